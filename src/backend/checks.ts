@@ -1,0 +1,141 @@
+import { fail, fmtShape } from '../errors.js';
+import type { Tensor } from '../tensor/tensor.js';
+import type { MatmulOptions, SelectiveScanArgs } from './backend.js';
+import { checkShape } from '../tensor/shape.js';
+
+/**
+ * Shape and dtype checks shared by every backend: run before each kernel so a wrong call fails with
+ * the op's name and the expected and actual shapes, never with wrong numbers or a GPU fault.
+ */
+
+export function checkFloat(op: string, what: string, t: Tensor, allowHalf = false): void {
+  t.assertLive();
+  const ok = t.dtype === 'f32' || (allowHalf && (t.dtype === 'f16' || t.dtype === 'bf16'));
+  if (!ok) fail('DTYPE_MISMATCH', `${op}: ${what} has dtype ${t.dtype}, expected f32${allowHalf ? ', f16 or bf16' : ''}`);
+}
+
+export function checkSameBackend(op: string, ...ts: (Tensor | null | undefined)[]): void {
+  let first: Tensor | undefined;
+  for (const t of ts) {
+    if (!t) continue;
+    t.assertLive();
+    if (!first) first = t;
+    else if (t.backend !== first.backend) {
+      fail('BACKEND_MISMATCH', `${op}: tensors on ${first.backend.name} and ${t.backend.name} backends meet`);
+    }
+  }
+}
+
+/** Returns [m, q, p] for out (m, p) = op(a) (m, q) · op(b) (q, p). */
+export function checkMatmul(out: Tensor, a: Tensor, b: Tensor, o: MatmulOptions): [number, number, number] {
+  const op = 'matmul';
+  checkSameBackend(op, out, a, b, o.bias);
+  checkFloat(op, 'a', a, true);
+  checkFloat(op, 'b', b, true);
+  checkFloat(op, 'out', out);
+  if (b.rank !== 2) fail('SHAPE_MISMATCH', `${op}: b must be 2-D, got ${fmtShape(b.shape)}`);
+  if (o.transA && a.rank !== 2) fail('SHAPE_MISMATCH', `${op}: a must be 2-D with transA, got ${fmtShape(a.shape)}`);
+  const m = o.transA ? a.cols : a.rows;
+  const q = o.transA ? a.rows : a.cols;
+  const [bq, p] = o.transB ? [b.cols, b.rows] : [b.rows, b.cols];
+  if (bq !== q) {
+    fail('SHAPE_MISMATCH', `${op}: inner sizes differ: op(a) is (${m}, ${q}) from ${fmtShape(a.shape)}, op(b) is (${bq}, ${p}) from ${fmtShape(b.shape)}${o.transB ? ' (transposed)' : ''}`);
+  }
+  if (out.rows !== m || out.cols !== p) {
+    fail('SHAPE_MISMATCH', `${op}: out has shape ${fmtShape(out.shape)}, expected (${m}, ${p}) rows x cols`);
+  }
+  if (o.bias) {
+    checkFloat(op, 'bias', o.bias, true);
+    checkShape(op, 'bias', o.bias.shape, [p]);
+  }
+  return [m, q, p];
+}
+
+export function checkScan(s: SelectiveScanArgs): { b: number; l: number; e: number; n: number } {
+  const op = 'selectiveScan';
+  checkSameBackend(op, s.y, s.u, s.delta, s.A, s.B, s.C, s.D, s.z, s.deltaBias, s.h0, s.hOut);
+  if (s.u.rank !== 3) fail('SHAPE_MISMATCH', `${op}: u must be (b, l, e), got ${fmtShape(s.u.shape)}`);
+  const [b, l, e] = s.u.shape as [number, number, number];
+  if (s.A.rank !== 2) fail('SHAPE_MISMATCH', `${op}: A must be (e, n), got ${fmtShape(s.A.shape)}`);
+  const n = s.A.cols;
+  for (const [what, t] of [['u', s.u], ['delta', s.delta], ['A', s.A], ['B', s.B], ['C', s.C], ['y', s.y]] as const) checkFloat(op, what, t);
+  checkShape(op, 'delta', s.delta.shape, [b, l, e]);
+  checkShape(op, 'y', s.y.shape, [b, l, e]);
+  checkShape(op, 'A', s.A.shape, [e, n]);
+  checkShape(op, 'B', s.B.shape, [b, l, n]);
+  checkShape(op, 'C', s.C.shape, [b, l, n]);
+  if (s.z) { checkFloat(op, 'z', s.z); checkShape(op, 'z', s.z.shape, [b, l, e]); }
+  if (s.D) { checkFloat(op, 'D', s.D); checkShape(op, 'D', s.D.shape, [e]); }
+  if (s.deltaBias) { checkFloat(op, 'deltaBias', s.deltaBias); checkShape(op, 'deltaBias', s.deltaBias.shape, [e]); }
+  if (s.h0) { checkFloat(op, 'h0', s.h0); checkShape(op, 'h0', s.h0.shape, [b, e, n]); }
+  if (s.hOut) { checkFloat(op, 'hOut', s.hOut); checkShape(op, 'hOut', s.hOut.shape, [b, e, n]); }
+  return { b, l, e, n };
+}
+
+export function checkConv(out: Tensor, x: Tensor, weight: Tensor, bias: Tensor | null, state: Tensor | null): { b: number; l: number; e: number; k: number } {
+  const op = 'causalConv1d';
+  checkSameBackend(op, out, x, weight, bias, state);
+  if (x.rank !== 3) fail('SHAPE_MISMATCH', `${op}: x must be (b, l, e), got ${fmtShape(x.shape)}`);
+  const [b, l, e] = x.shape as [number, number, number];
+  if (weight.rank !== 2) fail('SHAPE_MISMATCH', `${op}: weight must be (e, k), got ${fmtShape(weight.shape)}`);
+  const k = weight.cols;
+  checkFloat(op, 'x', x);
+  checkFloat(op, 'out', out);
+  checkFloat(op, 'weight', weight);
+  checkShape(op, 'out', out.shape, [b, l, e]);
+  checkShape(op, 'weight', weight.shape, [e, k]);
+  if (bias) { checkFloat(op, 'bias', bias); checkShape(op, 'bias', bias.shape, [e]); }
+  if (state) { checkFloat(op, 'state', state); checkShape(op, 'state', state.shape, [b, e, k]); }
+  return { b, l, e, k };
+}
+
+export function checkRmsnorm(out: Tensor, residual: Tensor, x: Tensor | null, weight: Tensor): { m: number; d: number } {
+  const op = 'addRmsnorm';
+  checkSameBackend(op, out, residual, x, weight);
+  checkFloat(op, 'out', out);
+  checkFloat(op, 'residual', residual);
+  checkFloat(op, 'weight', weight, true);
+  const d = residual.cols;
+  const m = residual.rows;
+  checkShape(op, 'weight', weight.shape, [d]);
+  if (out.rows !== m || out.cols !== d) fail('SHAPE_MISMATCH', `${op}: out has shape ${fmtShape(out.shape)}, expected ${fmtShape(residual.shape)}`);
+  if (x) {
+    checkFloat(op, 'x', x);
+    if (x.rows !== m || x.cols !== d) fail('SHAPE_MISMATCH', `${op}: x has shape ${fmtShape(x.shape)}, expected ${fmtShape(residual.shape)}`);
+  }
+  return { m, d };
+}
+
+export function checkEmbedding(out: Tensor, ids: Tensor, table: Tensor): { m: number; d: number; V: number } {
+  const op = 'embedding';
+  checkSameBackend(op, out, ids, table);
+  if (ids.dtype !== 'i32') fail('DTYPE_MISMATCH', `${op}: ids has dtype ${ids.dtype}, expected i32`);
+  checkFloat(op, 'table', table, true);
+  checkFloat(op, 'out', out);
+  if (table.rank !== 2) fail('SHAPE_MISMATCH', `${op}: table must be (V, d), got ${fmtShape(table.shape)}`);
+  const m = ids.size;
+  const [V, d] = table.shape as [number, number];
+  if (out.rows !== m || out.cols !== d) fail('SHAPE_MISMATCH', `${op}: out has shape ${fmtShape(out.shape)}, expected (${m}, ${d})`);
+  return { m, d, V };
+}
+
+export function checkElementwise(op: string, out: Tensor, a: Tensor, b?: Tensor): void {
+  checkSameBackend(op, out, a, b);
+  checkFloat(op, 'out', out);
+  checkFloat(op, 'x', a);
+  if (out.rows !== a.rows || out.cols !== a.cols) fail('SHAPE_MISMATCH', `${op}: out has shape ${fmtShape(out.shape)}, expected ${fmtShape(a.shape)}`);
+  if (b) {
+    checkFloat(op, 'b', b);
+    const rowBroadcast = b.size === a.cols;
+    if (!(rowBroadcast || (b.rows === a.rows && b.cols === a.cols))) {
+      fail('SHAPE_MISMATCH', `${op}: b has shape ${fmtShape(b.shape)}, expected ${fmtShape(a.shape)} or (${a.cols})`);
+    }
+  }
+}
+
+export function checkArgmax(out: Tensor, x: Tensor): void {
+  checkSameBackend('argmax', out, x);
+  checkFloat('argmax', 'x', x);
+  if (out.dtype !== 'i32') fail('DTYPE_MISMATCH', `argmax: out has dtype ${out.dtype}, expected i32`);
+  if (out.size !== x.rows) fail('SHAPE_MISMATCH', `argmax: out has ${out.size} elements, expected one per row of x (${x.rows})`);
+}

@@ -1,0 +1,175 @@
+import { fail } from '../../errors.js';
+import { dtypeBytes, halfToF32, type DType } from '../../tensor/dtype.js';
+import { numel } from '../../tensor/shape.js';
+import { Tensor } from '../../tensor/tensor.js';
+import { track } from '../../tensor/scope.js';
+import type { Backend, BinaryOp, MatmulOptions, SelectiveScanArgs, UnaryOp } from '../backend.js';
+import { checkArgmax, checkConv, checkElementwise, checkEmbedding, checkFloat, checkMatmul, checkRmsnorm, checkSameBackend, checkScan } from '../checks.js';
+import { causalConv1d } from './conv1d.js';
+import { argmax, binary, unary } from './elementwise.js';
+import { embedding } from './embedding.js';
+import { matmulCols, type MatmulGeom } from './matmul.js';
+import { addRmsnorm } from './rmsnorm.js';
+import { selectiveScan, type ScanViews } from './selective-scan.js';
+import type { FView, View } from './view.js';
+
+/** Work that a thread pool can split: matmul by output columns, the scan by channels. */
+export interface CpuParallel {
+  readonly threads: number;
+  matmul(out: FView, a: FView, b: FView, bias: FView | null, g: MatmulGeom): void;
+  scan(s: ScanViews, b: number, l: number, e: number, n: number): void;
+}
+
+export type CpuStorage = Float32Array | Uint16Array | Int32Array;
+
+/** True where memory can be shared with workers (Node; cross-origin-isolated pages). */
+const canShare = typeof SharedArrayBuffer !== 'undefined' && (typeof globalThis.crossOriginIsolated === 'undefined' || globalThis.crossOriginIsolated);
+
+/**
+ * The reference backend: plain TypeScript over typed arrays, the specification every other kernel is
+ * tested against. Storage lives in SharedArrayBuffers where possible so a worker pool (`pool.ts`) can
+ * split matmuls and scans without copying.
+ */
+export class CpuBackend implements Backend {
+  readonly name = 'cpu';
+  /** Set by `useThreads`; undefined runs everything on the calling thread. */
+  parallel: CpuParallel | undefined;
+
+  alloc(shape: readonly number[], dtype: DType = 'f32'): Tensor {
+    const n = numel(shape);
+    const bytes = Math.max(n, 1) * dtypeBytes(dtype);
+    const buf = canShare ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes);
+    const data: CpuStorage = dtype === 'f32' ? new Float32Array(buf, 0, n) : dtype === 'i32' ? new Int32Array(buf, 0, n) : new Uint16Array(buf, 0, n);
+    return track(new Tensor(this, data, shape, dtype));
+  }
+
+  zeros(shape: readonly number[], dtype: DType = 'f32'): Tensor {
+    return this.alloc(shape, dtype); // fresh buffers are zeroed
+  }
+
+  upload(data: Float32Array | Uint16Array | Int32Array, shape: readonly number[], dtype?: DType): Tensor {
+    const dt = dtype ?? (data instanceof Float32Array ? 'f32' : data instanceof Int32Array ? 'i32' : fail('BAD_ARGUMENT', 'upload: a Uint16Array needs dtype f16 or bf16'));
+    const n = numel(shape);
+    if (data.length !== n) fail('SHAPE_MISMATCH', `upload: ${data.length} elements for shape (${shape.join(', ')}), expected ${n}`);
+    const want = dt === 'f32' ? Float32Array : dt === 'i32' ? Int32Array : Uint16Array;
+    if (!(data instanceof want)) fail('DTYPE_MISMATCH', `upload: a ${data.constructor.name} for dtype ${dt}`);
+    const t = this.alloc(shape, dt);
+    (t.storage as CpuStorage).set(data);
+    return t;
+  }
+
+  async read(t: Tensor): Promise<Float32Array | Int32Array> {
+    return this.readSync(t);
+  }
+
+  /** Synchronous read, CPU only. */
+  readSync(t: Tensor): Float32Array | Int32Array {
+    t.assertLive();
+    const v = this.view(t);
+    const rows = t.rows, cols = t.cols;
+    if (t.dtype === 'i32') {
+      const out = new Int32Array(t.size);
+      const I = v.data as unknown as Int32Array;
+      for (let r = 0; r < rows; r++) out.set((I).subarray(v.off + r * v.ld, v.off + r * v.ld + cols), r * cols);
+      return out;
+    }
+    const out = new Float32Array(t.size);
+    for (let r = 0; r < rows; r++) {
+      const src = v.data.subarray(v.off + r * v.ld, v.off + r * v.ld + cols);
+      if (t.dtype === 'f32') out.set(src as Float32Array, r * cols);
+      else halfToF32(src as Uint16Array, t.dtype as 'f16' | 'bf16', out.subarray(r * cols, (r + 1) * cols));
+    }
+    return out;
+  }
+
+  free(_t: Tensor): void {}
+
+  async sync(): Promise<void> {}
+
+  /** The typed-array view a kernel works on. */
+  view(t: Tensor): FView {
+    if (t.backend !== this) fail('BACKEND_MISMATCH', `a ${t.backend.name} tensor given to the cpu backend`);
+    return { data: t.storage as Float32Array | Uint16Array, off: t.offset, ld: t.ld, dtype: t.dtype };
+  }
+
+  private opt(t: Tensor | null | undefined): FView | null {
+    return t ? this.view(t) : null;
+  }
+
+  copy(dst: Tensor, src: Tensor): void {
+    checkSameBackend('copy', dst, src);
+    if (dst.rows !== src.rows || dst.cols !== src.cols) fail('SHAPE_MISMATCH', `copy: ${dst.toString()} <- ${src.toString()}`);
+    if (src.dtype === 'i32' || dst.dtype === 'i32') {
+      if (src.dtype !== dst.dtype) fail('DTYPE_MISMATCH', `copy: ${src.dtype} -> ${dst.dtype}`);
+    } else if (dst.dtype !== 'f32' && dst.dtype !== src.dtype) fail('DTYPE_MISMATCH', `copy: ${src.dtype} -> ${dst.dtype}`);
+    const d = this.view(dst), s = this.view(src);
+    for (let r = 0; r < src.rows; r++) {
+      const seg = s.data.subarray(s.off + r * s.ld, s.off + r * s.ld + src.cols);
+      if (src.dtype === dst.dtype) (d.data as Float32Array).set(seg as Float32Array, d.off + r * d.ld);
+      else halfToF32(seg as Uint16Array, src.dtype as 'f16' | 'bf16', (d.data as Float32Array).subarray(d.off + r * d.ld, d.off + r * d.ld + src.cols));
+    }
+  }
+
+  fill(t: Tensor, value: number): void {
+    t.assertLive();
+    const v = this.view(t);
+    for (let r = 0; r < t.rows; r++) (v.data as Float32Array).fill(value, v.off + r * v.ld, v.off + r * v.ld + t.cols);
+  }
+
+  matmul(out: Tensor, a: Tensor, b: Tensor, o: MatmulOptions = {}): void {
+    const [m, q, p] = checkMatmul(out, a, b, o);
+    const g: MatmulGeom = { m, q, p, transA: !!o.transA, transB: !!o.transB, accumulate: !!o.accumulate };
+    const ov = this.view(out), av = this.view(a), bv = this.view(b), bias = this.opt(o.bias);
+    if (this.parallel && this.parallel.threads > 1 && m * q * p >= 1 << 16) this.parallel.matmul(ov, av, bv, bias, g);
+    else matmulCols(ov, av, bv, bias, g, 0, p);
+  }
+
+  embedding(out: Tensor, ids: Tensor, table: Tensor): void {
+    const { m, d } = checkEmbedding(out, ids, table);
+    embedding(this.view(out), this.view(ids) as View, this.view(table), m, d);
+  }
+
+  addRmsnorm(out: Tensor, residual: Tensor, x: Tensor | null, weight: Tensor, eps: number): void {
+    const { m, d } = checkRmsnorm(out, residual, x, weight);
+    addRmsnorm(this.view(out), this.view(residual), this.opt(x), this.view(weight), m, d, eps);
+  }
+
+  causalConv1d(out: Tensor, x: Tensor, weight: Tensor, bias: Tensor | null, state: Tensor | null, silu: boolean): void {
+    const { b, l, e, k } = checkConv(out, x, weight, bias, state);
+    causalConv1d(this.view(out), this.view(x), this.view(weight), this.opt(bias), this.opt(state), b, l, e, k, silu);
+  }
+
+  selectiveScan(s: SelectiveScanArgs): void {
+    const { b, l, e, n } = checkScan(s);
+    const v: ScanViews = {
+      y: this.view(s.y), u: this.view(s.u), delta: this.view(s.delta), A: this.view(s.A), B: this.view(s.B), C: this.view(s.C),
+      D: this.opt(s.D), z: this.opt(s.z), deltaBias: this.opt(s.deltaBias), h0: this.opt(s.h0), hOut: this.opt(s.hOut),
+      deltaSoftplus: s.deltaSoftplus,
+    };
+    if (this.parallel && this.parallel.threads > 1 && b * l * e * n >= 1 << 14) this.parallel.scan(v, b, l, e, n);
+    else selectiveScan(v, b, l, e, n);
+  }
+
+  unary(op: UnaryOp, out: Tensor, x: Tensor): void {
+    checkElementwise(op, out, x);
+    unary(op, this.view(out), this.view(x), x.rows, x.cols);
+  }
+
+  binary(op: BinaryOp, out: Tensor, a: Tensor, b: Tensor): void {
+    checkElementwise(op, out, a, b);
+    const broadcast = b.size === a.cols && !(b.rows === a.rows && b.cols === a.cols);
+    binary(op, this.view(out), this.view(a), this.view(b), a.rows, a.cols, broadcast);
+  }
+
+  argmax(out: Tensor, x: Tensor): void {
+    checkArgmax(out, x);
+    checkFloat('argmax', 'x', x);
+    argmax(out.storage as Int32Array, out.offset, this.view(x), x.rows, x.cols);
+  }
+}
+
+let defaultCpu: CpuBackend | undefined;
+/** The process-wide CPU backend. */
+export function cpu(): CpuBackend {
+  return (defaultCpu ??= new CpuBackend());
+}

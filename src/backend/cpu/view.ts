@@ -1,0 +1,14 @@
+import type { DType } from '../../tensor/dtype.js';
+
+/** What a CPU kernel sees of a tensor: its typed array, first element, row stride and dtype. */
+export interface View {
+  data: Float32Array | Uint16Array | Int32Array;
+  off: number;
+  ld: number;
+  dtype: DType;
+}
+
+/** A float view; `data` is Float32Array for f32, Uint16Array (bit patterns) for f16/bf16. */
+export interface FView extends View {
+  data: Float32Array | Uint16Array;
+}
