@@ -1,0 +1,165 @@
+import { fail } from '../errors.js';
+import type { Backend } from '../backend/backend.js';
+import * as F from '../ops/ops.js';
+import type { Tensor } from '../tensor/tensor.js';
+import type { Mixer, MixerState } from './mixer.js';
+
+/**
+ * Mamba-1's mixer, the selective SSM "S6" (Gu & Dao 2023, Algorithm 2; REFERENCE.md §1).
+ *
+ * Glossary: b batch, l length, d d_model, e d_inner, n d_state, k d_conv, r dt_rank.
+ *   xz    = in_proj(x)                      (b, l, 2e) -> u = xz[..., :e], z = xz[..., e:]
+ *   u     = silu(conv1d(u))                 (b, l, e)  causal depthwise, width k
+ *   dbc   = x_proj(u)                       (b, l, r + 2n) -> dt_low (r), B (n), C (n)
+ *   delta = dt_proj.weight · dt_low         (b, l, e)  (its bias is added inside the scan)
+ *   y     = selective_scan(u, delta, A = -exp(A_log), B, C, D, z, dt_proj.bias, softplus)
+ *   out   = out_proj(y)                     (b, l, d)
+ * State per sequence: conv (e, k) = the last k inputs of the conv; ssm (e, n) = h.
+ */
+export interface MambaMixerWeights {
+  inProj: Tensor; // (2e, d)
+  inProjBias: Tensor | null; // (2e)
+  convWeight: Tensor; // (e, k)
+  convBias: Tensor | null; // (e)
+  xProj: Tensor; // (r + 2n, e)
+  dtProj: Tensor; // (e, r)
+  dtProjBias: Tensor; // (e)
+  ALog: Tensor; // (e, n)
+  D: Tensor; // (e)
+  outProj: Tensor; // (d, e)
+  outProjBias: Tensor | null; // (d)
+}
+
+export interface MambaDims {
+  d: number; e: number; n: number; k: number; r: number;
+}
+
+/** Buffers of the recurrent step for one batch size, made once and reused for every token. */
+interface StepWorkspace {
+  xz: Tensor; // (b, 2e)
+  u3: Tensor; // (b, 1, e) view of xz
+  z3: Tensor; // (b, 1, e) view of xz
+  uc: Tensor; // (b, 1, e)
+  uc2: Tensor; // (b, e) view of uc
+  dbc: Tensor; // (b, r + 2n)
+  dtLow: Tensor; // (b, r) view
+  B3: Tensor; // (b, 1, n) view
+  C3: Tensor; // (b, 1, n) view
+  delta: Tensor; // (b, 1, e)
+  delta2: Tensor; // (b, e) view
+  y: Tensor; // (b, 1, e)
+  y2: Tensor; // (b, e) view
+}
+
+export class MambaMixer implements Mixer {
+  readonly kind = 'mamba';
+  private A: Tensor | undefined; // (e, n) = -exp(A_log), derived
+  private readonly workspaces = new Map<number, StepWorkspace>();
+
+  constructor(readonly backend: Backend, readonly w: MambaMixerWeights, readonly dims: MambaDims) {}
+
+  /** A = -exp(A_log), computed once (and again after `parametersChanged`). */
+  private getA(): Tensor {
+    if (!this.A) this.A = F.unary('negexp', this.w.ALog).keep();
+    return this.A;
+  }
+
+  parametersChanged(): void {
+    this.A?.dispose();
+    this.A = undefined;
+  }
+
+  forward(x: Tensor, state?: MixerState): Tensor {
+    const { e, n, r } = this.dims;
+    if (x.rank !== 3 || x.cols !== this.dims.d) fail('SHAPE_MISMATCH', `mamba mixer: input must be (b, l, ${this.dims.d}), got (${x.shape.join(', ')})`);
+    const xz = F.linear(x, this.w.inProj, this.w.inProjBias); // (b, l, 2e)
+    const u = xz.narrow(0, e);
+    const z = xz.narrow(e, e);
+    const uc = F.causalConv1d(u, this.w.convWeight, this.w.convBias, true, state?.conv ?? null); // (b, l, e)
+    const dbc = F.linear(uc, this.w.xProj); // (b, l, r + 2n)
+    const delta = F.linear(dbc.narrow(0, r), this.w.dtProj); // (b, l, e)
+    const y = F.selectiveScan({
+      u: uc, delta, A: this.getA(), B: dbc.narrow(r, n), C: dbc.narrow(r + n, n), D: this.w.D, z,
+      deltaBias: this.w.dtProjBias, deltaSoftplus: true, h0: state?.ssm ?? null, hOut: state?.ssm ?? null,
+    }); // (b, l, e)
+    return F.linear(y, this.w.outProj, this.w.outProjBias); // (b, l, d)
+  }
+
+  step(x: Tensor, out: Tensor, state: MixerState): void {
+    const bk = this.backend;
+    const b = x.rows;
+    const ws = this.workspace(b);
+    const { conv, ssm } = state;
+    if (!conv || !ssm) fail('STATE_MISMATCH', 'mamba mixer: state must hold "conv" and "ssm"');
+    bk.matmul(ws.xz, x, this.w.inProj, { transB: true, bias: this.w.inProjBias });
+    bk.causalConv1d(ws.uc, ws.u3, this.w.convWeight, this.w.convBias, conv, true);
+    bk.matmul(ws.dbc, ws.uc2, this.w.xProj, { transB: true });
+    bk.matmul(ws.delta2, ws.dtLow, this.w.dtProj, { transB: true });
+    bk.selectiveScan({
+      y: ws.y, u: ws.uc, delta: ws.delta, A: this.getA(), B: ws.B3, C: ws.C3, D: this.w.D, z: ws.z3,
+      deltaBias: this.w.dtProjBias, deltaSoftplus: true, h0: ssm, hOut: ssm,
+    });
+    bk.matmul(out, ws.y2, this.w.outProj, { transB: true, bias: this.w.outProjBias });
+  }
+
+  private workspace(b: number): StepWorkspace {
+    let ws = this.workspaces.get(b);
+    if (!ws) {
+      const { e, n, r } = this.dims;
+      const bk = this.backend;
+      const xz = bk.alloc([b, 2 * e]).keep();
+      const uc = bk.alloc([b, 1, e]).keep();
+      const dbc = bk.alloc([b, r + 2 * n]).keep();
+      const delta = bk.alloc([b, 1, e]).keep();
+      const y = bk.alloc([b, 1, e]).keep();
+      ws = {
+        xz, uc, dbc, delta, y,
+        u3: xz.narrow(0, e).reshape([b, 1, e]),
+        z3: xz.narrow(e, e).reshape([b, 1, e]),
+        uc2: uc.reshape([b, e]),
+        dtLow: dbc.narrow(0, r),
+        B3: dbc.narrow(r, n).reshape([b, 1, n]),
+        C3: dbc.narrow(r + n, n).reshape([b, 1, n]),
+        delta2: delta.reshape([b, e]),
+        y2: y.reshape([b, e]),
+      };
+      this.workspaces.set(b, ws);
+    }
+    return ws;
+  }
+
+  initState(batch: number): MixerState {
+    const { e, n, k } = this.dims;
+    return { conv: this.backend.zeros([batch, e, k]).keep(), ssm: this.backend.zeros([batch, e, n]).keep() };
+  }
+
+  stateShapes(): Record<string, readonly number[]> {
+    const { e, n, k } = this.dims;
+    return { conv: [1, e, k], ssm: [1, e, n] };
+  }
+
+  parameters(): Map<string, Tensor> {
+    const w = this.w;
+    const m = new Map<string, Tensor>([
+      ['in_proj.weight', w.inProj],
+      ['conv1d.weight', w.convWeight],
+      ['x_proj.weight', w.xProj],
+      ['dt_proj.weight', w.dtProj],
+      ['dt_proj.bias', w.dtProjBias],
+      ['A_log', w.ALog],
+      ['D', w.D],
+      ['out_proj.weight', w.outProj],
+    ]);
+    if (w.inProjBias) m.set('in_proj.bias', w.inProjBias);
+    if (w.convBias) m.set('conv1d.bias', w.convBias);
+    if (w.outProjBias) m.set('out_proj.bias', w.outProjBias);
+    return m;
+  }
+
+  /** Releases the step buffers (GPU memory). */
+  dispose(): void {
+    for (const ws of this.workspaces.values()) for (const t of [ws.xz, ws.uc, ws.dbc, ws.delta, ws.y]) t.dispose();
+    this.workspaces.clear();
+    this.parametersChanged();
+  }
+}

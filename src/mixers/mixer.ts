@@ -1,0 +1,30 @@
+import type { Tensor } from '../tensor/tensor.js';
+
+/**
+ * A sequence mixer: the part of a block that moves information along the sequence (Mamba's S6,
+ * Mamba-2's SSD, S4D, attention, ...). Every mixer has the same two forms:
+ *   forward(x (b, l, d)) -> (b, l, d)   the parallel form (prefill, training)
+ *   step(x (b, d)) -> (b, d)            the recurrent form (one token; constant-size state for SSMs)
+ * and both give the same outputs (tests prove it per mixer).
+ */
+export type MixerState = Record<string, Tensor>;
+
+export interface Mixer {
+  /** Name of the architecture, for messages and `info`. */
+  readonly kind: string;
+  /**
+   * Parallel form. With a state, starts from it and leaves in it the state after the sequence (in place),
+   * so a long input can be fed in pieces.
+   */
+  forward(x: Tensor, state?: MixerState): Tensor;
+  /** Recurrent form: x (b, d) -> out (b, d); updates `state` in place; allocates nothing after warm-up. */
+  step(x: Tensor, out: Tensor, state: MixerState): void;
+  /** A zero state for `batch` sequences. */
+  initState(batch: number): MixerState;
+  /** Shapes of the state tensors for one sequence (batch dimension first, set to 1). */
+  stateShapes(): Record<string, readonly number[]>;
+  /** Trainable parameters by name relative to the mixer (`in_proj.weight`, `A_log`, ...). */
+  parameters(): Map<string, Tensor>;
+  /** Drops values derived from parameters (e.g. A = -exp(A_log)) after the parameters change. */
+  parametersChanged(): void;
+}

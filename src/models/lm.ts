@@ -1,0 +1,181 @@
+import { fail, fmtShape } from '../errors.js';
+import type { Backend } from '../backend/backend.js';
+import type { Mixer } from '../mixers/mixer.js';
+import * as F from '../ops/ops.js';
+import { scope } from '../tensor/scope.js';
+import { Tensor } from '../tensor/tensor.js';
+import type { ModelConfig } from './config.js';
+import { ModelState } from './state.js';
+
+/** One residual block: residual <- residual + mixer(rmsnorm(residual)). */
+export interface Block {
+  norm: Tensor; // (d)
+  mixer: Mixer;
+}
+
+/** Buffers of the recurrent step for one batch size, made once. */
+interface StepWorkspace {
+  ids: Tensor; // (b) i32
+  residual: Tensor; // (b, d) f32 residual stream
+  normed: Tensor; // (b, d)
+  hidden: Tensor; // (b, d) mixer output
+  logits: Tensor; // (b, V)
+}
+
+/**
+ * A language model over any mixer: embeddings -> n blocks -> final add + RMSNorm (norm_f) -> lm_head
+ * (REFERENCE.md §1). The residual stream is f32 (residual_in_fp32 holds by construction).
+ *
+ *   forward(ids (b, l))  parallel over the sequence -> logits (b, l, V), or (b, V) for the last position
+ *   step(ids (b), state) one token per sequence     -> logits (b, V), state advanced in place
+ */
+export class LanguageModel {
+  private readonly workspaces = new Map<number, StepWorkspace>();
+
+  constructor(
+    readonly config: ModelConfig,
+    readonly backend: Backend,
+    readonly embeddings: Tensor, // (V, d)
+    readonly blocks: Block[],
+    readonly normF: Tensor, // (d)
+    readonly lmHead: Tensor, // (V, d); the same tensor as embeddings when tied
+  ) {}
+
+  get vocabSize(): number { return this.embeddings.rows; }
+  get dModel(): number { return this.embeddings.cols; }
+  get eps(): number { return this.config.normEps; }
+
+  /** Identifies which states fit this model. */
+  get signature(): string {
+    const shapes = this.blocks[0] ? Object.entries(this.blocks[0].mixer.stateShapes()).map(([k, s]) => `${k}${fmtShape(s)}`).join(',') : '';
+    return `${this.config.arch}:${this.blocks.length}x[${shapes}]`;
+  }
+
+  /** Checks that every id is in [0, V); the error names the first bad one and its position. */
+  checkIds(ids: ArrayLike<number>): void {
+    const V = this.vocabSize;
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i]!;
+      if (!Number.isInteger(id) || id < 0 || id >= V) {
+        fail('TOKEN_OUT_OF_RANGE', `token id ${id} at position ${i} is out of range: the model's vocabulary has ${V} ids (0..${V - 1})`, { id, position: i, vocabSize: V });
+      }
+    }
+  }
+
+  /**
+   * The parallel form. ids (b, l) i32 -> logits (b, l, V), or (b, V) for the last position only
+   * (`lastOnly`, what prefill before generation needs; skips l - 1 rows of the large lm_head product).
+   * With a state, continues from it and leaves the state after the sequence in it.
+   */
+  forward(ids: Tensor, opts: { state?: ModelState; lastOnly?: boolean } = {}): Tensor {
+    if (ids.rank !== 2 || ids.dtype !== 'i32') fail('SHAPE_MISMATCH', `forward: ids must be (b, l) i32, got ${fmtShape(ids.shape)} ${ids.dtype}`);
+    const [b, l] = ids.shape as [number, number];
+    if (l === 0) fail('EMPTY_INPUT', 'forward: the sequence is empty (length 0)');
+    const st = opts.state;
+    if (st) {
+      if (st.batch !== b) fail('STATE_MISMATCH', `forward: state has batch ${st.batch}, ids have batch ${b}`);
+      if (st.signature !== this.signature) fail('STATE_MISMATCH', `forward: state belongs to ${st.signature}, this model is ${this.signature}`);
+    }
+    return scope(() => {
+      let residual = F.embedding(ids, this.embeddings); // (b, l, d)
+      this.blocks.forEach((blk, i) => {
+        const h = blk.mixer.forward(F.rmsnorm(residual, blk.norm, this.eps), st?.layers[i]); // (b, l, d)
+        residual = F.add(residual, h);
+      });
+      if (st) st.position += l;
+      const normed = F.rmsnorm(residual, this.normF, this.eps); // (b, l, d)
+      if (!opts.lastOnly) return F.linear(normed, this.lmHead); // (b, l, V)
+      // Row l-1 of each sequence: a view with stride l*d over the (b*l, d) rows.
+      const d = this.dModel;
+      const last = new Tensor(normed.backend, normed.storage, [b, d], 'f32', normed.offset + (l - 1) * d, l * d, normed);
+      return F.linear(last, this.lmHead); // (b, V)
+    });
+  }
+
+  /**
+   * One recurrent step: ids (b) i32 -> logits (b, V). The returned tensor is a buffer reused by the
+   * next step of the same batch size: read or copy it before stepping again.
+   */
+  step(ids: Tensor, state: ModelState): Tensor {
+    const b = ids.size;
+    if (state.batch !== b) fail('STATE_MISMATCH', `step: state has batch ${state.batch}, got ${b} ids`);
+    const ws = this.workspace(b);
+    const bk = this.backend;
+    bk.embedding(ws.residual, ids, this.embeddings);
+    this.blocks.forEach((blk, i) => {
+      // residual += previous hidden (except before the first block), normed = rmsnorm(residual)
+      bk.addRmsnorm(ws.normed, ws.residual, i === 0 ? null : ws.hidden, blk.norm, this.eps);
+      blk.mixer.step(ws.normed, ws.hidden, state.layers[i]!);
+    });
+    bk.addRmsnorm(ws.normed, ws.residual, this.blocks.length ? ws.hidden : null, this.normF, this.eps);
+    bk.matmul(ws.logits, ws.normed, this.lmHead, { transB: true });
+    state.position += 1;
+    return ws.logits;
+  }
+
+  /** Step from token ids held on the host. */
+  stepIds(ids: ArrayLike<number>, state: ModelState): Tensor {
+    this.checkIds(ids);
+    const ws = this.workspace(ids.length);
+    this.uploadIds(ws.ids, ids);
+    return this.step(ws.ids, state);
+  }
+
+  /** Writes host ids into an i32 tensor (CPU: in place; other backends: through upload + copy). */
+  private uploadIds(dst: Tensor, ids: ArrayLike<number>): void {
+    const arr = Int32Array.from(ids);
+    if (this.backend.name === 'cpu') (dst.storage as Int32Array).set(arr, dst.offset);
+    else {
+      const t = this.backend.upload(arr, [arr.length], 'i32');
+      this.backend.copy(dst, t);
+      t.dispose();
+    }
+  }
+
+  private workspace(b: number): StepWorkspace {
+    let ws = this.workspaces.get(b);
+    if (!ws) {
+      const bk = this.backend;
+      const d = this.dModel;
+      ws = {
+        ids: bk.zeros([b], 'i32').keep(),
+        residual: bk.alloc([b, d]).keep(),
+        normed: bk.alloc([b, d]).keep(),
+        hidden: bk.alloc([b, d]).keep(),
+        logits: bk.alloc([b, this.vocabSize]).keep(),
+      };
+      this.workspaces.set(b, ws);
+    }
+    return ws;
+  }
+
+  /** A zero state (no tokens seen) for `batch` sequences. */
+  initState(batch: number): ModelState {
+    return new ModelState(this.backend, this.blocks.map((b) => b.mixer.initState(batch)), batch, 0, this.signature);
+  }
+
+  /** Every parameter under its Hugging Face name (`backbone.layers.0.mixer.A_log`, ...). */
+  parameters(): Map<string, Tensor> {
+    const m = new Map<string, Tensor>();
+    m.set('backbone.embeddings.weight', this.embeddings);
+    this.blocks.forEach((blk, i) => {
+      m.set(`backbone.layers.${i}.norm.weight`, blk.norm);
+      for (const [k, t] of blk.mixer.parameters()) m.set(`backbone.layers.${i}.mixer.${k}`, t);
+    });
+    m.set('backbone.norm_f.weight', this.normF);
+    if (this.lmHead !== this.embeddings) m.set('lm_head.weight', this.lmHead);
+    return m;
+  }
+
+  /** Number of parameters (tied matrices counted once). */
+  parameterCount(): number {
+    let n = 0;
+    for (const t of this.parameters().values()) n += t.size;
+    return n;
+  }
+
+  /** Tell the mixers their parameters changed (after an optimiser step). */
+  parametersChanged(): void {
+    for (const b of this.blocks) b.mixer.parametersChanged();
+  }
+}

@@ -1,0 +1,97 @@
+import { fail, fmtShape } from '../errors.js';
+import type { Backend } from '../backend/backend.js';
+import { f32ToHalf, halfToF32, type DType } from '../tensor/dtype.js';
+import { sameShape } from '../tensor/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+import type { StoredDType, TensorEntry, TensorSource } from '../io/tensor-source.js';
+
+/**
+ * Reading checkpoint tensors onto a backend: every tensor's shape checked against what the config
+ * implies (the error names the tensor, both shapes and the config keys behind the expectation),
+ * dtypes converted, and non-finite values refused.
+ */
+
+/** How big matrices are held: `f32` converts everything; `f16`/`bf16` keep 16-bit storage; `auto`
+ * keeps 16-bit checkpoints 16-bit and f32 ones f32. Vectors (norms, A_log, D, biases, conv) are
+ * always converted to f32: they are small and read on every token. */
+export type WeightDType = 'auto' | 'f32' | 'f16' | 'bf16';
+
+export interface ExpectedTensor {
+  /** Our name (Hugging Face layout). */
+  name: string;
+  /** Shape in the checkpoint. */
+  shape: readonly number[];
+  /** Shape we hold it in (e.g. conv1d.weight (e, 1, k) -> (e, k)). */
+  holdShape?: readonly number[];
+  /** Big matrices may stay 16-bit. */
+  matrix: boolean;
+  /** Which config values fix this shape, for the error message. */
+  why: string;
+  optional?: boolean;
+}
+
+/** Finds `name` in the source under its own name or one of its aliases (other layouts' names). */
+export function findEntry(src: TensorSource, name: string, aliases: (name: string) => string[]): TensorEntry | undefined {
+  for (const n of [name, ...aliases(name)]) {
+    const e = src.entries.get(n);
+    if (e) return e;
+  }
+  return undefined;
+}
+
+export async function loadTensor(src: TensorSource, entry: TensorEntry, exp: ExpectedTensor, backend: Backend, wdtype: WeightDType): Promise<Tensor> {
+  if (!sameShape(entry.shape, exp.shape)) {
+    fail('CONFIG_MISMATCH', `${src.description}: tensor ${entry.name} has shape ${fmtShape(entry.shape)}, but the config implies ${fmtShape(exp.shape)} (${exp.why})`, {
+      tensor: entry.name, actual: entry.shape, expected: exp.shape,
+    });
+  }
+  const bytes = await src.read(entry.name);
+  const hold = exp.holdShape ?? exp.shape;
+  const target: DType = !exp.matrix || wdtype === 'f32' ? 'f32' : wdtype === 'auto' ? (entry.dtype === 'F16' ? 'f16' : entry.dtype === 'BF16' ? 'bf16' : 'f32') : wdtype;
+  const data = decode(entry, bytes, target, src.description);
+  const t = backend.upload(data, hold, target).keep();
+  t.name = exp.name;
+  return t;
+}
+
+/** Stored bytes -> the array `upload` takes for `target`; checks every value is finite. */
+function decode(entry: TensorEntry, bytes: Uint8Array, target: DType, where: string): Float32Array | Uint16Array {
+  const n = entry.shape.reduce((a, b) => a * b, 1);
+  let f32: Float32Array | undefined;
+  let half: Uint16Array | undefined;
+  const aligned = (k: number): ArrayBuffer => {
+    if (bytes.byteOffset % k === 0 && bytes.buffer instanceof ArrayBuffer) return bytes.buffer;
+    return bytes.slice().buffer;
+  };
+  const off = (k: number): number => (bytes.byteOffset % k === 0 && bytes.buffer instanceof ArrayBuffer ? bytes.byteOffset : 0);
+  switch (entry.dtype as StoredDType) {
+    case 'F32': f32 = new Float32Array(aligned(4), off(4), n); break;
+    case 'F64': f32 = Float32Array.from(new Float64Array(aligned(8), off(8), n)); break;
+    case 'F16': case 'BF16': half = new Uint16Array(aligned(2), off(2), n); break;
+    default: fail('UNSUPPORTED', `${where}: tensor ${entry.name} has dtype ${entry.dtype}; weights must be F32, F16, BF16 or F64`);
+  }
+  if (half) {
+    const src16 = entry.dtype === 'F16' ? 'f16' : 'bf16';
+    const asF32 = halfToF32(half, src16);
+    checkFinite(asF32, entry.name, where);
+    if (target === src16) return half;
+    return target === 'f32' ? asF32 : f32ToHalf(asF32, target as 'f16' | 'bf16');
+  }
+  checkFinite(f32!, entry.name, where);
+  return target === 'f32' ? f32! : f32ToHalf(f32!, target as 'f16' | 'bf16');
+}
+
+export function checkFinite(a: Float32Array, name: string, where: string): void {
+  for (let i = 0; i < a.length; i++) {
+    const v = a[i]!;
+    if (v - v !== 0) fail('NON_FINITE', `${where}: tensor ${name} holds ${v} at flat index ${i}; weights must be finite`, { tensor: name, index: i });
+  }
+}
+
+/** Every tensor of the source that no expectation claimed: an error unless it is a known extra. */
+export function checkNoUnexpected(src: TensorSource, used: Set<string>, ignorable: (name: string) => boolean): void {
+  const extra = [...src.entries.keys()].filter((k) => !used.has(k) && !ignorable(k));
+  if (extra.length) {
+    fail('CONFIG_MISMATCH', `${src.description}: ${extra.length} tensor(s) do not belong to this model's config: ${extra.slice(0, 5).join(', ')}${extra.length > 5 ? ', ...' : ''}`, { extra });
+  }
+}
