@@ -1,0 +1,203 @@
+import { fail } from '../errors.js';
+import type { LanguageModel } from '../models/lm.js';
+import type { ModelState } from '../models/state.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { randomSeed } from './rng.js';
+import { checkSamplingParams, Sampler, type SamplingParams } from './sampling.js';
+
+/**
+ * The token-level generation loop: prefill each prompt (the parallel form, in chunks), then one
+ * recurrent step per new token for the whole batch, sampling on the host with `Sampler`.
+ * Text, detokenisation and stop strings sit on top of this in `text.ts`.
+ */
+export interface GenerateOptions {
+  /** Tokens to generate per sequence (default 64). */
+  maxNewTokens?: number;
+  /** Always take the most likely token (same as temperature 0). */
+  greedy?: boolean;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  repetitionPenalty?: number;
+  /** Seed of the sampler; the same seed, prompt and options give the same tokens. */
+  seed?: number;
+  /** Token ids that end a sequence (default: the model's eos id, if known). */
+  eosTokenIds?: readonly number[];
+  /** Keep generating after EOS. */
+  ignoreEos?: boolean;
+  /** Ids the sampler must never pick (e.g. vocabulary padding rows the tokenizer cannot decode). */
+  suppressTokenIds?: readonly number[];
+  /** Prompt tokens per forward call during prefill (bounds memory on long prompts; default 512). */
+  prefillChunk?: number;
+  /** Stops generation early (the promise-based loop checks it between tokens). */
+  signal?: AbortSignal;
+}
+
+export type FinishReason = 'eos' | 'length' | 'stop' | 'aborted';
+
+/** One new token for one sequence. */
+export interface TokenEvent {
+  row: number;
+  token: number;
+  /** Set on the last event of a row. */
+  finish?: FinishReason;
+}
+
+export const DEFAULT_SAMPLING = { temperature: 0.8, topK: 40, topP: 0.95, minP: 0.05, repetitionPenalty: 1.0 } as const;
+
+/** Resolves options into sampling parameters, checking each. */
+export function samplingParams(o: GenerateOptions): SamplingParams {
+  const p: SamplingParams = {
+    temperature: o.greedy ? 0 : o.temperature ?? DEFAULT_SAMPLING.temperature,
+    topK: o.topK ?? DEFAULT_SAMPLING.topK,
+    topP: o.topP ?? DEFAULT_SAMPLING.topP,
+    minP: o.minP ?? DEFAULT_SAMPLING.minP,
+    repetitionPenalty: o.repetitionPenalty ?? DEFAULT_SAMPLING.repetitionPenalty,
+    seed: o.seed ?? randomSeed(),
+  };
+  checkSamplingParams(p);
+  return p;
+}
+
+/** Host copy of a (b, V) logits tensor, without copying on the CPU backend. */
+async function hostRows(t: Tensor): Promise<{ data: ArrayLike<number>; off: number; ld: number }> {
+  if (t.backend.name === 'cpu' && t.dtype === 'f32') return { data: t.storage as Float32Array, off: t.offset, ld: t.ld };
+  return { data: await t.readFloat(), off: 0, ld: t.cols };
+}
+
+/**
+ * Runs prefill for each prompt and returns the state of the batch and each row's last logits.
+ * Prompts of equal length share one forward pass; others are prefilled one by one and their states
+ * copied into the batch state (exact: rows of an SSM never interact).
+ */
+export async function prefill(model: LanguageModel, prompts: readonly (readonly number[])[], chunk = 512, state?: ModelState): Promise<{ state: ModelState; last: Float32Array[] }> {
+  if (prompts.length === 0) fail('EMPTY_INPUT', 'no prompts given');
+  prompts.forEach((p, i) => {
+    if (p.length === 0) fail('EMPTY_INPUT', `prompt ${i} is empty: give at least one token`);
+    model.checkIds(p);
+  });
+  const b = prompts.length;
+  const st = state ?? model.initState(b);
+  if (st.batch !== b) fail('STATE_MISMATCH', `the state has batch ${st.batch}, but ${b} prompts were given`);
+  const sameLength = prompts.every((p) => p.length === prompts[0]!.length);
+  const last: Float32Array[] = new Array(b);
+  const run = async (rows: readonly (readonly number[])[], s: ModelState): Promise<Float32Array[]> => {
+    const l = rows[0]!.length;
+    let logits: Tensor | undefined;
+    for (let t0 = 0; t0 < l; t0 += chunk) {
+      const t1 = Math.min(l, t0 + chunk);
+      const ids = new Int32Array(rows.length * (t1 - t0));
+      rows.forEach((r, i) => ids.set(r.slice(t0, t1), i * (t1 - t0)));
+      const idT = model.backend.upload(ids, [rows.length, t1 - t0], 'i32');
+      logits?.dispose();
+      logits = model.forward(idT, { state: s, lastOnly: true });
+      idT.dispose();
+    }
+    const all = await logits!.readFloat();
+    logits!.dispose();
+    const V = model.vocabSize;
+    return rows.map((_, i) => all.subarray(i * V, (i + 1) * V));
+  };
+  if (sameLength) {
+    (await run(prompts, st)).forEach((x, i) => (last[i] = x));
+  } else {
+    for (let i = 0; i < b; i++) {
+      const s1 = model.initState(1);
+      last[i] = (await run([prompts[i]!], s1))[0]!;
+      copyRow(st, i, s1);
+      s1.dispose();
+    }
+    st.position += Math.max(...prompts.map((p) => p.length));
+  }
+  return { state: st, last };
+}
+
+/** Copies the single-sequence state `src` into row `row` of the batch state `dst`. */
+function copyRow(dst: ModelState, row: number, src: ModelState): void {
+  dst.layers.forEach((layer, li) => {
+    for (const [k, t] of Object.entries(layer)) {
+      const s = src.layers[li]![k]!;
+      // (b, ...) -> rows of b * rest: the row of this sequence is a view of (1, size/b).
+      const per = t.size / dst.batch;
+      const flat = t.reshape([dst.batch, per]);
+      const view = flatRow(flat, row);
+      t.backend.copy(view, s.reshape([1, per]));
+    }
+  });
+}
+
+function flatRow(t: Tensor, row: number): Tensor {
+  // A (1, per) window of a contiguous (b, per) tensor: reshape to (b * per) rows of 1 is wasteful;
+  // use the generic view constructor through reshape of a narrow on the flattened layout instead.
+  const per = t.cols;
+  return t.reshape([1, t.size]).narrow(row * per, per);
+}
+
+/**
+ * Generates tokens for a batch of prompts (token ids), yielding each new token as it is chosen.
+ * Rows finish independently (EOS or max tokens); the loop ends when all have finished.
+ */
+export async function* generateTokens(model: LanguageModel, prompts: readonly (readonly number[])[], o: GenerateOptions = {}, isStopped?: (row: number) => boolean): AsyncGenerator<TokenEvent> {
+  const maxNew = o.maxNewTokens ?? 64;
+  if (!Number.isInteger(maxNew) || maxNew < 0) fail('BAD_ARGUMENT', `max new tokens must be an integer >= 0, got ${maxNew}`);
+  const p = samplingParams(o);
+  const eos = new Set(o.ignoreEos ? [] : o.eosTokenIds ?? (model.config.eosTokenId !== undefined ? [model.config.eosTokenId] : []));
+  const suppress = o.suppressTokenIds ?? [];
+  const b = prompts.length;
+  const { state, last } = await prefill(model, prompts, o.prefillChunk ?? 512);
+  try {
+    if (maxNew === 0) return;
+    const seen = prompts.map((pr) => [...pr]);
+    const done = new Array<boolean>(b).fill(false);
+    const sampler = new Sampler();
+    const V = model.vocabSize;
+    let rows: { data: ArrayLike<number>; off: number; ld: number } = { data: new Float32Array(0), off: 0, ld: V };
+    const next = new Array<number>(b).fill(0);
+    for (let step = 0; step < maxNew; step++) {
+      if (o.signal?.aborted) {
+        for (let r = 0; r < b; r++) if (!done[r]) yield { row: r, token: -1, finish: 'aborted' };
+        return;
+      }
+      for (let r = 0; r < b; r++) {
+        if (done[r]) continue;
+        let data: ArrayLike<number>, off: number;
+        if (step === 0) { data = last[r]!; off = 0; } else { data = rows.data; off = rows.off + r * rows.ld; }
+        const masked = suppress.length ? maskRow(data, off, V, suppress) : null;
+        const tok = masked ? sampler.sample(masked, 0, V, p, seen[r]!, r, step) : sampler.sample(data, off, V, p, seen[r]!, r, step);
+        if (Number.isNaN(tok) || tok < 0) fail('NON_FINITE', `sampling failed at step ${step} for sequence ${r}: the logits are not finite`);
+        next[r] = tok;
+        seen[r]!.push(tok);
+        let finish: FinishReason | undefined;
+        if (eos.has(tok)) finish = 'eos';
+        else if (step === maxNew - 1) finish = 'length';
+        yield finish ? { row: r, token: tok, finish } : { row: r, token: tok };
+        if (!finish && isStopped?.(r)) finish = 'stop';
+        if (finish) done[r] = true;
+      }
+      if (done.every(Boolean) || step === maxNew - 1) break;
+      const logits = model.stepIds(next, state);
+      rows = await hostRows(logits);
+      checkRowsFinite(rows, b, V, step);
+    }
+  } finally {
+    state.dispose();
+  }
+}
+
+function maskRow(data: ArrayLike<number>, off: number, V: number, suppress: readonly number[]): Float32Array {
+  const x = new Float32Array(V);
+  for (let i = 0; i < V; i++) x[i] = data[off + i]!;
+  for (const id of suppress) if (id >= 0 && id < V) x[id] = -Infinity;
+  return x;
+}
+
+function checkRowsFinite(rows: { data: ArrayLike<number>; off: number; ld: number }, b: number, V: number, step: number): void {
+  for (let r = 0; r < b; r++) {
+    const o = rows.off + r * rows.ld;
+    for (let i = 0; i < V; i++) {
+      const v = rows.data[o + i]!;
+      if (v !== v) fail('NON_FINITE', `the model produced NaN logits at generation step ${step + 1} (sequence ${r}, token id ${i}); the weights or input may be corrupt`);
+    }
+  }
+}
