@@ -1,0 +1,35 @@
+import { parse, oneOf } from './args.js';
+import { MODEL_HELP, MODEL_OPTIONS, openModel } from './common.js';
+
+export const INFO_HELP = `mamba-ts info: describe a model
+
+Usage: mamba-ts info [--model <dir|org/name>] [--format text|json]
+
+${MODEL_HELP}
+  --format <text|json>              output format (default text)
+  --help, -h                        this help
+`;
+
+export async function infoCommand(argv: string[]): Promise<void> {
+  const { values: v } = parse('info', argv, { ...MODEL_OPTIONS, format: { type: 'string' } });
+  if (v.help) { process.stdout.write(INFO_HELP); return; }
+  const format = oneOf(v.format, 'format', ['text', 'json'] as const, 'text');
+  const { model } = await openModel(v);
+  const i = model.info();
+  if (format === 'json') { process.stdout.write(JSON.stringify(i, null, 1) + '\n'); return; }
+  const c = i.config;
+  const lines = [
+    ['source', i.source],
+    ['architecture', `${i.architecture} (${c.layout} layout)`],
+    ['parameters', `${i.parameters.toLocaleString('en-US')} (${(i.parameters / 1e6).toFixed(2)} M)`],
+    ['layers x d_model', `${i.layers} x ${i.dModel}`],
+    ['d_inner / d_state / d_conv / dt_rank', `${c.dInner} / ${c.dState} / ${c.dConv} / ${c.dtRank}`],
+    ['vocabulary', `${i.vocabSize} rows${i.tokenizer ? ` (tokenizer: ${i.tokenizer.vocabSize} tokens, eos ${i.tokenizer.eosTokenId})` : ' (no tokenizer)'}`],
+    ['lm_head', c.tieEmbeddings ? 'tied to the embeddings' : 'separate matrix'],
+    ['state per sequence', `${i.stateBytesPerSequence.toLocaleString('en-US')} bytes (${(i.stateBytesPerSequence / 2 ** 20).toFixed(2)} MiB), whatever the context length`],
+    ['weights held as', Object.entries(i.dtypes).map(([d, n]) => `${d}: ${n.toLocaleString('en-US')}`).join(', ')],
+    ['backend', i.backend],
+  ];
+  const w = Math.max(...lines.map(([k]) => k!.length));
+  for (const [k, val] of lines) process.stdout.write(`${k!.padEnd(w)}  ${val}\n`);
+}

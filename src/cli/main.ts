@@ -1,0 +1,64 @@
+import { isMambaError } from '../errors.js';
+import { generateCommand } from './generate.js';
+import { infoCommand } from './info.js';
+import { logitsCommand } from './logits.js';
+
+const HELP = `mamba-ts: Mamba selective state space models in TypeScript
+
+Usage: mamba-ts <command> [options]     (mamba-ts <command> --help for each)
+
+Commands:
+  generate   generate text from a prompt (default: the small model shipped with mamba-ts)
+  logits     print the logits of a token sequence as JSON
+  info       describe a model: architecture, parameters, state size, dtypes
+  bench      measure decode and prefill speed
+`;
+
+type Command = (argv: string[]) => Promise<void>;
+
+async function lazy(mod: string, fn: string): Promise<Command> {
+  const m = (await import(mod)) as Record<string, Command>;
+  return m[fn]!;
+}
+
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  generate: async () => generateCommand,
+  logits: async () => logitsCommand,
+  info: async () => infoCommand,
+  bench: () => lazy('./bench.js', 'benchCommand'),
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    process.stdout.write(HELP);
+    return cmd ? 0 : 1;
+  }
+  if (cmd === '--version' || cmd === '-v') {
+    process.stdout.write('mamba-ts 0.1.0\n');
+    return 0;
+  }
+  const get = COMMANDS[cmd];
+  if (!get) {
+    process.stderr.write(`mamba-ts: error[UNKNOWN_OPTION]: unknown command "${cmd}"; commands: ${Object.keys(COMMANDS).join(', ')}\n`);
+    return 2;
+  }
+  try {
+    await (await get())(rest);
+    return 0;
+  } catch (e) {
+    if (isMambaError(e)) {
+      process.stderr.write(`mamba-ts: error[${e.code}]: ${e.message}\n`);
+      return e.code === 'UNKNOWN_OPTION' || e.code === 'BAD_ARGUMENT' ? 2 : 1;
+    }
+    process.stderr.write(`mamba-ts: internal error (a bug; please report it):\n${(e as Error)?.stack ?? String(e)}\n`);
+    return 70;
+  }
+}
+
+// Only run when executed, not when imported by tests.
+if (process.argv[1] && /mamba-ts(\.js)?$|cli[\\/]main\.js$/.test(process.argv[1])) {
+  // Exit explicitly once output is flushed: worker threads and GPU devices would keep Node alive.
+  const exit = (code: number): void => { process.stdout.write('', () => process.exit(code)); };
+  main(process.argv.slice(2)).then(exit, (e: unknown) => { process.stderr.write(String(e) + '\n'); exit(70); });
+}

@@ -1,0 +1,49 @@
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { openSafetensorsFile } from '../../src/io/node/safetensors-file.js';
+
+/** The repository root (tests run from dist/test/...). */
+export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const PARITY = join(ROOT, 'fixtures', 'parity');
+
+export interface Expected {
+  ids: number[][];
+  logits: Float32Array; // (b, l, V)
+  greedy: number[][];
+  V: number;
+  states: Map<string, { shape: number[]; data: Float32Array }>;
+}
+
+/** Reads a fixture's expected.safetensors (made by scripts/fixtures/make_fixtures.py). */
+export async function readExpected(name: string): Promise<Expected> {
+  const src = await openSafetensorsFile(join(PARITY, name, 'expected.safetensors'));
+  const i32 = async (n: string): Promise<{ shape: number[]; data: Int32Array }> => {
+    const e = src.entries.get(n)!;
+    const b = await src.read(n);
+    return { shape: [...e.shape], data: new Int32Array(b.buffer, b.byteOffset, b.byteLength / 4) };
+  };
+  const f32 = async (n: string): Promise<{ shape: number[]; data: Float32Array }> => {
+    const e = src.entries.get(n)!;
+    const b = await src.read(n);
+    return { shape: [...e.shape], data: new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)) };
+  };
+  const rows = (t: { shape: number[]; data: Int32Array }): number[][] =>
+    Array.from({ length: t.shape[0]! }, (_, i) => Array.from(t.data.subarray(i * t.shape[1]!, (i + 1) * t.shape[1]!)));
+  const ids = await i32('input_ids');
+  const logits = await f32('logits');
+  const states = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const k of src.entries.keys()) if (k.startsWith('state.')) states.set(k.slice('state.'.length), await f32(k));
+  const out = { ids: rows(ids), logits: logits.data, greedy: rows(await i32('greedy')), V: logits.shape[2]!, states };
+  await src.close();
+  return out;
+}
+
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i]! - b[i]!);
+    if (!(d <= m)) m = Number.isNaN(d) ? Infinity : d;
+  }
+  return m;
+}

@@ -1,0 +1,98 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { cpu } from '../../src/backend/cpu/cpu-backend.js';
+import { generateTokens } from '../../src/generate/generate.js';
+import { loadLanguageModel } from '../../src/node/load.js';
+import type { LanguageModel } from '../../src/models/lm.js';
+import type { WeightDType } from '../../src/models/weights.js';
+import { maxAbsDiff, PARITY, readExpected } from '../helpers/fixtures.js';
+
+/**
+ * Parity with PyTorch (transformers' MambaForCausalLM, fixtures from scripts/fixtures/make_fixtures.py):
+ * logits within 1e-4 for a batch, greedy generation token for token, the recurrent step equal to the
+ * parallel form within 1e-5, and the state after the prompt equal to transformers' cache.
+ */
+const FIXTURES: [string, WeightDType][] = [
+  ['mamba1-tied', 'f32'],
+  ['mamba1-f16', 'f32'],
+  ['mamba1-f16', 'auto'], // weights kept f16 in memory
+  ['mamba1-bf16-sharded', 'auto'],
+];
+
+async function logitsOf(model: LanguageModel, ids: number[][]): Promise<Float32Array> {
+  const b = ids.length, l = ids[0]!.length;
+  const t = cpu().upload(Int32Array.from(ids.flat()), [b, l], 'i32');
+  return model.forward(t).readFloat();
+}
+
+for (const [name, dtype] of FIXTURES) {
+  test(`${name} (${dtype}): batch logits match transformers within 1e-4`, async () => {
+    const model = await loadLanguageModel(join(PARITY, name), { dtype });
+    const exp = await readExpected(name);
+    const got = await logitsOf(model, exp.ids);
+    const err = maxAbsDiff(got, exp.logits);
+    assert.ok(err < 1e-4, `max abs error ${err}`);
+  });
+
+  test(`${name} (${dtype}): greedy generation is identical token for token`, async () => {
+    const model = await loadLanguageModel(join(PARITY, name), { dtype });
+    const exp = await readExpected(name);
+    const l = exp.ids[0]!.length;
+    const n = exp.greedy[0]!.length - l;
+    const rows: number[][] = exp.ids.map((p) => [...p]);
+    for await (const ev of generateTokens(model, exp.ids, { greedy: true, maxNewTokens: n, ignoreEos: true })) rows[ev.row]!.push(ev.token);
+    assert.deepEqual(rows, exp.greedy);
+  });
+}
+
+test('mamba1-tied: recurrent steps equal the parallel form within 1e-5 at every position', async () => {
+  const model = await loadLanguageModel(join(PARITY, 'mamba1-tied'));
+  const exp = await readExpected('mamba1-tied');
+  const b = exp.ids.length, l = exp.ids[0]!.length, V = exp.V;
+  const parallel = await logitsOf(model, exp.ids);
+  const state = model.initState(b);
+  let worst = 0;
+  for (let t = 0; t < l; t++) {
+    const step = await model.stepIds(exp.ids.map((r) => r[t]!), state).readFloat();
+    for (let i = 0; i < b; i++) {
+      worst = Math.max(worst, maxAbsDiff(step.subarray(i * V, (i + 1) * V), parallel.subarray((i * l + t) * V, (i * l + t + 1) * V)));
+    }
+  }
+  assert.ok(worst < 1e-5, `max abs difference ${worst}`);
+  assert.equal(state.position, l);
+});
+
+test('mamba1-tied: the state after the prompt equals transformers\' cache (conv and ssm, every layer)', async () => {
+  const model = await loadLanguageModel(join(PARITY, 'mamba1-tied'));
+  const exp = await readExpected('mamba1-tied');
+  assert.ok(exp.states.size > 0, 'fixture holds no states');
+  const b = exp.ids.length, l = exp.ids[0]!.length;
+  const state = model.initState(b);
+  model.forward(cpu().upload(Int32Array.from(exp.ids.flat()), [b, l], 'i32'), { state, lastOnly: true });
+  for (const [name, want] of exp.states) {
+    const [, li, kind] = name.split('.');
+    const got = await state.layers[Number(li)]![kind!]!.readFloat();
+    assert.deepEqual([...state.layers[Number(li)]![kind!]!.shape], want.shape, name);
+    const err = maxAbsDiff(got, want.data);
+    assert.ok(err < 1e-5, `${name}: max abs error ${err}`);
+  }
+});
+
+test('feeding a prompt in pieces gives the same logits as all at once', async () => {
+  const model = await loadLanguageModel(join(PARITY, 'mamba1-tied'));
+  const exp = await readExpected('mamba1-tied');
+  const ids = exp.ids[0]!;
+  const whole = await logitsOf(model, [ids]);
+  const state = model.initState(1);
+  const V = exp.V;
+  const parts: Float32Array[] = [];
+  for (const [a, z] of [[0, 2], [2, 7], [7, ids.length]] as const) {
+    const t = cpu().upload(Int32Array.from(ids.slice(a, z)), [1, z - a], 'i32');
+    parts.push(await model.forward(t, { state }).readFloat());
+  }
+  const joined = new Float32Array(ids.length * V);
+  let o = 0;
+  for (const p of parts) { joined.set(p, o); o += p.length; }
+  assert.ok(maxAbsDiff(joined, whole) < 1e-5);
+});
