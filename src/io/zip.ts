@@ -9,16 +9,8 @@
  */
 import { fail } from '../errors.js';
 
-/** Random-access bytes: a file, a buffer, an HTTP resource with range requests. */
-export interface ByteSource {
-  /** Total size in bytes. */
-  readonly size: number;
-  /** Where the bytes come from (a path or URL), for messages. */
-  readonly description: string;
-  /** Reads exactly `length` bytes at `offset`; throws MambaError when they are not there. */
-  read(offset: number, length: number): Promise<Uint8Array>;
-  close(): Promise<void>;
-}
+export type { ByteSource } from './byte-source.js';
+import type { ByteSource } from './byte-source.js';
 
 export interface ZipEntry {
   /** Full name inside the archive, e.g. `pytorch_model/data/0`. */

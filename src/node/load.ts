@@ -5,6 +5,7 @@ import { fail, isMambaError } from '../errors.js';
 import type { Backend } from '../backend/backend.js';
 import { cpu } from '../backend/cpu/cpu-backend.js';
 import { openCheckpointTensors } from '../io/node/checkpoint-files.js';
+import { openTorchCheckpointFile } from '../io/node/torch-file.js';
 import type { TensorSource } from '../io/tensor-source.js';
 import { buildModel } from '../models/build.js';
 import { parseConfig, type ModelConfig } from '../models/config.js';
@@ -38,7 +39,24 @@ export async function readConfig(dir: string): Promise<{ config: ModelConfig; ra
 
 /** Opens the weights of a checkpoint directory (safetensors, sharded safetensors). */
 export async function openWeights(dir: string): Promise<TensorSource> {
-  return openCheckpointTensors(dir);
+  try {
+    return await openCheckpointTensors(dir);
+  } catch (e) {
+    if (!isMambaError(e, 'FILE_NOT_FOUND')) throw e;
+    // The original mamba_ssm checkpoints are torch.save'd state dicts.
+    const bin = join(dir, 'pytorch_model.bin');
+    if (await exists(bin)) return openTorchCheckpointFile(bin);
+    return fail('FILE_NOT_FOUND', `no weights in ${dir}: looked for model.safetensors, model.safetensors.index.json and pytorch_model.bin`, { path: dir });
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export interface LoadLmOptions {

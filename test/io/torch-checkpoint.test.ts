@@ -9,7 +9,8 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isMambaError, type ErrorCode } from '../../src/errors.js';
 import { openTorchCheckpoint, type ByteSource } from '../../src/io/torch-checkpoint.js';
-import { openFileByteSource, openTorchCheckpointFile } from '../../src/io/node/torch-file.js';
+import { openTorchCheckpointFile } from '../../src/io/node/torch-file.js';
+import { openFileSource } from '../../src/io/node/file-source.js';
 import { crc32, ZipArchive } from '../../src/io/zip.js';
 import { unpickleTorch } from '../../src/io/torch-pickle.js';
 
@@ -113,7 +114,7 @@ for (const [file, want] of Object.entries(expected.good)) {
   });
 
   test(`${file}: the zip directory matches Python's zipfile`, async () => {
-    const zip = await ZipArchive.open(await openFileByteSource(fixture(file)));
+    const zip = await ZipArchive.open(await openFileSource(fixture(file)));
     try {
       assert.deepEqual(
         zip.entries.map((e) => ({ ...e })),
