@@ -48,7 +48,7 @@ test('info describes the model', async () => {
   const r = cli('info', '--model', join(PARITY, 'mamba1-tied'));
   assert.equal(r.code, 0, r.err);
   assert.match(r.out, /architecture\s+mamba/);
-  assert.match(r.out, /state per sequence\s+26,880 bytes/); // 3 layers x 80 x (4 + 7) x 4
+  assert.match(r.out, /state per sequence\s+10,560 bytes/); // 3 layers x 80 x (4 + 7) x 4 bytes
   const j = JSON.parse(cli('info', '--model', join(PARITY, 'mamba1-tied'), '--format', 'json').out) as { parameters: number };
   assert.ok(j.parameters > 0);
 });

@@ -52,10 +52,10 @@ test('truncated weights file', async () => {
 
 test('config vs weights: a missing tensor, a wrong shape, an extra tensor, an untied head without lm_head', async () => {
   await rejects(loadLanguageModel(await makeTinyModel({ drop: 'backbone.layers.1.mixer.A_log' })), 'CONFIG_MISMATCH', /backbone\.layers\.1\.mixer\.A_log is missing; expected shape \(32, 4\)/);
-  await rejects(loadLanguageModel(await makeTinyModel({ reshape: { name: 'backbone.layers.0.mixer.in_proj.weight', shape: [64, 16] } })), 'CONFIG_MISMATCH',
-    /in_proj\.weight has shape \(64, 16\), but the config implies \(32, 16\)/);
+  await rejects(loadLanguageModel(await makeTinyModel({ reshape: { name: 'backbone.layers.0.mixer.in_proj.weight', shape: [60, 16] } })), 'CONFIG_MISMATCH',
+    /in_proj\.weight has shape \(60, 16\), but the config implies \(64, 16\) \(2 x intermediate_size 32, hidden_size 16\)/);
   await rejects(loadLanguageModel(await makeTinyModel({ extra: 'backbone.layers.9.mixer.D' })), 'CONFIG_MISMATCH', /do not belong.*layers\.9/);
-  await rejects(loadLanguageModel(await makeTinyModel({ config: { tie_word_embeddings: false } })), 'CONFIG_MISMATCH', /lm_head\.weight is missing.*tie_word_embeddings false/);
+  await rejects(loadLanguageModel(await makeTinyModel({ config: { tie_word_embeddings: false }, drop: 'lm_head.weight' })), 'CONFIG_MISMATCH', /lm_head\.weight is missing.*tie_word_embeddings false/);
 });
 
 test('time_step_rank "auto" and explicit; vocabulary padding rows beyond the tokenizer are never generated', async () => {

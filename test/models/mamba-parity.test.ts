@@ -15,6 +15,7 @@ import { maxAbsDiff, PARITY, readExpected } from '../helpers/fixtures.js';
  */
 const FIXTURES: [string, WeightDType][] = [
   ['mamba1-tied', 'f32'],
+  ['mamba1-untied', 'f32'], // biases in in_proj/out_proj, no conv bias, explicit dt rank, eps 1e-4, conv width 3
   ['mamba1-f16', 'f32'],
   ['mamba1-f16', 'auto'], // weights kept f16 in memory
   ['mamba1-bf16-sharded', 'auto'],
