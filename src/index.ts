@@ -1,0 +1,35 @@
+/**
+ * mamba-ts for Node: everything in the browser entry plus file-system loading, the hub cache and
+ * worker threads. See README.md for a tour.
+ */
+export { MambaError, isMambaError, type ErrorCode } from './errors.js';
+export { Tensor } from './tensor/tensor.js';
+export { scope } from './tensor/scope.js';
+export type { DType } from './tensor/dtype.js';
+export type { Backend, MatmulOptions, SelectiveScanArgs } from './backend/backend.js';
+export { CpuBackend, cpu } from './backend/cpu/cpu-backend.js';
+export { Model, type GenerateTextOptions, type GenerationChunk, type GenerationResult, type ModelInfo, type Prompt } from './model.js';
+export { LanguageModel } from './models/lm.js';
+export { ModelState } from './models/state.js';
+export { parseConfig, type ModelConfig, type MambaConfig } from './models/config.js';
+export { buildModel } from './models/build.js';
+export type { WeightDType } from './models/weights.js';
+export type { Mixer, MixerState } from './mixers/mixer.js';
+export { MambaMixer } from './mixers/mamba.js';
+export { generateTokens, prefill, type GenerateOptions, type TokenEvent, type FinishReason } from './generate/generate.js';
+export { Sampler, type SamplingParams } from './generate/sampling.js';
+export * from './tokenizer/index.js';
+export { openSafetensors } from './io/safetensors.js';
+export { encodeSafetensors, type TensorToWrite } from './io/safetensors-writer.js';
+export { memorySource, type ByteSource } from './io/byte-source.js';
+export { fetchSource } from './io/fetch-source.js';
+export { openTorchCheckpoint } from './io/torch-checkpoint.js';
+export type { TensorSource, TensorEntry, StoredDType } from './io/tensor-source.js';
+// Node only
+export { loadModel, loadLanguageModel, readConfig, openWeights, DEFAULT_MODEL_DIR, type LoadModelOptions } from './node/load.js';
+export { createBackend, type BackendName } from './node/backends.js';
+export { resolveModel, downloadModel, hubCacheDir, type HubOptions, type DownloadProgress } from './io/hub.js';
+export { openSafetensorsFile, writeSafetensorsFile } from './io/node/safetensors-file.js';
+export { openCheckpointTensors } from './io/node/checkpoint-files.js';
+export { openTorchCheckpointFile } from './io/node/torch-file.js';
+export { loadTokenizer, writeTokenizerFiles } from './tokenizer/node.js';
