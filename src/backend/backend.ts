@@ -12,7 +12,8 @@ import type { Tensor } from '../tensor/tensor.js';
  * in `cpu/` states its math, and every other backend is tested against it.
  *
  * Glossary: b batch, l sequence length, d d_model, e d_inner, n d_state, k conv width, V vocab,
- * m/n/p generic matrix sizes.
+ * m/n/p generic matrix sizes; for Mamba-2 (SSD) also h heads, p head_dim (e = h·p), g n_groups,
+ * Q chunk length.
  */
 export interface Backend {
   readonly name: string;
@@ -68,6 +69,21 @@ export interface Backend {
   /** The selective scan, fused (discretise, recur, contract with C, D skip, SiLU(z) gate). */
   selectiveScan(a: SelectiveScanArgs): void;
 
+  /**
+   * Mamba-2's SSD scan, fused: dt = clamp(softplus(dt + dtBias)), per head h_t = exp(dt·A)·h_{t-1} +
+   * dt·x_t ⊗ B_t, y_t = h_t·C_t + D·x_t; computed in chunks of Q (any Q gives the same y up to rounding).
+   */
+  ssdScan(a: SsdScanArgs): void;
+
+  /**
+   * Gated RMSNorm over groups of `groupSize` columns (rows of width e = groups · groupSize):
+   *   gate first (normBeforeGate false): out = rmsnorm_group(x ⊙ silu(z)) ⊙ weight
+   *   norm first (normBeforeGate true):  out = rmsnorm_group(x) ⊙ weight ⊙ silu(z)
+   * rmsnorm_group(v) = v · rsqrt(mean over the group of v² + eps). x, z, out (m, e); weight (e) f32;
+   * z null: no gate. out must not overlap x or z.
+   */
+  gatedRmsnorm(out: Tensor, x: Tensor, z: Tensor | null, weight: Tensor, o: GatedRmsnormOptions): void;
+
   /** Elementwise `out <- f(x)`; out and x the same shape. */
   unary(op: UnaryOp, out: Tensor, x: Tensor): void;
   /** Elementwise `out <- a (op) b`; b the same shape as a, or one row (cols) broadcast over a's rows. */
@@ -111,4 +127,43 @@ export interface SelectiveScanArgs {
   deltaSoftplus: boolean;
   h0: Tensor | null;
   hOut: Tensor | null;
+}
+
+/**
+ * Arguments of Mamba-2's SSD scan (the "state space dual" form; Dao & Gu 2024, REFERENCE.md §2), per
+ * batch row and head i (group gi = floor(i / (h/g)), whose B and C it shares):
+ *   dt_t = clamp(softplus(dt_t + dtBias_i), dtLimit)  (softplus only if dtSoftplus; clamp: min then max)
+ *   h_t  = exp(dt_t · A_i) · h_{t-1} + dt_t · x_t ⊗ B_t        h (p, n), x_t (p) = x[t, i·p : (i+1)·p]
+ *   y_t  = h_t · C_t + D_i · x_t                                 y_t (p)
+ * x, y (b, l, h·p); dt (b, l, h) before bias; B, C (b, l, g·n); A, D, dtBias (h); h0, hOut (b, h, p, n).
+ * All inputs may be views (column windows of in_proj's or the conv's output). h0 null: zeros; hOut
+ * receives h_l; h0 and hOut may be the same tensor (the recurrent step, l = 1). `chunkSize` is the
+ * block length of the chunked algorithm; it changes rounding only, never the result.
+ */
+export interface SsdScanArgs {
+  y: Tensor;
+  x: Tensor;
+  dt: Tensor;
+  A: Tensor;
+  B: Tensor;
+  C: Tensor;
+  D: Tensor | null;
+  dtBias: Tensor | null;
+  dtSoftplus: boolean;
+  /** [min, max] for dt after softplus; [-Infinity, Infinity] leaves it as is. */
+  dtLimit: readonly [number, number];
+  /** g: groups of heads sharing B and C (h divisible by g). */
+  nGroups: number;
+  /** Q: chunk length (>= 1). */
+  chunkSize: number;
+  h0: Tensor | null;
+  hOut: Tensor | null;
+}
+
+export interface GatedRmsnormOptions {
+  /** Columns normalised together: a divisor of the row width (the row width itself: one group). */
+  groupSize: number;
+  eps: number;
+  /** true: normalise, then gate; false: gate, then normalise (transformers' Mamba-2 always). */
+  normBeforeGate: boolean;
 }

@@ -1,6 +1,6 @@
 import { fail, fmtShape } from '../errors.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { MatmulOptions, SelectiveScanArgs } from './backend.js';
+import type { GatedRmsnormOptions, MatmulOptions, SelectiveScanArgs, SsdScanArgs } from './backend.js';
 import { checkShape } from '../tensor/shape.js';
 
 /**
@@ -138,4 +138,54 @@ export function checkArgmax(out: Tensor, x: Tensor): void {
   checkFloat('argmax', 'x', x);
   if (out.dtype !== 'i32') fail('DTYPE_MISMATCH', `argmax: out has dtype ${out.dtype}, expected i32`);
   if (out.size !== x.rows) fail('SHAPE_MISMATCH', `argmax: out has ${out.size} elements, expected one per row of x (${x.rows})`);
+}
+
+/** Sizes of an SSD scan: b batch, l length, h heads, p head_dim, g groups, n d_state. */
+export interface SsdDims { b: number; l: number; h: number; p: number; g: number; n: number }
+
+export function checkSsdScan(s: SsdScanArgs): SsdDims {
+  const op = 'ssdScan';
+  checkSameBackend(op, s.y, s.x, s.dt, s.A, s.B, s.C, s.D, s.dtBias, s.h0, s.hOut);
+  if (s.x.rank !== 3) fail('SHAPE_MISMATCH', `${op}: x must be (b, l, h * head_dim), got ${fmtShape(s.x.shape)}`);
+  if (s.A.rank !== 1) fail('SHAPE_MISMATCH', `${op}: A must be (h), one value per head, got ${fmtShape(s.A.shape)}`);
+  const [b, l, e] = s.x.shape as [number, number, number];
+  const h = s.A.size;
+  if (h === 0 || e % h !== 0) fail('SHAPE_MISMATCH', `${op}: x has ${e} columns, not a multiple of the ${h} heads of A`);
+  const g = s.nGroups;
+  if (!Number.isInteger(g) || g < 1 || h % g !== 0) fail('BAD_ARGUMENT', `${op}: nGroups must be a positive divisor of the ${h} heads, got ${g}`);
+  if (s.B.rank !== 3 || s.B.cols % g !== 0) fail('SHAPE_MISMATCH', `${op}: B must be (b, l, nGroups * d_state) with nGroups ${g}, got ${fmtShape(s.B.shape)}`);
+  const p = e / h, n = s.B.cols / g;
+  if (!Number.isInteger(s.chunkSize) || s.chunkSize < 1) fail('BAD_ARGUMENT', `${op}: chunkSize must be a positive integer, got ${s.chunkSize}`);
+  const [lo, hi] = s.dtLimit;
+  if (!(lo <= hi)) fail('BAD_ARGUMENT', `${op}: dtLimit must be [min, max] with min <= max, got [${lo}, ${hi}]`);
+  for (const [what, t] of [['x', s.x], ['dt', s.dt], ['A', s.A], ['B', s.B], ['C', s.C], ['y', s.y]] as const) checkFloat(op, what, t);
+  checkShape(op, 'y', s.y.shape, [b, l, e]);
+  checkShape(op, 'dt', s.dt.shape, [b, l, h]);
+  checkShape(op, 'B', s.B.shape, [b, l, g * n]);
+  checkShape(op, 'C', s.C.shape, [b, l, g * n]);
+  if (s.D) { checkFloat(op, 'D', s.D); checkShape(op, 'D', s.D.shape, [h]); }
+  if (s.dtBias) { checkFloat(op, 'dtBias', s.dtBias); checkShape(op, 'dtBias', s.dtBias.shape, [h]); }
+  if (s.h0) { checkFloat(op, 'h0', s.h0); checkShape(op, 'h0', s.h0.shape, [b, h, p, n]); }
+  if (s.hOut) { checkFloat(op, 'hOut', s.hOut); checkShape(op, 'hOut', s.hOut.shape, [b, h, p, n]); }
+  return { b, l, h, p, g, n };
+}
+
+export function checkGatedRmsnorm(out: Tensor, x: Tensor, z: Tensor | null, weight: Tensor, o: GatedRmsnormOptions): { m: number; e: number } {
+  const op = 'gatedRmsnorm';
+  checkSameBackend(op, out, x, z, weight);
+  checkFloat(op, 'out', out);
+  checkFloat(op, 'x', x);
+  checkFloat(op, 'weight', weight);
+  const m = x.rows, e = x.cols;
+  checkShape(op, 'weight', weight.shape, [e]);
+  if (out.rows !== m || out.cols !== e) fail('SHAPE_MISMATCH', `${op}: out has shape ${fmtShape(out.shape)}, expected ${fmtShape(x.shape)}`);
+  if (z) {
+    checkFloat(op, 'z', z);
+    if (z.rows !== m || z.cols !== e) fail('SHAPE_MISMATCH', `${op}: z has shape ${fmtShape(z.shape)}, expected ${fmtShape(x.shape)}`);
+  }
+  if (!Number.isInteger(o.groupSize) || o.groupSize < 1 || e % o.groupSize !== 0) {
+    fail('BAD_ARGUMENT', `${op}: groupSize must be a positive divisor of the row width ${e}, got ${o.groupSize}`);
+  }
+  if (!(o.eps >= 0)) fail('BAD_ARGUMENT', `${op}: eps must be >= 0, got ${o.eps}`);
+  return { m, e };
 }

@@ -1,5 +1,6 @@
 import { parse, oneOf } from './args.js';
 import { MODEL_HELP, MODEL_OPTIONS, openModel } from './common.js';
+import { mamba1StateBytesAt } from '../models/config.js';
 
 export const INFO_HELP = `mamba-ts info: describe a model
 
@@ -23,10 +24,13 @@ export async function infoCommand(argv: string[]): Promise<void> {
     ['architecture', `${i.architecture} (${c.layout} layout)`],
     ['parameters', `${i.parameters.toLocaleString('en-US')} (${(i.parameters / 1e6).toFixed(2)} M)`],
     ['layers x d_model', `${i.layers} x ${i.dModel}`],
-    ['d_inner / d_state / d_conv / dt_rank', `${c.dInner} / ${c.dState} / ${c.dConv} / ${c.dtRank}`],
+    c.arch === 'mamba'
+      ? ['d_inner / d_state / d_conv / dt_rank', `${c.dInner} / ${c.dState} / ${c.dConv} / ${c.dtRank}`]
+      : ['d_inner (heads x head_dim) / groups / d_state / d_conv / chunk', `${c.dInner} (${c.nHeads} x ${c.headDim}) / ${c.nGroups} / ${c.dState} / ${c.dConv} / ${c.chunkSize}`],
     ['vocabulary', `${i.vocabSize} rows${i.tokenizer ? ` (tokenizer: ${i.tokenizer.vocabSize} tokens, eos ${i.tokenizer.eosTokenId})` : ' (no tokenizer)'}`],
     ['lm_head', c.tieEmbeddings ? 'tied to the embeddings' : 'separate matrix'],
-    ['state per sequence', `${i.stateBytesPerSequence.toLocaleString('en-US')} bytes (${(i.stateBytesPerSequence / 2 ** 20).toFixed(2)} MiB), whatever the context length`],
+    ['state per sequence', `${i.stateBytesPerSequence.toLocaleString('en-US')} bytes (${(i.stateBytesPerSequence / 2 ** 20).toFixed(2)} MiB), whatever the context length` +
+      (c.arch === 'mamba2' ? `; ${(i.stateBytesPerSequence / mamba1StateBytesAt(c.dModel, c.nLayer)).toFixed(2)}x a Mamba-1 state at this d_model and depth (expand 2, d_state 16)` : '')],
     ['weights held as', Object.entries(i.dtypes).map(([d, n]) => `${d}: ${n.toLocaleString('en-US')}`).join(', ')],
     ['backend', i.backend],
   ];

@@ -3,14 +3,16 @@ import { dtypeBytes, halfToF32, type DType } from '../../tensor/dtype.js';
 import { numel } from '../../tensor/shape.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { track } from '../../tensor/scope.js';
-import type { Backend, BinaryOp, MatmulOptions, SelectiveScanArgs, UnaryOp } from '../backend.js';
-import { checkArgmax, checkConv, checkElementwise, checkEmbedding, checkFloat, checkMatmul, checkRmsnorm, checkSameBackend, checkScan } from '../checks.js';
+import type { Backend, BinaryOp, GatedRmsnormOptions, MatmulOptions, SelectiveScanArgs, SsdScanArgs, UnaryOp } from '../backend.js';
+import { checkArgmax, checkConv, checkElementwise, checkEmbedding, checkFloat, checkMatmul, checkGatedRmsnorm, checkRmsnorm, checkSameBackend, checkScan, checkSsdScan } from '../checks.js';
 import { causalConv1d } from './conv1d.js';
 import { argmax, binary, unary } from './elementwise.js';
 import { embedding } from './embedding.js';
+import { gatedRmsnorm } from './gated-rmsnorm.js';
 import { matmulCols, type MatmulGeom } from './matmul.js';
 import { addRmsnorm } from './rmsnorm.js';
 import { selectiveScan, type ScanViews } from './selective-scan.js';
+import { ssdChunkScan, type SsdViews } from './ssd-scan.js';
 import type { FView, View } from './view.js';
 
 /** Work that a thread pool can split: matmul by output columns, the scan by channels. */
@@ -148,6 +150,25 @@ export class CpuBackend implements Backend {
     };
     if (this.parallel && this.parallel.threads > 1 && b * l * e * n >= 1 << 14) this.parallel.scan(v, b, l, e, n);
     else selectiveScan(v, b, l, e, n);
+  }
+
+  ssdScan(s: SsdScanArgs): void {
+    const dims = checkSsdScan(s);
+    ssdChunkScan(this.ssdViews(s), dims);
+  }
+
+  /** The typed-array views of an SSD scan's arguments (also what the sequential reference takes). */
+  ssdViews(s: SsdScanArgs): SsdViews {
+    return {
+      y: this.view(s.y), x: this.view(s.x), dt: this.view(s.dt), A: this.view(s.A), B: this.view(s.B), C: this.view(s.C),
+      D: this.opt(s.D), dtBias: this.opt(s.dtBias), h0: this.opt(s.h0), hOut: this.opt(s.hOut),
+      dtSoftplus: s.dtSoftplus, dtMin: s.dtLimit[0], dtMax: s.dtLimit[1], chunkSize: s.chunkSize,
+    };
+  }
+
+  gatedRmsnorm(out: Tensor, x: Tensor, z: Tensor | null, weight: Tensor, o: GatedRmsnormOptions): void {
+    const { m, e } = checkGatedRmsnorm(out, x, z, weight, o);
+    gatedRmsnorm(this.view(out), this.view(x), this.opt(z), this.view(weight), m, e, o.groupSize, o.eps, o.normBeforeGate);
   }
 
   unary(op: UnaryOp, out: Tensor, x: Tensor): void {

@@ -1,0 +1,182 @@
+import { fail, fmtShape } from '../errors.js';
+import type { Backend } from '../backend/backend.js';
+import * as F from '../ops/ops.js';
+import * as SSD from '../ops/ssd.js';
+import type { Tensor } from '../tensor/tensor.js';
+import type { Mixer, MixerState } from './mixer.js';
+
+/**
+ * Mamba-2's mixer, SSD (Dao & Gu 2024; REFERENCE.md §2; transformers' Mamba2Mixer, mamba_ssm's Mamba2).
+ *
+ * Glossary: b batch, l length, d d_model, e d_inner = h·p, h heads, p head_dim, g n_groups, n d_state,
+ * k d_conv, c = e + 2·g·n conv channels, W = 2e + 2gn + h in_proj rows.
+ *   zxbcdt = in_proj(x)                          (b, l, W) -> z (e), xBC (c), dt (h)
+ *   xBC    = silu(conv1d(xBC))                   (b, l, c) causal depthwise, width k -> x (e), B (gn), C (gn)
+ *   y      = ssd(x, dt, A = -exp(A_log), B, C, D, dt_bias, softplus, time_step_limit)   (b, l, e)
+ *   y      = gated_rmsnorm(y, z)                 rmsnorm(y · silu(z)) · w, or rmsnorm(y) · w · silu(z)
+ *   out    = out_proj(y)                         (b, l, d)
+ * State per sequence: conv (c, k) = the last k inputs of the conv; ssm (h, p, n).
+ *
+ * time_step_limit clamps dt in the parallel form only: transformers' and mamba_ssm's recurrent steps
+ * (`selective_state_update`) take no dt limit, and generation runs prefill in parallel, then steps.
+ * `step` follows them, so with a finite limit that dt reaches, step and forward differ (by the clamp).
+ */
+export interface Mamba2MixerWeights {
+  inProj: Tensor; // (W, d)
+  inProjBias: Tensor | null; // (W)
+  convWeight: Tensor; // (c, k)
+  convBias: Tensor | null; // (c)
+  dtBias: Tensor; // (h)
+  ALog: Tensor; // (h)
+  D: Tensor; // (h)
+  normWeight: Tensor; // (e)
+  outProj: Tensor; // (d, e)
+  outProjBias: Tensor | null; // (d)
+}
+
+export interface Mamba2Dims {
+  d: number; h: number; p: number; g: number; n: number; k: number;
+  chunkSize: number;
+  timeStepLimit: readonly [number, number];
+  normEps: number;
+  normGroupSize: number;
+  normBeforeGate: boolean;
+}
+
+/** The reference steps' dt: softplus only (see the class comment). */
+const NO_LIMIT = [-Infinity, Infinity] as const;
+
+/** Buffers of the recurrent step for one batch size, made once and reused for every token. */
+interface StepWorkspace {
+  zxbcdt: Tensor; // (b, W)
+  z: Tensor; // (b, e) view
+  xBC3: Tensor; // (b, 1, c) view
+  dt3: Tensor; // (b, 1, h) view
+  xBCc: Tensor; // (b, 1, c) conv output
+  x3: Tensor; // (b, 1, e) view
+  B3: Tensor; // (b, 1, gn) view
+  C3: Tensor; // (b, 1, gn) view
+  y: Tensor; // (b, 1, e)
+  y2: Tensor; // (b, e) view
+  yn: Tensor; // (b, e) gated norm's output
+}
+
+export class Mamba2Mixer implements Mixer {
+  readonly kind = 'mamba2';
+  private A: Tensor | undefined; // (h) = -exp(A_log), derived
+  private readonly workspaces = new Map<number, StepWorkspace>();
+  /** e = h·p. */
+  readonly e: number;
+  /** c = e + 2·g·n. */
+  readonly convDim: number;
+
+  constructor(readonly backend: Backend, readonly w: Mamba2MixerWeights, readonly dims: Mamba2Dims) {
+    this.e = dims.h * dims.p;
+    this.convDim = this.e + 2 * dims.g * dims.n;
+  }
+
+  /** A = -exp(A_log), computed once (and again after `parametersChanged`). */
+  private getA(): Tensor {
+    if (!this.A) this.A = F.unary('negexp', this.w.ALog).keep();
+    return this.A;
+  }
+
+  parametersChanged(): void {
+    this.A?.dispose();
+    this.A = undefined;
+  }
+
+  private get normOpts(): { groupSize: number; eps: number; normBeforeGate: boolean } {
+    return { groupSize: this.dims.normGroupSize, eps: this.dims.normEps, normBeforeGate: this.dims.normBeforeGate };
+  }
+
+  forward(x: Tensor, state?: MixerState): Tensor {
+    const { d, g, n, h } = this.dims;
+    const e = this.e, c = this.convDim;
+    if (x.rank !== 3 || x.cols !== d) fail('SHAPE_MISMATCH', `mamba2 mixer: input must be (b, l, ${d}), got ${fmtShape(x.shape)}`);
+    const zxbcdt = F.linear(x, this.w.inProj, this.w.inProjBias); // (b, l, W)
+    const z = zxbcdt.narrow(0, e);
+    const xBC = F.causalConv1d(zxbcdt.narrow(e, c), this.w.convWeight, this.w.convBias, true, state?.conv ?? null); // (b, l, c)
+    const y = SSD.ssdScan({
+      x: xBC.narrow(0, e), dt: zxbcdt.narrow(e + c, h), A: this.getA(), B: xBC.narrow(e, g * n), C: xBC.narrow(e + g * n, g * n),
+      D: this.w.D, dtBias: this.w.dtBias, dtSoftplus: true, dtLimit: this.dims.timeStepLimit, nGroups: g, chunkSize: this.dims.chunkSize,
+      h0: state?.ssm ?? null, hOut: state?.ssm ?? null,
+    }); // (b, l, e)
+    const yn = SSD.gatedRmsnorm(y, z, this.w.normWeight, this.normOpts); // (b, l, e)
+    return F.linear(yn, this.w.outProj, this.w.outProjBias); // (b, l, d)
+  }
+
+  step(x: Tensor, out: Tensor, state: MixerState): void {
+    const bk = this.backend;
+    const ws = this.workspace(x.rows);
+    const { conv, ssm } = state;
+    if (!conv || !ssm) fail('STATE_MISMATCH', 'mamba2 mixer: state must hold "conv" and "ssm"');
+    bk.matmul(ws.zxbcdt, x, this.w.inProj, { transB: true, bias: this.w.inProjBias });
+    bk.causalConv1d(ws.xBCc, ws.xBC3, this.w.convWeight, this.w.convBias, conv, true);
+    bk.ssdScan({
+      y: ws.y, x: ws.x3, dt: ws.dt3, A: this.getA(), B: ws.B3, C: ws.C3, D: this.w.D, dtBias: this.w.dtBias,
+      dtSoftplus: true, dtLimit: NO_LIMIT, nGroups: this.dims.g, chunkSize: 1, h0: ssm, hOut: ssm,
+    });
+    bk.gatedRmsnorm(ws.yn, ws.y2, ws.z, this.w.normWeight, this.normOpts);
+    bk.matmul(out, ws.yn, this.w.outProj, { transB: true, bias: this.w.outProjBias });
+  }
+
+  private workspace(b: number): StepWorkspace {
+    let ws = this.workspaces.get(b);
+    if (!ws) {
+      const { g, n, h } = this.dims;
+      const e = this.e, c = this.convDim;
+      const bk = this.backend;
+      const zxbcdt = bk.alloc([b, 2 * e + 2 * g * n + h]).keep();
+      const xBCc = bk.alloc([b, 1, c]).keep();
+      const y = bk.alloc([b, 1, e]).keep();
+      const yn = bk.alloc([b, e]).keep();
+      ws = {
+        zxbcdt, xBCc, y, yn,
+        z: zxbcdt.narrow(0, e),
+        xBC3: zxbcdt.narrow(e, c).reshape([b, 1, c]),
+        dt3: zxbcdt.narrow(e + c, h).reshape([b, 1, h]),
+        x3: xBCc.narrow(0, e),
+        B3: xBCc.narrow(e, g * n),
+        C3: xBCc.narrow(e + g * n, g * n),
+        y2: y.reshape([b, e]),
+      };
+      this.workspaces.set(b, ws);
+    }
+    return ws;
+  }
+
+  initState(batch: number): MixerState {
+    const { h, p, n, k } = this.dims;
+    return { conv: this.backend.zeros([batch, this.convDim, k]).keep(), ssm: this.backend.zeros([batch, h, p, n]).keep() };
+  }
+
+  stateShapes(): Record<string, readonly number[]> {
+    const { h, p, n, k } = this.dims;
+    return { conv: [1, this.convDim, k], ssm: [1, h, p, n] };
+  }
+
+  parameters(): Map<string, Tensor> {
+    const w = this.w;
+    const m = new Map<string, Tensor>([
+      ['in_proj.weight', w.inProj],
+      ['conv1d.weight', w.convWeight],
+      ['dt_bias', w.dtBias],
+      ['A_log', w.ALog],
+      ['D', w.D],
+      ['norm.weight', w.normWeight],
+      ['out_proj.weight', w.outProj],
+    ]);
+    if (w.inProjBias) m.set('in_proj.bias', w.inProjBias);
+    if (w.convBias) m.set('conv1d.bias', w.convBias);
+    if (w.outProjBias) m.set('out_proj.bias', w.outProjBias);
+    return m;
+  }
+
+  /** Releases the step buffers (GPU memory). */
+  dispose(): void {
+    for (const ws of this.workspaces.values()) for (const t of [ws.zxbcdt, ws.xBCc, ws.y, ws.yn]) t.dispose();
+    this.workspaces.clear();
+    this.parametersChanged();
+  }
+}
