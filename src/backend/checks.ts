@@ -1,6 +1,7 @@
 import { fail, fmtShape } from '../errors.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { MatmulOptions, SelectiveScanArgs } from './backend.js';
+import type { MatmulOptions, SampleArgs, SelectiveScanArgs } from './backend.js';
+import { checkSamplingParams } from '../generate/sampling.js';
 import { checkShape } from '../tensor/shape.js';
 
 /**
@@ -138,4 +139,26 @@ export function checkArgmax(out: Tensor, x: Tensor): void {
   checkFloat('argmax', 'x', x);
   if (out.dtype !== 'i32') fail('DTYPE_MISMATCH', `argmax: out has dtype ${out.dtype}, expected i32`);
   if (out.size !== x.rows) fail('SHAPE_MISMATCH', `argmax: out has ${out.size} elements, expected one per row of x (${x.rows})`);
+}
+
+export function checkSample(a: SampleArgs): { b: number; V: number } {
+  const op = 'sample';
+  checkSameBackend(op, a.out, a.logits, a.seen, a.suppress);
+  checkFloat(op, 'logits', a.logits);
+  if (a.logits.rank !== 2) fail('SHAPE_MISMATCH', `${op}: logits must be (b, V), got ${fmtShape(a.logits.shape)}`);
+  const [b, V] = a.logits.shape as [number, number];
+  if (V === 0) fail('SHAPE_MISMATCH', `${op}: logits have no columns (V = 0)`);
+  if (a.out.dtype !== 'i32') fail('DTYPE_MISMATCH', `${op}: out has dtype ${a.out.dtype}, expected i32`);
+  if (a.out.size !== b) fail('SHAPE_MISMATCH', `${op}: out has ${a.out.size} elements, expected one per row of logits (${b})`);
+  if (a.seen) {
+    if (a.seen.dtype !== 'i32') fail('DTYPE_MISMATCH', `${op}: seen has dtype ${a.seen.dtype}, expected i32`);
+    if (a.seen.rows !== b || a.seen.cols !== V) fail('SHAPE_MISMATCH', `${op}: seen has shape ${fmtShape(a.seen.shape)}, expected (${b}, ${V})`);
+  }
+  if (a.suppress) {
+    if (a.suppress.dtype !== 'i32') fail('DTYPE_MISMATCH', `${op}: suppress has dtype ${a.suppress.dtype}, expected i32`);
+    checkShape(op, 'suppress', a.suppress.shape, [V]);
+  }
+  if (!Number.isInteger(a.step) || a.step < 0) fail('BAD_ARGUMENT', `${op}: step must be an integer >= 0, got ${a.step}`);
+  checkSamplingParams(a.params);
+  return { b, V };
 }
