@@ -89,8 +89,22 @@ export interface Backend {
    * composition of kernels in `MambaMixer.step`, which is the reference and runs where this is absent.
    */
   mambaStep?(a: MambaStepArgs): void;
+  /**
+   * Runs `fn` once (its kernels are queued as usual) and records the kernels it launches, so that
+   * `replay()` launches them again, on the same tensors with the same parameters, with no host work
+   * in between (CUDA graphs' idea). Only GPU work repeats: host-side effects of `fn` (counters such
+   * as `ModelState.position`) do not. The tensors `fn` uses must outlive the recording.
+   */
+  record?(fn: () => void): RecordedWork;
   /** Releases the device (GPU backends); the backend is unusable afterwards. */
   dispose?(): void;
+}
+
+/** Kernels recorded by `Backend.record`. */
+export interface RecordedWork {
+  readonly dispatches: number;
+  replay(): void;
+  dispose(): void;
 }
 
 /** Arguments of `Backend.sample`. */
@@ -102,6 +116,12 @@ export interface SampleArgs {
   params: SamplingParams;
   /** Generation step; with the row index it keys the random draw (`uniform(seed, row, step)`). */
   step: number;
+  /**
+   * (2) i32 `[step, 0]`: when given, the step is read from element 0 (not `step`) and incremented
+   * after the draw, so recorded sampling advances by itself; element 1 must stay 0 (the kernel
+   * counts finished rows there and resets it).
+   */
+  stepCounter?: Tensor | null;
   /**
    * (b, V) i32 presence mask of the tokens already in each sequence (nonzero = seen), for the
    * repetition penalty; the chosen ids are marked in it. Null: no penalty and nothing recorded.

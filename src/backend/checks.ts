@@ -143,7 +143,7 @@ export function checkArgmax(out: Tensor, x: Tensor): void {
 
 export function checkSample(a: SampleArgs): { b: number; V: number } {
   const op = 'sample';
-  checkSameBackend(op, a.out, a.logits, a.seen, a.suppress);
+  checkSameBackend(op, a.out, a.logits, a.seen, a.suppress, a.stepCounter);
   checkFloat(op, 'logits', a.logits);
   if (a.logits.rank !== 2) fail('SHAPE_MISMATCH', `${op}: logits must be (b, V), got ${fmtShape(a.logits.shape)}`);
   const [b, V] = a.logits.shape as [number, number];
@@ -158,6 +158,7 @@ export function checkSample(a: SampleArgs): { b: number; V: number } {
     if (a.suppress.dtype !== 'i32') fail('DTYPE_MISMATCH', `${op}: suppress has dtype ${a.suppress.dtype}, expected i32`);
     checkShape(op, 'suppress', a.suppress.shape, [V]);
   }
+  if (a.stepCounter && (a.stepCounter.dtype !== 'i32' || a.stepCounter.size !== 2)) fail('SHAPE_MISMATCH', `${op}: stepCounter must be a (2) i32 tensor, got ${a.stepCounter.toString()}`);
   if (!Number.isInteger(a.step) || a.step < 0) fail('BAD_ARGUMENT', `${op}: step must be an integer >= 0, got ${a.step}`);
   checkSamplingParams(a.params);
   return { b, V };

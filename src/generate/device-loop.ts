@@ -1,4 +1,5 @@
 import { fail } from '../errors.js';
+import type { RecordedWork } from '../backend/backend.js';
 import type { LanguageModel } from '../models/lm.js';
 import type { ModelState } from '../models/state.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -11,7 +12,9 @@ import { checkSamplingParams, type SamplingParams } from './sampling.js';
  *   token t:  [model.step(ids) ->] logits -> backend.sample -> ids (GPU, read by the next step)
  *                                                           -> copy of ids -> host (b ints)
  * Pipelined: up to `lookahead` tokens are recorded and submitted before the host waits for the oldest
- * one's ids, so the GPU never idles while the host maps a buffer. The price: when the loop stops
+ * one's ids, so the GPU never idles while the host maps a buffer. Where the backend can record
+ * (`Backend.record`), the step + sampling kernels are recorded once and replayed for every later
+ * token with no host work but the submit (the sampling step counter lives on the GPU too). The price: when the loop stops
  * early (every row reached EOS, or the caller breaks out after a stop string), the state has consumed
  * up to `lookahead` tokens beyond the last one yielded (`state.position` counts them).
  */
@@ -63,12 +66,21 @@ export async function* deviceTokens(model: LanguageModel, state: ModelState, log
     for (const id of o.suppress) if (id >= 0 && id < V) mask[id] = 1;
     suppress = bk.upload(mask, [V], 'i32');
   }
+  // [step, 0]: the sampler reads the step from here and advances it (see SampleArgs.stepCounter)
+  const counter = bk.upload(Int32Array.from([first, 0]), [2], 'i32');
+  const sampleFrom = (lg: Tensor): void => bk.sample!({ out: ids, logits: lg, params: o.sampling, step: 0, stepCounter: counter, seen, suppress });
+  const stepAndSample = (): void => sampleFrom(model.step(ids, state));
+  let recorded: RecordedWork | undefined;
   const pending: Promise<Int32Array>[] = [];
   const done = new Array<boolean>(b).fill(false);
   let queued = 0;
   const enqueue = (): void => {
-    const cur = queued === 0 ? logits : model.step(ids, state);
-    bk.sample!({ out: ids, logits: cur, params: o.sampling, step: first + queued, seen, suppress });
+    if (queued === 0) sampleFrom(logits);
+    else if (recorded) {
+      recorded.replay();
+      state.position += 1; // what model.step does on the host
+    } else if (bk.record) recorded = bk.record(stepAndSample);
+    else stepAndSample();
     // `read` records the copy and submits now; only the mapping is awaited later.
     const p = bk.read(ids) as Promise<Int32Array>;
     p.catch(() => {}); // awaited below, or dropped when the loop ends early
@@ -87,6 +99,8 @@ export async function* deviceTokens(model: LanguageModel, state: ModelState, log
     }
   } finally {
     await Promise.allSettled(pending);
+    recorded?.dispose();
+    counter.dispose();
     ids.dispose();
     seen?.dispose();
     suppress?.dispose();

@@ -181,6 +181,8 @@ export class CpuBackend implements Backend {
     const sup = a.suppress ? (a.suppress.storage as Int32Array) : null;
     const sampler = (this.sampler ??= new Sampler());
     const row = new Float32Array(V);
+    const counter = a.stepCounter ? (a.stepCounter.storage as Int32Array) : null;
+    const step = counter ? counter[a.stepCounter!.offset]! : a.step;
     for (let r = 0; r < b; r++) {
       const lo = L.off + r * L.ld;
       row.set((L.data as Float32Array).subarray(lo, lo + V));
@@ -191,10 +193,11 @@ export class CpuBackend implements Backend {
         const so = a.seen!.offset + r * a.seen!.ld;
         for (let i = 0; i < V; i++) if (seen[so + i]) ids.push(i);
       }
-      const id = sampler.sample(row, 0, V, a.params, ids, r, a.step);
+      const id = sampler.sample(row, 0, V, a.params, ids, r, step);
       out[a.out.offset + r] = id;
       if (seen) seen[a.seen!.offset + r * a.seen!.ld + id] = 1;
     }
+    if (counter) counter[a.stepCounter!.offset] = step + 1;
   }
 }
 

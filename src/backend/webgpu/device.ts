@@ -35,6 +35,11 @@ export interface GpuDevice {
   readonly adapterInfo: { vendor: string; architecture: string; device: string; description: string };
   readonly limits: GpuLimits;
   readonly features: ReadonlySet<string>;
+  /**
+   * A CPU implementation (SwiftShader, llvmpipe): workgroups run one after another there, so kernels
+   * prefer few, full workgroups over the many small ones that fill a GPU.
+   */
+  readonly cpuAdapter: boolean;
   /** Set once the device is lost (or destroyed): every later use fails with this message. */
   lost: string | undefined;
   /** First uncaptured error since the last check (a validation error is a bug in mamba-ts). */
@@ -85,6 +90,7 @@ export async function openDevice(gpu: GPU, o: DeviceOptions = {}): Promise<GpuDe
       minUniformBufferOffsetAlignment: dl.minUniformBufferOffsetAlignment,
     },
     features: new Set([...device.features] as string[]),
+    cpuAdapter: /swiftshader|llvmpipe|lavapipe|warp/i.test(`${info.vendor} ${info.architecture} ${info.device} ${info.description}`) || !!(info as { isFallbackAdapter?: boolean }).isFallbackAdapter,
     lost: undefined,
     error: undefined,
   };

@@ -38,6 +38,10 @@ export type Bufs = (GpuStorage | null)[];
 
 const SLOT = 256; // bytes per dispatch's parameter block (minUniformBufferOffsetAlignment is at most 256)
 const SLOT_WORDS = SLOT / 4;
+/** A batch open this long (ms) is submitted early, at the next multiple of 64 dispatches. */
+const EARLY_SUBMIT_MS = 2;
+/** Dispatches a recording can hold. */
+const REC_SLOTS = 4096;
 
 /** Timestamp capture of every dispatch (profiling mode): one compute pass per dispatch. */
 interface ProfileBatch { names: string[]; query: GPUQuerySet; resolve: GPUBuffer; read: GPUBuffer }
@@ -73,6 +77,12 @@ export class Dispatcher {
   /** Counters for benchmarks and tests. */
   readonly stats = { dispatches: 0, submits: 0 };
   private profile: { batches: Promise<[string, number][]>[]; cur: ProfileBatch | null; cap: number } | null = null;
+  /** The recording in progress (see `record`). */
+  private rec: Recording | null = null;
+  private nextRecId = 1;
+  private readonly offsets = new Uint32Array(1);
+  /** When the current batch's encoder was created (ms). */
+  private batchStart = 0;
 
   constructor(readonly g: GpuDevice, maxBatch = 2000) {
     this.device = g.device;
@@ -130,6 +140,8 @@ export class Dispatcher {
     this.cursor = this.slot * SLOT_WORDS;
     return this;
   }
+  /** The staging slot `params()` last started. */
+  private cursorSlot(): number { return this.slot; }
   u(v: number): this { this.u32[this.cursor++] = v; return this; }
   f(v: number): this { this.f32[this.cursor++] = v; return this; }
   i(v: number): this { this.i32[this.cursor++] = v; return this; }
@@ -144,8 +156,9 @@ export class Dispatcher {
     const max = this.g.limits.maxComputeWorkgroupsPerDimension;
     if (x > max || y > max || z > max) fail('UNSUPPORTED', `kernel ${p.name}: a grid of (${x}, ${y}, ${z}) workgroups exceeds the device's ${max} per dimension`);
     bufs = this.resolveAliases(p, bufs);
-    const slot = this.slot++;
-    let key = p.layoutKey;
+    const rec = this.rec;
+    const slot = rec ? rec.slots : this.slot++;
+    let key = rec ? `R${rec.id}:${p.layoutKey}` : p.layoutKey;
     for (let i = 0; i < bufs.length; i++) {
       const b = bufs[i];
       if (p.access[i] === '-') continue;
@@ -154,19 +167,29 @@ export class Dispatcher {
       b.batch = this.batch;
     }
     let bg = this.groups.get(key);
-    if (!bg) bg = this.makeGroup(key, p, bufs);
+    if (!bg) bg = this.makeGroup(key, p, bufs, rec?.uniform ?? this.uniform);
+    if (rec) {
+      // the recording's own parameter block, written now (queue writes precede the next submit)
+      if (rec.slots >= REC_SLOTS) fail('UNSUPPORTED', `a recording holds at most ${REC_SLOTS} dispatches`);
+      rec.slots++;
+      this.device.queue.writeBuffer(rec.uniform, slot * SLOT, this.staging, this.cursorSlot() * SLOT, SLOT);
+      rec.ops.push({ pipeline: p.pipeline, bg, off: slot * SLOT, x, y, z, name: p.name });
+      for (const b of bufs) if (b && !rec.buffers.includes(b)) rec.buffers.push(b);
+    }
     const pass = this.beginPass(p.name);
     pass.setPipeline(p.pipeline);
-    pass.setBindGroup(0, bg, [slot * SLOT]);
+    this.offsets[0] = slot * SLOT;
+    pass.setBindGroup(0, bg, this.offsets, 0, 1);
     pass.dispatchWorkgroups(x, y, z);
     if (this.profile) this.endPass();
     this.pending++;
     this.stats.dispatches++;
-    if (this.pending >= this.maxBatch) this.flush();
+    // Long recordings are submitted in pieces so the GPU starts while the host is still encoding.
+    if (this.pending >= this.maxBatch || ((this.pending & 63) === 0 && performance.now() - this.batchStart > EARLY_SUBMIT_MS)) this.flush();
   }
 
-  private makeGroup(key: string, p: Pipe, bufs: Bufs): GPUBindGroup {
-    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.uniform, offset: 0, size: SLOT } }];
+  private makeGroup(key: string, p: Pipe, bufs: Bufs, uniform: GPUBuffer): GPUBindGroup {
+    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: uniform, offset: 0, size: SLOT } }];
     const used: GpuStorage[] = [];
     bufs.forEach((b, i) => {
       if (p.access[i] === '-' || !b) return;
@@ -196,6 +219,7 @@ export class Dispatcher {
       for (let j = 0; j < bufs.length; j++) {
         if (j === i || p.access[j] !== 'w' || bufs[j] !== bufs[i]) continue;
         if (p.access[i] === 'w') fail('BAD_ARGUMENT', `kernel ${p.name}: two outputs (bindings ${i + 1} and ${j + 1}) share one GPU buffer; give them separate tensors`);
+        if (this.rec) fail('UNSUPPORTED', `kernel ${p.name}: an input shares a buffer with an output, which a recording cannot replay`);
         if (out === bufs) out = [...bufs];
         out[i] = this.copyOf(bufs[i]!);
         break;
@@ -215,7 +239,11 @@ export class Dispatcher {
 
   private beginPass(label: string): GPUComputePassEncoder {
     if (this.pass) return this.pass;
-    const enc = (this.encoder ??= this.device.createCommandEncoder());
+    if (!this.encoder) {
+      this.encoder = this.device.createCommandEncoder();
+      this.batchStart = performance.now();
+    }
+    const enc = this.encoder;
     if (this.profile) {
       const pb = this.profileBatch(); // never full here: a batch holds at most maxBatch dispatches
       const i = pb.names.length;
@@ -278,6 +306,60 @@ export class Dispatcher {
     return s.batch === this.batch && this.encoder !== null;
   }
 
+  // ---- recording -------------------------------------------------------------------------------
+
+  /**
+   * Runs `fn` (its dispatches are queued as usual) and records them: the returned recording replays
+   * the same dispatches, same buffers and same parameters, with no JavaScript in between (WebGPU's
+   * answer to CUDA graphs). Everything it binds must outlive it; scratch buffers released during
+   * the recording are owned by it (given back on `dispose`).
+   */
+  record(fn: () => void, release: (s: GpuStorage) => void): Recording {
+    if (this.rec) fail('UNSUPPORTED', 'recordings do not nest');
+    if (this.profile) fail('UNSUPPORTED', 'cannot record while profiling');
+    const uniform = this.device.createBuffer({ size: REC_SLOTS * SLOT, usage: USAGE.UNIFORM | USAGE.COPY_DST, label: 'recording params' });
+    const rec = new Recording(this, this.nextRecId++, uniform, release);
+    this.rec = rec;
+    try {
+      fn();
+    } finally {
+      this.rec = null;
+    }
+    return rec;
+  }
+
+  /** The recording in progress, if any (scratch released now belongs to it). */
+  get recording(): Recording | null { return this.rec; }
+
+  /** Encodes a recording's dispatches again. */
+  replay(r: Recording): void {
+    if (this.g.lost) fail('DEVICE', this.g.lost);
+    if (r.disposed) fail('BAD_ARGUMENT', 'replay of a disposed recording');
+    if (this.rec) fail('UNSUPPORTED', 'cannot replay while recording');
+    for (const b of r.buffers) b.batch = this.batch;
+    let last: GPUComputePipeline | null = null;
+    const off = this.offsets;
+    for (const op of r.ops) {
+      const pass = this.beginPass(op.name);
+      if (op.pipeline !== last || this.profile) { pass.setPipeline(op.pipeline); last = op.pipeline; }
+      off[0] = op.off;
+      pass.setBindGroup(0, op.bg, off, 0, 1);
+      pass.dispatchWorkgroups(op.x, op.y, op.z);
+      if (this.profile) this.endPass();
+    }
+    this.pending += r.ops.length;
+    this.stats.dispatches += r.ops.length;
+    if (this.pending >= this.maxBatch) this.flush();
+  }
+
+  /** Drops the bind groups a recording made (its buffers stay with their owners). */
+  forgetRecording(r: Recording): void {
+    const prefix = `R${r.id}:`;
+    for (const k of [...this.groups.keys()]) if (k.startsWith(prefix)) this.groups.delete(k);
+    const u: GpuStorage = { buffer: r.uniform, bytes: REC_SLOTS * SLOT, id: -1, batch: r.usedBatch(), pooled: false };
+    this.destroyLater(u);
+  }
+
   // ---- profiling -------------------------------------------------------------------------------
 
   /** Starts recording the GPU time of every dispatch (needs the 'timestamp-query' feature). */
@@ -319,4 +401,31 @@ async function readProfile(pb: ProfileBatch): Promise<[string, number][]> {
   pb.resolve.destroy();
   pb.query.destroy();
   return pb.names.map((n, i) => [n, Number(t[2 * i + 1]! - t[2 * i]!)]);
+}
+
+/** Dispatches recorded by `Dispatcher.record`, replayed by `replay()`. */
+export class Recording {
+  readonly ops: { pipeline: GPUComputePipeline; bg: GPUBindGroup; off: number; x: number; y: number; z: number; name: string }[] = [];
+  /** Every buffer the recording binds. */
+  readonly buffers: GpuStorage[] = [];
+  /** Scratch buffers the recording owns. */
+  readonly owned: GpuStorage[] = [];
+  slots = 0;
+  disposed = false;
+
+  constructor(private readonly d: Dispatcher, readonly id: number, readonly uniform: GPUBuffer, private readonly release: (s: GpuStorage) => void) {}
+
+  get dispatches(): number { return this.ops.length; }
+
+  replay(): void { this.d.replay(this); }
+
+  /** The batch that last used it, for deferred destruction. */
+  usedBatch(): number { return this.buffers.reduce((m, b) => Math.max(m, b.batch), -1); }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.d.forgetRecording(this);
+    for (const s of this.owned.splice(0)) this.release(s);
+  }
 }

@@ -6,8 +6,7 @@ import type { WebGpuBackend } from './webgpu-backend.js';
 /**
  * WebGPU in Node through Dawn (the `webgpu` package). Node-only; browsers use create.ts directly.
  *
- * Dawn options come from `MAMBA_TS_DAWN` (comma-separated, e.g.
- * `backend=vulkan,enable-dawn-features=allow_unsafe_apis`). Without a GPU, a CPU Vulkan driver works:
+ * Dawn options come from `MAMBA_TS_DAWN` (see `dawnFlagsFromEnv`). Without a GPU, a CPU Vulkan driver works:
  * `VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json` (Debian's chromium ships SwiftShader).
  *
  * Dawn keeps Node's event loop alive while a device exists: call `backend.dispose()` when done.
@@ -24,9 +23,14 @@ export async function nodeGpu(flags: readonly string[] = dawnFlagsFromEnv()): Pr
   return mod.create([...flags]);
 }
 
+/**
+ * Dawn flags: `MAMBA_TS_DAWN` (';'-separated, e.g. `backend=vulkan;enable-dawn-features=dump_shaders`),
+ * else the default: full-resolution timestamps (browsers quantize them; kernel profiling needs them).
+ */
 export function dawnFlagsFromEnv(): string[] {
   const v = typeof process !== 'undefined' ? process.env.MAMBA_TS_DAWN : undefined;
-  return v ? v.split(',').map((s) => s.trim()).filter(Boolean) : [];
+  if (v === undefined) return ['disable-dawn-features=timestamp_quantization'];
+  return v.split(';').map((s) => s.trim()).filter(Boolean);
 }
 
 /** The WebGPU backend on Dawn. */

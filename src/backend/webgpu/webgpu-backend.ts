@@ -4,7 +4,7 @@ import { dtypeBytes, halfToF32, type DType } from '../../tensor/dtype.js';
 import { track } from '../../tensor/scope.js';
 import { numel } from '../../tensor/shape.js';
 import { Tensor } from '../../tensor/tensor.js';
-import type { Backend, BinaryOp, MambaStepArgs, MatmulOptions, SampleArgs, SelectiveScanArgs, UnaryOp } from '../backend.js';
+import type { Backend, BinaryOp, MambaStepArgs, MatmulOptions, RecordedWork, SampleArgs, SelectiveScanArgs, UnaryOp } from '../backend.js';
 import { checkArgmax, checkConv, checkElementwise, checkEmbedding, checkMatmul, checkRmsnorm, checkSameBackend, checkScan } from '../checks.js';
 import type { GpuDevice } from './device.js';
 import { Dispatcher } from './dispatcher.js';
@@ -26,6 +26,12 @@ export interface WebGpuBackendOptions {
   maxBatch?: number;
   /** Chunk length of the parallel selective scan; 0 chooses from the shape (default). */
   scanChunk?: number;
+  /** Threads the chunked scan aims for (it picks the chunk length from this); 0 = default (2^17). */
+  scanThreads?: number;
+  /** Channels per workgroup of the scan (32, 64, 128, 256); 0 = default (64). */
+  scanWorkgroup?: number;
+  /** W rows per workgroup of the matrix-vector kernel (1, 2, 4, 8); 0 chooses from the shape (default). */
+  matvecRows?: number;
 }
 
 /** Allocations at least this large are checked for out-of-memory (an error scope each). */
@@ -45,8 +51,9 @@ export class WebGpuBackend implements Backend {
   readonly device: GPUDevice;
   /** Bound where a kernel's optional read-only input is absent. */
   readonly dummyR: GpuStorage;
-  /** Bound where a kernel's optional output is absent. */
+  /** Bound where a kernel's optional output is absent (two: one buffer may be writable once per dispatch). */
   readonly dummyW: GpuStorage;
+  readonly dummyW2: GpuStorage;
   readonly options: Required<WebGpuBackendOptions>;
   private readonly pool: BufferPool;
   private readonly staging = new Map<number, GPUBuffer[]>();
@@ -54,11 +61,12 @@ export class WebGpuBackend implements Backend {
 
   constructor(readonly g: GpuDevice, o: WebGpuBackendOptions = {}) {
     this.device = g.device;
-    this.options = { maxIdleBytes: o.maxIdleBytes ?? 1 << 30, maxBatch: o.maxBatch ?? 2000, scanChunk: o.scanChunk ?? 0 };
+    this.options = { maxIdleBytes: o.maxIdleBytes ?? 1 << 30, maxBatch: o.maxBatch ?? 2000, scanChunk: o.scanChunk ?? 0, scanThreads: o.scanThreads ?? 0, scanWorkgroup: o.scanWorkgroup ?? 0, matvecRows: o.matvecRows ?? 0 };
     this.d = new Dispatcher(g, this.options.maxBatch);
     this.pool = new BufferPool(this.options.maxIdleBytes);
     this.dummyR = this.createStorage(256, 'dummy (read)', false);
     this.dummyW = this.createStorage(256, 'dummy (write)', false);
+    this.dummyW2 = this.createStorage(256, 'dummy (write 2)', false);
   }
 
   /** A short description of the adapter and the limits in use, for logs and benchmark records. */
@@ -156,7 +164,16 @@ export class WebGpuBackend implements Backend {
   }
 
   release(s: GpuStorage): void {
+    // scratch released while recording is bound by the recording: it keeps it until disposed
+    const rec = this.d.recording;
+    if (rec) { rec.owned.push(s); return; }
     for (const x of this.pool.give(s)) this.d.destroyLater(x);
+  }
+
+  /** See `Backend.record`: the dispatches of `fn`, replayable with no host work. */
+  record(fn: () => void): RecordedWork {
+    this.checkAlive();
+    return this.d.record(fn, (s) => this.release(s));
   }
 
   async read(t: Tensor): Promise<Float32Array | Int32Array> {

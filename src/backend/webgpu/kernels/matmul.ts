@@ -10,6 +10,8 @@ const MATVEC = { name: 'matvec', code: W.matvec, access: 'rrrwrrw' };
 
 /** Rows of x up to which the Linear layout runs as matrix-vector products (weights read once per 4 rows). */
 const MATVEC_MAX_M = 8;
+/** Workgroups a matrix-vector product should at least spread over (two per SM of a large GPU). */
+const MATVEC_MIN_GROUPS = 256;
 
 export function matmul(bk: WebGpuBackend, out: Tensor, a: Tensor, b: Tensor, o: MatmulOptions, m: number, q: number, p: number): void {
   if (m === 0 || p === 0) return;
@@ -48,8 +50,11 @@ export function matvec(bk: WebGpuBackend, out: Tensor, x: Tensor, w: Tensor, bia
   const per = t === 0 ? 4 : 8;
   const vec = w.offset % per === 0 && (w.ld % per === 0 || p === 1) && q % per === 0 && x.offset % 4 === 0 && (x.ld % 4 === 0 || m === 1);
   const epi = conv ? 1 : 0;
-  const key = `matvec:${t}:${bt}:${vec}:${!!bias}:${acc}:${epi}:${!!conv?.bias}`;
-  const pipe = bk.d.pipe(key, MATVEC, { T: t, BT: bt, VEC: vec ? 1 : 0, HAS_BIAS: bias ? 1 : 0, ACC: acc ? 1 : 0, EPI: epi, CONV_BIAS: conv?.bias ? 1 : 0 });
+  // W rows per workgroup: 8 (32 threads per row) unless that leaves fewer than ~2 workgroups per SM
+  let R = bk.options.matvecRows;
+  if (!R) { R = 8; while (!bk.g.cpuAdapter && R > 1 && Math.ceil(p / R) < MATVEC_MIN_GROUPS) R >>= 1; }
+  const key = `matvec:${t}:${bt}:${vec}:${!!bias}:${acc}:${epi}:${!!conv?.bias}:${R}`;
+  const pipe = bk.d.pipe(key, MATVEC, { T: t, BT: bt, VEC: vec ? 1 : 0, HAS_BIAS: bias ? 1 : 0, ACC: acc ? 1 : 0, EPI: epi, CONV_BIAS: conv?.bias ? 1 : 0, R });
   const d = bk.d.params().u(m).u(q).u(p).u(x.offset).u(x.ld).u(w.offset).u(w.ld).u(bias?.offset ?? 0).u(out.offset).u(out.ld);
   let cw: GpuStorage = bk.dummyR, cb: GpuStorage = bk.dummyR, cs: GpuStorage = bk.dummyW;
   if (conv) {
@@ -58,5 +63,5 @@ export function matvec(bk: WebGpuBackend, out: Tensor, x: Tensor, w: Tensor, bia
     if (conv.bias) cb = bk.buf(conv.bias);
     cs = bk.buf(conv.state);
   }
-  bk.d.run(pipe, [bk.buf(w), bk.buf(x), bias ? bk.buf(bias) : bk.dummyR, bk.buf(out), cw, cb, cs], Math.ceil(p / 8), Math.ceil(m / 4));
+  bk.d.run(pipe, [bk.buf(w), bk.buf(x), bias ? bk.buf(bias) : bk.dummyR, bk.buf(out), cw, cb, cs], Math.ceil(p / R), Math.ceil(m / 4));
 }

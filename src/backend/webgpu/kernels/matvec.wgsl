@@ -1,8 +1,9 @@
 // out (m, p) <- [out +] x (m, q) · W (p, q)^T [+ bias (p)] for small m (decode): the Linear layout.
-// Memory-bound, so built for bandwidth: a workgroup of 256 threads computes 8 outputs (W rows) for up
-// to 4 rows of x; the 32 threads of a W row read it in 16-byte words (coalesced), multiply with up to
-// 4 rows of x at once (the weight is read once for the whole batch block), and a tree in workgroup
-// memory sums the 32 partial dot products. 16-bit weights are unpacked in the shader (f32 math).
+// Memory-bound, so built for bandwidth: a workgroup of 256 threads computes R outputs (W rows) for up
+// to 4 rows of x; the 256 / R threads of a W row read it in 16-byte words (coalesced), multiply with
+// up to 4 rows of x at once (the weight is read once for the whole batch block), and a tree in
+// workgroup memory sums their partial dot products. R is chosen by the launcher so that small
+// matrices still spread over many workgroups. 16-bit weights are unpacked in the shader (f32 math).
 //
 // EPI = 1 fuses Mamba's recurrent conv step into in_proj (W = in_proj.weight (2e, d)): output j < e
 // is a u channel; it is pushed into the conv state (b, e, k) and out[., j] receives silu(conv), so
@@ -15,6 +16,7 @@ override HAS_BIAS: bool = false;
 override ACC: bool = false;  // out += instead of out =
 override EPI: u32 = 0u;      // 0 plain, 1 Mamba in_proj + conv step + SiLU
 override CONV_BIAS: bool = false;
+override R: u32 = 8u;        // W rows per workgroup (1, 2, 4 or 8)
 
 struct P {
   m: u32, q: u32, p: u32,
@@ -66,9 +68,10 @@ fn silu(v: f32) -> f32 { return v / (1.0 + exp(-v)); }
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {
-  let g = li >> 5u;          // W row within the workgroup
-  let lane = li & 31u;
-  let j = wid.x * 8u + g;    // output column
+  let tpr = 256u / R;        // threads per W row
+  let g = li / tpr;          // W row within the workgroup
+  let lane = li - g * tpr;
+  let j = wid.x * R + g;     // output column
   let i0 = wid.y * 4u;       // first x row of this block
   let mr = min(4u, p.m - i0);
   let jj = min(j, p.p - 1u); // idle threads read a valid row and discard it
@@ -82,7 +85,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
   if (VEC && T == 0u) {
     let wb = wrow >> 2u;
     let q4 = p.q >> 2u;
-    for (var v = lane; v < q4; v += 32u) {
+    for (var v = lane; v < q4; v += tpr) {
       let w4 = bitcast<vec4<f32>>(W[wb + v]);
       acc.x += dot(w4, x[(x0 >> 2u) + v]);
       if (mr > 1u) {
@@ -94,7 +97,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
   } else if (VEC) {
     let wb = wrow >> 3u;
     let q8 = p.q >> 3u;
-    for (var v = lane; v < q8; v += 32u) {
+    for (var v = lane; v < q8; v += tpr) {
       let wq = W[wb + v];
       let a = pair(wq.x);
       let b = pair(wq.y);
@@ -110,13 +113,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
       }
     }
   } else {
-    for (var c = lane; c < p.q; c += 32u) {
+    for (var c = lane; c < p.q; c += tpr) {
       let wv = wel(wrow + c);
       acc += wv * vec4<f32>(xs(x0 + c), xs(x1 + c), xs(x2 + c), xs(x3 + c));
     }
   }
   red[li] = acc;
-  for (var s = 16u; s > 0u; s >>= 1u) {
+  for (var s = tpr >> 1u; s > 0u; s >>= 1u) {
     workgroupBarrier();
     if (lane < s) { red[li] += red[li + s]; }
   }
@@ -124,7 +127,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
   // lanes 0..mr-1 finish one x row each
   if (j >= p.p || lane >= mr) { return; }
   let i = i0 + lane;
-  var v = red[g * 32u][lane];
+  var v = red[g * tpr][lane];
   if (HAS_BIAS) { v += bel(p.boff + j); }
   let oi = p.ooff + i * p.old + j;
   if (EPI == 1u && j < p.e) {

@@ -12,7 +12,7 @@ struct P { m: u32, d: u32, roff: u32, rld: u32, xoff: u32, xld: u32, ooff: u32, 
 @group(0) @binding(3) var<storage, read_write> res: array<f32>;      // (m, d) view, the residual
 @group(0) @binding(4) var<storage, read_write> o: array<f32>;        // (m, d) view
 
-var<workgroup> part: array<f32, 256>;
+var<workgroup> part: array<vec4<f32>, 64>;
 
 fn weight(c: u32) -> f32 {
   let e = p.woff + c;
@@ -36,13 +36,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     }
     ss += v * v;
   }
-  part[li] = ss;
-  for (var s = 128u; s > 0u; s >>= 1u) {
-    workgroupBarrier();
-    if (li < s) { part[li] += part[li + s]; }
-  }
+  part[li >> 2u][li & 3u] = ss;
   workgroupBarrier();
-  let inv = inverseSqrt(part[0] / f32(p.d) + p.eps);
+  // every thread sums the 256 partial sums in the same order (one barrier, identical results)
+  var tot = vec4<f32>(0.0);
+  for (var s = 0u; s < 64u; s++) { tot += part[s]; }
+  let inv = inverseSqrt((tot.x + tot.y + tot.z + tot.w) / f32(p.d) + p.eps);
   let ob = p.ooff + r * p.old;
   for (var c = li; c < p.d; c += 256u) {
     o[ob + c] = res[rb + c] * inv * weight(c);

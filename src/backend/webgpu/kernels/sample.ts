@@ -3,7 +3,7 @@ import { checkSample } from '../../checks.js';
 import type { WebGpuBackend } from '../webgpu-backend.js';
 import * as W from './wgsl.gen.js';
 
-const SAMPLE = { name: 'sample', code: W.sample, access: 'rwrww' };
+const SAMPLE = { name: 'sample', code: W.sample, access: 'rwrwww' };
 
 /** One workgroup per row (sample.wgsl); the scratch holds the row's penalised logits, then e_i. */
 export function sample(bk: WebGpuBackend, a: SampleArgs): void {
@@ -17,7 +17,9 @@ export function sample(bk: WebGpuBackend, a: SampleArgs): void {
     .u(seen?.offset ?? 0).u(seen?.ld ?? 0).u(sup?.offset ?? 0).u(seen ? 1 : 0)
     .u(sup ? 1 : 0).u(p.seed >>> 0).u(a.step >>> 0).u(p.topK)
     .f(p.temperature).f(p.repetitionPenalty).f(p.minP).u(p.topP < 1 ? 1 : 0)
-    .u(topp).u(0);
-  bk.d.run(bk.d.pipe('sample', SAMPLE), [bk.buf(a.logits), seen ? bk.buf(seen) : bk.dummyW, sup ? bk.buf(sup) : bk.dummyR, scratch, bk.buf(a.out)], b);
+    .u(topp).u(0).u(a.stepCounter ? 1 : 0).u(b).u(a.stepCounter?.offset ?? 0);
+  // a second write-only dummy: one buffer may not be bound twice as writable
+  const counter = a.stepCounter ? bk.buf(a.stepCounter) : bk.dummyW2;
+  bk.d.run(bk.d.pipe('sample', SAMPLE), [bk.buf(a.logits), seen ? bk.buf(seen) : bk.dummyW, sup ? bk.buf(sup) : bk.dummyR, scratch, bk.buf(a.out), counter], b);
   bk.release(scratch);
 }

@@ -20,6 +20,9 @@ struct P {
   temp: f32, penalty: f32, minp: f32, topp_on: u32,
   topp: u32,           // round(top_p * 2^32) when top_p < 1
   scroff: u32,         // scratch: first element
+  has_counter: u32,    // the step comes from stepc[0] (then incremented once all rows are done)
+  rows: u32,
+  coff: u32,           // stepc offset
 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;      // (b, V) view
@@ -27,6 +30,7 @@ struct P {
 @group(0) @binding(3) var<storage, read> sup: array<i32>;         // (V): nonzero = never chosen
 @group(0) @binding(4) var<storage, read_write> xs: array<f32>;    // (b, V) scratch: penalised logits, then e
 @group(0) @binding(5) var<storage, read_write> o: array<i32>;     // (b) chosen ids
+@group(0) @binding(6) var<storage, read_write> stepc: array<atomic<u32>>; // [step, rows finished] or unused
 
 const WG: u32 = 256u;
 
@@ -110,8 +114,17 @@ fn hash32(v: u32) -> u32 {
   x ^= x >> 16u;
   return x;
 }
-fn uniform24(row: u32) -> u32 {
-  return hash32(p.seed ^ hash32(row * 0x9e3779b9u + hash32(p.step))) >> 8u;
+fn uniform24(row: u32, step: u32) -> u32 {
+  return hash32(p.seed ^ hash32(row * 0x9e3779b9u + hash32(step))) >> 8u;
+}
+
+// Called by one thread per row once its id is written: the last row to finish advances the step.
+fn row_done() {
+  if (p.has_counter == 0u) { return; }
+  if (atomicAdd(&stepc[p.coff + 1u], 1u) == p.rows - 1u) {
+    atomicStore(&stepc[p.coff + 1u], 0u);
+    atomicAdd(&stepc[p.coff], 1u);
+  }
 }
 
 // order-preserving key of an f32
@@ -196,6 +209,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
     if (li == 0u) {
       o[p.ooff + r] = i32(amax);
       if (p.has_seen != 0u) { seen[p.soff + r * p.sld + amax] = 1; }
+      row_done();
     }
     return;
   }
@@ -341,7 +355,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
   if (li == 0u) { atomicStore(&pick, 0xffffffffu); }
   workgroupBarrier();
   let mass = vec2<u32>(slo[WG - 1u], shi[WG - 1u]);
-  let goal = mul96(mass, uniform24(r));
+  var step = p.step;
+  if (p.has_counter != 0u) { step = atomicLoad(&stepc[p.coff]); }
+  let goal = mul96(mass, uniform24(r, step));
   var cum = sub64(incl, m);
   // this chunk holds the pick if its inclusive end crosses the goal and its start does not
   if (gt96(shl24(incl), goal) && !gt96(shl24(cum), goal)) {
@@ -365,5 +381,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
     if (id == 0xffffffffu) { id = amax; } // only when every kept e is below 2^-40: the maximum
     o[p.ooff + r] = i32(id);
     if (p.has_seen != 0u) { seen[p.soff + r * p.sld + id] = 1; }
+    row_done();
   }
 }

@@ -4,8 +4,8 @@ import type { WebGpuBackend } from '../webgpu-backend.js';
 import { grid } from './launch.js';
 import * as W from './wgsl.gen.js';
 
-/** Channels per workgroup of scan_chunk / scan_out. */
-const WG = 64;
+/** Channels per workgroup of scan_chunk / scan_out (default). */
+const SCAN_WG = 64;
 /** Threads the chunked scan aims for (enough to fill a large GPU several times over). */
 const TARGET_THREADS = 1 << 17;
 
@@ -20,12 +20,15 @@ function code(n4: number): string {
   return c;
 }
 
-/** Chunk length: a power of two from 16 up, so that b * e * chunks reaches TARGET_THREADS. */
-export function chunkLength(b: number, l: number, e: number, forced: number): number {
-  if (forced > 0) return forced;
-  const chunks = Math.max(1, Math.ceil(TARGET_THREADS / (b * e)));
+/**
+ * Chunk length: a power of two from 16 up, so that b * e * chunks reaches `target` threads (or the
+ * forced length, rounded up to a multiple of 4: the kernels walk time in blocks of 4).
+ */
+export function chunkLength(b: number, l: number, e: number, forced: number, target = TARGET_THREADS): number {
+  if (forced > 0) return Math.ceil(forced / 4) * 4;
+  const chunks = Math.max(1, Math.ceil(target / (b * e)));
   let L = 16;
-  while (L * chunks < l && L < 4096) L *= 2;
+  while (L * chunks < l && L < 1 << 20) L *= 2;
   return L;
 }
 
@@ -37,11 +40,12 @@ export function chunkLength(b: number, l: number, e: number, forced: number): nu
 export function selectiveScan(bk: WebGpuBackend, s: SelectiveScanArgs, { b, l, e, n }: { b: number; l: number; e: number; n: number }): void {
   if (b * e === 0) return;
   const n4 = Math.ceil(n / 4);
-  const L = chunkLength(b, l, e, bk.options.scanChunk);
+  const L = chunkLength(b, l, e, bk.options.scanChunk, bk.options.scanThreads || TARGET_THREADS);
   const K = Math.max(1, Math.ceil(l / L));
   const cod = code(n4);
+  const WG = bk.options.scanWorkgroup || SCAN_WG;
   const flags = { HAS_Z: s.z ? 1 : 0, HAS_D: s.D ? 1 : 0, HAS_BIAS: s.deltaBias ? 1 : 0, SOFTPLUS: s.deltaSoftplus ? 1 : 0 };
-  const fkey = `${n4}:${!!s.z}:${!!s.D}:${!!s.deltaBias}:${s.deltaSoftplus}`;
+  const fkey = `${n4}:${WG}:${!!s.z}:${!!s.D}:${!!s.deltaBias}:${s.deltaSoftplus}`;
   // B and C must sit in one buffer (they do in Mamba: views of x_proj's output); else pack them.
   let bc = bk.buf(s.B);
   let boff = s.B.offset, bld = s.B.ld, coff = s.C.offset, cld = s.C.ld;

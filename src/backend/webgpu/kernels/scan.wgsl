@@ -22,7 +22,7 @@ override SOFTPLUS: bool = true;
 override HIN: u32 = 0u;         // initial state of scan_out: 0 zeros, 1 rows of hin (b, e, n), 2 scratch slots, 3 rows of hout (h0 = hOut)
 override HAS_HOUT: bool = false;
 override HAS_H0: bool = false;  // scan_carry: chunk 0 starts from hin (else zeros)
-const TT: u32 = 32u;            // time steps per B/C tile
+const TT: u32 = 32u;            // time steps per B/C tile (a multiple of 4; chunk lengths are too)
 const N4: u32 = 4u;             // ceil(n / 4): the launcher substitutes the value (private arrays need a constant size)
 
 struct P {
@@ -102,6 +102,28 @@ fn stage(bi: u32, tb: u32, nt: u32, li: u32, withC: bool) {
   }
 }
 
+// Inputs of 4 consecutive steps t..t+3 of this thread's channel (rows past `last` repeat it):
+// loaded one block ahead of use, so 12 loads per thread are in flight while 4 steps compute.
+struct In4 { u: vec4<f32>, d: vec4<f32>, z: vec4<f32> }
+
+fn load4(bi: u32, c: u32, t: u32, last: u32) -> In4 {
+  var v: In4;
+  for (var q = 0u; q < 4u; q++) {
+    let row = bi * p.l + min(t + q, last);
+    v.u[q] = U[p.uoff + row * p.uld + c];
+    v.d[q] = DL[p.doff + row * p.dld + c];
+  }
+  return v;
+}
+
+fn load4z(bi: u32, c: u32, t: u32, last: u32) -> In4 {
+  var v = load4(bi, c, t, last);
+  if (HAS_Z) {
+    for (var q = 0u; q < 4u; q++) { v.z[q] = Z[p.zoff + (bi * p.l + min(t + q, last)) * p.zld + c]; }
+  }
+  return v;
+}
+
 @compute @workgroup_size(WG)
 fn scan_chunk(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {
   let c = wid.x * WG + li;
@@ -118,20 +140,24 @@ fn scan_chunk(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index
   var S = 0.0;
   let t0 = k * p.L;
   let t1 = min(t0 + p.L, p.l);
+  var nxt = load4(bi, cc, t0, t1 - 1u);
   for (var tb = t0; tb < t1; tb += TT) {
     let nt = min(TT, t1 - tb);
     workgroupBarrier();
     stage(bi, tb, nt, li, false);
     workgroupBarrier();
-    if (live) {
-      for (var tt = 0u; tt < nt; tt++) {
-        let row = bi * p.l + tb + tt;
-        let u = U[p.uoff + row * p.uld + c];
-        let dt = dt_of(DL[p.doff + row * p.dld + c], bias);
-        S += dt;
-        let dtu = dt * u;
-        for (var g = 0u; g < N4; g++) {
-          h[g] = exp2(dt * A2[g]) * h[g] + dtu * sB[tt * N4 + g];
+    for (var t4 = tb; t4 < tb + nt; t4 += 4u) {
+      let cur = nxt;
+      if (t4 + 4u < t1) { nxt = load4(bi, cc, t4 + 4u, t1 - 1u); }
+      for (var q = 0u; q < 4u; q++) {
+        if (t4 + q < tb + nt) {
+          let dt = dt_of(cur.d[q], bias);
+          S += dt;
+          let dtu = dt * cur.u[q];
+          let tt = t4 + q - tb;
+          for (var g = 0u; g < N4; g++) {
+            h[g] = exp2(dt * A2[g]) * h[g] + dtu * sB[tt * N4 + g];
+          }
         }
       }
     }
@@ -201,26 +227,31 @@ fn scan_out(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) 
   }
   let t0 = k * p.L;
   let t1 = min(t0 + p.L, p.l);
+  var nxt = load4z(bi, cc, t0, t1 - 1u);
   for (var tb = t0; tb < t1; tb += TT) {
     let nt = min(TT, t1 - tb);
     workgroupBarrier();
     stage(bi, tb, nt, li, true);
     workgroupBarrier();
-    if (live) {
-      for (var tt = 0u; tt < nt; tt++) {
-        let row = bi * p.l + tb + tt;
-        let u = U[p.uoff + row * p.uld + c];
-        let dt = dt_of(DL[p.doff + row * p.dld + c], bias);
-        let dtu = dt * u;
-        var y4 = vec4<f32>(0.0);
-        for (var g = 0u; g < N4; g++) {
-          h[g] = exp2(dt * A2[g]) * h[g] + dtu * sB[tt * N4 + g];
-          y4 += h[g] * sC[tt * N4 + g];
+    for (var t4 = tb; t4 < tb + nt; t4 += 4u) {
+      let cur = nxt;
+      if (t4 + 4u < t1) { nxt = load4z(bi, cc, t4 + 4u, t1 - 1u); }
+      for (var q = 0u; q < 4u; q++) {
+        if (t4 + q < tb + nt) {
+          let u = cur.u[q];
+          let dt = dt_of(cur.d[q], bias);
+          let dtu = dt * u;
+          let tt = t4 + q - tb;
+          var y4 = vec4<f32>(0.0);
+          for (var g = 0u; g < N4; g++) {
+            h[g] = exp2(dt * A2[g]) * h[g] + dtu * sB[tt * N4 + g];
+            y4 += h[g] * sC[tt * N4 + g];
+          }
+          var y = y4.x + y4.y + y4.z + y4.w;
+          if (HAS_D) { y += dv * u; }
+          if (HAS_Z) { y *= silu_f(cur.z[q]); }
+          if (live) { Y[p.yoff + (bi * p.l + t4 + q) * p.yld + c] = y; }
         }
-        var y = y4.x + y4.y + y4.z + y4.w;
-        if (HAS_D) { y += dv * u; }
-        if (HAS_Z) { y *= silu_f(Z[p.zoff + row * p.zld + c]); }
-        Y[p.yoff + row * p.yld + c] = y;
       }
     }
   }
