@@ -32,6 +32,8 @@ export interface WebGpuBackendOptions {
   scanWorkgroup?: number;
   /** W rows per workgroup of the matrix-vector kernel (1, 2, 4, 8); 0 chooses from the shape (default). */
   matvecRows?: number;
+  /** Output tile of the matrix product (64 or 128); 0 chooses from the shape (default). */
+  matmulTile?: number;
 }
 
 /** Allocations at least this large are checked for out-of-memory (an error scope each). */
@@ -61,7 +63,7 @@ export class WebGpuBackend implements Backend {
 
   constructor(readonly g: GpuDevice, o: WebGpuBackendOptions = {}) {
     this.device = g.device;
-    this.options = { maxIdleBytes: o.maxIdleBytes ?? 1 << 30, maxBatch: o.maxBatch ?? 2000, scanChunk: o.scanChunk ?? 0, scanThreads: o.scanThreads ?? 0, scanWorkgroup: o.scanWorkgroup ?? 0, matvecRows: o.matvecRows ?? 0 };
+    this.options = { maxIdleBytes: o.maxIdleBytes ?? 1 << 30, maxBatch: o.maxBatch ?? 2000, scanChunk: o.scanChunk ?? 0, scanThreads: o.scanThreads ?? 0, scanWorkgroup: o.scanWorkgroup ?? 0, matvecRows: o.matvecRows ?? 0, matmulTile: o.matmulTile ?? 0 };
     this.d = new Dispatcher(g, this.options.maxBatch);
     this.pool = new BufferPool(this.options.maxIdleBytes);
     this.dummyR = this.createStorage(256, 'dummy (read)', false);

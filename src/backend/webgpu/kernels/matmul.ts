@@ -6,6 +6,17 @@ import { dcode } from './launch.js';
 import * as W from './wgsl.gen.js';
 
 const MATMUL = { name: 'matmul', code: W.matmul, access: 'rrrw' };
+
+/** The matmul WGSL with its tile constants substituted. */
+function tiled(bm: number, bn: number, bk: number, tm: number, tn: number): { code: string; bm: number; bn: number } {
+  const code = W.matmul.replace(/const BM: u32 = \d+u;/, `const BM: u32 = ${bm}u;`).replace(/const BN: u32 = \d+u;/, `const BN: u32 = ${bn}u;`)
+    .replace(/const BK: u32 = \d+u;/, `const BK: u32 = ${bk}u;`).replace(/const TM: u32 = \d+u;/, `const TM: u32 = ${tm}u;`).replace(/const TN: u32 = \d+u;/, `const TN: u32 = ${tn}u;`);
+  return { code, bm, bn };
+}
+const SMALL = tiled(64, 64, 16, 4, 4);
+const BIG = tiled(128, 128, 8, 8, 8);
+/** Workgroups the 128 x 128 tiling must still give (a large GPU has 100+ SMs) to be chosen. */
+const BIG_TILE_MIN_GROUPS = 192;
 const MATVEC = { name: 'matvec', code: W.matvec, access: 'rrrwrrw' };
 
 /** Rows of x up to which the Linear layout runs as matrix-vector products (weights read once per 4 rows). */
@@ -27,10 +38,14 @@ export function matmul(bk: WebGpuBackend, out: Tensor, a: Tensor, b: Tensor, o: 
     return;
   }
   const ta = dcode(a.dtype), tb = dcode(b.dtype), bt = bias ? dcode(bias.dtype) : 0;
-  const key = `matmul:${ta}:${tb}:${bt}:${!!o.transA}:${!!o.transB}:${!!bias}:${!!o.accumulate}`;
-  const pipe = bk.d.pipe(key, MATMUL, { TA: ta, TB: tb, BT: bt, TRANS_A: o.transA ? 1 : 0, TRANS_B: o.transB ? 1 : 0, HAS_BIAS: bias ? 1 : 0, ACC: o.accumulate ? 1 : 0 });
-  bk.d.params().u(m).u(q).u(p).u(a.offset).u(a.ld).u(b.offset).u(b.ld).u(bias?.offset ?? 0).u(out.offset).u(out.ld);
-  bk.d.run(pipe, [bk.buf(a), bk.buf(b), bias ? bk.buf(bias) : bk.dummyR, bk.buf(out)], Math.ceil(p / 64), Math.ceil(m / 64));
+  // 128 x 128 tiles (8 x 8 per thread) when the product still spreads over enough workgroups
+  const forced = bk.options.matmulTile;
+  const big = forced ? forced === 128 : !bk.g.cpuAdapter && Math.ceil(m / 128) * Math.ceil(p / 128) >= BIG_TILE_MIN_GROUPS;
+  const tile = big ? BIG : SMALL;
+  const key = `matmul:${big}:${ta}:${tb}:${bt}:${!!o.transA}:${!!o.transB}`;
+  const pipe = bk.d.pipe(key, { ...MATMUL, code: tile.code }, { TA: ta, TB: tb, BT: bt, TRANS_A: o.transA ? 1 : 0, TRANS_B: o.transB ? 1 : 0 });
+  bk.d.params().u(m).u(q).u(p).u(a.offset).u(a.ld).u(b.offset).u(b.ld).u(bias?.offset ?? 0).u(out.offset).u(out.ld).u(bias ? 1 : 0).u(o.accumulate ? 1 : 0);
+  bk.d.run(pipe, [bk.buf(a), bk.buf(b), bias ? bk.buf(bias) : bk.dummyR, bk.buf(out)], Math.ceil(p / tile.bn), Math.ceil(m / tile.bm));
 }
 
 /** The fused conv step of `matvec` (Mamba in_proj, EPI 1). */
