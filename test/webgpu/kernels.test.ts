@@ -215,3 +215,14 @@ test('errors: shapes are checked before dispatch; a tensor of another backend is
   const big = g.g.limits.maxStorageBufferBindingSize;
   assert.throws(() => g.alloc([Math.ceil(big / 4) + 16]), (e) => isMambaError(e, 'DEVICE') && /maxStorageBufferBindingSize/.test((e as Error).message));
 });
+
+test('device errors: a disposed backend refuses work with a DEVICE error that says so', async (t) => {
+  const g = await openAdapter(t, {});
+  if (!g) return;
+  const x = g.upload(new Float32Array([1, 2, 3]), [3]);
+  assert.deepEqual(Array.from(await g.read(x)), [1, 2, 3]);
+  g.dispose();
+  assert.throws(() => g.alloc([4]), (e) => isMambaError(e, 'DEVICE') && /disposed/.test((e as Error).message));
+  await assert.rejects(g.read(x), (e) => isMambaError(e, 'DEVICE'));
+  assert.throws(() => g.unary('exp', x, x), (e) => isMambaError(e, 'DEVICE'));
+});

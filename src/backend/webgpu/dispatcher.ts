@@ -1,7 +1,7 @@
 /// <reference types="@webgpu/types" />
 import { fail } from '../../errors.js';
 import type { GpuDevice } from './device.js';
-import { USAGE, type GpuStorage } from './gpu-buffers.js';
+import { newStorage, USAGE, type GpuStorage } from './gpu-buffers.js';
 
 /**
  * Encoding of kernel launches: every dispatch goes into one pending command encoder (one compute
@@ -232,7 +232,8 @@ export class Dispatcher {
   private copyOf(s: GpuStorage): GpuStorage {
     const buffer = this.device.createBuffer({ size: s.bytes, usage: USAGE.STORAGE | USAGE.COPY_DST | USAGE.COPY_SRC, label: 'alias copy' });
     this.copy(s.buffer, 0, buffer, 0, s.bytes);
-    const c: GpuStorage = { buffer, bytes: s.bytes, id: -Math.floor(Math.random() * 2 ** 40) - 1, batch: this.batch, pooled: false };
+    const c = newStorage(buffer, s.bytes, false);
+    c.batch = this.batch;
     this.destroyLater(c);
     return c;
   }
@@ -356,7 +357,8 @@ export class Dispatcher {
   forgetRecording(r: Recording): void {
     const prefix = `R${r.id}:`;
     for (const k of [...this.groups.keys()]) if (k.startsWith(prefix)) this.groups.delete(k);
-    const u: GpuStorage = { buffer: r.uniform, bytes: REC_SLOTS * SLOT, id: -1, batch: r.usedBatch(), pooled: false };
+    const u = newStorage(r.uniform, REC_SLOTS * SLOT, false);
+    u.batch = r.usedBatch();
     this.destroyLater(u);
   }
 

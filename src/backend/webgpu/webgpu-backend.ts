@@ -86,7 +86,14 @@ export class WebGpuBackend implements Backend {
     }
     const check = bytes >= OOM_CHECK_BYTES;
     if (check) this.device.pushErrorScope('out-of-memory');
-    const buffer = this.device.createBuffer({ size: bytes, usage: USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST, mappedAtCreation: mapped, label });
+    let buffer: GPUBuffer;
+    try {
+      buffer = this.device.createBuffer({ size: bytes, usage: USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST, mappedAtCreation: mapped, label });
+    } catch (e) {
+      // mappedAtCreation throws (RangeError) when the host-visible mapping cannot be made
+      if (check) void this.device.popErrorScope();
+      return fail('DEVICE', `WebGPU: out of memory allocating ${mb(bytes)} for ${label}: ${(e as Error).message}`, { bytes });
+    }
     if (check) {
       void this.device.popErrorScope().then((e) => {
         if (e) this.g.error ??= `out of GPU memory allocating ${mb(bytes)} for ${label} (${e.message})`;
@@ -255,6 +262,7 @@ export class WebGpuBackend implements Backend {
     if (this.disposed) return;
     try { this.d.flush(); } catch { /* a lost device has nothing to flush */ }
     this.disposed = true;
+    this.g.lost ??= 'the WebGPU backend was disposed';
     this.device.destroy();
   }
 

@@ -13,7 +13,8 @@ const SCAN_STEP = { name: 'mamba-step', code: W.mambaStep, access: 'rrrrrrww' };
  *   1. in_proj as a matrix-vector product whose epilogue runs the conv step + SiLU for the u half
  *      (matvec.wgsl, EPI 1): xz <- [silu(conv(u)), z], conv state advanced
  *   2. x_proj: dbc <- xz[:, :e] · x_proj^T
- *   3. dt_proj + softplus + SSM state update + C contraction + D skip + SiLU(z) gate (mamba-step.wgsl)
+ *   3. dt_proj + softplus + SSM state update + C contraction + D skip + SiLU(z) gate (mamba-step.wgsl,
+ *      16 lanes per channel)
  *   4. out_proj: out <- y · out_proj^T (+ bias)
  */
 export function mambaStep(bk: WebGpuBackend, a: MambaStepArgs): void {
@@ -47,7 +48,7 @@ export function mambaStep(bk: WebGpuBackend, a: MambaStepArgs): void {
   bk.d.params().u(b).u(e).u(n).u(r).u(xz.offset).u(xz.ld).u(dbc.offset).u(dbc.ld).u(a.dtProj.offset).u(a.dtProj.ld)
     .u(a.dtProjBias.offset).u(a.A.offset).u(a.A.ld).u(a.D.offset).u(ssm.offset).u(ssm.ld).u(y.offset).u(y.ld);
   bk.d.run(bk.d.pipe(`mamba-step:${t}`, SCAN_STEP, { T: t }),
-    [bk.buf(xz), bk.buf(dbc), bk.buf(a.dtProj), bk.buf(a.dtProjBias), bk.buf(a.A), bk.buf(a.D), bk.buf(ssm), bk.buf(y)], Math.ceil(e / 64), b);
+    [bk.buf(xz), bk.buf(dbc), bk.buf(a.dtProj), bk.buf(a.dtProjBias), bk.buf(a.A), bk.buf(a.D), bk.buf(ssm), bk.buf(y)], Math.ceil(e / 16), b);
   // 4. out_proj
   matvec(bk, out, y, a.outProj, a.outProjBias, false, b, e, d, null);
 }

@@ -183,14 +183,25 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
   // ---- 1. penalty, suppression, maximum (first index) ----
   var bv = -3.4028234e38;
   var bi = 0xffffffffu;
-  for (var i = li; i < V; i += WG) {
-    var x = logits[lb + i];
-    if (p.has_seen != 0u && seen[p.soff + r * p.sld + i] != 0) {
-      x = select(x / p.penalty, x * p.penalty, x < 0.0);
+  // 4 elements per iteration (indices i0 + q * WG, increasing): their loads are issued together
+  for (var i0 = li; i0 < V; i0 += 4u * WG) {
+    var xv: array<f32, 4>;
+    for (var q = 0u; q < 4u; q++) {
+      let i = min(i0 + q * WG, V - 1u);
+      var x = logits[lb + i];
+      if (p.has_seen != 0u && seen[p.soff + r * p.sld + i] != 0) {
+        x = select(x / p.penalty, x * p.penalty, x < 0.0);
+      }
+      if (p.has_sup != 0u && sup[p.supoff + i] != 0) { x = -3.4028234e38; /* as good as -inf: e = 0 */ }
+      xv[q] = x;
     }
-    if (p.has_sup != 0u && sup[p.supoff + i] != 0) { x = -3.4028234e38; /* as good as -inf: e = 0 */ }
-    xs[xb + i] = x;
-    if (bi == 0xffffffffu || x > bv) { bv = x; bi = i; }
+    for (var q = 0u; q < 4u; q++) {
+      let i = i0 + q * WG;
+      if (i < V) {
+        if (p.temp != 0.0) { xs[xb + i] = xv[q]; }
+        if (bi == 0xffffffffu || xv[q] > bv) { bv = xv[q]; bi = i; }
+      }
+    }
   }
   rv[li] = bv;
   ri[li] = bi;

@@ -189,15 +189,28 @@ fn scan_carry(@builtin(global_invocation_id) gid: vec3u) {
     }
   }
   let w = N4 * 4u;
-  var sb = ((bi * p.K * p.e + c) * N4 + g) * 4u;  // slot 0 of (bi, c), group g
+  let sb = ((bi * p.K * p.e + c) * N4 + g) * 4u;  // slot 0 of (bi, c), group g
   let stride = p.e * w;                              // between chunk slots
   for (var q = 0u; q < 4u; q++) { scratch[sb + q] = H[q]; }
-  for (var k = 1u; k < p.K; k++) {
-    let S = scratch[p.sd + (bi * p.K + k - 1u) * p.e + c];
-    sb += stride;
-    let loc = vec4<f32>(scratch[sb], scratch[sb + 1u], scratch[sb + 2u], scratch[sb + 3u]);
-    H = exp2(S * A2) * H + loc;
-    for (var q = 0u; q < 4u; q++) { scratch[sb + q] = H[q]; }
+  // chunks in blocks of 4: the 4 chunks' sums and local states are loaded before the 4 updates
+  let sd0 = p.sd + bi * p.K * p.e + c;
+  for (var k0 = 1u; k0 < p.K; k0 += 4u) {
+    var S: vec4<f32>;
+    var loc: array<vec4<f32>, 4>;
+    for (var j = 0u; j < 4u; j++) {
+      let k = min(k0 + j, p.K - 1u);
+      S[j] = scratch[sd0 + (k - 1u) * p.e];
+      let o = sb + k * stride;
+      loc[j] = vec4<f32>(scratch[o], scratch[o + 1u], scratch[o + 2u], scratch[o + 3u]);
+    }
+    for (var j = 0u; j < 4u; j++) {
+      let k = k0 + j;
+      if (k < p.K) {
+        H = exp2(S[j] * A2) * H + loc[j];
+        let o = sb + k * stride;
+        for (var q = 0u; q < 4u; q++) { scratch[o + q] = H[q]; }
+      }
+    }
   }
 }
 
