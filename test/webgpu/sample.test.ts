@@ -46,7 +46,7 @@ for (const [V, quantum] of [[1000, 0], [257, 0], [300, 0.5]] as const) {
   test(`sample: the same ids as the CPU Sampler for every parameter combination (V ${V}${quantum ? ', tied logits' : ''})`, async (t) => {
     const g = await requireAdapter(t);
     if (!g) return;
-    const b = 3, steps = 3;
+    const b = 2, steps = 2;
     const c = cpu();
     const seenInit = new Int32Array(b * V);
     const r = rng(V);
@@ -84,7 +84,7 @@ test('sample: draws follow the distribution (frequencies over many seeds match t
   const g = await requireAdapter(t);
   if (!g) return;
   // 4 tokens with probabilities 0.1, 0.2, 0.3, 0.4 at temperature 1; 256 rows share them.
-  const V = 4, b = 64;
+  const V = 4, b = 32;
   const row = [0.1, 0.2, 0.3, 0.4].map(Math.log);
   const x = new Float32Array(b * V);
   for (let i = 0; i < b; i++) x.set(row, i * V);
@@ -96,5 +96,5 @@ test('sample: draws follow the distribution (frequencies over many seeds match t
     for (const id of await g.read(out)) counts[id]!++;
   }
   const n = b * 32;
-  counts.forEach((cnt, i) => assert.ok(Math.abs(cnt / n - (i + 1) / 10) < 0.035, `token ${i}: frequency ${cnt / n}, expected ${(i + 1) / 10}`));
+  counts.forEach((cnt, i) => assert.ok(Math.abs(cnt / n - (i + 1) / 10) < 0.05, `token ${i}: frequency ${cnt / n}, expected ${(i + 1) / 10}`));
 });
