@@ -205,6 +205,19 @@ test('unary and binary: every op, in place, row broadcast; argmax with ties', as
   assert.deepEqual(await g.read(out.g), await C.read(out.c));
 });
 
+test('an input that shares a buffer with the output (other columns) is read as it was before the kernel', async (t) => {
+  const g = await requireAdapter(t);
+  if (!g) return;
+  const wide = rand(g, [3, 10], 80);
+  const x = { c: wide.c.narrow(5, 5), g: wide.g.narrow(5, 5) };
+  const out = { c: wide.c.narrow(0, 5), g: wide.g.narrow(0, 5) };
+  C.unary('exp', out.c, x.c); g.unary('exp', out.g, x.g);
+  const w = rand(g, [4, 5], 81);
+  const o2 = { c: wide.c.narrow(1, 4), g: wide.g.narrow(1, 4) };
+  C.matmul(o2.c, wide.c.narrow(5, 5), w.c, { transB: true }); g.matmul(o2.g, wide.g.narrow(5, 5), w.g, { transB: true });
+  assertClose(await g.read(wide.g), await C.read(wide.c), 'shared-buffer input', 1e-5, 1e-6);
+});
+
 test('errors: shapes are checked before dispatch; a tensor of another backend is refused', async (t) => {
   const g = await requireAdapter(t);
   if (!g) return;
