@@ -28,6 +28,10 @@ export type { TensorSource, TensorEntry, StoredDType } from './io/tensor-source.
 // Node only
 export { loadModel, loadLanguageModel, readConfig, openWeights, DEFAULT_MODEL_DIR, type LoadModelOptions } from './node/load.js';
 export { createBackend, type BackendName } from './node/backends.js';
+export { createWebGpuBackend, type CreateWebGpuOptions } from './backend/webgpu/create.js';
+export { createNodeWebGpuBackend } from './backend/webgpu/node.js';
+export { deviceTokens, type DeviceLoopOptions } from './generate/device-loop.js';
+export { loadModelFromUrl } from './browser.js';
 export { resolveModel, downloadModel, hubCacheDir, type HubOptions, type DownloadProgress } from './io/hub.js';
 export { openSafetensorsFile, writeSafetensorsFile } from './io/node/safetensors-file.js';
 export { openCheckpointTensors } from './io/node/checkpoint-files.js';

@@ -1,3 +1,4 @@
+import type { SamplingParams } from '../generate/sampling.js';
 import type { DType } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
 
@@ -91,6 +92,80 @@ export interface Backend {
 
   /** out (b) i32 <- index of the largest element of each row of x (b, V); the first one on ties. */
   argmax(out: Tensor, x: Tensor): void;
+
+  // ---- optional ------------------------------------------------------------------------------------
+  /**
+   * Samples one token per row with exactly the semantics of `Sampler` (generate/sampling.ts), where
+   * the data lives: on a GPU the logits are never read back and the ids can feed the next step.
+   * The CPU backend implements it with `Sampler` itself (the reference).
+   */
+  sample?(a: SampleArgs): void;
+  /**
+   * Mamba-1's recurrent step for one layer, fused (fewer dispatches per token). Same result as the
+   * composition of kernels in `MambaMixer.step`, which is the reference and runs where this is absent.
+   */
+  mambaStep?(a: MambaStepArgs): void;
+  /**
+   * Runs `fn` once (its kernels are queued as usual) and records the kernels it launches, so that
+   * `replay()` launches them again, on the same tensors with the same parameters, with no host work
+   * in between (CUDA graphs' idea). Only GPU work repeats: host-side effects of `fn` (counters such
+   * as `ModelState.position`) do not. The tensors `fn` uses must outlive the recording.
+   */
+  record?(fn: () => void): RecordedWork;
+  /** Releases the device (GPU backends); the backend is unusable afterwards. */
+  dispose?(): void;
+}
+
+/** Kernels recorded by `Backend.record`. */
+export interface RecordedWork {
+  readonly dispatches: number;
+  replay(): void;
+  dispose(): void;
+}
+
+/** Arguments of `Backend.sample`. */
+export interface SampleArgs {
+  /** (b) i32: receives the chosen ids. */
+  out: Tensor;
+  /** (b, V) f32 logits (a view is fine). */
+  logits: Tensor;
+  params: SamplingParams;
+  /** Generation step; with the row index it keys the random draw (`uniform(seed, row, step)`). */
+  step: number;
+  /**
+   * (2) i32 `[step, 0]`: when given, the step is read from element 0 (not `step`) and incremented
+   * after the draw, so recorded sampling advances by itself; element 1 must stay 0 (the kernel
+   * counts finished rows there and resets it).
+   */
+  stepCounter?: Tensor | null;
+  /**
+   * (b, V) i32 presence mask of the tokens already in each sequence (nonzero = seen), for the
+   * repetition penalty; the chosen ids are marked in it. Null: no penalty and nothing recorded.
+   */
+  seen?: Tensor | null;
+  /** (V) i32: ids with a nonzero entry are never chosen (their logits count as -infinity). */
+  suppress?: Tensor | null;
+}
+
+/**
+ * Arguments of `Backend.mambaStep` (glossary of mixers/mamba.ts: b batch, d d_model, e d_inner,
+ * n d_state, k d_conv, r dt_rank). Weights as in `MambaMixerWeights`, with A = -exp(A_log).
+ */
+export interface MambaStepArgs {
+  /** (b, d) input (the normed residual). */
+  x: Tensor;
+  /** (b, d) receives out_proj(y). */
+  out: Tensor;
+  inProj: Tensor; inProjBias: Tensor | null;
+  convWeight: Tensor; convBias: Tensor | null;
+  xProj: Tensor; dtProj: Tensor; dtProjBias: Tensor;
+  A: Tensor; D: Tensor;
+  outProj: Tensor; outProjBias: Tensor | null;
+  /** (b, e, k) and (b, e, n) recurrent states, advanced in place. */
+  conv: Tensor; ssm: Tensor;
+  /** Scratch the caller keeps (contents unspecified afterwards): xz (b, 2e), dbc (b, r + 2n), y (b, e). */
+  xz: Tensor; dbc: Tensor; y: Tensor;
+  dtRank: number;
 }
 
 export interface MatmulOptions {

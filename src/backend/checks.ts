@@ -1,6 +1,7 @@
 import { fail, fmtShape } from '../errors.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { GatedRmsnormOptions, MatmulOptions, SelectiveScanArgs, SsdScanArgs } from './backend.js';
+import type { GatedRmsnormOptions, MatmulOptions, SampleArgs, SelectiveScanArgs, SsdScanArgs } from './backend.js';
+import { checkSamplingParams } from '../generate/sampling.js';
 import { checkShape } from '../tensor/shape.js';
 
 /**
@@ -188,4 +189,27 @@ export function checkGatedRmsnorm(out: Tensor, x: Tensor, z: Tensor | null, weig
   }
   if (!(o.eps >= 0)) fail('BAD_ARGUMENT', `${op}: eps must be >= 0, got ${o.eps}`);
   return { m, e };
+}
+
+export function checkSample(a: SampleArgs): { b: number; V: number } {
+  const op = 'sample';
+  checkSameBackend(op, a.out, a.logits, a.seen, a.suppress, a.stepCounter);
+  checkFloat(op, 'logits', a.logits);
+  if (a.logits.rank !== 2) fail('SHAPE_MISMATCH', `${op}: logits must be (b, V), got ${fmtShape(a.logits.shape)}`);
+  const [b, V] = a.logits.shape as [number, number];
+  if (V === 0) fail('SHAPE_MISMATCH', `${op}: logits have no columns (V = 0)`);
+  if (a.out.dtype !== 'i32') fail('DTYPE_MISMATCH', `${op}: out has dtype ${a.out.dtype}, expected i32`);
+  if (a.out.size !== b) fail('SHAPE_MISMATCH', `${op}: out has ${a.out.size} elements, expected one per row of logits (${b})`);
+  if (a.seen) {
+    if (a.seen.dtype !== 'i32') fail('DTYPE_MISMATCH', `${op}: seen has dtype ${a.seen.dtype}, expected i32`);
+    if (a.seen.rows !== b || a.seen.cols !== V) fail('SHAPE_MISMATCH', `${op}: seen has shape ${fmtShape(a.seen.shape)}, expected (${b}, ${V})`);
+  }
+  if (a.suppress) {
+    if (a.suppress.dtype !== 'i32') fail('DTYPE_MISMATCH', `${op}: suppress has dtype ${a.suppress.dtype}, expected i32`);
+    checkShape(op, 'suppress', a.suppress.shape, [V]);
+  }
+  if (a.stepCounter && (a.stepCounter.dtype !== 'i32' || a.stepCounter.size !== 2)) fail('SHAPE_MISMATCH', `${op}: stepCounter must be a (2) i32 tensor, got ${a.stepCounter.toString()}`);
+  if (!Number.isInteger(a.step) || a.step < 0) fail('BAD_ARGUMENT', `${op}: step must be an integer >= 0, got ${a.step}`);
+  checkSamplingParams(a.params);
+  return { b, V };
 }

@@ -91,6 +91,16 @@ export class MambaMixer implements Mixer {
     const ws = this.workspace(b);
     const { conv, ssm } = state;
     if (!conv || !ssm) fail('STATE_MISMATCH', 'mamba mixer: state must hold "conv" and "ssm"');
+    if (bk.mambaStep) {
+      // The backend's fused step (same result as the composition below, which is its reference).
+      const w = this.w;
+      bk.mambaStep({
+        x, out, inProj: w.inProj, inProjBias: w.inProjBias, convWeight: w.convWeight, convBias: w.convBias,
+        xProj: w.xProj, dtProj: w.dtProj, dtProjBias: w.dtProjBias, A: this.getA(), D: w.D,
+        outProj: w.outProj, outProjBias: w.outProjBias, conv, ssm, xz: ws.xz, dbc: ws.dbc, y: ws.y2, dtRank: this.dims.r,
+      });
+      return;
+    }
     bk.matmul(ws.xz, x, this.w.inProj, { transB: true, bias: this.w.inProjBias });
     bk.causalConv1d(ws.uc, ws.u3, this.w.convWeight, this.w.convBias, conv, true);
     bk.matmul(ws.dbc, ws.uc2, this.w.xProj, { transB: true });

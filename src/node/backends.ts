@@ -1,6 +1,7 @@
 import { fail } from '../errors.js';
 import type { Backend } from '../backend/backend.js';
 import { cpu } from '../backend/cpu/cpu-backend.js';
+import { createNodeWebGpuBackend } from '../backend/webgpu/node.js';
 
 export const BACKENDS = ['cpu', 'webgpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -18,14 +19,11 @@ export async function createBackend(name: string, o: BackendOptions = {}): Promi
     return c;
   }
   if (name === 'webgpu') {
-    // Loaded on demand: the Dawn binary is only needed when asked for.
-    const mod = (await import(webgpuModule)) as { createNodeWebGpuBackend: () => Promise<Backend> };
-    return mod.createNodeWebGpuBackend();
+    // Dawn (the `webgpu` package) is imported only now, inside createNodeWebGpuBackend.
+    return createNodeWebGpuBackend();
   }
   return fail('BAD_ARGUMENT', `unknown backend "${name}"; choose one of ${BACKENDS.join(', ')}`);
 }
-
-const webgpuModule = '../backend/webgpu/node.js';
 
 async function setThreads(c: ReturnType<typeof cpu>, n: number): Promise<void> {
   const pool = c as unknown as { useThreads?: (n: number) => Promise<void> | void };

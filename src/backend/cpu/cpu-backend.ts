@@ -1,10 +1,11 @@
 import { fail } from '../../errors.js';
-import { dtypeBytes, halfToF32, type DType } from '../../tensor/dtype.js';
+import { dtypeBytes, f32ToBf16Bits, f32ToF16Bits, halfToF32, type DType } from '../../tensor/dtype.js';
 import { numel } from '../../tensor/shape.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { track } from '../../tensor/scope.js';
-import type { Backend, BinaryOp, GatedRmsnormOptions, MatmulOptions, SelectiveScanArgs, SsdScanArgs, UnaryOp } from '../backend.js';
-import { checkArgmax, checkConv, checkElementwise, checkEmbedding, checkFloat, checkMatmul, checkGatedRmsnorm, checkRmsnorm, checkSameBackend, checkScan, checkSsdScan } from '../checks.js';
+import type { Backend, BinaryOp, GatedRmsnormOptions, MatmulOptions, SampleArgs, SelectiveScanArgs, SsdScanArgs, UnaryOp } from '../backend.js';
+import { checkArgmax, checkConv, checkElementwise, checkEmbedding, checkFloat, checkMatmul, checkGatedRmsnorm, checkRmsnorm, checkSameBackend, checkSample, checkScan, checkSsdScan } from '../checks.js';
+import { Sampler } from '../../generate/sampling.js';
 import { causalConv1d } from './conv1d.js';
 import { argmax, binary, unary } from './elementwise.js';
 import { embedding } from './embedding.js';
@@ -115,7 +116,9 @@ export class CpuBackend implements Backend {
   fill(t: Tensor, value: number): void {
     t.assertLive();
     const v = this.view(t);
-    for (let r = 0; r < t.rows; r++) (v.data as Float32Array).fill(value, v.off + r * v.ld, v.off + r * v.ld + t.cols);
+    // 16-bit storage holds bit patterns: fill with the value's pattern
+    const x = t.dtype === 'f16' ? f32ToF16Bits(value) : t.dtype === 'bf16' ? f32ToBf16Bits(value) : value;
+    for (let r = 0; r < t.rows; r++) (v.data as Float32Array).fill(x, v.off + r * v.ld, v.off + r * v.ld + t.cols);
   }
 
   matmul(out: Tensor, a: Tensor, b: Tensor, o: MatmulOptions = {}): void {
@@ -186,6 +189,36 @@ export class CpuBackend implements Backend {
     checkArgmax(out, x);
     checkFloat('argmax', 'x', x);
     argmax(out.storage as Int32Array, out.offset, this.view(x), x.rows, x.cols);
+  }
+
+  private sampler: Sampler | undefined;
+
+  /** The reference of `Backend.sample`: `Sampler` row by row, the seen mask as the penalty's id list. */
+  sample(a: SampleArgs): void {
+    const { b, V } = checkSample(a);
+    const L = this.view(a.logits);
+    const out = a.out.storage as Int32Array;
+    const seen = a.seen ? (a.seen.storage as Int32Array) : null;
+    const sup = a.suppress ? (a.suppress.storage as Int32Array) : null;
+    const sampler = (this.sampler ??= new Sampler());
+    const row = new Float32Array(V);
+    const counter = a.stepCounter ? (a.stepCounter.storage as Int32Array) : null;
+    const step = counter ? counter[a.stepCounter!.offset]! : a.step;
+    for (let r = 0; r < b; r++) {
+      const lo = L.off + r * L.ld;
+      row.set((L.data as Float32Array).subarray(lo, lo + V));
+      if (sup) for (let i = 0; i < V; i++) if (sup[a.suppress!.offset + i]) row[i] = -Infinity;
+      let ids: number[] | null = null;
+      if (seen) {
+        ids = [];
+        const so = a.seen!.offset + r * a.seen!.ld;
+        for (let i = 0; i < V; i++) if (seen[so + i]) ids.push(i);
+      }
+      const id = sampler.sample(row, 0, V, a.params, ids, r, step);
+      out[a.out.offset + r] = id;
+      if (seen) seen[a.seen!.offset + r * a.seen!.ld + id] = 1;
+    }
+    if (counter) counter[a.stepCounter!.offset] = step + 1;
   }
 }
 

@@ -1,0 +1,142 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, hostname, totalmem } from 'node:os';
+import { join } from 'node:path';
+import type { Backend } from '../src/backend/backend.js';
+import { createNodeWebGpuBackend } from '../src/backend/webgpu/node.js';
+import type { WebGpuBackend, WebGpuBackendOptions } from '../src/backend/webgpu/webgpu-backend.js';
+import { MambaMixer } from '../src/mixers/mamba.js';
+import type { MambaConfig } from '../src/models/config.js';
+import { LanguageModel, type Block } from '../src/models/lm.js';
+import { f32ToHalf } from '../src/tensor/dtype.js';
+import type { Tensor } from '../src/tensor/tensor.js';
+
+/** Shared pieces of the WebGPU benchmarks: the backend, random models of real shapes, result files. */
+
+export function arg(name: string, dflt: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : dflt;
+}
+
+export async function backend(o: WebGpuBackendOptions = {}): Promise<WebGpuBackend> {
+  return createNodeWebGpuBackend(o);
+}
+
+/** Mamba-1 shapes of the public checkpoints (d_model, layers); V = 50280, n = 16, k = 4, expand 2. */
+export const SHAPES: Record<string, { d: number; layers: number }> = {
+  '130m': { d: 768, layers: 24 },
+  '370m': { d: 1024, layers: 48 },
+  '1.4b': { d: 2048, layers: 48 },
+  tiny: { d: 64, layers: 2 },
+};
+
+export function mambaConfig(d: number, layers: number, V = 50280): MambaConfig {
+  return {
+    arch: 'mamba', dModel: d, nLayer: layers, vocabSize: V, dState: 16, dConv: 4, expand: 2, dInner: 2 * d,
+    dtRank: Math.ceil(d / 16), useBias: false, useConvBias: true, normEps: 1e-5, residualInFp32: true,
+    tieEmbeddings: true, eosTokenId: 0, bosTokenId: 0, padTokenId: 0, layout: 'hf',
+  };
+}
+
+/** A block of random values reused for every weight (timing does not depend on the values). */
+let block: Float32Array | undefined;
+function randomBlock(): Float32Array {
+  if (!block) {
+    block = new Float32Array(1 << 22);
+    let s = 12345;
+    for (let i = 0; i < block.length; i++) {
+      s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+      block[i] = ((s >>> 8) / 16777216 - 0.5) * 2;
+    }
+  }
+  return block;
+}
+
+/** Blocks of random values per (scale, offset, dtype), tiled into each weight (fast even for 1.4B parameters). */
+const blocks = new Map<string, Float32Array | Uint16Array>();
+function blockFor(dtype: 'f32' | 'f16' | 'bf16', scale: number, offset: number): Float32Array | Uint16Array {
+  const key = `${dtype}:${scale}:${offset}`;
+  let b = blocks.get(key);
+  if (!b) {
+    const src = randomBlock();
+    const f = new Float32Array(src.length);
+    for (let i = 0; i < f.length; i++) f[i] = src[i]! * scale + offset;
+    b = dtype === 'f32' ? f : f32ToHalf(f, dtype);
+    blocks.set(key, b);
+  }
+  return b;
+}
+
+function randomTensor(bk: Backend, shape: number[], dtype: 'f32' | 'f16' | 'bf16', scale: number, offset = 0): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const blk = blockFor(dtype, scale, offset);
+  const data = dtype === 'f32' ? new Float32Array(n) : new Uint16Array(n);
+  for (let i = 0; i < n; i += blk.length) data.set(blk.subarray(0, Math.min(blk.length, n - i)) as never, i);
+  return (data instanceof Float32Array ? bk.upload(data, shape, 'f32') : bk.upload(data, shape, dtype)).keep();
+}
+
+/** A Mamba-1 language model with random weights of the given shape; matrices in `wdtype`. */
+export function randomModel(bk: Backend, c: MambaConfig, wdtype: 'f32' | 'f16' | 'bf16'): LanguageModel {
+  const { dModel: d, dInner: e, dState: n, dConv: k, dtRank: r, vocabSize: V } = c;
+  const blocks: Block[] = [];
+  for (let i = 0; i < c.nLayer; i++) {
+    const w = {
+      inProj: randomTensor(bk, [2 * e, d], wdtype, 1 / Math.sqrt(d)),
+      inProjBias: null,
+      convWeight: randomTensor(bk, [e, k], 'f32', 0.5),
+      convBias: randomTensor(bk, [e], 'f32', 0.1),
+      xProj: randomTensor(bk, [r + 2 * n, e], wdtype, 1 / Math.sqrt(e)),
+      dtProj: randomTensor(bk, [e, r], wdtype, 1 / Math.sqrt(r)),
+      dtProjBias: randomTensor(bk, [e], 'f32', 1, -4),
+      ALog: randomTensor(bk, [e, n], 'f32', 1, 1),
+      D: randomTensor(bk, [e], 'f32', 0.5, 1),
+      outProj: randomTensor(bk, [d, e], wdtype, 1 / Math.sqrt(e) / Math.sqrt(c.nLayer)),
+      outProjBias: null,
+    };
+    blocks.push({ norm: randomTensor(bk, [d], 'f32', 0.1, 1), mixer: new MambaMixer(bk, w, { d, e, n, k, r }) });
+  }
+  const emb = randomTensor(bk, [V, d], wdtype, 0.02);
+  return new LanguageModel(c, bk, emb, blocks, randomTensor(bk, [d], 'f32', 0.1, 1), emb);
+}
+
+export function machine(bk: WebGpuBackend): Record<string, unknown> {
+  return {
+    host: hostname(), cpu: cpus()[0]?.model, cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version, gpu: bk.describe(), date: new Date().toISOString(),
+    command: `node ${process.argv.slice(1).map((a) => a.replace(/^.*\/dist\//, 'dist/')).join(' ')}`,
+  };
+}
+
+/** Writes `bench/results/<name>.json` (or into --out DIR). */
+export function writeResult(name: string, data: unknown): string {
+  const dir = arg('out', join(new URL('../../bench/results', import.meta.url).pathname));
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${name}.json`);
+  writeFileSync(file, JSON.stringify(data, null, 2) + '\n');
+  return file;
+}
+
+export function table(rows: (string | number)[][]): string {
+  const w = rows[0]!.map((_, j) => Math.max(...rows.map((r) => String(r[j]).length)));
+  return rows.map((r) => r.map((c, j) => String(c).padStart(w[j]!)).join('  ')).join('\n');
+}
+
+/** Runs `fn` repeatedly for at least `seconds` (GPU clocks up from idle); returns the repetitions. */
+export async function warmUp(seconds: number, fn: () => Promise<void>): Promise<number> {
+  const t0 = performance.now();
+  let n = 0;
+  while (performance.now() - t0 < seconds * 1000) { await fn(); n++; }
+  return n;
+}
+
+/** Sums profiled GPU time by kernel name: [name, total ms, share, dispatches]. */
+export function byKernel(prof: [string, number][]): { kernel: string; ms: number; share: number; dispatches: number }[] {
+  const m = new Map<string, { ns: number; n: number }>();
+  let total = 0;
+  for (const [k, ns] of prof) {
+    const e = m.get(k) ?? { ns: 0, n: 0 };
+    e.ns += ns; e.n++;
+    m.set(k, e);
+    total += ns;
+  }
+  return [...m.entries()].map(([kernel, e]) => ({ kernel, ms: e.ns / 1e6, share: e.ns / total, dispatches: e.n })).sort((a, b) => b.ms - a.ms);
+}

@@ -1,0 +1,41 @@
+import { f32ToBf16Bits, f32ToF16Bits } from '../../../tensor/dtype.js';
+import type { Tensor } from '../../../tensor/tensor.js';
+import type { WebGpuBackend } from '../webgpu-backend.js';
+import { dcode, grid } from './launch.js';
+import * as W from './wgsl.gen.js';
+
+const COPY = { name: 'copy', code: W.copy, access: 'rw' };
+const FILL = { name: 'fill', code: W.fill, access: 'w' };
+
+/** dst <- src (checked by the backend); 16-bit destinations are written one u32 word per thread. */
+export function copy(bk: WebGpuBackend, dst: Tensor, src: Tensor): void {
+  const rows = src.rows, cols = src.cols;
+  if (rows * cols === 0) return;
+  const half = dst.dtype === 'f16' || dst.dtype === 'bf16';
+  const st = src.dtype === 'i32' ? 0 : dcode(src.dtype);
+  const pipe = bk.d.pipe(`copy:${st}:${half}`, COPY, { SRC_T: st, DST_HALF: half ? 1 : 0 });
+  const w0 = dst.offset >> 1;
+  const n = half ? ((dst.offset + (rows - 1) * dst.ld + cols + 1) >> 1) - w0 : rows * cols;
+  bk.d.params().u(rows).u(cols).u(src.offset).u(src.ld).u(dst.offset).u(dst.ld).u(n).u(w0);
+  const [x, y] = grid(n);
+  bk.d.run(pipe, [bk.buf(src), bk.buf(dst)], x, y);
+}
+
+/** t <- value (f32, i32 or 16-bit elements). */
+export function fill(bk: WebGpuBackend, t: Tensor, value: number): void {
+  const rows = t.rows, cols = t.cols;
+  const storage = bk.buf(t);
+  if (rows * cols === 0) return;
+  const half = t.dtype === 'f16' || t.dtype === 'bf16';
+  let bits: number;
+  if (t.dtype === 'i32') bits = value >>> 0;
+  else if (t.dtype === 'f16') bits = f32ToF16Bits(value);
+  else if (t.dtype === 'bf16') bits = f32ToBf16Bits(value);
+  else bits = new Uint32Array(new Float32Array([value]).buffer)[0]!;
+  const pipe = bk.d.pipe(`fill:${half}`, FILL, { HALF: half ? 1 : 0 });
+  const w0 = t.offset >> 1;
+  const n = half ? ((t.offset + (rows - 1) * t.ld + cols + 1) >> 1) - w0 : rows * cols;
+  bk.d.params().u(rows).u(cols).u(t.offset).u(t.ld).u(bits).u(n).u(w0);
+  const [x, y] = grid(n);
+  bk.d.run(pipe, [storage], x, y);
+}

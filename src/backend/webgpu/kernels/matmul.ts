@@ -1,0 +1,82 @@
+import type { MatmulOptions } from '../../backend.js';
+import type { Tensor } from '../../../tensor/tensor.js';
+import type { GpuStorage } from '../gpu-buffers.js';
+import type { WebGpuBackend } from '../webgpu-backend.js';
+import { dcode } from './launch.js';
+import * as W from './wgsl.gen.js';
+
+const MATMUL = { name: 'matmul', code: W.matmul, access: 'rrrw' };
+
+/** The matmul WGSL with its tile constants substituted. */
+function tiled(bm: number, bn: number, bk: number, tm: number, tn: number): { code: string; bm: number; bn: number } {
+  const code = W.matmul.replace(/const BM: u32 = \d+u;/, `const BM: u32 = ${bm}u;`).replace(/const BN: u32 = \d+u;/, `const BN: u32 = ${bn}u;`)
+    .replace(/const BK: u32 = \d+u;/, `const BK: u32 = ${bk}u;`).replace(/const TM: u32 = \d+u;/, `const TM: u32 = ${tm}u;`).replace(/const TN: u32 = \d+u;/, `const TN: u32 = ${tn}u;`);
+  return { code, bm, bn };
+}
+const SMALL = tiled(64, 64, 16, 4, 4);
+const BIG = tiled(128, 128, 8, 8, 8);
+/** Workgroups the 128 x 128 tiling must still give (a large GPU has 100+ SMs) to be chosen. */
+const BIG_TILE_MIN_GROUPS = 192;
+const MATVEC = { name: 'matvec', code: W.matvec, access: 'rrrwrrw' };
+
+/** Rows of x up to which the Linear layout runs as matrix-vector products (weights read once per 4 rows). */
+const MATVEC_MAX_M = 8;
+/** Workgroups a matrix-vector product should at least spread over (two per SM of a large GPU). */
+const MATVEC_MIN_GROUPS = 256;
+
+export function matmul(bk: WebGpuBackend, out: Tensor, a: Tensor, b: Tensor, o: MatmulOptions, m: number, q: number, p: number): void {
+  if (m === 0 || p === 0) return;
+  const bias = o.bias ?? null;
+  if (q === 0) {
+    // empty inner dimension: out = [out +] bias (or 0)
+    if (!o.accumulate) bk.fill(out, 0);
+    if (bias) bk.binary('add', out, out, bias);
+    return;
+  }
+  if (o.transB && !o.transA && a.dtype === 'f32' && m <= MATVEC_MAX_M) {
+    matvec(bk, out, a, b, bias, !!o.accumulate, m, q, p, null);
+    return;
+  }
+  const ta = dcode(a.dtype), tb = dcode(b.dtype), bt = bias ? dcode(bias.dtype) : 0;
+  // 128 x 128 tiles (8 x 8 per thread) when the product still spreads over enough workgroups
+  const forced = bk.options.matmulTile;
+  const big = forced ? forced === 128 : !bk.g.cpuAdapter && Math.ceil(m / 128) * Math.ceil(p / 128) >= BIG_TILE_MIN_GROUPS;
+  const tile = big ? BIG : SMALL;
+  const key = `matmul:${big}:${ta}:${tb}:${bt}:${!!o.transA}:${!!o.transB}`;
+  const pipe = bk.d.pipe(key, { ...MATMUL, code: tile.code }, { TA: ta, TB: tb, BT: bt, TRANS_A: o.transA ? 1 : 0, TRANS_B: o.transB ? 1 : 0 });
+  bk.d.params().u(m).u(q).u(p).u(a.offset).u(a.ld).u(b.offset).u(b.ld).u(bias?.offset ?? 0).u(out.offset).u(out.ld).u(bias ? 1 : 0).u(o.accumulate ? 1 : 0);
+  bk.d.run(pipe, [bk.buf(a), bk.buf(b), bias ? bk.buf(bias) : bk.dummyR, bk.buf(out)], Math.ceil(p / tile.bn), Math.ceil(m / tile.bm));
+}
+
+/** The fused conv step of `matvec` (Mamba in_proj, EPI 1). */
+export interface ConvEpilogue {
+  e: number;
+  weight: Tensor; // (e, k) f32
+  bias: Tensor | null; // (e) f32
+  state: Tensor; // (m, e, k) f32
+}
+
+/**
+ * out (m, p) <- [out +] x (m, q) · W (p, q)^T [+ bias]. The 16-byte path needs W rows and x rows on
+ * 16-byte boundaries (4 f32 or 8 halves) and q a multiple of that; otherwise a scalar path runs.
+ */
+export function matvec(bk: WebGpuBackend, out: Tensor, x: Tensor, w: Tensor, bias: Tensor | null, acc: boolean, m: number, q: number, p: number, conv: ConvEpilogue | null): void {
+  const t = dcode(w.dtype), bt = bias ? dcode(bias.dtype) : 0;
+  const per = t === 0 ? 4 : 8;
+  const vec = w.offset % per === 0 && (w.ld % per === 0 || p === 1) && q % per === 0 && x.offset % 4 === 0 && (x.ld % 4 === 0 || m === 1);
+  const epi = conv ? 1 : 0;
+  // W rows per workgroup: 8 (32 threads per row) unless that leaves fewer than ~2 workgroups per SM
+  let R = bk.options.matvecRows;
+  if (!R) { R = 8; while (!bk.g.cpuAdapter && R > 1 && Math.ceil(p / R) < MATVEC_MIN_GROUPS) R >>= 1; }
+  const key = `matvec:${t}:${bt}:${vec}:${!!bias}:${acc}:${epi}:${!!conv?.bias}:${R}`;
+  const pipe = bk.d.pipe(key, MATVEC, { T: t, BT: bt, VEC: vec ? 1 : 0, HAS_BIAS: bias ? 1 : 0, ACC: acc ? 1 : 0, EPI: epi, CONV_BIAS: conv?.bias ? 1 : 0, R });
+  const d = bk.d.params().u(m).u(q).u(p).u(x.offset).u(x.ld).u(w.offset).u(w.ld).u(bias?.offset ?? 0).u(out.offset).u(out.ld);
+  let cw: GpuStorage = bk.dummyR, cb: GpuStorage = bk.dummyR, cs: GpuStorage = bk.dummyW;
+  if (conv) {
+    d.u(conv.e).u(conv.weight.cols).u(conv.weight.offset).u(conv.weight.ld).u(conv.bias?.offset ?? 0).u(conv.state.offset).u(conv.state.ld);
+    cw = bk.buf(conv.weight);
+    if (conv.bias) cb = bk.buf(conv.bias);
+    cs = bk.buf(conv.state);
+  }
+  bk.d.run(pipe, [bk.buf(w), bk.buf(x), bias ? bk.buf(bias) : bk.dummyR, bk.buf(out), cw, cb, cs], Math.ceil(p / R), Math.ceil(m / 4));
+}

@@ -1,0 +1,151 @@
+// out (m, p) <- [out +] x (m, q) · W (p, q)^T [+ bias (p)] for small m (decode): the Linear layout.
+// Memory-bound, so built for bandwidth: a workgroup of 256 threads computes R outputs (W rows) for up
+// to 4 rows of x; the 256 / R threads of a W row read it in 16-byte words (coalesced), multiply with
+// up to 4 rows of x at once (the weight is read once for the whole batch block), and a tree in
+// workgroup memory sums their partial dot products. R is chosen by the launcher so that small
+// matrices still spread over many workgroups. 16-bit weights are unpacked in the shader (f32 math).
+//
+// EPI = 1 fuses Mamba's recurrent conv step into in_proj (W = in_proj.weight (2e, d)): output j < e
+// is a u channel; it is pushed into the conv state (b, e, k) and out[., j] receives silu(conv), so
+// out (= xz (b, 2e)) ends up holding [silu(conv(u)), z].
+
+override T: u32 = 0u;        // W dtype: 0 f32, 1 f16, 2 bf16
+override BT: u32 = 0u;       // bias dtype
+override VEC: bool = false;  // rows of W and x start on 16-byte boundaries and q fits whole words
+override HAS_BIAS: bool = false;
+override ACC: bool = false;  // out += instead of out =
+override EPI: u32 = 0u;      // 0 plain, 1 Mamba in_proj + conv step + SiLU
+override CONV_BIAS: bool = false;
+override R: u32 = 8u;        // W rows per workgroup (1, 2, 4 or 8)
+
+struct P {
+  m: u32, q: u32, p: u32,
+  xoff: u32, xld: u32,     // x (m, q) view, elements
+  woff: u32, wld: u32,     // W (p, q) view, elements
+  boff: u32,               // bias offset
+  ooff: u32, old: u32,     // out (m, p) view
+  e: u32, k: u32,          // EPI 1: d_inner, conv width
+  cwoff: u32, cwld: u32,   // EPI 1: conv weight (e, k) view
+  cboff: u32,              // EPI 1: conv bias offset
+  soff: u32, sld: u32,     // EPI 1: conv state rows (m*e), width k
+}
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> W: array<vec4<u32>>;      // (p, q) view, dtype T (f32 bits or packed halves)
+@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;      // (m, q) view, f32
+@group(0) @binding(3) var<storage, read> bias: array<vec4<u32>>;   // (p), dtype BT, or unused
+@group(0) @binding(4) var<storage, read_write> o: array<f32>;      // (m, p) view
+@group(0) @binding(5) var<storage, read> cw: array<f32>;           // EPI 1: conv weight (e, k)
+@group(0) @binding(6) var<storage, read> cb: array<f32>;           // EPI 1: conv bias (e)
+@group(0) @binding(7) var<storage, read_write> cs: array<f32>;     // EPI 1: conv state (m, e, k)
+
+var<workgroup> red: array<vec4<f32>, 256>;
+
+fn word(i: u32) -> u32 { return W[i >> 2u][i & 3u]; }
+fn xs(i: u32) -> f32 { return x[i >> 2u][i & 3u]; }
+
+// Element i of a float buffer viewed as vec4<u32> words, with dtype t.
+fn wel(i: u32) -> f32 {
+  if (T == 0u) { return bitcast<f32>(word(i)); }
+  let h = (word(i >> 1u) >> ((i & 1u) * 16u)) & 0xffffu;
+  if (T == 2u) { return bitcast<f32>(h << 16u); }
+  return unpack2x16float(h).x;
+}
+fn bel(i: u32) -> f32 {
+  let w = bias[(i >> select(2u, 3u, BT != 0u)) ][(i >> select(0u, 1u, BT != 0u)) & 3u];
+  if (BT == 0u) { return bitcast<f32>(w); }
+  let h = (w >> ((i & 1u) * 16u)) & 0xffffu;
+  if (BT == 2u) { return bitcast<f32>(h << 16u); }
+  return unpack2x16float(h).x;
+}
+
+// Two 16-bit values of a word as f32 (low half first).
+fn pair(w: u32) -> vec2<f32> {
+  if (T == 2u) { return vec2<f32>(bitcast<f32>(w << 16u), bitcast<f32>(w & 0xffff0000u)); }
+  return unpack2x16float(w);
+}
+
+fn silu(v: f32) -> f32 { return v / (1.0 + exp(-v)); }
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {
+  let tpr = 256u / R;        // threads per W row
+  let g = li / tpr;          // W row within the workgroup
+  let lane = li - g * tpr;
+  let j = wid.x * R + g;     // output column
+  let i0 = wid.y * 4u;       // first x row of this block
+  let mr = min(4u, p.m - i0);
+  let jj = min(j, p.p - 1u); // idle threads read a valid row and discard it
+  // x row starts (later rows clamp to the first so reads stay in bounds)
+  let x0 = p.xoff + i0 * p.xld;
+  let x1 = select(x0, x0 + p.xld, mr > 1u);
+  let x2 = select(x0, x0 + 2u * p.xld, mr > 2u);
+  let x3 = select(x0, x0 + 3u * p.xld, mr > 3u);
+  var acc = vec4<f32>(0.0);
+  let wrow = p.woff + jj * p.wld;
+  if (VEC && T == 0u) {
+    let wb = wrow >> 2u;
+    let q4 = p.q >> 2u;
+    for (var v = lane; v < q4; v += tpr) {
+      let w4 = bitcast<vec4<f32>>(W[wb + v]);
+      acc.x += dot(w4, x[(x0 >> 2u) + v]);
+      if (mr > 1u) {
+        acc.y += dot(w4, x[(x1 >> 2u) + v]);
+        acc.z += dot(w4, x[(x2 >> 2u) + v]);
+        acc.w += dot(w4, x[(x3 >> 2u) + v]);
+      }
+    }
+  } else if (VEC) {
+    let wb = wrow >> 3u;
+    let q8 = p.q >> 3u;
+    for (var v = lane; v < q8; v += tpr) {
+      let wq = W[wb + v];
+      let a = pair(wq.x);
+      let b = pair(wq.y);
+      let c = pair(wq.z);
+      let d = pair(wq.w);
+      let lo = vec4<f32>(a, b);
+      let hi = vec4<f32>(c, d);
+      acc.x += dot(lo, x[(x0 >> 2u) + 2u * v]) + dot(hi, x[(x0 >> 2u) + 2u * v + 1u]);
+      if (mr > 1u) {
+        acc.y += dot(lo, x[(x1 >> 2u) + 2u * v]) + dot(hi, x[(x1 >> 2u) + 2u * v + 1u]);
+        acc.z += dot(lo, x[(x2 >> 2u) + 2u * v]) + dot(hi, x[(x2 >> 2u) + 2u * v + 1u]);
+        acc.w += dot(lo, x[(x3 >> 2u) + 2u * v]) + dot(hi, x[(x3 >> 2u) + 2u * v + 1u]);
+      }
+    }
+  } else {
+    for (var c = lane; c < p.q; c += tpr) {
+      let wv = wel(wrow + c);
+      acc += wv * vec4<f32>(xs(x0 + c), xs(x1 + c), xs(x2 + c), xs(x3 + c));
+    }
+  }
+  red[li] = acc;
+  for (var s = tpr >> 1u; s > 0u; s >>= 1u) {
+    workgroupBarrier();
+    if (lane < s) { red[li] += red[li + s]; }
+  }
+  workgroupBarrier();
+  // lanes 0..mr-1 finish one x row each
+  if (j >= p.p || lane >= mr) { return; }
+  let i = i0 + lane;
+  var v = red[g * tpr][lane];
+  if (HAS_BIAS) { v += bel(p.boff + j); }
+  let oi = p.ooff + i * p.old + j;
+  if (EPI == 1u && j < p.e) {
+    // Conv step of channel j for sequence i: window = [state[1..k), v]; state <- window.
+    let sb = p.soff + (i * p.e + j) * p.sld;
+    let wb = p.cwoff + j * p.cwld;
+    var s = 0.0;
+    if (CONV_BIAS) { s = cb[p.cboff + j]; }
+    for (var t = 0u; t + 1u < p.k; t++) {
+      let old = cs[sb + t + 1u];
+      s += cw[wb + t] * old;
+      cs[sb + t] = old;
+    }
+    s += cw[wb + p.k - 1u] * v;
+    cs[sb + p.k - 1u] = v;
+    o[oi] = silu(s);
+    return;
+  }
+  if (ACC) { v += o[oi]; }
+  o[oi] = v;
+}

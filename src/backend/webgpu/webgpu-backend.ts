@@ -1,0 +1,353 @@
+/// <reference types="@webgpu/types" />
+import { fail, fmtShape } from '../../errors.js';
+import { dtypeBytes, halfToF32, type DType } from '../../tensor/dtype.js';
+import { track } from '../../tensor/scope.js';
+import { numel } from '../../tensor/shape.js';
+import { Tensor } from '../../tensor/tensor.js';
+import type { Backend, BinaryOp, GatedRmsnormOptions, MambaStepArgs, MatmulOptions, RecordedWork, SampleArgs, SelectiveScanArgs, SsdScanArgs, UnaryOp } from '../backend.js';
+import { checkArgmax, checkConv, checkElementwise, checkEmbedding, checkMatmul, checkRmsnorm, checkSameBackend, checkScan } from '../checks.js';
+import type { GpuDevice } from './device.js';
+import { Dispatcher } from './dispatcher.js';
+import { BufferPool, bucketBytes, MAP_READ, newStorage, USAGE, type GpuStorage } from './gpu-buffers.js';
+import { copy, fill } from './kernels/copy.js';
+import { conv1d } from './kernels/conv1d.js';
+import { argmax, binary, unary } from './kernels/elementwise.js';
+import { embedding } from './kernels/embedding.js';
+import { mambaStep } from './kernels/mamba-step.js';
+import { matmul } from './kernels/matmul.js';
+import { rmsnorm } from './kernels/rmsnorm.js';
+import { sample } from './kernels/sample.js';
+import { selectiveScan } from './kernels/scan.js';
+
+export interface WebGpuBackendOptions {
+  /** Idle bytes the buffer pool keeps for reuse before destroying buffers (default 1 GiB). */
+  maxIdleBytes?: number;
+  /** Dispatches recorded before a submit is forced (default 2000). */
+  maxBatch?: number;
+  /** Chunk length of the parallel selective scan; 0 chooses from the shape (default). */
+  scanChunk?: number;
+  /** Threads the chunked scan aims for (it picks the chunk length from this); 0 = default (2^17). */
+  scanThreads?: number;
+  /** Channels per workgroup of the scan (32, 64, 128, 256); 0 = default (64). */
+  scanWorkgroup?: number;
+  /** W rows per workgroup of the matrix-vector kernel (1, 2, 4, 8); 0 chooses from the shape (default). */
+  matvecRows?: number;
+  /** Output tile of the matrix product (64 or 128); 0 chooses from the shape (default). */
+  matmulTile?: number;
+}
+
+/** Allocations at least this large are checked for out-of-memory (an error scope each). */
+const OOM_CHECK_BYTES = 32 << 20;
+/** Uploads up to this size go through a pooled buffer and queue.writeBuffer. */
+const SMALL_UPLOAD = 1 << 20;
+
+/**
+ * The WebGPU backend: tensors live in GPU buffers, kernels are WGSL compute shaders (kernels/*.wgsl,
+ * each with a small launcher), tested against the CPU reference. Dispatches are recorded into one
+ * pending command encoder and submitted lazily (see dispatcher.ts), so a model step is one submit.
+ * `read` is the only way data comes back; it submits, maps a staging buffer and converts.
+ */
+export class WebGpuBackend implements Backend {
+  readonly name = 'webgpu';
+  readonly d: Dispatcher;
+  readonly device: GPUDevice;
+  /** Bound where a kernel's optional read-only input is absent. */
+  readonly dummyR: GpuStorage;
+  /** Bound where a kernel's optional output is absent (two: one buffer may be writable once per dispatch). */
+  readonly dummyW: GpuStorage;
+  readonly dummyW2: GpuStorage;
+  readonly options: Required<WebGpuBackendOptions>;
+  private readonly pool: BufferPool;
+  private readonly staging = new Map<number, GPUBuffer[]>();
+  private disposed = false;
+
+  constructor(readonly g: GpuDevice, o: WebGpuBackendOptions = {}) {
+    this.device = g.device;
+    this.options = { maxIdleBytes: o.maxIdleBytes ?? 1 << 30, maxBatch: o.maxBatch ?? 2000, scanChunk: o.scanChunk ?? 0, scanThreads: o.scanThreads ?? 0, scanWorkgroup: o.scanWorkgroup ?? 0, matvecRows: o.matvecRows ?? 0, matmulTile: o.matmulTile ?? 0 };
+    this.d = new Dispatcher(g, this.options.maxBatch);
+    this.pool = new BufferPool(this.options.maxIdleBytes);
+    this.dummyR = this.createStorage(256, 'dummy (read)', false);
+    this.dummyW = this.createStorage(256, 'dummy (write)', false);
+    this.dummyW2 = this.createStorage(256, 'dummy (write 2)', false);
+  }
+
+  /** A short description of the adapter and the limits in use, for logs and benchmark records. */
+  describe(): Record<string, unknown> {
+    return { adapter: this.g.adapterInfo, limits: this.g.limits, features: [...this.g.features].sort() };
+  }
+
+  // ---- memory ------------------------------------------------------------------------------------
+
+  private createStorage(bytes: number, label: string, pooled: boolean, mapped = false): GpuStorage {
+    const L = this.g.limits;
+    const max = Math.min(L.maxBufferSize, L.maxStorageBufferBindingSize);
+    if (bytes > max) {
+      fail('DEVICE', `WebGPU: ${label} needs a buffer of ${mb(bytes)}, but this device binds at most ${mb(max)} (maxStorageBufferBindingSize ${mb(L.maxStorageBufferBindingSize)}, maxBufferSize ${mb(L.maxBufferSize)}); use 16-bit weights or a smaller model`, { bytes, max });
+    }
+    const check = bytes >= OOM_CHECK_BYTES;
+    if (check) this.device.pushErrorScope('out-of-memory');
+    let buffer: GPUBuffer;
+    try {
+      buffer = this.device.createBuffer({ size: bytes, usage: USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST, mappedAtCreation: mapped, label });
+    } catch (e) {
+      // mappedAtCreation throws (RangeError) when the host-visible mapping cannot be made
+      if (check) void this.device.popErrorScope();
+      return fail('DEVICE', `WebGPU: out of memory allocating ${mb(bytes)} for ${label}: ${(e as Error).message}`, { bytes });
+    }
+    if (check) {
+      void this.device.popErrorScope().then((e) => {
+        if (e) this.g.error ??= `out of GPU memory allocating ${mb(bytes)} for ${label} (${e.message})`;
+      });
+    }
+    return newStorage(buffer, bytes, pooled);
+  }
+
+  private checkAlive(): void {
+    if (this.disposed) fail('DEVICE', 'the WebGPU backend was disposed');
+    if (this.g.lost) fail('DEVICE', this.g.lost);
+  }
+
+  /** Throws the first device error reported since the last check (after a read or sync). */
+  private checkErrors(): void {
+    this.checkAlive();
+    const e = this.g.error;
+    if (e) {
+      this.g.error = undefined;
+      fail('DEVICE', `WebGPU error: ${e}`);
+    }
+  }
+
+  alloc(shape: readonly number[], dtype: DType = 'f32'): Tensor {
+    this.checkAlive();
+    const bytes = bucketBytes(round16(Math.max(numel(shape), 1) * dtypeBytes(dtype)));
+    const s = this.pool.take(bytes) ?? this.createStorage(bytes, `tensor ${fmtShape(shape)} ${dtype}`, true);
+    return track(new Tensor(this, s, shape, dtype));
+  }
+
+  zeros(shape: readonly number[], dtype: DType = 'f32'): Tensor {
+    const t = this.alloc(shape, dtype);
+    this.fill(t, 0);
+    return t;
+  }
+
+  upload(data: Float32Array | Uint16Array | Int32Array, shape: readonly number[], dtype?: DType): Tensor {
+    this.checkAlive();
+    const dt = dtype ?? (data instanceof Float32Array ? 'f32' : data instanceof Int32Array ? 'i32' : fail('BAD_ARGUMENT', 'upload: a Uint16Array needs dtype f16 or bf16'));
+    const n = numel(shape);
+    if (data.length !== n) fail('SHAPE_MISMATCH', `upload: ${data.length} elements for shape ${fmtShape(shape)}, expected ${n}`);
+    const want = dt === 'f32' ? Float32Array : dt === 'i32' ? Int32Array : Uint16Array;
+    if (!(data instanceof want)) fail('DTYPE_MISMATCH', `upload: a ${data.constructor.name} for dtype ${dt}`);
+    const bytes = round16(Math.max(n, 1) * dtypeBytes(dt));
+    let s: GpuStorage;
+    if (bytes <= SMALL_UPLOAD) {
+      const size = bucketBytes(bytes);
+      s = this.pool.take(size) ?? this.createStorage(size, `tensor ${fmtShape(shape)} ${dt}`, true);
+      // A queue write runs before commands still being recorded: submit those first if they use s.
+      if (this.d.usedByPending(s)) this.d.flush();
+      const len = (data.byteLength + 3) & ~3;
+      if (len === data.byteLength) this.device.queue.writeBuffer(s.buffer, 0, data.buffer as ArrayBuffer, data.byteOffset, len);
+      else {
+        const pad = new Uint8Array(len);
+        pad.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+        this.device.queue.writeBuffer(s.buffer, 0, pad);
+      }
+    } else {
+      s = this.createStorage(bytes, `tensor ${fmtShape(shape)} ${dt}`, false, true);
+      new Uint8Array(s.buffer.getMappedRange()).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      s.buffer.unmap();
+    }
+    return track(new Tensor(this, s, shape, dt));
+  }
+
+  /** The GPU storage of a tensor of this backend. */
+  buf(t: Tensor): GpuStorage {
+    if (t.backend !== this) fail('BACKEND_MISMATCH', `a ${t.backend.name} tensor given to the webgpu backend`);
+    t.assertLive();
+    return t.storage as GpuStorage;
+  }
+
+  /** A scratch buffer of at least `bytes` from the pool; give it back with `release`. */
+  scratch(bytes: number): GpuStorage {
+    const size = bucketBytes(round16(bytes));
+    return this.pool.take(size) ?? this.createStorage(size, 'scratch', true);
+  }
+
+  release(s: GpuStorage): void {
+    // scratch released while recording is bound by the recording: it keeps it until disposed
+    const rec = this.d.recording;
+    if (rec) { rec.owned.push(s); return; }
+    for (const x of this.pool.give(s)) this.d.destroyLater(x);
+  }
+
+  /** See `Backend.record`: the dispatches of `fn`, replayable with no host work. */
+  record(fn: () => void): RecordedWork {
+    this.checkAlive();
+    return this.d.record(fn, (s) => this.release(s));
+  }
+
+  async read(t: Tensor): Promise<Float32Array | Int32Array> {
+    // Everything before the first await runs now: the copy is recorded and submitted at call time,
+    // so a caller may record more work before awaiting (pipelining).
+    this.checkAlive();
+    const s = this.buf(t);
+    const es = dtypeBytes(t.dtype);
+    const rows = t.rows, cols = t.cols;
+    const first = t.offset;
+    const end = t.size === 0 ? first : t.offset + (rows - 1) * t.ld + cols;
+    const b0 = Math.floor((first * es) / 4) * 4;
+    const b1 = Math.max(b0 + 4, Math.ceil((end * es) / 4) * 4);
+    const size = b1 - b0;
+    const st = this.takeStaging(size);
+    this.d.copy(s.buffer, b0, st.buffer, 0, size);
+    this.d.flush();
+    try {
+      await st.buffer.mapAsync(MAP_READ, 0, size);
+    } catch (e) {
+      this.checkErrors();
+      fail('DEVICE', `WebGPU: reading ${t.toString()} back failed: ${(e as Error).message}`);
+    }
+    const raw = st.buffer.getMappedRange(0, size).slice(0);
+    st.buffer.unmap();
+    this.giveStaging(st);
+    this.checkErrors();
+    const base = first - b0 / es; // element index of `first` within raw
+    if (t.dtype === 'i32' || t.dtype === 'f32') {
+      const src = t.dtype === 'i32' ? new Int32Array(raw) : new Float32Array(raw);
+      const out = t.dtype === 'i32' ? new Int32Array(t.size) : new Float32Array(t.size);
+      if (t.ld === cols || rows === 1) out.set(src.subarray(base, base + t.size));
+      else for (let r = 0; r < rows; r++) out.set(src.subarray(base + r * t.ld, base + r * t.ld + cols), r * cols);
+      return out;
+    }
+    const src = new Uint16Array(raw);
+    const out = new Float32Array(t.size);
+    for (let r = 0; r < rows; r++) halfToF32(src.subarray(base + r * t.ld, base + r * t.ld + cols), t.dtype as 'f16' | 'bf16', out.subarray(r * cols, (r + 1) * cols));
+    return out;
+  }
+
+  private takeStaging(bytes: number): { buffer: GPUBuffer; size: number } {
+    const size = bucketBytes(bytes);
+    const b = this.staging.get(size)?.pop() ?? this.device.createBuffer({ size, usage: USAGE.MAP_READ | USAGE.COPY_DST, label: 'read-back' });
+    return { buffer: b, size };
+  }
+
+  private giveStaging(s: { buffer: GPUBuffer; size: number }): void {
+    if (this.disposed) return;
+    let l = this.staging.get(s.size);
+    if (!l) this.staging.set(s.size, (l = []));
+    if (l.length < 8) l.push(s.buffer);
+    else s.buffer.destroy();
+  }
+
+  free(t: Tensor): void {
+    if (this.disposed) return;
+    const s = t.storage as GpuStorage;
+    if (s.pooled) this.release(s);
+    else this.d.destroyLater(s);
+  }
+
+  async sync(): Promise<void> {
+    this.checkAlive();
+    this.d.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    this.checkErrors();
+  }
+
+  /** Submits recorded work without waiting. */
+  flush(): void {
+    this.d.flush();
+  }
+
+  /** Destroys the device (every tensor becomes unusable). Node needs this to exit promptly. */
+  dispose(): void {
+    if (this.disposed) return;
+    try { this.d.flush(); } catch { /* a lost device has nothing to flush */ }
+    this.disposed = true;
+    this.g.lost ??= 'the WebGPU backend was disposed';
+    this.device.destroy();
+  }
+
+  /** Records the GPU time of each dispatch until `stopProfile` (needs timestamp queries). */
+  startProfile(): void { this.d.startProfile(); }
+  /** [kernel, ns] per dispatch since `startProfile`. */
+  stopProfile(): Promise<[string, number][]> { return this.d.stopProfile(); }
+
+  // ---- kernels -----------------------------------------------------------------------------------
+
+  copy(dst: Tensor, src: Tensor): void {
+    checkSameBackend('copy', dst, src);
+    if (dst.rows !== src.rows || dst.cols !== src.cols) fail('SHAPE_MISMATCH', `copy: ${dst.toString()} <- ${src.toString()}`);
+    if (src.dtype === 'i32' || dst.dtype === 'i32') {
+      if (src.dtype !== dst.dtype) fail('DTYPE_MISMATCH', `copy: ${src.dtype} -> ${dst.dtype}`);
+    } else if (dst.dtype !== 'f32' && dst.dtype !== src.dtype) fail('DTYPE_MISMATCH', `copy: ${src.dtype} -> ${dst.dtype}`);
+    copy(this, dst, src);
+  }
+
+  fill(t: Tensor, value: number): void {
+    fill(this, t, value);
+  }
+
+  matmul(out: Tensor, a: Tensor, b: Tensor, o: MatmulOptions = {}): void {
+    const [m, q, p] = checkMatmul(out, a, b, o);
+    matmul(this, out, a, b, o, m, q, p);
+  }
+
+  embedding(out: Tensor, ids: Tensor, table: Tensor): void {
+    const { m, d } = checkEmbedding(out, ids, table);
+    embedding(this, out, ids, table, m, d);
+  }
+
+  addRmsnorm(out: Tensor, residual: Tensor, x: Tensor | null, weight: Tensor, eps: number): void {
+    const { m, d } = checkRmsnorm(out, residual, x, weight);
+    rmsnorm(this, out, residual, x, weight, eps, m, d);
+  }
+
+  causalConv1d(out: Tensor, x: Tensor, weight: Tensor, bias: Tensor | null, state: Tensor | null, silu: boolean): void {
+    const dims = checkConv(out, x, weight, bias, state);
+    conv1d(this, out, x, weight, bias, state, silu, dims);
+  }
+
+  selectiveScan(s: SelectiveScanArgs): void {
+    const dims = checkScan(s);
+    selectiveScan(this, s, dims);
+  }
+
+  unary(op: UnaryOp, out: Tensor, x: Tensor): void {
+    checkElementwise(op, out, x);
+    unary(this, op, out, x);
+  }
+
+  binary(op: BinaryOp, out: Tensor, a: Tensor, b: Tensor): void {
+    checkElementwise(op, out, a, b);
+    binary(this, op, out, a, b);
+  }
+
+  argmax(out: Tensor, x: Tensor): void {
+    checkArgmax(out, x);
+    argmax(this, out, x);
+  }
+
+  // Mamba-2's kernels arrive with the WebGPU SSD port; until then Mamba-2 runs on the CPU backend.
+  ssdScan(_a: SsdScanArgs): void {
+    fail('UNSUPPORTED', 'ssdScan (Mamba-2) has no WebGPU kernel yet: run Mamba-2 models with --backend cpu');
+  }
+
+  gatedRmsnorm(_out: Tensor, _x: Tensor, _z: Tensor | null, _w: Tensor, _o: GatedRmsnormOptions): void {
+    fail('UNSUPPORTED', 'gatedRmsnorm (Mamba-2) has no WebGPU kernel yet: run Mamba-2 models with --backend cpu');
+  }
+
+  sample(a: SampleArgs): void {
+    sample(this, a);
+  }
+
+  mambaStep(a: MambaStepArgs): void {
+    mambaStep(this, a);
+  }
+}
+
+function round16(n: number): number {
+  return Math.ceil(n / 16) * 16;
+}
+
+function mb(bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+}

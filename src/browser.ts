@@ -1,0 +1,87 @@
+/**
+ * mamba-ts for web pages: everything that runs without Node. It imports no `node:` module; its one
+ * package import, `@huggingface/tokenizers`, resolves through a bundler or an import map
+ * (`{"imports": {"@huggingface/tokenizers": "/node_modules/@huggingface/tokenizers/dist/tokenizers.mjs"}}`).
+ *
+ *   import { loadModelFromUrl, createWebGpuBackend } from 'mamba-ts/browser';
+ *   const model = await loadModelFromUrl('/models/mamba-130m', { backend: await createWebGpuBackend() });
+ *   for await (const c of model.generate('Hello', { maxNewTokens: 20 })) out.textContent += c.text;
+ */
+import { fail } from './errors.js';
+import type { Backend } from './backend/backend.js';
+import { cpu } from './backend/cpu/cpu-backend.js';
+import { fetchSource } from './io/fetch-source.js';
+import { openSafetensors } from './io/safetensors.js';
+import { openShardedSafetensorsWith, parseShardIndex, SHARD_INDEX_FILE } from './io/sharded.js';
+import type { TensorSource } from './io/tensor-source.js';
+import { Model } from './model.js';
+import { buildModel } from './models/build.js';
+import { parseConfig } from './models/config.js';
+import type { WeightDType } from './models/weights.js';
+import { Tokenizer } from './tokenizer/tokenizer.js';
+
+export { MambaError, isMambaError, type ErrorCode } from './errors.js';
+export { Tensor } from './tensor/tensor.js';
+export { scope } from './tensor/scope.js';
+export type { Backend } from './backend/backend.js';
+export { CpuBackend, cpu } from './backend/cpu/cpu-backend.js';
+export { createWebGpuBackend, type CreateWebGpuOptions } from './backend/webgpu/create.js';
+export { Model, type GenerateTextOptions, type GenerationChunk, type GenerationResult } from './model.js';
+export { LanguageModel } from './models/lm.js';
+export { ModelState } from './models/state.js';
+export { parseConfig, type ModelConfig } from './models/config.js';
+export { buildModel } from './models/build.js';
+export { generateTokens, type GenerateOptions } from './generate/generate.js';
+export { deviceTokens } from './generate/device-loop.js';
+export { Sampler, type SamplingParams } from './generate/sampling.js';
+export { Tokenizer } from './tokenizer/tokenizer.js';
+export { DetokenizeStream } from './tokenizer/stream.js';
+export { openSafetensors } from './io/safetensors.js';
+export { memorySource } from './io/byte-source.js';
+export { fetchSource } from './io/fetch-source.js';
+
+export interface LoadFromUrlOptions {
+  backend?: Backend;
+  dtype?: WeightDType;
+  /** Extra request headers (e.g. Authorization). */
+  headers?: Record<string, string>;
+}
+
+/**
+ * Loads a model from a URL prefix serving a checkpoint directory (config.json, model.safetensors or
+ * its sharded index, tokenizer.json when present). Weights are read tensor by tensor with HTTP range
+ * requests, so the page never holds a whole checkpoint file in memory.
+ */
+export async function loadModelFromUrl(base: string, o: LoadFromUrlOptions = {}): Promise<Model> {
+  const root = base.endsWith('/') ? base : `${base}/`;
+  const init = o.headers ? { headers: o.headers } : {};
+  const getJson = async (name: string, optional: boolean): Promise<unknown> => {
+    const r = await fetch(root + name, init);
+    if (r.status === 404 && optional) return undefined;
+    if (!r.ok) fail(r.status === 404 ? 'FILE_NOT_FOUND' : 'NETWORK', `${root + name}: HTTP ${r.status}`);
+    try {
+      return await r.json();
+    } catch (e) {
+      return fail('CORRUPT_FILE', `${root + name} is not valid JSON: ${(e as Error).message}`);
+    }
+  };
+  const config = parseConfig(await getJson('config.json', false), root + 'config.json');
+  const headers = o.headers ? { headers: o.headers } : {};
+  let tensors: TensorSource;
+  const index = await getJson(SHARD_INDEX_FILE, true);
+  if (index !== undefined) {
+    tensors = await openShardedSafetensorsWith(parseShardIndex(JSON.stringify(index), root + SHARD_INDEX_FILE), async (file) => openSafetensors(await fetchSource(root + file, headers)), root + SHARD_INDEX_FILE);
+  } else {
+    tensors = await openSafetensors(await fetchSource(root + 'model.safetensors', headers));
+  }
+  let lm;
+  try {
+    lm = await buildModel(config, tensors, o.backend ?? cpu(), o.dtype ?? 'f32');
+  } finally {
+    await tensors.close();
+  }
+  const tj = await getJson('tokenizer.json', true);
+  const tc = tj === undefined ? undefined : await getJson('tokenizer_config.json', true);
+  const tokenizer = tj === undefined ? undefined : new Tokenizer(tj, tc, { source: root + 'tokenizer.json' });
+  return new Model(lm, tokenizer, base);
+}
