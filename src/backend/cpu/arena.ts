@@ -205,6 +205,11 @@ export class ArenaSet {
     return a;
   }
 
+  /** The first arena (opened if none is yet): where calls on foreign buffers run. */
+  first(): Arena {
+    return this.arenas[0] ?? this.open(0);
+  }
+
   /** The arena a typed array views, or undefined (a plain ArrayBuffer). */
   arenaOf(data: ArrayBufferView): Arena | undefined {
     return this.byBuffer.get(data.buffer);

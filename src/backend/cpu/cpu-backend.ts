@@ -332,6 +332,20 @@ export class CpuBackend implements Backend {
     argmax(out.storage as Int32Array, out.offset, this.view(x), x.rows, x.cols);
   }
 
+  /**
+   * Memory read bandwidth in GB/s (1e9 bytes/s) on the current threads: the best of `reps` passes
+   * over a fresh buffer of `bytes` (the benchmark's bandwidth limit). WebAssembly kernels only.
+   */
+  measureReadBandwidth(bytes = 1 << 30, reps = 5): number {
+    if (!this.wasm) fail('UNSUPPORTED', 'measureReadBandwidth needs the WebAssembly kernels');
+    const t = this.alloc([Math.max(1, Math.floor(bytes / (1 << 20))) << 18]);
+    (t.storage as Float32Array).fill(1); // touch every page first
+    let best = Infinity;
+    for (let r = 0; r < reps; r++) best = Math.min(best, this.wasm.streamRead(t));
+    t.dispose();
+    return (t.size * 4) / best / 1e9;
+  }
+
   /** Stops the worker threads (the backend stays usable on one thread). */
   dispose(): void {
     this.pool?.close();

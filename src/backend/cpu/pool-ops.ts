@@ -1,6 +1,6 @@
 import type { WasmKernels } from '../wasm/module.js';
 import { matmulCols } from './matmul.js';
-import { ARGS, DT_F16, DT_F32, DT_Q8, OP_CONV, OP_GEMM, OP_MATVEC, OP_SCAN, OP_TS_MATMUL, OP_TS_SCAN } from './pool-protocol.js';
+import { ARGS, DT_F16, DT_F32, DT_Q8, OP_CONV, OP_GEMM, OP_MATVEC, OP_SCAN, OP_STREAM, OP_TS_MATMUL, OP_TS_SCAN } from './pool-protocol.js';
 import { matmulQ8Cols, q8Layout, q8View } from './q8.js';
 import { selectiveScan, type ScanViews } from './selective-scan.js';
 import type { FView } from './view.js';
@@ -46,6 +46,7 @@ export class ViewCache {
 export const MV = { arena: 0, kind: 1, out: 2, ldo: 3, x: 4, ldx: 5, w: 6, ldw: 7, post: 8, bias: 9, m: 10, q: 11, acc: 12, ws: 13, xsc: 14 } as const;
 export const GM = { arena: 0, out: 1, ldo: 2, a: 3, rsa: 4, csa: 5, b: 6, bs: 7, ldb: 8, kind: 9, transB: 10, bias: 11, m: 12, q: 13, acc: 14, scratch: 15, stride: 16 } as const;
 export const SC = { arena: 0, y: 1, ldy: 2, u: 3, ldu: 4, dl: 5, lddl: 6, A: 7, ldA: 8, B: 9, ldB: 10, C: 11, ldC: 12, D: 13, z: 14, ldz: 15, dbias: 16, h0: 17, ldh0: 18, hout: 19, ldho: 20, b: 21, l: 22, e: 23, n: 24, softplus: 25, scratch: 26, stride: 27 } as const;
+export const ST = { arena: 0, base: 1 } as const;
 export const CV = { arena: 0, out: 1, ldo: 2, x: 3, ldx: 4, w: 5, ldw: 6, bias: 7, state: 8, lds: 9, b: 10, l: 11, e: 12, k: 13, silu: 14, scratch: 15, stride: 16 } as const;
 /** A TypeScript-mode view: 4 slots (arena or -1 for none, first element's index in the arena's array of that dtype (q8: byte offset), ld, dtype). */
 export const VIEW_SLOTS = 4;
@@ -94,6 +95,10 @@ export function runChunk(ctx: ThreadContext, op: number, I: Int32Array, F: Float
       const K = ctx.kernels[a(CV.arena)]!;
       K.conv1d(a(CV.out), a(CV.ldo), a(CV.x), a(CV.ldx), a(CV.w), a(CV.ldw), a(CV.bias), a(CV.state), a(CV.lds), a(CV.b), a(CV.l), a(CV.e), a(CV.k), a(CV.silu),
         j0, j1, a(CV.scratch) + ctx.tid * a(CV.stride));
+      return;
+    }
+    case OP_STREAM: {
+      ctx.kernels[a(ST.arena)]!.stream_read(a(ST.base) + j0 * (1 << 20), (j1 - j0) * (1 << 20));
       return;
     }
     case OP_TS_MATMUL: {

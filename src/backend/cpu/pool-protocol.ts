@@ -37,6 +37,8 @@ export const OP_GEMM = 11;
 export const OP_SCAN = 12;
 /** WebAssembly conv1d, split by channels. */
 export const OP_CONV = 13;
+/** Memory read probe (stream_read), split by 1 MiB blocks: the benchmark's bandwidth measurement. */
+export const OP_STREAM = 14;
 /** TypeScript reference product (matmulCols / matmulQ8Cols), split by output columns. */
 export const OP_TS_MATMUL = 20;
 /** TypeScript reference scan, split by channels. */

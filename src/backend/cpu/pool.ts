@@ -14,6 +14,13 @@ import type { PoolThread, ThreadHost } from './thread-host.js';
  * Synchronisation: workers spin on the command counter for `spin` polls before sleeping in
  * Atomics.wait, so back-to-back commands (a decode step issues ~150) cost a few hundred
  * nanoseconds each instead of a thread wake-up.
+ *
+ * On a machine busier than its cores (other processes), a worker can be descheduled while it holds
+ * a chunk, and the caller then waits a whole scheduler slice (milliseconds) for it: a decode step
+ * would cost more on two threads than on one. So the caller watches its waits: when a worker was
+ * late (the wait exceeded three times the caller's own time per chunk, plus 1 ms) three times
+ * within a second, the pool runs the next 250 ms of commands on the calling thread alone, then
+ * tries the workers again.
  */
 export interface PoolOptions {
   /** Polls of the command counter before a worker sleeps (default 200000, roughly 0.1-1 ms). */
@@ -27,6 +34,12 @@ export class ThreadPool {
   /** The first failing worker's message (workers write it here: the caller is blocked, messages would wait). */
   private readonly errText: Uint8Array;
   private closed = false;
+  /** Commands run on the caller alone until this time (performance.now()), after late workers. */
+  private serialUntil = 0;
+  private lateCount = 0;
+  private lateWindow = 0;
+  /** Times the pool fell back to the calling thread (diagnostics, benchmarks). */
+  fallbacks = 0;
 
   private constructor(
     readonly threads: number,
@@ -95,27 +108,45 @@ export class ThreadPool {
     if (this.closed) fail('BAD_ARGUMENT', 'the thread pool was closed');
     const c = this.ctl;
     const n = this.workers.length;
+    const step = Math.max(1, chunk);
+    const compute = op !== OP_ATTACH && op !== OP_EXIT;
+    if (compute && this.serialUntil !== 0) {
+      if (performance.now() < this.serialUntil) {
+        for (let j0 = 0; j0 < total; j0 += step) runChunk(this.main, op, c, this.ctlF, j0, Math.min(total, j0 + step));
+        return;
+      }
+      this.serialUntil = 0;
+    }
     c[OP] = op;
     c[TOTAL] = total;
-    c[CHUNK] = Math.max(1, chunk);
+    c[CHUNK] = step;
     Atomics.store(c, NEXT, 0);
     Atomics.store(c, DONE, 0);
     Atomics.add(c, GEN, 1);
     if (Atomics.load(c, SLEEPING) > 0) Atomics.notify(c, GEN);
     let err: unknown;
-    if (op !== OP_ATTACH && op !== OP_EXIT) {
+    let own = 0, ownChunks = 0;
+    if (compute) {
+      const t0 = performance.now();
       try {
         for (;;) {
-          const j0 = Atomics.add(c, NEXT, c[CHUNK]!);
+          const j0 = Atomics.add(c, NEXT, step);
           if (j0 >= total) break;
-          runChunk(this.main, op, c, this.ctlF, j0, Math.min(total, j0 + c[CHUNK]!));
+          runChunk(this.main, op, c, this.ctlF, j0, Math.min(total, j0 + step));
+          ownChunks++;
         }
       } catch (e) {
         err = e;
         Atomics.store(c, NEXT, total); // let the workers stop early
       }
+      own = performance.now() - t0;
     }
-    this.waitDone(n);
+    if (Atomics.load(c, DONE) < n) {
+      const t1 = performance.now();
+      this.waitDone(n);
+      const waited = performance.now() - t1;
+      if (compute && waited > 1 + 3 * (ownChunks ? own / ownChunks : own)) this.late(t1);
+    }
     if (err) throw err;
     if (Atomics.load(c, ERROR)) {
       const len = this.errText.indexOf(0);
@@ -123,6 +154,19 @@ export class ThreadPool {
       this.errText.fill(0);
       Atomics.store(c, ERROR, 0);
       throw new Error(`a thread pool worker failed: ${text}`);
+    }
+  }
+
+  /** A worker was late: three times within a second switches to the caller alone for 250 ms. */
+  private late(now: number): void {
+    if (now - this.lateWindow > 1000) {
+      this.lateWindow = now;
+      this.lateCount = 0;
+    }
+    if (++this.lateCount >= 3) {
+      this.serialUntil = now + 250;
+      this.lateCount = 0;
+      this.fallbacks++;
     }
   }
 

@@ -105,6 +105,52 @@
 (f32.reinterpret_i32 (i32.and (i32.shl (i32.load16_s {a}) (i32.const 13)) (i32.const 0x8fffe000)))
 (;@end;)
 
+;; 4 x 4 transpose of the v128 locals q0..q3 (rows) into t0..t3 (columns): t_i lane k = q_k lane i.
+(;@macro transpose4 q0 q1 q2 q3 t0 t1 t2 t3;)
+(local.set {t0} (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get {q0}) (local.get {q1})))
+(local.set {t1} (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get {q0}) (local.get {q1})))
+(local.set {t2} (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get {q2}) (local.get {q3})))
+(local.set {t3} (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get {q2}) (local.get {q3})))
+(local.set {q0} (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get {t0}) (local.get {t2})))
+(local.set {q1} (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get {t0}) (local.get {t2})))
+(local.set {q2} (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get {t1}) (local.get {t3})))
+(local.set {q3} (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get {t1}) (local.get {t3})))
+(local.set {t0} (local.get {q0})) (local.set {t1} (local.get {q1})) (local.set {t2} (local.get {q2})) (local.set {t3} (local.get {q3}))
+(;@end;)
+
+;; Reads a 4 x n block (4 rows at a, row stride rs bytes; n a multiple of 4) and writes it
+;; transposed: n v128 at dst, v128 j holding the four rows' element j. Locals: $tq0..$tq3 $tt0..$tt3 (v128), $tj (i32).
+(func $gather4 (param $a i32) (param $rs i32) (param $n i32) (param $dst i32)
+  (local $tq0 v128) (local $tq1 v128) (local $tq2 v128) (local $tq3 v128) (local $tt0 v128) (local $tt1 v128) (local $tt2 v128) (local $tt3 v128) (local $tj i32)
+  (loop $l (if (i32.lt_s (local.get $tj) (local.get $n)) (then
+    (local.set $tq0 (v128.load align=4 (i32.add (local.get $a) (i32.shl (local.get $tj) (i32.const 2)))))
+    (local.set $tq1 (v128.load align=4 (i32.add (i32.add (local.get $a) (local.get $rs)) (i32.shl (local.get $tj) (i32.const 2)))))
+    (local.set $tq2 (v128.load align=4 (i32.add (i32.add (local.get $a) (i32.shl (local.get $rs) (i32.const 1))) (i32.shl (local.get $tj) (i32.const 2)))))
+    (local.set $tq3 (v128.load align=4 (i32.add (i32.add (local.get $a) (i32.mul (local.get $rs) (i32.const 3))) (i32.shl (local.get $tj) (i32.const 2)))))
+    (@transpose4 $tq0 $tq1 $tq2 $tq3 $tt0 $tt1 $tt2 $tt3)
+    (v128.store (i32.add (local.get $dst) (i32.shl (local.get $tj) (i32.const 4))) (local.get $tt0))
+    (v128.store offset=16 (i32.add (local.get $dst) (i32.shl (local.get $tj) (i32.const 4))) (local.get $tt1))
+    (v128.store offset=32 (i32.add (local.get $dst) (i32.shl (local.get $tj) (i32.const 4))) (local.get $tt2))
+    (v128.store offset=48 (i32.add (local.get $dst) (i32.shl (local.get $tj) (i32.const 4))) (local.get $tt3))
+    (local.set $tj (i32.add (local.get $tj) (i32.const 4)))
+    (br $l)))))
+
+;; The inverse: n v128 at src (lanes = four rows) -> a 4 x n block at a (row stride rs bytes).
+(func $scatter4 (param $a i32) (param $rs i32) (param $n i32) (param $src i32)
+  (local $tq0 v128) (local $tq1 v128) (local $tq2 v128) (local $tq3 v128) (local $tt0 v128) (local $tt1 v128) (local $tt2 v128) (local $tt3 v128) (local $tj i32)
+  (loop $l (if (i32.lt_s (local.get $tj) (local.get $n)) (then
+    (local.set $tq0 (v128.load (i32.add (local.get $src) (i32.shl (local.get $tj) (i32.const 4)))))
+    (local.set $tq1 (v128.load offset=16 (i32.add (local.get $src) (i32.shl (local.get $tj) (i32.const 4)))))
+    (local.set $tq2 (v128.load offset=32 (i32.add (local.get $src) (i32.shl (local.get $tj) (i32.const 4)))))
+    (local.set $tq3 (v128.load offset=48 (i32.add (local.get $src) (i32.shl (local.get $tj) (i32.const 4)))))
+    (@transpose4 $tq0 $tq1 $tq2 $tq3 $tt0 $tt1 $tt2 $tt3)
+    (v128.store align=4 (i32.add (local.get $a) (i32.shl (local.get $tj) (i32.const 2))) (local.get $tt0))
+    (v128.store align=4 (i32.add (i32.add (local.get $a) (local.get $rs)) (i32.shl (local.get $tj) (i32.const 2))) (local.get $tt1))
+    (v128.store align=4 (i32.add (i32.add (local.get $a) (i32.shl (local.get $rs) (i32.const 1))) (i32.shl (local.get $tj) (i32.const 2))) (local.get $tt2))
+    (v128.store align=4 (i32.add (i32.add (local.get $a) (i32.mul (local.get $rs) (i32.const 3))) (i32.shl (local.get $tj) (i32.const 2))) (local.get $tt3))
+    (local.set $tj (i32.add (local.get $tj) (i32.const 4)))
+    (br $l)))))
+
 ;; Scalar f32 <- element of a float row: kind 0 f32, 1 f16, 2 bf16 (address of the element).
 (func $ldf (param $kind i32) (param $a i32) (result f32)
   (if (result f32) (i32.eqz (local.get $kind))

@@ -5,7 +5,8 @@
 ;; (B(k, j) = b[k, j]), in f32, f16, bf16 or q8 (kind 0..3; q8 as in matvec_q8, scales at bs).
 ;; For each block of NC columns and KC depths, B is packed (converted to f32) into panels of 8
 ;; columns, [k][8] contiguous; then a 4 x 8 register tile (8 accumulators) walks the rows of A
-;; (each step: two panel loads, four broadcast loads of A, eight multiply-adds). The pack buffer
+;; (each step: two panel loads, four broadcast loads of A, eight multiply-adds; a 5 x 8 tile was
+;; slower: V8 hoists the five broadcasts and spills three accumulators). The pack buffer
 ;; (KC * NC * 4 = 128 KiB) stays in L2, a panel (8 KiB) in L1. A pool splits [j0, j1) by NC blocks.
 ;; Scratch at $pack: 128 KiB of panels, then a 4 x 8 tile for the ragged right edge.
 

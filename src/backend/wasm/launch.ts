@@ -1,8 +1,8 @@
 import type { BinaryOp, SelectiveScanArgs } from '../backend.js';
 import type { Arena, ArenaSet } from '../cpu/arena.js';
 import type { MatmulGeom } from '../cpu/matmul.js';
-import { CV, GM, MV, SC } from '../cpu/pool-ops.js';
-import { DT_BF16, DT_F16, DT_F32, DT_Q8, OP_CONV, OP_GEMM, OP_MATVEC, OP_SCAN } from '../cpu/pool-protocol.js';
+import { CV, GM, MV, SC, ST } from '../cpu/pool-ops.js';
+import { DT_BF16, DT_F16, DT_F32, DT_Q8, OP_CONV, OP_GEMM, OP_MATVEC, OP_SCAN, OP_STREAM } from '../cpu/pool-protocol.js';
 import type { ThreadPool } from '../cpu/pool.js';
 import type { DType } from '../../tensor/dtype.js';
 import type { Tensor } from '../../tensor/tensor.js';
@@ -59,7 +59,7 @@ export class WasmOps {
   // ---- operands ---------------------------------------------------------------------------------
 
   private begin(anchor: Tensor): void {
-    const a = this.arenas.arenaOf(anchor.storage as ArrayBufferView) ?? this.arenas.arenas[0]!;
+    const a = this.arenas.arenaOf(anchor.storage as ArrayBufferView) ?? this.arenas.first();
     this.tgt = a;
     let S = this.scratch[a.id];
     if (!S) S = this.scratch[a.id] = { threads: 0, threadBase: 0, bump: 0, bumpSize: 0, top: 0, need: 64 << 10, extras: [] };
@@ -157,7 +157,7 @@ export class WasmOps {
         pool.setI(MV.arena, this.tgt.id); pool.setI(MV.kind, kind); pool.setI(MV.out, o); pool.setI(MV.ldo, out.ld);
         pool.setI(MV.x, xp); pool.setI(MV.ldx, ldx); pool.setI(MV.w, w); pool.setI(MV.ldw, b.ld); pool.setF(MV.post, post);
         pool.setI(MV.bias, bi); pool.setI(MV.m, m); pool.setI(MV.q, q); pool.setI(MV.acc, acc); pool.setI(MV.ws, ws); pool.setI(MV.xsc, xsc);
-        pool.run(OP_MATVEC, p, this.chunk(p, 4));
+        pool.run(OP_MATVEC, p, this.chunk(p, kind === DT_Q8 ? 4 : 8));
       } else if (kind === DT_Q8) K.matvec_q8(o, out.ld, xp, xsc, w, ws, b.ld, bi, m, 0, p, acc);
       else (kind === DT_F32 ? K.matvec_f32 : kind === DT_F16 ? K.matvec_f16 : K.matvec_bf16)(o, out.ld, xp, ldx, w, b.ld, post, bi, m, q, 0, p, acc);
     } else {
@@ -257,5 +257,20 @@ export class WasmOps {
     this.K.binary(kind, this.at(out, true), out.ld, this.at(a, false), a.ld, this.at(b, false), broadcast ? 0 : b.ld, a.rows, a.cols, broadcast ? 1 : 0);
     this.end();
     return true;
+  }
+
+  /** Reads all of t (f32, a whole number of MiB) on every thread; returns the seconds it took. */
+  streamRead(t: Tensor): number {
+    this.begin(t);
+    const base = this.at(t, false);
+    const mib = Math.floor((t.size * 4) / (1 << 20));
+    const t0 = performance.now();
+    if (this.pool) {
+      this.pool.setI(ST.arena, this.tgt.id); this.pool.setI(ST.base, base);
+      this.pool.run(OP_STREAM, mib, this.chunk(mib, 1));
+    } else this.K.stream_read(base, mib << 20);
+    const dt = (performance.now() - t0) / 1000;
+    this.end();
+    return dt;
   }
 }

@@ -29,6 +29,7 @@ export interface WasmKernels {
   rmsnorm(out: number, ldo: number, res: number, ldr: number, x: number, ldx: number, w: number, m: number, d: number, eps: number): void;
   argmax(out: number, x: number, ldx: number, rows: number, cols: number): void;
   gather_rows(out: number, ldo: number, ids: number, m: number, table: number, scales: number, ldt: number, kind: number, d: number): void;
+  stream_read(p: number, n: number): number;
   binary(kind: number, out: number, ldo: number, a: number, lda: number, b: number, ldb: number, rows: number, cols: number, bcast: number): void;
 }
 

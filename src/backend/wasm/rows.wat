@@ -167,3 +167,19 @@
       (br $s))))
     (local.set $r (i32.add (local.get $r) (i32.const 1)))
     (br $rowl)))))
+
+;; Reads n bytes (a multiple of 64) from p and returns their sum: the benchmark's probe of memory
+;; read bandwidth (four loads in flight per step, as the decode kernels issue).
+(func $stream_read (export "stream_read") (param $p i32) (param $n i32) (result f32)
+  (local $end i32) (local $a v128) (local $b v128) (local $c v128) (local $d v128)
+  (local.set $end (i32.add (local.get $p) (local.get $n)))
+  (block $done (loop $l
+    (br_if $done (i32.ge_u (local.get $p) (local.get $end)))
+    (local.set $a (f32x4.add (local.get $a) (v128.load (local.get $p))))
+    (local.set $b (f32x4.add (local.get $b) (v128.load offset=16 (local.get $p))))
+    (local.set $c (f32x4.add (local.get $c) (v128.load offset=32 (local.get $p))))
+    (local.set $d (f32x4.add (local.get $d) (v128.load offset=48 (local.get $p))))
+    (local.set $p (i32.add (local.get $p) (i32.const 64)))
+    (br $l)))
+  (local.set $a (f32x4.add (f32x4.add (local.get $a) (local.get $b)) (f32x4.add (local.get $c) (local.get $d))))
+  (@hsum $a))
