@@ -13,16 +13,18 @@
  *   ARGS..   the op's arguments, int32 (floats as their f32 bits at the same slots)
  */
 export const CTL_SLOTS = 128;
+// Slots written while other threads poll sit on their own 64-byte cache lines.
 export const GEN = 0;
 export const OP = 1;
-export const NEXT = 2;
-export const DONE = 3;
-export const TOTAL = 4;
-export const CHUNK = 5;
-export const SLEEPING = 6;
-export const WAITING = 7;
-export const ERROR = 8;
-export const ARGS = 16;
+export const TOTAL = 2;
+export const CHUNK = 3;
+export const NEXT = 16;
+export const DONE = 32;
+export const SLEEPING = 48;
+export const WAITING = 49;
+export const ERROR = 50;
+/** 64 argument slots. */
+export const ARGS = 64;
 /** Bytes of the shared buffer a failing worker writes its message into (UTF-8, 0-terminated). */
 export const ERROR_TEXT_BYTES = 4096;
 

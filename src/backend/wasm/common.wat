@@ -159,6 +159,15 @@
       (then (@f16 (i32.load16_u (local.get $a))))
       (else (f32.reinterpret_i32 (i32.shl (i32.load16_u (local.get $a)) (i32.const 16))))))))
 
+;; Four channels at address a: a plain load for a whole group (cnt 4), ld_part for the last one.
+;; Locals: $cnt (i32).
+(;@macro ldc a;)
+(if (result v128) (i32.eq (local.get $cnt) (i32.const 4)) (then (v128.load align=4 {a})) (else (call $ld_part {a} (local.get $cnt))))
+(;@end;)
+(;@macro stc a v;)
+(if (i32.eq (local.get $cnt) (i32.const 4)) (then (v128.store align=4 {a} {v})) (else (call $st_part {a} {v} (local.get $cnt))))
+(;@end;)
+
 ;; Loads lanes [0, cnt) of four f32 at a (cnt 1..4); the other lanes are 0.
 (func $ld_part (param $a i32) (param $cnt i32) (result v128)
   (local $v v128)

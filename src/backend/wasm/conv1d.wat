@@ -40,7 +40,7 @@
         ;; slide the window and append x_t
         (memory.copy (local.get $win) (i32.add (local.get $win) (i32.const 16)) (i32.sub (local.get $kb) (i32.const 16)))
         (v128.store (i32.sub (i32.add (local.get $win) (local.get $kb)) (i32.const 16))
-          (call $ld_part (i32.add (local.get $x) (i32.shl (i32.add (i32.mul (local.get $row) (local.get $ldx)) (local.get $c)) (i32.const 2))) (local.get $cnt)))
+          (@ldc (i32.add (local.get $x) (i32.shl (i32.add (i32.mul (local.get $row) (local.get $ldx)) (local.get $c)) (i32.const 2)))))
         (local.set $s (local.get $bv))
         (local.set $j (i32.const 0))
         (loop $taps (if (i32.lt_s (local.get $j) (local.get $kb)) (then
@@ -48,7 +48,7 @@
           (local.set $j (i32.add (local.get $j) (i32.const 16)))
           (br $taps))))
         (if (local.get $silu) (then (local.set $s (@silu4 (local.get $s)))))
-        (call $st_part (i32.add (local.get $out) (i32.shl (i32.add (i32.mul (local.get $row) (local.get $ldo)) (local.get $c)) (i32.const 2))) (local.get $s) (local.get $cnt))
+        (@stc (i32.add (local.get $out) (i32.shl (i32.add (i32.mul (local.get $row) (local.get $ldo)) (local.get $c)) (i32.const 2))) (local.get $s))
         (local.set $t (i32.add (local.get $t) (i32.const 1)))
         (br $time))))
       (if (local.get $state) (then

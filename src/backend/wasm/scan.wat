@@ -54,9 +54,9 @@
       (local.set $t (i32.const 0))
       (loop $time (if (i32.lt_s (local.get $t) (local.get $l)) (then
         (local.set $row (i32.add (i32.mul (local.get $bi) (local.get $l)) (local.get $t)))
-        (local.set $uv (call $ld_part (i32.add (local.get $u) (i32.shl (i32.add (i32.mul (local.get $row) (local.get $ldu)) (local.get $c)) (i32.const 2))) (local.get $cnt)))
+        (local.set $uv (@ldc (i32.add (local.get $u) (i32.shl (i32.add (i32.mul (local.get $row) (local.get $ldu)) (local.get $c)) (i32.const 2)))))
         (local.set $dt (f32x4.add (local.get $dbv)
-          (call $ld_part (i32.add (local.get $dl) (i32.shl (i32.add (i32.mul (local.get $row) (local.get $lddl)) (local.get $c)) (i32.const 2))) (local.get $cnt))))
+          (@ldc (i32.add (local.get $dl) (i32.shl (i32.add (i32.mul (local.get $row) (local.get $lddl)) (local.get $c)) (i32.const 2))))))
         (if (local.get $softplus) (then (local.set $dt (@softplus4 (local.get $dt)))))
         (local.set $dtu (f32x4.mul (local.get $dt) (local.get $uv)))
         (local.set $bp (i32.add (local.get $B) (i32.shl (i32.mul (local.get $row) (local.get $ldB)) (i32.const 2))))
@@ -77,8 +77,8 @@
         (local.set $yv (f32x4.add (local.get $yv) (f32x4.mul (local.get $dv) (local.get $uv))))
         (if (local.get $z) (then
           (local.set $yv (f32x4.mul (local.get $yv)
-            (@silu4 (call $ld_part (i32.add (local.get $z) (i32.shl (i32.add (i32.mul (local.get $row) (local.get $ldz)) (local.get $c)) (i32.const 2))) (local.get $cnt)))))))
-        (call $st_part (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $row) (local.get $ldy)) (local.get $c)) (i32.const 2))) (local.get $yv) (local.get $cnt))
+            (@silu4 (@ldc (i32.add (local.get $z) (i32.shl (i32.add (i32.mul (local.get $row) (local.get $ldz)) (local.get $c)) (i32.const 2)))))))))
+        (@stc (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $row) (local.get $ldy)) (local.get $c)) (i32.const 2))) (local.get $yv))
         (local.set $t (i32.add (local.get $t) (i32.const 1)))
         (br $time))))
       (if (local.get $hout) (then
