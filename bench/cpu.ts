@@ -20,7 +20,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -221,6 +221,7 @@ async function main(): Promise<void> {
     });
   }
   const command = `node dist/bench/cpu.js ${process.argv.slice(2).join(' ')}`.trim();
+  const loadBefore = loadavg();
   process.stderr.write(`measuring read bandwidth (1 GiB, threads ${threads.join(', ')})\n`);
   const bandwidth = JSON.parse(runChild(['--bandwidth', threads.join(','), '--threads', threads.join(',')])) as Record<string, number>;
   const results: RunResult[] = [];
@@ -235,6 +236,8 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     command,
     machine: { cpu: cpu0?.model ?? 'unknown', cores: cpus().length, memoryGB: +(totalmem() / 1e9).toFixed(1), node: process.version, v8: process.versions.v8, platform: `${process.platform} ${process.arch}` },
+    // 1/5/15-minute load averages: above the core count, other processes shared the cores
+    loadAverage: { before: loadBefore.map((x) => +x.toFixed(2)), after: loadavg().map((x) => +x.toFixed(2)) },
     readBandwidthGBs: bandwidth,
     llamaCpp: LLAMA_CPP,
     results,
@@ -252,7 +255,7 @@ async function main(): Promise<void> {
     const limit = r.bandwidthGBs ? (r.bandwidthGBs * 1e9) / r.weightBytes : undefined;
     lines.push(`| ${r.model} | ${r.dtype} | ${r.kernels} | ${r.threads} | ${fmt(r.decodeTokS)} | ${fmt(limit)} (${fmt(r.bandwidthGBs)} GB/s) | ${fmt(ref?.decode)} | ${fmt(r.prefillTokS)}${r.prefillTokens !== 512 ? ` (${r.prefillTokens} tokens)` : ''} | ${fmt(ref?.prefill, 0)} |`);
   }
-  process.stdout.write(`${command}\n${report.machine.cpu}, ${report.machine.cores} cores, Node ${report.machine.node}; read bandwidth ${Object.entries(bandwidth).map(([t, g]) => `${g.toFixed(1)} GB/s with ${t} thread(s)`).join(', ')}\n\n${lines.join('\n')}\n\nwrote ${out}\n`);
+  process.stdout.write(`${command}\n${report.machine.cpu}, ${report.machine.cores} cores, Node ${report.machine.node}; read bandwidth ${Object.entries(bandwidth).map(([t, g]) => `${g.toFixed(1)} GB/s with ${t} thread(s)`).join(', ')}; load average ${report.loadAverage.before[0]} before, ${report.loadAverage.after[0]} after\n\n${lines.join('\n')}\n\nwrote ${out}\n`);
 }
 
 main().catch((e: unknown) => {
