@@ -17,6 +17,7 @@
 // Expansion is textual and recursive. Bodies may use locals; each macro's comment names the locals
 // that a function using it must declare.
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import wabtInit from 'wabt';
@@ -97,8 +98,9 @@ export async function buildKernels() {
     mod = wabt.parseWat('kernels.wat', wat, features);
     mod.validate(features);
   } catch (e) {
-    writeFileSync(join(root, 'kernels.expanded.wat'), wat);
-    throw new Error(`${e.message}\n(the expanded source was written to kernels.expanded.wat)`);
+    const dump = join(tmpdir(), 'mamba-ts-kernels.expanded.wat');
+    writeFileSync(dump, wat);
+    throw new Error(`${e.message}\n(the expanded source, whose line numbers these are, is in ${dump})`);
   }
   const { buffer } = mod.toBinary({ log: false, write_debug_names: true, canonicalize_lebs: true });
   mod.destroy();
@@ -113,9 +115,9 @@ function findMemoryLimitsFlag(b) {
     const id = b[p++];
     const size = leb();
     if (id !== 2) { p += size; continue; }
-    // (\`p += leb()\` would read p before leb() moves it: lengths are read into a const first.)
     const count = leb();
     if (count !== 1) throw new Error(`expected one import, found ${count}`);
+    // (not `p += leb()`: that reads p before leb() moves it)
     const moduleLen = leb();
     p += moduleLen;
     const fieldLen = leb();
