@@ -9,10 +9,10 @@ import { checkShape } from '../tensor/shape.js';
  * the op's name and the expected and actual shapes, never with wrong numbers or a GPU fault.
  */
 
-export function checkFloat(op: string, what: string, t: Tensor, allowHalf = false): void {
+export function checkFloat(op: string, what: string, t: Tensor, allowHalf = false, allowQ8 = false): void {
   t.assertLive();
-  const ok = t.dtype === 'f32' || (allowHalf && (t.dtype === 'f16' || t.dtype === 'bf16'));
-  if (!ok) fail('DTYPE_MISMATCH', `${op}: ${what} has dtype ${t.dtype}, expected f32${allowHalf ? ', f16 or bf16' : ''}`);
+  const ok = t.dtype === 'f32' || (allowHalf && (t.dtype === 'f16' || t.dtype === 'bf16')) || (allowQ8 && t.dtype === 'q8');
+  if (!ok) fail('DTYPE_MISMATCH', `${op}: ${what} has dtype ${t.dtype}, expected f32${allowHalf ? (allowQ8 ? ', f16, bf16 or q8' : ', f16 or bf16') : ''}`);
 }
 
 export function checkSameBackend(op: string, ...ts: (Tensor | null | undefined)[]): void {
@@ -27,12 +27,15 @@ export function checkSameBackend(op: string, ...ts: (Tensor | null | undefined)[
   }
 }
 
-/** Returns [m, q, p] for out (m, p) = op(a) (m, q) · op(b) (q, p). */
-export function checkMatmul(out: Tensor, a: Tensor, b: Tensor, o: MatmulOptions): [number, number, number] {
+/**
+ * Returns [m, q, p] for out (m, p) = op(a) (m, q) · op(b) (q, p). `q8`: the backend takes q8 weights
+ * for b (the CPU backend); elsewhere a q8 b is a DTYPE_MISMATCH.
+ */
+export function checkMatmul(out: Tensor, a: Tensor, b: Tensor, o: MatmulOptions, q8 = false): [number, number, number] {
   const op = 'matmul';
   checkSameBackend(op, out, a, b, o.bias);
   checkFloat(op, 'a', a, true);
-  checkFloat(op, 'b', b, true);
+  checkFloat(op, 'b', b, true, q8);
   checkFloat(op, 'out', out);
   if (b.rank !== 2) fail('SHAPE_MISMATCH', `${op}: b must be 2-D, got ${fmtShape(b.shape)}`);
   if (o.transA && a.rank !== 2) fail('SHAPE_MISMATCH', `${op}: a must be 2-D with transA, got ${fmtShape(a.shape)}`);
@@ -107,11 +110,12 @@ export function checkRmsnorm(out: Tensor, residual: Tensor, x: Tensor | null, we
   return { m, d };
 }
 
-export function checkEmbedding(out: Tensor, ids: Tensor, table: Tensor): { m: number; d: number; V: number } {
+/** `q8`: the backend takes a q8 table (the CPU backend). */
+export function checkEmbedding(out: Tensor, ids: Tensor, table: Tensor, q8 = false): { m: number; d: number; V: number } {
   const op = 'embedding';
   checkSameBackend(op, out, ids, table);
   if (ids.dtype !== 'i32') fail('DTYPE_MISMATCH', `${op}: ids has dtype ${ids.dtype}, expected i32`);
-  checkFloat(op, 'table', table, true);
+  checkFloat(op, 'table', table, true, q8);
   checkFloat(op, 'out', out);
   if (table.rank !== 2) fail('SHAPE_MISMATCH', `${op}: table must be (V, d), got ${fmtShape(table.shape)}`);
   const m = ids.size;

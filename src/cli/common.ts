@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import type { Backend } from '../backend/backend.js';
 import { cliDownloadProgress } from '../io/hub.js';
 import type { Model } from '../model.js';
@@ -19,14 +20,14 @@ export const MODEL_HELP = `  --model, -m <dir|org/name[@rev]>  checkpoint direct
                                     HF cache; HF_ENDPOINT, HF_HOME, HF_TOKEN, HF_HUB_OFFLINE honoured).
                                     Default: the small model shipped with mamba-ts
   --backend <cpu|webgpu>            where to compute (default cpu)
-  --dtype <auto|f32|f16|bf16>       how to hold the big weight matrices (default f32; auto keeps 16-bit
-                                    checkpoints 16-bit)
-  --threads <n>                     CPU threads (default: all cores)`;
+  --dtype <auto|f32|f16|bf16|q8>    how to hold the big weight matrices (default f32; auto keeps 16-bit
+                                    checkpoints 16-bit; q8: 8-bit blocks of 32 with a scale, like Q8_0)
+  --threads <n>                     CPU threads (default: all cores, at most 8)`;
 
 export async function openModel(v: Record<string, unknown>): Promise<{ model: Model; backend: Backend }> {
   const backendName = oneOf(v.backend, 'backend', BACKENDS, 'cpu');
-  const dtype = oneOf<WeightDType>(v.dtype, 'dtype', ['auto', 'f32', 'f16', 'bf16'], 'f32');
-  const threads = num(v.threads, 'threads', { int: true, min: 1, max: 256 });
+  const dtype = oneOf<WeightDType>(v.dtype, 'dtype', ['auto', 'f32', 'f16', 'bf16', 'q8'], 'f32');
+  const threads = num(v.threads, 'threads', { int: true, min: 1, max: 256 }) ?? (backendName === 'cpu' ? Math.min(8, availableParallelism()) : undefined);
   const backend = await createBackend(backendName, threads === undefined ? {} : { threads });
   const progress = cliDownloadProgress();
   try {

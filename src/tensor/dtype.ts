@@ -1,18 +1,21 @@
 /**
  * Element types. Compute is always f32; 16-bit types are storage formats for weights (converted on
- * load or inside a kernel). `i32` holds token ids and other indices.
+ * load or inside a kernel). `i32` holds token ids and other indices. `q8` is an 8-bit weight format
+ * with a scale per block of 32 elements along each row (like llama.cpp's Q8_0, with f32 scales):
+ * see `backend/cpu/q8.ts` for its layout; only the CPU backend holds it, only matmul's b and
+ * embedding's table take it, and every other kernel rejects it (DTYPE_MISMATCH).
  */
-export type DType = 'f32' | 'f16' | 'bf16' | 'i32';
+export type DType = 'f32' | 'f16' | 'bf16' | 'i32' | 'q8';
 
-export const DTYPES: readonly DType[] = ['f32', 'f16', 'bf16', 'i32'];
+export const DTYPES: readonly DType[] = ['f32', 'f16', 'bf16', 'i32', 'q8'];
 
 export function isDType(s: string): s is DType {
   return (DTYPES as readonly string[]).includes(s);
 }
 
-/** Bytes per element. */
+/** Bytes per element (q8: the int8 quant alone; its storage adds padding and scales, see q8.ts). */
 export function dtypeBytes(d: DType): number {
-  return d === 'f16' || d === 'bf16' ? 2 : 4;
+  return d === 'q8' ? 1 : d === 'f16' || d === 'bf16' ? 2 : 4;
 }
 
 // ---- f16 / bf16 <-> f32 -------------------------------------------------------------------------

@@ -9,7 +9,8 @@ import { deviceTokens } from '../../src/generate/device-loop.js';
 import { GREEDY } from '../../src/generate/sampling.js';
 import { buildModel } from '../../src/models/build.js';
 import { parseConfig } from '../../src/models/config.js';
-import { safetensorsFromBytes } from '../helpers/safetensors-lite.js';
+import { memorySource } from '../../src/io/byte-source.js';
+import { openSafetensors } from '../../src/io/safetensors.js';
 
 export interface PageResult {
   adapter: string;
@@ -22,7 +23,7 @@ export async function runFixture(dir: string, ids: number[], b: number, l: numbe
   try {
     const cfg = parseConfig(await (await fetch(`${dir}/config.json`)).json(), `${dir}/config.json`);
     const bytes = new Uint8Array(await (await fetch(`${dir}/model.safetensors`)).arrayBuffer());
-    const model = await buildModel(cfg, safetensorsFromBytes(bytes, `${dir}/model.safetensors`), bk, 'f32');
+    const model = await buildModel(cfg, await openSafetensors(memorySource(bytes, `${dir}/model.safetensors`)), bk, 'f32');
     const idT = bk.upload(Int32Array.from(ids), [b, l], 'i32');
     const logits = await model.forward(idT).readFloat();
     const state = model.initState(b);

@@ -6,58 +6,167 @@ import { track } from '../../tensor/scope.js';
 import type { Backend, BinaryOp, GatedRmsnormOptions, MatmulOptions, SampleArgs, SelectiveScanArgs, SsdScanArgs, UnaryOp } from '../backend.js';
 import { checkArgmax, checkConv, checkElementwise, checkEmbedding, checkFloat, checkMatmul, checkGatedRmsnorm, checkRmsnorm, checkSameBackend, checkSample, checkScan, checkSsdScan } from '../checks.js';
 import { Sampler } from '../../generate/sampling.js';
+import { WasmOps } from '../wasm/launch.js';
+import { wasmKernelsSupported } from '../wasm/module.js';
+import { ArenaSet, canShareMemory, type Arena, type ArenaOptions } from './arena.js';
 import { causalConv1d } from './conv1d.js';
 import { argmax, binary, unary } from './elementwise.js';
 import { embedding } from './embedding.js';
 import { gatedRmsnorm } from './gated-rmsnorm.js';
 import { matmulCols, type MatmulGeom } from './matmul.js';
+import { ThreadPool, type PoolOptions } from './pool.js';
+import { TsParallel } from './ts-parallel.js';
+import { dequantizeQ8Row, embeddingQ8, matmulQ8Cols, q8Layout, q8View, quantizeQ8, type Q8View } from './q8.js';
 import { addRmsnorm } from './rmsnorm.js';
 import { selectiveScan, type ScanViews } from './selective-scan.js';
 import { ssdChunkScan, type SsdViews } from './ssd-scan.js';
+import { defaultThreadHost, type ThreadHost } from './thread-host.js';
 import type { FView, View } from './view.js';
 
 /** Work that a thread pool can split: matmul by output columns, the scan by channels. */
 export interface CpuParallel {
   readonly threads: number;
   matmul(out: FView, a: FView, b: FView, bias: FView | null, g: MatmulGeom): void;
+  /** The same with q8 weights (their storage and shape). */
+  matmulQ8(out: FView, a: FView, b: Int8Array, bRows: number, bCols: number, bias: FView | null, g: MatmulGeom): void;
   scan(s: ScanViews, b: number, l: number, e: number, n: number): void;
 }
 
-export type CpuStorage = Float32Array | Uint16Array | Int32Array;
+export type CpuStorage = Float32Array | Uint16Array | Int32Array | Int8Array;
+
+export type CpuKernels = 'wasm' | 'ts';
+
+export interface CpuBackendOptions {
+  /**
+   * 'wasm': WebAssembly SIMD kernels (the default where the engine has SIMD128); 'ts': the plain
+   * TypeScript reference kernels. The environment variable MAMBA_TS_CPU_KERNELS=ts|wasm overrides
+   * the default (not an explicit option).
+   */
+  kernels?: CpuKernels | 'auto';
+  /** Where tensors live (tests use small arenas to exercise models spanning several memories). */
+  arenas?: ArenaOptions;
+}
 
 /** True where memory can be shared with workers (Node; cross-origin-isolated pages). */
-const canShare = typeof SharedArrayBuffer !== 'undefined' && (typeof globalThis.crossOriginIsolated === 'undefined' || globalThis.crossOriginIsolated);
+const canShare = canShareMemory();
+
+function envKernels(): CpuKernels | undefined {
+  const g = globalThis as { process?: { env?: Record<string, string | undefined> } };
+  const v = g.process?.env?.MAMBA_TS_CPU_KERNELS;
+  if (v === undefined || v === '') return undefined;
+  if (v !== 'ts' && v !== 'wasm') fail('BAD_ARGUMENT', `MAMBA_TS_CPU_KERNELS must be "ts" or "wasm", got "${v}"`);
+  return v;
+}
 
 /**
- * The reference backend: plain TypeScript over typed arrays, the specification every other kernel is
- * tested against. Storage lives in SharedArrayBuffers where possible so a worker pool (`pool.ts`) can
- * split matmuls and scans without copying.
+ * The CPU backend. Its TypeScript kernels (matmul.ts, selective-scan.ts, ...) are the
+ * specification every other kernel is tested against; by default it runs the WebAssembly SIMD
+ * versions of the hot ones (src/backend/wasm), falling back to TypeScript for any dtype or layout
+ * they do not take. Tensors live in WebAssembly memories (arena.ts) so both kinds of kernel, and
+ * the worker threads of `useThreads`, work on the same bytes without copies.
  */
 export class CpuBackend implements Backend {
   readonly name = 'cpu';
-  /** Set by `useThreads`; undefined runs everything on the calling thread. */
+  /** Which kernels run the hot paths. */
+  readonly kernels: CpuKernels;
+  /** Set by `useThreads` in TypeScript mode; undefined runs everything on the calling thread. */
   parallel: CpuParallel | undefined;
+  /** Tensor memory; undefined where WebAssembly is missing (then each tensor has its own buffer). */
+  readonly arenas: ArenaSet | undefined;
+  private readonly wasm: WasmOps | undefined;
+  private readonly memories: (WebAssembly.Memory | undefined)[] = [];
+  private pool: ThreadPool | undefined;
+  /** Frees the arena block of a tensor nobody disposed, once its storage is garbage. */
+  private readonly finalizer = new FinalizationRegistry<{ arena: Arena; off: number }>((h) => h.arena.free(h.off));
+
+  constructor(o: CpuBackendOptions = {}) {
+    const hasWasm = typeof WebAssembly !== 'undefined' && typeof WebAssembly.Memory === 'function';
+    const want = o.kernels === undefined || o.kernels === 'auto' ? envKernels() ?? 'wasm' : o.kernels;
+    const shared = o.arenas?.shared ?? canShare;
+    const wasmOk = hasWasm && wasmKernelsSupported(shared);
+    if (want === 'wasm' && o.kernels === 'wasm' && !wasmOk) fail('UNSUPPORTED', 'the WebAssembly SIMD kernels do not run on this engine (WebAssembly SIMD128 missing); use kernels: "ts"');
+    this.kernels = want === 'wasm' && wasmOk ? 'wasm' : 'ts';
+    if (hasWasm) {
+      this.arenas = new ArenaSet({ ...o.arenas, shared });
+      if (this.kernels === 'wasm') this.wasm = new WasmOps(this.arenas);
+      this.arenas.onNewArena = (a) => {
+        this.memories[a.id] = a.memory;
+        this.wasm?.attach(a);
+        this.pool?.attach(a);
+      };
+    }
+  }
+
+  /** Threads in use (1 without a pool). */
+  get threads(): number {
+    return this.pool?.threads ?? 1;
+  }
+
+  /**
+   * Runs the parallel kernels (products, scan, conv) on `n` threads: the caller plus n - 1
+   * persistent workers (Node worker_threads, or Web Workers in cross-origin-isolated pages).
+   * n = 1 stops the workers. Both kernel kinds use the pool.
+   */
+  async useThreads(n: number, o: PoolOptions & { host?: ThreadHost } = {}): Promise<void> {
+    if (!Number.isInteger(n) || n < 1) fail('BAD_ARGUMENT', `threads must be a positive integer, got ${n}`);
+    if (n === this.threads) return;
+    this.pool?.close();
+    this.pool = undefined;
+    this.parallel = undefined;
+    if (this.wasm) this.wasm.pool = undefined;
+    if (n === 1) return;
+    if (!this.arenas) fail('UNSUPPORTED', 'threads need WebAssembly memories, which this engine lacks');
+    const host = o.host ?? (await defaultThreadHost());
+    this.pool = await ThreadPool.create(n, host, this.arenas, this.wasm?.kernels ?? [], this.memories, this.kernels === 'wasm', o);
+    if (this.wasm) this.wasm.pool = this.pool;
+    else this.parallel = new TsParallel(this.pool, this.arenas);
+  }
+
+  // ---- memory ----------------------------------------------------------------------------------
 
   alloc(shape: readonly number[], dtype: DType = 'f32'): Tensor {
     const n = numel(shape);
-    const bytes = Math.max(n, 1) * dtypeBytes(dtype);
-    const buf = canShare ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes);
-    const data: CpuStorage = dtype === 'f32' ? new Float32Array(buf, 0, n) : dtype === 'i32' ? new Int32Array(buf, 0, n) : new Uint16Array(buf, 0, n);
-    return track(new Tensor(this, data, shape, dtype));
+    const cols = shape.length === 0 ? 1 : shape[shape.length - 1]!;
+    const rows = cols === 0 ? 0 : n / cols;
+    const q8 = dtype === 'q8' ? q8Layout(rows, cols) : undefined;
+    const elems = Math.max(n, 1);
+    const bytes = q8 ? Math.max(q8.bytes, 1) : elems * dtypeBytes(dtype);
+    let buf: ArrayBufferLike, off = 0;
+    if (this.arenas) {
+      const blk = this.arenas.alloc(bytes);
+      buf = blk.arena.buffer();
+      off = blk.off;
+      const data = this.makeArray(buf, off, dtype, q8 ? bytes : n);
+      this.finalizer.register(data, { arena: blk.arena, off }, data);
+      return track(new Tensor(this, data, shape, dtype, 0, q8?.ld));
+    }
+    buf = canShare ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes);
+    return track(new Tensor(this, this.makeArray(buf, 0, dtype, q8 ? bytes : n), shape, dtype, 0, q8?.ld));
+  }
+
+  private makeArray(buf: ArrayBufferLike, off: number, dtype: DType, n: number): CpuStorage {
+    switch (dtype) {
+      case 'f32': return new Float32Array(buf, off, n);
+      case 'i32': return new Int32Array(buf, off, n);
+      case 'q8': return new Int8Array(buf, off, n);
+      default: return new Uint16Array(buf, off, n);
+    }
   }
 
   zeros(shape: readonly number[], dtype: DType = 'f32'): Tensor {
-    return this.alloc(shape, dtype); // fresh buffers are zeroed
+    return this.alloc(shape, dtype); // blocks come zeroed (fresh pages, or cleared when reused)
   }
 
+  /** A new tensor holding `data`; for q8, f32 data quantised here (q8.ts). */
   upload(data: Float32Array | Uint16Array | Int32Array, shape: readonly number[], dtype?: DType): Tensor {
     const dt = dtype ?? (data instanceof Float32Array ? 'f32' : data instanceof Int32Array ? 'i32' : fail('BAD_ARGUMENT', 'upload: a Uint16Array needs dtype f16 or bf16'));
     const n = numel(shape);
     if (data.length !== n) fail('SHAPE_MISMATCH', `upload: ${data.length} elements for shape (${shape.join(', ')}), expected ${n}`);
-    const want = dt === 'f32' ? Float32Array : dt === 'i32' ? Int32Array : Uint16Array;
-    if (!(data instanceof want)) fail('DTYPE_MISMATCH', `upload: a ${data.constructor.name} for dtype ${dt}`);
+    const want = dt === 'f32' || dt === 'q8' ? Float32Array : dt === 'i32' ? Int32Array : Uint16Array;
+    if (!(data instanceof want)) fail('DTYPE_MISMATCH', `upload: a ${data.constructor.name} for dtype ${dt}${dt === 'q8' ? ' (q8 takes f32 data and quantises it)' : ''}`);
     const t = this.alloc(shape, dt);
-    (t.storage as CpuStorage).set(data);
+    if (dt === 'q8') quantizeQ8(data as Float32Array, t.rows, t.cols, t.storage as Int8Array);
+    else (t.storage as Float32Array | Uint16Array | Int32Array).set(data);
     return t;
   }
 
@@ -68,8 +177,14 @@ export class CpuBackend implements Backend {
   /** Synchronous read, CPU only. */
   readSync(t: Tensor): Float32Array | Int32Array {
     t.assertLive();
-    const v = this.view(t);
     const rows = t.rows, cols = t.cols;
+    if (t.dtype === 'q8') {
+      const v = this.q8(t);
+      const out = new Float32Array(t.size);
+      for (let r = 0; r < rows; r++) dequantizeQ8Row(v, r, out.subarray(r * cols, (r + 1) * cols));
+      return out;
+    }
+    const v = this.view(t);
     if (t.dtype === 'i32') {
       const out = new Int32Array(t.size);
       const I = v.data as unknown as Int32Array;
@@ -85,14 +200,31 @@ export class CpuBackend implements Backend {
     return out;
   }
 
-  free(_t: Tensor): void {}
+  /** Returns an owning tensor's memory to its arena. */
+  free(t: Tensor): void {
+    if (!this.arenas || t.base) return;
+    const st = t.storage as CpuStorage;
+    const a = this.arenas.arenaOf(st);
+    if (!a || a.sizeOf(st.byteOffset) === undefined) return;
+    this.finalizer.unregister(st);
+    a.free(st.byteOffset);
+  }
 
   async sync(): Promise<void> {}
 
-  /** The typed-array view a kernel works on. */
+  /** The typed-array view a TypeScript kernel works on (float, f16/bf16 bits or i32; not q8). */
   view(t: Tensor): FView {
     if (t.backend !== this) fail('BACKEND_MISMATCH', `a ${t.backend.name} tensor given to the cpu backend`);
+    if (t.dtype === 'q8') fail('DTYPE_MISMATCH', `${t.toString()}: a q8 tensor has no element view; only matmul (b) and embedding (table) take q8`);
     return { data: t.storage as Float32Array | Uint16Array, off: t.offset, ld: t.ld, dtype: t.dtype };
+  }
+
+  /** The q8 view of a q8 tensor (an owner: views of q8 tensors are not supported). */
+  q8(t: Tensor): Q8View {
+    if (t.backend !== this) fail('BACKEND_MISMATCH', `a ${t.backend.name} tensor given to the cpu backend`);
+    const whole = !t.base || (t.base.rows === t.rows && t.base.cols === t.cols);
+    if (t.offset !== 0 || !whole || t.ld !== q8Layout(t.rows, t.cols).ld) fail('UNSUPPORTED', `${t.toString()}: views (narrow) of q8 tensors are not supported`);
+    return q8View(t.storage as Int8Array, t.rows, t.cols);
   }
 
   private opt(t: Tensor | null | undefined): FView | null {
@@ -105,6 +237,17 @@ export class CpuBackend implements Backend {
     if (src.dtype === 'i32' || dst.dtype === 'i32') {
       if (src.dtype !== dst.dtype) fail('DTYPE_MISMATCH', `copy: ${src.dtype} -> ${dst.dtype}`);
     } else if (dst.dtype !== 'f32' && dst.dtype !== src.dtype) fail('DTYPE_MISMATCH', `copy: ${src.dtype} -> ${dst.dtype}`);
+    if (src.dtype === 'q8') {
+      if (dst.dtype === 'q8') {
+        const a = this.q8(src), b = this.q8(dst);
+        b.q.set(a.q);
+        b.s.set(a.s);
+        return;
+      }
+      const v = this.q8(src), d = this.view(dst);
+      for (let r = 0; r < src.rows; r++) dequantizeQ8Row(v, r, (d.data as Float32Array).subarray(d.off + r * d.ld, d.off + r * d.ld + src.cols));
+      return;
+    }
     const d = this.view(dst), s = this.view(src);
     for (let r = 0; r < src.rows; r++) {
       const seg = s.data.subarray(s.off + r * s.ld, s.off + r * s.ld + src.cols);
@@ -115,37 +258,57 @@ export class CpuBackend implements Backend {
 
   fill(t: Tensor, value: number): void {
     t.assertLive();
+    if (t.dtype === 'q8') fail('DTYPE_MISMATCH', `fill: ${t.toString()}, expected f32, f16, bf16 or i32`);
     const v = this.view(t);
     // 16-bit storage holds bit patterns: fill with the value's pattern
     const x = t.dtype === 'f16' ? f32ToF16Bits(value) : t.dtype === 'bf16' ? f32ToBf16Bits(value) : value;
     for (let r = 0; r < t.rows; r++) (v.data as Float32Array).fill(x, v.off + r * v.ld, v.off + r * v.ld + t.cols);
   }
 
+  // ---- kernels ---------------------------------------------------------------------------------
+
   matmul(out: Tensor, a: Tensor, b: Tensor, o: MatmulOptions = {}): void {
-    const [m, q, p] = checkMatmul(out, a, b, o);
+    const [m, q, p] = checkMatmul(out, a, b, o, true);
     const g: MatmulGeom = { m, q, p, transA: !!o.transA, transB: !!o.transB, accumulate: !!o.accumulate };
-    const ov = this.view(out), av = this.view(a), bv = this.view(b), bias = this.opt(o.bias);
-    if (this.parallel && this.parallel.threads > 1 && m * q * p >= 1 << 16) this.parallel.matmul(ov, av, bv, bias, g);
-    else matmulCols(ov, av, bv, bias, g, 0, p);
+    const bias = o.bias ?? null;
+    if (b.dtype === 'q8') this.q8(b); // rejects views
+    if (m === 0 || p === 0) return;
+    if (this.wasm && this.wasm.matmul(out, a, b, bias, g)) return;
+    const ov = this.view(out), av = this.view(a), bv = this.opt(bias);
+    const par = this.parallel && this.parallel.threads > 1 && m * q * p >= 1 << 16 ? this.parallel : undefined;
+    if (b.dtype === 'q8') {
+      if (par) par.matmulQ8(ov, av, b.storage as Int8Array, b.rows, b.cols, bv, g);
+      else matmulQ8Cols(ov, av, this.q8(b), bv, g, 0, p);
+      return;
+    }
+    const wv = this.view(b);
+    if (par) par.matmul(ov, av, wv, bv, g);
+    else matmulCols(ov, av, wv, bv, g, 0, p);
   }
 
   embedding(out: Tensor, ids: Tensor, table: Tensor): void {
-    const { m, d } = checkEmbedding(out, ids, table);
-    embedding(this.view(out), this.view(ids) as View, this.view(table), m, d);
+    const { m, d } = checkEmbedding(out, ids, table, true);
+    if (m === 0) return;
+    if (this.wasm && this.wasm.embedding(out, ids, table, m, d)) return;
+    if (table.dtype === 'q8') embeddingQ8(this.view(out), ids.storage as Int32Array, ids.offset, this.q8(table), m, d);
+    else embedding(this.view(out), this.view(ids) as View, this.view(table), m, d);
   }
 
   addRmsnorm(out: Tensor, residual: Tensor, x: Tensor | null, weight: Tensor, eps: number): void {
     const { m, d } = checkRmsnorm(out, residual, x, weight);
+    if (this.wasm && this.wasm.addRmsnorm(out, residual, x, weight, m, d, eps)) return;
     addRmsnorm(this.view(out), this.view(residual), this.opt(x), this.view(weight), m, d, eps);
   }
 
   causalConv1d(out: Tensor, x: Tensor, weight: Tensor, bias: Tensor | null, state: Tensor | null, silu: boolean): void {
     const { b, l, e, k } = checkConv(out, x, weight, bias, state);
+    if (this.wasm && this.wasm.causalConv1d(out, x, weight, bias, state, b, l, e, k, silu)) return;
     causalConv1d(this.view(out), this.view(x), this.view(weight), this.opt(bias), this.opt(state), b, l, e, k, silu);
   }
 
   selectiveScan(s: SelectiveScanArgs): void {
     const { b, l, e, n } = checkScan(s);
+    if (this.wasm && this.wasm.selectiveScan(s, b, l, e, n)) return;
     const v: ScanViews = {
       y: this.view(s.y), u: this.view(s.u), delta: this.view(s.delta), A: this.view(s.A), B: this.view(s.B), C: this.view(s.C),
       D: this.opt(s.D), z: this.opt(s.z), deltaBias: this.opt(s.deltaBias), h0: this.opt(s.h0), hOut: this.opt(s.hOut),
@@ -182,12 +345,14 @@ export class CpuBackend implements Backend {
   binary(op: BinaryOp, out: Tensor, a: Tensor, b: Tensor): void {
     checkElementwise(op, out, a, b);
     const broadcast = b.size === a.cols && !(b.rows === a.rows && b.cols === a.cols);
+    if (this.wasm && this.wasm.binary(op, out, a, b, broadcast)) return;
     binary(op, this.view(out), this.view(a), this.view(b), a.rows, a.cols, broadcast);
   }
 
   argmax(out: Tensor, x: Tensor): void {
     checkArgmax(out, x);
     checkFloat('argmax', 'x', x);
+    if (this.wasm && this.wasm.argmax(out, x)) return;
     argmax(out.storage as Int32Array, out.offset, this.view(x), x.rows, x.cols);
   }
 
@@ -219,6 +384,28 @@ export class CpuBackend implements Backend {
       if (seen) seen[a.seen!.offset + r * a.seen!.ld + id] = 1;
     }
     if (counter) counter[a.stepCounter!.offset] = step + 1;
+  }
+
+  /**
+   * Memory read bandwidth in GB/s (1e9 bytes/s) on the current threads: the best of `reps` passes
+   * over a fresh buffer of `bytes` (the benchmark's bandwidth limit). WebAssembly kernels only.
+   */
+  measureReadBandwidth(bytes = 1 << 30, reps = 5): number {
+    if (!this.wasm) fail('UNSUPPORTED', 'measureReadBandwidth needs the WebAssembly kernels');
+    const t = this.alloc([Math.max(1, Math.floor(bytes / (1 << 20))) << 18]);
+    (t.storage as Float32Array).fill(1); // touch every page first
+    let best = Infinity;
+    for (let r = 0; r < reps; r++) best = Math.min(best, this.wasm.streamRead(t));
+    t.dispose();
+    return (t.size * 4) / best / 1e9;
+  }
+
+  /** Stops the worker threads (the backend stays usable on one thread). */
+  dispose(): void {
+    this.pool?.close();
+    this.pool = undefined;
+    this.parallel = undefined;
+    if (this.wasm) this.wasm.pool = undefined;
   }
 }
 

@@ -201,7 +201,7 @@ function generic(out: FView, a: FView, b: FView, bias: FView | null, g: MatmulGe
     for (let c = 0; c < q; c++) {
       const av = transA ? at(a, tab, c, i) : at(a, tab, i, c);
       if (fastB) {
-        const bo = b.off + c * b.ld - j0;
+        const bo = b.off + c * b.ld; // B[bo + j] is B(c, j)
         for (let j = j0; j < j1; j++) acc[j - j0] += av * B[bo + j]!;
       } else if (transB) for (let j = j0; j < j1; j++) acc[j - j0] += av * at(b, tab, j, c);
       else for (let j = j0; j < j1; j++) acc[j - j0] += av * at(b, tab, c, j);

@@ -1,0 +1,62 @@
+/**
+ * The thread pool's command block: one SharedArrayBuffer of 128 int32 slots, written by the calling
+ * thread and read by the workers, so a command costs a few atomic operations and no message.
+ *
+ *   GEN      command counter: workers wait (spin, then Atomics.wait) for it to change
+ *   OP       what to run (an OP_* below)
+ *   NEXT     next unit to take: every thread (the caller too) takes CHUNK units with Atomics.add
+ *            until NEXT passes TOTAL, so a slow or descheduled thread delays at most one chunk
+ *   DONE     workers finished with the current command (the caller waits for all of them)
+ *   SLEEPING workers inside Atomics.wait (the caller notifies only when some are)
+ *   WAITING  1 while the caller sleeps on DONE (workers notify only then)
+ *   ERROR    set by a worker whose kernel threw (the message follows by postMessage)
+ *   ARGS..   the op's arguments, int32 (floats as their f32 bits at the same slots)
+ */
+export const CTL_SLOTS = 128;
+// Slots written while other threads poll sit on their own 64-byte cache lines.
+export const GEN = 0;
+export const OP = 1;
+export const TOTAL = 2;
+export const CHUNK = 3;
+export const NEXT = 16;
+export const DONE = 32;
+export const SLEEPING = 48;
+export const WAITING = 49;
+export const ERROR = 50;
+/** 64 argument slots. */
+export const ARGS = 64;
+/** Bytes of the shared buffer a failing worker writes its message into (UTF-8, 0-terminated). */
+export const ERROR_TEXT_BYTES = 4096;
+
+export const OP_EXIT = 1;
+/** Return to the event loop to receive a new arena's memory by postMessage. */
+export const OP_ATTACH = 2;
+/** WebAssembly decode product (matvec_*), split by rows of W. */
+export const OP_MATVEC = 10;
+/** WebAssembly blocked product (gemm), split by output columns. */
+export const OP_GEMM = 11;
+/** WebAssembly selective scan, split by channels. */
+export const OP_SCAN = 12;
+/** WebAssembly conv1d, split by channels. */
+export const OP_CONV = 13;
+/** Memory read probe (stream_read), split by 1 MiB blocks: the benchmark's bandwidth measurement. */
+export const OP_STREAM = 14;
+/** TypeScript reference product (matmulCols / matmulQ8Cols), split by output columns. */
+export const OP_TS_MATMUL = 20;
+/** TypeScript reference scan, split by channels. */
+export const OP_TS_SCAN = 21;
+
+/** Dtype codes in arguments. */
+export const DT_F32 = 0;
+export const DT_F16 = 1;
+export const DT_BF16 = 2;
+export const DT_Q8 = 3;
+export const DT_I32 = 4;
+
+/** Messages from the caller to a worker. */
+export type ToWorker =
+  | { type: 'init'; ctl: SharedArrayBuffer; err: SharedArrayBuffer; tid: number; memories: WebAssembly.Memory[]; spin: number; wasm: boolean }
+  | { type: 'attach'; id: number; memory: WebAssembly.Memory };
+
+/** Messages from a worker (errors while running commands go through the shared error text instead). */
+export type FromWorker = { type: 'ready' } | { type: 'error'; message: string };

@@ -1,0 +1,205 @@
+import { fail } from '../../errors.js';
+import type { WasmKernels } from '../wasm/module.js';
+import type { Arena, ArenaSet } from './arena.js';
+import { runChunk, ViewCache, type ThreadContext } from './pool-ops.js';
+import { ARGS, CHUNK, CTL_SLOTS, DONE, ERROR, ERROR_TEXT_BYTES, GEN, NEXT, OP, OP_ATTACH, OP_EXIT, SLEEPING, TOTAL, WAITING } from './pool-protocol.js';
+import type { PoolThread, ThreadHost } from './thread-host.js';
+
+/**
+ * A persistent pool of worker threads for the CPU backend (Node worker_threads, or Web Workers in
+ * cross-origin-isolated pages). Workers are started once; a command is written into a shared
+ * block (pool-protocol.ts) and the calling thread works on it too, so `threads` counts the caller:
+ * 2 threads = the caller + 1 worker. No message and no copy per command: operands are already in
+ * the shared WebAssembly memories (arena.ts). Work is handed out in chunks by an atomic counter.
+ * Synchronisation: workers spin on the command counter for `spin` polls before sleeping in
+ * Atomics.wait, so back-to-back commands (a decode step issues ~150) cost a few hundred
+ * nanoseconds each instead of a thread wake-up.
+ *
+ * On a machine busier than its cores (other processes), a worker can be descheduled while it holds
+ * a chunk, and the caller then waits a whole scheduler slice (milliseconds) for it: a decode step
+ * would cost more on two threads than on one. So the caller watches its waits: when a worker was
+ * late (the wait exceeded three times the caller's own time per chunk, plus 1 ms) three times
+ * within a second, the pool runs the next 250 ms of commands on the calling thread alone, then
+ * tries the workers again.
+ */
+export interface PoolOptions {
+  /** Polls of the command counter before a worker sleeps (default 200000, roughly 0.1-1 ms). */
+  spin?: number;
+}
+
+export class ThreadPool {
+  readonly ctl: Int32Array;
+  readonly ctlF: Float32Array;
+  private readonly main: ThreadContext;
+  /** The first failing worker's message (workers write it here: the caller is blocked, messages would wait). */
+  private readonly errText: Uint8Array;
+  private closed = false;
+  /** Commands run on the caller alone until this time (performance.now()), after late workers. */
+  private serialUntil = 0;
+  private lateCount = 0;
+  private lateWindow = 0;
+  /** Times the pool fell back to the calling thread (diagnostics, benchmarks). */
+  fallbacks = 0;
+
+  private constructor(
+    readonly threads: number,
+    private readonly workers: PoolThread[],
+    sab: SharedArrayBuffer,
+    err: SharedArrayBuffer,
+    kernels: (WasmKernels | undefined)[],
+    memories: (WebAssembly.Memory | undefined)[],
+    private readonly canBlock: boolean,
+  ) {
+    this.ctl = new Int32Array(sab);
+    this.ctlF = new Float32Array(sab);
+    this.errText = new Uint8Array(err);
+    const views = new ViewCache(memories);
+    this.main = { tid: 0, kernels, views: (id) => views.get(id) };
+  }
+
+  /**
+   * Starts `threads - 1` workers over the arenas' memories. `kernels` is the caller's list of
+   * kernel instances by arena (shared with the backend, so arenas opened later appear in it);
+   * `memories` likewise. With `wasm` false the workers run only the TypeScript kernels.
+   */
+  static async create(threads: number, host: ThreadHost, arenas: ArenaSet, kernels: (WasmKernels | undefined)[], memories: (WebAssembly.Memory | undefined)[], wasm: boolean, o: PoolOptions = {}): Promise<ThreadPool> {
+    if (!Number.isInteger(threads) || threads < 2) fail('BAD_ARGUMENT', `a thread pool needs at least 2 threads, got ${threads}`);
+    if (!arenas.shared) fail('UNSUPPORTED', 'threads need shared memory (SharedArrayBuffer): in a browser, serve the page cross-origin isolated (COOP/COEP headers); the CPU backend runs on one thread');
+    const sab = new SharedArrayBuffer(CTL_SLOTS * 4);
+    const err = new SharedArrayBuffer(ERROR_TEXT_BYTES);
+    const workers: PoolThread[] = [];
+    const ready: Promise<void>[] = [];
+    for (let tid = 1; tid < threads; tid++) {
+      const w = host.spawn();
+      workers.push(w);
+      ready.push(new Promise<void>((resolve, reject) => {
+        w.onMessage((m) => {
+          if (m.type === 'ready') resolve();
+          else if (m.type === 'error') reject(new Error(`pool worker ${tid}: ${m.message}`));
+        });
+        w.onError((e) => reject(e instanceof Error ? e : new Error(String(e))));
+      }));
+      w.post({ type: 'init', ctl: sab, err, tid, memories: arenas.arenas.map((a) => a.memory), spin: o.spin ?? 200000, wasm });
+    }
+    try {
+      await Promise.all(ready);
+    } catch (e) {
+      for (const w of workers) w.terminate();
+      return fail('UNSUPPORTED', `could not start ${threads - 1} pool worker(s): ${(e as Error).message}`);
+    }
+    return new ThreadPool(threads, workers, sab, err, kernels, memories, host.canBlock);
+  }
+
+  /** Integer argument slot k of the command block. */
+  setI(k: number, v: number): void {
+    this.ctl[ARGS + k] = v;
+  }
+
+  /** Float argument slot k (stored as f32 bits). */
+  setF(k: number, v: number): void {
+    this.ctlF[ARGS + k] = v;
+  }
+
+  /**
+   * Runs the command whose arguments are set: units [0, total) in chunks, on every thread. Returns
+   * when all are done; rethrows a worker's error.
+   */
+  run(op: number, total: number, chunk: number): void {
+    if (this.closed) fail('BAD_ARGUMENT', 'the thread pool was closed');
+    const c = this.ctl;
+    const n = this.workers.length;
+    const step = Math.max(1, chunk);
+    const compute = op !== OP_ATTACH && op !== OP_EXIT;
+    if (compute && this.serialUntil !== 0) {
+      if (performance.now() < this.serialUntil) {
+        for (let j0 = 0; j0 < total; j0 += step) runChunk(this.main, op, c, this.ctlF, j0, Math.min(total, j0 + step));
+        return;
+      }
+      this.serialUntil = 0;
+    }
+    c[OP] = op;
+    c[TOTAL] = total;
+    c[CHUNK] = step;
+    Atomics.store(c, NEXT, 0);
+    Atomics.store(c, DONE, 0);
+    Atomics.add(c, GEN, 1);
+    if (Atomics.load(c, SLEEPING) > 0) Atomics.notify(c, GEN);
+    let err: unknown;
+    let own = 0, ownChunks = 0;
+    if (compute) {
+      const t0 = performance.now();
+      try {
+        for (;;) {
+          const j0 = Atomics.add(c, NEXT, step);
+          if (j0 >= total) break;
+          runChunk(this.main, op, c, this.ctlF, j0, Math.min(total, j0 + step));
+          ownChunks++;
+        }
+      } catch (e) {
+        err = e;
+        Atomics.store(c, NEXT, total); // let the workers stop early
+      }
+      own = performance.now() - t0;
+    }
+    if (Atomics.load(c, DONE) < n) {
+      const t1 = performance.now();
+      this.waitDone(n);
+      const waited = performance.now() - t1;
+      if (compute && waited > 1 + 3 * (ownChunks ? own / ownChunks : own)) this.late(t1);
+    }
+    if (err) throw err;
+    if (Atomics.load(c, ERROR)) {
+      const len = this.errText.indexOf(0);
+      const text = new TextDecoder().decode(this.errText.slice(0, len < 0 ? this.errText.length : len));
+      this.errText.fill(0);
+      Atomics.store(c, ERROR, 0);
+      throw new Error(`a thread pool worker failed: ${text}`);
+    }
+  }
+
+  /** A worker was late: three times within a second switches to the caller alone for 250 ms. */
+  private late(now: number): void {
+    if (now - this.lateWindow > 1000) {
+      this.lateWindow = now;
+      this.lateCount = 0;
+    }
+    if (++this.lateCount >= 3) {
+      this.serialUntil = now + 250;
+      this.lateCount = 0;
+      this.fallbacks++;
+    }
+  }
+
+  private waitDone(n: number): void {
+    const c = this.ctl;
+    for (let i = 0; i < 1 << 20; i++) if (Atomics.load(c, DONE) >= n) return;
+    if (!this.canBlock) {
+      while (Atomics.load(c, DONE) < n) { /* the browser's main thread may not block */ }
+      return;
+    }
+    Atomics.store(c, WAITING, 1);
+    for (;;) {
+      const d = Atomics.load(c, DONE);
+      if (d >= n) break;
+      Atomics.wait(c, DONE, d, 1000);
+    }
+    Atomics.store(c, WAITING, 0);
+  }
+
+  /** Gives the workers a new arena's memory (called when an arena opens). */
+  attach(a: Arena): void {
+    for (const w of this.workers) w.post({ type: 'attach', id: a.id, memory: a.memory });
+    this.run(OP_ATTACH, 0, 1);
+  }
+
+  /** Stops the workers (they exit without reporting back: nothing to wait for). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    const c = this.ctl;
+    c[OP] = OP_EXIT;
+    Atomics.add(c, GEN, 1);
+    Atomics.notify(c, GEN);
+    for (const w of this.workers) w.terminate();
+  }
+}

@@ -1,0 +1,276 @@
+import type { BinaryOp, SelectiveScanArgs } from '../backend.js';
+import type { Arena, ArenaSet } from '../cpu/arena.js';
+import type { MatmulGeom } from '../cpu/matmul.js';
+import { CV, GM, MV, SC, ST } from '../cpu/pool-ops.js';
+import { DT_BF16, DT_F16, DT_F32, DT_Q8, OP_CONV, OP_GEMM, OP_MATVEC, OP_SCAN, OP_STREAM } from '../cpu/pool-protocol.js';
+import type { ThreadPool } from '../cpu/pool.js';
+import type { DType } from '../../tensor/dtype.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import { instantiateKernels, MAX_SCAN_STATE, THREAD_SCRATCH_BYTES, type WasmKernels } from './module.js';
+
+/**
+ * Runs the CPU backend's kernels in WebAssembly: turns tensors into byte addresses, prepares x for
+ * the 16- and 8-bit products, picks the decode (matvec) or blocked (gemm) product, and splits work
+ * over the thread pool. Every method returns false when it does not handle the dtypes it was given;
+ * the backend then runs the TypeScript reference.
+ *
+ * Operands must sit in one memory: the call runs in the arena of its anchor (the weight, or the
+ * largest operand) and other operands are staged, i.e. copied into that arena's scratch before the
+ * call and (outputs) back after it. With one arena (models up to ~4 GB) nothing is ever staged.
+ */
+const KIND: Partial<Record<DType, number>> = { f32: DT_F32, f16: DT_F16, bf16: DT_BF16, q8: DT_Q8 };
+const BYTES: Record<DType, number> = { f32: 4, i32: 4, f16: 2, bf16: 2, q8: 1 };
+/** Below this many rows of x, products stream W once per row (matvec); from here, the blocked gemm. */
+export const MATVEC_MAX_M = 8;
+
+interface ArenaScratch {
+  threads: number; // per-thread scratch blocks held
+  threadBase: number;
+  bump: number; // per-call region (prepared x, staged operands)
+  bumpSize: number;
+  top: number;
+  need: number; // most bytes a call asked for (grows the region)
+  extras: number[]; // overflow blocks of the current call
+}
+
+export class WasmOps {
+  /** Kernel instances by arena id (shared with the pool's calling-thread context). */
+  readonly kernels: (WasmKernels | undefined)[] = [];
+  private readonly scratch: (ArenaScratch | undefined)[] = [];
+  pool: ThreadPool | undefined;
+  // the current call
+  private tgt!: Arena;
+  private S!: ArenaScratch;
+  private K!: WasmKernels;
+  private readonly outs: { src: Uint8Array; dst: number; bytes: number }[] = [];
+  private nOuts = 0;
+
+  constructor(private readonly arenas: ArenaSet) {}
+
+  /** Instantiates the kernels over an arena's memory (when it opens). */
+  attach(a: Arena): void {
+    this.kernels[a.id] = instantiateKernels(a.memory, a.shared);
+  }
+
+  private get threads(): number {
+    return this.pool ? this.pool.threads : 1;
+  }
+
+  // ---- operands ---------------------------------------------------------------------------------
+
+  private begin(anchor: Tensor): void {
+    const a = this.arenas.arenaOf(anchor.storage as ArrayBufferView) ?? this.arenas.first();
+    this.tgt = a;
+    let S = this.scratch[a.id];
+    if (!S) S = this.scratch[a.id] = { threads: 0, threadBase: 0, bump: 0, bumpSize: 0, top: 0, need: 64 << 10, extras: [] };
+    for (const x of S.extras) a.free(x);
+    S.extras.length = 0;
+    if (S.need > S.bumpSize) {
+      if (S.bumpSize) a.free(S.bump);
+      S.bumpSize = Math.ceil((S.need * 1.25) / 64) * 64;
+      S.bump = this.arenas.allocScratch(a, S.bumpSize);
+    }
+    S.top = 0;
+    this.S = S;
+    this.K = this.kernels[a.id]!;
+    this.nOuts = 0;
+  }
+
+  /** A per-call scratch block of `bytes` in the current arena. */
+  private bump(bytes: number): number {
+    const S = this.S;
+    const size = Math.ceil(Math.max(bytes, 16) / 64) * 64;
+    S.need = Math.max(S.need, S.top + size);
+    if (S.top + size <= S.bumpSize) {
+      const p = S.bump + S.top;
+      S.top += size;
+      return p;
+    }
+    S.top += size;
+    const p = this.arenas.allocScratch(this.tgt, size);
+    S.extras.push(p);
+    return p;
+  }
+
+  /** Per-thread scratch base in the current arena (THREAD_SCRATCH_BYTES apart). */
+  private threadScratch(): number {
+    const S = this.S, n = this.threads;
+    if (S.threads < n) {
+      if (S.threads) this.tgt.free(S.threadBase);
+      S.threadBase = this.arenas.allocScratch(this.tgt, n * THREAD_SCRATCH_BYTES);
+      S.threads = n;
+    }
+    return S.threadBase;
+  }
+
+  /** Byte address of a tensor's first element in the current arena (staged there if it lives elsewhere). */
+  private at(t: Tensor, out: boolean): number {
+    const st = t.storage as ArrayBufferView;
+    const e = BYTES[t.dtype];
+    if (this.arenas.arenaOf(st) === this.tgt) return st.byteOffset + t.offset * e;
+    const src = t.dtype === 'q8'
+      ? new Uint8Array(st.buffer, st.byteOffset, st.byteLength)
+      : new Uint8Array(st.buffer, st.byteOffset + t.offset * e, (t.rows > 0 ? (t.rows - 1) * t.ld + t.cols : 0) * e);
+    const dst = this.bump(src.length);
+    new Uint8Array(this.tgt.buffer(), dst, src.length).set(src);
+    if (out) {
+      const rec = this.outs[this.nOuts] ?? (this.outs[this.nOuts] = { src, dst, bytes: 0 });
+      rec.src = src; rec.dst = dst; rec.bytes = src.length;
+      this.nOuts++;
+    }
+    return dst;
+  }
+
+  private end(): void {
+    for (let i = 0; i < this.nOuts; i++) {
+      const r = this.outs[i]!;
+      r.src.set(new Uint8Array(this.tgt.buffer(), r.dst, r.bytes));
+    }
+    this.nOuts = 0;
+  }
+
+  /** Chunk of `total` units for the pool: about four per thread, a multiple of `align`. */
+  private chunk(total: number, align: number, max = Infinity): number {
+    const c = Math.ceil(total / (this.threads * 4) / align) * align;
+    return Math.max(align, Math.min(c, max));
+  }
+
+  // ---- kernels ----------------------------------------------------------------------------------
+
+  /** out (m, p) <- [out +] op(a) · op(b) [+ bias]: a f32, b f32/f16/bf16/q8, bias f32. */
+  matmul(out: Tensor, a: Tensor, b: Tensor, bias: Tensor | null, g: MatmulGeom): boolean {
+    const kind = KIND[b.dtype];
+    if (kind === undefined || a.dtype !== 'f32' || (bias && bias.dtype !== 'f32')) return false;
+    const { m, q, p } = g;
+    this.begin(b);
+    const K = this.K;
+    const o = this.at(out, true), x = this.at(a, false), w = this.at(b, false), bi = bias ? this.at(bias, false) : 0;
+    const ws = kind === DT_Q8 ? w + b.rows * b.ld : 0; // q8 scales follow the quants
+    const acc = g.accumulate ? 1 : 0;
+    const pool = this.pool && m * q * p >= 1 << 15 ? this.pool : undefined;
+    if (g.transB && !g.transA && m < MATVEC_MAX_M) {
+      let xp = x, ldx = a.ld, post = 1, xsc = 0;
+      if (kind === DT_F16) { xp = this.bump(m * q * 4); post = K.prep_f16x(xp, x, a.ld, m, q); ldx = q; }
+      else if (kind === DT_BF16) { xp = this.bump(m * q * 4); K.prep_bf16x(xp, x, a.ld, m, q); ldx = q; }
+      else if (kind === DT_Q8) { xp = this.bump(m * b.ld * 2); xsc = this.bump(m * (b.ld >> 5) * 4); K.prep_q8x(xp, xsc, x, a.ld, m, q, b.ld); }
+      if (pool) {
+        pool.setI(MV.arena, this.tgt.id); pool.setI(MV.kind, kind); pool.setI(MV.out, o); pool.setI(MV.ldo, out.ld);
+        pool.setI(MV.x, xp); pool.setI(MV.ldx, ldx); pool.setI(MV.w, w); pool.setI(MV.ldw, b.ld); pool.setF(MV.post, post);
+        pool.setI(MV.bias, bi); pool.setI(MV.m, m); pool.setI(MV.q, q); pool.setI(MV.acc, acc); pool.setI(MV.ws, ws); pool.setI(MV.xsc, xsc);
+        pool.run(OP_MATVEC, p, this.chunk(p, kind === DT_Q8 ? 4 : 8));
+      } else if (kind === DT_Q8) K.matvec_q8(o, out.ld, xp, xsc, w, ws, b.ld, bi, m, 0, p, acc);
+      else (kind === DT_F32 ? K.matvec_f32 : kind === DT_F16 ? K.matvec_f16 : K.matvec_bf16)(o, out.ld, xp, ldx, w, b.ld, post, bi, m, q, 0, p, acc);
+    } else {
+      const rsa = g.transA ? 4 : a.ld * 4, csa = g.transA ? a.ld * 4 : 4;
+      const scratch = this.threadScratch();
+      if (pool) {
+        pool.setI(GM.arena, this.tgt.id); pool.setI(GM.out, o); pool.setI(GM.ldo, out.ld); pool.setI(GM.a, x); pool.setI(GM.rsa, rsa); pool.setI(GM.csa, csa);
+        pool.setI(GM.b, w); pool.setI(GM.bs, ws); pool.setI(GM.ldb, b.ld); pool.setI(GM.kind, kind); pool.setI(GM.transB, g.transB ? 1 : 0);
+        pool.setI(GM.bias, bi); pool.setI(GM.m, m); pool.setI(GM.q, q); pool.setI(GM.acc, acc); pool.setI(GM.scratch, scratch); pool.setI(GM.stride, THREAD_SCRATCH_BYTES);
+        pool.run(OP_GEMM, p, this.chunk(p, 8, 128));
+      } else K.gemm(o, out.ld, x, rsa, csa, w, ws, b.ld, kind, g.transB ? 1 : 0, bi, m, q, 0, p, acc, scratch);
+    }
+    this.end();
+    return true;
+  }
+
+  /** out (m, d) <- table[ids]; table f32/f16/bf16/q8. */
+  embedding(out: Tensor, ids: Tensor, table: Tensor, m: number, d: number): boolean {
+    const kind = KIND[table.dtype];
+    if (kind === undefined) return false;
+    this.begin(table);
+    const t = this.at(table, false);
+    const ts = kind === DT_Q8 ? t + table.rows * table.ld : 0;
+    this.K.gather_rows(this.at(out, true), out.ld, this.at(ids, false), m, t, ts, table.ld, kind, d);
+    this.end();
+    return true;
+  }
+
+  /** Fused residual add + RMSNorm; weight f32. */
+  addRmsnorm(out: Tensor, residual: Tensor, x: Tensor | null, weight: Tensor, m: number, d: number, eps: number): boolean {
+    if (weight.dtype !== 'f32') return false;
+    this.begin(residual);
+    this.K.rmsnorm(this.at(out, true), out.ld, this.at(residual, true), residual.ld, x ? this.at(x, false) : 0, x ? x.ld : 0, this.at(weight, false), m, d, eps);
+    this.end();
+    return true;
+  }
+
+  /** Causal depthwise conv1d (+ SiLU) with a carried state; all f32. */
+  causalConv1d(out: Tensor, x: Tensor, weight: Tensor, bias: Tensor | null, state: Tensor | null, b: number, l: number, e: number, k: number, silu: boolean): boolean {
+    if (k > MAX_SCAN_STATE) return false;
+    this.begin(x);
+    const o = this.at(out, true), xp = this.at(x, false), w = this.at(weight, false), bi = bias ? this.at(bias, false) : 0;
+    const st = state ? this.at(state, true) : 0, lds = state ? state.ld : 0;
+    const scratch = this.threadScratch();
+    if (this.pool && b * l * e * k >= 1 << 16) {
+      const P = this.pool;
+      P.setI(CV.arena, this.tgt.id); P.setI(CV.out, o); P.setI(CV.ldo, out.ld); P.setI(CV.x, xp); P.setI(CV.ldx, x.ld); P.setI(CV.w, w); P.setI(CV.ldw, weight.ld);
+      P.setI(CV.bias, bi); P.setI(CV.state, st); P.setI(CV.lds, lds); P.setI(CV.b, b); P.setI(CV.l, l); P.setI(CV.e, e); P.setI(CV.k, k); P.setI(CV.silu, silu ? 1 : 0);
+      P.setI(CV.scratch, scratch); P.setI(CV.stride, THREAD_SCRATCH_BYTES);
+      P.run(OP_CONV, e, this.chunk(e, 4));
+    } else this.K.conv1d(o, out.ld, xp, x.ld, w, weight.ld, bi, st, lds, b, l, e, k, silu ? 1 : 0, 0, e, scratch);
+    this.end();
+    return true;
+  }
+
+  /** The fused selective scan; all f32. */
+  selectiveScan(s: SelectiveScanArgs, b: number, l: number, e: number, n: number): boolean {
+    if (n > MAX_SCAN_STATE) return false;
+    // the call runs where the largest operand lives: the state in decode, the sequences in prefill
+    const big = [s.y, s.u, s.delta, s.hOut ?? s.y].reduce((x, t) => (t.size > x.size ? t : x));
+    this.begin(big);
+    const opt = (t: Tensor | null, out = false): number => (t ? this.at(t, out) : 0);
+    const y = this.at(s.y, true), u = this.at(s.u, false), dl = this.at(s.delta, false), A = this.at(s.A, false), B = this.at(s.B, false), C = this.at(s.C, false);
+    const D = opt(s.D), z = opt(s.z), db = opt(s.deltaBias);
+    // h0 and hOut may be one tensor (the recurrent step): one address, staged in and out once
+    const h0 = s.hOut && s.hOut === s.h0 ? this.at(s.h0, true) : opt(s.h0);
+    const ho = s.hOut && s.hOut === s.h0 ? h0 : opt(s.hOut, true);
+    const scratch = this.threadScratch();
+    const sp = s.deltaSoftplus ? 1 : 0;
+    const ldz = s.z ? s.z.ld : 0, ldh0 = s.h0 ? s.h0.ld : 0, ldho = s.hOut ? s.hOut.ld : 0;
+    if (this.pool && b * l * e * n >= 1 << 13) {
+      const P = this.pool;
+      P.setI(SC.arena, this.tgt.id); P.setI(SC.y, y); P.setI(SC.ldy, s.y.ld); P.setI(SC.u, u); P.setI(SC.ldu, s.u.ld); P.setI(SC.dl, dl); P.setI(SC.lddl, s.delta.ld);
+      P.setI(SC.A, A); P.setI(SC.ldA, s.A.ld); P.setI(SC.B, B); P.setI(SC.ldB, s.B.ld); P.setI(SC.C, C); P.setI(SC.ldC, s.C.ld);
+      P.setI(SC.D, D); P.setI(SC.z, z); P.setI(SC.ldz, ldz); P.setI(SC.dbias, db); P.setI(SC.h0, h0); P.setI(SC.ldh0, ldh0); P.setI(SC.hout, ho); P.setI(SC.ldho, ldho);
+      P.setI(SC.b, b); P.setI(SC.l, l); P.setI(SC.e, e); P.setI(SC.n, n); P.setI(SC.softplus, sp); P.setI(SC.scratch, scratch); P.setI(SC.stride, THREAD_SCRATCH_BYTES);
+      P.run(OP_SCAN, e, this.chunk(e, 4));
+    } else {
+      this.K.selective_scan(y, s.y.ld, u, s.u.ld, dl, s.delta.ld, A, s.A.ld, B, s.B.ld, C, s.C.ld, D, z, ldz, db, h0, ldh0, ho, ldho, b, l, e, n, sp, 0, e, scratch);
+    }
+    this.end();
+    return true;
+  }
+
+  /** out[r] <- argmax of row r of x (f32). */
+  argmax(out: Tensor, x: Tensor): boolean {
+    this.begin(x);
+    this.K.argmax(this.at(out, true), this.at(x, false), x.ld, x.rows, x.cols);
+    this.end();
+    return true;
+  }
+
+  /** out <- a (op) b, b of a's shape or one broadcast row; all f32. */
+  binary(op: BinaryOp, out: Tensor, a: Tensor, b: Tensor, broadcast: boolean): boolean {
+    const kind = op === 'add' ? 0 : op === 'sub' ? 1 : op === 'mul' ? 2 : 3;
+    this.begin(a);
+    this.K.binary(kind, this.at(out, true), out.ld, this.at(a, false), a.ld, this.at(b, false), broadcast ? 0 : b.ld, a.rows, a.cols, broadcast ? 1 : 0);
+    this.end();
+    return true;
+  }
+
+  /** Reads all of t (f32, a whole number of MiB) on every thread; returns the seconds it took. */
+  streamRead(t: Tensor): number {
+    this.begin(t);
+    const base = this.at(t, false);
+    const mib = Math.floor((t.size * 4) / (1 << 20));
+    const t0 = performance.now();
+    if (this.pool) {
+      this.pool.setI(ST.arena, this.tgt.id); this.pool.setI(ST.base, base);
+      this.pool.run(OP_STREAM, mib, this.chunk(mib, 1));
+    } else this.K.stream_read(base, mib << 20);
+    const dt = (performance.now() - t0) / 1000;
+    this.end();
+    return dt;
+  }
+}

@@ -1,0 +1,97 @@
+import { KERNELS_WASM_BASE64, MEMORY_LIMITS_FLAG_OFFSET } from './kernels.generated.js';
+
+/**
+ * Loading the WebAssembly SIMD kernels (built from `src/backend/wasm/*.wat` by scripts/build-wasm.js).
+ * One compiled module per memory kind (shared or plain: they differ in one byte of the memory
+ * import), one instance per linear memory and thread. Node compiles synchronously on first use;
+ * browsers should call `initWasmKernels()` first (Chrome refuses large synchronous compiles on the
+ * main thread), after which everything is synchronous.
+ *
+ * Every pointer is a byte address in the instance's memory; `ld*` are row strides in elements;
+ * address 0 means "none" for optional operands. Signatures and semantics are documented in the
+ * .wat files next to each function.
+ */
+export interface WasmKernels {
+  matvec_f32(out: number, ldo: number, x: number, ldx: number, w: number, ldw: number, post: number, bias: number, m: number, q: number, j0: number, j1: number, acc: number): void;
+  matvec_f16(out: number, ldo: number, x: number, ldx: number, w: number, ldw: number, post: number, bias: number, m: number, q: number, j0: number, j1: number, acc: number): void;
+  matvec_bf16(out: number, ldo: number, x: number, ldx: number, w: number, ldw: number, post: number, bias: number, m: number, q: number, j0: number, j1: number, acc: number): void;
+  matvec_q8(out: number, ldo: number, xq: number, xsc: number, w: number, ws: number, ldw: number, bias: number, m: number, j0: number, j1: number, acc: number): void;
+  prep_f16x(dst: number, x: number, ldx: number, m: number, q: number): number;
+  prep_bf16x(dst: number, x: number, ldx: number, m: number, q: number): void;
+  prep_q8x(xq: number, xsc: number, x: number, ldx: number, m: number, q: number, ldq: number): void;
+  gemm(out: number, ldo: number, a: number, rsa: number, csa: number, b: number, bs: number, ldb: number, kind: number, transB: number,
+    bias: number, m: number, q: number, j0: number, j1: number, acc: number, pack: number): void;
+  selective_scan(y: number, ldy: number, u: number, ldu: number, delta: number, lddelta: number, A: number, ldA: number, B: number, ldB: number,
+    C: number, ldC: number, D: number, z: number, ldz: number, dbias: number, h0: number, ldh0: number, hout: number, ldhout: number,
+    b: number, l: number, e: number, n: number, softplus: number, c0: number, c1: number, scratch: number): void;
+  conv1d(out: number, ldo: number, x: number, ldx: number, w: number, ldw: number, bias: number, state: number, lds: number,
+    b: number, l: number, e: number, k: number, silu: number, c0: number, c1: number, scratch: number): void;
+  rmsnorm(out: number, ldo: number, res: number, ldr: number, x: number, ldx: number, w: number, m: number, d: number, eps: number): void;
+  argmax(out: number, x: number, ldx: number, rows: number, cols: number): void;
+  gather_rows(out: number, ldo: number, ids: number, m: number, table: number, scales: number, ldt: number, kind: number, d: number): void;
+  stream_read(p: number, n: number): number;
+  binary(kind: number, out: number, ldo: number, a: number, lda: number, b: number, ldb: number, rows: number, cols: number, bcast: number): void;
+}
+
+/** Bytes of scratch each thread needs per call: the gemm pack buffer (128 KiB) and its edge tile, or the scan/conv windows. */
+export const THREAD_SCRATCH_BYTES = (128 << 10) + 4096;
+/** Largest d_state (scan) and conv width the thread scratch holds (32 bytes per state or tap). */
+export const MAX_SCAN_STATE = THREAD_SCRATCH_BYTES / 32;
+
+let bytes: Uint8Array | undefined;
+const modules: { shared?: WebAssembly.Module; plain?: WebAssembly.Module } = {};
+let supported: boolean | undefined;
+
+function kernelBytes(shared: boolean): Uint8Array {
+  if (!bytes) {
+    const bin = atob(KERNELS_WASM_BASE64);
+    bytes = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  }
+  if (shared) return bytes;
+  const plain = bytes.slice();
+  plain[MEMORY_LIMITS_FLAG_OFFSET] = 0x01; // limits: has maximum, not shared
+  return plain;
+}
+
+/** Whether this engine runs the kernels (WebAssembly with SIMD128, plus threads' shared memory when asked). */
+export function wasmKernelsSupported(shared = false): boolean {
+  if (typeof WebAssembly === 'undefined') return false;
+  if (supported === undefined) {
+    try {
+      supported = WebAssembly.validate(kernelBytes(false) as BufferSource);
+    } catch {
+      supported = false;
+    }
+  }
+  if (!supported) return false;
+  if (!shared) return true;
+  try {
+    return WebAssembly.validate(kernelBytes(true) as BufferSource);
+  } catch {
+    return false;
+  }
+}
+
+/** Compiles both module variants asynchronously (browsers: call before creating the CPU backend). */
+export async function initWasmKernels(): Promise<void> {
+  if (typeof WebAssembly === 'undefined') return;
+  if (!modules.plain) modules.plain = await WebAssembly.compile(kernelBytes(false) as BufferSource);
+  if (!modules.shared && typeof SharedArrayBuffer !== 'undefined') {
+    try { modules.shared = await WebAssembly.compile(kernelBytes(true) as BufferSource); } catch { /* no threads */ }
+  }
+}
+
+/** The compiled module for a memory kind (compiled synchronously on first use if not initialised). */
+export function kernelsModule(shared: boolean): WebAssembly.Module {
+  const key = shared ? 'shared' : 'plain';
+  let m = modules[key];
+  if (!m) m = modules[key] = new WebAssembly.Module(kernelBytes(shared) as BufferSource);
+  return m;
+}
+
+/** An instance of the kernels over one memory. */
+export function instantiateKernels(memory: WebAssembly.Memory, shared: boolean, module: WebAssembly.Module = kernelsModule(shared)): WasmKernels {
+  const inst = new WebAssembly.Instance(module, { env: { memory } });
+  return inst.exports as unknown as WasmKernels;
+}
