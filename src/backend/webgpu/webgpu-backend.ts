@@ -5,7 +5,7 @@ import { track } from '../../tensor/scope.js';
 import { numel } from '../../tensor/shape.js';
 import { Tensor } from '../../tensor/tensor.js';
 import type { Backend, BinaryOp, GatedRmsnormOptions, MambaStepArgs, MatmulOptions, RecordedWork, SampleArgs, SelectiveScanArgs, SsdScanArgs, UnaryOp } from '../backend.js';
-import { checkArgmax, checkConv, checkElementwise, checkEmbedding, checkMatmul, checkRmsnorm, checkSameBackend, checkScan } from '../checks.js';
+import { checkArgmax, checkConv, checkElementwise, checkEmbedding, checkGatedRmsnorm, checkMatmul, checkRmsnorm, checkSameBackend, checkScan, checkSsdScan } from '../checks.js';
 import type { GpuDevice } from './device.js';
 import { Dispatcher } from './dispatcher.js';
 import { BufferPool, bucketBytes, MAP_READ, newStorage, USAGE, type GpuStorage } from './gpu-buffers.js';
@@ -13,11 +13,13 @@ import { copy, fill } from './kernels/copy.js';
 import { conv1d } from './kernels/conv1d.js';
 import { argmax, binary, unary } from './kernels/elementwise.js';
 import { embedding } from './kernels/embedding.js';
+import { gatedRmsnorm } from './kernels/gated-rmsnorm.js';
 import { mambaStep } from './kernels/mamba-step.js';
 import { matmul } from './kernels/matmul.js';
 import { rmsnorm } from './kernels/rmsnorm.js';
 import { sample } from './kernels/sample.js';
 import { selectiveScan } from './kernels/scan.js';
+import { ssdScan, type SsdPath } from './kernels/ssd-scan.js';
 
 export interface WebGpuBackendOptions {
   /** Idle bytes the buffer pool keeps for reuse before destroying buffers (default 1 GiB). */
@@ -34,6 +36,10 @@ export interface WebGpuBackendOptions {
   matvecRows?: number;
   /** Output tile of the matrix product (64 or 128); 0 chooses from the shape (default). */
   matmulTile?: number;
+  /** Mamba-2's SSD scan: step by step, chunked, or chosen from the length (default 'auto': chunked past 16 steps). */
+  ssdPath?: SsdPath;
+  /** Chunk length of the chunked SSD scan (any length >= 1; the result differs by rounding only); 0 = default (256). */
+  ssdChunk?: number;
 }
 
 /** Allocations at least this large are checked for out-of-memory (an error scope each). */
@@ -63,7 +69,7 @@ export class WebGpuBackend implements Backend {
 
   constructor(readonly g: GpuDevice, o: WebGpuBackendOptions = {}) {
     this.device = g.device;
-    this.options = { maxIdleBytes: o.maxIdleBytes ?? 1 << 30, maxBatch: o.maxBatch ?? 2000, scanChunk: o.scanChunk ?? 0, scanThreads: o.scanThreads ?? 0, scanWorkgroup: o.scanWorkgroup ?? 0, matvecRows: o.matvecRows ?? 0, matmulTile: o.matmulTile ?? 0 };
+    this.options = { maxIdleBytes: o.maxIdleBytes ?? 1 << 30, maxBatch: o.maxBatch ?? 2000, scanChunk: o.scanChunk ?? 0, scanThreads: o.scanThreads ?? 0, scanWorkgroup: o.scanWorkgroup ?? 0, matvecRows: o.matvecRows ?? 0, matmulTile: o.matmulTile ?? 0, ssdPath: o.ssdPath ?? 'auto', ssdChunk: o.ssdChunk ?? 0 };
     this.d = new Dispatcher(g, this.options.maxBatch);
     this.pool = new BufferPool(this.options.maxIdleBytes);
     this.dummyR = this.createStorage(256, 'dummy (read)', false);
@@ -326,13 +332,14 @@ export class WebGpuBackend implements Backend {
     argmax(this, out, x);
   }
 
-  // Mamba-2's kernels arrive with the WebGPU SSD port; until then Mamba-2 runs on the CPU backend.
-  ssdScan(_a: SsdScanArgs): void {
-    fail('UNSUPPORTED', 'ssdScan (Mamba-2) has no WebGPU kernel yet: run Mamba-2 models with --backend cpu');
+  ssdScan(s: SsdScanArgs): void {
+    const dims = checkSsdScan(s);
+    ssdScan(this, s, dims);
   }
 
-  gatedRmsnorm(_out: Tensor, _x: Tensor, _z: Tensor | null, _w: Tensor, _o: GatedRmsnormOptions): void {
-    fail('UNSUPPORTED', 'gatedRmsnorm (Mamba-2) has no WebGPU kernel yet: run Mamba-2 models with --backend cpu');
+  gatedRmsnorm(out: Tensor, x: Tensor, z: Tensor | null, weight: Tensor, o: GatedRmsnormOptions): void {
+    const { m, e } = checkGatedRmsnorm(out, x, z, weight, o);
+    gatedRmsnorm(this, out, x, z, weight, o, m, e);
   }
 
   sample(a: SampleArgs): void {
