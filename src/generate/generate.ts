@@ -2,12 +2,15 @@ import { fail } from '../errors.js';
 import type { LanguageModel } from '../models/lm.js';
 import type { ModelState } from '../models/state.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { deviceTokens } from './device-loop.js';
 import { randomSeed } from './rng.js';
 import { checkSamplingParams, Sampler, type SamplingParams } from './sampling.js';
 
 /**
  * The token-level generation loop: prefill each prompt (the parallel form, in chunks), then one
- * recurrent step per new token for the whole batch, sampling on the host with `Sampler`.
+ * recurrent step per new token for the whole batch, sampling on the host with `Sampler` — or, on a
+ * backend that samples where the logits are (WebGPU), with `deviceTokens`: the same semantics and
+ * the same tokens, but only the b new ids cross to the host per token.
  * Text, detokenisation and stop strings sit on top of this in `text.ts`.
  */
 export interface GenerateOptions {
@@ -148,6 +151,10 @@ export async function* generateTokens(model: LanguageModel, prompts: readonly (r
   const { state, last } = await prefill(model, prompts, o.prefillChunk ?? 512);
   try {
     if (maxNew === 0) return;
+    if (model.backend.sample && model.backend.name !== 'cpu') {
+      yield* onDevice(model, state, prompts, last, maxNew, p, eos, suppress, o.signal, isStopped);
+      return;
+    }
     const seen = prompts.map((pr) => [...pr]);
     const done = new Array<boolean>(b).fill(false);
     const sampler = new Sampler();
@@ -182,6 +189,39 @@ export async function* generateTokens(model: LanguageModel, prompts: readonly (r
     }
   } finally {
     state.dispose();
+  }
+}
+
+/** The loop of `generateTokens` with sampling on the backend (`deviceTokens`); same events. */
+async function* onDevice(model: LanguageModel, state: ModelState, prompts: readonly (readonly number[])[], last: Float32Array[], maxNew: number, p: SamplingParams, eos: ReadonlySet<number>, suppress: readonly number[], signal: AbortSignal | undefined, isStopped?: (row: number) => boolean): AsyncGenerator<TokenEvent> {
+  const b = prompts.length, V = model.vocabSize;
+  const host = new Float32Array(b * V);
+  last.forEach((row, r) => host.set(row, r * V));
+  const logits = model.backend.upload(host, [b, V]);
+  const done = new Array<boolean>(b).fill(false);
+  let step = 0;
+  try {
+    for await (const ids of deviceTokens(model, state, logits, { maxNewTokens: maxNew, sampling: p, eos, suppress, prompts })) {
+      if (signal?.aborted) {
+        for (let r = 0; r < b; r++) if (!done[r]) yield { row: r, token: -1, finish: 'aborted' };
+        return;
+      }
+      for (let r = 0; r < b; r++) {
+        if (done[r]) continue;
+        const tok = ids[r]!;
+        if (!(tok >= 0 && tok < V)) fail('NON_FINITE', `sampling failed at step ${step} for sequence ${r}: the logits are not finite`);
+        let finish: FinishReason | undefined;
+        if (eos.has(tok)) finish = 'eos';
+        else if (step === maxNew - 1) finish = 'length';
+        yield finish ? { row: r, token: tok, finish } : { row: r, token: tok };
+        if (!finish && isStopped?.(r)) finish = 'stop';
+        if (finish) done[r] = true;
+      }
+      step++;
+      if (done.every(Boolean)) return;
+    }
+  } finally {
+    logits.dispose();
   }
 }
 

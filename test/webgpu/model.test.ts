@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { cpu } from '../../src/backend/cpu/cpu-backend.js';
 import type { Backend } from '../../src/backend/backend.js';
 import { deviceTokens } from '../../src/generate/device-loop.js';
+import { generateTokens, type GenerateOptions } from '../../src/generate/generate.js';
 import { GREEDY, type SamplingParams } from '../../src/generate/sampling.js';
 import type { LanguageModel } from '../../src/models/lm.js';
 import type { WeightDType } from '../../src/models/weights.js';
@@ -117,4 +118,29 @@ test('deviceTokens: stops once every row has produced an EOS id', async (t) => {
     steps++;
   }
   assert.equal(steps, 1);
+});
+
+test('generateTokens on WebGPU samples on the device and gives the host sampler\'s tokens (batch of unequal prompts, penalty, EOS)', async (t) => {
+  const g = await requireAdapter(t);
+  if (!g) return;
+  const exp = await fixtureExpected('mamba1-tied');
+  const { l } = exp;
+  const gm = await fixtureModel('mamba1-tied', g, 'f32');
+  const cm = await fixtureModel('mamba1-tied', cpu(), 'f32');
+  // two prompts of different lengths (prefilled one by one), the host loop's semantics on both backends
+  const prompts = [Array.from(exp.ids.subarray(0, l)), Array.from(exp.ids.subarray(0, Math.max(1, l - 3)))];
+  const run = async (m: LanguageModel, o: GenerateOptions): Promise<string[]> => {
+    const ev: string[] = [];
+    for await (const e of generateTokens(m, prompts, o)) ev.push(`${e.row}:${e.token}:${e.finish ?? ''}`);
+    return ev;
+  };
+  const sampled: GenerateOptions = { maxNewTokens: 10, temperature: 0.9, topK: 20, topP: 0.9, minP: 0.02, repetitionPenalty: 1.2, seed: 7 };
+  const cpuEvents = await run(cm, sampled);
+  assert.deepEqual(await run(gm, sampled), cpuEvents, 'sampled');
+  // a row that reaches EOS stops while the other goes on
+  const firstOfRow0 = Number(cpuEvents[0]!.split(':')[1]);
+  const withEos: GenerateOptions = { ...sampled, eosTokenIds: [firstOfRow0] };
+  const a = await run(gm, withEos);
+  assert.deepEqual(a, await run(cm, withEos), 'with EOS');
+  assert.equal(a[0], `0:${firstOfRow0}:eos`);
 });
