@@ -6,13 +6,20 @@ import { arg, backend, byKernel, machine, mambaConfig, randomModel, SHAPES, tabl
  * Batch-1 decode throughput on WebGPU with random weights of real Mamba-1 shapes: the device loop
  * (step -> GPU sampling -> next step reads the id from the GPU; only the ids come back), greedy.
  *   node dist/bench/webgpu-decode.js [--models 130m,1.4b] [--dtypes f32,bf16] [--seconds 3] [--warmup 1]
- * Prints tokens/s and the GPU time per token (timestamp queries) by kernel.
+ *                                    [--fuse-norm on|off|on,off]
+ * Prints tokens/s and the GPU time per token (timestamp queries) by kernel. --fuse-norm picks whether
+ * the block's RMSNorm and residual add are fused into the Mamba step's products (WebGpuBackendOptions
+ * fuseNorm; default on); `on,off` measures both on the same model, one after the other (A/B).
  */
 const models = arg('models', '130m,1.4b').split(',');
 const dtypes = arg('dtypes', 'f32,bf16').split(',') as ('f32' | 'f16' | 'bf16')[];
 const seconds = Number(arg('seconds', '3'));
 const warm = Number(arg('warmup', '1'));
 const lookahead = Number(arg('lookahead', '2'));
+const fusions = arg('fuse-norm', 'on').split(',').map((f) => {
+  if (f !== 'on' && f !== 'off') throw new Error(`--fuse-norm takes on, off or on,off; got ${f}`);
+  return f === 'on';
+});
 
 const bk = await backend();
 const results: Record<string, unknown>[] = [];
@@ -23,51 +30,54 @@ try {
       const model = randomModel(bk, mambaConfig(s.d, s.layers, Number(arg('vocab', '50280'))), dtype);
       const state = model.initState(1);
       const prompt = bk.upload(Int32Array.from([1, 2, 3, 4, 5, 6, 7, 8]), [1, 8], 'i32');
-      const run = async (n: number): Promise<number> => {
-        const logits = model.forward(prompt, { state, lastOnly: true });
-        let got = 0;
-        const t0 = performance.now();
-        for await (const _ of deviceTokens(model, state, logits, { maxNewTokens: n, sampling: GREEDY, lookahead })) got++;
-        const ms = performance.now() - t0;
-        logits.dispose();
-        return (got / ms) * 1000;
-      };
-      await warmUp(warm, async () => { await run(64); });
-      // calibrate the token count to about `seconds`
-      const rate0 = await run(128);
-      const n = Math.max(128, Math.round(rate0 * seconds));
-      const rates = [await run(n), await run(n)];
-      const tokS = Math.max(...rates);
-      // GPU time per token by kernel (one pass per dispatch: adds a little time, shows the split)
-      let perToken: { kernel: string; ms: number; share: number; dispatches: number }[] = [];
-      let gpuMs = NaN;
-      if (bk.g.features.has('timestamp-query')) {
-        const logits = model.forward(prompt, { state, lastOnly: true });
-        const out = bk.alloc([1], 'i32');
-        bk.sample({ out, logits, params: GREEDY, step: 0 });
-        await bk.sync();
-        bk.startProfile();
-        const steps = 32;
-        for (let i = 0; i < steps; i++) {
-          const lg = model.step(out, state);
-          bk.sample({ out, logits: lg, params: GREEDY, step: i });
+      for (const fuseNorm of fusions) {
+        bk.options.fuseNorm = fuseNorm;
+        const run = async (n: number): Promise<number> => {
+          const logits = model.forward(prompt, { state, lastOnly: true });
+          let got = 0;
+          const t0 = performance.now();
+          for await (const _ of deviceTokens(model, state, logits, { maxNewTokens: n, sampling: GREEDY, lookahead })) got++;
+          const ms = performance.now() - t0;
+          logits.dispose();
+          return (got / ms) * 1000;
+        };
+        await warmUp(warm, async () => { await run(64); });
+        // calibrate the token count to about `seconds`
+        const rate0 = await run(128);
+        const n = Math.max(128, Math.round(rate0 * seconds));
+        const rates = [await run(n), await run(n)];
+        const tokS = Math.max(...rates);
+        // GPU time per token by kernel (one pass per dispatch: adds a little time, shows the split)
+        let perToken: { kernel: string; ms: number; share: number; dispatches: number }[] = [];
+        let gpuMs = NaN;
+        if (bk.g.features.has('timestamp-query')) {
+          const logits = model.forward(prompt, { state, lastOnly: true });
+          const out = bk.alloc([1], 'i32');
+          bk.sample({ out, logits, params: GREEDY, step: 0 });
+          await bk.sync();
+          bk.startProfile();
+          const steps = 32;
+          for (let i = 0; i < steps; i++) {
+            const lg = model.step(out, state);
+            bk.sample({ out, logits: lg, params: GREEDY, step: i });
+          }
+          const prof = await bk.stopProfile();
+          perToken = byKernel(prof).map((k) => ({ ...k, ms: k.ms / steps, dispatches: k.dispatches / steps }));
+          gpuMs = perToken.reduce((a, k) => a + k.ms, 0);
         }
-        const prof = await bk.stopProfile();
-        perToken = byKernel(prof).map((k) => ({ ...k, ms: k.ms / steps, dispatches: k.dispatches / steps }));
-        gpuMs = perToken.reduce((a, k) => a + k.ms, 0);
+        const weightsGB = model.parameterCount() * (dtype === 'f32' ? 4 : 2) / 1e9;
+        const r = { model: name, dtype, fuseNorm, tokensPerSecond: tokS, runs: rates, tokens: n, gpuMsPerToken: gpuMs, weightsGB, dispatchesPerToken: perToken.reduce((a, k) => a + k.dispatches, 0), perToken };
+        results.push(r);
+        console.log(`${name} ${dtype} (norm ${fuseNorm ? 'fused' : 'separate'}): ${tokS.toFixed(1)} tok/s (runs ${rates.map((x) => x.toFixed(1)).join(', ')}), GPU ${gpuMs.toFixed(3)} ms/token in ${r.dispatchesPerToken} dispatches`);
+        console.log(table([['kernel', 'ms/token', 'share', 'dispatches'], ...perToken.map((k) => [k.kernel, k.ms.toFixed(4), (100 * k.share).toFixed(1) + '%', k.dispatches])]));
       }
-      const weightsGB = model.parameterCount() * (dtype === 'f32' ? 4 : 2) / 1e9;
-      const r = { model: name, dtype, tokensPerSecond: tokS, runs: rates, tokens: n, gpuMsPerToken: gpuMs, weightsGB, dispatchesPerToken: perToken.reduce((a, k) => a + k.dispatches, 0), perToken };
-      results.push(r);
-      console.log(`${name} ${dtype}: ${tokS.toFixed(1)} tok/s (runs ${rates.map((x) => x.toFixed(1)).join(', ')}), GPU ${gpuMs.toFixed(3)} ms/token in ${r.dispatchesPerToken} dispatches`);
-      console.log(table([['kernel', 'ms/token', 'share', 'dispatches'], ...perToken.map((k) => [k.kernel, k.ms.toFixed(4), (100 * k.share).toFixed(1) + '%', k.dispatches])]));
       state.dispose();
       for (const t of model.parameters().values()) t.dispose();
       await bk.sync();
     }
   }
-  console.log(table([['model', 'weights', 'tok/s', 'GPU ms/token', 'anchor (CUDA graphs, f32)'],
-    ...results.map((r) => [r.model as string, r.dtype as string, (r.tokensPerSecond as number).toFixed(1), (r.gpuMsPerToken as number).toFixed(3), r.model === '130m' ? 914 : r.model === '1.4b' ? 297 : '-'])]));
+  console.log(table([['model', 'weights', 'norm', 'tok/s', 'GPU ms/token', 'anchor (CUDA graphs, f32)'],
+    ...results.map((r) => [r.model as string, r.dtype as string, r.fuseNorm ? 'fused' : 'separate', (r.tokensPerSecond as number).toFixed(1), (r.gpuMsPerToken as number).toFixed(3), r.model === '130m' ? 914 : r.model === '1.4b' ? 297 : '-'])]));
   console.log('wrote', writeResult(arg('name', 'webgpu-decode'), { machine: machine(bk), results }));
 } finally {
   bk.dispose();

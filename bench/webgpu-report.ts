@@ -32,7 +32,7 @@ if (scan) {
 const dec = load('webgpu-decode');
 if (dec) {
   out.push('| decode, batch 1 | weights | WebGPU tok/s | GPU ms/token | dispatches/token | official (CUDA graphs, f32) |', '| --- | --- | --- | --- | --- | --- |');
-  for (const r of dec.results) out.push(`| mamba-${r.model} | ${r.dtype} | ${r.tokensPerSecond.toFixed(0)} | ${r.gpuMsPerToken.toFixed(3)} | ${r.dispatchesPerToken} | ${r.model === '130m' ? 914 : r.model === '1.4b' ? 297 : '-'} |`);
+  for (const r of dec.results) out.push(`| mamba-${r.model} | ${r.dtype}${r.fuseNorm === false ? ' (norm not fused)' : ''} | ${r.tokensPerSecond.toFixed(0)} | ${r.gpuMsPerToken.toFixed(3)} | ${r.dispatchesPerToken} | ${r.model === '130m' ? 914 : r.model === '1.4b' ? 297 : '-'} |`);
   out.push('');
 }
 const pre = load('webgpu-prefill');

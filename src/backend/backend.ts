@@ -103,8 +103,10 @@ export interface Backend {
   /**
    * Mamba-1's recurrent step for one layer, fused (fewer dispatches per token). Same result as the
    * composition of kernels in `MambaMixer.step`, which is the reference and runs where this is absent.
+   * Returns false, having done nothing, when asked for a fusion it does not do (`a.preNorm` where it
+   * is off); without `preNorm` it always runs and returns true.
    */
-  mambaStep?(a: MambaStepArgs): void;
+  mambaStep?(a: MambaStepArgs): boolean;
   /**
    * Runs `fn` once (its kernels are queued as usual) and records the kernels it launches, so that
    * `replay()` launches them again, on the same tensors with the same parameters, with no host work
@@ -152,10 +154,16 @@ export interface SampleArgs {
  * n d_state, k d_conv, r dt_rank). Weights as in `MambaMixerWeights`, with A = -exp(A_log).
  */
 export interface MambaStepArgs {
-  /** (b, d) input (the normed residual). */
+  /** (b, d) input (the normed residual; with `preNorm`, the residual stream itself). */
   x: Tensor;
-  /** (b, d) receives out_proj(y). */
+  /** (b, d) receives out_proj(y) (with `preNorm`, out_proj(y) is added into it). */
   out: Tensor;
+  /**
+   * The residual block around the mixer, fused: the mixer's input is rmsnorm(x) · weight =
+   * x · rsqrt(mean(x²) + eps) · weight (weight (d), any float) and out <- out + out_proj(y), so with
+   * out = x (the residual stream) one call is the whole block: x <- x + mixer(rmsnorm(x) · weight).
+   */
+  preNorm?: { weight: Tensor; eps: number } | null;
   inProj: Tensor; inProjBias: Tensor | null;
   convWeight: Tensor; convBias: Tensor | null;
   xProj: Tensor; dtProj: Tensor; dtProjBias: Tensor;

@@ -1,5 +1,5 @@
 import { fail } from '../errors.js';
-import type { Backend } from '../backend/backend.js';
+import type { Backend, MambaStepArgs } from '../backend/backend.js';
 import * as F from '../ops/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Mixer, MixerState } from './mixer.js';
@@ -87,20 +87,11 @@ export class MambaMixer implements Mixer {
 
   step(x: Tensor, out: Tensor, state: MixerState): void {
     const bk = this.backend;
-    const b = x.rows;
-    const ws = this.workspace(b);
+    const ws = this.workspace(x.rows);
     const { conv, ssm } = state;
     if (!conv || !ssm) fail('STATE_MISMATCH', 'mamba mixer: state must hold "conv" and "ssm"');
-    if (bk.mambaStep) {
-      // The backend's fused step (same result as the composition below, which is its reference).
-      const w = this.w;
-      bk.mambaStep({
-        x, out, inProj: w.inProj, inProjBias: w.inProjBias, convWeight: w.convWeight, convBias: w.convBias,
-        xProj: w.xProj, dtProj: w.dtProj, dtProjBias: w.dtProjBias, A: this.getA(), D: w.D,
-        outProj: w.outProj, outProjBias: w.outProjBias, conv, ssm, xz: ws.xz, dbc: ws.dbc, y: ws.y2, dtRank: this.dims.r,
-      });
-      return;
-    }
+    // The backend's fused step (same result as the composition below, which is its reference).
+    if (bk.mambaStep?.(this.fusedArgs(x, out, conv, ssm, ws))) return;
     bk.matmul(ws.xz, x, this.w.inProj, { transB: true, bias: this.w.inProjBias });
     bk.causalConv1d(ws.uc, ws.u3, this.w.convWeight, this.w.convBias, conv, true);
     bk.matmul(ws.dbc, ws.uc2, this.w.xProj, { transB: true });
@@ -110,6 +101,23 @@ export class MambaMixer implements Mixer {
       deltaBias: this.w.dtProjBias, deltaSoftplus: true, h0: ssm, hOut: ssm,
     });
     bk.matmul(out, ws.y2, this.w.outProj, { transB: true, bias: this.w.outProjBias });
+  }
+
+  /** The block's norm and residual add fused into the backend's step, where it does that (Mixer.blockStep). */
+  blockStep(residual: Tensor, norm: Tensor, eps: number, state: MixerState): boolean {
+    const bk = this.backend;
+    const { conv, ssm } = state;
+    if (!bk.mambaStep || !conv || !ssm) return false;
+    return bk.mambaStep(this.fusedArgs(residual, residual, conv, ssm, this.workspace(residual.rows), { weight: norm, eps }));
+  }
+
+  private fusedArgs(x: Tensor, out: Tensor, conv: Tensor, ssm: Tensor, ws: StepWorkspace, preNorm: MambaStepArgs['preNorm'] = null): MambaStepArgs {
+    const w = this.w;
+    return {
+      x, out, preNorm, inProj: w.inProj, inProjBias: w.inProjBias, convWeight: w.convWeight, convBias: w.convBias,
+      xProj: w.xProj, dtProj: w.dtProj, dtProjBias: w.dtProjBias, A: this.getA(), D: w.D,
+      outProj: w.outProj, outProjBias: w.outProjBias, conv, ssm, xz: ws.xz, dbc: ws.dbc, y: ws.y2, dtRank: this.dims.r,
+    };
   }
 
   private workspace(b: number): StepWorkspace {

@@ -19,6 +19,12 @@ export interface Mixer {
   forward(x: Tensor, state?: MixerState): Tensor;
   /** Recurrent form: x (b, d) -> out (b, d); updates `state` in place; allocates nothing after warm-up. */
   step(x: Tensor, out: Tensor, state: MixerState): void;
+  /**
+   * The recurrent form of the whole pre-norm residual block, where the backend fuses it:
+   *   residual <- residual + step(rmsnorm(residual) · norm)     residual (b, d) f32, norm (d)
+   * Returns false, having done nothing, where it is not fused; the caller then runs addRmsnorm + `step`.
+   */
+  blockStep?(residual: Tensor, norm: Tensor, eps: number, state: MixerState): boolean;
   /** A zero state for `batch` sequences. */
   initState(batch: number): MixerState;
   /** Shapes of the state tensors for one sequence (batch dimension first, set to 1). */

@@ -102,12 +102,17 @@ export class LanguageModel {
     const ws = this.workspace(b);
     const bk = this.backend;
     bk.embedding(ws.residual, ids, this.embeddings);
+    let pending = false; // ws.hidden holds a block's output not yet added into the residual
     this.blocks.forEach((blk, i) => {
-      // residual += previous hidden (except before the first block), normed = rmsnorm(residual)
-      bk.addRmsnorm(ws.normed, ws.residual, i === 0 ? null : ws.hidden, blk.norm, this.eps);
-      blk.mixer.step(ws.normed, ws.hidden, state.layers[i]!);
+      const st = state.layers[i]!;
+      // where the backend fuses the whole block (norm, mixer, residual add), one call does it
+      if (!pending && blk.mixer.blockStep?.(ws.residual, blk.norm, this.eps, st)) return;
+      // residual += previous hidden (if any), normed = rmsnorm(residual)
+      bk.addRmsnorm(ws.normed, ws.residual, pending ? ws.hidden : null, blk.norm, this.eps);
+      blk.mixer.step(ws.normed, ws.hidden, st);
+      pending = true;
     });
-    bk.addRmsnorm(ws.normed, ws.residual, this.blocks.length ? ws.hidden : null, this.normF, this.eps);
+    bk.addRmsnorm(ws.normed, ws.residual, pending ? ws.hidden : null, this.normF, this.eps);
     bk.matmul(ws.logits, ws.normed, this.lmHead, { transB: true });
     state.position += 1;
     return ws.logits;

@@ -40,6 +40,12 @@ export interface WebGpuBackendOptions {
   ssdPath?: SsdPath;
   /** Chunk length of the chunked SSD scan (any length >= 1; the result differs by rounding only); 0 = default (256). */
   ssdChunk?: number;
+  /**
+   * Mamba-1's recurrent step takes the block's RMSNorm into in_proj and its residual add into out_proj
+   * (`MambaStepArgs.preNorm`: 4 dispatches per layer instead of 5); default true. false keeps the
+   * separate addRmsnorm dispatch (for A/B measurements).
+   */
+  fuseNorm?: boolean;
 }
 
 /** Allocations at least this large are checked for out-of-memory (an error scope each). */
@@ -69,7 +75,7 @@ export class WebGpuBackend implements Backend {
 
   constructor(readonly g: GpuDevice, o: WebGpuBackendOptions = {}) {
     this.device = g.device;
-    this.options = { maxIdleBytes: o.maxIdleBytes ?? 1 << 30, maxBatch: o.maxBatch ?? 2000, scanChunk: o.scanChunk ?? 0, scanThreads: o.scanThreads ?? 0, scanWorkgroup: o.scanWorkgroup ?? 0, matvecRows: o.matvecRows ?? 0, matmulTile: o.matmulTile ?? 0, ssdPath: o.ssdPath ?? 'auto', ssdChunk: o.ssdChunk ?? 0 };
+    this.options = { maxIdleBytes: o.maxIdleBytes ?? 1 << 30, maxBatch: o.maxBatch ?? 2000, scanChunk: o.scanChunk ?? 0, scanThreads: o.scanThreads ?? 0, scanWorkgroup: o.scanWorkgroup ?? 0, matvecRows: o.matvecRows ?? 0, matmulTile: o.matmulTile ?? 0, ssdPath: o.ssdPath ?? 'auto', ssdChunk: o.ssdChunk ?? 0, fuseNorm: o.fuseNorm ?? true };
     this.d = new Dispatcher(g, this.options.maxBatch);
     this.pool = new BufferPool(this.options.maxIdleBytes);
     this.dummyR = this.createStorage(256, 'dummy (read)', false);
@@ -346,8 +352,8 @@ export class WebGpuBackend implements Backend {
     sample(this, a);
   }
 
-  mambaStep(a: MambaStepArgs): void {
-    mambaStep(this, a);
+  mambaStep(a: MambaStepArgs): boolean {
+    return mambaStep(this, a);
   }
 }
 

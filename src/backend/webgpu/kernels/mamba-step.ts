@@ -1,7 +1,8 @@
 import type { MambaStepArgs } from '../../backend.js';
 import { fail, fmtShape } from '../../../errors.js';
 import type { WebGpuBackend } from '../webgpu-backend.js';
-import { checkMatmul, checkSameBackend } from '../../checks.js';
+import { checkFloat, checkMatmul, checkSameBackend } from '../../checks.js';
+import { checkShape } from '../../../tensor/shape.js';
 import { dcode } from './launch.js';
 import { matvec } from './matmul.js';
 import * as W from './wgsl.gen.js';
@@ -11,14 +12,18 @@ const SCAN_STEP = { name: 'mamba-step', code: W.mambaStep, access: 'rrrrrrww' };
 /**
  * Mamba-1's recurrent step for one layer in four dispatches instead of eight:
  *   1. in_proj as a matrix-vector product whose epilogue runs the conv step + SiLU for the u half
- *      (matvec.wgsl, EPI 1): xz <- [silu(conv(u)), z], conv state advanced
+ *      (matvec.wgsl, EPI 1): xz <- [silu(conv(u)), z], conv state advanced; with `preNorm` its
+ *      prologue normalises x first (matvec.wgsl, NORM), which saves the block's RMSNorm dispatch
  *   2. x_proj: dbc <- xz[:, :e] · x_proj^T
  *   3. dt_proj + softplus + SSM state update + C contraction + D skip + SiLU(z) gate (mamba-step.wgsl,
  *      16 lanes per channel)
- *   4. out_proj: out <- y · out_proj^T (+ bias)
+ *   4. out_proj: out <- y · out_proj^T (+ bias); with `preNorm` added into out (the residual add)
+ * Returns false (nothing done) for `preNorm` when the backend's `fuseNorm` option is off.
  */
-export function mambaStep(bk: WebGpuBackend, a: MambaStepArgs): void {
+export function mambaStep(bk: WebGpuBackend, a: MambaStepArgs): boolean {
   const { x, out, conv, ssm, xz, dbc, y } = a;
+  const norm = a.preNorm ?? null;
+  if (norm && !bk.options.fuseNorm) return false;
   checkSameBackend('mambaStep', x, out, conv, ssm, xz, dbc, y, a.inProj, a.xProj, a.dtProj, a.outProj, a.A, a.D, a.dtProjBias, a.convWeight);
   const b = x.rows;
   const e = a.A.rows, n = a.A.cols, r = a.dtRank, k = a.convWeight.cols, d = x.cols;
@@ -37,18 +42,25 @@ export function mambaStep(bk: WebGpuBackend, a: MambaStepArgs): void {
     if (t.dtype !== 'f32') fail('DTYPE_MISMATCH', `mambaStep: ${t.toString()} must be f32`);
   }
   if (a.convBias && a.convBias.dtype !== 'f32') fail('DTYPE_MISMATCH', 'mambaStep: conv1d.bias must be f32');
-  // 1. in_proj + conv step
-  matvec(bk, xz, x, a.inProj, a.inProjBias, false, b, d, 2 * e, { e, weight: a.convWeight, bias: a.convBias, state: conv });
+  if (norm) {
+    checkSameBackend('mambaStep', x, norm.weight);
+    checkFloat('mambaStep', 'norm weight', norm.weight, true);
+    checkShape('mambaStep', 'norm weight', norm.weight.shape, [d]);
+    if (!Number.isFinite(norm.eps) || norm.eps < 0) fail('BAD_ARGUMENT', `mambaStep: the norm's eps must be a finite number >= 0, got ${norm.eps}`);
+  }
+  // 1. [rmsnorm +] in_proj + conv step
+  matvec(bk, xz, x, a.inProj, a.inProjBias, false, b, d, 2 * e, { e, weight: a.convWeight, bias: a.convBias, state: conv }, norm);
   // 2. x_proj from the conv output (the u half of xz)
   const uc = xz.narrow(0, e);
   checkMatmul(dbc, uc, a.xProj, { transB: true });
-  matvec(bk, dbc, uc, a.xProj, null, false, b, e, r + 2 * n, null);
+  matvec(bk, dbc, uc, a.xProj, null, false, b, e, r + 2 * n, null, null);
   // 3. dt_proj + scan step + gate
   const t = dcode(a.dtProj.dtype);
   bk.d.params().u(b).u(e).u(n).u(r).u(xz.offset).u(xz.ld).u(dbc.offset).u(dbc.ld).u(a.dtProj.offset).u(a.dtProj.ld)
     .u(a.dtProjBias.offset).u(a.A.offset).u(a.A.ld).u(a.D.offset).u(ssm.offset).u(ssm.ld).u(y.offset).u(y.ld);
   bk.d.run(bk.d.pipe(`mamba-step:${t}`, SCAN_STEP, { T: t }),
     [bk.buf(xz), bk.buf(dbc), bk.buf(a.dtProj), bk.buf(a.dtProjBias), bk.buf(a.A), bk.buf(a.D), bk.buf(ssm), bk.buf(y)], Math.ceil(e / 16), b);
-  // 4. out_proj
-  matvec(bk, out, y, a.outProj, a.outProjBias, false, b, e, d, null);
+  // 4. out_proj [+ residual]
+  matvec(bk, out, y, a.outProj, a.outProjBias, !!norm, b, e, d, null, null);
+  return true;
 }

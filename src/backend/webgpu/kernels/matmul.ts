@@ -17,7 +17,9 @@ const SMALL = tiled(64, 64, 16, 4, 4);
 const BIG = tiled(128, 128, 8, 8, 8);
 /** Workgroups the 128 x 128 tiling must still give (a large GPU has 100+ SMs) to be chosen. */
 const BIG_TILE_MIN_GROUPS = 192;
-const MATVEC = { name: 'matvec', code: W.matvec, access: 'rrrwrrw' };
+const MATVEC = { name: 'matvec', code: W.matvec, access: 'rrrwrrwr' };
+/** The same kernel with the pre-norm prologue, under its own name in profiles. */
+const MATVEC_NORM = { ...MATVEC, name: 'matvec+rmsnorm' };
 
 /** Rows of x up to which the Linear layout runs as matrix-vector products (weights read once per 4 rows). */
 const MATVEC_MAX_M = 8;
@@ -34,7 +36,7 @@ export function matmul(bk: WebGpuBackend, out: Tensor, a: Tensor, b: Tensor, o: 
     return;
   }
   if (o.transB && !o.transA && a.dtype === 'f32' && m <= MATVEC_MAX_M) {
-    matvec(bk, out, a, b, bias, !!o.accumulate, m, q, p, null);
+    matvec(bk, out, a, b, bias, !!o.accumulate, m, q, p, null, null);
     return;
   }
   const ta = dcode(a.dtype), tb = dcode(b.dtype), bt = bias ? dcode(bias.dtype) : 0;
@@ -57,19 +59,29 @@ export interface ConvEpilogue {
 }
 
 /**
- * out (m, p) <- [out +] x (m, q) · W (p, q)^T [+ bias]. The 16-byte path needs W rows and x rows on
- * 16-byte boundaries (4 f32 or 8 halves) and q a multiple of that; otherwise a scalar path runs.
+ * The fused pre-norm of `matvec` (a residual block's RMSNorm): the product is taken with
+ * rmsnorm(x) · weight = x · rsqrt(mean(x²) + eps) · weight, row by row, instead of x.
  */
-export function matvec(bk: WebGpuBackend, out: Tensor, x: Tensor, w: Tensor, bias: Tensor | null, acc: boolean, m: number, q: number, p: number, conv: ConvEpilogue | null): void {
-  const t = dcode(w.dtype), bt = bias ? dcode(bias.dtype) : 0;
+export interface NormPrologue {
+  weight: Tensor; // (q) any float
+  eps: number;
+}
+
+/**
+ * out (m, p) <- [out +] x (m, q) · W (p, q)^T [+ bias]. The 16-byte path needs W rows and x rows on
+ * 16-byte boundaries (4 f32 or 8 halves), q a multiple of that and the norm weight (if any) starting
+ * on a multiple of 4 elements; otherwise a scalar path runs.
+ */
+export function matvec(bk: WebGpuBackend, out: Tensor, x: Tensor, w: Tensor, bias: Tensor | null, acc: boolean, m: number, q: number, p: number, conv: ConvEpilogue | null, norm: NormPrologue | null): void {
+  const t = dcode(w.dtype), bt = bias ? dcode(bias.dtype) : 0, nt = norm ? dcode(norm.weight.dtype) : 0;
   const per = t === 0 ? 4 : 8;
-  const vec = w.offset % per === 0 && (w.ld % per === 0 || p === 1) && q % per === 0 && x.offset % 4 === 0 && (x.ld % 4 === 0 || m === 1);
+  const vec = w.offset % per === 0 && (w.ld % per === 0 || p === 1) && q % per === 0 && x.offset % 4 === 0 && (x.ld % 4 === 0 || m === 1) && (!norm || norm.weight.offset % 4 === 0);
   const epi = conv ? 1 : 0;
   // W rows per workgroup: 8 (32 threads per row) unless that leaves fewer than ~2 workgroups per SM
   let R = bk.options.matvecRows;
   if (!R) { R = 8; while (!bk.g.cpuAdapter && R > 1 && Math.ceil(p / R) < MATVEC_MIN_GROUPS) R >>= 1; }
-  const key = `matvec:${t}:${bt}:${vec}:${!!bias}:${acc}:${epi}:${!!conv?.bias}:${R}`;
-  const pipe = bk.d.pipe(key, MATVEC, { T: t, BT: bt, VEC: vec ? 1 : 0, HAS_BIAS: bias ? 1 : 0, ACC: acc ? 1 : 0, EPI: epi, CONV_BIAS: conv?.bias ? 1 : 0, R });
+  const key = `matvec:${t}:${bt}:${vec}:${!!bias}:${acc}:${epi}:${!!conv?.bias}:${R}:${norm ? nt : '-'}`;
+  const pipe = bk.d.pipe(key, norm ? MATVEC_NORM : MATVEC, { T: t, BT: bt, VEC: vec ? 1 : 0, HAS_BIAS: bias ? 1 : 0, ACC: acc ? 1 : 0, EPI: epi, CONV_BIAS: conv?.bias ? 1 : 0, R, NORM: norm ? 1 : 0, NT: nt });
   const d = bk.d.params().u(m).u(q).u(p).u(x.offset).u(x.ld).u(w.offset).u(w.ld).u(bias?.offset ?? 0).u(out.offset).u(out.ld);
   let cw: GpuStorage = bk.dummyR, cb: GpuStorage = bk.dummyR, cs: GpuStorage = bk.dummyW;
   if (conv) {
@@ -77,6 +89,7 @@ export function matvec(bk: WebGpuBackend, out: Tensor, x: Tensor, w: Tensor, bia
     cw = bk.buf(conv.weight);
     if (conv.bias) cb = bk.buf(conv.bias);
     cs = bk.buf(conv.state);
-  }
-  bk.d.run(pipe, [bk.buf(w), bk.buf(x), bias ? bk.buf(bias) : bk.dummyR, bk.buf(out), cw, cb, cs], Math.ceil(p / R), Math.ceil(m / 4));
+  } else d.u(0).u(0).u(0).u(0).u(0).u(0).u(0);
+  d.u(norm?.weight.offset ?? 0).f(norm?.eps ?? 0);
+  bk.d.run(pipe, [bk.buf(w), bk.buf(x), bias ? bk.buf(bias) : bk.dummyR, bk.buf(out), cw, cb, cs, norm ? bk.buf(norm.weight) : bk.dummyR], Math.ceil(p / R), Math.ceil(m / 4));
 }

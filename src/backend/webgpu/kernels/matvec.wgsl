@@ -8,6 +8,12 @@
 // EPI = 1 fuses Mamba's recurrent conv step into in_proj (W = in_proj.weight (2e, d)): output j < e
 // is a u channel; it is pushed into the conv state (b, e, k) and out[., j] receives silu(conv), so
 // out (= xz (b, 2e)) ends up holding [silu(conv(u)), z].
+//
+// NORM fuses the block's pre-norm into the product: x is the residual stream and the product is taken
+// with rmsnorm(x) · nw = x · inverseSqrt(mean(x²) + eps) · nw (nw: the norm weight (q), dtype NT).
+// The threads of a W row read all of x anyway, so they sum its squares on the way and the workgroup
+// reduces them with the dot products; nw is folded into W (dot(W ⊙ nw, x) · inv per row) so no
+// normalised copy of x is ever stored.
 
 override T: u32 = 0u;        // W dtype: 0 f32, 1 f16, 2 bf16
 override BT: u32 = 0u;       // bias dtype
@@ -17,6 +23,8 @@ override ACC: bool = false;  // out += instead of out =
 override EPI: u32 = 0u;      // 0 plain, 1 Mamba in_proj + conv step + SiLU
 override CONV_BIAS: bool = false;
 override R: u32 = 8u;        // W rows per workgroup (1, 2, 4 or 8)
+override NORM: bool = false; // x <- rmsnorm(x) · nw before the product
+override NT: u32 = 0u;       // NORM: norm weight dtype
 
 struct P {
   m: u32, q: u32, p: u32,
@@ -28,6 +36,7 @@ struct P {
   cwoff: u32, cwld: u32,   // EPI 1: conv weight (e, k) view
   cboff: u32,              // EPI 1: conv bias offset
   soff: u32, sld: u32,     // EPI 1: conv state rows (m*e), width k
+  nwoff: u32, eps: f32,    // NORM: norm weight offset, epsilon
 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> W: array<vec4<u32>>;      // (p, q) view, dtype T (f32 bits or packed halves)
@@ -37,8 +46,10 @@ struct P {
 @group(0) @binding(5) var<storage, read> cw: array<f32>;           // EPI 1: conv weight (e, k)
 @group(0) @binding(6) var<storage, read> cb: array<f32>;           // EPI 1: conv bias (e)
 @group(0) @binding(7) var<storage, read_write> cs: array<f32>;     // EPI 1: conv state (m, e, k)
+@group(0) @binding(8) var<storage, read> nw: array<vec4<u32>>;     // NORM: norm weight (q), dtype NT
 
 var<workgroup> red: array<vec4<f32>, 256>;
+var<workgroup> red2: array<vec4<f32>, 256>; // NORM: sums of squares of the x rows
 
 fn word(i: u32) -> u32 { return W[i >> 2u][i & 3u]; }
 fn xs(i: u32) -> f32 { return x[i >> 2u][i & 3u]; }
@@ -56,6 +67,28 @@ fn bel(i: u32) -> f32 {
   let h = (w >> ((i & 1u) * 16u)) & 0xffffu;
   if (BT == 2u) { return bitcast<f32>(h << 16u); }
   return unpack2x16float(h).x;
+}
+
+// NORM: norm weight c as f32.
+fn nel(c: u32) -> f32 {
+  let i = p.nwoff + c;
+  let w = nw[i >> select(2u, 3u, NT != 0u)][(i >> select(0u, 1u, NT != 0u)) & 3u];
+  if (NT == 0u) { return bitcast<f32>(w); }
+  let h = (w >> ((i & 1u) * 16u)) & 0xffffu;
+  if (NT == 2u) { return bitcast<f32>(h << 16u); }
+  return unpack2x16float(h).x;
+}
+
+// NORM: norm weights c..c+3 as f32 (nwoff + c a multiple of 4: one 16-byte word or half of one).
+fn nel4(c: u32) -> vec4<f32> {
+  let i = p.nwoff + c;
+  if (NT == 0u) { return bitcast<vec4<f32>>(nw[i >> 2u]); }
+  let q = nw[i >> 3u];
+  let h = select(q.xy, q.zw, (i & 4u) != 0u);
+  if (NT == 2u) {
+    return vec4<f32>(bitcast<f32>(h.x << 16u), bitcast<f32>(h.x & 0xffff0000u), bitcast<f32>(h.y << 16u), bitcast<f32>(h.y & 0xffff0000u));
+  }
+  return vec4<f32>(unpack2x16float(h.x), unpack2x16float(h.y));
 }
 
 // Two 16-bit values of a word as f32 (low half first).
@@ -81,17 +114,24 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
   let x2 = select(x0, x0 + 2u * p.xld, mr > 2u);
   let x3 = select(x0, x0 + 3u * p.xld, mr > 3u);
   var acc = vec4<f32>(0.0);
+  var ss = vec4<f32>(0.0); // NORM: sum of x² per row
   let wrow = p.woff + jj * p.wld;
   if (VEC && T == 0u) {
     let wb = wrow >> 2u;
     let q4 = p.q >> 2u;
     for (var v = lane; v < q4; v += tpr) {
-      let w4 = bitcast<vec4<f32>>(W[wb + v]);
-      acc.x += dot(w4, x[(x0 >> 2u) + v]);
+      var w4 = bitcast<vec4<f32>>(W[wb + v]);
+      let a = x[(x0 >> 2u) + v];
+      if (NORM) { w4 *= nel4(4u * v); ss.x += dot(a, a); }
+      acc.x += dot(w4, a);
       if (mr > 1u) {
-        acc.y += dot(w4, x[(x1 >> 2u) + v]);
-        acc.z += dot(w4, x[(x2 >> 2u) + v]);
-        acc.w += dot(w4, x[(x3 >> 2u) + v]);
+        let b = x[(x1 >> 2u) + v];
+        let c = x[(x2 >> 2u) + v];
+        let d = x[(x3 >> 2u) + v];
+        acc.y += dot(w4, b);
+        acc.z += dot(w4, c);
+        acc.w += dot(w4, d);
+        if (NORM) { ss.y += dot(b, b); ss.z += dot(c, c); ss.w += dot(d, d); }
       }
     }
   } else if (VEC) {
@@ -99,35 +139,49 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
     let q8 = p.q >> 3u;
     for (var v = lane; v < q8; v += tpr) {
       let wq = W[wb + v];
-      let a = pair(wq.x);
-      let b = pair(wq.y);
-      let c = pair(wq.z);
-      let d = pair(wq.w);
-      let lo = vec4<f32>(a, b);
-      let hi = vec4<f32>(c, d);
-      acc.x += dot(lo, x[(x0 >> 2u) + 2u * v]) + dot(hi, x[(x0 >> 2u) + 2u * v + 1u]);
+      var lo = vec4<f32>(pair(wq.x), pair(wq.y));
+      var hi = vec4<f32>(pair(wq.z), pair(wq.w));
+      if (NORM) { lo *= nel4(8u * v); hi *= nel4(8u * v + 4u); }
+      let a0 = x[(x0 >> 2u) + 2u * v];
+      let a1 = x[(x0 >> 2u) + 2u * v + 1u];
+      acc.x += dot(lo, a0) + dot(hi, a1);
+      if (NORM) { ss.x += dot(a0, a0) + dot(a1, a1); }
       if (mr > 1u) {
-        acc.y += dot(lo, x[(x1 >> 2u) + 2u * v]) + dot(hi, x[(x1 >> 2u) + 2u * v + 1u]);
-        acc.z += dot(lo, x[(x2 >> 2u) + 2u * v]) + dot(hi, x[(x2 >> 2u) + 2u * v + 1u]);
-        acc.w += dot(lo, x[(x3 >> 2u) + 2u * v]) + dot(hi, x[(x3 >> 2u) + 2u * v + 1u]);
+        let b0 = x[(x1 >> 2u) + 2u * v];
+        let b1 = x[(x1 >> 2u) + 2u * v + 1u];
+        let c0 = x[(x2 >> 2u) + 2u * v];
+        let c1 = x[(x2 >> 2u) + 2u * v + 1u];
+        let d0 = x[(x3 >> 2u) + 2u * v];
+        let d1 = x[(x3 >> 2u) + 2u * v + 1u];
+        acc.y += dot(lo, b0) + dot(hi, b1);
+        acc.z += dot(lo, c0) + dot(hi, c1);
+        acc.w += dot(lo, d0) + dot(hi, d1);
+        if (NORM) { ss.y += dot(b0, b0) + dot(b1, b1); ss.z += dot(c0, c0) + dot(c1, c1); ss.w += dot(d0, d0) + dot(d1, d1); }
       }
     }
   } else {
     for (var c = lane; c < p.q; c += tpr) {
-      let wv = wel(wrow + c);
-      acc += wv * vec4<f32>(xs(x0 + c), xs(x1 + c), xs(x2 + c), xs(x3 + c));
+      var wv = wel(wrow + c);
+      let xv = vec4<f32>(xs(x0 + c), xs(x1 + c), xs(x2 + c), xs(x3 + c));
+      if (NORM) { wv *= nel(c); ss += xv * xv; }
+      acc += wv * xv;
     }
   }
   red[li] = acc;
+  if (NORM) { red2[li] = ss; }
   for (var s = tpr >> 1u; s > 0u; s >>= 1u) {
     workgroupBarrier();
-    if (lane < s) { red[li] += red[li + s]; }
+    if (lane < s) {
+      red[li] += red[li + s];
+      if (NORM) { red2[li] += red2[li + s]; }
+    }
   }
   workgroupBarrier();
   // lanes 0..mr-1 finish one x row each
   if (j >= p.p || lane >= mr) { return; }
   let i = i0 + lane;
   var v = red[g * tpr][lane];
+  if (NORM) { v *= inverseSqrt(red2[g * tpr][lane] / f32(p.q) + p.eps); }
   if (HAS_BIAS) { v += bel(p.boff + j); }
   let oi = p.ooff + i * p.old + j;
   if (EPI == 1u && j < p.e) {
