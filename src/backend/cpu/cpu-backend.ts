@@ -3,9 +3,21 @@ import { dtypeBytes, halfToF32, type DType } from '../../tensor/dtype.js';
 import { numel } from '../../tensor/shape.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { track } from '../../tensor/scope.js';
-import type { Backend, BinaryOp, MatmulOptions, SelectiveScanArgs, UnaryOp } from '../backend.js';
-import { checkArgmax, checkConv, checkElementwise, checkEmbedding, checkFloat, checkMatmul, checkRmsnorm, checkSameBackend, checkScan } from '../checks.js';
+import type { AdamWStepOptions, Backend, BinaryOp, CausalConv1dBackwardArgs, LossReduction, MatmulOptions, ReduceOp, SelectiveScanArgs, SelectiveScanBackwardArgs, UnaryOp } from '../backend.js';
+import {
+  checkAdamw, checkArgmax, checkConv, checkConvBackward, checkCrossEntropy, checkElementwise, checkEmbedding, checkEmbeddingBackward, checkFloat,
+  checkMatmul, checkReduceRows, checkRmsnorm, checkRmsnormBackward, checkSameBackend, checkScan, checkScanBackward, checkUnaryBackward,
+} from '../checks.js';
+import { adamwStep } from './adamw.js';
 import { causalConv1d } from './conv1d.js';
+import { causalConv1dBackward } from './conv1d-backward.js';
+import { crossEntropy } from './cross-entropy.js';
+import { crossEntropyBackward } from './cross-entropy-backward.js';
+import { embeddingBackward } from './embedding-backward.js';
+import { reduceRows } from './reduce.js';
+import { rmsnormBackward } from './rmsnorm-backward.js';
+import { selectiveScanBackward } from './selective-scan-backward.js';
+import { unaryBackward } from './unary-backward.js';
 import { argmax, binary, unary } from './elementwise.js';
 import { embedding } from './embedding.js';
 import { matmulCols, type MatmulGeom } from './matmul.js';
@@ -165,6 +177,60 @@ export class CpuBackend implements Backend {
     checkArgmax(out, x);
     checkFloat('argmax', 'x', x);
     argmax(out.storage as Int32Array, out.offset, this.view(x), x.rows, x.cols);
+  }
+
+  // ---- training kernels (single-threaded) ---------------------------------------------------------
+
+  reduceRows(op: ReduceOp, out: Tensor, x: Tensor, accumulate = false): void {
+    const { m, p } = checkReduceRows(out, x);
+    reduceRows(op, this.view(out), this.view(x), m, p, accumulate);
+  }
+
+  unaryBackward(op: UnaryOp, dx: Tensor, g: Tensor, x: Tensor, y: Tensor): void {
+    checkUnaryBackward(op, dx, g, x, y);
+    unaryBackward(op, this.view(dx), this.view(g), this.view(x), this.view(y), x.rows, x.cols);
+  }
+
+  embeddingBackward(dTable: Tensor, ids: Tensor, g: Tensor): void {
+    const { m, d } = checkEmbeddingBackward(dTable, ids, g);
+    embeddingBackward(this.view(dTable), this.view(ids) as View, this.view(g), m, d);
+  }
+
+  rmsnormBackward(dx: Tensor, dWeight: Tensor, g: Tensor, x: Tensor, weight: Tensor, eps: number): void {
+    const { m, d } = checkRmsnormBackward(dx, dWeight, g, x, weight);
+    rmsnormBackward(this.view(dx), this.view(dWeight), this.view(g), this.view(x), this.view(weight), m, d, eps);
+  }
+
+  causalConv1dBackward(a: CausalConv1dBackwardArgs): void {
+    const { b, l, e, k } = checkConvBackward(a);
+    causalConv1dBackward(this.view(a.dx), this.view(a.dWeight), this.opt(a.dBias), this.view(a.g), this.view(a.x), this.view(a.weight), this.opt(a.bias), b, l, e, k, a.silu);
+  }
+
+  selectiveScanBackward(s: SelectiveScanBackwardArgs): void {
+    const { b, l, e, n } = checkScanBackward(s);
+    selectiveScanBackward({
+      dy: this.view(s.dy), u: this.view(s.u), delta: this.view(s.delta), A: this.view(s.A), B: this.view(s.B), C: this.view(s.C),
+      D: this.opt(s.D), z: this.opt(s.z), deltaBias: this.opt(s.deltaBias), h0: this.opt(s.h0), deltaSoftplus: s.deltaSoftplus,
+      du: this.view(s.du), dDelta: this.view(s.dDelta), dA: this.view(s.dA), dB: this.view(s.dB), dC: this.view(s.dC),
+      dD: this.opt(s.dD), dz: this.opt(s.dz), dDeltaBias: this.opt(s.dDeltaBias), dh0: this.opt(s.dh0),
+    }, b, l, e, n, s.chunk ?? 64);
+  }
+
+  crossEntropy(out: Tensor, logits: Tensor, targets: Tensor, reduction: LossReduction): void {
+    const { m, V } = checkCrossEntropy('crossEntropy', out, logits, targets, 'scalar');
+    crossEntropy(this.view(out), this.view(logits), this.view(targets) as View, m, V, reduction);
+  }
+
+  crossEntropyBackward(dLogits: Tensor, logits: Tensor, targets: Tensor, g: Tensor, reduction: LossReduction): void {
+    const { m, V } = checkCrossEntropy('crossEntropyBackward', dLogits, logits, targets, 'logits');
+    checkFloat('crossEntropyBackward', 'g', g);
+    if (g.size !== 1) fail('SHAPE_MISMATCH', `crossEntropyBackward: g has shape (${g.shape.join(', ')}), expected one element`);
+    crossEntropyBackward(this.view(dLogits), this.view(logits), this.view(targets) as View, this.view(g), m, V, reduction);
+  }
+
+  adamwStep(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, o: AdamWStepOptions): void {
+    checkAdamw(param, grad, m, v, o);
+    adamwStep(this.view(param), this.view(grad), this.view(m), this.view(v), param.rows, param.cols, o);
   }
 }
 
