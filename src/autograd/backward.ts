@@ -54,6 +54,7 @@ export function backward(output: Tensor, grad?: Tensor): void {
         const gi = grads[i];
         if (input && gi) accumulate(input, gi, slots, node.op);
       });
+      node.release();
       // Free it unless the backward passed it on (add, contiguous and reshape hand `g` to their inputs).
       const passedOn = grads.some((gi) => gi && ('window' in gi ? gi.window : gi).storage === slot.grad.storage);
       if (slot.owned && !passedOn) slot.grad.dispose();

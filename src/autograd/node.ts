@@ -26,7 +26,7 @@ export class GradNode {
     /** The op's name, for messages and debugging. */
     readonly op: string,
     /** The op's inputs that gradients flow to; null where an input does not require a gradient. */
-    readonly inputs: readonly (Tensor | null)[],
+    public inputs: readonly (Tensor | null)[],
     /** Tensors the backward closure reads (kept alive by `scope` as long as the graph is). */
     public saved: readonly Tensor[],
     backward: BackwardFn,
@@ -39,6 +39,12 @@ export class GradNode {
     const out: Tensor[] = [...this.saved];
     for (const t of this.inputs) if (t) out.push(t);
     return out;
+  }
+
+  /** Drops the references to inputs once their gradients are handed on, so the activations can go. */
+  release(): void {
+    this.inputs = [];
+    this.saved = [];
   }
 
   /** Runs the backward once; a second call is an error naming the op (the graph is gone). */

@@ -21,6 +21,7 @@ import { unaryBackward } from './unary-backward.js';
 import { argmax, binary, unary } from './elementwise.js';
 import { embedding } from './embedding.js';
 import { matmulCols, type MatmulGeom } from './matmul.js';
+import { matmulRepacked } from './matmul-repack.js';
 import { addRmsnorm } from './rmsnorm.js';
 import { selectiveScan, type ScanViews } from './selective-scan.js';
 import type { FView, View } from './view.js';
@@ -133,6 +134,7 @@ export class CpuBackend implements Backend {
     const g: MatmulGeom = { m, q, p, transA: !!o.transA, transB: !!o.transB, accumulate: !!o.accumulate };
     const ov = this.view(out), av = this.view(a), bv = this.view(b), bias = this.opt(o.bias);
     if (this.parallel && this.parallel.threads > 1 && m * q * p >= 1 << 16) this.parallel.matmul(ov, av, bv, bias, g);
+    else if ((g.transA || !g.transB) && a.dtype === 'f32' && b.dtype === 'f32' && m * q * p >= 1 << 12) matmulRepacked(ov, av, bv, bias, g);
     else matmulCols(ov, av, bv, bias, g, 0, p);
   }
 
