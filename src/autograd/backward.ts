@@ -16,6 +16,8 @@ import { gradNodeOf, type GradNode, type InputGrad } from './node.js';
  *
  * Accumulation never writes into a tensor the engine did not allocate: an op's backward may hand
  * the same tensor to two inputs (add does), so a gradient is copied before anything is added to it.
+ * No kernel reads and writes the same buffer (a sum goes to a new tensor, or through a temporary),
+ * so GPU backends need not support aliased bindings.
  */
 interface Slot {
   grad: Tensor;
@@ -101,13 +103,11 @@ function accumulate(t: Tensor, gi: InputGrad, slots: Map<GradNode, Slot>, op: st
     return;
   }
   checkGradShape(t, gi, op);
-  if (!slot) slots.set(node, { grad: gi, owned: false });
-  else if (slot.owned) bk.binary('add', slot.grad, slot.grad, gi);
-  else {
-    const sum = bk.alloc(t.shape);
-    bk.binary('add', sum, slot.grad, gi);
-    slots.set(node, { grad: sum, owned: true });
-  }
+  if (!slot) { slots.set(node, { grad: gi, owned: false }); return; }
+  const sum = bk.alloc(t.shape);
+  bk.binary('add', sum, slot.grad, gi);
+  if (slot.owned) slot.grad.dispose();
+  slots.set(node, { grad: sum, owned: true });
 }
 
 /** Adds into `leaf.grad`, allocating it (kept: it outlives the step's scope) on first use. */
@@ -118,13 +118,22 @@ function accumulateLeaf(leaf: Tensor, gi: InputGrad): void {
     if (!('window' in gi)) { checkGradShape(leaf, gi, 'leaf'); bk.copy(leaf.grad, gi); return; }
   }
   if ('window' in gi) addWindow(leaf.grad, gi.window, gi.start, 'narrow');
-  else { checkGradShape(leaf, gi, 'leaf'); bk.binary('add', leaf.grad, leaf.grad, gi); }
+  else { checkGradShape(leaf, gi, 'leaf'); addInto(leaf.grad, gi); }
 }
 
 function addWindow(full: Tensor, g: Tensor, start: number, op: string): void {
   const win = full.narrow(start, g.cols);
   if (win.rows !== g.rows) throw new Error(`autograd: ${op} gave a window gradient of shape ${fmtShape(g.shape)} for a ${fmtShape(full.shape)} tensor`);
-  full.backend.binary('add', win, win, g);
+  addInto(win, g);
+}
+
+/** target += g through a temporary (target keeps its buffer, e.g. a kept leaf gradient or a window). */
+function addInto(target: Tensor, g: Tensor): void {
+  const bk = target.backend;
+  const tmp = bk.alloc(g.shape);
+  bk.binary('add', tmp, target, g);
+  bk.copy(target, tmp);
+  tmp.dispose();
 }
 
 function checkGradShape(t: Tensor, g: Tensor, op: string): void {

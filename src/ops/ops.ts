@@ -196,8 +196,8 @@ export function sum(x: Tensor): Tensor {
   if (!needsGrad(x)) return out;
   return record('sum', out, [x], [], (g) => {
     // g broadcast to every element: zeros (size, 1) + g (1) as a one-column row broadcast.
-    const dx = bk.zeros([x.size, 1]);
-    bk.binary('add', dx, dx, g);
+    const dx = bk.alloc([x.size, 1]);
+    bk.binary('add', dx, bk.zeros([x.size, 1]), g);
     return [dx.reshape(x.shape)];
   });
 }

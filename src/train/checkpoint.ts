@@ -1,4 +1,4 @@
-import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { fail } from '../errors.js';
 import { writeSafetensorsFile } from '../io/node/safetensors-file.js';
@@ -123,10 +123,4 @@ export async function readF32Tensors(path: string): Promise<Map<string, Float32A
   } finally {
     await src.close();
   }
-}
-
-/** Plain text file writes that are not part of a checkpoint (e.g. reports). */
-export async function writeText(path: string, text: string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  await writeFile(path, text);
 }

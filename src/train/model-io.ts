@@ -3,7 +3,7 @@ import type { TensorToWrite } from '../io/safetensors-writer.js';
 import { expectedMambaTensors } from '../models/build-mamba.js';
 import { validateMamba, type ModelConfig } from '../models/config.js';
 import type { LanguageModel } from '../models/lm.js';
-import { hfMambaConfigJson } from './hf-config.js';
+import { hfConfigText, hfMambaConfigJson } from './hf-config.js';
 import { initMambaModel } from './init.js';
 import type { ModelSettings } from './settings.js';
 
@@ -38,11 +38,11 @@ export async function createModel(c: ModelConfig, s: ModelSettings, seed: number
   }
 }
 
-/** config.json of the checkpoint. */
-export function configJsonOf(c: ModelConfig, s: ModelSettings): Record<string, unknown> {
+/** config.json of the checkpoint, as text (see hfConfigText). */
+export function configJsonOf(c: ModelConfig, s: ModelSettings): string {
   switch (c.arch) {
     case 'mamba':
-      return hfMambaConfigJson(c, { initializerRange: s.initializerRange, rescalePrenormResidual: s.rescalePrenormResidual });
+      return hfConfigText(hfMambaConfigJson(c, { initializerRange: s.initializerRange, rescalePrenormResidual: s.rescalePrenormResidual }));
   }
 }
 

@@ -22,6 +22,7 @@ export interface ModelSettings {
   nLayer: number;
   dState: number;
   dConv: number;
+  /** d_inner = expand · d_model; an integer, as transformers' MambaConfig requires. */
   expand: number;
   dtRank: number | 'auto';
   tieEmbeddings: boolean;
@@ -85,7 +86,7 @@ type Kind = 'int+' | 'int0' | 'num+' | 'num0' | 'bool' | 'frac';
 const SPEC: { [S in keyof TrainSettings]: Record<string, [keyof TrainSettings[S], Kind | readonly string[]]> } = {
   model: {
     arch: ['arch', ['mamba']], d_model: ['dModel', 'int+'], n_layer: ['nLayer', 'int+'], d_state: ['dState', 'int+'], d_conv: ['dConv', 'int+'],
-    expand: ['expand', 'num+'], dt_rank: ['dtRank', 'int+'], tie_embeddings: ['tieEmbeddings', 'bool'], use_bias: ['useBias', 'bool'],
+    expand: ['expand', 'int+'], dt_rank: ['dtRank', 'int+'], tie_embeddings: ['tieEmbeddings', 'bool'], use_bias: ['useBias', 'bool'],
     use_conv_bias: ['useConvBias', 'bool'], norm_eps: ['normEps', 'num+'], pad_vocab_multiple: ['padVocabMultiple', 'int+'],
     initializer_range: ['initializerRange', 'num+'], rescale_prenorm_residual: ['rescalePrenormResidual', 'bool'],
   },

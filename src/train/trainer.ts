@@ -282,7 +282,8 @@ export async function saveRun(run: TrainRun): Promise<void> {
 
 /**
  * check.safetensors: token ids (2, 16) from the validation stream and mamba-ts's logits for them
- * (2, 16, V), for scripts/fixtures/check_hf_load.py to compare with transformers.
+ * (2, 16, V), and in its metadata a sentence (`text`) with mamba-ts's token ids for it (`text_ids`),
+ * for scripts/fixtures/check_hf_load.py to compare with transformers.
  */
 async function checkTensors(run: TrainRun): Promise<Uint8Array> {
   const src = run.data.val.length >= 32 ? run.data.val : run.data.train;
@@ -294,8 +295,11 @@ async function checkTensors(run: TrainRun): Promise<Uint8Array> {
   return encodeSafetensors([
     { name: 'input_ids', dtype: 'I32', shape: [2, l], data: ids },
     { name: 'logits', dtype: 'F32', shape: [2, l, run.lm.vocabSize], data },
-  ], { format: 'pt' });
+  ], { format: 'pt', text: CHECK_TEXT, text_ids: JSON.stringify(run.tokenizer.encode(CHECK_TEXT, { addSpecialTokens: false })) });
 }
+
+/** A sentence whose token ids check.safetensors records, to compare tokenizers across libraries. */
+const CHECK_TEXT = 'The jury said, "It\'s 1961 -- a naïve café in Zürich?"\n\nNo.';
 
 function secs(t0: number): string {
   return `${((performance.now() - t0) / 1000).toFixed(1)} s`;

@@ -79,6 +79,10 @@ test('the output directory is a Hugging Face checkpoint that mamba-ts loads with
   const hfKeys = Object.keys(JSON.parse(readFileSync(join(PARITY, 'mamba1-grad', 'config.json'), 'utf8')) as object).filter((k) => k !== 'transformers_version');
   assert.deepEqual(Object.keys(cfgJson).sort(), hfKeys.sort());
   assert.equal(cfgJson.model_type, 'mamba');
+  // transformers 5 validates types strictly: float fields must be written as floats.
+  assert.match(readFileSync(join(out, 'config.json'), 'utf8'), /"time_step_scale": 1\.0,/);
+  // transformers would rescale the loaded out_proj weights by 1/√n_layer if this were true.
+  assert.equal(cfgJson.rescale_prenorm_residual, false);
   assert.deepEqual(cfgJson.architectures, ['MambaForCausalLM']);
   assert.deepEqual(parseConfig(cfgJson), run.lm.config);
   // model.safetensors: Hugging Face names and shapes (conv1d.weight (e, 1, k)), F32, format pt.

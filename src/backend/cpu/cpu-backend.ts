@@ -51,7 +51,9 @@ export class CpuBackend implements Backend {
   alloc(shape: readonly number[], dtype: DType = 'f32'): Tensor {
     const n = numel(shape);
     const bytes = Math.max(n, 1) * dtypeBytes(dtype);
-    const buf = canShare ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes);
+    // Shared memory only where a worker pool will read it: V8 does not count SharedArrayBuffers as
+    // memory pressure, so without threads a training loop's garbage tensors would pile up unreclaimed.
+    const buf = canShare && this.parallel ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes);
     const data: CpuStorage = dtype === 'f32' ? new Float32Array(buf, 0, n) : dtype === 'i32' ? new Int32Array(buf, 0, n) : new Uint16Array(buf, 0, n);
     return track(new Tensor(this, data, shape, dtype));
   }
