@@ -1,3 +1,4 @@
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { backward } from '../autograd/backward.js';
 import { noGrad } from '../autograd/mode.js';
@@ -76,11 +77,7 @@ export interface StartOptions {
 /** Prepares a new run (tokenizer trained, model initialised); nothing is written yet. */
 export async function startRun(o: StartOptions): Promise<TrainRun> {
   const log = o.log ?? (() => undefined);
-  if ((await exists(o.outDir)) && (await exists(join(o.outDir, TRAINER_STATE)))) {
-    fail('BAD_ARGUMENT', `--out ${o.outDir} already holds a training run; continue it with --resume, or choose another --out`);
-  } else if (await exists(join(o.outDir, 'config.json'))) {
-    fail('BAD_ARGUMENT', `--out ${o.outDir} already holds a model; choose another --out`);
-  }
+  await checkFreshOutDir(o.outDir);
   const s = o.settings;
   const { docs, description } = loadDocuments(o.data);
   const split = splitDocuments(docs, { valFraction: s.train.valFraction });
@@ -98,6 +95,23 @@ export async function startRun(o: StartOptions): Promise<TrainRun> {
     data: { source: o.data, description, trainTokens: data.train.length, valTokens: data.val.length, valBytes: data.valBytes }, history: [], evals: [],
   };
   return assemble(o.outDir, lm, s, tok.tokenizer, tok, data, state, null);
+}
+
+/**
+ * A new run's --out must not exist or be an empty directory: each save replaces the whole directory,
+ * so anything else in it would be lost.
+ */
+async function checkFreshOutDir(dir: string): Promise<void> {
+  await recoverCheckpointDir(dir);
+  if (!(await exists(dir))) return;
+  if (await exists(join(dir, TRAINER_STATE))) fail('BAD_ARGUMENT', `--out ${dir} already holds a training run; continue it with --resume, or choose another --out`);
+  let entries: string[];
+  try {
+    entries = await readdir(dir);
+  } catch {
+    return fail('BAD_ARGUMENT', `--out ${dir} exists and is not a directory; choose a new directory (it is replaced at every save)`);
+  }
+  if (entries.length > 0) fail('BAD_ARGUMENT', `--out ${dir} is not empty (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', ...' : ''}); choose a new or empty directory: it is replaced at every save`);
 }
 
 export interface ResumeOptions {

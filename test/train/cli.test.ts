@@ -55,6 +55,9 @@ test('train CLI: help, unknown options, missing arguments and an occupied --out 
   const out = join(root, 'out');
   assert.equal(cli(['train', '--data', data, '--config', config, '--steps', '2', '--out', out]).status, 0);
   assert.match(cli(['train', '--data', data, '--config', config, '--steps', '2', '--out', out]).stderr, /already holds a training run; continue it with --resume/);
+  // A directory with other files would be replaced by the first save: refused.
+  assert.match(cli(['train', '--data', data, '--config', config, '--steps', '2', '--out', root]).stderr, /is not empty \(.*\); choose a new or empty directory/);
+  assert.match(cli(['train', '--data', data, '--config', config, '--steps', '2', '--out', data]).stderr, /exists and is not a directory/);
 });
 
 test('train CLI: Ctrl-C saves after the current step and exits; the checkpoint resumes', async () => {
