@@ -9,7 +9,7 @@
  * Prints a table and writes bench/results/train-<backend>.json (machine, command, numbers).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -82,12 +82,12 @@ const tokensPerSecond = (steps * b * l) / seconds;
 const peakRssMiB = process.resourceUsage().maxRSS / 1024;
 const result = {
   command: `node dist/bench/train.js ${process.argv.slice(2).join(' ')}`.trim(), date: new Date().toISOString(),
-  machine: { cpu: cpus()[0]?.model, cores: cpus().length, memoryGiB: +(totalmem() / 2 ** 30).toFixed(1), node: process.version, backend: bk.name },
+  machine: { cpu: cpus()[0]?.model, cores: cpus().length, memoryGiB: +(totalmem() / 2 ** 30).toFixed(1), node: process.version, backend: bk.name, loadAverage1m: +loadavg()[0]!.toFixed(2) },
   shape: { dModel: d, layers: nLayer, seqLen: l, batch: b, vocab: cfg.vocabSize, parameters: lm.parameterCount() },
   steps, secondsPerStep: seconds / steps, tokensPerSecond, peakRssMiB, rssIncreaseOverStepsMiB: (process.resourceUsage().maxRSS - rss0) / 1024,
   kernelSecondsPerStep: Object.fromEntries([...kernelSeconds].map(([k, s]) => [k, +(s / steps).toFixed(3)])),
 };
-console.log(`training step, ${bk.name}: d_model ${d}, ${nLayer} layers, seq ${l}, batch ${b}, vocab ${cfg.vocabSize} (${(lm.parameterCount() / 1e6).toFixed(2)} M parameters)`);
+console.log(`training step, ${bk.name}: d_model ${d}, ${nLayer} layers, seq ${l}, batch ${b}, vocab ${cfg.vocabSize} (${(lm.parameterCount() / 1e6).toFixed(2)} M parameters); load average ${loadavg()[0]!.toFixed(2)} on ${cpus().length} cores`);
 console.log('| tokens/s | s/step | peak RSS | RSS rise over the steps |');
 console.log('| --- | --- | --- | --- |');
 console.log(`| ${tokensPerSecond.toFixed(0)} | ${(seconds / steps).toFixed(2)} | ${peakRssMiB.toFixed(0)} MiB | ${result.rssIncreaseOverStepsMiB.toFixed(0)} MiB |`);
