@@ -1,4 +1,4 @@
-import { sigmoid, silu, softplus } from './math.js';
+import { softplus } from './math.js';
 import type { FView } from './view.js';
 
 /**
@@ -18,7 +18,8 @@ import type { FView } from './view.js';
  * h only at chunk starts (l/T states); pass 2 takes the chunks last to first, recomputes the T
  * states and decays of one chunk from its start state, and walks it backwards. Per (batch, channel)
  * that is n (l/T + 2T) f64 of scratch; dB and dC sum over channels and dA, dD, dBias over the batch,
- * in f64 accumulators. Cost: about three forward scans.
+ * in f64 accumulators. Cost: about three forward scans. Channels run in the outer loop so dA, dD and
+ * dBias of a channel accumulate in registers / an n-vector over the whole batch.
  */
 export interface ScanBackwardViews {
   dy: FView; u: FView; delta: FView; A: FView; B: FView; C: FView;
@@ -33,112 +34,105 @@ export function selectiveScanBackward(s: ScanBackwardViews, b: number, l: number
   const Z = s.z ? (s.z.data as Float32Array) : null;
   const T = Math.max(1, Math.min(chunk, l));
   const nChunks = Math.ceil(l / T);
-  const starts = new Float64Array(nChunks * n); // h before each chunk
-  const hc = new Float64Array(T * n); // states of the current chunk
-  const ac = new Float64Array(T * n); // decays a_tj of the current chunk
-  const dtc = new Float64Array(T); // dt of the current chunk
-  const yc = new Float64Array(T); // y'_t (before the gate) of the current chunk
-  const h = new Float64Array(n);
-  const gh = new Float64Array(n);
-  const a = new Float64Array(n);
+  const starts = new Float64Array(nChunks * n);
+  const hc = new Float64Array((T + 1) * n); // row 0: the chunk's start state; row i + 1: h at step i
+  const ac = new Float64Array(T * n);
+  const dtc = new Float64Array(T), uc = new Float64Array(T), yc = new Float64Array(T);
+  const h = new Float64Array(n), gh = new Float64Array(n), a = new Float64Array(n), dAc = new Float64Array(n);
   const accB = new Float64Array(b * l * n), accC = new Float64Array(b * l * n);
-  const accA = new Float64Array(e * n), accD = new Float64Array(e), accBias = new Float64Array(e);
   const DU = s.du.data as Float32Array, DDT = s.dDelta.data as Float32Array;
-
-  for (let bi = 0; bi < b; bi++) {
-    for (let c = 0; c < e; c++) {
-      for (let j = 0; j < n; j++) a[j] = A[s.A.off + c * s.A.ld + j]!;
-      const dv = s.D ? (s.D.data as Float32Array)[s.D.off + c]! : 0;
-      const bias = s.deltaBias ? (s.deltaBias.data as Float32Array)[s.deltaBias.off + c]! : 0;
-      const dtOf = (row: number): number => {
-        const x = DT[s.delta.off + row * s.delta.ld + c]! + bias;
-        return s.deltaSoftplus ? softplus(x) : x;
-      };
-      // Pass 1: h at the start of every chunk.
+  const uOff = s.u.off, uLd = s.u.ld, dOff = s.delta.off, dLd = s.delta.ld, bOff = s.B.off, bLd = s.B.ld, cOff = s.C.off, cLd = s.C.ld;
+  const soft = s.deltaSoftplus;
+  for (let c = 0; c < e; c++) {
+    for (let j = 0; j < n; j++) a[j] = A[s.A.off + c * s.A.ld + j]!;
+    const dv = s.D ? (s.D.data as Float32Array)[s.D.off + c]! : 0;
+    const bias = s.deltaBias ? (s.deltaBias.data as Float32Array)[s.deltaBias.off + c]! : 0;
+    dAc.fill(0);
+    let dD = 0, dBias = 0;
+    for (let bi = 0; bi < b; bi++) {
       if (s.h0) { const H = s.h0.data as Float32Array; const o = s.h0.off + (bi * e + c) * s.h0.ld; for (let j = 0; j < n; j++) h[j] = H[o + j]!; }
       else h.fill(0);
+      // Pass 1: h at the start of every chunk.
       for (let k = 0; k < nChunks; k++) {
         starts.set(h, k * n);
         if (k === nChunks - 1) break;
-        for (let t = k * T; t < (k + 1) * T; t++) {
+        for (let t = k * T, t1 = (k + 1) * T; t < t1; t++) {
           const row = bi * l + t;
-          const dt = dtOf(row);
-          const dtu = dt * U[s.u.off + row * s.u.ld + c]!;
-          const bo = s.B.off + row * s.B.ld;
+          const x = DT[dOff + row * dLd + c]! + bias;
+          const dt = soft ? softplus(x) : x;
+          const dtu = dt * U[uOff + row * uLd + c]!;
+          const bo = bOff + row * bLd;
           for (let j = 0; j < n; j++) h[j] = Math.exp(dt * a[j]!) * h[j]! + dtu * B[bo + j]!;
         }
       }
-      // Pass 2: chunks in reverse; gh carries dL/dh_t (times a_{t+1}) across chunk boundaries.
+      // Pass 2: chunks last to first; gh carries dL/dh_t (times a_{t+1}) across chunk boundaries.
       gh.fill(0);
-      let dD = 0, dBias = 0;
       for (let k = nChunks - 1; k >= 0; k--) {
         const t0 = k * T, t1 = Math.min(l, t0 + T);
-        for (let j = 0; j < n; j++) h[j] = starts[k * n + j]!;
+        // Recompute the chunk: states h_t, decays a_t, dt_t, u_t and y'_t (before the gate).
+        for (let j = 0; j < n; j++) hc[j] = starts[k * n + j]!;
         for (let t = t0; t < t1; t++) {
           const row = bi * l + t, i = t - t0;
-          const dt = dtOf(row);
-          dtc[i] = dt;
-          const u = U[s.u.off + row * s.u.ld + c]!;
-          const bo = s.B.off + row * s.B.ld, co = s.C.off + row * s.C.ld;
+          const x = DT[dOff + row * dLd + c]! + bias;
+          const dt = soft ? softplus(x) : x;
+          const u = U[uOff + row * uLd + c]!;
+          dtc[i] = dt; uc[i] = u;
+          const bo = bOff + row * bLd, co = cOff + row * cLd, ho = i * n, hn = ho + n;
+          const dtu = dt * u;
           let y = 0;
           for (let j = 0; j < n; j++) {
             const at = Math.exp(dt * a[j]!);
-            const hj = at * h[j]! + dt * u * B[bo + j]!;
-            ac[i * n + j] = at;
-            hc[i * n + j] = hj;
-            h[j] = hj;
+            const hj = at * hc[ho + j]! + dtu * B[bo + j]!;
+            ac[ho + j] = at;
+            hc[hn + j] = hj;
             y += hj * C[co + j]!;
           }
           yc[i] = y + dv * u;
         }
+        // Walk it backwards (the formulas above).
         for (let t = t1 - 1; t >= t0; t--) {
           const row = bi * l + t, i = t - t0;
-          const u = U[s.u.off + row * s.u.ld + c]!;
-          const dt = dtc[i]!;
+          const u = uc[i]!, dt = dtc[i]!;
           let gy = DY[s.dy.off + row * s.dy.ld + c]!;
           if (Z) {
             const zt = Z[s.z!.off + row * s.z!.ld + c]!;
             const sg = 1 / (1 + Math.exp(-zt));
             (s.dz!.data as Float32Array)[s.dz!.off + row * s.dz!.ld + c] = gy * yc[i]! * sg * (1 + zt * (1 - sg));
-            gy *= silu(zt);
+            gy *= zt * sg; // silu(z)
           }
           dD += gy * u;
           let du = gy * dv, ddt = 0;
-          const bo = s.B.off + row * s.B.ld, co = s.C.off + row * s.C.ld, lo = row * n;
-          const prev = i > 0 ? hc : starts;
-          const po = i > 0 ? (i - 1) * n : k * n;
+          const bo = bOff + row * bLd, co = cOff + row * cLd, lo = row * n, ho = i * n, hn = ho + n;
+          const dtu = dt * u;
           for (let j = 0; j < n; j++) {
-            const Bj = B[bo + j]!, at = ac[i * n + j]!, hp = prev[po + j]!;
+            const Bj = B[bo + j]!, at = ac[ho + j]!, hp = hc[ho + j]!;
             const g = gh[j]! + gy * C[co + j]!;
-            accC[lo + j] += gy * hc[i * n + j]!;
-            ddt += g * (hp * at * a[j]! + Bj * u);
-            accA[c * n + j] += g * hp * at * dt;
-            accB[lo + j] += g * dt * u;
+            accC[lo + j] += gy * hc[hn + j]!;
+            const gha = g * hp * at;
+            ddt += gha * a[j]! + g * Bj * u;
+            dAc[j] += gha * dt;
+            accB[lo + j] += g * dtu;
             du += g * dt * Bj;
             gh[j] = g * at;
           }
           DU[s.du.off + row * s.du.ld + c] = du;
-          const pre = DT[s.delta.off + row * s.delta.ld + c]! + bias;
-          const dDelta = s.deltaSoftplus ? ddt * (pre > 20 ? 1 : sigmoid(pre)) : ddt;
+          const x = DT[dOff + row * dLd + c]! + bias;
+          const dDelta = soft ? ddt * (x > 20 ? 1 : 1 / (1 + Math.exp(-x))) : ddt;
           DDT[s.dDelta.off + row * s.dDelta.ld + c] = dDelta;
           dBias += dDelta;
         }
       }
-      accD[c] += dD;
-      accBias[c] += dBias;
       if (s.dh0) { const H = s.dh0.data as Float32Array; const o = s.dh0.off + (bi * e + c) * s.dh0.ld; for (let j = 0; j < n; j++) H[o + j] = gh[j]!; }
     }
+    for (let j = 0; j < n; j++) (s.dA.data as Float32Array)[s.dA.off + c * s.dA.ld + j] = dAc[j]!;
+    if (s.dD) (s.dD.data as Float32Array)[s.dD.off + c] = dD;
+    if (s.dDeltaBias) (s.dDeltaBias.data as Float32Array)[s.dDeltaBias.off + c] = dBias;
   }
-  const DB = s.dB.data as Float32Array, DC = s.dC.data as Float32Array, DA = s.dA.data as Float32Array;
+  const DB = s.dB.data as Float32Array, DC = s.dC.data as Float32Array;
   for (let row = 0; row < b * l; row++) {
     for (let j = 0; j < n; j++) {
       DB[s.dB.off + row * s.dB.ld + j] = accB[row * n + j]!;
       DC[s.dC.off + row * s.dC.ld + j] = accC[row * n + j]!;
     }
-  }
-  for (let c = 0; c < e; c++) {
-    for (let j = 0; j < n; j++) DA[s.dA.off + c * s.dA.ld + j] = accA[c * n + j]!;
-    if (s.dD) (s.dD.data as Float32Array)[s.dD.off + c] = accD[c]!;
-    if (s.dDeltaBias) (s.dDeltaBias.data as Float32Array)[s.dDeltaBias.off + c] = accBias[c]!;
   }
 }
