@@ -141,6 +141,11 @@ export class CpuBackend implements Backend {
 
   // ---- memory ----------------------------------------------------------------------------------
 
+  /**
+   * A new tensor, contents unspecified (the contract's): reused arena memory is not cleared, which
+   * matters in training, where a step allocates and overwrites hundreds of MiB of activations and
+   * gradients. `zeros` clears.
+   */
   alloc(shape: readonly number[], dtype: DType = 'f32'): Tensor {
     const n = numel(shape);
     const cols = shape.length === 0 ? 1 : shape[shape.length - 1]!;
@@ -150,7 +155,7 @@ export class CpuBackend implements Backend {
     const bytes = q8 ? Math.max(q8.bytes, 1) : elems * dtypeBytes(dtype);
     let buf: ArrayBufferLike, off = 0;
     if (this.arenas) {
-      const blk = this.arenas.alloc(bytes);
+      const blk = this.arenas.alloc(bytes, false);
       buf = blk.arena.buffer();
       off = blk.off;
       const data = this.makeArray(buf, off, dtype, q8 ? bytes : n);
@@ -173,7 +178,9 @@ export class CpuBackend implements Backend {
   }
 
   zeros(shape: readonly number[], dtype: DType = 'f32'): Tensor {
-    return this.alloc(shape, dtype); // blocks come zeroed (fresh pages, or cleared when reused)
+    const t = this.alloc(shape, dtype); // (through alloc: subclasses choose the storage)
+    (t.storage as CpuStorage).fill(0);
+    return t;
   }
 
   /** A new tensor holding `data`; for q8, f32 data quantised here (q8.ts). */
@@ -429,7 +436,10 @@ export class CpuBackend implements Backend {
     if (this.wasm) this.wasm.pool = undefined;
   }
 
-  // ---- training kernels (single-threaded) ---------------------------------------------------------
+  // ---- training kernels ---------------------------------------------------------------------------
+  // The scan's and the conv's backward and the cross-entropy's row passes run in WebAssembly (the
+  // scan split over the pool by batch rows, the conv by channels), the TypeScript kernels being the
+  // reference and the fallback; the products of every backward go through `matmul` above.
 
   reduceRows(op: ReduceOp, out: Tensor, x: Tensor, accumulate = false): void {
     const { m, p } = checkReduceRows(out, x);
@@ -453,11 +463,14 @@ export class CpuBackend implements Backend {
 
   causalConv1dBackward(a: CausalConv1dBackwardArgs): void {
     const { b, l, e, k } = checkConvBackward(a);
+    if (this.wasm && b * l * e * k > 0 && this.wasm.causalConv1dBackward(a, b, l, e, k)) return;
     causalConv1dBackward(this.view(a.dx), this.view(a.dWeight), this.opt(a.dBias), this.view(a.g), this.view(a.x), this.view(a.weight), this.opt(a.bias), b, l, e, k, a.silu);
   }
 
   selectiveScanBackward(s: SelectiveScanBackwardArgs): void {
     const { b, l, e, n } = checkScanBackward(s);
+    // (the WebAssembly loops run at least once: empty sizes take the reference)
+    if (this.wasm && b * l * e * n > 0 && this.wasm.selectiveScanBackward(s, b, l, e, n, s.chunk ?? 64)) return;
     selectiveScanBackward({
       dy: this.view(s.dy), u: this.view(s.u), delta: this.view(s.delta), A: this.view(s.A), B: this.view(s.B), C: this.view(s.C),
       D: this.opt(s.D), z: this.opt(s.z), deltaBias: this.opt(s.deltaBias), h0: this.opt(s.h0), deltaSoftplus: s.deltaSoftplus,
@@ -468,6 +481,7 @@ export class CpuBackend implements Backend {
 
   crossEntropy(out: Tensor, logits: Tensor, targets: Tensor, reduction: LossReduction): void {
     const { m, V } = checkCrossEntropy('crossEntropy', out, logits, targets, 'scalar');
+    if (this.wasm && m * V > 0 && this.wasm.crossEntropy(out, logits, targets, m, V, reduction)) return;
     crossEntropy(this.view(out), this.view(logits), this.view(targets) as View, m, V, reduction);
   }
 
@@ -475,6 +489,7 @@ export class CpuBackend implements Backend {
     const { m, V } = checkCrossEntropy('crossEntropyBackward', dLogits, logits, targets, 'logits');
     checkFloat('crossEntropyBackward', 'g', g);
     if (g.size !== 1) fail('SHAPE_MISMATCH', `crossEntropyBackward: g has shape (${g.shape.join(', ')}), expected one element`);
+    if (this.wasm && m * V > 0 && this.wasm.crossEntropyBackward(dLogits, logits, targets, this.readSync(g)[0]!, m, V, reduction)) return;
     crossEntropyBackward(this.view(dLogits), this.view(logits), this.view(targets) as View, this.view(g), m, V, reduction);
   }
 
