@@ -8,7 +8,8 @@
  *          [--batch 8] [--vocab 4096] [--backend cpu|webgpu] [--threads 1,2] [--kernels wasm|ts]
  *        (or: mamba-ts bench train [options])
  * Each thread count runs in its own child process (peak memory is per configuration). Prints a table
- * and writes bench/results/train-<backend>.json (machine, load averages, command, numbers).
+ * and writes bench/results/train-<backend>.json (train-cpu-ts.json with --kernels ts): machine, load
+ * averages, command, numbers.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -156,6 +157,7 @@ for (const r of runs) {
 }
 const dir = join(dirname(here), '..', '..', 'bench', 'results');
 mkdirSync(dir, { recursive: true });
-writeFileSync(join(dir, `train-${first.backend}.json`), JSON.stringify(result, null, 1) + '\n');
-console.log(`wrote ${join(dir, `train-${first.backend}.json`)}`);
+const file = join(dir, `train-${first.backend}${kernels === 'ts' && first.backend === 'cpu' ? '-ts' : ''}.json`);
+writeFileSync(file, JSON.stringify(result, null, 1) + '\n');
+console.log(`wrote ${file}`);
 process.exit(0);
