@@ -38,3 +38,9 @@ export { openSafetensorsFile, writeSafetensorsFile } from './io/node/safetensors
 export { openCheckpointTensors } from './io/node/checkpoint-files.js';
 export { openTorchCheckpointFile } from './io/node/torch-file.js';
 export { loadTokenizer, writeTokenizerFiles } from './tokenizer/node.js';
+// Training (Node: files, the Brown corpus; docs/training.md) on reverse-mode autograd over the
+// functional ops (docs/autograd.md)
+export * from './train/index.js';
+export * from './autograd/index.js';
+export * as ops from './ops/ops.js';
+export { missingTrainingKernels, type TrainingKernel } from './backend/training-kernels.js';

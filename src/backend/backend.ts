@@ -116,6 +116,77 @@ export interface Backend {
   record?(fn: () => void): RecordedWork;
   /** Releases the device (GPU backends); the backend is unusable afterwards. */
   dispose?(): void;
+
+  // ---- training: reductions, losses, backward kernels, optimiser (docs/autograd.md) ---------------
+  // Optional: a backend without them runs inference only, and the ops that need one throw UNSUPPORTED
+  // naming it (`requireKernel`, training-kernels.ts), so a backend can gain them one at a time.
+  // Every backward kernel overwrites its outputs (the autograd engine accumulates), reads the forward's
+  // inputs again instead of saved intermediates where that is cheap, and accumulates in f64 on the CPU.
+
+  /**
+   * Column reduction over rows: out[j] <- [out[j] +] sum_i f(x[i, j]), f = identity ('sum') or
+   * square ('sumSquares'). x (m, p); out (p) (any shape of p elements). Bias gradients, broadcast
+   * gradients, gradient norms.
+   */
+  reduceRows?(op: ReduceOp, out: Tensor, x: Tensor, accumulate?: boolean): void;
+
+  /**
+   * Gradient of an elementwise function: dx <- g * f'(x), with y = f(x) from the forward (some
+   * derivatives are cheaper from y: exp, sigmoid, tanh, sqrt). dx, g, x, y the same shape.
+   */
+  unaryBackward?(op: UnaryOp, dx: Tensor, g: Tensor, x: Tensor, y: Tensor): void;
+
+  /** Scatter-add, the gradient of `embedding`: dTable[ids[i]] += g[i]. dTable (V, d) f32 (not cleared); ids (m); g (m, d). */
+  embeddingBackward?(dTable: Tensor, ids: Tensor, g: Tensor): void;
+
+  /**
+   * Gradient of out = x * rsqrt(mean(x^2) + eps) * weight over rows of width d (no residual):
+   *   inv = rsqrt(mean(x^2) + eps),  gw = g * weight
+   *   dx  = inv * gw - x * inv^3 * mean(gw * x)
+   *   dWeight[c] = sum over rows of g * x * inv
+   * dx, g, x (m, d); weight, dWeight (d).
+   */
+  rmsnormBackward?(dx: Tensor, dWeight: Tensor, g: Tensor, x: Tensor, weight: Tensor, eps: number): void;
+
+  /**
+   * Gradient of `causalConv1d` without a state (zeros before t = 0). With s the pre-activation
+   * (recomputed) and gs = g * silu'(s) (or g without SiLU):
+   *   dx[b,t,c] = sum_j gs[b, t+k-1-j, c] * weight[c,j]    (terms past the end are zero)
+   *   dWeight[c,j] = sum_{b,t} gs[b,t,c] * x[b, t-k+1+j, c];  dBias[c] = sum_{b,t} gs[b,t,c]
+   * dx, g, x (b, l, e); weight, dWeight (e, k); bias, dBias (e) or null (both or neither).
+   */
+  causalConv1dBackward?(a: CausalConv1dBackwardArgs): void;
+
+  /**
+   * Gradient of `selectiveScan` (the math is in cpu/selective-scan-backward.ts). The states h_t are
+   * not stored by the forward: the kernel recomputes them from the inputs chunk by chunk (states at
+   * chunk starts first, then each chunk again in reverse order), so its extra memory is
+   * O(b·e·n·(l/chunk + chunk)), not O(b·e·n·l).
+   */
+  selectiveScanBackward?(a: SelectiveScanBackwardArgs): void;
+
+  /**
+   * Cross-entropy of rows of logits against target ids, targets < 0 ignored (PyTorch's ignore_index):
+   *   nll_i = logsumexp(logits[i]) - logits[i, targets[i]]
+   *   out (1) <- sum_i nll_i ('sum') or that over the number of rows with a target ('mean'; 0 if none)
+   * logits (m, V); targets (m) i32 < V (an id >= V is TOKEN_OUT_OF_RANGE).
+   */
+  crossEntropy?(out: Tensor, logits: Tensor, targets: Tensor, reduction: LossReduction): void;
+
+  /**
+   * Its gradient: dLogits[i] <- g[0] * s * (softmax(logits[i]) - onehot(targets[i])), zero rows for
+   * ignored targets; s = 1 ('sum') or 1 / (rows with a target) ('mean'). g (1) is dL/d(out).
+   */
+  crossEntropyBackward?(dLogits: Tensor, logits: Tensor, targets: Tensor, g: Tensor, reduction: LossReduction): void;
+
+  /**
+   * One AdamW step in place (Loshchilov & Hutter, decoupled weight decay; PyTorch's torch.optim.AdamW):
+   *   g = grad * gradScale;  m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2
+   *   p <- p * (1 - lr * weightDecay)
+   *   p <- p - lr / (1 - b1^step) * m / (sqrt(v) / sqrt(1 - b2^step) + eps)
+   * param, grad, m, v the same shape, f32; step counts from 1.
+   */
+  adamwStep?(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, o: AdamWStepOptions): void;
 }
 
 /** Kernels recorded by `Backend.record`. */
@@ -174,6 +245,62 @@ export interface MambaStepArgs {
   /** Scratch the caller keeps (contents unspecified afterwards): xz (b, 2e), dbc (b, r + 2n), y (b, e). */
   xz: Tensor; dbc: Tensor; y: Tensor;
   dtRank: number;
+}
+
+export type ReduceOp = 'sum' | 'sumSquares';
+export type LossReduction = 'mean' | 'sum';
+
+export interface CausalConv1dBackwardArgs {
+  dx: Tensor;
+  dWeight: Tensor;
+  dBias: Tensor | null;
+  g: Tensor;
+  x: Tensor;
+  weight: Tensor;
+  bias: Tensor | null;
+  silu: boolean;
+}
+
+/**
+ * Arguments of the selective scan's gradient: the forward's inputs (as in SelectiveScanArgs, without
+ * y and hOut), dy = dL/dy, and one output per input, each overwritten: du, dDelta (b, l, e); dA (e, n);
+ * dB, dC (b, l, n); dD, dDeltaBias (e) where D, deltaBias are given; dz where z is; dh0 (b, e, n) where
+ * h0 is (null there: not wanted). `chunk`: length of the recompute chunks (default 64).
+ */
+export interface SelectiveScanBackwardArgs {
+  dy: Tensor;
+  u: Tensor;
+  delta: Tensor;
+  A: Tensor;
+  B: Tensor;
+  C: Tensor;
+  D: Tensor | null;
+  z: Tensor | null;
+  deltaBias: Tensor | null;
+  deltaSoftplus: boolean;
+  h0: Tensor | null;
+  du: Tensor;
+  dDelta: Tensor;
+  dA: Tensor;
+  dB: Tensor;
+  dC: Tensor;
+  dD: Tensor | null;
+  dz: Tensor | null;
+  dDeltaBias: Tensor | null;
+  dh0: Tensor | null;
+  chunk?: number;
+}
+
+export interface AdamWStepOptions {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** 1-based step number, for the bias corrections. */
+  step: number;
+  /** Multiplies the gradient first (gradient clipping by global norm; loss scaling). Default 1. */
+  gradScale?: number;
 }
 
 export interface MatmulOptions {

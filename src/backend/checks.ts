@@ -1,6 +1,8 @@
 import { fail, fmtShape } from '../errors.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { GatedRmsnormOptions, MatmulOptions, SampleArgs, SelectiveScanArgs, SsdScanArgs } from './backend.js';
+import type {
+  AdamWStepOptions, CausalConv1dBackwardArgs, GatedRmsnormOptions, MatmulOptions, SampleArgs, SelectiveScanArgs, SelectiveScanBackwardArgs, SsdScanArgs,
+} from './backend.js';
 import { checkSamplingParams } from '../generate/sampling.js';
 import { checkShape } from '../tensor/shape.js';
 
@@ -216,4 +218,115 @@ export function checkSample(a: SampleArgs): { b: number; V: number } {
   if (!Number.isInteger(a.step) || a.step < 0) fail('BAD_ARGUMENT', `${op}: step must be an integer >= 0, got ${a.step}`);
   checkSamplingParams(a.params);
   return { b, V };
+}
+
+// ---- training kernels -----------------------------------------------------------------------------
+
+function checkSameRowsCols(op: string, what: string, t: Tensor, rows: number, cols: number, like: string): void {
+  if (t.rows !== rows || t.cols !== cols) fail('SHAPE_MISMATCH', `${op}: ${what} has shape ${fmtShape(t.shape)}, expected the shape of ${like} (${rows} rows x ${cols})`);
+}
+
+export function checkReduceRows(out: Tensor, x: Tensor): { m: number; p: number } {
+  const op = 'reduceRows';
+  checkSameBackend(op, out, x);
+  checkFloat(op, 'x', x);
+  checkFloat(op, 'out', out);
+  if (out.size !== x.cols || (out.rank > 1 && !out.isContiguous)) fail('SHAPE_MISMATCH', `${op}: out has shape ${fmtShape(out.shape)}, expected ${x.cols} contiguous elements (the columns of x ${fmtShape(x.shape)})`);
+  return { m: x.rows, p: x.cols };
+}
+
+export function checkUnaryBackward(op: string, dx: Tensor, g: Tensor, x: Tensor, y: Tensor): void {
+  const name = `unaryBackward(${op})`;
+  checkSameBackend(name, dx, g, x, y);
+  for (const [what, t] of [['dx', dx], ['g', g], ['x', x], ['y', y]] as const) {
+    checkFloat(name, what, t);
+    checkSameRowsCols(name, what, t, x.rows, x.cols, 'x');
+  }
+}
+
+export function checkEmbeddingBackward(dTable: Tensor, ids: Tensor, g: Tensor): { m: number; d: number } {
+  const op = 'embeddingBackward';
+  checkSameBackend(op, dTable, ids, g);
+  if (ids.dtype !== 'i32') fail('DTYPE_MISMATCH', `${op}: ids has dtype ${ids.dtype}, expected i32`);
+  checkFloat(op, 'dTable', dTable);
+  checkFloat(op, 'g', g);
+  if (dTable.rank !== 2) fail('SHAPE_MISMATCH', `${op}: dTable must be (V, d), got ${fmtShape(dTable.shape)}`);
+  const m = ids.size, d = dTable.cols;
+  if (!ids.isContiguous && ids.rank > 1) fail('SHAPE_MISMATCH', `${op}: ids must be contiguous`);
+  if (g.rows !== m || g.cols !== d) fail('SHAPE_MISMATCH', `${op}: g has shape ${fmtShape(g.shape)}, expected (${m}, ${d}): one row of width d per id`);
+  return { m, d };
+}
+
+export function checkRmsnormBackward(dx: Tensor, dWeight: Tensor, g: Tensor, x: Tensor, weight: Tensor): { m: number; d: number } {
+  const op = 'rmsnormBackward';
+  checkSameBackend(op, dx, dWeight, g, x, weight);
+  const m = x.rows, d = x.cols;
+  for (const [what, t] of [['dx', dx], ['g', g], ['x', x]] as const) { checkFloat(op, what, t); checkSameRowsCols(op, what, t, m, d, 'x'); }
+  checkFloat(op, 'weight', weight);
+  checkFloat(op, 'dWeight', dWeight);
+  checkShape(op, 'weight', weight.shape, [d]);
+  checkShape(op, 'dWeight', dWeight.shape, [d]);
+  return { m, d };
+}
+
+export function checkConvBackward(a: CausalConv1dBackwardArgs): { b: number; l: number; e: number; k: number } {
+  const op = 'causalConv1dBackward';
+  const dims = checkConv(a.g, a.x, a.weight, a.bias, null);
+  checkSameBackend(op, a.dx, a.dWeight, a.dBias, a.g);
+  checkFloat(op, 'dx', a.dx);
+  checkFloat(op, 'dWeight', a.dWeight);
+  checkShape(op, 'dx', a.dx.shape, a.x.shape);
+  checkShape(op, 'dWeight', a.dWeight.shape, a.weight.shape);
+  if (!!a.bias !== !!a.dBias) fail('BAD_ARGUMENT', `${op}: dBias must be given exactly when bias is`);
+  if (a.dBias) { checkFloat(op, 'dBias', a.dBias); checkShape(op, 'dBias', a.dBias.shape, [dims.e]); }
+  return dims;
+}
+
+export function checkScanBackward(s: SelectiveScanBackwardArgs): { b: number; l: number; e: number; n: number } {
+  const op = 'selectiveScanBackward';
+  const dims = checkScan({ ...s, y: s.dy, hOut: null });
+  const { b, l, e, n } = dims;
+  checkSameBackend(op, s.dy, s.du, s.dDelta, s.dA, s.dB, s.dC, s.dD, s.dz, s.dDeltaBias, s.dh0);
+  const want: [string, Tensor | null, Tensor | null, number[]][] = [
+    ['du', s.du, s.u, [b, l, e]], ['dDelta', s.dDelta, s.delta, [b, l, e]], ['dA', s.dA, s.A, [e, n]],
+    ['dB', s.dB, s.B, [b, l, n]], ['dC', s.dC, s.C, [b, l, n]], ['dD', s.dD, s.D, [e]], ['dz', s.dz, s.z, [b, l, e]],
+    ['dDeltaBias', s.dDeltaBias, s.deltaBias, [e]],
+  ];
+  for (const [what, grad, input, shape] of want) {
+    if (!!grad !== !!input) fail('BAD_ARGUMENT', `${op}: ${what} must be given exactly when ${what.slice(1)} is`);
+    if (grad) { checkFloat(op, what, grad); checkShape(op, what, grad.shape, shape); }
+  }
+  if (s.dh0) {
+    if (!s.h0) fail('BAD_ARGUMENT', `${op}: dh0 needs h0`);
+    checkFloat(op, 'dh0', s.dh0);
+    checkShape(op, 'dh0', s.dh0.shape, [b, e, n]);
+  }
+  if (s.chunk !== undefined && !(Number.isInteger(s.chunk) && s.chunk > 0)) fail('BAD_ARGUMENT', `${op}: chunk must be a positive integer, got ${s.chunk}`);
+  return dims;
+}
+
+export function checkCrossEntropy(op: string, out: Tensor, logits: Tensor, targets: Tensor, outShape: 'scalar' | 'logits'): { m: number; V: number } {
+  checkSameBackend(op, out, logits, targets);
+  checkFloat(op, 'logits', logits);
+  checkFloat(op, 'out', out);
+  if (targets.dtype !== 'i32') fail('DTYPE_MISMATCH', `${op}: targets has dtype ${targets.dtype}, expected i32`);
+  const m = logits.rows, V = logits.cols;
+  if (targets.size !== m || (targets.rank > 1 && !targets.isContiguous)) fail('SHAPE_MISMATCH', `${op}: targets has shape ${fmtShape(targets.shape)}, expected ${m} contiguous ids (one per row of logits ${fmtShape(logits.shape)})`);
+  if (outShape === 'scalar' && out.size !== 1) fail('SHAPE_MISMATCH', `${op}: out has shape ${fmtShape(out.shape)}, expected one element`);
+  if (outShape === 'logits') checkSameRowsCols(op, 'dLogits', out, m, V, 'logits');
+  return { m, V };
+}
+
+export function checkAdamw(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, o: AdamWStepOptions): void {
+  const op = 'adamwStep';
+  checkSameBackend(op, param, grad, m, v);
+  for (const [what, t] of [['param', param], ['grad', grad], ['m', m], ['v', v]] as const) {
+    checkFloat(op, what, t);
+    checkShape(op, what, t.shape, param.shape);
+  }
+  if (!(Number.isInteger(o.step) && o.step >= 1)) fail('BAD_ARGUMENT', `${op}: step must be an integer >= 1, got ${o.step}`);
+  for (const k of ['lr', 'beta1', 'beta2', 'eps', 'weightDecay'] as const) {
+    if (!Number.isFinite(o[k]) || o[k] < 0) fail('BAD_ARGUMENT', `${op}: ${k} must be a finite number >= 0, got ${o[k]}`);
+  }
+  if (o.beta1 >= 1 || o.beta2 >= 1) fail('BAD_ARGUMENT', `${op}: beta1 and beta2 must be below 1, got ${o.beta1}, ${o.beta2}`);
 }

@@ -14,6 +14,8 @@ const SUITES: Record<string, string> = {
   'webgpu-prefill': 'prefill tokens/s through WebGPU at 2048 tokens, with the share of time in each kernel',
   'webgpu-scan': 'the fused selective scan through WebGPU on the three standard shapes (ms, GB/s)',
   ssd: 'Mamba-2 SSD chunked scan vs the Mamba-1 selective scan on the CPU',
+  train: 'training tokens/s, peak memory and seconds per kernel of full training steps (forward, backward, AdamW)',
+  'scan-memory': 'peak memory of the selective scan backward: chunked recomputation vs storing every state',
 };
 
 export const BENCH_HELP = `mamba-ts bench: measure speed (not a test)

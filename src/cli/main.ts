@@ -11,6 +11,7 @@ Commands:
   generate   generate text from a prompt (default: the small model shipped with mamba-ts)
   logits     print the logits of a token sequence as JSON
   info       describe a model: architecture, parameters, state size, dtypes
+  train      train a model on a text file or the Brown corpus; --eval: bits per byte of a model
   bench      measure decode and prefill speed
 `;
 
@@ -26,6 +27,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   logits: async () => logitsCommand,
   info: async () => infoCommand,
   bench: () => lazy('./bench.js', 'benchCommand'),
+  train: () => lazy('./train.js', 'trainCommand'),
 };
 
 export async function main(argv: string[]): Promise<number> {

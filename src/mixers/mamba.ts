@@ -1,4 +1,5 @@
 import { fail } from '../errors.js';
+import { needsGrad } from '../autograd/node.js';
 import type { Backend, MambaStepArgs } from '../backend/backend.js';
 import * as F from '../ops/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -58,8 +59,12 @@ export class MambaMixer implements Mixer {
 
   constructor(readonly backend: Backend, readonly w: MambaMixerWeights, readonly dims: MambaDims) {}
 
-  /** A = -exp(A_log), computed once (and again after `parametersChanged`). */
+  /**
+   * A = -exp(A_log), computed once (and again after `parametersChanged`). While A_log is being
+   * trained it is recomputed (and recorded) on every forward, so the gradient reaches A_log.
+   */
   private getA(): Tensor {
+    if (needsGrad(this.w.ALog)) return F.unary('negexp', this.w.ALog);
     if (!this.A) this.A = F.unary('negexp', this.w.ALog).keep();
     return this.A;
   }

@@ -1,9 +1,13 @@
+import { gradNodeOf, type GradNode } from '../autograd/node.js';
 import type { Tensor } from './tensor.js';
 
 /**
- * Scopes free GPU memory without bookkeeping in model code (the tfjs `tidy` idea): every tensor a
+ * Scopes free tensor memory without bookkeeping in model code (the tfjs `tidy` idea): every tensor a
  * backend creates while a scope is open is recorded, and when the scope's function returns, those
- * that are not part of its result and not `kept` are disposed. On the CPU disposal only marks them.
+ * that are not part of its result and not `kept` are disposed (on the CPU too: disposal returns the
+ * block to its arena at once, where garbage collection would free it only when V8 next collects).
+ * A result that carries an autograd graph keeps every tensor of that graph alive (the activations its
+ * backward reads), until the graph is freed by `backward`.
  */
 const stack: Tensor[][] = [];
 
@@ -61,12 +65,28 @@ function collect(v: unknown, out: Set<Tensor>, depth: number): void {
   if (isTensor(v)) {
     out.add(v);
     if (v.base) out.add(v.base);
+    const node = gradNodeOf(v);
+    if (node) collectGraph(node, out);
     return;
   }
   if (Array.isArray(v)) for (const x of v) collect(x, out, depth + 1);
   else if (v instanceof Map) for (const x of v.values()) collect(x, out, depth + 1);
   else if (Object.getPrototypeOf(v) === Object.prototype) for (const x of Object.values(v)) collect(x, out, depth + 1);
   else if ('tensors' in v && typeof (v as { tensors: unknown }).tensors === 'function') collect((v as { tensors: () => unknown }).tensors(), out, depth + 1);
+}
+
+/** Every tensor held by the recorded graph behind a result (iterative: graphs are deep). */
+function collectGraph(root: GradNode, out: Set<Tensor>): void {
+  const seen = new Set<GradNode>([root]);
+  const todo = [root];
+  while (todo.length) {
+    for (const t of todo.pop()!.tensors()) {
+      out.add(t);
+      if (t.base) out.add(t.base);
+      const node = gradNodeOf(t);
+      if (node && !seen.has(node)) { seen.add(node); todo.push(node); }
+    }
+  }
 }
 
 function isTensor(v: object): v is Tensor {

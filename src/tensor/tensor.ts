@@ -1,4 +1,5 @@
 import { fail, fmtShape } from '../errors.js';
+import { recordNarrow, recordReshape } from '../autograd/views.js';
 import type { Backend } from '../backend/backend.js';
 import type { DType } from './dtype.js';
 import { numel, sameShape } from './shape.js';
@@ -12,8 +13,9 @@ import { numel, sameShape } from './shape.js';
  * window of columns (how `xz` splits into `u` and `z` without a copy), and every kernel takes such
  * views. Views never change the last dimension's stride: elements within a row are adjacent.
  *
- * Lifetime: CPU storage is garbage-collected; GPU storage is freed by `dispose()` or by the `scope`
- * that created the tensor (see `scope.ts`).
+ * Lifetime: storage is freed by `dispose()` or by the `scope` that created the tensor (see `scope.ts`).
+ * A CPU tensor nobody disposed is freed once it is garbage, but V8 does not see the arena memory
+ * behind it, so loops that allocate (training steps) must run in scopes.
  */
 export class Tensor {
   readonly backend: Backend;
@@ -31,7 +33,7 @@ export class Tensor {
   grad: Tensor | undefined;
   /** Set by autograd: whether gradients flow into this tensor. */
   requiresGrad = false;
-  /** Set by autograd: the op that produced it (undefined for leaves). */
+  /** Set by autograd: the op that produced it (a GradNode; undefined for leaves). */
   gradFn: unknown;
   /** True once disposed; any later use is an error. */
   disposed = false;
@@ -71,7 +73,8 @@ export class Tensor {
       fail('BAD_ARGUMENT', `narrow(${start}, ${len}) is outside the last dimension of ${fmtShape(this.shape)}`);
     }
     const shape = [...this.shape.slice(0, -1), len];
-    return new Tensor(this.backend, this.storage, shape, this.dtype, this.offset + start, this.ld, this.base ?? this);
+    // Recorded for autograd when this tensor requires a gradient: the view's gradient lands in its window.
+    return recordNarrow(this, new Tensor(this.backend, this.storage, shape, this.dtype, this.offset + start, this.ld, this.base ?? this), start);
   }
 
   /**
@@ -82,10 +85,10 @@ export class Tensor {
     this.assertLive();
     const inferred = inferShape(shape, this.size, this.shape);
     if (this.isContiguous) {
-      return new Tensor(this.backend, this.storage, inferred, this.dtype, this.offset, undefined, this.base ?? this);
+      return recordReshape(this, new Tensor(this.backend, this.storage, inferred, this.dtype, this.offset, undefined, this.base ?? this));
     }
     if (inferred[inferred.length - 1] === this.cols) {
-      return new Tensor(this.backend, this.storage, inferred, this.dtype, this.offset, this.ld, this.base ?? this);
+      return recordReshape(this, new Tensor(this.backend, this.storage, inferred, this.dtype, this.offset, this.ld, this.base ?? this));
     }
     return fail('BAD_ARGUMENT', `reshape ${fmtShape(this.shape)} -> ${fmtShape(inferred)} needs a contiguous tensor; copy it first`);
   }

@@ -46,7 +46,7 @@ function workload(bk: CpuBackend): Float32Array[] {
   const o = up(bk, rand(50 * 90, 9), [50, 90]);
   bk.matmul(o, a, b, { transA: true, accumulate: true });
   outs.push(bk.readSync(o) as Float32Array);
-  for (const [bt, l, e, n] of [[1, 1, 1536, 16], [2, 37, 203, 7]] as const) {
+  for (const [bt, l, e, n] of [[1, 1, 1536, 16], [2, 37, 203, 7], [5, 20, 64, 16]] as const) {
     const u = up(bk, rand(bt * l * e, 11), [bt, l, e]);
     const delta = up(bk, rand(bt * l * e, 12), [bt, l, e]);
     const A = up(bk, Float32Array.from(rand(e * n, 13), (v) => -Math.exp(v)), [e, n]);
@@ -56,12 +56,23 @@ function workload(bk: CpuBackend): Float32Array[] {
     const y = bk.alloc([bt, l, e]);
     bk.selectiveScan({ y, u, delta, A, B: BC.narrow(0, n), C: BC.narrow(n, n), D, z, deltaBias: db, deltaSoftplus: true, h0: h, hOut: h });
     outs.push(bk.readSync(y) as Float32Array, bk.readSync(h) as Float32Array);
+    // the scan's gradient (split by batch rows; the batch sums in row order)
+    const h0 = up(bk, rand(bt * e * n, 23), [bt, e, n]);
+    const g = {
+      du: bk.alloc([bt, l, e]), dDelta: bk.alloc([bt, l, e]), dA: bk.alloc([e, n]), dB: bk.alloc([bt, l, n]), dC: bk.alloc([bt, l, n]),
+      dD: bk.alloc([e]), dz: bk.alloc([bt, l, e]), dDeltaBias: bk.alloc([e]), dh0: bk.alloc([bt, e, n]),
+    };
+    bk.selectiveScanBackward({ dy: up(bk, rand(bt * l * e, 24), [bt, l, e]), u, delta, A, B: BC.narrow(0, n), C: BC.narrow(n, n), D, z, deltaBias: db, deltaSoftplus: true, h0, ...g, chunk: 16 });
+    for (const t of Object.values(g)) outs.push(bk.readSync(t) as Float32Array);
     const x = up(bk, rand(bt * l * e, 19), [bt, l, e]);
     const cw = up(bk, rand(e * 4, 20), [e, 4]), cb = up(bk, rand(e, 21), [e]);
     const st = up(bk, rand(bt * e * 4, 22), [bt, e, 4]);
     const co = bk.alloc([bt, l, e]);
     bk.causalConv1d(co, x, cw, cb, st, true);
     outs.push(bk.readSync(co) as Float32Array, bk.readSync(st) as Float32Array);
+    const cg = { dx: bk.alloc([bt, l, e]), dWeight: bk.alloc([e, 4]), dBias: bk.alloc([e]) };
+    bk.causalConv1dBackward({ ...cg, g: up(bk, rand(bt * l * e, 25), [bt, l, e]), x, weight: cw, bias: cb, silu: true });
+    for (const t of Object.values(cg)) outs.push(bk.readSync(t) as Float32Array);
   }
   return outs;
 }

@@ -158,6 +158,70 @@ test('selective scan: odd channels and states, every optional operand, l = 1 and
   }
 });
 
+test('selective scan backward: odd channels and states, every optional operand and output, chunks shorter and longer than l, B/C as views', () => {
+  for (const [b, l, e, n, chunk] of [[1, 1, 1, 1, 64], [1, 1, 6, 7, 64], [2, 5, 13, 16, 2], [1, 9, 5, 3, 4], [3, 13, 11, 7, 5], [2, 40, 36, 16, 16], [1, 70, 8, 4, 64]] as const) {
+    for (const variant of [0, 1, 2, 3]) {
+      const withD = variant !== 1, withZ = variant !== 2, withBias = variant !== 3, softplus = variant !== 1;
+      const withH0 = variant !== 3, wantDh0 = variant === 0;
+      const u = put(rand(b * l * e, 41), [b, l, e]);
+      const delta = put(rand(b * l * e, 42, 2), [b, l, e]);
+      const A = put(Float32Array.from(rand(e * n, 43), (v) => -Math.exp(v)), [e, n]);
+      const [dbA, dbB] = putView(b * l, 2 * n + 5, 5, 2 * n, 44);
+      const Bv: [Tensor, Tensor] = [dbA.narrow(0, n).reshape([b, l, n]), dbB.narrow(0, n).reshape([b, l, n])];
+      const Cv: [Tensor, Tensor] = [dbA.narrow(n, n).reshape([b, l, n]), dbB.narrow(n, n).reshape([b, l, n])];
+      const D = put(rand(e, 45), [e]);
+      const z = put(rand(b * l * e, 46, 3), [b, l, e]);
+      const bias = put(rand(e, 47), [e]);
+      const h0 = put(rand(b * e * n, 48), [b, e, n]);
+      const dy = put(rand(b * l * e, 49), [b, l, e]);
+      const outs = [0, 1].map((k) => {
+        const bk = k === 0 ? ts : wa;
+        const o = {
+          du: bk.alloc([b, l, e]), dDelta: bk.alloc([b, l, e]), dA: bk.alloc([e, n]), dB: bk.alloc([b, l, n]), dC: bk.alloc([b, l, n]),
+          dD: withD ? bk.alloc([e]) : null, dz: withZ ? bk.alloc([b, l, e]) : null, dDeltaBias: withBias ? bk.alloc([e]) : null, dh0: wantDh0 ? bk.alloc([b, e, n]) : null,
+        };
+        bk.selectiveScanBackward({
+          dy: dy[k]!, u: u[k]!, delta: delta[k]!, A: A[k]!, B: Bv[k], C: Cv[k], D: withD ? D[k]! : null, z: withZ ? z[k]! : null,
+          deltaBias: withBias ? bias[k]! : null, deltaSoftplus: softplus, h0: withH0 ? h0[k]! : null, ...o, chunk,
+        });
+        return o;
+      });
+      for (const key of ['du', 'dDelta', 'dA', 'dB', 'dC', 'dD', 'dz', 'dDeltaBias', 'dh0'] as const) {
+        const want = outs[0]![key], got = outs[1]![key];
+        if (!want || !got) continue;
+        const w = ts.readSync(want);
+        // relative to the largest gradient: f32 sums against the reference's f64 ones
+        close(wa.readSync(got), w, 1e-5 * Math.sqrt(l) * (1 + Math.max(...Array.from(w, Math.abs))), `b${b} l${l} e${e} n${n} chunk ${chunk} variant ${variant}: ${key}`);
+      }
+    }
+  }
+});
+
+test('cross-entropy and its gradient: odd vocabularies, ignored rows, logits as a view, mean and sum, out-of-range targets', () => {
+  for (const [m, V] of [[1, 1], [3, 7], [5, 33], [4, 1030], [9, 4096]] as const) {
+    const [la, lb] = putView(m, V + 3, 2, V, 51);
+    const logits: [Tensor, Tensor] = [la, lb];
+    const ids = Int32Array.from({ length: m }, (_, i) => (i % 3 === 2 ? -1 : (i * 7919) % V));
+    const targets = [ts.upload(ids, [m], 'i32'), wa.upload(ids, [m], 'i32')];
+    for (const reduction of ['mean', 'sum'] as const) {
+      const out = [ts.alloc([1]), wa.alloc([1])], g = [ts.upload(Float32Array.of(0.7), [1]), wa.upload(Float32Array.of(0.7), [1])];
+      const d = [ts.alloc([m, V]), wa.alloc([m, V])];
+      for (const k of [0, 1] as const) {
+        const bk = k === 0 ? ts : wa;
+        bk.crossEntropy(out[k]!, logits[k], targets[k]!, reduction);
+        bk.crossEntropyBackward(d[k]!, logits[k], targets[k]!, g[k]!, reduction);
+      }
+      const what = `m${m} V${V} ${reduction}`;
+      const loss = ts.readSync(out[0]!)[0]!;
+      close(wa.readSync(out[1]!), ts.readSync(out[0]!), 2e-6 * m * (1 + Math.abs(loss)), `${what}: loss`);
+      close(wa.readSync(d[1]!), ts.readSync(d[0]!), 2e-7, `${what}: gradient`);
+    }
+  }
+  const bad = wa.upload(Int32Array.of(0, 9), [2], 'i32');
+  assert.throws(() => wa.crossEntropy(wa.alloc([1]), wa.alloc([2, 9]), bad, 'mean'), (e: Error & { code?: string }) => e.code === 'TOKEN_OUT_OF_RANGE');
+  assert.throws(() => wa.crossEntropyBackward(wa.alloc([2, 9]), wa.alloc([2, 9]), bad, wa.upload(Float32Array.of(1), [1]), 'mean'), (e: Error & { code?: string }) => e.code === 'TOKEN_OUT_OF_RANGE');
+});
+
 test('conv1d: odd channels, widths 3 and 4, with and without state, bias and SiLU, l = 1 and longer', () => {
   for (const [b, l, e, k] of [[1, 1, 1, 4], [1, 1, 7, 4], [2, 1, 13, 3], [1, 9, 5, 4], [2, 2, 10, 4], [1, 33, 18, 3]] as const) {
     for (const variant of [0, 1, 2]) {
@@ -172,6 +236,28 @@ test('conv1d: odd channels, widths 3 and 4, with and without state, bias and SiL
       const what = `b${b} l${l} e${e} k${k} variant ${variant}`;
       close(wa.readSync(out[1]), ts.readSync(out[0]), 1e-5, `${what}: out`);
       close(wa.readSync(state[1]), ts.readSync(state[0]), 0, `${what}: state`);
+    }
+  }
+});
+
+test('conv1d backward: odd channels, widths 1, 3 and 4, with and without bias and SiLU, l shorter than the width, x and g as views', () => {
+  for (const [b, l, e, k] of [[1, 1, 1, 4], [2, 2, 6, 4], [1, 9, 5, 3], [3, 13, 11, 1], [2, 40, 36, 4]] as const) {
+    for (const variant of [0, 1, 2]) {
+      const withBias = variant !== 1, silu = variant !== 2;
+      const x = putView(b * l, e + 3, 1, e, 61), g = putView(b * l, e + 2, 2, e, 62);
+      const w = put(rand(e * k, 63), [e, k]), bias = put(rand(e, 64), [e]);
+      const outs = [0, 1].map((i) => {
+        const bk = i === 0 ? ts : wa;
+        const o = { dx: bk.alloc([b, l, e]), dWeight: bk.alloc([e, k]), dBias: withBias ? bk.alloc([e]) : null };
+        bk.causalConv1dBackward({ ...o, g: g[i]!.reshape([b, l, e]), x: x[i]!.reshape([b, l, e]), weight: w[i]!, bias: withBias ? bias[i]! : null, silu });
+        return o;
+      });
+      for (const key of ['dx', 'dWeight', 'dBias'] as const) {
+        const want = outs[0]![key], got = outs[1]![key];
+        if (!want || !got) continue;
+        const wv = ts.readSync(want);
+        close(wa.readSync(got), wv, 1e-6 * Math.sqrt(b * l) * (1 + Math.max(...Array.from(wv, Math.abs))), `b${b} l${l} e${e} k${k} variant ${variant}: ${key}`);
+      }
     }
   }
 });

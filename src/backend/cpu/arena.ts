@@ -75,8 +75,11 @@ export class Arena {
     return this.buf;
   }
 
-  /** A block of `bytes` (64-byte aligned), or -1 when it does not fit. `scratch` may use the reserve. */
-  alloc(bytes: number, scratch = false): number {
+  /**
+   * A block of `bytes` (64-byte aligned), or -1 when it does not fit. `scratch` may use the reserve.
+   * `zero`: the block reads as zeros (reused memory is cleared; fresh pages are zero anyway).
+   */
+  alloc(bytes: number, scratch = false, zero = true): number {
     const size = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
     const limit = scratch ? this.capacity : this.capacity - this.reserve;
     for (let i = 0; i < this.freeList.length; i++) {
@@ -86,7 +89,7 @@ export class Arena {
         if (f.size === size) this.freeList.splice(i, 1);
         else { f.off += size; f.size -= size; }
         this.take(off, size);
-        new Uint8Array(this.buffer(), off, size).fill(0); // reused memory is dirty; fresh pages are zero
+        if (zero) new Uint8Array(this.buffer(), off, size).fill(0); // reused memory is dirty; fresh pages are zero
         return off;
       }
     }
@@ -100,7 +103,7 @@ export class Arena {
         this.memory.grow(Math.min(room, Math.max(Math.ceil((this.top - have) / PAGE), GROW_STEP / PAGE)));
       }
     }
-    if (off < this.highWater) new Uint8Array(this.buffer(), off, Math.min(size, this.highWater - off)).fill(0);
+    if (zero && off < this.highWater) new Uint8Array(this.buffer(), off, Math.min(size, this.highWater - off)).fill(0);
     this.highWater = Math.max(this.highWater, this.top);
     this.take(off, size);
     return off;
@@ -174,14 +177,14 @@ export class ArenaSet {
     this.reserveBytes = o.reserveBytes ?? Math.min(128 << 20, Math.floor(this.arenaBytes / 8));
   }
 
-  /** A regular block: the first arena with room, or a new one. */
-  alloc(bytes: number): { arena: Arena; off: number } {
+  /** A regular block: the first arena with room, or a new one. `zero`: cleared (see Arena.alloc). */
+  alloc(bytes: number, zero = true): { arena: Arena; off: number } {
     for (const a of this.arenas) {
-      const off = a.alloc(bytes);
+      const off = a.alloc(bytes, false, zero);
       if (off >= 0) return { arena: a, off };
     }
     const a = this.open(bytes);
-    const off = a.alloc(bytes);
+    const off = a.alloc(bytes, false, zero);
     if (off < 0) fail('UNSUPPORTED', `a tensor of ${bytes} bytes does not fit in one WebAssembly memory (at most ${this.arenaBytes - this.reserveBytes} bytes for tensors)`);
     return { arena: a, off };
   }

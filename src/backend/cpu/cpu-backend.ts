@@ -3,13 +3,29 @@ import { dtypeBytes, f32ToBf16Bits, f32ToF16Bits, halfToF32, type DType } from '
 import { numel } from '../../tensor/shape.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { track } from '../../tensor/scope.js';
-import type { Backend, BinaryOp, GatedRmsnormOptions, MatmulOptions, SampleArgs, SelectiveScanArgs, SsdScanArgs, UnaryOp } from '../backend.js';
-import { checkArgmax, checkConv, checkElementwise, checkEmbedding, checkFloat, checkMatmul, checkGatedRmsnorm, checkRmsnorm, checkSameBackend, checkSample, checkScan, checkSsdScan } from '../checks.js';
 import { Sampler } from '../../generate/sampling.js';
 import { WasmOps } from '../wasm/launch.js';
 import { wasmKernelsSupported } from '../wasm/module.js';
 import { ArenaSet, canShareMemory, type Arena, type ArenaOptions } from './arena.js';
+import type {
+  AdamWStepOptions, Backend, BinaryOp, CausalConv1dBackwardArgs, GatedRmsnormOptions, LossReduction, MatmulOptions, ReduceOp, SampleArgs,
+  SelectiveScanArgs, SelectiveScanBackwardArgs, SsdScanArgs, UnaryOp,
+} from '../backend.js';
+import {
+  checkAdamw, checkArgmax, checkConv, checkConvBackward, checkCrossEntropy, checkElementwise, checkEmbedding, checkEmbeddingBackward, checkFloat,
+  checkGatedRmsnorm, checkMatmul, checkReduceRows, checkRmsnorm, checkRmsnormBackward, checkSameBackend, checkSample, checkScan, checkScanBackward,
+  checkSsdScan, checkUnaryBackward,
+} from '../checks.js';
+import { adamwStep } from './adamw.js';
 import { causalConv1d } from './conv1d.js';
+import { causalConv1dBackward } from './conv1d-backward.js';
+import { crossEntropy } from './cross-entropy.js';
+import { crossEntropyBackward } from './cross-entropy-backward.js';
+import { embeddingBackward } from './embedding-backward.js';
+import { reduceRows } from './reduce.js';
+import { rmsnormBackward } from './rmsnorm-backward.js';
+import { selectiveScanBackward } from './selective-scan-backward.js';
+import { unaryBackward } from './unary-backward.js';
 import { argmax, binary, unary } from './elementwise.js';
 import { embedding } from './embedding.js';
 import { gatedRmsnorm } from './gated-rmsnorm.js';
@@ -17,6 +33,7 @@ import { matmulCols, type MatmulGeom } from './matmul.js';
 import { ThreadPool, type PoolOptions } from './pool.js';
 import { TsParallel } from './ts-parallel.js';
 import { dequantizeQ8Row, embeddingQ8, matmulQ8Cols, q8Layout, q8View, quantizeQ8, type Q8View } from './q8.js';
+import { matmulRepacked } from './matmul-repack.js';
 import { addRmsnorm } from './rmsnorm.js';
 import { selectiveScan, type ScanViews } from './selective-scan.js';
 import { ssdChunkScan, type SsdViews } from './ssd-scan.js';
@@ -124,6 +141,11 @@ export class CpuBackend implements Backend {
 
   // ---- memory ----------------------------------------------------------------------------------
 
+  /**
+   * A new tensor, contents unspecified (the contract's): reused arena memory is not cleared, which
+   * matters in training, where a step allocates and overwrites hundreds of MiB of activations and
+   * gradients. `zeros` clears.
+   */
   alloc(shape: readonly number[], dtype: DType = 'f32'): Tensor {
     const n = numel(shape);
     const cols = shape.length === 0 ? 1 : shape[shape.length - 1]!;
@@ -133,14 +155,16 @@ export class CpuBackend implements Backend {
     const bytes = q8 ? Math.max(q8.bytes, 1) : elems * dtypeBytes(dtype);
     let buf: ArrayBufferLike, off = 0;
     if (this.arenas) {
-      const blk = this.arenas.alloc(bytes);
+      const blk = this.arenas.alloc(bytes, false);
       buf = blk.arena.buffer();
       off = blk.off;
       const data = this.makeArray(buf, off, dtype, q8 ? bytes : n);
       this.finalizer.register(data, { arena: blk.arena, off }, data);
       return track(new Tensor(this, data, shape, dtype, 0, q8?.ld));
     }
-    buf = canShare ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes);
+    // No WebAssembly: no threads either, so no shared memory (V8 does not count SharedArrayBuffers as
+    // memory pressure: a training loop's garbage tensors would pile up unreclaimed).
+    buf = new ArrayBuffer(bytes);
     return track(new Tensor(this, this.makeArray(buf, 0, dtype, q8 ? bytes : n), shape, dtype, 0, q8?.ld));
   }
 
@@ -154,7 +178,9 @@ export class CpuBackend implements Backend {
   }
 
   zeros(shape: readonly number[], dtype: DType = 'f32'): Tensor {
-    return this.alloc(shape, dtype); // blocks come zeroed (fresh pages, or cleared when reused)
+    const t = this.alloc(shape, dtype); // (through alloc: subclasses choose the storage)
+    (t.storage as CpuStorage).fill(0);
+    return t;
   }
 
   /** A new tensor holding `data`; for q8, f32 data quantised here (q8.ts). */
@@ -283,6 +309,8 @@ export class CpuBackend implements Backend {
     }
     const wv = this.view(b);
     if (par) par.matmul(ov, av, wv, bv, g);
+    // the backward's products (G·W, Gᵀ·X) repacked into the fast Linear layout (TypeScript kernels only)
+    else if ((g.transA || !g.transB) && a.dtype === 'f32' && b.dtype === 'f32' && m * q * p >= 1 << 12) matmulRepacked(ov, av, wv, bv, g);
     else matmulCols(ov, av, wv, bv, g, 0, p);
   }
 
@@ -406,6 +434,68 @@ export class CpuBackend implements Backend {
     this.pool = undefined;
     this.parallel = undefined;
     if (this.wasm) this.wasm.pool = undefined;
+  }
+
+  // ---- training kernels ---------------------------------------------------------------------------
+  // The scan's and the conv's backward and the cross-entropy's row passes run in WebAssembly (the
+  // scan split over the pool by batch rows, the conv by channels), the TypeScript kernels being the
+  // reference and the fallback; the products of every backward go through `matmul` above.
+
+  reduceRows(op: ReduceOp, out: Tensor, x: Tensor, accumulate = false): void {
+    const { m, p } = checkReduceRows(out, x);
+    reduceRows(op, this.view(out), this.view(x), m, p, accumulate);
+  }
+
+  unaryBackward(op: UnaryOp, dx: Tensor, g: Tensor, x: Tensor, y: Tensor): void {
+    checkUnaryBackward(op, dx, g, x, y);
+    unaryBackward(op, this.view(dx), this.view(g), this.view(x), this.view(y), x.rows, x.cols);
+  }
+
+  embeddingBackward(dTable: Tensor, ids: Tensor, g: Tensor): void {
+    const { m, d } = checkEmbeddingBackward(dTable, ids, g);
+    embeddingBackward(this.view(dTable), this.view(ids) as View, this.view(g), m, d);
+  }
+
+  rmsnormBackward(dx: Tensor, dWeight: Tensor, g: Tensor, x: Tensor, weight: Tensor, eps: number): void {
+    const { m, d } = checkRmsnormBackward(dx, dWeight, g, x, weight);
+    rmsnormBackward(this.view(dx), this.view(dWeight), this.view(g), this.view(x), this.view(weight), m, d, eps);
+  }
+
+  causalConv1dBackward(a: CausalConv1dBackwardArgs): void {
+    const { b, l, e, k } = checkConvBackward(a);
+    if (this.wasm && b * l * e * k > 0 && this.wasm.causalConv1dBackward(a, b, l, e, k)) return;
+    causalConv1dBackward(this.view(a.dx), this.view(a.dWeight), this.opt(a.dBias), this.view(a.g), this.view(a.x), this.view(a.weight), this.opt(a.bias), b, l, e, k, a.silu);
+  }
+
+  selectiveScanBackward(s: SelectiveScanBackwardArgs): void {
+    const { b, l, e, n } = checkScanBackward(s);
+    // (the WebAssembly loops run at least once: empty sizes take the reference)
+    if (this.wasm && b * l * e * n > 0 && this.wasm.selectiveScanBackward(s, b, l, e, n, s.chunk ?? 64)) return;
+    selectiveScanBackward({
+      dy: this.view(s.dy), u: this.view(s.u), delta: this.view(s.delta), A: this.view(s.A), B: this.view(s.B), C: this.view(s.C),
+      D: this.opt(s.D), z: this.opt(s.z), deltaBias: this.opt(s.deltaBias), h0: this.opt(s.h0), deltaSoftplus: s.deltaSoftplus,
+      du: this.view(s.du), dDelta: this.view(s.dDelta), dA: this.view(s.dA), dB: this.view(s.dB), dC: this.view(s.dC),
+      dD: this.opt(s.dD), dz: this.opt(s.dz), dDeltaBias: this.opt(s.dDeltaBias), dh0: this.opt(s.dh0),
+    }, b, l, e, n, s.chunk ?? 64);
+  }
+
+  crossEntropy(out: Tensor, logits: Tensor, targets: Tensor, reduction: LossReduction): void {
+    const { m, V } = checkCrossEntropy('crossEntropy', out, logits, targets, 'scalar');
+    if (this.wasm && m * V > 0 && this.wasm.crossEntropy(out, logits, targets, m, V, reduction)) return;
+    crossEntropy(this.view(out), this.view(logits), this.view(targets) as View, m, V, reduction);
+  }
+
+  crossEntropyBackward(dLogits: Tensor, logits: Tensor, targets: Tensor, g: Tensor, reduction: LossReduction): void {
+    const { m, V } = checkCrossEntropy('crossEntropyBackward', dLogits, logits, targets, 'logits');
+    checkFloat('crossEntropyBackward', 'g', g);
+    if (g.size !== 1) fail('SHAPE_MISMATCH', `crossEntropyBackward: g has shape (${g.shape.join(', ')}), expected one element`);
+    if (this.wasm && m * V > 0 && this.wasm.crossEntropyBackward(dLogits, logits, targets, this.readSync(g)[0]!, m, V, reduction)) return;
+    crossEntropyBackward(this.view(dLogits), this.view(logits), this.view(targets) as View, this.view(g), m, V, reduction);
+  }
+
+  adamwStep(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, o: AdamWStepOptions): void {
+    checkAdamw(param, grad, m, v, o);
+    adamwStep(this.view(param), this.view(grad), this.view(m), this.view(v), param.rows, param.cols, o);
   }
 }
 

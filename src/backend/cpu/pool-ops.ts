@@ -1,6 +1,6 @@
 import type { WasmKernels } from '../wasm/module.js';
 import { matmulCols } from './matmul.js';
-import { ARGS, DT_F16, DT_F32, DT_Q8, OP_CONV, OP_GEMM, OP_MATVEC, OP_SCAN, OP_STREAM, OP_TS_MATMUL, OP_TS_SCAN } from './pool-protocol.js';
+import { ARGS, DT_F16, DT_F32, DT_Q8, OP_CONV, OP_CONV_BWD, OP_GEMM, OP_MATVEC, OP_SCAN, OP_SCAN_BWD, OP_STREAM, OP_TS_MATMUL, OP_TS_SCAN } from './pool-protocol.js';
 import { matmulQ8Cols, q8Layout, q8View } from './q8.js';
 import { selectiveScan, type ScanViews } from './selective-scan.js';
 import type { FView } from './view.js';
@@ -47,6 +47,14 @@ export const MV = { arena: 0, kind: 1, out: 2, ldo: 3, x: 4, ldx: 5, w: 6, ldw: 
 export const GM = { arena: 0, out: 1, ldo: 2, a: 3, rsa: 4, csa: 5, b: 6, bs: 7, ldb: 8, kind: 9, transB: 10, bias: 11, m: 12, q: 13, acc: 14, scratch: 15, stride: 16 } as const;
 export const SC = { arena: 0, y: 1, ldy: 2, u: 3, ldu: 4, dl: 5, lddl: 6, A: 7, ldA: 8, B: 9, ldB: 10, C: 11, ldC: 12, D: 13, z: 14, ldz: 15, dbias: 16, h0: 17, ldh0: 18, hout: 19, ldho: 20, b: 21, l: 22, e: 23, n: 24, softplus: 25, scratch: 26, stride: 27 } as const;
 export const ST = { arena: 0, base: 1 } as const;
+export const CB = {
+  arena: 0, dx: 1, lddx: 2, dw: 3, lddw: 4, dbias: 5, g: 6, ldg: 7, x: 8, ldx: 9, w: 10, ldw: 11, bias: 12, b: 13, l: 14, e: 15, k: 16, silu: 17, scratch: 18, stride: 19,
+} as const;
+export const SB = {
+  arena: 0, dy: 1, lddy: 2, u: 3, ldu: 4, dl: 5, lddl: 6, A: 7, ldA: 8, B: 9, ldB: 10, C: 11, ldC: 12, D: 13, z: 14, ldz: 15, dbias: 16, h0: 17, ldh0: 18,
+  du: 19, lddu: 20, ddl: 21, ldddl: 22, dB: 23, lddB: 24, dC: 25, lddC: 26, dz: 27, lddz: 28, dh0: 29, lddh0: 30, pA: 31, pD: 32, pbias: 33,
+  l: 34, e: 35, n: 36, softplus: 37, T: 38, scratch: 39, stride: 40,
+} as const;
 export const CV = { arena: 0, out: 1, ldo: 2, x: 3, ldx: 4, w: 5, ldw: 6, bias: 7, state: 8, lds: 9, b: 10, l: 11, e: 12, k: 13, silu: 14, scratch: 15, stride: 16 } as const;
 /** A TypeScript-mode view: 4 slots (arena or -1 for none, first element's index in the arena's array of that dtype (q8: byte offset), ld, dtype). */
 export const VIEW_SLOTS = 4;
@@ -95,6 +103,20 @@ export function runChunk(ctx: ThreadContext, op: number, I: Int32Array, F: Float
       const K = ctx.kernels[a(CV.arena)]!;
       K.conv1d(a(CV.out), a(CV.ldo), a(CV.x), a(CV.ldx), a(CV.w), a(CV.ldw), a(CV.bias), a(CV.state), a(CV.lds), a(CV.b), a(CV.l), a(CV.e), a(CV.k), a(CV.silu),
         j0, j1, a(CV.scratch) + ctx.tid * a(CV.stride));
+      return;
+    }
+    case OP_SCAN_BWD: {
+      const K = ctx.kernels[a(SB.arena)]!;
+      K.selective_scan_bwd(a(SB.dy), a(SB.lddy), a(SB.u), a(SB.ldu), a(SB.dl), a(SB.lddl), a(SB.A), a(SB.ldA), a(SB.B), a(SB.ldB), a(SB.C), a(SB.ldC),
+        a(SB.D), a(SB.z), a(SB.ldz), a(SB.dbias), a(SB.h0), a(SB.ldh0), a(SB.du), a(SB.lddu), a(SB.ddl), a(SB.ldddl), a(SB.dB), a(SB.lddB), a(SB.dC), a(SB.lddC),
+        a(SB.dz), a(SB.lddz), a(SB.dh0), a(SB.lddh0), a(SB.pA), a(SB.pD), a(SB.pbias), a(SB.l), a(SB.e), a(SB.n), a(SB.softplus), a(SB.T),
+        j0, j1, a(SB.scratch) + ctx.tid * a(SB.stride));
+      return;
+    }
+    case OP_CONV_BWD: {
+      const K = ctx.kernels[a(CB.arena)]!;
+      K.conv1d_bwd(a(CB.dx), a(CB.lddx), a(CB.dw), a(CB.lddw), a(CB.dbias), a(CB.g), a(CB.ldg), a(CB.x), a(CB.ldx), a(CB.w), a(CB.ldw), a(CB.bias),
+        a(CB.b), a(CB.l), a(CB.e), a(CB.k), a(CB.silu), j0, j1, a(CB.scratch) + ctx.tid * a(CB.stride));
       return;
     }
     case OP_STREAM: {

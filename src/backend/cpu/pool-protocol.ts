@@ -41,6 +41,10 @@ export const OP_SCAN = 12;
 export const OP_CONV = 13;
 /** Memory read probe (stream_read), split by 1 MiB blocks: the benchmark's bandwidth measurement. */
 export const OP_STREAM = 14;
+/** WebAssembly selective scan backward, split by batch rows. */
+export const OP_SCAN_BWD = 15;
+/** WebAssembly conv1d backward, split by channels. */
+export const OP_CONV_BWD = 16;
 /** TypeScript reference product (matmulCols / matmulQ8Cols), split by output columns. */
 export const OP_TS_MATMUL = 20;
 /** TypeScript reference scan, split by channels. */

@@ -1,8 +1,9 @@
-import type { BinaryOp, SelectiveScanArgs } from '../backend.js';
+import type { BinaryOp, CausalConv1dBackwardArgs, LossReduction, SelectiveScanArgs, SelectiveScanBackwardArgs } from '../backend.js';
+import { targetOf } from '../cpu/cross-entropy.js';
 import type { Arena, ArenaSet } from '../cpu/arena.js';
 import type { MatmulGeom } from '../cpu/matmul.js';
-import { CV, GM, MV, SC, ST } from '../cpu/pool-ops.js';
-import { DT_BF16, DT_F16, DT_F32, DT_Q8, OP_CONV, OP_GEMM, OP_MATVEC, OP_SCAN, OP_STREAM } from '../cpu/pool-protocol.js';
+import { CB, CV, GM, MV, SB, SC, ST } from '../cpu/pool-ops.js';
+import { DT_BF16, DT_F16, DT_F32, DT_Q8, OP_CONV, OP_CONV_BWD, OP_GEMM, OP_MATVEC, OP_SCAN, OP_SCAN_BWD, OP_STREAM } from '../cpu/pool-protocol.js';
 import type { ThreadPool } from '../cpu/pool.js';
 import type { DType } from '../../tensor/dtype.js';
 import type { Tensor } from '../../tensor/tensor.js';
@@ -20,6 +21,12 @@ import { instantiateKernels, MAX_SCAN_STATE, THREAD_SCRATCH_BYTES, type WasmKern
  */
 const KIND: Partial<Record<DType, number>> = { f32: DT_F32, f16: DT_F16, bf16: DT_BF16, q8: DT_Q8 };
 const BYTES: Record<DType, number> = { f32: 4, i32: 4, f16: 2, bf16: 2, q8: 1 };
+/** Bytes of per-thread scratch of the scan backward (layout in scan-backward.wat). */
+export function scanBackwardScratchBytes(l: number, n: number, T: number): number {
+  const N = 16 * n;
+  return N * (4 + 2 * l + Math.ceil(l / T) + 2 * T) + 48 * T;
+}
+
 /** Below this many rows of x, products stream W once per row (matvec); from here, the blocked gemm. */
 export const MATVEC_MAX_M = 8;
 
@@ -237,6 +244,136 @@ export class WasmOps {
       P.run(OP_SCAN, e, this.chunk(e, 4));
     } else {
       this.K.selective_scan(y, s.y.ld, u, s.u.ld, dl, s.delta.ld, A, s.A.ld, B, s.B.ld, C, s.C.ld, D, z, ldz, db, h0, ldh0, ho, ldho, b, l, e, n, sp, 0, e, scratch);
+    }
+    this.end();
+    return true;
+  }
+
+  /** The conv1d's gradient without a state (conv1d-backward.wat), split over the pool by channels; all f32. */
+  causalConv1dBackward(a: CausalConv1dBackwardArgs, b: number, l: number, e: number, k: number): boolean {
+    this.begin(a.x);
+    const dx = this.at(a.dx, true), dw = this.at(a.dWeight, true), db = a.dBias ? this.at(a.dBias, true) : 0;
+    const g = this.at(a.g, false), x = this.at(a.x, false), w = this.at(a.weight, false), bias = a.bias ? this.at(a.bias, false) : 0;
+    const par = this.pool && b * l * e * k >= 1 << 15 && e > 4;
+    const per = Math.ceil((16 * (3 * k + l)) / 64) * 64;
+    const scratch = this.bump((par ? this.pool!.threads : 1) * per);
+    const silu = a.silu ? 1 : 0;
+    if (par) {
+      const P = this.pool!;
+      const args: [number, number][] = [
+        [CB.arena, this.tgt.id], [CB.dx, dx], [CB.lddx, a.dx.ld], [CB.dw, dw], [CB.lddw, a.dWeight.ld], [CB.dbias, db], [CB.g, g], [CB.ldg, a.g.ld],
+        [CB.x, x], [CB.ldx, a.x.ld], [CB.w, w], [CB.ldw, a.weight.ld], [CB.bias, bias], [CB.b, b], [CB.l, l], [CB.e, e], [CB.k, k], [CB.silu, silu],
+        [CB.scratch, scratch], [CB.stride, per],
+      ];
+      for (const [slot, v] of args) P.setI(slot, v);
+      P.run(OP_CONV_BWD, e, this.chunk(e, 4));
+    } else this.K.conv1d_bwd(dx, a.dx.ld, dw, a.dWeight.ld, db, g, a.g.ld, x, a.x.ld, w, a.weight.ld, bias, b, l, e, k, silu, 0, e, scratch);
+    this.end();
+    return true;
+  }
+
+  /**
+   * The selective scan's gradient (scan-backward.wat), split over the pool by batch rows. Each row
+   * leaves partial dA, dD, dDeltaBias (sums over its time steps) in scratch; they are added here in
+   * row order (f64), so the result does not depend on the number of threads.
+   */
+  selectiveScanBackward(s: SelectiveScanBackwardArgs, b: number, l: number, e: number, n: number, chunk: number): boolean {
+    const T = Math.max(1, Math.min(chunk, l));
+    const big = [s.dy, s.u, s.du, s.dDelta].reduce((x, t) => (t.size > x.size ? t : x));
+    this.begin(big);
+    const opt = (t: Tensor | null, out = false): number => (t ? this.at(t, out) : 0);
+    const dy = this.at(s.dy, false), u = this.at(s.u, false), dl = this.at(s.delta, false), A = this.at(s.A, false), B = this.at(s.B, false), C = this.at(s.C, false);
+    const D = opt(s.D), z = opt(s.z), db = opt(s.deltaBias), h0 = opt(s.h0);
+    const du = this.at(s.du, true), ddl = this.at(s.dDelta, true), dB = this.at(s.dB, true), dC = this.at(s.dC, true);
+    const dz = opt(s.dz, true), dh0 = opt(s.dh0, true);
+    const dA = this.at(s.dA, true), dD = opt(s.dD, true), dDb = opt(s.dDeltaBias, true);
+    const pA = this.bump(b * e * n * 4), pD = this.bump(b * e * 4), pB = this.bump(b * e * 4);
+    const threads = this.pool && b > 1 && b * l * e * n >= 1 << 13 ? this.pool.threads : 1;
+    const per = scanBackwardScratchBytes(l, n, T);
+    const scratch = this.bump(threads * per);
+    const sp = s.deltaSoftplus ? 1 : 0;
+    const ldz = s.z ? s.z.ld : 0, ldh0 = s.h0 ? s.h0.ld : 0, lddz = s.dz ? s.dz.ld : 0, lddh0 = s.dh0 ? s.dh0.ld : 0;
+    if (threads > 1) {
+      const P = this.pool!;
+      const args: [number, number][] = [
+        [SB.arena, this.tgt.id], [SB.dy, dy], [SB.lddy, s.dy.ld], [SB.u, u], [SB.ldu, s.u.ld], [SB.dl, dl], [SB.lddl, s.delta.ld], [SB.A, A], [SB.ldA, s.A.ld],
+        [SB.B, B], [SB.ldB, s.B.ld], [SB.C, C], [SB.ldC, s.C.ld], [SB.D, D], [SB.z, z], [SB.ldz, ldz], [SB.dbias, db], [SB.h0, h0], [SB.ldh0, ldh0],
+        [SB.du, du], [SB.lddu, s.du.ld], [SB.ddl, ddl], [SB.ldddl, s.dDelta.ld], [SB.dB, dB], [SB.lddB, s.dB.ld], [SB.dC, dC], [SB.lddC, s.dC.ld],
+        [SB.dz, dz], [SB.lddz, lddz], [SB.dh0, dh0], [SB.lddh0, lddh0], [SB.pA, pA], [SB.pD, pD], [SB.pbias, pB],
+        [SB.l, l], [SB.e, e], [SB.n, n], [SB.softplus, sp], [SB.T, T], [SB.scratch, scratch], [SB.stride, per],
+      ];
+      for (const [k, v] of args) P.setI(k, v);
+      P.run(OP_SCAN_BWD, b, 1);
+    } else {
+      this.K.selective_scan_bwd(dy, s.dy.ld, u, s.u.ld, dl, s.delta.ld, A, s.A.ld, B, s.B.ld, C, s.C.ld, D, z, ldz, db, h0, ldh0,
+        du, s.du.ld, ddl, s.dDelta.ld, dB, s.dB.ld, dC, s.dC.ld, dz, lddz, dh0, lddh0, pA, pD, pB, l, e, n, sp, T, 0, b, scratch);
+    }
+    // the batch sums of the rows' partials, in row order
+    const F32 = new Float32Array(this.tgt.buffer());
+    const sumRows = (src: number, width: number, dst: number, ld: number, rows: number): void => {
+      const cols = width / rows;
+      for (let r = 0; r < rows; r++) {
+        for (let j = 0; j < cols; j++) {
+          let acc = 0;
+          for (let bi = 0; bi < b; bi++) acc += F32[(src >>> 2) + bi * width + r * cols + j]!;
+          F32[(dst >>> 2) + r * ld + j] = acc;
+        }
+      }
+    };
+    sumRows(pA, e * n, dA, s.dA.ld, e);
+    if (dD) sumRows(pD, e, dD, e, 1);
+    if (dDb) sumRows(pB, e, dDb, e, 1);
+    this.end();
+    return true;
+  }
+
+  /**
+   * Each row's max and log-sum-exp of x - max (xent.wat, then the logs here), at st: two f32 per
+   * row. The current call's arena must hold the logits (address x).
+   */
+  private rowLogSumExp(x: number, ldx: number, m: number, V: number): number {
+    const st = this.bump(m * 8);
+    this.K.row_max_sumexp(x, ldx, m, V, st);
+    const F = new Float32Array(this.tgt.buffer(), st, 2 * m);
+    for (let i = 0; i < m; i++) F[2 * i + 1] = Math.log(F[2 * i + 1]!);
+    return st;
+  }
+
+  /** Cross-entropy of logits (m, V) f32 against targets (m) i32 -> out (1): the row passes in WebAssembly. */
+  crossEntropy(out: Tensor, logits: Tensor, targets: Tensor, m: number, V: number, reduction: LossReduction): boolean {
+    this.begin(logits);
+    const x = this.at(logits, false);
+    const st = this.rowLogSumExp(x, logits.ld, m, V);
+    const buf = this.tgt.buffer();
+    const S = new Float32Array(buf, st, 2 * m), X = new Float32Array(buf);
+    const T = targets.storage as Int32Array;
+    let sum = 0, count = 0;
+    for (let i = 0; i < m; i++) {
+      const t = targetOf(T, targets.offset + i, V, i);
+      if (t < 0) continue;
+      sum += S[2 * i]! + S[2 * i + 1]! - X[(x >>> 2) + i * logits.ld + t]!;
+      count++;
+    }
+    new Float32Array(buf, this.at(out, true), 1)[0] = reduction === 'sum' ? sum : count > 0 ? sum / count : 0;
+    this.end();
+    return true;
+  }
+
+  /** Its gradient: dLogits <- scale (softmax - onehot), zero rows for ignored targets. */
+  crossEntropyBackward(dLogits: Tensor, logits: Tensor, targets: Tensor, g: number, m: number, V: number, reduction: LossReduction): boolean {
+    const T = targets.storage as Int32Array;
+    let count = 0;
+    for (let i = 0; i < m; i++) if (targetOf(T, targets.offset + i, V, i) >= 0) count++;
+    const scale = g * (reduction === 'sum' ? 1 : count > 0 ? 1 / count : 0);
+    this.begin(logits);
+    const x = this.at(logits, false), dx = this.at(dLogits, true);
+    const st = this.rowLogSumExp(x, logits.ld, m, V);
+    this.K.softmax_rows(dx, dLogits.ld, x, logits.ld, m, V, st, scale);
+    const D = new Float32Array(this.tgt.buffer());
+    for (let i = 0; i < m; i++) {
+      const t = T[targets.offset + i]!, o = (dx >>> 2) + i * dLogits.ld;
+      if (t < 0) D.fill(0, o, o + V);
+      else D[o + t] = D[o + t]! - scale;
     }
     this.end();
     return true;

@@ -24,6 +24,14 @@ export interface WasmKernels {
   selective_scan(y: number, ldy: number, u: number, ldu: number, delta: number, lddelta: number, A: number, ldA: number, B: number, ldB: number,
     C: number, ldC: number, D: number, z: number, ldz: number, dbias: number, h0: number, ldh0: number, hout: number, ldhout: number,
     b: number, l: number, e: number, n: number, softplus: number, c0: number, c1: number, scratch: number): void;
+  selective_scan_bwd(dy: number, lddy: number, u: number, ldu: number, delta: number, lddelta: number, A: number, ldA: number, B: number, ldB: number,
+    C: number, ldC: number, D: number, z: number, ldz: number, dbias: number, h0: number, ldh0: number,
+    du: number, lddu: number, ddelta: number, ldddelta: number, dB: number, lddB: number, dC: number, lddC: number, dz: number, lddz: number, dh0: number, lddh0: number,
+    pA: number, pD: number, pbias: number, l: number, e: number, n: number, softplus: number, T: number, b0: number, b1: number, scratch: number): void;
+  row_max_sumexp(x: number, ldx: number, rows: number, cols: number, st: number): void;
+  softmax_rows(dx: number, lddx: number, x: number, ldx: number, rows: number, cols: number, st: number, scale: number): void;
+  conv1d_bwd(dx: number, lddx: number, dw: number, lddw: number, dbias: number, g: number, ldg: number, x: number, ldx: number, w: number, ldw: number, bias: number,
+    b: number, l: number, e: number, k: number, silu: number, c0: number, c1: number, scratch: number): void;
   conv1d(out: number, ldo: number, x: number, ldx: number, w: number, ldw: number, bias: number, state: number, lds: number,
     b: number, l: number, e: number, k: number, silu: number, c0: number, c1: number, scratch: number): void;
   rmsnorm(out: number, ldo: number, res: number, ldr: number, x: number, ldx: number, w: number, m: number, d: number, eps: number): void;

@@ -1,0 +1,163 @@
+/**
+ * Training throughput: tokens per second and peak memory of full training steps (forward, mean
+ * cross-entropy, backward, gradient norm, AdamW update) for a Mamba language model with the
+ * reference initialisation on random tokens. Default shape: d_model 256, 4 layers, sequence length
+ * 256, batch 8, vocabulary 4096 (the default BPE size).
+ *
+ * Usage: npm run build && node dist/bench/train.js [--steps 3] [--d-model 256] [--layers 4] [--seq-len 256]
+ *          [--batch 8] [--vocab 4096] [--backend cpu|webgpu] [--threads 1,2] [--kernels wasm|ts]
+ *        (or: mamba-ts bench train [options])
+ * Each thread count runs in its own child process (peak memory is per configuration). Prints a table
+ * and writes bench/results/train-<backend>.json (train-cpu-ts.json with --kernels ts): machine, load
+ * averages, command, numbers.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { backward } from '../src/autograd/backward.js';
+import { CpuBackend } from '../src/backend/cpu/cpu-backend.js';
+import { missingTrainingKernels } from '../src/backend/training-kernels.js';
+import { createBackend } from '../src/node/backends.js';
+import * as F from '../src/ops/ops.js';
+import { scope } from '../src/tensor/scope.js';
+import { initMambaModel } from '../src/train/init.js';
+import { modelConfigFor } from '../src/train/model-io.js';
+import { AdamW } from '../src/train/optimizer.js';
+import { Rng } from '../src/train/rng.js';
+import { DEFAULT_SETTINGS } from '../src/train/settings.js';
+
+const { values: a } = parseArgs({
+  options: {
+    steps: { type: 'string', default: '3' }, 'd-model': { type: 'string', default: '256' }, layers: { type: 'string', default: '4' },
+    'seq-len': { type: 'string', default: '256' }, batch: { type: 'string', default: '8' }, vocab: { type: 'string', default: '4096' },
+    backend: { type: 'string', default: 'cpu' }, threads: { type: 'string', default: '1,2' }, kernels: { type: 'string', default: 'wasm' },
+    child: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' },
+  },
+});
+if (a.help) {
+  process.stdout.write('node dist/bench/train.js [--steps 3] [--d-model 256] [--layers 4] [--seq-len 256] [--batch 8] [--vocab 4096] [--backend cpu|webgpu] [--threads 1,2] [--kernels wasm|ts]\n');
+  process.exit(0);
+}
+const steps = Number(a.steps), d = Number(a['d-model']), nLayer = Number(a.layers), l = Number(a['seq-len']), b = Number(a.batch), V = Number(a.vocab);
+if (a.kernels !== 'wasm' && a.kernels !== 'ts') throw new Error(`--kernels must be wasm or ts, got ${a.kernels}`);
+const kernels = a.kernels;
+const threadCounts = a.backend === 'cpu' ? a.threads!.split(',').map(Number) : [1];
+if (threadCounts.some((t) => !Number.isInteger(t) || t < 1)) throw new Error(`--threads must be a list of positive integers, got ${a.threads}`);
+
+/** Kernels timed one by one (the CPU runs them synchronously, so wall time is the kernel's time). */
+const TIMED = [
+  'matmul', 'selectiveScan', 'selectiveScanBackward', 'causalConv1d', 'causalConv1dBackward', 'crossEntropy', 'crossEntropyBackward',
+  'addRmsnorm', 'rmsnormBackward', 'unary', 'unaryBackward', 'binary', 'reduceRows', 'embedding', 'embeddingBackward', 'copy', 'adamwStep',
+];
+
+interface Measured {
+  threads: number;
+  kernels: string;
+  secondsPerStep: number;
+  tokensPerSecond: number;
+  peakRssMiB: number;
+  rssIncreaseOverStepsMiB: number;
+  kernelSecondsPerStep: Record<string, number>;
+  parameters: number;
+  vocab: number;
+  backend: string;
+}
+
+/** One configuration, in this process: prints its JSON. */
+async function measure(threads: number): Promise<Measured> {
+  const bk = a.backend === 'cpu' ? new CpuBackend({ kernels }) : await createBackend(a.backend!);
+  if (bk instanceof CpuBackend) await bk.useThreads(threads);
+  const missing = missingTrainingKernels(bk);
+  if (missing.length) throw new Error(`the ${bk.name} backend lacks training kernels: ${missing.join(', ')}; nothing to measure`);
+  const cfg = modelConfigFor({ ...DEFAULT_SETTINGS.model, dModel: d, nLayer }, V, { eos: 0, bos: 0, pad: 0 });
+  const lm = await initMambaModel(cfg, { seed: 1 }, bk);
+  const params = lm.parameters();
+  for (const p of params.values()) p.requiresGrad = true;
+  const opt = new AdamW(params, bk);
+  const rng = new Rng(7);
+  const kernelSeconds = new Map<string, number>();
+  if (bk.name === 'cpu') {
+    const rec = bk as unknown as Record<string, (...x: unknown[]) => unknown>;
+    for (const k of TIMED) {
+      const f = rec[k]!.bind(bk);
+      rec[k] = (...x: unknown[]) => { const t0 = performance.now(); const r = f(...x); kernelSeconds.set(k, (kernelSeconds.get(k) ?? 0) + (performance.now() - t0) / 1000); return r; };
+    }
+  }
+  const step = async (): Promise<number> => {
+    const ids = Int32Array.from({ length: b * l }, () => rng.int(V));
+    const tg = Int32Array.from({ length: b * l }, () => rng.int(V));
+    const loss = scope(() => {
+      const L = F.crossEntropy(lm.forward(bk.upload(ids, [b, l], 'i32')), bk.upload(tg, [b, l], 'i32'));
+      backward(L);
+      return L;
+    });
+    const v = (await loss.readFloat())[0]!;
+    loss.dispose();
+    const norm = await opt.gradNorm();
+    opt.update(1e-3, norm > 1 ? 1 / norm : 1);
+    opt.zeroGrad();
+    lm.parametersChanged();
+    await bk.sync();
+    return v;
+  };
+  await step(); // warm-up (JIT, first allocations)
+  kernelSeconds.clear();
+  const rss0 = process.resourceUsage().maxRSS;
+  const t0 = performance.now();
+  for (let i = 0; i < steps; i++) await step();
+  const seconds = (performance.now() - t0) / 1000;
+  const known = [...kernelSeconds.values()].reduce((s, x) => s + x, 0);
+  kernelSeconds.set('other (host code, allocation)', seconds - known);
+  const result: Measured = {
+    threads, kernels: bk instanceof CpuBackend ? bk.kernels : '-', backend: bk.name, secondsPerStep: seconds / steps, tokensPerSecond: (steps * b * l) / seconds,
+    peakRssMiB: process.resourceUsage().maxRSS / 1024, rssIncreaseOverStepsMiB: (process.resourceUsage().maxRSS - rss0) / 1024,
+    kernelSecondsPerStep: Object.fromEntries([...kernelSeconds].sort((x, y) => y[1] - x[1]).map(([k, s]) => [k, +(s / steps).toFixed(3)])),
+    parameters: lm.parameterCount(), vocab: cfg.vocabSize,
+  };
+  bk.dispose?.();
+  return result;
+}
+
+if (a.child) {
+  process.stdout.write(JSON.stringify(await measure(threadCounts[0]!)) + '\n');
+  process.exit(0);
+}
+
+const here = fileURLToPath(import.meta.url);
+const passOn = ['--steps', a.steps!, '--d-model', a['d-model']!, '--layers', a.layers!, '--seq-len', a['seq-len']!, '--batch', a.batch!, '--vocab', a.vocab!, '--backend', a.backend!, '--kernels', kernels];
+const loadBefore = loadavg();
+const runs: Measured[] = [];
+for (const t of threadCounts) {
+  process.stderr.write(`measuring ${a.backend} ${kernels}, ${t} thread(s): ${steps} steps after a warm-up step\n`);
+  const out = execFileSync(process.execPath, [here, '--child', '--threads', String(t), ...passOn], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
+  runs.push(JSON.parse(out.trim().split('\n').pop()!) as Measured);
+}
+const loadAfter = loadavg();
+const first = runs[0]!;
+const result = {
+  command: `node dist/bench/train.js ${process.argv.slice(2).join(' ')}`.trim(), date: new Date().toISOString(),
+  machine: {
+    cpu: cpus()[0]?.model, cores: cpus().length, memoryGiB: +(totalmem() / 2 ** 30).toFixed(1), node: process.version, backend: first.backend,
+    loadAverage: { before: loadBefore.map((x) => +x.toFixed(2)), after: loadAfter.map((x) => +x.toFixed(2)) },
+  },
+  shape: { dModel: d, layers: nLayer, seqLen: l, batch: b, vocab: first.vocab, parameters: first.parameters },
+  steps,
+  runs,
+};
+console.log(`training step, ${first.backend} (${kernels} kernels): d_model ${d}, ${nLayer} layers, seq ${l}, batch ${b}, vocab ${first.vocab} (${(first.parameters / 1e6).toFixed(2)} M parameters); ` +
+  `load average ${loadBefore[0]!.toFixed(2)} before, ${loadAfter[0]!.toFixed(2)} after, on ${cpus().length} cores`);
+console.log('| threads | tokens/s | s/step | peak RSS | RSS rise over the steps |');
+console.log('| --- | --- | --- | --- | --- |');
+for (const r of runs) console.log(`| ${r.threads} | ${r.tokensPerSecond.toFixed(0)} | ${r.secondsPerStep.toFixed(2)} | ${r.peakRssMiB.toFixed(0)} MiB | ${r.rssIncreaseOverStepsMiB.toFixed(0)} MiB |`);
+for (const r of runs) {
+  console.log(`seconds per step by kernel, ${r.threads} thread(s): ` + Object.entries(r.kernelSecondsPerStep).filter(([, s]) => s >= 0.005).map(([k, s]) => `${k} ${s.toFixed(2)}`).join(', '));
+}
+const dir = join(dirname(here), '..', '..', 'bench', 'results');
+mkdirSync(dir, { recursive: true });
+const file = join(dir, `train-${first.backend}${kernels === 'ts' && first.backend === 'cpu' ? '-ts' : ''}.json`);
+writeFileSync(file, JSON.stringify(result, null, 1) + '\n');
+console.log(`wrote ${file}`);
+process.exit(0);

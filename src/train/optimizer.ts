@@ -1,0 +1,113 @@
+import { fail, fmtShape } from '../errors.js';
+import type { Backend } from '../backend/backend.js';
+import { requireKernel } from '../backend/training-kernels.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+/**
+ * AdamW (Loshchilov & Hutter 2019) over named parameters, with the step on the backend
+ * (`adamwStep`), gradient clipping by global norm folded into it (`gradScale`), and a state that a
+ * checkpoint saves and restores exactly (moments m, v per parameter, and the step count).
+ *
+ * Weight decay (decoupled) applies to the weight matrices of the linear layers and the conv; not to
+ * `A_log`, `D` (mamba_ssm marks them `_no_weight_decay`), biases, norm weights or the embeddings
+ * (the grouping of the training code used for Mamba, flash-attention's `group_parameters_for_optimizer`,
+ * after minGPT: embeddings and norms are not decayed). `decays(name)` is the rule; a tied lm_head is
+ * the embedding matrix and is not decayed.
+ */
+export interface AdamWOptions {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+}
+
+export const ADAMW_DEFAULTS: AdamWOptions = { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 };
+
+/** Whether a parameter (Hugging Face name) gets weight decay. */
+export function decays(name: string): boolean {
+  const leaf = name.slice(name.lastIndexOf('.') + 1);
+  if (leaf !== 'weight') return false; // A_log, D, biases
+  return !/(^|\.)(norm|norm_f|embeddings|embedding)\.weight$/.test(name);
+}
+
+export class AdamW {
+  /** Steps taken (the next step is step + 1). */
+  step = 0;
+  readonly m = new Map<string, Tensor>();
+  readonly v = new Map<string, Tensor>();
+
+  constructor(readonly params: Map<string, Tensor>, readonly backend: Backend, readonly o: AdamWOptions = ADAMW_DEFAULTS) {
+    for (const [name, p] of params) {
+      if (p.dtype !== 'f32') fail('UNSUPPORTED', `AdamW: parameter ${name} is ${p.dtype}; training needs f32 parameters (load the model with dtype f32)`);
+      if (!p.isContiguous) fail('BAD_ARGUMENT', `AdamW: parameter ${name} must be contiguous`);
+      this.m.set(name, backend.zeros(p.shape).keep());
+      this.v.set(name, backend.zeros(p.shape).keep());
+    }
+  }
+
+  /**
+   * The global L2 norm of all gradients (parameters without a gradient count as zero), the quantity
+   * torch.nn.utils.clip_grad_norm_ clips.
+   */
+  async gradNorm(): Promise<number> {
+    const bk = this.backend;
+    const reduce = requireKernel(bk, 'reduceRows');
+    let sum = 0;
+    for (const p of this.params.values()) {
+      if (!p.grad) continue;
+      const cols = bk.alloc([p.grad.cols]);
+      reduce('sumSquares', cols, p.grad);
+      const total = bk.alloc([1]);
+      reduce('sum', total, cols.reshape([p.grad.cols, 1]));
+      sum += (await total.readFloat())[0]!;
+      cols.dispose();
+      total.dispose();
+    }
+    return Math.sqrt(sum);
+  }
+
+  /**
+   * One update with learning rate `lr`; gradients are multiplied by `gradScale` first (clipping).
+   * Parameters without a gradient are skipped (their moments do not decay), as in PyTorch.
+   */
+  update(lr: number, gradScale = 1): void {
+    const step = requireKernel(this.backend, 'adamwStep');
+    this.step++;
+    for (const [name, p] of this.params) {
+      if (!p.grad) continue;
+      step(p, p.grad, this.m.get(name)!, this.v.get(name)!, {
+        lr, beta1: this.o.beta1, beta2: this.o.beta2, eps: this.o.eps, weightDecay: decays(name) ? this.o.weightDecay : 0, step: this.step, gradScale,
+      });
+    }
+  }
+
+  /** Drops every gradient (the next backward starts from zero). */
+  zeroGrad(): void {
+    for (const p of this.params.values()) {
+      p.grad?.dispose();
+      p.grad = undefined;
+    }
+  }
+
+  /** Moments as named tensors for a checkpoint (`m.<name>`, `v.<name>`). */
+  stateTensors(): Map<string, Tensor> {
+    const out = new Map<string, Tensor>();
+    for (const [name, t] of this.m) out.set(`m.${name}`, t);
+    for (const [name, t] of this.v) out.set(`v.${name}`, t);
+    return out;
+  }
+
+  /** Restores moments and the step count from a checkpoint. */
+  loadState(step: number, tensors: ReadonlyMap<string, Float32Array>, where: string): void {
+    if (!Number.isInteger(step) || step < 0) fail('CORRUPT_FILE', `${where}: optimiser step must be a non-negative integer, got ${step}`);
+    for (const [kind, map] of [['m', this.m], ['v', this.v]] as const) {
+      for (const [name, t] of map) {
+        const data = tensors.get(`${kind}.${name}`);
+        if (!data) fail('CORRUPT_FILE', `${where}: optimiser state ${kind}.${name} is missing`);
+        if (data.length !== t.size) fail('CORRUPT_FILE', `${where}: optimiser state ${kind}.${name} has ${data.length} values, the parameter ${fmtShape(t.shape)} has ${t.size}`);
+        this.backend.copy(t, this.backend.upload(data, t.shape));
+      }
+    }
+    this.step = step;
+  }
+}

@@ -1,0 +1,154 @@
+import { fail } from '../errors.js';
+
+/**
+ * The settings of a training run, read from the `--config` JSON file (snake_case keys in three
+ * sections; every key optional, unknown keys are errors) and stored in the checkpoint so a run can be
+ * resumed and repeated:
+ *
+ *   {
+ *     "model":     { "arch": "mamba", "d_model": 256, "n_layer": 4, "d_state": 16, "d_conv": 4, "expand": 2,
+ *                    "dt_rank": "auto", "tie_embeddings": true, "use_bias": false, "use_conv_bias": true,
+ *                    "norm_eps": 1e-5, "pad_vocab_multiple": 8, "initializer_range": 0.02, "rescale_prenorm_residual": true },
+ *     "tokenizer": { "type": "bpe", "vocab_size": 4096 },            (or { "type": "byte" })
+ *     "train":     { "seq_len": 256, "batch_size": 8, "grad_accum": 1, "lr": 3e-3, "min_lr": 3e-4,
+ *                    "warmup_steps": 100, "weight_decay": 0.1, "beta1": 0.9, "beta2": 0.95, "eps": 1e-8,
+ *                    "grad_clip": 1.0, "seed": 1234, "val_fraction": 0.05, "eval_every": 100,
+ *                    "eval_tokens": 8192, "save_every": 100, "log_every": 10 }
+ *   }
+ */
+export interface ModelSettings {
+  arch: 'mamba';
+  dModel: number;
+  nLayer: number;
+  dState: number;
+  dConv: number;
+  /** d_inner = expand · d_model; an integer, as transformers' MambaConfig requires. */
+  expand: number;
+  dtRank: number | 'auto';
+  tieEmbeddings: boolean;
+  useBias: boolean;
+  useConvBias: boolean;
+  normEps: number;
+  /** The embedding gets the tokenizer's vocabulary padded up to a multiple of this (mamba_ssm pads to 8). */
+  padVocabMultiple: number;
+  initializerRange: number;
+  rescalePrenormResidual: boolean;
+}
+
+export interface TokenizerSettings {
+  type: 'bpe' | 'byte';
+  /** BPE: special token + 256 bytes + merges. */
+  vocabSize: number;
+}
+
+export interface OptimSettings {
+  seqLen: number;
+  batchSize: number;
+  /** Micro-batches per optimiser step (their gradients are averaged). */
+  gradAccum: number;
+  lr: number;
+  minLr: number;
+  warmupSteps: number;
+  weightDecay: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** Clip the global gradient norm to this; 0 = off. */
+  gradClip: number;
+  seed: number;
+  valFraction: number;
+  evalEvery: number;
+  /** Validation tokens per evaluation during training (the final evaluation uses all). */
+  evalTokens: number;
+  saveEvery: number;
+  logEvery: number;
+}
+
+export interface TrainSettings {
+  model: ModelSettings;
+  tokenizer: TokenizerSettings;
+  train: OptimSettings;
+}
+
+export const DEFAULT_SETTINGS: TrainSettings = {
+  model: {
+    arch: 'mamba', dModel: 256, nLayer: 4, dState: 16, dConv: 4, expand: 2, dtRank: 'auto', tieEmbeddings: true, useBias: false,
+    useConvBias: true, normEps: 1e-5, padVocabMultiple: 8, initializerRange: 0.02, rescalePrenormResidual: true,
+  },
+  tokenizer: { type: 'bpe', vocabSize: 4096 },
+  train: {
+    seqLen: 256, batchSize: 8, gradAccum: 1, lr: 3e-3, minLr: 3e-4, warmupSteps: 100, weightDecay: 0.1, beta1: 0.9, beta2: 0.95,
+    eps: 1e-8, gradClip: 1, seed: 1234, valFraction: 0.05, evalEvery: 100, evalTokens: 8192, saveEvery: 100, logEvery: 10,
+  },
+};
+
+type Kind = 'int+' | 'int0' | 'num+' | 'num0' | 'bool' | 'frac';
+const SPEC: { [S in keyof TrainSettings]: Record<string, [keyof TrainSettings[S], Kind | readonly string[]]> } = {
+  model: {
+    arch: ['arch', ['mamba']], d_model: ['dModel', 'int+'], n_layer: ['nLayer', 'int+'], d_state: ['dState', 'int+'], d_conv: ['dConv', 'int+'],
+    expand: ['expand', 'int+'], dt_rank: ['dtRank', 'int+'], tie_embeddings: ['tieEmbeddings', 'bool'], use_bias: ['useBias', 'bool'],
+    use_conv_bias: ['useConvBias', 'bool'], norm_eps: ['normEps', 'num+'], pad_vocab_multiple: ['padVocabMultiple', 'int+'],
+    initializer_range: ['initializerRange', 'num+'], rescale_prenorm_residual: ['rescalePrenormResidual', 'bool'],
+  },
+  tokenizer: { type: ['type', ['bpe', 'byte']], vocab_size: ['vocabSize', 'int+'] },
+  train: {
+    seq_len: ['seqLen', 'int+'], batch_size: ['batchSize', 'int+'], grad_accum: ['gradAccum', 'int+'], lr: ['lr', 'num+'], min_lr: ['minLr', 'num0'],
+    warmup_steps: ['warmupSteps', 'int0'], weight_decay: ['weightDecay', 'num0'], beta1: ['beta1', 'frac'], beta2: ['beta2', 'frac'], eps: ['eps', 'num+'],
+    grad_clip: ['gradClip', 'num0'], seed: ['seed', 'int0'], val_fraction: ['valFraction', 'frac'], eval_every: ['evalEvery', 'int+'],
+    eval_tokens: ['evalTokens', 'int+'], save_every: ['saveEvery', 'int+'], log_every: ['logEvery', 'int+'],
+  },
+};
+
+/** Parses a config object (the JSON of `--config`) over the defaults; `where` names the file in errors. */
+export function parseTrainSettings(json: unknown, where: string, base: TrainSettings = DEFAULT_SETTINGS): TrainSettings {
+  if (!json || typeof json !== 'object' || Array.isArray(json)) fail('BAD_ARGUMENT', `${where}: expected a JSON object with sections "model", "tokenizer", "train"`);
+  const out: TrainSettings = { model: { ...base.model }, tokenizer: { ...base.tokenizer }, train: { ...base.train } };
+  for (const [section, body] of Object.entries(json as Record<string, unknown>)) {
+    if (!(section in SPEC)) fail('BAD_ARGUMENT', `${where}: unknown section "${section}"; sections are ${Object.keys(SPEC).join(', ')}`);
+    const spec = SPEC[section as keyof TrainSettings] as Record<string, [string, Kind | readonly string[]]>;
+    if (!body || typeof body !== 'object' || Array.isArray(body)) fail('BAD_ARGUMENT', `${where}: "${section}" must be an object`);
+    for (const [key, value] of Object.entries(body as Record<string, unknown>)) {
+      const entry = spec[key];
+      if (!entry) fail('BAD_ARGUMENT', `${where}: unknown key "${section}.${key}"; valid keys: ${Object.keys(spec).join(', ')}`);
+      const [field, kind] = entry;
+      (out[section as keyof TrainSettings] as unknown as Record<string, unknown>)[field] = checkValue(`${where}: "${section}.${key}"`, value, kind, key === 'dt_rank');
+    }
+  }
+  validate(out, where);
+  return out;
+}
+
+function checkValue(what: string, v: unknown, kind: Kind | readonly string[], allowAuto: boolean): unknown {
+  if (allowAuto && v === 'auto') return v;
+  if (Array.isArray(kind)) {
+    if (!kind.includes(v as string)) fail('BAD_ARGUMENT', `${what} must be one of ${kind.map((k) => JSON.stringify(k)).join(', ')}, got ${JSON.stringify(v)}`);
+    return v;
+  }
+  if (kind === 'bool') {
+    if (typeof v !== 'boolean') fail('BAD_ARGUMENT', `${what} must be true or false, got ${JSON.stringify(v)}`);
+    return v;
+  }
+  const ok = typeof v === 'number' && Number.isFinite(v) && (
+    kind === 'int+' ? Number.isInteger(v) && v > 0 : kind === 'int0' ? Number.isInteger(v) && v >= 0 : kind === 'num+' ? v > 0 : kind === 'num0' ? v >= 0 : v > 0 && v < 1);
+  const want = ({ 'int+': 'a positive integer', int0: 'a non-negative integer', 'num+': 'a positive number', num0: 'a number >= 0', frac: 'a number in (0, 1)' } as Record<string, string>)[kind as string];
+  if (!ok) fail('BAD_ARGUMENT', `${what} must be ${want}${allowAuto ? ' or "auto"' : ''}, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function validate(s: TrainSettings, where: string): void {
+  if (s.tokenizer.type === 'bpe' && s.tokenizer.vocabSize < 257 + 1) fail('BAD_ARGUMENT', `${where}: "tokenizer.vocab_size" must be at least 258 for a BPE (1 special token + 256 bytes + merges), got ${s.tokenizer.vocabSize}`);
+  if (s.train.minLr > s.train.lr) fail('BAD_ARGUMENT', `${where}: "train.min_lr" (${s.train.minLr}) exceeds "train.lr" (${s.train.lr})`);
+  if (s.train.seed > 0xffffffff) fail('BAD_ARGUMENT', `${where}: "train.seed" must be below 2^32`);
+}
+
+/** The settings back as the config JSON (snake_case), for the checkpoint and for `--config` files. */
+export function settingsToJson(s: TrainSettings): Record<string, Record<string, unknown>> {
+  const out: Record<string, Record<string, unknown>> = {};
+  for (const section of Object.keys(SPEC) as (keyof TrainSettings)[]) {
+    out[section] = {};
+    for (const [key, [field]] of Object.entries(SPEC[section] as Record<string, [string, unknown]>)) {
+      out[section]![key] = (s[section] as unknown as Record<string, unknown>)[field];
+    }
+  }
+  return out;
+}
