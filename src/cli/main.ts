@@ -12,6 +12,7 @@ Commands:
   logits     print the logits of a token sequence as JSON
   info       describe a model: architecture, parameters, state size, dtypes
   bench      measure decode and prefill speed
+  tasks      train and compare sequence mixers on the papers' synthetic tasks
 `;
 
 type Command = (argv: string[]) => Promise<void>;
@@ -26,6 +27,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   logits: async () => logitsCommand,
   info: async () => infoCommand,
   bench: () => lazy('./bench.js', 'benchCommand'),
+  tasks: () => lazy('./tasks.js', 'tasksCommand'),
 };
 
 export async function main(argv: string[]): Promise<number> {
