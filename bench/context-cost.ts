@@ -30,7 +30,7 @@ const { values: a } = parseArgs({
   options: {
     'd-model': { type: 'string', default: '256' }, layers: { type: 'string', default: '4' }, heads: { type: 'string', default: '4' },
     vocab: { type: 'string', default: '256' }, contexts: { type: 'string', default: '1,16,256,1024,4096,16384,65536,131072' },
-    'train-lengths': { type: 'string', default: '256,1024,2048' }, 'train-batch': { type: 'string', default: '2' },
+    'train-lengths': { type: 'string', default: '256,1024' }, 'train-batch': { type: 'string', default: '1' },
     steps: { type: 'string', default: '16' }, out: { type: 'string', default: 'bench/results/context-cost.json' },
     svg: { type: 'string', default: 'docs/context-cost.svg' },
   },
