@@ -12,8 +12,10 @@
  *
  * Usage: npx tsc -p . && node dist/bench/context-cost.js [--d-model 256] [--layers 4] [--contexts 1,16,...]
  *        [--train-lengths 256,1024] [--out bench/results/context-cost.json] [--svg docs/context-cost.svg]
+ *        (--from <json>: only redraw the plot and the markdown tables from an earlier run's JSON)
+ * Writes the JSON, the plot, and the markdown tables beside the JSON (.md).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -33,6 +35,7 @@ const { values: a } = parseArgs({
     'train-lengths': { type: 'string', default: '256,1024' }, 'train-batch': { type: 'string', default: '1' },
     steps: { type: 'string', default: '16' }, out: { type: 'string', default: 'bench/results/context-cost.json' },
     svg: { type: 'string', default: 'docs/context-cost.svg' },
+    from: { type: 'string' },
   },
   strict: true,
 });
@@ -103,17 +106,32 @@ function trainAt(m: TaskLanguageModel, length: number): Promise<TrainPoint> {
   })();
 }
 
+type Results = {
+  format: string; command: string;
+  config: { dModel: number; layers: number; heads: number; vocab: number; dState: number; expand: number; steps: number; trainBatch: number };
+  parameters: { mamba: number; attention: number };
+  decode: { mamba: DecodePoint[]; attention: DecodePoint[] };
+  train: { mamba: { layers: number; parameters: number; points: TrainPoint[] }; attention: { layers: number; parameters: number; points: TrainPoint[] } };
+  machine: { cpu: string; cores: number; node: string; loadAverageAtStart: number };
+  date: string;
+};
+if (a.from) {
+  const prev = JSON.parse(readFileSync(a.from, 'utf8')) as Results;
+  writeOutputs(prev, a.from);
+  process.exit(0);
+}
+
 const mamba = buildTaskModel(mambaCfg, bk, 1);
 const attn = buildTaskModel(attnCfg, bk, 1);
 // Warm up the JIT on both step paths before timing anything.
 decodeAt(mamba, 1); decodeAt(mamba, 1); decodeAt(attn, 64); decodeAt(attn, 64);
-const out = {
+const out: Results = {
   format: 'mamba-ts-context-cost/1',
   command: ['node', 'dist/bench/context-cost.js', ...process.argv.slice(2)].join(' '),
   config: { dModel: d, layers, heads, vocab: V, dState: base.dState, expand: base.expand, steps, trainBatch },
   parameters: { mamba: mamba.parameterCount(), attention: attn.parameterCount() },
-  decode: { mamba: [] as DecodePoint[], attention: [] as DecodePoint[] },
-  train: { mamba: { layers, parameters: 0, points: [] as TrainPoint[] }, attention: { layers: 0, parameters: 0, points: [] as TrainPoint[] } },
+  decode: { mamba: [], attention: [] },
+  train: { mamba: { layers, parameters: 0, points: [] }, attention: { layers: 0, parameters: 0, points: [] } },
   machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version, loadAverageAtStart: loadavg()[0] },
   date: new Date().toISOString(),
 };
@@ -138,9 +156,32 @@ for (const L of trainLengths) {
 }
 mkdirSync(dirname(a.out!), { recursive: true });
 writeFileSync(a.out!, JSON.stringify(out, null, 1) + '\n');
-mkdirSync(dirname(a.svg!), { recursive: true });
-writeFileSync(a.svg!, logLogPlot(out.decode));
-console.log(`${a.out}\n${a.svg}`);
+writeOutputs(out, a.out!);
+
+function writeOutputs(o: Results, json: string): void {
+  mkdirSync(dirname(a.svg!), { recursive: true });
+  writeFileSync(a.svg!, logLogPlot(o.decode));
+  const md = json.replace(/\.json$/, '') + '.md';
+  writeFileSync(md, markdownTables(o));
+  console.log(`${json}\n${a.svg}\n${md}`);
+}
+
+/** The decode and training tables for docs/experiments.md. */
+function markdownTables(o: Results): string {
+  const kib = (b: number): string => (b >= 1 << 20 ? `${(b / (1 << 20)).toFixed(1)} MiB` : `${(b / 1024).toFixed(1)} KiB`);
+  const lines = [
+    `Decode, batch 1, d_model ${o.config.dModel}, ${o.config.layers} layers (Mamba ${o.parameters.mamba} parameters, attention ${o.parameters.attention}); median of ${o.config.steps} steps.`, '',
+    '| context (tokens) | Mamba ms/token | attention ms/token | Mamba state | attention KV cache |', '| --- | --- | --- | --- | --- |',
+  ];
+  o.decode.mamba.forEach((m, i) => {
+    const at = o.decode.attention[i]!;
+    lines.push(`| ${m.context} | ${m.msPerToken.toFixed(1)} | ${at.msPerToken.toFixed(1)} | ${kib(m.stateBytes)} | ${kib(at.stateBytes)} |`);
+  });
+  lines.push('', `Training (forward + backward + AdamW), batch ${o.config.trainBatch}: Mamba ${o.config.layers} layers (${o.train.mamba.parameters} parameters) vs attention ${o.train.attention.layers} layers (${o.train.attention.parameters} parameters).`, '',
+    '| sequence length | Mamba tokens/s | attention tokens/s |', '| --- | --- | --- |');
+  o.train.mamba.points.forEach((m, i) => lines.push(`| ${m.length} | ${m.tokensPerSecond.toFixed(0)} | ${o.train.attention.points[i]!.tokensPerSecond.toFixed(0)} |`));
+  return lines.join('\n') + '\n';
+}
 
 /** Two log-log panels: ms per token and state KiB against context. */
 function logLogPlot(dec: { mamba: DecodePoint[]; attention: DecodePoint[] }): string {

@@ -29,15 +29,18 @@ export function buildReport(runs: TaskRunResult[]): Report {
   const md: string[] = [];
   const plots: { name: string; svg: string }[] = [];
   const sc = runs.filter((r) => r.task === 'selective-copying').sort(byMixer);
-  if (sc.length) {
-    md.push('### Selective copying (the shape of Mamba Table 1)', '');
-    md.push('| architecture | layer | mixer | params | seq len | steps | accuracy (%) | sequences exact (%) | paper (%) | wall |', '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
-    for (const r of sc) {
+  const scGroups = new Map<string, TaskRunResult[]>();
+  for (const r of sc) { const k = `${r.settings.seqLen}/${r.settings.count}/${r.model.dModel}`; scGroups.set(k, [...(scGroups.get(k) ?? []), r]); }
+  for (const [k, rs] of [...scGroups].sort((a, b) => Number(b[0].split('/')[0]) - Number(a[0].split('/')[0]))) {
+    const [L, M, d] = k.split('/');
+    md.push(`### Selective copying, length ${L}, ${M} tokens to memorise, d_model ${d} (the shape of Mamba Table 1)`, '');
+    md.push('| architecture | layer | mixer | params | steps | accuracy (%) | sequences exact (%) | paper (%) | wall |', '| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+    for (const r of rs) {
       const p = PAPER_TABLE1[r.mixer];
-      md.push(`| ${p?.arch ?? '-'} | ${p?.layer ?? r.mixer} | \`${r.mixer}\` | ${r.parameters} | ${r.settings.seqLen} | ${r.log.steps} | **${pct(r.accuracy.token)}** | ${pct(r.accuracy.sequence)} | ${p ? p.acc.toFixed(1) : '-'} | ${fmtTime(r.wallSeconds)} |`);
+      md.push(`| ${p?.arch ?? '-'} | ${p?.layer ?? r.mixer} | \`${r.mixer}\` | ${r.parameters} | ${r.log.steps} | **${pct(r.accuracy.token)}** | ${pct(r.accuracy.sequence)} | ${p ? p.acc.toFixed(1) : '-'} | ${fmtTime(r.wallSeconds)} |`);
     }
     md.push('');
-    plots.push({ name: 'selective-copying', svg: barPlot('Selective copying: accuracy by mixer', sc.map((r) => ({ label: r.mixer, value: 100 * r.accuracy.token, paper: PAPER_TABLE1[r.mixer]?.acc })), 'accuracy (%)') });
+    plots.push({ name: `selective-copying-L${L}`, svg: barPlot(`Selective copying (L ${L}, ${M} tokens, d ${d}): accuracy by mixer`, rs.map((r) => ({ label: r.mixer, value: 100 * r.accuracy.token, paper: PAPER_TABLE1[r.mixer]?.acc })), 'accuracy (%)') });
   }
   const ih = runs.filter((r) => r.task === 'induction-heads').sort(byMixer);
   if (ih.length) {

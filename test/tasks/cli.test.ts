@@ -64,13 +64,13 @@ test('tasks run writes a results JSON (resuming through a checkpoint) and tasks 
     const md = join(dir, 'report', 'tasks.md');
     await capture(['report', '--in', join(dir, 'runs'), '--out', md]);
     const text = readFileSync(md, 'utf8');
-    assert.match(text, /### Selective copying/);
+    assert.match(text, /### Selective copying, length 12, 3 tokens to memorise, d_model 8/);
     assert.match(text, /\| No gate \| S4 \| `s4d` \|/);
     assert.match(text, /### Induction heads/);
     assert.match(text, /2\^3 \| 2\^4/);
     assert.match(text, /### MQAR, L = 16, 2 key-value pairs/);
     assert.match(text, /d = 8 \| d = 12/);
-    for (const svg of ['selective-copying', 'induction-heads', 'mqar-L16-kv2']) assert.match(readFileSync(join(dir, 'report', `${svg}.svg`), 'utf8'), /^<svg[^]*<\/svg>\s*$/);
+    for (const svg of ['selective-copying-L12', 'induction-heads', 'mqar-L16-kv2']) assert.match(readFileSync(join(dir, 'report', `${svg}.svg`), 'utf8'), /^<svg[^]*<\/svg>\s*$/);
     await assert.rejects(tasksCommand(['report', '--in', join(dir, 'nothing')]), (e: unknown) => isMambaError(e, 'FILE_NOT_FOUND'));
   } finally {
     rmSync(dir, { recursive: true, force: true });
