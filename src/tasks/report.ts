@@ -40,7 +40,7 @@ export function buildReport(runs: TaskRunResult[]): Report {
       md.push(`| ${p?.arch ?? '-'} | ${p?.layer ?? r.mixer} | \`${r.mixer}\` | ${r.parameters} | ${r.log.steps} | **${pct(r.accuracy.token)}** | ${pct(r.accuracy.sequence)} | ${p ? p.acc.toFixed(1) : '-'} | ${fmtTime(r.wallSeconds)} |`);
     }
     md.push('');
-    plots.push({ name: `selective-copying-L${L}`, svg: barPlot(`Selective copying (L ${L}, ${M} tokens, d ${d}): accuracy by mixer`, rs.map((r) => ({ label: r.mixer, value: 100 * r.accuracy.token, paper: PAPER_TABLE1[r.mixer]?.acc })), 'accuracy (%)') });
+    plots.push({ name: `selective-copying-L${L}-n${M}-d${d}`, svg: barPlot(`Selective copying (L ${L}, ${M} tokens, d ${d}): accuracy by mixer`, rs.map((r) => ({ label: r.mixer, value: 100 * r.accuracy.token, paper: PAPER_TABLE1[r.mixer]?.acc })), 'accuracy (%)') });
   }
   const ih = runs.filter((r) => r.task === 'induction-heads').sort(byMixer);
   if (ih.length) {

@@ -70,7 +70,7 @@ test('tasks run writes a results JSON (resuming through a checkpoint) and tasks 
     assert.match(text, /2\^3 \| 2\^4/);
     assert.match(text, /### MQAR, L = 16, 2 key-value pairs/);
     assert.match(text, /d = 8 \| d = 12/);
-    for (const svg of ['selective-copying-L12', 'induction-heads', 'mqar-L16-kv2']) assert.match(readFileSync(join(dir, 'report', `${svg}.svg`), 'utf8'), /^<svg[^]*<\/svg>\s*$/);
+    for (const svg of ['selective-copying-L12-n3-d8', 'induction-heads', 'mqar-L16-kv2']) assert.match(readFileSync(join(dir, 'report', `${svg}.svg`), 'utf8'), /^<svg[^]*<\/svg>\s*$/);
     await assert.rejects(tasksCommand(['report', '--in', join(dir, 'nothing')]), (e: unknown) => isMambaError(e, 'FILE_NOT_FOUND'));
   } finally {
     rmSync(dir, { recursive: true, force: true });
