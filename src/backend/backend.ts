@@ -187,6 +187,139 @@ export interface Backend {
    * param, grad, m, v the same shape, f32; step counts from 1.
    */
   adamwStep?(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, o: AdamWStepOptions): void;
+
+  // ---- other sequence mixers: S4D, H3, Hyena, attention (src/mixers/, docs/mixers.md) -------------
+  // Optional like the training kernels: a backend without them runs Mamba, and a mixer that needs one
+  // throws UNSUPPORTED naming it (`requireMixerKernel`, mixer-kernels.ts). Backward kernels overwrite
+  // their outputs.
+
+  /**
+   * Causal long convolution along l, one filter per channel, by FFT (the convolution mode of S4D,
+   * H3's diagonal SSM and Hyena):
+   *   y[b,t,c] = sum_{j<=t} K[t-j, c] · u[b,j,c]
+   * computed as irfft(rfft(u, n) · rfft(K, n))[:l] with n >= 2l (zero padding makes it linear).
+   * y, u (b, l, e); K (lk, e) with lk >= l (taps at lags >= l are never reached).
+   */
+  fftConv?(y: Tensor, u: Tensor, K: Tensor): void;
+
+  /**
+   * Gradient of `fftConv` (both correlations, by FFT):
+   *   du[b,j,c] = sum_{t>=j} K[t-j, c] · g[b,t,c]      dK[m,c] = sum_{b,t} g[b,t,c] · u[b,t-m,c]
+   * du, g, u (b, l, e); dK, K (lk, e) (rows >= l of dK are zero).
+   */
+  fftConvBackward?(du: Tensor, dK: Tensor, g: Tensor, u: Tensor, K: Tensor): void;
+
+  /**
+   * The convolution kernel of a diagonal LTI SSM under zero-order hold (S4D; REFERENCE.md §4):
+   *   K[l, c] = scale · Re( sum_n C[c,n] · (exp(dt_c·A[c,n]) − 1) / A[c,n] · exp(l · dt_c·A[c,n]) )
+   * A = ARe + i·AIm, C = CRe + i·CIm (B folded into C); scale 2 counts the conjugate pair of each mode
+   * (S4D-Lin), 1 for real modes (S4D-Real, AIm = CIm = 0). K (L, e); dt (e) > 0; A*, C* (e, N).
+   */
+  ssmConvKernel?(a: SsmConvKernelArgs): void;
+
+  /**
+   * Gradient of `ssmConvKernel` with respect to dt, ARe, AIm, CRe, CIm (the complex chain rule is in
+   * cpu/ssm-conv-kernel.ts); g (L, e) is dL/dK. Each output has its input's shape.
+   */
+  ssmConvKernelBackward?(a: SsmConvKernelBackwardArgs): void;
+
+  /**
+   * The same SSM run as a recurrence (the recurrent mode; not differentiated):
+   *   h_t = Ē ⊙ h_{t−1} + B̄ · u_t,   Ē = exp(dt·A),  B̄ = (Ē − 1)/A      h complex (b, e, N)
+   *   y_t = scale · Re(sum_n C_n · h_t,n) + D · u_t
+   * y, u (b, l, e); state (b, e, 2N) holds h as [Re h_0..Re h_N−1, Im h_0..Im h_N−1] per channel:
+   * read as h_0 and overwritten with h_l (zeros and discarded when null). With l = 1: the step.
+   */
+  diagonalSsmScan?(a: DiagonalSsmScanArgs): void;
+
+  /**
+   * Causal multi-head softmax attention (heads H, head widths dk for q/k, dv for v):
+   *   query i of a sequence sits at position p_i = keys − lq + i and attends to keys j <= p_i:
+   *   out[b,i,h] = sum_j softmax_j(scale · q[b,i,h] · k[b,j,h]) · v[b,j,h]
+   * q (b, lq, H·dk); k (b, lk, H·dk); v (b, lk, H·dv); out (b, lq, H·dv); keys <= lk (default lk) is
+   * how many key rows of each sequence are filled (a KV cache), keys >= lq. Softmax in f64 with the
+   * row maximum subtracted. q, k, v may be views (columns of one qkv projection).
+   */
+  attention?(a: AttentionArgs): void;
+
+  /**
+   * Gradient of `attention` with keys = lk = lq (training), recomputing the probabilities row by row
+   * (no (l, l) matrix is stored): with P the softmax, dP = g·vᵀ, dS = P ⊙ (dP − rowsum(P ⊙ dP)):
+   *   dq = scale · dS·k,  dk = scale · dSᵀ·q,  dv = Pᵀ·g    (per sequence and head)
+   */
+  attentionBackward?(a: AttentionBackwardArgs): void;
+
+  /**
+   * Rotary position embedding (Su et al. 2021, GPT-NeoX's half-split layout): in each head of width
+   * dh, the pair (x_i, x_{i+dh/2}), i < dh/2, at position p is rotated by the angle p·base^(−2i/dh):
+   *   out_i = x_i cos θ − x_{i+dh/2} sin θ,   out_{i+dh/2} = x_i sin θ + x_{i+dh/2} cos θ
+   * Row t of each sequence has position start + t. `inverse` rotates by −θ (the gradient: a rotation's
+   * transpose is its inverse). x, out (b, l, H·dh) (out may be x); dh even.
+   */
+  rotary?(out: Tensor, x: Tensor, o: RotaryOptions): void;
+}
+
+export interface SsmParams {
+  /** dt (e), positive (the mixers pass exp(log_dt)). */
+  dt: Tensor;
+  ARe: Tensor;
+  AIm: Tensor;
+  CRe: Tensor;
+  CIm: Tensor;
+  /** 2 for conjugate pairs (complex modes), 1 for real modes. */
+  scale: number;
+}
+
+export interface SsmConvKernelArgs extends SsmParams {
+  K: Tensor;
+}
+
+export interface SsmConvKernelBackwardArgs extends SsmParams {
+  g: Tensor;
+  dDt: Tensor;
+  dARe: Tensor;
+  dAIm: Tensor;
+  dCRe: Tensor;
+  dCIm: Tensor;
+}
+
+export interface DiagonalSsmScanArgs extends SsmParams {
+  y: Tensor;
+  u: Tensor;
+  D: Tensor | null;
+  state: Tensor | null;
+}
+
+export interface AttentionArgs {
+  out: Tensor;
+  q: Tensor;
+  k: Tensor;
+  v: Tensor;
+  heads: number;
+  scale: number;
+  /** Key rows of each sequence in use (default: all lk). */
+  keys?: number;
+}
+
+export interface AttentionBackwardArgs {
+  dq: Tensor;
+  dk: Tensor;
+  dv: Tensor;
+  g: Tensor;
+  q: Tensor;
+  k: Tensor;
+  v: Tensor;
+  heads: number;
+  scale: number;
+}
+
+export interface RotaryOptions {
+  headDim: number;
+  /** Position of row 0 of each sequence. */
+  start: number;
+  /** Frequency base (10000 in RoFormer, GPT-NeoX, Llama). */
+  base: number;
+  inverse?: boolean;
 }
 
 /** Kernels recorded by `Backend.record`. */

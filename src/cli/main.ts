@@ -13,6 +13,7 @@ Commands:
   info       describe a model: architecture, parameters, state size, dtypes
   train      train a model on a text file or the Brown corpus; --eval: bits per byte of a model
   bench      measure decode and prefill speed
+  tasks      train and compare sequence mixers on the papers' synthetic tasks
 `;
 
 type Command = (argv: string[]) => Promise<void>;
@@ -28,6 +29,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   info: async () => infoCommand,
   bench: () => lazy('./bench.js', 'benchCommand'),
   train: () => lazy('./train.js', 'trainCommand'),
+  tasks: () => lazy('./tasks.js', 'tasksCommand'),
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -22,6 +22,9 @@ interface StepWorkspace {
   logits: Tensor; // (b, V)
 }
 
+/** What the model itself reads from its config (task models built from scratch bring their own config type). */
+export interface LmConfig { readonly arch: string; readonly normEps: number }
+
 /**
  * A language model over any mixer: embeddings -> n blocks -> final add + RMSNorm (norm_f) -> lm_head
  * (REFERENCE.md §1). The residual stream is f32 (residual_in_fp32 holds by construction).
@@ -29,11 +32,11 @@ interface StepWorkspace {
  *   forward(ids (b, l))  parallel over the sequence -> logits (b, l, V), or (b, V) for the last position
  *   step(ids (b), state) one token per sequence     -> logits (b, V), state advanced in place
  */
-export class LanguageModel {
+export class LanguageModel<C extends LmConfig = ModelConfig> {
   private readonly workspaces = new Map<number, StepWorkspace>();
 
   constructor(
-    readonly config: ModelConfig,
+    readonly config: C,
     readonly backend: Backend,
     readonly embeddings: Tensor, // (V, d)
     readonly blocks: Block[],

@@ -2,7 +2,7 @@
 export { startRun, resumeRun, train, saveRun } from './trainer.js';
 export type { TrainRun, TrainerState, StartOptions, ResumeOptions, StepReport, TrainHooks, TrainOutcome } from './trainer.js';
 export type { TrainableModel } from './trainable.js';
-export { AdamW, ADAMW_DEFAULTS, decays } from './optimizer.js';
+export { AdamW, ADAMW_DEFAULTS, clipScale, decays } from './optimizer.js';
 export type { AdamWOptions } from './optimizer.js';
 export { learningRate } from './schedule.js';
 export type { ScheduleOptions } from './schedule.js';

@@ -8,26 +8,43 @@ import type { Tensor } from '../tensor/tensor.js';
  * (`adamwStep`), gradient clipping by global norm folded into it (`gradScale`), and a state that a
  * checkpoint saves and restores exactly (moments m, v per parameter, and the step count).
  *
- * Weight decay (decoupled) applies to the weight matrices of the linear layers and the conv; not to
- * `A_log`, `D` (mamba_ssm marks them `_no_weight_decay`), biases, norm weights or the embeddings
- * (the grouping of the training code used for Mamba, flash-attention's `group_parameters_for_optimizer`,
- * after minGPT: embeddings and norms are not decayed). `decays(name)` is the rule; a tied lm_head is
- * the embedding matrix and is not decayed.
+ * Weight decay (decoupled) applies to the weight matrices: linear layers, convs, S4D's C (`C_re`,
+ * `C_im`), Hyena's filter network (`w1`..); not to the SSM dynamics and skips (`A_log`, `D`, which
+ * mamba_ssm marks `_no_weight_decay`, and their S4D/H3 counterparts `A_im`, `log_dt`), biases (`*bias`,
+ * Hyena's `b1`..), norm weights, nor by default the embeddings (the grouping of the training code used
+ * for Mamba, flash-attention's `group_parameters_for_optimizer`, after minGPT: embeddings and norms
+ * are not decayed). `decays(name)` is the rule; a tied lm_head is the embedding matrix.
  */
 export interface AdamWOptions {
   beta1: number;
   beta2: number;
   eps: number;
   weightDecay: number;
+  /**
+   * Decay the embeddings too (default false). The synthetic-task runs (src/tasks) do: their results
+   * were produced with every matrix decayed, the tied embedding / output matrix included.
+   */
+  decayEmbeddings?: boolean;
 }
 
 export const ADAMW_DEFAULTS: AdamWOptions = { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 };
 
-/** Whether a parameter (Hugging Face name) gets weight decay. */
-export function decays(name: string): boolean {
+/** Whether a parameter (Hugging Face name, or a mixer's name from src/mixers) gets weight decay. */
+export function decays(name: string, decayEmbeddings = false): boolean {
   const leaf = name.slice(name.lastIndexOf('.') + 1);
-  if (leaf !== 'weight') return false; // A_log, D, biases
-  return !/(^|\.)(norm|norm_f|embeddings|embedding)\.weight$/.test(name);
+  if (/^(A_log|A_im|log_dt|D)$/.test(leaf)) return false; // SSM dynamics and skips
+  if (/bias$/.test(leaf) || /^b\d+$/.test(leaf)) return false; // biases (Mamba-2's dt_bias, Hyena's filter b1..)
+  if (/(^|\.)(norm|norm_f)\.weight$/.test(name)) return false;
+  if (/(^|\.)(embeddings|embedding)\.weight$/.test(name)) return decayEmbeddings;
+  return true;
+}
+
+/**
+ * The gradient scale of clipping by global norm (torch.nn.utils.clip_grad_norm_): gradients are
+ * multiplied by maxNorm / (norm + 1e-6) when their norm exceeds maxNorm; maxNorm 0 turns clipping off.
+ */
+export function clipScale(norm: number, maxNorm: number): number {
+  return maxNorm > 0 && norm > maxNorm ? maxNorm / (norm + 1e-6) : 1;
 }
 
 export class AdamW {
@@ -76,7 +93,7 @@ export class AdamW {
     for (const [name, p] of this.params) {
       if (!p.grad) continue;
       step(p, p.grad, this.m.get(name)!, this.v.get(name)!, {
-        lr, beta1: this.o.beta1, beta2: this.o.beta2, eps: this.o.eps, weightDecay: decays(name) ? this.o.weightDecay : 0, step: this.step, gradScale,
+        lr, beta1: this.o.beta1, beta2: this.o.beta2, eps: this.o.eps, weightDecay: decays(name, this.o.decayEmbeddings) ? this.o.weightDecay : 0, step: this.step, gradScale,
       });
     }
   }

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpu } from '../../src/backend/cpu/cpu-backend.js';
-import { AdamW, decays } from '../../src/train/optimizer.js';
+import { AdamW, clipScale, decays } from '../../src/train/optimizer.js';
 import { learningRate } from '../../src/train/schedule.js';
 
 /** AdamW against torch.optim.AdamW's update written out by hand, the decay groups, clipping, the schedule. */
@@ -69,6 +69,13 @@ test('gradNorm is the global L2 norm over every gradient; zeroGrad drops them', 
   opt.zeroGrad();
   for (const p of params.values()) assert.equal(p.grad, undefined);
   assert.equal(await opt.gradNorm(), 0);
+});
+
+test('clipping: the gradient scale is maxNorm / (norm + 1e-6) above maxNorm, 1 otherwise or with maxNorm 0', () => {
+  assert.equal(clipScale(5, 1), 1 / (5 + 1e-6));
+  assert.equal(clipScale(0.5, 1), 1);
+  assert.equal(clipScale(1, 1), 1);
+  assert.equal(clipScale(1e9, 0), 1);
 });
 
 test('learning rate: linear warmup, cosine to min_lr, flat after the end', () => {

@@ -8,14 +8,24 @@ import { WasmOps } from '../wasm/launch.js';
 import { wasmKernelsSupported } from '../wasm/module.js';
 import { ArenaSet, canShareMemory, type Arena, type ArenaOptions } from './arena.js';
 import type {
-  AdamWStepOptions, Backend, BinaryOp, CausalConv1dBackwardArgs, GatedRmsnormOptions, LossReduction, MatmulOptions, ReduceOp, SampleArgs,
-  SelectiveScanArgs, SelectiveScanBackwardArgs, SsdScanArgs, UnaryOp,
+  AdamWStepOptions, AttentionArgs, AttentionBackwardArgs, Backend, BinaryOp, CausalConv1dBackwardArgs, DiagonalSsmScanArgs, GatedRmsnormOptions,
+  LossReduction, MatmulOptions, ReduceOp, RotaryOptions, SampleArgs, SelectiveScanArgs, SelectiveScanBackwardArgs, SsdScanArgs, SsmConvKernelArgs,
+  SsmConvKernelBackwardArgs, SsmParams, UnaryOp,
 } from '../backend.js';
 import {
   checkAdamw, checkArgmax, checkConv, checkConvBackward, checkCrossEntropy, checkElementwise, checkEmbedding, checkEmbeddingBackward, checkFloat,
   checkGatedRmsnorm, checkMatmul, checkReduceRows, checkRmsnorm, checkRmsnormBackward, checkSameBackend, checkSample, checkScan, checkScanBackward,
   checkSsdScan, checkUnaryBackward,
+  checkAttention, checkAttentionBackward, checkDiagonalSsmScan, checkFftConv, checkFftConvBackward, checkRotary, checkSsmConvKernel, checkSsmConvKernelBackward,
 } from '../checks.js';
+import { attention } from './attention.js';
+import { attentionBackward } from './attention-backward.js';
+import { diagonalSsmScan } from './diagonal-ssm-scan.js';
+import { fftConv } from './fft-conv.js';
+import { fftConvBackward } from './fft-conv-backward.js';
+import { rotary } from './rotary.js';
+import { ssmConvKernel, type SsmViews } from './ssm-conv-kernel.js';
+import { ssmConvKernelBackward } from './ssm-conv-kernel-backward.js';
 import { adamwStep } from './adamw.js';
 import { causalConv1d } from './conv1d.js';
 import { causalConv1dBackward } from './conv1d-backward.js';
@@ -496,6 +506,54 @@ export class CpuBackend implements Backend {
   adamwStep(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, o: AdamWStepOptions): void {
     checkAdamw(param, grad, m, v, o);
     adamwStep(this.view(param), this.view(grad), this.view(m), this.view(v), param.rows, param.cols, o);
+  }
+
+  // ---- other sequence mixers (single-threaded) ----------------------------------------------------
+
+  fftConv(y: Tensor, u: Tensor, K: Tensor): void {
+    const { b, l, e } = checkFftConv('fftConv', y, u, K);
+    fftConv(this.view(y), this.view(u), this.view(K), b, l, e);
+  }
+
+  fftConvBackward(du: Tensor, dK: Tensor, g: Tensor, u: Tensor, K: Tensor): void {
+    const { b, l, e, lk } = checkFftConvBackward(du, dK, g, u, K);
+    fftConvBackward(this.view(du), this.view(dK), this.view(g), this.view(u), this.view(K), b, l, e, lk);
+  }
+
+  private ssmViews(p: SsmParams): SsmViews {
+    return { dt: this.view(p.dt), ARe: this.view(p.ARe), AIm: this.view(p.AIm), CRe: this.view(p.CRe), CIm: this.view(p.CIm) };
+  }
+
+  ssmConvKernel(a: SsmConvKernelArgs): void {
+    const { L, e, N } = checkSsmConvKernel(a);
+    ssmConvKernel(this.view(a.K), this.ssmViews(a), L, e, N, a.scale);
+  }
+
+  ssmConvKernelBackward(a: SsmConvKernelBackwardArgs): void {
+    const { L, e, N } = checkSsmConvKernelBackward(a);
+    ssmConvKernelBackward(this.ssmViews(a), {
+      g: this.view(a.g), dDt: this.view(a.dDt), dARe: this.view(a.dARe), dAIm: this.view(a.dAIm), dCRe: this.view(a.dCRe), dCIm: this.view(a.dCIm),
+    }, L, e, N, a.scale);
+  }
+
+  diagonalSsmScan(a: DiagonalSsmScanArgs): void {
+    const { b, l, e, N } = checkDiagonalSsmScan(a);
+    diagonalSsmScan(this.view(a.y), this.view(a.u), this.opt(a.D), this.opt(a.state), this.ssmViews(a), b, l, e, N, a.scale);
+  }
+
+  attention(a: AttentionArgs): void {
+    const d = checkAttention('attention', a);
+    attention(this.view(a.out), this.view(a.q), this.view(a.k), this.view(a.v), d, a.scale);
+  }
+
+  attentionBackward(a: AttentionBackwardArgs): void {
+    const { b, l, H, dk, dv } = checkAttentionBackward(a);
+    attentionBackward(this.view(a.dq), this.view(a.dk), this.view(a.dv), this.view(a.g), this.view(a.q), this.view(a.k), this.view(a.v), b, l, H, dk, dv, a.scale);
+  }
+
+  rotary(out: Tensor, x: Tensor, o: RotaryOptions): void {
+    const { b, l, H, dh } = checkRotary(out, x, o);
+    rotary(this.view(out), this.view(x), b, l, H, dh, o.start, o.base, !!o.inverse);
   }
 }
 
