@@ -52,7 +52,7 @@ checkpoint: transformers' \`MambaForCausalLM.from_pretrained\` loads this direct
 | validation | ${f ? `loss ${f.loss.toFixed(4)} nats/token, **${f.bpb.toFixed(3)} bits per byte** (${f.tokens.toLocaleString('en-US')} tokens, windows of ${t.seq_len})` : 'not evaluated'} |
 
 Retrain it: ${command ? `\`${command}\`` : 'see docs/training.md'}, then \`node scripts/ship-default-model.js <out dir>\`.
-The settings are in models/${m.d_model === 128 ? 'default-quick' : 'default'}.config.json; the loss curve is loss_curve.svg.
+The settings are in models/default.config.json; the loss curve is loss_curve.svg.
 
 ## Samples (mamba-ts generate, default sampling, seeds 1-3)
 

@@ -10,6 +10,7 @@ import { exists, readJsonFile, recoverCheckpointDir, TRAINER_STATE } from '../tr
 import { loadDocuments } from '../train/corpus.js';
 import { encodeDocuments, splitDocuments, utf8Bytes } from '../train/data.js';
 import { evaluate, tokenByteLengths } from '../train/evaluate.js';
+import type { WeightDType } from '../models/weights.js';
 import { duration, trainProgress } from '../train/progress.js';
 import { DEFAULT_SETTINGS, parseTrainSettings } from '../train/settings.js';
 import { fmtInt, resumeRun, startRun, train, type TrainerState } from '../train/trainer.js';
@@ -48,6 +49,8 @@ stops (twice: stop at once, the last checkpoint stays intact).
   --batch-size <n>         (with --eval) windows per forward (default 8)
   --max-tokens <n>         (with --eval) stop after about n predicted tokens
   --format <text|json>     (with --eval) output format (default text)
+  --dtype <f32|f16|bf16|q8> (with --eval) weights as held in memory (default f32): the accuracy cost
+                           of a weight format in bits per byte
   --help, -h               this help
 `;
 
@@ -55,12 +58,12 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const { values: v } = parse('train', argv, {
     data: { type: 'string' }, config: { type: 'string' }, steps: { type: 'string' }, out: { type: 'string' }, resume: { type: 'boolean' },
     backend: { type: 'string' }, threads: { type: 'string' }, quiet: { type: 'boolean' }, eval: { type: 'boolean' }, model: { type: 'string' }, split: { type: 'string' },
-    'seq-len': { type: 'string' }, 'batch-size': { type: 'string' }, 'max-tokens': { type: 'string' }, format: { type: 'string' },
+    'seq-len': { type: 'string' }, 'batch-size': { type: 'string' }, 'max-tokens': { type: 'string' }, format: { type: 'string' }, dtype: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
   if (v.help) { process.stdout.write(TRAIN_HELP); return; }
   if (v.eval) return evalCommand(v);
-  for (const k of ['model', 'split', 'seq-len', 'batch-size', 'max-tokens', 'format']) {
+  for (const k of ['model', 'split', 'seq-len', 'batch-size', 'max-tokens', 'format', 'dtype']) {
     if (v[k] !== undefined) fail('BAD_ARGUMENT', `train: --${k} is an option of --eval`);
   }
   const out = v.out as string | undefined ?? fail('BAD_ARGUMENT', 'train: --out <dir> is required (where the checkpoint goes)');
@@ -146,15 +149,16 @@ async function evalCommand(v: Record<string, unknown>): Promise<void> {
   const batchSize = num(v['batch-size'], 'batch-size', { int: true, min: 1 }) ?? 8;
   const maxTokens = num(v['max-tokens'], 'max-tokens', { int: true, min: 1 });
   const backend = await backendFor(v);
-  const lm = await loadLanguageModel(dir, { backend, dtype: 'f32' });
+  const dtype = oneOf<WeightDType>(v.dtype, 'dtype', ['f32', 'f16', 'bf16', 'q8'], 'f32');
+  const lm = await loadLanguageModel(dir, { backend, dtype });
   const tok = await loadTokenizer(dir);
   const { docs, description } = loadDocuments(dataSpec);
   const texts = split === 'all' ? docs : splitDocuments(docs, { valFraction }).val;
   const tokens = encodeDocuments(tok, texts);
   const r = await evaluate(lm, tokens, tokenByteLengths(tok, lm.vocabSize), { seqLen, batchSize, ...(maxTokens !== undefined ? { maxTokens } : {}) });
-  const res = { model: dir, data: description, split, seqLen, textBytes: utf8Bytes(texts), ...r };
+  const res = { model: dir, data: description, split, seqLen, dtype, textBytes: utf8Bytes(texts), ...r };
   if (format === 'json') { process.stdout.write(JSON.stringify(res) + '\n'); return; }
-  process.stdout.write(`${dir} on ${description} (${split === 'val' ? 'validation split' : 'all text'}, windows of ${seqLen}):\n` +
+  process.stdout.write(`${dir} on ${description} (${split === 'val' ? 'validation split' : 'all text'}, windows of ${seqLen}, ${dtype} weights):\n` +
     `  loss ${r.loss.toFixed(4)} nats/token over ${fmtInt(r.tokens)} tokens (${fmtInt(r.bytes)} bytes)\n` +
     `  ${r.bpb.toFixed(4)} bits per byte\n`);
 }

@@ -175,12 +175,9 @@ export async function* generateTokens(model: LanguageModel, prompts: readonly (r
         if (Number.isNaN(tok) || tok < 0) fail('NON_FINITE', `sampling failed at step ${step} for sequence ${r}: the logits are not finite`);
         next[r] = tok;
         seen[r]!.push(tok);
-        let finish: FinishReason | undefined;
-        if (eos.has(tok)) finish = 'eos';
-        else if (step === maxNew - 1) finish = 'length';
-        yield finish ? { row: r, token: tok, finish } : { row: r, token: tok };
-        if (!finish && isStopped?.(r)) finish = 'stop';
-        if (finish) done[r] = true;
+        const ev = tokenEvent(r, tok, eos.has(tok), step === maxNew - 1);
+        yield ev;
+        if (ev.finish || isStopped?.(r)) done[r] = true;
       }
       if (done.every(Boolean) || step === maxNew - 1) break;
       const logits = model.stepIds(next, state);
@@ -210,12 +207,9 @@ async function* onDevice(model: LanguageModel, state: ModelState, prompts: reado
         if (done[r]) continue;
         const tok = ids[r]!;
         if (!(tok >= 0 && tok < V)) fail('NON_FINITE', `sampling failed at step ${step} for sequence ${r}: the logits are not finite`);
-        let finish: FinishReason | undefined;
-        if (eos.has(tok)) finish = 'eos';
-        else if (step === maxNew - 1) finish = 'length';
-        yield finish ? { row: r, token: tok, finish } : { row: r, token: tok };
-        if (!finish && isStopped?.(r)) finish = 'stop';
-        if (finish) done[r] = true;
+        const ev = tokenEvent(r, tok, eos.has(tok), step === maxNew - 1);
+        yield ev;
+        if (ev.finish || isStopped?.(r)) done[r] = true;
       }
       step++;
       if (done.every(Boolean)) return;
@@ -223,6 +217,11 @@ async function* onDevice(model: LanguageModel, state: ModelState, prompts: reado
   } finally {
     logits.dispose();
   }
+}
+
+/** The event of row r's new token: finished by EOS, or by reaching the last step. */
+function tokenEvent(row: number, token: number, isEos: boolean, isLast: boolean): TokenEvent {
+  return isEos ? { row, token, finish: 'eos' } : isLast ? { row, token, finish: 'length' } : { row, token };
 }
 
 function maskRow(data: ArrayLike<number>, off: number, V: number, suppress: readonly number[]): Float32Array {

@@ -31,6 +31,14 @@ test('train CLI: a tiny run writes a loadable checkpoint with progress lines; --
   const final = (JSON.parse(readFileSync(join(out, 'trainer_state.json'), 'utf8')) as { final: { bpb: number; tokens: number } }).final;
   assert.equal(res.tokens, final.tokens);
   assert.ok(Math.abs(res.bpb - final.bpb) < 1e-6, `${res.bpb} vs ${final.bpb}`);
+  // The same evaluation with 8-bit weights: a small, nonzero change in bits per byte.
+  const q8 = cli(['train', '--eval', '--model', out, '--data', data, '--format', 'json', '--dtype', 'q8']);
+  assert.equal(q8.status, 0, q8.stderr);
+  const rq = JSON.parse(q8.stdout) as { bpb: number; dtype: string; tokens: number };
+  assert.equal(rq.dtype, 'q8');
+  assert.equal(rq.tokens, res.tokens);
+  assert.ok(rq.bpb !== res.bpb && Math.abs(rq.bpb - res.bpb) < 0.05 * res.bpb, `q8 ${rq.bpb} vs f32 ${res.bpb}`);
+  assert.match(cli(['train', '--eval', '--model', out, '--data', data, '--dtype', 'f8']).stderr, /--dtype/);
   const g = cli(['generate', '--model', out, '--prompt', 'The jury', '-n', '5', '--seed', '1']);
   assert.equal(g.status, 0, g.stderr);
   assert.ok(g.stdout.startsWith('The jury'));
