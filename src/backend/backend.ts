@@ -400,18 +400,8 @@ export interface CausalConv1dBackwardArgs {
  * dB, dC (b, l, n); dD, dDeltaBias (e) where D, deltaBias are given; dz where z is; dh0 (b, e, n) where
  * h0 is (null there: not wanted). `chunk`: length of the recompute chunks (default 64).
  */
-export interface SelectiveScanBackwardArgs {
+export interface SelectiveScanBackwardArgs extends Omit<SelectiveScanArgs, 'y' | 'hOut'> {
   dy: Tensor;
-  u: Tensor;
-  delta: Tensor;
-  A: Tensor;
-  B: Tensor;
-  C: Tensor;
-  D: Tensor | null;
-  z: Tensor | null;
-  deltaBias: Tensor | null;
-  deltaSoftplus: boolean;
-  h0: Tensor | null;
   du: Tensor;
   dDelta: Tensor;
   dA: Tensor;
