@@ -1,6 +1,6 @@
 ;; Decode products in the Linear layout, W (p, q) row-major (a PyTorch weight), for a few rows of x:
 ;;   out[i, j] = [out[i, j] +] post * sum_c x[i, c] W[j, c] [+ bias[j]]    i in [0, m), j in [j0, j1)
-;; Weight-streaming bound: eight rows of W at a time share each load of x (f16, bf16, q8: four), eight columns
+;; Weight-streaming bound: eight rows of W at a time share each load of x (q8: four), eight columns
 ;; per step, one accumulator per row (the two halves of a step are summed first: fewer registers,
 ;; no spills in V8's allocator). Each row of W is read once per row of x, so callers use these for m < 8
 ;; (four rows of W stay in L1/L2 between the rows of x). A thread pool splits [j0, j1).
@@ -141,92 +141,6 @@
     (br $r)))
 (;@end;)
 
-;; The same with four rows of W per group, for the 16-bit kinds: their conversion makes them
-;; compute-bound, and with eight rows V8 hoists the eight loads and spills accumulators.
-(;@macro matvec_body4 step tail wsh;)
-  (local $j i32) (local $i i32) (local $xp i32) (local $c i32) (local $q8 i32) (local $cw i32) (local $rs i32)
-  (local $w0 i32) (local $w1 i32) (local $w2 i32) (local $w3 i32) (local $o i32)
-  (local $xv v128) (local $xw v128) (local $cv v128)
-  (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
-  (local $s0 f32) (local $s1 f32) (local $s2 f32) (local $s3 f32) (local $xs f32)
-  (local.set $q8 (i32.and (local.get $q) (i32.const -8)))
-  (local.set $rs (i32.shl (local.get $ldw) (i32.const {wsh})))
-  (local.set $j (local.get $j0))
-  ;; groups of four rows of W
-  (block $gdone (loop $g
-    (br_if $gdone (i32.gt_s (i32.add (local.get $j) (i32.const 4)) (local.get $j1)))
-    (local.set $w0 (i32.add (local.get $w) (i32.mul (local.get $j) (local.get $rs))))
-    (local.set $w1 (i32.add (local.get $w0) (local.get $rs)))
-    (local.set $w2 (i32.add (local.get $w1) (local.get $rs)))
-    (local.set $w3 (i32.add (local.get $w2) (local.get $rs)))
-    (local.set $i (i32.const 0))
-    (block $idone (loop $il
-      (br_if $idone (i32.ge_s (local.get $i) (local.get $m)))
-      (local.set $xp (i32.add (local.get $x) (i32.shl (i32.mul (local.get $i) (local.get $ldx)) (i32.const 2))))
-      (local.set $a0 (v128.const i32x4 0 0 0 0)) (local.set $a1 (v128.const i32x4 0 0 0 0))
-      (local.set $a2 (v128.const i32x4 0 0 0 0)) (local.set $a3 (v128.const i32x4 0 0 0 0))
-      (local.set $c (i32.const 0))
-      (block $cdone (loop $cl
-        (br_if $cdone (i32.ge_s (local.get $c) (local.get $q8)))
-        (local.set $cw (i32.shl (local.get $c) (i32.const {wsh})))
-        (local.set $xv (v128.load align=4 (i32.add (local.get $xp) (i32.shl (local.get $c) (i32.const 2)))))
-        (local.set $xw (v128.load offset=16 align=4 (i32.add (local.get $xp) (i32.shl (local.get $c) (i32.const 2)))))
-        (@{step} $w0 $a0) (@{step} $w1 $a1) (@{step} $w2 $a2) (@{step} $w3 $a3)
-        (local.set $c (i32.add (local.get $c) (i32.const 8)))
-        (br $cl)))
-      (local.set $s0 (@hsum $a0)) (local.set $s1 (@hsum $a1)) (local.set $s2 (@hsum $a2)) (local.set $s3 (@hsum $a3))
-      (block $tdone (loop $t
-        (br_if $tdone (i32.ge_s (local.get $c) (local.get $q)))
-        (local.set $cw (i32.shl (local.get $c) (i32.const {wsh})))
-        (local.set $xs (f32.load (i32.add (local.get $xp) (i32.shl (local.get $c) (i32.const 2)))))
-        (local.set $s0 (f32.add (local.get $s0) (f32.mul (local.get $xs) (@{tail} (i32.add (local.get $w0) (local.get $cw))))))
-        (local.set $s1 (f32.add (local.get $s1) (f32.mul (local.get $xs) (@{tail} (i32.add (local.get $w1) (local.get $cw))))))
-        (local.set $s2 (f32.add (local.get $s2) (f32.mul (local.get $xs) (@{tail} (i32.add (local.get $w2) (local.get $cw))))))
-        (local.set $s3 (f32.add (local.get $s3) (f32.mul (local.get $xs) (@{tail} (i32.add (local.get $w3) (local.get $cw))))))
-        (local.set $c (i32.add (local.get $c) (i32.const 1)))
-        (br $t)))
-      (local.set $o (i32.add (local.get $out) (i32.shl (i32.add (i32.mul (local.get $i) (local.get $ldo)) (local.get $j)) (i32.const 2))))
-      (call $put (local.get $o) (f32.mul (local.get $s0) (local.get $post)) (local.get $bias) (local.get $j) (local.get $acc))
-      (call $put (i32.add (local.get $o) (i32.const 4)) (f32.mul (local.get $s1) (local.get $post)) (local.get $bias) (i32.add (local.get $j) (i32.const 1)) (local.get $acc))
-      (call $put (i32.add (local.get $o) (i32.const 8)) (f32.mul (local.get $s2) (local.get $post)) (local.get $bias) (i32.add (local.get $j) (i32.const 2)) (local.get $acc))
-      (call $put (i32.add (local.get $o) (i32.const 12)) (f32.mul (local.get $s3) (local.get $post)) (local.get $bias) (i32.add (local.get $j) (i32.const 3)) (local.get $acc))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br $il)))
-    (local.set $j (i32.add (local.get $j) (i32.const 4)))
-    (br $g)))
-  ;; the last rows of W, one at a time
-  (block $rdone (loop $r
-    (br_if $rdone (i32.ge_s (local.get $j) (local.get $j1)))
-    (local.set $w0 (i32.add (local.get $w) (i32.mul (local.get $j) (local.get $rs))))
-    (local.set $i (i32.const 0))
-    (block $idone (loop $il
-      (br_if $idone (i32.ge_s (local.get $i) (local.get $m)))
-      (local.set $xp (i32.add (local.get $x) (i32.shl (i32.mul (local.get $i) (local.get $ldx)) (i32.const 2))))
-      (local.set $a0 (v128.const i32x4 0 0 0 0))
-      (local.set $c (i32.const 0))
-      (block $cdone (loop $cl
-        (br_if $cdone (i32.ge_s (local.get $c) (local.get $q8)))
-        (local.set $cw (i32.shl (local.get $c) (i32.const {wsh})))
-        (local.set $xv (v128.load align=4 (i32.add (local.get $xp) (i32.shl (local.get $c) (i32.const 2)))))
-        (local.set $xw (v128.load offset=16 align=4 (i32.add (local.get $xp) (i32.shl (local.get $c) (i32.const 2)))))
-        (@{step} $w0 $a0)
-        (local.set $c (i32.add (local.get $c) (i32.const 8)))
-        (br $cl)))
-      (local.set $s0 (@hsum $a0))
-      (block $tdone (loop $t
-        (br_if $tdone (i32.ge_s (local.get $c) (local.get $q)))
-        (local.set $s0 (f32.add (local.get $s0) (f32.mul (f32.load (i32.add (local.get $xp) (i32.shl (local.get $c) (i32.const 2))))
-          (@{tail} (i32.add (local.get $w0) (i32.shl (local.get $c) (i32.const {wsh})))))))
-        (local.set $c (i32.add (local.get $c) (i32.const 1)))
-        (br $t)))
-      (call $put (i32.add (local.get $out) (i32.shl (i32.add (i32.mul (local.get $i) (local.get $ldo)) (local.get $j)) (i32.const 2)))
-        (f32.mul (local.get $s0) (local.get $post)) (local.get $bias) (local.get $j) (local.get $acc))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br $il)))
-    (local.set $j (i32.add (local.get $j) (i32.const 1)))
-    (br $r)))
-(;@end;)
-
 (func $matvec_f32 (export "matvec_f32")
   (param $out i32) (param $ldo i32) (param $x i32) (param $ldx i32) (param $w i32) (param $ldw i32) (param $post f32)
   (param $bias i32) (param $m i32) (param $q i32) (param $j0 i32) (param $j1 i32) (param $acc i32)
@@ -236,13 +150,13 @@
 (func $matvec_f16 (export "matvec_f16")
   (param $out i32) (param $ldo i32) (param $x i32) (param $ldx i32) (param $w i32) (param $ldw i32) (param $post f32)
   (param $bias i32) (param $m i32) (param $q i32) (param $j0 i32) (param $j1 i32) (param $acc i32)
-  (@matvec_body4 mv_f16 tail_f16 1))
+  (@matvec_body mv_f16 tail_f16 1))
 
 ;; x: prepared by prep_bf16x; post 1.
 (func $matvec_bf16 (export "matvec_bf16")
   (param $out i32) (param $ldo i32) (param $x i32) (param $ldx i32) (param $w i32) (param $ldw i32) (param $post f32)
   (param $bias i32) (param $m i32) (param $q i32) (param $j0 i32) (param $j1 i32) (param $acc i32)
-  (@matvec_body4 mv_bf16 tail_bf16 1))
+  (@matvec_body mv_bf16 tail_bf16 1))
 
 ;; Copies x (m rows, stride ldx) to dst (m rows of q, contiguous) times scale, each group of eight
 ;; columns deinterleaved (0 2 4 6 1 3 5 7) to match f16even/f16odd; the q % 8 tail in order.
