@@ -18,6 +18,15 @@ export function checkFloat(op: string, what: string, t: Tensor, allowHalf = fals
   if (!ok) fail('DTYPE_MISMATCH', `${op}: ${what} has dtype ${t.dtype}, expected f32${allowHalf ? (allowQ8 ? ', f16, bf16 or q8' : ', f16 or bf16') : ''}`);
 }
 
+/** copy: same rows and columns; ids copy only to ids; floats convert to f32 or copy to their own dtype. */
+export function checkCopy(dst: Tensor, src: Tensor): void {
+  checkSameBackend('copy', dst, src);
+  if (dst.rows !== src.rows || dst.cols !== src.cols) fail('SHAPE_MISMATCH', `copy: ${dst.toString()} <- ${src.toString()}`);
+  if (src.dtype === 'i32' || dst.dtype === 'i32') {
+    if (src.dtype !== dst.dtype) fail('DTYPE_MISMATCH', `copy: ${src.dtype} -> ${dst.dtype}`);
+  } else if (dst.dtype !== 'f32' && dst.dtype !== src.dtype) fail('DTYPE_MISMATCH', `copy: ${src.dtype} -> ${dst.dtype}`);
+}
+
 export function checkSameBackend(op: string, ...ts: (Tensor | null | undefined)[]): void {
   let first: Tensor | undefined;
   for (const t of ts) {

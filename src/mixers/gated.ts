@@ -3,7 +3,7 @@ import { fail } from '../errors.js';
 import * as F from '../ops/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { SequenceCore } from './core.js';
-import type { Mixer, MixerState } from './mixer.js';
+import { parameterMap, type Mixer, type MixerState } from './mixer.js';
 
 /**
  * The Mamba block around any sequence core (Mamba Fig. 3; the "Mamba" architecture rows of Table 1):
@@ -68,11 +68,9 @@ export class GatedMixer implements Mixer {
   }
 
   parameters(): Map<string, Tensor> {
-    const m = new Map<string, Tensor>([
+    return parameterMap([
       ['in_proj.weight', this.w.inProj], ['conv1d.weight', this.w.convWeight], ['conv1d.bias', this.w.convBias], ['out_proj.weight', this.w.outProj],
-    ]);
-    for (const [k, t] of this.core.parameters()) m.set(`core.${k}`, t);
-    return m;
+    ], { core: this.core });
   }
 
   parametersChanged(): void { this.core.parametersChanged(); }

@@ -2,7 +2,7 @@ import type { Backend } from '../backend/backend.js';
 import { fail } from '../errors.js';
 import * as F from '../ops/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { Mixer, MixerState } from './mixer.js';
+import { parameterMap, type Mixer, type MixerState } from './mixer.js';
 import type { S4DCore } from './s4d.js';
 
 /**
@@ -69,11 +69,9 @@ export class H3Mixer implements Mixer {
   }
 
   parameters(): Map<string, Tensor> {
-    const m = new Map<string, Tensor>([
+    return parameterMap([
       ['in_proj.weight', this.w.inProj], ['shift.weight', this.w.shiftWeight], ['shift.bias', this.w.shiftBias], ['out_proj.weight', this.w.outProj],
-    ]);
-    for (const [k, t] of this.ssm.parameters()) m.set(`ssm.${k}`, t);
-    return m;
+    ], { ssm: this.ssm });
   }
 
   parametersChanged(): void { this.ssm.parametersChanged(); }

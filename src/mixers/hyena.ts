@@ -8,7 +8,7 @@ import * as S from '../ops/sequence.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { SequenceCore } from './core.js';
 import { filled, linearBias, linearWeight, type Rng } from './init.js';
-import type { Mixer, MixerState } from './mixer.js';
+import { parameterMap, type Mixer, type MixerState } from './mixer.js';
 import { readCounter, rowOfEach, rowsOf, writeCounter } from './rows.js';
 
 /**
@@ -245,11 +245,9 @@ export class HyenaMixer implements Mixer {
   }
 
   parameters(): Map<string, Tensor> {
-    const m = new Map<string, Tensor>([
+    return parameterMap([
       ['in_proj.weight', this.w.inProj], ['short_conv.weight', this.w.shortWeight], ['short_conv.bias', this.w.shortBias], ['out_proj.weight', this.w.outProj],
-    ]);
-    for (const [k, t] of this.filter.parameters()) m.set(`filter_core.${k}`, t);
-    return m;
+    ], { filter_core: this.filter });
   }
 
   parametersChanged(): void { this.filter.parametersChanged(); }

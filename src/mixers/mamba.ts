@@ -3,7 +3,7 @@ import { needsGrad } from '../autograd/node.js';
 import type { Backend, MambaStepArgs } from '../backend/backend.js';
 import * as F from '../ops/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { Mixer, MixerState } from './mixer.js';
+import { parameterMap, type Mixer, type MixerState } from './mixer.js';
 
 /**
  * Mamba-1's mixer, the selective SSM "S6" (Gu & Dao 2023, Algorithm 2; REFERENCE.md §1).
@@ -163,20 +163,11 @@ export class MambaMixer implements Mixer {
 
   parameters(): Map<string, Tensor> {
     const w = this.w;
-    const m = new Map<string, Tensor>([
-      ['in_proj.weight', w.inProj],
-      ['conv1d.weight', w.convWeight],
-      ['x_proj.weight', w.xProj],
-      ['dt_proj.weight', w.dtProj],
-      ['dt_proj.bias', w.dtProjBias],
-      ['A_log', w.ALog],
-      ['D', w.D],
-      ['out_proj.weight', w.outProj],
+    return parameterMap([
+      ['in_proj.weight', w.inProj], ['conv1d.weight', w.convWeight], ['x_proj.weight', w.xProj], ['dt_proj.weight', w.dtProj],
+      ['dt_proj.bias', w.dtProjBias], ['A_log', w.ALog], ['D', w.D], ['out_proj.weight', w.outProj],
+      ['in_proj.bias', w.inProjBias], ['conv1d.bias', w.convBias], ['out_proj.bias', w.outProjBias],
     ]);
-    if (w.inProjBias) m.set('in_proj.bias', w.inProjBias);
-    if (w.convBias) m.set('conv1d.bias', w.convBias);
-    if (w.outProjBias) m.set('out_proj.bias', w.outProjBias);
-    return m;
   }
 
   /** Releases the step buffers (GPU memory). */

@@ -3,7 +3,7 @@ import type { Backend } from '../backend/backend.js';
 import * as F from '../ops/ops.js';
 import * as SSD from '../ops/ssd.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { Mixer, MixerState } from './mixer.js';
+import { parameterMap, type Mixer, type MixerState } from './mixer.js';
 
 /**
  * Mamba-2's mixer, SSD (Dao & Gu 2024; REFERENCE.md §2; transformers' Mamba2Mixer, mamba_ssm's Mamba2).
@@ -158,19 +158,11 @@ export class Mamba2Mixer implements Mixer {
 
   parameters(): Map<string, Tensor> {
     const w = this.w;
-    const m = new Map<string, Tensor>([
-      ['in_proj.weight', w.inProj],
-      ['conv1d.weight', w.convWeight],
-      ['dt_bias', w.dtBias],
-      ['A_log', w.ALog],
-      ['D', w.D],
-      ['norm.weight', w.normWeight],
-      ['out_proj.weight', w.outProj],
+    return parameterMap([
+      ['in_proj.weight', w.inProj], ['conv1d.weight', w.convWeight], ['dt_bias', w.dtBias], ['A_log', w.ALog], ['D', w.D],
+      ['norm.weight', w.normWeight], ['out_proj.weight', w.outProj],
+      ['in_proj.bias', w.inProjBias], ['conv1d.bias', w.convBias], ['out_proj.bias', w.outProjBias],
     ]);
-    if (w.inProjBias) m.set('in_proj.bias', w.inProjBias);
-    if (w.convBias) m.set('conv1d.bias', w.convBias);
-    if (w.outProjBias) m.set('out_proj.bias', w.outProjBias);
-    return m;
   }
 
   /** Releases the step buffers (GPU memory). */

@@ -3,7 +3,7 @@ import { fail } from '../errors.js';
 import * as F from '../ops/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { SequenceCore } from './core.js';
-import type { Mixer, MixerState } from './mixer.js';
+import { parameterMap, type Mixer, type MixerState } from './mixer.js';
 
 /**
  * The "no gate" block of the paper's Table 1: the sequence core between two projections with a
@@ -52,9 +52,7 @@ export class PlainMixer implements Mixer {
   stateShapes(): Record<string, readonly number[]> { return this.core.stateShapes(); }
 
   parameters(): Map<string, Tensor> {
-    const m = new Map<string, Tensor>([['in_proj.weight', this.w.inProj], ['out_proj.weight', this.w.outProj]]);
-    for (const [k, t] of this.core.parameters()) m.set(`core.${k}`, t);
-    return m;
+    return parameterMap([['in_proj.weight', this.w.inProj], ['out_proj.weight', this.w.outProj]], { core: this.core });
   }
 
   parametersChanged(): void { this.core.parametersChanged(); }

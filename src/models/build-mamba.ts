@@ -1,11 +1,10 @@
-import { fail } from '../errors.js';
 import type { Backend } from '../backend/backend.js';
 import type { TensorSource } from '../io/tensor-source.js';
 import { MambaMixer } from '../mixers/mamba.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { MambaConfig } from './config.js';
 import { LanguageModel, type Block } from './lm.js';
-import { checkNoUnexpected, findEntry, loadTensor, type ExpectedTensor, type WeightDType } from './weights.js';
+import { loadExpectedTensors, type ExpectedTensor, type WeightDType } from './weights.js';
 
 /** Checkpoint tensors of a Mamba-1 model with their shapes as the config implies (HF names). */
 export function expectedMambaTensors(c: MambaConfig): ExpectedTensor[] {
@@ -48,25 +47,7 @@ export function mambaAliases(name: string): string[] {
 
 /** Builds a Mamba-1 LanguageModel from checkpoint tensors. */
 export async function buildMamba(c: MambaConfig, src: TensorSource, backend: Backend, wdtype: WeightDType = 'f32'): Promise<LanguageModel> {
-  const got = new Map<string, Tensor>();
-  const used = new Set<string>();
-  for (const exp of expectedMambaTensors(c)) {
-    if (exp.name === 'lm_head.weight' && c.tieEmbeddings) {
-      // Tied: the head is the embedding matrix. A stored copy is allowed (some exporters write it).
-      const e = findEntry(src, exp.name, mambaAliases);
-      if (e) used.add(e.name);
-      continue;
-    }
-    const entry = findEntry(src, exp.name, mambaAliases);
-    if (!entry) {
-      if (exp.optional) continue;
-      const hint = exp.name === 'lm_head.weight' ? ' (config.json has tie_word_embeddings false, so the checkpoint must hold lm_head.weight)' : '';
-      fail('CONFIG_MISMATCH', `${src.description}: tensor ${exp.name} is missing; expected shape (${exp.shape.join(', ')}) from ${exp.why}${hint}`, { tensor: exp.name });
-    }
-    used.add(entry.name);
-    got.set(exp.name, await loadTensor(src, entry, exp, backend, wdtype));
-  }
-  checkNoUnexpected(src, used, () => false);
+  const got = await loadExpectedTensors(src, expectedMambaTensors(c), c, mambaAliases, backend, wdtype);
   const g = (name: string): Tensor => got.get(name)!;
   const o = (name: string): Tensor | null => got.get(name) ?? null;
   const dims = { d: c.dModel, e: c.dInner, n: c.dState, k: c.dConv, r: c.dtRank };

@@ -1,4 +1,3 @@
-import { fail } from '../errors.js';
 import type { Backend } from '../backend/backend.js';
 import type { TensorSource } from '../io/tensor-source.js';
 import { Mamba2Mixer } from '../mixers/mamba2.js';
@@ -6,7 +5,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { mambaAliases } from './build-mamba.js';
 import { mamba2ConvDim, type Mamba2Config } from './config.js';
 import { LanguageModel, type Block } from './lm.js';
-import { checkNoUnexpected, findEntry, loadTensor, type ExpectedTensor, type WeightDType } from './weights.js';
+import { loadExpectedTensors, type ExpectedTensor, type WeightDType } from './weights.js';
 
 /**
  * Checkpoint tensors of a Mamba-2 model with their shapes as the config implies (transformers' names;
@@ -57,26 +56,7 @@ export function expectedMamba2Tensors(c: Mamba2Config): ExpectedTensor[] {
 
 /** Builds a Mamba-2 LanguageModel from checkpoint tensors. */
 export async function buildMamba2(c: Mamba2Config, src: TensorSource, backend: Backend, wdtype: WeightDType = 'f32'): Promise<LanguageModel> {
-  const got = new Map<string, Tensor>();
-  const used = new Set<string>();
-  for (const exp of expectedMamba2Tensors(c)) {
-    const entry = findEntry(src, exp.name, mambaAliases);
-    if (exp.name === 'lm_head.weight' && c.tieEmbeddings) {
-      // Tied: the head is the embedding matrix (padded rows included). A stored copy is allowed: torch.save
-      // of a tied model writes it (sharing the embedding's storage), some exporters too.
-      if (entry) used.add(entry.name);
-      continue;
-    }
-    if (!entry) {
-      if (exp.optional) continue;
-      const tie = c.layout === 'mamba_ssm' ? 'tie_embeddings' : 'tie_word_embeddings';
-      const hint = exp.name === 'lm_head.weight' ? ` (config.json has ${tie} false, so the checkpoint must hold lm_head.weight)` : '';
-      fail('CONFIG_MISMATCH', `${src.description}: tensor ${exp.name} is missing; expected shape (${exp.shape.join(', ')}) from ${exp.why}${hint}`, { tensor: exp.name });
-    }
-    used.add(entry.name);
-    got.set(exp.name, await loadTensor(src, entry, exp, backend, wdtype));
-  }
-  checkNoUnexpected(src, used, () => false);
+  const got = await loadExpectedTensors(src, expectedMamba2Tensors(c), c, mambaAliases, backend, wdtype);
   const g = (name: string): Tensor => got.get(name)!;
   const o = (name: string): Tensor | null => got.get(name) ?? null;
   const dims = {

@@ -1,30 +1,26 @@
 import { fail } from '../errors.js';
 
 /**
- * The one internal description of a model, whatever checkpoint layout it came from. Each field is
- * named in the paper's words; `source` keeps the original config for `info` and for saving.
- *
- * Glossary: d d_model, e d_inner (= expand * d), n d_state, k d_conv, r dt_rank, V vocab size.
+ * What every architecture's config holds. Glossary: d d_model, e d_inner (= expand * d), n d_state,
+ * k d_conv, V vocab size.
  */
-export interface MambaConfig {
-  arch: 'mamba';
+export interface LmConfigCommon {
   /** d: width of the residual stream. */
   dModel: number;
   nLayer: number;
   /** V: rows of the embedding (may exceed the tokenizer's vocabulary: padding). */
   vocabSize: number;
-  /** n: state size per channel. */
+  /** n: state size per channel (Mamba-1) or per head channel (Mamba-2). */
   dState: number;
   /** k: causal conv width. */
   dConv: number;
   expand: number;
   /** e: channels of the mixer. */
   dInner: number;
-  /** r: rank of the Δ projection. */
-  dtRank: number;
   /** in_proj / out_proj have biases. */
   useBias: boolean;
   useConvBias: boolean;
+  /** eps of every RMSNorm. */
   normEps: number;
   residualInFp32: boolean;
   /** lm_head shares the embedding matrix. */
@@ -32,8 +28,18 @@ export interface MambaConfig {
   eosTokenId: number | undefined;
   bosTokenId: number | undefined;
   padTokenId: number | undefined;
-  /** Where it came from: `hf` (transformers' MambaForCausalLM) or `mamba_ssm` (original layout). */
+  /** Where it came from: `hf` (transformers) or `mamba_ssm` (original layout). */
   layout: 'hf' | 'mamba_ssm';
+}
+
+/**
+ * The one internal description of a model, whatever checkpoint layout it came from. Each field is
+ * named in the paper's words. Glossary (beyond LmConfigCommon's): r dt_rank.
+ */
+export interface MambaConfig extends LmConfigCommon {
+  arch: 'mamba';
+  /** r: rank of the Δ projection. */
+  dtRank: number;
 }
 
 /**
@@ -41,20 +47,8 @@ export interface MambaConfig {
  * group share B and C), n d_state, Q chunk length. in_proj's output is [z (e), x (e), B (g·n),
  * C (g·n), dt (h)]; the conv runs over [x, B, C] (e + 2·g·n channels).
  */
-export interface Mamba2Config {
+export interface Mamba2Config extends LmConfigCommon {
   arch: 'mamba2';
-  /** d: width of the residual stream. */
-  dModel: number;
-  nLayer: number;
-  /** V: rows of the embedding (padded in the mamba_ssm layout). */
-  vocabSize: number;
-  /** n: state size per head and head channel. */
-  dState: number;
-  /** k: causal conv width. */
-  dConv: number;
-  expand: number;
-  /** e = h · p: channels of the SSM. */
-  dInner: number;
   /** h: heads, each with one scalar A, dt bias and D. */
   nHeads: number;
   /** p: channels per head. */
@@ -65,23 +59,10 @@ export interface Mamba2Config {
   chunkSize: number;
   /** [min, max] clamp of dt after softplus in the parallel (chunked) form; the reference's step does not clamp. */
   timeStepLimit: [number, number];
-  /** in_proj / out_proj have biases. */
-  useBias: boolean;
-  useConvBias: boolean;
-  /** eps of every RMSNorm: the blocks', norm_f's and the gated norm's. */
-  normEps: number;
   /** Gated norm order: false is rmsnorm(y · silu(z)) (transformers always; mamba_ssm's default). */
   normBeforeGate: boolean;
   /** Columns the gated RMSNorm normalises together: e for transformers, e / g for mamba_ssm. */
   normGroupSize: number;
-  residualInFp32: boolean;
-  /** lm_head shares the embedding matrix. */
-  tieEmbeddings: boolean;
-  eosTokenId: number | undefined;
-  bosTokenId: number | undefined;
-  padTokenId: number | undefined;
-  /** `hf` (transformers' Mamba2ForCausalLM) or `mamba_ssm` (original layout). */
-  layout: 'hf' | 'mamba_ssm';
 }
 
 /** Every architecture mamba-ts runs; other issues extend this union. */
@@ -153,12 +134,22 @@ export class ConfigReader {
   }
 }
 
+/** Both transformers configs name the activation; Mamba and Mamba-2 are defined with SiLU only. */
+function requireSilu(r: ConfigReader): void {
+  const act = r.str('hidden_act', 'silu');
+  if (act !== 'silu') fail('UNSUPPORTED', `${r.where}: hidden_act "${act}" is not supported (Mamba and Mamba-2 use "silu")`);
+}
+
+/** The special token ids of a transformers config. */
+function hfTokenIds(r: ConfigReader): Pick<LmConfigCommon, 'eosTokenId' | 'bosTokenId' | 'padTokenId'> {
+  return { eosTokenId: r.tokenId('eos_token_id'), bosTokenId: r.tokenId('bos_token_id'), padTokenId: r.tokenId('pad_token_id') };
+}
+
 /** transformers' `MambaConfig` (model_type "mamba"); defaults are that class's defaults. */
 export function parseHfMambaConfig(r: ConfigReader): MambaConfig {
   const dModel = r.int('hidden_size', 768);
   const expand = r.num('expand', 2);
-  const act = r.str('hidden_act', 'silu');
-  if (act !== 'silu') fail('UNSUPPORTED', `${r.where}: hidden_act "${act}" is not supported (Mamba uses "silu")`);
+  requireSilu(r);
   const rank = r.raw.time_step_rank ?? 'auto';
   let dtRank: number;
   if (rank === 'auto') dtRank = Math.ceil(dModel / 16);
@@ -181,9 +172,7 @@ export function parseHfMambaConfig(r: ConfigReader): MambaConfig {
     normEps: r.num('layer_norm_epsilon', 1e-5),
     residualInFp32: r.bool('residual_in_fp32', true),
     tieEmbeddings: r.bool('tie_word_embeddings', true),
-    eosTokenId: r.tokenId('eos_token_id'),
-    bosTokenId: r.tokenId('bos_token_id'),
-    padTokenId: r.tokenId('pad_token_id'),
+    ...hfTokenIds(r),
     layout: 'hf',
   };
   validateMamba(cfg, r.where);
@@ -194,8 +183,7 @@ export function parseHfMambaConfig(r: ConfigReader): MambaConfig {
 export function parseHfMamba2Config(r: ConfigReader): Mamba2Config {
   const dModel = r.int('hidden_size', 4096);
   const expand = r.num('expand', 2);
-  const act = r.str('hidden_act', 'silu');
-  if (act !== 'silu') fail('UNSUPPORTED', `${r.where}: hidden_act "${act}" is not supported (Mamba-2 uses "silu")`);
+  requireSilu(r);
   const nHeads = r.int('num_heads', 128), headDim = r.int('head_dim', 64);
   // Mamba2Mixer uses intermediate_size = int(expand * hidden_size) and views x as (num_heads, head_dim);
   // Mamba2Config.validate_architecture requires the two to agree.
@@ -226,9 +214,7 @@ export function parseHfMamba2Config(r: ConfigReader): Mamba2Config {
     normGroupSize: dInner,
     residualInFp32: r.bool('residual_in_fp32', true),
     tieEmbeddings: r.bool('tie_word_embeddings', false),
-    eosTokenId: r.tokenId('eos_token_id'),
-    bosTokenId: r.tokenId('bos_token_id'),
-    padTokenId: r.tokenId('pad_token_id'),
+    ...hfTokenIds(r),
     layout: 'hf',
   };
   validateMamba2(cfg, r.where);

@@ -90,10 +90,41 @@ export function checkFinite(a: Float32Array, name: string, where: string): void 
   }
 }
 
-/** Every tensor of the source that no expectation claimed: an error unless it is a known extra. */
-export function checkNoUnexpected(src: TensorSource, used: Set<string>, ignorable: (name: string) => boolean): void {
-  const extra = [...src.entries.keys()].filter((k) => !used.has(k) && !ignorable(k));
+/** Every tensor of the source that no expectation claimed: an error. */
+export function checkNoUnexpected(src: TensorSource, used: Set<string>): void {
+  const extra = [...src.entries.keys()].filter((k) => !used.has(k));
   if (extra.length) {
     fail('CONFIG_MISMATCH', `${src.description}: ${extra.length} tensor(s) do not belong to this model's config: ${extra.slice(0, 5).join(', ')}${extra.length > 5 ? ', ...' : ''}`, { extra });
   }
+}
+
+/**
+ * Loads every expected tensor of a checkpoint (under its name or an alias), checked against its
+ * expected shape; refuses missing and unexpected tensors. With tied embeddings the head is the
+ * embedding matrix: a stored `lm_head.weight` is allowed (torch.save of a tied model and some
+ * exporters write it) but not loaded.
+ */
+export async function loadExpectedTensors(
+  src: TensorSource, expected: readonly ExpectedTensor[], c: { tieEmbeddings: boolean; layout: 'hf' | 'mamba_ssm' },
+  aliases: (name: string) => string[], backend: Backend, wdtype: WeightDType,
+): Promise<Map<string, Tensor>> {
+  const got = new Map<string, Tensor>();
+  const used = new Set<string>();
+  for (const exp of expected) {
+    const entry = findEntry(src, exp.name, aliases);
+    if (exp.name === 'lm_head.weight' && c.tieEmbeddings) {
+      if (entry) used.add(entry.name);
+      continue;
+    }
+    if (!entry) {
+      if (exp.optional) continue;
+      const tie = c.layout === 'mamba_ssm' ? 'tie_embeddings' : 'tie_word_embeddings';
+      const hint = exp.name === 'lm_head.weight' ? ` (config.json has ${tie} false, so the checkpoint must hold lm_head.weight)` : '';
+      fail('CONFIG_MISMATCH', `${src.description}: tensor ${exp.name} is missing; expected shape (${exp.shape.join(', ')}) from ${exp.why}${hint}`, { tensor: exp.name });
+    }
+    used.add(entry.name);
+    got.set(exp.name, await loadTensor(src, entry, exp, backend, wdtype));
+  }
+  checkNoUnexpected(src, used);
+  return got;
 }

@@ -14,7 +14,7 @@ import type {
 } from '../backend.js';
 import {
   checkAdamw, checkArgmax, checkConv, checkConvBackward, checkCrossEntropy, checkElementwise, checkEmbedding, checkEmbeddingBackward, checkFloat,
-  checkGatedRmsnorm, checkMatmul, checkReduceRows, checkRmsnorm, checkRmsnormBackward, checkSameBackend, checkSample, checkScan, checkScanBackward,
+  checkCopy, checkGatedRmsnorm, checkMatmul, checkReduceRows, checkRmsnorm, checkRmsnormBackward, checkSample, checkScan, checkScanBackward,
   checkSsdScan, checkUnaryBackward,
   checkAttention, checkAttentionBackward, checkDiagonalSsmScan, checkFftConv, checkFftConvBackward, checkRotary, checkSsmConvKernel, checkSsmConvKernelBackward,
 } from '../checks.js';
@@ -268,11 +268,7 @@ export class CpuBackend implements Backend {
   }
 
   copy(dst: Tensor, src: Tensor): void {
-    checkSameBackend('copy', dst, src);
-    if (dst.rows !== src.rows || dst.cols !== src.cols) fail('SHAPE_MISMATCH', `copy: ${dst.toString()} <- ${src.toString()}`);
-    if (src.dtype === 'i32' || dst.dtype === 'i32') {
-      if (src.dtype !== dst.dtype) fail('DTYPE_MISMATCH', `copy: ${src.dtype} -> ${dst.dtype}`);
-    } else if (dst.dtype !== 'f32' && dst.dtype !== src.dtype) fail('DTYPE_MISMATCH', `copy: ${src.dtype} -> ${dst.dtype}`);
+    checkCopy(dst, src);
     if (src.dtype === 'q8') {
       if (dst.dtype === 'q8') {
         const a = this.q8(src), b = this.q8(dst);

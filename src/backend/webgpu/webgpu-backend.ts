@@ -5,7 +5,7 @@ import { track } from '../../tensor/scope.js';
 import { numel } from '../../tensor/shape.js';
 import { Tensor } from '../../tensor/tensor.js';
 import type { Backend, BinaryOp, GatedRmsnormOptions, MambaStepArgs, MatmulOptions, RecordedWork, SampleArgs, SelectiveScanArgs, SsdScanArgs, UnaryOp } from '../backend.js';
-import { checkArgmax, checkConv, checkElementwise, checkEmbedding, checkGatedRmsnorm, checkMatmul, checkRmsnorm, checkSameBackend, checkScan, checkSsdScan } from '../checks.js';
+import { checkArgmax, checkConv, checkCopy, checkElementwise, checkEmbedding, checkGatedRmsnorm, checkMatmul, checkRmsnorm, checkScan, checkSsdScan } from '../checks.js';
 import type { GpuDevice } from './device.js';
 import { Dispatcher } from './dispatcher.js';
 import { BufferPool, bucketBytes, MAP_READ, newStorage, USAGE, type GpuStorage } from './gpu-buffers.js';
@@ -286,11 +286,7 @@ export class WebGpuBackend implements Backend {
   // ---- kernels -----------------------------------------------------------------------------------
 
   copy(dst: Tensor, src: Tensor): void {
-    checkSameBackend('copy', dst, src);
-    if (dst.rows !== src.rows || dst.cols !== src.cols) fail('SHAPE_MISMATCH', `copy: ${dst.toString()} <- ${src.toString()}`);
-    if (src.dtype === 'i32' || dst.dtype === 'i32') {
-      if (src.dtype !== dst.dtype) fail('DTYPE_MISMATCH', `copy: ${src.dtype} -> ${dst.dtype}`);
-    } else if (dst.dtype !== 'f32' && dst.dtype !== src.dtype) fail('DTYPE_MISMATCH', `copy: ${src.dtype} -> ${dst.dtype}`);
+    checkCopy(dst, src);
     copy(this, dst, src);
   }
 
