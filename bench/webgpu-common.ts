@@ -129,6 +129,32 @@ export async function warmUp(seconds: number, fn: () => Promise<void>): Promise<
 }
 
 /** Sums profiled GPU time by kernel name: [name, total ms, share, dispatches]. */
+/**
+ * Times one kernel call `run` two ways: GPU time from timestamp queries (the dispatches whose names
+ * `mine` accepts, summed per call; median of `reps`, NaN without the feature) and wall clock per call
+ * with `reps` calls queued in one submit. `best` is the smaller, the basis of effective bandwidth.
+ */
+export async function timeCalls(bk: WebGpuBackend, run: () => void, mine: (kernel: string) => boolean, reps: number): Promise<{ gpuMs: number; wallMs: number; best: number; gpuRuns: number[]; dispatches: number }> {
+  const per: number[] = [];
+  let dispatches = 0;
+  if (bk.g.features.has('timestamp-query')) {
+    for (let r = 0; r < reps; r++) {
+      bk.startProfile();
+      run();
+      const prof = (await bk.stopProfile()).filter(([k]) => mine(k));
+      dispatches = prof.length;
+      per.push(prof.reduce((a, [, ns]) => a + ns, 0) / 1e6);
+    }
+  }
+  per.sort((x, y) => x - y);
+  const gpuMs = per.length ? per[Math.floor(per.length / 2)]! : NaN;
+  const t0 = performance.now();
+  for (let r = 0; r < reps; r++) run();
+  await bk.sync();
+  const wallMs = (performance.now() - t0) / reps;
+  return { gpuMs, wallMs, best: Number.isFinite(gpuMs) ? Math.min(gpuMs, wallMs) : wallMs, gpuRuns: per, dispatches };
+}
+
 export function byKernel(prof: [string, number][]): { kernel: string; ms: number; share: number; dispatches: number }[] {
   const m = new Map<string, { ns: number; n: number }>();
   let total = 0;

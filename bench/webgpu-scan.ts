@@ -1,7 +1,7 @@
 import type { SelectiveScanArgs } from '../src/backend/backend.js';
 import { cpu } from '../src/backend/cpu/cpu-backend.js';
 import type { Tensor } from '../src/tensor/tensor.js';
-import { arg, backend, machine, table, warmUp, writeResult } from './webgpu-common.js';
+import { arg, backend, machine, table, timeCalls, warmUp, writeResult } from './webgpu-common.js';
 import type { WebGpuBackend } from '../src/backend/webgpu/webgpu-backend.js';
 
 /**
@@ -70,26 +70,7 @@ try {
         bk.options.scanWorkgroup = wg;
         bk.selectiveScan(args);
         await bk.sync();
-        // GPU time: timestamps around each dispatch, summed per call
-        const per: number[] = [];
-        let dispatches = 0;
-        if (bk.g.features.has('timestamp-query')) {
-          for (let r = 0; r < reps; r++) {
-            bk.startProfile();
-            bk.selectiveScan(args);
-            const prof = (await bk.stopProfile()).filter(([k]) => k.startsWith('scan') || k === 'copy');
-            dispatches = prof.length;
-            per.push(prof.reduce((a, [, ns]) => a + ns, 0) / 1e6);
-          }
-        }
-        per.sort((x, y) => x - y);
-        const gpuMs = per.length ? per[Math.floor(per.length / 2)]! : NaN;
-        // wall clock: reps calls in one submit
-        const t0 = performance.now();
-        for (let r = 0; r < reps; r++) bk.selectiveScan(args);
-        await bk.sync();
-        const wallMs = (performance.now() - t0) / reps;
-        const best = Number.isFinite(gpuMs) ? Math.min(gpuMs, wallMs) : wallMs;
+        const { gpuMs, wallMs, best, gpuRuns: per, dispatches } = await timeCalls(bk, () => bk.selectiveScan(args), (k) => k.startsWith('scan') || k === 'copy', reps);
         const L = (await import('../src/backend/webgpu/kernels/scan.js')).chunkLength(b, l, e, 0, threads || 1 << 17);
         const r = { shape: { b, e, l, n }, threads: threads || 1 << 17, wg, chunk: L, gpuMs, wallMs, gbPerS: bytes / (best * 1e6), bytes, officialMs: ANCHOR[key], gpuRuns: per, dispatches };
         results.push(r);

@@ -3,7 +3,7 @@ import { cpu } from '../src/backend/cpu/cpu-backend.js';
 import type { WebGpuBackend } from '../src/backend/webgpu/webgpu-backend.js';
 import type { SsdPath } from '../src/backend/webgpu/kernels/ssd-scan.js';
 import type { Tensor } from '../src/tensor/tensor.js';
-import { arg, backend, machine, table, warmUp, writeResult } from './webgpu-common.js';
+import { arg, backend, machine, table, timeCalls, warmUp, writeResult } from './webgpu-common.js';
 
 /**
  * Mamba-2's SSD scan on WebGPU, f32, how the mixer calls it: x, B and C as column views of one
@@ -79,24 +79,7 @@ try {
       bk.options.ssdPath = path;
       bk.options.ssdChunk = chunk;
       await warmUp(1, async () => { for (let i = 0; i < 3; i++) bk.ssdScan(args); await bk.sync(); });
-      const per: number[] = [];
-      let dispatches = 0;
-      if (bk.g.features.has('timestamp-query')) {
-        for (let r = 0; r < reps; r++) {
-          bk.startProfile();
-          bk.ssdScan(args);
-          const prof = (await bk.stopProfile()).filter(([k]) => k.startsWith('ssd'));
-          dispatches = prof.length;
-          per.push(prof.reduce((a, [, ns]) => a + ns, 0) / 1e6);
-        }
-      }
-      per.sort((x, y) => x - y);
-      const gpuMs = per.length ? per[Math.floor(per.length / 2)]! : NaN;
-      const t0 = performance.now();
-      for (let r = 0; r < reps; r++) bk.ssdScan(args);
-      await bk.sync();
-      const wallMs = (performance.now() - t0) / reps;
-      const best = Number.isFinite(gpuMs) ? Math.min(gpuMs, wallMs) : wallMs;
+      const { gpuMs, wallMs, best, gpuRuns: per, dispatches } = await timeCalls(bk, () => bk.ssdScan(args), (k) => k.startsWith('ssd'), reps);
       const r = { shape: { b, l, h, p, n, g }, path, chunk: chunk || (path === 'chunked' ? 256 : 0), gpuMs, wallMs, gbPerS: bytes / (best * 1e6), bytes, gpuRuns: per, dispatches };
       results.push(r);
       rows.push([`(${b},${l},${h},${p},${n},${g})`, path, r.chunk || '-', gpuMs.toFixed(3), wallMs.toFixed(3), r.gbPerS.toFixed(0), dispatches]);
