@@ -266,7 +266,7 @@ export interface SsmParams {
   AIm: Tensor;
   CRe: Tensor;
   CIm: Tensor;
-  /** 2 for conjugate pairs (complex modes), 1 for real modes. */
+  /** 2: each mode stands for a conjugate pair (S4D-Lin); 1: real modes (S4D-Real). */
   scale: number;
 }
 

@@ -1,5 +1,6 @@
 import { needsGrad, record } from '../autograd/node.js';
 import { requireMixerKernel as kernel } from '../backend/mixer-kernels.js';
+import type { SsmParams } from '../backend/backend.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 /**
@@ -21,16 +22,8 @@ export function fftConv(u: Tensor, K: Tensor): Tensor {
   });
 }
 
-/** Parameters of a diagonal SSM (S4D): dt (e) > 0, A and C complex (e, N) as real and imaginary parts. */
-export interface SsmTensors {
-  dt: Tensor;
-  ARe: Tensor;
-  AIm: Tensor;
-  CRe: Tensor;
-  CIm: Tensor;
-  /** 2: each mode stands for a conjugate pair (S4D-Lin); 1: real modes (S4D-Real). */
-  scale: number;
-}
+/** Parameters of a diagonal SSM (S4D): dt (e) > 0, A and C complex (e, N) as real and imaginary parts (the kernels' SsmParams). */
+export type SsmTensors = SsmParams;
 
 /** The S4D convolution kernel K (L, e), K[l] = scale·Re(sum_n C (e^{dtA} − 1)/A · e^{l·dtA}). */
 export function ssmConvKernel(p: SsmTensors, L: number): Tensor {

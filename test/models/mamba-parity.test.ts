@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import { cpu } from '../../src/backend/cpu/cpu-backend.js';
 import { generateTokens } from '../../src/generate/generate.js';
 import { loadLanguageModel } from '../../src/node/load.js';
-import type { LanguageModel } from '../../src/models/lm.js';
 import type { WeightDType } from '../../src/models/weights.js';
 import { maxAbsDiff, PARITY, readExpected } from '../helpers/fixtures.js';
+import { logitsOf, stepVsParallel } from '../helpers/parity.js';
 
 /**
  * Parity with PyTorch (transformers' MambaForCausalLM, fixtures from scripts/fixtures/make_fixtures.py):
@@ -21,11 +21,6 @@ const FIXTURES: [string, WeightDType][] = [
   ['mamba1-bf16-sharded', 'auto'],
 ];
 
-async function logitsOf(model: LanguageModel, ids: number[][]): Promise<Float32Array> {
-  const b = ids.length, l = ids[0]!.length;
-  const t = cpu().upload(Int32Array.from(ids.flat()), [b, l], 'i32');
-  return model.forward(t).readFloat();
-}
 
 for (const [name, dtype] of FIXTURES) {
   test(`${name} (${dtype}): batch logits match transformers within 1e-4`, async () => {
@@ -50,16 +45,8 @@ for (const [name, dtype] of FIXTURES) {
 test('mamba1-tied: recurrent steps equal the parallel form within 1e-5 at every position', async () => {
   const model = await loadLanguageModel(join(PARITY, 'mamba1-tied'));
   const exp = await readExpected('mamba1-tied');
-  const b = exp.ids.length, l = exp.ids[0]!.length, V = exp.V;
-  const parallel = await logitsOf(model, exp.ids);
-  const state = model.initState(b);
-  let worst = 0;
-  for (let t = 0; t < l; t++) {
-    const step = await model.stepIds(exp.ids.map((r) => r[t]!), state).readFloat();
-    for (let i = 0; i < b; i++) {
-      worst = Math.max(worst, maxAbsDiff(step.subarray(i * V, (i + 1) * V), parallel.subarray((i * l + t) * V, (i * l + t + 1) * V)));
-    }
-  }
+  const l = exp.ids[0]!.length;
+  const { worst, state } = await stepVsParallel(model, exp.ids);
   assert.ok(worst < 1e-5, `max abs difference ${worst}`);
   assert.equal(state.position, l);
 });

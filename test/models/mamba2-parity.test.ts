@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import { cpu } from '../../src/backend/cpu/cpu-backend.js';
 import { generateTokens } from '../../src/generate/generate.js';
 import type { Mamba2Config } from '../../src/models/config.js';
-import type { LanguageModel } from '../../src/models/lm.js';
 import { loadLanguageModel } from '../../src/node/load.js';
 import { maxAbsDiff, PARITY, readExpected } from '../helpers/fixtures.js';
+import { logitsOf, stepVsParallel } from '../helpers/parity.js';
 
 /**
  * Parity with PyTorch for Mamba-2 (transformers 5.17's Mamba2ForCausalLM; fixtures from
@@ -17,11 +17,6 @@ import { maxAbsDiff, PARITY, readExpected } from '../helpers/fixtures.js';
  */
 const FIXTURES = ['mamba2-g1-tied', 'mamba2-g2-untied'];
 
-async function logitsOf(model: LanguageModel, ids: number[][]): Promise<Float32Array> {
-  const b = ids.length, l = ids[0]!.length;
-  const t = cpu().upload(Int32Array.from(ids.flat()), [b, l], 'i32');
-  return model.forward(t).readFloat();
-}
 
 for (const name of FIXTURES) {
   test(`${name}: loads as Mamba-2 with the fixture's sizes`, async () => {
@@ -52,16 +47,7 @@ for (const name of FIXTURES) {
   test(`${name}: recurrent steps equal the chunked form within 1e-5 at every position`, async () => {
     const model = await loadLanguageModel(join(PARITY, name));
     const exp = await readExpected(name);
-    const b = exp.ids.length, l = exp.ids[0]!.length, V = exp.V;
-    const parallel = await logitsOf(model, exp.ids);
-    const state = model.initState(b);
-    let worst = 0;
-    for (let t = 0; t < l; t++) {
-      const step = await model.stepIds(exp.ids.map((r) => r[t]!), state).readFloat();
-      for (let i = 0; i < b; i++) {
-        worst = Math.max(worst, maxAbsDiff(step.subarray(i * V, (i + 1) * V), parallel.subarray((i * l + t) * V, (i * l + t + 1) * V)));
-      }
-    }
+    const { worst } = await stepVsParallel(model, exp.ids);
     assert.ok(worst < 1e-5, `max abs difference ${worst}`);
   });
 

@@ -3,13 +3,12 @@ import assert from 'node:assert/strict';
 import { cp, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cpu } from '../../src/backend/cpu/cpu-backend.js';
 import { isMambaError } from '../../src/errors.js';
 import { generateTokens } from '../../src/generate/generate.js';
 import { mamba1StateBytesAt, parseConfig, stateBytes, type Mamba2Config, type MambaConfig } from '../../src/models/config.js';
-import type { LanguageModel } from '../../src/models/lm.js';
 import { loadLanguageModel } from '../../src/node/load.js';
 import { maxAbsDiff, PARITY, readExpected } from '../helpers/fixtures.js';
+import { logitsOf, stepVsParallel } from '../helpers/parity.js';
 
 /**
  * Checkpoints in the original mamba_ssm layout (state-spaces/mamba-*, mamba2-*): config.json with
@@ -19,10 +18,6 @@ import { maxAbsDiff, PARITY, readExpected } from '../helpers/fixtures.js';
  * prompt 10); the reference logits are transformers' with the same weights.
  */
 
-async function logitsOf(model: LanguageModel, ids: number[][]): Promise<Float32Array> {
-  const t = cpu().upload(Int32Array.from(ids.flat()), [ids.length, ids[0]!.length], 'i32');
-  return model.forward(t).readFloat();
-}
 
 for (const [name, arch, rows] of [['orig-mamba1', 'mamba', 48], ['orig-mamba2', 'mamba2', 64]] as const) {
   test(`${name}: config and pytorch_model.bin load as ${arch} in the mamba_ssm layout with the vocabulary padded to ${rows}`, async () => {
@@ -54,14 +49,7 @@ for (const [name, arch, rows] of [['orig-mamba1', 'mamba', 48], ['orig-mamba2', 
   test(`${name}: recurrent steps equal the parallel form within 1e-5`, async () => {
     const model = await loadLanguageModel(join(PARITY, name));
     const exp = await readExpected(name);
-    const b = exp.ids.length, l = exp.ids[0]!.length, V = exp.V;
-    const parallel = await logitsOf(model, exp.ids);
-    const state = model.initState(b);
-    let worst = 0;
-    for (let t = 0; t < l; t++) {
-      const step = await model.stepIds(exp.ids.map((r) => r[t]!), state).readFloat();
-      for (let i = 0; i < b; i++) worst = Math.max(worst, maxAbsDiff(step.subarray(i * V, (i + 1) * V), parallel.subarray((i * l + t) * V, (i * l + t + 1) * V)));
-    }
+    const { worst } = await stepVsParallel(model, exp.ids);
     assert.ok(worst < 1e-5, `max abs difference ${worst}`);
   });
 }
