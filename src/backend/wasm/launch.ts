@@ -164,7 +164,7 @@ export class WasmOps {
         pool.setI(MV.arena, this.tgt.id); pool.setI(MV.kind, kind); pool.setI(MV.out, o); pool.setI(MV.ldo, out.ld);
         pool.setI(MV.x, xp); pool.setI(MV.ldx, ldx); pool.setI(MV.w, w); pool.setI(MV.ldw, b.ld); pool.setF(MV.post, post);
         pool.setI(MV.bias, bi); pool.setI(MV.m, m); pool.setI(MV.q, q); pool.setI(MV.acc, acc); pool.setI(MV.ws, ws); pool.setI(MV.xsc, xsc);
-        pool.run(OP_MATVEC, p, this.chunk(p, kind === DT_Q8 ? 4 : 8));
+        pool.run(OP_MATVEC, p, this.chunk(p, 8));
       } else if (kind === DT_Q8) K.matvec_q8(o, out.ld, xp, xsc, w, ws, b.ld, bi, m, 0, p, acc);
       else (kind === DT_F32 ? K.matvec_f32 : kind === DT_F16 ? K.matvec_f16 : K.matvec_bf16)(o, out.ld, xp, ldx, w, b.ld, post, bi, m, q, 0, p, acc);
     } else {

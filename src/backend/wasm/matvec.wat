@@ -1,12 +1,9 @@
 ;; Decode products in the Linear layout, W (p, q) row-major (a PyTorch weight), for a few rows of x:
 ;;   out[i, j] = [out[i, j] +] post * sum_c x[i, c] W[j, c] [+ bias[j]]    i in [0, m), j in [j0, j1)
-;; Weight-streaming bound: eight rows of W at a time share each load of x (q8: four), eight columns
-;; per step, one accumulator per row (the two halves of a step are summed first: fewer registers,
-;; no spills in V8's allocator). Each row of W is read once per row of x, so callers use these for m < 8
-;; (four rows of W stay in L1/L2 between the rows of x). A thread pool splits [j0, j1).
+;; Weight-streaming bound: one row of W at a time, front to back (why: matvec_body), sixteen columns
+;; per step in two accumulators. Each row of W is read from memory once; the rows of x (callers use
+;; these for m < 8) reread it from L1. A thread pool splits [j0, j1) into contiguous chunks.
 ;; Sums are f32 in four lanes (the reference sums in f64: differences ~1e-7 * sqrt(q) relative).
-;; Measured in cache on the 2-core EPYC: f32 ~48 GB/s of weights per core, bf16 ~22, f16 ~15
-;; (its bit shuffling, not memory, is the limit), q8 ~15 (14 G weights/s).
 
 ;; Writes one result: out = [out +] s [+ bias] (bias f32, address 0 = none).
 (func $put (param $o i32) (param $s f32) (param $bias i32) (param $j i32) (param $acc i32)
@@ -42,91 +39,49 @@
 (;@end;)
 
 ;; The kernel body, shared by the float kinds: step/tail are the macros above, wsh = log2 of the
-;; weight's bytes. Signature: (out ldo x ldx w ldw post bias m q j0 j1 acc). Eight rows of W per
-;; group: eight streams in flight measured ~10-15% more bandwidth than four on the 2-core EPYC.
+;; weight's bytes. Signature: (out ldo x ldx w ldw post bias m q j0 j1 acc). One row of W at a time,
+;; read front to back: on the 2-core EPYC's memory one sequential stream reads 7-11 GB/s where
+;; several rows read side by side (8 streams 3 KB apart, or even 2 streams 768 B apart for q8) fall
+;; to 3-9 GB/s: the hardware prefetcher follows one stream. x (at most 8 rows, a few KB) stays in L1.
 (;@macro matvec_body step tail wsh;)
-  (local $j i32) (local $i i32) (local $xp i32) (local $c i32) (local $q8 i32) (local $cw i32) (local $rs i32)
-  (local $w0 i32) (local $w1 i32) (local $w2 i32) (local $w3 i32) (local $w4 i32) (local $w5 i32) (local $w6 i32) (local $w7 i32) (local $o i32)
-  (local $xv v128) (local $xw v128) (local $cv v128)
-  (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128) (local $a4 v128) (local $a5 v128) (local $a6 v128) (local $a7 v128)
-  (local $s0 f32) (local $s1 f32) (local $s2 f32) (local $s3 f32) (local $s4 f32) (local $s5 f32) (local $s6 f32) (local $s7 f32) (local $xs f32)
+  (local $j i32) (local $i i32) (local $xp i32) (local $c i32) (local $q8 i32) (local $q16 i32) (local $cw i32) (local $rs i32)
+  (local $w0 i32) (local $w8 i32) (local $o i32)
+  (local $xv v128) (local $xw v128) (local $cv v128) (local $a0 v128) (local $a1 v128) (local $s0 f32)
   (local.set $q8 (i32.and (local.get $q) (i32.const -8)))
+  (local.set $q16 (i32.and (local.get $q) (i32.const -16)))
   (local.set $rs (i32.shl (local.get $ldw) (i32.const {wsh})))
   (local.set $j (local.get $j0))
-  ;; groups of eight rows of W
-  (block $gdone (loop $g
-    (br_if $gdone (i32.gt_s (i32.add (local.get $j) (i32.const 8)) (local.get $j1)))
+  (block $rdone (loop $r
+    (br_if $rdone (i32.ge_s (local.get $j) (local.get $j1)))
     (local.set $w0 (i32.add (local.get $w) (i32.mul (local.get $j) (local.get $rs))))
-    (local.set $w1 (i32.add (local.get $w0) (local.get $rs))) (local.set $w2 (i32.add (local.get $w1) (local.get $rs)))
-    (local.set $w3 (i32.add (local.get $w2) (local.get $rs))) (local.set $w4 (i32.add (local.get $w3) (local.get $rs)))
-    (local.set $w5 (i32.add (local.get $w4) (local.get $rs))) (local.set $w6 (i32.add (local.get $w5) (local.get $rs)))
-    (local.set $w7 (i32.add (local.get $w6) (local.get $rs)))
+    (local.set $w8 (i32.add (local.get $w0) (i32.shl (i32.const 8) (i32.const {wsh}))))
     (local.set $i (i32.const 0))
     (block $idone (loop $il
       (br_if $idone (i32.ge_s (local.get $i) (local.get $m)))
       (local.set $xp (i32.add (local.get $x) (i32.shl (i32.mul (local.get $i) (local.get $ldx)) (i32.const 2))))
       (local.set $a0 (v128.const i32x4 0 0 0 0)) (local.set $a1 (v128.const i32x4 0 0 0 0))
-      (local.set $a2 (v128.const i32x4 0 0 0 0)) (local.set $a3 (v128.const i32x4 0 0 0 0))
-      (local.set $a4 (v128.const i32x4 0 0 0 0)) (local.set $a5 (v128.const i32x4 0 0 0 0))
-      (local.set $a6 (v128.const i32x4 0 0 0 0)) (local.set $a7 (v128.const i32x4 0 0 0 0))
       (local.set $c (i32.const 0))
+      ;; sixteen columns per step, two accumulators
       (block $cdone (loop $cl
-        (br_if $cdone (i32.ge_s (local.get $c) (local.get $q8)))
-        (local.set $cw (i32.shl (local.get $c) (i32.const {wsh})))
-        (local.set $xv (v128.load align=4 (i32.add (local.get $xp) (i32.shl (local.get $c) (i32.const 2)))))
-        (local.set $xw (v128.load offset=16 align=4 (i32.add (local.get $xp) (i32.shl (local.get $c) (i32.const 2)))))
-        (@{step} $w0 $a0) (@{step} $w1 $a1) (@{step} $w2 $a2) (@{step} $w3 $a3)
-        (@{step} $w4 $a4) (@{step} $w5 $a5) (@{step} $w6 $a6) (@{step} $w7 $a7)
-        (local.set $c (i32.add (local.get $c) (i32.const 8)))
-        (br $cl)))
-      (local.set $s0 (@hsum $a0)) (local.set $s1 (@hsum $a1)) (local.set $s2 (@hsum $a2)) (local.set $s3 (@hsum $a3))
-      (local.set $s4 (@hsum $a4)) (local.set $s5 (@hsum $a5)) (local.set $s6 (@hsum $a6)) (local.set $s7 (@hsum $a7))
-      (block $tdone (loop $t
-        (br_if $tdone (i32.ge_s (local.get $c) (local.get $q)))
-        (local.set $cw (i32.shl (local.get $c) (i32.const {wsh})))
-        (local.set $xs (f32.load (i32.add (local.get $xp) (i32.shl (local.get $c) (i32.const 2)))))
-        (local.set $s0 (f32.add (local.get $s0) (f32.mul (local.get $xs) (@{tail} (i32.add (local.get $w0) (local.get $cw))))))
-        (local.set $s1 (f32.add (local.get $s1) (f32.mul (local.get $xs) (@{tail} (i32.add (local.get $w1) (local.get $cw))))))
-        (local.set $s2 (f32.add (local.get $s2) (f32.mul (local.get $xs) (@{tail} (i32.add (local.get $w2) (local.get $cw))))))
-        (local.set $s3 (f32.add (local.get $s3) (f32.mul (local.get $xs) (@{tail} (i32.add (local.get $w3) (local.get $cw))))))
-        (local.set $s4 (f32.add (local.get $s4) (f32.mul (local.get $xs) (@{tail} (i32.add (local.get $w4) (local.get $cw))))))
-        (local.set $s5 (f32.add (local.get $s5) (f32.mul (local.get $xs) (@{tail} (i32.add (local.get $w5) (local.get $cw))))))
-        (local.set $s6 (f32.add (local.get $s6) (f32.mul (local.get $xs) (@{tail} (i32.add (local.get $w6) (local.get $cw))))))
-        (local.set $s7 (f32.add (local.get $s7) (f32.mul (local.get $xs) (@{tail} (i32.add (local.get $w7) (local.get $cw))))))
-        (local.set $c (i32.add (local.get $c) (i32.const 1)))
-        (br $t)))
-      (local.set $o (i32.add (local.get $out) (i32.shl (i32.add (i32.mul (local.get $i) (local.get $ldo)) (local.get $j)) (i32.const 2))))
-      (call $put (local.get $o) (f32.mul (local.get $s0) (local.get $post)) (local.get $bias) (local.get $j) (local.get $acc))
-      (call $put (i32.add (local.get $o) (i32.const 4)) (f32.mul (local.get $s1) (local.get $post)) (local.get $bias) (i32.add (local.get $j) (i32.const 1)) (local.get $acc))
-      (call $put (i32.add (local.get $o) (i32.const 8)) (f32.mul (local.get $s2) (local.get $post)) (local.get $bias) (i32.add (local.get $j) (i32.const 2)) (local.get $acc))
-      (call $put (i32.add (local.get $o) (i32.const 12)) (f32.mul (local.get $s3) (local.get $post)) (local.get $bias) (i32.add (local.get $j) (i32.const 3)) (local.get $acc))
-      (call $put (i32.add (local.get $o) (i32.const 16)) (f32.mul (local.get $s4) (local.get $post)) (local.get $bias) (i32.add (local.get $j) (i32.const 4)) (local.get $acc))
-      (call $put (i32.add (local.get $o) (i32.const 20)) (f32.mul (local.get $s5) (local.get $post)) (local.get $bias) (i32.add (local.get $j) (i32.const 5)) (local.get $acc))
-      (call $put (i32.add (local.get $o) (i32.const 24)) (f32.mul (local.get $s6) (local.get $post)) (local.get $bias) (i32.add (local.get $j) (i32.const 6)) (local.get $acc))
-      (call $put (i32.add (local.get $o) (i32.const 28)) (f32.mul (local.get $s7) (local.get $post)) (local.get $bias) (i32.add (local.get $j) (i32.const 7)) (local.get $acc))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br $il)))
-    (local.set $j (i32.add (local.get $j) (i32.const 8)))
-    (br $g)))
-  ;; the last rows of W (fewer than eight), one at a time
-  (block $rdone (loop $r
-    (br_if $rdone (i32.ge_s (local.get $j) (local.get $j1)))
-    (local.set $w0 (i32.add (local.get $w) (i32.mul (local.get $j) (local.get $rs))))
-    (local.set $i (i32.const 0))
-    (block $idone (loop $il
-      (br_if $idone (i32.ge_s (local.get $i) (local.get $m)))
-      (local.set $xp (i32.add (local.get $x) (i32.shl (i32.mul (local.get $i) (local.get $ldx)) (i32.const 2))))
-      (local.set $a0 (v128.const i32x4 0 0 0 0))
-      (local.set $c (i32.const 0))
-      (block $cdone (loop $cl
-        (br_if $cdone (i32.ge_s (local.get $c) (local.get $q8)))
+        (br_if $cdone (i32.ge_s (local.get $c) (local.get $q16)))
         (local.set $cw (i32.shl (local.get $c) (i32.const {wsh})))
         (local.set $xv (v128.load align=4 (i32.add (local.get $xp) (i32.shl (local.get $c) (i32.const 2)))))
         (local.set $xw (v128.load offset=16 align=4 (i32.add (local.get $xp) (i32.shl (local.get $c) (i32.const 2)))))
         (@{step} $w0 $a0)
-        (local.set $c (i32.add (local.get $c) (i32.const 8)))
+        (local.set $xv (v128.load offset=32 align=4 (i32.add (local.get $xp) (i32.shl (local.get $c) (i32.const 2)))))
+        (local.set $xw (v128.load offset=48 align=4 (i32.add (local.get $xp) (i32.shl (local.get $c) (i32.const 2)))))
+        (@{step} $w8 $a1)
+        (local.set $c (i32.add (local.get $c) (i32.const 16)))
         (br $cl)))
+      (if (i32.lt_s (local.get $c) (local.get $q8)) (then
+        (local.set $cw (i32.shl (local.get $c) (i32.const {wsh})))
+        (local.set $xv (v128.load align=4 (i32.add (local.get $xp) (i32.shl (local.get $c) (i32.const 2)))))
+        (local.set $xw (v128.load offset=16 align=4 (i32.add (local.get $xp) (i32.shl (local.get $c) (i32.const 2)))))
+        (@{step} $w0 $a0)
+        (local.set $c (local.get $q8))))
+      (local.set $a0 (f32x4.add (local.get $a0) (local.get $a1)))
       (local.set $s0 (@hsum $a0))
+      ;; the last q % 8 columns, x in natural order there
       (block $tdone (loop $t
         (br_if $tdone (i32.ge_s (local.get $c) (local.get $q)))
         (local.set $s0 (f32.add (local.get $s0) (f32.mul (f32.load (i32.add (local.get $xp) (i32.shl (local.get $c) (i32.const 2))))
@@ -230,51 +185,11 @@
 (func $matvec_q8 (export "matvec_q8")
   (param $out i32) (param $ldo i32) (param $xq i32) (param $xsc i32) (param $w i32) (param $ws i32) (param $ldw i32)
   (param $bias i32) (param $m i32) (param $j0 i32) (param $j1 i32) (param $acc i32)
-  (local $j i32) (local $i i32) (local $nb i32) (local $b i32) (local $xp i32) (local $xsp i32)
-  (local $w0 i32) (local $w1 i32) (local $w2 i32) (local $w3 i32) (local $s0p i32) (local $s1p i32) (local $s2p i32) (local $s3p i32)
-  (local $x0 v128) (local $x1 v128) (local $x2 v128) (local $x3 v128)
-  (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128) (local $xsb f32) (local $o i32)
+  (local $j i32) (local $i i32) (local $nb i32) (local $b i32) (local $xp i32) (local $xsp i32) (local $w0 i32) (local $s0p i32)
+  (local $x0 v128) (local $x1 v128) (local $x2 v128) (local $x3 v128) (local $a0 v128) (local $xsb f32)
   (local.set $nb (i32.shr_u (local.get $ldw) (i32.const 5)))
   (local.set $j (local.get $j0))
-  (block $gdone (loop $g
-    (br_if $gdone (i32.gt_s (i32.add (local.get $j) (i32.const 4)) (local.get $j1)))
-    (local.set $i (i32.const 0))
-    (block $idone (loop $il
-      (br_if $idone (i32.ge_s (local.get $i) (local.get $m)))
-      (local.set $w0 (i32.add (local.get $w) (i32.mul (local.get $j) (local.get $ldw))))
-      (local.set $w1 (i32.add (local.get $w0) (local.get $ldw)))
-      (local.set $w2 (i32.add (local.get $w1) (local.get $ldw)))
-      (local.set $w3 (i32.add (local.get $w2) (local.get $ldw)))
-      (local.set $s0p (i32.add (local.get $ws) (i32.shl (i32.mul (local.get $j) (local.get $nb)) (i32.const 2))))
-      (local.set $s1p (i32.add (local.get $s0p) (i32.shl (local.get $nb) (i32.const 2))))
-      (local.set $s2p (i32.add (local.get $s1p) (i32.shl (local.get $nb) (i32.const 2))))
-      (local.set $s3p (i32.add (local.get $s2p) (i32.shl (local.get $nb) (i32.const 2))))
-      (local.set $xp (i32.add (local.get $xq) (i32.shl (i32.mul (local.get $i) (local.get $ldw)) (i32.const 1))))
-      (local.set $xsp (i32.add (local.get $xsc) (i32.shl (i32.mul (local.get $i) (local.get $nb)) (i32.const 2))))
-      (local.set $a0 (v128.const i32x4 0 0 0 0)) (local.set $a1 (v128.const i32x4 0 0 0 0))
-      (local.set $a2 (v128.const i32x4 0 0 0 0)) (local.set $a3 (v128.const i32x4 0 0 0 0))
-      (local.set $b (i32.const 0))
-      (block $bdone (loop $bl
-        (br_if $bdone (i32.ge_s (local.get $b) (local.get $nb)))
-        (local.set $x0 (v128.load (local.get $xp)))
-        (local.set $x1 (v128.load offset=16 (local.get $xp)))
-        (local.set $x2 (v128.load offset=32 (local.get $xp)))
-        (local.set $x3 (v128.load offset=48 (local.get $xp)))
-        (local.set $xsb (f32.load (local.get $xsp)))
-        (@q8block $w0 $s0p $a0) (@q8block $w1 $s1p $a1) (@q8block $w2 $s2p $a2) (@q8block $w3 $s3p $a3)
-        (local.set $xp (i32.add (local.get $xp) (i32.const 64)))
-        (local.set $xsp (i32.add (local.get $xsp) (i32.const 4)))
-        (local.set $b (i32.add (local.get $b) (i32.const 1)))
-        (br $bl)))
-      (local.set $o (i32.add (local.get $out) (i32.shl (i32.add (i32.mul (local.get $i) (local.get $ldo)) (local.get $j)) (i32.const 2))))
-      (call $put (local.get $o) (@hsum $a0) (local.get $bias) (local.get $j) (local.get $acc))
-      (call $put (i32.add (local.get $o) (i32.const 4)) (@hsum $a1) (local.get $bias) (i32.add (local.get $j) (i32.const 1)) (local.get $acc))
-      (call $put (i32.add (local.get $o) (i32.const 8)) (@hsum $a2) (local.get $bias) (i32.add (local.get $j) (i32.const 2)) (local.get $acc))
-      (call $put (i32.add (local.get $o) (i32.const 12)) (@hsum $a3) (local.get $bias) (i32.add (local.get $j) (i32.const 3)) (local.get $acc))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br $il)))
-    (local.set $j (i32.add (local.get $j) (i32.const 4)))
-    (br $g)))
+  ;; one row of W at a time, front to back (see matvec_body: two rows side by side read DRAM at half the speed)
   (block $rdone (loop $r
     (br_if $rdone (i32.ge_s (local.get $j) (local.get $j1)))
     (local.set $i (i32.const 0))
