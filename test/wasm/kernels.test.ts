@@ -125,7 +125,7 @@ test('matmul f16: inputs beyond the 2^14 pre-scaling range keep full precision',
 });
 
 test('selective scan: odd channels and states, every optional operand, l = 1 and longer, B/C as views', () => {
-  for (const [b, l, e, n] of [[1, 1, 1, 1], [1, 1, 6, 7], [2, 1, 13, 16], [1, 9, 5, 3], [2, 13, 11, 7], [1, 40, 36, 16]] as const) {
+  for (const [b, l, e, n] of [[1, 1, 1, 1], [1, 1, 6, 7], [2, 1, 13, 16], [3, 1, 7, 8], [1, 9, 5, 3], [2, 13, 11, 7], [1, 40, 36, 16]] as const) {
     for (const variant of [0, 1, 2, 3]) {
       const withD = variant !== 1, withZ = variant !== 2, withBias = variant !== 3, softplus = variant !== 1;
       const inplace = variant % 2 === 0;
@@ -223,7 +223,7 @@ test('cross-entropy and its gradient: odd vocabularies, ignored rows, logits as 
 });
 
 test('conv1d: odd channels, widths 3 and 4, with and without state, bias and SiLU, l = 1 and longer', () => {
-  for (const [b, l, e, k] of [[1, 1, 1, 4], [1, 1, 7, 4], [2, 1, 13, 3], [1, 9, 5, 4], [2, 2, 10, 4], [1, 33, 18, 3]] as const) {
+  for (const [b, l, e, k] of [[1, 1, 1, 4], [1, 1, 7, 4], [3, 1, 13, 4], [2, 1, 13, 3], [1, 9, 5, 4], [2, 2, 10, 4], [1, 33, 18, 3]] as const) {
     for (const variant of [0, 1, 2]) {
       const withState = variant !== 1, withBias = variant !== 2, silu = variant !== 2;
       const [xa, xb] = putView(b * l, e + 3, 2, e, 41);
