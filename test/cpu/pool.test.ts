@@ -1,3 +1,4 @@
+import { LateWaits } from '../../src/backend/cpu/late-waits.js';
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { CpuBackend, type CpuKernels } from '../../src/backend/cpu/cpu-backend.js';
@@ -122,4 +123,15 @@ test('useThreads refuses bad counts; 1 stops the workers', async () => {
 test('plain (unshared) memories cannot take threads: a clear UNSUPPORTED', async () => {
   const bk = new CpuBackend({ kernels: 'wasm', arenas: { shared: false } });
   await assert.rejects(bk.useThreads(2), (e: Error & { code?: string }) => e.code === 'UNSUPPORTED' && /cross-origin isolated/.test(e.message));
+});
+
+test('late waits: a few short stalls a second do not stop the workers; a fifth of a second of waiting does', () => {
+  const w = new LateWaits();
+  // a virtual machine's stalls: 5 waits of 5 ms a second, for 10 seconds
+  for (let s = 0; s < 10; s++) for (let i = 0; i < 5; i++) assert.equal(w.add(s * 1000 + i * 200, 5), false);
+  // an overloaded machine: a 30 ms wait every 40 ms; the seventh within the window crosses 200 ms
+  const t0 = 20000;
+  const falls: number[] = [];
+  for (let i = 0; i < 14; i++) if (w.add(t0 + i * 40, 30)) falls.push(i);
+  assert.deepEqual(falls, [6, 13]);
 });

@@ -1,6 +1,7 @@
 import { fail } from '../../errors.js';
 import type { WasmKernels } from '../wasm/module.js';
 import type { Arena, ArenaSet } from './arena.js';
+import { LateWaits } from './late-waits.js';
 import { runChunk, ViewCache, type ThreadContext } from './pool-ops.js';
 import { ARGS, CHUNK, CTL_SLOTS, DONE, ERROR, ERROR_TEXT_BYTES, GEN, NEXT, OP, OP_ATTACH, OP_EXIT, SLEEPING, TOTAL, WAITING } from './pool-protocol.js';
 import type { PoolThread, ThreadHost } from './thread-host.js';
@@ -18,9 +19,11 @@ import type { PoolThread, ThreadHost } from './thread-host.js';
  * On a machine busier than its cores (other processes), a worker can be descheduled while it holds
  * a chunk, and the caller then waits a whole scheduler slice (milliseconds) for it: a decode step
  * would cost more on two threads than on one. So the caller watches its waits: when a worker was
- * late (the wait exceeded three times the caller's own time per chunk, plus 1 ms) three times
- * within a second, the pool runs the next 250 ms of commands on the calling thread alone, then
- * tries the workers again.
+ * late (the wait exceeded three times the caller's own time per chunk, plus 1 ms) for a fifth of a
+ * second's time, the pool runs the next 250 ms of commands on the calling thread alone, then
+ * tries the workers again. A worker that was asleep when the command came is not late: its
+ * wake-up is slow by nature, and counting it made the fallback feed itself (workers fall asleep
+ * during the 250 ms alone, wake late when it ends, and trigger the next fallback).
  */
 export interface PoolOptions {
   /** Polls of the command counter before a worker sleeps (default 200000, roughly 0.1-1 ms). */
@@ -36,8 +39,7 @@ export class ThreadPool {
   private closed = false;
   /** Commands run on the caller alone until this time (performance.now()), after late workers. */
   private serialUntil = 0;
-  private lateCount = 0;
-  private lateWindow = 0;
+  private readonly lateWaits = new LateWaits();
   /** Times the pool fell back to the calling thread (diagnostics, benchmarks). */
   fallbacks = 0;
 
@@ -123,7 +125,9 @@ export class ThreadPool {
     Atomics.store(c, NEXT, 0);
     Atomics.store(c, DONE, 0);
     Atomics.add(c, GEN, 1);
-    if (Atomics.load(c, SLEEPING) > 0) Atomics.notify(c, GEN);
+    // a sleeping worker takes a wake-up (tens of microseconds to milliseconds) to join: not late
+    const asleep = Atomics.load(c, SLEEPING) > 0;
+    if (asleep) Atomics.notify(c, GEN);
     let err: unknown;
     let own = 0, ownChunks = 0;
     if (compute) {
@@ -145,7 +149,10 @@ export class ThreadPool {
       const t1 = performance.now();
       this.waitDone(n);
       const waited = performance.now() - t1;
-      if (compute && waited > 1 + 3 * (ownChunks ? own / ownChunks : own)) this.late(t1);
+      if (compute && !asleep && waited > 1 + 3 * (ownChunks ? own / ownChunks : own) && this.lateWaits.add(t1, waited)) {
+        this.serialUntil = t1 + LateWaits.SERIAL_MS;
+        this.fallbacks++;
+      }
     }
     if (err) throw err;
     if (Atomics.load(c, ERROR)) {
@@ -154,19 +161,6 @@ export class ThreadPool {
       this.errText.fill(0);
       Atomics.store(c, ERROR, 0);
       throw new Error(`a thread pool worker failed: ${text}`);
-    }
-  }
-
-  /** A worker was late: three times within a second switches to the caller alone for 250 ms. */
-  private late(now: number): void {
-    if (now - this.lateWindow > 1000) {
-      this.lateWindow = now;
-      this.lateCount = 0;
-    }
-    if (++this.lateCount >= 3) {
-      this.serialUntil = now + 250;
-      this.lateCount = 0;
-      this.fallbacks++;
     }
   }
 
