@@ -1,3 +1,4 @@
+import type { SimdLevel } from '../wasm/module.js';
 /**
  * The thread pool's command block: one SharedArrayBuffer of 128 int32 slots, written by the calling
  * thread and read by the workers, so a command costs a few atomic operations and no message.
@@ -59,7 +60,7 @@ export const DT_I32 = 4;
 
 /** Messages from the caller to a worker. */
 export type ToWorker =
-  | { type: 'init'; ctl: SharedArrayBuffer; err: SharedArrayBuffer; tid: number; memories: WebAssembly.Memory[]; spin: number; wasm: boolean }
+  | { type: 'init'; ctl: SharedArrayBuffer; err: SharedArrayBuffer; tid: number; memories: WebAssembly.Memory[]; spin: number; wasm: boolean; simd: SimdLevel }
   | { type: 'attach'; id: number; memory: WebAssembly.Memory };
 
 /** Messages from a worker (errors while running commands go through the shared error text instead). */

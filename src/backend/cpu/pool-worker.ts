@@ -1,4 +1,4 @@
-import { instantiateKernels, type WasmKernels } from '../wasm/module.js';
+import { instantiateKernels, setSimdLevel, type WasmKernels } from '../wasm/module.js';
 import { runChunk, ViewCache, type ThreadContext } from './pool-ops.js';
 import { CHUNK, DONE, ERROR, GEN, NEXT, OP, OP_ATTACH, OP_EXIT, SLEEPING, TOTAL, WAITING, type FromWorker, type ToWorker } from './pool-protocol.js';
 
@@ -77,6 +77,7 @@ export function startPoolWorker(port: WorkerPort): void {
       wasm = msg.wasm;
       seen = Atomics.load(ctl, GEN);
       try {
+        setSimdLevel(msg.simd); // the caller's build: the same code on every thread
         msg.memories.forEach((m, i) => attach(i, m));
       } catch (e) {
         port.post({ type: 'error', message: e instanceof Error ? e.message : String(e) });

@@ -1,5 +1,5 @@
 import { fail } from '../../errors.js';
-import type { WasmKernels } from '../wasm/module.js';
+import { simdLevel, type WasmKernels } from '../wasm/module.js';
 import type { Arena, ArenaSet } from './arena.js';
 import { LateWaits } from './late-waits.js';
 import { runChunk, ViewCache, type ThreadContext } from './pool-ops.js';
@@ -81,7 +81,7 @@ export class ThreadPool {
         });
         w.onError((e) => reject(e instanceof Error ? e : new Error(String(e))));
       }));
-      w.post({ type: 'init', ctl: sab, err, tid, memories: arenas.arenas.map((a) => a.memory), spin: o.spin ?? 200000, wasm });
+      w.post({ type: 'init', ctl: sab, err, tid, memories: arenas.arenas.map((a) => a.memory), spin: o.spin ?? 200000, wasm, simd: simdLevel() });
     }
     try {
       await Promise.all(ready);

@@ -3,7 +3,8 @@
 ;; Weight-streaming bound: one row of W at a time, front to back (why: matvec_body), sixteen columns
 ;; per step in two accumulators. Each row of W is read from memory once; the rows of x (callers use
 ;; these for m < 8) reread it from L1. A thread pool splits [j0, j1) into contiguous chunks.
-;; Sums are f32 in four lanes (the reference sums in f64: differences ~1e-7 * sqrt(q) relative).
+;; Sums are f32 in four lanes (the reference sums in f64: differences ~1e-7 * sqrt(q) relative),
+;; multiply-adds fused in the relaxed variant (@madd).
 
 ;; Writes one result: out = [out +] s [+ bias] (bias f32, address 0 = none).
 (func $put (param $o i32) (param $s f32) (param $bias i32) (param $j i32) (param $acc i32)
@@ -13,19 +14,18 @@
 
 ;; One step (8 columns) of one row: f32 weights, x as is.
 (;@macro mv_f32 w a;)
-(local.set {a} (f32x4.add (local.get {a}) (f32x4.add
-  (f32x4.mul (v128.load align=4 (i32.add (local.get {w}) (local.get $cw))) (local.get $xv))
-  (f32x4.mul (v128.load offset=16 align=4 (i32.add (local.get {w}) (local.get $cw))) (local.get $xw)))))
+(local.set {a} (@madd (v128.load align=4 (i32.add (local.get {w}) (local.get $cw))) (local.get $xv)
+  (@madd (v128.load offset=16 align=4 (i32.add (local.get {w}) (local.get $cw))) (local.get $xw) (local.get {a}))))
 (;@end;)
 ;; f16 weights, x prepared by prep_f16x (scaled by 2^(112-s), deinterleaved).
 (;@macro mv_f16 w a;)
 (local.set $cv (v128.load align=2 (i32.add (local.get {w}) (local.get $cw))))
-(local.set {a} (f32x4.add (local.get {a}) (f32x4.add (f32x4.mul (@f16even) (local.get $xv)) (f32x4.mul (@f16odd) (local.get $xw)))))
+(local.set {a} (@madd (@f16even) (local.get $xv) (@madd (@f16odd) (local.get $xw) (local.get {a}))))
 (;@end;)
 ;; bf16 weights, x prepared by prep_bf16x (deinterleaved).
 (;@macro mv_bf16 w a;)
 (local.set $cv (v128.load align=2 (i32.add (local.get {w}) (local.get $cw))))
-(local.set {a} (f32x4.add (local.get {a}) (f32x4.add (f32x4.mul (@bf16even) (local.get $xv)) (f32x4.mul (@bf16odd) (local.get $xw)))))
+(local.set {a} (@madd (@bf16even) (local.get $xv) (@madd (@bf16odd) (local.get $xw) (local.get {a}))))
 (;@end;)
 ;; Scalar weights for the tails (q % 8 columns), x in natural order there.
 (;@macro tail_f32 a;)

@@ -1,7 +1,14 @@
-import { KERNELS_WASM_BASE64, MEMORY_LIMITS_FLAG_OFFSET } from './kernels.generated.js';
+import { KERNELS_RELAXED_WASM_BASE64, KERNELS_WASM_BASE64, MEMORY_LIMITS_FLAG_OFFSET, RELAXED_MEMORY_LIMITS_FLAG_OFFSET } from './kernels.generated.js';
+import { fail } from '../../errors.js';
 
 /**
  * Loading the WebAssembly SIMD kernels (built from `src/backend/wasm/*.wat` by scripts/build-wasm.js).
+ * Two builds of the same sources (`SimdLevel`): plain SIMD128, and relaxed SIMD, whose multiply-adds
+ * are fused where the CPU has FMA (the gemm's inner loop, the matvecs, exp's polynomial, the scan
+ * step). The relaxed build is used where the engine takes it: browsers since Chrome 114 and
+ * Firefox 120; Node 20 has it behind `--experimental-wasm-relaxed-simd`, which the loader sets
+ * through node:v8 before compiling (V8 flags are process-wide, so workers see it too). The
+ * environment variable MAMBA_TS_WASM_SIMD=simd128|relaxed|auto chooses explicitly.
  * One compiled module per memory kind (shared or plain: they differ in one byte of the memory
  * import), one instance per linear memory and thread. Node compiles synchronously on first use;
  * browsers should call `initWasmKernels()` first (Chrome refuses large synchronous compiles on the
@@ -46,32 +53,77 @@ export const THREAD_SCRATCH_BYTES = (128 << 10) + 4096;
 /** Largest d_state (scan) and conv width the thread scratch holds (32 bytes per state or tap). */
 export const MAX_SCAN_STATE = THREAD_SCRATCH_BYTES / 32;
 
-let bytes: Uint8Array | undefined;
-const modules: { shared?: WebAssembly.Module; plain?: WebAssembly.Module } = {};
-let supported: boolean | undefined;
+/** Which build of the kernels runs: plain SIMD128, or relaxed SIMD (fused multiply-adds). */
+export type SimdLevel = 'simd128' | 'relaxed';
 
-function kernelBytes(shared: boolean): Uint8Array {
+const SOURCES: Record<SimdLevel, { base64: string; flag: number }> = {
+  simd128: { base64: KERNELS_WASM_BASE64, flag: MEMORY_LIMITS_FLAG_OFFSET },
+  relaxed: { base64: KERNELS_RELAXED_WASM_BASE64, flag: RELAXED_MEMORY_LIMITS_FLAG_OFFSET },
+};
+const decoded: Partial<Record<SimdLevel, Uint8Array>> = {};
+const modules: Partial<Record<string, WebAssembly.Module>> = {};
+let supported: boolean | undefined;
+let level: SimdLevel | undefined;
+
+function kernelBytes(shared: boolean, lv: SimdLevel = simdLevel()): Uint8Array {
+  let bytes = decoded[lv];
   if (!bytes) {
-    const bin = atob(KERNELS_WASM_BASE64);
-    bytes = new Uint8Array(bin.length);
+    const bin = atob(SOURCES[lv].base64);
+    bytes = decoded[lv] = new Uint8Array(bin.length);
     for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
   }
   if (shared) return bytes;
   const plain = bytes.slice();
-  plain[MEMORY_LIMITS_FLAG_OFFSET] = 0x01; // limits: has maximum, not shared
+  plain[SOURCES[lv].flag] = 0x01; // limits: has maximum, not shared
   return plain;
+}
+
+function validates(lv: SimdLevel): boolean {
+  try {
+    return WebAssembly.validate(kernelBytes(false, lv) as BufferSource);
+  } catch {
+    return false;
+  }
+}
+
+/** Node only: turns on V8's relaxed SIMD (Node 20 ships it behind a flag). */
+function enableRelaxedSimdInNode(): void {
+  const p = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
+  const v8 = p?.getBuiltinModule?.('node:v8') as { setFlagsFromString?: (flags: string) => void } | undefined;
+  try {
+    v8?.setFlagsFromString?.('--experimental-wasm-relaxed-simd');
+  } catch { /* not Node, or flags locked: plain SIMD128 */ }
+}
+
+/**
+ * The build this thread runs: decided once (MAMBA_TS_WASM_SIMD, else relaxed where the engine
+ * validates it, else plain SIMD128). Pool workers are told the caller's choice (`setSimdLevel`),
+ * so every thread runs the same code and results do not depend on the thread count.
+ */
+export function simdLevel(): SimdLevel {
+  if (level) return level;
+  const g = globalThis as { process?: { env?: Record<string, string | undefined> } };
+  const want = g.process?.env?.MAMBA_TS_WASM_SIMD ?? 'auto';
+  if (want !== 'auto' && want !== 'simd128' && want !== 'relaxed') fail('BAD_ARGUMENT', `MAMBA_TS_WASM_SIMD must be simd128, relaxed or auto, got "${want}"`);
+  if (want === 'simd128') return (level = 'simd128');
+  if (typeof WebAssembly !== 'undefined' && !validates('relaxed')) enableRelaxedSimdInNode();
+  const relaxedOk = typeof WebAssembly !== 'undefined' && validates('relaxed');
+  if (want === 'relaxed' && !relaxedOk) fail('UNSUPPORTED', 'MAMBA_TS_WASM_SIMD=relaxed, but this engine does not take relaxed SIMD (Node 20 needs --experimental-wasm-relaxed-simd; browsers: Chrome 114+, Firefox 120+)');
+  return (level = relaxedOk ? 'relaxed' : 'simd128');
+}
+
+/** Sets this thread's build (pool workers: the caller's choice). */
+export function setSimdLevel(lv: SimdLevel): void {
+  if (level === lv) return;
+  if (Object.keys(modules).length) fail('BAD_ARGUMENT', `the kernels were already compiled as ${level}; setSimdLevel(${lv}) comes too late`);
+  if (lv === 'relaxed' && !validates('relaxed')) enableRelaxedSimdInNode();
+  level = lv;
 }
 
 /** Whether this engine runs the kernels (WebAssembly with SIMD128, plus threads' shared memory when asked). */
 export function wasmKernelsSupported(shared = false): boolean {
   if (typeof WebAssembly === 'undefined') return false;
-  if (supported === undefined) {
-    try {
-      supported = WebAssembly.validate(kernelBytes(false) as BufferSource);
-    } catch {
-      supported = false;
-    }
-  }
+  if (supported === undefined) supported = validates('simd128');
   if (!supported) return false;
   if (!shared) return true;
   try {
@@ -84,15 +136,16 @@ export function wasmKernelsSupported(shared = false): boolean {
 /** Compiles both module variants asynchronously (browsers: call before creating the CPU backend). */
 export async function initWasmKernels(): Promise<void> {
   if (typeof WebAssembly === 'undefined') return;
-  if (!modules.plain) modules.plain = await WebAssembly.compile(kernelBytes(false) as BufferSource);
-  if (!modules.shared && typeof SharedArrayBuffer !== 'undefined') {
-    try { modules.shared = await WebAssembly.compile(kernelBytes(true) as BufferSource); } catch { /* no threads */ }
+  const lv = simdLevel();
+  if (!modules[`${lv}/plain`]) modules[`${lv}/plain`] = await WebAssembly.compile(kernelBytes(false) as BufferSource);
+  if (!modules[`${lv}/shared`] && typeof SharedArrayBuffer !== 'undefined') {
+    try { modules[`${lv}/shared`] = await WebAssembly.compile(kernelBytes(true) as BufferSource); } catch { /* no threads */ }
   }
 }
 
 /** The compiled module for a memory kind (compiled synchronously on first use if not initialised). */
 export function kernelsModule(shared: boolean): WebAssembly.Module {
-  const key = shared ? 'shared' : 'plain';
+  const key = `${simdLevel()}/${shared ? 'shared' : 'plain'}`;
   let m = modules[key];
   if (!m) m = modules[key] = new WebAssembly.Module(kernelBytes(shared) as BufferSource);
   return m;

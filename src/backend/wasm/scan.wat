@@ -72,11 +72,10 @@
         ;; h_j <- exp(dt A_j) h_j + dt u B_j ; y += h_j C_j      ($p walks A^T; h is n v128 further)
         (local.set $p (local.get $at))
         (loop $state
-          (local.set $hj (f32x4.add
-            (f32x4.mul (@exp4 (f32x4.mul (local.get $dt) (v128.load (local.get $p)))) (v128.load (i32.add (local.get $p) (i32.shl (local.get $n) (i32.const 4)))))
+          (local.set $hj (@madd (@exp4 (f32x4.mul (local.get $dt) (v128.load (local.get $p)))) (v128.load (i32.add (local.get $p) (i32.shl (local.get $n) (i32.const 4))))
             (f32x4.mul (local.get $dtu) (v128.load32_splat (local.get $bp)))))
           (v128.store (i32.add (local.get $p) (i32.shl (local.get $n) (i32.const 4))) (local.get $hj))
-          (local.set $yv (f32x4.add (local.get $yv) (f32x4.mul (local.get $hj) (v128.load32_splat (local.get $cp)))))
+          (local.set $yv (@madd (local.get $hj) (v128.load32_splat (local.get $cp)) (local.get $yv)))
           (local.set $bp (i32.add (local.get $bp) (i32.const 4)))
           (local.set $cp (i32.add (local.get $cp) (i32.const 4)))
           (local.set $p (i32.add (local.get $p) (i32.const 16)))
@@ -118,10 +117,10 @@
   (loop $st
     (local.set $hj (f32x4.mul (local.get $dtus) (v128.load align=4 (i32.add (local.get $bp) (local.get $j)))))
     (if (local.get $hp) (then
-      (local.set $hj (f32x4.add (local.get $hj) (f32x4.mul (@exp4 (f32x4.mul (local.get $dts) (v128.load align=4 (i32.add (local.get $ap) (local.get $j)))))
-        (v128.load align=4 (i32.add (local.get $hp) (local.get $j))))))))
+      (local.set $hj (@madd (@exp4 (f32x4.mul (local.get $dts) (v128.load align=4 (i32.add (local.get $ap) (local.get $j)))))
+        (v128.load align=4 (i32.add (local.get $hp) (local.get $j))) (local.get $hj)))))
     (if (local.get $hq) (then (v128.store align=4 (i32.add (local.get $hq) (local.get $j)) (local.get $hj))))
-    (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (local.get $hj) (v128.load align=4 (i32.add (local.get $cp) (local.get $j))))))
+    (local.set $acc (@madd (local.get $hj) (v128.load align=4 (i32.add (local.get $cp) (local.get $j))) (local.get $acc)))
     (local.set $j (i32.add (local.get $j) (i32.const 16)))
     (br_if $st (i32.lt_u (local.get $j) (local.get $nb))))
   (local.set $yv (f32x4.replace_lane {k} (local.get $yv) (@hsum $acc)))))
