@@ -1,6 +1,6 @@
 import { instantiateKernels, setSimdLevel, type WasmKernels } from '../wasm/module.js';
 import { runChunk, ViewCache, type ThreadContext } from './pool-ops.js';
-import { CHUNK, DONE, ERROR, GEN, NEXT, OP, OP_ATTACH, OP_EXIT, SLEEPING, TOTAL, WAITING, type FromWorker, type ToWorker } from './pool-protocol.js';
+import { claimChunk, DONE, ERROR, GEN, NEXT, OP, OP_ATTACH, OP_EXIT, SLEEPING, TOTAL, WAITING, type FromWorker, type ToWorker } from './pool-protocol.js';
 
 /**
  * A pool worker, whatever the platform: `pool-worker-node.ts` (worker_threads) and
@@ -20,6 +20,8 @@ export function startPoolWorker(port: WorkerPort): void {
   let ctlF: Float32Array;
   let errText: Uint8Array;
   let spin = 0;
+  let threads = 2;
+  const span = new Int32Array(2);
   let seen = 0;
   let wasm = false;
   const memories: (WebAssembly.Memory | undefined)[] = [];
@@ -49,12 +51,7 @@ export function startPoolWorker(port: WorkerPort): void {
       if (op === OP_EXIT) { port.close(); return; }
       if (op === OP_ATTACH) return; // the memory comes by message; `attach` below resumes serving
       try {
-        const total = ctl[TOTAL]!, chunk = ctl[CHUNK]!;
-        for (;;) {
-          const j0 = Atomics.add(ctl, NEXT, chunk);
-          if (j0 >= total) break;
-          runChunk(ctx, op, ctl, ctlF, j0, Math.min(total, j0 + chunk));
-        }
+        while (claimChunk(ctl, threads, span)) runChunk(ctx, op, ctl, ctlF, span[0]!, span[1]!);
       } catch (e) {
         // The first error's text goes to the shared buffer (the caller is blocked: a message would wait).
         if (Atomics.compareExchange(ctl, ERROR, 0, 1) === 0) {
@@ -74,6 +71,7 @@ export function startPoolWorker(port: WorkerPort): void {
       ctlF = new Float32Array(msg.ctl);
       errText = new Uint8Array(msg.err);
       spin = msg.spin;
+      threads = msg.threads;
       wasm = msg.wasm;
       seen = Atomics.load(ctl, GEN);
       try {

@@ -3,7 +3,7 @@ import { simdLevel, type WasmKernels } from '../wasm/module.js';
 import type { Arena, ArenaSet } from './arena.js';
 import { LateWaits } from './late-waits.js';
 import { runChunk, ViewCache, type ThreadContext } from './pool-ops.js';
-import { ARGS, CHUNK, CTL_SLOTS, DONE, ERROR, ERROR_TEXT_BYTES, GEN, NEXT, OP, OP_ATTACH, OP_EXIT, SLEEPING, TOTAL, WAITING } from './pool-protocol.js';
+import { ALIGN, ARGS, CHUNK, claimChunk, CTL_SLOTS, DONE, ERROR, ERROR_TEXT_BYTES, GEN, NEXT, OP, OP_ATTACH, OP_EXIT, SLEEPING, TOTAL, WAITING } from './pool-protocol.js';
 import type { PoolThread, ThreadHost } from './thread-host.js';
 
 /**
@@ -42,6 +42,8 @@ export class ThreadPool {
   private readonly lateWaits = new LateWaits();
   /** Times the pool fell back to the calling thread (diagnostics, benchmarks). */
   fallbacks = 0;
+  /** The caller's claimed chunk [j0, j1). */
+  private readonly span = new Int32Array(2);
 
   private constructor(
     readonly threads: number,
@@ -81,7 +83,7 @@ export class ThreadPool {
         });
         w.onError((e) => reject(e instanceof Error ? e : new Error(String(e))));
       }));
-      w.post({ type: 'init', ctl: sab, err, tid, memories: arenas.arenas.map((a) => a.memory), spin: o.spin ?? 200000, wasm, simd: simdLevel() });
+      w.post({ type: 'init', ctl: sab, err, tid, memories: arenas.arenas.map((a) => a.memory), threads, spin: o.spin ?? 200000, wasm, simd: simdLevel() });
     }
     try {
       await Promise.all(ready);
@@ -106,7 +108,7 @@ export class ThreadPool {
    * Runs the command whose arguments are set: units [0, total) in chunks, on every thread. Returns
    * when all are done; rethrows a worker's error.
    */
-  run(op: number, total: number, chunk: number): void {
+  run(op: number, total: number, chunk: number, align = 1): void {
     if (this.closed) fail('BAD_ARGUMENT', 'the thread pool was closed');
     const c = this.ctl;
     const n = this.workers.length;
@@ -122,6 +124,7 @@ export class ThreadPool {
     c[OP] = op;
     c[TOTAL] = total;
     c[CHUNK] = step;
+    c[ALIGN] = Math.max(1, Math.min(align, step));
     Atomics.store(c, NEXT, 0);
     Atomics.store(c, DONE, 0);
     Atomics.add(c, GEN, 1);
@@ -133,10 +136,9 @@ export class ThreadPool {
     if (compute) {
       const t0 = performance.now();
       try {
-        for (;;) {
-          const j0 = Atomics.add(c, NEXT, step);
-          if (j0 >= total) break;
-          runChunk(this.main, op, c, this.ctlF, j0, Math.min(total, j0 + step));
+        const span = this.span;
+        while (claimChunk(c, this.threads, span)) {
+          runChunk(this.main, op, c, this.ctlF, span[0]!, span[1]!);
           ownChunks++;
         }
       } catch (e) {
