@@ -1,8 +1,9 @@
 /**
  * CPU benchmark: decode and prefill speed of Mamba-1 models of the public shapes (random weights),
  * for each weight format, kernel kind (WebAssembly SIMD or the TypeScript reference) and thread
- * count; next to llama.cpp's figures on the project's machine (REFERENCE.md section 5) and to the
- * memory-bandwidth limit measured here (bytes of weights streamed per token / read bandwidth).
+ * count; next to llama.cpp's figures on the project's machine (a side-by-side run, see
+ * llamaCppFigures) and to the memory-bandwidth limit measured here (bytes of weights streamed per
+ * token / read bandwidth). MAMBA_TS_WASM_SIMD=simd128 measures the plain SIMD128 build.
  *
  *   npx tsc -p . && node dist/bench/cpu.js [options]
  *     --models 130m,1.4b      model shapes (default 130m)
@@ -13,19 +14,21 @@
  *     --prefill 512           prompt length (TypeScript kernels: --prefill-ts, default 64)
  *     --reps 3                repetitions; the median is reported
  *     --out <file>            JSON output (default bench/results/cpu-<date>.json)
+ *     --llama-cpp <file>      llama.cpp figures (default: the newest bench/results/llama-cpp-*.json)
  *
  * Each (model, dtype, kernels) runs in its own child process, so memory (5.6 GB for mamba-1.4b in
  * f32) is returned between configurations. Results are medians of `reps`; the machine may be busy:
  * rerun on a quiet machine for figures to quote.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { CpuBackend, type CpuKernels } from '../src/backend/cpu/cpu-backend.js';
 import type { TensorEntry, TensorSource } from '../src/io/tensor-source.js';
+import { simdLevel } from '../src/backend/wasm/module.js';
 import { buildMamba, expectedMambaTensors } from '../src/models/build-mamba.js';
 import type { MambaConfig } from '../src/models/config.js';
 import type { LanguageModel } from '../src/models/lm.js';
@@ -40,12 +43,30 @@ const SHAPES: Record<string, { d: number; layers: number }> = {
   '1.4b': { d: 2048, layers: 48 },
 };
 
-/** llama.cpp (Feb 2025 build, 2 threads) on the project's 2-core machine, REFERENCE.md section 5. */
-const LLAMA_CPP: Record<string, { decode?: number; prefill?: number }> = {
-  '130m/f32': { decode: 46.3, prefill: 278 },
-  '130m/f16': { decode: 65.6, prefill: 331 },
-  '1.4b/f32': { decode: 4.3 },
+/**
+ * llama.cpp's figures to print next to ours, by "model/dtype/threads". Default: the side-by-side
+ * run committed in bench/results/llama-cpp-*.json (the newest; --llama-cpp names another), taken on
+ * this machine in the same hour as our figures. Without such a file: REFERENCE.md section 5 (Feb
+ * 2025 build, 2 threads, when the machine's memory read 35-66 GB/s).
+ */
+interface LlamaCppFigures {
+  source: string;
+  figures: Record<string, { decode?: number; prefill?: number }>;
+}
+
+const REFERENCE_LLAMA_CPP: LlamaCppFigures = {
+  source: 'REFERENCE.md section 5 (llama.cpp Feb 2025 build, 2 threads)',
+  figures: { '130m/f32/2': { decode: 46.3, prefill: 278 }, '130m/f16/2': { decode: 65.6, prefill: 331 }, '1.4b/f32/2': { decode: 4.3 } },
 };
+
+function llamaCppFigures(file: string | undefined): LlamaCppFigures {
+  const dir = join(ROOT, 'bench', 'results');
+  const path = file ?? readdirSync(dir).filter((f) => /^llama-cpp-.*\.json$/.test(f)).sort().map((f) => join(dir, f)).at(-1);
+  if (!path) return REFERENCE_LLAMA_CPP;
+  const j = JSON.parse(readFileSync(path, 'utf8')) as { source?: string; medians?: LlamaCppFigures['figures'] };
+  if (!j.source || !j.medians) throw new Error(`${path}: expected { source, medians: { "130m/f32/2": { decode, prefill } } }`);
+  return { source: `${j.source} (${path.slice(ROOT.length + 1)})`, figures: j.medians };
+}
 
 function config(name: string): MambaConfig {
   const s = SHAPES[name];
@@ -205,7 +226,7 @@ async function main(): Promise<void> {
       kernels: { type: 'string', default: 'wasm,ts' }, threads: { type: 'string', default: '1,2' },
       decode: { type: 'string', default: '64' }, prefill: { type: 'string', default: '512' }, 'prefill-ts': { type: 'string', default: '64' },
       'decode-ts': { type: 'string', default: '16' }, reps: { type: 'string', default: '3' }, out: { type: 'string' },
-      child: { type: 'string' }, bandwidth: { type: 'string' },
+      child: { type: 'string' }, bandwidth: { type: 'string' }, 'llama-cpp': { type: 'string' },
     },
   });
   const list = (s: string): string[] => s.split(',').map((x) => x.trim()).filter(Boolean);
@@ -221,6 +242,7 @@ async function main(): Promise<void> {
     });
   }
   const command = `node dist/bench/cpu.js ${process.argv.slice(2).join(' ')}`.trim();
+  const llama = llamaCppFigures(values['llama-cpp']);
   const loadBefore = loadavg();
   process.stderr.write(`measuring read bandwidth (1 GiB, threads ${threads.join(', ')})\n`);
   const bandwidth = JSON.parse(runChild(['--bandwidth', threads.join(','), '--threads', threads.join(',')])) as Record<string, number>;
@@ -236,10 +258,12 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     command,
     machine: { cpu: cpu0?.model ?? 'unknown', cores: cpus().length, memoryGB: +(totalmem() / 1e9).toFixed(1), node: process.version, v8: process.versions.v8, platform: `${process.platform} ${process.arch}` },
+    // the WebAssembly build the children ran (MAMBA_TS_WASM_SIMD passes to them)
+    wasmSimd: simdLevel(),
     // 1/5/15-minute load averages: above the core count, other processes shared the cores
     loadAverage: { before: loadBefore.map((x) => +x.toFixed(2)), after: loadavg().map((x) => +x.toFixed(2)) },
     readBandwidthGBs: bandwidth,
-    llamaCpp: LLAMA_CPP,
+    llamaCpp: llama,
     results,
   };
   const out = values.out ?? join(ROOT, 'bench', 'results', `cpu-${report.date.slice(0, 19).replace(/[:T]/g, '-')}.json`);
@@ -251,11 +275,11 @@ async function main(): Promise<void> {
     `| --- | --- | --- | --- | --- | --- | --- | --- | --- |`,
   ];
   for (const r of results) {
-    const ref = LLAMA_CPP[`${r.model}/${r.dtype}`];
+    const ref = llama.figures[`${r.model}/${r.dtype === 'q8' ? 'q8_0' : r.dtype}/${r.threads}`] ?? llama.figures[`${r.model}/${r.dtype}/${r.threads}`];
     const limit = r.bandwidthGBs ? (r.bandwidthGBs * 1e9) / r.weightBytes : undefined;
     lines.push(`| ${r.model} | ${r.dtype} | ${r.kernels} | ${r.threads} | ${fmt(r.decodeTokS)} | ${fmt(limit)} (${fmt(r.bandwidthGBs)} GB/s) | ${fmt(ref?.decode)} | ${fmt(r.prefillTokS)}${r.prefillTokens !== 512 ? ` (${r.prefillTokens} tokens)` : ''} | ${fmt(ref?.prefill, 0)} |`);
   }
-  process.stdout.write(`${command}\n${report.machine.cpu}, ${report.machine.cores} cores, Node ${report.machine.node}; read bandwidth ${Object.entries(bandwidth).map(([t, g]) => `${g.toFixed(1)} GB/s with ${t} thread(s)`).join(', ')}; load average ${report.loadAverage.before[0]} before, ${report.loadAverage.after[0]} after\n\n${lines.join('\n')}\n\nwrote ${out}\n`);
+  process.stdout.write(`${command}\n${report.machine.cpu}, ${report.machine.cores} cores, Node ${report.machine.node}, WebAssembly ${report.wasmSimd}; llama.cpp: ${llama.source}; read bandwidth ${Object.entries(bandwidth).map(([t, g]) => `${g.toFixed(1)} GB/s with ${t} thread(s)`).join(', ')}; load average ${report.loadAverage.before[0]} before, ${report.loadAverage.after[0]} after\n\n${lines.join('\n')}\n\nwrote ${out}\n`);
 }
 
 main().catch((e: unknown) => {
