@@ -275,7 +275,7 @@ async function main(): Promise<void> {
     `| --- | --- | --- | --- | --- | --- | --- | --- | --- |`,
   ];
   for (const r of results) {
-    const ref = llama.figures[`${r.model}/${r.dtype === 'q8' ? 'q8_0' : r.dtype}/${r.threads}`] ?? llama.figures[`${r.model}/${r.dtype}/${r.threads}`];
+    const ref = llama.figures[`${r.model}/${r.dtype === 'q8' ? 'q8_0' : r.dtype}/${r.threads}`]; // our q8 against llama.cpp's q8_0
     const limit = r.bandwidthGBs ? (r.bandwidthGBs * 1e9) / r.weightBytes : undefined;
     lines.push(`| ${r.model} | ${r.dtype} | ${r.kernels} | ${r.threads} | ${fmt(r.decodeTokS)} | ${fmt(limit)} (${fmt(r.bandwidthGBs)} GB/s) | ${fmt(ref?.decode)} | ${fmt(r.prefillTokS)}${r.prefillTokens !== 512 ? ` (${r.prefillTokens} tokens)` : ''} | ${fmt(ref?.prefill, 0)} |`);
   }

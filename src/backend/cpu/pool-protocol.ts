@@ -1,3 +1,5 @@
+import type { SimdLevel } from '../wasm/module.js';
+
 /**
  * The thread pool's command block: one SharedArrayBuffer of 128 int32 slots, written by the calling
  * thread and read by the workers, so a command costs a few atomic operations and no message.
@@ -84,8 +86,6 @@ export const DT_Q8 = 3;
 export const DT_I32 = 4;
 
 /** Messages from the caller to a worker. */
-import type { SimdLevel } from '../wasm/module.js';
-
 export type ToWorker =
   | { type: 'init'; ctl: SharedArrayBuffer; err: SharedArrayBuffer; tid: number; threads: number; memories: WebAssembly.Memory[]; spin: number; wasm: boolean; simd: SimdLevel }
   | { type: 'attach'; id: number; memory: WebAssembly.Memory };

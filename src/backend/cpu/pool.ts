@@ -105,14 +105,16 @@ export class ThreadPool {
   }
 
   /**
-   * Runs the command whose arguments are set: units [0, total) in chunks, on every thread. Returns
-   * when all are done; rethrows a worker's error.
+   * Runs the command whose arguments are set: units [0, total) in chunks, on every thread. Chunks
+   * are multiples of `align` units (except at the end) and at most `max`: the first claims take a
+   * quarter of a thread's share, later ones shrink (claimChunk). Returns when all are done;
+   * rethrows a worker's error.
    */
-  run(op: number, total: number, chunk: number, align = 1): void {
+  run(op: number, total: number, align = 1, max = Infinity): void {
     if (this.closed) fail('BAD_ARGUMENT', 'the thread pool was closed');
     const c = this.ctl;
     const n = this.workers.length;
-    const step = Math.max(1, chunk);
+    const step = Math.max(align, Math.min(max, Math.ceil(total / (this.threads * 4) / align) * align));
     const compute = op !== OP_ATTACH && op !== OP_EXIT;
     if (compute && this.serialUntil !== 0) {
       if (performance.now() < this.serialUntil) {
@@ -124,7 +126,7 @@ export class ThreadPool {
     c[OP] = op;
     c[TOTAL] = total;
     c[CHUNK] = step;
-    c[ALIGN] = Math.max(1, Math.min(align, step));
+    c[ALIGN] = align;
     Atomics.store(c, NEXT, 0);
     Atomics.store(c, DONE, 0);
     Atomics.add(c, GEN, 1);
@@ -185,7 +187,7 @@ export class ThreadPool {
   /** Gives the workers a new arena's memory (called when an arena opens). */
   attach(a: Arena): void {
     for (const w of this.workers) w.post({ type: 'attach', id: a.id, memory: a.memory });
-    this.run(OP_ATTACH, 0, 1);
+    this.run(OP_ATTACH, 0);
   }
 
   /** Stops the workers (they exit without reporting back: nothing to wait for). */

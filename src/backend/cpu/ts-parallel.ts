@@ -37,14 +37,10 @@ export class TsParallel implements CpuParallel {
     P.setI(TM.transA, g.transA ? 1 : 0); P.setI(TM.transB, g.transB ? 1 : 0); P.setI(TM.acc, g.accumulate ? 1 : 0);
   }
 
-  private chunk(total: number): number {
-    return Math.max(4, Math.ceil(total / (this.threads * 4) / 4) * 4);
-  }
-
   matmul(out: FView, a: FView, b: FView, bias: FView | null, g: MatmulGeom): void {
     this.put(TM.out, out); this.put(TM.a, a); this.put(TM.b, b); this.put(TM.bias, bias);
     this.geom(g);
-    this.pool.run(OP_TS_MATMUL, g.p, this.chunk(g.p));
+    this.pool.run(OP_TS_MATMUL, g.p, 4);
   }
 
   matmulQ8(out: FView, a: FView, b: Int8Array, bRows: number, bCols: number, bias: FView | null, g: MatmulGeom): void {
@@ -55,7 +51,7 @@ export class TsParallel implements CpuParallel {
     P.setI(TM.b, ar.id); P.setI(TM.b + 1, b.byteOffset); P.setI(TM.b + 2, 0); P.setI(TM.b + 3, DT_Q8);
     P.setI(TM.bRows, bRows); P.setI(TM.bCols, bCols);
     this.geom(g);
-    this.pool.run(OP_TS_MATMUL, g.p, this.chunk(g.p));
+    this.pool.run(OP_TS_MATMUL, g.p, 4);
   }
 
   scan(s: ScanViews, b: number, l: number, e: number, n: number): void {
@@ -64,6 +60,6 @@ export class TsParallel implements CpuParallel {
     for (const [at, v] of views) this.put(at, v);
     const P = this.pool;
     P.setI(TS.b, b); P.setI(TS.l, l); P.setI(TS.e, e); P.setI(TS.n, n); P.setI(TS.softplus, s.deltaSoftplus ? 1 : 0);
-    P.run(OP_TS_SCAN, e, Math.max(1, Math.ceil(e / (this.threads * 4))));
+    P.run(OP_TS_SCAN, e);
   }
 }

@@ -136,12 +136,6 @@ export class WasmOps {
     this.nOuts = 0;
   }
 
-  /** The largest chunk of `total` units for the pool (its first claims): a quarter of a thread's share, a multiple of `align`. */
-  private chunk(total: number, align: number, max = Infinity): number {
-    const c = Math.ceil(total / (this.threads * 4) / align) * align;
-    return Math.max(align, Math.min(c, max));
-  }
-
   // ---- kernels ----------------------------------------------------------------------------------
 
   /** out (m, p) <- [out +] op(a) · op(b) [+ bias]: a f32, b f32/f16/bf16/q8, bias f32. */
@@ -164,7 +158,7 @@ export class WasmOps {
         pool.setI(MV.arena, this.tgt.id); pool.setI(MV.kind, kind); pool.setI(MV.out, o); pool.setI(MV.ldo, out.ld);
         pool.setI(MV.x, xp); pool.setI(MV.ldx, ldx); pool.setI(MV.w, w); pool.setI(MV.ldw, b.ld); pool.setF(MV.post, post);
         pool.setI(MV.bias, bi); pool.setI(MV.m, m); pool.setI(MV.q, q); pool.setI(MV.acc, acc); pool.setI(MV.ws, ws); pool.setI(MV.xsc, xsc);
-        pool.run(OP_MATVEC, p, this.chunk(p, 8), 8);
+        pool.run(OP_MATVEC, p, 8);
       } else if (kind === DT_Q8) K.matvec_q8(o, out.ld, xp, xsc, w, ws, b.ld, bi, m, 0, p, acc);
       else (kind === DT_F32 ? K.matvec_f32 : kind === DT_F16 ? K.matvec_f16 : K.matvec_bf16)(o, out.ld, xp, ldx, w, b.ld, post, bi, m, q, 0, p, acc);
     } else {
@@ -174,7 +168,7 @@ export class WasmOps {
         pool.setI(GM.arena, this.tgt.id); pool.setI(GM.out, o); pool.setI(GM.ldo, out.ld); pool.setI(GM.a, x); pool.setI(GM.rsa, rsa); pool.setI(GM.csa, csa);
         pool.setI(GM.b, w); pool.setI(GM.bs, ws); pool.setI(GM.ldb, b.ld); pool.setI(GM.kind, kind); pool.setI(GM.transB, g.transB ? 1 : 0);
         pool.setI(GM.bias, bi); pool.setI(GM.m, m); pool.setI(GM.q, q); pool.setI(GM.acc, acc); pool.setI(GM.scratch, scratch); pool.setI(GM.stride, THREAD_SCRATCH_BYTES);
-        pool.run(OP_GEMM, p, this.chunk(p, 8, 128), 8);
+        pool.run(OP_GEMM, p, 8, 128);
       } else K.gemm(o, out.ld, x, rsa, csa, w, ws, b.ld, kind, g.transB ? 1 : 0, bi, m, q, 0, p, acc, scratch);
     }
     this.end();
@@ -214,7 +208,7 @@ export class WasmOps {
       P.setI(CV.arena, this.tgt.id); P.setI(CV.out, o); P.setI(CV.ldo, out.ld); P.setI(CV.x, xp); P.setI(CV.ldx, x.ld); P.setI(CV.w, w); P.setI(CV.ldw, weight.ld);
       P.setI(CV.bias, bi); P.setI(CV.state, st); P.setI(CV.lds, lds); P.setI(CV.b, b); P.setI(CV.l, l); P.setI(CV.e, e); P.setI(CV.k, k); P.setI(CV.silu, silu ? 1 : 0);
       P.setI(CV.scratch, scratch); P.setI(CV.stride, THREAD_SCRATCH_BYTES);
-      P.run(OP_CONV, e, this.chunk(e, 4), 4);
+      P.run(OP_CONV, e, 4);
     } else this.K.conv1d(o, out.ld, xp, x.ld, w, weight.ld, bi, st, lds, b, l, e, k, silu ? 1 : 0, 0, e, scratch);
     this.end();
     return true;
@@ -241,7 +235,7 @@ export class WasmOps {
       P.setI(SC.A, A); P.setI(SC.ldA, s.A.ld); P.setI(SC.B, B); P.setI(SC.ldB, s.B.ld); P.setI(SC.C, C); P.setI(SC.ldC, s.C.ld);
       P.setI(SC.D, D); P.setI(SC.z, z); P.setI(SC.ldz, ldz); P.setI(SC.dbias, db); P.setI(SC.h0, h0); P.setI(SC.ldh0, ldh0); P.setI(SC.hout, ho); P.setI(SC.ldho, ldho);
       P.setI(SC.b, b); P.setI(SC.l, l); P.setI(SC.e, e); P.setI(SC.n, n); P.setI(SC.softplus, sp); P.setI(SC.scratch, scratch); P.setI(SC.stride, THREAD_SCRATCH_BYTES);
-      P.run(OP_SCAN, e, this.chunk(e, 4), 4);
+      P.run(OP_SCAN, e, 4);
     } else {
       this.K.selective_scan(y, s.y.ld, u, s.u.ld, dl, s.delta.ld, A, s.A.ld, B, s.B.ld, C, s.C.ld, D, z, ldz, db, h0, ldh0, ho, ldho, b, l, e, n, sp, 0, e, scratch);
     }
@@ -266,7 +260,7 @@ export class WasmOps {
         [CB.scratch, scratch], [CB.stride, per],
       ];
       for (const [slot, v] of args) P.setI(slot, v);
-      P.run(OP_CONV_BWD, e, this.chunk(e, 4), 4);
+      P.run(OP_CONV_BWD, e, 4);
     } else this.K.conv1d_bwd(dx, a.dx.ld, dw, a.dWeight.ld, db, g, a.g.ld, x, a.x.ld, w, a.weight.ld, bias, b, l, e, k, silu, 0, e, scratch);
     this.end();
     return true;
@@ -303,7 +297,7 @@ export class WasmOps {
         [SB.l, l], [SB.e, e], [SB.n, n], [SB.softplus, sp], [SB.T, T], [SB.scratch, scratch], [SB.stride, per],
       ];
       for (const [k, v] of args) P.setI(k, v);
-      P.run(OP_SCAN_BWD, b, 1);
+      P.run(OP_SCAN_BWD, b, 1, 1);
     } else {
       this.K.selective_scan_bwd(dy, s.dy.ld, u, s.u.ld, dl, s.delta.ld, A, s.A.ld, B, s.B.ld, C, s.C.ld, D, z, ldz, db, h0, ldh0,
         du, s.du.ld, ddl, s.dDelta.ld, dB, s.dB.ld, dC, s.dC.ld, dz, lddz, dh0, lddh0, pA, pD, pB, l, e, n, sp, T, 0, b, scratch);
@@ -404,7 +398,7 @@ export class WasmOps {
     const t0 = performance.now();
     if (this.pool) {
       this.pool.setI(ST.arena, this.tgt.id); this.pool.setI(ST.base, base);
-      this.pool.run(OP_STREAM, mib, this.chunk(mib, 1));
+      this.pool.run(OP_STREAM, mib);
     } else this.K.stream_read(base, mib << 20);
     const dt = (performance.now() - t0) / 1000;
     this.end();
