@@ -4,6 +4,7 @@ import { cpu } from '../../src/backend/cpu/cpu-backend.js';
 import { f32ToBf16Bits, f32ToF16Bits, f16ToF32Table, bf16BitsToF32 } from '../../src/tensor/dtype.js';
 import { isMambaError } from '../../src/errors.js';
 import { maxAbsDiff } from '../helpers/fixtures.js';
+import { rand } from '../helpers/random.js';
 
 /**
  * The CPU kernels against naive formulas written independently here (plain loops over the math of
@@ -11,17 +12,6 @@ import { maxAbsDiff } from '../helpers/fixtures.js';
  */
 const bk = cpu();
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32 - 0.5;
-  };
-}
-function rand(n: number, seed: number, scale = 1): Float32Array {
-  const r = rng(seed);
-  return Float32Array.from({ length: n }, () => r() * 2 * scale);
-}
 
 test('matmul: every transposition, bias, accumulate and odd sizes match a naive triple loop', () => {
   for (const [m, q, p] of [[1, 1, 1], [1, 7, 5], [3, 5, 7], [5, 33, 9], [17, 13, 66], [4, 64, 4]] as const) {

@@ -8,6 +8,7 @@ import { isMambaError } from '../../src/errors.js';
 import { Mamba2Mixer, type Mamba2Dims } from '../../src/mixers/mamba2.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { maxAbsDiff } from '../helpers/fixtures.js';
+import { rand } from '../helpers/random.js';
 
 /**
  * Mamba-2's SSD kernels on the CPU: the chunked scan against (a) the sequential recurrence of
@@ -18,17 +19,6 @@ import { maxAbsDiff } from '../helpers/fixtures.js';
  */
 const bk = cpu();
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32 - 0.5;
-  };
-}
-function rand(n: number, seed: number, scale = 1): Float32Array {
-  const r = rng(seed);
-  return Float32Array.from({ length: n }, () => r() * 2 * scale);
-}
 const softplus = (x: number): number => (x > 20 ? x : Math.log1p(Math.exp(x)));
 
 interface Problem {

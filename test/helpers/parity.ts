@@ -1,3 +1,4 @@
+import { generateTokens } from '../../src/generate/generate.js';
 import type { LanguageModel } from '../../src/models/lm.js';
 import type { ModelState } from '../../src/models/state.js';
 import { maxAbsDiff } from './fixtures.js';
@@ -22,4 +23,15 @@ export async function stepVsParallel(model: LanguageModel, ids: number[][]): Pro
     for (let i = 0; i < b; i++) worst = Math.max(worst, maxAbsDiff(step.subarray(i * V, (i + 1) * V), parallel.subarray((i * l + t) * V, (i * l + t + 1) * V)));
   }
   return { worst, state };
+}
+
+/**
+ * Greedy generation from the fixture's prompts (every row, no stop at EOS) for as many tokens as
+ * the fixture's `greedy` rows hold: prompt + generated ids per row, to compare with `greedy`.
+ */
+export async function greedyRows(model: LanguageModel, prompts: number[][], greedy: number[][]): Promise<number[][]> {
+  const n = greedy[0]!.length - prompts[0]!.length;
+  const rows: number[][] = prompts.map((p) => [...p]);
+  for await (const ev of generateTokens(model, prompts, { greedy: true, maxNewTokens: n, ignoreEos: true })) rows[ev.row]!.push(ev.token);
+  return rows;
 }
