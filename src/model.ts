@@ -124,8 +124,7 @@ export class Model {
    * tokenizer; token prompts work without. Rows finish independently (EOS, max tokens, stop string).
    */
   async *generate(prompts: Prompt | readonly Prompt[], o: GenerateTextOptions = {}): AsyncGenerator<GenerationChunk> {
-    const list: readonly Prompt[] = typeof prompts === 'string' || (prompts.length > 0 && typeof prompts[0] === 'number') ? [prompts as Prompt] : (prompts as readonly Prompt[]);
-    const ids = list.map((p, i) => this.toIds(p, i));
+    const ids = promptList(prompts).map((p, i) => this.toIds(p, i));
     const tk = this.tokenizer;
     if (o.stopStrings?.length && !tk) fail('BAD_ARGUMENT', 'stop strings need a tokenizer to turn tokens into text');
     const streams = tk ? ids.map(() => new DetokenizeStream(tk)) : [];
@@ -150,12 +149,9 @@ export class Model {
 
   /** Generates to completion and returns each sequence's tokens and text. */
   async generateAll(prompts: Prompt | readonly Prompt[], o: GenerateTextOptions = {}): Promise<GenerationResult[]> {
-    const list: readonly Prompt[] = typeof prompts === 'string' || (prompts.length > 0 && typeof prompts[0] === 'number') ? [prompts as Prompt] : (prompts as readonly Prompt[]);
-    const res: GenerationResult[] = list.map((p, i) => {
-      const t = this.toIds(p, i);
-      return { tokens: t, newTokens: [], text: '', finish: 'length' as FinishReason };
-    });
-    for await (const c of this.generate(list, o)) {
+    const ids = promptList(prompts).map((p, i) => this.toIds(p, i)); // encoded once: generate takes the ids
+    const res: GenerationResult[] = ids.map((t) => ({ tokens: [...t], newTokens: [], text: '', finish: 'length' as FinishReason }));
+    for await (const c of this.generate(ids, o)) {
       const r = res[c.row]!;
       if (c.token >= 0) { r.tokens.push(c.token); r.newTokens.push(c.token); }
       r.text += c.text;
@@ -213,3 +209,8 @@ function range(a: number, b: number): number[] {
 }
 
 export { ModelState };
+
+/** One prompt (text or ids) or a list of them, as a list. */
+function promptList(prompts: Prompt | readonly Prompt[]): readonly Prompt[] {
+  return typeof prompts === 'string' || (prompts.length > 0 && typeof prompts[0] === 'number') ? [prompts as Prompt] : (prompts as readonly Prompt[]);
+}

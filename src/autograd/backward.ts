@@ -114,8 +114,9 @@ function accumulate(t: Tensor, gi: InputGrad, slots: Map<GradNode, Slot>, op: st
 function accumulateLeaf(leaf: Tensor, gi: InputGrad): void {
   const bk = leaf.backend;
   if (!leaf.grad) {
+    // a whole gradient is copied in (no zero fill first); a window is added into zeros
+    if (!('window' in gi)) { checkGradShape(leaf, gi, 'leaf'); leaf.grad = bk.alloc(leaf.shape).keep(); bk.copy(leaf.grad, gi); return; }
     leaf.grad = bk.zeros(leaf.shape).keep();
-    if (!('window' in gi)) { checkGradShape(leaf, gi, 'leaf'); bk.copy(leaf.grad, gi); return; }
   }
   if ('window' in gi) addWindow(leaf.grad, gi.window, gi.start, 'narrow');
   else { checkGradShape(leaf, gi, 'leaf'); addInto(leaf.grad, gi); }

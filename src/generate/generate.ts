@@ -124,17 +124,9 @@ function copyRow(dst: ModelState, row: number, src: ModelState): void {
       // (b, ...) -> rows of b * rest: the row of this sequence is a view of (1, size/b).
       const per = t.size / dst.batch;
       const flat = t.reshape([dst.batch, per]);
-      const view = flatRow(flat, row);
-      t.backend.copy(view, s.reshape([1, per]));
+      t.backend.copy(flat.reshape([1, t.size]).narrow(row * per, per), s.reshape([1, per]));
     }
   });
-}
-
-function flatRow(t: Tensor, row: number): Tensor {
-  // A (1, per) window of a contiguous (b, per) tensor: reshape to (b * per) rows of 1 is wasteful;
-  // use the generic view constructor through reshape of a narrow on the flattened layout instead.
-  const per = t.cols;
-  return t.reshape([1, t.size]).narrow(row * per, per);
 }
 
 /**
@@ -161,6 +153,7 @@ export async function* generateTokens(model: LanguageModel, prompts: readonly (r
     const V = model.vocabSize;
     let rows: { data: ArrayLike<number>; off: number; ld: number } = { data: new Float32Array(0), off: 0, ld: V };
     const next = new Array<number>(b).fill(0);
+    const masked = suppress.length ? new Float32Array(V) : null; // one buffer for every row and step
     for (let step = 0; step < maxNew; step++) {
       if (o.signal?.aborted) {
         for (let r = 0; r < b; r++) if (!done[r]) yield { row: r, token: -1, finish: 'aborted' };
@@ -170,7 +163,7 @@ export async function* generateTokens(model: LanguageModel, prompts: readonly (r
         if (done[r]) continue;
         let data: ArrayLike<number>, off: number;
         if (step === 0) { data = last[r]!; off = 0; } else { data = rows.data; off = rows.off + r * rows.ld; }
-        const masked = suppress.length ? maskRow(data, off, V, suppress) : null;
+        if (masked) maskRow(data, off, V, suppress, masked);
         const tok = masked ? sampler.sample(masked, 0, V, p, seen[r]!, r, step) : sampler.sample(data, off, V, p, seen[r]!, r, step);
         if (Number.isNaN(tok) || tok < 0) fail('NON_FINITE', `sampling failed at step ${step} for sequence ${r}: the logits are not finite`);
         next[r] = tok;
@@ -224,11 +217,10 @@ function tokenEvent(row: number, token: number, isEos: boolean, isLast: boolean)
   return isEos ? { row, token, finish: 'eos' } : isLast ? { row, token, finish: 'length' } : { row, token };
 }
 
-function maskRow(data: ArrayLike<number>, off: number, V: number, suppress: readonly number[]): Float32Array {
-  const x = new Float32Array(V);
+/** Copies a row of logits into x with the suppressed ids at -Infinity. */
+function maskRow(data: ArrayLike<number>, off: number, V: number, suppress: readonly number[], x: Float32Array): void {
   for (let i = 0; i < V; i++) x[i] = data[off + i]!;
   for (const id of suppress) if (id >= 0 && id < V) x[id] = -Infinity;
-  return x;
 }
 
 function checkRowsFinite(rows: { data: ArrayLike<number>; off: number; ld: number }, b: number, V: number, step: number): void {

@@ -73,6 +73,5 @@ export function linearBias(bk: Backend, rng: Rng, out: number, fanIn: number): T
 
 /** A depthwise conv1d weight (e, k): PyTorch's Conv1d default, fan_in = k. */
 export function convWeight(bk: Backend, rng: Rng, e: number, k: number): Tensor {
-  const b = 1 / Math.sqrt(k);
-  return filled(bk, [e, k], () => rng.uniform(-b, b));
+  return linearWeight(bk, rng, e, k); // the same bound 1/sqrt(k), the same draws
 }

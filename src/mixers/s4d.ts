@@ -7,7 +7,7 @@ import * as S from '../ops/sequence.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { SequenceCore } from './core.js';
 import { filled, type Rng } from './init.js';
-import type { MixerState } from './mixer.js';
+import { parameterMap, type MixerState } from './mixer.js';
 
 /**
  * S4D: the diagonal linear time-invariant SSM (Gu, Gupta, Goel, Ré 2022, "On the Parameterization and
@@ -130,10 +130,7 @@ export class S4DCore implements SequenceCore {
 
   parameters(): Map<string, Tensor> {
     const w = this.w;
-    const m = new Map<string, Tensor>([['log_dt', w.logDt], ['A_log', w.ALog], ['C_re', w.CRe], ['D', w.D]]);
-    if (w.AIm) m.set('A_im', w.AIm);
-    if (w.CIm) m.set('C_im', w.CIm);
-    return m;
+    return parameterMap([['log_dt', w.logDt], ['A_log', w.ALog], ['C_re', w.CRe], ['D', w.D], ['A_im', w.AIm ?? null], ['C_im', w.CIm ?? null]]);
   }
 
   parametersChanged(): void {

@@ -145,16 +145,20 @@ function hfTokenIds(r: ConfigReader): Pick<LmConfigCommon, 'eosTokenId' | 'bosTo
   return { eosTokenId: r.tokenId('eos_token_id'), bosTokenId: r.tokenId('bos_token_id'), padTokenId: r.tokenId('pad_token_id') };
 }
 
+/** dt_rank under `key`: "auto" (ceil(d_model / 16), the default) or a positive integer. */
+function parseDtRank(r: ConfigReader, key: string, dModel: number): number {
+  const rank = r.raw[key] ?? 'auto';
+  if (rank === 'auto') return Math.ceil(dModel / 16);
+  if (typeof rank === 'number' && Number.isInteger(rank) && rank > 0) return rank;
+  return fail('CORRUPT_FILE', `${r.where}: "${key}" must be a positive integer or "auto", got ${JSON.stringify(rank)}`);
+}
+
 /** transformers' `MambaConfig` (model_type "mamba"); defaults are that class's defaults. */
 export function parseHfMambaConfig(r: ConfigReader): MambaConfig {
   const dModel = r.int('hidden_size', 768);
   const expand = r.num('expand', 2);
   requireSilu(r);
-  const rank = r.raw.time_step_rank ?? 'auto';
-  let dtRank: number;
-  if (rank === 'auto') dtRank = Math.ceil(dModel / 16);
-  else if (typeof rank === 'number' && Number.isInteger(rank) && rank > 0) dtRank = rank;
-  else return fail('CORRUPT_FILE', `${r.where}: "time_step_rank" must be a positive integer or "auto", got ${JSON.stringify(rank)}`);
+  const dtRank = parseDtRank(r, 'time_step_rank', dModel);
   const cfg: MambaConfig = {
     arch: 'mamba',
     dModel,
@@ -290,11 +294,7 @@ export function parseOriginalConfig(r: ConfigReader): MambaConfig | Mamba2Config
     const allowed = ['d_state', 'd_conv', 'expand', 'dt_rank', 'bias', 'conv_bias', ...INIT_ONLY_MAMBA1];
     checkKnownKeys(ssm, allowed, 'mamba_simple.Mamba');
     const expand = ssm.num('expand', 2);
-    const rank = ssm.raw.dt_rank ?? 'auto';
-    let dtRank: number;
-    if (rank === 'auto') dtRank = Math.ceil(dModel / 16);
-    else if (typeof rank === 'number' && Number.isInteger(rank) && rank > 0) dtRank = rank;
-    else return fail('CORRUPT_FILE', `${ssm.where}: "dt_rank" must be a positive integer or "auto", got ${JSON.stringify(rank)}`);
+    const dtRank = parseDtRank(ssm, 'dt_rank', dModel);
     const cfg: MambaConfig = {
       ...common,
       arch: 'mamba',

@@ -42,7 +42,8 @@ export async function openWeights(dir: string): Promise<TensorSource> {
   try {
     return await openCheckpointTensors(dir);
   } catch (e) {
-    if (!isMambaError(e, 'FILE_NOT_FOUND')) throw e;
+    // only "no safetensors here" (not a shard the index names but lacks) falls through
+    if (!isMambaError(e, 'FILE_NOT_FOUND') || e.details['lookedFor'] === undefined) throw e;
     // The original mamba_ssm checkpoints are torch.save'd state dicts.
     const bin = join(dir, 'pytorch_model.bin');
     if (await exists(bin)) return openTorchCheckpointFile(bin);
@@ -98,10 +99,9 @@ export async function loadModel(idOrPath: string = DEFAULT_MODEL_DIR, o: LoadMod
   const lm = await loadLanguageModel(dir, o);
   let tokenizer: Tokenizer | undefined;
   try {
-    await stat(join(dir, 'tokenizer.json'));
     tokenizer = await loadTokenizer(dir);
   } catch (e) {
-    if (isMambaError(e)) throw e;
+    if (!isMambaError(e, 'FILE_NOT_FOUND')) throw e;
   }
   return new Model(lm, tokenizer, idOrPath);
 }

@@ -171,9 +171,6 @@ export async function evaluate(model: TaskLanguageModel, task: TaskName, s: Task
   return { token: scored ? right / scored : 0, sequence: examples ? seqRight / examples : 0, examples };
 }
 
-/** Mixers whose state has a fixed size: long sequences run as chunked prefill with bounded memory. */
-export const CONSTANT_STATE = new Set(['mamba', 's6', 's4d', 's4d-real', 'mamba-s4d', 'h3']);
-
 export interface LengthAccuracy { length: number; accuracy: number; examples: number; seconds: number; method: 'chunked-state' | 'parallel' }
 
 /**
@@ -184,7 +181,8 @@ export interface LengthAccuracy { length: number; accuracy: number; examples: nu
 export async function evaluateLengths(model: TaskLanguageModel, task: TaskName, s: TaskSettings, lengths: number[], examples: (len: number) => number, seed: number, chunk = 2048, log?: (line: string) => void): Promise<LengthAccuracy[]> {
   const out: LengthAccuracy[] = [];
   const V = model.vocabSize;
-  const stateful = CONSTANT_STATE.has(model.config.mixer);
+  // a fixed-size state: no block keeps a growing history (attention's and Hyena's carry a length)
+  const stateful = model.blocks.every((blk) => !('length' in blk.mixer.stateShapes()));
   for (const len of lengths) {
     const rng = new Rng(seed).fork(STREAM.lengths).fork(len);
     const n = examples(len);
