@@ -128,7 +128,6 @@ export async function warmUp(seconds: number, fn: () => Promise<void>): Promise<
   return n;
 }
 
-/** Sums profiled GPU time by kernel name: [name, total ms, share, dispatches]. */
 /**
  * Times one kernel call `run` two ways: GPU time from timestamp queries (the dispatches whose names
  * `mine` accepts, summed per call; median of `reps`, NaN without the feature) and wall clock per call
@@ -155,6 +154,7 @@ export async function timeCalls(bk: WebGpuBackend, run: () => void, mine: (kerne
   return { gpuMs, wallMs, best: Number.isFinite(gpuMs) ? Math.min(gpuMs, wallMs) : wallMs, gpuRuns: per, dispatches };
 }
 
+/** Sums profiled GPU time by kernel name: [name, total ms, share, dispatches]. */
 export function byKernel(prof: [string, number][]): { kernel: string; ms: number; share: number; dispatches: number }[] {
   const m = new Map<string, { ns: number; n: number }>();
   let total = 0;
@@ -165,4 +165,21 @@ export function byKernel(prof: [string, number][]): { kernel: string; ms: number
     total += ns;
   }
   return [...m.entries()].map(([kernel, e]) => ({ kernel, ms: e.ns / 1e6, share: e.ns / total, dispatches: e.n })).sort((a, b) => b.ms - a.ms);
+}
+
+/** An f32 tensor of `shape`, uniform in [lo, hi) (an LCG over a block of at most 2^20 values, repeated). */
+export function random(bk: WebGpuBackend, shape: number[], lo: number, hi: number, seed: number): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const blk = new Float32Array(Math.min(n, 1 << 20));
+  let s = seed;
+  for (let i = 0; i < blk.length; i++) { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; blk[i] = lo + (hi - lo) * (s / 2 ** 32); }
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i += blk.length) a.set(blk.subarray(0, Math.min(blk.length, n - i)), i);
+  return bk.upload(a, shape, 'f32');
+}
+
+/** Frees a benchmark model: its parameters and the mixers' kept step buffers. */
+export function disposeModel(model: LanguageModel): void {
+  for (const t of model.parameters().values()) t.dispose();
+  model.blocks.forEach((b) => (b.mixer as { dispose?: () => void }).dispose?.());
 }

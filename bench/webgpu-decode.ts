@@ -1,6 +1,6 @@
 import { deviceTokens } from '../src/generate/device-loop.js';
 import { GREEDY } from '../src/generate/sampling.js';
-import { arg, backend, byKernel, machine, mambaConfig, randomModel, SHAPES, table, warmUp, writeResult } from './webgpu-common.js';
+import { arg, backend, byKernel, disposeModel, machine, mambaConfig, randomModel, SHAPES, table, warmUp, writeResult } from './webgpu-common.js';
 
 /**
  * Batch-1 decode throughput on WebGPU with random weights of real Mamba-1 shapes: the device loop
@@ -72,7 +72,7 @@ try {
         console.log(table([['kernel', 'ms/token', 'share', 'dispatches'], ...perToken.map((k) => [k.kernel, k.ms.toFixed(4), (100 * k.share).toFixed(1) + '%', k.dispatches])]));
       }
       state.dispose();
-      for (const t of model.parameters().values()) t.dispose();
+      disposeModel(model);
       await bk.sync();
     }
   }

@@ -1,4 +1,4 @@
-import { arg, backend, byKernel, machine, mambaConfig, randomModel, SHAPES, table, warmUp, writeResult } from './webgpu-common.js';
+import { arg, backend, byKernel, disposeModel, machine, mambaConfig, randomModel, SHAPES, table, warmUp, writeResult } from './webgpu-common.js';
 
 /**
  * Prefill throughput on WebGPU: the parallel form over a prompt of `--tokens` (default 2048), batch
@@ -44,8 +44,7 @@ try {
       console.log(`${name} ${dtype}: ${tokens} tokens in ${ms.toFixed(2)} ms = ${r.tokensPerSecond.toFixed(0)} tok/s (GPU time ${gpuMs.toFixed(2)} ms)`);
       console.log(table([['kernel', 'ms', 'share', 'dispatches'], ...kernels.map((k) => [k.kernel, k.ms.toFixed(3), (100 * k.share).toFixed(1) + '%', k.dispatches])]));
       idT.dispose();
-      for (const t of model.parameters().values()) t.dispose();
-      model.blocks.forEach((b) => (b.mixer as { dispose?: () => void }).dispose?.());
+      disposeModel(model);
       await bk.sync();
     }
   }

@@ -1,7 +1,8 @@
 import type { SelectiveScanArgs } from '../src/backend/backend.js';
 import { cpu } from '../src/backend/cpu/cpu-backend.js';
 import type { Tensor } from '../src/tensor/tensor.js';
-import { arg, backend, machine, table, timeCalls, warmUp, writeResult } from './webgpu-common.js';
+import { arg, backend, machine, random, table, timeCalls, warmUp, writeResult } from './webgpu-common.js';
+import { chunkLength } from '../src/backend/webgpu/kernels/scan.js';
 import type { WebGpuBackend } from '../src/backend/webgpu/webgpu-backend.js';
 
 /**
@@ -17,16 +18,6 @@ const threadsList = arg('threads', '0').split(',').map(Number);
 const wgList = arg('wg', '64').split(',').map(Number);
 const reps = Number(arg('reps', '20'));
 const ANCHOR: Record<string, number> = { '1x1536x2048x16': 0.126, '4x2048x4096x16': 1.175, '8x5120x2048x16': 2.857 };
-
-function random(bk: WebGpuBackend, shape: number[], lo: number, hi: number, seed: number): Tensor {
-  const n = shape.reduce((a, b) => a * b, 1);
-  const blk = new Float32Array(Math.min(n, 1 << 20));
-  let s = seed;
-  for (let i = 0; i < blk.length; i++) { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; blk[i] = lo + (hi - lo) * (s / 2 ** 32); }
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i += blk.length) a.set(blk.subarray(0, Math.min(blk.length, n - i)), i);
-  return bk.upload(a, shape, 'f32');
-}
 
 function inputs(bk: WebGpuBackend, b: number, l: number, e: number, n: number): SelectiveScanArgs {
   const bc = random(bk, [b, l, 2 * n], -1, 1, 7);
@@ -71,7 +62,7 @@ try {
         bk.selectiveScan(args);
         await bk.sync();
         const { gpuMs, wallMs, best, gpuRuns: per, dispatches } = await timeCalls(bk, () => bk.selectiveScan(args), (k) => k.startsWith('scan') || k === 'copy', reps);
-        const L = (await import('../src/backend/webgpu/kernels/scan.js')).chunkLength(b, l, e, 0, threads || 1 << 17);
+        const L = chunkLength(b, l, e, 0, threads || 1 << 17);
         const r = { shape: { b, e, l, n }, threads: threads || 1 << 17, wg, chunk: L, gpuMs, wallMs, gbPerS: bytes / (best * 1e6), bytes, officialMs: ANCHOR[key], gpuRuns: per, dispatches };
         results.push(r);
         rows.push([`(${b},${e},${l},${n})`, r.threads, wg, L, gpuMs.toFixed(3), wallMs.toFixed(3), r.gbPerS.toFixed(0), ANCHOR[key] ?? '-', ANCHOR[key] ? (ANCHOR[key]! / best).toFixed(2) + 'x' : '-']);

@@ -3,7 +3,7 @@ import { cpu } from '../src/backend/cpu/cpu-backend.js';
 import type { WebGpuBackend } from '../src/backend/webgpu/webgpu-backend.js';
 import type { SsdPath } from '../src/backend/webgpu/kernels/ssd-scan.js';
 import type { Tensor } from '../src/tensor/tensor.js';
-import { arg, backend, machine, table, timeCalls, warmUp, writeResult } from './webgpu-common.js';
+import { arg, backend, machine, random, table, timeCalls, warmUp, writeResult } from './webgpu-common.js';
 
 /**
  * Mamba-2's SSD scan on WebGPU, f32, how the mixer calls it: x, B and C as column views of one
@@ -20,16 +20,6 @@ const shapes = arg('shapes', '4x4096x64x64x128x1,1x1x64x64x128x1').split(',').ma
 const chunks = arg('chunks', '256,128,64').split(',').map(Number);
 const paths = arg('paths', 'chunked').split(',') as SsdPath[];
 const reps = Number(arg('reps', '10'));
-
-function random(bk: WebGpuBackend, shape: number[], lo: number, hi: number, seed: number): Tensor {
-  const n = shape.reduce((a, b) => a * b, 1);
-  const blk = new Float32Array(Math.min(n, 1 << 20));
-  let s = seed;
-  for (let i = 0; i < blk.length; i++) { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; blk[i] = lo + (hi - lo) * (s / 2 ** 32); }
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i += blk.length) a.set(blk.subarray(0, Math.min(blk.length, n - i)), i);
-  return bk.upload(a, shape, 'f32');
-}
 
 function inputs(bk: WebGpuBackend, b: number, l: number, h: number, p: number, n: number, g: number, step: boolean): SsdScanArgs {
   const e = h * p;

@@ -21,7 +21,6 @@ export interface Pipe {
   readonly pipeline: GPUComputePipeline;
   /** Access of storage bindings 1..n: 'r' read-only, 'w' read-write, '-' not used by this entry point. Binding 0 is the parameter block. */
   readonly access: string;
-  readonly layoutKey: string;
 }
 
 export interface KernelSource {
@@ -59,7 +58,6 @@ export class Dispatcher {
   private readonly staging: ArrayBuffer;
   readonly u32: Uint32Array;
   readonly f32: Float32Array;
-  readonly i32: Int32Array;
   /** Word index where the next parameter is written. */
   cursor = 0;
   private slot = 0;
@@ -72,11 +70,9 @@ export class Dispatcher {
   private readonly groupsOf = new Map<number, string[]>();
   /** Buffers to destroy once the batch that last used them is submitted. */
   private readonly toDestroy: GpuStorage[] = [];
-  /** Called after each submit (profiling read-backs, deferred work). */
-  afterSubmit: (() => void) | undefined;
   /** Counters for benchmarks and tests. */
   readonly stats = { dispatches: 0, submits: 0 };
-  private profile: { batches: Promise<[string, number][]>[]; cur: ProfileBatch | null; cap: number } | null = null;
+  private profile: { batches: Promise<[string, number][]>[]; cur: ProfileBatch | null } | null = null;
   /** The recording in progress (see `record`). */
   private rec: Recording | null = null;
   private nextRecId = 1;
@@ -91,7 +87,6 @@ export class Dispatcher {
     this.staging = new ArrayBuffer(this.slots * SLOT);
     this.u32 = new Uint32Array(this.staging);
     this.f32 = new Float32Array(this.staging);
-    this.i32 = new Int32Array(this.staging);
     this.uniform = this.device.createBuffer({ size: this.slots * SLOT, usage: USAGE.UNIFORM | USAGE.COPY_DST, label: 'mamba-ts params' });
   }
 
@@ -110,7 +105,7 @@ export class Dispatcher {
     const compute: GPUProgrammableStage = { module: mod, entryPoint: src.entry ?? 'main' };
     if (constants) compute.constants = constants;
     const pipeline = this.device.createComputePipeline({ layout: pl, compute, label: key });
-    p = { name: src.name, pipeline, access: src.access, layoutKey: src.access };
+    p = { name: src.name, pipeline, access: src.access };
     this.pipes.set(key, p);
     return p;
   }
@@ -140,11 +135,8 @@ export class Dispatcher {
     this.cursor = this.slot * SLOT_WORDS;
     return this;
   }
-  /** The staging slot `params()` last started. */
-  private cursorSlot(): number { return this.slot; }
   u(v: number): this { this.u32[this.cursor++] = v; return this; }
   f(v: number): this { this.f32[this.cursor++] = v; return this; }
-  i(v: number): this { this.i32[this.cursor++] = v; return this; }
 
   // ---- dispatch --------------------------------------------------------------------------------
 
@@ -158,7 +150,7 @@ export class Dispatcher {
     bufs = this.resolveAliases(p, bufs);
     const rec = this.rec;
     const slot = rec ? rec.slots : this.slot++;
-    let key = rec ? `R${rec.id}:${p.layoutKey}` : p.layoutKey;
+    let key = rec ? `R${rec.id}:${p.access}` : p.access;
     for (let i = 0; i < bufs.length; i++) {
       const b = bufs[i];
       if (p.access[i] === '-') continue;
@@ -172,7 +164,7 @@ export class Dispatcher {
       // the recording's own parameter block, written now (queue writes precede the next submit)
       if (rec.slots >= REC_SLOTS) fail('UNSUPPORTED', `a recording holds at most ${REC_SLOTS} dispatches`);
       rec.slots++;
-      this.device.queue.writeBuffer(rec.uniform, slot * SLOT, this.staging, this.cursorSlot() * SLOT, SLOT);
+      this.device.queue.writeBuffer(rec.uniform, slot * SLOT, this.staging, this.slot * SLOT, SLOT);
       rec.ops.push({ pipeline: p.pipeline, bg, off: slot * SLOT, x, y, z, name: p.name });
       for (const b of bufs) if (b && !rec.buffers.includes(b)) rec.buffers.push(b);
     }
@@ -287,7 +279,6 @@ export class Dispatcher {
     this.batch++;
     if (pb) { this.profile!.batches.push(readProfile(pb)); this.profile!.cur = null; }
     for (const s of this.toDestroy.splice(0)) this.forget(s);
-    this.afterSubmit?.();
   }
 
   /** Destroys a buffer now if no unsubmitted command uses it, else right after the next submit. */
@@ -368,7 +359,7 @@ export class Dispatcher {
   startProfile(): void {
     if (!this.g.features.has('timestamp-query')) fail('UNSUPPORTED', 'kernel profiling needs the WebGPU timestamp-query feature, which this device lacks');
     this.flush();
-    this.profile = { batches: [], cur: null, cap: this.maxBatch };
+    this.profile = { batches: [], cur: null };
   }
 
   /** Stops recording; returns [kernel name, nanoseconds] for every dispatch in order. */
@@ -383,7 +374,7 @@ export class Dispatcher {
   private profileBatch(): ProfileBatch {
     const p = this.profile!;
     if (!p.cur) {
-      const n = p.cap;
+      const n = this.maxBatch;
       p.cur = {
         names: [],
         query: this.device.createQuerySet({ type: 'timestamp', count: 2 * n }),

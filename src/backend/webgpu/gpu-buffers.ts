@@ -59,7 +59,7 @@ export class BufferPool {
   }
 
   /** Removes idle buffers (largest first) until at most `keep` bytes stay idle. */
-  drain(keep = 0): GpuStorage[] {
+  drain(keep: number): GpuStorage[] {
     const out: GpuStorage[] = [];
     const sizes = [...this.free.keys()].sort((a, b) => b - a);
     for (const size of sizes) {

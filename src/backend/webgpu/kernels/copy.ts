@@ -1,4 +1,5 @@
-import { f32ToBf16Bits, f32ToF16Bits } from '../../../tensor/dtype.js';
+import { f32ToBf16Bits, f32ToF16Bits, type DType } from '../../../tensor/dtype.js';
+import type { GpuStorage } from '../gpu-buffers.js';
 import type { Tensor } from '../../../tensor/tensor.js';
 import type { WebGpuBackend } from '../webgpu-backend.js';
 import { dcode, grid } from './launch.js';
@@ -9,16 +10,21 @@ const FILL = { name: 'fill', code: W.fill, access: 'w' };
 
 /** dst <- src (checked by the backend); 16-bit destinations are written one u32 word per thread. */
 export function copy(bk: WebGpuBackend, dst: Tensor, src: Tensor): void {
+  copyInto(bk, src, bk.buf(dst), dst.offset, dst.ld, dst.dtype);
+}
+
+/** The same into a raw buffer: rows of src at element `offset` with row stride `ld`, as `dtype`. */
+export function copyInto(bk: WebGpuBackend, src: Tensor, dst: GpuStorage, offset: number, ld: number, dtype: DType): void {
   const rows = src.rows, cols = src.cols;
   if (rows * cols === 0) return;
-  const half = dst.dtype === 'f16' || dst.dtype === 'bf16';
+  const half = dtype === 'f16' || dtype === 'bf16';
   const st = src.dtype === 'i32' ? 0 : dcode(src.dtype);
   const pipe = bk.d.pipe(`copy:${st}:${half}`, COPY, { SRC_T: st, DST_HALF: half ? 1 : 0 });
-  const w0 = dst.offset >> 1;
-  const n = half ? ((dst.offset + (rows - 1) * dst.ld + cols + 1) >> 1) - w0 : rows * cols;
-  bk.d.params().u(rows).u(cols).u(src.offset).u(src.ld).u(dst.offset).u(dst.ld).u(n).u(w0);
+  const w0 = offset >> 1;
+  const n = half ? ((offset + (rows - 1) * ld + cols + 1) >> 1) - w0 : rows * cols;
+  bk.d.params().u(rows).u(cols).u(src.offset).u(src.ld).u(offset).u(ld).u(n).u(w0);
   const [x, y] = grid(n);
-  bk.d.run(pipe, [bk.buf(src), bk.buf(dst)], x, y);
+  bk.d.run(pipe, [bk.buf(src), dst], x, y);
 }
 
 /** t <- value (f32, i32 or 16-bit elements). */

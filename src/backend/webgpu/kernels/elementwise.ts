@@ -1,7 +1,7 @@
 import type { BinaryOp, UnaryOp } from '../../backend.js';
 import type { Tensor } from '../../../tensor/tensor.js';
 import type { WebGpuBackend } from '../webgpu-backend.js';
-import { grid, rowsGrid } from './launch.js';
+import { grid, rowsGrid, sameView } from './launch.js';
 import * as W from './wgsl.gen.js';
 
 /** The order of OP codes in unary.wgsl. */
@@ -11,11 +11,6 @@ const BINARY_OPS: readonly BinaryOp[] = ['add', 'sub', 'mul', 'div'];
 const UNARY = { name: 'unary', code: W.unary, access: 'rw' };
 const BINARY = { name: 'binary', code: W.binary, access: 'rrw' };
 const ARGMAX = { name: 'argmax', code: W.argmax, access: 'rw' };
-
-/** Same storage and same window: the kernel can read and write it in place, element by element. */
-function sameView(a: Tensor, b: Tensor): boolean {
-  return a.storage === b.storage && a.offset === b.offset && a.ld === b.ld;
-}
 
 export function unary(bk: WebGpuBackend, op: UnaryOp, out: Tensor, x: Tensor): void {
   const n = x.rows * x.cols;

@@ -1,5 +1,7 @@
 // out (m, d) <- rows of table (V, d) picked by ids (m); the table may be f32, f16 or bf16.
 
+//#include half.wgsl
+
 override T: u32 = 0u; // table dtype: 0 f32, 1 f16, 2 bf16
 
 struct P { m: u32, d: u32, ioff: u32, toff: u32, tld: u32, ooff: u32, old: u32 }
@@ -10,9 +12,7 @@ struct P { m: u32, d: u32, ioff: u32, toff: u32, tld: u32, ooff: u32, old: u32 }
 
 fn tab(e: u32) -> f32 {
   if (T == 0u) { return bitcast<f32>(table[e]); }
-  let h = (table[e >> 1u] >> ((e & 1u) * 16u)) & 0xffffu;
-  if (T == 2u) { return bitcast<f32>(h << 16u); }
-  return unpack2x16float(h).x;
+  return half_f32(table[e >> 1u], e, T);
 }
 
 @compute @workgroup_size(256)

@@ -1,5 +1,8 @@
 import { fail } from '../../../errors.js';
 import type { DType } from '../../../tensor/dtype.js';
+import type { Tensor } from '../../../tensor/tensor.js';
+import type { GpuStorage } from '../gpu-buffers.js';
+import type { WebGpuBackend } from '../webgpu-backend.js';
 
 /** Helpers shared by the kernel launchers. */
 
@@ -26,4 +29,31 @@ export function rowsGrid(rows: number): [number, number] {
 /** WGSL indexes buffers with u32: refuse element indices that would not fit. */
 export function checkIndex(op: string, lastElement: number): void {
   if (lastElement >= 2 ** 32) fail('UNSUPPORTED', `${op}: element index ${lastElement} exceeds 2^32`);
+}
+
+const specialised = new Map<string, string>();
+/**
+ * `code` with each `const NAME: u32 = ...u;` set to the given value (cached under `name` and the
+ * values): private array sizes and workgroup tiles must be constants, not overrides.
+ */
+export function withConsts(name: string, code: string, consts: Record<string, number>): string {
+  const key = `${name}:${Object.entries(consts).join()}`;
+  let c = specialised.get(key);
+  if (!c) {
+    c = code;
+    for (const [k, v] of Object.entries(consts)) c = c.replace(new RegExp(`const ${k}: u32 = \\d+u;`), `const ${k}: u32 = ${v}u;`);
+    specialised.set(key, c);
+  }
+  return c;
+}
+
+/** Same storage and same window: a kernel can read and write it in place, element by element. */
+export function sameView(a: Tensor, b: Tensor): boolean {
+  return a.storage === b.storage && a.offset === b.offset && a.ld === b.ld;
+}
+
+/** A scan's initial state: 0 zeros, 1 the rows of h0, 3 hOut's rows (h0 = hOut, the same window: read in place). */
+export function initialState(bk: WebGpuBackend, h0: Tensor | null | undefined, hOut: Tensor | null | undefined): { hin: number; h0: GpuStorage } {
+  if (!h0) return { hin: 0, h0: bk.dummyR };
+  return hOut && sameView(h0, hOut) ? { hin: 3, h0: bk.dummyR } : { hin: 1, h0: bk.buf(h0) };
 }

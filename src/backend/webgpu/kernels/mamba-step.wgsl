@@ -8,6 +8,7 @@
 // with u and z read from xz (b, 2e) = [silu(conv(u)), z] as left by the fused in_proj (matvec EPI 1)
 // and B, C from dbc (b, r + 2n) = x_proj's output.
 //#include math.wgsl
+//#include half.wgsl
 
 override T: u32 = 0u;  // dt_proj.weight dtype: 0 f32, 1 f16, 2 bf16
 
@@ -37,9 +38,7 @@ var<workgroup> red: array<f32, 256>;
 
 fn wel(i: u32) -> f32 {
   if (T == 0u) { return bitcast<f32>(W[i]); }
-  let v = (W[i >> 1u] >> ((i & 1u) * 16u)) & 0xffffu;
-  if (T == 2u) { return bitcast<f32>(v << 16u); }
-  return unpack2x16float(v).x;
+  return half_f32(W[i >> 1u], i, T);
 }
 
 // Sum of `v` over the 16 lanes of a channel (every lane gets it).

@@ -2,16 +2,14 @@ import type { MatmulOptions } from '../../backend.js';
 import type { Tensor } from '../../../tensor/tensor.js';
 import type { GpuStorage } from '../gpu-buffers.js';
 import type { WebGpuBackend } from '../webgpu-backend.js';
-import { dcode } from './launch.js';
+import { dcode, withConsts } from './launch.js';
 import * as W from './wgsl.gen.js';
 
 const MATMUL = { name: 'matmul', code: W.matmul, access: 'rrrw' };
 
 /** The matmul WGSL with its tile constants substituted. */
 function tiled(bm: number, bn: number, bk: number, tm: number, tn: number): { code: string; bm: number; bn: number } {
-  const code = W.matmul.replace(/const BM: u32 = \d+u;/, `const BM: u32 = ${bm}u;`).replace(/const BN: u32 = \d+u;/, `const BN: u32 = ${bn}u;`)
-    .replace(/const BK: u32 = \d+u;/, `const BK: u32 = ${bk}u;`).replace(/const TM: u32 = \d+u;/, `const TM: u32 = ${tm}u;`).replace(/const TN: u32 = \d+u;/, `const TN: u32 = ${tn}u;`);
-  return { code, bm, bn };
+  return { code: withConsts('matmul', W.matmul, { BM: bm, BN: bn, BK: bk, TM: tm, TN: tn }), bm, bn };
 }
 const SMALL = tiled(64, 64, 16, 4, 4);
 const BIG = tiled(128, 128, 8, 8, 8);

@@ -5,6 +5,8 @@
 // from vec4 reads of the tiles. The launcher substitutes the tile constants: 128 x 128 blocks of 8 x 8
 // for large products, 64 x 64 blocks of 4 x 4 for small ones (more workgroups).
 
+//#include half.wgsl
+
 override TA: u32 = 0u;     // a dtype: 0 f32, 1 f16, 2 bf16
 override TB: u32 = 0u;     // b dtype
 override BT: u32 = 0u;     // bias dtype
@@ -35,14 +37,9 @@ const TN4: u32 = TN / 4u;
 var<workgroup> As: array<vec4<f32>, BK * BM / 4u>; // [kk][mm / 4]
 var<workgroup> Bs: array<vec4<f32>, BK * BN / 4u>; // [kk][nn / 4]
 
-fn half(w: u32, i: u32, t: u32) -> f32 {
-  let h = (w >> ((i & 1u) * 16u)) & 0xffffu;
-  if (t == 2u) { return bitcast<f32>(h << 16u); }
-  return unpack2x16float(h).x;
-}
-fn la(i: u32) -> f32 { if (TA == 0u) { return bitcast<f32>(a[i]); } return half(a[i >> 1u], i, TA); }
-fn lb(i: u32) -> f32 { if (TB == 0u) { return bitcast<f32>(b[i]); } return half(b[i >> 1u], i, TB); }
-fn lbias(i: u32) -> f32 { if (BT == 0u) { return bitcast<f32>(bias[i]); } return half(bias[i >> 1u], i, BT); }
+fn la(i: u32) -> f32 { if (TA == 0u) { return bitcast<f32>(a[i]); } return half_f32(a[i >> 1u], i, TA); }
+fn lb(i: u32) -> f32 { if (TB == 0u) { return bitcast<f32>(b[i]); } return half_f32(b[i >> 1u], i, TB); }
+fn lbias(i: u32) -> f32 { if (BT == 0u) { return bitcast<f32>(bias[i]); } return half_f32(bias[i >> 1u], i, BT); }
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {

@@ -15,6 +15,9 @@
 // reduces them with the dot products; nw is folded into W (dot(W ⊙ nw, x) · inv per row) so no
 // normalised copy of x is ever stored.
 
+//#include math.wgsl
+//#include half.wgsl
+
 override T: u32 = 0u;        // W dtype: 0 f32, 1 f16, 2 bf16
 override BT: u32 = 0u;       // bias dtype
 override VEC: bool = false;  // rows of W and x start on 16-byte boundaries and q fits whole words
@@ -57,16 +60,12 @@ fn xs(i: u32) -> f32 { return x[i >> 2u][i & 3u]; }
 // Element i of a float buffer viewed as vec4<u32> words, with dtype t.
 fn wel(i: u32) -> f32 {
   if (T == 0u) { return bitcast<f32>(word(i)); }
-  let h = (word(i >> 1u) >> ((i & 1u) * 16u)) & 0xffffu;
-  if (T == 2u) { return bitcast<f32>(h << 16u); }
-  return unpack2x16float(h).x;
+  return half_f32(word(i >> 1u), i, T);
 }
 fn bel(i: u32) -> f32 {
   let w = bias[(i >> select(2u, 3u, BT != 0u)) ][(i >> select(0u, 1u, BT != 0u)) & 3u];
   if (BT == 0u) { return bitcast<f32>(w); }
-  let h = (w >> ((i & 1u) * 16u)) & 0xffffu;
-  if (BT == 2u) { return bitcast<f32>(h << 16u); }
-  return unpack2x16float(h).x;
+  return half_f32(w, i, BT);
 }
 
 // NORM: norm weight c as f32.
@@ -74,9 +73,7 @@ fn nel(c: u32) -> f32 {
   let i = p.nwoff + c;
   let w = nw[i >> select(2u, 3u, NT != 0u)][(i >> select(0u, 1u, NT != 0u)) & 3u];
   if (NT == 0u) { return bitcast<f32>(w); }
-  let h = (w >> ((i & 1u) * 16u)) & 0xffffu;
-  if (NT == 2u) { return bitcast<f32>(h << 16u); }
-  return unpack2x16float(h).x;
+  return half_f32(w, i, NT);
 }
 
 // NORM: norm weights c..c+3 as f32 (nwoff + c a multiple of 4: one 16-byte word or half of one).
@@ -97,7 +94,6 @@ fn pair(w: u32) -> vec2<f32> {
   return unpack2x16float(w);
 }
 
-fn silu(v: f32) -> f32 { return v / (1.0 + exp(-v)); }
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {
@@ -197,7 +193,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
     }
     s += cw[wb + p.k - 1u] * v;
     cs[sb + p.k - 1u] = v;
-    o[oi] = silu(s);
+    o[oi] = silu_f(s);
     return;
   }
   if (ACC) { v += o[oi]; }

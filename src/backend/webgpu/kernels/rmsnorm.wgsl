@@ -2,6 +2,8 @@
 //   if HAS_X: residual <- residual + x          (in place: the f32 residual stream)
 //   out <- residual * inverseSqrt(mean(residual^2) + eps) * weight
 
+//#include half.wgsl
+
 override HAS_X: bool = true;
 override W_T: u32 = 0u; // weight dtype: 0 f32, 1 f16, 2 bf16
 
@@ -17,9 +19,7 @@ var<workgroup> part: array<vec4<f32>, 64>;
 fn weight(c: u32) -> f32 {
   let e = p.woff + c;
   if (W_T == 0u) { return bitcast<f32>(w[e]); }
-  let h = (w[e >> 1u] >> ((e & 1u) * 16u)) & 0xffffu;
-  if (W_T == 2u) { return bitcast<f32>(h << 16u); }
-  return unpack2x16float(h).x;
+  return half_f32(w[e >> 1u], e, W_T);
 }
 
 @compute @workgroup_size(256)

@@ -1,24 +1,14 @@
 import type { SelectiveScanArgs } from '../../backend.js';
 import type { GpuStorage } from '../gpu-buffers.js';
 import type { WebGpuBackend } from '../webgpu-backend.js';
-import { grid } from './launch.js';
+import { copyInto } from './copy.js';
+import { grid, initialState, withConsts } from './launch.js';
 import * as W from './wgsl.gen.js';
 
 /** Channels per workgroup of scan_chunk / scan_out (default). */
 const SCAN_WG = 64;
 /** Threads the chunked scan aims for (enough to fill a large GPU several times over). */
 const TARGET_THREADS = 1 << 17;
-
-/** The WGSL with N4 (groups of 4 states) substituted: private arrays need a constant size. */
-const codeFor = new Map<number, string>();
-function code(n4: number): string {
-  let c = codeFor.get(n4);
-  if (!c) {
-    c = W.scan.replace(/const N4: u32 = \d+u;/, `const N4: u32 = ${n4}u;`);
-    codeFor.set(n4, c);
-  }
-  return c;
-}
 
 /**
  * Chunk length: a power of two from 16 up, so that b * e * chunks reaches `target` threads (or the
@@ -42,7 +32,7 @@ export function selectiveScan(bk: WebGpuBackend, s: SelectiveScanArgs, { b, l, e
   const n4 = Math.ceil(n / 4);
   const L = chunkLength(b, l, e, bk.options.scanChunk, bk.options.scanThreads || TARGET_THREADS);
   const K = Math.max(1, Math.ceil(l / L));
-  const cod = code(n4);
+  const cod = withConsts('scan', W.scan, { N4: n4 }); // private arrays need a constant size
   const WG = bk.options.scanWorkgroup || SCAN_WG;
   const flags = { HAS_Z: s.z ? 1 : 0, HAS_D: s.D ? 1 : 0, HAS_BIAS: s.deltaBias ? 1 : 0, SOFTPLUS: s.deltaSoftplus ? 1 : 0 };
   const fkey = `${n4}:${WG}:${!!s.z}:${!!s.D}:${!!s.deltaBias}:${s.deltaSoftplus}`;
@@ -51,22 +41,15 @@ export function selectiveScan(bk: WebGpuBackend, s: SelectiveScanArgs, { b, l, e
   let boff = s.B.offset, bld = s.B.ld, coff = s.C.offset, cld = s.C.ld;
   let packed: GpuStorage | null = null;
   if (s.C.storage !== s.B.storage) {
-    const rows = b * l;
-    packed = bk.scratch(rows * 2 * n * 4);
-    const t = bk.d.pipe('copy:0:false', { name: 'copy', code: W.copy, access: 'rw' }, { SRC_T: 0, DST_HALF: 0 });
-    for (const [src, off] of [[s.B, 0], [s.C, n]] as const) {
-      bk.d.params().u(rows).u(n).u(src.offset).u(src.ld).u(off).u(2 * n).u(rows * n).u(0);
-      const [gx, gy] = grid(rows * n);
-      bk.d.run(t, [bk.buf(src), packed], gx, gy);
-    }
+    packed = bk.scratch(b * l * 2 * n * 4);
+    copyInto(bk, s.B, packed, 0, 2 * n, 'f32');
+    copyInto(bk, s.C, packed, n, 2 * n, 'f32');
     bc = packed;
     boff = 0; bld = 2 * n; coff = n; cld = 2 * n;
   }
   const slotsFloats = b * K * e * 4 * n4;
   const chan = bk.scratch(e * (n4 + 1) * 16);
   const scratch = K > 1 ? bk.scratch((slotsFloats + b * K * e) * 4) : null;
-  // h0 = hOut read in place (same window); other overlaps go through the dispatcher's alias copy
-  const alias = !!s.h0 && !!s.hOut && s.h0.storage === s.hOut.storage && s.h0.offset === s.hOut.offset && s.h0.ld === s.hOut.ld;
   const params = (): void => {
     bk.d.params().u(b).u(l).u(e).u(n).u(K).u(L)
       .u(s.u.offset).u(s.u.ld).u(s.delta.offset).u(s.delta.ld).u(s.z?.offset ?? 0).u(s.z?.ld ?? 0)
@@ -79,8 +62,8 @@ export function selectiveScan(bk: WebGpuBackend, s: SelectiveScanArgs, { b, l, e
   params();
   const pack = bk.d.pipe(`scan_pack:${fkey}`, { name: 'scan.pack', code: cod, entry: 'scan_pack', access: '---------wrrr' }, flags);
   bk.d.run(pack, [null, null, null, null, null, null, null, null, null, chan, bk.buf(s.A), s.D ? bk.buf(s.D) : bk.dummyR, s.deltaBias ? bk.buf(s.deltaBias) : bk.dummyR], Math.ceil(e / 64));
-  let hinMode: number;
-  let hin: GpuStorage;
+  // h0 = hOut read in place (same window); other overlaps go through the dispatcher's alias copy
+  let { hin: hinMode, h0: hin } = initialState(bk, s.h0, s.hOut);
   if (K > 1) {
     // 2. chunk-local states, 3. carries
     params();
@@ -90,14 +73,8 @@ export function selectiveScan(bk: WebGpuBackend, s: SelectiveScanArgs, { b, l, e
     const carry = bk.d.pipe(`scan_carry:${fkey}:${!!s.h0}`, { name: 'scan.carry', code: cod, entry: 'scan_carry', access: '----rr--w' }, { ...flags, HAS_H0: s.h0 ? 1 : 0 });
     const [gx, gy] = grid(b * e * n4, 64);
     bk.d.run(carry, [null, null, null, null, chan, s.h0 ? bk.buf(s.h0) : bk.dummyR, null, null, scratch], gx, gy);
-    hinMode = 2;
+    hinMode = 2; // the carries
     hin = scratch!;
-  } else if (!s.h0) {
-    hinMode = 0; hin = bk.dummyR;
-  } else if (alias) {
-    hinMode = 3; hin = bk.dummyR;
-  } else {
-    hinMode = 1; hin = bk.buf(s.h0);
   }
   // 4. outputs
   params();

@@ -2,7 +2,7 @@ import type { SsdScanArgs } from '../../backend.js';
 import type { SsdDims } from '../../checks.js';
 import type { GpuStorage } from '../gpu-buffers.js';
 import type { WebGpuBackend } from '../webgpu-backend.js';
-import { checkIndex, grid } from './launch.js';
+import { checkIndex, grid, initialState, withConsts } from './launch.js';
 import * as W from './wgsl.gen.js';
 
 /** How `ssdScan` computes: step by step (`ssd_seq`), in chunks (the SSD matrix products), or chosen from the length. */
@@ -17,17 +17,6 @@ const SEQ_WG = 256;
 /** Output tile edge of the matrix products (T in the shader). */
 const TILE = 64;
 const F32_MAX = 3.4028234663852886e38;
-
-/** The WGSL with KP (states per lane of ssd_seq) substituted: private arrays need a constant size. */
-const codeFor = new Map<number, string>();
-function seqCode(kp: number): string {
-  let c = codeFor.get(kp);
-  if (!c) {
-    c = W.ssdScan.replace(/const KP: u32 = \d+u;/, `const KP: u32 = ${kp}u;`);
-    codeFor.set(kp, c);
-  }
-  return c;
-}
 
 /**
  * ssd_seq's shape: lanes per state row (ks, a power of two <= 32) as many as keep a workgroup's rows
@@ -68,13 +57,6 @@ function params(bk: WebGpuBackend, s: SsdScanArgs, d: SsdDims, o: Launch): void 
     .f(Math.max(lo, -F32_MAX)).f(Math.min(hi, F32_MAX)).u(o.sG).u(o.sS).u(o.flags).u(o.hin).u(o.ks);
 }
 
-/** Where the initial state comes from: 0 zeros, 1 h0, 3 hOut's rows (h0 = hOut, the same window: in place). */
-function initialState(bk: WebGpuBackend, s: SsdScanArgs): { hin: number; h0: GpuStorage } {
-  if (!s.h0) return { hin: 0, h0: bk.dummyR };
-  const alias = !!s.hOut && s.h0.storage === s.hOut.storage && s.h0.offset === s.hOut.offset && s.h0.ld === s.hOut.ld;
-  return alias ? { hin: 3, h0: bk.dummyR } : { hin: 1, h0: bk.buf(s.h0) };
-}
-
 function flagsOf(s: SsdScanArgs): number {
   return (s.D ? HAS_D : 0) | (s.dtBias ? HAS_BIAS : 0) | (s.dtSoftplus ? SOFTPLUS : 0) | (s.hOut ? HAS_HOUT : 0);
 }
@@ -85,8 +67,8 @@ function sequential(bk: WebGpuBackend, s: SsdScanArgs, d: SsdDims): void {
   // states per lane, rounded up to a power of two: fewer shader variants to compile (the extra are skipped)
   let kp = 1;
   while (kp * ks < d.n) kp *= 2;
-  const { hin, h0 } = initialState(bk, s);
-  const pipe = bk.d.pipe(`ssd_seq:${kp}:${wg}`, { name: 'ssd.seq', code: seqCode(kp), entry: 'ssd_seq', access: 'rrrrrrrrww-' }, { SEQ_WG: wg });
+  const { hin, h0 } = initialState(bk, s.h0, s.hOut);
+  const pipe = bk.d.pipe(`ssd_seq:${kp}:${wg}`, { name: 'ssd.seq', code: withConsts('ssd_seq', W.ssdScan, { KP: kp }), entry: 'ssd_seq', access: 'rrrrrrrrww-' }, { SEQ_WG: wg });
   params(bk, s, d, { Q: 0, nc: 0, sG: 0, sS: 0, flags: flagsOf(s), hin, ks });
   bk.d.run(pipe, [bk.buf(s.x), bk.buf(s.dt), bk.buf(s.B), bk.buf(s.C), bk.buf(s.A), s.D ? bk.buf(s.D) : bk.dummyR,
     s.dtBias ? bk.buf(s.dtBias) : bk.dummyR, h0, bk.buf(s.y), s.hOut ? bk.buf(s.hOut) : bk.dummyW, null],
@@ -109,7 +91,7 @@ const OUT = src('ssd_out', 'r--r-r--w-w');
 function chunked(bk: WebGpuBackend, s: SsdScanArgs, d: SsdDims, Q: number): void {
   const { b, l, h, p, g, n } = d;
   const nc = Math.ceil(l / Q);
-  const { hin, h0 } = initialState(bk, s);
+  const { hin, h0 } = initialState(bk, s.h0, s.hOut);
   const hasOut = !!s.hOut;
   const carry = nc > 1 || hin !== 0;
   const sG = 2 * b * h * l;
