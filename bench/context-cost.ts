@@ -28,7 +28,8 @@ import { cpu } from '../src/backend/cpu/cpu-backend.js';
 import { Rng } from '../src/mixers/init.js';
 import * as F from '../src/ops/ops.js';
 import { buildTaskModel, DEFAULT_TASK_MODEL, type TaskLanguageModel, type TaskModelConfig } from '../src/tasks/models.js';
-import { optimizerStep, taskOptimizer } from '../src/tasks/train.js';
+import { taskOptimizer } from '../src/tasks/train.js';
+import { optimizerStep } from '../src/train/optimizer.js';
 import { scope } from '../src/tensor/scope.js';
 
 const { values: a } = parseArgs({

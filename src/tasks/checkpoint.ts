@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { fail, fmtShape } from '../errors.js';
 import { openSafetensorsFile, writeSafetensorsFile } from '../io/node/safetensors-file.js';
 import type { TensorToWrite } from '../io/safetensors-writer.js';
-import { readF32Tensors } from '../train/checkpoint.js';
+import { f32TensorsOf } from '../train/checkpoint.js';
 import type { AdamW } from '../train/optimizer.js';
 import type { TaskLanguageModel } from './models.js';
 import type { TrainLog } from './train.js';
@@ -31,6 +31,7 @@ export async function loadTaskCheckpoint(path: string, model: TaskLanguageModel,
   if (!existsSync(path)) return undefined;
   const src = await openSafetensorsFile(path);
   let meta: Readonly<Record<string, string>>;
+  let tensors: Map<string, Float32Array>;
   try {
     meta = src.metadata;
     if (meta.format !== FORMAT) fail('CORRUPT_FILE', `${path}: not a task checkpoint (format ${JSON.stringify(meta.format)}, expected ${FORMAT})`);
@@ -39,10 +40,10 @@ export async function loadTaskCheckpoint(path: string, model: TaskLanguageModel,
       const e = src.entries.get(`param.${name}`) ?? fail('CORRUPT_FILE', `${path}: tensor param.${name} is missing`);
       if (e.shape.join(',') !== p.shape.join(',')) fail('SHAPE_MISMATCH', `${path}: param.${name} has shape ${fmtShape(e.shape)}, expected ${fmtShape(p.shape)}`);
     }
+    tensors = await f32TensorsOf(src, path);
   } finally {
     await src.close();
   }
-  const tensors = await readF32Tensors(path);
   const bk = model.backend;
   for (const [name, p] of opt.params) {
     const up = bk.upload(tensors.get(`param.${name}`)!, p.shape);

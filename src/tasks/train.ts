@@ -6,7 +6,7 @@ import { Rng } from '../mixers/init.js';
 import * as F from '../ops/ops.js';
 import { scope } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { AdamW, clipScale } from '../train/optimizer.js';
+import { AdamW, optimizerStep } from '../train/optimizer.js';
 import { learningRate } from '../train/schedule.js';
 import type { TrainableModel } from '../train/trainable.js';
 import { generate, type Batch, type TaskName, type TaskSettings } from './generators.js';
@@ -70,20 +70,6 @@ export function taskOptimizer(model: TrainableModel, o: Pick<TrainOptions, 'weig
   const params = model.parameters();
   for (const p of params.values()) p.requiresGrad = true;
   return new AdamW(params, model.backend, { beta1: 0.9, beta2: 0.98, eps: 1e-8, weightDecay: o.weightDecay, decayEmbeddings: true });
-}
-
-/**
- * One optimiser step on the gradients the last backward left: global gradient norm, clipping to
- * `clipNorm` (0: none), the AdamW update at `lr`, gradients dropped, the model told its parameters
- * changed. Returns the norm before clipping.
- */
-export async function optimizerStep(model: TrainableModel, opt: AdamW, lr: number, clipNorm: number): Promise<number> {
-  const norm = await opt.gradNorm();
-  if (!Number.isFinite(norm)) fail('NON_FINITE', `AdamW: the gradient norm is ${norm} at step ${opt.step + 1} (lower the learning rate)`);
-  opt.update(lr, clipScale(norm, clipNorm));
-  opt.zeroGrad();
-  model.parametersChanged();
-  return norm;
 }
 
 /**

@@ -1,8 +1,8 @@
 import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { fail } from '../errors.js';
-import { writeSafetensorsFile } from '../io/node/safetensors-file.js';
-import { openSafetensorsFile } from '../io/node/safetensors-file.js';
+import { openSafetensorsFile, writeSafetensorsFile } from '../io/node/safetensors-file.js';
+import type { TensorSource } from '../io/tensor-source.js';
 import type { TensorToWrite } from '../io/safetensors-writer.js';
 
 /**
@@ -113,14 +113,19 @@ export async function readJsonFile(path: string, what: string): Promise<unknown>
 export async function readF32Tensors(path: string): Promise<Map<string, Float32Array>> {
   const src = await openSafetensorsFile(path);
   try {
-    const out = new Map<string, Float32Array>();
-    for (const [name, e] of src.entries) {
-      if (e.dtype !== 'F32') fail('CORRUPT_FILE', `${path}: tensor ${name} is ${e.dtype}, expected F32`, { path, tensor: name });
-      const b = await src.read(name);
-      out.set(name, new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)));
-    }
-    return out;
+    return await f32TensorsOf(src, path);
   } finally {
     await src.close();
   }
+}
+
+/** Every tensor of an open source, which must all be F32, by name (`path` names it in errors). */
+export async function f32TensorsOf(src: TensorSource, path: string): Promise<Map<string, Float32Array>> {
+  const out = new Map<string, Float32Array>();
+  for (const [name, e] of src.entries) {
+    if (e.dtype !== 'F32') fail('CORRUPT_FILE', `${path}: tensor ${name} is ${e.dtype}, expected F32`, { path, tensor: name });
+    const b = await src.read(name);
+    out.set(name, new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)));
+  }
+  return out;
 }

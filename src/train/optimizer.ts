@@ -128,3 +128,18 @@ export class AdamW {
     this.step = step;
   }
 }
+
+/**
+ * One optimiser step on the gradients the last backward left: global gradient norm (a non-finite
+ * one is NON_FINITE: the update would write NaN into every parameter), clipping to `clipNorm` (0:
+ * none), the AdamW update at `lr`, gradients dropped, the model told its parameters changed.
+ * Returns the norm before clipping.
+ */
+export async function optimizerStep(model: { parametersChanged(): void }, opt: AdamW, lr: number, clipNorm: number): Promise<number> {
+  const norm = await opt.gradNorm();
+  if (!Number.isFinite(norm)) fail('NON_FINITE', `AdamW: the gradient norm is ${norm} at step ${opt.step + 1} (lower the learning rate)`);
+  opt.update(lr, clipScale(norm, clipNorm));
+  opt.zeroGrad();
+  model.parametersChanged();
+  return norm;
+}

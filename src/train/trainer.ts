@@ -17,7 +17,7 @@ import { encodeDocuments, splitDocuments, utf8Bytes, WindowSampler, type TokenDa
 import { evaluate, tokenByteLengths, type EvalResult } from './evaluate.js';
 import { lossCurveSvg } from './loss-curve.js';
 import { configJsonOf, createModel, generationConfigOf, modelConfigFor, modelTensors, untrainable } from './model-io.js';
-import { AdamW, clipScale } from './optimizer.js';
+import { AdamW, optimizerStep } from './optimizer.js';
 import { learningRate } from './schedule.js';
 import { parseTrainSettings, settingsToJson, type TrainSettings } from './settings.js';
 import { buildTokenizer } from './tokenizer-setup.js';
@@ -231,10 +231,7 @@ export async function train(run: TrainRun, hooks: TrainHooks = {}): Promise<Trai
     if (!Number.isFinite(loss)) {
       fail('NON_FINITE', `the training loss became ${loss} at step ${step} (learning rate ${lr.toExponential(2)}); lower train.lr or raise train.warmup_steps. ${run.savedStep > 0 ? `The last checkpoint (step ${run.savedStep}) in ${run.outDir} is intact` : 'Nothing was saved'}`);
     }
-    const gradNorm = await optimizer.gradNorm();
-    optimizer.update(lr, clipScale(gradNorm, t.gradClip));
-    optimizer.zeroGrad();
-    lm.parametersChanged();
+    const gradNorm = await optimizerStep(lm, optimizer, lr, t.gradClip);
     const seconds = (performance.now() - t0) / 1000;
     sessionSeconds += seconds;
     sessionSteps++;
