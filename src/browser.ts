@@ -12,13 +12,13 @@ import type { Backend } from './backend/backend.js';
 import { cpu } from './backend/cpu/cpu-backend.js';
 import { fetchSource } from './io/fetch-source.js';
 import { openSafetensors } from './io/safetensors.js';
-import { openShardedSafetensorsWith, parseShardIndex, SHARD_INDEX_FILE } from './io/sharded.js';
+import { openShardedSafetensorsWith, SHARD_INDEX_FILE, shardIndexFrom } from './io/sharded.js';
 import type { TensorSource } from './io/tensor-source.js';
 import { Model } from './model.js';
 import { buildModel } from './models/build.js';
 import { parseConfig } from './models/config.js';
 import type { WeightDType } from './models/weights.js';
-import { Tokenizer } from './tokenizer/tokenizer.js';
+import { Tokenizer, TOKENIZER_COMPANION_FILES } from './tokenizer/tokenizer.js';
 
 export { MambaError, isMambaError, type ErrorCode } from './errors.js';
 export { Tensor } from './tensor/tensor.js';
@@ -67,13 +67,12 @@ export async function loadModelFromUrl(base: string, o: LoadFromUrlOptions = {})
     }
   };
   const config = parseConfig(await getJson('config.json', false), root + 'config.json');
-  const headers = o.headers ? { headers: o.headers } : {};
   let tensors: TensorSource;
   const index = await getJson(SHARD_INDEX_FILE, true);
   if (index !== undefined) {
-    tensors = await openShardedSafetensorsWith(parseShardIndex(JSON.stringify(index), root + SHARD_INDEX_FILE), async (file) => openSafetensors(await fetchSource(root + file, headers)), root + SHARD_INDEX_FILE);
+    tensors = await openShardedSafetensorsWith(shardIndexFrom(index, root + SHARD_INDEX_FILE), async (file) => openSafetensors(await fetchSource(root + file, init)), root + SHARD_INDEX_FILE);
   } else {
-    tensors = await openSafetensors(await fetchSource(root + 'model.safetensors', headers));
+    tensors = await openSafetensors(await fetchSource(root + 'model.safetensors', init));
   }
   let lm;
   try {
@@ -81,8 +80,9 @@ export async function loadModelFromUrl(base: string, o: LoadFromUrlOptions = {})
   } finally {
     await tensors.close();
   }
+  // the tokenizer and its companion files, as loadTokenizer reads them in Node
   const tj = await getJson('tokenizer.json', true);
-  const tc = tj === undefined ? undefined : await getJson('tokenizer_config.json', true);
-  const tokenizer = tj === undefined ? undefined : new Tokenizer(tj, tc, { source: root + 'tokenizer.json' });
+  const [tc, specialTokensMap, generationConfig] = tj === undefined ? [] : await Promise.all(TOKENIZER_COMPANION_FILES.map((f) => getJson(f, true)));
+  const tokenizer = tj === undefined ? undefined : new Tokenizer(tj, tc, { specialTokensMap, generationConfig, source: root + 'tokenizer.json' });
   return new Model(lm, tokenizer, base);
 }

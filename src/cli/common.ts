@@ -1,4 +1,3 @@
-import { availableParallelism } from 'node:os';
 import type { Backend } from '../backend/backend.js';
 import { cliDownloadProgress } from '../io/hub.js';
 import type { Model } from '../model.js';
@@ -24,11 +23,15 @@ export const MODEL_HELP = `  --model, -m <dir|org/name[@rev]>  checkpoint direct
                                     checkpoints 16-bit; q8: 8-bit blocks of 32 with a scale, like Q8_0)
   --threads <n>                     CPU threads (default: all cores, at most 8)`;
 
+/** --backend and --threads (CPU threads default to createBackend's: all cores, at most 8). */
+export async function backendFromArgs(v: Record<string, unknown>): Promise<Backend> {
+  const threads = num(v.threads, 'threads', { int: true, min: 1, max: 256 });
+  return createBackend(oneOf(v.backend, 'backend', BACKENDS, 'cpu'), threads === undefined ? {} : { threads });
+}
+
 export async function openModel(v: Record<string, unknown>): Promise<{ model: Model; backend: Backend }> {
-  const backendName = oneOf(v.backend, 'backend', BACKENDS, 'cpu');
   const dtype = oneOf<WeightDType>(v.dtype, 'dtype', ['auto', 'f32', 'f16', 'bf16', 'q8'], 'f32');
-  const threads = num(v.threads, 'threads', { int: true, min: 1, max: 256 }) ?? (backendName === 'cpu' ? Math.min(8, availableParallelism()) : undefined);
-  const backend = await createBackend(backendName, threads === undefined ? {} : { threads });
+  const backend = await backendFromArgs(v);
   const progress = cliDownloadProgress();
   try {
     const model = await loadModel(typeof v.model === 'string' ? v.model : DEFAULT_MODEL_DIR, { backend, dtype, onProgress: progress.onProgress });

@@ -1,9 +1,7 @@
 import { readFile } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fail } from '../errors.js';
-import type { Backend } from '../backend/backend.js';
-import { BACKENDS, createBackend } from '../node/backends.js';
+import { backendFromArgs } from './common.js';
 import { loadLanguageModel } from '../node/load.js';
 import { loadTokenizer } from '../tokenizer/node.js';
 import { exists, readJsonFile, recoverCheckpointDir, TRAINER_STATE } from '../train/checkpoint.js';
@@ -68,7 +66,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
   }
   const out = v.out as string | undefined ?? fail('BAD_ARGUMENT', 'train: --out <dir> is required (where the checkpoint goes)');
   const steps = num(v.steps, 'steps', { int: true, min: 1 });
-  const backend = await backendFor(v);
+  const backend = await backendFromArgs(v);
   const quiet = v.quiet === true;
   const log = (l: string): void => { if (!quiet) process.stderr.write(`${l}\n`); };
   let run;
@@ -108,13 +106,6 @@ export async function trainCommand(argv: string[]): Promise<void> {
   log(`done: ${run.state.step} steps, ${fmtInt(run.state.tokensSeen)} tokens in ${duration(run.state.trainSeconds)} of training${f ? `; validation loss ${f.loss.toFixed(4)}, ${f.bpb.toFixed(4)} bits per byte` : ''}; model in ${out}`);
 }
 
-/** --backend and --threads (on the CPU, all cores up to 8 by default, as the other commands). */
-async function backendFor(v: Record<string, unknown>): Promise<Backend> {
-  const name = oneOf(v.backend, 'backend', BACKENDS, 'cpu');
-  const threads = num(v.threads, 'threads', { int: true, min: 1, max: 256 }) ?? (name === 'cpu' ? Math.min(8, availableParallelism()) : undefined);
-  return createBackend(name, threads === undefined ? {} : { threads });
-}
-
 async function readJson(path: string): Promise<unknown> {
   let text: string;
   try {
@@ -148,7 +139,7 @@ async function evalCommand(v: Record<string, unknown>): Promise<void> {
   seqLen = num(v['seq-len'], 'seq-len', { int: true, min: 1 }) ?? seqLen;
   const batchSize = num(v['batch-size'], 'batch-size', { int: true, min: 1 }) ?? 8;
   const maxTokens = num(v['max-tokens'], 'max-tokens', { int: true, min: 1 });
-  const backend = await backendFor(v);
+  const backend = await backendFromArgs(v);
   const dtype = oneOf<WeightDType>(v.dtype, 'dtype', ['f32', 'f16', 'bf16', 'q8'], 'f32');
   const lm = await loadLanguageModel(dir, { backend, dtype });
   const tok = await loadTokenizer(dir);

@@ -30,6 +30,7 @@ import { join } from 'node:path';
 import { fail, isMambaError, MambaError } from '../errors.js';
 import { COMMIT_SHA, fileSize, RepoCache } from './hub-cache.js';
 import { downloadBlob, type DownloadProgress } from './hub-download.js';
+import { parseShardIndex } from './sharded.js';
 
 export type { DownloadProgress } from './hub-download.js';
 export { cliDownloadProgress, type CliDownloadProgress } from './download-progress.js';
@@ -493,22 +494,11 @@ class SnapshotResolver {
   }
 }
 
-/** The distinct shard files of a safetensors index (`weight_map`: tensor name -> file). */
+/** The distinct shard files of a safetensors index, each a relative file name inside the repo. */
 async function readShardNames(indexPath: string): Promise<string[]> {
-  let index: unknown;
-  try {
-    index = JSON.parse(await readFile(indexPath, 'utf8'));
-  } catch (e) {
-    fail('CORRUPT_FILE', `${indexPath} is not valid JSON: ${(e as Error).message}`, { file: indexPath });
-  }
-  const map = (index as { weight_map?: unknown } | null)?.weight_map;
-  if (typeof map !== 'object' || map === null || Array.isArray(map)) {
-    fail('CORRUPT_FILE', `${indexPath} has no "weight_map" object (tensor name -> shard file)`, { file: indexPath });
-  }
-  const shards = [...new Set(Object.values(map))];
+  const shards = parseShardIndex(await readFile(indexPath, 'utf8'), indexPath).shards;
   for (const s of shards) {
-    const ok =
-      typeof s === 'string' && s !== '' && !s.startsWith('/') && !s.includes('\\') && !s.split('/').some((p) => p === '..' || p === '');
+    const ok = !s.startsWith('/') && !s.includes('\\') && !s.split('/').some((p) => p === '..' || p === '');
     if (!ok) {
       fail('CORRUPT_FILE', `${indexPath} lists shard ${JSON.stringify(s)}, which is not a relative file name in the repo`, {
         file: indexPath,
@@ -516,8 +506,7 @@ async function readShardNames(indexPath: string): Promise<string[]> {
       });
     }
   }
-  if (shards.length === 0) fail('CORRUPT_FILE', `${indexPath} lists no shard files`, { file: indexPath });
-  return shards as string[];
+  return [...shards];
 }
 
 /**

@@ -22,13 +22,18 @@ export interface ShardIndex {
 
 /** Parses and validates an index file's text; `description` names it in messages. */
 export function parseShardIndex(text: string, description: string): ShardIndex {
-  const corrupt = (message: string): never => fail('CORRUPT_FILE', `${description}: ${message}`, { file: description });
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch (e) {
-    return corrupt(`the shard index is not valid JSON (${e instanceof Error ? e.message : String(e)})`);
+    return fail('CORRUPT_FILE', `${description}: the shard index is not valid JSON (${e instanceof Error ? e.message : String(e)})`, { file: description });
   }
+  return shardIndexFrom(parsed, description);
+}
+
+/** Validates an index already parsed from JSON (a browser's fetch gives it parsed). */
+export function shardIndexFrom(parsed: unknown, description: string): ShardIndex {
+  const corrupt = (message: string): never => fail('CORRUPT_FILE', `${description}: ${message}`, { file: description });
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return corrupt('the shard index must be a JSON object');
   const { metadata: rawMetadata, weight_map: rawMap } = parsed as Record<string, unknown>;
   if (typeof rawMap !== 'object' || rawMap === null || Array.isArray(rawMap)) {

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { fail } from '../errors.js';
 import type { Backend } from '../backend/backend.js';
 import { cpu } from '../backend/cpu/cpu-backend.js';
@@ -15,7 +16,7 @@ export interface BackendOptions {
 export async function createBackend(name: string, o: BackendOptions = {}): Promise<Backend> {
   if (name === 'cpu') {
     const c = cpu();
-    if (o.threads !== undefined) await setThreads(c, o.threads);
+    await c.useThreads(o.threads ?? Math.min(8, availableParallelism()));
     return c;
   }
   if (name === 'webgpu') {
@@ -23,10 +24,4 @@ export async function createBackend(name: string, o: BackendOptions = {}): Promi
     return createNodeWebGpuBackend();
   }
   return fail('BAD_ARGUMENT', `unknown backend "${name}"; choose one of ${BACKENDS.join(', ')}`);
-}
-
-async function setThreads(c: ReturnType<typeof cpu>, n: number): Promise<void> {
-  const pool = c as unknown as { useThreads?: (n: number) => Promise<void> | void };
-  if (pool.useThreads) await pool.useThreads(n);
-  else if (n > 1) fail('UNSUPPORTED', `--threads ${n}: this build of the CPU backend runs on one thread`);
 }

@@ -5,10 +5,8 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fail } from '../errors.js';
-import { Tokenizer } from './tokenizer.js';
+import { Tokenizer, TOKENIZER_COMPANION_FILES } from './tokenizer.js';
 
-/** Files read beside `tokenizer.json` when present. */
-const COMPANIONS = ['tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json'] as const;
 
 /**
  * Loads the tokenizer of a model directory: `tokenizer.json` (required) and, when present,
@@ -25,7 +23,7 @@ export async function loadTokenizer(dir: string): Promise<Tokenizer> {
       dir,
     });
   }
-  const [tokenizerConfig, specialTokensMap, generationConfig] = await Promise.all(COMPANIONS.map((f) => readJson(join(dir, f))));
+  const [tokenizerConfig, specialTokensMap, generationConfig] = await Promise.all(TOKENIZER_COMPANION_FILES.map((f) => readJson(join(dir, f))));
   return new Tokenizer(tokenizerJson, tokenizerConfig, { specialTokensMap, generationConfig, source: tokenizerPath });
 }
 

@@ -20,6 +20,9 @@ export interface TokenizerCompanions {
   readonly source?: string;
 }
 
+/** Files read beside `tokenizer.json` when present (Node: loadTokenizer; browsers: loadModelFromUrl). */
+export const TOKENIZER_COMPANION_FILES = ['tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json'] as const;
+
 export class Tokenizer implements TextTokenizer {
   readonly vocabSize: number;
   readonly eosTokenId: number | undefined;
