@@ -28,7 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { CpuBackend, type CpuKernels } from '../src/backend/cpu/cpu-backend.js';
 import type { TensorEntry, TensorSource } from '../src/io/tensor-source.js';
-import { simdLevel } from '../src/backend/wasm/module.js';
+import { simdLevel } from '../src/backend/cpu/wasm/module.js';
 import { buildMamba, expectedMambaTensors } from '../src/models/build-mamba.js';
 import type { MambaConfig } from '../src/models/config.js';
 import type { LanguageModel } from '../src/models/lm.js';

@@ -13,10 +13,10 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { selectiveScan, type ScanViews } from '../src/backend/cpu/selective-scan.js';
-import { selectiveScanBackward, type ScanBackwardViews } from '../src/backend/cpu/selective-scan-backward.js';
-import { selectiveScanBackwardStored, selectiveScanStoring } from '../src/backend/cpu/selective-scan-stored.js';
-import type { FView } from '../src/backend/cpu/view.js';
+import { selectiveScan, type ScanViews } from '../src/backend/cpu/reference/selective-scan.js';
+import { selectiveScanBackward, type ScanBackwardViews } from '../src/backend/cpu/reference/selective-scan-backward.js';
+import { selectiveScanBackwardStored, selectiveScanStoring } from '../src/backend/cpu/reference/selective-scan-stored.js';
+import type { FView } from '../src/backend/cpu/reference/view.js';
 
 const here = fileURLToPath(import.meta.url);
 

@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import type { SsdScanArgs } from '../src/backend/backend.js';
 import { checkSsdScan } from '../src/backend/checks.js';
 import { cpu } from '../src/backend/cpu/cpu-backend.js';
-import { ssdSequentialScan } from '../src/backend/cpu/ssd-sequential.js';
+import { ssdSequentialScan } from '../src/backend/cpu/reference/ssd-sequential.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 
 const argv = process.argv.slice(2);

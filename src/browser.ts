@@ -25,7 +25,7 @@ export { Tensor } from './tensor/tensor.js';
 export { scope } from './tensor/scope.js';
 export type { Backend } from './backend/backend.js';
 export { CpuBackend, cpu, type CpuBackendOptions } from './backend/cpu/cpu-backend.js';
-export { initWasmKernels } from './backend/wasm/module.js';
+export { initWasmKernels } from './backend/cpu/wasm/module.js';
 export { createWebGpuBackend, type CreateWebGpuOptions } from './backend/webgpu/create.js';
 export { Model, type GenerateTextOptions, type GenerationChunk, type GenerationResult } from './model.js';
 export { LanguageModel } from './models/lm.js';

@@ -8,7 +8,7 @@ export { scope } from './tensor/scope.js';
 export type { DType } from './tensor/dtype.js';
 export type { Backend, MatmulOptions, SelectiveScanArgs } from './backend/backend.js';
 export { CpuBackend, cpu, type CpuBackendOptions } from './backend/cpu/cpu-backend.js';
-export { initWasmKernels } from './backend/wasm/module.js';
+export { initWasmKernels } from './backend/cpu/wasm/module.js';
 export { Model, type GenerateTextOptions, type GenerationChunk, type GenerationResult, type ModelInfo, type Prompt } from './model.js';
 export { LanguageModel } from './models/lm.js';
 export { ModelState } from './models/state.js';

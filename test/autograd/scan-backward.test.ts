@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpu } from '../../src/backend/cpu/cpu-backend.js';
-import { selectiveScan, type ScanViews } from '../../src/backend/cpu/selective-scan.js';
-import { selectiveScanBackward, type ScanBackwardViews } from '../../src/backend/cpu/selective-scan-backward.js';
-import { selectiveScanBackwardStored, selectiveScanStoring } from '../../src/backend/cpu/selective-scan-stored.js';
-import type { FView } from '../../src/backend/cpu/view.js';
+import { selectiveScan, type ScanViews } from '../../src/backend/cpu/reference/selective-scan.js';
+import { selectiveScanBackward, type ScanBackwardViews } from '../../src/backend/cpu/reference/selective-scan-backward.js';
+import { selectiveScanBackwardStored, selectiveScanStoring } from '../../src/backend/cpu/reference/selective-scan-stored.js';
+import type { FView } from '../../src/backend/cpu/reference/view.js';
 import { randn } from './f64.js';
 
 /**

@@ -1,4 +1,4 @@
-import { LateWaits } from '../../src/backend/cpu/late-waits.js';
+import { LateWaits } from '../../src/backend/cpu/runtime/late-waits.js';
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { CpuBackend, type CpuKernels } from '../../src/backend/cpu/cpu-backend.js';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import type { SsdScanArgs } from '../../src/backend/backend.js';
 import { checkSsdScan } from '../../src/backend/checks.js';
 import { cpu } from '../../src/backend/cpu/cpu-backend.js';
-import { ssdSequentialScan } from '../../src/backend/cpu/ssd-sequential.js';
+import { ssdSequentialScan } from '../../src/backend/cpu/reference/ssd-sequential.js';
 import { isMambaError } from '../../src/errors.js';
 import { Mamba2Mixer, type Mamba2Dims } from '../../src/mixers/mamba2.js';
 import type { Tensor } from '../../src/tensor/tensor.js';

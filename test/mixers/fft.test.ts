@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fft, irfft, nextPow2, rfft } from '../../src/backend/cpu/fft.js';
+import { fft, irfft, nextPow2, rfft } from '../../src/backend/cpu/reference/fft.js';
 import { randn } from '../autograd/f64.js';
 
 /**

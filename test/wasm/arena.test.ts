@@ -1,12 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Arena, ArenaSet } from '../../src/backend/cpu/arena.js';
+import { Arena, ArenaSet } from '../../src/backend/cpu/runtime/arena.js';
 import { CpuBackend } from '../../src/backend/cpu/cpu-backend.js';
 import { isMambaError } from '../../src/errors.js';
 import { rand } from '../helpers/random.js';
 
 /**
- * Tensor memory (backend/cpu/arena.ts): blocks are aligned, disjoint, reused after free (and
+ * Tensor memory (backend/cpu/runtime/arena.ts): blocks are aligned, disjoint, reused after free (and
  * cleared), coalesced; a set opens new arenas when one is full and maps every view back to its
  * arena; the CPU backend frees blocks on dispose and keeps working across arenas.
  */

@@ -4,6 +4,6 @@
  * process, so the choice made here holds for every kernel these tests compile.
  */
 process.env.MAMBA_TS_WASM_SIMD = 'simd128';
-const { simdLevel } = await import('../../src/backend/wasm/module.js');
+const { simdLevel } = await import('../../src/backend/cpu/wasm/module.js');
 if (simdLevel() !== 'simd128') throw new Error(`expected the simd128 build, got ${simdLevel()}`);
 await import('./kernels.test.js');

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CpuBackend } from '../../src/backend/cpu/cpu-backend.js';
-import { MATVEC_MAX_M } from '../../src/backend/wasm/launch.js';
+import { MATVEC_MAX_M } from '../../src/backend/cpu/wasm/launch.js';
 import { f32ToBf16Bits, f32ToF16Bits, type DType } from '../../src/tensor/dtype.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { maxAbsDiff } from '../helpers/fixtures.js';

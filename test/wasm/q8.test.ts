@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CpuBackend } from '../../src/backend/cpu/cpu-backend.js';
-import { q8Layout, q8View, quantizeQ8 } from '../../src/backend/cpu/q8.js';
+import { q8Layout, q8View, quantizeQ8 } from '../../src/backend/cpu/reference/q8.js';
 import { isMambaError } from '../../src/errors.js';
 import { rand } from '../helpers/random.js';
 

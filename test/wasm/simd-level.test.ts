@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const MODULE = fileURLToPath(new URL('../../src/backend/wasm/module.js', import.meta.url));
+const MODULE = fileURLToPath(new URL('../../src/backend/cpu/wasm/module.js', import.meta.url));
 
 /** simdLevel() in a fresh process with MAMBA_TS_WASM_SIMD set (the choice is made once per process). */
 function levelWith(value: string | undefined): { status: number | null; out: string } {

@@ -4,9 +4,11 @@ import { numel } from '../../tensor/shape.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { track } from '../../tensor/scope.js';
 import { Sampler } from '../../generate/sampling.js';
-import { WasmOps } from '../wasm/launch.js';
-import { wasmKernelsSupported } from '../wasm/module.js';
-import { ArenaSet, canShareMemory, type Arena, type ArenaOptions } from './arena.js';
+import { WasmOps } from './wasm/launch.js';
+import { simdLevel, wasmKernelsSupported } from './wasm/module.js';
+import { defaultThreadHost } from './wasm/default-thread-host.js';
+import { KernelThreadOps, type ThreadOpsSetup } from './wasm/thread-ops.js';
+import { ArenaSet, canShareMemory, type Arena, type ArenaOptions } from './runtime/arena.js';
 import type {
   AdamWStepOptions, AttentionArgs, AttentionBackwardArgs, Backend, BinaryOp, CausalConv1dBackwardArgs, DiagonalSsmScanArgs, GatedRmsnormOptions,
   LossReduction, MatmulOptions, ReduceOp, RotaryOptions, SampleArgs, SelectiveScanArgs, SelectiveScanBackwardArgs, SsdScanArgs, SsmConvKernelArgs,
@@ -18,46 +20,37 @@ import {
   checkSsdScan, checkUnaryBackward,
   checkAttention, checkAttentionBackward, checkDiagonalSsmScan, checkFftConv, checkFftConvBackward, checkRotary, checkSsmConvKernel, checkSsmConvKernelBackward,
 } from '../checks.js';
-import { attention } from './attention.js';
-import { attentionBackward } from './attention-backward.js';
-import { diagonalSsmScan } from './diagonal-ssm-scan.js';
-import { fftConv } from './fft-conv.js';
-import { fftConvBackward } from './fft-conv-backward.js';
-import { rotary } from './rotary.js';
-import { ssmConvKernel, type SsmViews } from './ssm-conv-kernel.js';
-import { ssmConvKernelBackward } from './ssm-conv-kernel-backward.js';
-import { adamwStep } from './adamw.js';
-import { causalConv1d } from './conv1d.js';
-import { causalConv1dBackward } from './conv1d-backward.js';
-import { crossEntropy } from './cross-entropy.js';
-import { crossEntropyBackward } from './cross-entropy-backward.js';
-import { embeddingBackward } from './embedding-backward.js';
-import { reduceRows } from './reduce.js';
-import { rmsnormBackward } from './rmsnorm-backward.js';
-import { selectiveScanBackward } from './selective-scan-backward.js';
-import { unaryBackward } from './unary-backward.js';
-import { argmax, binary, unary } from './elementwise.js';
-import { embedding } from './embedding.js';
-import { gatedRmsnorm } from './gated-rmsnorm.js';
-import { matmulCols, type MatmulGeom } from './matmul.js';
-import { ThreadPool, type PoolOptions } from './pool.js';
-import { TsParallel } from './ts-parallel.js';
-import { dequantizeQ8Row, embeddingQ8, matmulQ8Cols, q8Layout, q8View, quantizeQ8, type Q8View } from './q8.js';
-import { matmulRepacked } from './matmul-repack.js';
-import { addRmsnorm } from './rmsnorm.js';
-import { selectiveScan, type ScanViews } from './selective-scan.js';
-import { ssdChunkScan, type SsdViews } from './ssd-scan.js';
-import { defaultThreadHost, type ThreadHost } from './thread-host.js';
-import type { FView, View } from './view.js';
-
-/** Work that a thread pool can split: matmul by output columns, the scan by channels. */
-export interface CpuParallel {
-  readonly threads: number;
-  matmul(out: FView, a: FView, b: FView, bias: FView | null, g: MatmulGeom): void;
-  /** The same with q8 weights (their storage and shape). */
-  matmulQ8(out: FView, a: FView, b: Int8Array, bRows: number, bCols: number, bias: FView | null, g: MatmulGeom): void;
-  scan(s: ScanViews, b: number, l: number, e: number, n: number): void;
-}
+import { attention } from './reference/attention.js';
+import { attentionBackward } from './reference/attention-backward.js';
+import { diagonalSsmScan } from './reference/diagonal-ssm-scan.js';
+import { fftConv } from './reference/fft-conv.js';
+import { fftConvBackward } from './reference/fft-conv-backward.js';
+import { rotary } from './reference/rotary.js';
+import { ssmConvKernel, type SsmViews } from './reference/ssm-conv-kernel.js';
+import { ssmConvKernelBackward } from './reference/ssm-conv-kernel-backward.js';
+import { adamwStep } from './reference/adamw.js';
+import { causalConv1d } from './reference/conv1d.js';
+import { causalConv1dBackward } from './reference/conv1d-backward.js';
+import { crossEntropy } from './reference/cross-entropy.js';
+import { crossEntropyBackward } from './reference/cross-entropy-backward.js';
+import { embeddingBackward } from './reference/embedding-backward.js';
+import { reduceRows } from './reference/reduce.js';
+import { rmsnormBackward } from './reference/rmsnorm-backward.js';
+import { selectiveScanBackward } from './reference/selective-scan-backward.js';
+import { unaryBackward } from './reference/unary-backward.js';
+import { argmax, binary, unary } from './reference/elementwise.js';
+import { embedding } from './reference/embedding.js';
+import { gatedRmsnorm } from './reference/gated-rmsnorm.js';
+import { matmulCols, type MatmulGeom } from './reference/matmul.js';
+import { ThreadPool, type PoolOptions } from './runtime/pool.js';
+import { TsParallel, type CpuParallel } from './ts-parallel.js';
+import { dequantizeQ8Row, embeddingQ8, matmulQ8Cols, q8Layout, q8View, quantizeQ8, type Q8View } from './reference/q8.js';
+import { matmulRepacked } from './reference/matmul-repack.js';
+import { addRmsnorm } from './reference/rmsnorm.js';
+import { selectiveScan, type ScanViews } from './reference/selective-scan.js';
+import { ssdChunkScan, type SsdViews } from './reference/ssd-scan.js';
+import type { ThreadHost } from './runtime/thread-host.js';
+import type { FView, View } from './reference/view.js';
 
 export type CpuStorage = Float32Array | Uint16Array | Int32Array | Int8Array;
 
@@ -144,7 +137,10 @@ export class CpuBackend implements Backend {
     if (n === 1) return;
     if (!this.arenas) fail('UNSUPPORTED', 'threads need WebAssembly memories, which this engine lacks');
     const host = o.host ?? (await defaultThreadHost());
-    this.pool = await ThreadPool.create(n, host, this.arenas, this.wasm?.kernels ?? [], this.memories, this.kernels === 'wasm', o);
+    // the calling thread runs its chunks over the backend's own lists (arenas opened later appear in them)
+    const main = new KernelThreadOps(0, this.wasm?.kernels ?? [], this.memories, false);
+    const setup: ThreadOpsSetup = { wasm: this.kernels === 'wasm', simd: simdLevel() };
+    this.pool = await ThreadPool.create(n, host, this.arenas, main, setup, o);
     if (this.wasm) this.wasm.pool = this.pool;
     else this.parallel = new TsParallel(this.pool, this.arenas);
   }

@@ -1,12 +1,19 @@
 import { fail } from '../../errors.js';
-import type { ArenaSet } from './arena.js';
-import type { CpuParallel } from './cpu-backend.js';
-import type { MatmulGeom } from './matmul.js';
-import { TM, TS } from './pool-ops.js';
-import { DT_BF16, DT_F16, DT_F32, DT_Q8, OP_TS_MATMUL, OP_TS_SCAN } from './pool-protocol.js';
-import type { ThreadPool } from './pool.js';
-import type { ScanViews } from './selective-scan.js';
-import type { FView } from './view.js';
+import type { ArenaSet } from './runtime/arena.js';
+import type { MatmulGeom } from './reference/matmul.js';
+import { DT_BF16, DT_F16, DT_F32, DT_Q8, OP_TS_MATMUL, OP_TS_SCAN, TM, TS } from './wasm/thread-ops.js';
+import type { ThreadPool } from './runtime/pool.js';
+import type { ScanViews } from './reference/selective-scan.js';
+import type { FView } from './reference/view.js';
+
+/** Work that a thread pool can split: matmul by output columns, the scan by channels. */
+export interface CpuParallel {
+  readonly threads: number;
+  matmul(out: FView, a: FView, b: FView, bias: FView | null, g: MatmulGeom): void;
+  /** The same with q8 weights (their storage and shape). */
+  matmulQ8(out: FView, a: FView, b: Int8Array, bRows: number, bCols: number, bias: FView | null, g: MatmulGeom): void;
+  scan(s: ScanViews, b: number, l: number, e: number, n: number): void;
+}
 
 /**
  * The TypeScript reference kernels on the thread pool (the CPU backend's `parallel` hook, used when

@@ -1,21 +1,20 @@
-import { instantiateKernels, setSimdLevel, type WasmKernels } from '../wasm/module.js';
-import { runChunk, ViewCache, type ThreadContext } from './pool-ops.js';
-import { claimChunk, DONE, ERROR, GEN, NEXT, OP, OP_ATTACH, OP_EXIT, SLEEPING, TOTAL, WAITING, type FromWorker, type ToWorker } from './pool-protocol.js';
+import { claimChunk, DONE, ERROR, GEN, NEXT, OP, OP_ATTACH, OP_EXIT, SLEEPING, TOTAL, WAITING, type FromWorker, type ThreadOps, type ToWorker } from './pool-protocol.js';
 
 /**
- * A pool worker, whatever the platform: `pool-worker-node.ts` (worker_threads) and
- * `pool-worker-web.ts` (Web Workers) pass their message port here. After `init` the worker stays
+ * A pool worker, whatever the platform: the entries `pool-worker-node.ts` (worker_threads) and
+ * `pool-worker-web.ts` (Web Workers, both in ../wasm/) pass their message port here, and the maker
+ * of the thread's ops (`makeOps`, given the caller's `setup` and the thread id). After `init` the worker stays
  * in `serve`: it spins on the command counter for a while (commands come every few microseconds
  * during decode), then sleeps in Atomics.wait; it leaves the loop only to exit or to receive a new
  * arena's memory (OP_ATTACH), which arrives by postMessage and needs the event loop.
  */
-export interface WorkerPort {
+export interface WorkerPort<S = unknown> {
   post(msg: FromWorker): void;
-  onMessage(handler: (msg: ToWorker) => void): void;
+  onMessage(handler: (msg: ToWorker<S>) => void): void;
   close(): void;
 }
 
-export function startPoolWorker(port: WorkerPort): void {
+export function startPoolWorker<S>(port: WorkerPort<S>, makeOps: (setup: S, tid: number) => ThreadOps): void {
   let ctl: Int32Array;
   let ctlF: Float32Array;
   let errText: Uint8Array;
@@ -23,16 +22,7 @@ export function startPoolWorker(port: WorkerPort): void {
   let threads = 2;
   const span = new Int32Array(2);
   let seen = 0;
-  let wasm = false;
-  const memories: (WebAssembly.Memory | undefined)[] = [];
-  const kernels: (WasmKernels | undefined)[] = [];
-  const views = new ViewCache(memories);
-  let ctx: ThreadContext;
-
-  const attach = (id: number, memory: WebAssembly.Memory): void => {
-    memories[id] = memory;
-    if (wasm) kernels[id] = instantiateKernels(memory, true);
-  };
+  let ops: ThreadOps;
 
   const serve = (): void => {
     for (;;) {
@@ -51,7 +41,7 @@ export function startPoolWorker(port: WorkerPort): void {
       if (op === OP_EXIT) { port.close(); return; }
       if (op === OP_ATTACH) return; // the memory comes by message; `attach` below resumes serving
       try {
-        while (claimChunk(ctl, threads, span)) runChunk(ctx, op, ctl, ctlF, span[0]!, span[1]!);
+        while (claimChunk(ctl, threads, span)) ops.run(op, ctl, ctlF, span[0]!, span[1]!);
       } catch (e) {
         // The first error's text goes to the shared buffer (the caller is blocked: a message would wait).
         if (Atomics.compareExchange(ctl, ERROR, 0, 1) === 0) {
@@ -72,20 +62,18 @@ export function startPoolWorker(port: WorkerPort): void {
       errText = new Uint8Array(msg.err);
       spin = msg.spin;
       threads = msg.threads;
-      wasm = msg.wasm;
       seen = Atomics.load(ctl, GEN);
       try {
-        setSimdLevel(msg.simd); // the caller's build: the same code on every thread
-        msg.memories.forEach((m, i) => attach(i, m));
+        ops = makeOps(msg.setup, msg.tid);
+        msg.memories.forEach((m, i) => ops.attach(i, m));
       } catch (e) {
         port.post({ type: 'error', message: e instanceof Error ? e.message : String(e) });
         return;
       }
-      ctx = { tid: msg.tid, kernels, views: (id) => views.get(id) };
       port.post({ type: 'ready' });
       serve();
     } else if (msg.type === 'attach') {
-      attach(msg.id, msg.memory);
+      ops.attach(msg.id, msg.memory);
       Atomics.add(ctl, DONE, 1);
       if (Atomics.load(ctl, WAITING)) Atomics.notify(ctl, DONE);
       serve();

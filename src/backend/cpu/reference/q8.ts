@@ -1,4 +1,4 @@
-import { fail } from '../../errors.js';
+import { fail } from '../../../errors.js';
 import type { FView } from './view.js';
 
 /**

@@ -1,5 +1,3 @@
-import type { SimdLevel } from '../wasm/module.js';
-
 /**
  * The thread pool's command block: one SharedArrayBuffer of 128 int32 slots, written by the calling
  * thread and read by the workers, so a command costs a few atomic operations and no message.
@@ -59,35 +57,23 @@ export const ERROR_TEXT_BYTES = 4096;
 export const OP_EXIT = 1;
 /** Return to the event loop to receive a new arena's memory by postMessage. */
 export const OP_ATTACH = 2;
-/** WebAssembly decode product (matvec_*), split by rows of W. */
-export const OP_MATVEC = 10;
-/** WebAssembly blocked product (gemm), split by output columns. */
-export const OP_GEMM = 11;
-/** WebAssembly selective scan, split by channels. */
-export const OP_SCAN = 12;
-/** WebAssembly conv1d, split by channels. */
-export const OP_CONV = 13;
-/** Memory read probe (stream_read), split by 1 MiB blocks: the benchmark's bandwidth measurement. */
-export const OP_STREAM = 14;
-/** WebAssembly selective scan backward, split by batch rows. */
-export const OP_SCAN_BWD = 15;
-/** WebAssembly conv1d backward, split by channels. */
-export const OP_CONV_BWD = 16;
-/** TypeScript reference product (matmulCols / matmulQ8Cols), split by output columns. */
-export const OP_TS_MATMUL = 20;
-/** TypeScript reference scan, split by channels. */
-export const OP_TS_SCAN = 21;
+/**
+ * What a thread runs for the pool's kernel commands. The runtime only hands out chunks: the layer
+ * above supplies the ops, to the pool for the calling thread and to the workers' entries for theirs.
+ */
+export interface ThreadOps {
+  /** Makes arena `id`'s memory usable on this thread (a worker: at start and when an arena opens). */
+  attach(id: number, memory: WebAssembly.Memory): void;
+  /** Runs units [j0, j1) of command `op`, whose arguments are in the command block (I, and F for floats). */
+  run(op: number, I: Int32Array, F: Float32Array, j0: number, j1: number): void;
+}
 
-/** Dtype codes in arguments. */
-export const DT_F32 = 0;
-export const DT_F16 = 1;
-export const DT_BF16 = 2;
-export const DT_Q8 = 3;
-export const DT_I32 = 4;
-
-/** Messages from the caller to a worker. */
-export type ToWorker =
-  | { type: 'init'; ctl: SharedArrayBuffer; err: SharedArrayBuffer; tid: number; threads: number; memories: WebAssembly.Memory[]; spin: number; wasm: boolean; simd: SimdLevel }
+/**
+ * Messages from the caller to a worker. `setup` is the ops' own settings (structured-cloneable),
+ * handed to the worker's ThreadOps factory.
+ */
+export type ToWorker<S = unknown> =
+  | { type: 'init'; ctl: SharedArrayBuffer; err: SharedArrayBuffer; tid: number; threads: number; memories: WebAssembly.Memory[]; spin: number; setup: S }
   | { type: 'attach'; id: number; memory: WebAssembly.Memory };
 
 /** Messages from a worker (errors while running commands go through the shared error text instead). */

@@ -1,8 +1,8 @@
 import { KERNELS_RELAXED_WASM_BASE64, KERNELS_WASM_BASE64, MEMORY_LIMITS_FLAG_OFFSET, RELAXED_MEMORY_LIMITS_FLAG_OFFSET } from './kernels.generated.js';
-import { fail } from '../../errors.js';
+import { fail } from '../../../errors.js';
 
 /**
- * Loading the WebAssembly SIMD kernels (built from `src/backend/wasm/*.wat` by scripts/build-wasm.js).
+ * Loading the WebAssembly SIMD kernels (built from `src/backend/cpu/wasm/*.wat` by scripts/build-wasm.js).
  * Two builds of the same sources (`SimdLevel`): plain SIMD128, and relaxed SIMD, whose multiply-adds
  * are fused where the CPU has FMA (the gemm's inner loop, the matvecs, exp's polynomial, the scan
  * step). The relaxed build is used where the engine takes it: browsers since Chrome 114 and

@@ -1,14 +1,41 @@
-import type { WasmKernels } from '../wasm/module.js';
-import { matmulCols } from './matmul.js';
-import { ARGS, DT_F16, DT_F32, DT_Q8, OP_CONV, OP_CONV_BWD, OP_GEMM, OP_MATVEC, OP_SCAN, OP_SCAN_BWD, OP_STREAM, OP_TS_MATMUL, OP_TS_SCAN } from './pool-protocol.js';
-import { matmulQ8Cols, q8Layout, q8View } from './q8.js';
-import { selectiveScan, type ScanViews } from './selective-scan.js';
-import type { FView } from './view.js';
+import { instantiateKernels, setSimdLevel, type SimdLevel, type WasmKernels } from './module.js';
+import { matmulCols } from '../reference/matmul.js';
+import { ARGS, type ThreadOps } from '../runtime/pool-protocol.js';
+import { matmulQ8Cols, q8Layout, q8View } from '../reference/q8.js';
+import { selectiveScan, type ScanViews } from '../reference/selective-scan.js';
+import type { FView } from '../reference/view.js';
+
+// The kernel commands of the thread pool (1 and 2 are the runtime's OP_EXIT and OP_ATTACH).
+/** WebAssembly decode product (matvec_*), split by rows of W. */
+export const OP_MATVEC = 10;
+/** WebAssembly blocked product (gemm), split by output columns. */
+export const OP_GEMM = 11;
+/** WebAssembly selective scan, split by channels. */
+export const OP_SCAN = 12;
+/** WebAssembly conv1d, split by channels. */
+export const OP_CONV = 13;
+/** Memory read probe (stream_read), split by 1 MiB blocks: the benchmark's bandwidth measurement. */
+export const OP_STREAM = 14;
+/** WebAssembly selective scan backward, split by batch rows. */
+export const OP_SCAN_BWD = 15;
+/** WebAssembly conv1d backward, split by channels. */
+export const OP_CONV_BWD = 16;
+/** TypeScript reference product (matmulCols / matmulQ8Cols), split by output columns. */
+export const OP_TS_MATMUL = 20;
+/** TypeScript reference scan, split by channels. */
+export const OP_TS_SCAN = 21;
+
+/** Dtype codes in arguments. */
+export const DT_F32 = 0;
+export const DT_F16 = 1;
+export const DT_BF16 = 2;
+export const DT_Q8 = 3;
+export const DT_I32 = 4;
 
 /**
  * What one thread runs for one chunk [j0, j1) of a pool command: the same code on the calling
  * thread and on the workers. Arguments are read from the command block (layouts below, as slot
- * offsets from ARGS); the encoders in pool.ts write them.
+ * offsets from ARGS); the encoders in launch.ts and ../ts-parallel.ts write them.
  */
 export interface ThreadContext {
   /** 0 for the calling thread, 1.. for workers (selects the thread's scratch). */
@@ -147,4 +174,41 @@ export function runChunk(ctx: ThreadContext, op: number, I: Int32Array, F: Float
     default:
       throw new Error(`thread pool: unknown op ${op}`);
   }
+}
+
+/** The workers' settings of their ops: the caller's kernel kind and SIMD build. */
+export interface ThreadOpsSetup {
+  /** Whether the WebAssembly kernels run (else only the TypeScript ones, kernels: 'ts'). */
+  wasm: boolean;
+  /** The caller's build: the same code on every thread. */
+  simd: SimdLevel;
+}
+
+/** The pool's commands on one thread (the runtime's ThreadOps), over that thread's kernels and memories. */
+export class KernelThreadOps implements ThreadOps {
+  private readonly ctx: ThreadContext;
+
+  /**
+   * `kernels` and `memories` are by arena id; the calling thread passes the backend's own lists
+   * (so arenas opened later appear in them), a worker fresh ones that `attach` fills.
+   */
+  constructor(tid: number, private readonly kernels: (WasmKernels | undefined)[], private readonly memories: (WebAssembly.Memory | undefined)[], private readonly wasm: boolean) {
+    const views = new ViewCache(memories);
+    this.ctx = { tid, kernels, views: (id) => views.get(id) };
+  }
+
+  attach(id: number, memory: WebAssembly.Memory): void {
+    this.memories[id] = memory;
+    if (this.wasm) this.kernels[id] = instantiateKernels(memory, true);
+  }
+
+  run(op: number, I: Int32Array, F: Float32Array, j0: number, j1: number): void {
+    runChunk(this.ctx, op, I, F, j0, j1);
+  }
+}
+
+/** A worker's ops (its entry passes this to startPoolWorker); throws if the SIMD build cannot be set. */
+export function workerThreadOps(setup: ThreadOpsSetup, tid: number): ThreadOps {
+  setSimdLevel(setup.simd);
+  return new KernelThreadOps(tid, [], [], setup.wasm);
 }

@@ -1,4 +1,4 @@
-import { fail } from '../../errors.js';
+import { fail } from '../../../errors.js';
 
 /**
  * Where CPU tensors live: WebAssembly linear memories ("arenas"), so the WebAssembly kernels read

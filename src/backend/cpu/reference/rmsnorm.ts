@@ -1,4 +1,4 @@
-import { halfToF32 } from '../../tensor/dtype.js';
+import { halfToF32 } from '../../../tensor/dtype.js';
 import type { FView } from './view.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { SsdDims } from '../checks.js';
+import type { SsdDims } from '../../checks.js';
 import { discretiseDt, type SsdViews } from './ssd-scan.js';
 
 /**

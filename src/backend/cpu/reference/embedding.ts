@@ -1,4 +1,4 @@
-import { f16ToF32Table, halfToF32 } from '../../tensor/dtype.js';
+import { f16ToF32Table, halfToF32 } from '../../../tensor/dtype.js';
 import type { FView, View } from './view.js';
 
 /** out (m, d) <- table[ids] ; the ids were range-checked by the caller (ops/ or the model). */

@@ -1,4 +1,4 @@
-import type { DType } from '../../tensor/dtype.js';
+import type { DType } from '../../../tensor/dtype.js';
 
 /** What a CPU kernel sees of a tensor: its typed array, first element, row stride and dtype. */
 export interface View {

@@ -1,12 +1,11 @@
-import type { BinaryOp, CausalConv1dBackwardArgs, LossReduction, SelectiveScanArgs, SelectiveScanBackwardArgs } from '../backend.js';
-import { targetOf } from '../cpu/cross-entropy.js';
-import type { Arena, ArenaSet } from '../cpu/arena.js';
-import type { MatmulGeom } from '../cpu/matmul.js';
-import { CB, CV, GM, MV, SB, SC, ST } from '../cpu/pool-ops.js';
-import { DT_BF16, DT_F16, DT_F32, DT_Q8, OP_CONV, OP_CONV_BWD, OP_GEMM, OP_MATVEC, OP_SCAN, OP_SCAN_BWD, OP_STREAM } from '../cpu/pool-protocol.js';
-import type { ThreadPool } from '../cpu/pool.js';
-import type { DType } from '../../tensor/dtype.js';
-import type { Tensor } from '../../tensor/tensor.js';
+import type { BinaryOp, CausalConv1dBackwardArgs, LossReduction, SelectiveScanArgs, SelectiveScanBackwardArgs } from '../../backend.js';
+import { targetOf } from '../reference/cross-entropy.js';
+import type { Arena, ArenaSet } from '../runtime/arena.js';
+import type { MatmulGeom } from '../reference/matmul.js';
+import { CB, CV, DT_BF16, DT_F16, DT_F32, DT_Q8, GM, MV, OP_CONV, OP_CONV_BWD, OP_GEMM, OP_MATVEC, OP_SCAN, OP_SCAN_BWD, OP_STREAM, SB, SC, ST } from './thread-ops.js';
+import type { ThreadPool } from '../runtime/pool.js';
+import type { DType } from '../../../tensor/dtype.js';
+import type { Tensor } from '../../../tensor/tensor.js';
 import { instantiateKernels, MAX_SCAN_STATE, THREAD_SCRATCH_BYTES, type WasmKernels } from './module.js';
 
 /**

@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import type { PoolThread, ThreadHost } from './thread-host.js';
-import type { FromWorker } from './pool-protocol.js';
+import type { PoolThread, ThreadHost } from '../runtime/thread-host.js';
+import type { FromWorker } from '../runtime/pool-protocol.js';
 
 /** Pool workers as Node worker threads; unref'd, so idle workers never keep a process alive. */
 export function createThreadHost(): ThreadHost {

@@ -1,9 +1,7 @@
-import { fail } from '../../errors.js';
-import { simdLevel, type WasmKernels } from '../wasm/module.js';
+import { fail } from '../../../errors.js';
 import type { Arena, ArenaSet } from './arena.js';
 import { LateWaits } from './late-waits.js';
-import { runChunk, ViewCache, type ThreadContext } from './pool-ops.js';
-import { ALIGN, ARGS, CHUNK, claimChunk, CTL_SLOTS, DONE, ERROR, ERROR_TEXT_BYTES, GEN, NEXT, OP, OP_ATTACH, OP_EXIT, SLEEPING, TOTAL, WAITING } from './pool-protocol.js';
+import { ALIGN, ARGS, CHUNK, claimChunk, CTL_SLOTS, DONE, ERROR, ERROR_TEXT_BYTES, GEN, NEXT, OP, OP_ATTACH, OP_EXIT, SLEEPING, TOTAL, WAITING, type ThreadOps } from './pool-protocol.js';
 import type { PoolThread, ThreadHost } from './thread-host.js';
 
 /**
@@ -33,7 +31,6 @@ export interface PoolOptions {
 export class ThreadPool {
   readonly ctl: Int32Array;
   readonly ctlF: Float32Array;
-  private readonly main: ThreadContext;
   /** The first failing worker's message (workers write it here: the caller is blocked, messages would wait). */
   private readonly errText: Uint8Array;
   private closed = false;
@@ -50,23 +47,20 @@ export class ThreadPool {
     private readonly workers: PoolThread[],
     sab: SharedArrayBuffer,
     err: SharedArrayBuffer,
-    kernels: (WasmKernels | undefined)[],
-    memories: (WebAssembly.Memory | undefined)[],
+    /** The calling thread's ops. */
+    private readonly main: ThreadOps,
     private readonly canBlock: boolean,
   ) {
     this.ctl = new Int32Array(sab);
     this.ctlF = new Float32Array(sab);
     this.errText = new Uint8Array(err);
-    const views = new ViewCache(memories);
-    this.main = { tid: 0, kernels, views: (id) => views.get(id) };
   }
 
   /**
-   * Starts `threads - 1` workers over the arenas' memories. `kernels` is the caller's list of
-   * kernel instances by arena (shared with the backend, so arenas opened later appear in it);
-   * `memories` likewise. With `wasm` false the workers run only the TypeScript kernels.
+   * Starts `threads - 1` workers over the arenas' memories. `main` runs the calling thread's
+   * chunks; each worker makes its own ops (its entry's maker) from `setup`, which is posted to it.
    */
-  static async create(threads: number, host: ThreadHost, arenas: ArenaSet, kernels: (WasmKernels | undefined)[], memories: (WebAssembly.Memory | undefined)[], wasm: boolean, o: PoolOptions = {}): Promise<ThreadPool> {
+  static async create(threads: number, host: ThreadHost, arenas: ArenaSet, main: ThreadOps, setup: unknown, o: PoolOptions = {}): Promise<ThreadPool> {
     if (!Number.isInteger(threads) || threads < 2) fail('BAD_ARGUMENT', `a thread pool needs at least 2 threads, got ${threads}`);
     if (!arenas.shared) fail('UNSUPPORTED', 'threads need shared memory (SharedArrayBuffer): in a browser, serve the page cross-origin isolated (COOP/COEP headers); the CPU backend runs on one thread');
     const sab = new SharedArrayBuffer(CTL_SLOTS * 4);
@@ -83,7 +77,7 @@ export class ThreadPool {
         });
         w.onError((e) => reject(e instanceof Error ? e : new Error(String(e))));
       }));
-      w.post({ type: 'init', ctl: sab, err, tid, memories: arenas.arenas.map((a) => a.memory), threads, spin: o.spin ?? 200000, wasm, simd: simdLevel() });
+      w.post({ type: 'init', ctl: sab, err, tid, memories: arenas.arenas.map((a) => a.memory), threads, spin: o.spin ?? 200000, setup });
     }
     try {
       await Promise.all(ready);
@@ -91,7 +85,7 @@ export class ThreadPool {
       for (const w of workers) w.terminate();
       return fail('UNSUPPORTED', `could not start ${threads - 1} pool worker(s): ${(e as Error).message}`);
     }
-    return new ThreadPool(threads, workers, sab, err, kernels, memories, host.canBlock);
+    return new ThreadPool(threads, workers, sab, err, main, host.canBlock);
   }
 
   /** Integer argument slot k of the command block. */
@@ -118,7 +112,7 @@ export class ThreadPool {
     const compute = op !== OP_ATTACH && op !== OP_EXIT;
     if (compute && this.serialUntil !== 0) {
       if (performance.now() < this.serialUntil) {
-        for (let j0 = 0; j0 < total; j0 += step) runChunk(this.main, op, c, this.ctlF, j0, Math.min(total, j0 + step));
+        for (let j0 = 0; j0 < total; j0 += step) this.main.run(op, c, this.ctlF, j0, Math.min(total, j0 + step));
         return;
       }
       this.serialUntil = 0;
@@ -140,7 +134,7 @@ export class ThreadPool {
       try {
         const span = this.span;
         while (claimChunk(c, this.threads, span)) {
-          runChunk(this.main, op, c, this.ctlF, span[0]!, span[1]!);
+          this.main.run(op, c, this.ctlF, span[0]!, span[1]!);
           ownChunks++;
         }
       } catch (e) {

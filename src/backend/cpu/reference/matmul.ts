@@ -1,4 +1,4 @@
-import { f16ToF32Table, halfToF32 } from '../../tensor/dtype.js';
+import { f16ToF32Table, halfToF32 } from '../../../tensor/dtype.js';
 import type { FView } from './view.js';
 
 /**

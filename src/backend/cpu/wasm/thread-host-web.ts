@@ -1,5 +1,5 @@
-import type { PoolThread, ThreadHost } from './thread-host.js';
-import type { FromWorker } from './pool-protocol.js';
+import type { PoolThread, ThreadHost } from '../runtime/thread-host.js';
+import type { FromWorker } from '../runtime/pool-protocol.js';
 
 /**
  * Pool workers as module Web Workers. They share memory only in cross-origin-isolated pages
