@@ -1,3 +1,7 @@
+// Layer 4 of the CPU backend: the assembly. CpuBackend (this file) and its glue (ts-parallel.ts) put the
+// reference kernels (reference/), the runtime (runtime/: arenas, thread pool) and the WebAssembly kernels
+// (wasm/) together behind the Backend contract. It may import all three; none of them imports it.
+
 import { fail } from '../../errors.js';
 import { dtypeBytes, f32ToBf16Bits, f32ToF16Bits, halfToF32, type DType } from '../../tensor/dtype.js';
 import { numel } from '../../tensor/shape.js';
@@ -79,10 +83,10 @@ function envKernels(): CpuKernels | undefined {
 }
 
 /**
- * The CPU backend. Its TypeScript kernels (matmul.ts, selective-scan.ts, ...) are the
+ * The CPU backend. Its TypeScript kernels (reference/matmul.ts, selective-scan.ts, ...) are the
  * specification every other kernel is tested against; by default it runs the WebAssembly SIMD
- * versions of the hot ones (src/backend/wasm), falling back to TypeScript for any dtype or layout
- * they do not take. Tensors live in WebAssembly memories (arena.ts) so both kinds of kernel, and
+ * versions of the hot ones (wasm/), falling back to TypeScript for any dtype or layout
+ * they do not take. Tensors live in WebAssembly memories (runtime/arena.ts) so both kinds of kernel, and
  * the worker threads of `useThreads`, work on the same bytes without copies.
  */
 export class CpuBackend implements Backend {
@@ -189,7 +193,7 @@ export class CpuBackend implements Backend {
     return t;
   }
 
-  /** A new tensor holding `data`; for q8, f32 data quantised here (q8.ts). */
+  /** A new tensor holding `data`; for q8, f32 data quantised here (reference/q8.ts). */
   upload(data: Float32Array | Uint16Array | Int32Array, shape: readonly number[], dtype?: DType): Tensor {
     const dt = dtype ?? (data instanceof Float32Array ? 'f32' : data instanceof Int32Array ? 'i32' : fail('BAD_ARGUMENT', 'upload: a Uint16Array needs dtype f16 or bf16'));
     const n = numel(shape);

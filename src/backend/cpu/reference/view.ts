@@ -1,3 +1,8 @@
+// Layer 1 of the CPU backend, reference/: the TypeScript reference kernels, one per file, taking these
+// views. They are the specification: the WebAssembly and WebGPU kernels are tested against them. Plain
+// single-threaded code that may import only each other, the backend contract (../../backend.ts,
+// ../../checks.ts), tensor/ and errors.ts: never runtime/, wasm/ or the CpuBackend assembly.
+
 import type { DType } from '../../../tensor/dtype.js';
 
 /** What a CPU kernel sees of a tensor: its typed array, first element, row stride and dtype. */

@@ -12,7 +12,7 @@ import { fail } from '../../../errors.js';
  * - A model larger than one arena (mamba-1.4b in f32: 5.6 GB) spans several: when an allocation
  *   does not fit, the next arena opens. Kernels need all operands in one memory, so operands from
  *   other arenas are copied into the kernel's arena ("staged") for the call: activations are small
- *   next to weights, so this costs little (wasm-kernels.ts).
+ *   next to weights, so this costs little (../wasm/launch.ts).
  *
  * Each arena keeps `reserve` bytes that only scratch and staging may use, so an arena filled with
  * weights still has room for the buffers its kernels need. Address 0..63 is never handed out (0

@@ -1,3 +1,8 @@
+// Layer 2 of the CPU backend, runtime/: where kernels run. Tensor memory (arena.ts), the thread pool
+// (this file, its command block pool-protocol.ts, the worker loop pool-worker.ts, late-waits.ts) and the
+// ThreadHost contract. It knows no kernel: the layer above hands it a ThreadOps per thread. May import
+// reference/, tensor/ and errors.ts; never wasm/ or the CpuBackend assembly.
+
 import { fail } from '../../../errors.js';
 import type { Arena, ArenaSet } from './arena.js';
 import { LateWaits } from './late-waits.js';

@@ -1,3 +1,8 @@
+// Layer 3 of the CPU backend, wasm/: the WebAssembly SIMD kernels (*.wat, built into kernels.generated.ts,
+// loaded by module.ts), this launcher, the pool's op table (thread-ops.ts) and the pool workers' entries
+// with the hosts that start them. May import reference/ (fallbacks, the TypeScript ops on the pool),
+// runtime/, the backend contract, tensor/ and errors.ts; never the CpuBackend assembly above it.
+
 import type { BinaryOp, CausalConv1dBackwardArgs, LossReduction, SelectiveScanArgs, SelectiveScanBackwardArgs } from '../../backend.js';
 import { targetOf } from '../reference/cross-entropy.js';
 import type { Arena, ArenaSet } from '../runtime/arena.js';
