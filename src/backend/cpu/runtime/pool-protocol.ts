@@ -73,7 +73,10 @@ export interface ThreadOps {
  * handed to the worker's ThreadOps factory.
  */
 export type ToWorker<S = unknown> =
-  | { type: 'init'; ctl: SharedArrayBuffer; err: SharedArrayBuffer; tid: number; threads: number; memories: WebAssembly.Memory[]; spin: number; setup: S }
+  | {
+    type: 'init'; ctl: SharedArrayBuffer; err: SharedArrayBuffer; tid: number; threads: number;
+    memories: WebAssembly.Memory[]; spin: number; setup: S;
+  }
   | { type: 'attach'; id: number; memory: WebAssembly.Memory };
 
 /** Messages from a worker (errors while running commands go through the shared error text instead). */

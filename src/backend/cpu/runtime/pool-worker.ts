@@ -1,12 +1,15 @@
-import { claimChunk, DONE, ERROR, GEN, NEXT, OP, OP_ATTACH, OP_EXIT, SLEEPING, TOTAL, WAITING, type FromWorker, type ThreadOps, type ToWorker } from './pool-protocol.js';
+import {
+  claimChunk, DONE, ERROR, GEN, NEXT, OP, OP_ATTACH, OP_EXIT, SLEEPING, TOTAL, WAITING,
+  type FromWorker, type ThreadOps, type ToWorker,
+} from './pool-protocol.js';
 
 /**
  * A pool worker, whatever the platform: the entries `pool-worker-node.ts` (worker_threads) and
  * `pool-worker-web.ts` (Web Workers, both in ../wasm/) pass their message port here, and the maker
- * of the thread's ops (`makeOps`, given the caller's `setup` and the thread id). After `init` the worker stays
- * in `serve`: it spins on the command counter for a while (commands come every few microseconds
- * during decode), then sleeps in Atomics.wait; it leaves the loop only to exit or to receive a new
- * arena's memory (OP_ATTACH), which arrives by postMessage and needs the event loop.
+ * of the thread's ops (`makeOps`, given the caller's `setup` and the thread id). After `init` the
+ * worker stays in `serve`: it spins on the command counter for a while (commands come every few
+ * microseconds during decode), then sleeps in Atomics.wait; it leaves the loop only to exit or to
+ * receive a new arena's memory (OP_ATTACH), which arrives by postMessage and needs the event loop.
  */
 export interface WorkerPort<S = unknown> {
   post(msg: FromWorker): void;

@@ -6,7 +6,10 @@
 import { fail } from '../../../errors.js';
 import type { Arena, ArenaSet } from './arena.js';
 import { LateWaits } from './late-waits.js';
-import { ALIGN, ARGS, CHUNK, claimChunk, CTL_SLOTS, DONE, ERROR, ERROR_TEXT_BYTES, GEN, NEXT, OP, OP_ATTACH, OP_EXIT, SLEEPING, TOTAL, WAITING, type ThreadOps } from './pool-protocol.js';
+import {
+  ALIGN, ARGS, CHUNK, claimChunk, CTL_SLOTS, DONE, ERROR, ERROR_TEXT_BYTES, GEN, NEXT, OP, OP_ATTACH, OP_EXIT,
+  SLEEPING, TOTAL, WAITING, type ThreadOps,
+} from './pool-protocol.js';
 import type { PoolThread, ThreadHost } from './thread-host.js';
 
 /**
@@ -65,7 +68,9 @@ export class ThreadPool {
    * Starts `threads - 1` workers over the arenas' memories. `main` runs the calling thread's
    * chunks; each worker makes its own ops (its entry's maker) from `setup`, which is posted to it.
    */
-  static async create(threads: number, host: ThreadHost, arenas: ArenaSet, main: ThreadOps, setup: unknown, o: PoolOptions = {}): Promise<ThreadPool> {
+  static async create(
+    threads: number, host: ThreadHost, arenas: ArenaSet, main: ThreadOps, setup: unknown, o: PoolOptions = {},
+  ): Promise<ThreadPool> {
     if (!Number.isInteger(threads) || threads < 2) fail('BAD_ARGUMENT', `a thread pool needs at least 2 threads, got ${threads}`);
     if (!arenas.shared) fail('UNSUPPORTED', 'threads need shared memory (SharedArrayBuffer): in a browser, serve the page cross-origin isolated (COOP/COEP headers); the CPU backend runs on one thread');
     const sab = new SharedArrayBuffer(CTL_SLOTS * 4);
@@ -82,7 +87,8 @@ export class ThreadPool {
         });
         w.onError((e) => reject(e instanceof Error ? e : new Error(String(e))));
       }));
-      w.post({ type: 'init', ctl: sab, err, tid, memories: arenas.arenas.map((a) => a.memory), threads, spin: o.spin ?? 200000, setup });
+      const memories = arenas.arenas.map((a) => a.memory);
+      w.post({ type: 'init', ctl: sab, err, tid, memories, threads, spin: o.spin ?? 200000, setup });
     }
     try {
       await Promise.all(ready);

@@ -7,7 +7,10 @@ import type { BinaryOp, CausalConv1dBackwardArgs, LossReduction, SelectiveScanAr
 import { targetOf } from '../reference/cross-entropy.js';
 import type { Arena, ArenaSet } from '../runtime/arena.js';
 import type { MatmulGeom } from '../reference/matmul.js';
-import { CB, CV, DT_BF16, DT_F16, DT_F32, DT_Q8, GM, MV, OP_CONV, OP_CONV_BWD, OP_GEMM, OP_MATVEC, OP_SCAN, OP_SCAN_BWD, OP_STREAM, SB, SC, ST } from './thread-ops.js';
+import {
+  CB, CV, DT_BF16, DT_F16, DT_F32, DT_Q8, GM, MV, OP_CONV, OP_CONV_BWD, OP_GEMM, OP_MATVEC, OP_SCAN, OP_SCAN_BWD,
+  OP_STREAM, SB, SC, ST,
+} from './thread-ops.js';
 import type { ThreadPool } from '../runtime/pool.js';
 import type { DType } from '../../../tensor/dtype.js';
 import type { Tensor } from '../../../tensor/tensor.js';

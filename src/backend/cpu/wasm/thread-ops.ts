@@ -192,7 +192,12 @@ export class KernelThreadOps implements ThreadOps {
    * `kernels` and `memories` are by arena id; the calling thread passes the backend's own lists
    * (so arenas opened later appear in them), a worker fresh ones that `attach` fills.
    */
-  constructor(tid: number, private readonly kernels: (WasmKernels | undefined)[], private readonly memories: (WebAssembly.Memory | undefined)[], private readonly wasm: boolean) {
+  constructor(
+    tid: number,
+    private readonly kernels: (WasmKernels | undefined)[],
+    private readonly memories: (WebAssembly.Memory | undefined)[],
+    private readonly wasm: boolean,
+  ) {
     const views = new ViewCache(memories);
     this.ctx = { tid, kernels, views: (id) => views.get(id) };
   }
