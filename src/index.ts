@@ -18,7 +18,7 @@ export type { WeightDType } from './models/weights.js';
 export type { Mixer, MixerState } from './mixers/mixer.js';
 export { MambaMixer } from './mixers/mamba.js';
 export { generateTokens, prefill, type GenerateOptions, type TokenEvent, type FinishReason } from './generate/generate.js';
-export { Sampler, type SamplingParams } from './generate/sampling.js';
+export { Sampler, type SamplingParams } from './backend/sampling.js';
 export * from './tokenizer/index.js';
 export { openSafetensors } from './io/safetensors.js';
 export { encodeSafetensors, type TensorToWrite } from './io/safetensors-writer.js';

@@ -1,4 +1,4 @@
-import type { SamplingParams } from '../generate/sampling.js';
+import type { SamplingParams } from './sampling.js';
 import type { DType } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
 

@@ -4,7 +4,7 @@ import type {
   AdamWStepOptions, AttentionArgs, AttentionBackwardArgs, CausalConv1dBackwardArgs, DiagonalSsmScanArgs, GatedRmsnormOptions, MatmulOptions,
   RotaryOptions, SampleArgs, SelectiveScanArgs, SelectiveScanBackwardArgs, SsdScanArgs, SsmConvKernelArgs, SsmConvKernelBackwardArgs, SsmParams,
 } from './backend.js';
-import { checkSamplingParams } from '../generate/sampling.js';
+import { checkSamplingParams } from './sampling.js';
 import { checkShape } from '../tensor/shape.js';
 
 /**

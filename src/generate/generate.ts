@@ -3,8 +3,8 @@ import type { LanguageModel } from '../models/lm.js';
 import type { ModelState } from '../models/state.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { deviceTokens } from './device-loop.js';
-import { randomSeed } from './rng.js';
-import { checkSamplingParams, Sampler, type SamplingParams } from './sampling.js';
+import { randomSeed } from '../tensor/rng.js';
+import { checkSamplingParams, Sampler, type SamplingParams } from '../backend/sampling.js';
 
 /**
  * The token-level generation loop: prefill each prompt (the parallel form, in chunks), then one

@@ -6,7 +6,7 @@ import { cpu } from '../../src/backend/cpu/cpu-backend.js';
 import { isMambaError } from '../../src/errors.js';
 import type { WebGpuBackend, WebGpuBackendOptions } from '../../src/backend/webgpu/webgpu-backend.js';
 import { deviceTokens } from '../../src/generate/device-loop.js';
-import { GREEDY } from '../../src/generate/sampling.js';
+import { GREEDY } from '../../src/backend/sampling.js';
 import type { Mamba2Config } from '../../src/models/config.js';
 import type { LanguageModel } from '../../src/models/lm.js';
 import { loadLanguageModel } from '../../src/node/load.js';

@@ -3,7 +3,7 @@ import { dtypeBytes, f32ToBf16Bits, f32ToF16Bits, halfToF32, type DType } from '
 import { numel } from '../../tensor/shape.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { track } from '../../tensor/scope.js';
-import { Sampler } from '../../generate/sampling.js';
+import { Sampler } from '../sampling.js';
 import { WasmOps } from '../wasm/launch.js';
 import { wasmKernelsSupported } from '../wasm/module.js';
 import { ArenaSet, canShareMemory, type Arena, type ArenaOptions } from './arena.js';
