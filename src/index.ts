@@ -27,7 +27,8 @@ export { fetchSource } from './io/fetch-source.js';
 export { openTorchCheckpoint } from './io/torch-checkpoint.js';
 export type { TensorSource, TensorEntry, StoredDType } from './io/tensor-source.js';
 // Node only
-export { loadModel, loadLanguageModel, readConfig, openWeights, DEFAULT_MODEL_DIR, type LoadModelOptions } from './node/load.js';
+export { loadModel, DEFAULT_MODEL_DIR, type LoadModelOptions } from './node/load.js';
+export { loadLanguageModel, readConfig, openWeights } from './models/node/load-checkpoint.js';
 export { createBackend, type BackendName } from './node/backends.js';
 export { createWebGpuBackend, type CreateWebGpuOptions } from './backend/webgpu/create.js';
 export { createNodeWebGpuBackend } from './backend/webgpu/node.js';

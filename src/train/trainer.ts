@@ -6,7 +6,7 @@ import type { Backend } from '../backend/backend.js';
 import { fail } from '../errors.js';
 import { encodeSafetensors } from '../io/safetensors-writer.js';
 import type { LanguageModel } from '../models/lm.js';
-import { loadLanguageModel } from '../node/load.js';
+import { loadLanguageModel } from '../models/node/load-checkpoint.js';
 import * as F from '../ops/ops.js';
 import { scope } from '../tensor/scope.js';
 import { loadTokenizer } from '../tokenizer/node.js';

@@ -9,7 +9,7 @@ import { deviceTokens } from '../../src/generate/device-loop.js';
 import { GREEDY } from '../../src/backend/sampling.js';
 import type { Mamba2Config } from '../../src/models/config.js';
 import type { LanguageModel } from '../../src/models/lm.js';
-import { loadLanguageModel } from '../../src/node/load.js';
+import { loadLanguageModel } from '../../src/models/node/load-checkpoint.js';
 import { assertClose } from '../helpers/compare.js';
 import { maxAbsDiff, PARITY, readExpected } from '../helpers/fixtures.js';
 import { disposeGpu, requireAdapter } from '../helpers/webgpu.js';
