@@ -1,6 +1,6 @@
 import type { SamplingParams } from './sampling.js';
 import type { DType } from '../tensor/dtype.js';
-import type { Tensor } from '../tensor/tensor.js';
+import type { Tensor, TensorOwner } from '../tensor/tensor.js';
 
 /**
  * The contract every backend implements: memory (alloc, upload, read, free) and the kernels the models
@@ -16,7 +16,7 @@ import type { Tensor } from '../tensor/tensor.js';
  * m/n/p generic matrix sizes; for Mamba-2 (SSD) also h heads, p head_dim (e = h·p), g n_groups,
  * Q chunk length.
  */
-export interface Backend {
+export interface Backend extends TensorOwner {
   readonly name: string;
 
   // ---- memory --------------------------------------------------------------------------------------
@@ -257,6 +257,14 @@ export interface Backend {
    * transpose is its inverse). x, out (b, l, H·dh) (out may be x); dh even.
    */
   rotary?(out: Tensor, x: Tensor, o: RotaryOptions): void;
+}
+
+/**
+ * The backend that owns `t`, with all its kernels. A Tensor knows its owner only as a `TensorOwner`
+ * (the tensor layer cannot name `Backend`); every tensor is made by a backend, so the owner is one.
+ */
+export function backendOf(t: Tensor): Backend {
+  return t.backend as Backend;
 }
 
 export interface SsmParams {

@@ -1,3 +1,4 @@
+import { backendOf } from '../backend/backend.js';
 import { fail } from '../errors.js';
 import type { LanguageModel } from '../models/lm.js';
 import type { ModelState } from '../models/state.js';
@@ -124,7 +125,7 @@ function copyRow(dst: ModelState, row: number, src: ModelState): void {
       // (b, ...) -> rows of b * rest: the row of this sequence is a view of (1, size/b).
       const per = t.size / dst.batch;
       const flat = t.reshape([dst.batch, per]);
-      t.backend.copy(flat.reshape([1, t.size]).narrow(row * per, per), s.reshape([1, per]));
+      backendOf(t).copy(flat.reshape([1, t.size]).narrow(row * per, per), s.reshape([1, per]));
     }
   });
 }

@@ -1,3 +1,4 @@
+import { backendOf } from '../backend/backend.js';
 import { fail } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 
@@ -37,7 +38,7 @@ export function readCounter(t: Tensor): number {
 export function writeCounter(t: Tensor, v: number): void {
   const bk = t.backend as { readSync?: unknown };
   if (typeof bk.readSync === 'function') { (t.storage as Float32Array)[t.offset] = v; return; }
-  const s = t.backend.upload(Float32Array.of(v), [1]);
-  t.backend.copy(t, s);
+  const s = backendOf(t).upload(Float32Array.of(v), [1]);
+  backendOf(t).copy(t, s);
   s.dispose();
 }

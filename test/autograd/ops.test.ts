@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as F from '../../src/ops/ops.js';
 import { backward } from '../../src/autograd/backward.js';
-import { noGrad } from '../../src/autograd/mode.js';
+import { noGrad } from '../../src/tensor/grad-mode.js';
 import { isMambaError } from '../../src/errors.js';
 import type { UnaryOp } from '../../src/backend/backend.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
