@@ -1,5 +1,5 @@
 import { fail } from '../errors.js';
-import type { RecordedWork } from '../backend/backend.js';
+import type { RecordedWork } from '../backend/contract/decode.js';
 import type { LanguageModel } from '../models/lm.js';
 import type { ModelState } from '../models/state.js';
 import type { Tensor } from '../tensor/tensor.js';

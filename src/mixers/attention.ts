@@ -1,5 +1,5 @@
 import type { Backend } from '../backend/backend.js';
-import { requireMixerKernel } from '../backend/mixer-kernels.js';
+import { requireMixerKernel } from '../backend/contract/mixers.js';
 import { fail } from '../errors.js';
 import * as F from '../ops/ops.js';
 import * as S from '../ops/sequence.js';

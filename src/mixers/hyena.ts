@@ -1,5 +1,5 @@
 import type { Backend } from '../backend/backend.js';
-import { requireKernel } from '../backend/training-kernels.js';
+import { requireKernel } from '../backend/contract/training.js';
 import { fail } from '../errors.js';
 import * as F from '../ops/ops.js';
 import * as S from '../ops/sequence.js';

@@ -1,6 +1,7 @@
 import { fail, fmtShape } from '../errors.js';
-import { backendOf, type BinaryOp, type LossReduction, type UnaryOp } from '../backend/backend.js';
-import { requireKernel as kernel } from '../backend/training-kernels.js';
+import { backendOf } from '../backend/backend.js';
+import type { BinaryOp, UnaryOp } from '../backend/contract/inference.js';
+import { requireKernel as kernel, type LossReduction } from '../backend/contract/training.js';
 import { needsGrad, record, type Tensor } from '../tensor/tensor.js';
 
 /**

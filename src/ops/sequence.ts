@@ -1,5 +1,5 @@
-import { requireMixerKernel as kernel } from '../backend/mixer-kernels.js';
-import { backendOf, type SsmParams } from '../backend/backend.js';
+import { requireMixerKernel as kernel, type SsmParams } from '../backend/contract/mixers.js';
+import { backendOf } from '../backend/backend.js';
 import { needsGrad, record, type Tensor } from '../tensor/tensor.js';
 
 /**

@@ -1,4 +1,5 @@
-import { backendOf, type GatedRmsnormOptions, type SsdScanArgs } from '../backend/backend.js';
+import { backendOf } from '../backend/backend.js';
+import type { GatedRmsnormOptions, SsdScanArgs } from '../backend/contract/inference.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 /**

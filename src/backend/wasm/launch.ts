@@ -1,4 +1,5 @@
-import type { BinaryOp, CausalConv1dBackwardArgs, LossReduction, SelectiveScanArgs, SelectiveScanBackwardArgs } from '../backend.js';
+import type { BinaryOp, SelectiveScanArgs } from '../contract/inference.js';
+import type { CausalConv1dBackwardArgs, LossReduction, SelectiveScanBackwardArgs } from '../contract/training.js';
 import { targetOf } from '../cpu/cross-entropy.js';
 import type { Arena, ArenaSet } from '../cpu/arena.js';
 import type { MatmulGeom } from '../cpu/matmul.js';
