@@ -129,7 +129,7 @@ export class LanguageModel<C extends LmConfig = ModelConfig> {
     return this.step(ws.ids, state);
   }
 
-  /** Writes host ids into an i32 tensor (in place where the host addresses the backend's memory; else upload + copy). */
+  /** Writes host ids into an i32 tensor (in place in host memory, `hostView`; else through upload + copy). */
   private uploadIds(dst: Tensor, ids: ArrayLike<number>): void {
     const arr = Int32Array.from(ids);
     const host = this.backend.hostView?.(dst);

@@ -10,7 +10,7 @@ import { needsGrad, record, type Tensor } from '../tensor/tensor.js';
  * with preallocated outputs.
  *
  * Autograd: when grad mode is on and an input requires a gradient, an op records a GradNode on its
- * output (`record`, autograd/node.ts) with the tensors its backward reads and a closure that turns
+ * output (`record`, the tape in tensor/tensor.ts) with the tensors its backward reads and a closure that turns
  * dL/d(output) into dL/d(inputs) with backend kernels. Backward closures never write into `g` and
  * return fresh contiguous tensors (or `g` itself, reshaped where needed). docs/autograd.md says how
  * to add an op.

@@ -55,7 +55,9 @@ export class Tensor {
   /** A human name for messages (parameter names such as `backbone.layers.3.mixer.A_log`). */
   name: string | undefined;
 
-  constructor(backend: TensorOwner, storage: unknown, shape: readonly number[], dtype: DType, offset = 0, ld?: number, base?: Tensor) {
+  constructor(
+    backend: TensorOwner, storage: unknown, shape: readonly number[], dtype: DType, offset = 0, ld?: number, base?: Tensor,
+  ) {
     this.backend = backend;
     this.storage = storage;
     this.shape = Object.freeze([...shape]);

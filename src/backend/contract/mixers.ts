@@ -81,7 +81,9 @@ export type MixerKernel = keyof MixerKernels;
 export const MIXER_KERNELS: readonly MixerKernel[] = ['fftConv', 'fftConvBackward', 'ssmConvKernel', 'ssmConvKernelBackward', 'diagonalSsmScan', 'attention', 'attentionBackward', 'rotary'];
 
 /** The backend's kernel `k`, bound to it; UNSUPPORTED naming the kernel when the backend lacks it. */
-export function requireMixerKernel<K extends MixerKernel>(bk: MixerKernels & { readonly name: string }, k: K): NonNullable<MixerKernels[K]> {
+export function requireMixerKernel<K extends MixerKernel>(
+  bk: MixerKernels & { readonly name: string }, k: K,
+): NonNullable<MixerKernels[K]> {
   const f = bk[k] as ((...args: never[]) => void) | undefined;
   if (!f) fail('UNSUPPORTED', `the ${bk.name} backend has no ${k} kernel yet (needed by the S4D, H3, Hyena and attention mixers); use the cpu backend`, { backend: bk.name, kernel: k });
   return f.bind(bk) as NonNullable<MixerKernels[K]>;

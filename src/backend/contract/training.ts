@@ -81,10 +81,15 @@ export interface TrainingKernels {
 /** The optional kernels of the contract that gradients and optimisers need. */
 export type TrainingKernel = keyof TrainingKernels;
 
-const TRAINING_KERNELS: readonly TrainingKernel[] = ['reduceRows', 'unaryBackward', 'embeddingBackward', 'rmsnormBackward', 'causalConv1dBackward', 'selectiveScanBackward', 'crossEntropy', 'crossEntropyBackward', 'adamwStep'];
+const TRAINING_KERNELS: readonly TrainingKernel[] = [
+  'reduceRows', 'unaryBackward', 'embeddingBackward', 'rmsnormBackward', 'causalConv1dBackward', 'selectiveScanBackward',
+  'crossEntropy', 'crossEntropyBackward', 'adamwStep',
+];
 
 /** The backend's kernel `k`, bound to it; UNSUPPORTED naming the kernel when the backend lacks it. */
-export function requireKernel<K extends TrainingKernel>(bk: TrainingKernels & { readonly name: string }, k: K): NonNullable<TrainingKernels[K]> {
+export function requireKernel<K extends TrainingKernel>(
+  bk: TrainingKernels & { readonly name: string }, k: K,
+): NonNullable<TrainingKernels[K]> {
   const f = bk[k] as ((...args: never[]) => void) | undefined;
   if (!f) fail('UNSUPPORTED', `the ${bk.name} backend has no ${k} kernel yet (needed for training and gradients); use the cpu backend`, { backend: bk.name, kernel: k });
   return f.bind(bk) as NonNullable<TrainingKernels[K]>;
