@@ -10,6 +10,7 @@ import { numel, sameShape } from './shape.js';
  * imports nothing above it.
  */
 export interface TensorOwner {
+  /** For messages: 'cpu', 'webgpu'. */
   readonly name: string;
   /** All elements, contiguous; floats as f32 whatever the storage. */
   read(t: Tensor): Promise<Float32Array | Int32Array>;
