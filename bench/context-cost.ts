@@ -23,7 +23,7 @@ import { cpus, loadavg } from 'node:os';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { backward } from '../src/autograd/backward.js';
-import { noGrad } from '../src/autograd/mode.js';
+import { noGrad } from '../src/tensor/grad-mode.js';
 import { cpu } from '../src/backend/cpu/cpu-backend.js';
 import { Rng } from '../src/mixers/init.js';
 import * as F from '../src/ops/ops.js';

@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { backward } from '../src/autograd/backward.js';
 import { CpuBackend } from '../src/backend/cpu/cpu-backend.js';
-import { missingTrainingKernels } from '../src/backend/training-kernels.js';
+import { missingTrainingKernels } from '../src/backend/contract/training.js';
 import { createBackend } from '../src/node/backends.js';
 import * as F from '../src/ops/ops.js';
 import { scope } from '../src/tensor/scope.js';

@@ -1,5 +1,5 @@
 import { deviceTokens } from '../src/generate/device-loop.js';
-import { GREEDY } from '../src/generate/sampling.js';
+import { GREEDY } from '../src/backend/sampling.js';
 import { arg, backend, byKernel, disposeModel, machine, mambaConfig, randomModel, SHAPES, table, warmUp, writeResult } from './webgpu-common.js';
 
 /**

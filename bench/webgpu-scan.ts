@@ -1,4 +1,4 @@
-import type { SelectiveScanArgs } from '../src/backend/backend.js';
+import type { SelectiveScanArgs } from '../src/backend/contract/inference.js';
 import { cpu } from '../src/backend/cpu/cpu-backend.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { arg, backend, machine, random, table, timeCalls, warmUp, writeResult } from './webgpu-common.js';

@@ -1,4 +1,4 @@
-import type { SsdScanArgs } from '../src/backend/backend.js';
+import type { SsdScanArgs } from '../src/backend/contract/inference.js';
 import { cpu } from '../src/backend/cpu/cpu-backend.js';
 import type { WebGpuBackend } from '../src/backend/webgpu/webgpu-backend.js';
 import type { SsdPath } from '../src/backend/webgpu/kernels/ssd-scan.js';

@@ -34,7 +34,7 @@ export { parseConfig, type ModelConfig } from './models/config.js';
 export { buildModel } from './models/build.js';
 export { generateTokens, type GenerateOptions } from './generate/generate.js';
 export { deviceTokens } from './generate/device-loop.js';
-export { Sampler, type SamplingParams } from './generate/sampling.js';
+export { Sampler, type SamplingParams } from './backend/sampling.js';
 export { Tokenizer } from './tokenizer/tokenizer.js';
 export { DetokenizeStream } from './tokenizer/stream.js';
 export { openSafetensors } from './io/safetensors.js';

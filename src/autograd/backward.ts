@@ -1,8 +1,8 @@
+import { backendOf } from '../backend/backend.js';
 import { fail, fmtShape } from '../errors.js';
+import { noGrad } from '../tensor/grad-mode.js';
 import { sameShape } from '../tensor/shape.js';
-import type { Tensor } from '../tensor/tensor.js';
-import { noGrad } from './mode.js';
-import { gradNodeOf, type GradNode, type InputGrad } from './node.js';
+import { gradNodeOf, type GradNode, type InputGrad, type Tensor } from '../tensor/tensor.js';
 
 /**
  * Reverse-mode differentiation: `backward(loss)` walks the recorded graph from `loss` back to the
@@ -32,7 +32,7 @@ interface Slot {
 export function backward(output: Tensor, grad?: Tensor): void {
   if (!output.requiresGrad) fail('BAD_ARGUMENT', `backward: the ${fmtShape(output.shape)} tensor does not require a gradient (no parameter that requires one took part in computing it, or it was computed under noGrad)`);
   noGrad(() => {
-    const bk = output.backend;
+    const bk = backendOf(output);
     let g0: Tensor;
     if (grad) {
       if (!sameShape(grad.shape, output.shape)) fail('SHAPE_MISMATCH', `backward: grad has shape ${fmtShape(grad.shape)}, expected the output's ${fmtShape(output.shape)}`);
@@ -90,7 +90,7 @@ function topologicalOrder(root: GradNode): GradNode[] {
 function accumulate(t: Tensor, gi: InputGrad, slots: Map<GradNode, Slot>, op: string): void {
   const node = gradNodeOf(t);
   if (!node) { if (t.requiresGrad) accumulateLeaf(t, gi); return; }
-  const bk = t.backend;
+  const bk = backendOf(t);
   let slot = slots.get(node);
   if ('window' in gi) {
     if (!slot || !slot.owned) {
@@ -112,7 +112,7 @@ function accumulate(t: Tensor, gi: InputGrad, slots: Map<GradNode, Slot>, op: st
 
 /** Adds into `leaf.grad`, allocating it (kept: it outlives the step's scope) on first use. */
 function accumulateLeaf(leaf: Tensor, gi: InputGrad): void {
-  const bk = leaf.backend;
+  const bk = backendOf(leaf);
   if (!leaf.grad) {
     // a whole gradient is copied in (no zero fill first); a window is added into zeros
     if (!('window' in gi)) { checkGradShape(leaf, gi, 'leaf'); leaf.grad = bk.alloc(leaf.shape).keep(); bk.copy(leaf.grad, gi); return; }
@@ -130,7 +130,7 @@ function addWindow(full: Tensor, g: Tensor, start: number, op: string): void {
 
 /** target += g through a temporary (target keeps its buffer, e.g. a kept leaf gradient or a window). */
 function addInto(target: Tensor, g: Tensor): void {
-  const bk = target.backend;
+  const bk = backendOf(target);
   const tmp = bk.alloc(g.shape);
   bk.binary('add', tmp, target, g);
   bk.copy(target, tmp);

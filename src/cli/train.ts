@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fail } from '../errors.js';
 import { backendFromArgs } from './common.js';
-import { loadLanguageModel } from '../node/load.js';
+import { loadLanguageModel } from '../models/node/load-checkpoint.js';
 import { loadTokenizer } from '../tokenizer/node.js';
 import { exists, readJsonFile, recoverCheckpointDir, TRAINER_STATE } from '../train/checkpoint.js';
 import { loadDocuments } from '../train/corpus.js';

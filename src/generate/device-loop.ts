@@ -1,9 +1,9 @@
 import { fail } from '../errors.js';
-import type { RecordedWork } from '../backend/backend.js';
+import type { RecordedWork } from '../backend/contract/decode.js';
 import type { LanguageModel } from '../models/lm.js';
 import type { ModelState } from '../models/state.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { checkSamplingParams, type SamplingParams } from './sampling.js';
+import { checkSamplingParams, type SamplingParams } from '../backend/sampling.js';
 
 /**
  * Generation with the token ids kept where the model runs (the GPU): each token costs one

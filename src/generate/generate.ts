@@ -1,10 +1,11 @@
+import { backendOf } from '../backend/backend.js';
 import { fail } from '../errors.js';
 import type { LanguageModel } from '../models/lm.js';
 import type { ModelState } from '../models/state.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { deviceTokens } from './device-loop.js';
-import { randomSeed } from './rng.js';
-import { checkSamplingParams, Sampler, type SamplingParams } from './sampling.js';
+import { randomSeed } from '../tensor/rng.js';
+import { checkSamplingParams, Sampler, type SamplingParams } from '../backend/sampling.js';
 
 /**
  * The token-level generation loop: prefill each prompt (the parallel form, in chunks), then one
@@ -63,9 +64,10 @@ export function samplingParams(o: GenerateOptions): SamplingParams {
   return p;
 }
 
-/** Host copy of a (b, V) logits tensor, without copying on the CPU backend. */
+/** Host copy of a (b, V) logits tensor, without copying where the host addresses the backend's memory. */
 async function hostRows(t: Tensor): Promise<{ data: ArrayLike<number>; off: number; ld: number }> {
-  if (t.backend.name === 'cpu' && t.dtype === 'f32') return { data: t.storage as Float32Array, off: t.offset, ld: t.ld };
+  const host = t.dtype === 'f32' ? backendOf(t).hostView?.(t) : undefined;
+  if (host) return host;
   return { data: await t.readFloat(), off: 0, ld: t.cols };
 }
 
@@ -124,7 +126,7 @@ function copyRow(dst: ModelState, row: number, src: ModelState): void {
       // (b, ...) -> rows of b * rest: the row of this sequence is a view of (1, size/b).
       const per = t.size / dst.batch;
       const flat = t.reshape([dst.batch, per]);
-      t.backend.copy(flat.reshape([1, t.size]).narrow(row * per, per), s.reshape([1, per]));
+      backendOf(t).copy(flat.reshape([1, t.size]).narrow(row * per, per), s.reshape([1, per]));
     }
   });
 }
@@ -143,7 +145,9 @@ export async function* generateTokens(model: LanguageModel, prompts: readonly (r
   const { state, last } = await prefill(model, prompts, o.prefillChunk ?? 512);
   try {
     if (maxNew === 0) return;
-    if (model.backend.sample && model.backend.name !== 'cpu') {
+    // Sampling on the device where the logits live off the host; with host memory, the reference
+    // Sampler reads them in place.
+    if (model.backend.sample && !model.backend.hostView) {
       yield* onDevice(model, state, prompts, last, maxNew, p, eos, suppress, o.signal, isStopped);
       return;
     }

@@ -1,11 +1,10 @@
-import { needsGrad } from '../autograd/node.js';
-import { noGrad } from '../autograd/mode.js';
 import type { Backend } from '../backend/backend.js';
-import { requireMixerKernel } from '../backend/mixer-kernels.js';
+import { requireMixerKernel } from '../backend/contract/mixers.js';
 import { fail } from '../errors.js';
 import * as F from '../ops/ops.js';
 import * as S from '../ops/sequence.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { noGrad } from '../tensor/grad-mode.js';
+import { needsGrad, type Tensor } from '../tensor/tensor.js';
 import type { Mixer, MixerState } from './mixer.js';
 import { readCounter, rowOfEach, rowsOf, writeCounter } from './rows.js';
 

@@ -1,11 +1,10 @@
-import { needsGrad } from '../autograd/node.js';
-import { noGrad } from '../autograd/mode.js';
 import type { Backend } from '../backend/backend.js';
-import { requireKernel } from '../backend/training-kernels.js';
+import { requireKernel } from '../backend/contract/training.js';
 import { fail } from '../errors.js';
 import * as F from '../ops/ops.js';
 import * as S from '../ops/sequence.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { noGrad } from '../tensor/grad-mode.js';
+import { needsGrad, type Tensor } from '../tensor/tensor.js';
 import type { SequenceCore } from './core.js';
 import { filled, linearBias, linearWeight, type Rng } from './init.js';
 import { parameterMap, type Mixer, type MixerState } from './mixer.js';

@@ -1,5 +1,5 @@
 import type { Backend } from '../backend/backend.js';
-import { hash32 } from '../generate/rng.js';
+import { hash32 } from '../tensor/rng.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 /**

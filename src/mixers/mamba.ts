@@ -1,8 +1,8 @@
 import { fail } from '../errors.js';
-import { needsGrad } from '../autograd/node.js';
-import type { Backend, MambaStepArgs } from '../backend/backend.js';
+import type { Backend } from '../backend/backend.js';
+import type { MambaStepArgs } from '../backend/contract/decode.js';
 import * as F from '../ops/ops.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { needsGrad, type Tensor } from '../tensor/tensor.js';
 import { parameterMap, type Mixer, type MixerState } from './mixer.js';
 
 /**

@@ -1,3 +1,4 @@
+import { backendOf } from '../backend/backend.js';
 import { fail } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 
@@ -26,18 +27,22 @@ function dims(t: Tensor): [number, number, number] {
   return t.shape as [number, number, number];
 }
 
-/** Reads a one-element counter synchronously (CPU-only: the KV cache and Hyena history keep their length in the state). */
+/**
+ * Reads a one-element counter synchronously (host-memory backends only: the KV cache and Hyena history
+ * keep their length in the state).
+ */
 export function readCounter(t: Tensor): number {
-  const bk = t.backend as { readSync?: (t: Tensor) => Float32Array | Int32Array };
-  if (typeof bk.readSync !== 'function') fail('UNSUPPORTED', `the ${t.backend.name} backend cannot read a state counter synchronously; incremental attention and Hyena run on the cpu backend`);
-  return bk.readSync(t)[0]!;
+  const host = backendOf(t).hostView?.(t);
+  if (!host) fail('UNSUPPORTED', `the ${t.backend.name} backend cannot read a state counter synchronously; incremental attention and Hyena run on the cpu backend`);
+  return host.data[host.off]!;
 }
 
-/** Writes a one-element counter (CPU: in place; elsewhere through upload + copy). */
+/** Writes a one-element counter (in place where the host addresses the backend's memory; else upload + copy). */
 export function writeCounter(t: Tensor, v: number): void {
-  const bk = t.backend as { readSync?: unknown };
-  if (typeof bk.readSync === 'function') { (t.storage as Float32Array)[t.offset] = v; return; }
-  const s = t.backend.upload(Float32Array.of(v), [1]);
-  t.backend.copy(t, s);
+  const bk = backendOf(t);
+  const host = bk.hostView?.(t);
+  if (host) { host.data[host.off] = v; return; }
+  const s = bk.upload(Float32Array.of(v), [1]);
+  bk.copy(t, s);
   s.dispose();
 }

@@ -1,10 +1,9 @@
-import { needsGrad } from '../autograd/node.js';
 import type { Backend } from '../backend/backend.js';
-import { requireMixerKernel } from '../backend/mixer-kernels.js';
+import { requireMixerKernel } from '../backend/contract/mixers.js';
 import { fail } from '../errors.js';
 import * as F from '../ops/ops.js';
 import * as S from '../ops/sequence.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { needsGrad, type Tensor } from '../tensor/tensor.js';
 import type { SequenceCore } from './core.js';
 import { filled, type Rng } from './init.js';
 import { parameterMap, type MixerState } from './mixer.js';

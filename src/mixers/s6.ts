@@ -1,8 +1,7 @@
-import { needsGrad } from '../autograd/node.js';
 import type { Backend } from '../backend/backend.js';
 import { fail } from '../errors.js';
 import * as F from '../ops/ops.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { needsGrad, type Tensor } from '../tensor/tensor.js';
 import type { SequenceCore } from './core.js';
 import { filled, linearWeight, type Rng } from './init.js';
 import type { MixerState } from './mixer.js';

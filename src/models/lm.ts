@@ -129,10 +129,11 @@ export class LanguageModel<C extends LmConfig = ModelConfig> {
     return this.step(ws.ids, state);
   }
 
-  /** Writes host ids into an i32 tensor (CPU: in place; other backends: through upload + copy). */
+  /** Writes host ids into an i32 tensor (in place in host memory, `hostView`; else through upload + copy). */
   private uploadIds(dst: Tensor, ids: ArrayLike<number>): void {
     const arr = Int32Array.from(ids);
-    if (this.backend.name === 'cpu') (dst.storage as Int32Array).set(arr, dst.offset);
+    const host = this.backend.hostView?.(dst);
+    if (host) host.data.set(arr, host.off);
     else {
       const t = this.backend.upload(arr, [arr.length], 'i32');
       this.backend.copy(dst, t);

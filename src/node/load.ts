@@ -1,89 +1,12 @@
-import { readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fail, isMambaError } from '../errors.js';
-import type { Backend } from '../backend/backend.js';
-import { cpu } from '../backend/cpu/cpu-backend.js';
-import { openCheckpointTensors } from '../io/node/checkpoint-files.js';
-import { openTorchCheckpointFile } from '../io/node/torch-file.js';
-import type { TensorSource } from '../io/tensor-source.js';
-import { buildModel } from '../models/build.js';
-import { parseConfig, type ModelConfig } from '../models/config.js';
-import type { LanguageModel } from '../models/lm.js';
-import type { WeightDType } from '../models/weights.js';
+import { isMambaError } from '../errors.js';
 import { resolveModel, type HubOptions } from '../io/hub.js';
 import { Model } from '../model.js';
+import { loadLanguageModel, type LoadLmOptions } from '../models/node/load-checkpoint.js';
 import { loadTokenizer } from '../tokenizer/node.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 
-/** Reads and parses `config.json` of a checkpoint directory. */
-export async function readConfig(dir: string): Promise<{ config: ModelConfig; raw: Record<string, unknown> }> {
-  const path = join(dir, 'config.json');
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') fail('FILE_NOT_FOUND', `no config.json in ${dir}: a model directory needs config.json and its weights`, { path });
-    if (code === 'ENOTDIR') fail('BAD_ARGUMENT', `${dir} is not a directory`, { path });
-    throw e;
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    return fail('CORRUPT_FILE', `${path} is not valid JSON: ${(e as Error).message}`, { path });
-  }
-  return { config: parseConfig(json, path), raw: json as Record<string, unknown> };
-}
-
-/** Opens the weights of a checkpoint directory (safetensors, sharded safetensors). */
-export async function openWeights(dir: string): Promise<TensorSource> {
-  try {
-    return await openCheckpointTensors(dir);
-  } catch (e) {
-    // only "no safetensors here" (not a shard the index names but lacks) falls through
-    if (!isMambaError(e, 'FILE_NOT_FOUND') || e.details['lookedFor'] === undefined) throw e;
-    // The original mamba_ssm checkpoints are torch.save'd state dicts.
-    const bin = join(dir, 'pytorch_model.bin');
-    if (await exists(bin)) return openTorchCheckpointFile(bin);
-    return fail('FILE_NOT_FOUND', `no weights in ${dir}: looked for model.safetensors, model.safetensors.index.json and pytorch_model.bin`, { path: dir });
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-export interface LoadLmOptions {
-  backend?: Backend;
-  dtype?: WeightDType;
-}
-
-/** Loads the language model of a local checkpoint directory (no tokenizer). */
-export async function loadLanguageModel(dir: string, o: LoadLmOptions = {}): Promise<LanguageModel> {
-  try {
-    const st = await stat(dir);
-    if (!st.isDirectory()) fail('BAD_ARGUMENT', `${dir} is not a directory; pass a checkpoint directory`);
-  } catch (e) {
-    if (isMambaError(e)) throw e;
-    fail('FILE_NOT_FOUND', `model directory ${dir} does not exist`, { path: dir });
-  }
-  const { config } = await readConfig(dir);
-  const tensors = await openWeights(dir);
-  try {
-    return await buildModel(config, tensors, o.backend ?? cpu(), o.dtype ?? 'f32');
-  } finally {
-    await tensors.close();
-  }
-}
-
-// ---- the whole model: hub or directory -> weights + tokenizer ---------------------------------
+// The whole model: hub or directory -> weights (models/node/load-checkpoint.ts) + tokenizer.
 
 /** The model shipped in the package, used when no --model is given. */
 export const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../../../models/default/', import.meta.url));

@@ -1,8 +1,8 @@
 import { fail, fmtShape } from '../errors.js';
-import { needsGrad, record } from '../autograd/node.js';
-import type { BinaryOp, LossReduction, UnaryOp } from '../backend/backend.js';
-import { requireKernel as kernel } from '../backend/training-kernels.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { backendOf } from '../backend/backend.js';
+import type { BinaryOp, UnaryOp } from '../backend/contract/inference.js';
+import { requireKernel as kernel, type LossReduction } from '../backend/contract/training.js';
+import { needsGrad, record, type Tensor } from '../tensor/tensor.js';
 
 /**
  * The functional layer: each op allocates its output on the inputs' backend and runs one kernel.
@@ -10,7 +10,7 @@ import type { Tensor } from '../tensor/tensor.js';
  * with preallocated outputs.
  *
  * Autograd: when grad mode is on and an input requires a gradient, an op records a GradNode on its
- * output (`record`, autograd/node.ts) with the tensors its backward reads and a closure that turns
+ * output (`record`, the tape in tensor/tensor.ts) with the tensors its backward reads and a closure that turns
  * dL/d(output) into dL/d(inputs) with backend kernels. Backward closures never write into `g` and
  * return fresh contiguous tensors (or `g` itself, reshaped where needed). docs/autograd.md says how
  * to add an op.
@@ -22,7 +22,7 @@ export function linear(x: Tensor, w: Tensor, bias: Tensor | null = null): Tensor
   if (x.cols !== w.cols) {
     fail('SHAPE_MISMATCH', `linear: input has last dimension ${x.cols} (shape ${fmtShape(x.shape)}), weight${w.name ? ` ${w.name}` : ''} ${fmtShape(w.shape)} expects ${w.cols}`);
   }
-  const bk = x.backend;
+  const bk = backendOf(x);
   const out = bk.alloc([...x.shape.slice(0, -1), w.rows]);
   bk.matmul(out, x, w, { transB: true, bias });
   if (!needsGrad(x, w, bias)) return out;
@@ -42,7 +42,7 @@ export function linear(x: Tensor, w: Tensor, bias: Tensor | null = null): Tensor
 export function matmul(a: Tensor, b: Tensor, transA = false, transB = false): Tensor {
   const m = transA ? a.cols : a.rows;
   const p = transB ? b.rows : b.cols;
-  const bk = a.backend;
+  const bk = backendOf(a);
   const out = bk.alloc([m, p]);
   bk.matmul(out, a, b, { transA, transB });
   if (!needsGrad(a, b)) return out;
@@ -65,7 +65,7 @@ export function matmul(a: Tensor, b: Tensor, transA = false, transB = false): Te
 
 /** ids (...) i32 -> (..., d) rows of table (V, d). Ids must be in range (checked by callers that take user input). */
 export function embedding(ids: Tensor, table: Tensor): Tensor {
-  const bk = table.backend;
+  const bk = backendOf(table);
   const out = bk.alloc([...ids.shape, table.cols]);
   bk.embedding(out, ids, table);
   if (!needsGrad(table)) return out;
@@ -78,7 +78,7 @@ export function embedding(ids: Tensor, table: Tensor): Tensor {
 
 /** RMSNorm over the last dimension. */
 export function rmsnorm(x: Tensor, weight: Tensor, eps: number): Tensor {
-  const bk = x.backend;
+  const bk = backendOf(x);
   const out = bk.alloc(x.shape);
   bk.addRmsnorm(out, x, null, weight, eps);
   if (!needsGrad(x, weight)) return out;
@@ -94,7 +94,7 @@ export function rmsnorm(x: Tensor, weight: Tensor, eps: number): Tensor {
  * Differentiable without a state only (training runs whole sequences from zeros).
  */
 export function causalConv1d(x: Tensor, weight: Tensor, bias: Tensor | null, silu: boolean, state: Tensor | null = null): Tensor {
-  const bk = x.backend;
+  const bk = backendOf(x);
   const rec = needsGrad(x, weight, bias);
   if (rec && state) fail('UNSUPPORTED', 'causalConv1d: gradients through a carried conv state are not supported; run training sequences without a state (or under noGrad)');
   const out = bk.alloc(x.shape);
@@ -120,7 +120,7 @@ export interface ScanInputs {
 
 /** The fused selective scan -> y (b, l, e). */
 export function selectiveScan(s: ScanInputs): Tensor {
-  const bk = s.u.backend;
+  const bk = backendOf(s.u);
   const y = bk.alloc(s.u.shape);
   const { u, delta, A, B, C, D, z, deltaBias, deltaSoftplus } = s;
   const inputs = [u, delta, A, B, C, D, z, deltaBias, s.h0 ?? null];
@@ -143,7 +143,7 @@ export function selectiveScan(s: ScanInputs): Tensor {
 }
 
 export function unary(op: UnaryOp, x: Tensor): Tensor {
-  const bk = x.backend;
+  const bk = backendOf(x);
   const out = bk.alloc(x.shape);
   bk.unary(op, out, x);
   if (!needsGrad(x)) return out;
@@ -156,7 +156,7 @@ export function unary(op: UnaryOp, x: Tensor): Tensor {
 
 /** Elementwise a (op) b; b has a's shape (or a's rows x cols), or is one row of a's width broadcast over its rows. */
 export function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
-  const bk = a.backend;
+  const bk = backendOf(a);
   const out = bk.alloc(a.shape);
   bk.binary(op, out, a, b);
   if (!needsGrad(a, b)) return out;
@@ -188,7 +188,7 @@ export const div = (a: Tensor, b: Tensor): Tensor => binary('div', a, b);
 
 /** The sum of all elements -> (1). */
 export function sum(x: Tensor): Tensor {
-  const bk = x.backend;
+  const bk = backendOf(x);
   const cols = bk.alloc([x.cols]);
   kernel(bk, 'reduceRows')('sum', cols, x);
   const out = bk.alloc([1]);
@@ -204,7 +204,7 @@ export function sum(x: Tensor): Tensor {
 
 /** The mean of all elements -> (1). */
 export function mean(x: Tensor): Tensor {
-  return mul(sum(x), x.backend.upload(Float32Array.of(1 / x.size), [1]));
+  return mul(sum(x), backendOf(x).upload(Float32Array.of(1 / x.size), [1]));
 }
 
 /**
@@ -212,7 +212,7 @@ export function mean(x: Tensor): Tensor {
  * target (ids < 0 are ignored, as PyTorch's ignore_index), or the sum. Differentiable in the logits.
  */
 export function crossEntropy(logits: Tensor, targets: Tensor, reduction: LossReduction = 'mean'): Tensor {
-  const bk = logits.backend;
+  const bk = backendOf(logits);
   const out = bk.alloc([1]);
   kernel(bk, 'crossEntropy')(out, logits, targets, reduction);
   if (!needsGrad(logits)) return out;
@@ -226,8 +226,8 @@ export function crossEntropy(logits: Tensor, targets: Tensor, reduction: LossRed
 /** A contiguous copy (of a view). */
 export function contiguous(x: Tensor): Tensor {
   if (x.isContiguous) return x;
-  const out = x.backend.alloc(x.shape);
-  x.backend.copy(out, x);
+  const out = backendOf(x).alloc(x.shape);
+  backendOf(x).copy(out, x);
   if (!needsGrad(x)) return out;
   return record('contiguous', out, [x], [], (g) => [g]);
 }

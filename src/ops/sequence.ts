@@ -1,7 +1,6 @@
-import { needsGrad, record } from '../autograd/node.js';
-import { requireMixerKernel as kernel } from '../backend/mixer-kernels.js';
-import type { SsmParams } from '../backend/backend.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { requireMixerKernel as kernel, type SsmParams } from '../backend/contract/mixers.js';
+import { backendOf } from '../backend/backend.js';
+import { needsGrad, record, type Tensor } from '../tensor/tensor.js';
 
 /**
  * Functional ops of the sequence mixers beyond Mamba (S4D, H3, Hyena, attention), recorded for
@@ -11,7 +10,7 @@ import type { Tensor } from '../tensor/tensor.js';
 
 /** Causal long convolution by FFT: u (b, l, e), K (lk >= l, e) -> y (b, l, e), y_t = sum_{j<=t} K[t-j] u_j. */
 export function fftConv(u: Tensor, K: Tensor): Tensor {
-  const bk = u.backend;
+  const bk = backendOf(u);
   const y = bk.alloc(u.shape);
   kernel(bk, 'fftConv')(y, u, K);
   if (!needsGrad(u, K)) return y;
@@ -27,7 +26,7 @@ export type SsmTensors = SsmParams;
 
 /** The S4D convolution kernel K (L, e), K[l] = scale·Re(sum_n C (e^{dtA} − 1)/A · e^{l·dtA}). */
 export function ssmConvKernel(p: SsmTensors, L: number): Tensor {
-  const bk = p.dt.backend;
+  const bk = backendOf(p.dt);
   const K = bk.alloc([L, p.dt.size]);
   kernel(bk, 'ssmConvKernel')({ K, ...p });
   const inputs = [p.dt, p.ARe, p.AIm, p.CRe, p.CIm];
@@ -41,7 +40,7 @@ export function ssmConvKernel(p: SsmTensors, L: number): Tensor {
 
 /** Causal multi-head softmax attention over whole sequences: q, k (b, l, H·dk), v (b, l, H·dv) -> (b, l, H·dv). */
 export function attention(q: Tensor, k: Tensor, v: Tensor, heads: number, scale: number): Tensor {
-  const bk = q.backend;
+  const bk = backendOf(q);
   const out = bk.alloc([...q.shape.slice(0, -1), v.cols]);
   kernel(bk, 'attention')({ out, q, k, v, heads, scale });
   if (!needsGrad(q, k, v)) return out;
@@ -54,7 +53,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, heads: number, scale:
 
 /** Rotary position embedding of x (b, l, H·dh), rows at positions start, start + 1, ... */
 export function rotary(x: Tensor, headDim: number, start: number, base: number): Tensor {
-  const bk = x.backend;
+  const bk = backendOf(x);
   const out = bk.alloc(x.shape);
   kernel(bk, 'rotary')(out, x, { headDim, start, base });
   if (!needsGrad(x)) return out;

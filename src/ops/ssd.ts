@@ -1,4 +1,5 @@
-import type { GatedRmsnormOptions, SsdScanArgs } from '../backend/backend.js';
+import { backendOf } from '../backend/backend.js';
+import type { GatedRmsnormOptions, SsdScanArgs } from '../backend/contract/inference.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 /**
@@ -15,14 +16,16 @@ export type SsdScanInputs = Omit<SsdScanArgs, 'y' | 'h0' | 'hOut'> & {
 
 /** The SSD scan -> y (b, l, h·p), the shape of x. */
 export function ssdScan(s: SsdScanInputs): Tensor {
-  const y = s.x.backend.alloc(s.x.shape);
-  s.x.backend.ssdScan({ ...s, y, h0: s.h0 ?? null, hOut: s.hOut ?? null });
+  const bk = backendOf(s.x);
+  const y = bk.alloc(s.x.shape);
+  bk.ssdScan({ ...s, y, h0: s.h0 ?? null, hOut: s.hOut ?? null });
   return y;
 }
 
 /** Gated RMSNorm over groups of columns -> a new tensor of x's shape. */
 export function gatedRmsnorm(x: Tensor, z: Tensor | null, weight: Tensor, o: GatedRmsnormOptions): Tensor {
-  const out = x.backend.alloc(x.shape);
-  x.backend.gatedRmsnorm(out, x, z, weight, o);
+  const bk = backendOf(x);
+  const out = bk.alloc(x.shape);
+  bk.gatedRmsnorm(out, x, z, weight, o);
   return out;
 }

@@ -1,9 +1,9 @@
 import { backward } from '../autograd/backward.js';
-import { noGrad } from '../autograd/mode.js';
 import type { Backend } from '../backend/backend.js';
 import { fail } from '../errors.js';
 import { Rng } from '../mixers/init.js';
 import * as F from '../ops/ops.js';
+import { noGrad } from '../tensor/grad-mode.js';
 import { scope } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { AdamW, optimizerStep } from '../train/optimizer.js';

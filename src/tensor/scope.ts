@@ -1,5 +1,4 @@
-import { gradNodeOf, type GradNode } from '../autograd/node.js';
-import type { Tensor } from './tensor.js';
+import { gradNodeOf, type GradNode, type Tensor } from './tensor.js';
 
 /**
  * Scopes free tensor memory without bookkeeping in model code (the tfjs `tidy` idea): every tensor a

@@ -1,8 +1,22 @@
 import { fail, fmtShape } from '../errors.js';
-import { recordNarrow, recordReshape } from '../autograd/views.js';
-import type { Backend } from '../backend/backend.js';
 import type { DType } from './dtype.js';
+import { isGradEnabled } from './grad-mode.js';
 import { numel, sameShape } from './shape.js';
+
+/**
+ * What a Tensor needs from the backend that owns its storage. The backend contract
+ * (`backend/contract/memory.ts`) extends it; code that holds a tensor and wants its kernels gets the
+ * whole `Backend` with `backendOf(t)` (backend/backend.ts). Declared here so that the tensor layer
+ * imports nothing above it.
+ */
+export interface TensorOwner {
+  /** For messages: 'cpu', 'webgpu'. */
+  readonly name: string;
+  /** All elements, contiguous; floats as f32 whatever the storage. */
+  read(t: Tensor): Promise<Float32Array | Int32Array>;
+  /** Releases the storage of an owning tensor. */
+  free(t: Tensor): void;
+}
 
 /**
  * A tensor: a shape, an element type and a window into a backend's storage.
@@ -18,7 +32,7 @@ import { numel, sameShape } from './shape.js';
  * behind it, so loops that allocate (training steps) must run in scopes.
  */
 export class Tensor {
-  readonly backend: Backend;
+  readonly backend: TensorOwner;
   readonly shape: readonly number[];
   readonly dtype: DType;
   /** Backend-specific storage handle (a typed array on the CPU, a GPUBuffer on WebGPU). */
@@ -33,8 +47,8 @@ export class Tensor {
   grad: Tensor | undefined;
   /** Set by autograd: whether gradients flow into this tensor. */
   requiresGrad = false;
-  /** Set by autograd: the op that produced it (a GradNode; undefined for leaves). */
-  gradFn: unknown;
+  /** Set by autograd: the op that produced it (undefined for leaves). */
+  gradFn: GradNode | undefined;
   /** True once disposed; any later use is an error. */
   disposed = false;
   /** Kept tensors survive the end of the `scope` that created them (parameters, saved activations). */
@@ -42,7 +56,9 @@ export class Tensor {
   /** A human name for messages (parameter names such as `backbone.layers.3.mixer.A_log`). */
   name: string | undefined;
 
-  constructor(backend: Backend, storage: unknown, shape: readonly number[], dtype: DType, offset = 0, ld?: number, base?: Tensor) {
+  constructor(
+    backend: TensorOwner, storage: unknown, shape: readonly number[], dtype: DType, offset = 0, ld?: number, base?: Tensor,
+  ) {
     this.backend = backend;
     this.storage = storage;
     this.shape = Object.freeze([...shape]);
@@ -146,4 +162,106 @@ export function assertSameShape(op: string, a: Tensor, b: Tensor): void {
   if (!sameShape(a.shape, b.shape)) {
     fail('SHAPE_MISMATCH', `${op}: shapes ${fmtShape(a.shape)} and ${fmtShape(b.shape)} differ`, { op, a: a.shape, b: b.shape });
   }
+}
+
+// ---- the tape ----------------------------------------------------------------------------------------
+
+/**
+ * The tape: every recorded op hangs a GradNode on its output (`Tensor.gradFn`), naming the inputs
+ * the gradient flows to and a backward closure; following gradFn from the loss through the inputs
+ * walks the recording backwards (a DAG rather than a flat list, so parts that do not lead to the
+ * loss are skipped). Only ops whose inputs require gradients are recorded, and only in grad mode.
+ *
+ * It lives with the Tensor, not in autograd/: `narrow` and `reshape` record themselves (below), so
+ * the Tensor needs the node type and `record`, and the node holds Tensors. One file keeps that
+ * mutual reference from being an import cycle. autograd/ holds the engine that walks the tape
+ * (`backward`); the ops (ops/) record their own nodes with `record`.
+ */
+
+/**
+ * The gradient for one input: a tensor of the input's shape, or, for views (`narrow`), a tensor of
+ * the view's shape to be added into columns [start, start + view width) of the input's gradient.
+ */
+export type InputGrad = Tensor | { readonly window: Tensor; readonly start: number };
+
+/** Given dL/d(output) (contiguous), returns dL/d(input i) for each input with needs[i], else null. */
+export type BackwardFn = (g: Tensor, needs: readonly boolean[]) => (InputGrad | null)[];
+
+export class GradNode {
+  /** Set to null once the backward has run (the graph is freed as it goes, as in PyTorch). */
+  backward: BackwardFn | null;
+
+  constructor(
+    /** The op's name, for messages and debugging. */
+    readonly op: string,
+    /** The op's inputs that gradients flow to; null where an input does not require a gradient. */
+    public inputs: readonly (Tensor | null)[],
+    /** Tensors the backward closure reads (kept alive by `scope` as long as the graph is). */
+    public saved: readonly Tensor[],
+    backward: BackwardFn,
+  ) {
+    this.backward = backward;
+  }
+
+  /** Every tensor the node holds: inputs and saved tensors (for `scope`'s reachability). */
+  tensors(): Tensor[] {
+    const out: Tensor[] = [...this.saved];
+    for (const t of this.inputs) if (t) out.push(t);
+    return out;
+  }
+
+  /** Drops the references to inputs once their gradients are handed on, so the activations can go. */
+  release(): void {
+    this.inputs = [];
+    this.saved = [];
+  }
+
+  /** Runs the backward once; a second call is an error naming the op (the graph is gone). */
+  run(g: Tensor): (InputGrad | null)[] {
+    const fn = this.backward ?? fail('BAD_ARGUMENT', `backward through ${this.op} a second time: its graph was freed by the first backward (run the forward again)`);
+    const needs = this.inputs.map((t) => t !== null);
+    const grads = fn(g, needs);
+    this.backward = null;
+    this.saved = [];
+    return grads;
+  }
+}
+
+/** Whether an op on these inputs must be recorded: grad mode on and some input requires a gradient. */
+export function needsGrad(...inputs: (Tensor | null | undefined)[]): boolean {
+  if (!isGradEnabled()) return false;
+  for (const t of inputs) if (t?.requiresGrad) return true;
+  return false;
+}
+
+/**
+ * Records an op: `output` gets a GradNode over `inputs` (those not requiring a gradient become null)
+ * and becomes a tensor that requires a gradient. Call only when `needsGrad(...inputs)`.
+ */
+export function record(op: string, output: Tensor, inputs: readonly (Tensor | null | undefined)[], saved: readonly Tensor[], backward: BackwardFn): Tensor {
+  output.requiresGrad = true;
+  output.gradFn = new GradNode(op, inputs.map((t) => (t?.requiresGrad ? t : null)), saved, backward);
+  return output;
+}
+
+/** The node that produced `t`, if it was recorded. */
+export function gradNodeOf(t: Tensor): GradNode | undefined {
+  return t.gradFn instanceof GradNode ? t.gradFn : undefined;
+}
+
+/**
+ * Gradients of views. `Tensor.narrow` and `Tensor.reshape` call these, so views made anywhere (the
+ * mixers split `xz` into u and z with `narrow`) are part of the recording. A narrow's gradient is
+ * added into its window of the parent's gradient (one buffer of the parent's shape, never a padded
+ * copy per view); a reshape's gradient is the same numbers in the parent's shape.
+ */
+function recordNarrow(parent: Tensor, view: Tensor, start: number): Tensor {
+  if (!needsGrad(parent)) return view;
+  return record('narrow', view, [parent], [], (g) => [{ window: g, start }]);
+}
+
+function recordReshape(parent: Tensor, view: Tensor): Tensor {
+  if (!needsGrad(parent)) return view;
+  const shape = parent.shape;
+  return record('reshape', view, [parent], [], (g) => [g.reshape(shape)]);
 }

@@ -1,5 +1,5 @@
-import { noGrad } from '../autograd/mode.js';
 import * as F from '../ops/ops.js';
+import { noGrad } from '../tensor/grad-mode.js';
 import { scope } from '../tensor/scope.js';
 import { UNICODE_TO_BYTE } from '../tokenizer/gpt2-bytes.js';
 import type { TextTokenizer } from '../tokenizer/text-tokenizer.js';

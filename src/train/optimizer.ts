@@ -1,6 +1,6 @@
 import { fail, fmtShape } from '../errors.js';
 import type { Backend } from '../backend/backend.js';
-import { requireKernel } from '../backend/training-kernels.js';
+import { requireKernel } from '../backend/contract/training.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 /**

@@ -1,13 +1,13 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { backward } from '../autograd/backward.js';
-import { noGrad } from '../autograd/mode.js';
 import type { Backend } from '../backend/backend.js';
 import { fail } from '../errors.js';
 import { encodeSafetensors } from '../io/safetensors-writer.js';
 import type { LanguageModel } from '../models/lm.js';
-import { loadLanguageModel } from '../node/load.js';
+import { loadLanguageModel } from '../models/node/load-checkpoint.js';
 import * as F from '../ops/ops.js';
+import { noGrad } from '../tensor/grad-mode.js';
 import { scope } from '../tensor/scope.js';
 import { loadTokenizer } from '../tokenizer/node.js';
 import type { TextTokenizer } from '../tokenizer/text-tokenizer.js';

@@ -1,6 +1,6 @@
 import { CpuBackend } from '../../src/backend/cpu/cpu-backend.js';
 import { backward } from '../../src/autograd/backward.js';
-import { noGrad } from '../../src/autograd/mode.js';
+import { noGrad } from '../../src/tensor/grad-mode.js';
 import type { DType } from '../../src/tensor/dtype.js';
 import { numel } from '../../src/tensor/shape.js';
 import { track } from '../../src/tensor/scope.js';

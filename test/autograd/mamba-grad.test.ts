@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { backward } from '../../src/autograd/backward.js';
 import { cpu } from '../../src/backend/cpu/cpu-backend.js';
 import { openSafetensorsFile } from '../../src/io/node/safetensors-file.js';
-import { loadLanguageModel } from '../../src/node/load.js';
+import { loadLanguageModel } from '../../src/models/node/load-checkpoint.js';
 import * as F from '../../src/ops/ops.js';
 import { PARITY } from '../helpers/fixtures.js';
 

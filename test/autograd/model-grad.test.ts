@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { backward } from '../../src/autograd/backward.js';
-import { noGrad } from '../../src/autograd/mode.js';
+import { noGrad } from '../../src/tensor/grad-mode.js';
 import * as F from '../../src/ops/ops.js';
 import { initMambaModel } from '../../src/train/init.js';
 import { modelConfigFor } from '../../src/train/model-io.js';

@@ -2,12 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as F from '../../src/ops/ops.js';
 import { backward } from '../../src/autograd/backward.js';
-import { noGrad } from '../../src/autograd/mode.js';
+import { noGrad } from '../../src/tensor/grad-mode.js';
 import { isMambaError } from '../../src/errors.js';
-import type { UnaryOp } from '../../src/backend/backend.js';
+import type { UnaryOp } from '../../src/backend/contract/inference.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { CpuBackend } from '../../src/backend/cpu/cpu-backend.js';
-import { missingTrainingKernels } from '../../src/backend/training-kernels.js';
+import { missingTrainingKernels } from '../../src/backend/contract/training.js';
 import { f64, gradcheck, randn, type GradInput } from './f64.js';
 
 /**

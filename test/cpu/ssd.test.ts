@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { SsdScanArgs } from '../../src/backend/backend.js';
-import { checkSsdScan } from '../../src/backend/checks.js';
+import { checkSsdScan, type SsdScanArgs } from '../../src/backend/contract/inference.js';
 import { cpu } from '../../src/backend/cpu/cpu-backend.js';
 import { ssdSequentialScan } from '../../src/backend/cpu/reference/ssd-sequential.js';
 import { isMambaError } from '../../src/errors.js';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { backward } from '../../src/autograd/backward.js';
-import { noGrad } from '../../src/autograd/mode.js';
+import { noGrad } from '../../src/tensor/grad-mode.js';
 import { isMambaError } from '../../src/errors.js';
 import { GatedMixer } from '../../src/mixers/gated.js';
 import { Rng } from '../../src/mixers/init.js';

@@ -1,8 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpu } from '../../src/backend/cpu/cpu-backend.js';
-import { CpuBackend } from '../../src/backend/cpu/cpu-backend.js';
-import { missingMixerKernels } from '../../src/backend/mixer-kernels.js';
+import { cpu, CpuBackend } from '../../src/backend/cpu/cpu-backend.js';
+import { missingMixerKernels } from '../../src/backend/contract/mixers.js';
 import { isMambaError } from '../../src/errors.js';
 import * as S from '../../src/ops/sequence.js';
 import type { Tensor } from '../../src/tensor/tensor.js';

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { rm, truncate, writeFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isMambaError, type ErrorCode } from '../../src/errors.js';
-import { loadModel, loadLanguageModel } from '../../src/node/load.js';
+import { loadLanguageModel } from '../../src/models/node/load-checkpoint.js';
+import { loadModel } from '../../src/node/load.js';
 import { makeTinyModel } from '../helpers/tiny-model.js';
 
 /** Every way a checkpoint can be wrong gives a MambaError with a code and a message naming the problem. */

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { cpu } from '../../src/backend/cpu/cpu-backend.js';
-import { loadLanguageModel } from '../../src/node/load.js';
+import { loadLanguageModel } from '../../src/models/node/load-checkpoint.js';
 import type { WeightDType } from '../../src/models/weights.js';
 import { maxAbsDiff, PARITY, readExpected } from '../helpers/fixtures.js';
 import { greedyRows, logitsOf, stepVsParallel } from '../helpers/parity.js';

@@ -8,7 +8,7 @@ import { cpu } from '../../src/backend/cpu/cpu-backend.js';
 import { isMambaError } from '../../src/errors.js';
 import type { Mamba2Mixer } from '../../src/mixers/mamba2.js';
 import { parseConfig, type Mamba2Config } from '../../src/models/config.js';
-import { loadLanguageModel } from '../../src/node/load.js';
+import { loadLanguageModel } from '../../src/models/node/load-checkpoint.js';
 import { maxAbsDiff, PARITY, ROOT, readExpected } from '../helpers/fixtures.js';
 
 /**

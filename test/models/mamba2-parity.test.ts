@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { cpu } from '../../src/backend/cpu/cpu-backend.js';
 import type { Mamba2Config } from '../../src/models/config.js';
-import { loadLanguageModel } from '../../src/node/load.js';
+import { loadLanguageModel } from '../../src/models/node/load-checkpoint.js';
 import { maxAbsDiff, PARITY, readExpected } from '../helpers/fixtures.js';
 import { greedyRows, logitsOf, stepVsParallel } from '../helpers/parity.js';
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { isMambaError } from '../../src/errors.js';
 import { generateTokens } from '../../src/generate/generate.js';
 import { mamba1StateBytesAt, parseConfig, stateBytes, type Mamba2Config, type MambaConfig } from '../../src/models/config.js';
-import { loadLanguageModel } from '../../src/node/load.js';
+import { loadLanguageModel } from '../../src/models/node/load-checkpoint.js';
 import { maxAbsDiff, PARITY, readExpected } from '../helpers/fixtures.js';
 import { logitsOf, stepVsParallel } from '../helpers/parity.js';
 

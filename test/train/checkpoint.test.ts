@@ -7,7 +7,7 @@ import { isMambaError } from '../../src/errors.js';
 import { openSafetensorsFile } from '../../src/io/node/safetensors-file.js';
 import { expectedMambaTensors } from '../../src/models/build-mamba.js';
 import { parseConfig } from '../../src/models/config.js';
-import { loadLanguageModel } from '../../src/node/load.js';
+import { loadLanguageModel } from '../../src/models/node/load-checkpoint.js';
 import { loadTokenizer } from '../../src/tokenizer/node.js';
 import { readF32Tensors, recoverCheckpointDir, writeCheckpointDir } from '../../src/train/checkpoint.js';
 import { resumeRun, startRun, train, type TrainerState } from '../../src/train/trainer.js';

@@ -6,7 +6,7 @@
  */
 import { createWebGpuBackend } from '../../src/backend/webgpu/create.js';
 import { deviceTokens } from '../../src/generate/device-loop.js';
-import { GREEDY } from '../../src/generate/sampling.js';
+import { GREEDY } from '../../src/backend/sampling.js';
 import { buildModel } from '../../src/models/build.js';
 import { parseConfig } from '../../src/models/config.js';
 import { memorySource } from '../../src/io/byte-source.js';

@@ -1,6 +1,6 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { UnaryOp, BinaryOp } from '../../src/backend/backend.js';
+import type { UnaryOp, BinaryOp } from '../../src/backend/contract/inference.js';
 import { cpu } from '../../src/backend/cpu/cpu-backend.js';
 import { isMambaError } from '../../src/errors.js';
 import { assertClose, randomArray } from '../helpers/compare.js';

@@ -4,7 +4,7 @@ import { cpu } from '../../src/backend/cpu/cpu-backend.js';
 import type { Backend } from '../../src/backend/backend.js';
 import { deviceTokens } from '../../src/generate/device-loop.js';
 import { generateTokens, type GenerateOptions } from '../../src/generate/generate.js';
-import { GREEDY, type SamplingParams } from '../../src/generate/sampling.js';
+import { GREEDY, type SamplingParams } from '../../src/backend/sampling.js';
 import type { LanguageModel } from '../../src/models/lm.js';
 import type { WeightDType } from '../../src/models/weights.js';
 import { assertClose } from '../helpers/compare.js';

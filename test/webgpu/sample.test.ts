@@ -1,7 +1,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpu } from '../../src/backend/cpu/cpu-backend.js';
-import type { SamplingParams } from '../../src/generate/sampling.js';
+import type { SamplingParams } from '../../src/backend/sampling.js';
 import { rng } from '../helpers/compare.js';
 import { disposeGpu, requireAdapter } from '../helpers/webgpu.js';
 import { upload, type Pair } from './pair.js';

@@ -7,23 +7,31 @@ import { dtypeBytes, f32ToBf16Bits, f32ToF16Bits, halfToF32, type DType } from '
 import { numel } from '../../tensor/shape.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { track } from '../../tensor/scope.js';
-import { Sampler } from '../../generate/sampling.js';
+import { Sampler } from '../sampling.js';
+import type { Backend } from '../backend.js';
+import { checkSample, type SampleArgs } from '../contract/decode.js';
+import {
+  checkArgmax, checkConv, checkElementwise, checkEmbedding, checkGatedRmsnorm, checkMatmul, checkRmsnorm, checkScan,
+  checkSsdScan, type BinaryOp, type GatedRmsnormOptions, type MatmulOptions, type SelectiveScanArgs, type SsdScanArgs,
+  type UnaryOp,
+} from '../contract/inference.js';
+import {
+  checkAttention, checkAttentionBackward, checkDiagonalSsmScan, checkFftConv, checkFftConvBackward, checkRotary,
+  checkSsmConvKernel, checkSsmConvKernelBackward, type AttentionArgs, type AttentionBackwardArgs,
+  type DiagonalSsmScanArgs, type RotaryOptions, type SsmConvKernelArgs, type SsmConvKernelBackwardArgs, type SsmParams,
+} from '../contract/mixers.js';
+import {
+  checkAdamw, checkConvBackward, checkCrossEntropy, checkEmbeddingBackward, checkReduceRows, checkRmsnormBackward,
+  checkScanBackward, checkUnaryBackward, type AdamWStepOptions, type CausalConv1dBackwardArgs, type LossReduction,
+  type ReduceOp, type SelectiveScanBackwardArgs,
+} from '../contract/training.js';
+import { checkFloat } from '../contract/checks.js';
+import { checkCopy, type HostView } from '../contract/memory.js';
 import { WasmOps } from './wasm/launch.js';
 import { simdLevel, wasmKernelsSupported } from './wasm/module.js';
 import { defaultThreadHost } from './wasm/default-thread-host.js';
 import { KernelThreadOps, type ThreadOpsSetup } from './wasm/thread-ops.js';
 import { ArenaSet, canShareMemory, type Arena, type ArenaOptions } from './runtime/arena.js';
-import type {
-  AdamWStepOptions, AttentionArgs, AttentionBackwardArgs, Backend, BinaryOp, CausalConv1dBackwardArgs, DiagonalSsmScanArgs, GatedRmsnormOptions,
-  LossReduction, MatmulOptions, ReduceOp, RotaryOptions, SampleArgs, SelectiveScanArgs, SelectiveScanBackwardArgs, SsdScanArgs, SsmConvKernelArgs,
-  SsmConvKernelBackwardArgs, SsmParams, UnaryOp,
-} from '../backend.js';
-import {
-  checkAdamw, checkArgmax, checkConv, checkConvBackward, checkCrossEntropy, checkElementwise, checkEmbedding, checkEmbeddingBackward, checkFloat,
-  checkCopy, checkGatedRmsnorm, checkMatmul, checkReduceRows, checkRmsnorm, checkRmsnormBackward, checkSample, checkScan, checkScanBackward,
-  checkSsdScan, checkUnaryBackward,
-  checkAttention, checkAttentionBackward, checkDiagonalSsmScan, checkFftConv, checkFftConvBackward, checkRotary, checkSsmConvKernel, checkSsmConvKernelBackward,
-} from '../checks.js';
 import { attention } from './reference/attention.js';
 import { attentionBackward } from './reference/attention-backward.js';
 import { diagonalSsmScan } from './reference/diagonal-ssm-scan.js';
@@ -253,6 +261,13 @@ export class CpuBackend implements Backend {
     if (t.backend !== this) fail('BACKEND_MISMATCH', `a ${t.backend.name} tensor given to the cpu backend`);
     if (t.dtype === 'q8') fail('DTYPE_MISMATCH', `${t.toString()}: a q8 tensor has no element view; only matmul (b) and embedding (table) take q8`);
     return { data: t.storage as Float32Array | Uint16Array, off: t.offset, ld: t.ld, dtype: t.dtype };
+  }
+
+  /** The typed array behind an f32 or i32 tensor, for host code (`BackendMemory.hostView`). */
+  hostView(t: Tensor): HostView {
+    if (t.backend !== this) fail('BACKEND_MISMATCH', `a ${t.backend.name} tensor given to the cpu backend`);
+    if (t.dtype !== 'f32' && t.dtype !== 'i32') fail('DTYPE_MISMATCH', `${t.toString()}: hostView gives f32 and i32 tensors only`);
+    return { data: t.storage as Float32Array | Int32Array, off: t.offset, ld: t.ld };
   }
 
   /** The q8 view of a q8 tensor (an owner: views of q8 tensors are not supported). */

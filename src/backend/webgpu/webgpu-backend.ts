@@ -4,8 +4,14 @@ import { dtypeBytes, halfToF32, type DType } from '../../tensor/dtype.js';
 import { track } from '../../tensor/scope.js';
 import { numel } from '../../tensor/shape.js';
 import { Tensor } from '../../tensor/tensor.js';
-import type { Backend, BinaryOp, GatedRmsnormOptions, MambaStepArgs, MatmulOptions, RecordedWork, SampleArgs, SelectiveScanArgs, SsdScanArgs, UnaryOp } from '../backend.js';
-import { checkArgmax, checkConv, checkCopy, checkElementwise, checkEmbedding, checkGatedRmsnorm, checkMatmul, checkRmsnorm, checkScan, checkSsdScan } from '../checks.js';
+import type { Backend } from '../backend.js';
+import type { MambaStepArgs, RecordedWork, SampleArgs } from '../contract/decode.js';
+import {
+  checkArgmax, checkConv, checkElementwise, checkEmbedding, checkGatedRmsnorm, checkMatmul, checkRmsnorm, checkScan,
+  checkSsdScan, type BinaryOp, type GatedRmsnormOptions, type MatmulOptions, type SelectiveScanArgs, type SsdScanArgs,
+  type UnaryOp,
+} from '../contract/inference.js';
+import { checkCopy } from '../contract/memory.js';
 import type { GpuDevice } from './device.js';
 import { Dispatcher } from './dispatcher.js';
 import { BufferPool, bucketBytes, MAP_READ, newStorage, USAGE, type GpuStorage } from './gpu-buffers.js';

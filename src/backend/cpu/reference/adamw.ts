@@ -1,4 +1,4 @@
-import type { AdamWStepOptions } from '../../backend.js';
+import type { AdamWStepOptions } from '../../contract/training.js';
 import type { FView } from './view.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { LossReduction } from '../../backend.js';
+import type { LossReduction } from '../../contract/training.js';
 import { logSumExp, targetOf } from './cross-entropy.js';
 import type { FView, View } from './view.js';
 

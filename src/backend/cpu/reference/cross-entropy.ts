@@ -1,5 +1,5 @@
 import { fail } from '../../../errors.js';
-import type { LossReduction } from '../../backend.js';
+import type { LossReduction } from '../../contract/training.js';
 import type { FView, View } from './view.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { BinaryOp, UnaryOp } from '../../backend.js';
+import type { BinaryOp, UnaryOp } from '../../contract/inference.js';
 import { gelu, sigmoid, silu, softplus } from './math.js';
 import type { FView } from './view.js';
 

@@ -1,4 +1,4 @@
-import type { ReduceOp } from '../../backend.js';
+import type { ReduceOp } from '../../contract/training.js';
 import type { FView } from './view.js';
 
 /**

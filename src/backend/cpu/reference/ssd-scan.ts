@@ -1,4 +1,4 @@
-import type { SsdDims } from '../../checks.js';
+import type { SsdDims } from '../../contract/inference.js';
 import { softplus } from './math.js';
 import type { FView } from './view.js';
 

@@ -1,4 +1,4 @@
-import type { UnaryOp } from '../../backend.js';
+import type { UnaryOp } from '../../contract/inference.js';
 import { erf, sigmoid } from './math.js';
 import type { FView } from './view.js';
 

@@ -3,7 +3,8 @@
 // with the hosts that start them. May import reference/ (fallbacks, the TypeScript ops on the pool),
 // runtime/, the backend contract, tensor/ and errors.ts; never the CpuBackend assembly above it.
 
-import type { BinaryOp, CausalConv1dBackwardArgs, LossReduction, SelectiveScanArgs, SelectiveScanBackwardArgs } from '../../backend.js';
+import type { BinaryOp, SelectiveScanArgs } from '../../contract/inference.js';
+import type { CausalConv1dBackwardArgs, LossReduction, SelectiveScanBackwardArgs } from '../../contract/training.js';
 import { targetOf } from '../reference/cross-entropy.js';
 import type { Arena, ArenaSet } from '../runtime/arena.js';
 import type { MatmulGeom } from '../reference/matmul.js';

@@ -1,4 +1,4 @@
-import type { BinaryOp, UnaryOp } from '../../backend.js';
+import type { BinaryOp, UnaryOp } from '../../contract/inference.js';
 import type { Tensor } from '../../../tensor/tensor.js';
 import type { WebGpuBackend } from '../webgpu-backend.js';
 import { grid, rowsGrid, sameView } from './launch.js';

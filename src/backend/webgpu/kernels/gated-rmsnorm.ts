@@ -1,4 +1,4 @@
-import type { GatedRmsnormOptions } from '../../backend.js';
+import type { GatedRmsnormOptions } from '../../contract/inference.js';
 import type { Tensor } from '../../../tensor/tensor.js';
 import type { WebGpuBackend } from '../webgpu-backend.js';
 import { grid } from './launch.js';

@@ -1,7 +1,8 @@
-import type { MambaStepArgs } from '../../backend.js';
+import type { MambaStepArgs } from '../../contract/decode.js';
 import { fail, fmtShape } from '../../../errors.js';
 import type { WebGpuBackend } from '../webgpu-backend.js';
-import { checkFloat, checkMatmul, checkSameBackend } from '../../checks.js';
+import { checkFloat, checkSameBackend } from '../../contract/checks.js';
+import { checkMatmul } from '../../contract/inference.js';
 import { checkShape } from '../../../tensor/shape.js';
 import { dcode } from './launch.js';
 import { matvec } from './matmul.js';

@@ -1,4 +1,4 @@
-import type { MatmulOptions } from '../../backend.js';
+import type { MatmulOptions } from '../../contract/inference.js';
 import type { Tensor } from '../../../tensor/tensor.js';
 import type { GpuStorage } from '../gpu-buffers.js';
 import type { WebGpuBackend } from '../webgpu-backend.js';

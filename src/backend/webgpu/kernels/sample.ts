@@ -1,5 +1,4 @@
-import type { SampleArgs } from '../../backend.js';
-import { checkSample } from '../../checks.js';
+import { checkSample, type SampleArgs } from '../../contract/decode.js';
 import type { WebGpuBackend } from '../webgpu-backend.js';
 import * as W from './wgsl.gen.js';
 

@@ -1,4 +1,4 @@
-import type { SelectiveScanArgs } from '../../backend.js';
+import type { SelectiveScanArgs } from '../../contract/inference.js';
 import type { GpuStorage } from '../gpu-buffers.js';
 import type { WebGpuBackend } from '../webgpu-backend.js';
 import { copyInto } from './copy.js';

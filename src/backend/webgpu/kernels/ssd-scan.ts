@@ -1,5 +1,4 @@
-import type { SsdScanArgs } from '../../backend.js';
-import type { SsdDims } from '../../checks.js';
+import type { SsdScanArgs, SsdDims } from '../../contract/inference.js';
 import type { GpuStorage } from '../gpu-buffers.js';
 import type { WebGpuBackend } from '../webgpu-backend.js';
 import { checkIndex, grid, initialState, withConsts } from './launch.js';

@@ -1,5 +1,5 @@
 import { fail } from '../errors.js';
-import { uniform } from './rng.js';
+import { uniform } from '../tensor/rng.js';
 
 /**
  * Choosing the next token from a row of logits: the reference semantics that every backend's sampler

@@ -1,0 +1,117 @@
+import { fail, fmtShape } from '../../errors.js';
+import { checkShape } from '../../tensor/shape.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import { checkSamplingParams, type SamplingParams } from '../sampling.js';
+import { checkFloat, checkSameBackend } from './checks.js';
+
+/**
+ * Optional kernels that make token-by-token generation cheap where the data lives on a device:
+ * sampling without reading the logits back, a fused Mamba-1 step, and recorded replay of a step's
+ * launches. Where one is absent the generation loop does the same with the inference kernels and the
+ * host `Sampler` (the reference).
+ */
+export interface DecodeKernels {
+  /**
+   * Samples one token per row with exactly the semantics of `Sampler` (backend/sampling.ts), where
+   * the data lives: on a GPU the logits are never read back and the ids can feed the next step.
+   * The CPU backend implements it with `Sampler` itself (the reference).
+   */
+  sample?(a: SampleArgs): void;
+
+  /**
+   * Mamba-1's recurrent step for one layer, fused (fewer dispatches per token). Same result as the
+   * composition of kernels in `MambaMixer.step`, which is the reference and runs where this is absent.
+   * Returns false, having done nothing, when asked for a fusion it does not do (`a.preNorm` where it
+   * is off); without `preNorm` it always runs and returns true.
+   */
+  mambaStep?(a: MambaStepArgs): boolean;
+
+  /**
+   * Runs `fn` once (its kernels are queued as usual) and records the kernels it launches, so that
+   * `replay()` launches them again, on the same tensors with the same parameters, with no host work
+   * in between (CUDA graphs' idea). Only GPU work repeats: host-side effects of `fn` (counters such
+   * as `ModelState.position`) do not. The tensors `fn` uses must outlive the recording.
+   */
+  record?(fn: () => void): RecordedWork;
+}
+
+/** Arguments of `Backend.sample`. */
+export interface SampleArgs {
+  /** (b) i32: receives the chosen ids. */
+  out: Tensor;
+  /** (b, V) f32 logits (a view is fine). */
+  logits: Tensor;
+  params: SamplingParams;
+  /** Generation step; with the row index it keys the random draw (`uniform(seed, row, step)`). */
+  step: number;
+  /**
+   * (2) i32 `[step, 0]`: when given, the step is read from element 0 (not `step`) and incremented
+   * after the draw, so recorded sampling advances by itself; element 1 must stay 0 (the kernel
+   * counts finished rows there and resets it).
+   */
+  stepCounter?: Tensor | null;
+  /**
+   * (b, V) i32 presence mask of the tokens already in each sequence (nonzero = seen), for the
+   * repetition penalty; the chosen ids are marked in it. Null: no penalty and nothing recorded.
+   */
+  seen?: Tensor | null;
+  /** (V) i32: ids with a nonzero entry are never chosen (their logits count as -infinity). */
+  suppress?: Tensor | null;
+}
+
+export function checkSample(a: SampleArgs): { b: number; V: number } {
+  const op = 'sample';
+  checkSameBackend(op, a.out, a.logits, a.seen, a.suppress, a.stepCounter);
+  checkFloat(op, 'logits', a.logits);
+  if (a.logits.rank !== 2) fail('SHAPE_MISMATCH', `${op}: logits must be (b, V), got ${fmtShape(a.logits.shape)}`);
+  const [b, V] = a.logits.shape as [number, number];
+  if (V === 0) fail('SHAPE_MISMATCH', `${op}: logits have no columns (V = 0)`);
+  if (a.out.dtype !== 'i32') fail('DTYPE_MISMATCH', `${op}: out has dtype ${a.out.dtype}, expected i32`);
+  if (a.out.size !== b) fail('SHAPE_MISMATCH', `${op}: out has ${a.out.size} elements, expected one per row of logits (${b})`);
+  if (a.seen) {
+    if (a.seen.dtype !== 'i32') fail('DTYPE_MISMATCH', `${op}: seen has dtype ${a.seen.dtype}, expected i32`);
+    if (a.seen.rows !== b || a.seen.cols !== V) fail('SHAPE_MISMATCH', `${op}: seen has shape ${fmtShape(a.seen.shape)}, expected (${b}, ${V})`);
+  }
+  if (a.suppress) {
+    if (a.suppress.dtype !== 'i32') fail('DTYPE_MISMATCH', `${op}: suppress has dtype ${a.suppress.dtype}, expected i32`);
+    checkShape(op, 'suppress', a.suppress.shape, [V]);
+  }
+  if (a.stepCounter && (a.stepCounter.dtype !== 'i32' || a.stepCounter.size !== 2)) fail('SHAPE_MISMATCH', `${op}: stepCounter must be a (2) i32 tensor, got ${a.stepCounter.toString()}`);
+  if (!Number.isInteger(a.step) || a.step < 0) fail('BAD_ARGUMENT', `${op}: step must be an integer >= 0, got ${a.step}`);
+  checkSamplingParams(a.params);
+  return { b, V };
+}
+
+/**
+ * Arguments of `Backend.mambaStep` (glossary of mixers/mamba.ts: b batch, d d_model, e d_inner,
+ * n d_state, k d_conv, r dt_rank). Weights as in `MambaMixerWeights`, with A = -exp(A_log).
+ */
+export interface MambaStepArgs {
+  /** (b, d) input (the normed residual; with `preNorm`, the residual stream itself). */
+  x: Tensor;
+  /** (b, d) receives out_proj(y) (with `preNorm`, out_proj(y) is added into it). */
+  out: Tensor;
+  /**
+   * The residual block around the mixer, fused: the mixer's input is rmsnorm(x) · weight =
+   * x · rsqrt(mean(x²) + eps) · weight (weight (d), any float) and out <- out + out_proj(y), so with
+   * out = x (the residual stream) one call is the whole block: x <- x + mixer(rmsnorm(x) · weight).
+   */
+  preNorm?: { weight: Tensor; eps: number } | null;
+  inProj: Tensor; inProjBias: Tensor | null;
+  convWeight: Tensor; convBias: Tensor | null;
+  xProj: Tensor; dtProj: Tensor; dtProjBias: Tensor;
+  A: Tensor; D: Tensor;
+  outProj: Tensor; outProjBias: Tensor | null;
+  /** (b, e, k) and (b, e, n) recurrent states, advanced in place. */
+  conv: Tensor; ssm: Tensor;
+  /** Scratch the caller keeps (contents unspecified afterwards): xz (b, 2e), dbc (b, r + 2n), y (b, e). */
+  xz: Tensor; dbc: Tensor; y: Tensor;
+  dtRank: number;
+}
+
+/** Kernels recorded by `Backend.record`. */
+export interface RecordedWork {
+  readonly dispatches: number;
+  replay(): void;
+  dispose(): void;
+}
