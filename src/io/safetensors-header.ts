@@ -10,6 +10,7 @@
  * Every rule is checked here, so the reader can trust an entry's offsets before it reads a byte.
  */
 import { fail, fmtShape } from '../errors.js';
+import { parseUntrustedJson } from './json.js';
 import { STORED_DTYPE_BYTES, type StoredDType, type TensorEntry } from './tensor-source.js';
 
 /** The reference implementation refuses headers above this (its MAX_HEADER_SIZE); so do we. */
@@ -57,18 +58,7 @@ export function parseSafetensorsHeader(json: Uint8Array, dataBytes: number, file
   const corrupt = (message: string, details: Record<string, unknown> = {}): never =>
     fail('CORRUPT_FILE', `${file}: ${message}`, { file, ...details });
 
-  let text: string;
-  try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(json);
-  } catch {
-    return corrupt('the safetensors header is not valid UTF-8');
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (e) {
-    return corrupt(`the safetensors header is not valid JSON (${e instanceof Error ? e.message : String(e)})`);
-  }
+  const parsed = parseUntrustedJson(json, `${file}: the safetensors header`, { maxBytes: SAFETENSORS_MAX_HEADER_BYTES });
   if (!isPlainObject(parsed)) return corrupt(`the safetensors header must be a JSON object, got ${show(parsed)}`);
 
   let metadata: Record<string, string> = {};

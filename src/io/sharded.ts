@@ -6,6 +6,7 @@
  */
 import { fail, isMambaError } from '../errors.js';
 import type { TensorEntry, TensorSource } from './tensor-source.js';
+import { MAX_CONFIG_JSON_BYTES, parseUntrustedJson } from './json.js';
 import { failUnknownTensor } from './unknown-tensor.js';
 
 /** The file name `save_pretrained` gives the index. */
@@ -22,12 +23,7 @@ export interface ShardIndex {
 
 /** Parses and validates an index file's text; `description` names it in messages. */
 export function parseShardIndex(text: string, description: string): ShardIndex {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (e) {
-    return fail('CORRUPT_FILE', `${description}: the shard index is not valid JSON (${e instanceof Error ? e.message : String(e)})`, { file: description });
-  }
+  const parsed = parseUntrustedJson(text, `${description}: the shard index`, { maxBytes: MAX_CONFIG_JSON_BYTES });
   return shardIndexFrom(parsed, description);
 }
 
@@ -124,6 +120,7 @@ function combine(
     description,
     entries,
     metadata: index.metadata,
+    storedBytes: [...shards.values()].reduce((sum, s) => sum + (s.storedBytes ?? 0), 0),
     async read(name, dest) {
       const file = owner.get(name) ?? failUnknownTensor(description, name, entries.keys());
       return shards.get(file)!.read(name, dest);

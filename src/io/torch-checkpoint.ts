@@ -277,6 +277,7 @@ function gather(span: Uint8Array, plan: TensorPlan, out: Uint8Array): void {
 class TorchZipCheckpoint implements TorchCheckpoint {
   readonly description: string;
   readonly entries: ReadonlyMap<string, TensorEntry>;
+  readonly storedBytes: number;
   private closed = false;
 
   constructor(
@@ -288,6 +289,7 @@ class TorchZipCheckpoint implements TorchCheckpoint {
     readonly wrapper: StateDictWrapper | null,
   ) {
     this.description = source.description;
+    this.storedBytes = source.size;
     this.entries = new Map([...plans].map(([name, plan]) => [name, plan.entry]));
   }
 
