@@ -44,6 +44,14 @@ const TORCH_TO_STORED: Readonly<Record<string, StoredDType>> = {
   bool: 'BOOL',
 };
 
+/**
+ * Largest `data.pkl` read: it holds names, shapes and storage keys only (~100 bytes per tensor), so a
+ * 70B model's is a few MB; the cap stops a small archive inflating a member to gigabytes.
+ */
+export const MAX_PICKLE_BYTES = 256 * 1024 * 1024;
+/** `byteorder` and `version` hold a word or a number. */
+const MAX_SMALL_RECORD_BYTES = 4096;
+
 /** The first bytes of a pre-1.6 checkpoint: PROTO 2, then LONG1 of torch's MAGIC_NUMBER 0x1950a86a20f9469cfc6c. */
 const LEGACY_MAGIC = [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
 
@@ -77,17 +85,17 @@ async function open(source: ByteSource): Promise<TorchCheckpoint> {
 
   const byteorderRecord = record('byteorder');
   if (byteorderRecord) {
-    const order = new TextDecoder().decode(await zip.read(byteorderRecord)).trim();
+    const order = new TextDecoder().decode(await zip.read(byteorderRecord, MAX_SMALL_RECORD_BYTES)).trim();
     if (order === 'big') {
       fail('UNSUPPORTED', `${file} was saved on a big-endian machine (byteorder "big"); mamba-ts reads little-endian checkpoints only: re-save it on a little-endian machine or convert it to safetensors`, { file });
     }
     if (order !== 'little') fail('CORRUPT_FILE', `${file}: record ${byteorderRecord.name} says "${order}", expected "little" or "big"`, { file });
   }
   const versionRecord = record('.data/version') ?? record('version');
-  const version = versionRecord ? new TextDecoder().decode(await zip.read(versionRecord)).trim() : undefined;
+  const version = versionRecord ? new TextDecoder().decode(await zip.read(versionRecord, MAX_SMALL_RECORD_BYTES)).trim() : undefined;
 
   const pklRecord = record('data.pkl')!;
-  const root = unpickleTorch(await zip.read(pklRecord), { file, member: pklRecord.name });
+  const root = unpickleTorch(await zip.read(pklRecord, MAX_PICKLE_BYTES), { file, member: pklRecord.name });
   const { dict, wrapper } = findStateDict(root, file);
 
   const tensors = new Map<string, TensorPlan>();
@@ -219,6 +227,18 @@ function planTensor(name: string, t: TorchTensor, zip: ZipArchive, prefix: strin
   const numel = t.shape.reduce((a, b) => a * b, 1);
   const byteLength = numel * e;
   if (!Number.isSafeInteger(byteLength)) fail('CORRUPT_FILE', `${file}: tensor "${name}" of shape ${fmtShape(t.shape)} is impossibly large`, { file, tensor: name });
+  // A view may repeat elements (stride 0, or strides smaller than the sizes below them); such a view
+  // could claim gigabytes of a tiny storage. torch.save writes a parameter's own storage, so its
+  // elements never outnumber the storage's: a view that does is refused before anything is allocated.
+  if (byteLength > storageBytes) {
+    const broadcast = t.shape.some((s, d) => s > 1 && t.stride[d] === 0) ? ' (a stride-0, broadcast view)' : ' (its elements overlap)';
+    fail('CORRUPT_FILE', `${file}: tensor "${name}" (shape ${fmtShape(t.shape)}, stride ${fmtShape(t.stride)}) has ${byteLength} bytes but views storage ${storage.key} of ${storageBytes} bytes${broadcast}; expected a view no larger than its storage (save tensor.contiguous())`, {
+      file,
+      tensor: name,
+      expected: storageBytes,
+      actual: byteLength,
+    });
+  }
   const entry: TensorEntry = { name, dtype, shape: t.shape, byteLength };
   const base = { entry, record, elementBytes: e, shape: t.shape, stride: t.stride };
   if (numel === 0) return { ...base, spanStart: 0, spanLength: 0, contiguous: true };
