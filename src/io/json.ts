@@ -18,6 +18,11 @@ export interface JsonLimits {
   readonly maxBytes: number;
   /** Deepest nesting of arrays and objects; MAX_JSON_DEPTH unless given. */
   readonly maxDepth?: number;
+  /**
+   * Refuse a top-level object naming one key twice (JSON.parse keeps the last copy silently): for
+   * formats whose reference reader rejects it, like safetensors headers.
+   */
+  readonly uniqueTopLevelKeys?: boolean;
 }
 
 /**
@@ -44,11 +49,44 @@ export function parseUntrustedJson(input: Uint8Array | string, what: string, lim
   if (depth > maxDepth) {
     fail('CORRUPT_FILE', `${what} nests arrays and objects more than ${maxDepth} levels deep (the limit for JSON files)`, { file: what, limit: maxDepth });
   }
+  let parsed: unknown;
   try {
-    return JSON.parse(text) as unknown;
+    parsed = JSON.parse(text) as unknown;
   } catch (e) {
     return fail('CORRUPT_FILE', `${what} is not valid JSON (${e instanceof Error ? e.message : String(e)})`, { file: what });
   }
+  if (limits.uniqueTopLevelKeys) {
+    const dup = duplicateTopLevelKey(text);
+    if (dup !== undefined) fail('CORRUPT_FILE', `${what} lists the key ${JSON.stringify(dup)} twice; expected each key once`, { file: what, key: dup });
+  }
+  return parsed;
+}
+
+/**
+ * The first key named twice in the top-level object of valid JSON `text`, else undefined. A key is
+ * a string at depth 1 right after `{` or `,`.
+ */
+export function duplicateTopLevelKey(text: string): string | undefined {
+  const seen = new Set<string>();
+  let depth = 0, expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      const start = i;
+      for (i++; i < text.length && text.charCodeAt(i) !== 0x22; i++) if (text.charCodeAt(i) === 0x5c) i++;
+      if (depth === 1 && expectKey) {
+        const key = JSON.parse(text.slice(start, i + 1)) as string;
+        if (seen.has(key)) return key;
+        seen.add(key);
+        expectKey = false;
+      }
+    } else if (c === 0x5b || c === 0x7b) {
+      depth++;
+      if (depth === 1) expectKey = c === 0x7b;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+    else if (c === 0x2c && depth === 1) expectKey = true;
+  }
+  return undefined;
 }
 
 /**
