@@ -138,7 +138,6 @@ const MASK64 = (1n << 64n) - 1n;
 
 /** 64-bit FNV-1a over `bytes`, continuing from `h`. BigInt per byte: fine for the kilobytes hashed here. */
 function fnv1a64(h: bigint, bytes: Uint8Array): bigint {
-  // Fold 4 bytes at a time into 32-bit words to keep BigInt operations few; still deterministic.
   for (let i = 0; i < bytes.length; i++) h = ((h ^ BigInt(bytes[i]!)) * FNV_PRIME) & MASK64;
   return h;
 }
