@@ -50,6 +50,11 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
     const i = b.length ? at % b.length : 0;
     return concat(b.subarray(0, i), b.subarray(i + n));
   }),
+  // insert one byte repeated many times (deep nesting: `[`, `{`, pickle MARK or EMPTY_LIST)
+  fc.tuple(fc.nat(), fc.constantFrom(0x5b, 0x7b, 0x28, 0x5d, 0x22, 0x5c, 0x00), fc.integer({ min: 100, max: 200_000 })).map(([at, byte, n]) => (b: Uint8Array) => {
+    const i = b.length ? at % (b.length + 1) : 0;
+    return concat(b.subarray(0, i), new Uint8Array(n).fill(byte), b.subarray(i));
+  }),
   // write an extreme little-endian u32 / u64 somewhere (sizes, counts, offsets)
   fc.tuple(fc.nat(), fc.constantFrom(0, 1, 0x7fffffff, 0xffffffff, 0xfffffffe, 2 ** 20), fc.boolean()).map(([at, v, wide]) => (b: Uint8Array) => {
     const out = b.slice();
