@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { parseUntrustedJson } from '../../src/io/json.js';
 import { parameterCount, parseConfig } from '../../src/models/config.js';
 import { TINY_CONFIG } from '../helpers/tiny-model.js';
-import { fuzzSettings, mutationsOf, resultOrMambaError } from './fuzz-helpers.js';
+import { deepJson, fuzzSettings, mutationsOf, resultOrMambaError, RUNS } from './fuzz-helpers.js';
 
 const HF_KEYS = [
   'hidden_size', 'num_hidden_layers', 'vocab_size', 'state_size', 'conv_kernel', 'expand', 'intermediate_size',
@@ -49,4 +49,12 @@ test('fuzz: random JSON text (mutated config.json) through the bounded reader gi
   const seed = new TextEncoder().encode(JSON.stringify(TINY_CONFIG));
   await fc.assert(fc.asyncProperty(fc.oneof(mutationsOf(seed), fc.jsonValue({ maxDepth: 5 }).map((v) => new TextEncoder().encode(JSON.stringify(v)))), (bytes) =>
     resultOrMambaError('config.json', () => parseChecked(parseUntrustedJson(bytes, 'config.json', { maxBytes: 1 << 20 })))), fuzzSettings(13303));
+});
+
+test('fuzz: deeply nested values in config.json give a config or a MambaError', async () => {
+  const key = fc.constantFrom('hidden_size', 'time_step_limit', 'extra', 'architectures');
+  await fc.assert(fc.asyncProperty(deepJson, key, (deep, k) => resultOrMambaError('config deep', () => {
+    const text = JSON.stringify(TINY_CONFIG).replace(/}$/, `, "${k}": ${deep}}`);
+    parseChecked(parseUntrustedJson(text, 'config.json', { maxBytes: 1 << 22 }));
+  })), { ...fuzzSettings(13304), numRuns: Math.min(RUNS, 50) });
 });

@@ -68,6 +68,10 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   }),
 );
 
+/** Balanced JSON nested 1 to 200k levels deep (arrays or objects): text JSON.parse accepts. */
+export const deepJson: fc.Arbitrary<string> = fc.tuple(fc.integer({ min: 1, max: 200_000 }), fc.boolean()).map(([d, arrays]) =>
+  arrays ? '['.repeat(d) + ']'.repeat(d) : '{"a":'.repeat(d) + '1' + '}'.repeat(d));
+
 /** 1 to 4 random edits of `seed`. */
 export function mutationsOf(seed: Uint8Array): fc.Arbitrary<Uint8Array> {
   return fc.array(mutation, { minLength: 1, maxLength: 4 }).map((ms) => ms.reduce((b, m) => m(b), seed));

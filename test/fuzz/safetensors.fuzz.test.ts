@@ -6,7 +6,7 @@ import { memorySource } from '../../src/io/byte-source.js';
 import { openSafetensors } from '../../src/io/safetensors.js';
 import { encodeSafetensors } from '../../src/io/safetensors-writer.js';
 import { rawSafetensors } from '../io/safetensors-helpers.js';
-import { fuzzSettings, mutationsOf, resultOrMambaError } from './fuzz-helpers.js';
+import { deepJson, fuzzSettings, RUNS, mutationsOf, resultOrMambaError } from './fuzz-helpers.js';
 
 const SEED = encodeSafetensors([
   { name: 'a', dtype: 'F32', shape: [2, 3], data: new Float32Array([1, 2, 3, 4, 5, 6]) },
@@ -54,4 +54,12 @@ test('fuzz: random header entries (dtypes, shapes, offsets near the limits) give
   const header = fc.dictionary(fc.constantFrom('a', 'b', 'c', '__metadata__', '__proto__', 'constructor'), entry, { maxKeys: 4 });
   await fc.assert(fc.asyncProperty(header, fc.integer({ min: 0, max: 64 }), (h, n) =>
     resultOrMambaError('safetensors entries', () => openAndRead(rawSafetensors(JSON.stringify(h), new Uint8Array(n))))), fuzzSettings(13003));
+});
+
+test('fuzz: deeply nested values in the header (metadata, an entry, the whole header) give tensors or a MambaError', async () => {
+  const a = '"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}';
+  const header = fc.tuple(deepJson, fc.constantFrom(0, 1, 2)).map(([deep, where]) =>
+    where === 0 ? `{"__metadata__": ${deep}, ${a}}` : where === 1 ? `{${a}, "b": ${deep}}` : deep);
+  await fc.assert(fc.asyncProperty(header, (h) => resultOrMambaError('safetensors deep', () => openAndRead(rawSafetensors(h, new Uint8Array(4))))),
+    { ...fuzzSettings(13004), numRuns: Math.min(RUNS, 50) });
 });
