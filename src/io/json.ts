@@ -34,7 +34,11 @@ export function parseUntrustedJson(input: Uint8Array | string, what: string, lim
   const maxDepth = limits.maxDepth ?? MAX_JSON_DEPTH;
   const size = typeof input === 'string' ? input.length : input.byteLength;
   if (size > limits.maxBytes) {
-    fail('CORRUPT_FILE', `${what} has ${size} bytes, more than the ${limits.maxBytes}-byte limit for this file`, { file: what, size, limit: limits.maxBytes });
+    fail(
+      'CORRUPT_FILE',
+      `${what} has ${size} bytes, more than the ${limits.maxBytes}-byte limit for this file`,
+      { file: what, size, limit: limits.maxBytes },
+    );
   }
   let text: string;
   if (typeof input === 'string') text = input;
@@ -47,17 +51,31 @@ export function parseUntrustedJson(input: Uint8Array | string, what: string, lim
   }
   const depth = nestingDepth(text, maxDepth);
   if (depth > maxDepth) {
-    fail('CORRUPT_FILE', `${what} nests arrays and objects more than ${maxDepth} levels deep (the limit for JSON files)`, { file: what, limit: maxDepth });
+    fail(
+      'CORRUPT_FILE',
+      `${what} nests arrays and objects more than ${maxDepth} levels deep (the limit for JSON files)`,
+      { file: what, limit: maxDepth },
+    );
   }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text) as unknown;
   } catch (e) {
-    return fail('CORRUPT_FILE', `${what} is not valid JSON (${e instanceof Error ? e.message : String(e)})`, { file: what });
+    return fail(
+      'CORRUPT_FILE',
+      `${what} is not valid JSON (${e instanceof Error ? e.message : String(e)})`,
+      { file: what },
+    );
   }
   if (limits.uniqueTopLevelKeys) {
     const dup = duplicateTopLevelKey(text);
-    if (dup !== undefined) fail('CORRUPT_FILE', `${what} lists the key ${JSON.stringify(dup)} twice; expected each key once`, { file: what, key: dup });
+    if (dup !== undefined) {
+      fail(
+        'CORRUPT_FILE',
+        `${what} lists the key ${JSON.stringify(dup)} twice; expected each key once`,
+        { file: what, key: dup },
+      );
+    }
   }
   return parsed;
 }

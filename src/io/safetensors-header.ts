@@ -95,7 +95,8 @@ export function parseSafetensorsHeader(json: Uint8Array, dataBytes: number, file
     }
     if (entry.begin > covered) {
       const after = previous ? `after "${previous.name}" ends` : 'at the start of the data section';
-      corrupt(`bytes [${covered}, ${entry.begin}) of the data section belong to no tensor (a hole ${after}, before "${entry.name}"); expected the tensors to cover the data section without gaps`, {
+      corrupt(`bytes [${covered}, ${entry.begin}) of the data section belong to no tensor (a hole ${after}, ` +
+        `before "${entry.name}"); expected the tensors to cover the data section without gaps`, {
         tensor: entry.name, expected: covered, actual: entry.begin,
       });
     }
@@ -103,7 +104,8 @@ export function parseSafetensorsHeader(json: Uint8Array, dataBytes: number, file
     covered = entry.end;
   }
   if (covered !== dataBytes) {
-    corrupt(`the tensors cover ${covered} bytes of the data section, which has ${dataBytes}: ${dataBytes - covered} trailing bytes belong to no tensor`, {
+    corrupt(`the tensors cover ${covered} bytes of the data section, which has ${dataBytes}: ` +
+      `${dataBytes - covered} trailing bytes belong to no tensor`, {
       expected: covered, actual: dataBytes,
     });
   }

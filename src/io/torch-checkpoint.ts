@@ -94,7 +94,9 @@ async function open(source: ByteSource): Promise<TorchCheckpoint> {
     if (order !== 'little') fail('CORRUPT_FILE', `${file}: record ${byteorderRecord.name} says "${order}", expected "little" or "big"`, { file });
   }
   const versionRecord = record('.data/version') ?? record('version');
-  const version = versionRecord ? new TextDecoder().decode(await zip.read(versionRecord, MAX_SMALL_RECORD_BYTES)).trim() : undefined;
+  const version = versionRecord
+    ? new TextDecoder().decode(await zip.read(versionRecord, MAX_SMALL_RECORD_BYTES)).trim()
+    : undefined;
 
   const pklRecord = record('data.pkl')!;
   const root = unpickleTorch(await zip.read(pklRecord, MAX_PICKLE_BYTES), { file, member: pklRecord.name });
@@ -248,7 +250,9 @@ function planTensor(name: string, t: TorchTensor, zip: ZipArchive, prefix: strin
   // claim far more bytes than its storage holds, and reading it materialises them all. Such views are
   // small in real checkpoints (position ids, masks); one above the cap is refused before any read.
   if (byteLength > storageBytes && byteLength > MAX_REPEATING_VIEW_BYTES) {
-    fail('CORRUPT_FILE', `${file}: tensor "${name}" (shape ${fmtShape(t.shape)}, stride ${fmtShape(t.stride)}) repeats the ${storageBytes} bytes of storage ${storage.key} into ${byteLength} bytes, more than the ${MAX_REPEATING_VIEW_BYTES}-byte limit for a view larger than its storage (expected a contiguous tensor)`, {
+    fail('CORRUPT_FILE', `${file}: tensor "${name}" (shape ${fmtShape(t.shape)}, stride ${fmtShape(t.stride)}) ` +
+      `repeats the ${storageBytes} bytes of storage ${storage.key} into ${byteLength} bytes, more than the ` +
+      `${MAX_REPEATING_VIEW_BYTES}-byte limit for a view larger than its storage (expected a contiguous tensor)`, {
       file,
       tensor: name,
       expected: MAX_REPEATING_VIEW_BYTES,

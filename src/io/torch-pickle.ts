@@ -603,7 +603,11 @@ class Unpickler {
   }
 
   private memoPut(i: number): void {
-    if (!this.memo.has(i) && this.memo.size >= MAX_PICKLE_MEMO) this.overBudget(`more than ${MAX_PICKLE_MEMO} memo entries`);
+    if (!this.memo.has(i) && this.memo.size >= MAX_PICKLE_MEMO) {
+      this.overBudget(
+        `more than ${MAX_PICKLE_MEMO} memo entries`,
+      );
+    }
     this.memo.set(i, this.top());
   }
 
@@ -703,7 +707,11 @@ class Unpickler {
 
   /** Little-endian two's complement integer of `n` bytes (LONG1, LONG4). */
   private long(n: number): number | bigint {
-    if (n > MAX_PICKLE_LONG_BYTES) this.unsupported(`an integer of ${n} bytes (at most ${MAX_PICKLE_LONG_BYTES} are read)`);
+    if (n > MAX_PICKLE_LONG_BYTES) {
+      this.unsupported(
+        `an integer of ${n} bytes (at most ${MAX_PICKLE_LONG_BYTES} are read)`,
+      );
+    }
     const p = this.take(n);
     if (n === 0) return 0;
     let x = 0n;
@@ -730,7 +738,8 @@ class Unpickler {
   /** A budget exceeded: CORRUPT_FILE naming the limit (no state dict comes near one). */
   private overBudget(what: string): never {
     const { file, member } = this.origin;
-    return fail('CORRUPT_FILE', `${member} in ${file} is not a state dict mamba-ts will read: at byte ${this.at} it needs ${what}`, {
+    const message = `${member} in ${file} is not a state dict mamba-ts will read: at byte ${this.at} it needs ${what}`;
+    return fail('CORRUPT_FILE', message, {
       file,
       member,
       offset: this.at,

@@ -120,7 +120,10 @@ export class ZipArchive {
       corrupt(source, `its central directory (${cdSize} bytes at ${cdOffset}) runs past the end of the file (${size} bytes): the file is truncated`);
     }
     if (cdSize > MAX_CENTRAL_DIRECTORY_BYTES) {
-      corrupt(source, `its central directory has ${cdSize} bytes, more than the ${MAX_CENTRAL_DIRECTORY_BYTES}-byte limit`);
+      corrupt(
+        source,
+        `its central directory has ${cdSize} bytes, more than the ${MAX_CENTRAL_DIRECTORY_BYTES}-byte limit`,
+      );
     }
     if (cdSize < entryCount * CENTRAL_HEADER_SIZE) {
       corrupt(source, `its central directory has ${cdSize} bytes, too few for ${entryCount} entries`);
@@ -151,7 +154,10 @@ export class ZipArchive {
    */
   async read(entry: ZipEntry, maxBytes = Number.MAX_SAFE_INTEGER): Promise<Uint8Array> {
     if (entry.size > maxBytes) {
-      corrupt(this.source, `member ${entry.name} declares ${entry.size} bytes, more than the ${maxBytes}-byte limit for it`);
+      corrupt(
+        this.source,
+        `member ${entry.name} declares ${entry.size} bytes, more than the ${maxBytes}-byte limit for it`,
+      );
     }
     const start = await this.dataOffset(entry);
     if (entry.method !== 'stored') return this.inflateRange(entry, start, 0, entry.size);
@@ -187,7 +193,10 @@ export class ZipArchive {
         const value = chunk.value;
         const end = produced + value.length;
         if (end > entry.size) {
-          corrupt(this.source, `member ${entry.name} inflates to more than the ${entry.size} bytes its directory entry declares`);
+          corrupt(
+            this.source,
+            `member ${entry.name} inflates to more than the ${entry.size} bytes its directory entry declares`,
+          );
         }
         const a = Math.max(produced, from), b = Math.min(end, from + length);
         if (a < b) out.set(value.subarray(a - produced, b - produced), a - from);
@@ -294,10 +303,18 @@ function parseCentralDirectory(cd: Uint8Array, count: number, cdOffset: number, 
       corrupt(source, `stored member ${name} has compressed size ${compressedSize} but size ${size}`);
     }
     if (localHeaderOffset + LOCAL_HEADER_SIZE + compressedSize > cdOffset) {
-      corrupt(source, `member ${name} (${compressedSize} bytes after its header at ${localHeaderOffset}) runs into or past the central directory at ${cdOffset}`);
+      corrupt(
+        source,
+        `member ${name} (${compressedSize} bytes after its header at ${localHeaderOffset}) runs into or past the ` +
+          `central directory at ${cdOffset}`,
+      );
     }
     if (methodCode === 8 && size > compressedSize * MAX_DEFLATE_RATIO + DEFLATE_SLACK) {
-      corrupt(source, `deflated member ${name} declares ${size} bytes from ${compressedSize}, beyond DEFLATE's ${MAX_DEFLATE_RATIO}:1 limit`);
+      corrupt(
+        source,
+        `deflated member ${name} declares ${size} bytes from ${compressedSize}, beyond DEFLATE's ` +
+          `${MAX_DEFLATE_RATIO}:1 limit`,
+      );
     }
     entries.push({ name, method: methodCode === 0 ? 'stored' : 'deflate', compressedSize, size, crc32: crc, localHeaderOffset });
     p = end;

@@ -25,8 +25,11 @@ export function checkParameterBytes(config: ModelConfig, tensors: TensorSource):
     for (const e of tensors.entries.values()) have += e.byteLength;
   }
   if (need > have) {
-    const dims = `d_model ${config.dModel}, ${config.nLayer} layers, d_inner ${config.dInner}, vocab ${config.vocabSize}`;
-    fail('CONFIG_MISMATCH', `${tensors.description} holds ${have} bytes, but the config (${dims}) implies ${params} parameters, at least ${need} bytes at ${MIN_BYTES_PER_PARAMETER} bytes each: config.json does not describe these weights`, {
+    const c = config;
+    const dims = `d_model ${c.dModel}, ${c.nLayer} layers, d_inner ${c.dInner}, vocab ${c.vocabSize}`;
+    fail('CONFIG_MISMATCH', `${tensors.description} holds ${have} bytes, but the config (${dims}) implies ${params} ` +
+      `parameters, at least ${need} bytes at ${MIN_BYTES_PER_PARAMETER} bytes each: config.json does not describe ` +
+      'these weights', {
       parameters: params, expected: need, actual: have,
     });
   }

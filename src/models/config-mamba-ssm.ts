@@ -18,14 +18,44 @@ const ORIGINAL_NORM_EPS = 1e-5;
 /** The original mamba_ssm config (d_model, n_layer, ssm_cfg, ...) as a Mamba-1 or Mamba-2 config. */
 export function parseOriginalConfig(r: ConfigReader): MambaConfig | Mamba2Config {
   for (const k of Object.keys(r.raw)) {
-    if (!ORIGINAL_KEYS.includes(k)) fail('CORRUPT_FILE', `${r.where}: "${k}" is not a key of mamba_ssm's MambaConfig (expected some of ${ORIGINAL_KEYS.join(', ')})`);
+    if (!ORIGINAL_KEYS.includes(k)) {
+      fail(
+        'CORRUPT_FILE',
+        `${r.where}: "${k}" is not a key of mamba_ssm's MambaConfig (expected some of ${ORIGINAL_KEYS.join(', ')})`,
+      );
+    }
   }
   const dInter = r.int('d_intermediate', 0);
-  if (dInter > 0) fail('UNSUPPORTED', `${r.where}: d_intermediate ${dInter} adds an MLP after each mixer (mamba_ssm's GatedMLP blocks); mamba-ts runs only the pure SSM stack (d_intermediate 0)`, { key: 'd_intermediate' });
+  if (dInter > 0) {
+    fail(
+      'UNSUPPORTED',
+      `${r.where}: d_intermediate ${dInter} adds an MLP after each mixer (mamba_ssm's GatedMLP blocks); mamba-ts ` +
+        `runs only the pure SSM stack (d_intermediate 0)`,
+      { key: 'd_intermediate' },
+    );
+  }
   const attn = r.raw.attn_layer_idx ?? [];
-  if (!Array.isArray(attn)) fail('CORRUPT_FILE', `${r.where}: "attn_layer_idx" must be a list of layer indices, got ${JSON.stringify(attn)}`);
-  if (attn.length > 0) fail('UNSUPPORTED', `${r.where}: attn_layer_idx ${JSON.stringify(attn)} makes those layers attention (a hybrid model); mamba-ts runs only SSM layers (attn_layer_idx [])`, { key: 'attn_layer_idx' });
-  if (!r.bool('rms_norm', true)) fail('UNSUPPORTED', `${r.where}: rms_norm false means LayerNorm blocks; mamba-ts implements the RMSNorm blocks (rms_norm true) only`, { key: 'rms_norm' });
+  if (!Array.isArray(attn)) {
+    fail(
+      'CORRUPT_FILE',
+      `${r.where}: "attn_layer_idx" must be a list of layer indices, got ${JSON.stringify(attn)}`,
+    );
+  }
+  if (attn.length > 0) {
+    fail(
+      'UNSUPPORTED',
+      `${r.where}: attn_layer_idx ${JSON.stringify(attn)} makes those layers attention (a hybrid model); mamba-ts ` +
+        `runs only SSM layers (attn_layer_idx [])`,
+      { key: 'attn_layer_idx' },
+    );
+  }
+  if (!r.bool('rms_norm', true)) {
+    fail(
+      'UNSUPPORTED',
+      `${r.where}: rms_norm false means LayerNorm blocks; mamba-ts implements the RMSNorm blocks (rms_norm true) only`,
+      { key: 'rms_norm' },
+    );
+  }
   r.bool('fused_add_norm', true); // a kernel choice: the fused and unfused add + norm compute the same thing
   const dModel = r.int('d_model');
   const pad = r.int('pad_vocab_size_multiple', 8);
@@ -34,7 +64,12 @@ export function parseOriginalConfig(r: ConfigReader): MambaConfig | Mamba2Config
   // MambaLMHeadModel: vocab_size += pad - vocab_size % pad (the embedding and the head have the padded rows).
   const vocabSize = vocab % pad === 0 ? vocab : vocab + pad - (vocab % pad);
   const rawSsm = r.raw.ssm_cfg ?? {};
-  if (typeof rawSsm !== 'object' || Array.isArray(rawSsm) || rawSsm === null) fail('CORRUPT_FILE', `${r.where}: "ssm_cfg" must be an object, got ${JSON.stringify(rawSsm)}`);
+  if (typeof rawSsm !== 'object' || Array.isArray(rawSsm) || rawSsm === null) {
+    fail(
+      'CORRUPT_FILE',
+      `${r.where}: "ssm_cfg" must be an object, got ${JSON.stringify(rawSsm)}`,
+    );
+  }
   const ssm = new ConfigReader(rawSsm as Record<string, unknown>, `${r.where} (ssm_cfg)`);
   const layer = ssm.str('layer', 'Mamba1');
   const common = {
@@ -75,13 +110,41 @@ export function parseOriginalConfig(r: ConfigReader): MambaConfig | Mamba2Config
     const dInner = Math.floor(expand * dModel);
     const headDim = ssm.int('headdim', 64);
     if (ssm.has('d_ssm') && ssm.int('d_ssm') !== dInner) {
-      fail('UNSUPPORTED', `${ssm.where}: d_ssm ${ssm.int('d_ssm')} runs the SSM on part of d_inner ${dInner} and a gated MLP on the rest; mamba-ts supports d_ssm = d_inner (or absent)`, { key: 'd_ssm' });
+      fail(
+        'UNSUPPORTED',
+        `${ssm.where}: d_ssm ${ssm.int('d_ssm')} runs the SSM on part of d_inner ${dInner} and a gated MLP on the ` +
+          `rest; mamba-ts supports d_ssm = d_inner (or absent)`,
+        { key: 'd_ssm' },
+      );
     }
-    if (ssm.bool('D_has_hdim', false)) fail('UNSUPPORTED', `${ssm.where}: D_has_hdim true (a D per channel) is not supported; mamba-ts uses one D per head`, { key: 'D_has_hdim' });
-    if (!ssm.bool('rmsnorm', true)) fail('UNSUPPORTED', `${ssm.where}: rmsnorm false (y * silu(z) without the gated RMSNorm) is not supported`, { key: 'rmsnorm' });
-    if (dInner % headDim !== 0) fail('CORRUPT_FILE', `${ssm.where}: d_inner ${dInner} (expand ${expand} x d_model ${dModel}) is not a multiple of headdim ${headDim}`);
+    if (ssm.bool('D_has_hdim', false)) {
+      fail(
+        'UNSUPPORTED',
+        `${ssm.where}: D_has_hdim true (a D per channel) is not supported; mamba-ts uses one D per head`,
+        { key: 'D_has_hdim' },
+      );
+    }
+    if (!ssm.bool('rmsnorm', true)) {
+      fail(
+        'UNSUPPORTED',
+        `${ssm.where}: rmsnorm false (y * silu(z) without the gated RMSNorm) is not supported`,
+        { key: 'rmsnorm' },
+      );
+    }
+    if (dInner % headDim !== 0) {
+      fail(
+        'CORRUPT_FILE',
+        `${ssm.where}: d_inner ${dInner} (expand ${expand} x d_model ${dModel}) is not a multiple of headdim ` +
+          `${headDim}`,
+      );
+    }
     const nGroups = ssm.int('ngroups', 1);
-    if (nGroups < 1 || dInner % nGroups !== 0) fail('CORRUPT_FILE', `${ssm.where}: ngroups ${nGroups} must divide d_inner ${dInner}`);
+    if (nGroups < 1 || dInner % nGroups !== 0) {
+      fail(
+        'CORRUPT_FILE',
+        `${ssm.where}: ngroups ${nGroups} must divide d_inner ${dInner}`,
+      );
+    }
     const cfg: Mamba2Config = {
       ...common,
       arch: 'mamba2',
@@ -104,11 +167,21 @@ export function parseOriginalConfig(r: ConfigReader): MambaConfig | Mamba2Config
     validateMamba2(cfg, r.where);
     return cfg;
   }
-  return fail('UNSUPPORTED', `${ssm.where}: layer "${layer}" is not supported; mamba-ts runs "Mamba1" and "Mamba2"`, { key: 'layer' });
+  return fail(
+    'UNSUPPORTED',
+    `${ssm.where}: layer "${layer}" is not supported; mamba-ts runs "Mamba1" and "Mamba2"`,
+    { key: 'layer' },
+  );
 }
 
 function checkKnownKeys(r: ConfigReader, allowed: readonly string[], module: string): void {
   for (const k of Object.keys(r.raw)) {
-    if (!allowed.includes(k)) fail('CORRUPT_FILE', `${r.where}: "${k}" is not an argument of mamba_ssm's ${module} (known: ${allowed.join(', ')})`, { key: k });
+    if (!allowed.includes(k)) {
+      fail(
+        'CORRUPT_FILE',
+        `${r.where}: "${k}" is not an argument of mamba_ssm's ${module} (known: ${allowed.join(', ')})`,
+        { key: k },
+      );
+    }
   }
 }

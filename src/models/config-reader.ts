@@ -10,7 +10,13 @@ import { MAX_JSON_DEPTH } from '../io/json.js';
 /** Converts transformers' JSON encodings of non-finite floats (`{"__float__": "Infinity"}`) to numbers. */
 export function reviveFloats(v: unknown, depth = 0): unknown {
   // A parsed object from anywhere (a browser's fetch) may nest deeper than the stack allows.
-  if (depth > MAX_JSON_DEPTH) fail('CORRUPT_FILE', `config.json nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep (the limit for JSON files)`, { limit: MAX_JSON_DEPTH });
+  if (depth > MAX_JSON_DEPTH) {
+    fail(
+      'CORRUPT_FILE',
+      `config.json nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep (the limit for JSON files)`,
+      { limit: MAX_JSON_DEPTH },
+    );
+  }
   if (Array.isArray(v)) return v.map((x) => reviveFloats(x, depth + 1));
   if (v && typeof v === 'object') {
     const o = v as Record<string, unknown>;
@@ -42,26 +48,46 @@ export class ConfigReader {
   int(key: string, dflt?: number): number {
     const v = this.raw[key] ?? dflt;
     if (v === undefined) fail('CORRUPT_FILE', `${this.where}: missing required key "${key}" (an integer)`);
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) fail('CORRUPT_FILE', `${this.where}: "${key}" must be a non-negative integer, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) {
+      fail(
+        'CORRUPT_FILE',
+        `${this.where}: "${key}" must be a non-negative integer, got ${JSON.stringify(v)}`,
+      );
+    }
     return v;
   }
 
   num(key: string, dflt?: number): number {
     const v = this.raw[key] ?? dflt;
     if (v === undefined) fail('CORRUPT_FILE', `${this.where}: missing required key "${key}" (a number)`);
-    if (typeof v !== 'number') fail('CORRUPT_FILE', `${this.where}: "${key}" must be a number, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number') {
+      fail(
+        'CORRUPT_FILE',
+        `${this.where}: "${key}" must be a number, got ${JSON.stringify(v)}`,
+      );
+    }
     return v;
   }
 
   bool(key: string, dflt: boolean): boolean {
     const v = this.raw[key] ?? dflt;
-    if (typeof v !== 'boolean') fail('CORRUPT_FILE', `${this.where}: "${key}" must be true or false, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'boolean') {
+      fail(
+        'CORRUPT_FILE',
+        `${this.where}: "${key}" must be true or false, got ${JSON.stringify(v)}`,
+      );
+    }
     return v;
   }
 
   str(key: string, dflt?: string): string {
     const v = this.raw[key] ?? dflt;
-    if (typeof v !== 'string') fail('CORRUPT_FILE', `${this.where}: "${key}" must be a string, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'string') {
+      fail(
+        'CORRUPT_FILE',
+        `${this.where}: "${key}" must be a string, got ${JSON.stringify(v)}`,
+      );
+    }
     return v;
   }
 
@@ -70,7 +96,12 @@ export class ConfigReader {
     const v = this.raw[key];
     if (v === undefined || v === null) return undefined;
     const id = Array.isArray(v) ? v[0] : v;
-    if (typeof id !== 'number' || !Number.isInteger(id)) fail('CORRUPT_FILE', `${this.where}: "${key}" must be a token id, got ${JSON.stringify(v)}`);
+    if (typeof id !== 'number' || !Number.isInteger(id)) {
+      fail(
+        'CORRUPT_FILE',
+        `${this.where}: "${key}" must be a token id, got ${JSON.stringify(v)}`,
+      );
+    }
     return id;
   }
 }
@@ -85,7 +116,10 @@ export function parseDtRank(r: ConfigReader, key: string, dModel: number): numbe
 export function limitPair(r: ConfigReader, key: string, dflt: [number, number]): [number, number] {
   const v = r.raw[key] ?? dflt;
   if (!Array.isArray(v) || v.length !== 2 || typeof v[0] !== 'number' || typeof v[1] !== 'number' || Number.isNaN(v[0]) || Number.isNaN(v[1])) {
-    return fail('CORRUPT_FILE', `${r.where}: "${key}" must be [min, max] (two numbers), got ${JSON.stringify(r.raw[key])}`);
+    return fail(
+      'CORRUPT_FILE',
+      `${r.where}: "${key}" must be [min, max] (two numbers), got ${JSON.stringify(r.raw[key])}`,
+    );
   }
   if (!(v[0] <= v[1])) fail('CORRUPT_FILE', `${r.where}: "${key}" must have min <= max, got [${v[0]}, ${v[1]}]`);
   return [v[0], v[1]];

@@ -1,6 +1,8 @@
 import { fail } from '../errors.js';
 import { ConfigReader, limitPair, parseDtRank } from './config-reader.js';
-import { validateMamba, validateMamba2, type LmConfigCommon, type Mamba2Config, type MambaConfig } from './model-config.js';
+import {
+  validateMamba, validateMamba2, type LmConfigCommon, type Mamba2Config, type MambaConfig,
+} from './model-config.js';
 
 /**
  * config.json as transformers writes it (`MambaConfig`, model_type "mamba"; `Mamba2Config`,
@@ -10,7 +12,12 @@ import { validateMamba, validateMamba2, type LmConfigCommon, type Mamba2Config, 
 /** Both transformers configs name the activation; Mamba and Mamba-2 are defined with SiLU only. */
 function requireSilu(r: ConfigReader): void {
   const act = r.str('hidden_act', 'silu');
-  if (act !== 'silu') fail('UNSUPPORTED', `${r.where}: hidden_act "${act}" is not supported (Mamba and Mamba-2 use "silu")`);
+  if (act !== 'silu') {
+    fail(
+      'UNSUPPORTED',
+      `${r.where}: hidden_act "${act}" is not supported (Mamba and Mamba-2 use "silu")`,
+    );
+  }
 }
 
 /** The special token ids of a transformers config. */
@@ -57,7 +64,11 @@ export function parseHfMamba2Config(r: ConfigReader): Mamba2Config {
   // Mamba2Config.validate_architecture requires the two to agree.
   const dInner = Math.floor(expand * dModel);
   if (dInner !== nHeads * headDim) {
-    fail('CORRUPT_FILE', `${r.where}: hidden_size * expand (${dModel} * ${expand} = ${dInner}) must equal num_heads * head_dim (${nHeads} * ${headDim} = ${nHeads * headDim})`);
+    fail(
+      'CORRUPT_FILE',
+      `${r.where}: hidden_size * expand (${dModel} * ${expand} = ${dInner}) must equal num_heads * head_dim ` +
+        `(${nHeads} * ${headDim} = ${nHeads * headDim})`,
+    );
   }
   const cfg: Mamba2Config = {
     arch: 'mamba2',

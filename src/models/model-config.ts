@@ -111,16 +111,36 @@ type BoundedKey = keyof typeof CONFIG_BOUNDS;
 function validateCommon(c: ModelConfig, keys: readonly BoundedKey[], where: string): void {
   const fields = c as unknown as Record<BoundedKey, number>;
   if (!(Number.isFinite(c.expand) && c.expand > 0 && c.expand <= MAX_EXPAND)) {
-    fail('CORRUPT_FILE', `${where}: expand must be a finite number in (0, ${MAX_EXPAND}], got ${c.expand}`, { key: 'expand', value: c.expand, limit: MAX_EXPAND });
+    fail(
+      'CORRUPT_FILE',
+      `${where}: expand must be a finite number in (0, ${MAX_EXPAND}], got ${c.expand}`,
+      { key: 'expand', value: c.expand, limit: MAX_EXPAND },
+    );
   }
   for (const k of keys) {
     const v = fields[k];
     const { max, keys: names } = CONFIG_BOUNDS[k];
-    if (!(Number.isSafeInteger(v) && v > 0)) fail('CORRUPT_FILE', `${where}: ${k} (${names}) must be a positive integer, got ${v}`, { key: k, value: v });
-    if (v > max) fail('CORRUPT_FILE', `${where}: ${k} (${names}) is ${v}, above the limit ${max} (far above any published model)`, { key: k, value: v, limit: max });
+    if (!(Number.isSafeInteger(v) && v > 0)) {
+      fail(
+        'CORRUPT_FILE',
+        `${where}: ${k} (${names}) must be a positive integer, got ${v}`,
+        { key: k, value: v },
+      );
+    }
+    if (v > max) {
+      fail(
+        'CORRUPT_FILE',
+        `${where}: ${k} (${names}) is ${v}, above the limit ${max} (far above any published model)`,
+        { key: k, value: v, limit: max },
+      );
+    }
   }
   if (!(Number.isFinite(c.normEps) && c.normEps > 0 && c.normEps <= 1)) {
-    fail('CORRUPT_FILE', `${where}: layer_norm_epsilon must be a finite number in (0, 1], got ${c.normEps}`, { key: 'layer_norm_epsilon', value: c.normEps });
+    fail(
+      'CORRUPT_FILE',
+      `${where}: layer_norm_epsilon must be a finite number in (0, 1], got ${c.normEps}`,
+      { key: 'layer_norm_epsilon', value: c.normEps },
+    );
   }
 }
 
@@ -129,11 +149,27 @@ export function validateMamba(c: MambaConfig, where: string): void {
 }
 
 export function validateMamba2(c: Mamba2Config, where: string): void {
-  validateCommon(c, ['dModel', 'nLayer', 'vocabSize', 'dState', 'dConv', 'dInner', 'nHeads', 'headDim', 'nGroups', 'chunkSize', 'normGroupSize'], where);
-  if (c.nHeads % c.nGroups !== 0) fail('CORRUPT_FILE', `${where}: the ${c.nHeads} heads cannot be split into ${c.nGroups} groups (n_groups must divide num_heads)`);
-  if (c.dInner % c.normGroupSize !== 0) fail('CORRUPT_FILE', `${where}: the gated norm's group size ${c.normGroupSize} does not divide d_inner ${c.dInner}`);
+  const sizes = ['dModel', 'nLayer', 'vocabSize', 'dState', 'dConv', 'dInner'] as const;
+  validateCommon(c, [...sizes, 'nHeads', 'headDim', 'nGroups', 'chunkSize', 'normGroupSize'], where);
+  if (c.nHeads % c.nGroups !== 0) {
+    fail(
+      'CORRUPT_FILE',
+      `${where}: the ${c.nHeads} heads cannot be split into ${c.nGroups} groups (n_groups must divide num_heads)`,
+    );
+  }
+  if (c.dInner % c.normGroupSize !== 0) {
+    fail(
+      'CORRUPT_FILE',
+      `${where}: the gated norm's group size ${c.normGroupSize} does not divide d_inner ${c.dInner}`,
+    );
+  }
   const [lo, hi] = c.timeStepLimit;
-  if (Number.isNaN(lo) || Number.isNaN(hi) || !(lo <= hi)) fail('CORRUPT_FILE', `${where}: time_step_limit must be [min, max] with min <= max, got [${lo}, ${hi}]`);
+  if (Number.isNaN(lo) || Number.isNaN(hi) || !(lo <= hi)) {
+    fail(
+      'CORRUPT_FILE',
+      `${where}: time_step_limit must be [min, max] with min <= max, got [${lo}, ${hi}]`,
+    );
+  }
 }
 
 /**

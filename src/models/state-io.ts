@@ -30,7 +30,10 @@ export const MAX_STATE_BATCH = 1 << 16;
 
 export async function encodeState(model: LanguageModel, state: ModelState): Promise<Uint8Array> {
   if (state.signature !== model.signature) {
-    fail('STATE_MISMATCH', `the state belongs to a model of shape ${state.signature}; this model is ${model.signature}`);
+    fail(
+      'STATE_MISMATCH',
+      `the state belongs to a model of shape ${state.signature}; this model is ${model.signature}`,
+    );
   }
   const tensors = [];
   for (const [name, t] of state.tensors()) {
@@ -50,19 +53,35 @@ export async function decodeState(model: LanguageModel, bytes: Uint8Array): Prom
   try {
     const meta = src.metadata;
     if (meta.format === FORMAT_WITHOUT_FINGERPRINT) {
-      fail('STATE_MISMATCH', `the state was saved by an older mamba-ts (${FORMAT_WITHOUT_FINGERPRINT}) without a model fingerprint, so it cannot be checked against this model; save it again (${FORMAT})`);
+      fail(
+        'STATE_MISMATCH',
+        `the state was saved by an older mamba-ts (${FORMAT_WITHOUT_FINGERPRINT}) without a model fingerprint, so ` +
+          `it cannot be checked against this model; save it again (${FORMAT})`,
+      );
     }
     if (meta.format !== FORMAT) fail('STATE_MISMATCH', `not a mamba-ts state (format ${JSON.stringify(meta.format)}, expected ${FORMAT})`);
     if (meta.signature !== model.signature) fail('STATE_MISMATCH', `the state was saved from a model of shape ${meta.signature}; this model is ${model.signature}`);
     const fingerprint = await modelFingerprint(model);
     if (meta.model !== fingerprint) {
-      fail('STATE_MISMATCH', `the state was saved from another model of the same shape (fingerprint ${meta.model}, this model's is ${fingerprint}); a state only fits the weights that made it`, {
+      fail('STATE_MISMATCH', `the state was saved from another model of the same shape (fingerprint ${meta.model}, ` +
+        `this model's is ${fingerprint}); a state only fits the weights that made it`, {
         expected: fingerprint, actual: meta.model,
       });
     }
     const batch = strictInt(meta.batch), position = strictInt(meta.position);
-    if (batch === undefined || batch < 1 || position === undefined) fail('CORRUPT_FILE', `saved state: bad batch ${meta.batch} or position ${meta.position} (expected integers, batch >= 1)`);
-    if (batch > MAX_STATE_BATCH) fail('STATE_MISMATCH', `saved state: batch ${batch} is above the limit of ${MAX_STATE_BATCH} sequences`, { batch, limit: MAX_STATE_BATCH });
+    if (batch === undefined || batch < 1 || position === undefined) {
+      fail(
+        'CORRUPT_FILE',
+        `saved state: bad batch ${meta.batch} or position ${meta.position} (expected integers, batch >= 1)`,
+      );
+    }
+    if (batch > MAX_STATE_BATCH) {
+      fail(
+        'STATE_MISMATCH',
+        `saved state: batch ${batch} is above the limit of ${MAX_STATE_BATCH} sequences`,
+        { batch, limit: MAX_STATE_BATCH },
+      );
+    }
 
     // Every tensor checked against the shapes the model's state has at this batch, before the state is allocated.
     const want = expectedStateShapes(model, batch);
@@ -72,7 +91,12 @@ export async function decodeState(model: LanguageModel, bytes: Uint8Array): Prom
       const e = src.entries.get(name);
       if (!e) fail('STATE_MISMATCH', `saved state lacks tensor ${name}`);
       if (e.dtype !== 'F32') fail('STATE_MISMATCH', `saved state tensor ${name} has dtype ${e.dtype}, expected F32`);
-      if (!sameShape(e.shape, shape)) fail('STATE_MISMATCH', `saved state tensor ${name} has shape ${fmtShape(e.shape)}, expected ${fmtShape(shape)}`);
+      if (!sameShape(e.shape, shape)) {
+        fail(
+          'STATE_MISMATCH',
+          `saved state tensor ${name} has shape ${fmtShape(e.shape)}, expected ${fmtShape(shape)}`,
+        );
+      }
       entries.set(name, e);
     }
     const values = new Map<string, Float32Array>();
@@ -81,7 +105,13 @@ export async function decodeState(model: LanguageModel, bytes: Uint8Array): Prom
       const data = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
       for (let i = 0; i < data.length; i++) {
         const v = data[i]!;
-        if (v - v !== 0) fail('NON_FINITE', `saved state tensor ${name} holds ${v} at flat index ${i}; a state must be finite`, { tensor: name, index: i });
+        if (v - v !== 0) {
+          fail(
+            'NON_FINITE',
+            `saved state tensor ${name} holds ${v} at flat index ${i}; a state must be finite`,
+            { tensor: name, index: i },
+          );
+        }
       }
       values.set(name, data);
     }
@@ -117,13 +147,15 @@ function expectedStateShapes(model: LanguageModel, batch: number): Map<string, r
 export async function modelFingerprint(model: LanguageModel): Promise<string> {
   const c = model.config;
   const arch = c.arch === 'mamba'
-    ? [c.arch, c.dModel, c.nLayer, c.vocabSize, c.dState, c.dConv, c.dInner, c.dtRank, c.normEps, c.useBias, c.useConvBias]
-    : [c.arch, c.dModel, c.nLayer, c.vocabSize, c.dState, c.dConv, c.dInner, c.nHeads, c.headDim, c.nGroups, c.normEps,
-      c.useBias, c.useConvBias, c.normBeforeGate, c.normGroupSize];
+    ? [c.arch, c.dModel, c.nLayer, c.vocabSize, c.dState, c.dConv, c.dInner, c.dtRank, c.normEps, c.useBias,
+      c.useConvBias]
+    : [c.arch, c.dModel, c.nLayer, c.vocabSize, c.dState, c.dConv, c.dInner, c.nHeads, c.headDim, c.nGroups,
+      c.normEps, c.useBias, c.useConvBias, c.normBeforeGate, c.normGroupSize];
   let h = fnv1a64(FNV_OFFSET, new TextEncoder().encode(JSON.stringify(arch)));
   const last = model.blocks.length - 1;
   for (const [name, t] of model.parameters()) {
-    const inScope = name === 'backbone.norm_f.weight' || name.startsWith('backbone.layers.0.') || name.startsWith(`backbone.layers.${last}.`);
+    const inScope = name === 'backbone.norm_f.weight' || name.startsWith('backbone.layers.0.')
+      || name.startsWith(`backbone.layers.${last}.`);
     if (!inScope || t.shape.length !== 1 || t.dtype !== 'f32') continue;
     h = fnv1a64(h, new TextEncoder().encode(name));
     const v = await t.readFloat();

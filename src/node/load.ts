@@ -24,7 +24,13 @@ export async function readConfig(dir: string): Promise<{ config: ModelConfig; ra
   try {
     // a multi-GB file would be read whole before the JSON reader's size check
     const { size } = await stat(path);
-    if (size > MAX_CONFIG_JSON_BYTES) fail('CORRUPT_FILE', `${path} has ${size} bytes, more than the ${MAX_CONFIG_JSON_BYTES}-byte limit for config.json`, { path, size });
+    if (size > MAX_CONFIG_JSON_BYTES) {
+      fail(
+        'CORRUPT_FILE',
+        `${path} has ${size} bytes, more than the ${MAX_CONFIG_JSON_BYTES}-byte limit for config.json`,
+        { path, size },
+      );
+    }
     text = await readFile(path, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;

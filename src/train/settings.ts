@@ -162,28 +162,39 @@ function validateModelSize(s: TrainSettings, where: string): void {
   const dtRank = m.dtRank === 'auto' ? Math.ceil(m.dModel / 16) : m.dtRank;
   const sizes: [keyof typeof CONFIG_BOUNDS, string, number][] = [
     ['dModel', 'model.d_model', m.dModel], ['nLayer', 'model.n_layer', m.nLayer], ['dState', 'model.d_state', m.dState],
-    ['dConv', 'model.d_conv', m.dConv], ['dInner', 'model.expand x model.d_model', dInner], ['dtRank', 'model.dt_rank', dtRank],
+    ['dConv', 'model.d_conv', m.dConv], ['dInner', 'model.expand x model.d_model', dInner],
+    ['dtRank', 'model.dt_rank', dtRank],
     ['vocabSize', 'tokenizer.vocab_size (padded)', vocabSize],
   ];
   for (const [k, key, v] of sizes) {
     const max = CONFIG_BOUNDS[k].max;
-    if (v > max) fail('BAD_ARGUMENT', `${where}: "${key}" is ${v}, above the limit ${max}`, { key, value: v, limit: max });
+    if (v > max) {
+      fail(
+        'BAD_ARGUMENT',
+        `${where}: "${key}" is ${v}, above the limit ${max}`,
+        { key, value: v, limit: max },
+      );
+    }
   }
   const c: MambaConfig = {
-    arch: 'mamba', dModel: m.dModel, nLayer: m.nLayer, vocabSize, dState: m.dState, dConv: m.dConv, expand: m.expand, dInner, dtRank,
-    useBias: m.useBias, useConvBias: m.useConvBias, normEps: m.normEps, residualInFp32: true, tieEmbeddings: m.tieEmbeddings,
+    arch: 'mamba', dModel: m.dModel, nLayer: m.nLayer, vocabSize, dState: m.dState, dConv: m.dConv, expand: m.expand,
+    dInner, dtRank, useBias: m.useBias, useConvBias: m.useConvBias, normEps: m.normEps, residualInFp32: true,
+    tieEmbeddings: m.tieEmbeddings,
     eosTokenId: undefined, bosTokenId: undefined, padTokenId: undefined, layout: 'hf',
   };
   const largest = Math.max(vocabSize * m.dModel, 2 * dInner * m.dModel, dInner * (dtRank + 2 * m.dState)) * 4;
   if (largest > MAX_TRAIN_TENSOR_BYTES) {
-    fail('BAD_ARGUMENT', `${where}: the model's largest matrix would take ${largest} bytes, above the ${MAX_TRAIN_TENSOR_BYTES}-byte limit for one tensor; make d_model, expand or the vocabulary smaller`, {
+    fail('BAD_ARGUMENT', `${where}: the model's largest matrix would take ${largest} bytes, above the ` +
+      `${MAX_TRAIN_TENSOR_BYTES}-byte limit for one tensor; make d_model, expand or the vocabulary smaller`, {
       actual: largest, limit: MAX_TRAIN_TENSOR_BYTES,
     });
   }
   const params = parameterCount(c);
   const bytes = params * TRAIN_BYTES_PER_PARAMETER;
   if (bytes > MAX_TRAIN_PARAMETER_BYTES) {
-    fail('BAD_ARGUMENT', `${where}: the model has ${params} parameters, which need ${bytes} bytes to train (weights, gradients and Adam's moments at ${TRAIN_BYTES_PER_PARAMETER} bytes each), above the ${MAX_TRAIN_PARAMETER_BYTES}-byte limit`, {
+    fail('BAD_ARGUMENT', `${where}: the model has ${params} parameters, which need ${bytes} bytes to train (weights, ` +
+      `gradients and Adam's moments at ${TRAIN_BYTES_PER_PARAMETER} bytes each), above the ` +
+      `${MAX_TRAIN_PARAMETER_BYTES}-byte limit`, {
       parameters: params, actual: bytes, limit: MAX_TRAIN_PARAMETER_BYTES,
     });
   }

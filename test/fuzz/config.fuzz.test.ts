@@ -12,14 +12,17 @@ const HF_KEYS = [
   'time_step_rank', 'use_bias', 'use_conv_bias', 'layer_norm_epsilon', 'residual_in_fp32', 'tie_word_embeddings',
   'eos_token_id', 'num_heads', 'head_dim', 'n_groups', 'chunk_size', 'time_step_limit', 'hidden_act', 'model_type',
 ];
-const SSM_KEYS = ['layer', 'd_state', 'd_conv', 'expand', 'dt_rank', 'headdim', 'ngroups', 'd_ssm', 'dt_limit', 'chunk_size', 'bias', 'norm_before_gate'];
+const SSM_KEYS = [
+  'layer', 'd_state', 'd_conv', 'expand', 'dt_rank', 'headdim', 'ngroups', 'd_ssm', 'dt_limit', 'chunk_size', 'bias',
+  'norm_before_gate',
+];
 
 /** Values a hostile or broken config.json may hold: edge numbers, transformers' float encoding, wrong types. */
 const value = fc.oneof(
   fc.integer({ min: -2, max: 300 }),
   fc.constantFrom(0, 1, 2, 16, 64, 4096, 65_536, 1e8, 1e12, 2 ** 53, 1e300, -1, 0.5, 1e-5),
   fc.double(),
-  fc.constantFrom({ __float__: 'Infinity' }, { __float__: '-Infinity' }, { __float__: 'NaN' }, { __float__: '1e5' }, { __float__: 'x' }),
+  fc.constantFrom('Infinity', '-Infinity', 'NaN', '1e5', 'x').map((f) => ({ __float__: f })),
   fc.constantFrom('auto', 'silu', 'gelu', 'mamba', 'mamba2', 'Mamba1', 'Mamba2', ''),
   fc.boolean(),
   fc.constant(null),
@@ -34,21 +37,31 @@ function parseChecked(json: unknown): void {
 
 test('fuzz: transformers configs with random values for their keys give a config or a MambaError', async () => {
   const over = fc.dictionary(fc.constantFrom(...HF_KEYS), value, { maxKeys: 6 });
-  const base = fc.constantFrom<Record<string, unknown>>(TINY_CONFIG, { model_type: 'mamba2', hidden_size: 32, num_heads: 4, head_dim: 16, n_groups: 2 });
-  await fc.assert(fc.asyncProperty(base, over, (b, o) => resultOrMambaError('hf config', () => parseChecked({ ...b, ...o }))), fuzzSettings(13301));
+  const mamba2 = { model_type: 'mamba2', hidden_size: 32, num_heads: 4, head_dim: 16, n_groups: 2 };
+  const base = fc.constantFrom<Record<string, unknown>>(TINY_CONFIG, mamba2);
+  const prop = fc.asyncProperty(base, over, (b, o) =>
+    resultOrMambaError('hf config', () => parseChecked({ ...b, ...o })));
+  await fc.assert(prop, fuzzSettings(13301));
 });
 
 test('fuzz: mamba_ssm configs with random top-level and ssm_cfg values give a config or a MambaError', async () => {
-  const top = fc.dictionary(fc.constantFrom('d_model', 'n_layer', 'vocab_size', 'pad_vocab_size_multiple', 'tie_embeddings', 'd_intermediate'), value, { maxKeys: 3 });
+  const topKeys = ['d_model', 'n_layer', 'vocab_size', 'pad_vocab_size_multiple', 'tie_embeddings', 'd_intermediate'];
+  const top = fc.dictionary(fc.constantFrom(...topKeys), value, { maxKeys: 3 });
   const ssm = fc.dictionary(fc.constantFrom(...SSM_KEYS), value, { maxKeys: 4 });
   await fc.assert(fc.asyncProperty(top, ssm, fc.constantFrom('Mamba1', 'Mamba2'), (t, s, layer) =>
-    resultOrMambaError('mamba_ssm config', () => parseChecked({ d_model: 64, n_layer: 2, vocab_size: 100, ...t, ssm_cfg: { layer, ...s } }))), fuzzSettings(13302));
+    resultOrMambaError('mamba_ssm config', () =>
+      parseChecked({ d_model: 64, n_layer: 2, vocab_size: 100, ...t, ssm_cfg: { layer, ...s } }))),
+  fuzzSettings(13302));
 });
 
-test('fuzz: random JSON text (mutated config.json) through the bounded reader gives a config or a MambaError', async () => {
+test('fuzz: random JSON text (mutated config.json) through the bounded reader gives a config or a MambaError',
+  async () => {
   const seed = new TextEncoder().encode(JSON.stringify(TINY_CONFIG));
-  await fc.assert(fc.asyncProperty(fc.oneof(mutationsOf(seed), fc.jsonValue({ maxDepth: 5 }).map((v) => new TextEncoder().encode(JSON.stringify(v)))), (bytes) =>
-    resultOrMambaError('config.json', () => parseChecked(parseUntrustedJson(bytes, 'config.json', { maxBytes: 1 << 20 })))), fuzzSettings(13303));
+  const json = fc.jsonValue({ maxDepth: 5 }).map((v) => new TextEncoder().encode(JSON.stringify(v)));
+  await fc.assert(fc.asyncProperty(fc.oneof(mutationsOf(seed), json), (bytes) =>
+    resultOrMambaError('config.json', () =>
+      parseChecked(parseUntrustedJson(bytes, 'config.json', { maxBytes: 1 << 20 })))),
+  fuzzSettings(13303));
 });
 
 test('fuzz: deeply nested values in config.json give a config or a MambaError', async () => {

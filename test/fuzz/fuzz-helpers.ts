@@ -27,7 +27,8 @@ type Mutation = (b: Uint8Array) => Uint8Array;
 /** One random edit of a byte string. */
 const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   // flip or set bytes at a few places
-  fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }).map((edits) => (b: Uint8Array) => {
+  fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }).map((edits) =>
+    (b: Uint8Array) => {
     const out = b.slice();
     for (const [i, v] of edits) if (out.length) out[i % out.length] = v;
     return out;
@@ -51,12 +52,14 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
     return concat(b.subarray(0, i), b.subarray(i + n));
   }),
   // insert one byte repeated many times (deep nesting: `[`, `{`, pickle MARK or EMPTY_LIST)
-  fc.tuple(fc.nat(), fc.constantFrom(0x5b, 0x7b, 0x28, 0x5d, 0x22, 0x5c, 0x00), fc.integer({ min: 100, max: 200_000 })).map(([at, byte, n]) => (b: Uint8Array) => {
+  fc.tuple(fc.nat(), fc.constantFrom(0x5b, 0x7b, 0x28, 0x5d, 0x22, 0x5c, 0x00), fc.integer({ min: 100, max: 200_000 }))
+    .map(([at, byte, n]) => (b: Uint8Array) => {
     const i = b.length ? at % (b.length + 1) : 0;
     return concat(b.subarray(0, i), new Uint8Array(n).fill(byte), b.subarray(i));
   }),
   // write an extreme little-endian u32 / u64 somewhere (sizes, counts, offsets)
-  fc.tuple(fc.nat(), fc.constantFrom(0, 1, 0x7fffffff, 0xffffffff, 0xfffffffe, 2 ** 20), fc.boolean()).map(([at, v, wide]) => (b: Uint8Array) => {
+  fc.tuple(fc.nat(), fc.constantFrom(0, 1, 0x7fffffff, 0xffffffff, 0xfffffffe, 2 ** 20), fc.boolean())
+    .map(([at, v, wide]) => (b: Uint8Array) => {
     const out = b.slice();
     const w = wide ? 8 : 4;
     if (out.length < w) return out;
@@ -69,8 +72,9 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
 );
 
 /** Balanced JSON nested 1 to 200k levels deep (arrays or objects): text JSON.parse accepts. */
-export const deepJson: fc.Arbitrary<string> = fc.tuple(fc.integer({ min: 1, max: 200_000 }), fc.boolean()).map(([d, arrays]) =>
-  arrays ? '['.repeat(d) + ']'.repeat(d) : '{"a":'.repeat(d) + '1' + '}'.repeat(d));
+export const deepJson: fc.Arbitrary<string> = fc.tuple(fc.integer({ min: 1, max: 200_000 }), fc.boolean())
+  .map(([d, a]) =>
+  a ? '['.repeat(d) + ']'.repeat(d) : '{"a":'.repeat(d) + '1' + '}'.repeat(d));
 
 /** 1 to 4 random edits of `seed`. */
 export function mutationsOf(seed: Uint8Array): fc.Arbitrary<Uint8Array> {

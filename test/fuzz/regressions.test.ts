@@ -20,18 +20,31 @@ async function rejectsWith(f: () => Promise<unknown>, code: ErrorCode, pattern: 
 for (const name of ['safetensors-deep-entry.safetensors', 'safetensors-deep-metadata.safetensors']) {
   test(`fixtures/fuzz/${name}: CORRUPT_FILE, nesting limit`, async () => {
     await rejectsWith(() => openSafetensors(memorySource(fuzzFixture(name), name)), 'CORRUPT_FILE',
-      new RegExp(`${name.replace('.', '\\.')}: the safetensors header nests arrays and objects more than 64 levels deep`));
+      new RegExp(
+        `${name.replace('.', '\\.')}: the safetensors header nests arrays and objects more than 64 levels deep`,
+      ));
   });
 }
 
 test('fixtures/fuzz/torch-zero-stride-view.bin: CORRUPT_FILE before allocating 8 GiB', async () => {
-  await rejectsWith(() => openTorchCheckpoint(memorySource(fuzzFixture('torch-zero-stride-view.bin'), 'z.bin')), 'CORRUPT_FILE',
-    /tensor "w" \(shape \(2147483647\), stride \(0\)\) repeats the 16 bytes of storage 0 into 8589934588 bytes, more than the 67108864-byte limit/);
+  const bytes = fuzzFixture('torch-zero-stride-view.bin');
+  await rejectsWith(() => openTorchCheckpoint(memorySource(bytes, 'z.bin')), 'CORRUPT_FILE', new RegExp(
+    'tensor "w" \\(shape \\(2147483647\\), stride \\(0\\)\\) ' +
+    'repeats the 16 bytes of storage 0 into 8589934588 bytes, ' +
+    'more than the 67108864-byte limit'));
 });
 
 test('fixtures/fuzz/config-deep.json: CORRUPT_FILE through the JSON reader and through parseConfig alone', async () => {
   const bytes = fuzzFixture('config-deep.json');
-  await rejectsWith(async () => parseUntrustedJson(bytes, 'config-deep.json', { maxBytes: 1 << 20 }), 'CORRUPT_FILE', /config-deep\.json nests .* more than 64 levels/);
+  await rejectsWith(
+    async () => parseUntrustedJson(bytes, 'config-deep.json', { maxBytes: 1 << 20 }),
+    'CORRUPT_FILE',
+    /config-deep\.json nests .* more than 64 levels/,
+  );
   // a browser hands parseConfig an already parsed object: its own walk is bounded too
-  await rejectsWith(async () => parseConfig(JSON.parse(new TextDecoder().decode(bytes))), 'CORRUPT_FILE', /more than 64 levels deep/);
+  await rejectsWith(
+    async () => parseConfig(JSON.parse(new TextDecoder().decode(bytes))),
+    'CORRUPT_FILE',
+    /more than 64 levels deep/,
+  );
 });

@@ -34,7 +34,9 @@ test('the seed itself reads', async () => {
 });
 
 test('fuzz: mutated safetensors files give tensors or a MambaError', async () => {
-  await fc.assert(fc.asyncProperty(mutationsOf(SEED), (bytes) => resultOrMambaError('safetensors', () => openAndRead(bytes))), fuzzSettings(13001));
+  const prop = fc.asyncProperty(mutationsOf(SEED), (bytes) =>
+    resultOrMambaError('safetensors', () => openAndRead(bytes)));
+  await fc.assert(prop, fuzzSettings(13001));
 });
 
 test('fuzz: any JSON value as the header gives tensors or a MambaError', async () => {
@@ -51,15 +53,20 @@ test('fuzz: random header entries (dtypes, shapes, offsets near the limits) give
     shape: fc.array(dim, { maxLength: 3 }),
     data_offsets: fc.tuple(offset, offset),
   });
-  const header = fc.dictionary(fc.constantFrom('a', 'b', 'c', '__metadata__', '__proto__', 'constructor'), entry, { maxKeys: 4 });
+  const name = fc.constantFrom('a', 'b', 'c', '__metadata__', '__proto__', 'constructor');
+  const header = fc.dictionary(name, entry, { maxKeys: 4 });
   await fc.assert(fc.asyncProperty(header, fc.integer({ min: 0, max: 64 }), (h, n) =>
-    resultOrMambaError('safetensors entries', () => openAndRead(rawSafetensors(JSON.stringify(h), new Uint8Array(n))))), fuzzSettings(13003));
+    resultOrMambaError('safetensors entries', () => openAndRead(rawSafetensors(JSON.stringify(h), new Uint8Array(n))))),
+  fuzzSettings(13003));
 });
 
-test('fuzz: deeply nested values in the header (metadata, an entry, the whole header) give tensors or a MambaError', async () => {
+test('fuzz: deeply nested values in the header (metadata, an entry, the whole header) give tensors or a MambaError',
+  async () => {
   const a = '"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}';
   const header = fc.tuple(deepJson, fc.constantFrom(0, 1, 2)).map(([deep, where]) =>
     where === 0 ? `{"__metadata__": ${deep}, ${a}}` : where === 1 ? `{${a}, "b": ${deep}}` : deep);
-  await fc.assert(fc.asyncProperty(header, (h) => resultOrMambaError('safetensors deep', () => openAndRead(rawSafetensors(h, new Uint8Array(4))))),
+  const prop = fc.asyncProperty(header, (h) =>
+    resultOrMambaError('safetensors deep', () => openAndRead(rawSafetensors(h, new Uint8Array(4)))));
+  await fc.assert(prop,
     { ...fuzzSettings(13004), numRuns: Math.min(RUNS, 50) });
 });

@@ -110,7 +110,8 @@ export function pickleStateDict(tensors: readonly PickledTensor[]): Uint8Array {
     global('torch._utils', '_rebuild_tensor_v2');
     tuple([
       () => {
-        tuple([() => str('storage'), () => global('torch', 'FloatStorage'), () => str(t.key), () => str('cpu'), () => int(t.storageNumel)]);
+        const storage = () => global('torch', 'FloatStorage');
+        tuple([() => str('storage'), storage, () => str(t.key), () => str('cpu'), () => int(t.storageNumel)]);
         u8(0x51); // BINPERSID
       },
       () => int(t.offset),
@@ -126,7 +127,9 @@ export function pickleStateDict(tensors: readonly PickledTensor[]): Uint8Array {
 }
 
 /** A torch.save-like zip: `archive/data.pkl`, `archive/byteorder` and one stored record per storage. */
-export function torchZip(tensors: readonly PickledTensor[], storages: Record<string, Uint8Array>, pkl?: ZipRecord): Uint8Array {
+export function torchZip(
+  tensors: readonly PickledTensor[], storages: Record<string, Uint8Array>, pkl?: ZipRecord,
+): Uint8Array {
   return writeZip([
     pkl ?? { name: 'archive/data.pkl', data: pickleStateDict(tensors) },
     { name: 'archive/byteorder', data: new TextEncoder().encode('little') },

@@ -51,25 +51,33 @@ test('a saved state loads back into its model: same values and position', async 
   const { state } = await a.feed('the cat sat');
   const back = await a.loadState(saved);
   assert.equal(back.position, state.position);
-  for (const [name, t] of state.tensors()) assert.deepEqual(await back.tensors().get(name)!.readFloat(), await t.readFloat(), name);
+  for (const [name, t] of state.tensors()) {
+    assert.deepEqual(await back.tensors().get(name)!.readFloat(), await t.readFloat(), name);
+  }
 });
 
 test('a state from another model of identical shapes is STATE_MISMATCH (fingerprint)', async () => {
   const { b, saved } = await setup();
-  await rejectsWith(b.loadState(saved), 'STATE_MISMATCH', /saved from another model of the same shape \(fingerprint [0-9a-f]{16}, this model's is [0-9a-f]{16}\)/);
+  await rejectsWith(b.loadState(saved), 'STATE_MISMATCH',
+    /saved from another model of the same shape \(fingerprint [0-9a-f]{16}, this model's is [0-9a-f]{16}\)/);
 });
 
-test('a claimed batch above the limit, or one the tensors do not have, fails before the state is allocated', async () => {
+test('a claimed batch above the limit, or one the tensors lack, fails before the state is allocated', async () => {
   const { a, saved } = await setup();
   const { tensors, meta } = await unpack(saved);
   const t0 = performance.now();
   await rejectsWith(a.loadState(encodeSafetensors(tensors, { ...meta, batch: '100000' })), 'STATE_MISMATCH',
     new RegExp(`batch 100000 is above the limit of ${MAX_STATE_BATCH} sequences`));
-  await rejectsWith(a.loadState(encodeSafetensors(tensors, { ...meta, batch: String(MAX_STATE_BATCH) })), 'STATE_MISMATCH',
+  const atLimit = encodeSafetensors(tensors, { ...meta, batch: String(MAX_STATE_BATCH) });
+  await rejectsWith(a.loadState(atLimit), 'STATE_MISMATCH',
     new RegExp(`tensor layers\\.0\\.conv has shape \\(1, 32, 4\\), expected \\(${MAX_STATE_BATCH}, 32, 4\\)`));
   assert.ok(performance.now() - t0 < 1000);
   for (const bad of ['1e3', ' 1', '-1', '0', '1.5', 'x']) {
-    await rejectsWith(a.loadState(encodeSafetensors(tensors, { ...meta, batch: bad })), 'CORRUPT_FILE', /saved state: bad batch/);
+    await rejectsWith(
+      a.loadState(encodeSafetensors(tensors, { ...meta, batch: bad })),
+      'CORRUPT_FILE',
+      /saved state: bad batch/,
+    );
   }
 });
 
@@ -77,12 +85,20 @@ test('NaN or Inf in a saved state is NON_FINITE, naming the tensor', async () =>
   const { a, saved } = await setup();
   const { tensors, meta } = await unpack(saved);
   (tensors[1]!.data as Float32Array)[3] = NaN;
-  await rejectsWith(a.loadState(encodeSafetensors(tensors, meta)), 'NON_FINITE', new RegExp(`saved state tensor ${tensors[1]!.name.replace(/\./g, '\\.')} holds NaN at flat index 3`));
+  await rejectsWith(
+    a.loadState(encodeSafetensors(tensors, meta)),
+    'NON_FINITE',
+    new RegExp(`saved state tensor ${tensors[1]!.name.replace(/\./g, '\\.')} holds NaN at flat index 3`),
+  );
 });
 
 test('a state of the first format (no fingerprint) is refused with what to do', async () => {
   const { a, saved } = await setup();
   const { tensors, meta } = await unpack(saved);
   const { model: _dropped, ...old } = meta;
-  await rejectsWith(a.loadState(encodeSafetensors(tensors, { ...old, format: 'mamba-ts-state/1' })), 'STATE_MISMATCH', /older mamba-ts \(mamba-ts-state\/1\) without a model fingerprint.*save it again/);
+  await rejectsWith(
+    a.loadState(encodeSafetensors(tensors, { ...old, format: 'mamba-ts-state/1' })),
+    'STATE_MISMATCH',
+    /older mamba-ts \(mamba-ts-state\/1\) without a model fingerprint.*save it again/,
+  );
 });
