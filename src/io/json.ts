@@ -129,3 +129,18 @@ export function nestingDepth(text: string, stopAbove = Infinity): number {
   }
   return deepest;
 }
+
+/**
+ * A value from untrusted JSON for a message: JSON text cut to `max` characters. Never throws:
+ * JSON.stringify recurses per level, so a value nested thousands deep (parsed elsewhere, e.g. by a
+ * browser's `Response.json()`) is described instead of overflowing the stack.
+ */
+export function showJson(v: unknown, max = 80): string {
+  let s: string;
+  try {
+    s = JSON.stringify(v) ?? String(v);
+  } catch {
+    s = Array.isArray(v) ? 'a deeply nested array' : 'a deeply nested object';
+  }
+  return s.length > max ? `${s.slice(0, max - 3)}...` : s;
+}

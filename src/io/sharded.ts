@@ -6,7 +6,7 @@
  */
 import { fail, isMambaError } from '../errors.js';
 import type { TensorEntry, TensorSource } from './tensor-source.js';
-import { MAX_CONFIG_JSON_BYTES, parseUntrustedJson } from './json.js';
+import { MAX_CONFIG_JSON_BYTES, parseUntrustedJson, showJson } from './json.js';
 import { failUnknownTensor } from './unknown-tensor.js';
 
 /** The file name `save_pretrained` gives the index. */
@@ -37,7 +37,7 @@ export function shardIndexFrom(parsed: unknown, description: string): ShardIndex
   }
   const weightMap = new Map<string, string>();
   for (const [name, shard] of Object.entries(rawMap)) {
-    if (typeof shard !== 'string' || shard === '') corrupt(`weight_map["${name}"] must be a shard file name, got ${JSON.stringify(shard)}`);
+    if (typeof shard !== 'string' || shard === '') corrupt(`weight_map["${name}"] must be a shard file name, got ${showJson(shard)}`);
     weightMap.set(name, shard as string);
   }
   if (weightMap.size === 0) corrupt('the shard index\'s weight_map is empty');
@@ -45,7 +45,13 @@ export function shardIndexFrom(parsed: unknown, description: string): ShardIndex
   if (rawMetadata !== undefined && rawMetadata !== null) {
     if (typeof rawMetadata !== 'object' || Array.isArray(rawMetadata)) corrupt('the shard index\'s "metadata" must be an object');
     for (const [k, v] of Object.entries(rawMetadata as Record<string, unknown>)) {
-      metadata.push([k, typeof v === 'string' ? v : JSON.stringify(v)]);
+      let text: string;
+      try {
+        text = typeof v === 'string' ? v : JSON.stringify(v);
+      } catch {
+        return corrupt(`the shard index's metadata "${k}" is nested too deeply (expected a string or a number)`);
+      }
+      metadata.push([k, text]);
     }
   }
   return { metadata: Object.fromEntries(metadata), weightMap, shards: [...new Set(weightMap.values())] };

@@ -1,4 +1,5 @@
 import { fail } from '../errors.js';
+import { showJson } from '../io/json.js';
 import { CONFIG_BOUNDS, parameterCount, type MambaConfig } from '../models/model-config.js';
 
 /**
@@ -122,17 +123,19 @@ export function parseTrainSettings(json: unknown, where: string, base: TrainSett
 function checkValue(what: string, v: unknown, kind: Kind | readonly string[], allowAuto: boolean): unknown {
   if (allowAuto && v === 'auto') return v;
   if (Array.isArray(kind)) {
-    if (!kind.includes(v as string)) fail('BAD_ARGUMENT', `${what} must be one of ${kind.map((k) => JSON.stringify(k)).join(', ')}, got ${JSON.stringify(v)}`);
+    if (!kind.includes(v as string)) {
+      fail('BAD_ARGUMENT', `${what} must be one of ${kind.map((k) => JSON.stringify(k)).join(', ')}, got ${showJson(v)}`);
+    }
     return v;
   }
   if (kind === 'bool') {
-    if (typeof v !== 'boolean') fail('BAD_ARGUMENT', `${what} must be true or false, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'boolean') fail('BAD_ARGUMENT', `${what} must be true or false, got ${showJson(v)}`);
     return v;
   }
   const ok = typeof v === 'number' && Number.isFinite(v) && (
     kind === 'int+' ? Number.isInteger(v) && v > 0 : kind === 'int0' ? Number.isInteger(v) && v >= 0 : kind === 'num+' ? v > 0 : kind === 'num0' ? v >= 0 : v > 0 && v < 1);
   const want = ({ 'int+': 'a positive integer', int0: 'a non-negative integer', 'num+': 'a positive number', num0: 'a number >= 0', frac: 'a number in (0, 1)' } as Record<string, string>)[kind as string];
-  if (!ok) fail('BAD_ARGUMENT', `${what} must be ${want}${allowAuto ? ' or "auto"' : ''}, got ${JSON.stringify(v)}`);
+  if (!ok) fail('BAD_ARGUMENT', `${what} must be ${want}${allowAuto ? ' or "auto"' : ''}, got ${showJson(v)}`);
   return v;
 }
 

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { parseUntrustedJson } from '../../src/io/json.js';
 import { parameterCount, parseConfig } from '../../src/models/config.js';
+import { parseTrainSettings } from '../../src/train/settings.js';
 import { TINY_CONFIG } from '../helpers/tiny-model.js';
 import { deepJson, fuzzSettings, mutationsOf, resultOrMambaError, RUNS } from './fuzz-helpers.js';
 
@@ -70,4 +71,14 @@ test('fuzz: deeply nested values in config.json give a config or a MambaError', 
     const text = JSON.stringify(TINY_CONFIG).replace(/}$/, `, "${k}": ${deep}}`);
     parseChecked(parseUntrustedJson(text, 'config.json', { maxBytes: 1 << 22 }));
   })), { ...fuzzSettings(13304), numRuns: Math.min(RUNS, 50) });
+});
+
+test('fuzz: train --config settings with random (and deeply nested) values give settings or a MambaError', async () => {
+  const keys = fc.constantFrom('d_model', 'n_layer', 'd_state', 'd_conv', 'expand', 'dt_rank', 'norm_eps', 'pad_vocab_multiple');
+  const deep = deepJson.map((t) => JSON.parse(t) as unknown);
+  const model = fc.dictionary(keys, fc.oneof(value, deep), { maxKeys: 4 });
+  const tokenizer = fc.record({ type: fc.constantFrom('bpe', 'byte'), vocab_size: value });
+  await fc.assert(fc.asyncProperty(model, tokenizer, (m, t) =>
+    resultOrMambaError('train settings', () => parseTrainSettings({ model: m, tokenizer: t }, 'run.json'))),
+  { ...fuzzSettings(13305), numRuns: Math.min(RUNS, 100) });
 });

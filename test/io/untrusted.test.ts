@@ -14,7 +14,7 @@ import {
   MAX_PICKLE_LONG_BYTES, MAX_PICKLE_MEMO, MAX_PICKLE_STACK, unpickleTorch,
 } from '../../src/io/torch-pickle.js';
 import { ZipArchive } from '../../src/io/zip.js';
-import { parseShardIndex } from '../../src/io/sharded.js';
+import { parseShardIndex, shardIndexFrom } from '../../src/io/sharded.js';
 import { rawSafetensors } from './safetensors-helpers.js';
 import { pickleStateDict, torchZip, writeZip, zeroBomb } from './untrusted-inputs.js';
 
@@ -181,6 +181,14 @@ test('deeply nested JSON is CORRUPT_FILE naming the file and the depth limit, be
     'CORRUPT_FILE',
     /idx\.json: the shard index nests/,
   );
+});
+
+test('a shard index parsed elsewhere (a browser\'s fetch) with values nested thousands deep is CORRUPT_FILE', () => {
+  const deep = JSON.parse('['.repeat(5000) + ']'.repeat(5000)) as unknown;
+  throwsWith(() => shardIndexFrom({ weight_map: { w: deep } }, 'idx.json'), 'CORRUPT_FILE',
+    /idx\.json: weight_map\["w"\] must be a shard file name, got a deeply nested array/);
+  throwsWith(() => shardIndexFrom({ weight_map: { w: 'a.safetensors' }, metadata: { x: deep } }, 'idx.json'), 'CORRUPT_FILE',
+    /idx\.json: the shard index's metadata "x" is nested too deeply/);
 });
 
 test('duplicate top-level keys are found (nested and string contents ignored)', () => {

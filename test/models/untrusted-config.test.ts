@@ -139,4 +139,8 @@ test('train --config with huge dimensions is BAD_ARGUMENT naming the key or the 
   throwsWith(() => parseTrainSettings({ model: { d_model: 8192, n_layer: 4096 } }, 'run.json'), 'BAD_ARGUMENT',
     /the model has \d+ parameters, which need \d+ bytes to train .* above the 34359738368-byte limit/);
   assert.equal(parseTrainSettings({ model: { d_model: 512, n_layer: 8 } }, 'run.json').model.dModel, 512);
+  // a value nested 5000 deep is described, not stringified (JSON.stringify would overflow the stack)
+  const deep = JSON.parse('['.repeat(5000) + ']'.repeat(5000)) as unknown;
+  throwsWith(() => parseTrainSettings({ model: { d_model: deep } }, 'run.json'), 'BAD_ARGUMENT',
+    /"model\.d_model" must be a positive integer, got a deeply nested array/);
 });
