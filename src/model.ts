@@ -177,7 +177,7 @@ export class Model {
 
   /** Serialises a state (safetensors bytes with the model signature and position). */
   saveState(state: ModelState): Promise<Uint8Array> {
-    return encodeState(state);
+    return encodeState(this.lm, state);
   }
 
   /** Restores a state saved by `saveState` for this model. */

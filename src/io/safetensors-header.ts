@@ -10,6 +10,7 @@
  * Every rule is checked here, so the reader can trust an entry's offsets before it reads a byte.
  */
 import { fail, fmtShape } from '../errors.js';
+import { parseUntrustedJson } from './json.js';
 import { STORED_DTYPE_BYTES, type StoredDType, type TensorEntry } from './tensor-source.js';
 
 /** The reference implementation refuses headers above this (its MAX_HEADER_SIZE); so do we. */
@@ -57,18 +58,9 @@ export function parseSafetensorsHeader(json: Uint8Array, dataBytes: number, file
   const corrupt = (message: string, details: Record<string, unknown> = {}): never =>
     fail('CORRUPT_FILE', `${file}: ${message}`, { file, ...details });
 
-  let text: string;
-  try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(json);
-  } catch {
-    return corrupt('the safetensors header is not valid UTF-8');
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (e) {
-    return corrupt(`the safetensors header is not valid JSON (${e instanceof Error ? e.message : String(e)})`);
-  }
+  const parsed = parseUntrustedJson(json, `${file}: the safetensors header`, {
+    maxBytes: SAFETENSORS_MAX_HEADER_BYTES, uniqueTopLevelKeys: true,
+  });
   if (!isPlainObject(parsed)) return corrupt(`the safetensors header must be a JSON object, got ${show(parsed)}`);
 
   let metadata: Record<string, string> = {};
@@ -88,8 +80,12 @@ export function parseSafetensorsHeader(json: Uint8Array, dataBytes: number, file
   }
 
   entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
-  // Sorted by begin, two non-empty tensors overlap exactly when one begins before the previous ends.
+  // As in the reference (Metadata::validate), the non-empty tensors must tile the data section: sorted
+  // by begin, each starts where the previous ends (earlier: overlap; later: a hole), and the last ends
+  // at the end of the file. A file with overlaps or unaccounted bytes is ambiguous, so refused. Empty
+  // tensors occupy no bytes and are exempt (the reference also wants their offsets in sequence).
   let previous: SafetensorsEntry | undefined;
+  let covered = 0;
   for (const entry of entries) {
     if (entry.byteLength === 0) continue;
     if (previous !== undefined && entry.begin < previous.end) {
@@ -97,7 +93,21 @@ export function parseSafetensorsHeader(json: Uint8Array, dataBytes: number, file
         tensor: entry.name, other: previous.name,
       });
     }
+    if (entry.begin > covered) {
+      const after = previous ? `after "${previous.name}" ends` : 'at the start of the data section';
+      corrupt(`bytes [${covered}, ${entry.begin}) of the data section belong to no tensor (a hole ${after}, ` +
+        `before "${entry.name}"); expected the tensors to cover the data section without gaps`, {
+        tensor: entry.name, expected: covered, actual: entry.begin,
+      });
+    }
     previous = entry;
+    covered = entry.end;
+  }
+  if (covered !== dataBytes) {
+    corrupt(`the tensors cover ${covered} bytes of the data section, which has ${dataBytes}: ` +
+      `${dataBytes - covered} trailing bytes belong to no tensor`, {
+      expected: covered, actual: dataBytes,
+    });
   }
   return { entries: new Map(entries.map((e) => [e.name, e])), metadata };
 }

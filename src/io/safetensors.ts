@@ -55,6 +55,7 @@ export async function openSafetensors(source: ByteSource): Promise<TensorSource>
     description: file,
     entries: header.entries,
     metadata: header.metadata,
+    storedBytes: source.size,
     async read(name, dest) {
       const entry = header.entries.get(name) ?? failUnknownTensor(file, name, header.entries.keys());
       if (dest !== undefined && dest.byteLength !== entry.byteLength) {

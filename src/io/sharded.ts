@@ -6,6 +6,7 @@
  */
 import { fail, isMambaError } from '../errors.js';
 import type { TensorEntry, TensorSource } from './tensor-source.js';
+import { MAX_CONFIG_JSON_BYTES, parseUntrustedJson, showJson } from './json.js';
 import { failUnknownTensor } from './unknown-tensor.js';
 
 /** The file name `save_pretrained` gives the index. */
@@ -22,12 +23,7 @@ export interface ShardIndex {
 
 /** Parses and validates an index file's text; `description` names it in messages. */
 export function parseShardIndex(text: string, description: string): ShardIndex {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (e) {
-    return fail('CORRUPT_FILE', `${description}: the shard index is not valid JSON (${e instanceof Error ? e.message : String(e)})`, { file: description });
-  }
+  const parsed = parseUntrustedJson(text, `${description}: the shard index`, { maxBytes: MAX_CONFIG_JSON_BYTES });
   return shardIndexFrom(parsed, description);
 }
 
@@ -41,7 +37,7 @@ export function shardIndexFrom(parsed: unknown, description: string): ShardIndex
   }
   const weightMap = new Map<string, string>();
   for (const [name, shard] of Object.entries(rawMap)) {
-    if (typeof shard !== 'string' || shard === '') corrupt(`weight_map["${name}"] must be a shard file name, got ${JSON.stringify(shard)}`);
+    if (typeof shard !== 'string' || shard === '') corrupt(`weight_map["${name}"] must be a shard file name, got ${showJson(shard)}`);
     weightMap.set(name, shard as string);
   }
   if (weightMap.size === 0) corrupt('the shard index\'s weight_map is empty');
@@ -49,7 +45,13 @@ export function shardIndexFrom(parsed: unknown, description: string): ShardIndex
   if (rawMetadata !== undefined && rawMetadata !== null) {
     if (typeof rawMetadata !== 'object' || Array.isArray(rawMetadata)) corrupt('the shard index\'s "metadata" must be an object');
     for (const [k, v] of Object.entries(rawMetadata as Record<string, unknown>)) {
-      metadata.push([k, typeof v === 'string' ? v : JSON.stringify(v)]);
+      let text: string;
+      try {
+        text = typeof v === 'string' ? v : JSON.stringify(v);
+      } catch {
+        return corrupt(`the shard index's metadata "${k}" is nested too deeply (expected a string or a number)`);
+      }
+      metadata.push([k, text]);
     }
   }
   return { metadata: Object.fromEntries(metadata), weightMap, shards: [...new Set(weightMap.values())] };
@@ -124,6 +126,7 @@ function combine(
     description,
     entries,
     metadata: index.metadata,
+    storedBytes: [...shards.values()].reduce((sum, s) => sum + (s.storedBytes ?? 0), 0),
     async read(name, dest) {
       const file = owner.get(name) ?? failUnknownTensor(description, name, entries.keys());
       return shards.get(file)!.read(name, dest);

@@ -24,6 +24,11 @@ export interface TensorSource {
   /** Free-form string metadata (safetensors `__metadata__`), empty when the format has none. */
   readonly metadata: Readonly<Record<string, string>>;
   /**
+   * Bytes of the files behind the tensors (headers included): what the model loader compares the
+   * config's parameter count with before it builds anything. Absent for sources made in memory.
+   */
+  readonly storedBytes?: number;
+  /**
    * Reads one tensor's data, little-endian, row-major and contiguous, into `dest` when given (it must
    * be exactly `byteLength` bytes) or into a new buffer. Throws MambaError on I/O errors or truncation.
    */

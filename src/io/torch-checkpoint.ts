@@ -44,6 +44,16 @@ const TORCH_TO_STORED: Readonly<Record<string, StoredDType>> = {
   bool: 'BOOL',
 };
 
+/**
+ * Largest `data.pkl` read: it holds names, shapes and storage keys only (~100 bytes per tensor), so a
+ * 70B model's is a few MB; the cap stops a small archive inflating a member to gigabytes.
+ */
+export const MAX_PICKLE_BYTES = 256 * 1024 * 1024;
+/** Bytes a view that repeats its storage's elements (stride 0) may expand to: masks and ids are kilobytes. */
+export const MAX_REPEATING_VIEW_BYTES = 64 * 1024 * 1024;
+/** `byteorder` and `version` hold a word or a number. */
+const MAX_SMALL_RECORD_BYTES = 4096;
+
 /** The first bytes of a pre-1.6 checkpoint: PROTO 2, then LONG1 of torch's MAGIC_NUMBER 0x1950a86a20f9469cfc6c. */
 const LEGACY_MAGIC = [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
 
@@ -77,17 +87,19 @@ async function open(source: ByteSource): Promise<TorchCheckpoint> {
 
   const byteorderRecord = record('byteorder');
   if (byteorderRecord) {
-    const order = new TextDecoder().decode(await zip.read(byteorderRecord)).trim();
+    const order = new TextDecoder().decode(await zip.read(byteorderRecord, MAX_SMALL_RECORD_BYTES)).trim();
     if (order === 'big') {
       fail('UNSUPPORTED', `${file} was saved on a big-endian machine (byteorder "big"); mamba-ts reads little-endian checkpoints only: re-save it on a little-endian machine or convert it to safetensors`, { file });
     }
     if (order !== 'little') fail('CORRUPT_FILE', `${file}: record ${byteorderRecord.name} says "${order}", expected "little" or "big"`, { file });
   }
   const versionRecord = record('.data/version') ?? record('version');
-  const version = versionRecord ? new TextDecoder().decode(await zip.read(versionRecord)).trim() : undefined;
+  const version = versionRecord
+    ? new TextDecoder().decode(await zip.read(versionRecord, MAX_SMALL_RECORD_BYTES)).trim()
+    : undefined;
 
   const pklRecord = record('data.pkl')!;
-  const root = unpickleTorch(await zip.read(pklRecord), { file, member: pklRecord.name });
+  const root = unpickleTorch(await zip.read(pklRecord, MAX_PICKLE_BYTES), { file, member: pklRecord.name });
   const { dict, wrapper } = findStateDict(root, file);
 
   const tensors = new Map<string, TensorPlan>();
@@ -234,6 +246,19 @@ function planTensor(name: string, t: TorchTensor, zip: ZipArchive, prefix: strin
       tensor: name,
     });
   }
+  // A view may repeat elements (stride 0: torch.save keeps an expand()ed tensor's broadcast), so it can
+  // claim far more bytes than its storage holds, and reading it materialises them all. Such views are
+  // small in real checkpoints (position ids, masks); one above the cap is refused before any read.
+  if (byteLength > storageBytes && byteLength > MAX_REPEATING_VIEW_BYTES) {
+    fail('CORRUPT_FILE', `${file}: tensor "${name}" (shape ${fmtShape(t.shape)}, stride ${fmtShape(t.stride)}) ` +
+      `repeats the ${storageBytes} bytes of storage ${storage.key} into ${byteLength} bytes, more than the ` +
+      `${MAX_REPEATING_VIEW_BYTES}-byte limit for a view larger than its storage (expected a contiguous tensor)`, {
+      file,
+      tensor: name,
+      expected: MAX_REPEATING_VIEW_BYTES,
+      actual: byteLength,
+    });
+  }
   return { ...base, spanStart, spanLength: spanEnd - spanStart, contiguous: isRowMajor(t.shape, t.stride) };
 }
 
@@ -277,6 +302,7 @@ function gather(span: Uint8Array, plan: TensorPlan, out: Uint8Array): void {
 class TorchZipCheckpoint implements TorchCheckpoint {
   readonly description: string;
   readonly entries: ReadonlyMap<string, TensorEntry>;
+  readonly storedBytes: number;
   private closed = false;
 
   constructor(
@@ -288,6 +314,7 @@ class TorchZipCheckpoint implements TorchCheckpoint {
     readonly wrapper: StateDictWrapper | null,
   ) {
     this.description = source.description;
+    this.storedBytes = source.size;
     this.entries = new Map([...plans].map(([name, plan]) => [name, plan.entry]));
   }
 

@@ -197,6 +197,22 @@ const OPCODE_NAMES: Readonly<Record<number, string>> = {
 
 const HIGHEST_PROTOCOL = 5;
 
+// ---- budgets ----------------------------------------------------------------------------------
+// A pickle is untrusted input; these bound the unpickler's memory and time whatever the stream says.
+// A state dict's pickle holds ~20 opcodes, a few memo entries and ~10 stack values per tensor, and
+// pickle batches container items by 1000, so a 70B model (a few thousand tensors) stays far below.
+
+/** Opcodes interpreted. */
+export const MAX_PICKLE_OPCODES = 1 << 26;
+/** Memo entries (PUT, BINPUT, MEMOIZE). */
+export const MAX_PICKLE_MEMO = 1 << 20;
+/** Values on the stack, and open MARKs. */
+export const MAX_PICKLE_STACK = 1 << 20;
+/** Bytes of one string or bytes value (tensor names are short; bytes hold small extra state). */
+export const MAX_PICKLE_STRING_BYTES = 64 * 1024 * 1024;
+/** Bytes of one LONG4 integer (LONG1's are at most 255): building a huge one is quadratic; sizes fit in 8. */
+export const MAX_PICKLE_LONG_BYTES = 1024;
+
 // ---- the unpickler ----------------------------------------------------------------------------
 
 export interface PickleOrigin {
@@ -235,8 +251,9 @@ class Unpickler {
   }
 
   load(): PyValue {
-    for (;;) {
+    for (let ops = 0; ; ops++) {
       if (this.pos >= this.data.length) this.corrupt(`it ends at byte ${this.pos} without a STOP opcode (truncated)`);
+      if (ops >= MAX_PICKLE_OPCODES) this.overBudget(`more than ${MAX_PICKLE_OPCODES} opcodes`);
       this.at = this.pos;
       const op = this.data[this.pos++]!;
       switch (op) {
@@ -255,6 +272,7 @@ class Unpickler {
           return this.stack[0]!;
         }
         case 0x28: // MARK
+          if (this.marks.length >= MAX_PICKLE_STACK) this.overBudget(`more than ${MAX_PICKLE_STACK} open MARKs`);
           this.marks.push(this.stack.length);
           break;
         case 0x30: // POP
@@ -346,9 +364,9 @@ class Unpickler {
         }
 
         // memo
-        case 0x71: this.memo.set(this.u8(), this.top()); break; // BINPUT
-        case 0x72: this.memo.set(this.view.getUint32(this.take(4), true), this.top()); break; // LONG_BINPUT
-        case 0x94: this.memo.set(this.memo.size, this.top()); break; // MEMOIZE
+        case 0x71: this.memoPut(this.u8()); break; // BINPUT
+        case 0x72: this.memoPut(this.view.getUint32(this.take(4), true)); break; // LONG_BINPUT
+        case 0x94: this.memoPut(this.memo.size); break; // MEMOIZE
         case 0x68: this.push(this.memoGet(this.u8())); break; // BINGET
         case 0x6a: this.push(this.memoGet(this.view.getUint32(this.take(4), true))); break; // LONG_BINGET
 
@@ -580,7 +598,17 @@ class Unpickler {
   // ---- stack, memo, containers ----
 
   private push(v: PyValue): void {
+    if (this.stack.length >= MAX_PICKLE_STACK) this.overBudget(`more than ${MAX_PICKLE_STACK} values on the stack`);
     this.stack.push(v);
+  }
+
+  private memoPut(i: number): void {
+    if (!this.memo.has(i) && this.memo.size >= MAX_PICKLE_MEMO) {
+      this.overBudget(
+        `more than ${MAX_PICKLE_MEMO} memo entries`,
+      );
+    }
+    this.memo.set(i, this.top());
   }
 
   private pop(): PyValue {
@@ -651,13 +679,16 @@ class Unpickler {
 
   private length(n: number): number {
     if (n < 0) this.corrupt(`negative length ${n}`);
+    if (n > MAX_PICKLE_STRING_BYTES && this.pos + n <= this.data.length) {
+      this.overBudget(`a value of ${n} bytes (the limit is ${MAX_PICKLE_STRING_BYTES})`);
+    }
     return n;
   }
 
   private u64Length(): number {
     const n = this.view.getBigUint64(this.take(8), true);
     // Anything longer than the stream itself is corrupt; `take` reports it.
-    return n > BigInt(this.data.length) ? this.data.length + 1 : Number(n);
+    return this.length(n > BigInt(this.data.length) ? this.data.length + 1 : Number(n));
   }
 
   private text(n: number): string {
@@ -676,6 +707,11 @@ class Unpickler {
 
   /** Little-endian two's complement integer of `n` bytes (LONG1, LONG4). */
   private long(n: number): number | bigint {
+    if (n > MAX_PICKLE_LONG_BYTES) {
+      this.unsupported(
+        `an integer of ${n} bytes (at most ${MAX_PICKLE_LONG_BYTES} are read)`,
+      );
+    }
     const p = this.take(n);
     if (n === 0) return 0;
     let x = 0n;
@@ -697,6 +733,17 @@ class Unpickler {
   private corrupt(why: string): never {
     const { file, member } = this.origin;
     return fail('CORRUPT_FILE', `${member} in ${file} is not a valid pickle at byte ${this.at}: ${why}`, { file, member, offset: this.at });
+  }
+
+  /** A budget exceeded: CORRUPT_FILE naming the limit (no state dict comes near one). */
+  private overBudget(what: string): never {
+    const { file, member } = this.origin;
+    const message = `${member} in ${file} is not a state dict mamba-ts will read: at byte ${this.at} it needs ${what}`;
+    return fail('CORRUPT_FILE', message, {
+      file,
+      member,
+      offset: this.at,
+    });
   }
 
   private unsupported(what: string): never {

@@ -2,7 +2,9 @@
  * A small read-only zip reader over a random-access byte source: it parses the central directory
  * (zip64 included) and reads one member, or a byte range of a STORED member, with positional reads,
  * so a multi-GB archive is never loaded whole. Browser-safe: no `node:*` imports; DEFLATE members
- * are inflated with the web `DecompressionStream('deflate-raw')`.
+ * are inflated with the web `DecompressionStream('deflate-raw')`, as a stream: an archive is untrusted,
+ * so a member never inflates past the size its directory entry declares (nor past the caller's cap),
+ * and a range of a member costs memory for that range only.
  *
  * Format: PKWARE APPNOTE.TXT 6.3 (sections 4.3.7 local header, 4.3.12 central directory header,
  * 4.3.14-4.3.16 zip64 end records, 4.5.3 zip64 extended information extra field).
@@ -38,6 +40,17 @@ const CENTRAL_HEADER_SIZE = 46;
 const MAX_COMMENT = 0xffff;
 const U16_MAX = 0xffff;
 const U32_MAX = 0xffffffff;
+/**
+ * DEFLATE's best ratio is 1032:1 (258-byte matches coded in 2 bits); a member declaring more is
+ * corrupt. The slack covers the block headers of tiny members.
+ */
+const MAX_DEFLATE_RATIO = 1032;
+const DEFLATE_SLACK = 1024;
+/**
+ * Largest central directory read: torch writes ~100 bytes per record and a few records per tensor,
+ * so a 70B model's directory is well under 1 MB.
+ */
+export const MAX_CENTRAL_DIRECTORY_BYTES = 64 * 1024 * 1024;
 
 /** `PK\x03\x04`, the first bytes of a zip whose first member starts the file (torch.save's case). */
 export function startsLikeZip(head: Uint8Array): boolean {
@@ -106,6 +119,12 @@ export class ZipArchive {
     if (cdOffset + cdSize > size) {
       corrupt(source, `its central directory (${cdSize} bytes at ${cdOffset}) runs past the end of the file (${size} bytes): the file is truncated`);
     }
+    if (cdSize > MAX_CENTRAL_DIRECTORY_BYTES) {
+      corrupt(
+        source,
+        `its central directory has ${cdSize} bytes, more than the ${MAX_CENTRAL_DIRECTORY_BYTES}-byte limit`,
+      );
+    }
     if (cdSize < entryCount * CENTRAL_HEADER_SIZE) {
       corrupt(source, `its central directory has ${cdSize} bytes, too few for ${entryCount} entries`);
     }
@@ -128,18 +147,72 @@ export class ZipArchive {
     return p;
   }
 
-  /** The member's whole content, inflated when compressed, checked against its CRC-32 when one is recorded. */
-  async read(entry: ZipEntry): Promise<Uint8Array> {
-    const start = await this.dataOffset(entry);
-    const raw = entry.compressedSize === 0 ? new Uint8Array(0) : await this.source.read(start, entry.compressedSize);
-    const data = entry.method === 'stored' ? raw : await inflateRaw(raw, entry, this.source);
-    if (data.length !== entry.size) {
-      corrupt(this.source, `member ${entry.name} holds ${data.length} bytes, its directory entry says ${entry.size}`);
+  /**
+   * The member's whole content, inflated when compressed, checked against its CRC-32 when one is
+   * recorded. `maxBytes` caps what the caller accepts (data.pkl: a few MB even for a 70B model); a
+   * member declaring more is refused before a byte is read.
+   */
+  async read(entry: ZipEntry, maxBytes = Number.MAX_SAFE_INTEGER): Promise<Uint8Array> {
+    if (entry.size > maxBytes) {
+      corrupt(
+        this.source,
+        `member ${entry.name} declares ${entry.size} bytes, more than the ${maxBytes}-byte limit for it`,
+      );
     }
+    const start = await this.dataOffset(entry);
+    if (entry.method !== 'stored') return this.inflateRange(entry, start, 0, entry.size);
+    const data = entry.compressedSize === 0 ? new Uint8Array(0) : await this.source.read(start, entry.compressedSize);
     if (entry.crc32 !== 0 && crc32(data) !== entry.crc32) {
       corrupt(this.source, `member ${entry.name} fails its CRC-32 check (the file is damaged)`);
     }
     return data;
+  }
+
+  /**
+   * Inflates a DEFLATE member as a stream, keeping only bytes [from, from + length) of its content:
+   * the whole stream is checked (never more than the declared size, exactly that size at the end,
+   * its CRC-32) but memory holds only the range and one chunk.
+   */
+  private async inflateRange(entry: ZipEntry, start: number, from: number, length: number): Promise<Uint8Array> {
+    const raw = await this.source.read(start, entry.compressedSize);
+    const out = new Uint8Array(length);
+    let produced = 0;
+    let crc = CRC_INIT;
+    // Blob takes only ArrayBuffer-backed views (never shared memory); a source read returns a fresh buffer.
+    const bytes = raw.buffer instanceof ArrayBuffer ? (raw as Uint8Array<ArrayBuffer>) : new Uint8Array(raw);
+    const reader = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('deflate-raw')).getReader();
+    try {
+      for (;;) {
+        let chunk: ReadableStreamReadResult<Uint8Array>;
+        try {
+          chunk = await reader.read();
+        } catch (e) {
+          return corrupt(this.source, `member ${entry.name} does not inflate: ${(e as Error).message}`);
+        }
+        if (chunk.done) break;
+        const value = chunk.value;
+        const end = produced + value.length;
+        if (end > entry.size) {
+          corrupt(
+            this.source,
+            `member ${entry.name} inflates to more than the ${entry.size} bytes its directory entry declares`,
+          );
+        }
+        const a = Math.max(produced, from), b = Math.min(end, from + length);
+        if (a < b) out.set(value.subarray(a - produced, b - produced), a - from);
+        crc = crc32Update(crc, value);
+        produced = end;
+      }
+    } finally {
+      reader.cancel().catch(() => undefined);
+    }
+    if (produced !== entry.size) {
+      corrupt(this.source, `member ${entry.name} holds ${produced} bytes, its directory entry says ${entry.size}`);
+    }
+    if (entry.crc32 !== 0 && crc32Final(crc) !== entry.crc32) {
+      corrupt(this.source, `member ${entry.name} fails its CRC-32 check (the file is damaged)`);
+    }
+    return out;
   }
 
   /**
@@ -150,9 +223,9 @@ export class ZipArchive {
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > entry.size) {
       fail('BAD_ARGUMENT', `cannot read bytes [${offset}, ${offset + length}) of ${entry.name} in ${this.source.description}: it holds ${entry.size} bytes`);
     }
-    if (entry.method !== 'stored') return (await this.read(entry)).subarray(offset, offset + length);
     if (length === 0) return new Uint8Array(0);
     const start = await this.dataOffset(entry);
+    if (entry.method !== 'stored') return this.inflateRange(entry, start, offset, length);
     return this.source.read(start + offset, length);
   }
 
@@ -229,8 +302,19 @@ function parseCentralDirectory(cd: Uint8Array, count: number, cdOffset: number, 
     if (methodCode === 0 && compressedSize !== size) {
       corrupt(source, `stored member ${name} has compressed size ${compressedSize} but size ${size}`);
     }
-    if (localHeaderOffset + LOCAL_HEADER_SIZE > cdOffset) {
-      corrupt(source, `member ${name} starts at ${localHeaderOffset}, inside or past the central directory at ${cdOffset}`);
+    if (localHeaderOffset + LOCAL_HEADER_SIZE + compressedSize > cdOffset) {
+      corrupt(
+        source,
+        `member ${name} (${compressedSize} bytes after its header at ${localHeaderOffset}) runs into or past the ` +
+          `central directory at ${cdOffset}`,
+      );
+    }
+    if (methodCode === 8 && size > compressedSize * MAX_DEFLATE_RATIO + DEFLATE_SLACK) {
+      corrupt(
+        source,
+        `deflated member ${name} declares ${size} bytes from ${compressedSize}, beyond DEFLATE's ` +
+          `${MAX_DEFLATE_RATIO}:1 limit`,
+      );
     }
     entries.push({ name, method: methodCode === 0 ? 'stored' : 'deflate', compressedSize, size, crc32: crc, localHeaderOffset });
     p = end;
@@ -238,21 +322,21 @@ function parseCentralDirectory(cd: Uint8Array, count: number, cdOffset: number, 
   return entries;
 }
 
-async function inflateRaw(raw: Uint8Array, entry: ZipEntry, source: ByteSource): Promise<Uint8Array> {
-  try {
-    // Blob takes only ArrayBuffer-backed views (never shared memory); a source read returns a fresh buffer.
-    const bytes = raw.buffer instanceof ArrayBuffer ? (raw as Uint8Array<ArrayBuffer>) : new Uint8Array(raw);
-    const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('deflate-raw'));
-    return new Uint8Array(await new Response(stream).arrayBuffer());
-  } catch (e) {
-    return corrupt(source, `member ${entry.name} does not inflate: ${(e as Error).message}`);
-  }
-}
-
 let crcTable: Uint32Array | undefined;
+
+const CRC_INIT = 0xffffffff;
 
 /** CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320), as zip records it. */
 export function crc32(data: Uint8Array): number {
+  return crc32Final(crc32Update(CRC_INIT, data));
+}
+
+function crc32Final(c: number): number {
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/** The running register after `data`; start from CRC_INIT, finish with crc32Final. */
+function crc32Update(c: number, data: Uint8Array): number {
   if (!crcTable) {
     crcTable = new Uint32Array(256);
     for (let n = 0; n < 256; n++) {
@@ -261,9 +345,8 @@ export function crc32(data: Uint8Array): number {
       crcTable[n] = c >>> 0;
     }
   }
-  let c = 0xffffffff;
-  for (let i = 0; i < data.length; i++) c = crcTable[(c ^ data[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
+  for (let i = 0; i < data.length; i++) c = crcTable[(c ^ data[i]!) & 0xff]! ^ (c >>> 8);
+  return c;
 }
 
 function view(b: Uint8Array): DataView {

@@ -1,4 +1,6 @@
 import { fail } from '../errors.js';
+import { showJson } from '../io/json.js';
+import { CONFIG_BOUNDS, parameterCount, type MambaConfig } from '../models/model-config.js';
 
 /**
  * The settings of a training run, read from the `--config` JSON file (snake_case keys in three
@@ -121,17 +123,19 @@ export function parseTrainSettings(json: unknown, where: string, base: TrainSett
 function checkValue(what: string, v: unknown, kind: Kind | readonly string[], allowAuto: boolean): unknown {
   if (allowAuto && v === 'auto') return v;
   if (Array.isArray(kind)) {
-    if (!kind.includes(v as string)) fail('BAD_ARGUMENT', `${what} must be one of ${kind.map((k) => JSON.stringify(k)).join(', ')}, got ${JSON.stringify(v)}`);
+    if (!kind.includes(v as string)) {
+      fail('BAD_ARGUMENT', `${what} must be one of ${kind.map((k) => JSON.stringify(k)).join(', ')}, got ${showJson(v)}`);
+    }
     return v;
   }
   if (kind === 'bool') {
-    if (typeof v !== 'boolean') fail('BAD_ARGUMENT', `${what} must be true or false, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'boolean') fail('BAD_ARGUMENT', `${what} must be true or false, got ${showJson(v)}`);
     return v;
   }
   const ok = typeof v === 'number' && Number.isFinite(v) && (
     kind === 'int+' ? Number.isInteger(v) && v > 0 : kind === 'int0' ? Number.isInteger(v) && v >= 0 : kind === 'num+' ? v > 0 : kind === 'num0' ? v >= 0 : v > 0 && v < 1);
   const want = ({ 'int+': 'a positive integer', int0: 'a non-negative integer', 'num+': 'a positive number', num0: 'a number >= 0', frac: 'a number in (0, 1)' } as Record<string, string>)[kind as string];
-  if (!ok) fail('BAD_ARGUMENT', `${what} must be ${want}${allowAuto ? ' or "auto"' : ''}, got ${JSON.stringify(v)}`);
+  if (!ok) fail('BAD_ARGUMENT', `${what} must be ${want}${allowAuto ? ' or "auto"' : ''}, got ${showJson(v)}`);
   return v;
 }
 
@@ -139,6 +143,64 @@ function validate(s: TrainSettings, where: string): void {
   if (s.tokenizer.type === 'bpe' && s.tokenizer.vocabSize < 257 + 1) fail('BAD_ARGUMENT', `${where}: "tokenizer.vocab_size" must be at least 258 for a BPE (1 special token + 256 bytes + merges), got ${s.tokenizer.vocabSize}`);
   if (s.train.minLr > s.train.lr) fail('BAD_ARGUMENT', `${where}: "train.min_lr" (${s.train.minLr}) exceeds "train.lr" (${s.train.lr})`);
   if (s.train.seed > 0xffffffff) fail('BAD_ARGUMENT', `${where}: "train.seed" must be below 2^32`);
+  validateModelSize(s, where);
+}
+
+/**
+ * Bytes per parameter while training: the f32 weight, its gradient and Adam's two moments.
+ * Activations come on top; this bounds what the settings alone imply.
+ */
+const TRAIN_BYTES_PER_PARAMETER = 16;
+/** Training runs on one machine's CPU or GPU: weights, gradients and moments must fit in this. */
+export const MAX_TRAIN_PARAMETER_BYTES = 32 * 1024 ** 3;
+/** One tensor's f32 data is one typed array (and one wasm memory region on the CPU): 2 GiB at most. */
+export const MAX_TRAIN_TENSOR_BYTES = 2 * 1024 ** 3;
+
+/** The model's sizes within the loader's bounds, and its training memory within a machine's. */
+function validateModelSize(s: TrainSettings, where: string): void {
+  const m = s.model;
+  const vocab = s.tokenizer.type === 'bpe' ? s.tokenizer.vocabSize : 256 + 1;
+  const vocabSize = Math.ceil(vocab / m.padVocabMultiple) * m.padVocabMultiple;
+  const dInner = Math.floor(m.expand * m.dModel);
+  const dtRank = m.dtRank === 'auto' ? Math.ceil(m.dModel / 16) : m.dtRank;
+  const sizes: [keyof typeof CONFIG_BOUNDS, string, number][] = [
+    ['dModel', 'model.d_model', m.dModel], ['nLayer', 'model.n_layer', m.nLayer], ['dState', 'model.d_state', m.dState],
+    ['dConv', 'model.d_conv', m.dConv], ['dInner', 'model.expand x model.d_model', dInner],
+    ['dtRank', 'model.dt_rank', dtRank],
+    ['vocabSize', 'tokenizer.vocab_size (padded)', vocabSize],
+  ];
+  for (const [k, key, v] of sizes) {
+    const max = CONFIG_BOUNDS[k].max;
+    if (v > max) {
+      fail(
+        'BAD_ARGUMENT',
+        `${where}: "${key}" is ${v}, above the limit ${max}`,
+        { key, value: v, limit: max },
+      );
+    }
+  }
+  const c: MambaConfig = {
+    arch: 'mamba', dModel: m.dModel, nLayer: m.nLayer, vocabSize, dState: m.dState, dConv: m.dConv, expand: m.expand,
+    dInner, dtRank, useBias: m.useBias, useConvBias: m.useConvBias, normEps: m.normEps, residualInFp32: true,
+    tieEmbeddings: m.tieEmbeddings,
+    eosTokenId: undefined, bosTokenId: undefined, padTokenId: undefined, layout: 'hf',
+  };
+  const largest = Math.max(vocabSize * m.dModel, 2 * dInner * m.dModel, dInner * (dtRank + 2 * m.dState)) * 4;
+  if (largest > MAX_TRAIN_TENSOR_BYTES) {
+    fail('BAD_ARGUMENT', `${where}: the model's largest matrix would take ${largest} bytes, above the ` +
+      `${MAX_TRAIN_TENSOR_BYTES}-byte limit for one tensor; make d_model, expand or the vocabulary smaller`, {
+      actual: largest, limit: MAX_TRAIN_TENSOR_BYTES,
+    });
+  }
+  const params = parameterCount(c);
+  const bytes = params * TRAIN_BYTES_PER_PARAMETER;
+  if (bytes > MAX_TRAIN_PARAMETER_BYTES) {
+    fail('BAD_ARGUMENT', `${where}: the model has ${params} parameters, which need ${bytes} bytes to train (weights, ` +
+      `gradients and Adam's moments at ${TRAIN_BYTES_PER_PARAMETER} bytes each), above the ` +
+      `${MAX_TRAIN_PARAMETER_BYTES}-byte limit`, {
+      parameters: params, actual: bytes, limit: MAX_TRAIN_PARAMETER_BYTES,
+    });
+  }
 }
 
 /** The settings back as the config JSON (snake_case), for the checkpoint and for `--config` files. */

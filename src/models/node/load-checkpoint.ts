@@ -5,6 +5,7 @@ import { cpu } from '../../backend/cpu/cpu-backend.js';
 import { fail, isMambaError } from '../../errors.js';
 import { openCheckpointTensors } from '../../io/node/checkpoint-files.js';
 import { openTorchCheckpointFile } from '../../io/node/torch-file.js';
+import { MAX_CONFIG_JSON_BYTES, parseUntrustedJson } from '../../io/json.js';
 import type { TensorSource } from '../../io/tensor-source.js';
 import { buildModel } from '../build.js';
 import { parseConfig, type ModelConfig } from '../config.js';
@@ -22,19 +23,23 @@ export async function readConfig(dir: string): Promise<{ config: ModelConfig; ra
   const path = join(dir, 'config.json');
   let text: string;
   try {
+    // a multi-GB file would be read whole before the JSON reader's size check
+    const { size } = await stat(path);
+    if (size > MAX_CONFIG_JSON_BYTES) {
+      fail('CORRUPT_FILE', `${path} has ${size} bytes, more than the ${MAX_CONFIG_JSON_BYTES}-byte limit for config.json`, {
+        path,
+        size,
+      });
+    }
     text = await readFile(path, 'utf8');
   } catch (e) {
+    if (isMambaError(e)) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') fail('FILE_NOT_FOUND', `no config.json in ${dir}: a model directory needs config.json and its weights`, { path });
     if (code === 'ENOTDIR') fail('BAD_ARGUMENT', `${dir} is not a directory`, { path });
     throw e;
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    return fail('CORRUPT_FILE', `${path} is not valid JSON: ${(e as Error).message}`, { path });
-  }
+  const json = parseUntrustedJson(text, path, { maxBytes: MAX_CONFIG_JSON_BYTES });
   return { config: parseConfig(json, path), raw: json as Record<string, unknown> };
 }
 
