@@ -291,7 +291,7 @@ test('a transfer cut once is resumed within the same call', async () => {
     hub.addRepo('acme/tiny', { files: tinyRepo() });
     hub.failAfterBytes = 70_000;
     hub.failTransfers = 1;
-    const dir = await resolveModel('acme/tiny', { env });
+    const dir = await resolveModel('acme/tiny', { env, retryBaseMs: 10 });
     assert.deepEqual(
       hub.matching({ server: 'cdn', method: 'GET' }).map((r) => r.range),
       [undefined, 'bytes=70000-'],
@@ -304,7 +304,7 @@ test('a transfer cut every time, but progressing, completes with retries', async
   await withHub(async ({ hub, env }) => {
     hub.addRepo('acme/tiny', { files: tinyRepo() });
     hub.failAfterBytes = 64 * 1024; // each attempt brings 64 kB: 5 attempts for 300 kB
-    const dir = await resolveModel('acme/tiny', { env, maxRetries: 1 });
+    const dir = await resolveModel('acme/tiny', { env, maxRetries: 1, retryBaseMs: 10 });
     assert.equal(hub.count({ server: 'cdn', method: 'GET' }), 5);
     assert.equal(await fileSha256(join(dir, 'model.safetensors')), sha256(WEIGHTS));
   });
