@@ -100,6 +100,8 @@ export class FakeHub {
   readonly cdnFailures: FakeFailure[] = [];
   /** Every request to the hub origin answers this status (a hub that is down), e.g. 503. */
   hubStatus: number | undefined = undefined;
+  /** When set, sizeDelta, endlessBody and drip apply to these files only (repo paths). */
+  misbehavingFiles: Set<string> | undefined = undefined;
   /** Files whose bodies are served with their first byte flipped; their etags stay right. */
   readonly corruptFiles = new Set<string>();
   /** Files answered with this X-Repo-Commit instead of the revision's commit. */
@@ -169,6 +171,10 @@ export class FakeHub {
     this.requests.length = 0;
   }
 
+  private misbehaves(file: string): boolean {
+    return this.misbehavingFiles === undefined || this.misbehavingFiles.has(file);
+  }
+
   private record(server: 'hub' | 'cdn', req: http.IncomingMessage): void {
     this.requests.push({
       server,
@@ -217,7 +223,7 @@ export class FakeHub {
         'X-Repo-Commit': answered,
         ETag: `"${gitBlobSha1(Buffer.from(pointer))}"`,
         'X-Linked-Etag': `"${stored.sha256}"`,
-        'X-Linked-Size': String(stored.data.length + this.sizeDelta),
+        'X-Linked-Size': String(stored.data.length + (this.misbehaves(file) ? this.sizeDelta : 0)),
       });
     }
     this.sendBody(req, res, stored.data, { 'X-Repo-Commit': answered, ETag: `"${stored.gitSha1}"` }, file);
@@ -258,13 +264,16 @@ export class FakeHub {
       headers = { ...headers, 'Content-Range': `bytes ${start}-${stop - 1}/${data.length}` };
     }
     const body = data.subarray(start, stop);
+    const odd = this.misbehaves(file);
+    const delta = odd ? this.sizeDelta : 0;
     if (req.method === 'HEAD') {
-      res.writeHead(status, { ...headers, 'Content-Length': String(body.length + this.sizeDelta), 'Accept-Ranges': 'bytes' });
+      res.writeHead(status, { ...headers, 'Content-Length': String(body.length + delta), 'Accept-Ranges': 'bytes' });
       res.end();
       return;
     }
-    const lie = this.sizeDeltaInGet ? this.sizeDelta : 0;
-    const chunked = this.endlessBody || lie < 0;
+    const lie = this.sizeDeltaInGet ? delta : 0;
+    const endless = odd && this.endlessBody;
+    const chunked = endless || lie < 0;
     res.writeHead(status, {
       ...headers,
       ...(chunked ? {} : { 'Content-Length': String(body.length + lie) }),
@@ -275,7 +284,7 @@ export class FakeHub {
       this.failTransfers--;
       cut = this.failAfterBytes;
     }
-    if (this.endlessBody) {
+    if (endless) {
       const noise = Buffer.alloc(CHUNK, 0x5a);
       const flood = (): void => {
         if (!res.destroyed) res.write(noise, () => setImmediate(flood));
@@ -284,8 +293,9 @@ export class FakeHub {
       return;
     }
     const limit = cut ?? body.length;
-    const step = this.drip?.bytes ?? CHUNK;
-    const delay = this.drip?.everyMs ?? this.chunkDelayMs;
+    const drip = odd ? this.drip : undefined;
+    const step = drip?.bytes ?? CHUNK;
+    const delay = drip?.everyMs ?? this.chunkDelayMs;
     let sent = 0;
     const finish = (): void => {
       if (cut === undefined) res.end();
