@@ -18,7 +18,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, rename, rm, statfs, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fail, MambaError } from '../errors.js';
@@ -97,6 +97,7 @@ export async function downloadBlob(req: BlobRequest): Promise<void> {
     try {
       const have = await fileSize(req.blobPath);
       if (have !== undefined && (req.size === undefined || have === req.size)) return; // done meanwhile
+      await checkDiskSpace(req);
       await fillIncomplete(req);
       if (!(await lock.isHeld())) continue;
       await rename(incompletePath(req.blobPath), req.blobPath);
@@ -109,6 +110,30 @@ export async function downloadBlob(req: BlobRequest): Promise<void> {
     file: req.file,
     lock: req.lockPath,
   });
+}
+
+/**
+ * Refuses a download the disk cannot hold (Python's _check_disk_space only warns; here the size is
+ * untrusted, and a full disk harms more than this process), naming both numbers.
+ */
+async function checkDiskSpace(req: BlobRequest): Promise<void> {
+  if (req.size === undefined) return;
+  const need = req.size - ((await fileSize(incompletePath(req.blobPath))) ?? 0);
+  let free: number;
+  try {
+    const fs = await statfs(dirname(req.blobPath));
+    free = fs.bavail * fs.bsize;
+  } catch {
+    return; // no statfs here: the size limit on the body still holds
+  }
+  if (need > free) {
+    fail(
+      'NETWORK',
+      `${req.file} needs ${need} more bytes (the hub announced ${req.size}), but only ${free} are free on ` +
+        `${dirname(req.blobPath)}; free some space or point HF_HUB_CACHE elsewhere`,
+      { file: req.file, announced: req.size, need, free },
+    );
+  }
 }
 
 /**

@@ -245,7 +245,9 @@ test('a hub that cannot be reached falls back to the cache; with nothing cached 
     hub.addRepo('acme/tiny', { files: tinyRepo() });
     const dir = await resolveModel('acme/tiny', { env });
     const down = { ...env, HF_ENDPOINT: await closedPortUrl() };
-    assert.equal(await resolveModel('acme/tiny', { env: down }), dir);
+    const warnings: string[] = [];
+    assert.equal(await resolveModel('acme/tiny', { env: down, onWarning: (m) => warnings.push(m) }), dir);
+    assert.equal(warnings.length, 1, 'the fallback is announced');
     await rejectsWith(resolveModel('acme/other', { env: down }), 'NETWORK', 'could not reach', down.HF_ENDPOINT, 'refs/main');
   });
 });
@@ -255,7 +257,9 @@ test('a hub that does not answer within the timeout counts as unreachable (cache
     hub.addRepo('acme/tiny', { files: tinyRepo() });
     const dir = await resolveModel('acme/tiny', { env });
     hub.hang = true;
-    assert.equal(await resolveModel('acme/tiny', { env, timeoutMs: 200 }), dir);
+    const warnings: string[] = [];
+    assert.equal(await resolveModel('acme/tiny', { env, timeoutMs: 200, onWarning: (m) => warnings.push(m) }), dir);
+    assert.equal(warnings.length, 1, 'the fallback is announced');
     await rejectsWith(resolveModel('acme/other', { env, timeoutMs: 200 }), 'NETWORK', 'could not reach');
   });
 });
@@ -725,6 +729,17 @@ test('a size announced one byte too big fails after one or two GETs, never loops
     hub.clearRequests();
     await rejectsWith(resolveModel('acme/tiny', quick(env)), 'CORRUPT_FILE', 'HTTP 416');
     assert.equal(hub.count({ server: 'cdn', method: 'GET' }), 1);
+  });
+});
+
+test('a file announced bigger than the free disk space is refused before any byte is written', async () => {
+  await withHub(async ({ hub, env, repoDir }) => {
+    hub.addRepo('acme/tiny', { files: tinyRepo() });
+    hub.misbehavingFiles = new Set(['model.safetensors']);
+    hub.sizeDelta = 2 ** 52; // 4.5 PB
+    await rejectsWith(resolveModel('acme/tiny', quick(env)), 'NETWORK', 'model.safetensors', String(2 ** 52 + WEIGHTS.length), 'free');
+    assert.equal(hub.count({ server: 'cdn' }), 0);
+    assert.deepEqual(await incompleteFiles(repoDir('acme/tiny')), []);
   });
 });
 
