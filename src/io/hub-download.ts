@@ -187,7 +187,8 @@ async function fillIncomplete(req: BlobRequest): Promise<void> {
         try {
           await sleep(backoffMs(failures, req.retry, e.retryAfterMs), undefined, { signal: waitSignal });
         } catch (err) {
-          throw req.signal?.aborted === true ? interruptedBy(req) : deadline.signal.aborted ? await deadline.error() : err;
+          if (req.signal?.aborted === true) throw interruptedBy(req);
+          throw deadline.signal.aborted ? await deadline.error() : err;
         }
         continue;
       }
@@ -202,7 +203,8 @@ async function fillIncomplete(req: BlobRequest): Promise<void> {
         const name = req.digest.algorithm === 'sha256' ? 'sha256' : 'git blob sha1';
         fail(
           'CORRUPT_FILE',
-          `${req.file} downloaded from ${req.url} has ${name} ${result.digest}, but the hub announced ${req.digest.hex} ` +
+          `${req.file} downloaded from ${req.url} has ${name} ${result.digest}, ` +
+            `but the hub announced ${req.digest.hex} ` +
             `(its etag); the partial file was deleted, try again`,
           { file: req.file, url: req.url, expected: req.digest.hex, actual: result.digest },
         );
@@ -233,7 +235,8 @@ async function transfer(
     // Complete already (stopped between the last byte and the rename), or empty: only verify.
     if (offset === 0) await writeFile(incomplete, new Uint8Array(0));
     req.onProgress?.({ file: req.file, loaded: offset, total: req.size });
-    const digest = req.digest === undefined ? undefined : (await feedFile(incomplete, startDigest(req.digest, offset))).digest('hex');
+    const hash = req.digest === undefined ? undefined : await feedFile(incomplete, startDigest(req.digest, offset));
+    const digest = hash?.digest('hex');
     return { resumedFrom, digest };
   }
 

@@ -100,7 +100,8 @@ export class HubHttp {
         const cause = (e as Error & { cause?: Error }).cause?.message ?? (e as Error).message;
         throw new MambaError(
           'NETWORK',
-          `could not reach ${url} (${cause}); check the network or HF_ENDPOINT, or set HF_HUB_OFFLINE=1 to use the cache`,
+          `could not reach ${url} (${cause}); check the network or HF_ENDPOINT, ` +
+            `or set HF_HUB_OFFLINE=1 to use the cache`,
           { url, unreachable: true },
         );
       }
@@ -122,15 +123,21 @@ export class HubHttp {
       const said = detail === null ? '' : `: ${detail}`;
       const facts = { repo: this.repoId, revision, file, url, status: res.status };
       if (res.status === 404 && (errorCode === null || errorCode === 'EntryNotFound')) {
-        return { missing: true, commit: commitHeader !== null && COMMIT_SHA.test(commitHeader) ? commitHeader : undefined };
+        const commit = commitHeader !== null && COMMIT_SHA.test(commitHeader) ? commitHeader : undefined;
+        return { missing: true, commit };
       }
       if (errorCode === 'RevisionNotFound') {
-        fail('FILE_NOT_FOUND', `revision "${revision}" does not exist in ${this.repoId} (${url}, HTTP ${res.status}${said})`, facts);
+        fail(
+          'FILE_NOT_FOUND',
+          `revision "${revision}" does not exist in ${this.repoId} (${url}, HTTP ${res.status}${said})`,
+          facts,
+        );
       }
       if (errorCode === 'RepoNotFound') {
         fail(
           'FILE_NOT_FOUND',
-          `repository ${this.repoId} not found at ${url} (HTTP ${res.status}${said}); check the id, and for a private ` +
+          `repository ${this.repoId} not found at ${url} (HTTP ${res.status}${said}); check the id, ` +
+            `and for a private ` +
             `or gated repository set HF_TOKEN to a token that can read it` +
             (this.s.token === undefined ? '' : ' (a token was sent: it has no access)'),
           facts,

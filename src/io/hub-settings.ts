@@ -50,7 +50,10 @@ export interface HubOptions {
    */
   retryBaseMs?: number;
   retryMaxMs?: number;
-  /** Limit for a metadata request and for a transfer receiving nothing, in ms (default: HF_HUB_ETAG_TIMEOUT / HF_HUB_DOWNLOAD_TIMEOUT, 10 s). */
+  /**
+   * Limit for a metadata request and for a transfer receiving nothing, in ms (default:
+   * HF_HUB_ETAG_TIMEOUT / HF_HUB_DOWNLOAD_TIMEOUT seconds, else 10 s).
+   */
   timeoutMs?: number;
   /**
    * Overall limit for one file, whatever its pace: max(downloadDeadlineMs, size / minBytesPerSecond)
@@ -118,13 +121,17 @@ export function hubSettings(opts: HubOptions): HubSettings {
   // An option wins over its variable; the variable is in seconds (bytes per second for the speed).
   const setting = (option: string, v: number | undefined, name: string, unit: number, fallback: number): number => {
     if (v !== undefined) {
-      if (!(v > 0) || !Number.isFinite(v)) fail('BAD_ARGUMENT', `${option} must be a positive number, got ${v}`, { [option]: v });
+      if (!(v > 0) || !Number.isFinite(v)) {
+        fail('BAD_ARGUMENT', `${option} must be a positive number, got ${v}`, { [option]: v });
+      }
       return v;
     }
     const text = nonEmpty(env[name]);
     if (text === undefined) return fallback;
     const n = Number(text);
-    if (!(n > 0) || !Number.isFinite(n)) fail('BAD_ARGUMENT', `${name}="${text}" is not a positive number`, { [name]: text });
+    if (!(n > 0) || !Number.isFinite(n)) {
+      fail('BAD_ARGUMENT', `${name}="${text}" is not a positive number`, { [name]: text });
+    }
     return n * unit;
   };
   const maxRetries = opts.maxRetries ?? 5;
@@ -146,8 +153,20 @@ export function hubSettings(opts: HubOptions): HubSettings {
       maxMs: Math.max(baseMs, setting('retryMaxMs', opts.retryMaxMs, '', 1, 8000)),
       maxRetryAfterMs: MAX_RETRY_AFTER_MS,
     },
-    downloadDeadlineMs: setting('downloadDeadlineMs', opts.downloadDeadlineMs, 'MAMBA_TS_HUB_DEADLINE', 1000, DEFAULT_DEADLINE_MS),
-    minBytesPerSecond: setting('minBytesPerSecond', opts.minBytesPerSecond, 'MAMBA_TS_HUB_MIN_SPEED', 1, DEFAULT_MIN_BYTES_PER_SECOND),
+    downloadDeadlineMs: setting(
+      'downloadDeadlineMs',
+      opts.downloadDeadlineMs,
+      'MAMBA_TS_HUB_DEADLINE',
+      1000,
+      DEFAULT_DEADLINE_MS,
+    ),
+    minBytesPerSecond: setting(
+      'minBytesPerSecond',
+      opts.minBytesPerSecond,
+      'MAMBA_TS_HUB_MIN_SPEED',
+      1,
+      DEFAULT_MIN_BYTES_PER_SECOND,
+    ),
     onProgress: opts.onProgress,
     onWarning: opts.onWarning ?? ((m) => process.stderr.write(`warning: ${m}\n`)),
     signal: opts.signal,

@@ -42,7 +42,8 @@ export function parseModelSpec(spec: string, revision?: string): ModelSpec {
   ) {
     fail(
       'BAD_ARGUMENT',
-      `model ${JSON.stringify(spec)} is neither an existing directory nor a Hugging Face repo id: expected "org/name" or ` +
+      `model ${JSON.stringify(spec)} is neither an existing directory nor a Hugging Face repo id: ` +
+        `expected "org/name" or ` +
         `"org/name@revision" (letters, digits, "-", "_" and "." in each part, no "--" or "..", at most 96 characters)`,
       { model: spec },
     );
@@ -133,7 +134,8 @@ export function checkShardNames(shards: readonly string[], indexPath: string, ot
       if (files.has(folder)) {
         fail(
           'CORRUPT_FILE',
-          `${where} names both ${JSON.stringify(folder)} and ${JSON.stringify(s)}: a path cannot be a file and a folder`,
+          `${where} names both ${JSON.stringify(folder)} and ${JSON.stringify(s)}: ` +
+            `a path cannot be a file and a folder`,
           { file: indexPath, name: s },
         );
       }
@@ -151,9 +153,11 @@ export function localModelDir(arg: string): string | undefined {
   const st = statOrUndefined(path);
   if (st?.isDirectory() === true) return path;
   if (st !== undefined) {
-    fail('BAD_ARGUMENT', `${arg} is a file; expected a model directory (with config.json and weights) or a repo id org/name`, {
-      model: arg,
-    });
+    fail(
+      'BAD_ARGUMENT',
+      `${arg} is a file; expected a model directory (with config.json and weights) or a repo id org/name`,
+      { model: arg },
+    );
   }
   const first = arg.split(/[\\/]/)[0] ?? '';
   const partly = arg.includes('/') && first !== '' && statOrUndefined(first) !== undefined;
@@ -162,7 +166,8 @@ export function localModelDir(arg: string): string | undefined {
       'FILE_NOT_FOUND',
       `model directory ${arg} does not exist` +
         (partly && !/^[.~/]/.test(arg)
-          ? ` ("${first}" exists here, so it was read as a path; to use the hub repo ${arg}, run from another directory)`
+          ? ` ("${first}" exists here, so it was read as a path; to use the hub repo ${arg}, ` +
+            `run from another directory)`
           : ''),
       { model: arg },
     );

@@ -115,7 +115,9 @@ class SnapshotResolver {
   async start(): Promise<void> {
     if (this.cacheOnly !== undefined) {
       const commit = await this.cache.commitFor(this.revision);
-      if (commit === undefined) throw this.cacheMiss(join(this.cache.dir, 'refs', this.revision), `refs/${this.revision}`);
+      if (commit === undefined) {
+        throw this.cacheMiss(join(this.cache.dir, 'refs', this.revision), `refs/${this.revision}`);
+      }
       this.commit = commit;
       await this.present('config.json', true);
       return;
@@ -130,7 +132,8 @@ class SnapshotResolver {
       fail(
         'FILE_NOT_FOUND',
         `config.json not found in ${this.repoId} at revision ${this.revision} ` +
-          `(${this.http.resolveUrl(this.revision, 'config.json')}): the repository, the revision or the file does not exist`,
+          `(${this.http.resolveUrl(this.revision, 'config.json')}): the repository, the revision or the file ` +
+          `does not exist`,
         { repo: this.repoId, revision: this.revision, file: 'config.json' },
       );
     }
@@ -175,7 +178,9 @@ class SnapshotResolver {
     }
     if (await this.present(PYTORCH_BIN, false)) return [PYTORCH_BIN];
     const candidates = `${SAFETENSORS}, ${SAFETENSORS_INDEX} or ${PYTORCH_BIN}`;
-    if (this.cacheOnly !== undefined) throw this.cacheMiss(this.cache.snapshotDir(this.commit), `weights (${candidates})`);
+    if (this.cacheOnly !== undefined) {
+      throw this.cacheMiss(this.cache.snapshotDir(this.commit), `weights (${candidates})`);
+    }
     fail('FILE_NOT_FOUND', `${this.repoId} at commit ${this.commit} has no weights: looked for ${candidates}`, {
       repo: this.repoId,
       commit: this.commit,
@@ -233,7 +238,8 @@ class SnapshotResolver {
     fail(
       'NETWORK',
       `${this.http.resolveUrl(expected, file)} answered for commit ${commit} (X-Repo-Commit), not for ${expected}, ` +
-        `the commit this snapshot of ${this.repoId}@${this.revision} is made of; files of two commits are never mixed: ` +
+        `the commit this snapshot of ${this.repoId}@${this.revision} is made of; files of two commits are ` +
+        `never mixed: ` +
         `try again (the branch may have moved), or pin a commit with @<sha>`,
       { repo: this.repoId, file, expected, actual: commit },
     );

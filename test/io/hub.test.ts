@@ -2,7 +2,20 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import {
+  lstat,
+  lutimes,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  readlink,
+  rm,
+  stat,
+  symlink,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
@@ -681,9 +694,21 @@ test('an endpoint that is not a hub (no X-Repo-Commit) is a clear NETWORK error'
 
 test('bad option values are BAD_ARGUMENT', async () => {
   const env = { HF_HOME: '/nonexistent' };
-  await rejectsWith(resolveModel('acme/tiny', { env: { ...env, HF_ENDPOINT: 'ftp://x' } }), 'BAD_ARGUMENT', 'HF_ENDPOINT');
-  await rejectsWith(resolveModel('acme/tiny', { env: { ...env, HF_HUB_ETAG_TIMEOUT: 'soon' } }), 'BAD_ARGUMENT', 'HF_HUB_ETAG_TIMEOUT');
-  await rejectsWith(resolveModel('acme/tiny', { env, maxRetries: -1 } satisfies HubOptions), 'BAD_ARGUMENT', 'maxRetries');
+  await rejectsWith(
+    resolveModel('acme/tiny', { env: { ...env, HF_ENDPOINT: 'ftp://x' } }),
+    'BAD_ARGUMENT',
+    'HF_ENDPOINT',
+  );
+  await rejectsWith(
+    resolveModel('acme/tiny', { env: { ...env, HF_HUB_ETAG_TIMEOUT: 'soon' } }),
+    'BAD_ARGUMENT',
+    'HF_HUB_ETAG_TIMEOUT',
+  );
+  await rejectsWith(
+    resolveModel('acme/tiny', { env, maxRetries: -1 } satisfies HubOptions),
+    'BAD_ARGUMENT',
+    'maxRetries',
+  );
 });
 
 // --- an untrusted hub (issue 13): bounded in size, time and attempts -----------------------------
@@ -708,7 +733,13 @@ test('a size announced one byte too big fails after one or two GETs, never loops
     hub.misbehavingFiles = new Set(['model.safetensors']);
     // The HEAD lies, the GET tells the truth: the contradiction is seen before any byte is kept.
     hub.sizeDelta = 1;
-    const e = await rejectsWith(resolveModel('acme/tiny', quick(env)), 'CORRUPT_FILE', 'model.safetensors', big, String(WEIGHTS.length));
+    const e = await rejectsWith(
+      resolveModel('acme/tiny', quick(env)),
+      'CORRUPT_FILE',
+      'model.safetensors',
+      big,
+      String(WEIGHTS.length),
+    );
     assert.equal(e.details['announced'], WEIGHTS.length + 1);
     assert.equal(hub.count({ server: 'cdn', method: 'GET' }), 1);
     assert.deepEqual(await incompleteFiles(repoDir('acme/tiny')), []);
@@ -717,7 +748,13 @@ test('a size announced one byte too big fails after one or two GETs, never loops
     hub.sizeDeltaInGet = true;
     hub.clearRequests();
     // (416 when every byte was kept; else a 206 whose Content-Range tells the true size.)
-    await rejectsWith(resolveModel('acme/tiny', quick(env)), 'CORRUPT_FILE', 'model.safetensors', big, String(WEIGHTS.length));
+    await rejectsWith(
+      resolveModel('acme/tiny', quick(env)),
+      'CORRUPT_FILE',
+      'model.safetensors',
+      big,
+      String(WEIGHTS.length),
+    );
     const ranges = hub.matching({ server: 'cdn', method: 'GET' }).map((r) => r.range);
     assert.equal(ranges.length, 2);
     assert.ok(ranges[0] === undefined && ranges[1]?.startsWith('bytes='), String(ranges));
@@ -737,7 +774,13 @@ test('a file announced bigger than the free disk space is refused before any byt
     hub.addRepo('acme/tiny', { files: tinyRepo() });
     hub.misbehavingFiles = new Set(['model.safetensors']);
     hub.sizeDelta = 2 ** 52; // 4.5 PB
-    await rejectsWith(resolveModel('acme/tiny', quick(env)), 'NETWORK', 'model.safetensors', String(2 ** 52 + WEIGHTS.length), 'free');
+    await rejectsWith(
+      resolveModel('acme/tiny', quick(env)),
+      'NETWORK',
+      'model.safetensors',
+      String(2 ** 52 + WEIGHTS.length),
+      'free',
+    );
     assert.equal(hub.count({ server: 'cdn' }), 0);
     assert.deepEqual(await incompleteFiles(repoDir('acme/tiny')), []);
   });
@@ -748,7 +791,12 @@ test('a file gets at most 4 * (maxRetries + 1) attempts, even when each one make
     hub.addRepo('acme/tiny', { files: tinyRepo() });
     hub.failAfterBytes = 24_000; // at least 13 cuts would be needed for 300 kB
     hub.chunkDelayMs = 20; // each cut comes after the client consumed a chunk: every attempt makes progress
-    await rejectsWith(resolveModel('acme/tiny', { ...quick(env), maxRetries: 2 }), 'NETWORK', 'after 12 attempts', '.incomplete');
+    await rejectsWith(
+      resolveModel('acme/tiny', { ...quick(env), maxRetries: 2 }),
+      'NETWORK',
+      'after 12 attempts',
+      '.incomplete',
+    );
     assert.equal(hub.count({ server: 'cdn', method: 'GET' }), 12);
     const kept = (await stat(join(repoDir('acme/tiny'), 'blobs', `${sha256(WEIGHTS)}.incomplete`))).size;
     assert.ok(kept > 0 && kept <= 12 * 24_000, 'what arrived is kept for the next run');
@@ -766,7 +814,13 @@ test('a body that never ends is cut at the announced size, before the disk holds
     hub.addRepo('acme/tiny', { files: tinyRepo() });
     hub.endlessBody = true;
     const t0 = Date.now();
-    const e = await rejectsWith(resolveModel('acme/tiny', quick(env)), 'CORRUPT_FILE', 'config.json', 'more than', String(CONFIG.length));
+    const e = await rejectsWith(
+      resolveModel('acme/tiny', quick(env)),
+      'CORRUPT_FILE',
+      'config.json',
+      'more than',
+      String(CONFIG.length),
+    );
     assert.ok(Date.now() - t0 < 5000);
     assert.equal(e.details['announced'], CONFIG.length);
     assert.ok((e.details['received'] as number) > CONFIG.length);
@@ -814,7 +868,11 @@ test('a server that drips bytes hits the per-file deadline, scaled with the size
     const slow = { ...env, MAMBA_TS_HUB_DEADLINE: '0.3', MAMBA_TS_HUB_MIN_SPEED: '1000000000' };
     const e2 = await rejectsWith(resolveModel('acme/tiny', quick(slow)), 'NETWORK', 'deadline of 0.3 s');
     assert.equal(e2.details['limitMs'], 300);
-    await rejectsWith(resolveModel('acme/tiny', quick({ ...env, MAMBA_TS_HUB_MIN_SPEED: 'fast' })), 'BAD_ARGUMENT', 'MAMBA_TS_HUB_MIN_SPEED');
+    await rejectsWith(
+      resolveModel('acme/tiny', quick({ ...env, MAMBA_TS_HUB_MIN_SPEED: 'fast' })),
+      'BAD_ARGUMENT',
+      'MAMBA_TS_HUB_MIN_SPEED',
+    );
     hub.drip = undefined;
     const dir = await resolveModel('acme/tiny', quick(env));
     assert.equal(await fileSha256(join(dir, 'model.safetensors')), sha256(WEIGHTS));
@@ -833,7 +891,13 @@ test('metadata requests answered 429/5xx are retried with backoff, honouring Ret
     // Bounded: maxRetries + 1 attempts, then a NETWORK error naming the status (nothing cached for acme/other).
     hub.hubStatus = 503;
     hub.clearRequests();
-    await rejectsWith(resolveModel('acme/other', { ...quick(env), maxRetries: 2 }), 'NETWORK', 'HTTP 503', '3 times', 'refs/main');
+    await rejectsWith(
+      resolveModel('acme/other', { ...quick(env), maxRetries: 2 }),
+      'NETWORK',
+      'HTTP 503',
+      '3 times',
+      'refs/main',
+    );
     assert.equal(hub.count({ method: 'HEAD' }), 3);
 
     // A Retry-After beyond 60 s is not waited for.
@@ -879,14 +943,20 @@ test('a hub answering 503 (or unreachable) falls back to the cached snapshot, wi
     assert.ok(!warnings[0]?.includes('\n'));
 
     const unreachable: string[] = [];
-    assert.equal(await resolveModel('acme/tiny', quick({ ...env, HF_ENDPOINT: await closedPortUrl() }, unreachable)), dir);
+    const down = { ...env, HF_ENDPOINT: await closedPortUrl() };
+    assert.equal(await resolveModel('acme/tiny', quick(down, unreachable)), dir);
     assert.equal(unreachable.length, 1);
     assert.ok(unreachable[0]?.includes('could not reach'));
 
     // The cached snapshot lacks a file it needs: the error names the hub's failure and the missing file.
     await rm(join(dir, 'model.safetensors'));
     const none: string[] = [];
-    await rejectsWith(resolveModel('acme/tiny', { ...quick(env, none), maxRetries: 0 }), 'NETWORK', 'HTTP 503', 'model.safetensors');
+    await rejectsWith(
+      resolveModel('acme/tiny', { ...quick(env, none), maxRetries: 0 }),
+      'NETWORK',
+      'HTTP 503',
+      'model.safetensors',
+    );
     assert.deepEqual(none, []);
   });
 });
@@ -895,13 +965,25 @@ test('small files are checked against their etag (git blob sha1), LFS files agai
   await withHub(async ({ hub, env, repoDir }) => {
     hub.addRepo('acme/tiny', { files: tinyRepo() });
     hub.corruptFiles.add('config.json');
-    await rejectsWith(resolveModel('acme/tiny', quick(env)), 'CORRUPT_FILE', 'config.json', 'git blob sha1', gitBlobSha1(Buffer.from(CONFIG)));
+    await rejectsWith(
+      resolveModel('acme/tiny', quick(env)),
+      'CORRUPT_FILE',
+      'config.json',
+      'git blob sha1',
+      gitBlobSha1(Buffer.from(CONFIG)),
+    );
     const blobs = join(repoDir('acme/tiny'), 'blobs');
     assert.deepEqual(await readdir(blobs), [], 'neither the blob nor a partial file is left');
 
     hub.corruptFiles.clear();
     hub.corruptFiles.add('model.safetensors');
-    await rejectsWith(resolveModel('acme/tiny', quick(env)), 'CORRUPT_FILE', 'model.safetensors', 'sha256', sha256(WEIGHTS));
+    await rejectsWith(
+      resolveModel('acme/tiny', quick(env)),
+      'CORRUPT_FILE',
+      'model.safetensors',
+      'sha256',
+      sha256(WEIGHTS),
+    );
     assert.equal(await exists(join(blobs, sha256(WEIGHTS))), false);
     assert.deepEqual(await incompleteFiles(repoDir('acme/tiny')), []);
 
@@ -931,9 +1013,17 @@ test('empty files (small and LFS) are downloaded and linked like any other', asy
 test('a file answered for another commit (X-Repo-Commit) is refused, never filed under either snapshot', async () => {
   await withHub(async ({ hub, env, repoDir }) => {
     const main = hub.addRepo('acme/tiny', { files: tinyRepo() });
-    const other = hub.addRepo('acme/tiny', { revision: 'other', files: { ...tinyRepo(), 'config.json': '{"other":1}' } });
+    const otherFiles = { ...tinyRepo(), 'config.json': '{"other":1}' };
+    const other = hub.addRepo('acme/tiny', { revision: 'other', files: otherFiles });
     hub.fileCommits.set('model.safetensors', other);
-    await rejectsWith(resolveModel('acme/tiny', quick(env)), 'NETWORK', 'model.safetensors', other, main, 'X-Repo-Commit');
+    await rejectsWith(
+      resolveModel('acme/tiny', quick(env)),
+      'NETWORK',
+      'model.safetensors',
+      other,
+      main,
+      'X-Repo-Commit',
+    );
     const repo = repoDir('acme/tiny');
     assert.deepEqual(await readdir(join(repo, 'snapshots')), [main]);
     assert.equal(await exists(join(repo, 'snapshots', main, 'model.safetensors')), false);
@@ -954,7 +1044,13 @@ test('refs "a" and "a/b" in one cache are a clear error, not ENOTDIR; slashes ma
     const refs = join(repoDir('acme/tiny'), 'refs');
     await resolveModel('acme/tiny@a', quick(env));
     assert.equal(await readFile(join(refs, 'a'), 'utf8'), a);
-    await rejectsWith(resolveModel('acme/tiny@a/b', quick(env)), 'CORRUPT_FILE', 'revision "a/b"', join(refs, 'a', 'b'), 'stale');
+    await rejectsWith(
+      resolveModel('acme/tiny@a/b', quick(env)),
+      'CORRUPT_FILE',
+      'revision "a/b"',
+      join(refs, 'a', 'b'),
+      'stale',
+    );
 
     await rm(refs, { recursive: true });
     await resolveModel('acme/tiny@a/b', quick(env));
@@ -984,11 +1080,19 @@ test('odd shard names are CORRUPT_FILE and nothing is written outside the cache'
       const id = `acme/odd${n++}`;
       const index = JSON.stringify({ weight_map: { w: shard } });
       hub.addRepo(id, { files: { 'config.json': CONFIG, 'model.safetensors.index.json': index } });
-      await rejectsWith(resolveModel(id, quick(env)), 'CORRUPT_FILE', 'model.safetensors.index.json', JSON.stringify(shard));
+      await rejectsWith(
+        resolveModel(id, quick(env)),
+        'CORRUPT_FILE',
+        'model.safetensors.index.json',
+        JSON.stringify(shard),
+      );
     }
     // Two shards where one is the other's folder.
     hub.addRepo('acme/nested', {
-      files: { 'config.json': CONFIG, 'model.safetensors.index.json': JSON.stringify({ weight_map: { w: 'a', v: 'a/b' } }) },
+      files: {
+        'config.json': CONFIG,
+        'model.safetensors.index.json': JSON.stringify({ weight_map: { w: 'a', v: 'a/b' } }),
+      },
     });
     await rejectsWith(resolveModel('acme/nested', quick(env)), 'CORRUPT_FILE', 'a file and a folder');
     assert.deepEqual((await readdir(home)).sort(), ['hub']);
@@ -1009,7 +1113,9 @@ test('odd shard names are CORRUPT_FILE and nothing is written outside the cache'
 });
 
 test('ill-formed revisions (not git ref names) are BAD_ARGUMENT before any request', async () => {
-  for (const rev of ['a..b', '.hidden', 'x.lock', 'a b', 'a~1', 'a^', 'a:b', 'a?', 'a*', 'a[', 'x@{1}', 'end.', '@', `${'r'.repeat(256)}`]) {
+  const bad = ['a..b', '.hidden', 'x.lock', 'a b', 'a~1', 'a^', 'a:b', 'a?', 'a*', 'a[', 'x@{1}', 'end.', '@'];
+  bad.push('r'.repeat(256));
+  for (const rev of bad) {
     assert.throws(() => parseModelSpec(`org/x@${rev}`), (e) => isMambaError(e, 'BAD_ARGUMENT'), rev);
   }
   for (const rev of ['main', 'v1.0', 'refs/pr/1', 'feature/x-y_z', 'a'.repeat(40), 'r@1']) {
@@ -1038,7 +1144,7 @@ test('temporary files of dead processes are removed when a download starts; live
     await writeFile(live, '');
     await writeFile(fresh, '');
     for (const p of [staleRef, staleDir, live]) await utimes(p, old, old);
-    await lutimesOld(staleLink, old);
+    await lutimes(staleLink, old, old);
     await resolveModel('acme/tiny', quick(env));
     for (const p of [staleRef, staleLink, staleDir]) assert.equal(await exists(p), false, p);
     for (const p of [live, fresh]) assert.equal(await exists(p), true, p);
@@ -1049,8 +1155,3 @@ test('temporary files of dead processes are removed when a download starts; live
     assert.equal(await exists(staleRef), true);
   });
 });
-
-async function lutimesOld(path: string, when: Date): Promise<void> {
-  const { lutimes } = await import('node:fs/promises');
-  await lutimes(path, when, when);
-}
