@@ -25,7 +25,7 @@ import { fail, MambaError } from '../errors.js';
 import { acquireFileLock } from './file-lock.js';
 import { fileSize } from './hub-cache.js';
 import { backoffMs, parseRetryAfter } from './hub-http.js';
-import type { RetryPolicy } from './hub-settings.js';
+import { MAX_TIMER_MS, type RetryPolicy } from './hub-settings.js';
 
 export interface DownloadProgress {
   /** The file's path in the repo, e.g. `model.safetensors`. */
@@ -145,7 +145,7 @@ async function fillIncomplete(req: BlobRequest): Promise<void> {
   const incomplete = incompletePath(req.blobPath);
   const limitMs = Math.max(req.deadline.minMs, ((req.size ?? 0) / req.deadline.minBytesPerSecond) * 1000);
   const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(new Interrupted('deadline')), limitMs);
+  const timer = setTimeout(() => controller.abort(new Interrupted('deadline')), Math.min(limitMs, MAX_TIMER_MS));
   const deadline: Deadline = {
     signal: controller.signal,
     error: async () => {

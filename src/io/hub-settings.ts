@@ -102,6 +102,8 @@ const DEFAULT_DEADLINE_MS = 300_000;
  */
 const DEFAULT_MIN_BYTES_PER_SECOND = 50_000;
 const MAX_RETRY_AFTER_MS = 60_000;
+/** Node's timers hold at most 2^31 - 1 ms (24.8 days); a longer one would fire at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** The hub cache directory the options and environment select (Python's HF_HUB_CACHE). */
 export function hubCacheDir(opts: HubOptions = {}): string {
@@ -138,27 +140,25 @@ export function hubSettings(opts: HubOptions): HubSettings {
   if (!Number.isInteger(maxRetries) || maxRetries < 0) {
     fail('BAD_ARGUMENT', `maxRetries must be a whole number >= 0, got ${maxRetries}`, { maxRetries });
   }
-  const baseMs = setting('retryBaseMs', opts.retryBaseMs, '', 1, 1000);
+  // Durations are capped at what a timer can hold.
+  const ms = (v: number): number => Math.min(v, MAX_TIMER_MS);
+  const baseMs = ms(setting('retryBaseMs', opts.retryBaseMs, '', 1, 1000));
   return {
     endpoint,
     cacheDir: hubCacheDir(opts),
     token: opts.token === false ? undefined : (opts.token ?? readToken(opts, env)),
     // Python's constants._is_true: "1", "ON", "YES", "TRUE" in any case.
     offline: opts.offline ?? ['1', 'ON', 'YES', 'TRUE'].includes((env['HF_HUB_OFFLINE'] ?? '').trim().toUpperCase()),
-    etagTimeoutMs: setting('timeoutMs', opts.timeoutMs, 'HF_HUB_ETAG_TIMEOUT', 1000, DEFAULT_TIMEOUT_MS),
-    downloadTimeoutMs: setting('timeoutMs', opts.timeoutMs, 'HF_HUB_DOWNLOAD_TIMEOUT', 1000, DEFAULT_TIMEOUT_MS),
+    etagTimeoutMs: ms(setting('timeoutMs', opts.timeoutMs, 'HF_HUB_ETAG_TIMEOUT', 1000, DEFAULT_TIMEOUT_MS)),
+    downloadTimeoutMs: ms(setting('timeoutMs', opts.timeoutMs, 'HF_HUB_DOWNLOAD_TIMEOUT', 1000, DEFAULT_TIMEOUT_MS)),
     maxRetries,
     retry: {
       baseMs,
-      maxMs: Math.max(baseMs, setting('retryMaxMs', opts.retryMaxMs, '', 1, 8000)),
+      maxMs: Math.max(baseMs, ms(setting('retryMaxMs', opts.retryMaxMs, '', 1, 8000))),
       maxRetryAfterMs: MAX_RETRY_AFTER_MS,
     },
-    downloadDeadlineMs: setting(
-      'downloadDeadlineMs',
-      opts.downloadDeadlineMs,
-      'MAMBA_TS_HUB_DEADLINE',
-      1000,
-      DEFAULT_DEADLINE_MS,
+    downloadDeadlineMs: ms(
+      setting('downloadDeadlineMs', opts.downloadDeadlineMs, 'MAMBA_TS_HUB_DEADLINE', 1000, DEFAULT_DEADLINE_MS),
     ),
     minBytesPerSecond: setting(
       'minBytesPerSecond',

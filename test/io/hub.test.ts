@@ -1155,3 +1155,14 @@ test('temporary files of dead processes are removed when a download starts; live
     assert.equal(await exists(staleRef), true);
   });
 });
+
+test('huge limits (options or environment) are capped at what a timer holds, not fired at once', async () => {
+  await withHub(async ({ hub, env }) => {
+    hub.addRepo('acme/tiny', { files: tinyRepo() });
+    const slowEnv = { ...env, HF_HUB_DOWNLOAD_TIMEOUT: '1e10', HF_HUB_ETAG_TIMEOUT: '1e10', MAMBA_TS_HUB_DEADLINE: '1e12' };
+    const dir = await resolveModel('acme/tiny', { ...quick(slowEnv), minBytesPerSecond: 1e-9 });
+    assert.equal(await fileSha256(join(dir, 'model.safetensors')), sha256(WEIGHTS));
+    await rm(join(dir, '..', '..'), { recursive: true });
+    assert.ok(await resolveModel('acme/tiny', { ...quick(env), timeoutMs: 1e15, downloadDeadlineMs: 1e15 }));
+  });
+});
