@@ -103,10 +103,11 @@ function isStale(seen: { text: string; mtimeMs: number }, staleMs: number): bool
   if (Date.now() - seen.mtimeMs > staleMs) return true;
   const holder = parse(seen.text);
   // A lock file caught between its creation and its first write reads empty: young, so not stale.
-  return holder?.host === hostname() && typeof holder.pid === 'number' && !isAlive(holder.pid);
+  return holder?.host === hostname() && typeof holder.pid === 'number' && !isProcessAlive(holder.pid);
 }
 
-function isAlive(pid: number): boolean {
+/** Whether a process with this id exists on this host. */
+export function isProcessAlive(pid: number): boolean {
   try {
     process.kill(pid, 0); // signal 0: existence check only
     return true;

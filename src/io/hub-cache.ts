@@ -10,11 +10,17 @@
  *     refs/<revision>                   the commit sha a branch or tag pointed to, no newline
  *     .no_exist/<commit>/<filename>     empty file: this file does not exist at that commit
  *   <cache>/.locks/models--{org}--{name}/<etag>.mamba-ts.lock   our download lock (see file-lock.ts)
+ *
+ * Refs and snapshot links are written under `<name>.tmp-<pid>-<random>` and renamed into place; a
+ * process killed in between leaves that name behind, which the next download removes (once its
+ * process is gone).
  */
-import { copyFile, lstat, mkdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, readdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join, relative } from 'node:path';
 import { getRepoFolderName } from '@huggingface/hub';
+import { fail } from '../errors.js';
+import { isProcessAlive } from './file-lock.js';
 
 export const COMMIT_SHA = /^[0-9a-f]{40}$/;
 
@@ -79,8 +85,20 @@ export class RepoCache {
     } catch {
       // absent: write it below
     }
-    await mkdir(dirname(ref), { recursive: true });
-    await writeAtomically(ref, commit);
+    try {
+      await mkdir(dirname(ref), { recursive: true });
+      await writeAtomically(ref, commit);
+    } catch (e) {
+      if (!isPathConflict(e)) throw e;
+      // git forbids refs `a` and `a/b` at once, so one of the two in the cache is of a deleted branch.
+      fail(
+        'CORRUPT_FILE',
+        `revision "${revision}" cannot be recorded as ${ref}: a ref of another revision is in the way (refs ` +
+          `"a" and "a/b" cannot both exist, as in git); one of them is of a deleted branch: remove the stale one ` +
+          `under ${join(this.dir, 'refs')} and run again`,
+        { revision, path: ref },
+      );
+    }
   }
 
   async hasPointer(commit: string, filename: string): Promise<boolean> {
@@ -111,20 +129,78 @@ export class RepoCache {
   async link(commit: string, filename: string, etag: string): Promise<string> {
     const pointer = this.pointer(commit, filename);
     const blob = this.blob(etag);
-    await mkdir(dirname(pointer), { recursive: true });
-    const tmp = `${pointer}.${randomBytes(6).toString('hex')}.tmp`;
+    const tmp = tempName(pointer);
     try {
+      await mkdir(dirname(pointer), { recursive: true });
       try {
         await symlink(relative(dirname(pointer), blob), tmp);
-      } catch {
+      } catch (e) {
+        if (isPathConflict(e)) throw e;
         await copyFile(blob, tmp); // no symlinks here (Windows without developer mode, some FUSE mounts)
       }
       await rename(tmp, pointer);
+    } catch (e) {
+      if (!isPathConflict(e)) throw e;
+      fail(
+        'CORRUPT_FILE',
+        `${filename} cannot be placed at ${pointer}: another file of the snapshot is in the way (a path cannot be ` +
+          `both a file and a folder)`,
+        { file: filename, path: pointer },
+      );
     } finally {
       await rm(tmp, { force: true });
     }
     return pointer;
   }
+
+  /**
+   * Removes what writers killed between writing and renaming left (`*.tmp-<pid>-…` under refs/ and
+   * snapshots/): only for processes that no longer exist here, and only names older than a minute
+   * (a cache shared with another host may hold its live temporaries, which exist for milliseconds).
+   * Best effort: a cache we may not write is left as it is.
+   */
+  async removeStaleTemps(): Promise<void> {
+    const now = Date.now();
+    const visit = async (dir: string, depth: number): Promise<void> => {
+      let entries;
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch {
+        return;
+      }
+      for (const entry of entries) {
+        const path = join(dir, entry.name);
+        const m = TEMP_NAME.exec(entry.name);
+        if (m !== null) {
+          const pid = Number(m[1]);
+          try {
+            if (pid !== process.pid && !isProcessAlive(pid) && now - (await lstat(path)).mtimeMs > STALE_TEMP_MS) {
+              await rm(path, { recursive: true, force: true });
+            }
+          } catch {
+            // gone meanwhile, or not ours to remove
+          }
+        } else if (entry.isDirectory() && depth < 32) {
+          await visit(path, depth + 1);
+        }
+      }
+    };
+    for (const top of ['refs', 'snapshots']) await visit(join(this.dir, top), 0);
+  }
+}
+
+/** `<name>.tmp-<pid>-<random>`: the pid says whose it is; the random part keeps concurrent calls apart. */
+const TEMP_NAME = /\.tmp-(\d{1,10})(?:-[0-9a-f]{12})?$/;
+const STALE_TEMP_MS = 60_000;
+
+function tempName(path: string): string {
+  return `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
+}
+
+/** A path that is a file where a folder is needed, or the other way round. */
+function isPathConflict(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === 'ENOTDIR' || code === 'EISDIR' || code === 'EEXIST' || code === 'ENOTEMPTY';
 }
 
 /** True for a regular file, following symlinks (a dangling snapshot link is not a file). */
@@ -147,7 +223,7 @@ export async function fileSize(path: string): Promise<number | undefined> {
 }
 
 async function writeAtomically(path: string, text: string): Promise<void> {
-  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+  const tmp = tempName(path);
   try {
     await writeFile(tmp, text);
     await rename(tmp, path);

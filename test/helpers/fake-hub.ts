@@ -10,6 +10,9 @@
  * - a renamed repo answers 307 with a relative Location, as the hub does.
  * - Range requests (206, 416), and switches: ignore ranges, cut bodies after K bytes (socket closed),
  *   slow bodies, a hub that never answers; every request is recorded.
+ * - Misbehaviour switches, for the downloader's defences (issue 13): sizes announced wrong, a body
+ *   that never ends, a drip of bytes, sequences of 429/503 (with Retry-After), bodies that do not
+ *   match their etag, a per-file X-Repo-Commit of another commit.
  */
 import { createHash } from 'node:crypto';
 import http from 'node:http';
@@ -57,6 +60,13 @@ interface Repo {
 
 const CHUNK = 16 * 1024;
 
+/** One request answered with an error status instead of its file. */
+export interface FakeFailure {
+  status: number;
+  /** Sent as Retry-After (seconds or an HTTP date). */
+  retryAfter?: string;
+}
+
 export class FakeHub {
   /** The hub's origin, e.g. http://127.0.0.1:40123 (use as HF_ENDPOINT). */
   url = '';
@@ -72,6 +82,30 @@ export class FakeHub {
   chunkDelayMs = 0;
   /** Never answer requests to the hub origin (a hub that hangs). */
   hang = false;
+  /** Added to every size the hub's HEAD announces (X-Linked-Size, Content-Length). */
+  sizeDelta = 0;
+  /**
+   * The GET lies about the size too: with sizeDelta > 0 its Content-Length is too big and the socket
+   * is closed after the real bytes; with sizeDelta < 0 the body is sent chunked (no length), longer
+   * than announced.
+   */
+  sizeDeltaInGet = false;
+  /** GET bodies (hub and CDN) never end: chunked, random bytes until the client goes away. */
+  endlessBody = false;
+  /** GET bodies come `bytes` at a time, one piece every `everyMs` (a server that drips). */
+  drip: { bytes: number; everyMs: number } | undefined = undefined;
+  /** The next requests to the hub origin are answered with these statuses, in order (then normally). */
+  readonly hubFailures: FakeFailure[] = [];
+  /** The same for the CDN origin. */
+  readonly cdnFailures: FakeFailure[] = [];
+  /** Every request to the hub origin answers this status (a hub that is down), e.g. 503. */
+  hubStatus: number | undefined = undefined;
+  /** When set, sizeDelta, endlessBody and drip apply to these files only (repo paths). */
+  misbehavingFiles: Set<string> | undefined = undefined;
+  /** Files whose bodies are served with their first byte flipped; their etags stay right. */
+  readonly corruptFiles = new Set<string>();
+  /** Files answered with this X-Repo-Commit instead of the revision's commit. */
+  readonly fileCommits = new Map<string, string>();
 
   private readonly repos = new Map<string, Repo>();
   private readonly renamed = new Map<string, string>();
@@ -137,6 +171,10 @@ export class FakeHub {
     this.requests.length = 0;
   }
 
+  private misbehaves(file: string): boolean {
+    return this.misbehavingFiles === undefined || this.misbehavingFiles.has(file);
+  }
+
   private record(server: 'hub' | 'cdn', req: http.IncomingMessage): void {
     this.requests.push({
       server,
@@ -150,6 +188,8 @@ export class FakeHub {
   private serveHub(req: http.IncomingMessage, res: http.ServerResponse): void {
     this.record('hub', req);
     if (this.hang) return;
+    const failure = this.hubFailures.shift() ?? (this.hubStatus === undefined ? undefined : { status: this.hubStatus });
+    if (failure !== undefined) return end(res, failure.status, retryAfter(failure));
     const m = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec((req.url ?? '').split('?')[0] ?? '');
     if (m === null || (req.method !== 'GET' && req.method !== 'HEAD')) return end(res, 404, {});
     const repoId = m[1] as string;
@@ -175,28 +215,43 @@ export class FakeHub {
     if (stored === undefined) {
       return end(res, 404, { 'X-Error-Code': 'EntryNotFound', 'X-Repo-Commit': commit, 'X-Error-Message': 'Entry not found' });
     }
+    const answered = this.fileCommits.get(file) ?? commit;
     if (stored.lfs) {
       const pointer = `version https://git-lfs.github.com/spec/v1\noid sha256:${stored.sha256}\nsize ${stored.data.length}\n`;
       return end(res, 302, {
         Location: `${this.cdnUrl}/cdn/${stored.sha256}?file=${encodeURIComponent(file)}`,
-        'X-Repo-Commit': commit,
+        'X-Repo-Commit': answered,
         ETag: `"${gitBlobSha1(Buffer.from(pointer))}"`,
         'X-Linked-Etag': `"${stored.sha256}"`,
-        'X-Linked-Size': String(stored.data.length),
+        'X-Linked-Size': String(stored.data.length + (this.misbehaves(file) ? this.sizeDelta : 0)),
       });
     }
-    this.sendBody(req, res, stored.data, { 'X-Repo-Commit': commit, ETag: `"${stored.gitSha1}"` });
+    this.sendBody(req, res, stored.data, { 'X-Repo-Commit': answered, ETag: `"${stored.gitSha1}"` }, file);
   }
 
   private serveCdn(req: http.IncomingMessage, res: http.ServerResponse): void {
     this.record('cdn', req);
-    const m = /^\/cdn\/([0-9a-f]{64})/.exec(req.url ?? '');
+    const failure = this.cdnFailures.shift();
+    if (failure !== undefined) return end(res, failure.status, retryAfter(failure));
+    const url = new URL(req.url ?? '', this.cdnUrl);
+    const m = /^\/cdn\/([0-9a-f]{64})$/.exec(url.pathname);
     const stored = m === null ? undefined : this.blobs.get(m[1] as string);
     if (stored === undefined || (req.method !== 'GET' && req.method !== 'HEAD')) return end(res, 404, {});
-    this.sendBody(req, res, stored.data, { ETag: `"${stored.sha256}"` });
+    this.sendBody(req, res, stored.data, { ETag: `"${stored.sha256}"` }, url.searchParams.get('file') ?? '');
   }
 
-  private sendBody(req: http.IncomingMessage, res: http.ServerResponse, data: Buffer, headers: Record<string, string>): void {
+  private sendBody(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    stored: Buffer,
+    headers: Record<string, string>,
+    file: string,
+  ): void {
+    let data = stored;
+    if (this.corruptFiles.has(file) && data.length > 0) {
+      data = Buffer.from(stored);
+      data[0] = (data[0] as number) ^ 0xff;
+    }
     const range = /^bytes=(\d+)-(\d*)$/.exec(header(req, 'range') ?? '');
     let start = 0;
     let stop = data.length; // exclusive
@@ -209,26 +264,48 @@ export class FakeHub {
       headers = { ...headers, 'Content-Range': `bytes ${start}-${stop - 1}/${data.length}` };
     }
     const body = data.subarray(start, stop);
-    res.writeHead(status, { ...headers, 'Content-Length': String(body.length), 'Accept-Ranges': 'bytes' });
+    const odd = this.misbehaves(file);
+    const delta = odd ? this.sizeDelta : 0;
     if (req.method === 'HEAD') {
+      res.writeHead(status, { ...headers, 'Content-Length': String(body.length + delta), 'Accept-Ranges': 'bytes' });
       res.end();
       return;
     }
-    let cut: number | undefined;
+    const lie = this.sizeDeltaInGet ? delta : 0;
+    const endless = odd && this.endlessBody;
+    const chunked = endless || lie < 0;
+    res.writeHead(status, {
+      ...headers,
+      ...(chunked ? {} : { 'Content-Length': String(body.length + lie) }),
+      'Accept-Ranges': 'bytes',
+    });
+    let cut: number | undefined = lie > 0 ? body.length : undefined;
     if (this.failAfterBytes !== undefined && this.failAfterBytes < body.length && this.failTransfers > 0) {
       this.failTransfers--;
       cut = this.failAfterBytes;
     }
+    if (endless) {
+      const noise = Buffer.alloc(CHUNK, 0x5a);
+      const flood = (): void => {
+        if (!res.destroyed) res.write(noise, () => setImmediate(flood));
+      };
+      flood();
+      return;
+    }
     const limit = cut ?? body.length;
+    const drip = odd ? this.drip : undefined;
+    const step = drip?.bytes ?? CHUNK;
+    const delay = drip?.everyMs ?? this.chunkDelayMs;
     let sent = 0;
     const finish = (): void => {
       if (cut === undefined) res.end();
       else res.socket?.destroy(); // mid-transfer failure: the client sees a truncated body
     };
     const pump = (): void => {
-      const chunk = body.subarray(sent, Math.min(sent + CHUNK, limit));
+      if (res.destroyed) return; // the client went away (or the test closed the hub)
+      const chunk = body.subarray(sent, Math.min(sent + step, limit));
       sent += chunk.length;
-      const next = sent >= limit ? finish : this.chunkDelayMs > 0 ? () => setTimeout(pump, this.chunkDelayMs) : pump;
+      const next = sent >= limit ? finish : delay > 0 ? () => setTimeout(pump, delay) : pump;
       res.write(chunk, next);
     };
     pump();
@@ -247,6 +324,10 @@ export function gitBlobSha1(data: Uint8Array): string {
 function header(req: http.IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v[0] : v;
+}
+
+function retryAfter(f: FakeFailure): Record<string, string> {
+  return f.retryAfter === undefined ? {} : { 'Retry-After': f.retryAfter };
 }
 
 function end(res: http.ServerResponse, status: number, headers: Record<string, string>): void {

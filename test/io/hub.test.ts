@@ -1,14 +1,27 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import {
+  lstat,
+  lutimes,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  readlink,
+  rm,
+  stat,
+  symlink,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { scanCacheDir } from '@huggingface/hub';
-import { isMambaError, type ErrorCode } from '../../src/errors.js';
+import { isMambaError, type ErrorCode, type MambaError } from '../../src/errors.js';
 import {
   downloadModel,
   hubCacheDir,
@@ -17,6 +30,7 @@ import {
   type DownloadProgress,
   type HubOptions,
 } from '../../src/io/hub.js';
+import { parseRetryAfter } from '../../src/io/hub-http.js';
 import { FakeHub, gitBlobSha1, sha256, type FakeRepoOptions } from '../helpers/fake-hub.js';
 
 // --- fixtures -------------------------------------------------------------------------------
@@ -68,7 +82,7 @@ async function withHub(fn: (c: Ctx) => Promise<void>): Promise<void> {
   }
 }
 
-async function rejectsWith(p: Promise<unknown>, code: ErrorCode, ...needles: string[]): Promise<Error> {
+async function rejectsWith(p: Promise<unknown>, code: ErrorCode, ...needles: string[]): Promise<MambaError> {
   let caught: unknown;
   try {
     await p;
@@ -244,7 +258,9 @@ test('a hub that cannot be reached falls back to the cache; with nothing cached 
     hub.addRepo('acme/tiny', { files: tinyRepo() });
     const dir = await resolveModel('acme/tiny', { env });
     const down = { ...env, HF_ENDPOINT: await closedPortUrl() };
-    assert.equal(await resolveModel('acme/tiny', { env: down }), dir);
+    const warnings: string[] = [];
+    assert.equal(await resolveModel('acme/tiny', { env: down, onWarning: (m) => warnings.push(m) }), dir);
+    assert.equal(warnings.length, 1, 'the fallback is announced');
     await rejectsWith(resolveModel('acme/other', { env: down }), 'NETWORK', 'could not reach', down.HF_ENDPOINT, 'refs/main');
   });
 });
@@ -254,7 +270,9 @@ test('a hub that does not answer within the timeout counts as unreachable (cache
     hub.addRepo('acme/tiny', { files: tinyRepo() });
     const dir = await resolveModel('acme/tiny', { env });
     hub.hang = true;
-    assert.equal(await resolveModel('acme/tiny', { env, timeoutMs: 200 }), dir);
+    const warnings: string[] = [];
+    assert.equal(await resolveModel('acme/tiny', { env, timeoutMs: 200, onWarning: (m) => warnings.push(m) }), dir);
+    assert.equal(warnings.length, 1, 'the fallback is announced');
     await rejectsWith(resolveModel('acme/other', { env, timeoutMs: 200 }), 'NETWORK', 'could not reach');
   });
 });
@@ -291,7 +309,7 @@ test('a transfer cut once is resumed within the same call', async () => {
     hub.addRepo('acme/tiny', { files: tinyRepo() });
     hub.failAfterBytes = 70_000;
     hub.failTransfers = 1;
-    const dir = await resolveModel('acme/tiny', { env });
+    const dir = await resolveModel('acme/tiny', { env, retryBaseMs: 10 });
     assert.deepEqual(
       hub.matching({ server: 'cdn', method: 'GET' }).map((r) => r.range),
       [undefined, 'bytes=70000-'],
@@ -304,7 +322,7 @@ test('a transfer cut every time, but progressing, completes with retries', async
   await withHub(async ({ hub, env }) => {
     hub.addRepo('acme/tiny', { files: tinyRepo() });
     hub.failAfterBytes = 64 * 1024; // each attempt brings 64 kB: 5 attempts for 300 kB
-    const dir = await resolveModel('acme/tiny', { env, maxRetries: 1 });
+    const dir = await resolveModel('acme/tiny', { env, maxRetries: 1, retryBaseMs: 10 });
     assert.equal(hub.count({ server: 'cdn', method: 'GET' }), 5);
     assert.equal(await fileSha256(join(dir, 'model.safetensors')), sha256(WEIGHTS));
   });
@@ -676,7 +694,475 @@ test('an endpoint that is not a hub (no X-Repo-Commit) is a clear NETWORK error'
 
 test('bad option values are BAD_ARGUMENT', async () => {
   const env = { HF_HOME: '/nonexistent' };
-  await rejectsWith(resolveModel('acme/tiny', { env: { ...env, HF_ENDPOINT: 'ftp://x' } }), 'BAD_ARGUMENT', 'HF_ENDPOINT');
-  await rejectsWith(resolveModel('acme/tiny', { env: { ...env, HF_HUB_ETAG_TIMEOUT: 'soon' } }), 'BAD_ARGUMENT', 'HF_HUB_ETAG_TIMEOUT');
-  await rejectsWith(resolveModel('acme/tiny', { env, maxRetries: -1 } satisfies HubOptions), 'BAD_ARGUMENT', 'maxRetries');
+  await rejectsWith(
+    resolveModel('acme/tiny', { env: { ...env, HF_ENDPOINT: 'ftp://x' } }),
+    'BAD_ARGUMENT',
+    'HF_ENDPOINT',
+  );
+  await rejectsWith(
+    resolveModel('acme/tiny', { env: { ...env, HF_HUB_ETAG_TIMEOUT: 'soon' } }),
+    'BAD_ARGUMENT',
+    'HF_HUB_ETAG_TIMEOUT',
+  );
+  await rejectsWith(
+    resolveModel('acme/tiny', { env, maxRetries: -1 } satisfies HubOptions),
+    'BAD_ARGUMENT',
+    'maxRetries',
+  );
+});
+
+// --- an untrusted hub (issue 13): bounded in size, time and attempts -----------------------------
+
+/** Options that make retries quick and collect warnings instead of printing them. */
+function quick(env: Record<string, string>, warnings: string[] = []): HubOptions {
+  return { env, retryBaseMs: 1, retryMaxMs: 5, onWarning: (m) => warnings.push(m) };
+}
+
+async function incompleteFiles(repo: string): Promise<string[]> {
+  try {
+    return (await readdir(join(repo, 'blobs'))).filter((f) => f.endsWith('.incomplete'));
+  } catch {
+    return [];
+  }
+}
+
+test('a size announced one byte too big fails after one or two GETs, never loops', async () => {
+  await withHub(async ({ hub, env, repoDir }) => {
+    hub.addRepo('acme/tiny', { files: tinyRepo() });
+    const big = String(WEIGHTS.length + 1);
+    hub.misbehavingFiles = new Set(['model.safetensors']);
+    // The HEAD lies, the GET tells the truth: the contradiction is seen before any byte is kept.
+    hub.sizeDelta = 1;
+    const e = await rejectsWith(
+      resolveModel('acme/tiny', quick(env)),
+      'CORRUPT_FILE',
+      'model.safetensors',
+      big,
+      String(WEIGHTS.length),
+    );
+    assert.equal(e.details['announced'], WEIGHTS.length + 1);
+    assert.equal(hub.count({ server: 'cdn', method: 'GET' }), 1);
+    assert.deepEqual(await incompleteFiles(repoDir('acme/tiny')), []);
+
+    // Both lie: the body ends early (as a cut), the resume gets 416 with the true size: stop there.
+    hub.sizeDeltaInGet = true;
+    hub.clearRequests();
+    // (416 when every byte was kept; else a 206 whose Content-Range tells the true size.)
+    await rejectsWith(
+      resolveModel('acme/tiny', quick(env)),
+      'CORRUPT_FILE',
+      'model.safetensors',
+      big,
+      String(WEIGHTS.length),
+    );
+    const ranges = hub.matching({ server: 'cdn', method: 'GET' }).map((r) => r.range);
+    assert.equal(ranges.length, 2);
+    assert.ok(ranges[0] === undefined && ranges[1]?.startsWith('bytes='), String(ranges));
+    assert.deepEqual(await incompleteFiles(repoDir('acme/tiny')), []);
+
+    // The audit's loop: a whole file already in .incomplete, announced one byte longer.
+    const blobs = join(repoDir('acme/tiny'), 'blobs');
+    await writeFile(join(blobs, `${sha256(WEIGHTS)}.incomplete`), WEIGHTS);
+    hub.clearRequests();
+    await rejectsWith(resolveModel('acme/tiny', quick(env)), 'CORRUPT_FILE', 'HTTP 416');
+    assert.equal(hub.count({ server: 'cdn', method: 'GET' }), 1);
+  });
+});
+
+test('a file announced bigger than the free disk space is refused before any byte is written', async () => {
+  await withHub(async ({ hub, env, repoDir }) => {
+    hub.addRepo('acme/tiny', { files: tinyRepo() });
+    hub.misbehavingFiles = new Set(['model.safetensors']);
+    hub.sizeDelta = 2 ** 52; // 4.5 PB
+    await rejectsWith(
+      resolveModel('acme/tiny', quick(env)),
+      'NETWORK',
+      'model.safetensors',
+      String(2 ** 52 + WEIGHTS.length),
+      'free',
+    );
+    assert.equal(hub.count({ server: 'cdn' }), 0);
+    assert.deepEqual(await incompleteFiles(repoDir('acme/tiny')), []);
+  });
+});
+
+test('a file gets at most 4 * (maxRetries + 1) attempts, even when each one makes progress', async () => {
+  await withHub(async ({ hub, env, repoDir }) => {
+    hub.addRepo('acme/tiny', { files: tinyRepo() });
+    hub.failAfterBytes = 24_000; // at least 13 cuts would be needed for 300 kB
+    hub.chunkDelayMs = 20; // each cut comes after the client consumed a chunk: every attempt makes progress
+    await rejectsWith(
+      resolveModel('acme/tiny', { ...quick(env), maxRetries: 2 }),
+      'NETWORK',
+      'after 12 attempts',
+      '.incomplete',
+    );
+    assert.equal(hub.count({ server: 'cdn', method: 'GET' }), 12);
+    const kept = (await stat(join(repoDir('acme/tiny'), 'blobs', `${sha256(WEIGHTS)}.incomplete`))).size;
+    assert.ok(kept > 0 && kept <= 12 * 24_000, 'what arrived is kept for the next run');
+
+    // A server that ignores Range and cuts at the same point makes no progress: maxRetries + 1 attempts.
+    hub.ignoreRange = true;
+    hub.clearRequests();
+    await rejectsWith(resolveModel('acme/tiny', { ...quick(env), maxRetries: 2 }), 'NETWORK', 'after 3 attempts');
+    assert.equal(hub.count({ server: 'cdn', method: 'GET' }), 3);
+  });
+});
+
+test('a body that never ends is cut at the announced size, before the disk holds more', async () => {
+  await withHub(async ({ hub, env, repoDir }) => {
+    hub.addRepo('acme/tiny', { files: tinyRepo() });
+    hub.endlessBody = true;
+    const t0 = Date.now();
+    const e = await rejectsWith(
+      resolveModel('acme/tiny', quick(env)),
+      'CORRUPT_FILE',
+      'config.json',
+      'more than',
+      String(CONFIG.length),
+    );
+    assert.ok(Date.now() - t0 < 5000);
+    assert.equal(e.details['announced'], CONFIG.length);
+    assert.ok((e.details['received'] as number) > CONFIG.length);
+    assert.deepEqual(await incompleteFiles(repoDir('acme/tiny')), [], 'the partial file is deleted');
+    assert.equal(hub.count({ method: 'GET' }), 1, 'not retried: the server contradicts itself');
+
+    // The LFS weights through the CDN, announced one byte short, sent chunked at full length.
+    hub.endlessBody = false;
+    hub.sizeDelta = -1;
+    hub.sizeDeltaInGet = true;
+    hub.misbehavingFiles = new Set(['model.safetensors']);
+    hub.addRepo('acme/weights', { files: tinyRepo() });
+    await rejectsWith(
+      resolveModel('acme/weights', quick(env)),
+      'CORRUPT_FILE',
+      'model.safetensors',
+      `${WEIGHTS.length - 1} bytes announced`,
+    );
+    assert.deepEqual(await incompleteFiles(repoDir('acme/weights')), []);
+  });
+});
+
+test('a server that drips bytes hits the per-file deadline, scaled with the size and named in the error', async () => {
+  await withHub(async ({ hub, env, repoDir }) => {
+    hub.addRepo('acme/tiny', { files: tinyRepo() });
+    const repo = repoDir('acme/tiny');
+    hub.misbehavingFiles = new Set(['model.safetensors']);
+    // 1000 bytes every 20 ms (50 kB/s: the 10 s stall timeout never fires); 300 kB at 500 kB/s: 600 ms.
+    hub.drip = { bytes: 1000, everyMs: 20 };
+    const t0 = Date.now();
+    const e = await rejectsWith(
+      resolveModel('acme/tiny', { ...quick(env), downloadDeadlineMs: 200, minBytesPerSecond: 500_000 }),
+      'NETWORK',
+      'model.safetensors',
+      'deadline of 0.6 s',
+      'MAMBA_TS_HUB_DEADLINE',
+      'resumes',
+    );
+    const took = Date.now() - t0;
+    assert.ok(took >= 550 && took < 3000, `stopped after ${took} ms`);
+    assert.equal(e.details['limitMs'], 600);
+    assert.ok((await stat(join(repo, 'blobs', `${sha256(WEIGHTS)}.incomplete`))).size > 0, 'kept for resumption');
+
+    // The same limits from the environment (seconds, bytes per second).
+    const slow = { ...env, MAMBA_TS_HUB_DEADLINE: '0.3', MAMBA_TS_HUB_MIN_SPEED: '1000000000' };
+    const e2 = await rejectsWith(resolveModel('acme/tiny', quick(slow)), 'NETWORK', 'deadline of 0.3 s');
+    assert.equal(e2.details['limitMs'], 300);
+    await rejectsWith(
+      resolveModel('acme/tiny', quick({ ...env, MAMBA_TS_HUB_MIN_SPEED: 'fast' })),
+      'BAD_ARGUMENT',
+      'MAMBA_TS_HUB_MIN_SPEED',
+    );
+    hub.drip = undefined;
+    const dir = await resolveModel('acme/tiny', quick(env));
+    assert.equal(await fileSha256(join(dir, 'model.safetensors')), sha256(WEIGHTS));
+  });
+});
+
+test('metadata requests answered 429/5xx are retried with backoff, honouring Retry-After', async () => {
+  await withHub(async ({ hub, env }) => {
+    hub.addRepo('acme/tiny', { files: tinyRepo() });
+    hub.hubFailures.push({ status: 503 }, { status: 429, retryAfter: '1' }, { status: 502 });
+    const t0 = Date.now();
+    await resolveModel('acme/tiny', quick(env));
+    assert.ok(Date.now() - t0 >= 950, 'waited the second Retry-After asked for');
+    assert.equal(hub.count({ method: 'HEAD', path: '/resolve/main/config.json' }), 4);
+
+    // Bounded: maxRetries + 1 attempts, then a NETWORK error naming the status (nothing cached for acme/other).
+    hub.hubStatus = 503;
+    hub.clearRequests();
+    await rejectsWith(
+      resolveModel('acme/other', { ...quick(env), maxRetries: 2 }),
+      'NETWORK',
+      'HTTP 503',
+      '3 times',
+      'refs/main',
+    );
+    assert.equal(hub.count({ method: 'HEAD' }), 3);
+
+    // A Retry-After beyond 60 s is not waited for.
+    hub.hubStatus = undefined;
+    hub.hubFailures.push({ status: 429, retryAfter: '3600' });
+    hub.clearRequests();
+    await rejectsWith(resolveModel('acme/other', quick(env)), 'NETWORK', 'HTTP 429', 'Retry-After');
+    assert.equal(hub.count({ method: 'HEAD' }), 1);
+
+    // Transfers too: a CDN answering 503 once is retried.
+    hub.addRepo('acme/two', { files: tinyRepo() });
+    hub.cdnFailures.push({ status: 503, retryAfter: '0' });
+    hub.clearRequests();
+    const dir = await resolveModel('acme/two', quick(env));
+    assert.equal(hub.count({ server: 'cdn', method: 'GET' }), 2);
+    assert.equal(await fileSha256(join(dir, 'model.safetensors')), sha256(WEIGHTS));
+  });
+});
+
+test('Retry-After is read as seconds or as an HTTP date', () => {
+  const now = Date.parse('Wed, 21 Oct 2015 07:28:00 GMT');
+  assert.equal(parseRetryAfter('120', now), 120_000);
+  assert.equal(parseRetryAfter(' 0 ', now), 0);
+  assert.equal(parseRetryAfter('Wed, 21 Oct 2015 07:28:30 GMT', now), 30_000);
+  assert.equal(parseRetryAfter('Wed, 21 Oct 2015 07:27:00 GMT', now), 0);
+  for (const bad of ['soon', '-1', '1.5', '', '99999999999', 'Wed, 99 Foo 2015 07:28:30 GMT']) {
+    assert.equal(parseRetryAfter(bad, now), undefined, bad);
+  }
+  assert.equal(parseRetryAfter(null, now), undefined);
+});
+
+test('a hub answering 503 (or unreachable) falls back to the cached snapshot, with one warning', async () => {
+  await withHub(async ({ hub, env }) => {
+    hub.addRepo('acme/tiny', { files: tinyRepo() });
+    const dir = await resolveModel('acme/tiny', quick(env));
+    hub.hubStatus = 503;
+    hub.clearRequests();
+    const warnings: string[] = [];
+    assert.equal(await resolveModel('acme/tiny', { ...quick(env, warnings), maxRetries: 1 }), dir);
+    assert.equal(hub.count({ method: 'HEAD' }), 2);
+    assert.equal(warnings.length, 1);
+    assert.ok(warnings[0]?.includes('HTTP 503') && warnings[0].includes('using the cached snapshot'), warnings[0]);
+    assert.ok(!warnings[0]?.includes('\n'));
+
+    const unreachable: string[] = [];
+    const down = { ...env, HF_ENDPOINT: await closedPortUrl() };
+    assert.equal(await resolveModel('acme/tiny', quick(down, unreachable)), dir);
+    assert.equal(unreachable.length, 1);
+    assert.ok(unreachable[0]?.includes('could not reach'));
+
+    // The cached snapshot lacks a file it needs: the error names the hub's failure and the missing file.
+    await rm(join(dir, 'model.safetensors'));
+    const none: string[] = [];
+    await rejectsWith(
+      resolveModel('acme/tiny', { ...quick(env, none), maxRetries: 0 }),
+      'NETWORK',
+      'HTTP 503',
+      'model.safetensors',
+    );
+    assert.deepEqual(none, []);
+  });
+});
+
+test('small files are checked against their etag (git blob sha1), LFS files against their sha256', async () => {
+  await withHub(async ({ hub, env, repoDir }) => {
+    hub.addRepo('acme/tiny', { files: tinyRepo() });
+    hub.corruptFiles.add('config.json');
+    await rejectsWith(
+      resolveModel('acme/tiny', quick(env)),
+      'CORRUPT_FILE',
+      'config.json',
+      'git blob sha1',
+      gitBlobSha1(Buffer.from(CONFIG)),
+    );
+    const blobs = join(repoDir('acme/tiny'), 'blobs');
+    assert.deepEqual(await readdir(blobs), [], 'neither the blob nor a partial file is left');
+
+    hub.corruptFiles.clear();
+    hub.corruptFiles.add('model.safetensors');
+    await rejectsWith(
+      resolveModel('acme/tiny', quick(env)),
+      'CORRUPT_FILE',
+      'model.safetensors',
+      'sha256',
+      sha256(WEIGHTS),
+    );
+    assert.equal(await exists(join(blobs, sha256(WEIGHTS))), false);
+    assert.deepEqual(await incompleteFiles(repoDir('acme/tiny')), []);
+
+    hub.corruptFiles.clear();
+    const dir = await resolveModel('acme/tiny', quick(env));
+    assert.equal(await readFile(join(dir, 'config.json'), 'utf8'), CONFIG);
+  });
+});
+
+test('empty files (small and LFS) are downloaded and linked like any other', async () => {
+  await withHub(async ({ hub, env, repoDir }) => {
+    hub.addRepo('acme/tiny', {
+      files: { ...tinyRepo(), 'special_tokens_map.json': '', 'generation_config.json': { content: '', lfs: true } },
+    });
+    const snap = await downloadModel('acme/tiny', quick(env));
+    assert.ok(snap.files.includes('special_tokens_map.json') && snap.files.includes('generation_config.json'));
+    assert.equal((await stat(join(snap.dir, 'special_tokens_map.json'))).size, 0);
+    assert.equal((await stat(join(snap.dir, 'generation_config.json'))).size, 0);
+    const blobs = await readdir(join(repoDir('acme/tiny'), 'blobs'));
+    assert.ok(blobs.includes(gitBlobSha1(Buffer.alloc(0))) && blobs.includes(sha256(Buffer.alloc(0))));
+    hub.clearRequests();
+    assert.equal((await downloadModel('acme/tiny', quick(env))).dir, snap.dir);
+    assert.equal(hub.count({ method: 'GET' }), 0);
+  });
+});
+
+test('a file answered for another commit (X-Repo-Commit) is refused, never filed under either snapshot', async () => {
+  await withHub(async ({ hub, env, repoDir }) => {
+    const main = hub.addRepo('acme/tiny', { files: tinyRepo() });
+    const otherFiles = { ...tinyRepo(), 'config.json': '{"other":1}' };
+    const other = hub.addRepo('acme/tiny', { revision: 'other', files: otherFiles });
+    hub.fileCommits.set('model.safetensors', other);
+    await rejectsWith(
+      resolveModel('acme/tiny', quick(env)),
+      'NETWORK',
+      'model.safetensors',
+      other,
+      main,
+      'X-Repo-Commit',
+    );
+    const repo = repoDir('acme/tiny');
+    assert.deepEqual(await readdir(join(repo, 'snapshots')), [main]);
+    assert.equal(await exists(join(repo, 'snapshots', main, 'model.safetensors')), false);
+
+    // A commit asked by its sha, answered for another one.
+    hub.fileCommits.clear();
+    hub.fileCommits.set('config.json', other);
+    await rm(join(repo, 'snapshots'), { recursive: true });
+    await rejectsWith(resolveModel(`acme/tiny@${main}`, quick(env)), 'NETWORK', 'config.json', other);
+    assert.equal(await exists(join(repo, 'snapshots', other)), false);
+  });
+});
+
+test('refs "a" and "a/b" in one cache are a clear error, not ENOTDIR; slashes make nested refs', async () => {
+  await withHub(async ({ hub, env, repoDir }) => {
+    const a = hub.addRepo('acme/tiny', { revision: 'a', files: tinyRepo() });
+    const ab = hub.addRepo('acme/tiny', { revision: 'a/b', files: { ...tinyRepo(), 'config.json': '{"ab":1}' } });
+    const refs = join(repoDir('acme/tiny'), 'refs');
+    await resolveModel('acme/tiny@a', quick(env));
+    assert.equal(await readFile(join(refs, 'a'), 'utf8'), a);
+    await rejectsWith(
+      resolveModel('acme/tiny@a/b', quick(env)),
+      'CORRUPT_FILE',
+      'revision "a/b"',
+      join(refs, 'a', 'b'),
+      'stale',
+    );
+
+    await rm(refs, { recursive: true });
+    await resolveModel('acme/tiny@a/b', quick(env));
+    assert.equal(await readFile(join(refs, 'a', 'b'), 'utf8'), ab);
+    await rejectsWith(resolveModel('acme/tiny@a', quick(env)), 'CORRUPT_FILE', 'revision "a"', join(refs, 'a'));
+    assert.equal(await readFile(join(refs, 'a', 'b'), 'utf8'), ab, 'the other ref is left alone');
+  });
+});
+
+test('odd shard names are CORRUPT_FILE and nothing is written outside the cache', async () => {
+  await withHub(async ({ hub, env, home }) => {
+    const odd = [
+      '.',
+      '..',
+      '../../escape.safetensors',
+      '/etc/passwd',
+      'C:/x.safetensors',
+      'a\\b.safetensors',
+      'sub//x.safetensors',
+      'x\u0000y.safetensors',
+      `${'x'.repeat(300)}.safetensors`,
+      'config.json/x.safetensors',
+      'model.safetensors.index.json/x',
+    ];
+    let n = 0;
+    for (const shard of odd) {
+      const id = `acme/odd${n++}`;
+      const index = JSON.stringify({ weight_map: { w: shard } });
+      hub.addRepo(id, { files: { 'config.json': CONFIG, 'model.safetensors.index.json': index } });
+      await rejectsWith(
+        resolveModel(id, quick(env)),
+        'CORRUPT_FILE',
+        'model.safetensors.index.json',
+        JSON.stringify(shard),
+      );
+    }
+    // Two shards where one is the other's folder.
+    hub.addRepo('acme/nested', {
+      files: {
+        'config.json': CONFIG,
+        'model.safetensors.index.json': JSON.stringify({ weight_map: { w: 'a', v: 'a/b' } }),
+      },
+    });
+    await rejectsWith(resolveModel('acme/nested', quick(env)), 'CORRUPT_FILE', 'a file and a folder');
+    assert.deepEqual((await readdir(home)).sort(), ['hub']);
+    assert.equal(await exists(join(home, 'hub', 'escape.safetensors')), false);
+
+    // A shard in a sub-folder is a fine name.
+    const shard = bytes(1000, 'sub');
+    hub.addRepo('acme/sub', {
+      files: {
+        'config.json': CONFIG,
+        'model.safetensors.index.json': JSON.stringify({ weight_map: { w: 'weights/part-1.safetensors' } }),
+        'weights/part-1.safetensors': { content: shard, lfs: true },
+      },
+    });
+    const snap = await downloadModel('acme/sub', quick(env));
+    assert.deepEqual(await readFile(join(snap.dir, 'weights', 'part-1.safetensors')), shard);
+  });
+});
+
+test('ill-formed revisions (not git ref names) are BAD_ARGUMENT before any request', async () => {
+  const bad = ['a..b', '.hidden', 'x.lock', 'a b', 'a~1', 'a^', 'a:b', 'a?', 'a*', 'a[', 'x@{1}', 'end.', '@'];
+  bad.push('r'.repeat(256));
+  for (const rev of bad) {
+    assert.throws(() => parseModelSpec(`org/x@${rev}`), (e) => isMambaError(e, 'BAD_ARGUMENT'), rev);
+  }
+  for (const rev of ['main', 'v1.0', 'refs/pr/1', 'feature/x-y_z', 'a'.repeat(40), 'r@1']) {
+    assert.equal(parseModelSpec('org/x', rev).revision, rev);
+  }
+});
+
+test('temporary files of dead processes are removed when a download starts; live or fresh ones are kept', async () => {
+  await withHub(async ({ hub, env, repoDir }) => {
+    const commit = hub.addRepo('acme/tiny', { files: tinyRepo() });
+    await resolveModel('acme/tiny', quick(env));
+    const dead = spawnSync(process.execPath, ['-e', '']).pid;
+    assert.ok(dead !== undefined && dead > 0);
+    const repo = repoDir('acme/tiny');
+    const snap = join(repo, 'snapshots', commit);
+    const old = new Date(Date.now() - 5 * 60_000);
+    const staleRef = join(repo, 'refs', `main.tmp-${dead}-0123456789ab`);
+    const staleLink = join(snap, `model.safetensors.tmp-${dead}-abcdefabcdef`);
+    const staleDir = join(snap, `sub.tmp-${dead}`);
+    const live = join(snap, `config.json.tmp-${process.ppid}-0123456789ab`);
+    const fresh = join(snap, `tokenizer.json.tmp-${dead}-0123456789ab`);
+    await writeFile(staleRef, commit);
+    await symlink('../../blobs/nothing', staleLink);
+    await mkdir(staleDir);
+    await writeFile(join(staleDir, 'x'), 'x');
+    await writeFile(live, '');
+    await writeFile(fresh, '');
+    for (const p of [staleRef, staleDir, live]) await utimes(p, old, old);
+    await lutimes(staleLink, old, old);
+    await resolveModel('acme/tiny', quick(env));
+    for (const p of [staleRef, staleLink, staleDir]) assert.equal(await exists(p), false, p);
+    for (const p of [live, fresh]) assert.equal(await exists(p), true, p);
+    // Offline, the cache is only read.
+    await writeFile(staleRef, commit);
+    await utimes(staleRef, old, old);
+    await resolveModel('acme/tiny', { ...quick(env), offline: true });
+    assert.equal(await exists(staleRef), true);
+  });
+});
+
+test('huge limits (options or environment) are capped at what a timer holds, not fired at once', async () => {
+  await withHub(async ({ hub, env }) => {
+    hub.addRepo('acme/tiny', { files: tinyRepo() });
+    const slowEnv = { ...env, HF_HUB_DOWNLOAD_TIMEOUT: '1e10', HF_HUB_ETAG_TIMEOUT: '1e10', MAMBA_TS_HUB_DEADLINE: '1e12' };
+    const dir = await resolveModel('acme/tiny', { ...quick(slowEnv), minBytesPerSecond: 1e-9 });
+    assert.equal(await fileSha256(join(dir, 'model.safetensors')), sha256(WEIGHTS));
+    await rm(join(dir, '..', '..'), { recursive: true });
+    assert.ok(await resolveModel('acme/tiny', { ...quick(env), timeoutMs: 1e15, downloadDeadlineMs: 1e15 }));
+  });
 });
