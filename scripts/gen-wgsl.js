@@ -145,6 +145,40 @@ export function parseModule(file, code) {
 
 const q = (s) => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 const lit = (o) => `{ ${Object.entries(o).map(([k, v]) => `${k}: ${typeof v === 'string' ? q(v) : v}`).join(', ')} }`;
+/** `parts` joined by `sep`, wrapped into lines of at most ~100 characters, each starting with `indent`. */
+function wrap(parts, sep, indent) {
+  const lines = [];
+  let line = '';
+  for (const [i, p] of parts.entries()) {
+    const piece = p + (i < parts.length - 1 ? sep.trimEnd() : '');
+    if (line && line.length + piece.length > 100) { lines.push(line); line = ''; }
+    line += (line ? ' ' : '') + piece;
+  }
+  return lines.concat(line).map((l) => indent + l).join('\n');
+}
+/** `if (cond) return value;` with the `||` terms of `cond` on one line or wrapped after `if (`. */
+function guard(terms, value, indent) {
+  const one = `${indent}if (${terms.join(' || ')}) return ${value};\n`;
+  if (one.length <= 110) return one;
+  return `${indent}if (\n${wrap(terms, ' ||', indent + '  ')}\n${indent}) return ${value};\n`;
+}
+/**
+ * The writer of a uniform struct: static property reads, so writing a dispatch's parameters costs a
+ * few nanoseconds per field (a lookup by a computed name costs tens); false if a field is not a number.
+ */
+function writer(l) {
+  const stores = l.fields.map((f) => `    w.${f.type}[at + ${f.offset >> 2}] = v.${f.name};\n`).join('');
+  const test = guard(l.fields.map((f) => `typeof v.${f.name} !== 'number'`), 'false', '    ');
+  return `  write(v: ParamValues, w: ParamWords, at: number): boolean {\n${test}${stores}    return true;\n  },\n`;
+}
+/** The binder of an entry point: its storage buffers in binding order, or null if one is missing. */
+function binder(bindings) {
+  const names = bindings.filter((b) => b.access !== 'uniform').map((b) => `b.${b.name}`);
+  const list = names.join(', ').length <= 80 ? `[${names.join(', ')}]`
+    : `[\n${wrap(names, ',', '          ')},\n        ]`;
+  return '      bind(b: NamedBuffers): GpuStorage[] | null {\n'
+    + guard(names.map((n) => `!${n}`), 'null', '        ') + `        return ${list};\n      },\n`;
+}
 
 /** The text of wgsl.gen.ts. */
 function generate() {
@@ -154,11 +188,14 @@ function generate() {
  * One export per kernels/*.wgsl: its code (includes expanded) and, per entry point, the binding table
  * parsed from the WGSL declarations: the bindings that entry point statically uses (name, group,
  * binding, access 'uniform' | 'read' | 'read_write', element type, the declaration's comment) and the
- * layout of its uniform struct (field names, types, byte offsets). Launchers pass buffers and
- * parameters by these names; bindings.ts checks them against the table (a missing, unknown or
- * misspelt name is an error naming it) and the dispatcher builds the bind group layout from it.
+ * layout of its uniform struct (field names, types, byte offsets), with two accessors made from them:
+ * \`write\` (the struct's fields from an object, by name, at their offsets) and \`bind\` (the buffers of
+ * an object, by name, in binding order). Launchers pass buffers and parameters by these names;
+ * bindings.ts checks them against the table (a missing, unknown or misspelt name is an error naming
+ * it and listing the expected ones) and the dispatcher builds the bind group layout from it.
  */
-import type { WgslModule } from '../bindings.js';
+import type { NamedBuffers, ParamValues, ParamWords, WgslModule } from '../bindings.js';
+import type { GpuStorage } from '../gpu-buffers.js';
 `;
   for (const f of readdirSync(dir).filter((n) => n.endsWith('.wgsl')).sort()) {
     const id = f.replace(/\.wgsl$/, '').replace(/[-.](\w)/g, (_, c) => c.toUpperCase());
@@ -166,16 +203,19 @@ import type { WgslModule } from '../bindings.js';
     const { entries, uniforms } = parseModule(f, code);
     ts += '\n';
     for (const [s, l] of Object.entries(uniforms)) {
-      ts += `const ${id}_${s} = { struct: ${q(s)}, size: ${l.size}, fields: [\n`;
-      for (const fl of l.fields) ts += `  ${lit(fl)},\n`;
-      ts += '] } as const;\n';
+      ts += `const ${id}_${s} = {\n  struct: ${q(s)},\n  size: ${l.size},\n  fields: [\n`;
+      for (const fl of l.fields) ts += `    ${lit(fl)},\n`;
+      ts += `  ],\n${writer(l)}} as const;\n`;
     }
     ts += `export const ${id} = {\n  name: ${q(f.replace(/\.wgsl$/, ''))},\n`;
     ts += `  code: ${JSON.stringify(code)},\n  entries: {\n`;
     for (const [e, t] of Object.entries(entries)) {
       ts += `    ${e}: {\n      bindings: [\n`;
-      for (const b of t.bindings) ts += `        ${lit(b)},\n`;
-      ts += `      ],\n      uniform: ${t.uniform ? `${id}_${t.uniform}` : 'null'},\n    },\n`;
+      for (const b of t.bindings) {
+        const line = `        ${lit(b)},`;
+        ts += (line.length <= 120 ? line : line.replace(', note: ', ',\n          note: ')) + '\n';
+      }
+      ts += `      ],\n      uniform: ${t.uniform ? `${id}_${t.uniform}` : 'null'},\n${binder(t.bindings)}    },\n`;
     }
     ts += '  },\n} as const satisfies WgslModule;\n';
   }

@@ -76,7 +76,7 @@ test('bindBuffers: a misnamed, missing or extra binding is an error naming it an
   const misnamed: BuffersOf<typeof k.table> = { x: fake(1), out: fake(2) };
   let m = failure(() => bindBuffers(k.name, k.table, misnamed));
   assert.match(m, /kernel unary: no buffer for binding 'o' /);
-  assert.ok(m.includes("'o' (@group(0) @binding(2) read_write array<f32> ((rows, cols) view))"), m);
+  assert.ok(m.includes("'o' (@group(0) @binding(2) read_write array<f32>: (rows, cols) view)"), m);
   assert.match(m, /expected bindings: x, o/);
   m = failure(() => bindBuffers(k.name, k.table, { x: fake(1) }));
   assert.match(m, /no buffer for binding 'o'/);

@@ -36,13 +36,27 @@ export interface UniformLayout {
   /** Bytes. */
   readonly size: number;
   readonly fields: readonly UniformField[];
+  /**
+   * Writes every field from `v` (by name) at its offset, `at` being the struct's first 32-bit word in
+   * `w`; false (a field written or not) if one is not a number. Generated with static property reads.
+   */
+  write(v: ParamValues, w: ParamWords, at: number): boolean;
 }
 
 /** What one entry point binds. */
 export interface EntryTable {
   readonly bindings: readonly Binding[];
   readonly uniform: UniformLayout | null;
+  /** The storage buffers of `b` (by name) in binding order; null if one is absent. Generated. */
+  bind(b: NamedBuffers): GpuStorage[] | null;
 }
+
+/** Buffers by binding name (absent: null or undefined). */
+export type NamedBuffers = Readonly<Record<string, GpuStorage | null | undefined>>;
+/** Parameters by field name. */
+export type ParamValues = Readonly<Record<string, number>>;
+/** Views of a parameter block. */
+export interface ParamWords { readonly u32: Uint32Array; readonly i32: Int32Array; readonly f32: Float32Array }
 
 /** A generated module: one .wgsl file with its entry points. */
 export interface WgslModule {
@@ -83,20 +97,13 @@ export function kernel<M extends WgslModule, K extends keyof M['entries'] & stri
   return { name: o.name ?? (entry === 'main' ? m.name : `${m.name}.${entry}`), code: o.code ?? m.code, entry, table };
 }
 
-/** Buffers by binding name, as `bindBuffers` takes them (absent: null or undefined). */
-type NamedBuffers = Readonly<Record<string, GpuStorage | null | undefined>>;
-
-const storageOf = new WeakMap<EntryTable, readonly Binding[]>();
-
 /** The storage bindings of an entry point, in binding order (the order `bindBuffers` returns buffers in). */
-export function storageBindings(t: EntryTable): readonly Binding[] {
-  let s = storageOf.get(t);
-  if (!s) storageOf.set(t, (s = t.bindings.filter((b) => b.access !== 'uniform')));
-  return s;
+export function storageBindings(t: EntryTable): Binding[] {
+  return t.bindings.filter((b) => b.access !== 'uniform');
 }
 
 function declared(b: Binding): string {
-  return `@group(${b.group}) @binding(${b.binding}) ${b.access} array<${b.type}>${b.note ? ` (${b.note})` : ''}`;
+  return `(@group(${b.group}) @binding(${b.binding}) ${b.access} array<${b.type}>${b.note ? `: ${b.note}` : ''})`;
 }
 
 /**
@@ -105,21 +112,16 @@ function declared(b: Binding): string {
  * of `bufs` must name one: otherwise a BAD_ARGUMENT error names the binding and lists the expected ones.
  */
 export function bindBuffers(kernel: string, t: EntryTable, bufs: NamedBuffers): GpuStorage[] {
-  const list = storageBindings(t);
-  const out = new Array<GpuStorage>(list.length);
-  for (let i = 0; i < list.length; i++) {
-    const b = list[i]!;
-    const s = bufs[b.name];
-    if (!s) wrong(kernel, 'binding', b.name, `no buffer for binding '${b.name}' (${declared(b)})`, list);
-    out[i] = s;
-  }
+  const out = t.bind(bufs);
   let n = 0;
   for (const _ in bufs) n++;
-  if (n !== list.length) {
-    const extra = Object.keys(bufs).find((k) => !list.some((b) => b.name === k))!;
-    wrong(kernel, 'binding', extra, `'${extra}' is not a binding of this entry point`, list);
-  }
-  return out;
+  if (out && n === out.length) return out;
+  // what is wrong, for the message
+  const list = storageBindings(t);
+  const absent = list.find((b) => !bufs[b.name]);
+  if (absent) wrong(kernel, 'binding', absent.name, `no buffer for binding '${absent.name}' ${declared(absent)}`, list);
+  const extra = Object.keys(bufs).find((k) => !list.some((b) => b.name === k)) ?? Object.keys(bufs).join(', ');
+  return wrong(kernel, 'binding', extra, `'${extra}' is not a binding of this entry point`, list);
 }
 
 /**
@@ -128,25 +130,17 @@ export function bindBuffers(kernel: string, t: EntryTable, bufs: NamedBuffers): 
  * Every field needs a number and every key of `values` must name a field: otherwise a BAD_ARGUMENT
  * error names it and lists the struct's fields.
  */
-export function writeParams(kernel: string, t: EntryTable, values: Readonly<Record<string, number>>,
-  words: { readonly u32: Uint32Array; readonly i32: Int32Array; readonly f32: Float32Array }, at: number): void {
-  const fields = t.uniform?.fields ?? [];
-  for (let i = 0; i < fields.length; i++) {
-    const f = fields[i]!;
-    const v = values[f.name];
-    if (typeof v !== 'number') wrong(kernel, 'parameter', f.name, `no value for parameter '${f.name}'`, fields);
-    const w = at + (f.offset >> 2);
-    if (f.type === 'f32') words.f32[w] = v;
-    else if (f.type === 'i32') words.i32[w] = v;
-    else words.u32[w] = v;
-  }
+export function writeParams(kernel: string, t: EntryTable, values: ParamValues, words: ParamWords, at: number): void {
+  const u = t.uniform;
   let n = 0;
   for (const _ in values) n++;
-  if (n !== fields.length) {
-    const extra = Object.keys(values).find((k) => !fields.some((f) => f.name === k))!;
-    const of = t.uniform ? ` of struct ${t.uniform.struct}` : '';
-    wrong(kernel, 'parameter', extra, `'${extra}' is not a parameter${of}`, fields);
-  }
+  if (u ? u.write(values, words, at) && n === u.fields.length : n === 0) return;
+  // what is wrong, for the message
+  const fields = u?.fields ?? [];
+  const absent = fields.find((f) => typeof values[f.name] !== 'number');
+  if (absent) wrong(kernel, 'parameter', absent.name, `no value for parameter '${absent.name}'`, fields);
+  const extra = Object.keys(values).find((k) => !fields.some((f) => f.name === k)) ?? Object.keys(values).join(', ');
+  return wrong(kernel, 'parameter', extra, `'${extra}' is not a parameter${u ? ` of struct ${u.struct}` : ''}`, fields);
 }
 
 /** A launcher's slip (a bug): the error names the binding or parameter and lists the expected ones. */

@@ -4,19 +4,38 @@
  * One export per kernels/*.wgsl: its code (includes expanded) and, per entry point, the binding table
  * parsed from the WGSL declarations: the bindings that entry point statically uses (name, group,
  * binding, access 'uniform' | 'read' | 'read_write', element type, the declaration's comment) and the
- * layout of its uniform struct (field names, types, byte offsets). Launchers pass buffers and
- * parameters by these names; bindings.ts checks them against the table (a missing, unknown or
- * misspelt name is an error naming it) and the dispatcher builds the bind group layout from it.
+ * layout of its uniform struct (field names, types, byte offsets), with two accessors made from them:
+ * `write` (the struct's fields from an object, by name, at their offsets) and `bind` (the buffers of
+ * an object, by name, in binding order). Launchers pass buffers and parameters by these names;
+ * bindings.ts checks them against the table (a missing, unknown or misspelt name is an error naming
+ * it and listing the expected ones) and the dispatcher builds the bind group layout from it.
  */
-import type { WgslModule } from '../bindings.js';
+import type { NamedBuffers, ParamValues, ParamWords, WgslModule } from '../bindings.js';
+import type { GpuStorage } from '../gpu-buffers.js';
 
-const argmax_P = { struct: 'P', size: 20, fields: [
-  { name: 'rows', type: 'u32', offset: 0 },
-  { name: 'cols', type: 'u32', offset: 4 },
-  { name: 'xoff', type: 'u32', offset: 8 },
-  { name: 'xld', type: 'u32', offset: 12 },
-  { name: 'ooff', type: 'u32', offset: 16 },
-] } as const;
+const argmax_P = {
+  struct: 'P',
+  size: 20,
+  fields: [
+    { name: 'rows', type: 'u32', offset: 0 },
+    { name: 'cols', type: 'u32', offset: 4 },
+    { name: 'xoff', type: 'u32', offset: 8 },
+    { name: 'xld', type: 'u32', offset: 12 },
+    { name: 'ooff', type: 'u32', offset: 16 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.rows !== 'number' || typeof v.cols !== 'number' || typeof v.xoff !== 'number' ||
+      typeof v.xld !== 'number' || typeof v.ooff !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.rows;
+    w.u32[at + 1] = v.cols;
+    w.u32[at + 2] = v.xoff;
+    w.u32[at + 3] = v.xld;
+    w.u32[at + 4] = v.ooff;
+    return true;
+  },
+} as const;
 export const argmax = {
   name: 'argmax',
   code: "// out[r] <- the first index of the largest element of row r of x (one workgroup per row).\n\nstruct P { rows: u32, cols: u32, xoff: u32, xld: u32, ooff: u32 }\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> x: array<f32>;        // (rows, cols) view\n@group(0) @binding(2) var<storage, read_write> o: array<i32>;  // (rows) from ooff\n\nvar<workgroup> sv: array<f32, 256>;\nvar<workgroup> si: array<u32, 256>;\n\n@compute @workgroup_size(256)\nfn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let r = wid.y * nwg.x + wid.x;\n  if (r >= p.rows) { return; }\n  let base = p.xoff + r * p.xld;\n  // Each thread scans its strided elements in increasing index order, keeping the first maximum.\n  var bv = x[base + min(li, p.cols - 1u)];\n  var bi = min(li, p.cols - 1u);\n  for (var c = li + 256u; c < p.cols; c += 256u) {\n    let v = x[base + c];\n    if (v > bv) { bv = v; bi = c; }\n  }\n  sv[li] = bv;\n  si[li] = bi;\n  for (var s = 128u; s > 0u; s >>= 1u) {\n    workgroupBarrier();\n    if (li < s) {\n      let v = sv[li + s];\n      let j = si[li + s];\n      if (v > sv[li] || (v == sv[li] && j < si[li])) { sv[li] = v; si[li] = j; }\n    }\n  }\n  if (li == 0u) { o[p.ooff + r] = i32(si[0]); }\n}\n",
@@ -28,21 +47,46 @@ export const argmax = {
         { name: 'o', group: 0, binding: 2, access: 'read_write', type: 'i32', note: '(rows) from ooff' },
       ],
       uniform: argmax_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.x || !b.o) return null;
+        return [b.x, b.o];
+      },
     },
   },
 } as const satisfies WgslModule;
 
-const binary_P = { struct: 'P', size: 36, fields: [
-  { name: 'rows', type: 'u32', offset: 0 },
-  { name: 'cols', type: 'u32', offset: 4 },
-  { name: 'aoff', type: 'u32', offset: 8 },
-  { name: 'ald', type: 'u32', offset: 12 },
-  { name: 'boff', type: 'u32', offset: 16 },
-  { name: 'bld', type: 'u32', offset: 20 },
-  { name: 'ooff', type: 'u32', offset: 24 },
-  { name: 'old', type: 'u32', offset: 28 },
-  { name: 'n', type: 'u32', offset: 32 },
-] } as const;
+const binary_P = {
+  struct: 'P',
+  size: 36,
+  fields: [
+    { name: 'rows', type: 'u32', offset: 0 },
+    { name: 'cols', type: 'u32', offset: 4 },
+    { name: 'aoff', type: 'u32', offset: 8 },
+    { name: 'ald', type: 'u32', offset: 12 },
+    { name: 'boff', type: 'u32', offset: 16 },
+    { name: 'bld', type: 'u32', offset: 20 },
+    { name: 'ooff', type: 'u32', offset: 24 },
+    { name: 'old', type: 'u32', offset: 28 },
+    { name: 'n', type: 'u32', offset: 32 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.rows !== 'number' || typeof v.cols !== 'number' || typeof v.aoff !== 'number' ||
+      typeof v.ald !== 'number' || typeof v.boff !== 'number' || typeof v.bld !== 'number' ||
+      typeof v.ooff !== 'number' || typeof v.old !== 'number' || typeof v.n !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.rows;
+    w.u32[at + 1] = v.cols;
+    w.u32[at + 2] = v.aoff;
+    w.u32[at + 3] = v.ald;
+    w.u32[at + 4] = v.boff;
+    w.u32[at + 5] = v.bld;
+    w.u32[at + 6] = v.ooff;
+    w.u32[at + 7] = v.old;
+    w.u32[at + 8] = v.n;
+    return true;
+  },
+} as const;
 export const binary = {
   name: 'binary',
   code: "// out <- a (op) b elementwise over (rows, cols) views; b is the same shape or one row broadcast.\n\noverride OP: u32 = 0u;          // 0 add, 1 sub, 2 mul, 3 div\noverride A_IS_OUT: bool = false; // a is the same view as out (in place; a's binding unused)\noverride B_IS_OUT: bool = false; // b is the same view as out\n\nstruct P { rows: u32, cols: u32, aoff: u32, ald: u32, boff: u32, bld: u32, ooff: u32, old: u32, n: u32 }\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> a: array<f32>;        // (rows, cols) view\n@group(0) @binding(2) var<storage, read> b: array<f32>;        // (rows, cols) view, or (cols) with bld = 0\n@group(0) @binding(3) var<storage, read_write> o: array<f32>;  // (rows, cols) view\n\n@compute @workgroup_size(256)\nfn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = (wid.y * nwg.x + wid.x) * 256u + li;\n  if (i >= p.n) { return; }\n  let r = i / p.cols;\n  let c = i - r * p.cols;\n  let oi = p.ooff + r * p.old + c;\n  var x: f32;\n  var y: f32;\n  if (A_IS_OUT) { x = o[oi]; } else { x = a[p.aoff + r * p.ald + c]; }\n  if (B_IS_OUT) { y = o[oi]; } else { y = b[p.boff + r * p.bld + c]; }\n  var v: f32;\n  switch (OP) {\n    case 0u: { v = x + y; }\n    case 1u: { v = x - y; }\n    case 2u: { v = x * y; }\n    default: { v = x / y; }\n  }\n  o[oi] = v;\n}\n",
@@ -51,29 +95,61 @@ export const binary = {
       bindings: [
         { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
         { name: 'a', group: 0, binding: 1, access: 'read', type: 'f32', note: '(rows, cols) view' },
-        { name: 'b', group: 0, binding: 2, access: 'read', type: 'f32', note: '(rows, cols) view, or (cols) with bld = 0' },
+        { name: 'b', group: 0, binding: 2, access: 'read', type: 'f32',
+          note: '(rows, cols) view, or (cols) with bld = 0' },
         { name: 'o', group: 0, binding: 3, access: 'read_write', type: 'f32', note: '(rows, cols) view' },
       ],
       uniform: binary_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.a || !b.b || !b.o) return null;
+        return [b.a, b.b, b.o];
+      },
     },
   },
 } as const satisfies WgslModule;
 
-const conv1d_P = { struct: 'P', size: 52, fields: [
-  { name: 'b', type: 'u32', offset: 0 },
-  { name: 'l', type: 'u32', offset: 4 },
-  { name: 'e', type: 'u32', offset: 8 },
-  { name: 'k', type: 'u32', offset: 12 },
-  { name: 'xoff', type: 'u32', offset: 16 },
-  { name: 'xld', type: 'u32', offset: 20 },
-  { name: 'ooff', type: 'u32', offset: 24 },
-  { name: 'old', type: 'u32', offset: 28 },
-  { name: 'woff', type: 'u32', offset: 32 },
-  { name: 'wld', type: 'u32', offset: 36 },
-  { name: 'boff', type: 'u32', offset: 40 },
-  { name: 'soff', type: 'u32', offset: 44 },
-  { name: 'sld', type: 'u32', offset: 48 },
-] } as const;
+const conv1d_P = {
+  struct: 'P',
+  size: 52,
+  fields: [
+    { name: 'b', type: 'u32', offset: 0 },
+    { name: 'l', type: 'u32', offset: 4 },
+    { name: 'e', type: 'u32', offset: 8 },
+    { name: 'k', type: 'u32', offset: 12 },
+    { name: 'xoff', type: 'u32', offset: 16 },
+    { name: 'xld', type: 'u32', offset: 20 },
+    { name: 'ooff', type: 'u32', offset: 24 },
+    { name: 'old', type: 'u32', offset: 28 },
+    { name: 'woff', type: 'u32', offset: 32 },
+    { name: 'wld', type: 'u32', offset: 36 },
+    { name: 'boff', type: 'u32', offset: 40 },
+    { name: 'soff', type: 'u32', offset: 44 },
+    { name: 'sld', type: 'u32', offset: 48 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.b !== 'number' || typeof v.l !== 'number' || typeof v.e !== 'number' ||
+      typeof v.k !== 'number' || typeof v.xoff !== 'number' || typeof v.xld !== 'number' ||
+      typeof v.ooff !== 'number' || typeof v.old !== 'number' || typeof v.woff !== 'number' ||
+      typeof v.wld !== 'number' || typeof v.boff !== 'number' || typeof v.soff !== 'number' ||
+      typeof v.sld !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.b;
+    w.u32[at + 1] = v.l;
+    w.u32[at + 2] = v.e;
+    w.u32[at + 3] = v.k;
+    w.u32[at + 4] = v.xoff;
+    w.u32[at + 5] = v.xld;
+    w.u32[at + 6] = v.ooff;
+    w.u32[at + 7] = v.old;
+    w.u32[at + 8] = v.woff;
+    w.u32[at + 9] = v.wld;
+    w.u32[at + 10] = v.boff;
+    w.u32[at + 11] = v.soff;
+    w.u32[at + 12] = v.sld;
+    return true;
+  },
+} as const;
 export const conv1d = {
   name: 'conv1d',
   code: "// Causal depthwise conv1d along l with optional SiLU and a carried state (contract in backend.ts):\n//   xin(t) = x[b, t, c] for t >= 0, state[b, c, k + t] for -k < t < 0 (zeros without a state)\n//   out[b, t, c] = act(bias[c] + sum_{j<k} weight[c, j] * xin(t - k + 1 + j))\n//   state[b, c, j] <- xin(l - k + j)      (the last k inputs, oldest first)\n// Entry points: `conv_out` (one thread per output, any l; never writes the state), `conv_state`\n// (one thread per (b, c): the state update, run after conv_out), and `conv_seq` (one thread per\n// (b, c) walking t: output and state in one pass, for short l such as the l = 1 step).\n// Scalar functions with the numerics of the CPU reference (src/backend/cpu/math.ts), in f32.\n\n// log(1 + y) without the cancellation of log(1 + y) for small y (Goldberg's trick: exact to a few ulp).\nfn log1p_f(y: f32) -> f32 {\n  let u = 1.0 + y;\n  if (u == 1.0) { return y; }\n  return log(u) * (y / (u - 1.0));\n}\n\n// softplus(x) = log(1 + e^x), and x itself above 20 (PyTorch's threshold).\nfn softplus_f(x: f32) -> f32 {\n  if (x > 20.0) { return x; }\n  return log1p_f(exp(x));\n}\n\nfn sigmoid_f(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }\n\nfn silu_f(x: f32) -> f32 { return x / (1.0 + exp(-x)); }\n\n// erf from erfc (Numerical Recipes' erfcc, fractional error < 1.2e-7).\nfn erf_f(x: f32) -> f32 {\n  let z = abs(x);\n  let t = 1.0 / (1.0 + 0.5 * z);\n  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +\n          t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));\n  return select(r - 1.0, 1.0 - r, x >= 0.0);\n}\n\n// gelu(x) = x * Phi(x), the exact (erf) form.\nfn gelu_f(x: f32) -> f32 { return 0.5 * x * (1.0 + erf_f(x * 0.70710678118654752)); }\n\noverride HAS_BIAS: bool = false;\noverride HAS_STATE: bool = false;\noverride SILU: bool = true;\n\nstruct P {\n  b: u32, l: u32, e: u32, k: u32,\n  xoff: u32, xld: u32,   // x rows are (b*l), width e\n  ooff: u32, old: u32,   // out rows are (b*l), width e\n  woff: u32, wld: u32,   // weight rows are e, width k\n  boff: u32,             // bias element offset\n  soff: u32, sld: u32,   // state rows are (b*e), width k\n}\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> x: array<f32>;            // (b, l, e) view\n@group(0) @binding(2) var<storage, read> w: array<f32>;            // (e, k) view\n@group(0) @binding(3) var<storage, read> bias: array<f32>;         // (e) or unused\n@group(0) @binding(4) var<storage, read_write> state: array<f32>;  // (b, e, k) view or unused\n@group(0) @binding(5) var<storage, read_write> o: array<f32>;      // (b, l, e) view\n\n// xin(t) of sequence bi, channel c, for t in (-k, l).\nfn xin(bi: u32, c: u32, t: i32) -> f32 {\n  if (t >= 0) { return x[p.xoff + (bi * p.l + u32(t)) * p.xld + c]; }\n  if (HAS_STATE) { return state[p.soff + (bi * p.e + c) * p.sld + u32(i32(p.k) + t)]; }\n  return 0.0;\n}\n\nfn act(s: f32) -> f32 { if (SILU) { return silu_f(s); } return s; }\n\n@compute @workgroup_size(256)\nfn conv_out(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  // grid: x over channel blocks, y (and z) over rows b*l\n  let c = wid.x * 256u + li;\n  let row = wid.y + wid.z * nwg.y;\n  if (c >= p.e || row >= p.b * p.l) { return; }\n  let bi = row / p.l;\n  let t = i32(row - bi * p.l);\n  var s = 0.0;\n  if (HAS_BIAS) { s = bias[p.boff + c]; }\n  let wb = p.woff + c * p.wld;\n  for (var j = 0u; j < p.k; j++) {\n    s += w[wb + j] * xin(bi, c, t - i32(p.k) + 1 + i32(j));\n  }\n  o[p.ooff + row * p.old + c] = act(s);\n}\n\n@compute @workgroup_size(256)\nfn conv_state(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = (wid.y * nwg.x + wid.x) * 256u + li;\n  if (i >= p.b * p.e) { return; }\n  let bi = i / p.e;\n  let c = i - bi * p.e;\n  let sb = p.soff + i * p.sld;\n  // New column j is xin(l - k + j); where that is still in the old state (l < k), it is old column\n  // l + j, to the right of j, so walking j upwards reads each old value before it is overwritten.\n  for (var j = 0u; j < p.k; j++) {\n    let t = i32(p.l) - i32(p.k) + i32(j);\n    var v: f32;\n    if (t >= 0) { v = x[p.xoff + (bi * p.l + u32(t)) * p.xld + c]; } else { v = state[sb + p.l + j]; }\n    state[sb + j] = v;\n  }\n}\n\nconst KMAX: u32 = 8u;\n\n@compute @workgroup_size(256)\nfn conv_seq(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = (wid.y * nwg.x + wid.x) * 256u + li;\n  if (i >= p.b * p.e) { return; }\n  let bi = i / p.e;\n  let c = i - bi * p.e;\n  // The window of the last k inputs (oldest first), k <= KMAX.\n  var win: array<f32, KMAX>;\n  var wt: array<f32, KMAX>;\n  let sb = p.soff + i * p.sld;\n  for (var j = 0u; j < p.k; j++) {\n    if (HAS_STATE) { win[j] = state[sb + j]; } else { win[j] = 0.0; }\n    wt[j] = w[p.woff + c * p.wld + j];\n  }\n  var b0 = 0.0;\n  if (HAS_BIAS) { b0 = bias[p.boff + c]; }\n  for (var t = 0u; t < p.l; t++) {\n    for (var j = 0u; j + 1u < p.k; j++) { win[j] = win[j + 1u]; }\n    let row = bi * p.l + t;\n    win[p.k - 1u] = x[p.xoff + row * p.xld + c];\n    var s = b0;\n    for (var j = 0u; j < p.k; j++) { s += wt[j] * win[j]; }\n    o[p.ooff + row * p.old + c] = act(s);\n  }\n  if (HAS_STATE) {\n    for (var j = 0u; j < p.k; j++) { state[sb + j] = win[j]; }\n  }\n}\n",
@@ -88,6 +164,10 @@ export const conv1d = {
         { name: 'o', group: 0, binding: 5, access: 'read_write', type: 'f32', note: '(b, l, e) view' },
       ],
       uniform: conv1d_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.x || !b.w || !b.bias || !b.state || !b.o) return null;
+        return [b.x, b.w, b.bias, b.state, b.o];
+      },
     },
     conv_state: {
       bindings: [
@@ -96,6 +176,10 @@ export const conv1d = {
         { name: 'state', group: 0, binding: 4, access: 'read_write', type: 'f32', note: '(b, e, k) view or unused' },
       ],
       uniform: conv1d_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.x || !b.state) return null;
+        return [b.x, b.state];
+      },
     },
     conv_seq: {
       bindings: [
@@ -107,20 +191,44 @@ export const conv1d = {
         { name: 'o', group: 0, binding: 5, access: 'read_write', type: 'f32', note: '(b, l, e) view' },
       ],
       uniform: conv1d_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.x || !b.w || !b.bias || !b.state || !b.o) return null;
+        return [b.x, b.w, b.bias, b.state, b.o];
+      },
     },
   },
 } as const satisfies WgslModule;
 
-const copy_P = { struct: 'P', size: 32, fields: [
-  { name: 'rows', type: 'u32', offset: 0 },
-  { name: 'cols', type: 'u32', offset: 4 },
-  { name: 'soff', type: 'u32', offset: 8 },
-  { name: 'sld', type: 'u32', offset: 12 },
-  { name: 'doff', type: 'u32', offset: 16 },
-  { name: 'dld', type: 'u32', offset: 20 },
-  { name: 'n', type: 'u32', offset: 24 },
-  { name: 'w0', type: 'u32', offset: 28 },
-] } as const;
+const copy_P = {
+  struct: 'P',
+  size: 32,
+  fields: [
+    { name: 'rows', type: 'u32', offset: 0 },
+    { name: 'cols', type: 'u32', offset: 4 },
+    { name: 'soff', type: 'u32', offset: 8 },
+    { name: 'sld', type: 'u32', offset: 12 },
+    { name: 'doff', type: 'u32', offset: 16 },
+    { name: 'dld', type: 'u32', offset: 20 },
+    { name: 'n', type: 'u32', offset: 24 },
+    { name: 'w0', type: 'u32', offset: 28 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.rows !== 'number' || typeof v.cols !== 'number' || typeof v.soff !== 'number' ||
+      typeof v.sld !== 'number' || typeof v.doff !== 'number' || typeof v.dld !== 'number' ||
+      typeof v.n !== 'number' || typeof v.w0 !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.rows;
+    w.u32[at + 1] = v.cols;
+    w.u32[at + 2] = v.soff;
+    w.u32[at + 3] = v.sld;
+    w.u32[at + 4] = v.doff;
+    w.u32[at + 5] = v.dld;
+    w.u32[at + 6] = v.n;
+    w.u32[at + 7] = v.w0;
+    return true;
+  },
+} as const;
 export const copy = {
   name: 'copy',
   code: "// dst <- src over a (rows, cols) window of each; every float dtype converts to f32, 16-bit copies stay 16-bit.\n// Storage is viewed as u32 words: f32 and i32 one element per word, f16/bf16 two per word (low half first).\n\noverride SRC_T: u32 = 0u;    // 0: 32-bit (f32 or i32, copied bit for bit), 1: f16, 2: bf16\noverride DST_HALF: bool = false; // dst is 16-bit (then src has the same 16-bit dtype)\n\nstruct P {\n  rows: u32, cols: u32,\n  soff: u32, sld: u32,   // src element offset and row stride\n  doff: u32, dld: u32,   // dst element offset and row stride\n  n: u32,                // threads needed: rows*cols elements, or dst words spanned when DST_HALF\n  w0: u32,               // first dst word (DST_HALF)\n}\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> src: array<u32>;        // (rows, cols) view, SRC_T\n@group(0) @binding(2) var<storage, read_write> dst: array<u32>;  // (rows, cols) view, f32/i32 or 16-bit\n\nfn half_bits(e: u32) -> u32 { return (src[e >> 1u] >> ((e & 1u) * 16u)) & 0xffffu; }\n\nfn src_f32_bits(e: u32) -> u32 {\n  if (SRC_T == 0u) { return src[e]; }\n  let h = half_bits(e);\n  if (SRC_T == 2u) { return h << 16u; }\n  return bitcast<u32>(unpack2x16float(h).x);\n}\n\n@compute @workgroup_size(256)\nfn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = (wid.y * nwg.x + wid.x) * 256u + li;\n  if (i >= p.n) { return; }\n  if (!DST_HALF) {\n    let r = i / p.cols;\n    let c = i - r * p.cols;\n    dst[p.doff + r * p.dld + c] = src_f32_bits(p.soff + r * p.sld + c);\n    return;\n  }\n  // One thread per destination word: each of its two halves is taken from src if it lies in the view.\n  let w = p.w0 + i;\n  var word = dst[w];\n  for (var h = 0u; h < 2u; h++) {\n    let e = 2u * w + h;\n    if (e < p.doff) { continue; }\n    let rel = e - p.doff;\n    let r = rel / p.dld;\n    let c = rel - r * p.dld;\n    if (r < p.rows && c < p.cols) {\n      let sh = h * 16u;\n      word = (word & ~(0xffffu << sh)) | (half_bits(p.soff + r * p.sld + c) << sh);\n    }\n  }\n  dst[w] = word;\n}\n",
@@ -129,22 +237,46 @@ export const copy = {
       bindings: [
         { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
         { name: 'src', group: 0, binding: 1, access: 'read', type: 'u32', note: '(rows, cols) view, SRC_T' },
-        { name: 'dst', group: 0, binding: 2, access: 'read_write', type: 'u32', note: '(rows, cols) view, f32/i32 or 16-bit' },
+        { name: 'dst', group: 0, binding: 2, access: 'read_write', type: 'u32',
+          note: '(rows, cols) view, f32/i32 or 16-bit' },
       ],
       uniform: copy_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.src || !b.dst) return null;
+        return [b.src, b.dst];
+      },
     },
   },
 } as const satisfies WgslModule;
 
-const embedding_P = { struct: 'P', size: 28, fields: [
-  { name: 'm', type: 'u32', offset: 0 },
-  { name: 'd', type: 'u32', offset: 4 },
-  { name: 'ioff', type: 'u32', offset: 8 },
-  { name: 'toff', type: 'u32', offset: 12 },
-  { name: 'tld', type: 'u32', offset: 16 },
-  { name: 'ooff', type: 'u32', offset: 20 },
-  { name: 'old', type: 'u32', offset: 24 },
-] } as const;
+const embedding_P = {
+  struct: 'P',
+  size: 28,
+  fields: [
+    { name: 'm', type: 'u32', offset: 0 },
+    { name: 'd', type: 'u32', offset: 4 },
+    { name: 'ioff', type: 'u32', offset: 8 },
+    { name: 'toff', type: 'u32', offset: 12 },
+    { name: 'tld', type: 'u32', offset: 16 },
+    { name: 'ooff', type: 'u32', offset: 20 },
+    { name: 'old', type: 'u32', offset: 24 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.m !== 'number' || typeof v.d !== 'number' || typeof v.ioff !== 'number' ||
+      typeof v.toff !== 'number' || typeof v.tld !== 'number' || typeof v.ooff !== 'number' ||
+      typeof v.old !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.m;
+    w.u32[at + 1] = v.d;
+    w.u32[at + 2] = v.ioff;
+    w.u32[at + 3] = v.toff;
+    w.u32[at + 4] = v.tld;
+    w.u32[at + 5] = v.ooff;
+    w.u32[at + 6] = v.old;
+    return true;
+  },
+} as const;
 export const embedding = {
   name: 'embedding',
   code: "// out (m, d) <- rows of table (V, d) picked by ids (m); the table may be f32, f16 or bf16.\n\n// Element i of a buffer of 16-bit floats, two to a u32 word: `w` is the word holding it (index\n// i >> 1, the half i & 1), `t` its dtype (1 f16, 2 bf16), as f32.\nfn half_f32(w: u32, i: u32, t: u32) -> f32 {\n  let h = (w >> ((i & 1u) * 16u)) & 0xffffu;\n  if (t == 2u) { return bitcast<f32>(h << 16u); }\n  return unpack2x16float(h).x;\n}\n\noverride T: u32 = 0u; // table dtype: 0 f32, 1 f16, 2 bf16\n\nstruct P { m: u32, d: u32, ioff: u32, toff: u32, tld: u32, ooff: u32, old: u32 }\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> ids: array<i32>;      // (m) from ioff, each in [0, V)\n@group(0) @binding(2) var<storage, read> table: array<u32>;    // (V, d) view, dtype T\n@group(0) @binding(3) var<storage, read_write> o: array<f32>;  // (m, d) view\n\nfn tab(e: u32) -> f32 {\n  if (T == 0u) { return bitcast<f32>(table[e]); }\n  return half_f32(table[e >> 1u], e, T);\n}\n\n@compute @workgroup_size(256)\nfn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  // grid: x over column blocks of 256, y over rows\n  let c = wid.x * 256u + li;\n  let i = wid.y + wid.z * nwg.y;\n  if (c >= p.d || i >= p.m) { return; }\n  let id = u32(ids[p.ioff + i]);\n  o[p.ooff + i * p.old + c] = tab(p.toff + id * p.tld + c);\n}\n",
@@ -157,19 +289,42 @@ export const embedding = {
         { name: 'o', group: 0, binding: 3, access: 'read_write', type: 'f32', note: '(m, d) view' },
       ],
       uniform: embedding_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.ids || !b.table || !b.o) return null;
+        return [b.ids, b.table, b.o];
+      },
     },
   },
 } as const satisfies WgslModule;
 
-const fill_P = { struct: 'P', size: 28, fields: [
-  { name: 'rows', type: 'u32', offset: 0 },
-  { name: 'cols', type: 'u32', offset: 4 },
-  { name: 'off', type: 'u32', offset: 8 },
-  { name: 'ld', type: 'u32', offset: 12 },
-  { name: 'bits', type: 'u32', offset: 16 },
-  { name: 'n', type: 'u32', offset: 20 },
-  { name: 'w0', type: 'u32', offset: 24 },
-] } as const;
+const fill_P = {
+  struct: 'P',
+  size: 28,
+  fields: [
+    { name: 'rows', type: 'u32', offset: 0 },
+    { name: 'cols', type: 'u32', offset: 4 },
+    { name: 'off', type: 'u32', offset: 8 },
+    { name: 'ld', type: 'u32', offset: 12 },
+    { name: 'bits', type: 'u32', offset: 16 },
+    { name: 'n', type: 'u32', offset: 20 },
+    { name: 'w0', type: 'u32', offset: 24 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.rows !== 'number' || typeof v.cols !== 'number' || typeof v.off !== 'number' ||
+      typeof v.ld !== 'number' || typeof v.bits !== 'number' || typeof v.n !== 'number' ||
+      typeof v.w0 !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.rows;
+    w.u32[at + 1] = v.cols;
+    w.u32[at + 2] = v.off;
+    w.u32[at + 3] = v.ld;
+    w.u32[at + 4] = v.bits;
+    w.u32[at + 5] = v.n;
+    w.u32[at + 6] = v.w0;
+    return true;
+  },
+} as const;
 export const fill = {
   name: 'fill',
   code: "// t <- value over a (rows, cols) window; value given as the element's bit pattern.\n\noverride HALF: bool = false; // 16-bit elements (two per u32 word)\n\nstruct P {\n  rows: u32, cols: u32,\n  off: u32, ld: u32,  // element offset and row stride\n  bits: u32,          // the value's bits (f32/i32: 32 bits; f16/bf16: low 16 bits)\n  n: u32,             // threads: rows*cols, or words spanned when HALF\n  w0: u32,            // first word (HALF)\n}\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read_write> t: array<u32>; // (rows, cols) view\n\n@compute @workgroup_size(256)\nfn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = (wid.y * nwg.x + wid.x) * 256u + li;\n  if (i >= p.n) { return; }\n  if (!HALF) {\n    let r = i / p.cols;\n    t[p.off + r * p.ld + (i - r * p.cols)] = p.bits;\n    return;\n  }\n  let w = p.w0 + i;\n  var word = t[w];\n  for (var h = 0u; h < 2u; h++) {\n    let e = 2u * w + h;\n    if (e < p.off) { continue; }\n    let rel = e - p.off;\n    let r = rel / p.ld;\n    if (r < p.rows && rel - r * p.ld < p.cols) {\n      let sh = h * 16u;\n      word = (word & ~(0xffffu << sh)) | ((p.bits & 0xffffu) << sh);\n    }\n  }\n  t[w] = word;\n}\n",
@@ -180,23 +335,51 @@ export const fill = {
         { name: 't', group: 0, binding: 1, access: 'read_write', type: 'u32', note: '(rows, cols) view' },
       ],
       uniform: fill_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.t) return null;
+        return [b.t];
+      },
     },
   },
 } as const satisfies WgslModule;
 
-const gatedRmsnorm_P = { struct: 'P', size: 44, fields: [
-  { name: 'm', type: 'u32', offset: 0 },
-  { name: 'gs', type: 'u32', offset: 4 },
-  { name: 'groups', type: 'u32', offset: 8 },
-  { name: 'xoff', type: 'u32', offset: 12 },
-  { name: 'xld', type: 'u32', offset: 16 },
-  { name: 'zoff', type: 'u32', offset: 20 },
-  { name: 'zld', type: 'u32', offset: 24 },
-  { name: 'ooff', type: 'u32', offset: 28 },
-  { name: 'old', type: 'u32', offset: 32 },
-  { name: 'woff', type: 'u32', offset: 36 },
-  { name: 'eps', type: 'f32', offset: 40 },
-] } as const;
+const gatedRmsnorm_P = {
+  struct: 'P',
+  size: 44,
+  fields: [
+    { name: 'm', type: 'u32', offset: 0 },
+    { name: 'gs', type: 'u32', offset: 4 },
+    { name: 'groups', type: 'u32', offset: 8 },
+    { name: 'xoff', type: 'u32', offset: 12 },
+    { name: 'xld', type: 'u32', offset: 16 },
+    { name: 'zoff', type: 'u32', offset: 20 },
+    { name: 'zld', type: 'u32', offset: 24 },
+    { name: 'ooff', type: 'u32', offset: 28 },
+    { name: 'old', type: 'u32', offset: 32 },
+    { name: 'woff', type: 'u32', offset: 36 },
+    { name: 'eps', type: 'f32', offset: 40 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.m !== 'number' || typeof v.gs !== 'number' || typeof v.groups !== 'number' ||
+      typeof v.xoff !== 'number' || typeof v.xld !== 'number' || typeof v.zoff !== 'number' ||
+      typeof v.zld !== 'number' || typeof v.ooff !== 'number' || typeof v.old !== 'number' ||
+      typeof v.woff !== 'number' || typeof v.eps !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.m;
+    w.u32[at + 1] = v.gs;
+    w.u32[at + 2] = v.groups;
+    w.u32[at + 3] = v.xoff;
+    w.u32[at + 4] = v.xld;
+    w.u32[at + 5] = v.zoff;
+    w.u32[at + 6] = v.zld;
+    w.u32[at + 7] = v.ooff;
+    w.u32[at + 8] = v.old;
+    w.u32[at + 9] = v.woff;
+    w.f32[at + 10] = v.eps;
+    return true;
+  },
+} as const;
 export const gatedRmsnorm = {
   name: 'gated-rmsnorm',
   code: "// Mamba-2's gated RMSNorm (contract in backend.ts; CPU reference cpu/gated-rmsnorm.ts), over groups of\n// gs columns of rows of width e (one workgroup per (row, group)):\n//   gate first (NORM_FIRST false): v = x * silu(z), out = v * rsqrt(mean_group(v^2) + eps) * w\n//   norm first (NORM_FIRST true):  out = x * rsqrt(mean_group(x^2) + eps) * w * silu(z)\n// Without z (HAS_Z false) the gate is 1.\n// Scalar functions with the numerics of the CPU reference (src/backend/cpu/math.ts), in f32.\n\n// log(1 + y) without the cancellation of log(1 + y) for small y (Goldberg's trick: exact to a few ulp).\nfn log1p_f(y: f32) -> f32 {\n  let u = 1.0 + y;\n  if (u == 1.0) { return y; }\n  return log(u) * (y / (u - 1.0));\n}\n\n// softplus(x) = log(1 + e^x), and x itself above 20 (PyTorch's threshold).\nfn softplus_f(x: f32) -> f32 {\n  if (x > 20.0) { return x; }\n  return log1p_f(exp(x));\n}\n\nfn sigmoid_f(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }\n\nfn silu_f(x: f32) -> f32 { return x / (1.0 + exp(-x)); }\n\n// erf from erfc (Numerical Recipes' erfcc, fractional error < 1.2e-7).\nfn erf_f(x: f32) -> f32 {\n  let z = abs(x);\n  let t = 1.0 / (1.0 + 0.5 * z);\n  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +\n          t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));\n  return select(r - 1.0, 1.0 - r, x >= 0.0);\n}\n\n// gelu(x) = x * Phi(x), the exact (erf) form.\nfn gelu_f(x: f32) -> f32 { return 0.5 * x * (1.0 + erf_f(x * 0.70710678118654752)); }\n\noverride HAS_Z: bool = true;\noverride NORM_FIRST: bool = false;\n\nstruct P { m: u32, gs: u32, groups: u32, xoff: u32, xld: u32, zoff: u32, zld: u32, ooff: u32, old: u32, woff: u32, eps: f32 }\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> x: array<f32>;         // (m, e) view\n@group(0) @binding(2) var<storage, read> z: array<f32>;         // (m, e) view (unused without HAS_Z)\n@group(0) @binding(3) var<storage, read> w: array<f32>;         // (e) f32\n@group(0) @binding(4) var<storage, read_write> o: array<f32>;   // (m, e) view\n\nvar<workgroup> part: array<vec4<f32>, 64>;\n\n// v (the normalised value) and the gate of column c of row r\nfn value(r: u32, c: u32) -> vec2<f32> {\n  let xv = x[p.xoff + r * p.xld + c];\n  var gate = 1.0;\n  if (HAS_Z) { gate = silu_f(z[p.zoff + r * p.zld + c]); }\n  if (NORM_FIRST) { return vec2<f32>(xv, gate); }\n  return vec2<f32>(xv * gate, 1.0);\n}\n\n@compute @workgroup_size(256)\nfn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let id = wid.y * nwg.x + wid.x;\n  if (id >= p.m * p.groups) { return; }\n  let r = id / p.groups;\n  let c0 = (id % p.groups) * p.gs;\n  var ss = 0.0;\n  for (var j = li; j < p.gs; j += 256u) {\n    let v = value(r, c0 + j).x;\n    ss += v * v;\n  }\n  part[li >> 2u][li & 3u] = ss;\n  workgroupBarrier();\n  // every thread sums the 256 partial sums in the same order (one barrier, identical results)\n  var tot = vec4<f32>(0.0);\n  for (var s = 0u; s < 64u; s++) { tot += part[s]; }\n  let inv = 1.0 / sqrt((tot.x + tot.y + tot.z + tot.w) / f32(p.gs) + p.eps);\n  for (var j = li; j < p.gs; j += 256u) {\n    let c = c0 + j;\n    let v = value(r, c);\n    o[p.ooff + r * p.old + c] = v.x * inv * w[p.woff + c] * v.y;\n  }\n}\n",
@@ -210,30 +393,67 @@ export const gatedRmsnorm = {
         { name: 'o', group: 0, binding: 4, access: 'read_write', type: 'f32', note: '(m, e) view' },
       ],
       uniform: gatedRmsnorm_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.x || !b.z || !b.w || !b.o) return null;
+        return [b.x, b.z, b.w, b.o];
+      },
     },
   },
 } as const satisfies WgslModule;
 
-const mambaStep_P = { struct: 'P', size: 72, fields: [
-  { name: 'b', type: 'u32', offset: 0 },
-  { name: 'e', type: 'u32', offset: 4 },
-  { name: 'n', type: 'u32', offset: 8 },
-  { name: 'r', type: 'u32', offset: 12 },
-  { name: 'xzoff', type: 'u32', offset: 16 },
-  { name: 'xzld', type: 'u32', offset: 20 },
-  { name: 'dboff', type: 'u32', offset: 24 },
-  { name: 'dbld', type: 'u32', offset: 28 },
-  { name: 'woff', type: 'u32', offset: 32 },
-  { name: 'wld', type: 'u32', offset: 36 },
-  { name: 'bboff', type: 'u32', offset: 40 },
-  { name: 'aoff', type: 'u32', offset: 44 },
-  { name: 'ald', type: 'u32', offset: 48 },
-  { name: 'Doff', type: 'u32', offset: 52 },
-  { name: 'hoff', type: 'u32', offset: 56 },
-  { name: 'hld', type: 'u32', offset: 60 },
-  { name: 'yoff', type: 'u32', offset: 64 },
-  { name: 'yld', type: 'u32', offset: 68 },
-] } as const;
+const mambaStep_P = {
+  struct: 'P',
+  size: 72,
+  fields: [
+    { name: 'b', type: 'u32', offset: 0 },
+    { name: 'e', type: 'u32', offset: 4 },
+    { name: 'n', type: 'u32', offset: 8 },
+    { name: 'r', type: 'u32', offset: 12 },
+    { name: 'xzoff', type: 'u32', offset: 16 },
+    { name: 'xzld', type: 'u32', offset: 20 },
+    { name: 'dboff', type: 'u32', offset: 24 },
+    { name: 'dbld', type: 'u32', offset: 28 },
+    { name: 'woff', type: 'u32', offset: 32 },
+    { name: 'wld', type: 'u32', offset: 36 },
+    { name: 'bboff', type: 'u32', offset: 40 },
+    { name: 'aoff', type: 'u32', offset: 44 },
+    { name: 'ald', type: 'u32', offset: 48 },
+    { name: 'Doff', type: 'u32', offset: 52 },
+    { name: 'hoff', type: 'u32', offset: 56 },
+    { name: 'hld', type: 'u32', offset: 60 },
+    { name: 'yoff', type: 'u32', offset: 64 },
+    { name: 'yld', type: 'u32', offset: 68 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.b !== 'number' || typeof v.e !== 'number' || typeof v.n !== 'number' ||
+      typeof v.r !== 'number' || typeof v.xzoff !== 'number' || typeof v.xzld !== 'number' ||
+      typeof v.dboff !== 'number' || typeof v.dbld !== 'number' || typeof v.woff !== 'number' ||
+      typeof v.wld !== 'number' || typeof v.bboff !== 'number' || typeof v.aoff !== 'number' ||
+      typeof v.ald !== 'number' || typeof v.Doff !== 'number' || typeof v.hoff !== 'number' ||
+      typeof v.hld !== 'number' || typeof v.yoff !== 'number' || typeof v.yld !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.b;
+    w.u32[at + 1] = v.e;
+    w.u32[at + 2] = v.n;
+    w.u32[at + 3] = v.r;
+    w.u32[at + 4] = v.xzoff;
+    w.u32[at + 5] = v.xzld;
+    w.u32[at + 6] = v.dboff;
+    w.u32[at + 7] = v.dbld;
+    w.u32[at + 8] = v.woff;
+    w.u32[at + 9] = v.wld;
+    w.u32[at + 10] = v.bboff;
+    w.u32[at + 11] = v.aoff;
+    w.u32[at + 12] = v.ald;
+    w.u32[at + 13] = v.Doff;
+    w.u32[at + 14] = v.hoff;
+    w.u32[at + 15] = v.hld;
+    w.u32[at + 16] = v.yoff;
+    w.u32[at + 17] = v.yld;
+    return true;
+  },
+} as const;
 export const mambaStep = {
   name: 'mamba-step',
   code: "// The middle of Mamba-1's fused recurrent step (see mamba-step.ts). A channel is handled by 16 lanes\n// (a workgroup: 16 channels of one sequence), so that its loads are spread over many threads instead\n// of a long chain of dependent loads in one (decode has few channels: 1536 for mamba-130m):\n//   delta = dt_proj.weight[c] · dbc[b, :r] + dt_proj.bias[c]      lanes split r, then a tree sum\n//   dt    = softplus(delta)\n//   h[s]  = exp(dt * A[c, s]) * h[s] + dt * u * B[s]             lane s owns state s (s < n, step 16)\n//   y     = (sum_s h[s] * C[s] + D[c] * u) * silu(z)             tree sum over the lanes\n// with u and z read from xz (b, 2e) = [silu(conv(u)), z] as left by the fused in_proj (matvec EPI 1)\n// and B, C from dbc (b, r + 2n) = x_proj's output.\n// Scalar functions with the numerics of the CPU reference (src/backend/cpu/math.ts), in f32.\n\n// log(1 + y) without the cancellation of log(1 + y) for small y (Goldberg's trick: exact to a few ulp).\nfn log1p_f(y: f32) -> f32 {\n  let u = 1.0 + y;\n  if (u == 1.0) { return y; }\n  return log(u) * (y / (u - 1.0));\n}\n\n// softplus(x) = log(1 + e^x), and x itself above 20 (PyTorch's threshold).\nfn softplus_f(x: f32) -> f32 {\n  if (x > 20.0) { return x; }\n  return log1p_f(exp(x));\n}\n\nfn sigmoid_f(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }\n\nfn silu_f(x: f32) -> f32 { return x / (1.0 + exp(-x)); }\n\n// erf from erfc (Numerical Recipes' erfcc, fractional error < 1.2e-7).\nfn erf_f(x: f32) -> f32 {\n  let z = abs(x);\n  let t = 1.0 / (1.0 + 0.5 * z);\n  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +\n          t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));\n  return select(r - 1.0, 1.0 - r, x >= 0.0);\n}\n\n// gelu(x) = x * Phi(x), the exact (erf) form.\nfn gelu_f(x: f32) -> f32 { return 0.5 * x * (1.0 + erf_f(x * 0.70710678118654752)); }\n// Element i of a buffer of 16-bit floats, two to a u32 word: `w` is the word holding it (index\n// i >> 1, the half i & 1), `t` its dtype (1 f16, 2 bf16), as f32.\nfn half_f32(w: u32, i: u32, t: u32) -> f32 {\n  let h = (w >> ((i & 1u) * 16u)) & 0xffffu;\n  if (t == 2u) { return bitcast<f32>(h << 16u); }\n  return unpack2x16float(h).x;\n}\n\noverride T: u32 = 0u;  // dt_proj.weight dtype: 0 f32, 1 f16, 2 bf16\n\nstruct P {\n  b: u32, e: u32, n: u32, r: u32,\n  xzoff: u32, xzld: u32,     // xz (b, 2e) view\n  dboff: u32, dbld: u32,     // dbc (b, r + 2n) view\n  woff: u32, wld: u32,       // dt_proj.weight (e, r) view\n  bboff: u32,                // dt_proj.bias offset\n  aoff: u32, ald: u32,       // A (e, n) view\n  Doff: u32,                 // D offset\n  hoff: u32, hld: u32,       // ssm state rows (b*e), width n\n  yoff: u32, yld: u32,       // y (b, e) view\n}\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> xz: array<f32>;        // (b, 2e)\n@group(0) @binding(2) var<storage, read> dbc: array<f32>;       // (b, r + 2n)\n@group(0) @binding(3) var<storage, read> W: array<u32>;         // dt_proj.weight (e, r), dtype T\n@group(0) @binding(4) var<storage, read> bias: array<f32>;      // dt_proj.bias (e)\n@group(0) @binding(5) var<storage, read> A: array<f32>;         // (e, n)\n@group(0) @binding(6) var<storage, read> D: array<f32>;         // (e)\n@group(0) @binding(7) var<storage, read_write> h: array<f32>;   // ssm state (b, e, n)\n@group(0) @binding(8) var<storage, read_write> y: array<f32>;   // (b, e)\n\nconst LANES: u32 = 16u;\nvar<workgroup> red: array<f32, 256>;\n\nfn wel(i: u32) -> f32 {\n  if (T == 0u) { return bitcast<f32>(W[i]); }\n  return half_f32(W[i >> 1u], i, T);\n}\n\n// Sum of `v` over the 16 lanes of a channel (every lane gets it).\nfn lanesum(li: u32, lane: u32, v: f32) -> f32 {\n  red[li] = v;\n  for (var s = LANES / 2u; s > 0u; s >>= 1u) {\n    workgroupBarrier();\n    if (lane < s) { red[li] += red[li + s]; }\n  }\n  workgroupBarrier();\n  let t = red[li - lane];\n  workgroupBarrier();\n  return t;\n}\n\n@compute @workgroup_size(256)\nfn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {\n  let lane = li % LANES;\n  let c0 = wid.x * (256u / LANES) + li / LANES;\n  let live = c0 < p.e;\n  let c = min(c0, p.e - 1u);\n  let bi = wid.y;\n  let db = p.dboff + bi * p.dbld;\n  // delta: the lanes split the r products\n  let wb = p.woff + c * p.wld;\n  var part = 0.0;\n  for (var i = lane; i < p.r; i += LANES) { part += wel(wb + i) * dbc[db + i]; }\n  let dt = softplus_f(lanesum(li, lane, part) + bias[p.bboff + c]);\n  let u = xz[p.xzoff + bi * p.xzld + c];\n  let dtu = dt * u;\n  // states: lane s owns s, s + 16, ...\n  let hb = p.hoff + (bi * p.e + c) * p.hld;\n  let ab = p.aoff + c * p.ald;\n  var acc = 0.0;\n  for (var s = lane; s < p.n; s += LANES) {\n    let hs = exp(dt * A[ab + s]) * h[hb + s] + dtu * dbc[db + p.r + s];\n    if (live) { h[hb + s] = hs; }\n    acc += hs * dbc[db + p.r + p.n + s];\n  }\n  let ysum = lanesum(li, lane, acc);\n  if (live && lane == 0u) {\n    let z = xz[p.xzoff + bi * p.xzld + p.e + c];\n    y[p.yoff + bi * p.yld + c] = (ysum + D[p.Doff + c] * u) * silu_f(z);\n  }\n}\n",
@@ -251,24 +471,53 @@ export const mambaStep = {
         { name: 'y', group: 0, binding: 8, access: 'read_write', type: 'f32', note: '(b, e)' },
       ],
       uniform: mambaStep_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.xz || !b.dbc || !b.W || !b.bias || !b.A || !b.D || !b.h || !b.y) return null;
+        return [b.xz, b.dbc, b.W, b.bias, b.A, b.D, b.h, b.y];
+      },
     },
   },
 } as const satisfies WgslModule;
 
-const matmul_P = { struct: 'P', size: 48, fields: [
-  { name: 'm', type: 'u32', offset: 0 },
-  { name: 'q', type: 'u32', offset: 4 },
-  { name: 'p', type: 'u32', offset: 8 },
-  { name: 'aoff', type: 'u32', offset: 12 },
-  { name: 'ald', type: 'u32', offset: 16 },
-  { name: 'boff', type: 'u32', offset: 20 },
-  { name: 'bld', type: 'u32', offset: 24 },
-  { name: 'biasoff', type: 'u32', offset: 28 },
-  { name: 'ooff', type: 'u32', offset: 32 },
-  { name: 'old', type: 'u32', offset: 36 },
-  { name: 'has_bias', type: 'u32', offset: 40 },
-  { name: 'acc', type: 'u32', offset: 44 },
-] } as const;
+const matmul_P = {
+  struct: 'P',
+  size: 48,
+  fields: [
+    { name: 'm', type: 'u32', offset: 0 },
+    { name: 'q', type: 'u32', offset: 4 },
+    { name: 'p', type: 'u32', offset: 8 },
+    { name: 'aoff', type: 'u32', offset: 12 },
+    { name: 'ald', type: 'u32', offset: 16 },
+    { name: 'boff', type: 'u32', offset: 20 },
+    { name: 'bld', type: 'u32', offset: 24 },
+    { name: 'biasoff', type: 'u32', offset: 28 },
+    { name: 'ooff', type: 'u32', offset: 32 },
+    { name: 'old', type: 'u32', offset: 36 },
+    { name: 'has_bias', type: 'u32', offset: 40 },
+    { name: 'acc', type: 'u32', offset: 44 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.m !== 'number' || typeof v.q !== 'number' || typeof v.p !== 'number' ||
+      typeof v.aoff !== 'number' || typeof v.ald !== 'number' || typeof v.boff !== 'number' ||
+      typeof v.bld !== 'number' || typeof v.biasoff !== 'number' || typeof v.ooff !== 'number' ||
+      typeof v.old !== 'number' || typeof v.has_bias !== 'number' || typeof v.acc !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.m;
+    w.u32[at + 1] = v.q;
+    w.u32[at + 2] = v.p;
+    w.u32[at + 3] = v.aoff;
+    w.u32[at + 4] = v.ald;
+    w.u32[at + 5] = v.boff;
+    w.u32[at + 6] = v.bld;
+    w.u32[at + 7] = v.biasoff;
+    w.u32[at + 8] = v.ooff;
+    w.u32[at + 9] = v.old;
+    w.u32[at + 10] = v.has_bias;
+    w.u32[at + 11] = v.acc;
+    return true;
+  },
+} as const;
 export const matmul = {
   name: 'matmul',
   code: "// out (m, p) <- [out +] op(a) (m, q) · op(b) (q, p) [+ bias (p)], any transposition, any float dtypes.\n// Tiled: a workgroup of 256 threads computes a BM x BN block of out, stepping through q in slices of\n// BK: both operand tiles go through workgroup memory (loaded so that neighbouring threads read\n// neighbouring addresses whatever the layout), then each thread accumulates a TM x TN register block\n// from vec4 reads of the tiles. The launcher substitutes the tile constants: 128 x 128 blocks of 8 x 8\n// for large products, 64 x 64 blocks of 4 x 4 for small ones (more workgroups).\n\n// Element i of a buffer of 16-bit floats, two to a u32 word: `w` is the word holding it (index\n// i >> 1, the half i & 1), `t` its dtype (1 f16, 2 bf16), as f32.\nfn half_f32(w: u32, i: u32, t: u32) -> f32 {\n  let h = (w >> ((i & 1u) * 16u)) & 0xffffu;\n  if (t == 2u) { return bitcast<f32>(h << 16u); }\n  return unpack2x16float(h).x;\n}\n\noverride TA: u32 = 0u;     // a dtype: 0 f32, 1 f16, 2 bf16\noverride TB: u32 = 0u;     // b dtype\noverride BT: u32 = 0u;     // bias dtype\noverride TRANS_A: bool = false; // a stored (q, m)\noverride TRANS_B: bool = false; // b stored (p, q)\n\nstruct P {\n  m: u32, q: u32, p: u32,\n  aoff: u32, ald: u32,\n  boff: u32, bld: u32,\n  biasoff: u32,\n  ooff: u32, old: u32,\n  has_bias: u32, acc: u32,     // epilogue flags (uniform branches: one pipeline for all four cases)\n}\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> a: array<u32>;        // (m, q) view, or (q, m) with TRANS_A; dtype TA\n@group(0) @binding(2) var<storage, read> b: array<u32>;        // (q, p) view, or (p, q) with TRANS_B; dtype TB\n@group(0) @binding(3) var<storage, read> bias: array<u32>;     // (p), dtype BT, or unused\n@group(0) @binding(4) var<storage, read_write> o: array<f32>;  // (m, p) view\n\nconst BM: u32 = 64u;   // substituted by the launcher\nconst BN: u32 = 64u;\nconst BK: u32 = 16u;\nconst TM: u32 = 4u;    // rows per thread (BM / TM = 16)\nconst TN: u32 = 4u;    // columns per thread (BN / TN = 16), a multiple of 4\nconst TN4: u32 = TN / 4u;\n\nvar<workgroup> As: array<vec4<f32>, BK * BM / 4u>; // [kk][mm / 4]\nvar<workgroup> Bs: array<vec4<f32>, BK * BN / 4u>; // [kk][nn / 4]\n\nfn la(i: u32) -> f32 { if (TA == 0u) { return bitcast<f32>(a[i]); } return half_f32(a[i >> 1u], i, TA); }\nfn lb(i: u32) -> f32 { if (TB == 0u) { return bitcast<f32>(b[i]); } return half_f32(b[i >> 1u], i, TB); }\nfn lbias(i: u32) -> f32 { if (BT == 0u) { return bitcast<f32>(bias[i]); } return half_f32(bias[i >> 1u], i, BT); }\n\n@compute @workgroup_size(256)\nfn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {\n  let m0 = wid.y * BM;\n  let n0 = wid.x * BN;\n  let tx = li % (BN / TN);\n  let ty = li / (BN / TN);\n  var acc: array<array<vec4<f32>, TN4>, TM>;\n  for (var i = 0u; i < TM; i++) { for (var j = 0u; j < TN4; j++) { acc[i][j] = vec4<f32>(0.0); } }\n  for (var k0 = 0u; k0 < p.q; k0 += BK) {\n    for (var r = 0u; r < BM * BK / 256u; r++) {\n      let idx = li + 256u * r;\n      var mm: u32; var kk: u32;\n      if (TRANS_A) { mm = idx % BM; kk = idx / BM; } else { kk = idx % BK; mm = idx / BK; }\n      var av = 0.0;\n      if (m0 + mm < p.m && k0 + kk < p.q) {\n        if (TRANS_A) { av = la(p.aoff + (k0 + kk) * p.ald + m0 + mm); } else { av = la(p.aoff + (m0 + mm) * p.ald + k0 + kk); }\n      }\n      As[kk * (BM / 4u) + (mm >> 2u)][mm & 3u] = av;\n    }\n    for (var r = 0u; r < BN * BK / 256u; r++) {\n      let idx = li + 256u * r;\n      var nn: u32; var kk: u32;\n      if (TRANS_B) { kk = idx % BK; nn = idx / BK; } else { nn = idx % BN; kk = idx / BN; }\n      var bv = 0.0;\n      if (n0 + nn < p.p && k0 + kk < p.q) {\n        if (TRANS_B) { bv = lb(p.boff + (n0 + nn) * p.bld + k0 + kk); } else { bv = lb(p.boff + (k0 + kk) * p.bld + n0 + nn); }\n      }\n      Bs[kk * (BN / 4u) + (nn >> 2u)][nn & 3u] = bv;\n    }\n    workgroupBarrier();\n    for (var kk = 0u; kk < BK; kk++) {\n      var bv: array<vec4<f32>, TN4>;\n      for (var j = 0u; j < TN4; j++) { bv[j] = Bs[kk * (BN / 4u) + tx * TN4 + j]; }\n      for (var i4 = 0u; i4 < TM / 4u; i4++) {\n        let av = As[kk * (BM / 4u) + ty * (TM / 4u) + i4];\n        for (var j = 0u; j < TN4; j++) {\n          acc[4u * i4][j] += av.x * bv[j];\n          acc[4u * i4 + 1u][j] += av.y * bv[j];\n          acc[4u * i4 + 2u][j] += av.z * bv[j];\n          acc[4u * i4 + 3u][j] += av.w * bv[j];\n        }\n      }\n    }\n    workgroupBarrier();\n  }\n  for (var i = 0u; i < TM; i++) {\n    let mrow = m0 + ty * TM + i;\n    if (mrow >= p.m) { break; }\n    let ob = p.ooff + mrow * p.old;\n    for (var j = 0u; j < TN; j++) {\n      let n = n0 + tx * TN + j;\n      if (n < p.p) {\n        var y = acc[i][j >> 2u][j & 3u];\n        if (p.has_bias != 0u) { y += lbias(p.biasoff + n); }\n        if (p.acc != 0u) { y += o[ob + n]; }\n        o[ob + n] = y;\n      }\n    }\n  }\n}\n",
@@ -276,37 +525,78 @@ export const matmul = {
     main: {
       bindings: [
         { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
-        { name: 'a', group: 0, binding: 1, access: 'read', type: 'u32', note: '(m, q) view, or (q, m) with TRANS_A; dtype TA' },
-        { name: 'b', group: 0, binding: 2, access: 'read', type: 'u32', note: '(q, p) view, or (p, q) with TRANS_B; dtype TB' },
+        { name: 'a', group: 0, binding: 1, access: 'read', type: 'u32',
+          note: '(m, q) view, or (q, m) with TRANS_A; dtype TA' },
+        { name: 'b', group: 0, binding: 2, access: 'read', type: 'u32',
+          note: '(q, p) view, or (p, q) with TRANS_B; dtype TB' },
         { name: 'bias', group: 0, binding: 3, access: 'read', type: 'u32', note: '(p), dtype BT, or unused' },
         { name: 'o', group: 0, binding: 4, access: 'read_write', type: 'f32', note: '(m, p) view' },
       ],
       uniform: matmul_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.a || !b.b || !b.bias || !b.o) return null;
+        return [b.a, b.b, b.bias, b.o];
+      },
     },
   },
 } as const satisfies WgslModule;
 
-const matvec_P = { struct: 'P', size: 76, fields: [
-  { name: 'm', type: 'u32', offset: 0 },
-  { name: 'q', type: 'u32', offset: 4 },
-  { name: 'p', type: 'u32', offset: 8 },
-  { name: 'xoff', type: 'u32', offset: 12 },
-  { name: 'xld', type: 'u32', offset: 16 },
-  { name: 'woff', type: 'u32', offset: 20 },
-  { name: 'wld', type: 'u32', offset: 24 },
-  { name: 'boff', type: 'u32', offset: 28 },
-  { name: 'ooff', type: 'u32', offset: 32 },
-  { name: 'old', type: 'u32', offset: 36 },
-  { name: 'e', type: 'u32', offset: 40 },
-  { name: 'k', type: 'u32', offset: 44 },
-  { name: 'cwoff', type: 'u32', offset: 48 },
-  { name: 'cwld', type: 'u32', offset: 52 },
-  { name: 'cboff', type: 'u32', offset: 56 },
-  { name: 'soff', type: 'u32', offset: 60 },
-  { name: 'sld', type: 'u32', offset: 64 },
-  { name: 'nwoff', type: 'u32', offset: 68 },
-  { name: 'eps', type: 'f32', offset: 72 },
-] } as const;
+const matvec_P = {
+  struct: 'P',
+  size: 76,
+  fields: [
+    { name: 'm', type: 'u32', offset: 0 },
+    { name: 'q', type: 'u32', offset: 4 },
+    { name: 'p', type: 'u32', offset: 8 },
+    { name: 'xoff', type: 'u32', offset: 12 },
+    { name: 'xld', type: 'u32', offset: 16 },
+    { name: 'woff', type: 'u32', offset: 20 },
+    { name: 'wld', type: 'u32', offset: 24 },
+    { name: 'boff', type: 'u32', offset: 28 },
+    { name: 'ooff', type: 'u32', offset: 32 },
+    { name: 'old', type: 'u32', offset: 36 },
+    { name: 'e', type: 'u32', offset: 40 },
+    { name: 'k', type: 'u32', offset: 44 },
+    { name: 'cwoff', type: 'u32', offset: 48 },
+    { name: 'cwld', type: 'u32', offset: 52 },
+    { name: 'cboff', type: 'u32', offset: 56 },
+    { name: 'soff', type: 'u32', offset: 60 },
+    { name: 'sld', type: 'u32', offset: 64 },
+    { name: 'nwoff', type: 'u32', offset: 68 },
+    { name: 'eps', type: 'f32', offset: 72 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.m !== 'number' || typeof v.q !== 'number' || typeof v.p !== 'number' ||
+      typeof v.xoff !== 'number' || typeof v.xld !== 'number' || typeof v.woff !== 'number' ||
+      typeof v.wld !== 'number' || typeof v.boff !== 'number' || typeof v.ooff !== 'number' ||
+      typeof v.old !== 'number' || typeof v.e !== 'number' || typeof v.k !== 'number' ||
+      typeof v.cwoff !== 'number' || typeof v.cwld !== 'number' || typeof v.cboff !== 'number' ||
+      typeof v.soff !== 'number' || typeof v.sld !== 'number' || typeof v.nwoff !== 'number' ||
+      typeof v.eps !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.m;
+    w.u32[at + 1] = v.q;
+    w.u32[at + 2] = v.p;
+    w.u32[at + 3] = v.xoff;
+    w.u32[at + 4] = v.xld;
+    w.u32[at + 5] = v.woff;
+    w.u32[at + 6] = v.wld;
+    w.u32[at + 7] = v.boff;
+    w.u32[at + 8] = v.ooff;
+    w.u32[at + 9] = v.old;
+    w.u32[at + 10] = v.e;
+    w.u32[at + 11] = v.k;
+    w.u32[at + 12] = v.cwoff;
+    w.u32[at + 13] = v.cwld;
+    w.u32[at + 14] = v.cboff;
+    w.u32[at + 15] = v.soff;
+    w.u32[at + 16] = v.sld;
+    w.u32[at + 17] = v.nwoff;
+    w.f32[at + 18] = v.eps;
+    return true;
+  },
+} as const;
 export const matvec = {
   name: 'matvec',
   code: "// out (m, p) <- [out +] x (m, q) · W (p, q)^T [+ bias (p)] for small m (decode): the Linear layout.\n// Memory-bound, so built for bandwidth: a workgroup of 256 threads computes R outputs (W rows) for up\n// to 4 rows of x; the 256 / R threads of a W row read it in 16-byte words (coalesced), multiply with\n// up to 4 rows of x at once (the weight is read once for the whole batch block), and a tree in\n// workgroup memory sums their partial dot products. R is chosen by the launcher so that small\n// matrices still spread over many workgroups. 16-bit weights are unpacked in the shader (f32 math).\n//\n// EPI = 1 fuses Mamba's recurrent conv step into in_proj (W = in_proj.weight (2e, d)): output j < e\n// is a u channel; it is pushed into the conv state (b, e, k) and out[., j] receives silu(conv), so\n// out (= xz (b, 2e)) ends up holding [silu(conv(u)), z].\n//\n// NORM fuses the block's pre-norm into the product: x is the residual stream and the product is taken\n// with rmsnorm(x) · nw = x · inverseSqrt(mean(x²) + eps) · nw (nw: the norm weight (q), dtype NT).\n// The threads of a W row read all of x anyway, so they sum its squares on the way and the workgroup\n// reduces them with the dot products; nw is folded into W (dot(W ⊙ nw, x) · inv per row) so no\n// normalised copy of x is ever stored.\n\n// Scalar functions with the numerics of the CPU reference (src/backend/cpu/math.ts), in f32.\n\n// log(1 + y) without the cancellation of log(1 + y) for small y (Goldberg's trick: exact to a few ulp).\nfn log1p_f(y: f32) -> f32 {\n  let u = 1.0 + y;\n  if (u == 1.0) { return y; }\n  return log(u) * (y / (u - 1.0));\n}\n\n// softplus(x) = log(1 + e^x), and x itself above 20 (PyTorch's threshold).\nfn softplus_f(x: f32) -> f32 {\n  if (x > 20.0) { return x; }\n  return log1p_f(exp(x));\n}\n\nfn sigmoid_f(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }\n\nfn silu_f(x: f32) -> f32 { return x / (1.0 + exp(-x)); }\n\n// erf from erfc (Numerical Recipes' erfcc, fractional error < 1.2e-7).\nfn erf_f(x: f32) -> f32 {\n  let z = abs(x);\n  let t = 1.0 / (1.0 + 0.5 * z);\n  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +\n          t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));\n  return select(r - 1.0, 1.0 - r, x >= 0.0);\n}\n\n// gelu(x) = x * Phi(x), the exact (erf) form.\nfn gelu_f(x: f32) -> f32 { return 0.5 * x * (1.0 + erf_f(x * 0.70710678118654752)); }\n// Element i of a buffer of 16-bit floats, two to a u32 word: `w` is the word holding it (index\n// i >> 1, the half i & 1), `t` its dtype (1 f16, 2 bf16), as f32.\nfn half_f32(w: u32, i: u32, t: u32) -> f32 {\n  let h = (w >> ((i & 1u) * 16u)) & 0xffffu;\n  if (t == 2u) { return bitcast<f32>(h << 16u); }\n  return unpack2x16float(h).x;\n}\n\noverride T: u32 = 0u;        // W dtype: 0 f32, 1 f16, 2 bf16\noverride BT: u32 = 0u;       // bias dtype\noverride VEC: bool = false;  // rows of W and x start on 16-byte boundaries and q fits whole words\noverride HAS_BIAS: bool = false;\noverride ACC: bool = false;  // out += instead of out =\noverride EPI: u32 = 0u;      // 0 plain, 1 Mamba in_proj + conv step + SiLU\noverride CONV_BIAS: bool = false;\noverride R: u32 = 8u;        // W rows per workgroup (1, 2, 4 or 8)\noverride NORM: bool = false; // x <- rmsnorm(x) · nw before the product\noverride NT: u32 = 0u;       // NORM: norm weight dtype\n\nstruct P {\n  m: u32, q: u32, p: u32,\n  xoff: u32, xld: u32,     // x (m, q) view, elements\n  woff: u32, wld: u32,     // W (p, q) view, elements\n  boff: u32,               // bias offset\n  ooff: u32, old: u32,     // out (m, p) view\n  e: u32, k: u32,          // EPI 1: d_inner, conv width\n  cwoff: u32, cwld: u32,   // EPI 1: conv weight (e, k) view\n  cboff: u32,              // EPI 1: conv bias offset\n  soff: u32, sld: u32,     // EPI 1: conv state rows (m*e), width k\n  nwoff: u32, eps: f32,    // NORM: norm weight offset, epsilon\n}\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> W: array<vec4<u32>>;      // (p, q) view, dtype T (f32 bits or packed halves)\n@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;      // (m, q) view, f32\n@group(0) @binding(3) var<storage, read> bias: array<vec4<u32>>;   // (p), dtype BT, or unused\n@group(0) @binding(4) var<storage, read_write> o: array<f32>;      // (m, p) view\n@group(0) @binding(5) var<storage, read> cw: array<f32>;           // EPI 1: conv weight (e, k)\n@group(0) @binding(6) var<storage, read> cb: array<f32>;           // EPI 1: conv bias (e)\n@group(0) @binding(7) var<storage, read_write> cs: array<f32>;     // EPI 1: conv state (m, e, k)\n@group(0) @binding(8) var<storage, read> nw: array<vec4<u32>>;     // NORM: norm weight (q), dtype NT\n\nvar<workgroup> red: array<vec4<f32>, 256>;\nvar<workgroup> red2: array<vec4<f32>, 256>; // NORM: sums of squares of the x rows\n\nfn word(i: u32) -> u32 { return W[i >> 2u][i & 3u]; }\nfn xs(i: u32) -> f32 { return x[i >> 2u][i & 3u]; }\n\n// Element i of a float buffer viewed as vec4<u32> words, with dtype t.\nfn wel(i: u32) -> f32 {\n  if (T == 0u) { return bitcast<f32>(word(i)); }\n  return half_f32(word(i >> 1u), i, T);\n}\nfn bel(i: u32) -> f32 {\n  let w = bias[(i >> select(2u, 3u, BT != 0u)) ][(i >> select(0u, 1u, BT != 0u)) & 3u];\n  if (BT == 0u) { return bitcast<f32>(w); }\n  return half_f32(w, i, BT);\n}\n\n// NORM: norm weight c as f32.\nfn nel(c: u32) -> f32 {\n  let i = p.nwoff + c;\n  let w = nw[i >> select(2u, 3u, NT != 0u)][(i >> select(0u, 1u, NT != 0u)) & 3u];\n  if (NT == 0u) { return bitcast<f32>(w); }\n  return half_f32(w, i, NT);\n}\n\n// NORM: norm weights c..c+3 as f32 (nwoff + c a multiple of 4: one 16-byte word or half of one).\nfn nel4(c: u32) -> vec4<f32> {\n  let i = p.nwoff + c;\n  if (NT == 0u) { return bitcast<vec4<f32>>(nw[i >> 2u]); }\n  let q = nw[i >> 3u];\n  let h = select(q.xy, q.zw, (i & 4u) != 0u);\n  if (NT == 2u) {\n    return vec4<f32>(bitcast<f32>(h.x << 16u), bitcast<f32>(h.x & 0xffff0000u), bitcast<f32>(h.y << 16u), bitcast<f32>(h.y & 0xffff0000u));\n  }\n  return vec4<f32>(unpack2x16float(h.x), unpack2x16float(h.y));\n}\n\n// Two 16-bit values of a word as f32 (low half first).\nfn pair(w: u32) -> vec2<f32> {\n  if (T == 2u) { return vec2<f32>(bitcast<f32>(w << 16u), bitcast<f32>(w & 0xffff0000u)); }\n  return unpack2x16float(w);\n}\n\n\n@compute @workgroup_size(256)\nfn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {\n  let tpr = 256u / R;        // threads per W row\n  let g = li / tpr;          // W row within the workgroup\n  let lane = li - g * tpr;\n  let j = wid.x * R + g;     // output column\n  let i0 = wid.y * 4u;       // first x row of this block\n  let mr = min(4u, p.m - i0);\n  let jj = min(j, p.p - 1u); // idle threads read a valid row and discard it\n  // x row starts (later rows clamp to the first so reads stay in bounds)\n  let x0 = p.xoff + i0 * p.xld;\n  let x1 = select(x0, x0 + p.xld, mr > 1u);\n  let x2 = select(x0, x0 + 2u * p.xld, mr > 2u);\n  let x3 = select(x0, x0 + 3u * p.xld, mr > 3u);\n  var acc = vec4<f32>(0.0);\n  var ss = vec4<f32>(0.0); // NORM: sum of x² per row\n  let wrow = p.woff + jj * p.wld;\n  if (VEC && T == 0u) {\n    let wb = wrow >> 2u;\n    let q4 = p.q >> 2u;\n    for (var v = lane; v < q4; v += tpr) {\n      var w4 = bitcast<vec4<f32>>(W[wb + v]);\n      let a = x[(x0 >> 2u) + v];\n      if (NORM) { w4 *= nel4(4u * v); ss.x += dot(a, a); }\n      acc.x += dot(w4, a);\n      if (mr > 1u) {\n        let b = x[(x1 >> 2u) + v];\n        let c = x[(x2 >> 2u) + v];\n        let d = x[(x3 >> 2u) + v];\n        acc.y += dot(w4, b);\n        acc.z += dot(w4, c);\n        acc.w += dot(w4, d);\n        if (NORM) { ss.y += dot(b, b); ss.z += dot(c, c); ss.w += dot(d, d); }\n      }\n    }\n  } else if (VEC) {\n    let wb = wrow >> 3u;\n    let q8 = p.q >> 3u;\n    for (var v = lane; v < q8; v += tpr) {\n      let wq = W[wb + v];\n      var lo = vec4<f32>(pair(wq.x), pair(wq.y));\n      var hi = vec4<f32>(pair(wq.z), pair(wq.w));\n      if (NORM) { lo *= nel4(8u * v); hi *= nel4(8u * v + 4u); }\n      let a0 = x[(x0 >> 2u) + 2u * v];\n      let a1 = x[(x0 >> 2u) + 2u * v + 1u];\n      acc.x += dot(lo, a0) + dot(hi, a1);\n      if (NORM) { ss.x += dot(a0, a0) + dot(a1, a1); }\n      if (mr > 1u) {\n        let b0 = x[(x1 >> 2u) + 2u * v];\n        let b1 = x[(x1 >> 2u) + 2u * v + 1u];\n        let c0 = x[(x2 >> 2u) + 2u * v];\n        let c1 = x[(x2 >> 2u) + 2u * v + 1u];\n        let d0 = x[(x3 >> 2u) + 2u * v];\n        let d1 = x[(x3 >> 2u) + 2u * v + 1u];\n        acc.y += dot(lo, b0) + dot(hi, b1);\n        acc.z += dot(lo, c0) + dot(hi, c1);\n        acc.w += dot(lo, d0) + dot(hi, d1);\n        if (NORM) { ss.y += dot(b0, b0) + dot(b1, b1); ss.z += dot(c0, c0) + dot(c1, c1); ss.w += dot(d0, d0) + dot(d1, d1); }\n      }\n    }\n  } else {\n    for (var c = lane; c < p.q; c += tpr) {\n      var wv = wel(wrow + c);\n      let xv = vec4<f32>(xs(x0 + c), xs(x1 + c), xs(x2 + c), xs(x3 + c));\n      if (NORM) { wv *= nel(c); ss += xv * xv; }\n      acc += wv * xv;\n    }\n  }\n  red[li] = acc;\n  if (NORM) { red2[li] = ss; }\n  for (var s = tpr >> 1u; s > 0u; s >>= 1u) {\n    workgroupBarrier();\n    if (lane < s) {\n      red[li] += red[li + s];\n      if (NORM) { red2[li] += red2[li + s]; }\n    }\n  }\n  workgroupBarrier();\n  // lanes 0..mr-1 finish one x row each\n  if (j >= p.p || lane >= mr) { return; }\n  let i = i0 + lane;\n  var v = red[g * tpr][lane];\n  if (NORM) { v *= inverseSqrt(red2[g * tpr][lane] / f32(p.q) + p.eps); }\n  if (HAS_BIAS) { v += bel(p.boff + j); }\n  let oi = p.ooff + i * p.old + j;\n  if (EPI == 1u && j < p.e) {\n    // Conv step of channel j for sequence i: window = [state[1..k), v]; state <- window.\n    let sb = p.soff + (i * p.e + j) * p.sld;\n    let wb = p.cwoff + j * p.cwld;\n    var s = 0.0;\n    if (CONV_BIAS) { s = cb[p.cboff + j]; }\n    for (var t = 0u; t + 1u < p.k; t++) {\n      let old = cs[sb + t + 1u];\n      s += cw[wb + t] * old;\n      cs[sb + t] = old;\n    }\n    s += cw[wb + p.k - 1u] * v;\n    cs[sb + p.k - 1u] = v;\n    o[oi] = silu_f(s);\n    return;\n  }\n  if (ACC) { v += o[oi]; }\n  o[oi] = v;\n}\n",
@@ -314,32 +604,61 @@ export const matvec = {
     main: {
       bindings: [
         { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
-        { name: 'W', group: 0, binding: 1, access: 'read', type: 'vec4<u32>', note: '(p, q) view, dtype T (f32 bits or packed halves)' },
+        { name: 'W', group: 0, binding: 1, access: 'read', type: 'vec4<u32>',
+          note: '(p, q) view, dtype T (f32 bits or packed halves)' },
         { name: 'x', group: 0, binding: 2, access: 'read', type: 'vec4<f32>', note: '(m, q) view, f32' },
         { name: 'bias', group: 0, binding: 3, access: 'read', type: 'vec4<u32>', note: '(p), dtype BT, or unused' },
         { name: 'o', group: 0, binding: 4, access: 'read_write', type: 'f32', note: '(m, p) view' },
         { name: 'cw', group: 0, binding: 5, access: 'read', type: 'f32', note: 'EPI 1: conv weight (e, k)' },
         { name: 'cb', group: 0, binding: 6, access: 'read', type: 'f32', note: 'EPI 1: conv bias (e)' },
         { name: 'cs', group: 0, binding: 7, access: 'read_write', type: 'f32', note: 'EPI 1: conv state (m, e, k)' },
-        { name: 'nw', group: 0, binding: 8, access: 'read', type: 'vec4<u32>', note: 'NORM: norm weight (q), dtype NT' },
+        { name: 'nw', group: 0, binding: 8, access: 'read', type: 'vec4<u32>',
+          note: 'NORM: norm weight (q), dtype NT' },
       ],
       uniform: matvec_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.W || !b.x || !b.bias || !b.o || !b.cw || !b.cb || !b.cs || !b.nw) return null;
+        return [b.W, b.x, b.bias, b.o, b.cw, b.cb, b.cs, b.nw];
+      },
     },
   },
 } as const satisfies WgslModule;
 
-const rmsnorm_P = { struct: 'P', size: 40, fields: [
-  { name: 'm', type: 'u32', offset: 0 },
-  { name: 'd', type: 'u32', offset: 4 },
-  { name: 'roff', type: 'u32', offset: 8 },
-  { name: 'rld', type: 'u32', offset: 12 },
-  { name: 'xoff', type: 'u32', offset: 16 },
-  { name: 'xld', type: 'u32', offset: 20 },
-  { name: 'ooff', type: 'u32', offset: 24 },
-  { name: 'old', type: 'u32', offset: 28 },
-  { name: 'woff', type: 'u32', offset: 32 },
-  { name: 'eps', type: 'f32', offset: 36 },
-] } as const;
+const rmsnorm_P = {
+  struct: 'P',
+  size: 40,
+  fields: [
+    { name: 'm', type: 'u32', offset: 0 },
+    { name: 'd', type: 'u32', offset: 4 },
+    { name: 'roff', type: 'u32', offset: 8 },
+    { name: 'rld', type: 'u32', offset: 12 },
+    { name: 'xoff', type: 'u32', offset: 16 },
+    { name: 'xld', type: 'u32', offset: 20 },
+    { name: 'ooff', type: 'u32', offset: 24 },
+    { name: 'old', type: 'u32', offset: 28 },
+    { name: 'woff', type: 'u32', offset: 32 },
+    { name: 'eps', type: 'f32', offset: 36 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.m !== 'number' || typeof v.d !== 'number' || typeof v.roff !== 'number' ||
+      typeof v.rld !== 'number' || typeof v.xoff !== 'number' || typeof v.xld !== 'number' ||
+      typeof v.ooff !== 'number' || typeof v.old !== 'number' || typeof v.woff !== 'number' ||
+      typeof v.eps !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.m;
+    w.u32[at + 1] = v.d;
+    w.u32[at + 2] = v.roff;
+    w.u32[at + 3] = v.rld;
+    w.u32[at + 4] = v.xoff;
+    w.u32[at + 5] = v.xld;
+    w.u32[at + 6] = v.ooff;
+    w.u32[at + 7] = v.old;
+    w.u32[at + 8] = v.woff;
+    w.f32[at + 9] = v.eps;
+    return true;
+  },
+} as const;
 export const rmsnorm = {
   name: 'rmsnorm',
   code: "// Fused residual add + RMSNorm over rows of width d (one workgroup per row):\n//   if HAS_X: residual <- residual + x          (in place: the f32 residual stream)\n//   out <- residual * inverseSqrt(mean(residual^2) + eps) * weight\n\n// Element i of a buffer of 16-bit floats, two to a u32 word: `w` is the word holding it (index\n// i >> 1, the half i & 1), `t` its dtype (1 f16, 2 bf16), as f32.\nfn half_f32(w: u32, i: u32, t: u32) -> f32 {\n  let h = (w >> ((i & 1u) * 16u)) & 0xffffu;\n  if (t == 2u) { return bitcast<f32>(h << 16u); }\n  return unpack2x16float(h).x;\n}\n\noverride HAS_X: bool = true;\noverride W_T: u32 = 0u; // weight dtype: 0 f32, 1 f16, 2 bf16\n\nstruct P { m: u32, d: u32, roff: u32, rld: u32, xoff: u32, xld: u32, ooff: u32, old: u32, woff: u32, eps: f32 }\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> x: array<f32>;              // (m, d) view (unused without HAS_X)\n@group(0) @binding(2) var<storage, read> w: array<u32>;              // (d), dtype W_T\n@group(0) @binding(3) var<storage, read_write> res: array<f32>;      // (m, d) view, the residual\n@group(0) @binding(4) var<storage, read_write> o: array<f32>;        // (m, d) view\n\nvar<workgroup> part: array<vec4<f32>, 64>;\n\nfn weight(c: u32) -> f32 {\n  let e = p.woff + c;\n  if (W_T == 0u) { return bitcast<f32>(w[e]); }\n  return half_f32(w[e >> 1u], e, W_T);\n}\n\n@compute @workgroup_size(256)\nfn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let r = wid.y * nwg.x + wid.x;\n  if (r >= p.m) { return; }\n  let rb = p.roff + r * p.rld;\n  var ss = 0.0;\n  for (var c = li; c < p.d; c += 256u) {\n    var v = res[rb + c];\n    if (HAS_X) {\n      v += x[p.xoff + r * p.xld + c];\n      res[rb + c] = v;\n    }\n    ss += v * v;\n  }\n  part[li >> 2u][li & 3u] = ss;\n  workgroupBarrier();\n  // every thread sums the 256 partial sums in the same order (one barrier, identical results)\n  var tot = vec4<f32>(0.0);\n  for (var s = 0u; s < 64u; s++) { tot += part[s]; }\n  let inv = inverseSqrt((tot.x + tot.y + tot.z + tot.w) / f32(p.d) + p.eps);\n  let ob = p.ooff + r * p.old;\n  for (var c = li; c < p.d; c += 256u) {\n    o[ob + c] = res[rb + c] * inv * weight(c);\n  }\n}\n",
@@ -353,33 +672,74 @@ export const rmsnorm = {
         { name: 'o', group: 0, binding: 4, access: 'read_write', type: 'f32', note: '(m, d) view' },
       ],
       uniform: rmsnorm_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.x || !b.w || !b.res || !b.o) return null;
+        return [b.x, b.w, b.res, b.o];
+      },
     },
   },
 } as const satisfies WgslModule;
 
-const sample_P = { struct: 'P', size: 84, fields: [
-  { name: 'V', type: 'u32', offset: 0 },
-  { name: 'loff', type: 'u32', offset: 4 },
-  { name: 'lld', type: 'u32', offset: 8 },
-  { name: 'ooff', type: 'u32', offset: 12 },
-  { name: 'soff', type: 'u32', offset: 16 },
-  { name: 'sld', type: 'u32', offset: 20 },
-  { name: 'supoff', type: 'u32', offset: 24 },
-  { name: 'has_seen', type: 'u32', offset: 28 },
-  { name: 'has_sup', type: 'u32', offset: 32 },
-  { name: 'seed', type: 'u32', offset: 36 },
-  { name: 'step', type: 'u32', offset: 40 },
-  { name: 'topk', type: 'u32', offset: 44 },
-  { name: 'temp', type: 'f32', offset: 48 },
-  { name: 'penalty', type: 'f32', offset: 52 },
-  { name: 'minp', type: 'f32', offset: 56 },
-  { name: 'topp_on', type: 'u32', offset: 60 },
-  { name: 'topp', type: 'u32', offset: 64 },
-  { name: 'scroff', type: 'u32', offset: 68 },
-  { name: 'has_counter', type: 'u32', offset: 72 },
-  { name: 'rows', type: 'u32', offset: 76 },
-  { name: 'coff', type: 'u32', offset: 80 },
-] } as const;
+const sample_P = {
+  struct: 'P',
+  size: 84,
+  fields: [
+    { name: 'V', type: 'u32', offset: 0 },
+    { name: 'loff', type: 'u32', offset: 4 },
+    { name: 'lld', type: 'u32', offset: 8 },
+    { name: 'ooff', type: 'u32', offset: 12 },
+    { name: 'soff', type: 'u32', offset: 16 },
+    { name: 'sld', type: 'u32', offset: 20 },
+    { name: 'supoff', type: 'u32', offset: 24 },
+    { name: 'has_seen', type: 'u32', offset: 28 },
+    { name: 'has_sup', type: 'u32', offset: 32 },
+    { name: 'seed', type: 'u32', offset: 36 },
+    { name: 'step', type: 'u32', offset: 40 },
+    { name: 'topk', type: 'u32', offset: 44 },
+    { name: 'temp', type: 'f32', offset: 48 },
+    { name: 'penalty', type: 'f32', offset: 52 },
+    { name: 'minp', type: 'f32', offset: 56 },
+    { name: 'topp_on', type: 'u32', offset: 60 },
+    { name: 'topp', type: 'u32', offset: 64 },
+    { name: 'scroff', type: 'u32', offset: 68 },
+    { name: 'has_counter', type: 'u32', offset: 72 },
+    { name: 'rows', type: 'u32', offset: 76 },
+    { name: 'coff', type: 'u32', offset: 80 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.V !== 'number' || typeof v.loff !== 'number' || typeof v.lld !== 'number' ||
+      typeof v.ooff !== 'number' || typeof v.soff !== 'number' || typeof v.sld !== 'number' ||
+      typeof v.supoff !== 'number' || typeof v.has_seen !== 'number' || typeof v.has_sup !== 'number' ||
+      typeof v.seed !== 'number' || typeof v.step !== 'number' || typeof v.topk !== 'number' ||
+      typeof v.temp !== 'number' || typeof v.penalty !== 'number' || typeof v.minp !== 'number' ||
+      typeof v.topp_on !== 'number' || typeof v.topp !== 'number' || typeof v.scroff !== 'number' ||
+      typeof v.has_counter !== 'number' || typeof v.rows !== 'number' || typeof v.coff !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.V;
+    w.u32[at + 1] = v.loff;
+    w.u32[at + 2] = v.lld;
+    w.u32[at + 3] = v.ooff;
+    w.u32[at + 4] = v.soff;
+    w.u32[at + 5] = v.sld;
+    w.u32[at + 6] = v.supoff;
+    w.u32[at + 7] = v.has_seen;
+    w.u32[at + 8] = v.has_sup;
+    w.u32[at + 9] = v.seed;
+    w.u32[at + 10] = v.step;
+    w.u32[at + 11] = v.topk;
+    w.f32[at + 12] = v.temp;
+    w.f32[at + 13] = v.penalty;
+    w.f32[at + 14] = v.minp;
+    w.u32[at + 15] = v.topp_on;
+    w.u32[at + 16] = v.topp;
+    w.u32[at + 17] = v.scroff;
+    w.u32[at + 18] = v.has_counter;
+    w.u32[at + 19] = v.rows;
+    w.u32[at + 20] = v.coff;
+    return true;
+  },
+} as const;
 export const sample = {
   name: 'sample',
   code: "// Picks one token per row of logits (one workgroup per row), with the semantics of\n// src/generate/sampling.ts (transformers' warper order):\n//   1. repetition penalty on ids marked in `seen`: x < 0 ? x * p : x / p; suppressed ids are -inf\n//   2. temperature 0: the first index of the maximum\n//   3-5. top-k (keep x >= the k-th largest, ties kept), e_i = exp((x_i - max) / T) over kept tokens\n//   6. top-p: rank by e (ties: lower index first); keep a token while the mass ranked before it < top_p\n//   7. min-p: keep e >= min_p * max e (max e = 1: the maximum is always kept)\n//   8. draw u = uniform(seed, row, step); take the first kept token (index order) whose cumulative\n//      mass exceeds u * (kept mass)\n// Exactness: masses are sums of e_i in 64-bit fixed point (e * 2^40, two u32 words), so every sum,\n// prefix and comparison after the exps is exact and independent of the order of summation; the\n// k-th largest and the top-p cut are found by radix descent over the f32 bit patterns (4 digits of\n// 8 bits). The CPU computes the e_i in f64, so a draw can differ only when u falls within ~1e-7\n// relative of a boundary between two tokens.\n\nstruct P {\n  V: u32, loff: u32, lld: u32, ooff: u32,\n  soff: u32, sld: u32, supoff: u32, has_seen: u32,\n  has_sup: u32, seed: u32, step: u32, topk: u32,\n  temp: f32, penalty: f32, minp: f32, topp_on: u32,\n  topp: u32,           // round(top_p * 2^32) when top_p < 1\n  scroff: u32,         // scratch: first element\n  has_counter: u32,    // the step comes from stepc[0] (then incremented once all rows are done)\n  rows: u32,\n  coff: u32,           // stepc offset\n}\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> logits: array<f32>;      // (b, V) view\n@group(0) @binding(2) var<storage, read_write> seen: array<i32>;  // (b, V) view: presence mask, updated\n@group(0) @binding(3) var<storage, read> sup: array<i32>;         // (V): nonzero = never chosen\n@group(0) @binding(4) var<storage, read_write> xs: array<f32>;    // (b, V) scratch: penalised logits, then e\n@group(0) @binding(5) var<storage, read_write> o: array<i32>;     // (b) chosen ids\n@group(0) @binding(6) var<storage, read_write> stepc: array<atomic<u32>>; // [step, rows finished] or unused\n\nconst WG: u32 = 256u;\n\nvar<workgroup> rv: array<f32, 256>;\nvar<workgroup> ri: array<u32, 256>;\nvar<workgroup> hlo: array<atomic<u32>, 256>;\nvar<workgroup> hhi: array<atomic<u32>, 256>;\nvar<workgroup> hcnt: array<atomic<u32>, 256>;\nvar<workgroup> slo: array<u32, 256>;\nvar<workgroup> shi: array<u32, 256>;\nvar<workgroup> pick: atomic<u32>;\nvar<workgroup> res: array<u32, 8>;\n\n// ---- 64-bit unsigned arithmetic on (lo, hi) pairs --------------------------------------------------\nfn add64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {\n  let lo = a.x + b.x;\n  return vec2<u32>(lo, a.y + b.y + select(0u, 1u, lo < a.x));\n}\nfn sub64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {\n  return vec2<u32>(a.x - b.x, a.y - b.y - select(0u, 1u, a.x < b.x));\n}\nfn lt64(a: vec2<u32>, b: vec2<u32>) -> bool { return a.y < b.y || (a.y == b.y && a.x < b.x); }\n\n// e * 2^40, truncated (e in [0, 1]).\nfn fix(e: f32) -> vec2<u32> {\n  let bits = bitcast<u32>(e);\n  let ex = i32((bits >> 23u) & 0xffu);\n  if (ex == 0) { return vec2<u32>(0u); }\n  let m = (bits & 0x7fffffu) | 0x800000u;\n  let s = ex - 127 + 17; // value = m * 2^(s)  (m has 23 fraction bits: e = m * 2^(ex-127-23))\n  if (s >= 0) {\n    if (s == 0) { return vec2<u32>(m, 0u); }\n    return vec2<u32>(m << u32(s), m >> u32(32 - s));\n  }\n  if (s <= -32) { return vec2<u32>(0u); }\n  return vec2<u32>(m >> u32(-s), 0u);\n}\n\n// 32 x 32 -> 64 bit product.\nfn mul32(a: u32, b: u32) -> vec2<u32> {\n  let a0 = a & 0xffffu; let a1 = a >> 16u;\n  let b0 = b & 0xffffu; let b1 = b >> 16u;\n  let p00 = a0 * b0; let p01 = a0 * b1; let p10 = a1 * b0; let p11 = a1 * b1;\n  let mid = (p00 >> 16u) + (p01 & 0xffffu) + (p10 & 0xffffu);\n  let lo = (p00 & 0xffffu) | (mid << 16u);\n  let hi = p11 + (p01 >> 16u) + (p10 >> 16u) + (mid >> 16u);\n  return vec2<u32>(lo, hi);\n}\n\n// (a * f) >> 32 for a 64-bit a and a 32-bit fraction f (top-p threshold).\nfn mulfrac(a: vec2<u32>, f: u32) -> vec2<u32> {\n  let l = mul32(a.x, f);         // a.lo * f\n  let h = mul32(a.y, f);         // a.hi * f, shifted by 32\n  // (h << 32 + l) >> 32 = h + (l >> 32) = h + l.y\n  return add64(h, vec2<u32>(l.y, 0u));\n}\n\n// 96-bit values as vec3 (w0 lowest). a * m for a 64-bit a and m < 2^24.\nfn mul96(a: vec2<u32>, m: u32) -> vec3<u32> {\n  let l = mul32(a.x, m);\n  let h = mul32(a.y, m);\n  let mid = l.y + h.x;\n  return vec3<u32>(l.x, mid, h.y + select(0u, 1u, mid < l.y));\n}\nfn shl24(a: vec2<u32>) -> vec3<u32> {\n  return vec3<u32>(a.x << 24u, (a.x >> 8u) | (a.y << 24u), a.y >> 8u);\n}\nfn gt96(a: vec3<u32>, b: vec3<u32>) -> bool {\n  if (a.z != b.z) { return a.z > b.z; }\n  if (a.y != b.y) { return a.y > b.y; }\n  return a.x > b.x;\n}\n\n// ---- the counter-based uniform of src/generate/rng.ts -----------------------------------------------\nfn hash32(v: u32) -> u32 {\n  var x = v;\n  x ^= x >> 16u;\n  x *= 0x7feb352du;\n  x ^= x >> 15u;\n  x *= 0x846ca68bu;\n  x ^= x >> 16u;\n  return x;\n}\nfn uniform24(row: u32, step: u32) -> u32 {\n  return hash32(p.seed ^ hash32(row * 0x9e3779b9u + hash32(step))) >> 8u;\n}\n\n// Called by one thread per row once its id is written: the last row to finish advances the step.\nfn row_done() {\n  if (p.has_counter == 0u) { return; }\n  if (atomicAdd(&stepc[p.coff + 1u], 1u) == p.rows - 1u) {\n    atomicStore(&stepc[p.coff + 1u], 0u);\n    atomicAdd(&stepc[p.coff], 1u);\n  }\n}\n\n// order-preserving key of an f32\nfn key(f: f32) -> u32 {\n  let b = bitcast<u32>(f);\n  return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);\n}\nfn unkey(k: u32) -> f32 {\n  return bitcast<f32>(select(~k, k & 0x7fffffffu, (k & 0x80000000u) != 0u));\n}\n\n// ---- workgroup reductions --------------------------------------------------------------------------\nfn sum64(li: u32, v: vec2<u32>) -> vec2<u32> {\n  slo[li] = v.x;\n  shi[li] = v.y;\n  for (var s = 128u; s > 0u; s >>= 1u) {\n    workgroupBarrier();\n    if (li < s) {\n      let r = add64(vec2<u32>(slo[li], shi[li]), vec2<u32>(slo[li + s], shi[li + s]));\n      slo[li] = r.x;\n      shi[li] = r.y;\n    }\n  }\n  workgroupBarrier();\n  let r = vec2<u32>(slo[0], shi[0]);\n  workgroupBarrier();\n  return r;\n}\n\n// Inclusive prefix sums of v over threads (Hillis-Steele in workgroup memory).\nfn scan64(li: u32, v: vec2<u32>) -> vec2<u32> {\n  var acc = v;\n  for (var s = 1u; s < WG; s <<= 1u) {\n    workgroupBarrier();\n    slo[li] = acc.x;\n    shi[li] = acc.y;\n    workgroupBarrier();\n    if (li >= s) { acc = add64(acc, vec2<u32>(slo[li - s], shi[li - s])); }\n  }\n  workgroupBarrier();\n  return acc;\n}\n\nfn clear_hist(li: u32) {\n  atomicStore(&hlo[li], 0u);\n  atomicStore(&hhi[li], 0u);\n  atomicStore(&hcnt[li], 0u);\n}\n\n@compute @workgroup_size(256)\nfn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {\n  let r = wid.x;\n  let V = p.V;\n  let lb = p.loff + r * p.lld;\n  let xb = p.scroff + r * V;\n  // ---- 1. penalty, suppression, maximum (first index) ----\n  var bv = -3.4028234e38;\n  var bi = 0xffffffffu;\n  // 4 elements per iteration (indices i0 + q * WG, increasing): their loads are issued together\n  for (var i0 = li; i0 < V; i0 += 4u * WG) {\n    var xv: array<f32, 4>;\n    for (var q = 0u; q < 4u; q++) {\n      let i = min(i0 + q * WG, V - 1u);\n      var x = logits[lb + i];\n      if (p.has_seen != 0u && seen[p.soff + r * p.sld + i] != 0) {\n        x = select(x / p.penalty, x * p.penalty, x < 0.0);\n      }\n      if (p.has_sup != 0u && sup[p.supoff + i] != 0) { x = -3.4028234e38; /* as good as -inf: e = 0 */ }\n      xv[q] = x;\n    }\n    for (var q = 0u; q < 4u; q++) {\n      let i = i0 + q * WG;\n      if (i < V) {\n        if (p.temp != 0.0) { xs[xb + i] = xv[q]; }\n        if (bi == 0xffffffffu || xv[q] > bv) { bv = xv[q]; bi = i; }\n      }\n    }\n  }\n  rv[li] = bv;\n  ri[li] = bi;\n  for (var s = 128u; s > 0u; s >>= 1u) {\n    workgroupBarrier();\n    if (li < s) {\n      let v = rv[li + s];\n      let j = ri[li + s];\n      if (j != 0xffffffffu && (ri[li] == 0xffffffffu || v > rv[li] || (v == rv[li] && j < ri[li]))) { rv[li] = v; ri[li] = j; }\n    }\n  }\n  workgroupBarrier();\n  let mx = rv[0];\n  let amax = ri[0];\n  if (p.temp == 0.0) {\n    if (li == 0u) {\n      o[p.ooff + r] = i32(amax);\n      if (p.has_seen != 0u) { seen[p.soff + r * p.sld + amax] = 1; }\n      row_done();\n    }\n    return;\n  }\n  // ---- 2. top-k: the k-th largest key by radix descent ----\n  var kth = -3.4028234e38;\n  var usek = false;\n  if (p.topk > 0u && p.topk < V) {\n    usek = true;\n    var prefix = 0u;\n    var kk = p.topk;            // rank still wanted within the current prefix (1-based)\n    for (var level = 0u; level < 4u; level++) {\n      let shift = 24u - 8u * level;\n      workgroupBarrier();\n      clear_hist(li);\n      workgroupBarrier();\n      for (var i = li; i < V; i += WG) {\n        let k = key(xs[xb + i]);\n        if (level == 0u || (k >> (shift + 8u)) == prefix) { atomicAdd(&hcnt[(k >> shift) & 0xffu], 1u); }\n      }\n      workgroupBarrier();\n      // counts of bins >= li (suffix sums), then the bin holding the kk-th largest\n      var c = atomicLoad(&hcnt[li]);\n      for (var s = 1u; s < WG; s <<= 1u) {\n        workgroupBarrier();\n        slo[li] = c;\n        workgroupBarrier();\n        if (li + s < WG) { c += slo[li + s]; }\n      }\n      workgroupBarrier();\n      slo[li] = c;\n      workgroupBarrier();\n      let above = select(0u, slo[li + 1u], li < 255u);\n      if (c >= kk && above < kk) { res[0] = li; res[1] = kk - above; }\n      workgroupBarrier();\n      prefix = (prefix << 8u) | res[0];\n      kk = res[1];\n    }\n    kth = unkey(prefix);\n  }\n  // ---- 3-5. e = exp((x - max) / T) over kept tokens; total mass E ----\n  var part = vec2<u32>(0u);\n  for (var i = li; i < V; i += WG) {\n    let x = xs[xb + i];\n    var e = 0.0;\n    if (!usek || x >= kth) { e = exp((x - mx) / p.temp); }\n    if (p.minp > 0.0 && p.topp_on == 0u && e < p.minp) { e = 0.0; }\n    xs[xb + i] = e;\n    part = add64(part, fix(e));\n  }\n  let E = sum64(li, part);\n  // ---- 6. top-p: the value v* of the last kept rank, and how many ties at v* stay ----\n  var vstar = 0.0;\n  var nties = 0xffffffffu;  // ties at v* kept (in index order)\n  if (p.topp_on != 0u) {\n    let P = mulfrac(E, p.topp);\n    var prefix = 0u;\n    var above = vec2<u32>(0u);     // mass of tokens with a larger value than the current prefix\n    var cnt = 0u;\n    for (var level = 0u; level < 4u; level++) {\n      let shift = 24u - 8u * level;\n      workgroupBarrier();\n      clear_hist(li);\n      if (li == 0u) { atomicStore(&pick, 0xffffffffu); }\n      workgroupBarrier();\n      for (var i = li; i < V; i += WG) {\n        let e = xs[xb + i];\n        let k = bitcast<u32>(e);\n        if (e > 0.0 && (level == 0u || (k >> (shift + 8u)) == prefix)) {\n          let bin = (k >> shift) & 0xffu;\n          let f = fix(e);\n          let old = atomicAdd(&hlo[bin], f.x);\n          atomicAdd(&hhi[bin], f.y + select(0u, 1u, old + f.x < old));\n          atomicAdd(&hcnt[bin], 1u);\n        }\n      }\n      workgroupBarrier();\n      // exclusive suffix mass: mass of bins > li\n      let own = vec2<u32>(atomicLoad(&hlo[li]), atomicLoad(&hhi[li]));\n      var acc = own;\n      for (var s = 1u; s < WG; s <<= 1u) {\n        workgroupBarrier();\n        slo[li] = acc.x;\n        shi[li] = acc.y;\n        workgroupBarrier();\n        if (li + s < WG) { acc = add64(acc, vec2<u32>(slo[li + s], shi[li + s])); }\n      }\n      let greater = sub64(acc, own);\n      let c = atomicLoad(&hcnt[li]);\n      if (c > 0u && lt64(add64(above, greater), P)) { atomicMin(&pick, li); }\n      workgroupBarrier();\n      let j0 = atomicLoad(&pick);\n      if (li == j0) {\n        res[2] = greater.x;\n        res[3] = greater.y;\n        res[4] = c;\n      }\n      workgroupBarrier();\n      above = add64(above, vec2<u32>(res[2], res[3]));\n      cnt = res[4];\n      prefix = (prefix << 8u) | j0;\n    }\n    vstar = bitcast<f32>(prefix);\n    // ties at v*: rank r (index order) is kept while above + r * fix(v*) < P\n    if (li == 0u) {\n      let f = fix(vstar);\n      var m = above;\n      var n = 0u;\n      while (n < cnt && lt64(m, P)) { n++; m = add64(m, f); }\n      res[5] = n;\n    }\n    workgroupBarrier();\n    nties = res[5];\n    workgroupBarrier();\n  }\n  // ---- 7-8. min-p and the draw, in index order (thread li owns one contiguous chunk) ----\n  let ch = (V + WG - 1u) / WG;\n  let i0 = min(V, li * ch);\n  let i1 = min(V, i0 + ch);\n  // ties at v* before this chunk (top-p)\n  var tie0 = 0u;\n  if (p.topp_on != 0u) {\n    var t = 0u;\n    for (var i = i0; i < i1; i++) { if (xs[xb + i] == vstar) { t++; } }\n    let inc = scan64(li, vec2<u32>(t, 0u));\n    tie0 = inc.x - t;\n  }\n  // kept mass of this chunk\n  var m = vec2<u32>(0u);\n  var tr = tie0;\n  for (var i = i0; i < i1; i++) {\n    let e = xs[xb + i];\n    var keep = e > 0.0;\n    if (p.topp_on != 0u) {\n      if (e == vstar) { keep = keep && tr < nties; tr++; } else { keep = keep && e > vstar; }\n      if (p.minp > 0.0) { keep = keep && e >= p.minp; }\n    }\n    if (keep) { m = add64(m, fix(e)); }\n  }\n  let incl = scan64(li, m);\n  workgroupBarrier();\n  slo[li] = incl.x;\n  shi[li] = incl.y;\n  if (li == 0u) { atomicStore(&pick, 0xffffffffu); }\n  workgroupBarrier();\n  let mass = vec2<u32>(slo[WG - 1u], shi[WG - 1u]);\n  var step = p.step;\n  if (p.has_counter != 0u) { step = atomicLoad(&stepc[p.coff]); }\n  let goal = mul96(mass, uniform24(r, step));\n  var cum = sub64(incl, m);\n  // this chunk holds the pick if its inclusive end crosses the goal and its start does not\n  if (gt96(shl24(incl), goal) && !gt96(shl24(cum), goal)) {\n    tr = tie0;\n    for (var i = i0; i < i1; i++) {\n      let e = xs[xb + i];\n      var keep = e > 0.0;\n      if (p.topp_on != 0u) {\n        if (e == vstar) { keep = keep && tr < nties; tr++; } else { keep = keep && e > vstar; }\n        if (p.minp > 0.0) { keep = keep && e >= p.minp; }\n      }\n      if (keep) {\n        cum = add64(cum, fix(e));\n        if (gt96(shl24(cum), goal)) { atomicMin(&pick, i); break; }\n      }\n    }\n  }\n  workgroupBarrier();\n  if (li == 0u) {\n    var id = atomicLoad(&pick);\n    if (id == 0xffffffffu) { id = amax; } // only when every kept e is below 2^-40: the maximum\n    o[p.ooff + r] = i32(id);\n    if (p.has_seen != 0u) { seen[p.soff + r * p.sld + id] = 1; }\n    row_done();\n  }\n}\n",
@@ -388,46 +748,98 @@ export const sample = {
       bindings: [
         { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
         { name: 'logits', group: 0, binding: 1, access: 'read', type: 'f32', note: '(b, V) view' },
-        { name: 'seen', group: 0, binding: 2, access: 'read_write', type: 'i32', note: '(b, V) view: presence mask, updated' },
+        { name: 'seen', group: 0, binding: 2, access: 'read_write', type: 'i32',
+          note: '(b, V) view: presence mask, updated' },
         { name: 'sup', group: 0, binding: 3, access: 'read', type: 'i32', note: '(V): nonzero = never chosen' },
-        { name: 'xs', group: 0, binding: 4, access: 'read_write', type: 'f32', note: '(b, V) scratch: penalised logits, then e' },
+        { name: 'xs', group: 0, binding: 4, access: 'read_write', type: 'f32',
+          note: '(b, V) scratch: penalised logits, then e' },
         { name: 'o', group: 0, binding: 5, access: 'read_write', type: 'i32', note: '(b) chosen ids' },
-        { name: 'stepc', group: 0, binding: 6, access: 'read_write', type: 'atomic<u32>', note: '[step, rows finished] or unused' },
+        { name: 'stepc', group: 0, binding: 6, access: 'read_write', type: 'atomic<u32>',
+          note: '[step, rows finished] or unused' },
       ],
       uniform: sample_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.logits || !b.seen || !b.sup || !b.xs || !b.o || !b.stepc) return null;
+        return [b.logits, b.seen, b.sup, b.xs, b.o, b.stepc];
+      },
     },
   },
 } as const satisfies WgslModule;
 
-const scan_P = { struct: 'P', size: 108, fields: [
-  { name: 'b', type: 'u32', offset: 0 },
-  { name: 'l', type: 'u32', offset: 4 },
-  { name: 'e', type: 'u32', offset: 8 },
-  { name: 'n', type: 'u32', offset: 12 },
-  { name: 'K', type: 'u32', offset: 16 },
-  { name: 'L', type: 'u32', offset: 20 },
-  { name: 'uoff', type: 'u32', offset: 24 },
-  { name: 'uld', type: 'u32', offset: 28 },
-  { name: 'doff', type: 'u32', offset: 32 },
-  { name: 'dld', type: 'u32', offset: 36 },
-  { name: 'zoff', type: 'u32', offset: 40 },
-  { name: 'zld', type: 'u32', offset: 44 },
-  { name: 'yoff', type: 'u32', offset: 48 },
-  { name: 'yld', type: 'u32', offset: 52 },
-  { name: 'boff', type: 'u32', offset: 56 },
-  { name: 'bld', type: 'u32', offset: 60 },
-  { name: 'coff', type: 'u32', offset: 64 },
-  { name: 'cld', type: 'u32', offset: 68 },
-  { name: 'hoff', type: 'u32', offset: 72 },
-  { name: 'hld', type: 'u32', offset: 76 },
-  { name: 'ooff', type: 'u32', offset: 80 },
-  { name: 'old', type: 'u32', offset: 84 },
-  { name: 'aoff', type: 'u32', offset: 88 },
-  { name: 'ald', type: 'u32', offset: 92 },
-  { name: 'Doff', type: 'u32', offset: 96 },
-  { name: 'biasoff', type: 'u32', offset: 100 },
-  { name: 'sd', type: 'u32', offset: 104 },
-] } as const;
+const scan_P = {
+  struct: 'P',
+  size: 108,
+  fields: [
+    { name: 'b', type: 'u32', offset: 0 },
+    { name: 'l', type: 'u32', offset: 4 },
+    { name: 'e', type: 'u32', offset: 8 },
+    { name: 'n', type: 'u32', offset: 12 },
+    { name: 'K', type: 'u32', offset: 16 },
+    { name: 'L', type: 'u32', offset: 20 },
+    { name: 'uoff', type: 'u32', offset: 24 },
+    { name: 'uld', type: 'u32', offset: 28 },
+    { name: 'doff', type: 'u32', offset: 32 },
+    { name: 'dld', type: 'u32', offset: 36 },
+    { name: 'zoff', type: 'u32', offset: 40 },
+    { name: 'zld', type: 'u32', offset: 44 },
+    { name: 'yoff', type: 'u32', offset: 48 },
+    { name: 'yld', type: 'u32', offset: 52 },
+    { name: 'boff', type: 'u32', offset: 56 },
+    { name: 'bld', type: 'u32', offset: 60 },
+    { name: 'coff', type: 'u32', offset: 64 },
+    { name: 'cld', type: 'u32', offset: 68 },
+    { name: 'hoff', type: 'u32', offset: 72 },
+    { name: 'hld', type: 'u32', offset: 76 },
+    { name: 'ooff', type: 'u32', offset: 80 },
+    { name: 'old', type: 'u32', offset: 84 },
+    { name: 'aoff', type: 'u32', offset: 88 },
+    { name: 'ald', type: 'u32', offset: 92 },
+    { name: 'Doff', type: 'u32', offset: 96 },
+    { name: 'biasoff', type: 'u32', offset: 100 },
+    { name: 'sd', type: 'u32', offset: 104 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.b !== 'number' || typeof v.l !== 'number' || typeof v.e !== 'number' ||
+      typeof v.n !== 'number' || typeof v.K !== 'number' || typeof v.L !== 'number' ||
+      typeof v.uoff !== 'number' || typeof v.uld !== 'number' || typeof v.doff !== 'number' ||
+      typeof v.dld !== 'number' || typeof v.zoff !== 'number' || typeof v.zld !== 'number' ||
+      typeof v.yoff !== 'number' || typeof v.yld !== 'number' || typeof v.boff !== 'number' ||
+      typeof v.bld !== 'number' || typeof v.coff !== 'number' || typeof v.cld !== 'number' ||
+      typeof v.hoff !== 'number' || typeof v.hld !== 'number' || typeof v.ooff !== 'number' ||
+      typeof v.old !== 'number' || typeof v.aoff !== 'number' || typeof v.ald !== 'number' ||
+      typeof v.Doff !== 'number' || typeof v.biasoff !== 'number' || typeof v.sd !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.b;
+    w.u32[at + 1] = v.l;
+    w.u32[at + 2] = v.e;
+    w.u32[at + 3] = v.n;
+    w.u32[at + 4] = v.K;
+    w.u32[at + 5] = v.L;
+    w.u32[at + 6] = v.uoff;
+    w.u32[at + 7] = v.uld;
+    w.u32[at + 8] = v.doff;
+    w.u32[at + 9] = v.dld;
+    w.u32[at + 10] = v.zoff;
+    w.u32[at + 11] = v.zld;
+    w.u32[at + 12] = v.yoff;
+    w.u32[at + 13] = v.yld;
+    w.u32[at + 14] = v.boff;
+    w.u32[at + 15] = v.bld;
+    w.u32[at + 16] = v.coff;
+    w.u32[at + 17] = v.cld;
+    w.u32[at + 18] = v.hoff;
+    w.u32[at + 19] = v.hld;
+    w.u32[at + 20] = v.ooff;
+    w.u32[at + 21] = v.old;
+    w.u32[at + 22] = v.aoff;
+    w.u32[at + 23] = v.ald;
+    w.u32[at + 24] = v.Doff;
+    w.u32[at + 25] = v.biasoff;
+    w.u32[at + 26] = v.sd;
+    return true;
+  },
+} as const;
 export const scan = {
   name: 'scan',
   code: "// The selective scan of Mamba-1 (contract: SelectiveScanArgs in backend.ts), fused and chunked:\n//   dt   = softplus(delta + deltaBias)             (b, l, e)\n//   h_t  = exp(dt * A) * h_{t-1} + dt * B_t * u_t  h (b, e, n), never stored per step\n//   y_t  = (<h_t, C_t> + D * u_t) * silu(z_t)\n// The sequence is cut into K chunks of length L so that b * e * K threads share the work even for one\n// sequence. Because the recurrence is linear, a chunk's effect on the state is (decay, input):\n// h_end = exp(A * sum(dt)) * h_start + h_local, with h_local the chunk's state from zero. So:\n//   scan_pack   per channel: [A * log2(e) (n, zero-padded to 4*N4), D, deltaBias] -> chan\n//   scan_chunk  per (b, chunk < K-1, channel): h_local and sum(dt) -> scratch\n//   scan_carry  per (b, channel, 4 states): walk the K chunks: carry-in state of every chunk -> scratch\n//   scan_out    per (b, chunk, channel): from the carry-in state, recompute the chunk, write y (and hOut)\n// With K = 1 only scan_pack and scan_out run. Each thread holds its n states in N4 vec4 registers;\n// exp(x) = exp2(x * log2 e) with A pre-scaled. B and C of the chunk are staged in workgroup memory\n// (all channels of a workgroup share them). Scratch layout (f32): slots (b, K, e, 4*N4) then sdt (b, K, e).\n// Scalar functions with the numerics of the CPU reference (src/backend/cpu/math.ts), in f32.\n\n// log(1 + y) without the cancellation of log(1 + y) for small y (Goldberg's trick: exact to a few ulp).\nfn log1p_f(y: f32) -> f32 {\n  let u = 1.0 + y;\n  if (u == 1.0) { return y; }\n  return log(u) * (y / (u - 1.0));\n}\n\n// softplus(x) = log(1 + e^x), and x itself above 20 (PyTorch's threshold).\nfn softplus_f(x: f32) -> f32 {\n  if (x > 20.0) { return x; }\n  return log1p_f(exp(x));\n}\n\nfn sigmoid_f(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }\n\nfn silu_f(x: f32) -> f32 { return x / (1.0 + exp(-x)); }\n\n// erf from erfc (Numerical Recipes' erfcc, fractional error < 1.2e-7).\nfn erf_f(x: f32) -> f32 {\n  let z = abs(x);\n  let t = 1.0 / (1.0 + 0.5 * z);\n  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +\n          t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));\n  return select(r - 1.0, 1.0 - r, x >= 0.0);\n}\n\n// gelu(x) = x * Phi(x), the exact (erf) form.\nfn gelu_f(x: f32) -> f32 { return 0.5 * x * (1.0 + erf_f(x * 0.70710678118654752)); }\n\noverride WG: u32 = 64u;         // threads (channels) per workgroup\noverride HAS_Z: bool = true;\noverride HAS_D: bool = true;\noverride HAS_BIAS: bool = true;\noverride SOFTPLUS: bool = true;\noverride HIN: u32 = 0u;         // initial state of scan_out: 0 zeros, 1 rows of hin (b, e, n), 2 scratch slots, 3 rows of hout (h0 = hOut)\noverride HAS_HOUT: bool = false;\noverride HAS_H0: bool = false;  // scan_carry: chunk 0 starts from hin (else zeros)\nconst TT: u32 = 32u;            // time steps per B/C tile (a multiple of 4; chunk lengths are too)\nconst N4: u32 = 4u;             // ceil(n / 4): the launcher substitutes the value (private arrays need a constant size)\n\nstruct P {\n  b: u32, l: u32, e: u32, n: u32,\n  K: u32, L: u32,              // chunks and chunk length\n  uoff: u32, uld: u32,         // u (b, l, e) view\n  doff: u32, dld: u32,         // delta (b, l, e) view\n  zoff: u32, zld: u32,         // z (b, l, e) view\n  yoff: u32, yld: u32,         // y (b, l, e) view\n  boff: u32, bld: u32,         // B (b, l, n) view into bc\n  coff: u32, cld: u32,         // C (b, l, n) view into bc\n  hoff: u32, hld: u32,         // hin (b, e, n) view (HIN 1; scan_carry)\n  ooff: u32, old: u32,         // hout (b, e, n) view\n  aoff: u32, ald: u32,         // scan_pack: A (e, n) view\n  Doff: u32, biasoff: u32,     // scan_pack: D, deltaBias offsets\n  sd: u32,                     // scratch: first element of sdt\n}\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> U: array<f32>;               // u (b, l, e)\n@group(0) @binding(2) var<storage, read> DL: array<f32>;              // delta (b, l, e)\n@group(0) @binding(3) var<storage, read> Z: array<f32>;               // z (b, l, e)\n@group(0) @binding(4) var<storage, read> BC: array<f32>;              // B and C (b, l, n) views (one buffer)\n@group(0) @binding(5) var<storage, read> chan: array<vec4<f32>>;      // (e, N4 + 1) packed channel constants\n@group(0) @binding(6) var<storage, read> hin: array<f32>;             // h0 rows, or scratch (HIN 2)\n@group(0) @binding(7) var<storage, read_write> Y: array<f32>;         // y (b, l, e)\n@group(0) @binding(8) var<storage, read_write> hout: array<f32>;      // hOut (b, e, n)\n@group(0) @binding(9) var<storage, read_write> scratch: array<f32>;   // slots + sdt (scan_chunk, scan_carry)\n@group(0) @binding(10) var<storage, read_write> chanw: array<f32>;    // scan_pack output (= chan)\n@group(0) @binding(11) var<storage, read> Ain: array<f32>;            // scan_pack: A (e, n)\n@group(0) @binding(12) var<storage, read> Dv: array<f32>;             // scan_pack: D (e)\n@group(0) @binding(13) var<storage, read> Bv: array<f32>;             // scan_pack: deltaBias (e)\n\nvar<workgroup> sB: array<vec4<f32>, TT * N4>;\nvar<workgroup> sC: array<vec4<f32>, TT * N4>;\n\n@compute @workgroup_size(64)\nfn scan_pack(@builtin(global_invocation_id) gid: vec3u) {\n  let c = gid.x;\n  if (c >= p.e) { return; }\n  let cs = c * (N4 + 1u) * 4u;\n  for (var s = 0u; s < 4u * N4; s++) {\n    var a = 0.0;\n    if (s < p.n) { a = Ain[p.aoff + c * p.ald + s] * 1.4426950408889634; }\n    chanw[cs + s] = a;\n  }\n  var d = 0.0;\n  var bias = 0.0;\n  if (HAS_D) { d = Dv[p.Doff + c]; }\n  if (HAS_BIAS) { bias = Bv[p.biasoff + c]; }\n  chanw[cs + 4u * N4] = d;\n  chanw[cs + 4u * N4 + 1u] = bias;\n  chanw[cs + 4u * N4 + 2u] = 0.0;\n  chanw[cs + 4u * N4 + 3u] = 0.0;\n}\n\nfn dt_of(v: f32, bias: f32) -> f32 {\n  let x = v + bias;\n  if (SOFTPLUS) { return softplus_f(x); }\n  return x;\n}\n\n// Stages B (and C) of time steps [tb, tb + nt) of sequence bi into workgroup memory.\nfn stage(bi: u32, tb: u32, nt: u32, li: u32, withC: bool) {\n  let w = 4u * N4;\n  for (var idx = li; idx < nt * w; idx += WG) {\n    let tt = idx / w;\n    let s = idx - tt * w;\n    let row = bi * p.l + tb + tt;\n    var bv = 0.0;\n    var cv = 0.0;\n    if (s < p.n) {\n      bv = BC[p.boff + row * p.bld + s];\n      if (withC) { cv = BC[p.coff + row * p.cld + s]; }\n    }\n    sB[tt * N4 + (s >> 2u)][s & 3u] = bv;\n    if (withC) { sC[tt * N4 + (s >> 2u)][s & 3u] = cv; }\n  }\n}\n\n// Inputs of 4 consecutive steps t..t+3 of this thread's channel (rows past `last` repeat it):\n// loaded one block ahead of use, so 12 loads per thread are in flight while 4 steps compute.\nstruct In4 { u: vec4<f32>, d: vec4<f32>, z: vec4<f32> }\n\nfn load4(bi: u32, c: u32, t: u32, last: u32) -> In4 {\n  var v: In4;\n  for (var q = 0u; q < 4u; q++) {\n    let row = bi * p.l + min(t + q, last);\n    v.u[q] = U[p.uoff + row * p.uld + c];\n    v.d[q] = DL[p.doff + row * p.dld + c];\n  }\n  return v;\n}\n\nfn load4z(bi: u32, c: u32, t: u32, last: u32) -> In4 {\n  var v = load4(bi, c, t, last);\n  if (HAS_Z) {\n    for (var q = 0u; q < 4u; q++) { v.z[q] = Z[p.zoff + (bi * p.l + min(t + q, last)) * p.zld + c]; }\n  }\n  return v;\n}\n\n@compute @workgroup_size(WG)\nfn scan_chunk(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {\n  let c = wid.x * WG + li;\n  let k = wid.y;               // chunk (< K - 1)\n  let bi = wid.z;\n  let live = c < p.e;\n  let cc = min(c, p.e - 1u);\n  let cb = cc * (N4 + 1u);\n  var A2: array<vec4<f32>, N4>;\n  for (var g = 0u; g < N4; g++) { A2[g] = chan[cb + g]; }\n  let bias = chan[cb + N4].y;\n  var h: array<vec4<f32>, N4>;\n  for (var g = 0u; g < N4; g++) { h[g] = vec4<f32>(0.0); }\n  var S = 0.0;\n  let t0 = k * p.L;\n  let t1 = min(t0 + p.L, p.l);\n  var nxt = load4(bi, cc, t0, t1 - 1u);\n  for (var tb = t0; tb < t1; tb += TT) {\n    let nt = min(TT, t1 - tb);\n    workgroupBarrier();\n    stage(bi, tb, nt, li, false);\n    workgroupBarrier();\n    for (var t4 = tb; t4 < tb + nt; t4 += 4u) {\n      let cur = nxt;\n      if (t4 + 4u < t1) { nxt = load4(bi, cc, t4 + 4u, t1 - 1u); }\n      for (var q = 0u; q < 4u; q++) {\n        if (t4 + q < tb + nt) {\n          let dt = dt_of(cur.d[q], bias);\n          S += dt;\n          let dtu = dt * cur.u[q];\n          let tt = t4 + q - tb;\n          for (var g = 0u; g < N4; g++) {\n            h[g] = exp2(dt * A2[g]) * h[g] + dtu * sB[tt * N4 + g];\n          }\n        }\n      }\n    }\n  }\n  if (!live) { return; }\n  // local end state of chunk k -> slot k + 1 (scan_carry turns it into that chunk's carry-in)\n  let sb = (((bi * p.K + k + 1u) * p.e + c) * N4) * 4u;\n  for (var g = 0u; g < N4; g++) {\n    for (var q = 0u; q < 4u; q++) { scratch[sb + 4u * g + q] = h[g][q]; }\n  }\n  scratch[p.sd + (bi * p.K + k) * p.e + c] = S;\n}\n\n@compute @workgroup_size(64)\nfn scan_carry(@builtin(global_invocation_id) gid: vec3u) {\n  // one thread per (b, channel, group of 4 states)\n  let i = gid.x;\n  if (i >= p.b * p.e * N4) { return; }\n  let g = i % N4;\n  let bc = i / N4;\n  let bi = bc / p.e;\n  let c = bc - bi * p.e;\n  let A2 = chan[c * (N4 + 1u) + g];\n  var H = vec4<f32>(0.0);\n  if (HAS_H0) {\n    for (var q = 0u; q < 4u; q++) {\n      let s = 4u * g + q;\n      if (s < p.n) { H[q] = hin[p.hoff + bc * p.hld + s]; }\n    }\n  }\n  let w = N4 * 4u;\n  let sb = ((bi * p.K * p.e + c) * N4 + g) * 4u;  // slot 0 of (bi, c), group g\n  let stride = p.e * w;                              // between chunk slots\n  for (var q = 0u; q < 4u; q++) { scratch[sb + q] = H[q]; }\n  // chunks in blocks of 4: the 4 chunks' sums and local states are loaded before the 4 updates\n  let sd0 = p.sd + bi * p.K * p.e + c;\n  for (var k0 = 1u; k0 < p.K; k0 += 4u) {\n    var S: vec4<f32>;\n    var loc: array<vec4<f32>, 4>;\n    for (var j = 0u; j < 4u; j++) {\n      let k = min(k0 + j, p.K - 1u);\n      S[j] = scratch[sd0 + (k - 1u) * p.e];\n      let o = sb + k * stride;\n      loc[j] = vec4<f32>(scratch[o], scratch[o + 1u], scratch[o + 2u], scratch[o + 3u]);\n    }\n    for (var j = 0u; j < 4u; j++) {\n      let k = k0 + j;\n      if (k < p.K) {\n        H = exp2(S[j] * A2) * H + loc[j];\n        let o = sb + k * stride;\n        for (var q = 0u; q < 4u; q++) { scratch[o + q] = H[q]; }\n      }\n    }\n  }\n}\n\n@compute @workgroup_size(WG)\nfn scan_out(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {\n  let c = wid.x * WG + li;\n  let k = wid.y;\n  let bi = wid.z;\n  let live = c < p.e;\n  let cc = min(c, p.e - 1u);\n  let cb = cc * (N4 + 1u);\n  var A2: array<vec4<f32>, N4>;\n  for (var g = 0u; g < N4; g++) { A2[g] = chan[cb + g]; }\n  let dv = chan[cb + N4].x;\n  let bias = chan[cb + N4].y;\n  var h: array<vec4<f32>, N4>;\n  let row0 = bi * p.e + cc;\n  for (var g = 0u; g < N4; g++) {\n    var v = vec4<f32>(0.0);\n    for (var q = 0u; q < 4u; q++) {\n      let s = 4u * g + q;\n      if (HIN == 1u && s < p.n) { v[q] = hin[p.hoff + row0 * p.hld + s]; }\n      if (HIN == 2u) { v[q] = hin[(((bi * p.K + k) * p.e + cc) * N4) * 4u + s]; }\n      if (HIN == 3u && s < p.n) { v[q] = hout[p.hoff + row0 * p.hld + s]; }\n    }\n    h[g] = v;\n  }\n  let t0 = k * p.L;\n  let t1 = min(t0 + p.L, p.l);\n  var nxt = load4z(bi, cc, t0, t1 - 1u);\n  for (var tb = t0; tb < t1; tb += TT) {\n    let nt = min(TT, t1 - tb);\n    workgroupBarrier();\n    stage(bi, tb, nt, li, true);\n    workgroupBarrier();\n    for (var t4 = tb; t4 < tb + nt; t4 += 4u) {\n      let cur = nxt;\n      if (t4 + 4u < t1) { nxt = load4z(bi, cc, t4 + 4u, t1 - 1u); }\n      for (var q = 0u; q < 4u; q++) {\n        if (t4 + q < tb + nt) {\n          let u = cur.u[q];\n          let dt = dt_of(cur.d[q], bias);\n          let dtu = dt * u;\n          let tt = t4 + q - tb;\n          var y4 = vec4<f32>(0.0);\n          for (var g = 0u; g < N4; g++) {\n            h[g] = exp2(dt * A2[g]) * h[g] + dtu * sB[tt * N4 + g];\n            y4 += h[g] * sC[tt * N4 + g];\n          }\n          var y = y4.x + y4.y + y4.z + y4.w;\n          if (HAS_D) { y += dv * u; }\n          if (HAS_Z) { y *= silu_f(cur.z[q]); }\n          if (live) { Y[p.yoff + (bi * p.l + t4 + q) * p.yld + c] = y; }\n        }\n      }\n    }\n  }\n  if (HAS_HOUT && live && k == p.K - 1u) {\n    for (var g = 0u; g < N4; g++) {\n      for (var q = 0u; q < 4u; q++) {\n        let s = 4u * g + q;\n        if (s < p.n) { hout[p.ooff + row0 * p.old + s] = h[g][q]; }\n      }\n    }\n  }\n}\n",
@@ -441,6 +853,10 @@ export const scan = {
         { name: 'Bv', group: 0, binding: 13, access: 'read', type: 'f32', note: 'scan_pack: deltaBias (e)' },
       ],
       uniform: scan_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.chanw || !b.Ain || !b.Dv || !b.Bv) return null;
+        return [b.chanw, b.Ain, b.Dv, b.Bv];
+      },
     },
     scan_chunk: {
       bindings: [
@@ -448,19 +864,31 @@ export const scan = {
         { name: 'U', group: 0, binding: 1, access: 'read', type: 'f32', note: 'u (b, l, e)' },
         { name: 'DL', group: 0, binding: 2, access: 'read', type: 'f32', note: 'delta (b, l, e)' },
         { name: 'BC', group: 0, binding: 4, access: 'read', type: 'f32', note: 'B and C (b, l, n) views (one buffer)' },
-        { name: 'chan', group: 0, binding: 5, access: 'read', type: 'vec4<f32>', note: '(e, N4 + 1) packed channel constants' },
-        { name: 'scratch', group: 0, binding: 9, access: 'read_write', type: 'f32', note: 'slots + sdt (scan_chunk, scan_carry)' },
+        { name: 'chan', group: 0, binding: 5, access: 'read', type: 'vec4<f32>',
+          note: '(e, N4 + 1) packed channel constants' },
+        { name: 'scratch', group: 0, binding: 9, access: 'read_write', type: 'f32',
+          note: 'slots + sdt (scan_chunk, scan_carry)' },
       ],
       uniform: scan_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.U || !b.DL || !b.BC || !b.chan || !b.scratch) return null;
+        return [b.U, b.DL, b.BC, b.chan, b.scratch];
+      },
     },
     scan_carry: {
       bindings: [
         { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
-        { name: 'chan', group: 0, binding: 5, access: 'read', type: 'vec4<f32>', note: '(e, N4 + 1) packed channel constants' },
+        { name: 'chan', group: 0, binding: 5, access: 'read', type: 'vec4<f32>',
+          note: '(e, N4 + 1) packed channel constants' },
         { name: 'hin', group: 0, binding: 6, access: 'read', type: 'f32', note: 'h0 rows, or scratch (HIN 2)' },
-        { name: 'scratch', group: 0, binding: 9, access: 'read_write', type: 'f32', note: 'slots + sdt (scan_chunk, scan_carry)' },
+        { name: 'scratch', group: 0, binding: 9, access: 'read_write', type: 'f32',
+          note: 'slots + sdt (scan_chunk, scan_carry)' },
       ],
       uniform: scan_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.chan || !b.hin || !b.scratch) return null;
+        return [b.chan, b.hin, b.scratch];
+      },
     },
     scan_out: {
       bindings: [
@@ -469,50 +897,107 @@ export const scan = {
         { name: 'DL', group: 0, binding: 2, access: 'read', type: 'f32', note: 'delta (b, l, e)' },
         { name: 'Z', group: 0, binding: 3, access: 'read', type: 'f32', note: 'z (b, l, e)' },
         { name: 'BC', group: 0, binding: 4, access: 'read', type: 'f32', note: 'B and C (b, l, n) views (one buffer)' },
-        { name: 'chan', group: 0, binding: 5, access: 'read', type: 'vec4<f32>', note: '(e, N4 + 1) packed channel constants' },
+        { name: 'chan', group: 0, binding: 5, access: 'read', type: 'vec4<f32>',
+          note: '(e, N4 + 1) packed channel constants' },
         { name: 'hin', group: 0, binding: 6, access: 'read', type: 'f32', note: 'h0 rows, or scratch (HIN 2)' },
         { name: 'Y', group: 0, binding: 7, access: 'read_write', type: 'f32', note: 'y (b, l, e)' },
         { name: 'hout', group: 0, binding: 8, access: 'read_write', type: 'f32', note: 'hOut (b, e, n)' },
       ],
       uniform: scan_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.U || !b.DL || !b.Z || !b.BC || !b.chan || !b.hin || !b.Y || !b.hout) return null;
+        return [b.U, b.DL, b.Z, b.BC, b.chan, b.hin, b.Y, b.hout];
+      },
     },
   },
 } as const satisfies WgslModule;
 
-const ssdScan_P = { struct: 'P', size: 128, fields: [
-  { name: 'b', type: 'u32', offset: 0 },
-  { name: 'l', type: 'u32', offset: 4 },
-  { name: 'h', type: 'u32', offset: 8 },
-  { name: 'p', type: 'u32', offset: 12 },
-  { name: 'g', type: 'u32', offset: 16 },
-  { name: 'n', type: 'u32', offset: 20 },
-  { name: 'Q', type: 'u32', offset: 24 },
-  { name: 'nc', type: 'u32', offset: 28 },
-  { name: 'xoff', type: 'u32', offset: 32 },
-  { name: 'xld', type: 'u32', offset: 36 },
-  { name: 'dtoff', type: 'u32', offset: 40 },
-  { name: 'dtld', type: 'u32', offset: 44 },
-  { name: 'boff', type: 'u32', offset: 48 },
-  { name: 'bld', type: 'u32', offset: 52 },
-  { name: 'coff', type: 'u32', offset: 56 },
-  { name: 'cld', type: 'u32', offset: 60 },
-  { name: 'yoff', type: 'u32', offset: 64 },
-  { name: 'yld', type: 'u32', offset: 68 },
-  { name: 'hoff', type: 'u32', offset: 72 },
-  { name: 'hld', type: 'u32', offset: 76 },
-  { name: 'ooff', type: 'u32', offset: 80 },
-  { name: 'old', type: 'u32', offset: 84 },
-  { name: 'aoff', type: 'u32', offset: 88 },
-  { name: 'Doff', type: 'u32', offset: 92 },
-  { name: 'biasoff', type: 'u32', offset: 96 },
-  { name: 'dtlo', type: 'f32', offset: 100 },
-  { name: 'dthi', type: 'f32', offset: 104 },
-  { name: 'sG', type: 'u32', offset: 108 },
-  { name: 'sS', type: 'u32', offset: 112 },
-  { name: 'flags', type: 'u32', offset: 116 },
-  { name: 'hin', type: 'u32', offset: 120 },
-  { name: 'ks', type: 'u32', offset: 124 },
-] } as const;
+const ssdScan_P = {
+  struct: 'P',
+  size: 128,
+  fields: [
+    { name: 'b', type: 'u32', offset: 0 },
+    { name: 'l', type: 'u32', offset: 4 },
+    { name: 'h', type: 'u32', offset: 8 },
+    { name: 'p', type: 'u32', offset: 12 },
+    { name: 'g', type: 'u32', offset: 16 },
+    { name: 'n', type: 'u32', offset: 20 },
+    { name: 'Q', type: 'u32', offset: 24 },
+    { name: 'nc', type: 'u32', offset: 28 },
+    { name: 'xoff', type: 'u32', offset: 32 },
+    { name: 'xld', type: 'u32', offset: 36 },
+    { name: 'dtoff', type: 'u32', offset: 40 },
+    { name: 'dtld', type: 'u32', offset: 44 },
+    { name: 'boff', type: 'u32', offset: 48 },
+    { name: 'bld', type: 'u32', offset: 52 },
+    { name: 'coff', type: 'u32', offset: 56 },
+    { name: 'cld', type: 'u32', offset: 60 },
+    { name: 'yoff', type: 'u32', offset: 64 },
+    { name: 'yld', type: 'u32', offset: 68 },
+    { name: 'hoff', type: 'u32', offset: 72 },
+    { name: 'hld', type: 'u32', offset: 76 },
+    { name: 'ooff', type: 'u32', offset: 80 },
+    { name: 'old', type: 'u32', offset: 84 },
+    { name: 'aoff', type: 'u32', offset: 88 },
+    { name: 'Doff', type: 'u32', offset: 92 },
+    { name: 'biasoff', type: 'u32', offset: 96 },
+    { name: 'dtlo', type: 'f32', offset: 100 },
+    { name: 'dthi', type: 'f32', offset: 104 },
+    { name: 'sG', type: 'u32', offset: 108 },
+    { name: 'sS', type: 'u32', offset: 112 },
+    { name: 'flags', type: 'u32', offset: 116 },
+    { name: 'hin', type: 'u32', offset: 120 },
+    { name: 'ks', type: 'u32', offset: 124 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.b !== 'number' || typeof v.l !== 'number' || typeof v.h !== 'number' ||
+      typeof v.p !== 'number' || typeof v.g !== 'number' || typeof v.n !== 'number' ||
+      typeof v.Q !== 'number' || typeof v.nc !== 'number' || typeof v.xoff !== 'number' ||
+      typeof v.xld !== 'number' || typeof v.dtoff !== 'number' || typeof v.dtld !== 'number' ||
+      typeof v.boff !== 'number' || typeof v.bld !== 'number' || typeof v.coff !== 'number' ||
+      typeof v.cld !== 'number' || typeof v.yoff !== 'number' || typeof v.yld !== 'number' ||
+      typeof v.hoff !== 'number' || typeof v.hld !== 'number' || typeof v.ooff !== 'number' ||
+      typeof v.old !== 'number' || typeof v.aoff !== 'number' || typeof v.Doff !== 'number' ||
+      typeof v.biasoff !== 'number' || typeof v.dtlo !== 'number' || typeof v.dthi !== 'number' ||
+      typeof v.sG !== 'number' || typeof v.sS !== 'number' || typeof v.flags !== 'number' ||
+      typeof v.hin !== 'number' || typeof v.ks !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.b;
+    w.u32[at + 1] = v.l;
+    w.u32[at + 2] = v.h;
+    w.u32[at + 3] = v.p;
+    w.u32[at + 4] = v.g;
+    w.u32[at + 5] = v.n;
+    w.u32[at + 6] = v.Q;
+    w.u32[at + 7] = v.nc;
+    w.u32[at + 8] = v.xoff;
+    w.u32[at + 9] = v.xld;
+    w.u32[at + 10] = v.dtoff;
+    w.u32[at + 11] = v.dtld;
+    w.u32[at + 12] = v.boff;
+    w.u32[at + 13] = v.bld;
+    w.u32[at + 14] = v.coff;
+    w.u32[at + 15] = v.cld;
+    w.u32[at + 16] = v.yoff;
+    w.u32[at + 17] = v.yld;
+    w.u32[at + 18] = v.hoff;
+    w.u32[at + 19] = v.hld;
+    w.u32[at + 20] = v.ooff;
+    w.u32[at + 21] = v.old;
+    w.u32[at + 22] = v.aoff;
+    w.u32[at + 23] = v.Doff;
+    w.u32[at + 24] = v.biasoff;
+    w.f32[at + 25] = v.dtlo;
+    w.f32[at + 26] = v.dthi;
+    w.u32[at + 27] = v.sG;
+    w.u32[at + 28] = v.sS;
+    w.u32[at + 29] = v.flags;
+    w.u32[at + 30] = v.hin;
+    w.u32[at + 31] = v.ks;
+    return true;
+  },
+} as const;
 export const ssdScan = {
   name: 'ssd-scan',
   code: "// Mamba-2's SSD scan (contract: SsdScanArgs in backend.ts; the CPU reference is cpu/ssd-scan.ts), per\n// batch row bi and head hd (group gi = hd / (h / g), whose B and C columns it reads):\n//   dt_t = clamp(softplus(dt_t + dtBias), dtLimit)    a_t = dt_t * A      (scalars per head and step)\n//   h_t  = exp(a_t) h_{t-1} + dt_t x_t (x) B_t        h (p, n)\n//   y_t  = h_t . C_t + D x_t\n// Two ways to compute it (the launcher, ssd-scan.ts, picks one):\n//\n// ssd_seq, the recurrence step by step (the decode step l = 1 and short prompts): a workgroup owns\n//   rows of one head's state; lane j of a row holds the states k = j, j + ks, j + 2 ks, ... (KP of\n//   them in registers), so B and C loads are coalesced; y_t[q] sums the ks lanes' partial dot products\n//   through workgroup memory (double-buffered by step parity: one barrier per step).\n//\n// The chunked \"state space dual\" form for long sequences (Dao & Gu 2024, §6; mamba_ssm's Triton\n//   kernels), in chunks of Q steps (the GPU's own chunk length: any gives the same y up to rounding),\n//   with cum_t = a_{c0} + ... + a_t the running sum inside the chunk:\n//   ssd_dt     per (b, head, chunk): dt_t and cum_t -> scratch\n//   ssd_cb     per (b, chunk, group): G = C B^T (Q x Q, lower triangle), shared by the group's heads\n//   ssd_state  per (b, head, chunk): the chunk's own final state sum_s exp(cum_last - cum_s) dt_s x_s (x) B_s,\n//              a (p x Q)(Q x n) matrix product -> slot\n//   ssd_pass   per (b, head, state element): walks the chunks: slot <- the state entering the chunk,\n//              h <- exp(cum_last) h + the chunk's own state; hOut <- h after the last chunk\n//   ssd_out    per (b, head, chunk): y = exp(cum_t) C_t . h_in  +  (G o exp(cum_t - cum_s) dt_s, s <= t) X\n//              + D x_t: two matrix products, (Q x n)(n x p) and (Q x Q)(Q x p)\n// Only ssd_seq and ssd_pass touch h0 / hOut, each element by the thread that writes it, so h0 = hOut\n// (the recurrent step) runs in place: u.hin = 3 reads the initial state from the hout binding.\n// The matrix products use 64 x 64 output tiles (256 threads, 4 x 4 outputs each, strided by 16 so that\n// loads and stores are coalesced) over 16-deep slices staged in workgroup memory (8 KiB).\n// Scratch (f32): dt (b, h, l) at 0, cum (b, h, l) at b h l, G (b, g, nc, Q, Q) at sG, slots\n// (b, h, nc, p, n) at sS.\n// Scalar functions with the numerics of the CPU reference (src/backend/cpu/math.ts), in f32.\n\n// log(1 + y) without the cancellation of log(1 + y) for small y (Goldberg's trick: exact to a few ulp).\nfn log1p_f(y: f32) -> f32 {\n  let u = 1.0 + y;\n  if (u == 1.0) { return y; }\n  return log(u) * (y / (u - 1.0));\n}\n\n// softplus(x) = log(1 + e^x), and x itself above 20 (PyTorch's threshold).\nfn softplus_f(x: f32) -> f32 {\n  if (x > 20.0) { return x; }\n  return log1p_f(exp(x));\n}\n\nfn sigmoid_f(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }\n\nfn silu_f(x: f32) -> f32 { return x / (1.0 + exp(-x)); }\n\n// erf from erfc (Numerical Recipes' erfcc, fractional error < 1.2e-7).\nfn erf_f(x: f32) -> f32 {\n  let z = abs(x);\n  let t = 1.0 / (1.0 + 0.5 * z);\n  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +\n          t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));\n  return select(r - 1.0, 1.0 - r, x >= 0.0);\n}\n\n// gelu(x) = x * Phi(x), the exact (erf) form.\nfn gelu_f(x: f32) -> f32 { return 0.5 * x * (1.0 + erf_f(x * 0.70710678118654752)); }\n\n// The options are uniform flags, not pipeline overrides: branches on uniform values cost nothing\n// next to the work, and every entry point compiles once (not once per combination).\nconst HAS_D = 1u;\nconst HAS_BIAS = 2u;\nconst SOFTPLUS = 4u;\nconst HAS_HOUT = 8u;\nconst HAS_CARRY = 16u;           // ssd_out: chunks start from the slots' states (else from zeros)\nconst KP: u32 = 32u;             // ssd_seq: states per lane, ceil(n / ks) up to a power of two (substituted)\noverride SEQ_WG: u32 = 256u;     // ssd_seq: threads per workgroup (32 to 256)\nconst T: u32 = 64u;              // tile edge of the matrix products\nconst KD: u32 = 16u;             // depth of a staged slice\n\nstruct P {\n  b: u32, l: u32, h: u32, p: u32, g: u32, n: u32,\n  Q: u32, nc: u32,             // chunk length and count (chunked form)\n  xoff: u32, xld: u32,         // x (b, l, h p) view\n  dtoff: u32, dtld: u32,       // dt (b, l, h) view\n  boff: u32, bld: u32,         // B (b, l, g n) view\n  coff: u32, cld: u32,         // C (b, l, g n) view\n  yoff: u32, yld: u32,         // y (b, l, h p) view\n  hoff: u32, hld: u32,         // h0 rows (b h p, n)\n  ooff: u32, old: u32,         // hOut rows (b h p, n)\n  aoff: u32, Doff: u32, biasoff: u32,\n  dtlo: f32, dthi: f32,        // dtLimit (infinities replaced by the largest f32)\n  sG: u32, sS: u32,            // scratch: first element of G, of the slots\n  flags: u32,                  // HAS_D | HAS_BIAS | SOFTPLUS | HAS_HOUT | HAS_CARRY\n  hin: u32,                    // initial state: 0 zeros, 1 rows of hin, 3 rows of hout (h0 = hOut, in place)\n  ks: u32,                     // ssd_seq: lanes sharing one state row (a power of two, <= 32)\n}\n@group(0) @binding(0) var<uniform> u: P;\n@group(0) @binding(1) var<storage, read> X: array<f32>;\n@group(0) @binding(2) var<storage, read> DT: array<f32>;\n@group(0) @binding(3) var<storage, read> Bm: array<f32>;\n@group(0) @binding(4) var<storage, read> Cm: array<f32>;\n@group(0) @binding(5) var<storage, read> Av: array<f32>;\n@group(0) @binding(6) var<storage, read> Dv: array<f32>;\n@group(0) @binding(7) var<storage, read> biasv: array<f32>;\n@group(0) @binding(8) var<storage, read> H0: array<f32>;\n@group(0) @binding(9) var<storage, read_write> Y: array<f32>;\n@group(0) @binding(10) var<storage, read_write> hout: array<f32>;\n@group(0) @binding(11) var<storage, read_write> S: array<f32>;\n\nvar<workgroup> tA: array<f32, 1024>;  // T rows x KD\nvar<workgroup> tB: array<f32, 1024>;  // KD rows x T\nvar<workgroup> part: array<f32, 512>; // ssd_seq: partial sums, two steps' worth\n\nfn has(f: u32) -> bool { return (u.flags & f) != 0u; }\n\nfn dt_of(raw: f32, hd: u32) -> f32 {\n  var v = raw;\n  if (has(HAS_BIAS)) { v += biasv[u.biasoff + hd]; }\n  if (has(SOFTPLUS)) { v = softplus_f(v); }\n  return min(max(v, u.dtlo), u.dthi);\n}\n\n// The initial state h0[bi, hd, q, k] (row (bi h + hd) p + q), per u.hin.\nfn h_init(row: u32, k: u32) -> f32 {\n  if (u.hin == 1u) { return H0[u.hoff + row * u.hld + k]; }\n  if (u.hin == 3u) { return hout[u.hoff + row * u.hld + k]; }\n  return 0.0;\n}\n\n// acc[i][j] += sum_kk tA[ty + 16 i][kk] * tB[kk][tx + 16 j]\nfn mma(acc: ptr<function, array<vec4<f32>, 4>>, tx: u32, ty: u32) {\n  for (var kk = 0u; kk < KD; kk++) {\n    let bv = vec4<f32>(tB[kk * T + tx], tB[kk * T + tx + 16u], tB[kk * T + tx + 32u], tB[kk * T + tx + 48u]);\n    for (var i = 0u; i < 4u; i++) { (*acc)[i] += tA[(ty + 16u * i) * KD + kk] * bv; }\n  }\n}\n\n// ---- step by step ----------------------------------------------------------------------------------\n\n@compute @workgroup_size(SEQ_WG)\nfn ssd_seq(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {\n  let KS = u.ks;\n  let R = SEQ_WG / KS;          // state rows per workgroup\n  let j = li % KS;\n  let q = wid.x * R + li / KS;\n  let hd = wid.y;\n  let bi = wid.z;\n  let gi = hd / (u.h / u.g);\n  let live = q < u.p;\n  let row = (bi * u.h + hd) * u.p + q;\n  let a = Av[u.aoff + hd];\n  var dv = 0.0;\n  if (has(HAS_D)) { dv = Dv[u.Doff + hd]; }\n  var st: array<f32, KP>;\n  for (var m = 0u; m < KP; m++) {\n    let k = j + KS * m;\n    st[m] = 0.0;\n    if (live && k < u.n) { st[m] = h_init(row, k); }\n  }\n  for (var t = 0u; t < u.l; t++) {\n    let r = bi * u.l + t;\n    let dt = dt_of(DT[u.dtoff + r * u.dtld + hd], hd);\n    let decay = exp(dt * a);\n    var xv = 0.0;\n    if (live) { xv = X[u.xoff + r * u.xld + hd * u.p + q]; }\n    let dx = dt * xv;\n    let bo = u.boff + r * u.bld + gi * u.n;\n    let co = u.coff + r * u.cld + gi * u.n;\n    var y = 0.0;\n    for (var m = 0u; m < KP; m++) {\n      let k = j + KS * m;\n      if (k < u.n) {\n        let v = decay * st[m] + dx * Bm[bo + k];\n        st[m] = v;\n        y += v * Cm[co + k];\n      }\n    }\n    let pb = (t & 1u) * SEQ_WG;\n    part[pb + li] = y;\n    workgroupBarrier();\n    if (j == 0u && live) {\n      var s = 0.0;\n      for (var jj = 0u; jj < KS; jj++) { s += part[pb + li + jj]; }\n      Y[u.yoff + r * u.yld + hd * u.p + q] = s + dv * xv;\n    }\n  }\n  if (has(HAS_HOUT) && live) {\n    for (var m = 0u; m < KP; m++) {\n      let k = j + KS * m;\n      if (k < u.n) { hout[u.ooff + row * u.old + k] = st[m]; }\n    }\n  }\n}\n\n// ---- chunked ---------------------------------------------------------------------------------------\n\n@compute @workgroup_size(64)\nfn ssd_dt(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {\n  let i = gid.y * nwg.x * 64u + gid.x;\n  if (i >= u.b * u.h * u.nc) { return; }\n  let c = i % u.nc;\n  let bh = i / u.nc;\n  let hd = bh % u.h;\n  let bi = bh / u.h;\n  let a = Av[u.aoff + hd];\n  let t1 = min((c + 1u) * u.Q, u.l);\n  let base = bh * u.l;\n  let cb = u.b * u.h * u.l + base;\n  var cum = 0.0;\n  for (var t = c * u.Q; t < t1; t++) {\n    let v = dt_of(DT[u.dtoff + (bi * u.l + t) * u.dtld + hd], hd);\n    cum += v * a;\n    S[base + t] = v;\n    S[cb + t] = cum;\n  }\n}\n\n@compute @workgroup_size(256)\nfn ssd_cb(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {\n  let TQ = (u.Q + T - 1u) / T;\n  let ti = wid.x / TQ;\n  let si = wid.x % TQ;\n  if (si > ti) { return; }      // above the diagonal: never used\n  let c = wid.y;\n  let bi = wid.z / u.g;\n  let gi = wid.z % u.g;\n  let t0 = c * u.Q;\n  let L = min(u.Q, u.l - t0);\n  let tx = li % 16u;\n  let ty = li / 16u;\n  var acc: array<vec4<f32>, 4>;\n  for (var k0 = 0u; k0 < u.n; k0 += KD) {\n    for (var e = li; e < T * KD; e += 256u) {\n      let r = e / KD;\n      let kk = e % KD;\n      let k = k0 + kk;\n      let t = ti * T + r;\n      let s = si * T + r;\n      var cv = 0.0;\n      var bv = 0.0;\n      if (k < u.n && t < L) { cv = Cm[u.coff + (bi * u.l + t0 + t) * u.cld + gi * u.n + k]; }\n      if (k < u.n && s < L) { bv = Bm[u.boff + (bi * u.l + t0 + s) * u.bld + gi * u.n + k]; }\n      tA[r * KD + kk] = cv;\n      tB[kk * T + r] = bv;\n    }\n    workgroupBarrier();\n    mma(&acc, tx, ty);\n    workgroupBarrier();\n  }\n  let gb = u.sG + ((bi * u.g + gi) * u.nc + c) * u.Q * u.Q;\n  for (var i = 0u; i < 4u; i++) {\n    let t = ti * T + ty + 16u * i;\n    for (var jj = 0u; jj < 4u; jj++) {\n      let s = si * T + tx + 16u * jj;\n      if (t < L && s <= t) { S[gb + t * u.Q + s] = acc[i][jj]; }\n    }\n  }\n}\n\n@compute @workgroup_size(256)\nfn ssd_state(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {\n  let TK = (u.n + T - 1u) / T;\n  let qi = wid.x / TK;\n  let ki = wid.x % TK;\n  let c = wid.y;\n  let bh = wid.z;\n  let hd = bh % u.h;\n  let bi = bh / u.h;\n  let gi = hd / (u.h / u.g);\n  let t0 = c * u.Q;\n  let L = min(u.Q, u.l - t0);\n  let db = bh * u.l + t0;                  // dt of the chunk's first step\n  let cb = u.b * u.h * u.l + db;           // cum of it\n  let last = S[cb + L - 1u];\n  let tx = li % 16u;\n  let ty = li / 16u;\n  var acc: array<vec4<f32>, 4>;\n  for (var s0 = 0u; s0 < L; s0 += KD) {\n    for (var e = li; e < T * KD; e += 256u) {\n      let ss = e / T;\n      let col = e % T;\n      let s = s0 + ss;\n      let q = qi * T + col;\n      let k = ki * T + col;\n      var xv = 0.0;\n      var bv = 0.0;\n      if (s < L) {\n        let r = bi * u.l + t0 + s;\n        if (q < u.p) { xv = X[u.xoff + r * u.xld + hd * u.p + q] * exp(last - S[cb + s]) * S[db + s]; }\n        if (k < u.n) { bv = Bm[u.boff + r * u.bld + gi * u.n + k]; }\n      }\n      tA[col * KD + ss] = xv;\n      tB[ss * T + col] = bv;\n    }\n    workgroupBarrier();\n    mma(&acc, tx, ty);\n    workgroupBarrier();\n  }\n  let sb = u.sS + (bh * u.nc + c) * u.p * u.n;\n  for (var i = 0u; i < 4u; i++) {\n    let q = qi * T + ty + 16u * i;\n    for (var jj = 0u; jj < 4u; jj++) {\n      let k = ki * T + tx + 16u * jj;\n      if (q < u.p && k < u.n) { S[sb + q * u.n + k] = acc[i][jj]; }\n    }\n  }\n}\n\n@compute @workgroup_size(64)\nfn ssd_pass(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {\n  let i = gid.y * nwg.x * 64u + gid.x;\n  let pn = u.p * u.n;\n  if (i >= u.b * u.h * pn) { return; }\n  let bh = i / pn;\n  let qk = i % pn;\n  let row = i / u.n;                       // (bi h + hd) p + q\n  let k = i % u.n;\n  var H = h_init(row, k);\n  let cum0 = u.b * u.h * u.l + bh * u.l;\n  for (var c = 0u; c < u.nc; c++) {\n    let o = u.sS + (bh * u.nc + c) * pn + qk;\n    let own = c + 1u < u.nc || has(HAS_HOUT);   // the last chunk's own state is computed only for hOut\n    var loc = 0.0;\n    if (own) { loc = S[o]; }\n    S[o] = H;\n    if (own) { H = exp(S[cum0 + min((c + 1u) * u.Q, u.l) - 1u]) * H + loc; }\n  }\n  if (has(HAS_HOUT)) { hout[u.ooff + row * u.old + k] = H; }\n}\n\n@compute @workgroup_size(256)\nfn ssd_out(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {\n  let TP = (u.p + T - 1u) / T;\n  let ti = wid.x / TP;\n  let qi = wid.x % TP;\n  let c = wid.y;\n  let bh = wid.z;\n  let hd = bh % u.h;\n  let bi = bh / u.h;\n  let gi = hd / (u.h / u.g);\n  let t0 = c * u.Q;\n  let L = min(u.Q, u.l - t0);\n  if (ti * T >= L) { return; }\n  let db = bh * u.l + t0;\n  let cb = u.b * u.h * u.l + db;\n  let tx = li % 16u;\n  let ty = li / 16u;\n  var acc: array<vec4<f32>, 4>;\n  // the state entering the chunk, read out with C: (T x n)(n x T), then scaled by exp(cum_t)\n  if (has(HAS_CARRY)) {\n    let sb = u.sS + (bh * u.nc + c) * u.p * u.n;\n    for (var k0 = 0u; k0 < u.n; k0 += KD) {\n      for (var e = li; e < T * KD; e += 256u) {\n        let r = e / KD;\n        let kk = e % KD;\n        let k = k0 + kk;\n        let t = ti * T + r;\n        let q = qi * T + r;\n        var cv = 0.0;\n        var hv = 0.0;\n        if (k < u.n && t < L) { cv = Cm[u.coff + (bi * u.l + t0 + t) * u.cld + gi * u.n + k]; }\n        if (k < u.n && q < u.p) { hv = S[sb + q * u.n + k]; }\n        tA[r * KD + kk] = cv;\n        tB[kk * T + r] = hv;\n      }\n      workgroupBarrier();\n      mma(&acc, tx, ty);\n      workgroupBarrier();\n    }\n    for (var i = 0u; i < 4u; i++) {\n      let t = min(ti * T + ty + 16u * i, L - 1u);\n      acc[i] *= exp(S[cb + t]);\n    }\n  }\n  // inside the chunk: (G o decay o dt, lower triangle) X, over the steps s <= the tile's last t\n  let gb = u.sG + ((bi * u.g + gi) * u.nc + c) * u.Q * u.Q;\n  let s1 = min(L, (ti + 1u) * T);\n  for (var s0 = 0u; s0 < s1; s0 += KD) {\n    for (var e = li; e < T * KD; e += 256u) {\n      let r = e / KD;\n      let ss = e % KD;\n      let t = ti * T + r;\n      let s = s0 + ss;\n      var w = 0.0;\n      if (t < L && s <= t) { w = S[gb + t * u.Q + s] * exp(S[cb + t] - S[cb + s]) * S[db + s]; }\n      tA[r * KD + ss] = w;\n      let ss2 = e / T;\n      let col = e % T;\n      let q = qi * T + col;\n      var xv = 0.0;\n      if (s0 + ss2 < L && q < u.p) { xv = X[u.xoff + (bi * u.l + t0 + s0 + ss2) * u.xld + hd * u.p + q]; }\n      tB[ss2 * T + col] = xv;\n    }\n    workgroupBarrier();\n    mma(&acc, tx, ty);\n    workgroupBarrier();\n  }\n  var dv = 0.0;\n  if (has(HAS_D)) { dv = Dv[u.Doff + hd]; }\n  for (var i = 0u; i < 4u; i++) {\n    let t = ti * T + ty + 16u * i;\n    if (t >= L) { continue; }\n    let r = bi * u.l + t0 + t;\n    for (var jj = 0u; jj < 4u; jj++) {\n      let q = qi * T + tx + 16u * jj;\n      if (q < u.p) {\n        let xo = u.xoff + r * u.xld + hd * u.p + q;\n        Y[u.yoff + r * u.yld + hd * u.p + q] = acc[i][jj] + dv * X[xo];\n      }\n    }\n  }\n}\n",
@@ -532,6 +1017,12 @@ export const ssdScan = {
         { name: 'hout', group: 0, binding: 10, access: 'read_write', type: 'f32' },
       ],
       uniform: ssdScan_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (
+          !b.X || !b.DT || !b.Bm || !b.Cm || !b.Av || !b.Dv || !b.biasv || !b.H0 || !b.Y || !b.hout
+        ) return null;
+        return [b.X, b.DT, b.Bm, b.Cm, b.Av, b.Dv, b.biasv, b.H0, b.Y, b.hout];
+      },
     },
     ssd_dt: {
       bindings: [
@@ -542,6 +1033,10 @@ export const ssdScan = {
         { name: 'S', group: 0, binding: 11, access: 'read_write', type: 'f32' },
       ],
       uniform: ssdScan_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.DT || !b.Av || !b.biasv || !b.S) return null;
+        return [b.DT, b.Av, b.biasv, b.S];
+      },
     },
     ssd_cb: {
       bindings: [
@@ -551,6 +1046,10 @@ export const ssdScan = {
         { name: 'S', group: 0, binding: 11, access: 'read_write', type: 'f32' },
       ],
       uniform: ssdScan_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.Bm || !b.Cm || !b.S) return null;
+        return [b.Bm, b.Cm, b.S];
+      },
     },
     ssd_state: {
       bindings: [
@@ -560,6 +1059,10 @@ export const ssdScan = {
         { name: 'S', group: 0, binding: 11, access: 'read_write', type: 'f32' },
       ],
       uniform: ssdScan_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.X || !b.Bm || !b.S) return null;
+        return [b.X, b.Bm, b.S];
+      },
     },
     ssd_pass: {
       bindings: [
@@ -569,6 +1072,10 @@ export const ssdScan = {
         { name: 'S', group: 0, binding: 11, access: 'read_write', type: 'f32' },
       ],
       uniform: ssdScan_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.H0 || !b.hout || !b.S) return null;
+        return [b.H0, b.hout, b.S];
+      },
     },
     ssd_out: {
       bindings: [
@@ -580,19 +1087,42 @@ export const ssdScan = {
         { name: 'S', group: 0, binding: 11, access: 'read_write', type: 'f32' },
       ],
       uniform: ssdScan_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.X || !b.Cm || !b.Dv || !b.Y || !b.S) return null;
+        return [b.X, b.Cm, b.Dv, b.Y, b.S];
+      },
     },
   },
 } as const satisfies WgslModule;
 
-const unary_P = { struct: 'P', size: 28, fields: [
-  { name: 'rows', type: 'u32', offset: 0 },
-  { name: 'cols', type: 'u32', offset: 4 },
-  { name: 'xoff', type: 'u32', offset: 8 },
-  { name: 'xld', type: 'u32', offset: 12 },
-  { name: 'ooff', type: 'u32', offset: 16 },
-  { name: 'old', type: 'u32', offset: 20 },
-  { name: 'n', type: 'u32', offset: 24 },
-] } as const;
+const unary_P = {
+  struct: 'P',
+  size: 28,
+  fields: [
+    { name: 'rows', type: 'u32', offset: 0 },
+    { name: 'cols', type: 'u32', offset: 4 },
+    { name: 'xoff', type: 'u32', offset: 8 },
+    { name: 'xld', type: 'u32', offset: 12 },
+    { name: 'ooff', type: 'u32', offset: 16 },
+    { name: 'old', type: 'u32', offset: 20 },
+    { name: 'n', type: 'u32', offset: 24 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.rows !== 'number' || typeof v.cols !== 'number' || typeof v.xoff !== 'number' ||
+      typeof v.xld !== 'number' || typeof v.ooff !== 'number' || typeof v.old !== 'number' ||
+      typeof v.n !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.rows;
+    w.u32[at + 1] = v.cols;
+    w.u32[at + 2] = v.xoff;
+    w.u32[at + 3] = v.xld;
+    w.u32[at + 4] = v.ooff;
+    w.u32[at + 5] = v.old;
+    w.u32[at + 6] = v.n;
+    return true;
+  },
+} as const;
 export const unary = {
   name: 'unary',
   code: "// out <- f(x) elementwise over (rows, cols) views; f chosen by OP (the order of UNARY_OPS in unary.ts).\n// Scalar functions with the numerics of the CPU reference (src/backend/cpu/math.ts), in f32.\n\n// log(1 + y) without the cancellation of log(1 + y) for small y (Goldberg's trick: exact to a few ulp).\nfn log1p_f(y: f32) -> f32 {\n  let u = 1.0 + y;\n  if (u == 1.0) { return y; }\n  return log(u) * (y / (u - 1.0));\n}\n\n// softplus(x) = log(1 + e^x), and x itself above 20 (PyTorch's threshold).\nfn softplus_f(x: f32) -> f32 {\n  if (x > 20.0) { return x; }\n  return log1p_f(exp(x));\n}\n\nfn sigmoid_f(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }\n\nfn silu_f(x: f32) -> f32 { return x / (1.0 + exp(-x)); }\n\n// erf from erfc (Numerical Recipes' erfcc, fractional error < 1.2e-7).\nfn erf_f(x: f32) -> f32 {\n  let z = abs(x);\n  let t = 1.0 / (1.0 + 0.5 * z);\n  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +\n          t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));\n  return select(r - 1.0, 1.0 - r, x >= 0.0);\n}\n\n// gelu(x) = x * Phi(x), the exact (erf) form.\nfn gelu_f(x: f32) -> f32 { return 0.5 * x * (1.0 + erf_f(x * 0.70710678118654752)); }\n\noverride OP: u32 = 0u;\noverride IN_PLACE: bool = false; // x is the same view as out (x's binding is then unused)\n\nstruct P { rows: u32, cols: u32, xoff: u32, xld: u32, ooff: u32, old: u32, n: u32 }\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> x: array<f32>;          // (rows, cols) view\n@group(0) @binding(2) var<storage, read_write> o: array<f32>;    // (rows, cols) view\n\nfn f(v: f32) -> f32 {\n  switch (OP) {\n    case 0u: { return silu_f(v); }\n    case 1u: { return softplus_f(v); }\n    case 2u: { return exp(v); }\n    case 3u: { return -v; }\n    case 4u: { return -exp(v); }\n    case 5u: { return max(v, 0.0); }\n    case 6u: { return gelu_f(v); }\n    case 7u: { return sigmoid_f(v); }\n    case 8u: { return tanh(clamp(v, -15.0, 15.0)); }\n    case 9u: { return v * v; }\n    case 10u: { return sqrt(v); }\n    default: { return log(v); }\n  }\n}\n\n@compute @workgroup_size(256)\nfn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = (wid.y * nwg.x + wid.x) * 256u + li;\n  if (i >= p.n) { return; }\n  let r = i / p.cols;\n  let c = i - r * p.cols;\n  let oi = p.ooff + r * p.old + c;\n  var v: f32;\n  if (IN_PLACE) { v = o[oi]; } else { v = x[p.xoff + r * p.xld + c]; }\n  o[oi] = f(v);\n}\n",
@@ -604,6 +1134,10 @@ export const unary = {
         { name: 'o', group: 0, binding: 2, access: 'read_write', type: 'f32', note: '(rows, cols) view' },
       ],
       uniform: unary_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.x || !b.o) return null;
+        return [b.x, b.o];
+      },
     },
   },
 } as const satisfies WgslModule;
