@@ -1,7 +1,7 @@
 /// <reference types="@webgpu/types" />
 import { fail } from '../../errors.js';
 import { bindBuffers, storageBindings, writeParams } from './bindings.js';
-import type { Binding, BuffersOf, EntryTable, Kernel, ParamsOf } from './bindings.js';
+import type { Binding, BuffersOf, EntryTable, Kernel, NamedBuffers, ParamsOf, ParamValues, ParamWords } from './bindings.js';
 import type { GpuDevice } from './device.js';
 import { newStorage, USAGE, type GpuStorage } from './gpu-buffers.js';
 
@@ -50,7 +50,7 @@ export class Dispatcher {
   private readonly maxBatch: number;
   private readonly uniform: GPUBuffer;
   private readonly staging: ArrayBuffer;
-  private readonly words: { readonly u32: Uint32Array; readonly i32: Int32Array; readonly f32: Float32Array };
+  private readonly words: ParamWords;
   private slot = 0;
   private readonly slots: number;
   private readonly modules = new Map<string, GPUShaderModule>();
@@ -95,7 +95,7 @@ export class Dispatcher {
     const storage = storageBindings(t);
     const u = t.bindings.find((b) => b.access === 'uniform');
     const bad = (why: string): never => fail('UNSUPPORTED', `internal: kernel ${k.name}: ${why}`);
-    if (!u || u.group !== 0 || u.binding !== 0) bad('its parameters must be a uniform at @group(0) @binding(0)');
+    if (u && (u.group !== 0 || u.binding !== 0)) bad('its parameters must be the uniform at @group(0) @binding(0)');
     const size = t.uniform?.size ?? 0;
     if (size > SLOT) bad(`struct ${t.uniform!.struct} has ${size} bytes; a parameter block holds ${SLOT}`);
     for (const b of storage) if (b.group !== 0) bad(`binding ${b.name} is in @group(${b.group}), not 0`);
@@ -140,9 +140,9 @@ export class Dispatcher {
    */
   run<E extends EntryTable>(p: Pipe<E>, bufs: BuffersOf<E>, params: ParamsOf<E>, x: number, y = 1, z = 1): void {
     if (this.g.lost) fail('DEVICE', this.g.lost);
-    let list = bindBuffers(p.name, p.table, bufs as Readonly<Record<string, GpuStorage>>);
+    let list = bindBuffers(p.name, p.table, bufs as NamedBuffers);
     if (this.slot >= this.slots) this.flush();
-    writeParams(p.name, p.table, params as Readonly<Record<string, number>>, this.words, this.slot * SLOT_WORDS);
+    writeParams(p.name, p.table, params as ParamValues, this.words, this.slot * SLOT_WORDS);
     if (x === 0 || y === 0 || z === 0) return;
     const max = this.g.limits.maxComputeWorkgroupsPerDimension;
     if (x > max || y > max || z > max) fail('UNSUPPORTED', `kernel ${p.name}: a grid of (${x}, ${y}, ${z}) workgroups exceeds the device's ${max} per dimension`);

@@ -37,7 +37,8 @@ const SMALL_UPLOAD = 1 << 20;
 
 /**
  * The WebGPU backend: tensors live in GPU buffers, kernels are WGSL compute shaders (kernels/*.wgsl,
- * each with a small launcher), tested against the CPU reference. Dispatches are recorded into one
+ * each with a small launcher, which sees this backend as a `KernelHost` and binds buffers and
+ * parameters by name: bindings.ts), tested against the CPU reference. Dispatches are recorded into one
  * pending command encoder and submitted lazily (see dispatcher.ts), so a model step is one submit.
  * `read` is the only way data comes back; it submits, maps a staging buffer and converts.
  */
