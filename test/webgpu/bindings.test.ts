@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -8,6 +8,9 @@ import type { BuffersOf, EntryTable } from '../../src/backend/webgpu/bindings.js
 import type { GpuStorage } from '../../src/backend/webgpu/gpu-buffers.js';
 import * as W from '../../src/backend/webgpu/kernels/wgsl.gen.js';
 import { ROOT } from '../helpers/fixture-model.js';
+import { disposeGpu, requireAdapter } from '../helpers/webgpu.js';
+
+after(disposeGpu);
 
 /**
  * Kernels bound by name (no GPU needed): the tables scripts/gen-wgsl.js derives from the WGSL
@@ -144,4 +147,24 @@ fn first(@builtin(global_invocation_id) g: vec3u) { if (g.x < p.n) { o[g.x] = lo
     { name: 'scale', type: 'f32', offset: 8 }] });
   const vec = code.replace('scale: f32', 'scale: vec2<f32>');
   assert.throws(() => gen.parseModule('bad.wgsl', vec), /bad\.wgsl:2: struct P: field "scale: vec2<f32>" is not a u32/);
+});
+
+test('the dispatcher refuses a misnamed buffer or parameter before recording the dispatch', async (t) => {
+  const g = await requireAdapter(t);
+  if (!g) return;
+  const x = g.upload(Float32Array.of(1, -2, 3), [3]);
+  const y = g.zeros([3]);
+  const pipe = g.d.pipe('unary:test', kernel(W.unary, 'main'), { OP: 5, IN_PLACE: 0 }); // relu
+  const params = { rows: 1, cols: 3, xoff: 0, xld: 3, ooff: 0, old: 3, n: 3 };
+  const before = g.d.stats.dispatches;
+  // @ts-expect-error the output binding is `o`
+  let m = failure(() => g.d.run(pipe, { x: g.buf(x), out: g.buf(y) }, params, 1));
+  assert.match(m, /kernel unary: no buffer for binding 'o'/);
+  const { n: _, ...noN } = params;
+  // @ts-expect-error `n` is missing
+  m = failure(() => g.d.run(pipe, { x: g.buf(x), o: g.buf(y) }, noN, 1));
+  assert.match(m, /kernel unary: no value for parameter 'n'; expected parameters: rows, cols, xoff, xld, ooff, old, n/);
+  assert.equal(g.d.stats.dispatches, before);
+  g.d.run(pipe, { x: g.buf(x), o: g.buf(y) }, params, 1);
+  assert.deepEqual([...await y.readFloat()], [1, 0, 3]);
 });
