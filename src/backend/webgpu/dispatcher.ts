@@ -1,7 +1,8 @@
 /// <reference types="@webgpu/types" />
 import { fail } from '../../errors.js';
 import { bindBuffers, storageBindings, writeParams } from './bindings.js';
-import type { Binding, BuffersOf, EntryTable, Kernel, NamedBuffers, ParamsOf, ParamValues, ParamWords } from './bindings.js';
+import type { Binding, BuffersOf, EntryTable, Kernel, NamedBuffers, ParamsOf, ParamValues, ParamWords }
+  from './bindings.js';
 import type { GpuDevice } from './device.js';
 import { newStorage, USAGE, type GpuStorage } from './gpu-buffers.js';
 

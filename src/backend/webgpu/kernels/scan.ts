@@ -79,8 +79,8 @@ export function selectiveScan(bk: KernelHost, s: SelectiveScanArgs,
     hin = scratch!;
   }
   // 4. outputs
-  const out = bk.d.pipe(`scan_out:${fkey}:${hinMode}:${!!s.hOut}`, kernel(W.scan, 'scan_out', { name: 'scan.out', code }),
-    { ...flags, WG, HIN: hinMode, HAS_HOUT: s.hOut ? 1 : 0 });
+  const out = bk.d.pipe(`scan_out:${fkey}:${hinMode}:${!!s.hOut}`,
+    kernel(W.scan, 'scan_out', { name: 'scan.out', code }), { ...flags, WG, HIN: hinMode, HAS_HOUT: s.hOut ? 1 : 0 });
   const hout = s.hOut ? bk.buf(s.hOut) : bk.dummyW;
   bk.d.run(out, { U, DL, Z, BC: bc, chan, hin, Y: bk.buf(s.y), hout }, params, Math.ceil(e / WG), K, b);
   bk.release(chan);
