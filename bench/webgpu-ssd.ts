@@ -1,7 +1,7 @@
 import type { SsdScanArgs } from '../src/backend/contract/inference.js';
 import { cpu } from '../src/backend/cpu/cpu-backend.js';
 import type { WebGpuBackend } from '../src/backend/webgpu/webgpu-backend.js';
-import type { SsdPath } from '../src/backend/webgpu/kernels/ssd-scan.js';
+import type { SsdPath } from '../src/backend/webgpu/kernel-host.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { arg, backend, machine, random, table, timeCalls, warmUp, writeResult } from './webgpu-common.js';
 

@@ -1,5 +1,8 @@
 /// <reference types="@webgpu/types" />
 import { fail } from '../../errors.js';
+import { bindBuffers, storageBindings, writeParams } from './bindings.js';
+import type { Binding, BuffersOf, EntryTable, Kernel, NamedBuffers, ParamsOf, ParamValues, ParamWords }
+  from './bindings.js';
 import type { GpuDevice } from './device.js';
 import { newStorage, USAGE, type GpuStorage } from './gpu-buffers.js';
 
@@ -10,30 +13,22 @@ import { newStorage, USAGE, type GpuStorage } from './gpu-buffers.js';
  *  - pipelines are cached by kernel and specialisation constants;
  *  - each dispatch's parameters go into a 256-byte slot of a CPU staging block, written to one
  *    uniform buffer with a single `writeBuffer` at submit, and bound with a dynamic offset;
+ *  - buffers and parameters are given by name and placed by the kernel's binding table (bindings.ts);
  *  - bind groups are cached by the buffers they bind (the uniform binding is the same buffer for all).
  * Reusing the uniform buffer from slot 0 in the next batch is safe: the queue orders the next
  * `writeBuffer` after the previous submit's commands.
  */
 
-/** A compiled kernel: a pipeline plus the description of its bindings. */
-export interface Pipe {
+/** A compiled kernel: a pipeline plus its binding table. */
+export interface Pipe<E extends EntryTable = EntryTable> {
   readonly name: string;
   readonly pipeline: GPUComputePipeline;
-  /** Access of storage bindings 1..n: 'r' read-only, 'w' read-write, '-' not used by this entry point. Binding 0 is the parameter block. */
-  readonly access: string;
+  readonly table: E;
+  /** The storage bindings (the parameter block is @binding(0)), in the order of the buffers `run` binds. */
+  readonly storage: readonly Binding[];
+  /** Layout cache key: the storage bindings' numbers and access. */
+  readonly layoutKey: string;
 }
-
-export interface KernelSource {
-  /** Name for caching, profiling and messages. */
-  name: string;
-  code: string;
-  entry?: string;
-  /** Access of storage bindings 1..n ('r', 'w', or '-' for a binding this entry point does not use), in binding order. */
-  access: string;
-}
-
-/** Buffers of a dispatch, aligned with the kernel's access string (null where it is '-'). */
-export type Bufs = (GpuStorage | null)[];
 
 const SLOT = 256; // bytes per dispatch's parameter block (minUniformBufferOffsetAlignment is at most 256)
 const SLOT_WORDS = SLOT / 4;
@@ -56,10 +51,7 @@ export class Dispatcher {
   private readonly maxBatch: number;
   private readonly uniform: GPUBuffer;
   private readonly staging: ArrayBuffer;
-  readonly u32: Uint32Array;
-  readonly f32: Float32Array;
-  /** Word index where the next parameter is written. */
-  cursor = 0;
+  private readonly words: ParamWords;
   private slot = 0;
   private readonly slots: number;
   private readonly modules = new Map<string, GPUShaderModule>();
@@ -85,88 +77,94 @@ export class Dispatcher {
     this.maxBatch = maxBatch;
     this.slots = maxBatch + 16;
     this.staging = new ArrayBuffer(this.slots * SLOT);
-    this.u32 = new Uint32Array(this.staging);
-    this.f32 = new Float32Array(this.staging);
+    const st = this.staging;
+    this.words = { u32: new Uint32Array(st), i32: new Int32Array(st), f32: new Float32Array(st) };
     this.uniform = this.device.createBuffer({ size: this.slots * SLOT, usage: USAGE.UNIFORM | USAGE.COPY_DST, label: 'mamba-ts params' });
   }
 
   // ---- pipelines -------------------------------------------------------------------------------
 
-  /** The pipeline of `src` specialised with `constants` (WGSL `override`s); cached under `key`. */
-  pipe(key: string, src: KernelSource, constants?: Record<string, number>): Pipe {
-    let p = this.pipes.get(key);
+  /**
+   * The pipeline of kernel `k` specialised with `constants` (WGSL `override`s); cached under `key`.
+   * Its layout comes from the kernel's binding table: the parameter block at @group(0) @binding(0),
+   * the storage bindings the entry point uses, each read-only or read-write as declared.
+   */
+  pipe<E extends EntryTable>(key: string, k: Kernel<E>, constants?: Record<string, number>): Pipe<E> {
+    let p = this.pipes.get(key) as Pipe<E> | undefined;
     if (p) return p;
-    let mod = this.modules.get(src.code);
+    const t = k.table;
+    const storage = storageBindings(t);
+    const u = t.bindings.find((b) => b.access === 'uniform');
+    const bad = (why: string): never => fail('UNSUPPORTED', `internal: kernel ${k.name}: ${why}`);
+    if (u && (u.group !== 0 || u.binding !== 0)) bad('its parameters must be the uniform at @group(0) @binding(0)');
+    const size = t.uniform?.size ?? 0;
+    if (size > SLOT) bad(`struct ${t.uniform!.struct} has ${size} bytes; a parameter block holds ${SLOT}`);
+    for (const b of storage) if (b.group !== 0) bad(`binding ${b.name} is in @group(${b.group}), not 0`);
+    let mod = this.modules.get(k.code);
     if (!mod) {
-      mod = this.device.createShaderModule({ code: src.code, label: src.name });
-      this.modules.set(src.code, mod);
+      mod = this.device.createShaderModule({ code: k.code, label: k.name });
+      this.modules.set(k.code, mod);
     }
-    const { pl } = this.layout(src.access);
-    const compute: GPUProgrammableStage = { module: mod, entryPoint: src.entry ?? 'main' };
+    const layoutKey = storage.map((b) => `${b.binding}${b.access === 'read' ? 'r' : 'w'}`).join(',');
+    const { pl } = this.layout(layoutKey, storage);
+    const compute: GPUProgrammableStage = { module: mod, entryPoint: k.entry };
     if (constants) compute.constants = constants;
     const pipeline = this.device.createComputePipeline({ layout: pl, compute, label: key });
-    p = { name: src.name, pipeline, access: src.access };
+    p = { name: k.name, pipeline, table: t, storage, layoutKey };
     this.pipes.set(key, p);
     return p;
   }
 
-  private layout(access: string): { bgl: GPUBindGroupLayout; pl: GPUPipelineLayout } {
-    let l = this.layouts.get(access);
+  private layout(key: string, storage: readonly Binding[]): { bgl: GPUBindGroupLayout; pl: GPUPipelineLayout } {
+    let l = this.layouts.get(key);
     if (!l) {
       const entries: GPUBindGroupLayoutEntry[] = [
         { binding: 0, visibility: 4 /* COMPUTE */, buffer: { type: 'uniform', hasDynamicOffset: true, minBindingSize: SLOT } },
       ];
-      for (let i = 0; i < access.length; i++) {
-        if (access[i] === '-') continue;
-        entries.push({ binding: i + 1, visibility: 4, buffer: { type: access[i] === 'w' ? 'storage' : 'read-only-storage' } });
+      for (const b of storage) {
+        const type = b.access === 'read_write' ? 'storage' : 'read-only-storage';
+        entries.push({ binding: b.binding, visibility: 4, buffer: { type } });
       }
-      const bgl = this.device.createBindGroupLayout({ entries, label: `layout ${access}` });
+      const bgl = this.device.createBindGroupLayout({ entries, label: `layout ${key}` });
       l = { bgl, pl: this.device.createPipelineLayout({ bindGroupLayouts: [bgl] }) };
-      this.layouts.set(access, l);
+      this.layouts.set(key, l);
     }
     return l;
   }
 
-  // ---- parameters ------------------------------------------------------------------------------
-
-  /** Starts the parameter block of the next dispatch; write with `u`, `f`, `i` in struct order. */
-  params(): this {
-    if (this.slot >= this.slots) this.flush();
-    this.cursor = this.slot * SLOT_WORDS;
-    return this;
-  }
-  u(v: number): this { this.u32[this.cursor++] = v; return this; }
-  f(v: number): this { this.f32[this.cursor++] = v; return this; }
-
   // ---- dispatch --------------------------------------------------------------------------------
 
-  /** Records one dispatch of `p` over `bufs` (bindings 1..n) with the parameters written since `params()`. */
-  run(p: Pipe, bufs: Bufs, x: number, y = 1, z = 1): void {
+  /**
+   * Records one dispatch of `p` over a grid of (x, y, z) workgroups: `bufs` holds a buffer for every
+   * storage binding of the entry point and `params` a number for every field of its uniform struct,
+   * each under its WGSL name (checked against the table: see bindings.ts).
+   */
+  run<E extends EntryTable>(p: Pipe<E>, bufs: BuffersOf<E>, params: ParamsOf<E>, x: number, y = 1, z = 1): void {
     if (this.g.lost) fail('DEVICE', this.g.lost);
-    if (bufs.length !== p.access.length) fail('BAD_ARGUMENT', `internal: kernel ${p.name} takes ${p.access.length} buffers, got ${bufs.length}`);
+    let list = bindBuffers(p.name, p.table, bufs as NamedBuffers);
+    if (this.slot >= this.slots) this.flush();
+    writeParams(p.name, p.table, params as ParamValues, this.words, this.slot * SLOT_WORDS);
     if (x === 0 || y === 0 || z === 0) return;
     const max = this.g.limits.maxComputeWorkgroupsPerDimension;
     if (x > max || y > max || z > max) fail('UNSUPPORTED', `kernel ${p.name}: a grid of (${x}, ${y}, ${z}) workgroups exceeds the device's ${max} per dimension`);
-    bufs = this.resolveAliases(p, bufs);
+    list = this.resolveAliases(p, list);
     const rec = this.rec;
     const slot = rec ? rec.slots : this.slot++;
-    let key = rec ? `R${rec.id}:${p.access}` : p.access;
-    for (let i = 0; i < bufs.length; i++) {
-      const b = bufs[i];
-      if (p.access[i] === '-') continue;
-      if (!b) fail('BAD_ARGUMENT', `internal: kernel ${p.name} binding ${i + 1} has no buffer`);
+    let key = rec ? `R${rec.id}:${p.layoutKey}` : p.layoutKey;
+    for (let i = 0; i < list.length; i++) {
+      const b = list[i]!;
       key += ':' + b.id;
       b.batch = this.batch;
     }
     let bg = this.groups.get(key);
-    if (!bg) bg = this.makeGroup(key, p, bufs, rec?.uniform ?? this.uniform);
+    if (!bg) bg = this.makeGroup(key, p, list, rec?.uniform ?? this.uniform);
     if (rec) {
       // the recording's own parameter block, written now (queue writes precede the next submit)
       if (rec.slots >= REC_SLOTS) fail('UNSUPPORTED', `a recording holds at most ${REC_SLOTS} dispatches`);
       rec.slots++;
       this.device.queue.writeBuffer(rec.uniform, slot * SLOT, this.staging, this.slot * SLOT, SLOT);
       rec.ops.push({ pipeline: p.pipeline, bg, off: slot * SLOT, x, y, z, name: p.name });
-      for (const b of bufs) if (b && !rec.buffers.includes(b)) rec.buffers.push(b);
+      for (const b of list) if (!rec.buffers.includes(b)) rec.buffers.push(b);
     }
     const pass = this.beginPass(p.name);
     pass.setPipeline(p.pipeline);
@@ -180,17 +178,12 @@ export class Dispatcher {
     if (this.pending >= this.maxBatch || ((this.pending & 63) === 0 && performance.now() - this.batchStart > EARLY_SUBMIT_MS)) this.flush();
   }
 
-  private makeGroup(key: string, p: Pipe, bufs: Bufs, uniform: GPUBuffer): GPUBindGroup {
+  private makeGroup(key: string, p: Pipe, bufs: readonly GpuStorage[], uniform: GPUBuffer): GPUBindGroup {
     const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: uniform, offset: 0, size: SLOT } }];
-    const used: GpuStorage[] = [];
-    bufs.forEach((b, i) => {
-      if (p.access[i] === '-' || !b) return;
-      entries.push({ binding: i + 1, resource: { buffer: b.buffer } });
-      used.push(b);
-    });
-    const bg = this.device.createBindGroup({ layout: this.layout(p.access).bgl, entries });
+    bufs.forEach((b, i) => entries.push({ binding: p.storage[i]!.binding, resource: { buffer: b.buffer } }));
+    const bg = this.device.createBindGroup({ layout: this.layout(p.layoutKey, p.storage).bgl, entries });
     this.groups.set(key, bg);
-    for (const b of used) {
+    for (const b of bufs) {
       let l = this.groupsOf.get(b.id);
       if (!l) this.groupsOf.set(b.id, (l = []));
       l.push(key);
@@ -204,13 +197,16 @@ export class Dispatcher {
    * so it holds the values of the moment, as the CPU kernels see them). Kernels that support
    * in-place use natively (the scan's h0 = hOut) never get here.
    */
-  private resolveAliases(p: Pipe, bufs: Bufs): Bufs {
+  private resolveAliases(p: Pipe, bufs: GpuStorage[]): GpuStorage[] {
     let out = bufs;
+    const s = p.storage;
     for (let i = 0; i < bufs.length; i++) {
-      if (p.access[i] === '-' || !bufs[i]) continue;
       for (let j = 0; j < bufs.length; j++) {
-        if (j === i || p.access[j] !== 'w' || bufs[j] !== bufs[i]) continue;
-        if (p.access[i] === 'w') fail('BAD_ARGUMENT', `kernel ${p.name}: two outputs (bindings ${i + 1} and ${j + 1}) share one GPU buffer; give them separate tensors`);
+        if (j === i || s[j]!.access !== 'read_write' || bufs[j] !== bufs[i]) continue;
+        if (s[i]!.access === 'read_write') {
+          const both = `two outputs (bindings ${s[i]!.name} and ${s[j]!.name})`;
+          fail('BAD_ARGUMENT', `kernel ${p.name}: ${both} share one GPU buffer; give them separate tensors`);
+        }
         if (this.rec) fail('UNSUPPORTED', `kernel ${p.name}: an input shares a buffer with an output, which a recording cannot replay`);
         if (out === bufs) out = [...bufs];
         out[i] = this.copyOf(bufs[i]!);

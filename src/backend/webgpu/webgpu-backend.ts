@@ -25,33 +25,15 @@ import { matmul } from './kernels/matmul.js';
 import { rmsnorm } from './kernels/rmsnorm.js';
 import { sample } from './kernels/sample.js';
 import { selectiveScan } from './kernels/scan.js';
-import { ssdScan, type SsdPath } from './kernels/ssd-scan.js';
+import { ssdScan } from './kernels/ssd-scan.js';
+import type { KernelHost, KernelOptions } from './kernel-host.js';
 
-export interface WebGpuBackendOptions {
+/** The backend's options: the launchers' (`KernelOptions`) and those of memory and batching. */
+export interface WebGpuBackendOptions extends Partial<KernelOptions> {
   /** Idle bytes the buffer pool keeps for reuse before destroying buffers (default 1 GiB). */
   maxIdleBytes?: number;
   /** Dispatches recorded before a submit is forced (default 2000). */
   maxBatch?: number;
-  /** Chunk length of the parallel selective scan; 0 chooses from the shape (default). */
-  scanChunk?: number;
-  /** Threads the chunked scan aims for (it picks the chunk length from this); 0 = default (2^17). */
-  scanThreads?: number;
-  /** Channels per workgroup of the scan (32, 64, 128, 256); 0 = default (64). */
-  scanWorkgroup?: number;
-  /** W rows per workgroup of the matrix-vector kernel (1, 2, 4, 8); 0 chooses from the shape (default). */
-  matvecRows?: number;
-  /** Output tile of the matrix product (64 or 128); 0 chooses from the shape (default). */
-  matmulTile?: number;
-  /** Mamba-2's SSD scan: step by step, chunked, or chosen from the length (default 'auto': chunked past 16 steps). */
-  ssdPath?: SsdPath;
-  /** Chunk length of the chunked SSD scan (any length >= 1; the result differs by rounding only); 0 = default (256). */
-  ssdChunk?: number;
-  /**
-   * Mamba-1's recurrent step takes the block's RMSNorm into in_proj and its residual add into out_proj
-   * (`MambaStepArgs.preNorm`: 4 dispatches per layer instead of 5); default true. false keeps the
-   * separate addRmsnorm dispatch (for A/B measurements).
-   */
-  fuseNorm?: boolean;
 }
 
 /** Allocations at least this large are checked for out-of-memory (an error scope each). */
@@ -61,11 +43,12 @@ const SMALL_UPLOAD = 1 << 20;
 
 /**
  * The WebGPU backend: tensors live in GPU buffers, kernels are WGSL compute shaders (kernels/*.wgsl,
- * each with a small launcher), tested against the CPU reference. Dispatches are recorded into one
+ * each with a small launcher, which sees this backend as a `KernelHost` and binds buffers and
+ * parameters by name: bindings.ts), tested against the CPU reference. Dispatches are recorded into one
  * pending command encoder and submitted lazily (see dispatcher.ts), so a model step is one submit.
  * `read` is the only way data comes back; it submits, maps a staging buffer and converts.
  */
-export class WebGpuBackend implements Backend {
+export class WebGpuBackend implements Backend, KernelHost {
   readonly name = 'webgpu';
   readonly d: Dispatcher;
   readonly device: GPUDevice;
@@ -137,6 +120,7 @@ export class WebGpuBackend implements Backend {
 
   alloc(shape: readonly number[], dtype: DType = 'f32'): Tensor {
     this.checkAlive();
+    if (dtype === 'q8') noQ8();
     const bytes = bucketBytes(round16(Math.max(numel(shape), 1) * dtypeBytes(dtype)));
     const s = this.pool.take(bytes) ?? this.createStorage(bytes, `tensor ${fmtShape(shape)} ${dtype}`, true);
     return track(new Tensor(this, s, shape, dtype));
@@ -151,6 +135,7 @@ export class WebGpuBackend implements Backend {
   upload(data: Float32Array | Uint16Array | Int32Array, shape: readonly number[], dtype?: DType): Tensor {
     this.checkAlive();
     const dt = dtype ?? (data instanceof Float32Array ? 'f32' : data instanceof Int32Array ? 'i32' : fail('BAD_ARGUMENT', 'upload: a Uint16Array needs dtype f16 or bf16'));
+    if (dt === 'q8') noQ8();
     const n = numel(shape);
     if (data.length !== n) fail('SHAPE_MISMATCH', `upload: ${data.length} elements for shape ${fmtShape(shape)}, expected ${n}`);
     const want = dt === 'f32' ? Float32Array : dt === 'i32' ? Int32Array : Uint16Array;
@@ -357,6 +342,12 @@ export class WebGpuBackend implements Backend {
   mambaStep(a: MambaStepArgs): boolean {
     return mambaStep(this, a);
   }
+}
+
+/** The kernels read f32 and 16-bit floats only: q8 weights are refused at their first upload (model build). */
+function noQ8(): never {
+  return fail('UNSUPPORTED', 'q8 weights are not supported on WebGPU; use f32, f16 or bf16 '
+    + "(--dtype f32, f16, bf16, or auto to keep a 16-bit checkpoint's dtype)", { dtype: 'q8' });
 }
 
 function round16(n: number): number {

@@ -1,12 +1,12 @@
 import type { Tensor } from '../../../tensor/tensor.js';
-import type { WebGpuBackend } from '../webgpu-backend.js';
+import { kernel } from '../bindings.js';
+import type { KernelHost } from '../kernel-host.js';
 import { grid, rowsGrid } from './launch.js';
 import * as W from './wgsl.gen.js';
 
-const src = (entry: string) => ({ name: `conv1d.${entry}`, code: W.conv1d, entry, access: 'rrrww' });
-const OUT = src('conv_out');
-const STATE = src('conv_state');
-const SEQ = src('conv_seq');
+const OUT = kernel(W.conv1d, 'conv_out');
+const STATE = kernel(W.conv1d, 'conv_state');
+const SEQ = kernel(W.conv1d, 'conv_seq');
 
 /** Longest sequence handled by one thread per channel (conv_seq), and its largest kernel width. */
 const SEQ_MAX_L = 8;
@@ -17,28 +17,29 @@ const SEQ_MAX_K = 8;
  * thread per (sequence, channel) that slides the window and updates the state in one dispatch; long
  * ones run one thread per output, then (with a state) a second dispatch moves the last k inputs in.
  */
-export function conv1d(bk: WebGpuBackend, out: Tensor, x: Tensor, weight: Tensor, bias: Tensor | null, state: Tensor | null, silu: boolean,
+export function conv1d(bk: KernelHost, out: Tensor, x: Tensor, weight: Tensor, bias: Tensor | null,
+  state: Tensor | null, silu: boolean,
   { b, l, e, k }: { b: number; l: number; e: number; k: number }): void {
   if (b * e === 0) return;
   const consts = { HAS_BIAS: bias ? 1 : 0, HAS_STATE: state ? 1 : 0, SILU: silu ? 1 : 0 };
   const key = `${!!bias}:${!!state}:${silu}`;
-  const bufs = [bk.buf(x), bk.buf(weight), bias ? bk.buf(bias) : bk.dummyR, state ? bk.buf(state) : bk.dummyW, bk.buf(out)];
-  const params = () => bk.d.params().u(b).u(l).u(e).u(k).u(x.offset).u(x.ld).u(out.offset).u(out.ld)
-    .u(weight.offset).u(weight.ld).u(bias?.offset ?? 0).u(state?.offset ?? 0).u(state?.ld ?? 0);
+  const xs = bk.buf(x), st = state ? bk.buf(state) : bk.dummyW;
+  const bufs = { x: xs, w: bk.buf(weight), bias: bias ? bk.buf(bias) : bk.dummyR, state: st, o: bk.buf(out) };
+  const params = {
+    b, l, e, k, xoff: x.offset, xld: x.ld, ooff: out.offset, old: out.ld,
+    woff: weight.offset, wld: weight.ld, boff: bias?.offset ?? 0, soff: state?.offset ?? 0, sld: state?.ld ?? 0,
+  };
   if (l <= SEQ_MAX_L && k <= SEQ_MAX_K) {
-    params();
     const [gx, gy] = grid(b * e);
-    bk.d.run(bk.d.pipe(`conv_seq:${key}`, SEQ, consts), bufs, gx, gy);
+    bk.d.run(bk.d.pipe(`conv_seq:${key}`, SEQ, consts), bufs, params, gx, gy);
     return;
   }
   if (l > 0) {
-    params();
     const [y, z] = rowsGrid(b * l);
-    bk.d.run(bk.d.pipe(`conv_out:${key}`, OUT, consts), bufs, Math.ceil(e / 256), y, z);
+    bk.d.run(bk.d.pipe(`conv_out:${key}`, OUT, consts), bufs, params, Math.ceil(e / 256), y, z);
   }
   if (state) {
-    params();
     const [gx, gy] = grid(b * e);
-    bk.d.run(bk.d.pipe(`conv_state:${key}`, STATE, consts), bufs, gx, gy);
+    bk.d.run(bk.d.pipe(`conv_state:${key}`, STATE, consts), { x: xs, state: st }, params, gx, gy);
   }
 }

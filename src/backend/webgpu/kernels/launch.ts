@@ -2,7 +2,7 @@ import { fail } from '../../../errors.js';
 import type { DType } from '../../../tensor/dtype.js';
 import type { Tensor } from '../../../tensor/tensor.js';
 import type { GpuStorage } from '../gpu-buffers.js';
-import type { WebGpuBackend } from '../webgpu-backend.js';
+import type { KernelHost } from '../kernel-host.js';
 
 /** Helpers shared by the kernel launchers. */
 
@@ -53,7 +53,8 @@ export function sameView(a: Tensor, b: Tensor): boolean {
 }
 
 /** A scan's initial state: 0 zeros, 1 the rows of h0, 3 hOut's rows (h0 = hOut, the same window: read in place). */
-export function initialState(bk: WebGpuBackend, h0: Tensor | null | undefined, hOut: Tensor | null | undefined): { hin: number; h0: GpuStorage } {
+export function initialState(bk: KernelHost, h0: Tensor | null | undefined, hOut: Tensor | null | undefined)
+  : { hin: number; h0: GpuStorage } {
   if (!h0) return { hin: 0, h0: bk.dummyR };
   return hOut && sameView(h0, hOut) ? { hin: 3, h0: bk.dummyR } : { hin: 1, h0: bk.buf(h0) };
 }

@@ -1,14 +1,15 @@
 import type { MambaStepArgs } from '../../contract/decode.js';
 import { fail, fmtShape } from '../../../errors.js';
-import type { WebGpuBackend } from '../webgpu-backend.js';
-import { checkFloat, checkSameBackend } from '../../contract/checks.js';
 import { checkMatmul } from '../../contract/inference.js';
+import { checkFloat, checkSameBackend } from '../../contract/checks.js';
+import { kernel } from '../bindings.js';
+import type { KernelHost } from '../kernel-host.js';
 import { checkShape } from '../../../tensor/shape.js';
 import { dcode } from './launch.js';
 import { matvec } from './matmul.js';
 import * as W from './wgsl.gen.js';
 
-const SCAN_STEP = { name: 'mamba-step', code: W.mambaStep, access: 'rrrrrrww' };
+const SCAN_STEP = kernel(W.mambaStep, 'main');
 
 /**
  * Mamba-1's recurrent step for one layer in four dispatches instead of eight:
@@ -21,7 +22,7 @@ const SCAN_STEP = { name: 'mamba-step', code: W.mambaStep, access: 'rrrrrrww' };
  *   4. out_proj: out <- y · out_proj^T (+ bias); with `preNorm` added into out (the residual add)
  * Returns false (nothing done) for `preNorm` when the backend's `fuseNorm` option is off.
  */
-export function mambaStep(bk: WebGpuBackend, a: MambaStepArgs): boolean {
+export function mambaStep(bk: KernelHost, a: MambaStepArgs): boolean {
   const { x, out, conv, ssm, xz, dbc, y } = a;
   const norm = a.preNorm ?? null;
   if (norm && !bk.options.fuseNorm) return false;
@@ -57,10 +58,14 @@ export function mambaStep(bk: WebGpuBackend, a: MambaStepArgs): boolean {
   matvec(bk, dbc, uc, a.xProj, null, false, b, e, r + 2 * n, null, null);
   // 3. dt_proj + scan step + gate
   const t = dcode(a.dtProj.dtype);
-  bk.d.params().u(b).u(e).u(n).u(r).u(xz.offset).u(xz.ld).u(dbc.offset).u(dbc.ld).u(a.dtProj.offset).u(a.dtProj.ld)
-    .u(a.dtProjBias.offset).u(a.A.offset).u(a.A.ld).u(a.D.offset).u(ssm.offset).u(ssm.ld).u(y.offset).u(y.ld);
-  bk.d.run(bk.d.pipe(`mamba-step:${t}`, SCAN_STEP, { T: t }),
-    [bk.buf(xz), bk.buf(dbc), bk.buf(a.dtProj), bk.buf(a.dtProjBias), bk.buf(a.A), bk.buf(a.D), bk.buf(ssm), bk.buf(y)], Math.ceil(e / 16), b);
+  bk.d.run(bk.d.pipe(`mamba-step:${t}`, SCAN_STEP, { T: t }), {
+    xz: bk.buf(xz), dbc: bk.buf(dbc), W: bk.buf(a.dtProj), bias: bk.buf(a.dtProjBias), A: bk.buf(a.A), D: bk.buf(a.D),
+    h: bk.buf(ssm), y: bk.buf(y),
+  }, {
+    b, e, n, r, xzoff: xz.offset, xzld: xz.ld, dboff: dbc.offset, dbld: dbc.ld, woff: a.dtProj.offset, wld: a.dtProj.ld,
+    bboff: a.dtProjBias.offset, aoff: a.A.offset, ald: a.A.ld, Doff: a.D.offset, hoff: ssm.offset, hld: ssm.ld,
+    yoff: y.offset, yld: y.ld,
+  }, Math.ceil(e / 16), b);
   // 4. out_proj [+ residual]
   matvec(bk, out, y, a.outProj, a.outProjBias, !!norm, b, e, d, null, null);
   return true;

@@ -1,36 +1,42 @@
-import type { MatmulOptions } from '../../contract/inference.js';
+import { type MatmulOptions, checkElementwise } from '../../contract/inference.js';
 import type { Tensor } from '../../../tensor/tensor.js';
+import { kernel } from '../bindings.js';
 import type { GpuStorage } from '../gpu-buffers.js';
-import type { WebGpuBackend } from '../webgpu-backend.js';
+import type { KernelHost } from '../kernel-host.js';
+import { fill } from './copy.js';
+import { binary } from './elementwise.js';
 import { dcode, withConsts } from './launch.js';
 import * as W from './wgsl.gen.js';
 
-const MATMUL = { name: 'matmul', code: W.matmul, access: 'rrrw' };
-
-/** The matmul WGSL with its tile constants substituted. */
-function tiled(bm: number, bn: number, bk: number, tm: number, tn: number): { code: string; bm: number; bn: number } {
-  return { code: withConsts('matmul', W.matmul, { BM: bm, BN: bn, BK: bk, TM: tm, TN: tn }), bm, bn };
+/** The matmul kernel with its tile constants substituted. */
+function tiled(bm: number, bn: number, bk: number, tm: number, tn: number) {
+  const code = withConsts('matmul', W.matmul.code, { BM: bm, BN: bn, BK: bk, TM: tm, TN: tn });
+  return { kernel: kernel(W.matmul, 'main', { code }), bm, bn };
 }
 const SMALL = tiled(64, 64, 16, 4, 4);
 const BIG = tiled(128, 128, 8, 8, 8);
 /** Workgroups the 128 x 128 tiling must still give (a large GPU has 100+ SMs) to be chosen. */
 const BIG_TILE_MIN_GROUPS = 192;
-const MATVEC = { name: 'matvec', code: W.matvec, access: 'rrrwrrwr' };
+const MATVEC = kernel(W.matvec, 'main');
 /** The same kernel with the pre-norm prologue, under its own name in profiles. */
-const MATVEC_NORM = { ...MATVEC, name: 'matvec+rmsnorm' };
+const MATVEC_NORM = kernel(W.matvec, 'main', { name: 'matvec+rmsnorm' });
 
 /** Rows of x up to which the Linear layout runs as matrix-vector products (weights read once per 4 rows). */
 const MATVEC_MAX_M = 8;
 /** Workgroups a matrix-vector product should at least spread over (two per SM of a large GPU). */
 const MATVEC_MIN_GROUPS = 256;
 
-export function matmul(bk: WebGpuBackend, out: Tensor, a: Tensor, b: Tensor, o: MatmulOptions, m: number, q: number, p: number): void {
+export function matmul(bk: KernelHost, out: Tensor, a: Tensor, b: Tensor, o: MatmulOptions,
+  m: number, q: number, p: number): void {
   if (m === 0 || p === 0) return;
   const bias = o.bias ?? null;
   if (q === 0) {
     // empty inner dimension: out = [out +] bias (or 0)
-    if (!o.accumulate) bk.fill(out, 0);
-    if (bias) bk.binary('add', out, out, bias);
+    if (!o.accumulate) fill(bk, out, 0);
+    if (bias) {
+      checkElementwise('add', out, out, bias);
+      binary(bk, 'add', out, out, bias);
+    }
     return;
   }
   if (o.transB && !o.transA && a.dtype === 'f32' && m <= MATVEC_MAX_M) {
@@ -40,12 +46,16 @@ export function matmul(bk: WebGpuBackend, out: Tensor, a: Tensor, b: Tensor, o: 
   const ta = dcode(a.dtype), tb = dcode(b.dtype), bt = bias ? dcode(bias.dtype) : 0;
   // 128 x 128 tiles (8 x 8 per thread) when the product still spreads over enough workgroups
   const forced = bk.options.matmulTile;
-  const big = forced ? forced === 128 : !bk.g.cpuAdapter && Math.ceil(m / 128) * Math.ceil(p / 128) >= BIG_TILE_MIN_GROUPS;
+  const groups128 = Math.ceil(m / 128) * Math.ceil(p / 128);
+  const big = forced ? forced === 128 : !bk.d.g.cpuAdapter && groups128 >= BIG_TILE_MIN_GROUPS;
   const tile = big ? BIG : SMALL;
   const key = `matmul:${big}:${ta}:${tb}:${bt}:${!!o.transA}:${!!o.transB}`;
-  const pipe = bk.d.pipe(key, { ...MATMUL, code: tile.code }, { TA: ta, TB: tb, BT: bt, TRANS_A: o.transA ? 1 : 0, TRANS_B: o.transB ? 1 : 0 });
-  bk.d.params().u(m).u(q).u(p).u(a.offset).u(a.ld).u(b.offset).u(b.ld).u(bias?.offset ?? 0).u(out.offset).u(out.ld).u(bias ? 1 : 0).u(o.accumulate ? 1 : 0);
-  bk.d.run(pipe, [bk.buf(a), bk.buf(b), bias ? bk.buf(bias) : bk.dummyR, bk.buf(out)], Math.ceil(p / tile.bn), Math.ceil(m / tile.bm));
+  const consts = { TA: ta, TB: tb, BT: bt, TRANS_A: o.transA ? 1 : 0, TRANS_B: o.transB ? 1 : 0 };
+  const pipe = bk.d.pipe(key, tile.kernel, consts);
+  bk.d.run(pipe, { a: bk.buf(a), b: bk.buf(b), bias: bias ? bk.buf(bias) : bk.dummyR, o: bk.buf(out) }, {
+    m, q, p, aoff: a.offset, ald: a.ld, boff: b.offset, bld: b.ld, biasoff: bias?.offset ?? 0,
+    ooff: out.offset, old: out.ld, has_bias: bias ? 1 : 0, acc: o.accumulate ? 1 : 0,
+  }, Math.ceil(p / tile.bn), Math.ceil(m / tile.bm));
 }
 
 /** The fused conv step of `matvec` (Mamba in_proj, EPI 1). */
@@ -70,24 +80,31 @@ export interface NormPrologue {
  * 16-byte boundaries (4 f32 or 8 halves), q a multiple of that and the norm weight (if any) starting
  * on a multiple of 4 elements; otherwise a scalar path runs.
  */
-export function matvec(bk: WebGpuBackend, out: Tensor, x: Tensor, w: Tensor, bias: Tensor | null, acc: boolean, m: number, q: number, p: number, conv: ConvEpilogue | null, norm: NormPrologue | null): void {
+export function matvec(bk: KernelHost, out: Tensor, x: Tensor, w: Tensor, bias: Tensor | null, acc: boolean,
+  m: number, q: number, p: number, conv: ConvEpilogue | null, norm: NormPrologue | null): void {
   const t = dcode(w.dtype), bt = bias ? dcode(bias.dtype) : 0, nt = norm ? dcode(norm.weight.dtype) : 0;
   const per = t === 0 ? 4 : 8;
   const vec = w.offset % per === 0 && (w.ld % per === 0 || p === 1) && q % per === 0 && x.offset % 4 === 0 && (x.ld % 4 === 0 || m === 1) && (!norm || norm.weight.offset % 4 === 0);
   const epi = conv ? 1 : 0;
   // W rows per workgroup: 8 (32 threads per row) unless that leaves fewer than ~2 workgroups per SM
   let R = bk.options.matvecRows;
-  if (!R) { R = 8; while (!bk.g.cpuAdapter && R > 1 && Math.ceil(p / R) < MATVEC_MIN_GROUPS) R >>= 1; }
+  if (!R) { R = 8; while (!bk.d.g.cpuAdapter && R > 1 && Math.ceil(p / R) < MATVEC_MIN_GROUPS) R >>= 1; }
   const key = `matvec:${t}:${bt}:${vec}:${!!bias}:${acc}:${epi}:${!!conv?.bias}:${R}:${norm ? nt : '-'}`;
   const pipe = bk.d.pipe(key, norm ? MATVEC_NORM : MATVEC, { T: t, BT: bt, VEC: vec ? 1 : 0, HAS_BIAS: bias ? 1 : 0, ACC: acc ? 1 : 0, EPI: epi, CONV_BIAS: conv?.bias ? 1 : 0, R, NORM: norm ? 1 : 0, NT: nt });
-  const d = bk.d.params().u(m).u(q).u(p).u(x.offset).u(x.ld).u(w.offset).u(w.ld).u(bias?.offset ?? 0).u(out.offset).u(out.ld);
   let cw: GpuStorage = bk.dummyR, cb: GpuStorage = bk.dummyR, cs: GpuStorage = bk.dummyW;
   if (conv) {
-    d.u(conv.e).u(conv.weight.cols).u(conv.weight.offset).u(conv.weight.ld).u(conv.bias?.offset ?? 0).u(conv.state.offset).u(conv.state.ld);
     cw = bk.buf(conv.weight);
     if (conv.bias) cb = bk.buf(conv.bias);
     cs = bk.buf(conv.state);
-  } else d.u(0).u(0).u(0).u(0).u(0).u(0).u(0);
-  d.u(norm?.weight.offset ?? 0).f(norm?.eps ?? 0);
-  bk.d.run(pipe, [bk.buf(w), bk.buf(x), bias ? bk.buf(bias) : bk.dummyR, bk.buf(out), cw, cb, cs, norm ? bk.buf(norm.weight) : bk.dummyR], Math.ceil(p / R), Math.ceil(m / 4));
+  }
+  bk.d.run(pipe, {
+    W: bk.buf(w), x: bk.buf(x), bias: bias ? bk.buf(bias) : bk.dummyR, o: bk.buf(out), cw, cb, cs,
+    nw: norm ? bk.buf(norm.weight) : bk.dummyR,
+  }, {
+    m, q, p, xoff: x.offset, xld: x.ld, woff: w.offset, wld: w.ld, boff: bias?.offset ?? 0,
+    ooff: out.offset, old: out.ld,
+    e: conv?.e ?? 0, k: conv?.weight.cols ?? 0, cwoff: conv?.weight.offset ?? 0, cwld: conv?.weight.ld ?? 0,
+    cboff: conv?.bias?.offset ?? 0, soff: conv?.state.offset ?? 0, sld: conv?.state.ld ?? 0,
+    nwoff: norm?.weight.offset ?? 0, eps: norm?.eps ?? 0,
+  }, Math.ceil(p / R), Math.ceil(m / 4));
 }

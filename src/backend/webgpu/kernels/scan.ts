@@ -1,6 +1,7 @@
 import type { SelectiveScanArgs } from '../../contract/inference.js';
+import { kernel } from '../bindings.js';
 import type { GpuStorage } from '../gpu-buffers.js';
-import type { WebGpuBackend } from '../webgpu-backend.js';
+import type { KernelHost } from '../kernel-host.js';
 import { copyInto } from './copy.js';
 import { grid, initialState, withConsts } from './launch.js';
 import * as W from './wgsl.gen.js';
@@ -27,12 +28,13 @@ export function chunkLength(b: number, l: number, e: number, forced: number, tar
  * chunk (the l = 1 step), else scan_chunk -> scan_carry -> scan_out over K chunks. h0 = hOut (the
  * recurrent step) is read in place when there is one chunk, and copied into the carry slots otherwise.
  */
-export function selectiveScan(bk: WebGpuBackend, s: SelectiveScanArgs, { b, l, e, n }: { b: number; l: number; e: number; n: number }): void {
+export function selectiveScan(bk: KernelHost, s: SelectiveScanArgs,
+  { b, l, e, n }: { b: number; l: number; e: number; n: number }): void {
   if (b * e === 0) return;
   const n4 = Math.ceil(n / 4);
   const L = chunkLength(b, l, e, bk.options.scanChunk, bk.options.scanThreads || TARGET_THREADS);
   const K = Math.max(1, Math.ceil(l / L));
-  const cod = withConsts('scan', W.scan, { N4: n4 }); // private arrays need a constant size
+  const code = withConsts('scan', W.scan.code, { N4: n4 }); // private arrays need a constant size
   const WG = bk.options.scanWorkgroup || SCAN_WG;
   const flags = { HAS_Z: s.z ? 1 : 0, HAS_D: s.D ? 1 : 0, HAS_BIAS: s.deltaBias ? 1 : 0, SOFTPLUS: s.deltaSoftplus ? 1 : 0 };
   const fkey = `${n4}:${WG}:${!!s.z}:${!!s.D}:${!!s.deltaBias}:${s.deltaSoftplus}`;
@@ -50,37 +52,37 @@ export function selectiveScan(bk: WebGpuBackend, s: SelectiveScanArgs, { b, l, e
   const slotsFloats = b * K * e * 4 * n4;
   const chan = bk.scratch(e * (n4 + 1) * 16);
   const scratch = K > 1 ? bk.scratch((slotsFloats + b * K * e) * 4) : null;
-  const params = (): void => {
-    bk.d.params().u(b).u(l).u(e).u(n).u(K).u(L)
-      .u(s.u.offset).u(s.u.ld).u(s.delta.offset).u(s.delta.ld).u(s.z?.offset ?? 0).u(s.z?.ld ?? 0)
-      .u(s.y.offset).u(s.y.ld).u(boff).u(bld).u(coff).u(cld)
-      .u(s.h0?.offset ?? 0).u(s.h0?.ld ?? 0).u(s.hOut?.offset ?? 0).u(s.hOut?.ld ?? 0)
-      .u(s.A.offset).u(s.A.ld).u(s.D?.offset ?? 0).u(s.deltaBias?.offset ?? 0).u(slotsFloats);
+  const params = {
+    b, l, e, n, K, L,
+    uoff: s.u.offset, uld: s.u.ld, doff: s.delta.offset, dld: s.delta.ld, zoff: s.z?.offset ?? 0, zld: s.z?.ld ?? 0,
+    yoff: s.y.offset, yld: s.y.ld, boff, bld, coff, cld,
+    hoff: s.h0?.offset ?? 0, hld: s.h0?.ld ?? 0, ooff: s.hOut?.offset ?? 0, old: s.hOut?.ld ?? 0,
+    aoff: s.A.offset, ald: s.A.ld, Doff: s.D?.offset ?? 0, biasoff: s.deltaBias?.offset ?? 0, sd: slotsFloats,
   };
-  const u = bk.buf(s.u), dl = bk.buf(s.delta), z = s.z ? bk.buf(s.z) : bk.dummyR;
+  const U = bk.buf(s.u), DL = bk.buf(s.delta), Z = s.z ? bk.buf(s.z) : bk.dummyR;
   // 1. pack per-channel constants
-  params();
-  const pack = bk.d.pipe(`scan_pack:${fkey}`, { name: 'scan.pack', code: cod, entry: 'scan_pack', access: '---------wrrr' }, flags);
-  bk.d.run(pack, [null, null, null, null, null, null, null, null, null, chan, bk.buf(s.A), s.D ? bk.buf(s.D) : bk.dummyR, s.deltaBias ? bk.buf(s.deltaBias) : bk.dummyR], Math.ceil(e / 64));
+  const pack = bk.d.pipe(`scan_pack:${fkey}`, kernel(W.scan, 'scan_pack', { name: 'scan.pack', code }), flags);
+  const Dv = s.D ? bk.buf(s.D) : bk.dummyR, Bv = s.deltaBias ? bk.buf(s.deltaBias) : bk.dummyR;
+  bk.d.run(pack, { chanw: chan, Ain: bk.buf(s.A), Dv, Bv }, params, Math.ceil(e / 64));
   // h0 = hOut read in place (same window); other overlaps go through the dispatcher's alias copy
   let { hin: hinMode, h0: hin } = initialState(bk, s.h0, s.hOut);
   if (K > 1) {
     // 2. chunk-local states, 3. carries
-    params();
-    const chunk = bk.d.pipe(`scan_chunk:${fkey}`, { name: 'scan.chunk', code: cod, entry: 'scan_chunk', access: 'rr-rr---w' }, { ...flags, WG });
-    bk.d.run(chunk, [u, dl, null, bc, chan, null, null, null, scratch], Math.ceil(e / WG), K - 1, b);
-    params();
-    const carry = bk.d.pipe(`scan_carry:${fkey}:${!!s.h0}`, { name: 'scan.carry', code: cod, entry: 'scan_carry', access: '----rr--w' }, { ...flags, HAS_H0: s.h0 ? 1 : 0 });
+    const chunk = bk.d.pipe(`scan_chunk:${fkey}`, kernel(W.scan, 'scan_chunk', { name: 'scan.chunk', code }),
+      { ...flags, WG });
+    bk.d.run(chunk, { U, DL, BC: bc, chan, scratch: scratch! }, params, Math.ceil(e / WG), K - 1, b);
+    const carry = bk.d.pipe(`scan_carry:${fkey}:${!!s.h0}`, kernel(W.scan, 'scan_carry', { name: 'scan.carry', code }),
+      { ...flags, HAS_H0: s.h0 ? 1 : 0 });
     const [gx, gy] = grid(b * e * n4, 64);
-    bk.d.run(carry, [null, null, null, null, chan, s.h0 ? bk.buf(s.h0) : bk.dummyR, null, null, scratch], gx, gy);
+    bk.d.run(carry, { chan, hin: s.h0 ? bk.buf(s.h0) : bk.dummyR, scratch: scratch! }, params, gx, gy);
     hinMode = 2; // the carries
     hin = scratch!;
   }
   // 4. outputs
-  params();
-  const out = bk.d.pipe(`scan_out:${fkey}:${hinMode}:${!!s.hOut}`, { name: 'scan.out', code: cod, entry: 'scan_out', access: 'rrrrrrww' },
-    { ...flags, WG, HIN: hinMode, HAS_HOUT: s.hOut ? 1 : 0 });
-  bk.d.run(out, [u, dl, z, bc, chan, hin, bk.buf(s.y), s.hOut ? bk.buf(s.hOut) : bk.dummyW], Math.ceil(e / WG), K, b);
+  const out = bk.d.pipe(`scan_out:${fkey}:${hinMode}:${!!s.hOut}`,
+    kernel(W.scan, 'scan_out', { name: 'scan.out', code }), { ...flags, WG, HIN: hinMode, HAS_HOUT: s.hOut ? 1 : 0 });
+  const hout = s.hOut ? bk.buf(s.hOut) : bk.dummyW;
+  bk.d.run(out, { U, DL, Z, BC: bc, chan, hin, Y: bk.buf(s.y), hout }, params, Math.ceil(e / WG), K, b);
   bk.release(chan);
   if (scratch) bk.release(scratch);
   if (packed) bk.release(packed);

@@ -1,11 +1,8 @@
 import type { SsdScanArgs, SsdDims } from '../../contract/inference.js';
-import type { GpuStorage } from '../gpu-buffers.js';
-import type { WebGpuBackend } from '../webgpu-backend.js';
+import { kernel } from '../bindings.js';
+import type { KernelHost } from '../kernel-host.js';
 import { checkIndex, grid, initialState, withConsts } from './launch.js';
 import * as W from './wgsl.gen.js';
-
-/** How `ssdScan` computes: step by step (`ssd_seq`), in chunks (the SSD matrix products), or chosen from the length. */
-export type SsdPath = 'auto' | 'sequential' | 'chunked';
 
 /** Longest sequence `auto` scans step by step (the chunked form costs 4-5 dispatches and scratch). */
 const SEQUENTIAL_MAX = 16;
@@ -32,7 +29,7 @@ export function seqShape(p: number, n: number): { ks: number; wg: number } {
 }
 
 /** Mamba-2's SSD scan on the GPU (ssd-scan.wgsl); the path from `bk.options.ssdPath` and the length. */
-export function ssdScan(bk: WebGpuBackend, s: SsdScanArgs, dims: SsdDims): void {
+export function ssdScan(bk: KernelHost, s: SsdScanArgs, dims: SsdDims): void {
   const { b, l, h, p } = dims;
   if (b * l * h * p === 0) return; // as the CPU reference: an empty sequence leaves hOut as it is
   for (const t of [s.x, s.y, s.dt, s.B, s.C, s.h0, s.hOut]) if (t && t.size > 0) checkIndex('ssdScan', t.offset + (t.rows - 1) * t.ld + t.cols);
@@ -44,16 +41,20 @@ export function ssdScan(bk: WebGpuBackend, s: SsdScanArgs, dims: SsdDims): void 
 /** Flag bits of the shader's `flags` parameter. */
 const HAS_D = 1, HAS_BIAS = 2, SOFTPLUS = 4, HAS_HOUT = 8, HAS_CARRY = 16;
 
-/** What every entry point reads from its parameter block (struct P of the shader). */
+/** What depends on the path in the parameter block (struct P of the shader). */
 interface Launch { Q: number; nc: number; sG: number; sS: number; flags: number; hin: number; ks: number }
 
-function params(bk: WebGpuBackend, s: SsdScanArgs, d: SsdDims, o: Launch): void {
+/** The parameter block every entry point reads. */
+function params(s: SsdScanArgs, d: SsdDims, o: Launch) {
   const [lo, hi] = s.dtLimit;
-  bk.d.params().u(d.b).u(d.l).u(d.h).u(d.p).u(d.g).u(d.n).u(o.Q).u(o.nc)
-    .u(s.x.offset).u(s.x.ld).u(s.dt.offset).u(s.dt.ld).u(s.B.offset).u(s.B.ld).u(s.C.offset).u(s.C.ld)
-    .u(s.y.offset).u(s.y.ld).u(s.h0?.offset ?? 0).u(s.h0?.ld ?? 0).u(s.hOut?.offset ?? 0).u(s.hOut?.ld ?? 0)
-    .u(s.A.offset).u(s.D?.offset ?? 0).u(s.dtBias?.offset ?? 0)
-    .f(Math.max(lo, -F32_MAX)).f(Math.min(hi, F32_MAX)).u(o.sG).u(o.sS).u(o.flags).u(o.hin).u(o.ks);
+  return {
+    b: d.b, l: d.l, h: d.h, p: d.p, g: d.g, n: d.n, ...o,
+    xoff: s.x.offset, xld: s.x.ld, dtoff: s.dt.offset, dtld: s.dt.ld,
+    boff: s.B.offset, bld: s.B.ld, coff: s.C.offset, cld: s.C.ld, yoff: s.y.offset, yld: s.y.ld,
+    hoff: s.h0?.offset ?? 0, hld: s.h0?.ld ?? 0, ooff: s.hOut?.offset ?? 0, old: s.hOut?.ld ?? 0,
+    aoff: s.A.offset, Doff: s.D?.offset ?? 0, biasoff: s.dtBias?.offset ?? 0,
+    dtlo: Math.max(lo, -F32_MAX), dthi: Math.min(hi, F32_MAX),
+  };
 }
 
 function flagsOf(s: SsdScanArgs): number {
@@ -61,33 +62,36 @@ function flagsOf(s: SsdScanArgs): number {
 }
 
 /** One dispatch: a workgroup per (rows of a head's state, head, batch row) walks the steps. */
-function sequential(bk: WebGpuBackend, s: SsdScanArgs, d: SsdDims): void {
+function sequential(bk: KernelHost, s: SsdScanArgs, d: SsdDims): void {
   const { ks, wg } = seqShape(d.p, d.n);
   // states per lane, rounded up to a power of two: fewer shader variants to compile (the extra are skipped)
   let kp = 1;
   while (kp * ks < d.n) kp *= 2;
   const { hin, h0 } = initialState(bk, s.h0, s.hOut);
-  const pipe = bk.d.pipe(`ssd_seq:${kp}:${wg}`, { name: 'ssd.seq', code: withConsts('ssd_seq', W.ssdScan, { KP: kp }), entry: 'ssd_seq', access: 'rrrrrrrrww-' }, { SEQ_WG: wg });
-  params(bk, s, d, { Q: 0, nc: 0, sG: 0, sS: 0, flags: flagsOf(s), hin, ks });
-  bk.d.run(pipe, [bk.buf(s.x), bk.buf(s.dt), bk.buf(s.B), bk.buf(s.C), bk.buf(s.A), s.D ? bk.buf(s.D) : bk.dummyR,
-    s.dtBias ? bk.buf(s.dtBias) : bk.dummyR, h0, bk.buf(s.y), s.hOut ? bk.buf(s.hOut) : bk.dummyW, null],
-  Math.ceil(d.p / (wg / ks)), d.h, d.b);
+  const code = withConsts('ssd_seq', W.ssdScan.code, { KP: kp });
+  const pipe = bk.d.pipe(`ssd_seq:${kp}:${wg}`, kernel(W.ssdScan, 'ssd_seq', { name: 'ssd.seq', code }),
+    { SEQ_WG: wg });
+  bk.d.run(pipe, {
+    X: bk.buf(s.x), DT: bk.buf(s.dt), Bm: bk.buf(s.B), Cm: bk.buf(s.C), Av: bk.buf(s.A),
+    Dv: s.D ? bk.buf(s.D) : bk.dummyR, biasv: s.dtBias ? bk.buf(s.dtBias) : bk.dummyR, H0: h0, Y: bk.buf(s.y),
+    hout: s.hOut ? bk.buf(s.hOut) : bk.dummyW,
+  }, params(s, d, { Q: 0, nc: 0, sG: 0, sS: 0, flags: flagsOf(s), hin, ks }), Math.ceil(d.p / (wg / ks)), d.h, d.b);
 }
 
-const src = (entry: string, access: string): { name: string; code: string; entry: string; access: string } =>
-  ({ name: entry.replace('_', '.'), code: W.ssdScan, entry, access });
-const DT = src('ssd_dt', '-r--r-r---w');
-const CB = src('ssd_cb', '--rr------w');
-const STATE = src('ssd_state', 'r-r-------w');
-const PASS = src('ssd_pass', '-------r-ww');
-const OUT = src('ssd_out', 'r--r-r--w-w');
+const chunkKernel = <K extends 'ssd_dt' | 'ssd_cb' | 'ssd_state' | 'ssd_pass' | 'ssd_out'>(entry: K) =>
+  kernel(W.ssdScan, entry, { name: entry.replace('_', '.') });
+const DT = chunkKernel('ssd_dt');
+const CB = chunkKernel('ssd_cb');
+const STATE = chunkKernel('ssd_state');
+const PASS = chunkKernel('ssd_pass');
+const OUT = chunkKernel('ssd_out');
 
 /**
  * The chunked form in chunks of Q: ssd_dt, ssd_cb, ssd_state (chunks whose own state is needed: all
  * but the last, the last too for hOut), ssd_pass (when a chunk starts from a nonzero state or for
  * hOut), ssd_out. Scratch: dt and cum (2 b h l), G (b g nc Q^2), slots (b h nc p n) floats.
  */
-function chunked(bk: WebGpuBackend, s: SsdScanArgs, d: SsdDims, Q: number): void {
+function chunked(bk: KernelHost, s: SsdScanArgs, d: SsdDims, Q: number): void {
   const { b, l, h, p, g, n } = d;
   const nc = Math.ceil(l / Q);
   const { hin, h0 } = initialState(bk, s.h0, s.hOut);
@@ -100,20 +104,20 @@ function chunked(bk: WebGpuBackend, s: SsdScanArgs, d: SsdDims, Q: number): void
   const scratch = bk.scratch(total * 4);
   const o: Launch = { Q, nc, sG, sS, flags: flagsOf(s) | (carry ? HAS_CARRY : 0), hin, ks: 0 };
   const X = bk.buf(s.x), B = bk.buf(s.B), C = bk.buf(s.C);
-  const run = (k: typeof DT, bufs: (GpuStorage | null)[], x: number, y = 1, z = 1): void => {
-    params(bk, s, d, o);
-    bk.d.run(bk.d.pipe(k.entry, k), bufs, x, y, z);
-  };
+  const u = params(s, d, o);
+  const biasv = s.dtBias ? bk.buf(s.dtBias) : bk.dummyR, Dv = s.D ? bk.buf(s.D) : bk.dummyR;
   const [gx, gy] = grid(b * h * nc, 64);
-  run(DT, [null, bk.buf(s.dt), null, null, bk.buf(s.A), null, s.dtBias ? bk.buf(s.dtBias) : bk.dummyR, null, null, null, scratch], gx, gy);
-  const tq = Math.ceil(Q / TILE);
-  run(CB, [null, null, B, C, null, null, null, null, null, null, scratch], tq * tq, nc, b * g);
+  bk.d.run(bk.d.pipe(DT.entry, DT), { DT: bk.buf(s.dt), Av: bk.buf(s.A), biasv, S: scratch }, u, gx, gy);
+  const tq = Math.ceil(Q / TILE), tp = Math.ceil(p / TILE);
+  bk.d.run(bk.d.pipe(CB.entry, CB), { Bm: B, Cm: C, S: scratch }, u, tq * tq, nc, b * g);
   const ownChunks = hasOut ? nc : nc - 1;
-  if (ownChunks > 0) run(STATE, [X, null, B, null, null, null, null, null, null, null, scratch], Math.ceil(p / TILE) * Math.ceil(n / TILE), ownChunks, b * h);
+  if (ownChunks > 0) {
+    bk.d.run(bk.d.pipe(STATE.entry, STATE), { X, Bm: B, S: scratch }, u, tp * Math.ceil(n / TILE), ownChunks, b * h);
+  }
   if (carry || hasOut) {
     const [px, py] = grid(b * h * p * n, 64);
-    run(PASS, [null, null, null, null, null, null, null, h0, null, s.hOut ? bk.buf(s.hOut) : bk.dummyW, scratch], px, py);
+    bk.d.run(bk.d.pipe(PASS.entry, PASS), { H0: h0, hout: s.hOut ? bk.buf(s.hOut) : bk.dummyW, S: scratch }, u, px, py);
   }
-  run(OUT, [X, null, null, C, null, s.D ? bk.buf(s.D) : bk.dummyR, null, null, bk.buf(s.y), null, scratch], tq * Math.ceil(p / TILE), nc, b * h);
+  bk.d.run(bk.d.pipe(OUT.entry, OUT), { X, Cm: C, Dv, Y: bk.buf(s.y), S: scratch }, u, tq * tp, nc, b * h);
   bk.release(scratch);
 }
