@@ -24,23 +24,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fail, MambaError } from '../errors.js';
 import { acquireFileLock } from './file-lock.js';
 import { fileSize } from './hub-cache.js';
-import { backoffMs, parseRetryAfter } from './hub-http.js';
-import { MAX_TIMER_MS, type RetryPolicy } from './hub-settings.js';
+import { backoffMs, parseRetryAfter, type ExpectedDigest } from './hub-http.js';
+import { MAX_TIMER_MS, type DownloadProgress, type RetryPolicy } from './hub-settings.js';
 
-export interface DownloadProgress {
-  /** The file's path in the repo, e.g. `model.safetensors`. */
-  readonly file: string;
-  /** Bytes on disk so far, counting what an earlier, interrupted download left. */
-  readonly loaded: number;
-  /** The file's full size in bytes (undefined only if the server did not tell it). */
-  readonly total: number | undefined;
-}
-
-/** What a file must hash to: sha256 (LFS files), or git's blob id, sha1("blob <size>\0" + contents). */
-export interface ExpectedDigest {
-  algorithm: 'sha256' | 'git-sha1';
-  hex: string;
-}
+export type { DownloadProgress } from './hub-settings.js';
+export type { ExpectedDigest } from './hub-http.js';
 
 export interface BlobRequest {
   /** The file's path in the repo, for messages and progress. */

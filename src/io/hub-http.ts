@@ -14,8 +14,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fail, MambaError } from '../errors.js';
 import { COMMIT_SHA } from './hub-cache.js';
-import type { ExpectedDigest } from './hub-download.js';
 import type { HubSettings, RetryPolicy } from './hub-settings.js';
+
+/** What a file must hash to: sha256 (LFS files), or git's blob id, sha1("blob <size>\0" + contents). */
+export interface ExpectedDigest {
+  algorithm: 'sha256' | 'git-sha1';
+  hex: string;
+}
 
 /** What the hub said about one file (HfFileMetadata in Python). */
 export interface FileMeta {

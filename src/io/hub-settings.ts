@@ -9,8 +9,16 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fail } from '../errors.js';
-import type { DownloadProgress } from './hub-download.js';
 import { expandHome } from './hub-spec.js';
+
+export interface DownloadProgress {
+  /** The file's path in the repo, e.g. `model.safetensors`. */
+  readonly file: string;
+  /** Bytes on disk so far, counting what an earlier, interrupted download left. */
+  readonly loaded: number;
+  /** The file's full size in bytes (undefined only if the server did not tell it). */
+  readonly total: number | undefined;
+}
 
 export interface HubOptions {
   /** Branch, tag or commit sha (default: the `@revision` of the id, else `main`). */
