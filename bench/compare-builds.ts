@@ -30,10 +30,14 @@ interface ChildResult {
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 
-function runChild(checkout: string, config: string, o: { threads: string; decode: string; prefill: string }): ChildResult[] {
+function runChild(
+  checkout: string,
+  config: string,
+  o: { threads: string; decode: string; prefill: string },
+): ChildResult[] {
   const script = join(checkout, 'dist', 'bench', 'cpu.js');
   const args = ['--max-old-space-size=8192', script, '--child', config, '--threads', o.threads];
   args.push('--decode', o.decode, '--prefill', o.prefill, '--reps', '1');
@@ -91,7 +95,11 @@ function main(): void {
       decode: { base: m(s.base, 'decodeTokS'), head: m(s.head, 'decodeTokS') },
       prefill: { base: m(s.base, 'prefillTokS'), head: m(s.head, 'prefillTokS') },
     };
-    return { ...row, decodeRatio: row.decode.head / row.decode.base, prefillRatio: row.prefill.head / row.prefill.base };
+    return {
+      ...row,
+      decodeRatio: row.decode.head / row.decode.base,
+      prefillRatio: row.prefill.head / row.prefill.base,
+    };
   });
   const date = new Date().toISOString();
   const command = `node dist/bench/compare-builds.js ${process.argv.slice(2).join(' ')}`;
@@ -105,7 +113,8 @@ function main(): void {
     loadAverageAfter: loadavg().map((x) => +x.toFixed(2)),
     rows,
   };
-  const out = values.out ?? join(ROOT, 'bench', 'results', `compare-builds-${date.slice(0, 19).replace(/[:T]/g, '-')}.json`);
+  const out =
+    values.out ?? join(ROOT, 'bench', 'results', `compare-builds-${date.slice(0, 19).replace(/[:T]/g, '-')}.json`);
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
   const f = (x: number, d = 1): string => x.toFixed(d);
@@ -118,7 +127,9 @@ function main(): void {
         `${f(r.prefill.base)} | ${f(r.prefill.head)} | ${f(r.prefillRatio, 2)} |`,
     ),
   ];
-  process.stdout.write(`${command}\n(${rounds} alternating rounds, medians in tok/s)\n\n${lines.join('\n')}\n\nwrote ${out}\n`);
+  process.stdout.write(
+    `${command}\n(${rounds} alternating rounds, medians in tok/s)\n\n${lines.join('\n')}\n\nwrote ${out}\n`,
+  );
 }
 
 main();

@@ -56,15 +56,26 @@ interface LlamaCppFigures {
 
 const REFERENCE_LLAMA_CPP: LlamaCppFigures = {
   source: 'REFERENCE.md section 5 (llama.cpp Feb 2025 build, 2 threads)',
-  figures: { '130m/f32/2': { decode: 46.3, prefill: 278 }, '130m/f16/2': { decode: 65.6, prefill: 331 }, '1.4b/f32/2': { decode: 4.3 } },
+  figures: {
+    '130m/f32/2': { decode: 46.3, prefill: 278 },
+    '130m/f16/2': { decode: 65.6, prefill: 331 },
+    '1.4b/f32/2': { decode: 4.3 },
+  },
 };
 
 function llamaCppFigures(file: string | undefined): LlamaCppFigures {
   const dir = join(ROOT, 'bench', 'results');
-  const path = file ?? readdirSync(dir).filter((f) => /^llama-cpp-.*\.json$/.test(f)).sort().map((f) => join(dir, f)).at(-1);
+  const path =
+    file ??
+    readdirSync(dir)
+      .filter((f) => /^llama-cpp-.*\.json$/.test(f))
+      .sort()
+      .map((f) => join(dir, f))
+      .at(-1);
   if (!path) return REFERENCE_LLAMA_CPP;
   const j = JSON.parse(readFileSync(path, 'utf8')) as { source?: string; medians?: LlamaCppFigures['figures'] };
-  if (!j.source || !j.medians) throw new Error(`${path}: expected { source, medians: { "130m/f32/2": { decode, prefill } } }`);
+  if (!j.source || !j.medians)
+    throw new Error(`${path}: expected { source, medians: { "130m/f32/2": { decode, prefill } } }`);
   return { source: `${j.source} (${path.slice(ROOT.length + 1)})`, figures: j.medians };
 }
 
@@ -72,9 +83,24 @@ function config(name: string): MambaConfig {
   const s = SHAPES[name];
   if (!s) throw new Error(`unknown model ${name}; choose ${Object.keys(SHAPES).join(', ')}`);
   return {
-    arch: 'mamba', dModel: s.d, nLayer: s.layers, vocabSize: 50280, dState: 16, dConv: 4, expand: 2, dInner: 2 * s.d,
-    dtRank: Math.ceil(s.d / 16), useBias: false, useConvBias: true, normEps: 1e-5, residualInFp32: true, tieEmbeddings: true,
-    eosTokenId: 0, bosTokenId: 0, padTokenId: 0, layout: 'hf',
+    arch: 'mamba',
+    dModel: s.d,
+    nLayer: s.layers,
+    vocabSize: 50280,
+    dState: 16,
+    dConv: 4,
+    expand: 2,
+    dInner: 2 * s.d,
+    dtRank: Math.ceil(s.d / 16),
+    useBias: false,
+    useConvBias: true,
+    normEps: 1e-5,
+    residualInFp32: true,
+    tieEmbeddings: true,
+    eosTokenId: 0,
+    bosTokenId: 0,
+    padTokenId: 0,
+    layout: 'hf',
   };
 }
 
@@ -97,9 +123,10 @@ function syntheticSource(c: MambaConfig): TensorSource {
       const a = new Float32Array(n);
       if (name.endsWith('A_log')) for (let i = 0; i < n; i++) a[i] = Math.log(1 + (i % c.dState));
       else if (name.endsWith('.D') || name.endsWith('norm.weight') || name.endsWith('norm_f.weight')) a.fill(1);
-      else if (name.endsWith('dt_proj.bias')) a.fill(-4.6); // softplus^-1 of 0.01
+      else if (name.endsWith('dt_proj.bias'))
+        a.fill(-4.6); // softplus^-1 of 0.01
       else {
-        const scale = name.includes('embeddings') ? 0.02 : 1 / Math.sqrt(e.shape[e.shape.length - 1]!);
+        const scale = name.includes('embeddings') ? 0.02 : 1 / Math.sqrt(e.shape[e.shape.length - 1]);
         let s = seed++;
         for (let i = 0; i < n; i++) {
           s = (Math.imul(s, 1664525) + 1013904223) | 0;
@@ -122,7 +149,7 @@ function weightBytes(c: MambaConfig, dtype: WeightDType): number {
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  return s.length % 2 ? s[(s.length - 1) >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
 interface RunResult {
@@ -148,7 +175,7 @@ async function decodeSpeed(model: LanguageModel, steps: number): Promise<number>
   const t0 = performance.now();
   for (let i = 0; i < steps; i++) {
     bk.argmax(out, model.stepIds([token], state));
-    token = (bk.readSync(out) as Int32Array)[0]!; // the next input, as generation would
+    token = (bk.readSync(out) as Int32Array)[0]; // the next input, as generation would
   }
   const dt = (performance.now() - t0) / 1000;
   state.dispose();
@@ -171,7 +198,15 @@ async function prefillSpeed(model: LanguageModel, len: number): Promise<number> 
 }
 
 /** Child: one model, dtype and kernel kind, every thread count. Prints JSON results. */
-async function child(o: { model: string; dtype: WeightDType; kernels: CpuKernels; threads: number[]; decode: number; prefill: number; reps: number }): Promise<void> {
+async function child(o: {
+  model: string;
+  dtype: WeightDType;
+  kernels: CpuKernels;
+  threads: number[];
+  decode: number;
+  prefill: number;
+  reps: number;
+}): Promise<void> {
   const c = config(o.model);
   const bk = new CpuBackend({ kernels: o.kernels });
   const tb = performance.now();
@@ -180,16 +215,25 @@ async function child(o: { model: string; dtype: WeightDType; kernels: CpuKernels
   const results: RunResult[] = [];
   for (const threads of o.threads) {
     await bk.useThreads(threads);
-    const decodeRuns: number[] = [], prefillRuns: number[] = [];
+    const decodeRuns: number[] = [],
+      prefillRuns: number[] = [];
     for (let r = 0; r < o.reps; r++) {
       if (o.decode > 0) decodeRuns.push(await decodeSpeed(model, o.decode));
       if (o.prefill > 0) prefillRuns.push(await prefillSpeed(model, o.prefill));
-      process.stderr.write(`  ${o.model} ${o.dtype} ${o.kernels} ${threads}t rep ${r + 1}: decode ${decodeRuns.at(-1)?.toFixed(2) ?? '-'} tok/s, prefill ${prefillRuns.at(-1)?.toFixed(1) ?? '-'} tok/s\n`);
+      process.stderr.write(
+        `  ${o.model} ${o.dtype} ${o.kernels} ${threads}t rep ${r + 1}: decode ${decodeRuns.at(-1)?.toFixed(2) ?? '-'} tok/s, prefill ${prefillRuns.at(-1)?.toFixed(1) ?? '-'} tok/s\n`,
+      );
     }
     results.push({
-      model: o.model, dtype: o.dtype, kernels: o.kernels, threads,
-      decodeTokS: decodeRuns.length ? median(decodeRuns) : NaN, decodeRuns,
-      prefillTokS: prefillRuns.length ? median(prefillRuns) : NaN, prefillRuns, prefillTokens: o.prefill,
+      model: o.model,
+      dtype: o.dtype,
+      kernels: o.kernels,
+      threads,
+      decodeTokS: decodeRuns.length ? median(decodeRuns) : NaN,
+      decodeRuns,
+      prefillTokS: prefillRuns.length ? median(prefillRuns) : NaN,
+      prefillRuns,
+      prefillTokens: o.prefill,
       weightBytes: weightBytes(c, o.dtype),
     });
   }
@@ -210,7 +254,11 @@ async function bandwidthChild(threads: number[]): Promise<void> {
 }
 
 function runChild(args: string[]): string {
-  const r = spawnSync(process.execPath, ['--max-old-space-size=8192', fileURLToPath(import.meta.url), ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26 });
+  const r = spawnSync(process.execPath, ['--max-old-space-size=8192', fileURLToPath(import.meta.url), ...args], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    maxBuffer: 1 << 26,
+  });
   if (r.status !== 0) throw new Error(`benchmark child ${args.join(' ')} failed with status ${r.status}`);
   return r.stdout.trim().split('\n').at(-1)!;
 }
@@ -222,22 +270,38 @@ function fmt(x: number | null | undefined, digits = 1): string {
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      models: { type: 'string', default: '130m' }, dtypes: { type: 'string', default: 'f32,f16,bf16,q8' },
-      kernels: { type: 'string', default: 'wasm,ts' }, threads: { type: 'string', default: '1,2' },
-      decode: { type: 'string', default: '64' }, prefill: { type: 'string', default: '512' }, 'prefill-ts': { type: 'string', default: '64' },
-      'decode-ts': { type: 'string', default: '16' }, reps: { type: 'string', default: '3' }, out: { type: 'string' },
-      child: { type: 'string' }, bandwidth: { type: 'string' }, 'llama-cpp': { type: 'string' },
+      models: { type: 'string', default: '130m' },
+      dtypes: { type: 'string', default: 'f32,f16,bf16,q8' },
+      kernels: { type: 'string', default: 'wasm,ts' },
+      threads: { type: 'string', default: '1,2' },
+      decode: { type: 'string', default: '64' },
+      prefill: { type: 'string', default: '512' },
+      'prefill-ts': { type: 'string', default: '64' },
+      'decode-ts': { type: 'string', default: '16' },
+      reps: { type: 'string', default: '3' },
+      out: { type: 'string' },
+      child: { type: 'string' },
+      bandwidth: { type: 'string' },
+      'llama-cpp': { type: 'string' },
     },
   });
-  const list = (s: string): string[] => s.split(',').map((x) => x.trim()).filter(Boolean);
+  const list = (s: string): string[] =>
+    s
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean);
   const threads = list(values.threads!).map(Number);
   if (values.bandwidth) return bandwidthChild(list(values.bandwidth).map(Number));
   if (values.child) {
     const [model, dtype, kernels] = values.child.split('/') as [string, WeightDType, CpuKernels];
     const ts = kernels === 'ts';
     return child({
-      model, dtype, kernels, threads,
-      decode: Number(ts ? values['decode-ts'] : values.decode), prefill: Number(ts ? values['prefill-ts'] : values.prefill),
+      model,
+      dtype,
+      kernels,
+      threads,
+      decode: Number(ts ? values['decode-ts'] : values.decode),
+      prefill: Number(ts ? values['prefill-ts'] : values.prefill),
       reps: ts ? 1 : Number(values.reps),
     });
   }
@@ -245,19 +309,46 @@ async function main(): Promise<void> {
   const llama = llamaCppFigures(values['llama-cpp']);
   const loadBefore = loadavg();
   process.stderr.write(`measuring read bandwidth (1 GiB, threads ${threads.join(', ')})\n`);
-  const bandwidth = JSON.parse(runChild(['--bandwidth', threads.join(','), '--threads', threads.join(',')])) as Record<string, number>;
+  const bandwidth = JSON.parse(runChild(['--bandwidth', threads.join(','), '--threads', threads.join(',')])) as Record<
+    string,
+    number
+  >;
   const results: RunResult[] = [];
-  for (const model of list(values.models!)) for (const kernels of list(values.kernels!)) for (const dtype of list(values.dtypes!)) {
-    process.stderr.write(`${model} ${dtype} ${kernels}\n`);
-    const args = ['--child', `${model}/${dtype}/${kernels}`, '--threads', threads.join(','), '--decode', values.decode!, '--prefill', values.prefill!,
-      '--prefill-ts', values['prefill-ts']!, '--decode-ts', values['decode-ts']!, '--reps', values.reps!];
-    for (const r of JSON.parse(runChild(args)) as RunResult[]) results.push({ ...r, bandwidthGBs: bandwidth[r.threads] });
-  }
+  for (const model of list(values.models!))
+    for (const kernels of list(values.kernels!))
+      for (const dtype of list(values.dtypes!)) {
+        process.stderr.write(`${model} ${dtype} ${kernels}\n`);
+        const args = [
+          '--child',
+          `${model}/${dtype}/${kernels}`,
+          '--threads',
+          threads.join(','),
+          '--decode',
+          values.decode!,
+          '--prefill',
+          values.prefill!,
+          '--prefill-ts',
+          values['prefill-ts'],
+          '--decode-ts',
+          values['decode-ts'],
+          '--reps',
+          values.reps!,
+        ];
+        for (const r of JSON.parse(runChild(args)) as RunResult[])
+          results.push({ ...r, bandwidthGBs: bandwidth[r.threads] });
+      }
   const cpu0 = cpus()[0];
   const report = {
     date: new Date().toISOString(),
     command,
-    machine: { cpu: cpu0?.model ?? 'unknown', cores: cpus().length, memoryGB: +(totalmem() / 1e9).toFixed(1), node: process.version, v8: process.versions.v8, platform: `${process.platform} ${process.arch}` },
+    machine: {
+      cpu: cpu0?.model ?? 'unknown',
+      cores: cpus().length,
+      memoryGB: +(totalmem() / 1e9).toFixed(1),
+      node: process.version,
+      v8: process.versions.v8,
+      platform: `${process.platform} ${process.arch}`,
+    },
     // the WebAssembly build the children ran (MAMBA_TS_WASM_SIMD passes to them)
     wasmSimd: simdLevel(),
     // 1/5/15-minute load averages: above the core count, other processes shared the cores
@@ -266,7 +357,8 @@ async function main(): Promise<void> {
     llamaCpp: llama,
     results,
   };
-  const out = values.out ?? join(ROOT, 'bench', 'results', `cpu-${report.date.slice(0, 19).replace(/[:T]/g, '-')}.json`);
+  const out =
+    values.out ?? join(ROOT, 'bench', 'results', `cpu-${report.date.slice(0, 19).replace(/[:T]/g, '-')}.json`);
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, JSON.stringify(report, null, 2) + '\n');
   // the table
@@ -277,9 +369,19 @@ async function main(): Promise<void> {
   for (const r of results) {
     const ref = llama.figures[`${r.model}/${r.dtype === 'q8' ? 'q8_0' : r.dtype}/${r.threads}`]; // our q8 against llama.cpp's q8_0
     const limit = r.bandwidthGBs ? (r.bandwidthGBs * 1e9) / r.weightBytes : undefined;
-    lines.push(`| ${r.model} | ${r.dtype} | ${r.kernels} | ${r.threads} | ${fmt(r.decodeTokS)} | ${fmt(limit)} (${fmt(r.bandwidthGBs)} GB/s) | ${fmt(ref?.decode)} | ${fmt(r.prefillTokS)}${r.prefillTokens !== 512 ? ` (${r.prefillTokens} tokens)` : ''} | ${fmt(ref?.prefill, 0)} |`);
+    lines.push(
+      `| ${r.model} | ${r.dtype} | ${r.kernels} | ${r.threads} | ${fmt(r.decodeTokS)} | ${fmt(limit)} (${fmt(r.bandwidthGBs)} GB/s) | ${fmt(ref?.decode)} | ${fmt(r.prefillTokS)}${r.prefillTokens !== 512 ? ` (${r.prefillTokens} tokens)` : ''} | ${fmt(ref?.prefill, 0)} |`,
+    );
   }
-  process.stdout.write(`${command}\n${report.machine.cpu}, ${report.machine.cores} cores, Node ${report.machine.node}, WebAssembly ${report.wasmSimd}; llama.cpp: ${llama.source}; read bandwidth ${Object.entries(bandwidth).map(([t, g]) => `${g.toFixed(1)} GB/s with ${t} thread(s)`).join(', ')}; load average ${report.loadAverage.before[0]} before, ${report.loadAverage.after[0]} after\n\n${lines.join('\n')}\n\nwrote ${out}\n`);
+  process.stdout.write(
+    `${command}\n${report.machine.cpu}, ${report.machine.cores} cores, Node ${report.machine.node}, WebAssembly ${report.wasmSimd}; llama.cpp: ${llama.source}; read bandwidth ${Object.entries(
+      bandwidth,
+    )
+      .map(([t, g]) => `${g.toFixed(1)} GB/s with ${t} thread(s)`)
+      .join(
+        ', ',
+      )}; load average ${report.loadAverage.before[0]} before, ${report.loadAverage.after[0]} after\n\n${lines.join('\n')}\n\nwrote ${out}\n`,
+  );
 }
 
 main().catch((e: unknown) => {

@@ -23,7 +23,7 @@ import type { Tensor } from '../src/tensor/tensor.js';
 const argv = process.argv.slice(2);
 function opt(name: string, dflt: string): string {
   const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : dflt;
+  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : dflt;
 }
 const d = Number(opt('d', '768'));
 const lengths = opt('lengths', '512,1024,2048').split(',').map(Number);
@@ -54,50 +54,102 @@ function time(fn: () => void, reps = repeats): number {
     ts.push(performance.now() - t0);
   }
   ts.sort((a, b) => a - b);
-  return ts[Math.floor(ts.length / 2)]!;
+  return ts[Math.floor(ts.length / 2)];
 }
 
-interface Row { kernel: string; shape: string; b: number; l: number; ms: number; tokensPerSecond: number }
+interface Row {
+  kernel: string;
+  shape: string;
+  b: number;
+  l: number;
+  ms: number;
+  tokensPerSecond: number;
+}
 const rows: Row[] = [];
 function record(kernel: string, shape: string, b: number, l: number, ms: number): void {
   const r = { kernel, shape, b, l, ms: +ms.toFixed(2), tokensPerSecond: Math.round((b * l) / (ms / 1000)) };
   rows.push(r);
-  console.log(`${kernel.padEnd(26)} ${shape.padEnd(34)} b=${b} l=${String(l).padStart(5)}  ${ms.toFixed(1).padStart(9)} ms  ${String(r.tokensPerSecond).padStart(9)} tok/s`);
+  console.log(
+    `${kernel.padEnd(26)} ${shape.padEnd(34)} b=${b} l=${String(l).padStart(5)}  ${ms.toFixed(1).padStart(9)} ms  ${String(r.tokensPerSecond).padStart(9)} tok/s`,
+  );
 }
 
 function mamba1(b: number, l: number): void {
-  const e = 2 * d, n = 16;
+  const e = 2 * d,
+    n = 16;
   const y = bk.alloc([b, l, e]);
   const args = {
-    y, u: up(rand(b * l * e, 1), [b, l, e]), delta: up(rand(b * l * e, 1, -3), [b, l, e]),
-    A: up(rand(e * n, 2, -3), [e, n]), B: up(rand(b * l * n, 1), [b, l, n]), C: up(rand(b * l * n, 1), [b, l, n]),
-    D: up(rand(e, 1), [e]), z: up(rand(b * l * e, 1), [b, l, e]), deltaBias: up(rand(e, 1), [e]), deltaSoftplus: true, h0: null, hOut: bk.alloc([b, e, n]),
+    y,
+    u: up(rand(b * l * e, 1), [b, l, e]),
+    delta: up(rand(b * l * e, 1, -3), [b, l, e]),
+    A: up(rand(e * n, 2, -3), [e, n]),
+    B: up(rand(b * l * n, 1), [b, l, n]),
+    C: up(rand(b * l * n, 1), [b, l, n]),
+    D: up(rand(e, 1), [e]),
+    z: up(rand(b * l * e, 1), [b, l, e]),
+    deltaBias: up(rand(e, 1), [e]),
+    deltaSoftplus: true,
+    h0: null,
+    hOut: bk.alloc([b, e, n]),
   };
-  record('mamba1 selectiveScan', `e=${e} n=${n}`, b, l, time(() => bk.selectiveScan(args)));
+  record(
+    'mamba1 selectiveScan',
+    `e=${e} n=${n}`,
+    b,
+    l,
+    time(() => bk.selectiveScan(args)),
+  );
 }
 
 function ssdArgs(b: number, l: number, h: number, p: number, n: number, Q: number): SsdScanArgs {
   const e = h * p;
   return {
-    y: bk.alloc([b, l, e]), x: up(rand(b * l * e, 1), [b, l, e]), dt: up(rand(b * l * h, 1, -3), [b, l, h]),
-    A: up(rand(h, 4, -5), [h]), B: up(rand(b * l * n, 1), [b, l, n]), C: up(rand(b * l * n, 1), [b, l, n]),
-    D: up(rand(h, 1), [h]), dtBias: up(rand(h, 1), [h]), dtSoftplus: true, dtLimit: [0, Infinity], nGroups: 1, chunkSize: Q,
-    h0: null, hOut: bk.alloc([b, h, p, n]),
+    y: bk.alloc([b, l, e]),
+    x: up(rand(b * l * e, 1), [b, l, e]),
+    dt: up(rand(b * l * h, 1, -3), [b, l, h]),
+    A: up(rand(h, 4, -5), [h]),
+    B: up(rand(b * l * n, 1), [b, l, n]),
+    C: up(rand(b * l * n, 1), [b, l, n]),
+    D: up(rand(h, 1), [h]),
+    dtBias: up(rand(h, 1), [h]),
+    dtSoftplus: true,
+    dtLimit: [0, Infinity],
+    nGroups: 1,
+    chunkSize: Q,
+    h0: null,
+    hOut: bk.alloc([b, h, p, n]),
   };
 }
 
 function mamba2(b: number, l: number, h: number, p: number, n: number, reps = repeats): void {
   for (const Q of chunks) {
     const a = ssdArgs(b, l, h, p, n, Q);
-    record(`mamba2 ssdScan chunk ${Q}`, `h=${h} p=${p} n=${n} g=1`, b, l, time(() => bk.ssdScan(a), reps));
+    record(
+      `mamba2 ssdScan chunk ${Q}`,
+      `h=${h} p=${p} n=${n} g=1`,
+      b,
+      l,
+      time(() => bk.ssdScan(a), reps),
+    );
   }
   const a = ssdArgs(b, l, h, p, n, 1);
-  const views = bk.ssdViews(a), dims = checkSsdScan(a);
-  record('mamba2 sequential (ref)', `h=${h} p=${p} n=${n} g=1`, b, l, time(() => ssdSequentialScan(views, dims), reps));
+  const views = bk.ssdViews(a),
+    dims = checkSsdScan(a);
+  record(
+    'mamba2 sequential (ref)',
+    `h=${h} p=${p} n=${n} g=1`,
+    b,
+    l,
+    time(() => ssdSequentialScan(views, dims), reps),
+  );
 }
 
 const cpuInfo = cpus();
-console.log(`SSD vs selective scan, d_model ${d}, on ${cpuInfo[0]?.model ?? 'unknown CPU'} (${cpuInfo.length} logical cores, load ${loadavg().map((v) => v.toFixed(2)).join(' ')}), node ${process.version}, one thread`);
+console.log(
+  `SSD vs selective scan, d_model ${d}, on ${cpuInfo[0]?.model ?? 'unknown CPU'} (${cpuInfo.length} logical cores, load ${loadavg()
+    .map((v) => v.toFixed(2))
+    .join(' ')}), node ${process.version}, one thread`,
+);
 console.log('note: this CPU may be shared with other jobs; rerun on an idle machine for reference figures\n');
 for (const l of lengths) {
   mamba1(batch, l);
@@ -110,13 +162,29 @@ const dir = join(root, 'bench', 'results');
 mkdirSync(dir, { recursive: true });
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
 const file = join(dir, `ssd-${stamp}.json`);
-writeFileSync(file, JSON.stringify({
-  bench: 'ssd',
-  command: `node dist/bench/ssd.js ${argv.join(' ')}`.trim(),
-  date: new Date().toISOString(),
-  machine: { cpu: cpuInfo[0]?.model, logicalCores: cpuInfo.length, loadavgAtEnd: loadavg(), memoryBytes: totalmem(), platform: platform(), arch: arch(), node: process.version, threads: 1 },
-  note: 'CPU backend, one thread, f32 storage with f64 accumulation; scan kernels only. The machine may have been shared with other jobs.',
-  params: { dModel: d, batch, lengths, chunks, repeats, official },
-  results: rows,
-}, null, 1) + '\n');
+writeFileSync(
+  file,
+  JSON.stringify(
+    {
+      bench: 'ssd',
+      command: `node dist/bench/ssd.js ${argv.join(' ')}`.trim(),
+      date: new Date().toISOString(),
+      machine: {
+        cpu: cpuInfo[0]?.model,
+        logicalCores: cpuInfo.length,
+        loadavgAtEnd: loadavg(),
+        memoryBytes: totalmem(),
+        platform: platform(),
+        arch: arch(),
+        node: process.version,
+        threads: 1,
+      },
+      note: 'CPU backend, one thread, f32 storage with f64 accumulation; scan kernels only. The machine may have been shared with other jobs.',
+      params: { dModel: d, batch, lengths, chunks, repeats, official },
+      results: rows,
+    },
+    null,
+    1,
+  ) + '\n',
+);
 console.log(`\nwrote ${file}`);

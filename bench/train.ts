@@ -31,26 +31,56 @@ import { DEFAULT_SETTINGS } from '../src/train/settings.js';
 
 const { values: a } = parseArgs({
   options: {
-    steps: { type: 'string', default: '3' }, 'd-model': { type: 'string', default: '256' }, layers: { type: 'string', default: '4' },
-    'seq-len': { type: 'string', default: '256' }, batch: { type: 'string', default: '8' }, vocab: { type: 'string', default: '4096' },
-    backend: { type: 'string', default: 'cpu' }, threads: { type: 'string', default: '1,2' }, kernels: { type: 'string', default: 'wasm' },
-    child: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' },
+    steps: { type: 'string', default: '3' },
+    'd-model': { type: 'string', default: '256' },
+    layers: { type: 'string', default: '4' },
+    'seq-len': { type: 'string', default: '256' },
+    batch: { type: 'string', default: '8' },
+    vocab: { type: 'string', default: '4096' },
+    backend: { type: 'string', default: 'cpu' },
+    threads: { type: 'string', default: '1,2' },
+    kernels: { type: 'string', default: 'wasm' },
+    child: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h' },
   },
 });
 if (a.help) {
-  process.stdout.write('node dist/bench/train.js [--steps 3] [--d-model 256] [--layers 4] [--seq-len 256] [--batch 8] [--vocab 4096] [--backend cpu|webgpu] [--threads 1,2] [--kernels wasm|ts]\n');
+  process.stdout.write(
+    'node dist/bench/train.js [--steps 3] [--d-model 256] [--layers 4] [--seq-len 256] [--batch 8] [--vocab 4096] [--backend cpu|webgpu] [--threads 1,2] [--kernels wasm|ts]\n',
+  );
   process.exit(0);
 }
-const steps = Number(a.steps), d = Number(a['d-model']), nLayer = Number(a.layers), l = Number(a['seq-len']), b = Number(a.batch), V = Number(a.vocab);
+const steps = Number(a.steps),
+  d = Number(a['d-model']),
+  nLayer = Number(a.layers),
+  l = Number(a['seq-len']),
+  b = Number(a.batch),
+  V = Number(a.vocab);
 if (a.kernels !== 'wasm' && a.kernels !== 'ts') throw new Error(`--kernels must be wasm or ts, got ${a.kernels}`);
 const kernels = a.kernels;
 const threadCounts = a.backend === 'cpu' ? a.threads!.split(',').map(Number) : [1];
-if (threadCounts.some((t) => !Number.isInteger(t) || t < 1)) throw new Error(`--threads must be a list of positive integers, got ${a.threads}`);
+if (threadCounts.some((t) => !Number.isInteger(t) || t < 1))
+  throw new Error(`--threads must be a list of positive integers, got ${a.threads}`);
 
 /** Kernels timed one by one (the CPU runs them synchronously, so wall time is the kernel's time). */
 const TIMED = [
-  'matmul', 'selectiveScan', 'selectiveScanBackward', 'causalConv1d', 'causalConv1dBackward', 'crossEntropy', 'crossEntropyBackward',
-  'addRmsnorm', 'rmsnormBackward', 'unary', 'unaryBackward', 'binary', 'reduceRows', 'embedding', 'embeddingBackward', 'copy', 'adamwStep',
+  'matmul',
+  'selectiveScan',
+  'selectiveScanBackward',
+  'causalConv1d',
+  'causalConv1dBackward',
+  'crossEntropy',
+  'crossEntropyBackward',
+  'addRmsnorm',
+  'rmsnormBackward',
+  'unary',
+  'unaryBackward',
+  'binary',
+  'reduceRows',
+  'embedding',
+  'embeddingBackward',
+  'copy',
+  'adamwStep',
 ];
 
 interface Measured {
@@ -71,7 +101,8 @@ async function measure(threads: number): Promise<Measured> {
   const bk = a.backend === 'cpu' ? new CpuBackend({ kernels }) : await createBackend(a.backend!);
   if (bk instanceof CpuBackend) await bk.useThreads(threads);
   const missing = missingTrainingKernels(bk);
-  if (missing.length) throw new Error(`the ${bk.name} backend lacks training kernels: ${missing.join(', ')}; nothing to measure`);
+  if (missing.length)
+    throw new Error(`the ${bk.name} backend lacks training kernels: ${missing.join(', ')}; nothing to measure`);
   const cfg = modelConfigFor({ ...DEFAULT_SETTINGS.model, dModel: d, nLayer }, V, { eos: 0, bos: 0, pad: 0 });
   const lm = await initMambaModel(cfg, { seed: 1 }, bk);
   const params = lm.parameters();
@@ -82,8 +113,13 @@ async function measure(threads: number): Promise<Measured> {
   if (bk.name === 'cpu') {
     const rec = bk as unknown as Record<string, (...x: unknown[]) => unknown>;
     for (const k of TIMED) {
-      const f = rec[k]!.bind(bk);
-      rec[k] = (...x: unknown[]) => { const t0 = performance.now(); const r = f(...x); kernelSeconds.set(k, (kernelSeconds.get(k) ?? 0) + (performance.now() - t0) / 1000); return r; };
+      const f = rec[k].bind(bk);
+      rec[k] = (...x: unknown[]) => {
+        const t0 = performance.now();
+        const r = f(...x);
+        kernelSeconds.set(k, (kernelSeconds.get(k) ?? 0) + (performance.now() - t0) / 1000);
+        return r;
+      };
     }
   }
   const step = async (): Promise<number> => {
@@ -94,7 +130,7 @@ async function measure(threads: number): Promise<Measured> {
       backward(L);
       return L;
     });
-    const v = (await loss.readFloat())[0]!;
+    const v = (await loss.readFloat())[0];
     loss.dispose();
     const norm = await opt.gradNorm();
     opt.update(1e-3, norm > 1 ? 1 / norm : 1);
@@ -112,48 +148,93 @@ async function measure(threads: number): Promise<Measured> {
   const known = [...kernelSeconds.values()].reduce((s, x) => s + x, 0);
   kernelSeconds.set('other (host code, allocation)', seconds - known);
   const result: Measured = {
-    threads, kernels: bk instanceof CpuBackend ? bk.kernels : '-', backend: bk.name, secondsPerStep: seconds / steps, tokensPerSecond: (steps * b * l) / seconds,
-    peakRssMiB: process.resourceUsage().maxRSS / 1024, rssIncreaseOverStepsMiB: (process.resourceUsage().maxRSS - rss0) / 1024,
-    kernelSecondsPerStep: Object.fromEntries([...kernelSeconds].sort((x, y) => y[1] - x[1]).map(([k, s]) => [k, +(s / steps).toFixed(3)])),
-    parameters: lm.parameterCount(), vocab: cfg.vocabSize,
+    threads,
+    kernels: bk instanceof CpuBackend ? bk.kernels : '-',
+    backend: bk.name,
+    secondsPerStep: seconds / steps,
+    tokensPerSecond: (steps * b * l) / seconds,
+    peakRssMiB: process.resourceUsage().maxRSS / 1024,
+    rssIncreaseOverStepsMiB: (process.resourceUsage().maxRSS - rss0) / 1024,
+    kernelSecondsPerStep: Object.fromEntries(
+      [...kernelSeconds].sort((x, y) => y[1] - x[1]).map(([k, s]) => [k, +(s / steps).toFixed(3)]),
+    ),
+    parameters: lm.parameterCount(),
+    vocab: cfg.vocabSize,
   };
   bk.dispose?.();
   return result;
 }
 
 if (a.child) {
-  process.stdout.write(JSON.stringify(await measure(threadCounts[0]!)) + '\n');
+  process.stdout.write(JSON.stringify(await measure(threadCounts[0])) + '\n');
   process.exit(0);
 }
 
 const here = fileURLToPath(import.meta.url);
-const passOn = ['--steps', a.steps!, '--d-model', a['d-model']!, '--layers', a.layers!, '--seq-len', a['seq-len']!, '--batch', a.batch!, '--vocab', a.vocab!, '--backend', a.backend!, '--kernels', kernels];
+const passOn = [
+  '--steps',
+  a.steps!,
+  '--d-model',
+  a['d-model'],
+  '--layers',
+  a.layers!,
+  '--seq-len',
+  a['seq-len'],
+  '--batch',
+  a.batch!,
+  '--vocab',
+  a.vocab!,
+  '--backend',
+  a.backend!,
+  '--kernels',
+  kernels,
+];
 const loadBefore = loadavg();
 const runs: Measured[] = [];
 for (const t of threadCounts) {
   process.stderr.write(`measuring ${a.backend} ${kernels}, ${t} thread(s): ${steps} steps after a warm-up step\n`);
-  const out = execFileSync(process.execPath, [here, '--child', '--threads', String(t), ...passOn], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
+  const out = execFileSync(process.execPath, [here, '--child', '--threads', String(t), ...passOn], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    maxBuffer: 1 << 24,
+  });
   runs.push(JSON.parse(out.trim().split('\n').pop()!) as Measured);
 }
 const loadAfter = loadavg();
-const first = runs[0]!;
+const first = runs[0];
 const result = {
-  command: `node dist/bench/train.js ${process.argv.slice(2).join(' ')}`.trim(), date: new Date().toISOString(),
+  command: `node dist/bench/train.js ${process.argv.slice(2).join(' ')}`.trim(),
+  date: new Date().toISOString(),
   machine: {
-    cpu: cpus()[0]?.model, cores: cpus().length, memoryGiB: +(totalmem() / 2 ** 30).toFixed(1), node: process.version, backend: first.backend,
+    cpu: cpus()[0]?.model,
+    cores: cpus().length,
+    memoryGiB: +(totalmem() / 2 ** 30).toFixed(1),
+    node: process.version,
+    backend: first.backend,
     loadAverage: { before: loadBefore.map((x) => +x.toFixed(2)), after: loadAfter.map((x) => +x.toFixed(2)) },
   },
   shape: { dModel: d, layers: nLayer, seqLen: l, batch: b, vocab: first.vocab, parameters: first.parameters },
   steps,
   runs,
 };
-console.log(`training step, ${first.backend} (${kernels} kernels): d_model ${d}, ${nLayer} layers, seq ${l}, batch ${b}, vocab ${first.vocab} (${(first.parameters / 1e6).toFixed(2)} M parameters); ` +
-  `load average ${loadBefore[0]!.toFixed(2)} before, ${loadAfter[0]!.toFixed(2)} after, on ${cpus().length} cores`);
+console.log(
+  `training step, ${first.backend} (${kernels} kernels): d_model ${d}, ${nLayer} layers, seq ${l}, batch ${b}, vocab ${first.vocab} (${(first.parameters / 1e6).toFixed(2)} M parameters); ` +
+    `load average ${loadBefore[0].toFixed(2)} before, ${loadAfter[0].toFixed(2)} after, on ${cpus().length} cores`,
+);
 console.log('| threads | tokens/s | s/step | peak RSS | RSS rise over the steps |');
 console.log('| --- | --- | --- | --- | --- |');
-for (const r of runs) console.log(`| ${r.threads} | ${r.tokensPerSecond.toFixed(0)} | ${r.secondsPerStep.toFixed(2)} | ${r.peakRssMiB.toFixed(0)} MiB | ${r.rssIncreaseOverStepsMiB.toFixed(0)} MiB |`);
+for (const r of runs)
+  console.log(
+    `| ${r.threads} | ${r.tokensPerSecond.toFixed(0)} | ${r.secondsPerStep.toFixed(2)} | ${r.peakRssMiB.toFixed(0)} MiB | ${r.rssIncreaseOverStepsMiB.toFixed(0)} MiB |`,
+  );
 for (const r of runs) {
-  console.log(`seconds per step by kernel, ${r.threads} thread(s): ` + Object.entries(r.kernelSecondsPerStep).filter(([, s]) => s >= 0.005).map(([k, s]) => `${k} ${s.toFixed(2)}`).join(', '));
+  console.log(
+    `seconds per step by kernel, ${r.threads} thread(s): ` +
+      Object.entries(r.kernelSecondsPerStep)
+        .filter(([, s]) => s >= 0.005)
+        .map(([k, s]) => `${k} ${s.toFixed(2)}`)
+        .join(', '),
+  );
 }
 const dir = join(dirname(here), '..', '..', 'bench', 'results');
 mkdirSync(dir, { recursive: true });

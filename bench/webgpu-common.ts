@@ -14,7 +14,7 @@ import type { Tensor } from '../src/tensor/tensor.js';
 
 export function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : dflt;
+  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1] : dflt;
 }
 
 export async function backend(o: WebGpuBackendOptions = {}): Promise<WebGpuBackend> {
@@ -31,9 +31,24 @@ export const SHAPES: Record<string, { d: number; layers: number }> = {
 
 export function mambaConfig(d: number, layers: number, V = 50280): MambaConfig {
   return {
-    arch: 'mamba', dModel: d, nLayer: layers, vocabSize: V, dState: 16, dConv: 4, expand: 2, dInner: 2 * d,
-    dtRank: Math.ceil(d / 16), useBias: false, useConvBias: true, normEps: 1e-5, residualInFp32: true,
-    tieEmbeddings: true, eosTokenId: 0, bosTokenId: 0, padTokenId: 0, layout: 'hf',
+    arch: 'mamba',
+    dModel: d,
+    nLayer: layers,
+    vocabSize: V,
+    dState: 16,
+    dConv: 4,
+    expand: 2,
+    dInner: 2 * d,
+    dtRank: Math.ceil(d / 16),
+    useBias: false,
+    useConvBias: true,
+    normEps: 1e-5,
+    residualInFp32: true,
+    tieEmbeddings: true,
+    eosTokenId: 0,
+    bosTokenId: 0,
+    padTokenId: 0,
+    layout: 'hf',
   };
 }
 
@@ -59,7 +74,7 @@ function blockFor(dtype: 'f32' | 'f16' | 'bf16', scale: number, offset: number):
   if (!b) {
     const src = randomBlock();
     const f = new Float32Array(src.length);
-    for (let i = 0; i < f.length; i++) f[i] = src[i]! * scale + offset;
+    for (let i = 0; i < f.length; i++) f[i] = src[i] * scale + offset;
     b = dtype === 'f32' ? f : f32ToHalf(f, dtype);
     blocks.set(key, b);
   }
@@ -100,9 +115,17 @@ export function randomModel(bk: Backend, c: MambaConfig, wdtype: 'f32' | 'f16' |
 
 export function machine(bk: WebGpuBackend): Record<string, unknown> {
   return {
-    host: hostname(), cpu: cpus()[0]?.model, cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30),
-    node: process.version, gpu: bk.describe(), date: new Date().toISOString(),
-    command: `node ${process.argv.slice(1).map((a) => a.replace(/^.*\/dist\//, 'dist/')).join(' ')}`,
+    host: hostname(),
+    cpu: cpus()[0]?.model,
+    cores: cpus().length,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    gpu: bk.describe(),
+    date: new Date().toISOString(),
+    command: `node ${process.argv
+      .slice(1)
+      .map((a) => a.replace(/^.*\/dist\//, 'dist/'))
+      .join(' ')}`,
   };
 }
 
@@ -116,15 +139,18 @@ export function writeResult(name: string, data: unknown): string {
 }
 
 export function table(rows: (string | number)[][]): string {
-  const w = rows[0]!.map((_, j) => Math.max(...rows.map((r) => String(r[j]).length)));
-  return rows.map((r) => r.map((c, j) => String(c).padStart(w[j]!)).join('  ')).join('\n');
+  const w = rows[0].map((_, j) => Math.max(...rows.map((r) => String(r[j]).length)));
+  return rows.map((r) => r.map((c, j) => String(c).padStart(w[j])).join('  ')).join('\n');
 }
 
 /** Runs `fn` repeatedly for at least `seconds` (GPU clocks up from idle); returns the repetitions. */
 export async function warmUp(seconds: number, fn: () => Promise<void>): Promise<number> {
   const t0 = performance.now();
   let n = 0;
-  while (performance.now() - t0 < seconds * 1000) { await fn(); n++; }
+  while (performance.now() - t0 < seconds * 1000) {
+    await fn();
+    n++;
+  }
   return n;
 }
 
@@ -133,7 +159,12 @@ export async function warmUp(seconds: number, fn: () => Promise<void>): Promise<
  * `mine` accepts, summed per call; median of `reps`, NaN without the feature) and wall clock per call
  * with `reps` calls queued in one submit. `best` is the smaller, the basis of effective bandwidth.
  */
-export async function timeCalls(bk: WebGpuBackend, run: () => void, mine: (kernel: string) => boolean, reps: number): Promise<{ gpuMs: number; wallMs: number; best: number; gpuRuns: number[]; dispatches: number }> {
+export async function timeCalls(
+  bk: WebGpuBackend,
+  run: () => void,
+  mine: (kernel: string) => boolean,
+  reps: number,
+): Promise<{ gpuMs: number; wallMs: number; best: number; gpuRuns: number[]; dispatches: number }> {
   const per: number[] = [];
   let dispatches = 0;
   if (bk.g.features.has('timestamp-query')) {
@@ -146,7 +177,7 @@ export async function timeCalls(bk: WebGpuBackend, run: () => void, mine: (kerne
     }
   }
   per.sort((x, y) => x - y);
-  const gpuMs = per.length ? per[Math.floor(per.length / 2)]! : NaN;
+  const gpuMs = per.length ? per[Math.floor(per.length / 2)] : NaN;
   const t0 = performance.now();
   for (let r = 0; r < reps; r++) run();
   await bk.sync();
@@ -155,16 +186,21 @@ export async function timeCalls(bk: WebGpuBackend, run: () => void, mine: (kerne
 }
 
 /** Sums profiled GPU time by kernel name: [name, total ms, share, dispatches]. */
-export function byKernel(prof: [string, number][]): { kernel: string; ms: number; share: number; dispatches: number }[] {
+export function byKernel(
+  prof: [string, number][],
+): { kernel: string; ms: number; share: number; dispatches: number }[] {
   const m = new Map<string, { ns: number; n: number }>();
   let total = 0;
   for (const [k, ns] of prof) {
     const e = m.get(k) ?? { ns: 0, n: 0 };
-    e.ns += ns; e.n++;
+    e.ns += ns;
+    e.n++;
     m.set(k, e);
     total += ns;
   }
-  return [...m.entries()].map(([kernel, e]) => ({ kernel, ms: e.ns / 1e6, share: e.ns / total, dispatches: e.n })).sort((a, b) => b.ms - a.ms);
+  return [...m.entries()]
+    .map(([kernel, e]) => ({ kernel, ms: e.ns / 1e6, share: e.ns / total, dispatches: e.n }))
+    .sort((a, b) => b.ms - a.ms);
 }
 
 /** An f32 tensor of `shape`, uniform in [lo, hi) (an LCG over a block of at most 2^20 values, repeated). */
@@ -172,7 +208,10 @@ export function random(bk: WebGpuBackend, shape: number[], lo: number, hi: numbe
   const n = shape.reduce((a, b) => a * b, 1);
   const blk = new Float32Array(Math.min(n, 1 << 20));
   let s = seed;
-  for (let i = 0; i < blk.length; i++) { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; blk[i] = lo + (hi - lo) * (s / 2 ** 32); }
+  for (let i = 0; i < blk.length; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    blk[i] = lo + (hi - lo) * (s / 2 ** 32);
+  }
   const a = new Float32Array(n);
   for (let i = 0; i < n; i += blk.length) a.set(blk.subarray(0, Math.min(blk.length, n - i)), i);
   return bk.upload(a, shape, 'f32');

@@ -1,6 +1,18 @@
 import { deviceTokens } from '../src/generate/device-loop.js';
 import { GREEDY } from '../src/backend/sampling.js';
-import { arg, backend, byKernel, disposeModel, machine, mambaConfig, randomModel, SHAPES, table, warmUp, writeResult } from './webgpu-common.js';
+import {
+  arg,
+  backend,
+  byKernel,
+  disposeModel,
+  machine,
+  mambaConfig,
+  randomModel,
+  SHAPES,
+  table,
+  warmUp,
+  writeResult,
+} from './webgpu-common.js';
 
 /**
  * Batch-1 decode throughput on WebGPU with random weights of real Mamba-1 shapes: the device loop
@@ -16,16 +28,18 @@ const dtypes = arg('dtypes', 'f32,bf16').split(',') as ('f32' | 'f16' | 'bf16')[
 const seconds = Number(arg('seconds', '3'));
 const warm = Number(arg('warmup', '1'));
 const lookahead = Number(arg('lookahead', '2'));
-const fusions = arg('fuse-norm', 'on').split(',').map((f) => {
-  if (f !== 'on' && f !== 'off') throw new Error(`--fuse-norm takes on, off or on,off; got ${f}`);
-  return f === 'on';
-});
+const fusions = arg('fuse-norm', 'on')
+  .split(',')
+  .map((f) => {
+    if (f !== 'on' && f !== 'off') throw new Error(`--fuse-norm takes on, off or on,off; got ${f}`);
+    return f === 'on';
+  });
 
 const bk = await backend();
 const results: Record<string, unknown>[] = [];
 try {
   for (const name of models) {
-    const s = SHAPES[name]!;
+    const s = SHAPES[name];
     for (const dtype of dtypes) {
       const model = randomModel(bk, mambaConfig(s.d, s.layers, Number(arg('vocab', '50280'))), dtype);
       const state = model.initState(1);
@@ -36,12 +50,15 @@ try {
           const logits = model.forward(prompt, { state, lastOnly: true });
           let got = 0;
           const t0 = performance.now();
-          for await (const _ of deviceTokens(model, state, logits, { maxNewTokens: n, sampling: GREEDY, lookahead })) got++;
+          for await (const _ of deviceTokens(model, state, logits, { maxNewTokens: n, sampling: GREEDY, lookahead }))
+            got++;
           const ms = performance.now() - t0;
           logits.dispose();
           return (got / ms) * 1000;
         };
-        await warmUp(warm, async () => { await run(64); });
+        await warmUp(warm, async () => {
+          await run(64);
+        });
         // calibrate the token count to about `seconds`
         const rate0 = await run(128);
         const n = Math.max(128, Math.round(rate0 * seconds));
@@ -65,19 +82,48 @@ try {
           perToken = byKernel(prof).map((k) => ({ ...k, ms: k.ms / steps, dispatches: k.dispatches / steps }));
           gpuMs = perToken.reduce((a, k) => a + k.ms, 0);
         }
-        const weightsGB = model.parameterCount() * (dtype === 'f32' ? 4 : 2) / 1e9;
-        const r = { model: name, dtype, fuseNorm, tokensPerSecond: tokS, runs: rates, tokens: n, gpuMsPerToken: gpuMs, weightsGB, dispatchesPerToken: perToken.reduce((a, k) => a + k.dispatches, 0), perToken };
+        const weightsGB = (model.parameterCount() * (dtype === 'f32' ? 4 : 2)) / 1e9;
+        const r = {
+          model: name,
+          dtype,
+          fuseNorm,
+          tokensPerSecond: tokS,
+          runs: rates,
+          tokens: n,
+          gpuMsPerToken: gpuMs,
+          weightsGB,
+          dispatchesPerToken: perToken.reduce((a, k) => a + k.dispatches, 0),
+          perToken,
+        };
         results.push(r);
-        console.log(`${name} ${dtype} (norm ${fuseNorm ? 'fused' : 'separate'}): ${tokS.toFixed(1)} tok/s (runs ${rates.map((x) => x.toFixed(1)).join(', ')}), GPU ${gpuMs.toFixed(3)} ms/token in ${r.dispatchesPerToken} dispatches`);
-        console.log(table([['kernel', 'ms/token', 'share', 'dispatches'], ...perToken.map((k) => [k.kernel, k.ms.toFixed(4), (100 * k.share).toFixed(1) + '%', k.dispatches])]));
+        console.log(
+          `${name} ${dtype} (norm ${fuseNorm ? 'fused' : 'separate'}): ${tokS.toFixed(1)} tok/s (runs ${rates.map((x) => x.toFixed(1)).join(', ')}), GPU ${gpuMs.toFixed(3)} ms/token in ${r.dispatchesPerToken} dispatches`,
+        );
+        console.log(
+          table([
+            ['kernel', 'ms/token', 'share', 'dispatches'],
+            ...perToken.map((k) => [k.kernel, k.ms.toFixed(4), (100 * k.share).toFixed(1) + '%', k.dispatches]),
+          ]),
+        );
       }
       state.dispose();
       disposeModel(model);
       await bk.sync();
     }
   }
-  console.log(table([['model', 'weights', 'norm', 'tok/s', 'GPU ms/token', 'anchor (CUDA graphs, f32)'],
-    ...results.map((r) => [r.model as string, r.dtype as string, r.fuseNorm ? 'fused' : 'separate', (r.tokensPerSecond as number).toFixed(1), (r.gpuMsPerToken as number).toFixed(3), r.model === '130m' ? 914 : r.model === '1.4b' ? 297 : '-'])]));
+  console.log(
+    table([
+      ['model', 'weights', 'norm', 'tok/s', 'GPU ms/token', 'anchor (CUDA graphs, f32)'],
+      ...results.map((r) => [
+        r.model as string,
+        r.dtype as string,
+        r.fuseNorm ? 'fused' : 'separate',
+        (r.tokensPerSecond as number).toFixed(1),
+        (r.gpuMsPerToken as number).toFixed(3),
+        r.model === '130m' ? 914 : r.model === '1.4b' ? 297 : '-',
+      ]),
+    ]),
+  );
   console.log('wrote', writeResult(arg('name', 'webgpu-decode'), { machine: machine(bk), results }));
 } finally {
   bk.dispose();

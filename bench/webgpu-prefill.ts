@@ -1,4 +1,16 @@
-import { arg, backend, byKernel, disposeModel, machine, mambaConfig, randomModel, SHAPES, table, warmUp, writeResult } from './webgpu-common.js';
+import {
+  arg,
+  backend,
+  byKernel,
+  disposeModel,
+  machine,
+  mambaConfig,
+  randomModel,
+  SHAPES,
+  table,
+  warmUp,
+  writeResult,
+} from './webgpu-common.js';
 
 /**
  * Prefill throughput on WebGPU: the parallel form over a prompt of `--tokens` (default 2048), batch
@@ -15,13 +27,16 @@ const bk = await backend();
 const results: Record<string, unknown>[] = [];
 try {
   for (const name of models) {
-    const s = SHAPES[name]!;
+    const s = SHAPES[name];
     for (const dtype of dtypes) {
       const model = randomModel(bk, mambaConfig(s.d, s.layers, Number(arg('vocab', '50280'))), dtype);
       const ids = new Int32Array(tokens);
       for (let i = 0; i < tokens; i++) ids[i] = (i * 7919) % model.vocabSize;
       const idT = bk.upload(ids, [1, tokens], 'i32');
-      const once = async (): Promise<void> => { (model.forward(idT, { lastOnly: true })).dispose(); await bk.sync(); };
+      const once = async (): Promise<void> => {
+        model.forward(idT, { lastOnly: true }).dispose();
+        await bk.sync();
+      };
       await warmUp(1, once);
       const times: number[] = [];
       for (let r = 0; r < reps; r++) {
@@ -30,7 +45,7 @@ try {
         times.push(performance.now() - t0);
       }
       times.sort((a, b) => a - b);
-      const ms = times[Math.floor(times.length / 2)]!;
+      const ms = times[Math.floor(times.length / 2)];
       let kernels: ReturnType<typeof byKernel> = [];
       let gpuMs = NaN;
       if (bk.g.features.has('timestamp-query')) {
@@ -39,16 +54,43 @@ try {
         kernels = byKernel(await bk.stopProfile());
         gpuMs = kernels.reduce((a, k) => a + k.ms, 0);
       }
-      const r = { model: name, dtype, tokens, ms, tokensPerSecond: (tokens / ms) * 1000, runsMs: times, gpuMs, kernels };
+      const r = {
+        model: name,
+        dtype,
+        tokens,
+        ms,
+        tokensPerSecond: (tokens / ms) * 1000,
+        runsMs: times,
+        gpuMs,
+        kernels,
+      };
       results.push(r);
-      console.log(`${name} ${dtype}: ${tokens} tokens in ${ms.toFixed(2)} ms = ${r.tokensPerSecond.toFixed(0)} tok/s (GPU time ${gpuMs.toFixed(2)} ms)`);
-      console.log(table([['kernel', 'ms', 'share', 'dispatches'], ...kernels.map((k) => [k.kernel, k.ms.toFixed(3), (100 * k.share).toFixed(1) + '%', k.dispatches])]));
+      console.log(
+        `${name} ${dtype}: ${tokens} tokens in ${ms.toFixed(2)} ms = ${r.tokensPerSecond.toFixed(0)} tok/s (GPU time ${gpuMs.toFixed(2)} ms)`,
+      );
+      console.log(
+        table([
+          ['kernel', 'ms', 'share', 'dispatches'],
+          ...kernels.map((k) => [k.kernel, k.ms.toFixed(3), (100 * k.share).toFixed(1) + '%', k.dispatches]),
+        ]),
+      );
       idT.dispose();
       disposeModel(model);
       await bk.sync();
     }
   }
-  console.log(table([['model', 'weights', 'tokens', 'ms', 'tok/s'], ...results.map((r) => [r.model as string, r.dtype as string, r.tokens as number, (r.ms as number).toFixed(2), (r.tokensPerSecond as number).toFixed(0)])]));
+  console.log(
+    table([
+      ['model', 'weights', 'tokens', 'ms', 'tok/s'],
+      ...results.map((r) => [
+        r.model as string,
+        r.dtype as string,
+        r.tokens as number,
+        (r.ms as number).toFixed(2),
+        (r.tokensPerSecond as number).toFixed(0),
+      ]),
+    ]),
+  );
   console.log('wrote', writeResult(arg('name', 'webgpu-prefill'), { machine: machine(bk), results }));
 } finally {
   bk.dispose();

@@ -22,25 +22,44 @@ if (scan) {
     const cur = best.get(k);
     if (!cur || t < Math.min(cur.gpuMs ?? Infinity, cur.wallMs)) best.set(k, r);
   }
-  out.push('| selective scan fwd, f32, (b, e, l, n) | WebGPU ms (GPU) | WebGPU ms (wall) | effective GB/s | official CUDA ms | speed-up | chunk, threads/wg |', '| --- | --- | --- | --- | --- | --- | --- |');
+  out.push(
+    '| selective scan fwd, f32, (b, e, l, n) | WebGPU ms (GPU) | WebGPU ms (wall) | effective GB/s | official CUDA ms | speed-up | chunk, threads/wg |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+  );
   for (const [k, r] of best) {
     const t = Math.min(r.gpuMs ?? Infinity, r.wallMs);
-    out.push(`| (${k}) | ${r.gpuMs?.toFixed(3)} | ${r.wallMs.toFixed(3)} | ${r.gbPerS.toFixed(0)} | ${r.officialMs ?? '-'} | ${r.officialMs ? (r.officialMs / t).toFixed(2) + 'x' : '-'} | ${r.chunk}, ${r.threads}/${r.wg} |`);
+    out.push(
+      `| (${k}) | ${r.gpuMs?.toFixed(3)} | ${r.wallMs.toFixed(3)} | ${r.gbPerS.toFixed(0)} | ${r.officialMs ?? '-'} | ${r.officialMs ? (r.officialMs / t).toFixed(2) + 'x' : '-'} | ${r.chunk}, ${r.threads}/${r.wg} |`,
+    );
   }
   out.push('');
 }
 const dec = load('webgpu-decode');
 if (dec) {
-  out.push('| decode, batch 1 | weights | WebGPU tok/s | GPU ms/token | dispatches/token | official (CUDA graphs, f32) |', '| --- | --- | --- | --- | --- | --- |');
-  for (const r of dec.results) out.push(`| mamba-${r.model} | ${r.dtype}${r.fuseNorm === false ? ' (norm not fused)' : ''} | ${r.tokensPerSecond.toFixed(0)} | ${r.gpuMsPerToken.toFixed(3)} | ${r.dispatchesPerToken} | ${r.model === '130m' ? 914 : r.model === '1.4b' ? 297 : '-'} |`);
+  out.push(
+    '| decode, batch 1 | weights | WebGPU tok/s | GPU ms/token | dispatches/token | official (CUDA graphs, f32) |',
+    '| --- | --- | --- | --- | --- | --- |',
+  );
+  for (const r of dec.results)
+    out.push(
+      `| mamba-${r.model} | ${r.dtype}${r.fuseNorm === false ? ' (norm not fused)' : ''} | ${r.tokensPerSecond.toFixed(0)} | ${r.gpuMsPerToken.toFixed(3)} | ${r.dispatchesPerToken} | ${r.model === '130m' ? 914 : r.model === '1.4b' ? 297 : '-'} |`,
+    );
   out.push('');
 }
 const pre = load('webgpu-prefill');
 if (pre) {
-  out.push('| prefill, batch 1 | weights | tokens | ms | tok/s | top kernels (share of GPU time) |', '| --- | --- | --- | --- | --- | --- |');
+  out.push(
+    '| prefill, batch 1 | weights | tokens | ms | tok/s | top kernels (share of GPU time) |',
+    '| --- | --- | --- | --- | --- | --- |',
+  );
   for (const r of pre.results) {
-    const top = (r.kernels as { kernel: string; share: number }[]).slice(0, 5).map((k) => `${k.kernel} ${(100 * k.share).toFixed(0)}%`).join(', ');
-    out.push(`| mamba-${r.model} | ${r.dtype} | ${r.tokens} | ${r.ms.toFixed(1)} | ${r.tokensPerSecond.toFixed(0)} | ${top} |`);
+    const top = (r.kernels as { kernel: string; share: number }[])
+      .slice(0, 5)
+      .map((k) => `${k.kernel} ${(100 * k.share).toFixed(0)}%`)
+      .join(', ');
+    out.push(
+      `| mamba-${r.model} | ${r.dtype} | ${r.tokens} | ${r.ms.toFixed(1)} | ${r.tokensPerSecond.toFixed(0)} | ${top} |`,
+    );
   }
   out.push('');
 }

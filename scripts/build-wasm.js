@@ -40,7 +40,9 @@ export const VARIANTS = {
 
 /** Reads every .wat file (sorted by name): macro definitions are collected, the rest concatenated. */
 function readSources(variant) {
-  const files = readdirSync(srcDir).filter((f) => f.endsWith('.wat')).sort();
+  const files = readdirSync(srcDir)
+    .filter((f) => f.endsWith('.wat'))
+    .sort();
   const macros = new Map([['madd', { params: ['a', 'b', 'c'], body: VARIANTS[variant], file: '(built in)' }]]);
   const parts = [];
   for (const f of files) {
@@ -63,7 +65,10 @@ function skipExpr(s, i) {
     let depth = 0;
     for (; i < s.length; i++) {
       if (s[i] === '(') depth++;
-      else if (s[i] === ')') { depth--; if (depth === 0) return i + 1; }
+      else if (s[i] === ')') {
+        depth--;
+        if (depth === 0) return i + 1;
+      }
     }
     throw new Error('unbalanced parentheses in a macro argument');
   }
@@ -89,9 +94,12 @@ function expand(text, macros, depth = 0) {
       j = end;
     }
     while (/\s/.test(text[j])) j++;
-    if (text[j] !== ')') throw new Error(`macro @${m[1]} takes ${mac.params.length} argument(s): ${text.slice(m.index, j + 40)}`);
+    if (text[j] !== ')')
+      throw new Error(`macro @${m[1]} takes ${mac.params.length} argument(s): ${text.slice(m.index, j + 40)}`);
     let body = mac.body;
-    mac.params.forEach((p, k) => { body = body.split(`{${p}}`).join(args[k]); });
+    mac.params.forEach((p, k) => {
+      body = body.split(`{${p}}`).join(args[k]);
+    });
     out += expand(body, macros, depth + 1);
     i = j + 1;
     re.lastIndex = i;
@@ -106,7 +114,15 @@ export async function buildKernels(variant = 'simd128') {
   const wabt = await wabtInit();
   let mod;
   try {
-    const features = { simd: true, threads: true, multi_value: true, sign_extension: true, sat_float_to_int: true, bulk_memory: true, relaxed_simd: variant === 'relaxed' };
+    const features = {
+      simd: true,
+      threads: true,
+      multi_value: true,
+      sign_extension: true,
+      sat_float_to_int: true,
+      bulk_memory: true,
+      relaxed_simd: variant === 'relaxed',
+    };
     mod = wabt.parseWat('kernels.wat', wat, features);
     mod.validate(features);
   } catch (e) {
@@ -122,11 +138,24 @@ export async function buildKernels(variant = 'simd128') {
 /** Offset of the limits flag byte of the (only) import, a memory "env"."memory". */
 function findMemoryLimitsFlag(b) {
   let p = 8; // magic + version
-  const leb = () => { let v = 0, s = 0, x; do { x = b[p++]; v |= (x & 0x7f) << s; s += 7; } while (x & 0x80); return v; };
+  const leb = () => {
+    let v = 0,
+      s = 0,
+      x;
+    do {
+      x = b[p++];
+      v |= (x & 0x7f) << s;
+      s += 7;
+    } while (x & 0x80);
+    return v;
+  };
   while (p < b.length) {
     const id = b[p++];
     const size = leb();
-    if (id !== 2) { p += size; continue; }
+    if (id !== 2) {
+      p += size;
+      continue;
+    }
     const count = leb();
     if (count !== 1) throw new Error(`expected one import, found ${count}`);
     // (not `p += leb()`: that reads p before leb() moves it)
@@ -142,7 +171,11 @@ function findMemoryLimitsFlag(b) {
 }
 
 function base64Lines(bytes) {
-  return Buffer.from(bytes).toString('base64').match(/.{1,120}/g).map((l) => `  '${l}',`).join('\n');
+  return Buffer.from(bytes)
+    .toString('base64')
+    .match(/.{1,120}/g)
+    .map((l) => `  '${l}',`)
+    .join('\n');
 }
 
 export function generatedSource(plain, relaxed) {
@@ -176,7 +209,11 @@ async function main() {
   const bytes = plain.bytes;
   if (check) {
     let cur = '';
-    try { cur = readFileSync(outFile, 'utf8'); } catch { /* missing: stale */ }
+    try {
+      cur = readFileSync(outFile, 'utf8');
+    } catch {
+      /* missing: stale */
+    }
     if (cur !== src) {
       process.stderr.write(`${outFile} is stale: run node scripts/build-wasm.js\n`);
       process.exit(1);
@@ -189,5 +226,8 @@ async function main() {
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  main().catch((e) => { process.stderr.write(`build-wasm: ${e.message}\n`); process.exit(1); });
+  main().catch((e) => {
+    process.stderr.write(`build-wasm: ${e.message}\n`);
+    process.exit(1);
+  });
 }

@@ -22,10 +22,13 @@ const out = join(dir, 'wgsl.gen.ts');
 function expand(file, seen = new Set()) {
   if (seen.has(file)) throw new Error(`gen-wgsl: ${file} includes itself`);
   seen.add(file);
-  return readFileSync(file, 'utf8').split('\n').map((line) => {
-    const m = /^\s*\/\/#include\s+(\S+)\s*$/.exec(line);
-    return m ? expand(join(dir, 'lib', m[1]), new Set(seen)).trimEnd() : line;
-  }).join('\n');
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .map((line) => {
+      const m = /^\s*\/\/#include\s+(\S+)\s*$/.exec(line);
+      return m ? expand(join(dir, 'lib', m[1]), new Set(seen)).trimEnd() : line;
+    })
+    .join('\n');
 }
 
 /** `code` with its comments blanked (same length and lines, so positions still match the source). */
@@ -33,13 +36,25 @@ function stripComments(code) {
   let s = '';
   for (let i = 0; i < code.length;) {
     if (code.startsWith('//', i)) {
-      while (i < code.length && code[i] !== '\n') { s += ' '; i++; }
+      while (i < code.length && code[i] !== '\n') {
+        s += ' ';
+        i++;
+      }
     } else if (code.startsWith('/*', i)) {
       let depth = 0; // WGSL block comments nest
       do {
-        if (code.startsWith('/*', i)) { depth++; s += '  '; i += 2; }
-        else if (code.startsWith('*/', i)) { depth--; s += '  '; i += 2; }
-        else { s += code[i] === '\n' ? '\n' : ' '; i++; }
+        if (code.startsWith('/*', i)) {
+          depth++;
+          s += '  ';
+          i += 2;
+        } else if (code.startsWith('*/', i)) {
+          depth--;
+          s += '  ';
+          i += 2;
+        } else {
+          s += code[i] === '\n' ? '\n' : ' ';
+          i++;
+        }
       } while (depth > 0 && i < code.length);
     } else s += code[i++];
   }
@@ -58,16 +73,21 @@ export function parseModule(file, code) {
   const src = stripComments(code);
   const lines = code.split('\n');
   const lineOf = (pos) => src.slice(0, pos).split('\n').length - 1;
-  const bad = (pos, msg) => { throw new Error(`gen-wgsl: ${file}:${lineOf(pos) + 1}: ${msg}`); };
+  const bad = (pos, msg) => {
+    throw new Error(`gen-wgsl: ${file}:${lineOf(pos) + 1}: ${msg}`);
+  };
 
   // module-scope resources
   const globals = new Map();
-  const varRe = new RegExp(String.raw`@group\(\s*(\d+)\s*\)\s*@binding\(\s*(\d+)\s*\)\s*`
-    + String.raw`var\s*<\s*(uniform|storage)\s*(?:,\s*(read|read_write)\s*)?>\s*(\w+)\s*:\s*([^;]+);`, 'g');
+  const varRe = new RegExp(
+    String.raw`@group\(\s*(\d+)\s*\)\s*@binding\(\s*(\d+)\s*\)\s*` +
+      String.raw`var\s*<\s*(uniform|storage)\s*(?:,\s*(read|read_write)\s*)?>\s*(\w+)\s*:\s*([^;]+);`,
+    'g',
+  );
   for (const m of src.matchAll(varRe)) {
     const [, group, binding, space, rw, name, type] = m;
     const t = type.replace(/\s+/g, '');
-    const access = space === 'uniform' ? 'uniform' : rw ?? 'read';
+    const access = space === 'uniform' ? 'uniform' : (rw ?? 'read');
     const arr = /^array<(.+)>$/.exec(t);
     if (space === 'storage' && !arr) bad(m.index, `storage binding ${name} must be a runtime-sized array, got ${t}`);
     const note = (/\/\/\s*(.*?)\s*$/.exec(lines[lineOf(m.index + m[0].length - 1)]) ?? [])[1];
@@ -94,7 +114,10 @@ export function parseModule(file, code) {
     if (!s) throw new Error(`gen-wgsl: ${file}: the uniform's struct ${name} is not declared`);
     const fields = [];
     let offset = 0;
-    for (const f of s.body.split(',').map((x) => x.trim()).filter(Boolean)) {
+    for (const f of s.body
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean)) {
       const m = /^(\w+)\s*:\s*(\w+)$/.exec(f);
       if (!m || !SCALARS[m[2]]) bad(s.pos, `struct ${name}: field "${f}" is not a u32, i32 or f32 scalar`);
       fields.push({ name: m[1], type: m[2], offset });
@@ -107,7 +130,8 @@ export function parseModule(file, code) {
   const fns = new Map();
   for (const m of src.matchAll(/\bfn\s+(\w+)\s*\(/g)) {
     const open = src.indexOf('{', m.index);
-    let depth = 0, end = open;
+    let depth = 0,
+      end = open;
     for (; end < src.length; end++) {
       if (src[end] === '{') depth++;
       else if (src[end] === '}' && --depth === 0) break;
@@ -131,7 +155,8 @@ export function parseModule(file, code) {
     if (!f.entry) continue;
     const used = new Set();
     for (const fn of uses(name)) for (const id of fns.get(fn).ids) if (globals.has(id)) used.add(id);
-    const bindings = [...globals.values()].filter((b) => used.has(b.name))
+    const bindings = [...globals.values()]
+      .filter((b) => used.has(b.name))
       .sort((a, b) => a.group - b.group || a.binding - b.binding);
     const u = bindings.filter((b) => b.access === 'uniform');
     if (u.length > 1) throw new Error(`gen-wgsl: ${file}: entry point ${name} uses ${u.length} uniforms, not one`);
@@ -144,17 +169,26 @@ export function parseModule(file, code) {
 }
 
 const q = (s) => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
-const lit = (o) => `{ ${Object.entries(o).map(([k, v]) => `${k}: ${typeof v === 'string' ? q(v) : v}`).join(', ')} }`;
+const lit = (o) =>
+  `{ ${Object.entries(o)
+    .map(([k, v]) => `${k}: ${typeof v === 'string' ? q(v) : v}`)
+    .join(', ')} }`;
 /** `parts` joined by `sep`, wrapped into lines of at most ~100 characters, each starting with `indent`. */
 function wrap(parts, sep, indent) {
   const lines = [];
   let line = '';
   for (const [i, p] of parts.entries()) {
     const piece = p + (i < parts.length - 1 ? sep.trimEnd() : '');
-    if (line && line.length + piece.length > 100) { lines.push(line); line = ''; }
+    if (line && line.length + piece.length > 100) {
+      lines.push(line);
+      line = '';
+    }
     line += (line ? ' ' : '') + piece;
   }
-  return lines.concat(line).map((l) => indent + l).join('\n');
+  return lines
+    .concat(line)
+    .map((l) => indent + l)
+    .join('\n');
 }
 /** `if (cond) return value;` with the `||` terms of `cond` on one line or wrapped after `if (`. */
 function guard(terms, value, indent) {
@@ -168,16 +202,27 @@ function guard(terms, value, indent) {
  */
 function writer(l) {
   const stores = l.fields.map((f) => `    w.${f.type}[at + ${f.offset >> 2}] = v.${f.name};\n`).join('');
-  const test = guard(l.fields.map((f) => `typeof v.${f.name} !== 'number'`), 'false', '    ');
+  const test = guard(
+    l.fields.map((f) => `typeof v.${f.name} !== 'number'`),
+    'false',
+    '    ',
+  );
   return `  write(v: ParamValues, w: ParamWords, at: number): boolean {\n${test}${stores}    return true;\n  },\n`;
 }
 /** The binder of an entry point: its storage buffers in binding order, or null if one is missing. */
 function binder(bindings) {
   const names = bindings.filter((b) => b.access !== 'uniform').map((b) => `b.${b.name}`);
-  const list = names.join(', ').length <= 80 ? `[${names.join(', ')}]`
-    : `[\n${wrap(names, ',', '          ')},\n        ]`;
-  return '      bind(b: NamedBuffers): GpuStorage[] | null {\n'
-    + guard(names.map((n) => `!${n}`), 'null', '        ') + `        return ${list};\n      },\n`;
+  const list =
+    names.join(', ').length <= 80 ? `[${names.join(', ')}]` : `[\n${wrap(names, ',', '          ')},\n        ]`;
+  return (
+    '      bind(b: NamedBuffers): GpuStorage[] | null {\n' +
+    guard(
+      names.map((n) => `!${n}`),
+      'null',
+      '        ',
+    ) +
+    `        return ${list};\n      },\n`
+  );
 }
 
 /** The text of wgsl.gen.ts. */
@@ -197,7 +242,9 @@ function generate() {
 import type { NamedBuffers, ParamValues, ParamWords, WgslModule } from '../bindings.js';
 import type { GpuStorage } from '../gpu-buffers.js';
 `;
-  for (const f of readdirSync(dir).filter((n) => n.endsWith('.wgsl')).sort()) {
+  for (const f of readdirSync(dir)
+    .filter((n) => n.endsWith('.wgsl'))
+    .sort()) {
     const id = f.replace(/\.wgsl$/, '').replace(/[-.](\w)/g, (_, c) => c.toUpperCase());
     const code = expand(join(dir, f));
     const { entries, uniforms } = parseModule(f, code);

@@ -9,11 +9,21 @@ import { spawnSync } from 'node:child_process';
 
 const root = new URL('..', import.meta.url).pathname;
 const [run, ...rest] = process.argv.slice(2);
-if (!run) { console.error('usage: node scripts/ship-default-model.js <run dir> [--command "..."]'); process.exit(2); }
+if (!run) {
+  console.error('usage: node scripts/ship-default-model.js <run dir> [--command "..."]');
+  process.exit(2);
+}
 const ci = rest.indexOf('--command');
 const command = ci >= 0 ? rest[ci + 1] : undefined;
 const dest = join(root, 'models', 'default');
-const files = ['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'loss_curve.svg'];
+const files = [
+  'config.json',
+  'generation_config.json',
+  'model.safetensors',
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'loss_curve.svg',
+];
 rmSync(dest, { recursive: true, force: true });
 mkdirSync(dest, { recursive: true });
 for (const f of files) copyFileSync(join(run, f), join(dest, f));
@@ -25,10 +35,27 @@ writeFileSync(join(dest, 'config.json'), hfConfigText(shipped));
 
 const st = JSON.parse(readFileSync(join(run, 'trainer_state.json'), 'utf8'));
 const cfg = JSON.parse(readFileSync(join(dest, 'config.json'), 'utf8'));
-const t = st.settings.train, m = st.settings.model, tk = st.settings.tokenizer;
+const t = st.settings.train,
+  m = st.settings.model,
+  tk = st.settings.tokenizer;
 const bytes = statSync(join(dest, 'model.safetensors')).size;
 const gen = (prompt, seed) => {
-  const r = spawnSync(process.execPath, [join(root, 'dist', 'src', 'cli', 'main.js'), 'generate', '--model', dest, '--prompt', prompt, '-n', '80', '--seed', String(seed)], { encoding: 'utf8' });
+  const r = spawnSync(
+    process.execPath,
+    [
+      join(root, 'dist', 'src', 'cli', 'main.js'),
+      'generate',
+      '--model',
+      dest,
+      '--prompt',
+      prompt,
+      '-n',
+      '80',
+      '--seed',
+      String(seed),
+    ],
+    { encoding: 'utf8' },
+  );
   if (r.status !== 0) throw new Error(r.stderr);
   return r.stdout.trim();
 };

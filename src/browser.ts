@@ -70,7 +70,11 @@ export async function loadModelFromUrl(base: string, o: LoadFromUrlOptions = {})
   let tensors: TensorSource;
   const index = await getJson(SHARD_INDEX_FILE, true);
   if (index !== undefined) {
-    tensors = await openShardedSafetensorsWith(shardIndexFrom(index, root + SHARD_INDEX_FILE), async (file) => openSafetensors(await fetchSource(root + file, init)), root + SHARD_INDEX_FILE);
+    tensors = await openShardedSafetensorsWith(
+      shardIndexFrom(index, root + SHARD_INDEX_FILE),
+      async (file) => openSafetensors(await fetchSource(root + file, init)),
+      root + SHARD_INDEX_FILE,
+    );
   } else {
     tensors = await openSafetensors(await fetchSource(root + 'model.safetensors', init));
   }
@@ -82,7 +86,11 @@ export async function loadModelFromUrl(base: string, o: LoadFromUrlOptions = {})
   }
   // the tokenizer and its companion files, as loadTokenizer reads them in Node
   const tj = await getJson('tokenizer.json', true);
-  const [tc, specialTokensMap, generationConfig] = tj === undefined ? [] : await Promise.all(TOKENIZER_COMPANION_FILES.map((f) => getJson(f, true)));
-  const tokenizer = tj === undefined ? undefined : new Tokenizer(tj, tc, { specialTokensMap, generationConfig, source: root + 'tokenizer.json' });
+  const [tc, specialTokensMap, generationConfig] =
+    tj === undefined ? [] : await Promise.all(TOKENIZER_COMPANION_FILES.map((f) => getJson(f, true)));
+  const tokenizer =
+    tj === undefined
+      ? undefined
+      : new Tokenizer(tj, tc, { specialTokensMap, generationConfig, source: root + 'tokenizer.json' });
   return new Model(lm, tokenizer, base);
 }

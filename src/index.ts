@@ -10,7 +10,14 @@ export type { Backend } from './backend/backend.js';
 export type { MatmulOptions, SelectiveScanArgs } from './backend/contract/inference.js';
 export { CpuBackend, cpu, type CpuBackendOptions } from './backend/cpu/cpu-backend.js';
 export { initWasmKernels } from './backend/cpu/wasm/module.js';
-export { Model, type GenerateTextOptions, type GenerationChunk, type GenerationResult, type ModelInfo, type Prompt } from './model.js';
+export {
+  Model,
+  type GenerateTextOptions,
+  type GenerationChunk,
+  type GenerationResult,
+  type ModelInfo,
+  type Prompt,
+} from './model.js';
 export { LanguageModel } from './models/lm.js';
 export { ModelState } from './models/state.js';
 export { parseConfig, type ModelConfig, type MambaConfig } from './models/config.js';
@@ -18,7 +25,13 @@ export { buildModel } from './models/build.js';
 export type { WeightDType } from './models/weights.js';
 export type { Mixer, MixerState } from './mixers/mixer.js';
 export { MambaMixer } from './mixers/mamba.js';
-export { generateTokens, prefill, type GenerateOptions, type TokenEvent, type FinishReason } from './generate/generate.js';
+export {
+  generateTokens,
+  prefill,
+  type GenerateOptions,
+  type TokenEvent,
+  type FinishReason,
+} from './generate/generate.js';
 export { Sampler, type SamplingParams } from './backend/sampling.js';
 export * from './tokenizer/index.js';
 export { openSafetensors } from './io/safetensors.js';

@@ -65,10 +65,14 @@ export class Model {
     readonly source: string,
   ) {}
 
-  get config(): ModelConfig { return this.lm.config; }
+  get config(): ModelConfig {
+    return this.lm.config;
+  }
 
   private tok(): TextTokenizer {
-    return this.tokenizer ?? fail('BAD_ARGUMENT', `${this.source} has no tokenizer.json: give token ids instead of text`);
+    return (
+      this.tokenizer ?? fail('BAD_ARGUMENT', `${this.source} has no tokenizer.json: give token ids instead of text`)
+    );
   }
 
   /** Text -> ids (no special tokens added: Mamba's GPT-NeoX tokenizer adds none). */
@@ -104,7 +108,7 @@ export class Model {
     ids.forEach((s, i) => byLen.set(s.length, [...(byLen.get(s.length) ?? []), i]));
     const V = this.lm.vocabSize;
     for (const [l, rows] of byLen) {
-      const flat = Int32Array.from(rows.flatMap((r) => ids[r]!));
+      const flat = Int32Array.from(rows.flatMap((r) => ids[r]));
       const t = this.lm.backend.upload(flat, [rows.length, l], 'i32');
       const lg = this.lm.forward(t);
       const all = await lg.readFloat();
@@ -112,8 +116,9 @@ export class Model {
       t.dispose();
       rows.forEach((r, j) => (out[r] = all.slice(j * l * V, (j + 1) * l * V)));
       for (let i = 0; i < all.length; i++) {
-        const v = all[i]!;
-        if (v - v !== 0) fail('NON_FINITE', `logits: the model produced ${v} at position ${Math.floor(i / V) % l}, token id ${i % V}`);
+        const v = all[i];
+        if (v - v !== 0)
+          fail('NON_FINITE', `logits: the model produced ${v} at position ${Math.floor(i / V) % l}, token id ${i % V}`);
       }
     }
     return out;
@@ -134,15 +139,16 @@ export class Model {
     const suppress = tk && tk.vocabSize < this.lm.vocabSize ? range(tk.vocabSize, this.lm.vocabSize) : [];
     const opts: GenerateOptions = { ...o, suppressTokenIds: [...(o.suppressTokenIds ?? []), ...suppress] };
     if (eos) opts.eosTokenIds = eos;
-    for await (const ev of generateTokens(this.lm, ids, opts, (r) => stops[r]!.done)) {
+    for await (const ev of generateTokens(this.lm, ids, opts, (r) => stops[r].done)) {
       let text = '';
       if (tk && ev.token >= 0) {
         const isEos = ev.finish === 'eos';
-        const piece = isEos ? '' : streams[ev.row]!.push(ev.token);
-        text = stops[ev.row]!.push(piece);
-        if (ev.finish && !stops[ev.row]!.done) text += stops[ev.row]!.push(streams[ev.row]!.flush()) + stops[ev.row]!.flush();
+        const piece = isEos ? '' : streams[ev.row].push(ev.token);
+        text = stops[ev.row].push(piece);
+        if (ev.finish && !stops[ev.row].done)
+          text += stops[ev.row].push(streams[ev.row].flush()) + stops[ev.row].flush();
       }
-      const finish = stops[ev.row]!.done ? 'stop' : ev.finish;
+      const finish = stops[ev.row].done ? 'stop' : ev.finish;
       yield finish ? { row: ev.row, token: ev.token, text, finish } : { row: ev.row, token: ev.token, text };
     }
   }
@@ -150,10 +156,18 @@ export class Model {
   /** Generates to completion and returns each sequence's tokens and text. */
   async generateAll(prompts: Prompt | readonly Prompt[], o: GenerateTextOptions = {}): Promise<GenerationResult[]> {
     const ids = promptList(prompts).map((p, i) => this.toIds(p, i)); // encoded once: generate takes the ids
-    const res: GenerationResult[] = ids.map((t) => ({ tokens: [...t], newTokens: [], text: '', finish: 'length' as FinishReason }));
+    const res: GenerationResult[] = ids.map((t) => ({
+      tokens: [...t],
+      newTokens: [],
+      text: '',
+      finish: 'length' as FinishReason,
+    }));
     for await (const c of this.generate(ids, o)) {
-      const r = res[c.row]!;
-      if (c.token >= 0) { r.tokens.push(c.token); r.newTokens.push(c.token); }
+      const r = res[c.row];
+      if (c.token >= 0) {
+        r.tokens.push(c.token);
+        r.newTokens.push(c.token);
+      }
       r.text += c.text;
       if (c.finish) r.finish = c.finish;
     }
@@ -172,7 +186,7 @@ export class Model {
   async feed(prompt: Prompt, state?: ModelState): Promise<{ state: ModelState; logits: Float32Array }> {
     const ids = this.toIds(prompt, 0);
     const r = await prefill(this.lm, [ids], 512, state ?? this.lm.initState(1));
-    return { state: r.state, logits: r.last[0]! };
+    return { state: r.state, logits: r.last[0] };
   }
 
   /** Serialises a state (safetensors bytes with the model signature and position). */
@@ -212,5 +226,7 @@ export { ModelState };
 
 /** One prompt (text or ids) or a list of them, as a list. */
 function promptList(prompts: Prompt | readonly Prompt[]): readonly Prompt[] {
-  return typeof prompts === 'string' || (prompts.length > 0 && typeof prompts[0] === 'number') ? [prompts as Prompt] : (prompts as readonly Prompt[]);
+  return typeof prompts === 'string' || (prompts.length > 0 && typeof prompts[0] === 'number')
+    ? [prompts as Prompt]
+    : (prompts as readonly Prompt[]);
 }

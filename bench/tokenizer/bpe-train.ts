@@ -16,7 +16,10 @@ let text = '';
 for (const file of readdirSync(corpusDir).sort()) {
   if (!/^c[a-r]\d\d$/.test(file)) continue;
   // "The/at Fulton/np-tl ..." -> "The Fulton ..."
-  text += readFileSync(join(corpusDir, file), 'utf8').replace(/(\S)\/[^\s/]+(?=\s)/g, '$1').replace(/^\s+/gm, '') + '\n';
+  text +=
+    readFileSync(join(corpusDir, file), 'utf8')
+      .replace(/(\S)\/[^\s/]+(?=\s)/g, '$1')
+      .replace(/^\s+/gm, '') + '\n';
 }
 // Repeat the corpus if it is shorter than asked; cut at a whitespace.
 while (text.length < megabytes * 1e6) text += text;

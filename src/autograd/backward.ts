@@ -30,22 +30,37 @@ interface Slot {
  * (output's shape) is given, as PyTorch's `output.backward(grad)`.
  */
 export function backward(output: Tensor, grad?: Tensor): void {
-  if (!output.requiresGrad) fail('BAD_ARGUMENT', `backward: the ${fmtShape(output.shape)} tensor does not require a gradient (no parameter that requires one took part in computing it, or it was computed under noGrad)`);
+  if (!output.requiresGrad)
+    fail(
+      'BAD_ARGUMENT',
+      `backward: the ${fmtShape(output.shape)} tensor does not require a gradient (no parameter that requires one took part in computing it, or it was computed under noGrad)`,
+    );
   noGrad(() => {
     const bk = backendOf(output);
     let g0: Tensor;
     if (grad) {
-      if (!sameShape(grad.shape, output.shape)) fail('SHAPE_MISMATCH', `backward: grad has shape ${fmtShape(grad.shape)}, expected the output's ${fmtShape(output.shape)}`);
+      if (!sameShape(grad.shape, output.shape))
+        fail(
+          'SHAPE_MISMATCH',
+          `backward: grad has shape ${fmtShape(grad.shape)}, expected the output's ${fmtShape(output.shape)}`,
+        );
       g0 = bk.alloc(output.shape);
       bk.copy(g0, grad);
     } else {
-      if (output.size !== 1) fail('SHAPE_MISMATCH', `backward: the output has shape ${fmtShape(output.shape)}; without a grad argument it must hold one element (a loss)`);
+      if (output.size !== 1)
+        fail(
+          'SHAPE_MISMATCH',
+          `backward: the output has shape ${fmtShape(output.shape)}; without a grad argument it must hold one element (a loss)`,
+        );
       g0 = bk.alloc(output.shape);
       bk.fill(g0, 1);
     }
     const slots = new Map<GradNode, Slot>();
     const root = gradNodeOf(output);
-    if (!root) { accumulateLeaf(output, g0); return; }
+    if (!root) {
+      accumulateLeaf(output, g0);
+      return;
+    }
     slots.set(root, { grad: g0, owned: true });
     for (const node of topologicalOrder(root)) {
       const slot = slots.get(node);
@@ -70,12 +85,16 @@ function topologicalOrder(root: GradNode): GradNode[] {
   const seen = new Set<GradNode>([root]);
   const stack: { node: GradNode; next: number }[] = [{ node: root, next: 0 }];
   while (stack.length) {
-    const top = stack[stack.length - 1]!;
+    const top = stack[stack.length - 1];
     if (top.next < top.node.inputs.length) {
       const input = top.node.inputs[top.next++];
       const child = input ? gradNodeOf(input) : undefined;
       if (child && !seen.has(child)) {
-        if (!child.backward) fail('BAD_ARGUMENT', `backward through ${child.op} a second time: its graph was freed by the first backward (run the forward again)`);
+        if (!child.backward)
+          fail(
+            'BAD_ARGUMENT',
+            `backward through ${child.op} a second time: its graph was freed by the first backward (run the forward again)`,
+          );
         seen.add(child);
         stack.push({ node: child, next: 0 });
       }
@@ -89,7 +108,10 @@ function topologicalOrder(root: GradNode): GradNode[] {
 
 function accumulate(t: Tensor, gi: InputGrad, slots: Map<GradNode, Slot>, op: string): void {
   const node = gradNodeOf(t);
-  if (!node) { if (t.requiresGrad) accumulateLeaf(t, gi); return; }
+  if (!node) {
+    if (t.requiresGrad) accumulateLeaf(t, gi);
+    return;
+  }
   const bk = backendOf(t);
   let slot = slots.get(node);
   if ('window' in gi) {
@@ -103,7 +125,10 @@ function accumulate(t: Tensor, gi: InputGrad, slots: Map<GradNode, Slot>, op: st
     return;
   }
   checkGradShape(t, gi, op);
-  if (!slot) { slots.set(node, { grad: gi, owned: false }); return; }
+  if (!slot) {
+    slots.set(node, { grad: gi, owned: false });
+    return;
+  }
   const sum = bk.alloc(t.shape);
   bk.binary('add', sum, slot.grad, gi);
   if (slot.owned) slot.grad.dispose();
@@ -115,16 +140,27 @@ function accumulateLeaf(leaf: Tensor, gi: InputGrad): void {
   const bk = backendOf(leaf);
   if (!leaf.grad) {
     // a whole gradient is copied in (no zero fill first); a window is added into zeros
-    if (!('window' in gi)) { checkGradShape(leaf, gi, 'leaf'); leaf.grad = bk.alloc(leaf.shape).keep(); bk.copy(leaf.grad, gi); return; }
+    if (!('window' in gi)) {
+      checkGradShape(leaf, gi, 'leaf');
+      leaf.grad = bk.alloc(leaf.shape).keep();
+      bk.copy(leaf.grad, gi);
+      return;
+    }
     leaf.grad = bk.zeros(leaf.shape).keep();
   }
   if ('window' in gi) addWindow(leaf.grad, gi.window, gi.start, 'narrow');
-  else { checkGradShape(leaf, gi, 'leaf'); addInto(leaf.grad, gi); }
+  else {
+    checkGradShape(leaf, gi, 'leaf');
+    addInto(leaf.grad, gi);
+  }
 }
 
 function addWindow(full: Tensor, g: Tensor, start: number, op: string): void {
   const win = full.narrow(start, g.cols);
-  if (win.rows !== g.rows) throw new Error(`autograd: ${op} gave a window gradient of shape ${fmtShape(g.shape)} for a ${fmtShape(full.shape)} tensor`);
+  if (win.rows !== g.rows)
+    throw new Error(
+      `autograd: ${op} gave a window gradient of shape ${fmtShape(g.shape)} for a ${fmtShape(full.shape)} tensor`,
+    );
   addInto(win, g);
 }
 
@@ -139,5 +175,8 @@ function addInto(target: Tensor, g: Tensor): void {
 
 function checkGradShape(t: Tensor, g: Tensor, op: string): void {
   // A wrong shape here is a bug in an op's backward, not a user error.
-  if (!sameShape(t.shape, g.shape)) throw new Error(`autograd: the backward of ${op} gave a gradient of shape ${fmtShape(g.shape)} for an input of shape ${fmtShape(t.shape)}`);
+  if (!sameShape(t.shape, g.shape))
+    throw new Error(
+      `autograd: the backward of ${op} gave a gradient of shape ${fmtShape(g.shape)} for an input of shape ${fmtShape(t.shape)}`,
+    );
 }

@@ -23,15 +23,21 @@ export const BENCH_HELP = `mamba-ts bench: measure speed (not a test)
 Usage: mamba-ts bench [suite] [options...]     (default suite: cpu; options go to the suite: --help)
 
 Suites:
-${Object.entries(SUITES).map(([k, v]) => `  ${k.padEnd(15)} ${v}`).join('\n')}
+${Object.entries(SUITES)
+  .map(([k, v]) => `  ${k.padEnd(15)} ${v}`)
+  .join('\n')}
 `;
 
 export async function benchCommand(argv: string[]): Promise<void> {
   const [first, ...rest] = argv;
-  if (first === '--help' || first === '-h') { process.stdout.write(BENCH_HELP); return; }
+  if (first === '--help' || first === '-h') {
+    process.stdout.write(BENCH_HELP);
+    return;
+  }
   const suite = first && !first.startsWith('-') ? first : 'cpu';
   const args = first && !first.startsWith('-') ? rest : argv;
-  if (!SUITES[suite]) fail('BAD_ARGUMENT', `bench: unknown suite "${suite}"; suites: ${Object.keys(SUITES).join(', ')}`);
+  if (!SUITES[suite])
+    fail('BAD_ARGUMENT', `bench: unknown suite "${suite}"; suites: ${Object.keys(SUITES).join(', ')}`);
   const script = fileURLToPath(new URL(`../../bench/${suite}.js`, import.meta.url));
   if (!existsSync(script)) fail('FILE_NOT_FOUND', `bench: ${script} is missing; build first (npm run build)`);
   const r = spawnSync(process.execPath, [script, ...args], { stdio: 'inherit' });

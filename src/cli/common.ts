@@ -34,7 +34,11 @@ export async function openModel(v: Record<string, unknown>): Promise<{ model: Mo
   const backend = await backendFromArgs(v);
   const progress = cliDownloadProgress();
   try {
-    const model = await loadModel(typeof v.model === 'string' ? v.model : DEFAULT_MODEL_DIR, { backend, dtype, onProgress: progress.onProgress });
+    const model = await loadModel(typeof v.model === 'string' ? v.model : DEFAULT_MODEL_DIR, {
+      backend,
+      dtype,
+      onProgress: progress.onProgress,
+    });
     return { model, backend };
   } finally {
     progress.stop();

@@ -44,15 +44,24 @@ export async function generateCommand(argv: string[]): Promise<void> {
     stop: { type: 'string', multiple: true },
     format: { type: 'string' },
   });
-  if (v.help) { process.stdout.write(GENERATE_HELP); return; }
+  if (v.help) {
+    process.stdout.write(GENERATE_HELP);
+    return;
+  }
   const prompts = (v.prompt as string[] | undefined) ?? [];
   const tokens = ((v.tokens as string[] | undefined) ?? []).map((t) => tokenList(t));
   if (prompts.length && tokens.length) fail('BAD_ARGUMENT', 'give either --prompt or --tokens, not both');
-  if (!prompts.length && !tokens.length) fail('EMPTY_INPUT', 'nothing to continue: give --prompt "text" or --tokens 1,2,3');
-  prompts.forEach((p, i) => { if (p.length === 0) fail('EMPTY_INPUT', `--prompt ${prompts.length > 1 ? `#${i + 1} ` : ''}is empty: give some text to continue`); });
+  if (!prompts.length && !tokens.length)
+    fail('EMPTY_INPUT', 'nothing to continue: give --prompt "text" or --tokens 1,2,3');
+  prompts.forEach((p, i) => {
+    if (p.length === 0)
+      fail('EMPTY_INPUT', `--prompt ${prompts.length > 1 ? `#${i + 1} ` : ''}is empty: give some text to continue`);
+  });
   const format = oneOf(v.format, 'format', ['text', 'json'] as const, 'text');
   const opts: GenerateTextOptions = {};
-  const set = <K extends keyof GenerateTextOptions>(k: K, x: GenerateTextOptions[K] | undefined): void => { if (x !== undefined) opts[k] = x; };
+  const set = <K extends keyof GenerateTextOptions>(k: K, x: GenerateTextOptions[K] | undefined): void => {
+    if (x !== undefined) opts[k] = x;
+  };
   set('maxNewTokens', num(v['max-new-tokens'], 'max-new-tokens', { int: true, min: 0 }));
   set('greedy', v.greedy as boolean | undefined);
   set('temperature', num(v.temperature, 'temperature', { min: 0 }));
@@ -64,7 +73,8 @@ export async function generateCommand(argv: string[]): Promise<void> {
   set('ignoreEos', v['ignore-eos'] as boolean | undefined);
   set('stopStrings', v.stop as string[] | undefined);
   const { model } = await openModel(v);
-  if (prompts.length && !model.tokenizer) fail('BAD_ARGUMENT', `${model.source} has no tokenizer.json, so --prompt cannot be encoded: use --tokens`);
+  if (prompts.length && !model.tokenizer)
+    fail('BAD_ARGUMENT', `${model.source} has no tokenizer.json, so --prompt cannot be encoded: use --tokens`);
   const input = prompts.length ? prompts : tokens;
   const ac = new AbortController();
   const onSig = (): void => ac.abort();
@@ -78,14 +88,14 @@ export async function generateCommand(argv: string[]): Promise<void> {
     }
     if (input.length === 1) {
       // Stream the one sequence as it comes (the prompt first, as llama.cpp does).
-      if (prompts.length) process.stdout.write(prompts[0]!);
+      if (prompts.length) process.stdout.write(prompts[0]);
       for await (const c of model.generate(input, opts)) process.stdout.write(model.tokenizer ? c.text : ` ${c.token}`);
       process.stdout.write('\n');
       return;
     }
     const res = await model.generateAll(input, opts);
     res.forEach((r, i) => {
-      process.stdout.write(`--- [${i + 1}] ---\n${prompts.length ? prompts[i]! + r.text : r.newTokens.join(' ')}\n`);
+      process.stdout.write(`--- [${i + 1}] ---\n${prompts.length ? prompts[i] + r.text : r.newTokens.join(' ')}\n`);
     });
   } finally {
     process.off('SIGINT', onSig);

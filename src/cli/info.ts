@@ -13,11 +13,17 @@ ${MODEL_HELP}
 
 export async function infoCommand(argv: string[]): Promise<void> {
   const { values: v } = parse('info', argv, { ...MODEL_OPTIONS, format: { type: 'string' } });
-  if (v.help) { process.stdout.write(INFO_HELP); return; }
+  if (v.help) {
+    process.stdout.write(INFO_HELP);
+    return;
+  }
   const format = oneOf(v.format, 'format', ['text', 'json'] as const, 'text');
   const { model } = await openModel(v);
   const i = model.info();
-  if (format === 'json') { process.stdout.write(JSON.stringify(i, null, 1) + '\n'); return; }
+  if (format === 'json') {
+    process.stdout.write(JSON.stringify(i, null, 1) + '\n');
+    return;
+  }
   const c = i.config;
   const lines = [
     ['source', i.source],
@@ -26,12 +32,28 @@ export async function infoCommand(argv: string[]): Promise<void> {
     ['layers x d_model', `${i.layers} x ${i.dModel}`],
     c.arch === 'mamba'
       ? ['d_inner / d_state / d_conv / dt_rank', `${c.dInner} / ${c.dState} / ${c.dConv} / ${c.dtRank}`]
-      : ['d_inner (heads x head_dim) / groups / d_state / d_conv / chunk', `${c.dInner} (${c.nHeads} x ${c.headDim}) / ${c.nGroups} / ${c.dState} / ${c.dConv} / ${c.chunkSize}`],
-    ['vocabulary', `${i.vocabSize} rows${i.tokenizer ? ` (tokenizer: ${i.tokenizer.vocabSize} tokens, eos ${i.tokenizer.eosTokenId})` : ' (no tokenizer)'}`],
+      : [
+          'd_inner (heads x head_dim) / groups / d_state / d_conv / chunk',
+          `${c.dInner} (${c.nHeads} x ${c.headDim}) / ${c.nGroups} / ${c.dState} / ${c.dConv} / ${c.chunkSize}`,
+        ],
+    [
+      'vocabulary',
+      `${i.vocabSize} rows${i.tokenizer ? ` (tokenizer: ${i.tokenizer.vocabSize} tokens, eos ${i.tokenizer.eosTokenId})` : ' (no tokenizer)'}`,
+    ],
     ['lm_head', c.tieEmbeddings ? 'tied to the embeddings' : 'separate matrix'],
-    ['state per sequence', `${i.stateBytesPerSequence.toLocaleString('en-US')} bytes (${(i.stateBytesPerSequence / 2 ** 20).toFixed(2)} MiB), whatever the context length` +
-      (c.arch === 'mamba2' ? `; ${(i.stateBytesPerSequence / mamba1StateBytesAt(c.dModel, c.nLayer)).toFixed(2)}x a Mamba-1 state at this d_model and depth (expand 2, d_state 16)` : '')],
-    ['weights held as', Object.entries(i.dtypes).map(([d, n]) => `${d}: ${n.toLocaleString('en-US')}`).join(', ')],
+    [
+      'state per sequence',
+      `${i.stateBytesPerSequence.toLocaleString('en-US')} bytes (${(i.stateBytesPerSequence / 2 ** 20).toFixed(2)} MiB), whatever the context length` +
+        (c.arch === 'mamba2'
+          ? `; ${(i.stateBytesPerSequence / mamba1StateBytesAt(c.dModel, c.nLayer)).toFixed(2)}x a Mamba-1 state at this d_model and depth (expand 2, d_state 16)`
+          : ''),
+    ],
+    [
+      'weights held as',
+      Object.entries(i.dtypes)
+        .map(([d, n]) => `${d}: ${n.toLocaleString('en-US')}`)
+        .join(', '),
+    ],
     ['backend', i.backend],
   ];
   const w = Math.max(...lines.map(([k]) => k!.length));

@@ -15,7 +15,10 @@ Prints {"logits": [[...vocab floats...], ...]}, one row per input position.
 
 export async function logitsCommand(argv: string[]): Promise<void> {
   const { values: v } = parse('logits', argv, { ...MODEL_OPTIONS, tokens: { type: 'string' } });
-  if (v.help) { process.stdout.write(LOGITS_HELP); return; }
+  if (v.help) {
+    process.stdout.write(LOGITS_HELP);
+    return;
+  }
   if (typeof v.tokens !== 'string') fail('EMPTY_INPUT', 'logits: --tokens is required, e.g. --tokens 1,2,3');
   const ids = tokenList(v.tokens);
   const { model } = await openModel(v);

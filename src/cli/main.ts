@@ -20,7 +20,7 @@ type Command = (argv: string[]) => Promise<void>;
 
 async function lazy(mod: string, fn: string): Promise<Command> {
   const m = (await import(mod)) as Record<string, Command>;
-  return m[fn]!;
+  return m[fn];
 }
 
 const COMMANDS: Record<string, () => Promise<Command>> = {
@@ -44,11 +44,15 @@ export async function main(argv: string[]): Promise<number> {
   }
   const get = COMMANDS[cmd];
   if (!get) {
-    process.stderr.write(`mamba-ts: error[UNKNOWN_OPTION]: unknown command "${cmd}"; commands: ${Object.keys(COMMANDS).join(', ')}\n`);
+    process.stderr.write(
+      `mamba-ts: error[UNKNOWN_OPTION]: unknown command "${cmd}"; commands: ${Object.keys(COMMANDS).join(', ')}\n`,
+    );
     return 2;
   }
   try {
-    await (await get())(rest);
+    await (
+      await get()
+    )(rest);
     return 0;
   } catch (e) {
     if (isMambaError(e)) {
@@ -63,6 +67,11 @@ export async function main(argv: string[]): Promise<number> {
 // Only run when executed, not when imported by tests.
 if (process.argv[1] && /mamba-ts(\.js)?$|cli[\\/]main\.js$/.test(process.argv[1])) {
   // Exit explicitly once output is flushed: worker threads and GPU devices would keep Node alive.
-  const exit = (code: number): void => { process.stdout.write('', () => process.exit(code)); };
-  main(process.argv.slice(2)).then(exit, (e: unknown) => { process.stderr.write(String(e) + '\n'); exit(70); });
+  const exit = (code: number): void => {
+    process.stdout.write('', () => process.exit(code));
+  };
+  main(process.argv.slice(2)).then(exit, (e: unknown) => {
+    process.stderr.write(String(e) + '\n');
+    exit(70);
+  });
 }

@@ -54,37 +54,75 @@ stops (twice: stop at once, the last checkpoint stays intact).
 
 export async function trainCommand(argv: string[]): Promise<void> {
   const { values: v } = parse('train', argv, {
-    data: { type: 'string' }, config: { type: 'string' }, steps: { type: 'string' }, out: { type: 'string' }, resume: { type: 'boolean' },
-    backend: { type: 'string' }, threads: { type: 'string' }, quiet: { type: 'boolean' }, eval: { type: 'boolean' }, model: { type: 'string' }, split: { type: 'string' },
-    'seq-len': { type: 'string' }, 'batch-size': { type: 'string' }, 'max-tokens': { type: 'string' }, format: { type: 'string' }, dtype: { type: 'string' },
+    data: { type: 'string' },
+    config: { type: 'string' },
+    steps: { type: 'string' },
+    out: { type: 'string' },
+    resume: { type: 'boolean' },
+    backend: { type: 'string' },
+    threads: { type: 'string' },
+    quiet: { type: 'boolean' },
+    eval: { type: 'boolean' },
+    model: { type: 'string' },
+    split: { type: 'string' },
+    'seq-len': { type: 'string' },
+    'batch-size': { type: 'string' },
+    'max-tokens': { type: 'string' },
+    format: { type: 'string' },
+    dtype: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
-  if (v.help) { process.stdout.write(TRAIN_HELP); return; }
+  if (v.help) {
+    process.stdout.write(TRAIN_HELP);
+    return;
+  }
   if (v.eval) return evalCommand(v);
   for (const k of ['model', 'split', 'seq-len', 'batch-size', 'max-tokens', 'format', 'dtype']) {
     if (v[k] !== undefined) fail('BAD_ARGUMENT', `train: --${k} is an option of --eval`);
   }
-  const out = v.out as string | undefined ?? fail('BAD_ARGUMENT', 'train: --out <dir> is required (where the checkpoint goes)');
+  const out =
+    (v.out as string | undefined) ?? fail('BAD_ARGUMENT', 'train: --out <dir> is required (where the checkpoint goes)');
   const steps = num(v.steps, 'steps', { int: true, min: 1 });
   const backend = await backendFromArgs(v);
   const quiet = v.quiet === true;
-  const log = (l: string): void => { if (!quiet) process.stderr.write(`${l}\n`); };
+  const log = (l: string): void => {
+    if (!quiet) process.stderr.write(`${l}\n`);
+  };
   let run;
   if (v.resume) {
-    if (v.config !== undefined) fail('BAD_ARGUMENT', 'train: --resume continues with the settings stored in the run; do not give --config');
-    run = await resumeRun({ outDir: out, backend, log, ...(typeof v.data === 'string' ? { data: v.data } : {}), ...(steps !== undefined ? { steps } : {}) });
+    if (v.config !== undefined)
+      fail('BAD_ARGUMENT', 'train: --resume continues with the settings stored in the run; do not give --config');
+    run = await resumeRun({
+      outDir: out,
+      backend,
+      log,
+      ...(typeof v.data === 'string' ? { data: v.data } : {}),
+      ...(steps !== undefined ? { steps } : {}),
+    });
   } else {
-    const data = v.data as string | undefined ?? fail('BAD_ARGUMENT', 'train: --data <file|brown> is required');
+    const data = (v.data as string | undefined) ?? fail('BAD_ARGUMENT', 'train: --data <file|brown> is required');
     if (steps === undefined) fail('BAD_ARGUMENT', 'train: --steps <n> is required');
-    const settings = typeof v.config === 'string' ? parseTrainSettings(await readJson(v.config), v.config) : DEFAULT_SETTINGS;
+    const settings =
+      typeof v.config === 'string' ? parseTrainSettings(await readJson(v.config), v.config) : DEFAULT_SETTINGS;
     run = await startRun({ data, settings, steps, outDir: out, backend, log });
   }
   const t = run.settings.train;
-  log(`training ${run.state.totalSteps - run.state.step} steps of ${t.gradAccum > 1 ? `${t.gradAccum} x ` : ''}${t.batchSize} x ${t.seqLen} tokens into ${out}`);
-  const progress = trainProgress({ quiet, every: t.logEvery, startStep: run.state.step, totalSteps: run.state.totalSteps });
+  log(
+    `training ${run.state.totalSteps - run.state.step} steps of ${t.gradAccum > 1 ? `${t.gradAccum} x ` : ''}${t.batchSize} x ${t.seqLen} tokens into ${out}`,
+  );
+  const progress = trainProgress({
+    quiet,
+    every: t.logEvery,
+    startStep: run.state.step,
+    totalSteps: run.state.totalSteps,
+  });
   const ac = new AbortController();
   const onSigint = (): void => {
-    if (ac.signal.aborted) { progress.stop(); process.stderr.write('\nstopped; the last checkpoint is intact\n'); process.exit(130); }
+    if (ac.signal.aborted) {
+      progress.stop();
+      process.stderr.write('\nstopped; the last checkpoint is intact\n');
+      process.exit(130);
+    }
     ac.abort();
     progress.message('Ctrl-C: saving after this step, then stopping (Ctrl-C again to quit at once)');
   };
@@ -94,16 +132,25 @@ export async function trainCommand(argv: string[]): Promise<void> {
     outcome = await train(run, {
       signal: ac.signal,
       onStep: (r) => progress.step(r),
-      onEval: (step, r, final) => progress.message(`${final ? 'final ' : ''}validation at step ${step}: loss ${r.loss.toFixed(4)}, ${r.bpb.toFixed(4)} bits per byte (${fmtInt(r.tokens)} tokens)`),
+      onEval: (step, r, final) =>
+        progress.message(
+          `${final ? 'final ' : ''}validation at step ${step}: loss ${r.loss.toFixed(4)}, ${r.bpb.toFixed(4)} bits per byte (${fmtInt(r.tokens)} tokens)`,
+        ),
       onSave: (step) => progress.message(`saved step ${step} to ${out}`),
     });
   } finally {
     process.off('SIGINT', onSigint);
     progress.stop();
   }
-  if (outcome.interrupted) fail('INTERRUPTED', `training stopped at step ${outcome.step} of ${run.state.totalSteps}; the checkpoint in ${out} is complete: continue with mamba-ts train --resume --out ${out}`);
+  if (outcome.interrupted)
+    fail(
+      'INTERRUPTED',
+      `training stopped at step ${outcome.step} of ${run.state.totalSteps}; the checkpoint in ${out} is complete: continue with mamba-ts train --resume --out ${out}`,
+    );
   const f = outcome.final;
-  log(`done: ${run.state.step} steps, ${fmtInt(run.state.tokensSeen)} tokens in ${duration(run.state.trainSeconds)} of training${f ? `; validation loss ${f.loss.toFixed(4)}, ${f.bpb.toFixed(4)} bits per byte` : ''}; model in ${out}`);
+  log(
+    `done: ${run.state.step} steps, ${fmtInt(run.state.tokensSeen)} tokens in ${duration(run.state.trainSeconds)} of training${f ? `; validation loss ${f.loss.toFixed(4)}, ${f.bpb.toFixed(4)} bits per byte` : ''}; model in ${out}`,
+  );
 }
 
 async function readJson(path: string): Promise<unknown> {
@@ -122,14 +169,17 @@ async function readJson(path: string): Promise<unknown> {
 
 /** `train --eval`: validation loss and bits per byte of a checkpoint on a text. */
 async function evalCommand(v: Record<string, unknown>): Promise<void> {
-  for (const k of ['config', 'steps', 'out', 'resume']) if (v[k] !== undefined) fail('BAD_ARGUMENT', `train --eval: --${k} is an option of training`);
-  const dir = v.model as string | undefined ?? fail('BAD_ARGUMENT', 'train --eval: --model <dir> is required');
-  const dataSpec = v.data as string | undefined ?? fail('BAD_ARGUMENT', 'train --eval: --data <file|brown> is required');
+  for (const k of ['config', 'steps', 'out', 'resume'])
+    if (v[k] !== undefined) fail('BAD_ARGUMENT', `train --eval: --${k} is an option of training`);
+  const dir = (v.model as string | undefined) ?? fail('BAD_ARGUMENT', 'train --eval: --model <dir> is required');
+  const dataSpec =
+    (v.data as string | undefined) ?? fail('BAD_ARGUMENT', 'train --eval: --data <file|brown> is required');
   const split = oneOf(v.split, 'split', ['val', 'all'] as const, 'val');
   const format = oneOf(v.format, 'format', ['text', 'json'] as const, 'text');
   await recoverCheckpointDir(dir);
   // A training run's own split and window length, when the directory is one.
-  let valFraction = DEFAULT_SETTINGS.train.valFraction, seqLen = 256;
+  let valFraction = DEFAULT_SETTINGS.train.valFraction,
+    seqLen = 256;
   if (await exists(join(dir, TRAINER_STATE))) {
     const st = (await readJsonFile(join(dir, TRAINER_STATE), 'the training state')) as TrainerState;
     const s = parseTrainSettings(st.settings, join(dir, TRAINER_STATE));
@@ -146,10 +196,19 @@ async function evalCommand(v: Record<string, unknown>): Promise<void> {
   const { docs, description } = loadDocuments(dataSpec);
   const texts = split === 'all' ? docs : splitDocuments(docs, { valFraction }).val;
   const tokens = encodeDocuments(tok, texts);
-  const r = await evaluate(lm, tokens, tokenByteLengths(tok, lm.vocabSize), { seqLen, batchSize, ...(maxTokens !== undefined ? { maxTokens } : {}) });
+  const r = await evaluate(lm, tokens, tokenByteLengths(tok, lm.vocabSize), {
+    seqLen,
+    batchSize,
+    ...(maxTokens !== undefined ? { maxTokens } : {}),
+  });
   const res = { model: dir, data: description, split, seqLen, dtype, textBytes: utf8Bytes(texts), ...r };
-  if (format === 'json') { process.stdout.write(JSON.stringify(res) + '\n'); return; }
-  process.stdout.write(`${dir} on ${description} (${split === 'val' ? 'validation split' : 'all text'}, windows of ${seqLen}, ${dtype} weights):\n` +
-    `  loss ${r.loss.toFixed(4)} nats/token over ${fmtInt(r.tokens)} tokens (${fmtInt(r.bytes)} bytes)\n` +
-    `  ${r.bpb.toFixed(4)} bits per byte\n`);
+  if (format === 'json') {
+    process.stdout.write(JSON.stringify(res) + '\n');
+    return;
+  }
+  process.stdout.write(
+    `${dir} on ${description} (${split === 'val' ? 'validation split' : 'all text'}, windows of ${seqLen}, ${dtype} weights):\n` +
+      `  loss ${r.loss.toFixed(4)} nats/token over ${fmtInt(r.tokens)} tokens (${fmtInt(r.bytes)} bytes)\n` +
+      `  ${r.bpb.toFixed(4)} bits per byte\n`,
+  );
 }

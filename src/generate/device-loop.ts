@@ -40,16 +40,24 @@ export interface DeviceLoopOptions {
  * lastOnly: true})`). `state` is advanced in place. Rows that finished keep being sampled (their ids
  * are yielded too) until all are done; the caller drops what follows a row's end.
  */
-export async function* deviceTokens(model: LanguageModel, state: ModelState, logits: Tensor, o: DeviceLoopOptions): AsyncGenerator<Int32Array> {
+export async function* deviceTokens(
+  model: LanguageModel,
+  state: ModelState,
+  logits: Tensor,
+  o: DeviceLoopOptions,
+): AsyncGenerator<Int32Array> {
   const bk = model.backend;
   if (!bk.sample) fail('UNSUPPORTED', `the ${bk.name} backend cannot sample where the logits are; use generateTokens`);
-  const b = state.batch, V = model.vocabSize;
-  if (logits.rank !== 2 || logits.rows !== b || logits.cols !== V) fail('SHAPE_MISMATCH', `deviceTokens: logits must be (${b}, ${V}), got (${logits.shape.join(', ')})`);
+  const b = state.batch,
+    V = model.vocabSize;
+  if (logits.rank !== 2 || logits.rows !== b || logits.cols !== V)
+    fail('SHAPE_MISMATCH', `deviceTokens: logits must be (${b}, ${V}), got (${logits.shape.join(', ')})`);
   const max = o.maxNewTokens;
   if (!Number.isInteger(max) || max < 0) fail('BAD_ARGUMENT', `max new tokens must be an integer >= 0, got ${max}`);
   checkSamplingParams(o.sampling);
   const lookahead = o.lookahead ?? 2;
-  if (!Number.isInteger(lookahead) || lookahead < 0) fail('BAD_ARGUMENT', `lookahead must be an integer >= 0, got ${lookahead}`);
+  if (!Number.isInteger(lookahead) || lookahead < 0)
+    fail('BAD_ARGUMENT', `lookahead must be an integer >= 0, got ${lookahead}`);
   const eos = new Set(o.eos ?? []);
   const first = o.firstStep ?? 0;
 
@@ -57,7 +65,9 @@ export async function* deviceTokens(model: LanguageModel, state: ModelState, log
   let seen: Tensor | null = null;
   if (o.sampling.repetitionPenalty !== 1) {
     const mask = new Int32Array(b * V);
-    o.prompts?.forEach((p, r) => { for (const id of p) if (id >= 0 && id < V) mask[r * V + id] = 1; });
+    o.prompts?.forEach((p, r) => {
+      for (const id of p) if (id >= 0 && id < V) mask[r * V + id] = 1;
+    });
     seen = bk.upload(mask, [b, V], 'i32');
   }
   let suppress: Tensor | null = null;
@@ -68,7 +78,8 @@ export async function* deviceTokens(model: LanguageModel, state: ModelState, log
   }
   // [step, 0]: the sampler reads the step from here and advances it (see SampleArgs.stepCounter)
   const counter = bk.upload(Int32Array.from([first, 0]), [2], 'i32');
-  const sampleFrom = (lg: Tensor): void => bk.sample!({ out: ids, logits: lg, params: o.sampling, step: 0, stepCounter: counter, seen, suppress });
+  const sampleFrom = (lg: Tensor): void =>
+    bk.sample!({ out: ids, logits: lg, params: o.sampling, step: 0, stepCounter: counter, seen, suppress });
   const stepAndSample = (): void => sampleFrom(model.step(ids, state));
   let recorded: RecordedWork | undefined;
   const pending: Promise<Int32Array>[] = [];
@@ -94,7 +105,9 @@ export async function* deviceTokens(model: LanguageModel, state: ModelState, log
       if (!next) break;
       const got = await next;
       yield got;
-      got.forEach((id, r) => { if (eos.has(id)) done[r] = true; });
+      got.forEach((id, r) => {
+        if (eos.has(id)) done[r] = true;
+      });
       if (done.every(Boolean)) break;
     }
   } finally {

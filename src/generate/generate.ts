@@ -53,7 +53,7 @@ export const DEFAULT_SAMPLING = { temperature: 0.8, topK: 40, topP: 0.95, minP: 
 /** Resolves options into sampling parameters, checking each. */
 export function samplingParams(o: GenerateOptions): SamplingParams {
   const p: SamplingParams = {
-    temperature: o.greedy ? 0 : o.temperature ?? DEFAULT_SAMPLING.temperature,
+    temperature: o.greedy ? 0 : (o.temperature ?? DEFAULT_SAMPLING.temperature),
     topK: o.topK ?? DEFAULT_SAMPLING.topK,
     topP: o.topP ?? DEFAULT_SAMPLING.topP,
     minP: o.minP ?? DEFAULT_SAMPLING.minP,
@@ -76,7 +76,12 @@ async function hostRows(t: Tensor): Promise<{ data: ArrayLike<number>; off: numb
  * Prompts of equal length share one forward pass; others are prefilled one by one and their states
  * copied into the batch state (exact: rows of an SSM never interact).
  */
-export async function prefill(model: LanguageModel, prompts: readonly (readonly number[])[], chunk = 512, state?: ModelState): Promise<{ state: ModelState; last: Float32Array[] }> {
+export async function prefill(
+  model: LanguageModel,
+  prompts: readonly (readonly number[])[],
+  chunk = 512,
+  state?: ModelState,
+): Promise<{ state: ModelState; last: Float32Array[] }> {
   if (prompts.length === 0) fail('EMPTY_INPUT', 'no prompts given');
   prompts.forEach((p, i) => {
     if (p.length === 0) fail('EMPTY_INPUT', `prompt ${i} is empty: give at least one token`);
@@ -85,10 +90,10 @@ export async function prefill(model: LanguageModel, prompts: readonly (readonly 
   const b = prompts.length;
   const st = state ?? model.initState(b);
   if (st.batch !== b) fail('STATE_MISMATCH', `the state has batch ${st.batch}, but ${b} prompts were given`);
-  const sameLength = prompts.every((p) => p.length === prompts[0]!.length);
+  const sameLength = prompts.every((p) => p.length === prompts[0].length);
   const last: Float32Array[] = new Array(b);
   const run = async (rows: readonly (readonly number[])[], s: ModelState): Promise<Float32Array[]> => {
-    const l = rows[0]!.length;
+    const l = rows[0].length;
     let logits: Tensor | undefined;
     for (let t0 = 0; t0 < l; t0 += chunk) {
       const t1 = Math.min(l, t0 + chunk);
@@ -109,7 +114,7 @@ export async function prefill(model: LanguageModel, prompts: readonly (readonly 
   } else {
     for (let i = 0; i < b; i++) {
       const s1 = model.initState(1);
-      last[i] = (await run([prompts[i]!], s1))[0]!;
+      last[i] = (await run([prompts[i]], s1))[0];
       copyRow(st, i, s1);
       s1.dispose();
     }
@@ -122,7 +127,7 @@ export async function prefill(model: LanguageModel, prompts: readonly (readonly 
 function copyRow(dst: ModelState, row: number, src: ModelState): void {
   dst.layers.forEach((layer, li) => {
     for (const [k, t] of Object.entries(layer)) {
-      const s = src.layers[li]![k]!;
+      const s = src.layers[li][k];
       // (b, ...) -> rows of b * rest: the row of this sequence is a view of (1, size/b).
       const per = t.size / dst.batch;
       const flat = t.reshape([dst.batch, per]);
@@ -135,11 +140,19 @@ function copyRow(dst: ModelState, row: number, src: ModelState): void {
  * Generates tokens for a batch of prompts (token ids), yielding each new token as it is chosen.
  * Rows finish independently (EOS or max tokens); the loop ends when all have finished.
  */
-export async function* generateTokens(model: LanguageModel, prompts: readonly (readonly number[])[], o: GenerateOptions = {}, isStopped?: (row: number) => boolean): AsyncGenerator<TokenEvent> {
+export async function* generateTokens(
+  model: LanguageModel,
+  prompts: readonly (readonly number[])[],
+  o: GenerateOptions = {},
+  isStopped?: (row: number) => boolean,
+): AsyncGenerator<TokenEvent> {
   const maxNew = o.maxNewTokens ?? 64;
-  if (!Number.isInteger(maxNew) || maxNew < 0) fail('BAD_ARGUMENT', `max new tokens must be an integer >= 0, got ${maxNew}`);
+  if (!Number.isInteger(maxNew) || maxNew < 0)
+    fail('BAD_ARGUMENT', `max new tokens must be an integer >= 0, got ${maxNew}`);
   const p = samplingParams(o);
-  const eos = new Set(o.ignoreEos ? [] : o.eosTokenIds ?? (model.config.eosTokenId !== undefined ? [model.config.eosTokenId] : []));
+  const eos = new Set(
+    o.ignoreEos ? [] : (o.eosTokenIds ?? (model.config.eosTokenId !== undefined ? [model.config.eosTokenId] : [])),
+  );
   const suppress = o.suppressTokenIds ?? [];
   const b = prompts.length;
   const { state, last } = await prefill(model, prompts, o.prefillChunk ?? 512);
@@ -166,12 +179,21 @@ export async function* generateTokens(model: LanguageModel, prompts: readonly (r
       for (let r = 0; r < b; r++) {
         if (done[r]) continue;
         let data: ArrayLike<number>, off: number;
-        if (step === 0) { data = last[r]!; off = 0; } else { data = rows.data; off = rows.off + r * rows.ld; }
+        if (step === 0) {
+          data = last[r];
+          off = 0;
+        } else {
+          data = rows.data;
+          off = rows.off + r * rows.ld;
+        }
         if (masked) maskRow(data, off, V, suppress, masked);
-        const tok = masked ? sampler.sample(masked, 0, V, p, seen[r]!, r, step) : sampler.sample(data, off, V, p, seen[r]!, r, step);
-        if (Number.isNaN(tok) || tok < 0) fail('NON_FINITE', `sampling failed at step ${step} for sequence ${r}: the logits are not finite`);
+        const tok = masked
+          ? sampler.sample(masked, 0, V, p, seen[r], r, step)
+          : sampler.sample(data, off, V, p, seen[r], r, step);
+        if (Number.isNaN(tok) || tok < 0)
+          fail('NON_FINITE', `sampling failed at step ${step} for sequence ${r}: the logits are not finite`);
         next[r] = tok;
-        seen[r]!.push(tok);
+        seen[r].push(tok);
         const ev = tokenEvent(r, tok, eos.has(tok), step === maxNew - 1);
         yield ev;
         if (ev.finish || isStopped?.(r)) done[r] = true;
@@ -187,23 +209,42 @@ export async function* generateTokens(model: LanguageModel, prompts: readonly (r
 }
 
 /** The loop of `generateTokens` with sampling on the backend (`deviceTokens`); same events. */
-async function* onDevice(model: LanguageModel, state: ModelState, prompts: readonly (readonly number[])[], last: Float32Array[], maxNew: number, p: SamplingParams, eos: ReadonlySet<number>, suppress: readonly number[], signal: AbortSignal | undefined, isStopped?: (row: number) => boolean): AsyncGenerator<TokenEvent> {
-  const b = prompts.length, V = model.vocabSize;
+async function* onDevice(
+  model: LanguageModel,
+  state: ModelState,
+  prompts: readonly (readonly number[])[],
+  last: Float32Array[],
+  maxNew: number,
+  p: SamplingParams,
+  eos: ReadonlySet<number>,
+  suppress: readonly number[],
+  signal: AbortSignal | undefined,
+  isStopped?: (row: number) => boolean,
+): AsyncGenerator<TokenEvent> {
+  const b = prompts.length,
+    V = model.vocabSize;
   const host = new Float32Array(b * V);
   last.forEach((row, r) => host.set(row, r * V));
   const logits = model.backend.upload(host, [b, V]);
   const done = new Array<boolean>(b).fill(false);
   let step = 0;
   try {
-    for await (const ids of deviceTokens(model, state, logits, { maxNewTokens: maxNew, sampling: p, eos, suppress, prompts })) {
+    for await (const ids of deviceTokens(model, state, logits, {
+      maxNewTokens: maxNew,
+      sampling: p,
+      eos,
+      suppress,
+      prompts,
+    })) {
       if (signal?.aborted) {
         for (let r = 0; r < b; r++) if (!done[r]) yield { row: r, token: -1, finish: 'aborted' };
         return;
       }
       for (let r = 0; r < b; r++) {
         if (done[r]) continue;
-        const tok = ids[r]!;
-        if (!(tok >= 0 && tok < V)) fail('NON_FINITE', `sampling failed at step ${step} for sequence ${r}: the logits are not finite`);
+        const tok = ids[r];
+        if (!(tok >= 0 && tok < V))
+          fail('NON_FINITE', `sampling failed at step ${step} for sequence ${r}: the logits are not finite`);
         const ev = tokenEvent(r, tok, eos.has(tok), step === maxNew - 1);
         yield ev;
         if (ev.finish || isStopped?.(r)) done[r] = true;
@@ -223,16 +264,25 @@ function tokenEvent(row: number, token: number, isEos: boolean, isLast: boolean)
 
 /** Copies a row of logits into x with the suppressed ids at -Infinity. */
 function maskRow(data: ArrayLike<number>, off: number, V: number, suppress: readonly number[], x: Float32Array): void {
-  for (let i = 0; i < V; i++) x[i] = data[off + i]!;
+  for (let i = 0; i < V; i++) x[i] = data[off + i];
   for (const id of suppress) if (id >= 0 && id < V) x[id] = -Infinity;
 }
 
-function checkRowsFinite(rows: { data: ArrayLike<number>; off: number; ld: number }, b: number, V: number, step: number): void {
+function checkRowsFinite(
+  rows: { data: ArrayLike<number>; off: number; ld: number },
+  b: number,
+  V: number,
+  step: number,
+): void {
   for (let r = 0; r < b; r++) {
     const o = rows.off + r * rows.ld;
     for (let i = 0; i < V; i++) {
-      const v = rows.data[o + i]!;
-      if (v !== v) fail('NON_FINITE', `the model produced NaN logits at generation step ${step + 1} (sequence ${r}, token id ${i}); the weights or input may be corrupt`);
+      const v = rows.data[o + i];
+      if (Number.isNaN(v))
+        fail(
+          'NON_FINITE',
+          `the model produced NaN logits at generation step ${step + 1} (sequence ${r}, token id ${i}); the weights or input may be corrupt`,
+        );
     }
   }
 }

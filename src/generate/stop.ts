@@ -10,7 +10,9 @@ export class StopStringFilter {
 
   constructor(private readonly stops: readonly string[]) {}
 
-  get done(): boolean { return this.stopped; }
+  get done(): boolean {
+    return this.stopped;
+  }
 
   /** Adds new text; returns what can be released now. */
   push(text: string): string {
@@ -32,7 +34,10 @@ export class StopStringFilter {
     let keep = 0;
     for (const s of this.stops) {
       for (let n = Math.min(s.length - 1, this.held.length); n > keep; n--) {
-        if (this.held.endsWith(s.slice(0, n))) { keep = n; break; }
+        if (this.held.endsWith(s.slice(0, n))) {
+          keep = n;
+          break;
+        }
       }
     }
     const out = this.held.slice(0, this.held.length - keep);

@@ -34,16 +34,29 @@ export function beginRead(
   const file = source.description;
   if (closed) fail('BAD_ARGUMENT', `${file} is closed; open it again to read from it`, { file });
   if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
-    fail('BAD_ARGUMENT', `read from ${file}: offset and length must be non-negative integers, got offset ${offset}, length ${length}`, { file, offset, length });
+    fail(
+      'BAD_ARGUMENT',
+      `read from ${file}: offset and length must be non-negative integers, got offset ${offset}, length ${length}`,
+      { file, offset, length },
+    );
   }
   if (offset + length > source.size) {
-    fail('CORRUPT_FILE', `${file} is truncated: expected ${length} bytes at offset ${offset}, file has ${source.size}`, {
-      file, offset, length, size: source.size,
-    });
+    fail(
+      'CORRUPT_FILE',
+      `${file} is truncated: expected ${length} bytes at offset ${offset}, file has ${source.size}`,
+      {
+        file,
+        offset,
+        length,
+        size: source.size,
+      },
+    );
   }
   if (dest !== undefined && dest.byteLength !== length) {
     fail('BAD_ARGUMENT', `read from ${file}: destination buffer has ${dest.byteLength} bytes, expected ${length}`, {
-      file, expected: length, actual: dest.byteLength,
+      file,
+      expected: length,
+      actual: dest.byteLength,
     });
   }
   return dest ?? new Uint8Array(length);

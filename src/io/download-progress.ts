@@ -78,7 +78,11 @@ function payload(p: DownloadProgress, bytesPerSecond: number): object {
   };
 }
 
-function plainProgress(stream: NodeJS.WritableStream, intervalMs: number | undefined, now: () => number): CliDownloadProgress {
+function plainProgress(
+  stream: NodeJS.WritableStream,
+  intervalMs: number | undefined,
+  now: () => number,
+): CliDownloadProgress {
   let file = '';
   let lastLine = 0;
   const say = (line: string): void => {

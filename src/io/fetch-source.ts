@@ -28,12 +28,17 @@ async function request(url: string, init: RequestInit): Promise<Response> {
 }
 
 function failStatus(res: Response, url: string): never {
-  if (res.status === 404 || res.status === 410) fail('FILE_NOT_FOUND', `${url} not found (HTTP ${res.status})`, { url, status: res.status });
+  if (res.status === 404 || res.status === 410)
+    fail('FILE_NOT_FOUND', `${url} not found (HTTP ${res.status})`, { url, status: res.status });
   return fail('NETWORK', `${url}: HTTP ${res.status} ${res.statusText}`.trimEnd(), { url, status: res.status });
 }
 
 function noRangeSupport(url: string): never {
-  return fail('UNSUPPORTED', `${url}: the server ignored the HTTP Range header; reading tensors one at a time needs a server that supports range requests`, { url });
+  return fail(
+    'UNSUPPORTED',
+    `${url}: the server ignored the HTTP Range header; reading tensors one at a time needs a server that supports range requests`,
+    { url },
+  );
 }
 
 /** The resource's size: Content-Length of a HEAD, else the total in the Content-Range of a one-byte range request. */
@@ -56,7 +61,11 @@ async function remoteSize(url: string, headers: Readonly<Record<string, string>>
   }
   if (probe.status === 200) noRangeSupport(url);
   if (!probe.ok) failStatus(probe, url);
-  return fail('NETWORK', `${url}: could not learn the file size (no Content-Length on HEAD, no Content-Range on a range request)`, { url });
+  return fail(
+    'NETWORK',
+    `${url}: could not learn the file size (no Content-Length on HEAD, no Content-Range on a range request)`,
+    { url },
+  );
 }
 
 /** Streams a response body into `out`, which must end up exactly full. */
@@ -69,19 +78,29 @@ async function readBodyInto(res: Response, out: Uint8Array, url: string, offset:
       try {
         chunk = await reader.read();
       } catch (e) {
-        return fail('NETWORK', `${url}: download failed after ${filled} of ${out.byteLength} bytes at offset ${offset}: ${reason(e)}`, { url, offset });
+        return fail(
+          'NETWORK',
+          `${url}: download failed after ${filled} of ${out.byteLength} bytes at offset ${offset}: ${reason(e)}`,
+          { url, offset },
+        );
       }
       if (chunk.done) break;
       if (filled + chunk.value.byteLength > out.byteLength) {
         await reader.cancel();
-        fail('NETWORK', `${url}: the server sent more than the ${out.byteLength} bytes asked for at offset ${offset}`, { url, offset });
+        fail('NETWORK', `${url}: the server sent more than the ${out.byteLength} bytes asked for at offset ${offset}`, {
+          url,
+          offset,
+        });
       }
       out.set(chunk.value, filled);
       filled += chunk.value.byteLength;
     }
   }
   if (filled !== out.byteLength) {
-    fail('NETWORK', `${url}: the connection ended after ${filled} of ${out.byteLength} bytes at offset ${offset}`, { url, offset });
+    fail('NETWORK', `${url}: the connection ended after ${filled} of ${out.byteLength} bytes at offset ${offset}`, {
+      url,
+      offset,
+    });
   }
 }
 
@@ -108,7 +127,10 @@ export async function fetchSource(url: string | URL, options: FetchSourceOptions
         const range = /^bytes (\d+)-(\d+)\//.exec(res.headers.get('content-range') ?? '');
         if (range && (Number(range[1]) !== offset || Number(range[2]) !== last)) {
           await res.body?.cancel();
-          fail('NETWORK', `${href}: asked for bytes ${offset}-${last}, the server sent ${range[1]}-${range[2]}`, { url: href, offset });
+          fail('NETWORK', `${href}: asked for bytes ${offset}-${last}, the server sent ${range[1]}-${range[2]}`, {
+            url: href,
+            offset,
+          });
         }
       } else {
         await res.body?.cancel();

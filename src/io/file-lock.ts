@@ -70,10 +70,13 @@ export async function acquireFileLock(path: string, opts: FileLockOptions = {}):
     await sleep(pollMs, undefined, opts.signal === undefined ? {} : { signal: opts.signal });
   }
 
-  const heartbeat = setInterval(() => {
-    const now = new Date();
-    utimes(path, now, now).catch(() => undefined);
-  }, Math.max(1, Math.floor(staleMs / 3)));
+  const heartbeat = setInterval(
+    () => {
+      const now = new Date();
+      utimes(path, now, now).catch(() => undefined);
+    },
+    Math.max(1, Math.floor(staleMs / 3)),
+  );
   heartbeat.unref();
 
   const isHeld = async (): Promise<boolean> => (await look(path))?.text === text;

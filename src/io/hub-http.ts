@@ -231,7 +231,10 @@ export function expectedDigest(etag: string): ExpectedDigest | undefined {
  */
 export function normalizeEtag(etag: string | null): string | undefined {
   if (etag === null) return undefined;
-  const e = etag.trim().replace(/^W\//, '').replace(/^"+|"+$/g, '');
+  const e = etag
+    .trim()
+    .replace(/^W\//, '')
+    .replace(/^"+|"+$/g, '');
   return /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/.test(e) ? e : undefined;
 }
 

@@ -74,9 +74,7 @@ export function checkRevision(rev: string, spec: string): void {
     rev.includes('@{') ||
     rev.endsWith('.') ||
     /[\x00-\x20\x7f~^:?*[\\]/.test(rev) ||
-    components.some(
-      (c) => c === '' || c.startsWith('.') || c.endsWith('.lock') || utf8Length(c) > MAX_COMPONENT_BYTES,
-    );
+    components.some((c) => c === '' || c.startsWith('.') || c.endsWith('.lock') || utf8Length(c) > MAX_COMPONENT_BYTES);
   if (bad) {
     fail(
       'BAD_ARGUMENT',

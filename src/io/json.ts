@@ -34,11 +34,11 @@ export function parseUntrustedJson(input: Uint8Array | string, what: string, lim
   const maxDepth = limits.maxDepth ?? MAX_JSON_DEPTH;
   const size = typeof input === 'string' ? input.length : input.byteLength;
   if (size > limits.maxBytes) {
-    fail(
-      'CORRUPT_FILE',
-      `${what} has ${size} bytes, more than the ${limits.maxBytes}-byte limit for this file`,
-      { file: what, size, limit: limits.maxBytes },
-    );
+    fail('CORRUPT_FILE', `${what} has ${size} bytes, more than the ${limits.maxBytes}-byte limit for this file`, {
+      file: what,
+      size,
+      limit: limits.maxBytes,
+    });
   }
   let text: string;
   if (typeof input === 'string') text = input;
@@ -61,20 +61,17 @@ export function parseUntrustedJson(input: Uint8Array | string, what: string, lim
   try {
     parsed = JSON.parse(text) as unknown;
   } catch (e) {
-    return fail(
-      'CORRUPT_FILE',
-      `${what} is not valid JSON (${e instanceof Error ? e.message : String(e)})`,
-      { file: what },
-    );
+    return fail('CORRUPT_FILE', `${what} is not valid JSON (${e instanceof Error ? e.message : String(e)})`, {
+      file: what,
+    });
   }
   if (limits.uniqueTopLevelKeys) {
     const dup = duplicateTopLevelKey(text);
     if (dup !== undefined) {
-      fail(
-        'CORRUPT_FILE',
-        `${what} lists the key ${JSON.stringify(dup)} twice; expected each key once`,
-        { file: what, key: dup },
-      );
+      fail('CORRUPT_FILE', `${what} lists the key ${JSON.stringify(dup)} twice; expected each key once`, {
+        file: what,
+        key: dup,
+      });
     }
   }
   return parsed;
@@ -86,7 +83,8 @@ export function parseUntrustedJson(input: Uint8Array | string, what: string, lim
  */
 export function duplicateTopLevelKey(text: string): string | undefined {
   const seen = new Set<string>();
-  let depth = 0, expectKey = false;
+  let depth = 0,
+    expectKey = false;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c === 0x22) {
@@ -113,11 +111,14 @@ export function duplicateTopLevelKey(text: string): string | undefined {
  * JSON.parse to report.
  */
 export function nestingDepth(text: string, stopAbove = Infinity): number {
-  let depth = 0, deepest = 0, inString = false;
+  let depth = 0,
+    deepest = 0,
+    inString = false;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
-      if (c === 0x5c) i++; // backslash: skip the escaped character
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
       else if (c === 0x22) inString = false;
     } else if (c === 0x22) inString = true;
     else if (c === 0x5b || c === 0x7b) {

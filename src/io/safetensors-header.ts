@@ -18,7 +18,16 @@ export const SAFETENSORS_MAX_HEADER_BYTES = 100_000_000;
 
 /** Dtypes the format defines that mamba-ts cannot load: valid files, but UNSUPPORTED rather than CORRUPT_FILE. */
 const UNSUPPORTED_DTYPES: ReadonlySet<string> = new Set([
-  'U16', 'U32', 'U64', 'F8_E5M2', 'F8_E4M3', 'F8_E8M0', 'F6_E2M3', 'F6_E3M2', 'F4', 'C64',
+  'U16',
+  'U32',
+  'U64',
+  'F8_E5M2',
+  'F8_E4M3',
+  'F8_E8M0',
+  'F6_E2M3',
+  'F6_E3M2',
+  'F4',
+  'C64',
 ]);
 
 /** A tensor and where its bytes lie: `[begin, end)` relative to the data section. */
@@ -47,7 +56,11 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 }
 
 function isNonNegativeIntList(v: unknown, length?: number): v is number[] {
-  return Array.isArray(v) && (length === undefined || v.length === length) && v.every((x) => Number.isSafeInteger(x) && x >= 0);
+  return (
+    Array.isArray(v) &&
+    (length === undefined || v.length === length) &&
+    v.every((x) => Number.isSafeInteger(x) && x >= 0)
+  );
 }
 
 /**
@@ -59,7 +72,8 @@ export function parseSafetensorsHeader(json: Uint8Array, dataBytes: number, file
     fail('CORRUPT_FILE', `${file}: ${message}`, { file, ...details });
 
   const parsed = parseUntrustedJson(json, `${file}: the safetensors header`, {
-    maxBytes: SAFETENSORS_MAX_HEADER_BYTES, uniqueTopLevelKeys: true,
+    maxBytes: SAFETENSORS_MAX_HEADER_BYTES,
+    uniqueTopLevelKeys: true,
   });
   if (!isPlainObject(parsed)) return corrupt(`the safetensors header must be a JSON object, got ${show(parsed)}`);
 
@@ -72,9 +86,14 @@ export function parseSafetensorsHeader(json: Uint8Array, dataBytes: number, file
     }
     const entry = parseEntry(name, value, file, corrupt);
     if (entry.end > dataBytes) {
-      corrupt(`the file is truncated: tensor "${name}" needs bytes [${entry.begin}, ${entry.end}) of the data section, which has only ${dataBytes} bytes`, {
-        tensor: name, expected: entry.end, actual: dataBytes,
-      });
+      corrupt(
+        `the file is truncated: tensor "${name}" needs bytes [${entry.begin}, ${entry.end}) of the data section, which has only ${dataBytes} bytes`,
+        {
+          tensor: name,
+          expected: entry.end,
+          actual: dataBytes,
+        },
+      );
     }
     entries.push(entry);
   }
@@ -89,30 +108,46 @@ export function parseSafetensorsHeader(json: Uint8Array, dataBytes: number, file
   for (const entry of entries) {
     if (entry.byteLength === 0) continue;
     if (previous !== undefined && entry.begin < previous.end) {
-      corrupt(`tensors "${previous.name}" [${previous.begin}, ${previous.end}) and "${entry.name}" [${entry.begin}, ${entry.end}) overlap in the data section`, {
-        tensor: entry.name, other: previous.name,
-      });
+      corrupt(
+        `tensors "${previous.name}" [${previous.begin}, ${previous.end}) and "${entry.name}" [${entry.begin}, ${entry.end}) overlap in the data section`,
+        {
+          tensor: entry.name,
+          other: previous.name,
+        },
+      );
     }
     if (entry.begin > covered) {
       const after = previous ? `after "${previous.name}" ends` : 'at the start of the data section';
-      corrupt(`bytes [${covered}, ${entry.begin}) of the data section belong to no tensor (a hole ${after}, ` +
-        `before "${entry.name}"); expected the tensors to cover the data section without gaps`, {
-        tensor: entry.name, expected: covered, actual: entry.begin,
-      });
+      corrupt(
+        `bytes [${covered}, ${entry.begin}) of the data section belong to no tensor (a hole ${after}, ` +
+          `before "${entry.name}"); expected the tensors to cover the data section without gaps`,
+        {
+          tensor: entry.name,
+          expected: covered,
+          actual: entry.begin,
+        },
+      );
     }
     previous = entry;
     covered = entry.end;
   }
   if (covered !== dataBytes) {
-    corrupt(`the tensors cover ${covered} bytes of the data section, which has ${dataBytes}: ` +
-      `${dataBytes - covered} trailing bytes belong to no tensor`, {
-      expected: covered, actual: dataBytes,
-    });
+    corrupt(
+      `the tensors cover ${covered} bytes of the data section, which has ${dataBytes}: ` +
+        `${dataBytes - covered} trailing bytes belong to no tensor`,
+      {
+        expected: covered,
+        actual: dataBytes,
+      },
+    );
   }
   return { entries: new Map(entries.map((e) => [e.name, e])), metadata };
 }
 
-function parseMetadata(value: unknown, corrupt: (m: string, d?: Record<string, unknown>) => never): Record<string, string> {
+function parseMetadata(
+  value: unknown,
+  corrupt: (m: string, d?: Record<string, unknown>) => never,
+): Record<string, string> {
   // The reference writes no key when there is no metadata and accepts `null`.
   if (value === null) return {};
   if (!isPlainObject(value)) return corrupt(`"__metadata__" must be an object of strings, got ${show(value)}`);
@@ -130,7 +165,8 @@ function parseEntry(
   corrupt: (m: string, d?: Record<string, unknown>) => never,
 ): SafetensorsEntry {
   const bad = (what: string): never => corrupt(`tensor "${name}": ${what}`, { tensor: name });
-  if (!isPlainObject(value)) return bad(`header entry must be an object with dtype, shape and data_offsets, got ${show(value)}`);
+  if (!isPlainObject(value))
+    return bad(`header entry must be an object with dtype, shape and data_offsets, got ${show(value)}`);
   for (const field of ['dtype', 'shape', 'data_offsets']) {
     if (!(field in value)) bad(`header entry has no "${field}"`);
   }
@@ -138,23 +174,35 @@ function parseEntry(
   if (typeof dtype !== 'string') return bad(`dtype must be a string, got ${show(dtype)}`);
   if (!isStoredDType(dtype)) {
     if (UNSUPPORTED_DTYPES.has(dtype)) {
-      fail('UNSUPPORTED', `${file}: tensor "${name}" has dtype ${dtype}, which mamba-ts cannot load (supported: ${Object.keys(STORED_DTYPE_BYTES).join(', ')})`, {
-        file, tensor: name, dtype,
-      });
+      fail(
+        'UNSUPPORTED',
+        `${file}: tensor "${name}" has dtype ${dtype}, which mamba-ts cannot load (supported: ${Object.keys(STORED_DTYPE_BYTES).join(', ')})`,
+        {
+          file,
+          tensor: name,
+          dtype,
+        },
+      );
     }
     return bad(`unknown dtype ${show(dtype)}`);
   }
   if (!isNonNegativeIntList(shape)) return bad(`shape must be a list of non-negative integers, got ${show(shape)}`);
-  if (!isNonNegativeIntList(offsets, 2)) return bad(`data_offsets must be [begin, end] with non-negative integers, got ${show(offsets)}`);
+  if (!isNonNegativeIntList(offsets, 2))
+    return bad(`data_offsets must be [begin, end] with non-negative integers, got ${show(offsets)}`);
   const [begin, end] = offsets as [number, number];
   if (begin > end) return bad(`data_offsets [${begin}, ${end}] end before they begin`);
   let byteLength = STORED_DTYPE_BYTES[dtype];
   for (const d of shape) byteLength *= d;
   if (!Number.isSafeInteger(byteLength)) return bad(`shape ${fmtShape(shape)} is too large`);
   if (end - begin !== byteLength) {
-    corrupt(`tensor "${name}": data_offsets [${begin}, ${end}] hold ${end - begin} bytes, but ${dtype} ${fmtShape(shape)} needs ${byteLength}`, {
-      tensor: name, expected: byteLength, actual: end - begin,
-    });
+    corrupt(
+      `tensor "${name}": data_offsets [${begin}, ${end}] hold ${end - begin} bytes, but ${dtype} ${fmtShape(shape)} needs ${byteLength}`,
+      {
+        tensor: name,
+        expected: byteLength,
+        actual: end - begin,
+      },
+    );
   }
   return { name, dtype, shape: Object.freeze([...shape]), byteLength, begin, end };
 }

@@ -15,23 +15,39 @@ const LENGTH_PREFIX_BYTES = 8;
 async function readHeader(source: ByteSource): Promise<{ header: SafetensorsHeader; dataStart: number }> {
   const file = source.description;
   if (source.size < LENGTH_PREFIX_BYTES) {
-    fail('CORRUPT_FILE', `${file} is not a safetensors file: it has ${source.size} bytes, fewer than the 8-byte header length`, {
-      file, size: source.size,
-    });
+    fail(
+      'CORRUPT_FILE',
+      `${file} is not a safetensors file: it has ${source.size} bytes, fewer than the 8-byte header length`,
+      {
+        file,
+        size: source.size,
+      },
+    );
   }
   const prefix = await source.read(0, LENGTH_PREFIX_BYTES);
   const n = new DataView(prefix.buffer, prefix.byteOffset, LENGTH_PREFIX_BYTES).getBigUint64(0, true);
   if (n > BigInt(SAFETENSORS_MAX_HEADER_BYTES)) {
-    fail('CORRUPT_FILE', `${file} is not a valid safetensors file: its header length ${n} bytes is over the 100 MB limit`, {
-      file, headerLength: n.toString(),
-    });
+    fail(
+      'CORRUPT_FILE',
+      `${file} is not a valid safetensors file: its header length ${n} bytes is over the 100 MB limit`,
+      {
+        file,
+        headerLength: n.toString(),
+      },
+    );
   }
   const headerLength = Number(n);
   const dataStart = LENGTH_PREFIX_BYTES + headerLength;
   if (dataStart > source.size) {
-    fail('CORRUPT_FILE', `${file} is truncated: its header needs ${headerLength} bytes after the 8-byte length, the file has ${source.size - LENGTH_PREFIX_BYTES}`, {
-      file, headerLength, size: source.size,
-    });
+    fail(
+      'CORRUPT_FILE',
+      `${file} is truncated: its header needs ${headerLength} bytes after the 8-byte length, the file has ${source.size - LENGTH_PREFIX_BYTES}`,
+      {
+        file,
+        headerLength,
+        size: source.size,
+      },
+    );
   }
   const json = await source.read(LENGTH_PREFIX_BYTES, headerLength);
   return { header: parseSafetensorsHeader(json, source.size - dataStart, file), dataStart };
@@ -59,9 +75,16 @@ export async function openSafetensors(source: ByteSource): Promise<TensorSource>
     async read(name, dest) {
       const entry = header.entries.get(name) ?? failUnknownTensor(file, name, header.entries.keys());
       if (dest !== undefined && dest.byteLength !== entry.byteLength) {
-        fail('BAD_ARGUMENT', `${file}: tensor "${name}" (${entry.dtype} ${fmtShape(entry.shape)}) has ${entry.byteLength} bytes, the destination buffer has ${dest.byteLength}`, {
-          file, tensor: name, expected: entry.byteLength, actual: dest.byteLength,
-        });
+        fail(
+          'BAD_ARGUMENT',
+          `${file}: tensor "${name}" (${entry.dtype} ${fmtShape(entry.shape)}) has ${entry.byteLength} bytes, the destination buffer has ${dest.byteLength}`,
+          {
+            file,
+            tensor: name,
+            expected: entry.byteLength,
+            actual: dest.byteLength,
+          },
+        );
       }
       return source.read(dataStart + entry.begin, entry.byteLength, dest);
     },

@@ -30,20 +30,23 @@ export function parseShardIndex(text: string, description: string): ShardIndex {
 /** Validates an index already parsed from JSON (a browser's fetch gives it parsed). */
 export function shardIndexFrom(parsed: unknown, description: string): ShardIndex {
   const corrupt = (message: string): never => fail('CORRUPT_FILE', `${description}: ${message}`, { file: description });
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return corrupt('the shard index must be a JSON object');
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    return corrupt('the shard index must be a JSON object');
   const { metadata: rawMetadata, weight_map: rawMap } = parsed as Record<string, unknown>;
   if (typeof rawMap !== 'object' || rawMap === null || Array.isArray(rawMap)) {
     return corrupt('the shard index has no "weight_map" object (tensor name -> shard file)');
   }
   const weightMap = new Map<string, string>();
   for (const [name, shard] of Object.entries(rawMap)) {
-    if (typeof shard !== 'string' || shard === '') corrupt(`weight_map["${name}"] must be a shard file name, got ${showJson(shard)}`);
+    if (typeof shard !== 'string' || shard === '')
+      corrupt(`weight_map["${name}"] must be a shard file name, got ${showJson(shard)}`);
     weightMap.set(name, shard as string);
   }
-  if (weightMap.size === 0) corrupt('the shard index\'s weight_map is empty');
+  if (weightMap.size === 0) corrupt("the shard index's weight_map is empty");
   const metadata: [string, string][] = [];
   if (rawMetadata !== undefined && rawMetadata !== null) {
-    if (typeof rawMetadata !== 'object' || Array.isArray(rawMetadata)) corrupt('the shard index\'s "metadata" must be an object');
+    if (typeof rawMetadata !== 'object' || Array.isArray(rawMetadata))
+      corrupt('the shard index\'s "metadata" must be an object');
     for (const [k, v] of Object.entries(rawMetadata as Record<string, unknown>)) {
       let text: string;
       try {
@@ -72,7 +75,7 @@ export async function openShardedSafetensorsWith(
   const opened = await Promise.allSettled(index.shards.map((f) => openShard(f)));
   const shards = new Map<string, TensorSource>();
   opened.forEach((r, i) => {
-    if (r.status === 'fulfilled') shards.set(index.shards[i]!, r.value);
+    if (r.status === 'fulfilled') shards.set(index.shards[i], r.value);
   });
   const closeAll = async (): Promise<void> => {
     const results = await Promise.allSettled([...shards.values()].map((s) => s.close()));
@@ -82,9 +85,12 @@ export async function openShardedSafetensorsWith(
   try {
     opened.forEach((r, i) => {
       if (r.status === 'fulfilled') return;
-      const file = index.shards[i]!;
+      const file = index.shards[i];
       if (isMambaError(r.reason, 'FILE_NOT_FOUND')) {
-        fail('FILE_NOT_FOUND', `${description} names shard "${file}", which cannot be found (${r.reason.message})`, { file: description, shard: file });
+        fail('FILE_NOT_FOUND', `${description} names shard "${file}", which cannot be found (${r.reason.message})`, {
+          file: description,
+          shard: file,
+        });
       }
       throw r.reason;
     });
@@ -108,7 +114,9 @@ function combine(
       const other = owner.get(name);
       if (other !== undefined) {
         fail('CORRUPT_FILE', `${description}: tensor "${name}" appears in two shards, "${other}" and "${file}"`, {
-          file: description, tensor: name, shards: [other, file],
+          file: description,
+          tensor: name,
+          shards: [other, file],
         });
       }
       owner.set(name, file);
@@ -117,9 +125,15 @@ function combine(
   }
   for (const [name, file] of index.weightMap) {
     if (owner.get(name) !== file) {
-      fail('CORRUPT_FILE', `${description} puts tensor "${name}" in shard "${file}", but that shard has no such tensor`, {
-        file: description, tensor: name, shard: file,
-      });
+      fail(
+        'CORRUPT_FILE',
+        `${description} puts tensor "${name}" in shard "${file}", but that shard has no such tensor`,
+        {
+          file: description,
+          tensor: name,
+          shard: file,
+        },
+      );
     }
   }
   return {

@@ -82,16 +82,27 @@ async function open(source: ByteSource): Promise<TorchCheckpoint> {
   const prefix = archivePrefix(zip, file);
   const record = (name: string) => zip.get(prefix + name);
   if (record('constants.pkl') || zip.entries.some((e) => e.name.startsWith(`${prefix}code/`))) {
-    fail('UNSUPPORTED', `${file} is a TorchScript archive (torch.jit.save), not a torch.save state dict: load it in Python and save model.state_dict() with torch.save or safetensors`, { file });
+    fail(
+      'UNSUPPORTED',
+      `${file} is a TorchScript archive (torch.jit.save), not a torch.save state dict: load it in Python and save model.state_dict() with torch.save or safetensors`,
+      { file },
+    );
   }
 
   const byteorderRecord = record('byteorder');
   if (byteorderRecord) {
     const order = new TextDecoder().decode(await zip.read(byteorderRecord, MAX_SMALL_RECORD_BYTES)).trim();
     if (order === 'big') {
-      fail('UNSUPPORTED', `${file} was saved on a big-endian machine (byteorder "big"); mamba-ts reads little-endian checkpoints only: re-save it on a little-endian machine or convert it to safetensors`, { file });
+      fail(
+        'UNSUPPORTED',
+        `${file} was saved on a big-endian machine (byteorder "big"); mamba-ts reads little-endian checkpoints only: re-save it on a little-endian machine or convert it to safetensors`,
+        { file },
+      );
     }
-    if (order !== 'little') fail('CORRUPT_FILE', `${file}: record ${byteorderRecord.name} says "${order}", expected "little" or "big"`, { file });
+    if (order !== 'little')
+      fail('CORRUPT_FILE', `${file}: record ${byteorderRecord.name} says "${order}", expected "little" or "big"`, {
+        file,
+      });
   }
   const versionRecord = record('.data/version') ?? record('version');
   const version = versionRecord
@@ -106,7 +117,9 @@ async function open(source: ByteSource): Promise<TorchCheckpoint> {
   const skipped: string[] = [];
   for (const [key, value] of dict.items) {
     if (typeof key !== 'string') {
-      fail('UNSUPPORTED', `${file}: the state dict has a key of type ${describe(key)}; tensor names must be strings`, { file });
+      fail('UNSUPPORTED', `${file}: the state dict has a key of type ${describe(key)}; tensor names must be strings`, {
+        file,
+      });
     }
     if (!(value instanceof TorchTensor)) {
       skipped.push(key); // e.g. an `_extra_state` or a counter saved next to the tensors
@@ -115,7 +128,11 @@ async function open(source: ByteSource): Promise<TorchCheckpoint> {
     tensors.set(key, planTensor(key, value, zip, prefix, file));
   }
   if (tensors.size === 0) {
-    fail('UNSUPPORTED', `${file} holds no tensors${wrapper ? ` under "${wrapper}"` : ''}; top-level keys: ${keysOf(dict)}`, { file });
+    fail(
+      'UNSUPPORTED',
+      `${file} holds no tensors${wrapper ? ` under "${wrapper}"` : ''}; top-level keys: ${keysOf(dict)}`,
+      { file },
+    );
   }
 
   const metadata: Record<string, string> = { 'torch.archive': prefix.slice(0, -1) };
@@ -127,7 +144,7 @@ async function open(source: ByteSource): Promise<TorchCheckpoint> {
 
 /** Tells a legacy or foreign file apart from a zip before the zip reader looks at its end. */
 function checkHead(head: Uint8Array, file: string): void {
-  if (head[0] === 0x80 && head.length > 1 && head[1]! >= 2 && head[1]! <= 5) {
+  if (head[0] === 0x80 && head.length > 1 && head[1] >= 2 && head[1] <= 5) {
     const legacy = LEGACY_MAGIC.every((b, i) => head[i] === b);
     fail(
       'UNSUPPORTED',
@@ -140,7 +157,11 @@ function checkHead(head: Uint8Array, file: string): void {
     const hex = [...head.subarray(0, 4)].map((b) => b.toString(16).padStart(2, '0')).join(' ');
     // safetensors: an 8-byte little-endian header length, then the JSON header.
     const hint = head.length >= 9 && head[8] === 0x7b ? ' (it looks like a safetensors file)' : '';
-    fail('CORRUPT_FILE', `${file} is not a PyTorch zip checkpoint: it starts with bytes ${hex}, expected "PK\\x03\\x04"${hint}`, { file });
+    fail(
+      'CORRUPT_FILE',
+      `${file} is not a PyTorch zip checkpoint: it starts with bytes ${hex}, expected "PK\\x03\\x04"${hint}`,
+      { file },
+    );
   }
 }
 
@@ -148,15 +169,26 @@ function checkHead(head: Uint8Array, file: string): void {
 function archivePrefix(zip: ZipArchive, file: string): string {
   const pkls = zip.entries.filter((e) => e.name === 'data.pkl' || e.name.endsWith('/data.pkl'));
   if (pkls.length === 0) {
-    const names = zip.entries.slice(0, 5).map((e) => e.name).join(', ');
-    fail('CORRUPT_FILE', `${file} is a zip without a data.pkl record, so not a torch.save checkpoint (it holds ${zip.entries.length} members${names ? `: ${names}` : ''}${zip.entries.length > 5 ? ', …' : ''})`, { file });
+    const names = zip.entries
+      .slice(0, 5)
+      .map((e) => e.name)
+      .join(', ');
+    fail(
+      'CORRUPT_FILE',
+      `${file} is a zip without a data.pkl record, so not a torch.save checkpoint (it holds ${zip.entries.length} members${names ? `: ${names}` : ''}${zip.entries.length > 5 ? ', …' : ''})`,
+      { file },
+    );
   }
   // The shallowest one is the checkpoint's own (a nested one would be a checkpoint stored inside it).
   pkls.sort((a, b) => depth(a.name) - depth(b.name));
-  if (pkls.length > 1 && depth(pkls[0]!.name) === depth(pkls[1]!.name)) {
-    fail('CORRUPT_FILE', `${file} holds several checkpoints (${pkls.map((e) => e.name).join(', ')}); expected one <archive>/data.pkl`, { file });
+  if (pkls.length > 1 && depth(pkls[0].name) === depth(pkls[1].name)) {
+    fail(
+      'CORRUPT_FILE',
+      `${file} holds several checkpoints (${pkls.map((e) => e.name).join(', ')}); expected one <archive>/data.pkl`,
+      { file },
+    );
   }
-  const name = pkls[0]!.name;
+  const name = pkls[0].name;
   return name.slice(0, name.length - 'data.pkl'.length);
 }
 
@@ -203,10 +235,14 @@ interface TensorPlan {
 function storedDType(dtype: TorchDTypeName, what: string, file: string): StoredDType {
   const stored = TORCH_TO_STORED[dtype];
   if (!stored) {
-    fail('UNSUPPORTED', `${what} in ${file} has dtype torch.${dtype}, which mamba-ts does not read (supported: ${Object.keys(TORCH_TO_STORED).join(', ')})`, {
-      file,
-      dtype,
-    });
+    fail(
+      'UNSUPPORTED',
+      `${what} in ${file} has dtype torch.${dtype}, which mamba-ts does not read (supported: ${Object.keys(TORCH_TO_STORED).join(', ')})`,
+      {
+        file,
+        dtype,
+      },
+    );
   }
   return stored;
 }
@@ -216,48 +252,69 @@ function planTensor(name: string, t: TorchTensor, zip: ZipArchive, prefix: strin
   const e = STORED_DTYPE_BYTES[dtype];
   const storage = t.storage;
   // Storage sizes count the storage's own elements (bytes for an untyped storage).
-  const storageBytes = storage.numel * STORED_DTYPE_BYTES[storedDType(storage.dtype, `storage ${storage.key} of "${name}"`, file)];
+  const storageBytes =
+    storage.numel * STORED_DTYPE_BYTES[storedDType(storage.dtype, `storage ${storage.key} of "${name}"`, file)];
   const record = zip.get(`${prefix}data/${storage.key}`);
   if (!record) {
-    fail('CORRUPT_FILE', `${file}: tensor "${name}" views storage ${storage.key}, but the record ${prefix}data/${storage.key} is missing`, { file, tensor: name });
+    fail(
+      'CORRUPT_FILE',
+      `${file}: tensor "${name}" views storage ${storage.key}, but the record ${prefix}data/${storage.key} is missing`,
+      { file, tensor: name },
+    );
   }
   if (record.size !== storageBytes) {
-    fail('CORRUPT_FILE', `${file}: record ${record.name} holds ${record.size} bytes, but storage ${storage.key} is ${storage.numel} x ${storage.dtype} = ${storageBytes} bytes`, {
-      file,
-      tensor: name,
-    });
+    fail(
+      'CORRUPT_FILE',
+      `${file}: record ${record.name} holds ${record.size} bytes, but storage ${storage.key} is ${storage.numel} x ${storage.dtype} = ${storageBytes} bytes`,
+      {
+        file,
+        tensor: name,
+      },
+    );
   }
 
   const numel = t.shape.reduce((a, b) => a * b, 1);
   const byteLength = numel * e;
-  if (!Number.isSafeInteger(byteLength)) fail('CORRUPT_FILE', `${file}: tensor "${name}" of shape ${fmtShape(t.shape)} is impossibly large`, { file, tensor: name });
+  if (!Number.isSafeInteger(byteLength))
+    fail('CORRUPT_FILE', `${file}: tensor "${name}" of shape ${fmtShape(t.shape)} is impossibly large`, {
+      file,
+      tensor: name,
+    });
   const entry: TensorEntry = { name, dtype, shape: t.shape, byteLength };
   const base = { entry, record, elementBytes: e, shape: t.shape, stride: t.stride };
   if (numel === 0) return { ...base, spanStart: 0, spanLength: 0, contiguous: true };
 
   // Strides are non-negative, so the view spans elements [offset, offset + sum((size - 1) * stride)].
   let last = t.storageOffset;
-  for (let d = 0; d < t.shape.length; d++) last += (t.shape[d]! - 1) * t.stride[d]!;
+  for (let d = 0; d < t.shape.length; d++) last += (t.shape[d] - 1) * t.stride[d];
   const spanStart = t.storageOffset * e;
   const spanEnd = (last + 1) * e;
   if (spanEnd > storageBytes) {
-    fail('CORRUPT_FILE', `${file}: tensor "${name}" (shape ${fmtShape(t.shape)}, stride ${fmtShape(t.stride)}, offset ${t.storageOffset}) reaches byte ${spanEnd} of storage ${storage.key}, which has ${storageBytes}`, {
-      file,
-      tensor: name,
-    });
+    fail(
+      'CORRUPT_FILE',
+      `${file}: tensor "${name}" (shape ${fmtShape(t.shape)}, stride ${fmtShape(t.stride)}, offset ${t.storageOffset}) reaches byte ${spanEnd} of storage ${storage.key}, which has ${storageBytes}`,
+      {
+        file,
+        tensor: name,
+      },
+    );
   }
   // A view may repeat elements (stride 0: torch.save keeps an expand()ed tensor's broadcast), so it can
   // claim far more bytes than its storage holds, and reading it materialises them all. Such views are
   // small in real checkpoints (position ids, masks); one above the cap is refused before any read.
   if (byteLength > storageBytes && byteLength > MAX_REPEATING_VIEW_BYTES) {
-    fail('CORRUPT_FILE', `${file}: tensor "${name}" (shape ${fmtShape(t.shape)}, stride ${fmtShape(t.stride)}) ` +
-      `repeats the ${storageBytes} bytes of storage ${storage.key} into ${byteLength} bytes, more than the ` +
-      `${MAX_REPEATING_VIEW_BYTES}-byte limit for a view larger than its storage (expected a contiguous tensor)`, {
-      file,
-      tensor: name,
-      expected: MAX_REPEATING_VIEW_BYTES,
-      actual: byteLength,
-    });
+    fail(
+      'CORRUPT_FILE',
+      `${file}: tensor "${name}" (shape ${fmtShape(t.shape)}, stride ${fmtShape(t.stride)}) ` +
+        `repeats the ${storageBytes} bytes of storage ${storage.key} into ${byteLength} bytes, more than the ` +
+        `${MAX_REPEATING_VIEW_BYTES}-byte limit for a view larger than its storage (expected a contiguous tensor)`,
+      {
+        file,
+        tensor: name,
+        expected: MAX_REPEATING_VIEW_BYTES,
+        actual: byteLength,
+      },
+    );
   }
   return { ...base, spanStart, spanLength: spanEnd - spanStart, contiguous: isRowMajor(t.shape, t.stride) };
 }
@@ -266,7 +323,7 @@ function isRowMajor(shape: readonly number[], stride: readonly number[]): boolea
   let expected = 1;
   for (let d = shape.length - 1; d >= 0; d--) {
     if (shape[d] !== 1 && stride[d] !== expected) return false; // a size-1 dimension's stride is never used
-    expected *= shape[d]!;
+    expected *= shape[d];
   }
   return true;
 }
@@ -275,25 +332,25 @@ function isRowMajor(shape: readonly number[], stride: readonly number[]): boolea
 function gather(span: Uint8Array, plan: TensorPlan, out: Uint8Array): void {
   const { shape, stride, elementBytes: e } = plan;
   const rank = shape.length;
-  const inner = shape[rank - 1]!;
-  const innerStride = stride[rank - 1]!;
+  const inner = shape[rank - 1];
+  const innerStride = stride[rank - 1];
   const index = new Array<number>(rank - 1).fill(0);
   const rows = plan.entry.byteLength / e / inner;
   let o = 0;
   for (let r = 0; r < rows; r++) {
     let s = 0; // element offset of this row's first element from the span's start
-    for (let d = 0; d < rank - 1; d++) s += index[d]! * stride[d]!;
+    for (let d = 0; d < rank - 1; d++) s += index[d] * stride[d];
     if (innerStride === 1) {
       out.set(span.subarray(s * e, (s + inner) * e), o);
       o += inner * e;
     } else {
       for (let j = 0; j < inner; j++) {
         const b = (s + j * innerStride) * e;
-        for (let k = 0; k < e; k++) out[o++] = span[b + k]!;
+        for (let k = 0; k < e; k++) out[o++] = span[b + k];
       }
     }
     for (let d = rank - 2; d >= 0; d--) {
-      if (++index[d]! < shape[d]!) break;
+      if (++index[d] < shape[d]) break;
       index[d] = 0;
     }
   }
@@ -320,20 +377,31 @@ class TorchZipCheckpoint implements TorchCheckpoint {
 
   async read(name: string, dest?: Uint8Array): Promise<Uint8Array> {
     const file = this.description;
-    if (this.closed) fail('BAD_ARGUMENT', `${file} is closed; open it again to read tensor "${name}"`, { file, tensor: name });
+    if (this.closed)
+      fail('BAD_ARGUMENT', `${file} is closed; open it again to read tensor "${name}"`, { file, tensor: name });
     const plan = this.plans.get(name);
     if (!plan) {
-      const some = [...this.plans.keys()].slice(0, 5).map((n) => `"${n}"`).join(', ');
-      fail('BAD_ARGUMENT', `no tensor "${name}" in ${file}; it has ${this.plans.size}, e.g. ${some}`, { file, tensor: name });
+      const some = [...this.plans.keys()]
+        .slice(0, 5)
+        .map((n) => `"${n}"`)
+        .join(', ');
+      fail('BAD_ARGUMENT', `no tensor "${name}" in ${file}; it has ${this.plans.size}, e.g. ${some}`, {
+        file,
+        tensor: name,
+      });
     }
     const { byteLength } = plan.entry;
     if (dest !== undefined && dest.byteLength !== byteLength) {
-      fail('BAD_ARGUMENT', `read "${name}" from ${file}: destination has ${dest.byteLength} bytes, the tensor has ${byteLength}`, {
-        file,
-        tensor: name,
-        expected: byteLength,
-        actual: dest.byteLength,
-      });
+      fail(
+        'BAD_ARGUMENT',
+        `read "${name}" from ${file}: destination has ${dest.byteLength} bytes, the tensor has ${byteLength}`,
+        {
+          file,
+          tensor: name,
+          expected: byteLength,
+          actual: dest.byteLength,
+        },
+      );
     }
     if (byteLength === 0) return dest ?? new Uint8Array(0);
     // Only the bytes the view covers: for a dense tensor exactly its data, for a strided one the span it touches.

@@ -143,15 +143,60 @@ const STORAGE_TYPES: Readonly<Record<string, TorchDTypeName>> = {
 
 /** Every dtype torch can pickle as a global `torch.<name>` (dtype's `__reduce__` returns its name). */
 const TORCH_DTYPES = new Set<string>([
-  'float64', 'float32', 'float16', 'bfloat16', 'int64', 'int32', 'int16', 'int8', 'uint8', 'bool',
-  'complex32', 'complex64', 'complex128', 'qint8', 'quint8', 'qint32', 'quint4x2', 'quint2x4',
-  'uint16', 'uint32', 'uint64', 'bits1x8', 'bits2x4', 'bits4x2', 'bits8', 'bits16',
-  'float8_e5m2', 'float8_e4m3fn', 'float8_e5m2fnuz', 'float8_e4m3fnuz', 'float8_e8m0fnu', 'float4_e2m1fn_x2',
-  'uint1', 'uint2', 'uint3', 'uint4', 'uint5', 'uint6', 'uint7', 'int1', 'int2', 'int3', 'int4', 'int5', 'int6', 'int7',
+  'float64',
+  'float32',
+  'float16',
+  'bfloat16',
+  'int64',
+  'int32',
+  'int16',
+  'int8',
+  'uint8',
+  'bool',
+  'complex32',
+  'complex64',
+  'complex128',
+  'qint8',
+  'quint8',
+  'qint32',
+  'quint4x2',
+  'quint2x4',
+  'uint16',
+  'uint32',
+  'uint64',
+  'bits1x8',
+  'bits2x4',
+  'bits4x2',
+  'bits8',
+  'bits16',
+  'float8_e5m2',
+  'float8_e4m3fn',
+  'float8_e5m2fnuz',
+  'float8_e4m3fnuz',
+  'float8_e8m0fnu',
+  'float4_e2m1fn_x2',
+  'uint1',
+  'uint2',
+  'uint3',
+  'uint4',
+  'uint5',
+  'uint6',
+  'uint7',
+  'int1',
+  'int2',
+  'int3',
+  'int4',
+  'int5',
+  'int6',
+  'int7',
 ]);
 
 const REBUILD_FNS: readonly RebuildFn[] = [
-  '_rebuild_tensor', '_rebuild_tensor_v2', '_rebuild_tensor_v3', '_rebuild_parameter', '_rebuild_parameter_with_state',
+  '_rebuild_tensor',
+  '_rebuild_tensor_v2',
+  '_rebuild_tensor_v3',
+  '_rebuild_parameter',
+  '_rebuild_parameter_with_state',
 ];
 
 /** The global named `module.name` if torch.save writes it for tensors or plain containers, else undefined. */
@@ -163,13 +208,18 @@ function allowedGlobal(module: string, name: string): TorchGlobal | undefined {
   if (module === '_codecs' && name === 'encode') return g({ kind: 'codecs-encode' });
   if (module === 'builtins' && name === 'bytes') return g({ kind: 'bytes' });
   if (module === 'builtins' && (name === 'set' || name === 'frozenset')) return g({ kind: 'set' });
-  if (module === 'torch._utils' && (REBUILD_FNS as readonly string[]).includes(name)) return g({ kind: 'rebuild', fn: name as RebuildFn });
+  if (module === 'torch._utils' && (REBUILD_FNS as readonly string[]).includes(name))
+    return g({ kind: 'rebuild', fn: name as RebuildFn });
   // Tensors carrying Python attributes (e.g. `_no_weight_decay`) pickle as _rebuild_from_type_v2(fn, type, args, state).
-  if (module === 'torch._tensor' && name === '_rebuild_from_type_v2') return g({ kind: 'rebuild', fn: '_rebuild_from_type_v2' });
-  if ((module === 'torch' && name === 'Tensor') || (module === 'torch.nn.parameter' && name === 'Parameter')) return g({ kind: 'tensor-type' });
-  if (module === 'torch' && Object.hasOwn(STORAGE_TYPES, name)) return g({ kind: 'storage-type', dtype: STORAGE_TYPES[name]! });
+  if (module === 'torch._tensor' && name === '_rebuild_from_type_v2')
+    return g({ kind: 'rebuild', fn: '_rebuild_from_type_v2' });
+  if ((module === 'torch' && name === 'Tensor') || (module === 'torch.nn.parameter' && name === 'Parameter'))
+    return g({ kind: 'tensor-type' });
+  if (module === 'torch' && Object.hasOwn(STORAGE_TYPES, name))
+    return g({ kind: 'storage-type', dtype: STORAGE_TYPES[name] });
   // UntypedStorage is defined in torch/storage.py and re-exported as torch.UntypedStorage.
-  if ((module === 'torch' || module === 'torch.storage') && name === 'UntypedStorage') return g({ kind: 'storage-type', dtype: 'uint8' });
+  if ((module === 'torch' || module === 'torch.storage') && name === 'UntypedStorage')
+    return g({ kind: 'storage-type', dtype: 'uint8' });
   if (module === 'torch' && TORCH_DTYPES.has(name)) return g({ kind: 'dtype', dtype: name });
   return undefined;
 }
@@ -181,18 +231,74 @@ const PY2_MODULES: Readonly<Record<string, string>> = { __builtin__: 'builtins',
 
 /** Every opcode of pickle protocols 0-5 by byte, for messages (CPython Lib/pickle.py). */
 const OPCODE_NAMES: Readonly<Record<number, string>> = {
-  0x28: 'MARK', 0x2e: 'STOP', 0x30: 'POP', 0x31: 'POP_MARK', 0x32: 'DUP', 0x46: 'FLOAT', 0x49: 'INT',
-  0x4a: 'BININT', 0x4b: 'BININT1', 0x4c: 'LONG', 0x4d: 'BININT2', 0x4e: 'NONE', 0x50: 'PERSID',
-  0x51: 'BINPERSID', 0x52: 'REDUCE', 0x53: 'STRING', 0x54: 'BINSTRING', 0x55: 'SHORT_BINSTRING',
-  0x56: 'UNICODE', 0x58: 'BINUNICODE', 0x61: 'APPEND', 0x62: 'BUILD', 0x63: 'GLOBAL', 0x64: 'DICT',
-  0x7d: 'EMPTY_DICT', 0x65: 'APPENDS', 0x67: 'GET', 0x68: 'BINGET', 0x69: 'INST', 0x6a: 'LONG_BINGET',
-  0x6c: 'LIST', 0x5d: 'EMPTY_LIST', 0x6f: 'OBJ', 0x70: 'PUT', 0x71: 'BINPUT', 0x72: 'LONG_BINPUT',
-  0x73: 'SETITEM', 0x74: 'TUPLE', 0x29: 'EMPTY_TUPLE', 0x75: 'SETITEMS', 0x47: 'BINFLOAT',
-  0x80: 'PROTO', 0x81: 'NEWOBJ', 0x82: 'EXT1', 0x83: 'EXT2', 0x84: 'EXT4', 0x85: 'TUPLE1', 0x86: 'TUPLE2',
-  0x87: 'TUPLE3', 0x88: 'NEWTRUE', 0x89: 'NEWFALSE', 0x8a: 'LONG1', 0x8b: 'LONG4', 0x42: 'BINBYTES',
-  0x43: 'SHORT_BINBYTES', 0x8c: 'SHORT_BINUNICODE', 0x8d: 'BINUNICODE8', 0x8e: 'BINBYTES8',
-  0x8f: 'EMPTY_SET', 0x90: 'ADDITEMS', 0x91: 'FROZENSET', 0x92: 'NEWOBJ_EX', 0x93: 'STACK_GLOBAL',
-  0x94: 'MEMOIZE', 0x95: 'FRAME', 0x96: 'BYTEARRAY8', 0x97: 'NEXT_BUFFER', 0x98: 'READONLY_BUFFER',
+  0x28: 'MARK',
+  0x2e: 'STOP',
+  0x30: 'POP',
+  0x31: 'POP_MARK',
+  0x32: 'DUP',
+  0x46: 'FLOAT',
+  0x49: 'INT',
+  0x4a: 'BININT',
+  0x4b: 'BININT1',
+  0x4c: 'LONG',
+  0x4d: 'BININT2',
+  0x4e: 'NONE',
+  0x50: 'PERSID',
+  0x51: 'BINPERSID',
+  0x52: 'REDUCE',
+  0x53: 'STRING',
+  0x54: 'BINSTRING',
+  0x55: 'SHORT_BINSTRING',
+  0x56: 'UNICODE',
+  0x58: 'BINUNICODE',
+  0x61: 'APPEND',
+  0x62: 'BUILD',
+  0x63: 'GLOBAL',
+  0x64: 'DICT',
+  0x7d: 'EMPTY_DICT',
+  0x65: 'APPENDS',
+  0x67: 'GET',
+  0x68: 'BINGET',
+  0x69: 'INST',
+  0x6a: 'LONG_BINGET',
+  0x6c: 'LIST',
+  0x5d: 'EMPTY_LIST',
+  0x6f: 'OBJ',
+  0x70: 'PUT',
+  0x71: 'BINPUT',
+  0x72: 'LONG_BINPUT',
+  0x73: 'SETITEM',
+  0x74: 'TUPLE',
+  0x29: 'EMPTY_TUPLE',
+  0x75: 'SETITEMS',
+  0x47: 'BINFLOAT',
+  0x80: 'PROTO',
+  0x81: 'NEWOBJ',
+  0x82: 'EXT1',
+  0x83: 'EXT2',
+  0x84: 'EXT4',
+  0x85: 'TUPLE1',
+  0x86: 'TUPLE2',
+  0x87: 'TUPLE3',
+  0x88: 'NEWTRUE',
+  0x89: 'NEWFALSE',
+  0x8a: 'LONG1',
+  0x8b: 'LONG4',
+  0x42: 'BINBYTES',
+  0x43: 'SHORT_BINBYTES',
+  0x8c: 'SHORT_BINUNICODE',
+  0x8d: 'BINUNICODE8',
+  0x8e: 'BINBYTES8',
+  0x8f: 'EMPTY_SET',
+  0x90: 'ADDITEMS',
+  0x91: 'FROZENSET',
+  0x92: 'NEWOBJ_EX',
+  0x93: 'STACK_GLOBAL',
+  0x94: 'MEMOIZE',
+  0x95: 'FRAME',
+  0x96: 'BYTEARRAY8',
+  0x97: 'NEXT_BUFFER',
+  0x98: 'READONLY_BUFFER',
 };
 
 const HIGHEST_PROTOCOL = 5;
@@ -255,21 +361,26 @@ class Unpickler {
       if (this.pos >= this.data.length) this.corrupt(`it ends at byte ${this.pos} without a STOP opcode (truncated)`);
       if (ops >= MAX_PICKLE_OPCODES) this.overBudget(`more than ${MAX_PICKLE_OPCODES} opcodes`);
       this.at = this.pos;
-      const op = this.data[this.pos++]!;
+      const op = this.data[this.pos++];
       switch (op) {
-        case 0x80: { // PROTO
+        case 0x80: {
+          // PROTO
           const proto = this.u8();
-          if (proto > HIGHEST_PROTOCOL) this.unsupported(`pickle protocol ${proto} (the highest known is ${HIGHEST_PROTOCOL})`);
+          if (proto > HIGHEST_PROTOCOL)
+            this.unsupported(`pickle protocol ${proto} (the highest known is ${HIGHEST_PROTOCOL})`);
           break;
         }
         case 0x95: // FRAME: a length hint for buffered readers; the whole stream is in memory already
           this.take(8);
           break;
-        case 0x2e: { // STOP
+        case 0x2e: {
+          // STOP
           if (this.marks.length > 0 || this.stack.length !== 1) {
-            this.corrupt(`STOP leaves ${this.stack.length} values and ${this.marks.length} marks on the stack, expected one value`);
+            this.corrupt(
+              `STOP leaves ${this.stack.length} values and ${this.marks.length} marks on the stack, expected one value`,
+            );
           }
-          return this.stack[0]!;
+          return this.stack[0];
         }
         case 0x28: // MARK
           if (this.marks.length >= MAX_PICKLE_STACK) this.overBudget(`more than ${MAX_PICKLE_STACK} open MARKs`);
@@ -286,98 +397,168 @@ class Unpickler {
           break;
 
         // constants and scalars
-        case 0x4e: this.push(null); break; // NONE
-        case 0x88: this.push(true); break; // NEWTRUE
-        case 0x89: this.push(false); break; // NEWFALSE
-        case 0x4a: this.push(this.view.getInt32(this.take(4), true)); break; // BININT
-        case 0x4b: this.push(this.u8()); break; // BININT1
-        case 0x4d: this.push(this.view.getUint16(this.take(2), true)); break; // BININT2
-        case 0x8a: this.push(this.long(this.u8())); break; // LONG1
-        case 0x8b: this.push(this.long(this.length(this.view.getInt32(this.take(4), true)))); break; // LONG4
-        case 0x47: this.push(new PyFloat(this.view.getFloat64(this.take(8), false))); break; // BINFLOAT (big-endian)
+        case 0x4e:
+          this.push(null);
+          break; // NONE
+        case 0x88:
+          this.push(true);
+          break; // NEWTRUE
+        case 0x89:
+          this.push(false);
+          break; // NEWFALSE
+        case 0x4a:
+          this.push(this.view.getInt32(this.take(4), true));
+          break; // BININT
+        case 0x4b:
+          this.push(this.u8());
+          break; // BININT1
+        case 0x4d:
+          this.push(this.view.getUint16(this.take(2), true));
+          break; // BININT2
+        case 0x8a:
+          this.push(this.long(this.u8()));
+          break; // LONG1
+        case 0x8b:
+          this.push(this.long(this.length(this.view.getInt32(this.take(4), true))));
+          break; // LONG4
+        case 0x47:
+          this.push(new PyFloat(this.view.getFloat64(this.take(8), false)));
+          break; // BINFLOAT (big-endian)
 
         // strings and bytes
-        case 0x58: this.push(this.text(this.length(this.view.getUint32(this.take(4), true)))); break; // BINUNICODE
-        case 0x8c: this.push(this.text(this.u8())); break; // SHORT_BINUNICODE
-        case 0x8d: this.push(this.text(this.u64Length())); break; // BINUNICODE8
+        case 0x58:
+          this.push(this.text(this.length(this.view.getUint32(this.take(4), true))));
+          break; // BINUNICODE
+        case 0x8c:
+          this.push(this.text(this.u8()));
+          break; // SHORT_BINUNICODE
+        case 0x8d:
+          this.push(this.text(this.u64Length()));
+          break; // BINUNICODE8
         // Python 2 str: torch.load decodes it as utf-8 (its default `encoding`).
-        case 0x54: this.push(this.text(this.length(this.view.getInt32(this.take(4), true)))); break; // BINSTRING
-        case 0x55: this.push(this.text(this.u8())); break; // SHORT_BINSTRING
-        case 0x42: this.push(this.bytes(this.length(this.view.getUint32(this.take(4), true)))); break; // BINBYTES
-        case 0x43: this.push(this.bytes(this.u8())); break; // SHORT_BINBYTES
-        case 0x8e: this.push(this.bytes(this.u64Length())); break; // BINBYTES8
+        case 0x54:
+          this.push(this.text(this.length(this.view.getInt32(this.take(4), true))));
+          break; // BINSTRING
+        case 0x55:
+          this.push(this.text(this.u8()));
+          break; // SHORT_BINSTRING
+        case 0x42:
+          this.push(this.bytes(this.length(this.view.getUint32(this.take(4), true))));
+          break; // BINBYTES
+        case 0x43:
+          this.push(this.bytes(this.u8()));
+          break; // SHORT_BINBYTES
+        case 0x8e:
+          this.push(this.bytes(this.u64Length()));
+          break; // BINBYTES8
 
         // containers
-        case 0x29: this.push(new PyTuple([])); break; // EMPTY_TUPLE
-        case 0x74: this.push(new PyTuple(this.popMark())); break; // TUPLE
-        case 0x85: this.push(new PyTuple(this.popN(1))); break; // TUPLE1
-        case 0x86: this.push(new PyTuple(this.popN(2))); break; // TUPLE2
-        case 0x87: this.push(new PyTuple(this.popN(3))); break; // TUPLE3
-        case 0x5d: this.push(new PyList()); break; // EMPTY_LIST
-        case 0x6c: { // LIST
+        case 0x29:
+          this.push(new PyTuple([]));
+          break; // EMPTY_TUPLE
+        case 0x74:
+          this.push(new PyTuple(this.popMark()));
+          break; // TUPLE
+        case 0x85:
+          this.push(new PyTuple(this.popN(1)));
+          break; // TUPLE1
+        case 0x86:
+          this.push(new PyTuple(this.popN(2)));
+          break; // TUPLE2
+        case 0x87:
+          this.push(new PyTuple(this.popN(3)));
+          break; // TUPLE3
+        case 0x5d:
+          this.push(new PyList());
+          break; // EMPTY_LIST
+        case 0x6c: {
+          // LIST
           const list = new PyList();
           for (const v of this.popMark()) list.items.push(v); // no spread: a huge MARK run would overflow the call stack
           this.push(list);
           break;
         }
-        case 0x8f: this.push(new PySet()); break; // EMPTY_SET
-        case 0x90: { // ADDITEMS
+        case 0x8f:
+          this.push(new PySet());
+          break; // EMPTY_SET
+        case 0x90: {
+          // ADDITEMS
           const values = this.popMark();
           const set = this.top();
           if (!(set instanceof PySet)) this.corrupt(`ADDITEMS onto ${describe(set)}, not a set`);
           for (const v of values) set.items.push(v);
           break;
         }
-        case 0x91: { // FROZENSET
+        case 0x91: {
+          // FROZENSET
           const set = new PySet();
           for (const v of this.popMark()) set.items.push(v);
           this.push(set);
           break;
         }
-        case 0x7d: this.push(new PyDict(false)); break; // EMPTY_DICT
-        case 0x64: { // DICT
+        case 0x7d:
+          this.push(new PyDict(false));
+          break; // EMPTY_DICT
+        case 0x64: {
+          // DICT
           const dict = new PyDict(false);
           this.setItems(dict, this.popMark());
           this.push(dict);
           break;
         }
-        case 0x61: { // APPEND
+        case 0x61: {
+          // APPEND
           const value = this.pop();
           this.listOnTop('APPEND').items.push(value);
           break;
         }
-        case 0x65: { // APPENDS
+        case 0x65: {
+          // APPENDS
           const values = this.popMark();
           const list = this.listOnTop('APPENDS');
           for (const v of values) list.items.push(v);
           break;
         }
-        case 0x73: { // SETITEM
+        case 0x73: {
+          // SETITEM
           const [key, value] = this.popN(2) as [PyValue, PyValue];
           this.setItems(this.dictOnTop('SETITEM'), [key, value]);
           break;
         }
-        case 0x75: { // SETITEMS
+        case 0x75: {
+          // SETITEMS
           const kv = this.popMark();
           this.setItems(this.dictOnTop('SETITEMS'), kv);
           break;
         }
 
         // memo
-        case 0x71: this.memoPut(this.u8()); break; // BINPUT
-        case 0x72: this.memoPut(this.view.getUint32(this.take(4), true)); break; // LONG_BINPUT
-        case 0x94: this.memoPut(this.memo.size); break; // MEMOIZE
-        case 0x68: this.push(this.memoGet(this.u8())); break; // BINGET
-        case 0x6a: this.push(this.memoGet(this.view.getUint32(this.take(4), true))); break; // LONG_BINGET
+        case 0x71:
+          this.memoPut(this.u8());
+          break; // BINPUT
+        case 0x72:
+          this.memoPut(this.view.getUint32(this.take(4), true));
+          break; // LONG_BINPUT
+        case 0x94:
+          this.memoPut(this.memo.size);
+          break; // MEMOIZE
+        case 0x68:
+          this.push(this.memoGet(this.u8()));
+          break; // BINGET
+        case 0x6a:
+          this.push(this.memoGet(this.view.getUint32(this.take(4), true)));
+          break; // LONG_BINGET
 
         // globals and object construction: only allow-listed names, interpreted, never called
-        case 0x63: { // GLOBAL
+        case 0x63: {
+          // GLOBAL
           const module = this.line();
           const name = this.line();
           this.push(this.global(module, name));
           break;
         }
-        case 0x93: { // STACK_GLOBAL
+        case 0x93: {
+          // STACK_GLOBAL
           const [module, name] = this.popN(2);
           if (typeof module !== 'string' || typeof name !== 'string') {
             this.corrupt(`STACK_GLOBAL needs two strings, got ${describe(module)} and ${describe(name)}`);
@@ -385,35 +566,41 @@ class Unpickler {
           this.push(this.global(module, name));
           break;
         }
-        case 0x69: { // INST: module and name inline, arguments since the mark
+        case 0x69: {
+          // INST: module and name inline, arguments since the mark
           const g = this.global(this.line(), this.line());
           this.push(this.call(g, this.popMark()));
           break;
         }
-        case 0x6f: { // OBJ: class and arguments since the mark
+        case 0x6f: {
+          // OBJ: class and arguments since the mark
           const [cls, ...args] = this.popMark();
           if (cls === undefined) this.corrupt('OBJ without a class');
           this.push(this.call(cls, args));
           break;
         }
-        case 0x52: { // REDUCE
+        case 0x52: {
+          // REDUCE
           const args = this.pop();
           const fn = this.pop();
           if (!(args instanceof PyTuple)) this.corrupt(`REDUCE needs an argument tuple, got ${describe(args)}`);
           this.push(this.call(fn, args.items));
           break;
         }
-        case 0x81: { // NEWOBJ
+        case 0x81: {
+          // NEWOBJ
           this.pop(); // cls.__new__(cls, *args): the arguments do not matter for the classes allowed here
           this.push(this.newObject(this.pop()));
           break;
         }
-        case 0x92: { // NEWOBJ_EX
+        case 0x92: {
+          // NEWOBJ_EX
           this.popN(2);
           this.push(this.newObject(this.pop()));
           break;
         }
-        case 0x62: { // BUILD
+        case 0x62: {
+          // BUILD
           const state = this.pop();
           this.build(this.top(), state);
           break;
@@ -425,7 +612,9 @@ class Unpickler {
         default: {
           const name = OPCODE_NAMES[op];
           if (name === undefined) this.corrupt(`unknown pickle opcode 0x${op.toString(16).padStart(2, '0')}`);
-          this.unsupported(`pickle opcode ${name} (0x${op.toString(16)}), which torch.save does not write for a state dict`);
+          this.unsupported(
+            `pickle opcode ${name} (0x${op.toString(16)}), which torch.save does not write for a state dict`,
+          );
         }
       }
     }
@@ -438,12 +627,16 @@ class Unpickler {
     const g = allowedGlobal(module, name);
     if (!g) {
       const file = this.origin.file;
-      fail('UNSUPPORTED', `refusing to load ${module}.${name} from ${file}: pytorch_model.bin may only contain tensors and plain containers`, {
-        file,
-        member: this.origin.member,
-        global: `${module}.${name}`,
-        offset: this.at,
-      });
+      fail(
+        'UNSUPPORTED',
+        `refusing to load ${module}.${name} from ${file}: pytorch_model.bin may only contain tensors and plain containers`,
+        {
+          file,
+          member: this.origin.member,
+          global: `${module}.${name}`,
+          offset: this.at,
+        },
+      );
     }
     return g;
   }
@@ -499,7 +692,9 @@ class Unpickler {
   private rebuild(fn: RebuildFn, args: readonly PyValue[]): TorchTensor {
     const arity = (min: number, max: number) => {
       if (args.length < min || args.length > max) {
-        this.corrupt(`torch._utils.${fn} takes ${min === max ? min : `${min} to ${max}`} arguments, got ${args.length}`);
+        this.corrupt(
+          `torch._utils.${fn} takes ${min === max ? min : `${min} to ${max}`} arguments, got ${args.length}`,
+        );
       }
     };
     switch (fn) {
@@ -509,29 +704,38 @@ class Unpickler {
       case '_rebuild_tensor_v2': // (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
         arity(6, 7);
         return this.tensor(fn, args);
-      case '_rebuild_tensor_v3': { // (..., backward_hooks, dtype[, metadata]): an untyped storage viewed as `dtype`
+      case '_rebuild_tensor_v3': {
+        // (..., backward_hooks, dtype[, metadata]): an untyped storage viewed as `dtype`
         arity(7, 8);
-        const dtype = args[6]!;
-        if (!(dtype instanceof TorchGlobal) || dtype.what.kind !== 'dtype') this.corrupt(`${fn} needs a torch dtype, got ${describe(dtype)}`);
+        const dtype = args[6];
+        if (!(dtype instanceof TorchGlobal) || dtype.what.kind !== 'dtype')
+          this.corrupt(`${fn} needs a torch dtype, got ${describe(dtype)}`);
         return this.tensor(fn, args, dtype.what.dtype);
       }
       case '_rebuild_parameter': // (data, requires_grad, backward_hooks)
-      case '_rebuild_parameter_with_state': { // (data, requires_grad, backward_hooks, state): a Parameter is its data here
+      case '_rebuild_parameter_with_state': {
+        // (data, requires_grad, backward_hooks, state): a Parameter is its data here
         arity(fn === '_rebuild_parameter' ? 3 : 4, fn === '_rebuild_parameter' ? 3 : 4);
-        const data = args[0]!;
+        const data = args[0];
         if (!(data instanceof TorchTensor)) this.corrupt(`${fn} needs a tensor, got ${describe(data)}`);
         return data;
       }
-      case '_rebuild_from_type_v2': { // (func, new_type, args, state): func(*args), retyped, with Python attributes
+      case '_rebuild_from_type_v2': {
+        // (func, new_type, args, state): func(*args), retyped, with Python attributes
         arity(4, 4);
         const [inner, newType, innerArgs] = args as [PyValue, PyValue, PyValue];
         if (!(newType instanceof TorchGlobal) || newType.what.kind !== 'tensor-type') {
           this.unsupported(`tensor subclass ${describe(newType)} in _rebuild_from_type_v2`);
         }
-        if (!(inner instanceof TorchGlobal) || inner.what.kind !== 'rebuild' || inner.what.fn === '_rebuild_from_type_v2') {
+        if (
+          !(inner instanceof TorchGlobal) ||
+          inner.what.kind !== 'rebuild' ||
+          inner.what.fn === '_rebuild_from_type_v2'
+        ) {
           this.corrupt(`_rebuild_from_type_v2 needs a tensor rebuild function, got ${describe(inner)}`);
         }
-        if (!(innerArgs instanceof PyTuple)) this.corrupt(`_rebuild_from_type_v2 needs an argument tuple, got ${describe(innerArgs)}`);
+        if (!(innerArgs instanceof PyTuple))
+          this.corrupt(`_rebuild_from_type_v2 needs an argument tuple, got ${describe(innerArgs)}`);
         return this.rebuild(inner.what.fn, innerArgs.items);
       }
     }
@@ -578,15 +782,20 @@ class Unpickler {
       this.corrupt(`persistent id ${describe(pid)} is not ('storage', storage_type, key, location, numel)`);
     }
     const [, type, key, location, numel] = pid.items as [PyValue, PyValue, PyValue, PyValue, PyValue];
-    if (!(type instanceof TorchGlobal) || type.what.kind !== 'storage-type') this.corrupt(`storage type ${describe(type)} is not a torch storage class`);
+    if (!(type instanceof TorchGlobal) || type.what.kind !== 'storage-type')
+      this.corrupt(`storage type ${describe(type)} is not a torch storage class`);
     if (typeof key !== 'string' || typeof location !== 'string' || !isIndex(numel)) {
-      this.corrupt(`storage id (${describe(key)}, ${describe(location)}, ${describe(numel)}) is not (key, location, numel)`);
+      this.corrupt(
+        `storage id (${describe(key)}, ${describe(location)}, ${describe(numel)}) is not (key, location, numel)`,
+      );
     }
     const known = this.storages.get(key);
     if (known) {
       // Every tensor viewing a storage names it again; torch refuses to save one storage under two dtypes.
       if (known.dtype !== type.what.dtype || known.numel !== numel) {
-        this.corrupt(`storage ${key} is named as ${known.storageType} of ${known.numel} and as ${type.name} of ${numel}`);
+        this.corrupt(
+          `storage ${key} is named as ${known.storageType} of ${known.numel} and as ${type.name} of ${numel}`,
+        );
       }
       return known;
     }
@@ -604,29 +813,27 @@ class Unpickler {
 
   private memoPut(i: number): void {
     if (!this.memo.has(i) && this.memo.size >= MAX_PICKLE_MEMO) {
-      this.overBudget(
-        `more than ${MAX_PICKLE_MEMO} memo entries`,
-      );
+      this.overBudget(`more than ${MAX_PICKLE_MEMO} memo entries`);
     }
     this.memo.set(i, this.top());
   }
 
   private pop(): PyValue {
-    const floor = this.marks.length ? this.marks[this.marks.length - 1]! : 0;
+    const floor = this.marks.length ? this.marks[this.marks.length - 1] : 0;
     if (this.stack.length <= floor) this.corrupt('stack underflow');
     return this.stack.pop()!;
   }
 
   private popN(n: number): PyValue[] {
-    const floor = this.marks.length ? this.marks[this.marks.length - 1]! : 0;
+    const floor = this.marks.length ? this.marks[this.marks.length - 1] : 0;
     if (this.stack.length - n < floor) this.corrupt('stack underflow');
     return this.stack.splice(this.stack.length - n, n);
   }
 
   private top(): PyValue {
-    const floor = this.marks.length ? this.marks[this.marks.length - 1]! : 0;
+    const floor = this.marks.length ? this.marks[this.marks.length - 1] : 0;
     if (this.stack.length <= floor) this.corrupt('stack underflow');
-    return this.stack[this.stack.length - 1]!;
+    return this.stack[this.stack.length - 1];
   }
 
   private popMark(): PyValue[] {
@@ -655,9 +862,9 @@ class Unpickler {
   private setItems(dict: PyDict, kv: readonly PyValue[]): void {
     if (kv.length % 2 !== 0) this.corrupt(`an odd number (${kv.length}) of keys and values`);
     for (let i = 0; i < kv.length; i += 2) {
-      const key = kv[i]!;
+      const key = kv[i];
       if (!isKey(key)) this.unsupported(`a dict key of type ${describe(key)}`);
-      dict.items.set(key, kv[i + 1]!);
+      dict.items.set(key, kv[i + 1]);
     }
   }
 
@@ -666,7 +873,9 @@ class Unpickler {
   /** Advances over `n` bytes and returns where they start. */
   private take(n: number): number {
     if (this.pos + n > this.data.length) {
-      this.corrupt(`${OPCODE_NAMES[this.data[this.at]!]} needs ${n} more bytes but the stream ends at byte ${this.data.length} (truncated)`);
+      this.corrupt(
+        `${OPCODE_NAMES[this.data[this.at]]} needs ${n} more bytes but the stream ends at byte ${this.data.length} (truncated)`,
+      );
     }
     const p = this.pos;
     this.pos += n;
@@ -674,7 +883,7 @@ class Unpickler {
   }
 
   private u8(): number {
-    return this.data[this.take(1)]!;
+    return this.data[this.take(1)];
   }
 
   private length(n: number): number {
@@ -708,15 +917,13 @@ class Unpickler {
   /** Little-endian two's complement integer of `n` bytes (LONG1, LONG4). */
   private long(n: number): number | bigint {
     if (n > MAX_PICKLE_LONG_BYTES) {
-      this.unsupported(
-        `an integer of ${n} bytes (at most ${MAX_PICKLE_LONG_BYTES} are read)`,
-      );
+      this.unsupported(`an integer of ${n} bytes (at most ${MAX_PICKLE_LONG_BYTES} are read)`);
     }
     const p = this.take(n);
     if (n === 0) return 0;
     let x = 0n;
-    for (let i = n - 1; i >= 0; i--) x = (x << 8n) | BigInt(this.data[p + i]!);
-    if (this.data[p + n - 1]! & 0x80) x -= 1n << BigInt(8 * n);
+    for (let i = n - 1; i >= 0; i--) x = (x << 8n) | BigInt(this.data[p + i]);
+    if (this.data[p + n - 1] & 0x80) x -= 1n << BigInt(8 * n);
     return x >= BigInt(Number.MIN_SAFE_INTEGER) && x <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(x) : x;
   }
 
@@ -732,7 +939,11 @@ class Unpickler {
 
   private corrupt(why: string): never {
     const { file, member } = this.origin;
-    return fail('CORRUPT_FILE', `${member} in ${file} is not a valid pickle at byte ${this.at}: ${why}`, { file, member, offset: this.at });
+    return fail('CORRUPT_FILE', `${member} in ${file} is not a valid pickle at byte ${this.at}: ${why}`, {
+      file,
+      member,
+      offset: this.at,
+    });
   }
 
   /** A budget exceeded: CORRUPT_FILE naming the limit (no state dict comes near one). */
@@ -748,11 +959,15 @@ class Unpickler {
 
   private unsupported(what: string): never {
     const { file, member } = this.origin;
-    return fail('UNSUPPORTED', `${member} in ${file} uses ${what} at byte ${this.at}; a torch.save state dict holds only tensors and plain containers`, {
-      file,
-      member,
-      offset: this.at,
-    });
+    return fail(
+      'UNSUPPORTED',
+      `${member} in ${file} uses ${what} at byte ${this.at}; a torch.save state dict holds only tensors and plain containers`,
+      {
+        file,
+        member,
+        offset: this.at,
+      },
+    );
   }
 }
 
@@ -761,7 +976,9 @@ function isIndex(v: PyValue | undefined): v is number {
 }
 
 function isKey(v: PyValue): v is PyKey {
-  return v === null || typeof v === 'string' || typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean';
+  return (
+    v === null || typeof v === 'string' || typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean'
+  );
 }
 
 /** A short Python-flavoured description of a value, for messages. */

@@ -13,8 +13,13 @@ export function failUnknownTensor(where: string, name: string, available: Iterab
   const last = name.slice(name.lastIndexOf('.') + 1);
   const similar = all.filter((n) => n === last || n.endsWith(`.${last}`));
   const shown = [...new Set([...similar, ...all])].slice(0, SHOWN);
-  const list = all.length === 0
-    ? 'it has no tensors'
-    : `it has ${all.length}, e.g. ${shown.map((n) => `"${n}"`).join(', ')}${all.length > shown.length ? ', …' : ''}`;
-  return fail('BAD_ARGUMENT', `no tensor "${name}" in ${where}; ${list}`, { file: where, tensor: name, available: shown });
+  const list =
+    all.length === 0
+      ? 'it has no tensors'
+      : `it has ${all.length}, e.g. ${shown.map((n) => `"${n}"`).join(', ')}${all.length > shown.length ? ', …' : ''}`;
+  return fail('BAD_ARGUMENT', `no tensor "${name}" in ${where}; ${list}`, {
+    file: where,
+    tensor: name,
+    available: shown,
+  });
 }

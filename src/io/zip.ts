@@ -107,9 +107,11 @@ export class ZipArchive {
     const loc = eocd - ZIP64_LOCATOR_SIZE;
     if (loc >= 0 && tv.getUint32(loc, true) === SIG_ZIP64_LOCATOR) {
       const z64Offset = u64(tv, loc + 8, source, 'zip64 end record offset');
-      if (z64Offset + ZIP64_EOCD_SIZE > tailStart + loc) corrupt(source, `its zip64 locator points at ${z64Offset}, past the locator itself`);
+      if (z64Offset + ZIP64_EOCD_SIZE > tailStart + loc)
+        corrupt(source, `its zip64 locator points at ${z64Offset}, past the locator itself`);
       const z = view(await source.read(z64Offset, ZIP64_EOCD_SIZE));
-      if (z.getUint32(0, true) !== SIG_ZIP64_EOCD) corrupt(source, `no zip64 end record at offset ${z64Offset} where its locator points`);
+      if (z.getUint32(0, true) !== SIG_ZIP64_EOCD)
+        corrupt(source, `no zip64 end record at offset ${z64Offset} where its locator points`);
       entryCount = u64(z, 32, source, 'entry count');
       cdSize = u64(z, 40, source, 'central directory size');
       cdOffset = u64(z, 48, source, 'central directory offset');
@@ -117,7 +119,10 @@ export class ZipArchive {
       corrupt(source, 'its end record needs zip64 values but the zip64 locator is missing');
     }
     if (cdOffset + cdSize > size) {
-      corrupt(source, `its central directory (${cdSize} bytes at ${cdOffset}) runs past the end of the file (${size} bytes): the file is truncated`);
+      corrupt(
+        source,
+        `its central directory (${cdSize} bytes at ${cdOffset}) runs past the end of the file (${size} bytes): the file is truncated`,
+      );
     }
     if (cdSize > MAX_CENTRAL_DIRECTORY_BYTES) {
       corrupt(
@@ -198,7 +203,8 @@ export class ZipArchive {
             `member ${entry.name} inflates to more than the ${entry.size} bytes its directory entry declares`,
           );
         }
-        const a = Math.max(produced, from), b = Math.min(end, from + length);
+        const a = Math.max(produced, from),
+          b = Math.min(end, from + length);
         if (a < b) out.set(value.subarray(a - produced, b - produced), a - from);
         crc = crc32Update(crc, value);
         produced = end;
@@ -220,8 +226,17 @@ export class ZipArchive {
    * record) costs one positional read of just those bytes; a DEFLATE member is inflated whole first.
    */
   async readRange(entry: ZipEntry, offset: number, length: number): Promise<Uint8Array> {
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > entry.size) {
-      fail('BAD_ARGUMENT', `cannot read bytes [${offset}, ${offset + length}) of ${entry.name} in ${this.source.description}: it holds ${entry.size} bytes`);
+    if (
+      !Number.isSafeInteger(offset) ||
+      !Number.isSafeInteger(length) ||
+      offset < 0 ||
+      length < 0 ||
+      offset + length > entry.size
+    ) {
+      fail(
+        'BAD_ARGUMENT',
+        `cannot read bytes [${offset}, ${offset + length}) of ${entry.name} in ${this.source.description}: it holds ${entry.size} bytes`,
+      );
     }
     if (length === 0) return new Uint8Array(0);
     const start = await this.dataOffset(entry);
@@ -232,12 +247,18 @@ export class ZipArchive {
   private async readLocalHeader(entry: ZipEntry): Promise<number> {
     const h = view(await this.source.read(entry.localHeaderOffset, LOCAL_HEADER_SIZE));
     if (h.getUint32(0, true) !== SIG_LOCAL) {
-      corrupt(this.source, `no local header for ${entry.name} at offset ${entry.localHeaderOffset} where the central directory points`);
+      corrupt(
+        this.source,
+        `no local header for ${entry.name} at offset ${entry.localHeaderOffset} where the central directory points`,
+      );
     }
     // Sizes come from the central directory: torch (miniz) leaves them 0 here and writes a data descriptor.
     const start = entry.localHeaderOffset + LOCAL_HEADER_SIZE + h.getUint16(26, true) + h.getUint16(28, true);
     if (start + entry.compressedSize > this.centralDirOffset) {
-      corrupt(this.source, `member ${entry.name} (${entry.compressedSize} bytes at ${start}) overlaps the central directory at ${this.centralDirOffset}`);
+      corrupt(
+        this.source,
+        `member ${entry.name} (${entry.compressedSize} bytes at ${start}) overlaps the central directory at ${this.centralDirOffset}`,
+      );
     }
     return start;
   }
@@ -292,12 +313,20 @@ function parseCentralDirectory(cd: Uint8Array, count: number, cdOffset: number, 
       // Writers (miniz included) switch to zip64 at 0xFFFFFFFF, so this value always means "see the zip64 field".
       corrupt(source, `${name} needs a zip64 extra field, which is missing`);
     }
-    if (flags & 0x1) fail('UNSUPPORTED', `${source.description}: member ${name} is encrypted`, { file: source.description, member: name });
-    if (methodCode !== 0 && methodCode !== 8) {
-      fail('UNSUPPORTED', `${source.description}: member ${name} uses compression method ${methodCode}; only stored (0) and deflate (8) are read`, {
+    if (flags & 0x1)
+      fail('UNSUPPORTED', `${source.description}: member ${name} is encrypted`, {
         file: source.description,
         member: name,
       });
+    if (methodCode !== 0 && methodCode !== 8) {
+      fail(
+        'UNSUPPORTED',
+        `${source.description}: member ${name} uses compression method ${methodCode}; only stored (0) and deflate (8) are read`,
+        {
+          file: source.description,
+          member: name,
+        },
+      );
     }
     if (methodCode === 0 && compressedSize !== size) {
       corrupt(source, `stored member ${name} has compressed size ${compressedSize} but size ${size}`);
@@ -316,7 +345,14 @@ function parseCentralDirectory(cd: Uint8Array, count: number, cdOffset: number, 
           `${MAX_DEFLATE_RATIO}:1 limit`,
       );
     }
-    entries.push({ name, method: methodCode === 0 ? 'stored' : 'deflate', compressedSize, size, crc32: crc, localHeaderOffset });
+    entries.push({
+      name,
+      method: methodCode === 0 ? 'stored' : 'deflate',
+      compressedSize,
+      size,
+      crc32: crc,
+      localHeaderOffset,
+    });
     p = end;
   }
   return entries;
@@ -345,7 +381,7 @@ function crc32Update(c: number, data: Uint8Array): number {
       crcTable[n] = c >>> 0;
     }
   }
-  for (let i = 0; i < data.length; i++) c = crcTable[(c ^ data[i]!) & 0xff]! ^ (c >>> 8);
+  for (let i = 0; i < data.length; i++) c = crcTable[(c ^ data[i]) & 0xff] ^ (c >>> 8);
   return c;
 }
 

@@ -28,23 +28,41 @@ export interface AttentionWeights {
   outProj: Tensor; // (d, d)
 }
 
-export interface AttentionDims { d: number; heads: number; maxContext: number; ropeBase: number }
+export interface AttentionDims {
+  d: number;
+  heads: number;
+  maxContext: number;
+  ropeBase: number;
+}
 
-interface StepWorkspace { qkv: Tensor; q: Tensor; k: Tensor; o: Tensor }
+interface StepWorkspace {
+  qkv: Tensor;
+  q: Tensor;
+  k: Tensor;
+  o: Tensor;
+}
 
 export class AttentionMixer implements Mixer {
   readonly kind = 'attention';
   readonly headDim: number;
   private readonly workspaces = new Map<number, StepWorkspace>();
 
-  constructor(readonly backend: Backend, readonly w: AttentionWeights, readonly dims: AttentionDims) {
+  constructor(
+    readonly backend: Backend,
+    readonly w: AttentionWeights,
+    readonly dims: AttentionDims,
+  ) {
     const { d, heads } = dims;
-    if (!(Number.isInteger(heads) && heads > 0 && d % heads === 0 && (d / heads) % 2 === 0)) fail('BAD_ARGUMENT', `attention: heads ${heads} must divide d_model ${d} into even head widths (rotary pairs)`);
-    if (w.inProj.rows !== 3 * d || w.inProj.cols !== d || w.outProj.rows !== d) fail('SHAPE_MISMATCH', `attention: in_proj must be (${3 * d}, ${d}) and out_proj (${d}, ${d})`);
+    if (!(Number.isInteger(heads) && heads > 0 && d % heads === 0 && (d / heads) % 2 === 0))
+      fail('BAD_ARGUMENT', `attention: heads ${heads} must divide d_model ${d} into even head widths (rotary pairs)`);
+    if (w.inProj.rows !== 3 * d || w.inProj.cols !== d || w.outProj.rows !== d)
+      fail('SHAPE_MISMATCH', `attention: in_proj must be (${3 * d}, ${d}) and out_proj (${d}, ${d})`);
     this.headDim = d / heads;
   }
 
-  private get scale(): number { return 1 / Math.sqrt(this.headDim); }
+  private get scale(): number {
+    return 1 / Math.sqrt(this.headDim);
+  }
 
   forward(x: Tensor, state?: MixerState): Tensor {
     const { d, heads, ropeBase } = this.dims;
@@ -55,12 +73,20 @@ export class AttentionMixer implements Mixer {
       return F.linear(S.attention(q, k, qkv.narrow(2 * d, d), heads, this.scale), this.w.outProj);
     }
     // Chunked prefill: append the chunk's keys and values to the cache, attend over everything so far.
-    if (needsGrad(x, this.w.inProj, this.w.outProj)) fail('UNSUPPORTED', 'attention: gradients through a KV cache are not supported; train on whole sequences without a state (or run under noGrad)');
+    if (needsGrad(x, this.w.inProj, this.w.outProj))
+      fail(
+        'UNSUPPORTED',
+        'attention: gradients through a KV cache are not supported; train on whole sequences without a state (or run under noGrad)',
+      );
     return noGrad(() => {
       const { kc, vc, len } = this.cache(state);
       const [b, l] = x.shape as [number, number, number];
       const t0 = readCounter(len);
-      if (t0 + l > kc.dim(1)) fail('STATE_MISMATCH', `attention: the KV cache holds ${kc.dim(1)} positions; ${t0} are used and ${l} more do not fit (build the mixer with a larger maxContext)`);
+      if (t0 + l > kc.dim(1))
+        fail(
+          'STATE_MISMATCH',
+          `attention: the KV cache holds ${kc.dim(1)} positions; ${t0} are used and ${l} more do not fit (build the mixer with a larger maxContext)`,
+        );
       const q = S.rotary(qkv.narrow(0, d), this.headDim, t0, ropeBase);
       const k = S.rotary(qkv.narrow(d, d), this.headDim, t0, ropeBase);
       const bk = this.backend;
@@ -80,11 +106,20 @@ export class AttentionMixer implements Mixer {
     const { kc, vc, len } = this.cache(state);
     const b = x.rows;
     const t = readCounter(len);
-    if (t >= kc.dim(1)) fail('STATE_MISMATCH', `attention: the KV cache is full (${kc.dim(1)} positions); build the mixer with a larger maxContext`);
+    if (t >= kc.dim(1))
+      fail(
+        'STATE_MISMATCH',
+        `attention: the KV cache is full (${kc.dim(1)} positions); build the mixer with a larger maxContext`,
+      );
     let ws = this.workspaces.get(b);
     if (!ws) {
       const bk = this.backend;
-      ws = { qkv: bk.alloc([b, 1, 3 * d]).keep(), q: bk.alloc([b, 1, d]).keep(), k: bk.alloc([b, 1, d]).keep(), o: bk.alloc([b, 1, d]).keep() };
+      ws = {
+        qkv: bk.alloc([b, 1, 3 * d]).keep(),
+        q: bk.alloc([b, 1, d]).keep(),
+        k: bk.alloc([b, 1, d]).keep(),
+        o: bk.alloc([b, 1, d]).keep(),
+      };
       this.workspaces.set(b, ws);
     }
     const bk = this.backend;
@@ -100,15 +135,22 @@ export class AttentionMixer implements Mixer {
   }
 
   private cache(state: MixerState): { kc: Tensor; vc: Tensor; len: Tensor } {
-    const kc = state.k, vc = state.v, len = state.length;
-    if (!kc || !vc || !len) fail('STATE_MISMATCH', 'attention: state must hold "k", "v" and "length" (a KV cache from initState)');
+    const kc = state.k,
+      vc = state.v,
+      len = state.length;
+    if (!kc || !vc || !len)
+      fail('STATE_MISMATCH', 'attention: state must hold "k", "v" and "length" (a KV cache from initState)');
     return { kc, vc, len };
   }
 
   initState(batch: number): MixerState {
     const { d, maxContext } = this.dims;
     const bk = this.backend;
-    return { k: bk.zeros([batch, maxContext, d]).keep(), v: bk.zeros([batch, maxContext, d]).keep(), length: bk.zeros([1]).keep() };
+    return {
+      k: bk.zeros([batch, maxContext, d]).keep(),
+      v: bk.zeros([batch, maxContext, d]).keep(),
+      length: bk.zeros([1]).keep(),
+    };
   }
 
   stateShapes(): Record<string, readonly number[]> {
@@ -117,7 +159,10 @@ export class AttentionMixer implements Mixer {
   }
 
   parameters(): Map<string, Tensor> {
-    return new Map([['in_proj.weight', this.w.inProj], ['out_proj.weight', this.w.outProj]]);
+    return new Map([
+      ['in_proj.weight', this.w.inProj],
+      ['out_proj.weight', this.w.outProj],
+    ]);
   }
 
   parametersChanged(): void {}

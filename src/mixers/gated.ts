@@ -19,17 +19,33 @@ export interface GatedWeights {
   outProj: Tensor; // (d, e)
 }
 
-interface StepWorkspace { xz: Tensor; u: Tensor; z: Tensor; uc: Tensor; y: Tensor; gate: Tensor }
+interface StepWorkspace {
+  xz: Tensor;
+  u: Tensor;
+  z: Tensor;
+  uc: Tensor;
+  y: Tensor;
+  gate: Tensor;
+}
 
 export class GatedMixer implements Mixer {
   readonly kind: string;
   private readonly workspaces = new Map<number, StepWorkspace>();
 
-  constructor(readonly backend: Backend, readonly w: GatedWeights, readonly core: SequenceCore) {
+  constructor(
+    readonly backend: Backend,
+    readonly w: GatedWeights,
+    readonly core: SequenceCore,
+  ) {
     this.kind = `mamba+${core.kind}`;
     const e = core.channels;
-    if (w.inProj.rows !== 2 * e || w.convWeight.rows !== e || w.outProj.cols !== e) fail('SHAPE_MISMATCH', `gated block: in_proj (${w.inProj.rows} rows), conv (${w.convWeight.rows}) and out_proj (${w.outProj.cols} cols) must fit the core's ${e} channels (2e, e, e)`);
-    if ('conv' in core.stateShapes()) fail('BAD_ARGUMENT', 'gated block: the core\'s state must not use the name "conv"');
+    if (w.inProj.rows !== 2 * e || w.convWeight.rows !== e || w.outProj.cols !== e)
+      fail(
+        'SHAPE_MISMATCH',
+        `gated block: in_proj (${w.inProj.rows} rows), conv (${w.convWeight.rows}) and out_proj (${w.outProj.cols} cols) must fit the core's ${e} channels (2e, e, e)`,
+      );
+    if ('conv' in core.stateShapes())
+      fail('BAD_ARGUMENT', 'gated block: the core\'s state must not use the name "conv"');
   }
 
   forward(x: Tensor, state?: MixerState): Tensor {
@@ -41,13 +57,21 @@ export class GatedMixer implements Mixer {
   }
 
   step(x: Tensor, out: Tensor, state: MixerState): void {
-    const b = x.rows, e = this.core.channels;
+    const b = x.rows,
+      e = this.core.channels;
     const conv = state.conv ?? fail('STATE_MISMATCH', 'gated block: state must hold "conv"');
     let ws = this.workspaces.get(b);
     if (!ws) {
       const bk = this.backend;
       const xz = bk.alloc([b, 1, 2 * e]).keep();
-      ws = { xz, u: xz.narrow(0, e), z: xz.narrow(e, e), uc: bk.alloc([b, 1, e]).keep(), y: bk.alloc([b, 1, e]).keep(), gate: bk.alloc([b, 1, e]).keep() };
+      ws = {
+        xz,
+        u: xz.narrow(0, e),
+        z: xz.narrow(e, e),
+        uc: bk.alloc([b, 1, e]).keep(),
+        y: bk.alloc([b, 1, e]).keep(),
+        gate: bk.alloc([b, 1, e]).keep(),
+      };
       this.workspaces.set(b, ws);
     }
     const bk = this.backend;
@@ -60,7 +84,10 @@ export class GatedMixer implements Mixer {
   }
 
   initState(batch: number): MixerState {
-    return { conv: this.backend.zeros([batch, this.core.channels, this.w.convWeight.cols]).keep(), ...this.core.initState(batch) };
+    return {
+      conv: this.backend.zeros([batch, this.core.channels, this.w.convWeight.cols]).keep(),
+      ...this.core.initState(batch),
+    };
   }
 
   stateShapes(): Record<string, readonly number[]> {
@@ -68,10 +95,18 @@ export class GatedMixer implements Mixer {
   }
 
   parameters(): Map<string, Tensor> {
-    return parameterMap([
-      ['in_proj.weight', this.w.inProj], ['conv1d.weight', this.w.convWeight], ['conv1d.bias', this.w.convBias], ['out_proj.weight', this.w.outProj],
-    ], { core: this.core });
+    return parameterMap(
+      [
+        ['in_proj.weight', this.w.inProj],
+        ['conv1d.weight', this.w.convWeight],
+        ['conv1d.bias', this.w.convBias],
+        ['out_proj.weight', this.w.outProj],
+      ],
+      { core: this.core },
+    );
   }
 
-  parametersChanged(): void { this.core.parametersChanged(); }
+  parametersChanged(): void {
+    this.core.parametersChanged();
+  }
 }

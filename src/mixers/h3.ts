@@ -22,15 +22,31 @@ export interface H3Weights {
   outProj: Tensor; // (d, d)
 }
 
-interface StepWorkspace { qkv: Tensor; q: Tensor; k: Tensor; v: Tensor; ks: Tensor; kv: Tensor; y: Tensor }
+interface StepWorkspace {
+  qkv: Tensor;
+  q: Tensor;
+  k: Tensor;
+  v: Tensor;
+  ks: Tensor;
+  kv: Tensor;
+  y: Tensor;
+}
 
 export class H3Mixer implements Mixer {
   readonly kind = 'h3';
   private readonly workspaces = new Map<number, StepWorkspace>();
 
-  constructor(readonly backend: Backend, readonly w: H3Weights, readonly ssm: S4DCore) {
+  constructor(
+    readonly backend: Backend,
+    readonly w: H3Weights,
+    readonly ssm: S4DCore,
+  ) {
     const d = ssm.channels;
-    if (w.inProj.rows !== 3 * d || w.shiftWeight.rows !== d || w.outProj.rows !== d) fail('SHAPE_MISMATCH', `H3: in_proj must be (${3 * d}, d), shift (${d}, k), out_proj (${d}, ${d}) for ${d} channels`);
+    if (w.inProj.rows !== 3 * d || w.shiftWeight.rows !== d || w.outProj.rows !== d)
+      fail(
+        'SHAPE_MISMATCH',
+        `H3: in_proj must be (${3 * d}, d), shift (${d}, k), out_proj (${d}, ${d}) for ${d} channels`,
+      );
   }
 
   forward(x: Tensor, state?: MixerState): Tensor {
@@ -42,13 +58,22 @@ export class H3Mixer implements Mixer {
   }
 
   step(x: Tensor, out: Tensor, state: MixerState): void {
-    const b = x.rows, d = this.ssm.channels;
+    const b = x.rows,
+      d = this.ssm.channels;
     const shift = state.shift ?? fail('STATE_MISMATCH', 'H3: state must hold "shift"');
     let ws = this.workspaces.get(b);
     if (!ws) {
       const bk = this.backend;
       const qkv = bk.alloc([b, 1, 3 * d]).keep();
-      ws = { qkv, q: qkv.narrow(0, d), k: qkv.narrow(d, d), v: qkv.narrow(2 * d, d), ks: bk.alloc([b, 1, d]).keep(), kv: bk.alloc([b, 1, d]).keep(), y: bk.alloc([b, 1, d]).keep() };
+      ws = {
+        qkv,
+        q: qkv.narrow(0, d),
+        k: qkv.narrow(d, d),
+        v: qkv.narrow(2 * d, d),
+        ks: bk.alloc([b, 1, d]).keep(),
+        kv: bk.alloc([b, 1, d]).keep(),
+        y: bk.alloc([b, 1, d]).keep(),
+      };
       this.workspaces.set(b, ws);
     }
     const bk = this.backend;
@@ -61,7 +86,10 @@ export class H3Mixer implements Mixer {
   }
 
   initState(batch: number): MixerState {
-    return { shift: this.backend.zeros([batch, this.ssm.channels, this.w.shiftWeight.cols]).keep(), ...this.ssm.initState(batch) };
+    return {
+      shift: this.backend.zeros([batch, this.ssm.channels, this.w.shiftWeight.cols]).keep(),
+      ...this.ssm.initState(batch),
+    };
   }
 
   stateShapes(): Record<string, readonly number[]> {
@@ -69,10 +97,18 @@ export class H3Mixer implements Mixer {
   }
 
   parameters(): Map<string, Tensor> {
-    return parameterMap([
-      ['in_proj.weight', this.w.inProj], ['shift.weight', this.w.shiftWeight], ['shift.bias', this.w.shiftBias], ['out_proj.weight', this.w.outProj],
-    ], { ssm: this.ssm });
+    return parameterMap(
+      [
+        ['in_proj.weight', this.w.inProj],
+        ['shift.weight', this.w.shiftWeight],
+        ['shift.bias', this.w.shiftBias],
+        ['out_proj.weight', this.w.outProj],
+      ],
+      { ssm: this.ssm },
+    );
   }
 
-  parametersChanged(): void { this.ssm.parametersChanged(); }
+  parametersChanged(): void {
+    this.ssm.parametersChanged();
+  }
 }

@@ -31,25 +31,40 @@ import { readCounter, rowOfEach, rowsOf, writeCounter } from './rows.js';
  *   x0, x1, v = short_conv(in_proj(x)) (width 3, 3d channels);  y = x0 ⊙ core(x1 ⊙ v);  out = out_proj(y)
  */
 export interface HyenaFilterWeights {
-  w1: Tensor; b1: Tensor; // (order, features), (order)
-  w2: Tensor; b2: Tensor; // (order, order), (order)
+  w1: Tensor;
+  b1: Tensor; // (order, features), (order)
+  w2: Tensor;
+  b2: Tensor; // (order, order), (order)
   w3: Tensor; // (e, order)
   D: Tensor; // (e)
 }
 
-export interface HyenaFilterDims { e: number; order: number; bands: number; maxLength: number; maxContext: number }
+export interface HyenaFilterDims {
+  e: number;
+  order: number;
+  bands: number;
+  maxLength: number;
+  maxContext: number;
+}
 
 export function initHyenaFilter(bk: Backend, rng: Rng, dims: HyenaFilterDims): HyenaFilterWeights {
-  const f = 2 * dims.bands + 1, o = dims.order;
+  const f = 2 * dims.bands + 1,
+    o = dims.order;
   return {
-    w1: linearWeight(bk, rng, o, f), b1: linearBias(bk, rng, o, f),
-    w2: linearWeight(bk, rng, o, o), b2: linearBias(bk, rng, o, o),
+    w1: linearWeight(bk, rng, o, f),
+    b1: linearBias(bk, rng, o, f),
+    w2: linearWeight(bk, rng, o, o),
+    b2: linearBias(bk, rng, o, o),
     w3: linearWeight(bk, rng, dims.e, o),
     D: filled(bk, [dims.e], () => rng.normal()),
   };
 }
 
-interface StepWorkspace { prod: Tensor; sum: Tensor; du: Tensor }
+interface StepWorkspace {
+  prod: Tensor;
+  sum: Tensor;
+  du: Tensor;
+}
 
 export class HyenaFilterCore implements SequenceCore {
   readonly kind = 'hyena';
@@ -59,9 +74,17 @@ export class HyenaFilterCore implements SequenceCore {
   private reversed: Tensor | undefined; // (cap, e): K reversed in time, for the step
   private readonly workspaces = new Map<number, StepWorkspace>();
 
-  constructor(readonly backend: Backend, readonly w: HyenaFilterWeights, readonly dims: HyenaFilterDims) {
+  constructor(
+    readonly backend: Backend,
+    readonly w: HyenaFilterWeights,
+    readonly dims: HyenaFilterDims,
+  ) {
     this.channels = dims.e;
-    if (w.w1.cols !== 2 * dims.bands + 1 || w.w3.rows !== dims.e) fail('SHAPE_MISMATCH', `Hyena filter: w1 must take ${2 * dims.bands + 1} features and w3 give ${dims.e} channels`);
+    if (w.w1.cols !== 2 * dims.bands + 1 || w.w3.rows !== dims.e)
+      fail(
+        'SHAPE_MISMATCH',
+        `Hyena filter: w1 must take ${2 * dims.bands + 1} features and w3 give ${dims.e} channels`,
+      );
   }
 
   /** Positional features z (L, 2B + 1) and the modulation (L, e) for length L (constants). */
@@ -70,8 +93,10 @@ export class HyenaFilterCore implements SequenceCore {
     if (!c) {
       const { bands: B, maxLength: T, e } = this.dims;
       const nf = 2 * B + 1;
-      const z = new Float32Array(L * nf), decay = new Float32Array(L * e);
-      const fastest = -Math.log(1e-2) / 0.3, slowest = -Math.log(1e-2) / 1.5;
+      const z = new Float32Array(L * nf),
+        decay = new Float32Array(L * e);
+      const fastest = -Math.log(1e-2) / 0.3,
+        slowest = -Math.log(1e-2) / 1.5;
       for (let t = 0; t < L; t++) {
         z[t * nf] = t / T;
         for (let k = 0; k < B; k++) {
@@ -85,7 +110,13 @@ export class HyenaFilterCore implements SequenceCore {
         }
       }
       c = { z: this.backend.upload(z, [L, nf]).keep(), decay: this.backend.upload(decay, [L, e]).keep() };
-      if (this.consts.size > 4) { for (const old of this.consts.values()) { old.z.dispose(); old.decay.dispose(); } this.consts.clear(); }
+      if (this.consts.size > 4) {
+        for (const old of this.consts.values()) {
+          old.z.dispose();
+          old.decay.dispose();
+        }
+        this.consts.clear();
+      }
       this.consts.set(L, c);
     }
     return c;
@@ -116,12 +147,21 @@ export class HyenaFilterCore implements SequenceCore {
     const hist = state?.history;
     if (!hist) return F.add(S.fftConv(u, this.kernel(u.dim(1))), F.mul(u, this.w.D));
     // With a state: append the chunk to the history, convolve each sequence's whole history, keep the new rows.
-    if (this.training() || needsGrad(u, this.w.D)) fail('UNSUPPORTED', 'Hyena: gradients through a carried state are not supported; train on whole sequences without a state (or run under noGrad)');
+    if (this.training() || needsGrad(u, this.w.D))
+      fail(
+        'UNSUPPORTED',
+        'Hyena: gradients through a carried state are not supported; train on whole sequences without a state (or run under noGrad)',
+      );
     const len = state.length ?? fail('STATE_MISMATCH', 'Hyena: state must hold "length"');
     return noGrad(() => {
       const [b, l] = u.shape as [number, number, number];
-      const t0 = readCounter(len), cap = hist.dim(1);
-      if (t0 + l > cap) fail('STATE_MISMATCH', `Hyena: the input history holds ${cap} positions; ${t0} are used and ${l} more do not fit (build the mixer with a larger maxContext)`);
+      const t0 = readCounter(len),
+        cap = hist.dim(1);
+      if (t0 + l > cap)
+        fail(
+          'STATE_MISMATCH',
+          `Hyena: the input history holds ${cap} positions; ${t0} are used and ${l} more do not fit (build the mixer with a larger maxContext)`,
+        );
       const bk = this.backend;
       const y = bk.alloc(u.shape);
       const K = this.kernel(t0 + l);
@@ -138,16 +178,23 @@ export class HyenaFilterCore implements SequenceCore {
   step(u: Tensor, y: Tensor, state: MixerState): void {
     const hist = state.history ?? fail('STATE_MISMATCH', 'Hyena: state must hold "history"');
     const len = state.length ?? fail('STATE_MISMATCH', 'Hyena: state must hold "length"');
-    const b = u.dim(0), e = this.channels, cap = hist.dim(1);
+    const b = u.dim(0),
+      e = this.channels,
+      cap = hist.dim(1);
     const t = readCounter(len);
-    if (t >= cap) fail('STATE_MISMATCH', `Hyena: the input history is full (${cap} positions); build the mixer with a larger maxContext`);
+    if (t >= cap)
+      fail(
+        'STATE_MISMATCH',
+        `Hyena: the input history is full (${cap} positions); build the mixer with a larger maxContext`,
+      );
     const bk = this.backend;
     if (!this.reversed || this.reversed.rows !== cap) {
       // K reversed in time once: the newest output is sum_j Krev[cap−1−t+j] · u_j over j <= t.
       const K = this.kernel(cap);
       this.reversed?.dispose();
       this.reversed = bk.alloc([cap, e]).keep();
-      for (let r = 0; r < cap; r++) bk.copy(rowsOf(this.reversed.reshape([1, cap, e]), 0, r, 1), rowsOf(K.reshape([1, cap, e]), 0, cap - 1 - r, 1));
+      for (let r = 0; r < cap; r++)
+        bk.copy(rowsOf(this.reversed.reshape([1, cap, e]), 0, r, 1), rowsOf(K.reshape([1, cap, e]), 0, cap - 1 - r, 1));
     }
     let ws = this.workspaces.get(b);
     if (!ws) {
@@ -171,7 +218,10 @@ export class HyenaFilterCore implements SequenceCore {
   }
 
   initState(batch: number): MixerState {
-    return { history: this.backend.zeros([batch, this.dims.maxContext, this.channels]).keep(), length: this.backend.zeros([1]).keep() };
+    return {
+      history: this.backend.zeros([batch, this.dims.maxContext, this.channels]).keep(),
+      length: this.backend.zeros([1]).keep(),
+    };
   }
 
   stateShapes(): Record<string, readonly number[]> {
@@ -180,7 +230,14 @@ export class HyenaFilterCore implements SequenceCore {
 
   parameters(): Map<string, Tensor> {
     const w = this.w;
-    return new Map([['filter.w1', w.w1], ['filter.b1', w.b1], ['filter.w2', w.w2], ['filter.b2', w.b2], ['filter.w3', w.w3], ['D', w.D]]);
+    return new Map([
+      ['filter.w1', w.w1],
+      ['filter.b1', w.b1],
+      ['filter.w2', w.w2],
+      ['filter.b2', w.b2],
+      ['filter.w3', w.w3],
+      ['D', w.D],
+    ]);
   }
 
   parametersChanged(): void {
@@ -198,32 +255,60 @@ export interface HyenaWeights {
   outProj: Tensor; // (d, d)
 }
 
-interface MixerWorkspace { xs: Tensor; xc: Tensor; x0: Tensor; x1: Tensor; v: Tensor; g: Tensor; y: Tensor }
+interface MixerWorkspace {
+  xs: Tensor;
+  xc: Tensor;
+  x0: Tensor;
+  x1: Tensor;
+  v: Tensor;
+  g: Tensor;
+  y: Tensor;
+}
 
 export class HyenaMixer implements Mixer {
   readonly kind = 'hyena';
   private readonly workspaces = new Map<number, MixerWorkspace>();
 
-  constructor(readonly backend: Backend, readonly w: HyenaWeights, readonly filter: HyenaFilterCore) {
+  constructor(
+    readonly backend: Backend,
+    readonly w: HyenaWeights,
+    readonly filter: HyenaFilterCore,
+  ) {
     const d = filter.channels;
-    if (w.inProj.rows !== 3 * d || w.shortWeight.rows !== 3 * d || w.outProj.rows !== d) fail('SHAPE_MISMATCH', `Hyena: in_proj and the short conv must have ${3 * d} channels, out_proj ${d}`);
+    if (w.inProj.rows !== 3 * d || w.shortWeight.rows !== 3 * d || w.outProj.rows !== d)
+      fail('SHAPE_MISMATCH', `Hyena: in_proj and the short conv must have ${3 * d} channels, out_proj ${d}`);
   }
 
   forward(x: Tensor, state?: MixerState): Tensor {
     const d = this.filter.channels;
-    const xc = F.causalConv1d(F.linear(x, this.w.inProj), this.w.shortWeight, this.w.shortBias, false, state?.short ?? null);
+    const xc = F.causalConv1d(
+      F.linear(x, this.w.inProj),
+      this.w.shortWeight,
+      this.w.shortBias,
+      false,
+      state?.short ?? null,
+    );
     const v = this.filter.forward(F.mul(xc.narrow(d, d), xc.narrow(2 * d, d)), state);
     return F.linear(F.mul(v, xc.narrow(0, d)), this.w.outProj);
   }
 
   step(x: Tensor, out: Tensor, state: MixerState): void {
-    const b = x.rows, d = this.filter.channels;
+    const b = x.rows,
+      d = this.filter.channels;
     const short = state.short ?? fail('STATE_MISMATCH', 'Hyena: state must hold "short"');
     let ws = this.workspaces.get(b);
     if (!ws) {
       const bk = this.backend;
       const xc = bk.alloc([b, 1, 3 * d]).keep();
-      ws = { xs: bk.alloc([b, 1, 3 * d]).keep(), xc, x0: xc.narrow(0, d), x1: xc.narrow(d, d), v: xc.narrow(2 * d, d), g: bk.alloc([b, 1, d]).keep(), y: bk.alloc([b, 1, d]).keep() };
+      ws = {
+        xs: bk.alloc([b, 1, 3 * d]).keep(),
+        xc,
+        x0: xc.narrow(0, d),
+        x1: xc.narrow(d, d),
+        v: xc.narrow(2 * d, d),
+        g: bk.alloc([b, 1, d]).keep(),
+        y: bk.alloc([b, 1, d]).keep(),
+      };
       this.workspaces.set(b, ws);
     }
     const bk = this.backend;
@@ -236,7 +321,10 @@ export class HyenaMixer implements Mixer {
   }
 
   initState(batch: number): MixerState {
-    return { short: this.backend.zeros([batch, 3 * this.filter.channels, this.w.shortWeight.cols]).keep(), ...this.filter.initState(batch) };
+    return {
+      short: this.backend.zeros([batch, 3 * this.filter.channels, this.w.shortWeight.cols]).keep(),
+      ...this.filter.initState(batch),
+    };
   }
 
   stateShapes(): Record<string, readonly number[]> {
@@ -244,10 +332,18 @@ export class HyenaMixer implements Mixer {
   }
 
   parameters(): Map<string, Tensor> {
-    return parameterMap([
-      ['in_proj.weight', this.w.inProj], ['short_conv.weight', this.w.shortWeight], ['short_conv.bias', this.w.shortBias], ['out_proj.weight', this.w.outProj],
-    ], { filter_core: this.filter });
+    return parameterMap(
+      [
+        ['in_proj.weight', this.w.inProj],
+        ['short_conv.weight', this.w.shortWeight],
+        ['short_conv.bias', this.w.shortBias],
+        ['out_proj.weight', this.w.outProj],
+      ],
+      { filter_core: this.filter },
+    );
   }
 
-  parametersChanged(): void { this.filter.parametersChanged(); }
+  parametersChanged(): void {
+    this.filter.parametersChanged();
+  }
 }

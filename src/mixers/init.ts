@@ -31,8 +31,13 @@ export class Rng {
 
   /** A standard normal (Box–Muller, the second value kept for the next call). */
   normal(): number {
-    if (this.spare !== undefined) { const s = this.spare; this.spare = undefined; return s; }
-    const u = 1 - this.next(), v = this.next();
+    if (this.spare !== undefined) {
+      const s = this.spare;
+      this.spare = undefined;
+      return s;
+    }
+    const u = 1 - this.next(),
+      v = this.next();
     const r = Math.sqrt(-2 * Math.log(u));
     this.spare = r * Math.sin(2 * Math.PI * v);
     return r * Math.cos(2 * Math.PI * v);
@@ -40,12 +45,17 @@ export class Rng {
 
   /** A derived independent stream (for per-layer or per-example generators). */
   fork(tag: number): Rng {
-    return new Rng(hash32((this.seed ^ hash32(tag >>> 0 ^ 0x5bd1e995)) >>> 0));
+    return new Rng(hash32((this.seed ^ hash32((tag >>> 0) ^ 0x5bd1e995)) >>> 0));
   }
 
   /** Fisher–Yates shuffle in place. */
   shuffle<T>(a: T[]): T[] {
-    for (let i = a.length - 1; i > 0; i--) { const j = this.int(i + 1); const t = a[i]!; a[i] = a[j]!; a[j] = t; }
+    for (let i = a.length - 1; i > 0; i--) {
+      const j = this.int(i + 1);
+      const t = a[i];
+      a[i] = a[j];
+      a[j] = t;
+    }
     return a;
   }
 }
@@ -57,7 +67,11 @@ export function param(bk: Backend, data: Float32Array, shape: readonly number[])
 
 export function filled(bk: Backend, shape: readonly number[], f: (i: number) => number): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
-  return param(bk, Float32Array.from({ length: n }, (_, i) => f(i)), shape);
+  return param(
+    bk,
+    Float32Array.from({ length: n }, (_, i) => f(i)),
+    shape,
+  );
 }
 
 /** PyTorch's nn.Linear default: weight and bias U(±1/sqrt(fan_in)) (kaiming-uniform with a = √5). */

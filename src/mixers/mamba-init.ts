@@ -15,8 +15,16 @@ export function initMambaMixer(bk: Backend, rng: Rng, dims: MambaDims, nLayer: n
   const cb = linearBias(bk, rng, e, k);
   const s6 = initS6(bk, rng, e, n, r);
   return {
-    inProj, inProjBias: null, convWeight: cw, convBias: cb,
-    xProj: s6.xProj, dtProj: s6.dtProj, dtProjBias: s6.dtProjBias, ALog: s6.ALog, D: s6.D,
-    outProj: linearWeight(bk, rng, d, e, 1 / Math.sqrt(nLayer)), outProjBias: null,
+    inProj,
+    inProjBias: null,
+    convWeight: cw,
+    convBias: cb,
+    xProj: s6.xProj,
+    dtProj: s6.dtProj,
+    dtProjBias: s6.dtProjBias,
+    ALog: s6.ALog,
+    D: s6.D,
+    outProj: linearWeight(bk, rng, d, e, 1 / Math.sqrt(nLayer)),
+    outProjBias: null,
   };
 }

@@ -32,7 +32,11 @@ export interface MambaMixerWeights {
 }
 
 export interface MambaDims {
-  d: number; e: number; n: number; k: number; r: number;
+  d: number;
+  e: number;
+  n: number;
+  k: number;
+  r: number;
 }
 
 /** Buffers of the recurrent step for one batch size, made once and reused for every token. */
@@ -57,7 +61,11 @@ export class MambaMixer implements Mixer {
   private A: Tensor | undefined; // (e, n) = -exp(A_log), derived
   private readonly workspaces = new Map<number, StepWorkspace>();
 
-  constructor(readonly backend: Backend, readonly w: MambaMixerWeights, readonly dims: MambaDims) {}
+  constructor(
+    readonly backend: Backend,
+    readonly w: MambaMixerWeights,
+    readonly dims: MambaDims,
+  ) {}
 
   /**
    * A = -exp(A_log), computed once (and again after `parametersChanged`). While A_log is being
@@ -76,7 +84,8 @@ export class MambaMixer implements Mixer {
 
   forward(x: Tensor, state?: MixerState): Tensor {
     const { e, n, r } = this.dims;
-    if (x.rank !== 3 || x.cols !== this.dims.d) fail('SHAPE_MISMATCH', `mamba mixer: input must be (b, l, ${this.dims.d}), got (${x.shape.join(', ')})`);
+    if (x.rank !== 3 || x.cols !== this.dims.d)
+      fail('SHAPE_MISMATCH', `mamba mixer: input must be (b, l, ${this.dims.d}), got (${x.shape.join(', ')})`);
     const xz = F.linear(x, this.w.inProj, this.w.inProjBias); // (b, l, 2e)
     const u = xz.narrow(0, e);
     const z = xz.narrow(e, e);
@@ -84,8 +93,17 @@ export class MambaMixer implements Mixer {
     const dbc = F.linear(uc, this.w.xProj); // (b, l, r + 2n)
     const delta = F.linear(dbc.narrow(0, r), this.w.dtProj); // (b, l, e)
     const y = F.selectiveScan({
-      u: uc, delta, A: this.getA(), B: dbc.narrow(r, n), C: dbc.narrow(r + n, n), D: this.w.D, z,
-      deltaBias: this.w.dtProjBias, deltaSoftplus: true, h0: state?.ssm ?? null, hOut: state?.ssm ?? null,
+      u: uc,
+      delta,
+      A: this.getA(),
+      B: dbc.narrow(r, n),
+      C: dbc.narrow(r + n, n),
+      D: this.w.D,
+      z,
+      deltaBias: this.w.dtProjBias,
+      deltaSoftplus: true,
+      h0: state?.ssm ?? null,
+      hOut: state?.ssm ?? null,
     }); // (b, l, e)
     return F.linear(y, this.w.outProj, this.w.outProjBias); // (b, l, d)
   }
@@ -102,8 +120,18 @@ export class MambaMixer implements Mixer {
     bk.matmul(ws.dbc, ws.uc2, this.w.xProj, { transB: true });
     bk.matmul(ws.delta2, ws.dtLow, this.w.dtProj, { transB: true });
     bk.selectiveScan({
-      y: ws.y, u: ws.uc, delta: ws.delta, A: this.getA(), B: ws.B3, C: ws.C3, D: this.w.D, z: ws.z3,
-      deltaBias: this.w.dtProjBias, deltaSoftplus: true, h0: ssm, hOut: ssm,
+      y: ws.y,
+      u: ws.uc,
+      delta: ws.delta,
+      A: this.getA(),
+      B: ws.B3,
+      C: ws.C3,
+      D: this.w.D,
+      z: ws.z3,
+      deltaBias: this.w.dtProjBias,
+      deltaSoftplus: true,
+      h0: ssm,
+      hOut: ssm,
     });
     bk.matmul(out, ws.y2, this.w.outProj, { transB: true, bias: this.w.outProjBias });
   }
@@ -113,15 +141,41 @@ export class MambaMixer implements Mixer {
     const bk = this.backend;
     const { conv, ssm } = state;
     if (!bk.mambaStep || !conv || !ssm) return false;
-    return bk.mambaStep(this.fusedArgs(residual, residual, conv, ssm, this.workspace(residual.rows), { weight: norm, eps }));
+    return bk.mambaStep(
+      this.fusedArgs(residual, residual, conv, ssm, this.workspace(residual.rows), { weight: norm, eps }),
+    );
   }
 
-  private fusedArgs(x: Tensor, out: Tensor, conv: Tensor, ssm: Tensor, ws: StepWorkspace, preNorm: MambaStepArgs['preNorm'] = null): MambaStepArgs {
+  private fusedArgs(
+    x: Tensor,
+    out: Tensor,
+    conv: Tensor,
+    ssm: Tensor,
+    ws: StepWorkspace,
+    preNorm: MambaStepArgs['preNorm'] = null,
+  ): MambaStepArgs {
     const w = this.w;
     return {
-      x, out, preNorm, inProj: w.inProj, inProjBias: w.inProjBias, convWeight: w.convWeight, convBias: w.convBias,
-      xProj: w.xProj, dtProj: w.dtProj, dtProjBias: w.dtProjBias, A: this.getA(), D: w.D,
-      outProj: w.outProj, outProjBias: w.outProjBias, conv, ssm, xz: ws.xz, dbc: ws.dbc, y: ws.y2, dtRank: this.dims.r,
+      x,
+      out,
+      preNorm,
+      inProj: w.inProj,
+      inProjBias: w.inProjBias,
+      convWeight: w.convWeight,
+      convBias: w.convBias,
+      xProj: w.xProj,
+      dtProj: w.dtProj,
+      dtProjBias: w.dtProjBias,
+      A: this.getA(),
+      D: w.D,
+      outProj: w.outProj,
+      outProjBias: w.outProjBias,
+      conv,
+      ssm,
+      xz: ws.xz,
+      dbc: ws.dbc,
+      y: ws.y2,
+      dtRank: this.dims.r,
     };
   }
 
@@ -136,7 +190,11 @@ export class MambaMixer implements Mixer {
       const delta = bk.alloc([b, 1, e]).keep();
       const y = bk.alloc([b, 1, e]).keep();
       ws = {
-        xz, uc, dbc, delta, y,
+        xz,
+        uc,
+        dbc,
+        delta,
+        y,
         u3: xz.narrow(0, e).reshape([b, 1, e]),
         z3: xz.narrow(e, e).reshape([b, 1, e]),
         uc2: uc.reshape([b, e]),
@@ -164,9 +222,17 @@ export class MambaMixer implements Mixer {
   parameters(): Map<string, Tensor> {
     const w = this.w;
     return parameterMap([
-      ['in_proj.weight', w.inProj], ['conv1d.weight', w.convWeight], ['x_proj.weight', w.xProj], ['dt_proj.weight', w.dtProj],
-      ['dt_proj.bias', w.dtProjBias], ['A_log', w.ALog], ['D', w.D], ['out_proj.weight', w.outProj],
-      ['in_proj.bias', w.inProjBias], ['conv1d.bias', w.convBias], ['out_proj.bias', w.outProjBias],
+      ['in_proj.weight', w.inProj],
+      ['conv1d.weight', w.convWeight],
+      ['x_proj.weight', w.xProj],
+      ['dt_proj.weight', w.dtProj],
+      ['dt_proj.bias', w.dtProjBias],
+      ['A_log', w.ALog],
+      ['D', w.D],
+      ['out_proj.weight', w.outProj],
+      ['in_proj.bias', w.inProjBias],
+      ['conv1d.bias', w.convBias],
+      ['out_proj.bias', w.outProjBias],
     ]);
   }
 

@@ -35,7 +35,12 @@ export interface Mamba2MixerWeights {
 }
 
 export interface Mamba2Dims {
-  d: number; h: number; p: number; g: number; n: number; k: number;
+  d: number;
+  h: number;
+  p: number;
+  g: number;
+  n: number;
+  k: number;
   chunkSize: number;
   timeStepLimit: readonly [number, number];
   normEps: number;
@@ -70,7 +75,11 @@ export class Mamba2Mixer implements Mixer {
   /** c = e + 2·g·n. */
   readonly convDim: number;
 
-  constructor(readonly backend: Backend, readonly w: Mamba2MixerWeights, readonly dims: Mamba2Dims) {
+  constructor(
+    readonly backend: Backend,
+    readonly w: Mamba2MixerWeights,
+    readonly dims: Mamba2Dims,
+  ) {
     this.e = dims.h * dims.p;
     this.convDim = this.e + 2 * dims.g * dims.n;
   }
@@ -92,15 +101,27 @@ export class Mamba2Mixer implements Mixer {
 
   forward(x: Tensor, state?: MixerState): Tensor {
     const { d, g, n, h } = this.dims;
-    const e = this.e, c = this.convDim;
-    if (x.rank !== 3 || x.cols !== d) fail('SHAPE_MISMATCH', `mamba2 mixer: input must be (b, l, ${d}), got ${fmtShape(x.shape)}`);
+    const e = this.e,
+      c = this.convDim;
+    if (x.rank !== 3 || x.cols !== d)
+      fail('SHAPE_MISMATCH', `mamba2 mixer: input must be (b, l, ${d}), got ${fmtShape(x.shape)}`);
     const zxbcdt = F.linear(x, this.w.inProj, this.w.inProjBias); // (b, l, W)
     const z = zxbcdt.narrow(0, e);
     const xBC = F.causalConv1d(zxbcdt.narrow(e, c), this.w.convWeight, this.w.convBias, true, state?.conv ?? null); // (b, l, c)
     const y = SSD.ssdScan({
-      x: xBC.narrow(0, e), dt: zxbcdt.narrow(e + c, h), A: this.getA(), B: xBC.narrow(e, g * n), C: xBC.narrow(e + g * n, g * n),
-      D: this.w.D, dtBias: this.w.dtBias, dtSoftplus: true, dtLimit: this.dims.timeStepLimit, nGroups: g, chunkSize: this.dims.chunkSize,
-      h0: state?.ssm ?? null, hOut: state?.ssm ?? null,
+      x: xBC.narrow(0, e),
+      dt: zxbcdt.narrow(e + c, h),
+      A: this.getA(),
+      B: xBC.narrow(e, g * n),
+      C: xBC.narrow(e + g * n, g * n),
+      D: this.w.D,
+      dtBias: this.w.dtBias,
+      dtSoftplus: true,
+      dtLimit: this.dims.timeStepLimit,
+      nGroups: g,
+      chunkSize: this.dims.chunkSize,
+      h0: state?.ssm ?? null,
+      hOut: state?.ssm ?? null,
     }); // (b, l, e)
     const yn = SSD.gatedRmsnorm(y, z, this.w.normWeight, this.normOpts); // (b, l, e)
     return F.linear(yn, this.w.outProj, this.w.outProjBias); // (b, l, d)
@@ -114,8 +135,20 @@ export class Mamba2Mixer implements Mixer {
     bk.matmul(ws.zxbcdt, x, this.w.inProj, { transB: true, bias: this.w.inProjBias });
     bk.causalConv1d(ws.xBCc, ws.xBC3, this.w.convWeight, this.w.convBias, conv, true);
     bk.ssdScan({
-      y: ws.y, x: ws.x3, dt: ws.dt3, A: this.getA(), B: ws.B3, C: ws.C3, D: this.w.D, dtBias: this.w.dtBias,
-      dtSoftplus: true, dtLimit: NO_LIMIT, nGroups: this.dims.g, chunkSize: 1, h0: ssm, hOut: ssm,
+      y: ws.y,
+      x: ws.x3,
+      dt: ws.dt3,
+      A: this.getA(),
+      B: ws.B3,
+      C: ws.C3,
+      D: this.w.D,
+      dtBias: this.w.dtBias,
+      dtSoftplus: true,
+      dtLimit: NO_LIMIT,
+      nGroups: this.dims.g,
+      chunkSize: 1,
+      h0: ssm,
+      hOut: ssm,
     });
     bk.gatedRmsnorm(ws.yn, ws.y2, ws.z, this.w.normWeight, this.normOpts);
     bk.matmul(out, ws.yn, this.w.outProj, { transB: true, bias: this.w.outProjBias });
@@ -125,14 +158,18 @@ export class Mamba2Mixer implements Mixer {
     let ws = this.workspaces.get(b);
     if (!ws) {
       const { g, n, h } = this.dims;
-      const e = this.e, c = this.convDim;
+      const e = this.e,
+        c = this.convDim;
       const bk = this.backend;
       const zxbcdt = bk.alloc([b, 2 * e + 2 * g * n + h]).keep();
       const xBCc = bk.alloc([b, 1, c]).keep();
       const y = bk.alloc([b, 1, e]).keep();
       const yn = bk.alloc([b, e]).keep();
       ws = {
-        zxbcdt, xBCc, y, yn,
+        zxbcdt,
+        xBCc,
+        y,
+        yn,
         z: zxbcdt.narrow(0, e),
         xBC3: zxbcdt.narrow(e, c).reshape([b, 1, c]),
         dt3: zxbcdt.narrow(e + c, h).reshape([b, 1, h]),
@@ -148,7 +185,10 @@ export class Mamba2Mixer implements Mixer {
 
   initState(batch: number): MixerState {
     const { h, p, n, k } = this.dims;
-    return { conv: this.backend.zeros([batch, this.convDim, k]).keep(), ssm: this.backend.zeros([batch, h, p, n]).keep() };
+    return {
+      conv: this.backend.zeros([batch, this.convDim, k]).keep(),
+      ssm: this.backend.zeros([batch, h, p, n]).keep(),
+    };
   }
 
   stateShapes(): Record<string, readonly number[]> {
@@ -159,9 +199,16 @@ export class Mamba2Mixer implements Mixer {
   parameters(): Map<string, Tensor> {
     const w = this.w;
     return parameterMap([
-      ['in_proj.weight', w.inProj], ['conv1d.weight', w.convWeight], ['dt_bias', w.dtBias], ['A_log', w.ALog], ['D', w.D],
-      ['norm.weight', w.normWeight], ['out_proj.weight', w.outProj],
-      ['in_proj.bias', w.inProjBias], ['conv1d.bias', w.convBias], ['out_proj.bias', w.outProjBias],
+      ['in_proj.weight', w.inProj],
+      ['conv1d.weight', w.convWeight],
+      ['dt_bias', w.dtBias],
+      ['A_log', w.ALog],
+      ['D', w.D],
+      ['norm.weight', w.normWeight],
+      ['out_proj.weight', w.outProj],
+      ['in_proj.bias', w.inProjBias],
+      ['conv1d.bias', w.convBias],
+      ['out_proj.bias', w.outProjBias],
     ]);
   }
 

@@ -39,9 +39,13 @@ export interface Mixer {
  * A mixer's named parameters: its own (null: absent, e.g. a bias the config turns off), then each
  * part's under `<prefix>.` (an inner core or filter), in checkpoint order.
  */
-export function parameterMap(own: readonly (readonly [string, Tensor | null])[], parts: Record<string, { parameters(): Map<string, Tensor> }> = {}): Map<string, Tensor> {
+export function parameterMap(
+  own: readonly (readonly [string, Tensor | null])[],
+  parts: Record<string, { parameters(): Map<string, Tensor> }> = {},
+): Map<string, Tensor> {
   const m = new Map<string, Tensor>();
   for (const [k, t] of own) if (t) m.set(k, t);
-  for (const [prefix, part] of Object.entries(parts)) for (const [k, t] of part.parameters()) m.set(`${prefix}.${k}`, t);
+  for (const [prefix, part] of Object.entries(parts))
+    for (const [k, t] of part.parameters()) m.set(`${prefix}.${k}`, t);
   return m;
 }

@@ -16,15 +16,27 @@ export interface PlainWeights {
   outProj: Tensor; // (d, e)
 }
 
-interface StepWorkspace { u: Tensor; y: Tensor; act: Tensor }
+interface StepWorkspace {
+  u: Tensor;
+  y: Tensor;
+  act: Tensor;
+}
 
 export class PlainMixer implements Mixer {
   readonly kind: string;
   private readonly workspaces = new Map<number, StepWorkspace>();
 
-  constructor(readonly backend: Backend, readonly w: PlainWeights, readonly core: SequenceCore) {
+  constructor(
+    readonly backend: Backend,
+    readonly w: PlainWeights,
+    readonly core: SequenceCore,
+  ) {
     this.kind = `${core.kind}-plain`;
-    if (w.inProj.rows !== core.channels || w.outProj.cols !== core.channels) fail('SHAPE_MISMATCH', `plain block: in_proj ${w.inProj.rows} and out_proj ${w.outProj.cols} channels must equal the core's ${core.channels}`);
+    if (w.inProj.rows !== core.channels || w.outProj.cols !== core.channels)
+      fail(
+        'SHAPE_MISMATCH',
+        `plain block: in_proj ${w.inProj.rows} and out_proj ${w.outProj.cols} channels must equal the core's ${core.channels}`,
+      );
   }
 
   forward(x: Tensor, state?: MixerState): Tensor {
@@ -34,7 +46,8 @@ export class PlainMixer implements Mixer {
   }
 
   step(x: Tensor, out: Tensor, state: MixerState): void {
-    const b = x.rows, e = this.core.channels;
+    const b = x.rows,
+      e = this.core.channels;
     let ws = this.workspaces.get(b);
     if (!ws) {
       const bk = this.backend;
@@ -48,12 +61,24 @@ export class PlainMixer implements Mixer {
     bk.matmul(out, ws.act, this.w.outProj, { transB: true });
   }
 
-  initState(batch: number): MixerState { return this.core.initState(batch); }
-  stateShapes(): Record<string, readonly number[]> { return this.core.stateShapes(); }
-
-  parameters(): Map<string, Tensor> {
-    return parameterMap([['in_proj.weight', this.w.inProj], ['out_proj.weight', this.w.outProj]], { core: this.core });
+  initState(batch: number): MixerState {
+    return this.core.initState(batch);
+  }
+  stateShapes(): Record<string, readonly number[]> {
+    return this.core.stateShapes();
   }
 
-  parametersChanged(): void { this.core.parametersChanged(); }
+  parameters(): Map<string, Tensor> {
+    return parameterMap(
+      [
+        ['in_proj.weight', this.w.inProj],
+        ['out_proj.weight', this.w.outProj],
+      ],
+      { core: this.core },
+    );
+  }
+
+  parametersChanged(): void {
+    this.core.parametersChanged();
+  }
 }

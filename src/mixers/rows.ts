@@ -18,8 +18,20 @@ export function rowOfEach(t: Tensor, pos: number): Tensor {
 /** Rows [start, start + count) of sequence `seq`: a (1, count, w) view. */
 export function rowsOf(t: Tensor, seq: number, start: number, count: number): Tensor {
   const [b, cap, w] = dims(t);
-  if (seq < 0 || seq >= b || start < 0 || count < 1 || start + count > cap) fail('BAD_ARGUMENT', `rows [${start}, ${start + count}) of sequence ${seq} are outside a (${b}, ${cap}, ${w}) buffer`);
-  return new Tensor(t.backend, t.storage, [1, count, w], t.dtype, t.offset + (seq * cap + start) * t.ld, t.ld, t.base ?? t);
+  if (seq < 0 || seq >= b || start < 0 || count < 1 || start + count > cap)
+    fail(
+      'BAD_ARGUMENT',
+      `rows [${start}, ${start + count}) of sequence ${seq} are outside a (${b}, ${cap}, ${w}) buffer`,
+    );
+  return new Tensor(
+    t.backend,
+    t.storage,
+    [1, count, w],
+    t.dtype,
+    t.offset + (seq * cap + start) * t.ld,
+    t.ld,
+    t.base ?? t,
+  );
 }
 
 function dims(t: Tensor): [number, number, number] {
@@ -33,15 +45,22 @@ function dims(t: Tensor): [number, number, number] {
  */
 export function readCounter(t: Tensor): number {
   const host = backendOf(t).hostView?.(t);
-  if (!host) fail('UNSUPPORTED', `the ${t.backend.name} backend cannot read a state counter synchronously; incremental attention and Hyena run on the cpu backend`);
-  return host.data[host.off]!;
+  if (!host)
+    fail(
+      'UNSUPPORTED',
+      `the ${t.backend.name} backend cannot read a state counter synchronously; incremental attention and Hyena run on the cpu backend`,
+    );
+  return host.data[host.off];
 }
 
 /** Writes a one-element counter (in place where the host addresses the backend's memory; else upload + copy). */
 export function writeCounter(t: Tensor, v: number): void {
   const bk = backendOf(t);
   const host = bk.hostView?.(t);
-  if (host) { host.data[host.off] = v; return; }
+  if (host) {
+    host.data[host.off] = v;
+    return;
+  }
   const s = bk.upload(Float32Array.of(v), [1]);
   bk.copy(t, s);
   s.dispose();

@@ -40,9 +40,11 @@ export interface S4DWeights {
 }
 
 export function initS4D(bk: Backend, rng: Rng, e: number, n: number, init: S4DInit): S4DWeights {
-  if (init === 'lin' && n % 2 !== 0) fail('BAD_ARGUMENT', `S4D-Lin needs an even state size (conjugate pairs), got ${n}`);
+  if (init === 'lin' && n % 2 !== 0)
+    fail('BAD_ARGUMENT', `S4D-Lin needs an even state size (conjugate pairs), got ${n}`);
   const N = init === 'lin' ? n / 2 : n;
-  const lo = Math.log(0.001), hi = Math.log(0.1);
+  const lo = Math.log(0.001),
+    hi = Math.log(0.1);
   return {
     logDt: filled(bk, [e], () => rng.uniform(lo, hi)),
     ALog: filled(bk, [e, N], (i) => (init === 'lin' ? Math.log(0.5) : Math.log((i % N) + 1))),
@@ -62,12 +64,16 @@ export class S4DCore implements SequenceCore {
   private zeros: Tensor | undefined;
   private kernelCache: Tensor | undefined; // K of the last length used (inference)
 
-  constructor(readonly backend: Backend, readonly w: S4DWeights) {
+  constructor(
+    readonly backend: Backend,
+    readonly w: S4DWeights,
+  ) {
     this.channels = w.logDt.size;
     this.modes = w.ALog.cols;
     this.scale = w.AIm ? 2 : 1;
     this.kind = w.AIm ? 's4d-lin' : 's4d-real';
-    if (!!w.AIm !== !!w.CIm) fail('BAD_ARGUMENT', 'S4D: A_im and C_im must both be given (S4D-Lin) or both be absent (S4D-Real)');
+    if (!!w.AIm !== !!w.CIm)
+      fail('BAD_ARGUMENT', 'S4D: A_im and C_im must both be given (S4D-Lin) or both be absent (S4D-Real)');
   }
 
   private training(): boolean {
@@ -80,12 +86,20 @@ export class S4DCore implements SequenceCore {
     const w = this.w;
     const make = (): S.SsmTensors => {
       this.zeros ??= this.backend.zeros([this.channels, this.modes]).keep();
-      return { dt: F.unary('exp', w.logDt), ARe: F.unary('negexp', w.ALog), AIm: w.AIm ?? this.zeros, CRe: w.CRe, CIm: w.CIm ?? this.zeros, scale: this.scale };
+      return {
+        dt: F.unary('exp', w.logDt),
+        ARe: F.unary('negexp', w.ALog),
+        AIm: w.AIm ?? this.zeros,
+        CRe: w.CRe,
+        CIm: w.CIm ?? this.zeros,
+        scale: this.scale,
+      };
     };
     if (this.training()) return make();
     if (!this.derived) {
       const d = make();
-      d.dt.keep(); d.ARe.keep();
+      d.dt.keep();
+      d.ARe.keep();
       this.derived = d;
     }
     return this.derived;
@@ -105,7 +119,11 @@ export class S4DCore implements SequenceCore {
     const st = state?.ssm;
     if (st) {
       // Recurrent mode over the whole chunk, continuing from the state (not differentiated).
-      if (this.training() || needsGrad(u)) fail('UNSUPPORTED', 'S4D: gradients through a carried state are not supported; train on whole sequences without a state (or run under noGrad)');
+      if (this.training() || needsGrad(u))
+        fail(
+          'UNSUPPORTED',
+          'S4D: gradients through a carried state are not supported; train on whole sequences without a state (or run under noGrad)',
+        );
       const y = this.backend.alloc(u.shape);
       requireMixerKernel(this.backend, 'diagonalSsmScan')({ y, u, D: this.w.D, state: st, ...this.ssm() });
       return y;
@@ -129,11 +147,21 @@ export class S4DCore implements SequenceCore {
 
   parameters(): Map<string, Tensor> {
     const w = this.w;
-    return parameterMap([['log_dt', w.logDt], ['A_log', w.ALog], ['C_re', w.CRe], ['D', w.D], ['A_im', w.AIm ?? null], ['C_im', w.CIm ?? null]]);
+    return parameterMap([
+      ['log_dt', w.logDt],
+      ['A_log', w.ALog],
+      ['C_re', w.CRe],
+      ['D', w.D],
+      ['A_im', w.AIm ?? null],
+      ['C_im', w.CIm ?? null],
+    ]);
   }
 
   parametersChanged(): void {
-    if (this.derived) { this.derived.dt.dispose(); this.derived.ARe.dispose(); }
+    if (this.derived) {
+      this.derived.dt.dispose();
+      this.derived.ARe.dispose();
+    }
     this.derived = undefined;
     this.kernelCache?.dispose();
     this.kernelCache = undefined;

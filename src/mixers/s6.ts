@@ -23,7 +23,8 @@ export interface S6Weights {
 
 /** Mamba's initialisation (REFERENCE.md §1): S4D-Real A, dt in [0.001, 0.1] through the softplus bias. */
 export function initS6(bk: Backend, rng: Rng, e: number, n: number, r: number): S6Weights {
-  const dtMin = 0.001, dtMax = 0.1;
+  const dtMin = 0.001,
+    dtMax = 0.1;
   const std = r ** -0.5;
   return {
     xProj: linearWeight(bk, rng, r + 2 * n, e),
@@ -37,7 +38,10 @@ export function initS6(bk: Backend, rng: Rng, e: number, n: number, r: number): 
   };
 }
 
-interface StepWorkspace { dbc: Tensor; delta: Tensor }
+interface StepWorkspace {
+  dbc: Tensor;
+  delta: Tensor;
+}
 
 export class S6Core implements SequenceCore {
   readonly kind = 's6';
@@ -47,7 +51,10 @@ export class S6Core implements SequenceCore {
   private A: Tensor | undefined;
   private readonly workspaces = new Map<number, StepWorkspace>();
 
-  constructor(readonly backend: Backend, readonly w: S6Weights) {
+  constructor(
+    readonly backend: Backend,
+    readonly w: S6Weights,
+  ) {
     this.channels = w.D.size;
     this.n = w.ALog.cols;
     this.r = w.dtProj.cols;
@@ -64,8 +71,17 @@ export class S6Core implements SequenceCore {
     const dbc = F.linear(u, this.w.xProj);
     const delta = F.linear(dbc.narrow(0, r), this.w.dtProj);
     return F.selectiveScan({
-      u, delta, A: this.getA(), B: dbc.narrow(r, n), C: dbc.narrow(r + n, n), D: this.w.D, z: null,
-      deltaBias: this.w.dtProjBias, deltaSoftplus: true, h0: state?.ssm ?? null, hOut: state?.ssm ?? null,
+      u,
+      delta,
+      A: this.getA(),
+      B: dbc.narrow(r, n),
+      C: dbc.narrow(r + n, n),
+      D: this.w.D,
+      z: null,
+      deltaBias: this.w.dtProjBias,
+      deltaSoftplus: true,
+      h0: state?.ssm ?? null,
+      hOut: state?.ssm ?? null,
     });
   }
 
@@ -75,15 +91,28 @@ export class S6Core implements SequenceCore {
     const ssm = state.ssm ?? fail('STATE_MISMATCH', 'S6: state must hold "ssm"');
     let ws = this.workspaces.get(b);
     if (!ws) {
-      ws = { dbc: this.backend.alloc([b, 1, r + 2 * n]).keep(), delta: this.backend.alloc([b, 1, this.channels]).keep() };
+      ws = {
+        dbc: this.backend.alloc([b, 1, r + 2 * n]).keep(),
+        delta: this.backend.alloc([b, 1, this.channels]).keep(),
+      };
       this.workspaces.set(b, ws);
     }
     const bk = this.backend;
     bk.matmul(ws.dbc, u, this.w.xProj, { transB: true });
     bk.matmul(ws.delta, ws.dbc.narrow(0, r), this.w.dtProj, { transB: true });
     bk.selectiveScan({
-      y, u, delta: ws.delta, A: this.getA(), B: ws.dbc.narrow(r, n), C: ws.dbc.narrow(r + n, n), D: this.w.D, z: null,
-      deltaBias: this.w.dtProjBias, deltaSoftplus: true, h0: ssm, hOut: ssm,
+      y,
+      u,
+      delta: ws.delta,
+      A: this.getA(),
+      B: ws.dbc.narrow(r, n),
+      C: ws.dbc.narrow(r + n, n),
+      D: this.w.D,
+      z: null,
+      deltaBias: this.w.dtProjBias,
+      deltaSoftplus: true,
+      h0: ssm,
+      hOut: ssm,
     });
   }
 
@@ -97,7 +126,13 @@ export class S6Core implements SequenceCore {
 
   parameters(): Map<string, Tensor> {
     const w = this.w;
-    return new Map([['x_proj.weight', w.xProj], ['dt_proj.weight', w.dtProj], ['dt_proj.bias', w.dtProjBias], ['A_log', w.ALog], ['D', w.D]]);
+    return new Map([
+      ['x_proj.weight', w.xProj],
+      ['dt_proj.weight', w.dtProj],
+      ['dt_proj.bias', w.dtProjBias],
+      ['A_log', w.ALog],
+      ['D', w.D],
+    ]);
   }
 
   parametersChanged(): void {

@@ -1,5 +1,5 @@
 import { fail } from '../errors.js';
-import { ConfigReader, limitPair, parseDtRank } from './config-reader.js';
+import { type ConfigReader, limitPair, parseDtRank } from './config-reader.js';
 import {
   validateMamba, validateMamba2, type LmConfigCommon, type Mamba2Config, type MambaConfig,
 } from './model-config.js';

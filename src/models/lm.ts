@@ -58,7 +58,7 @@ export class LanguageModel<C extends LmConfig = ModelConfig> {
   checkIds(ids: ArrayLike<number>): void {
     const V = this.vocabSize;
     for (let i = 0; i < ids.length; i++) {
-      const id = ids[i]!;
+      const id = ids[i];
       if (!Number.isInteger(id) || id < 0 || id >= V) {
         fail('TOKEN_OUT_OF_RANGE', `token id ${id} at position ${i} is out of range: the model's vocabulary has ${V} ids (0..${V - 1})`, { id, position: i, vocabSize: V });
       }
@@ -107,7 +107,7 @@ export class LanguageModel<C extends LmConfig = ModelConfig> {
     bk.embedding(ws.residual, ids, this.embeddings);
     let pending = false; // ws.hidden holds a block's output not yet added into the residual
     this.blocks.forEach((blk, i) => {
-      const st = state.layers[i]!;
+      const st = state.layers[i];
       // where the backend fuses the whole block (norm, mixer, residual add), one call does it
       if (!pending && blk.mixer.blockStep?.(ws.residual, blk.norm, this.eps, st)) return;
       // residual += previous hidden (if any), normed = rmsnorm(residual)

@@ -104,7 +104,7 @@ export async function decodeState(model: LanguageModel, bytes: Uint8Array): Prom
       const raw = await src.read(name);
       const data = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
       for (let i = 0; i < data.length; i++) {
-        const v = data[i]!;
+        const v = data[i];
         if (v - v !== 0) {
           fail(
             'NON_FINITE',
@@ -170,6 +170,6 @@ const MASK64 = (1n << 64n) - 1n;
 
 /** 64-bit FNV-1a over `bytes`, continuing from `h`. BigInt per byte: fine for the kilobytes hashed here. */
 function fnv1a64(h: bigint, bytes: Uint8Array): bigint {
-  for (let i = 0; i < bytes.length; i++) h = ((h ^ BigInt(bytes[i]!)) * FNV_PRIME) & MASK64;
+  for (let i = 0; i < bytes.length; i++) h = ((h ^ BigInt(bytes[i])) * FNV_PRIME) & MASK64;
   return h;
 }

@@ -39,7 +39,7 @@ export class ModelState {
   copyFrom(other: ModelState): void {
     this.assertCompatible(other);
     this.layers.forEach((l, i) => {
-      for (const [k, t] of Object.entries(l)) this.backend.copy(t, other.layers[i]![k]!);
+      for (const [k, t] of Object.entries(l)) this.backend.copy(t, other.layers[i][k]);
     });
     this.position = other.position;
   }

@@ -85,7 +85,7 @@ function decode(entry: TensorEntry, bytes: Uint8Array, target: DType, where: str
 
 export function checkFinite(a: Float32Array, name: string, where: string): void {
   for (let i = 0; i < a.length; i++) {
-    const v = a[i]!;
+    const v = a[i];
     if (v - v !== 0) fail('NON_FINITE', `${where}: tensor ${name} holds ${v} at flat index ${i}; weights must be finite`, { tensor: name, index: i });
   }
 }

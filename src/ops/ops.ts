@@ -18,9 +18,13 @@ import { needsGrad, record, type Tensor } from '../tensor/tensor.js';
 
 /** Linear layer: x (..., q) · W (p, q)^T + bias (p) -> (..., p). W may be f16/bf16. */
 export function linear(x: Tensor, w: Tensor, bias: Tensor | null = null): Tensor {
-  if (w.rank !== 2) fail('SHAPE_MISMATCH', `linear: weight${w.name ? ` ${w.name}` : ''} must be 2-D, got ${fmtShape(w.shape)}`);
+  if (w.rank !== 2)
+    fail('SHAPE_MISMATCH', `linear: weight${w.name ? ` ${w.name}` : ''} must be 2-D, got ${fmtShape(w.shape)}`);
   if (x.cols !== w.cols) {
-    fail('SHAPE_MISMATCH', `linear: input has last dimension ${x.cols} (shape ${fmtShape(x.shape)}), weight${w.name ? ` ${w.name}` : ''} ${fmtShape(w.shape)} expects ${w.cols}`);
+    fail(
+      'SHAPE_MISMATCH',
+      `linear: input has last dimension ${x.cols} (shape ${fmtShape(x.shape)}), weight${w.name ? ` ${w.name}` : ''} ${fmtShape(w.shape)} expects ${w.cols}`,
+    );
   }
   const bk = backendOf(x);
   const out = bk.alloc([...x.shape.slice(0, -1), w.rows]);
@@ -28,12 +32,25 @@ export function linear(x: Tensor, w: Tensor, bias: Tensor | null = null): Tensor
   if (!needsGrad(x, w, bias)) return out;
   // y = x W^T + b:  dx = g W,  dW = g^T x,  db = column sums of g   (g, x as (m, p), (m, q) matrices)
   return record('linear', out, [x, w, bias], [x, w], (g, [nx, nw, nb]) => {
-    const m = x.rows, p = w.rows, q = w.cols;
+    const m = x.rows,
+      p = w.rows,
+      q = w.cols;
     const g2 = g.reshape([m, p]);
-    let dx: Tensor | null = null, dw: Tensor | null = null, db: Tensor | null = null;
-    if (nx) { dx = bk.alloc(x.shape); bk.matmul(dx, g2, w); }
-    if (nw) { dw = bk.alloc(w.shape); bk.matmul(dw, g2, x.reshape([m, q]), { transA: true }); }
-    if (nb) { db = bk.alloc([p]); kernel(bk, 'reduceRows')('sum', db, g2); }
+    let dx: Tensor | null = null,
+      dw: Tensor | null = null,
+      db: Tensor | null = null;
+    if (nx) {
+      dx = bk.alloc(x.shape);
+      bk.matmul(dx, g2, w);
+    }
+    if (nw) {
+      dw = bk.alloc(w.shape);
+      bk.matmul(dw, g2, x.reshape([m, q]), { transA: true });
+    }
+    if (nb) {
+      db = bk.alloc([p]);
+      kernel(bk, 'reduceRows')('sum', db, g2);
+    }
     return [dx, dw, db];
   });
 }
@@ -48,15 +65,18 @@ export function matmul(a: Tensor, b: Tensor, transA = false, transB = false): Te
   if (!needsGrad(a, b)) return out;
   // C = op(a) op(b):  d op(a) = G op(b)^T,  d op(b) = op(a)^T G; transposed back to how a, b are stored.
   return record('matmul', out, [a, b], [a, b], (g, [na, nb]) => {
-    let da: Tensor | null = null, db: Tensor | null = null;
+    let da: Tensor | null = null,
+      db: Tensor | null = null;
     if (na) {
       da = bk.alloc(a.shape);
-      if (!transA) bk.matmul(da, g, b, { transB: !transB }); // (m, q) = G · op(b)^T
+      if (!transA)
+        bk.matmul(da, g, b, { transB: !transB }); // (m, q) = G · op(b)^T
       else bk.matmul(da, b, g, { transA: transB, transB: true }); // (q, m) = op(b) · G^T
     }
     if (nb) {
       db = bk.alloc(b.shape);
-      if (!transB) bk.matmul(db, a, g, { transA: !transA }); // (q, p) = op(a)^T · G
+      if (!transB)
+        bk.matmul(db, a, g, { transA: !transA }); // (q, p) = op(a)^T · G
       else bk.matmul(db, g, a, { transA: true, transB: transA }); // (p, q) = G^T · op(a)
     }
     return [da, db];
@@ -83,7 +103,8 @@ export function rmsnorm(x: Tensor, weight: Tensor, eps: number): Tensor {
   bk.addRmsnorm(out, x, null, weight, eps);
   if (!needsGrad(x, weight)) return out;
   return record('rmsnorm', out, [x, weight], [x, weight], (g) => {
-    const dx = bk.alloc(x.shape), dw = bk.alloc(weight.shape);
+    const dx = bk.alloc(x.shape),
+      dw = bk.alloc(weight.shape);
     kernel(bk, 'rmsnormBackward')(dx, dw, g, x, weight, eps);
     return [dx, dw];
   });
@@ -93,23 +114,42 @@ export function rmsnorm(x: Tensor, weight: Tensor, eps: number): Tensor {
  * Causal depthwise conv1d (+ SiLU) over x (b, l, e); with a state, continues from it and updates it.
  * Differentiable without a state only (training runs whole sequences from zeros).
  */
-export function causalConv1d(x: Tensor, weight: Tensor, bias: Tensor | null, silu: boolean, state: Tensor | null = null): Tensor {
+export function causalConv1d(
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor | null,
+  silu: boolean,
+  state: Tensor | null = null,
+): Tensor {
   const bk = backendOf(x);
   const rec = needsGrad(x, weight, bias);
-  if (rec && state) fail('UNSUPPORTED', 'causalConv1d: gradients through a carried conv state are not supported; run training sequences without a state (or under noGrad)');
+  if (rec && state)
+    fail(
+      'UNSUPPORTED',
+      'causalConv1d: gradients through a carried conv state are not supported; run training sequences without a state (or under noGrad)',
+    );
   const out = bk.alloc(x.shape);
   bk.causalConv1d(out, x, weight, bias, state, silu);
   if (!rec) return out;
   return record('causalConv1d', out, [x, weight, bias], bias ? [x, weight, bias] : [x, weight], (g) => {
-    const dx = bk.alloc(x.shape), dw = bk.alloc(weight.shape), db = bias ? bk.alloc(bias.shape) : null;
+    const dx = bk.alloc(x.shape),
+      dw = bk.alloc(weight.shape),
+      db = bias ? bk.alloc(bias.shape) : null;
     kernel(bk, 'causalConv1dBackward')({ dx, dWeight: dw, dBias: db, g, x, weight, bias, silu });
     return [dx, dw, db];
   });
 }
 
 export interface ScanInputs {
-  u: Tensor; delta: Tensor; A: Tensor; B: Tensor; C: Tensor;
-  D: Tensor | null; z: Tensor | null; deltaBias: Tensor | null; deltaSoftplus: boolean;
+  u: Tensor;
+  delta: Tensor;
+  A: Tensor;
+  B: Tensor;
+  C: Tensor;
+  D: Tensor | null;
+  z: Tensor | null;
+  deltaBias: Tensor | null;
+  deltaSoftplus: boolean;
   /** Initial state (b, e, n); it is not modified unless it is also `hOut`. */
   h0?: Tensor | null;
   /** Receives the final state (b, e, n); not differentiated. */
@@ -127,17 +167,45 @@ export function selectiveScan(s: ScanInputs): Tensor {
   const rec = needsGrad(...inputs);
   // h0 may also be hOut (overwritten by the forward): the backward needs its value before.
   let h0 = s.h0 ?? null;
-  if (rec && h0) { const c = bk.alloc(h0.shape); bk.copy(c, h0); h0 = c; }
+  if (rec && h0) {
+    const c = bk.alloc(h0.shape);
+    bk.copy(c, h0);
+    h0 = c;
+  }
   bk.selectiveScan({ ...s, y, h0: s.h0 ?? null, hOut: s.hOut ?? null });
   if (!rec) return y;
   const saved = [u, delta, A, B, C, D, z, deltaBias, h0].filter((t): t is Tensor => t !== null);
   return record('selectiveScan', y, inputs, saved, (g, needs) => {
     const like = (t: Tensor | null): Tensor | null => (t ? bk.alloc(t.shape) : null);
     const grads = {
-      du: bk.alloc(u.shape), dDelta: bk.alloc(delta.shape), dA: bk.alloc(A.shape), dB: bk.alloc(B.shape), dC: bk.alloc(C.shape),
-      dD: like(D), dz: like(z), dDeltaBias: like(deltaBias), dh0: needs[8] ? like(h0) : null,
+      du: bk.alloc(u.shape),
+      dDelta: bk.alloc(delta.shape),
+      dA: bk.alloc(A.shape),
+      dB: bk.alloc(B.shape),
+      dC: bk.alloc(C.shape),
+      dD: like(D),
+      dz: like(z),
+      dDeltaBias: like(deltaBias),
+      dh0: needs[8] ? like(h0) : null,
     };
-    kernel(bk, 'selectiveScanBackward')({ dy: g, u, delta, A, B, C, D, z, deltaBias, deltaSoftplus, h0, ...grads, ...(s.backwardChunk ? { chunk: s.backwardChunk } : {}) });
+    kernel(
+      bk,
+      'selectiveScanBackward',
+    )({
+      dy: g,
+      u,
+      delta,
+      A,
+      B,
+      C,
+      D,
+      z,
+      deltaBias,
+      deltaSoftplus,
+      h0,
+      ...grads,
+      ...(s.backwardChunk ? { chunk: s.backwardChunk } : {}),
+    });
     return [grads.du, grads.dDelta, grads.dA, grads.dB, grads.dC, grads.dD, grads.dz, grads.dDeltaBias, grads.dh0];
   });
 }
@@ -168,15 +236,27 @@ export function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
     kernel(bk, 'reduceRows')('sum', r, t);
     return r;
   };
-  const apply = (o: BinaryOp, x: Tensor, y: Tensor): Tensor => { const r = bk.alloc(x.shape); bk.binary(o, r, x, y); return r; };
-  const negate = (x: Tensor): Tensor => { const r = bk.alloc(x.shape); bk.unary('neg', r, x); return r; };
+  const apply = (o: BinaryOp, x: Tensor, y: Tensor): Tensor => {
+    const r = bk.alloc(x.shape);
+    bk.binary(o, r, x, y);
+    return r;
+  };
+  const negate = (x: Tensor): Tensor => {
+    const r = bk.alloc(x.shape);
+    bk.unary('neg', r, x);
+    return r;
+  };
   return record(op, out, [a, b], [a, b, out], (g, [na, nb]) => {
     switch (op) {
-      case 'add': return [na ? g : null, nb ? forB(g) : null];
-      case 'sub': return [na ? g : null, nb ? negate(forB(g)) : null];
-      case 'mul': return [na ? apply('mul', g, b) : null, nb ? forB(apply('mul', g, a)) : null];
+      case 'add':
+        return [na ? g : null, nb ? forB(g) : null];
+      case 'sub':
+        return [na ? g : null, nb ? negate(forB(g)) : null];
+      case 'mul':
+        return [na ? apply('mul', g, b) : null, nb ? forB(apply('mul', g, a)) : null];
       // d(a/b)/db = -a/b^2 = -out/b
-      case 'div': return [na ? apply('div', g, b) : null, nb ? negate(forB(apply('div', apply('mul', g, out), b))) : null];
+      case 'div':
+        return [na ? apply('div', g, b) : null, nb ? negate(forB(apply('div', apply('mul', g, out), b))) : null];
     }
   });
 }

@@ -15,7 +15,8 @@ export function fftConv(u: Tensor, K: Tensor): Tensor {
   kernel(bk, 'fftConv')(y, u, K);
   if (!needsGrad(u, K)) return y;
   return record('fftConv', y, [u, K], [u, K], (g) => {
-    const du = bk.alloc(u.shape), dK = bk.alloc(K.shape);
+    const du = bk.alloc(u.shape),
+      dK = bk.alloc(K.shape);
     kernel(bk, 'fftConvBackward')(du, dK, g, u, K);
     return [du, dK];
   });
@@ -32,7 +33,13 @@ export function ssmConvKernel(p: SsmTensors, L: number): Tensor {
   const inputs = [p.dt, p.ARe, p.AIm, p.CRe, p.CIm];
   if (!needsGrad(...inputs)) return K;
   return record('ssmConvKernel', K, inputs, inputs, (g) => {
-    const grads = { dDt: bk.alloc(p.dt.shape), dARe: bk.alloc(p.ARe.shape), dAIm: bk.alloc(p.AIm.shape), dCRe: bk.alloc(p.CRe.shape), dCIm: bk.alloc(p.CIm.shape) };
+    const grads = {
+      dDt: bk.alloc(p.dt.shape),
+      dARe: bk.alloc(p.ARe.shape),
+      dAIm: bk.alloc(p.AIm.shape),
+      dCRe: bk.alloc(p.CRe.shape),
+      dCIm: bk.alloc(p.CIm.shape),
+    };
     kernel(bk, 'ssmConvKernelBackward')({ g, ...p, ...grads });
     return [grads.dDt, grads.dARe, grads.dAIm, grads.dCRe, grads.dCIm];
   });
@@ -45,7 +52,9 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, heads: number, scale:
   kernel(bk, 'attention')({ out, q, k, v, heads, scale });
   if (!needsGrad(q, k, v)) return out;
   return record('attention', out, [q, k, v], [q, k, v], (g) => {
-    const dq = bk.alloc(q.shape), dk = bk.alloc(k.shape), dv = bk.alloc(v.shape);
+    const dq = bk.alloc(q.shape),
+      dk = bk.alloc(k.shape),
+      dv = bk.alloc(v.shape);
     kernel(bk, 'attentionBackward')({ dq, dk, dv, g, q, k, v, heads, scale });
     return [dq, dk, dv];
   });

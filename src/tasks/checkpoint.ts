@@ -19,26 +19,51 @@ import type { TrainLog } from './train.js';
 const FORMAT = 'mamba-ts-task-checkpoint/1';
 const MOMENTS = 'adam_';
 
-export async function saveTaskCheckpoint(path: string, model: TaskLanguageModel, opt: AdamW, log: TrainLog): Promise<void> {
+export async function saveTaskCheckpoint(
+  path: string,
+  model: TaskLanguageModel,
+  opt: AdamW,
+  log: TrainLog,
+): Promise<void> {
   const tensors: TensorToWrite[] = [];
-  for (const [name, t] of opt.params) tensors.push({ name: `param.${name}`, dtype: 'F32', shape: [...t.shape], data: await t.readFloat() });
-  for (const [name, t] of opt.stateTensors()) tensors.push({ name: MOMENTS + name, dtype: 'F32', shape: [...t.shape], data: await t.readFloat() });
-  await writeSafetensorsFile(path, tensors, { format: FORMAT, model: JSON.stringify(model.config), step: String(opt.step), log: JSON.stringify(log) });
+  for (const [name, t] of opt.params)
+    tensors.push({ name: `param.${name}`, dtype: 'F32', shape: [...t.shape], data: await t.readFloat() });
+  for (const [name, t] of opt.stateTensors())
+    tensors.push({ name: MOMENTS + name, dtype: 'F32', shape: [...t.shape], data: await t.readFloat() });
+  await writeSafetensorsFile(path, tensors, {
+    format: FORMAT,
+    model: JSON.stringify(model.config),
+    step: String(opt.step),
+    log: JSON.stringify(log),
+  });
 }
 
 /** Loads a checkpoint into the model and optimiser; returns its training log (undefined: no file yet). */
-export async function loadTaskCheckpoint(path: string, model: TaskLanguageModel, opt: AdamW): Promise<TrainLog | undefined> {
+export async function loadTaskCheckpoint(
+  path: string,
+  model: TaskLanguageModel,
+  opt: AdamW,
+): Promise<TrainLog | undefined> {
   if (!existsSync(path)) return undefined;
   const src = await openSafetensorsFile(path);
   let meta: Readonly<Record<string, string>>;
   let tensors: Map<string, Float32Array>;
   try {
     meta = src.metadata;
-    if (meta.format !== FORMAT) fail('CORRUPT_FILE', `${path}: not a task checkpoint (format ${JSON.stringify(meta.format)}, expected ${FORMAT})`);
-    if (meta.model !== JSON.stringify(model.config)) fail('CONFIG_MISMATCH', `${path}: the checkpoint is of another model (${meta.model}); this run builds ${JSON.stringify(model.config)} (use another --checkpoint file or the same options)`);
+    if (meta.format !== FORMAT)
+      fail(
+        'CORRUPT_FILE',
+        `${path}: not a task checkpoint (format ${JSON.stringify(meta.format)}, expected ${FORMAT})`,
+      );
+    if (meta.model !== JSON.stringify(model.config))
+      fail(
+        'CONFIG_MISMATCH',
+        `${path}: the checkpoint is of another model (${meta.model}); this run builds ${JSON.stringify(model.config)} (use another --checkpoint file or the same options)`,
+      );
     for (const [name, p] of opt.params) {
       const e = src.entries.get(`param.${name}`) ?? fail('CORRUPT_FILE', `${path}: tensor param.${name} is missing`);
-      if (e.shape.join(',') !== p.shape.join(',')) fail('SHAPE_MISMATCH', `${path}: param.${name} has shape ${fmtShape(e.shape)}, expected ${fmtShape(p.shape)}`);
+      if (e.shape.join(',') !== p.shape.join(','))
+        fail('SHAPE_MISMATCH', `${path}: param.${name} has shape ${fmtShape(e.shape)}, expected ${fmtShape(p.shape)}`);
     }
     tensors = await f32TensorsOf(src, path);
   } finally {

@@ -39,7 +39,8 @@ export const SMALL_SETTINGS: Record<TaskName, TaskSettings> = {
 
 export const TASK_DESCRIPTIONS: Record<TaskName, string> = {
   'selective-copying': 'memorise 16 tokens scattered among noise, output them in order at the end (Mamba §4.1.1)',
-  'induction-heads': 'after "special, key" somewhere, the final special token must be followed by the key (Mamba §4.1.2)',
+  'induction-heads':
+    'after "special, key" somewhere, the final special token must be followed by the key (Mamba §4.1.2)',
   mqar: 'multi-query associative recall: key-value pairs, then queries of the keys (Zoology)',
 };
 
@@ -54,18 +55,28 @@ export const TASK_DESCRIPTIONS: Record<TaskName, string> = {
 export function selectiveCopying(rng: Rng, batch: number, s: TaskSettings): Batch {
   const { seqLen: l, vocabSize: V, count: M } = s;
   if (V < 3) fail('BAD_ARGUMENT', `selective copying needs a vocabulary of at least 3 (noise, data, marker), got ${V}`);
-  if (M < 1 || 2 * M > l) fail('BAD_ARGUMENT', `selective copying: ${M} tokens to memorise need a sequence of at least ${2 * M} (data region + answer region), got ${l}`);
-  const inputs = new Int32Array(batch * l), targets = new Int32Array(batch * l).fill(-1);
+  if (M < 1 || 2 * M > l)
+    fail(
+      'BAD_ARGUMENT',
+      `selective copying: ${M} tokens to memorise need a sequence of at least ${2 * M} (data region + answer region), got ${l}`,
+    );
+  const inputs = new Int32Array(batch * l),
+    targets = new Int32Array(batch * l).fill(-1);
   const region = l - M;
   const slots = Array.from({ length: region }, (_, i) => i);
   for (let b = 0; b < batch; b++) {
     const o = b * l;
     // M distinct positions of the data region, in order (a partial Fisher–Yates draw, then sorted).
-    for (let i = 0; i < M; i++) { const j = i + rng.int(region - i); const t = slots[i]!; slots[i] = slots[j]!; slots[j] = t; }
+    for (let i = 0; i < M; i++) {
+      const j = i + rng.int(region - i);
+      const t = slots[i];
+      slots[i] = slots[j];
+      slots[j] = t;
+    }
     const pos = slots.slice(0, M).sort((a, c) => a - c);
     for (let i = 0; i < M; i++) {
       const tok = 1 + rng.int(V - 2);
-      inputs[o + pos[i]!] = tok;
+      inputs[o + pos[i]] = tok;
       inputs[o + region + i] = V - 1;
       targets[o + region + i] = tok;
     }
@@ -83,8 +94,10 @@ export function selectiveCopying(rng: Rng, batch: number, s: TaskSettings): Batc
 export function inductionHeads(rng: Rng, batch: number, s: TaskSettings): Batch {
   const { seqLen: l, vocabSize: V } = s;
   if (V < 3) fail('BAD_ARGUMENT', `induction heads needs a vocabulary of at least 3, got ${V}`);
-  if (l < 3) fail('BAD_ARGUMENT', `induction heads needs sequences of at least 3 tokens (special, key, special), got ${l}`);
-  const inputs = new Int32Array(batch * l), targets = new Int32Array(batch * l).fill(-1);
+  if (l < 3)
+    fail('BAD_ARGUMENT', `induction heads needs sequences of at least 3 tokens (special, key, special), got ${l}`);
+  const inputs = new Int32Array(batch * l),
+    targets = new Int32Array(batch * l).fill(-1);
   const special = V - 1;
   for (let b = 0; b < batch; b++) {
     const o = b * l;
@@ -92,7 +105,7 @@ export function inductionHeads(rng: Rng, batch: number, s: TaskSettings): Batch 
     const p = rng.int(l - 2);
     inputs[o + p] = special;
     inputs[o + l - 1] = special;
-    targets[o + l - 1] = inputs[o + p + 1]!;
+    targets[o + l - 1] = inputs[o + p + 1];
   }
   return { inputs, targets, batch, length: l };
 }
@@ -109,22 +122,36 @@ export function inductionHeads(rng: Rng, batch: number, s: TaskSettings): Batch 
 export function mqar(rng: Rng, batch: number, s: TaskSettings, powerA = 0.01): Batch {
   const { seqLen: l, vocabSize: V, count: D } = s;
   const half = Math.floor(V / 2);
-  if (half - 1 < D || V - half < D) fail('BAD_ARGUMENT', `MQAR: ${D} pairs need at least ${D} keys in [1, ${half}) and values in [${half}, ${V}); use a larger vocabulary`);
-  if (l % 2 !== 0 || 4 * D > l) fail('BAD_ARGUMENT', `MQAR: the sequence length must be even and at least 4 × pairs = ${4 * D} (context + queries), got ${l}`);
-  const inputs = new Int32Array(batch * l), targets = new Int32Array(batch * l).fill(-1);
+  if (half - 1 < D || V - half < D)
+    fail(
+      'BAD_ARGUMENT',
+      `MQAR: ${D} pairs need at least ${D} keys in [1, ${half}) and values in [${half}, ${V}); use a larger vocabulary`,
+    );
+  if (l % 2 !== 0 || 4 * D > l)
+    fail(
+      'BAD_ARGUMENT',
+      `MQAR: the sequence length must be even and at least 4 × pairs = ${4 * D} (context + queries), got ${l}`,
+    );
+  const inputs = new Int32Array(batch * l),
+    targets = new Int32Array(batch * l).fill(-1);
   const space = (l - 2 * D) / 2;
   const weights = Array.from({ length: space }, (_, g) => powerA * (g + 1) ** (powerA - 1));
-  const keyPool = Array.from({ length: half - 1 }, (_, i) => 1 + i), valPool = Array.from({ length: V - half }, (_, i) => half + i);
+  const keyPool = Array.from({ length: half - 1 }, (_, i) => 1 + i),
+    valPool = Array.from({ length: V - half }, (_, i) => half + i);
   for (let b = 0; b < batch; b++) {
     const o = b * l;
-    const keys = drawDistinct(rng, keyPool, D), vals = drawDistinct(rng, valPool, D);
-    for (let i = 0; i < D; i++) { inputs[o + 2 * i] = keys[i]!; inputs[o + 2 * i + 1] = vals[i]!; }
+    const keys = drawDistinct(rng, keyPool, D),
+      vals = drawDistinct(rng, valPool, D);
+    for (let i = 0; i < D; i++) {
+      inputs[o + 2 * i] = keys[i];
+      inputs[o + 2 * i + 1] = vals[i];
+    }
     for (let t = 2 * D; t < l; t++) inputs[o + t] = rng.int(V);
     const gaps = weightedDistinct(rng, weights, D);
     for (let i = 0; i < D; i++) {
-      const at = o + 2 * D + 2 * gaps[i]!;
-      inputs[at] = keys[i]!;
-      targets[at] = vals[i]!;
+      const at = o + 2 * D + 2 * gaps[i];
+      inputs[at] = keys[i];
+      targets[at] = vals[i];
     }
   }
   return { inputs, targets, batch, length: l };
@@ -133,20 +160,27 @@ export function mqar(rng: Rng, batch: number, s: TaskSettings, powerA = 0.01): B
 /** k distinct elements of pool (partial Fisher–Yates on a copy). */
 function drawDistinct(rng: Rng, pool: number[], k: number): number[] {
   const a = pool.slice();
-  for (let i = 0; i < k; i++) { const j = i + rng.int(a.length - i); const t = a[i]!; a[i] = a[j]!; a[j] = t; }
+  for (let i = 0; i < k; i++) {
+    const j = i + rng.int(a.length - i);
+    const t = a[i];
+    a[i] = a[j];
+    a[j] = t;
+  }
   return a.slice(0, k);
 }
 
 /** k distinct indices drawn one after another with probability ∝ weights (numpy's choice without replacement). */
 function weightedDistinct(rng: Rng, weights: number[], k: number): number[] {
-  const w = weights.slice(), out: number[] = [];
+  const w = weights.slice(),
+    out: number[] = [];
   let total = w.reduce((a, b) => a + b, 0);
   for (let i = 0; i < k; i++) {
-    let r = rng.next() * total, j = 0;
-    while (j < w.length - 1 && (r -= w[j]!) >= 0) j++;
+    let r = rng.next() * total,
+      j = 0;
+    while (j < w.length - 1 && (r -= w[j]) >= 0) j++;
     while (w[j] === 0) j = (j + 1) % w.length; // rounding landed on a taken index
     out.push(j);
-    total -= w[j]!;
+    total -= w[j];
     w[j] = 0;
   }
   return out;
@@ -154,8 +188,11 @@ function weightedDistinct(rng: Rng, weights: number[], k: number): number[] {
 
 export function generate(task: TaskName, rng: Rng, batch: number, s: TaskSettings): Batch {
   switch (task) {
-    case 'selective-copying': return selectiveCopying(rng, batch, s);
-    case 'induction-heads': return inductionHeads(rng, batch, s);
-    case 'mqar': return mqar(rng, batch, s);
+    case 'selective-copying':
+      return selectiveCopying(rng, batch, s);
+    case 'induction-heads':
+      return inductionHeads(rng, batch, s);
+    case 'mqar':
+      return mqar(rng, batch, s);
   }
 }

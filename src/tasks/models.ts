@@ -28,7 +28,17 @@ import { LanguageModel, type Block } from '../models/lm.js';
  *   hyena        Hyena operator, order 2
  *   attention    causal multi-head attention with rotary positions
  */
-export const MIXERS = ['mamba', 's6', 's4d', 's4d-real', 'mamba-s4d', 'mamba-hyena', 'h3', 'hyena', 'attention'] as const;
+export const MIXERS = [
+  'mamba',
+  's6',
+  's4d',
+  's4d-real',
+  'mamba-s4d',
+  'mamba-hyena',
+  'h3',
+  'hyena',
+  'attention',
+] as const;
 export type MixerName = (typeof MIXERS)[number];
 
 export const MIXER_DESCRIPTIONS: Record<MixerName, string> = {
@@ -69,19 +79,47 @@ export interface TaskModelConfig {
 }
 
 export const DEFAULT_TASK_MODEL: Omit<TaskModelConfig, 'mixer' | 'vocabSize'> = {
-  arch: 'task', dModel: 64, nLayer: 2, dState: 16, expand: 2, dConv: 4, heads: 4, shift: 4,
-  hyenaOrder: 64, hyenaBands: 8, maxLength: 256, maxContext: 4096, normEps: 1e-5,
+  arch: 'task',
+  dModel: 64,
+  nLayer: 2,
+  dState: 16,
+  expand: 2,
+  dConv: 4,
+  heads: 4,
+  shift: 4,
+  hyenaOrder: 64,
+  hyenaBands: 8,
+  maxLength: 256,
+  maxContext: 4096,
+  normEps: 1e-5,
 };
 
 export type TaskLanguageModel = LanguageModel<TaskModelConfig>;
 
 export function checkTaskModelConfig(c: TaskModelConfig): void {
-  for (const k of ['vocabSize', 'dModel', 'nLayer', 'dState', 'expand', 'dConv', 'heads', 'shift', 'hyenaOrder', 'hyenaBands', 'maxLength', 'maxContext'] as const) {
-    if (!(Number.isInteger(c[k]) && c[k] > 0)) fail('BAD_ARGUMENT', `model config: ${k} must be a positive integer, got ${c[k]}`);
+  for (const k of [
+    'vocabSize',
+    'dModel',
+    'nLayer',
+    'dState',
+    'expand',
+    'dConv',
+    'heads',
+    'shift',
+    'hyenaOrder',
+    'hyenaBands',
+    'maxLength',
+    'maxContext',
+  ] as const) {
+    if (!(Number.isInteger(c[k]) && c[k] > 0))
+      fail('BAD_ARGUMENT', `model config: ${k} must be a positive integer, got ${c[k]}`);
   }
-  if (!(MIXERS as readonly string[]).includes(c.mixer)) fail('BAD_ARGUMENT', `model config: mixer must be one of ${MIXERS.join(', ')}, got "${c.mixer}"`);
-  if (c.mixer === 'attention' && !(c.dModel % c.heads === 0 && (c.dModel / c.heads) % 2 === 0)) fail('BAD_ARGUMENT', `attention: --heads ${c.heads} must divide --d-model ${c.dModel} into even head widths`);
-  if ((c.mixer === 's4d' || c.mixer === 'mamba-s4d' || c.mixer === 'h3') && c.dState % 2 !== 0) fail('BAD_ARGUMENT', `${c.mixer}: S4D-Lin needs an even --d-state, got ${c.dState}`);
+  if (!(MIXERS as readonly string[]).includes(c.mixer))
+    fail('BAD_ARGUMENT', `model config: mixer must be one of ${MIXERS.join(', ')}, got "${c.mixer}"`);
+  if (c.mixer === 'attention' && !(c.dModel % c.heads === 0 && (c.dModel / c.heads) % 2 === 0))
+    fail('BAD_ARGUMENT', `attention: --heads ${c.heads} must divide --d-model ${c.dModel} into even head widths`);
+  if ((c.mixer === 's4d' || c.mixer === 'mamba-s4d' || c.mixer === 'h3') && c.dState % 2 !== 0)
+    fail('BAD_ARGUMENT', `${c.mixer}: S4D-Lin needs an even --d-state, got ${c.dState}`);
 }
 
 /** Builds the model with fresh weights drawn from `seed` (the same seed gives the same weights). */
@@ -95,34 +133,81 @@ export function buildTaskModel(c: TaskModelConfig, bk: Backend, seed: number): T
     blocks.push({ norm: filled(bk, [d], () => 1), mixer: buildMixer(c, bk, lr) });
   }
   const emb = filled(bk, [V, d], () => 0.02 * rng.normal());
-  return new LanguageModel(c, bk, emb, blocks, filled(bk, [d], () => 1), emb);
+  return new LanguageModel(
+    c,
+    bk,
+    emb,
+    blocks,
+    filled(bk, [d], () => 1),
+    emb,
+  );
 }
 
 function buildMixer(c: TaskModelConfig, bk: Backend, rng: Rng): Mixer {
-  const d = c.dModel, e = c.expand * d, n = c.dState, k = c.dConv, r = Math.ceil(d / 16);
+  const d = c.dModel,
+    e = c.expand * d,
+    n = c.dState,
+    k = c.dConv,
+    r = Math.ceil(d / 16);
   const outGain = 1 / Math.sqrt(c.nLayer);
   const hyenaCore = (ch: number): HyenaFilterCore => {
     const dims = { e: ch, order: c.hyenaOrder, bands: c.hyenaBands, maxLength: c.maxLength, maxContext: c.maxContext };
     return new HyenaFilterCore(bk, initHyenaFilter(bk, rng, dims), dims);
   };
-  const gated = (core: S4DCore | HyenaFilterCore): GatedMixer => new GatedMixer(bk, {
-    inProj: linearWeight(bk, rng, 2 * e, d), convWeight: convWeight(bk, rng, e, k), convBias: linearBias(bk, rng, e, k), outProj: linearWeight(bk, rng, d, e, outGain),
-  }, core);
-  const plain = (core: S4DCore | S6Core): PlainMixer => new PlainMixer(bk, { inProj: linearWeight(bk, rng, e, d), outProj: linearWeight(bk, rng, d, e, outGain) }, core);
+  const gated = (core: S4DCore | HyenaFilterCore): GatedMixer =>
+    new GatedMixer(
+      bk,
+      {
+        inProj: linearWeight(bk, rng, 2 * e, d),
+        convWeight: convWeight(bk, rng, e, k),
+        convBias: linearBias(bk, rng, e, k),
+        outProj: linearWeight(bk, rng, d, e, outGain),
+      },
+      core,
+    );
+  const plain = (core: S4DCore | S6Core): PlainMixer =>
+    new PlainMixer(bk, { inProj: linearWeight(bk, rng, e, d), outProj: linearWeight(bk, rng, d, e, outGain) }, core);
   const s4d = (ch: number, init: S4DInit): S4DCore => new S4DCore(bk, initS4D(bk, rng, ch, n, init));
   switch (c.mixer) {
-    case 'mamba': return new MambaMixer(bk, initMambaMixer(bk, rng, { d, e, n, k, r }, c.nLayer), { d, e, n, k, r });
-    case 's6': return plain(new S6Core(bk, initS6(bk, rng, e, n, r)));
-    case 's4d': return plain(s4d(e, 'lin'));
-    case 's4d-real': return plain(s4d(e, 'real'));
-    case 'mamba-s4d': return gated(s4d(e, 'lin'));
-    case 'mamba-hyena': return gated(hyenaCore(e));
-    case 'h3': return new H3Mixer(bk, {
-      inProj: linearWeight(bk, rng, 3 * d, d), shiftWeight: convWeight(bk, rng, d, c.shift), shiftBias: linearBias(bk, rng, d, c.shift), outProj: linearWeight(bk, rng, d, d, outGain),
-    }, s4d(d, 'lin'));
-    case 'hyena': return new HyenaMixer(bk, {
-      inProj: linearWeight(bk, rng, 3 * d, d), shortWeight: convWeight(bk, rng, 3 * d, 3), shortBias: linearBias(bk, rng, 3 * d, 3), outProj: linearWeight(bk, rng, d, d, outGain),
-    }, hyenaCore(d));
-    case 'attention': return new AttentionMixer(bk, { inProj: linearWeight(bk, rng, 3 * d, d), outProj: linearWeight(bk, rng, d, d, outGain) }, { d, heads: c.heads, maxContext: c.maxContext, ropeBase: 10000 });
+    case 'mamba':
+      return new MambaMixer(bk, initMambaMixer(bk, rng, { d, e, n, k, r }, c.nLayer), { d, e, n, k, r });
+    case 's6':
+      return plain(new S6Core(bk, initS6(bk, rng, e, n, r)));
+    case 's4d':
+      return plain(s4d(e, 'lin'));
+    case 's4d-real':
+      return plain(s4d(e, 'real'));
+    case 'mamba-s4d':
+      return gated(s4d(e, 'lin'));
+    case 'mamba-hyena':
+      return gated(hyenaCore(e));
+    case 'h3':
+      return new H3Mixer(
+        bk,
+        {
+          inProj: linearWeight(bk, rng, 3 * d, d),
+          shiftWeight: convWeight(bk, rng, d, c.shift),
+          shiftBias: linearBias(bk, rng, d, c.shift),
+          outProj: linearWeight(bk, rng, d, d, outGain),
+        },
+        s4d(d, 'lin'),
+      );
+    case 'hyena':
+      return new HyenaMixer(
+        bk,
+        {
+          inProj: linearWeight(bk, rng, 3 * d, d),
+          shortWeight: convWeight(bk, rng, 3 * d, 3),
+          shortBias: linearBias(bk, rng, 3 * d, 3),
+          outProj: linearWeight(bk, rng, d, d, outGain),
+        },
+        hyenaCore(d),
+      );
+    case 'attention':
+      return new AttentionMixer(
+        bk,
+        { inProj: linearWeight(bk, rng, 3 * d, d), outProj: linearWeight(bk, rng, d, d, outGain) },
+        { d, heads: c.heads, maxContext: c.maxContext, ropeBase: 10000 },
+      );
   }
 }

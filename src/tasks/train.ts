@@ -69,19 +69,34 @@ export const MIN_LR_RATIO = 0.1;
 export function taskOptimizer(model: TrainableModel, o: Pick<TrainOptions, 'weightDecay'>): AdamW {
   const params = model.parameters();
   for (const p of params.values()) p.requiresGrad = true;
-  return new AdamW(params, model.backend, { beta1: 0.9, beta2: 0.98, eps: 1e-8, weightDecay: o.weightDecay, decayEmbeddings: true });
+  return new AdamW(params, model.backend, {
+    beta1: 0.9,
+    beta2: 0.98,
+    eps: 1e-8,
+    weightDecay: o.weightDecay,
+    decayEmbeddings: true,
+  });
 }
 
 /**
  * Trains from step `log.steps` (0, or where a checkpoint stopped) towards `o.steps`. The batch of step
  * k is drawn from its own stream (seed, k), so a resumed run sees exactly the data of an uninterrupted one.
  */
-export async function trainOnTask(model: TaskLanguageModel, opt: AdamW, task: TaskName, s: TaskSettings, o: TrainOptions, log: TrainLog = newTrainLog()): Promise<TrainLog> {
+export async function trainOnTask(
+  model: TaskLanguageModel,
+  opt: AdamW,
+  task: TaskName,
+  s: TaskSettings,
+  o: TrainOptions,
+  log: TrainLog = newTrainLog(),
+): Promise<TrainLog> {
   const bk = model.backend;
   const data = new Rng(o.seed).fork(STREAM.train);
-  const t0 = performance.now(), seconds0 = log.seconds;
+  const t0 = performance.now(),
+    seconds0 = log.seconds;
   const schedule = { lr: o.lr, minLr: MIN_LR_RATIO * o.lr, warmupSteps: o.warmup, totalSteps: o.steps };
-  let acc = 0, n = 0;
+  let acc = 0,
+    n = 0;
   log.stoppedBy = 'running';
   for (let step = log.steps; step < o.steps; step++) {
     const b = generate(task, data.fork(step), o.batch, s);
@@ -91,27 +106,39 @@ export async function trainOnTask(model: TaskLanguageModel, opt: AdamW, task: Ta
       backward(l);
       return l;
     });
-    const lv = (await loss.read())[0]!;
+    const lv = (await loss.read())[0];
     loss.dispose();
-    if (!Number.isFinite(lv)) fail('NON_FINITE', `training ${model.config.mixer} on ${task}: the loss is ${lv} at step ${step + 1}`);
+    if (!Number.isFinite(lv))
+      fail('NON_FINITE', `training ${model.config.mixer} on ${task}: the loss is ${lv} at step ${step + 1}`);
     const gnorm = await optimizerStep(model, opt, lr, o.clipNorm);
-    acc += lv; n++;
+    acc += lv;
+    n++;
     log.steps = step + 1;
     const elapsed = (performance.now() - t0) / 1000;
     log.seconds = seconds0 + elapsed;
     if ((step + 1) % o.logEvery === 0 || step + 1 === o.steps) {
       log.loss.push([step + 1, acc / n]);
-      o.log?.(`step ${step + 1}/${o.steps}  loss ${(acc / n).toFixed(4)}  lr ${lr.toExponential(2)}  |g| ${gnorm.toFixed(3)}  ${(log.steps / log.seconds).toFixed(2)} steps/s`);
-      acc = 0; n = 0;
+      o.log?.(
+        `step ${step + 1}/${o.steps}  loss ${(acc / n).toFixed(4)}  lr ${lr.toExponential(2)}  |g| ${gnorm.toFixed(3)}  ${(log.steps / log.seconds).toFixed(2)} steps/s`,
+      );
+      acc = 0;
+      n = 0;
     }
     if (o.evalEvery > 0 && o.evalExamples > 0 && ((step + 1) % o.evalEvery === 0 || step + 1 === o.steps)) {
       const a = await evaluate(model, task, s, o.evalExamples, o.seed, o.batch);
       log.accuracy.push([step + 1, a.token]);
       o.log?.(`  held-out accuracy ${(100 * a.token).toFixed(1)}% (${o.evalExamples} examples)`);
-      if (o.stopAccuracy !== undefined && a.token >= o.stopAccuracy) { log.stoppedBy = 'accuracy'; break; }
+      if (o.stopAccuracy !== undefined && a.token >= o.stopAccuracy) {
+        log.stoppedBy = 'accuracy';
+        break;
+      }
     }
     if (o.timeLimitSeconds !== undefined && elapsed >= o.timeLimitSeconds && step + 1 < o.steps) {
-      if (n > 0) { log.loss.push([step + 1, acc / n]); acc = 0; n = 0; }
+      if (n > 0) {
+        log.loss.push([step + 1, acc / n]);
+        acc = 0;
+        n = 0;
+      }
       log.stoppedBy = 'time';
       break;
     }
@@ -133,23 +160,34 @@ export interface Accuracy {
 }
 
 /** Accuracy on `examples` held-out examples of the training settings (greedy argmax at scored positions). */
-export async function evaluate(model: TaskLanguageModel, task: TaskName, s: TaskSettings, examples: number, seed: number, batch: number): Promise<Accuracy> {
+export async function evaluate(
+  model: TaskLanguageModel,
+  task: TaskName,
+  s: TaskSettings,
+  examples: number,
+  seed: number,
+  batch: number,
+): Promise<Accuracy> {
   const rng = new Rng(seed).fork(STREAM.eval);
-  let right = 0, scored = 0, seqRight = 0;
+  let right = 0,
+    scored = 0,
+    seqRight = 0;
   for (let done = 0; done < examples; done += batch) {
     const b = generate(task, rng, Math.min(batch, examples - done), s);
     const logits = noGrad(() => scope(() => model.forward(upload(model.backend, b.inputs, b))));
-    const L = await logits.read() as Float32Array;
+    const L = (await logits.read()) as Float32Array;
     logits.dispose();
     const V = model.vocabSize;
     for (let i = 0; i < b.batch; i++) {
       let all = true;
       for (let t = 0; t < b.length; t++) {
-        const r = i * b.length + t, y = b.targets[r]!;
+        const r = i * b.length + t,
+          y = b.targets[r];
         if (y < 0) continue;
         scored++;
         const ok = argmax(L, r * V, V) === y;
-        if (ok) right++; else all = false;
+        if (ok) right++;
+        else all = false;
       }
       if (all) seqRight++;
     }
@@ -157,14 +195,29 @@ export async function evaluate(model: TaskLanguageModel, task: TaskName, s: Task
   return { token: scored ? right / scored : 0, sequence: examples ? seqRight / examples : 0, examples };
 }
 
-export interface LengthAccuracy { length: number; accuracy: number; examples: number; seconds: number; method: 'chunked-state' | 'parallel' }
+export interface LengthAccuracy {
+  length: number;
+  accuracy: number;
+  examples: number;
+  seconds: number;
+  method: 'chunked-state' | 'parallel';
+}
 
 /**
  * Accuracy at the last position for sequences of each length (the induction-heads extrapolation test):
  * constant-state mixers read the sequence in chunks through their recurrent state (memory independent
  * of the length); the others (attention, Hyena) run the parallel form over the whole sequence.
  */
-export async function evaluateLengths(model: TaskLanguageModel, task: TaskName, s: TaskSettings, lengths: number[], examples: (len: number) => number, seed: number, chunk = 2048, log?: (line: string) => void): Promise<LengthAccuracy[]> {
+export async function evaluateLengths(
+  model: TaskLanguageModel,
+  task: TaskName,
+  s: TaskSettings,
+  lengths: number[],
+  examples: (len: number) => number,
+  seed: number,
+  chunk = 2048,
+  log?: (line: string) => void,
+): Promise<LengthAccuracy[]> {
   const out: LengthAccuracy[] = [];
   const V = model.vocabSize;
   // a fixed-size state: no block keeps a growing history (attention's and Hyena's carry a length)
@@ -182,7 +235,13 @@ export async function evaluateLengths(model: TaskLanguageModel, task: TaskName, 
         if (argmax(last, i * V, V) === b.targets[i * len + len - 1]) right++;
       }
     }
-    const r: LengthAccuracy = { length: len, accuracy: right / n, examples: n, seconds: (performance.now() - t0) / 1000, method: stateful ? 'chunked-state' : 'parallel' };
+    const r: LengthAccuracy = {
+      length: len,
+      accuracy: right / n,
+      examples: n,
+      seconds: (performance.now() - t0) / 1000,
+      method: stateful ? 'chunked-state' : 'parallel',
+    };
     log?.(`  length ${len}: ${(100 * r.accuracy).toFixed(1)}% of ${n} (${r.seconds.toFixed(1)} s, ${r.method})`);
     out.push(r);
   }
@@ -214,12 +273,21 @@ function lastLogitsChunked(model: TaskLanguageModel, b: Batch, chunk: number): F
 /** Synchronous read (CPU backends); the task runs use the CPU engine. */
 function readNow(t: Tensor): Float32Array {
   const bk = t.backend as { readSync?: (t: Tensor) => Float32Array | Int32Array };
-  if (typeof bk.readSync !== 'function') fail('UNSUPPORTED', `length evaluation reads logits synchronously; run it on the cpu backend (got ${t.backend.name})`);
+  if (typeof bk.readSync !== 'function')
+    fail(
+      'UNSUPPORTED',
+      `length evaluation reads logits synchronously; run it on the cpu backend (got ${t.backend.name})`,
+    );
   return bk.readSync(t) as Float32Array;
 }
 
 function argmax(a: Float32Array, o: number, n: number): number {
-  let best = 0, bv = a[o]!;
-  for (let i = 1; i < n; i++) if (a[o + i]! > bv) { bv = a[o + i]!; best = i; }
+  let best = 0,
+    bv = a[o];
+  for (let i = 1; i < n; i++)
+    if (a[o + i] > bv) {
+      bv = a[o + i];
+      best = i;
+    }
   return best;
 }

@@ -46,12 +46,12 @@ const cvtU32 = new Uint32Array(cvtF32.buffer);
 /** f32 -> f16 bits, round to nearest even (as PyTorch's `.half()`), overflow to inf, NaN kept. */
 export function f32ToF16Bits(v: number): number {
   cvtF32[0] = v;
-  const x = cvtU32[0]!;
+  const x = cvtU32[0];
   const sign = (x >>> 16) & 0x8000;
   const exp = (x >>> 23) & 0xff;
   let mant = x & 0x7fffff;
   if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  let e = exp - 127 + 15;
+  const e = exp - 127 + 15;
   if (e >= 31) return sign | 0x7c00;
   if (e <= 0) {
     if (e < -10) return sign; // underflow to zero
@@ -72,32 +72,40 @@ export function f32ToF16Bits(v: number): number {
 /** bf16 bits -> f32 value. */
 export function bf16BitsToF32(b: number): number {
   cvtU32[0] = b << 16;
-  return cvtF32[0]!;
+  return cvtF32[0];
 }
 
 /** f32 -> bf16 bits, round to nearest even (as PyTorch's `.bfloat16()`). */
 export function f32ToBf16Bits(v: number): number {
   cvtF32[0] = v;
-  const x = cvtU32[0]!;
+  const x = cvtU32[0];
   if ((x & 0x7fffffff) > 0x7f800000) return ((x >>> 16) | 0x40) & 0xffff; // quiet NaN
   return ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
 }
 
 /** Converts 16-bit storage to f32 (a new array, or into `out`). */
-export function halfToF32(bits: Uint16Array, dtype: 'f16' | 'bf16', out: Float32Array = new Float32Array(bits.length)): Float32Array {
+export function halfToF32(
+  bits: Uint16Array,
+  dtype: 'f16' | 'bf16',
+  out: Float32Array = new Float32Array(bits.length),
+): Float32Array {
   if (dtype === 'f16') {
     const t = f16ToF32Table();
-    for (let i = 0; i < bits.length; i++) out[i] = t[bits[i]!]!;
+    for (let i = 0; i < bits.length; i++) out[i] = t[bits[i]];
   } else {
     const u = new Uint32Array(out.buffer, out.byteOffset, out.length);
-    for (let i = 0; i < bits.length; i++) u[i] = bits[i]! << 16;
+    for (let i = 0; i < bits.length; i++) u[i] = bits[i] << 16;
   }
   return out;
 }
 
 /** Converts f32 to 16-bit storage. */
-export function f32ToHalf(x: Float32Array, dtype: 'f16' | 'bf16', out: Uint16Array = new Uint16Array(x.length)): Uint16Array {
+export function f32ToHalf(
+  x: Float32Array,
+  dtype: 'f16' | 'bf16',
+  out: Uint16Array = new Uint16Array(x.length),
+): Uint16Array {
   const f = dtype === 'f16' ? f32ToF16Bits : f32ToBf16Bits;
-  for (let i = 0; i < x.length; i++) out[i] = f(x[i]!);
+  for (let i = 0; i < x.length; i++) out[i] = f(x[i]);
   return out;
 }

@@ -31,7 +31,8 @@ export function scope<R>(fn: () => R): R {
   collect(result, keep, 0);
   const parent = stack[stack.length - 1];
   for (const t of made) {
-    if (keep.has(t) || t.kept) parent?.push(t); // survives into the enclosing scope
+    if (keep.has(t) || t.kept)
+      parent?.push(t); // survives into the enclosing scope
     else t.dispose();
   }
   return result;
@@ -48,7 +49,7 @@ export async function scopeAsync<R>(fn: () => Promise<R>): Promise<R> {
     if (stack.length === depth) for (const t of stack.pop()!) if (!t.kept) t.dispose();
     throw e;
   }
-  const made = stack.splice(depth - 1, 1)[0]!;
+  const made = stack.splice(depth - 1, 1)[0];
   const keep = new Set<Tensor>();
   collect(result, keep, 0);
   const parent = stack[depth - 2];
@@ -71,7 +72,8 @@ function collect(v: unknown, out: Set<Tensor>, depth: number): void {
   if (Array.isArray(v)) for (const x of v) collect(x, out, depth + 1);
   else if (v instanceof Map) for (const x of v.values()) collect(x, out, depth + 1);
   else if (Object.getPrototypeOf(v) === Object.prototype) for (const x of Object.values(v)) collect(x, out, depth + 1);
-  else if ('tensors' in v && typeof (v as { tensors: unknown }).tensors === 'function') collect((v as { tensors: () => unknown }).tensors(), out, depth + 1);
+  else if ('tensors' in v && typeof (v as { tensors: unknown }).tensors === 'function')
+    collect((v as { tensors: () => unknown }).tensors(), out, depth + 1);
 }
 
 /** Every tensor held by the recorded graph behind a result (iterative: graphs are deep). */
@@ -83,7 +85,10 @@ function collectGraph(root: GradNode, out: Set<Tensor>): void {
       out.add(t);
       if (t.base) out.add(t.base);
       const node = gradNodeOf(t);
-      if (node && !seen.has(node)) { seen.add(node); todo.push(node); }
+      if (node && !seen.has(node)) {
+        seen.add(node);
+        todo.push(node);
+      }
     }
   }
 }

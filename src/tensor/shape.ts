@@ -19,7 +19,12 @@ export function checkShape(op: string, what: string, actual: readonly number[], 
   const ok = actual.length === expected.length && expected.every((e, i) => e === -1 || e === actual[i]);
   if (!ok) {
     const exp = `(${expected.map((e) => (e === -1 ? '*' : String(e))).join(', ')})`;
-    fail('SHAPE_MISMATCH', `${op}: ${what} has shape ${fmtShape(actual)}, expected ${exp}`, { op, what, actual, expected });
+    fail('SHAPE_MISMATCH', `${op}: ${what} has shape ${fmtShape(actual)}, expected ${exp}`, {
+      op,
+      what,
+      actual,
+      expected,
+    });
   }
 }
 

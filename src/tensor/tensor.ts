@@ -57,7 +57,13 @@ export class Tensor {
   name: string | undefined;
 
   constructor(
-    backend: TensorOwner, storage: unknown, shape: readonly number[], dtype: DType, offset = 0, ld?: number, base?: Tensor,
+    backend: TensorOwner,
+    storage: unknown,
+    shape: readonly number[],
+    dtype: DType,
+    offset = 0,
+    ld?: number,
+    base?: Tensor,
   ) {
     this.backend = backend;
     this.storage = storage;
@@ -68,13 +74,23 @@ export class Tensor {
     this.base = base;
   }
 
-  get rank(): number { return this.shape.length; }
+  get rank(): number {
+    return this.shape.length;
+  }
   /** Last dimension (1 for a scalar). */
-  get cols(): number { return this.shape.length === 0 ? 1 : this.shape[this.shape.length - 1]!; }
+  get cols(): number {
+    return this.shape.length === 0 ? 1 : this.shape[this.shape.length - 1];
+  }
   /** Product of all dimensions but the last. */
-  get rows(): number { return this.shape.length <= 1 ? 1 : numel(this.shape.slice(0, -1)); }
-  get size(): number { return numel(this.shape); }
-  get isContiguous(): boolean { return this.offset === 0 && (this.ld === this.cols || this.rows === 1); }
+  get rows(): number {
+    return this.shape.length <= 1 ? 1 : numel(this.shape.slice(0, -1));
+  }
+  get size(): number {
+    return numel(this.shape);
+  }
+  get isContiguous(): boolean {
+    return this.offset === 0 && (this.ld === this.cols || this.rows === 1);
+  }
 
   dim(i: number): number {
     const d = this.shape[i < 0 ? this.shape.length + i : i];
@@ -90,7 +106,11 @@ export class Tensor {
     }
     const shape = [...this.shape.slice(0, -1), len];
     // Recorded for autograd when this tensor requires a gradient: the view's gradient lands in its window.
-    return recordNarrow(this, new Tensor(this.backend, this.storage, shape, this.dtype, this.offset + start, this.ld, this.base ?? this), start);
+    return recordNarrow(
+      this,
+      new Tensor(this.backend, this.storage, shape, this.dtype, this.offset + start, this.ld, this.base ?? this),
+      start,
+    );
   }
 
   /**
@@ -101,12 +121,21 @@ export class Tensor {
     this.assertLive();
     const inferred = inferShape(shape, this.size, this.shape);
     if (this.isContiguous) {
-      return recordReshape(this, new Tensor(this.backend, this.storage, inferred, this.dtype, this.offset, undefined, this.base ?? this));
+      return recordReshape(
+        this,
+        new Tensor(this.backend, this.storage, inferred, this.dtype, this.offset, undefined, this.base ?? this),
+      );
     }
     if (inferred[inferred.length - 1] === this.cols) {
-      return recordReshape(this, new Tensor(this.backend, this.storage, inferred, this.dtype, this.offset, this.ld, this.base ?? this));
+      return recordReshape(
+        this,
+        new Tensor(this.backend, this.storage, inferred, this.dtype, this.offset, this.ld, this.base ?? this),
+      );
     }
-    return fail('BAD_ARGUMENT', `reshape ${fmtShape(this.shape)} -> ${fmtShape(inferred)} needs a contiguous tensor; copy it first`);
+    return fail(
+      'BAD_ARGUMENT',
+      `reshape ${fmtShape(this.shape)} -> ${fmtShape(inferred)} needs a contiguous tensor; copy it first`,
+    );
   }
 
   /** All elements as a new contiguous f32 (or i32) array, converted from 16-bit storage. */
@@ -136,7 +165,11 @@ export class Tensor {
   }
 
   assertLive(): void {
-    if (this.disposed || this.base?.disposed) fail('BAD_ARGUMENT', `use of a disposed tensor${this.name ? ` (${this.name})` : ''} of shape ${fmtShape(this.shape)}`);
+    if (this.disposed || this.base?.disposed)
+      fail(
+        'BAD_ARGUMENT',
+        `use of a disposed tensor${this.name ? ` (${this.name})` : ''} of shape ${fmtShape(this.shape)}`,
+      );
   }
 
   toString(): string {
@@ -160,7 +193,11 @@ export function inferShape(shape: readonly number[], size: number, from: readonl
 
 export function assertSameShape(op: string, a: Tensor, b: Tensor): void {
   if (!sameShape(a.shape, b.shape)) {
-    fail('SHAPE_MISMATCH', `${op}: shapes ${fmtShape(a.shape)} and ${fmtShape(b.shape)} differ`, { op, a: a.shape, b: b.shape });
+    fail('SHAPE_MISMATCH', `${op}: shapes ${fmtShape(a.shape)} and ${fmtShape(b.shape)} differ`, {
+      op,
+      a: a.shape,
+      b: b.shape,
+    });
   }
 }
 
@@ -218,7 +255,12 @@ export class GradNode {
 
   /** Runs the backward once; a second call is an error naming the op (the graph is gone). */
   run(g: Tensor): (InputGrad | null)[] {
-    const fn = this.backward ?? fail('BAD_ARGUMENT', `backward through ${this.op} a second time: its graph was freed by the first backward (run the forward again)`);
+    const fn =
+      this.backward ??
+      fail(
+        'BAD_ARGUMENT',
+        `backward through ${this.op} a second time: its graph was freed by the first backward (run the forward again)`,
+      );
     const needs = this.inputs.map((t) => t !== null);
     const grads = fn(g, needs);
     this.backward = null;
@@ -238,9 +280,20 @@ export function needsGrad(...inputs: (Tensor | null | undefined)[]): boolean {
  * Records an op: `output` gets a GradNode over `inputs` (those not requiring a gradient become null)
  * and becomes a tensor that requires a gradient. Call only when `needsGrad(...inputs)`.
  */
-export function record(op: string, output: Tensor, inputs: readonly (Tensor | null | undefined)[], saved: readonly Tensor[], backward: BackwardFn): Tensor {
+export function record(
+  op: string,
+  output: Tensor,
+  inputs: readonly (Tensor | null | undefined)[],
+  saved: readonly Tensor[],
+  backward: BackwardFn,
+): Tensor {
   output.requiresGrad = true;
-  output.gradFn = new GradNode(op, inputs.map((t) => (t?.requiresGrad ? t : null)), saved, backward);
+  output.gradFn = new GradNode(
+    op,
+    inputs.map((t) => (t?.requiresGrad ? t : null)),
+    saved,
+    backward,
+  );
   return output;
 }
 

@@ -98,7 +98,7 @@ export function trainBpe(text: string | Iterable<string>, options: BpeTrainOptio
   for (const [piece, count] of pieceCounts) {
     const bytes = utf8.encode(piece);
     const ids = new Int32Array(bytes.length);
-    for (let i = 0; i < bytes.length; i++) ids[i] = byteBase + bytes[i]!;
+    for (let i = 0; i < bytes.length; i++) ids[i] = byteBase + bytes[i];
     pieces.push(piece);
     counts.push(count);
     symbols.push(ids);
@@ -114,10 +114,10 @@ export function trainBpe(text: string | Iterable<string>, options: BpeTrainOptio
     else if (list[list.length - 1] !== w) list.push(w);
   };
   for (let w = 0; w < symbols.length; w++) {
-    const ids = symbols[w]!;
+    const ids = symbols[w];
     for (let i = 0; i + 1 < ids.length; i++) {
-      const key = ids[i]! * PAIR_SHIFT + ids[i + 1]!;
-      pairCounts.set(key, (pairCounts.get(key) ?? 0) + counts[w]!);
+      const key = ids[i] * PAIR_SHIFT + ids[i + 1];
+      pairCounts.set(key, (pairCounts.get(key) ?? 0) + counts[w]);
       addHolder(key, w);
     }
   }
@@ -154,7 +154,7 @@ export function trainBpe(text: string | Iterable<string>, options: BpeTrainOptio
     if (count < minPairCount) break;
     const a = Math.floor(key / PAIR_SHIFT);
     const b = key - a * PAIR_SHIFT;
-    const merged = vocab[a]! + vocab[b]!;
+    const merged = vocab[a] + vocab[b];
     pairCounts.delete(key);
     const holding = holders.get(key) ?? [];
     holders.delete(key);
@@ -165,12 +165,12 @@ export function trainBpe(text: string | Iterable<string>, options: BpeTrainOptio
     const c = vocab.length;
     vocab.push(merged);
     tokenIds.set(merged, c);
-    merges.push([vocab[a]!, vocab[b]!]);
+    merges.push([vocab[a], vocab[b]]);
     const mergeIndex = merges.length;
     for (const w of holding) {
       if (seen[w] === mergeIndex) continue;
       seen[w] = mergeIndex;
-      const replaced = mergeInPiece(symbols[w]!, a, b, c, counts[w]!, w, change);
+      const replaced = mergeInPiece(symbols[w], a, b, c, counts[w], w, change);
       if (replaced !== undefined) symbols[w] = replaced;
     }
     // Only pairs holding c grew, and none of them was in the heap yet.
@@ -182,7 +182,7 @@ export function trainBpe(text: string | Iterable<string>, options: BpeTrainOptio
   }
 
   const segmentation = new Map<string, readonly number[]>();
-  for (let w = 0; w < pieces.length; w++) segmentation.set(pieces[w]!, Array.from(symbols[w]!));
+  for (let w = 0; w < pieces.length; w++) segmentation.set(pieces[w], Array.from(symbols[w]));
   return new TrainedBpe(vocab, merges, [...specials], options.eosToken ?? specials[0], options.padToken, segmentation);
 }
 
@@ -205,7 +205,7 @@ function mergeInPiece(
   const n = ids.length;
   let out: Int32Array | undefined;
   let len = 0;
-  for (let i = 0; i < n; ) {
+  for (let i = 0; i < n;) {
     if (i + 1 < n && ids[i] === a && ids[i + 1] === b) {
       if (out === undefined) {
         out = new Int32Array(n - 1);
@@ -213,19 +213,19 @@ function mergeInPiece(
         len = i;
       }
       if (len > 0) {
-        const prev = out[len - 1]!;
+        const prev = out[len - 1];
         change(prev * PAIR_SHIFT + a, -count, w);
         change(prev * PAIR_SHIFT + c, count, w);
       }
       if (i + 2 < n) {
-        const next = ids[i + 2]!;
+        const next = ids[i + 2];
         change(b * PAIR_SHIFT + next, -count, w);
         change(c * PAIR_SHIFT + next, count, w);
       }
       out[len++] = c;
       i += 2;
     } else {
-      if (out !== undefined) out[len++] = ids[i]!;
+      if (out !== undefined) out[len++] = ids[i];
       i++;
     }
   }
@@ -242,11 +242,11 @@ class PairHeap {
   }
 
   topKey(): number {
-    return this.keys[0]!;
+    return this.keys[0];
   }
 
   topCount(): number {
-    return this.counts[0]!;
+    return this.counts[0];
   }
 
   push(count: number, key: number): void {
@@ -255,9 +255,9 @@ class PairHeap {
     this.keys.push(key);
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (!this.before(count, key, this.counts[parent]!, this.keys[parent]!)) break;
-      this.counts[i] = this.counts[parent]!;
-      this.keys[i] = this.keys[parent]!;
+      if (!this.before(count, key, this.counts[parent], this.keys[parent])) break;
+      this.counts[i] = this.counts[parent];
+      this.keys[i] = this.keys[parent];
       i = parent;
     }
     this.counts[i] = count;
@@ -275,10 +275,12 @@ class PairHeap {
       if (left >= n) break;
       const right = left + 1;
       const child =
-        right < n && this.before(this.counts[right]!, this.keys[right]!, this.counts[left]!, this.keys[left]!) ? right : left;
-      if (!this.before(this.counts[child]!, this.keys[child]!, lastCount, lastKey)) break;
-      this.counts[i] = this.counts[child]!;
-      this.keys[i] = this.keys[child]!;
+        right < n && this.before(this.counts[right], this.keys[right], this.counts[left], this.keys[left])
+          ? right
+          : left;
+      if (!this.before(this.counts[child], this.keys[child], lastCount, lastKey)) break;
+      this.counts[i] = this.counts[child];
+      this.keys[i] = this.keys[child];
       i = child;
     }
     this.counts[i] = lastCount;
@@ -294,19 +296,28 @@ function validate(options: BpeTrainOptions, specials: readonly string[], minPair
   const seen = new Set<string>();
   for (const token of specials) {
     if (typeof token !== 'string' || token.length === 0) {
-      fail('BAD_ARGUMENT', `specialTokens must be non-empty strings, got ${JSON.stringify(token)}`, { option: 'specialTokens' });
+      fail('BAD_ARGUMENT', `specialTokens must be non-empty strings, got ${JSON.stringify(token)}`, {
+        option: 'specialTokens',
+      });
     }
-    if (seen.has(token)) fail('BAD_ARGUMENT', `special token ${JSON.stringify(token)} is listed twice`, { option: 'specialTokens' });
+    if (seen.has(token))
+      fail('BAD_ARGUMENT', `special token ${JSON.stringify(token)} is listed twice`, { option: 'specialTokens' });
     if (UNICODE_TO_BYTE.has(token)) {
-      fail('BAD_ARGUMENT', `special token ${JSON.stringify(token)} is a byte token's name; use a longer name`, { option: 'specialTokens' });
+      fail('BAD_ARGUMENT', `special token ${JSON.stringify(token)} is a byte token's name; use a longer name`, {
+        option: 'specialTokens',
+      });
     }
     seen.add(token);
   }
   const least = specials.length + 256;
   if (!Number.isInteger(options.vocabSize) || options.vocabSize < least || options.vocabSize > MAX_VOCAB) {
-    fail('BAD_ARGUMENT', `vocabSize must be an integer in [${least}, ${MAX_VOCAB}] (special tokens + 256 bytes + merges), got ${options.vocabSize}`, {
-      option: 'vocabSize',
-    });
+    fail(
+      'BAD_ARGUMENT',
+      `vocabSize must be an integer in [${least}, ${MAX_VOCAB}] (special tokens + 256 bytes + merges), got ${options.vocabSize}`,
+      {
+        option: 'vocabSize',
+      },
+    );
   }
   if (!Number.isInteger(minPairCount) || minPairCount < 1) {
     fail('BAD_ARGUMENT', `minPairCount must be a positive integer, got ${minPairCount}`, { option: 'minPairCount' });
@@ -316,7 +327,11 @@ function validate(options: BpeTrainOptions, specials: readonly string[], minPair
     ['padToken', options.padToken],
   ] as const) {
     if (token !== undefined && !seen.has(token)) {
-      fail('BAD_ARGUMENT', `${option} ${JSON.stringify(token)} is not one of specialTokens ${JSON.stringify(specials)}`, { option });
+      fail(
+        'BAD_ARGUMENT',
+        `${option} ${JSON.stringify(token)} is not one of specialTokens ${JSON.stringify(specials)}`,
+        { option },
+      );
     }
   }
 }
@@ -324,7 +339,9 @@ function validate(options: BpeTrainOptions, specials: readonly string[], minPair
 /** Splits text around special tokens (leftmost, longest first), returning the plain parts. */
 function specialSplitter(specials: readonly string[]): (text: string) => string[] {
   if (specials.length === 0) return (text) => [text];
-  const escaped = [...specials].sort((x, y) => y.length - x.length).map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  const escaped = [...specials]
+    .sort((x, y) => y.length - x.length)
+    .map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
   const pattern = new RegExp(escaped.join('|'), 'gu');
   return (text) => text.split(pattern);
 }

@@ -46,14 +46,21 @@ export class ByteLevelTokenizer implements TextTokenizer {
     const ids = new Map<string, number>();
     for (const token of specials) {
       if (typeof token !== 'string' || token.length === 0) {
-        fail('BAD_ARGUMENT', `specialTokens must be non-empty strings, got ${JSON.stringify(token)}`, { option: 'specialTokens' });
-      }
-      if (UNICODE_TO_BYTE.has(token)) {
-        fail('BAD_ARGUMENT', `special token ${JSON.stringify(token)} is a byte token's name in the byte-level alphabet; use a longer name`, {
+        fail('BAD_ARGUMENT', `specialTokens must be non-empty strings, got ${JSON.stringify(token)}`, {
           option: 'specialTokens',
         });
       }
-      if (ids.has(token)) fail('BAD_ARGUMENT', `special token ${JSON.stringify(token)} is listed twice`, { option: 'specialTokens' });
+      if (UNICODE_TO_BYTE.has(token)) {
+        fail(
+          'BAD_ARGUMENT',
+          `special token ${JSON.stringify(token)} is a byte token's name in the byte-level alphabet; use a longer name`,
+          {
+            option: 'specialTokens',
+          },
+        );
+      }
+      if (ids.has(token))
+        fail('BAD_ARGUMENT', `special token ${JSON.stringify(token)} is listed twice`, { option: 'specialTokens' });
       ids.set(token, BYTE_COUNT + ids.size);
     }
     this.specialTokens = [...specials];
@@ -64,7 +71,11 @@ export class ByteLevelTokenizer implements TextTokenizer {
       if (token === undefined) return undefined;
       const id = ids.get(token);
       if (id === undefined) {
-        fail('BAD_ARGUMENT', `${option} ${JSON.stringify(token)} is not one of specialTokens ${JSON.stringify(specials)}`, { option });
+        fail(
+          'BAD_ARGUMENT',
+          `${option} ${JSON.stringify(token)} is not one of specialTokens ${JSON.stringify(specials)}`,
+          { option },
+        );
       }
       return id;
     };
@@ -88,7 +99,7 @@ export class ByteLevelTokenizer implements TextTokenizer {
     };
     // Special tokens written in the text are recognised (leftmost, longest first), as Hugging Face
     // added tokens are.
-    for (let i = 0; i < text.length; ) {
+    for (let i = 0; i < text.length;) {
       const special = this.specialAt(text, i);
       if (special === undefined) {
         i++;
@@ -115,13 +126,17 @@ export class ByteLevelTokenizer implements TextTokenizer {
       bytes = [];
     };
     for (let i = 0; i < ids.length; i++) {
-      const id = ids[i]!;
+      const id = ids[i];
       if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
-        fail('TOKEN_OUT_OF_RANGE', `token id ${id} at position ${i} is not a token of this tokenizer (ids are integers in [0, ${this.vocabSize}))`, {
-          id,
-          position: i,
-          vocabSize: this.vocabSize,
-        });
+        fail(
+          'TOKEN_OUT_OF_RANGE',
+          `token id ${id} at position ${i} is not a token of this tokenizer (ids are integers in [0, ${this.vocabSize}))`,
+          {
+            id,
+            position: i,
+            vocabSize: this.vocabSize,
+          },
+        );
       }
       if (id < BYTE_COUNT) {
         bytes.push(id);

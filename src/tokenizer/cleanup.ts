@@ -42,7 +42,7 @@ class ReplacePass {
 
   push(chunk: string, end: boolean): string {
     const text = this.pending + chunk;
-    const first = this.from[0]!;
+    const first = this.from[0];
     let out = '';
     let copied = 0; // text[copied, i) is decided and not yet copied to out
     let i = text.indexOf(first);

@@ -7,7 +7,6 @@ import { join } from 'node:path';
 import { fail } from '../errors.js';
 import { Tokenizer, TOKENIZER_COMPANION_FILES } from './tokenizer.js';
 
-
 /**
  * Loads the tokenizer of a model directory: `tokenizer.json` (required) and, when present,
  * `tokenizer_config.json`, `special_tokens_map.json` and `generation_config.json`.
@@ -18,12 +17,18 @@ export async function loadTokenizer(dir: string): Promise<Tokenizer> {
   const tokenizerPath = join(dir, 'tokenizer.json');
   const tokenizerJson = await readJson(tokenizerPath);
   if (tokenizerJson === undefined) {
-    fail('FILE_NOT_FOUND', `no tokenizer.json in ${dir} (a Hugging Face model directory has tokenizer.json beside config.json)`, {
-      file: tokenizerPath,
-      dir,
-    });
+    fail(
+      'FILE_NOT_FOUND',
+      `no tokenizer.json in ${dir} (a Hugging Face model directory has tokenizer.json beside config.json)`,
+      {
+        file: tokenizerPath,
+        dir,
+      },
+    );
   }
-  const [tokenizerConfig, specialTokensMap, generationConfig] = await Promise.all(TOKENIZER_COMPANION_FILES.map((f) => readJson(join(dir, f))));
+  const [tokenizerConfig, specialTokensMap, generationConfig] = await Promise.all(
+    TOKENIZER_COMPANION_FILES.map((f) => readJson(join(dir, f))),
+  );
   return new Tokenizer(tokenizerJson, tokenizerConfig, { specialTokensMap, generationConfig, source: tokenizerPath });
 }
 
@@ -34,7 +39,8 @@ async function readJson(path: string): Promise<unknown> {
     text = await readFile(path, 'utf8');
   } catch (e) {
     if (isNodeError(e) && e.code === 'ENOENT') return undefined;
-    if (isNodeError(e) && e.code === 'EISDIR') fail('CORRUPT_FILE', `${path} is a directory, expected a JSON file`, { file: path });
+    if (isNodeError(e) && e.code === 'EISDIR')
+      fail('CORRUPT_FILE', `${path} is a directory, expected a JSON file`, { file: path });
     throw e;
   }
   try {

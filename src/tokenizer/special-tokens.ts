@@ -39,7 +39,9 @@ const ENDOFTEXT = '<|endoftext|>';
 export function asConfigObject(value: unknown, file: string): Record<string, unknown> {
   if (value === undefined || value === null) return {};
   if (typeof value !== 'object' || Array.isArray(value)) {
-    fail('CORRUPT_FILE', `${file} must hold a JSON object, got ${Array.isArray(value) ? 'an array' : typeof value}`, { file });
+    fail('CORRUPT_FILE', `${file} must hold a JSON object, got ${Array.isArray(value) ? 'an array' : typeof value}`, {
+      file,
+    });
   }
   return value as Record<string, unknown>;
 }
@@ -52,10 +54,14 @@ function tokenContent(value: unknown, field: string, file: string): string | und
     const content = (value as Record<string, unknown>)['content'];
     if (typeof content === 'string') return content;
   }
-  fail('CORRUPT_FILE', `${file}: ${field} must be a token string or an object with a string "content", got ${JSON.stringify(value)}`, {
-    file,
-    field,
-  });
+  fail(
+    'CORRUPT_FILE',
+    `${file}: ${field} must be a token string or an object with a string "content", got ${JSON.stringify(value)}`,
+    {
+      file,
+      field,
+    },
+  );
 }
 
 function optionalBoolean(config: Record<string, unknown>, field: string, file: string): boolean | undefined {
@@ -74,10 +80,14 @@ function generationIds(config: Record<string, unknown>, field: string): number[]
   const list = Array.isArray(value) ? value : [value];
   for (const id of list) {
     if (!Number.isInteger(id) || (id as number) < 0) {
-      fail('CORRUPT_FILE', `generation_config.json: ${field} must be a token id or a list of token ids, got ${JSON.stringify(value)}`, {
-        file: 'generation_config.json',
-        field,
-      });
+      fail(
+        'CORRUPT_FILE',
+        `generation_config.json: ${field} must be a token id or a list of token ids, got ${JSON.stringify(value)}`,
+        {
+          file: 'generation_config.json',
+          field,
+        },
+      );
     }
   }
   return list as number[];
@@ -99,11 +109,15 @@ export function resolveSpecialTokens(
       if (content === undefined) continue;
       const id = tokenToId(content);
       if (id === undefined) {
-        fail('CORRUPT_FILE', `${file}: ${field} ${JSON.stringify(content)} is not in tokenizer.json's vocabulary or added tokens`, {
-          file,
-          field,
-          token: content,
-        });
+        fail(
+          'CORRUPT_FILE',
+          `${file}: ${field} ${JSON.stringify(content)} is not in tokenizer.json's vocabulary or added tokens`,
+          {
+            file,
+            field,
+            token: content,
+          },
+        );
       }
       return id;
     }
@@ -111,10 +125,14 @@ export function resolveSpecialTokens(
     const fromGeneration = generationIds(sources.generationConfig, `${role}_token_id`)[0];
     if (fromGeneration !== undefined) {
       if (fromGeneration >= vocabSize) {
-        fail('CORRUPT_FILE', `generation_config.json: ${role}_token_id ${fromGeneration} is outside the tokenizer's [0, ${vocabSize})`, {
-          file: 'generation_config.json',
-          field: `${role}_token_id`,
-        });
+        fail(
+          'CORRUPT_FILE',
+          `generation_config.json: ${role}_token_id ${fromGeneration} is outside the tokenizer's [0, ${vocabSize})`,
+          {
+            file: 'generation_config.json',
+            field: `${role}_token_id`,
+          },
+        );
       }
       return fromGeneration;
     }

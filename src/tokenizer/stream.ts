@@ -47,16 +47,21 @@ export class DetokenizeStream {
     options: DetokenizeStreamOptions = {},
   ) {
     this.skipSpecialTokens = options.skipSpecialTokens ?? false;
-    this.cleanUp = (options.cleanUpTokenizationSpaces ?? tokenizer.cleanUpTokenizationSpaces) ? new CleanUpStream() : undefined;
+    this.cleanUp =
+      (options.cleanUpTokenizationSpaces ?? tokenizer.cleanUpTokenizationSpaces) ? new CleanUpStream() : undefined;
   }
 
   /** Adds one generated id; returns the text it completes (often '', e.g. mid-character). */
   push(id: number): string {
     if (!Number.isInteger(id) || id < 0 || id >= this.tokenizer.vocabSize) {
-      fail('TOKEN_OUT_OF_RANGE', `token id ${id} is not a token of this tokenizer (ids are integers in [0, ${this.tokenizer.vocabSize}))`, {
-        id,
-        vocabSize: this.tokenizer.vocabSize,
-      });
+      fail(
+        'TOKEN_OUT_OF_RANGE',
+        `token id ${id} is not a token of this tokenizer (ids are integers in [0, ${this.tokenizer.vocabSize}))`,
+        {
+          id,
+          vocabSize: this.tokenizer.vocabSize,
+        },
+      );
     }
     this.window.push(id);
     let before: string;

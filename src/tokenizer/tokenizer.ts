@@ -21,7 +21,11 @@ export interface TokenizerCompanions {
 }
 
 /** Files read beside `tokenizer.json` when present (Node: loadTokenizer; browsers: loadModelFromUrl). */
-export const TOKENIZER_COMPANION_FILES = ['tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json'] as const;
+export const TOKENIZER_COMPANION_FILES = [
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'generation_config.json',
+] as const;
 
 export class Tokenizer implements TextTokenizer {
   readonly vocabSize: number;
@@ -45,9 +49,13 @@ export class Tokenizer implements TextTokenizer {
     const json = asConfigObject(tokenizerJson, file);
     const model = json['model'];
     if (typeof model !== 'object' || model === null || typeof (model as Record<string, unknown>)['type'] !== 'string') {
-      fail('CORRUPT_FILE', `${file} is not a Hugging Face tokenizer: it needs a "model" object with a "type" (BPE, WordPiece, Unigram)`, {
-        file,
-      });
+      fail(
+        'CORRUPT_FILE',
+        `${file} is not a Hugging Face tokenizer: it needs a "model" object with a "type" (BPE, WordPiece, Unigram)`,
+        {
+          file,
+        },
+      );
     }
     const config = asConfigObject(tokenizerConfig, 'tokenizer_config.json');
     this.hf = createHfTokenizer(json, config, file);
@@ -90,16 +98,21 @@ export class Tokenizer implements TextTokenizer {
     const ids = this.hf.encode(text, { add_special_tokens: addSpecial && !configured }).ids;
     for (const id of ids) {
       if (!Number.isInteger(id)) {
-        fail('UNSUPPORTED', `the tokenizer could not map part of ${JSON.stringify(text.slice(0, 40))} to a token (no unk_token)`);
+        fail(
+          'UNSUPPORTED',
+          `the tokenizer could not map part of ${JSON.stringify(text.slice(0, 40))} to a token (no unk_token)`,
+        );
       }
     }
     if (addSpecial && configured) {
       if (this.addBosToken === true) {
-        if (this.bosTokenId === undefined) fail('CORRUPT_FILE', 'tokenizer_config.json sets add_bos_token but names no bos_token');
+        if (this.bosTokenId === undefined)
+          fail('CORRUPT_FILE', 'tokenizer_config.json sets add_bos_token but names no bos_token');
         ids.unshift(this.bosTokenId);
       }
       if (this.addEosToken === true) {
-        if (this.eosTokenId === undefined) fail('CORRUPT_FILE', 'tokenizer_config.json sets add_eos_token but names no eos_token');
+        if (this.eosTokenId === undefined)
+          fail('CORRUPT_FILE', 'tokenizer_config.json sets add_eos_token but names no eos_token');
         ids.push(this.eosTokenId);
       }
     }
@@ -109,13 +122,17 @@ export class Tokenizer implements TextTokenizer {
   decode(ids: readonly number[], options: DecodeOptions = {}): string {
     if (!Array.isArray(ids)) fail('BAD_ARGUMENT', `decode expects an array of token ids, got ${typeof ids}`);
     for (let i = 0; i < ids.length; i++) {
-      const id = ids[i]!;
+      const id = ids[i];
       if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize || this.hf.id_to_token(id) === undefined) {
-        fail('TOKEN_OUT_OF_RANGE', `token id ${id} at position ${i} is not a token of this tokenizer (ids are integers in [0, ${this.vocabSize}))`, {
-          id,
-          position: i,
-          vocabSize: this.vocabSize,
-        });
+        fail(
+          'TOKEN_OUT_OF_RANGE',
+          `token id ${id} at position ${i} is not a token of this tokenizer (ids are integers in [0, ${this.vocabSize}))`,
+          {
+            id,
+            position: i,
+            vocabSize: this.vocabSize,
+          },
+        );
       }
     }
     if (ids.length === 0) return '';
@@ -140,7 +157,14 @@ export class Tokenizer implements TextTokenizer {
  * tools can lack them (null and [] mean "none"). Its own errors become MambaErrors.
  */
 function createHfTokenizer(json: Record<string, unknown>, config: Record<string, unknown>, file: string): HfTokenizer {
-  const complete = { normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null, added_tokens: [], ...json };
+  const complete = {
+    normalizer: null,
+    pre_tokenizer: null,
+    post_processor: null,
+    decoder: null,
+    added_tokens: [],
+    ...json,
+  };
   if (!Array.isArray(complete.added_tokens)) {
     fail('CORRUPT_FILE', `${file}: "added_tokens" must be a list`, { file });
   }
@@ -150,7 +174,11 @@ function createHfTokenizer(json: Record<string, unknown>, config: Record<string,
     if (isMambaError(e)) throw e;
     const message = e instanceof Error ? e.message : String(e);
     if (/^Unknown \w+ type/.test(message)) {
-      fail('UNSUPPORTED', `${file} uses a tokenizer component that @huggingface/tokenizers does not implement: ${message}`, { file });
+      fail(
+        'UNSUPPORTED',
+        `${file} uses a tokenizer component that @huggingface/tokenizers does not implement: ${message}`,
+        { file },
+      );
     }
     fail('CORRUPT_FILE', `${file} is not a valid Hugging Face tokenizer: ${message}`, { file });
   }

@@ -41,7 +41,10 @@ export async function writeCheckpointDir(dir: string, c: CheckpointFiles): Promi
     await writeSafetensorsFile(join(tmp, 'model.safetensors'), c.model, { format: 'pt' });
     if (c.optimizer) await writeSafetensorsFile(join(tmp, OPTIMIZER_STATE), c.optimizer, { format: 'pt' });
     for (const [name, content] of Object.entries(c.files)) {
-      const data = typeof content === 'string' || content instanceof Uint8Array ? content : JSON.stringify(content, null, 2) + '\n';
+      const data =
+        typeof content === 'string' || content instanceof Uint8Array
+          ? content
+          : JSON.stringify(content, null, 2) + '\n';
       await writeDurably(join(tmp, name), data);
     }
     await syncDir(tmp);
@@ -79,7 +82,11 @@ async function writeDurably(path: string, data: string | Uint8Array): Promise<vo
 async function syncDir(dir: string): Promise<void> {
   try {
     const h = await open(dir, 'r');
-    try { await h.sync(); } finally { await h.close(); }
+    try {
+      await h.sync();
+    } finally {
+      await h.close();
+    }
   } catch {
     // Not possible on every platform; the files themselves are fsynced.
   }
@@ -123,7 +130,8 @@ export async function readF32Tensors(path: string): Promise<Map<string, Float32A
 export async function f32TensorsOf(src: TensorSource, path: string): Promise<Map<string, Float32Array>> {
   const out = new Map<string, Float32Array>();
   for (const [name, e] of src.entries) {
-    if (e.dtype !== 'F32') fail('CORRUPT_FILE', `${path}: tensor ${name} is ${e.dtype}, expected F32`, { path, tensor: name });
+    if (e.dtype !== 'F32')
+      fail('CORRUPT_FILE', `${path}: tensor ${name} is ${e.dtype}, expected F32`, { path, tensor: name });
     const b = await src.read(name);
     out.set(name, new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)));
   }

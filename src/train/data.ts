@@ -28,23 +28,29 @@ export interface SplitOptions {
  * in file order (the Brown genres) is represented. One document: its last valFraction, cut at a
  * paragraph (blank line) or line boundary.
  */
-export function splitDocuments(docs: readonly TextDocument[], o: SplitOptions = {}): { train: TextDocument[]; val: TextDocument[] } {
+export function splitDocuments(
+  docs: readonly TextDocument[],
+  o: SplitOptions = {},
+): { train: TextDocument[]; val: TextDocument[] } {
   const f = o.valFraction ?? 0.05;
   if (!(f > 0 && f < 1)) fail('BAD_ARGUMENT', `valFraction must be in (0, 1), got ${f}`);
   if (docs.length === 0) fail('EMPTY_INPUT', 'no documents to train on');
   if (docs.length === 1) {
-    const { name, text } = docs[0]!;
+    const { name, text } = docs[0];
     const target = Math.floor(text.length * (1 - f));
     let cut = text.lastIndexOf('\n\n', target);
     if (cut < target * 0.5) cut = text.lastIndexOf('\n', target);
     if (cut < target * 0.5) cut = target;
-    const train = text.slice(0, cut), val = text.slice(cut).replace(/^\n+/, '');
-    if (train.trim() === '' || val.trim() === '') fail('EMPTY_INPUT', `${name} is too short to split into training and validation text`);
+    const train = text.slice(0, cut),
+      val = text.slice(cut).replace(/^\n+/, '');
+    if (train.trim() === '' || val.trim() === '')
+      fail('EMPTY_INPUT', `${name} is too short to split into training and validation text`);
     return { train: [{ name, text: train }], val: [{ name: `${name} (validation)`, text: val }] };
   }
   const k = Math.max(2, Math.round(1 / f));
-  const train: TextDocument[] = [], val: TextDocument[] = [];
-  docs.forEach((d, i) => ((i % k) === k - 1 ? val : train).push(d));
+  const train: TextDocument[] = [],
+    val: TextDocument[] = [];
+  docs.forEach((d, i) => (i % k === k - 1 ? val : train).push(d));
   return { train, val };
 }
 
@@ -60,7 +66,10 @@ export function encodeDocuments(tok: TextTokenizer, docs: readonly TextDocument[
   }
   const out = new Int32Array(n);
   let o = 0;
-  for (const p of parts) { out.set(p, o); o += p.length; }
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
   return out;
 }
 
@@ -86,16 +95,24 @@ export interface Batch {
 export class WindowSampler {
   readonly rng: Rng;
 
-  constructor(readonly tokens: Int32Array, readonly seqLen: number, seed: number) {
+  constructor(
+    readonly tokens: Int32Array,
+    readonly seqLen: number,
+    seed: number,
+  ) {
     if (tokens.length < seqLen + 1) {
-      fail('EMPTY_INPUT', `the training text has ${tokens.length} tokens, fewer than one window of seq_len + 1 = ${seqLen + 1}; use more text or a shorter seq_len`);
+      fail(
+        'EMPTY_INPUT',
+        `the training text has ${tokens.length} tokens, fewer than one window of seq_len + 1 = ${seqLen + 1}; use more text or a shorter seq_len`,
+      );
     }
     this.rng = new Rng(seed);
   }
 
   next(batch: number): Batch {
     const l = this.seqLen;
-    const inputs = new Int32Array(batch * l), targets = new Int32Array(batch * l);
+    const inputs = new Int32Array(batch * l),
+      targets = new Int32Array(batch * l);
     const starts = this.tokens.length - l; // window [s, s + l] needs s + l <= n - 1
     for (let i = 0; i < batch; i++) {
       const s = this.rng.int(starts);
@@ -112,7 +129,11 @@ export class WindowSampler {
  * shorter. `maxTokens` keeps the first windows up to about that many targets (quick evaluations
  * during training).
  */
-export function evalWindows(tokens: Int32Array, seqLen: number, maxTokens = Infinity): { inputs: Int32Array; targets: Int32Array; len: number }[] {
+export function evalWindows(
+  tokens: Int32Array,
+  seqLen: number,
+  maxTokens = Infinity,
+): { inputs: Int32Array; targets: Int32Array; len: number }[] {
   const out: { inputs: Int32Array; targets: Int32Array; len: number }[] = [];
   let used = 0;
   for (let s = 0; s + 1 < tokens.length && used < maxTokens; s += seqLen) {

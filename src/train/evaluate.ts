@@ -20,7 +20,11 @@ export function tokenByteLengths(tok: TextTokenizer, vocabSize: number): Int32Ar
     const t = tok.idToToken(id);
     if (t === undefined) continue;
     let byteLevel = true;
-    for (const ch of t) if (!UNICODE_TO_BYTE.has(ch)) { byteLevel = false; break; }
+    for (const ch of t)
+      if (!UNICODE_TO_BYTE.has(ch)) {
+        byteLevel = false;
+        break;
+      }
     out[id] = byteLevel ? [...t].length : enc.encode(tok.decode([id])).length;
   }
   return out;
@@ -42,25 +46,38 @@ export interface EvalResult {
  * but the first predicted once, each window starting from an empty state), batchSize windows at a
  * time, without recording gradients.
  */
-export async function evaluate(model: TrainableModel, tokens: Int32Array, byteLengths: Int32Array, o: { seqLen: number; batchSize: number; maxTokens?: number }): Promise<EvalResult> {
+export async function evaluate(
+  model: TrainableModel,
+  tokens: Int32Array,
+  byteLengths: Int32Array,
+  o: { seqLen: number; batchSize: number; maxTokens?: number },
+): Promise<EvalResult> {
   const bk = model.backend;
   const windows = evalWindows(tokens, o.seqLen, o.maxTokens);
-  let nats = 0, count = 0, bytes = 0;
-  for (let i = 0; i < windows.length; ) {
-    const len = windows[i]!.len;
+  let nats = 0,
+    count = 0,
+    bytes = 0;
+  for (let i = 0; i < windows.length;) {
+    const len = windows[i].len;
     let j = i;
-    while (j < windows.length && j - i < o.batchSize && windows[j]!.len === len) j++;
+    while (j < windows.length && j - i < o.batchSize && windows[j].len === len) j++;
     const group = windows.slice(i, j);
-    const ids = new Int32Array(group.length * len), tg = new Int32Array(group.length * len);
-    group.forEach((w, k) => { ids.set(w.inputs, k * len); tg.set(w.targets, k * len); });
-    const sum = noGrad(() => scope(() => {
-      const logits = model.forward(bk.upload(ids, [group.length, len], 'i32'));
-      return F.crossEntropy(logits, bk.upload(tg, [group.length, len], 'i32'), 'sum');
-    }));
-    nats += (await sum.readFloat())[0]!;
+    const ids = new Int32Array(group.length * len),
+      tg = new Int32Array(group.length * len);
+    group.forEach((w, k) => {
+      ids.set(w.inputs, k * len);
+      tg.set(w.targets, k * len);
+    });
+    const sum = noGrad(() =>
+      scope(() => {
+        const logits = model.forward(bk.upload(ids, [group.length, len], 'i32'));
+        return F.crossEntropy(logits, bk.upload(tg, [group.length, len], 'i32'), 'sum');
+      }),
+    );
+    nats += (await sum.readFloat())[0];
     sum.dispose();
     count += tg.length;
-    for (const t of tg) bytes += byteLengths[t]!;
+    for (const t of tg) bytes += byteLengths[t];
     i = j;
   }
   return { loss: count ? nats / count : NaN, tokens: count, bytes, bpb: bytes ? nats / Math.LN2 / bytes : NaN };

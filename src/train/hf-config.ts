@@ -47,11 +47,22 @@ export function hfMambaConfigJson(c: MambaConfig, init: Omit<InitOptions, 'seed'
 }
 
 /** MambaConfig's float-typed fields. */
-const FLOAT_KEYS = new Set(['initializer_range', 'layer_norm_epsilon', 'time_step_floor', 'time_step_max', 'time_step_min', 'time_step_scale']);
+const FLOAT_KEYS = new Set([
+  'initializer_range',
+  'layer_norm_epsilon',
+  'time_step_floor',
+  'time_step_max',
+  'time_step_min',
+  'time_step_scale',
+]);
 
 /** The config as JSON text, float fields with a decimal point even when whole (JSON.stringify writes 1.0 as 1). */
 export function hfConfigText(json: Record<string, unknown>): string {
   const mark = '\u0000float:';
-  const text = JSON.stringify(json, (k, v: unknown) => (FLOAT_KEYS.has(k) && typeof v === 'number' && Number.isInteger(v) ? `${mark}${v}` : v), 2);
+  const text = JSON.stringify(
+    json,
+    (k, v: unknown) => (FLOAT_KEYS.has(k) && typeof v === 'number' && Number.isInteger(v) ? `${mark}${v}` : v),
+    2,
+  );
   return text.replace(/"\\u0000float:(-?\d+)"/g, '$1.0') + '\n';
 }

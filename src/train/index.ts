@@ -1,6 +1,14 @@
 /** Training: the public API (docs/training.md). Node only (files, corpus); the optimiser and schedule run anywhere. */
 export { startRun, resumeRun, train, saveRun } from './trainer.js';
-export type { TrainRun, TrainerState, StartOptions, ResumeOptions, StepReport, TrainHooks, TrainOutcome } from './trainer.js';
+export type {
+  TrainRun,
+  TrainerState,
+  StartOptions,
+  ResumeOptions,
+  StepReport,
+  TrainHooks,
+  TrainOutcome,
+} from './trainer.js';
 export type { TrainableModel } from './trainable.js';
 export { AdamW, ADAMW_DEFAULTS, clipScale, decays } from './optimizer.js';
 export type { AdamWOptions } from './optimizer.js';

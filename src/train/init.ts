@@ -32,15 +32,24 @@ export interface InitOptions {
 }
 
 export const INIT_DEFAULTS = {
-  initializerRange: 0.02, timeStepMin: 0.001, timeStepMax: 0.1, timeStepFloor: 1e-4, timeStepScale: 1, rescalePrenormResidual: true,
+  initializerRange: 0.02,
+  timeStepMin: 0.001,
+  timeStepMax: 0.1,
+  timeStepFloor: 1e-4,
+  timeStepScale: 1,
+  rescalePrenormResidual: true,
 } as const;
 
 /** Freshly initialised parameters by Hugging Face name, in the checkpoint's shapes (conv1d.weight (e, 1, k)). */
-export function initMambaParameters(c: MambaConfig, o: InitOptions): Map<string, { shape: readonly number[]; data: Float32Array }> {
+export function initMambaParameters(
+  c: MambaConfig,
+  o: InitOptions,
+): Map<string, { shape: readonly number[]; data: Float32Array }> {
   const opt = { ...INIT_DEFAULTS, ...o };
   const rng = new Rng(opt.seed);
   const out = new Map<string, { shape: readonly number[]; data: Float32Array }>();
-  const uniform = (n: number, bound: number): Float32Array => Float32Array.from({ length: n }, () => (2 * rng.uniform() - 1) * bound);
+  const uniform = (n: number, bound: number): Float32Array =>
+    Float32Array.from({ length: n }, () => (2 * rng.uniform() - 1) * bound);
   const normal = (n: number, std: number): Float32Array => Float32Array.from({ length: n }, () => rng.normal() * std);
   const { e, n, k, r } = { e: c.dInner, n: c.dState, k: c.dConv, r: c.dtRank };
   for (const t of expectedMambaTensors(c)) {
@@ -48,15 +57,18 @@ export function initMambaParameters(c: MambaConfig, o: InitOptions): Map<string,
     const size = t.shape.reduce((a, b) => a * b, 1);
     const leaf = t.name.slice(t.name.lastIndexOf('mixer.') >= 0 ? t.name.lastIndexOf('mixer.') + 6 : 0);
     let data: Float32Array;
-    if (t.name === 'backbone.embeddings.weight' || t.name === 'lm_head.weight') data = normal(size, opt.initializerRange);
+    if (t.name === 'backbone.embeddings.weight' || t.name === 'lm_head.weight')
+      data = normal(size, opt.initializerRange);
     else if (t.name.endsWith('norm.weight') || t.name.endsWith('norm_f.weight')) data = new Float32Array(size).fill(1);
-    else if (leaf === 'in_proj.weight' || leaf === 'x_proj.weight') data = uniform(size, 1 / Math.sqrt(t.shape[1]!));
-    else if (leaf === 'out_proj.weight') data = uniform(size, 1 / Math.sqrt(e) / (opt.rescalePrenormResidual ? Math.sqrt(c.nLayer) : 1));
+    else if (leaf === 'in_proj.weight' || leaf === 'x_proj.weight') data = uniform(size, 1 / Math.sqrt(t.shape[1]));
+    else if (leaf === 'out_proj.weight')
+      data = uniform(size, 1 / Math.sqrt(e) / (opt.rescalePrenormResidual ? Math.sqrt(c.nLayer) : 1));
     else if (leaf === 'in_proj.bias' || leaf === 'out_proj.bias') data = new Float32Array(size);
     else if (leaf === 'conv1d.weight' || leaf === 'conv1d.bias') data = uniform(size, 1 / Math.sqrt(k));
     else if (leaf === 'dt_proj.weight') data = uniform(size, r ** -0.5 * opt.timeStepScale);
     else if (leaf === 'dt_proj.bias') {
-      const lo = Math.log(opt.timeStepMin), hi = Math.log(opt.timeStepMax);
+      const lo = Math.log(opt.timeStepMin),
+        hi = Math.log(opt.timeStepMax);
       data = Float32Array.from({ length: e }, () => {
         const dt = Math.max(Math.exp(rng.uniform() * (hi - lo) + lo), opt.timeStepFloor);
         return dt + Math.log(-Math.expm1(-dt));
@@ -72,7 +84,9 @@ export function initMambaParameters(c: MambaConfig, o: InitOptions): Map<string,
 /** A new model on `backend` with the reference initialisation. */
 export async function initMambaModel(c: MambaConfig, o: InitOptions, backend: Backend): Promise<LanguageModel> {
   const params = initMambaParameters(c, o);
-  const bytes = encodeSafetensors([...params].map(([name, p]) => ({ name, dtype: 'F32' as const, shape: p.shape, data: p.data })));
+  const bytes = encodeSafetensors(
+    [...params].map(([name, p]) => ({ name, dtype: 'F32' as const, shape: p.shape, data: p.data })),
+  );
   const src = await openSafetensors(memorySource(bytes, 'freshly initialised parameters'));
   try {
     return await buildMamba(c, src, backend, 'f32');

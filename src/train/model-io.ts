@@ -24,19 +24,42 @@ export interface TokenRoles {
 export function modelConfigFor(s: ModelSettings, tokenizerVocab: number, roles: TokenRoles): MambaConfig {
   const vocabSize = Math.ceil(tokenizerVocab / s.padVocabMultiple) * s.padVocabMultiple;
   const c: MambaConfig = {
-    arch: 'mamba', dModel: s.dModel, nLayer: s.nLayer, vocabSize, dState: s.dState, dConv: s.dConv, expand: s.expand,
-    dInner: Math.floor(s.expand * s.dModel), dtRank: s.dtRank === 'auto' ? Math.ceil(s.dModel / 16) : s.dtRank,
-    useBias: s.useBias, useConvBias: s.useConvBias, normEps: s.normEps, residualInFp32: true, tieEmbeddings: s.tieEmbeddings,
-    eosTokenId: roles.eos, bosTokenId: roles.bos ?? roles.eos, padTokenId: roles.pad ?? roles.eos, layout: 'hf',
+    arch: 'mamba',
+    dModel: s.dModel,
+    nLayer: s.nLayer,
+    vocabSize,
+    dState: s.dState,
+    dConv: s.dConv,
+    expand: s.expand,
+    dInner: Math.floor(s.expand * s.dModel),
+    dtRank: s.dtRank === 'auto' ? Math.ceil(s.dModel / 16) : s.dtRank,
+    useBias: s.useBias,
+    useConvBias: s.useConvBias,
+    normEps: s.normEps,
+    residualInFp32: true,
+    tieEmbeddings: s.tieEmbeddings,
+    eosTokenId: roles.eos,
+    bosTokenId: roles.bos ?? roles.eos,
+    padTokenId: roles.pad ?? roles.eos,
+    layout: 'hf',
   };
   validateMamba(c, 'model settings');
   return c;
 }
 
-export async function createModel(c: ModelConfig, s: ModelSettings, seed: number, backend: Backend): Promise<LanguageModel> {
+export async function createModel(
+  c: ModelConfig,
+  s: ModelSettings,
+  seed: number,
+  backend: Backend,
+): Promise<LanguageModel> {
   switch (c.arch) {
     case 'mamba':
-      return initMambaModel(c, { seed, initializerRange: s.initializerRange, rescalePrenormResidual: s.rescalePrenormResidual }, backend);
+      return initMambaModel(
+        c,
+        { seed, initializerRange: s.initializerRange, rescalePrenormResidual: s.rescalePrenormResidual },
+        backend,
+      );
     case 'mamba2':
       return untrainable(c);
   }
@@ -46,7 +69,12 @@ export async function createModel(c: ModelConfig, s: ModelSettings, seed: number
 export function configJsonOf(c: ModelConfig, s: ModelSettings): string {
   switch (c.arch) {
     case 'mamba':
-      return hfConfigText(hfMambaConfigJson(c, { initializerRange: s.initializerRange, rescalePrenormResidual: s.rescalePrenormResidual }));
+      return hfConfigText(
+        hfMambaConfigJson(c, {
+          initializerRange: s.initializerRange,
+          rescalePrenormResidual: s.rescalePrenormResidual,
+        }),
+      );
     case 'mamba2':
       return untrainable(c);
   }
@@ -54,7 +82,11 @@ export function configJsonOf(c: ModelConfig, s: ModelSettings): string {
 
 /** UNSUPPORTED for an architecture the trainer cannot train (its ops record no gradients yet). */
 export function untrainable(c: ModelConfig): never {
-  return fail('UNSUPPORTED', `training supports Mamba-1 models (arch "mamba") only; this model is ${c.arch}: its SSD scan has no backward kernel yet`, { arch: c.arch });
+  return fail(
+    'UNSUPPORTED',
+    `training supports Mamba-1 models (arch "mamba") only; this model is ${c.arch}: its SSD scan has no backward kernel yet`,
+    { arch: c.arch },
+  );
 }
 
 /** generation_config.json, as transformers writes it for a model with these token ids. */

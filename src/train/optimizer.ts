@@ -53,9 +53,17 @@ export class AdamW {
   readonly m = new Map<string, Tensor>();
   readonly v = new Map<string, Tensor>();
 
-  constructor(readonly params: Map<string, Tensor>, readonly backend: Backend, readonly o: AdamWOptions = ADAMW_DEFAULTS) {
+  constructor(
+    readonly params: Map<string, Tensor>,
+    readonly backend: Backend,
+    readonly o: AdamWOptions = ADAMW_DEFAULTS,
+  ) {
     for (const [name, p] of params) {
-      if (p.dtype !== 'f32') fail('UNSUPPORTED', `AdamW: parameter ${name} is ${p.dtype}; training needs f32 parameters (load the model with dtype f32)`);
+      if (p.dtype !== 'f32')
+        fail(
+          'UNSUPPORTED',
+          `AdamW: parameter ${name} is ${p.dtype}; training needs f32 parameters (load the model with dtype f32)`,
+        );
       if (!p.isContiguous) fail('BAD_ARGUMENT', `AdamW: parameter ${name} must be contiguous`);
       this.m.set(name, backend.zeros(p.shape).keep());
       this.v.set(name, backend.zeros(p.shape).keep());
@@ -76,7 +84,7 @@ export class AdamW {
       reduce('sumSquares', cols, p.grad);
       const total = bk.alloc([1]);
       reduce('sum', total, cols.reshape([p.grad.cols, 1]));
-      sum += (await total.readFloat())[0]!;
+      sum += (await total.readFloat())[0];
       cols.dispose();
       total.dispose();
     }
@@ -93,7 +101,13 @@ export class AdamW {
     for (const [name, p] of this.params) {
       if (!p.grad) continue;
       step(p, p.grad, this.m.get(name)!, this.v.get(name)!, {
-        lr, beta1: this.o.beta1, beta2: this.o.beta2, eps: this.o.eps, weightDecay: decays(name, this.o.decayEmbeddings) ? this.o.weightDecay : 0, step: this.step, gradScale,
+        lr,
+        beta1: this.o.beta1,
+        beta2: this.o.beta2,
+        eps: this.o.eps,
+        weightDecay: decays(name, this.o.decayEmbeddings) ? this.o.weightDecay : 0,
+        step: this.step,
+        gradScale,
       });
     }
   }
@@ -116,12 +130,20 @@ export class AdamW {
 
   /** Restores moments and the step count from a checkpoint. */
   loadState(step: number, tensors: ReadonlyMap<string, Float32Array>, where: string): void {
-    if (!Number.isInteger(step) || step < 0) fail('CORRUPT_FILE', `${where}: optimiser step must be a non-negative integer, got ${step}`);
-    for (const [kind, map] of [['m', this.m], ['v', this.v]] as const) {
+    if (!Number.isInteger(step) || step < 0)
+      fail('CORRUPT_FILE', `${where}: optimiser step must be a non-negative integer, got ${step}`);
+    for (const [kind, map] of [
+      ['m', this.m],
+      ['v', this.v],
+    ] as const) {
       for (const [name, t] of map) {
         const data = tensors.get(`${kind}.${name}`);
         if (!data) fail('CORRUPT_FILE', `${where}: optimiser state ${kind}.${name} is missing`);
-        if (data.length !== t.size) fail('CORRUPT_FILE', `${where}: optimiser state ${kind}.${name} has ${data.length} values, the parameter ${fmtShape(t.shape)} has ${t.size}`);
+        if (data.length !== t.size)
+          fail(
+            'CORRUPT_FILE',
+            `${where}: optimiser state ${kind}.${name} has ${data.length} values, the parameter ${fmtShape(t.shape)} has ${t.size}`,
+          );
         this.backend.copy(t, this.backend.upload(data, t.shape));
       }
     }
@@ -135,9 +157,15 @@ export class AdamW {
  * none), the AdamW update at `lr`, gradients dropped, the model told its parameters changed.
  * Returns the norm before clipping.
  */
-export async function optimizerStep(model: { parametersChanged(): void }, opt: AdamW, lr: number, clipNorm: number): Promise<number> {
+export async function optimizerStep(
+  model: { parametersChanged(): void },
+  opt: AdamW,
+  lr: number,
+  clipNorm: number,
+): Promise<number> {
   const norm = await opt.gradNorm();
-  if (!Number.isFinite(norm)) fail('NON_FINITE', `AdamW: the gradient norm is ${norm} at step ${opt.step + 1} (lower the learning rate)`);
+  if (!Number.isFinite(norm))
+    fail('NON_FINITE', `AdamW: the gradient norm is ${norm} at step ${opt.step + 1} (lower the learning rate)`);
   opt.update(lr, clipScale(norm, clipNorm));
   opt.zeroGrad();
   model.parametersChanged();

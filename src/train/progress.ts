@@ -12,14 +12,24 @@ export interface TrainProgress {
   stop(): void;
 }
 
-export function trainProgress(o: { stream?: NodeJS.WritableStream & { isTTY?: boolean }; every?: number; quiet?: boolean; startStep: number; totalSteps: number }): TrainProgress {
+export function trainProgress(o: {
+  stream?: NodeJS.WritableStream & { isTTY?: boolean };
+  every?: number;
+  quiet?: boolean;
+  startStep: number;
+  totalSteps: number;
+}): TrainProgress {
   const stream = o.stream ?? process.stderr;
   if (o.quiet) return { step() {}, message() {}, stop() {} };
   if (stream.isTTY !== true) {
     const every = o.every ?? 10;
     return {
-      step(r) { if (r.step % every === 0 || r.step === r.totalSteps) stream.write(`${line(r)}\n`); },
-      message(l) { stream.write(`${l}\n`); },
+      step(r) {
+        if (r.step % every === 0 || r.step === r.totalSteps) stream.write(`${line(r)}\n`);
+      },
+      message(l) {
+        stream.write(`${l}\n`);
+      },
       stop() {},
     };
   }
@@ -33,13 +43,22 @@ export function trainProgress(o: { stream?: NodeJS.WritableStream & { isTTY?: bo
   });
   bar.start(o.totalSteps, o.startStep, { loss: '-', lr: '-', tps: '-', eta: '-' });
   return {
-    step(r) { bar.update(r.step, { loss: r.loss.toFixed(4), lr: r.lr.toExponential(2), tps: r.tokensPerSecond.toFixed(0), eta: duration(r.etaSeconds) }); },
+    step(r) {
+      bar.update(r.step, {
+        loss: r.loss.toFixed(4),
+        lr: r.lr.toExponential(2),
+        tps: r.tokensPerSecond.toFixed(0),
+        eta: duration(r.etaSeconds),
+      });
+    },
     message(l) {
       // Print above the bar: clear its line, write, and let the next update redraw it.
       stream.write(`\r\x1b[2K${l}\n`);
       bar.render();
     },
-    stop() { bar.stop(); },
+    stop() {
+      bar.stop();
+    },
   };
 }
 
@@ -50,6 +69,8 @@ function line(r: StepReport): string {
 export function duration(s: number): string {
   if (!Number.isFinite(s)) return '-';
   s = Math.round(s);
-  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+  const h = Math.floor(s / 3600),
+    m = Math.floor((s % 3600) / 60),
+    sec = s % 60;
   return h ? `${h}h${String(m).padStart(2, '0')}m` : m ? `${m}m${String(sec).padStart(2, '0')}s` : `${sec}s`;
 }

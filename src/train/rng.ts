@@ -10,7 +10,8 @@ export class Rng {
   private s: Uint32Array;
 
   constructor(seed: number) {
-    if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) fail('BAD_ARGUMENT', `seed must be an integer in [0, 2^32), got ${seed}`);
+    if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff)
+      fail('BAD_ARGUMENT', `seed must be an integer in [0, 2^32), got ${seed}`);
     this.s = new Uint32Array(4);
     let x = seed >>> 0;
     for (let i = 0; i < 4; i++) {
@@ -27,14 +28,14 @@ export class Rng {
   /** The next 32 random bits as an unsigned integer. */
   nextU32(): number {
     const s = this.s;
-    const result = Math.imul(rotl(Math.imul(s[1]!, 5) >>> 0, 7), 9) >>> 0;
-    const t = (s[1]! << 9) >>> 0;
-    s[2] = s[2]! ^ s[0]!;
-    s[3] = s[3]! ^ s[1]!;
-    s[1] = s[1]! ^ s[2]!;
-    s[0] = s[0]! ^ s[3]!;
-    s[2] = s[2]! ^ t;
-    s[3] = rotl(s[3]!, 11);
+    const result = Math.imul(rotl(Math.imul(s[1], 5) >>> 0, 7), 9) >>> 0;
+    const t = (s[1] << 9) >>> 0;
+    s[2] = s[2] ^ s[0];
+    s[3] = s[3] ^ s[1];
+    s[1] = s[1] ^ s[2];
+    s[0] = s[0] ^ s[3];
+    s[2] = s[2] ^ t;
+    s[3] = rotl(s[3], 11);
     return result;
   }
 
@@ -45,7 +46,8 @@ export class Rng {
 
   /** Uniform integer in [0, n), without modulo bias (rejection sampling). */
   int(n: number): number {
-    if (!Number.isInteger(n) || n <= 0 || n > 0x100000000) fail('BAD_ARGUMENT', `Rng.int: n must be an integer in [1, 2^32], got ${n}`);
+    if (!Number.isInteger(n) || n <= 0 || n > 0x100000000)
+      fail('BAD_ARGUMENT', `Rng.int: n must be an integer in [1, 2^32], got ${n}`);
     const limit = 4294967296 - (4294967296 % n);
     for (;;) {
       const x = this.nextU32();
@@ -66,8 +68,15 @@ export class Rng {
   }
 
   setState(state: readonly number[]): void {
-    if (state.length !== 4 || !state.every((v) => Number.isInteger(v) && v >= 0 && v <= 0xffffffff) || state.every((v) => v === 0)) {
-      fail('CORRUPT_FILE', `random generator state must be 4 unsigned 32-bit integers, not all zero; got ${JSON.stringify(state)}`);
+    if (
+      state.length !== 4 ||
+      !state.every((v) => Number.isInteger(v) && v >= 0 && v <= 0xffffffff) ||
+      state.every((v) => v === 0)
+    ) {
+      fail(
+        'CORRUPT_FILE',
+        `random generator state must be 4 unsigned 32-bit integers, not all zero; got ${JSON.stringify(state)}`,
+      );
     }
     this.s.set(state);
   }

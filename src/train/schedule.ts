@@ -15,7 +15,8 @@ export interface ScheduleOptions {
 }
 
 export function learningRate(step: number, o: ScheduleOptions): number {
-  if (!Number.isInteger(step) || step < 1) fail('BAD_ARGUMENT', `learningRate: step must be an integer >= 1, got ${step}`);
+  if (!Number.isInteger(step) || step < 1)
+    fail('BAD_ARGUMENT', `learningRate: step must be an integer >= 1, got ${step}`);
   if (o.warmupSteps > 0 && step <= o.warmupSteps) return (o.lr * step) / o.warmupSteps;
   const span = o.totalSteps - o.warmupSteps;
   if (span <= 0 || step >= o.totalSteps) return step >= o.totalSteps ? o.minLr : o.lr;

@@ -74,46 +74,109 @@ export interface TrainSettings {
 
 export const DEFAULT_SETTINGS: TrainSettings = {
   model: {
-    arch: 'mamba', dModel: 256, nLayer: 4, dState: 16, dConv: 4, expand: 2, dtRank: 'auto', tieEmbeddings: true, useBias: false,
-    useConvBias: true, normEps: 1e-5, padVocabMultiple: 8, initializerRange: 0.02, rescalePrenormResidual: true,
+    arch: 'mamba',
+    dModel: 256,
+    nLayer: 4,
+    dState: 16,
+    dConv: 4,
+    expand: 2,
+    dtRank: 'auto',
+    tieEmbeddings: true,
+    useBias: false,
+    useConvBias: true,
+    normEps: 1e-5,
+    padVocabMultiple: 8,
+    initializerRange: 0.02,
+    rescalePrenormResidual: true,
   },
   tokenizer: { type: 'bpe', vocabSize: 4096 },
   train: {
-    seqLen: 256, batchSize: 8, gradAccum: 1, lr: 3e-3, minLr: 3e-4, warmupSteps: 100, weightDecay: 0.1, beta1: 0.9, beta2: 0.95,
-    eps: 1e-8, gradClip: 1, seed: 1234, valFraction: 0.05, evalEvery: 100, evalTokens: 8192, saveEvery: 100, logEvery: 10,
+    seqLen: 256,
+    batchSize: 8,
+    gradAccum: 1,
+    lr: 3e-3,
+    minLr: 3e-4,
+    warmupSteps: 100,
+    weightDecay: 0.1,
+    beta1: 0.9,
+    beta2: 0.95,
+    eps: 1e-8,
+    gradClip: 1,
+    seed: 1234,
+    valFraction: 0.05,
+    evalEvery: 100,
+    evalTokens: 8192,
+    saveEvery: 100,
+    logEvery: 10,
   },
 };
 
 type Kind = 'int+' | 'int0' | 'num+' | 'num0' | 'bool' | 'frac';
 const SPEC: { [S in keyof TrainSettings]: Record<string, [keyof TrainSettings[S], Kind | readonly string[]]> } = {
   model: {
-    arch: ['arch', ['mamba']], d_model: ['dModel', 'int+'], n_layer: ['nLayer', 'int+'], d_state: ['dState', 'int+'], d_conv: ['dConv', 'int+'],
-    expand: ['expand', 'int+'], dt_rank: ['dtRank', 'int+'], tie_embeddings: ['tieEmbeddings', 'bool'], use_bias: ['useBias', 'bool'],
-    use_conv_bias: ['useConvBias', 'bool'], norm_eps: ['normEps', 'num+'], pad_vocab_multiple: ['padVocabMultiple', 'int+'],
-    initializer_range: ['initializerRange', 'num+'], rescale_prenorm_residual: ['rescalePrenormResidual', 'bool'],
+    arch: ['arch', ['mamba']],
+    d_model: ['dModel', 'int+'],
+    n_layer: ['nLayer', 'int+'],
+    d_state: ['dState', 'int+'],
+    d_conv: ['dConv', 'int+'],
+    expand: ['expand', 'int+'],
+    dt_rank: ['dtRank', 'int+'],
+    tie_embeddings: ['tieEmbeddings', 'bool'],
+    use_bias: ['useBias', 'bool'],
+    use_conv_bias: ['useConvBias', 'bool'],
+    norm_eps: ['normEps', 'num+'],
+    pad_vocab_multiple: ['padVocabMultiple', 'int+'],
+    initializer_range: ['initializerRange', 'num+'],
+    rescale_prenorm_residual: ['rescalePrenormResidual', 'bool'],
   },
   tokenizer: { type: ['type', ['bpe', 'byte']], vocab_size: ['vocabSize', 'int+'] },
   train: {
-    seq_len: ['seqLen', 'int+'], batch_size: ['batchSize', 'int+'], grad_accum: ['gradAccum', 'int+'], lr: ['lr', 'num+'], min_lr: ['minLr', 'num0'],
-    warmup_steps: ['warmupSteps', 'int0'], weight_decay: ['weightDecay', 'num0'], beta1: ['beta1', 'frac'], beta2: ['beta2', 'frac'], eps: ['eps', 'num+'],
-    grad_clip: ['gradClip', 'num0'], seed: ['seed', 'int0'], val_fraction: ['valFraction', 'frac'], eval_every: ['evalEvery', 'int+'],
-    eval_tokens: ['evalTokens', 'int+'], save_every: ['saveEvery', 'int+'], log_every: ['logEvery', 'int+'],
+    seq_len: ['seqLen', 'int+'],
+    batch_size: ['batchSize', 'int+'],
+    grad_accum: ['gradAccum', 'int+'],
+    lr: ['lr', 'num+'],
+    min_lr: ['minLr', 'num0'],
+    warmup_steps: ['warmupSteps', 'int0'],
+    weight_decay: ['weightDecay', 'num0'],
+    beta1: ['beta1', 'frac'],
+    beta2: ['beta2', 'frac'],
+    eps: ['eps', 'num+'],
+    grad_clip: ['gradClip', 'num0'],
+    seed: ['seed', 'int0'],
+    val_fraction: ['valFraction', 'frac'],
+    eval_every: ['evalEvery', 'int+'],
+    eval_tokens: ['evalTokens', 'int+'],
+    save_every: ['saveEvery', 'int+'],
+    log_every: ['logEvery', 'int+'],
   },
 };
 
 /** Parses a config object (the JSON of `--config`) over the defaults; `where` names the file in errors. */
-export function parseTrainSettings(json: unknown, where: string, base: TrainSettings = DEFAULT_SETTINGS): TrainSettings {
-  if (!json || typeof json !== 'object' || Array.isArray(json)) fail('BAD_ARGUMENT', `${where}: expected a JSON object with sections "model", "tokenizer", "train"`);
+export function parseTrainSettings(
+  json: unknown,
+  where: string,
+  base: TrainSettings = DEFAULT_SETTINGS,
+): TrainSettings {
+  if (!json || typeof json !== 'object' || Array.isArray(json))
+    fail('BAD_ARGUMENT', `${where}: expected a JSON object with sections "model", "tokenizer", "train"`);
   const out: TrainSettings = { model: { ...base.model }, tokenizer: { ...base.tokenizer }, train: { ...base.train } };
   for (const [section, body] of Object.entries(json as Record<string, unknown>)) {
-    if (!(section in SPEC)) fail('BAD_ARGUMENT', `${where}: unknown section "${section}"; sections are ${Object.keys(SPEC).join(', ')}`);
+    if (!(section in SPEC))
+      fail('BAD_ARGUMENT', `${where}: unknown section "${section}"; sections are ${Object.keys(SPEC).join(', ')}`);
     const spec = SPEC[section as keyof TrainSettings] as Record<string, [string, Kind | readonly string[]]>;
-    if (!body || typeof body !== 'object' || Array.isArray(body)) fail('BAD_ARGUMENT', `${where}: "${section}" must be an object`);
+    if (!body || typeof body !== 'object' || Array.isArray(body))
+      fail('BAD_ARGUMENT', `${where}: "${section}" must be an object`);
     for (const [key, value] of Object.entries(body as Record<string, unknown>)) {
       const entry = spec[key];
-      if (!entry) fail('BAD_ARGUMENT', `${where}: unknown key "${section}.${key}"; valid keys: ${Object.keys(spec).join(', ')}`);
+      if (!entry)
+        fail('BAD_ARGUMENT', `${where}: unknown key "${section}.${key}"; valid keys: ${Object.keys(spec).join(', ')}`);
       const [field, kind] = entry;
-      (out[section as keyof TrainSettings] as unknown as Record<string, unknown>)[field] = checkValue(`${where}: "${section}.${key}"`, value, kind, key === 'dt_rank');
+      (out[section as keyof TrainSettings] as unknown as Record<string, unknown>)[field] = checkValue(
+        `${where}: "${section}.${key}"`,
+        value,
+        kind,
+        key === 'dt_rank',
+      );
     }
   }
   validate(out, where);
@@ -124,7 +187,10 @@ function checkValue(what: string, v: unknown, kind: Kind | readonly string[], al
   if (allowAuto && v === 'auto') return v;
   if (Array.isArray(kind)) {
     if (!kind.includes(v as string)) {
-      fail('BAD_ARGUMENT', `${what} must be one of ${kind.map((k) => JSON.stringify(k)).join(', ')}, got ${showJson(v)}`);
+      fail(
+        'BAD_ARGUMENT',
+        `${what} must be one of ${kind.map((k) => JSON.stringify(k)).join(', ')}, got ${showJson(v)}`,
+      );
     }
     return v;
   }
@@ -132,16 +198,39 @@ function checkValue(what: string, v: unknown, kind: Kind | readonly string[], al
     if (typeof v !== 'boolean') fail('BAD_ARGUMENT', `${what} must be true or false, got ${showJson(v)}`);
     return v;
   }
-  const ok = typeof v === 'number' && Number.isFinite(v) && (
-    kind === 'int+' ? Number.isInteger(v) && v > 0 : kind === 'int0' ? Number.isInteger(v) && v >= 0 : kind === 'num+' ? v > 0 : kind === 'num0' ? v >= 0 : v > 0 && v < 1);
-  const want = ({ 'int+': 'a positive integer', int0: 'a non-negative integer', 'num+': 'a positive number', num0: 'a number >= 0', frac: 'a number in (0, 1)' } as Record<string, string>)[kind as string];
+  const ok =
+    typeof v === 'number' &&
+    Number.isFinite(v) &&
+    (kind === 'int+'
+      ? Number.isInteger(v) && v > 0
+      : kind === 'int0'
+        ? Number.isInteger(v) && v >= 0
+        : kind === 'num+'
+          ? v > 0
+          : kind === 'num0'
+            ? v >= 0
+            : v > 0 && v < 1);
+  const want = (
+    {
+      'int+': 'a positive integer',
+      int0: 'a non-negative integer',
+      'num+': 'a positive number',
+      num0: 'a number >= 0',
+      frac: 'a number in (0, 1)',
+    } as Record<string, string>
+  )[kind as string];
   if (!ok) fail('BAD_ARGUMENT', `${what} must be ${want}${allowAuto ? ' or "auto"' : ''}, got ${showJson(v)}`);
   return v;
 }
 
 function validate(s: TrainSettings, where: string): void {
-  if (s.tokenizer.type === 'bpe' && s.tokenizer.vocabSize < 257 + 1) fail('BAD_ARGUMENT', `${where}: "tokenizer.vocab_size" must be at least 258 for a BPE (1 special token + 256 bytes + merges), got ${s.tokenizer.vocabSize}`);
-  if (s.train.minLr > s.train.lr) fail('BAD_ARGUMENT', `${where}: "train.min_lr" (${s.train.minLr}) exceeds "train.lr" (${s.train.lr})`);
+  if (s.tokenizer.type === 'bpe' && s.tokenizer.vocabSize < 257 + 1)
+    fail(
+      'BAD_ARGUMENT',
+      `${where}: "tokenizer.vocab_size" must be at least 258 for a BPE (1 special token + 256 bytes + merges), got ${s.tokenizer.vocabSize}`,
+    );
+  if (s.train.minLr > s.train.lr)
+    fail('BAD_ARGUMENT', `${where}: "train.min_lr" (${s.train.minLr}) exceeds "train.lr" (${s.train.lr})`);
   if (s.train.seed > 0xffffffff) fail('BAD_ARGUMENT', `${where}: "train.seed" must be below 2^32`);
   validateModelSize(s, where);
 }
@@ -164,42 +253,66 @@ function validateModelSize(s: TrainSettings, where: string): void {
   const dInner = Math.floor(m.expand * m.dModel);
   const dtRank = m.dtRank === 'auto' ? Math.ceil(m.dModel / 16) : m.dtRank;
   const sizes: [keyof typeof CONFIG_BOUNDS, string, number][] = [
-    ['dModel', 'model.d_model', m.dModel], ['nLayer', 'model.n_layer', m.nLayer], ['dState', 'model.d_state', m.dState],
-    ['dConv', 'model.d_conv', m.dConv], ['dInner', 'model.expand x model.d_model', dInner],
+    ['dModel', 'model.d_model', m.dModel],
+    ['nLayer', 'model.n_layer', m.nLayer],
+    ['dState', 'model.d_state', m.dState],
+    ['dConv', 'model.d_conv', m.dConv],
+    ['dInner', 'model.expand x model.d_model', dInner],
     ['dtRank', 'model.dt_rank', dtRank],
     ['vocabSize', 'tokenizer.vocab_size (padded)', vocabSize],
   ];
   for (const [k, key, v] of sizes) {
     const max = CONFIG_BOUNDS[k].max;
     if (v > max) {
-      fail(
-        'BAD_ARGUMENT',
-        `${where}: "${key}" is ${v}, above the limit ${max}`,
-        { key, value: v, limit: max },
-      );
+      fail('BAD_ARGUMENT', `${where}: "${key}" is ${v}, above the limit ${max}`, { key, value: v, limit: max });
     }
   }
   const c: MambaConfig = {
-    arch: 'mamba', dModel: m.dModel, nLayer: m.nLayer, vocabSize, dState: m.dState, dConv: m.dConv, expand: m.expand,
-    dInner, dtRank, useBias: m.useBias, useConvBias: m.useConvBias, normEps: m.normEps, residualInFp32: true,
+    arch: 'mamba',
+    dModel: m.dModel,
+    nLayer: m.nLayer,
+    vocabSize,
+    dState: m.dState,
+    dConv: m.dConv,
+    expand: m.expand,
+    dInner,
+    dtRank,
+    useBias: m.useBias,
+    useConvBias: m.useConvBias,
+    normEps: m.normEps,
+    residualInFp32: true,
     tieEmbeddings: m.tieEmbeddings,
-    eosTokenId: undefined, bosTokenId: undefined, padTokenId: undefined, layout: 'hf',
+    eosTokenId: undefined,
+    bosTokenId: undefined,
+    padTokenId: undefined,
+    layout: 'hf',
   };
   const largest = Math.max(vocabSize * m.dModel, 2 * dInner * m.dModel, dInner * (dtRank + 2 * m.dState)) * 4;
   if (largest > MAX_TRAIN_TENSOR_BYTES) {
-    fail('BAD_ARGUMENT', `${where}: the model's largest matrix would take ${largest} bytes, above the ` +
-      `${MAX_TRAIN_TENSOR_BYTES}-byte limit for one tensor; make d_model, expand or the vocabulary smaller`, {
-      actual: largest, limit: MAX_TRAIN_TENSOR_BYTES,
-    });
+    fail(
+      'BAD_ARGUMENT',
+      `${where}: the model's largest matrix would take ${largest} bytes, above the ` +
+        `${MAX_TRAIN_TENSOR_BYTES}-byte limit for one tensor; make d_model, expand or the vocabulary smaller`,
+      {
+        actual: largest,
+        limit: MAX_TRAIN_TENSOR_BYTES,
+      },
+    );
   }
   const params = parameterCount(c);
   const bytes = params * TRAIN_BYTES_PER_PARAMETER;
   if (bytes > MAX_TRAIN_PARAMETER_BYTES) {
-    fail('BAD_ARGUMENT', `${where}: the model has ${params} parameters, which need ${bytes} bytes to train (weights, ` +
-      `gradients and Adam's moments at ${TRAIN_BYTES_PER_PARAMETER} bytes each), above the ` +
-      `${MAX_TRAIN_PARAMETER_BYTES}-byte limit`, {
-      parameters: params, actual: bytes, limit: MAX_TRAIN_PARAMETER_BYTES,
-    });
+    fail(
+      'BAD_ARGUMENT',
+      `${where}: the model has ${params} parameters, which need ${bytes} bytes to train (weights, ` +
+        `gradients and Adam's moments at ${TRAIN_BYTES_PER_PARAMETER} bytes each), above the ` +
+        `${MAX_TRAIN_PARAMETER_BYTES}-byte limit`,
+      {
+        parameters: params,
+        actual: bytes,
+        limit: MAX_TRAIN_PARAMETER_BYTES,
+      },
+    );
   }
 }
 
@@ -209,7 +322,7 @@ export function settingsToJson(s: TrainSettings): Record<string, Record<string, 
   for (const section of Object.keys(SPEC) as (keyof TrainSettings)[]) {
     out[section] = {};
     for (const [key, [field]] of Object.entries(SPEC[section] as Record<string, [string, unknown]>)) {
-      out[section]![key] = (s[section] as unknown as Record<string, unknown>)[field];
+      out[section][key] = (s[section] as unknown as Record<string, unknown>)[field];
     }
   }
   return out;

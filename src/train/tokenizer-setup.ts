@@ -23,6 +23,13 @@ export function buildTokenizer(s: TokenizerSettings, trainDocs: readonly TextDoc
     const t = new ByteLevelTokenizer({ specialTokens: [EOS_TOKEN] });
     return { tokenizer: t, tokenizerJson: t.toTokenizerJson(), tokenizerConfig: t.toTokenizerConfig() };
   }
-  const bpe = trainBpe(trainDocs.map((d) => d.text), { vocabSize: s.vocabSize, specialTokens: [EOS_TOKEN] });
-  return { tokenizer: bpe.toTokenizer(), tokenizerJson: bpe.toTokenizerJson(), tokenizerConfig: bpe.toTokenizerConfig() };
+  const bpe = trainBpe(
+    trainDocs.map((d) => d.text),
+    { vocabSize: s.vocabSize, specialTokens: [EOS_TOKEN] },
+  );
+  return {
+    tokenizer: bpe.toTokenizer(),
+    tokenizerJson: bpe.toTokenizerJson(),
+    tokenizerConfig: bpe.toTokenizerConfig(),
+  };
 }

@@ -16,4 +16,3 @@ export interface TrainableModel {
   readonly vocabSize: number;
   readonly backend: Backend;
 }
-

@@ -11,12 +11,27 @@ import { noGrad } from '../tensor/grad-mode.js';
 import { scope } from '../tensor/scope.js';
 import { loadTokenizer } from '../tokenizer/node.js';
 import type { TextTokenizer } from '../tokenizer/text-tokenizer.js';
-import { exists, OPTIMIZER_STATE, readF32Tensors, readJsonFile, recoverCheckpointDir, TRAINER_STATE, writeCheckpointDir } from './checkpoint.js';
+import {
+  exists,
+  OPTIMIZER_STATE,
+  readF32Tensors,
+  readJsonFile,
+  recoverCheckpointDir,
+  TRAINER_STATE,
+  writeCheckpointDir,
+} from './checkpoint.js';
 import { loadDocuments } from './corpus.js';
 import { encodeDocuments, splitDocuments, utf8Bytes, WindowSampler, type TokenData } from './data.js';
 import { evaluate, tokenByteLengths, type EvalResult } from './evaluate.js';
 import { lossCurveSvg } from './loss-curve.js';
-import { configJsonOf, createModel, generationConfigOf, modelConfigFor, modelTensors, untrainable } from './model-io.js';
+import {
+  configJsonOf,
+  createModel,
+  generationConfigOf,
+  modelConfigFor,
+  modelTensors,
+  untrainable,
+} from './model-io.js';
 import { AdamW, optimizerStep } from './optimizer.js';
 import { learningRate } from './schedule.js';
 import { parseTrainSettings, settingsToJson, type TrainSettings } from './settings.js';
@@ -83,16 +98,40 @@ export async function startRun(o: StartOptions): Promise<TrainRun> {
   const split = splitDocuments(docs, { valFraction: s.train.valFraction });
   let t0 = performance.now();
   const tok = buildTokenizer(s.tokenizer, split.train);
-  log(`tokenizer: ${s.tokenizer.type === 'bpe' ? `byte-level BPE, ${tok.tokenizer.vocabSize} tokens, trained on the training text` : 'bytes'} (${secs(t0)})`);
+  log(
+    `tokenizer: ${s.tokenizer.type === 'bpe' ? `byte-level BPE, ${tok.tokenizer.vocabSize} tokens, trained on the training text` : 'bytes'} (${secs(t0)})`,
+  );
   t0 = performance.now();
   const data = prepareData(tok.tokenizer, split, description);
-  log(`data: ${description}: ${fmtInt(data.train.length)} training tokens, ${fmtInt(data.val.length)} validation tokens (${fmtInt(data.valBytes)} bytes) (${secs(t0)})`);
-  const cfg = modelConfigFor(s.model, tok.tokenizer.vocabSize, { eos: tok.tokenizer.eosTokenId, bos: tok.tokenizer.bosTokenId, pad: tok.tokenizer.padTokenId });
+  log(
+    `data: ${description}: ${fmtInt(data.train.length)} training tokens, ${fmtInt(data.val.length)} validation tokens (${fmtInt(data.valBytes)} bytes) (${secs(t0)})`,
+  );
+  const cfg = modelConfigFor(s.model, tok.tokenizer.vocabSize, {
+    eos: tok.tokenizer.eosTokenId,
+    bos: tok.tokenizer.bosTokenId,
+    pad: tok.tokenizer.padTokenId,
+  });
   const lm = await createModel(cfg, s.model, s.train.seed, o.backend);
-  log(`model: ${s.model.arch}, ${s.model.nLayer} layers x d_model ${s.model.dModel}, vocab ${cfg.vocabSize}: ${fmtInt(lm.parameterCount())} parameters (${(lm.parameterCount() * 4 / 2 ** 20).toFixed(1)} MiB f32)`);
+  log(
+    `model: ${s.model.arch}, ${s.model.nLayer} layers x d_model ${s.model.dModel}, vocab ${cfg.vocabSize}: ${fmtInt(lm.parameterCount())} parameters (${((lm.parameterCount() * 4) / 2 ** 20).toFixed(1)} MiB f32)`,
+  );
   const state: TrainerState = {
-    format: 'mamba-ts-train/1', step: 0, totalSteps: o.steps, tokensSeen: 0, trainSeconds: 0, sampler: [], settings: settingsToJson(s),
-    data: { source: o.data, description, trainTokens: data.train.length, valTokens: data.val.length, valBytes: data.valBytes }, history: [], evals: [],
+    format: 'mamba-ts-train/1',
+    step: 0,
+    totalSteps: o.steps,
+    tokensSeen: 0,
+    trainSeconds: 0,
+    sampler: [],
+    settings: settingsToJson(s),
+    data: {
+      source: o.data,
+      description,
+      trainTokens: data.train.length,
+      valTokens: data.val.length,
+      valBytes: data.valBytes,
+    },
+    history: [],
+    evals: [],
   };
   return assemble(o.outDir, lm, s, tok.tokenizer, tok, data, state, null);
 }
@@ -104,14 +143,25 @@ export async function startRun(o: StartOptions): Promise<TrainRun> {
 async function checkFreshOutDir(dir: string): Promise<void> {
   await recoverCheckpointDir(dir);
   if (!(await exists(dir))) return;
-  if (await exists(join(dir, TRAINER_STATE))) fail('BAD_ARGUMENT', `--out ${dir} already holds a training run; continue it with --resume, or choose another --out`);
+  if (await exists(join(dir, TRAINER_STATE)))
+    fail(
+      'BAD_ARGUMENT',
+      `--out ${dir} already holds a training run; continue it with --resume, or choose another --out`,
+    );
   let entries: string[];
   try {
     entries = await readdir(dir);
   } catch {
-    return fail('BAD_ARGUMENT', `--out ${dir} exists and is not a directory; choose a new directory (it is replaced at every save)`);
+    return fail(
+      'BAD_ARGUMENT',
+      `--out ${dir} exists and is not a directory; choose a new directory (it is replaced at every save)`,
+    );
   }
-  if (entries.length > 0) fail('BAD_ARGUMENT', `--out ${dir} is not empty (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', ...' : ''}); choose a new or empty directory: it is replaced at every save`);
+  if (entries.length > 0)
+    fail(
+      'BAD_ARGUMENT',
+      `--out ${dir} is not empty (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', ...' : ''}); choose a new or empty directory: it is replaced at every save`,
+    );
 }
 
 export interface ResumeOptions {
@@ -129,17 +179,27 @@ export async function resumeRun(o: ResumeOptions): Promise<TrainRun> {
   const log = o.log ?? (() => undefined);
   await recoverCheckpointDir(o.outDir);
   const statePath = join(o.outDir, TRAINER_STATE);
-  if (!(await exists(statePath))) fail('FILE_NOT_FOUND', `--resume: ${o.outDir} has no ${TRAINER_STATE}; it is not a training run's output directory`, { path: statePath });
+  if (!(await exists(statePath)))
+    fail(
+      'FILE_NOT_FOUND',
+      `--resume: ${o.outDir} has no ${TRAINER_STATE}; it is not a training run's output directory`,
+      { path: statePath },
+    );
   const state = (await readJsonFile(statePath, 'the training state')) as TrainerState;
-  if (state.format !== 'mamba-ts-train/1') fail('CORRUPT_FILE', `${statePath}: unknown format ${JSON.stringify(state.format)}`);
+  if (state.format !== 'mamba-ts-train/1')
+    fail('CORRUPT_FILE', `${statePath}: unknown format ${JSON.stringify(state.format)}`);
   const s = parseTrainSettings(state.settings, statePath);
   const source = o.data ?? state.data.source;
-  if (source !== state.data.source) fail('CONFIG_MISMATCH', `--data ${source} differs from the data this run started with (${state.data.source})`);
+  if (source !== state.data.source)
+    fail('CONFIG_MISMATCH', `--data ${source} differs from the data this run started with (${state.data.source})`);
   const { docs, description } = loadDocuments(source);
   const tokenizer = await loadTokenizer(o.outDir);
   const data = prepareData(tokenizer, splitDocuments(docs, { valFraction: s.train.valFraction }), description);
   if (data.train.length !== state.data.trainTokens || data.val.length !== state.data.valTokens) {
-    fail('CONFIG_MISMATCH', `the data ${source} now gives ${data.train.length} training / ${data.val.length} validation tokens, the run had ${state.data.trainTokens} / ${state.data.valTokens}: the text changed`);
+    fail(
+      'CONFIG_MISMATCH',
+      `the data ${source} now gives ${data.train.length} training / ${data.val.length} validation tokens, the run had ${state.data.trainTokens} / ${state.data.valTokens}: the text changed`,
+    );
   }
   const lm = await loadLanguageModel(o.outDir, { backend: o.backend, dtype: 'f32' });
   if (o.steps !== undefined) {
@@ -155,24 +215,52 @@ export async function resumeRun(o: ResumeOptions): Promise<TrainRun> {
   return assemble(o.outDir, lm, s, tokenizer, tokenizerFiles, data, state, opt);
 }
 
-function assemble(outDir: string, lm: LanguageModel, s: TrainSettings, tokenizer: TextTokenizer, files: { tokenizerJson: unknown; tokenizerConfig: unknown },
-  data: TokenData, state: TrainerState, optState: Map<string, Float32Array> | null): TrainRun {
+function assemble(
+  outDir: string,
+  lm: LanguageModel,
+  s: TrainSettings,
+  tokenizer: TextTokenizer,
+  files: { tokenizerJson: unknown; tokenizerConfig: unknown },
+  data: TokenData,
+  state: TrainerState,
+  optState: Map<string, Float32Array> | null,
+): TrainRun {
   if (lm.config.arch !== 'mamba') untrainable(lm.config);
   const params = lm.parameters();
   for (const p of params.values()) p.requiresGrad = true;
-  const optimizer = new AdamW(params, lm.backend, { beta1: s.train.beta1, beta2: s.train.beta2, eps: s.train.eps, weightDecay: s.train.weightDecay });
+  const optimizer = new AdamW(params, lm.backend, {
+    beta1: s.train.beta1,
+    beta2: s.train.beta2,
+    eps: s.train.eps,
+    weightDecay: s.train.weightDecay,
+  });
   if (optState) optimizer.loadState(state.step, optState, join(outDir, OPTIMIZER_STATE));
   const sampler = new WindowSampler(data.train, s.train.seqLen, s.train.seed);
   if (state.sampler.length) sampler.rng.setState(state.sampler);
   return {
-    outDir, lm, settings: s, tokenizer, tokenizerFiles: { tokenizerJson: files.tokenizerJson, tokenizerConfig: files.tokenizerConfig },
-    data, byteLengths: tokenByteLengths(tokenizer, lm.vocabSize), optimizer, sampler, state, savedStep: optState ? state.step : 0,
+    outDir,
+    lm,
+    settings: s,
+    tokenizer,
+    tokenizerFiles: { tokenizerJson: files.tokenizerJson, tokenizerConfig: files.tokenizerConfig },
+    data,
+    byteLengths: tokenByteLengths(tokenizer, lm.vocabSize),
+    optimizer,
+    sampler,
+    state,
+    savedStep: optState ? state.step : 0,
   };
 }
 
-function prepareData(tok: TextTokenizer, split: { train: { name: string; text: string }[]; val: { name: string; text: string }[] }, description: string): TokenData {
+function prepareData(
+  tok: TextTokenizer,
+  split: { train: { name: string; text: string }[]; val: { name: string; text: string }[] },
+  description: string,
+): TokenData {
   return {
-    train: encodeDocuments(tok, split.train), val: encodeDocuments(tok, split.val), valBytes: utf8Bytes(split.val),
+    train: encodeDocuments(tok, split.train),
+    val: encodeDocuments(tok, split.val),
+    valBytes: utf8Bytes(split.val),
     description: `${description}; ${split.train.length} training / ${split.val.length} validation documents`,
   };
 }
@@ -209,7 +297,8 @@ export async function train(run: TrainRun, hooks: TrainHooks = {}): Promise<Trai
   const t = run.settings.train;
   const bk = lm.backend;
   const tokensPerStep = t.batchSize * t.seqLen * t.gradAccum;
-  let sessionSeconds = 0, sessionSteps = 0;
+  let sessionSeconds = 0,
+    sessionSteps = 0;
   const sched = { lr: t.lr, minLr: t.minLr, warmupSteps: t.warmupSteps, totalSteps: state.totalSteps };
   while (state.step < state.totalSteps) {
     const step = state.step + 1;
@@ -224,12 +313,15 @@ export async function train(run: TrainRun, hooks: TrainHooks = {}): Promise<Trai
         backward(l, bk.upload(Float32Array.of(1 / t.gradAccum), [1]));
         return l;
       });
-      lossSum += (await loss.readFloat())[0]!;
+      lossSum += (await loss.readFloat())[0];
       loss.dispose();
     }
     const loss = lossSum / t.gradAccum;
     if (!Number.isFinite(loss)) {
-      fail('NON_FINITE', `the training loss became ${loss} at step ${step} (learning rate ${lr.toExponential(2)}); lower train.lr or raise train.warmup_steps. ${run.savedStep > 0 ? `The last checkpoint (step ${run.savedStep}) in ${run.outDir} is intact` : 'Nothing was saved'}`);
+      fail(
+        'NON_FINITE',
+        `the training loss became ${loss} at step ${step} (learning rate ${lr.toExponential(2)}); lower train.lr or raise train.warmup_steps. ${run.savedStep > 0 ? `The last checkpoint (step ${run.savedStep}) in ${run.outDir} is intact` : 'Nothing was saved'}`,
+      );
     }
     const gradNorm = await optimizerStep(lm, optimizer, lr, t.gradClip);
     const seconds = (performance.now() - t0) / 1000;
@@ -241,12 +333,21 @@ export async function train(run: TrainRun, hooks: TrainHooks = {}): Promise<Trai
     state.sampler = sampler.rng.getState();
     state.history.push({ step, loss, lr, gradNorm });
     hooks.onStep?.({
-      step, totalSteps: state.totalSteps, loss, lr, gradNorm, tokensPerSecond: (sessionSteps * tokensPerStep) / sessionSeconds,
+      step,
+      totalSteps: state.totalSteps,
+      loss,
+      lr,
+      gradNorm,
+      tokensPerSecond: (sessionSteps * tokensPerStep) / sessionSeconds,
       etaSeconds: (state.totalSteps - step) * (sessionSeconds / sessionSteps),
     });
     const last = step === state.totalSteps;
     if (step % t.evalEvery === 0 && !last) {
-      const r = await evaluate(lm, run.data.val, run.byteLengths, { seqLen: t.seqLen, batchSize: t.batchSize, maxTokens: t.evalTokens });
+      const r = await evaluate(lm, run.data.val, run.byteLengths, {
+        seqLen: t.seqLen,
+        batchSize: t.batchSize,
+        maxTokens: t.evalTokens,
+      });
       state.evals.push({ step, loss: r.loss, bpb: r.bpb, tokens: r.tokens });
       hooks.onEval?.(step, r, false);
     }
@@ -263,7 +364,9 @@ export async function train(run: TrainRun, hooks: TrainHooks = {}): Promise<Trai
     }
     if (interrupted && !last) return { interrupted: true, step };
   }
-  return state.final ? { interrupted: false, step: state.step, final: state.final } : { interrupted: false, step: state.step };
+  return state.final
+    ? { interrupted: false, step: state.step, final: state.final }
+    : { interrupted: false, step: state.step };
 }
 
 /** Writes the run's checkpoint directory (atomically). */
@@ -271,7 +374,8 @@ export async function saveRun(run: TrainRun): Promise<void> {
   const { lm, state } = run;
   const check = await checkTensors(run);
   const opt = [];
-  for (const [name, t] of run.optimizer.stateTensors()) opt.push({ name, dtype: 'F32' as const, shape: t.shape, data: await t.readFloat() });
+  for (const [name, t] of run.optimizer.stateTensors())
+    opt.push({ name, dtype: 'F32' as const, shape: t.shape, data: await t.readFloat() });
   const title = `${run.outDir.split(/[\\/]/).pop()}: step ${state.step}/${state.totalSteps}${state.final ? `, validation ${state.final.bpb.toFixed(3)} bits per byte` : ''}`;
   await writeCheckpointDir(run.outDir, {
     model: await modelTensors(lm),
@@ -283,7 +387,9 @@ export async function saveRun(run: TrainRun): Promise<void> {
       'tokenizer_config.json': run.tokenizerFiles.tokenizerConfig,
       [TRAINER_STATE]: state,
       'loss_curve.svg': lossCurveSvg({
-        title, train: state.history.map((h) => ({ step: h.step, loss: h.loss })), val: state.evals.map((e) => ({ step: e.step, loss: e.loss })),
+        title,
+        train: state.history.map((h) => ({ step: h.step, loss: h.loss })),
+        val: state.evals.map((e) => ({ step: e.step, loss: e.loss })),
       }),
       'check.safetensors': check,
     },
@@ -304,10 +410,17 @@ async function checkTensors(run: TrainRun): Promise<Uint8Array> {
   const logits = noGrad(() => scope(() => run.lm.forward(bk.upload(ids, [2, l], 'i32'))));
   const data = await logits.readFloat();
   logits.dispose();
-  return encodeSafetensors([
-    { name: 'input_ids', dtype: 'I32', shape: [2, l], data: ids },
-    { name: 'logits', dtype: 'F32', shape: [2, l, run.lm.vocabSize], data },
-  ], { format: 'pt', text: CHECK_TEXT, text_ids: JSON.stringify(run.tokenizer.encode(CHECK_TEXT, { addSpecialTokens: false })) });
+  return encodeSafetensors(
+    [
+      { name: 'input_ids', dtype: 'I32', shape: [2, l], data: ids },
+      { name: 'logits', dtype: 'F32', shape: [2, l, run.lm.vocabSize], data },
+    ],
+    {
+      format: 'pt',
+      text: CHECK_TEXT,
+      text_ids: JSON.stringify(run.tokenizer.encode(CHECK_TEXT, { addSpecialTokens: false })),
+    },
+  );
 }
 
 /** A sentence whose token ids check.safetensors records, to compare tokenizers across libraries. */

@@ -22,7 +22,7 @@ export class F64Backend extends CpuBackend {
   read64(t: Tensor): Float64Array {
     const out = new Float64Array(t.size);
     const d = t.storage as Float64Array;
-    for (let r = 0; r < t.rows; r++) for (let c = 0; c < t.cols; c++) out[r * t.cols + c] = d[t.offset + r * t.ld + c]!;
+    for (let r = 0; r < t.rows; r++) for (let c = 0; c < t.cols; c++) out[r * t.cols + c] = d[t.offset + r * t.ld + c];
     return out;
   }
 
@@ -41,7 +41,11 @@ export function randn(n: number, seed: number, scale = 1): Float64Array {
   let s = (seed * 2654435761) >>> 0 || 1;
   const out = new Float64Array(n);
   for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
     out[i] = (s / 2 ** 32 - 0.5) * 2 * scale;
   }
   return out;
@@ -68,26 +72,35 @@ export interface GradcheckResult {
  * input (spread over the tensor). The error of an element is measured relative to the largest
  * gradient of its input (at least 1), so tiny gradients are not judged on their rounding.
  */
-export function gradcheck(f: (xs: Tensor[]) => Tensor, inputs: GradInput[], maxPerInput = 40, h = 1e-6): GradcheckResult {
-  const make = (): Tensor[] => inputs.map((i) => {
-    const t = f64.upload64(i.data, i.shape);
-    t.requiresGrad = i.requiresGrad ?? true;
-    return t;
-  });
+export function gradcheck(
+  f: (xs: Tensor[]) => Tensor,
+  inputs: GradInput[],
+  maxPerInput = 40,
+  h = 1e-6,
+): GradcheckResult {
+  const make = (): Tensor[] =>
+    inputs.map((i) => {
+      const t = f64.upload64(i.data, i.shape);
+      t.requiresGrad = i.requiresGrad ?? true;
+      return t;
+    });
   const xs = make();
   const y = f(xs);
   const R = randn(y.size, 977, 1);
   backward(y, f64.upload64(R, y.shape));
-  const loss = (): number => noGrad(() => {
-    const out = f64.read64(f(inputs.map((i) => f64.upload64(i.data, i.shape))));
-    let s = 0;
-    for (let k = 0; k < out.length; k++) s += out[k]! * R[k]!;
-    return s;
-  });
-  let worst = 0, worstWhere = '', checked = 0;
+  const loss = (): number =>
+    noGrad(() => {
+      const out = f64.read64(f(inputs.map((i) => f64.upload64(i.data, i.shape))));
+      let s = 0;
+      for (let k = 0; k < out.length; k++) s += out[k] * R[k];
+      return s;
+    });
+  let worst = 0,
+    worstWhere = '',
+    checked = 0;
   inputs.forEach((inp, ii) => {
     if (inp.requiresGrad === false) return;
-    const g = xs[ii]!.grad;
+    const g = xs[ii].grad;
     if (!g) throw new Error(`no gradient reached input ${inp.name}`);
     const ana = f64.read64(g);
     let scale = 1;
@@ -95,14 +108,19 @@ export function gradcheck(f: (xs: Tensor[]) => Tensor, inputs: GradInput[], maxP
     const n = inp.data.length;
     const step = Math.max(1, Math.floor(n / maxPerInput));
     for (let k = 0; k < n; k += step) {
-      const x0 = inp.data[k]!;
-      inp.data[k] = x0 + h; const lp = loss();
-      inp.data[k] = x0 - h; const lm = loss();
+      const x0 = inp.data[k];
+      inp.data[k] = x0 + h;
+      const lp = loss();
+      inp.data[k] = x0 - h;
+      const lm = loss();
       inp.data[k] = x0;
       const num = (lp - lm) / (2 * h);
-      const err = Math.abs(num - ana[k]!) / scale;
+      const err = Math.abs(num - ana[k]) / scale;
       checked++;
-      if (err > worst) { worst = err; worstWhere = `${inp.name}[${k}]: analytic ${ana[k]}, numeric ${num}`; }
+      if (err > worst) {
+        worst = err;
+        worstWhere = `${inp.name}[${k}]: analytic ${ana[k]}, numeric ${num}`;
+      }
     }
   });
   return { worst, worstWhere, checked };

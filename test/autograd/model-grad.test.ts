@@ -15,16 +15,29 @@ import { f64 } from './f64.js';
  */
 for (const tied of [true, false]) {
   test(`whole model (${tied ? 'tied' : 'untied'} head): every parameter's gradient matches central differences in f64`, async () => {
-    const cfg = modelConfigFor({ ...DEFAULT_SETTINGS.model, dModel: 10, nLayer: 2, dState: 3, dtRank: 2, tieEmbeddings: tied, useBias: !tied }, 13, { eos: 0, bos: 0, pad: 0 });
+    const cfg = modelConfigFor(
+      { ...DEFAULT_SETTINGS.model, dModel: 10, nLayer: 2, dState: 3, dtRank: 2, tieEmbeddings: tied, useBias: !tied },
+      13,
+      { eos: 0, bos: 0, pad: 0 },
+    );
     const lm = await initMambaModel(cfg, { seed: 5 }, f64);
     const [b, l] = [2, 7];
-    const ids = f64.upload(Int32Array.from({ length: b * l }, (_, i) => (i * 5 + 3) % 13), [b, l], 'i32');
-    const tg = f64.upload(Int32Array.from({ length: b * l }, (_, i) => (i % 7 === 6 ? -1 : (i * 7 + 1) % 13)), [b, l], 'i32');
+    const ids = f64.upload(
+      Int32Array.from({ length: b * l }, (_, i) => (i * 5 + 3) % 13),
+      [b, l],
+      'i32',
+    );
+    const tg = f64.upload(
+      Int32Array.from({ length: b * l }, (_, i) => (i % 7 === 6 ? -1 : (i * 7 + 1) % 13)),
+      [b, l],
+      'i32',
+    );
     const params = lm.parameters();
     for (const p of params.values()) p.requiresGrad = true;
     backward(F.crossEntropy(lm.forward(ids), tg));
-    const loss = (): number => noGrad(() => f64.read64(F.crossEntropy(lm.forward(ids), tg))[0]!);
-    let worst = 0, where = '';
+    const loss = (): number => noGrad(() => f64.read64(F.crossEntropy(lm.forward(ids), tg))[0]);
+    let worst = 0,
+      where = '';
     for (const [name, p] of params) {
       const data = p.storage as Float64Array;
       const ana = f64.read64(p.grad!);
@@ -32,12 +45,20 @@ for (const tied of [true, false]) {
       for (const v of ana) scale = Math.max(scale, Math.abs(v));
       const step = Math.max(1, Math.floor(p.size / 6));
       for (let k = 0; k < p.size; k += step) {
-        const x0 = data[k]!;
-        data[k] = x0 + 1e-6; lm.parametersChanged(); const lp = loss();
-        data[k] = x0 - 1e-6; lm.parametersChanged(); const lm2 = loss();
-        data[k] = x0; lm.parametersChanged();
-        const err = Math.abs((lp - lm2) / 2e-6 - ana[k]!) / scale;
-        if (err > worst) { worst = err; where = `${name}[${k}]`; }
+        const x0 = data[k];
+        data[k] = x0 + 1e-6;
+        lm.parametersChanged();
+        const lp = loss();
+        data[k] = x0 - 1e-6;
+        lm.parametersChanged();
+        const lm2 = loss();
+        data[k] = x0;
+        lm.parametersChanged();
+        const err = Math.abs((lp - lm2) / 2e-6 - ana[k]) / scale;
+        if (err > worst) {
+          worst = err;
+          where = `${name}[${k}]`;
+        }
       }
     }
     assert.ok(worst < 1e-6, `worst relative error ${worst} at ${where}`);

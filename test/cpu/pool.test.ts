@@ -14,7 +14,9 @@ import { rand } from '../helpers/random.js';
  * started reach them; bad thread counts are refused.
  */
 const backends: CpuBackend[] = [];
-after(() => { for (const b of backends) b.dispose(); });
+after(() => {
+  for (const b of backends) b.dispose();
+});
 
 async function make(kernels: CpuKernels, threads: number): Promise<CpuBackend> {
   const b = new CpuBackend({ kernels });
@@ -32,7 +34,13 @@ function up(bk: CpuBackend, data: Float32Array, shape: number[], dtype: DType = 
 /** Runs the same products, scans and convs on a backend; returns every output. */
 function workload(bk: CpuBackend): Float32Array[] {
   const outs: Float32Array[] = [];
-  for (const [m, q, p] of [[1, 768, 3072], [3, 300, 77], [1, 1536, 80], [40, 256, 300], [17, 96, 1000]] as const) {
+  for (const [m, q, p] of [
+    [1, 768, 3072],
+    [3, 300, 77],
+    [1, 1536, 80],
+    [40, 256, 300],
+    [17, 96, 1000],
+  ] as const) {
     for (const dt of ['f32', 'f16', 'q8'] as const) {
       const x = up(bk, rand(m * q, m + q), [m, q]);
       const w = up(bk, rand(p * q, p), [p, q], dt);
@@ -43,36 +51,89 @@ function workload(bk: CpuBackend): Float32Array[] {
     }
   }
   // a transposed product (training's shapes) and an accumulating one
-  const a = up(bk, rand(64 * 50, 7), [64, 50]), b = up(bk, rand(64 * 90, 8), [64, 90]);
+  const a = up(bk, rand(64 * 50, 7), [64, 50]),
+    b = up(bk, rand(64 * 90, 8), [64, 90]);
   const o = up(bk, rand(50 * 90, 9), [50, 90]);
   bk.matmul(o, a, b, { transA: true, accumulate: true });
   outs.push(bk.readSync(o) as Float32Array);
-  for (const [bt, l, e, n] of [[1, 1, 1536, 16], [2, 37, 203, 7], [5, 20, 64, 16]] as const) {
+  for (const [bt, l, e, n] of [
+    [1, 1, 1536, 16],
+    [2, 37, 203, 7],
+    [5, 20, 64, 16],
+  ] as const) {
     const u = up(bk, rand(bt * l * e, 11), [bt, l, e]);
     const delta = up(bk, rand(bt * l * e, 12), [bt, l, e]);
-    const A = up(bk, Float32Array.from(rand(e * n, 13), (v) => -Math.exp(v)), [e, n]);
+    const A = up(
+      bk,
+      Float32Array.from(rand(e * n, 13), (v) => -Math.exp(v)),
+      [e, n],
+    );
     const BC = up(bk, rand(bt * l * 2 * n, 14), [bt, l, 2 * n]);
-    const D = up(bk, rand(e, 15), [e]), z = up(bk, rand(bt * l * e, 16), [bt, l, e]), db = up(bk, rand(e, 17), [e]);
+    const D = up(bk, rand(e, 15), [e]),
+      z = up(bk, rand(bt * l * e, 16), [bt, l, e]),
+      db = up(bk, rand(e, 17), [e]);
     const h = up(bk, rand(bt * e * n, 18), [bt, e, n]);
     const y = bk.alloc([bt, l, e]);
-    bk.selectiveScan({ y, u, delta, A, B: BC.narrow(0, n), C: BC.narrow(n, n), D, z, deltaBias: db, deltaSoftplus: true, h0: h, hOut: h });
+    bk.selectiveScan({
+      y,
+      u,
+      delta,
+      A,
+      B: BC.narrow(0, n),
+      C: BC.narrow(n, n),
+      D,
+      z,
+      deltaBias: db,
+      deltaSoftplus: true,
+      h0: h,
+      hOut: h,
+    });
     outs.push(bk.readSync(y) as Float32Array, bk.readSync(h) as Float32Array);
     // the scan's gradient (split by batch rows; the batch sums in row order)
     const h0 = up(bk, rand(bt * e * n, 23), [bt, e, n]);
     const g = {
-      du: bk.alloc([bt, l, e]), dDelta: bk.alloc([bt, l, e]), dA: bk.alloc([e, n]), dB: bk.alloc([bt, l, n]), dC: bk.alloc([bt, l, n]),
-      dD: bk.alloc([e]), dz: bk.alloc([bt, l, e]), dDeltaBias: bk.alloc([e]), dh0: bk.alloc([bt, e, n]),
+      du: bk.alloc([bt, l, e]),
+      dDelta: bk.alloc([bt, l, e]),
+      dA: bk.alloc([e, n]),
+      dB: bk.alloc([bt, l, n]),
+      dC: bk.alloc([bt, l, n]),
+      dD: bk.alloc([e]),
+      dz: bk.alloc([bt, l, e]),
+      dDeltaBias: bk.alloc([e]),
+      dh0: bk.alloc([bt, e, n]),
     };
-    bk.selectiveScanBackward({ dy: up(bk, rand(bt * l * e, 24), [bt, l, e]), u, delta, A, B: BC.narrow(0, n), C: BC.narrow(n, n), D, z, deltaBias: db, deltaSoftplus: true, h0, ...g, chunk: 16 });
+    bk.selectiveScanBackward({
+      dy: up(bk, rand(bt * l * e, 24), [bt, l, e]),
+      u,
+      delta,
+      A,
+      B: BC.narrow(0, n),
+      C: BC.narrow(n, n),
+      D,
+      z,
+      deltaBias: db,
+      deltaSoftplus: true,
+      h0,
+      ...g,
+      chunk: 16,
+    });
     for (const t of Object.values(g)) outs.push(bk.readSync(t) as Float32Array);
     const x = up(bk, rand(bt * l * e, 19), [bt, l, e]);
-    const cw = up(bk, rand(e * 4, 20), [e, 4]), cb = up(bk, rand(e, 21), [e]);
+    const cw = up(bk, rand(e * 4, 20), [e, 4]),
+      cb = up(bk, rand(e, 21), [e]);
     const st = up(bk, rand(bt * e * 4, 22), [bt, e, 4]);
     const co = bk.alloc([bt, l, e]);
     bk.causalConv1d(co, x, cw, cb, st, true);
     outs.push(bk.readSync(co) as Float32Array, bk.readSync(st) as Float32Array);
     const cg = { dx: bk.alloc([bt, l, e]), dWeight: bk.alloc([e, 4]), dBias: bk.alloc([e]) };
-    bk.causalConv1dBackward({ ...cg, g: up(bk, rand(bt * l * e, 25), [bt, l, e]), x, weight: cw, bias: cb, silu: true });
+    bk.causalConv1dBackward({
+      ...cg,
+      g: up(bk, rand(bt * l * e, 25), [bt, l, e]),
+      x,
+      weight: cw,
+      bias: cb,
+      silu: true,
+    });
     for (const t of Object.values(cg)) outs.push(bk.readSync(t) as Float32Array);
   }
   return outs;
@@ -97,8 +158,10 @@ test('arenas opened after the workers started are attached to them', async () =>
   const ref = new CpuBackend({ kernels: 'wasm' });
   for (const p of [64, 700]) {
     const q = 512;
-    const X = rand(2 * q, 1), W = rand(p * q, 2);
-    const o = bk.alloc([2, p]), o2 = ref.alloc([2, p]);
+    const X = rand(2 * q, 1),
+      W = rand(p * q, 2);
+    const o = bk.alloc([2, p]),
+      o2 = ref.alloc([2, p]);
     bk.matmul(o, bk.upload(X, [2, q]), bk.upload(W, [p, q]), { transB: true });
     ref.matmul(o2, ref.upload(X, [2, q]), ref.upload(W, [p, q]), { transB: true });
     assert.deepEqual(bk.readSync(o), ref.readSync(o2), `p ${p}`);
@@ -122,7 +185,10 @@ test('useThreads refuses bad counts; 1 stops the workers', async () => {
 
 test('plain (unshared) memories cannot take threads: a clear UNSUPPORTED', async () => {
   const bk = new CpuBackend({ kernels: 'wasm', arenas: { shared: false } });
-  await assert.rejects(bk.useThreads(2), (e: Error & { code?: string }) => e.code === 'UNSUPPORTED' && /cross-origin isolated/.test(e.message));
+  await assert.rejects(
+    bk.useThreads(2),
+    (e: Error & { code?: string }) => e.code === 'UNSUPPORTED' && /cross-origin isolated/.test(e.message),
+  );
 });
 
 test('late waits: a few short stalls a second do not stop the workers; a fifth of a second of waiting does', () => {

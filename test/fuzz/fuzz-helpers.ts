@@ -27,16 +27,17 @@ type Mutation = (b: Uint8Array) => Uint8Array;
 /** One random edit of a byte string. */
 const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   // flip or set bytes at a few places
-  fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }).map((edits) =>
-    (b: Uint8Array) => {
-    const out = b.slice();
-    for (const [i, v] of edits) if (out.length) out[i % out.length] = v;
-    return out;
-  }),
+  fc
+    .array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 })
+    .map((edits) => (b: Uint8Array) => {
+      const out = b.slice();
+      for (const [i, v] of edits) if (out.length) out[i % out.length] = v;
+      return out;
+    }),
   // flip one bit
   fc.tuple(fc.nat(), fc.integer({ min: 0, max: 7 })).map(([i, bit]) => (b: Uint8Array) => {
     const out = b.slice();
-    if (out.length) out[i % out.length]! ^= 1 << bit;
+    if (out.length) out[i % out.length] ^= 1 << bit;
     return out;
   }),
   // truncate
@@ -52,29 +53,31 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
     return concat(b.subarray(0, i), b.subarray(i + n));
   }),
   // insert one byte repeated many times (deep nesting: `[`, `{`, pickle MARK or EMPTY_LIST)
-  fc.tuple(fc.nat(), fc.constantFrom(0x5b, 0x7b, 0x28, 0x5d, 0x22, 0x5c, 0x00), fc.integer({ min: 100, max: 200_000 }))
+  fc
+    .tuple(fc.nat(), fc.constantFrom(0x5b, 0x7b, 0x28, 0x5d, 0x22, 0x5c, 0x00), fc.integer({ min: 100, max: 200_000 }))
     .map(([at, byte, n]) => (b: Uint8Array) => {
-    const i = b.length ? at % (b.length + 1) : 0;
-    return concat(b.subarray(0, i), new Uint8Array(n).fill(byte), b.subarray(i));
-  }),
+      const i = b.length ? at % (b.length + 1) : 0;
+      return concat(b.subarray(0, i), new Uint8Array(n).fill(byte), b.subarray(i));
+    }),
   // write an extreme little-endian u32 / u64 somewhere (sizes, counts, offsets)
-  fc.tuple(fc.nat(), fc.constantFrom(0, 1, 0x7fffffff, 0xffffffff, 0xfffffffe, 2 ** 20), fc.boolean())
+  fc
+    .tuple(fc.nat(), fc.constantFrom(0, 1, 0x7fffffff, 0xffffffff, 0xfffffffe, 2 ** 20), fc.boolean())
     .map(([at, v, wide]) => (b: Uint8Array) => {
-    const out = b.slice();
-    const w = wide ? 8 : 4;
-    if (out.length < w) return out;
-    const i = at % (out.length - w + 1);
-    const dv = new DataView(out.buffer, out.byteOffset);
-    if (wide) dv.setBigUint64(i, BigInt(v) * (v === 0xffffffff ? 0x100000001n : 1n), true);
-    else dv.setUint32(i, v, true);
-    return out;
-  }),
+      const out = b.slice();
+      const w = wide ? 8 : 4;
+      if (out.length < w) return out;
+      const i = at % (out.length - w + 1);
+      const dv = new DataView(out.buffer, out.byteOffset);
+      if (wide) dv.setBigUint64(i, BigInt(v) * (v === 0xffffffff ? 0x100000001n : 1n), true);
+      else dv.setUint32(i, v, true);
+      return out;
+    }),
 );
 
 /** Balanced JSON nested 1 to 200k levels deep (arrays or objects): text JSON.parse accepts. */
-export const deepJson: fc.Arbitrary<string> = fc.tuple(fc.integer({ min: 1, max: 200_000 }), fc.boolean())
-  .map(([d, a]) =>
-  a ? '['.repeat(d) + ']'.repeat(d) : '{"a":'.repeat(d) + '1' + '}'.repeat(d));
+export const deepJson: fc.Arbitrary<string> = fc
+  .tuple(fc.integer({ min: 1, max: 200_000 }), fc.boolean())
+  .map(([d, a]) => (a ? '['.repeat(d) + ']'.repeat(d) : '{"a":'.repeat(d) + '1' + '}'.repeat(d)));
 
 /** 1 to 4 random edits of `seed`. */
 export function mutationsOf(seed: Uint8Array): fc.Arbitrary<Uint8Array> {

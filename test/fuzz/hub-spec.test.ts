@@ -87,19 +87,20 @@ const RUNS = { numRuns: 1000 };
 
 test('parseModelSpec: any text gives a spec or BAD_ARGUMENT; accepted specs round-trip and stay under refs/', () => {
   fc.assert(
-    fc.property(fc.oneof(anyString, specLike, specLike), fc.option(fc.oneof(anyString, revish), { nil: undefined }), (
-      spec,
-      rev,
-    ) => {
-      const r = resultOrMambaError(['BAD_ARGUMENT'], () => parseModelSpec(spec, rev));
-      if (r === undefined) return;
-      assert.match(r.repoId, /^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/);
-      assert.ok(!/[\x00-\x20\x7f]/.test(r.revision));
-      for (const c of r.revision.split('/')) assert.ok(Buffer.byteLength(c) <= 255 && c !== '.' && c !== '..');
-      assert.deepEqual(parseModelSpec(`${r.repoId}@${r.revision}`), r);
-      staysInside('/cache/refs', r.revision.split('/'));
-      staysInside('/cache', [`models--${r.repoId.replace('/', '--')}`]);
-    }),
+    fc.property(
+      fc.oneof(anyString, specLike, specLike),
+      fc.option(fc.oneof(anyString, revish), { nil: undefined }),
+      (spec, rev) => {
+        const r = resultOrMambaError(['BAD_ARGUMENT'], () => parseModelSpec(spec, rev));
+        if (r === undefined) return;
+        assert.match(r.repoId, /^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/);
+        assert.ok(!/[\x00-\x20\x7f]/.test(r.revision));
+        for (const c of r.revision.split('/')) assert.ok(Buffer.byteLength(c) <= 255 && c !== '.' && c !== '..');
+        assert.deepEqual(parseModelSpec(`${r.repoId}@${r.revision}`), r);
+        staysInside('/cache/refs', r.revision.split('/'));
+        staysInside('/cache', [`models--${r.repoId.replace('/', '--')}`]);
+      },
+    ),
     RUNS,
   );
 });
@@ -107,7 +108,10 @@ test('parseModelSpec: any text gives a spec or BAD_ARGUMENT; accepted specs roun
 test('checkRevision: a revision is accepted only if every component is a plain file name', () => {
   fc.assert(
     fc.property(fc.oneof(anyString, revish), (rev) => {
-      const ok = resultOrMambaError(['BAD_ARGUMENT'], () => (checkRevision(rev, 'org/x'), true));
+      const ok = resultOrMambaError(['BAD_ARGUMENT'], () => {
+        checkRevision(rev, 'org/x');
+        return true;
+      });
       if (ok === true) {
         staysInside('/cache/refs', rev.split('/'));
         assert.ok(!/[\x00-\x20]/.test(rev));

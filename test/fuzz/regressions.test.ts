@@ -19,19 +19,27 @@ async function rejectsWith(f: () => Promise<unknown>, code: ErrorCode, pattern: 
 
 for (const name of ['safetensors-deep-entry.safetensors', 'safetensors-deep-metadata.safetensors']) {
   test(`fixtures/fuzz/${name}: CORRUPT_FILE, nesting limit`, async () => {
-    await rejectsWith(() => openSafetensors(memorySource(fuzzFixture(name), name)), 'CORRUPT_FILE',
+    await rejectsWith(
+      () => openSafetensors(memorySource(fuzzFixture(name), name)),
+      'CORRUPT_FILE',
       new RegExp(
         `${name.replace('.', '\\.')}: the safetensors header nests arrays and objects more than 64 levels deep`,
-      ));
+      ),
+    );
   });
 }
 
 test('fixtures/fuzz/torch-zero-stride-view.bin: CORRUPT_FILE before allocating 8 GiB', async () => {
   const bytes = fuzzFixture('torch-zero-stride-view.bin');
-  await rejectsWith(() => openTorchCheckpoint(memorySource(bytes, 'z.bin')), 'CORRUPT_FILE', new RegExp(
-    'tensor "w" \\(shape \\(2147483647\\), stride \\(0\\)\\) ' +
-    'repeats the 16 bytes of storage 0 into 8589934588 bytes, ' +
-    'more than the 67108864-byte limit'));
+  await rejectsWith(
+    () => openTorchCheckpoint(memorySource(bytes, 'z.bin')),
+    'CORRUPT_FILE',
+    new RegExp(
+      'tensor "w" \\(shape \\(2147483647\\), stride \\(0\\)\\) ' +
+        'repeats the 16 bytes of storage 0 into 8589934588 bytes, ' +
+        'more than the 67108864-byte limit',
+    ),
+  );
 });
 
 test('fixtures/fuzz/config-deep.json: CORRUPT_FILE through the JSON reader and through parseConfig alone', async () => {

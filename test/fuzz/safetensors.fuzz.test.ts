@@ -8,11 +8,14 @@ import { encodeSafetensors } from '../../src/io/safetensors-writer.js';
 import { rawSafetensors } from '../io/safetensors-helpers.js';
 import { deepJson, fuzzSettings, RUNS, mutationsOf, resultOrMambaError } from './fuzz-helpers.js';
 
-const SEED = encodeSafetensors([
-  { name: 'a', dtype: 'F32', shape: [2, 3], data: new Float32Array([1, 2, 3, 4, 5, 6]) },
-  { name: 'b.weight', dtype: 'F32', shape: [4], data: new Float32Array([-1, 0.5, 2, 8]) },
-  { name: 'empty', dtype: 'F32', shape: [0, 3], data: new Float32Array(0) },
-], { format: 'pt', note: 'seed' });
+const SEED = encodeSafetensors(
+  [
+    { name: 'a', dtype: 'F32', shape: [2, 3], data: new Float32Array([1, 2, 3, 4, 5, 6]) },
+    { name: 'b.weight', dtype: 'F32', shape: [4], data: new Float32Array([-1, 0.5, 2, 8]) },
+    { name: 'empty', dtype: 'F32', shape: [0, 3], data: new Float32Array(0) },
+  ],
+  { format: 'pt', note: 'seed' },
+);
 
 /** Opens, then reads every tensor: what a model load does. Checks the format's invariant on success. */
 async function openAndRead(bytes: Uint8Array): Promise<void> {
@@ -35,14 +38,19 @@ test('the seed itself reads', async () => {
 
 test('fuzz: mutated safetensors files give tensors or a MambaError', async () => {
   const prop = fc.asyncProperty(mutationsOf(SEED), (bytes) =>
-    resultOrMambaError('safetensors', () => openAndRead(bytes)));
+    resultOrMambaError('safetensors', () => openAndRead(bytes)),
+  );
   await fc.assert(prop, fuzzSettings(13001));
 });
 
 test('fuzz: any JSON value as the header gives tensors or a MambaError', async () => {
   const header = fc.jsonValue({ maxDepth: 4 }).map((v) => JSON.stringify(v));
-  await fc.assert(fc.asyncProperty(header, fc.uint8Array({ maxLength: 64 }), (h, data) =>
-    resultOrMambaError('safetensors json', () => openAndRead(rawSafetensors(h, data)))), fuzzSettings(13002));
+  await fc.assert(
+    fc.asyncProperty(header, fc.uint8Array({ maxLength: 64 }), (h, data) =>
+      resultOrMambaError('safetensors json', () => openAndRead(rawSafetensors(h, data))),
+    ),
+    fuzzSettings(13002),
+  );
 });
 
 test('fuzz: random header entries (dtypes, shapes, offsets near the limits) give tensors or a MambaError', async () => {
@@ -55,18 +63,25 @@ test('fuzz: random header entries (dtypes, shapes, offsets near the limits) give
   });
   const name = fc.constantFrom('a', 'b', 'c', '__metadata__', '__proto__', 'constructor');
   const header = fc.dictionary(name, entry, { maxKeys: 4 });
-  await fc.assert(fc.asyncProperty(header, fc.integer({ min: 0, max: 64 }), (h, n) =>
-    resultOrMambaError('safetensors entries', () => openAndRead(rawSafetensors(JSON.stringify(h), new Uint8Array(n))))),
-  fuzzSettings(13003));
+  await fc.assert(
+    fc.asyncProperty(header, fc.integer({ min: 0, max: 64 }), (h, n) =>
+      resultOrMambaError('safetensors entries', () =>
+        openAndRead(rawSafetensors(JSON.stringify(h), new Uint8Array(n))),
+      ),
+    ),
+    fuzzSettings(13003),
+  );
 });
 
-test('fuzz: deeply nested values in the header (metadata, an entry, the whole header) give tensors or a MambaError',
-  async () => {
+test('fuzz: deeply nested values in the header (metadata, an entry, the whole header) give tensors or a MambaError', async () => {
   const a = '"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}';
-  const header = fc.tuple(deepJson, fc.constantFrom(0, 1, 2)).map(([deep, where]) =>
-    where === 0 ? `{"__metadata__": ${deep}, ${a}}` : where === 1 ? `{${a}, "b": ${deep}}` : deep);
+  const header = fc
+    .tuple(deepJson, fc.constantFrom(0, 1, 2))
+    .map(([deep, where]) =>
+      where === 0 ? `{"__metadata__": ${deep}, ${a}}` : where === 1 ? `{${a}, "b": ${deep}}` : deep,
+    );
   const prop = fc.asyncProperty(header, (h) =>
-    resultOrMambaError('safetensors deep', () => openAndRead(rawSafetensors(h, new Uint8Array(4)))));
-  await fc.assert(prop,
-    { ...fuzzSettings(13004), numRuns: Math.min(RUNS, 50) });
+    resultOrMambaError('safetensors deep', () => openAndRead(rawSafetensors(h, new Uint8Array(4)))),
+  );
+  await fc.assert(prop, { ...fuzzSettings(13004), numRuns: Math.min(RUNS, 50) });
 });

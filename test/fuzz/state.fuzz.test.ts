@@ -10,8 +10,13 @@ test('fuzz: mutated saved states give a state or a MambaError', async () => {
   const { state } = await model.feed([1, 2, 3]);
   const saved = await model.saveState(state);
   await model.loadState(saved); // the seed itself loads
-  await fc.assert(fc.asyncProperty(mutationsOf(saved), (bytes) => resultOrMambaError('state', async () => {
-    const s = await model.loadState(bytes);
-    s.dispose();
-  })), fuzzSettings(13401));
+  await fc.assert(
+    fc.asyncProperty(mutationsOf(saved), (bytes) =>
+      resultOrMambaError('state', async () => {
+        const s = await model.loadState(bytes);
+        s.dispose();
+      }),
+    ),
+    fuzzSettings(13401),
+  );
 });

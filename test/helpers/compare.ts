@@ -23,14 +23,19 @@ export function randomArray(n: number, seed: number, lo = -1, hi = 1): Float32Ar
 /** Asserts |a - b| <= atol + rtol * |b| elementwise, naming the worst element. */
 export function assertClose(a: ArrayLike<number>, b: ArrayLike<number>, what: string, rtol = 1e-4, atol = 1e-5): void {
   assert.equal(a.length, b.length, `${what}: length ${a.length} vs ${b.length}`);
-  let worst = -1, excess = 0;
+  let worst = -1,
+    excess = 0;
   for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i]! - b[i]!);
-    const tol = atol + rtol * Math.abs(b[i]!);
+    const d = Math.abs(a[i] - b[i]);
+    const tol = atol + rtol * Math.abs(b[i]);
     if (!(d <= tol)) {
       const x = Number.isNaN(d) ? Infinity : d - tol;
-      if (x > excess || worst < 0) { excess = x; worst = i; }
+      if (x > excess || worst < 0) {
+        excess = x;
+        worst = i;
+      }
     }
   }
-  if (worst >= 0) assert.fail(`${what}: element ${worst} is ${a[worst]}, expected ${b[worst]} (rtol ${rtol}, atol ${atol})`);
+  if (worst >= 0)
+    assert.fail(`${what}: element ${worst} is ${a[worst]}, expected ${b[worst]} (rtol ${rtol}, atol ${atol})`);
 }

@@ -201,7 +201,8 @@ export class FakeHub {
       return end(res, 307, { Location: `/${newName}/resolve/${m[2]}/${m[3]}` });
     }
     const repo = this.repos.get(repoId);
-    if (repo === undefined) return end(res, 404, { 'X-Error-Code': 'RepoNotFound', 'X-Error-Message': 'Repository not found' });
+    if (repo === undefined)
+      return end(res, 404, { 'X-Error-Code': 'RepoNotFound', 'X-Error-Message': 'Repository not found' });
     if (repo.token !== undefined && header(req, 'authorization') !== `Bearer ${repo.token}`) {
       return repo.gated
         ? end(res, 403, { 'X-Error-Code': 'GatedRepo', 'X-Error-Message': 'Access to this model is restricted' })
@@ -213,7 +214,11 @@ export class FakeHub {
     }
     const stored = repo.commits.get(commit)?.get(file);
     if (stored === undefined) {
-      return end(res, 404, { 'X-Error-Code': 'EntryNotFound', 'X-Repo-Commit': commit, 'X-Error-Message': 'Entry not found' });
+      return end(res, 404, {
+        'X-Error-Code': 'EntryNotFound',
+        'X-Repo-Commit': commit,
+        'X-Error-Message': 'Entry not found',
+      });
     }
     const answered = this.fileCommits.get(file) ?? commit;
     if (stored.lfs) {

@@ -13,10 +13,16 @@ import { PARITY, ROOT } from './fixtures.js';
 export { PARITY, ROOT };
 
 /** A PyTorch parity fixture's model on any backend (weights read with the project's reader). */
-export async function fixtureModel(name: string, backend: Backend, wdtype: WeightDType = 'auto'): Promise<LanguageModel> {
+export async function fixtureModel(
+  name: string,
+  backend: Backend,
+  wdtype: WeightDType = 'auto',
+): Promise<LanguageModel> {
   const dir = join(PARITY, name);
   const cfg = parseConfig(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')), `${name}/config.json`);
-  const src = await openSafetensors(memorySource(new Uint8Array(readFileSync(join(dir, 'model.safetensors'))), `${name}/model.safetensors`));
+  const src = await openSafetensors(
+    memorySource(new Uint8Array(readFileSync(join(dir, 'model.safetensors'))), `${name}/model.safetensors`),
+  );
   try {
     return await buildModel(cfg, src, backend, wdtype);
   } finally {
@@ -29,7 +35,10 @@ export interface FixtureExpected {
   ids: Int32Array;
   logits: Float32Array;
   greedy: Int32Array;
-  b: number; l: number; V: number; total: number;
+  b: number;
+  l: number;
+  V: number;
+  total: number;
 }
 
 export async function readArray(src: TensorSource, name: string): Promise<Float32Array | Int32Array> {
@@ -42,14 +51,22 @@ export async function readArray(src: TensorSource, name: string): Promise<Float3
 }
 
 export async function fixtureExpected(name: string): Promise<FixtureExpected> {
-  const src = await openSafetensors(memorySource(new Uint8Array(readFileSync(join(PARITY, name, 'expected.safetensors'))), `${name}/expected.safetensors`));
+  const src = await openSafetensors(
+    memorySource(
+      new Uint8Array(readFileSync(join(PARITY, name, 'expected.safetensors'))),
+      `${name}/expected.safetensors`,
+    ),
+  );
   const [b, l, V] = src.entries.get('logits')!.shape as [number, number, number];
-  const total = src.entries.get('greedy')!.shape[1]!;
+  const total = src.entries.get('greedy')!.shape[1];
   const out = {
     ids: (await readArray(src, 'input_ids')) as Int32Array,
     logits: (await readArray(src, 'logits')) as Float32Array,
     greedy: (await readArray(src, 'greedy')) as Int32Array,
-    b, l, V, total,
+    b,
+    l,
+    V,
+    total,
   };
   await src.close();
   return out;

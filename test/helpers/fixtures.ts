@@ -28,12 +28,12 @@ export async function readExpected(name: string): Promise<Expected> {
     return { shape: [...e.shape], data: new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)) };
   };
   const rows = (t: { shape: number[]; data: Int32Array }): number[][] =>
-    Array.from({ length: t.shape[0]! }, (_, i) => Array.from(t.data.subarray(i * t.shape[1]!, (i + 1) * t.shape[1]!)));
+    Array.from({ length: t.shape[0] }, (_, i) => Array.from(t.data.subarray(i * t.shape[1], (i + 1) * t.shape[1])));
   const ids = await i32('input_ids');
   const logits = await f32('logits');
   const states = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const k of src.entries.keys()) if (k.startsWith('state.')) states.set(k.slice('state.'.length), await f32(k));
-  const out = { ids: rows(ids), logits: logits.data, greedy: rows(await i32('greedy')), V: logits.shape[2]!, states };
+  const out = { ids: rows(ids), logits: logits.data, greedy: rows(await i32('greedy')), V: logits.shape[2], states };
   await src.close();
   return out;
 }
@@ -42,7 +42,7 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
   let m = 0;
   for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i]! - b[i]!);
+    const d = Math.abs(a[i] - b[i]);
     if (!(d <= m)) m = Number.isNaN(d) ? Infinity : d;
   }
   return m;

@@ -5,7 +5,7 @@ import { maxAbsDiff } from './fixtures.js';
 
 /** Parallel-form logits (b, l, V), flattened, for a batch of equal-length id rows. */
 export async function logitsOf(model: LanguageModel, ids: number[][]): Promise<Float32Array> {
-  const t = model.backend.upload(Int32Array.from(ids.flat()), [ids.length, ids[0]!.length], 'i32');
+  const t = model.backend.upload(Int32Array.from(ids.flat()), [ids.length, ids[0].length], 'i32');
   return model.forward(t).readFloat();
 }
 
@@ -13,14 +13,28 @@ export async function logitsOf(model: LanguageModel, ids: number[][]): Promise<F
  * Feeds the rows one position at a time through the recurrent form and returns the largest absolute
  * difference from the parallel form's logits at any position, with the state it advanced.
  */
-export async function stepVsParallel(model: LanguageModel, ids: number[][]): Promise<{ worst: number; state: ModelState }> {
-  const b = ids.length, l = ids[0]!.length, V = model.vocabSize;
+export async function stepVsParallel(
+  model: LanguageModel,
+  ids: number[][],
+): Promise<{ worst: number; state: ModelState }> {
+  const b = ids.length,
+    l = ids[0].length,
+    V = model.vocabSize;
   const parallel = await logitsOf(model, ids);
   const state = model.initState(b);
   let worst = 0;
   for (let t = 0; t < l; t++) {
-    const step = await model.stepIds(ids.map((r) => r[t]!), state).readFloat();
-    for (let i = 0; i < b; i++) worst = Math.max(worst, maxAbsDiff(step.subarray(i * V, (i + 1) * V), parallel.subarray((i * l + t) * V, (i * l + t + 1) * V)));
+    const step = await model
+      .stepIds(
+        ids.map((r) => r[t]),
+        state,
+      )
+      .readFloat();
+    for (let i = 0; i < b; i++)
+      worst = Math.max(
+        worst,
+        maxAbsDiff(step.subarray(i * V, (i + 1) * V), parallel.subarray((i * l + t) * V, (i * l + t + 1) * V)),
+      );
   }
   return { worst, state };
 }
@@ -30,8 +44,9 @@ export async function stepVsParallel(model: LanguageModel, ids: number[][]): Pro
  * the fixture's `greedy` rows hold: prompt + generated ids per row, to compare with `greedy`.
  */
 export async function greedyRows(model: LanguageModel, prompts: number[][], greedy: number[][]): Promise<number[][]> {
-  const n = greedy[0]!.length - prompts[0]!.length;
+  const n = greedy[0].length - prompts[0].length;
   const rows: number[][] = prompts.map((p) => [...p]);
-  for await (const ev of generateTokens(model, prompts, { greedy: true, maxNewTokens: n, ignoreEos: true })) rows[ev.row]!.push(ev.token);
+  for await (const ev of generateTokens(model, prompts, { greedy: true, maxNewTokens: n, ignoreEos: true }))
+    rows[ev.row].push(ev.token);
   return rows;
 }

@@ -17,7 +17,12 @@ async function open(o: WebGpuBackendOptions = {}): Promise<WebGpuBackend | strin
     // No adapter with the default Vulkan drivers: fall back to SwiftShader when it is installed.
     if (!process.env.VK_ICD_FILENAMES && existsSync(SWIFTSHADER_ICD)) {
       process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
-      try { return await createNodeWebGpuBackend(o); } catch (e2) { if (!isMambaError(e2, 'DEVICE')) throw e2; return (e2 as Error).message; }
+      try {
+        return await createNodeWebGpuBackend(o);
+      } catch (e2) {
+        if (!isMambaError(e2, 'DEVICE')) throw e2;
+        return (e2 as Error).message;
+      }
     }
     return (e as Error).message;
   }

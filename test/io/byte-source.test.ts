@@ -32,7 +32,12 @@ async function checkSource(src: ByteSource, name: RegExp): Promise<void> {
   const dest = new Uint8Array(20);
   assert.equal(await src.read(500, 20, dest), dest);
   assert.deepEqual(dest, content.subarray(500, 520));
-  await rejectsWith(src.read(995, 10), 'CORRUPT_FILE', name, /is truncated: expected 10 bytes at offset 995, file has 1000/);
+  await rejectsWith(
+    src.read(995, 10),
+    'CORRUPT_FILE',
+    name,
+    /is truncated: expected 10 bytes at offset 995, file has 1000/,
+  );
   await rejectsWith(src.read(0, 10, new Uint8Array(9)), 'BAD_ARGUMENT', /destination buffer has 9 bytes, expected 10/);
   await rejectsWith(src.read(-1, 2), 'BAD_ARGUMENT', /non-negative integers/);
   await src.close();
@@ -52,7 +57,11 @@ test('openFileSource reads ranges with positional reads; missing files and direc
     const path = join(dir, 'data.bin');
     await writeFile(path, content);
     await checkSource(await openFileSource(path), /data\.bin/);
-    await rejectsWith(openFileSource(join(dir, 'missing.safetensors')), 'FILE_NOT_FOUND', /file not found: .*missing\.safetensors/);
+    await rejectsWith(
+      openFileSource(join(dir, 'missing.safetensors')),
+      'FILE_NOT_FOUND',
+      /file not found: .*missing\.safetensors/,
+    );
     await rejectsWith(openFileSource(join(dir, 'data.bin', 'x')), 'FILE_NOT_FOUND', /data\.bin[/\\]x/);
     await mkdir(join(dir, 'sub'));
     await rejectsWith(openFileSource(join(dir, 'sub')), 'BAD_ARGUMENT', /sub is a directory, expected a file/);
@@ -61,11 +70,23 @@ test('openFileSource reads ranges with positional reads; missing files and direc
 
 // ---- fetchSource against a loopback server -------------------------------------------------------
 
-interface ServerOptions { head?: boolean; ranges?: boolean; missing?: boolean }
-interface Logged { method: string; range: string | undefined; headers: IncomingHttpHeaders }
+interface ServerOptions {
+  head?: boolean;
+  ranges?: boolean;
+  missing?: boolean;
+}
+interface Logged {
+  method: string;
+  range: string | undefined;
+  headers: IncomingHttpHeaders;
+}
 
 /** A tiny static server for one resource, with HEAD and single-range GET support that can be switched off. */
-async function serve(body: Uint8Array, options: ServerOptions, fn: (url: string, log: Logged[]) => Promise<void>): Promise<void> {
+async function serve(
+  body: Uint8Array,
+  options: ServerOptions,
+  fn: (url: string, log: Logged[]) => Promise<void>,
+): Promise<void> {
   const log: Logged[] = [];
   const server: Server = createServer((req, res) => {
     log.push({ method: req.method ?? '', range: req.headers.range, headers: req.headers });
@@ -78,8 +99,12 @@ async function serve(body: Uint8Array, options: ServerOptions, fn: (url: string,
     if (options.ranges === false || !m) return void res.writeHead(200, { 'Content-Length': body.byteLength }).end(body);
     const start = Number(m[1]);
     const end = Math.min(Number(m[2]), body.byteLength - 1);
-    if (start >= body.byteLength) return void res.writeHead(416, { 'Content-Range': `bytes */${body.byteLength}` }).end();
-    res.writeHead(206, { 'Content-Range': `bytes ${start}-${end}/${body.byteLength}`, 'Content-Length': end - start + 1 });
+    if (start >= body.byteLength)
+      return void res.writeHead(416, { 'Content-Range': `bytes */${body.byteLength}` }).end();
+    res.writeHead(206, {
+      'Content-Range': `bytes ${start}-${end}/${body.byteLength}`,
+      'Content-Length': end - start + 1,
+    });
     res.end(body.subarray(start, end + 1));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -95,10 +120,16 @@ async function serve(body: Uint8Array, options: ServerOptions, fn: (url: string,
 test('fetchSource reads ranges with HTTP Range requests, size from HEAD', async () => {
   await serve(content, {}, async (url, log) => {
     const src = await fetchSource(url, { headers: { Authorization: 'Bearer token-1' } });
-    assert.deepEqual(log.map((l) => l.method), ['HEAD']);
-    assert.equal(log[0]!.headers.authorization, 'Bearer token-1');
+    assert.deepEqual(
+      log.map((l) => l.method),
+      ['HEAD'],
+    );
+    assert.equal(log[0].headers.authorization, 'Bearer token-1');
     await checkSource(src, /model\.safetensors/);
-    assert.deepEqual(log.filter((l) => l.method === 'GET').map((l) => l.range), ['bytes=0-9', 'bytes=123-578', 'bytes=990-999', 'bytes=500-519']);
+    assert.deepEqual(
+      log.filter((l) => l.method === 'GET').map((l) => l.range),
+      ['bytes=0-9', 'bytes=123-578', 'bytes=990-999', 'bytes=500-519'],
+    );
     assert.ok(log.every((l) => l.headers.authorization === 'Bearer token-1'));
   });
 });
@@ -106,7 +137,13 @@ test('fetchSource reads ranges with HTTP Range requests, size from HEAD', async 
 test('fetchSource learns the size from Content-Range when HEAD is refused', async () => {
   await serve(content, { head: false }, async (url, log) => {
     const src = await fetchSource(url);
-    assert.deepEqual(log.map((l) => [l.method, l.range]), [['HEAD', undefined], ['GET', 'bytes=0-0']]);
+    assert.deepEqual(
+      log.map((l) => [l.method, l.range]),
+      [
+        ['HEAD', undefined],
+        ['GET', 'bytes=0-0'],
+      ],
+    );
     await checkSource(src, /model\.safetensors/);
   });
 });
@@ -133,11 +170,17 @@ test('fetchSource: a server that ignores Range is unsupported, a 404 is FILE_NOT
 test('openSafetensors over fetchSource fetches the header at open and one range per tensor', async () => {
   const a = new Float32Array([1, 2, 3]);
   const b = new Int32Array([4, 5]);
-  const file = encodeSafetensors([{ name: 'a', dtype: 'F32', shape: [3], data: a }, { name: 'b', dtype: 'I32', shape: [2], data: b }]);
+  const file = encodeSafetensors([
+    { name: 'a', dtype: 'F32', shape: [3], data: a },
+    { name: 'b', dtype: 'I32', shape: [2], data: b },
+  ]);
   const headerEnd = 8 + Number(new DataView(file.buffer).getBigUint64(0, true));
   await serve(file, {}, async (url, log) => {
     const src = await openSafetensors(await fetchSource(url));
-    assert.deepEqual(log.map((l) => l.range), [undefined, 'bytes=0-7', `bytes=8-${headerEnd - 1}`]);
+    assert.deepEqual(
+      log.map((l) => l.range),
+      [undefined, 'bytes=0-7', `bytes=8-${headerEnd - 1}`],
+    );
     assert.deepEqual(await src.read('b'), bytesOf(b));
     assert.equal(log.at(-1)!.range, `bytes=${headerEnd + 12}-${headerEnd + 19}`);
     assert.deepEqual(await src.read('a'), bytesOf(a));

@@ -19,7 +19,13 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
 /** Whether `p` settles within `ms`. */
 async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
   const t = sleep(ms).then(() => false);
-  return Promise.race([p.then(() => true, () => true), t]);
+  return Promise.race([
+    p.then(
+      () => true,
+      () => true,
+    ),
+    t,
+  ]);
 }
 
 test('a held lock makes the next taker wait until it is released', async () => {

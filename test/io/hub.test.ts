@@ -151,10 +151,10 @@ test('a fresh download lays out blobs, relative snapshot symlinks, refs/main and
     assert.equal(hub.count({ server: 'hub', method: 'GET', path: 'model.safetensors' }), 0);
     assert.equal(hub.count({ server: 'cdn', method: 'GET' }), 1);
     // Files the hub serves itself are fetched at the commit the HEAD named, not at the moving branch.
-    assert.deepEqual(hub.matching({ server: 'hub', method: 'GET' }).map((r) => r.path), [
-      `/acme/tiny/resolve/${commit}/config.json`,
-      `/acme/tiny/resolve/${commit}/tokenizer.json`,
-    ]);
+    assert.deepEqual(
+      hub.matching({ server: 'hub', method: 'GET' }).map((r) => r.path),
+      [`/acme/tiny/resolve/${commit}/config.json`, `/acme/tiny/resolve/${commit}/tokenizer.json`],
+    );
     assert.ok(hub.requests.every((r) => r.range === undefined));
     assert.equal(hub.count({ path: 'README.md' }), 0);
 
@@ -261,7 +261,13 @@ test('a hub that cannot be reached falls back to the cache; with nothing cached 
     const warnings: string[] = [];
     assert.equal(await resolveModel('acme/tiny', { env: down, onWarning: (m) => warnings.push(m) }), dir);
     assert.equal(warnings.length, 1, 'the fallback is announced');
-    await rejectsWith(resolveModel('acme/other', { env: down }), 'NETWORK', 'could not reach', down.HF_ENDPOINT, 'refs/main');
+    await rejectsWith(
+      resolveModel('acme/other', { env: down }),
+      'NETWORK',
+      'could not reach',
+      down.HF_ENDPOINT,
+      'refs/main',
+    );
   });
 });
 
@@ -300,7 +306,10 @@ test('an interrupted download leaves only .incomplete, and the next call resumes
       ['bytes=100000-'],
     );
     assert.equal(await fileSha256(join(dir, 'model.safetensors')), sha);
-    assert.deepEqual((await readdir(blobs)).filter((f) => f.endsWith('.incomplete')), []);
+    assert.deepEqual(
+      (await readdir(blobs)).filter((f) => f.endsWith('.incomplete')),
+      [],
+    );
   });
 });
 
@@ -332,7 +341,11 @@ test('a transfer that stalls longer than the timeout is interrupted and kept for
   await withHub(async ({ hub, env, repoDir }) => {
     hub.addRepo('acme/tiny', { files: tinyRepo() });
     hub.chunkDelayMs = 1000;
-    await rejectsWith(resolveModel('acme/tiny', { env, timeoutMs: 300, maxRetries: 0 }), 'NETWORK', 'no data for 0.3 s');
+    await rejectsWith(
+      resolveModel('acme/tiny', { env, timeoutMs: 300, maxRetries: 0 }),
+      'NETWORK',
+      'no data for 0.3 s',
+    );
     const partial = join(repoDir('acme/tiny'), 'blobs', `${sha256(WEIGHTS)}.incomplete`);
     assert.equal((await stat(partial)).size, 16 * 1024, 'the first chunk arrived, then nothing');
   });
@@ -347,7 +360,10 @@ test('a server that ignores Range (200) makes the download start over, still cor
     hub.ignoreRange = true;
     hub.clearRequests();
     const dir = await resolveModel('acme/tiny', { env });
-    assert.deepEqual(hub.matching({ server: 'cdn', method: 'GET' }).map((r) => r.range), ['bytes=100000-']);
+    assert.deepEqual(
+      hub.matching({ server: 'cdn', method: 'GET' }).map((r) => r.range),
+      ['bytes=100000-'],
+    );
     assert.equal(await fileSha256(join(dir, 'model.safetensors')), sha256(WEIGHTS));
   });
 });
@@ -359,7 +375,10 @@ test('a corrupt partial file fails the sha256 check and is downloaded again from
     await mkdir(blobs, { recursive: true });
     await writeFile(join(blobs, `${sha256(WEIGHTS)}.incomplete`), bytes(1000, 'garbage'));
     const dir = await resolveModel('acme/tiny', { env });
-    assert.deepEqual(hub.matching({ server: 'cdn', method: 'GET' }).map((r) => r.range), ['bytes=1000-', undefined]);
+    assert.deepEqual(
+      hub.matching({ server: 'cdn', method: 'GET' }).map((r) => r.range),
+      ['bytes=1000-', undefined],
+    );
     assert.equal(await fileSha256(join(dir, 'model.safetensors')), sha256(WEIGHTS));
   });
 });
@@ -479,7 +498,9 @@ test('a shard listed in the index but missing from the repo is FILE_NOT_FOUND na
 test('pytorch_model.bin is the last choice; no weights at all is FILE_NOT_FOUND', async () => {
   await withHub(async ({ hub, env, repoDir }) => {
     const bin = bytes(5000, 'bin');
-    const commit = hub.addRepo('acme/old', { files: { 'config.json': CONFIG, 'pytorch_model.bin': { content: bin, lfs: true } } });
+    const commit = hub.addRepo('acme/old', {
+      files: { 'config.json': CONFIG, 'pytorch_model.bin': { content: bin, lfs: true } },
+    });
     const snap = await downloadModel('acme/old', { env });
     assert.deepEqual(snap.weights, ['pytorch_model.bin']);
     assert.deepEqual(await readFile(join(snap.dir, 'pytorch_model.bin')), bin);
@@ -597,7 +618,11 @@ test('another revision: a branch gets its own ref and snapshot; a commit sha wri
     assert.equal(await readFile(join(repo, 'refs', 'v2'), 'utf8'), v2);
 
     assert.equal(await resolveModel('acme/tiny', { env, revision: 'refs/pr/1' }), join(repo, 'snapshots', pr));
-    assert.equal(hub.count({ method: 'HEAD', path: '/resolve/refs%2Fpr%2F1/config.json' }), 1, 'quoted whole, as hf_hub_url does');
+    assert.equal(
+      hub.count({ method: 'HEAD', path: '/resolve/refs%2Fpr%2F1/config.json' }),
+      1,
+      'quoted whole, as hf_hub_url does',
+    );
     assert.equal(await readFile(join(repo, 'refs', 'refs', 'pr', '1'), 'utf8'), pr);
 
     assert.equal(await resolveModel(`acme/tiny@${main}`, { env }), join(repo, 'snapshots', main));
@@ -617,12 +642,33 @@ test('a renamed repo (relative redirect) is followed; the cache keeps the name a
 // --- errors ------------------------------------------------------------------------------------------
 
 test('ill-formed repo ids are BAD_ARGUMENT', async () => {
-  for (const id of ['tiny', 'a/b/c', 'org/na me', 'org/x--y', '-org/x', 'org/x.', 'org/x.git', 'org/x@', 'org/x@a/../b', '', `org/${'x'.repeat(100)}`]) {
+  for (const id of [
+    'tiny',
+    'a/b/c',
+    'org/na me',
+    'org/x--y',
+    '-org/x',
+    'org/x.',
+    'org/x.git',
+    'org/x@',
+    'org/x@a/../b',
+    '',
+    `org/${'x'.repeat(100)}`,
+  ]) {
     await rejectsWith(resolveModel(id, { env: { HF_ENDPOINT: 'http://127.0.0.1:9' } }), 'BAD_ARGUMENT', 'org/name');
   }
-  assert.throws(() => parseModelSpec('org/x@v1', 'v2'), (e) => isMambaError(e, 'BAD_ARGUMENT'));
-  assert.deepEqual(parseModelSpec('state-spaces/mamba-130m-hf@v1.0'), { repoId: 'state-spaces/mamba-130m-hf', revision: 'v1.0' });
-  assert.deepEqual(parseModelSpec('state-spaces/mamba-130m-hf'), { repoId: 'state-spaces/mamba-130m-hf', revision: 'main' });
+  assert.throws(
+    () => parseModelSpec('org/x@v1', 'v2'),
+    (e) => isMambaError(e, 'BAD_ARGUMENT'),
+  );
+  assert.deepEqual(parseModelSpec('state-spaces/mamba-130m-hf@v1.0'), {
+    repoId: 'state-spaces/mamba-130m-hf',
+    revision: 'v1.0',
+  });
+  assert.deepEqual(parseModelSpec('state-spaces/mamba-130m-hf'), {
+    repoId: 'state-spaces/mamba-130m-hf',
+    revision: 'main',
+  });
 });
 
 test('local paths: an existing directory is returned as is; a missing path-looking one is FILE_NOT_FOUND', async () => {
@@ -649,8 +695,18 @@ test('a missing repo, revision or config.json is FILE_NOT_FOUND with the URL', a
       `${hub.url}/acme/missing/resolve/main/config.json`,
       'HF_TOKEN',
     );
-    await rejectsWith(resolveModel('acme/tiny@nope', { env }), 'FILE_NOT_FOUND', 'revision "nope"', `${hub.url}/acme/tiny/resolve/nope/config.json`);
-    await rejectsWith(resolveModel('acme/noconfig', { env }), 'FILE_NOT_FOUND', 'config.json', `${hub.url}/acme/noconfig/resolve/main/config.json`);
+    await rejectsWith(
+      resolveModel('acme/tiny@nope', { env }),
+      'FILE_NOT_FOUND',
+      'revision "nope"',
+      `${hub.url}/acme/tiny/resolve/nope/config.json`,
+    );
+    await rejectsWith(
+      resolveModel('acme/noconfig', { env }),
+      'FILE_NOT_FOUND',
+      'config.json',
+      `${hub.url}/acme/noconfig/resolve/main/config.json`,
+    );
   });
 });
 
@@ -671,7 +727,11 @@ test('private and gated repos: refused without a token (message names HF_TOKEN);
     // The token file `huggingface-cli login` writes under HF_HOME is used too; `token: false` sends none.
     await writeFile(join(home, 'token'), 'hf_secret\n');
     await resolveModel('acme/gated', { env });
-    await rejectsWith(resolveModel('acme/gated', { env, token: false, cacheDir: join(home, 'other') }), 'NETWORK', 'HF_TOKEN');
+    await rejectsWith(
+      resolveModel('acme/gated', { env, token: false, cacheDir: join(home, 'other') }),
+      'NETWORK',
+      'HF_TOKEN',
+    );
   });
 });
 
@@ -684,7 +744,12 @@ test('an endpoint that is not a hub (no X-Repo-Commit) is a clear NETWORK error'
   const home = await mkdtemp(join(tmpdir(), 'mamba-ts-hub-'));
   try {
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    await rejectsWith(resolveModel('acme/tiny', { env: { HF_ENDPOINT: url, HF_HOME: home } }), 'NETWORK', 'X-Repo-Commit', url);
+    await rejectsWith(
+      resolveModel('acme/tiny', { env: { HF_ENDPOINT: url, HF_HOME: home } }),
+      'NETWORK',
+      'X-Repo-Commit',
+      url,
+    );
   } finally {
     server.closeAllConnections();
     await new Promise((r) => server.close(r));
@@ -1116,7 +1181,11 @@ test('ill-formed revisions (not git ref names) are BAD_ARGUMENT before any reque
   const bad = ['a..b', '.hidden', 'x.lock', 'a b', 'a~1', 'a^', 'a:b', 'a?', 'a*', 'a[', 'x@{1}', 'end.', '@'];
   bad.push('r'.repeat(256));
   for (const rev of bad) {
-    assert.throws(() => parseModelSpec(`org/x@${rev}`), (e) => isMambaError(e, 'BAD_ARGUMENT'), rev);
+    assert.throws(
+      () => parseModelSpec(`org/x@${rev}`),
+      (e) => isMambaError(e, 'BAD_ARGUMENT'),
+      rev,
+    );
   }
   for (const rev of ['main', 'v1.0', 'refs/pr/1', 'feature/x-y_z', 'a'.repeat(40), 'r@1']) {
     assert.equal(parseModelSpec('org/x', rev).revision, rev);
@@ -1159,7 +1228,12 @@ test('temporary files of dead processes are removed when a download starts; live
 test('huge limits (options or environment) are capped at what a timer holds, not fired at once', async () => {
   await withHub(async ({ hub, env }) => {
     hub.addRepo('acme/tiny', { files: tinyRepo() });
-    const slowEnv = { ...env, HF_HUB_DOWNLOAD_TIMEOUT: '1e10', HF_HUB_ETAG_TIMEOUT: '1e10', MAMBA_TS_HUB_DEADLINE: '1e12' };
+    const slowEnv = {
+      ...env,
+      HF_HUB_DOWNLOAD_TIMEOUT: '1e10',
+      HF_HUB_ETAG_TIMEOUT: '1e10',
+      MAMBA_TS_HUB_DEADLINE: '1e12',
+    };
     const dir = await resolveModel('acme/tiny', { ...quick(slowEnv), minBytesPerSecond: 1e-9 });
     assert.equal(await fileSha256(join(dir, 'model.safetensors')), sha256(WEIGHTS));
     await rm(join(dir, '..', '..'), { recursive: true });

@@ -9,7 +9,11 @@ import type { ByteSource } from '../../src/io/byte-source.js';
 export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 
 /** `8-byte length + header + data`, with the length field overridable to build corrupt files. */
-export function rawSafetensors(header: string | Uint8Array, data: Uint8Array = new Uint8Array(0), lengthField?: bigint): Uint8Array {
+export function rawSafetensors(
+  header: string | Uint8Array,
+  data: Uint8Array = new Uint8Array(0),
+  lengthField?: bigint,
+): Uint8Array {
   const json = typeof header === 'string' ? new TextEncoder().encode(header) : header;
   const out = new Uint8Array(8 + json.byteLength + data.byteLength);
   new DataView(out.buffer).setBigUint64(0, lengthField ?? BigInt(json.byteLength), true);
@@ -19,7 +23,11 @@ export function rawSafetensors(header: string | Uint8Array, data: Uint8Array = n
 }
 
 /** A ByteSource wrapper that records every read, to check what a reader touches. */
-export function countingSource(inner: ByteSource): { source: ByteSource; reads: Array<[offset: number, length: number]>; closed: () => boolean } {
+export function countingSource(inner: ByteSource): {
+  source: ByteSource;
+  reads: Array<[offset: number, length: number]>;
+  closed: () => boolean;
+} {
   const reads: Array<[number, number]> = [];
   let closed = false;
   return {

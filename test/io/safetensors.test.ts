@@ -13,22 +13,40 @@ import { bytesOf, countingSource, rawSafetensors, repoRoot, withTempDir } from '
 
 const fixtureDir = join(repoRoot, 'fixtures', 'io');
 
-interface ExpectedTensor { name: string; dtype: StoredDType; shape: number[]; values: Array<number | string> }
-interface Expected { metadata: Record<string, string>; tensors: ExpectedTensor[] }
+interface ExpectedTensor {
+  name: string;
+  dtype: StoredDType;
+  shape: number[];
+  values: Array<number | string>;
+}
+interface Expected {
+  metadata: Record<string, string>;
+  tensors: ExpectedTensor[];
+}
 
 /** Decodes little-endian bytes of a stored dtype to numbers (I64 to decimal strings, exactly). */
 function decode(dtype: StoredDType, bytes: Uint8Array): Array<number | string> {
   const copy = bytes.slice().buffer;
   switch (dtype) {
-    case 'F64': return [...new Float64Array(copy)];
-    case 'F32': return [...new Float32Array(copy)];
-    case 'F16': return [...halfToF32(new Uint16Array(copy), 'f16')];
-    case 'BF16': return [...halfToF32(new Uint16Array(copy), 'bf16')];
-    case 'I64': return [...new BigInt64Array(copy)].map(String);
-    case 'I32': return [...new Int32Array(copy)];
-    case 'I16': return [...new Int16Array(copy)];
-    case 'I8': return [...new Int8Array(copy)];
-    case 'U8': case 'BOOL': return [...new Uint8Array(copy)];
+    case 'F64':
+      return [...new Float64Array(copy)];
+    case 'F32':
+      return [...new Float32Array(copy)];
+    case 'F16':
+      return [...halfToF32(new Uint16Array(copy), 'f16')];
+    case 'BF16':
+      return [...halfToF32(new Uint16Array(copy), 'bf16')];
+    case 'I64':
+      return [...new BigInt64Array(copy)].map(String);
+    case 'I32':
+      return [...new Int32Array(copy)];
+    case 'I16':
+      return [...new Int16Array(copy)];
+    case 'I8':
+      return [...new Int8Array(copy)];
+    case 'U8':
+    case 'BOOL':
+      return [...new Uint8Array(copy)];
   }
 }
 
@@ -55,7 +73,10 @@ test('reads a file laid out by the reference serializer (made by scripts/fixture
   try {
     assert.deepEqual({ ...src.metadata }, expected.metadata);
     // Entries come in data order, which for the reference layout is the header order.
-    assert.deepEqual([...src.entries.keys()], expected.tensors.map((t) => t.name));
+    assert.deepEqual(
+      [...src.entries.keys()],
+      expected.tensors.map((t) => t.name),
+    );
     for (const t of expected.tensors) {
       const entry = src.entries.get(t.name)!;
       assert.equal(entry.dtype, t.dtype, t.name);
@@ -75,15 +96,20 @@ test('encodeSafetensors in reference order reproduces the reference file byte fo
   const src = await openSafetensors(memorySource(reference, 'reference.safetensors'));
   const data = await readAll(src);
   // Scrambled on purpose: referenceOrder must restore the reference's dtype-then-name order.
-  const tensors: TensorToWrite[] = [...src.entries.values()].reverse().map((e) => ({ name: e.name, dtype: e.dtype, shape: e.shape, data: data.get(e.name)! }));
+  const tensors: TensorToWrite[] = [...src.entries.values()]
+    .reverse()
+    .map((e) => ({ name: e.name, dtype: e.dtype, shape: e.shape, data: data.get(e.name)! }));
   assert.deepEqual(encodeSafetensors(referenceOrder(tensors), { ...src.metadata }), reference);
 });
 
-test('matches the reference serializer\'s own test vectors (empty file, metadata, forced alignment)', () => {
+test("matches the reference serializer's own test vectors (empty file, metadata, forced alignment)", () => {
   const enc = (s: string) => [...new TextEncoder().encode(s)];
   const le64 = (n: number) => [n, 0, 0, 0, 0, 0, 0, 0];
   assert.deepEqual([...encodeSafetensors([])], [...le64(8), ...enc('{}      ')]);
-  assert.deepEqual([...encodeSafetensors([], { framework: 'pt' })], [...le64(40), ...enc('{"__metadata__":{"framework":"pt"}}     ')]);
+  assert.deepEqual(
+    [...encodeSafetensors([], { framework: 'pt' })],
+    [...le64(40), ...enc('{"__metadata__":{"framework":"pt"}}     ')],
+  );
   const values = new Float32Array([0, 1, 2, 3, 4, 5]);
   const out = encodeSafetensors([{ name: 'attn0', dtype: 'F32', shape: [1, 1, 2, 3], data: values }]);
   const json = '{"attn0":{"dtype":"F32","shape":[1,1,2,3],"data_offsets":[0,24]}}';
@@ -107,12 +133,22 @@ function sampleTensors(): TensorToWrite[] {
   ];
 }
 
-async function assertRoundTrip(src: TensorSource, tensors: readonly TensorToWrite[], metadata: Record<string, string>): Promise<void> {
+async function assertRoundTrip(
+  src: TensorSource,
+  tensors: readonly TensorToWrite[],
+  metadata: Record<string, string>,
+): Promise<void> {
   assert.deepEqual({ ...src.metadata }, metadata);
-  assert.deepEqual([...src.entries.keys()], tensors.map((t) => t.name));
+  assert.deepEqual(
+    [...src.entries.keys()],
+    tensors.map((t) => t.name),
+  );
   for (const t of tensors) {
     const entry = src.entries.get(t.name)!;
-    assert.deepEqual({ dtype: entry.dtype, shape: entry.shape, byteLength: entry.byteLength }, { dtype: t.dtype, shape: t.shape, byteLength: t.data.byteLength });
+    assert.deepEqual(
+      { dtype: entry.dtype, shape: entry.shape, byteLength: entry.byteLength },
+      { dtype: t.dtype, shape: t.shape, byteLength: t.data.byteLength },
+    );
     assert.deepEqual(await src.read(t.name), bytesOf(t.data), t.name);
     // Into a caller's buffer too (here a view into a larger one).
     const big = new Uint8Array(t.data.byteLength + 6);
@@ -129,8 +165,8 @@ test('round trips F32, F16, BF16, I32, I64, a scalar and an empty tensor through
   const src = await openSafetensors(memorySource(bytes));
   await assertRoundTrip(src, tensors, metadata);
   // The values survive too (NaN compares equal under deepEqual's SameValue semantics).
-  assert.deepEqual(new Float32Array((await src.read('f32')).slice().buffer), tensors[0]!.data);
-  assert.deepEqual(new BigInt64Array((await src.read('i64')).slice().buffer), tensors[4]!.data);
+  assert.deepEqual(new Float32Array((await src.read('f32')).slice().buffer), tensors[0].data);
+  assert.deepEqual(new BigInt64Array((await src.read('i64')).slice().buffer), tensors[4].data);
   await src.close();
 });
 
@@ -150,7 +186,11 @@ test('writeSafetensorsFile writes atomically and openSafetensorsFile reads it ba
     const bad = { name: 'w', dtype: 'F32' as const, shape: [3], data: new Float32Array(2) };
     await rejectsWith(writeSafetensorsFile(path, [bad]), 'SHAPE_MISMATCH', /"w"/);
     assert.deepEqual(new Uint8Array(await readFile(path)), encodeSafetensors(tensors, { format: 'pt' }));
-    await rejectsWith(writeSafetensorsFile(join(dir, 'no', 'such', 'x.safetensors'), tensors), 'FILE_NOT_FOUND', /no[/\\]such/);
+    await rejectsWith(
+      writeSafetensorsFile(join(dir, 'no', 'such', 'x.safetensors'), tensors),
+      'FILE_NOT_FOUND',
+      /no[/\\]such/,
+    );
     assert.deepEqual(await readdir(dir), ['model.safetensors']);
   });
 });
@@ -172,17 +212,38 @@ test('the writer keeps the given order (integer-like names too) and pads the hea
   assert.deepEqual([...src.entries.keys()], ['b', '10', '2']);
   assert.deepEqual(await src.read('10'), bytesOf(new Float32Array([2])));
   // referenceOrder: largest element first, then by name.
-  assert.deepEqual(referenceOrder(tensors).map((t) => t.name), ['10', 'b', '2']);
+  assert.deepEqual(
+    referenceOrder(tensors).map((t) => t.name),
+    ['10', 'b', '2'],
+  );
 });
 
 test('the writer rejects bad tensors and metadata', () => {
   const ok = { name: 'w', dtype: 'F32' as const, shape: [2, 2], data: new Float32Array(4) };
-  assert.throws(() => encodeSafetensors([{ ...ok, shape: [2, 3] }]), (e) => isMambaError(e, 'SHAPE_MISMATCH') && /"w".*F32 \(2, 3\) needs 24 bytes, data has 16/.test(e.message));
-  assert.throws(() => encodeSafetensors([ok, ok]), (e) => isMambaError(e, 'BAD_ARGUMENT') && /"w" appears twice/.test(e.message));
-  assert.throws(() => encodeSafetensors([{ ...ok, name: '__metadata__' }]), (e) => isMambaError(e, 'BAD_ARGUMENT') && /reserved/.test(e.message));
-  assert.throws(() => encodeSafetensors([{ ...ok, dtype: 'F8_E4M3' as StoredDType }]), (e) => isMambaError(e, 'BAD_ARGUMENT') && /unknown dtype F8_E4M3/.test(e.message));
-  assert.throws(() => encodeSafetensors([{ ...ok, shape: [-2, -2] }]), (e) => isMambaError(e, 'BAD_ARGUMENT') && /non-negative integers/.test(e.message));
-  assert.throws(() => encodeSafetensors([ok], { step: 3 as unknown as string }), (e) => isMambaError(e, 'BAD_ARGUMENT') && /"step" must be a string/.test(e.message));
+  assert.throws(
+    () => encodeSafetensors([{ ...ok, shape: [2, 3] }]),
+    (e) => isMambaError(e, 'SHAPE_MISMATCH') && /"w".*F32 \(2, 3\) needs 24 bytes, data has 16/.test(e.message),
+  );
+  assert.throws(
+    () => encodeSafetensors([ok, ok]),
+    (e) => isMambaError(e, 'BAD_ARGUMENT') && /"w" appears twice/.test(e.message),
+  );
+  assert.throws(
+    () => encodeSafetensors([{ ...ok, name: '__metadata__' }]),
+    (e) => isMambaError(e, 'BAD_ARGUMENT') && /reserved/.test(e.message),
+  );
+  assert.throws(
+    () => encodeSafetensors([{ ...ok, dtype: 'F8_E4M3' as StoredDType }]),
+    (e) => isMambaError(e, 'BAD_ARGUMENT') && /unknown dtype F8_E4M3/.test(e.message),
+  );
+  assert.throws(
+    () => encodeSafetensors([{ ...ok, shape: [-2, -2] }]),
+    (e) => isMambaError(e, 'BAD_ARGUMENT') && /non-negative integers/.test(e.message),
+  );
+  assert.throws(
+    () => encodeSafetensors([ok], { step: 3 as unknown as string }),
+    (e) => isMambaError(e, 'BAD_ARGUMENT') && /"step" must be a string/.test(e.message),
+  );
 });
 
 // ---- lazy reading --------------------------------------------------------------------------------
@@ -206,8 +267,17 @@ test('opening reads only the header; read(name) reads exactly that tensor', asyn
 
 test('read: an unknown name lists tensors that exist; a wrong-size buffer and a closed file are refused', async () => {
   const src = await openSafetensors(memorySource(encodeSafetensors(sampleTensors()), 'weights.safetensors'));
-  await rejectsWith(src.read('backbone.f16'), 'BAD_ARGUMENT', /no tensor "backbone\.f16" in weights\.safetensors/, /it has 7, e\.g\. "f16", "f32"/);
-  await rejectsWith(src.read('f32', new Uint8Array(31)), 'BAD_ARGUMENT', /"f32" \(F32 \(2, 4\)\) has 32 bytes, the destination buffer has 31/);
+  await rejectsWith(
+    src.read('backbone.f16'),
+    'BAD_ARGUMENT',
+    /no tensor "backbone\.f16" in weights\.safetensors/,
+    /it has 7, e\.g\. "f16", "f32"/,
+  );
+  await rejectsWith(
+    src.read('f32', new Uint8Array(31)),
+    'BAD_ARGUMENT',
+    /"f32" \(F32 \(2, 4\)\) has 32 bytes, the destination buffer has 31/,
+  );
   await src.close();
   await rejectsWith(src.read('f32'), 'BAD_ARGUMENT', /closed/);
 });
@@ -220,30 +290,62 @@ const w = (entry: unknown, extra: Record<string, unknown> = {}) => JSON.stringif
 const f32x2 = { dtype: 'F32', shape: [2], data_offsets: [0, 8] };
 
 test('rejects a file shorter than the 8-byte length', async () => {
-  await rejectsWith(open(new Uint8Array(5)), 'CORRUPT_FILE', /bad\.safetensors is not a safetensors file: it has 5 bytes/);
+  await rejectsWith(
+    open(new Uint8Array(5)),
+    'CORRUPT_FILE',
+    /bad\.safetensors is not a safetensors file: it has 5 bytes/,
+  );
 });
 
 test('rejects a header length larger than the file (truncated)', async () => {
   const bytes = rawSafetensors(w(f32x2), new Uint8Array(8)).subarray(0, 30);
-  await rejectsWith(open(bytes), 'CORRUPT_FILE', /bad\.safetensors is truncated: its header needs \d+ bytes after the 8-byte length, the file has 22/);
+  await rejectsWith(
+    open(bytes),
+    'CORRUPT_FILE',
+    /bad\.safetensors is truncated: its header needs \d+ bytes after the 8-byte length, the file has 22/,
+  );
 });
 
 test('rejects an absurd header length (> 100 MB)', async () => {
-  await rejectsWith(open(rawSafetensors('{}', new Uint8Array(0), 200_000_000n)), 'CORRUPT_FILE', /header length 200000000 bytes is over the 100 MB limit/);
-  await rejectsWith(open(rawSafetensors('{}', new Uint8Array(0), 2n ** 64n - 1n)), 'CORRUPT_FILE', /18446744073709551615/);
+  await rejectsWith(
+    open(rawSafetensors('{}', new Uint8Array(0), 200_000_000n)),
+    'CORRUPT_FILE',
+    /header length 200000000 bytes is over the 100 MB limit/,
+  );
+  await rejectsWith(
+    open(rawSafetensors('{}', new Uint8Array(0), 2n ** 64n - 1n)),
+    'CORRUPT_FILE',
+    /18446744073709551615/,
+  );
 });
 
 test('rejects a header that is not UTF-8, not JSON, or not an object', async () => {
-  await rejectsWith(open(rawSafetensors(new Uint8Array([0x7b, 0xff, 0x7d]))), 'CORRUPT_FILE', /bad\.safetensors: the safetensors header is not valid UTF-8/);
-  await rejectsWith(open(rawSafetensors('{"w":')), 'CORRUPT_FILE', /bad\.safetensors: the safetensors header is not valid JSON/);
+  await rejectsWith(
+    open(rawSafetensors(new Uint8Array([0x7b, 0xff, 0x7d]))),
+    'CORRUPT_FILE',
+    /bad\.safetensors: the safetensors header is not valid UTF-8/,
+  );
+  await rejectsWith(
+    open(rawSafetensors('{"w":')),
+    'CORRUPT_FILE',
+    /bad\.safetensors: the safetensors header is not valid JSON/,
+  );
   for (const header of ['[1,2]', 'null', '3', '"x"']) {
     await rejectsWith(open(rawSafetensors(header)), 'CORRUPT_FILE', /must be a JSON object/);
   }
 });
 
 test('rejects __metadata__ that is not a map of strings', async () => {
-  await rejectsWith(open(rawSafetensors(w(f32x2, { __metadata__: { a: 1 } }), new Uint8Array(8))), 'CORRUPT_FILE', /"__metadata__" value for "a" must be a string/);
-  await rejectsWith(open(rawSafetensors(w(f32x2, { __metadata__: ['a'] }), new Uint8Array(8))), 'CORRUPT_FILE', /"__metadata__" must be an object of strings/);
+  await rejectsWith(
+    open(rawSafetensors(w(f32x2, { __metadata__: { a: 1 } }), new Uint8Array(8))),
+    'CORRUPT_FILE',
+    /"__metadata__" value for "a" must be a string/,
+  );
+  await rejectsWith(
+    open(rawSafetensors(w(f32x2, { __metadata__: ['a'] }), new Uint8Array(8))),
+    'CORRUPT_FILE',
+    /"__metadata__" must be an object of strings/,
+  );
 });
 
 test('rejects entries that are not objects, miss fields, or have fields of the wrong type', async () => {
@@ -265,24 +367,42 @@ test('rejects entries that are not objects, miss fields, or have fields of the w
 });
 
 test('rejects an unknown dtype as corrupt, and a valid one mamba-ts cannot load as unsupported', async () => {
-  await rejectsWith(open(rawSafetensors(w({ ...f32x2, dtype: 'F12' }), new Uint8Array(8))), 'CORRUPT_FILE', /tensor "w": unknown dtype "F12"/);
-  await rejectsWith(open(rawSafetensors(w({ ...f32x2, dtype: 'F8_E4M3', data_offsets: [0, 2] }), new Uint8Array(2))), 'UNSUPPORTED', /bad\.safetensors: tensor "w" has dtype F8_E4M3/);
+  await rejectsWith(
+    open(rawSafetensors(w({ ...f32x2, dtype: 'F12' }), new Uint8Array(8))),
+    'CORRUPT_FILE',
+    /tensor "w": unknown dtype "F12"/,
+  );
+  await rejectsWith(
+    open(rawSafetensors(w({ ...f32x2, dtype: 'F8_E4M3', data_offsets: [0, 2] }), new Uint8Array(2))),
+    'UNSUPPORTED',
+    /bad\.safetensors: tensor "w" has dtype F8_E4M3/,
+  );
 });
 
 test('rejects negative or non-integer dimensions', async () => {
   for (const shape of [[-1, 2], [1.5], [2, null]]) {
-    await rejectsWith(open(rawSafetensors(w({ ...f32x2, shape }), new Uint8Array(8))), 'CORRUPT_FILE', /tensor "w": shape must be a list of non-negative integers/);
+    await rejectsWith(
+      open(rawSafetensors(w({ ...f32x2, shape }), new Uint8Array(8))),
+      'CORRUPT_FILE',
+      /tensor "w": shape must be a list of non-negative integers/,
+    );
   }
 });
 
 test('rejects data_offsets whose size disagrees with dtype x shape', async () => {
-  await rejectsWith(open(rawSafetensors(w({ dtype: 'F32', shape: [2, 3], data_offsets: [0, 20] }), new Uint8Array(24))), 'CORRUPT_FILE',
-    /tensor "w": data_offsets \[0, 20\] hold 20 bytes, but F32 \(2, 3\) needs 24/);
+  await rejectsWith(
+    open(rawSafetensors(w({ dtype: 'F32', shape: [2, 3], data_offsets: [0, 20] }), new Uint8Array(24))),
+    'CORRUPT_FILE',
+    /tensor "w": data_offsets \[0, 20\] hold 20 bytes, but F32 \(2, 3\) needs 24/,
+  );
 });
 
 test('rejects offsets past the data section, saying the file is truncated', async () => {
-  await rejectsWith(open(rawSafetensors(w(f32x2), new Uint8Array(5))), 'CORRUPT_FILE',
-    /bad\.safetensors: the file is truncated: tensor "w" needs bytes \[0, 8\) of the data section, which has only 5 bytes/);
+  await rejectsWith(
+    open(rawSafetensors(w(f32x2), new Uint8Array(5))),
+    'CORRUPT_FILE',
+    /bad\.safetensors: the file is truncated: tensor "w" needs bytes \[0, 8\) of the data section, which has only 5 bytes/,
+  );
 });
 
 test('rejects overlapping tensors (empty tensors overlap nothing)', async () => {
@@ -291,14 +411,24 @@ test('rejects overlapping tensors (empty tensors overlap nothing)', async () => 
     e: { dtype: 'F32', shape: [0], data_offsets: [4, 4] },
     b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] },
   });
-  await rejectsWith(open(rawSafetensors(header, new Uint8Array(12))), 'CORRUPT_FILE', /tensors "a" \[0, 8\) and "b" \[4, 12\) overlap/);
-  const fine = JSON.stringify({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, e: { dtype: 'F32', shape: [0], data_offsets: [4, 4] } });
+  await rejectsWith(
+    open(rawSafetensors(header, new Uint8Array(12))),
+    'CORRUPT_FILE',
+    /tensors "a" \[0, 8\) and "b" \[4, 12\) overlap/,
+  );
+  const fine = JSON.stringify({
+    a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+    e: { dtype: 'F32', shape: [0], data_offsets: [4, 4] },
+  });
   assert.deepEqual([...(await open(rawSafetensors(fine, new Uint8Array(8)))).entries.keys()], ['a', 'e']);
 });
 
 test('rejects data_offsets that end before they begin', async () => {
-  await rejectsWith(open(rawSafetensors(w({ dtype: 'F32', shape: [2], data_offsets: [8, 0] }), new Uint8Array(8))), 'CORRUPT_FILE',
-    /tensor "w": data_offsets \[8, 0\] end before they begin/);
+  await rejectsWith(
+    open(rawSafetensors(w({ dtype: 'F32', shape: [2], data_offsets: [8, 0] }), new Uint8Array(8))),
+    'CORRUPT_FILE',
+    /tensor "w": data_offsets \[8, 0\] end before they begin/,
+  );
 });
 
 test('a rejected source is closed', async () => {

@@ -16,8 +16,20 @@ import { unpickleTorch } from '../../src/io/torch-pickle.js';
 
 const fixture = (name: string) => fileURLToPath(new URL(`../../../fixtures/torch/${name}`, import.meta.url));
 
-interface ExpectedEntry { name: string; dtype: string; shape: number[]; hex: string }
-interface ExpectedZipEntry { name: string; size: number; compressedSize: number; crc32: number; localHeaderOffset: number; method: string }
+interface ExpectedEntry {
+  name: string;
+  dtype: string;
+  shape: number[];
+  hex: string;
+}
+interface ExpectedZipEntry {
+  name: string;
+  size: number;
+  compressedSize: number;
+  crc32: number;
+  localHeaderOffset: number;
+  method: string;
+}
 interface ExpectedFixture {
   archive: string;
   wrapper: string | null;
@@ -26,7 +38,10 @@ interface ExpectedFixture {
   nonTensorEntries: string[];
   zip: ExpectedZipEntry[];
 }
-const expected = JSON.parse(readFileSync(fixture('expected.json'), 'utf8')) as { marker: string; good: Record<string, ExpectedFixture> };
+const expected = JSON.parse(readFileSync(fixture('expected.json'), 'utf8')) as {
+  marker: string;
+  good: Record<string, ExpectedFixture>;
+};
 
 const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 
@@ -94,15 +109,25 @@ for (const [file, want] of Object.entries(expected.good)) {
   test(`${file}: names, dtypes, shapes and bytes match numpy's view of the same strides`, async () => {
     const ckpt = await openTorchCheckpointFile(fixture(file));
     try {
-      assert.deepEqual([...ckpt.entries.keys()], want.entries.map((e) => e.name));
+      assert.deepEqual(
+        [...ckpt.entries.keys()],
+        want.entries.map((e) => e.name),
+      );
       assert.equal(ckpt.archiveName, want.archive);
       assert.equal(ckpt.wrapper, want.wrapper);
       assert.equal(ckpt.metadata['torch.version'], want.version);
       assert.equal(ckpt.metadata['torch.wrapper'], want.wrapper ?? undefined);
-      assert.equal(ckpt.metadata['torch.non_tensor_entries'], want.nonTensorEntries.length ? want.nonTensorEntries.join(',') : undefined);
+      assert.equal(
+        ckpt.metadata['torch.non_tensor_entries'],
+        want.nonTensorEntries.length ? want.nonTensorEntries.join(',') : undefined,
+      );
       for (const e of want.entries) {
         const entry = ckpt.entries.get(e.name)!;
-        assert.deepEqual({ dtype: entry.dtype, shape: [...entry.shape], byteLength: entry.byteLength }, { dtype: e.dtype, shape: e.shape, byteLength: e.hex.length / 2 }, e.name);
+        assert.deepEqual(
+          { dtype: entry.dtype, shape: [...entry.shape], byteLength: entry.byteLength },
+          { dtype: e.dtype, shape: e.shape, byteLength: e.hex.length / 2 },
+          e.name,
+        );
         assert.equal(hex(await ckpt.read(e.name)), e.hex, `${e.name} read into a new buffer`);
         const dest = new Uint8Array(entry.byteLength).fill(0xee);
         assert.equal(await ckpt.read(e.name, dest), dest);
@@ -118,7 +143,14 @@ for (const [file, want] of Object.entries(expected.good)) {
     try {
       assert.deepEqual(
         zip.entries.map((e) => ({ ...e })),
-        want.zip.map((e) => ({ name: e.name, method: e.method, compressedSize: e.compressedSize, size: e.size, crc32: e.crc32, localHeaderOffset: e.localHeaderOffset })),
+        want.zip.map((e) => ({
+          name: e.name,
+          method: e.method,
+          compressedSize: e.compressedSize,
+          size: e.size,
+          crc32: e.crc32,
+          localHeaderOffset: e.localHeaderOffset,
+        })),
       );
     } finally {
       await zip.source.close();
@@ -152,14 +184,20 @@ test('a tensor read fetches only its byte range; opening reads only the director
   const openBytes = log.reads.reduce((s, [, n]) => s + n, 0);
   assert.ok(openBytes < 70_000, `open read ${openBytes} bytes of ${bytes.length}`);
 
-  const want = expected.good['pytorch_model.bin']!.entries.find((e) => e.name === 'offset_view')!;
+  const want = expected.good['pytorch_model.bin'].entries.find((e) => e.name === 'offset_view')!;
   log.reads.length = 0;
   assert.equal(hex(await ckpt.read('offset_view')), want.hex);
   // The local header (30 bytes) once, then exactly the 3 floats at element offset 2 of the storage.
-  assert.deepEqual(log.reads.map(([, n]) => n), [30, 12]);
+  assert.deepEqual(
+    log.reads.map(([, n]) => n),
+    [30, 12],
+  );
   log.reads.length = 0;
   await ckpt.read('offset_view');
-  assert.deepEqual(log.reads.map(([, n]) => n), [12]);
+  assert.deepEqual(
+    log.reads.map(([, n]) => n),
+    [12],
+  );
   await ckpt.close();
   assert.ok(log.closed);
 });
@@ -169,7 +207,10 @@ test('a strided view reads the span it touches once and gathers from it', async 
   const ckpt = await openTorchCheckpoint(source);
   log.reads.length = 0;
   await ckpt.read('every_other_col'); // (3, 2) at stride (4, 2) from element 1: elements 1..11
-  assert.deepEqual(log.reads.map(([, n]) => n), [30, 11 * 4]);
+  assert.deepEqual(
+    log.reads.map(([, n]) => n),
+    [30, 11 * 4],
+  );
   await ckpt.close();
 });
 
@@ -188,7 +229,10 @@ for (const [file, global] of MALICIOUS) {
     const { source, log } = memorySource(readFileSync(path), path);
     await assert.rejects(openTorchCheckpoint(source), (e: unknown) => {
       assert.ok(isMambaError(e, 'UNSUPPORTED'), String(e));
-      assert.equal(e.message, `refusing to load ${global} from ${path}: pytorch_model.bin may only contain tensors and plain containers`);
+      assert.equal(
+        e.message,
+        `refusing to load ${global} from ${path}: pytorch_model.bin may only contain tensors and plain containers`,
+      );
       assert.equal(e.details['global'], global);
       return true;
     });
@@ -198,14 +242,38 @@ for (const [file, global] of MALICIOUS) {
 }
 
 const BROKEN: [string, ErrorCode, RegExp][] = [
-  ['truncated.pt', 'CORRUPT_FILE', /truncated\.pt is not a valid zip archive: no end-of-central-directory record .*truncated/],
+  [
+    'truncated.pt',
+    'CORRUPT_FILE',
+    /truncated\.pt is not a valid zip archive: no end-of-central-directory record .*truncated/,
+  ],
   ['no_data_pkl.pt', 'CORRUPT_FILE', /is a zip without a data\.pkl record, so not a torch\.save checkpoint/],
   ['big_endian.pt', 'UNSUPPORTED', /was saved on a big-endian machine .* little-endian checkpoints only/],
-  ['legacy.pt', 'UNSUPPORTED', /legacy torch\.save format \(PyTorch < 1\.6.* re-save it with a recent PyTorch .* convert it to safetensors/],
-  ['bad_opcode.pt', 'CORRUPT_FILE', /bad_opcode\/data\.pkl in .*bad_opcode\.pt is not a valid pickle at byte 5: unknown pickle opcode 0xff/],
-  ['missing_storage.pt', 'CORRUPT_FILE', /tensor "b" views storage 1, but the record missing_storage\/data\/1 is missing/],
-  ['out_of_bounds.pt', 'CORRUPT_FILE', /tensor "weight" \(shape \(4, 4\), stride \(4, 1\), offset 0\) reaches byte 64 of storage 0, which has 16/],
-  ['short_storage.pt', 'CORRUPT_FILE', /record short_storage\/data\/0 holds 12 bytes, but storage 0 is 4 x float32 = 16 bytes/],
+  [
+    'legacy.pt',
+    'UNSUPPORTED',
+    /legacy torch\.save format \(PyTorch < 1\.6.* re-save it with a recent PyTorch .* convert it to safetensors/,
+  ],
+  [
+    'bad_opcode.pt',
+    'CORRUPT_FILE',
+    /bad_opcode\/data\.pkl in .*bad_opcode\.pt is not a valid pickle at byte 5: unknown pickle opcode 0xff/,
+  ],
+  [
+    'missing_storage.pt',
+    'CORRUPT_FILE',
+    /tensor "b" views storage 1, but the record missing_storage\/data\/1 is missing/,
+  ],
+  [
+    'out_of_bounds.pt',
+    'CORRUPT_FILE',
+    /tensor "weight" \(shape \(4, 4\), stride \(4, 1\), offset 0\) reaches byte 64 of storage 0, which has 16/,
+  ],
+  [
+    'short_storage.pt',
+    'CORRUPT_FILE',
+    /record short_storage\/data\/0 holds 12 bytes, but storage 0 is 4 x float32 = 16 bytes/,
+  ],
   ['uint16.pt', 'UNSUPPORTED', /tensor "ids" in .* has dtype torch\.uint16, which mamba-ts does not read/],
   ['torchscript.pt', 'UNSUPPORTED', /is a TorchScript archive/],
   ['expected.json', 'CORRUPT_FILE', /is not a PyTorch zip checkpoint: it starts with bytes 7b 0a 20 22/],
@@ -218,22 +286,42 @@ for (const [file, code, pattern] of BROKEN) {
 }
 
 test('a missing file is FILE_NOT_FOUND', async () => {
-  await rejectsWith(openTorchCheckpointFile(fixture('no-such-file.bin')), 'FILE_NOT_FOUND', /file not found: .*no-such-file\.bin/);
+  await rejectsWith(
+    openTorchCheckpointFile(fixture('no-such-file.bin')),
+    'FILE_NOT_FOUND',
+    /file not found: .*no-such-file\.bin/,
+  );
 });
 
 test('damage inside the zip is CORRUPT_FILE: a flipped byte in data.pkl, bytes cut from the middle', async () => {
   const model = readFileSync(fixture('pytorch_model.bin'));
   const flipped = Uint8Array.from(model);
-  flipped[100]! ^= 0x20; // inside data.pkl, whose data starts at byte 64
-  await rejectsWith(openTorchCheckpoint(memorySource(flipped, 'flipped.bin').source), 'CORRUPT_FILE', /data\.pkl fails its CRC-32 check/);
+  flipped[100] ^= 0x20; // inside data.pkl, whose data starts at byte 64
+  await rejectsWith(
+    openTorchCheckpoint(memorySource(flipped, 'flipped.bin').source),
+    'CORRUPT_FILE',
+    /data\.pkl fails its CRC-32 check/,
+  );
   const cut = Buffer.concat([model.subarray(0, 3000), model.subarray(3100)]);
-  await rejectsWith(openTorchCheckpoint(memorySource(cut, 'cut.bin').source), 'CORRUPT_FILE', /cut\.bin is not a valid zip archive/);
+  await rejectsWith(
+    openTorchCheckpoint(memorySource(cut, 'cut.bin').source),
+    'CORRUPT_FILE',
+    /cut\.bin is not a valid zip archive/,
+  );
 });
 
 test('read: unknown names, wrong destination sizes and closed checkpoints are BAD_ARGUMENT', async () => {
   const ckpt = await openTorchCheckpointFile(fixture('tied.pt'));
-  await rejectsWith(ckpt.read('lm_head.bias'), 'BAD_ARGUMENT', /no tensor "lm_head\.bias" in .*tied\.pt; it has 7, e\.g\. "backbone\.embedding\.weight"/);
-  await rejectsWith(ckpt.read('lm_head.weight', new Uint8Array(59)), 'BAD_ARGUMENT', /destination has 59 bytes, the tensor has 60/);
+  await rejectsWith(
+    ckpt.read('lm_head.bias'),
+    'BAD_ARGUMENT',
+    /no tensor "lm_head\.bias" in .*tied\.pt; it has 7, e\.g\. "backbone\.embedding\.weight"/,
+  );
+  await rejectsWith(
+    ckpt.read('lm_head.weight', new Uint8Array(59)),
+    'BAD_ARGUMENT',
+    /destination has 59 bytes, the tensor has 60/,
+  );
   await ckpt.close();
   await rejectsWith(ckpt.read('lm_head.weight'), 'BAD_ARGUMENT', /is closed/);
 });
@@ -247,7 +335,11 @@ test('the unpickler rejects every truncation of a real stream as CORRUPT_FILE', 
   for (const file of ['pytorch_model.bin', 'variants.pt', 'nested.pt']) {
     const pkl = await dataPkl(file);
     for (let n = 0; n < pkl.length; n++) {
-      assert.throws(() => unpickleTorch(pkl.subarray(0, n), { file, member: 'data.pkl' }), (e: unknown) => isMambaError(e, 'CORRUPT_FILE'), `${file} cut at ${n}`);
+      assert.throws(
+        () => unpickleTorch(pkl.subarray(0, n), { file, member: 'data.pkl' }),
+        (e: unknown) => isMambaError(e, 'CORRUPT_FILE'),
+        `${file} cut at ${n}`,
+      );
     }
   }
 });

@@ -84,13 +84,18 @@ export function pickleStateDict(tensors: readonly PickledTensor[]): Uint8Array {
   const b: number[] = [];
   const u8 = (...x: number[]) => b.push(...x);
   const int = (v: number) => {
-    if (v < 256) u8(0x4b, v); // BININT1
-    else if (v < 2 ** 31) u8(0x4a, v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff); // BININT
+    if (v < 256)
+      u8(0x4b, v); // BININT1
+    else if (v < 2 ** 31)
+      u8(0x4a, v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff); // BININT
     else {
       const bytes: number[] = [];
       let x = BigInt(v);
-      while (x > 0n) { bytes.push(Number(x & 0xffn)); x >>= 8n; }
-      if (bytes[bytes.length - 1]! & 0x80) bytes.push(0);
+      while (x > 0n) {
+        bytes.push(Number(x & 0xffn));
+        x >>= 8n;
+      }
+      if (bytes[bytes.length - 1] & 0x80) bytes.push(0);
       u8(0x8a, bytes.length, ...bytes); // LONG1
     }
   };
@@ -118,7 +123,10 @@ export function pickleStateDict(tensors: readonly PickledTensor[]): Uint8Array {
       () => tuple(t.shape.map((s) => () => int(s))),
       () => tuple(t.stride.map((s) => () => int(s))),
       () => u8(0x89), // False
-      () => { global('collections', 'OrderedDict'); u8(0x29, 0x52); }, // OrderedDict()
+      () => {
+        global('collections', 'OrderedDict');
+        u8(0x29, 0x52);
+      }, // OrderedDict()
     ]);
     u8(0x52, 0x73); // REDUCE, SETITEM
   }
@@ -128,7 +136,9 @@ export function pickleStateDict(tensors: readonly PickledTensor[]): Uint8Array {
 
 /** A torch.save-like zip: `archive/data.pkl`, `archive/byteorder` and one stored record per storage. */
 export function torchZip(
-  tensors: readonly PickledTensor[], storages: Record<string, Uint8Array>, pkl?: ZipRecord,
+  tensors: readonly PickledTensor[],
+  storages: Record<string, Uint8Array>,
+  pkl?: ZipRecord,
 ): Uint8Array {
   return writeZip([
     pkl ?? { name: 'archive/data.pkl', data: pickleStateDict(tensors) },

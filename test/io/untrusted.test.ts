@@ -10,9 +10,7 @@ import { memorySource } from '../../src/io/byte-source.js';
 import { duplicateTopLevelKey, MAX_JSON_DEPTH, nestingDepth, parseUntrustedJson } from '../../src/io/json.js';
 import { openSafetensors } from '../../src/io/safetensors.js';
 import { openTorchCheckpoint, MAX_PICKLE_BYTES, MAX_REPEATING_VIEW_BYTES } from '../../src/io/torch-checkpoint.js';
-import {
-  MAX_PICKLE_LONG_BYTES, MAX_PICKLE_MEMO, MAX_PICKLE_STACK, unpickleTorch,
-} from '../../src/io/torch-pickle.js';
+import { MAX_PICKLE_LONG_BYTES, MAX_PICKLE_MEMO, MAX_PICKLE_STACK, unpickleTorch } from '../../src/io/torch-pickle.js';
 import { ZipArchive } from '../../src/io/zip.js';
 import { parseShardIndex, shardIndexFrom } from '../../src/io/sharded.js';
 import { rawSafetensors } from './safetensors-helpers.js';
@@ -38,7 +36,9 @@ function throwsWith(f: () => unknown, code: ErrorCode, pattern: RegExp): void {
 async function peakGrowthMb(f: () => Promise<unknown>): Promise<number> {
   const before = process.memoryUsage().rss;
   let peak = before;
-  const timer = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss); }, 5);
+  const timer = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().rss);
+  }, 5);
   try {
     await f();
   } finally {
@@ -55,8 +55,13 @@ test('a ~1 MB pytorch_model.bin whose data.pkl inflates to 1 GiB is refused befo
   assert.ok(bomb.length < 2 << 20, `bomb is ${bomb.length} bytes`);
   const file = torchZip([], {}, { name: 'archive/data.pkl', data: bomb, deflated: true, size: 1024 * 2 ** 20 });
   const t0 = performance.now();
-  const grew = await peakGrowthMb(() => rejectsWith(openTorchCheckpoint(memorySource(file, 'bomb.bin')), 'CORRUPT_FILE',
-    new RegExp(`member archive/data\\.pkl declares 1073741824 bytes, more than the ${MAX_PICKLE_BYTES}-byte limit`)));
+  const grew = await peakGrowthMb(() =>
+    rejectsWith(
+      openTorchCheckpoint(memorySource(file, 'bomb.bin')),
+      'CORRUPT_FILE',
+      new RegExp(`member archive/data\\.pkl declares 1073741824 bytes, more than the ${MAX_PICKLE_BYTES}-byte limit`),
+    ),
+  );
   assert.ok(performance.now() - t0 < 2000);
   assert.ok(grew < 200, `memory grew ${grew.toFixed(0)} MB`);
 });
@@ -64,8 +69,13 @@ test('a ~1 MB pytorch_model.bin whose data.pkl inflates to 1 GiB is refused befo
 test('a DEFLATE member that inflates past its declared size stops there, streaming (memory stays small)', async () => {
   const bomb = zeroBomb(1024); // 1 GiB of zeros, declared as 4000 bytes of pickle
   const file = torchZip([], {}, { name: 'archive/data.pkl', data: bomb, deflated: true, size: 4000 });
-  const grew = await peakGrowthMb(() => rejectsWith(openTorchCheckpoint(memorySource(file, 'liar.bin')), 'CORRUPT_FILE',
-    /member archive\/data\.pkl inflates to more than the 4000 bytes its directory entry declares/));
+  const grew = await peakGrowthMb(() =>
+    rejectsWith(
+      openTorchCheckpoint(memorySource(file, 'liar.bin')),
+      'CORRUPT_FILE',
+      /member archive\/data\.pkl inflates to more than the 4000 bytes its directory entry declares/,
+    ),
+  );
   assert.ok(grew < 200, `memory grew ${grew.toFixed(0)} MB`);
 });
 
@@ -86,11 +96,14 @@ test('a ranged read of a DEFLATE member holds only the range, and the whole stre
   );
 });
 
-test('zip structure: sizes beyond DEFLATE\'s ratio, members running into the directory', async () => {
+test("zip structure: sizes beyond DEFLATE's ratio, members running into the directory", async () => {
   const tiny = deflateRawSync(new Uint8Array(10));
   const ratio = writeZip([{ name: 'm', data: tiny, deflated: true, size: 2 ** 31 }]);
-  await rejectsWith(ZipArchive.open(memorySource(ratio, 'r.zip')), 'CORRUPT_FILE',
-    /declares 2147483648 bytes from \d+, beyond DEFLATE's 1032:1 limit/);
+  await rejectsWith(
+    ZipArchive.open(memorySource(ratio, 'r.zip')),
+    'CORRUPT_FILE',
+    /declares 2147483648 bytes from \d+, beyond DEFLATE's 1032:1 limit/,
+  );
   const z = writeZip([{ name: 'm', data: new Uint8Array(10) }]);
   // the directory says the member has 200 bytes: it would overlap the directory itself
   const v = new DataView(z.buffer, z.byteOffset);
@@ -110,14 +123,17 @@ const origin = { file: 'evil.bin', member: 'archive/data.pkl' };
 
 test('pickle budgets: stack, memo and integer lengths are bounded, each limit named', () => {
   const stack = new Uint8Array(MAX_PICKLE_STACK + 3).fill(0x4e); // NONE x (limit + 3)
-  stack[0] = 0x80; stack[1] = 2;
+  stack[0] = 0x80;
+  stack[1] = 2;
   throwsWith(
     () => unpickleTorch(stack, origin),
     'CORRUPT_FILE',
     new RegExp(`more than ${MAX_PICKLE_STACK} values on the stack`),
   );
   const memo = new Uint8Array(MAX_PICKLE_MEMO + 4).fill(0x94); // NONE then MEMOIZE x (limit + 1)
-  memo[0] = 0x80; memo[1] = 2; memo[2] = 0x4e;
+  memo[0] = 0x80;
+  memo[1] = 2;
+  memo[2] = 0x4e;
   throwsWith(
     () => unpickleTorch(memo, origin),
     'CORRUPT_FILE',
@@ -138,11 +154,14 @@ test('a stride-0 view of a tiny storage claiming gigabytes is refused before any
   const n = 2 ** 30;
   const view = { name: 'w', key: '0', storageNumel: 4, offset: 0, shape: [n], stride: [0] };
   const file = torchZip([view], { 0: new Uint8Array(16) });
-  await rejectsWith(openTorchCheckpoint(memorySource(file, 'broadcast.bin')), 'CORRUPT_FILE',
+  await rejectsWith(
+    openTorchCheckpoint(memorySource(file, 'broadcast.bin')),
+    'CORRUPT_FILE',
     new RegExp(
       `tensor "w" \\(shape \\(${n}\\), stride \\(0\\)\\) repeats the 16 bytes of storage 0 into ${4 * n} bytes, ` +
         `more than the ${MAX_REPEATING_VIEW_BYTES}-byte limit`,
-    ));
+    ),
+  );
   // a small broadcast view (what torch.save writes for an expand()ed buffer) still reads
   const broadcast = { name: 'w', key: '0', storageNumel: 1, offset: 0, shape: [3, 2], stride: [0, 0] };
   const small = torchZip([broadcast], { 0: new Uint8Array(new Float32Array([2.5]).buffer) });
@@ -152,7 +171,7 @@ test('a stride-0 view of a tiny storage claiming gigabytes is refused before any
   await ok.close();
 });
 
-test('pickleStateDict writes what the reader reads (the fuzzers\' seed)', async () => {
+test("pickleStateDict writes what the reader reads (the fuzzers' seed)", async () => {
   const data = new Float32Array([1, 2, 3, 4, 5, 6]);
   const a = { name: 'a', key: '0', storageNumel: 6, offset: 0, shape: [2, 3], stride: [3, 1] };
   const ckpt = await openTorchCheckpoint(memorySource(torchZip([a], { 0: new Uint8Array(data.buffer) }), 'seed.bin'));
@@ -166,8 +185,11 @@ test('pickleStateDict writes what the reader reads (the fuzzers\' seed)', async 
 
 test('deeply nested JSON is CORRUPT_FILE naming the file and the depth limit, before JSON.parse', () => {
   const deep = '['.repeat(100_000) + ']'.repeat(100_000);
-  throwsWith(() => parseUntrustedJson(deep, '/m/config.json', { maxBytes: 1 << 20 }), 'CORRUPT_FILE',
-    new RegExp(`/m/config\\.json nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep`));
+  throwsWith(
+    () => parseUntrustedJson(deep, '/m/config.json', { maxBytes: 1 << 20 }),
+    'CORRUPT_FILE',
+    new RegExp(`/m/config\\.json nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep`),
+  );
   throwsWith(
     () => parseUntrustedJson('"x"'.padEnd(100, ' '), 'small.json', { maxBytes: 50 }),
     'CORRUPT_FILE',
@@ -183,12 +205,18 @@ test('deeply nested JSON is CORRUPT_FILE naming the file and the depth limit, be
   );
 });
 
-test('a shard index parsed elsewhere (a browser\'s fetch) with values nested thousands deep is CORRUPT_FILE', () => {
+test("a shard index parsed elsewhere (a browser's fetch) with values nested thousands deep is CORRUPT_FILE", () => {
   const deep = JSON.parse('['.repeat(5000) + ']'.repeat(5000)) as unknown;
-  throwsWith(() => shardIndexFrom({ weight_map: { w: deep } }, 'idx.json'), 'CORRUPT_FILE',
-    /idx\.json: weight_map\["w"\] must be a shard file name, got a deeply nested array/);
-  throwsWith(() => shardIndexFrom({ weight_map: { w: 'a.safetensors' }, metadata: { x: deep } }, 'idx.json'), 'CORRUPT_FILE',
-    /idx\.json: the shard index's metadata "x" is nested too deeply/);
+  throwsWith(
+    () => shardIndexFrom({ weight_map: { w: deep } }, 'idx.json'),
+    'CORRUPT_FILE',
+    /idx\.json: weight_map\["w"\] must be a shard file name, got a deeply nested array/,
+  );
+  throwsWith(
+    () => shardIndexFrom({ weight_map: { w: 'a.safetensors' }, metadata: { x: deep } }, 'idx.json'),
+    'CORRUPT_FILE',
+    /idx\.json: the shard index's metadata "x" is nested too deeply/,
+  );
 });
 
 test('duplicate top-level keys are found (nested and string contents ignored)', () => {
@@ -216,8 +244,11 @@ test('safetensors: duplicate names, holes, trailing bytes, deep headers are refu
     /bytes \[4, 8\) of the data section belong to no tensor \(a hole after "a" ends, before "b"\)/,
   );
   const lead = JSON.stringify({ b: f32(4, 8) });
-  await rejectsWith(open(rawSafetensors(lead, new Uint8Array(8))), 'CORRUPT_FILE',
-    /bytes \[0, 4\) .* \(a hole at the start of the data section/);
+  await rejectsWith(
+    open(rawSafetensors(lead, new Uint8Array(8))),
+    'CORRUPT_FILE',
+    /bytes \[0, 4\) .* \(a hole at the start of the data section/,
+  );
   const trailing = JSON.stringify({ a: f32(0, 4) });
   await rejectsWith(
     open(rawSafetensors(trailing, new Uint8Array(12))),

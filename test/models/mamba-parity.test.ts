@@ -40,7 +40,7 @@ for (const [name, dtype] of FIXTURES) {
 test('mamba1-tied: recurrent steps equal the parallel form within 1e-5 at every position', async () => {
   const model = await loadLanguageModel(join(PARITY, 'mamba1-tied'));
   const exp = await readExpected('mamba1-tied');
-  const l = exp.ids[0]!.length;
+  const l = exp.ids[0].length;
   const { worst, state } = await stepVsParallel(model, exp.ids);
   assert.ok(worst < 1e-5, `max abs difference ${worst}`);
   assert.equal(state.position, l);
@@ -50,13 +50,13 @@ test('mamba1-tied: the state after the prompt equals transformers\' cache (conv 
   const model = await loadLanguageModel(join(PARITY, 'mamba1-tied'));
   const exp = await readExpected('mamba1-tied');
   assert.ok(exp.states.size > 0, 'fixture holds no states');
-  const b = exp.ids.length, l = exp.ids[0]!.length;
+  const b = exp.ids.length, l = exp.ids[0].length;
   const state = model.initState(b);
   model.forward(cpu().upload(Int32Array.from(exp.ids.flat()), [b, l], 'i32'), { state, lastOnly: true });
   for (const [name, want] of exp.states) {
     const [, li, kind] = name.split('.');
-    const got = await state.layers[Number(li)]![kind!]!.readFloat();
-    assert.deepEqual([...state.layers[Number(li)]![kind!]!.shape], want.shape, name);
+    const got = await state.layers[Number(li)][kind!].readFloat();
+    assert.deepEqual([...state.layers[Number(li)][kind!].shape], want.shape, name);
     const err = maxAbsDiff(got, want.data);
     assert.ok(err < 1e-5, `${name}: max abs error ${err}`);
   }
@@ -65,7 +65,7 @@ test('mamba1-tied: the state after the prompt equals transformers\' cache (conv 
 test('feeding a prompt in pieces gives the same logits as all at once', async () => {
   const model = await loadLanguageModel(join(PARITY, 'mamba1-tied'));
   const exp = await readExpected('mamba1-tied');
-  const ids = exp.ids[0]!;
+  const ids = exp.ids[0];
   const whole = await logitsOf(model, [ids]);
   const state = model.initState(1);
   const V = exp.V;

@@ -23,7 +23,7 @@ for (const name of FIXTURES) {
     const c = model.config as Mamba2Config;
     assert.equal(c.arch, 'mamba2');
     assert.equal(c.dInner, c.nHeads * c.headDim);
-    assert.equal(model.blocks[0]!.mixer.kind, 'mamba2');
+    assert.equal(model.blocks[0].mixer.kind, 'mamba2');
   });
 
   test(`${name}: batch logits match transformers within 1e-4`, async () => {
@@ -51,13 +51,13 @@ for (const name of FIXTURES) {
     const exp = await readExpected(name);
     const V = exp.V;
     const whole = await logitsOf(model, exp.ids);
-    const l = exp.ids[0]!.length;
+    const l = exp.ids[0].length;
     for (const cuts of [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [3, 7], [2, 9], [6]]) {
       const state = model.initState(exp.ids.length);
       const bounds = [0, ...cuts, l];
       const parts: Float32Array[] = [];
       for (let i = 0; i + 1 < bounds.length; i++) {
-        const a = bounds[i]!, z = bounds[i + 1]!;
+        const a = bounds[i], z = bounds[i + 1];
         const piece = exp.ids.map((r) => r.slice(a, z));
         const t = cpu().upload(Int32Array.from(piece.flat()), [piece.length, z - a], 'i32');
         parts.push(await model.forward(t, { state }).readFloat());
@@ -66,8 +66,8 @@ for (const name of FIXTURES) {
       const joined = new Float32Array(whole.length);
       for (let row = 0; row < exp.ids.length; row++) {
         for (let i = 0; i + 1 < bounds.length; i++) {
-          const a = bounds[i]!, len = bounds[i + 1]! - a;
-          joined.set(parts[i]!.subarray(row * len * V, (row + 1) * len * V), (row * l + a) * V);
+          const a = bounds[i], len = bounds[i + 1] - a;
+          joined.set(parts[i].subarray(row * len * V, (row + 1) * len * V), (row * l + a) * V);
         }
       }
       const err = maxAbsDiff(joined, whole);

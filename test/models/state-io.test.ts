@@ -84,11 +84,11 @@ test('a claimed batch above the limit, or one the tensors lack, fails before the
 test('NaN or Inf in a saved state is NON_FINITE, naming the tensor', async () => {
   const { a, saved } = await setup();
   const { tensors, meta } = await unpack(saved);
-  (tensors[1]!.data as Float32Array)[3] = NaN;
+  (tensors[1].data as Float32Array)[3] = NaN;
   await rejectsWith(
     a.loadState(encodeSafetensors(tensors, meta)),
     'NON_FINITE',
-    new RegExp(`saved state tensor ${tensors[1]!.name.replace(/\./g, '\\.')} holds NaN at flat index 3`),
+    new RegExp(`saved state tensor ${tensors[1].name.replace(/\./g, '\\.')} holds NaN at flat index 3`),
   );
 });
 

@@ -12,7 +12,9 @@ import { isTaskRunResult, type TaskRunResult } from '../../src/tasks/results.js'
 /** `mamba-ts tasks`: help, strict options, a tiny run end to end (results JSON), resuming, and the report. */
 async function capture(argv: string[]): Promise<string> {
   let out = '';
-  await tasksCommand(argv, (s) => { out += s; });
+  await tasksCommand(argv, (s) => {
+    out += s;
+  });
   return out;
 }
 
@@ -24,25 +26,81 @@ test('tasks --help names every task and mixer', async () => {
 });
 
 test('bad invocations are clear errors', async () => {
-  await assert.rejects(tasksCommand(['run', 'mqar', '--mixer', 'mamba', '--dmodel', '3']), (e: unknown) => isMambaError(e, 'UNKNOWN_OPTION') && /--dmodel/.test((e as Error).message));
-  await assert.rejects(tasksCommand(['run', 'mqar']), (e: unknown) => isMambaError(e, 'BAD_ARGUMENT') && /--mixer/.test((e as Error).message));
-  await assert.rejects(tasksCommand(['run', 'copying', '--mixer', 'mamba']), (e: unknown) => isMambaError(e, 'BAD_ARGUMENT') && /selective-copying/.test((e as Error).message));
-  await assert.rejects(tasksCommand(['run', 'mqar', '--mixer', 'rnn']), (e: unknown) => isMambaError(e, 'BAD_ARGUMENT') && /attention/.test((e as Error).message));
-  await assert.rejects(tasksCommand(['run', 'mqar', '--mixer', 'mamba', '--eval-lengths', '64']), (e: unknown) => isMambaError(e, 'BAD_ARGUMENT'));
-  await assert.rejects(tasksCommand(['run', 'mqar', '--mixer', 'mamba', '--time-limit', '5']), (e: unknown) => isMambaError(e, 'BAD_ARGUMENT') && /--checkpoint/.test((e as Error).message));
+  await assert.rejects(
+    tasksCommand(['run', 'mqar', '--mixer', 'mamba', '--dmodel', '3']),
+    (e: unknown) => isMambaError(e, 'UNKNOWN_OPTION') && /--dmodel/.test((e as Error).message),
+  );
+  await assert.rejects(
+    tasksCommand(['run', 'mqar']),
+    (e: unknown) => isMambaError(e, 'BAD_ARGUMENT') && /--mixer/.test((e as Error).message),
+  );
+  await assert.rejects(
+    tasksCommand(['run', 'copying', '--mixer', 'mamba']),
+    (e: unknown) => isMambaError(e, 'BAD_ARGUMENT') && /selective-copying/.test((e as Error).message),
+  );
+  await assert.rejects(
+    tasksCommand(['run', 'mqar', '--mixer', 'rnn']),
+    (e: unknown) => isMambaError(e, 'BAD_ARGUMENT') && /attention/.test((e as Error).message),
+  );
+  await assert.rejects(tasksCommand(['run', 'mqar', '--mixer', 'mamba', '--eval-lengths', '64']), (e: unknown) =>
+    isMambaError(e, 'BAD_ARGUMENT'),
+  );
+  await assert.rejects(
+    tasksCommand(['run', 'mqar', '--mixer', 'mamba', '--time-limit', '5']),
+    (e: unknown) => isMambaError(e, 'BAD_ARGUMENT') && /--checkpoint/.test((e as Error).message),
+  );
   await assert.rejects(tasksCommand(['frobnicate']), (e: unknown) => isMambaError(e, 'BAD_ARGUMENT'));
   assert.deepEqual(parseLengths('2^6..2^9'), [64, 128, 256, 512]);
   assert.deepEqual(parseLengths('16, 2^5,100'), [16, 32, 100]);
-  assert.throws(() => parseLengths('2^9..2^6'), (e: unknown) => isMambaError(e, 'BAD_ARGUMENT'));
-  assert.throws(() => parseLengths('abc'), (e: unknown) => isMambaError(e, 'BAD_ARGUMENT'));
+  assert.throws(
+    () => parseLengths('2^9..2^6'),
+    (e: unknown) => isMambaError(e, 'BAD_ARGUMENT'),
+  );
+  assert.throws(
+    () => parseLengths('abc'),
+    (e: unknown) => isMambaError(e, 'BAD_ARGUMENT'),
+  );
 });
 
 test('tasks run writes a results JSON (resuming through a checkpoint) and tasks report turns runs into tables and plots', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'mamba-ts-tasks-'));
   try {
-    const common = ['--d-model', '8', '--layers', '1', '--d-state', '4', '--steps', '4', '--batch', '4', '--eval-examples', '8', '--eval-every', '2', '--quiet'];
-    const ih = join(dir, 'runs', 'ih.json'), ckpt = join(dir, 'ih.safetensors');
-    const ihArgs = ['run', 'induction-heads', '--mixer', 'mamba', '--seq-len', '8', '--eval-lengths', '8,2^4', '--length-examples', '4', '--out', ih, '--checkpoint', ckpt, ...common];
+    const common = [
+      '--d-model',
+      '8',
+      '--layers',
+      '1',
+      '--d-state',
+      '4',
+      '--steps',
+      '4',
+      '--batch',
+      '4',
+      '--eval-examples',
+      '8',
+      '--eval-every',
+      '2',
+      '--quiet',
+    ];
+    const ih = join(dir, 'runs', 'ih.json'),
+      ckpt = join(dir, 'ih.safetensors');
+    const ihArgs = [
+      'run',
+      'induction-heads',
+      '--mixer',
+      'mamba',
+      '--seq-len',
+      '8',
+      '--eval-lengths',
+      '8,2^4',
+      '--length-examples',
+      '4',
+      '--out',
+      ih,
+      '--checkpoint',
+      ckpt,
+      ...common,
+    ];
     // A time limit of a millisecond stops after the first step and leaves a checkpoint, no results yet.
     assert.equal((await capture([...ihArgs, '--time-limit', '0.001'])).trim(), ckpt);
     assert.ok(existsSync(ckpt) && !existsSync(ih));
@@ -52,15 +110,21 @@ test('tasks run writes a results JSON (resuming through a checkpoint) and tasks 
     assert.equal(r.task, 'induction-heads');
     assert.equal(r.log.steps, 4);
     assert.equal(r.log.stoppedBy, 'steps');
-    assert.deepEqual(r.lengths.map((x) => x.length), [8, 16]);
-    assert.equal(r.lengths[1]!.method, 'chunked-state');
-    assert.ok(r.accuracy.token >= 0 && r.accuracy.token <= 1 && r.parameters > 0 && r.command.includes('induction-heads'));
+    assert.deepEqual(
+      r.lengths.map((x) => x.length),
+      [8, 16],
+    );
+    assert.equal(r.lengths[1].method, 'chunked-state');
+    assert.ok(
+      r.accuracy.token >= 0 && r.accuracy.token <= 1 && r.parameters > 0 && r.command.includes('induction-heads'),
+    );
     const runs: [string, string, string[]][] = [
       ['selective-copying', 's4d', ['--seq-len', '12', '--count', '3', '--vocab', '6']],
       ['mqar', 'attention', ['--seq-len', '16', '--count', '2', '--vocab', '16', '--heads', '2']],
       ['mqar', 'attention', ['--seq-len', '16', '--count', '2', '--vocab', '16', '--heads', '2', '--d-model', '12']],
     ];
-    for (const [i, [task, mixer, extra]] of runs.entries()) await capture(['run', task, '--mixer', mixer, '--out', join(dir, 'runs', `${i}.json`), ...common, ...extra]);
+    for (const [i, [task, mixer, extra]] of runs.entries())
+      await capture(['run', task, '--mixer', mixer, '--out', join(dir, 'runs', `${i}.json`), ...common, ...extra]);
     const md = join(dir, 'report', 'tasks.md');
     await capture(['report', '--in', join(dir, 'runs'), '--out', md]);
     const text = readFileSync(md, 'utf8');
@@ -70,8 +134,11 @@ test('tasks run writes a results JSON (resuming through a checkpoint) and tasks 
     assert.match(text, /2\^3 \| 2\^4/);
     assert.match(text, /### MQAR, L = 16, 2 key-value pairs/);
     assert.match(text, /d = 8 \| d = 12/);
-    for (const svg of ['selective-copying-L12-n3-d8', 'induction-heads', 'mqar-L16-kv2']) assert.match(readFileSync(join(dir, 'report', `${svg}.svg`), 'utf8'), /^<svg[^]*<\/svg>\s*$/);
-    await assert.rejects(tasksCommand(['report', '--in', join(dir, 'nothing')]), (e: unknown) => isMambaError(e, 'FILE_NOT_FOUND'));
+    for (const svg of ['selective-copying-L12-n3-d8', 'induction-heads', 'mqar-L16-kv2'])
+      assert.match(readFileSync(join(dir, 'report', `${svg}.svg`), 'utf8'), /^<svg[\s\S]*<\/svg>\s*$/);
+    await assert.rejects(tasksCommand(['report', '--in', join(dir, 'nothing')]), (e: unknown) =>
+      isMambaError(e, 'FILE_NOT_FOUND'),
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -9,7 +9,9 @@ import { generate, inductionHeads, mqar, selectiveCopying, TASKS } from '../../s
 test('every generator is a pure function of its seed', () => {
   const s = { seqLen: 64, vocabSize: 32, count: 4 };
   for (const task of TASKS) {
-    const a = generate(task, new Rng(5), 3, s), b = generate(task, new Rng(5), 3, s), c = generate(task, new Rng(6), 3, s);
+    const a = generate(task, new Rng(5), 3, s),
+      b = generate(task, new Rng(5), 3, s),
+      c = generate(task, new Rng(6), 3, s);
     assert.deepEqual(a.inputs, b.inputs, task);
     assert.deepEqual(a.targets, b.targets, task);
     assert.notDeepEqual(a.inputs, c.inputs, task);
@@ -22,14 +24,22 @@ test('selective copying: M data tokens among noise in order, then M markers whos
   const { inputs, targets, batch } = selectiveCopying(new Rng(1), 50, { seqLen: l, vocabSize: V, count: M });
   const firstPositions = new Set<number>();
   for (let b = 0; b < batch; b++) {
-    const x = inputs.subarray(b * l, (b + 1) * l), y = targets.subarray(b * l, (b + 1) * l);
+    const x = inputs.subarray(b * l, (b + 1) * l),
+      y = targets.subarray(b * l, (b + 1) * l);
     const data: number[] = [];
     for (let t = 0; t < l - M; t++) {
       assert.equal(y[t], -1);
-      if (x[t] !== 0) { assert.ok(x[t]! >= 1 && x[t]! <= V - 2, `data token ${x[t]}`); data.push(x[t]!); if (data.length === 1) firstPositions.add(t); }
+      if (x[t] !== 0) {
+        assert.ok(x[t] >= 1 && x[t] <= V - 2, `data token ${x[t]}`);
+        data.push(x[t]);
+        if (data.length === 1) firstPositions.add(t);
+      }
     }
     assert.equal(data.length, M, 'exactly M data tokens');
-    for (let i = 0; i < M; i++) { assert.equal(x[l - M + i], V - 1, 'marker'); assert.equal(y[l - M + i], data[i], 'target = i-th data token'); }
+    for (let i = 0; i < M; i++) {
+      assert.equal(x[l - M + i], V - 1, 'marker');
+      assert.equal(y[l - M + i], data[i], 'target = i-th data token');
+    }
   }
   assert.ok(firstPositions.size > 3, 'the data tokens are spread, not fixed');
 });
@@ -40,16 +50,17 @@ test('induction heads: one earlier special token followed by the key, the specia
     const { inputs, targets } = inductionHeads(new Rng(l), 40, { seqLen: l, vocabSize: V, count: 1 });
     const keys = new Set<number>();
     for (let b = 0; b < 40; b++) {
-      const x = inputs.subarray(b * l, (b + 1) * l), y = targets.subarray(b * l, (b + 1) * l);
+      const x = inputs.subarray(b * l, (b + 1) * l),
+        y = targets.subarray(b * l, (b + 1) * l);
       const specials = [...x].flatMap((v, t) => (v === V - 1 ? [t] : []));
       assert.equal(specials.length, 2, 'the special token appears twice');
       assert.equal(specials[1], l - 1);
-      const p = specials[0]!;
+      const p = specials[0];
       assert.ok(p <= l - 3);
-      assert.ok(x[p + 1]! < V - 1, 'the key is an ordinary token');
+      assert.ok(x[p + 1] < V - 1, 'the key is an ordinary token');
       assert.equal(y[l - 1], x[p + 1]);
       assert.equal([...y].filter((v) => v >= 0).length, 1);
-      keys.add(x[p + 1]!);
+      keys.add(x[p + 1]);
     }
     if (l > 3) assert.ok(keys.size > 5, 'keys vary');
   }
@@ -60,24 +71,27 @@ test('MQAR: distinct keys and values from their halves of the vocabulary, each k
   const { inputs, targets, batch } = mqar(new Rng(2), 200, { seqLen: l, vocabSize: V, count: D });
   let gapSum = 0;
   for (let b = 0; b < batch; b++) {
-    const x = inputs.subarray(b * l, (b + 1) * l), y = targets.subarray(b * l, (b + 1) * l);
+    const x = inputs.subarray(b * l, (b + 1) * l),
+      y = targets.subarray(b * l, (b + 1) * l);
     const kv = new Map<number, number>();
     for (let i = 0; i < D; i++) {
-      const k = x[2 * i]!, v = x[2 * i + 1]!;
+      const k = x[2 * i],
+        v = x[2 * i + 1];
       assert.ok(k >= 1 && k < V / 2 && v >= V / 2 && v < V, `pair ${k} ${v}`);
       assert.ok(!kv.has(k), 'distinct keys');
       kv.set(k, v);
-      assert.equal(y[2 * i], -1); assert.equal(y[2 * i + 1], -1);
+      assert.equal(y[2 * i], -1);
+      assert.equal(y[2 * i + 1], -1);
     }
     assert.equal(new Set(kv.values()).size, D, 'distinct values');
     const asked = new Set<number>();
     for (let t = 2 * D; t < l; t++) {
-      if (y[t]! >= 0) {
+      if (y[t] >= 0) {
         assert.equal((t - 2 * D) % 2, 0, 'queries at even offsets');
-        assert.equal(kv.get(x[t]!), y[t], 'the target is the queried key\'s value');
-        asked.add(x[t]!);
+        assert.equal(kv.get(x[t]), y[t], "the target is the queried key's value");
+        asked.add(x[t]);
         gapSum += (t - 2 * D) / 2;
-      } else assert.ok(x[t]! >= 0 && x[t]! < V);
+      } else assert.ok(x[t] >= 0 && x[t] < V);
     }
     assert.equal(asked.size, D, 'every key queried once');
   }
@@ -86,8 +100,20 @@ test('MQAR: distinct keys and values from their halves of the vocabulary, each k
 });
 
 test('settings that cannot hold the task are clear errors', () => {
-  assert.throws(() => selectiveCopying(new Rng(1), 1, { seqLen: 20, vocabSize: 16, count: 16 }), (e: unknown) => isMambaError(e, 'BAD_ARGUMENT'));
-  assert.throws(() => inductionHeads(new Rng(1), 1, { seqLen: 2, vocabSize: 16, count: 1 }), (e: unknown) => isMambaError(e, 'BAD_ARGUMENT'));
-  assert.throws(() => mqar(new Rng(1), 1, { seqLen: 64, vocabSize: 16, count: 8 }), (e: unknown) => isMambaError(e, 'BAD_ARGUMENT') && /vocabulary/.test((e as Error).message));
-  assert.throws(() => mqar(new Rng(1), 1, { seqLen: 30, vocabSize: 64, count: 8 }), (e: unknown) => isMambaError(e, 'BAD_ARGUMENT'));
+  assert.throws(
+    () => selectiveCopying(new Rng(1), 1, { seqLen: 20, vocabSize: 16, count: 16 }),
+    (e: unknown) => isMambaError(e, 'BAD_ARGUMENT'),
+  );
+  assert.throws(
+    () => inductionHeads(new Rng(1), 1, { seqLen: 2, vocabSize: 16, count: 1 }),
+    (e: unknown) => isMambaError(e, 'BAD_ARGUMENT'),
+  );
+  assert.throws(
+    () => mqar(new Rng(1), 1, { seqLen: 64, vocabSize: 16, count: 8 }),
+    (e: unknown) => isMambaError(e, 'BAD_ARGUMENT') && /vocabulary/.test((e as Error).message),
+  );
+  assert.throws(
+    () => mqar(new Rng(1), 1, { seqLen: 30, vocabSize: 64, count: 8 }),
+    (e: unknown) => isMambaError(e, 'BAD_ARGUMENT'),
+  );
 });

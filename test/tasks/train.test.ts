@@ -11,8 +11,27 @@ import { decays } from '../../src/train/optimizer.js';
 
 /** The task training loop: it learns a tiny task, resumes from a checkpoint exactly, and groups weight decay as documented (the trainer's AdamW). */
 const bk = cpu();
-const tiny: TaskModelConfig = { ...DEFAULT_TASK_MODEL, mixer: 'mamba', vocabSize: 6, dModel: 16, nLayer: 1, dState: 4, maxLength: 3 };
-const opts: TrainOptions = { steps: 60, batch: 32, lr: 1e-2, weightDecay: 0.1, warmup: 5, clipNorm: 1, seed: 3, evalEvery: 0, evalExamples: 0, logEvery: 10 };
+const tiny: TaskModelConfig = {
+  ...DEFAULT_TASK_MODEL,
+  mixer: 'mamba',
+  vocabSize: 6,
+  dModel: 16,
+  nLayer: 1,
+  dState: 4,
+  maxLength: 3,
+};
+const opts: TrainOptions = {
+  steps: 60,
+  batch: 32,
+  lr: 1e-2,
+  weightDecay: 0.1,
+  warmup: 5,
+  clipNorm: 1,
+  seed: 3,
+  evalEvery: 0,
+  evalExamples: 0,
+  logEvery: 10,
+};
 // Induction heads at length 3 is "special, key, special -> key": copy the token before the last.
 const settings = { seqLen: 3, vocabSize: 6, count: 1 };
 
@@ -23,7 +42,8 @@ test('training on a tiny task lowers the loss and reaches high held-out accuracy
   const after = await evaluate(m, 'induction-heads', settings, 256, 3, 64);
   assert.equal(log.steps, 60);
   assert.equal(log.stoppedBy, 'steps');
-  const first = log.loss[0]![1], last = log.loss[log.loss.length - 1]![1];
+  const first = log.loss[0][1],
+    last = log.loss[log.loss.length - 1][1];
   assert.ok(last < 0.5 * first, `loss ${first} -> ${last}`);
   assert.ok(before.token < 0.5 && after.token > 0.9, `accuracy ${before.token} -> ${after.token}`);
 });
@@ -61,11 +81,30 @@ test('a run stopped and resumed from a checkpoint ends with the same weights as 
 });
 
 test('weight decay skips SSM dynamics, skips, norms and biases of every mixer; task runs decay the embeddings', () => {
-  for (const n of ['backbone.layers.0.mixer.A_log', 'backbone.layers.1.mixer.core.A_im', 'backbone.layers.0.mixer.core.log_dt', 'backbone.layers.0.mixer.D',
-    'backbone.layers.0.mixer.core.D', 'backbone.layers.0.mixer.ssm.log_dt', 'backbone.layers.0.norm.weight', 'backbone.norm_f.weight', 'backbone.layers.0.mixer.conv1d.bias',
-    'backbone.layers.0.mixer.shift.bias', 'backbone.layers.0.mixer.core.dt_proj.bias', 'backbone.layers.0.mixer.filter_core.filter.b1']) assert.equal(decays(n, true), false, n);
-  for (const n of ['backbone.layers.0.mixer.in_proj.weight', 'backbone.layers.0.mixer.core.C_re', 'backbone.layers.0.mixer.ssm.C_im', 'backbone.layers.0.mixer.dt_proj.weight',
-    'backbone.layers.0.mixer.filter_core.filter.w3', 'backbone.layers.0.mixer.short_conv.weight']) assert.equal(decays(n), true, n);
+  for (const n of [
+    'backbone.layers.0.mixer.A_log',
+    'backbone.layers.1.mixer.core.A_im',
+    'backbone.layers.0.mixer.core.log_dt',
+    'backbone.layers.0.mixer.D',
+    'backbone.layers.0.mixer.core.D',
+    'backbone.layers.0.mixer.ssm.log_dt',
+    'backbone.layers.0.norm.weight',
+    'backbone.norm_f.weight',
+    'backbone.layers.0.mixer.conv1d.bias',
+    'backbone.layers.0.mixer.shift.bias',
+    'backbone.layers.0.mixer.core.dt_proj.bias',
+    'backbone.layers.0.mixer.filter_core.filter.b1',
+  ])
+    assert.equal(decays(n, true), false, n);
+  for (const n of [
+    'backbone.layers.0.mixer.in_proj.weight',
+    'backbone.layers.0.mixer.core.C_re',
+    'backbone.layers.0.mixer.ssm.C_im',
+    'backbone.layers.0.mixer.dt_proj.weight',
+    'backbone.layers.0.mixer.filter_core.filter.w3',
+    'backbone.layers.0.mixer.short_conv.weight',
+  ])
+    assert.equal(decays(n), true, n);
   assert.equal(decays('backbone.embeddings.weight', true), true);
   assert.equal(decays('backbone.embeddings.weight'), false);
   // Every parameter of every task model falls in the group its kind belongs to.

@@ -15,13 +15,22 @@ import { randomText, seededRandom } from './random-text.js';
  * each merge, take the highest count (ties: smaller left id, then smaller right id), replace it left to
  * right. Same id layout and same rule for a merge whose string already exists (dropped).
  */
-function referenceTrain(text: string, vocabSize: number, minPairCount: number): { merges: [string, string][]; segmentation: Map<string, number[]> } {
+function referenceTrain(
+  text: string,
+  vocabSize: number,
+  minPairCount: number,
+): { merges: [string, string][]; segmentation: Map<string, number[]> } {
   const pieceCounts = new Map<string, number>();
   for (const plain of text.split('<|endoftext|>')) {
-    for (const piece of plain.match(GPT2_PRETOKENIZE_PATTERN) ?? []) pieceCounts.set(piece, (pieceCounts.get(piece) ?? 0) + 1);
+    for (const piece of plain.match(GPT2_PRETOKENIZE_PATTERN) ?? [])
+      pieceCounts.set(piece, (pieceCounts.get(piece) ?? 0) + 1);
   }
   const vocab = ['<|endoftext|>', ...BYTE_TO_UNICODE];
-  const words = [...pieceCounts].map(([piece, count]) => ({ piece, count, ids: [...new TextEncoder().encode(piece)].map((b) => 1 + b) }));
+  const words = [...pieceCounts].map(([piece, count]) => ({
+    piece,
+    count,
+    ids: [...new TextEncoder().encode(piece)].map((b) => 1 + b),
+  }));
   const dropped = new Set<string>();
   const merges: [string, string][] = [];
   while (vocab.length < vocabSize) {
@@ -36,28 +45,31 @@ function referenceTrain(text: string, vocabSize: number, minPairCount: number): 
     let bestCount = 0;
     for (const [key, count] of counts) {
       const [a, b] = key.split(',').map(Number) as [number, number];
-      if (count > bestCount || (count === bestCount && best !== undefined && (a < best[0] || (a === best[0] && b < best[1])))) {
+      if (
+        count > bestCount ||
+        (count === bestCount && best !== undefined && (a < best[0] || (a === best[0] && b < best[1])))
+      ) {
         best = [a, b];
         bestCount = count;
       }
     }
     if (best === undefined || bestCount < minPairCount) break;
-    const merged = vocab[best[0]]! + vocab[best[1]]!;
+    const merged = vocab[best[0]] + vocab[best[1]];
     if (vocab.includes(merged)) {
       dropped.add(`${best[0]},${best[1]}`);
       continue;
     }
     const c = vocab.length;
     vocab.push(merged);
-    merges.push([vocab[best[0]]!, vocab[best[1]]!]);
+    merges.push([vocab[best[0]], vocab[best[1]]]);
     for (const w of words) {
       const out: number[] = [];
-      for (let i = 0; i < w.ids.length; ) {
+      for (let i = 0; i < w.ids.length;) {
         if (i + 1 < w.ids.length && w.ids[i] === best[0] && w.ids[i + 1] === best[1]) {
           out.push(c);
           i += 2;
         } else {
-          out.push(w.ids[i++]!);
+          out.push(w.ids[i++]);
         }
       }
       w.ids = out;
@@ -81,7 +93,10 @@ function brownText(chars: number): string {
   let text = '';
   for (const file of readdirSync(dir).sort()) {
     if (!/^c[a-r]\d\d$/.test(file)) continue;
-    text += readFileSync(join(dir, file), 'utf8').replace(/(\S)\/[^\s/]+(?=\s)/g, '$1').replace(/^\s+/gm, '') + '\n';
+    text +=
+      readFileSync(join(dir, file), 'utf8')
+        .replace(/(\S)\/[^\s/]+(?=\s)/g, '$1')
+        .replace(/^\s+/gm, '') + '\n';
     if (text.length >= chars) break;
   }
   return text.slice(0, chars);
@@ -109,7 +124,7 @@ test('incremental pair counting makes the same merges as recounting from scratch
   const rand = seededRandom(31);
   const texts = [brownText(20_000)];
   for (let i = 0; i < 3; i++) texts.push(Array.from({ length: 200 }, () => randomText(rand, 6)).join(' '));
-  texts.push('abababab ab ba aaaa aaaaa aaaaaaa bbb ' .repeat(5)); // self-overlapping pairs (a,a), (ab,ab)
+  texts.push('abababab ab ba aaaa aaaaa aaaaaaa bbb '.repeat(5)); // self-overlapping pairs (a,a), (ab,ab)
   for (const text of texts) {
     for (const minPairCount of [1, 2]) {
       const expected = referenceTrain(text, 600, minPairCount);
@@ -121,17 +136,26 @@ test('incremental pair counting makes the same merges as recounting from scratch
 });
 
 test('the exported tokenizer.json encodes the training text exactly as the trainer segmented it', () => {
-  const text = brownText(400_000) + '<|endoftext|>' + Array.from({ length: 300 }, (_, i) => randomText(seededRandom(i), 8)).join('\n');
+  const text =
+    brownText(400_000) +
+    '<|endoftext|>' +
+    Array.from({ length: 300 }, (_, i) => randomText(seededRandom(i), 8)).join('\n');
   const bpe = trainBpe(text, { vocabSize: 2000 });
   assert.equal(bpe.vocab.length, 2000);
   // Loaded from JSON text by @huggingface/tokenizers, as from disk.
-  const tok = new Tokenizer(JSON.parse(JSON.stringify(bpe.toTokenizerJson())), JSON.parse(JSON.stringify(bpe.toTokenizerConfig())));
+  const tok = new Tokenizer(
+    JSON.parse(JSON.stringify(bpe.toTokenizerJson())),
+    JSON.parse(JSON.stringify(bpe.toTokenizerConfig())),
+  );
   assert.equal(tok.vocabSize, 2000);
   assert.equal(tok.eosTokenId, 0);
   const ids = tok.encode(text);
   assert.deepEqual(ids, trainerEncoding(bpe, text));
   assert.equal(tok.decode(ids), text);
-  assert.ok(ids.length < new TextEncoder().encode(text).length / 3, `${ids.length} tokens: BPE should compress English text`);
+  assert.ok(
+    ids.length < new TextEncoder().encode(text).length / 3,
+    `${ids.length} tokens: BPE should compress English text`,
+  );
   // Frequent English words became single tokens.
   for (const word of ['Ġthe', 'Ġof', 'Ġand']) assert.notEqual(tok.tokenToId(word), undefined, word);
   // Text never seen in training still encodes and round-trips (byte fallback through the 256 bytes).
@@ -169,7 +193,10 @@ test('training is deterministic and accepts text in chunks', () => {
 
 test('bad options are BAD_ARGUMENT errors naming the option', () => {
   const bad = (options: Parameters<typeof trainBpe>[1], pattern: RegExp): void =>
-    assert.throws(() => trainBpe('text', options), (e: unknown) => isMambaError(e, 'BAD_ARGUMENT') && pattern.test(e.message));
+    assert.throws(
+      () => trainBpe('text', options),
+      (e: unknown) => isMambaError(e, 'BAD_ARGUMENT') && pattern.test(e.message),
+    );
   bad({ vocabSize: 100 }, /vocabSize must be an integer in \[257,/);
   bad({ vocabSize: 1.5e3 + 0.5 }, /vocabSize/);
   bad({ vocabSize: 300, minPairCount: 0 }, /minPairCount/);

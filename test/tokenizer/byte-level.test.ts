@@ -30,24 +30,38 @@ test('byte tokenizer: ids are the UTF-8 bytes, special tokens follow 255', () =>
 });
 
 test('byte tokenizer: roles, BOS and bad options', () => {
-  const tok = new ByteLevelTokenizer({ specialTokens: ['<|endoftext|>', '<|bos|>', '<|pad|>'], bosToken: '<|bos|>', padToken: '<|pad|>', addBosToken: true });
+  const tok = new ByteLevelTokenizer({
+    specialTokens: ['<|endoftext|>', '<|bos|>', '<|pad|>'],
+    bosToken: '<|bos|>',
+    padToken: '<|pad|>',
+    addBosToken: true,
+  });
   assert.deepEqual([tok.eosTokenId, tok.bosTokenId, tok.padTokenId, tok.vocabSize], [256, 257, 258, 259]);
   assert.deepEqual(tok.encode('a'), [257, 0x61]);
   assert.deepEqual(tok.encode('a', { addSpecialTokens: false }), [0x61]);
   const bad = (options: ConstructorParameters<typeof ByteLevelTokenizer>[0], pattern: RegExp): void =>
-    assert.throws(() => new ByteLevelTokenizer(options), (e: unknown) => isMambaError(e, 'BAD_ARGUMENT') && pattern.test(e.message));
+    assert.throws(
+      () => new ByteLevelTokenizer(options),
+      (e: unknown) => isMambaError(e, 'BAD_ARGUMENT') && pattern.test(e.message),
+    );
   bad({ specialTokens: ['a'] }, /byte token's name/);
   bad({ specialTokens: ['<x>', '<x>'] }, /listed twice/);
   bad({ specialTokens: [''] }, /non-empty/);
   bad({ eosToken: '</s>' }, /eosToken "<\/s>" is not one of specialTokens/);
   bad({ addBosToken: true }, /addBosToken needs a bosToken/);
-  assert.throws(() => new ByteLevelTokenizer().decode([257]), (e: unknown) => isMambaError(e, 'TOKEN_OUT_OF_RANGE'));
+  assert.throws(
+    () => new ByteLevelTokenizer().decode([257]),
+    (e: unknown) => isMambaError(e, 'TOKEN_OUT_OF_RANGE'),
+  );
 });
 
 test('exported tokenizer.json, run by @huggingface/tokenizers, gives the same ids and text on random UTF-8', () => {
   const bytes = new ByteLevelTokenizer({ specialTokens: ['<|endoftext|>', '<|pad|>'], padToken: '<|pad|>' });
   // Through JSON text, as it would be written to disk.
-  const hf = new Tokenizer(JSON.parse(JSON.stringify(bytes.toTokenizerJson())), JSON.parse(JSON.stringify(bytes.toTokenizerConfig())));
+  const hf = new Tokenizer(
+    JSON.parse(JSON.stringify(bytes.toTokenizerJson())),
+    JSON.parse(JSON.stringify(bytes.toTokenizerConfig())),
+  );
   assert.equal(hf.vocabSize, bytes.vocabSize);
   assert.deepEqual([hf.eosTokenId, hf.padTokenId, hf.bosTokenId], [256, 257, undefined]);
   assert.deepEqual(hf.specialTokenIds, [256, 257]);
@@ -62,7 +76,10 @@ test('exported tokenizer.json, run by @huggingface/tokenizers, gives the same id
     // Random ids (often invalid UTF-8): both decoders agree, with and without special tokens.
     const randomIds = Array.from({ length: randomInt(rand, 20) }, () => randomInt(rand, bytes.vocabSize));
     assert.equal(bytes.decode(randomIds), hf.decode(randomIds), JSON.stringify(randomIds));
-    assert.equal(bytes.decode(randomIds, { skipSpecialTokens: true }), hf.decode(randomIds, { skipSpecialTokens: true }));
+    assert.equal(
+      bytes.decode(randomIds, { skipSpecialTokens: true }),
+      hf.decode(randomIds, { skipSpecialTokens: true }),
+    );
   }
   for (let id = 0; id < bytes.vocabSize; id++) assert.equal(hf.idToToken(id), bytes.idToToken(id));
 });
@@ -70,7 +87,10 @@ test('exported tokenizer.json, run by @huggingface/tokenizers, gives the same id
 test('writeTokenizerFiles + loadTokenizer round-trip the byte tokenizer', async () => {
   const bytes = new ByteLevelTokenizer();
   const dir = join(await mkdtemp(join(tmpdir(), 'mamba-ts-bytes-')), 'tok');
-  await writeTokenizerFiles(dir, { tokenizerJson: bytes.toTokenizerJson(), tokenizerConfig: bytes.toTokenizerConfig() });
+  await writeTokenizerFiles(dir, {
+    tokenizerJson: bytes.toTokenizerJson(),
+    tokenizerConfig: bytes.toTokenizerConfig(),
+  });
   const loaded = await loadTokenizer(dir);
   const text = 'Mamba 🐍 — état de l’art, 状態空間<|endoftext|>';
   assert.deepEqual(loaded.encode(text), bytes.encode(text));

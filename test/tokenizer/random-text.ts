@@ -34,8 +34,8 @@ const POOLS: readonly string[][] = [
 export function randomText(rand: () => number, pieces: number): string {
   let text = '';
   for (let i = 0; i < pieces; i++) {
-    const pool = POOLS[randomInt(rand, POOLS.length)]!;
-    text += pool[randomInt(rand, pool.length)]!;
+    const pool = POOLS[randomInt(rand, POOLS.length)];
+    text += pool[randomInt(rand, pool.length)];
   }
   return text;
 }

@@ -71,7 +71,7 @@ test('property: streamed pieces concatenate to decode(all ids), for random id se
       // Bias towards ids that make text the clean-up rewrites: space, '.', ',', "'", 'n', 't', 's'.
       const hot = [' ', '.', ',', "'", 'n', 't', 's', '!'].map((c) => tok.tokenToId(c === ' ' ? 'Ġ' : c)!);
       const ids = Array.from({ length: randomInt(rand, 40) }, () =>
-        rand() < 0.4 ? hot[randomInt(rand, hot.length)]! : randomInt(rand, tok.vocabSize),
+        rand() < 0.4 ? hot[randomInt(rand, hot.length)] : randomInt(rand, tok.vocabSize),
       );
       for (const options of [{}, { skipSpecialTokens: true }] as DetokenizeStreamOptions[]) {
         const expected = tok.decode(ids, options);
@@ -115,7 +115,7 @@ test('CleanUpStream equals cleanUpTokenization however the text is cut, includin
     for (let cut = 0; cut < 4; cut++) {
       const stream = new CleanUpStream();
       let out = '';
-      for (let i = 0; i < text.length; ) {
+      for (let i = 0; i < text.length;) {
         const n = 1 + randomInt(rand, 4);
         out += stream.push(text.slice(i, i + n));
         i += n;

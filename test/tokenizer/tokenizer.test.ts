@@ -52,7 +52,11 @@ function assertMambaError(fn: () => unknown, code: Parameters<typeof isMambaErro
   });
 }
 
-async function assertRejects(p: Promise<unknown>, code: Parameters<typeof isMambaError>[1], pattern?: RegExp): Promise<void> {
+async function assertRejects(
+  p: Promise<unknown>,
+  code: Parameters<typeof isMambaError>[1],
+  pattern?: RegExp,
+): Promise<void> {
   await assert.rejects(p, (e: unknown) => {
     assert.ok(isMambaError(e, code), `expected MambaError ${code}, got ${String(e)}`);
     if (pattern !== undefined) assert.match(e.message, pattern);
@@ -102,7 +106,12 @@ test('without any config, <|endoftext|> is EOS and BOS (GPT-2 / GPT-NeoX default
 
 test('add_bos_token / add_eos_token in tokenizer_config add BOS/EOS unless addSpecialTokens is false', async () => {
   const { json } = await tinyFiles();
-  const tok = new Tokenizer(json, { bos_token: '<|endoftext|>', eos_token: '<|endoftext|>', add_bos_token: true, add_eos_token: true });
+  const tok = new Tokenizer(json, {
+    bos_token: '<|endoftext|>',
+    eos_token: '<|endoftext|>',
+    add_bos_token: true,
+    add_eos_token: true,
+  });
   assert.deepEqual(tok.encode('hello'), [0, 263, 0]);
   assert.deepEqual(tok.encode('hello', { addSpecialTokens: false }), [263]);
   const bosOnly = new Tokenizer(json, { add_bos_token: true, add_eos_token: false });
@@ -130,11 +139,27 @@ test('special_tokens_map and generation_config fill roles the tokenizer_config l
 
 test('bad special-token entries are CORRUPT_FILE errors naming the file and field', async () => {
   const { json } = await tinyFiles();
-  assertMambaError(() => new Tokenizer(json, { eos_token: '</s>' }), 'CORRUPT_FILE', /tokenizer_config\.json: eos_token "<\/s>" is not in/);
+  assertMambaError(
+    () => new Tokenizer(json, { eos_token: '</s>' }),
+    'CORRUPT_FILE',
+    /tokenizer_config\.json: eos_token "<\/s>" is not in/,
+  );
   assertMambaError(() => new Tokenizer(json, { eos_token: 42 }), 'CORRUPT_FILE', /eos_token must be a token string/);
-  assertMambaError(() => new Tokenizer(json, { add_bos_token: 'yes' }), 'CORRUPT_FILE', /add_bos_token must be true or false/);
-  assertMambaError(() => new Tokenizer(json, {}, { generationConfig: { eos_token_id: 'x' } }), 'CORRUPT_FILE', /generation_config\.json/);
-  assertMambaError(() => new Tokenizer(json, {}, { generationConfig: { pad_token_id: 999 } }), 'CORRUPT_FILE', /outside/);
+  assertMambaError(
+    () => new Tokenizer(json, { add_bos_token: 'yes' }),
+    'CORRUPT_FILE',
+    /add_bos_token must be true or false/,
+  );
+  assertMambaError(
+    () => new Tokenizer(json, {}, { generationConfig: { eos_token_id: 'x' } }),
+    'CORRUPT_FILE',
+    /generation_config\.json/,
+  );
+  assertMambaError(
+    () => new Tokenizer(json, {}, { generationConfig: { pad_token_id: 999 } }),
+    'CORRUPT_FILE',
+    /outside/,
+  );
   assertMambaError(() => new Tokenizer(json, [1, 2]), 'CORRUPT_FILE', /tokenizer_config\.json must hold a JSON object/);
 });
 
@@ -159,13 +184,21 @@ test('clean_up_tokenization_spaces from the config applies transformers clean-up
     const text = randomText(rand, 20);
     const hfIds = hf.encode(text).ids;
     if (hfIds.length === 0) continue;
-    assert.equal(cleanUpTokenization(text), hf.decode(hfIds, { clean_up_tokenization_spaces: true }), JSON.stringify(text));
+    assert.equal(
+      cleanUpTokenization(text),
+      hf.decode(hfIds, { clean_up_tokenization_spaces: true }),
+      JSON.stringify(text),
+    );
   }
 });
 
 test('loadTokenizer: missing tokenizer.json is FILE_NOT_FOUND naming the file and directory', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'mamba-ts-tok-'));
-  await assertRejects(loadTokenizer(dir), 'FILE_NOT_FOUND', new RegExp(`no tokenizer\\.json in ${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+  await assertRejects(
+    loadTokenizer(dir),
+    'FILE_NOT_FOUND',
+    new RegExp(`no tokenizer\\.json in ${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`),
+  );
   await assertRejects(loadTokenizer(join(dir, 'does-not-exist')), 'FILE_NOT_FOUND', /tokenizer\.json/);
 });
 
@@ -178,16 +211,32 @@ test('loadTokenizer: invalid JSON or a non-tokenizer is CORRUPT_FILE', async () 
     return dir;
   };
   const tinyJson = await readFile(join(TINY_BPE_DIR, 'tokenizer.json'), 'utf8');
-  await assertRejects(loadTokenizer(await write('truncated', { 'tokenizer.json': tinyJson.slice(0, 100) })), 'CORRUPT_FILE', /tokenizer\.json is not valid JSON/);
-  await assertRejects(loadTokenizer(await write('not-tokenizer', { 'tokenizer.json': '{"hello": 1}' })), 'CORRUPT_FILE', /is not a Hugging Face tokenizer/);
-  await assertRejects(loadTokenizer(await write('array', { 'tokenizer.json': '[1, 2]' })), 'CORRUPT_FILE', /must hold a JSON object/);
+  await assertRejects(
+    loadTokenizer(await write('truncated', { 'tokenizer.json': tinyJson.slice(0, 100) })),
+    'CORRUPT_FILE',
+    /tokenizer\.json is not valid JSON/,
+  );
+  await assertRejects(
+    loadTokenizer(await write('not-tokenizer', { 'tokenizer.json': '{"hello": 1}' })),
+    'CORRUPT_FILE',
+    /is not a Hugging Face tokenizer/,
+  );
+  await assertRejects(
+    loadTokenizer(await write('array', { 'tokenizer.json': '[1, 2]' })),
+    'CORRUPT_FILE',
+    /must hold a JSON object/,
+  );
   await assertRejects(
     loadTokenizer(await write('bad-config', { 'tokenizer.json': tinyJson, 'tokenizer_config.json': '{oops' })),
     'CORRUPT_FILE',
     /tokenizer_config\.json is not valid JSON/,
   );
   const unknownModel = JSON.stringify({ ...(JSON.parse(tinyJson) as object), model: { type: 'Mystery' } });
-  await assertRejects(loadTokenizer(await write('unknown-model', { 'tokenizer.json': unknownModel })), 'UNSUPPORTED', /Mystery/);
+  await assertRejects(
+    loadTokenizer(await write('unknown-model', { 'tokenizer.json': unknownModel })),
+    'UNSUPPORTED',
+    /Mystery/,
+  );
   // Companion files are optional; generation_config alone is enough for EOS.
   const dir = await write('companions', {
     'tokenizer.json': tinyJson,

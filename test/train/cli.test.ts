@@ -24,11 +24,14 @@ test('train CLI: a tiny run writes a loadable checkpoint with progress lines; --
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /step 4\/4 \| loss \d+\.\d+ \| lr [\d.e+-]+ \| grad norm [\d.]+ \| \d+ tok\/s \| ETA/);
   assert.match(r.stderr, /final validation at step 4: loss [\d.]+, [\d.]+ bits per byte/);
-  for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'loss_curve.svg']) assert.ok(existsSync(join(out, f)), f);
+  for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'loss_curve.svg'])
+    assert.ok(existsSync(join(out, f)), f);
   const ev = cli(['train', '--eval', '--model', out, '--data', data, '--format', 'json']);
   assert.equal(ev.status, 0, ev.stderr);
   const res = JSON.parse(ev.stdout) as { bpb: number; loss: number; tokens: number };
-  const final = (JSON.parse(readFileSync(join(out, 'trainer_state.json'), 'utf8')) as { final: { bpb: number; tokens: number } }).final;
+  const final = (
+    JSON.parse(readFileSync(join(out, 'trainer_state.json'), 'utf8')) as { final: { bpb: number; tokens: number } }
+  ).final;
   assert.equal(res.tokens, final.tokens);
   assert.ok(Math.abs(res.bpb - final.bpb) < 1e-6, `${res.bpb} vs ${final.bpb}`);
   // The same evaluation with 8-bit weights: a small, nonzero change in bits per byte.
@@ -57,27 +60,49 @@ test('train CLI: help, unknown options, missing arguments and an occupied --out 
   assert.equal(u.status, 2);
   assert.match(u.stderr, /error\[UNKNOWN_OPTION\]: train: unknown option --bogus/);
   assert.match(cli(['train', '--data', data, '--steps', '3']).stderr, /--out <dir> is required/);
-  assert.match(cli(['train', '--data', join(root, 'nope.txt'), '--steps', '3', '--out', join(root, 'o')]).stderr, /error\[FILE_NOT_FOUND\]: --data: no such file/);
+  assert.match(
+    cli(['train', '--data', join(root, 'nope.txt'), '--steps', '3', '--out', join(root, 'o')]).stderr,
+    /error\[FILE_NOT_FOUND\]: --data: no such file/,
+  );
   writeFileSync(join(root, 'bad.json'), JSON.stringify({ model: { d_modle: 3 } }));
-  assert.match(cli(['train', '--data', data, '--config', join(root, 'bad.json'), '--steps', '3', '--out', join(root, 'o')]).stderr, /unknown key "model.d_modle"/);
+  assert.match(
+    cli(['train', '--data', data, '--config', join(root, 'bad.json'), '--steps', '3', '--out', join(root, 'o')]).stderr,
+    /unknown key "model.d_modle"/,
+  );
   const out = join(root, 'out');
   assert.equal(cli(['train', '--data', data, '--config', config, '--steps', '2', '--out', out]).status, 0);
-  assert.match(cli(['train', '--data', data, '--config', config, '--steps', '2', '--out', out]).stderr, /already holds a training run; continue it with --resume/);
+  assert.match(
+    cli(['train', '--data', data, '--config', config, '--steps', '2', '--out', out]).stderr,
+    /already holds a training run; continue it with --resume/,
+  );
   // A directory with other files would be replaced by the first save: refused.
-  assert.match(cli(['train', '--data', data, '--config', config, '--steps', '2', '--out', root]).stderr, /is not empty \(.*\); choose a new or empty directory/);
-  assert.match(cli(['train', '--data', data, '--config', config, '--steps', '2', '--out', data]).stderr, /exists and is not a directory/);
+  assert.match(
+    cli(['train', '--data', data, '--config', config, '--steps', '2', '--out', root]).stderr,
+    /is not empty \(.*\); choose a new or empty directory/,
+  );
+  assert.match(
+    cli(['train', '--data', data, '--config', config, '--steps', '2', '--out', data]).stderr,
+    /exists and is not a directory/,
+  );
 });
 
 test('train CLI: Ctrl-C saves after the current step and exits; the checkpoint resumes', async () => {
   const { root, data, config } = setup();
   const out = join(root, 'out');
-  const child = spawn(process.execPath, [MAIN, 'train', '--data', data, '--config', config, '--steps', '100000', '--out', out], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [MAIN, 'train', '--data', data, '--config', config, '--steps', '100000', '--out', out],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   let stderr = '';
   let sent = false;
   const code = await new Promise<number | null>((resolve) => {
     child.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();
-      if (!sent && /step 5\//.test(stderr)) { sent = true; child.kill('SIGINT'); }
+      if (!sent && /step 5\//.test(stderr)) {
+        sent = true;
+        child.kill('SIGINT');
+      }
     });
     child.on('exit', (c) => resolve(c));
   });

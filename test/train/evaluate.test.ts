@@ -12,12 +12,18 @@ import { DEFAULT_SETTINGS } from '../../src/train/settings.js';
 
 test('token byte lengths: summed over an encoding they give the UTF-8 length of the text (bytes and a trained BPE)', () => {
   const docs = brownFirst(4);
-  const text = docs[3]!.text + ' naïve café — “quotes” 日本';
-  const bpe = trainBpe(docs.slice(0, 3).map((d) => d.text), { vocabSize: 600 }).toTokenizer();
+  const text = docs[3].text + ' naïve café — “quotes” 日本';
+  const bpe = trainBpe(
+    docs.slice(0, 3).map((d) => d.text),
+    { vocabSize: 600 },
+  ).toTokenizer();
   for (const tok of [new ByteLevelTokenizer(), bpe]) {
     const lens = tokenByteLengths(tok, tok.vocabSize + 5);
     const ids = tok.encode(text, { addSpecialTokens: false });
-    assert.equal(ids.reduce((s, id) => s + lens[id]!, 0), Buffer.byteLength(text));
+    assert.equal(
+      ids.reduce((s, id) => s + lens[id], 0),
+      Buffer.byteLength(text),
+    );
     assert.equal(lens[tok.eosTokenId!], 0);
   }
 });
@@ -25,7 +31,11 @@ test('token byte lengths: summed over an encoding they give the UTF-8 length of 
 test('evaluate: mean loss and bits per byte equal a direct cross-entropy over the same windows', async () => {
   const bk = cpu();
   const tok = new ByteLevelTokenizer();
-  const cfg = modelConfigFor({ ...DEFAULT_SETTINGS.model, dModel: 16, nLayer: 1, dState: 4 }, tok.vocabSize, { eos: 256, bos: 256, pad: 256 });
+  const cfg = modelConfigFor({ ...DEFAULT_SETTINGS.model, dModel: 16, nLayer: 1, dState: 4 }, tok.vocabSize, {
+    eos: 256,
+    bos: 256,
+    pad: 256,
+  });
   const lm = await initMambaModel(cfg, { seed: 1 }, bk);
   const text = 'It was the best of times, it was the worst of times.';
   const tokens = Int32Array.from(tok.encode(text));
@@ -36,7 +46,7 @@ test('evaluate: mean loss and bits per byte equal a direct cross-entropy over th
   for (let s = 0; s + 1 < tokens.length; s += 10) {
     const len = Math.min(10, tokens.length - 1 - s);
     const logits = lm.forward(bk.upload(tokens.slice(s, s + len), [1, len], 'i32'));
-    nats += bk.readSync(F.crossEntropy(logits, bk.upload(tokens.slice(s + 1, s + 1 + len), [1, len], 'i32'), 'sum'))[0]!;
+    nats += bk.readSync(F.crossEntropy(logits, bk.upload(tokens.slice(s + 1, s + 1 + len), [1, len], 'i32'), 'sum'))[0];
   }
   assert.equal(r.tokens, tokens.length - 1);
   assert.equal(r.bytes, Buffer.byteLength(text) - 1);

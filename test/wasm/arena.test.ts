@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Arena, ArenaSet } from '../../src/backend/cpu/runtime/arena.js';
+import { type Arena, ArenaSet } from '../../src/backend/cpu/runtime/arena.js';
 import { CpuBackend } from '../../src/backend/cpu/cpu-backend.js';
 import { isMambaError } from '../../src/errors.js';
 import { rand } from '../helpers/random.js';
@@ -21,7 +21,7 @@ test('arena blocks are 64-byte aligned, disjoint, never at address 0', () => {
   for (const o of offs) assert.equal(o % 64, 0);
   assert.ok(offs.every((o) => o > 0));
   const sorted = [...offs].sort((x, y) => x - y);
-  for (let i = 1; i < sorted.length; i++) assert.ok(sorted[i]! >= sorted[i - 1]! + 64, 'disjoint');
+  for (let i = 1; i < sorted.length; i++) assert.ok(sorted[i] >= sorted[i - 1] + 64, 'disjoint');
 });
 
 test('freed blocks are reused, cleared, and coalesced with their neighbours', () => {
@@ -32,10 +32,17 @@ test('freed blocks are reused, cleared, and coalesced with their neighbours', ()
   a.free(y);
   const y2 = a.alloc(100);
   assert.equal(y2, y, 'first fit reuses the hole');
-  assert.ok(new Uint8Array(a.buffer(), y2, 128).every((v) => v === 0), 'reused memory is cleared');
-  a.free(x); a.free(y2);
+  assert.ok(
+    new Uint8Array(a.buffer(), y2, 128).every((v) => v === 0),
+    'reused memory is cleared',
+  );
+  a.free(x);
+  a.free(y2);
   assert.equal(a.alloc(256), x, 'two neighbours coalesce into one hole');
-  assert.throws(() => a.free(12345), (e) => isMambaError(e, 'BAD_ARGUMENT'));
+  assert.throws(
+    () => a.free(12345),
+    (e) => isMambaError(e, 'BAD_ARGUMENT'),
+  );
   void z;
 });
 
@@ -50,7 +57,10 @@ test('a full arena opens the next one; views map back to their arena; the reserv
   assert.equal(set.arenaOf(new Float32Array(4)), undefined);
   const s = set.allocScratch(b1.arena, 200 << 10); // fits in the reserve
   assert.ok(s > 0);
-  assert.throws(() => set.alloc(2 << 20), (e) => isMambaError(e, 'UNSUPPORTED') && /does not fit/.test(e.message));
+  assert.throws(
+    () => set.alloc(2 << 20),
+    (e) => isMambaError(e, 'UNSUPPORTED') && /does not fit/.test(e.message),
+  );
 });
 
 test('CPU tensors: dispose returns memory; a model-sized load spans arenas and stays correct', () => {
@@ -62,7 +72,8 @@ test('CPU tensors: dispose returns memory; a model-sized load spans arenas and s
   assert.equal(bk.arenas!.usedBytes, before);
   // weights spread over several 1 MiB memories; a product reading across them equals a one-memory backend's
   const ref = new CpuBackend({ kernels: 'wasm' });
-  const W = rand(300 * 700, 1), X = rand(3 * 700, 2);
+  const W = rand(300 * 700, 1),
+    X = rand(3 * 700, 2);
   const ws = [0, 1, 2].map(() => bk.upload(W, [300, 700]));
   const x = bk.upload(X, [3, 700]);
   assert.ok(bk.arenas!.arenas.length >= 3);

@@ -14,7 +14,9 @@ import { fixtureExpected as readExpected, fixtureModel } from '../helpers/fixtur
  * error is bounded (and printed for docs/cpu-performance.md).
  */
 const backends: CpuBackend[] = [];
-after(() => { for (const b of backends) b.dispose(); });
+after(() => {
+  for (const b of backends) b.dispose();
+});
 
 async function load(name: string, o: CpuBackendOptions, threads: number, dtype: WeightDType): Promise<LanguageModel> {
   const bk = new CpuBackend(o);
@@ -24,14 +26,19 @@ async function load(name: string, o: CpuBackendOptions, threads: number, dtype: 
 }
 
 /** Parallel-form logits (b, l, V) and step-by-step decode logits in the same layout. */
-async function run(model: LanguageModel, ids: Int32Array, b: number, l: number): Promise<{ parallel: Float32Array; steps: Float32Array }> {
+async function run(
+  model: LanguageModel,
+  ids: Int32Array,
+  b: number,
+  l: number,
+): Promise<{ parallel: Float32Array; steps: Float32Array }> {
   const bk = model.backend;
   const parallel = await model.forward(bk.upload(ids, [b, l], 'i32')).readFloat();
   const V = model.vocabSize;
   const steps = new Float32Array(b * l * V);
   const state = model.initState(b);
   for (let t = 0; t < l; t++) {
-    const col = Array.from({ length: b }, (_, i) => ids[i * l + t]!);
+    const col = Array.from({ length: b }, (_, i) => ids[i * l + t]);
     const logits = await model.stepIds(col, state).readFloat();
     for (let i = 0; i < b; i++) steps.set(logits.subarray(i * V, (i + 1) * V), (i * l + t) * V);
   }
@@ -41,7 +48,11 @@ async function run(model: LanguageModel, ids: Int32Array, b: number, l: number):
 const SETUPS: [string, CpuBackendOptions, number][] = [
   ['wasm, 1 thread', { kernels: 'wasm' }, 1],
   ['wasm, 2 threads', { kernels: 'wasm' }, 2],
-  ['wasm, 1 thread, 1 MiB memories (operands staged across memories)', { kernels: 'wasm', arenas: { arenaBytes: 1 << 20, reserveBytes: 256 << 10 } }, 1],
+  [
+    'wasm, 1 thread, 1 MiB memories (operands staged across memories)',
+    { kernels: 'wasm', arenas: { arenaBytes: 1 << 20, reserveBytes: 256 << 10 } },
+    1,
+  ],
   ['wasm, unshared memories (pages without cross-origin isolation)', { kernels: 'wasm', arenas: { shared: false } }, 1],
   ['ts, 2 threads', { kernels: 'ts' }, 2],
 ];
@@ -51,7 +62,8 @@ for (const [what, o, threads] of SETUPS) {
     const exp = await readExpected('mamba1-tied');
     const model = await load('mamba1-tied', o, threads, 'f32');
     const { parallel, steps } = await run(model, exp.ids, exp.b, exp.l);
-    const e1 = maxAbsDiff(parallel, exp.logits), e2 = maxAbsDiff(steps, exp.logits);
+    const e1 = maxAbsDiff(parallel, exp.logits),
+      e2 = maxAbsDiff(steps, exp.logits);
     assert.ok(e1 < 1e-4, `prefill: max abs error ${e1}`);
     assert.ok(e2 < 1e-4, `decode: max abs error ${e2}`);
   });
@@ -68,17 +80,30 @@ test('mamba1-f16 kept 16-bit in memory (auto), wasm on 2 threads: within 1e-4 (t
 
 // Weight formats on an f32 checkpoint: the logits move by the rounding of the weights. Bounds are
 // loose multiples of what was measured (docs/cpu-performance.md); wasm and ts must agree closely.
-const FORMAT_BOUNDS: [WeightDType, number][] = [['f16', 1e-2], ['bf16', 1e-1], ['q8', 2e-1]];
+const FORMAT_BOUNDS: [WeightDType, number][] = [
+  ['f16', 1e-2],
+  ['bf16', 1e-1],
+  ['q8', 2e-1],
+];
 for (const [dtype, bound] of FORMAT_BOUNDS) {
   test(`mamba1-tied with ${dtype} weights: logits error bounded, wasm equal to the ts reference`, async () => {
     const exp = await readExpected('mamba1-tied');
     const wasm = await run(await load('mamba1-tied', { kernels: 'wasm' }, 1, dtype), exp.ids, exp.b, exp.l);
     const ref = await run(await load('mamba1-tied', { kernels: 'ts' }, 1, dtype), exp.ids, exp.b, exp.l);
-    const err = maxAbsDiff(wasm.parallel, exp.logits), errStep = maxAbsDiff(wasm.steps, exp.logits);
-    process.stdout.write(`# ${dtype}: logits max abs error vs f32 PyTorch: prefill ${err.toExponential(2)}, decode ${errStep.toExponential(2)}\n`);
+    const err = maxAbsDiff(wasm.parallel, exp.logits),
+      errStep = maxAbsDiff(wasm.steps, exp.logits);
+    process.stdout.write(
+      `# ${dtype}: logits max abs error vs f32 PyTorch: prefill ${err.toExponential(2)}, decode ${errStep.toExponential(2)}\n`,
+    );
     assert.ok(err < bound && errStep < bound, `${dtype}: ${err}, ${errStep}`);
-    assert.ok(maxAbsDiff(wasm.parallel, ref.parallel) < 1e-4, `wasm vs ts prefill ${maxAbsDiff(wasm.parallel, ref.parallel)}`);
+    assert.ok(
+      maxAbsDiff(wasm.parallel, ref.parallel) < 1e-4,
+      `wasm vs ts prefill ${maxAbsDiff(wasm.parallel, ref.parallel)}`,
+    );
     // decode with q8 rounds x to int16 (matvec_q8): a little further from the reference
-    assert.ok(maxAbsDiff(wasm.steps, ref.steps) < (dtype === 'q8' ? 1e-3 : 1e-4), `wasm vs ts decode ${maxAbsDiff(wasm.steps, ref.steps)}`);
+    assert.ok(
+      maxAbsDiff(wasm.steps, ref.steps) < (dtype === 'q8' ? 1e-3 : 1e-4),
+      `wasm vs ts decode ${maxAbsDiff(wasm.steps, ref.steps)}`,
+    );
   });
 }

@@ -18,7 +18,13 @@ test('layout: rows padded to blocks of 32, scales after the quants', () => {
 });
 
 test('quantise/dequantise: every element within max|block| / 254 of its value, padding zero', () => {
-  for (const [rows, cols, scale] of [[1, 1, 1], [3, 31, 1], [4, 33, 100], [2, 200, 1e-3], [5, 64, 3]] as const) {
+  for (const [rows, cols, scale] of [
+    [1, 1, 1],
+    [3, 31, 1],
+    [4, 33, 100],
+    [2, 200, 1e-3],
+    [5, 64, 3],
+  ] as const) {
     const W = rand(rows * cols, rows * 7 + cols, scale);
     const t = bk.upload(W, [rows, cols], 'q8');
     const back = bk.readSync(t) as Float32Array;
@@ -26,11 +32,14 @@ test('quantise/dequantise: every element within max|block| / 254 of its value, p
     for (let r = 0; r < rows; r++) {
       for (let b = 0; b < v.nb; b++) {
         let amax = 0;
-        for (let c = b * 32; c < Math.min(cols, b * 32 + 32); c++) amax = Math.max(amax, Math.abs(W[r * cols + c]!));
-        assert.ok(Math.abs(v.s[r * v.nb + b]! - amax / 127) <= 1e-7 * amax, 'scale = max|w| / 127');
+        for (let c = b * 32; c < Math.min(cols, b * 32 + 32); c++) amax = Math.max(amax, Math.abs(W[r * cols + c]));
+        assert.ok(Math.abs(v.s[r * v.nb + b] - amax / 127) <= 1e-7 * amax, 'scale = max|w| / 127');
         for (let c = b * 32; c < b * 32 + 32; c++) {
-          if (c >= cols) { assert.equal(v.q[r * v.ld + c], 0, 'padding is zero'); continue; }
-          const err = Math.abs(back[r * cols + c]! - W[r * cols + c]!);
+          if (c >= cols) {
+            assert.equal(v.q[r * v.ld + c], 0, 'padding is zero');
+            continue;
+          }
+          const err = Math.abs(back[r * cols + c] - W[r * cols + c]);
           assert.ok(err <= (amax / 254) * (1 + 1e-6), `(${r}, ${c}): error ${err} > ${amax / 254}`);
         }
       }
@@ -51,24 +60,32 @@ test('values on the grid survive exactly; an all-zero block has scale 0; roundin
   for (let c = 32; c < 64; c++) assert.equal(v.q[c], 0);
   // a value at exactly half a step rounds away from zero
   const H = new Float32Array(32);
-  H[0] = 127; H[1] = 2.5; H[2] = -2.5;
+  H[0] = 127;
+  H[1] = 2.5;
+  H[2] = -2.5;
   const dh = new Int8Array(q8Layout(1, 32).bytes);
   quantizeQ8(H, 1, 32, dh);
   assert.deepEqual([dh[0], dh[1], dh[2]], [127, 3, -3]);
 });
 
 test('the q8 reference product equals the f32 product of the dequantised weights', () => {
-  for (const [m, q, p] of [[1, 45, 7], [6, 70, 3]] as const) {
+  for (const [m, q, p] of [
+    [1, 45, 7],
+    [6, 70, 3],
+  ] as const) {
     for (const transB of [true, false]) {
-      const X = rand(m * q, 3), W = rand(q * p, 4);
+      const X = rand(m * q, 3),
+        W = rand(q * p, 4);
       const wq = bk.upload(W, transB ? [p, q] : [q, p], 'q8');
       const wf = bk.upload(bk.readSync(wq) as Float32Array, transB ? [p, q] : [q, p]);
       const x = bk.upload(X, [m, q]);
-      const o1 = bk.alloc([m, p]), o2 = bk.alloc([m, p]);
+      const o1 = bk.alloc([m, p]),
+        o2 = bk.alloc([m, p]);
       bk.matmul(o1, x, wq, { transB });
       bk.matmul(o2, x, wf, { transB });
-      const a = bk.readSync(o1), b = bk.readSync(o2);
-      for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i]! - b[i]!) < 1e-5, `m${m} q${q} p${p} transB ${transB}`);
+      const a = bk.readSync(o1),
+        b = bk.readSync(o2);
+      for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) < 1e-5, `m${m} q${q} p${p} transB ${transB}`);
     }
   }
 });
@@ -77,7 +94,8 @@ test('kernels that cannot take q8 refuse it with DTYPE_MISMATCH; views of q8 are
   for (const b of [bk, new CpuBackend({ kernels: 'wasm' })]) {
     const w = b.upload(rand(4 * 8, 1), [4, 8], 'q8');
     const f = b.upload(rand(4 * 8, 2), [4, 8]);
-    const dm = (fn: () => void, what: string): void => assert.throws(fn, (e) => isMambaError(e, 'DTYPE_MISMATCH'), what);
+    const dm = (fn: () => void, what: string): void =>
+      assert.throws(fn, (e) => isMambaError(e, 'DTYPE_MISMATCH'), what);
     dm(() => b.matmul(b.alloc([8, 8]), w, f, { transA: true }), 'matmul a');
     dm(() => b.addRmsnorm(b.alloc([4, 8]), f, null, b.upload(rand(8, 3), [8], 'q8'), 1e-5), 'rmsnorm weight');
     dm(() => b.unary('silu', b.alloc([4, 8]), w), 'unary');

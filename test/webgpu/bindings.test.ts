@@ -58,10 +58,15 @@ test('binding tables: the uniform struct layout has every field at its byte offs
   assert.equal(u.struct, 'P');
   assert.equal(u.fields.length, 32);
   assert.deepEqual(u.fields[0], { name: 'b', type: 'u32', offset: 0 });
-  assert.deepEqual(u.fields.find((f) => f.name === 'dtlo'), { name: 'dtlo', type: 'f32', offset: 100 });
+  assert.deepEqual(
+    u.fields.find((f) => f.name === 'dtlo'),
+    { name: 'dtlo', type: 'f32', offset: 100 },
+  );
   assert.equal(u.size, 128);
-  assert.deepEqual(W.rmsnorm.entries.main.uniform.fields.map((f) => f.name),
-    ['m', 'd', 'roff', 'rld', 'xoff', 'xld', 'ooff', 'old', 'woff', 'eps']);
+  assert.deepEqual(
+    W.rmsnorm.entries.main.uniform.fields.map((f) => f.name),
+    ['m', 'd', 'roff', 'rld', 'xoff', 'xld', 'ooff', 'old', 'woff', 'eps'],
+  );
   // every entry point of a module shares the one struct
   assert.equal(W.scan.entries.scan_pack.uniform, W.scan.entries.scan_out.uniform);
 });
@@ -69,8 +74,14 @@ test('binding tables: the uniform struct layout has every field at its byte offs
 test('bindBuffers: buffers come back in binding order, taken by name', () => {
   const k = kernel(W.binary, 'main');
   const [a, b, o] = [fake(1), fake(2), fake(3)];
-  assert.deepEqual(bindBuffers(k.name, k.table, { o, b, a }).map((s) => s.id), [1, 2, 3]);
-  assert.deepEqual(storageBindings(k.table).map((x) => x.binding), [1, 2, 3]);
+  assert.deepEqual(
+    bindBuffers(k.name, k.table, { o, b, a }).map((s) => s.id),
+    [1, 2, 3],
+  );
+  assert.deepEqual(
+    storageBindings(k.table).map((x) => x.binding),
+    [1, 2, 3],
+  );
 });
 
 test('bindBuffers: a misnamed, missing or extra binding is an error naming it and listing the expected ones', () => {
@@ -125,7 +136,7 @@ test('gen-wgsl: static use follows calls, skips comments and member names, and r
     uniforms: Record<string, { size: number; fields: { name: string; type: string; offset: number }[] }>;
   }
   const url = pathToFileURL(join(ROOT, 'scripts/gen-wgsl.js')).href;
-  const gen = await import(url) as { parseModule(file: string, code: string): Parsed };
+  const gen = (await import(url)) as { parseModule(file: string, code: string): Parsed };
   const code = `
 struct P { n: u32, x: u32, /* b: u32 */ scale: f32 }
 @group(0) @binding(0) var<uniform> p: P;
@@ -138,13 +149,31 @@ fn first(@builtin(global_invocation_id) g: vec3u) { if (g.x < p.n) { o[g.x] = lo
 @compute @workgroup_size(64) fn second(@builtin(global_invocation_id) g: vec3u) { o[g.x] = y[p.x]; }
 `;
   const r = gen.parseModule('test.wgsl', code);
-  assert.deepEqual(r.entries.first!.bindings.map((b) => b.name), ['p', 'x', 'o']);
-  assert.deepEqual(r.entries.second!.bindings.map((b) => b.name), ['p', 'y', 'o']);
-  assert.deepEqual(r.entries.second!.bindings[1],
-    { name: 'y', group: 0, binding: 2, access: 'read', type: 'f32', note: 'read by default' });
-  assert.deepEqual(r.uniforms.P, { struct: 'P', size: 12, fields: [
-    { name: 'n', type: 'u32', offset: 0 }, { name: 'x', type: 'u32', offset: 4 },
-    { name: 'scale', type: 'f32', offset: 8 }] });
+  assert.deepEqual(
+    r.entries.first!.bindings.map((b) => b.name),
+    ['p', 'x', 'o'],
+  );
+  assert.deepEqual(
+    r.entries.second!.bindings.map((b) => b.name),
+    ['p', 'y', 'o'],
+  );
+  assert.deepEqual(r.entries.second!.bindings[1], {
+    name: 'y',
+    group: 0,
+    binding: 2,
+    access: 'read',
+    type: 'f32',
+    note: 'read by default',
+  });
+  assert.deepEqual(r.uniforms.P, {
+    struct: 'P',
+    size: 12,
+    fields: [
+      { name: 'n', type: 'u32', offset: 0 },
+      { name: 'x', type: 'u32', offset: 4 },
+      { name: 'scale', type: 'f32', offset: 8 },
+    ],
+  });
   const vec = code.replace('scale: f32', 'scale: vec2<f32>');
   assert.throws(() => gen.parseModule('bad.wgsl', vec), /bad\.wgsl:2: struct P: field "scale: vec2<f32>" is not a u32/);
 });
@@ -166,5 +195,5 @@ test('the dispatcher refuses a misnamed buffer or parameter before recording the
   assert.match(m, /kernel unary: no value for parameter 'n'; expected parameters: rows, cols, xoff, xld, ooff, old, n/);
   assert.equal(g.d.stats.dispatches, before);
   g.d.run(pipe, { x: g.buf(x), o: g.buf(y) }, params, 1);
-  assert.deepEqual([...await y.readFloat()], [1, 0, 3]);
+  assert.deepEqual([...(await y.readFloat())], [1, 0, 3]);
 });

@@ -11,7 +11,13 @@ import { ROOT } from '../helpers/fixture-model.js';
  * bare package name (a page has no node_modules resolution). And the generated WGSL module must be
  * what scripts/gen-wgsl.js makes from the .wgsl files.
  */
-const ENTRIES = ['src/backend/webgpu/create.js', 'src/models/build-mamba.js', 'src/models/config.js', 'src/generate/device-loop.js', 'test/webgpu/browser-page.js'];
+const ENTRIES = [
+  'src/backend/webgpu/create.js',
+  'src/models/build-mamba.js',
+  'src/models/config.js',
+  'src/generate/device-loop.js',
+  'test/webgpu/browser-page.js',
+];
 const STATIC = /(?:^|[;\n])\s*(?:import|export)\s+(?:[^'";]*?\sfrom\s*)?['"]([^'"]+)['"]/g;
 
 function walk(file: string, seen: Map<string, string>, from: string, allowed: readonly string[] = []): void {
@@ -19,10 +25,12 @@ function walk(file: string, seen: Map<string, string>, from: string, allowed: re
   seen.set(file, from);
   const code = readFileSync(file, 'utf8');
   for (const m of code.matchAll(STATIC)) {
-    const spec = m[1]!;
+    const spec = m[1];
     if (allowed.includes(spec)) continue;
     if (!spec.startsWith('.') && !spec.startsWith('/')) {
-      assert.fail(`${file.slice(ROOT.length)} imports "${spec}" (reached from ${from.slice(ROOT.length)}): the browser build may import only relative modules`);
+      assert.fail(
+        `${file.slice(ROOT.length)} imports "${spec}" (reached from ${from.slice(ROOT.length)}): the browser build may import only relative modules`,
+      );
     }
     const target = resolve(dirname(file), spec);
     assert.ok(existsSync(target), `${file}: import ${spec} does not exist`);
@@ -34,14 +42,20 @@ test('browser build: the modules a page loads import nothing from Node (no node:
   const seen = new Map<string, string>();
   for (const e of ENTRIES) walk(join(ROOT, 'dist', e), seen, 'entry');
   assert.ok(seen.size > 20, `walked ${seen.size} modules`);
-  assert.ok(!seen.has(join(ROOT, 'dist/src/backend/webgpu/node.js')), 'the Node adapter is reachable from the browser entries');
+  assert.ok(
+    !seen.has(join(ROOT, 'dist/src/backend/webgpu/node.js')),
+    'the Node adapter is reachable from the browser entries',
+  );
 });
 
 test('browser entry (mamba-ts/browser): no node: modules; the only package it imports is the tokenizer library', () => {
   const seen = new Map<string, string>();
   walk(join(ROOT, 'dist/src/browser.js'), seen, 'entry', ['@huggingface/tokenizers']);
   assert.ok(seen.has(join(ROOT, 'dist/src/backend/webgpu/create.js')));
-  assert.ok(!seen.has(join(ROOT, 'dist/src/backend/webgpu/node.js')), 'the Node adapter is reachable from the browser entry');
+  assert.ok(
+    !seen.has(join(ROOT, 'dist/src/backend/webgpu/node.js')),
+    'the Node adapter is reachable from the browser entry',
+  );
 });
 
 test('the generated WGSL module is up to date with kernels/*.wgsl', () => {

@@ -18,20 +18,36 @@ export interface PageResult {
   generated: number[][];
 }
 
-export async function runFixture(dir: string, ids: number[], b: number, l: number, newTokens: number): Promise<PageResult> {
+export async function runFixture(
+  dir: string,
+  ids: number[],
+  b: number,
+  l: number,
+  newTokens: number,
+): Promise<PageResult> {
   const bk = await createWebGpuBackend();
   try {
     const cfg = parseConfig(await (await fetch(`${dir}/config.json`)).json(), `${dir}/config.json`);
     const bytes = new Uint8Array(await (await fetch(`${dir}/model.safetensors`)).arrayBuffer());
-    const model = await buildModel(cfg, await openSafetensors(memorySource(bytes, `${dir}/model.safetensors`)), bk, 'f32');
+    const model = await buildModel(
+      cfg,
+      await openSafetensors(memorySource(bytes, `${dir}/model.safetensors`)),
+      bk,
+      'f32',
+    );
     const idT = bk.upload(Int32Array.from(ids), [b, l], 'i32');
     const logits = await model.forward(idT).readFloat();
     const state = model.initState(b);
     const last = model.forward(idT, { state, lastOnly: true });
     const generated: number[][] = Array.from({ length: b }, () => []);
-    for await (const got of deviceTokens(model, state, last, { maxNewTokens: newTokens, sampling: GREEDY })) got.forEach((id, i) => generated[i]!.push(id));
+    for await (const got of deviceTokens(model, state, last, { maxNewTokens: newTokens, sampling: GREEDY }))
+      got.forEach((id, i) => generated[i].push(id));
     const info = bk.g.adapterInfo;
-    return { adapter: `${info.vendor} ${info.architecture} ${info.description}`.trim(), logits: Array.from(logits), generated };
+    return {
+      adapter: `${info.vendor} ${info.architecture} ${info.description}`.trim(),
+      logits: Array.from(logits),
+      generated,
+    };
   } finally {
     bk.dispose();
   }

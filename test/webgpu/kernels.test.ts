@@ -17,27 +17,33 @@ test('copy and fill: f32, i32 and 16-bit, views with offsets and strides', async
     const src = rand(g, [5, 7], 1, { dtype, pad: 3 });
     // f32 destination (converts)
     const dst = rand(g, [5, 7], 2, { pad: 2 });
-    C.copy(dst.c, src.c); g.copy(dst.g, src.g);
+    C.copy(dst.c, src.c);
+    g.copy(dst.g, src.g);
     const [a, b] = await both(dst);
     assert.deepEqual(a, b, `copy ${dtype} -> f32`);
     // whole padded storage untouched outside the view
     assertClose(await g.read(dst.g.base!), await C.read(dst.c.base!), `copy ${dtype}: around the view`, 0, 0);
     if (dtype !== 'f32') {
       const d16 = rand(g, [5, 7], 3, { dtype, pad: 1 });
-      C.copy(d16.c, src.c); g.copy(d16.g, src.g);
+      C.copy(d16.c, src.c);
+      g.copy(d16.g, src.g);
       assert.deepEqual(await g.read(d16.g.base!), await C.read(d16.c.base!), `copy ${dtype} -> ${dtype} (odd offsets)`);
-      C.fill(d16.c, 0.3); g.fill(d16.g, 0.3);
+      C.fill(d16.c, 0.3);
+      g.fill(d16.g, 0.3);
       assert.deepEqual(await g.read(d16.g.base!), await C.read(d16.c.base!), `fill ${dtype}`);
     }
   }
   const ids = upload(g, Int32Array.from([5, -3, 7, 9, 11, 13]), [2, 3]);
   const idd = upload(g, new Int32Array(6), [2, 3]);
-  C.copy(idd.c, ids.c); g.copy(idd.g, ids.g);
+  C.copy(idd.c, ids.c);
+  g.copy(idd.g, ids.g);
   assert.deepEqual(await g.read(idd.g), await C.read(idd.c));
-  C.fill(idd.c, -7); g.fill(idd.g, -7);
+  C.fill(idd.c, -7);
+  g.fill(idd.g, -7);
   assert.deepEqual(await g.read(idd.g), await C.read(idd.c));
   const f = rand(g, [3, 9], 4, { pad: 2 });
-  C.fill(f.c, 2.5); g.fill(f.g, 2.5);
+  C.fill(f.c, 2.5);
+  g.fill(f.g, 2.5);
   assert.deepEqual(await g.read(f.g.base!), await C.read(f.c.base!));
 });
 
@@ -46,14 +52,20 @@ test('matmul: every transposition, bias, accumulate, views, f16/bf16 operands, o
   if (!g) return;
   let seed = 10;
   for (const m of [1, 3, 17, 70]) {
-    for (const [q, p] of [[5, 7], [33, 65], [130, 7]] as const) {
+    for (const [q, p] of [
+      [5, 7],
+      [33, 65],
+      [130, 7],
+    ] as const) {
       for (const transA of [false, true]) {
         for (const transB of [false, true]) {
           for (const bdt of ['f32', 'f16', 'bf16'] as const) {
             if (bdt !== 'f32' && (m === 70 || (m === 1 && q !== 33) || transA !== transB)) continue; // keep the run short: 16-bit operands on a subset
-            const pad = (seed % 3 === 0) ? 3 : 0;
+            const pad = seed % 3 === 0 ? 3 : 0;
             const a = transA ? rand(g, [q, m], seed++) : rand(g, [m, q], seed++, { pad });
-            const b = transB ? rand(g, [p, q], seed++, { dtype: bdt, pad: bdt === 'f32' ? pad : 0 }) : rand(g, [q, p], seed++, { dtype: bdt });
+            const b = transB
+              ? rand(g, [p, q], seed++, { dtype: bdt, pad: bdt === 'f32' ? pad : 0 })
+              : rand(g, [q, p], seed++, { dtype: bdt });
             const bias = seed % 2 ? rand(g, [p], seed++) : null;
             const accumulate = seed % 5 === 0;
             const out = rand(g, [m, p], seed++, { pad });
@@ -61,7 +73,13 @@ test('matmul: every transposition, bias, accumulate, views, f16/bf16 operands, o
             C.matmul(out.c, a.c, b.c, o);
             g.matmul(out.g, a.g, b.g, { ...o, bias: bias?.g ?? null });
             const [x, y] = await both(out);
-            assertClose(x, y, `matmul m=${m} q=${q} p=${p} transA=${transA} transB=${transB} b:${bdt} bias=${!!bias} acc=${accumulate} pad=${pad}`, 1e-4, 1e-5);
+            assertClose(
+              x,
+              y,
+              `matmul m=${m} q=${q} p=${p} transA=${transA} transB=${transB} b:${bdt} bias=${!!bias} acc=${accumulate} pad=${pad}`,
+              1e-4,
+              1e-5,
+            );
           }
         }
       }
@@ -74,8 +92,17 @@ test('matmul with 128 x 128 tiles (8 x 8 per thread): transpositions, 16-bit ope
   if (!g) return;
   try {
     let seed = 500;
-    for (const [m, q, p] of [[130, 9, 129], [9, 40, 200], [256, 24, 128]] as const) {
-      for (const [transA, transB, bdt] of [[false, true, 'f32'], [false, false, 'bf16'], [true, true, 'f16'], [true, false, 'f32']] as const) {
+    for (const [m, q, p] of [
+      [130, 9, 129],
+      [9, 40, 200],
+      [256, 24, 128],
+    ] as const) {
+      for (const [transA, transB, bdt] of [
+        [false, true, 'f32'],
+        [false, false, 'bf16'],
+        [true, true, 'f16'],
+        [true, false, 'f32'],
+      ] as const) {
         const a = transA ? rand(g, [q, m], seed++) : rand(g, [m, q], seed++, { pad: 1 });
         const b = transB ? rand(g, [p, q], seed++, { dtype: bdt }) : rand(g, [q, p], seed++, { dtype: bdt });
         const bias = rand(g, [p], seed++);
@@ -87,7 +114,9 @@ test('matmul with 128 x 128 tiles (8 x 8 per thread): transpositions, 16-bit ope
         assertClose(x, y, `matmul 128-tile m=${m} q=${q} p=${p} transA=${transA} transB=${transB} ${bdt}`, 1e-4, 1e-5);
       }
     }
-  } finally { g.dispose(); }
+  } finally {
+    g.dispose();
+  }
 });
 
 test('matmul: the 16-byte decode path (aligned rows) matches, f32 and 16-bit weights, batch 1-8', async (t) => {
@@ -96,7 +125,8 @@ test('matmul: the 16-byte decode path (aligned rows) matches, f32 and 16-bit wei
   let seed = 100;
   for (const m of [1, 2, 4, 5, 8]) {
     for (const dt of ['f32', 'f16', 'bf16'] as const) {
-      const q = 96, p = 37;
+      const q = 96,
+        p = 37;
       const a = rand(g, [m, q], seed++);
       const w = rand(g, [p, q], seed++, { dtype: dt });
       const bias = rand(g, [p], seed++, { dtype: dt });
@@ -116,7 +146,8 @@ test('embedding: f32, f16 and bf16 tables, a view as output', async (t) => {
     const table = rand(g, [11, 9], 20, { dtype });
     const ids = upload(g, Int32Array.from([3, 0, 10, 3, 7]), [5]);
     const out = rand(g, [5, 9], 21, { pad: 2 });
-    C.embedding(out.c, ids.c, table.c); g.embedding(out.g, ids.g, table.g);
+    C.embedding(out.c, ids.c, table.c);
+    g.embedding(out.g, ids.g, table.g);
     const [x, y] = await both(out);
     assert.deepEqual(x, y, `embedding ${dtype}`);
   }
@@ -125,7 +156,11 @@ test('embedding: f32, f16 and bf16 tables, a view as output', async (t) => {
 test('addRmsnorm: with and without x, 16-bit weight, views', async (t) => {
   const g = await requireAdapter(t);
   if (!g) return;
-  for (const [m, d] of [[1, 7], [5, 300], [3, 1000]] as const) {
+  for (const [m, d] of [
+    [1, 7],
+    [5, 300],
+    [3, 1000],
+  ] as const) {
     for (const withX of [false, true]) {
       for (const wdt of ['f32', 'bf16'] as const) {
         const res = rand(g, [m, d], 30 + d, { pad: 1 });
@@ -147,7 +182,14 @@ test('causalConv1d: with and without state and bias, l = 1 step, long l, k = 3 a
   const g = await requireAdapter(t);
   if (!g) return;
   let seed = 40;
-  for (const [b, l, e, k] of [[1, 1, 13, 4], [2, 1, 5, 4], [2, 3, 9, 4], [2, 13, 37, 4], [3, 40, 6, 3], [1, 300, 70, 4]] as const) {
+  for (const [b, l, e, k] of [
+    [1, 1, 13, 4],
+    [2, 1, 5, 4],
+    [2, 3, 9, 4],
+    [2, 13, 37, 4],
+    [3, 40, 6, 3],
+    [1, 300, 70, 4],
+  ] as const) {
     for (const withState of [false, true]) {
       for (const withBias of [false, true]) {
         const silu = seed % 2 === 0;
@@ -173,15 +215,30 @@ test('causalConv1d: with and without state and bias, l = 1 step, long l, k = 3 a
 test('unary and binary: every op, in place, row broadcast; argmax with ties', async (t) => {
   const g = await requireAdapter(t);
   if (!g) return;
-  const ops: UnaryOp[] = ['silu', 'softplus', 'exp', 'neg', 'negexp', 'relu', 'gelu', 'sigmoid', 'tanh', 'square', 'sqrt', 'log'];
+  const ops: UnaryOp[] = [
+    'silu',
+    'softplus',
+    'exp',
+    'neg',
+    'negexp',
+    'relu',
+    'gelu',
+    'sigmoid',
+    'tanh',
+    'square',
+    'sqrt',
+    'log',
+  ];
   for (const op of ops) {
     const positive = op === 'sqrt' || op === 'log';
     const x = rand(g, [7, 33], 50, { lo: positive ? 0.01 : -30, hi: positive ? 5 : 30, pad: 1 });
     const out = rand(g, [7, 33], 51);
-    C.unary(op, out.c, x.c); g.unary(op, out.g, x.g);
+    C.unary(op, out.c, x.c);
+    g.unary(op, out.g, x.g);
     const [a, b] = await both(out);
     assertClose(a, b, `unary ${op}`, 2e-6, 1e-6);
-    C.unary(op, x.c, x.c); g.unary(op, x.g, x.g); // in place
+    C.unary(op, x.c, x.c);
+    g.unary(op, x.g, x.g); // in place
     const [c, d] = await both(x);
     assertClose(c, d, `unary ${op} in place`, 2e-6, 1e-6);
   }
@@ -189,19 +246,23 @@ test('unary and binary: every op, in place, row broadcast; argmax with ties', as
   for (const op of bops) {
     for (const mode of ['full', 'broadcast', 'inplace-a', 'inplace-b'] as const) {
       const a = rand(g, [6, 17], 60, { pad: 1 });
-      const b: Pair = mode === 'broadcast' ? rand(g, [17], 61, { lo: 0.5, hi: 2 }) : rand(g, [6, 17], 62, { lo: 0.5, hi: 2 });
+      const b: Pair =
+        mode === 'broadcast' ? rand(g, [17], 61, { lo: 0.5, hi: 2 }) : rand(g, [6, 17], 62, { lo: 0.5, hi: 2 });
       const out = mode === 'inplace-a' ? a : mode === 'inplace-b' ? b : rand(g, [6, 17], 63);
-      C.binary(op, out.c, a.c, b.c); g.binary(op, out.g, a.g, b.g);
+      C.binary(op, out.c, a.c, b.c);
+      g.binary(op, out.g, a.g, b.g);
       const [x, y] = await both(out);
       assertClose(x, y, `binary ${op} ${mode}`, 1e-6, 0);
     }
   }
   const xs = randomArray(3 * 1001, 70);
-  xs[5] = 9; xs[700] = 9; // tie in row 0: first index wins
+  xs[5] = 9;
+  xs[700] = 9; // tie in row 0: first index wins
   xs[1001 + 1000] = 5;
   const x = upload(g, xs, [3, 1001]);
   const out = upload(g, new Int32Array(3), [3]);
-  C.argmax(out.c, x.c); g.argmax(out.g, x.g);
+  C.argmax(out.c, x.c);
+  g.argmax(out.g, x.g);
   assert.deepEqual(await g.read(out.g), await C.read(out.c));
 });
 
@@ -211,10 +272,12 @@ test('an input that shares a buffer with the output (other columns) is read as i
   const wide = rand(g, [3, 10], 80);
   const x = { c: wide.c.narrow(5, 5), g: wide.g.narrow(5, 5) };
   const out = { c: wide.c.narrow(0, 5), g: wide.g.narrow(0, 5) };
-  C.unary('exp', out.c, x.c); g.unary('exp', out.g, x.g);
+  C.unary('exp', out.c, x.c);
+  g.unary('exp', out.g, x.g);
   const w = rand(g, [4, 5], 81);
   const o2 = { c: wide.c.narrow(1, 4), g: wide.g.narrow(1, 4) };
-  C.matmul(o2.c, wide.c.narrow(5, 5), w.c, { transB: true }); g.matmul(o2.g, wide.g.narrow(5, 5), w.g, { transB: true });
+  C.matmul(o2.c, wide.c.narrow(5, 5), w.c, { transB: true });
+  g.matmul(o2.g, wide.g.narrow(5, 5), w.g, { transB: true });
   assertClose(await g.read(wide.g), await C.read(wide.c), 'shared-buffer input', 1e-5, 1e-6);
 });
 
@@ -223,10 +286,19 @@ test('errors: shapes are checked before dispatch; a tensor of another backend is
   if (!g) return;
   const a = g.alloc([3, 4]);
   const b = g.alloc([5, 4]);
-  assert.throws(() => g.matmul(g.alloc([3, 6]), a, b, { transB: true }), (e) => isMambaError(e, 'SHAPE_MISMATCH'));
-  assert.throws(() => g.matmul(g.alloc([3, 5]), a, C.alloc([5, 4]), { transB: true }), (e) => isMambaError(e, 'BACKEND_MISMATCH'));
+  assert.throws(
+    () => g.matmul(g.alloc([3, 6]), a, b, { transB: true }),
+    (e) => isMambaError(e, 'SHAPE_MISMATCH'),
+  );
+  assert.throws(
+    () => g.matmul(g.alloc([3, 5]), a, C.alloc([5, 4]), { transB: true }),
+    (e) => isMambaError(e, 'BACKEND_MISMATCH'),
+  );
   const big = g.g.limits.maxStorageBufferBindingSize;
-  assert.throws(() => g.alloc([Math.ceil(big / 4) + 16]), (e) => isMambaError(e, 'DEVICE') && /maxStorageBufferBindingSize/.test((e as Error).message));
+  assert.throws(
+    () => g.alloc([Math.ceil(big / 4) + 16]),
+    (e) => isMambaError(e, 'DEVICE') && /maxStorageBufferBindingSize/.test((e as Error).message),
+  );
 });
 
 test('device errors: a disposed backend refuses work with a DEVICE error that says so', async (t) => {
@@ -235,7 +307,13 @@ test('device errors: a disposed backend refuses work with a DEVICE error that sa
   const x = g.upload(new Float32Array([1, 2, 3]), [3]);
   assert.deepEqual(Array.from(await g.read(x)), [1, 2, 3]);
   g.dispose();
-  assert.throws(() => g.alloc([4]), (e) => isMambaError(e, 'DEVICE') && /disposed/.test((e as Error).message));
+  assert.throws(
+    () => g.alloc([4]),
+    (e) => isMambaError(e, 'DEVICE') && /disposed/.test((e as Error).message),
+  );
   await assert.rejects(g.read(x), (e) => isMambaError(e, 'DEVICE'));
-  assert.throws(() => g.unary('exp', x, x), (e) => isMambaError(e, 'DEVICE'));
+  assert.throws(
+    () => g.unary('exp', x, x),
+    (e) => isMambaError(e, 'DEVICE'),
+  );
 });

@@ -19,16 +19,30 @@ after(disposeGpu);
 const EPS = 1e-5;
 
 /** A Mamba mixer with random weights on the CPU and on the GPU (the same values). */
-function mixers(g: Backend, dims: MambaDims, wdt: DType, biases: boolean, seed: number): { c: MambaMixer; g: MambaMixer } {
+function mixers(
+  g: Backend,
+  dims: MambaDims,
+  wdt: DType,
+  biases: boolean,
+  seed: number,
+): { c: MambaMixer; g: MambaMixer } {
   const { d, e, n, k, r } = dims;
-  const m = (shape: number[], s: number, lo = -1, hi = 1, dtype: DType = 'f32'): Pair => rand(g, shape, seed + s, { dtype, lo, hi });
-  const s = 1 / Math.sqrt(d), se = 1 / Math.sqrt(e);
+  const m = (shape: number[], s: number, lo = -1, hi = 1, dtype: DType = 'f32'): Pair =>
+    rand(g, shape, seed + s, { dtype, lo, hi });
+  const s = 1 / Math.sqrt(d),
+    se = 1 / Math.sqrt(e);
   const p = {
-    inProj: m([2 * e, d], 1, -s, s, wdt), inProjBias: biases ? m([2 * e], 2, -0.1, 0.1) : null,
-    convWeight: m([e, k], 3, -0.5, 0.5), convBias: m([e], 4, -0.1, 0.1),
-    xProj: m([r + 2 * n, e], 5, -se, se, wdt), dtProj: m([e, r], 6, -0.5, 0.5, wdt), dtProjBias: m([e], 7, -4, -1),
-    ALog: m([e, n], 8, 0, 1.5), D: m([e], 9, 0.5, 1.5),
-    outProj: m([d, e], 10, -se, se, wdt), outProjBias: biases ? m([d], 11, -0.1, 0.1) : null,
+    inProj: m([2 * e, d], 1, -s, s, wdt),
+    inProjBias: biases ? m([2 * e], 2, -0.1, 0.1) : null,
+    convWeight: m([e, k], 3, -0.5, 0.5),
+    convBias: m([e], 4, -0.1, 0.1),
+    xProj: m([r + 2 * n, e], 5, -se, se, wdt),
+    dtProj: m([e, r], 6, -0.5, 0.5, wdt),
+    dtProjBias: m([e], 7, -4, -1),
+    ALog: m([e, n], 8, 0, 1.5),
+    D: m([e], 9, 0.5, 1.5),
+    outProj: m([d, e], 10, -se, se, wdt),
+    outProjBias: biases ? m([d], 11, -0.1, 0.1) : null,
   };
   const side = (which: 'c' | 'g'): MambaMixerWeights => {
     const w = {} as Record<string, Tensor | null>;
@@ -52,7 +66,7 @@ function composedBlock(mixer: MambaMixer, residual: Tensor, norm: Tensor, state:
 
 async function assertStatesClose(a: MixerState, b: MixerState, what: string): Promise<void> {
   for (const key of ['conv', 'ssm']) {
-    assertClose(await a[key]!.readFloat(), await b[key]!.readFloat(), `${what}: ${key} state`, 1e-4, 1e-5);
+    assertClose(await a[key].readFloat(), await b[key].readFloat(), `${what}: ${key} state`, 1e-4, 1e-5);
   }
 }
 
@@ -82,7 +96,9 @@ test('mambaStep with preNorm (norm in in_proj, residual add in out_proj) equals 
     // the same starting residual for the unfused run on WebGPU
     const res2 = g.alloc([c.b, c.d]);
     g.copy(res2, res.g);
-    const sc = mx.c.initState(c.b), sg = mx.g.initState(c.b), sg2 = mx.g.initState(c.b);
+    const sc = mx.c.initState(c.b),
+      sg = mx.g.initState(c.b),
+      sg2 = mx.g.initState(c.b);
     // the CPU has no fused step: blockStep declines and the model runs the composition there
     assert.equal(mx.c.blockStep(res.c, norm.c, EPS, sc), false, 'CPU blockStep declines');
     for (let step = 0; step < 3; step++) {
@@ -97,7 +113,13 @@ test('mambaStep with preNorm (norm in in_proj, residual add in out_proj) equals 
       }
       const ref = await res.c.readFloat();
       assertClose(await res.g.readFloat(), ref, `${what}, step ${step}: fused residual vs CPU composition`, 1e-4, 1e-5);
-      assertClose(await res.g.readFloat(), await res2.readFloat(), `${what}, step ${step}: fused vs unfused on WebGPU`, 1e-4, 1e-5);
+      assertClose(
+        await res.g.readFloat(),
+        await res2.readFloat(),
+        `${what}, step ${step}: fused vs unfused on WebGPU`,
+        1e-4,
+        1e-5,
+      );
       await assertStatesClose(sg, sc, `${what}, step ${step}: fused vs CPU`);
       await assertStatesClose(sg, sg2, `${what}, step ${step}: fused vs unfused on WebGPU`);
     }
@@ -120,11 +142,18 @@ test('mambaStep preNorm: the norm weight is checked (shape, dtype, backend)', as
   };
   expectCode('SHAPE_MISMATCH', () => mx.g.blockStep(res, g.zeros([15]), EPS, st));
   expectCode('DTYPE_MISMATCH', () => mx.g.blockStep(res, g.zeros([16], 'i32'), EPS, st));
-  assert.throws(() => mx.g.blockStep(res, cpu().zeros([16]), EPS, st), (e: unknown) => isMambaError(e, 'BACKEND_MISMATCH'));
+  assert.throws(
+    () => mx.g.blockStep(res, cpu().zeros([16]), EPS, st),
+    (e: unknown) => isMambaError(e, 'BACKEND_MISMATCH'),
+  );
 });
 
 /** Dispatches of one model step of batch `b` (after a first step has made the buffers). */
-async function stepDispatches(g: WebGpuBackend, model: LanguageModel, b: number): Promise<{ dispatches: number; logits: Float32Array }> {
+async function stepDispatches(
+  g: WebGpuBackend,
+  model: LanguageModel,
+  b: number,
+): Promise<{ dispatches: number; logits: Float32Array }> {
   const state = model.initState(b);
   const ids = Array.from({ length: b }, (_, i) => 3 + i);
   model.stepIds(ids, state);
@@ -145,7 +174,11 @@ test('model step on WebGPU: 4 dispatches per Mamba layer with the fused norm (5 
     const fused = await stepDispatches(g, model, b);
     g.options.fuseNorm = false;
     let plain;
-    try { plain = await stepDispatches(g, model, b); } finally { g.options.fuseNorm = true; }
+    try {
+      plain = await stepDispatches(g, model, b);
+    } finally {
+      g.options.fuseNorm = true;
+    }
     // embedding + layers + final norm + lm_head
     assert.equal(fused.dispatches, 1 + 4 * L + 2, `batch ${b}: fused dispatches`);
     assert.equal(plain.dispatches, 1 + 5 * L + 2, `batch ${b}: unfused dispatches`);

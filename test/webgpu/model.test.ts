@@ -24,7 +24,7 @@ async function stepLogits(model: LanguageModel, ids: Int32Array, b: number, l: n
   const out = new Float32Array(b * l * V);
   const state = model.initState(b);
   for (let t = 0; t < l; t++) {
-    const row = Array.from({ length: b }, (_, i) => ids[i * l + t]!);
+    const row = Array.from({ length: b }, (_, i) => ids[i * l + t]);
     const lg = await model.stepIds(row, state).readFloat();
     for (let i = 0; i < b; i++) out.set(lg.subarray(i * V, (i + 1) * V), (i * l + t) * V);
   }
@@ -32,7 +32,11 @@ async function stepLogits(model: LanguageModel, ids: Int32Array, b: number, l: n
   return out;
 }
 
-for (const [name, wdtype] of [['mamba1-tied', 'f32'], ['mamba1-f16', 'auto'], ['mamba1-f16', 'bf16']] as [string, WeightDType][]) {
+for (const [name, wdtype] of [
+  ['mamba1-tied', 'f32'],
+  ['mamba1-f16', 'auto'],
+  ['mamba1-f16', 'bf16'],
+] as [string, WeightDType][]) {
   test(`${name} (${wdtype} weights): WebGPU logits, parallel and recurrent, match the CPU backend and PyTorch within 1e-4`, async (t) => {
     const g = await requireAdapter(t);
     if (!g) return;
@@ -65,12 +69,25 @@ test('mamba1-tied: the fused Mamba step equals the composition of kernels on the
   assertClose(fused, composed, 'fused vs composed step', 0, 2e-5);
 });
 
-async function generateOnDevice(model: LanguageModel, ids: Int32Array, b: number, l: number, n: number, p: SamplingParams, lookahead: number): Promise<number[][]> {
+async function generateOnDevice(
+  model: LanguageModel,
+  ids: Int32Array,
+  b: number,
+  l: number,
+  n: number,
+  p: SamplingParams,
+  lookahead: number,
+): Promise<number[][]> {
   const state = model.initState(b);
   const logits = model.forward(model.backend.upload(ids, [b, l], 'i32'), { state, lastOnly: true });
   const rows: number[][] = Array.from({ length: b }, (_, i) => Array.from(ids.subarray(i * l, (i + 1) * l)));
-  for await (const got of deviceTokens(model, state, logits, { maxNewTokens: n, sampling: p, lookahead, prompts: rows.map((r) => [...r]) })) {
-    got.forEach((id, i) => rows[i]!.push(id));
+  for await (const got of deviceTokens(model, state, logits, {
+    maxNewTokens: n,
+    sampling: p,
+    lookahead,
+    prompts: rows.map((r) => [...r]),
+  })) {
+    got.forEach((id, i) => rows[i].push(id));
   }
   assert.equal(state.position, l + n - 1, 'the state consumed every token but the last');
   state.dispose();
@@ -109,7 +126,7 @@ test('deviceTokens: stops once every row has produced an EOS id', async (t) => {
   const { b, l } = exp;
   const model = await fixtureModel('mamba1-tied', g, 'f32');
   // every greedy continuation's first new token, used as the EOS set
-  const firsts = Array.from({ length: b }, (_, i) => exp.greedy[i * exp.total + l]!);
+  const firsts = Array.from({ length: b }, (_, i) => exp.greedy[i * exp.total + l]);
   const state = model.initState(b);
   const logits = model.forward(g.upload(exp.ids, [b, l], 'i32'), { state, lastOnly: true });
   let steps = 0;
@@ -120,7 +137,7 @@ test('deviceTokens: stops once every row has produced an EOS id', async (t) => {
   assert.equal(steps, 1);
 });
 
-test('generateTokens on WebGPU samples on the device and gives the host sampler\'s tokens (batch of unequal prompts, penalty, EOS)', async (t) => {
+test("generateTokens on WebGPU samples on the device and gives the host sampler's tokens (batch of unequal prompts, penalty, EOS)", async (t) => {
   const g = await requireAdapter(t);
   if (!g) return;
   const exp = await fixtureExpected('mamba1-tied');
@@ -134,11 +151,19 @@ test('generateTokens on WebGPU samples on the device and gives the host sampler\
     for await (const e of generateTokens(m, prompts, o)) ev.push(`${e.row}:${e.token}:${e.finish ?? ''}`);
     return ev;
   };
-  const sampled: GenerateOptions = { maxNewTokens: 10, temperature: 0.9, topK: 20, topP: 0.9, minP: 0.02, repetitionPenalty: 1.2, seed: 7 };
+  const sampled: GenerateOptions = {
+    maxNewTokens: 10,
+    temperature: 0.9,
+    topK: 20,
+    topP: 0.9,
+    minP: 0.02,
+    repetitionPenalty: 1.2,
+    seed: 7,
+  };
   const cpuEvents = await run(cm, sampled);
   assert.deepEqual(await run(gm, sampled), cpuEvents, 'sampled');
   // a row that reaches EOS stops while the other goes on
-  const firstOfRow0 = Number(cpuEvents[0]!.split(':')[1]);
+  const firstOfRow0 = Number(cpuEvents[0].split(':')[1]);
   const withEos: GenerateOptions = { ...sampled, eosTokenIds: [firstOfRow0] };
   const a = await run(gm, withEos);
   assert.deepEqual(a, await run(cm, withEos), 'with EOS');

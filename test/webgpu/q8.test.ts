@@ -21,5 +21,5 @@ test('q8 weights on WebGPU: refused at upload and allocation, and so when a mode
   await assert.rejects(fixtureModel('mamba1-tied', g, 'q8'), noQ8);
   // the backend still works afterwards
   const x = g.upload(Float32Array.of(1, 2, 3), [3]);
-  assert.deepEqual([...await x.readFloat()], [1, 2, 3]);
+  assert.deepEqual([...(await x.readFloat())], [1, 2, 3]);
 });

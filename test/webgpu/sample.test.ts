@@ -42,40 +42,65 @@ function combos(tied: boolean): SamplingParams[] {
   return out;
 }
 
-for (const [V, quantum] of [[1000, 0], [257, 0], [300, 0.5]] as const) {
+for (const [V, quantum] of [
+  [1000, 0],
+  [257, 0],
+  [300, 0.5],
+] as const) {
   test(`sample: the same ids as the CPU Sampler for every parameter combination (V ${V}${quantum ? ', tied logits' : ''})`, async (t) => {
     const g = await requireAdapter(t);
     if (!g) return;
-    const b = 2, steps = 2;
+    const b = 2,
+      steps = 2;
     const c = cpu();
     const seenInit = new Int32Array(b * V);
     const r = rng(V);
     for (let i = 0; i < seenInit.length; i++) seenInit[i] = r() < 0.05 ? 1 : 0;
     const sup = new Int32Array(V);
-    sup[3] = 1; sup[V - 1] = 1;
+    sup[3] = 1;
+    sup[V - 1] = 1;
     const all = combos(quantum > 0);
     // every draw writes its own window of one output row, read once at the end
     const outs = upload(g, new Int32Array(all.length * steps * b), [1, all.length * steps * b]);
     const seens: (Pair | null)[] = [];
     for (let k = 0; k < all.length; k++) {
-      const p = all[k]!;
+      const p = all[k];
       const L = upload(g, logits(b, V, 100 + k, quantum), [b, V]);
       const seen: Pair | null = k % 2 ? upload(g, seenInit.slice(), [b, V]) : null;
       const suppress: Pair | null = k % 3 === 0 ? upload(g, sup, [V]) : null;
       seens.push(seen);
       for (let step = 0; step < steps; step++) {
         const j = (k * steps + step) * b;
-        c.sample({ out: outs.c.narrow(j, b), logits: L.c, params: p, step, seen: seen?.c ?? null, suppress: suppress?.c ?? null });
-        g.sample({ out: outs.g.narrow(j, b), logits: L.g, params: p, step, seen: seen?.g ?? null, suppress: suppress?.g ?? null });
+        c.sample({
+          out: outs.c.narrow(j, b),
+          logits: L.c,
+          params: p,
+          step,
+          seen: seen?.c ?? null,
+          suppress: suppress?.c ?? null,
+        });
+        g.sample({
+          out: outs.g.narrow(j, b),
+          logits: L.g,
+          params: p,
+          step,
+          seen: seen?.g ?? null,
+          suppress: suppress?.g ?? null,
+        });
       }
     }
     const x = await g.read(outs.g);
     const y = await c.read(outs.c);
     for (let k = 0; k < all.length; k++) {
       const j = k * steps * b;
-      assert.deepEqual(Array.from(x.subarray(j, j + steps * b)), Array.from(y.subarray(j, j + steps * b)), `ids differ for ${JSON.stringify(all[k])} (steps x rows)`);
+      assert.deepEqual(
+        Array.from(x.subarray(j, j + steps * b)),
+        Array.from(y.subarray(j, j + steps * b)),
+        `ids differ for ${JSON.stringify(all[k])} (steps x rows)`,
+      );
       const seen = seens[k];
-      if (seen) assert.deepEqual(await g.read(seen.g), await c.read(seen.c), `seen mask after ${JSON.stringify(all[k])}`);
+      if (seen)
+        assert.deepEqual(await g.read(seen.g), await c.read(seen.c), `seen mask after ${JSON.stringify(all[k])}`);
     }
   });
 }
@@ -84,7 +109,8 @@ test('sample: draws follow the distribution (frequencies over many seeds match t
   const g = await requireAdapter(t);
   if (!g) return;
   // 4 tokens with probabilities 0.1, 0.2, 0.3, 0.4 at temperature 1; 256 rows share them.
-  const V = 4, b = 32;
+  const V = 4,
+    b = 32;
   const row = [0.1, 0.2, 0.3, 0.4].map(Math.log);
   const x = new Float32Array(b * V);
   for (let i = 0; i < b; i++) x.set(row, i * V);
@@ -92,9 +118,16 @@ test('sample: draws follow the distribution (frequencies over many seeds match t
   const out = g.alloc([b], 'i32');
   const counts = [0, 0, 0, 0];
   for (let step = 0; step < 32; step++) {
-    g.sample({ out, logits: L, params: { temperature: 1, topK: 0, topP: 1, minP: 0, repetitionPenalty: 1, seed: 5 }, step });
-    for (const id of await g.read(out)) counts[id]!++;
+    g.sample({
+      out,
+      logits: L,
+      params: { temperature: 1, topK: 0, topP: 1, minP: 0, repetitionPenalty: 1, seed: 5 },
+      step,
+    });
+    for (const id of await g.read(out)) counts[id]++;
   }
   const n = b * 32;
-  counts.forEach((cnt, i) => assert.ok(Math.abs(cnt / n - (i + 1) / 10) < 0.05, `token ${i}: frequency ${cnt / n}, expected ${(i + 1) / 10}`));
+  counts.forEach((cnt, i) =>
+    assert.ok(Math.abs(cnt / n - (i + 1) / 10) < 0.05, `token ${i}: frequency ${cnt / n}, expected ${(i + 1) / 10}`),
+  );
 });

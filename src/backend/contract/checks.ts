@@ -10,8 +10,13 @@ import type { Tensor } from '../../tensor/tensor.js';
 
 export function checkFloat(op: string, what: string, t: Tensor, allowHalf = false, allowQ8 = false): void {
   t.assertLive();
-  const ok = t.dtype === 'f32' || (allowHalf && (t.dtype === 'f16' || t.dtype === 'bf16')) || (allowQ8 && t.dtype === 'q8');
-  if (!ok) fail('DTYPE_MISMATCH', `${op}: ${what} has dtype ${t.dtype}, expected f32${allowHalf ? (allowQ8 ? ', f16, bf16 or q8' : ', f16 or bf16') : ''}`);
+  const ok =
+    t.dtype === 'f32' || (allowHalf && (t.dtype === 'f16' || t.dtype === 'bf16')) || (allowQ8 && t.dtype === 'q8');
+  if (!ok)
+    fail(
+      'DTYPE_MISMATCH',
+      `${op}: ${what} has dtype ${t.dtype}, expected f32${allowHalf ? (allowQ8 ? ', f16, bf16 or q8' : ', f16 or bf16') : ''}`,
+    );
 }
 
 export function checkSameBackend(op: string, ...ts: (Tensor | null | undefined)[]): void {

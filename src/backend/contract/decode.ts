@@ -67,17 +67,22 @@ export function checkSample(a: SampleArgs): { b: number; V: number } {
   const [b, V] = a.logits.shape as [number, number];
   if (V === 0) fail('SHAPE_MISMATCH', `${op}: logits have no columns (V = 0)`);
   if (a.out.dtype !== 'i32') fail('DTYPE_MISMATCH', `${op}: out has dtype ${a.out.dtype}, expected i32`);
-  if (a.out.size !== b) fail('SHAPE_MISMATCH', `${op}: out has ${a.out.size} elements, expected one per row of logits (${b})`);
+  if (a.out.size !== b)
+    fail('SHAPE_MISMATCH', `${op}: out has ${a.out.size} elements, expected one per row of logits (${b})`);
   if (a.seen) {
     if (a.seen.dtype !== 'i32') fail('DTYPE_MISMATCH', `${op}: seen has dtype ${a.seen.dtype}, expected i32`);
-    if (a.seen.rows !== b || a.seen.cols !== V) fail('SHAPE_MISMATCH', `${op}: seen has shape ${fmtShape(a.seen.shape)}, expected (${b}, ${V})`);
+    if (a.seen.rows !== b || a.seen.cols !== V)
+      fail('SHAPE_MISMATCH', `${op}: seen has shape ${fmtShape(a.seen.shape)}, expected (${b}, ${V})`);
   }
   if (a.suppress) {
-    if (a.suppress.dtype !== 'i32') fail('DTYPE_MISMATCH', `${op}: suppress has dtype ${a.suppress.dtype}, expected i32`);
+    if (a.suppress.dtype !== 'i32')
+      fail('DTYPE_MISMATCH', `${op}: suppress has dtype ${a.suppress.dtype}, expected i32`);
     checkShape(op, 'suppress', a.suppress.shape, [V]);
   }
-  if (a.stepCounter && (a.stepCounter.dtype !== 'i32' || a.stepCounter.size !== 2)) fail('SHAPE_MISMATCH', `${op}: stepCounter must be a (2) i32 tensor, got ${a.stepCounter.toString()}`);
-  if (!Number.isInteger(a.step) || a.step < 0) fail('BAD_ARGUMENT', `${op}: step must be an integer >= 0, got ${a.step}`);
+  if (a.stepCounter && (a.stepCounter.dtype !== 'i32' || a.stepCounter.size !== 2))
+    fail('SHAPE_MISMATCH', `${op}: stepCounter must be a (2) i32 tensor, got ${a.stepCounter.toString()}`);
+  if (!Number.isInteger(a.step) || a.step < 0)
+    fail('BAD_ARGUMENT', `${op}: step must be an integer >= 0, got ${a.step}`);
   checkSamplingParams(a.params);
   return { b, V };
 }
@@ -97,15 +102,24 @@ export interface MambaStepArgs {
    * out = x (the residual stream) one call is the whole block: x <- x + mixer(rmsnorm(x) · weight).
    */
   preNorm?: { weight: Tensor; eps: number } | null;
-  inProj: Tensor; inProjBias: Tensor | null;
-  convWeight: Tensor; convBias: Tensor | null;
-  xProj: Tensor; dtProj: Tensor; dtProjBias: Tensor;
-  A: Tensor; D: Tensor;
-  outProj: Tensor; outProjBias: Tensor | null;
+  inProj: Tensor;
+  inProjBias: Tensor | null;
+  convWeight: Tensor;
+  convBias: Tensor | null;
+  xProj: Tensor;
+  dtProj: Tensor;
+  dtProjBias: Tensor;
+  A: Tensor;
+  D: Tensor;
+  outProj: Tensor;
+  outProjBias: Tensor | null;
   /** (b, e, k) and (b, e, n) recurrent states, advanced in place. */
-  conv: Tensor; ssm: Tensor;
+  conv: Tensor;
+  ssm: Tensor;
   /** Scratch the caller keeps (contents unspecified afterwards): xz (b, 2e), dbc (b, r + 2n), y (b, e). */
-  xz: Tensor; dbc: Tensor; y: Tensor;
+  xz: Tensor;
+  dbc: Tensor;
+  y: Tensor;
   dtRank: number;
 }
 

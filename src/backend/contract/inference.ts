@@ -89,7 +89,10 @@ export function checkMatmul(out: Tensor, a: Tensor, b: Tensor, o: MatmulOptions,
   const q = o.transA ? a.rows : a.cols;
   const [bq, p] = o.transB ? [b.cols, b.rows] : [b.rows, b.cols];
   if (bq !== q) {
-    fail('SHAPE_MISMATCH', `${op}: inner sizes differ: op(a) is (${m}, ${q}) from ${fmtShape(a.shape)}, op(b) is (${bq}, ${p}) from ${fmtShape(b.shape)}${o.transB ? ' (transposed)' : ''}`);
+    fail(
+      'SHAPE_MISMATCH',
+      `${op}: inner sizes differ: op(a) is (${m}, ${q}) from ${fmtShape(a.shape)}, op(b) is (${bq}, ${p}) from ${fmtShape(b.shape)}${o.transB ? ' (transposed)' : ''}`,
+    );
   }
   if (out.rows !== m || out.cols !== p) {
     fail('SHAPE_MISMATCH', `${op}: out has shape ${fmtShape(out.shape)}, expected (${m}, ${p}) rows x cols`);
@@ -102,7 +105,12 @@ export function checkMatmul(out: Tensor, a: Tensor, b: Tensor, o: MatmulOptions,
 }
 
 /** `q8`: the backend takes a q8 table (the CPU backend). */
-export function checkEmbedding(out: Tensor, ids: Tensor, table: Tensor, q8 = false): { m: number; d: number; V: number } {
+export function checkEmbedding(
+  out: Tensor,
+  ids: Tensor,
+  table: Tensor,
+  q8 = false,
+): { m: number; d: number; V: number } {
   const op = 'embedding';
   checkSameBackend(op, out, ids, table);
   if (ids.dtype !== 'i32') fail('DTYPE_MISMATCH', `${op}: ids has dtype ${ids.dtype}, expected i32`);
@@ -111,11 +119,17 @@ export function checkEmbedding(out: Tensor, ids: Tensor, table: Tensor, q8 = fal
   if (table.rank !== 2) fail('SHAPE_MISMATCH', `${op}: table must be (V, d), got ${fmtShape(table.shape)}`);
   const m = ids.size;
   const [V, d] = table.shape as [number, number];
-  if (out.rows !== m || out.cols !== d) fail('SHAPE_MISMATCH', `${op}: out has shape ${fmtShape(out.shape)}, expected (${m}, ${d})`);
+  if (out.rows !== m || out.cols !== d)
+    fail('SHAPE_MISMATCH', `${op}: out has shape ${fmtShape(out.shape)}, expected (${m}, ${d})`);
   return { m, d, V };
 }
 
-export function checkRmsnorm(out: Tensor, residual: Tensor, x: Tensor | null, weight: Tensor): { m: number; d: number } {
+export function checkRmsnorm(
+  out: Tensor,
+  residual: Tensor,
+  x: Tensor | null,
+  weight: Tensor,
+): { m: number; d: number } {
   const op = 'addRmsnorm';
   checkSameBackend(op, out, residual, x, weight);
   checkFloat(op, 'out', out);
@@ -124,15 +138,23 @@ export function checkRmsnorm(out: Tensor, residual: Tensor, x: Tensor | null, we
   const d = residual.cols;
   const m = residual.rows;
   checkShape(op, 'weight', weight.shape, [d]);
-  if (out.rows !== m || out.cols !== d) fail('SHAPE_MISMATCH', `${op}: out has shape ${fmtShape(out.shape)}, expected ${fmtShape(residual.shape)}`);
+  if (out.rows !== m || out.cols !== d)
+    fail('SHAPE_MISMATCH', `${op}: out has shape ${fmtShape(out.shape)}, expected ${fmtShape(residual.shape)}`);
   if (x) {
     checkFloat(op, 'x', x);
-    if (x.rows !== m || x.cols !== d) fail('SHAPE_MISMATCH', `${op}: x has shape ${fmtShape(x.shape)}, expected ${fmtShape(residual.shape)}`);
+    if (x.rows !== m || x.cols !== d)
+      fail('SHAPE_MISMATCH', `${op}: x has shape ${fmtShape(x.shape)}, expected ${fmtShape(residual.shape)}`);
   }
   return { m, d };
 }
 
-export function checkConv(out: Tensor, x: Tensor, weight: Tensor, bias: Tensor | null, state: Tensor | null): { b: number; l: number; e: number; k: number } {
+export function checkConv(
+  out: Tensor,
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor | null,
+  state: Tensor | null,
+): { b: number; l: number; e: number; k: number } {
   const op = 'causalConv1d';
   checkSameBackend(op, out, x, weight, bias, state);
   if (x.rank !== 3) fail('SHAPE_MISMATCH', `${op}: x must be (b, l, e), got ${fmtShape(x.shape)}`);
@@ -144,8 +166,14 @@ export function checkConv(out: Tensor, x: Tensor, weight: Tensor, bias: Tensor |
   checkFloat(op, 'weight', weight);
   checkShape(op, 'out', out.shape, [b, l, e]);
   checkShape(op, 'weight', weight.shape, [e, k]);
-  if (bias) { checkFloat(op, 'bias', bias); checkShape(op, 'bias', bias.shape, [e]); }
-  if (state) { checkFloat(op, 'state', state); checkShape(op, 'state', state.shape, [b, e, k]); }
+  if (bias) {
+    checkFloat(op, 'bias', bias);
+    checkShape(op, 'bias', bias.shape, [e]);
+  }
+  if (state) {
+    checkFloat(op, 'state', state);
+    checkShape(op, 'state', state.shape, [b, e, k]);
+  }
   return { b, l, e, k };
 }
 
@@ -181,17 +209,40 @@ export function checkScan(s: SelectiveScanArgs): { b: number; l: number; e: numb
   const [b, l, e] = s.u.shape as [number, number, number];
   if (s.A.rank !== 2) fail('SHAPE_MISMATCH', `${op}: A must be (e, n), got ${fmtShape(s.A.shape)}`);
   const n = s.A.cols;
-  for (const [what, t] of [['u', s.u], ['delta', s.delta], ['A', s.A], ['B', s.B], ['C', s.C], ['y', s.y]] as const) checkFloat(op, what, t);
+  for (const [what, t] of [
+    ['u', s.u],
+    ['delta', s.delta],
+    ['A', s.A],
+    ['B', s.B],
+    ['C', s.C],
+    ['y', s.y],
+  ] as const)
+    checkFloat(op, what, t);
   checkShape(op, 'delta', s.delta.shape, [b, l, e]);
   checkShape(op, 'y', s.y.shape, [b, l, e]);
   checkShape(op, 'A', s.A.shape, [e, n]);
   checkShape(op, 'B', s.B.shape, [b, l, n]);
   checkShape(op, 'C', s.C.shape, [b, l, n]);
-  if (s.z) { checkFloat(op, 'z', s.z); checkShape(op, 'z', s.z.shape, [b, l, e]); }
-  if (s.D) { checkFloat(op, 'D', s.D); checkShape(op, 'D', s.D.shape, [e]); }
-  if (s.deltaBias) { checkFloat(op, 'deltaBias', s.deltaBias); checkShape(op, 'deltaBias', s.deltaBias.shape, [e]); }
-  if (s.h0) { checkFloat(op, 'h0', s.h0); checkShape(op, 'h0', s.h0.shape, [b, e, n]); }
-  if (s.hOut) { checkFloat(op, 'hOut', s.hOut); checkShape(op, 'hOut', s.hOut.shape, [b, e, n]); }
+  if (s.z) {
+    checkFloat(op, 'z', s.z);
+    checkShape(op, 'z', s.z.shape, [b, l, e]);
+  }
+  if (s.D) {
+    checkFloat(op, 'D', s.D);
+    checkShape(op, 'D', s.D.shape, [e]);
+  }
+  if (s.deltaBias) {
+    checkFloat(op, 'deltaBias', s.deltaBias);
+    checkShape(op, 'deltaBias', s.deltaBias.shape, [e]);
+  }
+  if (s.h0) {
+    checkFloat(op, 'h0', s.h0);
+    checkShape(op, 'h0', s.h0.shape, [b, e, n]);
+  }
+  if (s.hOut) {
+    checkFloat(op, 'hOut', s.hOut);
+    checkShape(op, 'hOut', s.hOut.shape, [b, e, n]);
+  }
   return { b, l, e, n };
 }
 
@@ -227,7 +278,14 @@ export interface SsdScanArgs {
 }
 
 /** Sizes of an SSD scan: b batch, l length, h heads, p head_dim, g groups, n d_state. */
-export interface SsdDims { b: number; l: number; h: number; p: number; g: number; n: number }
+export interface SsdDims {
+  b: number;
+  l: number;
+  h: number;
+  p: number;
+  g: number;
+  n: number;
+}
 
 export function checkSsdScan(s: SsdScanArgs): SsdDims {
   const op = 'ssdScan';
@@ -236,23 +294,48 @@ export function checkSsdScan(s: SsdScanArgs): SsdDims {
   if (s.A.rank !== 1) fail('SHAPE_MISMATCH', `${op}: A must be (h), one value per head, got ${fmtShape(s.A.shape)}`);
   const [b, l, e] = s.x.shape as [number, number, number];
   const h = s.A.size;
-  if (h === 0 || e % h !== 0) fail('SHAPE_MISMATCH', `${op}: x has ${e} columns, not a multiple of the ${h} heads of A`);
+  if (h === 0 || e % h !== 0)
+    fail('SHAPE_MISMATCH', `${op}: x has ${e} columns, not a multiple of the ${h} heads of A`);
   const g = s.nGroups;
-  if (!Number.isInteger(g) || g < 1 || h % g !== 0) fail('BAD_ARGUMENT', `${op}: nGroups must be a positive divisor of the ${h} heads, got ${g}`);
-  if (s.B.rank !== 3 || s.B.cols % g !== 0) fail('SHAPE_MISMATCH', `${op}: B must be (b, l, nGroups * d_state) with nGroups ${g}, got ${fmtShape(s.B.shape)}`);
-  const p = e / h, n = s.B.cols / g;
-  if (!Number.isInteger(s.chunkSize) || s.chunkSize < 1) fail('BAD_ARGUMENT', `${op}: chunkSize must be a positive integer, got ${s.chunkSize}`);
+  if (!Number.isInteger(g) || g < 1 || h % g !== 0)
+    fail('BAD_ARGUMENT', `${op}: nGroups must be a positive divisor of the ${h} heads, got ${g}`);
+  if (s.B.rank !== 3 || s.B.cols % g !== 0)
+    fail('SHAPE_MISMATCH', `${op}: B must be (b, l, nGroups * d_state) with nGroups ${g}, got ${fmtShape(s.B.shape)}`);
+  const p = e / h,
+    n = s.B.cols / g;
+  if (!Number.isInteger(s.chunkSize) || s.chunkSize < 1)
+    fail('BAD_ARGUMENT', `${op}: chunkSize must be a positive integer, got ${s.chunkSize}`);
   const [lo, hi] = s.dtLimit;
   if (!(lo <= hi)) fail('BAD_ARGUMENT', `${op}: dtLimit must be [min, max] with min <= max, got [${lo}, ${hi}]`);
-  for (const [what, t] of [['x', s.x], ['dt', s.dt], ['A', s.A], ['B', s.B], ['C', s.C], ['y', s.y]] as const) checkFloat(op, what, t);
+  for (const [what, t] of [
+    ['x', s.x],
+    ['dt', s.dt],
+    ['A', s.A],
+    ['B', s.B],
+    ['C', s.C],
+    ['y', s.y],
+  ] as const)
+    checkFloat(op, what, t);
   checkShape(op, 'y', s.y.shape, [b, l, e]);
   checkShape(op, 'dt', s.dt.shape, [b, l, h]);
   checkShape(op, 'B', s.B.shape, [b, l, g * n]);
   checkShape(op, 'C', s.C.shape, [b, l, g * n]);
-  if (s.D) { checkFloat(op, 'D', s.D); checkShape(op, 'D', s.D.shape, [h]); }
-  if (s.dtBias) { checkFloat(op, 'dtBias', s.dtBias); checkShape(op, 'dtBias', s.dtBias.shape, [h]); }
-  if (s.h0) { checkFloat(op, 'h0', s.h0); checkShape(op, 'h0', s.h0.shape, [b, h, p, n]); }
-  if (s.hOut) { checkFloat(op, 'hOut', s.hOut); checkShape(op, 'hOut', s.hOut.shape, [b, h, p, n]); }
+  if (s.D) {
+    checkFloat(op, 'D', s.D);
+    checkShape(op, 'D', s.D.shape, [h]);
+  }
+  if (s.dtBias) {
+    checkFloat(op, 'dtBias', s.dtBias);
+    checkShape(op, 'dtBias', s.dtBias.shape, [h]);
+  }
+  if (s.h0) {
+    checkFloat(op, 'h0', s.h0);
+    checkShape(op, 'h0', s.h0.shape, [b, h, p, n]);
+  }
+  if (s.hOut) {
+    checkFloat(op, 'hOut', s.hOut);
+    checkShape(op, 'hOut', s.hOut.shape, [b, h, p, n]);
+  }
   return { b, l, h, p, g, n };
 }
 
@@ -264,18 +347,27 @@ export interface GatedRmsnormOptions {
   normBeforeGate: boolean;
 }
 
-export function checkGatedRmsnorm(out: Tensor, x: Tensor, z: Tensor | null, weight: Tensor, o: GatedRmsnormOptions): { m: number; e: number } {
+export function checkGatedRmsnorm(
+  out: Tensor,
+  x: Tensor,
+  z: Tensor | null,
+  weight: Tensor,
+  o: GatedRmsnormOptions,
+): { m: number; e: number } {
   const op = 'gatedRmsnorm';
   checkSameBackend(op, out, x, z, weight);
   checkFloat(op, 'out', out);
   checkFloat(op, 'x', x);
   checkFloat(op, 'weight', weight);
-  const m = x.rows, e = x.cols;
+  const m = x.rows,
+    e = x.cols;
   checkShape(op, 'weight', weight.shape, [e]);
-  if (out.rows !== m || out.cols !== e) fail('SHAPE_MISMATCH', `${op}: out has shape ${fmtShape(out.shape)}, expected ${fmtShape(x.shape)}`);
+  if (out.rows !== m || out.cols !== e)
+    fail('SHAPE_MISMATCH', `${op}: out has shape ${fmtShape(out.shape)}, expected ${fmtShape(x.shape)}`);
   if (z) {
     checkFloat(op, 'z', z);
-    if (z.rows !== m || z.cols !== e) fail('SHAPE_MISMATCH', `${op}: z has shape ${fmtShape(z.shape)}, expected ${fmtShape(x.shape)}`);
+    if (z.rows !== m || z.cols !== e)
+      fail('SHAPE_MISMATCH', `${op}: z has shape ${fmtShape(z.shape)}, expected ${fmtShape(x.shape)}`);
   }
   if (!Number.isInteger(o.groupSize) || o.groupSize < 1 || e % o.groupSize !== 0) {
     fail('BAD_ARGUMENT', `${op}: groupSize must be a positive divisor of the row width ${e}, got ${o.groupSize}`);
@@ -284,14 +376,16 @@ export function checkGatedRmsnorm(out: Tensor, x: Tensor, z: Tensor | null, weig
   return { m, e };
 }
 
-export type UnaryOp = 'silu' | 'softplus' | 'exp' | 'neg' | 'negexp' | 'relu' | 'gelu' | 'sigmoid' | 'tanh' | 'square' | 'sqrt' | 'log';
+export type UnaryOp =
+  'silu' | 'softplus' | 'exp' | 'neg' | 'negexp' | 'relu' | 'gelu' | 'sigmoid' | 'tanh' | 'square' | 'sqrt' | 'log';
 export type BinaryOp = 'add' | 'sub' | 'mul' | 'div';
 
 export function checkElementwise(op: string, out: Tensor, a: Tensor, b?: Tensor): void {
   checkSameBackend(op, out, a, b);
   checkFloat(op, 'out', out);
   checkFloat(op, 'x', a);
-  if (out.rows !== a.rows || out.cols !== a.cols) fail('SHAPE_MISMATCH', `${op}: out has shape ${fmtShape(out.shape)}, expected ${fmtShape(a.shape)}`);
+  if (out.rows !== a.rows || out.cols !== a.cols)
+    fail('SHAPE_MISMATCH', `${op}: out has shape ${fmtShape(out.shape)}, expected ${fmtShape(a.shape)}`);
   if (b) {
     checkFloat(op, 'b', b);
     const rowBroadcast = b.size === a.cols;
@@ -305,5 +399,6 @@ export function checkArgmax(out: Tensor, x: Tensor): void {
   checkSameBackend('argmax', out, x);
   checkFloat('argmax', 'x', x);
   if (out.dtype !== 'i32') fail('DTYPE_MISMATCH', `argmax: out has dtype ${out.dtype}, expected i32`);
-  if (out.size !== x.rows) fail('SHAPE_MISMATCH', `argmax: out has ${out.size} elements, expected one per row of x (${x.rows})`);
+  if (out.size !== x.rows)
+    fail('SHAPE_MISMATCH', `argmax: out has ${out.size} elements, expected one per row of x (${x.rows})`);
 }

@@ -46,8 +46,10 @@ export interface HostView {
 /** copy: same rows and columns; ids copy only to ids; floats convert to f32 or copy to their own dtype. */
 export function checkCopy(dst: Tensor, src: Tensor): void {
   checkSameBackend('copy', dst, src);
-  if (dst.rows !== src.rows || dst.cols !== src.cols) fail('SHAPE_MISMATCH', `copy: ${dst.toString()} <- ${src.toString()}`);
+  if (dst.rows !== src.rows || dst.cols !== src.cols)
+    fail('SHAPE_MISMATCH', `copy: ${dst.toString()} <- ${src.toString()}`);
   if (src.dtype === 'i32' || dst.dtype === 'i32') {
     if (src.dtype !== dst.dtype) fail('DTYPE_MISMATCH', `copy: ${src.dtype} -> ${dst.dtype}`);
-  } else if (dst.dtype !== 'f32' && dst.dtype !== src.dtype) fail('DTYPE_MISMATCH', `copy: ${src.dtype} -> ${dst.dtype}`);
+  } else if (dst.dtype !== 'f32' && dst.dtype !== src.dtype)
+    fail('DTYPE_MISMATCH', `copy: ${src.dtype} -> ${dst.dtype}`);
 }

@@ -78,14 +78,29 @@ export interface MixerKernels {
 /** The optional kernels of the contract that the mixers beyond Mamba need (S4D, H3, Hyena, attention). */
 export type MixerKernel = keyof MixerKernels;
 
-export const MIXER_KERNELS: readonly MixerKernel[] = ['fftConv', 'fftConvBackward', 'ssmConvKernel', 'ssmConvKernelBackward', 'diagonalSsmScan', 'attention', 'attentionBackward', 'rotary'];
+export const MIXER_KERNELS: readonly MixerKernel[] = [
+  'fftConv',
+  'fftConvBackward',
+  'ssmConvKernel',
+  'ssmConvKernelBackward',
+  'diagonalSsmScan',
+  'attention',
+  'attentionBackward',
+  'rotary',
+];
 
 /** The backend's kernel `k`, bound to it; UNSUPPORTED naming the kernel when the backend lacks it. */
 export function requireMixerKernel<K extends MixerKernel>(
-  bk: MixerKernels & { readonly name: string }, k: K,
+  bk: MixerKernels & { readonly name: string },
+  k: K,
 ): NonNullable<MixerKernels[K]> {
   const f = bk[k] as ((...args: never[]) => void) | undefined;
-  if (!f) fail('UNSUPPORTED', `the ${bk.name} backend has no ${k} kernel yet (needed by the S4D, H3, Hyena and attention mixers); use the cpu backend`, { backend: bk.name, kernel: k });
+  if (!f)
+    fail(
+      'UNSUPPORTED',
+      `the ${bk.name} backend has no ${k} kernel yet (needed by the S4D, H3, Hyena and attention mixers); use the cpu backend`,
+      { backend: bk.name, kernel: k },
+    );
   return f.bind(bk) as NonNullable<MixerKernels[K]>;
 }
 
@@ -100,17 +115,32 @@ function check3(op: string, what: string, t: Tensor): [number, number, number] {
   return t.shape as [number, number, number];
 }
 
-export function checkFftConv(op: string, y: Tensor, u: Tensor, K: Tensor): { b: number; l: number; e: number; lk: number } {
+export function checkFftConv(
+  op: string,
+  y: Tensor,
+  u: Tensor,
+  K: Tensor,
+): { b: number; l: number; e: number; lk: number } {
   checkSameBackend(op, y, u, K);
   const [b, l, e] = check3(op, 'u', u);
   checkFloat(op, 'y', y);
   checkShape(op, 'y', y.shape, [b, l, e]);
   checkFloat(op, 'K', K);
-  if (K.rank !== 2 || K.cols !== e || K.rows < l) fail('SHAPE_MISMATCH', `${op}: K has shape ${fmtShape(K.shape)}, expected (lk, ${e}) with lk >= the sequence length ${l}: one filter of at least l taps per channel`);
+  if (K.rank !== 2 || K.cols !== e || K.rows < l)
+    fail(
+      'SHAPE_MISMATCH',
+      `${op}: K has shape ${fmtShape(K.shape)}, expected (lk, ${e}) with lk >= the sequence length ${l}: one filter of at least l taps per channel`,
+    );
   return { b, l, e, lk: K.rows };
 }
 
-export function checkFftConvBackward(du: Tensor, dK: Tensor, g: Tensor, u: Tensor, K: Tensor): { b: number; l: number; e: number; lk: number } {
+export function checkFftConvBackward(
+  du: Tensor,
+  dK: Tensor,
+  g: Tensor,
+  u: Tensor,
+  K: Tensor,
+): { b: number; l: number; e: number; lk: number } {
   const op = 'fftConvBackward';
   const dims = checkFftConv(op, g, u, K);
   checkSameBackend(op, du, dK);
@@ -158,8 +188,17 @@ function checkSsmParams(op: string, p: SsmParams): { e: number; N: number } {
   if (p.ARe.rank !== 2) fail('SHAPE_MISMATCH', `${op}: ARe must be (e, N), got ${fmtShape(p.ARe.shape)}`);
   const [e, N] = p.ARe.shape as [number, number];
   checkShape(op, 'dt', p.dt.shape, [e]);
-  for (const [what, t] of [['ARe', p.ARe], ['AIm', p.AIm], ['CRe', p.CRe], ['CIm', p.CIm]] as const) { checkFloat(op, what, t); checkShape(op, what, t.shape, [e, N]); }
-  if (!(p.scale === 1 || p.scale === 2)) fail('BAD_ARGUMENT', `${op}: scale must be 1 (real modes) or 2 (conjugate pairs), got ${p.scale}`);
+  for (const [what, t] of [
+    ['ARe', p.ARe],
+    ['AIm', p.AIm],
+    ['CRe', p.CRe],
+    ['CIm', p.CIm],
+  ] as const) {
+    checkFloat(op, what, t);
+    checkShape(op, what, t.shape, [e, N]);
+  }
+  if (!(p.scale === 1 || p.scale === 2))
+    fail('BAD_ARGUMENT', `${op}: scale must be 1 (real modes) or 2 (conjugate pairs), got ${p.scale}`);
   return { e, N };
 }
 
@@ -168,7 +207,8 @@ export function checkSsmConvKernel(a: SsmConvKernelArgs): { L: number; e: number
   const { e, N } = checkSsmParams(op, a);
   checkSameBackend(op, a.K, a.dt);
   checkFloat(op, 'K', a.K);
-  if (a.K.rank !== 2 || a.K.cols !== e) fail('SHAPE_MISMATCH', `${op}: K has shape ${fmtShape(a.K.shape)}, expected (L, ${e})`);
+  if (a.K.rank !== 2 || a.K.cols !== e)
+    fail('SHAPE_MISMATCH', `${op}: K has shape ${fmtShape(a.K.shape)}, expected (L, ${e})`);
   return { L: a.K.rows, e, N };
 }
 
@@ -176,7 +216,13 @@ export function checkSsmConvKernelBackward(a: SsmConvKernelBackwardArgs): { L: n
   const op = 'ssmConvKernelBackward';
   const dims = checkSsmConvKernel({ ...a, K: a.g });
   checkSameBackend(op, a.g, a.dDt, a.dARe, a.dAIm, a.dCRe, a.dCIm);
-  for (const [what, t, like] of [['dDt', a.dDt, a.dt], ['dARe', a.dARe, a.ARe], ['dAIm', a.dAIm, a.AIm], ['dCRe', a.dCRe, a.CRe], ['dCIm', a.dCIm, a.CIm]] as const) {
+  for (const [what, t, like] of [
+    ['dDt', a.dDt, a.dt],
+    ['dARe', a.dARe, a.ARe],
+    ['dAIm', a.dAIm, a.AIm],
+    ['dCRe', a.dCRe, a.CRe],
+    ['dCIm', a.dCIm, a.CIm],
+  ] as const) {
     checkFloat(op, what, t);
     checkShape(op, what, t.shape, like.shape);
   }
@@ -191,8 +237,14 @@ export function checkDiagonalSsmScan(a: DiagonalSsmScanArgs): { b: number; l: nu
   checkShape(op, 'u', a.u.shape, [b, l, e]);
   checkFloat(op, 'y', a.y);
   checkShape(op, 'y', a.y.shape, [b, l, e]);
-  if (a.D) { checkFloat(op, 'D', a.D); checkShape(op, 'D', a.D.shape, [e]); }
-  if (a.state) { checkFloat(op, 'state', a.state); checkShape(op, 'state', a.state.shape, [b, e, 2 * N]); }
+  if (a.D) {
+    checkFloat(op, 'D', a.D);
+    checkShape(op, 'D', a.D.shape, [e]);
+  }
+  if (a.state) {
+    checkFloat(op, 'state', a.state);
+    checkShape(op, 'state', a.state.shape, [b, e, 2 * N]);
+  }
   return { b, l, e, N };
 }
 
@@ -219,29 +271,58 @@ export interface AttentionBackwardArgs {
   scale: number;
 }
 
-export function checkAttention(op: string, a: AttentionArgs): { b: number; lq: number; lk: number; H: number; dk: number; dv: number; keys: number } {
+export function checkAttention(
+  op: string,
+  a: AttentionArgs,
+): { b: number; lq: number; lk: number; H: number; dk: number; dv: number; keys: number } {
   checkSameBackend(op, a.out, a.q, a.k, a.v);
   const [b, lq, qc] = check3(op, 'q', a.q);
   const [bk, lk, kc] = check3(op, 'k', a.k);
   const [bv, lv, vc] = check3(op, 'v', a.v);
   const H = a.heads;
-  if (!(Number.isInteger(H) && H > 0 && qc % H === 0 && vc % H === 0)) fail('BAD_ARGUMENT', `${op}: heads ${H} must be a positive integer dividing the widths of q (${qc}) and v (${vc})`);
-  if (bk !== b || bv !== b || lv !== lk) fail('SHAPE_MISMATCH', `${op}: q ${fmtShape(a.q.shape)}, k ${fmtShape(a.k.shape)} and v ${fmtShape(a.v.shape)} must share the batch, and k and v the length`);
+  if (!(Number.isInteger(H) && H > 0 && qc % H === 0 && vc % H === 0))
+    fail('BAD_ARGUMENT', `${op}: heads ${H} must be a positive integer dividing the widths of q (${qc}) and v (${vc})`);
+  if (bk !== b || bv !== b || lv !== lk)
+    fail(
+      'SHAPE_MISMATCH',
+      `${op}: q ${fmtShape(a.q.shape)}, k ${fmtShape(a.k.shape)} and v ${fmtShape(a.v.shape)} must share the batch, and k and v the length`,
+    );
   if (kc !== qc) fail('SHAPE_MISMATCH', `${op}: k has width ${kc}, expected q's ${qc}`);
   checkFloat(op, 'out', a.out);
   checkShape(op, 'out', a.out.shape, [b, lq, vc]);
   const keys = a.keys ?? lk;
-  if (!(Number.isInteger(keys) && keys >= lq && keys <= lk)) fail('BAD_ARGUMENT', `${op}: keys must be an integer in [${lq}, ${lk}] (at least one key per query, at most the rows of k), got ${keys}`);
+  if (!(Number.isInteger(keys) && keys >= lq && keys <= lk))
+    fail(
+      'BAD_ARGUMENT',
+      `${op}: keys must be an integer in [${lq}, ${lk}] (at least one key per query, at most the rows of k), got ${keys}`,
+    );
   if (!Number.isFinite(a.scale)) fail('BAD_ARGUMENT', `${op}: scale must be a finite number, got ${a.scale}`);
   return { b, lq, lk, H, dk: qc / H, dv: vc / H, keys };
 }
 
-export function checkAttentionBackward(a: AttentionBackwardArgs): { b: number; l: number; H: number; dk: number; dv: number } {
+export function checkAttentionBackward(a: AttentionBackwardArgs): {
+  b: number;
+  l: number;
+  H: number;
+  dk: number;
+  dv: number;
+} {
   const op = 'attentionBackward';
   const d = checkAttention(op, { out: a.g, q: a.q, k: a.k, v: a.v, heads: a.heads, scale: a.scale });
-  if (d.lq !== d.lk) fail('SHAPE_MISMATCH', `${op}: q has ${d.lq} rows per sequence and k ${d.lk}; the gradient is for full causal attention (equal lengths)`);
+  if (d.lq !== d.lk)
+    fail(
+      'SHAPE_MISMATCH',
+      `${op}: q has ${d.lq} rows per sequence and k ${d.lk}; the gradient is for full causal attention (equal lengths)`,
+    );
   checkSameBackend(op, a.dq, a.dk, a.dv, a.g);
-  for (const [what, t, like] of [['dq', a.dq, a.q], ['dk', a.dk, a.k], ['dv', a.dv, a.v]] as const) { checkFloat(op, what, t); checkShape(op, what, t.shape, like.shape); }
+  for (const [what, t, like] of [
+    ['dq', a.dq, a.q],
+    ['dk', a.dk, a.k],
+    ['dv', a.dv, a.v],
+  ] as const) {
+    checkFloat(op, what, t);
+    checkShape(op, what, t.shape, like.shape);
+  }
   return { b: d.b, l: d.lq, H: d.H, dk: d.dk, dv: d.dv };
 }
 
@@ -261,8 +342,10 @@ export function checkRotary(out: Tensor, x: Tensor, o: RotaryOptions): { b: numb
   checkFloat(op, 'out', out);
   checkShape(op, 'out', out.shape, [b, l, w]);
   const dh = o.headDim;
-  if (!(Number.isInteger(dh) && dh > 0 && dh % 2 === 0 && w % dh === 0)) fail('BAD_ARGUMENT', `${op}: headDim must be an even positive integer dividing the width ${w}, got ${dh}`);
-  if (!(Number.isInteger(o.start) && o.start >= 0)) fail('BAD_ARGUMENT', `${op}: start must be a non-negative integer, got ${o.start}`);
+  if (!(Number.isInteger(dh) && dh > 0 && dh % 2 === 0 && w % dh === 0))
+    fail('BAD_ARGUMENT', `${op}: headDim must be an even positive integer dividing the width ${w}, got ${dh}`);
+  if (!(Number.isInteger(o.start) && o.start >= 0))
+    fail('BAD_ARGUMENT', `${op}: start must be a non-negative integer, got ${o.start}`);
   if (!(o.base > 1)) fail('BAD_ARGUMENT', `${op}: base must be > 1, got ${o.base}`);
   return { b, l, H: w / dh, dh };
 }

@@ -82,16 +82,29 @@ export interface TrainingKernels {
 export type TrainingKernel = keyof TrainingKernels;
 
 const TRAINING_KERNELS: readonly TrainingKernel[] = [
-  'reduceRows', 'unaryBackward', 'embeddingBackward', 'rmsnormBackward', 'causalConv1dBackward', 'selectiveScanBackward',
-  'crossEntropy', 'crossEntropyBackward', 'adamwStep',
+  'reduceRows',
+  'unaryBackward',
+  'embeddingBackward',
+  'rmsnormBackward',
+  'causalConv1dBackward',
+  'selectiveScanBackward',
+  'crossEntropy',
+  'crossEntropyBackward',
+  'adamwStep',
 ];
 
 /** The backend's kernel `k`, bound to it; UNSUPPORTED naming the kernel when the backend lacks it. */
 export function requireKernel<K extends TrainingKernel>(
-  bk: TrainingKernels & { readonly name: string }, k: K,
+  bk: TrainingKernels & { readonly name: string },
+  k: K,
 ): NonNullable<TrainingKernels[K]> {
   const f = bk[k] as ((...args: never[]) => void) | undefined;
-  if (!f) fail('UNSUPPORTED', `the ${bk.name} backend has no ${k} kernel yet (needed for training and gradients); use the cpu backend`, { backend: bk.name, kernel: k });
+  if (!f)
+    fail(
+      'UNSUPPORTED',
+      `the ${bk.name} backend has no ${k} kernel yet (needed for training and gradients); use the cpu backend`,
+      { backend: bk.name, kernel: k },
+    );
   return f.bind(bk) as NonNullable<TrainingKernels[K]>;
 }
 
@@ -101,7 +114,11 @@ export function missingTrainingKernels(bk: TrainingKernels): TrainingKernel[] {
 }
 
 function checkSameRowsCols(op: string, what: string, t: Tensor, rows: number, cols: number, like: string): void {
-  if (t.rows !== rows || t.cols !== cols) fail('SHAPE_MISMATCH', `${op}: ${what} has shape ${fmtShape(t.shape)}, expected the shape of ${like} (${rows} rows x ${cols})`);
+  if (t.rows !== rows || t.cols !== cols)
+    fail(
+      'SHAPE_MISMATCH',
+      `${op}: ${what} has shape ${fmtShape(t.shape)}, expected the shape of ${like} (${rows} rows x ${cols})`,
+    );
 }
 
 export type ReduceOp = 'sum' | 'sumSquares';
@@ -111,14 +128,23 @@ export function checkReduceRows(out: Tensor, x: Tensor): { m: number; p: number 
   checkSameBackend(op, out, x);
   checkFloat(op, 'x', x);
   checkFloat(op, 'out', out);
-  if (out.size !== x.cols || (out.rank > 1 && !out.isContiguous)) fail('SHAPE_MISMATCH', `${op}: out has shape ${fmtShape(out.shape)}, expected ${x.cols} contiguous elements (the columns of x ${fmtShape(x.shape)})`);
+  if (out.size !== x.cols || (out.rank > 1 && !out.isContiguous))
+    fail(
+      'SHAPE_MISMATCH',
+      `${op}: out has shape ${fmtShape(out.shape)}, expected ${x.cols} contiguous elements (the columns of x ${fmtShape(x.shape)})`,
+    );
   return { m: x.rows, p: x.cols };
 }
 
 export function checkUnaryBackward(op: string, dx: Tensor, g: Tensor, x: Tensor, y: Tensor): void {
   const name = `unaryBackward(${op})`;
   checkSameBackend(name, dx, g, x, y);
-  for (const [what, t] of [['dx', dx], ['g', g], ['x', x], ['y', y]] as const) {
+  for (const [what, t] of [
+    ['dx', dx],
+    ['g', g],
+    ['x', x],
+    ['y', y],
+  ] as const) {
     checkFloat(name, what, t);
     checkSameRowsCols(name, what, t, x.rows, x.cols, 'x');
   }
@@ -131,17 +157,33 @@ export function checkEmbeddingBackward(dTable: Tensor, ids: Tensor, g: Tensor): 
   checkFloat(op, 'dTable', dTable);
   checkFloat(op, 'g', g);
   if (dTable.rank !== 2) fail('SHAPE_MISMATCH', `${op}: dTable must be (V, d), got ${fmtShape(dTable.shape)}`);
-  const m = ids.size, d = dTable.cols;
+  const m = ids.size,
+    d = dTable.cols;
   if (!ids.isContiguous && ids.rank > 1) fail('SHAPE_MISMATCH', `${op}: ids must be contiguous`);
-  if (g.rows !== m || g.cols !== d) fail('SHAPE_MISMATCH', `${op}: g has shape ${fmtShape(g.shape)}, expected (${m}, ${d}): one row of width d per id`);
+  if (g.rows !== m || g.cols !== d)
+    fail('SHAPE_MISMATCH', `${op}: g has shape ${fmtShape(g.shape)}, expected (${m}, ${d}): one row of width d per id`);
   return { m, d };
 }
 
-export function checkRmsnormBackward(dx: Tensor, dWeight: Tensor, g: Tensor, x: Tensor, weight: Tensor): { m: number; d: number } {
+export function checkRmsnormBackward(
+  dx: Tensor,
+  dWeight: Tensor,
+  g: Tensor,
+  x: Tensor,
+  weight: Tensor,
+): { m: number; d: number } {
   const op = 'rmsnormBackward';
   checkSameBackend(op, dx, dWeight, g, x, weight);
-  const m = x.rows, d = x.cols;
-  for (const [what, t] of [['dx', dx], ['g', g], ['x', x]] as const) { checkFloat(op, what, t); checkSameRowsCols(op, what, t, m, d, 'x'); }
+  const m = x.rows,
+    d = x.cols;
+  for (const [what, t] of [
+    ['dx', dx],
+    ['g', g],
+    ['x', x],
+  ] as const) {
+    checkFloat(op, what, t);
+    checkSameRowsCols(op, what, t, m, d, 'x');
+  }
   checkFloat(op, 'weight', weight);
   checkFloat(op, 'dWeight', dWeight);
   checkShape(op, 'weight', weight.shape, [d]);
@@ -169,7 +211,10 @@ export function checkConvBackward(a: CausalConv1dBackwardArgs): { b: number; l: 
   checkShape(op, 'dx', a.dx.shape, a.x.shape);
   checkShape(op, 'dWeight', a.dWeight.shape, a.weight.shape);
   if (!!a.bias !== !!a.dBias) fail('BAD_ARGUMENT', `${op}: dBias must be given exactly when bias is`);
-  if (a.dBias) { checkFloat(op, 'dBias', a.dBias); checkShape(op, 'dBias', a.dBias.shape, [dims.e]); }
+  if (a.dBias) {
+    checkFloat(op, 'dBias', a.dBias);
+    checkShape(op, 'dBias', a.dBias.shape, [dims.e]);
+  }
   return dims;
 }
 
@@ -199,33 +244,54 @@ export function checkScanBackward(s: SelectiveScanBackwardArgs): { b: number; l:
   const { b, l, e, n } = dims;
   checkSameBackend(op, s.dy, s.du, s.dDelta, s.dA, s.dB, s.dC, s.dD, s.dz, s.dDeltaBias, s.dh0);
   const want: [string, Tensor | null, Tensor | null, number[]][] = [
-    ['du', s.du, s.u, [b, l, e]], ['dDelta', s.dDelta, s.delta, [b, l, e]], ['dA', s.dA, s.A, [e, n]],
-    ['dB', s.dB, s.B, [b, l, n]], ['dC', s.dC, s.C, [b, l, n]], ['dD', s.dD, s.D, [e]], ['dz', s.dz, s.z, [b, l, e]],
+    ['du', s.du, s.u, [b, l, e]],
+    ['dDelta', s.dDelta, s.delta, [b, l, e]],
+    ['dA', s.dA, s.A, [e, n]],
+    ['dB', s.dB, s.B, [b, l, n]],
+    ['dC', s.dC, s.C, [b, l, n]],
+    ['dD', s.dD, s.D, [e]],
+    ['dz', s.dz, s.z, [b, l, e]],
     ['dDeltaBias', s.dDeltaBias, s.deltaBias, [e]],
   ];
   for (const [what, grad, input, shape] of want) {
     if (!!grad !== !!input) fail('BAD_ARGUMENT', `${op}: ${what} must be given exactly when ${what.slice(1)} is`);
-    if (grad) { checkFloat(op, what, grad); checkShape(op, what, grad.shape, shape); }
+    if (grad) {
+      checkFloat(op, what, grad);
+      checkShape(op, what, grad.shape, shape);
+    }
   }
   if (s.dh0) {
     if (!s.h0) fail('BAD_ARGUMENT', `${op}: dh0 needs h0`);
     checkFloat(op, 'dh0', s.dh0);
     checkShape(op, 'dh0', s.dh0.shape, [b, e, n]);
   }
-  if (s.chunk !== undefined && !(Number.isInteger(s.chunk) && s.chunk > 0)) fail('BAD_ARGUMENT', `${op}: chunk must be a positive integer, got ${s.chunk}`);
+  if (s.chunk !== undefined && !(Number.isInteger(s.chunk) && s.chunk > 0))
+    fail('BAD_ARGUMENT', `${op}: chunk must be a positive integer, got ${s.chunk}`);
   return dims;
 }
 
 export type LossReduction = 'mean' | 'sum';
 
-export function checkCrossEntropy(op: string, out: Tensor, logits: Tensor, targets: Tensor, outShape: 'scalar' | 'logits'): { m: number; V: number } {
+export function checkCrossEntropy(
+  op: string,
+  out: Tensor,
+  logits: Tensor,
+  targets: Tensor,
+  outShape: 'scalar' | 'logits',
+): { m: number; V: number } {
   checkSameBackend(op, out, logits, targets);
   checkFloat(op, 'logits', logits);
   checkFloat(op, 'out', out);
   if (targets.dtype !== 'i32') fail('DTYPE_MISMATCH', `${op}: targets has dtype ${targets.dtype}, expected i32`);
-  const m = logits.rows, V = logits.cols;
-  if (targets.size !== m || (targets.rank > 1 && !targets.isContiguous)) fail('SHAPE_MISMATCH', `${op}: targets has shape ${fmtShape(targets.shape)}, expected ${m} contiguous ids (one per row of logits ${fmtShape(logits.shape)})`);
-  if (outShape === 'scalar' && out.size !== 1) fail('SHAPE_MISMATCH', `${op}: out has shape ${fmtShape(out.shape)}, expected one element`);
+  const m = logits.rows,
+    V = logits.cols;
+  if (targets.size !== m || (targets.rank > 1 && !targets.isContiguous))
+    fail(
+      'SHAPE_MISMATCH',
+      `${op}: targets has shape ${fmtShape(targets.shape)}, expected ${m} contiguous ids (one per row of logits ${fmtShape(logits.shape)})`,
+    );
+  if (outShape === 'scalar' && out.size !== 1)
+    fail('SHAPE_MISMATCH', `${op}: out has shape ${fmtShape(out.shape)}, expected one element`);
   if (outShape === 'logits') checkSameRowsCols(op, 'dLogits', out, m, V, 'logits');
   return { m, V };
 }
@@ -245,13 +311,21 @@ export interface AdamWStepOptions {
 export function checkAdamw(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, o: AdamWStepOptions): void {
   const op = 'adamwStep';
   checkSameBackend(op, param, grad, m, v);
-  for (const [what, t] of [['param', param], ['grad', grad], ['m', m], ['v', v]] as const) {
+  for (const [what, t] of [
+    ['param', param],
+    ['grad', grad],
+    ['m', m],
+    ['v', v],
+  ] as const) {
     checkFloat(op, what, t);
     checkShape(op, what, t.shape, param.shape);
   }
-  if (!(Number.isInteger(o.step) && o.step >= 1)) fail('BAD_ARGUMENT', `${op}: step must be an integer >= 1, got ${o.step}`);
+  if (!(Number.isInteger(o.step) && o.step >= 1))
+    fail('BAD_ARGUMENT', `${op}: step must be an integer >= 1, got ${o.step}`);
   for (const k of ['lr', 'beta1', 'beta2', 'eps', 'weightDecay'] as const) {
-    if (!Number.isFinite(o[k]) || o[k] < 0) fail('BAD_ARGUMENT', `${op}: ${k} must be a finite number >= 0, got ${o[k]}`);
+    if (!Number.isFinite(o[k]) || o[k] < 0)
+      fail('BAD_ARGUMENT', `${op}: ${k} must be a finite number >= 0, got ${o[k]}`);
   }
-  if (o.beta1 >= 1 || o.beta2 >= 1) fail('BAD_ARGUMENT', `${op}: beta1 and beta2 must be below 1, got ${o.beta1}, ${o.beta2}`);
+  if (o.beta1 >= 1 || o.beta2 >= 1)
+    fail('BAD_ARGUMENT', `${op}: beta1 and beta2 must be below 1, got ${o.beta1}, ${o.beta2}`);
 }

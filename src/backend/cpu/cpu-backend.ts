@@ -11,19 +11,53 @@ import { Sampler } from '../sampling.js';
 import type { Backend } from '../backend.js';
 import { checkSample, type SampleArgs } from '../contract/decode.js';
 import {
-  checkArgmax, checkConv, checkElementwise, checkEmbedding, checkGatedRmsnorm, checkMatmul, checkRmsnorm, checkScan,
-  checkSsdScan, type BinaryOp, type GatedRmsnormOptions, type MatmulOptions, type SelectiveScanArgs, type SsdScanArgs,
+  checkArgmax,
+  checkConv,
+  checkElementwise,
+  checkEmbedding,
+  checkGatedRmsnorm,
+  checkMatmul,
+  checkRmsnorm,
+  checkScan,
+  checkSsdScan,
+  type BinaryOp,
+  type GatedRmsnormOptions,
+  type MatmulOptions,
+  type SelectiveScanArgs,
+  type SsdScanArgs,
   type UnaryOp,
 } from '../contract/inference.js';
 import {
-  checkAttention, checkAttentionBackward, checkDiagonalSsmScan, checkFftConv, checkFftConvBackward, checkRotary,
-  checkSsmConvKernel, checkSsmConvKernelBackward, type AttentionArgs, type AttentionBackwardArgs,
-  type DiagonalSsmScanArgs, type RotaryOptions, type SsmConvKernelArgs, type SsmConvKernelBackwardArgs, type SsmParams,
+  checkAttention,
+  checkAttentionBackward,
+  checkDiagonalSsmScan,
+  checkFftConv,
+  checkFftConvBackward,
+  checkRotary,
+  checkSsmConvKernel,
+  checkSsmConvKernelBackward,
+  type AttentionArgs,
+  type AttentionBackwardArgs,
+  type DiagonalSsmScanArgs,
+  type RotaryOptions,
+  type SsmConvKernelArgs,
+  type SsmConvKernelBackwardArgs,
+  type SsmParams,
 } from '../contract/mixers.js';
 import {
-  checkAdamw, checkConvBackward, checkCrossEntropy, checkEmbeddingBackward, checkReduceRows, checkRmsnormBackward,
-  checkScanBackward, checkUnaryBackward, type AdamWStepOptions, type CausalConv1dBackwardArgs, type LossReduction,
-  type ReduceOp, type SelectiveScanBackwardArgs,
+  checkAdamw,
+  checkConvBackward,
+  checkCrossEntropy,
+  checkEmbeddingBackward,
+  checkReduceRows,
+  checkRmsnormBackward,
+  checkScanBackward,
+  checkUnaryBackward,
+  type AdamWStepOptions,
+  type CausalConv1dBackwardArgs,
+  type LossReduction,
+  type ReduceOp,
+  type SelectiveScanBackwardArgs,
 } from '../contract/training.js';
 import { checkFloat } from '../contract/checks.js';
 import { checkCopy, type HostView } from '../contract/memory.js';
@@ -56,7 +90,15 @@ import { gatedRmsnorm } from './reference/gated-rmsnorm.js';
 import { matmulCols, type MatmulGeom } from './reference/matmul.js';
 import { ThreadPool, type PoolOptions } from './runtime/pool.js';
 import { TsParallel, type CpuParallel } from './ts-parallel.js';
-import { dequantizeQ8Row, embeddingQ8, matmulQ8Cols, q8Layout, q8View, quantizeQ8, type Q8View } from './reference/q8.js';
+import {
+  dequantizeQ8Row,
+  embeddingQ8,
+  matmulQ8Cols,
+  q8Layout,
+  q8View,
+  quantizeQ8,
+  type Q8View,
+} from './reference/q8.js';
 import { matmulRepacked } from './reference/matmul-repack.js';
 import { addRmsnorm } from './reference/rmsnorm.js';
 import { selectiveScan, type ScanViews } from './reference/selective-scan.js';
@@ -113,10 +155,14 @@ export class CpuBackend implements Backend {
 
   constructor(o: CpuBackendOptions = {}) {
     const hasWasm = typeof WebAssembly !== 'undefined' && typeof WebAssembly.Memory === 'function';
-    const want = o.kernels === undefined || o.kernels === 'auto' ? envKernels() ?? 'wasm' : o.kernels;
+    const want = o.kernels === undefined || o.kernels === 'auto' ? (envKernels() ?? 'wasm') : o.kernels;
     const shared = o.arenas?.shared ?? canShare;
     const wasmOk = hasWasm && wasmKernelsSupported(shared);
-    if (want === 'wasm' && o.kernels === 'wasm' && !wasmOk) fail('UNSUPPORTED', 'the WebAssembly SIMD kernels do not run on this engine (WebAssembly SIMD128 missing); use kernels: "ts"');
+    if (want === 'wasm' && o.kernels === 'wasm' && !wasmOk)
+      fail(
+        'UNSUPPORTED',
+        'the WebAssembly SIMD kernels do not run on this engine (WebAssembly SIMD128 missing); use kernels: "ts"',
+      );
     this.kernels = want === 'wasm' && wasmOk ? 'wasm' : 'ts';
     if (hasWasm) {
       this.arenas = new ArenaSet({ ...o.arenas, shared });
@@ -166,12 +212,13 @@ export class CpuBackend implements Backend {
    */
   alloc(shape: readonly number[], dtype: DType = 'f32'): Tensor {
     const n = numel(shape);
-    const cols = shape.length === 0 ? 1 : shape[shape.length - 1]!;
+    const cols = shape.length === 0 ? 1 : shape[shape.length - 1];
     const rows = cols === 0 ? 0 : n / cols;
     const q8 = dtype === 'q8' ? q8Layout(rows, cols) : undefined;
     const elems = Math.max(n, 1);
     const bytes = q8 ? Math.max(q8.bytes, 1) : elems * dtypeBytes(dtype);
-    let buf: ArrayBufferLike, off = 0;
+    let buf: ArrayBufferLike,
+      off = 0;
     if (this.arenas) {
       const blk = this.arenas.alloc(bytes, false);
       buf = blk.arena.buffer();
@@ -188,10 +235,14 @@ export class CpuBackend implements Backend {
 
   private makeArray(buf: ArrayBufferLike, off: number, dtype: DType, n: number): CpuStorage {
     switch (dtype) {
-      case 'f32': return new Float32Array(buf, off, n);
-      case 'i32': return new Int32Array(buf, off, n);
-      case 'q8': return new Int8Array(buf, off, n);
-      default: return new Uint16Array(buf, off, n);
+      case 'f32':
+        return new Float32Array(buf, off, n);
+      case 'i32':
+        return new Int32Array(buf, off, n);
+      case 'q8':
+        return new Int8Array(buf, off, n);
+      default:
+        return new Uint16Array(buf, off, n);
     }
   }
 
@@ -203,11 +254,22 @@ export class CpuBackend implements Backend {
 
   /** A new tensor holding `data`; for q8, f32 data quantised here (reference/q8.ts). */
   upload(data: Float32Array | Uint16Array | Int32Array, shape: readonly number[], dtype?: DType): Tensor {
-    const dt = dtype ?? (data instanceof Float32Array ? 'f32' : data instanceof Int32Array ? 'i32' : fail('BAD_ARGUMENT', 'upload: a Uint16Array needs dtype f16 or bf16'));
+    const dt =
+      dtype ??
+      (data instanceof Float32Array
+        ? 'f32'
+        : data instanceof Int32Array
+          ? 'i32'
+          : fail('BAD_ARGUMENT', 'upload: a Uint16Array needs dtype f16 or bf16'));
     const n = numel(shape);
-    if (data.length !== n) fail('SHAPE_MISMATCH', `upload: ${data.length} elements for shape (${shape.join(', ')}), expected ${n}`);
+    if (data.length !== n)
+      fail('SHAPE_MISMATCH', `upload: ${data.length} elements for shape (${shape.join(', ')}), expected ${n}`);
     const want = dt === 'f32' || dt === 'q8' ? Float32Array : dt === 'i32' ? Int32Array : Uint16Array;
-    if (!(data instanceof want)) fail('DTYPE_MISMATCH', `upload: a ${data.constructor.name} for dtype ${dt}${dt === 'q8' ? ' (q8 takes f32 data and quantises it)' : ''}`);
+    if (!(data instanceof want))
+      fail(
+        'DTYPE_MISMATCH',
+        `upload: a ${data.constructor.name} for dtype ${dt}${dt === 'q8' ? ' (q8 takes f32 data and quantises it)' : ''}`,
+      );
     const t = this.alloc(shape, dt);
     if (dt === 'q8') quantizeQ8(data as Float32Array, t.rows, t.cols, t.storage as Int8Array);
     else (t.storage as Float32Array | Uint16Array | Int32Array).set(data);
@@ -221,7 +283,8 @@ export class CpuBackend implements Backend {
   /** Synchronous read, CPU only. */
   readSync(t: Tensor): Float32Array | Int32Array {
     t.assertLive();
-    const rows = t.rows, cols = t.cols;
+    const rows = t.rows,
+      cols = t.cols;
     if (t.dtype === 'q8') {
       const v = this.q8(t);
       const out = new Float32Array(t.size);
@@ -232,7 +295,7 @@ export class CpuBackend implements Backend {
     if (t.dtype === 'i32') {
       const out = new Int32Array(t.size);
       const I = v.data as unknown as Int32Array;
-      for (let r = 0; r < rows; r++) out.set((I).subarray(v.off + r * v.ld, v.off + r * v.ld + cols), r * cols);
+      for (let r = 0; r < rows; r++) out.set(I.subarray(v.off + r * v.ld, v.off + r * v.ld + cols), r * cols);
       return out;
     }
     const out = new Float32Array(t.size);
@@ -259,14 +322,19 @@ export class CpuBackend implements Backend {
   /** The typed-array view a TypeScript kernel works on (float, f16/bf16 bits or i32; not q8). */
   view(t: Tensor): FView {
     if (t.backend !== this) fail('BACKEND_MISMATCH', `a ${t.backend.name} tensor given to the cpu backend`);
-    if (t.dtype === 'q8') fail('DTYPE_MISMATCH', `${t.toString()}: a q8 tensor has no element view; only matmul (b) and embedding (table) take q8`);
+    if (t.dtype === 'q8')
+      fail(
+        'DTYPE_MISMATCH',
+        `${t.toString()}: a q8 tensor has no element view; only matmul (b) and embedding (table) take q8`,
+      );
     return { data: t.storage as Float32Array | Uint16Array, off: t.offset, ld: t.ld, dtype: t.dtype };
   }
 
   /** The typed array behind an f32 or i32 tensor, for host code (`BackendMemory.hostView`). */
   hostView(t: Tensor): HostView {
     if (t.backend !== this) fail('BACKEND_MISMATCH', `a ${t.backend.name} tensor given to the cpu backend`);
-    if (t.dtype !== 'f32' && t.dtype !== 'i32') fail('DTYPE_MISMATCH', `${t.toString()}: hostView gives f32 and i32 tensors only`);
+    if (t.dtype !== 'f32' && t.dtype !== 'i32')
+      fail('DTYPE_MISMATCH', `${t.toString()}: hostView gives f32 and i32 tensors only`);
     return { data: t.storage as Float32Array | Int32Array, off: t.offset, ld: t.ld };
   }
 
@@ -274,7 +342,8 @@ export class CpuBackend implements Backend {
   q8(t: Tensor): Q8View {
     if (t.backend !== this) fail('BACKEND_MISMATCH', `a ${t.backend.name} tensor given to the cpu backend`);
     const whole = !t.base || (t.base.rows === t.rows && t.base.cols === t.cols);
-    if (t.offset !== 0 || !whole || t.ld !== q8Layout(t.rows, t.cols).ld) fail('UNSUPPORTED', `${t.toString()}: views (narrow) of q8 tensors are not supported`);
+    if (t.offset !== 0 || !whole || t.ld !== q8Layout(t.rows, t.cols).ld)
+      fail('UNSUPPORTED', `${t.toString()}: views (narrow) of q8 tensors are not supported`);
     return q8View(t.storage as Int8Array, t.rows, t.cols);
   }
 
@@ -286,20 +355,29 @@ export class CpuBackend implements Backend {
     checkCopy(dst, src);
     if (src.dtype === 'q8') {
       if (dst.dtype === 'q8') {
-        const a = this.q8(src), b = this.q8(dst);
+        const a = this.q8(src),
+          b = this.q8(dst);
         b.q.set(a.q);
         b.s.set(a.s);
         return;
       }
-      const v = this.q8(src), d = this.view(dst);
-      for (let r = 0; r < src.rows; r++) dequantizeQ8Row(v, r, (d.data as Float32Array).subarray(d.off + r * d.ld, d.off + r * d.ld + src.cols));
+      const v = this.q8(src),
+        d = this.view(dst);
+      for (let r = 0; r < src.rows; r++)
+        dequantizeQ8Row(v, r, (d.data as Float32Array).subarray(d.off + r * d.ld, d.off + r * d.ld + src.cols));
       return;
     }
-    const d = this.view(dst), s = this.view(src);
+    const d = this.view(dst),
+      s = this.view(src);
     for (let r = 0; r < src.rows; r++) {
       const seg = s.data.subarray(s.off + r * s.ld, s.off + r * s.ld + src.cols);
       if (src.dtype === dst.dtype) (d.data as Float32Array).set(seg as Float32Array, d.off + r * d.ld);
-      else halfToF32(seg as Uint16Array, src.dtype as 'f16' | 'bf16', (d.data as Float32Array).subarray(d.off + r * d.ld, d.off + r * d.ld + src.cols));
+      else
+        halfToF32(
+          seg as Uint16Array,
+          src.dtype as 'f16' | 'bf16',
+          (d.data as Float32Array).subarray(d.off + r * d.ld, d.off + r * d.ld + src.cols),
+        );
     }
   }
 
@@ -321,7 +399,9 @@ export class CpuBackend implements Backend {
     if (b.dtype === 'q8') this.q8(b); // rejects views
     if (m === 0 || p === 0) return;
     if (this.wasm && this.wasm.matmul(out, a, b, bias, g)) return;
-    const ov = this.view(out), av = this.view(a), bv = this.opt(bias);
+    const ov = this.view(out),
+      av = this.view(a),
+      bv = this.opt(bias);
     const par = this.parallel && this.parallel.threads > 1 && m * q * p >= 1 << 16 ? this.parallel : undefined;
     if (b.dtype === 'q8') {
       if (par) par.matmulQ8(ov, av, b.storage as Int8Array, b.rows, b.cols, bv, g);
@@ -331,7 +411,8 @@ export class CpuBackend implements Backend {
     const wv = this.view(b);
     if (par) par.matmul(ov, av, wv, bv, g);
     // the backward's products (G·W, Gᵀ·X) repacked into the fast Linear layout (TypeScript kernels only)
-    else if ((g.transA || !g.transB) && a.dtype === 'f32' && b.dtype === 'f32' && m * q * p >= 1 << 12) matmulRepacked(ov, av, wv, bv, g);
+    else if ((g.transA || !g.transB) && a.dtype === 'f32' && b.dtype === 'f32' && m * q * p >= 1 << 12)
+      matmulRepacked(ov, av, wv, bv, g);
     else matmulCols(ov, av, wv, bv, g, 0, p);
   }
 
@@ -359,8 +440,17 @@ export class CpuBackend implements Backend {
     const { b, l, e, n } = checkScan(s);
     if (this.wasm && this.wasm.selectiveScan(s, b, l, e, n)) return;
     const v: ScanViews = {
-      y: this.view(s.y), u: this.view(s.u), delta: this.view(s.delta), A: this.view(s.A), B: this.view(s.B), C: this.view(s.C),
-      D: this.opt(s.D), z: this.opt(s.z), deltaBias: this.opt(s.deltaBias), h0: this.opt(s.h0), hOut: this.opt(s.hOut),
+      y: this.view(s.y),
+      u: this.view(s.u),
+      delta: this.view(s.delta),
+      A: this.view(s.A),
+      B: this.view(s.B),
+      C: this.view(s.C),
+      D: this.opt(s.D),
+      z: this.opt(s.z),
+      deltaBias: this.opt(s.deltaBias),
+      h0: this.opt(s.h0),
+      hOut: this.opt(s.hOut),
       deltaSoftplus: s.deltaSoftplus,
     };
     if (this.parallel && this.parallel.threads > 1 && b * l * e * n >= 1 << 14) this.parallel.scan(v, b, l, e, n);
@@ -375,15 +465,36 @@ export class CpuBackend implements Backend {
   /** The typed-array views of an SSD scan's arguments (also what the sequential reference takes). */
   ssdViews(s: SsdScanArgs): SsdViews {
     return {
-      y: this.view(s.y), x: this.view(s.x), dt: this.view(s.dt), A: this.view(s.A), B: this.view(s.B), C: this.view(s.C),
-      D: this.opt(s.D), dtBias: this.opt(s.dtBias), h0: this.opt(s.h0), hOut: this.opt(s.hOut),
-      dtSoftplus: s.dtSoftplus, dtMin: s.dtLimit[0], dtMax: s.dtLimit[1], chunkSize: s.chunkSize,
+      y: this.view(s.y),
+      x: this.view(s.x),
+      dt: this.view(s.dt),
+      A: this.view(s.A),
+      B: this.view(s.B),
+      C: this.view(s.C),
+      D: this.opt(s.D),
+      dtBias: this.opt(s.dtBias),
+      h0: this.opt(s.h0),
+      hOut: this.opt(s.hOut),
+      dtSoftplus: s.dtSoftplus,
+      dtMin: s.dtLimit[0],
+      dtMax: s.dtLimit[1],
+      chunkSize: s.chunkSize,
     };
   }
 
   gatedRmsnorm(out: Tensor, x: Tensor, z: Tensor | null, weight: Tensor, o: GatedRmsnormOptions): void {
     const { m, e } = checkGatedRmsnorm(out, x, z, weight, o);
-    gatedRmsnorm(this.view(out), this.view(x), this.opt(z), this.view(weight), m, e, o.groupSize, o.eps, o.normBeforeGate);
+    gatedRmsnorm(
+      this.view(out),
+      this.view(x),
+      this.opt(z),
+      this.view(weight),
+      m,
+      e,
+      o.groupSize,
+      o.eps,
+      o.normBeforeGate,
+    );
   }
 
   unary(op: UnaryOp, out: Tensor, x: Tensor): void {
@@ -417,7 +528,7 @@ export class CpuBackend implements Backend {
     const sampler = (this.sampler ??= new Sampler());
     const row = new Float32Array(V);
     const counter = a.stepCounter ? (a.stepCounter.storage as Int32Array) : null;
-    const step = counter ? counter[a.stepCounter!.offset]! : a.step;
+    const step = counter ? counter[a.stepCounter!.offset] : a.step;
     for (let r = 0; r < b; r++) {
       const lo = L.off + r * L.ld;
       row.set((L.data as Float32Array).subarray(lo, lo + V));
@@ -485,19 +596,55 @@ export class CpuBackend implements Backend {
   causalConv1dBackward(a: CausalConv1dBackwardArgs): void {
     const { b, l, e, k } = checkConvBackward(a);
     if (this.wasm && b * l * e * k > 0 && this.wasm.causalConv1dBackward(a, b, l, e, k)) return;
-    causalConv1dBackward(this.view(a.dx), this.view(a.dWeight), this.opt(a.dBias), this.view(a.g), this.view(a.x), this.view(a.weight), this.opt(a.bias), b, l, e, k, a.silu);
+    causalConv1dBackward(
+      this.view(a.dx),
+      this.view(a.dWeight),
+      this.opt(a.dBias),
+      this.view(a.g),
+      this.view(a.x),
+      this.view(a.weight),
+      this.opt(a.bias),
+      b,
+      l,
+      e,
+      k,
+      a.silu,
+    );
   }
 
   selectiveScanBackward(s: SelectiveScanBackwardArgs): void {
     const { b, l, e, n } = checkScanBackward(s);
     // (the WebAssembly loops run at least once: empty sizes take the reference)
     if (this.wasm && b * l * e * n > 0 && this.wasm.selectiveScanBackward(s, b, l, e, n, s.chunk ?? 64)) return;
-    selectiveScanBackward({
-      dy: this.view(s.dy), u: this.view(s.u), delta: this.view(s.delta), A: this.view(s.A), B: this.view(s.B), C: this.view(s.C),
-      D: this.opt(s.D), z: this.opt(s.z), deltaBias: this.opt(s.deltaBias), h0: this.opt(s.h0), deltaSoftplus: s.deltaSoftplus,
-      du: this.view(s.du), dDelta: this.view(s.dDelta), dA: this.view(s.dA), dB: this.view(s.dB), dC: this.view(s.dC),
-      dD: this.opt(s.dD), dz: this.opt(s.dz), dDeltaBias: this.opt(s.dDeltaBias), dh0: this.opt(s.dh0),
-    }, b, l, e, n, s.chunk ?? 64);
+    selectiveScanBackward(
+      {
+        dy: this.view(s.dy),
+        u: this.view(s.u),
+        delta: this.view(s.delta),
+        A: this.view(s.A),
+        B: this.view(s.B),
+        C: this.view(s.C),
+        D: this.opt(s.D),
+        z: this.opt(s.z),
+        deltaBias: this.opt(s.deltaBias),
+        h0: this.opt(s.h0),
+        deltaSoftplus: s.deltaSoftplus,
+        du: this.view(s.du),
+        dDelta: this.view(s.dDelta),
+        dA: this.view(s.dA),
+        dB: this.view(s.dB),
+        dC: this.view(s.dC),
+        dD: this.opt(s.dD),
+        dz: this.opt(s.dz),
+        dDeltaBias: this.opt(s.dDeltaBias),
+        dh0: this.opt(s.dh0),
+      },
+      b,
+      l,
+      e,
+      n,
+      s.chunk ?? 64,
+    );
   }
 
   crossEntropy(out: Tensor, logits: Tensor, targets: Tensor, reduction: LossReduction): void {
@@ -509,9 +656,23 @@ export class CpuBackend implements Backend {
   crossEntropyBackward(dLogits: Tensor, logits: Tensor, targets: Tensor, g: Tensor, reduction: LossReduction): void {
     const { m, V } = checkCrossEntropy('crossEntropyBackward', dLogits, logits, targets, 'logits');
     checkFloat('crossEntropyBackward', 'g', g);
-    if (g.size !== 1) fail('SHAPE_MISMATCH', `crossEntropyBackward: g has shape (${g.shape.join(', ')}), expected one element`);
-    if (this.wasm && m * V > 0 && this.wasm.crossEntropyBackward(dLogits, logits, targets, this.readSync(g)[0]!, m, V, reduction)) return;
-    crossEntropyBackward(this.view(dLogits), this.view(logits), this.view(targets) as View, this.view(g), m, V, reduction);
+    if (g.size !== 1)
+      fail('SHAPE_MISMATCH', `crossEntropyBackward: g has shape (${g.shape.join(', ')}), expected one element`);
+    if (
+      this.wasm &&
+      m * V > 0 &&
+      this.wasm.crossEntropyBackward(dLogits, logits, targets, this.readSync(g)[0], m, V, reduction)
+    )
+      return;
+    crossEntropyBackward(
+      this.view(dLogits),
+      this.view(logits),
+      this.view(targets) as View,
+      this.view(g),
+      m,
+      V,
+      reduction,
+    );
   }
 
   adamwStep(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, o: AdamWStepOptions): void {
@@ -532,7 +693,13 @@ export class CpuBackend implements Backend {
   }
 
   private ssmViews(p: SsmParams): SsmViews {
-    return { dt: this.view(p.dt), ARe: this.view(p.ARe), AIm: this.view(p.AIm), CRe: this.view(p.CRe), CIm: this.view(p.CIm) };
+    return {
+      dt: this.view(p.dt),
+      ARe: this.view(p.ARe),
+      AIm: this.view(p.AIm),
+      CRe: this.view(p.CRe),
+      CIm: this.view(p.CIm),
+    };
   }
 
   ssmConvKernel(a: SsmConvKernelArgs): void {
@@ -542,14 +709,37 @@ export class CpuBackend implements Backend {
 
   ssmConvKernelBackward(a: SsmConvKernelBackwardArgs): void {
     const { L, e, N } = checkSsmConvKernelBackward(a);
-    ssmConvKernelBackward(this.ssmViews(a), {
-      g: this.view(a.g), dDt: this.view(a.dDt), dARe: this.view(a.dARe), dAIm: this.view(a.dAIm), dCRe: this.view(a.dCRe), dCIm: this.view(a.dCIm),
-    }, L, e, N, a.scale);
+    ssmConvKernelBackward(
+      this.ssmViews(a),
+      {
+        g: this.view(a.g),
+        dDt: this.view(a.dDt),
+        dARe: this.view(a.dARe),
+        dAIm: this.view(a.dAIm),
+        dCRe: this.view(a.dCRe),
+        dCIm: this.view(a.dCIm),
+      },
+      L,
+      e,
+      N,
+      a.scale,
+    );
   }
 
   diagonalSsmScan(a: DiagonalSsmScanArgs): void {
     const { b, l, e, N } = checkDiagonalSsmScan(a);
-    diagonalSsmScan(this.view(a.y), this.view(a.u), this.opt(a.D), this.opt(a.state), this.ssmViews(a), b, l, e, N, a.scale);
+    diagonalSsmScan(
+      this.view(a.y),
+      this.view(a.u),
+      this.opt(a.D),
+      this.opt(a.state),
+      this.ssmViews(a),
+      b,
+      l,
+      e,
+      N,
+      a.scale,
+    );
   }
 
   attention(a: AttentionArgs): void {
@@ -559,7 +749,21 @@ export class CpuBackend implements Backend {
 
   attentionBackward(a: AttentionBackwardArgs): void {
     const { b, l, H, dk, dv } = checkAttentionBackward(a);
-    attentionBackward(this.view(a.dq), this.view(a.dk), this.view(a.dv), this.view(a.g), this.view(a.q), this.view(a.k), this.view(a.v), b, l, H, dk, dv, a.scale);
+    attentionBackward(
+      this.view(a.dq),
+      this.view(a.dk),
+      this.view(a.dv),
+      this.view(a.g),
+      this.view(a.q),
+      this.view(a.k),
+      this.view(a.v),
+      b,
+      l,
+      H,
+      dk,
+      dv,
+      a.scale,
+    );
   }
 
   rotary(out: Tensor, x: Tensor, o: RotaryOptions): void {

@@ -56,7 +56,11 @@ export type NamedBuffers = Readonly<Record<string, GpuStorage | null | undefined
 /** Parameters by field name. */
 export type ParamValues = Readonly<Record<string, number>>;
 /** Views of a parameter block. */
-export interface ParamWords { readonly u32: Uint32Array; readonly i32: Int32Array; readonly f32: Float32Array }
+export interface ParamWords {
+  readonly u32: Uint32Array;
+  readonly i32: Int32Array;
+  readonly f32: Float32Array;
+}
 
 /** A generated module: one .wgsl file with its entry points. */
 export interface WgslModule {
@@ -87,7 +91,9 @@ type FieldName<E extends EntryTable> = NonNullable<E['uniform']>['fields'][numbe
  * `module.entry`, `code` to the module's code.
  */
 export function kernel<M extends WgslModule, K extends keyof M['entries'] & string>(
-  m: M, entry: K, o: { name?: string; code?: string } = {},
+  m: M,
+  entry: K,
+  o: { name?: string; code?: string } = {},
 ): Kernel<M['entries'][K]> {
   const table = m.entries[entry] as M['entries'][K] | undefined;
   if (!table) {
@@ -144,8 +150,13 @@ export function writeParams(kernel: string, t: EntryTable, values: ParamValues, 
 }
 
 /** A launcher's slip (a bug): the error names the binding or parameter and lists the expected ones. */
-function wrong(kernel: string, kind: 'binding' | 'parameter', name: string, what: string,
-  list: readonly { name: string }[]): never {
+function wrong(
+  kernel: string,
+  kind: 'binding' | 'parameter',
+  name: string,
+  what: string,
+  list: readonly { name: string }[],
+): never {
   const expected = list.map((x) => x.name);
   const msg = `internal: kernel ${kernel}: ${what}; expected ${kind}s: ${expected.join(', ') || 'none'}`;
   return fail('BAD_ARGUMENT', msg, { kernel, [kind]: name, expected });

@@ -19,7 +19,10 @@ export async function createWebGpuBackend(o: CreateWebGpuOptions = {}): Promise<
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
   const gpu = o.gpu ?? nav?.gpu;
   if (!gpu) {
-    return fail('DEVICE', 'WebGPU is not available here: no navigator.gpu (in a browser, use one with WebGPU enabled; in Node, use createNodeWebGpuBackend from backend/webgpu/node.js)');
+    return fail(
+      'DEVICE',
+      'WebGPU is not available here: no navigator.gpu (in a browser, use one with WebGPU enabled; in Node, use createNodeWebGpuBackend from backend/webgpu/node.js)',
+    );
   }
   const g = await openDevice(gpu, o);
   return new WebGpuBackend(g, o);

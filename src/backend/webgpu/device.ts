@@ -48,20 +48,34 @@ export interface GpuDevice {
 
 /** Limits we ask for: everything the adapter offers for these keys. */
 const WANTED_LIMITS = [
-  'maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup',
-  'maxComputeWorkgroupSizeX', 'maxComputeWorkgroupSizeY', 'maxComputeWorkgroupSizeZ', 'maxComputeWorkgroupsPerDimension',
-  'maxStorageBuffersPerShaderStage', 'maxBindingsPerBindGroup', 'maxDynamicUniformBuffersPerPipelineLayout',
+  'maxStorageBufferBindingSize',
+  'maxBufferSize',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupSizeY',
+  'maxComputeWorkgroupSizeZ',
+  'maxComputeWorkgroupsPerDimension',
+  'maxStorageBuffersPerShaderStage',
+  'maxBindingsPerBindGroup',
+  'maxDynamicUniformBuffersPerPipelineLayout',
 ] as const;
 
 export async function openDevice(gpu: GPU, o: DeviceOptions = {}): Promise<GpuDevice> {
   let adapter: GPUAdapter | null;
   try {
-    adapter = await gpu.requestAdapter({ powerPreference: o.powerPreference ?? 'high-performance', forceFallbackAdapter: !!o.forceFallbackAdapter });
+    adapter = await gpu.requestAdapter({
+      powerPreference: o.powerPreference ?? 'high-performance',
+      forceFallbackAdapter: !!o.forceFallbackAdapter,
+    });
   } catch (e) {
     return fail('DEVICE', `WebGPU: requesting an adapter failed: ${(e as Error).message}`);
   }
   if (!adapter) {
-    return fail('DEVICE', 'WebGPU: no adapter found (no GPU or driver; in Node set VK_ICD_FILENAMES to a Vulkan driver such as SwiftShader, in a browser enable WebGPU)');
+    return fail(
+      'DEVICE',
+      'WebGPU: no adapter found (no GPU or driver; in Node set VK_ICD_FILENAMES to a Vulkan driver such as SwiftShader, in a browser enable WebGPU)',
+    );
   }
   const requiredLimits: Record<string, number> = {};
   const al = adapter.limits as unknown as Record<string, number>;
@@ -79,7 +93,12 @@ export async function openDevice(gpu: GPU, o: DeviceOptions = {}): Promise<GpuDe
   const g: GpuDevice = {
     device,
     keepAlive: [gpu, adapter],
-    adapterInfo: { vendor: info.vendor ?? '', architecture: info.architecture ?? '', device: info.device ?? '', description: info.description ?? '' },
+    adapterInfo: {
+      vendor: info.vendor ?? '',
+      architecture: info.architecture ?? '',
+      device: info.device ?? '',
+      description: info.description ?? '',
+    },
     limits: {
       maxStorageBufferBindingSize: dl.maxStorageBufferBindingSize,
       maxBufferSize: dl.maxBufferSize,
@@ -90,15 +109,24 @@ export async function openDevice(gpu: GPU, o: DeviceOptions = {}): Promise<GpuDe
       minUniformBufferOffsetAlignment: dl.minUniformBufferOffsetAlignment,
     },
     features: new Set([...device.features] as string[]),
-    cpuAdapter: /swiftshader|llvmpipe|lavapipe|warp/i.test(`${info.vendor} ${info.architecture} ${info.device} ${info.description}`) || !!(info as { isFallbackAdapter?: boolean }).isFallbackAdapter,
+    cpuAdapter:
+      /swiftshader|llvmpipe|lavapipe|warp/i.test(
+        `${info.vendor} ${info.architecture} ${info.device} ${info.description}`,
+      ) || !!(info as { isFallbackAdapter?: boolean }).isFallbackAdapter,
     lost: undefined,
     error: undefined,
   };
   if (g.limits.maxComputeInvocationsPerWorkgroup < 256 || g.limits.maxStorageBuffersPerShaderStage < 8) {
-    fail('DEVICE', `WebGPU: the device allows ${g.limits.maxComputeInvocationsPerWorkgroup} invocations per workgroup and ${g.limits.maxStorageBuffersPerShaderStage} storage buffers per stage; mamba-ts needs 256 and 8`);
+    fail(
+      'DEVICE',
+      `WebGPU: the device allows ${g.limits.maxComputeInvocationsPerWorkgroup} invocations per workgroup and ${g.limits.maxStorageBuffersPerShaderStage} storage buffers per stage; mamba-ts needs 256 and 8`,
+    );
   }
   void device.lost.then((l) => {
-    g.lost = l.reason === 'destroyed' ? 'the WebGPU device was destroyed (backend disposed)' : `the WebGPU device was lost: ${l.message || l.reason}`;
+    g.lost =
+      l.reason === 'destroyed'
+        ? 'the WebGPU device was destroyed (backend disposed)'
+        : `the WebGPU device was lost: ${l.message || l.reason}`;
   });
   device.addEventListener('uncapturederror', (ev) => {
     const err = (ev as GPUUncapturedErrorEvent).error;

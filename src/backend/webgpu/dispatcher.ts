@@ -1,8 +1,16 @@
 /// <reference types="@webgpu/types" />
 import { fail } from '../../errors.js';
 import { bindBuffers, storageBindings, writeParams } from './bindings.js';
-import type { Binding, BuffersOf, EntryTable, Kernel, NamedBuffers, ParamsOf, ParamValues, ParamWords }
-  from './bindings.js';
+import type {
+  Binding,
+  BuffersOf,
+  EntryTable,
+  Kernel,
+  NamedBuffers,
+  ParamsOf,
+  ParamValues,
+  ParamWords,
+} from './bindings.js';
 import type { GpuDevice } from './device.js';
 import { newStorage, USAGE, type GpuStorage } from './gpu-buffers.js';
 
@@ -38,7 +46,12 @@ const EARLY_SUBMIT_MS = 2;
 const REC_SLOTS = 4096;
 
 /** Timestamp capture of every dispatch (profiling mode): one compute pass per dispatch. */
-interface ProfileBatch { names: string[]; query: GPUQuerySet; resolve: GPUBuffer; read: GPUBuffer }
+interface ProfileBatch {
+  names: string[];
+  query: GPUQuerySet;
+  resolve: GPUBuffer;
+  read: GPUBuffer;
+}
 
 export class Dispatcher {
   readonly device: GPUDevice;
@@ -72,14 +85,21 @@ export class Dispatcher {
   /** When the current batch's encoder was created (ms). */
   private batchStart = 0;
 
-  constructor(readonly g: GpuDevice, maxBatch = 2000) {
+  constructor(
+    readonly g: GpuDevice,
+    maxBatch = 2000,
+  ) {
     this.device = g.device;
     this.maxBatch = maxBatch;
     this.slots = maxBatch + 16;
     this.staging = new ArrayBuffer(this.slots * SLOT);
     const st = this.staging;
     this.words = { u32: new Uint32Array(st), i32: new Int32Array(st), f32: new Float32Array(st) };
-    this.uniform = this.device.createBuffer({ size: this.slots * SLOT, usage: USAGE.UNIFORM | USAGE.COPY_DST, label: 'mamba-ts params' });
+    this.uniform = this.device.createBuffer({
+      size: this.slots * SLOT,
+      usage: USAGE.UNIFORM | USAGE.COPY_DST,
+      label: 'mamba-ts params',
+    });
   }
 
   // ---- pipelines -------------------------------------------------------------------------------
@@ -119,7 +139,11 @@ export class Dispatcher {
     let l = this.layouts.get(key);
     if (!l) {
       const entries: GPUBindGroupLayoutEntry[] = [
-        { binding: 0, visibility: 4 /* COMPUTE */, buffer: { type: 'uniform', hasDynamicOffset: true, minBindingSize: SLOT } },
+        {
+          binding: 0,
+          visibility: 4 /* COMPUTE */,
+          buffer: { type: 'uniform', hasDynamicOffset: true, minBindingSize: SLOT },
+        },
       ];
       for (const b of storage) {
         const type = b.access === 'read_write' ? 'storage' : 'read-only-storage';
@@ -146,13 +170,17 @@ export class Dispatcher {
     writeParams(p.name, p.table, params as ParamValues, this.words, this.slot * SLOT_WORDS);
     if (x === 0 || y === 0 || z === 0) return;
     const max = this.g.limits.maxComputeWorkgroupsPerDimension;
-    if (x > max || y > max || z > max) fail('UNSUPPORTED', `kernel ${p.name}: a grid of (${x}, ${y}, ${z}) workgroups exceeds the device's ${max} per dimension`);
+    if (x > max || y > max || z > max)
+      fail(
+        'UNSUPPORTED',
+        `kernel ${p.name}: a grid of (${x}, ${y}, ${z}) workgroups exceeds the device's ${max} per dimension`,
+      );
     list = this.resolveAliases(p, list);
     const rec = this.rec;
     const slot = rec ? rec.slots : this.slot++;
     let key = rec ? `R${rec.id}:${p.layoutKey}` : p.layoutKey;
     for (let i = 0; i < list.length; i++) {
-      const b = list[i]!;
+      const b = list[i];
       key += ':' + b.id;
       b.batch = this.batch;
     }
@@ -175,12 +203,16 @@ export class Dispatcher {
     this.pending++;
     this.stats.dispatches++;
     // Long recordings are submitted in pieces so the GPU starts while the host is still encoding.
-    if (this.pending >= this.maxBatch || ((this.pending & 63) === 0 && performance.now() - this.batchStart > EARLY_SUBMIT_MS)) this.flush();
+    if (
+      this.pending >= this.maxBatch ||
+      ((this.pending & 63) === 0 && performance.now() - this.batchStart > EARLY_SUBMIT_MS)
+    )
+      this.flush();
   }
 
   private makeGroup(key: string, p: Pipe, bufs: readonly GpuStorage[], uniform: GPUBuffer): GPUBindGroup {
     const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: uniform, offset: 0, size: SLOT } }];
-    bufs.forEach((b, i) => entries.push({ binding: p.storage[i]!.binding, resource: { buffer: b.buffer } }));
+    bufs.forEach((b, i) => entries.push({ binding: p.storage[i].binding, resource: { buffer: b.buffer } }));
     const bg = this.device.createBindGroup({ layout: this.layout(p.layoutKey, p.storage).bgl, entries });
     this.groups.set(key, bg);
     for (const b of bufs) {
@@ -202,14 +234,18 @@ export class Dispatcher {
     const s = p.storage;
     for (let i = 0; i < bufs.length; i++) {
       for (let j = 0; j < bufs.length; j++) {
-        if (j === i || s[j]!.access !== 'read_write' || bufs[j] !== bufs[i]) continue;
-        if (s[i]!.access === 'read_write') {
-          const both = `two outputs (bindings ${s[i]!.name} and ${s[j]!.name})`;
+        if (j === i || s[j].access !== 'read_write' || bufs[j] !== bufs[i]) continue;
+        if (s[i].access === 'read_write') {
+          const both = `two outputs (bindings ${s[i].name} and ${s[j].name})`;
           fail('BAD_ARGUMENT', `kernel ${p.name}: ${both} share one GPU buffer; give them separate tensors`);
         }
-        if (this.rec) fail('UNSUPPORTED', `kernel ${p.name}: an input shares a buffer with an output, which a recording cannot replay`);
+        if (this.rec)
+          fail(
+            'UNSUPPORTED',
+            `kernel ${p.name}: an input shares a buffer with an output, which a recording cannot replay`,
+          );
         if (out === bufs) out = [...bufs];
-        out[i] = this.copyOf(bufs[i]!);
+        out[i] = this.copyOf(bufs[i]);
         break;
       }
     }
@@ -218,7 +254,11 @@ export class Dispatcher {
 
   /** A temporary copy of a whole buffer (destroyed after this batch). */
   private copyOf(s: GpuStorage): GpuStorage {
-    const buffer = this.device.createBuffer({ size: s.bytes, usage: USAGE.STORAGE | USAGE.COPY_DST | USAGE.COPY_SRC, label: 'alias copy' });
+    const buffer = this.device.createBuffer({
+      size: s.bytes,
+      usage: USAGE.STORAGE | USAGE.COPY_DST | USAGE.COPY_SRC,
+      label: 'alias copy',
+    });
     this.copy(s.buffer, 0, buffer, 0, s.bytes);
     const c = newStorage(buffer, s.bytes, false);
     c.batch = this.batch;
@@ -237,7 +277,9 @@ export class Dispatcher {
       const pb = this.profileBatch(); // never full here: a batch holds at most maxBatch dispatches
       const i = pb.names.length;
       pb.names.push(label);
-      this.pass = enc.beginComputePass({ timestampWrites: { querySet: pb.query, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
+      this.pass = enc.beginComputePass({
+        timestampWrites: { querySet: pb.query, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 },
+      });
     } else {
       this.pass = enc.beginComputePass();
     }
@@ -245,7 +287,10 @@ export class Dispatcher {
   }
 
   private endPass(): void {
-    if (this.pass) { this.pass.end(); this.pass = null; }
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
   }
 
   /** Encodes a buffer-to-buffer copy (outside compute passes). */
@@ -258,7 +303,10 @@ export class Dispatcher {
   /** Submits everything recorded so far (no-op when nothing is pending). */
   flush(): void {
     if (this.g.lost) fail('DEVICE', this.g.lost);
-    if (!this.encoder) { this.slot = 0; return; }
+    if (!this.encoder) {
+      this.slot = 0;
+      return;
+    }
     this.endPass();
     const pb = this.profile?.cur;
     if (pb) {
@@ -273,7 +321,10 @@ export class Dispatcher {
     this.slot = 0;
     this.pending = 0;
     this.batch++;
-    if (pb) { this.profile!.batches.push(readProfile(pb)); this.profile!.cur = null; }
+    if (pb) {
+      this.profile!.batches.push(readProfile(pb));
+      this.profile!.cur = null;
+    }
     for (const s of this.toDestroy.splice(0)) this.forget(s);
   }
 
@@ -305,7 +356,11 @@ export class Dispatcher {
   record(fn: () => void, release: (s: GpuStorage) => void): Recording {
     if (this.rec) fail('UNSUPPORTED', 'recordings do not nest');
     if (this.profile) fail('UNSUPPORTED', 'cannot record while profiling');
-    const uniform = this.device.createBuffer({ size: REC_SLOTS * SLOT, usage: USAGE.UNIFORM | USAGE.COPY_DST, label: 'recording params' });
+    const uniform = this.device.createBuffer({
+      size: REC_SLOTS * SLOT,
+      usage: USAGE.UNIFORM | USAGE.COPY_DST,
+      label: 'recording params',
+    });
     const rec = new Recording(this, this.nextRecId++, uniform, release);
     this.rec = rec;
     try {
@@ -317,7 +372,9 @@ export class Dispatcher {
   }
 
   /** The recording in progress, if any (scratch released now belongs to it). */
-  get recording(): Recording | null { return this.rec; }
+  get recording(): Recording | null {
+    return this.rec;
+  }
 
   /** Encodes a recording's dispatches again. */
   replay(r: Recording): void {
@@ -329,7 +386,10 @@ export class Dispatcher {
     const off = this.offsets;
     for (const op of r.ops) {
       const pass = this.beginPass(op.name);
-      if (op.pipeline !== last || this.profile) { pass.setPipeline(op.pipeline); last = op.pipeline; }
+      if (op.pipeline !== last || this.profile) {
+        pass.setPipeline(op.pipeline);
+        last = op.pipeline;
+      }
       off[0] = op.off;
       pass.setBindGroup(0, op.bg, off, 0, 1);
       pass.dispatchWorkgroups(op.x, op.y, op.z);
@@ -353,7 +413,8 @@ export class Dispatcher {
 
   /** Starts recording the GPU time of every dispatch (needs the 'timestamp-query' feature). */
   startProfile(): void {
-    if (!this.g.features.has('timestamp-query')) fail('UNSUPPORTED', 'kernel profiling needs the WebGPU timestamp-query feature, which this device lacks');
+    if (!this.g.features.has('timestamp-query'))
+      fail('UNSUPPORTED', 'kernel profiling needs the WebGPU timestamp-query feature, which this device lacks');
     this.flush();
     this.profile = { batches: [], cur: null };
   }
@@ -389,12 +450,20 @@ async function readProfile(pb: ProfileBatch): Promise<[string, number][]> {
   pb.read.destroy();
   pb.resolve.destroy();
   pb.query.destroy();
-  return pb.names.map((n, i) => [n, Number(t[2 * i + 1]! - t[2 * i]!)]);
+  return pb.names.map((n, i) => [n, Number(t[2 * i + 1] - t[2 * i])]);
 }
 
 /** Dispatches recorded by `Dispatcher.record`, replayed by `replay()`. */
 export class Recording {
-  readonly ops: { pipeline: GPUComputePipeline; bg: GPUBindGroup; off: number; x: number; y: number; z: number; name: string }[] = [];
+  readonly ops: {
+    pipeline: GPUComputePipeline;
+    bg: GPUBindGroup;
+    off: number;
+    x: number;
+    y: number;
+    z: number;
+    name: string;
+  }[] = [];
   /** Every buffer the recording binds. */
   readonly buffers: GpuStorage[] = [];
   /** Scratch buffers the recording owns. */
@@ -402,14 +471,25 @@ export class Recording {
   slots = 0;
   disposed = false;
 
-  constructor(private readonly d: Dispatcher, readonly id: number, readonly uniform: GPUBuffer, private readonly release: (s: GpuStorage) => void) {}
+  constructor(
+    private readonly d: Dispatcher,
+    readonly id: number,
+    readonly uniform: GPUBuffer,
+    private readonly release: (s: GpuStorage) => void,
+  ) {}
 
-  get dispatches(): number { return this.ops.length; }
+  get dispatches(): number {
+    return this.ops.length;
+  }
 
-  replay(): void { this.d.replay(this); }
+  replay(): void {
+    this.d.replay(this);
+  }
 
   /** The batch that last used it, for deferred destruction. */
-  usedBatch(): number { return this.buffers.reduce((m, b) => Math.max(m, b.batch), -1); }
+  usedBatch(): number {
+    return this.buffers.reduce((m, b) => Math.max(m, b.batch), -1);
+  }
 
   dispose(): void {
     if (this.disposed) return;

@@ -7,7 +7,14 @@
  */
 
 // GPUBufferUsage and GPUMapMode values (WebGPU spec constants), so nothing depends on globals being installed.
-export const USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80, QUERY_RESOLVE: 0x200 } as const;
+export const USAGE = {
+  MAP_READ: 0x1,
+  COPY_SRC: 0x4,
+  COPY_DST: 0x8,
+  UNIFORM: 0x40,
+  STORAGE: 0x80,
+  QUERY_RESOLVE: 0x200,
+} as const;
 export const MAP_READ = 0x1;
 
 export interface GpuStorage {

@@ -19,7 +19,8 @@ export async function nodeGpu(flags: readonly string[] = dawnFlagsFromEnv()): Pr
     return fail('DEVICE', `WebGPU in Node needs the "webgpu" package (Dawn): ${(e as Error).message}`);
   }
   // Dawn's classes (GPUBufferUsage, ...) as globals, for code written against the browser API.
-  for (const [k, v] of Object.entries(mod.globals)) if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
+  for (const [k, v] of Object.entries(mod.globals))
+    if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
   return mod.create([...flags]);
 }
 
@@ -30,11 +31,16 @@ export async function nodeGpu(flags: readonly string[] = dawnFlagsFromEnv()): Pr
 export function dawnFlagsFromEnv(): string[] {
   const v = typeof process !== 'undefined' ? process.env.MAMBA_TS_DAWN : undefined;
   if (v === undefined) return ['disable-dawn-features=timestamp_quantization'];
-  return v.split(';').map((s) => s.trim()).filter(Boolean);
+  return v
+    .split(';')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 /** The WebGPU backend on Dawn. */
-export async function createNodeWebGpuBackend(o: Omit<CreateWebGpuOptions, 'gpu'> & { dawnFlags?: readonly string[] } = {}): Promise<WebGpuBackend> {
+export async function createNodeWebGpuBackend(
+  o: Omit<CreateWebGpuOptions, 'gpu'> & { dawnFlags?: readonly string[] } = {},
+): Promise<WebGpuBackend> {
   const gpu = await nodeGpu(o.dawnFlags ?? dawnFlagsFromEnv());
   return createWebGpuBackend({ ...o, gpu });
 }

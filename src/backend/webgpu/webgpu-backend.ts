@@ -7,8 +7,20 @@ import { Tensor } from '../../tensor/tensor.js';
 import type { Backend } from '../backend.js';
 import type { MambaStepArgs, RecordedWork, SampleArgs } from '../contract/decode.js';
 import {
-  checkArgmax, checkConv, checkElementwise, checkEmbedding, checkGatedRmsnorm, checkMatmul, checkRmsnorm, checkScan,
-  checkSsdScan, type BinaryOp, type GatedRmsnormOptions, type MatmulOptions, type SelectiveScanArgs, type SsdScanArgs,
+  checkArgmax,
+  checkConv,
+  checkElementwise,
+  checkEmbedding,
+  checkGatedRmsnorm,
+  checkMatmul,
+  checkRmsnorm,
+  checkScan,
+  checkSsdScan,
+  type BinaryOp,
+  type GatedRmsnormOptions,
+  type MatmulOptions,
+  type SelectiveScanArgs,
+  type SsdScanArgs,
   type UnaryOp,
 } from '../contract/inference.js';
 import { checkCopy } from '../contract/memory.js';
@@ -62,9 +74,23 @@ export class WebGpuBackend implements Backend, KernelHost {
   private readonly staging = new Map<number, GPUBuffer[]>();
   private disposed = false;
 
-  constructor(readonly g: GpuDevice, o: WebGpuBackendOptions = {}) {
+  constructor(
+    readonly g: GpuDevice,
+    o: WebGpuBackendOptions = {},
+  ) {
     this.device = g.device;
-    this.options = { maxIdleBytes: o.maxIdleBytes ?? 1 << 30, maxBatch: o.maxBatch ?? 2000, scanChunk: o.scanChunk ?? 0, scanThreads: o.scanThreads ?? 0, scanWorkgroup: o.scanWorkgroup ?? 0, matvecRows: o.matvecRows ?? 0, matmulTile: o.matmulTile ?? 0, ssdPath: o.ssdPath ?? 'auto', ssdChunk: o.ssdChunk ?? 0, fuseNorm: o.fuseNorm ?? true };
+    this.options = {
+      maxIdleBytes: o.maxIdleBytes ?? 1 << 30,
+      maxBatch: o.maxBatch ?? 2000,
+      scanChunk: o.scanChunk ?? 0,
+      scanThreads: o.scanThreads ?? 0,
+      scanWorkgroup: o.scanWorkgroup ?? 0,
+      matvecRows: o.matvecRows ?? 0,
+      matmulTile: o.matmulTile ?? 0,
+      ssdPath: o.ssdPath ?? 'auto',
+      ssdChunk: o.ssdChunk ?? 0,
+      fuseNorm: o.fuseNorm ?? true,
+    };
     this.d = new Dispatcher(g, this.options.maxBatch);
     this.pool = new BufferPool(this.options.maxIdleBytes);
     this.dummyR = this.createStorage(256, 'dummy (read)', false);
@@ -83,17 +109,28 @@ export class WebGpuBackend implements Backend, KernelHost {
     const L = this.g.limits;
     const max = Math.min(L.maxBufferSize, L.maxStorageBufferBindingSize);
     if (bytes > max) {
-      fail('DEVICE', `WebGPU: ${label} needs a buffer of ${mb(bytes)}, but this device binds at most ${mb(max)} (maxStorageBufferBindingSize ${mb(L.maxStorageBufferBindingSize)}, maxBufferSize ${mb(L.maxBufferSize)}); use 16-bit weights or a smaller model`, { bytes, max });
+      fail(
+        'DEVICE',
+        `WebGPU: ${label} needs a buffer of ${mb(bytes)}, but this device binds at most ${mb(max)} (maxStorageBufferBindingSize ${mb(L.maxStorageBufferBindingSize)}, maxBufferSize ${mb(L.maxBufferSize)}); use 16-bit weights or a smaller model`,
+        { bytes, max },
+      );
     }
     const check = bytes >= OOM_CHECK_BYTES;
     if (check) this.device.pushErrorScope('out-of-memory');
     let buffer: GPUBuffer;
     try {
-      buffer = this.device.createBuffer({ size: bytes, usage: USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST, mappedAtCreation: mapped, label });
+      buffer = this.device.createBuffer({
+        size: bytes,
+        usage: USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST,
+        mappedAtCreation: mapped,
+        label,
+      });
     } catch (e) {
       // mappedAtCreation throws (RangeError) when the host-visible mapping cannot be made
       if (check) void this.device.popErrorScope();
-      return fail('DEVICE', `WebGPU: out of memory allocating ${mb(bytes)} for ${label}: ${(e as Error).message}`, { bytes });
+      return fail('DEVICE', `WebGPU: out of memory allocating ${mb(bytes)} for ${label}: ${(e as Error).message}`, {
+        bytes,
+      });
     }
     if (check) {
       void this.device.popErrorScope().then((e) => {
@@ -134,10 +171,17 @@ export class WebGpuBackend implements Backend, KernelHost {
 
   upload(data: Float32Array | Uint16Array | Int32Array, shape: readonly number[], dtype?: DType): Tensor {
     this.checkAlive();
-    const dt = dtype ?? (data instanceof Float32Array ? 'f32' : data instanceof Int32Array ? 'i32' : fail('BAD_ARGUMENT', 'upload: a Uint16Array needs dtype f16 or bf16'));
+    const dt =
+      dtype ??
+      (data instanceof Float32Array
+        ? 'f32'
+        : data instanceof Int32Array
+          ? 'i32'
+          : fail('BAD_ARGUMENT', 'upload: a Uint16Array needs dtype f16 or bf16'));
     if (dt === 'q8') noQ8();
     const n = numel(shape);
-    if (data.length !== n) fail('SHAPE_MISMATCH', `upload: ${data.length} elements for shape ${fmtShape(shape)}, expected ${n}`);
+    if (data.length !== n)
+      fail('SHAPE_MISMATCH', `upload: ${data.length} elements for shape ${fmtShape(shape)}, expected ${n}`);
     const want = dt === 'f32' ? Float32Array : dt === 'i32' ? Int32Array : Uint16Array;
     if (!(data instanceof want)) fail('DTYPE_MISMATCH', `upload: a ${data.constructor.name} for dtype ${dt}`);
     const bytes = round16(Math.max(n, 1) * dtypeBytes(dt));
@@ -148,7 +192,8 @@ export class WebGpuBackend implements Backend, KernelHost {
       // A queue write runs before commands still being recorded: submit those first if they use s.
       if (this.d.usedByPending(s)) this.d.flush();
       const len = (data.byteLength + 3) & ~3;
-      if (len === data.byteLength) this.device.queue.writeBuffer(s.buffer, 0, data.buffer as ArrayBuffer, data.byteOffset, len);
+      if (len === data.byteLength)
+        this.device.queue.writeBuffer(s.buffer, 0, data.buffer as ArrayBuffer, data.byteOffset, len);
       else {
         const pad = new Uint8Array(len);
         pad.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
@@ -178,7 +223,10 @@ export class WebGpuBackend implements Backend, KernelHost {
   release(s: GpuStorage): void {
     // scratch released while recording is bound by the recording: it keeps it until disposed
     const rec = this.d.recording;
-    if (rec) { rec.owned.push(s); return; }
+    if (rec) {
+      rec.owned.push(s);
+      return;
+    }
     for (const x of this.pool.give(s)) this.d.destroyLater(x);
   }
 
@@ -194,7 +242,8 @@ export class WebGpuBackend implements Backend, KernelHost {
     this.checkAlive();
     const s = this.buf(t);
     const es = dtypeBytes(t.dtype);
-    const rows = t.rows, cols = t.cols;
+    const rows = t.rows,
+      cols = t.cols;
     const first = t.offset;
     const end = t.size === 0 ? first : t.offset + (rows - 1) * t.ld + cols;
     const b0 = Math.floor((first * es) / 4) * 4;
@@ -223,13 +272,20 @@ export class WebGpuBackend implements Backend, KernelHost {
     }
     const src = new Uint16Array(raw);
     const out = new Float32Array(t.size);
-    for (let r = 0; r < rows; r++) halfToF32(src.subarray(base + r * t.ld, base + r * t.ld + cols), t.dtype as 'f16' | 'bf16', out.subarray(r * cols, (r + 1) * cols));
+    for (let r = 0; r < rows; r++)
+      halfToF32(
+        src.subarray(base + r * t.ld, base + r * t.ld + cols),
+        t.dtype as 'f16' | 'bf16',
+        out.subarray(r * cols, (r + 1) * cols),
+      );
     return out;
   }
 
   private takeStaging(bytes: number): { buffer: GPUBuffer; size: number } {
     const size = bucketBytes(bytes);
-    const b = this.staging.get(size)?.pop() ?? this.device.createBuffer({ size, usage: USAGE.MAP_READ | USAGE.COPY_DST, label: 'read-back' });
+    const b =
+      this.staging.get(size)?.pop() ??
+      this.device.createBuffer({ size, usage: USAGE.MAP_READ | USAGE.COPY_DST, label: 'read-back' });
     return { buffer: b, size };
   }
 
@@ -263,16 +319,24 @@ export class WebGpuBackend implements Backend, KernelHost {
   /** Destroys the device (every tensor becomes unusable). Node needs this to exit promptly. */
   dispose(): void {
     if (this.disposed) return;
-    try { this.d.flush(); } catch { /* a lost device has nothing to flush */ }
+    try {
+      this.d.flush();
+    } catch {
+      /* a lost device has nothing to flush */
+    }
     this.disposed = true;
     this.g.lost ??= 'the WebGPU backend was disposed';
     this.device.destroy();
   }
 
   /** Records the GPU time of each dispatch until `stopProfile` (needs timestamp queries). */
-  startProfile(): void { this.d.startProfile(); }
+  startProfile(): void {
+    this.d.startProfile();
+  }
   /** [kernel, ns] per dispatch since `startProfile`. */
-  stopProfile(): Promise<[string, number][]> { return this.d.stopProfile(); }
+  stopProfile(): Promise<[string, number][]> {
+    return this.d.stopProfile();
+  }
 
   // ---- kernels -----------------------------------------------------------------------------------
 
@@ -346,8 +410,12 @@ export class WebGpuBackend implements Backend, KernelHost {
 
 /** The kernels read f32 and 16-bit floats only: q8 weights are refused at their first upload (model build). */
 function noQ8(): never {
-  return fail('UNSUPPORTED', 'q8 weights are not supported on WebGPU; use f32, f16 or bf16 '
-    + "(--dtype f32, f16, bf16, or auto to keep a 16-bit checkpoint's dtype)", { dtype: 'q8' });
+  return fail(
+    'UNSUPPORTED',
+    'q8 weights are not supported on WebGPU; use f32, f16 or bf16 ' +
+      "(--dtype f32, f16, bf16, or auto to keep a 16-bit checkpoint's dtype)",
+    { dtype: 'q8' },
+  );
 }
 
 function round16(n: number): number {

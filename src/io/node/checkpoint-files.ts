@@ -30,7 +30,8 @@ export async function openShardedSafetensors(dirOrIndexPath: string): Promise<Te
     text = await readFile(indexPath, 'utf8');
   } catch (e) {
     const code = (e as { code?: unknown }).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') fail('FILE_NOT_FOUND', `shard index not found: ${indexPath}`, { file: indexPath });
+    if (code === 'ENOENT' || code === 'ENOTDIR')
+      fail('FILE_NOT_FOUND', `shard index not found: ${indexPath}`, { file: indexPath });
     throw e;
   }
   const index = parseShardIndex(text, indexPath);
@@ -38,7 +39,10 @@ export async function openShardedSafetensors(dirOrIndexPath: string): Promise<Te
   for (const shard of index.shards) {
     const rel = relative(dir, resolve(dir, shard));
     if (isAbsolute(shard) || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) {
-      fail('CORRUPT_FILE', `${indexPath} names shard "${shard}", which is outside the index's directory`, { file: indexPath, shard });
+      fail('CORRUPT_FILE', `${indexPath} names shard "${shard}", which is outside the index's directory`, {
+        file: indexPath,
+        shard,
+      });
     }
   }
   return openShardedSafetensorsWith(index, (shard) => openSafetensorsFile(join(dir, shard)), indexPath);
@@ -58,7 +62,12 @@ export async function openCheckpointTensors(path: string): Promise<TensorSource>
   if ((await kind(single)) === 'file') return openSafetensorsFile(single);
   const index = join(path, SHARD_INDEX_FILE);
   if ((await kind(index)) === 'file') return openShardedSafetensors(index);
-  return fail('FILE_NOT_FOUND', `no safetensors weights in ${path}: looked for ${SINGLE_FILE_WEIGHTS} and ${SHARD_INDEX_FILE}`, {
-    file: path, lookedFor: [SINGLE_FILE_WEIGHTS, SHARD_INDEX_FILE],
-  });
+  return fail(
+    'FILE_NOT_FOUND',
+    `no safetensors weights in ${path}: looked for ${SINGLE_FILE_WEIGHTS} and ${SHARD_INDEX_FILE}`,
+    {
+      file: path,
+      lookedFor: [SINGLE_FILE_WEIGHTS, SHARD_INDEX_FILE],
+    },
+  );
 }

@@ -43,9 +43,16 @@ export async function openFileSource(path: string): Promise<ByteSource> {
         const { bytesRead } = await handle.read(out, done, want, offset + done);
         // A read that returns nothing before the range is full: the file shrank after it was opened.
         if (bytesRead === 0) {
-          fail('CORRUPT_FILE', `${path} is truncated: expected ${length} bytes at offset ${offset}, file has ${offset + done}`, {
-            file: path, offset, length, size: offset + done,
-          });
+          fail(
+            'CORRUPT_FILE',
+            `${path} is truncated: expected ${length} bytes at offset ${offset}, file has ${offset + done}`,
+            {
+              file: path,
+              offset,
+              length,
+              size: offset + done,
+            },
+          );
         }
         done += bytesRead;
       }

@@ -41,7 +41,12 @@ export async function writeSafetensorsFile(
     for (const chunk of [layout.header, ...layout.chunks]) {
       let done = 0;
       while (done < chunk.byteLength) {
-        const { bytesWritten } = await handle.write(chunk, done, Math.min(chunk.byteLength - done, MAX_WRITE_CHUNK), position);
+        const { bytesWritten } = await handle.write(
+          chunk,
+          done,
+          Math.min(chunk.byteLength - done, MAX_WRITE_CHUNK),
+          position,
+        );
         done += bytesWritten;
         position += bytesWritten;
       }

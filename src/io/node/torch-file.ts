@@ -5,4 +5,3 @@ import { openFileSource } from './file-source.js';
 export async function openTorchCheckpointFile(path: string): Promise<TorchCheckpoint> {
   return openTorchCheckpoint(await openFileSource(path));
 }
-

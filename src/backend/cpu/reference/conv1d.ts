@@ -8,7 +8,18 @@ import type { FView } from './view.js';
  * state becomes the last k inputs, oldest first: state[b,c,j] = xin[b, l-k+j, c].
  * x, out (b, l, e); weight (e, k); bias (e); state (b, e, k).
  */
-export function causalConv1d(out: FView, x: FView, weight: FView, bias: FView | null, state: FView | null, b: number, l: number, e: number, k: number, act: boolean): void {
+export function causalConv1d(
+  out: FView,
+  x: FView,
+  weight: FView,
+  bias: FView | null,
+  state: FView | null,
+  b: number,
+  l: number,
+  e: number,
+  k: number,
+  act: boolean,
+): void {
   const O = out.data as Float32Array;
   const X = x.data as Float32Array;
   const W = weight.data as Float32Array;
@@ -17,17 +28,17 @@ export function causalConv1d(out: FView, x: FView, weight: FView, bias: FView | 
   for (let bi = 0; bi < b; bi++) {
     for (let c = 0; c < e; c++) {
       const so = state ? state.off + (bi * e + c) * state.ld : 0; // state rows are (b*e) of width k
-      for (let j = 0; j < k; j++) win[j] = S ? S[so + j]! : 0;
+      for (let j = 0; j < k; j++) win[j] = S ? S[so + j] : 0;
       const wo = weight.off + c * weight.ld;
-      const bv = bias ? (bias.data as Float32Array)[bias.off + c]! : 0;
+      const bv = bias ? (bias.data as Float32Array)[bias.off + c] : 0;
       for (let t = 0; t < l; t++) {
-        for (let j = 0; j < k - 1; j++) win[j] = win[j + 1]!;
-        win[k - 1] = X[x.off + (bi * l + t) * x.ld + c]!;
+        for (let j = 0; j < k - 1; j++) win[j] = win[j + 1];
+        win[k - 1] = X[x.off + (bi * l + t) * x.ld + c];
         let s = bv;
-        for (let j = 0; j < k; j++) s += W[wo + j]! * win[j]!;
+        for (let j = 0; j < k; j++) s += W[wo + j] * win[j];
         O[out.off + (bi * l + t) * out.ld + c] = act ? silu(s) : s;
       }
-      if (S) for (let j = 0; j < k; j++) S[so + j] = win[j]!;
+      if (S) for (let j = 0; j < k; j++) S[so + j] = win[j];
     }
   }
 }

@@ -20,23 +20,45 @@ const UNARY: Record<UnaryOp, (x: number) => number> = {
 /** out <- f(x) elementwise over rows x cols. */
 export function unary(op: UnaryOp, out: FView, x: FView, rows: number, cols: number): void {
   const f = UNARY[op];
-  const O = out.data as Float32Array, X = x.data as Float32Array;
+  const O = out.data as Float32Array,
+    X = x.data as Float32Array;
   for (let r = 0; r < rows; r++) {
-    const o = out.off + r * out.ld, i = x.off + r * x.ld;
-    for (let c = 0; c < cols; c++) O[o + c] = f(X[i + c]!);
+    const o = out.off + r * out.ld,
+      i = x.off + r * x.ld;
+    for (let c = 0; c < cols; c++) O[o + c] = f(X[i + c]);
   }
 }
 
 /** out <- a (op) b; b has the shape of a, or is one row broadcast over a's rows (bRowStride 0). */
-export function binary(op: BinaryOp, out: FView, a: FView, b: FView, rows: number, cols: number, broadcast: boolean): void {
-  const O = out.data as Float32Array, A = a.data as Float32Array, B = b.data as Float32Array;
+export function binary(
+  op: BinaryOp,
+  out: FView,
+  a: FView,
+  b: FView,
+  rows: number,
+  cols: number,
+  broadcast: boolean,
+): void {
+  const O = out.data as Float32Array,
+    A = a.data as Float32Array,
+    B = b.data as Float32Array;
   for (let r = 0; r < rows; r++) {
-    const o = out.off + r * out.ld, ai = a.off + r * a.ld, bi = broadcast ? b.off : b.off + r * b.ld;
+    const o = out.off + r * out.ld,
+      ai = a.off + r * a.ld,
+      bi = broadcast ? b.off : b.off + r * b.ld;
     switch (op) {
-      case 'add': for (let c = 0; c < cols; c++) O[o + c] = A[ai + c]! + B[bi + c]!; break;
-      case 'sub': for (let c = 0; c < cols; c++) O[o + c] = A[ai + c]! - B[bi + c]!; break;
-      case 'mul': for (let c = 0; c < cols; c++) O[o + c] = A[ai + c]! * B[bi + c]!; break;
-      case 'div': for (let c = 0; c < cols; c++) O[o + c] = A[ai + c]! / B[bi + c]!; break;
+      case 'add':
+        for (let c = 0; c < cols; c++) O[o + c] = A[ai + c] + B[bi + c];
+        break;
+      case 'sub':
+        for (let c = 0; c < cols; c++) O[o + c] = A[ai + c] - B[bi + c];
+        break;
+      case 'mul':
+        for (let c = 0; c < cols; c++) O[o + c] = A[ai + c] * B[bi + c];
+        break;
+      case 'div':
+        for (let c = 0; c < cols; c++) O[o + c] = A[ai + c] / B[bi + c];
+        break;
     }
   }
 }
@@ -46,8 +68,13 @@ export function argmax(out: Int32Array, outOff: number, x: FView, rows: number, 
   const X = x.data as Float32Array;
   for (let r = 0; r < rows; r++) {
     const o = x.off + r * x.ld;
-    let best = 0, bv = X[o]!;
-    for (let c = 1; c < cols; c++) if (X[o + c]! > bv) { bv = X[o + c]!; best = c; }
+    let best = 0,
+      bv = X[o];
+    for (let c = 1; c < cols; c++)
+      if (X[o + c] > bv) {
+        bv = X[o + c];
+        best = c;
+      }
     out[outOff + r] = best;
   }
 }

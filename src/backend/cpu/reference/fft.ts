@@ -68,9 +68,12 @@ export class FftPlan {
     this.filterRe = new Float64Array(m);
     this.filterIm = new Float64Array(m);
     for (let j = 0; j < n; j++) {
-      this.filterRe[j] = this.chirpRe[j]!;
-      this.filterIm[j] = -this.chirpIm[j]!;
-      if (j > 0) { this.filterRe[m - j] = this.chirpRe[j]!; this.filterIm[m - j] = -this.chirpIm[j]!; }
+      this.filterRe[j] = this.chirpRe[j];
+      this.filterIm[j] = -this.chirpIm[j];
+      if (j > 0) {
+        this.filterRe[m - j] = this.chirpRe[j];
+        this.filterIm[m - j] = -this.chirpIm[j];
+      }
     }
     this.sub.transform(this.filterRe, this.filterIm, false);
     this.workRe = new Float64Array(m);
@@ -84,53 +87,79 @@ export class FftPlan {
   }
 
   private radix2(re: Float64Array, im: Float64Array, inverse: boolean): void {
-    const n = this.n, rev = this.rev!, C = this.cos!, S = this.sin!;
+    const n = this.n,
+      rev = this.rev!,
+      C = this.cos!,
+      S = this.sin!;
     for (let i = 0; i < n; i++) {
-      const j = rev[i]!;
+      const j = rev[i];
       if (j > i) {
-        let t = re[i]!; re[i] = re[j]!; re[j] = t;
-        t = im[i]!; im[i] = im[j]!; im[j] = t;
+        let t = re[i];
+        re[i] = re[j];
+        re[j] = t;
+        t = im[i];
+        im[i] = im[j];
+        im[j] = t;
       }
     }
     const sign = inverse ? -1 : 1;
     for (let size = 2; size <= n; size <<= 1) {
-      const half = size >> 1, step = n / size;
+      const half = size >> 1,
+        step = n / size;
       for (let start = 0; start < n; start += size) {
         for (let j = 0; j < half; j++) {
-          const wr = C[j * step]!, wi = sign * S[j * step]!;
-          const a = start + j, b = a + half;
-          const xr = re[b]! * wr - im[b]! * wi;
-          const xi = re[b]! * wi + im[b]! * wr;
-          re[b] = re[a]! - xr; im[b] = im[a]! - xi;
-          re[a] = re[a]! + xr; im[a] = im[a]! + xi;
+          const wr = C[j * step],
+            wi = sign * S[j * step];
+          const a = start + j,
+            b = a + half;
+          const xr = re[b] * wr - im[b] * wi;
+          const xi = re[b] * wi + im[b] * wr;
+          re[b] = re[a] - xr;
+          im[b] = im[a] - xi;
+          re[a] = re[a] + xr;
+          im[a] = im[a] + xi;
         }
       }
     }
-    if (inverse) for (let i = 0; i < n; i++) { re[i] = re[i]! / n; im[i] = im[i]! / n; }
+    if (inverse)
+      for (let i = 0; i < n; i++) {
+        re[i] = re[i] / n;
+        im[i] = im[i] / n;
+      }
   }
 
   private bluestein(re: Float64Array, im: Float64Array, inverse: boolean): void {
-    const n = this.n, m = this.m;
-    const cr = this.chirpRe!, ci = this.chirpIm!, wr = this.workRe!, wi = this.workIm!;
+    const n = this.n,
+      m = this.m;
+    const cr = this.chirpRe!,
+      ci = this.chirpIm!,
+      wr = this.workRe!,
+      wi = this.workIm!;
     // The inverse DFT is conj(DFT(conj(x)))/n.
     const s = inverse ? -1 : 1;
-    wr.fill(0); wi.fill(0);
+    wr.fill(0);
+    wi.fill(0);
     for (let j = 0; j < n; j++) {
-      const xr = re[j]!, xi = s * im[j]!;
-      wr[j] = xr * cr[j]! - xi * ci[j]!;
-      wi[j] = xr * ci[j]! + xi * cr[j]!;
+      const xr = re[j],
+        xi = s * im[j];
+      wr[j] = xr * cr[j] - xi * ci[j];
+      wi[j] = xr * ci[j] + xi * cr[j];
     }
     this.sub!.transform(wr, wi, false);
-    const fr = this.filterRe!, fi = this.filterIm!;
+    const fr = this.filterRe!,
+      fi = this.filterIm!;
     for (let j = 0; j < m; j++) {
-      const a = wr[j]!, b = wi[j]!;
-      wr[j] = a * fr[j]! - b * fi[j]!;
-      wi[j] = a * fi[j]! + b * fr[j]!;
+      const a = wr[j],
+        b = wi[j];
+      wr[j] = a * fr[j] - b * fi[j];
+      wi[j] = a * fi[j] + b * fr[j];
     }
     this.sub!.transform(wr, wi, true);
     for (let k = 0; k < n; k++) {
-      const a = wr[k]!, b = wi[k]!;
-      const xr = a * cr[k]! - b * ci[k]!, xi = a * ci[k]! + b * cr[k]!;
+      const a = wr[k],
+        b = wi[k];
+      const xr = a * cr[k] - b * ci[k],
+        xi = a * ci[k] + b * cr[k];
       re[k] = inverse ? xr / n : xr;
       im[k] = inverse ? -xi / n : xi;
     }
@@ -141,7 +170,10 @@ const plans = new Map<number, FftPlan>();
 /** The cached plan for length n. */
 export function planOf(n: number): FftPlan {
   let p = plans.get(n);
-  if (!p) { p = new FftPlan(n); plans.set(n, p); }
+  if (!p) {
+    p = new FftPlan(n);
+    plans.set(n, p);
+  }
   return p;
 }
 
@@ -157,8 +189,16 @@ function realScratchOf(n: number): { re: Float64Array; im: Float64Array; twr: Fl
   let s = realScratch.get(n);
   if (!s) {
     const h = n >> 1;
-    s = { re: new Float64Array(h), im: new Float64Array(h), twr: new Float64Array(h + 1), twi: new Float64Array(h + 1) };
-    for (let k = 0; k <= h; k++) { s.twr[k] = Math.cos((2 * Math.PI * k) / n); s.twi[k] = -Math.sin((2 * Math.PI * k) / n); }
+    s = {
+      re: new Float64Array(h),
+      im: new Float64Array(h),
+      twr: new Float64Array(h + 1),
+      twi: new Float64Array(h + 1),
+    };
+    for (let k = 0; k <= h; k++) {
+      s.twr[k] = Math.cos((2 * Math.PI * k) / n);
+      s.twi[k] = -Math.sin((2 * Math.PI * k) / n);
+    }
     realScratch.set(n, s);
   }
   return s;
@@ -169,23 +209,36 @@ function realScratchOf(n: number): { re: Float64Array; im: Float64Array; twr: Fl
  * the conjugate mirror). Any n >= 1.
  */
 export function rfft(x: Float64Array, outRe: Float64Array, outIm: Float64Array): void {
-  const n = x.length, h = n >> 1;
+  const n = x.length,
+    h = n >> 1;
   if (outRe.length < h + 1 || outIm.length < h + 1) throw new Error(`rfft: outputs need ${h + 1} elements`);
   if (n % 2 === 1 || n < 2) {
-    const re = Float64Array.from(x), im = new Float64Array(n);
+    const re = Float64Array.from(x),
+      im = new Float64Array(n);
     fft(re, im);
-    for (let k = 0; k <= h; k++) { outRe[k] = re[k]!; outIm[k] = im[k]!; }
+    for (let k = 0; k <= h; k++) {
+      outRe[k] = re[k];
+      outIm[k] = im[k];
+    }
     return;
   }
   const s = realScratchOf(n);
-  for (let t = 0; t < h; t++) { s.re[t] = x[2 * t]!; s.im[t] = x[2 * t + 1]!; }
+  for (let t = 0; t < h; t++) {
+    s.re[t] = x[2 * t];
+    s.im[t] = x[2 * t + 1];
+  }
   planOf(h).transform(s.re, s.im, false);
   for (let k = 0; k <= h; k++) {
-    const zr = s.re[k % h]!, zi = s.im[k % h]!;
-    const cr = s.re[(h - k) % h]!, ci = -s.im[(h - k) % h]!; // conj(Z[h-k])
-    const er = (zr + cr) / 2, ei = (zi + ci) / 2; // even part E[k]
-    const or = (zi - ci) / 2, oi = -(zr - cr) / 2; // odd part O[k] = (Z[k] - conj(Z[h-k])) / 2i
-    const wr = s.twr[k]!, wi = s.twi[k]!;
+    const zr = s.re[k % h],
+      zi = s.im[k % h];
+    const cr = s.re[(h - k) % h],
+      ci = -s.im[(h - k) % h]; // conj(Z[h-k])
+    const er = (zr + cr) / 2,
+      ei = (zi + ci) / 2; // even part E[k]
+    const or = (zi - ci) / 2,
+      oi = -(zr - cr) / 2; // odd part O[k] = (Z[k] - conj(Z[h-k])) / 2i
+    const wr = s.twr[k],
+      wi = s.twi[k];
     outRe[k] = er + (wr * or - wi * oi);
     outIm[k] = ei + (wr * oi + wi * or);
   }
@@ -196,31 +249,48 @@ export function rfft(x: Float64Array, outRe: Float64Array, outIm: Float64Array):
  * The imaginary parts of X[0] and, for even n, X[n/2] are ignored (they are zero for a real signal).
  */
 export function irfft(inRe: Float64Array, inIm: Float64Array, x: Float64Array): void {
-  const n = x.length, h = n >> 1;
+  const n = x.length,
+    h = n >> 1;
   if (n % 2 === 1 || n < 2) {
-    const re = new Float64Array(n), im = new Float64Array(n);
-    for (let k = 0; k <= h; k++) { re[k] = inRe[k]!; im[k] = inIm[k]!; }
-    for (let k = h + 1; k < n; k++) { re[k] = inRe[n - k]!; im[k] = -inIm[n - k]!; }
+    const re = new Float64Array(n),
+      im = new Float64Array(n);
+    for (let k = 0; k <= h; k++) {
+      re[k] = inRe[k];
+      im[k] = inIm[k];
+    }
+    for (let k = h + 1; k < n; k++) {
+      re[k] = inRe[n - k];
+      im[k] = -inIm[n - k];
+    }
     if (n >= 1) im[0] = 0;
     fft(re, im, true);
-    for (let t = 0; t < n; t++) x[t] = re[t]!;
+    for (let t = 0; t < n; t++) x[t] = re[t];
     return;
   }
   const s = realScratchOf(n);
   // Undo the separation: Z[k] = E[k] + i·O[k], with E[k] = (X[k] + conj(X[h−k]))/2 and
   // O[k] = (X[k] − conj(X[h−k])) · e^{+2πik/n} / 2.
   for (let k = 0; k < h; k++) {
-    const xr = inRe[k]!, xi = k === 0 ? 0 : inIm[k]!;
-    const yr = inRe[h - k]!, yi = k === 0 ? 0 : -inIm[h - k]!; // conj(X[h-k]); X[h] is real
-    const er = (xr + yr) / 2, ei = (xi + yi) / 2;
-    const dr = (xr - yr) / 2, di = (xi - yi) / 2;
-    const wr = s.twr[k]!, wi = -s.twi[k]!; // e^{+2πik/n}
-    const or = dr * wr - di * wi, oi = dr * wi + di * wr;
+    const xr = inRe[k],
+      xi = k === 0 ? 0 : inIm[k];
+    const yr = inRe[h - k],
+      yi = k === 0 ? 0 : -inIm[h - k]; // conj(X[h-k]); X[h] is real
+    const er = (xr + yr) / 2,
+      ei = (xi + yi) / 2;
+    const dr = (xr - yr) / 2,
+      di = (xi - yi) / 2;
+    const wr = s.twr[k],
+      wi = -s.twi[k]; // e^{+2πik/n}
+    const or = dr * wr - di * wi,
+      oi = dr * wi + di * wr;
     s.re[k] = er - oi; // E + i·O
     s.im[k] = ei + or;
   }
   planOf(h).transform(s.re, s.im, true);
-  for (let t = 0; t < h; t++) { x[2 * t] = s.re[t]!; x[2 * t + 1] = s.im[t]!; }
+  for (let t = 0; t < h; t++) {
+    x[2 * t] = s.re[t];
+    x[2 * t + 1] = s.im[t];
+  }
 }
 
 /** The smallest power of two >= n. */

@@ -22,7 +22,8 @@ export function erf(x: number): number {
   const ax = Math.abs(x);
   if (ax < 3) {
     const x2 = x * x;
-    let term = x, sum = x;
+    let term = x,
+      sum = x;
     for (let n = 1; n < 100; n++) {
       term *= -x2 / n;
       const t = term / (2 * n + 1);

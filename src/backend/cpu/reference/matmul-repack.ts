@@ -28,7 +28,7 @@ function transposed(x: FView, rows: number, cols: number): FView {
       const c1 = Math.min(cols, c0 + B);
       for (let r = r0; r < r1; r++) {
         const xo = x.off + r * x.ld;
-        for (let c = c0; c < c1; c++) T[c * rows + r] = X[xo + c]!;
+        for (let c = c0; c < c1; c++) T[c * rows + r] = X[xo + c];
       }
     }
   }

@@ -7,21 +7,32 @@ import type { FView } from './view.js';
  *   out      <- residual * rsqrt(mean(residual^2) + eps) * weight
  * The mean is accumulated in f64; PyTorch accumulates in f32 (differences ~1e-7 relative).
  */
-export function addRmsnorm(out: FView, residual: FView, x: FView | null, weight: FView, m: number, d: number, eps: number): void {
+export function addRmsnorm(
+  out: FView,
+  residual: FView,
+  x: FView | null,
+  weight: FView,
+  m: number,
+  d: number,
+  eps: number,
+): void {
   const O = out.data as Float32Array;
   const R = residual.data as Float32Array;
-  const w = weight.dtype === 'f32' ? (weight.data as Float32Array).subarray(weight.off, weight.off + d) : halfToF32((weight.data as Uint16Array).subarray(weight.off, weight.off + d), weight.dtype as 'f16' | 'bf16');
+  const w =
+    weight.dtype === 'f32'
+      ? (weight.data as Float32Array).subarray(weight.off, weight.off + d)
+      : halfToF32((weight.data as Uint16Array).subarray(weight.off, weight.off + d), weight.dtype as 'f16' | 'bf16');
   for (let i = 0; i < m; i++) {
     const r = residual.off + i * residual.ld;
     if (x) {
       const X = x.data as Float32Array;
       const xo = x.off + i * x.ld;
-      for (let c = 0; c < d; c++) R[r + c] = R[r + c]! + X[xo + c]!;
+      for (let c = 0; c < d; c++) R[r + c] = R[r + c] + X[xo + c];
     }
     let ss = 0;
-    for (let c = 0; c < d; c++) ss += R[r + c]! * R[r + c]!;
+    for (let c = 0; c < d; c++) ss += R[r + c] * R[r + c];
     const inv = 1 / Math.sqrt(ss / d + eps);
     const o = out.off + i * out.ld;
-    for (let c = 0; c < d; c++) O[o + c] = R[r + c]! * inv * w[c]!;
+    for (let c = 0; c < d; c++) O[o + c] = R[r + c] * inv * w[c];
   }
 }

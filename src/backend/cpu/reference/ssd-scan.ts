@@ -24,9 +24,20 @@ import type { FView } from './view.js';
  * form pays off where the products run on matrix units (GPUs).
  */
 export interface SsdViews {
-  y: FView; x: FView; dt: FView; A: FView; B: FView; C: FView;
-  D: FView | null; dtBias: FView | null; h0: FView | null; hOut: FView | null;
-  dtSoftplus: boolean; dtMin: number; dtMax: number; chunkSize: number;
+  y: FView;
+  x: FView;
+  dt: FView;
+  A: FView;
+  B: FView;
+  C: FView;
+  D: FView | null;
+  dtBias: FView | null;
+  h0: FView | null;
+  hOut: FView | null;
+  dtSoftplus: boolean;
+  dtMin: number;
+  dtMax: number;
+  chunkSize: number;
 }
 
 /** dt after bias, softplus and the clamp, as in transformers' `mamba2_chunk_scan` (clamp: min, then max). */
@@ -62,12 +73,23 @@ export function ssdChunkScan(s: SsdViews, dims: SsdDims): void {
   const buf = scratchOf(sizes.reduce((a, v) => a + v, 0));
   let at = 0;
   const take = (k: number): Float64Array => buf.subarray(at, (at += k));
-  const G = take(sizes[0]!), M = take(sizes[1]!), Bc = take(sizes[2]!), Cc = take(sizes[3]!);
-  const Xc = take(sizes[4]!), V = take(sizes[5]!), Y = take(sizes[6]!), dtv = take(sizes[7]!), cum = take(sizes[8]!);
-  const st = take(sizes[9]!);
+  const G = take(sizes[0]),
+    M = take(sizes[1]),
+    Bc = take(sizes[2]),
+    Cc = take(sizes[3]);
+  const Xc = take(sizes[4]),
+    V = take(sizes[5]),
+    Y = take(sizes[6]),
+    dtv = take(sizes[7]),
+    cum = take(sizes[8]);
+  const st = take(sizes[9]);
 
-  const X = s.x.data as Float32Array, Yo = s.y.data as Float32Array, DT = s.dt.data as Float32Array;
-  const Bd = s.B.data as Float32Array, Cd = s.C.data as Float32Array, Ad = s.A.data as Float32Array;
+  const X = s.x.data as Float32Array,
+    Yo = s.y.data as Float32Array,
+    DT = s.dt.data as Float32Array;
+  const Bd = s.B.data as Float32Array,
+    Cd = s.C.data as Float32Array,
+    Ad = s.A.data as Float32Array;
   const Dd = s.D ? (s.D.data as Float32Array) : null;
   const biasD = s.dtBias ? (s.dtBias.data as Float32Array) : null;
 
@@ -78,49 +100,53 @@ export function ssdChunkScan(s: SsdViews, dims: SsdDims): void {
         const L = Math.min(Q, l - c0);
         const row0 = bi * l + c0;
         for (let t = 0; t < L; t++) {
-          const bo = s.B.off + (row0 + t) * s.B.ld + gi * n, co = s.C.off + (row0 + t) * s.C.ld + gi * n;
-          for (let k = 0; k < n; k++) { Bc[t * n + k] = Bd[bo + k]!; Cc[t * n + k] = Cd[co + k]!; }
+          const bo = s.B.off + (row0 + t) * s.B.ld + gi * n,
+            co = s.C.off + (row0 + t) * s.C.ld + gi * n;
+          for (let k = 0; k < n; k++) {
+            Bc[t * n + k] = Bd[bo + k];
+            Cc[t * n + k] = Cd[co + k];
+          }
         }
         // G[t, u] = C_t · B_u for u <= t: shared by the heads of the group.
         for (let t = 0; t < L; t++) {
           for (let u = 0; u <= t; u++) {
             let acc = 0;
-            for (let k = 0; k < n; k++) acc += Cc[t * n + k]! * Bc[u * n + k]!;
+            for (let k = 0; k < n; k++) acc += Cc[t * n + k] * Bc[u * n + k];
             G[t * Q + u] = acc;
           }
         }
         for (let j = 0; j < hpg; j++) {
           const head = gi * hpg + j;
-          const a = Ad[s.A.off + head]!;
-          const bias = biasD ? biasD[s.dtBias!.off + head]! : 0;
+          const a = Ad[s.A.off + head];
+          const bias = biasD ? biasD[s.dtBias!.off + head] : 0;
           let c = 0;
           for (let t = 0; t < L; t++) {
-            const v = discretiseDt(DT[s.dt.off + (row0 + t) * s.dt.ld + head]!, bias, s.dtSoftplus, s.dtMin, s.dtMax);
+            const v = discretiseDt(DT[s.dt.off + (row0 + t) * s.dt.ld + head], bias, s.dtSoftplus, s.dtMin, s.dtMax);
             dtv[t] = v;
             c += v * a;
             cum[t] = c;
           }
           for (let t = 0; t < L; t++) {
             const xo = s.x.off + (row0 + t) * s.x.ld + head * p;
-            for (let q = 0; q < p; q++) Xc[t * p + q] = X[xo + q]!;
+            for (let q = 0; q < p; q++) Xc[t * p + q] = X[xo + q];
           }
           // M[t, u] = G[t, u] · exp(cum_t - cum_u) · dt_u   (the masked, decayed "attention" weights)
           for (let t = 0; t < L; t++) {
-            const ct = cum[t]!;
-            for (let u = 0; u <= t; u++) M[t * Q + u] = G[t * Q + u]! * Math.exp(ct - cum[u]!) * dtv[u]!;
+            const ct = cum[t];
+            for (let u = 0; u <= t; u++) M[t * Q + u] = G[t * Q + u] * Math.exp(ct - cum[u]) * dtv[u];
           }
           intraChunk(Y, M, Xc, L, Q, p); // (1)
           carryOut(Y, st, j * pn, Cc, cum, L, p, n); // (4)
-          const last = cum[L - 1]!;
+          const last = cum[L - 1];
           for (let u = 0; u < L; u++) {
-            const coef = Math.exp(last - cum[u]!) * dtv[u]!;
-            for (let q = 0; q < p; q++) V[u * p + q] = coef * Xc[u * p + q]!;
+            const coef = Math.exp(last - cum[u]) * dtv[u];
+            for (let q = 0; q < p; q++) V[u * p + q] = coef * Xc[u * p + q];
           }
           stateUpdate(st, j * pn, Math.exp(last), V, Bc, L, p, n); // (2)+(3)
-          const dv = Dd ? Dd[s.D!.off + head]! : 0;
+          const dv = Dd ? Dd[s.D!.off + head] : 0;
           for (let t = 0; t < L; t++) {
             const yo = s.y.off + (row0 + t) * s.y.ld + head * p;
-            for (let q = 0; q < p; q++) Yo[yo + q] = Y[t * p + q]! + dv * Xc[t * p + q]!;
+            for (let q = 0; q < p; q++) Yo[yo + q] = Y[t * p + q] + dv * Xc[t * p + q];
           }
         }
       }
@@ -130,88 +156,161 @@ export function ssdChunkScan(s: SsdViews, dims: SsdDims): void {
 }
 
 /** The carry of the group's heads from h0 (rows (b·h·p) of width n), or zeros. */
-function loadState(h0: FView | null, st: Float64Array, bi: number, gi: number, hpg: number, h: number, p: number, n: number): void {
-  if (!h0) { st.fill(0, 0, hpg * p * n); return; }
-  const H = h0.data as Float32Array;
-  for (let j = 0; j < hpg; j++) for (let q = 0; q < p; q++) {
-    const o = h0.off + ((bi * h + gi * hpg + j) * p + q) * h0.ld, so = (j * p + q) * n;
-    for (let k = 0; k < n; k++) st[so + k] = H[o + k]!;
+function loadState(
+  h0: FView | null,
+  st: Float64Array,
+  bi: number,
+  gi: number,
+  hpg: number,
+  h: number,
+  p: number,
+  n: number,
+): void {
+  if (!h0) {
+    st.fill(0, 0, hpg * p * n);
+    return;
   }
+  const H = h0.data as Float32Array;
+  for (let j = 0; j < hpg; j++)
+    for (let q = 0; q < p; q++) {
+      const o = h0.off + ((bi * h + gi * hpg + j) * p + q) * h0.ld,
+        so = (j * p + q) * n;
+      for (let k = 0; k < n; k++) st[so + k] = H[o + k];
+    }
 }
 
-function storeState(hOut: FView | null, st: Float64Array, bi: number, gi: number, hpg: number, h: number, p: number, n: number): void {
+function storeState(
+  hOut: FView | null,
+  st: Float64Array,
+  bi: number,
+  gi: number,
+  hpg: number,
+  h: number,
+  p: number,
+  n: number,
+): void {
   if (!hOut) return;
   const H = hOut.data as Float32Array;
-  for (let j = 0; j < hpg; j++) for (let q = 0; q < p; q++) {
-    const o = hOut.off + ((bi * h + gi * hpg + j) * p + q) * hOut.ld, so = (j * p + q) * n;
-    for (let k = 0; k < n; k++) H[o + k] = st[so + k]!;
-  }
+  for (let j = 0; j < hpg; j++)
+    for (let q = 0; q < p; q++) {
+      const o = hOut.off + ((bi * h + gi * hpg + j) * p + q) * hOut.ld,
+        so = (j * p + q) * n;
+      for (let k = 0; k < n; k++) H[o + k] = st[so + k];
+    }
 }
 
 /** (1) Y[t] = sum_{u <= t} M[t, u] · Xc[u], four u at a time. */
 function intraChunk(Y: Float64Array, M: Float64Array, Xc: Float64Array, L: number, Q: number, p: number): void {
   for (let t = 0; t < L; t++) {
-    const yo = t * p, mo = t * Q;
+    const yo = t * p,
+      mo = t * Q;
     let u = 0;
     if (t + 1 >= 4) {
-      const w0 = M[mo]!, w1 = M[mo + 1]!, w2 = M[mo + 2]!, w3 = M[mo + 3]!;
-      const x0 = 0, x1 = p, x2 = 2 * p, x3 = 3 * p;
-      for (let q = 0; q < p; q++) Y[yo + q] = w0 * Xc[x0 + q]! + w1 * Xc[x1 + q]! + w2 * Xc[x2 + q]! + w3 * Xc[x3 + q]!;
+      const w0 = M[mo],
+        w1 = M[mo + 1],
+        w2 = M[mo + 2],
+        w3 = M[mo + 3];
+      const x0 = 0,
+        x1 = p,
+        x2 = 2 * p,
+        x3 = 3 * p;
+      for (let q = 0; q < p; q++) Y[yo + q] = w0 * Xc[x0 + q] + w1 * Xc[x1 + q] + w2 * Xc[x2 + q] + w3 * Xc[x3 + q];
       u = 4;
     } else {
       for (let q = 0; q < p; q++) Y[yo + q] = 0;
     }
     for (; u + 4 <= t + 1; u += 4) {
-      const w0 = M[mo + u]!, w1 = M[mo + u + 1]!, w2 = M[mo + u + 2]!, w3 = M[mo + u + 3]!;
-      const x0 = u * p, x1 = x0 + p, x2 = x1 + p, x3 = x2 + p;
-      for (let q = 0; q < p; q++) Y[yo + q] += w0 * Xc[x0 + q]! + w1 * Xc[x1 + q]! + w2 * Xc[x2 + q]! + w3 * Xc[x3 + q]!;
+      const w0 = M[mo + u],
+        w1 = M[mo + u + 1],
+        w2 = M[mo + u + 2],
+        w3 = M[mo + u + 3];
+      const x0 = u * p,
+        x1 = x0 + p,
+        x2 = x1 + p,
+        x3 = x2 + p;
+      for (let q = 0; q < p; q++) Y[yo + q] += w0 * Xc[x0 + q] + w1 * Xc[x1 + q] + w2 * Xc[x2 + q] + w3 * Xc[x3 + q];
     }
     for (; u <= t; u++) {
-      const w = M[mo + u]!, xo = u * p;
-      for (let q = 0; q < p; q++) Y[yo + q] += w * Xc[xo + q]!;
+      const w = M[mo + u],
+        xo = u * p;
+      for (let q = 0; q < p; q++) Y[yo + q] += w * Xc[xo + q];
     }
   }
 }
 
 /** (4) Y[t, q] += exp(cum_t) · (S[q] · Cc[t]), four t per pass over a state row. */
-function carryOut(Y: Float64Array, st: Float64Array, S: number, Cc: Float64Array, cum: Float64Array, L: number, p: number, n: number): void {
+function carryOut(
+  Y: Float64Array,
+  st: Float64Array,
+  S: number,
+  Cc: Float64Array,
+  cum: Float64Array,
+  L: number,
+  p: number,
+  n: number,
+): void {
   for (let q = 0; q < p; q++) {
     const so = S + q * n;
     let t = 0;
     for (; t + 4 <= L; t += 4) {
-      const c0 = t * n, c1 = c0 + n, c2 = c1 + n, c3 = c2 + n;
-      let a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+      const c0 = t * n,
+        c1 = c0 + n,
+        c2 = c1 + n,
+        c3 = c2 + n;
+      let a0 = 0,
+        a1 = 0,
+        a2 = 0,
+        a3 = 0;
       for (let k = 0; k < n; k++) {
-        const v = st[so + k]!;
-        a0 += v * Cc[c0 + k]!; a1 += v * Cc[c1 + k]!; a2 += v * Cc[c2 + k]!; a3 += v * Cc[c3 + k]!;
+        const v = st[so + k];
+        a0 += v * Cc[c0 + k];
+        a1 += v * Cc[c1 + k];
+        a2 += v * Cc[c2 + k];
+        a3 += v * Cc[c3 + k];
       }
-      Y[t * p + q] += Math.exp(cum[t]!) * a0;
-      Y[(t + 1) * p + q] += Math.exp(cum[t + 1]!) * a1;
-      Y[(t + 2) * p + q] += Math.exp(cum[t + 2]!) * a2;
-      Y[(t + 3) * p + q] += Math.exp(cum[t + 3]!) * a3;
+      Y[t * p + q] += Math.exp(cum[t]) * a0;
+      Y[(t + 1) * p + q] += Math.exp(cum[t + 1]) * a1;
+      Y[(t + 2) * p + q] += Math.exp(cum[t + 2]) * a2;
+      Y[(t + 3) * p + q] += Math.exp(cum[t + 3]) * a3;
     }
     for (; t < L; t++) {
       let acc = 0;
-      for (let k = 0; k < n; k++) acc += st[so + k]! * Cc[t * n + k]!;
-      Y[t * p + q] += Math.exp(cum[t]!) * acc;
+      for (let k = 0; k < n; k++) acc += st[so + k] * Cc[t * n + k];
+      Y[t * p + q] += Math.exp(cum[t]) * acc;
     }
   }
 }
 
 /** (2)+(3) S[q] = decay · S[q] + sum_u V[u, q] · Bc[u], four u per pass over a state row. */
-function stateUpdate(st: Float64Array, S: number, decay: number, V: Float64Array, Bc: Float64Array, L: number, p: number, n: number): void {
+function stateUpdate(
+  st: Float64Array,
+  S: number,
+  decay: number,
+  V: Float64Array,
+  Bc: Float64Array,
+  L: number,
+  p: number,
+  n: number,
+): void {
   for (let q = 0; q < p; q++) {
     const so = S + q * n;
-    for (let k = 0; k < n; k++) st[so + k] = st[so + k]! * decay;
+    for (let k = 0; k < n; k++) st[so + k] = st[so + k] * decay;
     let u = 0;
     for (; u + 4 <= L; u += 4) {
-      const v0 = V[u * p + q]!, v1 = V[(u + 1) * p + q]!, v2 = V[(u + 2) * p + q]!, v3 = V[(u + 3) * p + q]!;
-      const b0 = u * n, b1 = b0 + n, b2 = b1 + n, b3 = b2 + n;
-      for (let k = 0; k < n; k++) st[so + k] += v0 * Bc[b0 + k]! + v1 * Bc[b1 + k]! + v2 * Bc[b2 + k]! + v3 * Bc[b3 + k]!;
+      const v0 = V[u * p + q],
+        v1 = V[(u + 1) * p + q],
+        v2 = V[(u + 2) * p + q],
+        v3 = V[(u + 3) * p + q];
+      const b0 = u * n,
+        b1 = b0 + n,
+        b2 = b1 + n,
+        b3 = b2 + n;
+      for (let k = 0; k < n; k++) st[so + k] += v0 * Bc[b0 + k] + v1 * Bc[b1 + k] + v2 * Bc[b2 + k] + v3 * Bc[b3 + k];
     }
     for (; u < L; u++) {
-      const v = V[u * p + q]!, bo = u * n;
-      for (let k = 0; k < n; k++) st[so + k] += v * Bc[bo + k]!;
+      const v = V[u * p + q],
+        bo = u * n;
+      for (let k = 0; k < n; k++) st[so + k] += v * Bc[bo + k];
     }
   }
 }

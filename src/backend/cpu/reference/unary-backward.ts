@@ -8,7 +8,10 @@ import type { FView } from './view.js';
  * derivative 1), as PyTorch's softplus_backward does.
  */
 const DERIVATIVE: Record<UnaryOp, (x: number, y: number) => number> = {
-  silu: (x) => { const s = sigmoid(x); return s * (1 + x * (1 - s)); },
+  silu: (x) => {
+    const s = sigmoid(x);
+    return s * (1 + x * (1 - s));
+  },
   softplus: (x) => (x > 20 ? 1 : sigmoid(x)),
   exp: (_x, y) => y,
   neg: () => -1,
@@ -25,9 +28,15 @@ const DERIVATIVE: Record<UnaryOp, (x: number, y: number) => number> = {
 /** dx <- g * f'(x) over rows x cols; every view may have its own row stride. */
 export function unaryBackward(op: UnaryOp, dx: FView, g: FView, x: FView, y: FView, rows: number, cols: number): void {
   const d = DERIVATIVE[op];
-  const DX = dx.data as Float32Array, G = g.data as Float32Array, X = x.data as Float32Array, Y = y.data as Float32Array;
+  const DX = dx.data as Float32Array,
+    G = g.data as Float32Array,
+    X = x.data as Float32Array,
+    Y = y.data as Float32Array;
   for (let r = 0; r < rows; r++) {
-    const o = dx.off + r * dx.ld, go = g.off + r * g.ld, xo = x.off + r * x.ld, yo = y.off + r * y.ld;
-    for (let c = 0; c < cols; c++) DX[o + c] = G[go + c]! * d(X[xo + c]!, Y[yo + c]!);
+    const o = dx.off + r * dx.ld,
+      go = g.off + r * g.ld,
+      xo = x.off + r * x.ld,
+      yo = y.off + r * y.ld;
+    for (let c = 0; c < cols; c++) DX[o + c] = G[go + c] * d(X[xo + c], Y[yo + c]);
   }
 }

@@ -83,11 +83,14 @@ export class Arena {
     const size = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
     const limit = scratch ? this.capacity : this.capacity - this.reserve;
     for (let i = 0; i < this.freeList.length; i++) {
-      const f = this.freeList[i]!;
+      const f = this.freeList[i];
       if (f.size >= size && f.off + size <= limit) {
         const off = f.off;
         if (f.size === size) this.freeList.splice(i, 1);
-        else { f.off += size; f.size -= size; }
+        else {
+          f.off += size;
+          f.size -= size;
+        }
         this.take(off, size);
         if (zero) new Uint8Array(this.buffer(), off, size).fill(0); // reused memory is dirty; fresh pages are zero
         return off;
@@ -130,10 +133,11 @@ export class Arena {
       return;
     }
     // insert sorted and coalesce with neighbours
-    let lo = 0, hi = this.freeList.length;
+    let lo = 0,
+      hi = this.freeList.length;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (this.freeList[mid]!.off < off) lo = mid + 1;
+      if (this.freeList[mid].off < off) lo = mid + 1;
       else hi = mid;
     }
     const prev = this.freeList[lo - 1];
@@ -185,7 +189,11 @@ export class ArenaSet {
     }
     const a = this.open(bytes);
     const off = a.alloc(bytes, false, zero);
-    if (off < 0) fail('UNSUPPORTED', `a tensor of ${bytes} bytes does not fit in one WebAssembly memory (at most ${this.arenaBytes - this.reserveBytes} bytes for tensors)`);
+    if (off < 0)
+      fail(
+        'UNSUPPORTED',
+        `a tensor of ${bytes} bytes does not fit in one WebAssembly memory (at most ${this.arenaBytes - this.reserveBytes} bytes for tensors)`,
+      );
     return { arena: a, off };
   }
 
@@ -198,7 +206,10 @@ export class ArenaSet {
       capacity = this.arenaBytes;
       memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
     } else {
-      capacity = Math.min(this.arenaBytes, Math.max(Math.min(PLAIN_DEFAULT, this.arenaBytes), Math.ceil((bytes + reserve + 2 * ALIGN) / PAGE) * PAGE));
+      capacity = Math.min(
+        this.arenaBytes,
+        Math.max(Math.min(PLAIN_DEFAULT, this.arenaBytes), Math.ceil((bytes + reserve + 2 * ALIGN) / PAGE) * PAGE),
+      );
       const pages = Math.ceil(capacity / PAGE);
       memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
     }
@@ -221,7 +232,11 @@ export class ArenaSet {
   /** Scratch in a given arena (may use its reserve). */
   allocScratch(a: Arena, bytes: number): number {
     const off = a.alloc(bytes, true);
-    if (off < 0) fail('UNSUPPORTED', `arena ${a.id}: no room for ${bytes} bytes of kernel scratch (reserve ${this.reserveBytes} bytes); use a smaller batch or sequence, or more reserve`);
+    if (off < 0)
+      fail(
+        'UNSUPPORTED',
+        `arena ${a.id}: no room for ${bytes} bytes of kernel scratch (reserve ${this.reserveBytes} bytes); use a smaller batch or sequence, or more reserve`,
+      );
     return off;
   }
 

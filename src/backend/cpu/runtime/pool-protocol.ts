@@ -36,7 +36,9 @@ export const ARGS = 64;
  * not depend on the split: every unit (row, channel, column block) is computed alone.
  */
 export function claimChunk(ctl: Int32Array, threads: number, out: Int32Array): boolean {
-  const total = ctl[TOTAL]!, max = ctl[CHUNK]!, align = ctl[ALIGN]!;
+  const total = ctl[TOTAL],
+    max = ctl[CHUNK],
+    align = ctl[ALIGN];
   for (;;) {
     const j0 = Atomics.load(ctl, NEXT);
     if (j0 >= total) return false;
@@ -74,9 +76,15 @@ export interface ThreadOps {
  */
 export type ToWorker<S = unknown> =
   | {
-    type: 'init'; ctl: SharedArrayBuffer; err: SharedArrayBuffer; tid: number; threads: number;
-    memories: WebAssembly.Memory[]; spin: number; setup: S;
-  }
+      type: 'init';
+      ctl: SharedArrayBuffer;
+      err: SharedArrayBuffer;
+      tid: number;
+      threads: number;
+      memories: WebAssembly.Memory[];
+      spin: number;
+      setup: S;
+    }
   | { type: 'attach'; id: number; memory: WebAssembly.Memory };
 
 /** Messages from a worker (errors while running commands go through the shared error text instead). */

@@ -1,6 +1,18 @@
 import {
-  claimChunk, DONE, ERROR, GEN, NEXT, OP, OP_ATTACH, OP_EXIT, SLEEPING, TOTAL, WAITING,
-  type FromWorker, type ThreadOps, type ToWorker,
+  claimChunk,
+  DONE,
+  ERROR,
+  GEN,
+  NEXT,
+  OP,
+  OP_ATTACH,
+  OP_EXIT,
+  SLEEPING,
+  TOTAL,
+  WAITING,
+  type FromWorker,
+  type ThreadOps,
+  type ToWorker,
 } from './pool-protocol.js';
 
 /**
@@ -40,18 +52,21 @@ export function startPoolWorker<S>(port: WorkerPort<S>, makeOps: (setup: S, tid:
         }
       }
       seen = g;
-      const op = ctl[OP]!;
-      if (op === OP_EXIT) { port.close(); return; }
+      const op = ctl[OP];
+      if (op === OP_EXIT) {
+        port.close();
+        return;
+      }
       if (op === OP_ATTACH) return; // the memory comes by message; `attach` below resumes serving
       try {
-        while (claimChunk(ctl, threads, span)) ops.run(op, ctl, ctlF, span[0]!, span[1]!);
+        while (claimChunk(ctl, threads, span)) ops.run(op, ctl, ctlF, span[0], span[1]);
       } catch (e) {
         // The first error's text goes to the shared buffer (the caller is blocked: a message would wait).
         if (Atomics.compareExchange(ctl, ERROR, 0, 1) === 0) {
           const bytes = new TextEncoder().encode(e instanceof Error ? `${e.message}\n${e.stack ?? ''}` : String(e));
           errText.set(bytes.subarray(0, errText.length - 1));
         }
-        Atomics.store(ctl, NEXT, ctl[TOTAL]!);
+        Atomics.store(ctl, NEXT, ctl[TOTAL]);
       }
       Atomics.add(ctl, DONE, 1);
       if (Atomics.load(ctl, WAITING)) Atomics.notify(ctl, DONE);

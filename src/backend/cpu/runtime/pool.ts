@@ -7,8 +7,23 @@ import { fail } from '../../../errors.js';
 import type { Arena, ArenaSet } from './arena.js';
 import { LateWaits } from './late-waits.js';
 import {
-  ALIGN, ARGS, CHUNK, claimChunk, CTL_SLOTS, DONE, ERROR, ERROR_TEXT_BYTES, GEN, NEXT, OP, OP_ATTACH, OP_EXIT,
-  SLEEPING, TOTAL, WAITING, type ThreadOps,
+  ALIGN,
+  ARGS,
+  CHUNK,
+  claimChunk,
+  CTL_SLOTS,
+  DONE,
+  ERROR,
+  ERROR_TEXT_BYTES,
+  GEN,
+  NEXT,
+  OP,
+  OP_ATTACH,
+  OP_EXIT,
+  SLEEPING,
+  TOTAL,
+  WAITING,
+  type ThreadOps,
 } from './pool-protocol.js';
 import type { PoolThread, ThreadHost } from './thread-host.js';
 
@@ -69,10 +84,20 @@ export class ThreadPool {
    * chunks; each worker makes its own ops (its entry's maker) from `setup`, which is posted to it.
    */
   static async create(
-    threads: number, host: ThreadHost, arenas: ArenaSet, main: ThreadOps, setup: unknown, o: PoolOptions = {},
+    threads: number,
+    host: ThreadHost,
+    arenas: ArenaSet,
+    main: ThreadOps,
+    setup: unknown,
+    o: PoolOptions = {},
   ): Promise<ThreadPool> {
-    if (!Number.isInteger(threads) || threads < 2) fail('BAD_ARGUMENT', `a thread pool needs at least 2 threads, got ${threads}`);
-    if (!arenas.shared) fail('UNSUPPORTED', 'threads need shared memory (SharedArrayBuffer): in a browser, serve the page cross-origin isolated (COOP/COEP headers); the CPU backend runs on one thread');
+    if (!Number.isInteger(threads) || threads < 2)
+      fail('BAD_ARGUMENT', `a thread pool needs at least 2 threads, got ${threads}`);
+    if (!arenas.shared)
+      fail(
+        'UNSUPPORTED',
+        'threads need shared memory (SharedArrayBuffer): in a browser, serve the page cross-origin isolated (COOP/COEP headers); the CPU backend runs on one thread',
+      );
     const sab = new SharedArrayBuffer(CTL_SLOTS * 4);
     const err = new SharedArrayBuffer(ERROR_TEXT_BYTES);
     const workers: PoolThread[] = [];
@@ -80,13 +105,15 @@ export class ThreadPool {
     for (let tid = 1; tid < threads; tid++) {
       const w = host.spawn();
       workers.push(w);
-      ready.push(new Promise<void>((resolve, reject) => {
-        w.onMessage((m) => {
-          if (m.type === 'ready') resolve();
-          else if (m.type === 'error') reject(new Error(`pool worker ${tid}: ${m.message}`));
-        });
-        w.onError((e) => reject(e instanceof Error ? e : new Error(String(e))));
-      }));
+      ready.push(
+        new Promise<void>((resolve, reject) => {
+          w.onMessage((m) => {
+            if (m.type === 'ready') resolve();
+            else if (m.type === 'error') reject(new Error(`pool worker ${tid}: ${m.message}`));
+          });
+          w.onError((e) => reject(e instanceof Error ? e : new Error(String(e))));
+        }),
+      );
       const memories = arenas.arenas.map((a) => a.memory);
       w.post({ type: 'init', ctl: sab, err, tid, memories, threads, spin: o.spin ?? 200000, setup });
     }
@@ -139,13 +166,14 @@ export class ThreadPool {
     const asleep = Atomics.load(c, SLEEPING) > 0;
     if (asleep) Atomics.notify(c, GEN);
     let err: unknown;
-    let own = 0, ownChunks = 0;
+    let own = 0,
+      ownChunks = 0;
     if (compute) {
       const t0 = performance.now();
       try {
         const span = this.span;
         while (claimChunk(c, this.threads, span)) {
-          this.main.run(op, c, this.ctlF, span[0]!, span[1]!);
+          this.main.run(op, c, this.ctlF, span[0], span[1]);
           ownChunks++;
         }
       } catch (e) {
@@ -158,7 +186,12 @@ export class ThreadPool {
       const t1 = performance.now();
       this.waitDone(n);
       const waited = performance.now() - t1;
-      if (compute && !asleep && waited > 1 + 3 * (ownChunks ? own / ownChunks : own) && this.lateWaits.add(t1, waited)) {
+      if (
+        compute &&
+        !asleep &&
+        waited > 1 + 3 * (ownChunks ? own / ownChunks : own) &&
+        this.lateWaits.add(t1, waited)
+      ) {
         this.serialUntil = t1 + LateWaits.SERIAL_MS;
         this.fallbacks++;
       }
@@ -177,7 +210,9 @@ export class ThreadPool {
     const c = this.ctl;
     for (let i = 0; i < 1 << 20; i++) if (Atomics.load(c, DONE) >= n) return;
     if (!this.canBlock) {
-      while (Atomics.load(c, DONE) < n) { /* the browser's main thread may not block */ }
+      while (Atomics.load(c, DONE) < n) {
+        /* the browser's main thread may not block */
+      }
       return;
     }
     Atomics.store(c, WAITING, 1);

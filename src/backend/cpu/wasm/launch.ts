@@ -9,8 +9,24 @@ import { targetOf } from '../reference/cross-entropy.js';
 import type { Arena, ArenaSet } from '../runtime/arena.js';
 import type { MatmulGeom } from '../reference/matmul.js';
 import {
-  CB, CV, DT_BF16, DT_F16, DT_F32, DT_Q8, GM, MV, OP_CONV, OP_CONV_BWD, OP_GEMM, OP_MATVEC, OP_SCAN, OP_SCAN_BWD,
-  OP_STREAM, SB, SC, ST,
+  CB,
+  CV,
+  DT_BF16,
+  DT_F16,
+  DT_F32,
+  DT_Q8,
+  GM,
+  MV,
+  OP_CONV,
+  OP_CONV_BWD,
+  OP_GEMM,
+  OP_MATVEC,
+  OP_SCAN,
+  OP_SCAN_BWD,
+  OP_STREAM,
+  SB,
+  SC,
+  ST,
 } from './thread-ops.js';
 import type { ThreadPool } from '../runtime/pool.js';
 import type { DType } from '../../../tensor/dtype.js';
@@ -77,7 +93,8 @@ export class WasmOps {
     const a = this.arenas.arenaOf(anchor.storage as ArrayBufferView) ?? this.arenas.first();
     this.tgt = a;
     let S = this.scratch[a.id];
-    if (!S) S = this.scratch[a.id] = { threads: 0, threadBase: 0, bump: 0, bumpSize: 0, top: 0, need: 64 << 10, extras: [] };
+    if (!S)
+      S = this.scratch[a.id] = { threads: 0, threadBase: 0, bump: 0, bumpSize: 0, top: 0, need: 64 << 10, extras: [] };
     for (const x of S.extras) a.free(x);
     S.extras.length = 0;
     if (S.need > S.bumpSize) {
@@ -109,7 +126,8 @@ export class WasmOps {
 
   /** Per-thread scratch base in the current arena (THREAD_SCRATCH_BYTES apart). */
   private threadScratch(): number {
-    const S = this.S, n = this.threads;
+    const S = this.S,
+      n = this.threads;
     if (S.threads < n) {
       if (S.threads) this.tgt.free(S.threadBase);
       S.threadBase = this.arenas.allocScratch(this.tgt, n * THREAD_SCRATCH_BYTES);
@@ -123,14 +141,17 @@ export class WasmOps {
     const st = t.storage as ArrayBufferView;
     const e = BYTES[t.dtype];
     if (this.arenas.arenaOf(st) === this.tgt) return st.byteOffset + t.offset * e;
-    const src = t.dtype === 'q8'
-      ? new Uint8Array(st.buffer, st.byteOffset, st.byteLength)
-      : new Uint8Array(st.buffer, st.byteOffset + t.offset * e, (t.rows > 0 ? (t.rows - 1) * t.ld + t.cols : 0) * e);
+    const src =
+      t.dtype === 'q8'
+        ? new Uint8Array(st.buffer, st.byteOffset, st.byteLength)
+        : new Uint8Array(st.buffer, st.byteOffset + t.offset * e, (t.rows > 0 ? (t.rows - 1) * t.ld + t.cols : 0) * e);
     const dst = this.bump(src.length);
     new Uint8Array(this.tgt.buffer(), dst, src.length).set(src);
     if (out) {
       const rec = this.outs[this.nOuts] ?? (this.outs[this.nOuts] = { src, dst, bytes: 0 });
-      rec.src = src; rec.dst = dst; rec.bytes = src.length;
+      rec.src = src;
+      rec.dst = dst;
+      rec.bytes = src.length;
       this.nOuts++;
     }
     return dst;
@@ -138,7 +159,7 @@ export class WasmOps {
 
   private end(): void {
     for (let i = 0; i < this.nOuts; i++) {
-      const r = this.outs[i]!;
+      const r = this.outs[i];
       r.src.set(new Uint8Array(this.tgt.buffer(), r.dst, r.bytes));
     }
     this.nOuts = 0;
@@ -153,29 +174,87 @@ export class WasmOps {
     const { m, q, p } = g;
     this.begin(b);
     const K = this.K;
-    const o = this.at(out, true), x = this.at(a, false), w = this.at(b, false), bi = bias ? this.at(bias, false) : 0;
+    const o = this.at(out, true),
+      x = this.at(a, false),
+      w = this.at(b, false),
+      bi = bias ? this.at(bias, false) : 0;
     const ws = kind === DT_Q8 ? w + b.rows * b.ld : 0; // q8 scales follow the quants
     const acc = g.accumulate ? 1 : 0;
     const pool = this.pool && m * q * p >= 1 << 15 ? this.pool : undefined;
     if (g.transB && !g.transA && m < MATVEC_MAX_M) {
-      let xp = x, ldx = a.ld, post = 1, xsc = 0;
-      if (kind === DT_F16) { xp = this.bump(m * q * 4); post = K.prep_f16x(xp, x, a.ld, m, q); ldx = q; }
-      else if (kind === DT_BF16) { xp = this.bump(m * q * 4); K.prep_bf16x(xp, x, a.ld, m, q); ldx = q; }
-      else if (kind === DT_Q8) { xp = this.bump(m * b.ld * 2); xsc = this.bump(m * (b.ld >> 5) * 4); K.prep_q8x(xp, xsc, x, a.ld, m, q, b.ld); }
+      let xp = x,
+        ldx = a.ld,
+        post = 1,
+        xsc = 0;
+      if (kind === DT_F16) {
+        xp = this.bump(m * q * 4);
+        post = K.prep_f16x(xp, x, a.ld, m, q);
+        ldx = q;
+      } else if (kind === DT_BF16) {
+        xp = this.bump(m * q * 4);
+        K.prep_bf16x(xp, x, a.ld, m, q);
+        ldx = q;
+      } else if (kind === DT_Q8) {
+        xp = this.bump(m * b.ld * 2);
+        xsc = this.bump(m * (b.ld >> 5) * 4);
+        K.prep_q8x(xp, xsc, x, a.ld, m, q, b.ld);
+      }
       if (pool) {
-        pool.setI(MV.arena, this.tgt.id); pool.setI(MV.kind, kind); pool.setI(MV.out, o); pool.setI(MV.ldo, out.ld);
-        pool.setI(MV.x, xp); pool.setI(MV.ldx, ldx); pool.setI(MV.w, w); pool.setI(MV.ldw, b.ld); pool.setF(MV.post, post);
-        pool.setI(MV.bias, bi); pool.setI(MV.m, m); pool.setI(MV.q, q); pool.setI(MV.acc, acc); pool.setI(MV.ws, ws); pool.setI(MV.xsc, xsc);
+        pool.setI(MV.arena, this.tgt.id);
+        pool.setI(MV.kind, kind);
+        pool.setI(MV.out, o);
+        pool.setI(MV.ldo, out.ld);
+        pool.setI(MV.x, xp);
+        pool.setI(MV.ldx, ldx);
+        pool.setI(MV.w, w);
+        pool.setI(MV.ldw, b.ld);
+        pool.setF(MV.post, post);
+        pool.setI(MV.bias, bi);
+        pool.setI(MV.m, m);
+        pool.setI(MV.q, q);
+        pool.setI(MV.acc, acc);
+        pool.setI(MV.ws, ws);
+        pool.setI(MV.xsc, xsc);
         pool.run(OP_MATVEC, p, 8);
       } else if (kind === DT_Q8) K.matvec_q8(o, out.ld, xp, xsc, w, ws, b.ld, bi, m, 0, p, acc);
-      else (kind === DT_F32 ? K.matvec_f32 : kind === DT_F16 ? K.matvec_f16 : K.matvec_bf16)(o, out.ld, xp, ldx, w, b.ld, post, bi, m, q, 0, p, acc);
+      else
+        (kind === DT_F32 ? K.matvec_f32 : kind === DT_F16 ? K.matvec_f16 : K.matvec_bf16)(
+          o,
+          out.ld,
+          xp,
+          ldx,
+          w,
+          b.ld,
+          post,
+          bi,
+          m,
+          q,
+          0,
+          p,
+          acc,
+        );
     } else {
-      const rsa = g.transA ? 4 : a.ld * 4, csa = g.transA ? a.ld * 4 : 4;
+      const rsa = g.transA ? 4 : a.ld * 4,
+        csa = g.transA ? a.ld * 4 : 4;
       const scratch = this.threadScratch();
       if (pool) {
-        pool.setI(GM.arena, this.tgt.id); pool.setI(GM.out, o); pool.setI(GM.ldo, out.ld); pool.setI(GM.a, x); pool.setI(GM.rsa, rsa); pool.setI(GM.csa, csa);
-        pool.setI(GM.b, w); pool.setI(GM.bs, ws); pool.setI(GM.ldb, b.ld); pool.setI(GM.kind, kind); pool.setI(GM.transB, g.transB ? 1 : 0);
-        pool.setI(GM.bias, bi); pool.setI(GM.m, m); pool.setI(GM.q, q); pool.setI(GM.acc, acc); pool.setI(GM.scratch, scratch); pool.setI(GM.stride, THREAD_SCRATCH_BYTES);
+        pool.setI(GM.arena, this.tgt.id);
+        pool.setI(GM.out, o);
+        pool.setI(GM.ldo, out.ld);
+        pool.setI(GM.a, x);
+        pool.setI(GM.rsa, rsa);
+        pool.setI(GM.csa, csa);
+        pool.setI(GM.b, w);
+        pool.setI(GM.bs, ws);
+        pool.setI(GM.ldb, b.ld);
+        pool.setI(GM.kind, kind);
+        pool.setI(GM.transB, g.transB ? 1 : 0);
+        pool.setI(GM.bias, bi);
+        pool.setI(GM.m, m);
+        pool.setI(GM.q, q);
+        pool.setI(GM.acc, acc);
+        pool.setI(GM.scratch, scratch);
+        pool.setI(GM.stride, THREAD_SCRATCH_BYTES);
         pool.run(OP_GEMM, p, 8, 128);
       } else K.gemm(o, out.ld, x, rsa, csa, w, ws, b.ld, kind, g.transB ? 1 : 0, bi, m, q, 0, p, acc, scratch);
     }
@@ -196,26 +275,74 @@ export class WasmOps {
   }
 
   /** Fused residual add + RMSNorm; weight f32. */
-  addRmsnorm(out: Tensor, residual: Tensor, x: Tensor | null, weight: Tensor, m: number, d: number, eps: number): boolean {
+  addRmsnorm(
+    out: Tensor,
+    residual: Tensor,
+    x: Tensor | null,
+    weight: Tensor,
+    m: number,
+    d: number,
+    eps: number,
+  ): boolean {
     if (weight.dtype !== 'f32') return false;
     this.begin(residual);
-    this.K.rmsnorm(this.at(out, true), out.ld, this.at(residual, true), residual.ld, x ? this.at(x, false) : 0, x ? x.ld : 0, this.at(weight, false), m, d, eps);
+    this.K.rmsnorm(
+      this.at(out, true),
+      out.ld,
+      this.at(residual, true),
+      residual.ld,
+      x ? this.at(x, false) : 0,
+      x ? x.ld : 0,
+      this.at(weight, false),
+      m,
+      d,
+      eps,
+    );
     this.end();
     return true;
   }
 
   /** Causal depthwise conv1d (+ SiLU) with a carried state; all f32. */
-  causalConv1d(out: Tensor, x: Tensor, weight: Tensor, bias: Tensor | null, state: Tensor | null, b: number, l: number, e: number, k: number, silu: boolean): boolean {
+  causalConv1d(
+    out: Tensor,
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | null,
+    state: Tensor | null,
+    b: number,
+    l: number,
+    e: number,
+    k: number,
+    silu: boolean,
+  ): boolean {
     if (k > MAX_SCAN_STATE) return false;
     this.begin(x);
-    const o = this.at(out, true), xp = this.at(x, false), w = this.at(weight, false), bi = bias ? this.at(bias, false) : 0;
-    const st = state ? this.at(state, true) : 0, lds = state ? state.ld : 0;
+    const o = this.at(out, true),
+      xp = this.at(x, false),
+      w = this.at(weight, false),
+      bi = bias ? this.at(bias, false) : 0;
+    const st = state ? this.at(state, true) : 0,
+      lds = state ? state.ld : 0;
     const scratch = this.threadScratch();
     if (this.pool && b * l * e * k >= 1 << 16) {
       const P = this.pool;
-      P.setI(CV.arena, this.tgt.id); P.setI(CV.out, o); P.setI(CV.ldo, out.ld); P.setI(CV.x, xp); P.setI(CV.ldx, x.ld); P.setI(CV.w, w); P.setI(CV.ldw, weight.ld);
-      P.setI(CV.bias, bi); P.setI(CV.state, st); P.setI(CV.lds, lds); P.setI(CV.b, b); P.setI(CV.l, l); P.setI(CV.e, e); P.setI(CV.k, k); P.setI(CV.silu, silu ? 1 : 0);
-      P.setI(CV.scratch, scratch); P.setI(CV.stride, THREAD_SCRATCH_BYTES);
+      P.setI(CV.arena, this.tgt.id);
+      P.setI(CV.out, o);
+      P.setI(CV.ldo, out.ld);
+      P.setI(CV.x, xp);
+      P.setI(CV.ldx, x.ld);
+      P.setI(CV.w, w);
+      P.setI(CV.ldw, weight.ld);
+      P.setI(CV.bias, bi);
+      P.setI(CV.state, st);
+      P.setI(CV.lds, lds);
+      P.setI(CV.b, b);
+      P.setI(CV.l, l);
+      P.setI(CV.e, e);
+      P.setI(CV.k, k);
+      P.setI(CV.silu, silu ? 1 : 0);
+      P.setI(CV.scratch, scratch);
+      P.setI(CV.stride, THREAD_SCRATCH_BYTES);
       P.run(OP_CONV, e, 4);
     } else this.K.conv1d(o, out.ld, xp, x.ld, w, weight.ld, bi, st, lds, b, l, e, k, silu ? 1 : 0, 0, e, scratch);
     this.end();
@@ -229,23 +356,85 @@ export class WasmOps {
     const big = [s.y, s.u, s.delta, s.hOut ?? s.y].reduce((x, t) => (t.size > x.size ? t : x));
     this.begin(big);
     const opt = (t: Tensor | null, out = false): number => (t ? this.at(t, out) : 0);
-    const y = this.at(s.y, true), u = this.at(s.u, false), dl = this.at(s.delta, false), A = this.at(s.A, false), B = this.at(s.B, false), C = this.at(s.C, false);
-    const D = opt(s.D), z = opt(s.z), db = opt(s.deltaBias);
+    const y = this.at(s.y, true),
+      u = this.at(s.u, false),
+      dl = this.at(s.delta, false),
+      A = this.at(s.A, false),
+      B = this.at(s.B, false),
+      C = this.at(s.C, false);
+    const D = opt(s.D),
+      z = opt(s.z),
+      db = opt(s.deltaBias);
     // h0 and hOut may be one tensor (the recurrent step): one address, staged in and out once
     const h0 = s.hOut && s.hOut === s.h0 ? this.at(s.h0, true) : opt(s.h0);
     const ho = s.hOut && s.hOut === s.h0 ? h0 : opt(s.hOut, true);
     const scratch = this.threadScratch();
     const sp = s.deltaSoftplus ? 1 : 0;
-    const ldz = s.z ? s.z.ld : 0, ldh0 = s.h0 ? s.h0.ld : 0, ldho = s.hOut ? s.hOut.ld : 0;
+    const ldz = s.z ? s.z.ld : 0,
+      ldh0 = s.h0 ? s.h0.ld : 0,
+      ldho = s.hOut ? s.hOut.ld : 0;
     if (this.pool && b * l * e * n >= 1 << 13) {
       const P = this.pool;
-      P.setI(SC.arena, this.tgt.id); P.setI(SC.y, y); P.setI(SC.ldy, s.y.ld); P.setI(SC.u, u); P.setI(SC.ldu, s.u.ld); P.setI(SC.dl, dl); P.setI(SC.lddl, s.delta.ld);
-      P.setI(SC.A, A); P.setI(SC.ldA, s.A.ld); P.setI(SC.B, B); P.setI(SC.ldB, s.B.ld); P.setI(SC.C, C); P.setI(SC.ldC, s.C.ld);
-      P.setI(SC.D, D); P.setI(SC.z, z); P.setI(SC.ldz, ldz); P.setI(SC.dbias, db); P.setI(SC.h0, h0); P.setI(SC.ldh0, ldh0); P.setI(SC.hout, ho); P.setI(SC.ldho, ldho);
-      P.setI(SC.b, b); P.setI(SC.l, l); P.setI(SC.e, e); P.setI(SC.n, n); P.setI(SC.softplus, sp); P.setI(SC.scratch, scratch); P.setI(SC.stride, THREAD_SCRATCH_BYTES);
+      P.setI(SC.arena, this.tgt.id);
+      P.setI(SC.y, y);
+      P.setI(SC.ldy, s.y.ld);
+      P.setI(SC.u, u);
+      P.setI(SC.ldu, s.u.ld);
+      P.setI(SC.dl, dl);
+      P.setI(SC.lddl, s.delta.ld);
+      P.setI(SC.A, A);
+      P.setI(SC.ldA, s.A.ld);
+      P.setI(SC.B, B);
+      P.setI(SC.ldB, s.B.ld);
+      P.setI(SC.C, C);
+      P.setI(SC.ldC, s.C.ld);
+      P.setI(SC.D, D);
+      P.setI(SC.z, z);
+      P.setI(SC.ldz, ldz);
+      P.setI(SC.dbias, db);
+      P.setI(SC.h0, h0);
+      P.setI(SC.ldh0, ldh0);
+      P.setI(SC.hout, ho);
+      P.setI(SC.ldho, ldho);
+      P.setI(SC.b, b);
+      P.setI(SC.l, l);
+      P.setI(SC.e, e);
+      P.setI(SC.n, n);
+      P.setI(SC.softplus, sp);
+      P.setI(SC.scratch, scratch);
+      P.setI(SC.stride, THREAD_SCRATCH_BYTES);
       P.run(OP_SCAN, e, 4);
     } else {
-      this.K.selective_scan(y, s.y.ld, u, s.u.ld, dl, s.delta.ld, A, s.A.ld, B, s.B.ld, C, s.C.ld, D, z, ldz, db, h0, ldh0, ho, ldho, b, l, e, n, sp, 0, e, scratch);
+      this.K.selective_scan(
+        y,
+        s.y.ld,
+        u,
+        s.u.ld,
+        dl,
+        s.delta.ld,
+        A,
+        s.A.ld,
+        B,
+        s.B.ld,
+        C,
+        s.C.ld,
+        D,
+        z,
+        ldz,
+        db,
+        h0,
+        ldh0,
+        ho,
+        ldho,
+        b,
+        l,
+        e,
+        n,
+        sp,
+        0,
+        e,
+        scratch,
+      );
     }
     this.end();
     return true;
@@ -254,8 +443,13 @@ export class WasmOps {
   /** The conv1d's gradient without a state (conv1d-backward.wat), split over the pool by channels; all f32. */
   causalConv1dBackward(a: CausalConv1dBackwardArgs, b: number, l: number, e: number, k: number): boolean {
     this.begin(a.x);
-    const dx = this.at(a.dx, true), dw = this.at(a.dWeight, true), db = a.dBias ? this.at(a.dBias, true) : 0;
-    const g = this.at(a.g, false), x = this.at(a.x, false), w = this.at(a.weight, false), bias = a.bias ? this.at(a.bias, false) : 0;
+    const dx = this.at(a.dx, true),
+      dw = this.at(a.dWeight, true),
+      db = a.dBias ? this.at(a.dBias, true) : 0;
+    const g = this.at(a.g, false),
+      x = this.at(a.x, false),
+      w = this.at(a.weight, false),
+      bias = a.bias ? this.at(a.bias, false) : 0;
     const par = this.pool && b * l * e * k >= 1 << 15 && e > 4;
     const per = Math.ceil((16 * (3 * k + l)) / 64) * 64;
     const scratch = this.bump((par ? this.pool!.threads : 1) * per);
@@ -263,13 +457,52 @@ export class WasmOps {
     if (par) {
       const P = this.pool!;
       const args: [number, number][] = [
-        [CB.arena, this.tgt.id], [CB.dx, dx], [CB.lddx, a.dx.ld], [CB.dw, dw], [CB.lddw, a.dWeight.ld], [CB.dbias, db], [CB.g, g], [CB.ldg, a.g.ld],
-        [CB.x, x], [CB.ldx, a.x.ld], [CB.w, w], [CB.ldw, a.weight.ld], [CB.bias, bias], [CB.b, b], [CB.l, l], [CB.e, e], [CB.k, k], [CB.silu, silu],
-        [CB.scratch, scratch], [CB.stride, per],
+        [CB.arena, this.tgt.id],
+        [CB.dx, dx],
+        [CB.lddx, a.dx.ld],
+        [CB.dw, dw],
+        [CB.lddw, a.dWeight.ld],
+        [CB.dbias, db],
+        [CB.g, g],
+        [CB.ldg, a.g.ld],
+        [CB.x, x],
+        [CB.ldx, a.x.ld],
+        [CB.w, w],
+        [CB.ldw, a.weight.ld],
+        [CB.bias, bias],
+        [CB.b, b],
+        [CB.l, l],
+        [CB.e, e],
+        [CB.k, k],
+        [CB.silu, silu],
+        [CB.scratch, scratch],
+        [CB.stride, per],
       ];
       for (const [slot, v] of args) P.setI(slot, v);
       P.run(OP_CONV_BWD, e, 4);
-    } else this.K.conv1d_bwd(dx, a.dx.ld, dw, a.dWeight.ld, db, g, a.g.ld, x, a.x.ld, w, a.weight.ld, bias, b, l, e, k, silu, 0, e, scratch);
+    } else
+      this.K.conv1d_bwd(
+        dx,
+        a.dx.ld,
+        dw,
+        a.dWeight.ld,
+        db,
+        g,
+        a.g.ld,
+        x,
+        a.x.ld,
+        w,
+        a.weight.ld,
+        bias,
+        b,
+        l,
+        e,
+        k,
+        silu,
+        0,
+        e,
+        scratch,
+      );
     this.end();
     return true;
   }
@@ -279,36 +512,139 @@ export class WasmOps {
    * leaves partial dA, dD, dDeltaBias (sums over its time steps) in scratch; they are added here in
    * row order (f64), so the result does not depend on the number of threads.
    */
-  selectiveScanBackward(s: SelectiveScanBackwardArgs, b: number, l: number, e: number, n: number, chunk: number): boolean {
+  selectiveScanBackward(
+    s: SelectiveScanBackwardArgs,
+    b: number,
+    l: number,
+    e: number,
+    n: number,
+    chunk: number,
+  ): boolean {
     const T = Math.max(1, Math.min(chunk, l));
     const big = [s.dy, s.u, s.du, s.dDelta].reduce((x, t) => (t.size > x.size ? t : x));
     this.begin(big);
     const opt = (t: Tensor | null, out = false): number => (t ? this.at(t, out) : 0);
-    const dy = this.at(s.dy, false), u = this.at(s.u, false), dl = this.at(s.delta, false), A = this.at(s.A, false), B = this.at(s.B, false), C = this.at(s.C, false);
-    const D = opt(s.D), z = opt(s.z), db = opt(s.deltaBias), h0 = opt(s.h0);
-    const du = this.at(s.du, true), ddl = this.at(s.dDelta, true), dB = this.at(s.dB, true), dC = this.at(s.dC, true);
-    const dz = opt(s.dz, true), dh0 = opt(s.dh0, true);
-    const dA = this.at(s.dA, true), dD = opt(s.dD, true), dDb = opt(s.dDeltaBias, true);
-    const pA = this.bump(b * e * n * 4), pD = this.bump(b * e * 4), pB = this.bump(b * e * 4);
+    const dy = this.at(s.dy, false),
+      u = this.at(s.u, false),
+      dl = this.at(s.delta, false),
+      A = this.at(s.A, false),
+      B = this.at(s.B, false),
+      C = this.at(s.C, false);
+    const D = opt(s.D),
+      z = opt(s.z),
+      db = opt(s.deltaBias),
+      h0 = opt(s.h0);
+    const du = this.at(s.du, true),
+      ddl = this.at(s.dDelta, true),
+      dB = this.at(s.dB, true),
+      dC = this.at(s.dC, true);
+    const dz = opt(s.dz, true),
+      dh0 = opt(s.dh0, true);
+    const dA = this.at(s.dA, true),
+      dD = opt(s.dD, true),
+      dDb = opt(s.dDeltaBias, true);
+    const pA = this.bump(b * e * n * 4),
+      pD = this.bump(b * e * 4),
+      pB = this.bump(b * e * 4);
     const threads = this.pool && b > 1 && b * l * e * n >= 1 << 13 ? this.pool.threads : 1;
     const per = scanBackwardScratchBytes(l, n, T);
     const scratch = this.bump(threads * per);
     const sp = s.deltaSoftplus ? 1 : 0;
-    const ldz = s.z ? s.z.ld : 0, ldh0 = s.h0 ? s.h0.ld : 0, lddz = s.dz ? s.dz.ld : 0, lddh0 = s.dh0 ? s.dh0.ld : 0;
+    const ldz = s.z ? s.z.ld : 0,
+      ldh0 = s.h0 ? s.h0.ld : 0,
+      lddz = s.dz ? s.dz.ld : 0,
+      lddh0 = s.dh0 ? s.dh0.ld : 0;
     if (threads > 1) {
       const P = this.pool!;
       const args: [number, number][] = [
-        [SB.arena, this.tgt.id], [SB.dy, dy], [SB.lddy, s.dy.ld], [SB.u, u], [SB.ldu, s.u.ld], [SB.dl, dl], [SB.lddl, s.delta.ld], [SB.A, A], [SB.ldA, s.A.ld],
-        [SB.B, B], [SB.ldB, s.B.ld], [SB.C, C], [SB.ldC, s.C.ld], [SB.D, D], [SB.z, z], [SB.ldz, ldz], [SB.dbias, db], [SB.h0, h0], [SB.ldh0, ldh0],
-        [SB.du, du], [SB.lddu, s.du.ld], [SB.ddl, ddl], [SB.ldddl, s.dDelta.ld], [SB.dB, dB], [SB.lddB, s.dB.ld], [SB.dC, dC], [SB.lddC, s.dC.ld],
-        [SB.dz, dz], [SB.lddz, lddz], [SB.dh0, dh0], [SB.lddh0, lddh0], [SB.pA, pA], [SB.pD, pD], [SB.pbias, pB],
-        [SB.l, l], [SB.e, e], [SB.n, n], [SB.softplus, sp], [SB.T, T], [SB.scratch, scratch], [SB.stride, per],
+        [SB.arena, this.tgt.id],
+        [SB.dy, dy],
+        [SB.lddy, s.dy.ld],
+        [SB.u, u],
+        [SB.ldu, s.u.ld],
+        [SB.dl, dl],
+        [SB.lddl, s.delta.ld],
+        [SB.A, A],
+        [SB.ldA, s.A.ld],
+        [SB.B, B],
+        [SB.ldB, s.B.ld],
+        [SB.C, C],
+        [SB.ldC, s.C.ld],
+        [SB.D, D],
+        [SB.z, z],
+        [SB.ldz, ldz],
+        [SB.dbias, db],
+        [SB.h0, h0],
+        [SB.ldh0, ldh0],
+        [SB.du, du],
+        [SB.lddu, s.du.ld],
+        [SB.ddl, ddl],
+        [SB.ldddl, s.dDelta.ld],
+        [SB.dB, dB],
+        [SB.lddB, s.dB.ld],
+        [SB.dC, dC],
+        [SB.lddC, s.dC.ld],
+        [SB.dz, dz],
+        [SB.lddz, lddz],
+        [SB.dh0, dh0],
+        [SB.lddh0, lddh0],
+        [SB.pA, pA],
+        [SB.pD, pD],
+        [SB.pbias, pB],
+        [SB.l, l],
+        [SB.e, e],
+        [SB.n, n],
+        [SB.softplus, sp],
+        [SB.T, T],
+        [SB.scratch, scratch],
+        [SB.stride, per],
       ];
       for (const [k, v] of args) P.setI(k, v);
       P.run(OP_SCAN_BWD, b, 1, 1);
     } else {
-      this.K.selective_scan_bwd(dy, s.dy.ld, u, s.u.ld, dl, s.delta.ld, A, s.A.ld, B, s.B.ld, C, s.C.ld, D, z, ldz, db, h0, ldh0,
-        du, s.du.ld, ddl, s.dDelta.ld, dB, s.dB.ld, dC, s.dC.ld, dz, lddz, dh0, lddh0, pA, pD, pB, l, e, n, sp, T, 0, b, scratch);
+      this.K.selective_scan_bwd(
+        dy,
+        s.dy.ld,
+        u,
+        s.u.ld,
+        dl,
+        s.delta.ld,
+        A,
+        s.A.ld,
+        B,
+        s.B.ld,
+        C,
+        s.C.ld,
+        D,
+        z,
+        ldz,
+        db,
+        h0,
+        ldh0,
+        du,
+        s.du.ld,
+        ddl,
+        s.dDelta.ld,
+        dB,
+        s.dB.ld,
+        dC,
+        s.dC.ld,
+        dz,
+        lddz,
+        dh0,
+        lddh0,
+        pA,
+        pD,
+        pB,
+        l,
+        e,
+        n,
+        sp,
+        T,
+        0,
+        b,
+        scratch,
+      );
     }
     // the batch sums of the rows' partials, in row order
     const F32 = new Float32Array(this.tgt.buffer());
@@ -317,7 +653,7 @@ export class WasmOps {
       for (let r = 0; r < rows; r++) {
         for (let j = 0; j < cols; j++) {
           let acc = 0;
-          for (let bi = 0; bi < b; bi++) acc += F32[(src >>> 2) + bi * width + r * cols + j]!;
+          for (let bi = 0; bi < b; bi++) acc += F32[(src >>> 2) + bi * width + r * cols + j];
           F32[(dst >>> 2) + r * ld + j] = acc;
         }
       }
@@ -337,7 +673,7 @@ export class WasmOps {
     const st = this.bump(m * 8);
     this.K.row_max_sumexp(x, ldx, m, V, st);
     const F = new Float32Array(this.tgt.buffer(), st, 2 * m);
-    for (let i = 0; i < m; i++) F[2 * i + 1] = Math.log(F[2 * i + 1]!);
+    for (let i = 0; i < m; i++) F[2 * i + 1] = Math.log(F[2 * i + 1]);
     return st;
   }
 
@@ -347,13 +683,15 @@ export class WasmOps {
     const x = this.at(logits, false);
     const st = this.rowLogSumExp(x, logits.ld, m, V);
     const buf = this.tgt.buffer();
-    const S = new Float32Array(buf, st, 2 * m), X = new Float32Array(buf);
+    const S = new Float32Array(buf, st, 2 * m),
+      X = new Float32Array(buf);
     const T = targets.storage as Int32Array;
-    let sum = 0, count = 0;
+    let sum = 0,
+      count = 0;
     for (let i = 0; i < m; i++) {
       const t = targetOf(T, targets.offset + i, V, i);
       if (t < 0) continue;
-      sum += S[2 * i]! + S[2 * i + 1]! - X[(x >>> 2) + i * logits.ld + t]!;
+      sum += S[2 * i] + S[2 * i + 1] - X[(x >>> 2) + i * logits.ld + t];
       count++;
     }
     new Float32Array(buf, this.at(out, true), 1)[0] = reduction === 'sum' ? sum : count > 0 ? sum / count : 0;
@@ -362,20 +700,30 @@ export class WasmOps {
   }
 
   /** Its gradient: dLogits <- scale (softmax - onehot), zero rows for ignored targets. */
-  crossEntropyBackward(dLogits: Tensor, logits: Tensor, targets: Tensor, g: number, m: number, V: number, reduction: LossReduction): boolean {
+  crossEntropyBackward(
+    dLogits: Tensor,
+    logits: Tensor,
+    targets: Tensor,
+    g: number,
+    m: number,
+    V: number,
+    reduction: LossReduction,
+  ): boolean {
     const T = targets.storage as Int32Array;
     let count = 0;
     for (let i = 0; i < m; i++) if (targetOf(T, targets.offset + i, V, i) >= 0) count++;
     const scale = g * (reduction === 'sum' ? 1 : count > 0 ? 1 / count : 0);
     this.begin(logits);
-    const x = this.at(logits, false), dx = this.at(dLogits, true);
+    const x = this.at(logits, false),
+      dx = this.at(dLogits, true);
     const st = this.rowLogSumExp(x, logits.ld, m, V);
     this.K.softmax_rows(dx, dLogits.ld, x, logits.ld, m, V, st, scale);
     const D = new Float32Array(this.tgt.buffer());
     for (let i = 0; i < m; i++) {
-      const t = T[targets.offset + i]!, o = (dx >>> 2) + i * dLogits.ld;
+      const t = T[targets.offset + i],
+        o = (dx >>> 2) + i * dLogits.ld;
       if (t < 0) D.fill(0, o, o + V);
-      else D[o + t] = D[o + t]! - scale;
+      else D[o + t] = D[o + t] - scale;
     }
     this.end();
     return true;
@@ -393,7 +741,18 @@ export class WasmOps {
   binary(op: BinaryOp, out: Tensor, a: Tensor, b: Tensor, broadcast: boolean): boolean {
     const kind = op === 'add' ? 0 : op === 'sub' ? 1 : op === 'mul' ? 2 : 3;
     this.begin(a);
-    this.K.binary(kind, this.at(out, true), out.ld, this.at(a, false), a.ld, this.at(b, false), broadcast ? 0 : b.ld, a.rows, a.cols, broadcast ? 1 : 0);
+    this.K.binary(
+      kind,
+      this.at(out, true),
+      out.ld,
+      this.at(a, false),
+      a.ld,
+      this.at(b, false),
+      broadcast ? 0 : b.ld,
+      a.rows,
+      a.cols,
+      broadcast ? 1 : 0,
+    );
     this.end();
     return true;
   }
@@ -405,7 +764,8 @@ export class WasmOps {
     const mib = Math.floor((t.size * 4) / (1 << 20));
     const t0 = performance.now();
     if (this.pool) {
-      this.pool.setI(ST.arena, this.tgt.id); this.pool.setI(ST.base, base);
+      this.pool.setI(ST.arena, this.tgt.id);
+      this.pool.setI(ST.base, base);
       this.pool.run(OP_STREAM, mib);
     } else this.K.stream_read(base, mib << 20);
     const dt = (performance.now() - t0) / 1000;

@@ -1,4 +1,9 @@
-import { KERNELS_RELAXED_WASM_BASE64, KERNELS_WASM_BASE64, MEMORY_LIMITS_FLAG_OFFSET, RELAXED_MEMORY_LIMITS_FLAG_OFFSET } from './kernels.generated.js';
+import {
+  KERNELS_RELAXED_WASM_BASE64,
+  KERNELS_WASM_BASE64,
+  MEMORY_LIMITS_FLAG_OFFSET,
+  RELAXED_MEMORY_LIMITS_FLAG_OFFSET,
+} from './kernels.generated.js';
 import { fail } from '../../../errors.js';
 
 /**
@@ -19,33 +24,249 @@ import { fail } from '../../../errors.js';
  * .wat files next to each function.
  */
 export interface WasmKernels {
-  matvec_f32(out: number, ldo: number, x: number, ldx: number, w: number, ldw: number, post: number, bias: number, m: number, q: number, j0: number, j1: number, acc: number): void;
-  matvec_f16(out: number, ldo: number, x: number, ldx: number, w: number, ldw: number, post: number, bias: number, m: number, q: number, j0: number, j1: number, acc: number): void;
-  matvec_bf16(out: number, ldo: number, x: number, ldx: number, w: number, ldw: number, post: number, bias: number, m: number, q: number, j0: number, j1: number, acc: number): void;
-  matvec_q8(out: number, ldo: number, xq: number, xsc: number, w: number, ws: number, ldw: number, bias: number, m: number, j0: number, j1: number, acc: number): void;
+  matvec_f32(
+    out: number,
+    ldo: number,
+    x: number,
+    ldx: number,
+    w: number,
+    ldw: number,
+    post: number,
+    bias: number,
+    m: number,
+    q: number,
+    j0: number,
+    j1: number,
+    acc: number,
+  ): void;
+  matvec_f16(
+    out: number,
+    ldo: number,
+    x: number,
+    ldx: number,
+    w: number,
+    ldw: number,
+    post: number,
+    bias: number,
+    m: number,
+    q: number,
+    j0: number,
+    j1: number,
+    acc: number,
+  ): void;
+  matvec_bf16(
+    out: number,
+    ldo: number,
+    x: number,
+    ldx: number,
+    w: number,
+    ldw: number,
+    post: number,
+    bias: number,
+    m: number,
+    q: number,
+    j0: number,
+    j1: number,
+    acc: number,
+  ): void;
+  matvec_q8(
+    out: number,
+    ldo: number,
+    xq: number,
+    xsc: number,
+    w: number,
+    ws: number,
+    ldw: number,
+    bias: number,
+    m: number,
+    j0: number,
+    j1: number,
+    acc: number,
+  ): void;
   prep_f16x(dst: number, x: number, ldx: number, m: number, q: number): number;
   prep_bf16x(dst: number, x: number, ldx: number, m: number, q: number): void;
   prep_q8x(xq: number, xsc: number, x: number, ldx: number, m: number, q: number, ldq: number): void;
-  gemm(out: number, ldo: number, a: number, rsa: number, csa: number, b: number, bs: number, ldb: number, kind: number, transB: number,
-    bias: number, m: number, q: number, j0: number, j1: number, acc: number, pack: number): void;
-  selective_scan(y: number, ldy: number, u: number, ldu: number, delta: number, lddelta: number, A: number, ldA: number, B: number, ldB: number,
-    C: number, ldC: number, D: number, z: number, ldz: number, dbias: number, h0: number, ldh0: number, hout: number, ldhout: number,
-    b: number, l: number, e: number, n: number, softplus: number, c0: number, c1: number, scratch: number): void;
-  selective_scan_bwd(dy: number, lddy: number, u: number, ldu: number, delta: number, lddelta: number, A: number, ldA: number, B: number, ldB: number,
-    C: number, ldC: number, D: number, z: number, ldz: number, dbias: number, h0: number, ldh0: number,
-    du: number, lddu: number, ddelta: number, ldddelta: number, dB: number, lddB: number, dC: number, lddC: number, dz: number, lddz: number, dh0: number, lddh0: number,
-    pA: number, pD: number, pbias: number, l: number, e: number, n: number, softplus: number, T: number, b0: number, b1: number, scratch: number): void;
+  gemm(
+    out: number,
+    ldo: number,
+    a: number,
+    rsa: number,
+    csa: number,
+    b: number,
+    bs: number,
+    ldb: number,
+    kind: number,
+    transB: number,
+    bias: number,
+    m: number,
+    q: number,
+    j0: number,
+    j1: number,
+    acc: number,
+    pack: number,
+  ): void;
+  selective_scan(
+    y: number,
+    ldy: number,
+    u: number,
+    ldu: number,
+    delta: number,
+    lddelta: number,
+    A: number,
+    ldA: number,
+    B: number,
+    ldB: number,
+    C: number,
+    ldC: number,
+    D: number,
+    z: number,
+    ldz: number,
+    dbias: number,
+    h0: number,
+    ldh0: number,
+    hout: number,
+    ldhout: number,
+    b: number,
+    l: number,
+    e: number,
+    n: number,
+    softplus: number,
+    c0: number,
+    c1: number,
+    scratch: number,
+  ): void;
+  selective_scan_bwd(
+    dy: number,
+    lddy: number,
+    u: number,
+    ldu: number,
+    delta: number,
+    lddelta: number,
+    A: number,
+    ldA: number,
+    B: number,
+    ldB: number,
+    C: number,
+    ldC: number,
+    D: number,
+    z: number,
+    ldz: number,
+    dbias: number,
+    h0: number,
+    ldh0: number,
+    du: number,
+    lddu: number,
+    ddelta: number,
+    ldddelta: number,
+    dB: number,
+    lddB: number,
+    dC: number,
+    lddC: number,
+    dz: number,
+    lddz: number,
+    dh0: number,
+    lddh0: number,
+    pA: number,
+    pD: number,
+    pbias: number,
+    l: number,
+    e: number,
+    n: number,
+    softplus: number,
+    T: number,
+    b0: number,
+    b1: number,
+    scratch: number,
+  ): void;
   row_max_sumexp(x: number, ldx: number, rows: number, cols: number, st: number): void;
-  softmax_rows(dx: number, lddx: number, x: number, ldx: number, rows: number, cols: number, st: number, scale: number): void;
-  conv1d_bwd(dx: number, lddx: number, dw: number, lddw: number, dbias: number, g: number, ldg: number, x: number, ldx: number, w: number, ldw: number, bias: number,
-    b: number, l: number, e: number, k: number, silu: number, c0: number, c1: number, scratch: number): void;
-  conv1d(out: number, ldo: number, x: number, ldx: number, w: number, ldw: number, bias: number, state: number, lds: number,
-    b: number, l: number, e: number, k: number, silu: number, c0: number, c1: number, scratch: number): void;
-  rmsnorm(out: number, ldo: number, res: number, ldr: number, x: number, ldx: number, w: number, m: number, d: number, eps: number): void;
+  softmax_rows(
+    dx: number,
+    lddx: number,
+    x: number,
+    ldx: number,
+    rows: number,
+    cols: number,
+    st: number,
+    scale: number,
+  ): void;
+  conv1d_bwd(
+    dx: number,
+    lddx: number,
+    dw: number,
+    lddw: number,
+    dbias: number,
+    g: number,
+    ldg: number,
+    x: number,
+    ldx: number,
+    w: number,
+    ldw: number,
+    bias: number,
+    b: number,
+    l: number,
+    e: number,
+    k: number,
+    silu: number,
+    c0: number,
+    c1: number,
+    scratch: number,
+  ): void;
+  conv1d(
+    out: number,
+    ldo: number,
+    x: number,
+    ldx: number,
+    w: number,
+    ldw: number,
+    bias: number,
+    state: number,
+    lds: number,
+    b: number,
+    l: number,
+    e: number,
+    k: number,
+    silu: number,
+    c0: number,
+    c1: number,
+    scratch: number,
+  ): void;
+  rmsnorm(
+    out: number,
+    ldo: number,
+    res: number,
+    ldr: number,
+    x: number,
+    ldx: number,
+    w: number,
+    m: number,
+    d: number,
+    eps: number,
+  ): void;
   argmax(out: number, x: number, ldx: number, rows: number, cols: number): void;
-  gather_rows(out: number, ldo: number, ids: number, m: number, table: number, scales: number, ldt: number, kind: number, d: number): void;
+  gather_rows(
+    out: number,
+    ldo: number,
+    ids: number,
+    m: number,
+    table: number,
+    scales: number,
+    ldt: number,
+    kind: number,
+    d: number,
+  ): void;
   stream_read(p: number, n: number): number;
-  binary(kind: number, out: number, ldo: number, a: number, lda: number, b: number, ldb: number, rows: number, cols: number, bcast: number): void;
+  binary(
+    kind: number,
+    out: number,
+    ldo: number,
+    a: number,
+    lda: number,
+    b: number,
+    ldb: number,
+    rows: number,
+    cols: number,
+    bcast: number,
+  ): void;
 }
 
 /** Bytes of scratch each thread needs per call: the gemm pack buffer (128 KiB) and its edge tile, or the scan/conv windows. */
@@ -92,7 +313,9 @@ function enableRelaxedSimdInNode(): void {
   const v8 = p?.getBuiltinModule?.('node:v8') as { setFlagsFromString?: (flags: string) => void } | undefined;
   try {
     v8?.setFlagsFromString?.('--experimental-wasm-relaxed-simd');
-  } catch { /* not Node, or flags locked: plain SIMD128 */ }
+  } catch {
+    /* not Node, or flags locked: plain SIMD128 */
+  }
 }
 
 /**
@@ -104,18 +327,24 @@ export function simdLevel(): SimdLevel {
   if (level) return level;
   const g = globalThis as { process?: { env?: Record<string, string | undefined> } };
   const want = g.process?.env?.MAMBA_TS_WASM_SIMD ?? 'auto';
-  if (want !== 'auto' && want !== 'simd128' && want !== 'relaxed') fail('BAD_ARGUMENT', `MAMBA_TS_WASM_SIMD must be simd128, relaxed or auto, got "${want}"`);
+  if (want !== 'auto' && want !== 'simd128' && want !== 'relaxed')
+    fail('BAD_ARGUMENT', `MAMBA_TS_WASM_SIMD must be simd128, relaxed or auto, got "${want}"`);
   if (want === 'simd128') return (level = 'simd128');
   if (typeof WebAssembly !== 'undefined' && !validates('relaxed')) enableRelaxedSimdInNode();
   const relaxedOk = typeof WebAssembly !== 'undefined' && validates('relaxed');
-  if (want === 'relaxed' && !relaxedOk) fail('UNSUPPORTED', 'MAMBA_TS_WASM_SIMD=relaxed, but this engine does not take relaxed SIMD (Node 20 needs --experimental-wasm-relaxed-simd; browsers: Chrome 114+, Firefox 120+)');
+  if (want === 'relaxed' && !relaxedOk)
+    fail(
+      'UNSUPPORTED',
+      'MAMBA_TS_WASM_SIMD=relaxed, but this engine does not take relaxed SIMD (Node 20 needs --experimental-wasm-relaxed-simd; browsers: Chrome 114+, Firefox 120+)',
+    );
   return (level = relaxedOk ? 'relaxed' : 'simd128');
 }
 
 /** Sets this thread's build (pool workers: the caller's choice). */
 export function setSimdLevel(lv: SimdLevel): void {
   if (level === lv) return;
-  if (Object.keys(modules).length) fail('BAD_ARGUMENT', `the kernels were already compiled as ${level}; setSimdLevel(${lv}) comes too late`);
+  if (Object.keys(modules).length)
+    fail('BAD_ARGUMENT', `the kernels were already compiled as ${level}; setSimdLevel(${lv}) comes too late`);
   if (lv === 'relaxed' && !validates('relaxed')) enableRelaxedSimdInNode();
   level = lv;
 }
@@ -139,7 +368,11 @@ export async function initWasmKernels(): Promise<void> {
   const lv = simdLevel();
   if (!modules[`${lv}/plain`]) modules[`${lv}/plain`] = await WebAssembly.compile(kernelBytes(false) as BufferSource);
   if (!modules[`${lv}/shared`] && typeof SharedArrayBuffer !== 'undefined') {
-    try { modules[`${lv}/shared`] = await WebAssembly.compile(kernelBytes(true) as BufferSource); } catch { /* no threads */ }
+    try {
+      modules[`${lv}/shared`] = await WebAssembly.compile(kernelBytes(true) as BufferSource);
+    } catch {
+      /* no threads */
+    }
   }
 }
 
@@ -152,7 +385,11 @@ export function kernelsModule(shared: boolean): WebAssembly.Module {
 }
 
 /** An instance of the kernels over one memory. */
-export function instantiateKernels(memory: WebAssembly.Memory, shared: boolean, module: WebAssembly.Module = kernelsModule(shared)): WasmKernels {
+export function instantiateKernels(
+  memory: WebAssembly.Memory,
+  shared: boolean,
+  module: WebAssembly.Module = kernelsModule(shared),
+): WasmKernels {
   const inst = new WebAssembly.Instance(module, { env: { memory } });
   return inst.exports as unknown as WasmKernels;
 }

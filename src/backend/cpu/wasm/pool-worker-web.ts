@@ -9,8 +9,11 @@ interface WorkerScope {
   close(): void;
 }
 const scope = globalThis as unknown as WorkerScope;
-startPoolWorker({
-  post: (m) => scope.postMessage(m),
-  onMessage: (h) => scope.addEventListener('message', (e) => h(e.data)),
-  close: () => scope.close(),
-}, workerThreadOps);
+startPoolWorker(
+  {
+    post: (m) => scope.postMessage(m),
+    onMessage: (h) => scope.addEventListener('message', (e) => h(e.data)),
+    close: () => scope.close(),
+  },
+  workerThreadOps,
+);

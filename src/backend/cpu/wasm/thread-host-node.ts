@@ -15,7 +15,9 @@ export function createThreadHost(): ThreadHost {
         post: (m) => w.postMessage(m),
         onMessage: (h) => w.on('message', (m: FromWorker) => h(m)),
         onError: (h) => w.on('error', h),
-        terminate: () => { void w.terminate(); },
+        terminate: () => {
+          void w.terminate();
+        },
       };
     },
   };

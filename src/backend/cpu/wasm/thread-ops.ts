@@ -70,80 +70,396 @@ export class ViewCache {
 }
 
 // Slot layouts (offsets from ARGS).
-export const MV = { arena: 0, kind: 1, out: 2, ldo: 3, x: 4, ldx: 5, w: 6, ldw: 7, post: 8, bias: 9, m: 10, q: 11, acc: 12, ws: 13, xsc: 14 } as const;
-export const GM = { arena: 0, out: 1, ldo: 2, a: 3, rsa: 4, csa: 5, b: 6, bs: 7, ldb: 8, kind: 9, transB: 10, bias: 11, m: 12, q: 13, acc: 14, scratch: 15, stride: 16 } as const;
-export const SC = { arena: 0, y: 1, ldy: 2, u: 3, ldu: 4, dl: 5, lddl: 6, A: 7, ldA: 8, B: 9, ldB: 10, C: 11, ldC: 12, D: 13, z: 14, ldz: 15, dbias: 16, h0: 17, ldh0: 18, hout: 19, ldho: 20, b: 21, l: 22, e: 23, n: 24, softplus: 25, scratch: 26, stride: 27 } as const;
+export const MV = {
+  arena: 0,
+  kind: 1,
+  out: 2,
+  ldo: 3,
+  x: 4,
+  ldx: 5,
+  w: 6,
+  ldw: 7,
+  post: 8,
+  bias: 9,
+  m: 10,
+  q: 11,
+  acc: 12,
+  ws: 13,
+  xsc: 14,
+} as const;
+export const GM = {
+  arena: 0,
+  out: 1,
+  ldo: 2,
+  a: 3,
+  rsa: 4,
+  csa: 5,
+  b: 6,
+  bs: 7,
+  ldb: 8,
+  kind: 9,
+  transB: 10,
+  bias: 11,
+  m: 12,
+  q: 13,
+  acc: 14,
+  scratch: 15,
+  stride: 16,
+} as const;
+export const SC = {
+  arena: 0,
+  y: 1,
+  ldy: 2,
+  u: 3,
+  ldu: 4,
+  dl: 5,
+  lddl: 6,
+  A: 7,
+  ldA: 8,
+  B: 9,
+  ldB: 10,
+  C: 11,
+  ldC: 12,
+  D: 13,
+  z: 14,
+  ldz: 15,
+  dbias: 16,
+  h0: 17,
+  ldh0: 18,
+  hout: 19,
+  ldho: 20,
+  b: 21,
+  l: 22,
+  e: 23,
+  n: 24,
+  softplus: 25,
+  scratch: 26,
+  stride: 27,
+} as const;
 export const ST = { arena: 0, base: 1 } as const;
 export const CB = {
-  arena: 0, dx: 1, lddx: 2, dw: 3, lddw: 4, dbias: 5, g: 6, ldg: 7, x: 8, ldx: 9, w: 10, ldw: 11, bias: 12, b: 13, l: 14, e: 15, k: 16, silu: 17, scratch: 18, stride: 19,
+  arena: 0,
+  dx: 1,
+  lddx: 2,
+  dw: 3,
+  lddw: 4,
+  dbias: 5,
+  g: 6,
+  ldg: 7,
+  x: 8,
+  ldx: 9,
+  w: 10,
+  ldw: 11,
+  bias: 12,
+  b: 13,
+  l: 14,
+  e: 15,
+  k: 16,
+  silu: 17,
+  scratch: 18,
+  stride: 19,
 } as const;
 export const SB = {
-  arena: 0, dy: 1, lddy: 2, u: 3, ldu: 4, dl: 5, lddl: 6, A: 7, ldA: 8, B: 9, ldB: 10, C: 11, ldC: 12, D: 13, z: 14, ldz: 15, dbias: 16, h0: 17, ldh0: 18,
-  du: 19, lddu: 20, ddl: 21, ldddl: 22, dB: 23, lddB: 24, dC: 25, lddC: 26, dz: 27, lddz: 28, dh0: 29, lddh0: 30, pA: 31, pD: 32, pbias: 33,
-  l: 34, e: 35, n: 36, softplus: 37, T: 38, scratch: 39, stride: 40,
+  arena: 0,
+  dy: 1,
+  lddy: 2,
+  u: 3,
+  ldu: 4,
+  dl: 5,
+  lddl: 6,
+  A: 7,
+  ldA: 8,
+  B: 9,
+  ldB: 10,
+  C: 11,
+  ldC: 12,
+  D: 13,
+  z: 14,
+  ldz: 15,
+  dbias: 16,
+  h0: 17,
+  ldh0: 18,
+  du: 19,
+  lddu: 20,
+  ddl: 21,
+  ldddl: 22,
+  dB: 23,
+  lddB: 24,
+  dC: 25,
+  lddC: 26,
+  dz: 27,
+  lddz: 28,
+  dh0: 29,
+  lddh0: 30,
+  pA: 31,
+  pD: 32,
+  pbias: 33,
+  l: 34,
+  e: 35,
+  n: 36,
+  softplus: 37,
+  T: 38,
+  scratch: 39,
+  stride: 40,
 } as const;
-export const CV = { arena: 0, out: 1, ldo: 2, x: 3, ldx: 4, w: 5, ldw: 6, bias: 7, state: 8, lds: 9, b: 10, l: 11, e: 12, k: 13, silu: 14, scratch: 15, stride: 16 } as const;
+export const CV = {
+  arena: 0,
+  out: 1,
+  ldo: 2,
+  x: 3,
+  ldx: 4,
+  w: 5,
+  ldw: 6,
+  bias: 7,
+  state: 8,
+  lds: 9,
+  b: 10,
+  l: 11,
+  e: 12,
+  k: 13,
+  silu: 14,
+  scratch: 15,
+  stride: 16,
+} as const;
 /** A TypeScript-mode view: 4 slots (arena or -1 for none, first element's index in the arena's array of that dtype (q8: byte offset), ld, dtype). */
 export const VIEW_SLOTS = 4;
-export const TM = { out: 0, a: 4, b: 8, bias: 12, m: 16, q: 17, p: 18, transA: 19, transB: 20, acc: 21, bRows: 22, bCols: 23 } as const;
-export const TS = { y: 0, u: 4, delta: 8, A: 12, B: 16, C: 20, D: 24, z: 28, dbias: 32, h0: 36, hout: 40, b: 44, l: 45, e: 46, n: 47, softplus: 48 } as const;
+export const TM = {
+  out: 0,
+  a: 4,
+  b: 8,
+  bias: 12,
+  m: 16,
+  q: 17,
+  p: 18,
+  transA: 19,
+  transB: 20,
+  acc: 21,
+  bRows: 22,
+  bCols: 23,
+} as const;
+export const TS = {
+  y: 0,
+  u: 4,
+  delta: 8,
+  A: 12,
+  B: 16,
+  C: 20,
+  D: 24,
+  z: 28,
+  dbias: 32,
+  h0: 36,
+  hout: 40,
+  b: 44,
+  l: 45,
+  e: 46,
+  n: 47,
+  softplus: 48,
+} as const;
 
 function view(ctx: ThreadContext, I: Int32Array, at: number): FView | null {
-  const arena = I[ARGS + at]!;
+  const arena = I[ARGS + at];
   if (arena < 0) return null;
   const v = ctx.views(arena);
-  const dt = I[ARGS + at + 3]!;
-  const off = I[ARGS + at + 1]! >>> 0;
-  const ld = I[ARGS + at + 2]!;
+  const dt = I[ARGS + at + 3];
+  const off = I[ARGS + at + 1] >>> 0;
+  const ld = I[ARGS + at + 2];
   if (dt === DT_F32) return { data: v.f32, off, ld, dtype: 'f32' };
   return { data: v.u16, off, ld, dtype: dt === DT_F16 ? 'f16' : 'bf16' };
 }
 
 /** Runs units [j0, j1) of the command in the block. */
 export function runChunk(ctx: ThreadContext, op: number, I: Int32Array, F: Float32Array, j0: number, j1: number): void {
-  const a = (k: number): number => I[ARGS + k]!;
+  const a = (k: number): number => I[ARGS + k];
   switch (op) {
     case OP_MATVEC: {
       const K = ctx.kernels[a(MV.arena)]!;
       const kind = a(MV.kind);
-      if (kind === DT_Q8) K.matvec_q8(a(MV.out), a(MV.ldo), a(MV.x), a(MV.xsc), a(MV.w), a(MV.ws), a(MV.ldw), a(MV.bias), a(MV.m), j0, j1, a(MV.acc));
+      if (kind === DT_Q8)
+        K.matvec_q8(
+          a(MV.out),
+          a(MV.ldo),
+          a(MV.x),
+          a(MV.xsc),
+          a(MV.w),
+          a(MV.ws),
+          a(MV.ldw),
+          a(MV.bias),
+          a(MV.m),
+          j0,
+          j1,
+          a(MV.acc),
+        );
       else {
         const f = kind === DT_F32 ? K.matvec_f32 : kind === DT_F16 ? K.matvec_f16 : K.matvec_bf16;
-        f(a(MV.out), a(MV.ldo), a(MV.x), a(MV.ldx), a(MV.w), a(MV.ldw), F[ARGS + MV.post]!, a(MV.bias), a(MV.m), a(MV.q), j0, j1, a(MV.acc));
+        f(
+          a(MV.out),
+          a(MV.ldo),
+          a(MV.x),
+          a(MV.ldx),
+          a(MV.w),
+          a(MV.ldw),
+          F[ARGS + MV.post],
+          a(MV.bias),
+          a(MV.m),
+          a(MV.q),
+          j0,
+          j1,
+          a(MV.acc),
+        );
       }
       return;
     }
     case OP_GEMM: {
       const K = ctx.kernels[a(GM.arena)]!;
-      K.gemm(a(GM.out), a(GM.ldo), a(GM.a), a(GM.rsa), a(GM.csa), a(GM.b), a(GM.bs), a(GM.ldb), a(GM.kind), a(GM.transB),
-        a(GM.bias), a(GM.m), a(GM.q), j0, j1, a(GM.acc), a(GM.scratch) + ctx.tid * a(GM.stride));
+      K.gemm(
+        a(GM.out),
+        a(GM.ldo),
+        a(GM.a),
+        a(GM.rsa),
+        a(GM.csa),
+        a(GM.b),
+        a(GM.bs),
+        a(GM.ldb),
+        a(GM.kind),
+        a(GM.transB),
+        a(GM.bias),
+        a(GM.m),
+        a(GM.q),
+        j0,
+        j1,
+        a(GM.acc),
+        a(GM.scratch) + ctx.tid * a(GM.stride),
+      );
       return;
     }
     case OP_SCAN: {
       const K = ctx.kernels[a(SC.arena)]!;
-      K.selective_scan(a(SC.y), a(SC.ldy), a(SC.u), a(SC.ldu), a(SC.dl), a(SC.lddl), a(SC.A), a(SC.ldA), a(SC.B), a(SC.ldB), a(SC.C), a(SC.ldC),
-        a(SC.D), a(SC.z), a(SC.ldz), a(SC.dbias), a(SC.h0), a(SC.ldh0), a(SC.hout), a(SC.ldho), a(SC.b), a(SC.l), a(SC.e), a(SC.n), a(SC.softplus),
-        j0, j1, a(SC.scratch) + ctx.tid * a(SC.stride));
+      K.selective_scan(
+        a(SC.y),
+        a(SC.ldy),
+        a(SC.u),
+        a(SC.ldu),
+        a(SC.dl),
+        a(SC.lddl),
+        a(SC.A),
+        a(SC.ldA),
+        a(SC.B),
+        a(SC.ldB),
+        a(SC.C),
+        a(SC.ldC),
+        a(SC.D),
+        a(SC.z),
+        a(SC.ldz),
+        a(SC.dbias),
+        a(SC.h0),
+        a(SC.ldh0),
+        a(SC.hout),
+        a(SC.ldho),
+        a(SC.b),
+        a(SC.l),
+        a(SC.e),
+        a(SC.n),
+        a(SC.softplus),
+        j0,
+        j1,
+        a(SC.scratch) + ctx.tid * a(SC.stride),
+      );
       return;
     }
     case OP_CONV: {
       const K = ctx.kernels[a(CV.arena)]!;
-      K.conv1d(a(CV.out), a(CV.ldo), a(CV.x), a(CV.ldx), a(CV.w), a(CV.ldw), a(CV.bias), a(CV.state), a(CV.lds), a(CV.b), a(CV.l), a(CV.e), a(CV.k), a(CV.silu),
-        j0, j1, a(CV.scratch) + ctx.tid * a(CV.stride));
+      K.conv1d(
+        a(CV.out),
+        a(CV.ldo),
+        a(CV.x),
+        a(CV.ldx),
+        a(CV.w),
+        a(CV.ldw),
+        a(CV.bias),
+        a(CV.state),
+        a(CV.lds),
+        a(CV.b),
+        a(CV.l),
+        a(CV.e),
+        a(CV.k),
+        a(CV.silu),
+        j0,
+        j1,
+        a(CV.scratch) + ctx.tid * a(CV.stride),
+      );
       return;
     }
     case OP_SCAN_BWD: {
       const K = ctx.kernels[a(SB.arena)]!;
-      K.selective_scan_bwd(a(SB.dy), a(SB.lddy), a(SB.u), a(SB.ldu), a(SB.dl), a(SB.lddl), a(SB.A), a(SB.ldA), a(SB.B), a(SB.ldB), a(SB.C), a(SB.ldC),
-        a(SB.D), a(SB.z), a(SB.ldz), a(SB.dbias), a(SB.h0), a(SB.ldh0), a(SB.du), a(SB.lddu), a(SB.ddl), a(SB.ldddl), a(SB.dB), a(SB.lddB), a(SB.dC), a(SB.lddC),
-        a(SB.dz), a(SB.lddz), a(SB.dh0), a(SB.lddh0), a(SB.pA), a(SB.pD), a(SB.pbias), a(SB.l), a(SB.e), a(SB.n), a(SB.softplus), a(SB.T),
-        j0, j1, a(SB.scratch) + ctx.tid * a(SB.stride));
+      K.selective_scan_bwd(
+        a(SB.dy),
+        a(SB.lddy),
+        a(SB.u),
+        a(SB.ldu),
+        a(SB.dl),
+        a(SB.lddl),
+        a(SB.A),
+        a(SB.ldA),
+        a(SB.B),
+        a(SB.ldB),
+        a(SB.C),
+        a(SB.ldC),
+        a(SB.D),
+        a(SB.z),
+        a(SB.ldz),
+        a(SB.dbias),
+        a(SB.h0),
+        a(SB.ldh0),
+        a(SB.du),
+        a(SB.lddu),
+        a(SB.ddl),
+        a(SB.ldddl),
+        a(SB.dB),
+        a(SB.lddB),
+        a(SB.dC),
+        a(SB.lddC),
+        a(SB.dz),
+        a(SB.lddz),
+        a(SB.dh0),
+        a(SB.lddh0),
+        a(SB.pA),
+        a(SB.pD),
+        a(SB.pbias),
+        a(SB.l),
+        a(SB.e),
+        a(SB.n),
+        a(SB.softplus),
+        a(SB.T),
+        j0,
+        j1,
+        a(SB.scratch) + ctx.tid * a(SB.stride),
+      );
       return;
     }
     case OP_CONV_BWD: {
       const K = ctx.kernels[a(CB.arena)]!;
-      K.conv1d_bwd(a(CB.dx), a(CB.lddx), a(CB.dw), a(CB.lddw), a(CB.dbias), a(CB.g), a(CB.ldg), a(CB.x), a(CB.ldx), a(CB.w), a(CB.ldw), a(CB.bias),
-        a(CB.b), a(CB.l), a(CB.e), a(CB.k), a(CB.silu), j0, j1, a(CB.scratch) + ctx.tid * a(CB.stride));
+      K.conv1d_bwd(
+        a(CB.dx),
+        a(CB.lddx),
+        a(CB.dw),
+        a(CB.lddw),
+        a(CB.dbias),
+        a(CB.g),
+        a(CB.ldg),
+        a(CB.x),
+        a(CB.ldx),
+        a(CB.w),
+        a(CB.ldw),
+        a(CB.bias),
+        a(CB.b),
+        a(CB.l),
+        a(CB.e),
+        a(CB.k),
+        a(CB.silu),
+        j0,
+        j1,
+        a(CB.scratch) + ctx.tid * a(CB.stride),
+      );
       return;
     }
     case OP_STREAM: {
@@ -151,21 +467,40 @@ export function runChunk(ctx: ThreadContext, op: number, I: Int32Array, F: Float
       return;
     }
     case OP_TS_MATMUL: {
-      const out = view(ctx, I, TM.out)!, av = view(ctx, I, TM.a)!, bias = view(ctx, I, TM.bias);
-      const g = { m: a(TM.m), q: a(TM.q), p: a(TM.p), transA: a(TM.transA) !== 0, transB: a(TM.transB) !== 0, accumulate: a(TM.acc) !== 0 };
+      const out = view(ctx, I, TM.out)!,
+        av = view(ctx, I, TM.a)!,
+        bias = view(ctx, I, TM.bias);
+      const g = {
+        m: a(TM.m),
+        q: a(TM.q),
+        p: a(TM.p),
+        transA: a(TM.transA) !== 0,
+        transB: a(TM.transB) !== 0,
+        accumulate: a(TM.acc) !== 0,
+      };
       if (I[ARGS + TM.b + 3] === DT_Q8) {
-        const rows = a(TM.bRows), cols = a(TM.bCols);
+        const rows = a(TM.bRows),
+          cols = a(TM.bCols);
         const bytes = q8Layout(rows, cols).bytes;
         const i8 = ctx.views(a(TM.b)).i8;
-        const start = I[ARGS + TM.b + 1]! >>> 0;
+        const start = I[ARGS + TM.b + 1] >>> 0;
         matmulQ8Cols(out, av, q8View(i8.subarray(start, start + bytes), rows, cols), bias, g, j0, j1);
       } else matmulCols(out, av, view(ctx, I, TM.b)!, bias, g, j0, j1);
       return;
     }
     case OP_TS_SCAN: {
       const s: ScanViews = {
-        y: view(ctx, I, TS.y)!, u: view(ctx, I, TS.u)!, delta: view(ctx, I, TS.delta)!, A: view(ctx, I, TS.A)!, B: view(ctx, I, TS.B)!, C: view(ctx, I, TS.C)!,
-        D: view(ctx, I, TS.D), z: view(ctx, I, TS.z), deltaBias: view(ctx, I, TS.dbias), h0: view(ctx, I, TS.h0), hOut: view(ctx, I, TS.hout),
+        y: view(ctx, I, TS.y)!,
+        u: view(ctx, I, TS.u)!,
+        delta: view(ctx, I, TS.delta)!,
+        A: view(ctx, I, TS.A)!,
+        B: view(ctx, I, TS.B)!,
+        C: view(ctx, I, TS.C)!,
+        D: view(ctx, I, TS.D),
+        z: view(ctx, I, TS.z),
+        deltaBias: view(ctx, I, TS.dbias),
+        h0: view(ctx, I, TS.h0),
+        hOut: view(ctx, I, TS.hout),
         deltaSoftplus: a(TS.softplus) !== 0,
       };
       selectiveScan(s, a(TS.b), a(TS.l), a(TS.e), a(TS.n), j0, j1);

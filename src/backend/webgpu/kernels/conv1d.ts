@@ -17,17 +17,36 @@ const SEQ_MAX_K = 8;
  * thread per (sequence, channel) that slides the window and updates the state in one dispatch; long
  * ones run one thread per output, then (with a state) a second dispatch moves the last k inputs in.
  */
-export function conv1d(bk: KernelHost, out: Tensor, x: Tensor, weight: Tensor, bias: Tensor | null,
-  state: Tensor | null, silu: boolean,
-  { b, l, e, k }: { b: number; l: number; e: number; k: number }): void {
+export function conv1d(
+  bk: KernelHost,
+  out: Tensor,
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor | null,
+  state: Tensor | null,
+  silu: boolean,
+  { b, l, e, k }: { b: number; l: number; e: number; k: number },
+): void {
   if (b * e === 0) return;
   const consts = { HAS_BIAS: bias ? 1 : 0, HAS_STATE: state ? 1 : 0, SILU: silu ? 1 : 0 };
   const key = `${!!bias}:${!!state}:${silu}`;
-  const xs = bk.buf(x), st = state ? bk.buf(state) : bk.dummyW;
+  const xs = bk.buf(x),
+    st = state ? bk.buf(state) : bk.dummyW;
   const bufs = { x: xs, w: bk.buf(weight), bias: bias ? bk.buf(bias) : bk.dummyR, state: st, o: bk.buf(out) };
   const params = {
-    b, l, e, k, xoff: x.offset, xld: x.ld, ooff: out.offset, old: out.ld,
-    woff: weight.offset, wld: weight.ld, boff: bias?.offset ?? 0, soff: state?.offset ?? 0, sld: state?.ld ?? 0,
+    b,
+    l,
+    e,
+    k,
+    xoff: x.offset,
+    xld: x.ld,
+    ooff: out.offset,
+    old: out.ld,
+    woff: weight.offset,
+    wld: weight.ld,
+    boff: bias?.offset ?? 0,
+    soff: state?.offset ?? 0,
+    sld: state?.ld ?? 0,
   };
   if (l <= SEQ_MAX_L && k <= SEQ_MAX_K) {
     const [gx, gy] = grid(b * e);

@@ -16,7 +16,8 @@ export function copy(bk: KernelHost, dst: Tensor, src: Tensor): void {
 
 /** The same into a raw buffer: rows of src at element `offset` with row stride `ld`, as `dtype`. */
 export function copyInto(bk: KernelHost, src: Tensor, dst: GpuStorage, offset: number, ld: number, dtype: DType): void {
-  const rows = src.rows, cols = src.cols;
+  const rows = src.rows,
+    cols = src.cols;
   if (rows * cols === 0) return;
   const half = dtype === 'f16' || dtype === 'bf16';
   const st = src.dtype === 'i32' ? 0 : dcode(src.dtype);
@@ -30,7 +31,8 @@ export function copyInto(bk: KernelHost, src: Tensor, dst: GpuStorage, offset: n
 
 /** t <- value (f32, i32 or 16-bit elements). */
 export function fill(bk: KernelHost, t: Tensor, value: number): void {
-  const rows = t.rows, cols = t.cols;
+  const rows = t.rows,
+    cols = t.cols;
   const storage = bk.buf(t);
   if (rows * cols === 0) return;
   const half = t.dtype === 'f16' || t.dtype === 'bf16';
@@ -38,7 +40,7 @@ export function fill(bk: KernelHost, t: Tensor, value: number): void {
   if (t.dtype === 'i32') bits = value >>> 0;
   else if (t.dtype === 'f16') bits = f32ToF16Bits(value);
   else if (t.dtype === 'bf16') bits = f32ToBf16Bits(value);
-  else bits = new Uint32Array(new Float32Array([value]).buffer)[0]!;
+  else bits = new Uint32Array(new Float32Array([value]).buffer)[0];
   const pipe = bk.d.pipe(`fill:${half}`, FILL, { HALF: half ? 1 : 0 });
   const w0 = t.offset >> 1;
   const n = half ? ((t.offset + (rows - 1) * t.ld + cols + 1) >> 1) - w0 : rows * cols;

@@ -41,7 +41,8 @@ export function withConsts(name: string, code: string, consts: Record<string, nu
   let c = specialised.get(key);
   if (!c) {
     c = code;
-    for (const [k, v] of Object.entries(consts)) c = c.replace(new RegExp(`const ${k}: u32 = \\d+u;`), `const ${k}: u32 = ${v}u;`);
+    for (const [k, v] of Object.entries(consts))
+      c = c.replace(new RegExp(`const ${k}: u32 = \\d+u;`), `const ${k}: u32 = ${v}u;`);
     specialised.set(key, c);
   }
   return c;
@@ -53,8 +54,11 @@ export function sameView(a: Tensor, b: Tensor): boolean {
 }
 
 /** A scan's initial state: 0 zeros, 1 the rows of h0, 3 hOut's rows (h0 = hOut, the same window: read in place). */
-export function initialState(bk: KernelHost, h0: Tensor | null | undefined, hOut: Tensor | null | undefined)
-  : { hin: number; h0: GpuStorage } {
+export function initialState(
+  bk: KernelHost,
+  h0: Tensor | null | undefined,
+  hOut: Tensor | null | undefined,
+): { hin: number; h0: GpuStorage } {
   if (!h0) return { hin: 0, h0: bk.dummyR };
   return hOut && sameView(h0, hOut) ? { hin: 3, h0: bk.dummyR } : { hin: 1, h0: bk.buf(h0) };
 }

@@ -26,11 +26,41 @@ export function mambaStep(bk: KernelHost, a: MambaStepArgs): boolean {
   const { x, out, conv, ssm, xz, dbc, y } = a;
   const norm = a.preNorm ?? null;
   if (norm && !bk.options.fuseNorm) return false;
-  checkSameBackend('mambaStep', x, out, conv, ssm, xz, dbc, y, a.inProj, a.xProj, a.dtProj, a.outProj, a.A, a.D, a.dtProjBias, a.convWeight);
+  checkSameBackend(
+    'mambaStep',
+    x,
+    out,
+    conv,
+    ssm,
+    xz,
+    dbc,
+    y,
+    a.inProj,
+    a.xProj,
+    a.dtProj,
+    a.outProj,
+    a.A,
+    a.D,
+    a.dtProjBias,
+    a.convWeight,
+  );
   const b = x.rows;
-  const e = a.A.rows, n = a.A.cols, r = a.dtRank, k = a.convWeight.cols, d = x.cols;
-  const want = (what: string, t: { shape: readonly number[]; rows: number; cols: number }, rows: number, cols: number): void => {
-    if (t.rows !== rows || t.cols !== cols) fail('SHAPE_MISMATCH', `mambaStep: ${what} has shape ${fmtShape(t.shape)}, expected (${rows}, ${cols}) rows x cols`);
+  const e = a.A.rows,
+    n = a.A.cols,
+    r = a.dtRank,
+    k = a.convWeight.cols,
+    d = x.cols;
+  const want = (
+    what: string,
+    t: { shape: readonly number[]; rows: number; cols: number },
+    rows: number,
+    cols: number,
+  ): void => {
+    if (t.rows !== rows || t.cols !== cols)
+      fail(
+        'SHAPE_MISMATCH',
+        `mambaStep: ${what} has shape ${fmtShape(t.shape)}, expected (${rows}, ${cols}) rows x cols`,
+      );
   };
   want('xz', xz, b, 2 * e);
   want('dbc', dbc, b, r + 2 * n);
@@ -48,24 +78,64 @@ export function mambaStep(bk: KernelHost, a: MambaStepArgs): boolean {
     checkSameBackend('mambaStep', x, norm.weight);
     checkFloat('mambaStep', 'norm weight', norm.weight, true);
     checkShape('mambaStep', 'norm weight', norm.weight.shape, [d]);
-    if (!Number.isFinite(norm.eps) || norm.eps < 0) fail('BAD_ARGUMENT', `mambaStep: the norm's eps must be a finite number >= 0, got ${norm.eps}`);
+    if (!Number.isFinite(norm.eps) || norm.eps < 0)
+      fail('BAD_ARGUMENT', `mambaStep: the norm's eps must be a finite number >= 0, got ${norm.eps}`);
   }
   // 1. [rmsnorm +] in_proj + conv step
-  matvec(bk, xz, x, a.inProj, a.inProjBias, false, b, d, 2 * e, { e, weight: a.convWeight, bias: a.convBias, state: conv }, norm);
+  matvec(
+    bk,
+    xz,
+    x,
+    a.inProj,
+    a.inProjBias,
+    false,
+    b,
+    d,
+    2 * e,
+    { e, weight: a.convWeight, bias: a.convBias, state: conv },
+    norm,
+  );
   // 2. x_proj from the conv output (the u half of xz)
   const uc = xz.narrow(0, e);
   checkMatmul(dbc, uc, a.xProj, { transB: true });
   matvec(bk, dbc, uc, a.xProj, null, false, b, e, r + 2 * n, null, null);
   // 3. dt_proj + scan step + gate
   const t = dcode(a.dtProj.dtype);
-  bk.d.run(bk.d.pipe(`mamba-step:${t}`, SCAN_STEP, { T: t }), {
-    xz: bk.buf(xz), dbc: bk.buf(dbc), W: bk.buf(a.dtProj), bias: bk.buf(a.dtProjBias), A: bk.buf(a.A), D: bk.buf(a.D),
-    h: bk.buf(ssm), y: bk.buf(y),
-  }, {
-    b, e, n, r, xzoff: xz.offset, xzld: xz.ld, dboff: dbc.offset, dbld: dbc.ld, woff: a.dtProj.offset, wld: a.dtProj.ld,
-    bboff: a.dtProjBias.offset, aoff: a.A.offset, ald: a.A.ld, Doff: a.D.offset, hoff: ssm.offset, hld: ssm.ld,
-    yoff: y.offset, yld: y.ld,
-  }, Math.ceil(e / 16), b);
+  bk.d.run(
+    bk.d.pipe(`mamba-step:${t}`, SCAN_STEP, { T: t }),
+    {
+      xz: bk.buf(xz),
+      dbc: bk.buf(dbc),
+      W: bk.buf(a.dtProj),
+      bias: bk.buf(a.dtProjBias),
+      A: bk.buf(a.A),
+      D: bk.buf(a.D),
+      h: bk.buf(ssm),
+      y: bk.buf(y),
+    },
+    {
+      b,
+      e,
+      n,
+      r,
+      xzoff: xz.offset,
+      xzld: xz.ld,
+      dboff: dbc.offset,
+      dbld: dbc.ld,
+      woff: a.dtProj.offset,
+      wld: a.dtProj.ld,
+      bboff: a.dtProjBias.offset,
+      aoff: a.A.offset,
+      ald: a.A.ld,
+      Doff: a.D.offset,
+      hoff: ssm.offset,
+      hld: ssm.ld,
+      yoff: y.offset,
+      yld: y.ld,
+    },
+    Math.ceil(e / 16),
+    b,
+  );
   // 4. out_proj [+ residual]
   matvec(bk, out, y, a.outProj, a.outProjBias, !!norm, b, e, d, null, null);
   return true;

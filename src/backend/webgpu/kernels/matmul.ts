@@ -26,8 +26,16 @@ const MATVEC_MAX_M = 8;
 /** Workgroups a matrix-vector product should at least spread over (two per SM of a large GPU). */
 const MATVEC_MIN_GROUPS = 256;
 
-export function matmul(bk: KernelHost, out: Tensor, a: Tensor, b: Tensor, o: MatmulOptions,
-  m: number, q: number, p: number): void {
+export function matmul(
+  bk: KernelHost,
+  out: Tensor,
+  a: Tensor,
+  b: Tensor,
+  o: MatmulOptions,
+  m: number,
+  q: number,
+  p: number,
+): void {
   if (m === 0 || p === 0) return;
   const bias = o.bias ?? null;
   if (q === 0) {
@@ -43,7 +51,9 @@ export function matmul(bk: KernelHost, out: Tensor, a: Tensor, b: Tensor, o: Mat
     matvec(bk, out, a, b, bias, !!o.accumulate, m, q, p, null, null);
     return;
   }
-  const ta = dcode(a.dtype), tb = dcode(b.dtype), bt = bias ? dcode(bias.dtype) : 0;
+  const ta = dcode(a.dtype),
+    tb = dcode(b.dtype),
+    bt = bias ? dcode(bias.dtype) : 0;
   // 128 x 128 tiles (8 x 8 per thread) when the product still spreads over enough workgroups
   const forced = bk.options.matmulTile;
   const groups128 = Math.ceil(m / 128) * Math.ceil(p / 128);
@@ -52,10 +62,26 @@ export function matmul(bk: KernelHost, out: Tensor, a: Tensor, b: Tensor, o: Mat
   const key = `matmul:${big}:${ta}:${tb}:${bt}:${!!o.transA}:${!!o.transB}`;
   const consts = { TA: ta, TB: tb, BT: bt, TRANS_A: o.transA ? 1 : 0, TRANS_B: o.transB ? 1 : 0 };
   const pipe = bk.d.pipe(key, tile.kernel, consts);
-  bk.d.run(pipe, { a: bk.buf(a), b: bk.buf(b), bias: bias ? bk.buf(bias) : bk.dummyR, o: bk.buf(out) }, {
-    m, q, p, aoff: a.offset, ald: a.ld, boff: b.offset, bld: b.ld, biasoff: bias?.offset ?? 0,
-    ooff: out.offset, old: out.ld, has_bias: bias ? 1 : 0, acc: o.accumulate ? 1 : 0,
-  }, Math.ceil(p / tile.bn), Math.ceil(m / tile.bm));
+  bk.d.run(
+    pipe,
+    { a: bk.buf(a), b: bk.buf(b), bias: bias ? bk.buf(bias) : bk.dummyR, o: bk.buf(out) },
+    {
+      m,
+      q,
+      p,
+      aoff: a.offset,
+      ald: a.ld,
+      boff: b.offset,
+      bld: b.ld,
+      biasoff: bias?.offset ?? 0,
+      ooff: out.offset,
+      old: out.ld,
+      has_bias: bias ? 1 : 0,
+      acc: o.accumulate ? 1 : 0,
+    },
+    Math.ceil(p / tile.bn),
+    Math.ceil(m / tile.bm),
+  );
 }
 
 /** The fused conv step of `matvec` (Mamba in_proj, EPI 1). */
@@ -80,31 +106,92 @@ export interface NormPrologue {
  * 16-byte boundaries (4 f32 or 8 halves), q a multiple of that and the norm weight (if any) starting
  * on a multiple of 4 elements; otherwise a scalar path runs.
  */
-export function matvec(bk: KernelHost, out: Tensor, x: Tensor, w: Tensor, bias: Tensor | null, acc: boolean,
-  m: number, q: number, p: number, conv: ConvEpilogue | null, norm: NormPrologue | null): void {
-  const t = dcode(w.dtype), bt = bias ? dcode(bias.dtype) : 0, nt = norm ? dcode(norm.weight.dtype) : 0;
+export function matvec(
+  bk: KernelHost,
+  out: Tensor,
+  x: Tensor,
+  w: Tensor,
+  bias: Tensor | null,
+  acc: boolean,
+  m: number,
+  q: number,
+  p: number,
+  conv: ConvEpilogue | null,
+  norm: NormPrologue | null,
+): void {
+  const t = dcode(w.dtype),
+    bt = bias ? dcode(bias.dtype) : 0,
+    nt = norm ? dcode(norm.weight.dtype) : 0;
   const per = t === 0 ? 4 : 8;
-  const vec = w.offset % per === 0 && (w.ld % per === 0 || p === 1) && q % per === 0 && x.offset % 4 === 0 && (x.ld % 4 === 0 || m === 1) && (!norm || norm.weight.offset % 4 === 0);
+  const vec =
+    w.offset % per === 0 &&
+    (w.ld % per === 0 || p === 1) &&
+    q % per === 0 &&
+    x.offset % 4 === 0 &&
+    (x.ld % 4 === 0 || m === 1) &&
+    (!norm || norm.weight.offset % 4 === 0);
   const epi = conv ? 1 : 0;
   // W rows per workgroup: 8 (32 threads per row) unless that leaves fewer than ~2 workgroups per SM
   let R = bk.options.matvecRows;
-  if (!R) { R = 8; while (!bk.d.g.cpuAdapter && R > 1 && Math.ceil(p / R) < MATVEC_MIN_GROUPS) R >>= 1; }
+  if (!R) {
+    R = 8;
+    while (!bk.d.g.cpuAdapter && R > 1 && Math.ceil(p / R) < MATVEC_MIN_GROUPS) R >>= 1;
+  }
   const key = `matvec:${t}:${bt}:${vec}:${!!bias}:${acc}:${epi}:${!!conv?.bias}:${R}:${norm ? nt : '-'}`;
-  const pipe = bk.d.pipe(key, norm ? MATVEC_NORM : MATVEC, { T: t, BT: bt, VEC: vec ? 1 : 0, HAS_BIAS: bias ? 1 : 0, ACC: acc ? 1 : 0, EPI: epi, CONV_BIAS: conv?.bias ? 1 : 0, R, NORM: norm ? 1 : 0, NT: nt });
-  let cw: GpuStorage = bk.dummyR, cb: GpuStorage = bk.dummyR, cs: GpuStorage = bk.dummyW;
+  const pipe = bk.d.pipe(key, norm ? MATVEC_NORM : MATVEC, {
+    T: t,
+    BT: bt,
+    VEC: vec ? 1 : 0,
+    HAS_BIAS: bias ? 1 : 0,
+    ACC: acc ? 1 : 0,
+    EPI: epi,
+    CONV_BIAS: conv?.bias ? 1 : 0,
+    R,
+    NORM: norm ? 1 : 0,
+    NT: nt,
+  });
+  let cw: GpuStorage = bk.dummyR,
+    cb: GpuStorage = bk.dummyR,
+    cs: GpuStorage = bk.dummyW;
   if (conv) {
     cw = bk.buf(conv.weight);
     if (conv.bias) cb = bk.buf(conv.bias);
     cs = bk.buf(conv.state);
   }
-  bk.d.run(pipe, {
-    W: bk.buf(w), x: bk.buf(x), bias: bias ? bk.buf(bias) : bk.dummyR, o: bk.buf(out), cw, cb, cs,
-    nw: norm ? bk.buf(norm.weight) : bk.dummyR,
-  }, {
-    m, q, p, xoff: x.offset, xld: x.ld, woff: w.offset, wld: w.ld, boff: bias?.offset ?? 0,
-    ooff: out.offset, old: out.ld,
-    e: conv?.e ?? 0, k: conv?.weight.cols ?? 0, cwoff: conv?.weight.offset ?? 0, cwld: conv?.weight.ld ?? 0,
-    cboff: conv?.bias?.offset ?? 0, soff: conv?.state.offset ?? 0, sld: conv?.state.ld ?? 0,
-    nwoff: norm?.weight.offset ?? 0, eps: norm?.eps ?? 0,
-  }, Math.ceil(p / R), Math.ceil(m / 4));
+  bk.d.run(
+    pipe,
+    {
+      W: bk.buf(w),
+      x: bk.buf(x),
+      bias: bias ? bk.buf(bias) : bk.dummyR,
+      o: bk.buf(out),
+      cw,
+      cb,
+      cs,
+      nw: norm ? bk.buf(norm.weight) : bk.dummyR,
+    },
+    {
+      m,
+      q,
+      p,
+      xoff: x.offset,
+      xld: x.ld,
+      woff: w.offset,
+      wld: w.ld,
+      boff: bias?.offset ?? 0,
+      ooff: out.offset,
+      old: out.ld,
+      e: conv?.e ?? 0,
+      k: conv?.weight.cols ?? 0,
+      cwoff: conv?.weight.offset ?? 0,
+      cwld: conv?.weight.ld ?? 0,
+      cboff: conv?.bias?.offset ?? 0,
+      soff: conv?.state.offset ?? 0,
+      sld: conv?.state.ld ?? 0,
+      nwoff: norm?.weight.offset ?? 0,
+      eps: norm?.eps ?? 0,
+    },
+    Math.ceil(p / R),
+    Math.ceil(m / 4),
+  );
 }

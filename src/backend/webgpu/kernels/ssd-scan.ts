@@ -32,28 +32,61 @@ export function seqShape(p: number, n: number): { ks: number; wg: number } {
 export function ssdScan(bk: KernelHost, s: SsdScanArgs, dims: SsdDims): void {
   const { b, l, h, p } = dims;
   if (b * l * h * p === 0) return; // as the CPU reference: an empty sequence leaves hOut as it is
-  for (const t of [s.x, s.y, s.dt, s.B, s.C, s.h0, s.hOut]) if (t && t.size > 0) checkIndex('ssdScan', t.offset + (t.rows - 1) * t.ld + t.cols);
+  for (const t of [s.x, s.y, s.dt, s.B, s.C, s.h0, s.hOut])
+    if (t && t.size > 0) checkIndex('ssdScan', t.offset + (t.rows - 1) * t.ld + t.cols);
   const path = bk.options.ssdPath;
   if (path === 'sequential' || (path === 'auto' && l <= SEQUENTIAL_MAX)) sequential(bk, s, dims);
   else chunked(bk, s, dims, Math.max(1, Math.min(bk.options.ssdChunk || DEFAULT_CHUNK, l)));
 }
 
 /** Flag bits of the shader's `flags` parameter. */
-const HAS_D = 1, HAS_BIAS = 2, SOFTPLUS = 4, HAS_HOUT = 8, HAS_CARRY = 16;
+const HAS_D = 1,
+  HAS_BIAS = 2,
+  SOFTPLUS = 4,
+  HAS_HOUT = 8,
+  HAS_CARRY = 16;
 
 /** What depends on the path in the parameter block (struct P of the shader). */
-interface Launch { Q: number; nc: number; sG: number; sS: number; flags: number; hin: number; ks: number }
+interface Launch {
+  Q: number;
+  nc: number;
+  sG: number;
+  sS: number;
+  flags: number;
+  hin: number;
+  ks: number;
+}
 
 /** The parameter block every entry point reads. */
 function params(s: SsdScanArgs, d: SsdDims, o: Launch) {
   const [lo, hi] = s.dtLimit;
   return {
-    b: d.b, l: d.l, h: d.h, p: d.p, g: d.g, n: d.n, ...o,
-    xoff: s.x.offset, xld: s.x.ld, dtoff: s.dt.offset, dtld: s.dt.ld,
-    boff: s.B.offset, bld: s.B.ld, coff: s.C.offset, cld: s.C.ld, yoff: s.y.offset, yld: s.y.ld,
-    hoff: s.h0?.offset ?? 0, hld: s.h0?.ld ?? 0, ooff: s.hOut?.offset ?? 0, old: s.hOut?.ld ?? 0,
-    aoff: s.A.offset, Doff: s.D?.offset ?? 0, biasoff: s.dtBias?.offset ?? 0,
-    dtlo: Math.max(lo, -F32_MAX), dthi: Math.min(hi, F32_MAX),
+    b: d.b,
+    l: d.l,
+    h: d.h,
+    p: d.p,
+    g: d.g,
+    n: d.n,
+    ...o,
+    xoff: s.x.offset,
+    xld: s.x.ld,
+    dtoff: s.dt.offset,
+    dtld: s.dt.ld,
+    boff: s.B.offset,
+    bld: s.B.ld,
+    coff: s.C.offset,
+    cld: s.C.ld,
+    yoff: s.y.offset,
+    yld: s.y.ld,
+    hoff: s.h0?.offset ?? 0,
+    hld: s.h0?.ld ?? 0,
+    ooff: s.hOut?.offset ?? 0,
+    old: s.hOut?.ld ?? 0,
+    aoff: s.A.offset,
+    Doff: s.D?.offset ?? 0,
+    biasoff: s.dtBias?.offset ?? 0,
+    dtlo: Math.max(lo, -F32_MAX),
+    dthi: Math.min(hi, F32_MAX),
   };
 }
 
@@ -69,13 +102,28 @@ function sequential(bk: KernelHost, s: SsdScanArgs, d: SsdDims): void {
   while (kp * ks < d.n) kp *= 2;
   const { hin, h0 } = initialState(bk, s.h0, s.hOut);
   const code = withConsts('ssd_seq', W.ssdScan.code, { KP: kp });
-  const pipe = bk.d.pipe(`ssd_seq:${kp}:${wg}`, kernel(W.ssdScan, 'ssd_seq', { name: 'ssd.seq', code }),
-    { SEQ_WG: wg });
-  bk.d.run(pipe, {
-    X: bk.buf(s.x), DT: bk.buf(s.dt), Bm: bk.buf(s.B), Cm: bk.buf(s.C), Av: bk.buf(s.A),
-    Dv: s.D ? bk.buf(s.D) : bk.dummyR, biasv: s.dtBias ? bk.buf(s.dtBias) : bk.dummyR, H0: h0, Y: bk.buf(s.y),
-    hout: s.hOut ? bk.buf(s.hOut) : bk.dummyW,
-  }, params(s, d, { Q: 0, nc: 0, sG: 0, sS: 0, flags: flagsOf(s), hin, ks }), Math.ceil(d.p / (wg / ks)), d.h, d.b);
+  const pipe = bk.d.pipe(`ssd_seq:${kp}:${wg}`, kernel(W.ssdScan, 'ssd_seq', { name: 'ssd.seq', code }), {
+    SEQ_WG: wg,
+  });
+  bk.d.run(
+    pipe,
+    {
+      X: bk.buf(s.x),
+      DT: bk.buf(s.dt),
+      Bm: bk.buf(s.B),
+      Cm: bk.buf(s.C),
+      Av: bk.buf(s.A),
+      Dv: s.D ? bk.buf(s.D) : bk.dummyR,
+      biasv: s.dtBias ? bk.buf(s.dtBias) : bk.dummyR,
+      H0: h0,
+      Y: bk.buf(s.y),
+      hout: s.hOut ? bk.buf(s.hOut) : bk.dummyW,
+    },
+    params(s, d, { Q: 0, nc: 0, sG: 0, sS: 0, flags: flagsOf(s), hin, ks }),
+    Math.ceil(d.p / (wg / ks)),
+    d.h,
+    d.b,
+  );
 }
 
 const chunkKernel = <K extends 'ssd_dt' | 'ssd_cb' | 'ssd_state' | 'ssd_pass' | 'ssd_out'>(entry: K) =>
@@ -103,12 +151,16 @@ function chunked(bk: KernelHost, s: SsdScanArgs, d: SsdDims, Q: number): void {
   checkIndex('ssdScan (scratch)', total);
   const scratch = bk.scratch(total * 4);
   const o: Launch = { Q, nc, sG, sS, flags: flagsOf(s) | (carry ? HAS_CARRY : 0), hin, ks: 0 };
-  const X = bk.buf(s.x), B = bk.buf(s.B), C = bk.buf(s.C);
+  const X = bk.buf(s.x),
+    B = bk.buf(s.B),
+    C = bk.buf(s.C);
   const u = params(s, d, o);
-  const biasv = s.dtBias ? bk.buf(s.dtBias) : bk.dummyR, Dv = s.D ? bk.buf(s.D) : bk.dummyR;
+  const biasv = s.dtBias ? bk.buf(s.dtBias) : bk.dummyR,
+    Dv = s.D ? bk.buf(s.D) : bk.dummyR;
   const [gx, gy] = grid(b * h * nc, 64);
   bk.d.run(bk.d.pipe(DT.entry, DT), { DT: bk.buf(s.dt), Av: bk.buf(s.A), biasv, S: scratch }, u, gx, gy);
-  const tq = Math.ceil(Q / TILE), tp = Math.ceil(p / TILE);
+  const tq = Math.ceil(Q / TILE),
+    tp = Math.ceil(p / TILE);
   bk.d.run(bk.d.pipe(CB.entry, CB), { Bm: B, Cm: C, S: scratch }, u, tq * tq, nc, b * g);
   const ownChunks = hasOut ? nc : nc - 1;
   if (ownChunks > 0) {
