@@ -2,7 +2,7 @@ import type { AdamWStepOptions } from '../../contract/training.js';
 import type { FView } from './view.js';
 
 /**
- * One AdamW step in place (contract in backend.ts), element by element, as torch.optim.AdamW
+ * One AdamW step in place (contract in backend/contract/), element by element, as torch.optim.AdamW
  * (single-tensor path): decay first, then the Adam update with bias-corrected moments.
  */
 export function adamwStep(

@@ -1,7 +1,7 @@
 import type { FView } from './view.js';
 
 /**
- * Gradient of causal attention with keys = lk = lq = l (contract in backend.ts), recomputing each
+ * Gradient of causal attention with keys = lk = lq = l (contract in backend/contract/), recomputing each
  * query row's probabilities P_i· (as the forward does) instead of storing the (l, l) matrix:
  *   dP_ij = g_i · v_j,   dS_ij = P_ij (dP_ij − sum_j' P_ij' dP_ij')          (softmax's Jacobian)
  *   dq_i = scale · sum_j dS_ij k_j,   dk_j += scale · dS_ij q_i,   dv_j += P_ij g_i

@@ -1,7 +1,7 @@
 import type { FView } from './view.js';
 
 /**
- * Causal multi-head softmax attention (contract in backend.ts), one query row at a time so no
+ * Causal multi-head softmax attention (contract in backend/contract/), one query row at a time so no
  * (l, l) matrix is ever held: for query i of sequence b and head h, at position p = keys − lq + i,
  *   s_j = scale · q_i · k_j  (j <= p),   out_i = sum_j exp(s_j − max s) · v_j / sum_j exp(s_j − max s)
  * in f64. Memory O(keys); time O(b·H·lq·keys·(dk + dv)).

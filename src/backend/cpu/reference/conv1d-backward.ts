@@ -2,7 +2,7 @@ import { sigmoid } from './math.js';
 import type { FView } from './view.js';
 
 /**
- * The gradient of the causal depthwise conv1d without a state (contract in backend.ts). Per (batch,
+ * The gradient of the causal depthwise conv1d without a state (contract in backend/contract/). Per (batch,
  * channel): the pre-activation s_t = bias + sum_j w_j x_{t-k+1+j} is recomputed, gs_t = g_t *
  * silu'(s_t) (or g_t), then
  *   dx_t = sum_j gs_{t+k-1-j} w_j,   dw_j = sum_t gs_t x_{t-k+1+j},   dbias = sum_t gs_t

@@ -2,7 +2,7 @@ import { silu } from './math.js';
 import type { FView } from './view.js';
 
 /**
- * Causal depthwise conv1d with optional SiLU and a carried state (contract in backend.ts):
+ * Causal depthwise conv1d with optional SiLU and a carried state (contract in backend/contract/):
  *   out[b,t,c] = act(bias[c] + sum_{j<k} weight[c,j] * xin[b, t-k+1+j, c])
  * where xin before t = 0 comes from the state's last k-1 columns (zeros without a state), and the
  * state becomes the last k inputs, oldest first: state[b,c,j] = xin[b, l-k+j, c].

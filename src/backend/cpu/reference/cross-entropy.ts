@@ -3,7 +3,7 @@ import type { LossReduction } from '../../contract/training.js';
 import type { FView, View } from './view.js';
 
 /**
- * Cross-entropy over rows of logits (contract in backend.ts), in f64:
+ * Cross-entropy over rows of logits (contract in backend/contract/), in f64:
  *   nll_i = logsumexp(x_i) - x_i[t_i] = log sum_v exp(x_iv - max_i) + max_i - x_i[t_i]
  * rows with t_i < 0 are ignored; out[0] = the sum, or the mean over the rows with a target.
  */

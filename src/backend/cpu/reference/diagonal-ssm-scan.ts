@@ -2,7 +2,7 @@ import { discretise, type SsmViews } from './ssm-conv-kernel.js';
 import type { FView } from './view.js';
 
 /**
- * The diagonal LTI SSM as a recurrence (contract in backend.ts), the recurrent mode of S4D:
+ * The diagonal LTI SSM as a recurrence (contract in backend/contract/), the recurrent mode of S4D:
  *   h_t = Ē ⊙ h_{t−1} + Q · u_t,   Ē = exp(dt·A), Q = (Ē − 1)/A        (complex, per channel and mode)
  *   y_t = scale · Re(sum_n C_n · h_t,n) + D · u_t
  * Unrolled, y_t = sum_{j<=t} scale·Re(C·Q·Ē^{t−j}) u_j + D u_t: the convolution mode's K (ssm-conv-kernel.ts).

@@ -2,7 +2,7 @@ import { irfft, nextPow2, rfft } from './fft.js';
 import type { FView } from './view.js';
 
 /**
- * Gradient of `fftConv` (contract in backend.ts); both are correlations, computed by FFT with the
+ * Gradient of `fftConv` (contract in backend/contract/); both are correlations, computed by FFT with the
  * conjugate spectrum (n >= 2l, so lags that wrap around land on zero padding):
  *   du[b,j,c] = sum_{t>=j} K[t-j, c] · g[b,t,c]     = irfft(G · conj(Kf))[j]
  *   dK[m,c]   = sum_{b,t} g[b,t,c] · u[b,t-m,c]     = irfft(sum_b G_b · conj(U_b))[m]

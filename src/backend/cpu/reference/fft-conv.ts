@@ -2,7 +2,7 @@ import { irfft, nextPow2, rfft } from './fft.js';
 import type { FView } from './view.js';
 
 /**
- * Causal long convolution by FFT (contract in backend.ts):
+ * Causal long convolution by FFT (contract in backend/contract/):
  *   y[b,t,c] = sum_{j<=t} K[t-j, c] · u[b,j,c]
  * Per channel: the spectrum of the filter (first l taps, zero-padded to n = the power of two >= 2l, so
  * the circular convolution of length n equals the linear one on [0, l)) is computed once and reused for

@@ -2,7 +2,7 @@ import type { ReduceOp } from '../../contract/training.js';
 import type { FView } from './view.js';
 
 /**
- * Column reduction over rows (contract in backend.ts): out[j] <- [out[j] +] sum_i f(x[i, j]),
+ * Column reduction over rows (contract in backend/contract/): out[j] <- [out[j] +] sum_i f(x[i, j]),
  * f(v) = v ('sum') or v^2 ('sumSquares'). Accumulated in f64, rounded once on store.
  * x (m, p); out (p).
  */

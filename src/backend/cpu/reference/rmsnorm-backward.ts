@@ -1,7 +1,7 @@
 import type { FView } from './view.js';
 
 /**
- * The gradient of RMSNorm without a residual (contract in backend.ts), rows of width d:
+ * The gradient of RMSNorm without a residual (contract in backend/contract/), rows of width d:
  *   y = x * inv * w,  inv = (mean(x^2) + eps)^(-1/2)
  *   dy/dx: dx = inv * (g * w) - x * inv^3 * mean(g * w * x)      (d inv / dx_c = -inv^3 x_c / d)
  *   dw_c  = sum over rows of g_c * x_c * inv

@@ -1,7 +1,7 @@
 import type { FView } from './view.js';
 
 /**
- * Rotary position embedding, GPT-NeoX half-split layout (contract in backend.ts): in each head the
+ * Rotary position embedding, GPT-NeoX half-split layout (contract in backend/contract/): in each head the
  * pair (x_i, x_{i+dh/2}) at position p = start + t is rotated by θ = p · base^(−2i/dh) (by −θ when
  * `inverse`). Angles in f64. out may be x (each pair is read before it is written).
  * x, out (b, l, H·dh).

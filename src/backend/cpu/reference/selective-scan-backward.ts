@@ -2,7 +2,7 @@ import { softplus } from './math.js';
 import type { FView } from './view.js';
 
 /**
- * The gradient of the selective scan (contract in backend.ts), recomputing the states instead of
+ * The gradient of the selective scan (contract in backend/contract/), recomputing the states instead of
  * storing them (Gu & Dao 2023, §3.3.2 "recomputation"). Per (batch, channel), with the forward
  *   dt_t = softplus(delta_t + bias)      a_tj = exp(dt_t A_j)
  *   h_tj = a_tj h_{t-1,j} + dt_t B_tj u_t

@@ -2,7 +2,7 @@ import { silu, softplus } from './math.js';
 import type { FView } from './view.js';
 
 /**
- * The selective scan of Mamba-1 (S6), REFERENCE.md §1; contract in backend.ts (SelectiveScanArgs).
+ * The selective scan of Mamba-1 (S6), REFERENCE.md §1; contract in backend/contract/ (SelectiveScanArgs).
  * One pass per (batch, channel): the d_state values of h live in a small f64 array, so the
  * (b, e, l, n) states are never stored, only h0 -> hOut.
  *

@@ -1,7 +1,7 @@
 import type { FView } from './view.js';
 
 /**
- * The S4D convolution kernel (contract in backend.ts; REFERENCE.md §4), in f64:
+ * The S4D convolution kernel (contract in backend/contract/; REFERENCE.md §4), in f64:
  *   Λ = dt·A,  E = exp(Λ),  W = C · (E − 1)/A          (zero-order hold; B folded into C)
  *   K[l, c] = scale · Re( sum_n W_n · E_n^l )
  * E^l by repeated multiplication (|E| < 1 since Re A < 0, so the powers shrink and errors do not grow).

@@ -1,4 +1,4 @@
-;; The gradient of the causal depthwise conv1d without a state (contract in backend.ts; reference
+;; The gradient of the causal depthwise conv1d without a state (contract in backend/contract/; reference
 ;; cpu/conv1d-backward.ts, which accumulates in f64; these sums are f32). Per (batch row, channel):
 ;;   s_t  = bias + sum_j w_j x_{t-k+1+j}             (recomputed; x before 0 is zero)
 ;;   gs_t = g_t silu'(s_t) = g_t sg (1 + s_t (1 - sg)), sg = sigmoid(s_t)     (g_t without SiLU)

@@ -1,4 +1,4 @@
-;; The gradient of the selective scan (contract in backend.ts; the math and the chunked state
+;; The gradient of the selective scan (contract in backend/contract/; the math and the chunked state
 ;; recomputation are those of the TypeScript reference, cpu/selective-scan-backward.ts, here in f32):
 ;;   forward   dt_t = softplus(delta_t + bias)   a_tj = exp(dt_t A_j)   h_tj = a_tj h_{t-1,j} + dt_t B_tj u_t
 ;;             y'_t = sum_j h_tj C_tj + D u_t    y_t = y'_t silu(z_t)

@@ -1,4 +1,4 @@
-;; The selective scan of Mamba-1 (S6), REFERENCE.md section 1; contract in backend.ts:
+;; The selective scan of Mamba-1 (S6), REFERENCE.md section 1; contract in backend/contract/:
 ;;   dt   = softplus(delta + deltaBias)  (or delta + deltaBias)       per (b, t, channel)
 ;;   h_t  = exp(dt A) h_{t-1} + dt B_t u_t                             h (b, e, n)
 ;;   y_t  = <h_t, C_t> + D u_t ;  y_t *= silu(z_t)

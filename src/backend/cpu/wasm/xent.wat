@@ -1,4 +1,4 @@
-;; The row sums of cross-entropy and its gradient (contract in backend.ts; reference
+;; The row sums of cross-entropy and its gradient (contract in backend/contract/; reference
 ;; cpu/cross-entropy.ts): logsumexp(x_i) = max_i + log sum_v exp(x_iv - max_i), softmax from it.
 ;; The logarithm and the targets are the caller's (launch.ts): these are the O(rows x V) passes.
 

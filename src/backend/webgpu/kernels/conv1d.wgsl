@@ -1,4 +1,4 @@
-// Causal depthwise conv1d along l with optional SiLU and a carried state (contract in backend.ts):
+// Causal depthwise conv1d along l with optional SiLU and a carried state (contract in backend/contract/):
 //   xin(t) = x[b, t, c] for t >= 0, state[b, c, k + t] for -k < t < 0 (zeros without a state)
 //   out[b, t, c] = act(bias[c] + sum_{j<k} weight[c, j] * xin(t - k + 1 + j))
 //   state[b, c, j] <- xin(l - k + j)      (the last k inputs, oldest first)

@@ -1,5 +1,5 @@
 // Picks one token per row of logits (one workgroup per row), with the semantics of
-// src/generate/sampling.ts (transformers' warper order):
+// src/backend/sampling.ts (transformers' warper order):
 //   1. repetition penalty on ids marked in `seen`: x < 0 ? x * p : x / p; suppressed ids are -inf
 //   2. temperature 0: the first index of the maximum
 //   3-5. top-k (keep x >= the k-th largest, ties kept), e_i = exp((x_i - max) / T) over kept tokens
@@ -104,7 +104,7 @@ fn gt96(a: vec3<u32>, b: vec3<u32>) -> bool {
   return a.x > b.x;
 }
 
-// ---- the counter-based uniform of src/generate/rng.ts -----------------------------------------------
+// ---- the counter-based uniform of src/tensor/rng.ts -------------------------------------------------
 fn hash32(v: u32) -> u32 {
   var x = v;
   x ^= x >> 16u;

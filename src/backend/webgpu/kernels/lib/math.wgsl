@@ -1,4 +1,4 @@
-// Scalar functions with the numerics of the CPU reference (src/backend/cpu/math.ts), in f32.
+// Scalar functions with the numerics of the CPU reference (src/backend/cpu/reference/math.ts), in f32.
 
 // log(1 + y) without the cancellation of log(1 + y) for small y (Goldberg's trick: exact to a few ulp).
 fn log1p_f(y: f32) -> f32 {
