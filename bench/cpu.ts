@@ -21,11 +21,11 @@
  * rerun on a quiet machine for figures to quote.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { benchArgs, resultFile } from '../src/cli/bench-suites.js';
 import { CpuBackend, type CpuKernels } from '../src/backend/cpu/cpu-backend.js';
 import type { TensorEntry, TensorSource } from '../src/io/tensor-source.js';
 import { simdLevel } from '../src/backend/wasm/module.js';
@@ -220,15 +220,7 @@ function fmt(x: number | null | undefined, digits = 1): string {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      models: { type: 'string', default: '130m' }, dtypes: { type: 'string', default: 'f32,f16,bf16,q8' },
-      kernels: { type: 'string', default: 'wasm,ts' }, threads: { type: 'string', default: '1,2' },
-      decode: { type: 'string', default: '64' }, prefill: { type: 'string', default: '512' }, 'prefill-ts': { type: 'string', default: '64' },
-      'decode-ts': { type: 'string', default: '16' }, reps: { type: 'string', default: '3' }, out: { type: 'string' },
-      child: { type: 'string' }, bandwidth: { type: 'string' }, 'llama-cpp': { type: 'string' },
-    },
-  });
+  const values = benchArgs('cpu');
   const list = (s: string): string[] => s.split(',').map((x) => x.trim()).filter(Boolean);
   const threads = list(values.threads!).map(Number);
   if (values.bandwidth) return bandwidthChild(list(values.bandwidth).map(Number));
@@ -237,8 +229,8 @@ async function main(): Promise<void> {
     const ts = kernels === 'ts';
     return child({
       model, dtype, kernels, threads,
-      decode: Number(ts ? values['decode-ts'] : values.decode), prefill: Number(ts ? values['prefill-ts'] : values.prefill),
-      reps: ts ? 1 : Number(values.reps),
+      decode: ts ? values['decode-ts'] : values.decode, prefill: ts ? values['prefill-ts'] : values.prefill,
+      reps: ts ? 1 : values.reps,
     });
   }
   const command = `node dist/bench/cpu.js ${process.argv.slice(2).join(' ')}`.trim();
@@ -249,8 +241,8 @@ async function main(): Promise<void> {
   const results: RunResult[] = [];
   for (const model of list(values.models!)) for (const kernels of list(values.kernels!)) for (const dtype of list(values.dtypes!)) {
     process.stderr.write(`${model} ${dtype} ${kernels}\n`);
-    const args = ['--child', `${model}/${dtype}/${kernels}`, '--threads', threads.join(','), '--decode', values.decode!, '--prefill', values.prefill!,
-      '--prefill-ts', values['prefill-ts']!, '--decode-ts', values['decode-ts']!, '--reps', values.reps!];
+    const args = ['--child', `${model}/${dtype}/${kernels}`, '--threads', threads.join(','), '--decode', String(values.decode), '--prefill', String(values.prefill),
+      '--prefill-ts', String(values['prefill-ts']), '--decode-ts', String(values['decode-ts']), '--reps', String(values.reps)];
     for (const r of JSON.parse(runChild(args)) as RunResult[]) results.push({ ...r, bandwidthGBs: bandwidth[r.threads] });
   }
   const cpu0 = cpus()[0];
@@ -266,8 +258,7 @@ async function main(): Promise<void> {
     llamaCpp: llama,
     results,
   };
-  const out = values.out ?? join(ROOT, 'bench', 'results', `cpu-${report.date.slice(0, 19).replace(/[:T]/g, '-')}.json`);
-  mkdirSync(dirname(out), { recursive: true });
+  const out = resultFile('cpu', values.out);
   writeFileSync(out, JSON.stringify(report, null, 2) + '\n');
   // the table
   const lines = [

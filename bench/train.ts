@@ -12,11 +12,11 @@
  * averages, command, numbers.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { numberList } from '../src/cli/args.js';
+import { benchArgs, resultFile } from '../src/cli/bench-suites.js';
 import { backward } from '../src/autograd/backward.js';
 import { CpuBackend } from '../src/backend/cpu/cpu-backend.js';
 import { missingTrainingKernels } from '../src/backend/training-kernels.js';
@@ -29,23 +29,11 @@ import { AdamW } from '../src/train/optimizer.js';
 import { Rng } from '../src/train/rng.js';
 import { DEFAULT_SETTINGS } from '../src/train/settings.js';
 
-const { values: a } = parseArgs({
-  options: {
-    steps: { type: 'string', default: '3' }, 'd-model': { type: 'string', default: '256' }, layers: { type: 'string', default: '4' },
-    'seq-len': { type: 'string', default: '256' }, batch: { type: 'string', default: '8' }, vocab: { type: 'string', default: '4096' },
-    backend: { type: 'string', default: 'cpu' }, threads: { type: 'string', default: '1,2' }, kernels: { type: 'string', default: 'wasm' },
-    child: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' },
-  },
-});
-if (a.help) {
-  process.stdout.write('node dist/bench/train.js [--steps 3] [--d-model 256] [--layers 4] [--seq-len 256] [--batch 8] [--vocab 4096] [--backend cpu|webgpu] [--threads 1,2] [--kernels wasm|ts]\n');
-  process.exit(0);
-}
-const steps = Number(a.steps), d = Number(a['d-model']), nLayer = Number(a.layers), l = Number(a['seq-len']), b = Number(a.batch), V = Number(a.vocab);
-if (a.kernels !== 'wasm' && a.kernels !== 'ts') throw new Error(`--kernels must be wasm or ts, got ${a.kernels}`);
-const kernels = a.kernels;
-const threadCounts = a.backend === 'cpu' ? a.threads!.split(',').map(Number) : [1];
-if (threadCounts.some((t) => !Number.isInteger(t) || t < 1)) throw new Error(`--threads must be a list of positive integers, got ${a.threads}`);
+const a = benchArgs('train');
+const { steps, layers: nLayer, batch: b, vocab: V } = a;
+const kernels = a.kernels as 'wasm' | 'ts';
+const d = a['d-model'], l = a['seq-len'];
+const threadCounts = a.backend === 'cpu' ? numberList(a.threads, 'threads', { int: true, min: 1 }) : [1];
 
 /** Kernels timed one by one (the CPU runs them synchronously, so wall time is the kernel's time). */
 const TIMED = [
@@ -68,7 +56,7 @@ interface Measured {
 
 /** One configuration, in this process: prints its JSON. */
 async function measure(threads: number): Promise<Measured> {
-  const bk = a.backend === 'cpu' ? new CpuBackend({ kernels }) : await createBackend(a.backend!);
+  const bk = a.backend === 'cpu' ? new CpuBackend({ kernels }) : await createBackend(a.backend as 'cpu' | 'webgpu');
   if (bk instanceof CpuBackend) await bk.useThreads(threads);
   const missing = missingTrainingKernels(bk);
   if (missing.length) throw new Error(`the ${bk.name} backend lacks training kernels: ${missing.join(', ')}; nothing to measure`);
@@ -127,7 +115,7 @@ if (a.child) {
 }
 
 const here = fileURLToPath(import.meta.url);
-const passOn = ['--steps', a.steps!, '--d-model', a['d-model']!, '--layers', a.layers!, '--seq-len', a['seq-len']!, '--batch', a.batch!, '--vocab', a.vocab!, '--backend', a.backend!, '--kernels', kernels];
+const passOn = ['--steps', steps, '--d-model', d, '--layers', nLayer, '--seq-len', l, '--batch', b, '--vocab', V, '--backend', a.backend, '--kernels', kernels].map(String);
 const loadBefore = loadavg();
 const runs: Measured[] = [];
 for (const t of threadCounts) {
@@ -155,9 +143,7 @@ for (const r of runs) console.log(`| ${r.threads} | ${r.tokensPerSecond.toFixed(
 for (const r of runs) {
   console.log(`seconds per step by kernel, ${r.threads} thread(s): ` + Object.entries(r.kernelSecondsPerStep).filter(([, s]) => s >= 0.005).map(([k, s]) => `${k} ${s.toFixed(2)}`).join(', '));
 }
-const dir = join(dirname(here), '..', '..', 'bench', 'results');
-mkdirSync(dir, { recursive: true });
-const file = join(dir, `train-${first.backend}${kernels === 'ts' && first.backend === 'cpu' ? '-ts' : ''}.json`);
+const file = resultFile(`train-${first.backend}${kernels === 'ts' && first.backend === 'cpu' ? '-ts' : ''}`, a.out);
 writeFileSync(file, JSON.stringify(result, null, 1) + '\n');
 console.log(`wrote ${file}`);
 process.exit(0);

@@ -1,6 +1,8 @@
 import { deviceTokens } from '../src/generate/device-loop.js';
 import { GREEDY } from '../src/generate/sampling.js';
-import { arg, backend, byKernel, disposeModel, machine, mambaConfig, randomModel, SHAPES, table, warmUp, writeResult } from './webgpu-common.js';
+import { benchArgs } from '../src/cli/bench-suites.js';
+import { choiceList } from '../src/cli/args.js';
+import { backend, byKernel, disposeModel, machine, mambaConfig, randomModel, SHAPES, table, warmUp, writeResult } from './webgpu-common.js';
 
 /**
  * Batch-1 decode throughput on WebGPU with random weights of real Mamba-1 shapes: the device loop
@@ -11,12 +13,11 @@ import { arg, backend, byKernel, disposeModel, machine, mambaConfig, randomModel
  * the block's RMSNorm and residual add are fused into the Mamba step's products (WebGpuBackendOptions
  * fuseNorm; default on); `on,off` measures both on the same model, one after the other (A/B).
  */
-const models = arg('models', '130m,1.4b').split(',');
-const dtypes = arg('dtypes', 'f32,bf16').split(',') as ('f32' | 'f16' | 'bf16')[];
-const seconds = Number(arg('seconds', '3'));
-const warm = Number(arg('warmup', '1'));
-const lookahead = Number(arg('lookahead', '2'));
-const fusions = arg('fuse-norm', 'on').split(',').map((f) => {
+const a = benchArgs('webgpu-decode');
+const models = choiceList(a.models, 'models', Object.keys(SHAPES));
+const dtypes = choiceList(a.dtypes, 'dtypes', ['f32', 'f16', 'bf16'] as const);
+const { seconds, warmup: warm, lookahead } = a;
+const fusions = a['fuse-norm'].split(',').map((f) => {
   if (f !== 'on' && f !== 'off') throw new Error(`--fuse-norm takes on, off or on,off; got ${f}`);
   return f === 'on';
 });
@@ -27,7 +28,7 @@ try {
   for (const name of models) {
     const s = SHAPES[name]!;
     for (const dtype of dtypes) {
-      const model = randomModel(bk, mambaConfig(s.d, s.layers, Number(arg('vocab', '50280'))), dtype);
+      const model = randomModel(bk, mambaConfig(s.d, s.layers, a.vocab), dtype);
       const state = model.initState(1);
       const prompt = bk.upload(Int32Array.from([1, 2, 3, 4, 5, 6, 7, 8]), [1, 8], 'i32');
       for (const fuseNorm of fusions) {
@@ -78,7 +79,7 @@ try {
   }
   console.log(table([['model', 'weights', 'norm', 'tok/s', 'GPU ms/token', 'anchor (CUDA graphs, f32)'],
     ...results.map((r) => [r.model as string, r.dtype as string, r.fuseNorm ? 'fused' : 'separate', (r.tokensPerSecond as number).toFixed(1), (r.gpuMsPerToken as number).toFixed(3), r.model === '130m' ? 914 : r.model === '1.4b' ? 297 : '-'])]));
-  console.log('wrote', writeResult(arg('name', 'webgpu-decode'), { machine: machine(bk), results }));
+  console.log('wrote', writeResult(a.name, { machine: machine(bk), results }, a.out));
 } finally {
   bk.dispose();
 }

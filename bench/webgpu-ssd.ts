@@ -3,7 +3,9 @@ import { cpu } from '../src/backend/cpu/cpu-backend.js';
 import type { WebGpuBackend } from '../src/backend/webgpu/webgpu-backend.js';
 import type { SsdPath } from '../src/backend/webgpu/kernels/ssd-scan.js';
 import type { Tensor } from '../src/tensor/tensor.js';
-import { arg, backend, machine, random, table, timeCalls, warmUp, writeResult } from './webgpu-common.js';
+import { benchArgs } from '../src/cli/bench-suites.js';
+import { numberList } from '../src/cli/args.js';
+import { backend, machine, random, table, timeCalls, warmUp, writeResult } from './webgpu-common.js';
 
 /**
  * Mamba-2's SSD scan on WebGPU, f32, how the mixer calls it: x, B and C as column views of one
@@ -16,10 +18,11 @@ import { arg, backend, machine, random, table, timeCalls, warmUp, writeResult } 
  * back to back. Effective GB/s counts x, y (b l h p), B, C (b l g n) and dt (b l h) once each.
  * First checks a small scan against the CPU reference on the device, for each path.
  */
-const shapes = arg('shapes', '4x4096x64x64x128x1,1x1x64x64x128x1').split(',').map((s) => s.split('x').map(Number) as [number, number, number, number, number, number]);
-const chunks = arg('chunks', '256,128,64').split(',').map(Number);
-const paths = arg('paths', 'chunked').split(',') as SsdPath[];
-const reps = Number(arg('reps', '10'));
+const a = benchArgs('webgpu-ssd');
+const shapes = a.shapes.split(',').map((s) => s.split('x').map(Number) as [number, number, number, number, number, number]);
+const chunks = numberList(a.chunks, 'chunks', { int: true, min: 1 });
+const paths = a.paths.split(',') as SsdPath[];
+const reps = a.reps;
 
 function inputs(bk: WebGpuBackend, b: number, l: number, h: number, p: number, n: number, g: number, step: boolean): SsdScanArgs {
   const e = h * p;
@@ -78,7 +81,7 @@ try {
     for (const t of [args.y, args.x.base!, args.dt.base!, args.A, args.D!, args.dtBias!, args.h0]) t?.dispose();
   }
   console.log(table(rows));
-  console.log('wrote', writeResult(arg('name', 'webgpu-ssd'), { machine: machine(bk), results }));
+  console.log('wrote', writeResult(a.name, { machine: machine(bk), results }, a.out));
 } finally {
   bk.dispose();
 }
