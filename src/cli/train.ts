@@ -4,7 +4,7 @@ import { fail } from '../errors.js';
 import { BACKEND_OPTIONS, backendFromArgs, DTYPES } from './common.js';
 import { loadLanguageModel } from '../node/load.js';
 import { loadTokenizer } from '../tokenizer/node.js';
-import { exists, readJsonFile, recoverCheckpointDir, TRAINER_STATE } from '../train/checkpoint.js';
+import { checkTrainerState, exists, readJsonFile, recoverCheckpointDir, TRAINER_STATE } from '../train/checkpoint.js';
 import { loadDocuments } from '../train/corpus.js';
 import { encodeDocuments, splitDocuments, utf8Bytes } from '../train/data.js';
 import { evaluate, tokenByteLengths } from '../train/evaluate.js';
@@ -145,6 +145,7 @@ async function evalCommand(v: TrainValues, given: Set<string>): Promise<void> {
   let valFraction = DEFAULT_SETTINGS.train.valFraction, seqLen = EVAL_SEQ_LEN;
   if (await exists(join(dir, TRAINER_STATE))) {
     const st = (await readJsonFile(join(dir, TRAINER_STATE), 'the training state')) as TrainerState;
+    checkTrainerState(st, join(dir, TRAINER_STATE));
     const s = parseTrainSettings(st.settings, join(dir, TRAINER_STATE));
     valFraction = s.train.valFraction;
     seqLen = s.train.seqLen;

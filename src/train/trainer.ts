@@ -11,7 +11,10 @@ import * as F from '../ops/ops.js';
 import { scope } from '../tensor/scope.js';
 import { loadTokenizer } from '../tokenizer/node.js';
 import type { TextTokenizer } from '../tokenizer/text-tokenizer.js';
-import { exists, OPTIMIZER_STATE, readF32Tensors, readJsonFile, recoverCheckpointDir, TRAINER_STATE, writeCheckpointDir } from './checkpoint.js';
+import {
+  checkCheckpointDirWritable, checkTrainerState, exists, OPTIMIZER_STATE, readF32Tensors, readJsonFile, recoverCheckpointDir, TRAINER_STATE,
+  writeCheckpointDir,
+} from './checkpoint.js';
 import { loadDocuments } from './corpus.js';
 import { encodeDocuments, splitDocuments, utf8Bytes, WindowSampler, type TokenData } from './data.js';
 import { evaluate, tokenByteLengths, type EvalResult } from './evaluate.js';
@@ -78,6 +81,7 @@ export interface StartOptions {
 export async function startRun(o: StartOptions): Promise<TrainRun> {
   const log = o.log ?? (() => undefined);
   await checkFreshOutDir(o.outDir);
+  await checkCheckpointDirWritable(o.outDir);
   const s = o.settings;
   const { docs, description } = loadDocuments(o.data);
   const split = splitDocuments(docs, { valFraction: s.train.valFraction });
@@ -130,8 +134,10 @@ export async function resumeRun(o: ResumeOptions): Promise<TrainRun> {
   await recoverCheckpointDir(o.outDir);
   const statePath = join(o.outDir, TRAINER_STATE);
   if (!(await exists(statePath))) fail('FILE_NOT_FOUND', `--resume: ${o.outDir} has no ${TRAINER_STATE}; it is not a training run's output directory`, { path: statePath });
-  const state = (await readJsonFile(statePath, 'the training state')) as TrainerState;
-  if (state.format !== 'mamba-ts-train/1') fail('CORRUPT_FILE', `${statePath}: unknown format ${JSON.stringify(state.format)}`);
+  const raw = await readJsonFile(statePath, 'the training state');
+  checkTrainerState(raw, statePath);
+  const state = raw as TrainerState;
+  await checkCheckpointDirWritable(o.outDir);
   const s = parseTrainSettings(state.settings, statePath);
   const source = o.data ?? state.data.source;
   if (source !== state.data.source) fail('CONFIG_MISMATCH', `--data ${source} differs from the data this run started with (${state.data.source})`);
