@@ -8,6 +8,8 @@
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { fail, isMambaError } from '../errors.js';
 import { cleanUpTokenization } from './cleanup.js';
+import { checkJsonDepth, checkTokenizerJsonLimits } from './limits.js';
+import { useLinearPatterns } from './linear-regex.js';
 import { asConfigObject, resolveSpecialTokens } from './special-tokens.js';
 import type { DecodeOptions, EncodeOptions, TextTokenizer } from './text-tokenizer.js';
 
@@ -49,8 +51,12 @@ export class Tokenizer implements TextTokenizer {
         file,
       });
     }
+    checkTokenizerJsonLimits(json, file);
+    for (const [name, v] of [['tokenizer_config.json', tokenizerConfig], ['special_tokens_map.json', companions.specialTokensMap],
+      ['generation_config.json', companions.generationConfig]] as const) checkJsonDepth(v, name);
     const config = asConfigObject(tokenizerConfig, 'tokenizer_config.json');
     this.hf = createHfTokenizer(json, config, file);
+    useLinearPatterns(this.hf as unknown as Parameters<typeof useLinearPatterns>[0], file);
 
     const vocab = this.hf.get_vocab(true);
     let maxId = -1;
