@@ -43,7 +43,7 @@ export function nestingDepth(value: unknown, limit: number): number {
     const depth = d + 1;
     if (depth > max) max = depth;
     if (max > limit) return max;
-    for (const child of Array.isArray(v) ? v : Object.values(v)) if (typeof child === 'object' && child !== null) stack.push([child, depth]);
+    for (const child of Object.values(v)) if (typeof child === 'object' && child !== null) stack.push([child, depth]);
   }
   return max;
 }
@@ -68,9 +68,11 @@ export function checkTokenizerJsonLimits(json: Record<string, unknown>, file: st
 
   // Patterns of the normalizer, pre-tokenizer and decoder (Split, Replace), at any depth of a Sequence.
   const stack: unknown[] = [json['normalizer'], json['pre_tokenizer'], json['decoder']];
+  const seen = new Set<object>(); // objects built in JavaScript (not parsed) may share parts or cycle
   while (stack.length) {
     const v = stack.pop();
-    if (typeof v !== 'object' || v === null) continue;
+    if (typeof v !== 'object' || v === null || seen.has(v)) continue;
+    seen.add(v);
     for (const [k, x] of Object.entries(v)) {
       if ((k === 'Regex' || k === 'String') && typeof x === 'string' && x.length > L.patternChars) {
         fail('CORRUPT_FILE', `${file}: a ${k} pattern is ${x.length.toLocaleString('en-US')} characters long, more than the `

@@ -129,6 +129,10 @@ test('size, count and nesting limits: CORRUPT_FILE before the library sees the f
   for (let i = 0; i < 10000; i++) deep = { type: 'Sequence', normalizers: [deep] };
   corrupt({ ...base, normalizer: deep }, /nests more than 32 levels/);
   corrupt({ ...base, pre_tokenizer: { type: 'Split', pattern: { Regex: 'a'.repeat(5000) }, behavior: 'Isolated' } }, /Regex pattern is 5,000 characters/);
+  // An object built in JavaScript may even cycle (no JSON file does): still an error, not a hang.
+  const cyclic: Record<string, unknown> = { type: 'Sequence' };
+  cyclic['normalizers'] = Object.assign([], { self: cyclic });
+  corrupt({ ...base, normalizer: cyclic }, /nests more than 32 levels/);
   // Companion files are bounded too.
   assert.throws(() => new Tokenizer(base, [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]),
     (e: unknown) => isMambaError(e, 'CORRUPT_FILE') && /tokenizer_config\.json nests/.test((e as Error).message));
