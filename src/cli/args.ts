@@ -195,7 +195,7 @@ export function helpText(spec: CommandSpec): string {
   const width = 36;
   const opts = Object.entries(spec.options).filter(([, o]) => !o.hidden).flatMap(([k, o]) => optionLines(k, o, width));
   return [
-    `mamba-ts ${spec.name}: ${spec.summary}`,
+    ...wrap(`mamba-ts ${spec.name}: ${spec.summary}`, 118),
     '',
     ...spec.usage.map((u, i) => `${i === 0 ? 'Usage: ' : '       '}${u}`),
     '',

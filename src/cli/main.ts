@@ -52,8 +52,9 @@ export async function main(argv: string[]): Promise<number> {
     await (await get())(rest);
     return 0;
   } catch (e) {
-    const io = ioError(e, `${cmd}: a file operation failed`);
-    if (isMambaError(io)) {
+    // A file-system error no command turned into a MambaError still reads as one (path, reason).
+    const io = isMambaError(e) ? e : ioError(e, `${cmd}: a file operation failed`);
+    if (io !== e && isMambaError(io)) {
       process.stderr.write(`mamba-ts: error[${io.code}]: ${io.message}\n`);
       return 1;
     }

@@ -4,7 +4,7 @@ import { fail } from '../errors.js';
 import { BACKEND_OPTIONS, backendFromArgs, DTYPES } from './common.js';
 import { loadLanguageModel } from '../node/load.js';
 import { loadTokenizer } from '../tokenizer/node.js';
-import { checkTrainerState, exists, readJsonFile, recoverCheckpointDir, TRAINER_STATE } from '../train/checkpoint.js';
+import { checkTrainerState, exists, ioError, jsonDepth, MAX_JSON_DEPTH, readJsonFile, recoverCheckpointDir, TRAINER_STATE } from '../train/checkpoint.js';
 import { loadDocuments } from '../train/corpus.js';
 import { encodeDocuments, splitDocuments, utf8Bytes } from '../train/data.js';
 import { evaluate, tokenByteLengths } from '../train/evaluate.js';
@@ -124,9 +124,11 @@ async function readJson(path: string): Promise<unknown> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
-  } catch {
-    return fail('FILE_NOT_FOUND', `--config: no such file ${path}`, { path });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return fail('FILE_NOT_FOUND', `--config: no such file ${path}`, { path });
+    throw ioError(e, `--config: cannot read ${path}`);
   }
+  if (jsonDepth(text) > MAX_JSON_DEPTH) fail('BAD_ARGUMENT', `--config: ${path} nests more than ${MAX_JSON_DEPTH} levels deep`, { path });
   try {
     return JSON.parse(text) as unknown;
   } catch (e) {
