@@ -13,9 +13,9 @@
  * excludes the time the process waited for a core; the tables and the plot use CPU time, the JSON
  * keeps both and the load average.
  *
- * Usage: npx tsc -p . && node dist/bench/context-cost.js [--d-model 256] [--layers 4] [--contexts 1,16,...]
- *        [--train-lengths 256,1024] [--out <file.json>] [--svg <file.svg>]   (mamba-ts bench context-cost --help)
- *        (--from <json>: only redraw the plot and the markdown tables from an earlier run's JSON)
+ * Usage: node dist/bench/context-cost.js [options], or mamba-ts bench context-cost [options]
+ *        (options and defaults: --help; one table in src/cli/bench-suites.ts); --from <json> only redraws
+ *        the plot and the markdown tables of an earlier run.
  * Writes the JSON (default: a new bench/results/context-cost-<date>.json), the plot (default: beside the
  * JSON, .svg; docs/context-cost.svg is the committed one) and the markdown tables beside the JSON (.md).
  */

@@ -5,16 +5,8 @@
  * llamaCppFigures) and to the memory-bandwidth limit measured here (bytes of weights streamed per
  * token / read bandwidth). MAMBA_TS_WASM_SIMD=simd128 measures the plain SIMD128 build.
  *
- *   npx tsc -p . && node dist/bench/cpu.js [options]
- *     --models 130m,1.4b      model shapes (default 130m)
- *     --dtypes f32,f16,bf16,q8
- *     --kernels wasm,ts
- *     --threads 1,2
- *     --decode 64             timed decode steps (after 8 warm-up steps)
- *     --prefill 512           prompt length (TypeScript kernels: --prefill-ts, default 64)
- *     --reps 3                repetitions; the median is reported
- *     --out <file>            JSON output (default bench/results/cpu-<date>.json)
- *     --llama-cpp <file>      llama.cpp figures (default: the newest bench/results/llama-cpp-*.json)
+ *   node dist/bench/cpu.js [options], or mamba-ts bench cpu [options]
+ *   (options and defaults: --help; one table in src/cli/bench-suites.ts)
  *
  * Each (model, dtype, kernels) runs in its own child process, so memory (5.6 GB for mamba-1.4b in
  * f32) is returned between configurations. Results are medians of `reps`; the machine may be busy:
@@ -241,8 +233,10 @@ async function main(): Promise<void> {
   const results: RunResult[] = [];
   for (const model of list(values.models!)) for (const kernels of list(values.kernels!)) for (const dtype of list(values.dtypes!)) {
     process.stderr.write(`${model} ${dtype} ${kernels}\n`);
-    const args = ['--child', `${model}/${dtype}/${kernels}`, '--threads', threads.join(','), '--decode', String(values.decode), '--prefill', String(values.prefill),
-      '--prefill-ts', String(values['prefill-ts']), '--decode-ts', String(values['decode-ts']), '--reps', String(values.reps)];
+    const args = ['--child', `${model}/${dtype}/${kernels}`, '--threads', threads.join(','),
+      '--decode', String(values.decode), '--prefill', String(values.prefill),
+      '--prefill-ts', String(values['prefill-ts']), '--decode-ts', String(values['decode-ts']),
+      '--reps', String(values.reps)];
     for (const r of JSON.parse(runChild(args)) as RunResult[]) results.push({ ...r, bandwidthGBs: bandwidth[r.threads] });
   }
   const cpu0 = cpus()[0];

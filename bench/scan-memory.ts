@@ -5,8 +5,8 @@
  * reports the rise of its peak resident set (getrusage maxRSS) over the scan, after every input and
  * output buffer has been allocated and touched; the buffers both methods share are not counted.
  *
- * Usage: npx tsc -p . && node dist/bench/scan-memory.js [--lengths 256,1024,4096] [--batch 2] [--d-inner 512] [--d-state 16]
- *        [--out <file>]   (mamba-ts bench scan-memory --help)
+ * Usage: node dist/bench/scan-memory.js [options], or mamba-ts bench scan-memory [options]
+ *        (options and defaults: --help; one table in src/cli/bench-suites.ts)
  * Writes a new bench/results/scan-memory-<date>.json (or --out).
  */
 import { execFileSync } from 'node:child_process';

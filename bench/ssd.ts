@@ -6,8 +6,8 @@
  * Scan kernels only (in_proj, conv, norm and out_proj excluded), batch 1 unless given, one thread.
  * Prints a table and writes bench/results/ssd-<timestamp>.json with the machine and the command.
  *
- * Usage: npx tsc -p . && node dist/bench/ssd.js [--d 768] [--lengths 512,1024,2048] [--batch 1]
- *        [--chunks 256,64] [--repeats 3] [--official]
+ * Usage: node dist/bench/ssd.js [options], or mamba-ts bench ssd [options]
+ *        (options and defaults: --help; one table in src/cli/bench-suites.ts)
  * --official also times the shape of the official Triton SSD figure (batch 4, length 4096, 64 heads
  * x 64, d_state 128; 0.96 ms in bf16 on an H200): slow on a CPU.
  */

@@ -1,15 +1,13 @@
 /**
  * Training throughput: tokens per second and peak memory of full training steps (forward, mean
  * cross-entropy, backward, gradient norm, AdamW update) for a Mamba language model with the
- * reference initialisation on random tokens. Default shape: d_model 256, 4 layers, sequence length
- * 256, batch 8, vocabulary 4096 (the default BPE size).
+ * reference initialisation on random tokens (by default the shape of the default training settings).
  *
- * Usage: npm run build && node dist/bench/train.js [--steps 3] [--d-model 256] [--layers 4] [--seq-len 256]
- *          [--batch 8] [--vocab 4096] [--backend cpu|webgpu] [--threads 1,2] [--kernels wasm|ts]
- *        (or: mamba-ts bench train [options])
+ * Usage: node dist/bench/train.js [options], or mamba-ts bench train [options]
+ *        (options and defaults: --help; one table in src/cli/bench-suites.ts)
  * Each thread count runs in its own child process (peak memory is per configuration). Prints a table
- * and writes bench/results/train-<backend>.json (train-cpu-ts.json with --kernels ts): machine, load
- * averages, command, numbers.
+ * and writes a new bench/results/train-<backend>-<date>.json (train-cpu-ts-<date>.json with --kernels ts):
+ * machine, load averages, command, numbers.
  */
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -115,7 +113,8 @@ if (a.child) {
 }
 
 const here = fileURLToPath(import.meta.url);
-const passOn = ['--steps', steps, '--d-model', d, '--layers', nLayer, '--seq-len', l, '--batch', b, '--vocab', V, '--backend', a.backend, '--kernels', kernels].map(String);
+const passOn = ['--steps', steps, '--d-model', d, '--layers', nLayer, '--seq-len', l, '--batch', b, '--vocab', V,
+  '--backend', a.backend, '--kernels', kernels].map(String);
 const loadBefore = loadavg();
 const runs: Measured[] = [];
 for (const t of threadCounts) {

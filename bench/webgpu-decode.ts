@@ -2,13 +2,14 @@ import { deviceTokens } from '../src/generate/device-loop.js';
 import { GREEDY } from '../src/generate/sampling.js';
 import { benchArgs } from '../src/cli/bench-suites.js';
 import { choiceList } from '../src/cli/args.js';
-import { backend, byKernel, disposeModel, machine, mambaConfig, randomModel, SHAPES, table, warmUp, writeResult } from './webgpu-common.js';
+import {
+  backend, byKernel, disposeModel, machine, mambaConfig, randomModel, SHAPES, table, warmUp, writeResult,
+} from './webgpu-common.js';
 
 /**
  * Batch-1 decode throughput on WebGPU with random weights of real Mamba-1 shapes: the device loop
  * (step -> GPU sampling -> next step reads the id from the GPU; only the ids come back), greedy.
- *   node dist/bench/webgpu-decode.js [--models 130m,1.4b] [--dtypes f32,bf16] [--seconds 3] [--warmup 1]
- *                                    [--fuse-norm on|off|on,off]
+ *   node dist/bench/webgpu-decode.js [options] (options and defaults: --help; one table in src/cli/bench-suites.ts)
  * Prints tokens/s and the GPU time per token (timestamp queries) by kernel. --fuse-norm picks whether
  * the block's RMSNorm and residual add are fused into the Mamba step's products (WebGpuBackendOptions
  * fuseNorm; default on); `on,off` measures both on the same model, one after the other (A/B).

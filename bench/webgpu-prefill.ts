@@ -1,11 +1,13 @@
 import { benchArgs } from '../src/cli/bench-suites.js';
 import { choiceList } from '../src/cli/args.js';
-import { backend, byKernel, disposeModel, machine, mambaConfig, randomModel, SHAPES, table, warmUp, writeResult } from './webgpu-common.js';
+import {
+  backend, byKernel, disposeModel, machine, mambaConfig, randomModel, SHAPES, table, warmUp, writeResult,
+} from './webgpu-common.js';
 
 /**
- * Prefill throughput on WebGPU: the parallel form over a prompt of `--tokens` (default 2048), batch
+ * Prefill throughput on WebGPU: the parallel form over a prompt of `--tokens`, batch
  * 1, logits of the last position only (what generation needs), random weights of real shapes.
- *   node dist/bench/webgpu-prefill.js [--models 130m,1.4b] [--dtypes f32,bf16] [--tokens 2048] [--reps 5]
+ *   node dist/bench/webgpu-prefill.js [options] (options and defaults: --help; one table in src/cli/bench-suites.ts)
  * Prints tokens/s and the share of GPU time per kernel (timestamp queries over one prefill).
  */
 const a = benchArgs('webgpu-prefill');

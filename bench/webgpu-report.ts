@@ -4,7 +4,7 @@ import { benchArgs, REPO_ROOT } from '../src/cli/bench-suites.js';
 
 /**
  * Markdown tables (for docs/webgpu.md) from the JSON files the WebGPU benchmarks write.
- *   node dist/bench/webgpu-report.js [--dir bench/results]
+ *   node dist/bench/webgpu-report.js [--dir <dir>]   (default: bench/results)
  */
 const dir = benchArgs('webgpu-report').dir ?? join(REPO_ROOT, 'bench', 'results');
 const load = (name: string): { machine: Record<string, unknown>; results: Record<string, any>[] } | null => {

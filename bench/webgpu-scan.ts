@@ -10,7 +10,7 @@ import type { WebGpuBackend } from '../src/backend/webgpu/webgpu-backend.js';
 /**
  * The fused selective scan forward on WebGPU, f32, with z, D, delta bias and softplus (how Mamba
  * calls it), B and C as views of one (b, l, 2n) buffer (x_proj's output layout).
- *   node dist/bench/webgpu-scan.js [--shapes 1x1536x2048x16,...] [--threads 65536,131072] [--wg 64,128] [--reps 20]
+ *   node dist/bench/webgpu-scan.js [options] (options and defaults: --help; one table in src/cli/bench-suites.ts)
  * Time: GPU time from timestamp queries (sum of the scan's dispatches, median over reps) and
  * wall-clock per call with many calls queued back to back. Effective bandwidth counts u, delta, z, y
  * (b*l*e*4 bytes each) plus B and C (b*l*n*4 each), each once.

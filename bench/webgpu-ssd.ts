@@ -10,8 +10,7 @@ import { backend, machine, random, table, timeCalls, warmUp, writeResult } from 
 /**
  * Mamba-2's SSD scan on WebGPU, f32, how the mixer calls it: x, B and C as column views of one
  * (b, l, h p + 2 g n) buffer (the conv's output), dt a view of in_proj's output, dt bias + softplus, D.
- *   node dist/bench/webgpu-ssd.js [--shapes 4x4096x64x64x128x1,1x1x64x64x128x1] [--chunks 256,128,64]
- *                                 [--paths chunked] [--reps 10]
+ *   node dist/bench/webgpu-ssd.js [options] (options and defaults: --help; one table in src/cli/bench-suites.ts)
  * Shapes are b x l x heads x head_dim x d_state x groups; a shape of length <= 16 also runs the
  * step-by-step kernel (the decode step: l = 1, state updated in place). Time: GPU time from timestamp
  * queries (sum of the ssd.* dispatches, median over reps) and wall-clock per call with calls queued
@@ -19,7 +18,8 @@ import { backend, machine, random, table, timeCalls, warmUp, writeResult } from 
  * First checks a small scan against the CPU reference on the device, for each path.
  */
 const a = benchArgs('webgpu-ssd');
-const shapes = a.shapes.split(',').map((s) => s.split('x').map(Number) as [number, number, number, number, number, number]);
+type SsdShape = [number, number, number, number, number, number];
+const shapes = a.shapes.split(',').map((s) => s.split('x').map(Number) as SsdShape);
 const chunks = numberList(a.chunks, 'chunks', { int: true, min: 1 });
 const paths = a.paths.split(',') as SsdPath[];
 const reps = a.reps;

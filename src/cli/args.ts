@@ -51,7 +51,11 @@ export interface CommandSpec {
 /** `--help, -h`, which every command has. */
 export const HELP_OPTION: OptionTable = { help: { type: 'boolean', short: 'h', help: 'this help' } };
 
-type ValueOf<O extends OptionSpec> = O['type'] extends 'boolean' ? boolean : O['type'] extends 'int' | 'number' ? number : string;
+type ValueOf<O extends OptionSpec> = O['type'] extends 'boolean'
+  ? boolean
+  : O['type'] extends 'int' | 'number'
+    ? number
+    : string;
 type HasDefault<O extends OptionSpec> = O extends { default: string | number } ? true : false;
 
 /** The parsed values of a table: lists for repeatable options, booleans always, undefined when absent. */
@@ -80,10 +84,17 @@ const NEGATIVE = /^-(\d|\.\d|Infinity)/;
 /** `--n -1` and `-n -1` -> `--n=-1` for numeric options: node's parseArgs would reject them as ambiguous. */
 function joinNegatives(argv: readonly string[], options: OptionTable): string[] {
   const out: string[] = [];
-  const byShort = new Map(Object.entries(options).filter(([, o]) => o.short).map(([k, o]) => [o.short!, k]));
+  const byShort = new Map(
+    Object.entries(options)
+      .filter(([, o]) => o.short)
+      .map(([k, o]) => [o.short!, k]),
+  );
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--') { out.push(...argv.slice(i)); break; }
+    if (a === '--') {
+      out.push(...argv.slice(i));
+      break;
+    }
     const name = a.startsWith('--') ? a.slice(2) : /^-[^-]$/.test(a) ? byShort.get(a[1]!) : undefined;
     const next = argv[i + 1];
     const o = name !== undefined && !name.includes('=') ? options[name] : undefined;
@@ -96,7 +107,10 @@ function joinNegatives(argv: readonly string[], options: OptionTable): string[] 
 }
 
 function validList(options: OptionTable): string {
-  return Object.entries(options).filter(([, o]) => !o.hidden).map(([k]) => `--${k}`).join(', ');
+  return Object.entries(options)
+    .filter(([, o]) => !o.hidden)
+    .map(([k]) => `--${k}`)
+    .join(', ');
 }
 
 /** Parses argv against a command's table: typed values with defaults, or a MambaError naming the flag. */
@@ -105,12 +119,21 @@ export function parse<T extends OptionTable>(spec: CommandSpec & { options: T },
   const options = spec.options;
   const config: NonNullable<ParseArgsConfig['options']> = {};
   for (const [k, o] of Object.entries(options)) {
-    config[k] = { type: o.type === 'boolean' ? 'boolean' : 'string', ...(o.short ? { short: o.short } : {}), ...(o.multiple ? { multiple: true } : {}) };
+    config[k] = {
+      type: o.type === 'boolean' ? 'boolean' : 'string',
+      ...(o.short ? { short: o.short } : {}),
+      ...(o.multiple ? { multiple: true } : {}),
+    };
   }
   const wantsHelp = argv.some((a) => a === '--help' || a === '-h') && 'help' in options;
   let raw: { values: Record<string, unknown>; positionals: string[] };
   try {
-    const r = parseArgs({ args: joinNegatives(argv, options), options: config, strict: true, allowPositionals: spec.positionals === true });
+    const r = parseArgs({
+      args: joinNegatives(argv, options),
+      options: config,
+      strict: true,
+      allowPositionals: spec.positionals === true,
+    });
     raw = { values: r.values as Record<string, unknown>, positionals: r.positionals };
   } catch (e) {
     if (wantsHelp) return { help: true, values: {} as Values<T>, positionals: [], given: new Set() };
@@ -120,21 +143,32 @@ export function parse<T extends OptionTable>(spec: CommandSpec & { options: T },
     const valid = validList(options);
     if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
       const m = /'([^']+)'/.exec(message);
-      fail('UNKNOWN_OPTION', `${cmd}: unknown option ${m ? m[1] : ''}; valid options: ${valid} (see mamba-ts ${cmd} --help)`);
+      fail(
+        'UNKNOWN_OPTION',
+        `${cmd}: unknown option ${m ? m[1] : ''}; valid options: ${valid} (see mamba-ts ${cmd} --help)`,
+      );
     }
     if (err.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
-      fail('BAD_ARGUMENT', `${cmd}: unexpected argument ${message.replace(/^.*?'/, "'").replace(/'\..*$/s, "'")} (options start with --; valid options: ${valid})`);
+      const arg = message.replace(/^.*?'/, "'").replace(/'\..*$/s, "'");
+      fail('BAD_ARGUMENT', `${cmd}: unexpected argument ${arg} (options start with --; valid options: ${valid})`);
     }
     return fail('BAD_ARGUMENT', `${cmd}: ${message}`);
   }
-  if (wantsHelp || raw.values['help'] === true) return { help: true, values: {} as Values<T>, positionals: raw.positionals, given: new Set() };
+  if (wantsHelp || raw.values['help'] === true)
+    return { help: true, values: {} as Values<T>, positionals: raw.positionals, given: new Set() };
   const values: Record<string, unknown> = {};
   const given = new Set<string>();
   for (const [k, o] of Object.entries(options)) {
     const v = raw.values[k];
     if (v !== undefined) given.add(k);
-    if (o.type === 'boolean') { values[k] = v === true; continue; }
-    if (o.multiple) { values[k] = ((v as string[] | undefined) ?? []).map((x) => convert(x, k, o)); continue; }
+    if (o.type === 'boolean') {
+      values[k] = v === true;
+      continue;
+    }
+    if (o.multiple) {
+      values[k] = ((v as string[] | undefined) ?? []).map((x) => convert(x, k, o));
+      continue;
+    }
     values[k] = v === undefined ? o.default : convert(v as string, k, o);
   }
   return { help: false, values: values as Values<T>, positionals: raw.positionals, given };
@@ -147,8 +181,11 @@ function convert(s: string, flag: string, o: OptionSpec): string | number {
   return s;
 }
 
-const range = (o: OptionSpec): { min?: number; max?: number; minExclusive?: boolean } =>
-  ({ ...(o.min !== undefined ? { min: o.min } : {}), ...(o.max !== undefined ? { max: o.max } : {}), ...(o.minExclusive ? { minExclusive: true } : {}) });
+const range = (o: OptionSpec): { min?: number; max?: number; minExclusive?: boolean } => ({
+  ...(o.min !== undefined ? { min: o.min } : {}),
+  ...(o.max !== undefined ? { max: o.max } : {}),
+  ...(o.minExclusive ? { minExclusive: true } : {}),
+});
 
 function rangeText(o: OptionSpec): string {
   const lo = o.min === undefined ? '' : o.minExclusive ? `> ${o.min}` : `>= ${o.min}`;
@@ -178,12 +215,15 @@ function optionLines(name: string, o: OptionSpec, width: number): string[] {
   return [first, ...wrapped.slice(1).map((l) => ' '.repeat(width) + l)];
 }
 
-function wrap(text: string, width: number): string[] {
+export function wrap(text: string, width: number): string[] {
   const lines: string[] = [];
   for (const para of text.split('\n')) {
     let line = '';
     for (const word of para.split(' ')) {
-      if (line && line.length + 1 + word.length > width) { lines.push(line); line = word; } else line = line ? `${line} ${word}` : word;
+      if (line && line.length + 1 + word.length > width) {
+        lines.push(line);
+        line = word;
+      } else line = line ? `${line} ${word}` : word;
     }
     lines.push(line);
   }
@@ -193,7 +233,9 @@ function wrap(text: string, width: number): string[] {
 /** The `--help` text of a command, from its table. */
 export function helpText(spec: CommandSpec): string {
   const width = 36;
-  const opts = Object.entries(spec.options).filter(([, o]) => !o.hidden).flatMap(([k, o]) => optionLines(k, o, width));
+  const opts = Object.entries(spec.options)
+    .filter(([, o]) => !o.hidden)
+    .flatMap(([k, o]) => optionLines(k, o, width));
   return [
     ...wrap(`mamba-ts ${spec.name}: ${spec.summary}`, 118),
     '',
@@ -207,22 +249,32 @@ export function helpText(spec: CommandSpec): string {
   ].join('\n');
 }
 
-export function num(v: unknown, flag: string, o: { int?: boolean; min?: number; max?: number; minExclusive?: boolean } = {}): number | undefined {
+export function num(
+  v: unknown,
+  flag: string,
+  o: { int?: boolean; min?: number; max?: number; minExclusive?: boolean } = {},
+): number | undefined {
   if (v === undefined) return undefined;
   const s = String(v).trim();
   const n = Number(s);
   const want = `${o.int ? 'an integer' : 'a number'}${o.min !== undefined ? (o.minExclusive ? ` > ${o.min}` : ` >= ${o.min}`) : ''}${o.max !== undefined ? ` <= ${o.max}` : ''}`;
-  if (s === '' || !Number.isFinite(n) || (o.int && !Number.isInteger(n))) fail('BAD_ARGUMENT', `--${flag} must be ${want}, got "${s}"`);
+  if (s === '' || !Number.isFinite(n) || (o.int && !Number.isInteger(n)))
+    fail('BAD_ARGUMENT', `--${flag} must be ${want}, got "${s}"`);
   if (o.int && !Number.isSafeInteger(n)) fail('BAD_ARGUMENT', `--${flag} must be ${want}, got ${s} (too large)`);
-  if (o.min !== undefined && (o.minExclusive ? n <= o.min : n < o.min)) fail('BAD_ARGUMENT', `--${flag} must be ${want}, got ${n}`);
+  if (o.min !== undefined && (o.minExclusive ? n <= o.min : n < o.min))
+    fail('BAD_ARGUMENT', `--${flag} must be ${want}, got ${n}`);
   if (o.max !== undefined && n > o.max) fail('BAD_ARGUMENT', `--${flag} must be ${want}, got ${n}`);
   return n;
 }
 
 /** "1,2, 3" -> [1, 2, 3]; each a non-negative integer. */
 export function tokenList(v: string, flag = 'tokens'): number[] {
-  const parts = v.split(',').map((s) => s.trim()).filter((s) => s !== '');
-  if (parts.length === 0) fail('EMPTY_INPUT', `--${flag} is empty: give comma-separated token ids, e.g. --${flag} 1,2,3`);
+  const parts = v
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  if (parts.length === 0)
+    fail('EMPTY_INPUT', `--${flag} is empty: give comma-separated token ids, e.g. --${flag} 1,2,3`);
   return parts.map((p) => {
     if (!/^\d+$/.test(p)) fail('BAD_ARGUMENT', `--${flag}: "${p}" is not a token id (ids are non-negative integers)`);
     const n = Number(p);
@@ -233,20 +285,27 @@ export function tokenList(v: string, flag = 'tokens'): number[] {
 
 /** "1,2,4" -> numbers, each checked like `num`. */
 export function numberList(v: string, flag: string, o: { int?: boolean; min?: number; max?: number } = {}): number[] {
-  const parts = v.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const parts = v
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   if (parts.length === 0) fail('EMPTY_INPUT', `--${flag} is empty: give comma-separated numbers, e.g. --${flag} 1,2`);
   return parts.map((p) => num(p, flag, o)!);
 }
 
 /** "a,b" -> each one of `allowed`. */
 export function choiceList<T extends string>(v: string, flag: string, allowed: readonly T[]): T[] {
-  const parts = v.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const parts = v
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   if (parts.length === 0) fail('EMPTY_INPUT', `--${flag} is empty: give one or more of ${allowed.join(', ')}`);
   return parts.map((p) => oneOf(p, flag, allowed, p as T));
 }
 
 export function oneOf<T extends string>(v: unknown, flag: string, allowed: readonly T[], dflt: T): T {
   if (v === undefined) return dflt;
-  if (!allowed.includes(v as T)) fail('BAD_ARGUMENT', `--${flag} must be one of ${allowed.join(', ')}, got "${String(v)}"`);
+  if (!allowed.includes(v as T))
+    fail('BAD_ARGUMENT', `--${flag} must be one of ${allowed.join(', ')}, got "${String(v)}"`);
   return v as T;
 }

@@ -17,13 +17,23 @@ export const BACKEND_OPTIONS = {
 /** Options every model-loading command takes. */
 export const MODEL_OPTIONS = {
   model: {
-    type: 'string', short: 'm', arg: '<dir|org/name[@rev]>', nonEmpty: true, defaultText: 'the small model shipped with mamba-ts',
-    help: 'checkpoint directory or Hugging Face hub id (downloaded into the HF cache; HF_ENDPOINT, HF_HOME, HF_TOKEN, HF_HUB_OFFLINE honoured)',
+    type: 'string',
+    short: 'm',
+    arg: '<dir|org/name[@rev]>',
+    nonEmpty: true,
+    defaultText: 'the small model shipped with mamba-ts',
+    help:
+      'checkpoint directory or Hugging Face hub id (downloaded into the HF cache; HF_ENDPOINT, HF_HOME, HF_TOKEN, '
+      + 'HF_HUB_OFFLINE honoured)',
   },
   ...BACKEND_OPTIONS,
   dtype: {
-    type: 'enum', values: DTYPES, default: 'f32',
-    help: 'how to hold the big weight matrices (auto keeps 16-bit checkpoints 16-bit; q8: 8-bit blocks of 32 with a scale, like Q8_0)',
+    type: 'enum',
+    values: DTYPES,
+    default: 'f32',
+    help:
+      'how to hold the big weight matrices (auto keeps 16-bit checkpoints 16-bit; q8: 8-bit blocks of 32 with a scale, '
+      + 'like Q8_0)',
   },
 } as const satisfies OptionTable;
 
@@ -32,11 +42,20 @@ export async function backendFromArgs(v: { backend: string; threads: number | un
   return createBackend(v.backend as BackendName, v.threads === undefined ? {} : { threads: v.threads });
 }
 
-export async function openModel(v: { model: string | undefined; dtype: string; backend: string; threads: number | undefined }): Promise<{ model: Model; backend: Backend }> {
+export async function openModel(v: {
+  model: string | undefined;
+  dtype: string;
+  backend: string;
+  threads: number | undefined;
+}): Promise<{ model: Model; backend: Backend }> {
   const backend = await backendFromArgs(v);
   const progress = cliDownloadProgress();
   try {
-    const model = await loadModel(v.model ?? DEFAULT_MODEL_DIR, { backend, dtype: v.dtype as WeightDType, onProgress: progress.onProgress });
+    const model = await loadModel(v.model ?? DEFAULT_MODEL_DIR, {
+      backend,
+      dtype: v.dtype as WeightDType,
+      onProgress: progress.onProgress,
+    });
     return { model, backend };
   } finally {
     progress.stop();

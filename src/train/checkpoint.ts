@@ -48,7 +48,10 @@ export async function writeCheckpointDir(dir: string, c: CheckpointFiles): Promi
     await writeSafetensorsFile(join(tmp, 'model.safetensors'), c.model, { format: 'pt' });
     if (c.optimizer) await writeSafetensorsFile(join(tmp, OPTIMIZER_STATE), c.optimizer, { format: 'pt' });
     for (const [name, content] of Object.entries(c.files)) {
-      const data = typeof content === 'string' || content instanceof Uint8Array ? content : JSON.stringify(content, null, 2) + '\n';
+      const data =
+        typeof content === 'string' || content instanceof Uint8Array
+          ? content
+          : JSON.stringify(content, null, 2) + '\n';
       await writeDurably(join(tmp, name), data);
     }
     await syncDir(tmp);
@@ -73,7 +76,11 @@ export async function removeStaleTempDirs(dir: string): Promise<string[]> {
   const base = basename(dir);
   const removed: string[] = [];
   let names: string[];
-  try { names = await readdir(dirname(dir)); } catch { return removed; }
+  try {
+    names = await readdir(dirname(dir));
+  } catch {
+    return removed;
+  }
   for (const name of names) {
     if (!name.startsWith(`${base}.tmp-`)) continue;
     const pid = Number(name.slice(base.length + 5));
@@ -106,8 +113,12 @@ export async function checkCheckpointDirWritable(dir: string, flag = '--out'): P
     const [d, p] = await Promise.all([stat(dir), stat(parent)]);
     if (!d.isDirectory()) fail('BAD_ARGUMENT', `${flag} ${dir} is not a directory`, { path: dir });
     if (d.dev !== p.dev) {
-      fail('IO', `${flag} ${dir} is a mount point: each checkpoint replaces the directory by a rename, which cannot cross `
-        + `a file-system boundary; give a directory inside it, e.g. ${flag} ${join(dir, 'run')}`, { path: dir });
+      fail(
+        'IO',
+        `${flag} ${dir} is a mount point: each checkpoint replaces the directory by a rename, which cannot cross ` +
+          `a file-system boundary; give a directory inside it, e.g. ${flag} ${join(dir, 'run')}`,
+        { path: dir },
+      );
     }
     await mkdir(probe, { recursive: true });
     await writeFile(join(probe, 'probe'), 'mamba-ts');
@@ -128,7 +139,9 @@ export async function makeDir(path: string): Promise<void> {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     if (dirname(path) !== path) await makeDir(dirname(path));
-    try { await mkdir(path); } catch (e2) {
+    try {
+      await mkdir(path);
+    } catch (e2) {
       if ((e2 as NodeJS.ErrnoException).code !== 'EEXIST') throw e2;
     }
   }
@@ -157,7 +170,9 @@ const ERRNO_TEXT: Record<string, string> = {
 export function describeFsError(e: NodeJS.ErrnoException): string | undefined {
   const why = e.code ? ERRNO_TEXT[e.code] : undefined;
   if (!why) return undefined;
-  return `${why} (${e.code}${e.syscall ? ` in ${e.syscall}` : ''}${e.path ? ` ${e.path}` : ''}${(e as { dest?: string }).dest ? ` -> ${(e as { dest?: string }).dest}` : ''})`;
+  const dest = (e as { dest?: string }).dest;
+  const where = `${e.syscall ? ` in ${e.syscall}` : ''}${e.path ? ` ${e.path}` : ''}${dest ? ` -> ${dest}` : ''}`;
+  return `${why} (${e.code}${where})`;
 }
 
 /** A file-system error as MambaError IO (FILE_NOT_FOUND for ENOENT); other errors unchanged. */
@@ -166,9 +181,15 @@ export function ioError(e: unknown, doing: string, after?: string): unknown {
   const err = e as NodeJS.ErrnoException;
   const why = describeFsError(err);
   if (!why) return e;
-  return new MambaError(err.code === 'ENOENT' ? 'FILE_NOT_FOUND' : 'IO', `${doing}: ${why}${after ? `; ${after}` : ''}`, {
-    path: err.path, errno: err.code, syscall: err.syscall,
-  });
+  return new MambaError(
+    err.code === 'ENOENT' ? 'FILE_NOT_FOUND' : 'IO',
+    `${doing}: ${why}${after ? `; ${after}` : ''}`,
+    {
+      path: err.path,
+      errno: err.code,
+      syscall: err.syscall,
+    },
+  );
 }
 
 /** Puts back `<dir>.old` when a crash left it without `<dir>` (see above). */
@@ -190,7 +211,11 @@ async function writeDurably(path: string, data: string | Uint8Array): Promise<vo
 async function syncDir(dir: string): Promise<void> {
   try {
     const h = await open(dir, 'r');
-    try { await h.sync(); } finally { await h.close(); }
+    try {
+      await h.sync();
+    } finally {
+      await h.close();
+    }
   } catch {
     // Not possible on every platform; the files themselves are fsynced.
   }
@@ -214,7 +239,8 @@ export async function readJsonFile(path: string, what: string): Promise<unknown>
   try {
     text = await readFile(path, 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return fail('FILE_NOT_FOUND', `${path} is missing: ${what}`, { path });
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT')
+      return fail('FILE_NOT_FOUND', `${path} is missing: ${what}`, { path });
     throw ioError(e, `cannot read ${what} ${path}`);
   }
   return parseJsonText(text, path);
@@ -223,7 +249,8 @@ export async function readJsonFile(path: string, what: string): Promise<unknown>
 /** JSON.parse with CORRUPT_FILE naming the file, and a nesting limit (MAX_JSON_DEPTH). */
 export function parseJsonText(text: string, path: string, maxDepth = MAX_JSON_DEPTH): unknown {
   const depth = jsonDepth(text);
-  if (depth > maxDepth) fail('CORRUPT_FILE', `${path} nests ${depth} levels deep, more than the ${maxDepth} any valid file has`, { path });
+  if (depth > maxDepth)
+    fail('CORRUPT_FILE', `${path} nests ${depth} levels deep, more than the ${maxDepth} any valid file has`, { path });
   try {
     return JSON.parse(text) as unknown;
   } catch (e) {
@@ -233,11 +260,14 @@ export function parseJsonText(text: string, path: string, maxDepth = MAX_JSON_DE
 
 /** The deepest nesting of [ and { outside strings (a linear scan; no recursion). */
 export function jsonDepth(text: string): number {
-  let depth = 0, max = 0, inString = false;
+  let depth = 0,
+    max = 0,
+    inString = false;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
-      if (c === 92) i++; // backslash: skip the escaped character
+      if (c === 92)
+        i++; // backslash: skip the escaped character
       else if (c === 34) inString = false;
     } else if (c === 34) inString = true;
     else if (c === 91 || c === 123) max = Math.max(max, ++depth);
@@ -247,7 +277,10 @@ export function jsonDepth(text: string): number {
 }
 
 type Check = (v: unknown) => boolean;
-const isInt = (min = 0): Check => (v) => Number.isSafeInteger(v) && (v as number) >= min;
+const isInt =
+  (min = 0): Check =>
+  (v) =>
+    Number.isSafeInteger(v) && (v as number) >= min;
 const isNum: Check = (v) => typeof v === 'number';
 const isFiniteNum: Check = (v) => typeof v === 'number' && Number.isFinite(v);
 const isStr: Check = (v) => typeof v === 'string';
@@ -257,7 +290,11 @@ const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object
 function checkFields(o: unknown, fields: Record<string, Check>, path: string, where: string): void {
   if (!isObj(o)) fail('CORRUPT_FILE', `${path}: ${where} must be an object, got ${describe(o)}`, { path });
   for (const [k, ok] of Object.entries(fields)) {
-    if (!ok(o[k])) fail('CORRUPT_FILE', `${path}: ${where}.${k} is ${o[k] === undefined ? 'missing' : `wrong: ${describe(o[k])}`}`, { path, field: `${where}.${k}` });
+    if (!ok(o[k]))
+      fail('CORRUPT_FILE', `${path}: ${where}.${k} is ${o[k] === undefined ? 'missing' : `wrong: ${describe(o[k])}`}`, {
+        path,
+        field: `${where}.${k}`,
+      });
   }
 }
 
@@ -269,30 +306,54 @@ function describe(v: unknown): string {
   return `${typeof v} ${s.length > 40 ? `${s.slice(0, 40)}...` : s}`;
 }
 
-const listOf = (fields: Record<string, Check>, path: string, where: string): Check => (v) => {
-  if (!Array.isArray(v)) return false;
-  v.forEach((x, i) => checkFields(x, fields, path, `${where}[${i}]`));
-  return true;
-};
+const listOf =
+  (fields: Record<string, Check>, path: string, where: string): Check =>
+  (v) => {
+    if (!Array.isArray(v)) return false;
+    v.forEach((x, i) => checkFields(x, fields, path, `${where}[${i}]`));
+    return true;
+  };
 
 /**
  * Checks that trainer_state.json (parsed) has every field of a mamba-ts training state with the
  * right types, so a damaged file is a CORRUPT_FILE error naming it and the field, not a crash later.
  */
 export function checkTrainerState(s: unknown, path: string): void {
-  if (!isObj(s)) fail('CORRUPT_FILE', `${path} must hold a JSON object (the training state), got ${describe(s)}`, { path });
-  if (s['format'] !== 'mamba-ts-train/1') fail('CORRUPT_FILE', `${path}: unknown format ${describe(s['format'])}, expected "mamba-ts-train/1"`, { path });
+  if (!isObj(s))
+    fail('CORRUPT_FILE', `${path} must hold a JSON object (the training state), got ${describe(s)}`, { path });
+  if (s['format'] !== 'mamba-ts-train/1')
+    fail('CORRUPT_FILE', `${path}: unknown format ${describe(s['format'])}, expected "mamba-ts-train/1"`, { path });
   const settingsOk: Check = (v) => isObj(v) && Object.values(v).every(isObj);
-  checkFields(s, {
-    step: isInt(0), totalSteps: isInt(1), tokensSeen: isInt(0), trainSeconds: (v) => isFiniteNum(v) && (v as number) >= 0,
-    sampler: (v) => Array.isArray(v) && (v.length === 0 || v.length === 4) && v.every((x) => isInt(0)(x) && (x as number) <= 0xffffffff), settings: settingsOk, data: isObj,
-    history: listOf({ step: isInt(0), loss: isNum, lr: isNum, gradNorm: isNum }, path, 'history'),
-    evals: listOf({ step: isInt(0), loss: isNum, bpb: isNum, tokens: isInt(0) }, path, 'evals'),
-    final: (v) => v === undefined || isObj(v),
-  }, path, 'the state');
-  checkFields(s['data'], { source: isStr, description: isStr, trainTokens: isInt(0), valTokens: isInt(0), valBytes: isInt(0) }, path, 'data');
-  if (s['final'] !== undefined) checkFields(s['final'], { step: isInt(0), loss: isNum, bpb: isNum, tokens: isInt(0) }, path, 'final');
-  if ((s['step'] as number) > (s['totalSteps'] as number)) fail('CORRUPT_FILE', `${path}: step ${s['step']} is beyond totalSteps ${s['totalSteps']}`, { path });
+  checkFields(
+    s,
+    {
+      step: isInt(0),
+      totalSteps: isInt(1),
+      tokensSeen: isInt(0),
+      trainSeconds: (v) => isFiniteNum(v) && (v as number) >= 0,
+      sampler: (v) =>
+        Array.isArray(v) &&
+        (v.length === 0 || v.length === 4) &&
+        v.every((x) => isInt(0)(x) && (x as number) <= 0xffffffff),
+      settings: settingsOk,
+      data: isObj,
+      history: listOf({ step: isInt(0), loss: isNum, lr: isNum, gradNorm: isNum }, path, 'history'),
+      evals: listOf({ step: isInt(0), loss: isNum, bpb: isNum, tokens: isInt(0) }, path, 'evals'),
+      final: (v) => v === undefined || isObj(v),
+    },
+    path,
+    'the state',
+  );
+  checkFields(
+    s['data'],
+    { source: isStr, description: isStr, trainTokens: isInt(0), valTokens: isInt(0), valBytes: isInt(0) },
+    path,
+    'data',
+  );
+  if (s['final'] !== undefined)
+    checkFields(s['final'], { step: isInt(0), loss: isNum, bpb: isNum, tokens: isInt(0) }, path, 'final');
+  if ((s['step'] as number) > (s['totalSteps'] as number))
+    fail('CORRUPT_FILE', `${path}: step ${s['step']} is beyond totalSteps ${s['totalSteps']}`, { path });
 }
 
 /** Every F32 tensor of a safetensors file, by name. */
@@ -309,7 +370,8 @@ export async function readF32Tensors(path: string): Promise<Map<string, Float32A
 export async function f32TensorsOf(src: TensorSource, path: string): Promise<Map<string, Float32Array>> {
   const out = new Map<string, Float32Array>();
   for (const [name, e] of src.entries) {
-    if (e.dtype !== 'F32') fail('CORRUPT_FILE', `${path}: tensor ${name} is ${e.dtype}, expected F32`, { path, tensor: name });
+    if (e.dtype !== 'F32')
+      fail('CORRUPT_FILE', `${path}: tensor ${name} is ${e.dtype}, expected F32`, { path, tensor: name });
     const b = await src.read(name);
     out.set(name, new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)));
   }

@@ -12,8 +12,8 @@ import { scope } from '../tensor/scope.js';
 import { loadTokenizer } from '../tokenizer/node.js';
 import type { TextTokenizer } from '../tokenizer/text-tokenizer.js';
 import {
-  checkCheckpointDirWritable, checkTrainerState, exists, OPTIMIZER_STATE, readF32Tensors, readJsonFile, recoverCheckpointDir, TRAINER_STATE,
-  writeCheckpointDir,
+  checkCheckpointDirWritable, checkTrainerState, exists, OPTIMIZER_STATE, readF32Tensors, readJsonFile,
+  recoverCheckpointDir, TRAINER_STATE, writeCheckpointDir,
 } from './checkpoint.js';
 import { loadDocuments } from './corpus.js';
 import { encodeDocuments, splitDocuments, utf8Bytes, WindowSampler, type TokenData } from './data.js';

@@ -17,11 +17,16 @@ import { PARITY, ROOT } from '../helpers/fixtures.js';
 const BIN = join(ROOT, 'bin', 'mamba-ts.js');
 
 function cli(...args: string[]): { code: number; out: string; err: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, HF_HUB_OFFLINE: '1' }, timeout: 60_000 });
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, HF_HUB_OFFLINE: '1' },
+    timeout: 60_000,
+  });
   return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
 }
 
-const noStack = (s: string, what: string): void => assert.doesNotMatch(s, /\n\s+at |internal error/, `stack trace for ${what}`);
+const noStack = (s: string, what: string): void =>
+  assert.doesNotMatch(s, /\n\s+at |internal error/, `stack trace for ${what}`);
 
 test('the help shows the defaults the parser uses (one table)', () => {
   const help = helpText(GENERATE);
@@ -35,14 +40,19 @@ test('the help shows the defaults the parser uses (one table)', () => {
   assert.equal(parse(TASKS_RUN, ['mqar']).values['d-model'], DEFAULT_TASK_MODEL.dModel);
   for (const spec of [GENERATE, TRAIN, TASKS_RUN, ...Object.values(BENCH_SUITES)]) {
     const text = helpText(spec);
-    for (const [k, o] of Object.entries(spec.options)) if (!o.hidden) assert.ok(text.includes(`--${k}`), `${spec.name} --${k}`);
+    for (const [k, o] of Object.entries(spec.options))
+      if (!o.hidden) assert.ok(text.includes(`--${k}`), `${spec.name} --${k}`);
     for (const line of text.split('\n')) assert.ok(line.length <= 120, `${spec.name}: ${line}`);
   }
 });
 
 test('negative numbers reach the range check; --flag=-1 too; empty --stop is refused', () => {
   const bad = (argv: string[], re: RegExp): void =>
-    assert.throws(() => parse(GENERATE, argv), (e: unknown) => isMambaError(e, 'BAD_ARGUMENT') && re.test((e as Error).message), argv.join(' '));
+    assert.throws(
+      () => parse(GENERATE, argv),
+      (e: unknown) => isMambaError(e, 'BAD_ARGUMENT') && re.test((e as Error).message),
+      argv.join(' '),
+    );
   bad(['--max-new-tokens', '-1'], /^--max-new-tokens must be an integer >= 0, got -1$/);
   bad(['--max-new-tokens=-1'], /^--max-new-tokens must be an integer >= 0, got -1$/);
   bad(['-n', '-1'], /^--max-new-tokens must be an integer >= 0, got -1$/);
@@ -58,8 +68,14 @@ test('negative numbers reach the range check; --flag=-1 too; empty --stop is ref
 test('CLI: negative numbers and empty stop strings are clear errors, exit 2, no stack trace', () => {
   const fx = join(PARITY, 'mamba1-tied');
   const cases: [string[], RegExp][] = [
-    [['generate', '--model', fx, '--tokens', '1', '--max-new-tokens', '-1'], /error\[BAD_ARGUMENT\]: --max-new-tokens must be an integer >= 0, got -1/],
-    [['generate', '--model', fx, '--tokens', '1', '--max-new-tokens=-1'], /error\[BAD_ARGUMENT\]: --max-new-tokens must be an integer >= 0, got -1/],
+    [
+      ['generate', '--model', fx, '--tokens', '1', '--max-new-tokens', '-1'],
+      /error\[BAD_ARGUMENT\]: --max-new-tokens must be an integer >= 0, got -1/,
+    ],
+    [
+      ['generate', '--model', fx, '--tokens', '1', '--max-new-tokens=-1'],
+      /error\[BAD_ARGUMENT\]: --max-new-tokens must be an integer >= 0, got -1/,
+    ],
     [['generate', '--model', fx, '--tokens', '1', '--stop', ''], /error\[BAD_ARGUMENT\]: --stop must not be empty/],
     [['generate', '--model', fx, '--tokens', '1', '--threads', '0'], /--threads must be an integer >= 1 <= 256, got 0/],
     [['train', '--data', 'x', '--steps', '-3', '--out', 'y'], /--steps must be an integer >= 1, got -3/],
@@ -74,7 +90,16 @@ test('CLI: negative numbers and empty stop strings are clear errors, exit 2, no 
 });
 
 test('every command and bench suite has --help (nothing runs), and names unknown options with the valid ones', () => {
-  for (const c of [['generate'], ['logits'], ['info'], ['train'], ['tasks'], ['tasks', 'run'], ['tasks', 'report'], ['bench']]) {
+  for (const c of [
+    ['generate'],
+    ['logits'],
+    ['info'],
+    ['train'],
+    ['tasks'],
+    ['tasks', 'run'],
+    ['tasks', 'report'],
+    ['bench'],
+  ]) {
     const r = cli(...c, '--help');
     assert.equal(r.code, 0, `${c.join(' ')}: ${r.err}`);
     assert.match(r.out, new RegExp(`mamba-ts ${c[0]}`));
@@ -87,7 +112,10 @@ test('every command and bench suite has --help (nothing runs), and names unknown
     assert.ok(Date.now() - t0 < 20_000, `bench ${suite} --help ran the benchmark?`);
     const u = cli('bench', suite, '--bogus', '1');
     assert.equal(u.code, 2);
-    assert.match(u.err, new RegExp(`error\\[UNKNOWN_OPTION\\]: bench ${suite}: unknown option --bogus; valid options: --`));
+    assert.match(
+      u.err,
+      new RegExp(`error\\[UNKNOWN_OPTION\\]: bench ${suite}: unknown option --bogus; valid options: --`),
+    );
     noStack(u.err, `bench ${suite} --bogus`);
     // The compiled program parses with the same table when run directly.
     const script = join(ROOT, 'dist', 'bench', `${suite}.js`);

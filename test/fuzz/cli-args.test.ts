@@ -21,8 +21,36 @@ const TIME_MS = 3000;
 /** Words users (and typos) put on a command line: each command's flags, values, and odd tokens. */
 function argWord(spec: CommandSpec): fc.Arbitrary<string> {
   const flags = Object.entries(spec.options).flatMap(([k, o]) => [`--${k}`, ...(o.short ? [`-${o.short}`] : [])]);
-  const values = ['-1', '-0', '0', '1', '1e9', '1e400', '-Infinity', 'NaN', '0x10', '', ' ', '3.5', '9007199254740993', 'cpu', 'json',
-    'text', 'f32', '1,2,3', '--', '-', '-x', '=', '--=', '--help', '-h', 'mamba', 'mqar', '2^3..2^5'];
+  const values = [
+    '-1',
+    '-0',
+    '0',
+    '1',
+    '1e9',
+    '1e400',
+    '-Infinity',
+    'NaN',
+    '0x10',
+    '',
+    ' ',
+    '3.5',
+    '9007199254740993',
+    'cpu',
+    'json',
+    'text',
+    'f32',
+    '1,2,3',
+    '--',
+    '-',
+    '-x',
+    '=',
+    '--=',
+    '--help',
+    '-h',
+    'mamba',
+    'mqar',
+    '2^3..2^5',
+  ];
   return fc.oneof(
     fc.constantFrom(...flags),
     fc.constantFrom(...values),
@@ -40,7 +68,8 @@ function checkValue(k: string, o: OptionSpec, v: unknown): void {
       assert.equal(typeof x, 'number', k);
       assert.ok(Number.isFinite(x as number), k);
       if (o.type === 'int') assert.ok(Number.isSafeInteger(x), `${k} ${String(x)}`);
-      if (o.min !== undefined) assert.ok(o.minExclusive ? (x as number) > o.min : (x as number) >= o.min, `${k} ${String(x)}`);
+      if (o.min !== undefined)
+        assert.ok(o.minExclusive ? (x as number) > o.min : (x as number) >= o.min, `${k} ${String(x)}`);
       if (o.max !== undefined) assert.ok((x as number) <= o.max, `${k} ${String(x)}`);
     } else if (o.type === 'enum') assert.ok(o.values!.includes(x as string), `${k} ${String(x)}`);
     else if (o.type === 'boolean') assert.equal(typeof x, 'boolean');
@@ -56,18 +85,21 @@ function checkValue(k: string, o: OptionSpec, v: unknown): void {
 for (const spec of SPECS) {
   test(`fuzz: ${spec.name} argument lists parse to in-range values or a MambaError`, () => {
     assert.ok(helpText(spec).includes(`mamba-ts ${spec.name}`));
-    fc.assert(fc.property(fc.array(argWord(spec), { maxLength: 8 }), (argv) => {
-      let r;
-      try {
-        r = parse(spec, argv);
-      } catch (e) {
-        assert.ok(isMambaError(e), `${JSON.stringify(argv)}: ${String((e as Error)?.stack ?? e)}`);
-        assert.match((e as Error).message, /\S/);
-        return;
-      }
-      if (r.help) return;
-      for (const [k, o] of Object.entries(spec.options)) checkValue(k, o, (r.values as Record<string, unknown>)[k]);
-    }), { numRuns: RUNS, interruptAfterTimeLimit: TIME_MS, seed: 42 });
+    fc.assert(
+      fc.property(fc.array(argWord(spec), { maxLength: 8 }), (argv) => {
+        let r;
+        try {
+          r = parse(spec, argv);
+        } catch (e) {
+          assert.ok(isMambaError(e), `${JSON.stringify(argv)}: ${String((e as Error)?.stack ?? e)}`);
+          assert.match((e as Error).message, /\S/);
+          return;
+        }
+        if (r.help) return;
+        for (const [k, o] of Object.entries(spec.options)) checkValue(k, o, (r.values as Record<string, unknown>)[k]);
+      }),
+      { numRuns: RUNS, interruptAfterTimeLimit: TIME_MS, seed: 42 },
+    );
   });
 }
 
@@ -77,22 +109,28 @@ test('fuzz: --flag -N and --flag=-N reach the range check for every numeric opti
       if (o.type !== 'int' && o.type !== 'number') continue;
       for (const argv of [[`--${k}`, '-5'], [`--${k}=-5`]]) {
         if (o.min === undefined || o.min <= -5) continue;
-        assert.throws(() => parse(spec, argv), (e: unknown) => isMambaError(e, 'BAD_ARGUMENT') && new RegExp(`--${k} must be`).test((e as Error).message),
-          `${spec.name} ${argv.join(' ')}`);
+        assert.throws(
+          () => parse(spec, argv),
+          (e: unknown) => isMambaError(e, 'BAD_ARGUMENT') && new RegExp(`--${k} must be`).test((e as Error).message),
+          `${spec.name} ${argv.join(' ')}`,
+        );
       }
     }
   }
 });
 
 test('fuzz: token and number lists', () => {
-  fc.assert(fc.property(fc.string({ maxLength: 30 }), (s) => {
-    for (const f of [(): unknown => tokenList(s), (): unknown => numberList(s, 'x', { int: true, min: 0 })]) {
-      try {
-        const r = f() as number[];
-        assert.ok(r.every((n) => Number.isSafeInteger(n) && n >= 0));
-      } catch (e) {
-        assert.ok(isMambaError(e), String(e));
+  fc.assert(
+    fc.property(fc.string({ maxLength: 30 }), (s) => {
+      for (const f of [(): unknown => tokenList(s), (): unknown => numberList(s, 'x', { int: true, min: 0 })]) {
+        try {
+          const r = f() as number[];
+          assert.ok(r.every((n) => Number.isSafeInteger(n) && n >= 0));
+        } catch (e) {
+          assert.ok(isMambaError(e), String(e));
+        }
       }
-    }
-  }), { numRuns: 1000, interruptAfterTimeLimit: TIME_MS, seed: 7 });
+    }),
+    { numRuns: 1000, interruptAfterTimeLimit: TIME_MS, seed: 7 },
+  );
 });

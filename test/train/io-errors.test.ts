@@ -5,7 +5,12 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync
 import { join } from 'node:path';
 import { isMambaError } from '../../src/errors.js';
 import {
-  checkCheckpointDirWritable, checkTrainerState, removeStaleTempDirs, TRAINER_STATE, writeCheckpointDir, type CheckpointFiles,
+  checkCheckpointDirWritable,
+  checkTrainerState,
+  removeStaleTempDirs,
+  TRAINER_STATE,
+  writeCheckpointDir,
+  type CheckpointFiles,
 } from '../../src/train/checkpoint.js';
 import { ROOT } from '../helpers/fixtures.js';
 import { smallText, tempDir, TINY_CONFIG } from './helpers.js';
@@ -29,7 +34,9 @@ function mountTmpfs(dir: string, options: string): (() => void) | undefined {
   mkdirSync(dir, { recursive: true });
   const r = spawnSync('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', dir]);
   if (r.status !== 0) return undefined;
-  return () => { spawnSync('umount', [dir]); };
+  return () => {
+    spawnSync('umount', [dir]);
+  };
 }
 
 /** A pid that no process has any more. */
@@ -63,8 +70,14 @@ test('a failed save leaves the previous checkpoint and no temporary directory', 
   const dir = join(root, 'run');
   await writeCheckpointDir(dir, files('first'));
   // A file name the file system refuses (a missing sub-directory): the save fails mid-way.
-  await assert.rejects(writeCheckpointDir(dir, { ...files('second'), files: { 'tag.txt': 'second', 'no/such.json': {} } }),
-    (e: unknown) => isMambaError(e) && /cannot save the checkpoint .*run: .*; the checkpoint there before this save is unchanged/.test((e as Error).message));
+  await assert.rejects(
+    writeCheckpointDir(dir, { ...files('second'), files: { 'tag.txt': 'second', 'no/such.json': {} } }),
+    (e: unknown) =>
+      isMambaError(e) &&
+      /cannot save the checkpoint .*run: .*; the checkpoint there before this save is unchanged/.test(
+        (e as Error).message,
+      ),
+  );
   assert.equal(readFileSync(join(dir, 'tag.txt'), 'utf8'), 'first');
   assert.deepEqual(readdirSync(root), ['run']);
 });
@@ -73,15 +86,27 @@ test('checkpoint directories on a full or read-only file system, or a mount poin
   const root = tempDir();
   const full = join(root, 'full');
   const unmount = mountTmpfs(full, 'size=64k');
-  if (!unmount) { t.skip('mounting a tmpfs needs root'); return; }
+  if (!unmount) {
+    t.skip('mounting a tmpfs needs root');
+    return;
+  }
   try {
     const dir = join(full, 'run');
     await writeCheckpointDir(dir, files('small'));
-    await assert.rejects(writeCheckpointDir(dir, files('big', 256 * 1024)),
-      (e: unknown) => isMambaError(e, 'IO') && /no space left on the device \(ENOSPC/.test((e as Error).message) && /unchanged/.test((e as Error).message));
+    await assert.rejects(
+      writeCheckpointDir(dir, files('big', 256 * 1024)),
+      (e: unknown) =>
+        isMambaError(e, 'IO') &&
+        /no space left on the device \(ENOSPC/.test((e as Error).message) &&
+        /unchanged/.test((e as Error).message),
+    );
     assert.equal(readFileSync(join(dir, 'tag.txt'), 'utf8'), 'small');
     assert.deepEqual(readdirSync(full), ['run']);
-    await assert.rejects(checkCheckpointDirWritable(full), (e: unknown) => isMambaError(e, 'IO') && /is a mount point: .* e\.g\. --out .*full\/run/.test((e as Error).message));
+    await assert.rejects(
+      checkCheckpointDirWritable(full),
+      (e: unknown) =>
+        isMambaError(e, 'IO') && /is a mount point: .* e\.g\. --out .*full\/run/.test((e as Error).message),
+    );
     await checkCheckpointDirWritable(join(full, 'run2'));
   } finally {
     unmount();
@@ -90,8 +115,12 @@ test('checkpoint directories on a full or read-only file system, or a mount poin
   const unmountRo = mountTmpfs(ro, 'ro');
   assert.ok(unmountRo);
   try {
-    await assert.rejects(checkCheckpointDirWritable(join(ro, 'a', 'run')),
-      (e: unknown) => isMambaError(e, 'IO') && /--out .*run cannot hold checkpoints: the file system is read-only \(EROFS in mkdir/.test((e as Error).message));
+    await assert.rejects(
+      checkCheckpointDirWritable(join(ro, 'a', 'run')),
+      (e: unknown) =>
+        isMambaError(e, 'IO') &&
+        /--out .*run cannot hold checkpoints: the file system is read-only \(EROFS in mkdir/.test((e as Error).message),
+    );
   } finally {
     unmountRo();
   }
@@ -104,8 +133,14 @@ test('train --out checks: a file in the path, a too-long name, a file as --out, 
   writeFileSync(config, JSON.stringify(TINY_CONFIG));
   writeFileSync(join(root, 'afile'), 'x');
   const cases: [string, RegExp][] = [
-    [join(root, 'afile', 'sub'), /error\[IO\]: --out .*afile\/sub cannot hold checkpoints: a part of the path is a file, not a directory \(ENOTDIR/],
-    [join(root, 'x'.repeat(300)), /error\[IO\]: --out .* cannot hold checkpoints: the path or one of its names is too long \(ENAMETOOLONG/],
+    [
+      join(root, 'afile', 'sub'),
+      /error\[IO\]: --out .*afile\/sub cannot hold checkpoints: a part of the path is a file, not a directory \(ENOTDIR/,
+    ],
+    [
+      join(root, 'x'.repeat(300)),
+      /error\[IO\]: --out .* cannot hold checkpoints: the path or one of its names is too long \(ENAMETOOLONG/,
+    ],
     [join(root, 'afile'), /error\[BAD_ARGUMENT\]: --out .*afile exists and is not a directory/],
   ];
   for (const [out, re] of cases) {
@@ -140,7 +175,11 @@ test('resume with a damaged trainer_state.json: CORRUPT_FILE naming the file', (
     ['history item', JSON.stringify({ ...state, history: [{ step: 1 }] }), /history\[0\]\.loss is missing/],
     ['data fields', JSON.stringify({ ...state, data: { source: 5 } }), /data\.source is wrong: number 5/],
     ['format', JSON.stringify({ ...state, format: 'x' }), /unknown format string "x"/],
-    ['nested 10000 deep', `{"format": "mamba-ts-train/1", "x": ${'['.repeat(10000)}${']'.repeat(10000)}}`, /nests 10001 levels deep/],
+    [
+      'nested 10000 deep',
+      `{"format": "mamba-ts-train/1", "x": ${'['.repeat(10000)}${']'.repeat(10000)}}`,
+      /nests 10001 levels deep/,
+    ],
   ];
   for (const [what, text, re] of damaged) {
     const copy = join(root, `copy-${what.replace(/\W/g, '-')}`);
@@ -148,7 +187,11 @@ test('resume with a damaged trainer_state.json: CORRUPT_FILE naming the file', (
     writeFileSync(join(copy, TRAINER_STATE), text);
     const res = cli(['train', '--resume', '--out', copy, '--steps', '3']);
     assert.equal(res.status, 1, `${what}: ${res.stderr}`);
-    assert.match(res.stderr, new RegExp(`error\\[CORRUPT_FILE\\]: ${join(copy, TRAINER_STATE).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`), what);
+    assert.match(
+      res.stderr,
+      new RegExp(`error\\[CORRUPT_FILE\\]: ${join(copy, TRAINER_STATE).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`),
+      what,
+    );
     assert.match(res.stderr, re, what);
     noStack(res.stderr);
   }
