@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { helpText, parse } from '../../src/cli/args.js';
 import { BENCH_SUITES, resultFile } from '../../src/cli/bench-suites.js';
@@ -12,6 +12,7 @@ import { isMambaError } from '../../src/errors.js';
 import { DEFAULT_SAMPLING } from '../../src/generate/generate.js';
 import { DEFAULT_TASK_MODEL } from '../../src/tasks/models.js';
 import { PARITY, ROOT } from '../helpers/fixtures.js';
+import { makeTinyModel } from '../helpers/tiny-model.js';
 
 /** The option tables: help and parsing from one source; strict, negative numbers, empty values; bench suites. */
 const BIN = join(ROOT, 'bin', 'mamba-ts.js');
@@ -137,4 +138,45 @@ test('bench results go to a new timestamped file (or --out), never a committed o
   assert.ok(!existsSync(a));
   assert.notEqual(a, join(ROOT, 'bench', 'results', 'scan-memory.json'));
   assert.equal(resultFile('x', '/tmp/mamba-ts-out/r.json'), '/tmp/mamba-ts-out/r.json');
+});
+
+test('generate with a hostile tokenizer.json: a 41-character prompt does not hang; lookaround and huge tokens are clear errors', async () => {
+  const dir = await makeTinyModel();
+  const tokPath = join(dir, 'tokenizer.json');
+  const json = JSON.parse(readFileSync(tokPath, 'utf8')) as Record<string, unknown>;
+  const prompt = `${'a'.repeat(40)}!`;
+  const split = (regex: string): unknown => ({
+    type: 'Sequence',
+    pretokenizers: [
+      { type: 'Split', pattern: { Regex: regex }, behavior: 'Isolated', invert: false },
+      json['pre_tokenizer'],
+    ],
+  });
+  // Exponential for a backtracking engine; linear in RE2.
+  writeFileSync(tokPath, JSON.stringify({ ...json, pre_tokenizer: split('(a+)+$') }));
+  const t0 = Date.now();
+  const ok = cli('generate', '--model', dir, '--prompt', prompt, '-n', '2', '--seed', '1');
+  assert.equal(ok.code, 0, ok.err);
+  assert.ok(ok.out.startsWith(prompt));
+  assert.ok(Date.now() - t0 < 30_000);
+  writeFileSync(tokPath, JSON.stringify({ ...json, pre_tokenizer: split('(a+)+(?=!)') }));
+  const look = cli('generate', '--model', dir, '--prompt', prompt, '-n', '2');
+  assert.equal(look.code, 1);
+  assert.match(
+    look.err,
+    /error\[UNSUPPORTED\]: .*tokenizer\.json: the pre_tokenizer\.pretokenizers\[0\] pattern .* uses lookaround/,
+  );
+  noStack(look.err, 'lookaround');
+  const added = json['added_tokens'] as unknown[];
+  writeFileSync(
+    tokPath,
+    JSON.stringify({ ...json, added_tokens: [...added, { id: 5, content: 'x'.repeat(50 * 2 ** 20), special: true }] }),
+  );
+  const big = cli('generate', '--model', dir, '--prompt', prompt, '-n', '2');
+  assert.equal(big.code, 1);
+  assert.match(
+    big.err,
+    /error\[CORRUPT_FILE\]: .*tokenizer\.json: added token "x{20}"\.\.\. is 52,428,800 characters long/,
+  );
+  noStack(big.err, 'big token');
 });
