@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { isMambaError } from '../../src/errors.js';
 import { TOKENIZER_LIMITS } from '../../src/tokenizer/limits.js';
-import { compileLinear } from '../../src/tokenizer/linear-regex.js';
+import { compileLinear, KNOWN_LINEAR_PATTERNS, LinearPattern } from '../../src/tokenizer/linear-regex.js';
 import { loadTokenizer } from '../../src/tokenizer/node.js';
 import { Tokenizer } from '../../src/tokenizer/tokenizer.js';
 import { TINY_BPE_DIR } from './fixtures.js';
@@ -73,6 +73,8 @@ function texts(n: number): string[] {
 }
 
 test('standard pre-tokenizer patterns: RE2 gives the same pieces as the JavaScript RegExp', () => {
+  for (const name of ['GPT-2', 'Llama 3 / cl100k', 'Qwen2', 'o200k'])
+    assert.ok(KNOWN_LINEAR_PATTERNS.has(PATTERNS[name]!), name);
   const inputs = texts(300);
   for (const [name, regex] of Object.entries(PATTERNS)) {
     const js = (new HfTokenizer(splitJson(regex), {}) as unknown as { pre_tokenizer: { pattern: RegExp } })
@@ -92,22 +94,32 @@ test('standard pre-tokenizer patterns: RE2 gives the same pieces as the JavaScri
   }
 });
 
-test('a Llama 3 style tokenizer (Split + ByteLevel) encodes exactly as the library alone', () => {
-  const json = JSON.parse(JSON.stringify(splitJson(PATTERNS['Llama 3 / cl100k']!))) as Record<string, unknown>;
-  // A byte-level vocabulary: every byte, so every text encodes.
-  const bytes: Record<string, number> = {};
-  for (let b = 0; b < 256; b++) bytes[byteChar(b)] = b;
-  json['model'] = { type: 'BPE', vocab: { ...bytes, Ġt: 256, he: 257 }, merges: ['Ġ t', 'h e'] };
-  json['pre_tokenizer'] = {
-    type: 'Sequence',
-    pretokenizers: [json['pre_tokenizer'], { type: 'ByteLevel', add_prefix_space: false, use_regex: false }],
-  };
-  json['decoder'] = { type: 'ByteLevel' };
-  const ours = new Tokenizer(json, {});
-  const lib = new HfTokenizer(JSON.parse(JSON.stringify(json)) as Record<string, unknown>, {});
-  for (const s of texts(200)) {
-    assert.deepEqual(ours.encode(s), lib.encode(s).ids, JSON.stringify(s));
-    assert.equal(ours.decode(ours.encode(s)), s);
+test('Llama 3 style tokenizers (Split + ByteLevel) encode exactly as the library alone, in RegExp or RE2', () => {
+  const llama = PATTERNS['Llama 3 / cl100k']!;
+  // The standard pattern stays a RegExp (known linear); a variant of it (digits in pairs) runs in RE2.
+  for (const [regex, engine] of [
+    [llama, RegExp],
+    [llama.replace('{1,3}', '{1,2}'), LinearPattern],
+  ] as const) {
+    const json = JSON.parse(JSON.stringify(splitJson(regex))) as Record<string, unknown>;
+    // A byte-level vocabulary: every byte, so every text encodes.
+    const bytes: Record<string, number> = {};
+    for (let b = 0; b < 256; b++) bytes[byteChar(b)] = b;
+    json['model'] = { type: 'BPE', vocab: { ...bytes, Ġt: 256, he: 257 }, merges: ['Ġ t', 'h e'] };
+    json['pre_tokenizer'] = {
+      type: 'Sequence',
+      pretokenizers: [json['pre_tokenizer'], { type: 'ByteLevel', add_prefix_space: false, use_regex: false }],
+    };
+    json['decoder'] = { type: 'ByteLevel' };
+    const ours = new Tokenizer(json, {});
+    const split = (ours as unknown as { hf: { pre_tokenizer: { tokenizers: { pattern: unknown }[] } } }).hf
+      .pre_tokenizer;
+    assert.ok(split.tokenizers[0]!.pattern instanceof engine, engine.name);
+    const lib = new HfTokenizer(JSON.parse(JSON.stringify(json)) as Record<string, unknown>, {});
+    for (const s of texts(200)) {
+      assert.deepEqual(ours.encode(s), lib.encode(s).ids, JSON.stringify(s));
+      assert.equal(ours.decode(ours.encode(s)), s);
+    }
   }
 });
 
@@ -228,4 +240,32 @@ test('a tokenizer.json over the size limit is refused before it is read', async 
     loadTokenizer(dir),
     (e: unknown) => isMambaError(e, 'CORRUPT_FILE') && /bytes, more than the 134,217,728/.test((e as Error).message),
   );
+});
+
+test('the patterns kept as RegExps run in linear time on adversarial text', () => {
+  const n = 100_000;
+  const inputs = [
+    ' '.repeat(n) + 'x',
+    ' \t'.repeat(n / 2) + 'x',
+    'A'.repeat(n) + '1',
+    'A\u0301'.repeat(n / 2) + '!',
+    '!'.repeat(n) + ' ',
+    ' '.repeat(n) + '\n',
+    '\n '.repeat(n / 2) + 'x',
+    "'".repeat(n) + 's',
+    "a'".repeat(n / 2),
+  ];
+  for (const regex of KNOWN_LINEAR_PATTERNS) {
+    const js = (new HfTokenizer(splitJson(regex), {}) as unknown as { pre_tokenizer: { pattern: RegExp } })
+      .pre_tokenizer.pattern;
+    for (const s of inputs) {
+      const t0 = performance.now();
+      let pieces = 0;
+      for (const _ of s.matchAll(js)) pieces++;
+      assert.ok(
+        pieces > 0 && performance.now() - t0 < 2000,
+        `${regex.slice(0, 30)} on ${JSON.stringify(s.slice(0, 6))}...`,
+      );
+    }
+  }
 });
