@@ -13,15 +13,17 @@
  * excludes the time the process waited for a core; the tables and the plot use CPU time, the JSON
  * keeps both and the load average.
  *
- * Usage: npx tsc -p . && node dist/bench/context-cost.js [--d-model 256] [--layers 4] [--contexts 1,16,...]
- *        [--train-lengths 256,1024] [--out bench/results/context-cost.json] [--svg docs/context-cost.svg]
- *        (--from <json>: only redraw the plot and the markdown tables from an earlier run's JSON)
- * Writes the JSON, the plot, and the markdown tables beside the JSON (.md).
+ * Usage: node dist/bench/context-cost.js [options], or mamba-ts bench context-cost [options]
+ *        (options and defaults: --help; one table in src/cli/bench-suites.ts); --from <json> only redraws
+ *        the plot and the markdown tables of an earlier run.
+ * Writes the JSON (default: a new bench/results/context-cost-<date>.json), the plot (default: beside the
+ * JSON, .svg; docs/context-cost.svg is the committed one) and the markdown tables beside the JSON (.md).
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname } from 'node:path';
-import { parseArgs } from 'node:util';
+import { numberList } from '../src/cli/args.js';
+import { benchArgs, resultFile } from '../src/cli/bench-suites.js';
 import { backward } from '../src/autograd/backward.js';
 import { noGrad } from '../src/tensor/grad-mode.js';
 import { cpu } from '../src/backend/cpu/cpu-backend.js';
@@ -37,30 +39,15 @@ import { taskOptimizer } from '../src/tasks/train.js';
 import { optimizerStep } from '../src/train/optimizer.js';
 import { scope } from '../src/tensor/scope.js';
 
-const { values: a } = parseArgs({
-  options: {
-    'd-model': { type: 'string', default: '256' },
-    layers: { type: 'string', default: '4' },
-    heads: { type: 'string', default: '4' },
-    vocab: { type: 'string', default: '256' },
-    contexts: { type: 'string', default: '1,16,256,1024,4096,16384,65536,131072' },
-    'train-lengths': { type: 'string', default: '256,1024' },
-    'train-batch': { type: 'string', default: '1' },
-    steps: { type: 'string', default: '16' },
-    out: { type: 'string', default: 'bench/results/context-cost.json' },
-    svg: { type: 'string', default: 'docs/context-cost.svg' },
-    from: { type: 'string' },
-  },
-  strict: true,
-});
-const d = Number(a['d-model']),
-  layers = Number(a.layers),
-  heads = Number(a.heads),
-  V = Number(a.vocab);
-const contexts = a.contexts!.split(',').map(Number);
-const trainLengths = a['train-lengths'].split(',').map(Number);
-const steps = Number(a.steps),
-  trainBatch = Number(a['train-batch']);
+const a = benchArgs('context-cost');
+const d = a['d-model'],
+  layers = a.layers,
+  heads = a.heads,
+  V = a.vocab;
+const contexts = numberList(a.contexts, 'contexts', { int: true, min: 1 });
+const trainLengths = numberList(a['train-lengths'], 'train-lengths', { int: true, min: 1 });
+const steps = a.steps,
+  trainBatch = a['train-batch'];
 const maxC = Math.max(...contexts, 64) + steps + 4; // 64: the warm-up below
 const bk = cpu();
 
@@ -237,16 +224,17 @@ for (const L of trainLengths) {
     );
   }
 }
-mkdirSync(dirname(a.out!), { recursive: true });
-writeFileSync(a.out!, JSON.stringify(out, null, 1) + '\n');
-writeOutputs(out, a.out!);
+const file = resultFile('context-cost', a.out);
+writeFileSync(file, JSON.stringify(out, null, 1) + '\n');
+writeOutputs(out, file);
 
 function writeOutputs(o: Results, json: string): void {
-  mkdirSync(dirname(a.svg!), { recursive: true });
-  writeFileSync(a.svg!, logLogPlot(o.decode));
+  const svg = a.svg ?? json.replace(/\.json$/, '') + '.svg';
+  mkdirSync(dirname(svg), { recursive: true });
+  writeFileSync(svg, logLogPlot(o.decode));
   const md = json.replace(/\.json$/, '') + '.md';
   writeFileSync(md, markdownTables(o));
-  console.log(`${json}\n${a.svg}\n${md}`);
+  console.log(`${json}\n${svg}\n${md}`);
 }
 
 /** The decode and training tables for docs/experiments.md. */

@@ -5,27 +5,19 @@
  * llamaCppFigures) and to the memory-bandwidth limit measured here (bytes of weights streamed per
  * token / read bandwidth). MAMBA_TS_WASM_SIMD=simd128 measures the plain SIMD128 build.
  *
- *   npx tsc -p . && node dist/bench/cpu.js [options]
- *     --models 130m,1.4b      model shapes (default 130m)
- *     --dtypes f32,f16,bf16,q8
- *     --kernels wasm,ts
- *     --threads 1,2
- *     --decode 64             timed decode steps (after 8 warm-up steps)
- *     --prefill 512           prompt length (TypeScript kernels: --prefill-ts, default 64)
- *     --reps 3                repetitions; the median is reported
- *     --out <file>            JSON output (default bench/results/cpu-<date>.json)
- *     --llama-cpp <file>      llama.cpp figures (default: the newest bench/results/llama-cpp-*.json)
+ *   node dist/bench/cpu.js [options], or mamba-ts bench cpu [options]
+ *   (options and defaults: --help; one table in src/cli/bench-suites.ts)
  *
  * Each (model, dtype, kernels) runs in its own child process, so memory (5.6 GB for mamba-1.4b in
  * f32) is returned between configurations. Results are medians of `reps`; the machine may be busy:
  * rerun on a quiet machine for figures to quote.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { benchArgs, resultFile } from '../src/cli/bench-suites.js';
 import { CpuBackend, type CpuKernels } from '../src/backend/cpu/cpu-backend.js';
 import type { TensorEntry, TensorSource } from '../src/io/tensor-source.js';
 import { simdLevel } from '../src/backend/cpu/wasm/module.js';
@@ -268,23 +260,7 @@ function fmt(x: number | null | undefined, digits = 1): string {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      models: { type: 'string', default: '130m' },
-      dtypes: { type: 'string', default: 'f32,f16,bf16,q8' },
-      kernels: { type: 'string', default: 'wasm,ts' },
-      threads: { type: 'string', default: '1,2' },
-      decode: { type: 'string', default: '64' },
-      prefill: { type: 'string', default: '512' },
-      'prefill-ts': { type: 'string', default: '64' },
-      'decode-ts': { type: 'string', default: '16' },
-      reps: { type: 'string', default: '3' },
-      out: { type: 'string' },
-      child: { type: 'string' },
-      bandwidth: { type: 'string' },
-      'llama-cpp': { type: 'string' },
-    },
-  });
+  const values = benchArgs('cpu');
   const list = (s: string): string[] =>
     s
       .split(',')
@@ -300,9 +276,9 @@ async function main(): Promise<void> {
       dtype,
       kernels,
       threads,
-      decode: Number(ts ? values['decode-ts'] : values.decode),
-      prefill: Number(ts ? values['prefill-ts'] : values.prefill),
-      reps: ts ? 1 : Number(values.reps),
+      decode: ts ? values['decode-ts'] : values.decode,
+      prefill: ts ? values['prefill-ts'] : values.prefill,
+      reps: ts ? 1 : values.reps,
     });
   }
   const command = `node dist/bench/cpu.js ${process.argv.slice(2).join(' ')}`.trim();
@@ -324,15 +300,15 @@ async function main(): Promise<void> {
           '--threads',
           threads.join(','),
           '--decode',
-          values.decode!,
+          String(values.decode),
           '--prefill',
-          values.prefill!,
+          String(values.prefill),
           '--prefill-ts',
-          values['prefill-ts'],
+          String(values['prefill-ts']),
           '--decode-ts',
-          values['decode-ts'],
+          String(values['decode-ts']),
           '--reps',
-          values.reps!,
+          String(values.reps),
         ];
         for (const r of JSON.parse(runChild(args)) as RunResult[])
           results.push({ ...r, bandwidthGBs: bandwidth[r.threads] });
@@ -357,9 +333,7 @@ async function main(): Promise<void> {
     llamaCpp: llama,
     results,
   };
-  const out =
-    values.out ?? join(ROOT, 'bench', 'results', `cpu-${report.date.slice(0, 19).replace(/[:T]/g, '-')}.json`);
-  mkdirSync(dirname(out), { recursive: true });
+  const out = resultFile('cpu', values.out);
   writeFileSync(out, JSON.stringify(report, null, 2) + '\n');
   // the table
   const lines = [

@@ -5,14 +5,16 @@
  * reports the rise of its peak resident set (getrusage maxRSS) over the scan, after every input and
  * output buffer has been allocated and touched; the buffers both methods share are not counted.
  *
- * Usage: npx tsc -p . && node dist/bench/scan-memory.js [lengths=256,1024,4096] [batch=2] [d_inner=512] [d_state=16]
- * Writes bench/results/scan-memory.json.
+ * Usage: node dist/bench/scan-memory.js [options], or mamba-ts bench scan-memory [options]
+ *        (options and defaults: --help; one table in src/cli/bench-suites.ts)
+ * Writes a new bench/results/scan-memory-<date>.json (or --out).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { numberList } from '../src/cli/args.js';
+import { benchArgs, resultFile } from '../src/cli/bench-suites.js';
 import { selectiveScan, type ScanViews } from '../src/backend/cpu/reference/selective-scan.js';
 import { selectiveScanBackward, type ScanBackwardViews } from '../src/backend/cpu/reference/selective-scan-backward.js';
 import {
@@ -84,8 +86,9 @@ function child(method: 'recompute' | 'store', b: number, l: number, e: number, n
 }
 
 function main(): void {
-  const lengths = (process.argv[2] ?? '256,1024,4096').split(',').map(Number);
-  const [b, e, n] = [Number(process.argv[3] ?? 2), Number(process.argv[4] ?? 512), Number(process.argv[5] ?? 16)];
+  const a = benchArgs('scan-memory');
+  const lengths = numberList(a.lengths, 'lengths', { int: true, min: 1 });
+  const [b, e, n] = [a.batch, a['d-inner'], a['d-state']];
   const rows: { l: number; method: string; peakMiB: number; seconds: number; storedStatesMiB: number }[] = [];
   for (const l of lengths) {
     for (const method of ['recompute', 'store'] as const) {
@@ -107,9 +110,7 @@ function main(): void {
       `${String(l).padStart(6)} | ${r.peakMiB.toFixed(1).padStart(8)} MiB         | ${s.peakMiB.toFixed(1).padStart(8)} MiB     | ${r.storedStatesMiB.toFixed(1).padStart(8)} MiB        | ${r.seconds.toFixed(2)} s / ${s.seconds.toFixed(2)} s`,
     );
   }
-  const root = join(dirname(here), '..', '..');
-  mkdirSync(join(root, 'bench', 'results'), { recursive: true });
-  const file = join(root, 'bench', 'results', 'scan-memory.json');
+  const file = resultFile('scan-memory', a.out);
   writeFileSync(
     file,
     JSON.stringify(

@@ -6,31 +6,25 @@
  * Scan kernels only (in_proj, conv, norm and out_proj excluded), batch 1 unless given, one thread.
  * Prints a table and writes bench/results/ssd-<timestamp>.json with the machine and the command.
  *
- * Usage: npx tsc -p . && node dist/bench/ssd.js [--d 768] [--lengths 512,1024,2048] [--batch 1]
- *        [--chunks 256,64] [--repeats 3] [--official]
+ * Usage: node dist/bench/ssd.js [options], or mamba-ts bench ssd [options]
+ *        (options and defaults: --help; one table in src/cli/bench-suites.ts)
  * --official also times the shape of the official Triton SSD figure (batch 4, length 4096, 64 heads
  * x 64, d_state 128; 0.96 ms in bf16 on an H200): slow on a CPU.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { arch, cpus, loadavg, platform, totalmem } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { numberList } from '../src/cli/args.js';
+import { benchArgs, resultFile } from '../src/cli/bench-suites.js';
 import { checkSsdScan, type SsdScanArgs } from '../src/backend/contract/inference.js';
 import { cpu } from '../src/backend/cpu/cpu-backend.js';
 import { ssdSequentialScan } from '../src/backend/cpu/reference/ssd-sequential.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 
 const argv = process.argv.slice(2);
-function opt(name: string, dflt: string): string {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : dflt;
-}
-const d = Number(opt('d', '768'));
-const lengths = opt('lengths', '512,1024,2048').split(',').map(Number);
-const batch = Number(opt('batch', '1'));
-const chunks = opt('chunks', '256,64').split(',').map(Number);
-const repeats = Number(opt('repeats', '3'));
-const official = argv.includes('--official');
+const a = benchArgs('ssd', argv);
+const { d, batch, repeats, official } = a;
+const lengths = numberList(a.lengths, 'lengths', { int: true, min: 1 });
+const chunks = numberList(a.chunks, 'chunks', { int: true, min: 1 });
 
 const bk = cpu();
 let seed = 12345;
@@ -157,11 +151,7 @@ for (const l of lengths) {
 }
 if (official) mamba2(4, 4096, 64, 64, 128, 1);
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
-const dir = join(root, 'bench', 'results');
-mkdirSync(dir, { recursive: true });
-const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-const file = join(dir, `ssd-${stamp}.json`);
+const file = resultFile('ssd', a.out);
 writeFileSync(
   file,
   JSON.stringify(

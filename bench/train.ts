@@ -1,22 +1,20 @@
 /**
  * Training throughput: tokens per second and peak memory of full training steps (forward, mean
  * cross-entropy, backward, gradient norm, AdamW update) for a Mamba language model with the
- * reference initialisation on random tokens. Default shape: d_model 256, 4 layers, sequence length
- * 256, batch 8, vocabulary 4096 (the default BPE size).
+ * reference initialisation on random tokens (by default the shape of the default training settings).
  *
- * Usage: npm run build && node dist/bench/train.js [--steps 3] [--d-model 256] [--layers 4] [--seq-len 256]
- *          [--batch 8] [--vocab 4096] [--backend cpu|webgpu] [--threads 1,2] [--kernels wasm|ts]
- *        (or: mamba-ts bench train [options])
+ * Usage: node dist/bench/train.js [options], or mamba-ts bench train [options]
+ *        (options and defaults: --help; one table in src/cli/bench-suites.ts)
  * Each thread count runs in its own child process (peak memory is per configuration). Prints a table
- * and writes bench/results/train-<backend>.json (train-cpu-ts.json with --kernels ts): machine, load
- * averages, command, numbers.
+ * and writes a new bench/results/train-<backend>-<date>.json (train-cpu-ts-<date>.json with --kernels ts):
+ * machine, load averages, command, numbers.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { numberList } from '../src/cli/args.js';
+import { benchArgs, resultFile } from '../src/cli/bench-suites.js';
 import { backward } from '../src/autograd/backward.js';
 import { CpuBackend } from '../src/backend/cpu/cpu-backend.js';
 import { missingTrainingKernels } from '../src/backend/contract/training.js';
@@ -29,38 +27,12 @@ import { AdamW } from '../src/train/optimizer.js';
 import { Rng } from '../src/train/rng.js';
 import { DEFAULT_SETTINGS } from '../src/train/settings.js';
 
-const { values: a } = parseArgs({
-  options: {
-    steps: { type: 'string', default: '3' },
-    'd-model': { type: 'string', default: '256' },
-    layers: { type: 'string', default: '4' },
-    'seq-len': { type: 'string', default: '256' },
-    batch: { type: 'string', default: '8' },
-    vocab: { type: 'string', default: '4096' },
-    backend: { type: 'string', default: 'cpu' },
-    threads: { type: 'string', default: '1,2' },
-    kernels: { type: 'string', default: 'wasm' },
-    child: { type: 'boolean', default: false },
-    help: { type: 'boolean', short: 'h' },
-  },
-});
-if (a.help) {
-  process.stdout.write(
-    'node dist/bench/train.js [--steps 3] [--d-model 256] [--layers 4] [--seq-len 256] [--batch 8] [--vocab 4096] [--backend cpu|webgpu] [--threads 1,2] [--kernels wasm|ts]\n',
-  );
-  process.exit(0);
-}
-const steps = Number(a.steps),
-  d = Number(a['d-model']),
-  nLayer = Number(a.layers),
-  l = Number(a['seq-len']),
-  b = Number(a.batch),
-  V = Number(a.vocab);
-if (a.kernels !== 'wasm' && a.kernels !== 'ts') throw new Error(`--kernels must be wasm or ts, got ${a.kernels}`);
-const kernels = a.kernels;
-const threadCounts = a.backend === 'cpu' ? a.threads!.split(',').map(Number) : [1];
-if (threadCounts.some((t) => !Number.isInteger(t) || t < 1))
-  throw new Error(`--threads must be a list of positive integers, got ${a.threads}`);
+const a = benchArgs('train');
+const { steps, layers: nLayer, batch: b, vocab: V } = a;
+const kernels = a.kernels as 'wasm' | 'ts';
+const d = a['d-model'],
+  l = a['seq-len'];
+const threadCounts = a.backend === 'cpu' ? numberList(a.threads, 'threads', { int: true, min: 1 }) : [1];
 
 /** Kernels timed one by one (the CPU runs them synchronously, so wall time is the kernel's time). */
 const TIMED = [
@@ -98,7 +70,7 @@ interface Measured {
 
 /** One configuration, in this process: prints its JSON. */
 async function measure(threads: number): Promise<Measured> {
-  const bk = a.backend === 'cpu' ? new CpuBackend({ kernels }) : await createBackend(a.backend!);
+  const bk = a.backend === 'cpu' ? new CpuBackend({ kernels }) : await createBackend(a.backend as 'cpu' | 'webgpu');
   if (bk instanceof CpuBackend) await bk.useThreads(threads);
   const missing = missingTrainingKernels(bk);
   if (missing.length)
@@ -173,22 +145,22 @@ if (a.child) {
 const here = fileURLToPath(import.meta.url);
 const passOn = [
   '--steps',
-  a.steps!,
+  steps,
   '--d-model',
-  a['d-model'],
+  d,
   '--layers',
-  a.layers!,
+  nLayer,
   '--seq-len',
-  a['seq-len'],
+  l,
   '--batch',
-  a.batch!,
+  b,
   '--vocab',
-  a.vocab!,
+  V,
   '--backend',
-  a.backend!,
+  a.backend,
   '--kernels',
   kernels,
-];
+].map(String);
 const loadBefore = loadavg();
 const runs: Measured[] = [];
 for (const t of threadCounts) {
@@ -236,9 +208,7 @@ for (const r of runs) {
         .join(', '),
   );
 }
-const dir = join(dirname(here), '..', '..', 'bench', 'results');
-mkdirSync(dir, { recursive: true });
-const file = join(dir, `train-${first.backend}${kernels === 'ts' && first.backend === 'cpu' ? '-ts' : ''}.json`);
+const file = resultFile(`train-${first.backend}${kernels === 'ts' && first.backend === 'cpu' ? '-ts' : ''}`, a.out);
 writeFileSync(file, JSON.stringify(result, null, 1) + '\n');
 console.log(`wrote ${file}`);
 process.exit(0);

@@ -1,4 +1,5 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
+import { resultFile } from '../src/cli/bench-suites.js';
 import { cpus, hostname, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { Backend } from '../src/backend/backend.js';
@@ -11,11 +12,6 @@ import { f32ToHalf } from '../src/tensor/dtype.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 
 /** Shared pieces of the WebGPU benchmarks: the backend, random models of real shapes, result files. */
-
-export function arg(name: string, dflt: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1] : dflt;
-}
 
 export async function backend(o: WebGpuBackendOptions = {}): Promise<WebGpuBackend> {
   return createNodeWebGpuBackend(o);
@@ -129,11 +125,9 @@ export function machine(bk: WebGpuBackend): Record<string, unknown> {
   };
 }
 
-/** Writes `bench/results/<name>.json` (or into --out DIR). */
-export function writeResult(name: string, data: unknown): string {
-  const dir = arg('out', join(new URL('../../bench/results', import.meta.url).pathname));
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, `${name}.json`);
+/** Writes `<outDir>/<name>.json` with --out DIR, else a new `bench/results/<name>-<date>.json`. */
+export function writeResult(name: string, data: unknown, outDir: string | undefined): string {
+  const file = resultFile(name, outDir === undefined ? undefined : join(outDir, `${name}.json`));
   writeFileSync(file, JSON.stringify(data, null, 2) + '\n');
   return file;
 }

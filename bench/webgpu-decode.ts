@@ -1,7 +1,8 @@
 import { deviceTokens } from '../src/generate/device-loop.js';
 import { GREEDY } from '../src/backend/sampling.js';
+import { benchArgs } from '../src/cli/bench-suites.js';
+import { choiceList } from '../src/cli/args.js';
 import {
-  arg,
   backend,
   byKernel,
   disposeModel,
@@ -17,23 +18,19 @@ import {
 /**
  * Batch-1 decode throughput on WebGPU with random weights of real Mamba-1 shapes: the device loop
  * (step -> GPU sampling -> next step reads the id from the GPU; only the ids come back), greedy.
- *   node dist/bench/webgpu-decode.js [--models 130m,1.4b] [--dtypes f32,bf16] [--seconds 3] [--warmup 1]
- *                                    [--fuse-norm on|off|on,off]
+ *   node dist/bench/webgpu-decode.js [options] (options and defaults: --help; one table in src/cli/bench-suites.ts)
  * Prints tokens/s and the GPU time per token (timestamp queries) by kernel. --fuse-norm picks whether
  * the block's RMSNorm and residual add are fused into the Mamba step's products (WebGpuBackendOptions
  * fuseNorm; default on); `on,off` measures both on the same model, one after the other (A/B).
  */
-const models = arg('models', '130m,1.4b').split(',');
-const dtypes = arg('dtypes', 'f32,bf16').split(',') as ('f32' | 'f16' | 'bf16')[];
-const seconds = Number(arg('seconds', '3'));
-const warm = Number(arg('warmup', '1'));
-const lookahead = Number(arg('lookahead', '2'));
-const fusions = arg('fuse-norm', 'on')
-  .split(',')
-  .map((f) => {
-    if (f !== 'on' && f !== 'off') throw new Error(`--fuse-norm takes on, off or on,off; got ${f}`);
-    return f === 'on';
-  });
+const a = benchArgs('webgpu-decode');
+const models = choiceList(a.models, 'models', Object.keys(SHAPES));
+const dtypes = choiceList(a.dtypes, 'dtypes', ['f32', 'f16', 'bf16'] as const);
+const { seconds, warmup: warm, lookahead } = a;
+const fusions = a['fuse-norm'].split(',').map((f) => {
+  if (f !== 'on' && f !== 'off') throw new Error(`--fuse-norm takes on, off or on,off; got ${f}`);
+  return f === 'on';
+});
 
 const bk = await backend();
 const results: Record<string, unknown>[] = [];
@@ -41,7 +38,7 @@ try {
   for (const name of models) {
     const s = SHAPES[name];
     for (const dtype of dtypes) {
-      const model = randomModel(bk, mambaConfig(s.d, s.layers, Number(arg('vocab', '50280'))), dtype);
+      const model = randomModel(bk, mambaConfig(s.d, s.layers, a.vocab), dtype);
       const state = model.initState(1);
       const prompt = bk.upload(Int32Array.from([1, 2, 3, 4, 5, 6, 7, 8]), [1, 8], 'i32');
       for (const fuseNorm of fusions) {
@@ -124,7 +121,7 @@ try {
       ]),
     ]),
   );
-  console.log('wrote', writeResult(arg('name', 'webgpu-decode'), { machine: machine(bk), results }));
+  console.log('wrote', writeResult(a.name, { machine: machine(bk), results }, a.out));
 } finally {
   bk.dispose();
 }

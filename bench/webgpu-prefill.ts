@@ -1,5 +1,6 @@
+import { benchArgs } from '../src/cli/bench-suites.js';
+import { choiceList } from '../src/cli/args.js';
 import {
-  arg,
   backend,
   byKernel,
   disposeModel,
@@ -13,15 +14,15 @@ import {
 } from './webgpu-common.js';
 
 /**
- * Prefill throughput on WebGPU: the parallel form over a prompt of `--tokens` (default 2048), batch
+ * Prefill throughput on WebGPU: the parallel form over a prompt of `--tokens`, batch
  * 1, logits of the last position only (what generation needs), random weights of real shapes.
- *   node dist/bench/webgpu-prefill.js [--models 130m,1.4b] [--dtypes f32,bf16] [--tokens 2048] [--reps 5]
+ *   node dist/bench/webgpu-prefill.js [options] (options and defaults: --help; one table in src/cli/bench-suites.ts)
  * Prints tokens/s and the share of GPU time per kernel (timestamp queries over one prefill).
  */
-const models = arg('models', '130m,1.4b').split(',');
-const dtypes = arg('dtypes', 'f32').split(',') as ('f32' | 'f16' | 'bf16')[];
-const tokens = Number(arg('tokens', '2048'));
-const reps = Number(arg('reps', '5'));
+const a = benchArgs('webgpu-prefill');
+const models = choiceList(a.models, 'models', Object.keys(SHAPES));
+const dtypes = choiceList(a.dtypes, 'dtypes', ['f32', 'f16', 'bf16'] as const);
+const { tokens, reps } = a;
 
 const bk = await backend();
 const results: Record<string, unknown>[] = [];
@@ -29,7 +30,7 @@ try {
   for (const name of models) {
     const s = SHAPES[name];
     for (const dtype of dtypes) {
-      const model = randomModel(bk, mambaConfig(s.d, s.layers, Number(arg('vocab', '50280'))), dtype);
+      const model = randomModel(bk, mambaConfig(s.d, s.layers, a.vocab), dtype);
       const ids = new Int32Array(tokens);
       for (let i = 0; i < tokens; i++) ids[i] = (i * 7919) % model.vocabSize;
       const idT = bk.upload(ids, [1, tokens], 'i32');
@@ -91,7 +92,7 @@ try {
       ]),
     ]),
   );
-  console.log('wrote', writeResult(arg('name', 'webgpu-prefill'), { machine: machine(bk), results }));
+  console.log('wrote', writeResult(a.name, { machine: machine(bk), results }, a.out));
 } finally {
   bk.dispose();
 }

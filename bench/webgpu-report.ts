@@ -1,12 +1,12 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { arg } from './webgpu-common.js';
+import { benchArgs, REPO_ROOT } from '../src/cli/bench-suites.js';
 
 /**
  * Markdown tables (for docs/webgpu.md) from the JSON files the WebGPU benchmarks write.
- *   node dist/bench/webgpu-report.js [--dir bench/results]
+ *   node dist/bench/webgpu-report.js [--dir <dir>]   (default: bench/results)
  */
-const dir = arg('dir', join(new URL('../../bench/results', import.meta.url).pathname));
+const dir = benchArgs('webgpu-report').dir ?? join(REPO_ROOT, 'bench', 'results');
 const load = (name: string): { machine: Record<string, unknown>; results: Record<string, any>[] } | null => {
   const f = join(dir, `${name}.json`);
   return existsSync(f) ? JSON.parse(readFileSync(f, 'utf8')) : null;

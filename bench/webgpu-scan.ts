@@ -1,24 +1,25 @@
 import type { SelectiveScanArgs } from '../src/backend/contract/inference.js';
 import { cpu } from '../src/backend/cpu/cpu-backend.js';
 import type { Tensor } from '../src/tensor/tensor.js';
-import { arg, backend, machine, random, table, timeCalls, warmUp, writeResult } from './webgpu-common.js';
+import { benchArgs } from '../src/cli/bench-suites.js';
+import { numberList } from '../src/cli/args.js';
+import { backend, machine, random, table, timeCalls, warmUp, writeResult } from './webgpu-common.js';
 import { chunkLength } from '../src/backend/webgpu/kernels/scan.js';
 import type { WebGpuBackend } from '../src/backend/webgpu/webgpu-backend.js';
 
 /**
  * The fused selective scan forward on WebGPU, f32, with z, D, delta bias and softplus (how Mamba
  * calls it), B and C as views of one (b, l, 2n) buffer (x_proj's output layout).
- *   node dist/bench/webgpu-scan.js [--shapes 1x1536x2048x16,...] [--threads 65536,131072] [--wg 64,128] [--reps 20]
+ *   node dist/bench/webgpu-scan.js [options] (options and defaults: --help; one table in src/cli/bench-suites.ts)
  * Time: GPU time from timestamp queries (sum of the scan's dispatches, median over reps) and
  * wall-clock per call with many calls queued back to back. Effective bandwidth counts u, delta, z, y
  * (b*l*e*4 bytes each) plus B and C (b*l*n*4 each), each once.
  */
-const shapes = arg('shapes', '1x1536x2048x16,4x2048x4096x16,8x5120x2048x16')
-  .split(',')
-  .map((s) => s.split('x').map(Number) as [number, number, number, number]);
-const threadsList = arg('threads', '0').split(',').map(Number);
-const wgList = arg('wg', '64').split(',').map(Number);
-const reps = Number(arg('reps', '20'));
+const a = benchArgs('webgpu-scan');
+const shapes = a.shapes.split(',').map((s) => s.split('x').map(Number) as [number, number, number, number]);
+const threadsList = numberList(a.threads, 'threads', { int: true, min: 0 });
+const wgList = numberList(a.wg, 'wg', { int: true, min: 1 });
+const reps = a.reps;
 const ANCHOR: Record<string, number> = { '1x1536x2048x16': 0.126, '4x2048x4096x16': 1.175, '8x5120x2048x16': 2.857 };
 
 function inputs(bk: WebGpuBackend, b: number, l: number, e: number, n: number): SelectiveScanArgs {
@@ -134,7 +135,7 @@ try {
     for (const t of [args.y, args.u, args.delta, args.z!, args.A, args.B.base!, args.D!, args.deltaBias!]) t.dispose();
   }
   console.log(table(rows));
-  console.log('wrote', writeResult(arg('name', 'webgpu-scan'), { machine: machine(bk), results }));
+  console.log('wrote', writeResult(a.name, { machine: machine(bk), results }, a.out));
 } finally {
   bk.dispose();
 }

@@ -3,25 +3,26 @@ import { cpu } from '../src/backend/cpu/cpu-backend.js';
 import type { WebGpuBackend } from '../src/backend/webgpu/webgpu-backend.js';
 import type { SsdPath } from '../src/backend/webgpu/kernel-host.js';
 import type { Tensor } from '../src/tensor/tensor.js';
-import { arg, backend, machine, random, table, timeCalls, warmUp, writeResult } from './webgpu-common.js';
+import { benchArgs } from '../src/cli/bench-suites.js';
+import { numberList } from '../src/cli/args.js';
+import { backend, machine, random, table, timeCalls, warmUp, writeResult } from './webgpu-common.js';
 
 /**
  * Mamba-2's SSD scan on WebGPU, f32, how the mixer calls it: x, B and C as column views of one
  * (b, l, h p + 2 g n) buffer (the conv's output), dt a view of in_proj's output, dt bias + softplus, D.
- *   node dist/bench/webgpu-ssd.js [--shapes 4x4096x64x64x128x1,1x1x64x64x128x1] [--chunks 256,128,64]
- *                                 [--paths chunked] [--reps 10]
+ *   node dist/bench/webgpu-ssd.js [options] (options and defaults: --help; one table in src/cli/bench-suites.ts)
  * Shapes are b x l x heads x head_dim x d_state x groups; a shape of length <= 16 also runs the
  * step-by-step kernel (the decode step: l = 1, state updated in place). Time: GPU time from timestamp
  * queries (sum of the ssd.* dispatches, median over reps) and wall-clock per call with calls queued
  * back to back. Effective GB/s counts x, y (b l h p), B, C (b l g n) and dt (b l h) once each.
  * First checks a small scan against the CPU reference on the device, for each path.
  */
-const shapes = arg('shapes', '4x4096x64x64x128x1,1x1x64x64x128x1')
-  .split(',')
-  .map((s) => s.split('x').map(Number) as [number, number, number, number, number, number]);
-const chunks = arg('chunks', '256,128,64').split(',').map(Number);
-const paths = arg('paths', 'chunked').split(',') as SsdPath[];
-const reps = Number(arg('reps', '10'));
+const a = benchArgs('webgpu-ssd');
+type SsdShape = [number, number, number, number, number, number];
+const shapes = a.shapes.split(',').map((s) => s.split('x').map(Number) as SsdShape);
+const chunks = numberList(a.chunks, 'chunks', { int: true, min: 1 });
+const paths = a.paths.split(',') as SsdPath[];
+const reps = a.reps;
 
 function inputs(
   bk: WebGpuBackend,
@@ -154,7 +155,7 @@ try {
     for (const t of [args.y, args.x.base!, args.dt.base!, args.A, args.D!, args.dtBias!, args.h0]) t?.dispose();
   }
   console.log(table(rows));
-  console.log('wrote', writeResult(arg('name', 'webgpu-ssd'), { machine: machine(bk), results }));
+  console.log('wrote', writeResult(a.name, { machine: machine(bk), results }, a.out));
 } finally {
   bk.dispose();
 }

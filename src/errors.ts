@@ -21,7 +21,8 @@ export type ErrorCode =
   | 'OFFLINE' // HF_HUB_OFFLINE is set and the file is not cached
   | 'DEVICE' // the GPU device was lost, ran out of memory or is missing
   | 'STATE_MISMATCH' // a recurrent state that does not fit the model or batch
-  | 'INTERRUPTED'; // the user stopped a long operation
+  | 'INTERRUPTED' // the user stopped a long operation
+  | 'IO'; // the file system refused: read-only, full, permission, a file where a directory should be
 
 export class MambaError extends Error {
   readonly code: ErrorCode;

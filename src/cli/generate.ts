@@ -1,55 +1,79 @@
 import { fail } from '../errors.js';
+import { DEFAULT_SAMPLING } from '../generate/generate.js';
 import type { GenerateTextOptions } from '../model.js';
-import { parse, num, tokenList, oneOf } from './args.js';
-import { MODEL_HELP, MODEL_OPTIONS, openModel } from './common.js';
+import { HELP_OPTION, helpText, parse, tokenList, type CommandSpec } from './args.js';
+import { MODEL_OPTIONS, openModel } from './common.js';
 
-export const GENERATE_HELP = `mamba-ts generate: stream text (or token ids) from a model
-
-Usage: mamba-ts generate [--model <dir|org/name>] --prompt "text" [options]
-       mamba-ts generate --model <dir> --tokens 1,2,3 --format json
-
-${MODEL_HELP}
-  --prompt, -p <text>               the prompt; repeat for several prompts in one batch
-  --tokens <ids>                    comma-separated token ids instead of --prompt (no tokenizer needed);
-                                    repeat for a batch
-  --max-new-tokens, -n <n>          tokens to generate per prompt (default 64)
-  --greedy                          always take the most likely token
-  --temperature <t>                 sampling temperature, 0 = greedy (default 0.8)
-  --top-k <k>                       keep the k most likely tokens, 0 = off (default 40)
-  --top-p <p>                       nucleus sampling mass, 1 = off (default 0.95)
-  --min-p <p>                       drop tokens below p x the top probability, 0 = off (default 0.05)
-  --repetition-penalty <r>          penalise tokens already present, 1 = off (default 1)
-  --seed <n>                        random seed: same seed, same output (default: random)
-  --ignore-eos                      keep going after the end-of-text token
-  --stop <text>                     stop when this text appears (repeatable)
-  --format <text|json>              text: stream the generated text; json: print {"tokens": [prompt ids...,
-                                    new ids...]} (one line per prompt)
-  --help, -h                        this help
-`;
+export const GENERATE = {
+  name: 'generate',
+  summary: 'stream text (or token ids) from a model',
+  usage: [
+    'mamba-ts generate [--model <dir|org/name>] --prompt "text" [options]',
+    'mamba-ts generate --model <dir> --tokens 1,2,3 --format json',
+  ],
+  options: {
+    ...MODEL_OPTIONS,
+    prompt: { type: 'string', short: 'p', multiple: true, help: 'the prompt; repeat for several prompts in one batch' },
+    tokens: {
+      type: 'string',
+      multiple: true,
+      arg: '<ids>',
+      help: 'comma-separated token ids instead of --prompt (no tokenizer needed); repeat for a batch',
+    },
+    'max-new-tokens': { type: 'int', short: 'n', min: 0, defaultText: '64', help: 'tokens to generate per prompt' },
+    greedy: { type: 'boolean', help: 'always take the most likely token' },
+    temperature: {
+      type: 'number',
+      min: 0,
+      default: DEFAULT_SAMPLING.temperature,
+      help: 'sampling temperature, 0 = greedy',
+    },
+    'top-k': { type: 'int', min: 0, default: DEFAULT_SAMPLING.topK, help: 'keep the k most likely tokens, 0 = off' },
+    'top-p': {
+      type: 'number',
+      min: 0,
+      minExclusive: true,
+      max: 1,
+      default: DEFAULT_SAMPLING.topP,
+      help: 'nucleus sampling mass, 1 = off',
+    },
+    'min-p': {
+      type: 'number',
+      min: 0,
+      max: 1,
+      default: DEFAULT_SAMPLING.minP,
+      help: 'drop tokens below p x the top probability, 0 = off',
+    },
+    'repetition-penalty': {
+      type: 'number',
+      min: 0,
+      minExclusive: true,
+      default: DEFAULT_SAMPLING.repetitionPenalty,
+      help: 'penalise tokens already present, 1 = off',
+    },
+    seed: { type: 'int', min: 0, max: 0xffffffff, defaultText: 'random', help: 'random seed: same seed, same output' },
+    'ignore-eos': { type: 'boolean', help: 'keep going after the end-of-text token' },
+    stop: { type: 'string', multiple: true, nonEmpty: true, help: 'stop when this text appears' },
+    format: {
+      type: 'enum',
+      values: ['text', 'json'],
+      default: 'text',
+      help:
+        'text: stream the generated text; json: print {"tokens": [prompt ids..., new ids...]} ' +
+        '(one line per prompt)',
+    },
+    ...HELP_OPTION,
+  },
+} as const satisfies CommandSpec;
 
 export async function generateCommand(argv: string[]): Promise<void> {
-  const { values: v } = parse('generate', argv, {
-    ...MODEL_OPTIONS,
-    prompt: { type: 'string', short: 'p', multiple: true },
-    tokens: { type: 'string', multiple: true },
-    'max-new-tokens': { type: 'string', short: 'n' },
-    greedy: { type: 'boolean' },
-    temperature: { type: 'string' },
-    'top-k': { type: 'string' },
-    'top-p': { type: 'string' },
-    'min-p': { type: 'string' },
-    'repetition-penalty': { type: 'string' },
-    seed: { type: 'string' },
-    'ignore-eos': { type: 'boolean' },
-    stop: { type: 'string', multiple: true },
-    format: { type: 'string' },
-  });
-  if (v.help) {
-    process.stdout.write(GENERATE_HELP);
+  const { help, values: v } = parse(GENERATE, argv);
+  if (help) {
+    process.stdout.write(helpText(GENERATE));
     return;
   }
-  const prompts = (v.prompt as string[] | undefined) ?? [];
-  const tokens = ((v.tokens as string[] | undefined) ?? []).map((t) => tokenList(t));
+  const prompts = v.prompt;
+  const tokens = v.tokens.map((t) => tokenList(t));
   if (prompts.length && tokens.length) fail('BAD_ARGUMENT', 'give either --prompt or --tokens, not both');
   if (!prompts.length && !tokens.length)
     fail('EMPTY_INPUT', 'nothing to continue: give --prompt "text" or --tokens 1,2,3');
@@ -57,21 +81,18 @@ export async function generateCommand(argv: string[]): Promise<void> {
     if (p.length === 0)
       fail('EMPTY_INPUT', `--prompt ${prompts.length > 1 ? `#${i + 1} ` : ''}is empty: give some text to continue`);
   });
-  const format = oneOf(v.format, 'format', ['text', 'json'] as const, 'text');
-  const opts: GenerateTextOptions = {};
-  const set = <K extends keyof GenerateTextOptions>(k: K, x: GenerateTextOptions[K] | undefined): void => {
-    if (x !== undefined) opts[k] = x;
+  const opts: GenerateTextOptions = {
+    greedy: v.greedy,
+    temperature: v.temperature,
+    topK: v['top-k'],
+    topP: v['top-p'],
+    minP: v['min-p'],
+    repetitionPenalty: v['repetition-penalty'],
+    ignoreEos: v['ignore-eos'],
+    ...(v['max-new-tokens'] !== undefined ? { maxNewTokens: v['max-new-tokens'] } : {}),
+    ...(v.seed !== undefined ? { seed: v.seed } : {}),
+    ...(v.stop.length ? { stopStrings: v.stop } : {}),
   };
-  set('maxNewTokens', num(v['max-new-tokens'], 'max-new-tokens', { int: true, min: 0 }));
-  set('greedy', v.greedy as boolean | undefined);
-  set('temperature', num(v.temperature, 'temperature', { min: 0 }));
-  set('topK', num(v['top-k'], 'top-k', { int: true, min: 0 }));
-  set('topP', num(v['top-p'], 'top-p', { min: 0, minExclusive: true, max: 1 }));
-  set('minP', num(v['min-p'], 'min-p', { min: 0, max: 1 }));
-  set('repetitionPenalty', num(v['repetition-penalty'], 'repetition-penalty', { min: 0, minExclusive: true }));
-  set('seed', num(v.seed, 'seed', { int: true, min: 0, max: 0xffffffff }));
-  set('ignoreEos', v['ignore-eos'] as boolean | undefined);
-  set('stopStrings', v.stop as string[] | undefined);
   const { model } = await openModel(v);
   if (prompts.length && !model.tokenizer)
     fail('BAD_ARGUMENT', `${model.source} has no tokenizer.json, so --prompt cannot be encoded: use --tokens`);
@@ -81,7 +102,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
   process.once('SIGINT', onSig);
   opts.signal = ac.signal;
   try {
-    if (format === 'json') {
+    if (v.format === 'json') {
       const res = await model.generateAll(input, opts);
       for (const r of res) process.stdout.write(JSON.stringify({ tokens: r.tokens }) + '\n');
       return;

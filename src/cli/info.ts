@@ -1,23 +1,25 @@
-import { parse, oneOf } from './args.js';
-import { MODEL_HELP, MODEL_OPTIONS, openModel } from './common.js';
+import { HELP_OPTION, helpText, parse, type CommandSpec } from './args.js';
+import { MODEL_OPTIONS, openModel } from './common.js';
 import { mamba1StateBytesAt } from '../models/config.js';
 
-export const INFO_HELP = `mamba-ts info: describe a model
-
-Usage: mamba-ts info [--model <dir|org/name>] [--format text|json]
-
-${MODEL_HELP}
-  --format <text|json>              output format (default text)
-  --help, -h                        this help
-`;
+export const INFO = {
+  name: 'info',
+  summary: 'describe a model',
+  usage: ['mamba-ts info [--model <dir|org/name>] [--format text|json]'],
+  options: {
+    ...MODEL_OPTIONS,
+    format: { type: 'enum', values: ['text', 'json'], default: 'text', help: 'output format' },
+    ...HELP_OPTION,
+  },
+} as const satisfies CommandSpec;
 
 export async function infoCommand(argv: string[]): Promise<void> {
-  const { values: v } = parse('info', argv, { ...MODEL_OPTIONS, format: { type: 'string' } });
-  if (v.help) {
-    process.stdout.write(INFO_HELP);
+  const { help, values: v } = parse(INFO, argv);
+  if (help) {
+    process.stdout.write(helpText(INFO));
     return;
   }
-  const format = oneOf(v.format, 'format', ['text', 'json'] as const, 'text');
+  const format = v.format;
   const { model } = await openModel(v);
   const i = model.info();
   if (format === 'json') {

@@ -1,25 +1,26 @@
 import { fail } from '../errors.js';
-import { parse, tokenList } from './args.js';
-import { MODEL_HELP, MODEL_OPTIONS, openModel } from './common.js';
+import { HELP_OPTION, helpText, parse, tokenList, type CommandSpec } from './args.js';
+import { MODEL_OPTIONS, openModel } from './common.js';
 
-export const LOGITS_HELP = `mamba-ts logits: print the logits of every position as JSON
-
-Usage: mamba-ts logits --model <dir> --tokens 1,2,3 [--backend cpu]
-
-${MODEL_HELP}
-  --tokens <ids>                    comma-separated token ids (required)
-  --help, -h                        this help
-
-Prints {"logits": [[...vocab floats...], ...]}, one row per input position.
-`;
+export const LOGITS = {
+  name: 'logits',
+  summary: 'print the logits of every position as JSON',
+  usage: ['mamba-ts logits --model <dir> --tokens 1,2,3 [--backend cpu]'],
+  options: {
+    ...MODEL_OPTIONS,
+    tokens: { type: 'string', arg: '<ids>', help: 'comma-separated token ids (required)' },
+    ...HELP_OPTION,
+  },
+  footer: 'Prints {"logits": [[...vocab floats...], ...]}, one row per input position.',
+} as const satisfies CommandSpec;
 
 export async function logitsCommand(argv: string[]): Promise<void> {
-  const { values: v } = parse('logits', argv, { ...MODEL_OPTIONS, tokens: { type: 'string' } });
-  if (v.help) {
-    process.stdout.write(LOGITS_HELP);
+  const { help, values: v } = parse(LOGITS, argv);
+  if (help) {
+    process.stdout.write(helpText(LOGITS));
     return;
   }
-  if (typeof v.tokens !== 'string') fail('EMPTY_INPUT', 'logits: --tokens is required, e.g. --tokens 1,2,3');
+  if (v.tokens === undefined) fail('EMPTY_INPUT', 'logits: --tokens is required, e.g. --tokens 1,2,3');
   const ids = tokenList(v.tokens);
   const { model } = await openModel(v);
   const [flat] = await model.logits([ids]);

@@ -1,4 +1,5 @@
 import { isMambaError } from '../errors.js';
+import { ioError } from '../train/checkpoint.js';
 import { generateCommand } from './generate.js';
 import { infoCommand } from './info.js';
 import { logitsCommand } from './logits.js';
@@ -55,6 +56,12 @@ export async function main(argv: string[]): Promise<number> {
     )(rest);
     return 0;
   } catch (e) {
+    // A file-system error no command turned into a MambaError still reads as one (path, reason).
+    const io = isMambaError(e) ? e : ioError(e, `${cmd}: a file operation failed`);
+    if (io !== e && isMambaError(io)) {
+      process.stderr.write(`mamba-ts: error[${io.code}]: ${io.message}\n`);
+      return 1;
+    }
     if (isMambaError(e)) {
       process.stderr.write(`mamba-ts: error[${e.code}]: ${e.message}\n`);
       return e.code === 'UNKNOWN_OPTION' || e.code === 'BAD_ARGUMENT' ? 2 : 1;

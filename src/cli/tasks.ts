@@ -30,9 +30,125 @@ import {
   trainOnTask,
   type TrainOptions,
 } from '../tasks/train.js';
-import { num, oneOf, parse, type Options } from './args.js';
+import { HELP_OPTION, helpText, oneOf, parse, type CommandSpec } from './args.js';
 
 const RESULTS_DIR = 'bench/results/tasks';
+
+const fmtSettings = (k: keyof TaskSettings): string => TASKS.map((t) => SMALL_SETTINGS[t][k]).join(', ');
+const fmtPaper = (k: keyof TaskSettings): string => TASKS.map((t) => PAPER_SETTINGS[t][k]).join(', ');
+const M = DEFAULT_TASK_MODEL;
+
+/** `tasks run`'s options; the per-task defaults are SMALL_SETTINGS (PAPER_SETTINGS with --paper). */
+export const TASKS_RUN = {
+  name: 'tasks run',
+  summary: 'train a mixer on a task, evaluate it, write a results JSON',
+  usage: ['mamba-ts tasks run <task> --mixer <mixer> [options]'],
+  positionals: true,
+  options: {
+    mixer: { type: 'enum', values: MIXERS, arg: '<name>', help: 'the sequence mixer (required)' },
+    paper: { type: 'boolean', help: "start from the paper's task settings instead of the small ones" },
+    'seq-len': {
+      type: 'int',
+      min: 3,
+      defaultText: `${TASKS.join(', ')}: ${fmtSettings('seqLen')}; paper ${fmtPaper('seqLen')}`,
+      help: 'training sequence length',
+    },
+    vocab: {
+      type: 'int',
+      min: 3,
+      defaultText: `${fmtSettings('vocabSize')}; paper ${fmtPaper('vocabSize')}`,
+      help: 'vocabulary',
+    },
+    count: {
+      type: 'int',
+      min: 1,
+      defaultText: `${fmtSettings('count')}; paper ${fmtPaper('count')}`,
+      help: 'selective-copying: tokens to memorise; mqar: key-value pairs',
+    },
+    'd-model': { type: 'int', min: 1, default: M.dModel, help: 'model width' },
+    layers: { type: 'int', min: 1, default: M.nLayer, help: 'blocks' },
+    'd-state': { type: 'int', min: 1, default: M.dState, help: 'SSM state size' },
+    expand: { type: 'int', min: 1, default: M.expand, help: 'channel expansion' },
+    heads: { type: 'int', min: 1, default: M.heads, help: 'attention heads' },
+    'd-conv': { type: 'int', min: 1, default: M.dConv, help: 'Mamba conv width' },
+    'max-context': {
+      type: 'int',
+      min: 1,
+      default: M.maxContext,
+      help: 'KV cache / Hyena history capacity for chunked evaluation',
+    },
+    steps: { type: 'int', min: 1, default: 2000, help: 'optimiser steps' },
+    batch: { type: 'int', min: 1, default: 16, help: 'examples per step' },
+    lr: { type: 'number', min: 0, minExclusive: true, default: 1e-3, help: 'peak learning rate' },
+    'weight-decay': { type: 'number', min: 0, default: 0.1, help: 'AdamW weight decay' },
+    warmup: { type: 'int', min: 0, defaultText: '10% of --steps', help: 'warmup steps' },
+    clip: { type: 'number', min: 0, default: 1, help: 'gradient norm clip' },
+    seed: { type: 'int', min: 0, default: 0, help: 'seed of weights and data' },
+    'eval-examples': { type: 'int', min: 1, default: 512, help: 'held-out examples for the final accuracy' },
+    'eval-every': { type: 'int', min: 0, default: 250, help: 'quick held-out check every n steps (0: off)' },
+    'stop-accuracy': { type: 'number', min: 0, max: 1, help: 'stop once a quick check reaches this accuracy (e.g. 1)' },
+    'eval-lengths': {
+      type: 'string',
+      arg: '<list>',
+      help: 'induction-heads: test lengths, e.g. 64,128,...,16384 or 2^6..2^14',
+    },
+    'length-examples': {
+      type: 'int',
+      min: 1,
+      default: 64,
+      help: 'examples per test length (halved per doubling past 4096, at least 8)',
+    },
+    out: {
+      type: 'string',
+      arg: '<file>',
+      nonEmpty: true,
+      defaultText: `${RESULTS_DIR}/<task>-<mixer>-d<d>-L<len>-s<seed>.json`,
+      help: 'results JSON',
+    },
+    checkpoint: {
+      type: 'string',
+      arg: '<file>',
+      nonEmpty: true,
+      help:
+        'save the model and optimiser there when training stops, and resume from it if it exists (same options), ' +
+        'so a long run can be split over several calls',
+    },
+    'time-limit': {
+      type: 'number',
+      min: 0,
+      minExclusive: true,
+      arg: '<seconds>',
+      help:
+        'stop training after this long in this call (saving --checkpoint); rerun the same command to continue. ' +
+        'The results JSON is written once all steps are done',
+    },
+    quiet: { type: 'boolean', help: 'no progress lines' },
+    ...HELP_OPTION,
+  },
+} as const satisfies CommandSpec;
+
+export const TASKS_REPORT = {
+  name: 'tasks report',
+  summary: 'results -> markdown tables + SVG plots',
+  usage: ['mamba-ts tasks report [--in <dir>] [--out <file.md>]'],
+  options: {
+    in: {
+      type: 'string',
+      arg: '<dir>',
+      nonEmpty: true,
+      default: RESULTS_DIR,
+      help: 'where the results JSON files are',
+    },
+    out: {
+      type: 'string',
+      arg: '<file>',
+      nonEmpty: true,
+      defaultText: 'print to stdout',
+      help: 'the markdown file; plots are written beside it as <name>.svg',
+    },
+    ...HELP_OPTION,
+  },
+} as const satisfies CommandSpec;
 
 const HELP = `mamba-ts tasks: the synthetic tasks of the Mamba paper and Zoology, any mixer, one engine
 
@@ -46,76 +162,8 @@ ${TASKS.map((t) => `  ${t.padEnd(18)} ${TASK_DESCRIPTIONS[t]}`).join('\n')}
 Mixers:
 ${MIXERS.map((m) => `  ${m.padEnd(12)} ${MIXER_DESCRIPTIONS[m]}`).join('\n')}
 
-run options:
-  --mixer <name>          the sequence mixer (required)
-  --paper                 start from the paper's task settings instead of the small ones
-  --seq-len <n>           training sequence length (small defaults: selective-copying 256,
-                          induction-heads 64, mqar 64; paper: 4096, 256, 256)
-  --vocab <n>             vocabulary (16, 16, 128; paper 16, 16, 8192)
-  --count <n>             selective-copying: tokens to memorise (16); mqar: key-value pairs (4)
-  --d-model <n>           model width (64)        --layers <n>    blocks (2)
-  --d-state <n>           SSM state size (16)     --expand <n>    channel expansion (2)
-  --heads <n>             attention heads (4)     --d-conv <n>    Mamba conv width (4)
-  --max-context <n>       KV cache / Hyena history capacity for chunked evaluation (4096)
-  --steps <n>             optimiser steps (2000)  --batch <n>     examples per step (16)
-  --lr <x>                peak learning rate (1e-3)  --weight-decay <x> (0.1)
-  --warmup <n>            warmup steps (10% of --steps)  --clip <x> gradient norm clip (1)
-  --seed <n>              seed of weights and data (0)
-  --eval-examples <n>     held-out examples for the final accuracy (512)
-  --eval-every <n>        quick held-out check every n steps (250; 0: off)
-  --stop-accuracy <x>     stop once a quick check reaches this accuracy (e.g. 1)
-  --eval-lengths <list>   induction-heads: test lengths, e.g. 64,128,...,16384 or 2^6..2^14
-  --length-examples <n>   examples per test length (64; halved per doubling past 4096, at least 8)
-  --out <file>            results JSON (default ${RESULTS_DIR}/<task>-<mixer>-d<d>-L<len>-s<seed>.json)
-  --checkpoint <file>     save the model and optimiser there when training stops, and resume from it
-                          if it exists (same options), so a long run can be split over several calls
-  --time-limit <seconds>  stop training after this long in this call (saving --checkpoint); rerun the
-                          same command to continue. The results JSON is written once all steps are done
-  --quiet                 no progress lines
-
-report options:
-  --in <dir>              where the results JSON files are (default ${RESULTS_DIR})
-  --out <file>            the markdown file (default: print to stdout); plots are written beside it
-                          as <name>.svg
-`;
-
-const RUN_OPTIONS: Options = {
-  mixer: { type: 'string' },
-  paper: { type: 'boolean' },
-  'seq-len': { type: 'string' },
-  vocab: { type: 'string' },
-  count: { type: 'string' },
-  'd-model': { type: 'string' },
-  layers: { type: 'string' },
-  'd-state': { type: 'string' },
-  expand: { type: 'string' },
-  heads: { type: 'string' },
-  'd-conv': { type: 'string' },
-  'max-context': { type: 'string' },
-  steps: { type: 'string' },
-  batch: { type: 'string' },
-  lr: { type: 'string' },
-  'weight-decay': { type: 'string' },
-  warmup: { type: 'string' },
-  clip: { type: 'string' },
-  seed: { type: 'string' },
-  'eval-examples': { type: 'string' },
-  'eval-every': { type: 'string' },
-  'stop-accuracy': { type: 'string' },
-  'eval-lengths': { type: 'string' },
-  'length-examples': { type: 'string' },
-  out: { type: 'string' },
-  checkpoint: { type: 'string' },
-  'time-limit': { type: 'string' },
-  quiet: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-};
-
-const REPORT_OPTIONS: Options = {
-  in: { type: 'string' },
-  out: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-};
+${helpText(TASKS_RUN)}
+${helpText(TASKS_REPORT)}`;
 
 /** Where the command's results go (stdout; tests pass their own). Progress lines go to stderr. */
 export type Print = (text: string) => void;
@@ -156,8 +204,8 @@ export function parseLengths(v: string): number[] {
 }
 
 async function runCommand(argv: string[], print: Print): Promise<void> {
-  const { values: v, positionals } = parse('tasks run', argv, RUN_OPTIONS, true);
-  if (v.help) {
+  const { help, values: v, positionals } = parse(TASKS_RUN, argv);
+  if (help) {
     print(HELP);
     return;
   }
@@ -167,60 +215,55 @@ async function runCommand(argv: string[], print: Print): Promise<void> {
       `tasks run: give exactly one task (${TASKS.join(', ')}), got ${positionals.length ? positionals.join(' ') : 'none'}`,
     );
   const task = oneOf<TaskName>(positionals[0], 'task', TASKS, 'selective-copying');
-  if (v.mixer === undefined) fail('BAD_ARGUMENT', `tasks run: --mixer is required (${MIXERS.join(', ')})`);
-  const mixer = oneOf<MixerName>(v.mixer, 'mixer', MIXERS, 'mamba');
+  const mixer = (v.mixer ?? fail('BAD_ARGUMENT', `tasks run: --mixer is required (${MIXERS.join(', ')})`)) as MixerName;
   const base = v.paper ? PAPER_SETTINGS[task] : SMALL_SETTINGS[task];
-  const int = (k: string, d: number, min = 1): number => num(v[k], k, { int: true, min }) ?? d;
   const settings: TaskSettings = {
-    seqLen: int('seq-len', base.seqLen, 3),
-    vocabSize: int('vocab', base.vocabSize, 3),
-    count: int('count', base.count),
+    seqLen: v['seq-len'] ?? base.seqLen,
+    vocabSize: v.vocab ?? base.vocabSize,
+    count: v.count ?? base.count,
   };
-  const steps = int('steps', 2000);
+  const steps = v.steps;
   const model: TaskModelConfig = {
     ...DEFAULT_TASK_MODEL,
     mixer,
     vocabSize: settings.vocabSize,
-    dModel: int('d-model', DEFAULT_TASK_MODEL.dModel),
-    nLayer: int('layers', DEFAULT_TASK_MODEL.nLayer),
-    dState: int('d-state', DEFAULT_TASK_MODEL.dState),
-    expand: int('expand', DEFAULT_TASK_MODEL.expand),
-    heads: int('heads', DEFAULT_TASK_MODEL.heads),
-    dConv: int('d-conv', DEFAULT_TASK_MODEL.dConv),
+    dModel: v['d-model'],
+    nLayer: v.layers,
+    dState: v['d-state'],
+    expand: v.expand,
+    heads: v.heads,
+    dConv: v['d-conv'],
     maxLength: settings.seqLen,
-    maxContext: int('max-context', DEFAULT_TASK_MODEL.maxContext),
+    maxContext: v['max-context'],
   };
-  const stop = num(v['stop-accuracy'], 'stop-accuracy', { min: 0, max: 1 });
+  const stop = v['stop-accuracy'];
   const train: Omit<TrainOptions, 'log'> = {
     steps,
-    batch: int('batch', 16),
-    lr: num(v.lr, 'lr', { min: 0, minExclusive: true }) ?? 1e-3,
-    weightDecay: num(v['weight-decay'], 'weight-decay', { min: 0 }) ?? 0.1,
-    warmup: int('warmup', Math.max(1, Math.round(steps / 10)), 0),
-    clipNorm: num(v.clip, 'clip', { min: 0 }) ?? 1,
-    seed: int('seed', 0, 0),
-    evalEvery: int('eval-every', 250, 0),
-    evalExamples: int('eval-examples', 512),
+    batch: v.batch,
+    lr: v.lr,
+    weightDecay: v['weight-decay'],
+    warmup: v.warmup ?? Math.max(1, Math.round(steps / 10)),
+    clipNorm: v.clip,
+    seed: v.seed,
+    evalEvery: v['eval-every'],
+    evalExamples: v['eval-examples'],
     logEvery: Math.max(1, Math.min(50, Math.round(steps / 20))),
     ...(stop !== undefined ? { stopAccuracy: stop } : {}),
   };
-  const lengths = typeof v['eval-lengths'] === 'string' ? parseLengths(v['eval-lengths']) : [];
+  const lengths = v['eval-lengths'] !== undefined ? parseLengths(v['eval-lengths']) : [];
   if (lengths.length && task !== 'induction-heads')
     fail('BAD_ARGUMENT', '--eval-lengths is for induction-heads (the task scored at the last position)');
-  const perLength = int('length-examples', 64);
-  const quiet = !!v.quiet;
+  const perLength = v['length-examples'];
+  const quiet = v.quiet;
   const log = quiet
     ? undefined
     : (line: string): void => {
         process.stderr.write(line + '\n');
       };
-  const out =
-    typeof v.out === 'string'
-      ? v.out
-      : join(RESULTS_DIR, `${task}-${mixer}-d${model.dModel}-L${settings.seqLen}-s${train.seed}.json`);
+  const out = v.out ?? join(RESULTS_DIR, `${task}-${mixer}-d${model.dModel}-L${settings.seqLen}-s${train.seed}.json`);
 
-  const timeLimit = num(v['time-limit'], 'time-limit', { min: 0, minExclusive: true });
-  const checkpoint = typeof v.checkpoint === 'string' ? v.checkpoint : undefined;
+  const timeLimit = v['time-limit'];
+  const checkpoint = v.checkpoint;
   if (timeLimit !== undefined && !checkpoint)
     fail('BAD_ARGUMENT', '--time-limit needs --checkpoint (where the stopped run is kept to be resumed)');
 
@@ -296,12 +339,12 @@ async function runCommand(argv: string[], print: Print): Promise<void> {
 }
 
 async function reportCommand(argv: string[], print: Print): Promise<void> {
-  const { values: v } = parse('tasks report', argv, REPORT_OPTIONS);
-  if (v.help) {
+  const { help, values: v } = parse(TASKS_REPORT, argv);
+  if (help) {
     print(HELP);
     return;
   }
-  const dir = typeof v.in === 'string' ? v.in : RESULTS_DIR;
+  const dir = v.in;
   let files: string[];
   try {
     files = readdirSync(dir)
@@ -325,12 +368,13 @@ async function reportCommand(argv: string[], print: Print): Promise<void> {
   }
   if (!runs.length) fail('EMPTY_INPUT', `tasks report: no task results (format mamba-ts-task-run/1) in ${dir}`);
   const r = buildReport(runs);
-  if (typeof v.out !== 'string') {
+  const out = v.out;
+  if (out === undefined) {
     print(r.markdown + '\n');
     return;
   }
-  mkdirSync(dirname(v.out), { recursive: true });
-  writeFileSync(v.out, r.markdown + '\n');
-  for (const p of r.plots) writeFileSync(join(dirname(v.out), `${p.name}.svg`), p.svg + '\n');
-  print(`${v.out}\n${r.plots.map((p) => join(dirname(v.out as string), `${p.name}.svg`)).join('\n')}\n`);
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, r.markdown + '\n');
+  for (const p of r.plots) writeFileSync(join(dirname(out), `${p.name}.svg`), p.svg + '\n');
+  print(`${out}\n${r.plots.map((p) => join(dirname(out), `${p.name}.svg`)).join('\n')}\n`);
 }

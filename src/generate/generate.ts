@@ -12,7 +12,8 @@ import { checkSamplingParams, Sampler, type SamplingParams } from '../backend/sa
  * recurrent step per new token for the whole batch, sampling on the host with `Sampler` — or, on a
  * backend that samples where the logits are (WebGPU), with `deviceTokens`: the same semantics and
  * the same tokens, but only the b new ids cross to the host per token.
- * Text, detokenisation and stop strings sit on top of this in `text.ts`.
+ * Text, detokenisation (tokenizer/stream.ts) and stop strings (stop.ts) sit on top of this in
+ * `model.ts`'s `generate`.
  */
 export interface GenerateOptions {
   /** Tokens to generate per sequence (default 64). */

@@ -2,9 +2,10 @@
  * Reading and writing tokenizer files in a model directory (Node only; the rest of src/tokenizer runs in
  * browsers, which give the parsed JSON objects to `new Tokenizer(...)` themselves).
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fail } from '../errors.js';
+import { TOKENIZER_LIMITS } from './limits.js';
 import { Tokenizer, TOKENIZER_COMPANION_FILES } from './tokenizer.js';
 
 /**
@@ -15,7 +16,7 @@ import { Tokenizer, TOKENIZER_COMPANION_FILES } from './tokenizer.js';
  */
 export async function loadTokenizer(dir: string): Promise<Tokenizer> {
   const tokenizerPath = join(dir, 'tokenizer.json');
-  const tokenizerJson = await readJson(tokenizerPath);
+  const tokenizerJson = await readJson(tokenizerPath, TOKENIZER_LIMITS.fileBytes);
   if (tokenizerJson === undefined) {
     fail(
       'FILE_NOT_FOUND',
@@ -27,15 +28,25 @@ export async function loadTokenizer(dir: string): Promise<Tokenizer> {
     );
   }
   const [tokenizerConfig, specialTokensMap, generationConfig] = await Promise.all(
-    TOKENIZER_COMPANION_FILES.map((f) => readJson(join(dir, f))),
+    TOKENIZER_COMPANION_FILES.map((f) => readJson(join(dir, f), TOKENIZER_LIMITS.companionFileBytes)),
   );
   return new Tokenizer(tokenizerJson, tokenizerConfig, { specialTokensMap, generationConfig, source: tokenizerPath });
 }
 
-/** Parsed JSON of a file, or undefined when it does not exist. */
-async function readJson(path: string): Promise<unknown> {
+/** Parsed JSON of a file, or undefined when it does not exist; CORRUPT_FILE past maxBytes. */
+async function readJson(path: string, maxBytes: number): Promise<unknown> {
   let text: string;
   try {
+    const size = (await stat(path)).size;
+    if (size > maxBytes) {
+      const [got, limit] = [size.toLocaleString('en-US'), maxBytes.toLocaleString('en-US')];
+      fail(
+        'CORRUPT_FILE',
+        `${path} is ${got} bytes, more than the ${limit} mamba-ts reads for this file ` +
+          '(no published tokenizer comes near)',
+        { file: path },
+      );
+    }
     text = await readFile(path, 'utf8');
   } catch (e) {
     if (isNodeError(e) && e.code === 'ENOENT') return undefined;

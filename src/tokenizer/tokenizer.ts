@@ -8,6 +8,8 @@
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { fail, isMambaError } from '../errors.js';
 import { cleanUpTokenization } from './cleanup.js';
+import { checkJsonDepth, checkTokenizerJsonLimits } from './limits.js';
+import { useLinearPatterns } from './linear-regex.js';
 import { asConfigObject, resolveSpecialTokens } from './special-tokens.js';
 import type { DecodeOptions, EncodeOptions, TextTokenizer } from './text-tokenizer.js';
 
@@ -57,8 +59,13 @@ export class Tokenizer implements TextTokenizer {
         },
       );
     }
+    checkTokenizerJsonLimits(json, file);
+    checkJsonDepth(tokenizerConfig, 'tokenizer_config.json');
+    checkJsonDepth(companions.specialTokensMap, 'special_tokens_map.json');
+    checkJsonDepth(companions.generationConfig, 'generation_config.json');
     const config = asConfigObject(tokenizerConfig, 'tokenizer_config.json');
     this.hf = createHfTokenizer(json, config, file);
+    useLinearPatterns(this.hf as unknown as Parameters<typeof useLinearPatterns>[0], file);
 
     const vocab = this.hf.get_vocab(true);
     let maxId = -1;

@@ -1,6 +1,6 @@
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { fail } from '../errors.js';
+import { fail, isMambaError, MambaError } from '../errors.js';
 import { openSafetensorsFile, writeSafetensorsFile } from '../io/node/safetensors-file.js';
 import type { TensorSource } from '../io/tensor-source.js';
 import type { TensorToWrite } from '../io/safetensors-writer.js';
@@ -15,7 +15,9 @@ import type { TensorToWrite } from '../io/safetensors-writer.js';
  * Atomic replacement: everything is written (and fsynced) into `<dir>.tmp-<pid>`, then `<dir>` is
  * renamed to `<dir>.old`, the new directory renamed to `<dir>`, and `<dir>.old` removed. A crash or a
  * kill at any moment leaves a complete checkpoint: `<dir>` itself, or, between the two renames,
- * `<dir>.old`, which `recoverCheckpointDir` puts back.
+ * `<dir>.old`, which `recoverCheckpointDir` puts back. A save that fails (disk full, read-only) removes
+ * its temporary directory and leaves the previous checkpoint as it was; temporary directories of
+ * processes that died mid-save (a second Ctrl-C, a kill) are removed at the next save into the parent.
  */
 export const TRAINER_STATE = 'trainer_state.json';
 export const OPTIMIZER_STATE = 'optimizer.safetensors';
@@ -32,11 +34,16 @@ export interface CheckpointFiles {
 /** Writes a checkpoint directory atomically (see above). */
 export async function writeCheckpointDir(dir: string, c: CheckpointFiles): Promise<void> {
   const parent = dirname(dir);
-  await mkdir(parent, { recursive: true });
   const tmp = join(parent, `${basename(dir)}.tmp-${process.pid}`);
   const old = `${dir}.old`;
-  await rm(tmp, { recursive: true, force: true });
-  await mkdir(tmp);
+  try {
+    await makeDir(parent);
+    await removeStaleTempDirs(dir);
+    await rm(tmp, { recursive: true, force: true });
+    await mkdir(tmp);
+  } catch (e) {
+    throw ioError(e, `cannot save the checkpoint ${dir}`);
+  }
   try {
     await writeSafetensorsFile(join(tmp, 'model.safetensors'), c.model, { format: 'pt' });
     if (c.optimizer) await writeSafetensorsFile(join(tmp, OPTIMIZER_STATE), c.optimizer, { format: 'pt' });
@@ -59,8 +66,130 @@ export async function writeCheckpointDir(dir: string, c: CheckpointFiles): Promi
     await rm(old, { recursive: true, force: true });
   } catch (e) {
     await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
-    throw e;
+    if (!(await exists(dir)) && (await exists(old))) await rename(old, dir).catch(() => undefined);
+    throw ioError(e, `cannot save the checkpoint ${dir}`, 'the checkpoint there before this save is unchanged');
   }
+}
+
+/** `<dir>.tmp-<pid>` directories of processes that no longer run: saves a second Ctrl-C cut short. */
+export async function removeStaleTempDirs(dir: string): Promise<string[]> {
+  const base = basename(dir);
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = await readdir(dirname(dir));
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    if (!name.startsWith(`${base}.tmp-`)) continue;
+    const pid = Number(name.slice(base.length + 5));
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || isRunning(pid)) continue;
+    await rm(join(dirname(dir), name), { recursive: true, force: true });
+    removed.push(name);
+  }
+  return removed;
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'; // alive, another user's
+  }
+}
+
+/**
+ * Checks before any work that checkpoints can be written for `dir`: creates it, and writes and removes
+ * a probe in its parent, where each save builds the new directory. A mount point is refused: the
+ * save renames the directory, which cannot cross a file-system boundary.
+ */
+export async function checkCheckpointDirWritable(dir: string, flag = '--out'): Promise<void> {
+  const parent = dirname(dir);
+  const probe = join(parent, `${basename(dir)}.tmp-${process.pid}`);
+  try {
+    await makeDir(dir);
+    const [d, p] = await Promise.all([stat(dir), stat(parent)]);
+    if (!d.isDirectory()) fail('BAD_ARGUMENT', `${flag} ${dir} is not a directory`, { path: dir });
+    if (d.dev !== p.dev) {
+      fail(
+        'IO',
+        `${flag} ${dir} is a mount point: each checkpoint replaces the directory by a rename, which cannot cross ` +
+          `a file-system boundary; give a directory inside it, e.g. ${flag} ${join(dir, 'run')}`,
+        { path: dir },
+      );
+    }
+    await mkdir(probe, { recursive: true });
+    await writeFile(join(probe, 'probe'), 'mamba-ts');
+    await rm(probe, { recursive: true, force: true });
+  } catch (e) {
+    await rm(probe, { recursive: true, force: true }).catch(() => undefined);
+    throw ioError(e, `${flag} ${dir} cannot hold checkpoints`);
+  }
+}
+
+/**
+ * `mkdir -p`, with the real reason of a failure: node's recursive mkdir reports a read-only file
+ * system (EROFS) as ENOENT, so on ENOENT the last step is retried alone to learn why.
+ */
+export async function makeDir(path: string): Promise<void> {
+  try {
+    await mkdir(path, { recursive: true });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    if (dirname(path) !== path) await makeDir(dirname(path));
+    try {
+      await mkdir(path);
+    } catch (e2) {
+      if ((e2 as NodeJS.ErrnoException).code !== 'EEXIST') throw e2;
+    }
+  }
+}
+
+const ERRNO_TEXT: Record<string, string> = {
+  EROFS: 'the file system is read-only',
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'the disk quota is exceeded',
+  ENOTDIR: 'a part of the path is a file, not a directory',
+  ENAMETOOLONG: 'the path or one of its names is too long',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EISDIR: 'it is a directory, expected a file',
+  EEXIST: 'it already exists',
+  ENOTEMPTY: 'the directory is not empty',
+  EXDEV: 'a rename cannot cross a file-system boundary (mount point)',
+  EBUSY: 'it is busy (a mount point?)',
+  EMFILE: 'too many open files',
+  EIO: 'an input/output error of the device',
+  ENOENT: 'no such file or directory',
+  ELOOP: 'too many symbolic links',
+};
+
+/** A Node file-system error as it reads to a user: what was being done, on which path, why (`code`). */
+export function describeFsError(e: NodeJS.ErrnoException): string | undefined {
+  const why = e.code ? ERRNO_TEXT[e.code] : undefined;
+  if (!why) return undefined;
+  const dest = (e as { dest?: string }).dest;
+  const where = `${e.syscall ? ` in ${e.syscall}` : ''}${e.path ? ` ${e.path}` : ''}${dest ? ` -> ${dest}` : ''}`;
+  return `${why} (${e.code}${where})`;
+}
+
+/** A file-system error as MambaError IO (FILE_NOT_FOUND for ENOENT); other errors unchanged. */
+export function ioError(e: unknown, doing: string, after?: string): unknown {
+  if (isMambaError(e) || !(e instanceof Error)) return e;
+  const err = e as NodeJS.ErrnoException;
+  const why = describeFsError(err);
+  if (!why) return e;
+  return new MambaError(
+    err.code === 'ENOENT' ? 'FILE_NOT_FOUND' : 'IO',
+    `${doing}: ${why}${after ? `; ${after}` : ''}`,
+    {
+      path: err.path,
+      errno: err.code,
+      syscall: err.syscall,
+    },
+  );
 }
 
 /** Puts back `<dir>.old` when a crash left it without `<dir>` (see above). */
@@ -101,19 +230,130 @@ export async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** Reads a JSON file of a checkpoint; FILE_NOT_FOUND / CORRUPT_FILE name the file. */
+/** Nesting deeper than any file a checkpoint holds: a deeper file is damaged (or hostile). */
+export const MAX_JSON_DEPTH = 64;
+
+/** Reads a JSON file of a checkpoint; FILE_NOT_FOUND / IO / CORRUPT_FILE name the file. */
 export async function readJsonFile(path: string, what: string): Promise<unknown> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
-  } catch {
-    return fail('FILE_NOT_FOUND', `${path} is missing: ${what}`, { path });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT')
+      return fail('FILE_NOT_FOUND', `${path} is missing: ${what}`, { path });
+    throw ioError(e, `cannot read ${what} ${path}`);
   }
+  return parseJsonText(text, path);
+}
+
+/** JSON.parse with CORRUPT_FILE naming the file, and a nesting limit (MAX_JSON_DEPTH). */
+export function parseJsonText(text: string, path: string, maxDepth = MAX_JSON_DEPTH): unknown {
+  const depth = jsonDepth(text);
+  if (depth > maxDepth)
+    fail('CORRUPT_FILE', `${path} nests ${depth} levels deep, more than the ${maxDepth} any valid file has`, { path });
   try {
     return JSON.parse(text) as unknown;
   } catch (e) {
     return fail('CORRUPT_FILE', `${path} is not valid JSON: ${(e as Error).message}`, { path });
   }
+}
+
+/** The deepest nesting of [ and { outside strings (a linear scan; no recursion). */
+export function jsonDepth(text: string): number {
+  let depth = 0,
+    max = 0,
+    inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92)
+        i++; // backslash: skip the escaped character
+      else if (c === 34) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 91 || c === 123) max = Math.max(max, ++depth);
+    else if (c === 93 || c === 125) depth--;
+  }
+  return max;
+}
+
+type Check = (v: unknown) => boolean;
+const isInt =
+  (min = 0): Check =>
+  (v) =>
+    Number.isSafeInteger(v) && (v as number) >= min;
+const isNum: Check = (v) => typeof v === 'number';
+const isFiniteNum: Check = (v) => typeof v === 'number' && Number.isFinite(v);
+const isStr: Check = (v) => typeof v === 'string';
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Checks each listed field of an object; CORRUPT_FILE names the file and the field. */
+function checkFields(o: unknown, fields: Record<string, Check>, path: string, where: string): void {
+  if (!isObj(o)) fail('CORRUPT_FILE', `${path}: ${where} must be an object, got ${describe(o)}`, { path });
+  for (const [k, ok] of Object.entries(fields)) {
+    if (!ok(o[k]))
+      fail('CORRUPT_FILE', `${path}: ${where}.${k} is ${o[k] === undefined ? 'missing' : `wrong: ${describe(o[k])}`}`, {
+        path,
+        field: `${where}.${k}`,
+      });
+  }
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return `an array of ${v.length}`;
+  if (typeof v === 'object') return 'an object';
+  const s = JSON.stringify(v) ?? String(v);
+  return `${typeof v} ${s.length > 40 ? `${s.slice(0, 40)}...` : s}`;
+}
+
+const listOf =
+  (fields: Record<string, Check>, path: string, where: string): Check =>
+  (v) => {
+    if (!Array.isArray(v)) return false;
+    v.forEach((x, i) => checkFields(x, fields, path, `${where}[${i}]`));
+    return true;
+  };
+
+/**
+ * Checks that trainer_state.json (parsed) has every field of a mamba-ts training state with the
+ * right types, so a damaged file is a CORRUPT_FILE error naming it and the field, not a crash later.
+ */
+export function checkTrainerState(s: unknown, path: string): void {
+  if (!isObj(s))
+    fail('CORRUPT_FILE', `${path} must hold a JSON object (the training state), got ${describe(s)}`, { path });
+  if (s['format'] !== 'mamba-ts-train/1')
+    fail('CORRUPT_FILE', `${path}: unknown format ${describe(s['format'])}, expected "mamba-ts-train/1"`, { path });
+  const settingsOk: Check = (v) => isObj(v) && Object.values(v).every(isObj);
+  checkFields(
+    s,
+    {
+      step: isInt(0),
+      totalSteps: isInt(1),
+      tokensSeen: isInt(0),
+      trainSeconds: (v) => isFiniteNum(v) && (v as number) >= 0,
+      sampler: (v) =>
+        Array.isArray(v) &&
+        (v.length === 0 || v.length === 4) &&
+        v.every((x) => isInt(0)(x) && (x as number) <= 0xffffffff),
+      settings: settingsOk,
+      data: isObj,
+      history: listOf({ step: isInt(0), loss: isNum, lr: isNum, gradNorm: isNum }, path, 'history'),
+      evals: listOf({ step: isInt(0), loss: isNum, bpb: isNum, tokens: isInt(0) }, path, 'evals'),
+      final: (v) => v === undefined || isObj(v),
+    },
+    path,
+    'the state',
+  );
+  checkFields(
+    s['data'],
+    { source: isStr, description: isStr, trainTokens: isInt(0), valTokens: isInt(0), valBytes: isInt(0) },
+    path,
+    'data',
+  );
+  if (s['final'] !== undefined)
+    checkFields(s['final'], { step: isInt(0), loss: isNum, bpb: isNum, tokens: isInt(0) }, path, 'final');
+  if ((s['step'] as number) > (s['totalSteps'] as number))
+    fail('CORRUPT_FILE', `${path}: step ${s['step']} is beyond totalSteps ${s['totalSteps']}`, { path });
 }
 
 /** Every F32 tensor of a safetensors file, by name. */

@@ -1,17 +1,19 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { backward } from '../autograd/backward.js';
+import { noGrad } from '../tensor/grad-mode.js';
 import type { Backend } from '../backend/backend.js';
 import { fail } from '../errors.js';
 import { encodeSafetensors } from '../io/safetensors-writer.js';
 import type { LanguageModel } from '../models/lm.js';
 import { loadLanguageModel } from '../models/node/load-checkpoint.js';
 import * as F from '../ops/ops.js';
-import { noGrad } from '../tensor/grad-mode.js';
 import { scope } from '../tensor/scope.js';
 import { loadTokenizer } from '../tokenizer/node.js';
 import type { TextTokenizer } from '../tokenizer/text-tokenizer.js';
 import {
+  checkCheckpointDirWritable,
+  checkTrainerState,
   exists,
   OPTIMIZER_STATE,
   readF32Tensors,
@@ -93,6 +95,7 @@ export interface StartOptions {
 export async function startRun(o: StartOptions): Promise<TrainRun> {
   const log = o.log ?? (() => undefined);
   await checkFreshOutDir(o.outDir);
+  await checkCheckpointDirWritable(o.outDir);
   const s = o.settings;
   const { docs, description } = loadDocuments(o.data);
   const split = splitDocuments(docs, { valFraction: s.train.valFraction });
@@ -185,9 +188,10 @@ export async function resumeRun(o: ResumeOptions): Promise<TrainRun> {
       `--resume: ${o.outDir} has no ${TRAINER_STATE}; it is not a training run's output directory`,
       { path: statePath },
     );
-  const state = (await readJsonFile(statePath, 'the training state')) as TrainerState;
-  if (state.format !== 'mamba-ts-train/1')
-    fail('CORRUPT_FILE', `${statePath}: unknown format ${JSON.stringify(state.format)}`);
+  const raw = await readJsonFile(statePath, 'the training state');
+  checkTrainerState(raw, statePath);
+  const state = raw as TrainerState;
+  await checkCheckpointDirWritable(o.outDir);
   const s = parseTrainSettings(state.settings, statePath);
   const source = o.data ?? state.data.source;
   if (source !== state.data.source)
