@@ -1,7 +1,8 @@
 /**
- * mamba-ts for web pages: everything that runs without Node. It imports no `node:` module; its one
- * package import, `@huggingface/tokenizers`, resolves through a bundler or an import map
- * (`{"imports": {"@huggingface/tokenizers": "/node_modules/@huggingface/tokenizers/dist/tokenizers.mjs"}}`).
+ * mamba-ts for web pages: everything that runs without Node. It imports no `node:` module; its two
+ * package imports, `@huggingface/tokenizers` and `re2js` (the linear-time engine for tokenizer patterns),
+ * resolve through a bundler or an import map (`{"imports": {"@huggingface/tokenizers":
+ * "/node_modules/@huggingface/tokenizers/dist/tokenizers.mjs", "re2js": "/node_modules/re2js/build/index.js"}}`).
  *
  *   import { loadModelFromUrl, createWebGpuBackend } from 'mamba-ts/browser';
  *   const model = await loadModelFromUrl('/models/mamba-130m', { backend: await createWebGpuBackend() });

@@ -1,5 +1,5 @@
 import { fail } from '../errors.js';
-import { DEFAULT_SAMPLING } from '../generate/generate.js';
+import { DEFAULT_MAX_NEW_TOKENS, DEFAULT_SAMPLING } from '../generate/generate.js';
 import type { GenerateTextOptions } from '../model.js';
 import { HELP_OPTION, helpText, parse, tokenList, type CommandSpec } from './args.js';
 import { MODEL_OPTIONS, openModel } from './common.js';
@@ -20,7 +20,13 @@ export const GENERATE = {
       arg: '<ids>',
       help: 'comma-separated token ids instead of --prompt (no tokenizer needed); repeat for a batch',
     },
-    'max-new-tokens': { type: 'int', short: 'n', min: 0, defaultText: '64', help: 'tokens to generate per prompt' },
+    'max-new-tokens': {
+      type: 'int',
+      short: 'n',
+      min: 0,
+      default: DEFAULT_MAX_NEW_TOKENS,
+      help: 'tokens to generate per prompt',
+    },
     greedy: { type: 'boolean', help: 'always take the most likely token' },
     temperature: {
       type: 'number',

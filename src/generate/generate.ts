@@ -15,8 +15,11 @@ import { checkSamplingParams, Sampler, type SamplingParams } from '../backend/sa
  * Text, detokenisation (tokenizer/stream.ts) and stop strings (stop.ts) sit on top of this in
  * `model.ts`'s `generate`.
  */
+/** Tokens generated per sequence when the caller does not say. */
+export const DEFAULT_MAX_NEW_TOKENS = 64;
+
 export interface GenerateOptions {
-  /** Tokens to generate per sequence (default 64). */
+  /** Tokens to generate per sequence (default DEFAULT_MAX_NEW_TOKENS). */
   maxNewTokens?: number;
   /** Always take the most likely token (same as temperature 0). */
   greedy?: boolean;
@@ -147,7 +150,7 @@ export async function* generateTokens(
   o: GenerateOptions = {},
   isStopped?: (row: number) => boolean,
 ): AsyncGenerator<TokenEvent> {
-  const maxNew = o.maxNewTokens ?? 64;
+  const maxNew = o.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS;
   if (!Number.isInteger(maxNew) || maxNew < 0)
     fail('BAD_ARGUMENT', `max new tokens must be an integer >= 0, got ${maxNew}`);
   const p = samplingParams(o);
