@@ -62,9 +62,14 @@ export const SSD_MAX_CHUNK = 64;
 
 /** Bytes of per-thread scratch of the SSD scan with chunk Q (layout in ssd.wat). */
 export function ssdScratchBytes(Q: number, n: number, p: number): number {
-  const r = (v: number): number => (v + 3) & ~3;
-  const Qp = r(Q);
-  return Math.ceil((4 * (3 * Qp * r(n) + 2 * Qp * Qp + 2 * Qp * r(p) + 3 * Qp)) / 64) * 64;
+  const Qp = (Q + 3) & ~3,
+    nn = (n + 3) & ~3;
+  return Math.ceil((4 * (3 * Qp * nn + 2 * Qp * Qp + 2 * Qp * ssdStateCols(p) + 3 * Qp)) / 64) * 64;
+}
+
+/** Columns of a unit's state in the SSD scan's layout (head_dim rounded up to 8; rows: d_state to 4). */
+function ssdStateCols(p: number): number {
+  return (p + 7) & ~7;
 }
 
 /** Below this many rows of x, products stream W once per row (matvec); from here, the blocked gemm. */
@@ -490,9 +495,8 @@ export class WasmOps {
       scratch = 0,
       per = 0;
     if (l > 1) {
-      const r = (v: number): number => (v + 3) & ~3;
       per = ssdScratchBytes(Q, n, p);
-      state = this.bump(units * r(n) * r(p) * 4);
+      state = this.bump(units * ((n + 3) & ~3) * ssdStateCols(p) * 4);
       scratch = this.bump((pool ? pool.threads : 1) * per);
     }
     if (pool) {
