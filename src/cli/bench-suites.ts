@@ -139,6 +139,7 @@ export const BENCH_SUITES = {
       batch: { type: 'int', min: 1, default: 1, help: 'batch' },
       chunks: { type: 'string', arg: '<list>', default: '256,64', help: 'SSD chunk lengths' },
       repeats: { type: 'int', min: 1, default: 3, help: 'repetitions' },
+      steps: { type: 'int', min: 0, default: 64, help: 'timed decode steps (0: none)' },
       official: { type: 'boolean', help: 'also time the shape of the official Triton SSD figure (slow on a CPU)' },
       out: outFile('ssd'),
     },

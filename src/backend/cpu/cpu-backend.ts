@@ -459,6 +459,7 @@ export class CpuBackend implements Backend {
 
   ssdScan(s: SsdScanArgs): void {
     const dims = checkSsdScan(s);
+    if (this.wasm?.ssdScan(s, dims)) return;
     ssdChunkScan(this.ssdViews(s), dims);
   }
 

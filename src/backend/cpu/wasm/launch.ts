@@ -3,7 +3,7 @@
 // with the hosts that start them. May import reference/ (fallbacks, the TypeScript ops on the pool),
 // runtime/, the backend contract, tensor/ and errors.ts; never the CpuBackend assembly above it.
 
-import type { BinaryOp, SelectiveScanArgs } from '../../contract/inference.js';
+import type { BinaryOp, SelectiveScanArgs, SsdDims, SsdScanArgs } from '../../contract/inference.js';
 import type { CausalConv1dBackwardArgs, LossReduction, SelectiveScanBackwardArgs } from '../../contract/training.js';
 import { targetOf } from '../reference/cross-entropy.js';
 import type { Arena, ArenaSet } from '../runtime/arena.js';
@@ -23,9 +23,11 @@ import {
   OP_MATVEC,
   OP_SCAN,
   OP_SCAN_BWD,
+  OP_SSD,
   OP_STREAM,
   SB,
   SC,
+  SD,
   ST,
 } from './thread-ops.js';
 import type { ThreadPool } from '../runtime/pool.js';
@@ -49,6 +51,25 @@ const BYTES: Record<DType, number> = { f32: 4, i32: 4, f16: 2, bf16: 2, q8: 1 };
 export function scanBackwardScratchBytes(l: number, n: number, T: number): number {
   const N = 16 * n;
   return N * (4 + 2 * l + Math.ceil(l / T) + 2 * T) + 48 * T;
+}
+
+/**
+ * The chunk length the WebAssembly SSD scan runs (at most): the chunk only changes rounding (the
+ * contract), and past ~64 steps the quadratic intra-chunk term costs more multiply-adds than the
+ * blocked products save on a CPU, while G and M (Q x Q each) leave the L2 cache.
+ */
+export const SSD_MAX_CHUNK = 64;
+
+/** Bytes of per-thread scratch of the SSD scan with chunk Q (layout in ssd.wat). */
+export function ssdScratchBytes(Q: number, n: number, p: number): number {
+  const Qp = (Q + 3) & ~3,
+    nn = (n + 3) & ~3;
+  return Math.ceil((4 * (3 * Qp * nn + 2 * Qp * Qp + 2 * Qp * ssdStateCols(p) + 3 * Qp)) / 64) * 64;
+}
+
+/** Columns of a unit's state in the SSD scan's layout (head_dim rounded up to 8; rows: d_state to 4). */
+function ssdStateCols(p: number): number {
+  return (p + 7) & ~7;
 }
 
 /** Below this many rows of x, products stream W once per row (matvec); from here, the blocked gemm. */
@@ -433,6 +454,148 @@ export class WasmOps {
         sp,
         0,
         e,
+        scratch,
+      );
+    }
+    this.end();
+    return true;
+  }
+
+  /**
+   * Mamba-2's SSD scan (ssd.wat): the chunked form, or the recurrent step for l = 1; split over the
+   * pool by units (batch row, head), each unit computed by the same code whichever thread runs it.
+   */
+  ssdScan(s: SsdScanArgs, dims: SsdDims): boolean {
+    const { b, l, h, p, g, n } = dims;
+    const ts = [s.y, s.x, s.dt, s.A, s.B, s.C, s.D, s.dtBias, s.h0, s.hOut];
+    if (ts.some((t) => t && t.dtype !== 'f32')) return false;
+    if (l === 0 || b === 0) return true;
+    const big = [s.y, s.x, s.hOut ?? s.y].reduce((x, t) => (t.size > x.size ? t : x));
+    this.begin(big);
+    const opt = (t: Tensor | null, out = false): number => (t ? this.at(t, out) : 0);
+    const y = this.at(s.y, true),
+      x = this.at(s.x, false),
+      dt = this.at(s.dt, false),
+      A = this.at(s.A, false),
+      B = this.at(s.B, false),
+      C = this.at(s.C, false);
+    const D = opt(s.D),
+      db = opt(s.dtBias);
+    // h0 and hOut may be one tensor (the recurrent step): one address, staged in and out once
+    const h0 = s.hOut && s.hOut === s.h0 ? this.at(s.h0, true) : opt(s.h0);
+    const ho = s.hOut && s.hOut === s.h0 ? h0 : opt(s.hOut, true);
+    const ldh0 = s.h0 ? s.h0.ld : 0,
+      ldho = s.hOut ? s.hOut.ld : 0;
+    const sp = s.dtSoftplus ? 1 : 0;
+    const [lo, hi] = s.dtLimit;
+    const units = b * h;
+    const pool = this.pool && units > 1 && b * l * h * p * n >= 1 << 13 ? this.pool : undefined;
+    const Q = Math.min(s.chunkSize, l, SSD_MAX_CHUNK);
+    let state = 0,
+      scratch = 0,
+      per = 0;
+    if (l > 1) {
+      per = ssdScratchBytes(Q, n, p);
+      state = this.bump(units * ((n + 3) & ~3) * ssdStateCols(p) * 4);
+      scratch = this.bump((pool ? pool.threads : 1) * per);
+    }
+    if (pool) {
+      const args: [number, number][] = [
+        [SD.arena, this.tgt.id],
+        [SD.y, y],
+        [SD.ldy, s.y.ld],
+        [SD.x, x],
+        [SD.ldx, s.x.ld],
+        [SD.dt, dt],
+        [SD.lddt, s.dt.ld],
+        [SD.A, A],
+        [SD.B, B],
+        [SD.ldB, s.B.ld],
+        [SD.C, C],
+        [SD.ldC, s.C.ld],
+        [SD.D, D],
+        [SD.dbias, db],
+        [SD.h0, h0],
+        [SD.ldh0, ldh0],
+        [SD.hout, ho],
+        [SD.ldho, ldho],
+        [SD.b, b],
+        [SD.l, l],
+        [SD.h, h],
+        [SD.p, p],
+        [SD.g, g],
+        [SD.n, n],
+        [SD.softplus, sp],
+        [SD.Q, Q],
+        [SD.state, state],
+        [SD.scratch, scratch],
+        [SD.stride, per],
+      ];
+      for (const [k, v] of args) pool.setI(k, v);
+      pool.setF(SD.dtMin, lo);
+      pool.setF(SD.dtMax, hi);
+      pool.run(OP_SSD, units);
+    } else if (l === 1) {
+      this.K.ssd_step(
+        y,
+        s.y.ld,
+        x,
+        s.x.ld,
+        dt,
+        s.dt.ld,
+        A,
+        B,
+        s.B.ld,
+        C,
+        s.C.ld,
+        D,
+        db,
+        h0,
+        ldh0,
+        ho,
+        ldho,
+        h,
+        p,
+        g,
+        n,
+        sp,
+        lo,
+        hi,
+        0,
+        units,
+      );
+    } else {
+      this.K.ssd_scan(
+        y,
+        s.y.ld,
+        x,
+        s.x.ld,
+        dt,
+        s.dt.ld,
+        A,
+        B,
+        s.B.ld,
+        C,
+        s.C.ld,
+        D,
+        db,
+        h0,
+        ldh0,
+        ho,
+        ldho,
+        b,
+        l,
+        h,
+        p,
+        g,
+        n,
+        sp,
+        lo,
+        hi,
+        Q,
+        0,
+        units,
+        state,
         scratch,
       );
     }

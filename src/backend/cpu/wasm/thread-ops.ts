@@ -20,6 +20,8 @@ export const OP_STREAM = 14;
 export const OP_SCAN_BWD = 15;
 /** WebAssembly conv1d backward, split by channels. */
 export const OP_CONV_BWD = 16;
+/** WebAssembly SSD scan (Mamba-2; the chunked form, or the recurrent step for l = 1), split by (batch row, head). */
+export const OP_SSD = 17;
 /** TypeScript reference product (matmulCols / matmulQ8Cols), split by output columns. */
 export const OP_TS_MATMUL = 20;
 /** TypeScript reference scan, split by channels. */
@@ -220,6 +222,39 @@ export const CV = {
   silu: 14,
   scratch: 15,
   stride: 16,
+} as const;
+export const SD = {
+  arena: 0,
+  y: 1,
+  ldy: 2,
+  x: 3,
+  ldx: 4,
+  dt: 5,
+  lddt: 6,
+  A: 7,
+  B: 8,
+  ldB: 9,
+  C: 10,
+  ldC: 11,
+  D: 12,
+  dbias: 13,
+  h0: 14,
+  ldh0: 15,
+  hout: 16,
+  ldho: 17,
+  b: 18,
+  l: 19,
+  h: 20,
+  p: 21,
+  g: 22,
+  n: 23,
+  softplus: 24,
+  dtMin: 25, // f32
+  dtMax: 26, // f32
+  Q: 27,
+  state: 28,
+  scratch: 29,
+  stride: 30,
 } as const;
 /** A TypeScript-mode view: 4 slots (arena or -1 for none, first element's index in the arena's array of that dtype (q8: byte offset), ld, dtype). */
 export const VIEW_SLOTS = 4;
@@ -460,6 +495,73 @@ export function runChunk(ctx: ThreadContext, op: number, I: Int32Array, F: Float
         j1,
         a(CB.scratch) + ctx.tid * a(CB.stride),
       );
+      return;
+    }
+    case OP_SSD: {
+      const K = ctx.kernels[a(SD.arena)]!;
+      if (a(SD.l) === 1)
+        K.ssd_step(
+          a(SD.y),
+          a(SD.ldy),
+          a(SD.x),
+          a(SD.ldx),
+          a(SD.dt),
+          a(SD.lddt),
+          a(SD.A),
+          a(SD.B),
+          a(SD.ldB),
+          a(SD.C),
+          a(SD.ldC),
+          a(SD.D),
+          a(SD.dbias),
+          a(SD.h0),
+          a(SD.ldh0),
+          a(SD.hout),
+          a(SD.ldho),
+          a(SD.h),
+          a(SD.p),
+          a(SD.g),
+          a(SD.n),
+          a(SD.softplus),
+          F[ARGS + SD.dtMin],
+          F[ARGS + SD.dtMax],
+          j0,
+          j1,
+        );
+      else
+        K.ssd_scan(
+          a(SD.y),
+          a(SD.ldy),
+          a(SD.x),
+          a(SD.ldx),
+          a(SD.dt),
+          a(SD.lddt),
+          a(SD.A),
+          a(SD.B),
+          a(SD.ldB),
+          a(SD.C),
+          a(SD.ldC),
+          a(SD.D),
+          a(SD.dbias),
+          a(SD.h0),
+          a(SD.ldh0),
+          a(SD.hout),
+          a(SD.ldho),
+          a(SD.b),
+          a(SD.l),
+          a(SD.h),
+          a(SD.p),
+          a(SD.g),
+          a(SD.n),
+          a(SD.softplus),
+          F[ARGS + SD.dtMin],
+          F[ARGS + SD.dtMax],
+          a(SD.Q),
+          j0,
+          j1,
+          a(SD.state),
+          a(SD.scratch) + ctx.tid * a(SD.stride),
+        );
       return;
     }
     case OP_STREAM: {
