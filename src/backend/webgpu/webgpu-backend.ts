@@ -24,10 +24,29 @@ import {
   type UnaryOp,
 } from '../contract/inference.js';
 import { checkCopy } from '../contract/memory.js';
+import {
+  checkAdamw,
+  checkCrossEntropy,
+  checkEmbeddingBackward,
+  checkReduceRows,
+  checkRmsnormBackward,
+  checkUnaryBackward,
+  type AdamWStepOptions,
+  type LossReduction,
+  type ReduceOp,
+  type TrainingKernels,
+} from '../contract/training.js';
+import { checkFloat } from '../contract/checks.js';
 import type { GpuDevice } from './device.js';
 import { Dispatcher } from './dispatcher.js';
 import { BufferPool, bucketBytes, MAP_READ, newStorage, USAGE, type GpuStorage } from './gpu-buffers.js';
+import { adamwStep } from './kernels/adamw.js';
 import { copy, fill } from './kernels/copy.js';
+import { crossEntropy, crossEntropyBackward } from './kernels/cross-entropy.js';
+import { embeddingBackward } from './kernels/embedding-backward.js';
+import { reduceRows } from './kernels/reduce-rows.js';
+import { rmsnormBackward } from './kernels/rmsnorm-backward.js';
+import { unaryBackward } from './kernels/unary-backward.js';
 import { conv1d } from './kernels/conv1d.js';
 import { argmax, binary, unary } from './kernels/elementwise.js';
 import { embedding } from './kernels/embedding.js';
@@ -60,7 +79,7 @@ const SMALL_UPLOAD = 1 << 20;
  * pending command encoder and submitted lazily (see dispatcher.ts), so a model step is one submit.
  * `read` is the only way data comes back; it submits, maps a staging buffer and converts.
  */
-export class WebGpuBackend implements Backend, KernelHost {
+export class WebGpuBackend implements Backend, KernelHost, TrainingKernels {
   readonly name = 'webgpu';
   readonly d: Dispatcher;
   readonly device: GPUDevice;
@@ -405,6 +424,47 @@ export class WebGpuBackend implements Backend, KernelHost {
 
   mambaStep(a: MambaStepArgs): boolean {
     return mambaStep(this, a);
+  }
+
+  // ---- training (docs/autograd.md; in f32, where the CPU reference accumulates in f64) -----------
+
+  reduceRows(op: ReduceOp, out: Tensor, x: Tensor, accumulate = false): void {
+    const { m, p } = checkReduceRows(out, x);
+    reduceRows(this, op, out, x, m, p, accumulate);
+  }
+
+  unaryBackward(op: UnaryOp, dx: Tensor, g: Tensor, x: Tensor, y: Tensor): void {
+    checkUnaryBackward(op, dx, g, x, y);
+    unaryBackward(this, op, dx, g, x, y);
+  }
+
+  embeddingBackward(dTable: Tensor, ids: Tensor, g: Tensor): void {
+    const { m, d } = checkEmbeddingBackward(dTable, ids, g);
+    embeddingBackward(this, dTable, ids, g, m, d);
+  }
+
+  rmsnormBackward(dx: Tensor, dWeight: Tensor, g: Tensor, x: Tensor, weight: Tensor, eps: number): void {
+    const { m, d } = checkRmsnormBackward(dx, dWeight, g, x, weight);
+    rmsnormBackward(this, dx, dWeight, g, x, weight, eps, m, d);
+  }
+
+  /** A target id >= V gives a NaN loss here (the CPU throws TOKEN_OUT_OF_RANGE): checking needs a read back. */
+  crossEntropy(out: Tensor, logits: Tensor, targets: Tensor, reduction: LossReduction): void {
+    const { m, V } = checkCrossEntropy('crossEntropy', out, logits, targets, 'scalar');
+    crossEntropy(this, out, logits, targets, m, V, reduction);
+  }
+
+  crossEntropyBackward(dLogits: Tensor, logits: Tensor, targets: Tensor, g: Tensor, reduction: LossReduction): void {
+    const { m, V } = checkCrossEntropy('crossEntropyBackward', dLogits, logits, targets, 'logits');
+    checkFloat('crossEntropyBackward', 'g', g);
+    if (g.size !== 1)
+      fail('SHAPE_MISMATCH', `crossEntropyBackward: g has shape ${fmtShape(g.shape)}, expected one element`);
+    crossEntropyBackward(this, dLogits, logits, targets, g, m, V, reduction);
+  }
+
+  adamwStep(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, o: AdamWStepOptions): void {
+    checkAdamw(param, grad, m, v, o);
+    adamwStep(this, param, grad, m, v, o);
   }
 }
 

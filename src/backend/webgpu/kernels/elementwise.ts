@@ -6,7 +6,7 @@ import { grid, rowsGrid, sameView } from './launch.js';
 import * as W from './wgsl.gen.js';
 
 /** The order of OP codes in unary.wgsl. */
-const UNARY_OPS: readonly UnaryOp[] = [
+export const UNARY_OPS: readonly UnaryOp[] = [
   'silu',
   'softplus',
   'exp',

@@ -13,6 +13,81 @@
 import type { NamedBuffers, ParamValues, ParamWords, WgslModule } from '../bindings.js';
 import type { GpuStorage } from '../gpu-buffers.js';
 
+const adamw_P = {
+  struct: 'P',
+  size: 72,
+  fields: [
+    { name: 'rows', type: 'u32', offset: 0 },
+    { name: 'cols', type: 'u32', offset: 4 },
+    { name: 'n', type: 'u32', offset: 8 },
+    { name: 'poff', type: 'u32', offset: 12 },
+    { name: 'pld', type: 'u32', offset: 16 },
+    { name: 'goff', type: 'u32', offset: 20 },
+    { name: 'gld', type: 'u32', offset: 24 },
+    { name: 'moff', type: 'u32', offset: 28 },
+    { name: 'mld', type: 'u32', offset: 32 },
+    { name: 'voff', type: 'u32', offset: 36 },
+    { name: 'vld', type: 'u32', offset: 40 },
+    { name: 'b1', type: 'f32', offset: 44 },
+    { name: 'b2', type: 'f32', offset: 48 },
+    { name: 'eps', type: 'f32', offset: 52 },
+    { name: 'gs', type: 'f32', offset: 56 },
+    { name: 'decay', type: 'f32', offset: 60 },
+    { name: 'stepSize', type: 'f32', offset: 64 },
+    { name: 'bc2', type: 'f32', offset: 68 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.rows !== 'number' || typeof v.cols !== 'number' || typeof v.n !== 'number' ||
+      typeof v.poff !== 'number' || typeof v.pld !== 'number' || typeof v.goff !== 'number' ||
+      typeof v.gld !== 'number' || typeof v.moff !== 'number' || typeof v.mld !== 'number' ||
+      typeof v.voff !== 'number' || typeof v.vld !== 'number' || typeof v.b1 !== 'number' ||
+      typeof v.b2 !== 'number' || typeof v.eps !== 'number' || typeof v.gs !== 'number' ||
+      typeof v.decay !== 'number' || typeof v.stepSize !== 'number' || typeof v.bc2 !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.rows;
+    w.u32[at + 1] = v.cols;
+    w.u32[at + 2] = v.n;
+    w.u32[at + 3] = v.poff;
+    w.u32[at + 4] = v.pld;
+    w.u32[at + 5] = v.goff;
+    w.u32[at + 6] = v.gld;
+    w.u32[at + 7] = v.moff;
+    w.u32[at + 8] = v.mld;
+    w.u32[at + 9] = v.voff;
+    w.u32[at + 10] = v.vld;
+    w.f32[at + 11] = v.b1;
+    w.f32[at + 12] = v.b2;
+    w.f32[at + 13] = v.eps;
+    w.f32[at + 14] = v.gs;
+    w.f32[at + 15] = v.decay;
+    w.f32[at + 16] = v.stepSize;
+    w.f32[at + 17] = v.bc2;
+    return true;
+  },
+} as const;
+export const adamw = {
+  name: 'adamw',
+  code: "// One AdamW step in place over (rows, cols) views (torch.optim.AdamW, single-tensor path):\n//   g = grad * gs;  m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2\n//   param <- param * decay - stepSize * m / (sqrt(v) / bc2 + eps)\n// decay = 1 - lr * weightDecay, stepSize = lr / (1 - b1^step), bc2 = sqrt(1 - b2^step), from the host.\n\nstruct P {\n  rows: u32, cols: u32, n: u32,\n  poff: u32, pld: u32, goff: u32, gld: u32, moff: u32, mld: u32, voff: u32, vld: u32,\n  b1: f32, b2: f32, eps: f32, gs: f32, decay: f32, stepSize: f32, bc2: f32,\n}\n@group(0) @binding(0) var<uniform> u: P;\n@group(0) @binding(1) var<storage, read> grad: array<f32>;         // (rows, cols) view\n@group(0) @binding(2) var<storage, read_write> param: array<f32>;  // (rows, cols) view\n@group(0) @binding(3) var<storage, read_write> m: array<f32>;      // (rows, cols) view, first moment\n@group(0) @binding(4) var<storage, read_write> v: array<f32>;      // (rows, cols) view, second moment\n\n@compute @workgroup_size(256)\nfn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = (wid.y * nwg.x + wid.x) * 256u + li;\n  if (i >= u.n) { return; }\n  let r = i / u.cols;\n  let c = i - r * u.cols;\n  let g = grad[u.goff + r * u.gld + c] * u.gs;\n  let mi = u.b1 * m[u.moff + r * u.mld + c] + (1.0 - u.b1) * g;\n  let vi = u.b2 * v[u.voff + r * u.vld + c] + (1.0 - u.b2) * g * g;\n  m[u.moff + r * u.mld + c] = mi;\n  v[u.voff + r * u.vld + c] = vi;\n  let pi = u.poff + r * u.pld + c;\n  param[pi] = param[pi] * u.decay - u.stepSize * mi / (sqrt(vi) / u.bc2 + u.eps);\n}\n",
+  entries: {
+    main: {
+      bindings: [
+        { name: 'u', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'grad', group: 0, binding: 1, access: 'read', type: 'f32', note: '(rows, cols) view' },
+        { name: 'param', group: 0, binding: 2, access: 'read_write', type: 'f32', note: '(rows, cols) view' },
+        { name: 'm', group: 0, binding: 3, access: 'read_write', type: 'f32', note: '(rows, cols) view, first moment' },
+        { name: 'v', group: 0, binding: 4, access: 'read_write', type: 'f32',
+          note: '(rows, cols) view, second moment' },
+      ],
+      uniform: adamw_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.grad || !b.param || !b.m || !b.v) return null;
+        return [b.grad, b.param, b.m, b.v];
+      },
+    },
+  },
+} as const satisfies WgslModule;
+
 const argmax_P = {
   struct: 'P',
   size: 20,
@@ -244,6 +319,153 @@ export const copy = {
       bind(b: NamedBuffers): GpuStorage[] | null {
         if (!b.src || !b.dst) return null;
         return [b.src, b.dst];
+      },
+    },
+  },
+} as const satisfies WgslModule;
+
+const crossEntropy_P = {
+  struct: 'P',
+  size: 36,
+  fields: [
+    { name: 'm', type: 'u32', offset: 0 },
+    { name: 'V', type: 'u32', offset: 4 },
+    { name: 'xoff', type: 'u32', offset: 8 },
+    { name: 'xld', type: 'u32', offset: 12 },
+    { name: 'toff', type: 'u32', offset: 16 },
+    { name: 'ooff', type: 'u32', offset: 20 },
+    { name: 'old', type: 'u32', offset: 24 },
+    { name: 'goff', type: 'u32', offset: 28 },
+    { name: 'mean', type: 'u32', offset: 32 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.m !== 'number' || typeof v.V !== 'number' || typeof v.xoff !== 'number' ||
+      typeof v.xld !== 'number' || typeof v.toff !== 'number' || typeof v.ooff !== 'number' ||
+      typeof v.old !== 'number' || typeof v.goff !== 'number' || typeof v.mean !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.m;
+    w.u32[at + 1] = v.V;
+    w.u32[at + 2] = v.xoff;
+    w.u32[at + 3] = v.xld;
+    w.u32[at + 4] = v.toff;
+    w.u32[at + 5] = v.ooff;
+    w.u32[at + 6] = v.old;
+    w.u32[at + 7] = v.goff;
+    w.u32[at + 8] = v.mean;
+    return true;
+  },
+} as const;
+export const crossEntropy = {
+  name: 'cross-entropy',
+  code: "// Cross-entropy of rows of logits against target ids (targets < 0 ignored) and its gradient:\n//   nll_i = logsumexp(x_i) - x_i[t_i];  loss = sum_i nll_i, or that over the count of rows with a target\n//   dx_i = g * s * (softmax(x_i) - onehot(t_i)),  s = 1 ('sum') or 1 / count ('mean'); zero rows if t_i < 0\n// ce_rows: one workgroup per row, nll_i into `rowl` (0 where ignored); ce_sum: one workgroup adds\n// them up; ce_scale: one workgroup writes g * s into rowl[0]; ce_bwd: one workgroup per row.\n// A target >= V cannot fail here (no host check without a read back): its row gives NaN (loss and\n// gradient), which the trainer's finiteness checks report.\n\nstruct P { m: u32, V: u32, xoff: u32, xld: u32, toff: u32, ooff: u32, old: u32, goff: u32, mean: u32 }\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> x: array<f32>;            // (m, V) view, the logits\n@group(0) @binding(2) var<storage, read> tg: array<i32>;           // (m) from toff, the targets\n@group(0) @binding(3) var<storage, read> gin: array<f32>;          // (1) at goff, dL/d(loss)\n@group(0) @binding(4) var<storage, read_write> rowl: array<f32>;   // (m) scratch: row losses; [0] the scale\n@group(0) @binding(5) var<storage, read_write> o: array<f32>;      // (1) at ooff, or (m, V) view (dLogits)\n\nvar<workgroup> part: array<f32, 256>;\nvar<workgroup> cnt: array<u32, 256>;\n\n// NaN, built at run time (a constant expression may not evaluate to NaN)\nfn nan_f() -> f32 { return bitcast<f32>(0x7fc00000u | (p.m & 0u)); }\n\n// logsumexp of row r (every thread of the workgroup gets it)\nfn lse(r: u32, li: u32) -> f32 {\n  let xb = p.xoff + r * p.xld;\n  var mx = -3.4028234e38;\n  for (var v = li; v < p.V; v += 256u) { mx = max(mx, x[xb + v]); }\n  part[li] = mx;\n  workgroupBarrier();\n  var m = -3.4028234e38;\n  for (var k = 0u; k < 256u; k++) { m = max(m, part[k]); }\n  workgroupBarrier();\n  var s = 0.0;\n  for (var v = li; v < p.V; v += 256u) { s += exp(x[xb + v] - m); }\n  part[li] = s;\n  workgroupBarrier();\n  var t = 0.0;\n  for (var k = 0u; k < 256u; k++) { t += part[k]; }\n  return log(t) + m;\n}\n\n@compute @workgroup_size(256)\nfn ce_rows(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let r = wid.y * nwg.x + wid.x;\n  if (r >= p.m) { return; }\n  let l = lse(r, li);\n  if (li != 0u) { return; }\n  let t = tg[p.toff + r];\n  if (t < 0) { rowl[r] = 0.0; } else if (u32(t) >= p.V) { rowl[r] = nan_f(); } else {\n    rowl[r] = l - x[p.xoff + r * p.xld + u32(t)];\n  }\n}\n\n// the sum of the row losses and the count of rows with a target, over one workgroup\nfn total(li: u32) -> vec2<f32> {\n  var s = 0.0;\n  var c = 0u;\n  for (var i = li; i < p.m; i += 256u) {\n    s += rowl[i];\n    if (tg[p.toff + i] >= 0) { c++; }\n  }\n  part[li] = s;\n  cnt[li] = c;\n  workgroupBarrier();\n  var ts = 0.0;\n  var tc = 0u;\n  for (var k = 0u; k < 256u; k++) { ts += part[k]; tc += cnt[k]; }\n  return vec2<f32>(ts, f32(tc));\n}\n\n@compute @workgroup_size(256)\nfn ce_sum(@builtin(local_invocation_index) li: u32) {\n  let t = total(li);\n  if (li != 0u) { return; }\n  var out = t.x;\n  if (p.mean != 0u) { out = select(0.0, t.x / t.y, t.y > 0.0); }\n  o[p.ooff] = out;\n}\n\n@compute @workgroup_size(256)\nfn ce_scale(@builtin(local_invocation_index) li: u32) {\n  var c = 0u;\n  for (var i = li; i < p.m; i += 256u) {\n    if (tg[p.toff + i] >= 0) { c++; }\n  }\n  cnt[li] = c;\n  workgroupBarrier();\n  if (li != 0u) { return; }\n  var tc = 0u;\n  for (var k = 0u; k < 256u; k++) { tc += cnt[k]; }\n  var s = gin[p.goff];\n  if (p.mean != 0u) { s = select(0.0, s / f32(tc), tc > 0u); }\n  rowl[0] = s;\n}\n\n@compute @workgroup_size(256)\nfn ce_bwd(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let r = wid.y * nwg.x + wid.x;\n  if (r >= p.m) { return; }\n  let l = lse(r, li);\n  let t = tg[p.toff + r];\n  let s = rowl[0];\n  let xb = p.xoff + r * p.xld;\n  let ob = p.ooff + r * p.old;\n  for (var v = li; v < p.V; v += 256u) {\n    var d = 0.0;\n    if (t >= 0) {\n      d = s * exp(x[xb + v] - l);\n      if (u32(t) == v) { d -= s; }\n      if (u32(t) >= p.V) { d = nan_f(); }\n    }\n    o[ob + v] = d;\n  }\n}\n",
+  entries: {
+    ce_rows: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'x', group: 0, binding: 1, access: 'read', type: 'f32', note: '(m, V) view, the logits' },
+        { name: 'tg', group: 0, binding: 2, access: 'read', type: 'i32', note: '(m) from toff, the targets' },
+        { name: 'rowl', group: 0, binding: 4, access: 'read_write', type: 'f32',
+          note: '(m) scratch: row losses; [0] the scale' },
+      ],
+      uniform: crossEntropy_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.x || !b.tg || !b.rowl) return null;
+        return [b.x, b.tg, b.rowl];
+      },
+    },
+    ce_sum: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'tg', group: 0, binding: 2, access: 'read', type: 'i32', note: '(m) from toff, the targets' },
+        { name: 'rowl', group: 0, binding: 4, access: 'read_write', type: 'f32',
+          note: '(m) scratch: row losses; [0] the scale' },
+        { name: 'o', group: 0, binding: 5, access: 'read_write', type: 'f32',
+          note: '(1) at ooff, or (m, V) view (dLogits)' },
+      ],
+      uniform: crossEntropy_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.tg || !b.rowl || !b.o) return null;
+        return [b.tg, b.rowl, b.o];
+      },
+    },
+    ce_scale: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'tg', group: 0, binding: 2, access: 'read', type: 'i32', note: '(m) from toff, the targets' },
+        { name: 'gin', group: 0, binding: 3, access: 'read', type: 'f32', note: '(1) at goff, dL/d(loss)' },
+        { name: 'rowl', group: 0, binding: 4, access: 'read_write', type: 'f32',
+          note: '(m) scratch: row losses; [0] the scale' },
+      ],
+      uniform: crossEntropy_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.tg || !b.gin || !b.rowl) return null;
+        return [b.tg, b.gin, b.rowl];
+      },
+    },
+    ce_bwd: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'x', group: 0, binding: 1, access: 'read', type: 'f32', note: '(m, V) view, the logits' },
+        { name: 'tg', group: 0, binding: 2, access: 'read', type: 'i32', note: '(m) from toff, the targets' },
+        { name: 'rowl', group: 0, binding: 4, access: 'read_write', type: 'f32',
+          note: '(m) scratch: row losses; [0] the scale' },
+        { name: 'o', group: 0, binding: 5, access: 'read_write', type: 'f32',
+          note: '(1) at ooff, or (m, V) view (dLogits)' },
+      ],
+      uniform: crossEntropy_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.x || !b.tg || !b.rowl || !b.o) return null;
+        return [b.x, b.tg, b.rowl, b.o];
+      },
+    },
+  },
+} as const satisfies WgslModule;
+
+const embeddingBackward_P = {
+  struct: 'P',
+  size: 28,
+  fields: [
+    { name: 'm', type: 'u32', offset: 0 },
+    { name: 'd', type: 'u32', offset: 4 },
+    { name: 'ioff', type: 'u32', offset: 8 },
+    { name: 'toff', type: 'u32', offset: 12 },
+    { name: 'tld', type: 'u32', offset: 16 },
+    { name: 'goff', type: 'u32', offset: 20 },
+    { name: 'gld', type: 'u32', offset: 24 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.m !== 'number' || typeof v.d !== 'number' || typeof v.ioff !== 'number' ||
+      typeof v.toff !== 'number' || typeof v.tld !== 'number' || typeof v.goff !== 'number' ||
+      typeof v.gld !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.m;
+    w.u32[at + 1] = v.d;
+    w.u32[at + 2] = v.ioff;
+    w.u32[at + 3] = v.toff;
+    w.u32[at + 4] = v.tld;
+    w.u32[at + 5] = v.goff;
+    w.u32[at + 6] = v.gld;
+    return true;
+  },
+} as const;
+export const embeddingBackward = {
+  name: 'embedding-backward',
+  code: "// The gradient of `embedding`, a scatter-add: dTable[ids[i]] += g[i] for i = 0..m-1, in that order.\n// One thread per column walks all the rows: ids may repeat, and a thread owning a column is the one\n// writer of that column, so there are no atomics and the sums are those of the CPU, bit for bit.\n\nstruct P { m: u32, d: u32, ioff: u32, toff: u32, tld: u32, goff: u32, gld: u32 }\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> ids: array<i32>;           // (m) from ioff, each in [0, V)\n@group(0) @binding(2) var<storage, read> g: array<f32>;             // (m, d) view\n@group(0) @binding(3) var<storage, read_write> table: array<f32>;   // (V, d) view, dTable (not cleared)\n\n@compute @workgroup_size(64)\nfn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let c = (wid.y * nwg.x + wid.x) * 64u + li;\n  if (c >= p.d) { return; }\n  for (var i = 0u; i < p.m; i++) {\n    let e = p.toff + u32(ids[p.ioff + i]) * p.tld + c;\n    table[e] = table[e] + g[p.goff + i * p.gld + c];\n  }\n}\n",
+  entries: {
+    main: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'ids', group: 0, binding: 1, access: 'read', type: 'i32', note: '(m) from ioff, each in [0, V)' },
+        { name: 'g', group: 0, binding: 2, access: 'read', type: 'f32', note: '(m, d) view' },
+        { name: 'table', group: 0, binding: 3, access: 'read_write', type: 'f32',
+          note: '(V, d) view, dTable (not cleared)' },
+      ],
+      uniform: embeddingBackward_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.ids || !b.g || !b.table) return null;
+        return [b.ids, b.g, b.table];
       },
     },
   },
@@ -619,6 +841,123 @@ export const matvec = {
       bind(b: NamedBuffers): GpuStorage[] | null {
         if (!b.W || !b.x || !b.bias || !b.o || !b.cw || !b.cb || !b.cs || !b.nw) return null;
         return [b.W, b.x, b.bias, b.o, b.cw, b.cb, b.cs, b.nw];
+      },
+    },
+  },
+} as const satisfies WgslModule;
+
+const reduceRows_P = {
+  struct: 'P',
+  size: 24,
+  fields: [
+    { name: 'm', type: 'u32', offset: 0 },
+    { name: 'p', type: 'u32', offset: 4 },
+    { name: 'xoff', type: 'u32', offset: 8 },
+    { name: 'xld', type: 'u32', offset: 12 },
+    { name: 'ooff', type: 'u32', offset: 16 },
+    { name: 'accumulate', type: 'u32', offset: 20 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.m !== 'number' || typeof v.p !== 'number' || typeof v.xoff !== 'number' ||
+      typeof v.xld !== 'number' || typeof v.ooff !== 'number' || typeof v.accumulate !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.m;
+    w.u32[at + 1] = v.p;
+    w.u32[at + 2] = v.xoff;
+    w.u32[at + 3] = v.xld;
+    w.u32[at + 4] = v.ooff;
+    w.u32[at + 5] = v.accumulate;
+    return true;
+  },
+} as const;
+export const reduceRows = {
+  name: 'reduce-rows',
+  code: "// Column reduction over rows: out[j] <- [out[j] +] sum_i f(x[i, j]), f(v) = v or v^2 (SQUARES).\n// A workgroup of 256 threads takes CW adjacent columns (CW a power of two, 1 to 64: narrow x gets\n// more threads per column); the 256 / CW threads of a column stride over the rows, then their\n// partial sums are added in a fixed order (deterministic).\n\noverride SQUARES: bool = false;\noverride CW: u32 = 64u;\n\nstruct P { m: u32, p: u32, xoff: u32, xld: u32, ooff: u32, accumulate: u32 }\n@group(0) @binding(0) var<uniform> u: P;\n@group(0) @binding(1) var<storage, read> x: array<f32>;          // (m, p) view\n@group(0) @binding(2) var<storage, read_write> o: array<f32>;    // (p) from ooff\n\nvar<workgroup> part: array<f32, 256>;\n\n@compute @workgroup_size(256)\nfn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let lanes = 256u / CW;\n  let cx = li % CW;\n  let ry = li / CW;\n  let j = (wid.y * nwg.x + wid.x) * CW + cx;\n  var s = 0.0;\n  if (j < u.p) {\n    for (var i = ry; i < u.m; i += lanes) {\n      let v = x[u.xoff + i * u.xld + j];\n      if (SQUARES) { s += v * v; } else { s += v; }\n    }\n  }\n  part[li] = s;\n  workgroupBarrier();\n  if (ry != 0u || j >= u.p) { return; }\n  var t = 0.0;\n  for (var k = 0u; k < lanes; k++) { t += part[k * CW + cx]; }\n  if (u.accumulate != 0u) { t += o[u.ooff + j]; }\n  o[u.ooff + j] = t;\n}\n",
+  entries: {
+    main: {
+      bindings: [
+        { name: 'u', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'x', group: 0, binding: 1, access: 'read', type: 'f32', note: '(m, p) view' },
+        { name: 'o', group: 0, binding: 2, access: 'read_write', type: 'f32', note: '(p) from ooff' },
+      ],
+      uniform: reduceRows_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.x || !b.o) return null;
+        return [b.x, b.o];
+      },
+    },
+  },
+} as const satisfies WgslModule;
+
+const rmsnormBackward_P = {
+  struct: 'P',
+  size: 44,
+  fields: [
+    { name: 'm', type: 'u32', offset: 0 },
+    { name: 'd', type: 'u32', offset: 4 },
+    { name: 'doff', type: 'u32', offset: 8 },
+    { name: 'dld', type: 'u32', offset: 12 },
+    { name: 'goff', type: 'u32', offset: 16 },
+    { name: 'gld', type: 'u32', offset: 20 },
+    { name: 'xoff', type: 'u32', offset: 24 },
+    { name: 'xld', type: 'u32', offset: 28 },
+    { name: 'woff', type: 'u32', offset: 32 },
+    { name: 'wdoff', type: 'u32', offset: 36 },
+    { name: 'eps', type: 'f32', offset: 40 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.m !== 'number' || typeof v.d !== 'number' || typeof v.doff !== 'number' ||
+      typeof v.dld !== 'number' || typeof v.goff !== 'number' || typeof v.gld !== 'number' ||
+      typeof v.xoff !== 'number' || typeof v.xld !== 'number' || typeof v.woff !== 'number' ||
+      typeof v.wdoff !== 'number' || typeof v.eps !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.m;
+    w.u32[at + 1] = v.d;
+    w.u32[at + 2] = v.doff;
+    w.u32[at + 3] = v.dld;
+    w.u32[at + 4] = v.goff;
+    w.u32[at + 5] = v.gld;
+    w.u32[at + 6] = v.xoff;
+    w.u32[at + 7] = v.xld;
+    w.u32[at + 8] = v.woff;
+    w.u32[at + 9] = v.wdoff;
+    w.f32[at + 10] = v.eps;
+    return true;
+  },
+} as const;
+export const rmsnormBackward = {
+  name: 'rmsnorm-backward',
+  code: "// The gradient of RMSNorm without a residual (contract: backend/contract/training.ts), rows of width d:\n//   inv = (mean(x^2) + eps)^(-1/2);  dx = inv * g * w - x * inv^3 * mean(g * w * x)\n//   dw[c] = sum over rows of g * x * inv\n// rms_dx: one workgroup per row (dx, and the row's inv into `inv`); rms_dw: the column sums, as\n// reduce-rows.wgsl (64 columns a workgroup, 4 lanes of rows each, added in a fixed order).\n\nstruct P { m: u32, d: u32, doff: u32, dld: u32, goff: u32, gld: u32, xoff: u32, xld: u32, woff: u32, wdoff: u32, eps: f32 }\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> g: array<f32>;           // (m, d) view\n@group(0) @binding(2) var<storage, read> x: array<f32>;           // (m, d) view\n@group(0) @binding(3) var<storage, read> w: array<f32>;           // (d) from woff\n@group(0) @binding(4) var<storage, read_write> dx: array<f32>;    // (m, d) view\n@group(0) @binding(5) var<storage, read_write> inv: array<f32>;   // (m) scratch: each row's inv\n@group(0) @binding(6) var<storage, read_write> dw: array<f32>;    // (d) from wdoff\n\nvar<workgroup> part: array<vec2<f32>, 256>;\n\n@compute @workgroup_size(256)\nfn rms_dx(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let r = wid.y * nwg.x + wid.x;\n  if (r >= p.m) { return; }\n  let xb = p.xoff + r * p.xld;\n  let gb = p.goff + r * p.gld;\n  var s = vec2<f32>(0.0); // (sum x^2, sum g w x)\n  for (var c = li; c < p.d; c += 256u) {\n    let xc = x[xb + c];\n    s += vec2<f32>(xc * xc, g[gb + c] * w[p.woff + c] * xc);\n  }\n  part[li] = s;\n  workgroupBarrier();\n  // every thread adds the 256 partial sums in the same order (identical results, one barrier)\n  var t = vec2<f32>(0.0);\n  for (var k = 0u; k < 256u; k++) { t += part[k]; }\n  let iv = inverseSqrt(t.x / f32(p.d) + p.eps);\n  let k3 = iv * iv * iv * t.y / f32(p.d);\n  let ob = p.doff + r * p.dld;\n  for (var c = li; c < p.d; c += 256u) {\n    dx[ob + c] = iv * g[gb + c] * w[p.woff + c] - x[xb + c] * k3;\n  }\n  if (li == 0u) { inv[r] = iv; }\n}\n\n@compute @workgroup_size(256)\nfn rms_dw(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let cx = li & 63u;\n  let ry = li >> 6u;\n  let c = (wid.y * nwg.x + wid.x) * 64u + cx;\n  var s = 0.0;\n  if (c < p.d) {\n    for (var i = ry; i < p.m; i += 4u) { s += g[p.goff + i * p.gld + c] * x[p.xoff + i * p.xld + c] * inv[i]; }\n  }\n  part[li] = vec2<f32>(s, 0.0);\n  workgroupBarrier();\n  if (ry != 0u || c >= p.d) { return; }\n  dw[p.wdoff + c] = part[cx].x + part[64u + cx].x + part[128u + cx].x + part[192u + cx].x;\n}\n",
+  entries: {
+    rms_dx: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'g', group: 0, binding: 1, access: 'read', type: 'f32', note: '(m, d) view' },
+        { name: 'x', group: 0, binding: 2, access: 'read', type: 'f32', note: '(m, d) view' },
+        { name: 'w', group: 0, binding: 3, access: 'read', type: 'f32', note: '(d) from woff' },
+        { name: 'dx', group: 0, binding: 4, access: 'read_write', type: 'f32', note: '(m, d) view' },
+        { name: 'inv', group: 0, binding: 5, access: 'read_write', type: 'f32', note: '(m) scratch: each row\'s inv' },
+      ],
+      uniform: rmsnormBackward_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.g || !b.x || !b.w || !b.dx || !b.inv) return null;
+        return [b.g, b.x, b.w, b.dx, b.inv];
+      },
+    },
+    rms_dw: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'g', group: 0, binding: 1, access: 'read', type: 'f32', note: '(m, d) view' },
+        { name: 'x', group: 0, binding: 2, access: 'read', type: 'f32', note: '(m, d) view' },
+        { name: 'inv', group: 0, binding: 5, access: 'read_write', type: 'f32', note: '(m) scratch: each row\'s inv' },
+        { name: 'dw', group: 0, binding: 6, access: 'read_write', type: 'f32', note: '(d) from wdoff' },
+      ],
+      uniform: rmsnormBackward_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.g || !b.x || !b.inv || !b.dw) return null;
+        return [b.g, b.x, b.inv, b.dw];
       },
     },
   },
@@ -1090,6 +1429,66 @@ export const ssdScan = {
       bind(b: NamedBuffers): GpuStorage[] | null {
         if (!b.X || !b.Cm || !b.Dv || !b.Y || !b.S) return null;
         return [b.X, b.Cm, b.Dv, b.Y, b.S];
+      },
+    },
+  },
+} as const satisfies WgslModule;
+
+const unaryBackward_P = {
+  struct: 'P',
+  size: 44,
+  fields: [
+    { name: 'rows', type: 'u32', offset: 0 },
+    { name: 'cols', type: 'u32', offset: 4 },
+    { name: 'n', type: 'u32', offset: 8 },
+    { name: 'doff', type: 'u32', offset: 12 },
+    { name: 'dld', type: 'u32', offset: 16 },
+    { name: 'goff', type: 'u32', offset: 20 },
+    { name: 'gld', type: 'u32', offset: 24 },
+    { name: 'xoff', type: 'u32', offset: 28 },
+    { name: 'xld', type: 'u32', offset: 32 },
+    { name: 'yoff', type: 'u32', offset: 36 },
+    { name: 'yld', type: 'u32', offset: 40 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.rows !== 'number' || typeof v.cols !== 'number' || typeof v.n !== 'number' ||
+      typeof v.doff !== 'number' || typeof v.dld !== 'number' || typeof v.goff !== 'number' ||
+      typeof v.gld !== 'number' || typeof v.xoff !== 'number' || typeof v.xld !== 'number' ||
+      typeof v.yoff !== 'number' || typeof v.yld !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.rows;
+    w.u32[at + 1] = v.cols;
+    w.u32[at + 2] = v.n;
+    w.u32[at + 3] = v.doff;
+    w.u32[at + 4] = v.dld;
+    w.u32[at + 5] = v.goff;
+    w.u32[at + 6] = v.gld;
+    w.u32[at + 7] = v.xoff;
+    w.u32[at + 8] = v.xld;
+    w.u32[at + 9] = v.yoff;
+    w.u32[at + 10] = v.yld;
+    return true;
+  },
+} as const;
+export const unaryBackward = {
+  name: 'unary-backward',
+  code: "// dx <- g * f'(x) elementwise over (rows, cols) views, y = f(x) from the forward; f chosen by OP (the\n// order of UNARY_OPS in elementwise.ts); the derivatives of cpu/reference/unary-backward.ts, in f32.\n// Scalar functions with the numerics of the CPU reference (src/backend/cpu/reference/math.ts), in f32.\n\n// log(1 + y) without the cancellation of log(1 + y) for small y (Goldberg's trick: exact to a few ulp).\nfn log1p_f(y: f32) -> f32 {\n  let u = 1.0 + y;\n  if (u == 1.0) { return y; }\n  return log(u) * (y / (u - 1.0));\n}\n\n// softplus(x) = log(1 + e^x), and x itself above 20 (PyTorch's threshold).\nfn softplus_f(x: f32) -> f32 {\n  if (x > 20.0) { return x; }\n  return log1p_f(exp(x));\n}\n\nfn sigmoid_f(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }\n\nfn silu_f(x: f32) -> f32 { return x / (1.0 + exp(-x)); }\n\n// erf from erfc (Numerical Recipes' erfcc, fractional error < 1.2e-7).\nfn erf_f(x: f32) -> f32 {\n  let z = abs(x);\n  let t = 1.0 / (1.0 + 0.5 * z);\n  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +\n          t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));\n  return select(r - 1.0, 1.0 - r, x >= 0.0);\n}\n\n// gelu(x) = x * Phi(x), the exact (erf) form.\nfn gelu_f(x: f32) -> f32 { return 0.5 * x * (1.0 + erf_f(x * 0.70710678118654752)); }\n\noverride OP: u32 = 0u;\n\nstruct P {\n  rows: u32, cols: u32, n: u32,\n  doff: u32, dld: u32, goff: u32, gld: u32, xoff: u32, xld: u32, yoff: u32, yld: u32,\n}\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> g: array<f32>;          // (rows, cols) view, dL/dy\n@group(0) @binding(2) var<storage, read> x: array<f32>;          // (rows, cols) view, the forward's input\n@group(0) @binding(3) var<storage, read> y: array<f32>;          // (rows, cols) view, the forward's output\n@group(0) @binding(4) var<storage, read_write> dx: array<f32>;   // (rows, cols) view\n\nfn derivative(v: f32, fv: f32) -> f32 {\n  switch (OP) {\n    case 0u: { let s = sigmoid_f(v); return s * (1.0 + v * (1.0 - s)); }            // silu\n    case 1u: { return select(sigmoid_f(v), 1.0, v > 20.0); }                         // softplus\n    case 2u: { return fv; }                                                          // exp\n    case 3u: { return -1.0; }                                                        // neg\n    case 4u: { return fv; }                                                          // negexp: -e^x = y\n    case 5u: { return select(0.0, 1.0, v > 0.0); }                                   // relu\n    case 6u: { return 0.5 * (1.0 + erf_f(v * 0.70710678118654752)) + v * exp(-0.5 * v * v) * 0.3989422804014327; }\n    case 7u: { return fv * (1.0 - fv); }                                             // sigmoid\n    case 8u: { return 1.0 - fv * fv; }                                               // tanh\n    case 9u: { return 2.0 * v; }                                                     // square\n    case 10u: { return 0.5 / fv; }                                                   // sqrt\n    default: { return 1.0 / v; }                                                     // log\n  }\n}\n\n@compute @workgroup_size(256)\nfn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = (wid.y * nwg.x + wid.x) * 256u + li;\n  if (i >= p.n) { return; }\n  let r = i / p.cols;\n  let c = i - r * p.cols;\n  let d = derivative(x[p.xoff + r * p.xld + c], y[p.yoff + r * p.yld + c]);\n  dx[p.doff + r * p.dld + c] = g[p.goff + r * p.gld + c] * d;\n}\n",
+  entries: {
+    main: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'g', group: 0, binding: 1, access: 'read', type: 'f32', note: '(rows, cols) view, dL/dy' },
+        { name: 'x', group: 0, binding: 2, access: 'read', type: 'f32',
+          note: '(rows, cols) view, the forward\'s input' },
+        { name: 'y', group: 0, binding: 3, access: 'read', type: 'f32',
+          note: '(rows, cols) view, the forward\'s output' },
+        { name: 'dx', group: 0, binding: 4, access: 'read_write', type: 'f32', note: '(rows, cols) view' },
+      ],
+      uniform: unaryBackward_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.g || !b.x || !b.y || !b.dx) return null;
+        return [b.g, b.x, b.y, b.dx];
       },
     },
   },
