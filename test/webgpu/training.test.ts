@@ -30,11 +30,10 @@ function ids(n: number, V: number, seed: number, ignore = false): Int32Array {
   return a;
 }
 
-test('webgpu has every training kernel but the scans and convolution backward', async (t) => {
+test('webgpu has every training kernel but the selective scan backward', async (t) => {
   const g = await requireAdapter(t);
   if (!g) return;
-  for (const k of missingTrainingKernels(g))
-    assert.ok(['causalConv1dBackward', 'selectiveScanBackward'].includes(k), `missing ${k}`);
+  for (const k of missingTrainingKernels(g)) assert.ok(['selectiveScanBackward'].includes(k), `missing ${k}`);
 });
 
 test('unaryBackward: every op, strided views', async (t) => {
@@ -191,5 +190,45 @@ test('adamwStep: in place over several steps, decay and gradient scale, strided 
     await check(t, p, `adamwStep param (${rows}, ${cols})`);
     await check(t, m, `adamwStep m (${rows}, ${cols})`);
     await check(t, v, `adamwStep v (${rows}, ${cols})`);
+  }
+});
+
+test('causalConv1dBackward: with and without SiLU and bias, odd widths, strided views', async (t) => {
+  const g = await requireAdapter(t);
+  if (!g) return;
+  let seed = 400;
+  for (const [b, l, e, k] of [
+    [1, 1, 3, 4],
+    [2, 9, 5, 4],
+    [3, 17, 70, 3],
+    [1, 40, 7, 2],
+  ] as const) {
+    for (const silu of [false, true]) {
+      for (const hasBias of [false, true]) {
+        const x = rand(g, [b, l, e], seed++, { pad: 1 });
+        const gr = rand(g, [b, l, e], seed++, { pad: 2 });
+        const w = rand(g, [e, k], seed++);
+        const bias = hasBias ? rand(g, [e], seed++) : null;
+        const dx = rand(g, [b, l, e], seed++, { pad: 1 });
+        const dw = rand(g, [e, k], seed++);
+        const db = hasBias ? rand(g, [e], seed++) : null;
+        const args = (s: 'c' | 'g') => ({
+          dx: dx[s],
+          dWeight: dw[s],
+          dBias: db?.[s] ?? null,
+          g: gr[s],
+          x: x[s],
+          weight: w[s],
+          bias: bias?.[s] ?? null,
+          silu,
+        });
+        C.causalConv1dBackward(args('c'));
+        g.causalConv1dBackward(args('g'));
+        const what = `causalConv1dBackward b=${b} l=${l} e=${e} k=${k} silu=${silu} bias=${hasBias}`;
+        await check(t, dx, `${what} dx`);
+        await check(t, dw, `${what} dWeight`);
+        if (db) await check(t, db, `${what} dBias`);
+      }
+    }
   }
 });

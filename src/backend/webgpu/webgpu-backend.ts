@@ -26,12 +26,14 @@ import {
 import { checkCopy } from '../contract/memory.js';
 import {
   checkAdamw,
+  checkConvBackward,
   checkCrossEntropy,
   checkEmbeddingBackward,
   checkReduceRows,
   checkRmsnormBackward,
   checkUnaryBackward,
   type AdamWStepOptions,
+  type CausalConv1dBackwardArgs,
   type LossReduction,
   type ReduceOp,
   type TrainingKernels,
@@ -48,6 +50,7 @@ import { reduceRows } from './kernels/reduce-rows.js';
 import { rmsnormBackward } from './kernels/rmsnorm-backward.js';
 import { unaryBackward } from './kernels/unary-backward.js';
 import { conv1d } from './kernels/conv1d.js';
+import { conv1dBackward } from './kernels/conv1d-backward.js';
 import { argmax, binary, unary } from './kernels/elementwise.js';
 import { embedding } from './kernels/embedding.js';
 import { gatedRmsnorm } from './kernels/gated-rmsnorm.js';
@@ -446,6 +449,11 @@ export class WebGpuBackend implements Backend, KernelHost, TrainingKernels {
   rmsnormBackward(dx: Tensor, dWeight: Tensor, g: Tensor, x: Tensor, weight: Tensor, eps: number): void {
     const { m, d } = checkRmsnormBackward(dx, dWeight, g, x, weight);
     rmsnormBackward(this, dx, dWeight, g, x, weight, eps, m, d);
+  }
+
+  causalConv1dBackward(a: CausalConv1dBackwardArgs): void {
+    const dims = checkConvBackward(a);
+    conv1dBackward(this, a, dims);
   }
 
   /** A target id >= V gives a NaN loss here (the CPU throws TOKEN_OUT_OF_RANGE): checking needs a read back. */
