@@ -31,11 +31,13 @@ import {
   checkEmbeddingBackward,
   checkReduceRows,
   checkRmsnormBackward,
+  checkScanBackward,
   checkUnaryBackward,
   type AdamWStepOptions,
   type CausalConv1dBackwardArgs,
   type LossReduction,
   type ReduceOp,
+  type SelectiveScanBackwardArgs,
   type TrainingKernels,
 } from '../contract/training.js';
 import { checkFloat } from '../contract/checks.js';
@@ -59,6 +61,7 @@ import { matmul } from './kernels/matmul.js';
 import { rmsnorm } from './kernels/rmsnorm.js';
 import { sample } from './kernels/sample.js';
 import { selectiveScan } from './kernels/scan.js';
+import { selectiveScanBackward } from './kernels/scan-backward.js';
 import { ssdScan } from './kernels/ssd-scan.js';
 import type { KernelHost, KernelOptions } from './kernel-host.js';
 
@@ -454,6 +457,11 @@ export class WebGpuBackend implements Backend, KernelHost, TrainingKernels {
   causalConv1dBackward(a: CausalConv1dBackwardArgs): void {
     const dims = checkConvBackward(a);
     conv1dBackward(this, a, dims);
+  }
+
+  selectiveScanBackward(s: SelectiveScanBackwardArgs): void {
+    const dims = checkScanBackward(s);
+    selectiveScanBackward(this, s, dims);
   }
 
   /** A target id >= V gives a NaN loss here (the CPU throws TOKEN_OUT_OF_RANGE): checking needs a read back. */

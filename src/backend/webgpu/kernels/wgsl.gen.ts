@@ -1204,6 +1204,238 @@ export const sample = {
   },
 } as const satisfies WgslModule;
 
+const scanBackward_P = {
+  struct: 'P',
+  size: 176,
+  fields: [
+    { name: 'b', type: 'u32', offset: 0 },
+    { name: 'l', type: 'u32', offset: 4 },
+    { name: 'e', type: 'u32', offset: 8 },
+    { name: 'T', type: 'u32', offset: 12 },
+    { name: 'nch', type: 'u32', offset: 16 },
+    { name: 'G', type: 'u32', offset: 20 },
+    { name: 'E', type: 'u32', offset: 24 },
+    { name: 'R', type: 'u32', offset: 28 },
+    { name: 'flags', type: 'u32', offset: 32 },
+    { name: 'part', type: 'u32', offset: 36 },
+    { name: 'uoff', type: 'u32', offset: 40 },
+    { name: 'uld', type: 'u32', offset: 44 },
+    { name: 'doff', type: 'u32', offset: 48 },
+    { name: 'dld', type: 'u32', offset: 52 },
+    { name: 'zoff', type: 'u32', offset: 56 },
+    { name: 'zld', type: 'u32', offset: 60 },
+    { name: 'yoff', type: 'u32', offset: 64 },
+    { name: 'yld', type: 'u32', offset: 68 },
+    { name: 'aoff', type: 'u32', offset: 72 },
+    { name: 'ald', type: 'u32', offset: 76 },
+    { name: 'boff', type: 'u32', offset: 80 },
+    { name: 'bld', type: 'u32', offset: 84 },
+    { name: 'coff', type: 'u32', offset: 88 },
+    { name: 'cld', type: 'u32', offset: 92 },
+    { name: 'Doff', type: 'u32', offset: 96 },
+    { name: 'biasoff', type: 'u32', offset: 100 },
+    { name: 'h0off', type: 'u32', offset: 104 },
+    { name: 'h0ld', type: 'u32', offset: 108 },
+    { name: 'duoff', type: 'u32', offset: 112 },
+    { name: 'duld', type: 'u32', offset: 116 },
+    { name: 'ddoff', type: 'u32', offset: 120 },
+    { name: 'ddld', type: 'u32', offset: 124 },
+    { name: 'dzoff', type: 'u32', offset: 128 },
+    { name: 'dzld', type: 'u32', offset: 132 },
+    { name: 'dAoff', type: 'u32', offset: 136 },
+    { name: 'dAld', type: 'u32', offset: 140 },
+    { name: 'dBoff', type: 'u32', offset: 144 },
+    { name: 'dBld', type: 'u32', offset: 148 },
+    { name: 'dCoff', type: 'u32', offset: 152 },
+    { name: 'dCld', type: 'u32', offset: 156 },
+    { name: 'dDoff', type: 'u32', offset: 160 },
+    { name: 'dbsoff', type: 'u32', offset: 164 },
+    { name: 'dh0off', type: 'u32', offset: 168 },
+    { name: 'dh0ld', type: 'u32', offset: 172 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.b !== 'number' || typeof v.l !== 'number' || typeof v.e !== 'number' ||
+      typeof v.T !== 'number' || typeof v.nch !== 'number' || typeof v.G !== 'number' ||
+      typeof v.E !== 'number' || typeof v.R !== 'number' || typeof v.flags !== 'number' ||
+      typeof v.part !== 'number' || typeof v.uoff !== 'number' || typeof v.uld !== 'number' ||
+      typeof v.doff !== 'number' || typeof v.dld !== 'number' || typeof v.zoff !== 'number' ||
+      typeof v.zld !== 'number' || typeof v.yoff !== 'number' || typeof v.yld !== 'number' ||
+      typeof v.aoff !== 'number' || typeof v.ald !== 'number' || typeof v.boff !== 'number' ||
+      typeof v.bld !== 'number' || typeof v.coff !== 'number' || typeof v.cld !== 'number' ||
+      typeof v.Doff !== 'number' || typeof v.biasoff !== 'number' || typeof v.h0off !== 'number' ||
+      typeof v.h0ld !== 'number' || typeof v.duoff !== 'number' || typeof v.duld !== 'number' ||
+      typeof v.ddoff !== 'number' || typeof v.ddld !== 'number' || typeof v.dzoff !== 'number' ||
+      typeof v.dzld !== 'number' || typeof v.dAoff !== 'number' || typeof v.dAld !== 'number' ||
+      typeof v.dBoff !== 'number' || typeof v.dBld !== 'number' || typeof v.dCoff !== 'number' ||
+      typeof v.dCld !== 'number' || typeof v.dDoff !== 'number' || typeof v.dbsoff !== 'number' ||
+      typeof v.dh0off !== 'number' || typeof v.dh0ld !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.b;
+    w.u32[at + 1] = v.l;
+    w.u32[at + 2] = v.e;
+    w.u32[at + 3] = v.T;
+    w.u32[at + 4] = v.nch;
+    w.u32[at + 5] = v.G;
+    w.u32[at + 6] = v.E;
+    w.u32[at + 7] = v.R;
+    w.u32[at + 8] = v.flags;
+    w.u32[at + 9] = v.part;
+    w.u32[at + 10] = v.uoff;
+    w.u32[at + 11] = v.uld;
+    w.u32[at + 12] = v.doff;
+    w.u32[at + 13] = v.dld;
+    w.u32[at + 14] = v.zoff;
+    w.u32[at + 15] = v.zld;
+    w.u32[at + 16] = v.yoff;
+    w.u32[at + 17] = v.yld;
+    w.u32[at + 18] = v.aoff;
+    w.u32[at + 19] = v.ald;
+    w.u32[at + 20] = v.boff;
+    w.u32[at + 21] = v.bld;
+    w.u32[at + 22] = v.coff;
+    w.u32[at + 23] = v.cld;
+    w.u32[at + 24] = v.Doff;
+    w.u32[at + 25] = v.biasoff;
+    w.u32[at + 26] = v.h0off;
+    w.u32[at + 27] = v.h0ld;
+    w.u32[at + 28] = v.duoff;
+    w.u32[at + 29] = v.duld;
+    w.u32[at + 30] = v.ddoff;
+    w.u32[at + 31] = v.ddld;
+    w.u32[at + 32] = v.dzoff;
+    w.u32[at + 33] = v.dzld;
+    w.u32[at + 34] = v.dAoff;
+    w.u32[at + 35] = v.dAld;
+    w.u32[at + 36] = v.dBoff;
+    w.u32[at + 37] = v.dBld;
+    w.u32[at + 38] = v.dCoff;
+    w.u32[at + 39] = v.dCld;
+    w.u32[at + 40] = v.dDoff;
+    w.u32[at + 41] = v.dbsoff;
+    w.u32[at + 42] = v.dh0off;
+    w.u32[at + 43] = v.dh0ld;
+    return true;
+  },
+} as const;
+export const scanBackward = {
+  name: 'scan-backward',
+  code: "// The gradient of the selective scan (the math: cpu/reference/selective-scan-backward.ts), with the\n// states recomputed chunk by chunk, never all stored. Any adapter binds at least 8 storage buffers per\n// dispatch, so the inputs are first packed into three buffers and the outputs come back through one:\n//   sb_pack   (b*l, e) threads: IN planes u, delta, z, dy   (plane k at k*R*e, element row*e + c)\n//   sb_packbc (b*l, n) threads: BC rows [B_t | C_t]          (row*2n + j)\n//   sb_chan   e threads:        chan rows [A_c | D_c | bias_c] (c*(n+2) + j)\n//   sb_main   one thread per channel c (WG channels a workgroup), over the batch in turn:\n//     pass 1 runs the recurrence forwards and keeps h at chunk starts (in WK); pass 2 takes the chunks\n//     last to first, recomputes the chunk's states, decays, dt, u and y' (in WK) and walks it backwards.\n//     dA, dD, dBias of the channel add up in registers; dB and dC sum over channels: per step the\n//     workgroup adds its WG channels in workgroup memory and writes one partial (per workgroup) to WK.\n//     Results go to GO: planes du, dDelta, dz (as IN), then per channel [dA | dD | dBias], then dh0.\n//   sb_rows, sb_chans, sb_h0: GO to the output tensors; sb_sum: the dB, dC partials added up.\n// WK per thread (slot s at s*E + c, coalesced): h at chunk starts (nch*N), the chunk's states\n// ((T+1)*N), decays (T*N), dt, u, y' (T each); then the partials (G*R*2N) from `part`.\n// Scalar functions with the numerics of the CPU reference (src/backend/cpu/reference/math.ts), in f32.\n\n// log(1 + y) without the cancellation of log(1 + y) for small y (Goldberg's trick: exact to a few ulp).\nfn log1p_f(y: f32) -> f32 {\n  let u = 1.0 + y;\n  if (u == 1.0) { return y; }\n  return log(u) * (y / (u - 1.0));\n}\n\n// softplus(x) = log(1 + e^x), and x itself above 20 (PyTorch's threshold).\nfn softplus_f(x: f32) -> f32 {\n  if (x > 20.0) { return x; }\n  return log1p_f(exp(x));\n}\n\nfn sigmoid_f(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }\n\nfn silu_f(x: f32) -> f32 { return x / (1.0 + exp(-x)); }\n\n// erf from erfc (Numerical Recipes' erfcc, fractional error < 1.2e-7).\nfn erf_f(x: f32) -> f32 {\n  let z = abs(x);\n  let t = 1.0 / (1.0 + 0.5 * z);\n  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +\n          t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));\n  return select(r - 1.0, 1.0 - r, x >= 0.0);\n}\n\n// gelu(x) = x * Phi(x), the exact (erf) form.\nfn gelu_f(x: f32) -> f32 { return 0.5 * x * (1.0 + erf_f(x * 0.70710678118654752)); }\n\nconst N: u32 = 16u;   // state size n (specialised by the launcher)\nconst WG: u32 = 64u;  // channels per workgroup of sb_main (WG * 2N <= 4096: the partials' workgroup memory)\n\nconst F_Z: u32 = 1u;\nconst F_D: u32 = 2u;\nconst F_BIAS: u32 = 4u;\nconst F_SOFTPLUS: u32 = 8u;\nconst F_H0: u32 = 16u;\n\nstruct P {\n  b: u32, l: u32, e: u32, T: u32, nch: u32, G: u32, E: u32, R: u32, flags: u32, part: u32,\n  uoff: u32, uld: u32, doff: u32, dld: u32, zoff: u32, zld: u32, yoff: u32, yld: u32,\n  aoff: u32, ald: u32, boff: u32, bld: u32, coff: u32, cld: u32, Doff: u32, biasoff: u32, h0off: u32, h0ld: u32,\n  duoff: u32, duld: u32, ddoff: u32, ddld: u32, dzoff: u32, dzld: u32, dAoff: u32, dAld: u32,\n  dBoff: u32, dBld: u32, dCoff: u32, dCld: u32, dDoff: u32, dbsoff: u32, dh0off: u32, dh0ld: u32,\n}\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> U: array<f32>;          // u (b*l, e) view\n@group(0) @binding(2) var<storage, read> dl: array<f32>;         // delta (b*l, e) view\n@group(0) @binding(3) var<storage, read> z: array<f32>;          // (b*l, e) view (without F_Z: unused)\n@group(0) @binding(4) var<storage, read> dy: array<f32>;         // (b*l, e) view\n@group(0) @binding(5) var<storage, read> Bm: array<f32>;         // B (b*l, n) view\n@group(0) @binding(6) var<storage, read> Cm: array<f32>;         // C (b*l, n) view\n@group(0) @binding(7) var<storage, read> A: array<f32>;          // (e, n) view\n@group(0) @binding(8) var<storage, read> D: array<f32>;          // (e)\n@group(0) @binding(9) var<storage, read> bias: array<f32>;       // deltaBias (e)\n@group(0) @binding(10) var<storage, read> h0: array<f32>;        // (b*e, n) view\n@group(0) @binding(11) var<storage, read_write> IN: array<f32>;  // packed inputs (4, b*l, e)\n@group(0) @binding(12) var<storage, read_write> BC: array<f32>;  // packed (b*l, 2n)\n@group(0) @binding(13) var<storage, read_write> chan: array<f32>; // packed (e, n + 2)\n@group(0) @binding(14) var<storage, read_write> GO: array<f32>;  // packed outputs\n@group(0) @binding(15) var<storage, read_write> WK: array<f32>;  // work slots and partials\n@group(0) @binding(16) var<storage, read> INr: array<f32>;       // IN, read by sb_main\n@group(0) @binding(17) var<storage, read> BCr: array<f32>;       // BC, read by sb_main\n@group(0) @binding(18) var<storage, read> chanr: array<f32>;     // chan, read by sb_main\n@group(0) @binding(19) var<storage, read> GOr: array<f32>;       // GO, read by the unpacking entries\n@group(0) @binding(20) var<storage, read> WKr: array<f32>;       // WK, read by sb_sum\n@group(0) @binding(21) var<storage, read_write> du: array<f32>;  // (b*l, e) view\n@group(0) @binding(22) var<storage, read_write> dd: array<f32>;  // dDelta (b*l, e) view\n@group(0) @binding(23) var<storage, read_write> dz: array<f32>;  // (b*l, e) view\n@group(0) @binding(24) var<storage, read_write> dA: array<f32>;  // (e, n) view\n@group(0) @binding(25) var<storage, read_write> dD: array<f32>;  // (e)\n@group(0) @binding(26) var<storage, read_write> dbias: array<f32>; // (e)\n@group(0) @binding(27) var<storage, read_write> dh0: array<f32>; // (b*e, n) view\n@group(0) @binding(28) var<storage, read_write> dB: array<f32>;  // (b*l, n) view\n@group(0) @binding(29) var<storage, read_write> dC: array<f32>;  // (b*l, n) view\n\nvar<workgroup> red: array<f32, WG * 2u * N>;\n\nfn has(f: u32) -> bool { return (p.flags & f) != 0u; }\nfn flat(wid: vec3u, nwg: vec3u, li: u32) -> u32 { return (wid.y * nwg.x + wid.x) * 64u + li; }\n\n@compute @workgroup_size(64)\nfn sb_pack(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = flat(wid, nwg, li);\n  let re = p.R * p.e;\n  if (i >= re) { return; }\n  let row = i / p.e;\n  let c = i - row * p.e;\n  IN[i] = U[p.uoff + row * p.uld + c];\n  IN[re + i] = dl[p.doff + row * p.dld + c];\n  if (has(F_Z)) { IN[2u * re + i] = z[p.zoff + row * p.zld + c]; }\n  IN[3u * re + i] = dy[p.yoff + row * p.yld + c];\n}\n\n@compute @workgroup_size(64)\nfn sb_packbc(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = flat(wid, nwg, li);\n  if (i >= p.R * N) { return; }\n  let row = i / N;\n  let j = i - row * N;\n  BC[row * 2u * N + j] = Bm[p.boff + row * p.bld + j];\n  BC[row * 2u * N + N + j] = Cm[p.coff + row * p.cld + j];\n}\n\n@compute @workgroup_size(64)\nfn sb_chan(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let c = flat(wid, nwg, li);\n  if (c >= p.e) { return; }\n  for (var j = 0u; j < N; j++) { chan[c * (N + 2u) + j] = A[p.aoff + c * p.ald + j]; }\n  var dv = 0.0;\n  var bv = 0.0;\n  if (has(F_D)) { dv = D[p.Doff + c]; }\n  if (has(F_BIAS)) { bv = bias[p.biasoff + c]; }\n  chan[c * (N + 2u) + N] = dv;\n  chan[c * (N + 2u) + N + 1u] = bv;\n}\n\nfn dt_of(x: f32) -> f32 {\n  if (has(F_SOFTPLUS)) { return softplus_f(x); }\n  return x;\n}\n\n@compute @workgroup_size(WG)\nfn sb_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {\n  let c = wid.x * WG + li;\n  let live = c < p.e;\n  let cc = min(c, p.e - 1u); // inactive threads read a valid channel and write nothing\n  let E = p.E;\n  let re = p.R * p.e;\n  let T = p.T;\n  // work slots of this thread\n  let HC = p.nch * N;\n  let AC = HC + (T + 1u) * N;\n  let DTC = AC + T * N;\n  let UC = DTC + T;\n  let YC = UC + T;\n  var a: array<f32, N>;\n  var h: array<f32, N>;\n  var gh: array<f32, N>;\n  var dAc: array<f32, N>;\n  for (var j = 0u; j < N; j++) { a[j] = chanr[cc * (N + 2u) + j]; dAc[j] = 0.0; }\n  let dv = chanr[cc * (N + 2u) + N];\n  let bv = chanr[cc * (N + 2u) + N + 1u];\n  var dDs = 0.0;\n  var dBs = 0.0;\n  for (var bi = 0u; bi < p.b; bi++) {\n    for (var j = 0u; j < N; j++) {\n      h[j] = 0.0;\n      if (has(F_H0)) { h[j] = h0[p.h0off + (bi * p.e + cc) * p.h0ld + j]; }\n    }\n    // pass 1: h at the start of every chunk\n    for (var k = 0u; k < p.nch; k++) {\n      for (var j = 0u; j < N; j++) { WK[(k * N + j) * E + c] = h[j]; }\n      if (k + 1u == p.nch) { break; }\n      for (var t = k * T; t < (k + 1u) * T; t++) {\n        let row = bi * p.l + t;\n        let dt = dt_of(INr[re + row * p.e + cc] + bv);\n        let dtu = dt * INr[row * p.e + cc];\n        for (var j = 0u; j < N; j++) { h[j] = exp(dt * a[j]) * h[j] + dtu * BCr[row * 2u * N + j]; }\n      }\n    }\n    // pass 2: chunks last to first; gh carries dL/dh_t (times a_{t+1}) across chunk boundaries\n    for (var j = 0u; j < N; j++) { gh[j] = 0.0; }\n    for (var kk = 0u; kk < p.nch; kk++) {\n      let k = p.nch - 1u - kk;\n      let t0 = k * T;\n      let t1 = min(p.l, t0 + T);\n      for (var j = 0u; j < N; j++) { h[j] = WK[(k * N + j) * E + c]; WK[(HC + j) * E + c] = h[j]; }\n      for (var t = t0; t < t1; t++) {\n        let row = bi * p.l + t;\n        let i = t - t0;\n        let dt = dt_of(INr[re + row * p.e + cc] + bv);\n        let uu = INr[row * p.e + cc];\n        WK[(DTC + i) * E + c] = dt;\n        WK[(UC + i) * E + c] = uu;\n        let dtu = dt * uu;\n        var y = 0.0;\n        for (var j = 0u; j < N; j++) {\n          let at = exp(dt * a[j]);\n          h[j] = at * h[j] + dtu * BCr[row * 2u * N + j];\n          WK[(AC + i * N + j) * E + c] = at;\n          WK[(HC + (i + 1u) * N + j) * E + c] = h[j];\n          y += h[j] * BCr[row * 2u * N + N + j];\n        }\n        WK[(YC + i) * E + c] = y + dv * uu;\n      }\n      for (var tt = t0; tt < t1; tt++) {\n        let t = t1 - 1u - (tt - t0);\n        let row = bi * p.l + t;\n        let i = t - t0;\n        let uu = WK[(UC + i) * E + c];\n        let dt = WK[(DTC + i) * E + c];\n        var gy = INr[3u * re + row * p.e + cc];\n        if (has(F_Z)) {\n          let zt = INr[2u * re + row * p.e + cc];\n          let sg = sigmoid_f(zt);\n          if (live) { GO[2u * re + row * p.e + c] = gy * WK[(YC + i) * E + c] * sg * (1.0 + zt * (1.0 - sg)); }\n          gy *= zt * sg;\n        }\n        dDs += gy * uu;\n        var dus = gy * dv;\n        var ddt = 0.0;\n        let dtu = dt * uu;\n        for (var j = 0u; j < N; j++) {\n          let bj = BCr[row * 2u * N + j];\n          let at = WK[(AC + i * N + j) * E + c];\n          let hp = WK[(HC + i * N + j) * E + c];\n          let g = gh[j] + gy * BCr[row * 2u * N + N + j];\n          red[li * 2u * N + N + j] = select(0.0, gy * WK[(HC + (i + 1u) * N + j) * E + c], live);\n          let gha = g * hp * at;\n          ddt += gha * a[j] + g * bj * uu;\n          dAc[j] += gha * dt;\n          red[li * 2u * N + j] = select(0.0, g * dtu, live);\n          dus += g * dt * bj;\n          gh[j] = g * at;\n        }\n        let x = INr[re + row * p.e + cc] + bv;\n        var ddelta = ddt;\n        if (has(F_SOFTPLUS)) { ddelta = ddt * select(sigmoid_f(x), 1.0, x > 20.0); }\n        dBs += ddelta;\n        if (live) {\n          GO[row * p.e + c] = dus;\n          GO[re + row * p.e + c] = ddelta;\n        }\n        // this workgroup's channels' share of dB and dC at this step\n        workgroupBarrier();\n        for (var q = li; q < 2u * N; q += WG) {\n          var s = 0.0;\n          for (var w = 0u; w < WG; w++) { s += red[w * 2u * N + q]; }\n          WK[p.part + (wid.x * p.R + row) * 2u * N + q] = s;\n        }\n        workgroupBarrier();\n      }\n    }\n    if (live) {\n      for (var j = 0u; j < N; j++) { GO[3u * re + p.e * (N + 2u) + (bi * p.e + c) * N + j] = gh[j]; }\n    }\n  }\n  if (live) {\n    for (var j = 0u; j < N; j++) { GO[3u * re + c * (N + 2u) + j] = dAc[j]; }\n    GO[3u * re + c * (N + 2u) + N] = dDs;\n    GO[3u * re + c * (N + 2u) + N + 1u] = dBs;\n  }\n}\n\n@compute @workgroup_size(64)\nfn sb_rows(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = flat(wid, nwg, li);\n  let re = p.R * p.e;\n  if (i >= re) { return; }\n  let row = i / p.e;\n  let c = i - row * p.e;\n  du[p.duoff + row * p.duld + c] = GOr[i];\n  dd[p.ddoff + row * p.ddld + c] = GOr[re + i];\n  if (has(F_Z)) { dz[p.dzoff + row * p.dzld + c] = GOr[2u * re + i]; }\n}\n\n@compute @workgroup_size(64)\nfn sb_chans(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let c = flat(wid, nwg, li);\n  if (c >= p.e) { return; }\n  let o = 3u * p.R * p.e + c * (N + 2u);\n  for (var j = 0u; j < N; j++) { dA[p.dAoff + c * p.dAld + j] = GOr[o + j]; }\n  if (has(F_D)) { dD[p.dDoff + c] = GOr[o + N]; }\n  if (has(F_BIAS)) { dbias[p.dbsoff + c] = GOr[o + N + 1u]; }\n}\n\n@compute @workgroup_size(64)\nfn sb_h0(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = flat(wid, nwg, li);\n  if (i >= p.b * p.e * N) { return; }\n  let r = i / N;\n  let j = i - r * N;\n  dh0[p.dh0off + r * p.dh0ld + j] = GOr[3u * p.R * p.e + p.e * (N + 2u) + i];\n}\n\n@compute @workgroup_size(64)\nfn sb_sum(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = flat(wid, nwg, li);\n  if (i >= p.R * 2u * N) { return; }\n  let row = i / (2u * N);\n  let q = i - row * 2u * N;\n  var s = 0.0;\n  for (var g = 0u; g < p.G; g++) { s += WKr[p.part + (g * p.R + row) * 2u * N + q]; }\n  if (q < N) { dB[p.dBoff + row * p.dBld + q] = s; } else { dC[p.dCoff + row * p.dCld + q - N] = s; }\n}\n",
+  entries: {
+    sb_pack: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'U', group: 0, binding: 1, access: 'read', type: 'f32', note: 'u (b*l, e) view' },
+        { name: 'dl', group: 0, binding: 2, access: 'read', type: 'f32', note: 'delta (b*l, e) view' },
+        { name: 'z', group: 0, binding: 3, access: 'read', type: 'f32', note: '(b*l, e) view (without F_Z: unused)' },
+        { name: 'dy', group: 0, binding: 4, access: 'read', type: 'f32', note: '(b*l, e) view' },
+        { name: 'IN', group: 0, binding: 11, access: 'read_write', type: 'f32', note: 'packed inputs (4, b*l, e)' },
+      ],
+      uniform: scanBackward_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.U || !b.dl || !b.z || !b.dy || !b.IN) return null;
+        return [b.U, b.dl, b.z, b.dy, b.IN];
+      },
+    },
+    sb_packbc: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'Bm', group: 0, binding: 5, access: 'read', type: 'f32', note: 'B (b*l, n) view' },
+        { name: 'Cm', group: 0, binding: 6, access: 'read', type: 'f32', note: 'C (b*l, n) view' },
+        { name: 'BC', group: 0, binding: 12, access: 'read_write', type: 'f32', note: 'packed (b*l, 2n)' },
+      ],
+      uniform: scanBackward_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.Bm || !b.Cm || !b.BC) return null;
+        return [b.Bm, b.Cm, b.BC];
+      },
+    },
+    sb_chan: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'A', group: 0, binding: 7, access: 'read', type: 'f32', note: '(e, n) view' },
+        { name: 'D', group: 0, binding: 8, access: 'read', type: 'f32', note: '(e)' },
+        { name: 'bias', group: 0, binding: 9, access: 'read', type: 'f32', note: 'deltaBias (e)' },
+        { name: 'chan', group: 0, binding: 13, access: 'read_write', type: 'f32', note: 'packed (e, n + 2)' },
+      ],
+      uniform: scanBackward_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.A || !b.D || !b.bias || !b.chan) return null;
+        return [b.A, b.D, b.bias, b.chan];
+      },
+    },
+    sb_main: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'h0', group: 0, binding: 10, access: 'read', type: 'f32', note: '(b*e, n) view' },
+        { name: 'GO', group: 0, binding: 14, access: 'read_write', type: 'f32', note: 'packed outputs' },
+        { name: 'WK', group: 0, binding: 15, access: 'read_write', type: 'f32', note: 'work slots and partials' },
+        { name: 'INr', group: 0, binding: 16, access: 'read', type: 'f32', note: 'IN, read by sb_main' },
+        { name: 'BCr', group: 0, binding: 17, access: 'read', type: 'f32', note: 'BC, read by sb_main' },
+        { name: 'chanr', group: 0, binding: 18, access: 'read', type: 'f32', note: 'chan, read by sb_main' },
+      ],
+      uniform: scanBackward_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.h0 || !b.GO || !b.WK || !b.INr || !b.BCr || !b.chanr) return null;
+        return [b.h0, b.GO, b.WK, b.INr, b.BCr, b.chanr];
+      },
+    },
+    sb_rows: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'GOr', group: 0, binding: 19, access: 'read', type: 'f32', note: 'GO, read by the unpacking entries' },
+        { name: 'du', group: 0, binding: 21, access: 'read_write', type: 'f32', note: '(b*l, e) view' },
+        { name: 'dd', group: 0, binding: 22, access: 'read_write', type: 'f32', note: 'dDelta (b*l, e) view' },
+        { name: 'dz', group: 0, binding: 23, access: 'read_write', type: 'f32', note: '(b*l, e) view' },
+      ],
+      uniform: scanBackward_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.GOr || !b.du || !b.dd || !b.dz) return null;
+        return [b.GOr, b.du, b.dd, b.dz];
+      },
+    },
+    sb_chans: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'GOr', group: 0, binding: 19, access: 'read', type: 'f32', note: 'GO, read by the unpacking entries' },
+        { name: 'dA', group: 0, binding: 24, access: 'read_write', type: 'f32', note: '(e, n) view' },
+        { name: 'dD', group: 0, binding: 25, access: 'read_write', type: 'f32', note: '(e)' },
+        { name: 'dbias', group: 0, binding: 26, access: 'read_write', type: 'f32', note: '(e)' },
+      ],
+      uniform: scanBackward_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.GOr || !b.dA || !b.dD || !b.dbias) return null;
+        return [b.GOr, b.dA, b.dD, b.dbias];
+      },
+    },
+    sb_h0: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'GOr', group: 0, binding: 19, access: 'read', type: 'f32', note: 'GO, read by the unpacking entries' },
+        { name: 'dh0', group: 0, binding: 27, access: 'read_write', type: 'f32', note: '(b*e, n) view' },
+      ],
+      uniform: scanBackward_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.GOr || !b.dh0) return null;
+        return [b.GOr, b.dh0];
+      },
+    },
+    sb_sum: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'WKr', group: 0, binding: 20, access: 'read', type: 'f32', note: 'WK, read by sb_sum' },
+        { name: 'dB', group: 0, binding: 28, access: 'read_write', type: 'f32', note: '(b*l, n) view' },
+        { name: 'dC', group: 0, binding: 29, access: 'read_write', type: 'f32', note: '(b*l, n) view' },
+      ],
+      uniform: scanBackward_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.WKr || !b.dB || !b.dC) return null;
+        return [b.WKr, b.dB, b.dC];
+      },
+    },
+  },
+} as const satisfies WgslModule;
+
 const scan_P = {
   struct: 'P',
   size: 108,
