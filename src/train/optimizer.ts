@@ -72,22 +72,22 @@ export class AdamW {
 
   /**
    * The global L2 norm of all gradients (parameters without a gradient count as zero), the quantity
-   * torch.nn.utils.clip_grad_norm_ clips.
+   * torch.nn.utils.clip_grad_norm_ clips. The sum of squares accumulates on the backend and one scalar
+   * comes back (on WebGPU, one read per step instead of one per parameter).
    */
   async gradNorm(): Promise<number> {
     const bk = this.backend;
     const reduce = requireKernel(bk, 'reduceRows');
-    let sum = 0;
+    const total = bk.zeros([1]);
     for (const p of this.params.values()) {
       if (!p.grad) continue;
       const cols = bk.alloc([p.grad.cols]);
       reduce('sumSquares', cols, p.grad);
-      const total = bk.alloc([1]);
-      reduce('sum', total, cols.reshape([p.grad.cols, 1]));
-      sum += (await total.readFloat())[0];
+      reduce('sum', total, cols.reshape([p.grad.cols, 1]), true);
       cols.dispose();
-      total.dispose();
     }
+    const sum = (await total.readFloat())[0];
+    total.dispose();
     return Math.sqrt(sum);
   }
 

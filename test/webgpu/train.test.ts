@@ -1,0 +1,112 @@
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { backward } from '../../src/autograd/backward.js';
+import type { Backend } from '../../src/backend/backend.js';
+import { cpu } from '../../src/backend/cpu/cpu-backend.js';
+import { openSafetensorsFile } from '../../src/io/node/safetensors-file.js';
+import { loadLanguageModel } from '../../src/models/node/load-checkpoint.js';
+import * as F from '../../src/ops/ops.js';
+import { AdamW, optimizerStep } from '../../src/train/optimizer.js';
+import { PARITY } from '../helpers/fixtures.js';
+import { disposeGpu, requireAdapter } from '../helpers/webgpu.js';
+
+// Training on WebGPU: the PyTorch gradient fixture (as test/autograd/mamba-grad.test.ts on the CPU),
+// and one full optimiser step against the CPU backend.
+
+after(disposeGpu);
+const DIR = join(PARITY, 'mamba1-grad');
+
+async function fixture(): Promise<{
+  ids: Int32Array;
+  targets: Int32Array;
+  b: number;
+  l: number;
+  f32: (name: string) => Promise<Float32Array>;
+  close: () => Promise<void>;
+}> {
+  const exp = await openSafetensorsFile(join(DIR, 'expected.safetensors'));
+  const f32 = async (name: string): Promise<Float32Array> => {
+    const b = await exp.read(name);
+    return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+  };
+  const idsBytes = await exp.read('input_ids');
+  const ids = new Int32Array(idsBytes.buffer.slice(idsBytes.byteOffset, idsBytes.byteOffset + idsBytes.byteLength));
+  const [b, l] = exp.entries.get('input_ids')!.shape as [number, number];
+  const targets = new Int32Array(b * l);
+  for (let i = 0; i < b; i++) for (let t = 0; t < l; t++) targets[i * l + t] = t + 1 < l ? ids[i * l + t + 1] : -1;
+  return { ids, targets, b, l, f32, close: () => exp.close() };
+}
+
+/** Loss and gradients of the fixture's model on `bk` (parameters by name, read back). */
+async function gradients(bk: Backend, fx: Awaited<ReturnType<typeof fixture>>) {
+  const model = await loadLanguageModel(DIR, { backend: bk, dtype: 'f32' });
+  const params = model.parameters();
+  for (const p of params.values()) p.requiresGrad = true;
+  const logits = model.forward(bk.upload(fx.ids, [fx.b, fx.l], 'i32'));
+  const loss = F.crossEntropy(logits, bk.upload(fx.targets, [fx.b, fx.l], 'i32'));
+  backward(loss);
+  const lossValue = (await loss.readFloat())[0];
+  return { model, params, loss: lossValue };
+}
+
+test('mamba1-grad on WebGPU: loss and every parameter gradient match PyTorch within 1e-4', async (t) => {
+  const g = await requireAdapter(t);
+  if (!g) return;
+  const fx = await fixture();
+  const { params, loss } = await gradients(g, fx);
+  const lossWant = (await fx.f32('loss'))[0];
+  assert.ok(Math.abs(loss - lossWant) < 1e-5, `loss ${loss} vs PyTorch ${lossWant}`);
+  let worst = 0,
+    worstName = '';
+  for (const [name, p] of params) {
+    const want = await fx.f32(`grad.${name}`);
+    assert.ok(p.grad, `${name}: no gradient`);
+    const got = await p.grad.readFloat();
+    assert.equal(got.length, want.length, name);
+    let err = 0;
+    for (let i = 0; i < got.length; i++) err = Math.max(err, Math.abs(got[i] - want[i]));
+    if (err > worst) [worst, worstName] = [err, name];
+    assert.ok(err < 1e-4, `${name}: max abs error ${err}`);
+  }
+  t.diagnostic(
+    `mamba1-grad on WebGPU: loss |diff| ${Math.abs(loss - lossWant).toExponential(2)}; worst gradient error ${worst.toExponential(2)} (${worstName})`,
+  );
+  await fx.close();
+});
+
+test('one training step on WebGPU matches the CPU: gradients within 1e-4, norm, updated weights', async (t) => {
+  const g = await requireAdapter(t);
+  if (!g) return;
+  const fx = await fixture();
+  const sides = [];
+  for (const bk of [cpu(), g] as Backend[]) {
+    const r = await gradients(bk, fx);
+    const grads = new Map<string, Float32Array>();
+    for (const [name, p] of r.params) grads.set(name, await p.grad!.readFloat());
+    const opt = new AdamW(r.params, bk);
+    const norm = await optimizerStep(r.model, opt, 1e-2, 0.5); // clipped: the norm is above 0.5
+    const weights = new Map<string, Float32Array>();
+    for (const [name, p] of r.params) weights.set(name, await p.readFloat());
+    sides.push({ loss: r.loss, grads, norm, weights });
+  }
+  const [c, w] = sides;
+  assert.ok(Math.abs(c.loss - w.loss) < 1e-5, `loss ${w.loss} vs cpu ${c.loss}`);
+  assert.ok(c.norm > 0.5, `the fixture's gradient norm ${c.norm} is clipped`);
+  assert.ok(Math.abs(c.norm - w.norm) < 1e-4 * c.norm, `gradient norm ${w.norm} vs cpu ${c.norm}`);
+  let worstG = 0,
+    worstW = 0;
+  for (const [name, gc] of c.grads) {
+    const gw = w.grads.get(name)!;
+    for (let i = 0; i < gc.length; i++) worstG = Math.max(worstG, Math.abs(gc[i] - gw[i]));
+    const pc = c.weights.get(name)!,
+      pw = w.weights.get(name)!;
+    for (let i = 0; i < pc.length; i++) worstW = Math.max(worstW, Math.abs(pc[i] - pw[i]));
+  }
+  t.diagnostic(
+    `one step: worst gradient difference ${worstG.toExponential(2)}, worst weight difference ${worstW.toExponential(2)}`,
+  );
+  assert.ok(worstG < 1e-4, `gradients differ by up to ${worstG}`);
+  assert.ok(worstW < 1e-4, `updated weights differ by up to ${worstW}`);
+  await fx.close();
+});
