@@ -74,7 +74,10 @@ stops (twice: stop at once, the last checkpoint stays intact).`,
     },
     resume: { type: 'boolean', help: 'continue the run in --out from its last checkpoint, exactly' },
     ...BACKEND_OPTIONS,
-    backend: { ...BACKEND_OPTIONS.backend, help: 'where to compute (the cpu backend has every training kernel)' },
+    backend: {
+      ...BACKEND_OPTIONS.backend,
+      help: 'where to compute (cpu or webgpu: both have the training kernels of the Mamba models it trains)',
+    },
     threads: {
       ...BACKEND_OPTIONS.threads,
       help: 'CPU threads; products, scans and convs of the forward and backward passes are split over them',

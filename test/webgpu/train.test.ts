@@ -1,5 +1,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { backward } from '../../src/autograd/backward.js';
 import type { Backend } from '../../src/backend/backend.js';
@@ -8,7 +10,8 @@ import { openSafetensorsFile } from '../../src/io/node/safetensors-file.js';
 import { loadLanguageModel } from '../../src/models/node/load-checkpoint.js';
 import * as F from '../../src/ops/ops.js';
 import { AdamW, optimizerStep } from '../../src/train/optimizer.js';
-import { PARITY } from '../helpers/fixtures.js';
+import { PARITY, ROOT } from '../helpers/fixtures.js';
+import { smallText, tempDir, TINY_CONFIG } from '../train/helpers.js';
 import { disposeGpu, requireAdapter } from '../helpers/webgpu.js';
 
 // Training on WebGPU: the PyTorch gradient fixture (as test/autograd/mamba-grad.test.ts on the CPU),
@@ -16,6 +19,7 @@ import { disposeGpu, requireAdapter } from '../helpers/webgpu.js';
 
 after(disposeGpu);
 const DIR = join(PARITY, 'mamba1-grad');
+const MAIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 
 async function fixture(): Promise<{
   ids: Int32Array;
@@ -109,4 +113,31 @@ test('one training step on WebGPU matches the CPU: gradients within 1e-4, norm, 
   assert.ok(worstG < 1e-4, `gradients differ by up to ${worstG}`);
   assert.ok(worstW < 1e-4, `updated weights differ by up to ${worstW}`);
   await fx.close();
+});
+
+test('mamba-ts train --backend webgpu: the same losses and gradient norms as the CPU run', async (t) => {
+  const g = await requireAdapter(t); // (sets VK_ICD_FILENAMES for SwiftShader where needed: the child inherits it)
+  if (!g) return;
+  const root = tempDir();
+  const config = join(root, 'tiny.json');
+  writeFileSync(config, JSON.stringify(TINY_CONFIG));
+  const data = smallText(root, 2);
+  const history = (backend: string) => {
+    const out = join(root, backend);
+    const args = ['train', '--data', data, '--config', config, '--steps', '2', '--out', out, '--backend', backend];
+    const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const state = JSON.parse(readFileSync(join(out, 'trainer_state.json'), 'utf8')) as {
+      history: { loss: number; gradNorm: number }[];
+    };
+    return state.history;
+  };
+  const c = history('cpu'),
+    w = history('webgpu');
+  assert.equal(w.length, 2);
+  for (let i = 0; i < c.length; i++) {
+    assert.ok(Math.abs(w[i].loss - c[i].loss) < 1e-4 * c[i].loss, `step ${i + 1}: loss ${w[i].loss} vs ${c[i].loss}`);
+    const gn = Math.abs(w[i].gradNorm - c[i].gradNorm);
+    assert.ok(gn < 1e-4 * c[i].gradNorm, `step ${i + 1}: grad norm ${w[i].gradNorm} vs ${c[i].gradNorm}`);
+  }
 });
