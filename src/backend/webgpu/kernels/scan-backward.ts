@@ -10,10 +10,10 @@ import * as W from './wgsl.gen.js';
 const MAX_N = 256;
 
 /**
- * The selective scan's gradient (scan-backward.wgsl): pack the inputs, one thread per channel walks
- * its sequences (chunked recompute, as the CPU reference), unpack the outputs and add up the dB, dC
- * partials. Scratch: the packed copies (about 7 b·l·e + 2 b·l·n floats), per channel (l/T + 2T)·n
- * floats of work slots, and b·l·2n floats of partials per workgroup of channels.
+ * The selective scan's gradient (scan-backward.wgsl): pack the inputs, one thread per (sequence,
+ * channel) walks its sequence (chunked recompute, as the CPU reference), unpack the outputs and add up the dB, dC
+ * partials. Scratch: the packed copies (about 7 b·l·e + 2 b·l·n floats), per (sequence, channel)
+ * (l/T + 2T)·n floats of work slots, and b·l·2n floats of partials per workgroup of channels.
  */
 export function selectiveScanBackward(
   bk: KernelHost,
@@ -39,9 +39,9 @@ export function selectiveScanBackward(
   const G = Math.ceil(e / WG);
   const E = G * WG;
   const slots = nch * n + (2 * T + 1) * n + 3 * T;
-  const part = slots * E;
+  const part = slots * b * E;
   checkIndex('selectiveScanBackward', part + G * R * 2 * n);
-  const goSize = 3 * R * e + e * (n + 2) + b * e * n;
+  const goSize = 3 * R * e + b * e * (n + 2) + b * e * n;
   const scratch: GpuStorage[] = [];
   const take = (floats: number): GpuStorage => {
     const x = bk.scratch(Math.max(floats, 1) * 4);
@@ -125,7 +125,13 @@ export function selectiveScanBackward(
     params,
     ...g64(e),
   );
-  d.run(pipe(kernel(M, 'sb_main', o('sb_main'))), { h0: opt(s.h0), INr: IN, BCr: BC, chanr: chan, GO, WK }, params, G);
+  d.run(
+    pipe(kernel(M, 'sb_main', o('sb_main'))),
+    { h0: opt(s.h0), INr: IN, BCr: BC, chanr: chan, GO, WK },
+    params,
+    G,
+    b,
+  );
   if (R > 0) {
     const dz = s.dz ? bk.buf(s.dz) : bk.dummyW;
     d.run(

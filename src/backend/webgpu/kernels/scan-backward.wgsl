@@ -4,14 +4,16 @@
 //   sb_pack   (b*l, e) threads: IN planes u, delta, z, dy   (plane k at k*R*e, element row*e + c)
 //   sb_packbc (b*l, n) threads: BC rows [B_t | C_t]          (row*2n + j)
 //   sb_chan   e threads:        chan rows [A_c | D_c | bias_c] (c*(n+2) + j)
-//   sb_main   one thread per channel c (WG channels a workgroup), over the batch in turn:
-//     pass 1 runs the recurrence forwards and keeps h at chunk starts (in WK); pass 2 takes the chunks
-//     last to first, recomputes the chunk's states, decays, dt, u and y' (in WK) and walks it backwards.
-//     dA, dD, dBias of the channel add up in registers; dB and dC sum over channels: per step the
-//     workgroup adds its WG channels in workgroup memory and writes one partial (per workgroup) to WK.
-//     Results go to GO: planes du, dDelta, dz (as IN), then per channel [dA | dD | dBias], then dh0.
-//   sb_rows, sb_chans, sb_h0: GO to the output tensors; sb_sum: the dB, dC partials added up.
-// WK per thread (slot s at s*E + c, coalesced): h at chunk starts (nch*N), the chunk's states
+//   sb_main   one thread per (sequence, channel) (WG channels of one sequence a workgroup; grid y: the
+//     sequence): pass 1 runs the recurrence forwards and keeps h at chunk starts (in WK); pass 2 takes
+//     the chunks last to first, recomputes the chunk's states, decays, dt, u and y' (in WK) and walks
+//     it backwards. dA, dD, dBias of the (sequence, channel) add up in registers; dB and dC sum over
+//     channels: per step the workgroup adds its WG channels in workgroup memory and writes one partial
+//     (per workgroup) to WK. Results go to GO: planes du, dDelta, dz (as IN), then per (sequence,
+//     channel) [dA | dD | dBias], then dh0.
+//   sb_rows, sb_h0: GO to the output tensors; sb_chans: dA, dD, dBias summed over the sequences;
+//   sb_sum: the dB, dC partials added up (fixed orders: deterministic).
+// WK per thread (slot s at s*b*E + thread, coalesced): h at chunk starts (nch*N), the chunk's states
 // ((T+1)*N), decays (T*N), dt, u, y' (T each); then the partials (G*R*2N) from `part`.
 //#include math.wgsl
 
@@ -111,9 +113,11 @@ fn dt_of(x: f32) -> f32 {
 @compute @workgroup_size(WG)
 fn sb_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {
   let c = wid.x * WG + li;
+  let bi = wid.y;
+  let th = bi * p.E + c; // this thread's work slots
   let live = c < p.e;
   let cc = min(c, p.e - 1u); // inactive threads read a valid channel and write nothing
-  let E = p.E;
+  let E = p.E * p.b;
   let re = p.R * p.e;
   let T = p.T;
   // work slots of this thread
@@ -131,14 +135,14 @@ fn sb_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
   let bv = chanr[cc * (N + 2u) + N + 1u];
   var dDs = 0.0;
   var dBs = 0.0;
-  for (var bi = 0u; bi < p.b; bi++) {
+  {
     for (var j = 0u; j < N; j++) {
       h[j] = 0.0;
       if (has(F_H0)) { h[j] = h0[p.h0off + (bi * p.e + cc) * p.h0ld + j]; }
     }
     // pass 1: h at the start of every chunk
     for (var k = 0u; k < p.nch; k++) {
-      for (var j = 0u; j < N; j++) { WK[(k * N + j) * E + c] = h[j]; }
+      for (var j = 0u; j < N; j++) { WK[(k * N + j) * E + th] = h[j]; }
       if (k + 1u == p.nch) { break; }
       for (var t = k * T; t < (k + 1u) * T; t++) {
         let row = bi * p.l + t;
@@ -153,36 +157,36 @@ fn sb_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
       let k = p.nch - 1u - kk;
       let t0 = k * T;
       let t1 = min(p.l, t0 + T);
-      for (var j = 0u; j < N; j++) { h[j] = WK[(k * N + j) * E + c]; WK[(HC + j) * E + c] = h[j]; }
+      for (var j = 0u; j < N; j++) { h[j] = WK[(k * N + j) * E + th]; WK[(HC + j) * E + th] = h[j]; }
       for (var t = t0; t < t1; t++) {
         let row = bi * p.l + t;
         let i = t - t0;
         let dt = dt_of(INr[re + row * p.e + cc] + bv);
         let uu = INr[row * p.e + cc];
-        WK[(DTC + i) * E + c] = dt;
-        WK[(UC + i) * E + c] = uu;
+        WK[(DTC + i) * E + th] = dt;
+        WK[(UC + i) * E + th] = uu;
         let dtu = dt * uu;
         var y = 0.0;
         for (var j = 0u; j < N; j++) {
           let at = exp(dt * a[j]);
           h[j] = at * h[j] + dtu * BCr[row * 2u * N + j];
-          WK[(AC + i * N + j) * E + c] = at;
-          WK[(HC + (i + 1u) * N + j) * E + c] = h[j];
+          WK[(AC + i * N + j) * E + th] = at;
+          WK[(HC + (i + 1u) * N + j) * E + th] = h[j];
           y += h[j] * BCr[row * 2u * N + N + j];
         }
-        WK[(YC + i) * E + c] = y + dv * uu;
+        WK[(YC + i) * E + th] = y + dv * uu;
       }
       for (var tt = t0; tt < t1; tt++) {
         let t = t1 - 1u - (tt - t0);
         let row = bi * p.l + t;
         let i = t - t0;
-        let uu = WK[(UC + i) * E + c];
-        let dt = WK[(DTC + i) * E + c];
+        let uu = WK[(UC + i) * E + th];
+        let dt = WK[(DTC + i) * E + th];
         var gy = INr[3u * re + row * p.e + cc];
         if (has(F_Z)) {
           let zt = INr[2u * re + row * p.e + cc];
           let sg = sigmoid_f(zt);
-          if (live) { GO[2u * re + row * p.e + c] = gy * WK[(YC + i) * E + c] * sg * (1.0 + zt * (1.0 - sg)); }
+          if (live) { GO[2u * re + row * p.e + c] = gy * WK[(YC + i) * E + th] * sg * (1.0 + zt * (1.0 - sg)); }
           gy *= zt * sg;
         }
         dDs += gy * uu;
@@ -191,10 +195,10 @@ fn sb_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
         let dtu = dt * uu;
         for (var j = 0u; j < N; j++) {
           let bj = BCr[row * 2u * N + j];
-          let at = WK[(AC + i * N + j) * E + c];
-          let hp = WK[(HC + i * N + j) * E + c];
+          let at = WK[(AC + i * N + j) * E + th];
+          let hp = WK[(HC + i * N + j) * E + th];
           let g = gh[j] + gy * BCr[row * 2u * N + N + j];
-          red[li * 2u * N + N + j] = select(0.0, gy * WK[(HC + (i + 1u) * N + j) * E + c], live);
+          red[li * 2u * N + N + j] = select(0.0, gy * WK[(HC + (i + 1u) * N + j) * E + th], live);
           let gha = g * hp * at;
           ddt += gha * a[j] + g * bj * uu;
           dAc[j] += gha * dt;
@@ -221,13 +225,14 @@ fn sb_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
       }
     }
     if (live) {
-      for (var j = 0u; j < N; j++) { GO[3u * re + p.e * (N + 2u) + (bi * p.e + c) * N + j] = gh[j]; }
+      for (var j = 0u; j < N; j++) { GO[3u * re + p.b * p.e * (N + 2u) + (bi * p.e + c) * N + j] = gh[j]; }
     }
   }
   if (live) {
-    for (var j = 0u; j < N; j++) { GO[3u * re + c * (N + 2u) + j] = dAc[j]; }
-    GO[3u * re + c * (N + 2u) + N] = dDs;
-    GO[3u * re + c * (N + 2u) + N + 1u] = dBs;
+    let o = 3u * re + (bi * p.e + c) * (N + 2u);
+    for (var j = 0u; j < N; j++) { GO[o + j] = dAc[j]; }
+    GO[o + N] = dDs;
+    GO[o + N + 1u] = dBs;
   }
 }
 
@@ -248,9 +253,14 @@ fn sb_chans(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
   let c = flat(wid, nwg, li);
   if (c >= p.e) { return; }
   let o = 3u * p.R * p.e + c * (N + 2u);
-  for (var j = 0u; j < N; j++) { dA[p.dAoff + c * p.dAld + j] = GOr[o + j]; }
-  if (has(F_D)) { dD[p.dDoff + c] = GOr[o + N]; }
-  if (has(F_BIAS)) { dbias[p.dbsoff + c] = GOr[o + N + 1u]; }
+  let stride = p.e * (N + 2u); // from one sequence's results to the next's
+  for (var j = 0u; j <= N + 1u; j++) {
+    var s = 0.0;
+    for (var bi = 0u; bi < p.b; bi++) { s += GOr[o + bi * stride + j]; }
+    if (j < N) { dA[p.dAoff + c * p.dAld + j] = s; }
+    if (j == N && has(F_D)) { dD[p.dDoff + c] = s; }
+    if (j == N + 1u && has(F_BIAS)) { dbias[p.dbsoff + c] = s; }
+  }
 }
 
 @compute @workgroup_size(64)
@@ -259,7 +269,7 @@ fn sb_h0(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   if (i >= p.b * p.e * N) { return; }
   let r = i / N;
   let j = i - r * N;
-  dh0[p.dh0off + r * p.dh0ld + j] = GOr[3u * p.R * p.e + p.e * (N + 2u) + i];
+  dh0[p.dh0off + r * p.dh0ld + j] = GOr[3u * p.R * p.e + p.b * p.e * (N + 2u) + i];
 }
 
 @compute @workgroup_size(64)
