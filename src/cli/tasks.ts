@@ -31,6 +31,7 @@ import {
   type TrainOptions,
 } from '../tasks/train.js';
 import { HELP_OPTION, helpText, oneOf, parse, type CommandSpec } from './args.js';
+import { BACKEND_OPTIONS, backendFromArgs } from './common.js';
 
 const RESULTS_DIR = 'bench/results/tasks';
 
@@ -123,6 +124,10 @@ export const TASKS_RUN = {
         'The results JSON is written once all steps are done',
     },
     quiet: { type: 'boolean', help: 'no progress lines' },
+    backend: {
+      ...BACKEND_OPTIONS.backend,
+      help: 'where to compute (webgpu: the mamba and s6 mixers; the others need kernels it lacks yet)',
+    },
     ...HELP_OPTION,
   },
 } as const satisfies CommandSpec;
@@ -267,7 +272,8 @@ async function runCommand(argv: string[], print: Print): Promise<void> {
   if (timeLimit !== undefined && !checkpoint)
     fail('BAD_ARGUMENT', '--time-limit needs --checkpoint (where the stopped run is kept to be resumed)');
 
-  const bk = cpu();
+  // the CPU engine single-threaded, as the recorded runs were (no worker pool)
+  const bk = v.backend === 'cpu' ? cpu() : await backendFromArgs({ backend: v.backend, threads: undefined });
   const lm = buildTaskModel(model, bk, train.seed);
   const opt = taskOptimizer(lm, train);
   const resumed = checkpoint ? await loadTaskCheckpoint(checkpoint, lm, opt) : undefined;

@@ -230,7 +230,7 @@ export async function evaluateLengths(
     const per = stateful ? Math.min(n, 16) : Math.max(1, Math.min(n, Math.floor(2 ** 16 / len)));
     for (let done = 0; done < n; done += per) {
       const b = generate(task, rng, Math.min(per, n - done), { ...s, seqLen: len });
-      const last = noGrad(() => (stateful ? lastLogitsChunked(model, b, chunk) : lastLogitsParallel(model, b)));
+      const last = await (stateful ? lastLogitsChunked(model, b, chunk) : lastLogitsParallel(model, b));
       for (let i = 0; i < b.batch; i++) {
         if (argmax(last, i * V, V) === b.targets[i * len + len - 1]) right++;
       }
@@ -248,15 +248,12 @@ export async function evaluateLengths(
   return out;
 }
 
-function lastLogitsParallel(model: TaskLanguageModel, b: Batch): Float32Array {
+async function lastLogitsParallel(model: TaskLanguageModel, b: Batch): Promise<Float32Array> {
   const bk = model.backend;
-  return scope(() => {
-    const lg = model.forward(upload(bk, b.inputs, b), { lastOnly: true });
-    return readNow(lg);
-  });
+  return readAndFree(noGrad(() => scope(() => model.forward(upload(bk, b.inputs, b), { lastOnly: true }))));
 }
 
-function lastLogitsChunked(model: TaskLanguageModel, b: Batch, chunk: number): Float32Array {
+async function lastLogitsChunked(model: TaskLanguageModel, b: Batch, chunk: number): Promise<Float32Array> {
   const bk = model.backend;
   const st = model.initState(b.batch);
   let last: Float32Array | undefined;
@@ -264,21 +261,20 @@ function lastLogitsChunked(model: TaskLanguageModel, b: Batch, chunk: number): F
     const len = Math.min(chunk, b.length - t0);
     const ids = new Int32Array(b.batch * len);
     for (let i = 0; i < b.batch; i++) ids.set(b.inputs.subarray(i * b.length + t0, i * b.length + t0 + len), i * len);
-    last = scope(() => readNow(model.forward(bk.upload(ids, [b.batch, len], 'i32'), { state: st, lastOnly: true })));
+    const lg = noGrad(() =>
+      scope(() => model.forward(bk.upload(ids, [b.batch, len], 'i32'), { state: st, lastOnly: true })),
+    );
+    last = await readAndFree(lg);
   }
   st.dispose();
   return last!;
 }
 
-/** Synchronous read (CPU backends); the task runs use the CPU engine. */
-function readNow(t: Tensor): Float32Array {
-  const bk = t.backend as { readSync?: (t: Tensor) => Float32Array | Int32Array };
-  if (typeof bk.readSync !== 'function')
-    fail(
-      'UNSUPPORTED',
-      `length evaluation reads logits synchronously; run it on the cpu backend (got ${t.backend.name})`,
-    );
-  return bk.readSync(t) as Float32Array;
+/** The logits' values (any backend: the CPU's read resolves at once), then the tensor freed. */
+async function readAndFree(t: Tensor): Promise<Float32Array> {
+  const data = (await t.read()) as Float32Array;
+  t.dispose();
+  return data;
 }
 
 function argmax(a: Float32Array, o: number, n: number): number {

@@ -141,3 +141,57 @@ test('mamba-ts train --backend webgpu: the same losses and gradient norms as the
     assert.ok(gn < 1e-4 * c[i].gradNorm, `step ${i + 1}: grad norm ${w[i].gradNorm} vs ${c[i].gradNorm}`);
   }
 });
+
+test('mamba-ts tasks run --backend webgpu: the same training losses and accuracies as the CPU; missing mixer kernels are named', async (t) => {
+  const g = await requireAdapter(t);
+  if (!g) return;
+  const root = tempDir();
+  const run = (backend: string, mixer: string, out: string) =>
+    spawnSync(
+      process.execPath,
+      [MAIN, 'tasks', 'run', 'induction-heads', '--mixer', mixer, '--seq-len', '8', '--eval-lengths', '8,2^4']
+        .concat(['--length-examples', '4', '--d-model', '8', '--layers', '1', '--d-state', '4', '--steps', '3'])
+        .concat([
+          '--batch',
+          '4',
+          '--eval-examples',
+          '8',
+          '--eval-every',
+          '3',
+          '--quiet',
+          '--out',
+          out,
+          '--backend',
+          backend,
+        ]),
+      { encoding: 'utf8' },
+    );
+  const results = [];
+  for (const backend of ['cpu', 'webgpu']) {
+    const out = join(root, `${backend}.json`);
+    const r = run(backend, 'mamba', out);
+    assert.equal(r.status, 0, r.stderr);
+    results.push(
+      JSON.parse(readFileSync(out, 'utf8')) as {
+        log: { loss: [number, number][] };
+        accuracy: { token: number };
+        lengths: { accuracy: number }[];
+      },
+    );
+  }
+  const [c, w] = results;
+  assert.equal(w.log.loss.length, 3);
+  for (let i = 0; i < c.log.loss.length; i++)
+    assert.ok(
+      Math.abs(w.log.loss[i][1] - c.log.loss[i][1]) < 1e-4,
+      `step ${i + 1}: ${w.log.loss[i]} vs ${c.log.loss[i]}`,
+    );
+  assert.equal(w.accuracy.token, c.accuracy.token);
+  assert.deepEqual(
+    w.lengths.map((x) => x.accuracy),
+    c.lengths.map((x) => x.accuracy),
+  );
+  const s4d = run('webgpu', 's4d', join(root, 's4d.json'));
+  assert.notEqual(s4d.status, 0);
+  assert.match(s4d.stderr, /UNSUPPORTED.*webgpu backend has no \w+ kernel/);
+});
