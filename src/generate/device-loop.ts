@@ -1,6 +1,6 @@
 import { fail } from '../errors.js';
 import type { RecordedWork } from '../backend/contract/decode.js';
-import type { LanguageModel } from '../models/lm.js';
+import type { LanguageModel, LmConfig } from '../models/lm.js';
 import type { ModelState } from '../models/state.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { checkSamplingParams, type SamplingParams } from '../backend/sampling.js';
@@ -41,7 +41,7 @@ export interface DeviceLoopOptions {
  * are yielded too) until all are done; the caller drops what follows a row's end.
  */
 export async function* deviceTokens(
-  model: LanguageModel,
+  model: LanguageModel<LmConfig>,
   state: ModelState,
   logits: Tensor,
   o: DeviceLoopOptions,

@@ -1,6 +1,6 @@
 import { backendOf } from '../backend/backend.js';
 import { fail } from '../errors.js';
-import type { LanguageModel } from '../models/lm.js';
+import type { LanguageModel, LmConfig } from '../models/lm.js';
 import type { ModelState } from '../models/state.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { deviceTokens } from './device-loop.js';
@@ -77,7 +77,7 @@ async function hostRows(t: Tensor): Promise<{ data: ArrayLike<number>; off: numb
  * copied into the batch state (exact: rows of an SSM never interact).
  */
 export async function prefill(
-  model: LanguageModel,
+  model: LanguageModel<LmConfig>,
   prompts: readonly (readonly number[])[],
   chunk = 512,
   state?: ModelState,
@@ -141,7 +141,7 @@ function copyRow(dst: ModelState, row: number, src: ModelState): void {
  * Rows finish independently (EOS or max tokens); the loop ends when all have finished.
  */
 export async function* generateTokens(
-  model: LanguageModel,
+  model: LanguageModel<LmConfig>,
   prompts: readonly (readonly number[])[],
   o: GenerateOptions = {},
   isStopped?: (row: number) => boolean,
@@ -210,7 +210,7 @@ export async function* generateTokens(
 
 /** The loop of `generateTokens` with sampling on the backend (`deviceTokens`); same events. */
 async function* onDevice(
-  model: LanguageModel,
+  model: LanguageModel<LmConfig>,
   state: ModelState,
   prompts: readonly (readonly number[])[],
   last: Float32Array[],

@@ -257,6 +257,8 @@ export interface AttentionArgs {
   scale: number;
   /** Key rows of each sequence in use (default: all lk). */
   keys?: number;
+  /** Heads of k and v (grouped-query attention); default `heads`. */
+  kvHeads?: number;
 }
 
 export interface AttentionBackwardArgs {
@@ -274,22 +276,27 @@ export interface AttentionBackwardArgs {
 export function checkAttention(
   op: string,
   a: AttentionArgs,
-): { b: number; lq: number; lk: number; H: number; dk: number; dv: number; keys: number } {
+): { b: number; lq: number; lk: number; H: number; G: number; dk: number; dv: number; keys: number } {
   checkSameBackend(op, a.out, a.q, a.k, a.v);
   const [b, lq, qc] = check3(op, 'q', a.q);
   const [bk, lk, kc] = check3(op, 'k', a.k);
   const [bv, lv, vc] = check3(op, 'v', a.v);
   const H = a.heads;
-  if (!(Number.isInteger(H) && H > 0 && qc % H === 0 && vc % H === 0))
+  const G = a.kvHeads ?? H;
+  if (!(Number.isInteger(H) && H > 0 && qc % H === 0 && vc % G === 0))
     fail('BAD_ARGUMENT', `${op}: heads ${H} must be a positive integer dividing the widths of q (${qc}) and v (${vc})`);
+  if (!(Number.isInteger(G) && G > 0 && H % G === 0))
+    fail('BAD_ARGUMENT', `${op}: kvHeads ${G} must be a positive integer dividing heads ${H}`);
   if (bk !== b || bv !== b || lv !== lk)
     fail(
       'SHAPE_MISMATCH',
       `${op}: q ${fmtShape(a.q.shape)}, k ${fmtShape(a.k.shape)} and v ${fmtShape(a.v.shape)} must share the batch, and k and v the length`,
     );
-  if (kc !== qc) fail('SHAPE_MISMATCH', `${op}: k has width ${kc}, expected q's ${qc}`);
+  if (kc * H !== qc * G)
+    fail('SHAPE_MISMATCH', `${op}: k has width ${kc}, expected ${(qc / H) * G} (${G} heads of q's width ${qc / H})`);
+  const dv = vc / G;
   checkFloat(op, 'out', a.out);
-  checkShape(op, 'out', a.out.shape, [b, lq, vc]);
+  checkShape(op, 'out', a.out.shape, [b, lq, H * dv]);
   const keys = a.keys ?? lk;
   if (!(Number.isInteger(keys) && keys >= lq && keys <= lk))
     fail(
@@ -297,7 +304,7 @@ export function checkAttention(
       `${op}: keys must be an integer in [${lq}, ${lk}] (at least one key per query, at most the rows of k), got ${keys}`,
     );
   if (!Number.isFinite(a.scale)) fail('BAD_ARGUMENT', `${op}: scale must be a finite number, got ${a.scale}`);
-  return { b, lq, lk, H, dk: qc / H, dv: vc / H, keys };
+  return { b, lq, lk, H, G, dk: qc / H, dv, keys };
 }
 
 export function checkAttentionBackward(a: AttentionBackwardArgs): {
