@@ -418,3 +418,20 @@ function validate(c: HybridConfig, where: string): void {
   if (c.moe && !(c.moe.topK >= 1 && c.moe.topK <= c.moe.experts))
     fail('CORRUPT_FILE', `${where}: num_experts_per_tok ${c.moe.topK} must be in [1, ${c.moe.experts}]`);
 }
+
+/**
+ * Bytes of one sequence's state, f32, split as `info` reports it: what stays constant (each Mamba-2
+ * layer's conv window (e + 2gn, k) and SSM state (h, p, n), each attention layer's length counter) and
+ * what each token of context adds (each attention layer's k and v rows, 2 · G · dh).
+ */
+export function hybridStateBytes(c: HybridConfig): { constantBytes: number; bytesPerToken: number } {
+  const m = c.mamba,
+    a = c.attention;
+  const nMamba = c.layers.filter((l) => l.mixer === 'mamba2').length;
+  const nAttn = c.layers.filter((l) => l.mixer === 'attention').length;
+  const conv = m.dInner + 2 * m.nGroups * m.dState;
+  return {
+    constantBytes: 4 * (nMamba * (conv * m.dConv + m.nHeads * m.headDim * m.dState) + nAttn),
+    bytesPerToken: 4 * nAttn * 2 * a.kvHeads * a.headDim,
+  };
+}

@@ -81,8 +81,8 @@ export class ModelState {
   /** Bytes that do not depend on the context (recurrent states, counters), for the whole batch. */
   get constantBytes(): number {
     let n = 0;
-    this.forEachShape((shape, isGrowing) => {
-      if (!isGrowing) n += this.batch * shape.slice(1).reduce((a, b) => a * b, 1) * 4;
+    this.forEachShape((t, _shape, isGrowing) => {
+      if (!isGrowing) n += t.size * 4;
     });
     return n;
   }
@@ -90,18 +90,18 @@ export class ModelState {
   /** Bytes each token of context adds (the KV caches: 2 · kv width per attention layer), for the whole batch. */
   get bytesPerToken(): number {
     let n = 0;
-    this.forEachShape((shape, isGrowing) => {
-      if (isGrowing) n += this.batch * shape.slice(1).reduce((a, b) => (b < 0 ? a : a * b), 1) * 4;
+    this.forEachShape((t, shape, isGrowing) => {
+      if (isGrowing) n += t.dim(0) * shape.slice(1).reduce((a, b) => (b < 0 ? a : a * b), 1) * 4;
     });
     return n;
   }
 
   /** Each state tensor's per-sequence shape (from `shapes`, else the tensor's own) and whether it grows. */
-  private forEachShape(f: (shape: readonly number[], isGrowing: boolean) => void): void {
+  private forEachShape(f: (t: Tensor, shape: readonly number[], isGrowing: boolean) => void): void {
     this.layers.forEach((l, i) => {
       for (const [k, t] of Object.entries(l)) {
         const shape = this.shapes?.[i]?.[k] ?? [1, ...t.shape.slice(1)];
-        f(shape, shape.some((d) => d < 0));
+        f(t, shape, shape.some((d) => d < 0));
       }
     });
   }
