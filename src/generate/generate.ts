@@ -91,6 +91,12 @@ export async function prefill(
   const st = state ?? model.initState(b);
   if (st.batch !== b) fail('STATE_MISMATCH', `the state has batch ${st.batch}, but ${b} prompts were given`);
   const sameLength = prompts.every((p) => p.length === prompts[0].length);
+  if (!sameLength && st.growsWithContext)
+    fail(
+      'UNSUPPORTED',
+      `prompts of different lengths (${prompts.map((p) => p.length).join(', ')}) cannot share one batch of a model ` +
+        'with attention layers (their KV cache has one length for the batch): run them separately or give equal lengths',
+    );
   const last: Float32Array[] = new Array(b);
   const run = async (rows: readonly (readonly number[])[], s: ModelState): Promise<Float32Array[]> => {
     const l = rows[0].length;

@@ -98,7 +98,8 @@ export function expectedHybridTensors(c: HybridConfig, wdtype: WeightDType = 'f3
     const e = c.moe!;
     const I = e.intermediate;
     if (c.arch === 'granitemoehybrid') {
-      out.push(mat(`${p}router.layer.weight`, e.experts, d, `num_local_experts ${e.experts}, hidden_size ${d}`));
+      // routers stay f32 (like llama.cpp's): a rounded score can flip a near tie between experts
+      out.push({ ...mat(`${p}router.layer.weight`, e.experts, d, `num_local_experts ${e.experts}, hidden_size ${d}`), matrix: false });
       // stacked experts: held as one matrix whose row blocks are the experts (views; q8 keeps them f32)
       out.push(
         {
@@ -117,7 +118,7 @@ export function expectedHybridTensors(c: HybridConfig, wdtype: WeightDType = 'f3
         },
       );
     } else {
-      out.push(mat(`${p}gate.weight`, e.experts, d, `n_routed_experts ${e.experts}, hidden_size ${d}`));
+      out.push({ ...mat(`${p}gate.weight`, e.experts, d, `n_routed_experts ${e.experts}, hidden_size ${d}`), matrix: false });
       out.push(vec(`${p}gate.e_score_correction_bias`, e.experts, `n_routed_experts ${e.experts}`));
       for (let j = 0; j < e.experts; j++) mlp(`${p}experts.${j}.`, I, e.activation, false, false);
       if (e.sharedIntermediate > 0) mlp(`${p}shared_experts.`, e.sharedIntermediate, e.activation, false, false);

@@ -96,6 +96,14 @@ export class ModelState {
     return n;
   }
 
+  /**
+   * Whether some layer keeps a KV cache (its size grows with the context, and its rows share one length:
+   * the sequences of the batch must have seen the same number of tokens).
+   */
+  get growsWithContext(): boolean {
+    return this.shapes?.some((l) => Object.values(l).some((s) => s.some((d) => d < 0))) ?? false;
+  }
+
   /** Each state tensor's per-sequence shape (from `shapes`, else the tensor's own) and whether it grows. */
   private forEachShape(f: (t: Tensor, shape: readonly number[], isGrowing: boolean) => void): void {
     this.layers.forEach((l, i) => {

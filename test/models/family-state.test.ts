@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { join } from 'node:path';
+import { prefill } from '../../src/generate/generate.js';
 import { hybridStateBytes } from '../../src/models/config-hybrid.js';
 import { loadHybridModel } from '../../src/models/node/load-checkpoint.js';
 import { decodeState, encodeState } from '../../src/models/state-io.js';
@@ -99,4 +100,13 @@ test(`${NAME}: hybridStateBytes (what info reports) agrees with a state of one s
   const model = await loadHybridModel(join(FAMILY, NAME));
   const s = model.initState(1);
   assert.deepEqual(hybridStateBytes(model.config), { constantBytes: s.constantBytes, bytesPerToken: s.bytesPerToken });
+});
+
+test('prompts of different lengths in one batch of a hybrid: a clear UNSUPPORTED, not a wrong result', async () => {
+  const model = await loadHybridModel(join(FAMILY, 'bamba'));
+  await assert.rejects(prefill(model, [[1, 2, 3], [4, 5]]), (e: Error & { code?: string }) => e.code === 'UNSUPPORTED');
+  // equal lengths batch: each row as if alone
+  const { last } = await prefill(model, [[1, 2, 3], [4, 5, 6]]);
+  const alone = await prefill(model, [[4, 5, 6]]);
+  assert.ok(maxAbsDiff(last[1], alone.last[0]) < 1e-5);
 });
