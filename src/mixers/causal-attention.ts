@@ -16,7 +16,9 @@ import { readCounter, rowOfEach, rowsOf, writeCounter } from './rows.js';
  * `scale` is 1/sqrt(dh) unless the checkpoint overrides it (Granite's attention_multiplier).
  *
  * State: the KV cache, `k` and `v` (b, capacity, G·dh) and `length` (1), the filled positions (an f32
- * holding an integer, exact to 2^24, so the state stays all-float and serialises like Mamba's). Unlike
+ * holding an integer, exact to 2^24, so the state stays all-float and serialises like Mamba's). The
+ * model passes the position it tracks on the host, so no device read is needed (WebGPU); where the
+ * host addresses the memory, the counter is checked against it (a loaded state is untrusted). Unlike
  * a Mamba layer's, it grows with the context: 2·G·dh floats per token per sequence. The capacity doubles
  * when a token does not fit (amortised: a step allocates only when it crosses a power of two), so no
  * maximum context is fixed when the model is built; `stateShapes` marks the growing dimension with -1.
@@ -101,7 +103,7 @@ export class CausalSelfAttention implements Mixer {
     }
   }
 
-  forward(x: Tensor, state?: MixerState): Tensor {
+  forward(x: Tensor, state?: MixerState, position?: number): Tensor {
     if (needsGrad(x, this.w.q, this.w.k, this.w.v, this.w.o))
       fail('UNSUPPORTED', 'attention of hybrid models: inference only (run under noGrad)');
     const { heads, kvHeads, scale } = this.dims;
@@ -111,7 +113,7 @@ export class CausalSelfAttention implements Mixer {
       const q = F.linear(x, this.w.q, this.w.qBias); // (b, l, H·dh)
       const k = F.linear(x, this.w.k, this.w.kBias); // (b, l, G·dh)
       const v = F.linear(x, this.w.v, this.w.vBias); // (b, l, G·dh)
-      const t0 = state ? this.length(state) : 0;
+      const t0 = state ? this.length(state, position) : 0;
       this.rope(q, heads, t0);
       this.rope(k, kvHeads, t0);
       const o = bk.alloc([b, l, this.qWidth]); // (b, l, H·dh)
@@ -119,7 +121,7 @@ export class CausalSelfAttention implements Mixer {
       if (!state) {
         attention({ out: o, q, k, v, heads, kvHeads, scale });
       } else {
-        this.reserve(state, t0 + l);
+        this.reserve(state, t0, t0 + l);
         const kc = state.k,
           vc = state.v;
         for (let bi = 0; bi < b; bi++) {
@@ -133,12 +135,12 @@ export class CausalSelfAttention implements Mixer {
     });
   }
 
-  step(x: Tensor, out: Tensor, state: MixerState): void {
+  step(x: Tensor, out: Tensor, state: MixerState, position?: number): void {
     const { heads, kvHeads, scale } = this.dims;
     const bk = this.backend;
     const b = x.rows;
-    const t = this.length(state);
-    this.reserve(state, t + 1);
+    const t = this.length(state, position);
+    this.reserve(state, t, t + 1);
     let ws = this.workspaces.get(b);
     if (!ws) {
       ws = {
@@ -173,26 +175,34 @@ export class CausalSelfAttention implements Mixer {
     writeCounter(state.length, t + 1);
   }
 
-  /** Filled positions of the cache, checked against its capacity (a loaded state is untrusted). */
-  private length(state: MixerState): number {
+  /**
+   * Filled positions of the cache: the model's position, else the counter; checked against the capacity
+   * and, where the host can read it, the counter against the position (a loaded state is untrusted).
+   */
+  private length(state: MixerState, position: number | undefined): number {
     const { k, v, length } = state;
     if (!k || !v || !length)
       fail('STATE_MISMATCH', 'attention: state must hold "k", "v" and "length" (a KV cache from initState)');
-    const t = readCounter(length);
+    const host = this.backend.hostView !== undefined;
+    const t = position === undefined || host ? readCounter(length) : position;
+    if (position !== undefined && t !== position)
+      fail(
+        'STATE_MISMATCH',
+        `attention: the KV cache holds ${t} positions, the state says ${position} tokens were seen`,
+      );
     if (!(Number.isInteger(t) && t >= 0 && t <= k.dim(1) && k.dim(1) === v.dim(1)))
       fail('STATE_MISMATCH', `attention: the KV cache says ${t} positions are filled of its ${k.dim(1)}`);
     return t;
   }
 
   /** Grows the cache (doubling) so that it holds `need` positions per sequence; keeps the filled rows. */
-  private reserve(state: MixerState, need: number): void {
+  private reserve(state: MixerState, used: number, need: number): void {
     const cap = state.k.dim(1);
     if (need <= cap) return;
     let next = Math.max(cap, FIRST_CAPACITY);
     while (next < need) next *= 2;
     const bk = this.backend;
     const b = state.k.dim(0);
-    const used = readCounter(state.length);
     for (const name of ['k', 'v'] as const) {
       const old = state[name];
       const grown = bk.zeros([b, next, this.kvWidth]).keep();

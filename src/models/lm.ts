@@ -119,7 +119,7 @@ export class LanguageModel<C extends LmConfig = ModelConfig> {
       const es = this.options.embeddingScale;
       if (es !== undefined && es !== 1) residual = F.binary('mul', residual, this.constant(es, this.dModel));
       this.blocks.forEach((blk, i) => {
-        let h = blk.mixer.forward(F.rmsnorm(residual, blk.norm, this.eps), st?.layers[i]); // (b, l, d)
+        let h = blk.mixer.forward(F.rmsnorm(residual, blk.norm, this.eps), st?.layers[i], st?.position); // (b, l, d)
         if (blk.scale !== undefined && blk.scale !== 1) h = F.binary('mul', h, this.constant(blk.scale, this.dModel));
         residual = F.add(residual, h);
       });
@@ -156,7 +156,7 @@ export class LanguageModel<C extends LmConfig = ModelConfig> {
       if (!pending && !scaled && blk.mixer.blockStep?.(ws.residual, blk.norm, this.eps, st)) return;
       // residual += previous hidden (if any), normed = rmsnorm(residual)
       bk.addRmsnorm(ws.normed, ws.residual, pending ? ws.hidden : null, blk.norm, this.eps);
-      blk.mixer.step(ws.normed, ws.hidden, st);
+      blk.mixer.step(ws.normed, ws.hidden, st, state.position);
       if (scaled) bk.binary('mul', ws.hidden, ws.hidden, this.constant(blk.scale as number, this.dModel));
       pending = true;
     });
