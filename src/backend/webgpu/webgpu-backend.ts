@@ -24,11 +24,13 @@ import {
   type UnaryOp,
 } from '../contract/inference.js';
 import { checkCopy } from '../contract/memory.js';
+import { checkAttention, checkRotary, type AttentionArgs, type RotaryOptions } from '../contract/mixers.js';
 import type { GpuDevice } from './device.js';
 import { Dispatcher } from './dispatcher.js';
 import { BufferPool, bucketBytes, MAP_READ, newStorage, USAGE, type GpuStorage } from './gpu-buffers.js';
 import { copy, fill } from './kernels/copy.js';
 import { conv1d } from './kernels/conv1d.js';
+import { attention, rotary } from './kernels/attention.js';
 import { argmax, binary, unary } from './kernels/elementwise.js';
 import { embedding } from './kernels/embedding.js';
 import { gatedRmsnorm } from './kernels/gated-rmsnorm.js';
@@ -405,6 +407,14 @@ export class WebGpuBackend implements Backend, KernelHost {
 
   mambaStep(a: MambaStepArgs): boolean {
     return mambaStep(this, a);
+  }
+
+  attention(a: AttentionArgs): void {
+    attention(this, a, checkAttention('attention', a));
+  }
+
+  rotary(out: Tensor, x: Tensor, o: RotaryOptions): void {
+    rotary(this, out, x, o, checkRotary(out, x, o));
   }
 }
 
