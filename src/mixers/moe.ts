@@ -1,5 +1,5 @@
 import type { Backend } from '../backend/backend.js';
-import type { HostView } from '../backend/contract/memory.js';
+import { requireMixerKernel, type MoeRouteOptions } from '../backend/contract/mixers.js';
 import { fail } from '../errors.js';
 import { scope } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -10,28 +10,16 @@ import type { Mlp } from './mlp.js';
  * A mixture of experts (sparse MoE feed-forward), a stateless mixer:
  *   s = router(x) (E scores per token)  ->  the top-k experts of each token and their weights w
  *   out = sum over the chosen e of w_e · expert_e(x)  [+ shared(x)]
- * Only each token's chosen experts run: the rows routed to expert e are gathered (the embedding
- * kernel as a row gather), pushed through that expert's MLP, and added back weighted.
- *
- * Routing, as each architecture's reference computes it (f32 on the host):
- *   topk-softmax (Granite MoE):   top-k of the logits; w = softmax over the k chosen logits
- *   softmax-topk (Jamba, Mixtral-style): p = softmax over all E; top-k of p; w = p (renormalised if normTopk)
- *   sigmoid (Nemotron-H, DeepSeek-V3): p = sigmoid(logits); choose the top-k of p + correction bias among
- *     the best `topkGroup` of `nGroup` groups (each ranked by the sum of its two best); w = the chosen p,
- *     divided by their sum (+1e-20) if normTopk, times `scaling`
- * The router decision is made on the host, so this mixer runs where the host can address the
- * backend's memory (the CPU); elsewhere it is a clear UNSUPPORTED.
+ * The routing (top-k then softmax for Granite, softmax then top-k for Jamba, sigmoid with a correction
+ * bias, groups and scaling for Nemotron-H) is the backend's `moeRoute` kernel, which writes dense
+ * weights (m, E), zero for the experts a token did not choose.
+ * Where the host addresses the backend's memory (the CPU), only each token's chosen experts run: the
+ * rows routed to expert e are gathered (the embedding kernel as a row gather), pushed through that
+ * expert's MLP, and added back weighted. Elsewhere (WebGPU, where reading the choice back would stall
+ * the queue) every expert runs on every row and `moeAccumulate` adds it weighted, the unchosen with 0.
  */
-export type MoeRouting = 'topk-softmax' | 'softmax-topk' | 'sigmoid';
-
-export interface MoeOptions {
-  topK: number;
-  routing: MoeRouting;
-  normTopk: boolean;
-  scaling: number;
-  nGroup: number;
-  topkGroup: number;
-}
+export type { MoeRouting } from '../backend/contract/mixers.js';
+export type MoeOptions = MoeRouteOptions;
 
 export interface MoeWeights {
   router: Tensor; // (E, d)
@@ -51,7 +39,6 @@ export interface MoeNames {
 export class MixtureOfExperts implements Mixer {
   readonly kind = 'moe';
   readonly nExperts: number;
-  private bias: Float32Array | null = null;
 
   constructor(
     readonly backend: Backend,
@@ -73,53 +60,15 @@ export class MixtureOfExperts implements Mixer {
       fail('BAD_ARGUMENT', `moe: n_group ${nGroup} must divide the ${E} experts and topk_group ${topkGroup} <= it`);
   }
 
-  /** Per token: the chosen experts and their weights. scores (m, E) as rows of a host view. */
-  route(logits: HostView, m: number): { experts: Int32Array; weights: Float32Array } {
-    const E = this.nExperts;
-    const { topK: k, routing, normTopk, scaling, nGroup, topkGroup } = this.opts;
-    const experts = new Int32Array(m * k);
-    const weights = new Float32Array(m * k);
-    const p = new Float64Array(E);
-    const choice = new Float64Array(E);
-    if (routing === 'sigmoid' && this.w.correctionBias && !this.bias) {
-      const hv = this.host(this.w.correctionBias);
-      this.bias = Float32Array.from(hv.data.subarray(hv.off, hv.off + E));
-    }
-    for (let r = 0; r < m; r++) {
-      const row = logits.off + r * logits.ld;
-      for (let e = 0; e < E; e++) p[e] = logits.data[row + e];
-      if (routing === 'softmax-topk') softmaxInPlace(p, E);
-      if (routing === 'sigmoid') for (let e = 0; e < E; e++) p[e] = 1 / (1 + Math.exp(-p[e]));
-      for (let e = 0; e < E; e++) choice[e] = p[e] + (routing === 'sigmoid' && this.bias ? this.bias[e] : 0);
-      if (routing === 'sigmoid' && topkGroup < nGroup) maskGroups(choice, E, nGroup, topkGroup);
-      const chosen = topIndices(choice, E, k);
-      let sum = 0;
-      for (let j = 0; j < k; j++) sum += routing === 'topk-softmax' ? 0 : p[chosen[j]];
-      if (routing === 'topk-softmax') {
-        // softmax over the k chosen logits
-        const mx = p[chosen[0]];
-        let z = 0;
-        for (let j = 0; j < k; j++) z += Math.exp(p[chosen[j]] - mx);
-        for (let j = 0; j < k; j++) weights[r * k + j] = Math.exp(p[chosen[j]] - mx) / z;
-      } else {
-        const denom = normTopk ? sum + (routing === 'sigmoid' ? 1e-20 : 0) : 1;
-        for (let j = 0; j < k; j++) weights[r * k + j] = (p[chosen[j]] / denom) * scaling;
-      }
-      for (let j = 0; j < k; j++) experts[r * k + j] = chosen[j];
-    }
-    return { experts, weights };
-  }
-
-  private host(t: Tensor): HostView {
-    const hv = this.backend.hostView?.(t);
-    if (!hv)
-      fail(
-        'UNSUPPORTED',
-        `mixture of experts: the ${this.backend.name} backend cannot expose the router's scores to the host; ` +
-          'MoE models run on the cpu backend',
-        { backend: this.backend.name },
-      );
-    return hv;
+  /** Dense routing weights (m, E) of the rows of x (m, d): zero where a token did not choose the expert. */
+  route(x: Tensor): Tensor {
+    const bk = this.backend;
+    const logits = bk.alloc([x.rows, this.nExperts]);
+    bk.matmul(logits, x, this.w.router, { transB: true }); // (m, E)
+    const weights = bk.alloc([x.rows, this.nExperts]);
+    requireMixerKernel(bk, 'moeRoute')(weights, logits, this.w.correctionBias, this.opts);
+    logits.dispose();
+    return weights;
   }
 
   /** out (m, d) <- moe(x (m, d)). */
@@ -127,22 +76,34 @@ export class MixtureOfExperts implements Mixer {
     const bk = this.backend;
     const m = x.rows,
       d = x.cols,
-      E = this.nExperts,
-      k = this.opts.topK;
+      E = this.nExperts;
     scope(() => {
-      const logits = bk.alloc([m, E]);
-      bk.matmul(logits, x, this.w.router, { transB: true }); // (m, E)
-      const { experts, weights } = this.route(this.host(logits), m);
+      const weights = this.route(x); // (m, E)
       if (this.shared) this.shared.apply(x, out, this.shared.workspace(m, false));
       else bk.fill(out, 0);
-      const o = this.host(out);
-      // rows routed to each expert, and where their weight sits
-      const rows: number[][] = Array.from({ length: E }, () => []);
-      const slots: number[][] = Array.from({ length: E }, () => []);
-      for (let i = 0; i < m * k; i++) {
-        rows[experts[i]].push(Math.floor(i / k));
-        slots[experts[i]].push(i);
+      const w = bk.hostView?.(weights);
+      const o = bk.hostView?.(out);
+      if (!w || !o) {
+        // every expert on every row, added with its (mostly zero) weight
+        const accumulate = requireMixerKernel(bk, 'moeAccumulate');
+        const ye = bk.alloc([m, d]);
+        for (let e = 0; e < E; e++) {
+          this.experts[e].apply(x, ye, this.experts[e].workspace(m, false));
+          accumulate(out, ye, weights, e);
+        }
+        return;
       }
+      // the rows routed to each expert (a nonzero weight), and those weights
+      const rows: number[][] = Array.from({ length: E }, () => []);
+      const wts: number[][] = Array.from({ length: E }, () => []);
+      for (let r = 0; r < m; r++)
+        for (let e = 0; e < E; e++) {
+          const v = w.data[w.off + r * w.ld + e];
+          if (v !== 0) {
+            rows[e].push(r);
+            wts[e].push(v);
+          }
+        }
       const table = x.isContiguous ? x : contiguousCopy(bk, x);
       for (let e = 0; e < E; e++) {
         const n = rows[e].length;
@@ -152,9 +113,9 @@ export class MixtureOfExperts implements Mixer {
         bk.embedding(xe, ids, table); // gather the routed rows (n, d)
         const ye = bk.alloc([n, d]);
         this.experts[e].apply(xe, ye, this.experts[e].workspace(n, false));
-        const y = this.host(ye);
+        const y = bk.hostView!(ye);
         for (let j = 0; j < n; j++) {
-          const wt = weights[slots[e][j]];
+          const wt = wts[e][j];
           const src = y.off + j * y.ld,
             dst = o.off + rows[e][j] * o.ld;
           for (let c = 0; c < d; c++) o.data[dst + c] += wt * y.data[src + c];
@@ -196,36 +157,7 @@ export class MixtureOfExperts implements Mixer {
     return m;
   }
 
-  parametersChanged(): void {
-    this.bias = null;
-  }
-}
-
-function softmaxInPlace(p: Float64Array, n: number): void {
-  let mx = -Infinity;
-  for (let i = 0; i < n; i++) mx = Math.max(mx, p[i]);
-  let z = 0;
-  for (let i = 0; i < n; i++) z += p[i] = Math.exp(p[i] - mx);
-  for (let i = 0; i < n; i++) p[i] /= z;
-}
-
-/** Indices of the k largest of s[0..n), largest first; the lower index first on ties (torch.topk's order). */
-function topIndices(s: Float64Array, n: number, k: number): number[] {
-  const idx = Array.from({ length: n }, (_, i) => i);
-  idx.sort((a, b) => s[b] - s[a] || a - b);
-  return idx.slice(0, k);
-}
-
-/** Sets to -inf the experts outside the best `keep` of `groups` groups (each ranked by its two best scores). */
-function maskGroups(s: Float64Array, n: number, groups: number, keep: number): void {
-  const size = n / groups;
-  const rank = new Float64Array(groups);
-  for (let g = 0; g < groups; g++) {
-    const best = topIndices(s.subarray(g * size, (g + 1) * size), size, Math.min(2, size));
-    rank[g] = best.reduce((a, i) => a + s[g * size + i], 0);
-  }
-  const kept = new Set(topIndices(rank, groups, keep));
-  for (let g = 0; g < groups; g++) if (!kept.has(g)) s.fill(-Infinity, g * size, (g + 1) * size);
+  parametersChanged(): void {}
 }
 
 function contiguousCopy(bk: Backend, x: Tensor): Tensor {
