@@ -62,3 +62,33 @@ test('rotary on WebGPU: full and partial widths, in place, inverse', async (t) =
   }
   assert.ok(true);
 });
+
+test('moeRoute and moeAccumulate on WebGPU: the three routings, groups, views', async (t) => {
+  const g = await requireAdapter(t);
+  if (!g) return;
+  const cases = [
+    { E: 4, o: { topK: 2, routing: 'topk-softmax', normTopk: true, scaling: 1, nGroup: 1, topkGroup: 1 } },
+    { E: 8, o: { topK: 3, routing: 'softmax-topk', normTopk: false, scaling: 1, nGroup: 1, topkGroup: 1 } },
+    { E: 8, o: { topK: 2, routing: 'softmax-topk', normTopk: true, scaling: 1, nGroup: 1, topkGroup: 1 } },
+    { E: 16, o: { topK: 4, routing: 'sigmoid', normTopk: true, scaling: 2.5, nGroup: 4, topkGroup: 2 } },
+    { E: 128, o: { topK: 6, routing: 'sigmoid', normTopk: true, scaling: 1.7, nGroup: 1, topkGroup: 1 } },
+  ] as const;
+  for (const { E, o } of cases) {
+    const m = 9;
+    const logits = rand(g, [m, E], 30 + E, { pad: 1, lo: -3, hi: 3 });
+    const bias = rand(g, [E], 40 + E, { lo: -0.5, hi: 0.5 });
+    const w = rand(g, [m, E], 50, { pad: 2 });
+    C.moeRoute!(w.c, logits.c, bias.c, o);
+    g.moeRoute!(w.g, logits.g, bias.g, o);
+    const [want, got] = await both(w);
+    assertClose(got, want, `moeRoute ${o.routing} E ${E}`, 1e-5, 1e-6);
+    const y = rand(g, [m, 5], 60, { pad: 1 });
+    const out = rand(g, [m, 5], 61);
+    for (const e of [0, E - 1]) {
+      C.moeAccumulate!(out.c, y.c, w.c, e);
+      g.moeAccumulate!(out.g, y.g, w.g, e);
+    }
+    const [a, b] = await both(out);
+    assertClose(b, a, `moeAccumulate ${o.routing} E ${E}`, 1e-5, 1e-6);
+  }
+});

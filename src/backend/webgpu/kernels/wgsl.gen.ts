@@ -696,6 +696,117 @@ export const matvec = {
   },
 } as const satisfies WgslModule;
 
+const moeAccumulate_P = {
+  struct: 'P',
+  size: 36,
+  fields: [
+    { name: 'm', type: 'u32', offset: 0 },
+    { name: 'd', type: 'u32', offset: 4 },
+    { name: 'expert', type: 'u32', offset: 8 },
+    { name: 'yoff', type: 'u32', offset: 12 },
+    { name: 'yld', type: 'u32', offset: 16 },
+    { name: 'woff', type: 'u32', offset: 20 },
+    { name: 'wld', type: 'u32', offset: 24 },
+    { name: 'ooff', type: 'u32', offset: 28 },
+    { name: 'old', type: 'u32', offset: 32 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.m !== 'number' || typeof v.d !== 'number' || typeof v.expert !== 'number' ||
+      typeof v.yoff !== 'number' || typeof v.yld !== 'number' || typeof v.woff !== 'number' ||
+      typeof v.wld !== 'number' || typeof v.ooff !== 'number' || typeof v.old !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.m;
+    w.u32[at + 1] = v.d;
+    w.u32[at + 2] = v.expert;
+    w.u32[at + 3] = v.yoff;
+    w.u32[at + 4] = v.yld;
+    w.u32[at + 5] = v.woff;
+    w.u32[at + 6] = v.wld;
+    w.u32[at + 7] = v.ooff;
+    w.u32[at + 8] = v.old;
+    return true;
+  },
+} as const;
+export const moeAccumulate = {
+  name: 'moe-accumulate',
+  code: "// out (m, d) += weights[:, expert] * y, one thread per element (contract in contract/mixers.ts; CPU\n// reference cpu/reference/moe-route.ts): a mixture of experts' weighted sum, where every expert runs.\n\nstruct P { m: u32, d: u32, expert: u32, yoff: u32, yld: u32, woff: u32, wld: u32, ooff: u32, old: u32 }\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> y: array<f32>;        // (m, d) view\n@group(0) @binding(2) var<storage, read> weights: array<f32>;  // (m, E) view\n@group(0) @binding(3) var<storage, read_write> o: array<f32>;  // (m, d) view\n\n@compute @workgroup_size(256)\nfn accumulate(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {\n  let id = gid.y * nwg.x * 256u + gid.x;\n  if (id >= p.m * p.d) { return; }\n  let row = id / p.d;\n  let c = id % p.d;\n  let wt = weights[p.woff + row * p.wld + p.expert];\n  if (wt == 0.0) { return; }\n  o[p.ooff + row * p.old + c] += wt * y[p.yoff + row * p.yld + c];\n}\n",
+  entries: {
+    accumulate: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'y', group: 0, binding: 1, access: 'read', type: 'f32', note: '(m, d) view' },
+        { name: 'weights', group: 0, binding: 2, access: 'read', type: 'f32', note: '(m, E) view' },
+        { name: 'o', group: 0, binding: 3, access: 'read_write', type: 'f32', note: '(m, d) view' },
+      ],
+      uniform: moeAccumulate_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.y || !b.weights || !b.o) return null;
+        return [b.y, b.weights, b.o];
+      },
+    },
+  },
+} as const satisfies WgslModule;
+
+const moeRoute_P = {
+  struct: 'P',
+  size: 48,
+  fields: [
+    { name: 'm', type: 'u32', offset: 0 },
+    { name: 'E', type: 'u32', offset: 4 },
+    { name: 'k', type: 'u32', offset: 8 },
+    { name: 'norm', type: 'u32', offset: 12 },
+    { name: 'scaling', type: 'f32', offset: 16 },
+    { name: 'groups', type: 'u32', offset: 20 },
+    { name: 'keep', type: 'u32', offset: 24 },
+    { name: 'loff', type: 'u32', offset: 28 },
+    { name: 'lld', type: 'u32', offset: 32 },
+    { name: 'boff', type: 'u32', offset: 36 },
+    { name: 'woff', type: 'u32', offset: 40 },
+    { name: 'wld', type: 'u32', offset: 44 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.m !== 'number' || typeof v.E !== 'number' || typeof v.k !== 'number' ||
+      typeof v.norm !== 'number' || typeof v.scaling !== 'number' || typeof v.groups !== 'number' ||
+      typeof v.keep !== 'number' || typeof v.loff !== 'number' || typeof v.lld !== 'number' ||
+      typeof v.boff !== 'number' || typeof v.woff !== 'number' || typeof v.wld !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.m;
+    w.u32[at + 1] = v.E;
+    w.u32[at + 2] = v.k;
+    w.u32[at + 3] = v.norm;
+    w.f32[at + 4] = v.scaling;
+    w.u32[at + 5] = v.groups;
+    w.u32[at + 6] = v.keep;
+    w.u32[at + 7] = v.loff;
+    w.u32[at + 8] = v.lld;
+    w.u32[at + 9] = v.boff;
+    w.u32[at + 10] = v.woff;
+    w.u32[at + 11] = v.wld;
+    return true;
+  },
+} as const;
+export const moeRoute = {
+  name: 'moe-route',
+  code: "// A sparse mixture of experts' router as dense weights (contract in contract/mixers.ts; CPU reference\n// cpu/reference/moe-route.ts), in f32: one thread per row of logits (m, E), E <= 256, writes the chosen\n// experts' weights and zeros elsewhere (ROUTING 0 top-k then softmax, 1 softmax then top-k, 2 sigmoid with\n// bias, groups and scaling). q holds the scores, s the choice keys.\n\noverride ROUTING: u32 = 0u;\noverride HAS_BIAS: bool = false;\n\nstruct P { m: u32, E: u32, k: u32, norm: u32, scaling: f32, groups: u32, keep: u32,\n           loff: u32, lld: u32, boff: u32, woff: u32, wld: u32 }\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> logits: array<f32>;   // (m, E) view\n@group(0) @binding(2) var<storage, read> bias: array<f32>;     // (E) (unused without HAS_BIAS)\n@group(0) @binding(3) var<storage, read_write> w: array<f32>;  // (m, E) view\n\nconst NEG = -3.0e38;\n\n@compute @workgroup_size(64)\nfn route(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {\n  let row = gid.y * nwg.x * 64u + gid.x;\n  if (row >= p.m) { return; }\n  var q: array<f32, 256>;\n  var s: array<f32, 256>;\n  let E = p.E;\n  let lo = p.loff + row * p.lld;\n  for (var e = 0u; e < E; e++) { q[e] = logits[lo + e]; }\n  if (ROUTING == 1u) {\n    var mx = NEG;\n    for (var e = 0u; e < E; e++) { mx = max(mx, q[e]); }\n    var z = 0.0;\n    for (var e = 0u; e < E; e++) { q[e] = exp(q[e] - mx); z += q[e]; }\n    for (var e = 0u; e < E; e++) { q[e] /= z; }\n  } else if (ROUTING == 2u) {\n    for (var e = 0u; e < E; e++) { q[e] = 1.0 / (1.0 + exp(-q[e])); }\n  }\n  for (var e = 0u; e < E; e++) {\n    s[e] = q[e];\n    if (HAS_BIAS) { s[e] += bias[p.boff + e]; }\n  }\n  if (ROUTING == 2u && p.keep < p.groups) {\n    // drop the worst groups (each ranked by the sum of its two best; the higher index on ties)\n    let size = E / p.groups;\n    var rank: array<f32, 256>;\n    for (var g = 0u; g < p.groups; g++) {\n      var a = NEG;\n      var b = NEG;\n      for (var e = g * size; e < (g + 1u) * size; e++) {\n        if (s[e] > a) { b = a; a = s[e]; } else if (s[e] > b) { b = s[e]; }\n      }\n      rank[g] = select(a, a + b, size > 1u);\n    }\n    for (var j = 0u; j < p.groups - p.keep; j++) {\n      var worst = 0u;\n      var found = false;\n      for (var g = 0u; g < p.groups; g++) {\n        if (rank[g] < 3.0e38 && (!found || rank[g] <= rank[worst])) { worst = g; found = true; }\n      }\n      rank[worst] = 3.0e38;\n      for (var e = worst * size; e < (worst + 1u) * size; e++) { s[e] = NEG; }\n    }\n  }\n  let wo = p.woff + row * p.wld;\n  for (var e = 0u; e < E; e++) { w[wo + e] = 0.0; }\n  // top-k by repeated arg-max (the lower index first on ties); chosen ones are marked in s\n  var chosen: array<u32, 256>;\n  for (var j = 0u; j < p.k; j++) {\n    var best = 0u;\n    var found = false;\n    for (var e = 0u; e < E; e++) {\n      if (s[e] > -1.0e38 && (!found || s[e] > s[best])) { best = e; found = true; }\n    }\n    chosen[j] = best;\n    s[best] = -3.4e38;\n  }\n  if (ROUTING == 0u) {\n    let mx = q[chosen[0]];\n    var z = 0.0;\n    for (var j = 0u; j < p.k; j++) { z += exp(q[chosen[j]] - mx); }\n    for (var j = 0u; j < p.k; j++) { w[wo + chosen[j]] = exp(q[chosen[j]] - mx) / z; }\n  } else {\n    var sum = 0.0;\n    for (var j = 0u; j < p.k; j++) { sum += q[chosen[j]]; }\n    var denom = 1.0;\n    if (p.norm != 0u) { denom = sum + select(0.0, 1e-20, ROUTING == 2u); }\n    for (var j = 0u; j < p.k; j++) { w[wo + chosen[j]] = q[chosen[j]] / denom * p.scaling; }\n  }\n}\n",
+  entries: {
+    route: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'logits', group: 0, binding: 1, access: 'read', type: 'f32', note: '(m, E) view' },
+        { name: 'bias', group: 0, binding: 2, access: 'read', type: 'f32', note: '(E) (unused without HAS_BIAS)' },
+        { name: 'w', group: 0, binding: 3, access: 'read_write', type: 'f32', note: '(m, E) view' },
+      ],
+      uniform: moeRoute_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.logits || !b.bias || !b.w) return null;
+        return [b.logits, b.bias, b.w];
+      },
+    },
+  },
+} as const satisfies WgslModule;
+
 const rmsnorm_P = {
   struct: 'P',
   size: 40,
