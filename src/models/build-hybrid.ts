@@ -187,20 +187,21 @@ function rowBlock(t: Tensor, start: number, count: number): Tensor {
   return new Tensor(t.backend, t.storage, [count, t.cols], t.dtype, t.offset + start * t.ld, t.ld, t.base ?? t);
 }
 
-/** Refuses a backend that cannot run the hybrids' attention and routing (WebGPU today): never a wrong result. */
+/** Refuses a backend that lacks a kernel the hybrid needs, before anything is loaded: never a wrong result. */
 export function checkHybridBackend(c: HybridConfig, backend: Backend): void {
   const missing: string[] = [];
-  if (!backend.hostView) missing.push('host access to its memory (the KV cache length and MoE routing)');
   if (c.layers.some((l) => l.mixer === 'attention')) {
-    if (!backend.attention) missing.push('the attention kernel');
-    if (c.attention.rotaryDim > 0 && !backend.rotary) missing.push('the rotary kernel');
+    if (!backend.attention) missing.push('attention');
+    if (c.attention.rotaryDim > 0 && !backend.rotary) missing.push('rotary');
   }
+  if (c.moe && !backend.moeRoute) missing.push('moeRoute');
+  if (c.moe && !backend.hostView && !backend.moeAccumulate) missing.push('moeAccumulate');
   if (missing.length)
     fail(
       'UNSUPPORTED',
-      `${c.arch} (a Mamba-2 + attention hybrid) runs on the cpu backend only for now: the ${backend.name} backend ` +
-        `lacks ${missing.join(', ')}`,
-      { backend: backend.name, arch: c.arch },
+      `${c.arch} (a Mamba-2 + attention hybrid) cannot run on the ${backend.name} backend: it lacks the ` +
+        `${missing.join(', ')} kernel${missing.length > 1 ? 's' : ''}`,
+      { backend: backend.name, arch: c.arch, missing },
     );
 }
 

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { join } from 'node:path';
+import type { Backend } from '../../src/backend/backend.js';
+import { checkHybridBackend } from '../../src/models/build-hybrid.js';
 import { parseConfig } from '../../src/models/config.js';
 import { parseHybridConfig } from '../../src/models/config-hybrid.js';
 import { FAMILY } from '../helpers/fixtures.js';
@@ -87,4 +89,12 @@ test('an unknown model_type or an unsupported option is a clear error naming wha
     () => parseHybridConfig({ ...raw('granite-hybrid-nope'), num_key_value_heads: 3 }),
     code('CORRUPT_FILE', /num_key_value_heads 3/),
   );
+});
+
+test('a backend without the kernels a hybrid needs is refused before loading, naming them', () => {
+  const c = parseHybridConfig(raw('granite-hybrid-rope-dense'));
+  const bare = { name: 'bare' } as unknown as Backend;
+  assert.throws(() => checkHybridBackend(c, bare), code('UNSUPPORTED', /bare backend: it lacks the attention, rotary kernels/));
+  const moe = parseHybridConfig(raw('nemotron-h'));
+  assert.throws(() => checkHybridBackend(moe, bare), code('UNSUPPORTED', /attention, moeRoute, moeAccumulate/));
 });
