@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { join } from 'node:path';
 import { prefill } from '../../src/generate/generate.js';
 import { hybridStateBytes } from '../../src/models/config-hybrid.js';
-import { loadHybridModel } from '../../src/models/node/load-checkpoint.js';
+import { loadHybridModel, openWeights } from '../../src/models/node/load-checkpoint.js';
 import { decodeState, encodeState } from '../../src/models/state-io.js';
 import { FAMILY, maxAbsDiff, readExpected } from '../helpers/fixtures.js';
 import { logitsOf } from '../helpers/parity.js';
@@ -110,3 +110,27 @@ test('prompts of different lengths in one batch of a hybrid: a clear UNSUPPORTED
   const alone = await prefill(model, [[4, 5, 6]]);
   assert.ok(maxAbsDiff(last[1], alone.last[0]) < 1e-5);
 });
+
+test('copyFrom takes another state of the same model whatever its caches have grown to', async () => {
+  const model = await loadHybridModel(join(FAMILY, NAME));
+  const exp = await readExpected(NAME, FAMILY, 'expected-long.safetensors');
+  const ids = exp.ids[0];
+  const long = model.initState(1);
+  model.forward(model.backend.upload(Int32Array.from(ids), [1, ids.length], 'i32'), { state: long });
+  const fresh = model.initState(1);
+  fresh.copyFrom(long);
+  assert.equal(fresh.position, ids.length);
+  const a = await model.stepIds([5], long).readFloat();
+  const b = await model.stepIds([5], fresh).readFloat();
+  assert.deepEqual(b, a);
+});
+
+for (const name of ['granite-hybrid-nope', 'granite-hybrid-rope-dense', 'bamba', 'nemotron-h']) {
+  test(`${name}: parameters() names every checkpoint tensor by its own name`, async () => {
+    const model = await loadHybridModel(join(FAMILY, name));
+    const src = await openWeights(join(FAMILY, name));
+    const stored = [...src.entries.keys()].filter((k) => !(k === 'lm_head.weight' && model.config.tieEmbeddings));
+    await src.close();
+    assert.deepEqual([...model.parameters().keys()].sort(), stored.sort());
+  });
+}
