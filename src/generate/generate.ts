@@ -1,6 +1,6 @@
 import { backendOf } from '../backend/backend.js';
 import { fail } from '../errors.js';
-import type { LanguageModel } from '../models/lm.js';
+import type { LanguageModel, LmConfig } from '../models/lm.js';
 import type { ModelState } from '../models/state.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { deviceTokens } from './device-loop.js';
@@ -81,7 +81,7 @@ async function hostRows(t: Tensor): Promise<{ data: ArrayLike<number>; off: numb
  * copied into the batch state (exact: rows of an SSM never interact).
  */
 export async function prefill(
-  model: LanguageModel,
+  model: LanguageModel<LmConfig>,
   prompts: readonly (readonly number[])[],
   chunk = 512,
   state?: ModelState,
@@ -95,6 +95,12 @@ export async function prefill(
   const st = state ?? model.initState(b);
   if (st.batch !== b) fail('STATE_MISMATCH', `the state has batch ${st.batch}, but ${b} prompts were given`);
   const sameLength = prompts.every((p) => p.length === prompts[0].length);
+  if (!sameLength && st.growsWithContext)
+    fail(
+      'UNSUPPORTED',
+      `prompts of different lengths (${prompts.map((p) => p.length).join(', ')}) cannot share one batch of a model ` +
+        'with attention layers (their KV cache has one length for the batch): run them separately or give equal lengths',
+    );
   const last: Float32Array[] = new Array(b);
   const run = async (rows: readonly (readonly number[])[], s: ModelState): Promise<Float32Array[]> => {
     const l = rows[0].length;
@@ -145,7 +151,7 @@ function copyRow(dst: ModelState, row: number, src: ModelState): void {
  * Rows finish independently (EOS or max tokens); the loop ends when all have finished.
  */
 export async function* generateTokens(
-  model: LanguageModel,
+  model: LanguageModel<LmConfig>,
   prompts: readonly (readonly number[])[],
   o: GenerateOptions = {},
   isStopped?: (row: number) => boolean,
@@ -214,7 +220,7 @@ export async function* generateTokens(
 
 /** The loop of `generateTokens` with sampling on the backend (`deviceTokens`); same events. */
 async function* onDevice(
-  model: LanguageModel,
+  model: LanguageModel<LmConfig>,
   state: ModelState,
   prompts: readonly (readonly number[])[],
   last: Float32Array[],

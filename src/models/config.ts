@@ -2,6 +2,7 @@ import { fail } from '../errors.js';
 import { ConfigReader, reviveFloats } from './config-reader.js';
 import { parseOriginalConfig } from './config-mamba-ssm.js';
 import { parseHfMamba2Config, parseHfMambaConfig } from './config-transformers.js';
+import { HYBRID_ARCHS, isHybridConfig } from './config-hybrid.js';
 import type { ModelConfig } from './model-config.js';
 
 /**
@@ -29,5 +30,7 @@ export function parseConfig(json: unknown, where = 'config.json'): ModelConfig {
   if (modelType === 'mamba2' || archs.includes('Mamba2ForCausalLM') || archs.includes('Mamba2Model')) return parseHfMamba2Config(r);
   if (modelType === undefined && r.has('d_model') && r.has('n_layer')) return parseOriginalConfig(r);
   const what = modelType ? `model_type "${modelType}"` : archs.length ? `architectures ${JSON.stringify(archs)}` : 'no model_type or architectures key (nor d_model and n_layer of the mamba_ssm layout)';
-  return fail('UNSUPPORTED', `${where}: ${what} is not supported; mamba-ts runs Mamba (model_type "mamba"), Mamba-2 (model_type "mamba2") and the original mamba_ssm layout`, { modelType, archs });
+  if (isHybridConfig(raw))
+    fail('UNSUPPORTED', `${where}: ${what} is a Mamba-2 + attention hybrid: load it with loadHybridModel (cpu backend); the Model front door does not take hybrids yet`, { modelType, archs });
+  return fail('UNSUPPORTED', `${where}: ${what} is not supported; mamba-ts runs Mamba (model_type "mamba"), Mamba-2 (model_type "mamba2"), the original mamba_ssm layout, and through loadHybridModel the hybrids ${HYBRID_ARCHS.join(', ')}`, { modelType, archs });
 }

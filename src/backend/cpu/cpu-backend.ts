@@ -33,12 +33,15 @@ import {
   checkDiagonalSsmScan,
   checkFftConv,
   checkFftConvBackward,
+  checkMoeAccumulate,
+  checkMoeRoute,
   checkRotary,
   checkSsmConvKernel,
   checkSsmConvKernelBackward,
   type AttentionArgs,
   type AttentionBackwardArgs,
   type DiagonalSsmScanArgs,
+  type MoeRouteOptions,
   type RotaryOptions,
   type SsmConvKernelArgs,
   type SsmConvKernelBackwardArgs,
@@ -86,6 +89,7 @@ import { selectiveScanBackward } from './reference/selective-scan-backward.js';
 import { unaryBackward } from './reference/unary-backward.js';
 import { argmax, binary, unary } from './reference/elementwise.js';
 import { embedding } from './reference/embedding.js';
+import { moeAccumulate, moeRoute } from './reference/moe-route.js';
 import { gatedRmsnorm } from './reference/gated-rmsnorm.js';
 import { matmulCols, type MatmulGeom } from './reference/matmul.js';
 import { ThreadPool, type PoolOptions } from './runtime/pool.js';
@@ -770,6 +774,16 @@ export class CpuBackend implements Backend {
   rotary(out: Tensor, x: Tensor, o: RotaryOptions): void {
     const { b, l, H, dh } = checkRotary(out, x, o);
     rotary(this.view(out), this.view(x), b, l, H, dh, o.start, o.base, !!o.inverse);
+  }
+
+  moeRoute(weights: Tensor, logits: Tensor, bias: Tensor | null, o: MoeRouteOptions): void {
+    const { m, E } = checkMoeRoute(weights, logits, bias, o);
+    moeRoute(this.view(weights), this.view(logits), this.opt(bias), m, E, o);
+  }
+
+  moeAccumulate(out: Tensor, y: Tensor, weights: Tensor, expert: number): void {
+    const { m, d } = checkMoeAccumulate(out, y, weights, expert);
+    moeAccumulate(this.view(out), this.view(y), this.view(weights), m, d, expert);
   }
 }
 

@@ -24,12 +24,23 @@ import {
   type UnaryOp,
 } from '../contract/inference.js';
 import { checkCopy } from '../contract/memory.js';
+import {
+  checkAttention,
+  checkMoeAccumulate,
+  checkMoeRoute,
+  checkRotary,
+  type AttentionArgs,
+  type MoeRouteOptions,
+  type RotaryOptions,
+} from '../contract/mixers.js';
 import type { GpuDevice } from './device.js';
 import { Dispatcher } from './dispatcher.js';
 import { BufferPool, bucketBytes, MAP_READ, newStorage, USAGE, type GpuStorage } from './gpu-buffers.js';
 import { copy, fill } from './kernels/copy.js';
 import { conv1d } from './kernels/conv1d.js';
+import { attention, rotary } from './kernels/attention.js';
 import { argmax, binary, unary } from './kernels/elementwise.js';
+import { moeAccumulate, moeRoute } from './kernels/moe.js';
 import { embedding } from './kernels/embedding.js';
 import { gatedRmsnorm } from './kernels/gated-rmsnorm.js';
 import { mambaStep } from './kernels/mamba-step.js';
@@ -405,6 +416,24 @@ export class WebGpuBackend implements Backend, KernelHost {
 
   mambaStep(a: MambaStepArgs): boolean {
     return mambaStep(this, a);
+  }
+
+  attention(a: AttentionArgs): void {
+    attention(this, a, checkAttention('attention', a));
+  }
+
+  rotary(out: Tensor, x: Tensor, o: RotaryOptions): void {
+    rotary(this, out, x, o, checkRotary(out, x, o));
+  }
+
+  moeRoute(weights: Tensor, logits: Tensor, bias: Tensor | null, o: MoeRouteOptions): void {
+    const { m, E } = checkMoeRoute(weights, logits, bias, o);
+    moeRoute(this, weights, logits, bias, o, m, E);
+  }
+
+  moeAccumulate(out: Tensor, y: Tensor, weights: Tensor, expert: number): void {
+    const { m, d } = checkMoeAccumulate(out, y, weights, expert);
+    moeAccumulate(this, out, y, weights, expert, m, d);
   }
 }
 

@@ -55,6 +55,78 @@ export const argmax = {
   },
 } as const satisfies WgslModule;
 
+const attention_P = {
+  struct: 'P',
+  size: 68,
+  fields: [
+    { name: 'b', type: 'u32', offset: 0 },
+    { name: 'lq', type: 'u32', offset: 4 },
+    { name: 'lk', type: 'u32', offset: 8 },
+    { name: 'H', type: 'u32', offset: 12 },
+    { name: 'G', type: 'u32', offset: 16 },
+    { name: 'dk', type: 'u32', offset: 20 },
+    { name: 'dv', type: 'u32', offset: 24 },
+    { name: 'keys', type: 'u32', offset: 28 },
+    { name: 'scale', type: 'f32', offset: 32 },
+    { name: 'qoff', type: 'u32', offset: 36 },
+    { name: 'qld', type: 'u32', offset: 40 },
+    { name: 'koff', type: 'u32', offset: 44 },
+    { name: 'kld', type: 'u32', offset: 48 },
+    { name: 'voff', type: 'u32', offset: 52 },
+    { name: 'vld', type: 'u32', offset: 56 },
+    { name: 'ooff', type: 'u32', offset: 60 },
+    { name: 'old', type: 'u32', offset: 64 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.b !== 'number' || typeof v.lq !== 'number' || typeof v.lk !== 'number' ||
+      typeof v.H !== 'number' || typeof v.G !== 'number' || typeof v.dk !== 'number' ||
+      typeof v.dv !== 'number' || typeof v.keys !== 'number' || typeof v.scale !== 'number' ||
+      typeof v.qoff !== 'number' || typeof v.qld !== 'number' || typeof v.koff !== 'number' ||
+      typeof v.kld !== 'number' || typeof v.voff !== 'number' || typeof v.vld !== 'number' ||
+      typeof v.ooff !== 'number' || typeof v.old !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.b;
+    w.u32[at + 1] = v.lq;
+    w.u32[at + 2] = v.lk;
+    w.u32[at + 3] = v.H;
+    w.u32[at + 4] = v.G;
+    w.u32[at + 5] = v.dk;
+    w.u32[at + 6] = v.dv;
+    w.u32[at + 7] = v.keys;
+    w.f32[at + 8] = v.scale;
+    w.u32[at + 9] = v.qoff;
+    w.u32[at + 10] = v.qld;
+    w.u32[at + 11] = v.koff;
+    w.u32[at + 12] = v.kld;
+    w.u32[at + 13] = v.voff;
+    w.u32[at + 14] = v.vld;
+    w.u32[at + 15] = v.ooff;
+    w.u32[at + 16] = v.old;
+    return true;
+  },
+} as const;
+export const attention = {
+  name: 'attention',
+  code: "// Causal multi-head softmax attention with grouped-query heads (contract in contract/mixers.ts; CPU\n// reference cpu/reference/attention.ts), over a KV cache: query i of a sequence sits at position\n// keys - lq + i and attends to keys j <= that position; query head h reads key/value head h / (H/G).\n// One workgroup of 64 threads per (sequence, query, head): keys in tiles of 64, one score per thread,\n// an online softmax (running maximum and sum, f32) across tiles; thread t accumulates the output\n// columns t, t + 64, ... (dv <= 256).\n\nstruct P { b: u32, lq: u32, lk: u32, H: u32, G: u32, dk: u32, dv: u32, keys: u32, scale: f32,\n           qoff: u32, qld: u32, koff: u32, kld: u32, voff: u32, vld: u32, ooff: u32, old: u32 }\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> q: array<f32>;        // (b, lq, H·dk) view\n@group(0) @binding(2) var<storage, read> k: array<f32>;        // (b, lk, G·dk) view\n@group(0) @binding(3) var<storage, read> v: array<f32>;        // (b, lk, G·dv) view\n@group(0) @binding(4) var<storage, read_write> o: array<f32>;  // (b, lq, H·dv) view\n\nvar<workgroup> s: array<f32, 64>;\n\n@compute @workgroup_size(64)\nfn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let id = wid.y * nwg.x + wid.x;\n  if (id >= p.b * p.lq * p.H) { return; }\n  let h = id % p.H;\n  let i = (id / p.H) % p.lq;\n  let bi = id / (p.H * p.lq);\n  let kh = h / (p.H / p.G);\n  let pos = p.keys - p.lq + i;\n  let qo = p.qoff + (bi * p.lq + i) * p.qld + h * p.dk;\n  var acc = array<f32, 4>(0.0, 0.0, 0.0, 0.0);\n  var mx = -3.0e38;\n  var sum = 0.0;\n  for (var t0 = 0u; t0 <= pos; t0 += 64u) {\n    let j = t0 + li;\n    var sj = -3.0e38;\n    if (j <= pos) {\n      let ko = p.koff + (bi * p.lk + j) * p.kld + kh * p.dk;\n      var dot = 0.0;\n      for (var c = 0u; c < p.dk; c++) { dot += q[qo + c] * k[ko + c]; }\n      sj = p.scale * dot;\n    }\n    s[li] = sj;\n    workgroupBarrier();\n    let n = min(64u, pos + 1u - t0);\n    var tmx = mx;\n    for (var u = 0u; u < n; u++) { tmx = max(tmx, s[u]); }\n    let corr = exp(mx - tmx);\n    sum *= corr;\n    for (var r = 0u; r < 4u; r++) { acc[r] *= corr; }\n    for (var u = 0u; u < n; u++) {\n      let e = exp(s[u] - tmx);\n      sum += e;\n      let vo = p.voff + (bi * p.lk + t0 + u) * p.vld + kh * p.dv;\n      for (var r = 0u; r < 4u; r++) {\n        let c = li + r * 64u;\n        if (c < p.dv) { acc[r] += e * v[vo + c]; }\n      }\n    }\n    mx = tmx;\n    workgroupBarrier();\n  }\n  let oo = p.ooff + (bi * p.lq + i) * p.old + h * p.dv;\n  for (var r = 0u; r < 4u; r++) {\n    let c = li + r * 64u;\n    if (c < p.dv) { o[oo + c] = acc[r] / sum; }\n  }\n}\n",
+  entries: {
+    main: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'q', group: 0, binding: 1, access: 'read', type: 'f32', note: '(b, lq, H·dk) view' },
+        { name: 'k', group: 0, binding: 2, access: 'read', type: 'f32', note: '(b, lk, G·dk) view' },
+        { name: 'v', group: 0, binding: 3, access: 'read', type: 'f32', note: '(b, lk, G·dv) view' },
+        { name: 'o', group: 0, binding: 4, access: 'read_write', type: 'f32', note: '(b, lq, H·dv) view' },
+      ],
+      uniform: attention_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.q || !b.k || !b.v || !b.o) return null;
+        return [b.q, b.k, b.v, b.o];
+      },
+    },
+  },
+} as const satisfies WgslModule;
+
 const binary_P = {
   struct: 'P',
   size: 36,
@@ -624,6 +696,117 @@ export const matvec = {
   },
 } as const satisfies WgslModule;
 
+const moeAccumulate_P = {
+  struct: 'P',
+  size: 36,
+  fields: [
+    { name: 'm', type: 'u32', offset: 0 },
+    { name: 'd', type: 'u32', offset: 4 },
+    { name: 'expert', type: 'u32', offset: 8 },
+    { name: 'yoff', type: 'u32', offset: 12 },
+    { name: 'yld', type: 'u32', offset: 16 },
+    { name: 'woff', type: 'u32', offset: 20 },
+    { name: 'wld', type: 'u32', offset: 24 },
+    { name: 'ooff', type: 'u32', offset: 28 },
+    { name: 'old', type: 'u32', offset: 32 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.m !== 'number' || typeof v.d !== 'number' || typeof v.expert !== 'number' ||
+      typeof v.yoff !== 'number' || typeof v.yld !== 'number' || typeof v.woff !== 'number' ||
+      typeof v.wld !== 'number' || typeof v.ooff !== 'number' || typeof v.old !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.m;
+    w.u32[at + 1] = v.d;
+    w.u32[at + 2] = v.expert;
+    w.u32[at + 3] = v.yoff;
+    w.u32[at + 4] = v.yld;
+    w.u32[at + 5] = v.woff;
+    w.u32[at + 6] = v.wld;
+    w.u32[at + 7] = v.ooff;
+    w.u32[at + 8] = v.old;
+    return true;
+  },
+} as const;
+export const moeAccumulate = {
+  name: 'moe-accumulate',
+  code: "// out (m, d) += weights[:, expert] * y, one thread per element (contract in contract/mixers.ts; CPU\n// reference cpu/reference/moe-route.ts): a mixture of experts' weighted sum, where every expert runs.\n\nstruct P { m: u32, d: u32, expert: u32, yoff: u32, yld: u32, woff: u32, wld: u32, ooff: u32, old: u32 }\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> y: array<f32>;        // (m, d) view\n@group(0) @binding(2) var<storage, read> weights: array<f32>;  // (m, E) view\n@group(0) @binding(3) var<storage, read_write> o: array<f32>;  // (m, d) view\n\n@compute @workgroup_size(256)\nfn accumulate(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {\n  let id = gid.y * nwg.x * 256u + gid.x;\n  if (id >= p.m * p.d) { return; }\n  let row = id / p.d;\n  let c = id % p.d;\n  let wt = weights[p.woff + row * p.wld + p.expert];\n  if (wt == 0.0) { return; }\n  o[p.ooff + row * p.old + c] += wt * y[p.yoff + row * p.yld + c];\n}\n",
+  entries: {
+    accumulate: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'y', group: 0, binding: 1, access: 'read', type: 'f32', note: '(m, d) view' },
+        { name: 'weights', group: 0, binding: 2, access: 'read', type: 'f32', note: '(m, E) view' },
+        { name: 'o', group: 0, binding: 3, access: 'read_write', type: 'f32', note: '(m, d) view' },
+      ],
+      uniform: moeAccumulate_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.y || !b.weights || !b.o) return null;
+        return [b.y, b.weights, b.o];
+      },
+    },
+  },
+} as const satisfies WgslModule;
+
+const moeRoute_P = {
+  struct: 'P',
+  size: 48,
+  fields: [
+    { name: 'm', type: 'u32', offset: 0 },
+    { name: 'E', type: 'u32', offset: 4 },
+    { name: 'k', type: 'u32', offset: 8 },
+    { name: 'norm', type: 'u32', offset: 12 },
+    { name: 'scaling', type: 'f32', offset: 16 },
+    { name: 'groups', type: 'u32', offset: 20 },
+    { name: 'keep', type: 'u32', offset: 24 },
+    { name: 'loff', type: 'u32', offset: 28 },
+    { name: 'lld', type: 'u32', offset: 32 },
+    { name: 'boff', type: 'u32', offset: 36 },
+    { name: 'woff', type: 'u32', offset: 40 },
+    { name: 'wld', type: 'u32', offset: 44 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.m !== 'number' || typeof v.E !== 'number' || typeof v.k !== 'number' ||
+      typeof v.norm !== 'number' || typeof v.scaling !== 'number' || typeof v.groups !== 'number' ||
+      typeof v.keep !== 'number' || typeof v.loff !== 'number' || typeof v.lld !== 'number' ||
+      typeof v.boff !== 'number' || typeof v.woff !== 'number' || typeof v.wld !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.m;
+    w.u32[at + 1] = v.E;
+    w.u32[at + 2] = v.k;
+    w.u32[at + 3] = v.norm;
+    w.f32[at + 4] = v.scaling;
+    w.u32[at + 5] = v.groups;
+    w.u32[at + 6] = v.keep;
+    w.u32[at + 7] = v.loff;
+    w.u32[at + 8] = v.lld;
+    w.u32[at + 9] = v.boff;
+    w.u32[at + 10] = v.woff;
+    w.u32[at + 11] = v.wld;
+    return true;
+  },
+} as const;
+export const moeRoute = {
+  name: 'moe-route',
+  code: "// A sparse mixture of experts' router as dense weights (contract in contract/mixers.ts; CPU reference\n// cpu/reference/moe-route.ts), in f32: one thread per row of logits (m, E), E <= 256, writes the chosen\n// experts' weights and zeros elsewhere (ROUTING 0 top-k then softmax, 1 softmax then top-k, 2 sigmoid with\n// bias, groups and scaling). q holds the scores, s the choice keys.\n\noverride ROUTING: u32 = 0u;\noverride HAS_BIAS: bool = false;\n\nstruct P { m: u32, E: u32, k: u32, norm: u32, scaling: f32, groups: u32, keep: u32,\n           loff: u32, lld: u32, boff: u32, woff: u32, wld: u32 }\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> logits: array<f32>;   // (m, E) view\n@group(0) @binding(2) var<storage, read> bias: array<f32>;     // (E) (unused without HAS_BIAS)\n@group(0) @binding(3) var<storage, read_write> w: array<f32>;  // (m, E) view\n\nconst NEG = -3.0e38;\n\n@compute @workgroup_size(64)\nfn route(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {\n  let row = gid.y * nwg.x * 64u + gid.x;\n  if (row >= p.m) { return; }\n  var q: array<f32, 256>;\n  var s: array<f32, 256>;\n  let E = p.E;\n  let lo = p.loff + row * p.lld;\n  for (var e = 0u; e < E; e++) { q[e] = logits[lo + e]; }\n  if (ROUTING == 1u) {\n    var mx = NEG;\n    for (var e = 0u; e < E; e++) { mx = max(mx, q[e]); }\n    var z = 0.0;\n    for (var e = 0u; e < E; e++) { q[e] = exp(q[e] - mx); z += q[e]; }\n    for (var e = 0u; e < E; e++) { q[e] /= z; }\n  } else if (ROUTING == 2u) {\n    for (var e = 0u; e < E; e++) { q[e] = 1.0 / (1.0 + exp(-q[e])); }\n  }\n  for (var e = 0u; e < E; e++) {\n    s[e] = q[e];\n    if (HAS_BIAS) { s[e] += bias[p.boff + e]; }\n  }\n  if (ROUTING == 2u && p.keep < p.groups) {\n    // drop the worst groups (each ranked by the sum of its two best; the higher index on ties)\n    let size = E / p.groups;\n    var rank: array<f32, 256>;\n    for (var g = 0u; g < p.groups; g++) {\n      var a = NEG;\n      var b = NEG;\n      for (var e = g * size; e < (g + 1u) * size; e++) {\n        if (s[e] > a) { b = a; a = s[e]; } else if (s[e] > b) { b = s[e]; }\n      }\n      rank[g] = select(a, a + b, size > 1u);\n    }\n    for (var j = 0u; j < p.groups - p.keep; j++) {\n      var worst = 0u;\n      var found = false;\n      for (var g = 0u; g < p.groups; g++) {\n        if (rank[g] < 3.0e38 && (!found || rank[g] <= rank[worst])) { worst = g; found = true; }\n      }\n      rank[worst] = 3.0e38;\n      for (var e = worst * size; e < (worst + 1u) * size; e++) { s[e] = NEG; }\n    }\n  }\n  let wo = p.woff + row * p.wld;\n  for (var e = 0u; e < E; e++) { w[wo + e] = 0.0; }\n  // top-k by repeated arg-max (the lower index first on ties); chosen ones are marked in s\n  var chosen: array<u32, 256>;\n  for (var j = 0u; j < p.k; j++) {\n    var best = 0u;\n    var found = false;\n    for (var e = 0u; e < E; e++) {\n      if (s[e] > -1.0e38 && (!found || s[e] > s[best])) { best = e; found = true; }\n    }\n    chosen[j] = best;\n    s[best] = -3.4e38;\n  }\n  if (ROUTING == 0u) {\n    let mx = q[chosen[0]];\n    var z = 0.0;\n    for (var j = 0u; j < p.k; j++) { z += exp(q[chosen[j]] - mx); }\n    for (var j = 0u; j < p.k; j++) { w[wo + chosen[j]] = exp(q[chosen[j]] - mx) / z; }\n  } else {\n    var sum = 0.0;\n    for (var j = 0u; j < p.k; j++) { sum += q[chosen[j]]; }\n    var denom = 1.0;\n    if (p.norm != 0u) { denom = sum + select(0.0, 1e-20, ROUTING == 2u); }\n    for (var j = 0u; j < p.k; j++) { w[wo + chosen[j]] = q[chosen[j]] / denom * p.scaling; }\n  }\n}\n",
+  entries: {
+    route: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'logits', group: 0, binding: 1, access: 'read', type: 'f32', note: '(m, E) view' },
+        { name: 'bias', group: 0, binding: 2, access: 'read', type: 'f32', note: '(E) (unused without HAS_BIAS)' },
+        { name: 'w', group: 0, binding: 3, access: 'read_write', type: 'f32', note: '(m, E) view' },
+      ],
+      uniform: moeRoute_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.logits || !b.bias || !b.w) return null;
+        return [b.logits, b.bias, b.w];
+      },
+    },
+  },
+} as const satisfies WgslModule;
+
 const rmsnorm_P = {
   struct: 'P',
   size: 40,
@@ -675,6 +858,71 @@ export const rmsnorm = {
       bind(b: NamedBuffers): GpuStorage[] | null {
         if (!b.x || !b.w || !b.res || !b.o) return null;
         return [b.x, b.w, b.res, b.o];
+      },
+    },
+  },
+} as const satisfies WgslModule;
+
+const rotary_P = {
+  struct: 'P',
+  size: 40,
+  fields: [
+    { name: 'rows', type: 'u32', offset: 0 },
+    { name: 'l', type: 'u32', offset: 4 },
+    { name: 'H', type: 'u32', offset: 8 },
+    { name: 'dh', type: 'u32', offset: 12 },
+    { name: 'start', type: 'u32', offset: 16 },
+    { name: 'log2base', type: 'f32', offset: 20 },
+    { name: 'xoff', type: 'u32', offset: 24 },
+    { name: 'xld', type: 'u32', offset: 28 },
+    { name: 'ooff', type: 'u32', offset: 32 },
+    { name: 'old', type: 'u32', offset: 36 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.rows !== 'number' || typeof v.l !== 'number' || typeof v.H !== 'number' ||
+      typeof v.dh !== 'number' || typeof v.start !== 'number' || typeof v.log2base !== 'number' ||
+      typeof v.xoff !== 'number' || typeof v.xld !== 'number' || typeof v.ooff !== 'number' ||
+      typeof v.old !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.rows;
+    w.u32[at + 1] = v.l;
+    w.u32[at + 2] = v.H;
+    w.u32[at + 3] = v.dh;
+    w.u32[at + 4] = v.start;
+    w.f32[at + 5] = v.log2base;
+    w.u32[at + 6] = v.xoff;
+    w.u32[at + 7] = v.xld;
+    w.u32[at + 8] = v.ooff;
+    w.u32[at + 9] = v.old;
+    return true;
+  },
+} as const;
+export const rotary = {
+  name: 'rotary',
+  code: "// Rotary position embedding, GPT-NeoX half-split layout (contract in contract/mixers.ts; CPU reference\n// cpu/reference/rotary.ts): in each head of width dh, the pair (x_i, x_{i+dh/2}) of row t (position\n// start + t % l) is rotated by the angle pos · base^(-2i/dh) (by minus it when INVERSE). The frequency\n// and the angle are f32, as transformers computes them. One thread per (row, head, pair); out may be x.\n\noverride INVERSE: bool = false;\n\nstruct P { rows: u32, l: u32, H: u32, dh: u32, start: u32, log2base: f32, xoff: u32, xld: u32, ooff: u32, old: u32 }\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> x: array<f32>;        // (b, l, H·dh) view\n@group(0) @binding(2) var<storage, read_write> o: array<f32>;  // (b, l, H·dh) view\n\nstruct Pair { a: u32, r: u32, cs: f32, sn: f32 }\n\n// (cos, sin) of an angle to about 1e-7: WGSL's builtins promise only 2^-11 absolute error (SwiftShader's are off\n// by 2e-5), too coarse for parity. The angle is reduced by quarter turns (pi/2 in three parts, Cody-Waite) to\n// r in [-pi/4, pi/4], where Taylor polynomials of degree 9 and 10 are exact to f32 rounding.\nfn cos_sin(ang: f32) -> vec2<f32> {\n  let k = round(ang * 0.6366197723675814);\n  let r = ((ang - k * 1.5703125) - k * 4.837512969970703e-4) - k * 7.549789948768648e-8;\n  let r2 = r * r;\n  let s = r * (1.0 + r2 * (-1.0 / 6.0 + r2 * (1.0 / 120.0 + r2 * (-1.0 / 5040.0 + r2 * (1.0 / 362880.0)))));\n  let c = 1.0 + r2 * (-0.5 + r2 * (1.0 / 24.0 + r2 * (-1.0 / 720.0 + r2 * (1.0 / 40320.0 + r2 * (-1.0 / 3628800.0)))));\n  let q = i32(k) & 3;\n  if (q == 0) { return vec2<f32>(c, s); }\n  if (q == 1) { return vec2<f32>(-s, c); }\n  if (q == 2) { return vec2<f32>(-c, -s); }\n  return vec2<f32>(s, -c);\n}\n\n// thread id's pair: the column of x1 in its row, the row, and the rotation\nfn pair(id: u32) -> Pair {\n  let half = p.dh / 2u;\n  let i = id % half;\n  let h = (id / half) % p.H;\n  let r = id / (half * p.H);\n  let pos = f32(p.start + r % p.l);\n  let inv_freq = exp2(-f32(2u * i) / f32(p.dh) * p.log2base);\n  var th = pos * inv_freq;\n  if (INVERSE) { th = -th; }\n  let cs = cos_sin(th);\n  return Pair(h * p.dh + i, r, cs.x, cs.y);\n}\n\n@compute @workgroup_size(256)\nfn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {\n  let id = gid.y * nwg.x * 256u + gid.x;\n  if (id >= p.rows * p.H * (p.dh / 2u)) { return; }\n  let w = pair(id);\n  let a = w.a;\n  let r = w.r;\n  let x1 = x[p.xoff + r * p.xld + a];\n  let x2 = x[p.xoff + r * p.xld + a + p.dh / 2u];\n  o[p.ooff + r * p.old + a] = x1 * w.cs - x2 * w.sn;\n  o[p.ooff + r * p.old + a + p.dh / 2u] = x1 * w.sn + x2 * w.cs;\n}\n\n// out = x (one buffer: WebGPU binds a buffer once per dispatch when it is written)\n@compute @workgroup_size(256)\nfn inplace(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {\n  let id = gid.y * nwg.x * 256u + gid.x;\n  if (id >= p.rows * p.H * (p.dh / 2u)) { return; }\n  let w = pair(id);\n  let a = w.a;\n  let r = w.r;\n  let x1 = o[p.ooff + r * p.old + a];\n  let x2 = o[p.ooff + r * p.old + a + p.dh / 2u];\n  o[p.ooff + r * p.old + a] = x1 * w.cs - x2 * w.sn;\n  o[p.ooff + r * p.old + a + p.dh / 2u] = x1 * w.sn + x2 * w.cs;\n}\n",
+  entries: {
+    main: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'x', group: 0, binding: 1, access: 'read', type: 'f32', note: '(b, l, H·dh) view' },
+        { name: 'o', group: 0, binding: 2, access: 'read_write', type: 'f32', note: '(b, l, H·dh) view' },
+      ],
+      uniform: rotary_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.x || !b.o) return null;
+        return [b.x, b.o];
+      },
+    },
+    inplace: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'o', group: 0, binding: 2, access: 'read_write', type: 'f32', note: '(b, l, H·dh) view' },
+      ],
+      uniform: rotary_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.o) return null;
+        return [b.o];
       },
     },
   },
