@@ -12,6 +12,7 @@ import { parameterMap, type Mixer, type MixerState } from './mixer.js';
  *   xz    = in_proj(x)                      (b, l, 2e) -> u = xz[..., :e], z = xz[..., e:]
  *   u     = silu(conv1d(u))                 (b, l, e)  causal depthwise, width k
  *   dbc   = x_proj(u)                       (b, l, r + 2n) -> dt_low (r), B (n), C (n)
+ *   (Falcon-Mamba: dt_low, B and C each through a weightless RMSNorm here, eps `dtBCNormEps`)
  *   delta = dt_proj.weight · dt_low         (b, l, e)  (its bias is added inside the scan)
  *   y     = selective_scan(u, delta, A = -exp(A_log), B, C, D, z, dt_proj.bias, softplus)
  *   out   = out_proj(y)                     (b, l, d)
@@ -37,6 +38,8 @@ export interface MambaDims {
   n: number;
   k: number;
   r: number;
+  /** Falcon-Mamba's weightless RMS norms on dt_low, B and C (mixer_rms_eps); absent: none. */
+  dtBCNormEps?: number | undefined;
 }
 
 /** Buffers of the recurrent step for one batch size, made once and reused for every token. */
@@ -47,7 +50,8 @@ interface StepWorkspace {
   uc: Tensor; // (b, 1, e)
   uc2: Tensor; // (b, e) view of uc
   dbc: Tensor; // (b, r + 2n)
-  dtLow: Tensor; // (b, r) view
+  dbcNormed: Tensor | null; // (b, r + 2n), Falcon-Mamba's normed dbc
+  dtLow: Tensor; // (b, r) view (of dbcNormed where there is one)
   B3: Tensor; // (b, 1, n) view
   C3: Tensor; // (b, 1, n) view
   delta: Tensor; // (b, 1, e)
@@ -60,6 +64,7 @@ export class MambaMixer implements Mixer {
   readonly kind = 'mamba';
   private A: Tensor | undefined; // (e, n) = -exp(A_log), derived
   private readonly workspaces = new Map<number, StepWorkspace>();
+  private ones: { r: Tensor; bc: Tensor } | undefined; // the weightless norms' unit weights, (r) and (2n)
 
   constructor(
     readonly backend: Backend,
@@ -90,7 +95,14 @@ export class MambaMixer implements Mixer {
     const u = xz.narrow(0, e);
     const z = xz.narrow(e, e);
     const uc = F.causalConv1d(u, this.w.convWeight, this.w.convBias, true, state?.conv ?? null); // (b, l, e)
-    const dbc = F.linear(uc, this.w.xProj); // (b, l, r + 2n)
+    let dbc = F.linear(uc, this.w.xProj); // (b, l, r + 2n)
+    if (this.dims.dtBCNormEps !== undefined) {
+      if (needsGrad(dbc))
+        fail('UNSUPPORTED', "mamba mixer: training Falcon-Mamba's Δ/B/C norms is not supported (no backward kernel)");
+      const normed = this.backend.alloc(dbc.shape); // (b, l, r + 2n)
+      this.normDtBC(normed, dbc);
+      dbc = normed;
+    }
     const delta = F.linear(dbc.narrow(0, r), this.w.dtProj); // (b, l, e)
     const y = F.selectiveScan({
       u: uc,
@@ -113,11 +125,13 @@ export class MambaMixer implements Mixer {
     const ws = this.workspace(x.rows);
     const { conv, ssm } = state;
     if (!conv || !ssm) fail('STATE_MISMATCH', 'mamba mixer: state must hold "conv" and "ssm"');
-    // The backend's fused step (same result as the composition below, which is its reference).
-    if (bk.mambaStep?.(this.fusedArgs(x, out, conv, ssm, ws))) return;
+    // The backend's fused step (same result as the composition below, which is its reference); it has no
+    // Δ/B/C norms, so Falcon-Mamba takes the composition.
+    if (this.dims.dtBCNormEps === undefined && bk.mambaStep?.(this.fusedArgs(x, out, conv, ssm, ws))) return;
     bk.matmul(ws.xz, x, this.w.inProj, { transB: true, bias: this.w.inProjBias });
     bk.causalConv1d(ws.uc, ws.u3, this.w.convWeight, this.w.convBias, conv, true);
     bk.matmul(ws.dbc, ws.uc2, this.w.xProj, { transB: true });
+    if (ws.dbcNormed) this.normDtBC(ws.dbcNormed, ws.dbc);
     bk.matmul(ws.delta2, ws.dtLow, this.w.dtProj, { transB: true });
     bk.selectiveScan({
       y: ws.y,
@@ -140,10 +154,27 @@ export class MambaMixer implements Mixer {
   blockStep(residual: Tensor, norm: Tensor, eps: number, state: MixerState): boolean {
     const bk = this.backend;
     const { conv, ssm } = state;
-    if (!bk.mambaStep || !conv || !ssm) return false;
+    if (!bk.mambaStep || !conv || !ssm || this.dims.dtBCNormEps !== undefined) return false;
     return bk.mambaStep(
       this.fusedArgs(residual, residual, conv, ssm, this.workspace(residual.rows), { weight: norm, eps }),
     );
+  }
+
+  /**
+   * Falcon-Mamba: out = [rms(dt_low), rms(B), rms(C)] of dbc (rows of r + 2n), each normalised over its own
+   * width without a weight: the gated RMSNorm kernel without a gate, in groups of r, then of n over [B, C].
+   */
+  private normDtBC(out: Tensor, dbc: Tensor): void {
+    const { n, r } = this.dims;
+    const eps = this.dims.dtBCNormEps ?? 0;
+    const bk = this.backend;
+    this.ones ??= {
+      r: bk.upload(new Float32Array(r).fill(1), [r]).keep(),
+      bc: bk.upload(new Float32Array(2 * n).fill(1), [2 * n]).keep(),
+    };
+    const opts = { eps, normBeforeGate: false };
+    bk.gatedRmsnorm(out.narrow(0, r), dbc.narrow(0, r), null, this.ones.r, { ...opts, groupSize: r });
+    bk.gatedRmsnorm(out.narrow(r, 2 * n), dbc.narrow(r, 2 * n), null, this.ones.bc, { ...opts, groupSize: n });
   }
 
   private fusedArgs(
@@ -187,20 +218,23 @@ export class MambaMixer implements Mixer {
       const xz = bk.alloc([b, 2 * e]).keep();
       const uc = bk.alloc([b, 1, e]).keep();
       const dbc = bk.alloc([b, r + 2 * n]).keep();
+      const dbcNormed = this.dims.dtBCNormEps === undefined ? null : bk.alloc([b, r + 2 * n]).keep();
+      const bcd = dbcNormed ?? dbc; // what dt_low, B and C are read from
       const delta = bk.alloc([b, 1, e]).keep();
       const y = bk.alloc([b, 1, e]).keep();
       ws = {
         xz,
         uc,
         dbc,
+        dbcNormed,
         delta,
         y,
         u3: xz.narrow(0, e).reshape([b, 1, e]),
         z3: xz.narrow(e, e).reshape([b, 1, e]),
         uc2: uc.reshape([b, e]),
-        dtLow: dbc.narrow(0, r),
-        B3: dbc.narrow(r, n).reshape([b, 1, n]),
-        C3: dbc.narrow(r + n, n).reshape([b, 1, n]),
+        dtLow: bcd.narrow(0, r),
+        B3: bcd.narrow(r, n).reshape([b, 1, n]),
+        C3: bcd.narrow(r + n, n).reshape([b, 1, n]),
         delta2: delta.reshape([b, e]),
         y2: y.reshape([b, e]),
       };
@@ -238,8 +272,12 @@ export class MambaMixer implements Mixer {
 
   /** Releases the step buffers (GPU memory). */
   dispose(): void {
-    for (const ws of this.workspaces.values()) for (const t of [ws.xz, ws.uc, ws.dbc, ws.delta, ws.y]) t.dispose();
+    for (const ws of this.workspaces.values())
+      for (const t of [ws.xz, ws.uc, ws.dbc, ws.dbcNormed, ws.delta, ws.y]) t?.dispose();
     this.workspaces.clear();
+    this.ones?.r.dispose();
+    this.ones?.bc.dispose();
+    this.ones = undefined;
     this.parametersChanged();
   }
 }

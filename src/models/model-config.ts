@@ -47,6 +47,11 @@ export interface MambaConfig extends LmConfigCommon {
   arch: 'mamba';
   /** r: rank of the Δ projection. */
   dtRank: number;
+  /**
+   * Falcon-Mamba (model_type "falcon_mamba"): eps of the weightless RMS norms applied to Δ's low-rank input
+   * (width r), B and C (width n each) right after x_proj (`mixer_rms_eps`). Absent: no such norms.
+   */
+  dtBCNormEps?: number;
 }
 
 /**
@@ -146,6 +151,13 @@ function validateCommon(c: ModelConfig, keys: readonly BoundedKey[], where: stri
 
 export function validateMamba(c: MambaConfig, where: string): void {
   validateCommon(c, ['dModel', 'nLayer', 'vocabSize', 'dState', 'dConv', 'dInner', 'dtRank'], where);
+  const eps = c.dtBCNormEps;
+  if (eps !== undefined && !(Number.isFinite(eps) && eps > 0 && eps <= 1)) {
+    fail('CORRUPT_FILE', `${where}: mixer_rms_eps must be a finite number in (0, 1], got ${eps}`, {
+      key: 'mixer_rms_eps',
+      value: eps,
+    });
+  }
 }
 
 export function validateMamba2(c: Mamba2Config, where: string): void {

@@ -148,7 +148,7 @@ export async function modelFingerprint(model: LanguageModel): Promise<string> {
   const c = model.config;
   const arch = c.arch === 'mamba'
     ? [c.arch, c.dModel, c.nLayer, c.vocabSize, c.dState, c.dConv, c.dInner, c.dtRank, c.normEps, c.useBias,
-      c.useConvBias]
+      c.useConvBias, ...(c.dtBCNormEps === undefined ? [] : [c.dtBCNormEps])]
     : [c.arch, c.dModel, c.nLayer, c.vocabSize, c.dState, c.dConv, c.dInner, c.nHeads, c.headDim, c.nGroups,
       c.normEps, c.useBias, c.useConvBias, c.normBeforeGate, c.normGroupSize];
   let h = fnv1a64(FNV_OFFSET, new TextEncoder().encode(JSON.stringify(arch)));

@@ -5,6 +5,8 @@ import { openSafetensorsFile } from '../../src/io/node/safetensors-file.js';
 /** The repository root (tests run from dist/test/...). */
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const PARITY = join(ROOT, 'fixtures', 'parity');
+/** The Mamba-family fixtures of issue 14 (scripts/fixtures/make_family_fixtures.py). */
+export const FAMILY = join(ROOT, 'fixtures', 'family');
 
 export interface Expected {
   ids: number[][];
@@ -14,9 +16,12 @@ export interface Expected {
   states: Map<string, { shape: number[]; data: Float32Array }>;
 }
 
-/** Reads a fixture's expected.safetensors (made by scripts/fixtures/make_fixtures.py). */
-export async function readExpected(name: string): Promise<Expected> {
-  const src = await openSafetensorsFile(join(PARITY, name, 'expected.safetensors'));
+/**
+ * Reads a fixture's expected.safetensors (made by scripts/fixtures/make_fixtures.py) from `dir` (default
+ * fixtures/parity; FAMILY for fixtures/family, whose `file` may also be expected-long.safetensors).
+ */
+export async function readExpected(name: string, dir = PARITY, file = 'expected.safetensors'): Promise<Expected> {
+  const src = await openSafetensorsFile(join(dir, name, file));
   const i32 = async (n: string): Promise<{ shape: number[]; data: Int32Array }> => {
     const e = src.entries.get(n)!;
     const b = await src.read(n);

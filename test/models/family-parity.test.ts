@@ -1,0 +1,67 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { join } from 'node:path';
+import type { Mamba2Config, MambaConfig } from '../../src/models/config.js';
+import { loadLanguageModel } from '../../src/models/node/load-checkpoint.js';
+import { openSafetensorsFile } from '../../src/io/node/safetensors-file.js';
+import { FAMILY, maxAbsDiff, readExpected } from '../helpers/fixtures.js';
+import { greedyRows, logitsOf, stepVsParallel } from '../helpers/parity.js';
+
+/**
+ * Parity with PyTorch (transformers 5.17, fixtures/family, scripts/fixtures/make_family_fixtures.py) on the CPU for
+ * the pure-SSM members of the family: falcon-mamba (Mamba-1 with weightless RMS norms on Δ, B, C) and
+ * mamba2-codestral (Mamba-2 with 2 groups, the gated norm per group as in mamba_ssm). Both prompts (9 and 17 tokens):
+ * logits within 1e-4, greedy tokens identical, the recurrent step equal to the parallel form at every position and
+ * to the reference's own stepwise logits.
+ */
+const FIXTURES = ['falcon-mamba', 'mamba2-codestral'];
+const FILES = ['expected.safetensors', 'expected-long.safetensors'];
+
+async function stepLogits(name: string, file: string): Promise<Float32Array> {
+  const src = await openSafetensorsFile(join(FAMILY, name, file));
+  const b = await src.read('step_logits');
+  await src.close();
+  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+}
+
+test('falcon-mamba loads as Mamba-1 with the Δ/B/C norms (mixer_rms_eps), no projection bias', async () => {
+  const model = await loadLanguageModel(join(FAMILY, 'falcon-mamba'));
+  const c = model.config as MambaConfig;
+  assert.equal(c.arch, 'mamba');
+  assert.equal(c.dtBCNormEps, 1e-6);
+  assert.equal(c.useBias, false);
+  assert.deepEqual([c.dModel, c.dState, c.dtRank, c.tieEmbeddings], [44, 12, 5, false]);
+});
+
+test('mamba2-codestral loads with the gated norm per group (d_inner / n_groups), as mamba_ssm', async () => {
+  const model = await loadLanguageModel(join(FAMILY, 'mamba2-codestral'));
+  const c = model.config as Mamba2Config;
+  assert.equal(c.nGroups, 2);
+  assert.equal(c.normGroupSize, c.dInner / 2);
+});
+
+for (const name of FIXTURES) {
+  for (const file of FILES) {
+    test(`${name} (${file}): logits within 1e-4, greedy identical, steps equal the parallel form`, async () => {
+      const model = await loadLanguageModel(join(FAMILY, name));
+      const exp = await readExpected(name, FAMILY, file);
+      const err = maxAbsDiff(await logitsOf(model, exp.ids), exp.logits);
+      assert.ok(err < 1e-4, `logits: max abs error ${err}`);
+      assert.deepEqual(await greedyRows(model, exp.ids, exp.greedy), exp.greedy);
+      const { worst, state } = await stepVsParallel(model, exp.ids);
+      state.dispose();
+      assert.ok(worst < 1e-5, `step vs parallel: max abs difference ${worst}`);
+      // The reference's own cached steps, position by position.
+      const st = model.initState(1);
+      const want = await stepLogits(name, file);
+      const got = new Float32Array(want.length);
+      for (let t = 0; t < exp.ids[0].length; t++)
+        got.set(await model.stepIds([exp.ids[0][t]], st).readFloat(), t * exp.V);
+      st.dispose();
+      const errS = maxAbsDiff(got, want);
+      assert.ok(errS < 1e-4, `step logits vs the reference's step: max abs error ${errS}`);
+      console.log(`${name} ${file}: parallel ${err.toExponential(2)}, step-vs-parallel ${worst.toExponential(2)}, `
+        + `step vs reference step ${errS.toExponential(2)}`);
+    });
+  }
+}
