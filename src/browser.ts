@@ -14,6 +14,7 @@ import { fetchSource } from './io/fetch-source.js';
 import { openSafetensors } from './io/safetensors.js';
 import { openShardedSafetensorsWith, SHARD_INDEX_FILE, shardIndexFrom } from './io/sharded.js';
 import type { TensorSource } from './io/tensor-source.js';
+import { chatSetupFrom } from './generate/chat-template.js';
 import { Model } from './model.js';
 import { buildModel } from './models/build.js';
 import { parseConfig } from './models/config.js';
@@ -66,7 +67,8 @@ export async function loadModelFromUrl(base: string, o: LoadFromUrlOptions = {})
       return fail('CORRUPT_FILE', `${root + name} is not valid JSON: ${(e as Error).message}`);
     }
   };
-  const config = parseConfig(await getJson('config.json', false), root + 'config.json');
+  const rawConfig = await getJson('config.json', false);
+  const config = parseConfig(rawConfig, root + 'config.json');
   let tensors: TensorSource;
   const index = await getJson(SHARD_INDEX_FILE, true);
   if (index !== undefined) {
@@ -92,5 +94,12 @@ export async function loadModelFromUrl(base: string, o: LoadFromUrlOptions = {})
     tj === undefined
       ? undefined
       : new Tokenizer(tj, tc, { specialTokensMap, generationConfig, source: root + 'tokenizer.json' });
-  return new Model(lm, tokenizer, base);
+  const jinja = await fetch(root + 'chat_template.jinja', init);
+  const chat = chatSetupFrom({
+    chatTemplateJinja: jinja.ok ? await jinja.text() : undefined,
+    tokenizerConfig: tc,
+    config: rawConfig,
+    generationConfig,
+  });
+  return new Model(lm, tokenizer, base, chat);
 }

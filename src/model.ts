@@ -5,6 +5,7 @@ import {
   FALLBACK_STOP_STRINGS,
   renderChat,
   type ChatMessage,
+  type ChatSetup,
 } from './generate/chat-template.js';
 import { generateTokens, prefill, type FinishReason, type GenerateOptions } from './generate/generate.js';
 import { StopStringFilter } from './generate/stop.js';
@@ -55,14 +56,6 @@ export interface ModelInfo {
   config: ModelConfig;
 }
 
-/** What a checkpoint says about chatting with it (node/load.ts reads it from the model's files). */
-export interface ChatSetup {
-  /** The Jinja chat template (chat_template.jinja, or tokenizer_config.json's chat_template); none: the fallback. */
-  template?: string | undefined;
-  /** Every EOS id the checkpoint declares (config.json and generation_config.json `eos_token_id`, lists included). */
-  eosTokenIds?: readonly number[] | undefined;
-}
-
 export interface ChatOptions extends GenerateTextOptions {
   /** The conversation so far (from the previous reply); a new one when omitted. */
   session?: ChatSession;
@@ -84,7 +77,7 @@ export interface ChatReply {
   resume: ChatResume;
 }
 
-export { ChatSession, type ChatMessage };
+export { ChatSession, type ChatMessage, type ChatSetup };
 
 /** A prompt: text (needs a tokenizer) or token ids. */
 export type Prompt = string | readonly number[];

@@ -74,6 +74,44 @@ export function renderChat(template: string, messages: readonly ChatMessage[], o
   }
 }
 
+/** What a checkpoint says about chatting with it. */
+export interface ChatSetup {
+  /** The Jinja chat template (chat_template.jinja, or tokenizer_config.json's chat_template); none: the fallback. */
+  template?: string | undefined;
+  /** Every EOS id the checkpoint declares (config.json and generation_config.json `eos_token_id`, lists included). */
+  eosTokenIds?: readonly number[] | undefined;
+}
+
+/**
+ * The chat setup from a checkpoint's files (each absent when the file is): `chat_template.jinja`, which transformers 5
+ * writes and prefers, else tokenizer_config.json's `chat_template`; and every `eos_token_id` of config.json and
+ * generation_config.json, a number or a list (instruct checkpoints often list the end-of-turn token there).
+ */
+export function chatSetupFrom(files: {
+  chatTemplateJinja?: string | undefined;
+  tokenizerConfig?: unknown;
+  config?: unknown;
+  generationConfig?: unknown;
+}): ChatSetup {
+  const field = (obj: unknown, key: string): unknown =>
+    obj && typeof obj === 'object' && !Array.isArray(obj) ? (obj as Record<string, unknown>)[key] : undefined;
+  const template = files.chatTemplateJinja ?? pickChatTemplate(field(files.tokenizerConfig, 'chat_template'));
+  const eos = new Set<number>();
+  for (const [obj, file] of [
+    [files.config, 'config.json'],
+    [files.generationConfig, 'generation_config.json'],
+  ] as const) {
+    const v = field(obj, 'eos_token_id');
+    if (v === undefined || v === null) continue;
+    for (const id of Array.isArray(v) ? v : [v]) {
+      if (!Number.isSafeInteger(id) || (id as number) < 0)
+        fail('CORRUPT_FILE', `${file}: eos_token_id must be a token id or a list of them, got ${JSON.stringify(v)}`);
+      eos.add(id as number);
+    }
+  }
+  return { template, eosTokenIds: [...eos] };
+}
+
 /**
  * The template to use from tokenizer_config.json's `chat_template`: a string, or a list of `{name, template}` of
  * which transformers takes the one named "default". Undefined when there is none.

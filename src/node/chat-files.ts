@@ -1,30 +1,19 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fail } from '../errors.js';
-import { pickChatTemplate } from '../generate/chat-template.js';
-import type { ChatSetup } from '../model.js';
+import { chatSetupFrom, type ChatSetup } from '../generate/chat-template.js';
 
 /**
- * What a model directory says about chatting: the chat template (`chat_template.jinja`, which transformers 5 writes
- * and prefers, else tokenizer_config.json's `chat_template`) and every EOS id it declares (`eos_token_id` of
- * config.json and generation_config.json, a number or a list: instruct checkpoints often list the end-of-turn
- * token there beside the tokenizer's EOS).
+ * What a model directory says about chatting (see chatSetupFrom): chat_template.jinja or tokenizer_config.json's
+ * chat_template, and the EOS ids of config.json and generation_config.json.
  */
 export async function readChatSetup(dir: string): Promise<ChatSetup> {
-  const jinja = await readText(join(dir, 'chat_template.jinja'));
-  const tokenizerConfig = await readJsonObject(dir, 'tokenizer_config.json');
-  const template = jinja ?? pickChatTemplate(tokenizerConfig?.chat_template);
-  const eos = new Set<number>();
-  for (const file of ['config.json', 'generation_config.json']) {
-    const v = (await readJsonObject(dir, file))?.eos_token_id;
-    if (v === undefined || v === null) continue;
-    for (const id of Array.isArray(v) ? v : [v]) {
-      if (!Number.isSafeInteger(id) || (id as number) < 0)
-        fail('CORRUPT_FILE', `${file}: eos_token_id must be a token id or a list of them, got ${JSON.stringify(v)}`);
-      eos.add(id as number);
-    }
-  }
-  return { template, eosTokenIds: [...eos] };
+  return chatSetupFrom({
+    chatTemplateJinja: await readText(join(dir, 'chat_template.jinja')),
+    tokenizerConfig: await readJson(join(dir, 'tokenizer_config.json')),
+    config: await readJson(join(dir, 'config.json')),
+    generationConfig: await readJson(join(dir, 'generation_config.json')),
+  });
 }
 
 async function readText(path: string): Promise<string | undefined> {
@@ -36,15 +25,12 @@ async function readText(path: string): Promise<string | undefined> {
   }
 }
 
-async function readJsonObject(dir: string, file: string): Promise<Record<string, unknown> | undefined> {
-  const text = await readText(join(dir, file));
+async function readJson(path: string): Promise<unknown> {
+  const text = await readText(path);
   if (text === undefined) return undefined;
-  let v: unknown;
   try {
-    v = JSON.parse(text);
+    return JSON.parse(text) as unknown;
   } catch (e) {
-    fail('CORRUPT_FILE', `${join(dir, file)} is not valid JSON: ${(e as Error).message}`);
+    return fail('CORRUPT_FILE', `${path} is not valid JSON: ${(e as Error).message}`);
   }
-  if (!v || typeof v !== 'object' || Array.isArray(v)) fail('CORRUPT_FILE', `${join(dir, file)} must hold an object`);
-  return v as Record<string, unknown>;
 }

@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { join } from 'node:path';
-import type { Mamba2Config, MambaConfig } from '../../src/models/config.js';
+import { spawnSync } from 'node:child_process';
+import { isMambaError } from '../../src/errors.js';
+import { parseConfig, type Mamba2Config, type MambaConfig } from '../../src/models/config.js';
 import { loadLanguageModel } from '../../src/models/node/load-checkpoint.js';
 import { openSafetensorsFile } from '../../src/io/node/safetensors-file.js';
-import { FAMILY, maxAbsDiff, readExpected } from '../helpers/fixtures.js';
+import { FAMILY, maxAbsDiff, readExpected, ROOT } from '../helpers/fixtures.js';
 import { greedyRows, logitsOf, stepVsParallel } from '../helpers/parity.js';
 
 /**
@@ -31,6 +33,32 @@ test('falcon-mamba loads as Mamba-1 with the Δ/B/C norms (mixer_rms_eps), no pr
   assert.equal(c.dtBCNormEps, 1e-6);
   assert.equal(c.useBias, false);
   assert.deepEqual([c.dModel, c.dState, c.dtRank, c.tieEmbeddings], [44, 12, 5, false]);
+});
+
+test('a falcon_mamba config takes FalconMambaConfig\'s defaults; a bad mixer_rms_eps is refused by name', () => {
+  const c = parseConfig({ model_type: 'falcon_mamba' }) as MambaConfig;
+  assert.deepEqual(
+    [c.arch, c.dtBCNormEps, c.useBias, c.tieEmbeddings, c.eosTokenId, c.bosTokenId, c.padTokenId, c.dModel, c.dtRank],
+    ['mamba', 1e-6, false, true, 0, 0, 0, 768, 48],
+  );
+  assert.equal((parseConfig({ architectures: ['FalconMambaForCausalLM'] }) as MambaConfig).dtBCNormEps, 1e-6);
+  assert.equal((parseConfig({ model_type: 'mamba' }) as MambaConfig).dtBCNormEps, undefined);
+  assert.throws(
+    () => parseConfig({ model_type: 'falcon_mamba', mixer_rms_eps: 0 }),
+    (e: unknown) => isMambaError(e, 'CORRUPT_FILE') && /mixer_rms_eps must be a finite number in \(0, 1\]/.test(e.message),
+  );
+  assert.throws(
+    () => parseConfig({ model_type: 'falcon_h9' }),
+    (e: unknown) => isMambaError(e, 'UNSUPPORTED') && /Falcon-Mamba \(model_type "falcon_mamba"\)/.test(e.message),
+  );
+});
+
+test('`info` names the falcon_mamba norms', () => {
+  const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'mamba-ts.js'), 'info', '--model', join(FAMILY, 'falcon-mamba')], {
+    encoding: 'utf8',
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /architecture\s+mamba \(hf layout; falcon_mamba: RMS norms on Δ, B, C, eps 0.000001\)/);
 });
 
 test('mamba2-codestral loads with the gated norm per group (d_inner / n_groups), as mamba_ssm', async () => {

@@ -48,9 +48,10 @@ test('browser build: the modules a page loads import nothing from Node (no node:
   );
 });
 
-test('browser entry (mamba-ts/browser): no node: modules; the only package it imports is the tokenizer library', () => {
+test('browser entry (mamba-ts/browser): no node: modules; the only packages it imports are the tokenizer and chat template libraries', () => {
   const seen = new Map<string, string>();
-  walk(join(ROOT, 'dist/src/browser.js'), seen, 'entry', ['@huggingface/tokenizers']);
+  // Both pure JavaScript, made for browsers (transformers.js uses them): tokenizer.json and chat templates (Jinja).
+  walk(join(ROOT, 'dist/src/browser.js'), seen, 'entry', ['@huggingface/tokenizers', '@huggingface/jinja']);
   assert.ok(seen.has(join(ROOT, 'dist/src/backend/webgpu/create.js')));
   assert.ok(
     !seen.has(join(ROOT, 'dist/src/backend/webgpu/node.js')),
