@@ -12,7 +12,8 @@ import { parameterMap, type Mixer, type MixerState } from './mixer.js';
  *   xz    = in_proj(x)                      (b, l, 2e) -> u = xz[..., :e], z = xz[..., e:]
  *   u     = silu(conv1d(u))                 (b, l, e)  causal depthwise, width k
  *   dbc   = x_proj(u)                       (b, l, r + 2n) -> dt_low (r), B (n), C (n)
- *   (Falcon-Mamba: dt_low, B and C each through a weightless RMSNorm here, eps `dtBCNormEps`)
+ *   (Falcon-Mamba: dt_low, B and C each through a weightless RMSNorm here, eps `dtBCNormEps`; Jamba: the same
+ *   norms with weights, `dtBCNormWeights`)
  *   delta = dt_proj.weight · dt_low         (b, l, e)  (its bias is added inside the scan)
  *   y     = selective_scan(u, delta, A = -exp(A_log), B, C, D, z, dt_proj.bias, softplus)
  *   out   = out_proj(y)                     (b, l, d)
@@ -30,6 +31,8 @@ export interface MambaMixerWeights {
   D: Tensor; // (e)
   outProj: Tensor; // (d, e)
   outProjBias: Tensor | null; // (d)
+  /** Weights of the Δ/B/C RMS norms where they have them (Jamba: dt_layernorm, b_layernorm, c_layernorm). */
+  dtBCNormWeights?: { dt: Tensor; b: Tensor; c: Tensor } | undefined; // (r), (n), (n)
 }
 
 export interface MambaDims {
@@ -38,7 +41,7 @@ export interface MambaDims {
   n: number;
   k: number;
   r: number;
-  /** Falcon-Mamba's weightless RMS norms on dt_low, B and C (mixer_rms_eps); absent: none. */
+  /** eps of the RMS norms on dt_low, B and C (Falcon-Mamba's mixer_rms_eps, weightless; Jamba's, weighted); absent: none. */
   dtBCNormEps?: number | undefined;
 }
 
@@ -64,7 +67,7 @@ export class MambaMixer implements Mixer {
   readonly kind = 'mamba';
   private A: Tensor | undefined; // (e, n) = -exp(A_log), derived
   private readonly workspaces = new Map<number, StepWorkspace>();
-  private ones: { r: Tensor; bc: Tensor } | undefined; // the weightless norms' unit weights, (r) and (2n)
+  private ones: { dt: Tensor; b: Tensor; c: Tensor } | undefined; // the weightless norms' unit weights, (r), (n)
 
   constructor(
     readonly backend: Backend,
@@ -161,20 +164,25 @@ export class MambaMixer implements Mixer {
   }
 
   /**
-   * Falcon-Mamba: out = [rms(dt_low), rms(B), rms(C)] of dbc (rows of r + 2n), each normalised over its own
-   * width without a weight: the gated RMSNorm kernel without a gate, in groups of r, then of n over [B, C].
+   * out = [rms(dt_low)·w_dt, rms(B)·w_B, rms(C)·w_C] of dbc (rows of r + 2n), each part normalised over its own
+   * width (the gated RMSNorm kernel without a gate); the weights are ones for Falcon-Mamba.
    */
   private normDtBC(out: Tensor, dbc: Tensor): void {
     const { n, r } = this.dims;
     const eps = this.dims.dtBCNormEps ?? 0;
     const bk = this.backend;
-    this.ones ??= {
-      r: bk.upload(new Float32Array(r).fill(1), [r]).keep(),
-      bc: bk.upload(new Float32Array(2 * n).fill(1), [2 * n]).keep(),
-    };
+    let w = this.w.dtBCNormWeights;
+    if (!w) {
+      if (!this.ones) {
+        const ones = bk.upload(new Float32Array(n).fill(1), [n]).keep();
+        this.ones = { dt: bk.upload(new Float32Array(r).fill(1), [r]).keep(), b: ones, c: ones };
+      }
+      w = this.ones;
+    }
     const opts = { eps, normBeforeGate: false };
-    bk.gatedRmsnorm(out.narrow(0, r), dbc.narrow(0, r), null, this.ones.r, { ...opts, groupSize: r });
-    bk.gatedRmsnorm(out.narrow(r, 2 * n), dbc.narrow(r, 2 * n), null, this.ones.bc, { ...opts, groupSize: n });
+    bk.gatedRmsnorm(out.narrow(0, r), dbc.narrow(0, r), null, w.dt, { ...opts, groupSize: r });
+    bk.gatedRmsnorm(out.narrow(r, n), dbc.narrow(r, n), null, w.b, { ...opts, groupSize: n });
+    bk.gatedRmsnorm(out.narrow(r + n, n), dbc.narrow(r + n, n), null, w.c, { ...opts, groupSize: n });
   }
 
   private fusedArgs(
@@ -267,6 +275,9 @@ export class MambaMixer implements Mixer {
       ['in_proj.bias', w.inProjBias],
       ['conv1d.bias', w.convBias],
       ['out_proj.bias', w.outProjBias],
+      ['dt_layernorm.weight', w.dtBCNormWeights?.dt ?? null],
+      ['b_layernorm.weight', w.dtBCNormWeights?.b ?? null],
+      ['c_layernorm.weight', w.dtBCNormWeights?.c ?? null],
     ]);
   }
 
@@ -275,8 +286,8 @@ export class MambaMixer implements Mixer {
     for (const ws of this.workspaces.values())
       for (const t of [ws.xz, ws.uc, ws.dbc, ws.dbcNormed, ws.delta, ws.y]) t?.dispose();
     this.workspaces.clear();
-    this.ones?.r.dispose();
-    this.ones?.bc.dispose();
+    this.ones?.dt.dispose();
+    this.ones?.b.dispose(); // (c is the same tensor)
     this.ones = undefined;
     this.parametersChanged();
   }

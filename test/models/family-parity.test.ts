@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { isMambaError } from '../../src/errors.js';
 import { parseConfig, type Mamba2Config, type MambaConfig } from '../../src/models/config.js';
+import { MambaMixer } from '../../src/mixers/mamba.js';
 import { loadLanguageModel } from '../../src/models/node/load-checkpoint.js';
 import { openSafetensorsFile } from '../../src/io/node/safetensors-file.js';
 import { FAMILY, maxAbsDiff, readExpected, ROOT } from '../helpers/fixtures.js';
@@ -93,3 +94,32 @@ for (const name of FIXTURES) {
     });
   }
 }
+
+test("the Δ/B/C norms with weights (Jamba's form): w_dt folds into dt_proj, w_B ⊙ w_C = 1 changes nothing", async () => {
+  const model = await loadLanguageModel(join(FAMILY, 'falcon-mamba'));
+  const bk = model.backend;
+  const base = model.blocks[0].mixer as MambaMixer;
+  const { e, n, r } = base.dims;
+  const dtw = Float32Array.from({ length: r }, (_, j) => 0.5 + 0.3 * j);
+  const bw = Float32Array.from({ length: n }, (_, j) => 0.6 + 0.2 * j);
+  const cw = bw.map((v) => 1 / v);
+  const dtProj = await base.w.dtProj.readFloat(); // (e, r)
+  const folded = dtProj.map((v, i) => v * dtw[i % r]);
+  const weighted = new MambaMixer(bk, {
+    ...base.w,
+    dtBCNormWeights: { dt: bk.upload(dtw, [r]), b: bk.upload(bw, [n]), c: bk.upload(cw, [n]) },
+  }, base.dims);
+  const plain = new MambaMixer(bk, { ...base.w, dtProj: bk.upload(folded, [e, r]) }, base.dims);
+  const x = bk.upload(Float32Array.from({ length: 2 * 7 * base.dims.d }, (_, i) => Math.sin(i * 0.37)), [2, 7, base.dims.d]);
+  const err = maxAbsDiff(await weighted.forward(x).readFloat(), await plain.forward(x).readFloat());
+  assert.ok(err < 1e-5, `parallel: ${err}`);
+  const sw = weighted.initState(2),
+    sp = plain.initState(2);
+  const ow = bk.alloc([2, base.dims.d]),
+    op = bk.alloc([2, base.dims.d]);
+  const x0 = bk.upload(Float32Array.from({ length: 2 * base.dims.d }, (_, i) => Math.cos(i)), [2, base.dims.d]);
+  weighted.step(x0, ow, sw);
+  plain.step(x0, op, sp);
+  assert.ok(maxAbsDiff(await ow.readFloat(), await op.readFloat()) < 1e-5);
+  assert.ok(weighted.parameters().has('dt_layernorm.weight') && !plain.parameters().has('dt_layernorm.weight'));
+});
