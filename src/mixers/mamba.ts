@@ -128,9 +128,8 @@ export class MambaMixer implements Mixer {
     const ws = this.workspace(x.rows);
     const { conv, ssm } = state;
     if (!conv || !ssm) fail('STATE_MISMATCH', 'mamba mixer: state must hold "conv" and "ssm"');
-    // The backend's fused step (same result as the composition below, which is its reference); it has no
-    // Δ/B/C norms, so Falcon-Mamba takes the composition.
-    if (this.dims.dtBCNormEps === undefined && bk.mambaStep?.(this.fusedArgs(x, out, conv, ssm, ws))) return;
+    // The backend's fused step (same result as the composition below, which is its reference).
+    if (bk.mambaStep?.(this.fusedArgs(x, out, conv, ssm, ws))) return;
     bk.matmul(ws.xz, x, this.w.inProj, { transB: true, bias: this.w.inProjBias });
     bk.causalConv1d(ws.uc, ws.u3, this.w.convWeight, this.w.convBias, conv, true);
     bk.matmul(ws.dbc, ws.uc2, this.w.xProj, { transB: true });
@@ -157,7 +156,7 @@ export class MambaMixer implements Mixer {
   blockStep(residual: Tensor, norm: Tensor, eps: number, state: MixerState): boolean {
     const bk = this.backend;
     const { conv, ssm } = state;
-    if (!bk.mambaStep || !conv || !ssm || this.dims.dtBCNormEps !== undefined) return false;
+    if (!bk.mambaStep || !conv || !ssm) return false;
     return bk.mambaStep(
       this.fusedArgs(residual, residual, conv, ssm, this.workspace(residual.rows), { weight: norm, eps }),
     );
@@ -171,18 +170,22 @@ export class MambaMixer implements Mixer {
     const { n, r } = this.dims;
     const eps = this.dims.dtBCNormEps ?? 0;
     const bk = this.backend;
-    let w = this.w.dtBCNormWeights;
-    if (!w) {
-      if (!this.ones) {
-        const ones = bk.upload(new Float32Array(n).fill(1), [n]).keep();
-        this.ones = { dt: bk.upload(new Float32Array(r).fill(1), [r]).keep(), b: ones, c: ones };
-      }
-      w = this.ones;
-    }
+    const w = this.dtBCNormWeights();
     const opts = { eps, normBeforeGate: false };
     bk.gatedRmsnorm(out.narrow(0, r), dbc.narrow(0, r), null, w.dt, { ...opts, groupSize: r });
     bk.gatedRmsnorm(out.narrow(r, n), dbc.narrow(r, n), null, w.b, { ...opts, groupSize: n });
     bk.gatedRmsnorm(out.narrow(r + n, n), dbc.narrow(r + n, n), null, w.c, { ...opts, groupSize: n });
+  }
+
+  /** The Δ/B/C norms' weights: the checkpoint's (Jamba), or ones made once (Falcon-Mamba's weightless norms). */
+  private dtBCNormWeights(): { dt: Tensor; b: Tensor; c: Tensor } {
+    if (this.w.dtBCNormWeights) return this.w.dtBCNormWeights;
+    if (!this.ones) {
+      const { n, r } = this.dims;
+      const ones = this.backend.upload(new Float32Array(n).fill(1), [n]).keep();
+      this.ones = { dt: this.backend.upload(new Float32Array(r).fill(1), [r]).keep(), b: ones, c: ones };
+    }
+    return this.ones;
   }
 
   private fusedArgs(
@@ -215,6 +218,10 @@ export class MambaMixer implements Mixer {
       dbc: ws.dbc,
       y: ws.y2,
       dtRank: this.dims.r,
+      dtBCNorm:
+        this.dims.dtBCNormEps !== undefined && ws.dbcNormed
+          ? { eps: this.dims.dtBCNormEps, ...this.dtBCNormWeights(), normed: ws.dbcNormed }
+          : null,
     };
   }
 

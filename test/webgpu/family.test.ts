@@ -46,3 +46,33 @@ for (const name of ['falcon-mamba', 'mamba2-codestral']) {
     console.log(`${name} WebGPU: parallel ${err.toExponential(2)}, step-vs-parallel ${worst.toExponential(2)}`);
   });
 }
+
+test("falcon-mamba's step on WebGPU is the fused one plus the three Δ/B/C norm dispatches, with the same logits", async (t) => {
+  const g = await requireAdapter(t);
+  if (!g) return;
+  const model = await loadLanguageModel(join(FAMILY, 'falcon-mamba'), { backend: g });
+  const L = model.blocks.length;
+  const ids = [3, 5];
+  const run = async (): Promise<{ dispatches: number; logits: Float32Array }> => {
+    const state = model.initState(2);
+    model.stepIds(ids, state);
+    const before = g.d.stats.dispatches;
+    model.step(g.upload(Int32Array.from(ids), [2], 'i32'), state);
+    const dispatches = g.d.stats.dispatches - before;
+    const logits = await model.stepIds(ids, state).readFloat();
+    state.dispose();
+    return { dispatches, logits };
+  };
+  const fused = await run();
+  g.options.fuseNorm = false;
+  let plain;
+  try {
+    plain = await run();
+  } finally {
+    g.options.fuseNorm = true;
+  }
+  // embedding + layers (4 of the fused step + 3 norms; without the fused block norm, + 1) + final norm + lm_head
+  assert.equal(fused.dispatches, 1 + 7 * L + 2, 'fused dispatches');
+  assert.equal(plain.dispatches, 1 + 8 * L + 2, 'unfused block norm dispatches');
+  assert.ok(maxAbsDiff(fused.logits, plain.logits) < 2e-5);
+});
