@@ -28,13 +28,31 @@ export type { Backend } from './backend/backend.js';
 export { CpuBackend, cpu, type CpuBackendOptions } from './backend/cpu/cpu-backend.js';
 export { initWasmKernels } from './backend/cpu/wasm/module.js';
 export { createWebGpuBackend, type CreateWebGpuOptions } from './backend/webgpu/create.js';
-export { Model, type GenerateTextOptions, type GenerationChunk, type GenerationResult } from './model.js';
+export {
+  Model,
+  type ChatOptions,
+  type ChatReply,
+  type GenerateTextOptions,
+  type GenerationChunk,
+  type GenerationResult,
+} from './model.js';
 export { LanguageModel } from './models/lm.js';
 export { ModelState } from './models/state.js';
 export { parseConfig, type ModelConfig } from './models/config.js';
 export { buildModel } from './models/build.js';
 export { generateTokens, type GenerateOptions } from './generate/generate.js';
 export { deviceTokens } from './generate/device-loop.js';
+export { ChatSession, type ChatResume } from './generate/chat-session.js';
+export {
+  renderChat,
+  chatSetupFrom,
+  pickChatTemplate,
+  FALLBACK_CHAT_TEMPLATE,
+  FALLBACK_STOP_STRINGS,
+  type ChatMessage,
+  type ChatSetup,
+  type RenderChatOptions,
+} from './generate/chat-template.js';
 export { Sampler, type SamplingParams } from './backend/sampling.js';
 export { Tokenizer } from './tokenizer/tokenizer.js';
 export { DetokenizeStream } from './tokenizer/stream.js';
