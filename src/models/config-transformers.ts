@@ -43,6 +43,7 @@ export function parseHfFalconMambaConfig(r: ConfigReader): MambaConfig {
   return cfg;
 }
 
+/** Mamba-1 as transformers' MambaConfig and FalconMambaConfig write it (their use_bias defaults differ). */
 function parseHfMamba1(r: ConfigReader, useBiasDefault: boolean): MambaConfig {
   const dModel = r.int('hidden_size', 768);
   const expand = r.num('expand', 2);

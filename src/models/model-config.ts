@@ -73,7 +73,7 @@ export interface Mamba2Config extends LmConfigCommon {
   timeStepLimit: [number, number];
   /** Gated norm order: false is rmsnorm(y · silu(z)) (transformers always; mamba_ssm's default). */
   normBeforeGate: boolean;
-  /** Columns the gated RMSNorm normalises together: e for transformers, e / g for mamba_ssm. */
+  /** Columns the gated RMSNorm normalises together: e / g in both layouts (mamba_ssm's math; see config-transformers). */
   normGroupSize: number;
 }
 
