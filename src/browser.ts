@@ -15,6 +15,7 @@ import { fetchSource } from './io/fetch-source.js';
 import { openSafetensors } from './io/safetensors.js';
 import { openShardedSafetensorsWith, SHARD_INDEX_FILE, shardIndexFrom } from './io/sharded.js';
 import type { TensorSource } from './io/tensor-source.js';
+import { chatSetupFrom } from './generate/chat-template.js';
 import { Model } from './model.js';
 import { buildModel } from './models/build.js';
 import { parseConfig } from './models/config.js';
@@ -28,13 +29,31 @@ export type { Backend } from './backend/backend.js';
 export { CpuBackend, cpu, type CpuBackendOptions } from './backend/cpu/cpu-backend.js';
 export { initWasmKernels } from './backend/cpu/wasm/module.js';
 export { createWebGpuBackend, type CreateWebGpuOptions } from './backend/webgpu/create.js';
-export { Model, type GenerateTextOptions, type GenerationChunk, type GenerationResult } from './model.js';
+export {
+  Model,
+  type ChatOptions,
+  type ChatReply,
+  type GenerateTextOptions,
+  type GenerationChunk,
+  type GenerationResult,
+} from './model.js';
 export { LanguageModel } from './models/lm.js';
 export { ModelState } from './models/state.js';
 export { parseConfig, type ModelConfig } from './models/config.js';
 export { buildModel } from './models/build.js';
 export { generateTokens, type GenerateOptions } from './generate/generate.js';
 export { deviceTokens } from './generate/device-loop.js';
+export { ChatSession, type ChatResume } from './generate/chat-session.js';
+export {
+  renderChat,
+  chatSetupFrom,
+  pickChatTemplate,
+  FALLBACK_CHAT_TEMPLATE,
+  FALLBACK_STOP_STRINGS,
+  type ChatMessage,
+  type ChatSetup,
+  type RenderChatOptions,
+} from './generate/chat-template.js';
 export { Sampler, type SamplingParams } from './backend/sampling.js';
 export { Tokenizer } from './tokenizer/tokenizer.js';
 export { DetokenizeStream } from './tokenizer/stream.js';
@@ -67,7 +86,8 @@ export async function loadModelFromUrl(base: string, o: LoadFromUrlOptions = {})
       return fail('CORRUPT_FILE', `${root + name} is not valid JSON: ${(e as Error).message}`);
     }
   };
-  const config = parseConfig(await getJson('config.json', false), root + 'config.json');
+  const rawConfig = await getJson('config.json', false);
+  const config = parseConfig(rawConfig, root + 'config.json');
   let tensors: TensorSource;
   const index = await getJson(SHARD_INDEX_FILE, true);
   if (index !== undefined) {
@@ -93,5 +113,12 @@ export async function loadModelFromUrl(base: string, o: LoadFromUrlOptions = {})
     tj === undefined
       ? undefined
       : new Tokenizer(tj, tc, { specialTokensMap, generationConfig, source: root + 'tokenizer.json' });
-  return new Model(lm, tokenizer, base);
+  const jinja = await fetch(root + 'chat_template.jinja', init);
+  const chat = chatSetupFrom({
+    chatTemplateJinja: jinja.ok ? await jinja.text() : undefined,
+    tokenizerConfig: tc,
+    config: rawConfig,
+    generationConfig,
+  });
+  return new Model(lm, tokenizer, base, chat);
 }

@@ -15,6 +15,8 @@ export {
   type GenerateTextOptions,
   type GenerationChunk,
   type GenerationResult,
+  type ChatOptions,
+  type ChatReply,
   type ModelInfo,
   type Prompt,
 } from './model.js';
@@ -47,6 +49,17 @@ export { createBackend, type BackendName } from './node/backends.js';
 export { createWebGpuBackend, type CreateWebGpuOptions } from './backend/webgpu/create.js';
 export { createNodeWebGpuBackend } from './backend/webgpu/node.js';
 export { deviceTokens, type DeviceLoopOptions } from './generate/device-loop.js';
+export { ChatSession, type ChatResume } from './generate/chat-session.js';
+export {
+  renderChat,
+  chatSetupFrom,
+  pickChatTemplate,
+  FALLBACK_CHAT_TEMPLATE,
+  FALLBACK_STOP_STRINGS,
+  type ChatMessage,
+  type ChatSetup,
+  type RenderChatOptions,
+} from './generate/chat-template.js';
 export { loadModelFromUrl } from './browser.js';
 export { resolveModel, downloadModel, hubCacheDir, type HubOptions, type DownloadProgress } from './io/hub.js';
 export { openSafetensorsFile, writeSafetensorsFile } from './io/node/safetensors-file.js';

@@ -1,4 +1,12 @@
 import { fail } from './errors.js';
+import { ChatSession, type ChatResume } from './generate/chat-session.js';
+import {
+  FALLBACK_CHAT_TEMPLATE,
+  FALLBACK_STOP_STRINGS,
+  renderChat,
+  type ChatMessage,
+  type ChatSetup,
+} from './generate/chat-template.js';
 import { generateTokens, prefill, type FinishReason, type GenerateOptions } from './generate/generate.js';
 import { StopStringFilter } from './generate/stop.js';
 import { stateBytes, type ModelConfig } from './models/config.js';
@@ -48,6 +56,29 @@ export interface ModelInfo {
   config: ModelConfig;
 }
 
+export interface ChatOptions extends GenerateTextOptions {
+  /** The conversation so far (from the previous reply); a new one when omitted. */
+  session?: ChatSession;
+  /** Called with each piece of the reply's text as it is generated. */
+  onText?: (text: string) => void;
+}
+
+export interface ChatReply {
+  /** The assistant's reply (without the end-of-turn token or stop string). */
+  text: string;
+  /** The reply's token ids (the token that ended it included). */
+  tokens: number[];
+  finish: FinishReason;
+  /** The conversation's state after the reply: pass it back as `session` for the next turn. */
+  session: ChatSession;
+  /** Prompt tokens fed this turn, tokens reused from the state, and how the state was reached. */
+  fed: number;
+  reused: number;
+  resume: ChatResume;
+}
+
+export { ChatSession, type ChatMessage, type ChatSetup };
+
 /** A prompt: text (needs a tokenizer) or token ids. */
 export type Prompt = string | readonly number[];
 
@@ -63,6 +94,8 @@ export class Model {
     readonly tokenizer: TextTokenizer | undefined,
     /** Where it was loaded from (a directory, hub id or URL). */
     readonly source: string,
+    /** The chat template and EOS ids of the checkpoint, for `chat`. */
+    readonly chatSetup: ChatSetup = {},
   ) {}
 
   get config(): ModelConfig {
@@ -172,6 +205,74 @@ export class Model {
       if (c.finish) r.finish = c.finish;
     }
     return res;
+  }
+
+  /** Whether the checkpoint has its own chat template (else `chat` uses FALLBACK_CHAT_TEMPLATE's plain lines). */
+  get hasChatTemplate(): boolean {
+    return this.chatSetup.template !== undefined;
+  }
+
+  /** The conversation rendered by the checkpoint's chat template (or the fallback), with the reply's opening. */
+  renderChat(messages: readonly ChatMessage[]): string {
+    const tk = this.tok();
+    const token = (id: number | undefined): string | undefined =>
+      id === undefined ? undefined : tk.decode([id], { skipSpecialTokens: false });
+    return renderChat(this.chatSetup.template ?? FALLBACK_CHAT_TEMPLATE, messages, {
+      addGenerationPrompt: true,
+      bosToken: token(tk.bosTokenId),
+      eosToken: token(tk.eosTokenId),
+    });
+  }
+
+  /** Every id that ends a reply: the tokenizer's EOS and stop ids and every eos_token_id the checkpoint lists. */
+  chatEosIds(): number[] {
+    const ids = new Set<number>(this.tokenizer?.stopTokenIds ?? []);
+    for (const id of this.chatSetup.eosTokenIds ?? []) ids.add(id);
+    if (this.config.eosTokenId !== undefined) ids.add(this.config.eosTokenId);
+    return [...ids];
+  }
+
+  /**
+   * One assistant turn: renders `messages` (ending with the user's message) through the chat template, feeds the
+   * state only the tokens beyond what `o.session` has consumed (see ChatSession), and generates the reply until an
+   * EOS id of the checkpoint, a stop string, `maxNewTokens` (default 256) or `o.signal`. Append
+   * `{role: 'assistant', content: reply.text}` and the next user message, and pass `reply.session` back.
+   */
+  async chat(messages: readonly ChatMessage[], o: ChatOptions = {}): Promise<ChatReply> {
+    if (messages.length === 0) fail('EMPTY_INPUT', 'chat: no messages given');
+    const tk = this.tok();
+    const ids = tk.encode(this.renderChat(messages), { addSpecialTokens: false });
+    const session = o.session ?? new ChatSession(this.lm);
+    if (session.lm !== this.lm) fail('STATE_MISMATCH', 'chat: the session belongs to another model');
+    const { logits, fed, reused, resume } = await session.advanceTo(ids, o.prefillChunk ?? 512);
+    const stops = new StopStringFilter([
+      ...(o.stopStrings ?? []),
+      ...(this.hasChatTemplate ? [] : FALLBACK_STOP_STRINGS),
+    ]);
+    const stream = new DetokenizeStream(tk);
+    const suppress = tk.vocabSize < this.lm.vocabSize ? range(tk.vocabSize, this.lm.vocabSize) : [];
+    const opts: GenerateOptions = {
+      ...o,
+      eosTokenIds: o.eosTokenIds ?? this.chatEosIds(),
+      suppressTokenIds: [...(o.suppressTokenIds ?? []), ...suppress],
+    };
+    const reply: ChatReply = { text: '', tokens: [], finish: 'length', session, fed, reused, resume };
+    const emit = (t: string): void => {
+      if (!t) return;
+      reply.text += t;
+      o.onText?.(t);
+    };
+    for await (const ev of session.generate(logits, opts, () => stops.done)) {
+      if (ev.token >= 0) {
+        reply.tokens.push(ev.token);
+        emit(stops.push(ev.finish === 'eos' ? '' : stream.push(ev.token)));
+      }
+      if (ev.finish || stops.done) {
+        if (!stops.done) emit(stops.push(stream.flush()) + stops.flush());
+        reply.finish = stops.done ? 'stop' : (ev.finish ?? 'stop');
+      }
+    }
+    return reply;
   }
 
   /** A fresh recurrent state for `batch` sequences. */

@@ -29,7 +29,12 @@ export async function infoCommand(argv: string[]): Promise<void> {
   const c = i.config;
   const lines = [
     ['source', i.source],
-    ['architecture', `${i.architecture} (${c.layout} layout)`],
+    [
+      'architecture',
+      c.arch === 'mamba' && c.dtBCNormEps !== undefined
+        ? `${i.architecture} (${c.layout} layout; falcon_mamba: RMS norms on Δ, B, C, eps ${c.dtBCNormEps})`
+        : `${i.architecture} (${c.layout} layout)`,
+    ],
     ['parameters', `${i.parameters.toLocaleString('en-US')} (${(i.parameters / 1e6).toFixed(2)} M)`],
     ['layers x d_model', `${i.layers} x ${i.dModel}`],
     c.arch === 'mamba'

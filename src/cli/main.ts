@@ -10,6 +10,7 @@ Usage: mamba-ts <command> [options]     (mamba-ts <command> --help for each)
 
 Commands:
   generate   generate text from a prompt (default: the small model shipped with mamba-ts)
+  chat       talk with a model, turn by turn (its chat template; the state carries the conversation)
   logits     print the logits of a token sequence as JSON
   info       describe a model: architecture, parameters, state size, dtypes
   train      train a model on a text file or the Brown corpus; --eval: bits per byte of a model
@@ -28,6 +29,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   generate: async () => generateCommand,
   logits: async () => logitsCommand,
   info: async () => infoCommand,
+  chat: () => lazy('./chat.js', 'chatCommand'),
   bench: () => lazy('./bench.js', 'benchCommand'),
   train: () => lazy('./train.js', 'trainCommand'),
   tasks: () => lazy('./tasks.js', 'tasksCommand'),

@@ -47,6 +47,11 @@ export interface MambaConfig extends LmConfigCommon {
   arch: 'mamba';
   /** r: rank of the Δ projection. */
   dtRank: number;
+  /**
+   * Falcon-Mamba (model_type "falcon_mamba"): eps of the weightless RMS norms applied to Δ's low-rank input
+   * (width r), B and C (width n each) right after x_proj (`mixer_rms_eps`). Absent: no such norms.
+   */
+  dtBCNormEps?: number;
 }
 
 /**
@@ -68,7 +73,7 @@ export interface Mamba2Config extends LmConfigCommon {
   timeStepLimit: [number, number];
   /** Gated norm order: false is rmsnorm(y · silu(z)) (transformers always; mamba_ssm's default). */
   normBeforeGate: boolean;
-  /** Columns the gated RMSNorm normalises together: e for transformers, e / g for mamba_ssm. */
+  /** Columns the gated RMSNorm normalises together: e / g in both layouts (mamba_ssm's math; see config-transformers). */
   normGroupSize: number;
 }
 
@@ -146,6 +151,13 @@ function validateCommon(c: ModelConfig, keys: readonly BoundedKey[], where: stri
 
 export function validateMamba(c: MambaConfig, where: string): void {
   validateCommon(c, ['dModel', 'nLayer', 'vocabSize', 'dState', 'dConv', 'dInner', 'dtRank'], where);
+  const eps = c.dtBCNormEps;
+  if (eps !== undefined && !(Number.isFinite(eps) && eps > 0 && eps <= 1)) {
+    fail('CORRUPT_FILE', `${where}: mixer_rms_eps must be a finite number in (0, 1], got ${eps}`, {
+      key: 'mixer_rms_eps',
+      value: eps,
+    });
+  }
 }
 
 export function validateMamba2(c: Mamba2Config, where: string): void {

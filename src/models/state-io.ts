@@ -162,7 +162,7 @@ export async function modelFingerprint(model: LanguageModel<LmConfig>): Promise<
   const c = model.config as unknown as Record<string, unknown> & ModelConfig;
   const arch = c.arch === 'mamba'
     ? [c.arch, c.dModel, c.nLayer, c.vocabSize, c.dState, c.dConv, c.dInner, c.dtRank, c.normEps, c.useBias,
-      c.useConvBias]
+      c.useConvBias, ...(c.dtBCNormEps === undefined ? [] : [c.dtBCNormEps])]
     : c.arch === 'mamba2'
       ? [c.arch, c.dModel, c.nLayer, c.vocabSize, c.dState, c.dConv, c.dInner, c.nHeads, c.headDim, c.nGroups,
         c.normEps, c.useBias, c.useConvBias, c.normBeforeGate, c.normGroupSize]

@@ -1,0 +1,36 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fail } from '../errors.js';
+import { chatSetupFrom, type ChatSetup } from '../generate/chat-template.js';
+
+/**
+ * What a model directory says about chatting (see chatSetupFrom): chat_template.jinja or tokenizer_config.json's
+ * chat_template, and the EOS ids of config.json and generation_config.json.
+ */
+export async function readChatSetup(dir: string): Promise<ChatSetup> {
+  return chatSetupFrom({
+    chatTemplateJinja: await readText(join(dir, 'chat_template.jinja')),
+    tokenizerConfig: await readJson(join(dir, 'tokenizer_config.json')),
+    config: await readJson(join(dir, 'config.json')),
+    generationConfig: await readJson(join(dir, 'generation_config.json')),
+  });
+}
+
+async function readText(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
+async function readJson(path: string): Promise<unknown> {
+  const text = await readText(path);
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    return fail('CORRUPT_FILE', `${path} is not valid JSON: ${(e as Error).message}`);
+  }
+}
