@@ -40,6 +40,7 @@ export { DetokenizeStream } from './tokenizer/stream.js';
 export { openSafetensors } from './io/safetensors.js';
 export { memorySource } from './io/byte-source.js';
 export { fetchSource } from './io/fetch-source.js';
+export { traceModel, traceToJson, type ModelTrace, type LayerTrace } from './inspect/trace.js';
 
 export interface LoadFromUrlOptions {
   backend?: Backend;
