@@ -15,6 +15,7 @@ Commands:
   bench      measure decode and prefill speed
   tasks      train and compare sequence mixers on the papers' synthetic tasks
   inspect    trace Δ, memory length and state norms of a prompt (JSON or an SVG heatmap)
+  web        serve the web app (playground and the model's inside) on 127.0.0.1
 `;
 
 type Command = (argv: string[]) => Promise<void>;
@@ -32,6 +33,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   train: () => lazy('./train.js', 'trainCommand'),
   tasks: () => lazy('./tasks.js', 'tasksCommand'),
   inspect: () => lazy('./inspect.js', 'inspectCommand'),
+  web: () => lazy('./web.js', 'webCommand'),
 };
 
 export async function main(argv: string[]): Promise<number> {
