@@ -7,7 +7,7 @@
 //  - dist/web/: the web app (web/), static files a server can host under any base path (every URL in
 //    it is relative), with the shipped default model and the context-cost measurements inside.
 import { build } from 'esbuild';
-import { cpSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -49,6 +49,8 @@ async function main() {
     filter: (f) => !/\.(svg|md)$/.test(f),
   });
   cpSync(join(ROOT, 'bench/results/context-cost.json'), join(app, 'context-cost.json'));
+  // the page's settings; `mamba-ts web --model` serves its own in place of this one
+  writeFileSync(join(app, 'app-config.json'), '{}\n');
 }
 
 main().catch((e) => {

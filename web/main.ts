@@ -212,6 +212,9 @@ function onWorker(m: FromWorker): void {
       if (autoRun) {
         autoRun = false;
         generate();
+      } else {
+        // the views show the prompt's trace until something is generated
+        worker.postMessage({ type: 'trace', text: $<HTMLTextAreaElement>('prompt').value });
       }
       break;
     }

@@ -17,6 +17,7 @@ export interface SamplingOptions {
 export type ToWorker =
   | { type: 'load'; url: string; backend: BackendChoice }
   | { type: 'generate'; prompt: string; options: SamplingOptions }
+  | { type: 'trace'; text: string }
   | { type: 'stop' };
 
 export interface LoadedInfo {

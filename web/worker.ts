@@ -157,6 +157,10 @@ ctx.onmessage = (e) => {
     abort?.abort();
     return;
   }
+  if (m.type === 'trace') {
+    void trace(m.text);
+    return;
+  }
   const during = m.type === 'load' ? 'load' : 'generate';
   const job = m.type === 'load' ? load(m.url, m.backend) : generate(m.prompt, m.options);
   job.catch((err: unknown) => post({ type: 'error', during, message: message(err) }));

@@ -40,14 +40,19 @@ const ISOLATION = {
 export const APP_DIR = fileURLToPath(new URL('../../web/', import.meta.url));
 
 /** Answers one request from `mounts` (URL prefix -> folder), honouring a single HTTP Range. */
-function answer(req: IncomingMessage, res: ServerResponse, mounts: [string, string][], config: string): void {
+function answer(
+  req: IncomingMessage,
+  res: ServerResponse,
+  mounts: [string, string][],
+  config: string | undefined,
+): void {
   const path = normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)).replaceAll('\\', '/');
   const send = (status: number, headers: Record<string, string | number>, body?: string) => {
     res.writeHead(status, { ...ISOLATION, ...headers });
     res.end(req.method === 'HEAD' ? undefined : body);
   };
   if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, { allow: 'GET, HEAD' });
-  if (path === '/app-config.json') return send(200, { 'content-type': TYPES['.json'] }, config);
+  if (path === '/app-config.json' && config !== undefined) return send(200, { 'content-type': TYPES['.json'] }, config);
   const [prefix, dir] = mounts.find(([p]) => path.startsWith(p)) ?? ['', ''];
   let file = resolve(dir, `.${path.slice(prefix.length - 1)}`);
   if (!dir || !(file + sep).startsWith(resolve(dir) + sep)) return send(404, {}, 'not found');
@@ -90,7 +95,7 @@ export async function webCommand(argv: string[]): Promise<void> {
   if (!existsSync(join(APP_DIR, 'index.html')))
     fail('FILE_NOT_FOUND', `web: the app is not built (${APP_DIR} has no index.html); run npm run build:web`);
   const mounts: [string, string][] = [];
-  let config = '{}';
+  let config: string | undefined; // undefined: the build's own app-config.json
   if (typeof v.model === 'string') {
     const dir = await resolveModel(v.model);
     if (!existsSync(join(dir, 'config.json'))) fail('FILE_NOT_FOUND', `web: ${dir} has no config.json`);

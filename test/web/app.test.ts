@@ -177,3 +177,78 @@ test(
     }
   },
 );
+
+test(
+  'web app: a browser without WebGPU falls back to the CPU with a notice, or says why it cannot',
+  {
+    timeout: 300_000,
+  },
+  async (t) => {
+    const { proc, url } = await startWeb();
+    const browser = await launch(t, ['--no-sandbox', '--disable-features=WebGPU']);
+    if (!browser) return void proc.kill();
+    try {
+      const page = await browser.newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(e.message));
+      await page.goto(`${url}?backend=auto`);
+      const adapter = await page.evaluate(async () => {
+        const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
+        return gpu ? (await gpu.requestAdapter()) !== null : false;
+      });
+      assert.equal(adapter, false, 'this browser has no WebGPU adapter');
+      await page.waitForFunction(() => (globalThis as unknown as { mambaApp: AppState }).mambaApp.state === 'ready', {
+        timeout: 120_000,
+      });
+      const a = await appState(page);
+      assert.equal(a.info?.backend, 'cpu');
+      assert.match(
+        (await page.textContent('#error')) ?? '',
+        /(no WebGPU|WebGPU could not start .*adapter.*): running on the WebAssembly CPU backend/,
+      );
+      await page.goto(`${url}?backend=webgpu`);
+      await page.waitForFunction(() => (globalThis as unknown as { mambaApp: AppState }).mambaApp.state === 'error', {
+        timeout: 120_000,
+      });
+      assert.match((await page.textContent('#error')) ?? '', /Could not load the model: .*(no WebGPU|adapter)/);
+      assert.deepEqual(errors, []);
+    } finally {
+      await browser.close();
+      proc.kill();
+    }
+  },
+);
+
+test('mamba-ts web --model DIR: the page starts with that model; COOP/COEP and Range are served', async () => {
+  const dir = join(ROOT, 'fixtures/parity/mamba1-tied');
+  const proc = spawn(process.execPath, [join(ROOT, 'bin/mamba-ts.js'), 'web', '--model', dir, '--port', '0'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  try {
+    const url = await new Promise<string>((ok, bad) => {
+      let out = '';
+      proc.stdout!.on('data', (d: Buffer) => {
+        out += d;
+        const m = /(http:\/\/127\.0\.0\.1:\d+\/)/.exec(out);
+        if (m) ok(m[1]);
+      });
+      proc.on('exit', (c) => bad(new Error(`exited ${c}: ${out}`)));
+    });
+    const page = await fetch(url);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /Mamba, explained by running it/);
+    assert.equal(page.headers.get('cross-origin-opener-policy'), 'same-origin');
+    assert.equal(page.headers.get('cross-origin-embedder-policy'), 'require-corp');
+    assert.deepEqual(await (await fetch(`${url}app-config.json`)).json(), {
+      defaultModel: './models/custom/',
+      name: dir,
+    });
+    const part = await fetch(`${url}models/custom/model.safetensors`, { headers: { range: 'bytes=0-7' } });
+    assert.equal(part.status, 206);
+    assert.equal((await part.arrayBuffer()).byteLength, 8);
+    assert.equal((await fetch(`${url}models/custom/nothing.json`)).status, 404);
+    assert.equal((await fetch(`${url}models/custom/%2e%2e/%2e%2e/package.json`)).status, 404);
+  } finally {
+    proc.kill();
+  }
+});

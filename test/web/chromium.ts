@@ -14,13 +14,13 @@ export const FLAGS = [
   '--disable-gpu-sandbox',
 ];
 
-/** The browser, or undefined after skipping the test where there is none (a failure under CI=true). */
-export async function launch(t: TestContext, extraArgs: string[] = []): Promise<Browser | undefined> {
+/** The browser (by default with WebGPU), or undefined after skipping the test where there is none (a failure under CI=true). */
+export async function launch(t: TestContext, args: string[] = FLAGS): Promise<Browser | undefined> {
   if (!existsSync(CHROMIUM)) {
     if (process.env.CI === 'true') assert.fail(`CI=true but ${CHROMIUM} is missing (apt-get install chromium)`);
     t.skip(`no ${CHROMIUM}`);
     return undefined;
   }
   const { chromium } = await import('playwright-core');
-  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...FLAGS, ...extraArgs] });
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args });
 }
