@@ -205,6 +205,7 @@ function onWorker(m: FromWorker): void {
       );
       if (i.fallback) showError(i.fallback);
       const layers = Array.from({ length: i.layers }, (_, k) => `<option value="${k}">${k}</option>`).join('');
+      $('colour').addEventListener('change', () => drawViews());
       for (const id of ['layer', 'layer2']) {
         $(id).innerHTML = layers;
         $<HTMLSelectElement>(id).value = String(Math.min(pendingLayer, i.layers - 1));
@@ -302,7 +303,8 @@ function drawViews(): void {
   if (!trace) return;
   const layer = Math.min(Number($<HTMLSelectElement>('layer').value || 0), trace.layers.length - 1);
   if (currentView === 'delta') {
-    app.heatmap = drawDelta($<HTMLCanvasElement>('delta-canvas'), $('tokens'), trace, layer);
+    const mode = $<HTMLSelectElement>('colour').value === 'absolute' ? 'absolute' : 'relative';
+    app.heatmap = drawDelta($<HTMLCanvasElement>('delta-canvas'), $('tokens'), trace, layer, mode);
     const h = app.heatmap;
     $('delta-scale').textContent =
       `${trace.length} tokens × ${trace.channels} channels; Δ from ${h.min.toPrecision(2)} to ${h.max.toPrecision(2)} ` +
@@ -340,6 +342,7 @@ function setup(): void {
       $('speed').textContent = `Link: ${u}`;
     }
   });
+  $('colour').addEventListener('change', () => drawViews());
   for (const id of ['layer', 'layer2'])
     $(id).addEventListener('change', (e) => {
       const v = (e.target as HTMLSelectElement).value;

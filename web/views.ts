@@ -3,7 +3,7 @@
  * context-cost charts (uPlot). Each takes the worker's trace or the committed benchmark JSON.
  */
 import uPlot from 'uplot';
-import { logRange, ramp } from '../src/inspect/heatmap-svg.js';
+import { ramp } from '../src/inspect/heatmap-svg.js';
 import type { ModelTrace } from '../src/inspect/trace.js';
 
 /** Pixels per token column in the heatmap. */
@@ -17,14 +17,35 @@ export interface HeatmapStats {
   colours: number;
 }
 
-/** Draws one layer's Δ: a column per token, a row per channel, colour = log Δ; tints the token strip. */
-export function drawDelta(canvas: HTMLCanvasElement, strip: HTMLElement, tr: ModelTrace, layer: number): HeatmapStats {
+/**
+ * Draws one layer's Δ: a column per token, a row per channel; tints the token strip by the column's
+ * mean. Colour: log Δ ('absolute'), or log Δ minus the channel's mean over the text ('relative'),
+ * which shows per token where each channel opens its gate more or less than it usually does (the
+ * channels' own levels differ more than a channel changes along the text, and would hide it).
+ */
+export function drawDelta(
+  canvas: HTMLCanvasElement,
+  strip: HTMLElement,
+  tr: ModelTrace,
+  layer: number,
+  mode: 'absolute' | 'relative' = 'relative',
+): HeatmapStats {
   const L = tr.layers[layer];
   const { length: l, channels: e } = tr;
   canvas.width = l;
   canvas.height = e;
   canvas.style.width = `${l * CELL}px`;
-  const [lo, hi] = logRange(L.delta);
+  const val = Float64Array.from(L.delta, (v) => Math.log(Math.max(v, 1e-12))); // (l, e)
+  if (mode === 'relative')
+    for (let c = 0; c < e; c++) {
+      let m = 0;
+      for (let t = 0; t < l; t++) m += val[t * e + c];
+      for (let t = 0; t < l; t++) val[t * e + c] -= m / l;
+    }
+  const sorted = Float64Array.from(val).sort();
+  const lo = quantile(sorted, 0.01);
+  const hi = Math.max(quantile(sorted, 0.99), lo + 1e-6);
+  const colour = (x: number) => ramp((x - lo) / (hi - lo));
   const ctx = canvas.getContext('2d')!;
   const img = ctx.createImageData(l, e);
   let min = Infinity;
@@ -37,9 +58,8 @@ export function drawDelta(canvas: HTMLCanvasElement, strip: HTMLElement, tr: Mod
       min = Math.min(min, v);
       max = Math.max(max, v);
       sum += v;
-      const [r, g, b] = ramp((Math.log(Math.max(v, 1e-12)) - lo) / (hi - lo));
-      const i = (c * l + t) * 4;
-      img.data.set([r, g, b, 255], i);
+      const [r, g, b] = colour(val[t * e + c]);
+      img.data.set([r, g, b, 255], (c * l + t) * 4);
       if (colours.size < 64) colours.add((r << 16) | (g << 8) | b);
     }
   ctx.putImageData(img, 0, 0);
@@ -47,11 +67,11 @@ export function drawDelta(canvas: HTMLCanvasElement, strip: HTMLElement, tr: Mod
     ...tr.pieces.map((p, t) => {
       const s = document.createElement('span');
       let m = 0;
-      for (let c = 0; c < e; c++) m += Math.log(Math.max(L.delta[t * e + c], 1e-12));
-      const [r, g, b] = ramp((m / e - lo) / (hi - lo));
-      s.style.background = `rgba(${r},${g},${b},0.55)`;
+      for (let c = 0; c < e; c++) m += val[t * e + c];
+      const [r, g, b] = colour(m / e);
+      s.style.background = `rgba(${r},${g},${b},0.6)`;
       s.textContent = p;
-      s.title = `token ${t}: ${JSON.stringify(p)}, mean log Δ ${(m / e).toFixed(2)}`;
+      s.title = `token ${t}: ${JSON.stringify(p)}, mean ${mode === 'relative' ? 'relative ' : ''}log Δ ${(m / e).toFixed(2)}`;
       return s;
     }),
   );
@@ -86,10 +106,12 @@ export function drawMemory(el: HTMLElement, tr: ModelTrace, layer: number): void
   const xs = Array.from({ length: tr.length }, (_, t) => t);
   const med: number[] = [];
   const p90: number[] = [];
+  const p10: number[] = [];
   for (let t = 0; t < tr.length; t++) {
     const row = Float64Array.from(L.memoryLength.subarray(t * e, (t + 1) * e)).sort();
     med.push(quantile(row, 0.5));
     p90.push(quantile(row, 0.9));
+    p10.push(quantile(row, 0.1));
   }
   plot(
     el,
@@ -102,9 +124,10 @@ export function drawMemory(el: HTMLElement, tr: ModelTrace, layer: number): void
         { label: 'whole text so far', stroke: '#999', dash: [4, 4] },
         { label: 'median channel', stroke: '#2a6f97', width: 2 },
         { label: '90th percentile', stroke: '#e07a1f', width: 2 },
+        { label: '10th percentile', stroke: '#3a9d23', width: 2 },
       ],
     },
-    [xs, xs.map((t) => t + 1), med, p90],
+    [xs, xs.map((t) => t + 1), med, p90, p10],
   );
 }
 

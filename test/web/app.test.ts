@@ -14,10 +14,14 @@ import { serve } from './serve.js';
  * `mamba-ts web`: a link with a prompt generates 20 tokens on WebGPU, the views get the trace of the
  * real activations, the page stays responsive, a reload on the CPU backend reads the weights from the
  * browser's cache (no second download), bad input shows a message, and no console errors appear.
- * Screenshots of each view go to docs/web/.
+ * Screenshots of each view go to docs/web/ (UPDATE_SCREENSHOTS=1).
  */
+const PROMPT =
+  'The jury said it did find that many of the voters in the city had not been told about the election, and';
 const OPTIONAL = /(model\.safetensors\.index|special_tokens_map|tokenizer_config|generation_config)\.json$/;
-const SHOTS = join(ROOT, 'docs/web');
+/** docs/web/ with UPDATE_SCREENSHOTS=1 (the committed pictures), else a temporary folder. */
+const SHOTS =
+  process.env.UPDATE_SCREENSHOTS === '1' ? join(ROOT, 'docs/web') : mkdtempSync(join(tmpdir(), 'web-shots-'));
 
 async function startWeb(): Promise<{ proc: ChildProcess; url: string }> {
   const proc = spawn(process.execPath, [join(ROOT, 'bin/mamba-ts.js'), 'web', '--port', '0'], {
@@ -50,7 +54,7 @@ const appState = (page: Page): Promise<AppState> =>
   page.evaluate(() => (globalThis as unknown as { mambaApp: AppState }).mambaApp);
 
 async function runLink(page: Page, url: string, backend: string, traces: number): Promise<AppState> {
-  const q = new URLSearchParams({ prompt: 'The jury said', max_new_tokens: '20', greedy: '1', backend });
+  const q = new URLSearchParams({ prompt: PROMPT, max_new_tokens: '20', greedy: '1', backend });
   await page.goto(`${url}?${q}`);
   await page.waitForFunction(
     (n) => {
@@ -99,7 +103,7 @@ test(
           `${gpu.lastRun!.tokensPerSecond.toFixed(1)} tokens/s`,
       );
       const text = await page.textContent('#output');
-      assert.ok(text && text.length > 'The jury said'.length + 10, `streamed text: ${text}`);
+      assert.ok(text && text.length > PROMPT.length + 10, `streamed text: ${text}`);
       mkdirSync(SHOTS, { recursive: true });
       await page.screenshot({ path: join(SHOTS, 'playground.png'), fullPage: true });
 

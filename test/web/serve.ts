@@ -50,7 +50,8 @@ export async function serve(o: ServeOptions): Promise<Served> {
     const page = o.pages?.[path];
     if (page !== undefined) return answer(200, { 'content-type': 'text/html' }, page);
     const prefix = prefixes.find((p) => path.startsWith(p));
-    const file = prefix === undefined ? '' : join(o.mounts[prefix], path.slice(prefix.length));
+    let file = prefix === undefined ? '' : join(o.mounts[prefix], path.slice(prefix.length));
+    if (file && existsSync(file) && statSync(file).isDirectory()) file = join(file, 'index.html');
     if (!prefix || file.includes('..') || !existsSync(file) || !statSync(file).isFile()) return answer(404, {});
     const body = readFileSync(file);
     const type = TYPES[extname(file)] ?? 'application/octet-stream';
