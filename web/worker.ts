@@ -89,6 +89,18 @@ async function load(modelUrl: string, choice: BackendChoice): Promise<void> {
   post({ type: 'loaded', info });
 }
 
+/** Resolves after pending messages have been handled (a MessageChannel round trip, not clamped like timers). */
+function yieldToEvents(): Promise<void> {
+  return new Promise((resolve) => {
+    const ch = new MessageChannel();
+    ch.port1.onmessage = () => {
+      ch.port1.close();
+      resolve();
+    };
+    ch.port2.postMessage(null);
+  });
+}
+
 async function generate(prompt: string, o: SamplingOptions): Promise<void> {
   if (!model) throw new Error('no model is loaded');
   abort = new AbortController();
@@ -105,7 +117,14 @@ async function generate(prompt: string, o: SamplingOptions): Promise<void> {
     ...(o.greedy ? { greedy: true } : { temperature: o.temperature, topK: o.topK, topP: o.topP, minP: o.minP }),
     repetitionPenalty: o.repetitionPenalty,
   };
+  let lastYield = performance.now();
   for await (const c of model.generate(prompt, opts)) {
+    // The CPU loop awaits only microtasks: give the event loop a turn now and then, or the Stop
+    // message would wait in the queue until the whole generation is over.
+    if (performance.now() - lastYield > 30) {
+      await yieldToEvents();
+      lastYield = performance.now();
+    }
     if (c.token >= 0) {
       n++;
       if (n === 1) first = performance.now();

@@ -18,6 +18,11 @@ import { serve } from './serve.js';
  */
 const PROMPT =
   'The jury said it did find that many of the voters in the city had not been told about the election, and';
+/**
+ * The longest the page's timer may stall during generation. A page that computed on its own thread
+ * would stall for the whole generation (tens of seconds here); the margin is for a loaded CI machine.
+ */
+const LAG_MS = 1000;
 const OPTIONAL = /(model\.safetensors\.index|special_tokens_map|tokenizer_config|generation_config)\.json$/;
 /** docs/web/ with UPDATE_SCREENSHOTS=1 (the committed pictures), else a temporary folder. */
 const SHOTS =
@@ -97,7 +102,10 @@ test(
       assert.equal(gpu.error, '', 'no error message on the page');
       assert.equal(gpu.info?.backend, 'webgpu');
       assert.equal(gpu.lastRun?.tokens, 20, '20 new tokens');
-      assert.ok(gpu.maxLagMs < 250, `the page stayed responsive during generation (longest stall ${gpu.maxLagMs} ms)`);
+      assert.ok(
+        gpu.maxLagMs < LAG_MS,
+        `the page stayed responsive during generation (longest stall ${gpu.maxLagMs} ms)`,
+      );
       t.diagnostic(
         `WebGPU (SwiftShader): load ${gpu.info!.loadMs.toFixed(0)} ms, prompt ${gpu.lastRun!.prefillMs.toFixed(0)} ms, ` +
           `${gpu.lastRun!.tokensPerSecond.toFixed(1)} tokens/s`,
@@ -140,7 +148,7 @@ test(
       assert.equal(cpuRun.info?.downloadedBytes, 0, 'nothing downloaded on reload');
       assert.equal(weightGets.length, 1, `no second download of the weights: ${weightGets.join(', ')}`);
       assert.equal(cpuRun.lastRun?.tokens, 20);
-      assert.ok(cpuRun.maxLagMs < 250, `responsive on the CPU backend too (${cpuRun.maxLagMs} ms)`);
+      assert.ok(cpuRun.maxLagMs < LAG_MS, `responsive on the CPU backend too (${cpuRun.maxLagMs} ms)`);
       t.diagnostic(
         `CPU (WebAssembly${cpuRun.info!.threads ? ', threads' : ''}): load ${cpuRun.info!.loadMs.toFixed(0)} ms, ` +
           `prompt ${cpuRun.lastRun!.prefillMs.toFixed(0)} ms, ${cpuRun.lastRun!.tokensPerSecond.toFixed(1)} tokens/s`,
@@ -158,7 +166,7 @@ test(
         ] as const) {
           await page.goto(`${url}?${new URLSearchParams({ model })}`);
           await page.waitForFunction(() => (globalThis as unknown as { mambaApp: AppState }).mambaApp.error !== '', {
-            timeout: 60_000,
+            timeout: 120_000,
           });
           const msg = await page.textContent('#error');
           assert.match(msg ?? '', want);
@@ -171,7 +179,11 @@ test(
       // 5. a phone's width: the controls stay usable (no horizontal page scroll outside the heatmap)
       await page.setViewportSize({ width: 390, height: 844 });
       await page.goto(url);
-      await page.waitForFunction(() => (globalThis as unknown as { mambaApp: AppState }).mambaApp.state === 'ready');
+      await page.waitForFunction(
+        () => (globalThis as unknown as { mambaApp: AppState }).mambaApp.state === 'ready',
+        undefined,
+        { timeout: 120_000 },
+      );
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       assert.ok(overflow <= 0, `page wider than the phone by ${overflow} px`);
       await page.screenshot({ path: join(SHOTS, 'phone.png'), fullPage: true });

@@ -42,6 +42,31 @@ test(
       assert.equal(a.error, '');
       assert.equal((a.lastRun as { tokens: number }).tokens, 12);
       assert.equal(await page.getAttribute('#tab-delta', 'aria-selected'), 'true', 'the view from the URL');
+      // the keyboard moves between the views (arrow keys on the tab list)
+      await page.focus('#tab-delta');
+      await page.keyboard.press('ArrowRight');
+      assert.equal(await page.getAttribute('#tab-memory', 'aria-selected'), 'true');
+      assert.equal(await page.evaluate(() => document.activeElement?.id), 'tab-memory');
+      assert.equal(await page.isVisible('#view-memory'), true);
+      await page.keyboard.press('Home');
+      assert.equal(await page.getAttribute('#tab-playground', 'aria-selected'), 'true');
+      // Stop ends a long generation early
+      await page.fill('#max_new_tokens', '2000');
+      await page.click('#generate');
+      await page.waitForFunction(() => (document.getElementById('output')?.textContent ?? '').length > 40, undefined, {
+        timeout: 120_000,
+      });
+      await page.click('#stop');
+      await page.waitForFunction(
+        () => (globalThis as unknown as { mambaApp: { state: string } }).mambaApp.state === 'ready',
+        undefined,
+        { timeout: 60_000 },
+      );
+      const stopped = await page.evaluate(
+        () => (globalThis as unknown as { mambaApp: { lastRun: { tokens: number } } }).mambaApp.lastRun.tokens,
+      );
+      assert.ok(stopped < 2000, `stopped after ${stopped} tokens`);
+      assert.match((await page.textContent('#speed')) ?? '', /aborted/);
       assert.deepEqual(errors, []);
       assert.ok(!served.log.some((l) => l.endsWith(' 206')));
       assert.ok(
