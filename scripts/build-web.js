@@ -22,6 +22,7 @@ const common = {
   platform: 'browser',
   target: 'es2022',
   sourcemap: true,
+  minify: true,
   logLevel: 'warning',
   // default-thread-host.ts picks its host with a computed import: resolved at run time, beside the bundle
   logOverride: { 'unsupported-dynamic-import': 'silent' },
