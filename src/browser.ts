@@ -60,24 +60,38 @@ export { DetokenizeStream } from './tokenizer/stream.js';
 export { openSafetensors } from './io/safetensors.js';
 export { memorySource } from './io/byte-source.js';
 export { fetchSource } from './io/fetch-source.js';
+export { traceModel, traceToJson, type ModelTrace, type LayerTrace } from './inspect/trace.js';
 
 export interface LoadFromUrlOptions {
   backend?: Backend;
   dtype?: WeightDType;
   /** Extra request headers (e.g. Authorization). */
   headers?: Record<string, string>;
+  /** The fetch to use for every file (default the global one): e.g. one answering from the Cache API. */
+  fetch?: typeof fetch;
 }
 
 /**
  * Loads a model from a URL prefix serving a checkpoint directory (config.json, model.safetensors or
  * its sharded index, tokenizer.json when present). Weights are read tensor by tensor with HTTP range
- * requests, so the page never holds a whole checkpoint file in memory.
+ * requests, so the page never holds a whole checkpoint file in memory; where the server ignores Range
+ * (`python3 -m http.server`), each file is downloaded once, whole, instead.
  */
 export async function loadModelFromUrl(base: string, o: LoadFromUrlOptions = {}): Promise<Model> {
   const root = base.endsWith('/') ? base : `${base}/`;
   const init = o.headers ? { headers: o.headers } : {};
+  const f = o.fetch ?? ((u: string | URL | Request, i?: RequestInit) => fetch(u, i));
+  const src = (name: string) => fetchSource(root + name, { ...init, fetch: f, noRange: 'download' });
   const getJson = async (name: string, optional: boolean): Promise<unknown> => {
-    const r = await fetch(root + name, init);
+    let r: Response;
+    try {
+      r = await f(root + name, init);
+    } catch (e) {
+      return fail(
+        'NETWORK',
+        `could not fetch ${root + name}: ${(e as Error).message} (is the URL right and reachable?)`,
+      );
+    }
     if (r.status === 404 && optional) return undefined;
     if (!r.ok) fail(r.status === 404 ? 'FILE_NOT_FOUND' : 'NETWORK', `${root + name}: HTTP ${r.status}`);
     try {
@@ -93,11 +107,11 @@ export async function loadModelFromUrl(base: string, o: LoadFromUrlOptions = {})
   if (index !== undefined) {
     tensors = await openShardedSafetensorsWith(
       shardIndexFrom(index, root + SHARD_INDEX_FILE),
-      async (file) => openSafetensors(await fetchSource(root + file, init)),
+      async (file) => openSafetensors(await src(file)),
       root + SHARD_INDEX_FILE,
     );
   } else {
-    tensors = await openSafetensors(await fetchSource(root + 'model.safetensors', init));
+    tensors = await openSafetensors(await src('model.safetensors'));
   }
   let lm;
   try {

@@ -72,3 +72,5 @@ export * from './train/index.js';
 export * from './autograd/index.js';
 export * as ops from './ops/ops.js';
 export { missingTrainingKernels, type TrainingKernel } from './backend/contract/training.js';
+export { traceModel, traceToJson, type ModelTrace, type LayerTrace } from './inspect/trace.js';
+export { deltaHeatmapSvg } from './inspect/heatmap-svg.js';

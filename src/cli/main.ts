@@ -16,6 +16,8 @@ Commands:
   train      train a model on a text file or the Brown corpus; --eval: bits per byte of a model
   bench      measure decode and prefill speed
   tasks      train and compare sequence mixers on the papers' synthetic tasks
+  inspect    trace Δ, memory length and state norms of a prompt (JSON or an SVG heatmap)
+  web        serve the web app (playground and the model's inside) on 127.0.0.1
 `;
 
 type Command = (argv: string[]) => Promise<void>;
@@ -33,6 +35,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   bench: () => lazy('./bench.js', 'benchCommand'),
   train: () => lazy('./train.js', 'trainCommand'),
   tasks: () => lazy('./tasks.js', 'tasksCommand'),
+  inspect: () => lazy('./inspect.js', 'inspectCommand'),
+  web: () => lazy('./web.js', 'webCommand'),
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -63,8 +63,19 @@ interface StepWorkspace {
   y2: Tensor; // (b, e) view
 }
 
+/** What the parallel path computed, handed to a tracer (inspect/trace.ts); views valid during the call only. */
+export interface MambaActivations {
+  u: Tensor; // (b, l, e) the scan's input, after conv + SiLU
+  delta: Tensor; // (b, l, e) dt_proj · dt_low, before its bias and softplus
+  B: Tensor; // (b, l, n)
+  C: Tensor; // (b, l, n)
+  A: Tensor; // (e, n)
+}
+
 export class MambaMixer implements Mixer {
   readonly kind = 'mamba';
+  /** Set only while tracing: one null check on the parallel path otherwise. */
+  onActivations: ((a: MambaActivations) => void) | null = null;
   private A: Tensor | undefined; // (e, n) = -exp(A_log), derived
   private readonly workspaces = new Map<number, StepWorkspace>();
   private ones: { dt: Tensor; b: Tensor; c: Tensor } | undefined; // the weightless norms' unit weights, (r), (n)
@@ -107,6 +118,8 @@ export class MambaMixer implements Mixer {
       dbc = normed;
     }
     const delta = F.linear(dbc.narrow(0, r), this.w.dtProj); // (b, l, e)
+    if (this.onActivations)
+      this.onActivations({ u: uc, delta, B: dbc.narrow(r, n), C: dbc.narrow(r + n, n), A: this.getA() });
     const y = F.selectiveScan({
       u: uc,
       delta,
