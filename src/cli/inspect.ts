@@ -2,37 +2,33 @@ import { writeFileSync } from 'node:fs';
 import { fail } from '../errors.js';
 import { deltaHeatmapSvg } from '../inspect/heatmap-svg.js';
 import { traceModel, traceToJson } from '../inspect/trace.js';
-import { num, parse } from './args.js';
-import { MODEL_HELP, MODEL_OPTIONS, openModel } from './common.js';
+import { HELP_OPTION, helpText, parse, type CommandSpec } from './args.js';
+import { MODEL_OPTIONS, openModel } from './common.js';
 
-export const INSPECT_HELP = `mamba-ts inspect: trace the selection mechanism on a prompt
-
-Usage: mamba-ts inspect --prompt <text> --out <trace.json|trace.svg> [--layer N] [--model ...]
-
-Writes, for every Mamba-1 layer, Δ per token and channel, the effective memory length per channel
-(tokens whose input still weighs >= 1/e in the channel's slowest state, from exp(Σ Δ·A)), the state's
-norm over time and |B|, |C| per token (.json); or one layer's Δ as a heatmap (.svg).
-
-${MODEL_HELP}
-  --prompt, -p <text>               the text to trace (required)
-  --out, -o <file.json|file.svg>    where to write the trace (required)
-  --layer <n>                       the layer drawn in the SVG (default 0)
-  --help, -h                        this help
-`;
+export const INSPECT = {
+  name: 'inspect',
+  summary: 'trace the selection mechanism on a prompt',
+  usage: ['mamba-ts inspect --prompt <text> --out <trace.json|trace.svg> [--layer N] [--model ...]'],
+  options: {
+    ...MODEL_OPTIONS,
+    prompt: { type: 'string', short: 'p', nonEmpty: true, help: 'the text to trace (required)' },
+    out: { type: 'string', short: 'o', arg: '<file.json|file.svg>', help: 'where to write the trace (required)' },
+    layer: { type: 'int', min: 0, default: 0, help: 'the layer drawn in the SVG' },
+    ...HELP_OPTION,
+  },
+  footer:
+    'Writes, for every Mamba-1 layer, Δ per token and channel, the effective memory length per channel\n' +
+    "(tokens whose input still weighs >= 1/e in the channel's slowest state, from exp(Σ Δ·A)), the state's\n" +
+    "norm over time and |B|, |C| per token (.json); or one layer's Δ as a heatmap (.svg).",
+} as const satisfies CommandSpec;
 
 export async function inspectCommand(argv: string[]): Promise<void> {
-  const { values: v } = parse('inspect', argv, {
-    ...MODEL_OPTIONS,
-    prompt: { type: 'string', short: 'p' },
-    out: { type: 'string', short: 'o' },
-    layer: { type: 'string' },
-  });
-  if (v.help) {
-    process.stdout.write(INSPECT_HELP);
+  const { help, values: v } = parse(INSPECT, argv);
+  if (help) {
+    process.stdout.write(helpText(INSPECT));
     return;
   }
-  const prompt = v.prompt as string | undefined;
-  const out = v.out as string | undefined;
+  const { prompt, out } = v;
   if (prompt === undefined || prompt === '') fail('BAD_ARGUMENT', 'inspect: --prompt <text> is required');
   if (!out || !/\.(json|svg)$/i.test(out))
     fail(
@@ -46,7 +42,13 @@ export async function inspectCommand(argv: string[]): Promise<void> {
     ids,
     ids.map((id) => model.decode([id])),
   );
-  const layer = num(v.layer, 'layer', { int: true, min: 0, max: trace.layers.length - 1 }) ?? 0;
+  const layer = v.layer;
+  if (layer >= trace.layers.length) {
+    fail(
+      'BAD_ARGUMENT',
+      `--layer must be an integer <= ${trace.layers.length - 1} (the model has ${trace.layers.length} layers), got ${layer}`,
+    );
+  }
   writeFileSync(out, /\.svg$/i.test(out) ? deltaHeatmapSvg(trace, layer) : JSON.stringify(traceToJson(trace)));
   process.stdout.write(`${out}: ${trace.layers.length} layers x ${trace.length} tokens x ${trace.channels} channels\n`);
 }

@@ -4,20 +4,29 @@ import { extname, join, normalize, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fail } from '../errors.js';
 import { resolveModel } from '../io/hub.js';
-import { num, parse } from './args.js';
+import { HELP_OPTION, helpText, parse, type CommandSpec } from './args.js';
 
-export const WEB_HELP = `mamba-ts web: serve the web app (playground and the model's inside) on 127.0.0.1
-
-Usage: mamba-ts web [--model <dir|org/name>] [--port N]
-
-Serves the built app (npm run build:web) with the cross-origin isolation headers that WebAssembly
-threads need (COOP same-origin, COEP require-corp) and HTTP Range. Opens nothing: visit the URL it
-prints. Without --model the page starts with the model shipped with mamba-ts.
-
-  --model, -m <dir|org/name>   the model the page starts with (a hub id is downloaded first)
-  --port <n>                   port (default 8080; 0 picks a free one)
-  --help, -h                   this help
-`;
+export const WEB = {
+  name: 'web',
+  summary: "serve the web app (playground and the model's inside) on 127.0.0.1",
+  usage: ['mamba-ts web [--model <dir|org/name>] [--port N]'],
+  options: {
+    model: {
+      type: 'string',
+      short: 'm',
+      arg: '<dir|org/name>',
+      nonEmpty: true,
+      defaultText: 'the model shipped with mamba-ts',
+      help: 'the model the page starts with (a hub id is downloaded first)',
+    },
+    port: { type: 'int', min: 0, max: 65535, default: 8080, help: 'port (0 picks a free one)' },
+    ...HELP_OPTION,
+  },
+  footer:
+    'Serves the built app (npm run build:web) with the cross-origin isolation headers that WebAssembly\n' +
+    'threads need (COOP same-origin, COEP require-corp) and HTTP Range. Opens nothing: visit the URL it\n' +
+    'prints.',
+} as const satisfies CommandSpec;
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -82,16 +91,12 @@ function answer(
 }
 
 export async function webCommand(argv: string[]): Promise<void> {
-  const { values: v } = parse('web', argv, {
-    model: { type: 'string', short: 'm' },
-    port: { type: 'string' },
-    help: { type: 'boolean', short: 'h' },
-  });
-  if (v.help) {
-    process.stdout.write(WEB_HELP);
+  const { help, values: v } = parse(WEB, argv);
+  if (help) {
+    process.stdout.write(helpText(WEB));
     return;
   }
-  const port = num(v.port, 'port', { int: true, min: 0, max: 65535 }) ?? 8080;
+  const port = v.port;
   if (!existsSync(join(APP_DIR, 'index.html')))
     fail('FILE_NOT_FOUND', `web: the app is not built (${APP_DIR} has no index.html); run npm run build:web`);
   const mounts: [string, string][] = [];

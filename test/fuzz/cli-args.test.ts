@@ -4,6 +4,8 @@ import fc from 'fast-check';
 import { helpText, numberList, parse, tokenList, type CommandSpec, type OptionSpec } from '../../src/cli/args.js';
 import { BENCH_SUITES } from '../../src/cli/bench-suites.js';
 import { CHAT } from '../../src/cli/chat.js';
+import { INSPECT } from '../../src/cli/inspect.js';
+import { WEB } from '../../src/cli/web.js';
 import { GENERATE } from '../../src/cli/generate.js';
 import { INFO } from '../../src/cli/info.js';
 import { LOGITS } from '../../src/cli/logits.js';
@@ -17,6 +19,8 @@ import { isMambaError } from '../../src/errors.js';
  */
 const SPECS: CommandSpec[] = [
   CHAT,
+  INSPECT,
+  WEB,
   GENERATE,
   LOGITS,
   INFO,
