@@ -30,9 +30,9 @@ import {
   configJsonOf,
   createModel,
   generationConfigOf,
-  modelConfigFor,
+  settingsConfigFor,
   modelTensors,
-  untrainable,
+  checkTrainable,
 } from './model-io.js';
 import { AdamW, optimizerStep } from './optimizer.js';
 import { learningRate } from './schedule.js';
@@ -109,7 +109,7 @@ export async function startRun(o: StartOptions): Promise<TrainRun> {
   log(
     `data: ${description}: ${fmtInt(data.train.length)} training tokens, ${fmtInt(data.val.length)} validation tokens (${fmtInt(data.valBytes)} bytes) (${secs(t0)})`,
   );
-  const cfg = modelConfigFor(s.model, tok.tokenizer.vocabSize, {
+  const cfg = settingsConfigFor(s.model, tok.tokenizer.vocabSize, {
     eos: tok.tokenizer.eosTokenId,
     bos: tok.tokenizer.bosTokenId,
     pad: tok.tokenizer.padTokenId,
@@ -229,7 +229,7 @@ function assemble(
   state: TrainerState,
   optState: Map<string, Float32Array> | null,
 ): TrainRun {
-  if (lm.config.arch !== 'mamba') untrainable(lm.config);
+  checkTrainable(lm);
   const params = lm.parameters();
   for (const p of params.values()) p.requiresGrad = true;
   const optimizer = new AdamW(params, lm.backend, {
