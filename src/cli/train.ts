@@ -34,16 +34,17 @@ export const TRAIN = {
   summary: 'train a model on text, or evaluate one',
   usage: [
     'mamba-ts train --data <file|brown> --config <json> --steps N --out <dir>',
-    'mamba-ts train --from <dir|org/name> --data <file|brown> --steps N --out <dir> [--freeze-embeddings] [--config <json>]',
+    'mamba-ts train --from <dir|org/name> --data <file|brown> --steps N --out <dir> [--freeze-embeddings]',
     'mamba-ts train --resume --out <dir> [--steps N]',
     'mamba-ts train --eval --model <dir> --data <file|brown> [--split val|all]',
   ],
   header: `Training writes <dir> as a Hugging Face checkpoint (config.json, model.safetensors, tokenizer.json,
 tokenizer_config.json, generation_config.json) that mamba-ts and transformers (MambaForCausalLM,
-Mamba2ForCausalLM: model.arch "mamba" or "mamba2") load, plus optimizer.safetensors and trainer_state.json to resume, loss_curve.svg and
-check.safetensors (ids and logits for scripts/fixtures/check_hf_load.py). Checkpoints are written
-atomically every train.save_every steps and at the end; Ctrl-C saves after the current step and
-stops (twice: stop at once, the last checkpoint stays intact).`,
+Mamba2ForCausalLM: model.arch "mamba" or "mamba2") load, plus optimizer.safetensors and
+trainer_state.json to resume, loss_curve.svg and check.safetensors (ids and logits for
+scripts/fixtures/check_hf_load.py). --from fine-tunes a checkpoint, keeping its config and tokenizer.
+Checkpoints are written atomically every train.save_every steps and at the end; Ctrl-C saves after
+the current step and stops (twice: stop at once, the last checkpoint stays intact).`,
   options: {
     data: {
       type: 'string',
