@@ -11,6 +11,7 @@ import { loadLanguageModel } from '../../src/models/node/load-checkpoint.js';
 import { noGrad } from '../../src/tensor/grad-mode.js';
 import { parseTrainSettings } from '../../src/train/settings.js';
 import { resumeRun, startRun, train, type TrainerState } from '../../src/train/trainer.js';
+import { PARITY } from '../helpers/fixtures.js';
 import { smallText, tempDir, TINY_CONFIG } from './helpers.js';
 
 /**
@@ -54,6 +55,11 @@ test('Mamba-2: a run trains, resumes exactly and writes a mamba2 checkpoint that
   assert.deepEqual(cfgJson.time_step_limit, [0, { __float__: 'Infinity' }]);
   assert.match(text, /"time_step_limit": \[\s*0\.0,/);
   assert.equal(cfgJson.num_heads, 4);
+  // exactly the keys transformers' Mamba2Config writes (the PyTorch fixture's, less the version stamp)
+  const hfKeys = Object.keys(
+    JSON.parse(readFileSync(join(PARITY, 'mamba2-grad', 'config.json'), 'utf8')) as object,
+  ).filter((k) => k !== 'transformers_version');
+  assert.deepEqual(Object.keys(cfgJson).sort(), hfKeys.sort());
   assert.deepEqual(parseConfig(cfgJson), run.lm.config);
   const st = await openSafetensorsFile(join(full, 'model.safetensors'));
   const cfg = run.lm.config;
