@@ -78,18 +78,24 @@ export function untrainable(arch: string, missing: string): never {
   );
 }
 
+/** The backward kernel of each mixer kind the trainer can train (a new mixer adds its line). */
+const MIXER_BACKWARD: Record<string, TrainingKernel> = {
+  mamba: 'selectiveScanBackward',
+  mamba2: 'ssdScanBackward',
+};
+
 /**
- * The training kernels the model's backward needs: UNSUPPORTED naming the architecture or the
- * backend's missing kernels, before anything runs.
+ * The training kernels the model's backward needs, by the kinds of its blocks' mixers: UNSUPPORTED
+ * naming a mixer the trainer has no backward for, or the backend's missing kernels, before anything runs.
  */
 export function checkTrainable(lm: LanguageModel): void {
   const arch: string = lm.config.arch;
-  const scan: TrainingKernel | undefined =
-    arch === 'mamba' ? 'selectiveScanBackward' : arch === 'mamba2' ? 'ssdScanBackward' : undefined;
-  if (!scan) untrainable(arch, 'its mixers have no backward kernels yet');
-  const other = new Set<TrainingKernel>(['selectiveScanBackward', 'ssdScanBackward']);
-  other.delete(scan);
-  const missing = missingTrainingKernels(lm.backend).filter((k) => !other.has(k));
+  const kinds = [...new Set(lm.blocks.map((b) => b.mixer.kind))];
+  const unknown = kinds.filter((k) => !(k in MIXER_BACKWARD));
+  if (unknown.length) untrainable(arch, `its ${unknown.join(', ')} mixers have no backward kernels yet`);
+  const needed = new Set(kinds.map((k) => MIXER_BACKWARD[k]));
+  const scans = new Set(Object.values(MIXER_BACKWARD));
+  const missing = missingTrainingKernels(lm.backend).filter((k) => needed.has(k) || !scans.has(k));
   if (missing.length)
     fail(
       'UNSUPPORTED',

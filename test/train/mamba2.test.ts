@@ -9,6 +9,7 @@ import { expectedMamba2Tensors } from '../../src/models/build-mamba2.js';
 import { parseConfig } from '../../src/models/config.js';
 import { loadLanguageModel } from '../../src/models/node/load-checkpoint.js';
 import { noGrad } from '../../src/tensor/grad-mode.js';
+import { checkTrainable } from '../../src/train/model-io.js';
 import { parseTrainSettings } from '../../src/train/settings.js';
 import { resumeRun, startRun, train, type TrainerState } from '../../src/train/trainer.js';
 import { PARITY } from '../helpers/fixtures.js';
@@ -83,4 +84,16 @@ test('Mamba-2 settings: head_dim must divide d_inner and n_groups the heads', ()
       () => parseTrainSettings({ model }, 'c.json'),
       (e: unknown) => isMambaError(e, 'BAD_ARGUMENT') && re.test((e as Error).message),
     );
+});
+
+test('a model with a mixer the trainer has no backward for (a hybrid) is UNSUPPORTED naming that mixer', async () => {
+  const root = tempDir();
+  const settings = parseTrainSettings(MAMBA2, 'mamba2 config');
+  const run = await startRun({ data: smallText(root, 1), settings, steps: 1, outDir: join(root, 'o'), backend: bk });
+  Object.assign(run.lm.blocks[1].mixer, { kind: 'attention' }); // as a hybrid's attention block would be
+  assert.throws(
+    () => checkTrainable(run.lm),
+    (e: unknown) =>
+      isMambaError(e, 'UNSUPPORTED') && /this model is mamba2: its attention mixers have no backward/.test(String(e)),
+  );
 });
