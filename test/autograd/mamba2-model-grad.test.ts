@@ -81,5 +81,6 @@ for (const [tied, groups, perGroupNorm] of [
       }
     }
     assert.ok(worst < 1e-6, `worst relative error ${worst} at ${where}`);
+    console.log(`# Mamba-2 model gradient: worst relative error ${worst.toExponential(2)} (${where})`);
   });
 }
