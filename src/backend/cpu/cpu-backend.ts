@@ -55,12 +55,14 @@ import {
   checkReduceRows,
   checkRmsnormBackward,
   checkScanBackward,
+  checkSsdScanBackward,
   checkUnaryBackward,
   type AdamWStepOptions,
   type CausalConv1dBackwardArgs,
   type LossReduction,
   type ReduceOp,
   type SelectiveScanBackwardArgs,
+  type SsdScanBackwardArgs,
 } from '../contract/training.js';
 import { checkFloat } from '../contract/checks.js';
 import { checkCopy, type HostView } from '../contract/memory.js';
@@ -86,6 +88,7 @@ import { embeddingBackward } from './reference/embedding-backward.js';
 import { reduceRows } from './reference/reduce.js';
 import { rmsnormBackward } from './reference/rmsnorm-backward.js';
 import { selectiveScanBackward } from './reference/selective-scan-backward.js';
+import { ssdScanBackward } from './reference/ssd-scan-backward.js';
 import { unaryBackward } from './reference/unary-backward.js';
 import { argmax, binary, unary } from './reference/elementwise.js';
 import { embedding } from './reference/embedding.js';
@@ -648,6 +651,36 @@ export class CpuBackend implements Backend {
       l,
       e,
       n,
+      s.chunk ?? 64,
+    );
+  }
+
+  ssdScanBackward(s: SsdScanBackwardArgs): void {
+    const dims = checkSsdScanBackward(s);
+    ssdScanBackward(
+      {
+        dy: this.view(s.dy),
+        x: this.view(s.x),
+        dt: this.view(s.dt),
+        A: this.view(s.A),
+        B: this.view(s.B),
+        C: this.view(s.C),
+        D: this.opt(s.D),
+        dtBias: this.opt(s.dtBias),
+        h0: this.opt(s.h0),
+        dtSoftplus: s.dtSoftplus,
+        dtMin: s.dtLimit[0],
+        dtMax: s.dtLimit[1],
+        dx: this.view(s.dx),
+        dDt: this.view(s.dDt),
+        dA: this.view(s.dA),
+        dB: this.view(s.dB),
+        dC: this.view(s.dC),
+        dD: this.opt(s.dD),
+        dDtBias: this.opt(s.dDtBias),
+        dh0: this.opt(s.dh0),
+      },
+      dims,
       s.chunk ?? 64,
     );
   }
