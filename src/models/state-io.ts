@@ -149,8 +149,11 @@ export async function modelFingerprint(model: LanguageModel): Promise<string> {
   const arch = c.arch === 'mamba'
     ? [c.arch, c.dModel, c.nLayer, c.vocabSize, c.dState, c.dConv, c.dInner, c.dtRank, c.normEps, c.useBias,
       c.useConvBias]
-    : [c.arch, c.dModel, c.nLayer, c.vocabSize, c.dState, c.dConv, c.dInner, c.nHeads, c.headDim, c.nGroups,
-      c.normEps, c.useBias, c.useConvBias, c.normBeforeGate, c.normGroupSize];
+    : c.arch === 'mamba3'
+      ? [c.arch, c.dModel, c.nLayer, c.vocabSize, c.dState, c.dInner, c.nHeads, c.headDim, c.nGroups, c.mimoRank,
+        c.numRopeAngles, c.aFloor, c.isOutprojNorm, c.normEps]
+      : [c.arch, c.dModel, c.nLayer, c.vocabSize, c.dState, c.dConv, c.dInner, c.nHeads, c.headDim, c.nGroups,
+        c.normEps, c.useBias, c.useConvBias, c.normBeforeGate, c.normGroupSize];
   let h = fnv1a64(FNV_OFFSET, new TextEncoder().encode(JSON.stringify(arch)));
   const last = model.blocks.length - 1;
   for (const [name, t] of model.parameters()) {

@@ -61,6 +61,7 @@ export async function createModel(
         backend,
       );
     case 'mamba2':
+    case 'mamba3':
       return untrainable(c);
   }
 }
@@ -76,6 +77,7 @@ export function configJsonOf(c: ModelConfig, s: ModelSettings): string {
         }),
       );
     case 'mamba2':
+    case 'mamba3':
       return untrainable(c);
   }
 }
@@ -96,7 +98,9 @@ export function generationConfigOf(c: ModelConfig): Record<string, unknown> {
 
 /** The parameters as model.safetensors tensors: Hugging Face names, the checkpoint's shapes (conv1d.weight (e, 1, k)), F32. */
 export async function modelTensors(lm: LanguageModel): Promise<TensorToWrite[]> {
-  const expected = lm.config.arch === 'mamba' ? expectedMambaTensors(lm.config) : expectedMamba2Tensors(lm.config);
+  const c = lm.config;
+  const expected =
+    c.arch === 'mamba' ? expectedMambaTensors(c) : c.arch === 'mamba2' ? expectedMamba2Tensors(c) : untrainable(c);
   const shapes = new Map(expected.map((t) => [t.name, t.shape]));
   const out: TensorToWrite[] = [];
   for (const [name, t] of lm.parameters()) {

@@ -2,6 +2,7 @@ import { fail, fmtShape } from '../../errors.js';
 import { checkShape } from '../../tensor/shape.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { checkFloat, checkSameBackend } from './checks.js';
+import type { Mamba3ScanArgs } from './mamba3.js';
 
 /**
  * Other sequence mixers: S4D, H3, Hyena, attention (src/mixers/, docs/mixers.md).
@@ -73,6 +74,9 @@ export interface MixerKernels {
    * transpose is its inverse). x, out (b, l, H·dh) (out may be x); dh even.
    */
   rotary?(out: Tensor, x: Tensor, o: RotaryOptions): void;
+
+  /** Mamba-3's SSM from its in_proj output to the gated output (contract/mamba3.ts); l = 1 is the step. */
+  mamba3Scan?(a: Mamba3ScanArgs): void;
 }
 
 /** The optional kernels of the contract that the mixers beyond Mamba need (S4D, H3, Hyena, attention). */
@@ -87,6 +91,7 @@ export const MIXER_KERNELS: readonly MixerKernel[] = [
   'attention',
   'attentionBackward',
   'rotary',
+  'mamba3Scan',
 ];
 
 /** The backend's kernel `k`, bound to it; UNSUPPORTED naming the kernel when the backend lacks it. */
@@ -98,7 +103,7 @@ export function requireMixerKernel<K extends MixerKernel>(
   if (!f)
     fail(
       'UNSUPPORTED',
-      `the ${bk.name} backend has no ${k} kernel yet (needed by the S4D, H3, Hyena and attention mixers); use the cpu backend`,
+      `the ${bk.name} backend has no ${k} kernel yet (needed by the S4D, H3, Hyena, attention and Mamba-3 mixers); use the cpu backend`,
       { backend: bk.name, kernel: k },
     );
   return f.bind(bk) as NonNullable<MixerKernels[K]>;

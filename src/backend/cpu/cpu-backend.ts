@@ -72,6 +72,8 @@ import { diagonalSsmScan } from './reference/diagonal-ssm-scan.js';
 import { fftConv } from './reference/fft-conv.js';
 import { fftConvBackward } from './reference/fft-conv-backward.js';
 import { rotary } from './reference/rotary.js';
+import { mamba3Scan } from './reference/mamba3-scan.js';
+import { checkMamba3Scan, type Mamba3ScanArgs } from '../contract/mamba3.js';
 import { ssmConvKernel, type SsmViews } from './reference/ssm-conv-kernel.js';
 import { ssmConvKernelBackward } from './reference/ssm-conv-kernel-backward.js';
 import { adamwStep } from './reference/adamw.js';
@@ -769,6 +771,27 @@ export class CpuBackend implements Backend {
   rotary(out: Tensor, x: Tensor, o: RotaryOptions): void {
     const { b, l, H, dh } = checkRotary(out, x, o);
     rotary(this.view(out), this.view(x), b, l, H, dh, o.start, o.base, !!o.inverse);
+  }
+
+  mamba3Scan(a: Mamba3ScanArgs): void {
+    const { b, l } = checkMamba3Scan(a);
+    const st = a.state;
+    const views = {
+      y: this.view(a.y),
+      proj: this.view(a.proj),
+      dtBias: this.view(a.dtBias),
+      BNorm: this.view(a.BNorm),
+      CNorm: this.view(a.CNorm),
+      BBias: this.view(a.BBias),
+      CBias: this.view(a.CBias),
+      D: this.view(a.D),
+      mimoX: this.opt(a.mimoX),
+      mimoZ: this.opt(a.mimoZ),
+      mimoO: this.opt(a.mimoO),
+      normWeight: this.opt(a.normWeight),
+      state: st ? { theta: this.view(st.theta), ssm: this.view(st.ssm), k: this.view(st.k), x: this.view(st.x) } : null,
+    };
+    mamba3Scan(views, b, l, a.dims);
   }
 }
 
