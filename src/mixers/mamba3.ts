@@ -3,6 +3,7 @@ import type { Backend } from '../backend/backend.js';
 import type { Mamba3Dims, Mamba3ScanArgs, Mamba3State } from '../backend/contract/mamba3.js';
 import { requireMixerKernel } from '../backend/contract/mixers.js';
 import * as F from '../ops/ops.js';
+import { mamba3Scan } from '../ops/mamba3.js';
 import { needsGrad, type Tensor } from '../tensor/tensor.js';
 import { parameterMap, type Mixer, type MixerState } from './mixer.js';
 
@@ -19,7 +20,8 @@ import { parameterMap, type Mixer, type MixerState } from './mixer.js';
  * the official decode cache (angle_dt_state, ssm_state, k_state, v_state).
  *
  * Both forms run the same recurrence token by token (the scan); the parallel form differs only in
- * taking the whole sequence in one kernel call. Inference only: no backward kernel yet.
+ * taking the whole sequence in one kernel call. Training differentiates the parallel form over whole
+ * sequences (ops/mamba3.ts, the backward kernel mamba3ScanBackward).
  */
 export interface Mamba3MixerWeights {
   inProj: Tensor; // (W, d)
@@ -94,9 +96,16 @@ export class Mamba3Mixer implements Mixer {
     const { d } = this.dims;
     if (x.rank !== 3 || x.cols !== d)
       fail('SHAPE_MISMATCH', `mamba3 mixer: input must be (b, l, ${d}), got ${fmtShape(x.shape)}`);
-    if (needsGrad(x, this.w.inProj, this.w.outProj))
-      fail('UNSUPPORTED', 'mamba3 mixer: training (gradients) is not supported yet; run it under noGrad');
     const proj = F.linear(x, this.w.inProj); // (b, l, W)
+    if (needsGrad(proj, ...this.parameters().values())) {
+      if (state)
+        fail(
+          'UNSUPPORTED',
+          'mamba3 mixer: gradients through a carried state are not supported; train on whole sequences without a state',
+        );
+      const { d: _d, ...dims } = this.dims;
+      return F.linear(mamba3Scan(proj, this.w, dims), this.w.outProj); // (b, l, d)
+    }
     const [b, l] = x.shape as [number, number, number];
     const y = this.backend.alloc([b, l, this.e]); // (b, l, e)
     this.scan(y, proj, state);

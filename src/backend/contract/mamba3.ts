@@ -111,3 +111,48 @@ export function checkMamba3Scan(a: Mamba3ScanArgs): { b: number; l: number } {
   if (mimo === 0 && R !== 1) fail('BAD_ARGUMENT', `${op}: rank ${R} without the mimo_x, mimo_z, mimo_o projections`);
   return { b, l };
 }
+
+/**
+ * Gradient of `mamba3Scan` over whole sequences from the zero state (training): g = dL/dy (b, l, e) ->
+ * the gradient of every input (each its input's shape, overwritten; null where the input is null).
+ */
+export interface Mamba3ScanBackwardArgs extends Omit<Mamba3ScanArgs, 'y' | 'state'> {
+  g: Tensor; // (b, l, e)
+  dProj: Tensor;
+  dDtBias: Tensor;
+  dBNorm: Tensor;
+  dCNorm: Tensor;
+  dBBias: Tensor;
+  dCBias: Tensor;
+  dD: Tensor;
+  dMimoX: Tensor | null;
+  dMimoZ: Tensor | null;
+  dMimoO: Tensor | null;
+  dNormWeight: Tensor | null;
+}
+
+export function checkMamba3ScanBackward(a: Mamba3ScanBackwardArgs): { b: number; l: number } {
+  const op = 'mamba3ScanBackward';
+  const dims = checkMamba3Scan({ ...a, y: a.g, state: null });
+  const pairs: [string, Tensor | null, Tensor | null][] = [
+    ['dProj', a.dProj, a.proj],
+    ['dDtBias', a.dDtBias, a.dtBias],
+    ['dBNorm', a.dBNorm, a.BNorm],
+    ['dCNorm', a.dCNorm, a.CNorm],
+    ['dBBias', a.dBBias, a.BBias],
+    ['dCBias', a.dCBias, a.CBias],
+    ['dD', a.dD, a.D],
+    ['dMimoX', a.dMimoX, a.mimoX],
+    ['dMimoZ', a.dMimoZ, a.mimoZ],
+    ['dMimoO', a.dMimoO, a.mimoO],
+    ['dNormWeight', a.dNormWeight, a.normWeight],
+  ];
+  for (const [what, grad, input] of pairs) {
+    if (!grad !== !input) fail('BAD_ARGUMENT', `${op}: ${what} must be given exactly when its input is`);
+    if (!grad || !input) continue;
+    checkSameBackend(op, grad, input);
+    checkFloat(op, what, grad);
+    checkShape(op, what, grad.shape, input.shape);
+  }
+  return dims;
+}

@@ -2,7 +2,7 @@ import { fail, fmtShape } from '../../errors.js';
 import { checkShape } from '../../tensor/shape.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { checkFloat, checkSameBackend } from './checks.js';
-import type { Mamba3ScanArgs } from './mamba3.js';
+import type { Mamba3ScanArgs, Mamba3ScanBackwardArgs } from './mamba3.js';
 
 /**
  * Other sequence mixers: S4D, H3, Hyena, attention (src/mixers/, docs/mixers.md).
@@ -77,6 +77,9 @@ export interface MixerKernels {
 
   /** Mamba-3's SSM from its in_proj output to the gated output (contract/mamba3.ts); l = 1 is the step. */
   mamba3Scan?(a: Mamba3ScanArgs): void;
+
+  /** Gradient of `mamba3Scan` over whole sequences from the zero state (contract/mamba3.ts). */
+  mamba3ScanBackward?(a: Mamba3ScanBackwardArgs): void;
 }
 
 /** The optional kernels of the contract that the mixers beyond Mamba need (S4D, H3, Hyena, attention). */
@@ -92,6 +95,7 @@ export const MIXER_KERNELS: readonly MixerKernel[] = [
   'attentionBackward',
   'rotary',
   'mamba3Scan',
+  'mamba3ScanBackward',
 ];
 
 /** The backend's kernel `k`, bound to it; UNSUPPORTED naming the kernel when the backend lacks it. */

@@ -72,8 +72,14 @@ import { diagonalSsmScan } from './reference/diagonal-ssm-scan.js';
 import { fftConv } from './reference/fft-conv.js';
 import { fftConvBackward } from './reference/fft-conv-backward.js';
 import { rotary } from './reference/rotary.js';
-import { mamba3Scan } from './reference/mamba3-scan.js';
-import { checkMamba3Scan, type Mamba3ScanArgs } from '../contract/mamba3.js';
+import { mamba3Scan, type Mamba3Views } from './reference/mamba3-scan.js';
+import { mamba3ScanBackward } from './reference/mamba3-scan-backward.js';
+import {
+  checkMamba3Scan,
+  checkMamba3ScanBackward,
+  type Mamba3ScanArgs,
+  type Mamba3ScanBackwardArgs,
+} from '../contract/mamba3.js';
 import { ssmConvKernel, type SsmViews } from './reference/ssm-conv-kernel.js';
 import { ssmConvKernelBackward } from './reference/ssm-conv-kernel-backward.js';
 import { adamwStep } from './reference/adamw.js';
@@ -773,11 +779,9 @@ export class CpuBackend implements Backend {
     rotary(this.view(out), this.view(x), b, l, H, dh, o.start, o.base, !!o.inverse);
   }
 
-  mamba3Scan(a: Mamba3ScanArgs): void {
-    const { b, l } = checkMamba3Scan(a);
-    const st = a.state;
-    const views = {
-      y: this.view(a.y),
+  private mamba3Views(a: Omit<Mamba3ScanArgs, 'y' | 'state'>, y: Tensor, st: Mamba3ScanArgs['state']): Mamba3Views {
+    return {
+      y: this.view(y),
       proj: this.view(a.proj),
       dtBias: this.view(a.dtBias),
       BNorm: this.view(a.BNorm),
@@ -791,7 +795,29 @@ export class CpuBackend implements Backend {
       normWeight: this.opt(a.normWeight),
       state: st ? { theta: this.view(st.theta), ssm: this.view(st.ssm), k: this.view(st.k), x: this.view(st.x) } : null,
     };
-    mamba3Scan(views, b, l, a.dims);
+  }
+
+  mamba3Scan(a: Mamba3ScanArgs): void {
+    const { b, l } = checkMamba3Scan(a);
+    mamba3Scan(this.mamba3Views(a, a.y, a.state), b, l, a.dims);
+  }
+
+  mamba3ScanBackward(a: Mamba3ScanBackwardArgs): void {
+    const { b, l } = checkMamba3ScanBackward(a);
+    const grads = {
+      dProj: this.view(a.dProj),
+      dDtBias: this.view(a.dDtBias),
+      dBNorm: this.view(a.dBNorm),
+      dCNorm: this.view(a.dCNorm),
+      dBBias: this.view(a.dBBias),
+      dCBias: this.view(a.dCBias),
+      dD: this.view(a.dD),
+      dMimoX: this.opt(a.dMimoX),
+      dMimoZ: this.opt(a.dMimoZ),
+      dMimoO: this.opt(a.dMimoO),
+      dNormWeight: this.opt(a.dNormWeight),
+    };
+    mamba3ScanBackward(this.mamba3Views(a, a.g, null), this.view(a.g), grads, b, l, a.dims);
   }
 }
 

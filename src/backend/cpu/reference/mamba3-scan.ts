@@ -27,24 +27,25 @@ function at(v: FView, r: number, c: number): number {
 }
 
 /** Writes a dense (rows, cols) f64 block into a view's rows [r0, r0 + rows). */
-function store(v: FView, r0: number, src: Float32Array, rows: number, cols: number): void {
+function store(v: FView, r0: number, src: Float32Array | Float64Array, rows: number, cols: number): void {
   const D = v.data as Float32Array;
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) D[v.off + (r0 + r) * v.ld + c] = src[r * cols + c];
 }
 
-function load(v: FView, r0: number, dst: Float32Array, rows: number, cols: number): void {
+function load(v: FView, r0: number, dst: Float32Array | Float64Array, rows: number, cols: number): void {
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) dst[r * cols + c] = at(v, r0 + r, c);
 }
 
 /** The heavy-tailed map of the decay input: 1 + u above 0, 1 / (1 − u) below (positive, slope 1 at 0). */
-function heavyTail(u: number): number {
+export function heavyTail(u: number): number {
   return u >= 0 ? 1 + u : 1 / (1 - u);
 }
 
 /**
  * Mamba-3's recurrence, token by token (the sequential form; see the contract for the equations).
  * Every sequence is independent; within one, each head keeps H (p, n), its angles θ (S) and the previous
- * token's rotated k (R, n) and x (p); arithmetic in f64, the state rounded to f32 after each token.
+ * token's rotated k (R, n) and x (p); arithmetic in f64, the state rounded to the tensors' precision
+ * after each token.
  */
 export function mamba3Scan(v: Mamba3Views, b: number, l: number, d: Mamba3Dims): void {
   const { h, p, n, g, R, S, aFloor, rotateHalves, eps } = d;
@@ -58,12 +59,14 @@ export function mamba3Scan(v: Mamba3Views, b: number, l: number, d: Mamba3Dims):
     oAng = oTrap + h;
   const mimo = v.mimoX !== null;
   const st = v.state;
-  // State of one sequence, all heads, held in f32 between tokens as the state tensors hold it: so a
-  // prompt scanned in one call and the same prompt fed token by token compute exactly the same thing.
-  const theta = new Float32Array(h * S);
-  const H = new Float32Array(h * p * n);
-  const kPrev = new Float32Array(R * h * n); // (R, h, n) as the official k_state
-  const xPrev = new Float32Array(h * p);
+  // State of one sequence, all heads, held between tokens at the precision of the tensors (f32; f64 on
+  // the test backend that stores 'f32' in Float64Array): so a prompt scanned in one call and the same
+  // prompt fed token by token compute exactly the same thing.
+  const Arr = (v.y.data as unknown) instanceof Float64Array ? Float64Array : Float32Array;
+  const theta = new Arr(h * S);
+  const H = new Arr(h * p * n);
+  const kPrev = new Arr(R * h * n); // (R, h, n) as the official k_state
+  const xPrev = new Arr(h * p);
   // Per-token scratch.
   const Bn = new Float64Array(R * g * n),
     Cn = new Float64Array(R * g * n);
@@ -90,7 +93,7 @@ export function mamba3Scan(v: Mamba3Views, b: number, l: number, d: Mamba3Dims):
     }
   };
   // rotates the pairs of one n-vector at `o` by the head's angles
-  const rotate = (t: Float64Array, o: number, th: Float32Array, tho: number): void => {
+  const rotate = (t: Float64Array, o: number, th: Float32Array | Float64Array, tho: number): void => {
     for (let i = 0; i < S; i++) {
       const i0 = rotateHalves ? i : 2 * i,
         i1 = rotateHalves ? i + n / 2 : 2 * i + 1;
