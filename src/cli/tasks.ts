@@ -50,8 +50,8 @@ run options:
   --mixer <name>          the sequence mixer (required)
   --paper                 start from the paper's task settings instead of the small ones
   --seq-len <n>           training sequence length (small defaults: selective-copying 256,
-                          induction-heads 64, mqar 64; paper: 4096, 256, 256)
-  --vocab <n>             vocabulary (16, 16, 128; paper 16, 16, 8192)
+                          induction-heads 64, mqar 64, parity 64; paper: 4096, 256, 256, 256)
+  --vocab <n>             vocabulary (16, 16, 128, 2; paper 16, 16, 8192, 2)
   --count <n>             selective-copying: tokens to memorise (16); mqar: key-value pairs (4)
   --d-model <n>           model width (64)        --layers <n>    blocks (2)
   --d-state <n>           SSM state size (16)     --expand <n>    channel expansion (2)
