@@ -64,7 +64,7 @@ run options:
   --eval-examples <n>     held-out examples for the final accuracy (512)
   --eval-every <n>        quick held-out check every n steps (250; 0: off)
   --stop-accuracy <x>     stop once a quick check reaches this accuracy (e.g. 1)
-  --eval-lengths <list>   induction-heads: test lengths, e.g. 64,128,...,16384 or 2^6..2^14
+  --eval-lengths <list>   induction-heads, parity: test lengths, e.g. 64,128,...,16384 or 2^6..2^14
   --length-examples <n>   examples per test length (64; halved per doubling past 4096, at least 8)
   --out <file>            results JSON (default ${RESULTS_DIR}/<task>-<mixer>-d<d>-L<len>-s<seed>.json)
   --checkpoint <file>     save the model and optimiser there when training stops, and resume from it
@@ -205,8 +205,8 @@ async function runCommand(argv: string[], print: Print): Promise<void> {
     ...(stop !== undefined ? { stopAccuracy: stop } : {}),
   };
   const lengths = typeof v['eval-lengths'] === 'string' ? parseLengths(v['eval-lengths']) : [];
-  if (lengths.length && task !== 'induction-heads')
-    fail('BAD_ARGUMENT', '--eval-lengths is for induction-heads (the task scored at the last position)');
+  if (lengths.length && task !== 'induction-heads' && task !== 'parity')
+    fail('BAD_ARGUMENT', '--eval-lengths is for induction-heads and parity (scored at the last position)');
   const perLength = int('length-examples', 64);
   const quiet = !!v.quiet;
   const log = quiet
