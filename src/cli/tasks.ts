@@ -251,8 +251,8 @@ async function runCommand(argv: string[], print: Print): Promise<void> {
     ...(stop !== undefined ? { stopAccuracy: stop } : {}),
   };
   const lengths = v['eval-lengths'] !== undefined ? parseLengths(v['eval-lengths']) : [];
-  if (lengths.length && task !== 'induction-heads')
-    fail('BAD_ARGUMENT', '--eval-lengths is for induction-heads (the task scored at the last position)');
+  if (lengths.length && task !== 'induction-heads' && task !== 'parity')
+    fail('BAD_ARGUMENT', '--eval-lengths is for induction-heads and parity (scored at the last position)');
   const perLength = v['length-examples'];
   const quiet = v.quiet;
   const log = quiet

@@ -166,7 +166,10 @@ export async function modelFingerprint(model: LanguageModel<LmConfig>): Promise<
     : c.arch === 'mamba2'
       ? [c.arch, c.dModel, c.nLayer, c.vocabSize, c.dState, c.dConv, c.dInner, c.nHeads, c.headDim, c.nGroups,
         c.normEps, c.useBias, c.useConvBias, c.normBeforeGate, c.normGroupSize]
-      : c; // the hybrids' configs are plain data: all of it
+      : c.arch === 'mamba3'
+        ? [c.arch, c.dModel, c.nLayer, c.vocabSize, c.dState, c.dInner, c.nHeads, c.headDim, c.nGroups, c.mimoRank,
+          c.numRopeAngles, c.aFloor, c.isOutprojNorm, c.normEps]
+        : c; // the hybrids' configs are plain data: all of it
   let h = fnv1a64(FNV_OFFSET, new TextEncoder().encode(JSON.stringify(arch)));
   // the first and last blocks and the final norm (by identity, whatever the checkpoint calls them)
   const last = model.blocks.length - 1;

@@ -30,6 +30,7 @@ export function settingsConfigFor(s: ModelSettings, tokenizerVocab: number, role
     validateMamba(c, 'model settings');
     return c;
   }
+  if (c.arch !== 'mamba2') return untrainable(c.arch, 'the trainer builds Mamba and Mamba-2 models');
   return parseConfig(JSON.parse(hfConfigText(hfMamba2ConfigJson(c))), 'model settings');
 }
 
@@ -55,6 +56,11 @@ export async function createModel(
       return initMambaModel(c, initOptions(s, seed), backend);
     case 'mamba2':
       return initMamba2Model(c, initOptions(s, seed), backend);
+    case 'mamba3':
+      return untrainable(
+        c.arch,
+        'Mamba-3 layers train in `mamba-ts tasks` only so far (mamba3Scan has a CPU backward; the language-model trainer does not build them yet)',
+      );
   }
 }
 
@@ -66,6 +72,11 @@ export function configJsonOf(c: ModelConfig, s?: ModelSettings): string {
       return hfConfigText(hfMambaConfigJson(c, init));
     case 'mamba2':
       return hfConfigText(hfMamba2ConfigJson(c, init));
+    case 'mamba3':
+      return untrainable(
+        c.arch,
+        'Mamba-3 layers train in `mamba-ts tasks` only so far (mamba3Scan has a CPU backward; the language-model trainer does not build them yet)',
+      );
   }
 }
 
@@ -111,7 +122,13 @@ export function generationConfigOf(c: ModelConfig): Record<string, unknown> {
 
 /** The parameters as model.safetensors tensors: Hugging Face names, the checkpoint's shapes (conv1d.weight (e, 1, k)), F32. */
 export async function modelTensors(lm: LanguageModel): Promise<TensorToWrite[]> {
-  const expected = lm.config.arch === 'mamba' ? expectedMambaTensors(lm.config) : expectedMamba2Tensors(lm.config);
+  const c = lm.config;
+  const expected =
+    c.arch === 'mamba'
+      ? expectedMambaTensors(c)
+      : c.arch === 'mamba2'
+        ? expectedMamba2Tensors(c)
+        : untrainable(c.arch, 'no checkpoint writer for this architecture');
   const shapes = new Map(expected.map((t) => [t.name, t.shape]));
   const out: TensorToWrite[] = [];
   for (const [name, t] of lm.parameters()) {

@@ -2,6 +2,7 @@ import { fail, fmtShape } from '../../errors.js';
 import { checkShape } from '../../tensor/shape.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { checkFloat, checkSameBackend } from './checks.js';
+import type { Mamba3ScanArgs, Mamba3ScanBackwardArgs } from './mamba3.js';
 
 /**
  * Other sequence mixers: S4D, H3, Hyena, attention (src/mixers/, docs/mixers.md).
@@ -88,6 +89,12 @@ export interface MixerKernels {
 
   /** out (m, d) <- out + weights[:, expert] ⊙ y: each row of y scaled by its row's weight for `expert`. */
   moeAccumulate?(out: Tensor, y: Tensor, weights: Tensor, expert: number): void;
+
+  /** Mamba-3's SSM from its in_proj output to the gated output (contract/mamba3.ts); l = 1 is the step. */
+  mamba3Scan?(a: Mamba3ScanArgs): void;
+
+  /** Gradient of `mamba3Scan` over whole sequences from the zero state (contract/mamba3.ts). */
+  mamba3ScanBackward?(a: Mamba3ScanBackwardArgs): void;
 }
 
 /** The optional kernels of the contract that the mixers beyond Mamba need (S4D, H3, Hyena, attention). */
@@ -104,6 +111,8 @@ export const MIXER_KERNELS: readonly MixerKernel[] = [
   'rotary',
   'moeRoute',
   'moeAccumulate',
+  'mamba3Scan',
+  'mamba3ScanBackward',
 ];
 
 /** The backend's kernel `k`, bound to it; UNSUPPORTED naming the kernel when the backend lacks it. */
@@ -115,7 +124,7 @@ export function requireMixerKernel<K extends MixerKernel>(
   if (!f)
     fail(
       'UNSUPPORTED',
-      `the ${bk.name} backend has no ${k} kernel yet (needed by the S4D, H3, Hyena and attention mixers); use the cpu backend`,
+      `the ${bk.name} backend has no ${k} kernel yet (needed by the S4D, H3, Hyena, attention and Mamba-3 mixers); use the cpu backend`,
       { backend: bk.name, kernel: k },
     );
   return f.bind(bk) as NonNullable<MixerKernels[K]>;

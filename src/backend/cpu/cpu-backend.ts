@@ -77,6 +77,14 @@ import { diagonalSsmScan } from './reference/diagonal-ssm-scan.js';
 import { fftConv } from './reference/fft-conv.js';
 import { fftConvBackward } from './reference/fft-conv-backward.js';
 import { rotary } from './reference/rotary.js';
+import { mamba3Scan, type Mamba3Views } from './reference/mamba3-scan.js';
+import { mamba3ScanBackward } from './reference/mamba3-scan-backward.js';
+import {
+  checkMamba3Scan,
+  checkMamba3ScanBackward,
+  type Mamba3ScanArgs,
+  type Mamba3ScanBackwardArgs,
+} from '../contract/mamba3.js';
 import { ssmConvKernel, type SsmViews } from './reference/ssm-conv-kernel.js';
 import { ssmConvKernelBackward } from './reference/ssm-conv-kernel-backward.js';
 import { adamwStep } from './reference/adamw.js';
@@ -817,6 +825,47 @@ export class CpuBackend implements Backend {
   moeAccumulate(out: Tensor, y: Tensor, weights: Tensor, expert: number): void {
     const { m, d } = checkMoeAccumulate(out, y, weights, expert);
     moeAccumulate(this.view(out), this.view(y), this.view(weights), m, d, expert);
+  }
+
+  private mamba3Views(a: Omit<Mamba3ScanArgs, 'y' | 'state'>, y: Tensor, st: Mamba3ScanArgs['state']): Mamba3Views {
+    return {
+      y: this.view(y),
+      proj: this.view(a.proj),
+      dtBias: this.view(a.dtBias),
+      BNorm: this.view(a.BNorm),
+      CNorm: this.view(a.CNorm),
+      BBias: this.view(a.BBias),
+      CBias: this.view(a.CBias),
+      D: this.view(a.D),
+      mimoX: this.opt(a.mimoX),
+      mimoZ: this.opt(a.mimoZ),
+      mimoO: this.opt(a.mimoO),
+      normWeight: this.opt(a.normWeight),
+      state: st ? { theta: this.view(st.theta), ssm: this.view(st.ssm), k: this.view(st.k), x: this.view(st.x) } : null,
+    };
+  }
+
+  mamba3Scan(a: Mamba3ScanArgs): void {
+    const { b, l } = checkMamba3Scan(a);
+    mamba3Scan(this.mamba3Views(a, a.y, a.state), b, l, a.dims);
+  }
+
+  mamba3ScanBackward(a: Mamba3ScanBackwardArgs): void {
+    const { b, l } = checkMamba3ScanBackward(a);
+    const grads = {
+      dProj: this.view(a.dProj),
+      dDtBias: this.view(a.dDtBias),
+      dBNorm: this.view(a.dBNorm),
+      dCNorm: this.view(a.dCNorm),
+      dBBias: this.view(a.dBBias),
+      dCBias: this.view(a.dCBias),
+      dD: this.view(a.dD),
+      dMimoX: this.opt(a.dMimoX),
+      dMimoZ: this.opt(a.dMimoZ),
+      dMimoO: this.opt(a.dMimoO),
+      dNormWeight: this.opt(a.dNormWeight),
+    };
+    mamba3ScanBackward(this.mamba3Views(a, a.g, null), this.view(a.g), grads, b, l, a.dims);
   }
 }
 

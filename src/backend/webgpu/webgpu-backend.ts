@@ -33,6 +33,7 @@ import {
   type MoeRouteOptions,
   type RotaryOptions,
 } from '../contract/mixers.js';
+import { checkMamba3Scan, type Mamba3ScanArgs } from '../contract/mamba3.js';
 import type { GpuDevice } from './device.js';
 import { Dispatcher } from './dispatcher.js';
 import { BufferPool, bucketBytes, MAP_READ, newStorage, USAGE, type GpuStorage } from './gpu-buffers.js';
@@ -49,6 +50,7 @@ import { rmsnorm } from './kernels/rmsnorm.js';
 import { sample } from './kernels/sample.js';
 import { selectiveScan } from './kernels/scan.js';
 import { ssdScan } from './kernels/ssd-scan.js';
+import { mamba3Scan } from './kernels/mamba3-scan.js';
 import type { KernelHost, KernelOptions } from './kernel-host.js';
 
 /** The backend's options: the launchers' (`KernelOptions`) and those of memory and batching. */
@@ -398,6 +400,11 @@ export class WebGpuBackend implements Backend, KernelHost {
   argmax(out: Tensor, x: Tensor): void {
     checkArgmax(out, x);
     argmax(this, out, x);
+  }
+
+  mamba3Scan(a: Mamba3ScanArgs): void {
+    const { b, l } = checkMamba3Scan(a);
+    mamba3Scan(this, a, b, l);
   }
 
   ssdScan(s: SsdScanArgs): void {

@@ -551,6 +551,104 @@ export const mambaStep = {
   },
 } as const satisfies WgslModule;
 
+const mamba3Scan_P = {
+  struct: 'P',
+  size: 108,
+  fields: [
+    { name: 'l', type: 'u32', offset: 0 },
+    { name: 'h', type: 'u32', offset: 4 },
+    { name: 'pd', type: 'u32', offset: 8 },
+    { name: 'n', type: 'u32', offset: 12 },
+    { name: 'g', type: 'u32', offset: 16 },
+    { name: 'R', type: 'u32', offset: 20 },
+    { name: 'S', type: 'u32', offset: 24 },
+    { name: 'poff', type: 'u32', offset: 28 },
+    { name: 'pld', type: 'u32', offset: 32 },
+    { name: 'yoff', type: 'u32', offset: 36 },
+    { name: 'yld', type: 'u32', offset: 40 },
+    { name: 'odt', type: 'u32', offset: 44 },
+    { name: 'obn', type: 'u32', offset: 48 },
+    { name: 'ocn', type: 'u32', offset: 52 },
+    { name: 'obb', type: 'u32', offset: 56 },
+    { name: 'ocb', type: 'u32', offset: 60 },
+    { name: 'od', type: 'u32', offset: 64 },
+    { name: 'omx', type: 'u32', offset: 68 },
+    { name: 'omz', type: 'u32', offset: 72 },
+    { name: 'omo', type: 'u32', offset: 76 },
+    { name: 'onw', type: 'u32', offset: 80 },
+    { name: 'oth', type: 'u32', offset: 84 },
+    { name: 'oss', type: 'u32', offset: 88 },
+    { name: 'oks', type: 'u32', offset: 92 },
+    { name: 'oxs', type: 'u32', offset: 96 },
+    { name: 'afloor', type: 'f32', offset: 100 },
+    { name: 'eps', type: 'f32', offset: 104 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.l !== 'number' || typeof v.h !== 'number' || typeof v.pd !== 'number' ||
+      typeof v.n !== 'number' || typeof v.g !== 'number' || typeof v.R !== 'number' ||
+      typeof v.S !== 'number' || typeof v.poff !== 'number' || typeof v.pld !== 'number' ||
+      typeof v.yoff !== 'number' || typeof v.yld !== 'number' || typeof v.odt !== 'number' ||
+      typeof v.obn !== 'number' || typeof v.ocn !== 'number' || typeof v.obb !== 'number' ||
+      typeof v.ocb !== 'number' || typeof v.od !== 'number' || typeof v.omx !== 'number' ||
+      typeof v.omz !== 'number' || typeof v.omo !== 'number' || typeof v.onw !== 'number' ||
+      typeof v.oth !== 'number' || typeof v.oss !== 'number' || typeof v.oks !== 'number' ||
+      typeof v.oxs !== 'number' || typeof v.afloor !== 'number' || typeof v.eps !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.l;
+    w.u32[at + 1] = v.h;
+    w.u32[at + 2] = v.pd;
+    w.u32[at + 3] = v.n;
+    w.u32[at + 4] = v.g;
+    w.u32[at + 5] = v.R;
+    w.u32[at + 6] = v.S;
+    w.u32[at + 7] = v.poff;
+    w.u32[at + 8] = v.pld;
+    w.u32[at + 9] = v.yoff;
+    w.u32[at + 10] = v.yld;
+    w.u32[at + 11] = v.odt;
+    w.u32[at + 12] = v.obn;
+    w.u32[at + 13] = v.ocn;
+    w.u32[at + 14] = v.obb;
+    w.u32[at + 15] = v.ocb;
+    w.u32[at + 16] = v.od;
+    w.u32[at + 17] = v.omx;
+    w.u32[at + 18] = v.omz;
+    w.u32[at + 19] = v.omo;
+    w.u32[at + 20] = v.onw;
+    w.u32[at + 21] = v.oth;
+    w.u32[at + 22] = v.oss;
+    w.u32[at + 23] = v.oks;
+    w.u32[at + 24] = v.oxs;
+    w.f32[at + 25] = v.afloor;
+    w.f32[at + 26] = v.eps;
+    return true;
+  },
+} as const;
+export const mamba3Scan = {
+  name: 'mamba3-scan',
+  code: "// Mamba-3's scan (contract in backend/contract/mamba3.ts; CPU reference cpu/reference/mamba3-scan.ts): one\n// workgroup per (sequence, head), token by token. Per token the workgroup builds the head's rotated keys and\n// queries (R, n) in workgroup memory; each thread owns rows c of the head's state H (p, n), kept in the ssm\n// state buffer, and its outputs. Limits (checked by the launcher): R·n <= 512, R·p <= 1024, S <= 128, R <= 8.\n//   dt = softplus(dd_dt + dt_bias), A = min(-f(dd_A), -A_floor), α = exp(dt A), λ = sigmoid(trap)\n//   θ += π tanh(angles) dt;  k_r = rot(θ, rmsnorm(B_r) w_B + B_bias_r);  q_r likewise with C\n//   H = α H + (1 - λ) dt α Σ_r v'_r k'_rᵀ + λ dt Σ_r v_r k_rᵀ,  v_r = x ⊙ mimo_x_r\n//   y = Σ_r mimo_o_r ⊙ (norm?(H q_r + D v_r) · silu(z ⊙ mimo_z_r))\n// The parameters come packed in `prm` (offsets in P); without MIMO the mimo_* are 1.\n// Scalar functions with the numerics of the CPU reference (src/backend/cpu/reference/math.ts), in f32.\n\n// log(1 + y) without the cancellation of log(1 + y) for small y (Goldberg's trick: exact to a few ulp).\nfn log1p_f(y: f32) -> f32 {\n  let u = 1.0 + y;\n  if (u == 1.0) { return y; }\n  return log(u) * (y / (u - 1.0));\n}\n\n// softplus(x) = log(1 + e^x), and x itself above 20 (PyTorch's threshold).\nfn softplus_f(x: f32) -> f32 {\n  if (x > 20.0) { return x; }\n  return log1p_f(exp(x));\n}\n\nfn sigmoid_f(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }\n\nfn silu_f(x: f32) -> f32 { return x / (1.0 + exp(-x)); }\n\n// erf from erfc (Numerical Recipes' erfcc, fractional error < 1.2e-7).\nfn erf_f(x: f32) -> f32 {\n  let z = abs(x);\n  let t = 1.0 / (1.0 + 0.5 * z);\n  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +\n          t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));\n  return select(r - 1.0, 1.0 - r, x >= 0.0);\n}\n\n// gelu(x) = x * Phi(x), the exact (erf) form.\nfn gelu_f(x: f32) -> f32 { return 0.5 * x * (1.0 + erf_f(x * 0.70710678118654752)); }\n\noverride MIMO: bool = false;\noverride NORM: bool = false;\noverride HALVES: bool = false;\noverride HAS_STATE: bool = true;\n\nstruct P { l: u32, h: u32, pd: u32, n: u32, g: u32, R: u32, S: u32, poff: u32, pld: u32, yoff: u32, yld: u32, odt: u32, obn: u32, ocn: u32, obb: u32, ocb: u32, od: u32, omx: u32, omz: u32, omo: u32, onw: u32, oth: u32, oss: u32, oks: u32, oxs: u32, afloor: f32, eps: f32 }\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> proj: array<f32>;        // (b, l, W) view\n@group(0) @binding(2) var<storage, read> prm: array<f32>;         // the packed parameters\n@group(0) @binding(3) var<storage, read_write> y: array<f32>;     // (b, l, e) view\n@group(0) @binding(4) var<storage, read_write> th: array<f32>;    // (b, h, S)\n@group(0) @binding(5) var<storage, read_write> ssm: array<f32>;   // (b, h, p, n)\n@group(0) @binding(6) var<storage, read_write> ks: array<f32>;    // (b, R, h, n)\n@group(0) @binding(7) var<storage, read_write> xs: array<f32>;    // (b, h, p)\n\nconst WG: u32 = 64u;\nvar<workgroup> kk: array<f32, 512>;   // rotated keys of this token (R, n)\nvar<workgroup> qq: array<f32, 512>;   // rotated queries\nvar<workgroup> kp: array<f32, 512>;   // the previous token's keys\nvar<workgroup> yo: array<f32, 1024>;  // H q_r + D v_r (R, p), for the output norm\nvar<workgroup> ang: array<f32, 128>;  // θ\nvar<workgroup> rs: array<f32, 16>;    // rstd of B_r (0..R) and C_r (R..2R)\n\nfn heavy_tail(u: f32) -> f32 { return select(1.0 / (1.0 - u), 1.0 + u, u >= 0.0); }\n\n// WGSL's sin and cos may be off by 2^-11 absolute and tanh by more: these are good to a few ulp.\n// (sin a, cos a): a reduced by the nearest multiple of π/2 (in two parts), Taylor series on [-π/4, π/4].\nfn sincos_acc(a: f32) -> vec2<f32> {\n  let k = round(a * 0.636619772367581);\n  let r = (a - k * 1.5707963705062866) + k * 4.371139000186243e-8;\n  let r2 = r * r;\n  let s = r * (1.0 + r2 * (-1.0 / 6.0 + r2 * (1.0 / 120.0 + r2 * (-1.0 / 5040.0 + r2 * (1.0 / 362880.0)))));\n  let c = 1.0 + r2 * (-0.5 + r2 * (1.0 / 24.0 + r2 * (-1.0 / 720.0 + r2 * (1.0 / 40320.0 + r2 * (-1.0 / 3628800.0)))));\n  let q = i32(k) & 3;\n  if (q == 0) { return vec2<f32>(s, c); }\n  if (q == 1) { return vec2<f32>(c, -s); }\n  if (q == 2) { return vec2<f32>(-s, -c); }\n  return vec2<f32>(-c, s);\n}\n\nfn tanh_acc(x: f32) -> f32 {\n  let t = 1.0 - 2.0 / (exp(2.0 * abs(x)) + 1.0);\n  return select(-t, t, x >= 0.0);\n}\n\nfn mxv(hh: u32, r: u32, c: u32) -> f32 { if (MIMO) { return prm[p.omx + (hh * p.R + r) * p.pd + c]; } return 1.0; }\nfn mzv(hh: u32, r: u32, c: u32) -> f32 { if (MIMO) { return prm[p.omz + (hh * p.R + r) * p.pd + c]; } return 1.0; }\nfn mov(hh: u32, r: u32, c: u32) -> f32 { if (MIMO) { return prm[p.omo + (hh * p.R + r) * p.pd + c]; } return 1.0; }\n\n// (i0, i1): the pair of state dims that angle i turns\nfn pair(i: u32) -> vec2<u32> {\n  if (HALVES) { return vec2<u32>(i, i + p.n / 2u); }\n  return vec2<u32>(2u * i, 2u * i + 1u);\n}\n\n@compute @workgroup_size(64)\nfn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {\n  let hh = wid.x;\n  let bi = wid.y;\n  let n = p.n;\n  let pd = p.pd;\n  let R = p.R;\n  let S = p.S;\n  let e = p.h * pd;\n  let grp = hh / (p.h / p.g);\n  let oB = 2u * e;\n  let oC = oB + R * p.g * n;\n  let oDt = oC + R * p.g * n;\n  let oA = oDt + p.h;\n  let oTrap = oA + p.h;\n  let oAng = oTrap + p.h;\n  let sbase = p.oss + (bi * p.h + hh) * pd * n; // this head's H in ssm\n  // load (or zero) the carried state: θ, the previous keys, and (per thread) H's rows and x\n  for (var i = li; i < S; i += WG) {\n    let a = p.oth + (bi * p.h + hh) * S + i;\n    if (HAS_STATE) { ang[i] = th[a]; } else { ang[i] = 0.0; }\n  }\n  for (var i = li; i < R * n; i += WG) {\n    let r = i / n;\n    let j = i % n;\n    let a = p.oks + ((bi * R + r) * p.h + hh) * n + j;\n    if (HAS_STATE) { kp[i] = ks[a]; } else { kp[i] = 0.0; }\n  }\n  // (without a state, H and x start at zero: the first token reads none of the scratch they live in)\n  workgroupBarrier();\n  for (var t = 0u; t < p.l; t++) {\n    let row = p.poff + (bi * p.l + t) * p.pld;\n    let dt = softplus_f(proj[row + oDt + hh] + prm[p.odt + hh]);\n    let A = min(-heavy_tail(proj[row + oA + hh]), -p.afloor);\n    let al = exp(dt * A);\n    let lam = sigmoid_f(proj[row + oTrap + hh]);\n    let cP = (1.0 - lam) * dt * al;\n    let cC = lam * dt;\n    // the norms of B_r and C_r (of this head's group): one thread each\n    if (li < 2u * R) {\n      let r = li % R;\n      var col = oB;\n      if (li >= R) { col = oC; }\n      col += (r * p.g + grp) * n;\n      var ss = 0.0;\n      for (var j = 0u; j < n; j++) { let v = proj[row + col + j]; ss += v * v; }\n      rs[li] = 1.0 / sqrt(ss / f32(n) + p.eps);\n    }\n    for (var i = li; i < S; i += WG) {\n      var a = ang[i] + 3.14159265358979 * tanh_acc(proj[row + oAng + i]) * dt;\n      a -= 6.28318530717959 * floor(a / 6.28318530717959);\n      ang[i] = a;\n    }\n    workgroupBarrier();\n    for (var i = li; i < R * n; i += WG) {\n      let r = i / n;\n      let j = i % n;\n      let bcol = oB + (r * p.g + grp) * n + j;\n      let ccol = oC + (r * p.g + grp) * n + j;\n      kk[i] = proj[row + bcol] * rs[r] * prm[p.obn + j] + prm[p.obb + (hh * R + r) * n + j];\n      qq[i] = proj[row + ccol] * rs[R + r] * prm[p.ocn + j] + prm[p.ocb + (hh * R + r) * n + j];\n    }\n    workgroupBarrier();\n    for (var i = li; i < R * S; i += WG) {\n      let r = i / S;\n      let a = i % S;\n      let ij = pair(a);\n      let sc = sincos_acc(ang[a]);\n      let c = sc.y;\n      let s = sc.x;\n      let o0 = r * n + ij.x;\n      let o1 = r * n + ij.y;\n      let k0 = kk[o0];\n      let k1 = kk[o1];\n      kk[o0] = k0 * c - k1 * s;\n      kk[o1] = k0 * s + k1 * c;\n      let q0 = qq[o0];\n      let q1 = qq[o1];\n      qq[o0] = q0 * c - q1 * s;\n      qq[o1] = q0 * s + q1 * c;\n    }\n    workgroupBarrier();\n    let Dh = prm[p.od + hh];\n    for (var c = li; c < pd; c += WG) {\n      let x = proj[row + e + hh * pd + c];\n      let xa = p.oxs + (bi * p.h + hh) * pd + c;\n      let fresh = !HAS_STATE && t == 0u;\n      let xprev = select(xs[xa], 0.0, fresh);\n      var ov: array<f32, 8>;\n      for (var r = 0u; r < R; r++) { ov[r] = Dh * x * mxv(hh, r, c); }\n      for (var j = 0u; j < n; j++) {\n        var acc = al * select(ssm[sbase + c * n + j], 0.0, fresh);\n        for (var r = 0u; r < R; r++) {\n          let m = mxv(hh, r, c);\n          acc += cP * xprev * m * kp[r * n + j] + cC * x * m * kk[r * n + j];\n        }\n        ssm[sbase + c * n + j] = acc;\n        for (var r = 0u; r < R; r++) { ov[r] += acc * qq[r * n + j]; }\n      }\n      for (var r = 0u; r < R; r++) { yo[r * pd + c] = ov[r]; }\n      xs[xa] = x;\n    }\n    workgroupBarrier();\n    for (var c = li; c < pd; c += WG) {\n      let z = proj[row + hh * pd + c];\n      var out = 0.0;\n      for (var r = 0u; r < R; r++) {\n        var v = yo[r * pd + c];\n        if (NORM) {\n          var ss = 0.0;\n          for (var cc = 0u; cc < pd; cc++) { let u = yo[r * pd + cc]; ss += u * u; }\n          v = v / sqrt(ss / f32(pd) + p.eps) * prm[p.onw + hh * pd + c];\n        }\n        out += v * silu_f(z * mzv(hh, r, c)) * mov(hh, r, c);\n      }\n      y[p.yoff + (bi * p.l + t) * p.yld + hh * pd + c] = out;\n    }\n    // this token's keys are the next token's previous keys\n    for (var i = li; i < R * n; i += WG) { kp[i] = kk[i]; }\n    workgroupBarrier();\n  }\n  for (var i = li; i < S; i += WG) { th[p.oth + (bi * p.h + hh) * S + i] = ang[i]; }\n  for (var i = li; i < R * n; i += WG) {\n    let r = i / n;\n    let j = i % n;\n    ks[p.oks + ((bi * R + r) * p.h + hh) * n + j] = kp[i];\n  }\n}\n",
+  entries: {
+    main: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'proj', group: 0, binding: 1, access: 'read', type: 'f32', note: '(b, l, W) view' },
+        { name: 'prm', group: 0, binding: 2, access: 'read', type: 'f32', note: 'the packed parameters' },
+        { name: 'y', group: 0, binding: 3, access: 'read_write', type: 'f32', note: '(b, l, e) view' },
+        { name: 'th', group: 0, binding: 4, access: 'read_write', type: 'f32', note: '(b, h, S)' },
+        { name: 'ssm', group: 0, binding: 5, access: 'read_write', type: 'f32', note: '(b, h, p, n)' },
+        { name: 'ks', group: 0, binding: 6, access: 'read_write', type: 'f32', note: '(b, R, h, n)' },
+        { name: 'xs', group: 0, binding: 7, access: 'read_write', type: 'f32', note: '(b, h, p)' },
+      ],
+      uniform: mamba3Scan_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.proj || !b.prm || !b.y || !b.th || !b.ssm || !b.ks || !b.xs) return null;
+        return [b.proj, b.prm, b.y, b.th, b.ssm, b.ks, b.xs];
+      },
+    },
+  },
+} as const satisfies WgslModule;
+
 const matmul_P = {
   struct: 'P',
   size: 48,
