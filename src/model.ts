@@ -10,6 +10,7 @@ import {
 import { generateTokens, prefill, type FinishReason, type GenerateOptions } from './generate/generate.js';
 import { StopStringFilter } from './generate/stop.js';
 import { stateBytes, type ModelConfig } from './models/config.js';
+import { HYBRID_ARCHS, hybridStateBytes, type HybridConfig } from './models/config-hybrid.js';
 import type { LanguageModel } from './models/lm.js';
 import { ModelState } from './models/state.js';
 import { decodeState, encodeState } from './models/state-io.js';
@@ -49,11 +50,14 @@ export interface ModelInfo {
   layers: number;
   dModel: number;
   vocabSize: number;
+  /** State bytes per sequence that do not grow with the context (the recurrent states). */
   stateBytesPerSequence: number;
+  /** State bytes per sequence added by each token of context (the attention layers' KV cache; 0 for pure SSMs). */
+  stateBytesPerToken: number;
   dtypes: Record<string, number>;
   backend: string;
   tokenizer: { vocabSize: number; eosTokenId: number | undefined } | null;
-  config: ModelConfig;
+  config: ModelConfig | HybridConfig;
 }
 
 export interface ChatOptions extends GenerateTextOptions {
@@ -90,7 +94,7 @@ export type Prompt = string | readonly number[];
  */
 export class Model {
   constructor(
-    readonly lm: LanguageModel,
+    readonly lm: LanguageModel<ModelConfig | HybridConfig>,
     readonly tokenizer: TextTokenizer | undefined,
     /** Where it was loaded from (a directory, hub id or URL). */
     readonly source: string,
@@ -98,7 +102,7 @@ export class Model {
     readonly chatSetup: ChatSetup = {},
   ) {}
 
-  get config(): ModelConfig {
+  get config(): ModelConfig | HybridConfig {
     return this.lm.config;
   }
 
@@ -300,6 +304,15 @@ export class Model {
     return decodeState(this.lm, bytes);
   }
 
+  private stateBytes(): { stateBytesPerSequence: number; stateBytesPerToken: number } {
+    const c = this.config;
+    if (isHybrid(c)) {
+      const h = hybridStateBytes(c);
+      return { stateBytesPerSequence: h.constantBytes, stateBytesPerToken: h.bytesPerToken };
+    }
+    return { stateBytesPerSequence: stateBytes(c), stateBytesPerToken: 0 };
+  }
+
   info(): ModelInfo {
     const dtypes: Record<string, number> = {};
     for (const t of this.lm.parameters().values()) dtypes[t.dtype] = (dtypes[t.dtype] ?? 0) + t.size;
@@ -310,13 +323,18 @@ export class Model {
       layers: this.config.nLayer,
       dModel: this.config.dModel,
       vocabSize: this.lm.vocabSize,
-      stateBytesPerSequence: stateBytes(this.config),
+      ...this.stateBytes(),
       dtypes,
       backend: this.lm.backend.name,
       tokenizer: this.tokenizer ? { vocabSize: this.tokenizer.vocabSize, eosTokenId: this.tokenizer.eosTokenId } : null,
       config: this.config,
     };
   }
+}
+
+/** Whether a loaded model's config is one of the Mamba-2 + attention hybrids. */
+export function isHybrid(c: ModelConfig | HybridConfig): c is HybridConfig {
+  return (HYBRID_ARCHS as readonly string[]).includes(c.arch);
 }
 
 function range(a: number, b: number): number[] {

@@ -1,6 +1,6 @@
 import { Sampler } from '../backend/sampling.js';
 import { fail } from '../errors.js';
-import type { LanguageModel } from '../models/lm.js';
+import type { LanguageModel, LmConfig } from '../models/lm.js';
 import type { ModelState } from '../models/state.js';
 import { prefill, samplingParams, type GenerateOptions, type TokenEvent } from './generate.js';
 
@@ -39,7 +39,7 @@ export class ChatSession {
   private drawStep = 0;
   private readonly sampler = new Sampler();
 
-  constructor(readonly lm: LanguageModel) {
+  constructor(readonly lm: LanguageModel<LmConfig>) {
     this.state = lm.initState(1);
   }
 

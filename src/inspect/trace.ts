@@ -16,7 +16,7 @@
 import { fail } from '../errors.js';
 import { softplus } from '../backend/cpu/reference/math.js';
 import { MambaMixer, type MambaActivations } from '../mixers/mamba.js';
-import type { LanguageModel } from '../models/lm.js';
+import type { LanguageModel, LmConfig } from '../models/lm.js';
 
 export interface LayerTrace {
   readonly layer: number;
@@ -55,7 +55,7 @@ type T = MambaActivations['u'];
 
 /** Runs `ids` (one sequence) through the model and returns every Mamba layer's trace. */
 export async function traceModel(
-  lm: LanguageModel,
+  lm: LanguageModel<LmConfig>,
   ids: readonly number[],
   pieces: readonly string[] = [],
 ): Promise<ModelTrace> {

@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { isMambaError } from '../errors.js';
 import { resolveModel, type HubOptions } from '../io/hub.js';
 import { Model } from '../model.js';
-import { loadLanguageModel, type LoadLmOptions } from '../models/node/load-checkpoint.js';
+import { loadAnyLanguageModel, type LoadLmOptions } from '../models/node/load-checkpoint.js';
 import { loadTokenizer } from '../tokenizer/node.js';
 import { readChatSetup } from './chat-files.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
@@ -20,7 +20,7 @@ export interface LoadModelOptions extends LoadLmOptions, HubOptions {}
  */
 export async function loadModel(idOrPath: string = DEFAULT_MODEL_DIR, o: LoadModelOptions = {}): Promise<Model> {
   const dir = await resolveModel(idOrPath, o);
-  const lm = await loadLanguageModel(dir, o);
+  const lm = await loadAnyLanguageModel(dir, o);
   let tokenizer: Tokenizer | undefined;
   try {
     tokenizer = await loadTokenizer(dir);

@@ -9,7 +9,7 @@ import { MAX_CONFIG_JSON_BYTES, parseUntrustedJson } from '../../io/json.js';
 import type { TensorSource } from '../../io/tensor-source.js';
 import { buildModel } from '../build.js';
 import { buildHybrid, checkHybridBackend } from '../build-hybrid.js';
-import { parseHybridConfig, type HybridConfig } from '../config-hybrid.js';
+import { isHybridConfig, parseHybridConfig, type HybridConfig } from '../config-hybrid.js';
 import { parseConfig, type ModelConfig } from '../config.js';
 import type { LanguageModel } from '../lm.js';
 import type { WeightDType } from '../weights.js';
@@ -104,6 +104,19 @@ export async function loadHybridModel(dir: string, o: LoadLmOptions = {}): Promi
   } finally {
     await tensors.close();
   }
+}
+
+/**
+ * Loads any architecture mamba-ts runs from a local checkpoint directory (no tokenizer): the Mamba
+ * family through `loadLanguageModel`, the Mamba-2 + attention hybrids through `loadHybridModel`.
+ */
+export async function loadAnyLanguageModel(
+  dir: string,
+  o: LoadLmOptions = {},
+): Promise<LanguageModel<ModelConfig | HybridConfig>> {
+  await checkDir(dir);
+  const { json } = await readConfigJson(dir);
+  return isHybridConfig(json) ? loadHybridModel(dir, o) : loadLanguageModel(dir, o);
 }
 
 /** Loads the language model of a local checkpoint directory (no tokenizer). */
