@@ -19,8 +19,9 @@ export const MODEL_HELP = `  --model, -m <dir|org/name[@rev]>  checkpoint direct
                                     HF cache; HF_ENDPOINT, HF_HOME, HF_TOKEN, HF_HUB_OFFLINE honoured).
                                     Default: the small model shipped with mamba-ts
   --backend <cpu|webgpu>            where to compute (default cpu)
-  --dtype <auto|f32|f16|bf16|q8>    how to hold the big weight matrices (default f32; auto keeps 16-bit
-                                    checkpoints 16-bit; q8: 8-bit blocks of 32 with a scale, like Q8_0)
+  --dtype <auto|f32|f16|bf16|q8|q4> how to hold the big weight matrices (default f32; auto keeps 16-bit
+                                    checkpoints 16-bit; q8: 8-bit blocks of 32 with a scale, like Q8_0;
+                                    q4: 4-bit blocks of 32 with an f16 scale, like Q4_0)
   --threads <n>                     CPU threads (default: all cores, at most 8)`;
 
 /** --backend and --threads (CPU threads default to createBackend's: all cores, at most 8). */
@@ -30,7 +31,7 @@ export async function backendFromArgs(v: Record<string, unknown>): Promise<Backe
 }
 
 export async function openModel(v: Record<string, unknown>): Promise<{ model: Model; backend: Backend }> {
-  const dtype = oneOf<WeightDType>(v.dtype, 'dtype', ['auto', 'f32', 'f16', 'bf16', 'q8'], 'f32');
+  const dtype = oneOf<WeightDType>(v.dtype, 'dtype', ['auto', 'f32', 'f16', 'bf16', 'q8', 'q4'], 'f32');
   const backend = await backendFromArgs(v);
   const progress = cliDownloadProgress();
   try {

@@ -47,7 +47,7 @@ stops (twice: stop at once, the last checkpoint stays intact).
   --batch-size <n>         (with --eval) windows per forward (default 8)
   --max-tokens <n>         (with --eval) stop after about n predicted tokens
   --format <text|json>     (with --eval) output format (default text)
-  --dtype <f32|f16|bf16|q8> (with --eval) weights as held in memory (default f32): the accuracy cost
+  --dtype <f32|f16|bf16|q8|q4> (with --eval) weights as held in memory (default f32): the accuracy cost
                            of a weight format in bits per byte
   --help, -h               this help
 `;
@@ -190,7 +190,7 @@ async function evalCommand(v: Record<string, unknown>): Promise<void> {
   const batchSize = num(v['batch-size'], 'batch-size', { int: true, min: 1 }) ?? 8;
   const maxTokens = num(v['max-tokens'], 'max-tokens', { int: true, min: 1 });
   const backend = await backendFromArgs(v);
-  const dtype = oneOf<WeightDType>(v.dtype, 'dtype', ['f32', 'f16', 'bf16', 'q8'], 'f32');
+  const dtype = oneOf<WeightDType>(v.dtype, 'dtype', ['f32', 'f16', 'bf16', 'q8', 'q4'], 'f32');
   const lm = await loadLanguageModel(dir, { backend, dtype });
   const tok = await loadTokenizer(dir);
   const { docs, description } = loadDocuments(dataSpec);

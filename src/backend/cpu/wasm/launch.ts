@@ -29,7 +29,7 @@ import {
   ST,
 } from './thread-ops.js';
 import type { ThreadPool } from '../runtime/pool.js';
-import type { DType } from '../../../tensor/dtype.js';
+import { isQuantized, type DType } from '../../../tensor/dtype.js';
 import type { Tensor } from '../../../tensor/tensor.js';
 import { instantiateKernels, MAX_SCAN_STATE, THREAD_SCRATCH_BYTES, type WasmKernels } from './module.js';
 
@@ -44,7 +44,7 @@ import { instantiateKernels, MAX_SCAN_STATE, THREAD_SCRATCH_BYTES, type WasmKern
  * call and (outputs) back after it. With one arena (models up to ~4 GB) nothing is ever staged.
  */
 const KIND: Partial<Record<DType, number>> = { f32: DT_F32, f16: DT_F16, bf16: DT_BF16, q8: DT_Q8 };
-const BYTES: Record<DType, number> = { f32: 4, i32: 4, f16: 2, bf16: 2, q8: 1 };
+const BYTES: Record<DType, number> = { f32: 4, i32: 4, f16: 2, bf16: 2, q8: 1, q4: 1 }; // q8, q4: offset 0
 /** Bytes of per-thread scratch of the scan backward (layout in scan-backward.wat). */
 export function scanBackwardScratchBytes(l: number, n: number, T: number): number {
   const N = 16 * n;
@@ -141,10 +141,9 @@ export class WasmOps {
     const st = t.storage as ArrayBufferView;
     const e = BYTES[t.dtype];
     if (this.arenas.arenaOf(st) === this.tgt) return st.byteOffset + t.offset * e;
-    const src =
-      t.dtype === 'q8'
-        ? new Uint8Array(st.buffer, st.byteOffset, st.byteLength)
-        : new Uint8Array(st.buffer, st.byteOffset + t.offset * e, (t.rows > 0 ? (t.rows - 1) * t.ld + t.cols : 0) * e);
+    const src = isQuantized(t.dtype)
+      ? new Uint8Array(st.buffer, st.byteOffset, st.byteLength)
+      : new Uint8Array(st.buffer, st.byteOffset + t.offset * e, (t.rows > 0 ? (t.rows - 1) * t.ld + t.cols : 0) * e);
     const dst = this.bump(src.length);
     new Uint8Array(this.tgt.buffer(), dst, src.length).set(src);
     if (out) {
