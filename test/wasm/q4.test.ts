@@ -104,6 +104,49 @@ test('the q4 reference product equals the f32 product of the dequantised weights
   }
 });
 
+test('WebAssembly kernels on 2 threads equal the reference: decode and prefill, odd sizes, bias, embedding', async () => {
+  const wa = new CpuBackend({ kernels: 'wasm' });
+  backends.push(wa);
+  await wa.useThreads(2);
+  for (const [m, q, p] of [
+    [1, 333, 517],
+    [3, 1000, 129],
+    [20, 333, 517],
+  ] as const) {
+    const X = rand(m * q, m),
+      W = rand(p * q, q),
+      B = rand(p, 5);
+    const run = (b: CpuBackend): Float32Array => {
+      const o = b.alloc([m, p]);
+      b.matmul(o, b.upload(X, [m, q]), b.upload(W, [p, q], 'q4'), { transB: true, bias: b.upload(B, [p]) });
+      return b.readSync(o) as Float32Array;
+    };
+    const got = run(wa),
+      want = run(bk);
+    // decode rounds x to int16 per block (matvec_q4): relative 2^-15 of the sums of |w x|
+    let err = 0;
+    for (let i = 0; i < got.length; i++) err = Math.max(err, Math.abs(got[i] - want[i]));
+    assert.ok(err < (m < 8 ? 2e-3 : 1e-4) * Math.sqrt(q), `m${m} q${q} p${p}: ${err}`);
+  }
+  const T = rand(50 * 77, 9);
+  const ids = Int32Array.of(49, 0, 3, 3);
+  const emb = (b: CpuBackend): Float32Array => {
+    const o = b.alloc([4, 77]);
+    b.embedding(o, b.upload(ids, [4], 'i32'), b.upload(T, [50, 77], 'q4'));
+    return b.readSync(o) as Float32Array;
+  };
+  assert.deepEqual(emb(wa), emb(bk));
+});
+
+test('weights beyond the f16 scale range are refused', () => {
+  const W = new Float32Array(32);
+  W[3] = 1e6;
+  assert.throws(
+    () => bk.upload(W, [1, 32], 'q4'),
+    (e) => isMambaError(e, 'UNSUPPORTED') && /524032/.test(e.message),
+  );
+});
+
 test('kernels that cannot take q4 refuse it with DTYPE_MISMATCH; views of q4 are refused', () => {
   for (const b of [bk, new CpuBackend({ kernels: 'wasm' })]) {
     const w = b.upload(rand(4 * 8, 1), [4, 8], 'q4');

@@ -87,6 +87,11 @@ export function quantizeQ4(src: Float32Array, rows: number, cols: number, dst: U
           max = w;
         }
       }
+      if (amax / 8 > 65504)
+        fail(
+          'UNSUPPORTED',
+          `q4: row ${r} holds ${max}; the format's f16 scale (max|w| / 8) holds weights up to 524032 only`,
+        );
       const dBits = max ? f32ToF16Bits(max / -8) : 0; // (an all-zero block: +0, not -0)
       const d = t16[dBits]; // quantise against the scale as stored
       const id = d ? f(1 / d) : 0;

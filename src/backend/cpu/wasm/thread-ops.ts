@@ -276,8 +276,8 @@ export function runChunk(ctx: ThreadContext, op: number, I: Int32Array, F: Float
     case OP_MATVEC: {
       const K = ctx.kernels[a(MV.arena)]!;
       const kind = a(MV.kind);
-      if (kind === DT_Q8)
-        K.matvec_q8(
+      if (kind === DT_Q8 || kind === DT_Q4)
+        (kind === DT_Q8 ? K.matvec_q8 : K.matvec_q4)(
           a(MV.out),
           a(MV.ldo),
           a(MV.x),
