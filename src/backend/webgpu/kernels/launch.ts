@@ -6,9 +6,14 @@ import type { KernelHost } from '../kernel-host.js';
 
 /** Helpers shared by the kernel launchers. */
 
-/** The WGSL dtype code of a float tensor: 0 f32, 1 f16, 2 bf16. */
+/** The WGSL dtype code of a float tensor: 0 f32, 1 f16, 2 bf16, 3 q4 (matmul's b, embedding's table). */
 export function dcode(d: DType): number {
-  return d === 'f16' ? 1 : d === 'bf16' ? 2 : 0;
+  return d === 'f16' ? 1 : d === 'bf16' ? 2 : d === 'q4' ? 3 : 0;
+}
+
+/** Half index of a q4 tensor's scales in its buffer (after rows x ld / 2 bytes of quants); 0 otherwise. */
+export function q4Scales(t: Tensor): number {
+  return t.dtype === 'q4' ? (t.rows * t.ld) / 4 : 0;
 }
 
 /** Workgroups for `n` threads in groups of `wg`, folded into two dimensions past 65535. */

@@ -20,12 +20,15 @@ const SCAN_STEP = kernel(W.mambaStep, 'main');
  *   3. dt_proj + softplus + SSM state update + C contraction + D skip + SiLU(z) gate (mamba-step.wgsl,
  *      16 lanes per channel)
  *   4. out_proj: out <- y · out_proj^T (+ bias); with `preNorm` added into out (the residual add)
- * Returns false (nothing done) for `preNorm` when the backend's `fuseNorm` option is off.
+ * Returns false (nothing done) for `preNorm` when the backend's `fuseNorm` option is off, and for q4
+ * weights (mamba-step.wgsl reads dt_proj as a float matrix): the caller's unfused step then runs, its
+ * products on matvec.wgsl's q4 path.
  */
 export function mambaStep(bk: KernelHost, a: MambaStepArgs): boolean {
   const { x, out, conv, ssm, xz, dbc, y } = a;
   const norm = a.preNorm ?? null;
   if (norm && !bk.options.fuseNorm) return false;
+  if ([a.inProj, a.xProj, a.dtProj, a.outProj].some((w) => w.dtype === 'q4')) return false;
   checkSameBackend(
     'mambaStep',
     x,
