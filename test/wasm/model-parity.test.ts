@@ -84,7 +84,7 @@ const FORMAT_BOUNDS: [WeightDType, number][] = [
   ['f16', 1e-2],
   ['bf16', 1e-1],
   ['q8', 2e-1],
-  ['q4', 5],
+  ['q4', 4],
 ];
 for (const [dtype, bound] of FORMAT_BOUNDS) {
   test(`mamba1-tied with ${dtype} weights: logits error bounded, wasm equal to the ts reference`, async () => {

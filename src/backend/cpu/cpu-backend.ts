@@ -226,23 +226,24 @@ export class CpuBackend implements Backend {
     const n = numel(shape);
     const cols = shape.length === 0 ? 1 : shape[shape.length - 1];
     const rows = cols === 0 ? 0 : n / cols;
-    const q8 = dtype === 'q8' ? q8Layout(rows, cols) : dtype === 'q4' ? q4Layout(rows, cols) : undefined;
+    // q8, q4: one block of bytes (quants, then scales) with a padded row length
+    const quant = dtype === 'q8' ? q8Layout(rows, cols) : dtype === 'q4' ? q4Layout(rows, cols) : undefined;
     const elems = Math.max(n, 1);
-    const bytes = q8 ? Math.max(q8.bytes, 1) : elems * dtypeBytes(dtype);
+    const bytes = quant ? Math.max(quant.bytes, 1) : elems * dtypeBytes(dtype);
     let buf: ArrayBufferLike,
       off = 0;
     if (this.arenas) {
       const blk = this.arenas.alloc(bytes, false);
       buf = blk.arena.buffer();
       off = blk.off;
-      const data = this.makeArray(buf, off, dtype, q8 ? bytes : n);
+      const data = this.makeArray(buf, off, dtype, quant ? bytes : n);
       this.finalizer.register(data, { arena: blk.arena, off }, data);
-      return track(new Tensor(this, data, shape, dtype, 0, q8?.ld));
+      return track(new Tensor(this, data, shape, dtype, 0, quant?.ld));
     }
     // No WebAssembly: no threads either, so no shared memory (V8 does not count SharedArrayBuffers as
     // memory pressure: a training loop's garbage tensors would pile up unreclaimed).
     buf = new ArrayBuffer(bytes);
-    return track(new Tensor(this, this.makeArray(buf, 0, dtype, q8 ? bytes : n), shape, dtype, 0, q8?.ld));
+    return track(new Tensor(this, this.makeArray(buf, 0, dtype, quant ? bytes : n), shape, dtype, 0, quant?.ld));
   }
 
   private makeArray(buf: ArrayBufferLike, off: number, dtype: DType, n: number): CpuStorage {
