@@ -112,6 +112,7 @@ test('WebAssembly kernels on 2 threads equal the reference: decode and prefill, 
     [1, 333, 517],
     [3, 1000, 129],
     [20, 333, 517],
+    [12, 600, 70], // gemm: depth in three panels of 256
   ] as const) {
     const X = rand(m * q, m),
       W = rand(p * q, q),

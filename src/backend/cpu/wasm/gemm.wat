@@ -25,6 +25,7 @@
 (func $pack_b (param $dst i32) (param $b i32) (param $bs i32) (param $ldb i32) (param $kind i32) (param $transB i32)
   (param $k0 i32) (param $kc i32) (param $jc i32) (param $nc i32)
   (local $p i32) (local $np i32) (local $jj i32) (local $j i32) (local $k i32) (local $d i32) (local $src i32) (local $sp i32) (local $nb i32)
+  (local $kk i32) (local $h i32) (local $ds f32)
   (local.set $np (i32.shr_u (i32.add (local.get $nc) (i32.const 7)) (i32.const 3)))
   (local.set $nb (i32.shr_u (local.get $ldb) (i32.const 5)))
   (loop $panels (if (i32.lt_s (local.get $p) (local.get $np)) (then
@@ -44,10 +45,20 @@
           (local.set $k (i32.add (local.get $k) (i32.const 1))) (br $g)))))
       (else (if (i32.eq (local.get $kind) (i32.const 5))
         (then
-          ;; q4 (the Linear layout, row j of W): element by element (packing is reused by every row of A)
+          ;; q4 (the Linear layout, row j of W: ldb / 2 bytes at b + j * ldb / 2): the nibble of element
+          ;; kk in byte (kk & -32) / 2 + (kk & 15), high half when kk & 16; the f16 scale of its block
+          ;; (reference/q4.ts) reloaded at each block start
+          (local.set $src (i32.add (local.get $b) (i32.shr_u (i32.mul (local.get $j) (local.get $ldb)) (i32.const 1))))
+          (local.set $sp (i32.add (local.get $bs) (i32.shl (i32.mul (local.get $j) (local.get $nb)) (i32.const 1))))
           (loop $q4 (if (i32.lt_s (local.get $k) (local.get $kc)) (then
+            (local.set $kk (i32.add (local.get $k0) (local.get $k)))
+            (if (i32.or (i32.eqz (local.get $k)) (i32.eqz (i32.and (local.get $kk) (i32.const 31)))) (then
+              (local.set $h (i32.load16_u (i32.add (local.get $sp) (i32.shl (i32.shr_u (local.get $kk) (i32.const 5)) (i32.const 1)))))
+              (local.set $ds (@f16 (local.get $h)))))
+            (local.set $h (i32.load8_u (i32.add (local.get $src)
+              (i32.add (i32.shr_u (i32.and (local.get $kk) (i32.const -32)) (i32.const 1)) (i32.and (local.get $kk) (i32.const 15))))))
             (f32.store (i32.add (local.get $d) (i32.shl (local.get $k) (i32.const 5)))
-              (call $q4get (local.get $b) (local.get $bs) (local.get $ldb) (local.get $j) (i32.add (local.get $k0) (local.get $k))))
+              (f32.mul (local.get $ds) (f32.convert_i32_s (i32.sub (i32.and (i32.shr_u (local.get $h) (i32.and (i32.shr_u (local.get $kk) (i32.const 2)) (i32.const 4))) (i32.const 15)) (i32.const 8)))))
             (local.set $k (i32.add (local.get $k) (i32.const 1))) (br $q4)))))
       (else (if (i32.eqz (local.get $kind))
         (then
