@@ -34,6 +34,7 @@ import { embedding } from './kernels/embedding.js';
 import { gatedRmsnorm } from './kernels/gated-rmsnorm.js';
 import { mambaStep } from './kernels/mamba-step.js';
 import { matmul } from './kernels/matmul.js';
+import { wholeQ4 } from './kernels/launch.js';
 import { rmsnorm } from './kernels/rmsnorm.js';
 import { sample } from './kernels/sample.js';
 import { selectiveScan } from './kernels/scan.js';
@@ -438,13 +439,6 @@ export class WebGpuBackend implements Backend, KernelHost {
 function q4Shape(shape: readonly number[]) {
   const cols = shape.length === 0 ? 1 : shape[shape.length - 1];
   return q4Layout(cols === 0 ? 0 : numel(shape) / cols, cols);
-}
-
-/** The q4 kernels read whole tensors (offset 0, the padded ld): views (narrow) of q4 are refused. */
-function wholeQ4(t: Tensor): void {
-  const whole = !t.base || (t.base.rows === t.rows && t.base.cols === t.cols);
-  if (t.offset !== 0 || !whole || t.ld !== q4Layout(t.rows, t.cols).ld)
-    fail('UNSUPPORTED', `${t.toString()}: views (narrow) of q4 tensors are not supported`);
 }
 
 /** The kernels read f32, 16-bit floats and q4: q8 weights are refused at their first upload (model build). */
