@@ -9,7 +9,9 @@ import { fail } from '../errors.js';
  * bench/results/. Options after the suite name go to the program (each has its own --help).
  */
 const SUITES: Record<string, string> = {
-  cpu: 'decode and prefill tokens/s on the CPU: mamba-130m / 1.4b shapes, f32/f16/bf16/q8/q4, WebAssembly vs TypeScript kernels, 1 and 2 threads, next to llama.cpp',
+  cpu:
+    'decode and prefill tokens/s on the CPU: mamba-130m / 1.4b shapes, f32/f16/bf16/q8/q4, ' +
+    'WebAssembly vs TypeScript kernels, 1 and 2 threads, next to llama.cpp',
   'webgpu-decode': 'batch-1 decode tokens/s through WebGPU (mamba-130m / 1.4b shapes, f32 and 16-bit weights)',
   'webgpu-prefill': 'prefill tokens/s through WebGPU at 2048 tokens, with the share of time in each kernel',
   'webgpu-scan': 'the fused selective scan through WebGPU on the three standard shapes (ms, GB/s)',

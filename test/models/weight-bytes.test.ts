@@ -58,13 +58,12 @@ test('a 7B model (falcon-mamba-7b shapes, untied head) takes under 5 GB of weigh
   assert.equal(weightBytes(c, 'f32'), 4 * params);
   assert.ok(weightBytes(c, 'bf16') > 2 * params && weightBytes(c, 'bf16') < 2.01 * params); // vectors stay f32
   assert.ok(weightBytes(c, 'q8') > weightBytes(c, 'q4') && weightBytes(c, 'q8') < 8.5e9);
-  process.stdout.write(
-    `# falcon-mamba-7b shapes: q4 ${(weightBytes(c, 'q4') / 1e9).toFixed(2)} GB, q8 ${(weightBytes(c, 'q8') / 1e9).toFixed(2)} GB, ` +
-      `bf16 ${(weightBytes(c, 'bf16') / 1e9).toFixed(2)} GB, f32 ${(weightBytes(c, 'f32') / 1e9).toFixed(2)} GB\n`,
-  );
+  const gb = (d: WeightDType): string => `${d} ${(weightBytes(c, d) / 1e9).toFixed(2)} GB`;
+  const formats: WeightDType[] = ['q4', 'q8', 'bf16', 'f32'];
+  process.stdout.write(`# falcon-mamba-7b shapes: ${formats.map(gb).join(', ')}\n`);
 });
 
-test('weightBytes equals the bytes loading really allocates, in every format (odd widths, tied and untied)', async () => {
+test('weightBytes equals the bytes loading allocates, in every format (odd widths, tied and untied)', async () => {
   for (const name of ['mamba1-tied', 'mamba1-untied', 'mamba2-g2-untied']) {
     const c = parseConfig(JSON.parse(readFileSync(join(PARITY, name, 'config.json'), 'utf8')));
     for (const dtype of ['f32', 'f16', 'bf16', 'q8', 'q4'] as WeightDType[]) {

@@ -24,7 +24,7 @@ test('layout: rows padded to blocks of 32, two quants a byte, f16 scales after t
   assert.deepEqual(q4Layout(1, 32), { rows: 1, cols: 32, ld: 32, nb: 1, scaleOffset: 16, bytes: 18 });
 });
 
-test('quantise/dequantise: scale = f16(w* / -8), every element within one step (half a step but the far end), padding 8', () => {
+test('quantise/dequantise: scale f16(w* / -8), error at most half a step (a step at the far end), padding 8', () => {
   const t16 = f16ToF32Table();
   for (const [rows, cols, scale] of [
     [1, 1, 1],
@@ -65,7 +65,7 @@ test('quantise/dequantise: scale = f16(w* / -8), every element within one step (
   }
 });
 
-test('nibble order: byte i of a block holds element i (low) and i + 16 (high); w* is exactly -8 d; zero block scale 0', () => {
+test('nibble order: byte i holds element i (low) and i + 16 (high); w* is exactly -8 d; zero block scale 0', () => {
   const W = new Float32Array(64);
   for (let c = 0; c < 32; c++) W[c] = c - 16; // w* = -16: d = 2, quants c / 2 rounded
   const dst = new Int8Array(q4Layout(1, 64).bytes);
@@ -104,7 +104,7 @@ test('the q4 reference product equals the f32 product of the dequantised weights
   }
 });
 
-test('WebAssembly kernels on 2 threads equal the reference: decode and prefill, odd sizes, bias, embedding', async () => {
+test('WebAssembly kernels on 2 threads equal the reference: decode, prefill, odd sizes, bias, embedding', async () => {
   const wa = new CpuBackend({ kernels: 'wasm' });
   backends.push(wa);
   await wa.useThreads(2);

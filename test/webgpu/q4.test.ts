@@ -37,7 +37,7 @@ test('q4 upload and read-back: the values the CPU reference holds', async (t) =>
   }
 });
 
-test('q4 matmul on WebGPU equals the CPU reference: decode (aligned and not), prefill, transpositions, bias', async (t) => {
+test('q4 matmul on WebGPU equals the CPU reference: decode (aligned or not), prefill, transposes, bias', async (t) => {
   const g = await requireAdapter(t);
   if (!g) return;
   for (const [m, q, p] of [
@@ -134,7 +134,8 @@ for (const name of ['mamba1-tied', 'mamba2-g1-tied']) {
   });
 }
 
-test('mamba1-tied in q4: the fused Mamba step (q4 in_proj with the conv epilogue and pre-norm, dt_proj in the scan step) equals the composed one', async (t) => {
+// the fused step: q4 in_proj with the conv epilogue and pre-norm, dt_proj decoded in the scan step
+test('mamba1-tied in q4: the fused Mamba step equals the composed one', async (t) => {
   const g = await requireAdapter(t);
   if (!g) return;
   const exp = await fixtureExpected('mamba1-tied');
@@ -145,7 +146,8 @@ test('mamba1-tied in q4: the fused Mamba step (q4 in_proj with the conv epilogue
   assertClose(fused.steps, composed.steps, 'fused vs composed step', 0, 2e-5);
 });
 
-test('models/default in q4 (widths multiples of 32: the block path with the fused pre-norm and conv step): WebGPU equals the CPU reference', async (t) => {
+// widths multiples of 32: matvec's block path, with the fused pre-norm and conv step
+test('models/default in q4: WebGPU equals the CPU reference', async (t) => {
   const g = await requireAdapter(t);
   if (!g) return;
   const dir = join(ROOT, 'models/default');

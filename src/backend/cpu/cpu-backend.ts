@@ -282,7 +282,8 @@ export class CpuBackend implements Backend {
     if (!(data instanceof want))
       fail(
         'DTYPE_MISMATCH',
-        `upload: a ${data.constructor.name} for dtype ${dt}${isQuantized(dt) ? ` (${dt} takes f32 data and quantises it)` : ''}`,
+        `upload: a ${data.constructor.name} for dtype ${dt}` +
+          (isQuantized(dt) ? ` (${dt} takes f32 data and quantises it)` : ''),
       );
     const t = this.alloc(shape, dt);
     if (dt === 'q8') quantizeQ8(data as Float32Array, t.rows, t.cols, t.storage as Int8Array);
@@ -346,7 +347,8 @@ export class CpuBackend implements Backend {
     if (isQuantized(t.dtype))
       fail(
         'DTYPE_MISMATCH',
-        `${t.toString()}: a ${t.dtype} tensor has no element view; only matmul (b) and embedding (table) take ${t.dtype}`,
+        `${t.toString()}: a ${t.dtype} tensor has no element view; ` +
+          `only matmul (b) and embedding (table) take ${t.dtype}`,
       );
     return { data: t.storage as Float32Array | Uint16Array, off: t.offset, ld: t.ld, dtype: t.dtype };
   }

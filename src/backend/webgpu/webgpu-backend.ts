@@ -189,7 +189,8 @@ export class WebGpuBackend implements Backend, KernelHost {
     if (!(data instanceof want))
       fail(
         'DTYPE_MISMATCH',
-        `upload: a ${data.constructor.name} for dtype ${dt}${dt === 'q4' ? ' (q4 takes f32 data and quantises it)' : ''}`,
+        `upload: a ${data.constructor.name} for dtype ${dt}` +
+          (dt === 'q4' ? ' (q4 takes f32 data and quantises it)' : ''),
       );
     // q4: quantised here, on the CPU (backend/cpu/reference/q4.ts), and uploaded as bytes
     const q4 = dt === 'q4' ? q4Shape(shape) : undefined;

@@ -40,7 +40,10 @@ var<workgroup> red: array<f32, 256>;
 
 fn wel(i: u32) -> f32 {
   if (T == 0u) { return bitcast<f32>(W[i]); }
-  if (T == 3u) { let s = p.wsoff + (i >> 5u); return q4_quant(W[q4_byte(i) >> 2u], i) * half_f32(W[s >> 1u], s, 1u); }
+  if (T == 3u) {
+    let s = p.wsoff + (i >> 5u);
+    return q4_quant(W[q4_byte(i) >> 2u], i) * half_f32(W[s >> 1u], s, 1u);
+  }
   return half_f32(W[i >> 1u], i, T);
 }
 

@@ -42,7 +42,10 @@ var<workgroup> Bs: array<vec4<f32>, BK * BN / 4u>; // [kk][nn / 4]
 fn la(i: u32) -> f32 { if (TA == 0u) { return bitcast<f32>(a[i]); } return half_f32(a[i >> 1u], i, TA); }
 fn lb(i: u32) -> f32 {
   if (TB == 0u) { return bitcast<f32>(b[i]); }
-  if (TB == 3u) { let h = p.bsoff + (i >> 5u); return q4_quant(b[q4_byte(i) >> 2u], i) * half_f32(b[h >> 1u], h, 1u); }
+  if (TB == 3u) {
+    let h = p.bsoff + (i >> 5u);
+    return q4_quant(b[q4_byte(i) >> 2u], i) * half_f32(b[h >> 1u], h, 1u);
+  }
   return half_f32(b[i >> 1u], i, TB);
 }
 fn lbias(i: u32) -> f32 { if (BT == 0u) { return bitcast<f32>(bias[i]); } return half_f32(bias[i >> 1u], i, BT); }

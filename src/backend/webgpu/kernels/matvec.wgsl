@@ -132,7 +132,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
       lo[0] = q4_lo(wq.x); lo[1] = q4_lo(wq.y); lo[2] = q4_lo(wq.z); lo[3] = q4_lo(wq.w);
       hi[0] = q4_hi(wq.x); hi[1] = q4_hi(wq.y); hi[2] = q4_hi(wq.z); hi[3] = q4_hi(wq.w);
       if (NORM) {
-        for (var k = 0u; k < 4u; k++) { lo[k] *= nel4(32u * bi + 4u * k); hi[k] *= nel4(32u * bi + 16u + 4u * k); }
+        for (var k = 0u; k < 4u; k++) {
+          lo[k] *= nel4(32u * bi + 4u * k);
+          hi[k] *= nel4(32u * bi + 16u + 4u * k);
+        }
       }
       var s = vec4<f32>(0.0);
       var sq = vec4<f32>(0.0);
@@ -151,7 +154,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
           s.y += dot(lo[k], b0) + dot(hi[k], b1);
           s.z += dot(lo[k], c0) + dot(hi[k], c1);
           s.w += dot(lo[k], d0) + dot(hi[k], d1);
-          if (NORM) { sq.y += dot(b0, b0) + dot(b1, b1); sq.z += dot(c0, c0) + dot(c1, c1); sq.w += dot(d0, d0) + dot(d1, d1); }
+          if (NORM) {
+            sq.y += dot(b0, b0) + dot(b1, b1);
+            sq.z += dot(c0, c0) + dot(c1, c1);
+            sq.w += dot(d0, d0) + dot(d1, d1);
+          }
         }
       }
       acc += d * s;
