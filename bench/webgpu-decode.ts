@@ -8,6 +8,7 @@ import {
   machine,
   mambaConfig,
   randomModel,
+  type BenchWeights,
   SHAPES,
   table,
   warmUp,
@@ -17,14 +18,14 @@ import {
 /**
  * Batch-1 decode throughput on WebGPU with random weights of real Mamba-1 shapes: the device loop
  * (step -> GPU sampling -> next step reads the id from the GPU; only the ids come back), greedy.
- *   node dist/bench/webgpu-decode.js [--models 130m,1.4b] [--dtypes f32,bf16] [--seconds 3] [--warmup 1]
+ *   node dist/bench/webgpu-decode.js [--models 130m,1.4b] [--dtypes f32,bf16,f16,q4] [--seconds 3] [--warmup 1]
  *                                    [--fuse-norm on|off|on,off]
  * Prints tokens/s and the GPU time per token (timestamp queries) by kernel. --fuse-norm picks whether
  * the block's RMSNorm and residual add are fused into the Mamba step's products (WebGpuBackendOptions
  * fuseNorm; default on); `on,off` measures both on the same model, one after the other (A/B).
  */
 const models = arg('models', '130m,1.4b').split(',');
-const dtypes = arg('dtypes', 'f32,bf16').split(',') as ('f32' | 'f16' | 'bf16')[];
+const dtypes = arg('dtypes', 'f32,bf16').split(',') as BenchWeights[];
 const seconds = Number(arg('seconds', '3'));
 const warm = Number(arg('warmup', '1'));
 const lookahead = Number(arg('lookahead', '2'));
@@ -82,7 +83,7 @@ try {
           perToken = byKernel(prof).map((k) => ({ ...k, ms: k.ms / steps, dispatches: k.dispatches / steps }));
           gpuMs = perToken.reduce((a, k) => a + k.ms, 0);
         }
-        const weightsGB = (model.parameterCount() * (dtype === 'f32' ? 4 : 2)) / 1e9;
+        const weightsGB = (model.parameterCount() * (dtype === 'f32' ? 4 : dtype === 'q4' ? 0.5625 : 2)) / 1e9;
         const r = {
           model: name,
           dtype,

@@ -6,6 +6,7 @@ import {
   machine,
   mambaConfig,
   randomModel,
+  type BenchWeights,
   SHAPES,
   table,
   warmUp,
@@ -15,11 +16,11 @@ import {
 /**
  * Prefill throughput on WebGPU: the parallel form over a prompt of `--tokens` (default 2048), batch
  * 1, logits of the last position only (what generation needs), random weights of real shapes.
- *   node dist/bench/webgpu-prefill.js [--models 130m,1.4b] [--dtypes f32,bf16] [--tokens 2048] [--reps 5]
+ *   node dist/bench/webgpu-prefill.js [--models 130m,1.4b] [--dtypes f32,bf16,f16,q4] [--tokens 2048] [--reps 5]
  * Prints tokens/s and the share of GPU time per kernel (timestamp queries over one prefill).
  */
 const models = arg('models', '130m,1.4b').split(',');
-const dtypes = arg('dtypes', 'f32').split(',') as ('f32' | 'f16' | 'bf16')[];
+const dtypes = arg('dtypes', 'f32').split(',') as BenchWeights[];
 const tokens = Number(arg('tokens', '2048'));
 const reps = Number(arg('reps', '5'));
 
