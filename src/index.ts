@@ -24,6 +24,7 @@ export { LanguageModel } from './models/lm.js';
 export { ModelState } from './models/state.js';
 export { parseConfig, type ModelConfig, type MambaConfig } from './models/config.js';
 export { buildModel } from './models/build.js';
+export { weightBytes } from './models/weight-bytes.js';
 export type { WeightDType } from './models/weights.js';
 export type { Mixer, MixerState } from './mixers/mixer.js';
 export { MambaMixer } from './mixers/mamba.js';

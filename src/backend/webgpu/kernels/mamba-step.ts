@@ -5,7 +5,7 @@ import { checkFloat, checkSameBackend } from '../../contract/checks.js';
 import { kernel } from '../bindings.js';
 import type { KernelHost } from '../kernel-host.js';
 import { checkShape } from '../../../tensor/shape.js';
-import { dcode } from './launch.js';
+import { dcode, q4Scales, wholeQ4 } from './launch.js';
 import { gatedRmsnorm } from './gated-rmsnorm.js';
 import { matvec } from './matmul.js';
 import * as W from './wgsl.gen.js';
@@ -21,7 +21,8 @@ const SCAN_STEP = kernel(W.mambaStep, 'main');
  *   3. dt_proj + softplus + SSM state update + C contraction + D skip + SiLU(z) gate (mamba-step.wgsl,
  *      16 lanes per channel)
  *   4. out_proj: out <- y · out_proj^T (+ bias); with `preNorm` added into out (the residual add)
- * Returns false (nothing done) for `preNorm` when the backend's `fuseNorm` option is off.
+ * Returns false (nothing done) for `preNorm` when the backend's `fuseNorm` option is off. Weights may be
+ * f32, f16, bf16 or q4 (views of q4 are refused).
  */
 export function mambaStep(bk: KernelHost, a: MambaStepArgs): boolean {
   const { x, out, conv, ssm, xz, dbc, y } = a;
@@ -69,8 +70,10 @@ export function mambaStep(bk: KernelHost, a: MambaStepArgs): boolean {
   want('conv state', conv, b * e, k);
   want('ssm state', ssm, b * e, n);
   want('dt_proj.weight', a.dtProj, e, r);
-  checkMatmul(xz, x, a.inProj, { transB: true, bias: a.inProjBias });
-  checkMatmul(out, y, a.outProj, { transB: true, bias: a.outProjBias });
+  checkMatmul(xz, x, a.inProj, { transB: true, bias: a.inProjBias }, ['q4']);
+  checkMatmul(out, y, a.outProj, { transB: true, bias: a.outProjBias }, ['q4']);
+  checkFloat('mambaStep', 'dt_proj.weight', a.dtProj, true, ['q4']);
+  for (const w of [a.inProj, a.xProj, a.dtProj, a.outProj]) if (w.dtype === 'q4') wholeQ4(w);
   for (const t of [x, conv, ssm, xz, dbc, y, a.convWeight, a.A, a.D, a.dtProjBias]) {
     if (t.dtype !== 'f32') fail('DTYPE_MISMATCH', `mambaStep: ${t.toString()} must be f32`);
   }
@@ -98,7 +101,7 @@ export function mambaStep(bk: KernelHost, a: MambaStepArgs): boolean {
   );
   // 2. x_proj from the conv output (the u half of xz)
   const uc = xz.narrow(0, e);
-  checkMatmul(dbc, uc, a.xProj, { transB: true });
+  checkMatmul(dbc, uc, a.xProj, { transB: true }, ['q4']);
   matvec(bk, dbc, uc, a.xProj, null, false, b, e, r + 2 * n, null, null);
   // 2b. Falcon-Mamba / Jamba: RMS norms on dt_low, B and C (the gated norm kernel without a gate)
   let sel = dbc; // (b, r + 2n) what dt_proj and the scan read
@@ -153,6 +156,7 @@ export function mambaStep(bk: KernelHost, a: MambaStepArgs): boolean {
       hld: ssm.ld,
       yoff: y.offset,
       yld: y.ld,
+      wsoff: q4Scales(a.dtProj),
     },
     Math.ceil(e / 16),
     b,
