@@ -1,0 +1,303 @@
+import { fail } from '../errors.js';
+import type { FinishReason } from '../generate/generate.js';
+import { copyRow } from '../generate/generate.js';
+import type { LanguageModel } from '../models/lm.js';
+import type { ModelState } from '../models/state.js';
+import type { Tensor } from '../tensor/tensor.js';
+import type { PromptCache } from './prompt-cache.js';
+import { TokenSampler, type SequenceSampling } from './token-sampler.js';
+
+/**
+ * Continuous batching over the model's recurrent step. One loop, one tick at a time:
+ *   1. admit waiting requests while batch rows are free;
+ *   2. prefill: one chunk (at most `prefillChunk` tokens) of one prefilling request (round robin), so a
+ *      long prompt delays the others' next token by at most one chunk's forward pass;
+ *   3. decode: one batched `LanguageModel.step` for every decoding sequence, then each row samples.
+ * A sequence joins the batch at the next tick after its prompt, and leaves it as soon as it ends (EOS,
+ * max tokens, stop string, client gone): the batch state is rebuilt from rows (states of an SSM's rows
+ * never interact, so a row's numbers do not depend on its neighbours) only when membership changes.
+ * Prompts start from the prompt cache's longest snapshot and leave snapshots at the marks they pass.
+ */
+export interface EngineRequest {
+  prompt: readonly number[];
+  /** Prefix lengths after which to keep a snapshot (chat message boundaries); the prompt end always is. */
+  snapshotAt?: readonly number[];
+  /** Choices (sequences sharing the prompt). */
+  n: number;
+  maxTokens: number;
+  sampling: SequenceSampling;
+  eos: readonly number[];
+  suppress: readonly number[];
+  signal?: AbortSignal;
+  /** A new token of choice `choice`; `finish` on its last event (token -1 when it ends without one). */
+  onToken(choice: number, token: number, finish?: FinishReason): void;
+  /** Whether choice `choice` ended by itself (a stop string in its text). */
+  isStopped?(choice: number): boolean;
+}
+
+export interface EngineResult {
+  promptTokens: number;
+  /** Prompt tokens taken from the cache (not computed). */
+  cachedTokens: number;
+}
+
+/** What the metrics see. */
+export interface EngineObserver {
+  prefilled?(tokens: number): void;
+  cacheLookup?(hitTokens: number, tier: string | null): void;
+  firstToken?(seconds: number): void;
+  decodeStep?(rows: number, seconds: number): void;
+  queue?(waiting: number, running: number): void;
+}
+
+export interface EngineOptions {
+  /** Sequences decoding at once (batch rows). */
+  maxRunning: number;
+  /** Requests waiting for a row; more are refused (429). */
+  maxQueued: number;
+  /** Prompt tokens per prefill forward pass. */
+  prefillChunk: number;
+  /** Snapshot every this many prompt tokens (0: only at the prompt end and message boundaries). */
+  snapshotEvery: number;
+  cache?: PromptCache | undefined;
+  observer?: EngineObserver | undefined;
+}
+
+interface Job {
+  req: EngineRequest;
+  done: (r: EngineResult) => void;
+  failed: (e: unknown) => void;
+  submitted: number;
+  state: ModelState | null;
+  fed: number;
+  cached: number;
+  marks: number[];
+  left: number; // choices not finished
+}
+
+interface Seq {
+  job: Job;
+  choice: number;
+  sampler: TokenSampler;
+  /** Own state until it joins the batch. */
+  state: ModelState | null;
+  last: number;
+  generated: number;
+  finished: boolean;
+}
+
+export class Engine {
+  private readonly waiting: Job[] = [];
+  private readonly prefilling: Job[] = [];
+  private decoding: Seq[] = []; // rows of `batch`, in order
+  private joining: Seq[] = [];
+  private batch: ModelState | null = null;
+  private running = false;
+  private closed = false;
+  private idle: (() => void)[] = [];
+
+  constructor(readonly lm: LanguageModel, readonly o: EngineOptions) {}
+
+  /** Requests waiting for a row. */
+  get queued(): number { return this.waiting.length; }
+  /** Sequences holding a row (prefilling choices count n each). */
+  get rows(): number { return this.decoding.length + this.joining.length + this.prefilling.reduce((s, j) => s + j.req.n, 0); }
+
+  /** Whether a request of n choices would be admitted now or queued (false: refuse it, 429). */
+  canTake(requests = 1): boolean {
+    const free = Math.max(0, this.o.maxRunning - this.rows); // admitted at the next tick
+    return this.waiting.length + requests <= this.o.maxQueued + free;
+  }
+
+  /** Runs a request; resolves when every choice has ended. Throws OVERLOADED when the queue is full. */
+  submit(req: EngineRequest): Promise<EngineResult> {
+    if (this.closed) fail('UNSUPPORTED', 'the server is shutting down');
+    if (!this.canTake()) fail('UNSUPPORTED', `the server is full: ${this.waiting.length} requests wait already`, { overloaded: true });
+    if (req.n > this.o.maxRunning) fail('BAD_ARGUMENT', `n is ${req.n}, but at most ${this.o.maxRunning} sequences run at once`);
+    this.lm.checkIds(req.prompt);
+    return new Promise<EngineResult>((done, failed) => {
+      this.waiting.push({ req, done, failed, submitted: performance.now(), state: null, fed: 0, cached: 0, marks: [], left: req.n });
+      this.report();
+      if (!this.running) void this.loop();
+    });
+  }
+
+  /** Stops admitting; resolves when running requests have ended (or aborts them after graceMs). */
+  async close(graceMs: number): Promise<void> {
+    this.closed = true;
+    if (!this.running) return;
+    const idle = new Promise<void>((r) => this.idle.push(r));
+    const t = setTimeout(() => { this.abortAll = true; }, graceMs);
+    await idle;
+    clearTimeout(t);
+  }
+
+  private abortAll = false;
+
+  private async loop(): Promise<void> {
+    this.running = true;
+    try {
+      while (this.waiting.length || this.prefilling.length || this.decoding.length || this.joining.length) {
+        this.admit();
+        await this.prefillTick();
+        await this.decodeTick();
+        this.report();
+        await new Promise<void>((r) => setImmediate(r)); // let requests in and responses out
+      }
+    } catch (e) {
+      // a failure of the shared step: every request in flight gets it (none is left hanging)
+      for (const j of [...this.prefilling, ...new Set([...this.decoding, ...this.joining].map((s) => s.job))]) j.failed(e);
+      this.prefilling.length = 0;
+      this.decoding = [];
+      this.joining = [];
+      this.batch?.dispose();
+      this.batch = null;
+    } finally {
+      this.running = false;
+      this.idle.splice(0).forEach((r) => r());
+      if (this.waiting.length && !this.closed) void this.loop();
+    }
+  }
+
+  private report(): void {
+    this.o.observer?.queue?.(this.waiting.length, this.rows);
+  }
+
+  private admit(): void {
+    while (this.waiting.length && this.rows + this.waiting[0]!.req.n <= this.o.maxRunning) {
+      const j = this.waiting.shift()!;
+      if (j.req.signal?.aborted || this.abortAll) { this.endJob(j, 'aborted'); continue; }
+      this.prefilling.push(j);
+    }
+  }
+
+  /** One prefill chunk of the first prefilling request (then it goes to the back of the line). */
+  private async prefillTick(): Promise<void> {
+    const j = this.prefilling.shift();
+    if (!j) return;
+    try {
+      await this.prefillChunkOf(j);
+    } catch (e) {
+      // this request's failure (a bad snapshot, a model error on its tokens) is its own
+      j.state?.dispose();
+      j.state = null;
+      j.failed(e);
+    }
+  }
+
+  private async prefillChunkOf(j: Job): Promise<void> {
+    const p = j.req.prompt;
+    if (j.req.signal?.aborted || this.abortAll) { j.state?.dispose(); this.endJob(j, 'aborted'); return; }
+    if (!j.state) {
+      // at least one token is fed: the first new token needs the logits of the last prompt position
+      const hit = this.o.cache ? await this.o.cache.lookup(p, p.length - 1) : null;
+      this.o.observer?.cacheLookup?.(hit?.length ?? 0, hit?.tier ?? null);
+      j.state = hit ? hit.state : this.lm.initState(1);
+      j.fed = j.cached = hit?.length ?? 0;
+      const every = this.o.snapshotEvery;
+      const marks = new Set(this.o.cache ? [...(j.req.snapshotAt ?? []), p.length] : []);
+      if (this.o.cache && every > 0) for (let m = every; m < p.length; m += every) marks.add(m);
+      j.marks = [...marks].filter((m) => m > j.fed && m <= p.length).sort((a, b) => a - b);
+    }
+    const mark = j.marks.find((m) => m > j.fed) ?? p.length;
+    const end = Math.min(p.length, j.fed + this.o.prefillChunk, mark);
+    const ids = this.lm.backend.upload(Int32Array.from(p.slice(j.fed, end)), [1, end - j.fed], 'i32');
+    let logits: Tensor;
+    try {
+      logits = this.lm.forward(ids, { state: j.state, lastOnly: true }); // (1, V)
+    } finally {
+      ids.dispose();
+    }
+    this.o.observer?.prefilled?.(end - j.fed);
+    j.fed = end;
+    if (this.o.cache && j.marks.includes(end)) this.o.cache.put(p, end, j.state);
+    if (end < p.length) {
+      logits.dispose();
+      this.prefilling.push(j);
+      return;
+    }
+    const last = await logits.readFloat();
+    logits.dispose();
+    this.o.observer?.firstToken?.((performance.now() - j.submitted) / 1000);
+    for (let c = 0; c < j.req.n; c++) {
+      const seq: Seq = {
+        job: j, choice: c, finished: false, generated: 0, last: -1,
+        state: c === j.req.n - 1 ? j.state : j.state.clone(),
+        sampler: new TokenSampler(j.req.sampling, p, c, j.req.suppress),
+      };
+      this.sampleInto(seq, last, 0);
+      if (seq.finished) seq.state!.dispose();
+      else this.joining.push(seq);
+    }
+    j.state = null;
+  }
+
+  /** One batched step for every decoding sequence. */
+  private async decodeTick(): Promise<void> {
+    for (const s of [...this.decoding, ...this.joining]) {
+      if (!s.finished && (s.job.req.signal?.aborted || this.abortAll)) this.finish(s, -1, 'aborted');
+    }
+    const keep = this.decoding.filter((s) => !s.finished);
+    const join = this.joining.filter((s) => !s.finished);
+    for (const s of this.joining) if (s.finished) s.state?.dispose();
+    if (keep.length !== this.decoding.length || join.length) this.rebuild(keep, join);
+    this.joining = [];
+    const b = this.decoding.length;
+    if (!b || !this.batch) return;
+    const t0 = performance.now();
+    const logits = this.lm.stepIds(this.decoding.map((s) => s.last), this.batch); // (b, V)
+    const V = this.lm.vocabSize;
+    const cpu = logits.backend.name === 'cpu' && logits.dtype === 'f32';
+    const data = cpu ? (logits.storage as Float32Array) : await logits.readFloat();
+    const off = cpu ? logits.offset : 0, ld = cpu ? logits.ld : V;
+    this.decoding.forEach((s, r) => this.sampleInto(s, data, off + r * ld));
+    this.o.observer?.decodeStep?.(b, (performance.now() - t0) / 1000);
+  }
+
+  /** The batch state of the sequences kept (rows of the old batch) followed by those joining. */
+  private rebuild(keep: Seq[], join: Seq[]): void {
+    const old = this.batch, oldRows = this.decoding;
+    const all = [...keep, ...join];
+    this.batch = all.length ? this.lm.initState(all.length) : null;
+    keep.forEach((s, r) => copyRow(this.batch!, r, old!, oldRows.indexOf(s)));
+    join.forEach((s, i) => {
+      copyRow(this.batch!, keep.length + i, s.state!, 0);
+      s.state!.dispose();
+      s.state = null;
+    });
+    old?.dispose();
+    this.decoding = all;
+  }
+
+  private sampleInto(s: Seq, logits: ArrayLike<number>, off: number): void {
+    const tok = s.sampler.next(logits, off, this.lm.vocabSize);
+    if (tok < 0) {
+      this.finish(s, -1, 'aborted', new Error(`the model produced non-finite logits at token ${s.generated + 1} of choice ${s.choice}`));
+      return;
+    }
+    s.generated++;
+    s.last = tok;
+    const req = s.job.req;
+    const finish: FinishReason | undefined = req.eos.includes(tok) ? 'eos' : s.generated >= req.maxTokens ? 'length' : undefined;
+    if (finish) { this.finish(s, tok, finish); return; }
+    req.onToken(s.choice, tok);
+    if (req.isStopped?.(s.choice)) this.finish(s, -1, 'stop');
+  }
+
+  private finish(s: Seq, tok: number, why: FinishReason, err?: Error): void {
+    s.finished = true;
+    const j = s.job;
+    try {
+      j.req.onToken(s.choice, tok, why);
+    } catch (e) {
+      err ??= e as Error;
+    }
+    if (err) { j.left = -1; j.failed(err); return; }
+    if (--j.left === 0) j.done({ promptTokens: j.req.prompt.length, cachedTokens: j.cached });
+  }
+
+  private endJob(j: Job, why: FinishReason): void {
+    for (let c = 0; c < j.req.n; c++) j.req.onToken(c, -1, why);
+    j.done({ promptTokens: j.req.prompt.length, cachedTokens: j.cached });
+  }
+}

@@ -1,0 +1,200 @@
+import { createHash } from 'node:crypto';
+import type { LanguageModel } from '../models/lm.js';
+import type { ModelState } from '../models/state.js';
+import { decodeState, encodeState } from '../models/state-io.js';
+
+/**
+ * The prompt cache: snapshots of the recurrent state after exact token prefixes. A Mamba state has a
+ * constant size whatever the prefix length, so a snapshot is cheap to keep; a request whose tokens
+ * extend a cached prefix starts from the longest one and feeds only the rest (the state cannot be cut
+ * back to an earlier token the way a KV cache can, hence snapshots at chosen points: after a prompt, at
+ * chat message boundaries and every N tokens of a long prompt).
+ *
+ * Two tiers: an LRU in memory bounded in bytes, and optionally a shared store (Redis) that several
+ * replicas read and write, holding serialised snapshots that carry the model's fingerprint and their
+ * token prefix; an entry that fails any check is ignored and logged, never used.
+ */
+export interface SnapshotStore {
+  /** Values of the keys (null where absent), in order. */
+  getMany(keys: readonly string[]): Promise<(Uint8Array | null)[]>;
+  set(key: string, value: Uint8Array): Promise<void>;
+}
+
+export interface CacheHit {
+  /** Tokens of the prompt the state has consumed. */
+  length: number;
+  /** The caller's own copy (batch 1). */
+  state: ModelState;
+  tier: 'memory' | 'store';
+}
+
+export interface PromptCacheOptions {
+  maxBytes: number;
+  store?: SnapshotStore | undefined;
+  /** Identifies the model's weights (see modelFingerprint); part of every store key and entry. */
+  fingerprint: string;
+  log?: ((msg: string) => void) | undefined;
+}
+
+interface Entry {
+  tokens: Int32Array;
+  state: ModelState;
+  bytes: number;
+}
+
+const MAGIC = 'mamba-ts-snapshot/1';
+
+export class PromptCache {
+  private readonly entries = new Map<string, Entry>(); // insertion order = recency (oldest first)
+  private used = 0;
+
+  constructor(private readonly model: LanguageModel, private readonly o: PromptCacheOptions) {}
+
+  get bytes(): number { return this.used; }
+  get size(): number { return this.entries.size; }
+
+  /** The longest cached prefix of tokens[0, maxLength), as a copy the caller owns; null if none. */
+  async lookup(tokens: readonly number[], maxLength: number): Promise<CacheHit | null> {
+    const keys = prefixKeys(tokens, maxLength);
+    let best = 0;
+    for (let l = maxLength; l >= 1; l--) {
+      const e = this.entries.get(keys[l - 1]!);
+      if (e && sameTokens(e.tokens, tokens, l)) {
+        this.entries.delete(keys[l - 1]!);
+        this.entries.set(keys[l - 1]!, e);
+        best = l;
+        break;
+      }
+    }
+    const store = this.o.store;
+    if (store && best < maxLength) {
+      const longer = [];
+      for (let l = maxLength; l > best; l--) longer.push(l);
+      let values: (Uint8Array | null)[] = [];
+      try {
+        values = await store.getMany(longer.map((l) => this.storeKey(keys[l - 1]!)));
+      } catch (e) {
+        this.o.log?.(`prompt cache: the snapshot store failed (${(e as Error).message}); going on without it`);
+      }
+      for (let i = 0; i < values.length; i++) {
+        const v = values[i];
+        if (!v) continue;
+        const state = await this.fromStore(v, tokens, longer[i]!, keys[longer[i]! - 1]!);
+        if (state) {
+          this.remember(keys[longer[i]! - 1]!, tokens, longer[i]!, state.clone());
+          return { length: longer[i]!, state, tier: 'store' };
+        }
+      }
+    }
+    if (best === 0) return null;
+    return { length: best, state: this.entries.get(keys[best - 1]!)!.state.clone(), tier: 'memory' };
+  }
+
+  /** Keeps a copy of `state`, the state after tokens[0, length). Writes through to the store. */
+  put(tokens: readonly number[], length: number, state: ModelState): void {
+    const key = prefixKeys(tokens, length)[length - 1]!;
+    if (this.entries.has(key)) return;
+    this.remember(key, tokens, length, state.clone());
+    const store = this.o.store;
+    if (!store) return;
+    void this.toStore(tokens.slice(0, length), state).then((bytes) => store.set(this.storeKey(key), bytes)).catch((e: unknown) => {
+      this.o.log?.(`prompt cache: writing a snapshot to the store failed (${(e as Error).message})`);
+    });
+  }
+
+  clear(): void {
+    for (const e of this.entries.values()) e.state.dispose();
+    this.entries.clear();
+    this.used = 0;
+  }
+
+  private remember(key: string, tokens: readonly number[], length: number, state: ModelState): void {
+    const e: Entry = { tokens: Int32Array.from(tokens.slice(0, length)), state, bytes: state.bytes + length * 4 };
+    if (e.bytes > this.o.maxBytes) { state.dispose(); return; }
+    this.entries.set(key, e);
+    this.used += e.bytes;
+    for (const [k, old] of this.entries) {
+      if (this.used <= this.o.maxBytes) break;
+      this.entries.delete(k);
+      old.state.dispose();
+      this.used -= old.bytes;
+    }
+  }
+
+  storeKey(prefixKey: string): string {
+    return `mamba-ts:snapshot:${this.o.fingerprint}:${prefixKey}`;
+  }
+
+  /** magic \n header JSON \n state (safetensors of `encodeState`). */
+  private async toStore(tokens: readonly number[], state: ModelState): Promise<Uint8Array> {
+    const head = new TextEncoder().encode(`${MAGIC}\n${JSON.stringify({ fingerprint: this.o.fingerprint, tokens })}\n`);
+    const body = await encodeState(state);
+    const out = new Uint8Array(head.length + body.length);
+    out.set(head);
+    out.set(body, head.length);
+    return out;
+  }
+
+  /** A stored snapshot's state if every check passes (format, model, exact prefix, tensors); else null. */
+  private async fromStore(v: Uint8Array, tokens: readonly number[], length: number, key: string): Promise<ModelState | null> {
+    const bad = (why: string): null => {
+      this.o.log?.(`prompt cache: ignoring stored snapshot ${this.storeKey(key)}: ${why}`);
+      return null;
+    };
+    const nl1 = v.indexOf(10), nl2 = nl1 < 0 ? -1 : v.indexOf(10, nl1 + 1);
+    if (nl2 < 0) return bad('not a snapshot (no header)');
+    const dec = new TextDecoder();
+    if (dec.decode(v.subarray(0, nl1)) !== MAGIC) return bad(`not a snapshot (format is not ${MAGIC})`);
+    let head: { fingerprint?: unknown; tokens?: unknown };
+    try {
+      head = JSON.parse(dec.decode(v.subarray(nl1 + 1, nl2))) as typeof head;
+    } catch {
+      return bad('its header is not JSON');
+    }
+    if (head.fingerprint !== this.o.fingerprint) return bad(`it belongs to another model (${String(head.fingerprint)})`);
+    const t = head.tokens;
+    if (!Array.isArray(t) || t.length !== length || t.some((x, i) => x !== tokens[i])) return bad('its token prefix differs');
+    try {
+      const state = await decodeState(this.model, v.slice(nl2 + 1));
+      if (state.batch !== 1) { state.dispose(); return bad(`it has batch ${state.batch}`); }
+      return state;
+    } catch (e) {
+      return bad((e as Error).message);
+    }
+  }
+}
+
+/** Key of every prefix tokens[0, l), l = 1..n: two 32-bit rolling hashes and the length. */
+export function prefixKeys(tokens: readonly number[], n: number): string[] {
+  const keys = new Array<string>(n);
+  let a = 0x811c9dc5, b = 0x2545f491;
+  for (let i = 0; i < n; i++) {
+    const t = tokens[i]! >>> 0;
+    a = Math.imul(a ^ t, 0x01000193) >>> 0;
+    b = (Math.imul(b, 0x9e3779b1) + t + 1) >>> 0;
+    b = ((b << 13) | (b >>> 19)) >>> 0;
+    keys[i] = `${i + 1}:${a.toString(16)}${b.toString(16)}`;
+  }
+  return keys;
+}
+
+function sameTokens(a: Int32Array, b: readonly number[], l: number): boolean {
+  if (a.length !== l) return false;
+  for (let i = 0; i < l; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * Identifies a model's weights, not just its shape (`LanguageModel.signature`): two checkpoints of one
+ * architecture must not share snapshots. Hashes the signature, the config and every RMSNorm weight.
+ */
+export async function modelFingerprint(model: LanguageModel): Promise<string> {
+  const h = createHash('sha256');
+  h.update(model.signature);
+  h.update(JSON.stringify(model.config));
+  for (const t of [...model.blocks.map((b) => b.norm), model.normF]) {
+    const f = await t.readFloat();
+    h.update(new Uint8Array(f.buffer, f.byteOffset, f.byteLength));
+  }
+  return h.digest('hex').slice(0, 24);
+}
