@@ -14,6 +14,7 @@ Commands:
   train      train a model on a text file or the Brown corpus; --eval: bits per byte of a model
   bench      measure decode and prefill speed
   tasks      train and compare sequence mixers on the papers' synthetic tasks
+  serve      an OpenAI-compatible HTTP server with continuous batching and a prompt cache
 `;
 
 type Command = (argv: string[]) => Promise<void>;
@@ -30,6 +31,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   bench: () => lazy('./bench.js', 'benchCommand'),
   train: () => lazy('./train.js', 'trainCommand'),
   tasks: () => lazy('./tasks.js', 'tasksCommand'),
+  serve: () => lazy('./serve.js', 'serveCommand'),
 };
 
 export async function main(argv: string[]): Promise<number> {

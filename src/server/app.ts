@@ -24,23 +24,23 @@ export interface ServerOptions {
   model: Model;
   /** The name clients pass as `model` (GET /v1/models lists it). */
   modelId: string;
-  chatTemplate?: ChatTemplate;
+  chatTemplate?: ChatTemplate | undefined;
   /** Requests to /v1/* need `Authorization: Bearer <apiKey>`. */
   apiKey?: string | undefined;
-  maxBodyBytes?: number;
-  maxPromptTokens?: number;
-  maxTokensLimit?: number;
-  maxRunning?: number;
-  maxQueued?: number;
-  prefillChunk?: number;
-  snapshotEvery?: number;
+  maxBodyBytes?: number | undefined;
+  maxPromptTokens?: number | undefined;
+  maxTokensLimit?: number | undefined;
+  maxRunning?: number | undefined;
+  maxQueued?: number | undefined;
+  prefillChunk?: number | undefined;
+  snapshotEvery?: number | undefined;
   /** Bytes of the in-memory prompt cache (0 turns the cache off). */
-  cacheBytes?: number;
+  cacheBytes?: number | undefined;
   /** A snapshot store shared by replicas (Redis). */
   store?: SnapshotStore | undefined;
   /** fastify's logger (pino) on stderr. */
-  logger?: boolean;
-  log?: (msg: string) => void;
+  logger?: boolean | undefined;
+  log?: ((msg: string) => void) | undefined;
 }
 
 export const DEFAULTS = {
@@ -70,7 +70,8 @@ function errorBody(e: ApiError): object {
 
 export async function createServer(o: ServerOptions): Promise<Server> {
   const { model } = o;
-  const lim = { ...DEFAULTS, ...definedOnly(o) };
+  const lim: Record<keyof typeof DEFAULTS, number> = { ...DEFAULTS };
+  for (const k of Object.keys(DEFAULTS) as (keyof typeof DEFAULTS)[]) lim[k] = o[k] ?? DEFAULTS[k];
   const tk = model.tokenizer ?? fail('BAD_ARGUMENT', `${model.source} has no tokenizer.json: the server needs one to turn text into tokens`);
   const template = o.chatTemplate ?? ChatTemplate.fallback();
   const metrics = new ServerMetrics();
@@ -297,8 +298,4 @@ function toApiError(err: unknown): ApiError {
   if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new ApiError(413, `the request body is larger than the server's limit (${fe.message})`, null, 'body_too_large');
   if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) return new ApiError(fe.statusCode, fe.message, null, fe.code ?? null);
   return new ApiError(500, `internal error: ${(err as Error)?.message ?? String(err)}`, null, 'internal_error', 'server_error');
-}
-
-function definedOnly<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
