@@ -97,9 +97,10 @@ export class PromptCache {
     this.remember(key, tokens, length, state.clone());
     const store = this.o.store;
     if (!store) return;
-    void this.toStore(tokens.slice(0, length), state).then((bytes) => store.set(this.storeKey(key), bytes)).catch((e: unknown) => {
+    const copy = state.clone(); // the caller goes on advancing `state` while this is encoded
+    void this.toStore(tokens.slice(0, length), copy).then((bytes) => store.set(this.storeKey(key), bytes)).catch((e: unknown) => {
       this.o.log?.(`prompt cache: writing a snapshot to the store failed (${(e as Error).message})`);
-    });
+    }).finally(() => copy.dispose());
   }
 
   clear(): void {
