@@ -85,6 +85,8 @@ export async function createServer(o: ServerOptions): Promise<Server> {
   const app = Fastify({
     logger: o.logger ?? false,
     bodyLimit: lim.maxBodyBytes,
+    // close() runs after the engine has drained: what is left are idle keep-alive sockets, closed at once
+    forceCloseConnections: true,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
   });
 

@@ -168,4 +168,31 @@ describe('serve: limits', () => {
       await s.stop();
     }
   });
+
+  test('graceful shutdown: running requests finish, new ones get 503, then the port closes', async () => {
+    const s = await startServer(model);
+    const running = s.client.completions.create({ model: s.modelId, prompt: PROMPT, max_tokens: 300, temperature: 0, ignore_eos: true } as never);
+    for (let i = 0; i < 100 && s.server.engine.rows === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    const closed = s.server.close(30_000);
+    const late = await s.post('/v1/completions', { model: s.modelId, prompt: 'x', max_tokens: 2 }).catch(() => null);
+    if (late) assert.equal(late.status, 503);
+    const r = await running;
+    assert.equal(r.choices[0]!.finish_reason, 'length');
+    assert.equal(r.usage!.completion_tokens, 300);
+    await closed;
+    await assert.rejects(fetch(`${s.url}/health`));
+  });
+
+  test('shutdown past its grace time cancels what still runs', async () => {
+    const s = await startServer(model);
+    const stream = await s.client.completions.create({ model: s.modelId, prompt: PROMPT, max_tokens: 4000, stream: true, ignore_eos: true } as OpenAI.CompletionCreateParamsStreaming);
+    const it = stream[Symbol.asyncIterator]();
+    await it.next();
+    const t0 = performance.now();
+    await s.server.close(50);
+    assert.ok(performance.now() - t0 < 5000);
+    let n = 0;
+    try { while (!(await it.next()).done) n++; } catch { /* cut off */ }
+    assert.ok(n < 3999, `${n} more chunks`);
+  });
 });
