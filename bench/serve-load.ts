@@ -1,0 +1,197 @@
+/**
+ * Load test of `mamba-ts serve` on loopback (issue 15): the server runs as its own process (the CLI,
+ * as users start it), this process plays the clients over HTTP with streaming requests.
+ *  1. concurrency: for each of --clients (default 1,8,32) that many clients each send --requests
+ *     completions of --max-tokens tokens (ignore_eos, distinct prompts, prompt cache off so every
+ *     request does its whole prefill); reports aggregate tokens/s, p50/p95 time to first token and
+ *     inter-token latency (gaps between streamed chunks), and errors.
+ *  2. prompt cache: one chat whose history grows by about --turn-tokens tokens a turn for --turns turns
+ *     (default 10, ~4k tokens at the end), against a server with the cache and one without; time to
+ *     first token of each turn (the goal: a cached turn costs only its new tokens).
+ * Writes bench/results/serve-load-<time>.json with the machine, the command and every figure.
+ *
+ * Usage: npm run build && node dist/bench/serve-load.js [--model dir] [--backend cpu] [--clients 1,8,32]
+ *        [--requests 8] [--max-tokens 64] [--turns 10] [--turn-tokens 400] [--out file.json] [--skip-cache]
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { cpus, loadavg, totalmem, type as osType, release } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const { values: a } = parseArgs({
+  options: {
+    model: { type: 'string' }, backend: { type: 'string', default: 'cpu' }, threads: { type: 'string' },
+    clients: { type: 'string', default: '1,8,32' }, requests: { type: 'string', default: '8' },
+    'max-tokens': { type: 'string', default: '64' }, turns: { type: 'string', default: '10' },
+    'turn-tokens': { type: 'string', default: '400' }, 'max-running': { type: 'string', default: '32' },
+    out: { type: 'string' }, 'skip-cache': { type: 'boolean' },
+  },
+  strict: true,
+});
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const CLI = join(ROOT, 'dist/src/cli/main.js');
+const MODEL_ID = 'bench';
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+async function startServer(extra: string[]): Promise<{ url: string; proc: ChildProcess }> {
+  const port = await freePort();
+  const args = [CLI, 'serve', '--port', String(port), '--served-model-name', MODEL_ID, '--backend', a.backend!, '--max-running', a['max-running']!, '--max-queued', '1024', ...extra];
+  if (a.model) args.push('--model', a.model);
+  if (a.threads) args.push('--threads', a.threads);
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  proc.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 600; i++) {
+    if (proc.exitCode !== null) throw new Error(`the server exited: ${err}`);
+    try { if ((await fetch(`${url}/health`)).ok) return { url, proc }; } catch { /* not yet */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`the server did not start: ${err}`);
+}
+
+async function stopServer(p: ChildProcess): Promise<void> {
+  const exited = new Promise((r) => p.once('exit', r));
+  p.kill('SIGTERM');
+  await exited;
+}
+
+interface Timing { ttft: number; gaps: number[]; tokens: number; ok: boolean; error?: string; total: number }
+
+/** One streamed request; times the first content chunk and the gaps between chunks. */
+async function streamed(url: string, path: string, body: object): Promise<Timing> {
+  const t0 = performance.now();
+  const gaps: number[] = [];
+  let ttft = NaN, last = 0, tokens = 0;
+  try {
+    const r = await fetch(url + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...body, stream: true, stream_options: { include_usage: true } }) });
+    if (!r.ok || !r.body) return { ttft, gaps, tokens, ok: false, error: `HTTP ${r.status}: ${await r.text()}`, total: performance.now() - t0 };
+    const dec = new TextDecoder();
+    let buf = '';
+    for await (const part of r.body as unknown as AsyncIterable<Uint8Array>) {
+      buf += dec.decode(part, { stream: true });
+      let i;
+      while ((i = buf.indexOf('\n\n')) >= 0) {
+        const ev = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        if (!ev.startsWith('data: ') || ev === 'data: [DONE]') continue;
+        const j = JSON.parse(ev.slice(6)) as { error?: { message: string }; usage?: { completion_tokens: number }; choices: unknown[] };
+        if (j.error) return { ttft, gaps, tokens, ok: false, error: j.error.message, total: performance.now() - t0 };
+        if (j.usage) { tokens = j.usage.completion_tokens; continue; }
+        const now = performance.now();
+        if (Number.isNaN(ttft)) ttft = now - t0; else gaps.push(now - last);
+        last = now;
+      }
+    }
+    return { ttft, gaps, tokens, ok: true, total: performance.now() - t0 };
+  } catch (e) {
+    return { ttft, gaps, tokens, ok: false, error: (e as Error).message, total: performance.now() - t0 };
+  }
+}
+
+function pct(xs: number[], p: number): number {
+  if (!xs.length) return NaN;
+  const s = [...xs].sort((x, y) => x - y);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+}
+const r2 = (x: number): number => Math.round(x * 100) / 100;
+
+const WORDS = 'the little dog ran to the park and saw a big red ball under a tree near the river where children played every day'.split(' ');
+function text(seed: number, words: number): string {
+  let s = seed >>> 0;
+  return Array.from({ length: words }, () => { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; return WORDS[s % WORDS.length]; }).join(' ');
+}
+
+async function concurrency(url: string, clients: number, requests: number, maxTokens: number): Promise<object> {
+  const t0 = performance.now();
+  const all: Timing[] = [];
+  await Promise.all(Array.from({ length: clients }, async (_, c) => {
+    for (let i = 0; i < requests; i++) {
+      all.push(await streamed(url, '/v1/completions', { model: MODEL_ID, prompt: `Story ${c}.${i}: ${text(c * 1000 + i, 24)}`, max_tokens: maxTokens, temperature: 0.8, seed: c * 1000 + i, ignore_eos: true }));
+    }
+  }));
+  const wall = (performance.now() - t0) / 1000;
+  const ok = all.filter((t) => t.ok);
+  const tokens = ok.reduce((s, t) => s + t.tokens, 0);
+  const ttfts = ok.map((t) => t.ttft), gaps = ok.flatMap((t) => t.gaps);
+  const errors = all.filter((t) => !t.ok).map((t) => t.error);
+  const row = { clients, requests: clients * requests, tokens, seconds: r2(wall), tokensPerSecond: r2(tokens / wall), ttftMsP50: r2(pct(ttfts, 50)), ttftMsP95: r2(pct(ttfts, 95)), itlMsP50: r2(pct(gaps, 50)), itlMsP95: r2(pct(gaps, 95)), errors: errors.length, firstErrors: errors.slice(0, 3) };
+  console.log(JSON.stringify(row));
+  return row;
+}
+
+async function chatTurns(url: string, turns: number, turnTokens: number): Promise<{ turn: number; promptTokens: number; cachedTokens: number; ttftMs: number }[]> {
+  const messages: { role: string; content: string }[] = [{ role: 'system', content: 'You tell long stories.' }];
+  const out = [];
+  for (let t = 1; t <= turns; t++) {
+    messages.push({ role: 'user', content: text(t, Math.round(turnTokens * 0.8)) });
+    // the usage of the stream tells the prompt and cached tokens; time the first chunk
+    const t0 = performance.now();
+    const r = await fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL_ID, messages, max_tokens: Math.round(turnTokens * 0.2), temperature: 0, ignore_eos: true, stream: true, stream_options: { include_usage: true } }) });
+    const dec = new TextDecoder();
+    let buf = '', ttft = NaN, reply = '', usage = { prompt_tokens: 0, prompt_tokens_details: { cached_tokens: 0 } };
+    for await (const part of r.body as unknown as AsyncIterable<Uint8Array>) {
+      buf += dec.decode(part, { stream: true });
+      let i;
+      while ((i = buf.indexOf('\n\n')) >= 0) {
+        const ev = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        if (!ev.startsWith('data: ') || ev === 'data: [DONE]') continue;
+        const j = JSON.parse(ev.slice(6)) as { usage?: typeof usage; choices: { delta: { content?: string } }[] };
+        if (j.usage) usage = j.usage;
+        else { if (Number.isNaN(ttft)) ttft = performance.now() - t0; reply += j.choices[0]?.delta.content ?? ''; }
+      }
+    }
+    messages.push({ role: 'assistant', content: reply });
+    out.push({ turn: t, promptTokens: usage.prompt_tokens, cachedTokens: usage.prompt_tokens_details.cached_tokens, ttftMs: r2(ttft) });
+  }
+  return out;
+}
+
+const clients = a.clients!.split(',').map(Number);
+const requests = Number(a.requests), maxTokens = Number(a['max-tokens']);
+const result: Record<string, unknown> = {
+  date: new Date().toISOString(),
+  command: `node ${process.argv.slice(1).map((x) => x.replace(ROOT + '/', '')).join(' ')}`,
+  machine: { cpu: cpus()[0]?.model, cores: cpus().length, memoryGiB: r2(totalmem() / 2 ** 30), os: `${osType()} ${release()}`, node: process.version, loadavgAtStart: loadavg() },
+  settings: { model: a.model ?? 'models/default', backend: a.backend, requestsPerClient: requests, maxTokens, maxRunning: Number(a['max-running']) },
+};
+{
+  const s = await startServer(['--cache-mb', '0']);
+  try {
+    await streamed(s.url, '/v1/completions', { model: MODEL_ID, prompt: 'warm up', max_tokens: 8 });
+    result.concurrency = [];
+    for (const c of clients) (result.concurrency as object[]).push(await concurrency(s.url, c, requests, maxTokens));
+  } finally {
+    await stopServer(s.proc);
+  }
+}
+if (!a['skip-cache']) {
+  const turns = Number(a.turns), turnTokens = Number(a['turn-tokens']);
+  const cached = await startServer([]);
+  const plain = await startServer(['--cache-mb', '0']);
+  try {
+    const withCache = await chatTurns(cached.url, turns, turnTokens);
+    const without = await chatTurns(plain.url, turns, turnTokens);
+    result.promptCache = withCache.map((w, i) => ({ ...w, uncachedTtftMs: without[i]!.ttftMs, speedup: r2(without[i]!.ttftMs / w.ttftMs) }));
+    for (const row of result.promptCache as object[]) console.log(JSON.stringify(row));
+  } finally {
+    await stopServer(cached.proc);
+    await stopServer(plain.proc);
+  }
+}
+result.loadavgAtEnd = loadavg();
+const out = a.out ?? join(ROOT, `bench/results/serve-load-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+mkdirSync(dirname(out), { recursive: true });
+writeFileSync(out, JSON.stringify(result, null, 2) + '\n');
+console.log(`wrote ${out}`);
