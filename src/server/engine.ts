@@ -189,11 +189,11 @@ export class Engine {
     const p = j.req.prompt;
     if (j.req.signal?.aborted || this.abortAll) { j.state?.dispose(); this.endJob(j, 'aborted'); return; }
     if (!j.state) {
-      // at least one token is fed: the first new token needs the logits of the last prompt position
-      const hit = this.o.cache ? await this.o.cache.lookup(p, p.length - 1) : null;
+      const hit = this.o.cache ? await this.o.cache.lookup(p) : null;
       this.o.observer?.cacheLookup?.(hit?.length ?? 0, hit?.tier ?? null);
       j.state = hit ? hit.state : this.lm.initState(1);
       j.fed = j.cached = hit?.length ?? 0;
+      if (hit?.logits) { this.startDecoding(j, hit.logits); return; } // this very prompt was seen before
       const every = this.o.snapshotEvery;
       const marks = new Set(this.o.cache ? [...(j.req.snapshotAt ?? []), p.length] : []);
       if (this.o.cache && every > 0) for (let m = every; m < p.length; m += every) marks.add(m);
@@ -210,19 +210,27 @@ export class Engine {
     }
     this.o.observer?.prefilled?.(end - j.fed);
     j.fed = end;
-    if (this.o.cache && j.marks.includes(end)) this.o.cache.put(p, end, j.state);
     if (end < p.length) {
       logits.dispose();
+      if (this.o.cache && j.marks.includes(end)) this.o.cache.put(p, end, j.state);
       this.prefilling.push(j);
       return;
     }
     const last = await logits.readFloat();
     logits.dispose();
+    this.o.cache?.put(p, end, j.state, last);
+    this.startDecoding(j, last);
+  }
+
+  /** The prompt is in: each choice samples its first token from the last logits and waits to join. */
+  private startDecoding(j: Job, last: Float32Array): void {
+    const p = j.req.prompt;
+    const state = j.state!;
     this.o.observer?.firstToken?.((performance.now() - j.submitted) / 1000);
     for (let c = 0; c < j.req.n; c++) {
       const seq: Seq = {
         job: j, choice: c, finished: false, generated: 0, last: -1,
-        state: c === j.req.n - 1 ? j.state : j.state.clone(),
+        state: c === j.req.n - 1 ? state : state.clone(),
         sampler: new TokenSampler(j.req.sampling, p, c, j.req.suppress),
       };
       this.sampleInto(seq, last, 0);

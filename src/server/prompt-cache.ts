@@ -26,6 +26,8 @@ export interface CacheHit {
   /** The caller's own copy (batch 1). */
   state: ModelState;
   tier: 'memory' | 'store';
+  /** The logits after the last cached token: set on a hit of the whole prompt (nothing left to feed). */
+  logits?: Float32Array;
 }
 
 export interface PromptCacheOptions {
@@ -40,6 +42,7 @@ interface Entry {
   tokens: Int32Array;
   state: ModelState;
   bytes: number;
+  logits?: Float32Array | undefined;
 }
 
 const MAGIC = 'mamba-ts-snapshot/1';
@@ -53,13 +56,18 @@ export class PromptCache {
   get bytes(): number { return this.used; }
   get size(): number { return this.entries.size; }
 
-  /** The longest cached prefix of tokens[0, maxLength), as a copy the caller owns; null if none. */
-  async lookup(tokens: readonly number[], maxLength: number): Promise<CacheHit | null> {
+  /**
+   * The longest cached prefix of `tokens`, as a copy the caller owns; null if none. The whole of
+   * `tokens` only counts where its entry kept the last logits (a prompt seen before: nothing to feed);
+   * otherwise at least one token is left to feed, since the first new token needs those logits.
+   */
+  async lookup(tokens: readonly number[]): Promise<CacheHit | null> {
+    const maxLength = tokens.length;
     const keys = prefixKeys(tokens, maxLength);
     let best = 0;
     for (let l = maxLength; l >= 1; l--) {
       const e = this.entries.get(keys[l - 1]!);
-      if (e && sameTokens(e.tokens, tokens, l)) {
+      if (e && sameTokens(e.tokens, tokens, l) && (l < maxLength || e.logits)) {
         this.entries.delete(keys[l - 1]!);
         this.entries.set(keys[l - 1]!, e);
         best = l;
@@ -67,9 +75,9 @@ export class PromptCache {
       }
     }
     const store = this.o.store;
-    if (store && best < maxLength) {
+    if (store && best < maxLength - 1) {
       const longer = [];
-      for (let l = maxLength; l > best; l--) longer.push(l);
+      for (let l = maxLength - 1; l > best; l--) longer.push(l);
       let values: (Uint8Array | null)[] = [];
       try {
         values = await store.getMany(longer.map((l) => this.storeKey(keys[l - 1]!)));
@@ -81,20 +89,30 @@ export class PromptCache {
         if (!v) continue;
         const state = await this.fromStore(v, tokens, longer[i]!, keys[longer[i]! - 1]!);
         if (state) {
-          this.remember(keys[longer[i]! - 1]!, tokens, longer[i]!, state.clone());
+          this.remember(keys[longer[i]! - 1]!, tokens, longer[i]!, state.clone(), undefined);
           return { length: longer[i]!, state, tier: 'store' };
         }
       }
     }
     if (best === 0) return null;
-    return { length: best, state: this.entries.get(keys[best - 1]!)!.state.clone(), tier: 'memory' };
+    const e = this.entries.get(keys[best - 1]!)!;
+    const hit: CacheHit = { length: best, state: e.state.clone(), tier: 'memory' };
+    if (best === maxLength) hit.logits = e.logits!;
+    return hit;
   }
 
-  /** Keeps a copy of `state`, the state after tokens[0, length). Writes through to the store. */
-  put(tokens: readonly number[], length: number, state: ModelState): void {
+  /**
+   * Keeps a copy of `state`, the state after tokens[0, length), and the logits that follow it when
+   * given (at a prompt's end). Writes through to the store.
+   */
+  put(tokens: readonly number[], length: number, state: ModelState, logits?: Float32Array): void {
     const key = prefixKeys(tokens, length)[length - 1]!;
-    if (this.entries.has(key)) return;
-    this.remember(key, tokens, length, state.clone());
+    const had = this.entries.get(key);
+    if (had) {
+      had.logits ??= logits?.slice();
+      return;
+    }
+    this.remember(key, tokens, length, state.clone(), logits?.slice());
     const store = this.o.store;
     if (!store) return;
     const copy = state.clone(); // the caller goes on advancing `state` while this is encoded
@@ -109,8 +127,8 @@ export class PromptCache {
     this.used = 0;
   }
 
-  private remember(key: string, tokens: readonly number[], length: number, state: ModelState): void {
-    const e: Entry = { tokens: Int32Array.from(tokens.slice(0, length)), state, bytes: state.bytes + length * 4 };
+  private remember(key: string, tokens: readonly number[], length: number, state: ModelState, logits: Float32Array | undefined): void {
+    const e: Entry = { tokens: Int32Array.from(tokens.slice(0, length)), state, bytes: state.bytes + length * 4 + (logits?.byteLength ?? 0), logits };
     if (e.bytes > this.o.maxBytes) { state.dispose(); return; }
     this.entries.set(key, e);
     this.used += e.bytes;

@@ -42,6 +42,12 @@ test('prompt cache: a follow-up turn starts from the snapshot and feeds only its
     assert.equal(fed, b.usage!.prompt_tokens - b.usage!.prompt_tokens_details!.cached_tokens!);
     const ref = await plain.client.completions.create({ model: plain.modelId, prompt: p1 + ' She opened it', max_tokens: 8, temperature: 0 });
     assert.equal(b.choices[0]!.text, ref.choices[0]!.text);
+    // the very same prompt again: its end snapshot kept the last logits, so nothing is fed
+    const before2 = await cached.metric('mamba_prefill_tokens_total');
+    const again = await cached.client.completions.create({ model: cached.modelId, prompt: p1, max_tokens: 8, temperature: 0 });
+    assert.equal(await cached.metric('mamba_prefill_tokens_total'), before2);
+    assert.equal(again.usage!.prompt_tokens_details!.cached_tokens, again.usage!.prompt_tokens);
+    assert.equal(again.choices[0]!.text, a.choices[0]!.text);
   } finally {
     await cached.stop();
     await plain.stop();
