@@ -21,6 +21,9 @@ export interface RenderedChat {
  *
  *   System: {content}\n\nUser: {content}\n\nAssistant: {content}\n\n ... Assistant:
  *
+ * (no space after the colon where the content starts with white space, as a reply generated after
+ * "Assistant:" does: the quoted reply then has the tokens it was generated as)
+ *
  * and, for the fallback only, generation also stops at "\nUser:" (the model starting the next turn).
  */
 export class ChatTemplate {
@@ -63,7 +66,10 @@ export class ChatTemplate {
   render(messages: readonly ChatMessage[], addGenerationPrompt = true): string {
     if (!this.template) {
       const name = { system: 'System', user: 'User', assistant: 'Assistant' } as const;
-      return messages.map((m) => `${name[m.role]}: ${m.content}\n\n`).join('') + (addGenerationPrompt ? 'Assistant:' : '');
+      // "Role: content", without the space where the content starts with white space: a reply generated
+      // after "Assistant:" does (" The...", "\n\n..."), and quoting it back must give the same tokens
+      const sep = (c: string): string => (/^\s/.test(c) ? '' : ' ');
+      return messages.map((m) => `${name[m.role]}:${sep(m.content)}${m.content}\n\n`).join('') + (addGenerationPrompt ? 'Assistant:' : '');
     }
     return this.template.render({ messages, add_generation_prompt: addGenerationPrompt, ...this.specials });
   }

@@ -84,6 +84,8 @@ interface Seq {
   last: number;
   generated: number;
   finished: boolean;
+  /** How it ended (a sequence cut off by the client or an error leaves no snapshot). */
+  why?: FinishReason;
 }
 
 export class Engine {
@@ -265,6 +267,7 @@ export class Engine {
   /** The batch state of the sequences kept (rows of the old batch) followed by those joining. */
   private rebuild(keep: Seq[], join: Seq[]): void {
     const old = this.batch, oldRows = this.decoding;
+    if (old && this.o.cache) oldRows.forEach((s, r) => { if (s.finished) this.snapshotEnd(s, old, r); });
     const all = [...keep, ...join];
     this.batch = all.length ? this.lm.initState(all.length) : null;
     keep.forEach((s, r) => copyRow(this.batch!, r, old!, oldRows.indexOf(s)));
@@ -275,6 +278,20 @@ export class Engine {
     });
     old?.dispose();
     this.decoding = all;
+  }
+
+  /**
+   * A finished sequence's row holds the state after its prompt and every new token but the last (the
+   * one sampled from the final step): kept, a follow-up that quotes the reply (the next chat turn)
+   * feeds only what comes after it.
+   */
+  private snapshotEnd(s: Seq, batch: ModelState, row: number): void {
+    if (s.why === 'aborted' || s.generated < 2) return;
+    const tokens = s.sampler.seen.slice(0, -1);
+    const one = this.lm.initState(1);
+    copyRow(one, 0, batch, row);
+    this.o.cache!.put(tokens, tokens.length, one);
+    one.dispose();
   }
 
   private sampleInto(s: Seq, logits: ArrayLike<number>, off: number): void {
@@ -294,6 +311,7 @@ export class Engine {
 
   private finish(s: Seq, tok: number, why: FinishReason, err?: Error): void {
     s.finished = true;
+    s.why = err ? 'aborted' : why;
     const j = s.job;
     try {
       j.req.onToken(s.choice, tok, why);
