@@ -60,25 +60,30 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const port = int('port', 0, 65535) ?? 8080;
   const host = typeof v.host === 'string' ? v.host : '127.0.0.1';
   const cacheUrl = v.cache as string | undefined;
-  if (cacheUrl !== undefined && !/^rediss?:\/\//.test(cacheUrl)) fail('BAD_ARGUMENT', `--cache must be a redis:// or rediss:// URL, got "${cacheUrl}"`);
+  if (cacheUrl !== undefined && !/^rediss?:\/\//.test(cacheUrl)) {
+    fail('BAD_ARGUMENT', `--cache must be a redis:// or rediss:// URL, got "${cacheUrl}"`);
+  }
   const log = (m: string): void => { process.stderr.write(`mamba-ts serve: ${m}\n`); };
   const { model } = await openModel(v);
   const source = typeof v.model === 'string' ? v.model : DEFAULT_MODEL_DIR;
   const dir = await resolveModel(source);
   const store = cacheUrl ? new RedisSnapshotStore(cacheUrl, int('cache-ttl', 1) ?? 86_400, log) : undefined;
   const cacheMb = int('cache-mb', 0);
+  const defaultName = source === DEFAULT_MODEL_DIR ? 'mamba-ts-default' : source.replace(/\/+$/, '').split('/').pop()!;
   const server = await createServer({
     model, log, store,
-    modelId: typeof v['served-model-name'] === 'string' ? v['served-model-name'] : source === DEFAULT_MODEL_DIR ? 'mamba-ts-default' : source.replace(/\/+$/, '').split('/').pop()!,
+    modelId: typeof v['served-model-name'] === 'string' ? v['served-model-name'] : defaultName,
     chatTemplate: await ChatTemplate.load(dir),
     apiKey: (v['api-key'] as string | undefined) ?? process.env.MAMBA_TS_API_KEY,
-    maxRunning: int('max-running', 1, 1024), maxQueued: int('max-queued', 0), maxPromptTokens: int('max-prompt-tokens', 1),
-    maxTokensLimit: int('max-tokens', 1), maxBodyBytes: int('max-body-bytes', 1024), prefillChunk: int('prefill-chunk', 1),
+    maxRunning: int('max-running', 1, 1024), maxQueued: int('max-queued', 0),
+    maxPromptTokens: int('max-prompt-tokens', 1), maxTokensLimit: int('max-tokens', 1),
+    maxBodyBytes: int('max-body-bytes', 1024), prefillChunk: int('prefill-chunk', 1),
     snapshotEvery: int('cache-every', 0), cacheBytes: cacheMb === undefined ? undefined : cacheMb * 2 ** 20,
     logger: v.log === true,
   });
   const address = await server.app.listen({ port, host });
-  log(`serving ${model.source} (${model.lm.backend.name}) at ${address}/v1${host === '127.0.0.1' || host === 'localhost' ? ' (this machine only; --host 0.0.0.0 to open it)' : ''}`);
+  const local = host === '127.0.0.1' || host === 'localhost' ? ' (this machine only; --host 0.0.0.0 to open it)' : '';
+  log(`serving ${model.source} (${model.lm.backend.name}) at ${address}/v1${local}`);
   const graceMs = (num(v['shutdown-timeout'], 'shutdown-timeout', { min: 0 }) ?? 30) * 1000;
   await new Promise<void>((resolve) => {
     const stop = (sig: string): void => {

@@ -50,14 +50,20 @@ export class ChatTemplate {
       cfg = JSON.parse(await readFile(join(dir, 'tokenizer_config.json'), 'utf8')) as Record<string, unknown>;
     } catch { /* no tokenizer config: no template */ }
     let src: unknown = cfg.chat_template;
-    if (Array.isArray(src)) src = (src as { name?: string; template?: string }[]).find((t) => t.name === 'default')?.template;
+    if (Array.isArray(src)) {
+      src = (src as { name?: string; template?: string }[]).find((t) => t.name === 'default')?.template;
+    }
     if (typeof src !== 'string') {
       try { src = await readFile(join(dir, 'chat_template.jinja'), 'utf8'); } catch { /* none */ }
     }
     if (typeof src !== 'string') return ChatTemplate.fallback();
-    const special = (v: unknown): string => (typeof v === 'string' ? v : typeof (v as { content?: unknown })?.content === 'string' ? (v as { content: string }).content : '');
+    const special = (v: unknown): string => {
+      const content = (v as { content?: unknown } | null)?.content;
+      return typeof v === 'string' ? v : typeof content === 'string' ? content : '';
+    };
     try {
-      return new ChatTemplate(new Template(src), { bos_token: special(cfg.bos_token), eos_token: special(cfg.eos_token) }, 'checkpoint');
+      const specials = { bos_token: special(cfg.bos_token), eos_token: special(cfg.eos_token) };
+      return new ChatTemplate(new Template(src), specials, 'checkpoint');
     } catch (e) {
       return fail('CORRUPT_FILE', `the chat_template of ${dir} does not parse: ${(e as Error).message}`);
     }
@@ -69,7 +75,8 @@ export class ChatTemplate {
       // "Role: content", without the space where the content starts with white space: a reply generated
       // after "Assistant:" does (" The...", "\n\n..."), and quoting it back must give the same tokens
       const sep = (c: string): string => (/^\s/.test(c) ? '' : ' ');
-      return messages.map((m) => `${name[m.role]}:${sep(m.content)}${m.content}\n\n`).join('') + (addGenerationPrompt ? 'Assistant:' : '');
+      const turns = messages.map((m) => `${name[m.role]}:${sep(m.content)}${m.content}\n\n`).join('');
+      return turns + (addGenerationPrompt ? 'Assistant:' : '');
     }
     return this.template.render({ messages, add_generation_prompt: addGenerationPrompt, ...this.specials });
   }

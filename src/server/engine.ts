@@ -103,7 +103,9 @@ export class Engine {
   /** Requests waiting for a row. */
   get queued(): number { return this.waiting.length; }
   /** Sequences holding a row (prefilling choices count n each). */
-  get rows(): number { return this.decoding.length + this.joining.length + this.prefilling.reduce((s, j) => s + j.req.n, 0); }
+  get rows(): number {
+    return this.decoding.length + this.joining.length + this.prefilling.reduce((s, j) => s + j.req.n, 0);
+  }
 
   /** Whether a request of n choices would be admitted now or queued (false: refuse it, 429). */
   canTake(requests = 1): boolean {
@@ -114,11 +116,16 @@ export class Engine {
   /** Runs a request; resolves when every choice has ended. Throws OVERLOADED when the queue is full. */
   submit(req: EngineRequest): Promise<EngineResult> {
     if (this.closed) fail('UNSUPPORTED', 'the server is shutting down');
-    if (!this.canTake()) fail('UNSUPPORTED', `the server is full: ${this.waiting.length} requests wait already`, { overloaded: true });
-    if (req.n > this.o.maxRunning) fail('BAD_ARGUMENT', `n is ${req.n}, but at most ${this.o.maxRunning} sequences run at once`);
+    if (!this.canTake()) {
+      fail('UNSUPPORTED', `the server is full: ${this.waiting.length} requests wait already`, { overloaded: true });
+    }
+    if (req.n > this.o.maxRunning) {
+      fail('BAD_ARGUMENT', `n is ${req.n}, but at most ${this.o.maxRunning} sequences run at once`);
+    }
     this.lm.checkIds(req.prompt);
     return new Promise<EngineResult>((done, failed) => {
-      this.waiting.push({ req, done, failed, submitted: performance.now(), state: null, fed: 0, cached: 0, marks: [], left: req.n });
+      const submitted = performance.now();
+      this.waiting.push({ req, done, failed, submitted, state: null, fed: 0, cached: 0, marks: [], left: req.n });
       this.report();
       if (!this.running) void this.loop();
     });
@@ -148,7 +155,8 @@ export class Engine {
       }
     } catch (e) {
       // a failure of the shared step: every request in flight gets it (none is left hanging)
-      for (const j of [...this.prefilling, ...new Set([...this.decoding, ...this.joining].map((s) => s.job))]) j.failed(e);
+      const jobs = new Set([...this.prefilling, ...[...this.decoding, ...this.joining].map((s) => s.job)]);
+      for (const j of jobs) j.failed(e);
       this.prefilling.length = 0;
       this.decoding = [];
       this.joining = [];
@@ -297,13 +305,15 @@ export class Engine {
   private sampleInto(s: Seq, logits: ArrayLike<number>, off: number): void {
     const tok = s.sampler.next(logits, off, this.lm.vocabSize);
     if (tok < 0) {
-      this.finish(s, -1, 'aborted', new Error(`the model produced non-finite logits at token ${s.generated + 1} of choice ${s.choice}`));
+      const msg = `the model produced non-finite logits at token ${s.generated + 1} of choice ${s.choice}`;
+      this.finish(s, -1, 'aborted', new Error(msg));
       return;
     }
     s.generated++;
     s.last = tok;
     const req = s.job.req;
-    const finish: FinishReason | undefined = req.eos.includes(tok) ? 'eos' : s.generated >= req.maxTokens ? 'length' : undefined;
+    const finish: FinishReason | undefined =
+      req.eos.includes(tok) ? 'eos' : s.generated >= req.maxTokens ? 'length' : undefined;
     if (finish) { this.finish(s, tok, finish); return; }
     req.onToken(s.choice, tok);
     if (req.isStopped?.(s.choice)) this.finish(s, -1, 'stop');

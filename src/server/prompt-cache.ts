@@ -89,7 +89,7 @@ export class PromptCache {
         if (!v) continue;
         const state = await this.fromStore(v, tokens, longer[i]!, keys[longer[i]! - 1]!);
         if (state) {
-          this.remember(keys[longer[i]! - 1]!, tokens, longer[i]!, state.clone(), undefined);
+          this.remember(keys[longer[i]! - 1]!, tokens, longer[i]!, state.clone());
           return { length: longer[i]!, state, tier: 'store' };
         }
       }
@@ -116,9 +116,10 @@ export class PromptCache {
     const store = this.o.store;
     if (!store) return;
     const copy = state.clone(); // the caller goes on advancing `state` while this is encoded
-    void this.toStore(tokens.slice(0, length), copy).then((bytes) => store.set(this.storeKey(key), bytes)).catch((e: unknown) => {
-      this.o.log?.(`prompt cache: writing a snapshot to the store failed (${(e as Error).message})`);
-    }).finally(() => copy.dispose());
+    void this.toStore(tokens.slice(0, length), copy)
+      .then((bytes) => store.set(this.storeKey(key), bytes))
+      .catch((e: unknown) => this.o.log?.(`prompt cache: writing a snapshot failed (${(e as Error).message})`))
+      .finally(() => copy.dispose());
   }
 
   clear(): void {
@@ -127,8 +128,10 @@ export class PromptCache {
     this.used = 0;
   }
 
-  private remember(key: string, tokens: readonly number[], length: number, state: ModelState, logits: Float32Array | undefined): void {
-    const e: Entry = { tokens: Int32Array.from(tokens.slice(0, length)), state, bytes: state.bytes + length * 4 + (logits?.byteLength ?? 0), logits };
+  private remember(key: string, tokens: readonly number[], length: number, state: ModelState, logits?: Float32Array)
+    : void {
+    const bytes = state.bytes + length * 4 + (logits?.byteLength ?? 0);
+    const e: Entry = { tokens: Int32Array.from(tokens.slice(0, length)), state, bytes, logits };
     if (e.bytes > this.o.maxBytes) { state.dispose(); return; }
     this.entries.set(key, e);
     this.used += e.bytes;
@@ -155,7 +158,8 @@ export class PromptCache {
   }
 
   /** A stored snapshot's state if every check passes (format, model, exact prefix, tensors); else null. */
-  private async fromStore(v: Uint8Array, tokens: readonly number[], length: number, key: string): Promise<ModelState | null> {
+  private async fromStore(v: Uint8Array, tokens: readonly number[], length: number, key: string)
+    : Promise<ModelState | null> {
     const bad = (why: string): null => {
       this.o.log?.(`prompt cache: ignoring stored snapshot ${this.storeKey(key)}: ${why}`);
       return null;
@@ -170,9 +174,13 @@ export class PromptCache {
     } catch {
       return bad('its header is not JSON');
     }
-    if (head.fingerprint !== this.o.fingerprint) return bad(`it belongs to another model (${String(head.fingerprint)})`);
+    if (head.fingerprint !== this.o.fingerprint) {
+      return bad(`it belongs to another model (${String(head.fingerprint)})`);
+    }
     const t = head.tokens;
-    if (!Array.isArray(t) || t.length !== length || t.some((x, i) => x !== tokens[i])) return bad('its token prefix differs');
+    if (!Array.isArray(t) || t.length !== length || t.some((x, i) => x !== tokens[i])) {
+      return bad('its token prefix differs');
+    }
     try {
       const state = await decodeState(this.model, v.slice(nl2 + 1));
       if (state.batch !== 1) { state.dispose(); return bad(`it has batch ${state.batch}`); }

@@ -11,7 +11,7 @@ export class RedisSnapshotStore implements SnapshotStore {
 
   constructor(url: string, private readonly ttlSeconds = 86_400, log?: (msg: string) => void) {
     // fail fast instead of queueing commands forever while Redis is down: a miss is cheap, a hang is not
-    this.redis = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2000 });
+    this.redis = new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2000 });
     let reported = false;
     this.redis.on('error', (e: Error) => { if (!reported) log?.(`redis ${url}: ${e.message}`); reported = true; });
     this.redis.on('ready', () => { reported = false; });

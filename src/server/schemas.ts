@@ -13,8 +13,12 @@ const sampling = {
   top_p: nullable({ type: 'number', exclusiveMinimum: 0, maximum: 1 }),
   n: nullable({ type: 'integer', minimum: 1, maximum: 16 }),
   stream: nullable({ type: 'boolean' }),
-  stream_options: nullable({ type: 'object', additionalProperties: false, properties: { include_usage: { type: 'boolean' } } }),
-  stop: nullable({ anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string', minLength: 1 }, maxItems: 4 }] }),
+  stream_options: nullable({
+    type: 'object', additionalProperties: false, properties: { include_usage: { type: 'boolean' } },
+  }),
+  stop: nullable({
+    anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string', minLength: 1 }, maxItems: 4 }],
+  }),
   seed: nullable({ type: 'integer', minimum: 0, maximum: 4294967295 }),
   presence_penalty: nullable({ type: 'number', minimum: -2, maximum: 2 }),
   frequency_penalty: nullable({ type: 'number', minimum: -2, maximum: 2 }),
@@ -50,7 +54,10 @@ export const completionSchema = {
   },
 } as const;
 
-const textPart = { type: 'object', additionalProperties: false, required: ['type', 'text'], properties: { type: { const: 'text' }, text: { type: 'string' } } };
+const textPart = {
+  type: 'object', additionalProperties: false, required: ['type', 'text'],
+  properties: { type: { const: 'text' }, text: { type: 'string' } },
+};
 
 export const chatSchema = {
   type: 'object',
@@ -108,5 +115,9 @@ export interface CompletionBody extends SamplingBody {
 export interface ChatBody extends SamplingBody {
   max_completion_tokens?: number | null;
   top_logprobs?: number | null;
-  messages: { role: 'system' | 'developer' | 'user' | 'assistant'; content: string | { type: 'text'; text: string }[]; name?: string }[];
+  messages: {
+    role: 'system' | 'developer' | 'user' | 'assistant';
+    content: string | { type: 'text'; text: string }[];
+    name?: string;
+  }[];
 }
