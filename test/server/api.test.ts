@@ -9,6 +9,8 @@ import { startServer, type Running } from './helpers.js';
 
 const model = await loadModel(DEFAULT_MODEL_DIR);
 const PROMPT = 'Once upon a time, there was a little girl named';
+/** A request that runs until stopped (ignore_eos: an extension the client passes through). */
+const long = (model: string) => ({ model, prompt: PROMPT, max_tokens: 4000, stream: true as const, ignore_eos: true });
 
 describe('serve: the OpenAI API', () => {
   let s: Running;
@@ -30,7 +32,10 @@ describe('serve: the OpenAI API', () => {
     assert.equal(r.choices[0]!.finish_reason, ref!.finish === 'length' ? 'length' : 'stop');
     assert.equal(r.usage!.prompt_tokens, model.encode(PROMPT).length);
     assert.equal(r.usage!.completion_tokens, ref!.newTokens.length);
-    const stream = await s.client.completions.create({ model: s.modelId, prompt: PROMPT, max_tokens: 24, temperature: 0, stream: true, stream_options: { include_usage: true } });
+    const stream = await s.client.completions.create({
+      model: s.modelId, prompt: PROMPT, max_tokens: 24, temperature: 0, stream: true,
+      stream_options: { include_usage: true },
+    });
     let text = '', finish: string | null = null, usage = null;
     for await (const c of stream) {
       if (c.usage) usage = c.usage;
@@ -43,14 +48,19 @@ describe('serve: the OpenAI API', () => {
   });
 
   test('chat completion, streaming and not, same text; role in the first delta', async () => {
-    const messages = [{ role: 'system' as const, content: 'You tell stories.' }, { role: 'user' as const, content: 'Tell me about a cat.' }];
+    const messages = [
+      { role: 'system' as const, content: 'You tell stories.' },
+      { role: 'user' as const, content: 'Tell me about a cat.' },
+    ];
     const r = await s.client.chat.completions.create({ model: s.modelId, messages, max_tokens: 20, temperature: 0 });
     assert.equal(r.object, 'chat.completion');
     assert.equal(r.choices[0]!.message.role, 'assistant');
     const prompt = 'System: You tell stories.\n\nUser: Tell me about a cat.\n\nAssistant:';
     const [ref] = await model.generateAll(prompt, { greedy: true, maxNewTokens: 20, stopStrings: ['\nUser:'] });
     assert.equal(r.choices[0]!.message.content, ref!.text);
-    const stream = await s.client.chat.completions.create({ model: s.modelId, messages, max_tokens: 20, temperature: 0, stream: true });
+    const stream = await s.client.chat.completions.create({
+      model: s.modelId, messages, max_tokens: 20, temperature: 0, stream: true,
+    });
     let text = '', role = '';
     for await (const c of stream) {
       const d = c.choices[0]?.delta;
@@ -68,14 +78,17 @@ describe('serve: the OpenAI API', () => {
     assert.equal(a.choices.length, 2);
     assert.deepEqual(a.choices.map((c) => c.text), b.choices.map((c) => c.text));
     // choice i draws what row i of the library's batch draws
-    const ref = await model.generateAll([PROMPT, PROMPT], { temperature: 1, topP: 0.9, topK: 0, minP: 0, seed: 1234, maxNewTokens: 16 });
+    const ref = await model.generateAll([PROMPT, PROMPT], {
+      temperature: 1, topP: 0.9, topK: 0, minP: 0, seed: 1234, maxNewTokens: 16,
+    });
     assert.deepEqual(a.choices.map((c) => c.text), ref.map((x) => x.text));
-    const full = (await s.client.completions.create({ model: s.modelId, prompt: PROMPT, max_tokens: 24, temperature: 0 })).choices[0]!.text;
+    const greedy = { model: s.modelId, prompt: PROMPT, max_tokens: 24, temperature: 0 };
+    const full = (await s.client.completions.create(greedy)).choices[0]!.text;
     const stop = full.trim().split(' ')[2]!;
-    const cut = await s.client.completions.create({ model: s.modelId, prompt: PROMPT, max_tokens: 24, temperature: 0, stop: [stop] });
+    const cut = await s.client.completions.create({ ...greedy, stop: [stop] });
     assert.equal(cut.choices[0]!.text, full.slice(0, full.indexOf(stop)));
     assert.equal(cut.choices[0]!.finish_reason, 'stop');
-    const pen = await s.client.completions.create({ model: s.modelId, prompt: PROMPT, max_tokens: 24, temperature: 0, frequency_penalty: 2, presence_penalty: 1 });
+    const pen = await s.client.completions.create({ ...greedy, frequency_penalty: 2, presence_penalty: 1 });
     assert.ok(pen.choices[0]!.text.length > 0);
   });
 
@@ -102,14 +115,16 @@ describe('serve: the OpenAI API', () => {
     const big = await s.post('/v1/completions', { model: m, prompt: 'x'.repeat(2 << 20) });
     assert.equal(big.status, 413);
     // the client raises them as typed errors
-    await assert.rejects(s.client.completions.create({ model: m, prompt: 'x', top_p: 0 }), (e: unknown) => e instanceof OpenAI.BadRequestError && e.param === 'top_p');
-    await assert.rejects(s.client.completions.create({ model: 'gpt-4', prompt: 'x' }), (e: unknown) => e instanceof OpenAI.NotFoundError);
+    await assert.rejects(s.client.completions.create({ model: m, prompt: 'x', top_p: 0 }),
+      (e: unknown) => e instanceof OpenAI.BadRequestError && e.param === 'top_p');
+    await assert.rejects(s.client.completions.create({ model: 'gpt-4', prompt: 'x' }),
+      (e: unknown) => e instanceof OpenAI.NotFoundError);
   });
 
   test('an aborted stream stops its generation and frees its row', async () => {
     const before = await s.metric('mamba_completion_tokens_total');
     const ac = new AbortController();
-    const stream = await s.client.completions.create({ model: s.modelId, prompt: PROMPT, max_tokens: 4000, stream: true, ignore_eos: true } as OpenAI.CompletionCreateParamsStreaming, { signal: ac.signal });
+    const stream = await s.client.completions.create(long(s.modelId), { signal: ac.signal });
     let got = 0;
     try {
       for await (const _ of stream) if (++got === 3) ac.abort();
@@ -123,7 +138,10 @@ describe('serve: the OpenAI API', () => {
 
   test('GET /metrics has the Prometheus series', async () => {
     const text = await (await fetch(`${s.url}/metrics`)).text();
-    for (const name of ['mamba_requests_total', 'mamba_prompt_tokens_total', 'mamba_completion_tokens_total', 'mamba_time_to_first_token_seconds_bucket', 'mamba_batch_occupancy_bucket', 'mamba_decode_tokens_per_second', 'mamba_prompt_cache_hits_total', 'mamba_queue_length']) {
+    const names = ['mamba_requests_total', 'mamba_prompt_tokens_total', 'mamba_completion_tokens_total',
+      'mamba_time_to_first_token_seconds_bucket', 'mamba_batch_occupancy_bucket', 'mamba_decode_tokens_per_second',
+      'mamba_prompt_cache_hits_total', 'mamba_queue_length'];
+    for (const name of names) {
       assert.ok(text.includes(name), `missing ${name}`);
     }
   });
@@ -149,18 +167,18 @@ describe('serve: limits', () => {
     const s = await startServer(model, { maxRunning: 1, maxQueued: 1 });
     const ac = new AbortController();
     try {
-      const long = { model: s.modelId, prompt: PROMPT, max_tokens: 4000, stream: true, ignore_eos: true } as OpenAI.CompletionCreateParamsStreaming;
-      const first = await s.client.completions.create(long, { signal: ac.signal });
+      const first = await s.client.completions.create(long(s.modelId), { signal: ac.signal });
       const it = first[Symbol.asyncIterator]();
       await it.next(); // running
-      const second = s.client.completions.create(long, { signal: ac.signal }).catch(() => null);
+      const second = s.client.completions.create(long(s.modelId), { signal: ac.signal }).catch(() => null);
       for (let i = 0; i < 100 && s.server.engine.queued < 1; i++) await new Promise((r) => setTimeout(r, 10));
       assert.equal(s.server.engine.queued, 1);
       const r = await s.post('/v1/completions', { model: s.modelId, prompt: 'x', max_tokens: 2 });
       assert.equal(r.status, 429);
       assert.equal(r.headers.get('retry-after'), '1');
       assert.equal(r.json.error.code, 'rate_limit_exceeded');
-      await assert.rejects(s.client.completions.create({ model: s.modelId, prompt: 'x' }), (e: unknown) => e instanceof OpenAI.RateLimitError);
+      await assert.rejects(s.client.completions.create({ model: s.modelId, prompt: 'x' }),
+        (e: unknown) => e instanceof OpenAI.RateLimitError);
       ac.abort();
       await second;
       await it.return?.();
@@ -172,7 +190,7 @@ describe('serve: limits', () => {
 
   test('graceful shutdown: running requests finish, new ones get 503, then the port closes', async () => {
     const s = await startServer(model);
-    const running = s.client.completions.create({ model: s.modelId, prompt: PROMPT, max_tokens: 300, temperature: 0, ignore_eos: true } as never);
+    const running = s.client.completions.create({ ...long(s.modelId), max_tokens: 300, stream: false });
     for (let i = 0; i < 100 && s.server.engine.rows === 0; i++) await new Promise((r) => setTimeout(r, 5));
     const closed = s.server.close(30_000);
     const late = await s.post('/v1/completions', { model: s.modelId, prompt: 'x', max_tokens: 2 }).catch(() => null);
@@ -186,7 +204,7 @@ describe('serve: limits', () => {
 
   test('shutdown past its grace time cancels what still runs', async () => {
     const s = await startServer(model);
-    const stream = await s.client.completions.create({ model: s.modelId, prompt: PROMPT, max_tokens: 4000, stream: true, ignore_eos: true } as OpenAI.CompletionCreateParamsStreaming);
+    const stream = await s.client.completions.create(long(s.modelId));
     const it = stream[Symbol.asyncIterator]();
     await it.next();
     const t0 = performance.now();

@@ -21,17 +21,22 @@ async function freePort(): Promise<number> {
 
 async function startRedis(): Promise<{ url: string; proc: ChildProcess }> {
   const port = await freePort();
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
+  const proc = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   await new Promise<void>((resolve, reject) => {
     let out = '';
-    proc.stdout!.on('data', (d: Buffer) => { out += d.toString(); if (out.includes('Ready to accept connections')) resolve(); });
+    proc.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('Ready to accept connections')) resolve();
+    });
     proc.on('error', reject);
     proc.on('exit', (c) => reject(new Error(`redis-server exited (${c}): ${out}`)));
   });
   return { url: `redis://127.0.0.1:${port}`, proc };
 }
 
-const STORY = 'Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her friends.';
+const STORY = 'Once upon a time, there was a little girl named Lily. '
+  + 'She loved to play outside in the park with her friends.';
 
 test('two replicas share snapshots through Redis; corrupt and foreign entries are ignored and logged', async () => {
   const { url, proc } = await startRedis();
@@ -55,11 +60,13 @@ test('two replicas share snapshots through Redis; corrupt and foreign entries ar
     const keys = async (): Promise<string[]> => admin.keys('mamba-ts:snapshot:*');
     for (let i = 0; i < 100 && (await keys()).length < 3; i++) await new Promise((r) => setTimeout(r, 20));
     assert.ok((await keys()).length >= 3, `replica A wrote no snapshots: ${aLogs.join(" | ")}`);
-    history.push({ role: 'assistant', content: t1.choices[0]!.message.content! }, { role: 'user', content: 'What happened next?' });
+    history.push({ role: 'assistant', content: t1.choices[0]!.message.content! });
+    history.push({ role: 'user', content: 'What happened next?' });
     const fedBefore = await b.metric('mamba_prefill_tokens_total');
     const t2 = await b.client.chat.completions.create(args(history));
     const hit = t2.usage!.prompt_tokens_details!.cached_tokens!;
-    assert.ok(hit >= t1.usage!.prompt_tokens - 2, `replica B took ${hit} tokens from Redis, turn 1 had ${t1.usage!.prompt_tokens}`);
+    const had = t1.usage!.prompt_tokens;
+    assert.ok(hit >= had - 2, `replica B took ${hit} tokens from Redis, turn 1 had ${had}`);
     assert.equal((await b.metric('mamba_prefill_tokens_total')) - fedBefore, t2.usage!.prompt_tokens - hit);
     assert.equal(await b.metric('mamba_prompt_cache_hits_total'), 1);
     const ref = await plain.client.chat.completions.create(args(history));
@@ -68,15 +75,18 @@ test('two replicas share snapshots through Redis; corrupt and foreign entries ar
     // spoil every entry: garbage, and a well-formed snapshot of "another model"
     const all = await keys();
     const good = (await admin.getBuffer(all[0]!))!;
-    const foreign = Buffer.from(good.toString('latin1').replace(/"fingerprint":"[0-9a-f]+"/, '"fingerprint":"0000"'), 'latin1');
+    const other = good.toString('latin1').replace(/"fingerprint":"[0-9a-f]+"/, '"fingerprint":"0000"');
+    const foreign = Buffer.from(other, 'latin1');
     for (const [i, k] of all.entries()) await admin.set(k, i % 2 ? foreign : Buffer.from('not a snapshot'));
     const logs: string[] = [];
     const c = await replica(logs);
     const t3 = await c.client.chat.completions.create(args(history));
     assert.equal(t3.usage!.prompt_tokens_details!.cached_tokens, 0, 'a spoiled entry was used');
     assert.equal(t3.choices[0]!.message.content, ref.choices[0]!.message.content);
-    assert.ok(logs.some((l) => l.includes('ignoring stored snapshot') && l.includes('another model')), logs.join('\n'));
-    assert.ok(logs.some((l) => l.includes('ignoring stored snapshot') && l.includes('not a snapshot')), logs.join('\n'));
+    const ignored = (why: string): boolean =>
+      logs.some((l) => l.includes('ignoring stored snapshot') && l.includes(why));
+    assert.ok(ignored('another model'), logs.join('\n'));
+    assert.ok(ignored('not a snapshot'), logs.join('\n'));
     await c.stop();
   } finally {
     await a.stop();
