@@ -45,7 +45,8 @@ async function freePort(): Promise<number> {
 
 async function startServer(extra: string[]): Promise<{ url: string; proc: ChildProcess }> {
   const port = await freePort();
-  const args = [CLI, 'serve', '--port', String(port), '--served-model-name', MODEL_ID, '--backend', a.backend!, '--max-running', a['max-running']!, '--max-queued', '1024', ...extra];
+  const args = [CLI, 'serve', '--port', String(port), '--served-model-name', MODEL_ID, '--backend', a.backend!,
+    '--max-running', a['max-running']!, '--max-queued', '1024', ...extra];
   if (a.model) args.push('--model', a.model);
   if (a.threads) args.push('--threads', a.threads);
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -66,36 +67,51 @@ async function stopServer(p: ChildProcess): Promise<void> {
   await exited;
 }
 
-interface Timing { ttft: number; gaps: number[]; tokens: number; ok: boolean; error?: string; total: number }
+interface Timing { ttft: number; gaps: number[]; tokens: number; ok: boolean; error?: string }
 
-/** One streamed request; times the first content chunk and the gaps between chunks. */
-async function streamed(url: string, path: string, body: object): Promise<Timing> {
+interface Event {
+  error?: { message: string };
+  usage?: Usage;
+  choices: { text?: string; delta?: { content?: string } }[];
+}
+interface Usage { prompt_tokens: number; completion_tokens: number; prompt_tokens_details?: { cached_tokens: number } }
+
+/** POSTs a streaming request and yields its server-sent events (the JSON of each `data:` line). */
+async function* events(url: string, body: object): AsyncGenerator<Event> {
+  const r = await fetch(url, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ ...body, stream: true, stream_options: { include_usage: true } }),
+  });
+  if (!r.ok || !r.body) throw new Error(`HTTP ${r.status}: ${await r.text()}`);
+  const dec = new TextDecoder();
+  let buf = '';
+  for await (const part of r.body as unknown as AsyncIterable<Uint8Array>) {
+    buf += dec.decode(part, { stream: true });
+    let i;
+    while ((i = buf.indexOf('\n\n')) >= 0) {
+      const ev = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      if (ev.startsWith('data: ') && ev !== 'data: [DONE]') yield JSON.parse(ev.slice(6)) as Event;
+    }
+  }
+}
+
+/** One streamed completion: the first content chunk's time and the gaps between chunks. */
+async function timed(url: string, body: object): Promise<Timing> {
   const t0 = performance.now();
   const gaps: number[] = [];
   let ttft = NaN, last = 0, tokens = 0;
   try {
-    const r = await fetch(url + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...body, stream: true, stream_options: { include_usage: true } }) });
-    if (!r.ok || !r.body) return { ttft, gaps, tokens, ok: false, error: `HTTP ${r.status}: ${await r.text()}`, total: performance.now() - t0 };
-    const dec = new TextDecoder();
-    let buf = '';
-    for await (const part of r.body as unknown as AsyncIterable<Uint8Array>) {
-      buf += dec.decode(part, { stream: true });
-      let i;
-      while ((i = buf.indexOf('\n\n')) >= 0) {
-        const ev = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        if (!ev.startsWith('data: ') || ev === 'data: [DONE]') continue;
-        const j = JSON.parse(ev.slice(6)) as { error?: { message: string }; usage?: { completion_tokens: number }; choices: unknown[] };
-        if (j.error) return { ttft, gaps, tokens, ok: false, error: j.error.message, total: performance.now() - t0 };
-        if (j.usage) { tokens = j.usage.completion_tokens; continue; }
-        const now = performance.now();
-        if (Number.isNaN(ttft)) ttft = now - t0; else gaps.push(now - last);
-        last = now;
-      }
+    for await (const ev of events(`${url}/v1/completions`, body)) {
+      if (ev.error) return { ttft, gaps, tokens, ok: false, error: ev.error.message };
+      if (ev.usage) { tokens = ev.usage.completion_tokens; continue; }
+      const now = performance.now();
+      if (Number.isNaN(ttft)) ttft = now - t0; else gaps.push(now - last);
+      last = now;
     }
-    return { ttft, gaps, tokens, ok: true, total: performance.now() - t0 };
+    return { ttft, gaps, tokens, ok: true };
   } catch (e) {
-    return { ttft, gaps, tokens, ok: false, error: (e as Error).message, total: performance.now() - t0 };
+    return { ttft, gaps, tokens, ok: false, error: (e as Error).message };
   }
 }
 
@@ -106,10 +122,13 @@ function pct(xs: number[], p: number): number {
 }
 const r2 = (x: number): number => Math.round(x * 100) / 100;
 
-const WORDS = 'the little dog ran to the park and saw a big red ball under a tree near the river where children played every day'.split(' ');
+const WORDS = ('the little dog ran to the park and saw a big red ball under a tree near the river where children '
+  + 'played every day').split(' ');
+/** Words drawn by an LCG from `seed`: prompts differ between requests, the same on every run. */
 function text(seed: number, words: number): string {
   let s = seed >>> 0;
-  return Array.from({ length: words }, () => { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; return WORDS[s % WORDS.length]; }).join(' ');
+  const next = (): string => { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; return WORDS[s % WORDS.length]!; };
+  return Array.from({ length: words }, next).join(' ');
 }
 
 async function concurrency(url: string, clients: number, requests: number, maxTokens: number): Promise<object> {
@@ -117,7 +136,10 @@ async function concurrency(url: string, clients: number, requests: number, maxTo
   const all: Timing[] = [];
   await Promise.all(Array.from({ length: clients }, async (_, c) => {
     for (let i = 0; i < requests; i++) {
-      all.push(await streamed(url, '/v1/completions', { model: MODEL_ID, prompt: `Story ${c}.${i}: ${text(c * 1000 + i, 24)}`, max_tokens: maxTokens, temperature: 0.8, seed: c * 1000 + i, ignore_eos: true }));
+      const seed = c * 1000 + i;
+      const prompt = `Story ${c}.${i}: ${text(seed, 24)}`;
+      const body = { model: MODEL_ID, prompt, max_tokens: maxTokens, temperature: 0.8, seed, ignore_eos: true };
+      all.push(await timed(url, body));
     }
   }));
   const wall = (performance.now() - t0) / 1000;
@@ -125,35 +147,37 @@ async function concurrency(url: string, clients: number, requests: number, maxTo
   const tokens = ok.reduce((s, t) => s + t.tokens, 0);
   const ttfts = ok.map((t) => t.ttft), gaps = ok.flatMap((t) => t.gaps);
   const errors = all.filter((t) => !t.ok).map((t) => t.error);
-  const row = { clients, requests: clients * requests, tokens, seconds: r2(wall), tokensPerSecond: r2(tokens / wall), ttftMsP50: r2(pct(ttfts, 50)), ttftMsP95: r2(pct(ttfts, 95)), itlMsP50: r2(pct(gaps, 50)), itlMsP95: r2(pct(gaps, 95)), errors: errors.length, firstErrors: errors.slice(0, 3) };
+  const row = {
+    clients, requests: clients * requests, tokens, seconds: r2(wall), tokensPerSecond: r2(tokens / wall),
+    ttftMsP50: r2(pct(ttfts, 50)), ttftMsP95: r2(pct(ttfts, 95)),
+    itlMsP50: r2(pct(gaps, 50)), itlMsP95: r2(pct(gaps, 95)),
+    errors: errors.length, firstErrors: errors.slice(0, 3),
+  };
   console.log(JSON.stringify(row));
   return row;
 }
 
-async function chatTurns(url: string, turns: number, turnTokens: number): Promise<{ turn: number; promptTokens: number; cachedTokens: number; ttftMs: number }[]> {
+interface Turn { turn: number; promptTokens: number; cachedTokens: number; ttftMs: number }
+
+/** A chat growing by a user message (~80% of turnTokens) and a reply (~20%) per turn. */
+async function chatTurns(url: string, turns: number, turnTokens: number): Promise<Turn[]> {
   const messages: { role: string; content: string }[] = [{ role: 'system', content: 'You tell long stories.' }];
-  const out = [];
+  const out: Turn[] = [];
   for (let t = 1; t <= turns; t++) {
     messages.push({ role: 'user', content: text(t, Math.round(turnTokens * 0.8)) });
-    // the usage of the stream tells the prompt and cached tokens; time the first chunk
+    const reply0 = Math.round(turnTokens * 0.2);
+    const body = { model: MODEL_ID, messages, max_tokens: reply0, temperature: 0, ignore_eos: true };
     const t0 = performance.now();
-    const r = await fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL_ID, messages, max_tokens: Math.round(turnTokens * 0.2), temperature: 0, ignore_eos: true, stream: true, stream_options: { include_usage: true } }) });
-    const dec = new TextDecoder();
-    let buf = '', ttft = NaN, reply = '', usage = { prompt_tokens: 0, prompt_tokens_details: { cached_tokens: 0 } };
-    for await (const part of r.body as unknown as AsyncIterable<Uint8Array>) {
-      buf += dec.decode(part, { stream: true });
-      let i;
-      while ((i = buf.indexOf('\n\n')) >= 0) {
-        const ev = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        if (!ev.startsWith('data: ') || ev === 'data: [DONE]') continue;
-        const j = JSON.parse(ev.slice(6)) as { usage?: typeof usage; choices: { delta: { content?: string } }[] };
-        if (j.usage) usage = j.usage;
-        else { if (Number.isNaN(ttft)) ttft = performance.now() - t0; reply += j.choices[0]?.delta.content ?? ''; }
-      }
+    let ttft = NaN, reply = '';
+    let usage: Usage = { prompt_tokens: 0, completion_tokens: 0 };
+    for await (const ev of events(`${url}/v1/chat/completions`, body)) {
+      if (ev.usage) { usage = ev.usage; continue; }
+      if (Number.isNaN(ttft)) ttft = performance.now() - t0;
+      reply += ev.choices[0]?.delta?.content ?? '';
     }
     messages.push({ role: 'assistant', content: reply });
-    out.push({ turn: t, promptTokens: usage.prompt_tokens, cachedTokens: usage.prompt_tokens_details.cached_tokens, ttftMs: r2(ttft) });
+    const cachedTokens = usage.prompt_tokens_details?.cached_tokens ?? 0;
+    out.push({ turn: t, promptTokens: usage.prompt_tokens, cachedTokens, ttftMs: r2(ttft) });
   }
   return out;
 }
@@ -163,13 +187,19 @@ const requests = Number(a.requests), maxTokens = Number(a['max-tokens']);
 const result: Record<string, unknown> = {
   date: new Date().toISOString(),
   command: `node ${process.argv.slice(1).map((x) => x.replace(ROOT + '/', '')).join(' ')}`,
-  machine: { cpu: cpus()[0]?.model, cores: cpus().length, memoryGiB: r2(totalmem() / 2 ** 30), os: `${osType()} ${release()}`, node: process.version, loadavgAtStart: loadavg() },
-  settings: { model: a.model ?? 'models/default', backend: a.backend, requestsPerClient: requests, maxTokens, maxRunning: Number(a['max-running']) },
+  machine: {
+    cpu: cpus()[0]?.model, cores: cpus().length, memoryGiB: r2(totalmem() / 2 ** 30), os: `${osType()} ${release()}`,
+    node: process.version, loadavgAtStart: loadavg(),
+  },
+  settings: {
+    model: a.model ?? 'models/default', backend: a.backend, threads: a.threads ?? 'default',
+    requestsPerClient: requests, maxTokens, maxRunning: Number(a['max-running']),
+  },
 };
 {
   const s = await startServer(['--cache-mb', '0']);
   try {
-    await streamed(s.url, '/v1/completions', { model: MODEL_ID, prompt: 'warm up', max_tokens: 8 });
+    await timed(s.url, { model: MODEL_ID, prompt: 'warm up', max_tokens: 8 });
     result.concurrency = [];
     for (const c of clients) (result.concurrency as object[]).push(await concurrency(s.url, c, requests, maxTokens));
   } finally {
@@ -183,7 +213,10 @@ if (!a['skip-cache']) {
   try {
     const withCache = await chatTurns(cached.url, turns, turnTokens);
     const without = await chatTurns(plain.url, turns, turnTokens);
-    result.promptCache = withCache.map((w, i) => ({ ...w, uncachedTtftMs: without[i]!.ttftMs, speedup: r2(without[i]!.ttftMs / w.ttftMs) }));
+    result.promptCache = withCache.map((w, i) => {
+      const uncached = without[i]!.ttftMs;
+      return { ...w, uncachedTtftMs: uncached, speedup: r2(uncached / w.ttftMs) };
+    });
     for (const row of result.promptCache as object[]) console.log(JSON.stringify(row));
   } finally {
     await stopServer(cached.proc);
