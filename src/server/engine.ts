@@ -4,7 +4,7 @@ import { copyRow } from '../generate/generate.js';
 import type { LanguageModel } from '../models/lm.js';
 import type { ModelState } from '../models/state.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { PromptCache } from './prompt-cache.js';
+import type { CacheHit, PromptCache } from './prompt-cache.js';
 import { TokenSampler, type SequenceSampling } from './token-sampler.js';
 
 /**
@@ -73,6 +73,8 @@ interface Job {
   cached: number;
   marks: number[];
   left: number; // choices not finished
+  /** The prompt cache's answer, asked at admission (a store's round trip must not hold up the batch). */
+  lookup: { done: boolean; hit: CacheHit | null; error?: unknown } | null;
 }
 
 interface Seq {
@@ -125,7 +127,10 @@ export class Engine {
     this.lm.checkIds(req.prompt);
     return new Promise<EngineResult>((done, failed) => {
       const submitted = performance.now();
-      this.waiting.push({ req, done, failed, submitted, state: null, fed: 0, cached: 0, marks: [], left: req.n });
+      const job: Job = {
+        req, done, failed, submitted, state: null, fed: 0, cached: 0, marks: [], left: req.n, lookup: null,
+      };
+      this.waiting.push(job);
       this.report();
       if (!this.running) void this.loop();
     });
@@ -148,10 +153,12 @@ export class Engine {
     try {
       while (this.waiting.length || this.prefilling.length || this.decoding.length || this.joining.length) {
         this.admit();
-        await this.prefillTick();
-        await this.decodeTick();
+        const prefilled = await this.prefillTick();
+        const decoded = await this.decodeTick();
         this.report();
-        await new Promise<void>((r) => setImmediate(r)); // let requests in and responses out
+        // let requests in and responses out; with nothing to do but wait for the cache, wait a little
+        if (prefilled || decoded) await new Promise<void>((r) => setImmediate(r));
+        else await new Promise<void>((r) => setTimeout(r, 1));
       }
     } catch (e) {
       // a failure of the shared step: every request in flight gets it (none is left hanging)
@@ -177,14 +184,26 @@ export class Engine {
     while (this.waiting.length && this.rows + this.waiting[0]!.req.n <= this.o.maxRunning) {
       const j = this.waiting.shift()!;
       if (j.req.signal?.aborted || this.abortAll) { this.endJob(j, 'aborted'); continue; }
+      if (this.o.cache) {
+        const l: NonNullable<Job['lookup']> = { done: false, hit: null };
+        j.lookup = l;
+        const answered = (hit: CacheHit | null, error?: unknown): void => {
+          Object.assign(l, { done: true, hit }, error === undefined ? {} : { error });
+        };
+        this.o.cache.lookup(j.req.prompt).then((h) => answered(h), (e: unknown) => answered(null, e));
+      }
       this.prefilling.push(j);
     }
   }
 
-  /** One prefill chunk of the first prefilling request (then it goes to the back of the line). */
-  private async prefillTick(): Promise<void> {
-    const j = this.prefilling.shift();
-    if (!j) return;
+  /**
+   * One prefill chunk of the first prefilling request whose cache lookup has answered (then it goes
+   * to the back of the line).
+   */
+  private async prefillTick(): Promise<boolean> {
+    const i = this.prefilling.findIndex((j) => !j.lookup || j.lookup.done);
+    if (i < 0) return false;
+    const j = this.prefilling.splice(i, 1)[0]!;
     try {
       await this.prefillChunkOf(j);
     } catch (e) {
@@ -193,13 +212,22 @@ export class Engine {
       j.state = null;
       j.failed(e);
     }
+    return true;
   }
 
   private async prefillChunkOf(j: Job): Promise<void> {
     const p = j.req.prompt;
-    if (j.req.signal?.aborted || this.abortAll) { j.state?.dispose(); this.endJob(j, 'aborted'); return; }
+    if (j.req.signal?.aborted || this.abortAll) {
+      j.state?.dispose();
+      j.lookup?.hit?.state.dispose();
+      j.lookup = null;
+      this.endJob(j, 'aborted');
+      return;
+    }
     if (!j.state) {
-      const hit = this.o.cache ? await this.o.cache.lookup(p) : null;
+      if (j.lookup?.error) throw j.lookup.error;
+      const hit = j.lookup?.hit ?? null;
+      j.lookup = null;
       this.o.observer?.cacheLookup?.(hit?.length ?? 0, hit?.tier ?? null);
       j.state = hit ? hit.state : this.lm.initState(1);
       j.fed = j.cached = hit?.length ?? 0;
@@ -251,7 +279,7 @@ export class Engine {
   }
 
   /** One batched step for every decoding sequence. */
-  private async decodeTick(): Promise<void> {
+  private async decodeTick(): Promise<boolean> {
     for (const s of [...this.decoding, ...this.joining]) {
       if (!s.finished && (s.job.req.signal?.aborted || this.abortAll)) this.finish(s, -1, 'aborted');
     }
@@ -261,7 +289,7 @@ export class Engine {
     if (keep.length !== this.decoding.length || join.length) this.rebuild(keep, join);
     this.joining = [];
     const b = this.decoding.length;
-    if (!b || !this.batch) return;
+    if (!b || !this.batch) return false;
     const t0 = performance.now();
     const logits = this.lm.stepIds(this.decoding.map((s) => s.last), this.batch); // (b, V)
     const V = this.lm.vocabSize;
@@ -270,6 +298,7 @@ export class Engine {
     const off = cpu ? logits.offset : 0, ld = cpu ? logits.ld : V;
     this.decoding.forEach((s, r) => this.sampleInto(s, data, off + r * ld));
     this.o.observer?.decodeStep?.(b, (performance.now() - t0) / 1000);
+    return true;
   }
 
   /** The batch state of the sequences kept (rows of the old batch) followed by those joining. */
