@@ -38,7 +38,8 @@ export function toApiError(err: unknown): ApiError {
     if (err.details['overloaded']) return new ApiError(429, err.message, null, 'rate_limit_exceeded', 'requests');
     if (err.code === 'TOKEN_OUT_OF_RANGE') return invalid('prompt', err.message);
     if (err.code === 'BAD_ARGUMENT') return invalid(null, err.message);
-    if (err.code === 'UNSUPPORTED') return new ApiError(503, err.message, null, 'shutting_down', 'server_error');
+    if (err.details['shuttingDown']) return new ApiError(503, err.message, null, 'shutting_down', 'server_error');
+    if (err.code === 'UNSUPPORTED') return invalid(null, err.message, 'unsupported');
     return new ApiError(500, err.message, null, err.code, 'server_error');
   }
   if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {

@@ -117,7 +117,8 @@ export class Engine {
 
   /** Runs a request; resolves when every choice has ended. Throws OVERLOADED when the queue is full. */
   submit(req: EngineRequest): Promise<EngineResult> {
-    if (this.closed) fail('UNSUPPORTED', 'the server is shutting down');
+    // (no error code fits "busy" better: details tell the HTTP layer which status to answer)
+    if (this.closed) fail('UNSUPPORTED', 'the server is shutting down', { shuttingDown: true });
     if (!this.canTake()) {
       fail('UNSUPPORTED', `the server is full: ${this.waiting.length} requests wait already`, { overloaded: true });
     }
