@@ -5,7 +5,7 @@ import type { LanguageModel } from '../models/lm.js';
 import type { ModelState } from '../models/state.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { CacheHit, PromptCache } from './prompt-cache.js';
-import { TokenSampler, type SequenceSampling } from './token-sampler.js';
+import { TokenSampler, tokenLogprobs, type SequenceSampling, type TokenLogprob } from './token-sampler.js';
 
 /**
  * Continuous batching over the model's recurrent step. One loop, one tick at a time:
@@ -29,8 +29,10 @@ export interface EngineRequest {
   eos: readonly number[];
   suppress: readonly number[];
   signal?: AbortSignal;
+  /** Report each new token's log-probability and this many alternatives (absent: none). */
+  logprobs?: number | undefined;
   /** A new token of choice `choice`; `finish` on its last event (token -1 when it ends without one). */
-  onToken(choice: number, token: number, finish?: FinishReason): void;
+  onToken(choice: number, token: number, finish?: FinishReason, logprob?: TokenLogprob): void;
   /** Whether choice `choice` ended by itself (a stop string in its text). */
   isStopped?(choice: number): boolean;
 }
@@ -342,19 +344,21 @@ export class Engine {
     s.generated++;
     s.last = tok;
     const req = s.job.req;
+    const V = this.lm.vocabSize;
+    const lp = req.logprobs === undefined ? undefined : tokenLogprobs(logits, off, V, tok, req.logprobs);
     const finish: FinishReason | undefined =
       req.eos.includes(tok) ? 'eos' : s.generated >= req.maxTokens ? 'length' : undefined;
-    if (finish) { this.finish(s, tok, finish); return; }
-    req.onToken(s.choice, tok);
+    if (finish) { this.finish(s, tok, finish, undefined, lp); return; }
+    req.onToken(s.choice, tok, undefined, lp);
     if (req.isStopped?.(s.choice)) this.finish(s, -1, 'stop');
   }
 
-  private finish(s: Seq, tok: number, why: FinishReason, err?: Error): void {
+  private finish(s: Seq, tok: number, why: FinishReason, err?: Error, lp?: TokenLogprob): void {
     s.finished = true;
     s.why = err ? 'aborted' : why;
     const j = s.job;
     try {
-      j.req.onToken(s.choice, tok, why);
+      j.req.onToken(s.choice, tok, why, lp);
     } catch (e) {
       err ??= e as Error;
     }

@@ -20,6 +20,8 @@ export interface Plan {
   stream: boolean;
   includeUsage: boolean;
   ignoreEos: boolean;
+  /** Alternatives to report with each token's log-probability; null: no log-probabilities. */
+  logprobs: number | null;
 }
 
 export interface Limits {
@@ -36,7 +38,6 @@ function common(b: SamplingBody & { max_completion_tokens?: number | null }, lim
     const msg = `The model \`${b.model}\` does not exist; this server serves \`${lim.modelId}\``;
     throw new ApiError(404, msg, 'model', 'model_not_found');
   }
-  if (b.logprobs) throw unsupported('logprobs', 'logprobs are not supported by this server');
   if (b.logit_bias && Object.keys(b.logit_bias).length) throw unsupported('logit_bias');
   if (b.stream_options && !b.stream) {
     throw invalid('stream_options', 'stream_options is only allowed with stream: true');
@@ -93,12 +94,12 @@ export function completionPlan(b: CompletionBody, tk: TextTokenizer, lim: Limits
     checkPrompt(ids, 'prompt', lim);
     return { ids, marks: [] };
   });
-  return checkRows({ kind: 'completion', prompts, ...c }, lim);
+  return checkRows({ kind: 'completion', prompts, ...c, logprobs: b.logprobs ?? null }, lim);
 }
 
 export function chatPlan(b: ChatBody, tk: TextTokenizer, template: ChatTemplate, lim: Limits): Plan {
   const c = common(b, lim, 256);
-  if (b.top_logprobs) throw unsupported('top_logprobs');
+  if (b.top_logprobs != null && !b.logprobs) throw invalid('top_logprobs', 'top_logprobs needs logprobs: true');
   const messages: ChatMessage[] = b.messages.map((m) => ({
     role: m.role === 'developer' ? 'system' : m.role,
     content: typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join(''),
@@ -112,5 +113,7 @@ export function chatPlan(b: ChatBody, tk: TextTokenizer, template: ChatTemplate,
     const head = tk.encode(text.slice(0, end), { addSpecialTokens: false });
     if (head.length < ids.length && head.every((t, i) => t === ids[i])) marks.push(head.length);
   }
-  return checkRows({ kind: 'chat', prompts: [{ ids, marks }], ...c, stops: [...c.stops, ...template.stops] }, lim);
+  const logprobs = b.logprobs ? b.top_logprobs ?? 0 : null;
+  const stops = [...c.stops, ...template.stops];
+  return checkRows({ kind: 'chat', prompts: [{ ids, marks }], ...c, stops, logprobs }, lim);
 }

@@ -8,6 +8,7 @@ import { toApiError } from './api-error.js';
 import type { Engine, EngineResult } from './engine.js';
 import type { ServerMetrics } from './metrics.js';
 import type { Plan } from './requests.js';
+import type { TokenLogprob } from './token-sampler.js';
 
 /**
  * Runs a plan on the engine and answers in OpenAI's formats: one JSON body, or server-sent events
@@ -32,6 +33,29 @@ interface Choice {
   sentRole: boolean;
   detok: DetokenizeStream;
   stop: StopStringFilter;
+  /** Log-probabilities of every token, and of those not yet sent in a chunk. */
+  logprobs: Logprob[];
+  unsent: Logprob[];
+}
+
+interface Logprob { token: string; logprob: number; top: [string, number][] }
+
+/** Log-probabilities in the shape of each API: the completions' four lists, or chat's `content`. */
+function logprobsOf(kind: Plan['kind'], lps: Logprob[]): object {
+  if (kind === 'chat') {
+    const bytes = (t: string): number[] => [...Buffer.from(t, 'utf8')];
+    const content = lps.map((e) => ({
+      token: e.token, logprob: e.logprob, bytes: bytes(e.token),
+      top_logprobs: e.top.map(([token, logprob]) => ({ token, logprob, bytes: bytes(token) })),
+    }));
+    return { content };
+  }
+  let at = 0;
+  const textOffset = lps.map((e) => { const o = at; at += e.token.length; return o; });
+  return {
+    tokens: lps.map((e) => e.token), token_logprobs: lps.map((e) => e.logprob),
+    top_logprobs: lps.map((e) => Object.fromEntries(e.top)), text_offset: textOffset,
+  };
 }
 
 export async function respond(cx: RespondContext, plan: Plan, reply: FastifyReply): Promise<unknown> {
@@ -44,13 +68,20 @@ export async function respond(cx: RespondContext, plan: Plan, reply: FastifyRepl
   reply.raw.on('close', () => { if (!reply.raw.writableFinished) ac.abort(); }); // the client went away
   const choices: Choice[] = plan.prompts.flatMap((_, pi) => Array.from({ length: n }, (_, c) => ({
     index: pi * n + c, text: '', tokens: 0, finish: null, sentRole: false,
-    detok: new DetokenizeStream(cx.tokenizer), stop: new StopStringFilter(plan.stops),
+    detok: new DetokenizeStream(cx.tokenizer), stop: new StopStringFilter(plan.stops), logprobs: [], unsent: [],
   })));
+  const withLogprobs = plan.logprobs !== null;
+  const sendLogprobs = (ch: Choice): object | null => {
+    if (!withLogprobs) return null;
+    const lp = logprobsOf(kind, ch.unsent);
+    ch.unsent = [];
+    return lp;
+  };
   const send = (obj: object): void => {
     if (!reply.raw.destroyed) reply.raw.write(`data: ${JSON.stringify(obj)}\n\n`);
   };
   const chunk = (ch: Choice, text: string): object => {
-    const c = { index: ch.index, logprobs: null, finish_reason: ch.finish };
+    const c = { index: ch.index, logprobs: sendLogprobs(ch), finish_reason: ch.finish };
     if (kind === 'completion') return { ...head, choices: [{ ...c, text }] };
     const delta = ch.sentRole ? (text ? { content: text } : {}) : { role: 'assistant', content: text };
     return { ...head, system_fingerprint: null, choices: [{ ...c, delta }] };
@@ -61,8 +92,15 @@ export async function respond(cx: RespondContext, plan: Plan, reply: FastifyRepl
       'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive',
     });
   }
-  const onToken = (ch: Choice, token: number, finish?: FinishReason): void => {
+  const onToken = (ch: Choice, token: number, finish?: FinishReason, lp?: TokenLogprob): void => {
     let text = '';
+    if (lp && token >= 0 && finish !== 'eos') {
+      const str = (id: number): string => cx.tokenizer.decode([id]);
+      const known = lp.top.filter(([id]) => id < cx.tokenizer.vocabSize); // not vocabulary padding
+      const e = { token: str(token), logprob: lp.logprob, top: known.map(([id, l]): [string, number] => [str(id), l]) };
+      ch.logprobs.push(e);
+      ch.unsent.push(e);
+    }
     if (token >= 0) {
       ch.tokens++;
       cx.metrics.completionTokens.inc();
@@ -84,7 +122,8 @@ export async function respond(cx: RespondContext, plan: Plan, reply: FastifyRepl
       return cx.engine.submit({
         prompt: p.ids, snapshotAt: p.marks, n, maxTokens: plan.maxTokens, sampling: plan.sampling,
         suppress: cx.suppress, signal: ac.signal, eos: plan.ignoreEos ? [] : cx.eos,
-        onToken: (c, t, f) => onToken(mine[c]!, t, f),
+        logprobs: plan.logprobs ?? undefined,
+        onToken: (c, t, f, lp) => onToken(mine[c]!, t, f, lp),
         isStopped: (c) => mine[c]!.stop.done,
       }).then((r) => { results[pi] = r; });
     }));
@@ -108,11 +147,15 @@ export async function respond(cx: RespondContext, plan: Plan, reply: FastifyRepl
   }
   if (ac.signal.aborted) return reply; // nobody to answer
   if (kind === 'completion') {
-    const out = choices.map((c) => ({ index: c.index, text: c.text, logprobs: null, finish_reason: c.finish }));
+    const out = choices.map((c) => ({
+      index: c.index, text: c.text, finish_reason: c.finish,
+      logprobs: withLogprobs ? logprobsOf(kind, c.logprobs) : null,
+    }));
     return { ...head, choices: out, usage };
   }
   const out = choices.map((c) => ({
-    index: c.index, message: { role: 'assistant', content: c.text }, logprobs: null, finish_reason: c.finish,
+    index: c.index, message: { role: 'assistant', content: c.text },
+    logprobs: withLogprobs ? logprobsOf(kind, c.logprobs) : null, finish_reason: c.finish,
   }));
   return { ...head, object: 'chat.completion', system_fingerprint: null, choices: out, usage };
 }

@@ -23,7 +23,6 @@ const sampling = {
   presence_penalty: nullable({ type: 'number', minimum: -2, maximum: 2 }),
   frequency_penalty: nullable({ type: 'number', minimum: -2, maximum: 2 }),
   user: { type: 'string' },
-  logprobs: nullable({ anyOf: [{ type: 'boolean' }, { type: 'integer' }] }),
   logit_bias: nullable({ type: 'object' }),
   // extensions (as vLLM and llama.cpp's server accept them): the library's other sampling knobs
   top_k: nullable({ type: 'integer', minimum: 0 }),
@@ -48,6 +47,7 @@ export const completionSchema = {
         { type: 'array', minItems: 1, items: tokenIds },
       ],
     },
+    logprobs: nullable({ type: 'integer', minimum: 0, maximum: 5 }),
     echo: nullable({ type: 'boolean' }),
     best_of: nullable({ type: 'integer', minimum: 1 }),
     suffix: nullable({ type: 'string' }),
@@ -66,7 +66,8 @@ export const chatSchema = {
   properties: {
     ...sampling,
     max_completion_tokens: nullable({ type: 'integer', minimum: 0 }),
-    top_logprobs: nullable({ type: 'integer', minimum: 0 }),
+    logprobs: nullable({ type: 'boolean' }),
+    top_logprobs: nullable({ type: 'integer', minimum: 0, maximum: 20 }),
     messages: {
       type: 'array',
       minItems: 1,
@@ -97,7 +98,6 @@ export interface SamplingBody {
   presence_penalty?: number | null;
   frequency_penalty?: number | null;
   user?: string;
-  logprobs?: boolean | number | null;
   logit_bias?: Record<string, number> | null;
   top_k?: number | null;
   min_p?: number | null;
@@ -107,6 +107,7 @@ export interface SamplingBody {
 
 export interface CompletionBody extends SamplingBody {
   prompt: string | string[] | number[] | number[][];
+  logprobs?: number | null;
   echo?: boolean | null;
   best_of?: number | null;
   suffix?: string | null;
@@ -114,6 +115,7 @@ export interface CompletionBody extends SamplingBody {
 
 export interface ChatBody extends SamplingBody {
   max_completion_tokens?: number | null;
+  logprobs?: boolean | null;
   top_logprobs?: number | null;
   messages: {
     role: 'system' | 'developer' | 'user' | 'assistant';

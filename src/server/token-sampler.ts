@@ -54,3 +54,32 @@ export class TokenSampler {
     return tok;
   }
 }
+
+/** A chosen token's log-probability and the k most likely alternatives (id, log-probability). */
+export interface TokenLogprob {
+  logprob: number;
+  top: [number, number][];
+}
+
+/**
+ * Log-probabilities of the model's own distribution at this position: log-softmax of the raw logits
+ * (before temperature, penalties and truncation, as vLLM reports them by default).
+ */
+export function tokenLogprobs(logits: ArrayLike<number>, off: number, V: number, token: number, k: number)
+  : TokenLogprob {
+  let max = -Infinity;
+  for (let i = 0; i < V; i++) if (logits[off + i]! > max) max = logits[off + i]!;
+  let sum = 0;
+  for (let i = 0; i < V; i++) sum += Math.exp(logits[off + i]! - max);
+  const norm = max + Math.log(sum);
+  const top: [number, number][] = [];
+  for (let i = 0; i < V && k > 0; i++) {
+    const x = logits[off + i]!;
+    if (top.length === k && x <= top[k - 1]![1]) continue;
+    let j = Math.min(top.length, k - 1);
+    while (j > 0 && top[j - 1]![1] < x) j--;
+    top.splice(j, 0, [i, x]);
+    if (top.length > k) top.pop();
+  }
+  return { logprob: logits[off + token]! - norm, top: top.map(([i, x]) => [i, x - norm]) };
+}

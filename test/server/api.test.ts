@@ -92,6 +92,37 @@ describe('serve: the OpenAI API', () => {
     assert.ok(pen.choices[0]!.text.length > 0);
   });
 
+  test('logprobs: the model\'s log-probabilities, in each API\'s shape, streaming and not', async () => {
+    const body = { model: s.modelId, prompt: PROMPT, max_tokens: 8, temperature: 0, logprobs: 2, ignore_eos: true };
+    const r = await s.client.completions.create(body as typeof body & { stream?: false });
+    const lp = r.choices[0]!.logprobs!;
+    assert.equal(lp.tokens!.join(''), r.choices[0]!.text);
+    assert.equal(lp.token_logprobs!.length, 8);
+    // the first token's log-probability: log-softmax of the library's logits at the prompt's last position
+    const ids = model.encode(PROMPT);
+    const [all] = await model.logits([ids]);
+    const V = model.lm.vocabSize, last = all!.subarray((ids.length - 1) * V, ids.length * V);
+    const max = Math.max(...last), lse = max + Math.log(last.reduce((a, x) => a + Math.exp(x - max), 0));
+    const first = model.encode(PROMPT + lp.tokens![0]!).slice(ids.length)[0]!;
+    assert.ok(Math.abs(lp.token_logprobs![0]! - (last[first]! - lse)) < 1e-4);
+    lp.top_logprobs!.forEach((top, i) => {
+      const values = Object.values(top!);
+      assert.ok(values.length >= 1 && values.length <= 2);
+      assert.ok(Math.abs(Math.max(...values) - lp.token_logprobs![i]!) < 1e-6, 'greedy takes the most likely token');
+    });
+    const messages = [{ role: 'user' as const, content: 'Tell me about a cat.' }];
+    const chat = { model: s.modelId, messages, max_tokens: 6, temperature: 0, logprobs: true, top_logprobs: 3 };
+    const c = await s.client.chat.completions.create(chat);
+    const content = c.choices[0]!.logprobs!.content!;
+    assert.equal(content.map((e) => e.token).join(''), c.choices[0]!.message.content);
+    for (const e of content) assert.ok(e.top_logprobs.length <= 3 && e.logprob <= 0 && e.bytes!.length > 0);
+    const streamed = [];
+    for await (const k of await s.client.chat.completions.create({ ...chat, stream: true })) {
+      streamed.push(...(k.choices[0]?.logprobs?.content ?? []));
+    }
+    assert.deepEqual(streamed, content);
+  });
+
   test('bad input: 400 in OpenAI error JSON naming the field', async () => {
     const bad = async (body: unknown, param: string | null, path = '/v1/completions'): Promise<void> => {
       const r = await s.post(path, body);
@@ -105,7 +136,10 @@ describe('serve: the OpenAI API', () => {
     await bad({ model: m, prompt: 'x', temperature: 'hot' }, 'temperature');
     await bad({ model: m, prompt: 'x', temperature: 5 }, 'temperature');
     await bad({ model: m, prompt: 'x', max_tokens: 1e6 }, 'max_tokens');
-    await bad({ model: m, prompt: 'x', logprobs: 2 }, 'logprobs');
+    await bad({ model: m, prompt: 'x', logprobs: 9 }, 'logprobs');
+    await bad({ model: m, prompt: 'x', logprobs: true }, 'logprobs');
+    const hi = [{ role: 'user', content: 'hi' }];
+    await bad({ model: m, messages: hi, top_logprobs: 2 }, 'top_logprobs', '/v1/chat/completions');
     await bad({ model: m }, 'prompt');
     await bad({ model: m, messages: [{ role: 'wizard', content: 'hi' }] }, 'messages.0.role', '/v1/chat/completions');
     await bad({ model: m, messages: [{ role: 'user', content: 'hi' }], tools: [] }, 'tools', '/v1/chat/completions');
