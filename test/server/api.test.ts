@@ -168,6 +168,16 @@ describe('serve: the OpenAI API', () => {
     assert.equal(s.server.engine.rows, 0, 'the row is still held');
     const made = (await s.metric('mamba_completion_tokens_total')) - before;
     assert.ok(made < 4000, `generated ${made} tokens after the client left`);
+    // a client waiting for a whole (non-streamed) answer that goes away frees its row too
+    const ac2 = new AbortController();
+    const pending = s.client.completions.create({ ...long(s.modelId), stream: false }, { signal: ac2.signal });
+    for (let i = 0; i < 100 && s.server.engine.rows === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    ac2.abort();
+    await assert.rejects(pending);
+    for (let i = 0; i < 100 && s.server.engine.rows > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(s.server.engine.rows, 0, 'the row of the non-streamed request is still held');
+    const made2 = (await s.metric('mamba_completion_tokens_total')) - before;
+    assert.ok(made2 < 8000, `generated ${made2} tokens after the clients left`);
   });
 
   test('GET /metrics has the Prometheus series', async () => {
