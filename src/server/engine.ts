@@ -1,4 +1,4 @@
-import { fail } from '../errors.js';
+import { fail, MambaError } from '../errors.js';
 import type { FinishReason } from '../generate/generate.js';
 import { copyRow } from '../generate/generate.js';
 import type { LanguageModel } from '../models/lm.js';
@@ -338,7 +338,7 @@ export class Engine {
     const tok = s.sampler.next(logits, off, this.lm.vocabSize);
     if (tok < 0) {
       const msg = `the model produced non-finite logits at token ${s.generated + 1} of choice ${s.choice}`;
-      this.finish(s, -1, 'aborted', new Error(msg));
+      this.finish(s, -1, 'aborted', new MambaError('NON_FINITE', msg));
       return;
     }
     s.generated++;

@@ -2,6 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadModel, DEFAULT_MODEL_DIR } from '../../src/node/load.js';
 import { Engine, type EngineRequest } from '../../src/server/engine.js';
+import { makeTinyModel } from '../helpers/tiny-model.js';
+import { startServer } from './helpers.js';
 
 // The batching engine on its own: a long prompt arriving while another sequence decodes is prefilled
 // in chunks between that sequence's steps (its decode is never held up by more than one chunk), and
@@ -53,4 +55,27 @@ test('a long prompt is prefilled in chunks between the steps of a running sequen
   const [refB] = await model.generateAll(long, { greedy: true, maxNewTokens: 5, ignoreEos: true });
   assert.deepEqual(a, refA!.newTokens);
   assert.deepEqual(b, refB!.newTokens);
+});
+
+test('a request whose logits turn NaN fails alone; the others finish', async () => {
+  // one NaN put into the embedding row of token 140 (the loader refuses such files; untied, so the
+  // output matrix stays finite): only prompts holding that token see it
+  const tiny = await loadModel(await makeTinyModel({ config: { tie_word_embeddings: false } }));
+  const emb = tiny.lm.embeddings;
+  (emb.storage as Float32Array)[emb.offset + 140 * emb.ld] = NaN;
+  const s = await startServer(tiny);
+  try {
+    const run = (prompt: number[]) =>
+      s.post('/v1/completions', { model: s.modelId, prompt, max_tokens: 12, temperature: 0, ignore_eos: true });
+    const [bad, good] = await Promise.all([run([5, 140, 6]), run([5, 6])]);
+    assert.equal(bad.status, 500);
+    assert.equal(bad.json.error.code, 'NON_FINITE');
+    assert.match(bad.json.error.message, /non-finite logits/);
+    assert.equal(good.status, 200);
+    assert.equal(good.json.usage.completion_tokens, 12);
+    const [ref] = await tiny.generateAll([5, 6], { greedy: true, maxNewTokens: 12, ignoreEos: true });
+    assert.equal(good.json.choices[0].text, ref!.text);
+  } finally {
+    await s.stop();
+  }
 });
