@@ -227,4 +227,27 @@ result.loadavgAtEnd = loadavg();
 const out = a.out ?? join(ROOT, `bench/results/serve-load-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
 mkdirSync(dirname(out), { recursive: true });
 writeFileSync(out, JSON.stringify(result, null, 2) + '\n');
-console.log(`wrote ${out}`);
+writeFileSync(out.replace(/\.json$/, '') + '.md', markdown(result));
+console.log(`wrote ${out} and its .md tables`);
+
+/** The two tables of the README, from the result. */
+function markdown(r: Record<string, unknown>): string {
+  const m = r.machine as { cpu: string; cores: number; node: string };
+  const lines = [`${r.command}`, '', `${m.cpu}, ${m.cores} cores, Node ${m.node}, ${r.date}`, ''];
+  lines.push('| clients | requests | tokens | tokens/s | TTFT p50 / p95 (ms) | inter-token p50 / p95 (ms) | errors |');
+  lines.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const c of r.concurrency as Record<string, number>[]) {
+    const cells = [c.clients, c.requests, c.tokens, c.tokensPerSecond, `${c.ttftMsP50} / ${c.ttftMsP95}`,
+      `${c.itlMsP50} / ${c.itlMsP95}`, c.errors];
+    lines.push(`| ${cells.join(' | ')} |`);
+  }
+  if (r.promptCache) {
+    lines.push('', '| turn | prompt tokens | from the cache | TTFT cached (ms) | TTFT uncached (ms) | speed-up |');
+    lines.push('| ---: | ---: | ---: | ---: | ---: | ---: |');
+    for (const t of r.promptCache as Record<string, number>[]) {
+      const cells = [t.turn, t.promptTokens, t.cachedTokens, t.ttftMs, t.uncachedTtftMs, `${t.speedup}x`];
+      lines.push(`| ${cells.join(' | ')} |`);
+    }
+  }
+  return lines.join('\n') + '\n';
+}
