@@ -48,7 +48,7 @@ interface Entry {
 const MAGIC = 'mamba-ts-snapshot/1';
 
 export class PromptCache {
-  private readonly entries = new Map<string, Entry>(); // insertion order = recency (oldest first)
+  private readonly entries = new Map<number, Entry>(); // insertion order = recency (oldest first)
   private used = 0;
 
   constructor(private readonly model: LanguageModel, private readonly o: PromptCacheOptions) {}
@@ -80,7 +80,7 @@ export class PromptCache {
       for (let l = maxLength - 1; l > best; l--) longer.push(l);
       let values: (Uint8Array | null)[] = [];
       try {
-        values = await store.getMany(longer.map((l) => this.storeKey(keys[l - 1]!)));
+        values = await store.getMany(longer.map((l) => this.storeKey(l, keys[l - 1]!)));
       } catch (e) {
         this.o.log?.(`prompt cache: the snapshot store failed (${(e as Error).message}); going on without it`);
       }
@@ -117,7 +117,7 @@ export class PromptCache {
     if (!store) return;
     const copy = state.clone(); // the caller goes on advancing `state` while this is encoded
     void this.toStore(tokens.slice(0, length), copy)
-      .then((bytes) => store.set(this.storeKey(key), bytes))
+      .then((bytes) => store.set(this.storeKey(length, key), bytes))
       .catch((e: unknown) => this.o.log?.(`prompt cache: writing a snapshot failed (${(e as Error).message})`))
       .finally(() => copy.dispose());
   }
@@ -128,7 +128,7 @@ export class PromptCache {
     this.used = 0;
   }
 
-  private remember(key: string, tokens: readonly number[], length: number, state: ModelState, logits?: Float32Array)
+  private remember(key: number, tokens: readonly number[], length: number, state: ModelState, logits?: Float32Array)
     : void {
     const bytes = state.bytes + length * 4 + (logits?.byteLength ?? 0);
     const e: Entry = { tokens: Int32Array.from(tokens.slice(0, length)), state, bytes, logits };
@@ -143,8 +143,8 @@ export class PromptCache {
     }
   }
 
-  storeKey(prefixKey: string): string {
-    return `mamba-ts:snapshot:${this.o.fingerprint}:${prefixKey}`;
+  storeKey(length: number, prefixKey: number): string {
+    return `mamba-ts:snapshot:${this.o.fingerprint}:${length}:${prefixKey.toString(16)}`;
   }
 
   /** magic \n header JSON \n state (safetensors of `encodeState`). */
@@ -158,10 +158,10 @@ export class PromptCache {
   }
 
   /** A stored snapshot's state if every check passes (format, model, exact prefix, tensors); else null. */
-  private async fromStore(v: Uint8Array, tokens: readonly number[], length: number, key: string)
+  private async fromStore(v: Uint8Array, tokens: readonly number[], length: number, key: number)
     : Promise<ModelState | null> {
     const bad = (why: string): null => {
-      this.o.log?.(`prompt cache: ignoring stored snapshot ${this.storeKey(key)}: ${why}`);
+      this.o.log?.(`prompt cache: ignoring stored snapshot ${this.storeKey(length, key)}: ${why}`);
       return null;
     };
     const nl1 = v.indexOf(10), nl2 = nl1 < 0 ? -1 : v.indexOf(10, nl1 + 1);
@@ -191,16 +191,20 @@ export class PromptCache {
   }
 }
 
-/** Key of every prefix tokens[0, l), l = 1..n: two 32-bit rolling hashes and the length. */
-export function prefixKeys(tokens: readonly number[], n: number): string[] {
-  const keys = new Array<string>(n);
+/**
+ * A key for every prefix tokens[0, l), l = 1..n, from two 32-bit rolling hashes folded into one safe
+ * integer (numbers, not strings: a 4k-token prompt probes 4k keys). Collisions are harmless: an entry
+ * is used only when its own tokens equal the prefix.
+ */
+export function prefixKeys(tokens: readonly number[], n: number): number[] {
+  const keys = new Array<number>(n);
   let a = 0x811c9dc5, b = 0x2545f491;
   for (let i = 0; i < n; i++) {
     const t = tokens[i]! >>> 0;
     a = Math.imul(a ^ t, 0x01000193) >>> 0;
     b = (Math.imul(b, 0x9e3779b1) + t + 1) >>> 0;
     b = ((b << 13) | (b >>> 19)) >>> 0;
-    keys[i] = `${i + 1}:${a.toString(16)}${b.toString(16)}`;
+    keys[i] = a * 2 ** 21 + (b >>> 11); // < 2^53
   }
   return keys;
 }

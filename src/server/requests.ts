@@ -107,13 +107,33 @@ export function chatPlan(b: ChatBody, tk: TextTokenizer, template: ChatTemplate,
   const { text, messageEnds } = template.renderWithEnds(messages);
   const ids = tk.encode(text, { addSpecialTokens: false });
   checkPrompt(ids, 'messages', lim);
-  // snapshot marks: message ends whose tokens are a prefix of the whole prompt's tokens
-  const marks: number[] = [];
-  for (const end of messageEnds) {
-    const head = tk.encode(text.slice(0, end), { addSpecialTokens: false });
-    if (head.length < ids.length && head.every((t, i) => t === ids[i])) marks.push(head.length);
-  }
   const logprobs = b.logprobs ? b.top_logprobs ?? 0 : null;
   const stops = [...c.stops, ...template.stops];
+  const marks = messageMarks(tk, ids, messageEnds);
   return checkRows({ kind: 'chat', prompts: [{ ids, marks }], ...c, stops, logprobs }, lim);
+}
+
+const tokenLengths = new WeakMap<TextTokenizer, Map<number, number>>();
+
+/**
+ * Snapshot marks at message boundaries: the token counts t where the text of ids[0, t) ends exactly at
+ * a message end. Found by adding up each token's text length (memoised per id) instead of encoding
+ * every message prefix again. Where a token's text is not whole (a character split over tokens) the
+ * sums drift and a later mark may be missed or land elsewhere; that costs only a snapshot nobody uses,
+ * since a snapshot is keyed by the exact ids it consumed.
+ */
+function messageMarks(tk: TextTokenizer, ids: readonly number[], messageEnds: readonly number[]): number[] {
+  let lengths = tokenLengths.get(tk);
+  if (!lengths) tokenLengths.set(tk, (lengths = new Map()));
+  const marks: number[] = [];
+  let at = 0, next = 0;
+  for (let t = 0; t < ids.length - 1 && next < messageEnds.length; t++) {
+    const id = ids[t]!;
+    let n = lengths.get(id);
+    if (n === undefined) lengths.set(id, (n = tk.decode([id]).length));
+    at += n;
+    while (next < messageEnds.length && messageEnds[next]! < at) next++;
+    if (messageEnds[next] === at) { marks.push(t + 1); next++; }
+  }
+  return marks;
 }
