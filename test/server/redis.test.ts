@@ -97,3 +97,22 @@ test('two replicas share snapshots through Redis; corrupt and foreign entries ar
     proc.kill('SIGTERM');
   }
 });
+
+test('with Redis down, requests are still answered (the store only costs cache hits) and it is logged', async () => {
+  const logs: string[] = [];
+  const store = new RedisSnapshotStore(`redis://127.0.0.1:${await freePort()}`, 600, (m) => logs.push(m));
+  const s = await startServer(await loadModel(DEFAULT_MODEL_DIR), { store, log: (m) => logs.push(m) });
+  try {
+    const body = { model: s.modelId, prompt: STORY, max_tokens: 6, temperature: 0 };
+    const a = await s.client.completions.create(body);
+    const b = await s.client.completions.create({ ...body, prompt: STORY + ' One day' });
+    assert.equal(a.choices[0]!.finish_reason, 'length');
+    assert.ok(b.usage!.prompt_tokens_details!.cached_tokens! > 0, 'the memory tier still serves');
+    const told = (): boolean => logs.some((l) => /failed|ECONNREFUSED/.test(l));
+    for (let i = 0; i < 50 && !told(); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(told(), logs.join('\n'));
+  } finally {
+    await s.stop();
+    await store.close();
+  }
+});
