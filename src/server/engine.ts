@@ -2,8 +2,8 @@ import { fail, MambaError } from '../errors.js';
 import type { FinishReason } from '../generate/generate.js';
 import { copyRow } from '../generate/generate.js';
 import type { LanguageModel } from '../models/lm.js';
-import type { ModelState } from '../models/state.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { ModelState } from '../models/state.js';
+import { Tensor } from '../tensor/tensor.js';
 import type { CacheHit, PromptCache } from './prompt-cache.js';
 import { TokenSampler, tokenLogprobs, type SequenceSampling, type TokenLogprob } from './token-sampler.js';
 
@@ -98,6 +98,15 @@ export class Engine {
   private decoding: Seq[] = []; // rows of `batch`, in order
   private joining: Seq[] = [];
   private batch: ModelState | null = null;
+  /**
+   * The batch's storage: one state of maxRunning rows, allocated once; the batch of k sequences is a
+   * view of its first k rows, so a sequence joins by one row copy and leaves by moving the last row
+   * into its place (not by copying every row into a new state). Null until first needed, or when the
+   * model's state tensors are not all batch-major (then each change rebuilds the batch).
+   */
+  private rowsOf: ModelState | null = null;
+  private views = new Map<number, ModelState>();
+  private viewsWork = true;
   private running = false;
   private closed = false;
   private idle: (() => void)[] = [];
@@ -170,7 +179,7 @@ export class Engine {
       this.prefilling.length = 0;
       this.decoding = [];
       this.joining = [];
-      this.batch?.dispose();
+      if (!this.rowsOf) this.batch?.dispose(); // (a view of rowsOf is not disposed: rowsOf is reused)
       this.batch = null;
     } finally {
       this.running = false;
@@ -289,7 +298,7 @@ export class Engine {
     const keep = this.decoding.filter((s) => !s.finished);
     const join = this.joining.filter((s) => !s.finished);
     for (const s of this.joining) if (s.finished) s.state?.dispose();
-    if (keep.length !== this.decoding.length || join.length) this.rebuild(keep, join);
+    if (keep.length !== this.decoding.length || join.length) this.regroup(keep, join);
     this.joining = [];
     const b = this.decoding.length;
     if (!b || !this.batch) return false;
@@ -302,6 +311,49 @@ export class Engine {
     this.decoding.forEach((s, r) => this.sampleInto(s, data, off + r * ld));
     this.o.observer?.decodeStep?.(b, (performance.now() - t0) / 1000);
     return true;
+  }
+
+  /** Takes the finished sequences out of the batch and the joining ones in. */
+  private regroup(keep: Seq[], join: Seq[]): void {
+    if (!this.rowsOf && this.viewsWork) {
+      const all = this.lm.initState(this.o.maxRunning);
+      const batchMajor = all.layers.every((l) => Object.values(l).every((t) => t.shape[0] === this.o.maxRunning));
+      if (batchMajor) this.rowsOf = all;
+      else { all.dispose(); this.viewsWork = false; }
+    }
+    if (!this.rowsOf) { this.rebuild(keep, join); return; }
+    const rows = this.decoding;
+    if (rows.length && this.o.cache) {
+      const now = this.view(rows.length);
+      rows.forEach((s, r) => { if (s.finished) this.snapshotEnd(s, now, r); });
+    }
+    for (let r = 0; r < rows.length;) {
+      if (!rows[r]!.finished) { r++; continue; }
+      const last = rows.length - 1;
+      if (r !== last) copyRow(this.view(rows.length), r, this.view(rows.length), last);
+      rows[r] = rows[last]!;
+      rows.pop();
+    }
+    for (const s of join) {
+      copyRow(this.view(rows.length + 1), rows.length, s.state!, 0);
+      s.state!.dispose();
+      s.state = null;
+      rows.push(s);
+    }
+    this.batch = rows.length ? this.view(rows.length) : null;
+  }
+
+  /** The first k rows of `rowsOf` as a state of batch k (views: nothing copied). */
+  private view(k: number): ModelState {
+    let v = this.views.get(k);
+    if (!v) {
+      const all = this.rowsOf!;
+      const layers = all.layers.map((l) => Object.fromEntries(Object.entries(l).map(([name, t]) =>
+        [name, new Tensor(t.backend, t.storage, [k, ...t.shape.slice(1)], t.dtype, t.offset, t.ld, t)])));
+      v = new ModelState(all.backend, layers, k, 0, all.signature);
+      this.views.set(k, v);
+    }
+    return v;
   }
 
   /** The batch state of the sequences kept (rows of the old batch) followed by those joining. */
