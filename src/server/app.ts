@@ -147,6 +147,7 @@ export async function createServer(o: ServerOptions): Promise<Server> {
       closing = true;
       await engine.close(graceMs);
       await app.close();
+      engine.dispose();
       cache?.clear();
     },
   };

@@ -160,6 +160,15 @@ export class Engine {
 
   private abortAll = false;
 
+  /** Frees the batch's storage (after close: nothing runs). */
+  dispose(): void {
+    if (this.running) return;
+    this.rowsOf?.dispose();
+    this.rowsOf = null;
+    this.views.clear();
+    this.batch = null;
+  }
+
   private async loop(): Promise<void> {
     this.running = true;
     try {
