@@ -163,6 +163,7 @@ export class Engine {
   /** Frees the batch's storage (after close: nothing runs). */
   dispose(): void {
     if (this.running) return;
+    if (!this.rowsOf) this.batch?.dispose(); // a batch of its own (not batch-major states)
     this.rowsOf?.dispose();
     this.rowsOf = null;
     this.views.clear();
