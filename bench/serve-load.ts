@@ -6,12 +6,14 @@
  *     request does its whole prefill); reports aggregate tokens/s, p50/p95 time to first token and
  *     inter-token latency (gaps between streamed chunks), and errors.
  *  2. prompt cache: one chat whose history grows by about --turn-tokens tokens a turn for --turns turns
+ *     (a user message of --user-share of them, the rest the reply),
  *     (default 10, ~4k tokens at the end), against a server with the cache and one without; time to
  *     first token of each turn (the goal: a cached turn costs only its new tokens).
  * Writes bench/results/serve-load-<time>.json with the machine, the command and every figure.
  *
  * Usage: npm run build && node dist/bench/serve-load.js [--model dir] [--backend cpu] [--clients 1,8,32]
- *        [--requests 8] [--max-tokens 64] [--turns 10] [--turn-tokens 400] [--out file.json] [--skip-cache]
+ *        [--requests 8] [--max-tokens 64] [--turns 10] [--turn-tokens 400] [--user-share 0.1]
+ *        [--out file.json] [--skip-cache]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -26,7 +28,8 @@ const { values: a } = parseArgs({
     model: { type: 'string' }, backend: { type: 'string', default: 'cpu' }, threads: { type: 'string' },
     clients: { type: 'string', default: '1,8,32' }, requests: { type: 'string', default: '8' },
     'max-tokens': { type: 'string', default: '64' }, turns: { type: 'string', default: '10' },
-    'turn-tokens': { type: 'string', default: '400' }, 'max-running': { type: 'string', default: '32' },
+    'turn-tokens': { type: 'string', default: '400' }, 'user-share': { type: 'string', default: '0.1' },
+    'max-running': { type: 'string', default: '32' },
     out: { type: 'string' }, 'skip-cache': { type: 'boolean' },
   },
   strict: true,
@@ -159,13 +162,13 @@ async function concurrency(url: string, clients: number, requests: number, maxTo
 
 interface Turn { turn: number; promptTokens: number; cachedTokens: number; ttftMs: number }
 
-/** A chat growing by a user message (~80% of turnTokens) and a reply (~20%) per turn. */
-async function chatTurns(url: string, turns: number, turnTokens: number): Promise<Turn[]> {
+/** A chat growing by a user message (userShare of turnTokens, in words) and a reply (the rest) per turn. */
+async function chatTurns(url: string, turns: number, turnTokens: number, userShare: number): Promise<Turn[]> {
   const messages: { role: string; content: string }[] = [{ role: 'system', content: 'You tell long stories.' }];
   const out: Turn[] = [];
   for (let t = 1; t <= turns; t++) {
-    messages.push({ role: 'user', content: text(t, Math.round(turnTokens * 0.8)) });
-    const reply0 = Math.round(turnTokens * 0.2);
+    messages.push({ role: 'user', content: text(t, Math.round(turnTokens * userShare)) });
+    const reply0 = Math.round(turnTokens * (1 - userShare));
     const body = { model: MODEL_ID, messages, max_tokens: reply0, temperature: 0, ignore_eos: true };
     const t0 = performance.now();
     let ttft = NaN, reply = '';
@@ -194,6 +197,7 @@ const result: Record<string, unknown> = {
   settings: {
     model: a.model ?? 'models/default', backend: a.backend, threads: a.threads ?? 'default',
     requestsPerClient: requests, maxTokens, maxRunning: Number(a['max-running']),
+    turns: Number(a.turns), turnTokens: Number(a['turn-tokens']), userShare: Number(a['user-share']),
   },
 };
 {
@@ -207,12 +211,12 @@ const result: Record<string, unknown> = {
   }
 }
 if (!a['skip-cache']) {
-  const turns = Number(a.turns), turnTokens = Number(a['turn-tokens']);
+  const turns = Number(a.turns), turnTokens = Number(a['turn-tokens']), userShare = Number(a['user-share']);
   const cached = await startServer([]);
   const plain = await startServer(['--cache-mb', '0']);
   try {
-    const withCache = await chatTurns(cached.url, turns, turnTokens);
-    const without = await chatTurns(plain.url, turns, turnTokens);
+    const withCache = await chatTurns(cached.url, turns, turnTokens, userShare);
+    const without = await chatTurns(plain.url, turns, turnTokens, userShare);
     result.promptCache = withCache.map((w, i) => {
       const uncached = without[i]!.ttftMs;
       return { ...w, uncachedTtftMs: uncached, speedup: r2(uncached / w.ttftMs) };
