@@ -164,6 +164,8 @@ export class Model {
   /**
    * Generates from one or more prompts, streaming a chunk per new token. Text prompts need the
    * tokenizer; token prompts work without. Rows finish independently (EOS, max tokens, stop string).
+   * With `o.state` (e.g. `feed(prefix).state.clone()`), the prompts continue that state, which is left
+   * holding each row's state after its last token: branch from a saved prompt, continue a conversation.
    */
   async *generate(prompts: Prompt | readonly Prompt[], o: GenerateTextOptions = {}): AsyncGenerator<GenerationChunk> {
     const ids = promptList(prompts).map((p, i) => this.toIds(p, i));

@@ -18,6 +18,7 @@ Commands:
   tasks      train and compare sequence mixers on the papers' synthetic tasks
   inspect    trace Δ, memory length and state norms of a prompt (JSON or an SVG heatmap)
   web        serve the web app (playground and the model's inside) on 127.0.0.1
+  serve      an OpenAI-compatible HTTP server with continuous batching and a prompt cache
 `;
 
 type Command = (argv: string[]) => Promise<void>;
@@ -37,6 +38,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   tasks: () => lazy('./tasks.js', 'tasksCommand'),
   inspect: () => lazy('./inspect.js', 'inspectCommand'),
   web: () => lazy('./web.js', 'webCommand'),
+  serve: () => lazy('./serve.js', 'serveCommand'),
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -40,6 +40,13 @@ export interface GenerateOptions {
   prefillChunk?: number;
   /** Stops generation early (the promise-based loop checks it between tokens). */
   signal?: AbortSignal;
+  /**
+   * The state to start from (batch = number of prompts), e.g. a clone of a saved prompt's state: the
+   * prompts continue it. It is advanced in place and left to the caller, holding for each row the state
+   * after its prompt and every token generated for it (its last one included), so a caller can branch
+   * again from the end. Sampling then runs on the host on every backend (the device loop runs ahead).
+   */
+  state?: ModelState;
 }
 
 export type FinishReason = 'eos' | 'length' | 'stop' | 'aborted';
@@ -124,8 +131,9 @@ export async function prefill(
   } else {
     for (let i = 0; i < b; i++) {
       const s1 = model.initState(1);
+      if (state) copyRow(s1, 0, st, i); // continue the caller's row
       last[i] = (await run([prompts[i]], s1))[0];
-      copyRow(st, i, s1);
+      copyRow(st, i, s1, 0);
       s1.dispose();
     }
     st.position += Math.max(...prompts.map((p) => p.length));
@@ -133,15 +141,15 @@ export async function prefill(
   return { state: st, last };
 }
 
-/** Copies the single-sequence state `src` into row `row` of the batch state `dst`. */
-function copyRow(dst: ModelState, row: number, src: ModelState): void {
+/** Copies row `srcRow` of the state `src` into row `row` of the state `dst` (same model). */
+export function copyRow(dst: ModelState, row: number, src: ModelState, srcRow: number): void {
   dst.layers.forEach((layer, li) => {
     for (const [k, t] of Object.entries(layer)) {
       const s = src.layers[li][k];
-      // (b, ...) -> rows of b * rest: the row of this sequence is a view of (1, size/b).
+      // (b, ...) -> rows of b * rest: the row of a sequence is a view of (1, size/b).
       const per = t.size / dst.batch;
-      const flat = t.reshape([dst.batch, per]);
-      backendOf(t).copy(flat.reshape([1, t.size]).narrow(row * per, per), s.reshape([1, per]));
+      const from = s.reshape([1, s.size]).narrow(srcRow * per, per);
+      backendOf(t).copy(t.reshape([1, t.size]).narrow(row * per, per), from);
     }
   });
 }
@@ -165,12 +173,13 @@ export async function* generateTokens(
   );
   const suppress = o.suppressTokenIds ?? [];
   const b = prompts.length;
-  const { state, last } = await prefill(model, prompts, o.prefillChunk ?? 512);
+  const { state, last } = await prefill(model, prompts, o.prefillChunk ?? 512, o.state);
+  const ends = o.state ? new FinalStates(model, state) : null; // rows' states after their last token
   try {
     if (maxNew === 0) return;
     // Sampling on the device where the logits live off the host; with host memory, the reference
     // Sampler reads them in place.
-    if (model.backend.sample && !model.backend.hostView) {
+    if (!ends && model.backend.sample && !model.backend.hostView) {
       yield* onDevice(model, state, prompts, last, maxNew, p, eos, suppress, o.signal, isStopped);
       return;
     }
@@ -208,13 +217,49 @@ export async function* generateTokens(
         yield ev;
         if (ev.finish || isStopped?.(r)) done[r] = true;
       }
-      if (done.every(Boolean) || step === maxNew - 1) break;
+      if (done.every(Boolean) || step === maxNew - 1) {
+        if (ends) model.stepIds(next, state); // feeds each row's last token: rows not saved end here
+        break;
+      }
       const logits = model.stepIds(next, state);
+      ends?.keepRows(done);
       rows = await hostRows(logits);
       checkRowsFinite(rows, b, V, step);
     }
   } finally {
-    state.dispose();
+    if (ends) ends.restore();
+    else state.dispose();
+  }
+}
+
+/**
+ * The end states of the rows of a caller's state: a row that finishes keeps being stepped with its last
+ * token while others go on, so its state just after that token is copied out and put back at the end.
+ */
+class FinalStates {
+  private readonly saved = new Map<number, ModelState>();
+
+  constructor(
+    private readonly model: LanguageModel<LmConfig>,
+    private readonly state: ModelState,
+  ) {}
+
+  /** After a step that fed every row's latest token: copies out the rows that just finished. */
+  keepRows(done: readonly boolean[]): void {
+    done.forEach((d, r) => {
+      if (!d || this.saved.has(r) || this.state.batch === 1) return;
+      const one = this.model.initState(1);
+      copyRow(one, 0, this.state, r);
+      this.saved.set(r, one);
+    });
+  }
+
+  /** Puts the saved rows back (only rows that ended early differ from what the batch state holds). */
+  restore(): void {
+    for (const [r, one] of this.saved) {
+      copyRow(this.state, r, one, 0);
+      one.dispose();
+    }
   }
 }
 

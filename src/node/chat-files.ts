@@ -1,6 +1,7 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fail } from '../errors.js';
+import { MAX_CONFIG_JSON_BYTES, parseUntrustedJson } from '../io/json.js';
 import { chatSetupFrom, type ChatSetup } from '../generate/chat-template.js';
 
 /**
@@ -18,6 +19,14 @@ export async function readChatSetup(dir: string): Promise<ChatSetup> {
 
 async function readText(path: string): Promise<string | undefined> {
   try {
+    // checked before reading: these files are untrusted and a multi-GB one would be read whole
+    const { size } = await stat(path);
+    if (size > MAX_CONFIG_JSON_BYTES) {
+      fail('CORRUPT_FILE', `${path} has ${size} bytes, more than the ${MAX_CONFIG_JSON_BYTES}-byte limit`, {
+        path,
+        size,
+      });
+    }
     return await readFile(path, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
@@ -28,9 +37,5 @@ async function readText(path: string): Promise<string | undefined> {
 async function readJson(path: string): Promise<unknown> {
   const text = await readText(path);
   if (text === undefined) return undefined;
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (e) {
-    return fail('CORRUPT_FILE', `${path} is not valid JSON: ${(e as Error).message}`);
-  }
+  return parseUntrustedJson(text, path, { maxBytes: MAX_CONFIG_JSON_BYTES });
 }

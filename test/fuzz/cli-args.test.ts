@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { helpText, numberList, parse, tokenList, type CommandSpec, type OptionSpec } from '../../src/cli/args.js';
 import { BENCH_SUITES } from '../../src/cli/bench-suites.js';
 import { CHAT } from '../../src/cli/chat.js';
+import { SERVE } from '../../src/cli/serve.js';
 import { INSPECT } from '../../src/cli/inspect.js';
 import { WEB } from '../../src/cli/web.js';
 import { GENERATE } from '../../src/cli/generate.js';
@@ -19,6 +20,7 @@ import { isMambaError } from '../../src/errors.js';
  */
 const SPECS: CommandSpec[] = [
   CHAT,
+  SERVE,
   INSPECT,
   WEB,
   GENERATE,
