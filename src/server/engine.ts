@@ -114,7 +114,20 @@ export class Engine {
   constructor(
     readonly lm: LanguageModel<LmConfig>,
     readonly o: EngineOptions,
-  ) {}
+  ) {
+    // Rows join and leave the batch by copying recurrent states; a KV cache (the hybrids' attention
+    // layers) has per-sequence lengths that one batched state cannot hold yet.
+    const probe = lm.initState(1);
+    const grows = probe.growsWithContext;
+    probe.dispose();
+    if (grows) {
+      fail(
+        'UNSUPPORTED',
+        `serve: ${lm.config.arch} keeps a KV cache in its state (attention layers); the server batches ` +
+          'pure state space models only so far (mamba, falcon_mamba, mamba2, mamba3). Use generate or chat for it.',
+      );
+    }
+  }
 
   /** Requests waiting for a row. */
   get queued(): number {

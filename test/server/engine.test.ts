@@ -2,6 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadModel, DEFAULT_MODEL_DIR } from '../../src/node/load.js';
 import { Engine, type EngineRequest } from '../../src/server/engine.js';
+import { isMambaError } from '../../src/errors.js';
+import { loadHybridModel } from '../../src/models/node/load-checkpoint.js';
+import { FAMILY } from '../helpers/fixtures.js';
+import { join } from 'node:path';
 import { makeTinyModel } from '../helpers/tiny-model.js';
 import { startServer } from './helpers.js';
 
@@ -99,4 +103,12 @@ test('a request whose logits turn NaN fails alone; the others finish', async () 
   } finally {
     await s.stop();
   }
+});
+
+test('a model with a KV cache in its state (a hybrid) is refused by the batching engine, naming why', async () => {
+  const hybrid = await loadHybridModel(join(FAMILY, 'granite-hybrid-nope'));
+  assert.throws(
+    () => new Engine(hybrid, { maxRunning: 2, maxQueued: 2, prefillChunk: 16, snapshotEvery: 0 }),
+    (e: unknown) => isMambaError(e, 'UNSUPPORTED') && /KV cache/.test(e.message),
+  );
 });

@@ -19,11 +19,15 @@ import { serve } from './serve.js';
 const PROMPT =
   'The jury said it did find that many of the voters in the city had not been told about the election, and';
 /**
- * The longest the page's timer may stall during generation. A page that computed on its own thread
- * would stall for the whole generation (tens of seconds here); the margin is for a loaded CI machine.
+ * The longest the page's timer may stall during a generation of `runMs`: half the run, and never less
+ * than 2 s. A page that computed on its own thread would stall for the whole run (tens of seconds on
+ * SwiftShader); the floor is for a loaded 2-core CI machine, where Chromium's own main thread is
+ * sometimes not scheduled for a second.
  */
-const LAG_MS = 1000;
-const OPTIONAL = /(model\.safetensors\.index|special_tokens_map|tokenizer_config|generation_config)\.json$/;
+const stallBound = (runMs: number): number => Math.max(2000, runMs / 2);
+const runMs = (r: { ms: number; prefillMs: number }): number => r.prefillMs + r.ms;
+const OPTIONAL =
+  /((model\.safetensors\.index|special_tokens_map|tokenizer_config|generation_config)\.json|chat_template\.jinja)$/;
 /** docs/web/ with UPDATE_SCREENSHOTS=1 (the committed pictures), else a temporary folder. */
 const SHOTS =
   process.env.UPDATE_SCREENSHOTS === '1' ? join(ROOT, 'docs/web') : mkdtempSync(join(tmpdir(), 'web-shots-'));
@@ -103,7 +107,7 @@ test(
       assert.equal(gpu.info?.backend, 'webgpu');
       assert.equal(gpu.lastRun?.tokens, 20, '20 new tokens');
       assert.ok(
-        gpu.maxLagMs < LAG_MS,
+        gpu.maxLagMs < stallBound(runMs(gpu.lastRun!)),
         `the page stayed responsive during generation (longest stall ${gpu.maxLagMs} ms)`,
       );
       t.diagnostic(
@@ -148,7 +152,10 @@ test(
       assert.equal(cpuRun.info?.downloadedBytes, 0, 'nothing downloaded on reload');
       assert.equal(weightGets.length, 1, `no second download of the weights: ${weightGets.join(', ')}`);
       assert.equal(cpuRun.lastRun?.tokens, 20);
-      assert.ok(cpuRun.maxLagMs < LAG_MS, `responsive on the CPU backend too (${cpuRun.maxLagMs} ms)`);
+      assert.ok(
+        cpuRun.maxLagMs < stallBound(runMs(cpuRun.lastRun!)),
+        `responsive on the CPU backend too (${cpuRun.maxLagMs} ms)`,
+      );
       t.diagnostic(
         `CPU (WebAssembly${cpuRun.info!.threads ? ', threads' : ''}): load ${cpuRun.info!.loadMs.toFixed(0)} ms, ` +
           `prompt ${cpuRun.lastRun!.prefillMs.toFixed(0)} ms, ${cpuRun.lastRun!.tokensPerSecond.toFixed(1)} tokens/s`,

@@ -13,7 +13,8 @@ import { serve } from './serve.js';
  * Range as `python3 -m http.server` does. Only the model URL changes: to the shipped model, served
  * locally (the test machine reaches no hub).
  */
-const OPTIONAL = /(model\.safetensors\.index|special_tokens_map|tokenizer_config|generation_config)\.json$/;
+const OPTIONAL =
+  /((model\.safetensors\.index|special_tokens_map|tokenizer_config|generation_config)\.json|chat_template\.jinja)$/;
 const BUNDLE = './node_modules/mamba-ts/dist/browser/mamba-ts.js';
 
 function readmeSnippet(t: { diagnostic(m: string): void }): string {

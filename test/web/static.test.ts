@@ -24,7 +24,7 @@ test(
       const errors: string[] = [];
       page.on('pageerror', (e) => errors.push(e.message));
       page.on('console', (m) => {
-        const optional = /(index|special_tokens_map|tokenizer_config|generation_config)\.json$/;
+        const optional = /((index|special_tokens_map|tokenizer_config|generation_config)\.json|chat_template\.jinja)$/;
         if (m.type() === 'error' && !(m.text().includes('404') && optional.test(m.location().url)))
           errors.push(`${m.text()} (${m.location().url})`);
       });
