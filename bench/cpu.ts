@@ -133,7 +133,7 @@ function syntheticSource(c: MambaConfig): TensorSource {
 
 /** Bytes of weights a decode step streams (every matrix once; vectors are negligible). */
 function weightBytes(c: MambaConfig, dtype: WeightDType): number {
-  const perElem = dtype === 'f32' ? 4 : dtype === 'q8' ? 1.125 : 2;
+  const perElem = dtype === 'f32' ? 4 : dtype === 'q8' ? 1.125 : dtype === 'q4' ? 0.5625 : 2;
   let n = 0;
   for (const e of expectedMambaTensors(c)) if (e.matrix && !e.optional) n += e.shape.reduce((a, b) => a * b, 1);
   return n * perElem;
@@ -341,7 +341,9 @@ async function main(): Promise<void> {
     `| --- | --- | --- | --- | --- | --- | --- | --- | --- |`,
   ];
   for (const r of results) {
-    const ref = llama.figures[`${r.model}/${r.dtype === 'q8' ? 'q8_0' : r.dtype}/${r.threads}`]; // our q8 against llama.cpp's q8_0
+    // our q8 and q4 against llama.cpp's q8_0 and q4_0
+    const ref =
+      llama.figures[`${r.model}/${r.dtype === 'q8' || r.dtype === 'q4' ? `${r.dtype}_0` : r.dtype}/${r.threads}`];
     const limit = r.bandwidthGBs ? (r.bandwidthGBs * 1e9) / r.weightBytes : undefined;
     lines.push(
       `| ${r.model} | ${r.dtype} | ${r.kernels} | ${r.threads} | ${fmt(r.decodeTokS)} | ${fmt(limit)} (${fmt(r.bandwidthGBs)} GB/s) | ${fmt(ref?.decode)} | ${fmt(r.prefillTokS)}${r.prefillTokens !== 512 ? ` (${r.prefillTokens} tokens)` : ''} | ${fmt(ref?.prefill, 0)} |`,

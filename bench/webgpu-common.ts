@@ -64,29 +64,32 @@ function randomBlock(): Float32Array {
 
 /** Blocks of random values per (scale, offset, dtype), tiled into each weight (fast even for 1.4B parameters). */
 const blocks = new Map<string, Float32Array | Uint16Array>();
-function blockFor(dtype: 'f32' | 'f16' | 'bf16', scale: number, offset: number): Float32Array | Uint16Array {
+/** Weight formats of the WebGPU benchmarks' random models (q4: quantised by the backend's upload). */
+export type BenchWeights = 'f32' | 'f16' | 'bf16' | 'q4';
+
+function blockFor(dtype: BenchWeights, scale: number, offset: number): Float32Array | Uint16Array {
   const key = `${dtype}:${scale}:${offset}`;
   let b = blocks.get(key);
   if (!b) {
     const src = randomBlock();
     const f = new Float32Array(src.length);
     for (let i = 0; i < f.length; i++) f[i] = src[i] * scale + offset;
-    b = dtype === 'f32' ? f : f32ToHalf(f, dtype);
+    b = dtype === 'f32' || dtype === 'q4' ? f : f32ToHalf(f, dtype);
     blocks.set(key, b);
   }
   return b;
 }
 
-function randomTensor(bk: Backend, shape: number[], dtype: 'f32' | 'f16' | 'bf16', scale: number, offset = 0): Tensor {
+function randomTensor(bk: Backend, shape: number[], dtype: BenchWeights, scale: number, offset = 0): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
   const blk = blockFor(dtype, scale, offset);
-  const data = dtype === 'f32' ? new Float32Array(n) : new Uint16Array(n);
+  const data = dtype === 'f32' || dtype === 'q4' ? new Float32Array(n) : new Uint16Array(n);
   for (let i = 0; i < n; i += blk.length) data.set(blk.subarray(0, Math.min(blk.length, n - i)) as never, i);
-  return (data instanceof Float32Array ? bk.upload(data, shape, 'f32') : bk.upload(data, shape, dtype)).keep();
+  return bk.upload(data, shape, dtype).keep();
 }
 
 /** A Mamba-1 language model with random weights of the given shape; matrices in `wdtype`. */
-export function randomModel(bk: Backend, c: MambaConfig, wdtype: 'f32' | 'f16' | 'bf16'): LanguageModel {
+export function randomModel(bk: Backend, c: MambaConfig, wdtype: BenchWeights): LanguageModel {
   const { dModel: d, dInner: e, dState: n, dConv: k, dtRank: r, vocabSize: V } = c;
   const blocks: Block[] = [];
   for (let i = 0; i < c.nLayer; i++) {

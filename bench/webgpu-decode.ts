@@ -25,7 +25,7 @@ import {
  */
 const a = benchArgs('webgpu-decode');
 const models = choiceList(a.models, 'models', Object.keys(SHAPES));
-const dtypes = choiceList(a.dtypes, 'dtypes', ['f32', 'f16', 'bf16'] as const);
+const dtypes = choiceList(a.dtypes, 'dtypes', ['f32', 'f16', 'bf16', 'q4'] as const);
 const { seconds, warmup: warm, lookahead } = a;
 const fusions = a['fuse-norm'].split(',').map((f) => {
   if (f !== 'on' && f !== 'off') throw new Error(`--fuse-norm takes on, off or on,off; got ${f}`);
@@ -79,7 +79,7 @@ try {
           perToken = byKernel(prof).map((k) => ({ ...k, ms: k.ms / steps, dispatches: k.dispatches / steps }));
           gpuMs = perToken.reduce((a, k) => a + k.ms, 0);
         }
-        const weightsGB = (model.parameterCount() * (dtype === 'f32' ? 4 : 2)) / 1e9;
+        const weightsGB = (model.parameterCount() * (dtype === 'f32' ? 4 : dtype === 'q4' ? 0.5625 : 2)) / 1e9;
         const r = {
           model: name,
           dtype,

@@ -21,7 +21,7 @@ import {
  */
 const a = benchArgs('webgpu-prefill');
 const models = choiceList(a.models, 'models', Object.keys(SHAPES));
-const dtypes = choiceList(a.dtypes, 'dtypes', ['f32', 'f16', 'bf16'] as const);
+const dtypes = choiceList(a.dtypes, 'dtypes', ['f32', 'f16', 'bf16', 'q4'] as const);
 const { tokens, reps } = a;
 
 const bk = await backend();

@@ -15,6 +15,7 @@ import { fetchSource } from './io/fetch-source.js';
 import { openSafetensors } from './io/safetensors.js';
 import { openShardedSafetensorsWith, SHARD_INDEX_FILE, shardIndexFrom } from './io/sharded.js';
 import type { TensorSource } from './io/tensor-source.js';
+import { chatSetupFrom } from './generate/chat-template.js';
 import { Model } from './model.js';
 import { buildModel } from './models/build.js';
 import { parseConfig } from './models/config.js';
@@ -28,37 +29,69 @@ export type { Backend } from './backend/backend.js';
 export { CpuBackend, cpu, type CpuBackendOptions } from './backend/cpu/cpu-backend.js';
 export { initWasmKernels } from './backend/cpu/wasm/module.js';
 export { createWebGpuBackend, type CreateWebGpuOptions } from './backend/webgpu/create.js';
-export { Model, type GenerateTextOptions, type GenerationChunk, type GenerationResult } from './model.js';
+export {
+  Model,
+  type ChatOptions,
+  type ChatReply,
+  type GenerateTextOptions,
+  type GenerationChunk,
+  type GenerationResult,
+} from './model.js';
 export { LanguageModel } from './models/lm.js';
 export { ModelState } from './models/state.js';
 export { parseConfig, type ModelConfig } from './models/config.js';
 export { buildModel } from './models/build.js';
 export { generateTokens, type GenerateOptions } from './generate/generate.js';
 export { deviceTokens } from './generate/device-loop.js';
+export { ChatSession, type ChatResume } from './generate/chat-session.js';
+export {
+  renderChat,
+  chatSetupFrom,
+  pickChatTemplate,
+  FALLBACK_CHAT_TEMPLATE,
+  FALLBACK_STOP_STRINGS,
+  type ChatMessage,
+  type ChatSetup,
+  type RenderChatOptions,
+} from './generate/chat-template.js';
 export { Sampler, type SamplingParams } from './backend/sampling.js';
 export { Tokenizer } from './tokenizer/tokenizer.js';
 export { DetokenizeStream } from './tokenizer/stream.js';
 export { openSafetensors } from './io/safetensors.js';
 export { memorySource } from './io/byte-source.js';
 export { fetchSource } from './io/fetch-source.js';
+export { traceModel, traceToJson, type ModelTrace, type LayerTrace } from './inspect/trace.js';
 
 export interface LoadFromUrlOptions {
   backend?: Backend;
   dtype?: WeightDType;
   /** Extra request headers (e.g. Authorization). */
   headers?: Record<string, string>;
+  /** The fetch to use for every file (default the global one): e.g. one answering from the Cache API. */
+  fetch?: typeof fetch;
 }
 
 /**
  * Loads a model from a URL prefix serving a checkpoint directory (config.json, model.safetensors or
  * its sharded index, tokenizer.json when present). Weights are read tensor by tensor with HTTP range
- * requests, so the page never holds a whole checkpoint file in memory.
+ * requests, so the page never holds a whole checkpoint file in memory; where the server ignores Range
+ * (`python3 -m http.server`), each file is downloaded once, whole, instead.
  */
 export async function loadModelFromUrl(base: string, o: LoadFromUrlOptions = {}): Promise<Model> {
   const root = base.endsWith('/') ? base : `${base}/`;
   const init = o.headers ? { headers: o.headers } : {};
+  const f = o.fetch ?? ((u: string | URL | Request, i?: RequestInit) => fetch(u, i));
+  const src = (name: string) => fetchSource(root + name, { ...init, fetch: f, noRange: 'download' });
   const getJson = async (name: string, optional: boolean): Promise<unknown> => {
-    const r = await fetch(root + name, init);
+    let r: Response;
+    try {
+      r = await f(root + name, init);
+    } catch (e) {
+      return fail(
+        'NETWORK',
+        `could not fetch ${root + name}: ${(e as Error).message} (is the URL right and reachable?)`,
+      );
+    }
     if (r.status === 404 && optional) return undefined;
     if (!r.ok) fail(r.status === 404 ? 'FILE_NOT_FOUND' : 'NETWORK', `${root + name}: HTTP ${r.status}`);
     try {
@@ -67,17 +100,18 @@ export async function loadModelFromUrl(base: string, o: LoadFromUrlOptions = {})
       return fail('CORRUPT_FILE', `${root + name} is not valid JSON: ${(e as Error).message}`);
     }
   };
-  const config = parseConfig(await getJson('config.json', false), root + 'config.json');
+  const rawConfig = await getJson('config.json', false);
+  const config = parseConfig(rawConfig, root + 'config.json');
   let tensors: TensorSource;
   const index = await getJson(SHARD_INDEX_FILE, true);
   if (index !== undefined) {
     tensors = await openShardedSafetensorsWith(
       shardIndexFrom(index, root + SHARD_INDEX_FILE),
-      async (file) => openSafetensors(await fetchSource(root + file, init)),
+      async (file) => openSafetensors(await src(file)),
       root + SHARD_INDEX_FILE,
     );
   } else {
-    tensors = await openSafetensors(await fetchSource(root + 'model.safetensors', init));
+    tensors = await openSafetensors(await src('model.safetensors'));
   }
   let lm;
   try {
@@ -93,5 +127,12 @@ export async function loadModelFromUrl(base: string, o: LoadFromUrlOptions = {})
     tj === undefined
       ? undefined
       : new Tokenizer(tj, tc, { specialTokensMap, generationConfig, source: root + 'tokenizer.json' });
-  return new Model(lm, tokenizer, base);
+  const jinja = await fetch(root + 'chat_template.jinja', init);
+  const chat = chatSetupFrom({
+    chatTemplateJinja: jinja.ok ? await jinja.text() : undefined,
+    tokenizerConfig: tc,
+    config: rawConfig,
+    generationConfig,
+  });
+  return new Model(lm, tokenizer, base, chat);
 }

@@ -15,6 +15,8 @@ export {
   type GenerateTextOptions,
   type GenerationChunk,
   type GenerationResult,
+  type ChatOptions,
+  type ChatReply,
   type ModelInfo,
   type Prompt,
 } from './model.js';
@@ -22,6 +24,7 @@ export { LanguageModel } from './models/lm.js';
 export { ModelState } from './models/state.js';
 export { parseConfig, type ModelConfig, type MambaConfig } from './models/config.js';
 export { buildModel } from './models/build.js';
+export { weightBytes } from './models/weight-bytes.js';
 export type { WeightDType } from './models/weights.js';
 export type { Mixer, MixerState } from './mixers/mixer.js';
 export { MambaMixer } from './mixers/mamba.js';
@@ -47,6 +50,17 @@ export { createBackend, type BackendName } from './node/backends.js';
 export { createWebGpuBackend, type CreateWebGpuOptions } from './backend/webgpu/create.js';
 export { createNodeWebGpuBackend } from './backend/webgpu/node.js';
 export { deviceTokens, type DeviceLoopOptions } from './generate/device-loop.js';
+export { ChatSession, type ChatResume } from './generate/chat-session.js';
+export {
+  renderChat,
+  chatSetupFrom,
+  pickChatTemplate,
+  FALLBACK_CHAT_TEMPLATE,
+  FALLBACK_STOP_STRINGS,
+  type ChatMessage,
+  type ChatSetup,
+  type RenderChatOptions,
+} from './generate/chat-template.js';
 export { loadModelFromUrl } from './browser.js';
 export { resolveModel, downloadModel, hubCacheDir, type HubOptions, type DownloadProgress } from './io/hub.js';
 export { openSafetensorsFile, writeSafetensorsFile } from './io/node/safetensors-file.js';
@@ -59,3 +73,5 @@ export * from './train/index.js';
 export * from './autograd/index.js';
 export * as ops from './ops/ops.js';
 export { missingTrainingKernels, type TrainingKernel } from './backend/contract/training.js';
+export { traceModel, traceToJson, type ModelTrace, type LayerTrace } from './inspect/trace.js';
+export { deltaHeatmapSvg } from './inspect/heatmap-svg.js';

@@ -1,7 +1,16 @@
 import { fail } from './errors.js';
+import { ChatSession, type ChatResume } from './generate/chat-session.js';
+import {
+  FALLBACK_CHAT_TEMPLATE,
+  FALLBACK_STOP_STRINGS,
+  renderChat,
+  type ChatMessage,
+  type ChatSetup,
+} from './generate/chat-template.js';
 import { generateTokens, prefill, type FinishReason, type GenerateOptions } from './generate/generate.js';
 import { StopStringFilter } from './generate/stop.js';
 import { stateBytes, type ModelConfig } from './models/config.js';
+import { HYBRID_ARCHS, hybridStateBytes, type HybridConfig } from './models/config-hybrid.js';
 import type { LanguageModel } from './models/lm.js';
 import { ModelState } from './models/state.js';
 import { decodeState, encodeState } from './models/state-io.js';
@@ -41,12 +50,38 @@ export interface ModelInfo {
   layers: number;
   dModel: number;
   vocabSize: number;
+  /** State bytes per sequence that do not grow with the context (the recurrent states). */
   stateBytesPerSequence: number;
+  /** State bytes per sequence added by each token of context (the attention layers' KV cache; 0 for pure SSMs). */
+  stateBytesPerToken: number;
   dtypes: Record<string, number>;
   backend: string;
   tokenizer: { vocabSize: number; eosTokenId: number | undefined } | null;
-  config: ModelConfig;
+  config: ModelConfig | HybridConfig;
 }
+
+export interface ChatOptions extends GenerateTextOptions {
+  /** The conversation so far (from the previous reply); a new one when omitted. */
+  session?: ChatSession;
+  /** Called with each piece of the reply's text as it is generated. */
+  onText?: (text: string) => void;
+}
+
+export interface ChatReply {
+  /** The assistant's reply (without the end-of-turn token or stop string). */
+  text: string;
+  /** The reply's token ids (the token that ended it included). */
+  tokens: number[];
+  finish: FinishReason;
+  /** The conversation's state after the reply: pass it back as `session` for the next turn. */
+  session: ChatSession;
+  /** Prompt tokens fed this turn, tokens reused from the state, and how the state was reached. */
+  fed: number;
+  reused: number;
+  resume: ChatResume;
+}
+
+export { ChatSession, type ChatMessage, type ChatSetup };
 
 /** A prompt: text (needs a tokenizer) or token ids. */
 export type Prompt = string | readonly number[];
@@ -59,13 +94,15 @@ export type Prompt = string | readonly number[];
  */
 export class Model {
   constructor(
-    readonly lm: LanguageModel,
+    readonly lm: LanguageModel<ModelConfig | HybridConfig>,
     readonly tokenizer: TextTokenizer | undefined,
     /** Where it was loaded from (a directory, hub id or URL). */
     readonly source: string,
+    /** The chat template and EOS ids of the checkpoint, for `chat`. */
+    readonly chatSetup: ChatSetup = {},
   ) {}
 
-  get config(): ModelConfig {
+  get config(): ModelConfig | HybridConfig {
     return this.lm.config;
   }
 
@@ -127,6 +164,8 @@ export class Model {
   /**
    * Generates from one or more prompts, streaming a chunk per new token. Text prompts need the
    * tokenizer; token prompts work without. Rows finish independently (EOS, max tokens, stop string).
+   * With `o.state` (e.g. `feed(prefix).state.clone()`), the prompts continue that state, which is left
+   * holding each row's state after its last token: branch from a saved prompt, continue a conversation.
    */
   async *generate(prompts: Prompt | readonly Prompt[], o: GenerateTextOptions = {}): AsyncGenerator<GenerationChunk> {
     const ids = promptList(prompts).map((p, i) => this.toIds(p, i));
@@ -174,6 +213,74 @@ export class Model {
     return res;
   }
 
+  /** Whether the checkpoint has its own chat template (else `chat` uses FALLBACK_CHAT_TEMPLATE's plain lines). */
+  get hasChatTemplate(): boolean {
+    return this.chatSetup.template !== undefined;
+  }
+
+  /** The conversation rendered by the checkpoint's chat template (or the fallback), with the reply's opening. */
+  renderChat(messages: readonly ChatMessage[]): string {
+    const tk = this.tok();
+    const token = (id: number | undefined): string | undefined =>
+      id === undefined ? undefined : tk.decode([id], { skipSpecialTokens: false });
+    return renderChat(this.chatSetup.template ?? FALLBACK_CHAT_TEMPLATE, messages, {
+      addGenerationPrompt: true,
+      bosToken: token(tk.bosTokenId),
+      eosToken: token(tk.eosTokenId),
+    });
+  }
+
+  /** Every id that ends a reply: the tokenizer's EOS and stop ids and every eos_token_id the checkpoint lists. */
+  chatEosIds(): number[] {
+    const ids = new Set<number>(this.tokenizer?.stopTokenIds ?? []);
+    for (const id of this.chatSetup.eosTokenIds ?? []) ids.add(id);
+    if (this.config.eosTokenId !== undefined) ids.add(this.config.eosTokenId);
+    return [...ids];
+  }
+
+  /**
+   * One assistant turn: renders `messages` (ending with the user's message) through the chat template, feeds the
+   * state only the tokens beyond what `o.session` has consumed (see ChatSession), and generates the reply until an
+   * EOS id of the checkpoint, a stop string, `maxNewTokens` (default 256) or `o.signal`. Append
+   * `{role: 'assistant', content: reply.text}` and the next user message, and pass `reply.session` back.
+   */
+  async chat(messages: readonly ChatMessage[], o: ChatOptions = {}): Promise<ChatReply> {
+    if (messages.length === 0) fail('EMPTY_INPUT', 'chat: no messages given');
+    const tk = this.tok();
+    const ids = tk.encode(this.renderChat(messages), { addSpecialTokens: false });
+    const session = o.session ?? new ChatSession(this.lm);
+    if (session.lm !== this.lm) fail('STATE_MISMATCH', 'chat: the session belongs to another model');
+    const { logits, fed, reused, resume } = await session.advanceTo(ids, o.prefillChunk ?? 512);
+    const stops = new StopStringFilter([
+      ...(o.stopStrings ?? []),
+      ...(this.hasChatTemplate ? [] : FALLBACK_STOP_STRINGS),
+    ]);
+    const stream = new DetokenizeStream(tk);
+    const suppress = tk.vocabSize < this.lm.vocabSize ? range(tk.vocabSize, this.lm.vocabSize) : [];
+    const opts: GenerateOptions = {
+      ...o,
+      eosTokenIds: o.eosTokenIds ?? this.chatEosIds(),
+      suppressTokenIds: [...(o.suppressTokenIds ?? []), ...suppress],
+    };
+    const reply: ChatReply = { text: '', tokens: [], finish: 'length', session, fed, reused, resume };
+    const emit = (t: string): void => {
+      if (!t) return;
+      reply.text += t;
+      o.onText?.(t);
+    };
+    for await (const ev of session.generate(logits, opts, () => stops.done)) {
+      if (ev.token >= 0) {
+        reply.tokens.push(ev.token);
+        emit(stops.push(ev.finish === 'eos' ? '' : stream.push(ev.token)));
+      }
+      if (ev.finish || stops.done) {
+        if (!stops.done) emit(stops.push(stream.flush()) + stops.flush());
+        reply.finish = stops.done ? 'stop' : (ev.finish ?? 'stop');
+      }
+    }
+    return reply;
+  }
+
   /** A fresh recurrent state for `batch` sequences. */
   newState(batch = 1): ModelState {
     return this.lm.initState(batch);
@@ -199,6 +306,15 @@ export class Model {
     return decodeState(this.lm, bytes);
   }
 
+  private stateBytes(): { stateBytesPerSequence: number; stateBytesPerToken: number } {
+    const c = this.config;
+    if (isHybrid(c)) {
+      const h = hybridStateBytes(c);
+      return { stateBytesPerSequence: h.constantBytes, stateBytesPerToken: h.bytesPerToken };
+    }
+    return { stateBytesPerSequence: stateBytes(c), stateBytesPerToken: 0 };
+  }
+
   info(): ModelInfo {
     const dtypes: Record<string, number> = {};
     for (const t of this.lm.parameters().values()) dtypes[t.dtype] = (dtypes[t.dtype] ?? 0) + t.size;
@@ -209,13 +325,18 @@ export class Model {
       layers: this.config.nLayer,
       dModel: this.config.dModel,
       vocabSize: this.lm.vocabSize,
-      stateBytesPerSequence: stateBytes(this.config),
+      ...this.stateBytes(),
       dtypes,
       backend: this.lm.backend.name,
       tokenizer: this.tokenizer ? { vocabSize: this.tokenizer.vocabSize, eosTokenId: this.tokenizer.eosTokenId } : null,
       config: this.config,
     };
   }
+}
+
+/** Whether a loaded model's config is one of the Mamba-2 + attention hybrids. */
+export function isHybrid(c: ModelConfig | HybridConfig): c is HybridConfig {
+  return (HYBRID_ARCHS as readonly string[]).includes(c.arch);
 }
 
 function range(a: number, b: number): number[] {

@@ -39,12 +39,12 @@ const OUT_DIR = {
 export const BENCH_SUITES = {
   cpu: spec(
     'cpu',
-    'decode and prefill tokens/s on the CPU: mamba-130m / 1.4b shapes, f32/f16/bf16/q8, WebAssembly vs ' +
+    'decode and prefill tokens/s on the CPU: mamba-130m / 1.4b shapes, f32/f16/bf16/q8/q4, WebAssembly vs ' +
       'TypeScript kernels, 1 and 2 threads, next to llama.cpp',
     'mamba-ts bench cpu [options]',
     {
       models: { type: 'string', arg: '<list>', default: '130m', help: 'model shapes, e.g. 130m,1.4b' },
-      dtypes: { type: 'string', arg: '<list>', default: 'f32,f16,bf16,q8', help: 'weight formats' },
+      dtypes: { type: 'string', arg: '<list>', default: 'f32,f16,bf16,q8,q4', help: 'weight formats' },
       kernels: { type: 'string', arg: '<list>', default: 'wasm,ts', help: 'kernel kinds' },
       threads: { type: 'string', arg: '<list>', default: '1,2', help: 'thread counts' },
       decode: { type: 'int', min: 1, default: 64, help: 'timed decode steps (after 8 warm-up steps)' },

@@ -6,7 +6,7 @@ import { BACKENDS, createBackend, type BackendName } from '../node/backends.js';
 import { DEFAULT_MODEL_DIR, loadModel } from '../node/load.js';
 import type { OptionTable } from './args.js';
 
-export const DTYPES = ['auto', 'f32', 'f16', 'bf16', 'q8'] as const satisfies readonly WeightDType[];
+export const DTYPES = ['auto', 'f32', 'f16', 'bf16', 'q8', 'q4'] as const satisfies readonly WeightDType[];
 
 /** --backend and --threads, shared by every command that computes. */
 export const BACKEND_OPTIONS = {
@@ -33,7 +33,7 @@ export const MODEL_OPTIONS = {
     default: 'f32',
     help:
       'how to hold the big weight matrices (auto keeps 16-bit checkpoints 16-bit; q8: 8-bit blocks of 32 with a scale, ' +
-      'like Q8_0)',
+      'like Q8_0; q4: 4-bit blocks of 32 with an f16 scale, like Q4_0)',
   },
 } as const satisfies OptionTable;
 

@@ -1,3 +1,4 @@
+import type { ModelInfo } from '../model.js';
 import { HELP_OPTION, helpText, parse, type CommandSpec } from './args.js';
 import { MODEL_OPTIONS, openModel } from './common.js';
 import { mamba1StateBytesAt } from '../models/config.js';
@@ -29,15 +30,15 @@ export async function infoCommand(argv: string[]): Promise<void> {
   const c = i.config;
   const lines = [
     ['source', i.source],
-    ['architecture', `${i.architecture} (${c.layout} layout)`],
+    [
+      'architecture',
+      c.arch === 'mamba' && c.dtBCNormEps !== undefined
+        ? `${i.architecture} (${c.layout} layout; falcon_mamba: RMS norms on Δ, B, C, eps ${c.dtBCNormEps})`
+        : `${i.architecture} (${c.layout} layout)`,
+    ],
     ['parameters', `${i.parameters.toLocaleString('en-US')} (${(i.parameters / 1e6).toFixed(2)} M)`],
     ['layers x d_model', `${i.layers} x ${i.dModel}`],
-    c.arch === 'mamba'
-      ? ['d_inner / d_state / d_conv / dt_rank', `${c.dInner} / ${c.dState} / ${c.dConv} / ${c.dtRank}`]
-      : [
-          'd_inner (heads x head_dim) / groups / d_state / d_conv / chunk',
-          `${c.dInner} (${c.nHeads} x ${c.headDim}) / ${c.nGroups} / ${c.dState} / ${c.dConv} / ${c.chunkSize}`,
-        ],
+    mixerLine(c),
     [
       'vocabulary',
       `${i.vocabSize} rows${i.tokenizer ? ` (tokenizer: ${i.tokenizer.vocabSize} tokens, eos ${i.tokenizer.eosTokenId})` : ' (no tokenizer)'}`,
@@ -45,10 +46,13 @@ export async function infoCommand(argv: string[]): Promise<void> {
     ['lm_head', c.tieEmbeddings ? 'tied to the embeddings' : 'separate matrix'],
     [
       'state per sequence',
-      `${i.stateBytesPerSequence.toLocaleString('en-US')} bytes (${(i.stateBytesPerSequence / 2 ** 20).toFixed(2)} MiB), whatever the context length` +
-        (c.arch === 'mamba2'
-          ? `; ${(i.stateBytesPerSequence / mamba1StateBytesAt(c.dModel, c.nLayer)).toFixed(2)}x a Mamba-1 state at this d_model and depth (expand 2, d_state 16)`
-          : ''),
+      i.stateBytesPerToken > 0
+        ? `${i.stateBytesPerSequence.toLocaleString('en-US')} bytes constant (the Mamba layers) + ` +
+          `${i.stateBytesPerToken.toLocaleString('en-US')} bytes per token of context (the attention layers' KV cache)`
+        : `${i.stateBytesPerSequence.toLocaleString('en-US')} bytes (${(i.stateBytesPerSequence / 2 ** 20).toFixed(2)} MiB), whatever the context length` +
+          (c.arch === 'mamba2'
+            ? `; ${(i.stateBytesPerSequence / mamba1StateBytesAt(c.dModel, c.nLayer)).toFixed(2)}x a Mamba-1 state at this d_model and depth (expand 2, d_state 16)`
+            : ''),
     ],
     [
       'weights held as',
@@ -60,4 +64,34 @@ export async function infoCommand(argv: string[]): Promise<void> {
   ];
   const w = Math.max(...lines.map(([k]) => k!.length));
   for (const [k, val] of lines) process.stdout.write(`${k!.padEnd(w)}  ${val}\n`);
+}
+
+/** The mixer's sizes, by architecture. */
+function mixerLine(c: ModelInfo['config']): [string, string] {
+  switch (c.arch) {
+    case 'mamba':
+      return ['d_inner / d_state / d_conv / dt_rank', `${c.dInner} / ${c.dState} / ${c.dConv} / ${c.dtRank}`];
+    case 'mamba2':
+      return [
+        'd_inner (heads x head_dim) / groups / d_state / d_conv / chunk',
+        `${c.dInner} (${c.nHeads} x ${c.headDim}) / ${c.nGroups} / ${c.dState} / ${c.dConv} / ${c.chunkSize}`,
+      ];
+    case 'mamba3':
+      return [
+        'd_inner (heads x head_dim) / groups / d_state / MIMO rank / rotation angles',
+        `${c.dInner} (${c.nHeads} x ${c.headDim}) / ${c.nGroups} / ${c.dState} / ${c.mimoRank} / ${c.numRopeAngles}`,
+      ];
+    default: {
+      const count = (k: string): number => c.layers.filter((l) => l.mixer === k || l.ffn === k).length;
+      const m = c.mamba;
+      const a = c.attention;
+      return [
+        'layers: mamba2 / attention / mlp / moe',
+        `${count('mamba2')} / ${count('attention')} / ${count('mlp')} / ${count('moe')}; Mamba-2 ${m.nHeads} x ${m.headDim} ` +
+          `heads, ${m.nGroups} groups, d_state ${m.dState}; attention ${a.heads} heads (${a.kvHeads} kv) x ${a.headDim}, ` +
+          (a.rotaryDim > 0 ? `RoPE on ${a.rotaryDim} dims` : 'no positional encoding') +
+          (c.moe ? `; MoE ${c.moe.experts} experts, top ${c.moe.topK}` : ''),
+      ];
+    }
+  }
 }

@@ -10,11 +10,15 @@ Usage: mamba-ts <command> [options]     (mamba-ts <command> --help for each)
 
 Commands:
   generate   generate text from a prompt (default: the small model shipped with mamba-ts)
+  chat       talk with a model, turn by turn (its chat template; the state carries the conversation)
   logits     print the logits of a token sequence as JSON
   info       describe a model: architecture, parameters, state size, dtypes
   train      train a model on a text file or the Brown corpus; --eval: bits per byte of a model
   bench      measure decode and prefill speed
   tasks      train and compare sequence mixers on the papers' synthetic tasks
+  inspect    trace Δ, memory length and state norms of a prompt (JSON or an SVG heatmap)
+  web        serve the web app (playground and the model's inside) on 127.0.0.1
+  serve      an OpenAI-compatible HTTP server with continuous batching and a prompt cache
 `;
 
 type Command = (argv: string[]) => Promise<void>;
@@ -28,9 +32,13 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   generate: async () => generateCommand,
   logits: async () => logitsCommand,
   info: async () => infoCommand,
+  chat: () => lazy('./chat.js', 'chatCommand'),
   bench: () => lazy('./bench.js', 'benchCommand'),
   train: () => lazy('./train.js', 'trainCommand'),
   tasks: () => lazy('./tasks.js', 'tasksCommand'),
+  inspect: () => lazy('./inspect.js', 'inspectCommand'),
+  web: () => lazy('./web.js', 'webCommand'),
+  serve: () => lazy('./serve.js', 'serveCommand'),
 };
 
 export async function main(argv: string[]): Promise<number> {

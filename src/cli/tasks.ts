@@ -126,7 +126,7 @@ export const TASKS_RUN = {
     quiet: { type: 'boolean', help: 'no progress lines' },
     backend: {
       ...BACKEND_OPTIONS.backend,
-      help: 'where to compute (webgpu: the mamba and s6 mixers; the others need kernels it lacks yet)',
+      help: 'where to compute (webgpu: mamba and s6; other mixers name the kernel it lacks yet)',
     },
     ...HELP_OPTION,
   },
@@ -256,8 +256,8 @@ async function runCommand(argv: string[], print: Print): Promise<void> {
     ...(stop !== undefined ? { stopAccuracy: stop } : {}),
   };
   const lengths = v['eval-lengths'] !== undefined ? parseLengths(v['eval-lengths']) : [];
-  if (lengths.length && task !== 'induction-heads')
-    fail('BAD_ARGUMENT', '--eval-lengths is for induction-heads (the task scored at the last position)');
+  if (lengths.length && task !== 'induction-heads' && task !== 'parity')
+    fail('BAD_ARGUMENT', '--eval-lengths is for induction-heads and parity (scored at the last position)');
   const perLength = v['length-examples'];
   const quiet = v.quiet;
   const log = quiet

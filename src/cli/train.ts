@@ -21,6 +21,8 @@ import type { WeightDType } from '../models/weights.js';
 import { duration, trainProgress } from '../train/progress.js';
 import { DEFAULT_SETTINGS, parseTrainSettings } from '../train/settings.js';
 import { fmtInt, resumeRun, startRun, train, type TrainerState } from '../train/trainer.js';
+import { startFineTune } from '../train/finetune.js';
+import { cliDownloadProgress, resolveModel } from '../io/hub.js';
 import { HELP_OPTION, helpText, parse, type CommandSpec, type Parsed } from './args.js';
 
 /** Window length of `--eval` on a directory that is not a training run. */
@@ -32,15 +34,17 @@ export const TRAIN = {
   summary: 'train a model on text, or evaluate one',
   usage: [
     'mamba-ts train --data <file|brown> --config <json> --steps N --out <dir>',
+    'mamba-ts train --from <dir|org/name> --data <file|brown> --steps N --out <dir> [--freeze-embeddings]',
     'mamba-ts train --resume --out <dir> [--steps N]',
     'mamba-ts train --eval --model <dir> --data <file|brown> [--split val|all]',
   ],
   header: `Training writes <dir> as a Hugging Face checkpoint (config.json, model.safetensors, tokenizer.json,
-tokenizer_config.json, generation_config.json) that mamba-ts and transformers' MambaForCausalLM
-load, plus optimizer.safetensors and trainer_state.json to resume, loss_curve.svg and
-check.safetensors (ids and logits for scripts/fixtures/check_hf_load.py). Checkpoints are written
-atomically every train.save_every steps and at the end; Ctrl-C saves after the current step and
-stops (twice: stop at once, the last checkpoint stays intact).`,
+tokenizer_config.json, generation_config.json) that mamba-ts and transformers (MambaForCausalLM,
+Mamba2ForCausalLM: model.arch "mamba" or "mamba2") load, plus optimizer.safetensors and
+trainer_state.json to resume, loss_curve.svg and check.safetensors (ids and logits for
+scripts/fixtures/check_hf_load.py). --from fine-tunes a checkpoint, keeping its config and tokenizer.
+Checkpoints are written atomically every train.save_every steps and at the end; Ctrl-C saves after
+the current step and stops (twice: stop at once, the last checkpoint stays intact).`,
   options: {
     data: {
       type: 'string',
@@ -73,10 +77,22 @@ stops (twice: stop at once, the last checkpoint stays intact).`,
       help: 'the output directory (must not hold a run unless --resume)',
     },
     resume: { type: 'boolean', help: 'continue the run in --out from its last checkpoint, exactly' },
+    from: {
+      type: 'string',
+      arg: '<dir|org/name[@rev]>',
+      nonEmpty: true,
+      help:
+        'fine-tune this checkpoint (directory or Hugging Face hub id) instead of a new model: its config and ' +
+        'tokenizer are kept (copied to --out); --config may give only a "train" section',
+    },
+    'freeze-embeddings': {
+      type: 'boolean',
+      help: '(with --from) keep the embedding matrix (and a head tied to it) as it is',
+    },
     ...BACKEND_OPTIONS,
     backend: {
       ...BACKEND_OPTIONS.backend,
-      help: 'where to compute (cpu or webgpu: both have the training kernels of the Mamba models it trains)',
+      help: 'where to compute (webgpu trains Mamba-1 models; Mamba-2 needs the SSD backward, on the cpu backend only)',
     },
     threads: {
       ...BACKEND_OPTIONS.threads,
@@ -141,13 +157,50 @@ export async function trainCommand(argv: string[]): Promise<void> {
     if (given.has('config')) {
       fail('BAD_ARGUMENT', 'train: --resume continues with the settings stored in the run; do not give --config');
     }
+    for (const k of ['from', 'freeze-embeddings'])
+      if (given.has(k)) fail('BAD_ARGUMENT', `train: --resume continues the run in --out; do not give --${k}`);
     const extra = { ...(v.data !== undefined ? { data: v.data } : {}), ...(steps !== undefined ? { steps } : {}) };
     run = await resumeRun({ outDir: out, backend, log, ...extra });
   } else {
     const data = v.data ?? fail('BAD_ARGUMENT', 'train: --data <file|brown> is required');
     if (steps === undefined) fail('BAD_ARGUMENT', 'train: --steps <n> is required');
-    const settings = v.config !== undefined ? parseTrainSettings(await readJson(v.config), v.config) : DEFAULT_SETTINGS;
-    run = await startRun({ data, settings, steps, outDir: out, backend, log });
+    const json = v.config !== undefined ? await readJson(v.config) : undefined;
+    const settings =
+      json !== undefined && v.config !== undefined ? parseTrainSettings(json, v.config) : DEFAULT_SETTINGS;
+    if (v.from !== undefined) {
+      const kept = ['model', 'tokenizer'].filter((k) => json && typeof json === 'object' && k in json);
+      if (kept.length)
+        fail(
+          'BAD_ARGUMENT',
+          `train --from: ${v.config} has a "${kept[0]}" section, but fine-tuning keeps the checkpoint's model and tokenizer; give only "train"`,
+        );
+      const progress = cliDownloadProgress();
+      let fromDir: string;
+      try {
+        fromDir = await resolveModel(v.from, { onProgress: progress.onProgress });
+      } finally {
+        progress.stop();
+      }
+      const freezeEmbeddings = v['freeze-embeddings'];
+      run = await startFineTune({
+        fromDir,
+        fromName: v.from,
+        data,
+        settings,
+        steps,
+        outDir: out,
+        backend,
+        log,
+        freezeEmbeddings,
+      });
+    } else {
+      if (given.has('freeze-embeddings'))
+        fail(
+          'BAD_ARGUMENT',
+          'train: --freeze-embeddings is an option of fine-tuning (--from); a new model trains everything',
+        );
+      run = await startRun({ data, settings, steps, outDir: out, backend, log });
+    }
   }
   const t = run.settings.train;
   log(
@@ -217,7 +270,7 @@ async function readJson(path: string): Promise<unknown> {
 
 /** `train --eval`: validation loss and bits per byte of a checkpoint on a text. */
 async function evalCommand(v: TrainValues, given: Set<string>): Promise<void> {
-  for (const k of ['config', 'steps', 'out', 'resume']) {
+  for (const k of ['config', 'steps', 'out', 'resume', 'from', 'freeze-embeddings']) {
     if (given.has(k)) fail('BAD_ARGUMENT', `train --eval: --${k} is an option of training`);
   }
   const dir = v.model ?? fail('BAD_ARGUMENT', 'train --eval: --model <dir> is required');

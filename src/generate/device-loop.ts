@@ -1,6 +1,6 @@
 import { fail } from '../errors.js';
 import type { RecordedWork } from '../backend/contract/decode.js';
-import type { LanguageModel } from '../models/lm.js';
+import type { LanguageModel, LmConfig } from '../models/lm.js';
 import type { ModelState } from '../models/state.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { checkSamplingParams, type SamplingParams } from '../backend/sampling.js';
@@ -14,7 +14,8 @@ import { checkSamplingParams, type SamplingParams } from '../backend/sampling.js
  * Pipelined: up to `lookahead` tokens are recorded and submitted before the host waits for the oldest
  * one's ids, so the GPU never idles while the host maps a buffer. Where the backend can record
  * (`Backend.record`), the step + sampling kernels are recorded once and replayed for every later
- * token with no host work but the submit (the sampling step counter lives on the GPU too). The price: when the loop stops
+ * token with no host work but the submit (the sampling step counter lives on the GPU too); not for a
+ * state with a KV cache (hybrids), whose step depends on the position on the host. The price: when the loop stops
  * early (every row reached EOS, or the caller breaks out after a stop string), the state has consumed
  * up to `lookahead` tokens beyond the last one yielded (`state.position` counts them).
  */
@@ -41,7 +42,7 @@ export interface DeviceLoopOptions {
  * are yielded too) until all are done; the caller drops what follows a row's end.
  */
 export async function* deviceTokens(
-  model: LanguageModel,
+  model: LanguageModel<LmConfig>,
   state: ModelState,
   logits: Tensor,
   o: DeviceLoopOptions,
@@ -90,7 +91,7 @@ export async function* deviceTokens(
     else if (recorded) {
       recorded.replay();
       state.position += 1; // what model.step does on the host
-    } else if (bk.record) recorded = bk.record(stepAndSample);
+    } else if (bk.record && !state.growsWithContext) recorded = bk.record(stepAndSample);
     else stepAndSample();
     // `read` records the copy and submits now; only the mapping is awaited later.
     const p = bk.read(ids) as Promise<Int32Array>;

@@ -1,6 +1,6 @@
 import { backendOf } from '../backend/backend.js';
 import { fail } from '../errors.js';
-import type { LanguageModel } from '../models/lm.js';
+import type { LanguageModel, LmConfig } from '../models/lm.js';
 import type { ModelState } from '../models/state.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { deviceTokens } from './device-loop.js';
@@ -40,6 +40,13 @@ export interface GenerateOptions {
   prefillChunk?: number;
   /** Stops generation early (the promise-based loop checks it between tokens). */
   signal?: AbortSignal;
+  /**
+   * The state to start from (batch = number of prompts), e.g. a clone of a saved prompt's state: the
+   * prompts continue it. It is advanced in place and left to the caller, holding for each row the state
+   * after its prompt and every token generated for it (its last one included), so a caller can branch
+   * again from the end. Sampling then runs on the host on every backend (the device loop runs ahead).
+   */
+  state?: ModelState;
 }
 
 export type FinishReason = 'eos' | 'length' | 'stop' | 'aborted';
@@ -81,7 +88,7 @@ async function hostRows(t: Tensor): Promise<{ data: ArrayLike<number>; off: numb
  * copied into the batch state (exact: rows of an SSM never interact).
  */
 export async function prefill(
-  model: LanguageModel,
+  model: LanguageModel<LmConfig>,
   prompts: readonly (readonly number[])[],
   chunk = 512,
   state?: ModelState,
@@ -95,6 +102,12 @@ export async function prefill(
   const st = state ?? model.initState(b);
   if (st.batch !== b) fail('STATE_MISMATCH', `the state has batch ${st.batch}, but ${b} prompts were given`);
   const sameLength = prompts.every((p) => p.length === prompts[0].length);
+  if (!sameLength && st.growsWithContext)
+    fail(
+      'UNSUPPORTED',
+      `prompts of different lengths (${prompts.map((p) => p.length).join(', ')}) cannot share one batch of a model ` +
+        'with attention layers (their KV cache has one length for the batch): run them separately or give equal lengths',
+    );
   const last: Float32Array[] = new Array(b);
   const run = async (rows: readonly (readonly number[])[], s: ModelState): Promise<Float32Array[]> => {
     const l = rows[0].length;
@@ -118,8 +131,9 @@ export async function prefill(
   } else {
     for (let i = 0; i < b; i++) {
       const s1 = model.initState(1);
+      if (state) copyRow(s1, 0, st, i); // continue the caller's row
       last[i] = (await run([prompts[i]], s1))[0];
-      copyRow(st, i, s1);
+      copyRow(st, i, s1, 0);
       s1.dispose();
     }
     st.position += Math.max(...prompts.map((p) => p.length));
@@ -127,15 +141,15 @@ export async function prefill(
   return { state: st, last };
 }
 
-/** Copies the single-sequence state `src` into row `row` of the batch state `dst`. */
-function copyRow(dst: ModelState, row: number, src: ModelState): void {
+/** Copies row `srcRow` of the state `src` into row `row` of the state `dst` (same model). */
+export function copyRow(dst: ModelState, row: number, src: ModelState, srcRow: number): void {
   dst.layers.forEach((layer, li) => {
     for (const [k, t] of Object.entries(layer)) {
       const s = src.layers[li][k];
-      // (b, ...) -> rows of b * rest: the row of this sequence is a view of (1, size/b).
+      // (b, ...) -> rows of b * rest: the row of a sequence is a view of (1, size/b).
       const per = t.size / dst.batch;
-      const flat = t.reshape([dst.batch, per]);
-      backendOf(t).copy(flat.reshape([1, t.size]).narrow(row * per, per), s.reshape([1, per]));
+      const from = s.reshape([1, s.size]).narrow(srcRow * per, per);
+      backendOf(t).copy(t.reshape([1, t.size]).narrow(row * per, per), from);
     }
   });
 }
@@ -145,7 +159,7 @@ function copyRow(dst: ModelState, row: number, src: ModelState): void {
  * Rows finish independently (EOS or max tokens); the loop ends when all have finished.
  */
 export async function* generateTokens(
-  model: LanguageModel,
+  model: LanguageModel<LmConfig>,
   prompts: readonly (readonly number[])[],
   o: GenerateOptions = {},
   isStopped?: (row: number) => boolean,
@@ -159,12 +173,13 @@ export async function* generateTokens(
   );
   const suppress = o.suppressTokenIds ?? [];
   const b = prompts.length;
-  const { state, last } = await prefill(model, prompts, o.prefillChunk ?? 512);
+  const { state, last } = await prefill(model, prompts, o.prefillChunk ?? 512, o.state);
+  const ends = o.state ? new FinalStates(model, state) : null; // rows' states after their last token
   try {
     if (maxNew === 0) return;
     // Sampling on the device where the logits live off the host; with host memory, the reference
     // Sampler reads them in place.
-    if (model.backend.sample && !model.backend.hostView) {
+    if (!ends && model.backend.sample && !model.backend.hostView) {
       yield* onDevice(model, state, prompts, last, maxNew, p, eos, suppress, o.signal, isStopped);
       return;
     }
@@ -202,19 +217,55 @@ export async function* generateTokens(
         yield ev;
         if (ev.finish || isStopped?.(r)) done[r] = true;
       }
-      if (done.every(Boolean) || step === maxNew - 1) break;
+      if (done.every(Boolean) || step === maxNew - 1) {
+        if (ends) model.stepIds(next, state); // feeds each row's last token: rows not saved end here
+        break;
+      }
       const logits = model.stepIds(next, state);
+      ends?.keepRows(done);
       rows = await hostRows(logits);
       checkRowsFinite(rows, b, V, step);
     }
   } finally {
-    state.dispose();
+    if (ends) ends.restore();
+    else state.dispose();
+  }
+}
+
+/**
+ * The end states of the rows of a caller's state: a row that finishes keeps being stepped with its last
+ * token while others go on, so its state just after that token is copied out and put back at the end.
+ */
+class FinalStates {
+  private readonly saved = new Map<number, ModelState>();
+
+  constructor(
+    private readonly model: LanguageModel<LmConfig>,
+    private readonly state: ModelState,
+  ) {}
+
+  /** After a step that fed every row's latest token: copies out the rows that just finished. */
+  keepRows(done: readonly boolean[]): void {
+    done.forEach((d, r) => {
+      if (!d || this.saved.has(r) || this.state.batch === 1) return;
+      const one = this.model.initState(1);
+      copyRow(one, 0, this.state, r);
+      this.saved.set(r, one);
+    });
+  }
+
+  /** Puts the saved rows back (only rows that ended early differ from what the batch state holds). */
+  restore(): void {
+    for (const [r, one] of this.saved) {
+      copyRow(this.state, r, one, 0);
+      one.dispose();
+    }
   }
 }
 
 /** The loop of `generateTokens` with sampling on the backend (`deviceTokens`); same events. */
 async function* onDevice(
-  model: LanguageModel,
+  model: LanguageModel<LmConfig>,
   state: ModelState,
   prompts: readonly (readonly number[])[],
   last: Float32Array[],

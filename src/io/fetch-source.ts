@@ -9,6 +9,14 @@ import { beginRead, type ByteSource } from './byte-source.js';
 export interface FetchSourceOptions {
   /** Extra headers sent with every request, e.g. `{ Authorization: 'Bearer hf_…' }` for gated repos. */
   readonly headers?: Readonly<Record<string, string>>;
+  /**
+   * Where the server ignores Range (answers 200 with the whole file, as `python3 -m http.server`
+   * does): 'fail' (the default) refuses; 'download' keeps that one whole answer in memory and serves
+   * every read from it, so such a server costs one full download and no more.
+   */
+  readonly noRange?: 'fail' | 'download';
+  /** The fetch to use (default the global one): e.g. one that answers from the Cache API. */
+  readonly fetch?: typeof fetch;
 }
 
 function reason(e: unknown): string {
@@ -19,9 +27,9 @@ function reason(e: unknown): string {
   return String(e);
 }
 
-async function request(url: string, init: RequestInit): Promise<Response> {
+async function request(url: string, init: RequestInit, f: typeof fetch = fetch): Promise<Response> {
   try {
-    return await fetch(url, init);
+    return await f(url, init);
   } catch (e) {
     return fail('NETWORK', `could not fetch ${url}: ${reason(e)}`, { url });
   }
@@ -41,9 +49,18 @@ function noRangeSupport(url: string): never {
   );
 }
 
-/** The resource's size: Content-Length of a HEAD, else the total in the Content-Range of a one-byte range request. */
-async function remoteSize(url: string, headers: Readonly<Record<string, string>>): Promise<number> {
-  const head = await request(url, { method: 'HEAD', headers });
+/**
+ * The resource's size: Content-Length of a HEAD, else the total in the Content-Range of a one-byte
+ * range request. Where the server ignores Range and `whole` is given, that probe's full answer is
+ * read into memory and `whole.bytes` set (the size is then its length).
+ */
+async function remoteSize(
+  url: string,
+  headers: Readonly<Record<string, string>>,
+  f: typeof fetch,
+  whole?: { bytes?: Uint8Array | undefined },
+): Promise<number> {
+  const head = await request(url, { method: 'HEAD', headers }, f);
   if (head.ok) {
     const length = head.headers.get('content-length');
     // A compressed representation's length is not the file's length, and ranges would address it.
@@ -52,7 +69,11 @@ async function remoteSize(url: string, headers: Readonly<Record<string, string>>
     failStatus(head, url);
   }
   // HEAD refused or incomplete (e.g. URLs presigned for GET only): ask for the first byte instead.
-  const probe = await request(url, { headers: { ...headers, Range: 'bytes=0-0' } });
+  const probe = await request(url, { headers: { ...headers, Range: 'bytes=0-0' } }, f);
+  if (probe.status === 200 && whole) {
+    whole.bytes = await wholeBody(probe, url);
+    return whole.bytes.byteLength;
+  }
   await probe.body?.cancel();
   if (probe.status === 206 || probe.status === 416) {
     // `bytes 0-0/1234`, or `bytes */0` for an empty file (416: not satisfiable).
@@ -104,10 +125,22 @@ async function readBodyInto(res: Response, out: Uint8Array, url: string, offset:
   }
 }
 
+/** A whole 200 answer, read to the end. */
+async function wholeBody(res: Response, url: string): Promise<Uint8Array> {
+  try {
+    return new Uint8Array(await res.arrayBuffer());
+  } catch (e) {
+    return fail('NETWORK', `${url}: download failed: ${reason(e)}`, { url });
+  }
+}
+
 export async function fetchSource(url: string | URL, options: FetchSourceOptions = {}): Promise<ByteSource> {
   const href = String(url);
   const headers = options.headers ?? {};
-  const size = await remoteSize(href, headers);
+  const f = options.fetch ?? ((u: string | URL | Request, i?: RequestInit) => fetch(u, i));
+  const download = options.noRange === 'download';
+  const whole: { bytes?: Uint8Array | undefined } = {};
+  const size = await remoteSize(href, headers, f, download ? whole : undefined);
   let closed = false;
   const source: ByteSource = {
     size,
@@ -115,10 +148,23 @@ export async function fetchSource(url: string | URL, options: FetchSourceOptions
     async read(offset, length, dest) {
       const out = beginRead(source, closed, offset, length, dest);
       if (length === 0) return out;
+      if (whole.bytes) {
+        out.set(whole.bytes.subarray(offset, offset + length));
+        return out;
+      }
       const last = offset + length - 1;
-      const res = await request(href, { headers: { ...headers, Range: `bytes=${offset}-${last}` } });
+      const res = await request(href, { headers: { ...headers, Range: `bytes=${offset}-${last}` } }, f);
       if (res.status === 200) {
         // A full-body answer is only what we asked for when we asked for the whole file.
+        if (download && !(offset === 0 && length === size)) {
+          whole.bytes = await wholeBody(res, href);
+          if (whole.bytes.byteLength !== size)
+            fail('NETWORK', `${href}: expected ${size} bytes, the server sent ${whole.bytes.byteLength}`, {
+              url: href,
+            });
+          out.set(whole.bytes.subarray(offset, offset + length));
+          return out;
+        }
         if (offset !== 0 || length !== size) {
           await res.body?.cancel();
           noRangeSupport(href);
@@ -141,6 +187,7 @@ export async function fetchSource(url: string | URL, options: FetchSourceOptions
     },
     async close() {
       closed = true;
+      whole.bytes = undefined;
     },
   };
   return source;

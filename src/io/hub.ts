@@ -49,7 +49,13 @@ export interface HubSnapshot {
   readonly weights: readonly string[];
 }
 
-const OPTIONAL_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json'];
+const OPTIONAL_FILES = [
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'generation_config.json',
+  'chat_template.jinja',
+];
 const SAFETENSORS = 'model.safetensors';
 const SAFETENSORS_INDEX = 'model.safetensors.index.json';
 const PYTORCH_BIN = 'pytorch_model.bin';

@@ -12,6 +12,8 @@ import { parameterMap, type Mixer, type MixerState } from './mixer.js';
  *   xz    = in_proj(x)                      (b, l, 2e) -> u = xz[..., :e], z = xz[..., e:]
  *   u     = silu(conv1d(u))                 (b, l, e)  causal depthwise, width k
  *   dbc   = x_proj(u)                       (b, l, r + 2n) -> dt_low (r), B (n), C (n)
+ *   (Falcon-Mamba: dt_low, B and C each through a weightless RMSNorm here, eps `dtBCNormEps`; Jamba: the same
+ *   norms with weights, `dtBCNormWeights`)
  *   delta = dt_proj.weight · dt_low         (b, l, e)  (its bias is added inside the scan)
  *   y     = selective_scan(u, delta, A = -exp(A_log), B, C, D, z, dt_proj.bias, softplus)
  *   out   = out_proj(y)                     (b, l, d)
@@ -29,6 +31,8 @@ export interface MambaMixerWeights {
   D: Tensor; // (e)
   outProj: Tensor; // (d, e)
   outProjBias: Tensor | null; // (d)
+  /** Weights of the Δ/B/C RMS norms where they have them (Jamba: dt_layernorm, b_layernorm, c_layernorm). */
+  dtBCNormWeights?: { dt: Tensor; b: Tensor; c: Tensor } | undefined; // (r), (n), (n)
 }
 
 export interface MambaDims {
@@ -37,6 +41,8 @@ export interface MambaDims {
   n: number;
   k: number;
   r: number;
+  /** eps of the RMS norms on dt_low, B and C (Falcon-Mamba's mixer_rms_eps, weightless; Jamba's, weighted); absent: none. */
+  dtBCNormEps?: number | undefined;
 }
 
 /** Buffers of the recurrent step for one batch size, made once and reused for every token. */
@@ -47,7 +53,8 @@ interface StepWorkspace {
   uc: Tensor; // (b, 1, e)
   uc2: Tensor; // (b, e) view of uc
   dbc: Tensor; // (b, r + 2n)
-  dtLow: Tensor; // (b, r) view
+  dbcNormed: Tensor | null; // (b, r + 2n), Falcon-Mamba's normed dbc
+  dtLow: Tensor; // (b, r) view (of dbcNormed where there is one)
   B3: Tensor; // (b, 1, n) view
   C3: Tensor; // (b, 1, n) view
   delta: Tensor; // (b, 1, e)
@@ -56,10 +63,22 @@ interface StepWorkspace {
   y2: Tensor; // (b, e) view
 }
 
+/** What the parallel path computed, handed to a tracer (inspect/trace.ts); views valid during the call only. */
+export interface MambaActivations {
+  u: Tensor; // (b, l, e) the scan's input, after conv + SiLU
+  delta: Tensor; // (b, l, e) dt_proj · dt_low, before its bias and softplus
+  B: Tensor; // (b, l, n)
+  C: Tensor; // (b, l, n)
+  A: Tensor; // (e, n)
+}
+
 export class MambaMixer implements Mixer {
   readonly kind = 'mamba';
+  /** Set only while tracing: one null check on the parallel path otherwise. */
+  onActivations: ((a: MambaActivations) => void) | null = null;
   private A: Tensor | undefined; // (e, n) = -exp(A_log), derived
   private readonly workspaces = new Map<number, StepWorkspace>();
+  private ones: { dt: Tensor; b: Tensor; c: Tensor } | undefined; // the weightless norms' unit weights, (r), (n)
 
   constructor(
     readonly backend: Backend,
@@ -90,8 +109,17 @@ export class MambaMixer implements Mixer {
     const u = xz.narrow(0, e);
     const z = xz.narrow(e, e);
     const uc = F.causalConv1d(u, this.w.convWeight, this.w.convBias, true, state?.conv ?? null); // (b, l, e)
-    const dbc = F.linear(uc, this.w.xProj); // (b, l, r + 2n)
+    let dbc = F.linear(uc, this.w.xProj); // (b, l, r + 2n)
+    if (this.dims.dtBCNormEps !== undefined) {
+      if (needsGrad(dbc))
+        fail('UNSUPPORTED', "mamba mixer: training Falcon-Mamba's Δ/B/C norms is not supported (no backward kernel)");
+      const normed = this.backend.alloc(dbc.shape); // (b, l, r + 2n)
+      this.normDtBC(normed, dbc);
+      dbc = normed;
+    }
     const delta = F.linear(dbc.narrow(0, r), this.w.dtProj); // (b, l, e)
+    if (this.onActivations)
+      this.onActivations({ u: uc, delta, B: dbc.narrow(r, n), C: dbc.narrow(r + n, n), A: this.getA() });
     const y = F.selectiveScan({
       u: uc,
       delta,
@@ -118,6 +146,7 @@ export class MambaMixer implements Mixer {
     bk.matmul(ws.xz, x, this.w.inProj, { transB: true, bias: this.w.inProjBias });
     bk.causalConv1d(ws.uc, ws.u3, this.w.convWeight, this.w.convBias, conv, true);
     bk.matmul(ws.dbc, ws.uc2, this.w.xProj, { transB: true });
+    if (ws.dbcNormed) this.normDtBC(ws.dbcNormed, ws.dbc);
     bk.matmul(ws.delta2, ws.dtLow, this.w.dtProj, { transB: true });
     bk.selectiveScan({
       y: ws.y,
@@ -144,6 +173,32 @@ export class MambaMixer implements Mixer {
     return bk.mambaStep(
       this.fusedArgs(residual, residual, conv, ssm, this.workspace(residual.rows), { weight: norm, eps }),
     );
+  }
+
+  /**
+   * out = [rms(dt_low)·w_dt, rms(B)·w_B, rms(C)·w_C] of dbc (rows of r + 2n), each part normalised over its own
+   * width (the gated RMSNorm kernel without a gate); the weights are ones for Falcon-Mamba.
+   */
+  private normDtBC(out: Tensor, dbc: Tensor): void {
+    const { n, r } = this.dims;
+    const eps = this.dims.dtBCNormEps ?? 0;
+    const bk = this.backend;
+    const w = this.dtBCNormWeights();
+    const opts = { eps, normBeforeGate: false };
+    bk.gatedRmsnorm(out.narrow(0, r), dbc.narrow(0, r), null, w.dt, { ...opts, groupSize: r });
+    bk.gatedRmsnorm(out.narrow(r, n), dbc.narrow(r, n), null, w.b, { ...opts, groupSize: n });
+    bk.gatedRmsnorm(out.narrow(r + n, n), dbc.narrow(r + n, n), null, w.c, { ...opts, groupSize: n });
+  }
+
+  /** The Δ/B/C norms' weights: the checkpoint's (Jamba), or ones made once (Falcon-Mamba's weightless norms). */
+  private dtBCNormWeights(): { dt: Tensor; b: Tensor; c: Tensor } {
+    if (this.w.dtBCNormWeights) return this.w.dtBCNormWeights;
+    if (!this.ones) {
+      const { n, r } = this.dims;
+      const ones = this.backend.upload(new Float32Array(n).fill(1), [n]).keep();
+      this.ones = { dt: this.backend.upload(new Float32Array(r).fill(1), [r]).keep(), b: ones, c: ones };
+    }
+    return this.ones;
   }
 
   private fusedArgs(
@@ -176,6 +231,10 @@ export class MambaMixer implements Mixer {
       dbc: ws.dbc,
       y: ws.y2,
       dtRank: this.dims.r,
+      dtBCNorm:
+        this.dims.dtBCNormEps !== undefined && ws.dbcNormed
+          ? { eps: this.dims.dtBCNormEps, ...this.dtBCNormWeights(), normed: ws.dbcNormed }
+          : null,
     };
   }
 
@@ -187,20 +246,23 @@ export class MambaMixer implements Mixer {
       const xz = bk.alloc([b, 2 * e]).keep();
       const uc = bk.alloc([b, 1, e]).keep();
       const dbc = bk.alloc([b, r + 2 * n]).keep();
+      const dbcNormed = this.dims.dtBCNormEps === undefined ? null : bk.alloc([b, r + 2 * n]).keep();
+      const bcd = dbcNormed ?? dbc; // what dt_low, B and C are read from
       const delta = bk.alloc([b, 1, e]).keep();
       const y = bk.alloc([b, 1, e]).keep();
       ws = {
         xz,
         uc,
         dbc,
+        dbcNormed,
         delta,
         y,
         u3: xz.narrow(0, e).reshape([b, 1, e]),
         z3: xz.narrow(e, e).reshape([b, 1, e]),
         uc2: uc.reshape([b, e]),
-        dtLow: dbc.narrow(0, r),
-        B3: dbc.narrow(r, n).reshape([b, 1, n]),
-        C3: dbc.narrow(r + n, n).reshape([b, 1, n]),
+        dtLow: bcd.narrow(0, r),
+        B3: bcd.narrow(r, n).reshape([b, 1, n]),
+        C3: bcd.narrow(r + n, n).reshape([b, 1, n]),
         delta2: delta.reshape([b, e]),
         y2: y.reshape([b, e]),
       };
@@ -233,13 +295,20 @@ export class MambaMixer implements Mixer {
       ['in_proj.bias', w.inProjBias],
       ['conv1d.bias', w.convBias],
       ['out_proj.bias', w.outProjBias],
+      ['dt_layernorm.weight', w.dtBCNormWeights?.dt ?? null],
+      ['b_layernorm.weight', w.dtBCNormWeights?.b ?? null],
+      ['c_layernorm.weight', w.dtBCNormWeights?.c ?? null],
     ]);
   }
 
   /** Releases the step buffers (GPU memory). */
   dispose(): void {
-    for (const ws of this.workspaces.values()) for (const t of [ws.xz, ws.uc, ws.dbc, ws.delta, ws.y]) t.dispose();
+    for (const ws of this.workspaces.values())
+      for (const t of [ws.xz, ws.uc, ws.dbc, ws.dbcNormed, ws.delta, ws.y]) t?.dispose();
     this.workspaces.clear();
+    this.ones?.dt.dispose();
+    this.ones?.b.dispose(); // (c is the same tensor)
+    this.ones = undefined;
     this.parametersChanged();
   }
 }

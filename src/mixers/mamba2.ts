@@ -2,7 +2,7 @@ import { fail, fmtShape } from '../errors.js';
 import type { Backend } from '../backend/backend.js';
 import * as F from '../ops/ops.js';
 import * as SSD from '../ops/ssd.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { needsGrad, type Tensor } from '../tensor/tensor.js';
 import { parameterMap, type Mixer, type MixerState } from './mixer.js';
 
 /**
@@ -84,8 +84,9 @@ export class Mamba2Mixer implements Mixer {
     this.convDim = this.e + 2 * dims.g * dims.n;
   }
 
-  /** A = -exp(A_log), computed once (and again after `parametersChanged`). */
+  /** A = -exp(A_log), computed once (and again after `parametersChanged`); recorded while training. */
   private getA(): Tensor {
+    if (needsGrad(this.w.ALog)) return F.unary('negexp', this.w.ALog);
     if (!this.A) this.A = F.unary('negexp', this.w.ALog).keep();
     return this.A;
   }

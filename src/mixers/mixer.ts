@@ -16,9 +16,13 @@ export interface Mixer {
    * Parallel form. With a state, starts from it and leaves in it the state after the sequence (in place),
    * so a long input can be fed in pieces.
    */
-  forward(x: Tensor, state?: MixerState): Tensor;
-  /** Recurrent form: x (b, d) -> out (b, d); updates `state` in place; allocates nothing after warm-up. */
-  step(x: Tensor, out: Tensor, state: MixerState): void;
+  forward(x: Tensor, state?: MixerState, position?: number): Tensor;
+  /**
+   * Recurrent form: x (b, d) -> out (b, d); updates `state` in place; allocates nothing after warm-up.
+   * `position` (forward and step): the tokens the state has consumed, as the model knows them on the host
+   * (ModelState.position), so a KV cache needs no device read to know its length.
+   */
+  step(x: Tensor, out: Tensor, state: MixerState, position?: number): void;
   /**
    * The recurrent form of the whole pre-norm residual block, where the backend fuses it:
    *   residual <- residual + step(rmsnorm(residual) · norm)     residual (b, d) f32, norm (d)

@@ -50,7 +50,7 @@ export async function buildMamba(c: MambaConfig, src: TensorSource, backend: Bac
   const got = await loadExpectedTensors(src, expectedMambaTensors(c), c, mambaAliases, backend, wdtype);
   const g = (name: string): Tensor => got.get(name)!;
   const o = (name: string): Tensor | null => got.get(name) ?? null;
-  const dims = { d: c.dModel, e: c.dInner, n: c.dState, k: c.dConv, r: c.dtRank };
+  const dims = { d: c.dModel, e: c.dInner, n: c.dState, k: c.dConv, r: c.dtRank, dtBCNormEps: c.dtBCNormEps };
   const blocks: Block[] = [];
   for (let i = 0; i < c.nLayer; i++) {
     const m = `backbone.layers.${i}.mixer.`;

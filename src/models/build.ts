@@ -3,6 +3,7 @@ import type { Backend } from '../backend/backend.js';
 import type { TensorSource } from '../io/tensor-source.js';
 import { buildMamba } from './build-mamba.js';
 import { buildMamba2 } from './build-mamba2.js';
+import { buildMamba3 } from './build-mamba3.js';
 import { parameterCount, type ModelConfig } from './config.js';
 import type { LanguageModel } from './lm.js';
 import type { WeightDType } from './weights.js';
@@ -43,5 +44,7 @@ export async function buildModel(config: ModelConfig, tensors: TensorSource, bac
       return buildMamba(config, tensors, backend, dtype);
     case 'mamba2':
       return buildMamba2(config, tensors, backend, dtype);
+    case 'mamba3':
+      return buildMamba3(config, tensors, backend, dtype);
   }
 }

@@ -26,6 +26,25 @@ function hfTokenIds(r: ConfigReader): Pick<LmConfigCommon, 'eosTokenId' | 'bosTo
 }
 /** transformers' `MambaConfig` (model_type "mamba"); defaults are that class's defaults. */
 export function parseHfMambaConfig(r: ConfigReader): MambaConfig {
+  return parseHfMamba1(r, true);
+}
+
+/**
+ * transformers' `FalconMambaConfig` (model_type "falcon_mamba", tiiuae/falcon-mamba-7b): Mamba-1 with weightless
+ * RMS norms (eps `mixer_rms_eps`, default 1e-6) on Δ's low-rank input, B and C right after x_proj. Its class
+ * defaults differ from MambaConfig's only in use_bias (false) and the special token ids (0).
+ */
+export function parseHfFalconMambaConfig(r: ConfigReader): MambaConfig {
+  const cfg: MambaConfig = { ...parseHfMamba1(r, false), dtBCNormEps: r.num('mixer_rms_eps', 1e-6) };
+  cfg.eosTokenId ??= r.has('eos_token_id') ? undefined : 0;
+  cfg.bosTokenId ??= r.has('bos_token_id') ? undefined : 0;
+  cfg.padTokenId ??= r.has('pad_token_id') ? undefined : 0;
+  validateMamba(cfg, r.where);
+  return cfg;
+}
+
+/** Mamba-1 as transformers' MambaConfig and FalconMambaConfig write it (their use_bias defaults differ). */
+function parseHfMamba1(r: ConfigReader, useBiasDefault: boolean): MambaConfig {
   const dModel = r.int('hidden_size', 768);
   const expand = r.num('expand', 2);
   requireSilu(r);
@@ -42,7 +61,7 @@ export function parseHfMambaConfig(r: ConfigReader): MambaConfig {
     // config.json is applied after that by PretrainedConfig (kwargs), so the key wins.
     dInner: r.has('intermediate_size') ? r.int('intermediate_size') : Math.floor(expand * dModel),
     dtRank,
-    useBias: r.bool('use_bias', true),
+    useBias: r.bool('use_bias', useBiasDefault),
     useConvBias: r.bool('use_conv_bias', true),
     normEps: r.num('layer_norm_epsilon', 1e-5),
     residualInFp32: r.bool('residual_in_fp32', true),
@@ -59,7 +78,7 @@ export function parseHfMamba2Config(r: ConfigReader): Mamba2Config {
   const dModel = r.int('hidden_size', 4096);
   const expand = r.num('expand', 2);
   requireSilu(r);
-  const nHeads = r.int('num_heads', 128), headDim = r.int('head_dim', 64);
+  const nHeads = r.int('num_heads', 128), headDim = r.int('head_dim', 64), nGroups = r.int('n_groups', 8);
   // Mamba2Mixer uses intermediate_size = int(expand * hidden_size) and views x as (num_heads, head_dim);
   // Mamba2Config.validate_architecture requires the two to agree.
   const dInner = Math.floor(expand * dModel);
@@ -81,16 +100,17 @@ export function parseHfMamba2Config(r: ConfigReader): Mamba2Config {
     dInner,
     nHeads,
     headDim,
-    nGroups: r.int('n_groups', 8),
+    nGroups,
     chunkSize: r.int('chunk_size', 256),
     timeStepLimit: limitPair(r, 'time_step_limit', [0, Infinity]),
     useBias: r.bool('use_bias', false),
     useConvBias: r.bool('use_conv_bias', true),
     normEps: r.num('layer_norm_epsilon', 1e-5),
-    // transformers' MambaRMSNormGated multiplies by silu(gate) first and normalises over all of
-    // intermediate_size, whatever n_groups is (mamba_ssm normalises per group: see parseOriginalConfig).
+    // The gate comes first (transformers ignores a `norm_before_gate` key), and the norm is per group of
+    // d_inner / n_groups channels as in mamba_ssm and llama.cpp, which the checkpoints (Codestral: 8 groups)
+    // were trained with. transformers' MambaRMSNormGated normalises across all groups (transformers#40861).
     normBeforeGate: false,
-    normGroupSize: dInner,
+    normGroupSize: dInner % nGroups === 0 ? dInner / nGroups : dInner, // (else validateMamba2 names the groups)
     residualInFp32: r.bool('residual_in_fp32', true),
     tieEmbeddings: r.bool('tie_word_embeddings', false),
     ...hfTokenIds(r),

@@ -1,7 +1,8 @@
 import { fail } from '../errors.js';
 import { ConfigReader, reviveFloats } from './config-reader.js';
 import { parseOriginalConfig } from './config-mamba-ssm.js';
-import { parseHfMamba2Config, parseHfMambaConfig } from './config-transformers.js';
+import { parseHfFalconMambaConfig, parseHfMamba2Config, parseHfMambaConfig } from './config-transformers.js';
+import { HYBRID_ARCHS, isHybridConfig } from './config-hybrid.js';
 import type { ModelConfig } from './model-config.js';
 
 /**
@@ -12,7 +13,7 @@ import type { ModelConfig } from './model-config.js';
 export * from './model-config.js';
 export { ConfigReader, reviveFloats } from './config-reader.js';
 export { parseOriginalConfig } from './config-mamba-ssm.js';
-export { parseHfMamba2Config, parseHfMambaConfig } from './config-transformers.js';
+export { parseHfFalconMambaConfig, parseHfMamba2Config, parseHfMambaConfig } from './config-transformers.js';
 
 /**
  * Parses a config.json object into a ModelConfig, choosing the architecture from its keys:
@@ -26,8 +27,12 @@ export function parseConfig(json: unknown, where = 'config.json'): ModelConfig {
   const modelType = typeof raw.model_type === 'string' ? raw.model_type : undefined;
   const archs = Array.isArray(raw.architectures) ? raw.architectures.filter((a): a is string => typeof a === 'string') : [];
   if (modelType === 'mamba' || archs.includes('MambaForCausalLM') || archs.includes('MambaModel')) return parseHfMambaConfig(r);
+  if (modelType === 'falcon_mamba' || archs.includes('FalconMambaForCausalLM') || archs.includes('FalconMambaModel'))
+    return parseHfFalconMambaConfig(r);
   if (modelType === 'mamba2' || archs.includes('Mamba2ForCausalLM') || archs.includes('Mamba2Model')) return parseHfMamba2Config(r);
   if (modelType === undefined && r.has('d_model') && r.has('n_layer')) return parseOriginalConfig(r);
   const what = modelType ? `model_type "${modelType}"` : archs.length ? `architectures ${JSON.stringify(archs)}` : 'no model_type or architectures key (nor d_model and n_layer of the mamba_ssm layout)';
-  return fail('UNSUPPORTED', `${where}: ${what} is not supported; mamba-ts runs Mamba (model_type "mamba"), Mamba-2 (model_type "mamba2") and the original mamba_ssm layout`, { modelType, archs });
+  if (isHybridConfig(raw))
+    fail('UNSUPPORTED', `${where}: ${what} is a Mamba-2 + attention hybrid: load it with loadModel or loadHybridModel (parseHybridConfig reads its config)`, { modelType, archs });
+  return fail('UNSUPPORTED', `${where}: ${what} is not supported; mamba-ts runs Mamba (model_type "mamba"), Falcon-Mamba (model_type "falcon_mamba"), Mamba-2 (model_type "mamba2"), the original mamba_ssm layout, and the hybrids ${HYBRID_ARCHS.join(', ')}`, { modelType, archs });
 }

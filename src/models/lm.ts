@@ -7,11 +7,30 @@ import { Tensor } from '../tensor/tensor.js';
 import type { ModelConfig } from './config.js';
 import { ModelState } from './state.js';
 
-/** One residual block: residual <- residual + mixer(rmsnorm(residual)). */
+/**
+ * One residual block: residual <- residual + scale · mixer(rmsnorm(residual)). A feed-forward is a
+ * stateless mixer, so a hybrid decoder layer "mixer, then MLP" is two blocks.
+ */
 export interface Block {
   norm: Tensor; // (d)
   mixer: Mixer;
+  /** Multiplies the mixer's output before the residual add (Granite's residual_multiplier); default 1. */
+  scale?: number;
+  /** Checkpoint names: the norm's weight and the prefix of the mixer's parameters (default: Mamba's). */
+  names?: { norm: string; mixer: string };
 }
+
+/** Model-level options of the hybrids (multipliers and checkpoint names); all default to Mamba's. */
+export interface LmOptions {
+  /** h0 = embed(ids) · embeddingScale (Granite's embedding_multiplier). */
+  embeddingScale?: number;
+  /** logits = lm_head(h) / logitsDivisor (Granite's logits_scaling). */
+  logitsDivisor?: number;
+  names?: { embeddings: string; normF: string; lmHead: string };
+}
+
+/** Mamba's checkpoint names (transformers). */
+const NAMES = { embeddings: 'backbone.embeddings.weight', normF: 'backbone.norm_f.weight', lmHead: 'lm_head.weight' };
 
 /** Buffers of the recurrent step for one batch size, made once. */
 interface StepWorkspace {
@@ -23,7 +42,11 @@ interface StepWorkspace {
 }
 
 /** What the model itself reads from its config (task models built from scratch bring their own config type). */
-export interface LmConfig { readonly arch: string; readonly normEps: number }
+export interface LmConfig {
+  readonly arch: string;
+  readonly normEps: number;
+  readonly eosTokenId?: number | undefined;
+}
 
 /**
  * A language model over any mixer: embeddings -> n blocks -> final add + RMSNorm (norm_f) -> lm_head
@@ -34,6 +57,8 @@ export interface LmConfig { readonly arch: string; readonly normEps: number }
  */
 export class LanguageModel<C extends LmConfig = ModelConfig> {
   private readonly workspaces = new Map<number, StepWorkspace>();
+  /** Constant rows (a value repeated n times) for the multipliers, made once. */
+  private readonly constants = new Map<string, Tensor>();
 
   constructor(
     readonly config: C,
@@ -42,6 +67,7 @@ export class LanguageModel<C extends LmConfig = ModelConfig> {
     readonly blocks: Block[],
     readonly normF: Tensor, // (d)
     readonly lmHead: Tensor, // (V, d); the same tensor as embeddings when tied
+    readonly options: LmOptions = {},
   ) {}
 
   get vocabSize(): number { return this.embeddings.rows; }
@@ -50,6 +76,15 @@ export class LanguageModel<C extends LmConfig = ModelConfig> {
 
   /** Identifies which states fit this model. */
   get signature(): string {
+    const first = this.blocks[0]?.mixer.kind;
+    if (this.blocks.some((b) => b.mixer.kind !== first)) {
+      // a hybrid: every block's kind and state shapes, in order
+      const parts = this.blocks.map((b) => {
+        const sh = Object.entries(b.mixer.stateShapes()).map(([k, s]) => `${k}${fmtShape(s)}`);
+        return `${b.mixer.kind}[${sh.join(',')}]`;
+      });
+      return `${this.config.arch}:${parts.join(';')}`;
+    }
     const shapes = this.blocks[0] ? Object.entries(this.blocks[0].mixer.stateShapes()).map(([k, s]) => `${k}${fmtShape(s)}`).join(',') : '';
     return `${this.config.arch}:${this.blocks.length}x[${shapes}]`;
   }
@@ -81,17 +116,23 @@ export class LanguageModel<C extends LmConfig = ModelConfig> {
     }
     return scope(() => {
       let residual = F.embedding(ids, this.embeddings); // (b, l, d)
+      const es = this.options.embeddingScale;
+      if (es !== undefined && es !== 1) residual = F.binary('mul', residual, this.constant(es, this.dModel));
       this.blocks.forEach((blk, i) => {
-        const h = blk.mixer.forward(F.rmsnorm(residual, blk.norm, this.eps), st?.layers[i]); // (b, l, d)
+        let h = blk.mixer.forward(F.rmsnorm(residual, blk.norm, this.eps), st?.layers[i], st?.position); // (b, l, d)
+        if (blk.scale !== undefined && blk.scale !== 1) h = F.binary('mul', h, this.constant(blk.scale, this.dModel));
         residual = F.add(residual, h);
       });
       if (st) st.position += l;
       const normed = F.rmsnorm(residual, this.normF, this.eps); // (b, l, d)
-      if (!opts.lastOnly) return F.linear(normed, this.lmHead); // (b, l, V)
+      const div = this.options.logitsDivisor;
+      const scaled = (logits: Tensor): Tensor =>
+        div === undefined || div === 1 ? logits : F.binary('div', logits, this.constant(div, this.vocabSize));
+      if (!opts.lastOnly) return scaled(F.linear(normed, this.lmHead)); // (b, l, V)
       // Row l-1 of each sequence: a view with stride l*d over the (b*l, d) rows.
       const d = this.dModel;
       const last = new Tensor(normed.backend, normed.storage, [b, d], 'f32', normed.offset + (l - 1) * d, l * d, normed);
-      return F.linear(last, this.lmHead); // (b, V)
+      return scaled(F.linear(last, this.lmHead)); // (b, V)
     });
   }
 
@@ -105,18 +146,24 @@ export class LanguageModel<C extends LmConfig = ModelConfig> {
     const ws = this.workspace(b);
     const bk = this.backend;
     bk.embedding(ws.residual, ids, this.embeddings);
+    const es = this.options.embeddingScale;
+    if (es !== undefined && es !== 1) bk.binary('mul', ws.residual, ws.residual, this.constant(es, this.dModel));
     let pending = false; // ws.hidden holds a block's output not yet added into the residual
     this.blocks.forEach((blk, i) => {
       const st = state.layers[i];
       // where the backend fuses the whole block (norm, mixer, residual add), one call does it
-      if (!pending && blk.mixer.blockStep?.(ws.residual, blk.norm, this.eps, st)) return;
+      const scaled = blk.scale !== undefined && blk.scale !== 1;
+      if (!pending && !scaled && blk.mixer.blockStep?.(ws.residual, blk.norm, this.eps, st)) return;
       // residual += previous hidden (if any), normed = rmsnorm(residual)
       bk.addRmsnorm(ws.normed, ws.residual, pending ? ws.hidden : null, blk.norm, this.eps);
-      blk.mixer.step(ws.normed, ws.hidden, st);
+      blk.mixer.step(ws.normed, ws.hidden, st, state.position);
+      if (scaled) bk.binary('mul', ws.hidden, ws.hidden, this.constant(blk.scale as number, this.dModel));
       pending = true;
     });
     bk.addRmsnorm(ws.normed, ws.residual, pending ? ws.hidden : null, this.normF, this.eps);
     bk.matmul(ws.logits, ws.normed, this.lmHead, { transB: true });
+    const div = this.options.logitsDivisor;
+    if (div !== undefined && div !== 1) bk.binary('div', ws.logits, ws.logits, this.constant(div, this.vocabSize));
     state.position += 1;
     return ws.logits;
   }
@@ -158,21 +205,36 @@ export class LanguageModel<C extends LmConfig = ModelConfig> {
     return ws;
   }
 
+  /** `value` repeated n times, (n): made once and kept. */
+  private constant(value: number, n: number): Tensor {
+    const key = `${value}:${n}`;
+    let t = this.constants.get(key);
+    if (!t) {
+      t = this.backend.upload(new Float32Array(n).fill(value), [n]).keep();
+      this.constants.set(key, t);
+    }
+    return t;
+  }
+
   /** A zero state (no tokens seen) for `batch` sequences. */
   initState(batch: number): ModelState {
-    return new ModelState(this.backend, this.blocks.map((b) => b.mixer.initState(batch)), batch, 0, this.signature);
+    const layers = this.blocks.map((b) => b.mixer.initState(batch));
+    const shapes = this.blocks.map((b) => b.mixer.stateShapes());
+    return new ModelState(this.backend, layers, batch, 0, this.signature, shapes);
   }
 
   /** Every parameter under its Hugging Face name (`backbone.layers.0.mixer.A_log`, ...). */
   parameters(): Map<string, Tensor> {
     const m = new Map<string, Tensor>();
-    m.set('backbone.embeddings.weight', this.embeddings);
+    const names = this.options.names ?? NAMES;
+    m.set(names.embeddings, this.embeddings);
     this.blocks.forEach((blk, i) => {
-      m.set(`backbone.layers.${i}.norm.weight`, blk.norm);
-      for (const [k, t] of blk.mixer.parameters()) m.set(`backbone.layers.${i}.mixer.${k}`, t);
+      m.set(blk.names?.norm ?? `backbone.layers.${i}.norm.weight`, blk.norm);
+      const prefix = blk.names?.mixer ?? `backbone.layers.${i}.mixer.`;
+      for (const [k, t] of blk.mixer.parameters()) m.set(`${prefix}${k}`, t);
     });
-    m.set('backbone.norm_f.weight', this.normF);
-    if (this.lmHead !== this.embeddings) m.set('lm_head.weight', this.lmHead);
+    m.set(names.normF, this.normF);
+    if (this.lmHead !== this.embeddings) m.set(names.lmHead, this.lmHead);
     return m;
   }
 

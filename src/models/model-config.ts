@@ -47,6 +47,11 @@ export interface MambaConfig extends LmConfigCommon {
   arch: 'mamba';
   /** r: rank of the Δ projection. */
   dtRank: number;
+  /**
+   * Falcon-Mamba (model_type "falcon_mamba"): eps of the weightless RMS norms applied to Δ's low-rank input
+   * (width r), B and C (width n each) right after x_proj (`mixer_rms_eps`). Absent: no such norms.
+   */
+  dtBCNormEps?: number;
 }
 
 /**
@@ -68,12 +73,44 @@ export interface Mamba2Config extends LmConfigCommon {
   timeStepLimit: [number, number];
   /** Gated norm order: false is rmsnorm(y · silu(z)) (transformers always; mamba_ssm's default). */
   normBeforeGate: boolean;
-  /** Columns the gated RMSNorm normalises together: e for transformers, e / g for mamba_ssm. */
+  /** Columns the gated RMSNorm normalises together: e / g in both layouts (mamba_ssm's math; see config-transformers). */
   normGroupSize: number;
 }
 
+/**
+ * Mamba-3 (Lahoti et al. 2026; docs/mamba3.md; mamba_ssm's Mamba3): no conv (dConv 0), a data-dependent
+ * A per head, the exponential-trapezoidal update, rotations of B and C (a complex state), RMSNorm on
+ * B and C with biases, an optional output norm, and MIMO of rank R. Glossary as Mamba-2's, plus
+ * R mimo_rank (1 for SISO) and S the rotation angles. in_proj's output is [z (e), x (e), B (R·g·n),
+ * C (R·g·n), dd_dt (h), dd_A (h), trap (h), angles (S)].
+ */
+export interface Mamba3Config extends LmConfigCommon {
+  arch: 'mamba3';
+  nHeads: number;
+  headDim: number;
+  /** g: groups of heads sharing B and C (mamba_ssm's ngroups = num_bc_heads). */
+  nGroups: number;
+  /** The official kernels' chunk length (changes rounding only; mamba-ts scans token by token). */
+  chunkSize: number;
+  isMimo: boolean;
+  /** R: rank of the MIMO update; 1 for SISO. */
+  mimoRank: number;
+  /** S: angles, each rotating a pair of state dims (rope_fraction of d_state, rounded down to even, halved). */
+  numRopeAngles: number;
+  ropeFraction: number;
+  /** A <= -A_floor. */
+  aFloor: number;
+  /** RMSNorm per head on y before the z gate (is_outproj_norm). */
+  isOutprojNorm: boolean;
+}
+
 /** Every architecture mamba-ts runs; other issues extend this union. */
-export type ModelConfig = MambaConfig | Mamba2Config;
+export type ModelConfig = MambaConfig | Mamba2Config | Mamba3Config;
+
+/** in_proj rows of Mamba-3: 2e + 2·R·g·n + 3h + S. */
+export function mamba3InProjRows(c: Mamba3Config): number {
+  return 2 * c.dInner + 2 * c.mimoRank * c.nGroups * c.dState + 3 * c.nHeads + c.numRopeAngles;
+}
 
 /** Channels of Mamba-2's conv: x, B and C. */
 export function mamba2ConvDim(c: Mamba2Config): number {
@@ -146,6 +183,13 @@ function validateCommon(c: ModelConfig, keys: readonly BoundedKey[], where: stri
 
 export function validateMamba(c: MambaConfig, where: string): void {
   validateCommon(c, ['dModel', 'nLayer', 'vocabSize', 'dState', 'dConv', 'dInner', 'dtRank'], where);
+  const eps = c.dtBCNormEps;
+  if (eps !== undefined && !(Number.isFinite(eps) && eps > 0 && eps <= 1)) {
+    fail('CORRUPT_FILE', `${where}: mixer_rms_eps must be a finite number in (0, 1], got ${eps}`, {
+      key: 'mixer_rms_eps',
+      value: eps,
+    });
+  }
 }
 
 export function validateMamba2(c: Mamba2Config, where: string): void {
@@ -172,6 +216,39 @@ export function validateMamba2(c: Mamba2Config, where: string): void {
   }
 }
 
+/** MIMO ranks beyond this are refused (the paper uses 4; the kernels are tested up to 8). */
+export const MAX_MIMO_RANK = 64;
+
+export function validateMamba3(c: Mamba3Config, where: string): void {
+  const sizes = ['dModel', 'nLayer', 'vocabSize', 'dState', 'dInner'] as const;
+  validateCommon(c, [...sizes, 'nHeads', 'headDim', 'nGroups', 'chunkSize'], where);
+  if (c.nHeads % c.nGroups !== 0) {
+    fail(
+      'CORRUPT_FILE',
+      `${where}: the ${c.nHeads} heads cannot be split into ${c.nGroups} groups (ngroups must divide the heads)`,
+    );
+  }
+  if (!(Number.isSafeInteger(c.mimoRank) && c.mimoRank >= 1 && c.mimoRank <= MAX_MIMO_RANK)) {
+    fail(
+      'CORRUPT_FILE',
+      `${where}: mimo_rank must be an integer in [1, ${MAX_MIMO_RANK}], got ${c.mimoRank}`,
+      { key: 'mimo_rank', value: c.mimoRank, limit: MAX_MIMO_RANK },
+    );
+  }
+  if (!(c.numRopeAngles >= 1 && 2 * c.numRopeAngles <= c.dState)) {
+    fail(
+      'CORRUPT_FILE',
+      `${where}: rope_fraction ${c.ropeFraction} of d_state ${c.dState} leaves no pair of state dims to rotate`,
+    );
+  }
+  if (c.isMimo && c.dState % 2 !== 0) {
+    fail('CORRUPT_FILE', `${where}: MIMO rotates the pairs (i, i + d_state/2), so d_state must be even, got ${c.dState}`);
+  }
+  if (!(Number.isFinite(c.aFloor) && c.aFloor >= 0)) {
+    fail('CORRUPT_FILE', `${where}: A_floor must be a finite number >= 0, got ${c.aFloor}`, { key: 'A_floor' });
+  }
+}
+
 /**
  * Parameters (elements) of the tensors a checkpoint of this config must hold: the embedding, every
  * layer's tensors, the final norm, and the head unless tied. The same list as expectedMambaTensors /
@@ -186,6 +263,12 @@ export function parameterCount(c: ModelConfig): number {
     layer = d + 2 * e * d + e * k + (r + 2 * n) * e + e * r + e + e * n + e + d * e;
     if (c.useBias) layer += 2 * e + d;
     if (c.useConvBias) layer += e;
+  } else if (c.arch === 'mamba3') {
+    const h = c.nHeads, R = c.mimoRank, p = c.headDim;
+    // norm, in_proj, dt_bias, B_bias, C_bias, B_norm, C_norm, D, mimo_x/z/o, output norm, out_proj
+    layer = d + mamba3InProjRows(c) * d + h + 2 * h * R * n + 2 * n + h + d * e;
+    if (c.isMimo) layer += 3 * h * R * p;
+    if (c.isOutprojNorm) layer += e;
   } else {
     const h = c.nHeads, conv = mamba2ConvDim(c), W = 2 * e + 2 * c.nGroups * n + h;
     // norm, in_proj, conv1d, dt_bias, A_log, D, gated norm, out_proj
@@ -211,5 +294,7 @@ export function stateBytes(c: ModelConfig): number {
       return c.nLayer * c.dInner * (c.dConv + c.dState) * 4;
     case 'mamba2': // conv (e + 2gn, k) + ssm (h, p, n)
       return c.nLayer * (mamba2ConvDim(c) * c.dConv + c.nHeads * c.headDim * c.dState) * 4;
+    case 'mamba3': // angles (h, S) + ssm (h, p, n) + the previous k (R, h, n) and x (h, p)
+      return c.nLayer * c.nHeads * (c.numRopeAngles + c.headDim * c.dState + c.mimoRank * c.dState + c.headDim) * 4;
   }
 }

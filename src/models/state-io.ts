@@ -4,7 +4,8 @@ import { openSafetensors } from '../io/safetensors.js';
 import { encodeSafetensors } from '../io/safetensors-writer.js';
 import type { TensorEntry } from '../io/tensor-source.js';
 import { sameShape } from '../tensor/shape.js';
-import type { LanguageModel } from './lm.js';
+import type { LanguageModel, LmConfig } from './lm.js';
+import type { ModelConfig } from './model-config.js';
 import type { ModelState } from './state.js';
 
 /**
@@ -28,7 +29,7 @@ const FORMAT_WITHOUT_FINGERPRINT = 'mamba-ts-state/1';
 /** Sequences a state file may hold: far above any decode batch, far below what would exhaust memory per layer. */
 export const MAX_STATE_BATCH = 1 << 16;
 
-export async function encodeState(model: LanguageModel, state: ModelState): Promise<Uint8Array> {
+export async function encodeState(model: LanguageModel<LmConfig>, state: ModelState): Promise<Uint8Array> {
   if (state.signature !== model.signature) {
     fail(
       'STATE_MISMATCH',
@@ -48,7 +49,7 @@ export async function encodeState(model: LanguageModel, state: ModelState): Prom
   });
 }
 
-export async function decodeState(model: LanguageModel, bytes: Uint8Array): Promise<ModelState> {
+export async function decodeState(model: LanguageModel<LmConfig>, bytes: Uint8Array): Promise<ModelState> {
   const src = await openSafetensors(memorySource(bytes, 'saved state'));
   try {
     const meta = src.metadata;
@@ -91,7 +92,7 @@ export async function decodeState(model: LanguageModel, bytes: Uint8Array): Prom
       const e = src.entries.get(name);
       if (!e) fail('STATE_MISMATCH', `saved state lacks tensor ${name}`);
       if (e.dtype !== 'F32') fail('STATE_MISMATCH', `saved state tensor ${name} has dtype ${e.dtype}, expected F32`);
-      if (!sameShape(e.shape, shape)) {
+      if (!fitsShape(e.shape, shape)) {
         fail(
           'STATE_MISMATCH',
           `saved state tensor ${name} has shape ${fmtShape(e.shape)}, expected ${fmtShape(shape)}`,
@@ -117,15 +118,28 @@ export async function decodeState(model: LanguageModel, bytes: Uint8Array): Prom
     }
     const state = model.initState(batch);
     for (const [name, t] of state.tensors()) {
-      const up = model.backend.upload(values.get(name)!, t.shape, 'f32');
-      model.backend.copy(t, up);
-      up.dispose();
+      const shape = entries.get(name)!.shape;
+      const up = model.backend.upload(values.get(name)!, shape, 'f32');
+      if (sameShape(shape, t.shape)) {
+        model.backend.copy(t, up);
+        up.dispose();
+      } else {
+        // a KV cache saved at another capacity: the loaded tensor replaces the fresh one
+        const [, i, k] = name.split('.');
+        t.dispose();
+        state.layers[Number(i)][k] = up.keep();
+      }
     }
     state.position = position;
     return state;
   } finally {
     await src.close();
   }
+}
+
+/** A saved shape against an expected one where -1 is any size (a KV cache's capacity, bounded by the file's size). */
+function fitsShape(actual: readonly number[], expected: readonly number[]): boolean {
+  return actual.length === expected.length && expected.every((d, i) => d < 0 || d === actual[i]);
 }
 
 /** A decimal integer string (no exponent, sign, spaces or fraction), else undefined. */
@@ -135,7 +149,7 @@ function strictInt(s: string | undefined): number | undefined {
 }
 
 /** `layers.{i}.{name}` -> shape at `batch`, from the mixers' per-sequence state shapes (batch 1 first). */
-function expectedStateShapes(model: LanguageModel, batch: number): Map<string, readonly number[]> {
+function expectedStateShapes(model: LanguageModel<LmConfig>, batch: number): Map<string, readonly number[]> {
   const out = new Map<string, readonly number[]>();
   model.blocks.forEach((b, i) => {
     for (const [k, s] of Object.entries(b.mixer.stateShapes())) out.set(`layers.${i}.${k}`, [batch, ...s.slice(1)]);
@@ -144,18 +158,29 @@ function expectedStateShapes(model: LanguageModel, batch: number): Map<string, r
 }
 
 /** The model fingerprint of the header comment, as 16 hex digits. */
-export async function modelFingerprint(model: LanguageModel): Promise<string> {
-  const c = model.config;
+export async function modelFingerprint(model: LanguageModel<LmConfig>): Promise<string> {
+  const c = model.config as unknown as Record<string, unknown> & ModelConfig;
   const arch = c.arch === 'mamba'
     ? [c.arch, c.dModel, c.nLayer, c.vocabSize, c.dState, c.dConv, c.dInner, c.dtRank, c.normEps, c.useBias,
-      c.useConvBias]
-    : [c.arch, c.dModel, c.nLayer, c.vocabSize, c.dState, c.dConv, c.dInner, c.nHeads, c.headDim, c.nGroups,
-      c.normEps, c.useBias, c.useConvBias, c.normBeforeGate, c.normGroupSize];
+      c.useConvBias, ...(c.dtBCNormEps === undefined ? [] : [c.dtBCNormEps])]
+    : c.arch === 'mamba2'
+      ? [c.arch, c.dModel, c.nLayer, c.vocabSize, c.dState, c.dConv, c.dInner, c.nHeads, c.headDim, c.nGroups,
+        c.normEps, c.useBias, c.useConvBias, c.normBeforeGate, c.normGroupSize]
+      : c.arch === 'mamba3'
+        ? [c.arch, c.dModel, c.nLayer, c.vocabSize, c.dState, c.dInner, c.nHeads, c.headDim, c.nGroups, c.mimoRank,
+          c.numRopeAngles, c.aFloor, c.isOutprojNorm, c.normEps]
+        : c; // the hybrids' configs are plain data: all of it
   let h = fnv1a64(FNV_OFFSET, new TextEncoder().encode(JSON.stringify(arch)));
+  // the first and last blocks and the final norm (by identity, whatever the checkpoint calls them)
   const last = model.blocks.length - 1;
+  const scoped = new Set<unknown>([model.normF]);
+  for (const b of [model.blocks[0], model.blocks[last]]) {
+    if (!b) continue;
+    scoped.add(b.norm);
+    for (const t of b.mixer.parameters().values()) scoped.add(t);
+  }
   for (const [name, t] of model.parameters()) {
-    const inScope = name === 'backbone.norm_f.weight' || name.startsWith('backbone.layers.0.')
-      || name.startsWith(`backbone.layers.${last}.`);
+    const inScope = scoped.has(t) || name.startsWith('backbone.layers.0.') || name.startsWith(`backbone.layers.${last}.`);
     if (!inScope || t.shape.length !== 1 || t.dtype !== 'f32') continue;
     h = fnv1a64(h, new TextEncoder().encode(name));
     const v = await t.readFloat();

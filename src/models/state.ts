@@ -8,7 +8,8 @@ import type { Tensor } from '../tensor/tensor.js';
  * The recurrent state of a whole model for a batch of sequences: one MixerState per layer (for
  * Mamba, conv (b, e, k) and ssm (b, e, n)) and how many tokens each sequence has consumed.
  * It is a value: clone it to branch, serialise it to save a prompt's state and restore it later.
- * Its size does not depend on how many tokens it has seen.
+ * A Mamba layer's state does not depend on how many tokens it has seen; an attention layer's KV cache
+ * (hybrid models) grows with the context: `constantBytes` and `bytesPerToken` tell the two apart.
  */
 export class ModelState {
   constructor(
@@ -19,6 +20,8 @@ export class ModelState {
     public position: number,
     /** Identifies the model shape the state belongs to (see LanguageModel.signature). */
     readonly signature: string,
+    /** Each layer's state shapes per sequence (the mixers' stateShapes; -1 marks a dimension that grows per token). */
+    readonly shapes?: readonly Record<string, readonly number[]>[],
   ) {}
 
   /** An independent copy. */
@@ -32,14 +35,24 @@ export class ModelState {
       }
       return o;
     });
-    return new ModelState(this.backend, layers, this.batch, this.position, this.signature);
+    return new ModelState(this.backend, layers, this.batch, this.position, this.signature, this.shapes);
   }
 
   /** Copies another state's values into this one (same model and batch). */
   copyFrom(other: ModelState): void {
     this.assertCompatible(other);
     this.layers.forEach((l, i) => {
-      for (const [k, t] of Object.entries(l)) this.backend.copy(t, other.layers[i][k]);
+      for (const [k, t] of Object.entries(l)) {
+        const src = other.layers[i][k];
+        if (sameShape(t.shape, src.shape)) this.backend.copy(t, src);
+        else {
+          // a KV cache of another capacity: take a copy of the other's
+          const c = this.backend.alloc(src.shape, src.dtype).keep();
+          this.backend.copy(c, src);
+          t.dispose();
+          l[k] = c;
+        }
+      }
     });
     this.position = other.position;
   }
@@ -58,11 +71,47 @@ export class ModelState {
     return m;
   }
 
-  /** Total bytes held (f32). */
+  /** Total bytes held (f32), the KV caches' spare capacity included. */
   get bytes(): number {
     let n = 0;
     for (const t of this.tensors().values()) n += t.size * 4;
     return n;
+  }
+
+  /** Bytes that do not depend on the context (recurrent states, counters), for the whole batch. */
+  get constantBytes(): number {
+    let n = 0;
+    this.forEachShape((t, _shape, isGrowing) => {
+      if (!isGrowing) n += t.size * 4;
+    });
+    return n;
+  }
+
+  /** Bytes each token of context adds (the KV caches: 2 · kv width per attention layer), for the whole batch. */
+  get bytesPerToken(): number {
+    let n = 0;
+    this.forEachShape((t, shape, isGrowing) => {
+      if (isGrowing) n += t.dim(0) * shape.slice(1).reduce((a, b) => (b < 0 ? a : a * b), 1) * 4;
+    });
+    return n;
+  }
+
+  /**
+   * Whether some layer keeps a KV cache (its size grows with the context, and its rows share one length:
+   * the sequences of the batch must have seen the same number of tokens).
+   */
+  get growsWithContext(): boolean {
+    return this.shapes?.some((l) => Object.values(l).some((s) => s.some((d) => d < 0))) ?? false;
+  }
+
+  /** Each state tensor's per-sequence shape (from `shapes`, else the tensor's own) and whether it grows. */
+  private forEachShape(f: (t: Tensor, shape: readonly number[], isGrowing: boolean) => void): void {
+    this.layers.forEach((l, i) => {
+      for (const [k, t] of Object.entries(l)) {
+        const shape = this.shapes?.[i]?.[k] ?? [1, ...t.shape.slice(1)];
+        f(t, shape, shape.some((d) => d < 0));
+      }
+    });
   }
 
   dispose(): void {

@@ -1,6 +1,6 @@
 import { fail, fmtShape } from '../errors.js';
 import type { Backend } from '../backend/backend.js';
-import { f32ToHalf, halfToF32, type DType } from '../tensor/dtype.js';
+import { f32ToHalf, halfToF32, isQuantized, type DType } from '../tensor/dtype.js';
 import { sameShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { StoredDType, TensorEntry, TensorSource } from '../io/tensor-source.js';
@@ -13,9 +13,10 @@ import type { StoredDType, TensorEntry, TensorSource } from '../io/tensor-source
 
 /** How big matrices are held: `f32` converts everything; `f16`/`bf16` keep 16-bit storage; `auto`
  * keeps 16-bit checkpoints 16-bit and f32 ones f32; `q8` quantises them to 8 bits with a scale per
- * block of 32 (backend/cpu/q8.ts; backends without q8 reject it). Vectors (norms, A_log, D, biases,
+ * block of 32 (backend/cpu/reference/q8.ts; backends without q8 reject it); `q4` to 4 bits with an f16 scale per
+ * block of 32 (backend/cpu/reference/q4.ts, docs/weights.md). Vectors (norms, A_log, D, biases,
  * conv) are always converted to f32: they are small and read on every token. */
-export type WeightDType = 'auto' | 'f32' | 'f16' | 'bf16' | 'q8';
+export type WeightDType = 'auto' | 'f32' | 'f16' | 'bf16' | 'q8' | 'q4';
 
 export interface ExpectedTensor {
   /** Our name (Hugging Face layout). */
@@ -76,11 +77,11 @@ function decode(entry: TensorEntry, bytes: Uint8Array, target: DType, where: str
     const asF32 = halfToF32(half, src16);
     checkFinite(asF32, entry.name, where);
     if (target === src16) return half;
-    return target === 'f32' || target === 'q8' ? asF32 : f32ToHalf(asF32, target as 'f16' | 'bf16');
+    return target === 'f32' || isQuantized(target) ? asF32 : f32ToHalf(asF32, target as 'f16' | 'bf16');
   }
   checkFinite(f32!, entry.name, where);
-  // q8: the backend's upload quantises the f32 values
-  return target === 'f32' || target === 'q8' ? f32! : f32ToHalf(f32!, target as 'f16' | 'bf16');
+  // q8, q4: the backend's upload quantises the f32 values
+  return target === 'f32' || isQuantized(target) ? f32! : f32ToHalf(f32!, target as 'f16' | 'bf16');
 }
 
 export function checkFinite(a: Float32Array, name: string, where: string): void {

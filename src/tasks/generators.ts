@@ -14,7 +14,7 @@ export interface Batch {
   length: number;
 }
 
-export const TASKS = ['selective-copying', 'induction-heads', 'mqar'] as const;
+export const TASKS = ['selective-copying', 'induction-heads', 'mqar', 'parity'] as const;
 export type TaskName = (typeof TASKS)[number];
 
 export interface TaskSettings {
@@ -30,11 +30,13 @@ export const PAPER_SETTINGS: Record<TaskName, TaskSettings> = {
   'selective-copying': { seqLen: 4096, vocabSize: 16, count: 16 }, // Mamba App. E.1
   'induction-heads': { seqLen: 256, vocabSize: 16, count: 1 }, // Mamba §4.1.2 (tested at 2^6 .. 2^20)
   mqar: { seqLen: 256, vocabSize: 8192, count: 16 }, // Zoology: (64,4) (128,8) (256,16) (512,64)
+  parity: { seqLen: 256, vocabSize: 2, count: 1 }, // state tracking (Mamba-3 §5); length: this engine's choice
 };
 export const SMALL_SETTINGS: Record<TaskName, TaskSettings> = {
   'selective-copying': { seqLen: 256, vocabSize: 16, count: 16 },
   'induction-heads': { seqLen: 64, vocabSize: 16, count: 1 },
   mqar: { seqLen: 64, vocabSize: 128, count: 4 },
+  parity: { seqLen: 64, vocabSize: 2, count: 1 },
 };
 
 export const TASK_DESCRIPTIONS: Record<TaskName, string> = {
@@ -42,7 +44,31 @@ export const TASK_DESCRIPTIONS: Record<TaskName, string> = {
   'induction-heads':
     'after "special, key" somewhere, the final special token must be followed by the key (Mamba §4.1.2)',
   mqar: 'multi-query associative recall: key-value pairs, then queries of the keys (Zoology)',
+  parity: 'running parity of a bit string, scored at every position (state tracking; Mamba-3)',
 };
+
+/**
+ * Parity, the simplest state-tracking task (the Mamba-3 paper's argument for rotations): inputs are random
+ * bits (tokens 0 and 1; a larger vocabulary's other tokens are never drawn), the target at every position
+ * is the parity of the bits so far. A real diagonal SSM with decays in (0, 1) cannot flip a sign per
+ * token; a rotation by π can.
+ */
+export function parity(rng: Rng, batch: number, s: TaskSettings): Batch {
+  const { seqLen: l, vocabSize: V } = s;
+  if (V < 2) fail('BAD_ARGUMENT', `parity needs a vocabulary of at least 2 (the bits), got ${V}`);
+  const inputs = new Int32Array(batch * l),
+    targets = new Int32Array(batch * l);
+  for (let b = 0; b < batch; b++) {
+    let acc = 0;
+    for (let t = 0; t < l; t++) {
+      const bit = rng.int(2);
+      acc ^= bit;
+      inputs[b * l + t] = bit;
+      targets[b * l + t] = acc;
+    }
+  }
+  return { inputs, targets, batch, length: l };
+}
 
 /**
  * Selective copying (Mamba §4.1.1; the variable-spacing copying task of the S4 code base):
@@ -194,5 +220,7 @@ export function generate(task: TaskName, rng: Rng, batch: number, s: TaskSetting
       return inductionHeads(rng, batch, s);
     case 'mqar':
       return mqar(rng, batch, s);
+    case 'parity':
+      return parity(rng, batch, s);
   }
 }

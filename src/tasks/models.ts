@@ -1,4 +1,5 @@
 import type { Backend } from '../backend/backend.js';
+import type { Mamba3Dims } from '../backend/contract/mamba3.js';
 import { fail } from '../errors.js';
 import { AttentionMixer } from '../mixers/attention.js';
 import { GatedMixer } from '../mixers/gated.js';
@@ -6,6 +7,8 @@ import { H3Mixer } from '../mixers/h3.js';
 import { HyenaFilterCore, HyenaMixer, initHyenaFilter } from '../mixers/hyena.js';
 import { convWeight, filled, linearBias, linearWeight, Rng } from '../mixers/init.js';
 import { MambaMixer } from '../mixers/mamba.js';
+import { Mamba3Mixer } from '../mixers/mamba3.js';
+import { initMamba3Mixer } from '../mixers/mamba3-init.js';
 import { initMambaMixer } from '../mixers/mamba-init.js';
 import type { Mixer } from '../mixers/mixer.js';
 import { PlainMixer } from '../mixers/plain.js';
@@ -27,6 +30,8 @@ import { LanguageModel, type Block } from '../models/lm.js';
  *   h3           H3 (shift SSM + diagonal SSM, multiplicative gates)
  *   hyena        Hyena operator, order 2
  *   attention    causal multi-head attention with rotary positions
+ *   mamba3       Mamba-3, SISO (--heads heads, rope_fraction 0.5)   (Mamba3Mixer; docs/mamba3.md)
+ *   mamba3-mimo  Mamba-3, MIMO rank 4
  */
 export const MIXERS = [
   'mamba',
@@ -38,6 +43,8 @@ export const MIXERS = [
   'h3',
   'hyena',
   'attention',
+  'mamba3',
+  'mamba3-mimo',
 ] as const;
 export type MixerName = (typeof MIXERS)[number];
 
@@ -51,6 +58,8 @@ export const MIXER_DESCRIPTIONS: Record<MixerName, string> = {
   h3: 'H3: shift SSM and S4D-Lin with multiplicative gates',
   hyena: 'Hyena operator (order 2, implicit long filters, gates)',
   attention: 'causal multi-head softmax attention with rotary positions and a KV cache',
+  mamba3: 'Mamba-3 SISO: trapezoidal update, data-dependent rotations (complex state), --heads heads',
+  'mamba3-mimo': 'Mamba-3 MIMO of rank 4 (four times the arithmetic on the same state)',
 };
 
 export interface TaskModelConfig {
@@ -120,6 +129,35 @@ export function checkTaskModelConfig(c: TaskModelConfig): void {
     fail('BAD_ARGUMENT', `attention: --heads ${c.heads} must divide --d-model ${c.dModel} into even head widths`);
   if ((c.mixer === 's4d' || c.mixer === 'mamba-s4d' || c.mixer === 'h3') && c.dState % 2 !== 0)
     fail('BAD_ARGUMENT', `${c.mixer}: S4D-Lin needs an even --d-state, got ${c.dState}`);
+  if (c.mixer === 'mamba3' || c.mixer === 'mamba3-mimo') {
+    if ((c.expand * c.dModel) % c.heads !== 0)
+      fail('BAD_ARGUMENT', `${c.mixer}: --heads ${c.heads} must divide d_inner ${c.expand * c.dModel}`);
+    if (c.dState < 4 || c.dState % 2 !== 0)
+      fail(
+        'BAD_ARGUMENT',
+        `${c.mixer}: --d-state must be even and at least 4 (a quarter of it rotates), got ${c.dState}`,
+      );
+  }
+}
+
+/** Mamba-3's dims in a task model: h = --heads, rope_fraction 0.5 (mamba_ssm's default), ngroups 1. */
+export function taskMamba3Dims(c: TaskModelConfig): Mamba3Dims & { d: number } {
+  const e = c.expand * c.dModel,
+    mimo = c.mixer === 'mamba3-mimo';
+  let split = Math.floor(c.dState / 2);
+  if (split % 2 !== 0) split -= 1;
+  return {
+    d: c.dModel,
+    h: c.heads,
+    p: e / c.heads,
+    n: c.dState,
+    g: 1,
+    R: mimo ? 4 : 1,
+    S: split / 2,
+    aFloor: 1e-4,
+    rotateHalves: mimo,
+    eps: c.normEps,
+  };
 }
 
 /** Builds the model with fresh weights drawn from `seed` (the same seed gives the same weights). */
@@ -203,6 +241,16 @@ function buildMixer(c: TaskModelConfig, bk: Backend, rng: Rng): Mixer {
         },
         hyenaCore(d),
       );
+    case 'mamba3':
+    case 'mamba3-mimo': {
+      const dims = taskMamba3Dims(c);
+      const w = initMamba3Mixer(bk, rng, dims, {
+        nLayer: c.nLayer,
+        outprojNorm: false,
+        mimo: c.mixer === 'mamba3-mimo',
+      });
+      return new Mamba3Mixer(bk, w, dims);
+    }
     case 'attention':
       return new AttentionMixer(
         bk,

@@ -19,7 +19,19 @@ export const PAPER_TABLE1: Partial<Record<MixerName, { arch: string; layer: stri
   mamba: { arch: 'Mamba', layer: 'S6', acc: 99.8 },
 };
 
-const ORDER: MixerName[] = ['s4d', 's4d-real', 's6', 'h3', 'hyena', 'mamba-s4d', 'mamba-hyena', 'mamba', 'attention'];
+const ORDER: MixerName[] = [
+  's4d',
+  's4d-real',
+  's6',
+  'h3',
+  'hyena',
+  'mamba-s4d',
+  'mamba-hyena',
+  'mamba',
+  'mamba3',
+  'mamba3-mimo',
+  'attention',
+];
 const byMixer = (a: TaskRunResult, b: TaskRunResult): number =>
   ORDER.indexOf(a.mixer) - ORDER.indexOf(b.mixer) || a.model.dModel - b.model.dModel;
 const pct = (x: number): string => (100 * x).toFixed(1);

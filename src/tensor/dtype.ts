@@ -2,20 +2,27 @@
  * Element types. Compute is always f32; 16-bit types are storage formats for weights (converted on
  * load or inside a kernel). `i32` holds token ids and other indices. `q8` is an 8-bit weight format
  * with a scale per block of 32 elements along each row (like llama.cpp's Q8_0, with f32 scales):
- * see `backend/cpu/q8.ts` for its layout; only the CPU backend holds it, only matmul's b and
- * embedding's table take it, and every other kernel rejects it (DTYPE_MISMATCH).
+ * see `backend/cpu/reference/q8.ts` for its layout; only the CPU backend holds it, only matmul's b and
+ * embedding's table take it, and every other kernel rejects it (DTYPE_MISMATCH). `q4` is the 4-bit
+ * format (symmetric blocks of 32 with an f16 scale, like Q4_0: `backend/cpu/reference/q4.ts`,
+ * docs/weights.md), taken by the same two kernels, on the CPU and WebGPU.
  */
-export type DType = 'f32' | 'f16' | 'bf16' | 'i32' | 'q8';
+export type DType = 'f32' | 'f16' | 'bf16' | 'i32' | 'q8' | 'q4';
 
-export const DTYPES: readonly DType[] = ['f32', 'f16', 'bf16', 'i32', 'q8'];
+export const DTYPES: readonly DType[] = ['f32', 'f16', 'bf16', 'i32', 'q8', 'q4'];
+
+/** The block-quantised weight formats (held only by matmul's b and embedding's table). */
+export function isQuantized(d: DType): d is 'q8' | 'q4' {
+  return d === 'q8' || d === 'q4';
+}
 
 export function isDType(s: string): s is DType {
   return (DTYPES as readonly string[]).includes(s);
 }
 
-/** Bytes per element (q8: the int8 quant alone; its storage adds padding and scales, see q8.ts). */
+/** Bytes per element (q8, q4: the quant alone, 1 and 1/2; their storage adds padding and scales). */
 export function dtypeBytes(d: DType): number {
-  return d === 'q8' ? 1 : d === 'f16' || d === 'bf16' ? 2 : 4;
+  return d === 'q4' ? 0.5 : d === 'q8' ? 1 : d === 'f16' || d === 'bf16' ? 2 : 4;
 }
 
 // ---- f16 / bf16 <-> f32 -------------------------------------------------------------------------

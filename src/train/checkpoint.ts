@@ -340,10 +340,13 @@ export function checkTrainerState(s: unknown, path: string): void {
       history: listOf({ step: isInt(0), loss: isNum, lr: isNum, gradNorm: isNum }, path, 'history'),
       evals: listOf({ step: isInt(0), loss: isNum, bpb: isNum, tokens: isInt(0) }, path, 'evals'),
       final: (v) => v === undefined || isObj(v),
+      from: (v) => v === undefined || isObj(v),
     },
     path,
     'the state',
   );
+  if (s['from'] !== undefined)
+    checkFields(s['from'], { model: isStr, freezeEmbeddings: (v) => typeof v === 'boolean' }, path, 'from');
   checkFields(
     s['data'],
     { source: isStr, description: isStr, trainTokens: isInt(0), valTokens: isInt(0), valBytes: isInt(0) },

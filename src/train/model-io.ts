@@ -3,48 +3,46 @@ import type { TensorToWrite } from '../io/safetensors-writer.js';
 import { fail } from '../errors.js';
 import { expectedMambaTensors } from '../models/build-mamba.js';
 import { expectedMamba2Tensors } from '../models/build-mamba2.js';
-import { validateMamba, type MambaConfig, type ModelConfig } from '../models/config.js';
+import { missingTrainingKernels, type TrainingKernel } from '../backend/contract/training.js';
+import { parseConfig, validateMamba, type MambaConfig, type ModelConfig } from '../models/config.js';
 import type { LanguageModel } from '../models/lm.js';
-import { hfConfigText, hfMambaConfigJson } from './hf-config.js';
-import { initMambaModel } from './init.js';
-import type { ModelSettings } from './settings.js';
+import { hfConfigText, hfMamba2ConfigJson, hfMambaConfigJson } from './hf-config.js';
+import { initMambaModel, type InitOptions } from './init.js';
+import { initMamba2Model } from './init-mamba2.js';
+import { settingsModelConfig, type ModelSettings, type TokenRoles } from './settings.js';
 
 /**
  * Models as the trainer makes and saves them: a new model from settings (reference initialisation)
  * and a model's checkpoint files (Hugging Face names, shapes and config.json). One `switch` per
  * architecture: a new mixer adds its case here.
  */
-export interface TokenRoles {
-  eos: number | undefined;
-  bos: number | undefined;
-  pad: number | undefined;
+export type { TokenRoles } from './settings.js';
+
+/**
+ * The model config for settings and a tokenizer of `tokenizerVocab` ids (padded up to padVocabMultiple).
+ * A Mamba-2 config goes through its config.json and the loader's parser, so the model trained is the
+ * model that mamba-ts and transformers load from the checkpoint.
+ */
+export function settingsConfigFor(s: ModelSettings, tokenizerVocab: number, roles: TokenRoles): ModelConfig {
+  const vocabSize = Math.ceil(tokenizerVocab / s.padVocabMultiple) * s.padVocabMultiple;
+  const c = settingsModelConfig(s, vocabSize, roles);
+  if (c.arch === 'mamba') {
+    validateMamba(c, 'model settings');
+    return c;
+  }
+  if (c.arch !== 'mamba2') return untrainable(c.arch, 'the trainer builds Mamba and Mamba-2 models');
+  return parseConfig(JSON.parse(hfConfigText(hfMamba2ConfigJson(c))), 'model settings');
 }
 
-/** The model config for settings and a tokenizer of `tokenizerVocab` ids (padded up to padVocabMultiple). */
+/** `settingsConfigFor` for Mamba-1 settings (arch "mamba"), typed as such. */
 export function modelConfigFor(s: ModelSettings, tokenizerVocab: number, roles: TokenRoles): MambaConfig {
-  const vocabSize = Math.ceil(tokenizerVocab / s.padVocabMultiple) * s.padVocabMultiple;
-  const c: MambaConfig = {
-    arch: 'mamba',
-    dModel: s.dModel,
-    nLayer: s.nLayer,
-    vocabSize,
-    dState: s.dState,
-    dConv: s.dConv,
-    expand: s.expand,
-    dInner: Math.floor(s.expand * s.dModel),
-    dtRank: s.dtRank === 'auto' ? Math.ceil(s.dModel / 16) : s.dtRank,
-    useBias: s.useBias,
-    useConvBias: s.useConvBias,
-    normEps: s.normEps,
-    residualInFp32: true,
-    tieEmbeddings: s.tieEmbeddings,
-    eosTokenId: roles.eos,
-    bosTokenId: roles.bos ?? roles.eos,
-    padTokenId: roles.pad ?? roles.eos,
-    layout: 'hf',
-  };
-  validateMamba(c, 'model settings');
+  const c = settingsConfigFor(s, tokenizerVocab, roles);
+  if (c.arch !== 'mamba') fail('BAD_ARGUMENT', `modelConfigFor: settings of arch "${c.arch}"; use settingsConfigFor`);
   return c;
+}
+
+function initOptions(s: ModelSettings, seed: number): InitOptions {
+  return { seed, initializerRange: s.initializerRange, rescalePrenormResidual: s.rescalePrenormResidual };
 }
 
 export async function createModel(
@@ -55,38 +53,66 @@ export async function createModel(
 ): Promise<LanguageModel> {
   switch (c.arch) {
     case 'mamba':
-      return initMambaModel(
-        c,
-        { seed, initializerRange: s.initializerRange, rescalePrenormResidual: s.rescalePrenormResidual },
-        backend,
-      );
+      return initMambaModel(c, initOptions(s, seed), backend);
     case 'mamba2':
-      return untrainable(c);
+      return initMamba2Model(c, initOptions(s, seed), backend);
+    case 'mamba3':
+      return untrainable(
+        c.arch,
+        'Mamba-3 layers train in `mamba-ts tasks` only so far (mamba3Scan has a CPU backward; the language-model trainer does not build them yet)',
+      );
   }
 }
 
-/** config.json of the checkpoint, as text (see hfConfigText). */
-export function configJsonOf(c: ModelConfig, s: ModelSettings): string {
+/** config.json of the checkpoint, as text (see hfConfigText); `s` gives the init-only keys. */
+export function configJsonOf(c: ModelConfig, s?: ModelSettings): string {
+  const init = s ? { initializerRange: s.initializerRange, rescalePrenormResidual: s.rescalePrenormResidual } : {};
   switch (c.arch) {
     case 'mamba':
-      return hfConfigText(
-        hfMambaConfigJson(c, {
-          initializerRange: s.initializerRange,
-          rescalePrenormResidual: s.rescalePrenormResidual,
-        }),
-      );
+      return hfConfigText(hfMambaConfigJson(c, init));
     case 'mamba2':
-      return untrainable(c);
+      return hfConfigText(hfMamba2ConfigJson(c, init));
+    case 'mamba3':
+      return untrainable(
+        c.arch,
+        'Mamba-3 layers train in `mamba-ts tasks` only so far (mamba3Scan has a CPU backward; the language-model trainer does not build them yet)',
+      );
   }
 }
 
 /** UNSUPPORTED for an architecture the trainer cannot train (its ops record no gradients yet). */
-export function untrainable(c: ModelConfig): never {
+export function untrainable(arch: string, missing: string): never {
   return fail(
     'UNSUPPORTED',
-    `training supports Mamba-1 models (arch "mamba") only; this model is ${c.arch}: its SSD scan has no backward kernel yet`,
-    { arch: c.arch },
+    `training supports Mamba (arch "mamba") and Mamba-2 ("mamba2") models; this model is ${arch}: ${missing}`,
+    { arch },
   );
+}
+
+/** The backward kernel of each mixer kind the trainer can train (a new mixer adds its line). */
+const MIXER_BACKWARD: Record<string, TrainingKernel> = {
+  mamba: 'selectiveScanBackward',
+  mamba2: 'ssdScanBackward',
+};
+
+/**
+ * The training kernels the model's backward needs, by the kinds of its blocks' mixers: UNSUPPORTED
+ * naming a mixer the trainer has no backward for, or the backend's missing kernels, before anything runs.
+ */
+export function checkTrainable(lm: LanguageModel): void {
+  const arch: string = lm.config.arch;
+  const kinds = [...new Set(lm.blocks.map((b) => b.mixer.kind))];
+  const unknown = kinds.filter((k) => !(k in MIXER_BACKWARD));
+  if (unknown.length) untrainable(arch, `its ${unknown.join(', ')} mixers have no backward kernels yet`);
+  const needed = new Set(kinds.map((k) => MIXER_BACKWARD[k]));
+  const scans = new Set(Object.values(MIXER_BACKWARD));
+  const missing = missingTrainingKernels(lm.backend).filter((k) => needed.has(k) || !scans.has(k));
+  if (missing.length)
+    fail(
+      'UNSUPPORTED',
+      `the ${lm.backend.name} backend cannot train a ${arch} model: it has no ${missing.join(', ')} kernel${missing.length > 1 ? 's' : ''} yet; use the cpu backend`,
+      { backend: lm.backend.name, kernels: missing },
+    );
 }
 
 /** generation_config.json, as transformers writes it for a model with these token ids. */
@@ -96,7 +122,13 @@ export function generationConfigOf(c: ModelConfig): Record<string, unknown> {
 
 /** The parameters as model.safetensors tensors: Hugging Face names, the checkpoint's shapes (conv1d.weight (e, 1, k)), F32. */
 export async function modelTensors(lm: LanguageModel): Promise<TensorToWrite[]> {
-  const expected = lm.config.arch === 'mamba' ? expectedMambaTensors(lm.config) : expectedMamba2Tensors(lm.config);
+  const c = lm.config;
+  const expected =
+    c.arch === 'mamba'
+      ? expectedMambaTensors(c)
+      : c.arch === 'mamba2'
+        ? expectedMamba2Tensors(c)
+        : untrainable(c.arch, 'no checkpoint writer for this architecture');
   const shapes = new Map(expected.map((t) => [t.name, t.shape]));
   const out: TensorToWrite[] = [];
   for (const [name, t] of lm.parameters()) {

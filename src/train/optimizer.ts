@@ -34,7 +34,7 @@ export function decays(name: string, decayEmbeddings = false): boolean {
   const leaf = name.slice(name.lastIndexOf('.') + 1);
   if (/^(A_log|A_im|log_dt|D)$/.test(leaf)) return false; // SSM dynamics and skips
   if (/bias$/.test(leaf) || /^b\d+$/.test(leaf)) return false; // biases (Mamba-2's dt_bias, Hyena's filter b1..)
-  if (/(^|\.)(norm|norm_f)\.weight$/.test(name)) return false;
+  if (/(^|\.)(norm|norm_f|B_norm|C_norm)\.weight$/.test(name)) return false; // Mamba-3 normalises B and C too
   if (/(^|\.)(embeddings|embedding)\.weight$/.test(name)) return decayEmbeddings;
   return true;
 }

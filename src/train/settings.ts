@@ -1,6 +1,6 @@
 import { fail } from '../errors.js';
 import { showJson } from '../io/json.js';
-import { CONFIG_BOUNDS, parameterCount, type MambaConfig } from '../models/model-config.js';
+import { CONFIG_BOUNDS, parameterCount, type ModelConfig } from '../models/model-config.js';
 
 /**
  * The settings of a training run, read from the `--config` JSON file (snake_case keys in three
@@ -10,7 +10,9 @@ import { CONFIG_BOUNDS, parameterCount, type MambaConfig } from '../models/model
  *   {
  *     "model":     { "arch": "mamba", "d_model": 256, "n_layer": 4, "d_state": 16, "d_conv": 4, "expand": 2,
  *                    "dt_rank": "auto", "tie_embeddings": true, "use_bias": false, "use_conv_bias": true,
- *                    "norm_eps": 1e-5, "pad_vocab_multiple": 8, "initializer_range": 0.02, "rescale_prenorm_residual": true },
+ *                    "norm_eps": 1e-5, "pad_vocab_multiple": 8, "initializer_range": 0.02, "rescale_prenorm_residual": true,
+ *                    "head_dim": 64, "n_groups": 1, "chunk_size": 256 },      (the last three: arch "mamba2" only;
+ *                                                                               dt_rank: "mamba" only)
  *     "tokenizer": { "type": "bpe", "vocab_size": 4096 },            (or { "type": "byte" })
  *     "train":     { "seq_len": 256, "batch_size": 8, "grad_accum": 1, "lr": 3e-3, "min_lr": 3e-4,
  *                    "warmup_steps": 100, "weight_decay": 0.1, "beta1": 0.9, "beta2": 0.95, "eps": 1e-8,
@@ -19,7 +21,7 @@ import { CONFIG_BOUNDS, parameterCount, type MambaConfig } from '../models/model
  *   }
  */
 export interface ModelSettings {
-  arch: 'mamba';
+  arch: 'mamba' | 'mamba2';
   dModel: number;
   nLayer: number;
   dState: number;
@@ -35,6 +37,12 @@ export interface ModelSettings {
   padVocabMultiple: number;
   initializerRange: number;
   rescalePrenormResidual: boolean;
+  /** Mamba-2: p, channels per head (d_inner / head_dim heads). */
+  headDim: number;
+  /** Mamba-2: g, groups of heads sharing B and C. */
+  nGroups: number;
+  /** Mamba-2: Q, the chunk length of the SSD scan (changes rounding only). */
+  chunkSize: number;
 }
 
 export interface TokenizerSettings {
@@ -88,6 +96,9 @@ export const DEFAULT_SETTINGS: TrainSettings = {
     padVocabMultiple: 8,
     initializerRange: 0.02,
     rescalePrenormResidual: true,
+    headDim: 64,
+    nGroups: 1,
+    chunkSize: 256,
   },
   tokenizer: { type: 'bpe', vocabSize: 4096 },
   train: {
@@ -114,7 +125,7 @@ export const DEFAULT_SETTINGS: TrainSettings = {
 type Kind = 'int+' | 'int0' | 'num+' | 'num0' | 'bool' | 'frac';
 const SPEC: { [S in keyof TrainSettings]: Record<string, [keyof TrainSettings[S], Kind | readonly string[]]> } = {
   model: {
-    arch: ['arch', ['mamba']],
+    arch: ['arch', ['mamba', 'mamba2']],
     d_model: ['dModel', 'int+'],
     n_layer: ['nLayer', 'int+'],
     d_state: ['dState', 'int+'],
@@ -128,6 +139,9 @@ const SPEC: { [S in keyof TrainSettings]: Record<string, [keyof TrainSettings[S]
     pad_vocab_multiple: ['padVocabMultiple', 'int+'],
     initializer_range: ['initializerRange', 'num+'],
     rescale_prenorm_residual: ['rescalePrenormResidual', 'bool'],
+    head_dim: ['headDim', 'int+'],
+    n_groups: ['nGroups', 'int+'],
+    chunk_size: ['chunkSize', 'int+'],
   },
   tokenizer: { type: ['type', ['bpe', 'byte']], vocab_size: ['vocabSize', 'int+'] },
   train: {
@@ -260,6 +274,9 @@ function validateModelSize(s: TrainSettings, where: string): void {
     ['dInner', 'model.expand x model.d_model', dInner],
     ['dtRank', 'model.dt_rank', dtRank],
     ['vocabSize', 'tokenizer.vocab_size (padded)', vocabSize],
+    ['headDim', 'model.head_dim', m.headDim],
+    ['nGroups', 'model.n_groups', m.nGroups],
+    ['chunkSize', 'model.chunk_size', m.chunkSize],
   ];
   for (const [k, key, v] of sizes) {
     const max = CONFIG_BOUNDS[k].max;
@@ -267,27 +284,21 @@ function validateModelSize(s: TrainSettings, where: string): void {
       fail('BAD_ARGUMENT', `${where}: "${key}" is ${v}, above the limit ${max}`, { key, value: v, limit: max });
     }
   }
-  const c: MambaConfig = {
-    arch: 'mamba',
-    dModel: m.dModel,
-    nLayer: m.nLayer,
-    vocabSize,
-    dState: m.dState,
-    dConv: m.dConv,
-    expand: m.expand,
-    dInner,
-    dtRank,
-    useBias: m.useBias,
-    useConvBias: m.useConvBias,
-    normEps: m.normEps,
-    residualInFp32: true,
-    tieEmbeddings: m.tieEmbeddings,
-    eosTokenId: undefined,
-    bosTokenId: undefined,
-    padTokenId: undefined,
-    layout: 'hf',
-  };
-  const largest = Math.max(vocabSize * m.dModel, 2 * dInner * m.dModel, dInner * (dtRank + 2 * m.dState)) * 4;
+  if (m.arch === 'mamba2') {
+    if (dInner % m.headDim !== 0)
+      fail(
+        'BAD_ARGUMENT',
+        `${where}: "model.head_dim" (${m.headDim}) must divide d_inner = expand x d_model = ${dInner} (the heads)`,
+      );
+    if ((dInner / m.headDim) % m.nGroups !== 0)
+      fail(
+        'BAD_ARGUMENT',
+        `${where}: "model.n_groups" (${m.nGroups}) must divide the ${dInner / m.headDim} heads (d_inner / head_dim)`,
+      );
+  }
+  const c = settingsModelConfig(m, vocabSize, { eos: undefined, bos: undefined, pad: undefined });
+  const inRows = c.arch === 'mamba2' ? 2 * dInner + 2 * c.nGroups * m.dState + c.nHeads : 2 * dInner;
+  const largest = Math.max(vocabSize * m.dModel, inRows * m.dModel, dInner * (dtRank + 2 * m.dState)) * 4;
   if (largest > MAX_TRAIN_TENSOR_BYTES) {
     fail(
       'BAD_ARGUMENT',
@@ -314,6 +325,51 @@ function validateModelSize(s: TrainSettings, where: string): void {
       },
     );
   }
+}
+
+export interface TokenRoles {
+  eos: number | undefined;
+  bos: number | undefined;
+  pad: number | undefined;
+}
+
+/**
+ * The model config the settings describe, for a vocabulary of `vocabSize` (already padded). Mamba-2's
+ * norm fields are transformers' (`settingsConfigFor` reads the config back through the loader's parser).
+ */
+export function settingsModelConfig(m: ModelSettings, vocabSize: number, roles: TokenRoles): ModelConfig {
+  const dInner = Math.floor(m.expand * m.dModel);
+  const common = {
+    dModel: m.dModel,
+    nLayer: m.nLayer,
+    vocabSize,
+    dState: m.dState,
+    dConv: m.dConv,
+    expand: m.expand,
+    dInner,
+    useBias: m.useBias,
+    useConvBias: m.useConvBias,
+    normEps: m.normEps,
+    residualInFp32: true,
+    tieEmbeddings: m.tieEmbeddings,
+    eosTokenId: roles.eos,
+    bosTokenId: roles.bos ?? roles.eos,
+    padTokenId: roles.pad ?? roles.eos,
+    layout: 'hf' as const,
+  };
+  if (m.arch === 'mamba2')
+    return {
+      ...common,
+      arch: 'mamba2',
+      nHeads: Math.floor(dInner / m.headDim),
+      headDim: m.headDim,
+      nGroups: m.nGroups,
+      chunkSize: m.chunkSize,
+      timeStepLimit: [0, Infinity],
+      normBeforeGate: false,
+      normGroupSize: dInner,
+    };
+  return { ...common, arch: 'mamba', dtRank: m.dtRank === 'auto' ? Math.ceil(m.dModel / 16) : m.dtRank };
 }
 
 /** The settings back as the config JSON (snake_case), for the checkpoint and for `--config` files. */

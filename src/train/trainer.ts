@@ -1,4 +1,4 @@
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { backward } from '../autograd/backward.js';
 import { noGrad } from '../tensor/grad-mode.js';
@@ -30,9 +30,9 @@ import {
   configJsonOf,
   createModel,
   generationConfigOf,
-  modelConfigFor,
+  settingsConfigFor,
   modelTensors,
-  untrainable,
+  checkTrainable,
 } from './model-io.js';
 import { AdamW, optimizerStep } from './optimizer.js';
 import { learningRate } from './schedule.js';
@@ -64,6 +64,8 @@ export interface TrainerState {
   evals: { step: number; loss: number; bpb: number; tokens: number }[];
   /** The full validation evaluation after the last step. */
   final?: EvalResult & { step: number };
+  /** A fine-tuning run: the checkpoint it started from (settings.model and .tokenizer are unused). */
+  from?: { model: string; freezeEmbeddings: boolean };
 }
 
 export interface TrainRun {
@@ -71,7 +73,11 @@ export interface TrainRun {
   lm: LanguageModel;
   settings: TrainSettings;
   tokenizer: TextTokenizer;
-  tokenizerFiles: { tokenizerJson: unknown; tokenizerConfig: unknown };
+  /**
+   * The files every save writes unchanged: config.json, generation_config.json and the tokenizer's
+   * (tokenizer.json, tokenizer_config.json, ...), as JSON objects or text.
+   */
+  fixedFiles: Record<string, unknown>;
   data: TokenData;
   byteLengths: Int32Array;
   optimizer: AdamW;
@@ -109,7 +115,7 @@ export async function startRun(o: StartOptions): Promise<TrainRun> {
   log(
     `data: ${description}: ${fmtInt(data.train.length)} training tokens, ${fmtInt(data.val.length)} validation tokens (${fmtInt(data.valBytes)} bytes) (${secs(t0)})`,
   );
-  const cfg = modelConfigFor(s.model, tok.tokenizer.vocabSize, {
+  const cfg = settingsConfigFor(s.model, tok.tokenizer.vocabSize, {
     eos: tok.tokenizer.eosTokenId,
     bos: tok.tokenizer.bosTokenId,
     pad: tok.tokenizer.padTokenId,
@@ -136,14 +142,20 @@ export async function startRun(o: StartOptions): Promise<TrainRun> {
     history: [],
     evals: [],
   };
-  return assemble(o.outDir, lm, s, tok.tokenizer, tok, data, state, null);
+  const fixedFiles = {
+    'config.json': configJsonOf(cfg, s.model),
+    'generation_config.json': generationConfigOf(cfg),
+    'tokenizer.json': tok.tokenizerJson,
+    'tokenizer_config.json': tok.tokenizerConfig,
+  };
+  return assemble(o.outDir, lm, s, tok.tokenizer, fixedFiles, data, state, null);
 }
 
 /**
  * A new run's --out must not exist or be an empty directory: each save replaces the whole directory,
  * so anything else in it would be lost.
  */
-async function checkFreshOutDir(dir: string): Promise<void> {
+export async function checkFreshOutDir(dir: string): Promise<void> {
   await recoverCheckpointDir(dir);
   if (!(await exists(dir))) return;
   if (await exists(join(dir, TRAINER_STATE)))
@@ -210,27 +222,52 @@ export async function resumeRun(o: ResumeOptions): Promise<TrainRun> {
     if (o.steps < state.step) fail('BAD_ARGUMENT', `--steps ${o.steps} is below the ${state.step} steps already done`);
     state.totalSteps = o.steps;
   }
-  const tokenizerFiles = {
-    tokenizerJson: await readJsonFile(join(o.outDir, 'tokenizer.json'), 'the tokenizer'),
-    tokenizerConfig: await readJsonFile(join(o.outDir, 'tokenizer_config.json'), 'the tokenizer config'),
-  };
+  const fixedFiles = await readFixedFiles(o.outDir);
   const opt = await readF32Tensors(join(o.outDir, OPTIMIZER_STATE));
   log(`resuming ${o.outDir} at step ${state.step} of ${state.totalSteps}`);
-  return assemble(o.outDir, lm, s, tokenizer, tokenizerFiles, data, state, opt);
+  return assemble(o.outDir, lm, s, tokenizer, fixedFiles, data, state, opt);
 }
 
-function assemble(
+/** The tokenizer files a checkpoint directory may hold, copied as they are (tokenizer.json required). */
+export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json'] as const;
+
+/**
+ * A checkpoint directory's config.json, generation_config.json and tokenizer files as text, to be
+ * written again unchanged (those other than config.json and tokenizer.json only where present).
+ */
+export async function readFixedFiles(dir: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const name of ['config.json', 'generation_config.json', ...TOKENIZER_FILES]) {
+    const path = join(dir, name);
+    if (!(await exists(path))) {
+      if (name === 'config.json' || name === 'tokenizer.json')
+        fail('FILE_NOT_FOUND', `${dir} has no ${name}`, { path });
+      continue;
+    }
+    // parsed first: a damaged file is an error here rather than in the checkpoint written
+    await readJsonFile(path, name);
+    out[name] = await readFile(path, 'utf8');
+  }
+  return out;
+}
+
+/**
+ * The run's parts assembled: every parameter requires a gradient and is updated by AdamW, except the
+ * embeddings (and a head tied to them) when a fine-tuning run freezes them.
+ */
+export function assemble(
   outDir: string,
   lm: LanguageModel,
   s: TrainSettings,
   tokenizer: TextTokenizer,
-  files: { tokenizerJson: unknown; tokenizerConfig: unknown },
+  fixedFiles: Record<string, unknown>,
   data: TokenData,
   state: TrainerState,
   optState: Map<string, Float32Array> | null,
 ): TrainRun {
-  if (lm.config.arch !== 'mamba') untrainable(lm.config);
+  checkTrainable(lm);
   const params = lm.parameters();
+  if (state.from?.freezeEmbeddings) params.delete('backbone.embeddings.weight');
   for (const p of params.values()) p.requiresGrad = true;
   const optimizer = new AdamW(params, lm.backend, {
     beta1: s.train.beta1,
@@ -246,7 +283,7 @@ function assemble(
     lm,
     settings: s,
     tokenizer,
-    tokenizerFiles: { tokenizerJson: files.tokenizerJson, tokenizerConfig: files.tokenizerConfig },
+    fixedFiles,
     data,
     byteLengths: tokenByteLengths(tokenizer, lm.vocabSize),
     optimizer,
@@ -256,7 +293,7 @@ function assemble(
   };
 }
 
-function prepareData(
+export function prepareData(
   tok: TextTokenizer,
   split: { train: { name: string; text: string }[]; val: { name: string; text: string }[] },
   description: string,
@@ -385,10 +422,7 @@ export async function saveRun(run: TrainRun): Promise<void> {
     model: await modelTensors(lm),
     optimizer: opt,
     files: {
-      'config.json': configJsonOf(lm.config, run.settings.model),
-      'generation_config.json': generationConfigOf(lm.config),
-      'tokenizer.json': run.tokenizerFiles.tokenizerJson,
-      'tokenizer_config.json': run.tokenizerFiles.tokenizerConfig,
+      ...run.fixedFiles,
       [TRAINER_STATE]: state,
       'loss_curve.svg': lossCurveSvg({
         title,

@@ -41,7 +41,7 @@ function workload(bk: CpuBackend): Float32Array[] {
     [40, 256, 300],
     [17, 96, 1000],
   ] as const) {
-    for (const dt of ['f32', 'f16', 'q8'] as const) {
+    for (const dt of ['f32', 'f16', 'q8', 'q4'] as const) {
       const x = up(bk, rand(m * q, m + q), [m, q]);
       const w = up(bk, rand(p * q, p), [p, q], dt);
       const bias = up(bk, rand(p, 5), [p]);

@@ -3,6 +3,10 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { helpText, numberList, parse, tokenList, type CommandSpec, type OptionSpec } from '../../src/cli/args.js';
 import { BENCH_SUITES } from '../../src/cli/bench-suites.js';
+import { CHAT } from '../../src/cli/chat.js';
+import { SERVE } from '../../src/cli/serve.js';
+import { INSPECT } from '../../src/cli/inspect.js';
+import { WEB } from '../../src/cli/web.js';
 import { GENERATE } from '../../src/cli/generate.js';
 import { INFO } from '../../src/cli/info.js';
 import { LOGITS } from '../../src/cli/logits.js';
@@ -14,7 +18,19 @@ import { isMambaError } from '../../src/errors.js';
  * The option parser on random argument lists for every command and bench suite: it returns typed
  * values inside each option's range, or throws a MambaError; never another exception.
  */
-const SPECS: CommandSpec[] = [GENERATE, LOGITS, INFO, TRAIN, TASKS_RUN, TASKS_REPORT, ...Object.values(BENCH_SUITES)];
+const SPECS: CommandSpec[] = [
+  CHAT,
+  SERVE,
+  INSPECT,
+  WEB,
+  GENERATE,
+  LOGITS,
+  INFO,
+  TRAIN,
+  TASKS_RUN,
+  TASKS_REPORT,
+  ...Object.values(BENCH_SUITES),
+];
 const RUNS = 400;
 const TIME_MS = 3000;
 

@@ -5,6 +5,8 @@ import { openSafetensorsFile } from '../../src/io/node/safetensors-file.js';
 /** The repository root (tests run from dist/test/...). */
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const PARITY = join(ROOT, 'fixtures', 'parity');
+/** The Mamba-family fixtures of issue 14 (scripts/fixtures/make_family_fixtures.py). */
+export const FAMILY = join(ROOT, 'fixtures', 'family');
 
 export interface Expected {
   ids: number[][];
@@ -12,11 +14,18 @@ export interface Expected {
   greedy: number[][];
   V: number;
   states: Map<string, { shape: number[]; data: Float32Array }>;
+  /** The same positions fed one token at a time through the reference's cache (family fixtures). */
+  stepLogits: Float32Array | undefined;
+  /** `layer_input.{i}`: the residual stream entering layer i (family fixtures). */
+  layerInputs: Map<number, Float32Array>;
 }
 
-/** Reads a fixture's expected.safetensors (made by scripts/fixtures/make_fixtures.py). */
-export async function readExpected(name: string): Promise<Expected> {
-  const src = await openSafetensorsFile(join(PARITY, name, 'expected.safetensors'));
+/**
+ * Reads a fixture's expected.safetensors (made by scripts/fixtures/make_fixtures.py), from `dir`
+ * (PARITY or FAMILY) and `file` (the family fixtures also have expected-long.safetensors).
+ */
+export async function readExpected(name: string, dir = PARITY, file = 'expected.safetensors'): Promise<Expected> {
+  const src = await openSafetensorsFile(join(dir, name, file));
   const i32 = async (n: string): Promise<{ shape: number[]; data: Int32Array }> => {
     const e = src.entries.get(n)!;
     const b = await src.read(n);
@@ -33,7 +42,19 @@ export async function readExpected(name: string): Promise<Expected> {
   const logits = await f32('logits');
   const states = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const k of src.entries.keys()) if (k.startsWith('state.')) states.set(k.slice('state.'.length), await f32(k));
-  const out = { ids: rows(ids), logits: logits.data, greedy: rows(await i32('greedy')), V: logits.shape[2], states };
+  const stepLogits = src.entries.has('step_logits') ? (await f32('step_logits')).data : undefined;
+  const layerInputs = new Map<number, Float32Array>();
+  for (const k of src.entries.keys())
+    if (k.startsWith('layer_input.')) layerInputs.set(Number(k.slice('layer_input.'.length)), (await f32(k)).data);
+  const out = {
+    ids: rows(ids),
+    logits: logits.data,
+    greedy: rows(await i32('greedy')),
+    V: logits.shape[2],
+    states,
+    stepLogits,
+    layerInputs,
+  };
   await src.close();
   return out;
 }

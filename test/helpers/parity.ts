@@ -1,10 +1,10 @@
 import { generateTokens } from '../../src/generate/generate.js';
-import type { LanguageModel } from '../../src/models/lm.js';
+import type { LanguageModel, LmConfig } from '../../src/models/lm.js';
 import type { ModelState } from '../../src/models/state.js';
 import { maxAbsDiff } from './fixtures.js';
 
 /** Parallel-form logits (b, l, V), flattened, for a batch of equal-length id rows. */
-export async function logitsOf(model: LanguageModel, ids: number[][]): Promise<Float32Array> {
+export async function logitsOf(model: LanguageModel<LmConfig>, ids: number[][]): Promise<Float32Array> {
   const t = model.backend.upload(Int32Array.from(ids.flat()), [ids.length, ids[0].length], 'i32');
   return model.forward(t).readFloat();
 }
@@ -14,7 +14,7 @@ export async function logitsOf(model: LanguageModel, ids: number[][]): Promise<F
  * difference from the parallel form's logits at any position, with the state it advanced.
  */
 export async function stepVsParallel(
-  model: LanguageModel,
+  model: LanguageModel<LmConfig>,
   ids: number[][],
 ): Promise<{ worst: number; state: ModelState }> {
   const b = ids.length,
@@ -43,7 +43,11 @@ export async function stepVsParallel(
  * Greedy generation from the fixture's prompts (every row, no stop at EOS) for as many tokens as
  * the fixture's `greedy` rows hold: prompt + generated ids per row, to compare with `greedy`.
  */
-export async function greedyRows(model: LanguageModel, prompts: number[][], greedy: number[][]): Promise<number[][]> {
+export async function greedyRows(
+  model: LanguageModel<LmConfig>,
+  prompts: number[][],
+  greedy: number[][],
+): Promise<number[][]> {
   const n = greedy[0].length - prompts[0].length;
   const rows: number[][] = prompts.map((p) => [...p]);
   for await (const ev of generateTokens(model, prompts, { greedy: true, maxNewTokens: n, ignoreEos: true }))

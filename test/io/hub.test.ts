@@ -140,6 +140,7 @@ test('a fresh download lays out blobs, relative snapshot symlinks, refs/main and
     }
     // The optional files the repo lacks are remembered, as Python's hf_hub_download does.
     assert.deepEqual((await readdir(join(repo, '.no_exist', commit))).sort(), [
+      'chat_template.jinja',
       'generation_config.json',
       'special_tokens_map.json',
       'tokenizer_config.json',
@@ -541,7 +542,7 @@ test('HF_ENDPOINT and HF_HOME are read from process.env by default', async () =>
       assert.equal(hubCacheDir(), join(home, 'hub'));
       const dir = await resolveModel('acme/tiny');
       assert.ok(dir.startsWith(join(home, 'hub', 'models--acme--tiny', 'snapshots')));
-      assert.equal(hub.count({ server: 'hub', method: 'HEAD' }), 6);
+      assert.equal(hub.count({ server: 'hub', method: 'HEAD' }), 7); // config.json, the five optional files, the weights
     } finally {
       for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
       Object.assign(process.env, saved);
@@ -594,7 +595,12 @@ test('a cache laid out by hand the Python way is reused with zero downloads', as
 
     // With .no_exist markers as well, a pinned commit needs no request at all.
     await mkdir(join(repo, '.no_exist', commit), { recursive: true });
-    for (const f of ['tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json']) {
+    for (const f of [
+      'tokenizer_config.json',
+      'special_tokens_map.json',
+      'generation_config.json',
+      'chat_template.jinja',
+    ]) {
       await writeFile(join(repo, '.no_exist', commit, f), '');
     }
     hub.clearRequests();

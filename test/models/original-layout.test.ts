@@ -105,7 +105,7 @@ test('original configs mamba-ts cannot run are refused clearly: MLP blocks, atte
   refused({ ...MAMBA2_130M, d_intermediate: 1536 }, 'UNSUPPORTED', /config\.json: d_intermediate 1536 adds an MLP after each mixer .*d_intermediate 0/);
   refused({ ...MAMBA2_130M, attn_layer_idx: [3, 9] }, 'UNSUPPORTED', /attn_layer_idx \[3,9\] makes those layers attention/);
   refused({ ...MAMBA_130M, rms_norm: false }, 'UNSUPPORTED', /rms_norm false means LayerNorm/);
-  refused({ ...MAMBA_130M, ssm_cfg: { layer: 'Mamba3' } }, 'UNSUPPORTED', /ssm_cfg.*layer "Mamba3" is not supported/);
+  refused({ ...MAMBA_130M, ssm_cfg: { layer: 'Mamba4' } }, 'UNSUPPORTED', /ssm_cfg.*layer "Mamba4" is not supported/);
   refused({ ...MAMBA2_130M, ssm_cfg: { layer: 'Mamba2', d_ssm: 768 } }, 'UNSUPPORTED', /d_ssm 768 runs the SSM on part of d_inner 1536/);
   refused({ ...MAMBA2_130M, ssm_cfg: { layer: 'Mamba2', D_has_hdim: true } }, 'UNSUPPORTED', /D_has_hdim/);
   refused({ ...MAMBA2_130M, ssm_cfg: { layer: 'Mamba2', rmsnorm: false } }, 'UNSUPPORTED', /rmsnorm false/);

@@ -92,7 +92,7 @@ test('parameterCount is the element count of the tensors a checkpoint must hold'
     }),
   ];
   for (const c of configs) {
-    const expected = c.arch === 'mamba' ? expectedMambaTensors(c) : expectedMamba2Tensors(c);
+    const expected = c.arch === 'mamba' ? expectedMambaTensors(c) : c.arch === 'mamba2' ? expectedMamba2Tensors(c) : [];
     const sum = expected.filter((e) => !e.optional).reduce((s, e) => s + e.shape.reduce((a, b) => a * b, 1), 0);
     assert.equal(parameterCount(c), sum, JSON.stringify(c));
   }

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isMambaError } from '../../src/errors.js';
 import { Rng } from '../../src/mixers/init.js';
-import { generate, inductionHeads, mqar, selectiveCopying, TASKS } from '../../src/tasks/generators.js';
+import { generate, inductionHeads, mqar, parity, selectiveCopying, TASKS } from '../../src/tasks/generators.js';
 
 /** The task generators: deterministic from a seed, and every example has the structure its task defines. */
 
@@ -97,6 +97,26 @@ test('MQAR: distinct keys and values from their halves of the vocabulary, each k
   }
   // Uniform offsets over (l − 2D)/2 = 24 slots would average 11.5; the power law (a = 0.01) pulls them down.
   assert.ok(gapSum / (batch * D) < 9, `mean query offset ${gapSum / (batch * D)}`);
+});
+
+test('parity: random bits, every position scored with the parity of the bits so far', () => {
+  const { inputs, targets, batch, length } = parity(new Rng(3), 20, { seqLen: 33, vocabSize: 2, count: 1 });
+  let ones = 0;
+  for (let b = 0; b < batch; b++) {
+    let acc = 0;
+    for (let t = 0; t < length; t++) {
+      const x = inputs[b * length + t];
+      assert.ok(x === 0 || x === 1);
+      ones += x;
+      acc ^= x;
+      assert.equal(targets[b * length + t], acc);
+    }
+  }
+  assert.ok(ones > 0.4 * batch * length && ones < 0.6 * batch * length, `${ones} ones`);
+  assert.throws(
+    () => parity(new Rng(1), 1, { seqLen: 8, vocabSize: 1, count: 1 }),
+    (e: unknown) => isMambaError(e, 'BAD_ARGUMENT') && /at least 2/.test((e as Error).message),
+  );
 });
 
 test('settings that cannot hold the task are clear errors', () => {

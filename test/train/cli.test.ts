@@ -41,6 +41,12 @@ test('train CLI: a tiny run writes a loadable checkpoint with progress lines; --
   assert.equal(rq.dtype, 'q8');
   assert.equal(rq.tokens, res.tokens);
   assert.ok(rq.bpb !== res.bpb && Math.abs(rq.bpb - res.bpb) < 0.05 * res.bpb, `q8 ${rq.bpb} vs f32 ${res.bpb}`);
+  // and with 4-bit weights (a larger change, still small)
+  const q4 = cli(['train', '--eval', '--model', out, '--data', data, '--format', 'json', '--dtype', 'q4']);
+  assert.equal(q4.status, 0, q4.stderr);
+  const r4 = JSON.parse(q4.stdout) as { bpb: number; dtype: string; tokens: number };
+  assert.equal(r4.dtype, 'q4');
+  assert.ok(r4.bpb !== res.bpb && Math.abs(r4.bpb - res.bpb) < 0.1 * res.bpb, `q4 ${r4.bpb} vs f32 ${res.bpb}`);
   assert.match(cli(['train', '--eval', '--model', out, '--data', data, '--dtype', 'f8']).stderr, /--dtype/);
   const g = cli(['generate', '--model', out, '--prompt', 'The jury', '-n', '5', '--seed', '1']);
   assert.equal(g.status, 0, g.stderr);

@@ -16,7 +16,7 @@ const ts = new CpuBackend({ kernels: 'ts' });
 const wa = new CpuBackend({ kernels: 'wasm' });
 assert.equal(wa.kernels, 'wasm', 'this engine runs the WebAssembly kernels');
 
-/** The same values on both backends, in a given dtype (f16/bf16 rounded, q8 quantised by upload). */
+/** The same values on both backends, in a given dtype (f16/bf16 rounded, q8/q4 quantised by upload). */
 function put(data: Float32Array, shape: number[], dtype: DType = 'f32'): [Tensor, Tensor] {
   if (dtype === 'f16' || dtype === 'bf16') {
     const bits = Uint16Array.from(data, (v) => (dtype === 'f16' ? f32ToF16Bits(v) : f32ToBf16Bits(v)));
@@ -37,7 +37,7 @@ function close(got: Float32Array | Int32Array, want: Float32Array | Int32Array, 
 }
 
 /**
- * The q8 decode product rounds x to int16 per block of 32 (matvec_q8): its extra error is at most
+ * The q8 and q4 decode products round x to int16 per block of 32 (matvec_q8, matvec_q4): the extra error is at most
  * sum_c |B(c, j)| * max|x_block| / 65534 per output.
  */
 function q8XBound(X: Float32Array, W: Float32Array, m: number, q: number, p: number, transB: boolean): number {
@@ -77,7 +77,7 @@ const SHAPES: [number, number, number][] = [
 
 test('matmul (Linear layout, transB): every weight dtype, bias, accumulate, matvec and gemm sizes', () => {
   for (const [m, q, p] of SHAPES) {
-    for (const dt of ['f32', 'f16', 'bf16', 'q8'] as const) {
+    for (const dt of ['f32', 'f16', 'bf16', 'q8', 'q4'] as const) {
       for (const withBias of [false, true])
         for (const accumulate of [false, true]) {
           const [xa, xb] = put(rand(m * q, 1 + m + q), [m, q]);
@@ -90,7 +90,7 @@ test('matmul (Linear layout, transB): every weight dtype, bias, accumulate, matv
           wa.matmul(ob, xb, wb, opts(bb));
           const want = ts.readSync(oa) as Float32Array;
           let tol = 2e-6 * Math.sqrt(q) * (1 + Math.max(...want.map(Math.abs)));
-          if (dt === 'q8')
+          if (dt === 'q8' || dt === 'q4')
             tol += q8XBound(ts.readSync(xa) as Float32Array, ts.readSync(wa_) as Float32Array, m, q, p, true);
           close(wa.readSync(ob), want, tol, `m${m} q${q} p${p} ${dt} bias${withBias} acc${accumulate}`);
         }
@@ -107,7 +107,7 @@ test('matmul: every transposition (gemm path and its packing of each dtype)', ()
   ] as const) {
     for (const transA of [false, true])
       for (const transB of [false, true])
-        for (const dt of ['f32', 'f16', 'bf16', 'q8'] as const) {
+        for (const dt of ['f32', 'f16', 'bf16', 'q8', 'q4'] as const) {
           const [aa, ab] = put(rand(m * q, 7 + m), transA ? [q, m] : [m, q]);
           const [ba, bb] = put(rand(q * p, 8 + p), transB ? [p, q] : [q, p], dt);
           const [oa, ob] = put(rand(m * p, 9), [m, p]);
@@ -115,8 +115,8 @@ test('matmul: every transposition (gemm path and its packing of each dtype)', ()
           wa.matmul(ob, ab, bb, { transA, transB, accumulate: true });
           const want = ts.readSync(oa) as Float32Array;
           let tol = 2e-6 * Math.sqrt(q) * (1 + Math.max(...want.map(Math.abs)));
-          // the decode path (transB, m < 8) rounds x for q8; the gemm path dequantises exactly
-          if (dt === 'q8' && transB && !transA && m < MATVEC_MAX_M)
+          // the decode path (transB, m < 8) rounds x for q8 and q4; the gemm path dequantises exactly
+          if ((dt === 'q8' || dt === 'q4') && transB && !transA && m < MATVEC_MAX_M)
             tol += q8XBound(ts.readSync(aa) as Float32Array, ts.readSync(ba) as Float32Array, m, q, p, true);
           close(wa.readSync(ob), want, tol, `m${m} q${q} p${p} tA${transA} tB${transB} ${dt}`);
         }
@@ -457,7 +457,7 @@ test('argmax: odd widths, ties (first index wins), NaN handling as the reference
 });
 
 test('embedding: every table dtype, odd widths', () => {
-  for (const dt of ['f32', 'f16', 'bf16', 'q8'] as const) {
+  for (const dt of ['f32', 'f16', 'bf16', 'q8', 'q4'] as const) {
     for (const d of [1, 7, 40, 77]) {
       const V = 19;
       const table = put(rand(V * d, 71), [V, d], dt);

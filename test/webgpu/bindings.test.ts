@@ -114,10 +114,13 @@ test('writeParams: every field written at its offset, f32 fields as floats', () 
 
 test('writeParams: a missing, misnamed or extra parameter is an error naming it and listing the struct fields', () => {
   const k = kernel(W.embedding, 'main');
-  const ok = { m: 1, d: 2, ioff: 0, toff: 0, tld: 2, ooff: 0, old: 2 };
+  const ok = { m: 1, d: 2, ioff: 0, toff: 0, tld: 2, ooff: 0, old: 2, tsoff: 0 };
   const { tld: _, ...missing } = ok;
   let m = failure(() => writeParams(k.name, k.table, missing, block(), 0));
-  assert.match(m, /embedding: no value for parameter 'tld'; expected parameters: m, d, ioff, toff, tld, ooff, old$/);
+  assert.match(
+    m,
+    /embedding: no value for parameter 'tld'; expected parameters: m, d, ioff, toff, tld, ooff, old, tsoff$/,
+  );
   m = failure(() => writeParams(k.name, k.table, { ...missing, tdl: 2 }, block(), 0));
   assert.match(m, /no value for parameter 'tld'/);
   m = failure(() => writeParams(k.name, k.table, { ...ok, eps: 1 }, block(), 0));

@@ -48,9 +48,10 @@ test('browser build: the modules a page loads import nothing from Node (no node:
   );
 });
 
-test('browser entry (mamba-ts/browser): no node: modules; the only packages it imports are the tokenizer library and its linear-time regex engine', () => {
+test('browser entry (mamba-ts/browser): no node: modules; the only packages it imports are the tokenizer and chat template libraries and the linear-time regex engine', () => {
   const seen = new Map<string, string>();
-  walk(join(ROOT, 'dist/src/browser.js'), seen, 'entry', ['@huggingface/tokenizers', 're2js']);
+  // All pure JavaScript, made for browsers: tokenizer.json, chat templates (Jinja), RE2 for tokenizer patterns.
+  walk(join(ROOT, 'dist/src/browser.js'), seen, 'entry', ['@huggingface/tokenizers', '@huggingface/jinja', 're2js']);
   assert.ok(seen.has(join(ROOT, 'dist/src/backend/webgpu/create.js')));
   assert.ok(
     !seen.has(join(ROOT, 'dist/src/backend/webgpu/node.js')),

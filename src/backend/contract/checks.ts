@@ -1,4 +1,5 @@
 import { fail } from '../../errors.js';
+import type { DType } from '../../tensor/dtype.js';
 import type { Tensor } from '../../tensor/tensor.js';
 
 /**
@@ -8,15 +9,22 @@ import type { Tensor } from '../../tensor/tensor.js';
  * fault. These two are the pieces every one of them starts with.
  */
 
-export function checkFloat(op: string, what: string, t: Tensor, allowHalf = false, allowQ8 = false): void {
+/** `quantized`: the block-quantised weight formats (q8, q4) this operand may have on this backend. */
+export function checkFloat(
+  op: string,
+  what: string,
+  t: Tensor,
+  allowHalf = false,
+  quantized: readonly DType[] = [],
+): void {
   t.assertLive();
   const ok =
-    t.dtype === 'f32' || (allowHalf && (t.dtype === 'f16' || t.dtype === 'bf16')) || (allowQ8 && t.dtype === 'q8');
-  if (!ok)
-    fail(
-      'DTYPE_MISMATCH',
-      `${op}: ${what} has dtype ${t.dtype}, expected f32${allowHalf ? (allowQ8 ? ', f16, bf16 or q8' : ', f16 or bf16') : ''}`,
-    );
+    t.dtype === 'f32' || (allowHalf && (t.dtype === 'f16' || t.dtype === 'bf16')) || quantized.includes(t.dtype);
+  if (!ok) {
+    const more = allowHalf ? ['f16', 'bf16', ...quantized] : [];
+    const expected = more.length ? `f32, ${more.slice(0, -1).join(', ')} or ${more[more.length - 1]}` : 'f32';
+    fail('DTYPE_MISMATCH', `${op}: ${what} has dtype ${t.dtype}, expected ${expected}`);
+  }
 }
 
 export function checkSameBackend(op: string, ...ts: (Tensor | null | undefined)[]): void {

@@ -116,6 +116,11 @@ export interface MambaStepArgs {
   /** (b, e, k) and (b, e, n) recurrent states, advanced in place. */
   conv: Tensor;
   ssm: Tensor;
+  /**
+   * RMS norms on dt_low, B and C right after x_proj (Falcon-Mamba: weightless, ones given; Jamba: weighted),
+   * weights (r), (n), (n) f32, written to `normed` (b, r + 2n), which dt_proj and the scan then read instead of dbc.
+   */
+  dtBCNorm?: { eps: number; dt: Tensor; b: Tensor; c: Tensor; normed: Tensor } | null;
   /** Scratch the caller keeps (contents unspecified afterwards): xz (b, 2e), dbc (b, r + 2n), y (b, e). */
   xz: Tensor;
   dbc: Tensor;

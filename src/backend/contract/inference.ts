@@ -1,5 +1,6 @@
 import { fail, fmtShape } from '../../errors.js';
 import { checkShape } from '../../tensor/shape.js';
+import type { DType } from '../../tensor/dtype.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { checkFloat, checkSameBackend } from './checks.js';
 
@@ -74,14 +75,20 @@ export interface MatmulOptions {
 }
 
 /**
- * Returns [m, q, p] for out (m, p) = op(a) (m, q) · op(b) (q, p). `q8`: the backend takes q8 weights
- * for b (the CPU backend); elsewhere a q8 b is a DTYPE_MISMATCH.
+ * Returns [m, q, p] for out (m, p) = op(a) (m, q) · op(b) (q, p). `quantized`: the block-quantised
+ * formats the backend takes for b (the CPU backend q8 and q4, WebGPU q4); any other is a DTYPE_MISMATCH.
  */
-export function checkMatmul(out: Tensor, a: Tensor, b: Tensor, o: MatmulOptions, q8 = false): [number, number, number] {
+export function checkMatmul(
+  out: Tensor,
+  a: Tensor,
+  b: Tensor,
+  o: MatmulOptions,
+  quantized: readonly DType[] = [],
+): [number, number, number] {
   const op = 'matmul';
   checkSameBackend(op, out, a, b, o.bias);
   checkFloat(op, 'a', a, true);
-  checkFloat(op, 'b', b, true, q8);
+  checkFloat(op, 'b', b, true, quantized);
   checkFloat(op, 'out', out);
   if (b.rank !== 2) fail('SHAPE_MISMATCH', `${op}: b must be 2-D, got ${fmtShape(b.shape)}`);
   if (o.transA && a.rank !== 2) fail('SHAPE_MISMATCH', `${op}: a must be 2-D with transA, got ${fmtShape(a.shape)}`);
@@ -104,17 +111,17 @@ export function checkMatmul(out: Tensor, a: Tensor, b: Tensor, o: MatmulOptions,
   return [m, q, p];
 }
 
-/** `q8`: the backend takes a q8 table (the CPU backend). */
+/** `quantized`: the block-quantised formats the backend takes for the table. */
 export function checkEmbedding(
   out: Tensor,
   ids: Tensor,
   table: Tensor,
-  q8 = false,
+  quantized: readonly DType[] = [],
 ): { m: number; d: number; V: number } {
   const op = 'embedding';
   checkSameBackend(op, out, ids, table);
   if (ids.dtype !== 'i32') fail('DTYPE_MISMATCH', `${op}: ids has dtype ${ids.dtype}, expected i32`);
-  checkFloat(op, 'table', table, true, q8);
+  checkFloat(op, 'table', table, true, quantized);
   checkFloat(op, 'out', out);
   if (table.rank !== 2) fail('SHAPE_MISMATCH', `${op}: table must be (V, d), got ${fmtShape(table.shape)}`);
   const m = ids.size;

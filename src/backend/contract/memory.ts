@@ -13,7 +13,10 @@ export interface BackendMemory extends TensorOwner {
   alloc(shape: readonly number[], dtype?: DType): Tensor;
   /** A new contiguous tensor of zeros. */
   zeros(shape: readonly number[], dtype?: DType): Tensor;
-  /** A new tensor holding `data` (f16/bf16 given as their bit patterns in a Uint16Array; q8 given as f32 and quantised). */
+  /**
+   * A new tensor holding `data` (f16/bf16 given as their bit patterns in a Uint16Array; q8, q4 given as
+   * f32 and quantised).
+   */
   upload(data: Float32Array | Uint16Array | Int32Array, shape: readonly number[], dtype?: DType): Tensor;
   /** All elements, contiguous; floats as f32 whatever the storage. */
   read(t: Tensor): Promise<Float32Array | Int32Array>;

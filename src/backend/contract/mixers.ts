@@ -2,6 +2,7 @@ import { fail, fmtShape } from '../../errors.js';
 import { checkShape } from '../../tensor/shape.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { checkFloat, checkSameBackend } from './checks.js';
+import type { Mamba3ScanArgs, Mamba3ScanBackwardArgs } from './mamba3.js';
 
 /**
  * Other sequence mixers: S4D, H3, Hyena, attention (src/mixers/, docs/mixers.md).
@@ -73,6 +74,27 @@ export interface MixerKernels {
    * transpose is its inverse). x, out (b, l, H·dh) (out may be x); dh even.
    */
   rotary?(out: Tensor, x: Tensor, o: RotaryOptions): void;
+
+  /**
+   * The router of a sparse mixture of experts, as dense weights: for each row of logits (m, E),
+   * weights (m, E) holds the chosen experts' weights and zeros elsewhere (f32 math, f64 on the CPU):
+   *   topk-softmax (Granite MoE):  top-k of the logits; w = softmax over the k chosen logits
+   *   softmax-topk (Jamba, Mixtral): p = softmax over all E; top-k of p; w = p, / their sum if normTopk
+   *   sigmoid (Nemotron-H, DeepSeek-V3): p = sigmoid(logits); the top-k of p + bias among the best
+   *     topkGroup of nGroup groups (each ranked by the sum of its two best); w = p / (their sum + 1e-20)
+   *     if normTopk, times scaling
+   * Ties go to the lower index. `bias` (E) or null (sigmoid only). E <= 256.
+   */
+  moeRoute?(weights: Tensor, logits: Tensor, bias: Tensor | null, o: MoeRouteOptions): void;
+
+  /** out (m, d) <- out + weights[:, expert] ⊙ y: each row of y scaled by its row's weight for `expert`. */
+  moeAccumulate?(out: Tensor, y: Tensor, weights: Tensor, expert: number): void;
+
+  /** Mamba-3's SSM from its in_proj output to the gated output (contract/mamba3.ts); l = 1 is the step. */
+  mamba3Scan?(a: Mamba3ScanArgs): void;
+
+  /** Gradient of `mamba3Scan` over whole sequences from the zero state (contract/mamba3.ts). */
+  mamba3ScanBackward?(a: Mamba3ScanBackwardArgs): void;
 }
 
 /** The optional kernels of the contract that the mixers beyond Mamba need (S4D, H3, Hyena, attention). */
@@ -87,6 +109,10 @@ export const MIXER_KERNELS: readonly MixerKernel[] = [
   'attention',
   'attentionBackward',
   'rotary',
+  'moeRoute',
+  'moeAccumulate',
+  'mamba3Scan',
+  'mamba3ScanBackward',
 ];
 
 /** The backend's kernel `k`, bound to it; UNSUPPORTED naming the kernel when the backend lacks it. */
@@ -98,7 +124,7 @@ export function requireMixerKernel<K extends MixerKernel>(
   if (!f)
     fail(
       'UNSUPPORTED',
-      `the ${bk.name} backend has no ${k} kernel yet (needed by the S4D, H3, Hyena and attention mixers); use the cpu backend`,
+      `the ${bk.name} backend has no ${k} kernel yet (needed by the S4D, H3, Hyena, attention and Mamba-3 mixers); use the cpu backend`,
       { backend: bk.name, kernel: k },
     );
   return f.bind(bk) as NonNullable<MixerKernels[K]>;
@@ -257,6 +283,8 @@ export interface AttentionArgs {
   scale: number;
   /** Key rows of each sequence in use (default: all lk). */
   keys?: number;
+  /** Heads of k and v (grouped-query attention); default `heads`. */
+  kvHeads?: number;
 }
 
 export interface AttentionBackwardArgs {
@@ -274,22 +302,27 @@ export interface AttentionBackwardArgs {
 export function checkAttention(
   op: string,
   a: AttentionArgs,
-): { b: number; lq: number; lk: number; H: number; dk: number; dv: number; keys: number } {
+): { b: number; lq: number; lk: number; H: number; G: number; dk: number; dv: number; keys: number } {
   checkSameBackend(op, a.out, a.q, a.k, a.v);
   const [b, lq, qc] = check3(op, 'q', a.q);
   const [bk, lk, kc] = check3(op, 'k', a.k);
   const [bv, lv, vc] = check3(op, 'v', a.v);
   const H = a.heads;
-  if (!(Number.isInteger(H) && H > 0 && qc % H === 0 && vc % H === 0))
+  const G = a.kvHeads ?? H;
+  if (!(Number.isInteger(H) && H > 0 && qc % H === 0 && vc % G === 0))
     fail('BAD_ARGUMENT', `${op}: heads ${H} must be a positive integer dividing the widths of q (${qc}) and v (${vc})`);
+  if (!(Number.isInteger(G) && G > 0 && H % G === 0))
+    fail('BAD_ARGUMENT', `${op}: kvHeads ${G} must be a positive integer dividing heads ${H}`);
   if (bk !== b || bv !== b || lv !== lk)
     fail(
       'SHAPE_MISMATCH',
       `${op}: q ${fmtShape(a.q.shape)}, k ${fmtShape(a.k.shape)} and v ${fmtShape(a.v.shape)} must share the batch, and k and v the length`,
     );
-  if (kc !== qc) fail('SHAPE_MISMATCH', `${op}: k has width ${kc}, expected q's ${qc}`);
+  if (kc * H !== qc * G)
+    fail('SHAPE_MISMATCH', `${op}: k has width ${kc}, expected ${(qc / H) * G} (${G} heads of q's width ${qc / H})`);
+  const dv = vc / G;
   checkFloat(op, 'out', a.out);
-  checkShape(op, 'out', a.out.shape, [b, lq, vc]);
+  checkShape(op, 'out', a.out.shape, [b, lq, H * dv]);
   const keys = a.keys ?? lk;
   if (!(Number.isInteger(keys) && keys >= lq && keys <= lk))
     fail(
@@ -297,7 +330,7 @@ export function checkAttention(
       `${op}: keys must be an integer in [${lq}, ${lk}] (at least one key per query, at most the rows of k), got ${keys}`,
     );
   if (!Number.isFinite(a.scale)) fail('BAD_ARGUMENT', `${op}: scale must be a finite number, got ${a.scale}`);
-  return { b, lq, lk, H, dk: qc / H, dv: vc / H, keys };
+  return { b, lq, lk, H, G, dk: qc / H, dv, keys };
 }
 
 export function checkAttentionBackward(a: AttentionBackwardArgs): {
@@ -348,4 +381,74 @@ export function checkRotary(out: Tensor, x: Tensor, o: RotaryOptions): { b: numb
     fail('BAD_ARGUMENT', `${op}: start must be a non-negative integer, got ${o.start}`);
   if (!(o.base > 1)) fail('BAD_ARGUMENT', `${op}: base must be > 1, got ${o.base}`);
   return { b, l, H: w / dh, dh };
+}
+
+export type MoeRouting = 'topk-softmax' | 'softmax-topk' | 'sigmoid';
+
+export interface MoeRouteOptions {
+  topK: number;
+  routing: MoeRouting;
+  /** Divide the chosen weights by their sum (softmax-topk, sigmoid). */
+  normTopk: boolean;
+  /** Multiplies the weights (sigmoid's routed_scaling_factor; 1 otherwise). */
+  scaling: number;
+  /** Groups of experts (sigmoid) and how many of them may be chosen from. */
+  nGroup: number;
+  topkGroup: number;
+}
+
+/** Experts a router kernel handles (a thread's private arrays). */
+export const MAX_EXPERTS = 256;
+
+export function checkMoeRoute(
+  weights: Tensor,
+  logits: Tensor,
+  bias: Tensor | null,
+  o: MoeRouteOptions,
+): { m: number; E: number } {
+  const op = 'moeRoute';
+  checkSameBackend(op, weights, logits, bias);
+  checkFloat(op, 'logits', logits);
+  checkFloat(op, 'weights', weights);
+  const m = logits.rows,
+    E = logits.cols;
+  if (weights.rows !== m || weights.cols !== E)
+    fail('SHAPE_MISMATCH', `${op}: weights has shape ${fmtShape(weights.shape)}, expected (${m}, ${E})`);
+  if (!(E >= 1 && E <= MAX_EXPERTS)) fail('UNSUPPORTED', `${op}: ${E} experts; the kernels handle 1 to ${MAX_EXPERTS}`);
+  if (bias) {
+    checkFloat(op, 'bias', bias);
+    checkShape(op, 'bias', bias.shape, [E]);
+  }
+  const { topK: k, nGroup: g, topkGroup: tg } = o;
+  if (!(Number.isInteger(k) && k >= 1 && k <= E)) fail('BAD_ARGUMENT', `${op}: topK must be in [1, ${E}], got ${k}`);
+  if (!(Number.isInteger(g) && g >= 1 && E % g === 0 && Number.isInteger(tg) && tg >= 1 && tg <= g))
+    fail('BAD_ARGUMENT', `${op}: nGroup ${g} must divide ${E} experts and topkGroup ${tg} be in [1, nGroup]`);
+  if (tg * (E / g) < k)
+    fail('BAD_ARGUMENT', `${op}: topkGroup ${tg} groups of ${E / g} experts cannot hold topK ${k} experts`);
+  if (!['topk-softmax', 'softmax-topk', 'sigmoid'].includes(o.routing))
+    fail('BAD_ARGUMENT', `${op}: routing must be topk-softmax, softmax-topk or sigmoid, got ${String(o.routing)}`);
+  if (!Number.isFinite(o.scaling)) fail('BAD_ARGUMENT', `${op}: scaling must be finite, got ${o.scaling}`);
+  return { m, E };
+}
+
+export function checkMoeAccumulate(
+  out: Tensor,
+  y: Tensor,
+  weights: Tensor,
+  expert: number,
+): { m: number; d: number; E: number } {
+  const op = 'moeAccumulate';
+  checkSameBackend(op, out, y, weights);
+  checkFloat(op, 'out', out);
+  checkFloat(op, 'y', y);
+  checkFloat(op, 'weights', weights);
+  const m = out.rows,
+    d = out.cols,
+    E = weights.cols;
+  if (y.rows !== m || y.cols !== d)
+    fail('SHAPE_MISMATCH', `${op}: y has shape ${fmtShape(y.shape)}, expected (${m}, ${d})`);
+  if (weights.rows !== m) fail('SHAPE_MISMATCH', `${op}: weights has ${weights.rows} rows, expected ${m}`);
+  if (!(Number.isInteger(expert) && expert >= 0 && expert < E))
+    fail('BAD_ARGUMENT', `${op}: expert ${expert} is outside the ${E} columns of weights`);
+  return { m, d, E };
 }

@@ -2,7 +2,15 @@ import { fail, fmtShape } from '../../errors.js';
 import { checkShape } from '../../tensor/shape.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { checkFloat, checkSameBackend } from './checks.js';
-import { checkConv, checkScan, type SelectiveScanArgs, type UnaryOp } from './inference.js';
+import {
+  checkConv,
+  checkScan,
+  checkSsdScan,
+  type SelectiveScanArgs,
+  type SsdDims,
+  type SsdScanArgs,
+  type UnaryOp,
+} from './inference.js';
 
 /**
  * Training: reductions, losses, backward kernels, optimiser (docs/autograd.md).
@@ -55,6 +63,12 @@ export interface TrainingKernels {
   selectiveScanBackward?(a: SelectiveScanBackwardArgs): void;
 
   /**
+   * Gradient of `ssdScan` (Mamba-2; the math is in cpu/reference/ssd-scan-backward.ts). Like
+   * `selectiveScanBackward`, it recomputes the states chunk by chunk instead of reading stored ones.
+   */
+  ssdScanBackward?(a: SsdScanBackwardArgs): void;
+
+  /**
    * Cross-entropy of rows of logits against target ids, targets < 0 ignored (PyTorch's ignore_index):
    *   nll_i = logsumexp(logits[i]) - logits[i, targets[i]]
    *   out (1) <- sum_i nll_i ('sum') or that over the number of rows with a target ('mean'; 0 if none)
@@ -88,6 +102,7 @@ const TRAINING_KERNELS: readonly TrainingKernel[] = [
   'rmsnormBackward',
   'causalConv1dBackward',
   'selectiveScanBackward',
+  'ssdScanBackward',
   'crossEntropy',
   'crossEntropyBackward',
   'adamwStep',
@@ -264,6 +279,57 @@ export function checkScanBackward(s: SelectiveScanBackwardArgs): { b: number; l:
     if (!s.h0) fail('BAD_ARGUMENT', `${op}: dh0 needs h0`);
     checkFloat(op, 'dh0', s.dh0);
     checkShape(op, 'dh0', s.dh0.shape, [b, e, n]);
+  }
+  if (s.chunk !== undefined && !(Number.isInteger(s.chunk) && s.chunk > 0))
+    fail('BAD_ARGUMENT', `${op}: chunk must be a positive integer, got ${s.chunk}`);
+  return dims;
+}
+
+/**
+ * Arguments of the SSD scan's gradient: the forward's inputs (as in SsdScanArgs, without y and hOut;
+ * `chunkSize` is not used), dy = dL/dy (b, l, h·p), and one output per input, each overwritten:
+ * dx (b, l, h·p); dDt (b, l, h) (of dt before bias); dA (h); dB, dC (b, l, g·n); dD, dDtBias (h) where
+ * D, dtBias are given; dh0 (b, h, p, n) where h0 is (null there: not wanted). `chunk`: length of the
+ * recompute chunks (default 64). dt's gradient is zero where `dtLimit` clamps it (PyTorch's clamp).
+ */
+export interface SsdScanBackwardArgs extends Omit<SsdScanArgs, 'y' | 'hOut'> {
+  dy: Tensor;
+  dx: Tensor;
+  dDt: Tensor;
+  dA: Tensor;
+  dB: Tensor;
+  dC: Tensor;
+  dD: Tensor | null;
+  dDtBias: Tensor | null;
+  dh0: Tensor | null;
+  chunk?: number;
+}
+
+export function checkSsdScanBackward(s: SsdScanBackwardArgs): SsdDims {
+  const op = 'ssdScanBackward';
+  const dims = checkSsdScan({ ...s, y: s.dy, hOut: null });
+  const { b, l, h, p, g, n } = dims;
+  checkSameBackend(op, s.dy, s.dx, s.dDt, s.dA, s.dB, s.dC, s.dD, s.dDtBias, s.dh0);
+  const want: [string, Tensor | null, string, Tensor | null, number[]][] = [
+    ['dx', s.dx, 'x', s.x, [b, l, h * p]],
+    ['dDt', s.dDt, 'dt', s.dt, [b, l, h]],
+    ['dA', s.dA, 'A', s.A, [h]],
+    ['dB', s.dB, 'B', s.B, [b, l, g * n]],
+    ['dC', s.dC, 'C', s.C, [b, l, g * n]],
+    ['dD', s.dD, 'D', s.D, [h]],
+    ['dDtBias', s.dDtBias, 'dtBias', s.dtBias, [h]],
+  ];
+  for (const [what, grad, name, input, shape] of want) {
+    if (!!grad !== !!input) fail('BAD_ARGUMENT', `${op}: ${what} must be given exactly when ${name} is`);
+    if (grad) {
+      checkFloat(op, what, grad);
+      checkShape(op, what, grad.shape, shape);
+    }
+  }
+  if (s.dh0) {
+    if (!s.h0) fail('BAD_ARGUMENT', `${op}: dh0 needs h0`);
+    checkFloat(op, 'dh0', s.dh0);
+    checkShape(op, 'dh0', s.dh0.shape, [b, h, p, n]);
   }
   if (s.chunk !== undefined && !(Number.isInteger(s.chunk) && s.chunk > 0))
     fail('BAD_ARGUMENT', `${op}: chunk must be a positive integer, got ${s.chunk}`);

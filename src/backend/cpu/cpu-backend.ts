@@ -3,7 +3,7 @@
 // (wasm/) together behind the Backend contract. It may import all three; none of them imports it.
 
 import { fail } from '../../errors.js';
-import { dtypeBytes, f32ToBf16Bits, f32ToF16Bits, halfToF32, type DType } from '../../tensor/dtype.js';
+import { dtypeBytes, f32ToBf16Bits, f32ToF16Bits, halfToF32, isQuantized, type DType } from '../../tensor/dtype.js';
 import { numel } from '../../tensor/shape.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { track } from '../../tensor/scope.js';
@@ -33,12 +33,15 @@ import {
   checkDiagonalSsmScan,
   checkFftConv,
   checkFftConvBackward,
+  checkMoeAccumulate,
+  checkMoeRoute,
   checkRotary,
   checkSsmConvKernel,
   checkSsmConvKernelBackward,
   type AttentionArgs,
   type AttentionBackwardArgs,
   type DiagonalSsmScanArgs,
+  type MoeRouteOptions,
   type RotaryOptions,
   type SsmConvKernelArgs,
   type SsmConvKernelBackwardArgs,
@@ -52,12 +55,14 @@ import {
   checkReduceRows,
   checkRmsnormBackward,
   checkScanBackward,
+  checkSsdScanBackward,
   checkUnaryBackward,
   type AdamWStepOptions,
   type CausalConv1dBackwardArgs,
   type LossReduction,
   type ReduceOp,
   type SelectiveScanBackwardArgs,
+  type SsdScanBackwardArgs,
 } from '../contract/training.js';
 import { checkFloat } from '../contract/checks.js';
 import { checkCopy, type HostView } from '../contract/memory.js';
@@ -72,6 +77,14 @@ import { diagonalSsmScan } from './reference/diagonal-ssm-scan.js';
 import { fftConv } from './reference/fft-conv.js';
 import { fftConvBackward } from './reference/fft-conv-backward.js';
 import { rotary } from './reference/rotary.js';
+import { mamba3Scan, type Mamba3Views } from './reference/mamba3-scan.js';
+import { mamba3ScanBackward } from './reference/mamba3-scan-backward.js';
+import {
+  checkMamba3Scan,
+  checkMamba3ScanBackward,
+  type Mamba3ScanArgs,
+  type Mamba3ScanBackwardArgs,
+} from '../contract/mamba3.js';
 import { ssmConvKernel, type SsmViews } from './reference/ssm-conv-kernel.js';
 import { ssmConvKernelBackward } from './reference/ssm-conv-kernel-backward.js';
 import { adamwStep } from './reference/adamw.js';
@@ -83,9 +96,11 @@ import { embeddingBackward } from './reference/embedding-backward.js';
 import { reduceRows } from './reference/reduce.js';
 import { rmsnormBackward } from './reference/rmsnorm-backward.js';
 import { selectiveScanBackward } from './reference/selective-scan-backward.js';
+import { ssdScanBackward } from './reference/ssd-scan-backward.js';
 import { unaryBackward } from './reference/unary-backward.js';
 import { argmax, binary, unary } from './reference/elementwise.js';
 import { embedding } from './reference/embedding.js';
+import { moeAccumulate, moeRoute } from './reference/moe-route.js';
 import { gatedRmsnorm } from './reference/gated-rmsnorm.js';
 import { matmulCols, type MatmulGeom } from './reference/matmul.js';
 import { ThreadPool, type PoolOptions } from './runtime/pool.js';
@@ -99,6 +114,15 @@ import {
   quantizeQ8,
   type Q8View,
 } from './reference/q8.js';
+import {
+  dequantizeQ4Row,
+  embeddingQ4,
+  matmulQ4Cols,
+  q4Layout,
+  q4View,
+  quantizeQ4,
+  type Q4View,
+} from './reference/q4.js';
 import { matmulRepacked } from './reference/matmul-repack.js';
 import { addRmsnorm } from './reference/rmsnorm.js';
 import { selectiveScan, type ScanViews } from './reference/selective-scan.js';
@@ -123,6 +147,9 @@ export interface CpuBackendOptions {
 
 /** True where memory can be shared with workers (Node; cross-origin-isolated pages). */
 const canShare = canShareMemory();
+
+/** The block-quantised weight formats this backend holds (matmul's b, embedding's table). */
+const QUANTIZED: readonly DType[] = ['q8', 'q4'];
 
 function envKernels(): CpuKernels | undefined {
   const g = globalThis as { process?: { env?: Record<string, string | undefined> } };
@@ -214,23 +241,24 @@ export class CpuBackend implements Backend {
     const n = numel(shape);
     const cols = shape.length === 0 ? 1 : shape[shape.length - 1];
     const rows = cols === 0 ? 0 : n / cols;
-    const q8 = dtype === 'q8' ? q8Layout(rows, cols) : undefined;
+    // q8, q4: one block of bytes (quants, then scales) with a padded row length
+    const quant = dtype === 'q8' ? q8Layout(rows, cols) : dtype === 'q4' ? q4Layout(rows, cols) : undefined;
     const elems = Math.max(n, 1);
-    const bytes = q8 ? Math.max(q8.bytes, 1) : elems * dtypeBytes(dtype);
+    const bytes = quant ? Math.max(quant.bytes, 1) : elems * dtypeBytes(dtype);
     let buf: ArrayBufferLike,
       off = 0;
     if (this.arenas) {
       const blk = this.arenas.alloc(bytes, false);
       buf = blk.arena.buffer();
       off = blk.off;
-      const data = this.makeArray(buf, off, dtype, q8 ? bytes : n);
+      const data = this.makeArray(buf, off, dtype, quant ? bytes : n);
       this.finalizer.register(data, { arena: blk.arena, off }, data);
-      return track(new Tensor(this, data, shape, dtype, 0, q8?.ld));
+      return track(new Tensor(this, data, shape, dtype, 0, quant?.ld));
     }
     // No WebAssembly: no threads either, so no shared memory (V8 does not count SharedArrayBuffers as
     // memory pressure: a training loop's garbage tensors would pile up unreclaimed).
     buf = new ArrayBuffer(bytes);
-    return track(new Tensor(this, this.makeArray(buf, 0, dtype, q8 ? bytes : n), shape, dtype, 0, q8?.ld));
+    return track(new Tensor(this, this.makeArray(buf, 0, dtype, quant ? bytes : n), shape, dtype, 0, quant?.ld));
   }
 
   private makeArray(buf: ArrayBufferLike, off: number, dtype: DType, n: number): CpuStorage {
@@ -240,6 +268,7 @@ export class CpuBackend implements Backend {
       case 'i32':
         return new Int32Array(buf, off, n);
       case 'q8':
+      case 'q4':
         return new Int8Array(buf, off, n);
       default:
         return new Uint16Array(buf, off, n);
@@ -252,7 +281,7 @@ export class CpuBackend implements Backend {
     return t;
   }
 
-  /** A new tensor holding `data`; for q8, f32 data quantised here (reference/q8.ts). */
+  /** A new tensor holding `data`; for q8 and q4, f32 data quantised here (reference/q8.ts, q4.ts). */
   upload(data: Float32Array | Uint16Array | Int32Array, shape: readonly number[], dtype?: DType): Tensor {
     const dt =
       dtype ??
@@ -264,14 +293,16 @@ export class CpuBackend implements Backend {
     const n = numel(shape);
     if (data.length !== n)
       fail('SHAPE_MISMATCH', `upload: ${data.length} elements for shape (${shape.join(', ')}), expected ${n}`);
-    const want = dt === 'f32' || dt === 'q8' ? Float32Array : dt === 'i32' ? Int32Array : Uint16Array;
+    const want = dt === 'f32' || isQuantized(dt) ? Float32Array : dt === 'i32' ? Int32Array : Uint16Array;
     if (!(data instanceof want))
       fail(
         'DTYPE_MISMATCH',
-        `upload: a ${data.constructor.name} for dtype ${dt}${dt === 'q8' ? ' (q8 takes f32 data and quantises it)' : ''}`,
+        `upload: a ${data.constructor.name} for dtype ${dt}` +
+          (isQuantized(dt) ? ` (${dt} takes f32 data and quantises it)` : ''),
       );
     const t = this.alloc(shape, dt);
     if (dt === 'q8') quantizeQ8(data as Float32Array, t.rows, t.cols, t.storage as Int8Array);
+    else if (dt === 'q4') quantizeQ4(data as Float32Array, t.rows, t.cols, t.storage as Int8Array);
     else (t.storage as Float32Array | Uint16Array | Int32Array).set(data);
     return t;
   }
@@ -289,6 +320,12 @@ export class CpuBackend implements Backend {
       const v = this.q8(t);
       const out = new Float32Array(t.size);
       for (let r = 0; r < rows; r++) dequantizeQ8Row(v, r, out.subarray(r * cols, (r + 1) * cols));
+      return out;
+    }
+    if (t.dtype === 'q4') {
+      const v = this.q4(t);
+      const out = new Float32Array(t.size);
+      for (let r = 0; r < rows; r++) dequantizeQ4Row(v, r, out.subarray(r * cols, (r + 1) * cols));
       return out;
     }
     const v = this.view(t);
@@ -319,13 +356,14 @@ export class CpuBackend implements Backend {
 
   async sync(): Promise<void> {}
 
-  /** The typed-array view a TypeScript kernel works on (float, f16/bf16 bits or i32; not q8). */
+  /** The typed-array view a TypeScript kernel works on (float, f16/bf16 bits or i32; not q8 or q4). */
   view(t: Tensor): FView {
     if (t.backend !== this) fail('BACKEND_MISMATCH', `a ${t.backend.name} tensor given to the cpu backend`);
-    if (t.dtype === 'q8')
+    if (isQuantized(t.dtype))
       fail(
         'DTYPE_MISMATCH',
-        `${t.toString()}: a q8 tensor has no element view; only matmul (b) and embedding (table) take q8`,
+        `${t.toString()}: a ${t.dtype} tensor has no element view; ` +
+          `only matmul (b) and embedding (table) take ${t.dtype}`,
       );
     return { data: t.storage as Float32Array | Uint16Array, off: t.offset, ld: t.ld, dtype: t.dtype };
   }
@@ -345,6 +383,15 @@ export class CpuBackend implements Backend {
     if (t.offset !== 0 || !whole || t.ld !== q8Layout(t.rows, t.cols).ld)
       fail('UNSUPPORTED', `${t.toString()}: views (narrow) of q8 tensors are not supported`);
     return q8View(t.storage as Int8Array, t.rows, t.cols);
+  }
+
+  /** The q4 view of a q4 tensor (an owner: views of q4 tensors are not supported). */
+  q4(t: Tensor): Q4View {
+    if (t.backend !== this) fail('BACKEND_MISMATCH', `a ${t.backend.name} tensor given to the cpu backend`);
+    const whole = !t.base || (t.base.rows === t.rows && t.base.cols === t.cols);
+    if (t.offset !== 0 || !whole || t.ld !== q4Layout(t.rows, t.cols).ld)
+      fail('UNSUPPORTED', `${t.toString()}: views (narrow) of q4 tensors are not supported`);
+    return q4View(t.storage as Int8Array, t.rows, t.cols);
   }
 
   private opt(t: Tensor | null | undefined): FView | null {
@@ -367,6 +414,20 @@ export class CpuBackend implements Backend {
         dequantizeQ8Row(v, r, (d.data as Float32Array).subarray(d.off + r * d.ld, d.off + r * d.ld + src.cols));
       return;
     }
+    if (src.dtype === 'q4') {
+      if (dst.dtype === 'q4') {
+        const a = this.q4(src),
+          b = this.q4(dst);
+        b.q.set(a.q);
+        b.s.set(a.s);
+        return;
+      }
+      const v = this.q4(src),
+        d = this.view(dst);
+      for (let r = 0; r < src.rows; r++)
+        dequantizeQ4Row(v, r, (d.data as Float32Array).subarray(d.off + r * d.ld, d.off + r * d.ld + src.cols));
+      return;
+    }
     const d = this.view(dst),
       s = this.view(src);
     for (let r = 0; r < src.rows; r++) {
@@ -383,7 +444,7 @@ export class CpuBackend implements Backend {
 
   fill(t: Tensor, value: number): void {
     t.assertLive();
-    if (t.dtype === 'q8') fail('DTYPE_MISMATCH', `fill: ${t.toString()}, expected f32, f16, bf16 or i32`);
+    if (isQuantized(t.dtype)) fail('DTYPE_MISMATCH', `fill: ${t.toString()}, expected f32, f16, bf16 or i32`);
     const v = this.view(t);
     // 16-bit storage holds bit patterns: fill with the value's pattern
     const x = t.dtype === 'f16' ? f32ToF16Bits(value) : t.dtype === 'bf16' ? f32ToBf16Bits(value) : value;
@@ -393,10 +454,11 @@ export class CpuBackend implements Backend {
   // ---- kernels ---------------------------------------------------------------------------------
 
   matmul(out: Tensor, a: Tensor, b: Tensor, o: MatmulOptions = {}): void {
-    const [m, q, p] = checkMatmul(out, a, b, o, true);
+    const [m, q, p] = checkMatmul(out, a, b, o, QUANTIZED);
     const g: MatmulGeom = { m, q, p, transA: !!o.transA, transB: !!o.transB, accumulate: !!o.accumulate };
     const bias = o.bias ?? null;
     if (b.dtype === 'q8') this.q8(b); // rejects views
+    if (b.dtype === 'q4') this.q4(b);
     if (m === 0 || p === 0) return;
     if (this.wasm && this.wasm.matmul(out, a, b, bias, g)) return;
     const ov = this.view(out),
@@ -408,6 +470,11 @@ export class CpuBackend implements Backend {
       else matmulQ8Cols(ov, av, this.q8(b), bv, g, 0, p);
       return;
     }
+    if (b.dtype === 'q4') {
+      if (par) par.matmulQ4(ov, av, b.storage as Int8Array, b.rows, b.cols, bv, g);
+      else matmulQ4Cols(ov, av, this.q4(b), bv, g, 0, p);
+      return;
+    }
     const wv = this.view(b);
     if (par) par.matmul(ov, av, wv, bv, g);
     // the backward's products (G·W, Gᵀ·X) repacked into the fast Linear layout (TypeScript kernels only)
@@ -417,10 +484,12 @@ export class CpuBackend implements Backend {
   }
 
   embedding(out: Tensor, ids: Tensor, table: Tensor): void {
-    const { m, d } = checkEmbedding(out, ids, table, true);
+    const { m, d } = checkEmbedding(out, ids, table, QUANTIZED);
     if (m === 0) return;
     if (this.wasm && this.wasm.embedding(out, ids, table, m, d)) return;
     if (table.dtype === 'q8') embeddingQ8(this.view(out), ids.storage as Int32Array, ids.offset, this.q8(table), m, d);
+    else if (table.dtype === 'q4')
+      embeddingQ4(this.view(out), ids.storage as Int32Array, ids.offset, this.q4(table), m, d);
     else embedding(this.view(out), this.view(ids) as View, this.view(table), m, d);
   }
 
@@ -648,6 +717,36 @@ export class CpuBackend implements Backend {
     );
   }
 
+  ssdScanBackward(s: SsdScanBackwardArgs): void {
+    const dims = checkSsdScanBackward(s);
+    ssdScanBackward(
+      {
+        dy: this.view(s.dy),
+        x: this.view(s.x),
+        dt: this.view(s.dt),
+        A: this.view(s.A),
+        B: this.view(s.B),
+        C: this.view(s.C),
+        D: this.opt(s.D),
+        dtBias: this.opt(s.dtBias),
+        h0: this.opt(s.h0),
+        dtSoftplus: s.dtSoftplus,
+        dtMin: s.dtLimit[0],
+        dtMax: s.dtLimit[1],
+        dx: this.view(s.dx),
+        dDt: this.view(s.dDt),
+        dA: this.view(s.dA),
+        dB: this.view(s.dB),
+        dC: this.view(s.dC),
+        dD: this.opt(s.dD),
+        dDtBias: this.opt(s.dDtBias),
+        dh0: this.opt(s.dh0),
+      },
+      dims,
+      s.chunk ?? 64,
+    );
+  }
+
   crossEntropy(out: Tensor, logits: Tensor, targets: Tensor, reduction: LossReduction): void {
     const { m, V } = checkCrossEntropy('crossEntropy', out, logits, targets, 'scalar');
     if (this.wasm && m * V > 0 && this.wasm.crossEntropy(out, logits, targets, m, V, reduction)) return;
@@ -770,6 +869,57 @@ export class CpuBackend implements Backend {
   rotary(out: Tensor, x: Tensor, o: RotaryOptions): void {
     const { b, l, H, dh } = checkRotary(out, x, o);
     rotary(this.view(out), this.view(x), b, l, H, dh, o.start, o.base, !!o.inverse);
+  }
+
+  moeRoute(weights: Tensor, logits: Tensor, bias: Tensor | null, o: MoeRouteOptions): void {
+    const { m, E } = checkMoeRoute(weights, logits, bias, o);
+    moeRoute(this.view(weights), this.view(logits), this.opt(bias), m, E, o);
+  }
+
+  moeAccumulate(out: Tensor, y: Tensor, weights: Tensor, expert: number): void {
+    const { m, d } = checkMoeAccumulate(out, y, weights, expert);
+    moeAccumulate(this.view(out), this.view(y), this.view(weights), m, d, expert);
+  }
+
+  private mamba3Views(a: Omit<Mamba3ScanArgs, 'y' | 'state'>, y: Tensor, st: Mamba3ScanArgs['state']): Mamba3Views {
+    return {
+      y: this.view(y),
+      proj: this.view(a.proj),
+      dtBias: this.view(a.dtBias),
+      BNorm: this.view(a.BNorm),
+      CNorm: this.view(a.CNorm),
+      BBias: this.view(a.BBias),
+      CBias: this.view(a.CBias),
+      D: this.view(a.D),
+      mimoX: this.opt(a.mimoX),
+      mimoZ: this.opt(a.mimoZ),
+      mimoO: this.opt(a.mimoO),
+      normWeight: this.opt(a.normWeight),
+      state: st ? { theta: this.view(st.theta), ssm: this.view(st.ssm), k: this.view(st.k), x: this.view(st.x) } : null,
+    };
+  }
+
+  mamba3Scan(a: Mamba3ScanArgs): void {
+    const { b, l } = checkMamba3Scan(a);
+    mamba3Scan(this.mamba3Views(a, a.y, a.state), b, l, a.dims);
+  }
+
+  mamba3ScanBackward(a: Mamba3ScanBackwardArgs): void {
+    const { b, l } = checkMamba3ScanBackward(a);
+    const grads = {
+      dProj: this.view(a.dProj),
+      dDtBias: this.view(a.dDtBias),
+      dBNorm: this.view(a.dBNorm),
+      dCNorm: this.view(a.dCNorm),
+      dBBias: this.view(a.dBBias),
+      dCBias: this.view(a.dCBias),
+      dD: this.view(a.dD),
+      dMimoX: this.opt(a.dMimoX),
+      dMimoZ: this.opt(a.dMimoZ),
+      dMimoO: this.opt(a.dMimoO),
+      dNormWeight: this.opt(a.dNormWeight),
+    };
+    mamba3ScanBackward(this.mamba3Views(a, a.g, null), this.view(a.g), grads, b, l, a.dims);
   }
 }
 

@@ -1,7 +1,7 @@
 import { fail } from '../../errors.js';
 import type { ArenaSet } from './runtime/arena.js';
 import type { MatmulGeom } from './reference/matmul.js';
-import { DT_BF16, DT_F16, DT_F32, DT_Q8, OP_TS_MATMUL, OP_TS_SCAN, TM, TS } from './wasm/thread-ops.js';
+import { DT_BF16, DT_F16, DT_F32, DT_Q4, DT_Q8, OP_TS_MATMUL, OP_TS_SCAN, TM, TS } from './wasm/thread-ops.js';
 import type { ThreadPool } from './runtime/pool.js';
 import type { ScanViews } from './reference/selective-scan.js';
 import type { FView } from './reference/view.js';
@@ -12,6 +12,8 @@ export interface CpuParallel {
   matmul(out: FView, a: FView, b: FView, bias: FView | null, g: MatmulGeom): void;
   /** The same with q8 weights (their storage and shape). */
   matmulQ8(out: FView, a: FView, b: Int8Array, bRows: number, bCols: number, bias: FView | null, g: MatmulGeom): void;
+  /** The same with q4 weights. */
+  matmulQ4(out: FView, a: FView, b: Int8Array, bRows: number, bCols: number, bias: FView | null, g: MatmulGeom): void;
   scan(s: ScanViews, b: number, l: number, e: number, n: number): void;
 }
 
@@ -64,6 +66,23 @@ export class TsParallel implements CpuParallel {
   }
 
   matmulQ8(out: FView, a: FView, b: Int8Array, bRows: number, bCols: number, bias: FView | null, g: MatmulGeom): void {
+    this.matmulQuant(DT_Q8, out, a, b, bRows, bCols, bias, g);
+  }
+
+  matmulQ4(out: FView, a: FView, b: Int8Array, bRows: number, bCols: number, bias: FView | null, g: MatmulGeom): void {
+    this.matmulQuant(DT_Q4, out, a, b, bRows, bCols, bias, g);
+  }
+
+  private matmulQuant(
+    kind: number,
+    out: FView,
+    a: FView,
+    b: Int8Array,
+    bRows: number,
+    bCols: number,
+    bias: FView | null,
+    g: MatmulGeom,
+  ): void {
     const ar = this.arenas.arenaOf(b);
     if (!ar) fail('UNSUPPORTED', "thread pool: a tensor outside the backend's memory");
     this.put(TM.out, out);
@@ -73,7 +92,7 @@ export class TsParallel implements CpuParallel {
     P.setI(TM.b, ar.id);
     P.setI(TM.b + 1, b.byteOffset);
     P.setI(TM.b + 2, 0);
-    P.setI(TM.b + 3, DT_Q8);
+    P.setI(TM.b + 3, kind);
     P.setI(TM.bRows, bRows);
     P.setI(TM.bCols, bCols);
     this.geom(g);

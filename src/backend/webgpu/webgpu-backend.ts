@@ -41,6 +41,16 @@ import {
   type TrainingKernels,
 } from '../contract/training.js';
 import { checkFloat } from '../contract/checks.js';
+import {
+  checkAttention,
+  checkMoeAccumulate,
+  checkMoeRoute,
+  checkRotary,
+  type AttentionArgs,
+  type MoeRouteOptions,
+  type RotaryOptions,
+} from '../contract/mixers.js';
+import { checkMamba3Scan, type Mamba3ScanArgs } from '../contract/mamba3.js';
 import type { GpuDevice } from './device.js';
 import { Dispatcher } from './dispatcher.js';
 import { BufferPool, bucketBytes, MAP_READ, newStorage, USAGE, type GpuStorage } from './gpu-buffers.js';
@@ -53,17 +63,22 @@ import { rmsnormBackward } from './kernels/rmsnorm-backward.js';
 import { unaryBackward } from './kernels/unary-backward.js';
 import { conv1d } from './kernels/conv1d.js';
 import { conv1dBackward } from './kernels/conv1d-backward.js';
+import { attention, rotary } from './kernels/attention.js';
 import { argmax, binary, unary } from './kernels/elementwise.js';
+import { moeAccumulate, moeRoute } from './kernels/moe.js';
 import { embedding } from './kernels/embedding.js';
 import { gatedRmsnorm } from './kernels/gated-rmsnorm.js';
 import { mambaStep } from './kernels/mamba-step.js';
 import { matmul } from './kernels/matmul.js';
+import { wholeQ4 } from './kernels/launch.js';
 import { rmsnorm } from './kernels/rmsnorm.js';
 import { sample } from './kernels/sample.js';
 import { selectiveScan } from './kernels/scan.js';
 import { selectiveScanBackward } from './kernels/scan-backward.js';
 import { ssdScan } from './kernels/ssd-scan.js';
+import { mamba3Scan } from './kernels/mamba3-scan.js';
 import type { KernelHost, KernelOptions } from './kernel-host.js';
+import { dequantizeQ4Row, q4Layout, q4View, quantizeQ4 } from '../cpu/reference/q4.js';
 
 /** The backend's options: the launchers' (`KernelOptions`) and those of memory and batching. */
 export interface WebGpuBackendOptions extends Partial<KernelOptions> {
@@ -183,9 +198,10 @@ export class WebGpuBackend implements Backend, KernelHost, TrainingKernels {
   alloc(shape: readonly number[], dtype: DType = 'f32'): Tensor {
     this.checkAlive();
     if (dtype === 'q8') noQ8();
-    const bytes = bucketBytes(round16(Math.max(numel(shape), 1) * dtypeBytes(dtype)));
+    const q4 = dtype === 'q4' ? q4Shape(shape) : undefined;
+    const bytes = bucketBytes(round16(q4 ? q4.bytes : Math.max(numel(shape), 1) * dtypeBytes(dtype)));
     const s = this.pool.take(bytes) ?? this.createStorage(bytes, `tensor ${fmtShape(shape)} ${dtype}`, true);
-    return track(new Tensor(this, s, shape, dtype));
+    return track(new Tensor(this, s, shape, dtype, 0, q4?.ld));
   }
 
   zeros(shape: readonly number[], dtype: DType = 'f32'): Tensor {
@@ -207,29 +223,41 @@ export class WebGpuBackend implements Backend, KernelHost, TrainingKernels {
     const n = numel(shape);
     if (data.length !== n)
       fail('SHAPE_MISMATCH', `upload: ${data.length} elements for shape ${fmtShape(shape)}, expected ${n}`);
-    const want = dt === 'f32' ? Float32Array : dt === 'i32' ? Int32Array : Uint16Array;
-    if (!(data instanceof want)) fail('DTYPE_MISMATCH', `upload: a ${data.constructor.name} for dtype ${dt}`);
-    const bytes = round16(Math.max(n, 1) * dtypeBytes(dt));
+    const want = dt === 'f32' || dt === 'q4' ? Float32Array : dt === 'i32' ? Int32Array : Uint16Array;
+    if (!(data instanceof want))
+      fail(
+        'DTYPE_MISMATCH',
+        `upload: a ${data.constructor.name} for dtype ${dt}` +
+          (dt === 'q4' ? ' (q4 takes f32 data and quantises it)' : ''),
+      );
+    // q4: quantised here, on the CPU (backend/cpu/reference/q4.ts), and uploaded as bytes
+    const q4 = dt === 'q4' ? q4Shape(shape) : undefined;
+    let src: ArrayBufferView = data;
+    if (q4) {
+      src = new Uint8Array(q4.bytes);
+      quantizeQ4(data as Float32Array, q4.rows, q4.cols, src as Uint8Array);
+    }
+    const bytes = round16(q4 ? q4.bytes : Math.max(n, 1) * dtypeBytes(dt));
     let s: GpuStorage;
     if (bytes <= SMALL_UPLOAD) {
       const size = bucketBytes(bytes);
       s = this.pool.take(size) ?? this.createStorage(size, `tensor ${fmtShape(shape)} ${dt}`, true);
       // A queue write runs before commands still being recorded: submit those first if they use s.
       if (this.d.usedByPending(s)) this.d.flush();
-      const len = (data.byteLength + 3) & ~3;
-      if (len === data.byteLength)
-        this.device.queue.writeBuffer(s.buffer, 0, data.buffer as ArrayBuffer, data.byteOffset, len);
+      const len = (src.byteLength + 3) & ~3;
+      if (len === src.byteLength)
+        this.device.queue.writeBuffer(s.buffer, 0, src.buffer as ArrayBuffer, src.byteOffset, len);
       else {
         const pad = new Uint8Array(len);
-        pad.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+        pad.set(new Uint8Array(src.buffer, src.byteOffset, src.byteLength));
         this.device.queue.writeBuffer(s.buffer, 0, pad);
       }
     } else {
       s = this.createStorage(bytes, `tensor ${fmtShape(shape)} ${dt}`, false, true);
-      new Uint8Array(s.buffer.getMappedRange()).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      new Uint8Array(s.buffer.getMappedRange()).set(new Uint8Array(src.buffer, src.byteOffset, src.byteLength));
       s.buffer.unmap();
     }
-    return track(new Tensor(this, s, shape, dt));
+    return track(new Tensor(this, s, shape, dt, 0, q4?.ld));
   }
 
   /** The GPU storage of a tensor of this backend. */
@@ -272,7 +300,9 @@ export class WebGpuBackend implements Backend, KernelHost, TrainingKernels {
     const first = t.offset;
     const end = t.size === 0 ? first : t.offset + (rows - 1) * t.ld + cols;
     const b0 = Math.floor((first * es) / 4) * 4;
-    const b1 = Math.max(b0 + 4, Math.ceil((end * es) / 4) * 4);
+    // q4: the whole storage (quants, then scales)
+    const endBytes = t.dtype === 'q4' ? q4Layout(rows, cols).bytes : end * es;
+    const b1 = Math.max(b0 + 4, Math.ceil(endBytes / 4) * 4);
     const size = b1 - b0;
     const st = this.takeStaging(size);
     this.d.copy(s.buffer, b0, st.buffer, 0, size);
@@ -287,6 +317,12 @@ export class WebGpuBackend implements Backend, KernelHost, TrainingKernels {
     st.buffer.unmap();
     this.giveStaging(st);
     this.checkErrors();
+    if (t.dtype === 'q4') {
+      const v = q4View(new Uint8Array(raw), rows, cols);
+      const out = new Float32Array(t.size);
+      for (let r = 0; r < rows; r++) dequantizeQ4Row(v, r, out.subarray(r * cols, (r + 1) * cols));
+      return out;
+    }
     const base = first - b0 / es; // element index of `first` within raw
     if (t.dtype === 'i32' || t.dtype === 'f32') {
       const src = t.dtype === 'i32' ? new Int32Array(raw) : new Float32Array(raw);
@@ -367,20 +403,25 @@ export class WebGpuBackend implements Backend, KernelHost, TrainingKernels {
 
   copy(dst: Tensor, src: Tensor): void {
     checkCopy(dst, src);
+    if (src.dtype === 'q4' || dst.dtype === 'q4')
+      fail('UNSUPPORTED', `copy: ${src.toString()} -> ${dst.toString()}; q4 tensors are not copied on WebGPU`);
     copy(this, dst, src);
   }
 
   fill(t: Tensor, value: number): void {
+    if (t.dtype === 'q4') fail('DTYPE_MISMATCH', `fill: ${t.toString()}, expected f32, f16, bf16 or i32`);
     fill(this, t, value);
   }
 
   matmul(out: Tensor, a: Tensor, b: Tensor, o: MatmulOptions = {}): void {
-    const [m, q, p] = checkMatmul(out, a, b, o);
+    const [m, q, p] = checkMatmul(out, a, b, o, ['q4']);
+    if (b.dtype === 'q4') wholeQ4(b);
     matmul(this, out, a, b, o, m, q, p);
   }
 
   embedding(out: Tensor, ids: Tensor, table: Tensor): void {
-    const { m, d } = checkEmbedding(out, ids, table);
+    const { m, d } = checkEmbedding(out, ids, table, ['q4']);
+    if (table.dtype === 'q4') wholeQ4(table);
     embedding(this, out, ids, table, m, d);
   }
 
@@ -412,6 +453,11 @@ export class WebGpuBackend implements Backend, KernelHost, TrainingKernels {
   argmax(out: Tensor, x: Tensor): void {
     checkArgmax(out, x);
     argmax(this, out, x);
+  }
+
+  mamba3Scan(a: Mamba3ScanArgs): void {
+    const { b, l } = checkMamba3Scan(a);
+    mamba3Scan(this, a, b, l);
   }
 
   ssdScan(s: SsdScanArgs): void {
@@ -482,14 +528,38 @@ export class WebGpuBackend implements Backend, KernelHost, TrainingKernels {
     checkAdamw(param, grad, m, v, o);
     adamwStep(this, param, grad, m, v, o);
   }
+
+  attention(a: AttentionArgs): void {
+    attention(this, a, checkAttention('attention', a));
+  }
+
+  rotary(out: Tensor, x: Tensor, o: RotaryOptions): void {
+    rotary(this, out, x, o, checkRotary(out, x, o));
+  }
+
+  moeRoute(weights: Tensor, logits: Tensor, bias: Tensor | null, o: MoeRouteOptions): void {
+    const { m, E } = checkMoeRoute(weights, logits, bias, o);
+    moeRoute(this, weights, logits, bias, o, m, E);
+  }
+
+  moeAccumulate(out: Tensor, y: Tensor, weights: Tensor, expert: number): void {
+    const { m, d } = checkMoeAccumulate(out, y, weights, expert);
+    moeAccumulate(this, out, y, weights, expert, m, d);
+  }
 }
 
-/** The kernels read f32 and 16-bit floats only: q8 weights are refused at their first upload (model build). */
+/** A q4 tensor's layout (rows x cols: its last dimension is the row). */
+function q4Shape(shape: readonly number[]) {
+  const cols = shape.length === 0 ? 1 : shape[shape.length - 1];
+  return q4Layout(cols === 0 ? 0 : numel(shape) / cols, cols);
+}
+
+/** The kernels read f32, 16-bit floats and q4: q8 weights are refused at their first upload (model build). */
 function noQ8(): never {
   return fail(
     'UNSUPPORTED',
     'q8 weights are not supported on WebGPU; use f32, f16 or bf16 ' +
-      "(--dtype f32, f16, bf16, or auto to keep a 16-bit checkpoint's dtype)",
+      "(--dtype f32, f16, bf16, q4, or auto to keep a 16-bit checkpoint's dtype)",
     { dtype: 'q8' },
   );
 }

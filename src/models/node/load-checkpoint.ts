@@ -8,6 +8,8 @@ import { openTorchCheckpointFile } from '../../io/node/torch-file.js';
 import { MAX_CONFIG_JSON_BYTES, parseUntrustedJson } from '../../io/json.js';
 import type { TensorSource } from '../../io/tensor-source.js';
 import { buildModel } from '../build.js';
+import { buildHybrid, checkHybridBackend } from '../build-hybrid.js';
+import { isHybridConfig, parseHybridConfig, type HybridConfig } from '../config-hybrid.js';
 import { parseConfig, type ModelConfig } from '../config.js';
 import type { LanguageModel } from '../lm.js';
 import type { WeightDType } from '../weights.js';
@@ -20,6 +22,12 @@ import type { WeightDType } from '../weights.js';
 
 /** Reads and parses `config.json` of a checkpoint directory. */
 export async function readConfig(dir: string): Promise<{ config: ModelConfig; raw: Record<string, unknown> }> {
+  const { json, path } = await readConfigJson(dir);
+  return { config: parseConfig(json, path), raw: json as Record<string, unknown> };
+}
+
+/** Reads `config.json` of a checkpoint directory as untrusted JSON (size-limited), unparsed. */
+export async function readConfigJson(dir: string): Promise<{ json: unknown; path: string }> {
   const path = join(dir, 'config.json');
   let text: string;
   try {
@@ -39,8 +47,7 @@ export async function readConfig(dir: string): Promise<{ config: ModelConfig; ra
     if (code === 'ENOTDIR') fail('BAD_ARGUMENT', `${dir} is not a directory`, { path });
     throw e;
   }
-  const json = parseUntrustedJson(text, path, { maxBytes: MAX_CONFIG_JSON_BYTES });
-  return { config: parseConfig(json, path), raw: json as Record<string, unknown> };
+  return { json: parseUntrustedJson(text, path, { maxBytes: MAX_CONFIG_JSON_BYTES }), path };
 }
 
 /** Opens the weights of a checkpoint directory (safetensors, sharded safetensors). */
@@ -71,8 +78,7 @@ export interface LoadLmOptions {
   dtype?: WeightDType;
 }
 
-/** Loads the language model of a local checkpoint directory (no tokenizer). */
-export async function loadLanguageModel(dir: string, o: LoadLmOptions = {}): Promise<LanguageModel> {
+async function checkDir(dir: string): Promise<void> {
   try {
     const st = await stat(dir);
     if (!st.isDirectory()) fail('BAD_ARGUMENT', `${dir} is not a directory; pass a checkpoint directory`);
@@ -80,6 +86,42 @@ export async function loadLanguageModel(dir: string, o: LoadLmOptions = {}): Pro
     if (isMambaError(e)) throw e;
     fail('FILE_NOT_FOUND', `model directory ${dir} does not exist`, { path: dir });
   }
+}
+
+/**
+ * Loads a Mamba-2 + attention hybrid (granitemoehybrid, bamba, nemotron_h) from a local checkpoint
+ * directory (config.json + safetensors, sharded or not). CPU backend only for now.
+ */
+export async function loadHybridModel(dir: string, o: LoadLmOptions = {}): Promise<LanguageModel<HybridConfig>> {
+  await checkDir(dir);
+  const { json, path } = await readConfigJson(dir);
+  const config = parseHybridConfig(json, path);
+  const backend = o.backend ?? cpu();
+  checkHybridBackend(config, backend);
+  const tensors = await openWeights(dir);
+  try {
+    return await buildHybrid(config, tensors, backend, o.dtype ?? 'f32');
+  } finally {
+    await tensors.close();
+  }
+}
+
+/**
+ * Loads any architecture mamba-ts runs from a local checkpoint directory (no tokenizer): the Mamba
+ * family through `loadLanguageModel`, the Mamba-2 + attention hybrids through `loadHybridModel`.
+ */
+export async function loadAnyLanguageModel(
+  dir: string,
+  o: LoadLmOptions = {},
+): Promise<LanguageModel<ModelConfig | HybridConfig>> {
+  await checkDir(dir);
+  const { json } = await readConfigJson(dir);
+  return isHybridConfig(json) ? loadHybridModel(dir, o) : loadLanguageModel(dir, o);
+}
+
+/** Loads the language model of a local checkpoint directory (no tokenizer). */
+export async function loadLanguageModel(dir: string, o: LoadLmOptions = {}): Promise<LanguageModel> {
+  await checkDir(dir);
   const { config } = await readConfig(dir);
   const tensors = await openWeights(dir);
   try {

@@ -5,13 +5,16 @@ import type { FView } from './view.js';
  * (l, l) matrix is ever held: for query i of sequence b and head h, at position p = keys − lq + i,
  *   s_j = scale · q_i · k_j  (j <= p),   out_i = sum_j exp(s_j − max s) · v_j / sum_j exp(s_j − max s)
  * in f64. Memory O(keys); time O(b·H·lq·keys·(dk + dv)).
- * q (b, lq, H·dk), k (b, lk, H·dk), v (b, lk, H·dv), out (b, lq, H·dv); rows of k, v past `keys` unused.
+ * q (b, lq, H·dk), k (b, lk, G·dk), v (b, lk, G·dv), out (b, lq, H·dv); rows of k, v past `keys` unused.
+ * G key/value heads (grouped-query attention): query head h reads k/v head floor(h / (H/G)).
  */
 export interface AttentionDims {
   b: number;
   lq: number;
   lk: number;
   H: number;
+  /** Key/value heads (G = H without grouping). */
+  G: number;
   dk: number;
   dv: number;
   keys: number;
@@ -22,17 +25,19 @@ export function attention(out: FView, q: FView, k: FView, v: FView, d: Attention
     Q = q.data as Float32Array,
     K = k.data as Float32Array,
     V = v.data as Float32Array;
-  const { b, lq, lk, H, dk, dv, keys } = d;
+  const { b, lq, lk, H, G, dk, dv, keys } = d;
+  const perKv = H / G;
   const s = new Float64Array(keys);
   const acc = new Float64Array(dv);
   for (let bi = 0; bi < b; bi++) {
     for (let h = 0; h < H; h++) {
+      const kh = Math.floor(h / perKv);
       for (let i = 0; i < lq; i++) {
         const pos = keys - lq + i;
         const qo = q.off + (bi * lq + i) * q.ld + h * dk;
         let mx = -Infinity;
         for (let j = 0; j <= pos; j++) {
-          const ko = k.off + (bi * lk + j) * k.ld + h * dk;
+          const ko = k.off + (bi * lk + j) * k.ld + kh * dk;
           let dot = 0;
           for (let c = 0; c < dk; c++) dot += Q[qo + c] * K[ko + c];
           const sj = scale * dot;
@@ -44,7 +49,7 @@ export function attention(out: FView, q: FView, k: FView, v: FView, d: Attention
         for (let j = 0; j <= pos; j++) {
           const p = Math.exp(s[j] - mx);
           sum += p;
-          const vo = v.off + (bi * lk + j) * v.ld + h * dv;
+          const vo = v.off + (bi * lk + j) * v.ld + kh * dv;
           for (let c = 0; c < dv; c++) acc[c] += p * V[vo + c];
         }
         const oo = out.off + (bi * lq + i) * out.ld + h * dv;

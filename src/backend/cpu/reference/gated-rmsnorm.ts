@@ -6,7 +6,8 @@ import type { FView } from './view.js';
  *   gate first: v = x ⊙ silu(z), out = v · rsqrt(mean_group(v²) + eps) ⊙ weight
  *               (transformers' MambaRMSNormGated; mamba_ssm's RMSNormGated with norm_before_gate=False)
  *   norm first: out = x · rsqrt(mean_group(x²) + eps) ⊙ weight ⊙ silu(z)   (norm_before_gate=True)
- * transformers normalises over all of e (one group); mamba_ssm over e / n_groups (group_size).
+ * transformers normalises over all of e (one group); mamba_ssm over e / n_groups (group_size), which mamba-ts
+ * uses for every layout (transformers#40861).
  * Sums in f64.
  */
 let scratch = new Float64Array(0);

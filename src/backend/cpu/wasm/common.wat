@@ -159,6 +159,19 @@
       (then (@f16 (i32.load16_u (local.get $a))))
       (else (f32.reinterpret_i32 (i32.shl (i32.load16_u (local.get $a)) (i32.const 16))))))))
 
+;; Element (r, c) of a q4 matrix as f32 (reference/q4.ts): quants at b, rows of ld / 2 bytes, byte
+;; i of a block of 32 holding element i (low nibble) and i + 16 (high); f16 scales at bs, nb = ld / 32
+;; a row. Value (q - 8) * d.
+(func $q4get (param $b i32) (param $bs i32) (param $ld i32) (param $r i32) (param $c i32) (result f32)
+  (local $byte i32) (local $h i32)
+  (local.set $byte (i32.load8_u (i32.add (i32.add (local.get $b) (i32.shr_u (i32.mul (local.get $r) (local.get $ld)) (i32.const 1)))
+    (i32.add (i32.shr_u (i32.and (local.get $c) (i32.const -32)) (i32.const 1)) (i32.and (local.get $c) (i32.const 15))))))
+  (local.set $h (i32.load16_u (i32.add (local.get $bs)
+    (i32.shl (i32.add (i32.mul (local.get $r) (i32.shr_u (local.get $ld) (i32.const 5))) (i32.shr_u (local.get $c) (i32.const 5))) (i32.const 1)))))
+  (f32.mul (f32.convert_i32_s (i32.sub (i32.and (select (i32.shr_u (local.get $byte) (i32.const 4)) (local.get $byte)
+      (i32.and (local.get $c) (i32.const 16))) (i32.const 15)) (i32.const 8)))
+    (@f16 (local.get $h))))
+
 ;; Four channels at address a: a plain load for a whole group (cnt 4), ld_part for the last one.
 ;; Locals: $cnt (i32).
 (;@macro ldc a;)

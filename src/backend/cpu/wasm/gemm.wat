@@ -10,9 +10,11 @@
 ;; (KC * NC * 4 = 128 KiB) stays in L2, a panel (8 KiB) in L1. A pool splits [j0, j1) by NC blocks.
 ;; Scratch at $pack: 128 KiB of panels, then a 4 x 8 tile for the ragged right edge.
 
-;; Element (r, c) of a stored 2-D float or q8 matrix, as f32 (row stride ld elements; q8: nb = ld/32).
+;; Element (r, c) of a stored 2-D float, q8 or q4 matrix, as f32 (row stride ld elements; q8, q4: nb = ld/32).
 (func $bget (param $b i32) (param $bs i32) (param $ld i32) (param $kind i32) (param $r i32) (param $c i32) (result f32)
   (local $e i32)
+  (if (i32.eq (local.get $kind) (i32.const 5))
+    (then (return (call $q4get (local.get $b) (local.get $bs) (local.get $ld) (local.get $r) (local.get $c)))))
   (local.set $e (i32.add (i32.mul (local.get $r) (local.get $ld)) (local.get $c)))
   (if (result f32) (i32.eq (local.get $kind) (i32.const 3))
     (then (f32.mul (f32.convert_i32_s (i32.load8_s (i32.add (local.get $b) (local.get $e))))
@@ -23,6 +25,7 @@
 (func $pack_b (param $dst i32) (param $b i32) (param $bs i32) (param $ldb i32) (param $kind i32) (param $transB i32)
   (param $k0 i32) (param $kc i32) (param $jc i32) (param $nc i32)
   (local $p i32) (local $np i32) (local $jj i32) (local $j i32) (local $k i32) (local $d i32) (local $src i32) (local $sp i32) (local $nb i32)
+  (local $kk i32) (local $h i32) (local $ds f32)
   (local.set $np (i32.shr_u (i32.add (local.get $nc) (i32.const 7)) (i32.const 3)))
   (local.set $nb (i32.shr_u (local.get $ldb) (i32.const 5)))
   (loop $panels (if (i32.lt_s (local.get $p) (local.get $np)) (then
@@ -40,6 +43,23 @@
           (f32.store (i32.add (local.get $d) (i32.shl (local.get $k) (i32.const 5)))
             (call $bget (local.get $b) (local.get $bs) (local.get $ldb) (local.get $kind) (i32.add (local.get $k0) (local.get $k)) (local.get $j)))
           (local.set $k (i32.add (local.get $k) (i32.const 1))) (br $g)))))
+      (else (if (i32.eq (local.get $kind) (i32.const 5))
+        (then
+          ;; q4 (the Linear layout, row j of W: ldb / 2 bytes at b + j * ldb / 2): the nibble of element
+          ;; kk in byte (kk & -32) / 2 + (kk & 15), high half when kk & 16; the f16 scale of its block
+          ;; (reference/q4.ts) reloaded at each block start
+          (local.set $src (i32.add (local.get $b) (i32.shr_u (i32.mul (local.get $j) (local.get $ldb)) (i32.const 1))))
+          (local.set $sp (i32.add (local.get $bs) (i32.shl (i32.mul (local.get $j) (local.get $nb)) (i32.const 1))))
+          (loop $q4 (if (i32.lt_s (local.get $k) (local.get $kc)) (then
+            (local.set $kk (i32.add (local.get $k0) (local.get $k)))
+            (if (i32.or (i32.eqz (local.get $k)) (i32.eqz (i32.and (local.get $kk) (i32.const 31)))) (then
+              (local.set $h (i32.load16_u (i32.add (local.get $sp) (i32.shl (i32.shr_u (local.get $kk) (i32.const 5)) (i32.const 1)))))
+              (local.set $ds (@f16 (local.get $h)))))
+            (local.set $h (i32.load8_u (i32.add (local.get $src)
+              (i32.add (i32.shr_u (i32.and (local.get $kk) (i32.const -32)) (i32.const 1)) (i32.and (local.get $kk) (i32.const 15))))))
+            (f32.store (i32.add (local.get $d) (i32.shl (local.get $k) (i32.const 5)))
+              (f32.mul (local.get $ds) (f32.convert_i32_s (i32.sub (i32.and (i32.shr_u (local.get $h) (i32.and (i32.shr_u (local.get $kk) (i32.const 2)) (i32.const 4))) (i32.const 15)) (i32.const 8)))))
+            (local.set $k (i32.add (local.get $k) (i32.const 1))) (br $q4)))))
       (else (if (i32.eqz (local.get $kind))
         (then
           (local.set $src (i32.add (local.get $b) (i32.shl (i32.add (i32.mul (local.get $j) (local.get $ldb)) (local.get $k0)) (i32.const 2))))
@@ -66,7 +86,7 @@
           (f32.store (i32.add (local.get $d) (i32.shl (local.get $k) (i32.const 5)))
             (f32.mul (f32.convert_i32_s (i32.load8_s (i32.add (local.get $src) (local.get $k))))
               (f32.load (i32.add (local.get $sp) (i32.shl (i32.shr_u (i32.add (local.get $k0) (local.get $k)) (i32.const 5)) (i32.const 2))))))
-          (local.set $k (i32.add (local.get $k) (i32.const 1))) (br $q))))))))))))))
+          (local.set $k (i32.add (local.get $k) (i32.const 1))) (br $q))))))))))))))))
       (local.set $jj (i32.add (local.get $jj) (i32.const 1)))
       (br $cols))))
     (local.set $p (i32.add (local.get $p) (i32.const 1)))

@@ -14,6 +14,7 @@ import {
   DT_BF16,
   DT_F16,
   DT_F32,
+  DT_Q4,
   DT_Q8,
   GM,
   MV,
@@ -31,7 +32,7 @@ import {
   ST,
 } from './thread-ops.js';
 import type { ThreadPool } from '../runtime/pool.js';
-import type { DType } from '../../../tensor/dtype.js';
+import { isQuantized, type DType } from '../../../tensor/dtype.js';
 import type { Tensor } from '../../../tensor/tensor.js';
 import { instantiateKernels, MAX_SCAN_STATE, THREAD_SCRATCH_BYTES, type WasmKernels } from './module.js';
 
@@ -45,8 +46,8 @@ import { instantiateKernels, MAX_SCAN_STATE, THREAD_SCRATCH_BYTES, type WasmKern
  * largest operand) and other operands are staged, i.e. copied into that arena's scratch before the
  * call and (outputs) back after it. With one arena (models up to ~4 GB) nothing is ever staged.
  */
-const KIND: Partial<Record<DType, number>> = { f32: DT_F32, f16: DT_F16, bf16: DT_BF16, q8: DT_Q8 };
-const BYTES: Record<DType, number> = { f32: 4, i32: 4, f16: 2, bf16: 2, q8: 1 };
+const KIND: Partial<Record<DType, number>> = { f32: DT_F32, f16: DT_F16, bf16: DT_BF16, q8: DT_Q8, q4: DT_Q4 };
+const BYTES: Record<DType, number> = { f32: 4, i32: 4, f16: 2, bf16: 2, q8: 1, q4: 1 }; // q8, q4: offset 0
 /** Bytes of per-thread scratch of the scan backward (layout in scan-backward.wat). */
 export function scanBackwardScratchBytes(l: number, n: number, T: number): number {
   const N = 16 * n;
@@ -70,6 +71,11 @@ export function ssdScratchBytes(Q: number, n: number, p: number): number {
 /** Columns of a unit's state in the SSD scan's layout (head_dim rounded up to 8; rows: d_state to 4). */
 function ssdStateCols(p: number): number {
   return (p + 7) & ~7;
+}
+
+/** Byte address of a q8 or q4 matrix's scales (after its quants: rows x ld bytes, or rows x ld / 2); 0 otherwise. */
+function scalesAt(kind: number, at: number, t: Tensor): number {
+  return kind === DT_Q8 ? at + t.rows * t.ld : kind === DT_Q4 ? at + (t.rows * t.ld) / 2 : 0;
 }
 
 /** Below this many rows of x, products stream W once per row (matvec); from here, the blocked gemm. */
@@ -162,10 +168,9 @@ export class WasmOps {
     const st = t.storage as ArrayBufferView;
     const e = BYTES[t.dtype];
     if (this.arenas.arenaOf(st) === this.tgt) return st.byteOffset + t.offset * e;
-    const src =
-      t.dtype === 'q8'
-        ? new Uint8Array(st.buffer, st.byteOffset, st.byteLength)
-        : new Uint8Array(st.buffer, st.byteOffset + t.offset * e, (t.rows > 0 ? (t.rows - 1) * t.ld + t.cols : 0) * e);
+    const src = isQuantized(t.dtype)
+      ? new Uint8Array(st.buffer, st.byteOffset, st.byteLength)
+      : new Uint8Array(st.buffer, st.byteOffset + t.offset * e, (t.rows > 0 ? (t.rows - 1) * t.ld + t.cols : 0) * e);
     const dst = this.bump(src.length);
     new Uint8Array(this.tgt.buffer(), dst, src.length).set(src);
     if (out) {
@@ -188,7 +193,7 @@ export class WasmOps {
 
   // ---- kernels ----------------------------------------------------------------------------------
 
-  /** out (m, p) <- [out +] op(a) · op(b) [+ bias]: a f32, b f32/f16/bf16/q8, bias f32. */
+  /** out (m, p) <- [out +] op(a) · op(b) [+ bias]: a f32, b f32/f16/bf16/q8/q4, bias f32. */
   matmul(out: Tensor, a: Tensor, b: Tensor, bias: Tensor | null, g: MatmulGeom): boolean {
     const kind = KIND[b.dtype];
     if (kind === undefined || a.dtype !== 'f32' || (bias && bias.dtype !== 'f32')) return false;
@@ -199,7 +204,7 @@ export class WasmOps {
       x = this.at(a, false),
       w = this.at(b, false),
       bi = bias ? this.at(bias, false) : 0;
-    const ws = kind === DT_Q8 ? w + b.rows * b.ld : 0; // q8 scales follow the quants
+    const ws = scalesAt(kind, w, b); // q8, q4: the scales follow the quants
     const acc = g.accumulate ? 1 : 0;
     const pool = this.pool && m * q * p >= 1 << 15 ? this.pool : undefined;
     if (g.transB && !g.transA && m < MATVEC_MAX_M) {
@@ -215,7 +220,7 @@ export class WasmOps {
         xp = this.bump(m * q * 4);
         K.prep_bf16x(xp, x, a.ld, m, q);
         ldx = q;
-      } else if (kind === DT_Q8) {
+      } else if (kind === DT_Q8 || kind === DT_Q4) {
         xp = this.bump(m * b.ld * 2);
         xsc = this.bump(m * (b.ld >> 5) * 4);
         K.prep_q8x(xp, xsc, x, a.ld, m, q, b.ld);
@@ -237,7 +242,8 @@ export class WasmOps {
         pool.setI(MV.ws, ws);
         pool.setI(MV.xsc, xsc);
         pool.run(OP_MATVEC, p, 8);
-      } else if (kind === DT_Q8) K.matvec_q8(o, out.ld, xp, xsc, w, ws, b.ld, bi, m, 0, p, acc);
+      } else if (kind === DT_Q8 || kind === DT_Q4)
+        (kind === DT_Q8 ? K.matvec_q8 : K.matvec_q4)(o, out.ld, xp, xsc, w, ws, b.ld, bi, m, 0, p, acc);
       else
         (kind === DT_F32 ? K.matvec_f32 : kind === DT_F16 ? K.matvec_f16 : K.matvec_bf16)(
           o,
@@ -283,13 +289,13 @@ export class WasmOps {
     return true;
   }
 
-  /** out (m, d) <- table[ids]; table f32/f16/bf16/q8. */
+  /** out (m, d) <- table[ids]; table f32/f16/bf16/q8/q4. */
   embedding(out: Tensor, ids: Tensor, table: Tensor, m: number, d: number): boolean {
     const kind = KIND[table.dtype];
     if (kind === undefined) return false;
     this.begin(table);
     const t = this.at(table, false);
-    const ts = kind === DT_Q8 ? t + table.rows * table.ld : 0;
+    const ts = scalesAt(kind, t, table);
     this.K.gather_rows(this.at(out, true), out.ld, this.at(ids, false), m, t, ts, table.ld, kind, d);
     this.end();
     return true;

@@ -220,6 +220,63 @@
     (local.set $j (i32.add (local.get $j) (i32.const 1)))
     (br $r))))
 
+;; One block (32 weights, 16 bytes at {w}, f16 scale at {s}) of a q4 row against the block of x in
+;; $x0..$x3: the nibbles unpacked (low: elements 0..15, high: 16..31), less 8, widened to int16; an
+;; exact integer dot product (|sum| <= 32 * 8 * 32767 < 2^31), converted and scaled once.
+(;@macro q4block w s a;)
+(local.set $cv (v128.load (local.get {w})))
+(local.set $lo (i8x16.sub (v128.and (local.get $cv) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15)) (v128.const i8x16 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8)))
+(local.set $hi (i8x16.sub (i8x16.shr_u (local.get $cv) (i32.const 4)) (v128.const i8x16 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8)))
+(local.set $h (i32.load16_u (local.get {s})))
+(local.set {a} (f32x4.add (local.get {a}) (f32x4.mul (f32x4.splat (f32.mul (local.get $xsb) (@f16 (local.get $h))))
+  (f32x4.convert_i32x4_s (i32x4.add
+    (i32x4.add (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.get $lo)) (local.get $x0)) (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $lo)) (local.get $x1)))
+    (i32x4.add (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.get $hi)) (local.get $x2)) (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $hi)) (local.get $x3))))))))
+(local.set {w} (i32.add (local.get {w}) (i32.const 16)))
+(local.set {s} (i32.add (local.get {s}) (i32.const 2)))
+(;@end;)
+
+;; q4 weights (reference/q4.ts): row j holds nb = ldw / 32 blocks of 16 bytes at w + j*ldw/2 (ldw in
+;; elements, zero-padded past q), their f16 scales at ws + 2 (j*nb + b). x prepared by prep_q8x with
+;; ldq = ldw, as for q8 (the same int16 rounding of x, the only difference from the reference).
+;; One row of W at a time, front to back, as every decode product here.
+(func $matvec_q4 (export "matvec_q4")
+  (param $out i32) (param $ldo i32) (param $xq i32) (param $xsc i32) (param $w i32) (param $ws i32) (param $ldw i32)
+  (param $bias i32) (param $m i32) (param $j0 i32) (param $j1 i32) (param $acc i32)
+  (local $j i32) (local $i i32) (local $nb i32) (local $b i32) (local $xp i32) (local $xsp i32) (local $w0 i32) (local $s0p i32) (local $h i32)
+  (local $x0 v128) (local $x1 v128) (local $x2 v128) (local $x3 v128) (local $a0 v128) (local $cv v128) (local $lo v128) (local $hi v128) (local $xsb f32)
+  (local.set $nb (i32.shr_u (local.get $ldw) (i32.const 5)))
+  (local.set $j (local.get $j0))
+  (block $rdone (loop $r
+    (br_if $rdone (i32.ge_s (local.get $j) (local.get $j1)))
+    (local.set $i (i32.const 0))
+    (block $idone (loop $il
+      (br_if $idone (i32.ge_s (local.get $i) (local.get $m)))
+      (local.set $w0 (i32.add (local.get $w) (i32.mul (local.get $j) (i32.shr_u (local.get $ldw) (i32.const 1)))))
+      (local.set $s0p (i32.add (local.get $ws) (i32.shl (i32.mul (local.get $j) (local.get $nb)) (i32.const 1))))
+      (local.set $xp (i32.add (local.get $xq) (i32.shl (i32.mul (local.get $i) (local.get $ldw)) (i32.const 1))))
+      (local.set $xsp (i32.add (local.get $xsc) (i32.shl (i32.mul (local.get $i) (local.get $nb)) (i32.const 2))))
+      (local.set $a0 (v128.const i32x4 0 0 0 0))
+      (local.set $b (i32.const 0))
+      (block $bdone (loop $bl
+        (br_if $bdone (i32.ge_s (local.get $b) (local.get $nb)))
+        (local.set $x0 (v128.load (local.get $xp)))
+        (local.set $x1 (v128.load offset=16 (local.get $xp)))
+        (local.set $x2 (v128.load offset=32 (local.get $xp)))
+        (local.set $x3 (v128.load offset=48 (local.get $xp)))
+        (local.set $xsb (f32.load (local.get $xsp)))
+        (@q4block $w0 $s0p $a0)
+        (local.set $xp (i32.add (local.get $xp) (i32.const 64)))
+        (local.set $xsp (i32.add (local.get $xsp) (i32.const 4)))
+        (local.set $b (i32.add (local.get $b) (i32.const 1)))
+        (br $bl)))
+      (call $put (i32.add (local.get $out) (i32.shl (i32.add (i32.mul (local.get $i) (local.get $ldo)) (local.get $j)) (i32.const 2)))
+        (@hsum $a0) (local.get $bias) (local.get $j) (local.get $acc))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $il)))
+    (local.set $j (i32.add (local.get $j) (i32.const 1)))
+    (br $r))))
+
 ;; Prepares x for matvec_q8: per row i and block b of 32 columns, xsc = max|x| / 32767 and
 ;; xq = round(x / xsc) as int16 (0 past q; all 0 when the block is 0). ldq = nb * 32.
 (func $prep_q8x (export "prep_q8x") (param $xq i32) (param $xsc i32) (param $x i32) (param $ldx i32) (param $m i32) (param $q i32) (param $ldq i32)

@@ -83,6 +83,21 @@ export interface WasmKernels {
     j1: number,
     acc: number,
   ): void;
+  /** q4 weights (ldw: the padded row length in elements); x prepared by prep_q8x with ldq = ldw. */
+  matvec_q4(
+    out: number,
+    ldo: number,
+    xq: number,
+    xsc: number,
+    w: number,
+    ws: number,
+    ldw: number,
+    bias: number,
+    m: number,
+    j0: number,
+    j1: number,
+    acc: number,
+  ): void;
   prep_f16x(dst: number, x: number, ldx: number, m: number, q: number): number;
   prep_bf16x(dst: number, x: number, ldx: number, m: number, q: number): void;
   prep_q8x(xq: number, xsc: number, x: number, ldx: number, m: number, q: number, ldq: number): void;

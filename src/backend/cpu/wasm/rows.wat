@@ -104,7 +104,7 @@
     (local.set $r (i32.add (local.get $r) (i32.const 1)))
     (br $rowl)))))
 
-;; out (m, d) <- rows ids[i] of a table (V rows, stride ldt) of kind 0 f32, 1 f16, 2 bf16, 3 q8
+;; out (m, d) <- rows ids[i] of a table (V rows, stride ldt) of kind 0 f32, 1 f16, 2 bf16, 3 q8, 5 q4
 ;; (q8: scales at ts, ldt = nb * 32). Ids were range-checked by the caller.
 (func $gather_rows (export "gather_rows")
   (param $out i32) (param $ldo i32) (param $ids i32) (param $m i32) (param $t i32) (param $ts i32) (param $ldt i32) (param $kind i32) (param $d i32)
@@ -113,7 +113,14 @@
     (local.set $id (i32.load (i32.add (local.get $ids) (i32.shl (local.get $i) (i32.const 2)))))
     (local.set $op (i32.add (local.get $out) (i32.shl (i32.mul (local.get $i) (local.get $ldo)) (i32.const 2))))
     (local.set $c (i32.const 0))
-    (if (i32.eq (local.get $kind) (i32.const 3))
+    (if (i32.eq (local.get $kind) (i32.const 5))
+      (then
+        (loop $q4 (if (i32.lt_s (local.get $c) (local.get $d)) (then
+          (f32.store (i32.add (local.get $op) (i32.shl (local.get $c) (i32.const 2)))
+            (call $q4get (local.get $t) (local.get $ts) (local.get $ldt) (local.get $id) (local.get $c)))
+          (local.set $c (i32.add (local.get $c) (i32.const 1)))
+          (br $q4)))))
+    (else (if (i32.eq (local.get $kind) (i32.const 3))
       (then
         (local.set $sp (i32.add (local.get $ts) (i32.shl (i32.mul (local.get $id) (i32.shr_u (local.get $ldt) (i32.const 5))) (i32.const 2))))
         (loop $q (if (i32.lt_s (local.get $c) (local.get $d)) (then
@@ -128,7 +135,7 @@
             (call $ldf (local.get $kind)
               (i32.add (local.get $t) (i32.shl (i32.add (i32.mul (local.get $id) (local.get $ldt)) (local.get $c)) (select (i32.const 2) (i32.const 1) (i32.eqz (local.get $kind)))))))
           (local.set $c (i32.add (local.get $c) (i32.const 1)))
-          (br $f))))))
+          (br $f))))))))
     (local.set $i (i32.add (local.get $i) (i32.const 1)))
     (br $rows)))))
 

@@ -2,6 +2,7 @@ import { instantiateKernels, setSimdLevel, type SimdLevel, type WasmKernels } fr
 import { matmulCols } from '../reference/matmul.js';
 import { ARGS, type ThreadOps } from '../runtime/pool-protocol.js';
 import { matmulQ8Cols, q8Layout, q8View } from '../reference/q8.js';
+import { matmulQ4Cols, q4Layout, q4View } from '../reference/q4.js';
 import { selectiveScan, type ScanViews } from '../reference/selective-scan.js';
 import type { FView } from '../reference/view.js';
 
@@ -22,7 +23,7 @@ export const OP_SCAN_BWD = 15;
 export const OP_CONV_BWD = 16;
 /** WebAssembly SSD scan (Mamba-2; the chunked form, or the recurrent step for l = 1), split by (batch row, head). */
 export const OP_SSD = 17;
-/** TypeScript reference product (matmulCols / matmulQ8Cols), split by output columns. */
+/** TypeScript reference product (matmulCols / matmulQ8Cols / matmulQ4Cols), split by output columns. */
 export const OP_TS_MATMUL = 20;
 /** TypeScript reference scan, split by channels. */
 export const OP_TS_SCAN = 21;
@@ -33,6 +34,7 @@ export const DT_F16 = 1;
 export const DT_BF16 = 2;
 export const DT_Q8 = 3;
 export const DT_I32 = 4;
+export const DT_Q4 = 5;
 
 /**
  * What one thread runs for one chunk [j0, j1) of a pool command: the same code on the calling
@@ -309,8 +311,8 @@ export function runChunk(ctx: ThreadContext, op: number, I: Int32Array, F: Float
     case OP_MATVEC: {
       const K = ctx.kernels[a(MV.arena)]!;
       const kind = a(MV.kind);
-      if (kind === DT_Q8)
-        K.matvec_q8(
+      if (kind === DT_Q8 || kind === DT_Q4)
+        (kind === DT_Q8 ? K.matvec_q8 : K.matvec_q4)(
           a(MV.out),
           a(MV.ldo),
           a(MV.x),
@@ -587,6 +589,13 @@ export function runChunk(ctx: ThreadContext, op: number, I: Int32Array, F: Float
         const i8 = ctx.views(a(TM.b)).i8;
         const start = I[ARGS + TM.b + 1] >>> 0;
         matmulQ8Cols(out, av, q8View(i8.subarray(start, start + bytes), rows, cols), bias, g, j0, j1);
+      } else if (I[ARGS + TM.b + 3] === DT_Q4) {
+        const rows = a(TM.bRows),
+          cols = a(TM.bCols);
+        const bytes = q4Layout(rows, cols).bytes;
+        const i8 = ctx.views(a(TM.b)).i8;
+        const start = I[ARGS + TM.b + 1] >>> 0;
+        matmulQ4Cols(out, av, q4View(i8.subarray(start, start + bytes), rows, cols), bias, g, j0, j1);
       } else matmulCols(out, av, view(ctx, I, TM.b)!, bias, g, j0, j1);
       return;
     }

@@ -3,12 +3,25 @@ import type { DType } from '../../../tensor/dtype.js';
 import type { Tensor } from '../../../tensor/tensor.js';
 import type { GpuStorage } from '../gpu-buffers.js';
 import type { KernelHost } from '../kernel-host.js';
+import { q4Layout } from '../../cpu/reference/q4.js';
 
 /** Helpers shared by the kernel launchers. */
 
-/** The WGSL dtype code of a float tensor: 0 f32, 1 f16, 2 bf16. */
+/** The WGSL dtype code of a float tensor: 0 f32, 1 f16, 2 bf16, 3 q4 (matmul's b, embedding's table). */
 export function dcode(d: DType): number {
-  return d === 'f16' ? 1 : d === 'bf16' ? 2 : 0;
+  return d === 'f16' ? 1 : d === 'bf16' ? 2 : d === 'q4' ? 3 : 0;
+}
+
+/** Half index of a q4 tensor's scales in its buffer (after rows x ld / 2 bytes of quants); 0 otherwise. */
+export function q4Scales(t: Tensor): number {
+  return t.dtype === 'q4' ? (t.rows * t.ld) / 4 : 0;
+}
+
+/** The q4 kernels read whole tensors (offset 0, the padded ld): views (narrow) of q4 are refused. */
+export function wholeQ4(t: Tensor): void {
+  const whole = !t.base || (t.base.rows === t.rows && t.base.cols === t.cols);
+  if (t.offset !== 0 || !whole || t.ld !== q4Layout(t.rows, t.cols).ld)
+    fail('UNSUPPORTED', `${t.toString()}: views (narrow) of q4 tensors are not supported`);
 }
 
 /** Workgroups for `n` threads in groups of `wg`, folded into two dimensions past 65535. */

@@ -9,8 +9,9 @@
 // and B, C from dbc (b, r + 2n) = x_proj's output.
 //#include math.wgsl
 //#include half.wgsl
+//#include q4.wgsl
 
-override T: u32 = 0u;  // dt_proj.weight dtype: 0 f32, 1 f16, 2 bf16
+override T: u32 = 0u;  // dt_proj.weight dtype: 0 f32, 1 f16, 2 bf16, 3 q4
 
 struct P {
   b: u32, e: u32, n: u32, r: u32,
@@ -22,6 +23,7 @@ struct P {
   Doff: u32,                 // D offset
   hoff: u32, hld: u32,       // ssm state rows (b*e), width n
   yoff: u32, yld: u32,       // y (b, e) view
+  wsoff: u32,                // q4: half index of dt_proj.weight's scales in W
 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> xz: array<f32>;        // (b, 2e)
@@ -38,6 +40,10 @@ var<workgroup> red: array<f32, 256>;
 
 fn wel(i: u32) -> f32 {
   if (T == 0u) { return bitcast<f32>(W[i]); }
+  if (T == 3u) {
+    let s = p.wsoff + (i >> 5u);
+    return q4_quant(W[q4_byte(i) >> 2u], i) * half_f32(W[s >> 1u], s, 1u);
+  }
   return half_f32(W[i >> 1u], i, T);
 }
 

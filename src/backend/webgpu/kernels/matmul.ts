@@ -5,7 +5,7 @@ import type { GpuStorage } from '../gpu-buffers.js';
 import type { KernelHost } from '../kernel-host.js';
 import { fill } from './copy.js';
 import { binary } from './elementwise.js';
-import { dcode, withConsts } from './launch.js';
+import { dcode, q4Scales, withConsts } from './launch.js';
 import * as W from './wgsl.gen.js';
 
 /** The matmul kernel with its tile constants substituted. */
@@ -78,6 +78,7 @@ export function matmul(
       old: out.ld,
       has_bias: bias ? 1 : 0,
       acc: o.accumulate ? 1 : 0,
+      bsoff: q4Scales(b),
     },
     Math.ceil(p / tile.bn),
     Math.ceil(m / tile.bm),
@@ -103,7 +104,7 @@ export interface NormPrologue {
 
 /**
  * out (m, p) <- [out +] x (m, q) · W (p, q)^T [+ bias]. The 16-byte path needs W rows and x rows on
- * 16-byte boundaries (4 f32 or 8 halves), q a multiple of that and the norm weight (if any) starting
+ * 16-byte boundaries (4 f32 or 8 halves; q4: 32 quants), q a multiple of that and the norm weight (if any) starting
  * on a multiple of 4 elements; otherwise a scalar path runs.
  */
 export function matvec(
@@ -122,7 +123,7 @@ export function matvec(
   const t = dcode(w.dtype),
     bt = bias ? dcode(bias.dtype) : 0,
     nt = norm ? dcode(norm.weight.dtype) : 0;
-  const per = t === 0 ? 4 : 8;
+  const per = t === 0 ? 4 : t === 3 ? 32 : 8; // q4: whole blocks (W rows are padded to them)
   const vec =
     w.offset % per === 0 &&
     (w.ld % per === 0 || p === 1) &&
@@ -190,6 +191,7 @@ export function matvec(
       sld: conv?.state.ld ?? 0,
       nwoff: norm?.weight.offset ?? 0,
       eps: norm?.eps ?? 0,
+      wsoff: q4Scales(w),
     },
     Math.ceil(p / R),
     Math.ceil(m / 4),

@@ -6,9 +6,10 @@
 // for large products, 64 x 64 blocks of 4 x 4 for small ones (more workgroups).
 
 //#include half.wgsl
+//#include q4.wgsl
 
 override TA: u32 = 0u;     // a dtype: 0 f32, 1 f16, 2 bf16
-override TB: u32 = 0u;     // b dtype
+override TB: u32 = 0u;     // b dtype (also 3: q4, lib/q4.wgsl)
 override BT: u32 = 0u;     // bias dtype
 override TRANS_A: bool = false; // a stored (q, m)
 override TRANS_B: bool = false; // b stored (p, q)
@@ -20,6 +21,7 @@ struct P {
   biasoff: u32,
   ooff: u32, old: u32,
   has_bias: u32, acc: u32,     // epilogue flags (uniform branches: one pipeline for all four cases)
+  bsoff: u32,                  // q4: half index of b's scales in its buffer
 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> a: array<u32>;        // (m, q) view, or (q, m) with TRANS_A; dtype TA
@@ -38,7 +40,14 @@ var<workgroup> As: array<vec4<f32>, BK * BM / 4u>; // [kk][mm / 4]
 var<workgroup> Bs: array<vec4<f32>, BK * BN / 4u>; // [kk][nn / 4]
 
 fn la(i: u32) -> f32 { if (TA == 0u) { return bitcast<f32>(a[i]); } return half_f32(a[i >> 1u], i, TA); }
-fn lb(i: u32) -> f32 { if (TB == 0u) { return bitcast<f32>(b[i]); } return half_f32(b[i >> 1u], i, TB); }
+fn lb(i: u32) -> f32 {
+  if (TB == 0u) { return bitcast<f32>(b[i]); }
+  if (TB == 3u) {
+    let h = p.bsoff + (i >> 5u);
+    return q4_quant(b[q4_byte(i) >> 2u], i) * half_f32(b[h >> 1u], h, 1u);
+  }
+  return half_f32(b[i >> 1u], i, TB);
+}
 fn lbias(i: u32) -> f32 { if (BT == 0u) { return bitcast<f32>(bias[i]); } return half_f32(bias[i >> 1u], i, BT); }
 
 @compute @workgroup_size(256)

@@ -3,7 +3,9 @@
 // to 4 rows of x; the 256 / R threads of a W row read it in 16-byte words (coalesced), multiply with
 // up to 4 rows of x at once (the weight is read once for the whole batch block), and a tree in
 // workgroup memory sums their partial dot products. R is chosen by the launcher so that small
-// matrices still spread over many workgroups. 16-bit weights are unpacked in the shader (f32 math).
+// matrices still spread over many workgroups. 16-bit weights are unpacked in the shader (f32 math);
+// q4 weights (T 3: lib/q4.wgsl) a block of 32 at a time: 16 bytes of nibbles and one f16 scale.
+// Rows of q4 are padded to ld (a multiple of 32) with zero weights: its 16-byte path needs q % 32 == 0.
 //
 // EPI = 1 fuses Mamba's recurrent conv step into in_proj (W = in_proj.weight (2e, d)): output j < e
 // is a u channel; it is pushed into the conv state (b, e, k) and out[., j] receives silu(conv), so
@@ -17,8 +19,9 @@
 
 //#include math.wgsl
 //#include half.wgsl
+//#include q4.wgsl
 
-override T: u32 = 0u;        // W dtype: 0 f32, 1 f16, 2 bf16
+override T: u32 = 0u;        // W dtype: 0 f32, 1 f16, 2 bf16, 3 q4
 override BT: u32 = 0u;       // bias dtype
 override VEC: bool = false;  // rows of W and x start on 16-byte boundaries and q fits whole words
 override HAS_BIAS: bool = false;
@@ -40,6 +43,7 @@ struct P {
   cboff: u32,              // EPI 1: conv bias offset
   soff: u32, sld: u32,     // EPI 1: conv state rows (m*e), width k
   nwoff: u32, eps: f32,    // NORM: norm weight offset, epsilon
+  wsoff: u32,              // q4: half index of W's scales in its buffer
 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> W: array<vec4<u32>>;      // (p, q) view, dtype T (f32 bits or packed halves)
@@ -60,6 +64,7 @@ fn xs(i: u32) -> f32 { return x[i >> 2u][i & 3u]; }
 // Element i of a float buffer viewed as vec4<u32> words, with dtype t.
 fn wel(i: u32) -> f32 {
   if (T == 0u) { return bitcast<f32>(word(i)); }
+  if (T == 3u) { return q4_quant(word(q4_byte(i) >> 2u), i) * wscale(i >> 5u); }
   return half_f32(word(i >> 1u), i, T);
 }
 fn bel(i: u32) -> f32 {
@@ -88,6 +93,9 @@ fn nel4(c: u32) -> vec4<f32> {
   return vec4<f32>(unpack2x16float(h.x), unpack2x16float(h.y));
 }
 
+// q4: the scale of block k (flat block index: row * nb + block).
+fn wscale(k: u32) -> f32 { let h = p.wsoff + k; return half_f32(word(h >> 1u), h, 1u); }
+
 // Two 16-bit values of a word as f32 (low half first).
 fn pair(w: u32) -> vec2<f32> {
   if (T == 2u) { return vec2<f32>(bitcast<f32>(w << 16u), bitcast<f32>(w & 0xffff0000u)); }
@@ -112,7 +120,51 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
   var acc = vec4<f32>(0.0);
   var ss = vec4<f32>(0.0); // NORM: sum of x² per row
   let wrow = p.woff + jj * p.wld;
-  if (VEC && T == 0u) {
+  if (VEC && T == 3u) {
+    // one block of 32 a step: its 16 bytes in one vec4<u32> load, x from 8 vec4 loads per row
+    let nb = p.wld >> 5u;
+    let nbq = p.q >> 5u;
+    for (var bi = lane; bi < nbq; bi += tpr) {
+      let wq = W[jj * nb + bi];
+      let d = wscale(jj * nb + bi);
+      var lo: array<vec4<f32>, 4>;
+      var hi: array<vec4<f32>, 4>;
+      lo[0] = q4_lo(wq.x); lo[1] = q4_lo(wq.y); lo[2] = q4_lo(wq.z); lo[3] = q4_lo(wq.w);
+      hi[0] = q4_hi(wq.x); hi[1] = q4_hi(wq.y); hi[2] = q4_hi(wq.z); hi[3] = q4_hi(wq.w);
+      if (NORM) {
+        for (var k = 0u; k < 4u; k++) {
+          lo[k] *= nel4(32u * bi + 4u * k);
+          hi[k] *= nel4(32u * bi + 16u + 4u * k);
+        }
+      }
+      var s = vec4<f32>(0.0);
+      var sq = vec4<f32>(0.0);
+      for (var k = 0u; k < 4u; k++) {
+        let v0 = (x0 >> 2u) + 8u * bi + k;
+        let a0 = x[v0]; let a1 = x[v0 + 4u];
+        s.x += dot(lo[k], a0) + dot(hi[k], a1);
+        if (NORM) { sq.x += dot(a0, a0) + dot(a1, a1); }
+        if (mr > 1u) {
+          let v1 = (x1 >> 2u) + 8u * bi + k;
+          let v2 = (x2 >> 2u) + 8u * bi + k;
+          let v3 = (x3 >> 2u) + 8u * bi + k;
+          let b0 = x[v1]; let b1 = x[v1 + 4u];
+          let c0 = x[v2]; let c1 = x[v2 + 4u];
+          let d0 = x[v3]; let d1 = x[v3 + 4u];
+          s.y += dot(lo[k], b0) + dot(hi[k], b1);
+          s.z += dot(lo[k], c0) + dot(hi[k], c1);
+          s.w += dot(lo[k], d0) + dot(hi[k], d1);
+          if (NORM) {
+            sq.y += dot(b0, b0) + dot(b1, b1);
+            sq.z += dot(c0, c0) + dot(c1, c1);
+            sq.w += dot(d0, d0) + dot(d1, d1);
+          }
+        }
+      }
+      acc += d * s;
+      if (NORM) { ss += sq; }
+    }
+  } else if (VEC && T == 0u) {
     let wb = wrow >> 2u;
     let q4 = p.q >> 2u;
     for (var v = lane; v < q4; v += tpr) {

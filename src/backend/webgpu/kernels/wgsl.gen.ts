@@ -130,6 +130,78 @@ export const argmax = {
   },
 } as const satisfies WgslModule;
 
+const attention_P = {
+  struct: 'P',
+  size: 68,
+  fields: [
+    { name: 'b', type: 'u32', offset: 0 },
+    { name: 'lq', type: 'u32', offset: 4 },
+    { name: 'lk', type: 'u32', offset: 8 },
+    { name: 'H', type: 'u32', offset: 12 },
+    { name: 'G', type: 'u32', offset: 16 },
+    { name: 'dk', type: 'u32', offset: 20 },
+    { name: 'dv', type: 'u32', offset: 24 },
+    { name: 'keys', type: 'u32', offset: 28 },
+    { name: 'scale', type: 'f32', offset: 32 },
+    { name: 'qoff', type: 'u32', offset: 36 },
+    { name: 'qld', type: 'u32', offset: 40 },
+    { name: 'koff', type: 'u32', offset: 44 },
+    { name: 'kld', type: 'u32', offset: 48 },
+    { name: 'voff', type: 'u32', offset: 52 },
+    { name: 'vld', type: 'u32', offset: 56 },
+    { name: 'ooff', type: 'u32', offset: 60 },
+    { name: 'old', type: 'u32', offset: 64 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.b !== 'number' || typeof v.lq !== 'number' || typeof v.lk !== 'number' ||
+      typeof v.H !== 'number' || typeof v.G !== 'number' || typeof v.dk !== 'number' ||
+      typeof v.dv !== 'number' || typeof v.keys !== 'number' || typeof v.scale !== 'number' ||
+      typeof v.qoff !== 'number' || typeof v.qld !== 'number' || typeof v.koff !== 'number' ||
+      typeof v.kld !== 'number' || typeof v.voff !== 'number' || typeof v.vld !== 'number' ||
+      typeof v.ooff !== 'number' || typeof v.old !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.b;
+    w.u32[at + 1] = v.lq;
+    w.u32[at + 2] = v.lk;
+    w.u32[at + 3] = v.H;
+    w.u32[at + 4] = v.G;
+    w.u32[at + 5] = v.dk;
+    w.u32[at + 6] = v.dv;
+    w.u32[at + 7] = v.keys;
+    w.f32[at + 8] = v.scale;
+    w.u32[at + 9] = v.qoff;
+    w.u32[at + 10] = v.qld;
+    w.u32[at + 11] = v.koff;
+    w.u32[at + 12] = v.kld;
+    w.u32[at + 13] = v.voff;
+    w.u32[at + 14] = v.vld;
+    w.u32[at + 15] = v.ooff;
+    w.u32[at + 16] = v.old;
+    return true;
+  },
+} as const;
+export const attention = {
+  name: 'attention',
+  code: "// Causal multi-head softmax attention with grouped-query heads (contract in contract/mixers.ts; CPU\n// reference cpu/reference/attention.ts), over a KV cache: query i of a sequence sits at position\n// keys - lq + i and attends to keys j <= that position; query head h reads key/value head h / (H/G).\n// One workgroup of 64 threads per (sequence, query, head): keys in tiles of 64, one score per thread,\n// an online softmax (running maximum and sum, f32) across tiles; thread t accumulates the output\n// columns t, t + 64, ... (dv <= 256).\n\nstruct P { b: u32, lq: u32, lk: u32, H: u32, G: u32, dk: u32, dv: u32, keys: u32, scale: f32,\n           qoff: u32, qld: u32, koff: u32, kld: u32, voff: u32, vld: u32, ooff: u32, old: u32 }\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> q: array<f32>;        // (b, lq, H·dk) view\n@group(0) @binding(2) var<storage, read> k: array<f32>;        // (b, lk, G·dk) view\n@group(0) @binding(3) var<storage, read> v: array<f32>;        // (b, lk, G·dv) view\n@group(0) @binding(4) var<storage, read_write> o: array<f32>;  // (b, lq, H·dv) view\n\nvar<workgroup> s: array<f32, 64>;\n\n@compute @workgroup_size(64)\nfn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let id = wid.y * nwg.x + wid.x;\n  if (id >= p.b * p.lq * p.H) { return; }\n  let h = id % p.H;\n  let i = (id / p.H) % p.lq;\n  let bi = id / (p.H * p.lq);\n  let kh = h / (p.H / p.G);\n  let pos = p.keys - p.lq + i;\n  let qo = p.qoff + (bi * p.lq + i) * p.qld + h * p.dk;\n  var acc = array<f32, 4>(0.0, 0.0, 0.0, 0.0);\n  var mx = -3.0e38;\n  var sum = 0.0;\n  for (var t0 = 0u; t0 <= pos; t0 += 64u) {\n    let j = t0 + li;\n    var sj = -3.0e38;\n    if (j <= pos) {\n      let ko = p.koff + (bi * p.lk + j) * p.kld + kh * p.dk;\n      var dot = 0.0;\n      for (var c = 0u; c < p.dk; c++) { dot += q[qo + c] * k[ko + c]; }\n      sj = p.scale * dot;\n    }\n    s[li] = sj;\n    workgroupBarrier();\n    let n = min(64u, pos + 1u - t0);\n    var tmx = mx;\n    for (var u = 0u; u < n; u++) { tmx = max(tmx, s[u]); }\n    let corr = exp(mx - tmx);\n    sum *= corr;\n    for (var r = 0u; r < 4u; r++) { acc[r] *= corr; }\n    for (var u = 0u; u < n; u++) {\n      let e = exp(s[u] - tmx);\n      sum += e;\n      let vo = p.voff + (bi * p.lk + t0 + u) * p.vld + kh * p.dv;\n      for (var r = 0u; r < 4u; r++) {\n        let c = li + r * 64u;\n        if (c < p.dv) { acc[r] += e * v[vo + c]; }\n      }\n    }\n    mx = tmx;\n    workgroupBarrier();\n  }\n  let oo = p.ooff + (bi * p.lq + i) * p.old + h * p.dv;\n  for (var r = 0u; r < 4u; r++) {\n    let c = li + r * 64u;\n    if (c < p.dv) { o[oo + c] = acc[r] / sum; }\n  }\n}\n",
+  entries: {
+    main: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'q', group: 0, binding: 1, access: 'read', type: 'f32', note: '(b, lq, H·dk) view' },
+        { name: 'k', group: 0, binding: 2, access: 'read', type: 'f32', note: '(b, lk, G·dk) view' },
+        { name: 'v', group: 0, binding: 3, access: 'read', type: 'f32', note: '(b, lk, G·dv) view' },
+        { name: 'o', group: 0, binding: 4, access: 'read_write', type: 'f32', note: '(b, lq, H·dv) view' },
+      ],
+      uniform: attention_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.q || !b.k || !b.v || !b.o) return null;
+        return [b.q, b.k, b.v, b.o];
+      },
+    },
+  },
+} as const satisfies WgslModule;
+
 const binary_P = {
   struct: 'P',
   size: 36,
@@ -572,7 +644,7 @@ export const embeddingBackward = {
 
 const embedding_P = {
   struct: 'P',
-  size: 28,
+  size: 32,
   fields: [
     { name: 'm', type: 'u32', offset: 0 },
     { name: 'd', type: 'u32', offset: 4 },
@@ -581,12 +653,13 @@ const embedding_P = {
     { name: 'tld', type: 'u32', offset: 16 },
     { name: 'ooff', type: 'u32', offset: 20 },
     { name: 'old', type: 'u32', offset: 24 },
+    { name: 'tsoff', type: 'u32', offset: 28 },
   ],
   write(v: ParamValues, w: ParamWords, at: number): boolean {
     if (
       typeof v.m !== 'number' || typeof v.d !== 'number' || typeof v.ioff !== 'number' ||
       typeof v.toff !== 'number' || typeof v.tld !== 'number' || typeof v.ooff !== 'number' ||
-      typeof v.old !== 'number'
+      typeof v.old !== 'number' || typeof v.tsoff !== 'number'
     ) return false;
     w.u32[at + 0] = v.m;
     w.u32[at + 1] = v.d;
@@ -595,12 +668,13 @@ const embedding_P = {
     w.u32[at + 4] = v.tld;
     w.u32[at + 5] = v.ooff;
     w.u32[at + 6] = v.old;
+    w.u32[at + 7] = v.tsoff;
     return true;
   },
 } as const;
 export const embedding = {
   name: 'embedding',
-  code: "// out (m, d) <- rows of table (V, d) picked by ids (m); the table may be f32, f16 or bf16.\n\n// Element i of a buffer of 16-bit floats, two to a u32 word: `w` is the word holding it (index\n// i >> 1, the half i & 1), `t` its dtype (1 f16, 2 bf16), as f32.\nfn half_f32(w: u32, i: u32, t: u32) -> f32 {\n  let h = (w >> ((i & 1u) * 16u)) & 0xffffu;\n  if (t == 2u) { return bitcast<f32>(h << 16u); }\n  return unpack2x16float(h).x;\n}\n\noverride T: u32 = 0u; // table dtype: 0 f32, 1 f16, 2 bf16\n\nstruct P { m: u32, d: u32, ioff: u32, toff: u32, tld: u32, ooff: u32, old: u32 }\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> ids: array<i32>;      // (m) from ioff, each in [0, V)\n@group(0) @binding(2) var<storage, read> table: array<u32>;    // (V, d) view, dtype T\n@group(0) @binding(3) var<storage, read_write> o: array<f32>;  // (m, d) view\n\nfn tab(e: u32) -> f32 {\n  if (T == 0u) { return bitcast<f32>(table[e]); }\n  return half_f32(table[e >> 1u], e, T);\n}\n\n@compute @workgroup_size(256)\nfn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  // grid: x over column blocks of 256, y over rows\n  let c = wid.x * 256u + li;\n  let i = wid.y + wid.z * nwg.y;\n  if (c >= p.d || i >= p.m) { return; }\n  let id = u32(ids[p.ioff + i]);\n  o[p.ooff + i * p.old + c] = tab(p.toff + id * p.tld + c);\n}\n",
+  code: "// out (m, d) <- rows of table (V, d) picked by ids (m); the table may be f32, f16, bf16 or q4.\n\n// Element i of a buffer of 16-bit floats, two to a u32 word: `w` is the word holding it (index\n// i >> 1, the half i & 1), `t` its dtype (1 f16, 2 bf16), as f32.\nfn half_f32(w: u32, i: u32, t: u32) -> f32 {\n  let h = (w >> ((i & 1u) * 16u)) & 0xffffu;\n  if (t == 2u) { return bitcast<f32>(h << 16u); }\n  return unpack2x16float(h).x;\n}\n// The q4 weight format (backend/cpu/reference/q4.ts, docs/weights.md) read from u32 words: rows of a\n// matrix padded to ld elements (a multiple of 32), blocks of 32 in 16 bytes (byte i of a block holds\n// element i in its low nibble and element i + 16 in its high one: one u32 word holds 8 nibbles), then\n// f16 scales, one a block, from half index `soff` of the same buffer. Element i (flat, in padded\n// units) is (nibble - 8) * scale[soff + i / 32].\n\n// Byte index of the quant of element i.\nfn q4_byte(i: u32) -> u32 { return ((i & ~31u) >> 1u) + (i & 15u); }\n\n// The quant of element i less 8, as f32, from the word holding its byte.\nfn q4_quant(word: u32, i: u32) -> f32 {\n  return f32((word >> ((q4_byte(i) & 3u) * 8u + ((i >> 2u) & 4u))) & 15u) - 8.0;\n}\n\n// The 8 quants of one word of a block (less 8): elements 4k..4k+3 (lo) and 16+4k..16+4k+3 (hi).\nfn q4_lo(w: u32) -> vec4<f32> {\n  return vec4<f32>((vec4<u32>(w, w >> 8u, w >> 16u, w >> 24u) & vec4<u32>(15u))) - vec4<f32>(8.0);\n}\nfn q4_hi(w: u32) -> vec4<f32> {\n  return vec4<f32>((vec4<u32>(w >> 4u, w >> 12u, w >> 20u, w >> 28u) & vec4<u32>(15u))) - vec4<f32>(8.0);\n}\n\noverride T: u32 = 0u; // table dtype: 0 f32, 1 f16, 2 bf16, 3 q4\n\n// tsoff: q4 only, the half index of the table's scales in its buffer\nstruct P { m: u32, d: u32, ioff: u32, toff: u32, tld: u32, ooff: u32, old: u32, tsoff: u32 }\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> ids: array<i32>;      // (m) from ioff, each in [0, V)\n@group(0) @binding(2) var<storage, read> table: array<u32>;    // (V, d) view, dtype T\n@group(0) @binding(3) var<storage, read_write> o: array<f32>;  // (m, d) view\n\nfn tab(e: u32) -> f32 {\n  if (T == 0u) { return bitcast<f32>(table[e]); }\n  if (T == 3u) {\n    let h = p.tsoff + (e >> 5u);\n    return q4_quant(table[q4_byte(e) >> 2u], e) * half_f32(table[h >> 1u], h, 1u);\n  }\n  return half_f32(table[e >> 1u], e, T);\n}\n\n@compute @workgroup_size(256)\nfn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  // grid: x over column blocks of 256, y over rows\n  let c = wid.x * 256u + li;\n  let i = wid.y + wid.z * nwg.y;\n  if (c >= p.d || i >= p.m) { return; }\n  let id = u32(ids[p.ioff + i]);\n  o[p.ooff + i * p.old + c] = tab(p.toff + id * p.tld + c);\n}\n",
   entries: {
     main: {
       bindings: [
@@ -724,7 +798,7 @@ export const gatedRmsnorm = {
 
 const mambaStep_P = {
   struct: 'P',
-  size: 72,
+  size: 76,
   fields: [
     { name: 'b', type: 'u32', offset: 0 },
     { name: 'e', type: 'u32', offset: 4 },
@@ -744,6 +818,7 @@ const mambaStep_P = {
     { name: 'hld', type: 'u32', offset: 60 },
     { name: 'yoff', type: 'u32', offset: 64 },
     { name: 'yld', type: 'u32', offset: 68 },
+    { name: 'wsoff', type: 'u32', offset: 72 },
   ],
   write(v: ParamValues, w: ParamWords, at: number): boolean {
     if (
@@ -752,7 +827,8 @@ const mambaStep_P = {
       typeof v.dboff !== 'number' || typeof v.dbld !== 'number' || typeof v.woff !== 'number' ||
       typeof v.wld !== 'number' || typeof v.bboff !== 'number' || typeof v.aoff !== 'number' ||
       typeof v.ald !== 'number' || typeof v.Doff !== 'number' || typeof v.hoff !== 'number' ||
-      typeof v.hld !== 'number' || typeof v.yoff !== 'number' || typeof v.yld !== 'number'
+      typeof v.hld !== 'number' || typeof v.yoff !== 'number' || typeof v.yld !== 'number' ||
+      typeof v.wsoff !== 'number'
     ) return false;
     w.u32[at + 0] = v.b;
     w.u32[at + 1] = v.e;
@@ -772,12 +848,13 @@ const mambaStep_P = {
     w.u32[at + 15] = v.hld;
     w.u32[at + 16] = v.yoff;
     w.u32[at + 17] = v.yld;
+    w.u32[at + 18] = v.wsoff;
     return true;
   },
 } as const;
 export const mambaStep = {
   name: 'mamba-step',
-  code: "// The middle of Mamba-1's fused recurrent step (see mamba-step.ts). A channel is handled by 16 lanes\n// (a workgroup: 16 channels of one sequence), so that its loads are spread over many threads instead\n// of a long chain of dependent loads in one (decode has few channels: 1536 for mamba-130m):\n//   delta = dt_proj.weight[c] · dbc[b, :r] + dt_proj.bias[c]      lanes split r, then a tree sum\n//   dt    = softplus(delta)\n//   h[s]  = exp(dt * A[c, s]) * h[s] + dt * u * B[s]             lane s owns state s (s < n, step 16)\n//   y     = (sum_s h[s] * C[s] + D[c] * u) * silu(z)             tree sum over the lanes\n// with u and z read from xz (b, 2e) = [silu(conv(u)), z] as left by the fused in_proj (matvec EPI 1)\n// and B, C from dbc (b, r + 2n) = x_proj's output.\n// Scalar functions with the numerics of the CPU reference (src/backend/cpu/reference/math.ts), in f32.\n\n// log(1 + y) without the cancellation of log(1 + y) for small y (Goldberg's trick: exact to a few ulp).\nfn log1p_f(y: f32) -> f32 {\n  let u = 1.0 + y;\n  if (u == 1.0) { return y; }\n  return log(u) * (y / (u - 1.0));\n}\n\n// softplus(x) = log(1 + e^x), and x itself above 20 (PyTorch's threshold).\nfn softplus_f(x: f32) -> f32 {\n  if (x > 20.0) { return x; }\n  return log1p_f(exp(x));\n}\n\nfn sigmoid_f(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }\n\nfn silu_f(x: f32) -> f32 { return x / (1.0 + exp(-x)); }\n\n// erf from erfc (Numerical Recipes' erfcc, fractional error < 1.2e-7).\nfn erf_f(x: f32) -> f32 {\n  let z = abs(x);\n  let t = 1.0 / (1.0 + 0.5 * z);\n  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +\n          t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));\n  return select(r - 1.0, 1.0 - r, x >= 0.0);\n}\n\n// gelu(x) = x * Phi(x), the exact (erf) form.\nfn gelu_f(x: f32) -> f32 { return 0.5 * x * (1.0 + erf_f(x * 0.70710678118654752)); }\n// Element i of a buffer of 16-bit floats, two to a u32 word: `w` is the word holding it (index\n// i >> 1, the half i & 1), `t` its dtype (1 f16, 2 bf16), as f32.\nfn half_f32(w: u32, i: u32, t: u32) -> f32 {\n  let h = (w >> ((i & 1u) * 16u)) & 0xffffu;\n  if (t == 2u) { return bitcast<f32>(h << 16u); }\n  return unpack2x16float(h).x;\n}\n\noverride T: u32 = 0u;  // dt_proj.weight dtype: 0 f32, 1 f16, 2 bf16\n\nstruct P {\n  b: u32, e: u32, n: u32, r: u32,\n  xzoff: u32, xzld: u32,     // xz (b, 2e) view\n  dboff: u32, dbld: u32,     // dbc (b, r + 2n) view\n  woff: u32, wld: u32,       // dt_proj.weight (e, r) view\n  bboff: u32,                // dt_proj.bias offset\n  aoff: u32, ald: u32,       // A (e, n) view\n  Doff: u32,                 // D offset\n  hoff: u32, hld: u32,       // ssm state rows (b*e), width n\n  yoff: u32, yld: u32,       // y (b, e) view\n}\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> xz: array<f32>;        // (b, 2e)\n@group(0) @binding(2) var<storage, read> dbc: array<f32>;       // (b, r + 2n)\n@group(0) @binding(3) var<storage, read> W: array<u32>;         // dt_proj.weight (e, r), dtype T\n@group(0) @binding(4) var<storage, read> bias: array<f32>;      // dt_proj.bias (e)\n@group(0) @binding(5) var<storage, read> A: array<f32>;         // (e, n)\n@group(0) @binding(6) var<storage, read> D: array<f32>;         // (e)\n@group(0) @binding(7) var<storage, read_write> h: array<f32>;   // ssm state (b, e, n)\n@group(0) @binding(8) var<storage, read_write> y: array<f32>;   // (b, e)\n\nconst LANES: u32 = 16u;\nvar<workgroup> red: array<f32, 256>;\n\nfn wel(i: u32) -> f32 {\n  if (T == 0u) { return bitcast<f32>(W[i]); }\n  return half_f32(W[i >> 1u], i, T);\n}\n\n// Sum of `v` over the 16 lanes of a channel (every lane gets it).\nfn lanesum(li: u32, lane: u32, v: f32) -> f32 {\n  red[li] = v;\n  for (var s = LANES / 2u; s > 0u; s >>= 1u) {\n    workgroupBarrier();\n    if (lane < s) { red[li] += red[li + s]; }\n  }\n  workgroupBarrier();\n  let t = red[li - lane];\n  workgroupBarrier();\n  return t;\n}\n\n@compute @workgroup_size(256)\nfn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {\n  let lane = li % LANES;\n  let c0 = wid.x * (256u / LANES) + li / LANES;\n  let live = c0 < p.e;\n  let c = min(c0, p.e - 1u);\n  let bi = wid.y;\n  let db = p.dboff + bi * p.dbld;\n  // delta: the lanes split the r products\n  let wb = p.woff + c * p.wld;\n  var part = 0.0;\n  for (var i = lane; i < p.r; i += LANES) { part += wel(wb + i) * dbc[db + i]; }\n  let dt = softplus_f(lanesum(li, lane, part) + bias[p.bboff + c]);\n  let u = xz[p.xzoff + bi * p.xzld + c];\n  let dtu = dt * u;\n  // states: lane s owns s, s + 16, ...\n  let hb = p.hoff + (bi * p.e + c) * p.hld;\n  let ab = p.aoff + c * p.ald;\n  var acc = 0.0;\n  for (var s = lane; s < p.n; s += LANES) {\n    let hs = exp(dt * A[ab + s]) * h[hb + s] + dtu * dbc[db + p.r + s];\n    if (live) { h[hb + s] = hs; }\n    acc += hs * dbc[db + p.r + p.n + s];\n  }\n  let ysum = lanesum(li, lane, acc);\n  if (live && lane == 0u) {\n    let z = xz[p.xzoff + bi * p.xzld + p.e + c];\n    y[p.yoff + bi * p.yld + c] = (ysum + D[p.Doff + c] * u) * silu_f(z);\n  }\n}\n",
+  code: "// The middle of Mamba-1's fused recurrent step (see mamba-step.ts). A channel is handled by 16 lanes\n// (a workgroup: 16 channels of one sequence), so that its loads are spread over many threads instead\n// of a long chain of dependent loads in one (decode has few channels: 1536 for mamba-130m):\n//   delta = dt_proj.weight[c] · dbc[b, :r] + dt_proj.bias[c]      lanes split r, then a tree sum\n//   dt    = softplus(delta)\n//   h[s]  = exp(dt * A[c, s]) * h[s] + dt * u * B[s]             lane s owns state s (s < n, step 16)\n//   y     = (sum_s h[s] * C[s] + D[c] * u) * silu(z)             tree sum over the lanes\n// with u and z read from xz (b, 2e) = [silu(conv(u)), z] as left by the fused in_proj (matvec EPI 1)\n// and B, C from dbc (b, r + 2n) = x_proj's output.\n// Scalar functions with the numerics of the CPU reference (src/backend/cpu/reference/math.ts), in f32.\n\n// log(1 + y) without the cancellation of log(1 + y) for small y (Goldberg's trick: exact to a few ulp).\nfn log1p_f(y: f32) -> f32 {\n  let u = 1.0 + y;\n  if (u == 1.0) { return y; }\n  return log(u) * (y / (u - 1.0));\n}\n\n// softplus(x) = log(1 + e^x), and x itself above 20 (PyTorch's threshold).\nfn softplus_f(x: f32) -> f32 {\n  if (x > 20.0) { return x; }\n  return log1p_f(exp(x));\n}\n\nfn sigmoid_f(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }\n\nfn silu_f(x: f32) -> f32 { return x / (1.0 + exp(-x)); }\n\n// erf from erfc (Numerical Recipes' erfcc, fractional error < 1.2e-7).\nfn erf_f(x: f32) -> f32 {\n  let z = abs(x);\n  let t = 1.0 / (1.0 + 0.5 * z);\n  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +\n          t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));\n  return select(r - 1.0, 1.0 - r, x >= 0.0);\n}\n\n// gelu(x) = x * Phi(x), the exact (erf) form.\nfn gelu_f(x: f32) -> f32 { return 0.5 * x * (1.0 + erf_f(x * 0.70710678118654752)); }\n// Element i of a buffer of 16-bit floats, two to a u32 word: `w` is the word holding it (index\n// i >> 1, the half i & 1), `t` its dtype (1 f16, 2 bf16), as f32.\nfn half_f32(w: u32, i: u32, t: u32) -> f32 {\n  let h = (w >> ((i & 1u) * 16u)) & 0xffffu;\n  if (t == 2u) { return bitcast<f32>(h << 16u); }\n  return unpack2x16float(h).x;\n}\n// The q4 weight format (backend/cpu/reference/q4.ts, docs/weights.md) read from u32 words: rows of a\n// matrix padded to ld elements (a multiple of 32), blocks of 32 in 16 bytes (byte i of a block holds\n// element i in its low nibble and element i + 16 in its high one: one u32 word holds 8 nibbles), then\n// f16 scales, one a block, from half index `soff` of the same buffer. Element i (flat, in padded\n// units) is (nibble - 8) * scale[soff + i / 32].\n\n// Byte index of the quant of element i.\nfn q4_byte(i: u32) -> u32 { return ((i & ~31u) >> 1u) + (i & 15u); }\n\n// The quant of element i less 8, as f32, from the word holding its byte.\nfn q4_quant(word: u32, i: u32) -> f32 {\n  return f32((word >> ((q4_byte(i) & 3u) * 8u + ((i >> 2u) & 4u))) & 15u) - 8.0;\n}\n\n// The 8 quants of one word of a block (less 8): elements 4k..4k+3 (lo) and 16+4k..16+4k+3 (hi).\nfn q4_lo(w: u32) -> vec4<f32> {\n  return vec4<f32>((vec4<u32>(w, w >> 8u, w >> 16u, w >> 24u) & vec4<u32>(15u))) - vec4<f32>(8.0);\n}\nfn q4_hi(w: u32) -> vec4<f32> {\n  return vec4<f32>((vec4<u32>(w >> 4u, w >> 12u, w >> 20u, w >> 28u) & vec4<u32>(15u))) - vec4<f32>(8.0);\n}\n\noverride T: u32 = 0u;  // dt_proj.weight dtype: 0 f32, 1 f16, 2 bf16, 3 q4\n\nstruct P {\n  b: u32, e: u32, n: u32, r: u32,\n  xzoff: u32, xzld: u32,     // xz (b, 2e) view\n  dboff: u32, dbld: u32,     // dbc (b, r + 2n) view\n  woff: u32, wld: u32,       // dt_proj.weight (e, r) view\n  bboff: u32,                // dt_proj.bias offset\n  aoff: u32, ald: u32,       // A (e, n) view\n  Doff: u32,                 // D offset\n  hoff: u32, hld: u32,       // ssm state rows (b*e), width n\n  yoff: u32, yld: u32,       // y (b, e) view\n  wsoff: u32,                // q4: half index of dt_proj.weight's scales in W\n}\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> xz: array<f32>;        // (b, 2e)\n@group(0) @binding(2) var<storage, read> dbc: array<f32>;       // (b, r + 2n)\n@group(0) @binding(3) var<storage, read> W: array<u32>;         // dt_proj.weight (e, r), dtype T\n@group(0) @binding(4) var<storage, read> bias: array<f32>;      // dt_proj.bias (e)\n@group(0) @binding(5) var<storage, read> A: array<f32>;         // (e, n)\n@group(0) @binding(6) var<storage, read> D: array<f32>;         // (e)\n@group(0) @binding(7) var<storage, read_write> h: array<f32>;   // ssm state (b, e, n)\n@group(0) @binding(8) var<storage, read_write> y: array<f32>;   // (b, e)\n\nconst LANES: u32 = 16u;\nvar<workgroup> red: array<f32, 256>;\n\nfn wel(i: u32) -> f32 {\n  if (T == 0u) { return bitcast<f32>(W[i]); }\n  if (T == 3u) {\n    let s = p.wsoff + (i >> 5u);\n    return q4_quant(W[q4_byte(i) >> 2u], i) * half_f32(W[s >> 1u], s, 1u);\n  }\n  return half_f32(W[i >> 1u], i, T);\n}\n\n// Sum of `v` over the 16 lanes of a channel (every lane gets it).\nfn lanesum(li: u32, lane: u32, v: f32) -> f32 {\n  red[li] = v;\n  for (var s = LANES / 2u; s > 0u; s >>= 1u) {\n    workgroupBarrier();\n    if (lane < s) { red[li] += red[li + s]; }\n  }\n  workgroupBarrier();\n  let t = red[li - lane];\n  workgroupBarrier();\n  return t;\n}\n\n@compute @workgroup_size(256)\nfn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {\n  let lane = li % LANES;\n  let c0 = wid.x * (256u / LANES) + li / LANES;\n  let live = c0 < p.e;\n  let c = min(c0, p.e - 1u);\n  let bi = wid.y;\n  let db = p.dboff + bi * p.dbld;\n  // delta: the lanes split the r products\n  let wb = p.woff + c * p.wld;\n  var part = 0.0;\n  for (var i = lane; i < p.r; i += LANES) { part += wel(wb + i) * dbc[db + i]; }\n  let dt = softplus_f(lanesum(li, lane, part) + bias[p.bboff + c]);\n  let u = xz[p.xzoff + bi * p.xzld + c];\n  let dtu = dt * u;\n  // states: lane s owns s, s + 16, ...\n  let hb = p.hoff + (bi * p.e + c) * p.hld;\n  let ab = p.aoff + c * p.ald;\n  var acc = 0.0;\n  for (var s = lane; s < p.n; s += LANES) {\n    let hs = exp(dt * A[ab + s]) * h[hb + s] + dtu * dbc[db + p.r + s];\n    if (live) { h[hb + s] = hs; }\n    acc += hs * dbc[db + p.r + p.n + s];\n  }\n  let ysum = lanesum(li, lane, acc);\n  if (live && lane == 0u) {\n    let z = xz[p.xzoff + bi * p.xzld + p.e + c];\n    y[p.yoff + bi * p.yld + c] = (ysum + D[p.Doff + c] * u) * silu_f(z);\n  }\n}\n",
   entries: {
     main: {
       bindings: [
@@ -800,9 +877,107 @@ export const mambaStep = {
   },
 } as const satisfies WgslModule;
 
+const mamba3Scan_P = {
+  struct: 'P',
+  size: 108,
+  fields: [
+    { name: 'l', type: 'u32', offset: 0 },
+    { name: 'h', type: 'u32', offset: 4 },
+    { name: 'pd', type: 'u32', offset: 8 },
+    { name: 'n', type: 'u32', offset: 12 },
+    { name: 'g', type: 'u32', offset: 16 },
+    { name: 'R', type: 'u32', offset: 20 },
+    { name: 'S', type: 'u32', offset: 24 },
+    { name: 'poff', type: 'u32', offset: 28 },
+    { name: 'pld', type: 'u32', offset: 32 },
+    { name: 'yoff', type: 'u32', offset: 36 },
+    { name: 'yld', type: 'u32', offset: 40 },
+    { name: 'odt', type: 'u32', offset: 44 },
+    { name: 'obn', type: 'u32', offset: 48 },
+    { name: 'ocn', type: 'u32', offset: 52 },
+    { name: 'obb', type: 'u32', offset: 56 },
+    { name: 'ocb', type: 'u32', offset: 60 },
+    { name: 'od', type: 'u32', offset: 64 },
+    { name: 'omx', type: 'u32', offset: 68 },
+    { name: 'omz', type: 'u32', offset: 72 },
+    { name: 'omo', type: 'u32', offset: 76 },
+    { name: 'onw', type: 'u32', offset: 80 },
+    { name: 'oth', type: 'u32', offset: 84 },
+    { name: 'oss', type: 'u32', offset: 88 },
+    { name: 'oks', type: 'u32', offset: 92 },
+    { name: 'oxs', type: 'u32', offset: 96 },
+    { name: 'afloor', type: 'f32', offset: 100 },
+    { name: 'eps', type: 'f32', offset: 104 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.l !== 'number' || typeof v.h !== 'number' || typeof v.pd !== 'number' ||
+      typeof v.n !== 'number' || typeof v.g !== 'number' || typeof v.R !== 'number' ||
+      typeof v.S !== 'number' || typeof v.poff !== 'number' || typeof v.pld !== 'number' ||
+      typeof v.yoff !== 'number' || typeof v.yld !== 'number' || typeof v.odt !== 'number' ||
+      typeof v.obn !== 'number' || typeof v.ocn !== 'number' || typeof v.obb !== 'number' ||
+      typeof v.ocb !== 'number' || typeof v.od !== 'number' || typeof v.omx !== 'number' ||
+      typeof v.omz !== 'number' || typeof v.omo !== 'number' || typeof v.onw !== 'number' ||
+      typeof v.oth !== 'number' || typeof v.oss !== 'number' || typeof v.oks !== 'number' ||
+      typeof v.oxs !== 'number' || typeof v.afloor !== 'number' || typeof v.eps !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.l;
+    w.u32[at + 1] = v.h;
+    w.u32[at + 2] = v.pd;
+    w.u32[at + 3] = v.n;
+    w.u32[at + 4] = v.g;
+    w.u32[at + 5] = v.R;
+    w.u32[at + 6] = v.S;
+    w.u32[at + 7] = v.poff;
+    w.u32[at + 8] = v.pld;
+    w.u32[at + 9] = v.yoff;
+    w.u32[at + 10] = v.yld;
+    w.u32[at + 11] = v.odt;
+    w.u32[at + 12] = v.obn;
+    w.u32[at + 13] = v.ocn;
+    w.u32[at + 14] = v.obb;
+    w.u32[at + 15] = v.ocb;
+    w.u32[at + 16] = v.od;
+    w.u32[at + 17] = v.omx;
+    w.u32[at + 18] = v.omz;
+    w.u32[at + 19] = v.omo;
+    w.u32[at + 20] = v.onw;
+    w.u32[at + 21] = v.oth;
+    w.u32[at + 22] = v.oss;
+    w.u32[at + 23] = v.oks;
+    w.u32[at + 24] = v.oxs;
+    w.f32[at + 25] = v.afloor;
+    w.f32[at + 26] = v.eps;
+    return true;
+  },
+} as const;
+export const mamba3Scan = {
+  name: 'mamba3-scan',
+  code: "// Mamba-3's scan (contract in backend/contract/mamba3.ts; CPU reference cpu/reference/mamba3-scan.ts): one\n// workgroup per (sequence, head), token by token. Per token the workgroup builds the head's rotated keys and\n// queries (R, n) in workgroup memory; each thread owns rows c of the head's state H (p, n), kept in the ssm\n// state buffer, and its outputs. Limits (checked by the launcher): R·n <= 512, R·p <= 1024, S <= 128, R <= 8.\n//   dt = softplus(dd_dt + dt_bias), A = min(-f(dd_A), -A_floor), α = exp(dt A), λ = sigmoid(trap)\n//   θ += π tanh(angles) dt;  k_r = rot(θ, rmsnorm(B_r) w_B + B_bias_r);  q_r likewise with C\n//   H = α H + (1 - λ) dt α Σ_r v'_r k'_rᵀ + λ dt Σ_r v_r k_rᵀ,  v_r = x ⊙ mimo_x_r\n//   y = Σ_r mimo_o_r ⊙ (norm?(H q_r + D v_r) · silu(z ⊙ mimo_z_r))\n// The parameters come packed in `prm` (offsets in P); without MIMO the mimo_* are 1.\n// Scalar functions with the numerics of the CPU reference (src/backend/cpu/reference/math.ts), in f32.\n\n// log(1 + y) without the cancellation of log(1 + y) for small y (Goldberg's trick: exact to a few ulp).\nfn log1p_f(y: f32) -> f32 {\n  let u = 1.0 + y;\n  if (u == 1.0) { return y; }\n  return log(u) * (y / (u - 1.0));\n}\n\n// softplus(x) = log(1 + e^x), and x itself above 20 (PyTorch's threshold).\nfn softplus_f(x: f32) -> f32 {\n  if (x > 20.0) { return x; }\n  return log1p_f(exp(x));\n}\n\nfn sigmoid_f(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }\n\nfn silu_f(x: f32) -> f32 { return x / (1.0 + exp(-x)); }\n\n// erf from erfc (Numerical Recipes' erfcc, fractional error < 1.2e-7).\nfn erf_f(x: f32) -> f32 {\n  let z = abs(x);\n  let t = 1.0 / (1.0 + 0.5 * z);\n  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +\n          t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));\n  return select(r - 1.0, 1.0 - r, x >= 0.0);\n}\n\n// gelu(x) = x * Phi(x), the exact (erf) form.\nfn gelu_f(x: f32) -> f32 { return 0.5 * x * (1.0 + erf_f(x * 0.70710678118654752)); }\n\noverride MIMO: bool = false;\noverride NORM: bool = false;\noverride HALVES: bool = false;\noverride HAS_STATE: bool = true;\n\nstruct P { l: u32, h: u32, pd: u32, n: u32, g: u32, R: u32, S: u32, poff: u32, pld: u32, yoff: u32, yld: u32, odt: u32, obn: u32, ocn: u32, obb: u32, ocb: u32, od: u32, omx: u32, omz: u32, omo: u32, onw: u32, oth: u32, oss: u32, oks: u32, oxs: u32, afloor: f32, eps: f32 }\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> proj: array<f32>;        // (b, l, W) view\n@group(0) @binding(2) var<storage, read> prm: array<f32>;         // the packed parameters\n@group(0) @binding(3) var<storage, read_write> y: array<f32>;     // (b, l, e) view\n@group(0) @binding(4) var<storage, read_write> th: array<f32>;    // (b, h, S)\n@group(0) @binding(5) var<storage, read_write> ssm: array<f32>;   // (b, h, p, n)\n@group(0) @binding(6) var<storage, read_write> ks: array<f32>;    // (b, R, h, n)\n@group(0) @binding(7) var<storage, read_write> xs: array<f32>;    // (b, h, p)\n\nconst WG: u32 = 64u;\nvar<workgroup> kk: array<f32, 512>;   // rotated keys of this token (R, n)\nvar<workgroup> qq: array<f32, 512>;   // rotated queries\nvar<workgroup> kp: array<f32, 512>;   // the previous token's keys\nvar<workgroup> yo: array<f32, 1024>;  // H q_r + D v_r (R, p), for the output norm\nvar<workgroup> ang: array<f32, 128>;  // θ\nvar<workgroup> rs: array<f32, 16>;    // rstd of B_r (0..R) and C_r (R..2R)\n\nfn heavy_tail(u: f32) -> f32 { return select(1.0 / (1.0 - u), 1.0 + u, u >= 0.0); }\n\n// WGSL's sin and cos may be off by 2^-11 absolute and tanh by more: these are good to a few ulp.\n// (sin a, cos a): a reduced by the nearest multiple of π/2 (in two parts), Taylor series on [-π/4, π/4].\nfn sincos_acc(a: f32) -> vec2<f32> {\n  let k = round(a * 0.636619772367581);\n  let r = (a - k * 1.5707963705062866) + k * 4.371139000186243e-8;\n  let r2 = r * r;\n  let s = r * (1.0 + r2 * (-1.0 / 6.0 + r2 * (1.0 / 120.0 + r2 * (-1.0 / 5040.0 + r2 * (1.0 / 362880.0)))));\n  let c = 1.0 + r2 * (-0.5 + r2 * (1.0 / 24.0 + r2 * (-1.0 / 720.0 + r2 * (1.0 / 40320.0 + r2 * (-1.0 / 3628800.0)))));\n  let q = i32(k) & 3;\n  if (q == 0) { return vec2<f32>(s, c); }\n  if (q == 1) { return vec2<f32>(c, -s); }\n  if (q == 2) { return vec2<f32>(-s, -c); }\n  return vec2<f32>(-c, s);\n}\n\nfn tanh_acc(x: f32) -> f32 {\n  let t = 1.0 - 2.0 / (exp(2.0 * abs(x)) + 1.0);\n  return select(-t, t, x >= 0.0);\n}\n\nfn mxv(hh: u32, r: u32, c: u32) -> f32 { if (MIMO) { return prm[p.omx + (hh * p.R + r) * p.pd + c]; } return 1.0; }\nfn mzv(hh: u32, r: u32, c: u32) -> f32 { if (MIMO) { return prm[p.omz + (hh * p.R + r) * p.pd + c]; } return 1.0; }\nfn mov(hh: u32, r: u32, c: u32) -> f32 { if (MIMO) { return prm[p.omo + (hh * p.R + r) * p.pd + c]; } return 1.0; }\n\n// (i0, i1): the pair of state dims that angle i turns\nfn pair(i: u32) -> vec2<u32> {\n  if (HALVES) { return vec2<u32>(i, i + p.n / 2u); }\n  return vec2<u32>(2u * i, 2u * i + 1u);\n}\n\n@compute @workgroup_size(64)\nfn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {\n  let hh = wid.x;\n  let bi = wid.y;\n  let n = p.n;\n  let pd = p.pd;\n  let R = p.R;\n  let S = p.S;\n  let e = p.h * pd;\n  let grp = hh / (p.h / p.g);\n  let oB = 2u * e;\n  let oC = oB + R * p.g * n;\n  let oDt = oC + R * p.g * n;\n  let oA = oDt + p.h;\n  let oTrap = oA + p.h;\n  let oAng = oTrap + p.h;\n  let sbase = p.oss + (bi * p.h + hh) * pd * n; // this head's H in ssm\n  // load (or zero) the carried state: θ, the previous keys, and (per thread) H's rows and x\n  for (var i = li; i < S; i += WG) {\n    let a = p.oth + (bi * p.h + hh) * S + i;\n    if (HAS_STATE) { ang[i] = th[a]; } else { ang[i] = 0.0; }\n  }\n  for (var i = li; i < R * n; i += WG) {\n    let r = i / n;\n    let j = i % n;\n    let a = p.oks + ((bi * R + r) * p.h + hh) * n + j;\n    if (HAS_STATE) { kp[i] = ks[a]; } else { kp[i] = 0.0; }\n  }\n  // (without a state, H and x start at zero: the first token reads none of the scratch they live in)\n  workgroupBarrier();\n  for (var t = 0u; t < p.l; t++) {\n    let row = p.poff + (bi * p.l + t) * p.pld;\n    let dt = softplus_f(proj[row + oDt + hh] + prm[p.odt + hh]);\n    let A = min(-heavy_tail(proj[row + oA + hh]), -p.afloor);\n    let al = exp(dt * A);\n    let lam = sigmoid_f(proj[row + oTrap + hh]);\n    let cP = (1.0 - lam) * dt * al;\n    let cC = lam * dt;\n    // the norms of B_r and C_r (of this head's group): one thread each\n    if (li < 2u * R) {\n      let r = li % R;\n      var col = oB;\n      if (li >= R) { col = oC; }\n      col += (r * p.g + grp) * n;\n      var ss = 0.0;\n      for (var j = 0u; j < n; j++) { let v = proj[row + col + j]; ss += v * v; }\n      rs[li] = 1.0 / sqrt(ss / f32(n) + p.eps);\n    }\n    for (var i = li; i < S; i += WG) {\n      var a = ang[i] + 3.14159265358979 * tanh_acc(proj[row + oAng + i]) * dt;\n      a -= 6.28318530717959 * floor(a / 6.28318530717959);\n      ang[i] = a;\n    }\n    workgroupBarrier();\n    for (var i = li; i < R * n; i += WG) {\n      let r = i / n;\n      let j = i % n;\n      let bcol = oB + (r * p.g + grp) * n + j;\n      let ccol = oC + (r * p.g + grp) * n + j;\n      kk[i] = proj[row + bcol] * rs[r] * prm[p.obn + j] + prm[p.obb + (hh * R + r) * n + j];\n      qq[i] = proj[row + ccol] * rs[R + r] * prm[p.ocn + j] + prm[p.ocb + (hh * R + r) * n + j];\n    }\n    workgroupBarrier();\n    for (var i = li; i < R * S; i += WG) {\n      let r = i / S;\n      let a = i % S;\n      let ij = pair(a);\n      let sc = sincos_acc(ang[a]);\n      let c = sc.y;\n      let s = sc.x;\n      let o0 = r * n + ij.x;\n      let o1 = r * n + ij.y;\n      let k0 = kk[o0];\n      let k1 = kk[o1];\n      kk[o0] = k0 * c - k1 * s;\n      kk[o1] = k0 * s + k1 * c;\n      let q0 = qq[o0];\n      let q1 = qq[o1];\n      qq[o0] = q0 * c - q1 * s;\n      qq[o1] = q0 * s + q1 * c;\n    }\n    workgroupBarrier();\n    let Dh = prm[p.od + hh];\n    for (var c = li; c < pd; c += WG) {\n      let x = proj[row + e + hh * pd + c];\n      let xa = p.oxs + (bi * p.h + hh) * pd + c;\n      let fresh = !HAS_STATE && t == 0u;\n      let xprev = select(xs[xa], 0.0, fresh);\n      var ov: array<f32, 8>;\n      for (var r = 0u; r < R; r++) { ov[r] = Dh * x * mxv(hh, r, c); }\n      for (var j = 0u; j < n; j++) {\n        var acc = al * select(ssm[sbase + c * n + j], 0.0, fresh);\n        for (var r = 0u; r < R; r++) {\n          let m = mxv(hh, r, c);\n          acc += cP * xprev * m * kp[r * n + j] + cC * x * m * kk[r * n + j];\n        }\n        ssm[sbase + c * n + j] = acc;\n        for (var r = 0u; r < R; r++) { ov[r] += acc * qq[r * n + j]; }\n      }\n      for (var r = 0u; r < R; r++) { yo[r * pd + c] = ov[r]; }\n      xs[xa] = x;\n    }\n    workgroupBarrier();\n    for (var c = li; c < pd; c += WG) {\n      let z = proj[row + hh * pd + c];\n      var out = 0.0;\n      for (var r = 0u; r < R; r++) {\n        var v = yo[r * pd + c];\n        if (NORM) {\n          var ss = 0.0;\n          for (var cc = 0u; cc < pd; cc++) { let u = yo[r * pd + cc]; ss += u * u; }\n          v = v / sqrt(ss / f32(pd) + p.eps) * prm[p.onw + hh * pd + c];\n        }\n        out += v * silu_f(z * mzv(hh, r, c)) * mov(hh, r, c);\n      }\n      y[p.yoff + (bi * p.l + t) * p.yld + hh * pd + c] = out;\n    }\n    // this token's keys are the next token's previous keys\n    for (var i = li; i < R * n; i += WG) { kp[i] = kk[i]; }\n    workgroupBarrier();\n  }\n  for (var i = li; i < S; i += WG) { th[p.oth + (bi * p.h + hh) * S + i] = ang[i]; }\n  for (var i = li; i < R * n; i += WG) {\n    let r = i / n;\n    let j = i % n;\n    ks[p.oks + ((bi * R + r) * p.h + hh) * n + j] = kp[i];\n  }\n}\n",
+  entries: {
+    main: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'proj', group: 0, binding: 1, access: 'read', type: 'f32', note: '(b, l, W) view' },
+        { name: 'prm', group: 0, binding: 2, access: 'read', type: 'f32', note: 'the packed parameters' },
+        { name: 'y', group: 0, binding: 3, access: 'read_write', type: 'f32', note: '(b, l, e) view' },
+        { name: 'th', group: 0, binding: 4, access: 'read_write', type: 'f32', note: '(b, h, S)' },
+        { name: 'ssm', group: 0, binding: 5, access: 'read_write', type: 'f32', note: '(b, h, p, n)' },
+        { name: 'ks', group: 0, binding: 6, access: 'read_write', type: 'f32', note: '(b, R, h, n)' },
+        { name: 'xs', group: 0, binding: 7, access: 'read_write', type: 'f32', note: '(b, h, p)' },
+      ],
+      uniform: mamba3Scan_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.proj || !b.prm || !b.y || !b.th || !b.ssm || !b.ks || !b.xs) return null;
+        return [b.proj, b.prm, b.y, b.th, b.ssm, b.ks, b.xs];
+      },
+    },
+  },
+} as const satisfies WgslModule;
+
 const matmul_P = {
   struct: 'P',
-  size: 48,
+  size: 52,
   fields: [
     { name: 'm', type: 'u32', offset: 0 },
     { name: 'q', type: 'u32', offset: 4 },
@@ -816,13 +991,15 @@ const matmul_P = {
     { name: 'old', type: 'u32', offset: 36 },
     { name: 'has_bias', type: 'u32', offset: 40 },
     { name: 'acc', type: 'u32', offset: 44 },
+    { name: 'bsoff', type: 'u32', offset: 48 },
   ],
   write(v: ParamValues, w: ParamWords, at: number): boolean {
     if (
       typeof v.m !== 'number' || typeof v.q !== 'number' || typeof v.p !== 'number' ||
       typeof v.aoff !== 'number' || typeof v.ald !== 'number' || typeof v.boff !== 'number' ||
       typeof v.bld !== 'number' || typeof v.biasoff !== 'number' || typeof v.ooff !== 'number' ||
-      typeof v.old !== 'number' || typeof v.has_bias !== 'number' || typeof v.acc !== 'number'
+      typeof v.old !== 'number' || typeof v.has_bias !== 'number' || typeof v.acc !== 'number' ||
+      typeof v.bsoff !== 'number'
     ) return false;
     w.u32[at + 0] = v.m;
     w.u32[at + 1] = v.q;
@@ -836,12 +1013,13 @@ const matmul_P = {
     w.u32[at + 9] = v.old;
     w.u32[at + 10] = v.has_bias;
     w.u32[at + 11] = v.acc;
+    w.u32[at + 12] = v.bsoff;
     return true;
   },
 } as const;
 export const matmul = {
   name: 'matmul',
-  code: "// out (m, p) <- [out +] op(a) (m, q) · op(b) (q, p) [+ bias (p)], any transposition, any float dtypes.\n// Tiled: a workgroup of 256 threads computes a BM x BN block of out, stepping through q in slices of\n// BK: both operand tiles go through workgroup memory (loaded so that neighbouring threads read\n// neighbouring addresses whatever the layout), then each thread accumulates a TM x TN register block\n// from vec4 reads of the tiles. The launcher substitutes the tile constants: 128 x 128 blocks of 8 x 8\n// for large products, 64 x 64 blocks of 4 x 4 for small ones (more workgroups).\n\n// Element i of a buffer of 16-bit floats, two to a u32 word: `w` is the word holding it (index\n// i >> 1, the half i & 1), `t` its dtype (1 f16, 2 bf16), as f32.\nfn half_f32(w: u32, i: u32, t: u32) -> f32 {\n  let h = (w >> ((i & 1u) * 16u)) & 0xffffu;\n  if (t == 2u) { return bitcast<f32>(h << 16u); }\n  return unpack2x16float(h).x;\n}\n\noverride TA: u32 = 0u;     // a dtype: 0 f32, 1 f16, 2 bf16\noverride TB: u32 = 0u;     // b dtype\noverride BT: u32 = 0u;     // bias dtype\noverride TRANS_A: bool = false; // a stored (q, m)\noverride TRANS_B: bool = false; // b stored (p, q)\n\nstruct P {\n  m: u32, q: u32, p: u32,\n  aoff: u32, ald: u32,\n  boff: u32, bld: u32,\n  biasoff: u32,\n  ooff: u32, old: u32,\n  has_bias: u32, acc: u32,     // epilogue flags (uniform branches: one pipeline for all four cases)\n}\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> a: array<u32>;        // (m, q) view, or (q, m) with TRANS_A; dtype TA\n@group(0) @binding(2) var<storage, read> b: array<u32>;        // (q, p) view, or (p, q) with TRANS_B; dtype TB\n@group(0) @binding(3) var<storage, read> bias: array<u32>;     // (p), dtype BT, or unused\n@group(0) @binding(4) var<storage, read_write> o: array<f32>;  // (m, p) view\n\nconst BM: u32 = 64u;   // substituted by the launcher\nconst BN: u32 = 64u;\nconst BK: u32 = 16u;\nconst TM: u32 = 4u;    // rows per thread (BM / TM = 16)\nconst TN: u32 = 4u;    // columns per thread (BN / TN = 16), a multiple of 4\nconst TN4: u32 = TN / 4u;\n\nvar<workgroup> As: array<vec4<f32>, BK * BM / 4u>; // [kk][mm / 4]\nvar<workgroup> Bs: array<vec4<f32>, BK * BN / 4u>; // [kk][nn / 4]\n\nfn la(i: u32) -> f32 { if (TA == 0u) { return bitcast<f32>(a[i]); } return half_f32(a[i >> 1u], i, TA); }\nfn lb(i: u32) -> f32 { if (TB == 0u) { return bitcast<f32>(b[i]); } return half_f32(b[i >> 1u], i, TB); }\nfn lbias(i: u32) -> f32 { if (BT == 0u) { return bitcast<f32>(bias[i]); } return half_f32(bias[i >> 1u], i, BT); }\n\n@compute @workgroup_size(256)\nfn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {\n  let m0 = wid.y * BM;\n  let n0 = wid.x * BN;\n  let tx = li % (BN / TN);\n  let ty = li / (BN / TN);\n  var acc: array<array<vec4<f32>, TN4>, TM>;\n  for (var i = 0u; i < TM; i++) { for (var j = 0u; j < TN4; j++) { acc[i][j] = vec4<f32>(0.0); } }\n  for (var k0 = 0u; k0 < p.q; k0 += BK) {\n    for (var r = 0u; r < BM * BK / 256u; r++) {\n      let idx = li + 256u * r;\n      var mm: u32; var kk: u32;\n      if (TRANS_A) { mm = idx % BM; kk = idx / BM; } else { kk = idx % BK; mm = idx / BK; }\n      var av = 0.0;\n      if (m0 + mm < p.m && k0 + kk < p.q) {\n        if (TRANS_A) { av = la(p.aoff + (k0 + kk) * p.ald + m0 + mm); } else { av = la(p.aoff + (m0 + mm) * p.ald + k0 + kk); }\n      }\n      As[kk * (BM / 4u) + (mm >> 2u)][mm & 3u] = av;\n    }\n    for (var r = 0u; r < BN * BK / 256u; r++) {\n      let idx = li + 256u * r;\n      var nn: u32; var kk: u32;\n      if (TRANS_B) { kk = idx % BK; nn = idx / BK; } else { nn = idx % BN; kk = idx / BN; }\n      var bv = 0.0;\n      if (n0 + nn < p.p && k0 + kk < p.q) {\n        if (TRANS_B) { bv = lb(p.boff + (n0 + nn) * p.bld + k0 + kk); } else { bv = lb(p.boff + (k0 + kk) * p.bld + n0 + nn); }\n      }\n      Bs[kk * (BN / 4u) + (nn >> 2u)][nn & 3u] = bv;\n    }\n    workgroupBarrier();\n    for (var kk = 0u; kk < BK; kk++) {\n      var bv: array<vec4<f32>, TN4>;\n      for (var j = 0u; j < TN4; j++) { bv[j] = Bs[kk * (BN / 4u) + tx * TN4 + j]; }\n      for (var i4 = 0u; i4 < TM / 4u; i4++) {\n        let av = As[kk * (BM / 4u) + ty * (TM / 4u) + i4];\n        for (var j = 0u; j < TN4; j++) {\n          acc[4u * i4][j] += av.x * bv[j];\n          acc[4u * i4 + 1u][j] += av.y * bv[j];\n          acc[4u * i4 + 2u][j] += av.z * bv[j];\n          acc[4u * i4 + 3u][j] += av.w * bv[j];\n        }\n      }\n    }\n    workgroupBarrier();\n  }\n  for (var i = 0u; i < TM; i++) {\n    let mrow = m0 + ty * TM + i;\n    if (mrow >= p.m) { break; }\n    let ob = p.ooff + mrow * p.old;\n    for (var j = 0u; j < TN; j++) {\n      let n = n0 + tx * TN + j;\n      if (n < p.p) {\n        var y = acc[i][j >> 2u][j & 3u];\n        if (p.has_bias != 0u) { y += lbias(p.biasoff + n); }\n        if (p.acc != 0u) { y += o[ob + n]; }\n        o[ob + n] = y;\n      }\n    }\n  }\n}\n",
+  code: "// out (m, p) <- [out +] op(a) (m, q) · op(b) (q, p) [+ bias (p)], any transposition, any float dtypes.\n// Tiled: a workgroup of 256 threads computes a BM x BN block of out, stepping through q in slices of\n// BK: both operand tiles go through workgroup memory (loaded so that neighbouring threads read\n// neighbouring addresses whatever the layout), then each thread accumulates a TM x TN register block\n// from vec4 reads of the tiles. The launcher substitutes the tile constants: 128 x 128 blocks of 8 x 8\n// for large products, 64 x 64 blocks of 4 x 4 for small ones (more workgroups).\n\n// Element i of a buffer of 16-bit floats, two to a u32 word: `w` is the word holding it (index\n// i >> 1, the half i & 1), `t` its dtype (1 f16, 2 bf16), as f32.\nfn half_f32(w: u32, i: u32, t: u32) -> f32 {\n  let h = (w >> ((i & 1u) * 16u)) & 0xffffu;\n  if (t == 2u) { return bitcast<f32>(h << 16u); }\n  return unpack2x16float(h).x;\n}\n// The q4 weight format (backend/cpu/reference/q4.ts, docs/weights.md) read from u32 words: rows of a\n// matrix padded to ld elements (a multiple of 32), blocks of 32 in 16 bytes (byte i of a block holds\n// element i in its low nibble and element i + 16 in its high one: one u32 word holds 8 nibbles), then\n// f16 scales, one a block, from half index `soff` of the same buffer. Element i (flat, in padded\n// units) is (nibble - 8) * scale[soff + i / 32].\n\n// Byte index of the quant of element i.\nfn q4_byte(i: u32) -> u32 { return ((i & ~31u) >> 1u) + (i & 15u); }\n\n// The quant of element i less 8, as f32, from the word holding its byte.\nfn q4_quant(word: u32, i: u32) -> f32 {\n  return f32((word >> ((q4_byte(i) & 3u) * 8u + ((i >> 2u) & 4u))) & 15u) - 8.0;\n}\n\n// The 8 quants of one word of a block (less 8): elements 4k..4k+3 (lo) and 16+4k..16+4k+3 (hi).\nfn q4_lo(w: u32) -> vec4<f32> {\n  return vec4<f32>((vec4<u32>(w, w >> 8u, w >> 16u, w >> 24u) & vec4<u32>(15u))) - vec4<f32>(8.0);\n}\nfn q4_hi(w: u32) -> vec4<f32> {\n  return vec4<f32>((vec4<u32>(w >> 4u, w >> 12u, w >> 20u, w >> 28u) & vec4<u32>(15u))) - vec4<f32>(8.0);\n}\n\noverride TA: u32 = 0u;     // a dtype: 0 f32, 1 f16, 2 bf16\noverride TB: u32 = 0u;     // b dtype (also 3: q4, lib/q4.wgsl)\noverride BT: u32 = 0u;     // bias dtype\noverride TRANS_A: bool = false; // a stored (q, m)\noverride TRANS_B: bool = false; // b stored (p, q)\n\nstruct P {\n  m: u32, q: u32, p: u32,\n  aoff: u32, ald: u32,\n  boff: u32, bld: u32,\n  biasoff: u32,\n  ooff: u32, old: u32,\n  has_bias: u32, acc: u32,     // epilogue flags (uniform branches: one pipeline for all four cases)\n  bsoff: u32,                  // q4: half index of b's scales in its buffer\n}\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> a: array<u32>;        // (m, q) view, or (q, m) with TRANS_A; dtype TA\n@group(0) @binding(2) var<storage, read> b: array<u32>;        // (q, p) view, or (p, q) with TRANS_B; dtype TB\n@group(0) @binding(3) var<storage, read> bias: array<u32>;     // (p), dtype BT, or unused\n@group(0) @binding(4) var<storage, read_write> o: array<f32>;  // (m, p) view\n\nconst BM: u32 = 64u;   // substituted by the launcher\nconst BN: u32 = 64u;\nconst BK: u32 = 16u;\nconst TM: u32 = 4u;    // rows per thread (BM / TM = 16)\nconst TN: u32 = 4u;    // columns per thread (BN / TN = 16), a multiple of 4\nconst TN4: u32 = TN / 4u;\n\nvar<workgroup> As: array<vec4<f32>, BK * BM / 4u>; // [kk][mm / 4]\nvar<workgroup> Bs: array<vec4<f32>, BK * BN / 4u>; // [kk][nn / 4]\n\nfn la(i: u32) -> f32 { if (TA == 0u) { return bitcast<f32>(a[i]); } return half_f32(a[i >> 1u], i, TA); }\nfn lb(i: u32) -> f32 {\n  if (TB == 0u) { return bitcast<f32>(b[i]); }\n  if (TB == 3u) {\n    let h = p.bsoff + (i >> 5u);\n    return q4_quant(b[q4_byte(i) >> 2u], i) * half_f32(b[h >> 1u], h, 1u);\n  }\n  return half_f32(b[i >> 1u], i, TB);\n}\nfn lbias(i: u32) -> f32 { if (BT == 0u) { return bitcast<f32>(bias[i]); } return half_f32(bias[i >> 1u], i, BT); }\n\n@compute @workgroup_size(256)\nfn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {\n  let m0 = wid.y * BM;\n  let n0 = wid.x * BN;\n  let tx = li % (BN / TN);\n  let ty = li / (BN / TN);\n  var acc: array<array<vec4<f32>, TN4>, TM>;\n  for (var i = 0u; i < TM; i++) { for (var j = 0u; j < TN4; j++) { acc[i][j] = vec4<f32>(0.0); } }\n  for (var k0 = 0u; k0 < p.q; k0 += BK) {\n    for (var r = 0u; r < BM * BK / 256u; r++) {\n      let idx = li + 256u * r;\n      var mm: u32; var kk: u32;\n      if (TRANS_A) { mm = idx % BM; kk = idx / BM; } else { kk = idx % BK; mm = idx / BK; }\n      var av = 0.0;\n      if (m0 + mm < p.m && k0 + kk < p.q) {\n        if (TRANS_A) { av = la(p.aoff + (k0 + kk) * p.ald + m0 + mm); } else { av = la(p.aoff + (m0 + mm) * p.ald + k0 + kk); }\n      }\n      As[kk * (BM / 4u) + (mm >> 2u)][mm & 3u] = av;\n    }\n    for (var r = 0u; r < BN * BK / 256u; r++) {\n      let idx = li + 256u * r;\n      var nn: u32; var kk: u32;\n      if (TRANS_B) { kk = idx % BK; nn = idx / BK; } else { nn = idx % BN; kk = idx / BN; }\n      var bv = 0.0;\n      if (n0 + nn < p.p && k0 + kk < p.q) {\n        if (TRANS_B) { bv = lb(p.boff + (n0 + nn) * p.bld + k0 + kk); } else { bv = lb(p.boff + (k0 + kk) * p.bld + n0 + nn); }\n      }\n      Bs[kk * (BN / 4u) + (nn >> 2u)][nn & 3u] = bv;\n    }\n    workgroupBarrier();\n    for (var kk = 0u; kk < BK; kk++) {\n      var bv: array<vec4<f32>, TN4>;\n      for (var j = 0u; j < TN4; j++) { bv[j] = Bs[kk * (BN / 4u) + tx * TN4 + j]; }\n      for (var i4 = 0u; i4 < TM / 4u; i4++) {\n        let av = As[kk * (BM / 4u) + ty * (TM / 4u) + i4];\n        for (var j = 0u; j < TN4; j++) {\n          acc[4u * i4][j] += av.x * bv[j];\n          acc[4u * i4 + 1u][j] += av.y * bv[j];\n          acc[4u * i4 + 2u][j] += av.z * bv[j];\n          acc[4u * i4 + 3u][j] += av.w * bv[j];\n        }\n      }\n    }\n    workgroupBarrier();\n  }\n  for (var i = 0u; i < TM; i++) {\n    let mrow = m0 + ty * TM + i;\n    if (mrow >= p.m) { break; }\n    let ob = p.ooff + mrow * p.old;\n    for (var j = 0u; j < TN; j++) {\n      let n = n0 + tx * TN + j;\n      if (n < p.p) {\n        var y = acc[i][j >> 2u][j & 3u];\n        if (p.has_bias != 0u) { y += lbias(p.biasoff + n); }\n        if (p.acc != 0u) { y += o[ob + n]; }\n        o[ob + n] = y;\n      }\n    }\n  }\n}\n",
   entries: {
     main: {
       bindings: [
@@ -864,7 +1042,7 @@ export const matmul = {
 
 const matvec_P = {
   struct: 'P',
-  size: 76,
+  size: 80,
   fields: [
     { name: 'm', type: 'u32', offset: 0 },
     { name: 'q', type: 'u32', offset: 4 },
@@ -885,6 +1063,7 @@ const matvec_P = {
     { name: 'sld', type: 'u32', offset: 64 },
     { name: 'nwoff', type: 'u32', offset: 68 },
     { name: 'eps', type: 'f32', offset: 72 },
+    { name: 'wsoff', type: 'u32', offset: 76 },
   ],
   write(v: ParamValues, w: ParamWords, at: number): boolean {
     if (
@@ -894,7 +1073,7 @@ const matvec_P = {
       typeof v.old !== 'number' || typeof v.e !== 'number' || typeof v.k !== 'number' ||
       typeof v.cwoff !== 'number' || typeof v.cwld !== 'number' || typeof v.cboff !== 'number' ||
       typeof v.soff !== 'number' || typeof v.sld !== 'number' || typeof v.nwoff !== 'number' ||
-      typeof v.eps !== 'number'
+      typeof v.eps !== 'number' || typeof v.wsoff !== 'number'
     ) return false;
     w.u32[at + 0] = v.m;
     w.u32[at + 1] = v.q;
@@ -915,12 +1094,13 @@ const matvec_P = {
     w.u32[at + 16] = v.sld;
     w.u32[at + 17] = v.nwoff;
     w.f32[at + 18] = v.eps;
+    w.u32[at + 19] = v.wsoff;
     return true;
   },
 } as const;
 export const matvec = {
   name: 'matvec',
-  code: "// out (m, p) <- [out +] x (m, q) · W (p, q)^T [+ bias (p)] for small m (decode): the Linear layout.\n// Memory-bound, so built for bandwidth: a workgroup of 256 threads computes R outputs (W rows) for up\n// to 4 rows of x; the 256 / R threads of a W row read it in 16-byte words (coalesced), multiply with\n// up to 4 rows of x at once (the weight is read once for the whole batch block), and a tree in\n// workgroup memory sums their partial dot products. R is chosen by the launcher so that small\n// matrices still spread over many workgroups. 16-bit weights are unpacked in the shader (f32 math).\n//\n// EPI = 1 fuses Mamba's recurrent conv step into in_proj (W = in_proj.weight (2e, d)): output j < e\n// is a u channel; it is pushed into the conv state (b, e, k) and out[., j] receives silu(conv), so\n// out (= xz (b, 2e)) ends up holding [silu(conv(u)), z].\n//\n// NORM fuses the block's pre-norm into the product: x is the residual stream and the product is taken\n// with rmsnorm(x) · nw = x · inverseSqrt(mean(x²) + eps) · nw (nw: the norm weight (q), dtype NT).\n// The threads of a W row read all of x anyway, so they sum its squares on the way and the workgroup\n// reduces them with the dot products; nw is folded into W (dot(W ⊙ nw, x) · inv per row) so no\n// normalised copy of x is ever stored.\n\n// Scalar functions with the numerics of the CPU reference (src/backend/cpu/reference/math.ts), in f32.\n\n// log(1 + y) without the cancellation of log(1 + y) for small y (Goldberg's trick: exact to a few ulp).\nfn log1p_f(y: f32) -> f32 {\n  let u = 1.0 + y;\n  if (u == 1.0) { return y; }\n  return log(u) * (y / (u - 1.0));\n}\n\n// softplus(x) = log(1 + e^x), and x itself above 20 (PyTorch's threshold).\nfn softplus_f(x: f32) -> f32 {\n  if (x > 20.0) { return x; }\n  return log1p_f(exp(x));\n}\n\nfn sigmoid_f(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }\n\nfn silu_f(x: f32) -> f32 { return x / (1.0 + exp(-x)); }\n\n// erf from erfc (Numerical Recipes' erfcc, fractional error < 1.2e-7).\nfn erf_f(x: f32) -> f32 {\n  let z = abs(x);\n  let t = 1.0 / (1.0 + 0.5 * z);\n  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +\n          t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));\n  return select(r - 1.0, 1.0 - r, x >= 0.0);\n}\n\n// gelu(x) = x * Phi(x), the exact (erf) form.\nfn gelu_f(x: f32) -> f32 { return 0.5 * x * (1.0 + erf_f(x * 0.70710678118654752)); }\n// Element i of a buffer of 16-bit floats, two to a u32 word: `w` is the word holding it (index\n// i >> 1, the half i & 1), `t` its dtype (1 f16, 2 bf16), as f32.\nfn half_f32(w: u32, i: u32, t: u32) -> f32 {\n  let h = (w >> ((i & 1u) * 16u)) & 0xffffu;\n  if (t == 2u) { return bitcast<f32>(h << 16u); }\n  return unpack2x16float(h).x;\n}\n\noverride T: u32 = 0u;        // W dtype: 0 f32, 1 f16, 2 bf16\noverride BT: u32 = 0u;       // bias dtype\noverride VEC: bool = false;  // rows of W and x start on 16-byte boundaries and q fits whole words\noverride HAS_BIAS: bool = false;\noverride ACC: bool = false;  // out += instead of out =\noverride EPI: u32 = 0u;      // 0 plain, 1 Mamba in_proj + conv step + SiLU\noverride CONV_BIAS: bool = false;\noverride R: u32 = 8u;        // W rows per workgroup (1, 2, 4 or 8)\noverride NORM: bool = false; // x <- rmsnorm(x) · nw before the product\noverride NT: u32 = 0u;       // NORM: norm weight dtype\n\nstruct P {\n  m: u32, q: u32, p: u32,\n  xoff: u32, xld: u32,     // x (m, q) view, elements\n  woff: u32, wld: u32,     // W (p, q) view, elements\n  boff: u32,               // bias offset\n  ooff: u32, old: u32,     // out (m, p) view\n  e: u32, k: u32,          // EPI 1: d_inner, conv width\n  cwoff: u32, cwld: u32,   // EPI 1: conv weight (e, k) view\n  cboff: u32,              // EPI 1: conv bias offset\n  soff: u32, sld: u32,     // EPI 1: conv state rows (m*e), width k\n  nwoff: u32, eps: f32,    // NORM: norm weight offset, epsilon\n}\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> W: array<vec4<u32>>;      // (p, q) view, dtype T (f32 bits or packed halves)\n@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;      // (m, q) view, f32\n@group(0) @binding(3) var<storage, read> bias: array<vec4<u32>>;   // (p), dtype BT, or unused\n@group(0) @binding(4) var<storage, read_write> o: array<f32>;      // (m, p) view\n@group(0) @binding(5) var<storage, read> cw: array<f32>;           // EPI 1: conv weight (e, k)\n@group(0) @binding(6) var<storage, read> cb: array<f32>;           // EPI 1: conv bias (e)\n@group(0) @binding(7) var<storage, read_write> cs: array<f32>;     // EPI 1: conv state (m, e, k)\n@group(0) @binding(8) var<storage, read> nw: array<vec4<u32>>;     // NORM: norm weight (q), dtype NT\n\nvar<workgroup> red: array<vec4<f32>, 256>;\nvar<workgroup> red2: array<vec4<f32>, 256>; // NORM: sums of squares of the x rows\n\nfn word(i: u32) -> u32 { return W[i >> 2u][i & 3u]; }\nfn xs(i: u32) -> f32 { return x[i >> 2u][i & 3u]; }\n\n// Element i of a float buffer viewed as vec4<u32> words, with dtype t.\nfn wel(i: u32) -> f32 {\n  if (T == 0u) { return bitcast<f32>(word(i)); }\n  return half_f32(word(i >> 1u), i, T);\n}\nfn bel(i: u32) -> f32 {\n  let w = bias[(i >> select(2u, 3u, BT != 0u)) ][(i >> select(0u, 1u, BT != 0u)) & 3u];\n  if (BT == 0u) { return bitcast<f32>(w); }\n  return half_f32(w, i, BT);\n}\n\n// NORM: norm weight c as f32.\nfn nel(c: u32) -> f32 {\n  let i = p.nwoff + c;\n  let w = nw[i >> select(2u, 3u, NT != 0u)][(i >> select(0u, 1u, NT != 0u)) & 3u];\n  if (NT == 0u) { return bitcast<f32>(w); }\n  return half_f32(w, i, NT);\n}\n\n// NORM: norm weights c..c+3 as f32 (nwoff + c a multiple of 4: one 16-byte word or half of one).\nfn nel4(c: u32) -> vec4<f32> {\n  let i = p.nwoff + c;\n  if (NT == 0u) { return bitcast<vec4<f32>>(nw[i >> 2u]); }\n  let q = nw[i >> 3u];\n  let h = select(q.xy, q.zw, (i & 4u) != 0u);\n  if (NT == 2u) {\n    return vec4<f32>(bitcast<f32>(h.x << 16u), bitcast<f32>(h.x & 0xffff0000u), bitcast<f32>(h.y << 16u), bitcast<f32>(h.y & 0xffff0000u));\n  }\n  return vec4<f32>(unpack2x16float(h.x), unpack2x16float(h.y));\n}\n\n// Two 16-bit values of a word as f32 (low half first).\nfn pair(w: u32) -> vec2<f32> {\n  if (T == 2u) { return vec2<f32>(bitcast<f32>(w << 16u), bitcast<f32>(w & 0xffff0000u)); }\n  return unpack2x16float(w);\n}\n\n\n@compute @workgroup_size(256)\nfn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {\n  let tpr = 256u / R;        // threads per W row\n  let g = li / tpr;          // W row within the workgroup\n  let lane = li - g * tpr;\n  let j = wid.x * R + g;     // output column\n  let i0 = wid.y * 4u;       // first x row of this block\n  let mr = min(4u, p.m - i0);\n  let jj = min(j, p.p - 1u); // idle threads read a valid row and discard it\n  // x row starts (later rows clamp to the first so reads stay in bounds)\n  let x0 = p.xoff + i0 * p.xld;\n  let x1 = select(x0, x0 + p.xld, mr > 1u);\n  let x2 = select(x0, x0 + 2u * p.xld, mr > 2u);\n  let x3 = select(x0, x0 + 3u * p.xld, mr > 3u);\n  var acc = vec4<f32>(0.0);\n  var ss = vec4<f32>(0.0); // NORM: sum of x² per row\n  let wrow = p.woff + jj * p.wld;\n  if (VEC && T == 0u) {\n    let wb = wrow >> 2u;\n    let q4 = p.q >> 2u;\n    for (var v = lane; v < q4; v += tpr) {\n      var w4 = bitcast<vec4<f32>>(W[wb + v]);\n      let a = x[(x0 >> 2u) + v];\n      if (NORM) { w4 *= nel4(4u * v); ss.x += dot(a, a); }\n      acc.x += dot(w4, a);\n      if (mr > 1u) {\n        let b = x[(x1 >> 2u) + v];\n        let c = x[(x2 >> 2u) + v];\n        let d = x[(x3 >> 2u) + v];\n        acc.y += dot(w4, b);\n        acc.z += dot(w4, c);\n        acc.w += dot(w4, d);\n        if (NORM) { ss.y += dot(b, b); ss.z += dot(c, c); ss.w += dot(d, d); }\n      }\n    }\n  } else if (VEC) {\n    let wb = wrow >> 3u;\n    let q8 = p.q >> 3u;\n    for (var v = lane; v < q8; v += tpr) {\n      let wq = W[wb + v];\n      var lo = vec4<f32>(pair(wq.x), pair(wq.y));\n      var hi = vec4<f32>(pair(wq.z), pair(wq.w));\n      if (NORM) { lo *= nel4(8u * v); hi *= nel4(8u * v + 4u); }\n      let a0 = x[(x0 >> 2u) + 2u * v];\n      let a1 = x[(x0 >> 2u) + 2u * v + 1u];\n      acc.x += dot(lo, a0) + dot(hi, a1);\n      if (NORM) { ss.x += dot(a0, a0) + dot(a1, a1); }\n      if (mr > 1u) {\n        let b0 = x[(x1 >> 2u) + 2u * v];\n        let b1 = x[(x1 >> 2u) + 2u * v + 1u];\n        let c0 = x[(x2 >> 2u) + 2u * v];\n        let c1 = x[(x2 >> 2u) + 2u * v + 1u];\n        let d0 = x[(x3 >> 2u) + 2u * v];\n        let d1 = x[(x3 >> 2u) + 2u * v + 1u];\n        acc.y += dot(lo, b0) + dot(hi, b1);\n        acc.z += dot(lo, c0) + dot(hi, c1);\n        acc.w += dot(lo, d0) + dot(hi, d1);\n        if (NORM) { ss.y += dot(b0, b0) + dot(b1, b1); ss.z += dot(c0, c0) + dot(c1, c1); ss.w += dot(d0, d0) + dot(d1, d1); }\n      }\n    }\n  } else {\n    for (var c = lane; c < p.q; c += tpr) {\n      var wv = wel(wrow + c);\n      let xv = vec4<f32>(xs(x0 + c), xs(x1 + c), xs(x2 + c), xs(x3 + c));\n      if (NORM) { wv *= nel(c); ss += xv * xv; }\n      acc += wv * xv;\n    }\n  }\n  red[li] = acc;\n  if (NORM) { red2[li] = ss; }\n  for (var s = tpr >> 1u; s > 0u; s >>= 1u) {\n    workgroupBarrier();\n    if (lane < s) {\n      red[li] += red[li + s];\n      if (NORM) { red2[li] += red2[li + s]; }\n    }\n  }\n  workgroupBarrier();\n  // lanes 0..mr-1 finish one x row each\n  if (j >= p.p || lane >= mr) { return; }\n  let i = i0 + lane;\n  var v = red[g * tpr][lane];\n  if (NORM) { v *= inverseSqrt(red2[g * tpr][lane] / f32(p.q) + p.eps); }\n  if (HAS_BIAS) { v += bel(p.boff + j); }\n  let oi = p.ooff + i * p.old + j;\n  if (EPI == 1u && j < p.e) {\n    // Conv step of channel j for sequence i: window = [state[1..k), v]; state <- window.\n    let sb = p.soff + (i * p.e + j) * p.sld;\n    let wb = p.cwoff + j * p.cwld;\n    var s = 0.0;\n    if (CONV_BIAS) { s = cb[p.cboff + j]; }\n    for (var t = 0u; t + 1u < p.k; t++) {\n      let old = cs[sb + t + 1u];\n      s += cw[wb + t] * old;\n      cs[sb + t] = old;\n    }\n    s += cw[wb + p.k - 1u] * v;\n    cs[sb + p.k - 1u] = v;\n    o[oi] = silu_f(s);\n    return;\n  }\n  if (ACC) { v += o[oi]; }\n  o[oi] = v;\n}\n",
+  code: "// out (m, p) <- [out +] x (m, q) · W (p, q)^T [+ bias (p)] for small m (decode): the Linear layout.\n// Memory-bound, so built for bandwidth: a workgroup of 256 threads computes R outputs (W rows) for up\n// to 4 rows of x; the 256 / R threads of a W row read it in 16-byte words (coalesced), multiply with\n// up to 4 rows of x at once (the weight is read once for the whole batch block), and a tree in\n// workgroup memory sums their partial dot products. R is chosen by the launcher so that small\n// matrices still spread over many workgroups. 16-bit weights are unpacked in the shader (f32 math);\n// q4 weights (T 3: lib/q4.wgsl) a block of 32 at a time: 16 bytes of nibbles and one f16 scale.\n// Rows of q4 are padded to ld (a multiple of 32) with zero weights: its 16-byte path needs q % 32 == 0.\n//\n// EPI = 1 fuses Mamba's recurrent conv step into in_proj (W = in_proj.weight (2e, d)): output j < e\n// is a u channel; it is pushed into the conv state (b, e, k) and out[., j] receives silu(conv), so\n// out (= xz (b, 2e)) ends up holding [silu(conv(u)), z].\n//\n// NORM fuses the block's pre-norm into the product: x is the residual stream and the product is taken\n// with rmsnorm(x) · nw = x · inverseSqrt(mean(x²) + eps) · nw (nw: the norm weight (q), dtype NT).\n// The threads of a W row read all of x anyway, so they sum its squares on the way and the workgroup\n// reduces them with the dot products; nw is folded into W (dot(W ⊙ nw, x) · inv per row) so no\n// normalised copy of x is ever stored.\n\n// Scalar functions with the numerics of the CPU reference (src/backend/cpu/reference/math.ts), in f32.\n\n// log(1 + y) without the cancellation of log(1 + y) for small y (Goldberg's trick: exact to a few ulp).\nfn log1p_f(y: f32) -> f32 {\n  let u = 1.0 + y;\n  if (u == 1.0) { return y; }\n  return log(u) * (y / (u - 1.0));\n}\n\n// softplus(x) = log(1 + e^x), and x itself above 20 (PyTorch's threshold).\nfn softplus_f(x: f32) -> f32 {\n  if (x > 20.0) { return x; }\n  return log1p_f(exp(x));\n}\n\nfn sigmoid_f(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }\n\nfn silu_f(x: f32) -> f32 { return x / (1.0 + exp(-x)); }\n\n// erf from erfc (Numerical Recipes' erfcc, fractional error < 1.2e-7).\nfn erf_f(x: f32) -> f32 {\n  let z = abs(x);\n  let t = 1.0 / (1.0 + 0.5 * z);\n  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +\n          t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));\n  return select(r - 1.0, 1.0 - r, x >= 0.0);\n}\n\n// gelu(x) = x * Phi(x), the exact (erf) form.\nfn gelu_f(x: f32) -> f32 { return 0.5 * x * (1.0 + erf_f(x * 0.70710678118654752)); }\n// Element i of a buffer of 16-bit floats, two to a u32 word: `w` is the word holding it (index\n// i >> 1, the half i & 1), `t` its dtype (1 f16, 2 bf16), as f32.\nfn half_f32(w: u32, i: u32, t: u32) -> f32 {\n  let h = (w >> ((i & 1u) * 16u)) & 0xffffu;\n  if (t == 2u) { return bitcast<f32>(h << 16u); }\n  return unpack2x16float(h).x;\n}\n// The q4 weight format (backend/cpu/reference/q4.ts, docs/weights.md) read from u32 words: rows of a\n// matrix padded to ld elements (a multiple of 32), blocks of 32 in 16 bytes (byte i of a block holds\n// element i in its low nibble and element i + 16 in its high one: one u32 word holds 8 nibbles), then\n// f16 scales, one a block, from half index `soff` of the same buffer. Element i (flat, in padded\n// units) is (nibble - 8) * scale[soff + i / 32].\n\n// Byte index of the quant of element i.\nfn q4_byte(i: u32) -> u32 { return ((i & ~31u) >> 1u) + (i & 15u); }\n\n// The quant of element i less 8, as f32, from the word holding its byte.\nfn q4_quant(word: u32, i: u32) -> f32 {\n  return f32((word >> ((q4_byte(i) & 3u) * 8u + ((i >> 2u) & 4u))) & 15u) - 8.0;\n}\n\n// The 8 quants of one word of a block (less 8): elements 4k..4k+3 (lo) and 16+4k..16+4k+3 (hi).\nfn q4_lo(w: u32) -> vec4<f32> {\n  return vec4<f32>((vec4<u32>(w, w >> 8u, w >> 16u, w >> 24u) & vec4<u32>(15u))) - vec4<f32>(8.0);\n}\nfn q4_hi(w: u32) -> vec4<f32> {\n  return vec4<f32>((vec4<u32>(w >> 4u, w >> 12u, w >> 20u, w >> 28u) & vec4<u32>(15u))) - vec4<f32>(8.0);\n}\n\noverride T: u32 = 0u;        // W dtype: 0 f32, 1 f16, 2 bf16, 3 q4\noverride BT: u32 = 0u;       // bias dtype\noverride VEC: bool = false;  // rows of W and x start on 16-byte boundaries and q fits whole words\noverride HAS_BIAS: bool = false;\noverride ACC: bool = false;  // out += instead of out =\noverride EPI: u32 = 0u;      // 0 plain, 1 Mamba in_proj + conv step + SiLU\noverride CONV_BIAS: bool = false;\noverride R: u32 = 8u;        // W rows per workgroup (1, 2, 4 or 8)\noverride NORM: bool = false; // x <- rmsnorm(x) · nw before the product\noverride NT: u32 = 0u;       // NORM: norm weight dtype\n\nstruct P {\n  m: u32, q: u32, p: u32,\n  xoff: u32, xld: u32,     // x (m, q) view, elements\n  woff: u32, wld: u32,     // W (p, q) view, elements\n  boff: u32,               // bias offset\n  ooff: u32, old: u32,     // out (m, p) view\n  e: u32, k: u32,          // EPI 1: d_inner, conv width\n  cwoff: u32, cwld: u32,   // EPI 1: conv weight (e, k) view\n  cboff: u32,              // EPI 1: conv bias offset\n  soff: u32, sld: u32,     // EPI 1: conv state rows (m*e), width k\n  nwoff: u32, eps: f32,    // NORM: norm weight offset, epsilon\n  wsoff: u32,              // q4: half index of W's scales in its buffer\n}\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> W: array<vec4<u32>>;      // (p, q) view, dtype T (f32 bits or packed halves)\n@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;      // (m, q) view, f32\n@group(0) @binding(3) var<storage, read> bias: array<vec4<u32>>;   // (p), dtype BT, or unused\n@group(0) @binding(4) var<storage, read_write> o: array<f32>;      // (m, p) view\n@group(0) @binding(5) var<storage, read> cw: array<f32>;           // EPI 1: conv weight (e, k)\n@group(0) @binding(6) var<storage, read> cb: array<f32>;           // EPI 1: conv bias (e)\n@group(0) @binding(7) var<storage, read_write> cs: array<f32>;     // EPI 1: conv state (m, e, k)\n@group(0) @binding(8) var<storage, read> nw: array<vec4<u32>>;     // NORM: norm weight (q), dtype NT\n\nvar<workgroup> red: array<vec4<f32>, 256>;\nvar<workgroup> red2: array<vec4<f32>, 256>; // NORM: sums of squares of the x rows\n\nfn word(i: u32) -> u32 { return W[i >> 2u][i & 3u]; }\nfn xs(i: u32) -> f32 { return x[i >> 2u][i & 3u]; }\n\n// Element i of a float buffer viewed as vec4<u32> words, with dtype t.\nfn wel(i: u32) -> f32 {\n  if (T == 0u) { return bitcast<f32>(word(i)); }\n  if (T == 3u) { return q4_quant(word(q4_byte(i) >> 2u), i) * wscale(i >> 5u); }\n  return half_f32(word(i >> 1u), i, T);\n}\nfn bel(i: u32) -> f32 {\n  let w = bias[(i >> select(2u, 3u, BT != 0u)) ][(i >> select(0u, 1u, BT != 0u)) & 3u];\n  if (BT == 0u) { return bitcast<f32>(w); }\n  return half_f32(w, i, BT);\n}\n\n// NORM: norm weight c as f32.\nfn nel(c: u32) -> f32 {\n  let i = p.nwoff + c;\n  let w = nw[i >> select(2u, 3u, NT != 0u)][(i >> select(0u, 1u, NT != 0u)) & 3u];\n  if (NT == 0u) { return bitcast<f32>(w); }\n  return half_f32(w, i, NT);\n}\n\n// NORM: norm weights c..c+3 as f32 (nwoff + c a multiple of 4: one 16-byte word or half of one).\nfn nel4(c: u32) -> vec4<f32> {\n  let i = p.nwoff + c;\n  if (NT == 0u) { return bitcast<vec4<f32>>(nw[i >> 2u]); }\n  let q = nw[i >> 3u];\n  let h = select(q.xy, q.zw, (i & 4u) != 0u);\n  if (NT == 2u) {\n    return vec4<f32>(bitcast<f32>(h.x << 16u), bitcast<f32>(h.x & 0xffff0000u), bitcast<f32>(h.y << 16u), bitcast<f32>(h.y & 0xffff0000u));\n  }\n  return vec4<f32>(unpack2x16float(h.x), unpack2x16float(h.y));\n}\n\n// q4: the scale of block k (flat block index: row * nb + block).\nfn wscale(k: u32) -> f32 { let h = p.wsoff + k; return half_f32(word(h >> 1u), h, 1u); }\n\n// Two 16-bit values of a word as f32 (low half first).\nfn pair(w: u32) -> vec2<f32> {\n  if (T == 2u) { return vec2<f32>(bitcast<f32>(w << 16u), bitcast<f32>(w & 0xffff0000u)); }\n  return unpack2x16float(w);\n}\n\n\n@compute @workgroup_size(256)\nfn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {\n  let tpr = 256u / R;        // threads per W row\n  let g = li / tpr;          // W row within the workgroup\n  let lane = li - g * tpr;\n  let j = wid.x * R + g;     // output column\n  let i0 = wid.y * 4u;       // first x row of this block\n  let mr = min(4u, p.m - i0);\n  let jj = min(j, p.p - 1u); // idle threads read a valid row and discard it\n  // x row starts (later rows clamp to the first so reads stay in bounds)\n  let x0 = p.xoff + i0 * p.xld;\n  let x1 = select(x0, x0 + p.xld, mr > 1u);\n  let x2 = select(x0, x0 + 2u * p.xld, mr > 2u);\n  let x3 = select(x0, x0 + 3u * p.xld, mr > 3u);\n  var acc = vec4<f32>(0.0);\n  var ss = vec4<f32>(0.0); // NORM: sum of x² per row\n  let wrow = p.woff + jj * p.wld;\n  if (VEC && T == 3u) {\n    // one block of 32 a step: its 16 bytes in one vec4<u32> load, x from 8 vec4 loads per row\n    let nb = p.wld >> 5u;\n    let nbq = p.q >> 5u;\n    for (var bi = lane; bi < nbq; bi += tpr) {\n      let wq = W[jj * nb + bi];\n      let d = wscale(jj * nb + bi);\n      var lo: array<vec4<f32>, 4>;\n      var hi: array<vec4<f32>, 4>;\n      lo[0] = q4_lo(wq.x); lo[1] = q4_lo(wq.y); lo[2] = q4_lo(wq.z); lo[3] = q4_lo(wq.w);\n      hi[0] = q4_hi(wq.x); hi[1] = q4_hi(wq.y); hi[2] = q4_hi(wq.z); hi[3] = q4_hi(wq.w);\n      if (NORM) {\n        for (var k = 0u; k < 4u; k++) {\n          lo[k] *= nel4(32u * bi + 4u * k);\n          hi[k] *= nel4(32u * bi + 16u + 4u * k);\n        }\n      }\n      var s = vec4<f32>(0.0);\n      var sq = vec4<f32>(0.0);\n      for (var k = 0u; k < 4u; k++) {\n        let v0 = (x0 >> 2u) + 8u * bi + k;\n        let a0 = x[v0]; let a1 = x[v0 + 4u];\n        s.x += dot(lo[k], a0) + dot(hi[k], a1);\n        if (NORM) { sq.x += dot(a0, a0) + dot(a1, a1); }\n        if (mr > 1u) {\n          let v1 = (x1 >> 2u) + 8u * bi + k;\n          let v2 = (x2 >> 2u) + 8u * bi + k;\n          let v3 = (x3 >> 2u) + 8u * bi + k;\n          let b0 = x[v1]; let b1 = x[v1 + 4u];\n          let c0 = x[v2]; let c1 = x[v2 + 4u];\n          let d0 = x[v3]; let d1 = x[v3 + 4u];\n          s.y += dot(lo[k], b0) + dot(hi[k], b1);\n          s.z += dot(lo[k], c0) + dot(hi[k], c1);\n          s.w += dot(lo[k], d0) + dot(hi[k], d1);\n          if (NORM) {\n            sq.y += dot(b0, b0) + dot(b1, b1);\n            sq.z += dot(c0, c0) + dot(c1, c1);\n            sq.w += dot(d0, d0) + dot(d1, d1);\n          }\n        }\n      }\n      acc += d * s;\n      if (NORM) { ss += sq; }\n    }\n  } else if (VEC && T == 0u) {\n    let wb = wrow >> 2u;\n    let q4 = p.q >> 2u;\n    for (var v = lane; v < q4; v += tpr) {\n      var w4 = bitcast<vec4<f32>>(W[wb + v]);\n      let a = x[(x0 >> 2u) + v];\n      if (NORM) { w4 *= nel4(4u * v); ss.x += dot(a, a); }\n      acc.x += dot(w4, a);\n      if (mr > 1u) {\n        let b = x[(x1 >> 2u) + v];\n        let c = x[(x2 >> 2u) + v];\n        let d = x[(x3 >> 2u) + v];\n        acc.y += dot(w4, b);\n        acc.z += dot(w4, c);\n        acc.w += dot(w4, d);\n        if (NORM) { ss.y += dot(b, b); ss.z += dot(c, c); ss.w += dot(d, d); }\n      }\n    }\n  } else if (VEC) {\n    let wb = wrow >> 3u;\n    let q8 = p.q >> 3u;\n    for (var v = lane; v < q8; v += tpr) {\n      let wq = W[wb + v];\n      var lo = vec4<f32>(pair(wq.x), pair(wq.y));\n      var hi = vec4<f32>(pair(wq.z), pair(wq.w));\n      if (NORM) { lo *= nel4(8u * v); hi *= nel4(8u * v + 4u); }\n      let a0 = x[(x0 >> 2u) + 2u * v];\n      let a1 = x[(x0 >> 2u) + 2u * v + 1u];\n      acc.x += dot(lo, a0) + dot(hi, a1);\n      if (NORM) { ss.x += dot(a0, a0) + dot(a1, a1); }\n      if (mr > 1u) {\n        let b0 = x[(x1 >> 2u) + 2u * v];\n        let b1 = x[(x1 >> 2u) + 2u * v + 1u];\n        let c0 = x[(x2 >> 2u) + 2u * v];\n        let c1 = x[(x2 >> 2u) + 2u * v + 1u];\n        let d0 = x[(x3 >> 2u) + 2u * v];\n        let d1 = x[(x3 >> 2u) + 2u * v + 1u];\n        acc.y += dot(lo, b0) + dot(hi, b1);\n        acc.z += dot(lo, c0) + dot(hi, c1);\n        acc.w += dot(lo, d0) + dot(hi, d1);\n        if (NORM) { ss.y += dot(b0, b0) + dot(b1, b1); ss.z += dot(c0, c0) + dot(c1, c1); ss.w += dot(d0, d0) + dot(d1, d1); }\n      }\n    }\n  } else {\n    for (var c = lane; c < p.q; c += tpr) {\n      var wv = wel(wrow + c);\n      let xv = vec4<f32>(xs(x0 + c), xs(x1 + c), xs(x2 + c), xs(x3 + c));\n      if (NORM) { wv *= nel(c); ss += xv * xv; }\n      acc += wv * xv;\n    }\n  }\n  red[li] = acc;\n  if (NORM) { red2[li] = ss; }\n  for (var s = tpr >> 1u; s > 0u; s >>= 1u) {\n    workgroupBarrier();\n    if (lane < s) {\n      red[li] += red[li + s];\n      if (NORM) { red2[li] += red2[li + s]; }\n    }\n  }\n  workgroupBarrier();\n  // lanes 0..mr-1 finish one x row each\n  if (j >= p.p || lane >= mr) { return; }\n  let i = i0 + lane;\n  var v = red[g * tpr][lane];\n  if (NORM) { v *= inverseSqrt(red2[g * tpr][lane] / f32(p.q) + p.eps); }\n  if (HAS_BIAS) { v += bel(p.boff + j); }\n  let oi = p.ooff + i * p.old + j;\n  if (EPI == 1u && j < p.e) {\n    // Conv step of channel j for sequence i: window = [state[1..k), v]; state <- window.\n    let sb = p.soff + (i * p.e + j) * p.sld;\n    let wb = p.cwoff + j * p.cwld;\n    var s = 0.0;\n    if (CONV_BIAS) { s = cb[p.cboff + j]; }\n    for (var t = 0u; t + 1u < p.k; t++) {\n      let old = cs[sb + t + 1u];\n      s += cw[wb + t] * old;\n      cs[sb + t] = old;\n    }\n    s += cw[wb + p.k - 1u] * v;\n    cs[sb + p.k - 1u] = v;\n    o[oi] = silu_f(s);\n    return;\n  }\n  if (ACC) { v += o[oi]; }\n  o[oi] = v;\n}\n",
   entries: {
     main: {
       bindings: [
@@ -940,6 +1120,117 @@ export const matvec = {
       bind(b: NamedBuffers): GpuStorage[] | null {
         if (!b.W || !b.x || !b.bias || !b.o || !b.cw || !b.cb || !b.cs || !b.nw) return null;
         return [b.W, b.x, b.bias, b.o, b.cw, b.cb, b.cs, b.nw];
+      },
+    },
+  },
+} as const satisfies WgslModule;
+
+const moeAccumulate_P = {
+  struct: 'P',
+  size: 36,
+  fields: [
+    { name: 'm', type: 'u32', offset: 0 },
+    { name: 'd', type: 'u32', offset: 4 },
+    { name: 'expert', type: 'u32', offset: 8 },
+    { name: 'yoff', type: 'u32', offset: 12 },
+    { name: 'yld', type: 'u32', offset: 16 },
+    { name: 'woff', type: 'u32', offset: 20 },
+    { name: 'wld', type: 'u32', offset: 24 },
+    { name: 'ooff', type: 'u32', offset: 28 },
+    { name: 'old', type: 'u32', offset: 32 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.m !== 'number' || typeof v.d !== 'number' || typeof v.expert !== 'number' ||
+      typeof v.yoff !== 'number' || typeof v.yld !== 'number' || typeof v.woff !== 'number' ||
+      typeof v.wld !== 'number' || typeof v.ooff !== 'number' || typeof v.old !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.m;
+    w.u32[at + 1] = v.d;
+    w.u32[at + 2] = v.expert;
+    w.u32[at + 3] = v.yoff;
+    w.u32[at + 4] = v.yld;
+    w.u32[at + 5] = v.woff;
+    w.u32[at + 6] = v.wld;
+    w.u32[at + 7] = v.ooff;
+    w.u32[at + 8] = v.old;
+    return true;
+  },
+} as const;
+export const moeAccumulate = {
+  name: 'moe-accumulate',
+  code: "// out (m, d) += weights[:, expert] * y, one thread per element (contract in contract/mixers.ts; CPU\n// reference cpu/reference/moe-route.ts): a mixture of experts' weighted sum, where every expert runs.\n\nstruct P { m: u32, d: u32, expert: u32, yoff: u32, yld: u32, woff: u32, wld: u32, ooff: u32, old: u32 }\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> y: array<f32>;        // (m, d) view\n@group(0) @binding(2) var<storage, read> weights: array<f32>;  // (m, E) view\n@group(0) @binding(3) var<storage, read_write> o: array<f32>;  // (m, d) view\n\n@compute @workgroup_size(256)\nfn accumulate(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {\n  let id = gid.y * nwg.x * 256u + gid.x;\n  if (id >= p.m * p.d) { return; }\n  let row = id / p.d;\n  let c = id % p.d;\n  let wt = weights[p.woff + row * p.wld + p.expert];\n  if (wt == 0.0) { return; }\n  o[p.ooff + row * p.old + c] += wt * y[p.yoff + row * p.yld + c];\n}\n",
+  entries: {
+    accumulate: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'y', group: 0, binding: 1, access: 'read', type: 'f32', note: '(m, d) view' },
+        { name: 'weights', group: 0, binding: 2, access: 'read', type: 'f32', note: '(m, E) view' },
+        { name: 'o', group: 0, binding: 3, access: 'read_write', type: 'f32', note: '(m, d) view' },
+      ],
+      uniform: moeAccumulate_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.y || !b.weights || !b.o) return null;
+        return [b.y, b.weights, b.o];
+      },
+    },
+  },
+} as const satisfies WgslModule;
+
+const moeRoute_P = {
+  struct: 'P',
+  size: 48,
+  fields: [
+    { name: 'm', type: 'u32', offset: 0 },
+    { name: 'E', type: 'u32', offset: 4 },
+    { name: 'k', type: 'u32', offset: 8 },
+    { name: 'norm', type: 'u32', offset: 12 },
+    { name: 'scaling', type: 'f32', offset: 16 },
+    { name: 'groups', type: 'u32', offset: 20 },
+    { name: 'keep', type: 'u32', offset: 24 },
+    { name: 'loff', type: 'u32', offset: 28 },
+    { name: 'lld', type: 'u32', offset: 32 },
+    { name: 'boff', type: 'u32', offset: 36 },
+    { name: 'woff', type: 'u32', offset: 40 },
+    { name: 'wld', type: 'u32', offset: 44 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.m !== 'number' || typeof v.E !== 'number' || typeof v.k !== 'number' ||
+      typeof v.norm !== 'number' || typeof v.scaling !== 'number' || typeof v.groups !== 'number' ||
+      typeof v.keep !== 'number' || typeof v.loff !== 'number' || typeof v.lld !== 'number' ||
+      typeof v.boff !== 'number' || typeof v.woff !== 'number' || typeof v.wld !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.m;
+    w.u32[at + 1] = v.E;
+    w.u32[at + 2] = v.k;
+    w.u32[at + 3] = v.norm;
+    w.f32[at + 4] = v.scaling;
+    w.u32[at + 5] = v.groups;
+    w.u32[at + 6] = v.keep;
+    w.u32[at + 7] = v.loff;
+    w.u32[at + 8] = v.lld;
+    w.u32[at + 9] = v.boff;
+    w.u32[at + 10] = v.woff;
+    w.u32[at + 11] = v.wld;
+    return true;
+  },
+} as const;
+export const moeRoute = {
+  name: 'moe-route',
+  code: "// A sparse mixture of experts' router as dense weights (contract in contract/mixers.ts; CPU reference\n// cpu/reference/moe-route.ts), in f32: one thread per row of logits (m, E), E <= 256, writes the chosen\n// experts' weights and zeros elsewhere (ROUTING 0 top-k then softmax, 1 softmax then top-k, 2 sigmoid with\n// bias, groups and scaling). q holds the scores, s the choice keys.\n\noverride ROUTING: u32 = 0u;\noverride HAS_BIAS: bool = false;\n\nstruct P { m: u32, E: u32, k: u32, norm: u32, scaling: f32, groups: u32, keep: u32,\n           loff: u32, lld: u32, boff: u32, woff: u32, wld: u32 }\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> logits: array<f32>;   // (m, E) view\n@group(0) @binding(2) var<storage, read> bias: array<f32>;     // (E) (unused without HAS_BIAS)\n@group(0) @binding(3) var<storage, read_write> w: array<f32>;  // (m, E) view\n\nconst NEG = -3.0e38;\n\n@compute @workgroup_size(64)\nfn route(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {\n  let row = gid.y * nwg.x * 64u + gid.x;\n  if (row >= p.m) { return; }\n  var q: array<f32, 256>;\n  var s: array<f32, 256>;\n  let E = p.E;\n  let lo = p.loff + row * p.lld;\n  for (var e = 0u; e < E; e++) { q[e] = logits[lo + e]; }\n  if (ROUTING == 1u) {\n    var mx = NEG;\n    for (var e = 0u; e < E; e++) { mx = max(mx, q[e]); }\n    var z = 0.0;\n    for (var e = 0u; e < E; e++) { q[e] = exp(q[e] - mx); z += q[e]; }\n    for (var e = 0u; e < E; e++) { q[e] /= z; }\n  } else if (ROUTING == 2u) {\n    for (var e = 0u; e < E; e++) { q[e] = 1.0 / (1.0 + exp(-q[e])); }\n  }\n  for (var e = 0u; e < E; e++) {\n    s[e] = q[e];\n    if (HAS_BIAS) { s[e] += bias[p.boff + e]; }\n  }\n  if (ROUTING == 2u && p.keep < p.groups) {\n    // drop the worst groups (each ranked by the sum of its two best; the higher index on ties)\n    let size = E / p.groups;\n    var rank: array<f32, 256>;\n    for (var g = 0u; g < p.groups; g++) {\n      var a = NEG;\n      var b = NEG;\n      for (var e = g * size; e < (g + 1u) * size; e++) {\n        if (s[e] > a) { b = a; a = s[e]; } else if (s[e] > b) { b = s[e]; }\n      }\n      rank[g] = select(a, a + b, size > 1u);\n    }\n    for (var j = 0u; j < p.groups - p.keep; j++) {\n      var worst = 0u;\n      var found = false;\n      for (var g = 0u; g < p.groups; g++) {\n        if (rank[g] < 3.0e38 && (!found || rank[g] <= rank[worst])) { worst = g; found = true; }\n      }\n      rank[worst] = 3.0e38;\n      for (var e = worst * size; e < (worst + 1u) * size; e++) { s[e] = NEG; }\n    }\n  }\n  let wo = p.woff + row * p.wld;\n  for (var e = 0u; e < E; e++) { w[wo + e] = 0.0; }\n  // top-k by repeated arg-max (the lower index first on ties); chosen ones are marked in s\n  var chosen: array<u32, 256>;\n  for (var j = 0u; j < p.k; j++) {\n    var best = 0u;\n    var found = false;\n    for (var e = 0u; e < E; e++) {\n      if (s[e] > -1.0e38 && (!found || s[e] > s[best])) { best = e; found = true; }\n    }\n    chosen[j] = best;\n    s[best] = -3.4e38;\n  }\n  if (ROUTING == 0u) {\n    let mx = q[chosen[0]];\n    var z = 0.0;\n    for (var j = 0u; j < p.k; j++) { z += exp(q[chosen[j]] - mx); }\n    for (var j = 0u; j < p.k; j++) { w[wo + chosen[j]] = exp(q[chosen[j]] - mx) / z; }\n  } else {\n    var sum = 0.0;\n    for (var j = 0u; j < p.k; j++) { sum += q[chosen[j]]; }\n    var denom = 1.0;\n    if (p.norm != 0u) { denom = sum + select(0.0, 1e-20, ROUTING == 2u); }\n    for (var j = 0u; j < p.k; j++) { w[wo + chosen[j]] = q[chosen[j]] / denom * p.scaling; }\n  }\n}\n",
+  entries: {
+    route: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'logits', group: 0, binding: 1, access: 'read', type: 'f32', note: '(m, E) view' },
+        { name: 'bias', group: 0, binding: 2, access: 'read', type: 'f32', note: '(E) (unused without HAS_BIAS)' },
+        { name: 'w', group: 0, binding: 3, access: 'read_write', type: 'f32', note: '(m, E) view' },
+      ],
+      uniform: moeRoute_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.logits || !b.bias || !b.w) return null;
+        return [b.logits, b.bias, b.w];
       },
     },
   },
@@ -1113,6 +1404,71 @@ export const rmsnorm = {
       bind(b: NamedBuffers): GpuStorage[] | null {
         if (!b.x || !b.w || !b.res || !b.o) return null;
         return [b.x, b.w, b.res, b.o];
+      },
+    },
+  },
+} as const satisfies WgslModule;
+
+const rotary_P = {
+  struct: 'P',
+  size: 40,
+  fields: [
+    { name: 'rows', type: 'u32', offset: 0 },
+    { name: 'l', type: 'u32', offset: 4 },
+    { name: 'H', type: 'u32', offset: 8 },
+    { name: 'dh', type: 'u32', offset: 12 },
+    { name: 'start', type: 'u32', offset: 16 },
+    { name: 'log2base', type: 'f32', offset: 20 },
+    { name: 'xoff', type: 'u32', offset: 24 },
+    { name: 'xld', type: 'u32', offset: 28 },
+    { name: 'ooff', type: 'u32', offset: 32 },
+    { name: 'old', type: 'u32', offset: 36 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.rows !== 'number' || typeof v.l !== 'number' || typeof v.H !== 'number' ||
+      typeof v.dh !== 'number' || typeof v.start !== 'number' || typeof v.log2base !== 'number' ||
+      typeof v.xoff !== 'number' || typeof v.xld !== 'number' || typeof v.ooff !== 'number' ||
+      typeof v.old !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.rows;
+    w.u32[at + 1] = v.l;
+    w.u32[at + 2] = v.H;
+    w.u32[at + 3] = v.dh;
+    w.u32[at + 4] = v.start;
+    w.f32[at + 5] = v.log2base;
+    w.u32[at + 6] = v.xoff;
+    w.u32[at + 7] = v.xld;
+    w.u32[at + 8] = v.ooff;
+    w.u32[at + 9] = v.old;
+    return true;
+  },
+} as const;
+export const rotary = {
+  name: 'rotary',
+  code: "// Rotary position embedding, GPT-NeoX half-split layout (contract in contract/mixers.ts; CPU reference\n// cpu/reference/rotary.ts): in each head of width dh, the pair (x_i, x_{i+dh/2}) of row t (position\n// start + t % l) is rotated by the angle pos · base^(-2i/dh) (by minus it when INVERSE). The frequency\n// and the angle are f32, as transformers computes them. One thread per (row, head, pair); out may be x.\n\noverride INVERSE: bool = false;\n\nstruct P { rows: u32, l: u32, H: u32, dh: u32, start: u32, log2base: f32, xoff: u32, xld: u32, ooff: u32, old: u32 }\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> x: array<f32>;        // (b, l, H·dh) view\n@group(0) @binding(2) var<storage, read_write> o: array<f32>;  // (b, l, H·dh) view\n\nstruct Pair { a: u32, r: u32, cs: f32, sn: f32 }\n\n// (cos, sin) of an angle to about 1e-7: WGSL's builtins promise only 2^-11 absolute error (SwiftShader's are off\n// by 2e-5), too coarse for parity. The angle is reduced by quarter turns (pi/2 in three parts, Cody-Waite) to\n// r in [-pi/4, pi/4], where Taylor polynomials of degree 9 and 10 are exact to f32 rounding.\nfn cos_sin(ang: f32) -> vec2<f32> {\n  let k = round(ang * 0.6366197723675814);\n  let r = ((ang - k * 1.5703125) - k * 4.837512969970703e-4) - k * 7.549789948768648e-8;\n  let r2 = r * r;\n  let s = r * (1.0 + r2 * (-1.0 / 6.0 + r2 * (1.0 / 120.0 + r2 * (-1.0 / 5040.0 + r2 * (1.0 / 362880.0)))));\n  let c = 1.0 + r2 * (-0.5 + r2 * (1.0 / 24.0 + r2 * (-1.0 / 720.0 + r2 * (1.0 / 40320.0 + r2 * (-1.0 / 3628800.0)))));\n  let q = i32(k) & 3;\n  if (q == 0) { return vec2<f32>(c, s); }\n  if (q == 1) { return vec2<f32>(-s, c); }\n  if (q == 2) { return vec2<f32>(-c, -s); }\n  return vec2<f32>(s, -c);\n}\n\n// thread id's pair: the column of x1 in its row, the row, and the rotation\nfn pair(id: u32) -> Pair {\n  let half = p.dh / 2u;\n  let i = id % half;\n  let h = (id / half) % p.H;\n  let r = id / (half * p.H);\n  let pos = f32(p.start + r % p.l);\n  let inv_freq = exp2(-f32(2u * i) / f32(p.dh) * p.log2base);\n  var th = pos * inv_freq;\n  if (INVERSE) { th = -th; }\n  let cs = cos_sin(th);\n  return Pair(h * p.dh + i, r, cs.x, cs.y);\n}\n\n@compute @workgroup_size(256)\nfn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {\n  let id = gid.y * nwg.x * 256u + gid.x;\n  if (id >= p.rows * p.H * (p.dh / 2u)) { return; }\n  let w = pair(id);\n  let a = w.a;\n  let r = w.r;\n  let x1 = x[p.xoff + r * p.xld + a];\n  let x2 = x[p.xoff + r * p.xld + a + p.dh / 2u];\n  o[p.ooff + r * p.old + a] = x1 * w.cs - x2 * w.sn;\n  o[p.ooff + r * p.old + a + p.dh / 2u] = x1 * w.sn + x2 * w.cs;\n}\n\n// out = x (one buffer: WebGPU binds a buffer once per dispatch when it is written)\n@compute @workgroup_size(256)\nfn inplace(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {\n  let id = gid.y * nwg.x * 256u + gid.x;\n  if (id >= p.rows * p.H * (p.dh / 2u)) { return; }\n  let w = pair(id);\n  let a = w.a;\n  let r = w.r;\n  let x1 = o[p.ooff + r * p.old + a];\n  let x2 = o[p.ooff + r * p.old + a + p.dh / 2u];\n  o[p.ooff + r * p.old + a] = x1 * w.cs - x2 * w.sn;\n  o[p.ooff + r * p.old + a + p.dh / 2u] = x1 * w.sn + x2 * w.cs;\n}\n",
+  entries: {
+    main: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'x', group: 0, binding: 1, access: 'read', type: 'f32', note: '(b, l, H·dh) view' },
+        { name: 'o', group: 0, binding: 2, access: 'read_write', type: 'f32', note: '(b, l, H·dh) view' },
+      ],
+      uniform: rotary_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.x || !b.o) return null;
+        return [b.x, b.o];
+      },
+    },
+    inplace: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'o', group: 0, binding: 2, access: 'read_write', type: 'f32', note: '(b, l, H·dh) view' },
+      ],
+      uniform: rotary_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.o) return null;
+        return [b.o];
       },
     },
   },

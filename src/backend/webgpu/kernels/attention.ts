@@ -1,0 +1,90 @@
+import type { AttentionArgs, RotaryOptions } from '../../contract/mixers.js';
+import type { Tensor } from '../../../tensor/tensor.js';
+import { fail } from '../../../errors.js';
+import { kernel } from '../bindings.js';
+import type { KernelHost } from '../kernel-host.js';
+import { grid } from './launch.js';
+import * as W from './wgsl.gen.js';
+
+const ATTENTION = kernel(W.attention, 'main', { name: 'attention' });
+const ROTARY = kernel(W.rotary, 'main', { name: 'rotary' });
+const ROTARY_INPLACE = kernel(W.rotary, 'inplace', { name: 'rotary' });
+
+/** Widest value head the attention kernel accumulates (4 columns per thread of 64). */
+const MAX_DV = 256;
+
+/** Causal GQA attention over a KV cache (attention.wgsl): one workgroup per (sequence, query, head). */
+export function attention(
+  bk: KernelHost,
+  a: AttentionArgs,
+  d: { b: number; lq: number; lk: number; H: number; G: number; dk: number; dv: number; keys: number },
+): void {
+  if (d.dv > MAX_DV)
+    fail('UNSUPPORTED', `attention on WebGPU: value heads of width ${d.dv} exceed the kernel's ${MAX_DV}`);
+  const n = d.b * d.lq * d.H;
+  if (n === 0) return;
+  const pipe = bk.d.pipe('attention', ATTENTION, {});
+  const [gx, gy] = grid(n, 1);
+  bk.d.run(
+    pipe,
+    { q: bk.buf(a.q), k: bk.buf(a.k), v: bk.buf(a.v), o: bk.buf(a.out) },
+    {
+      b: d.b,
+      lq: d.lq,
+      lk: d.lk,
+      H: d.H,
+      G: d.G,
+      dk: d.dk,
+      dv: d.dv,
+      keys: d.keys,
+      scale: a.scale,
+      qoff: a.q.offset,
+      qld: a.q.ld,
+      koff: a.k.offset,
+      kld: a.k.ld,
+      voff: a.v.offset,
+      vld: a.v.ld,
+      ooff: a.out.offset,
+      old: a.out.ld,
+    },
+    gx,
+    gy,
+  );
+}
+
+/** Rotary position embedding (rotary.wgsl): one thread per (row, head, pair); out may be x. */
+export function rotary(
+  bk: KernelHost,
+  out: Tensor,
+  x: Tensor,
+  o: RotaryOptions,
+  d: { b: number; l: number; H: number; dh: number },
+): void {
+  const rows = d.b * d.l;
+  const n = rows * d.H * (d.dh / 2);
+  if (n === 0) return;
+  const inverse = !!o.inverse;
+  const [gx, gy] = grid(n);
+  const params = {
+    rows,
+    l: d.l,
+    H: d.H,
+    dh: d.dh,
+    start: o.start,
+    log2base: Math.log2(o.base),
+    xoff: x.offset,
+    xld: x.ld,
+    ooff: out.offset,
+    old: out.ld,
+  };
+  if (out.storage === x.storage) {
+    // in place (the same elements: the contract's "out may be x")
+    if (out.offset !== x.offset || out.ld !== x.ld)
+      fail('BAD_ARGUMENT', 'rotary on WebGPU: out and x share a buffer but are different views');
+    const pipe = bk.d.pipe(`rotary:inplace:${inverse}`, ROTARY_INPLACE, { INVERSE: inverse ? 1 : 0 });
+    bk.d.run(pipe, { o: bk.buf(out) }, params, gx, gy);
+    return;
+  }
+  const pipe = bk.d.pipe(`rotary:${inverse}`, ROTARY, { INVERSE: inverse ? 1 : 0 });
+  bk.d.run(pipe, { x: bk.buf(x), o: bk.buf(out) }, params, gx, gy);
+}

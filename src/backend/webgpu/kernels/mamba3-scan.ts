@@ -1,0 +1,112 @@
+import { fail } from '../../../errors.js';
+import type { Tensor } from '../../../tensor/tensor.js';
+import type { Mamba3ScanArgs } from '../../contract/mamba3.js';
+import { kernel } from '../bindings.js';
+import type { KernelHost } from '../kernel-host.js';
+import { copyInto } from './copy.js';
+import * as W from './wgsl.gen.js';
+
+const MAMBA3_SCAN = kernel(W.mamba3Scan, 'main', { name: 'mamba3Scan' });
+
+/** The kernel's workgroup arrays (mamba3-scan.wgsl). */
+const MAX_RN = 512,
+  MAX_RP = 1024,
+  MAX_S = 128,
+  MAX_R = 8;
+
+/**
+ * Mamba-3's scan (mamba3-scan.wgsl): one workgroup per (sequence, head), token by token. The small
+ * parameters are packed into one scratch buffer first (the kernel has 8 storage bindings). Without a state
+ * the state lives in scratch buffers and is dropped.
+ */
+export function mamba3Scan(bk: KernelHost, a: Mamba3ScanArgs, b: number, l: number): void {
+  const { h, p, n, g, R, S } = a.dims;
+  if (R * n > MAX_RN || R * p > MAX_RP || S > MAX_S || R > MAX_R)
+    fail(
+      'UNSUPPORTED',
+      `mamba3Scan on WebGPU: mimo_rank x d_state ${R * n} (at most ${MAX_RN}), mimo_rank x headdim ${R * p} ` +
+        `(at most ${MAX_RP}), ${S} angles (at most ${MAX_S}), rank ${R} (at most ${MAX_R}); use the cpu backend`,
+    );
+  if (b * l === 0) return;
+  // pack the parameters: [dt_bias, B_norm, C_norm, B_bias, C_bias, D, mimo_x, mimo_z, mimo_o, norm]
+  const parts: [string, Tensor | null][] = [
+    ['odt', a.dtBias],
+    ['obn', a.BNorm],
+    ['ocn', a.CNorm],
+    ['obb', a.BBias],
+    ['ocb', a.CBias],
+    ['od', a.D],
+    ['omx', a.mimoX],
+    ['omz', a.mimoZ],
+    ['omo', a.mimoO],
+    ['onw', a.normWeight],
+  ];
+  let total = 0;
+  for (const [, t] of parts) total += t ? t.size : 0;
+  const prm = bk.scratch(Math.max(total, 1) * 4);
+  const offs: Record<string, number> = {};
+  let at = 0;
+  for (const [k, t] of parts) {
+    offs[k] = at;
+    if (!t) continue;
+    copyInto(bk, t, prm, at, t.cols, 'f32');
+    at += t.size;
+  }
+  const st = a.state;
+  if (st)
+    for (const [k, t] of Object.entries(st) as [string, Tensor][])
+      if (t.ld !== t.cols)
+        fail('UNSUPPORTED', `mamba3Scan on WebGPU: the state tensor ${k} must be contiguous (a fresh tensor)`);
+  const own = st ? null : [h * S, h * p * n, R * h * n, h * p].map((k) => bk.scratch(Math.max(b * k, 1) * 4));
+  const pipe = bk.d.pipe(`mamba3Scan:${!!a.mimoX}:${!!a.normWeight}:${a.dims.rotateHalves}:${!!st}`, MAMBA3_SCAN, {
+    MIMO: a.mimoX ? 1 : 0,
+    NORM: a.normWeight ? 1 : 0,
+    HALVES: a.dims.rotateHalves ? 1 : 0,
+    HAS_STATE: st ? 1 : 0,
+  });
+  bk.d.run(
+    pipe,
+    {
+      proj: bk.buf(a.proj),
+      prm,
+      y: bk.buf(a.y),
+      th: st ? bk.buf(st.theta) : own![0],
+      ssm: st ? bk.buf(st.ssm) : own![1],
+      ks: st ? bk.buf(st.k) : own![2],
+      xs: st ? bk.buf(st.x) : own![3],
+    },
+    {
+      l,
+      h,
+      pd: p,
+      n,
+      g,
+      R,
+      S,
+      poff: a.proj.offset,
+      pld: a.proj.ld,
+      yoff: a.y.offset,
+      yld: a.y.ld,
+      odt: offs.odt,
+      obn: offs.obn,
+      ocn: offs.ocn,
+      obb: offs.obb,
+      ocb: offs.ocb,
+      od: offs.od,
+      omx: offs.omx,
+      omz: offs.omz,
+      omo: offs.omo,
+      onw: offs.onw,
+      oth: st ? st.theta.offset : 0,
+      oss: st ? st.ssm.offset : 0,
+      oks: st ? st.k.offset : 0,
+      oxs: st ? st.x.offset : 0,
+      afloor: a.dims.aFloor,
+      eps: a.dims.eps,
+    },
+    h,
+    b,
+  );
+  bk.release(prm);
+  if (own) for (const s of own) bk.release(s);
+}

@@ -1,0 +1,249 @@
+import type { Backend } from '../backend/backend.js';
+import { requireMixerKernel } from '../backend/contract/mixers.js';
+import { fail } from '../errors.js';
+import * as F from '../ops/ops.js';
+import { noGrad } from '../tensor/grad-mode.js';
+import { needsGrad, type Tensor } from '../tensor/tensor.js';
+import { parameterMap, type Mixer, type MixerState } from './mixer.js';
+import { readCounter, rowOfEach, rowsOf, writeCounter } from './rows.js';
+
+/**
+ * The causal self-attention of hybrid language models (Granite 4.0-H, Bamba, Nemotron-H, ...), as
+ * transformers' Llama-style attention computes it (inference only):
+ *   q = q_proj(x) (b, l, H·dh);  k = k_proj(x), v = v_proj(x) (b, l, G·dh)   G kv heads (GQA), G | H
+ *   q, k = rotary(q, k) on the first `rotaryDim` dims of each head (0: NoPE; dh: full; partial rotary)
+ *   o = softmax(scale · q kᵀ + causal mask) v, query head h reading kv head floor(h / (H/G));  out = o_proj(o)
+ * `scale` is 1/sqrt(dh) unless the checkpoint overrides it (Granite's attention_multiplier).
+ *
+ * State: the KV cache, `k` and `v` (b, capacity, G·dh) and `length` (1), the filled positions (an f32
+ * holding an integer, exact to 2^24, so the state stays all-float and serialises like Mamba's). The
+ * model passes the position it tracks on the host, so no device read is needed (WebGPU); where the
+ * host addresses the memory, the counter is checked against it (a loaded state is untrusted). Unlike
+ * a Mamba layer's, it grows with the context: 2·G·dh floats per token per sequence. The capacity doubles
+ * when a token does not fit (amortised: a step allocates only when it crosses a power of two), so no
+ * maximum context is fixed when the model is built; `stateShapes` marks the growing dimension with -1.
+ */
+export interface CausalAttentionWeights {
+  q: Tensor; // (H·dh, d)
+  k: Tensor; // (G·dh, d)
+  v: Tensor; // (G·dh, d)
+  o: Tensor; // (d, H·dh)
+  qBias: Tensor | null; // (H·dh)
+  kBias: Tensor | null; // (G·dh)
+  vBias: Tensor | null; // (G·dh)
+  oBias: Tensor | null; // (d)
+}
+
+export interface CausalAttentionDims {
+  d: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  /** Leading dims of each head that RoPE rotates (even, <= headDim); 0 for no positional encoding. */
+  rotaryDim: number;
+  /** RoPE frequency base (rope_theta). */
+  ropeTheta: number;
+  /** Softmax scale. */
+  scale: number;
+}
+
+/** The cache's first capacity (rows per sequence); it doubles from there. */
+const FIRST_CAPACITY = 16;
+
+interface StepWorkspace {
+  q: Tensor; // (b, 1, H·dh)
+  k: Tensor; // (b, 1, G·dh)
+  v: Tensor; // (b, 1, G·dh)
+  o: Tensor; // (b, 1, H·dh)
+}
+
+export class CausalSelfAttention implements Mixer {
+  readonly kind = 'attention';
+  private readonly workspaces = new Map<number, StepWorkspace>();
+  /** Widths of q/o (H·dh) and of k/v (G·dh). */
+  readonly qWidth: number;
+  readonly kvWidth: number;
+
+  constructor(
+    readonly backend: Backend,
+    readonly w: CausalAttentionWeights,
+    readonly dims: CausalAttentionDims,
+  ) {
+    const { d, heads: H, kvHeads: G, headDim: dh, rotaryDim } = dims;
+    if (!(Number.isInteger(H) && Number.isInteger(G) && H > 0 && G > 0 && H % G === 0))
+      fail('BAD_ARGUMENT', `attention: ${G} key/value heads must divide the ${H} query heads`);
+    if (!(Number.isInteger(rotaryDim) && rotaryDim >= 0 && rotaryDim <= dh && rotaryDim % 2 === 0))
+      fail('BAD_ARGUMENT', `attention: the rotary width ${rotaryDim} must be even and at most head_dim ${dh}`);
+    this.qWidth = H * dh;
+    this.kvWidth = G * dh;
+    const want: [string, Tensor, number, number][] = [
+      ['q_proj', w.q, this.qWidth, d],
+      ['k_proj', w.k, this.kvWidth, d],
+      ['v_proj', w.v, this.kvWidth, d],
+      ['o_proj', w.o, d, this.qWidth],
+    ];
+    for (const [name, t, r, c] of want)
+      if (t.rows !== r || t.cols !== c)
+        fail('SHAPE_MISMATCH', `attention: ${name} must be (${r}, ${c}), got (${t.shape.join(', ')})`);
+  }
+
+  /** RoPE in place on the first rotaryDim dims of each of `heads` heads of x (b, l, heads·dh). */
+  private rope(x: Tensor, heads: number, start: number): void {
+    const { headDim: dh, rotaryDim, ropeTheta } = this.dims;
+    if (rotaryDim === 0) return;
+    const rotary = requireMixerKernel(this.backend, 'rotary');
+    if (rotaryDim === dh) {
+      rotary(x, x, { headDim: dh, start, base: ropeTheta });
+      return;
+    }
+    // Partial rotary: each head's leading rotaryDim columns are a (b, l, rotaryDim) view of their own.
+    for (let h = 0; h < heads; h++) {
+      const part = x.narrow(h * dh, rotaryDim);
+      rotary(part, part, { headDim: rotaryDim, start, base: ropeTheta });
+    }
+  }
+
+  forward(x: Tensor, state?: MixerState, position?: number): Tensor {
+    if (needsGrad(x, this.w.q, this.w.k, this.w.v, this.w.o))
+      fail('UNSUPPORTED', 'attention of hybrid models: inference only (run under noGrad)');
+    const { heads, kvHeads, scale } = this.dims;
+    return noGrad(() => {
+      const bk = this.backend;
+      const [b, l] = x.shape as [number, number, number];
+      const q = F.linear(x, this.w.q, this.w.qBias); // (b, l, H·dh)
+      const k = F.linear(x, this.w.k, this.w.kBias); // (b, l, G·dh)
+      const v = F.linear(x, this.w.v, this.w.vBias); // (b, l, G·dh)
+      const t0 = state ? this.length(state, position) : 0;
+      this.rope(q, heads, t0);
+      this.rope(k, kvHeads, t0);
+      const o = bk.alloc([b, l, this.qWidth]); // (b, l, H·dh)
+      const attention = requireMixerKernel(bk, 'attention');
+      if (!state) {
+        attention({ out: o, q, k, v, heads, kvHeads, scale });
+      } else {
+        this.reserve(state, t0, t0 + l);
+        const kc = state.k,
+          vc = state.v;
+        for (let bi = 0; bi < b; bi++) {
+          bk.copy(rowsOf(kc, bi, t0, l), rowsOf(k, bi, 0, l));
+          bk.copy(rowsOf(vc, bi, t0, l), rowsOf(v, bi, 0, l));
+        }
+        attention({ out: o, q, k: kc, v: vc, heads, kvHeads, scale, keys: t0 + l });
+        writeCounter(state.length, t0 + l);
+      }
+      return F.linear(o, this.w.o, this.w.oBias); // (b, l, d)
+    });
+  }
+
+  step(x: Tensor, out: Tensor, state: MixerState, position?: number): void {
+    const { heads, kvHeads, scale } = this.dims;
+    const bk = this.backend;
+    const b = x.rows;
+    const t = this.length(state, position);
+    this.reserve(state, t, t + 1);
+    let ws = this.workspaces.get(b);
+    if (!ws) {
+      ws = {
+        q: bk.alloc([b, 1, this.qWidth]).keep(),
+        k: bk.alloc([b, 1, this.kvWidth]).keep(),
+        v: bk.alloc([b, 1, this.kvWidth]).keep(),
+        o: bk.alloc([b, 1, this.qWidth]).keep(),
+      };
+      this.workspaces.set(b, ws);
+    }
+    bk.matmul(ws.q, x, this.w.q, { transB: true, bias: this.w.qBias });
+    bk.matmul(ws.k, x, this.w.k, { transB: true, bias: this.w.kBias });
+    bk.matmul(ws.v, x, this.w.v, { transB: true, bias: this.w.vBias });
+    this.rope(ws.q, heads, t);
+    this.rope(ws.k, kvHeads, t);
+    bk.copy(rowOfEach(state.k, t), ws.k.reshape([b, this.kvWidth]));
+    bk.copy(rowOfEach(state.v, t), ws.v.reshape([b, this.kvWidth]));
+    requireMixerKernel(
+      bk,
+      'attention',
+    )({
+      out: ws.o,
+      q: ws.q,
+      k: state.k,
+      v: state.v,
+      heads,
+      kvHeads,
+      scale,
+      keys: t + 1,
+    });
+    bk.matmul(out, ws.o, this.w.o, { transB: true, bias: this.w.oBias });
+    writeCounter(state.length, t + 1);
+  }
+
+  /**
+   * Filled positions of the cache: the model's position, else the counter; checked against the capacity
+   * and, where the host can read it, the counter against the position (a loaded state is untrusted).
+   */
+  private length(state: MixerState, position: number | undefined): number {
+    const { k, v, length } = state;
+    if (!k || !v || !length)
+      fail('STATE_MISMATCH', 'attention: state must hold "k", "v" and "length" (a KV cache from initState)');
+    const host = this.backend.hostView !== undefined;
+    const t = position === undefined || host ? readCounter(length) : position;
+    if (position !== undefined && t !== position)
+      fail(
+        'STATE_MISMATCH',
+        `attention: the KV cache holds ${t} positions, the state says ${position} tokens were seen`,
+      );
+    if (!(Number.isInteger(t) && t >= 0 && t <= k.dim(1) && k.dim(1) === v.dim(1)))
+      fail('STATE_MISMATCH', `attention: the KV cache says ${t} positions are filled of its ${k.dim(1)}`);
+    return t;
+  }
+
+  /** Grows the cache (doubling) so that it holds `need` positions per sequence; keeps the filled rows. */
+  private reserve(state: MixerState, used: number, need: number): void {
+    const cap = state.k.dim(1);
+    if (need <= cap) return;
+    let next = Math.max(cap, FIRST_CAPACITY);
+    while (next < need) next *= 2;
+    const bk = this.backend;
+    const b = state.k.dim(0);
+    for (const name of ['k', 'v'] as const) {
+      const old = state[name];
+      const grown = bk.zeros([b, next, this.kvWidth]).keep();
+      if (used > 0) for (let bi = 0; bi < b; bi++) bk.copy(rowsOf(grown, bi, 0, used), rowsOf(old, bi, 0, used));
+      old.dispose();
+      state[name] = grown;
+    }
+  }
+
+  initState(batch: number): MixerState {
+    const bk = this.backend;
+    return {
+      k: bk.zeros([batch, FIRST_CAPACITY, this.kvWidth]).keep(),
+      v: bk.zeros([batch, FIRST_CAPACITY, this.kvWidth]).keep(),
+      length: bk.zeros([1]).keep(),
+    };
+  }
+
+  /** -1: the dimension grows with the context (the cache's capacity). */
+  stateShapes(): Record<string, readonly number[]> {
+    return { k: [1, -1, this.kvWidth], v: [1, -1, this.kvWidth], length: [1] };
+  }
+
+  parameters(): Map<string, Tensor> {
+    const w = this.w;
+    return parameterMap([
+      ['q_proj.weight', w.q],
+      ['k_proj.weight', w.k],
+      ['v_proj.weight', w.v],
+      ['o_proj.weight', w.o],
+      ['q_proj.bias', w.qBias],
+      ['k_proj.bias', w.kBias],
+      ['v_proj.bias', w.vBias],
+      ['o_proj.bias', w.oBias],
+    ]);
+  }
+
+  parametersChanged(): void {}
+
+  dispose(): void {
+    for (const ws of this.workspaces.values()) for (const t of [ws.q, ws.k, ws.v, ws.o]) t.dispose();
+    this.workspaces.clear();
+  }
+}

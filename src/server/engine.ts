@@ -1,0 +1,512 @@
+import { fail, MambaError } from '../errors.js';
+import type { FinishReason } from '../generate/generate.js';
+import { copyRow } from '../generate/generate.js';
+import type { LanguageModel, LmConfig } from '../models/lm.js';
+import { ModelState } from '../models/state.js';
+import { Tensor } from '../tensor/tensor.js';
+import type { CacheHit, PromptCache } from './prompt-cache.js';
+import { TokenSampler, tokenLogprobs, type SequenceSampling, type TokenLogprob } from './token-sampler.js';
+
+/**
+ * Continuous batching over the model's recurrent step. One loop, one tick at a time:
+ *   1. admit waiting requests while batch rows are free;
+ *   2. prefill: one chunk (at most `prefillChunk` tokens) of one prefilling request (round robin), so a
+ *      long prompt delays the others' next token by at most one chunk's forward pass;
+ *   3. decode: one batched `LanguageModel.step` for every decoding sequence, then each row samples.
+ * A sequence joins the batch at the next tick after its prompt, and leaves it as soon as it ends (EOS,
+ * max tokens, stop string, client gone): the batch state is rebuilt from rows (states of an SSM's rows
+ * never interact, so a row's numbers do not depend on its neighbours) only when membership changes.
+ * Prompts start from the prompt cache's longest snapshot and leave snapshots at the marks they pass.
+ */
+export interface EngineRequest {
+  prompt: readonly number[];
+  /** Prefix lengths after which to keep a snapshot (chat message boundaries); the prompt end always is. */
+  snapshotAt?: readonly number[];
+  /** Choices (sequences sharing the prompt). */
+  n: number;
+  maxTokens: number;
+  sampling: SequenceSampling;
+  eos: readonly number[];
+  suppress: readonly number[];
+  signal?: AbortSignal;
+  /** Report each new token's log-probability and this many alternatives (absent: none). */
+  logprobs?: number | undefined;
+  /** A new token of choice `choice`; `finish` on its last event (token -1 when it ends without one). */
+  onToken(choice: number, token: number, finish?: FinishReason, logprob?: TokenLogprob): void;
+  /** Whether choice `choice` ended by itself (a stop string in its text). */
+  isStopped?(choice: number): boolean;
+}
+
+export interface EngineResult {
+  promptTokens: number;
+  /** Prompt tokens taken from the cache (not computed). */
+  cachedTokens: number;
+}
+
+/** What the metrics see. */
+export interface EngineObserver {
+  prefilled?(tokens: number): void;
+  cacheLookup?(hitTokens: number, tier: string | null): void;
+  firstToken?(seconds: number): void;
+  decodeStep?(rows: number, seconds: number): void;
+  queue?(waiting: number, running: number): void;
+}
+
+export interface EngineOptions {
+  /** Sequences decoding at once (batch rows). */
+  maxRunning: number;
+  /** Requests waiting for a row; more are refused (429). */
+  maxQueued: number;
+  /** Prompt tokens per prefill forward pass. */
+  prefillChunk: number;
+  /** Snapshot every this many prompt tokens (0: only at the prompt end and message boundaries). */
+  snapshotEvery: number;
+  cache?: PromptCache | undefined;
+  observer?: EngineObserver | undefined;
+}
+
+interface Job {
+  req: EngineRequest;
+  done: (r: EngineResult) => void;
+  failed: (e: unknown) => void;
+  submitted: number;
+  state: ModelState | null;
+  fed: number;
+  cached: number;
+  marks: number[];
+  left: number; // choices not finished
+  /** The prompt cache's answer, asked at admission (a store's round trip must not hold up the batch). */
+  lookup: { done: boolean; hit: CacheHit | null; error?: unknown } | null;
+}
+
+interface Seq {
+  job: Job;
+  choice: number;
+  sampler: TokenSampler;
+  /** Own state until it joins the batch. */
+  state: ModelState | null;
+  last: number;
+  generated: number;
+  finished: boolean;
+  /** How it ended (a sequence cut off by the client or an error leaves no snapshot). */
+  why?: FinishReason;
+}
+
+export class Engine {
+  private readonly waiting: Job[] = [];
+  private readonly prefilling: Job[] = [];
+  private decoding: Seq[] = []; // rows of `batch`, in order
+  private joining: Seq[] = [];
+  private batch: ModelState | null = null;
+  /**
+   * The batch's storage: one state of maxRunning rows, allocated once; the batch of k sequences is a
+   * view of its first k rows, so a sequence joins by one row copy and leaves by moving the last row
+   * into its place (not by copying every row into a new state). Null until first needed, or when the
+   * model's state tensors are not all batch-major (then each change rebuilds the batch).
+   */
+  private rowsOf: ModelState | null = null;
+  private views = new Map<number, ModelState>();
+  private viewsWork = true;
+  private running = false;
+  private closed = false;
+  private idle: (() => void)[] = [];
+
+  constructor(
+    readonly lm: LanguageModel<LmConfig>,
+    readonly o: EngineOptions,
+  ) {
+    // Rows join and leave the batch by copying recurrent states; a KV cache (the hybrids' attention
+    // layers) has per-sequence lengths that one batched state cannot hold yet.
+    const probe = lm.initState(1);
+    const grows = probe.growsWithContext;
+    probe.dispose();
+    if (grows) {
+      fail(
+        'UNSUPPORTED',
+        `serve: ${lm.config.arch} keeps a KV cache in its state (attention layers); the server batches ` +
+          'pure state space models only so far (mamba, falcon_mamba, mamba2, mamba3). Use generate or chat for it.',
+      );
+    }
+  }
+
+  /** Requests waiting for a row. */
+  get queued(): number {
+    return this.waiting.length;
+  }
+  /** Sequences holding a row (prefilling choices count n each). */
+  get rows(): number {
+    return this.decoding.length + this.joining.length + this.prefilling.reduce((s, j) => s + j.req.n, 0);
+  }
+
+  /** Whether a request of n choices would be admitted now or queued (false: refuse it, 429). */
+  canTake(requests = 1): boolean {
+    const free = Math.max(0, this.o.maxRunning - this.rows); // admitted at the next tick
+    return this.waiting.length + requests <= this.o.maxQueued + free;
+  }
+
+  /** Runs a request; resolves when every choice has ended. Throws OVERLOADED when the queue is full. */
+  submit(req: EngineRequest): Promise<EngineResult> {
+    // (no error code fits "busy" better: details tell the HTTP layer which status to answer)
+    if (this.closed) fail('UNSUPPORTED', 'the server is shutting down', { shuttingDown: true });
+    if (!this.canTake()) {
+      fail('UNSUPPORTED', `the server is full: ${this.waiting.length} requests wait already`, { overloaded: true });
+    }
+    if (req.n > this.o.maxRunning) {
+      fail('BAD_ARGUMENT', `n is ${req.n}, but at most ${this.o.maxRunning} sequences run at once`);
+    }
+    this.lm.checkIds(req.prompt);
+    return new Promise<EngineResult>((done, failed) => {
+      const submitted = performance.now();
+      const job: Job = {
+        req,
+        done,
+        failed,
+        submitted,
+        state: null,
+        fed: 0,
+        cached: 0,
+        marks: [],
+        left: req.n,
+        lookup: null,
+      };
+      this.waiting.push(job);
+      this.report();
+      if (!this.running) void this.loop();
+    });
+  }
+
+  /** Stops admitting; resolves when running requests have ended (or aborts them after graceMs). */
+  async close(graceMs: number): Promise<void> {
+    this.closed = true;
+    if (!this.running) return;
+    const idle = new Promise<void>((r) => this.idle.push(r));
+    const t = setTimeout(() => {
+      this.abortAll = true;
+    }, graceMs);
+    await idle;
+    clearTimeout(t);
+  }
+
+  private abortAll = false;
+
+  /** Frees the batch's storage (after close: nothing runs). */
+  dispose(): void {
+    if (this.running) return;
+    if (!this.rowsOf) this.batch?.dispose(); // a batch of its own (not batch-major states)
+    this.rowsOf?.dispose();
+    this.rowsOf = null;
+    this.views.clear();
+    this.batch = null;
+  }
+
+  private async loop(): Promise<void> {
+    this.running = true;
+    try {
+      while (this.waiting.length || this.prefilling.length || this.decoding.length || this.joining.length) {
+        this.admit();
+        const prefilled = await this.prefillTick();
+        const decoded = await this.decodeTick();
+        this.report();
+        // let requests in and responses out; with nothing to do but wait for the cache, wait a little
+        if (prefilled || decoded) await new Promise<void>((r) => setImmediate(r));
+        else await new Promise<void>((r) => setTimeout(r, 1));
+      }
+    } catch (e) {
+      // a failure of the shared step: every request in flight gets it (none is left hanging)
+      const jobs = new Set([...this.prefilling, ...[...this.decoding, ...this.joining].map((s) => s.job)]);
+      for (const j of jobs) j.failed(e);
+      this.prefilling.length = 0;
+      this.decoding = [];
+      this.joining = [];
+      if (!this.rowsOf) this.batch?.dispose(); // (a view of rowsOf is not disposed: rowsOf is reused)
+      this.batch = null;
+    } finally {
+      this.running = false;
+      this.idle.splice(0).forEach((r) => r());
+      if (this.waiting.length && !this.closed) void this.loop();
+    }
+  }
+
+  private report(): void {
+    this.o.observer?.queue?.(this.waiting.length, this.rows);
+  }
+
+  private admit(): void {
+    while (this.waiting.length && this.rows + this.waiting[0].req.n <= this.o.maxRunning) {
+      const j = this.waiting.shift()!;
+      if (j.req.signal?.aborted || this.abortAll) {
+        this.endJob(j, 'aborted');
+        continue;
+      }
+      if (this.o.cache) {
+        const l: NonNullable<Job['lookup']> = { done: false, hit: null };
+        j.lookup = l;
+        const answered = (hit: CacheHit | null, error?: unknown): void => {
+          Object.assign(l, { done: true, hit }, error === undefined ? {} : { error });
+        };
+        this.o.cache.lookup(j.req.prompt).then(
+          (h) => answered(h),
+          (e: unknown) => answered(null, e),
+        );
+      }
+      this.prefilling.push(j);
+    }
+  }
+
+  /**
+   * One prefill chunk of the first prefilling request whose cache lookup has answered (then it goes
+   * to the back of the line).
+   */
+  private async prefillTick(): Promise<boolean> {
+    const i = this.prefilling.findIndex((j) => !j.lookup || j.lookup.done);
+    if (i < 0) return false;
+    const j = this.prefilling.splice(i, 1)[0];
+    try {
+      await this.prefillChunkOf(j);
+    } catch (e) {
+      // this request's failure (a bad snapshot, a model error on its tokens) is its own
+      j.state?.dispose();
+      j.state = null;
+      j.failed(e);
+    }
+    return true;
+  }
+
+  private async prefillChunkOf(j: Job): Promise<void> {
+    const p = j.req.prompt;
+    if (j.req.signal?.aborted || this.abortAll) {
+      j.state?.dispose();
+      j.lookup?.hit?.state.dispose();
+      j.lookup = null;
+      this.endJob(j, 'aborted');
+      return;
+    }
+    if (!j.state) {
+      if (j.lookup?.error) throw j.lookup.error;
+      const hit = j.lookup?.hit ?? null;
+      j.lookup = null;
+      this.o.observer?.cacheLookup?.(hit?.length ?? 0, hit?.tier ?? null);
+      j.state = hit ? hit.state : this.lm.initState(1);
+      j.fed = j.cached = hit?.length ?? 0;
+      if (hit?.logits) {
+        this.startDecoding(j, hit.logits);
+        return;
+      } // this very prompt was seen before
+      const every = this.o.snapshotEvery;
+      const marks = new Set(this.o.cache ? [...(j.req.snapshotAt ?? []), p.length] : []);
+      if (this.o.cache && every > 0) for (let m = every; m < p.length; m += every) marks.add(m);
+      j.marks = [...marks].filter((m) => m > j.fed && m <= p.length).sort((a, b) => a - b);
+    }
+    const mark = j.marks.find((m) => m > j.fed) ?? p.length;
+    const end = Math.min(p.length, j.fed + this.o.prefillChunk, mark);
+    const ids = this.lm.backend.upload(Int32Array.from(p.slice(j.fed, end)), [1, end - j.fed], 'i32');
+    let logits: Tensor;
+    try {
+      logits = this.lm.forward(ids, { state: j.state, lastOnly: true }); // (1, V)
+    } finally {
+      ids.dispose();
+    }
+    this.o.observer?.prefilled?.(end - j.fed);
+    j.fed = end;
+    if (end < p.length) {
+      logits.dispose();
+      if (this.o.cache && j.marks.includes(end)) this.o.cache.put(p, end, j.state);
+      this.prefilling.push(j);
+      return;
+    }
+    const last = await logits.readFloat();
+    logits.dispose();
+    this.o.cache?.put(p, end, j.state, last);
+    this.startDecoding(j, last);
+  }
+
+  /** The prompt is in: each choice samples its first token from the last logits and waits to join. */
+  private startDecoding(j: Job, last: Float32Array): void {
+    const p = j.req.prompt;
+    const state = j.state!;
+    this.o.observer?.firstToken?.((performance.now() - j.submitted) / 1000);
+    for (let c = 0; c < j.req.n; c++) {
+      const seq: Seq = {
+        job: j,
+        choice: c,
+        finished: false,
+        generated: 0,
+        last: -1,
+        state: c === j.req.n - 1 ? state : state.clone(),
+        sampler: new TokenSampler(j.req.sampling, p, c, j.req.suppress),
+      };
+      this.sampleInto(seq, last, 0);
+      if (seq.finished) seq.state!.dispose();
+      else this.joining.push(seq);
+    }
+    j.state = null;
+  }
+
+  /** One batched step for every decoding sequence. */
+  private async decodeTick(): Promise<boolean> {
+    for (const s of [...this.decoding, ...this.joining]) {
+      if (!s.finished && (s.job.req.signal?.aborted || this.abortAll)) this.finish(s, -1, 'aborted');
+    }
+    const keep = this.decoding.filter((s) => !s.finished);
+    const join = this.joining.filter((s) => !s.finished);
+    for (const s of this.joining) if (s.finished) s.state?.dispose();
+    if (keep.length !== this.decoding.length || join.length) this.regroup(keep, join);
+    this.joining = [];
+    const b = this.decoding.length;
+    if (!b || !this.batch) return false;
+    const t0 = performance.now();
+    const logits = this.lm.stepIds(
+      this.decoding.map((s) => s.last),
+      this.batch,
+    ); // (b, V)
+    const V = this.lm.vocabSize;
+    const cpu = logits.backend.name === 'cpu' && logits.dtype === 'f32';
+    const data = cpu ? (logits.storage as Float32Array) : await logits.readFloat();
+    const off = cpu ? logits.offset : 0,
+      ld = cpu ? logits.ld : V;
+    this.decoding.forEach((s, r) => this.sampleInto(s, data, off + r * ld));
+    this.o.observer?.decodeStep?.(b, (performance.now() - t0) / 1000);
+    return true;
+  }
+
+  /** Takes the finished sequences out of the batch and the joining ones in. */
+  private regroup(keep: Seq[], join: Seq[]): void {
+    if (!this.rowsOf && this.viewsWork) {
+      const all = this.lm.initState(this.o.maxRunning);
+      const batchMajor = all.layers.every((l) => Object.values(l).every((t) => t.shape[0] === this.o.maxRunning));
+      if (batchMajor) this.rowsOf = all;
+      else {
+        all.dispose();
+        this.viewsWork = false;
+      }
+    }
+    if (!this.rowsOf) {
+      this.rebuild(keep, join);
+      return;
+    }
+    const rows = this.decoding;
+    if (rows.length && this.o.cache) {
+      const now = this.view(rows.length);
+      rows.forEach((s, r) => {
+        if (s.finished) this.snapshotEnd(s, now, r);
+      });
+    }
+    for (let r = 0; r < rows.length;) {
+      if (!rows[r].finished) {
+        r++;
+        continue;
+      }
+      const last = rows.length - 1;
+      if (r !== last) copyRow(this.view(rows.length), r, this.view(rows.length), last);
+      rows[r] = rows[last];
+      rows.pop();
+    }
+    for (const s of join) {
+      copyRow(this.view(rows.length + 1), rows.length, s.state!, 0);
+      s.state!.dispose();
+      s.state = null;
+      rows.push(s);
+    }
+    this.batch = rows.length ? this.view(rows.length) : null;
+  }
+
+  /** The first k rows of `rowsOf` as a state of batch k (views: nothing copied). */
+  private view(k: number): ModelState {
+    let v = this.views.get(k);
+    if (!v) {
+      const all = this.rowsOf!;
+      const layers = all.layers.map((l) =>
+        Object.fromEntries(
+          Object.entries(l).map(([name, t]) => [
+            name,
+            new Tensor(t.backend, t.storage, [k, ...t.shape.slice(1)], t.dtype, t.offset, t.ld, t),
+          ]),
+        ),
+      );
+      v = new ModelState(all.backend, layers, k, 0, all.signature);
+      this.views.set(k, v);
+    }
+    return v;
+  }
+
+  /** The batch state of the sequences kept (rows of the old batch) followed by those joining. */
+  private rebuild(keep: Seq[], join: Seq[]): void {
+    const old = this.batch,
+      oldRows = this.decoding;
+    if (old && this.o.cache)
+      oldRows.forEach((s, r) => {
+        if (s.finished) this.snapshotEnd(s, old, r);
+      });
+    const all = [...keep, ...join];
+    this.batch = all.length ? this.lm.initState(all.length) : null;
+    keep.forEach((s, r) => copyRow(this.batch!, r, old!, oldRows.indexOf(s)));
+    join.forEach((s, i) => {
+      copyRow(this.batch!, keep.length + i, s.state!, 0);
+      s.state!.dispose();
+      s.state = null;
+    });
+    old?.dispose();
+    this.decoding = all;
+  }
+
+  /**
+   * A finished sequence's row holds the state after its prompt and every new token but the last (the
+   * one sampled from the final step): kept, a follow-up that quotes the reply (the next chat turn)
+   * feeds only what comes after it.
+   */
+  private snapshotEnd(s: Seq, batch: ModelState, row: number): void {
+    if (s.why === 'aborted' || s.generated < 2) return;
+    const tokens = s.sampler.seen.slice(0, -1);
+    const one = this.lm.initState(1);
+    copyRow(one, 0, batch, row);
+    this.o.cache!.put(tokens, tokens.length, one);
+    one.dispose();
+  }
+
+  private sampleInto(s: Seq, logits: ArrayLike<number>, off: number): void {
+    const tok = s.sampler.next(logits, off, this.lm.vocabSize);
+    if (tok < 0) {
+      const msg = `the model produced non-finite logits at token ${s.generated + 1} of choice ${s.choice}`;
+      this.finish(s, -1, 'aborted', new MambaError('NON_FINITE', msg));
+      return;
+    }
+    s.generated++;
+    s.last = tok;
+    const req = s.job.req;
+    const V = this.lm.vocabSize;
+    const lp = req.logprobs === undefined ? undefined : tokenLogprobs(logits, off, V, tok, req.logprobs);
+    const finish: FinishReason | undefined = req.eos.includes(tok)
+      ? 'eos'
+      : s.generated >= req.maxTokens
+        ? 'length'
+        : undefined;
+    if (finish) {
+      this.finish(s, tok, finish, undefined, lp);
+      return;
+    }
+    req.onToken(s.choice, tok, undefined, lp);
+    if (req.isStopped?.(s.choice)) this.finish(s, -1, 'stop');
+  }
+
+  private finish(s: Seq, tok: number, why: FinishReason, err?: Error, lp?: TokenLogprob): void {
+    s.finished = true;
+    s.why = err ? 'aborted' : why;
+    const j = s.job;
+    try {
+      j.req.onToken(s.choice, tok, why, lp);
+    } catch (e) {
+      err ??= e as Error;
+    }
+    if (err) {
+      j.left = -1;
+      j.failed(err);
+      return;
+    }
+    if (--j.left === 0) j.done({ promptTokens: j.req.prompt.length, cachedTokens: j.cached });
+  }
+
+  private endJob(j: Job, why: FinishReason): void {
+    for (let c = 0; c < j.req.n; c++) j.req.onToken(c, -1, why);
+    j.done({ promptTokens: j.req.prompt.length, cachedTokens: j.cached });
+  }
+}
