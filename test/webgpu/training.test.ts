@@ -295,3 +295,41 @@ test('selectiveScanBackward: every optional input, chunked recompute, odd sizes,
       if (p) await check(t, p, `${what} ${name}`, 1e-5, 1e-5);
   }
 });
+
+test('attentionBackward: causal, several heads, dk != dv, odd lengths, strided views', async (t) => {
+  const g = await requireAdapter(t);
+  if (!g) return;
+  let seed = 600;
+  for (const [b, l, H, dk, dv] of [
+    [1, 1, 1, 3, 3],
+    [2, 7, 3, 5, 4],
+    [1, 33, 2, 8, 9],
+  ] as const) {
+    const r = (w: number, pad = 0) => rand(g, [b, l, w], seed++, { pad });
+    const q = r(H * dk, 1),
+      k = r(H * dk),
+      v = r(H * dv, 2),
+      gr = r(H * dv);
+    const dq = r(H * dk, 1),
+      dK = r(H * dk),
+      dV = r(H * dv, 1);
+    const scale = 1 / Math.sqrt(dk);
+    const args = (s: 'c' | 'g') => ({
+      dq: dq[s],
+      dk: dK[s],
+      dv: dV[s],
+      g: gr[s],
+      q: q[s],
+      k: k[s],
+      v: v[s],
+      heads: H,
+      scale,
+    });
+    C.attentionBackward!(args('c'));
+    g.attentionBackward(args('g'));
+    const what = `attentionBackward b=${b} l=${l} H=${H} dk=${dk} dv=${dv}`;
+    await check(t, dq, `${what} dq`);
+    await check(t, dK, `${what} dk`);
+    await check(t, dV, `${what} dv`);
+  }
+});

@@ -43,10 +43,12 @@ import {
 import { checkFloat } from '../contract/checks.js';
 import {
   checkAttention,
+  checkAttentionBackward,
   checkMoeAccumulate,
   checkMoeRoute,
   checkRotary,
   type AttentionArgs,
+  type AttentionBackwardArgs,
   type MoeRouteOptions,
   type RotaryOptions,
 } from '../contract/mixers.js';
@@ -64,6 +66,7 @@ import { unaryBackward } from './kernels/unary-backward.js';
 import { conv1d } from './kernels/conv1d.js';
 import { conv1dBackward } from './kernels/conv1d-backward.js';
 import { attention, rotary } from './kernels/attention.js';
+import { attentionBackward } from './kernels/attention-backward.js';
 import { argmax, binary, unary } from './kernels/elementwise.js';
 import { moeAccumulate, moeRoute } from './kernels/moe.js';
 import { embedding } from './kernels/embedding.js';
@@ -531,6 +534,10 @@ export class WebGpuBackend implements Backend, KernelHost, TrainingKernels {
 
   attention(a: AttentionArgs): void {
     attention(this, a, checkAttention('attention', a));
+  }
+
+  attentionBackward(a: AttentionBackwardArgs): void {
+    attentionBackward(this, a, checkAttentionBackward(a));
   }
 
   rotary(out: Tensor, x: Tensor, o: RotaryOptions): void {

@@ -130,6 +130,119 @@ export const argmax = {
   },
 } as const satisfies WgslModule;
 
+const attentionBackward_P = {
+  struct: 'P',
+  size: 80,
+  fields: [
+    { name: 'b', type: 'u32', offset: 0 },
+    { name: 'l', type: 'u32', offset: 4 },
+    { name: 'H', type: 'u32', offset: 8 },
+    { name: 'dk', type: 'u32', offset: 12 },
+    { name: 'dv', type: 'u32', offset: 16 },
+    { name: 'scale', type: 'f32', offset: 20 },
+    { name: 'qoff', type: 'u32', offset: 24 },
+    { name: 'qld', type: 'u32', offset: 28 },
+    { name: 'koff', type: 'u32', offset: 32 },
+    { name: 'kld', type: 'u32', offset: 36 },
+    { name: 'voff', type: 'u32', offset: 40 },
+    { name: 'vld', type: 'u32', offset: 44 },
+    { name: 'goff', type: 'u32', offset: 48 },
+    { name: 'gld', type: 'u32', offset: 52 },
+    { name: 'dqoff', type: 'u32', offset: 56 },
+    { name: 'dqld', type: 'u32', offset: 60 },
+    { name: 'dkoff', type: 'u32', offset: 64 },
+    { name: 'dkld', type: 'u32', offset: 68 },
+    { name: 'dvoff', type: 'u32', offset: 72 },
+    { name: 'dvld', type: 'u32', offset: 76 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.b !== 'number' || typeof v.l !== 'number' || typeof v.H !== 'number' ||
+      typeof v.dk !== 'number' || typeof v.dv !== 'number' || typeof v.scale !== 'number' ||
+      typeof v.qoff !== 'number' || typeof v.qld !== 'number' || typeof v.koff !== 'number' ||
+      typeof v.kld !== 'number' || typeof v.voff !== 'number' || typeof v.vld !== 'number' ||
+      typeof v.goff !== 'number' || typeof v.gld !== 'number' || typeof v.dqoff !== 'number' ||
+      typeof v.dqld !== 'number' || typeof v.dkoff !== 'number' || typeof v.dkld !== 'number' ||
+      typeof v.dvoff !== 'number' || typeof v.dvld !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.b;
+    w.u32[at + 1] = v.l;
+    w.u32[at + 2] = v.H;
+    w.u32[at + 3] = v.dk;
+    w.u32[at + 4] = v.dv;
+    w.f32[at + 5] = v.scale;
+    w.u32[at + 6] = v.qoff;
+    w.u32[at + 7] = v.qld;
+    w.u32[at + 8] = v.koff;
+    w.u32[at + 9] = v.kld;
+    w.u32[at + 10] = v.voff;
+    w.u32[at + 11] = v.vld;
+    w.u32[at + 12] = v.goff;
+    w.u32[at + 13] = v.gld;
+    w.u32[at + 14] = v.dqoff;
+    w.u32[at + 15] = v.dqld;
+    w.u32[at + 16] = v.dkoff;
+    w.u32[at + 17] = v.dkld;
+    w.u32[at + 18] = v.dvoff;
+    w.u32[at + 19] = v.dvld;
+    return true;
+  },
+} as const;
+export const attentionBackward = {
+  name: 'attention-backward',
+  code: "// The gradient of causal attention (equal query and key lengths; cpu/reference/attention-backward.ts),\n// recomputing the probabilities P_ij = exp(scale q_i·k_j - lse_i) instead of storing the (l, l) matrix:\n//   dP_ij = g_i·v_j,  D_i = sum_j P_ij dP_ij,  dS_ij = scale P_ij (dP_ij - D_i)\n//   dq_i = sum_{j<=i} dS_ij k_j,  dk_j = sum_{i>=j} dS_ij q_i,  dv_j = sum_{i>=j} P_ij g_i\n// att_stats: one thread per (row, head) writes (lse_i, D_i); att_dq: one thread per element of dq;\n// att_dkv: one thread per element of dk and of dv. Each thread owns its output: no atomics, fixed order.\n\nstruct P {\n  b: u32, l: u32, H: u32, dk: u32, dv: u32, scale: f32,\n  qoff: u32, qld: u32, koff: u32, kld: u32, voff: u32, vld: u32, goff: u32, gld: u32,\n  dqoff: u32, dqld: u32, dkoff: u32, dkld: u32, dvoff: u32, dvld: u32,\n}\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> q: array<f32>;             // (b*l, H*dk) view\n@group(0) @binding(2) var<storage, read> k: array<f32>;             // (b*l, H*dk) view\n@group(0) @binding(3) var<storage, read> v: array<f32>;             // (b*l, H*dv) view\n@group(0) @binding(4) var<storage, read> g: array<f32>;             // (b*l, H*dv) view, dL/d(out)\n@group(0) @binding(5) var<storage, read_write> stats: array<f32>;   // (b*l, H, 2) scratch: lse, D\n@group(0) @binding(6) var<storage, read_write> dq: array<f32>;      // (b*l, H*dk) view\n@group(0) @binding(7) var<storage, read_write> dkv: array<f32>;     // dk (b*l, H*dk) view\n@group(0) @binding(8) var<storage, read_write> dvv: array<f32>;     // dv (b*l, H*dv) view\n@group(0) @binding(9) var<storage, read> st: array<f32>;            // stats, read\n\nfn flat(wid: vec3u, nwg: vec3u, li: u32) -> u32 { return (wid.y * nwg.x + wid.x) * 64u + li; }\n\n// scale q_r·k_s for head h (rows r, s of the flattened (b*l) sequences)\nfn score(r: u32, s: u32, h: u32) -> f32 {\n  var d = 0.0;\n  for (var c = 0u; c < p.dk; c++) { d += q[p.qoff + r * p.qld + h * p.dk + c] * k[p.koff + s * p.kld + h * p.dk + c]; }\n  return p.scale * d;\n}\n\nfn gv(r: u32, s: u32, h: u32) -> f32 {\n  var d = 0.0;\n  for (var c = 0u; c < p.dv; c++) { d += g[p.goff + r * p.gld + h * p.dv + c] * v[p.voff + s * p.vld + h * p.dv + c]; }\n  return d;\n}\n\n@compute @workgroup_size(64)\nfn att_stats(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let x = flat(wid, nwg, li);\n  if (x >= p.b * p.l * p.H) { return; }\n  let r = x / p.H;\n  let h = x - r * p.H;\n  let r0 = r - r % p.l; // the sequence's first row\n  var mx = -3.4028234e38;\n  for (var s = r0; s <= r; s++) { mx = max(mx, score(r, s, h)); }\n  var sum = 0.0;\n  for (var s = r0; s <= r; s++) { sum += exp(score(r, s, h) - mx); }\n  let lse = mx + log(sum);\n  var dsum = 0.0;\n  for (var s = r0; s <= r; s++) { dsum += exp(score(r, s, h) - lse) * gv(r, s, h); }\n  stats[2u * x] = lse;\n  stats[2u * x + 1u] = dsum;\n}\n\n@compute @workgroup_size(64)\nfn att_dq(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let x = flat(wid, nwg, li);\n  let w = p.H * p.dk;\n  if (x >= p.b * p.l * w) { return; }\n  let r = x / w;\n  let h = (x - r * w) / p.dk;\n  let c = x - r * w - h * p.dk;\n  let r0 = r - r % p.l;\n  let lse = st[2u * (r * p.H + h)];\n  let dsum = st[2u * (r * p.H + h) + 1u];\n  var acc = 0.0;\n  for (var s = r0; s <= r; s++) {\n    let ds = p.scale * exp(score(r, s, h) - lse) * (gv(r, s, h) - dsum);\n    acc += ds * k[p.koff + s * p.kld + h * p.dk + c];\n  }\n  dq[p.dqoff + r * p.dqld + h * p.dk + c] = acc;\n}\n\n@compute @workgroup_size(64)\nfn att_dkv(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  // threads [0, b*l*H*dk): dk; then [.., + b*l*H*dv): dv\n  var x = flat(wid, nwg, li);\n  let nk = p.b * p.l * p.H * p.dk;\n  let isV = x >= nk;\n  if (isV) { x -= nk; }\n  let wd = select(p.dk, p.dv, isV);\n  let w = p.H * wd;\n  if (x >= p.b * p.l * w) { return; }\n  let s = x / w;\n  let h = (x - s * w) / wd;\n  let c = x - s * w - h * wd;\n  let rEnd = s - s % p.l + p.l; // one past the sequence's last row\n  var acc = 0.0;\n  for (var r = s; r < rEnd; r++) {\n    let lse = st[2u * (r * p.H + h)];\n    let pr = exp(score(r, s, h) - lse);\n    if (isV) { acc += pr * g[p.goff + r * p.gld + h * p.dv + c]; } else {\n      let dsum = st[2u * (r * p.H + h) + 1u];\n      acc += p.scale * pr * (gv(r, s, h) - dsum) * q[p.qoff + r * p.qld + h * p.dk + c];\n    }\n  }\n  if (isV) { dvv[p.dvoff + s * p.dvld + h * p.dv + c] = acc; } else { dkv[p.dkoff + s * p.dkld + h * p.dk + c] = acc; }\n}\n",
+  entries: {
+    att_stats: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'q', group: 0, binding: 1, access: 'read', type: 'f32', note: '(b*l, H*dk) view' },
+        { name: 'k', group: 0, binding: 2, access: 'read', type: 'f32', note: '(b*l, H*dk) view' },
+        { name: 'v', group: 0, binding: 3, access: 'read', type: 'f32', note: '(b*l, H*dv) view' },
+        { name: 'g', group: 0, binding: 4, access: 'read', type: 'f32', note: '(b*l, H*dv) view, dL/d(out)' },
+        { name: 'stats', group: 0, binding: 5, access: 'read_write', type: 'f32', note: '(b*l, H, 2) scratch: lse, D' },
+      ],
+      uniform: attentionBackward_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.q || !b.k || !b.v || !b.g || !b.stats) return null;
+        return [b.q, b.k, b.v, b.g, b.stats];
+      },
+    },
+    att_dq: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'q', group: 0, binding: 1, access: 'read', type: 'f32', note: '(b*l, H*dk) view' },
+        { name: 'k', group: 0, binding: 2, access: 'read', type: 'f32', note: '(b*l, H*dk) view' },
+        { name: 'v', group: 0, binding: 3, access: 'read', type: 'f32', note: '(b*l, H*dv) view' },
+        { name: 'g', group: 0, binding: 4, access: 'read', type: 'f32', note: '(b*l, H*dv) view, dL/d(out)' },
+        { name: 'dq', group: 0, binding: 6, access: 'read_write', type: 'f32', note: '(b*l, H*dk) view' },
+        { name: 'st', group: 0, binding: 9, access: 'read', type: 'f32', note: 'stats, read' },
+      ],
+      uniform: attentionBackward_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.q || !b.k || !b.v || !b.g || !b.dq || !b.st) return null;
+        return [b.q, b.k, b.v, b.g, b.dq, b.st];
+      },
+    },
+    att_dkv: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'q', group: 0, binding: 1, access: 'read', type: 'f32', note: '(b*l, H*dk) view' },
+        { name: 'k', group: 0, binding: 2, access: 'read', type: 'f32', note: '(b*l, H*dk) view' },
+        { name: 'v', group: 0, binding: 3, access: 'read', type: 'f32', note: '(b*l, H*dv) view' },
+        { name: 'g', group: 0, binding: 4, access: 'read', type: 'f32', note: '(b*l, H*dv) view, dL/d(out)' },
+        { name: 'dkv', group: 0, binding: 7, access: 'read_write', type: 'f32', note: 'dk (b*l, H*dk) view' },
+        { name: 'dvv', group: 0, binding: 8, access: 'read_write', type: 'f32', note: 'dv (b*l, H*dv) view' },
+        { name: 'st', group: 0, binding: 9, access: 'read', type: 'f32', note: 'stats, read' },
+      ],
+      uniform: attentionBackward_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.q || !b.k || !b.v || !b.g || !b.dkv || !b.dvv || !b.st) return null;
+        return [b.q, b.k, b.v, b.g, b.dkv, b.dvv, b.st];
+      },
+    },
+  },
+} as const satisfies WgslModule;
+
 const attention_P = {
   struct: 'P',
   size: 68,
