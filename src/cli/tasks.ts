@@ -126,7 +126,7 @@ export const TASKS_RUN = {
     quiet: { type: 'boolean', help: 'no progress lines' },
     backend: {
       ...BACKEND_OPTIONS.backend,
-      help: 'where to compute (webgpu: mamba and s6; other mixers name the kernel it lacks yet)',
+      help: 'where to compute (webgpu: mamba, s6, attention; other mixers name the kernel it lacks)',
     },
     ...HELP_OPTION,
   },

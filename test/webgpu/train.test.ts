@@ -166,31 +166,33 @@ test('mamba-ts tasks run --backend webgpu: the same training losses and accuraci
         ]),
       { encoding: 'utf8' },
     );
-  const results = [];
-  for (const backend of ['cpu', 'webgpu']) {
-    const out = join(root, `${backend}.json`);
-    const r = run(backend, 'mamba', out);
-    assert.equal(r.status, 0, r.stderr);
-    results.push(
-      JSON.parse(readFileSync(out, 'utf8')) as {
-        log: { loss: [number, number][] };
-        accuracy: { token: number };
-        lengths: { accuracy: number }[];
-      },
+  for (const mixer of ['mamba', 'attention']) {
+    const results = [];
+    for (const backend of ['cpu', 'webgpu']) {
+      const out = join(root, `${mixer}-${backend}.json`);
+      const r = run(backend, mixer, out);
+      assert.equal(r.status, 0, r.stderr);
+      results.push(
+        JSON.parse(readFileSync(out, 'utf8')) as {
+          log: { loss: [number, number][] };
+          accuracy: { token: number };
+          lengths: { accuracy: number }[];
+        },
+      );
+    }
+    const [c, w] = results;
+    assert.equal(w.log.loss.length, 3);
+    for (let i = 0; i < c.log.loss.length; i++)
+      assert.ok(
+        Math.abs(w.log.loss[i][1] - c.log.loss[i][1]) < 1e-4,
+        `${mixer} step ${i + 1}: ${w.log.loss[i]} vs ${c.log.loss[i]}`,
+      );
+    assert.equal(w.accuracy.token, c.accuracy.token);
+    assert.deepEqual(
+      w.lengths.map((x) => x.accuracy),
+      c.lengths.map((x) => x.accuracy),
     );
   }
-  const [c, w] = results;
-  assert.equal(w.log.loss.length, 3);
-  for (let i = 0; i < c.log.loss.length; i++)
-    assert.ok(
-      Math.abs(w.log.loss[i][1] - c.log.loss[i][1]) < 1e-4,
-      `step ${i + 1}: ${w.log.loss[i]} vs ${c.log.loss[i]}`,
-    );
-  assert.equal(w.accuracy.token, c.accuracy.token);
-  assert.deepEqual(
-    w.lengths.map((x) => x.accuracy),
-    c.lengths.map((x) => x.accuracy),
-  );
   const s4d = run('webgpu', 's4d', join(root, 's4d.json'));
   assert.notEqual(s4d.status, 0);
   assert.match(s4d.stderr, /UNSUPPORTED.*webgpu backend has no \w+ kernel/);
