@@ -2,7 +2,7 @@ import { silu } from './math.js';
 import type { FView } from './view.js';
 
 /**
- * Gated RMSNorm of Mamba-2 (contract in backend.ts), rows of width e in groups of `groupSize`:
+ * Gated RMSNorm of Mamba-2 (contract in backend/contract/), rows of width e in groups of `groupSize`:
  *   gate first: v = x ⊙ silu(z), out = v · rsqrt(mean_group(v²) + eps) ⊙ weight
  *               (transformers' MambaRMSNormGated; mamba_ssm's RMSNormGated with norm_before_gate=False)
  *   norm first: out = x · rsqrt(mean_group(x²) + eps) ⊙ weight ⊙ silu(z)   (norm_before_gate=True)

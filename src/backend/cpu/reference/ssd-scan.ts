@@ -4,7 +4,7 @@ import type { FView } from './view.js';
 
 /**
  * Mamba-2's SSD scan by the chunked algorithm (Dao & Gu 2024, "Transformers are SSMs", §6 and the
- * `ssd_minimal` listing; transformers' `mamba2_chunk_scan`); contract in backend.ts (SsdScanArgs).
+ * `ssd_minimal` listing; transformers' `mamba2_chunk_scan`); contract in backend/contract/ (SsdScanArgs).
  *
  * Per batch row and head, with a_t = dt_t · A (a scalar per head and step, <= 0) and, inside a chunk
  * of Q steps starting at c0, the running sum cum_t = a_{c0} + ... + a_t:

@@ -1,5 +1,5 @@
 ;; Mamba-2's SSD scan (REFERENCE.md section 2; the specification is reference/ssd-scan.ts, contract
-;; in backend.ts). Per batch row and head (a "unit" u = bi h + head, the pool's split), a_t = dt_t A:
+;; in backend/contract/). Per batch row and head (a "unit" u = bi h + head, the pool's split), a_t = dt_t A:
 ;;   dt_t = clamp(softplus(dt_t + dtBias)) ;  h_t = exp(a_t) h_{t-1} + dt_t x_t (x) B_t ;  y_t = h_t C_t + D x_t
 ;; ssd_scan runs the chunked form (Dao & Gu 2024, section 6): per chunk of Q steps, with cum_t the
 ;; running sum of a inside the chunk,

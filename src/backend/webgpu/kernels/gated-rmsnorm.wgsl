@@ -1,4 +1,4 @@
-// Mamba-2's gated RMSNorm (contract in backend.ts; CPU reference cpu/gated-rmsnorm.ts), over groups of
+// Mamba-2's gated RMSNorm (contract in backend/contract/; CPU reference cpu/gated-rmsnorm.ts), over groups of
 // gs columns of rows of width e (one workgroup per (row, group)):
 //   gate first (NORM_FIRST false): v = x * silu(z), out = v * rsqrt(mean_group(v^2) + eps) * w
 //   norm first (NORM_FIRST true):  out = x * rsqrt(mean_group(x^2) + eps) * w * silu(z)

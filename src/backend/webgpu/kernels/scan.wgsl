@@ -1,4 +1,4 @@
-// The selective scan of Mamba-1 (contract: SelectiveScanArgs in backend.ts), fused and chunked:
+// The selective scan of Mamba-1 (contract: SelectiveScanArgs in backend/contract/), fused and chunked:
 //   dt   = softplus(delta + deltaBias)             (b, l, e)
 //   h_t  = exp(dt * A) * h_{t-1} + dt * B_t * u_t  h (b, e, n), never stored per step
 //   y_t  = (<h_t, C_t> + D * u_t) * silu(z_t)
