@@ -1,4 +1,4 @@
-// Mamba-2's SSD scan (contract: SsdScanArgs in backend.ts; the CPU reference is cpu/ssd-scan.ts), per
+// Mamba-2's SSD scan (contract: SsdScanArgs in backend/contract/inference.ts; the CPU reference is cpu/reference/ssd-scan.ts), per
 // batch row bi and head hd (group gi = hd / (h / g), whose B and C columns it reads):
 //   dt_t = clamp(softplus(dt_t + dtBias), dtLimit)    a_t = dt_t * A      (scalars per head and step)
 //   h_t  = exp(a_t) h_{t-1} + dt_t x_t (x) B_t        h (p, n)
