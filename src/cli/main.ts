@@ -1,5 +1,5 @@
 import { isMambaError } from '../errors.js';
-import { ioError } from '../train/checkpoint.js';
+import { ioError } from '../io/node/fs-errors.js';
 import { generateCommand } from './generate.js';
 import { infoCommand } from './info.js';
 import { logitsCommand } from './logits.js';

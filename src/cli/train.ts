@@ -1,19 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fail } from '../errors.js';
+import { MAX_JSON_DEPTH, nestingDepth } from '../io/json.js';
+import { ioError } from '../io/node/fs-errors.js';
 import { BACKEND_OPTIONS, backendFromArgs, DTYPES } from './common.js';
 import { loadLanguageModel } from '../models/node/load-checkpoint.js';
 import { loadTokenizer } from '../tokenizer/node.js';
-import {
-  checkTrainerState,
-  exists,
-  ioError,
-  jsonDepth,
-  MAX_JSON_DEPTH,
-  readJsonFile,
-  recoverCheckpointDir,
-  TRAINER_STATE,
-} from '../train/checkpoint.js';
+import { checkTrainerState, exists, readJsonFile, recoverCheckpointDir, TRAINER_STATE } from '../train/checkpoint.js';
 import { loadDocuments } from '../train/corpus.js';
 import { encodeDocuments, splitDocuments, utf8Bytes } from '../train/data.js';
 import { evaluate, tokenByteLengths } from '../train/evaluate.js';
@@ -258,7 +251,7 @@ async function readJson(path: string): Promise<unknown> {
     if (missing) return fail('FILE_NOT_FOUND', `--config: no such file ${path}`, { path });
     throw ioError(e, `--config: cannot read ${path}`);
   }
-  if (jsonDepth(text) > MAX_JSON_DEPTH) {
+  if (nestingDepth(text, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) {
     fail('BAD_ARGUMENT', `--config: ${path} nests more than ${MAX_JSON_DEPTH} levels deep`, { path });
   }
   try {

@@ -1,6 +1,8 @@
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { fail, isMambaError, MambaError } from '../errors.js';
+import { fail } from '../errors.js';
+import { MAX_JSON_DEPTH, nestingDepth } from '../io/json.js';
+import { ioError, makeDir } from '../io/node/fs-errors.js';
 import { openSafetensorsFile, writeSafetensorsFile } from '../io/node/safetensors-file.js';
 import type { TensorSource } from '../io/tensor-source.js';
 import type { TensorToWrite } from '../io/safetensors-writer.js';
@@ -129,69 +131,6 @@ export async function checkCheckpointDirWritable(dir: string, flag = '--out'): P
   }
 }
 
-/**
- * `mkdir -p`, with the real reason of a failure: node's recursive mkdir reports a read-only file
- * system (EROFS) as ENOENT, so on ENOENT the last step is retried alone to learn why.
- */
-export async function makeDir(path: string): Promise<void> {
-  try {
-    await mkdir(path, { recursive: true });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    if (dirname(path) !== path) await makeDir(dirname(path));
-    try {
-      await mkdir(path);
-    } catch (e2) {
-      if ((e2 as NodeJS.ErrnoException).code !== 'EEXIST') throw e2;
-    }
-  }
-}
-
-const ERRNO_TEXT: Record<string, string> = {
-  EROFS: 'the file system is read-only',
-  ENOSPC: 'no space left on the device',
-  EDQUOT: 'the disk quota is exceeded',
-  ENOTDIR: 'a part of the path is a file, not a directory',
-  ENAMETOOLONG: 'the path or one of its names is too long',
-  EACCES: 'permission denied',
-  EPERM: 'operation not permitted',
-  EISDIR: 'it is a directory, expected a file',
-  EEXIST: 'it already exists',
-  ENOTEMPTY: 'the directory is not empty',
-  EXDEV: 'a rename cannot cross a file-system boundary (mount point)',
-  EBUSY: 'it is busy (a mount point?)',
-  EMFILE: 'too many open files',
-  EIO: 'an input/output error of the device',
-  ENOENT: 'no such file or directory',
-  ELOOP: 'too many symbolic links',
-};
-
-/** A Node file-system error as it reads to a user: what was being done, on which path, why (`code`). */
-export function describeFsError(e: NodeJS.ErrnoException): string | undefined {
-  const why = e.code ? ERRNO_TEXT[e.code] : undefined;
-  if (!why) return undefined;
-  const dest = (e as { dest?: string }).dest;
-  const where = `${e.syscall ? ` in ${e.syscall}` : ''}${e.path ? ` ${e.path}` : ''}${dest ? ` -> ${dest}` : ''}`;
-  return `${why} (${e.code}${where})`;
-}
-
-/** A file-system error as MambaError IO (FILE_NOT_FOUND for ENOENT); other errors unchanged. */
-export function ioError(e: unknown, doing: string, after?: string): unknown {
-  if (isMambaError(e) || !(e instanceof Error)) return e;
-  const err = e as NodeJS.ErrnoException;
-  const why = describeFsError(err);
-  if (!why) return e;
-  return new MambaError(
-    err.code === 'ENOENT' ? 'FILE_NOT_FOUND' : 'IO',
-    `${doing}: ${why}${after ? `; ${after}` : ''}`,
-    {
-      path: err.path,
-      errno: err.code,
-      syscall: err.syscall,
-    },
-  );
-}
-
 /** Puts back `<dir>.old` when a crash left it without `<dir>` (see above). */
 export async function recoverCheckpointDir(dir: string): Promise<void> {
   const old = `${dir}.old`;
@@ -230,9 +169,6 @@ export async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** Nesting deeper than any file a checkpoint holds: a deeper file is damaged (or hostile). */
-export const MAX_JSON_DEPTH = 64;
-
 /** Reads a JSON file of a checkpoint; FILE_NOT_FOUND / IO / CORRUPT_FILE name the file. */
 export async function readJsonFile(path: string, what: string): Promise<unknown> {
   let text: string;
@@ -248,7 +184,7 @@ export async function readJsonFile(path: string, what: string): Promise<unknown>
 
 /** JSON.parse with CORRUPT_FILE naming the file, and a nesting limit (MAX_JSON_DEPTH). */
 export function parseJsonText(text: string, path: string, maxDepth = MAX_JSON_DEPTH): unknown {
-  const depth = jsonDepth(text);
+  const depth = nestingDepth(text);
   if (depth > maxDepth)
     fail('CORRUPT_FILE', `${path} nests ${depth} levels deep, more than the ${maxDepth} any valid file has`, { path });
   try {
@@ -256,24 +192,6 @@ export function parseJsonText(text: string, path: string, maxDepth = MAX_JSON_DE
   } catch (e) {
     return fail('CORRUPT_FILE', `${path} is not valid JSON: ${(e as Error).message}`, { path });
   }
-}
-
-/** The deepest nesting of [ and { outside strings (a linear scan; no recursion). */
-export function jsonDepth(text: string): number {
-  let depth = 0,
-    max = 0,
-    inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 92)
-        i++; // backslash: skip the escaped character
-      else if (c === 34) inString = false;
-    } else if (c === 34) inString = true;
-    else if (c === 91 || c === 123) max = Math.max(max, ++depth);
-    else if (c === 93 || c === 125) depth--;
-  }
-  return max;
 }
 
 type Check = (v: unknown) => boolean;
