@@ -116,6 +116,23 @@ export const BENCH_SUITES = {
       out: OUT_DIR,
     },
   ),
+  'webgpu-scan-backward': spec(
+    'webgpu-scan-backward',
+    'the selective scan forward and backward through WebGPU on the three standard shapes (ms, vs the official fwd+bwd)',
+    'mamba-ts bench webgpu-scan-backward [options]',
+    {
+      shapes: {
+        type: 'string',
+        arg: '<bxexlxn,...>',
+        default: '1x1536x2048x16,4x2048x4096x16,8x5120x2048x16',
+        help: 'scan shapes',
+      },
+      chunk: { type: 'int', min: 1, default: 64, help: "the backward's recompute chunk length" },
+      reps: { type: 'int', min: 1, default: 10, help: 'repetitions' },
+      name: { type: 'string', nonEmpty: true, default: 'webgpu-scan-backward', help: 'result file name' },
+      out: OUT_DIR,
+    },
+  ),
   'webgpu-ssd': spec('webgpu-ssd', 'the Mamba-2 SSD scan through WebGPU', 'mamba-ts bench webgpu-ssd [options]', {
     shapes: {
       type: 'string',
