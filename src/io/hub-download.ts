@@ -116,7 +116,7 @@ async function checkDiskSpace(req: BlobRequest): Promise<void> {
   }
   if (need > free) {
     fail(
-      'NETWORK',
+      'IO',
       `${req.file} needs ${need} more bytes (the hub announced ${req.size}), but only ${free} are free on ` +
         `${dirname(req.blobPath)}; free some space or point HF_HUB_CACHE elsewhere`,
       { file: req.file, announced: req.size, need, free },

@@ -847,7 +847,7 @@ test('a file announced bigger than the free disk space is refused before any byt
     hub.sizeDelta = 2 ** 52; // 4.5 PB
     await rejectsWith(
       resolveModel('acme/tiny', quick(env)),
-      'NETWORK',
+      'IO',
       'model.safetensors',
       String(2 ** 52 + WEIGHTS.length),
       'free',
