@@ -1,4 +1,5 @@
 import { fail } from '../../../errors.js';
+import { embeddingDequant, matmulDequantCols } from './dequant-matmul.js';
 import type { FView } from './view.js';
 
 /**
@@ -91,11 +92,7 @@ export function dequantizeQ8Row(v: Q8View, r: number, out: Float32Array, c0 = 0,
   return out;
 }
 
-/**
- * out (m, p) <- [out +] op(a) (m, q) · B (q, p) [+ bias], B from a q8 matrix: B(c, j) = W[j, c]
- * (transB, the Linear layout) or W[c, j]. Output columns [j0, j1) only (a pool splits by columns).
- * f64 sums of the dequantised values, as the float reference (matmul.ts).
- */
+/** matmulDequantCols (dequant-matmul.ts) over a q8 matrix: out (m, p) <- [out +] op(a) · B [+ bias]. */
 export function matmulQ8Cols(
   out: FView,
   a: FView,
@@ -105,55 +102,10 @@ export function matmulQ8Cols(
   j0: number,
   j1: number,
 ): void {
-  if (j1 <= j0) return;
-  const { m, q, transA, transB, accumulate } = g;
-  const A = a.data as Float32Array,
-    O = out.data as Float32Array;
-  const n = j1 - j0;
-  const acc = new Float64Array(n);
-  const row = new Float32Array(Math.max(q, n));
-  const aAt = (i: number, c: number): number => (transA ? A[a.off + c * a.ld + i] : A[a.off + i * a.ld + c]);
-  const biasAt = (j: number): number => (bias ? readF32(bias, j) : 0);
-  if (transB) {
-    for (let j = j0; j < j1; j++) {
-      dequantizeQ8Row(b, j, row, 0, q);
-      for (let i = 0; i < m; i++) {
-        let s = 0;
-        for (let c = 0; c < q; c++) s += aAt(i, c) * row[c];
-        const o = out.off + i * out.ld + j;
-        const v = s + biasAt(j);
-        O[o] = accumulate ? O[o] + v : v;
-      }
-    }
-    return;
-  }
-  for (let i = 0; i < m; i++) {
-    acc.fill(0);
-    for (let c = 0; c < q; c++) {
-      const av = aAt(i, c);
-      dequantizeQ8Row(b, c, row, j0, n);
-      for (let t = 0; t < n; t++) acc[t] += av * row[t];
-    }
-    for (let t = 0; t < n; t++) {
-      const o = out.off + i * out.ld + j0 + t;
-      const v = acc[t] + biasAt(j0 + t);
-      O[o] = accumulate ? O[o] + v : v;
-    }
-  }
+  matmulDequantCols(out, a, (r, o, c0, n) => dequantizeQ8Row(b, r, o, c0, n), bias, g, j0, j1, 'q8');
 }
 
 /** out (m, d) <- rows ids of a q8 table. */
 export function embeddingQ8(out: FView, ids: Int32Array, idsOff: number, table: Q8View, m: number, d: number): void {
-  const O = out.data as Float32Array;
-  const row = new Float32Array(d);
-  for (let i = 0; i < m; i++) {
-    dequantizeQ8Row(table, ids[idsOff + i], row, 0, d);
-    O.set(row, out.off + i * out.ld);
-  }
-}
-
-/** Element j of a 1-D f32 view (q8 kernels take f32 biases only). */
-function readF32(v: FView, j: number): number {
-  if (v.dtype !== 'f32') fail('DTYPE_MISMATCH', `matmul with q8 weights: bias has dtype ${v.dtype}, expected f32`);
-  return (v.data as Float32Array)[v.off + j];
+  embeddingDequant(out, ids, idsOff, (r, o, c0, n) => dequantizeQ8Row(table, r, o, c0, n), m, d);
 }
