@@ -6,11 +6,12 @@ import { checkCheckpointDirWritable } from './checkpoint.js';
 import { loadDocuments } from './corpus.js';
 import { splitDocuments } from './data.js';
 import { checkTrainable, configJsonOf, generationConfigOf } from './model-io.js';
-import { settingsToJson, type TrainSettings } from './settings.js';
+import type { TrainSettings } from './settings.js';
 import {
   assemble,
   checkFreshOutDir,
   fmtInt,
+  freshState,
   prepareData,
   readFixedFiles,
   type TrainerState,
@@ -71,22 +72,7 @@ export async function startFineTune(o: FineTuneOptions): Promise<TrainRun> {
       `(${tokenizer.vocabSize} tokens): ${fmtInt(data.train.length)} training, ${fmtInt(data.val.length)} validation tokens`,
   );
   const state: TrainerState = {
-    format: 'mamba-ts-train/1',
-    step: 0,
-    totalSteps: o.steps,
-    tokensSeen: 0,
-    trainSeconds: 0,
-    sampler: [],
-    settings: settingsToJson(s),
-    data: {
-      source: o.data,
-      description,
-      trainTokens: data.train.length,
-      valTokens: data.val.length,
-      valBytes: data.valBytes,
-    },
-    history: [],
-    evals: [],
+    ...freshState(o.steps, s, o.data, description, data),
     from: { model: o.fromName ?? o.fromDir, freezeEmbeddings: o.freezeEmbeddings ?? false },
   };
   return assemble(o.outDir, lm, s, tokenizer, files, data, state, null);

@@ -124,24 +124,7 @@ export async function startRun(o: StartOptions): Promise<TrainRun> {
   log(
     `model: ${s.model.arch}, ${s.model.nLayer} layers x d_model ${s.model.dModel}, vocab ${cfg.vocabSize}: ${fmtInt(lm.parameterCount())} parameters (${((lm.parameterCount() * 4) / 2 ** 20).toFixed(1)} MiB f32)`,
   );
-  const state: TrainerState = {
-    format: 'mamba-ts-train/1',
-    step: 0,
-    totalSteps: o.steps,
-    tokensSeen: 0,
-    trainSeconds: 0,
-    sampler: [],
-    settings: settingsToJson(s),
-    data: {
-      source: o.data,
-      description,
-      trainTokens: data.train.length,
-      valTokens: data.val.length,
-      valBytes: data.valBytes,
-    },
-    history: [],
-    evals: [],
-  };
+  const state = freshState(o.steps, s, o.data, description, data);
   const fixedFiles = {
     'config.json': configJsonOf(cfg, s.model),
     'generation_config.json': generationConfigOf(cfg),
@@ -290,6 +273,28 @@ export function assemble(
     sampler,
     state,
     savedStep: optState ? state.step : 0,
+  };
+}
+
+/** The state of a run before its first step. */
+export function freshState(
+  steps: number,
+  s: TrainSettings,
+  source: string,
+  description: string,
+  data: { train: Int32Array; val: Int32Array; valBytes: number },
+): TrainerState {
+  return {
+    format: 'mamba-ts-train/1',
+    step: 0,
+    totalSteps: steps,
+    tokensSeen: 0,
+    trainSeconds: 0,
+    sampler: [],
+    settings: settingsToJson(s),
+    data: { source, description, trainTokens: data.train.length, valTokens: data.val.length, valBytes: data.valBytes },
+    history: [],
+    evals: [],
   };
 }
 
