@@ -80,6 +80,9 @@ export interface ChatSetup {
   template?: string | undefined;
   /** Every EOS id the checkpoint declares (config.json and generation_config.json `eos_token_id`, lists included). */
   eosTokenIds?: readonly number[] | undefined;
+  /** tokenizer_config.json's `bos_token` / `eos_token` strings (the template's `bos_token`, `eos_token`). */
+  bosToken?: string | undefined;
+  eosToken?: string | undefined;
 }
 
 /**
@@ -109,7 +112,15 @@ export function chatSetupFrom(files: {
       eos.add(id as number);
     }
   }
-  return { template, eosTokenIds: [...eos] };
+  // a token string, or an AddedToken object {content, ...}
+  const special = (v: unknown): string | undefined =>
+    typeof v === 'string' ? v : typeof field(v, 'content') === 'string' ? (field(v, 'content') as string) : undefined;
+  return {
+    template,
+    eosTokenIds: [...eos],
+    bosToken: special(field(files.tokenizerConfig, 'bos_token')),
+    eosToken: special(field(files.tokenizerConfig, 'eos_token')),
+  };
 }
 
 /**

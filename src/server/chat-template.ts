@@ -1,7 +1,4 @@
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { renderChat } from '../generate/chat-template.js';
-import { MAX_CONFIG_JSON_BYTES, parseUntrustedJson } from '../io/json.js';
 import { readChatSetup } from '../node/chat-files.js';
 
 export interface ChatMessage {
@@ -47,10 +44,9 @@ export class ChatTemplate {
 
   /** A checkpoint directory's chat template (readChatSetup: chat_template.jinja or tokenizer_config.json), or the fallback. */
   static async load(dir: string): Promise<ChatTemplate> {
-    const { template } = await readChatSetup(dir);
+    const { template, bosToken, eosToken } = await readChatSetup(dir);
     if (template === undefined) return ChatTemplate.fallback();
-    const cfg = await readChatSetupTokens(dir);
-    const t = new ChatTemplate(template, cfg, 'checkpoint');
+    const t = new ChatTemplate(template, { bosToken, eosToken }, 'checkpoint');
     t.render([{ role: 'user', content: 'hello' }]); // a template that does not parse fails at start-up, not per request
     return t;
   }
@@ -77,25 +73,4 @@ export class ChatTemplate {
     }
     return { text, messageEnds };
   }
-}
-
-/** The BOS / EOS token strings tokenizer_config.json names (`bos_token`, `eos_token`: a string or {content}). */
-async function readChatSetupTokens(dir: string): Promise<{ bosToken?: string; eosToken?: string }> {
-  let cfg: unknown;
-  try {
-    const path = join(dir, 'tokenizer_config.json');
-    cfg = parseUntrustedJson(await readFile(path, 'utf8'), path, { maxBytes: MAX_CONFIG_JSON_BYTES });
-  } catch {
-    return {}; // readChatSetup has read (and checked) the same file
-  }
-  const special = (v: unknown): string | undefined => {
-    const content = (v as { content?: unknown } | null)?.content;
-    return typeof v === 'string' ? v : typeof content === 'string' ? content : undefined;
-  };
-  const c = (cfg ?? {}) as Record<string, unknown>;
-  return { ...optional('bosToken', special(c['bos_token'])), ...optional('eosToken', special(c['eos_token'])) };
-}
-
-function optional<K extends string>(k: K, v: string | undefined): { [P in K]?: string } {
-  return (v === undefined ? {} : { [k]: v }) as { [P in K]?: string };
 }
