@@ -90,42 +90,51 @@ async function checkDir(dir: string): Promise<void> {
 
 /**
  * Loads a Mamba-2 + attention hybrid (granitemoehybrid, bamba, nemotron_h) from a local checkpoint
- * directory (config.json + safetensors, sharded or not). CPU backend only for now.
+ * directory (config.json + safetensors, sharded or not).
  */
 export async function loadHybridModel(dir: string, o: LoadLmOptions = {}): Promise<LanguageModel<HybridConfig>> {
   await checkDir(dir);
   const { json, path } = await readConfigJson(dir);
-  const config = parseHybridConfig(json, path);
-  const backend = o.backend ?? cpu();
-  checkHybridBackend(config, backend);
-  const tensors = await openWeights(dir);
-  try {
-    return await buildHybrid(config, tensors, backend, o.dtype ?? 'f32');
-  } finally {
-    await tensors.close();
-  }
+  return buildHybridFrom(dir, parseHybridConfig(json, path), o);
 }
 
 /**
  * Loads any architecture mamba-ts runs from a local checkpoint directory (no tokenizer): the Mamba
- * family through `loadLanguageModel`, the Mamba-2 + attention hybrids through `loadHybridModel`.
+ * family or a Mamba-2 + attention hybrid, by config.json's model_type (read once).
  */
 export async function loadAnyLanguageModel(
   dir: string,
   o: LoadLmOptions = {},
 ): Promise<LanguageModel<ModelConfig | HybridConfig>> {
   await checkDir(dir);
-  const { json } = await readConfigJson(dir);
-  return isHybridConfig(json) ? loadHybridModel(dir, o) : loadLanguageModel(dir, o);
+  const { json, path } = await readConfigJson(dir);
+  return isHybridConfig(json)
+    ? buildHybridFrom(dir, parseHybridConfig(json, path), o)
+    : buildFrom(dir, parseConfig(json, path), o);
 }
 
 /** Loads the language model of a local checkpoint directory (no tokenizer). */
 export async function loadLanguageModel(dir: string, o: LoadLmOptions = {}): Promise<LanguageModel> {
   await checkDir(dir);
   const { config } = await readConfig(dir);
+  return buildFrom(dir, config, o);
+}
+
+async function buildFrom(dir: string, config: ModelConfig, o: LoadLmOptions): Promise<LanguageModel> {
   const tensors = await openWeights(dir);
   try {
     return await buildModel(config, tensors, o.backend ?? cpu(), o.dtype ?? 'f32');
+  } finally {
+    await tensors.close();
+  }
+}
+
+async function buildHybridFrom(dir: string, config: HybridConfig, o: LoadLmOptions): Promise<LanguageModel<HybridConfig>> {
+  const backend = o.backend ?? cpu();
+  checkHybridBackend(config, backend);
+  const tensors = await openWeights(dir);
+  try {
+    return await buildHybrid(config, tensors, backend, o.dtype ?? 'f32');
   } finally {
     await tensors.close();
   }
