@@ -844,6 +844,7 @@ export class CpuBackend implements Backend {
 
   attention(a: AttentionArgs): void {
     const d = checkAttention('attention', a);
+    if (this.wasm && this.wasm.attention(a, d)) return;
     attention(this.view(a.out), this.view(a.q), this.view(a.k), this.view(a.v), d, a.scale);
   }
 

@@ -4,11 +4,14 @@
 // runtime/, the backend contract, tensor/ and errors.ts; never the CpuBackend assembly above it.
 
 import type { BinaryOp, SelectiveScanArgs, SsdDims, SsdScanArgs } from '../../contract/inference.js';
+import type { AttentionArgs } from '../../contract/mixers.js';
+import type { AttentionDims } from '../reference/attention.js';
 import type { CausalConv1dBackwardArgs, LossReduction, SelectiveScanBackwardArgs } from '../../contract/training.js';
 import { targetOf } from '../reference/cross-entropy.js';
 import type { Arena, ArenaSet } from '../runtime/arena.js';
 import type { MatmulGeom } from '../reference/matmul.js';
 import {
+  AT,
   CB,
   CV,
   DT_BF16,
@@ -18,6 +21,7 @@ import {
   DT_Q8,
   GM,
   MV,
+  OP_ATTN,
   OP_CONV,
   OP_CONV_BWD,
   OP_GEMM,
@@ -603,6 +607,75 @@ export class WasmOps {
         units,
         state,
         scratch,
+      );
+    }
+    this.end();
+    return true;
+  }
+
+  /**
+   * Causal softmax attention (attention.wat), one query row per unit, split over the pool by units
+   * (batch row, head, position); each thread keeps its row's scores and value sums in its own scratch.
+   * All f32; d as checkAttention returns it.
+   */
+  attention(a: AttentionArgs, d: AttentionDims): boolean {
+    if ([a.out, a.q, a.k, a.v].some((t) => t.dtype !== 'f32')) return false;
+    const { b, lq, lk, H, G, dk, dv, keys } = d;
+    const units = b * H * lq;
+    if (units === 0) return true;
+    this.begin(a.k.size >= a.q.size ? a.k : a.q);
+    const out = this.at(a.out, true),
+      q = this.at(a.q, false),
+      k = this.at(a.k, false),
+      v = this.at(a.v, false);
+    const per = (((keys + 3) & ~3) + ((dv + 3) & ~3)) * 4 + 64;
+    const pool = this.pool && units > 1 && units * keys * (dk + dv) >= 1 << 16 ? this.pool : undefined;
+    const scratch = this.bump((pool ? pool.threads : 1) * per);
+    if (pool) {
+      const args: [number, number][] = [
+        [AT.arena, this.tgt.id],
+        [AT.out, out],
+        [AT.ldo, a.out.ld],
+        [AT.q, q],
+        [AT.ldq, a.q.ld],
+        [AT.k, k],
+        [AT.ldk, a.k.ld],
+        [AT.v, v],
+        [AT.ldv, a.v.ld],
+        [AT.lq, lq],
+        [AT.lk, lk],
+        [AT.H, H],
+        [AT.G, G],
+        [AT.dk, dk],
+        [AT.dv, dv],
+        [AT.keys, keys],
+        [AT.scratch, scratch],
+        [AT.stride, per],
+      ];
+      for (const [key, val] of args) pool.setI(key, val);
+      pool.setF(AT.scale, a.scale);
+      pool.run(OP_ATTN, units);
+    } else {
+      this.K.attention_rows(
+        out,
+        a.out.ld,
+        q,
+        a.q.ld,
+        k,
+        a.k.ld,
+        v,
+        a.v.ld,
+        lq,
+        lk,
+        H,
+        G,
+        dk,
+        dv,
+        keys,
+        a.scale,
+        scratch,
+        0,
+        units,
       );
     }
     this.end();

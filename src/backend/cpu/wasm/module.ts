@@ -256,6 +256,27 @@ export interface WasmKernels {
     b1: number,
     scratch: number,
   ): void;
+  attention_rows(
+    out: number,
+    ldo: number,
+    q: number,
+    ldq: number,
+    k: number,
+    ldk: number,
+    v: number,
+    ldv: number,
+    lq: number,
+    lk: number,
+    H: number,
+    G: number,
+    dk: number,
+    dv: number,
+    keys: number,
+    scale: number,
+    scratch: number,
+    u0: number,
+    u1: number,
+  ): void;
   row_max_sumexp(x: number, ldx: number, rows: number, cols: number, st: number): void;
   softmax_rows(
     dx: number,

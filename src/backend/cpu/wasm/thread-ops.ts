@@ -23,6 +23,8 @@ export const OP_SCAN_BWD = 15;
 export const OP_CONV_BWD = 16;
 /** WebAssembly SSD scan (Mamba-2; the chunked form, or the recurrent step for l = 1), split by (batch row, head). */
 export const OP_SSD = 17;
+/** WebAssembly causal attention (attention_rows), split by query rows (batch row, head, position). */
+export const OP_ATTN = 18;
 /** TypeScript reference product (matmulCols / matmulQ8Cols / matmulQ4Cols), split by output columns. */
 export const OP_TS_MATMUL = 20;
 /** TypeScript reference scan, split by channels. */
@@ -257,6 +259,27 @@ export const SD = {
   state: 28,
   scratch: 29,
   stride: 30,
+} as const;
+export const AT = {
+  arena: 0,
+  out: 1,
+  ldo: 2,
+  q: 3,
+  ldq: 4,
+  k: 5,
+  ldk: 6,
+  v: 7,
+  ldv: 8,
+  lq: 9,
+  lk: 10,
+  H: 11,
+  G: 12,
+  dk: 13,
+  dv: 14,
+  keys: 15,
+  scale: 16, // f32
+  scratch: 17,
+  stride: 18,
 } as const;
 /** A TypeScript-mode view: 4 slots (arena or -1 for none, first element's index in the arena's array of that dtype (q8: byte offset), ld, dtype). */
 export const VIEW_SLOTS = 4;
@@ -564,6 +587,30 @@ export function runChunk(ctx: ThreadContext, op: number, I: Int32Array, F: Float
           a(SD.state),
           a(SD.scratch) + ctx.tid * a(SD.stride),
         );
+      return;
+    }
+    case OP_ATTN: {
+      ctx.kernels[a(AT.arena)]!.attention_rows(
+        a(AT.out),
+        a(AT.ldo),
+        a(AT.q),
+        a(AT.ldq),
+        a(AT.k),
+        a(AT.ldk),
+        a(AT.v),
+        a(AT.ldv),
+        a(AT.lq),
+        a(AT.lk),
+        a(AT.H),
+        a(AT.G),
+        a(AT.dk),
+        a(AT.dv),
+        a(AT.keys),
+        F[ARGS + AT.scale],
+        a(AT.scratch) + ctx.tid * a(AT.stride),
+        j0,
+        j1,
+      );
       return;
     }
     case OP_STREAM: {
