@@ -219,6 +219,27 @@ export const BENCH_SUITES = {
       },
     },
   ),
+  'hybrid-context-cost': spec(
+    'hybrid-context-cost',
+    'cost per token against context: a Mamba-2 + attention hybrid vs pure Mamba-2 vs pure attention (decode)',
+    'mamba-ts bench hybrid-context-cost [options]',
+    {
+      'd-model': { type: 'int', min: 64, default: 256, help: 'd_model (a multiple of 64)' },
+      layers: { type: 'int', min: 1, default: 10, help: 'layers' },
+      'attention-every': { type: 'int', min: 1, default: 10, help: 'the hybrid has one attention layer in this many' },
+      'kv-heads': { type: 'int', min: 1, default: 1, help: 'attention KV heads (of 64 wide)' },
+      'd-state': { type: 'int', min: 1, default: 128, help: 'Mamba-2 d_state' },
+      vocab: { type: 'int', min: 2, default: 256, help: 'vocabulary' },
+      contexts: {
+        type: 'string',
+        arg: '<list>',
+        default: '1,16,256,1024,4096,16384,65536,131072',
+        help: 'context lengths',
+      },
+      steps: { type: 'int', min: 1, default: 8, help: 'timed steps' },
+      out: outFile('hybrid-context-cost'),
+    },
+  ),
   'webgpu-report': spec(
     'webgpu-report',
     "markdown tables from the WebGPU benchmarks' JSON files",
