@@ -82,7 +82,8 @@ function mixerLine(c: ModelInfo['config']): [string, string] {
         `${c.dInner} (${c.nHeads} x ${c.headDim}) / ${c.nGroups} / ${c.dState} / ${c.mimoRank} / ${c.numRopeAngles}`,
       ];
     default: {
-      const count = (k: string): number => c.layers.filter((l) => l.mixer === k || l.ffn === k).length;
+      // a Falcon-H1 layer ('mamba2+attention') counts as both
+      const count = (k: string): number => c.layers.filter((l) => l.mixer.split('+').includes(k) || l.ffn === k).length;
       const m = c.mamba;
       const a = c.attention;
       return [
@@ -90,7 +91,8 @@ function mixerLine(c: ModelInfo['config']): [string, string] {
         `${count('mamba2')} / ${count('attention')} / ${count('mlp')} / ${count('moe')}; Mamba-2 ${m.nHeads} x ${m.headDim} ` +
           `heads, ${m.nGroups} groups, d_state ${m.dState}; attention ${a.heads} heads (${a.kvHeads} kv) x ${a.headDim}, ` +
           (a.rotaryDim > 0 ? `RoPE on ${a.rotaryDim} dims` : 'no positional encoding') +
-          (c.moe ? `; MoE ${c.moe.experts} experts, top ${c.moe.topK}` : ''),
+          (c.moe ? `; MoE ${c.moe.experts} experts, top ${c.moe.topK}` : '') +
+          (c.arch === 'falcon_h1' ? '; Mamba-2 and attention in parallel in every layer, muP multipliers' : ''),
       ];
     }
   }

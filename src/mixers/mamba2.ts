@@ -13,7 +13,8 @@ import { parameterMap, type Mixer, type MixerState } from './mixer.js';
  *   zxbcdt = in_proj(x)                          (b, l, W) -> z (e), xBC (c), dt (h)
  *   xBC    = silu(conv1d(xBC))                   (b, l, c) causal depthwise, width k -> x (e), B (gn), C (gn)
  *   y      = ssd(x, dt, A = -exp(A_log), B, C, D, dt_bias, softplus, time_step_limit)   (b, l, e)
- *   y      = gated_rmsnorm(y, z)                 rmsnorm(y · silu(z)) · w, or rmsnorm(y) · w · silu(z)
+ *   y      = gated_rmsnorm(y, z)                 rmsnorm(y · silu(z)) · w, or rmsnorm(y) · w · silu(z);
+ *                                                without a norm weight y · silu(z) (Falcon-H1's mamba_rms_norm false)
  *   out    = out_proj(y)                         (b, l, d)
  * State per sequence: conv (c, k) = the last k inputs of the conv; ssm (h, p, n).
  *
@@ -29,7 +30,7 @@ export interface Mamba2MixerWeights {
   dtBias: Tensor; // (h)
   ALog: Tensor; // (h)
   D: Tensor; // (h)
-  normWeight: Tensor; // (e)
+  normWeight: Tensor | null; // (e); null: no norm, y · silu(z)
   outProj: Tensor; // (d, e)
   outProjBias: Tensor | null; // (d)
 }
@@ -64,6 +65,7 @@ interface StepWorkspace {
   y: Tensor; // (b, 1, e)
   y2: Tensor; // (b, e) view
   yn: Tensor; // (b, e) gated norm's output
+  gate: Tensor | null; // (b, e) silu(z), without a norm
 }
 
 export class Mamba2Mixer implements Mixer {
@@ -124,7 +126,9 @@ export class Mamba2Mixer implements Mixer {
       h0: state?.ssm ?? null,
       hOut: state?.ssm ?? null,
     }); // (b, l, e)
-    const yn = SSD.gatedRmsnorm(y, z, this.w.normWeight, this.normOpts); // (b, l, e)
+    const yn = this.w.normWeight
+      ? SSD.gatedRmsnorm(y, z, this.w.normWeight, this.normOpts)
+      : F.mul(y, F.unary('silu', z)); // (b, l, e)
     return F.linear(yn, this.w.outProj, this.w.outProjBias); // (b, l, d)
   }
 
@@ -151,7 +155,11 @@ export class Mamba2Mixer implements Mixer {
       h0: ssm,
       hOut: ssm,
     });
-    bk.gatedRmsnorm(ws.yn, ws.y2, ws.z, this.w.normWeight, this.normOpts);
+    if (this.w.normWeight) bk.gatedRmsnorm(ws.yn, ws.y2, ws.z, this.w.normWeight, this.normOpts);
+    else if (ws.gate) {
+      bk.unary('silu', ws.gate, ws.z);
+      bk.binary('mul', ws.yn, ws.y2, ws.gate);
+    }
     bk.matmul(out, ws.yn, this.w.outProj, { transB: true, bias: this.w.outProjBias });
   }
 
@@ -178,6 +186,7 @@ export class Mamba2Mixer implements Mixer {
         B3: xBCc.narrow(e, g * n),
         C3: xBCc.narrow(e + g * n, g * n),
         y2: y.reshape([b, e]),
+        gate: this.w.normWeight ? null : bk.alloc([b, e]).keep(),
       };
       this.workspaces.set(b, ws);
     }
@@ -215,7 +224,7 @@ export class Mamba2Mixer implements Mixer {
 
   /** Releases the step buffers (GPU memory). */
   dispose(): void {
-    for (const ws of this.workspaces.values()) for (const t of [ws.zxbcdt, ws.xBCc, ws.y, ws.yn]) t.dispose();
+    for (const ws of this.workspaces.values()) for (const t of [ws.zxbcdt, ws.xBCc, ws.y, ws.yn, ws.gate]) t?.dispose();
     this.workspaces.clear();
     this.parametersChanged();
   }

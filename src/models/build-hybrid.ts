@@ -7,7 +7,8 @@ import type { Mixer } from '../mixers/mixer.js';
 import { Mlp, type MlpNames } from '../mixers/mlp.js';
 import { MixtureOfExperts } from '../mixers/moe.js';
 import { Tensor } from '../tensor/tensor.js';
-import type { HybridConfig, HybridMixerKind } from './config-hybrid.js';
+import { buildFalconH1, expectedFalconH1Tensors } from './build-falcon-h1.js';
+import type { HybridArch, HybridConfig, HybridMixerKind } from './config-hybrid.js';
 import { LanguageModel, type Block } from './lm.js';
 import { loadExpectedTensors, type ExpectedTensor, type WeightDType } from './weights.js';
 
@@ -16,6 +17,7 @@ import { loadExpectedTensors, type ExpectedTensor, type WeightDType } from './we
  * under the Hub's names: every tensor's shape checked against the config, missing and unexpected
  * tensors refused. A decoder layer "mixer, then feed-forward" becomes two LanguageModel blocks (the
  * feed-forward is a stateless mixer), each with its own norm and Granite's residual multiplier.
+ * Falcon-H1 (Mamba-2 and attention in parallel, muP multipliers) has its own builder: build-falcon-h1.ts.
  */
 
 /** Where each architecture keeps its tensors. */
@@ -31,7 +33,7 @@ interface Layout {
   ffn(i: number): { mlp: string; moe: string };
 }
 
-const LAYOUTS: Record<HybridConfig['arch'], Layout> = {
+const LAYOUTS: Record<Exclude<HybridArch, 'falcon_h1'>, Layout> = {
   granitemoehybrid: {
     embeddings: 'model.embed_tokens.weight',
     normF: 'model.norm.weight',
@@ -66,6 +68,7 @@ function mlpNames(c: HybridConfig): MlpNames & { fused: boolean } {
 
 /** The tensors a checkpoint of this config holds, with their shapes. */
 export function expectedHybridTensors(c: HybridConfig, wdtype: WeightDType = 'f32'): ExpectedTensor[] {
+  if (c.arch === 'falcon_h1') return expectedFalconH1Tensors(c);
   const L = LAYOUTS[c.arch];
   const d = c.dModel,
     V = c.vocabSize;
@@ -190,7 +193,7 @@ function rowBlock(t: Tensor, start: number, count: number): Tensor {
 /** Refuses a backend that lacks a kernel the hybrid needs, before anything is loaded: never a wrong result. */
 export function checkHybridBackend(c: HybridConfig, backend: Backend): void {
   const missing: string[] = [];
-  if (c.layers.some((l) => l.mixer === 'attention')) {
+  if (c.layers.some((l) => l.mixer === 'attention' || l.mixer === 'mamba2+attention')) {
     if (!backend.attention) missing.push('attention');
     if (c.attention.rotaryDim > 0 && !backend.rotary) missing.push('rotary');
   }
@@ -213,6 +216,7 @@ export async function buildHybrid(
   wdtype: WeightDType = 'f32',
 ): Promise<LanguageModel<HybridConfig>> {
   checkHybridBackend(c, backend);
+  if (c.arch === 'falcon_h1') return buildFalconH1(c, src, backend, wdtype);
   const got = await loadExpectedTensors(src, expectedHybridTensors(c, wdtype), c, () => [], backend, wdtype);
   const g = (name: string): Tensor => {
     const t = got.get(name);
@@ -359,6 +363,8 @@ export async function buildHybrid(
       case 'moe':
         mixer = moeOf(p, null, '', '');
         break;
+      case 'mamba2+attention':
+        return fail('CONFIG_MISMATCH', `${c.arch}: a parallel mamba2+attention layer belongs to falcon_h1 (internal error)`);
     }
     blocks.push({ norm: g(L.norm(i)), mixer, scale, names: { norm: L.norm(i), mixer: p } });
     if (layer.ffn) {

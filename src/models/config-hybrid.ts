@@ -1,6 +1,7 @@
 import { fail } from '../errors.js';
 import type { MlpActivation } from '../mixers/mlp.js';
 import type { MoeRouting } from '../mixers/moe.js';
+import { type FalconH1Multipliers, parseFalconH1 } from './config-falcon-h1.js';
 import { ConfigReader, limitPair, reviveFloats } from './config-reader.js';
 
 /**
@@ -12,16 +13,21 @@ import { ConfigReader, limitPair, reviveFloats } from './config-reader.js';
  *     logits multipliers
  *   bamba (Bamba-9B): attn_layer_indices; every layer mixer + SwiGLU MLP; partial rotary
  *   nemotron_h (Nemotron-H): hybrid_override_pattern M/*\/-/E (Hub) or layers_block_type; one mixer per layer
+ *   falcon_h1 (Falcon-H1): Mamba-2 and attention in parallel in every layer, then a SwiGLU MLP; muP
+ *     multipliers (config-falcon-h1.ts)
  * The Mamba-2 layers use the per-group gated RMSNorm (group d_inner / n_groups), as mamba_ssm and
  * llama.cpp do and the checkpoints were trained with (transformers normalises across groups for
  * Granite and Bamba: transformers#40861).
  */
-export type HybridArch = 'granitemoehybrid' | 'bamba' | 'nemotron_h';
+export type HybridArch = 'granitemoehybrid' | 'bamba' | 'nemotron_h' | 'falcon_h1';
 
-export const HYBRID_ARCHS: readonly HybridArch[] = ['granitemoehybrid', 'bamba', 'nemotron_h'];
+export const HYBRID_ARCHS: readonly HybridArch[] = ['granitemoehybrid', 'bamba', 'nemotron_h', 'falcon_h1'];
 
-/** A layer's sequence mixer, or (Nemotron-H) a feed-forward standing alone as a layer. */
-export type HybridMixerKind = 'mamba2' | 'attention' | 'mlp' | 'moe';
+/**
+ * A layer's sequence mixer, or (Nemotron-H) a feed-forward standing alone as a layer; 'mamba2+attention'
+ * (Falcon-H1): both on the same input, their outputs summed.
+ */
+export type HybridMixerKind = 'mamba2' | 'attention' | 'mlp' | 'moe' | 'mamba2+attention';
 
 export interface HybridLayer {
   mixer: HybridMixerKind;
@@ -43,6 +49,12 @@ export interface HybridMamba2 {
   timeStepLimit: [number, number];
   /** Columns normalised together by the gated norm: e / nGroups. */
   normGroupSize: number;
+  /** out_proj's bias where it differs from in_proj's (Falcon-H1's projectors_bias); default useBias. */
+  outBias?: boolean;
+  /** false: no norm, y · silu(z) (Falcon-H1's mamba_rms_norm false); default true. */
+  rmsNorm?: boolean;
+  /** The gated norm normalises y, then gates (Falcon-H1's mamba_norm_before_gate); default false. */
+  normBeforeGate?: boolean;
 }
 
 export interface HybridAttention {
@@ -95,6 +107,8 @@ export interface HybridConfig {
   residualMultiplier: number;
   /** logits = lm_head(h) / logitsScaling. */
   logitsScaling: number;
+  /** Falcon-H1's muP multipliers (its builder folds them into the weights); absent elsewhere. */
+  muP?: FalconH1Multipliers;
   eosTokenId: number | undefined;
   bosTokenId: number | undefined;
   padTokenId: number | undefined;
@@ -126,6 +140,9 @@ export function parseHybridConfig(json: unknown, where = 'config.json'): HybridC
       break;
     case 'nemotron_h':
       c = parseNemotronH(r);
+      break;
+    case 'falcon_h1':
+      c = parseFalconH1(r);
       break;
     default:
       return fail(
@@ -427,8 +444,8 @@ function validate(c: HybridConfig, where: string): void {
 export function hybridStateBytes(c: HybridConfig): { constantBytes: number; bytesPerToken: number } {
   const m = c.mamba,
     a = c.attention;
-  const nMamba = c.layers.filter((l) => l.mixer === 'mamba2').length;
-  const nAttn = c.layers.filter((l) => l.mixer === 'attention').length;
+  const nMamba = c.layers.filter((l) => l.mixer === 'mamba2' || l.mixer === 'mamba2+attention').length;
+  const nAttn = c.layers.filter((l) => l.mixer === 'attention' || l.mixer === 'mamba2+attention').length;
   const conv = m.dInner + 2 * m.nGroups * m.dState;
   return {
     constantBytes: 4 * (nMamba * (conv * m.dConv + m.nHeads * m.headDim * m.dState) + nAttn),
