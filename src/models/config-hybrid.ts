@@ -2,6 +2,7 @@ import { fail } from '../errors.js';
 import type { MlpActivation } from '../mixers/mlp.js';
 import type { MoeRouting } from '../mixers/moe.js';
 import { ConfigReader, limitPair, reviveFloats } from './config-reader.js';
+import { parseZamba2, type SharedBlockCall, type Zamba2Shared } from './config-zamba2.js';
 
 /**
  * config.json of the Mamba-2 + attention hybrids (issue 14), as transformers 5.17 and the Hub write
@@ -12,13 +13,14 @@ import { ConfigReader, limitPair, reviveFloats } from './config-reader.js';
  *     logits multipliers
  *   bamba (Bamba-9B): attn_layer_indices; every layer mixer + SwiGLU MLP; partial rotary
  *   nemotron_h (Nemotron-H): hybrid_override_pattern M/*\/-/E (Hub) or layers_block_type; one mixer per layer
+ *   zamba2 (Zamba2): Mamba-2 layers, shared attention + MLP blocks called before the hybrid ones (config-zamba2.ts)
  * The Mamba-2 layers use the per-group gated RMSNorm (group d_inner / n_groups), as mamba_ssm and
  * llama.cpp do and the checkpoints were trained with (transformers normalises across groups for
  * Granite and Bamba: transformers#40861).
  */
-export type HybridArch = 'granitemoehybrid' | 'bamba' | 'nemotron_h';
+export type HybridArch = 'granitemoehybrid' | 'bamba' | 'nemotron_h' | 'zamba2';
 
-export const HYBRID_ARCHS: readonly HybridArch[] = ['granitemoehybrid', 'bamba', 'nemotron_h'];
+export const HYBRID_ARCHS: readonly HybridArch[] = ['granitemoehybrid', 'bamba', 'nemotron_h', 'zamba2'];
 
 /** A layer's sequence mixer, or (Nemotron-H) a feed-forward standing alone as a layer. */
 export type HybridMixerKind = 'mamba2' | 'attention' | 'mlp' | 'moe';
@@ -27,6 +29,8 @@ export interface HybridLayer {
   mixer: HybridMixerKind;
   /** The feed-forward after the mixer in the same decoder layer (its own norm), or none. */
   ffn: 'mlp' | 'moe' | null;
+  /** Zamba2: the shared block called before this layer's mixer (its output joins the mixer's input). */
+  shared?: SharedBlockCall;
 }
 
 export interface HybridMamba2 {
@@ -99,6 +103,8 @@ export interface HybridConfig {
   bosTokenId: number | undefined;
   padTokenId: number | undefined;
   layout: 'hf';
+  /** Zamba2's shared blocks (their attention's sizes are `attention`). */
+  zamba2?: Zamba2Shared;
 }
 
 /** Bounds of the sizes (far above any published model; the checkpoint's size then bounds the rest). */
@@ -126,6 +132,9 @@ export function parseHybridConfig(json: unknown, where = 'config.json'): HybridC
       break;
     case 'nemotron_h':
       c = parseNemotronH(r);
+      break;
+    case 'zamba2':
+      c = parseZamba2(r);
       break;
     default:
       return fail(
@@ -428,7 +437,8 @@ export function hybridStateBytes(c: HybridConfig): { constantBytes: number; byte
   const m = c.mamba,
     a = c.attention;
   const nMamba = c.layers.filter((l) => l.mixer === 'mamba2').length;
-  const nAttn = c.layers.filter((l) => l.mixer === 'attention').length;
+  // each call of a Zamba2 shared block keeps its own KV cache (its input differs per call)
+  const nAttn = c.layers.filter((l) => l.mixer === 'attention' || l.shared).length;
   const conv = m.dInner + 2 * m.nGroups * m.dState;
   return {
     constantBytes: 4 * (nMamba * (conv * m.dConv + m.nHeads * m.headDim * m.dState) + nAttn),
