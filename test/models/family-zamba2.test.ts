@@ -2,6 +2,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { join } from 'node:path';
+import type { Backend } from '../../src/backend/backend.js';
+import type { TensorEntry, TensorSource } from '../../src/io/tensor-source.js';
+import { buildHybrid, checkHybridBackend } from '../../src/models/build-hybrid.js';
 import { hybridStateBytes, parseHybridConfig } from '../../src/models/config-hybrid.js';
 import { loadHybridModel, openWeights } from '../../src/models/node/load-checkpoint.js';
 import { decodeState, encodeState } from '../../src/models/state-io.js';
@@ -79,6 +82,41 @@ test('zamba2 config: unsupported or inconsistent options are clear errors naming
   const noTypes = raw();
   delete noTypes.layers_block_type;
   assert.throws(() => parseHybridConfig(noTypes), code('CORRUPT_FILE', /zamba2 needs layers_block_type/));
+});
+
+test('zamba2 needs the attention and rotary kernels: a backend without them is refused before loading', () => {
+  const bare = { name: 'bare' } as unknown as Backend;
+  assert.throws(() => checkHybridBackend(parseHybridConfig(raw()), bare), code('UNSUPPORTED', /zamba2 .*lacks the attention, rotary kernels/));
+});
+
+/** The fixture's tensors plus copies of block 0 (its weights and adapters) under its later caller, layer 3. */
+async function withCopies(shape?: (e: TensorEntry) => readonly number[]): Promise<TensorSource> {
+  const src = await openWeights(DIR);
+  const entries = new Map(src.entries);
+  const from = new Map<string, string>();
+  for (const [name, e] of src.entries)
+    if (name.startsWith('model.layers.0.shared_transformer.')) {
+      const copy = name.replace('model.layers.0.', 'model.layers.3.');
+      entries.set(copy, { ...e, name: copy, shape: shape ? shape(e) : e.shape });
+      from.set(copy, name);
+    }
+  return { ...src, entries, read: (n, dest) => src.read(from.get(n) ?? n, dest), close: () => src.close() };
+}
+
+test('zamba2: copies of a shared block stored under a later caller are checked and skipped, as transformers ties them', async () => {
+  const c = parseHybridConfig(raw());
+  const exp = await readExpected(NAME, FAMILY);
+  const src = await withCopies();
+  const model = await buildHybrid(c, src, reference);
+  await src.close();
+  assert.ok(maxAbsDiff(await logitsOf(model, exp.ids), exp.logits) < 1e-4);
+  assert.ok(![...model.parameters().keys()].some((k) => k.startsWith('model.layers.3.shared_transformer.')));
+  const bad = await withCopies((e) => (e.name.endsWith('q_proj.weight') ? [e.shape[0], e.shape[1] + 1] : e.shape));
+  await assert.rejects(
+    buildHybrid(c, bad, reference),
+    code('CONFIG_MISMATCH', /model\.layers\.3\.shared_transformer\.self_attn\.q_proj\.weight .*stored under model\.layers\.0\.shared_transformer\./),
+  );
+  await bad.close();
 });
 
 test('zamba2: each shared block is loaded once and referenced by every call; parameters() names each stored tensor once', async () => {
