@@ -431,7 +431,8 @@ function validate(c: HybridConfig, where: string): void {
 /**
  * Bytes of one sequence's state, f32, split as `info` reports it: what stays constant (each Mamba-2
  * layer's conv window (e + 2gn, k) and SSM state (h, p, n), each attention layer's length counter) and
- * what each token of context adds (each attention layer's k and v rows, 2 · G · dh).
+ * what each token of context adds (each attention layer's k and v rows, 2 · G · dh). Each call of a Zamba2
+ * shared block counts as an attention layer (its own KV cache).
  */
 export function hybridStateBytes(c: HybridConfig): { constantBytes: number; bytesPerToken: number } {
   const m = c.mamba,

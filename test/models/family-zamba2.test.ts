@@ -168,7 +168,7 @@ test('zamba2: a prompt fed in pieces through the state (Mamba states + one KV ca
   }
 });
 
-test('zamba2: a saved and restored state, and a clone, continue exactly like the original past the caches growing', async () => {
+test('zamba2: a saved and restored state, a clone and a copy continue exactly like the original past the caches growing', async () => {
   const model = await loadHybridModel(DIR, { backend: reference });
   const exp = await readExpected(NAME, FAMILY, 'expected-long.safetensors');
   const ids = exp.ids[0];
@@ -179,11 +179,14 @@ test('zamba2: a saved and restored state, and a clone, continue exactly like the
   model.forward(model.backend.upload(Int32Array.from(ids.slice(0, cut)), [1, cut], 'i32'), { state });
   const restored = await decodeState(model, await encodeState(model, state));
   const clone = state.clone();
+  const copied = model.initState(1);
+  copied.copyFrom(state);
   assert.equal(restored.position, cut);
   for (let t = cut; t < ids.length; t++) {
     const a = await model.stepIds([ids[t]], state).readFloat();
     assert.deepEqual(await model.stepIds([ids[t]], restored).readFloat(), a, `restored state at position ${t}`);
     assert.deepEqual(await model.stepIds([ids[t]], clone).readFloat(), a, `cloned state at position ${t}`);
+    assert.deepEqual(await model.stepIds([ids[t]], copied).readFloat(), a, `copied state at position ${t}`);
     const err = maxAbsDiff(a, whole.subarray(t * V, (t + 1) * V));
     assert.ok(err < 1e-5, `position ${t}: max abs difference ${err}`);
   }
