@@ -2,6 +2,8 @@ import type { ModelInfo } from '../model.js';
 import { HELP_OPTION, helpText, parse, type CommandSpec } from './args.js';
 import { MODEL_OPTIONS, openModel } from './common.js';
 import { mamba1StateBytesAt } from '../models/config.js';
+import type { HybridConfig } from '../models/config-hybrid.js';
+import type { Zamba2Shared } from '../models/config-zamba2.js';
 
 export const INFO = {
   name: 'info',
@@ -92,8 +94,19 @@ function mixerLine(c: ModelInfo['config']): [string, string] {
           `heads, ${m.nGroups} groups, d_state ${m.dState}; attention ${a.heads} heads (${a.kvHeads} kv) x ${a.headDim}, ` +
           (a.rotaryDim > 0 ? `RoPE on ${a.rotaryDim} dims` : 'no positional encoding') +
           (c.moe ? `; MoE ${c.moe.experts} experts, top ${c.moe.topK}` : '') +
-          (c.arch === 'falcon_h1' ? '; Mamba-2 and attention in parallel in every layer, muP multipliers' : ''),
+          (c.arch === 'falcon_h1' ? '; Mamba-2 and attention in parallel in every layer, muP multipliers' : '') +
+          (c.zamba2 ? `; ${sharedLine({ ...c, zamba2: c.zamba2 })}` : ''),
       ];
     }
   }
+}
+
+/** Zamba2: its shared blocks and where they are called. */
+function sharedLine(c: HybridConfig & { zamba2: Zamba2Shared }): string {
+  const z = c.zamba2;
+  const at = c.layers.flatMap((l, i) => (l.shared ? [i] : []));
+  return (
+    `${z.blocks} shared attention + MLP block${z.blocks > 1 ? 's' : ''} (MLP ${z.mlpIntermediate}, ${z.mlpActivation}) ` +
+    `called at layers ${at.join(', ')}, LoRA rank ${z.adapterRank} on ${z.attentionAdapters ? 'q, k, v, gate_up' : 'gate_up'}`
+  );
 }

@@ -4,6 +4,7 @@ import { fail } from '../errors.js';
 import * as F from '../ops/ops.js';
 import { noGrad } from '../tensor/grad-mode.js';
 import { needsGrad, type Tensor } from '../tensor/tensor.js';
+import type { LowRankAdapter } from './lora.js';
 import { parameterMap, type Mixer, type MixerState } from './mixer.js';
 import { readCounter, rowOfEach, rowsOf, writeCounter } from './rows.js';
 
@@ -14,6 +15,8 @@ import { readCounter, rowOfEach, rowsOf, writeCounter } from './rows.js';
  *   q, k = rotary(q, k) on the first `rotaryDim` dims of each head (0: NoPE; dh: full; partial rotary)
  *   o = softmax(scale · q kᵀ + causal mask) v, query head h reading kv head floor(h / (H/G));  out = o_proj(o)
  * `scale` is 1/sqrt(dh) unless the checkpoint overrides it (Granite's attention_multiplier).
+ * Optional low-rank adapters add to q, k, v before RoPE (Zamba2's shared block: q = q_proj(x) + B(A x)), and
+ * `outWidth` lets o_proj map to another width than the input's (Zamba2: input 2·hidden, output hidden).
  *
  * State: the KV cache, `k` and `v` (b, capacity, G·dh) and `length` (1), the filled positions (an f32
  * holding an integer, exact to 2^24, so the state stays all-float and serialises like Mamba's). The
@@ -27,11 +30,13 @@ export interface CausalAttentionWeights {
   q: Tensor; // (H·dh, d)
   k: Tensor; // (G·dh, d)
   v: Tensor; // (G·dh, d)
-  o: Tensor; // (d, H·dh)
+  o: Tensor; // (out, H·dh); out = outWidth ?? d
   qBias: Tensor | null; // (H·dh)
   kBias: Tensor | null; // (G·dh)
   vBias: Tensor | null; // (G·dh)
-  oBias: Tensor | null; // (d)
+  oBias: Tensor | null; // (out)
+  /** Per-call LoRA adapters on q, k, v (Zamba2), added to the projections before RoPE. */
+  adapters?: { q: LowRankAdapter; k: LowRankAdapter; v: LowRankAdapter } | null;
 }
 
 export interface CausalAttentionDims {
@@ -45,6 +50,8 @@ export interface CausalAttentionDims {
   ropeTheta: number;
   /** Softmax scale. */
   scale: number;
+  /** o_proj's output width, when not d (Zamba2's shared attention reads 2·hidden and writes hidden). */
+  outWidth?: number;
 }
 
 /** The cache's first capacity (rows per sequence); it doubles from there. */
@@ -80,7 +87,7 @@ export class CausalSelfAttention implements Mixer {
       ['q_proj', w.q, this.qWidth, d],
       ['k_proj', w.k, this.kvWidth, d],
       ['v_proj', w.v, this.kvWidth, d],
-      ['o_proj', w.o, d, this.qWidth],
+      ['o_proj', w.o, dims.outWidth ?? d, this.qWidth],
     ];
     for (const [name, t, r, c] of want)
       if (t.rows !== r || t.cols !== c)
@@ -113,6 +120,12 @@ export class CausalSelfAttention implements Mixer {
       const q = F.linear(x, this.w.q, this.w.qBias); // (b, l, H·dh)
       const k = F.linear(x, this.w.k, this.w.kBias); // (b, l, G·dh)
       const v = F.linear(x, this.w.v, this.w.vBias); // (b, l, G·dh)
+      const ad = this.w.adapters;
+      if (ad) {
+        ad.q.addTo(q, x);
+        ad.k.addTo(k, x);
+        ad.v.addTo(v, x);
+      }
       const t0 = state ? this.length(state, position) : 0;
       this.rope(q, heads, t0);
       this.rope(k, kvHeads, t0);
@@ -131,7 +144,7 @@ export class CausalSelfAttention implements Mixer {
         attention({ out: o, q, k: kc, v: vc, heads, kvHeads, scale, keys: t0 + l });
         writeCounter(state.length, t0 + l);
       }
-      return F.linear(o, this.w.o, this.w.oBias); // (b, l, d)
+      return F.linear(o, this.w.o, this.w.oBias); // (b, l, out)
     });
   }
 
@@ -154,6 +167,12 @@ export class CausalSelfAttention implements Mixer {
     bk.matmul(ws.q, x, this.w.q, { transB: true, bias: this.w.qBias });
     bk.matmul(ws.k, x, this.w.k, { transB: true, bias: this.w.kBias });
     bk.matmul(ws.v, x, this.w.v, { transB: true, bias: this.w.vBias });
+    const ad = this.w.adapters;
+    if (ad) {
+      ad.q.stepAddTo(ws.q, x);
+      ad.k.stepAddTo(ws.k, x);
+      ad.v.stepAddTo(ws.v, x);
+    }
     this.rope(ws.q, heads, t);
     this.rope(ws.k, kvHeads, t);
     bk.copy(rowOfEach(state.k, t), ws.k.reshape([b, this.kvWidth]));

@@ -8,6 +8,7 @@ import { Mlp, type MlpNames } from '../mixers/mlp.js';
 import { MixtureOfExperts } from '../mixers/moe.js';
 import { Tensor } from '../tensor/tensor.js';
 import { buildFalconH1, expectedFalconH1Tensors } from './build-falcon-h1.js';
+import { buildZamba2, expectedZamba2Tensors } from './build-zamba2.js';
 import type { HybridArch, HybridConfig, HybridMixerKind } from './config-hybrid.js';
 import { LanguageModel, type Block } from './lm.js';
 import { loadExpectedTensors, type ExpectedTensor, type WeightDType } from './weights.js';
@@ -33,7 +34,7 @@ interface Layout {
   ffn(i: number): { mlp: string; moe: string };
 }
 
-const LAYOUTS: Record<Exclude<HybridArch, 'falcon_h1'>, Layout> = {
+const LAYOUTS: Record<Exclude<HybridArch, 'falcon_h1' | 'zamba2'>, Layout> = {
   granitemoehybrid: {
     embeddings: 'model.embed_tokens.weight',
     normF: 'model.norm.weight',
@@ -69,6 +70,7 @@ function mlpNames(c: HybridConfig): MlpNames & { fused: boolean } {
 /** The tensors a checkpoint of this config holds, with their shapes. */
 export function expectedHybridTensors(c: HybridConfig, wdtype: WeightDType = 'f32'): ExpectedTensor[] {
   if (c.arch === 'falcon_h1') return expectedFalconH1Tensors(c);
+  if (c.arch === 'zamba2') return expectedZamba2Tensors(c);
   const L = LAYOUTS[c.arch];
   const d = c.dModel,
     V = c.vocabSize;
@@ -193,7 +195,7 @@ function rowBlock(t: Tensor, start: number, count: number): Tensor {
 /** Refuses a backend that lacks a kernel the hybrid needs, before anything is loaded: never a wrong result. */
 export function checkHybridBackend(c: HybridConfig, backend: Backend): void {
   const missing: string[] = [];
-  if (c.layers.some((l) => l.mixer === 'attention' || l.mixer === 'mamba2+attention')) {
+  if (c.layers.some((l) => l.mixer === 'attention' || l.mixer === 'mamba2+attention' || l.shared)) {
     if (!backend.attention) missing.push('attention');
     if (c.attention.rotaryDim > 0 && !backend.rotary) missing.push('rotary');
   }
@@ -217,6 +219,7 @@ export async function buildHybrid(
 ): Promise<LanguageModel<HybridConfig>> {
   checkHybridBackend(c, backend);
   if (c.arch === 'falcon_h1') return buildFalconH1(c, src, backend, wdtype);
+  if (c.arch === 'zamba2') return buildZamba2(c, src, backend, wdtype);
   const got = await loadExpectedTensors(src, expectedHybridTensors(c, wdtype), c, () => [], backend, wdtype);
   const g = (name: string): Tensor => {
     const t = got.get(name);

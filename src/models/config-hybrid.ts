@@ -3,6 +3,7 @@ import type { MlpActivation } from '../mixers/mlp.js';
 import type { MoeRouting } from '../mixers/moe.js';
 import { type FalconH1Multipliers, parseFalconH1 } from './config-falcon-h1.js';
 import { ConfigReader, limitPair, reviveFloats } from './config-reader.js';
+import { parseZamba2, type SharedBlockCall, type Zamba2Shared } from './config-zamba2.js';
 
 /**
  * config.json of the Mamba-2 + attention hybrids (issue 14), as transformers 5.17 and the Hub write
@@ -15,13 +16,14 @@ import { ConfigReader, limitPair, reviveFloats } from './config-reader.js';
  *   nemotron_h (Nemotron-H): hybrid_override_pattern M/*\/-/E (Hub) or layers_block_type; one mixer per layer
  *   falcon_h1 (Falcon-H1): Mamba-2 and attention in parallel in every layer, then a SwiGLU MLP; muP
  *     multipliers (config-falcon-h1.ts)
+ *   zamba2 (Zamba2): Mamba-2 layers, shared attention + MLP blocks called before the hybrid ones (config-zamba2.ts)
  * The Mamba-2 layers use the per-group gated RMSNorm (group d_inner / n_groups), as mamba_ssm and
  * llama.cpp do and the checkpoints were trained with (transformers normalises across groups for
  * Granite and Bamba: transformers#40861).
  */
-export type HybridArch = 'granitemoehybrid' | 'bamba' | 'nemotron_h' | 'falcon_h1';
+export type HybridArch = 'granitemoehybrid' | 'bamba' | 'nemotron_h' | 'falcon_h1' | 'zamba2';
 
-export const HYBRID_ARCHS: readonly HybridArch[] = ['granitemoehybrid', 'bamba', 'nemotron_h', 'falcon_h1'];
+export const HYBRID_ARCHS: readonly HybridArch[] = ['granitemoehybrid', 'bamba', 'nemotron_h', 'falcon_h1', 'zamba2'];
 
 /**
  * A layer's sequence mixer, or (Nemotron-H) a feed-forward standing alone as a layer; 'mamba2+attention'
@@ -33,6 +35,8 @@ export interface HybridLayer {
   mixer: HybridMixerKind;
   /** The feed-forward after the mixer in the same decoder layer (its own norm), or none. */
   ffn: 'mlp' | 'moe' | null;
+  /** Zamba2: the shared block called before this layer's mixer (its output joins the mixer's input). */
+  shared?: SharedBlockCall;
 }
 
 export interface HybridMamba2 {
@@ -113,6 +117,8 @@ export interface HybridConfig {
   bosTokenId: number | undefined;
   padTokenId: number | undefined;
   layout: 'hf';
+  /** Zamba2's shared blocks (their attention's sizes are `attention`). */
+  zamba2?: Zamba2Shared;
 }
 
 /** Bounds of the sizes (far above any published model; the checkpoint's size then bounds the rest). */
@@ -143,6 +149,9 @@ export function parseHybridConfig(json: unknown, where = 'config.json'): HybridC
       break;
     case 'falcon_h1':
       c = parseFalconH1(r);
+      break;
+    case 'zamba2':
+      c = parseZamba2(r);
       break;
     default:
       return fail(
@@ -439,13 +448,15 @@ function validate(c: HybridConfig, where: string): void {
 /**
  * Bytes of one sequence's state, f32, split as `info` reports it: what stays constant (each Mamba-2
  * layer's conv window (e + 2gn, k) and SSM state (h, p, n), each attention layer's length counter) and
- * what each token of context adds (each attention layer's k and v rows, 2 · G · dh).
+ * what each token of context adds (each attention layer's k and v rows, 2 · G · dh). Each call of a Zamba2
+ * shared block counts as an attention layer (its own KV cache).
  */
 export function hybridStateBytes(c: HybridConfig): { constantBytes: number; bytesPerToken: number } {
   const m = c.mamba,
     a = c.attention;
   const nMamba = c.layers.filter((l) => l.mixer === 'mamba2' || l.mixer === 'mamba2+attention').length;
-  const nAttn = c.layers.filter((l) => l.mixer === 'attention' || l.mixer === 'mamba2+attention').length;
+  // each call of a Zamba2 shared block keeps its own KV cache (its input differs per call)
+  const nAttn = c.layers.filter((l) => l.mixer === 'attention' || l.mixer === 'mamba2+attention' || l.shared).length;
   const conv = m.dInner + 2 * m.nGroups * m.dState;
   return {
     constantBytes: 4 * (nMamba * (conv * m.dConv + m.nHeads * m.headDim * m.dState) + nAttn),

@@ -21,6 +21,7 @@ const FIXTURES = [
   'granite-hybrid-bf16-sharded',
   'bamba',
   'nemotron-h',
+  'zamba2',
 ];
 
 for (const name of FIXTURES) {

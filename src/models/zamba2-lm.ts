@@ -1,0 +1,126 @@
+import { fail, fmtShape } from '../errors.js';
+import { Zamba2HybridLayer } from '../mixers/zamba2-layer.js';
+import * as F from '../ops/ops.js';
+import { scope } from '../tensor/scope.js';
+import { Tensor } from '../tensor/tensor.js';
+import type { HybridConfig } from './config-hybrid.js';
+import { LanguageModel } from './lm.js';
+import type { ModelState } from './state.js';
+
+/**
+ * Zamba2's language model (transformers' Zamba2Model): the generic model's embeddings, blocks, final
+ * norm and head, with the shared blocks' calls threaded in. A hybrid layer's shared block reads the
+ * residual stream h itself (not its norm) and the embeddings e0, which only the model holds:
+ *   e0 = embed(ids);  h = e0
+ *   mamba layer:   h = h + mamba(rmsnorm(h))
+ *   hybrid layer:  t = linear_i(shared_block(h, e0));  h = h + mamba(rmsnorm(h + t))
+ *   logits = lm_head(rmsnorm(h))
+ * The blocks are the generic model's (norm = the Mamba decoder's input_layernorm, mixer = Mamba2Mixer
+ * or Zamba2HybridLayer), so states, parameters, save and restore are the generic ones.
+ */
+interface StepWorkspace {
+  ids: Tensor; // (b) i32
+  residual: Tensor; // (b, d)
+  e0: Tensor; // (b, d) the token's embedding, kept for the shared blocks
+  t: Tensor; // (b, d) a shared block's output
+  x: Tensor; // (b, d) h + t
+  normed: Tensor; // (b, d)
+  hidden: Tensor; // (b, d)
+  logits: Tensor; // (b, V)
+}
+
+export class Zamba2LanguageModel extends LanguageModel<HybridConfig> {
+  private readonly zamba2Workspaces = new Map<number, StepWorkspace>();
+
+  override forward(ids: Tensor, opts: { state?: ModelState; lastOnly?: boolean } = {}): Tensor {
+    if (ids.rank !== 2 || ids.dtype !== 'i32')
+      fail('SHAPE_MISMATCH', `forward: ids must be (b, l) i32, got ${fmtShape(ids.shape)} ${ids.dtype}`);
+    const [b, l] = ids.shape as [number, number];
+    if (l === 0) fail('EMPTY_INPUT', 'forward: the sequence is empty (length 0)');
+    const st = opts.state;
+    if (st) {
+      if (st.batch !== b) fail('STATE_MISMATCH', `forward: state has batch ${st.batch}, ids have batch ${b}`);
+      if (st.signature !== this.signature)
+        fail('STATE_MISMATCH', `forward: state belongs to ${st.signature}, this model is ${this.signature}`);
+    }
+    return scope(() => {
+      const e0 = F.embedding(ids, this.embeddings); // (b, l, d)
+      let h = e0;
+      this.blocks.forEach((blk, i) => {
+        const layer = st?.layers[i];
+        let x = h;
+        if (blk.mixer instanceof Zamba2HybridLayer) x = F.add(h, blk.mixer.shared(h, e0, layer, st?.position));
+        h = F.add(h, blk.mixer.forward(F.rmsnorm(x, blk.norm, this.eps), layer, st?.position)); // (b, l, d)
+      });
+      if (st) st.position += l;
+      const normed = F.rmsnorm(h, this.normF, this.eps); // (b, l, d)
+      if (!opts.lastOnly) return F.linear(normed, this.lmHead); // (b, l, V)
+      // row l-1 of each sequence: a view with stride l·d over the (b·l, d) rows
+      const d = this.dModel;
+      const last = new Tensor(normed.backend, normed.storage, [b, d], 'f32', normed.offset + (l - 1) * d, l * d, normed);
+      return F.linear(last, this.lmHead); // (b, V)
+    });
+  }
+
+  override step(ids: Tensor, state: ModelState): Tensor {
+    const b = ids.size;
+    if (state.batch !== b) fail('STATE_MISMATCH', `step: state has batch ${state.batch}, got ${b} ids`);
+    const ws = this.stepWorkspace(b);
+    const bk = this.backend;
+    bk.embedding(ws.residual, ids, this.embeddings);
+    bk.copy(ws.e0, ws.residual);
+    let pending = false; // ws.hidden holds a block's output not yet added into the residual
+    this.blocks.forEach((blk, i) => {
+      const st = state.layers[i];
+      if (blk.mixer instanceof Zamba2HybridLayer) {
+        if (pending) bk.binary('add', ws.residual, ws.residual, ws.hidden);
+        blk.mixer.sharedStep(ws.residual, ws.e0, ws.t, st, state.position);
+        // normed = rmsnorm(h + t), leaving h as it is
+        bk.copy(ws.x, ws.residual);
+        bk.addRmsnorm(ws.normed, ws.x, ws.t, blk.norm, this.eps);
+      } else {
+        bk.addRmsnorm(ws.normed, ws.residual, pending ? ws.hidden : null, blk.norm, this.eps);
+      }
+      blk.mixer.step(ws.normed, ws.hidden, st, state.position);
+      pending = true;
+    });
+    bk.addRmsnorm(ws.normed, ws.residual, pending ? ws.hidden : null, this.normF, this.eps);
+    bk.matmul(ws.logits, ws.normed, this.lmHead, { transB: true });
+    state.position += 1;
+    return ws.logits;
+  }
+
+  override stepIds(ids: ArrayLike<number>, state: ModelState): Tensor {
+    this.checkIds(ids);
+    const ws = this.stepWorkspace(ids.length);
+    const arr = Int32Array.from(ids);
+    const host = this.backend.hostView?.(ws.ids);
+    if (host) host.data.set(arr, host.off);
+    else {
+      const t = this.backend.upload(arr, [arr.length], 'i32');
+      this.backend.copy(ws.ids, t);
+      t.dispose();
+    }
+    return this.step(ws.ids, state);
+  }
+
+  private stepWorkspace(b: number): StepWorkspace {
+    let ws = this.zamba2Workspaces.get(b);
+    if (!ws) {
+      const bk = this.backend;
+      const d = this.dModel;
+      ws = {
+        ids: bk.zeros([b], 'i32').keep(),
+        residual: bk.alloc([b, d]).keep(),
+        e0: bk.alloc([b, d]).keep(),
+        t: bk.alloc([b, d]).keep(),
+        x: bk.alloc([b, d]).keep(),
+        normed: bk.alloc([b, d]).keep(),
+        hidden: bk.alloc([b, d]).keep(),
+        logits: bk.alloc([b, this.vocabSize]).keep(),
+      };
+      this.zamba2Workspaces.set(b, ws);
+    }
+    return ws;
+  }
+}
