@@ -13,9 +13,9 @@ const PROMPTS = ['expected.safetensors', 'expected-long.safetensors'];
 /**
  * Parity of one family fixture (fixtures/family/<name>) with transformers 5.17, on the CPU, for both
  * prompts: logits within `tol`, greedy generation token for token, and the cached step at every
- * position equal to the reference's cached step and to our own parallel form.
+ * position equal to the reference's cached step and to our own parallel form (within `stepTol`).
  */
-export function familyParity(name: string, dtype: WeightDType = 'f32', tol = 1e-4): void {
+export function familyParity(name: string, dtype: WeightDType = 'f32', tol = 1e-4, stepTol = 1e-5): void {
   const load = (): Promise<LanguageModel<HybridConfig>> => loadHybridModel(join(FAMILY, name), { dtype });
   for (const file of PROMPTS) {
     test(`${name} (${dtype}, ${file}): logits match transformers within ${tol}`, async (t) => {
@@ -50,7 +50,7 @@ export function familyParity(name: string, dtype: WeightDType = 'f32', tol = 1e-
       t.diagnostic(
         `step vs our parallel ${vsOurs.toExponential(2)}, step vs transformers' step ${vsRef.toExponential(2)}`,
       );
-      assert.ok(vsOurs < 1e-5, `step vs parallel: max abs difference ${vsOurs}`);
+      assert.ok(vsOurs < stepTol, `step vs parallel: max abs difference ${vsOurs}`);
       assert.ok(vsRef < tol, `step vs the reference's cached step: max abs difference ${vsRef}`);
       assert.equal(state.position, l);
     });
