@@ -11,6 +11,7 @@ import { hybridStateBytes, parseHybridConfig } from '../../src/models/config-hyb
 import { loadAnyLanguageModel, loadHybridModel, openWeights } from '../../src/models/node/load-checkpoint.js';
 import { decodeState, encodeState } from '../../src/models/state-io.js';
 import { loadModel } from '../../src/node/load.js';
+import * as F from '../../src/ops/ops.js';
 import { familyParity } from '../helpers/family.js';
 import { FAMILY, maxAbsDiff, readExpected } from '../helpers/fixtures.js';
 import { logitsOf } from '../helpers/parity.js';
@@ -37,6 +38,20 @@ const code =
 // with the TypeScript kernels (MAMBA_TS_CPU_KERNELS=ts); transformers' own step vs its parallel form: 3.7e-6.
 // Both forms stay within 1e-4 of transformers' (the other assertions).
 familyParity(NAME, 'f32', 1e-4, 2e-5);
+
+test("jamba: the residual stream entering every layer matches transformers' layer_input.{i}", async () => {
+  const model = await loadHybridModel(join(FAMILY, NAME));
+  const exp = await readExpected(NAME, FAMILY, 'expected-long.safetensors');
+  const l = exp.ids[0].length;
+  let residual = F.embedding(model.backend.upload(Int32Array.from(exp.ids[0]), [1, l], 'i32'), model.embeddings);
+  // two blocks per decoder layer (mixer, feed-forward); layer_input.{n_layers} is the stream before the final norm
+  for (let i = 0; i <= model.blocks.length; i += 2) {
+    const err = maxAbsDiff(await residual.readFloat(), exp.layerInputs.get(i / 2)!);
+    assert.ok(err < 1e-4, `layer_input.${i / 2}: max abs error ${err}`);
+    for (const blk of model.blocks.slice(i, i + 2))
+      residual = F.add(residual, blk.mixer.forward(F.rmsnorm(residual, blk.norm, model.eps)));
+  }
+});
 
 test('jamba: the layer pattern, Mamba-1 sizes, NoPE GQA attention and the softmax-then-top-k MoE from config.json', () => {
   const c = parseHybridConfig(raw());
