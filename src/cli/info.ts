@@ -86,12 +86,17 @@ function mixerLine(c: ModelInfo['config']): [string, string] {
     default: {
       // a Falcon-H1 layer ('mamba2+attention') counts as both
       const count = (k: string): number => c.layers.filter((l) => l.mixer.split('+').includes(k) || l.ffn === k).length;
-      const m = c.mamba;
+      const m = c.mamba,
+        m1 = c.mamba1;
       const a = c.attention;
+      const ssm = m ? 'mamba2' : 'mamba1';
+      const sizes = m
+        ? `Mamba-2 ${m.nHeads} x ${m.headDim} heads, ${m.nGroups} groups, d_state ${m.dState}`
+        : `Mamba-1 d_inner ${m1?.dInner}, d_state ${m1?.dState}, dt_rank ${m1?.dtRank}, RMS norms with weights on Δ, B, C`;
       return [
-        'layers: mamba2 / attention / mlp / moe',
-        `${count('mamba2')} / ${count('attention')} / ${count('mlp')} / ${count('moe')}; Mamba-2 ${m.nHeads} x ${m.headDim} ` +
-          `heads, ${m.nGroups} groups, d_state ${m.dState}; attention ${a.heads} heads (${a.kvHeads} kv) x ${a.headDim}, ` +
+        `layers: ${ssm} / attention / mlp / moe`,
+        `${count(ssm)} / ${count('attention')} / ${count('mlp')} / ${count('moe')}; ${sizes}; ` +
+          `attention ${a.heads} heads (${a.kvHeads} kv) x ${a.headDim}, ` +
           (a.rotaryDim > 0 ? `RoPE on ${a.rotaryDim} dims` : 'no positional encoding') +
           (c.moe ? `; MoE ${c.moe.experts} experts, top ${c.moe.topK}` : '') +
           (c.arch === 'falcon_h1' ? '; Mamba-2 and attention in parallel in every layer, muP multipliers' : '') +

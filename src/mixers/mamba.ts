@@ -112,7 +112,10 @@ export class MambaMixer implements Mixer {
     let dbc = F.linear(uc, this.w.xProj); // (b, l, r + 2n)
     if (this.dims.dtBCNormEps !== undefined) {
       if (needsGrad(dbc))
-        fail('UNSUPPORTED', "mamba mixer: training Falcon-Mamba's Δ/B/C norms is not supported (no backward kernel)");
+        fail(
+          'UNSUPPORTED',
+          'mamba mixer: training through the Δ/B/C norms (Falcon-Mamba, Jamba) is not supported (no backward kernel)',
+        );
       const normed = this.backend.alloc(dbc.shape); // (b, l, r + 2n)
       this.normDtBC(normed, dbc);
       dbc = normed;

@@ -7,7 +7,7 @@ import { Mlp } from '../mixers/mlp.js';
 import { ParallelMixers } from '../mixers/parallel.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { FalconH1Multipliers } from './config-falcon-h1.js';
-import type { HybridConfig } from './config-hybrid.js';
+import { type HybridConfig, mamba2Of } from './config-hybrid.js';
 import { LanguageModel, type Block } from './lm.js';
 import { scaledSource, type TensorScale } from './scaled-source.js';
 import { loadExpectedTensors, type ExpectedTensor, type WeightDType } from './weights.js';
@@ -35,7 +35,7 @@ const layer = (i: number): string => `model.layers.${i}.`;
 export function expectedFalconH1Tensors(c: HybridConfig): ExpectedTensor[] {
   const d = c.dModel,
     V = c.vocabSize;
-  const m = c.mamba,
+  const m = mamba2Of(c),
     a = c.attention,
     I = c.mlp?.intermediate ?? 0;
   const conv = m.dInner + 2 * m.nGroups * m.dState;
@@ -112,7 +112,7 @@ export function expectedFalconH1Tensors(c: HybridConfig): ExpectedTensor[] {
 
 /** What each weight is multiplied by as it is read (the class comment's table); factors of 1 left out. */
 export function falconH1WeightScales(c: HybridConfig, mu: FalconH1Multipliers): Map<string, TensorScale> {
-  const m = c.mamba;
+  const m = mamba2Of(c);
   const gn = m.nGroups * m.dState;
   // in_proj's rows: z (e), x (e), B (g·n), C (g·n), dt (h)
   const widths = [m.dInner, m.dInner, gn, gn, m.nHeads];
@@ -159,7 +159,7 @@ export async function buildFalconH1(
   const mu = c.muP;
   if (c.arch !== 'falcon_h1' || !mu)
     fail('CONFIG_MISMATCH', `falcon_h1 builder: given a ${c.arch} config (internal error)`);
-  const m = c.mamba,
+  const m = mamba2Of(c),
     a = c.attention;
   if (m.rmsNorm === false && src.entries.has(`${layer(0)}mamba.norm.weight`))
     fail(

@@ -2,6 +2,7 @@ import type { Backend } from '../backend/backend.js';
 import { fail } from '../errors.js';
 import type { TensorSource } from '../io/tensor-source.js';
 import { CausalSelfAttention } from '../mixers/causal-attention.js';
+import { MambaMixer } from '../mixers/mamba.js';
 import { Mamba2Mixer } from '../mixers/mamba2.js';
 import type { Mixer } from '../mixers/mixer.js';
 import { Mlp, type MlpNames } from '../mixers/mlp.js';
@@ -14,7 +15,7 @@ import { LanguageModel, type Block } from './lm.js';
 import { loadExpectedTensors, type ExpectedTensor, type WeightDType } from './weights.js';
 
 /**
- * Builds the Mamba-2 + attention hybrids (Granite 4.0-H, Bamba, Nemotron-H) from checkpoint tensors
+ * Builds the Mamba + attention hybrids (Granite 4.0-H, Bamba, Nemotron-H; Jamba's Mamba-1) from checkpoint tensors
  * under the Hub's names: every tensor's shape checked against the config, missing and unexpected
  * tensors refused. A decoder layer "mixer, then feed-forward" becomes two LanguageModel blocks (the
  * feed-forward is a stateless mixer), each with its own norm and Granite's residual multiplier.
@@ -32,6 +33,8 @@ interface Layout {
   mixer(i: number, kind: HybridMixerKind): string;
   /** Prefix of layer i's feed-forward parts. */
   ffn(i: number): { mlp: string; moe: string };
+  /** An MoE layer's experts replace the MLP (Jamba), rather than adding to a shared MLP (Granite). */
+  moeReplacesMlp?: boolean;
 }
 
 const LAYOUTS: Record<Exclude<HybridArch, 'falcon_h1' | 'zamba2'>, Layout> = {
@@ -59,6 +62,15 @@ const LAYOUTS: Record<Exclude<HybridArch, 'falcon_h1' | 'zamba2'>, Layout> = {
     mixer: (i) => `backbone.layers.${i}.mixer.`,
     ffn: (i) => ({ mlp: `backbone.layers.${i}.mixer.`, moe: `backbone.layers.${i}.mixer.` }),
   },
+  jamba: {
+    embeddings: 'model.embed_tokens.weight',
+    normF: 'model.final_layernorm.weight',
+    norm: (i) => `model.layers.${i}.input_layernorm.weight`,
+    ffnNorm: (i) => `model.layers.${i}.pre_ff_layernorm.weight`,
+    mixer: (i, k) => `model.layers.${i}.${k === 'attention' ? 'self_attn' : 'mamba'}.`,
+    ffn: (i) => ({ mlp: `model.layers.${i}.feed_forward.`, moe: `model.layers.${i}.feed_forward.` }),
+    moeReplacesMlp: true,
+  },
 };
 
 /** MLP tensor names of each architecture (Granite fuses gate and up into input_linear). */
@@ -74,10 +86,7 @@ export function expectedHybridTensors(c: HybridConfig, wdtype: WeightDType = 'f3
   const L = LAYOUTS[c.arch];
   const d = c.dModel,
     V = c.vocabSize;
-  const m = c.mamba,
-    a = c.attention;
-  const conv = m.dInner + 2 * m.nGroups * m.dState;
-  const W = 2 * m.dInner + 2 * m.nGroups * m.dState + m.nHeads;
+  const a = c.attention;
   const out: ExpectedTensor[] = [{ name: L.embeddings, shape: [V, d], matrix: true, why: `vocab_size ${V} x hidden_size ${d}` }];
   const vec = (name: string, n: number, why: string, optional = false): ExpectedTensor => ({
     name,
@@ -122,6 +131,9 @@ export function expectedHybridTensors(c: HybridConfig, wdtype: WeightDType = 'f3
           why: `num_local_experts ${e.experts}, hidden_size ${d}, intermediate_size ${I}`,
         },
       );
+    } else if (c.arch === 'jamba') {
+      out.push({ ...mat(`${p}router.weight`, e.experts, d, `num_experts ${e.experts}, hidden_size ${d}`), matrix: false });
+      for (let j = 0; j < e.experts; j++) mlp(`${p}experts.${j}.`, I, e.activation, false, false);
     } else {
       out.push({ ...mat(`${p}gate.weight`, e.experts, d, `n_routed_experts ${e.experts}, hidden_size ${d}`), matrix: false });
       out.push(vec(`${p}gate.e_score_correction_bias`, e.experts, `n_routed_experts ${e.experts}`));
@@ -134,6 +146,9 @@ export function expectedHybridTensors(c: HybridConfig, wdtype: WeightDType = 'f3
     const p = L.mixer(i, layer.mixer);
     switch (layer.mixer) {
       case 'mamba2': {
+        const m = c.mamba!;
+        const conv = m.dInner + 2 * m.nGroups * m.dState;
+        const W = 2 * m.dInner + 2 * m.nGroups * m.dState + m.nHeads;
         const h = m.nHeads;
         out.push(
           mat(`${p}in_proj.weight`, W, d, `2 x d_inner ${m.dInner} + 2 x n_groups ${m.nGroups} x d_state ${m.dState} + heads ${h}`),
@@ -154,6 +169,9 @@ export function expectedHybridTensors(c: HybridConfig, wdtype: WeightDType = 'f3
         if (m.useBias) out.push(vec(`${p}in_proj.bias`, W, 'mamba_proj_bias'), vec(`${p}out_proj.bias`, d, 'mamba_proj_bias'));
         break;
       }
+      case 'mamba1':
+        out.push(...expectedMamba1Tensors(c, p));
+        break;
       case 'attention': {
         const q = a.heads * a.headDim,
           kv = a.kvHeads * a.headDim;
@@ -178,12 +196,36 @@ export function expectedHybridTensors(c: HybridConfig, wdtype: WeightDType = 'f3
     if (layer.ffn) {
       out.push(vec(L.ffnNorm(i), d, `hidden_size ${d}`));
       const f = L.ffn(i);
-      if (c.mlp) mlp(f.mlp, c.mlp.intermediate, c.mlp.activation, mlpNames(c).fused, c.mlp.bias);
+      if (c.mlp && !(layer.ffn === 'moe' && L.moeReplacesMlp))
+        mlp(f.mlp, c.mlp.intermediate, c.mlp.activation, mlpNames(c).fused, c.mlp.bias);
       if (layer.ffn === 'moe') moe(f.moe);
     }
   });
   out.push(vec(L.normF, d, `hidden_size ${d}`));
   out.push({ ...mat('lm_head.weight', V, d, `vocab_size ${V} x hidden_size ${d}`), optional: c.tieEmbeddings });
+  return out;
+}
+
+/** A Jamba Mamba-1 layer's tensors under prefix p: Mamba-1's, and the weights of its Δ/B/C norms. */
+function expectedMamba1Tensors(c: HybridConfig, p: string): ExpectedTensor[] {
+  const { dInner: e, dState: n, dConv: k, dtRank: r, useBias, useConvBias } = c.mamba1!;
+  const d = c.dModel;
+  const vec = (name: string, len: number, why: string): ExpectedTensor => ({ name, shape: [len], matrix: false, why });
+  const out: ExpectedTensor[] = [
+    { name: `${p}in_proj.weight`, shape: [2 * e, d], matrix: true, why: `2 x d_inner ${e}, hidden_size ${d}` },
+    { name: `${p}conv1d.weight`, shape: [e, 1, k], holdShape: [e, k], matrix: false, why: `d_inner ${e}, mamba_d_conv ${k}` },
+    { name: `${p}x_proj.weight`, shape: [r + 2 * n, e], matrix: true, why: `mamba_dt_rank ${r} + 2 x mamba_d_state ${n}, d_inner ${e}` },
+    { name: `${p}dt_proj.weight`, shape: [e, r], matrix: true, why: `d_inner ${e}, mamba_dt_rank ${r}` },
+    vec(`${p}dt_proj.bias`, e, `d_inner ${e}`),
+    { name: `${p}A_log`, shape: [e, n], matrix: false, why: `d_inner ${e}, mamba_d_state ${n}` },
+    vec(`${p}D`, e, `d_inner ${e}`),
+    { name: `${p}out_proj.weight`, shape: [d, e], matrix: true, why: `hidden_size ${d}, d_inner ${e}` },
+    vec(`${p}dt_layernorm.weight`, r, `mamba_dt_rank ${r}`),
+    vec(`${p}b_layernorm.weight`, n, `mamba_d_state ${n}`),
+    vec(`${p}c_layernorm.weight`, n, `mamba_d_state ${n}`),
+  ];
+  if (useConvBias) out.push(vec(`${p}conv1d.bias`, e, `mamba_conv_bias, d_inner ${e}`));
+  if (useBias) out.push(vec(`${p}in_proj.bias`, 2 * e, 'mamba_proj_bias'), vec(`${p}out_proj.bias`, d, 'mamba_proj_bias'));
   return out;
 }
 
@@ -204,7 +246,7 @@ export function checkHybridBackend(c: HybridConfig, backend: Backend): void {
   if (missing.length)
     fail(
       'UNSUPPORTED',
-      `${c.arch} (a Mamba-2 + attention hybrid) cannot run on the ${backend.name} backend: it lacks the ` +
+      `${c.arch} (a Mamba + attention hybrid) cannot run on the ${backend.name} backend: it lacks the ` +
         `${missing.join(', ')} kernel${missing.length > 1 ? 's' : ''}`,
       { backend: backend.name, arch: c.arch, missing },
     );
@@ -282,6 +324,18 @@ export async function buildHybrid(
         stacked,
       );
     }
+    if (c.arch === 'jamba') {
+      // softmax over all experts, top-k, not renormalised; no shared expert; names relative to the layer
+      const experts = Array.from({ length: e.experts }, (_, j) => mlpOf(`${p}experts.${j}.`, e.activation));
+      return new MixtureOfExperts(
+        backend,
+        { router: g(`${p}router.weight`), correctionBias: null },
+        experts,
+        null,
+        opts,
+        { router: `${rel}router.weight`, correctionBias: '', expert: (j) => `${rel}experts.${j}`, shared: '' },
+      );
+    }
     const experts = Array.from({ length: e.experts }, (_, j) => mlpOf(`${p}experts.${j}.`, e.activation));
     const sharedExpert = e.sharedIntermediate > 0 ? mlpOf(`${p}shared_experts.`, e.activation) : null;
     return new MixtureOfExperts(
@@ -298,15 +352,15 @@ export async function buildHybrid(
       },
     );
   };
-  const m = c.mamba,
-    a = c.attention;
+  const a = c.attention;
   const scale = c.residualMultiplier;
   const blocks: Block[] = [];
   c.layers.forEach((layer, i) => {
     const p = L.mixer(i, layer.mixer);
     let mixer: Mixer;
     switch (layer.mixer) {
-      case 'mamba2':
+      case 'mamba2': {
+        const m = c.mamba!;
         mixer = new Mamba2Mixer(
           backend,
           {
@@ -336,6 +390,29 @@ export async function buildHybrid(
           },
         );
         break;
+      }
+      case 'mamba1': {
+        const m1 = c.mamba1!;
+        mixer = new MambaMixer(
+          backend,
+          {
+            inProj: g(`${p}in_proj.weight`),
+            inProjBias: o(`${p}in_proj.bias`),
+            convWeight: g(`${p}conv1d.weight`),
+            convBias: o(`${p}conv1d.bias`),
+            xProj: g(`${p}x_proj.weight`),
+            dtProj: g(`${p}dt_proj.weight`),
+            dtProjBias: g(`${p}dt_proj.bias`),
+            ALog: g(`${p}A_log`),
+            D: g(`${p}D`),
+            outProj: g(`${p}out_proj.weight`),
+            outProjBias: o(`${p}out_proj.bias`),
+            dtBCNormWeights: { dt: g(`${p}dt_layernorm.weight`), b: g(`${p}b_layernorm.weight`), c: g(`${p}c_layernorm.weight`) },
+          },
+          { d: c.dModel, e: m1.dInner, n: m1.dState, k: m1.dConv, r: m1.dtRank, dtBCNormEps: m1.dtBCNormEps },
+        );
+        break;
+      }
       case 'attention':
         mixer = new CausalSelfAttention(
           backend,
@@ -372,7 +449,7 @@ export async function buildHybrid(
     blocks.push({ norm: g(L.norm(i)), mixer, scale, names: { norm: L.norm(i), mixer: p } });
     if (layer.ffn) {
       const f = L.ffn(i);
-      const shared = c.mlp ? mlpOf(f.mlp, c.mlp.activation) : null;
+      const shared = c.mlp && !(layer.ffn === 'moe' && L.moeReplacesMlp) ? mlpOf(f.mlp, c.mlp.activation) : null;
       // Granite: moe(x) + shared_mlp(x); the block's names are relative to the layer
       const layerPrefix = `model.layers.${i}.`;
       const ffn: Mixer =

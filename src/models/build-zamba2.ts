@@ -7,7 +7,7 @@ import { Zamba2HybridLayer } from '../mixers/zamba2-layer.js';
 import { SharedBlockCall, type SharedBlockWeights } from '../mixers/zamba2-shared-block.js';
 import { sameShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { HybridConfig } from './config-hybrid.js';
+import { type HybridConfig, mamba2Of } from './config-hybrid.js';
 import type { Zamba2Shared } from './config-zamba2.js';
 import type { Block } from './lm.js';
 import { loadExpectedTensors, type ExpectedTensor, type WeightDType } from './weights.js';
@@ -58,7 +58,7 @@ export function expectedZamba2Tensors(c: HybridConfig): ExpectedTensor[] {
   const z = zamba2Of(c);
   const d = c.dModel,
     V = c.vocabSize,
-    m = c.mamba,
+    m = mamba2Of(c),
     a = c.attention;
   const W = 2 * m.dInner + 2 * m.nGroups * m.dState + m.nHeads;
   const conv = m.dInner + 2 * m.nGroups * m.dState;
@@ -173,7 +173,7 @@ export async function buildZamba2(
     return t;
   };
   const o = (name: string): Tensor | null => got.get(name) ?? null;
-  const m = c.mamba,
+  const m = mamba2Of(c),
     a = c.attention;
   const sharedWeights = new Map<number, SharedBlockWeights>(); // by block
   const blocks: Block[] = c.layers.map((layer, i) => {

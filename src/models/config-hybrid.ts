@@ -4,6 +4,7 @@ import type { MoeRouting } from '../mixers/moe.js';
 import { type FalconH1Multipliers, parseFalconH1 } from './config-falcon-h1.js';
 import { ConfigReader, limitPair, reviveFloats } from './config-reader.js';
 import { parseZamba2, type SharedBlockCall, type Zamba2Shared } from './config-zamba2.js';
+import { parseJamba } from './config-jamba.js';
 
 /**
  * config.json of the Mamba-2 + attention hybrids (issue 14), as transformers 5.17 and the Hub write
@@ -17,19 +18,27 @@ import { parseZamba2, type SharedBlockCall, type Zamba2Shared } from './config-z
  *   falcon_h1 (Falcon-H1): Mamba-2 and attention in parallel in every layer, then a SwiGLU MLP; muP
  *     multipliers (config-falcon-h1.ts)
  *   zamba2 (Zamba2): Mamba-2 layers, shared attention + MLP blocks called before the hybrid ones (config-zamba2.ts)
+ *   jamba (Jamba): Mamba-1 layers (config-jamba.ts); every layer mixer + (SwiGLU MLP or MoE)
  * The Mamba-2 layers use the per-group gated RMSNorm (group d_inner / n_groups), as mamba_ssm and
  * llama.cpp do and the checkpoints were trained with (transformers normalises across groups for
  * Granite and Bamba: transformers#40861).
  */
-export type HybridArch = 'granitemoehybrid' | 'bamba' | 'nemotron_h' | 'falcon_h1' | 'zamba2';
+export type HybridArch = 'granitemoehybrid' | 'bamba' | 'nemotron_h' | 'falcon_h1' | 'zamba2' | 'jamba';
 
-export const HYBRID_ARCHS: readonly HybridArch[] = ['granitemoehybrid', 'bamba', 'nemotron_h', 'falcon_h1', 'zamba2'];
+export const HYBRID_ARCHS: readonly HybridArch[] = [
+  'granitemoehybrid',
+  'bamba',
+  'nemotron_h',
+  'falcon_h1',
+  'zamba2',
+  'jamba',
+];
 
 /**
  * A layer's sequence mixer, or (Nemotron-H) a feed-forward standing alone as a layer; 'mamba2+attention'
- * (Falcon-H1): both on the same input, their outputs summed.
+ * (Falcon-H1): both on the same input, their outputs summed; 'mamba1' (Jamba).
  */
-export type HybridMixerKind = 'mamba2' | 'attention' | 'mlp' | 'moe' | 'mamba2+attention';
+export type HybridMixerKind = 'mamba2' | 'mamba1' | 'attention' | 'mlp' | 'moe' | 'mamba2+attention';
 
 export interface HybridLayer {
   mixer: HybridMixerKind;
@@ -59,6 +68,19 @@ export interface HybridMamba2 {
   rmsNorm?: boolean;
   /** The gated norm normalises y, then gates (Falcon-H1's mamba_norm_before_gate); default false. */
   normBeforeGate?: boolean;
+}
+
+/** The Mamba-1 (S6) layers of Jamba, with RMS norms with weights on dt_low, B and C (mixers/mamba.ts). */
+export interface HybridMamba1 {
+  /** e = mamba_expand · hidden_size. */
+  dInner: number;
+  dState: number;
+  dConv: number;
+  dtRank: number;
+  useBias: boolean;
+  useConvBias: boolean;
+  /** eps of the Δ/B/C norms (dt_layernorm, b_layernorm, c_layernorm). */
+  dtBCNormEps: number;
 }
 
 export interface HybridAttention {
@@ -101,7 +123,10 @@ export interface HybridConfig {
   normEps: number;
   tieEmbeddings: boolean;
   layers: HybridLayer[];
-  mamba: HybridMamba2;
+  /** The Mamba-2 layers' sizes; null where the SSM layers are Mamba-1 (Jamba). */
+  mamba: HybridMamba2 | null;
+  /** The Mamba-1 layers' sizes (Jamba). */
+  mamba1?: HybridMamba1;
   attention: HybridAttention;
   mlp: HybridMlp | null;
   moe: HybridMoe | null;
@@ -123,6 +148,12 @@ export interface HybridConfig {
 
 /** Bounds of the sizes (far above any published model; the checkpoint's size then bounds the rest). */
 const MAX_SIZE = 1 << 20;
+
+/** The Mamba-2 sizes of a hybrid built on Mamba-2 (every one but Jamba, whose SSM layers are Mamba-1). */
+export function mamba2Of(c: HybridConfig): HybridMamba2 {
+  if (!c.mamba) fail('CONFIG_MISMATCH', `${c.arch} has no Mamba-2 layers (internal error: a Mamba-2 builder was called)`);
+  return c.mamba;
+}
 
 /** Whether a config.json object names one of the hybrids. */
 export function isHybridConfig(json: unknown): boolean {
@@ -152,6 +183,9 @@ export function parseHybridConfig(json: unknown, where = 'config.json'): HybridC
       break;
     case 'zamba2':
       c = parseZamba2(r);
+      break;
+    case 'jamba':
+      c = parseJamba(r);
       break;
     default:
       return fail(
@@ -413,22 +447,33 @@ function validate(c: HybridConfig, where: string): void {
     ['hidden_size', c.dModel],
     ['num_hidden_layers', c.nLayer],
     ['vocab_size', c.vocabSize],
-    ['mamba heads', c.mamba.nHeads],
-    ['mamba head_dim', c.mamba.headDim],
-    ['n_groups', c.mamba.nGroups],
-    ['d_state', c.mamba.dState],
-    ['d_conv', c.mamba.dConv],
-    ['chunk_size', c.mamba.chunkSize],
     ['num_attention_heads', c.attention.heads],
     ['num_key_value_heads', c.attention.kvHeads],
     ['head_dim', c.attention.headDim],
   ];
+  if (c.mamba)
+    sizes.push(
+      ['mamba heads', c.mamba.nHeads],
+      ['mamba head_dim', c.mamba.headDim],
+      ['n_groups', c.mamba.nGroups],
+      ['d_state', c.mamba.dState],
+      ['d_conv', c.mamba.dConv],
+      ['chunk_size', c.mamba.chunkSize],
+    );
+  const m1 = c.mamba1;
+  if (m1) sizes.push(['mamba d_inner', m1.dInner], ['mamba_d_state', m1.dState], ['mamba_d_conv', m1.dConv], ['mamba_dt_rank', m1.dtRank]);
+  if (m1 && !(Number.isFinite(m1.dtBCNormEps) && m1.dtBCNormEps > 0))
+    fail('CORRUPT_FILE', `${where}: the Δ/B/C norms' eps must be a positive finite number, got ${m1.dtBCNormEps}`);
+  if (c.layers.some((l) => l.mixer === 'mamba2') && !c.mamba)
+    fail('CONFIG_MISMATCH', `${where}: Mamba-2 layers without Mamba-2 sizes (internal error)`);
+  if (c.layers.some((l) => l.mixer === 'mamba1') && !m1)
+    fail('CONFIG_MISMATCH', `${where}: Mamba-1 layers without Mamba-1 sizes (internal error)`);
   if (c.mlp) sizes.push(['MLP intermediate size', c.mlp.intermediate]);
   if (c.moe) sizes.push(['experts', c.moe.experts], ['expert intermediate size', c.moe.intermediate]);
   for (const [k, v] of sizes)
     if (!(Number.isSafeInteger(v) && v > 0 && v <= (k === 'vocab_size' ? 1 << 24 : MAX_SIZE)))
       fail('CORRUPT_FILE', `${where}: ${k} must be a positive integer within bounds, got ${v}`, { key: k, value: v });
-  if (c.mamba.nHeads % c.mamba.nGroups !== 0)
+  if (c.mamba && c.mamba.nHeads % c.mamba.nGroups !== 0)
     fail('CORRUPT_FILE', `${where}: the ${c.mamba.nHeads} Mamba heads cannot be split into ${c.mamba.nGroups} groups`);
   if (c.attention.heads % c.attention.kvHeads !== 0)
     fail('CORRUPT_FILE', `${where}: num_key_value_heads ${c.attention.kvHeads} must divide num_attention_heads ${c.attention.heads}`);
@@ -447,19 +492,23 @@ function validate(c: HybridConfig, where: string): void {
 
 /**
  * Bytes of one sequence's state, f32, split as `info` reports it: what stays constant (each Mamba-2
- * layer's conv window (e + 2gn, k) and SSM state (h, p, n), each attention layer's length counter) and
- * what each token of context adds (each attention layer's k and v rows, 2 · G · dh). Each call of a Zamba2
- * shared block counts as an attention layer (its own KV cache).
+ * layer's conv window (e + 2gn, k) and SSM state (h, p, n); each Mamba-1 layer's conv window (e, k) and
+ * SSM state (e, n); each attention layer's length counter) and what each token of context adds (each
+ * attention layer's k and v rows, 2 · G · dh). Each call of a Zamba2 shared block counts as an attention
+ * layer (its own KV cache); a Falcon-H1 layer as both a Mamba-2 and an attention layer.
  */
 export function hybridStateBytes(c: HybridConfig): { constantBytes: number; bytesPerToken: number } {
   const m = c.mamba,
+    m1 = c.mamba1,
     a = c.attention;
   const nMamba = c.layers.filter((l) => l.mixer === 'mamba2' || l.mixer === 'mamba2+attention').length;
+  const nMamba1 = c.layers.filter((l) => l.mixer === 'mamba1').length;
   // each call of a Zamba2 shared block keeps its own KV cache (its input differs per call)
   const nAttn = c.layers.filter((l) => l.mixer === 'attention' || l.mixer === 'mamba2+attention' || l.shared).length;
-  const conv = m.dInner + 2 * m.nGroups * m.dState;
+  const mamba2 = m ? (m.dInner + 2 * m.nGroups * m.dState) * m.dConv + m.nHeads * m.headDim * m.dState : 0;
+  const mamba1 = m1 ? m1.dInner * (m1.dConv + m1.dState) : 0;
   return {
-    constantBytes: 4 * (nMamba * (conv * m.dConv + m.nHeads * m.headDim * m.dState) + nAttn),
+    constantBytes: 4 * (nMamba * mamba2 + nMamba1 * mamba1 + nAttn),
     bytesPerToken: 4 * nAttn * 2 * a.kvHeads * a.headDim,
   };
 }

@@ -33,6 +33,6 @@ export function parseConfig(json: unknown, where = 'config.json'): ModelConfig {
   if (modelType === undefined && r.has('d_model') && r.has('n_layer')) return parseOriginalConfig(r);
   const what = modelType ? `model_type "${modelType}"` : archs.length ? `architectures ${JSON.stringify(archs)}` : 'no model_type or architectures key (nor d_model and n_layer of the mamba_ssm layout)';
   if (isHybridConfig(raw))
-    fail('UNSUPPORTED', `${where}: ${what} is a Mamba-2 + attention hybrid: load it with loadModel or loadHybridModel (parseHybridConfig reads its config)`, { modelType, archs });
+    fail('UNSUPPORTED', `${where}: ${what} is a Mamba + attention hybrid: load it with loadModel or loadHybridModel (parseHybridConfig reads its config)`, { modelType, archs });
   return fail('UNSUPPORTED', `${where}: ${what} is not supported; mamba-ts runs Mamba (model_type "mamba"), Falcon-Mamba (model_type "falcon_mamba"), Mamba-2 (model_type "mamba2"), the original mamba_ssm layout, and the hybrids ${HYBRID_ARCHS.join(', ')}`, { modelType, archs });
 }

@@ -29,7 +29,7 @@ test('granitemoehybrid: the Hub and transformers 5 layer_types read alike; multi
   assert.equal(hub.attention.scale, 0.3);
   assert.equal(hub.attention.rotaryDim, 0);
   assert.equal(hub.attention.kvHeads, 2);
-  assert.equal(hub.mamba.normGroupSize, hub.mamba.dInner / 2); // per group
+  assert.equal(hub.mamba!.normGroupSize, hub.mamba!.dInner / 2); // per group
   assert.deepEqual([hub.embeddingMultiplier, hub.residualMultiplier, hub.logitsScaling], [6, 0.22, 2.5]);
   const dense = parseHybridConfig(raw('granite-hybrid-rope-dense'));
   assert.equal(dense.moe, null);
@@ -60,7 +60,7 @@ test('nemotron_h: hybrid_override_pattern and layers_block_type read alike', () 
 
 test('an unknown model_type or an unsupported option is a clear error naming what is supported', () => {
   assert.throws(
-    () => parseHybridConfig({ ...raw('bamba'), model_type: 'jamba' }),
+    () => parseHybridConfig({ ...raw('bamba'), model_type: 'nonesuch' }),
     code('UNSUPPORTED', /granitemoehybrid, bamba, nemotron_h/),
   );
   assert.throws(() => parseConfig({ model_type: 'nonesuch' }), code('UNSUPPORTED', /granitemoehybrid/));

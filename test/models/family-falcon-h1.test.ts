@@ -45,10 +45,10 @@ test('falcon_h1 config: one parallel mamba2+attention layer and a SwiGLU MLP per
     Array.from({ length: 3 }, () => ({ mixer: 'mamba2+attention', ffn: 'mlp' })),
   );
   assert.deepEqual(
-    [c.mamba.dInner, c.mamba.nHeads, c.mamba.headDim, c.mamba.nGroups, c.mamba.normGroupSize],
+    [c.mamba!.dInner, c.mamba!.nHeads, c.mamba!.headDim, c.mamba!.nGroups, c.mamba!.normGroupSize],
     [48, 6, 8, 2, 24],
   );
-  assert.deepEqual([c.mamba.rmsNorm, c.mamba.normBeforeGate, c.mamba.timeStepLimit], [true, false, [0, Infinity]]);
+  assert.deepEqual([c.mamba!.rmsNorm, c.mamba!.normBeforeGate, c.mamba!.timeStepLimit], [true, false, [0, Infinity]]);
   assert.deepEqual(
     [c.attention.heads, c.attention.kvHeads, c.attention.headDim, c.attention.rotaryDim],
     [4, 2, 12, 12],
@@ -69,14 +69,14 @@ test('falcon_h1 config: one parallel mamba2+attention layer and a SwiGLU MLP per
   assert.equal(c.embeddingMultiplier, 3.5);
   assert.equal(c.logitsScaling, 1 / 0.45);
   const n = parseHybridConfig(raw('falcon-h1-nonorm'));
-  assert.deepEqual([n.mamba.rmsNorm, n.tieEmbeddings, n.mamba.nGroups], [false, true, 1]);
+  assert.deepEqual([n.mamba!.rmsNorm, n.tieEmbeddings, n.mamba!.nGroups], [false, true, 1]);
   const b = parseHybridConfig(raw('falcon-h1-biases'));
   assert.deepEqual(
-    [b.mamba.dInner, b.mamba.headDim, b.mamba.nGroups, b.mamba.normGroupSize, b.mamba.normBeforeGate],
+    [b.mamba!.dInner, b.mamba!.headDim, b.mamba!.nGroups, b.mamba!.normGroupSize, b.mamba!.normBeforeGate],
     [80, 10, 4, 20, true],
   );
   assert.deepEqual(
-    [b.mamba.useBias, b.mamba.outBias, b.attention.bias, b.attention.outBias, b.mlp?.bias],
+    [b.mamba!.useBias, b.mamba!.outBias, b.attention.bias, b.attention.outBias, b.mlp?.bias],
     [true, true, true, true, true],
   );
   // FalconH1Config's defaults: mamba_d_ssm null -> expand · hidden, head_dim "auto", multipliers 1
@@ -88,10 +88,10 @@ test('falcon_h1 config: one parallel mamba2+attention layer and a SwiGLU MLP per
     num_attention_heads: 4,
   });
   assert.deepEqual(
-    [d.mamba.dInner, d.mamba.headDim, d.attention.headDim, d.muP?.ssm, d.muP?.mlpGate],
+    [d.mamba!.dInner, d.mamba!.headDim, d.attention.headDim, d.muP?.ssm, d.muP?.mlpGate],
     [128, 16, 16, [1, 1, 1, 1, 1], 1],
   );
-  assert.equal(d.mamba.rmsNorm, false);
+  assert.equal(d.mamba!.rmsNorm, false);
 });
 
 test("falcon_h1 config in the Hub's older vocabulary (rope_theta at the top level, keys transformers ignores)", () => {
@@ -141,14 +141,14 @@ test("falcon_h1 config in the Hub's older vocabulary (rope_theta at the top leve
     vocab_size: 32784,
   });
   assert.deepEqual(
-    [c.nLayer, c.dModel, c.mamba.dInner, c.mamba.nHeads, c.mamba.headDim, c.mamba.dState],
+    [c.nLayer, c.dModel, c.mamba!.dInner, c.mamba!.nHeads, c.mamba!.headDim, c.mamba!.dState],
     [36, 1024, 1536, 24, 64, 128],
   );
   assert.deepEqual(
     [c.attention.heads, c.attention.kvHeads, c.attention.headDim, c.attention.ropeTheta],
     [8, 2, 64, 1e11],
   );
-  assert.equal(c.mamba.rmsNorm, false);
+  assert.equal(c.mamba!.rmsNorm, false);
   assert.equal(c.muP?.ssmOut, 0.23570226039551587);
   // what info reports: per sequence, 36 x (conv (1536 + 2·128, 4) + ssm (24, 64, 128) + a counter) f32
   assert.deepEqual(hybridStateBytes(c), {
@@ -259,9 +259,9 @@ test('falcon-h1 as a bf16 checkpoint: dtype auto keeps the folded matrices bf16,
     const auto = await loadHybridModel(dir, { dtype: 'auto' });
     const f32 = await loadHybridModel(dir, { dtype: 'f32' });
     const params = auto.parameters();
-    assert.equal(params.get('model.layers.0.mamba.in_proj.weight')?.dtype, 'bf16'); // folded per row, kept 16-bit
+    assert.equal(params.get('model.layers.0.mamba!.in_proj.weight')?.dtype, 'bf16'); // folded per row, kept 16-bit
     assert.equal(params.get('model.layers.1.self_attn.k_proj.weight')?.dtype, 'bf16');
-    assert.equal(f32.parameters().get('model.layers.0.mamba.in_proj.weight')?.dtype, 'f32');
+    assert.equal(f32.parameters().get('model.layers.0.mamba!.in_proj.weight')?.dtype, 'f32');
     const exp = await readExpected(NAME, FAMILY);
     // one more bf16 rounding of the folded weights (relative 2^-9 each) against f32 products of the same
     // bf16 checkpoint: of the order of what rounding the checkpoint to bf16 did in the first place
@@ -330,7 +330,7 @@ test(`${NAME}: a saved and restored state, and a clone, continue exactly like th
 test(`${NAME}: state bytes split into a constant part and bytes per token, as info reports them`, async () => {
   const model = await loadHybridModel(join(FAMILY, NAME));
   const c = model.config;
-  const m = c.mamba;
+  const m = c.mamba!;
   const conv = m.dInner + 2 * m.nGroups * m.dState; // 80
   // per sequence and layer: conv (c, k) + ssm (h, p, n) + the length counter; k and v rows per token
   const constant = c.nLayer * (4 * (conv * m.dConv + m.nHeads * m.headDim * m.dState) + 4);

@@ -72,7 +72,7 @@ test(`${NAME}: the state reports constant bytes and bytes per token of context s
   const model = await loadHybridModel(join(FAMILY, NAME));
   const c = model.config;
   const state = model.initState(2);
-  const m = c.mamba;
+  const m = c.mamba!;
   const conv = m.dInner + 2 * m.nGroups * m.dState;
   const nMamba = c.layers.filter((l) => l.mixer === 'mamba2').length;
   const nAttn = c.layers.filter((l) => l.mixer === 'attention').length;

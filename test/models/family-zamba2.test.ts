@@ -50,7 +50,7 @@ test('zamba2 config: hybrid layers call the shared blocks in turn; derived sizes
   // attention on 2·hidden = 56: head_dim 56 / 4 = 14, RoPE on all of it, scale 1/sqrt(14 / 2)
   assert.deepEqual([c.attention.heads, c.attention.kvHeads, c.attention.headDim, c.attention.rotaryDim], [4, 4, 14, 14]);
   assert.equal(c.attention.scale, 1 / Math.sqrt(7));
-  assert.deepEqual([c.mamba.nHeads, c.mamba.headDim, c.mamba.nGroups, c.mamba.normGroupSize], [8, 7, 2, 28]);
+  assert.deepEqual([c.mamba!.nHeads, c.mamba!.headDim, c.mamba!.nGroups, c.mamba!.normGroupSize], [8, 7, 2, 28]);
   assert.deepEqual(c.zamba2, {
     blocks: 2,
     adapterRank: 6,
@@ -202,7 +202,7 @@ test('zamba2: a saved and restored state, a clone and a copy continue exactly li
 test('zamba2: state bytes split into constant (4 Mamba states, 3 counters) and per token (3 KV caches)', async () => {
   const model = await loadHybridModel(DIR);
   const c = model.config;
-  const m = c.mamba;
+  const m = c.mamba!;
   const conv = m.dInner + 2 * m.nGroups * m.dState;
   // per sequence: every layer's conv (c, k) and ssm (h, p, n); one length counter per call (not per sequence)
   const mamba = 4 * 4 * (conv * m.dConv + m.nHeads * m.headDim * m.dState);

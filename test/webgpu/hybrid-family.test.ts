@@ -8,7 +8,7 @@ import { logitsOf } from '../helpers/parity.js';
 import { disposeGpu, requireAdapter } from '../helpers/webgpu.js';
 
 /**
- * The Mamba-2 + attention hybrids on WebGPU (SwiftShader in CI) against transformers 5.17's fixtures:
+ * The Mamba + attention hybrids on WebGPU (SwiftShader in CI) against transformers 5.17's fixtures:
  * logits within 1e-4 for both prompts, greedy generation identical through the device loop (sampling on
  * the GPU, not recorded: the KV cache's step depends on the position), and the cached step equal to the
  * parallel form at every position. The MoE layers run every expert there, weighted by the router kernel.
@@ -22,6 +22,7 @@ const FIXTURES = [
   'bamba',
   'nemotron-h',
   'zamba2',
+  'jamba',
 ];
 
 for (const name of FIXTURES) {

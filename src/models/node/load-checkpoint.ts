@@ -89,7 +89,7 @@ async function checkDir(dir: string): Promise<void> {
 }
 
 /**
- * Loads a Mamba-2 + attention hybrid (granitemoehybrid, bamba, nemotron_h) from a local checkpoint
+ * Loads a Mamba + attention hybrid (granitemoehybrid, bamba, nemotron_h, jamba) from a local checkpoint
  * directory (config.json + safetensors, sharded or not).
  */
 export async function loadHybridModel(dir: string, o: LoadLmOptions = {}): Promise<LanguageModel<HybridConfig>> {
