@@ -69,6 +69,11 @@ export interface EngineOptions {
   prefillChunk: number;
   /** Snapshot every this many prompt tokens (0: only at the prompt end and message boundaries). */
   snapshotEvery: number;
+  /**
+   * Bytes of weights the backend may keep in its product's own layout (Backend.packWeights: the CPU
+   * gemm's panels, packed once instead of on every batched step); 0: none. Default 256 MiB.
+   */
+  packWeightsBytes?: number | undefined;
   cache?: PromptCache | undefined;
   observer?: EngineObserver | undefined;
 }
@@ -174,6 +179,9 @@ export class Engine {
           'pure state space models only so far (mamba, falcon_mamba, mamba2, mamba3). Use generate or chat for it.',
       );
     }
+    // the served weights do not change: the batched step's products may skip repacking them
+    const pack = o.packWeightsBytes ?? 256 << 20;
+    if (pack > 0) lm.backend.packWeights?.([...lm.parameters().values(), lm.lmHead], pack);
   }
 
   /** Requests waiting for a row. */
@@ -239,6 +247,7 @@ export class Engine {
   /** Frees the batch's storage (after close: nothing runs). */
   dispose(): void {
     if (this.running) return;
+    this.lm.backend.unpackWeights?.();
     if (!this.rowsOf) this.batch?.dispose(); // a batch of its own (not batch-major states)
     this.rowsOf?.dispose();
     this.rowsOf = null;

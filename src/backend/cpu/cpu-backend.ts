@@ -453,6 +453,18 @@ export class CpuBackend implements Backend {
 
   // ---- kernels ---------------------------------------------------------------------------------
 
+  /** (DecodeKernels.packWeights) The WebAssembly gemm's panels of constant weights, packed once. */
+  packWeights(weights: readonly Tensor[], maxBytes: number): void {
+    this.wasm?.packWeights(weights, maxBytes);
+  }
+  unpackWeights(): void {
+    this.wasm?.unpackWeights();
+  }
+  /** Bytes of weights held packed (packWeights). */
+  get packedWeightBytes(): number {
+    return this.wasm?.packedBytes ?? 0;
+  }
+
   matmul(out: Tensor, a: Tensor, b: Tensor, o: MatmulOptions = {}): void {
     const [m, q, p] = checkMatmul(out, a, b, o, QUANTIZED);
     const g: MatmulGeom = { m, q, p, transA: !!o.transA, transB: !!o.transB, accumulate: !!o.accumulate };
