@@ -17,6 +17,13 @@ import { TokenSampler, tokenLogprobs, type SequenceSampling, type TokenLogprob }
  * max tokens, stop string, client gone): the batch state is rebuilt from rows (states of an SSM's rows
  * never interact, so a row's numbers do not depend on its neighbours) only when membership changes.
  * Prompts start from the prompt cache's longest snapshot and leave snapshots at the marks they pass.
+ *
+ * Hybrid models (Granite 4.0-H, Bamba, Nemotron-H: attention layers beside the Mamba layers) keep a KV
+ * cache in their state, whose filled length is one per batch in the attention kernels: sequences that
+ * have seen different numbers of tokens cannot share a step. Their sequences keep states of their own
+ * (batch 1, KV cache included) and step one after another in the decode tick ("solo" rows): they still
+ * join and leave at any token, prefill in chunks between steps, and snapshot and restore through the
+ * prompt cache (a snapshot holds the KV cache; its bytes, spare capacity included, count in the LRU).
  */
 export interface EngineRequest {
   prompt: readonly number[];
@@ -159,6 +166,8 @@ export class Engine {
   private viewsWork = true;
   private running = false;
   private closed = false;
+  /** Each sequence steps with a state of its own (a hybrid's KV cache; see the class comment). */
+  private readonly solo: boolean;
   /** Sequences that ended with a reply this tick, whose follow-up jobs start at the end of the tick. */
   private followUps: Seq[] = [];
   private idle: (() => void)[] = [];
@@ -167,18 +176,10 @@ export class Engine {
     readonly lm: LanguageModel<LmConfig>,
     readonly o: EngineOptions,
   ) {
-    // Rows join and leave the batch by copying recurrent states; a KV cache (the hybrids' attention
-    // layers) has per-sequence lengths that one batched state cannot hold yet.
+    // a KV cache (the hybrids' attention layers) has one length per batch: such rows step alone
     const probe = lm.initState(1);
-    const grows = probe.growsWithContext;
+    this.solo = probe.growsWithContext;
     probe.dispose();
-    if (grows) {
-      fail(
-        'UNSUPPORTED',
-        `serve: ${lm.config.arch} keeps a KV cache in its state (attention layers); the server batches ` +
-          'pure state space models only so far (mamba, falcon_mamba, mamba2, mamba3). Use generate or chat for it.',
-      );
-    }
     // the served weights do not change: the batched step's products may skip repacking them
     const pack = o.packWeightsBytes ?? 256 << 20;
     if (pack > 0) lm.backend.packWeights?.([...lm.parameters().values(), lm.lmHead], pack);
@@ -272,6 +273,7 @@ export class Engine {
       // a failure of the shared step: every request in flight gets it (none is left hanging)
       const jobs = new Set([...this.prefilling, ...[...this.decoding, ...this.joining].map((s) => s.job)]);
       for (const j of jobs) j.failed(e);
+      for (const s of [...this.decoding, ...this.joining]) s.state?.dispose(); // (solo rows, joining rows)
       this.prefilling.length = 0;
       this.decoding = [];
       this.joining = [];
@@ -488,6 +490,7 @@ export class Engine {
     for (const s of [...this.decoding, ...this.joining]) {
       if (!s.finished && (s.job.req.signal?.aborted || this.abortAll)) this.finish(s, -1, 'aborted');
     }
+    if (this.solo) return this.decodeSolo();
     const keep = this.decoding.filter((s) => !s.finished);
     const join = this.joining.filter((s) => !s.finished);
     for (const s of this.joining) if (s.finished) s.state?.dispose();
@@ -510,6 +513,30 @@ export class Engine {
     // the rows that ended hold their final states until the next regroup: keep those now, before the
     // responses end (a follow-up request may come at once)
     if (this.o.cache) this.decoding.forEach((s, r) => s.finished && this.snapshotEnd(s, this.batch!, r));
+    return true;
+  }
+
+  /** One step of each decoding sequence on its own state (hybrids: see the class comment). */
+  private async decodeSolo(): Promise<boolean> {
+    for (const s of [...this.decoding, ...this.joining]) {
+      if (s.finished) {
+        s.state?.dispose();
+        s.state = null;
+      }
+    }
+    this.decoding = [...this.decoding, ...this.joining].filter((s) => !s.finished);
+    this.joining = [];
+    const b = this.decoding.length;
+    if (!b) return false;
+    const t0 = performance.now();
+    for (const s of this.decoding) {
+      const logits = this.lm.stepIds([s.last], s.state!); // (1, V)
+      const cpu = logits.backend.name === 'cpu' && logits.dtype === 'f32';
+      const data = cpu ? (logits.storage as Float32Array) : await logits.readFloat();
+      this.sampleInto(s, data, cpu ? logits.offset : 0);
+      if (s.finished && this.o.cache) this.snapshotEnd(s, s.state!, 0);
+    }
+    this.o.observer?.decodeStep?.(b, (performance.now() - t0) / 1000);
     return true;
   }
 
@@ -594,6 +621,10 @@ export class Engine {
     if (s.job.req.followUp) this.followUps.push(s);
     if (s.generated < 2) return;
     const tokens = s.sampler.seen.slice(0, -1);
+    if (this.solo) {
+      this.o.cache!.put(tokens, tokens.length, batch); // (a sequence's own state: the cache copies it)
+      return;
+    }
     const one = this.lm.initState(1);
     copyRow(one, 0, batch, row);
     this.o.cache!.put(tokens, tokens.length, one, undefined, true);
