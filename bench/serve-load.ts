@@ -369,8 +369,9 @@ console.log(`wrote ${out} and its .md tables`);
 
 /** The two tables of the README, from the result. */
 function markdown(r: Record<string, unknown>): string {
-  const m = r.machine as { cpu: string; cores: number; node: string };
-  const lines = [`${r.command}`, '', `${m.cpu}, ${m.cores} cores, Node ${m.node}, ${r.date}`, ''];
+  const m = r.machine as { cpu: string; cores: number; node: string; loadavgAtStart: number[] };
+  const load = `load average ${m.loadavgAtStart.map((x) => x.toFixed(2)).join(' ')} at the start`;
+  const lines = [`${r.command}`, '', `${m.cpu}, ${m.cores} cores, Node ${m.node}, ${r.date}, ${load}`, ''];
   lines.push('| clients | requests | tokens | tokens/s | TTFT p50 / p95 (ms) | inter-token p50 / p95 (ms) | errors |');
   lines.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const c of r.concurrency as Record<string, number>[]) {
