@@ -5,14 +5,16 @@
  *     completions of --max-tokens tokens (ignore_eos, distinct prompts, prompt cache off so every
  *     request does its whole prefill); reports aggregate tokens/s, p50/p95 time to first token and
  *     inter-token latency (gaps between streamed chunks), and errors.
- *  2. prompt cache: one chat whose history grows by about --turn-tokens tokens a turn for --turns turns
- *     (a user message of --user-share of them, the rest the reply),
- *     (default 10, ~4k tokens at the end), against a server with the cache and one without; time to
- *     first token of each turn (the goal: a cached turn costs only its new tokens).
+ *  2. prompt cache: a chat whose history grows by about --turn-tokens tokens a turn for --turns turns
+ *     (default 10, ~4k tokens at the end) through short user messages (--user-share of them) and the
+ *     model's own replies (greedy, the rest), sent turn by turn to a server with the cache and, with the
+ *     very same messages, to one without (alternating: load on the machine hits both alike); time to
+ *     first token of each turn, the median over --chats conversations (distinct user messages). The
+ *     goal: a cached turn costs only its new tokens (>= 20x faster than uncached at ~4k tokens).
  * Writes bench/results/serve-load-<time>.json with the machine, the command and every figure.
  *
  * Usage: npm run build && node dist/bench/serve-load.js [--model dir] [--backend cpu] [--clients 1,8,32]
- *        [--requests 8] [--max-tokens 64] [--turns 10] [--turn-tokens 400] [--user-share 0.1]
+ *        [--requests 8] [--max-tokens 64] [--turns 10] [--turn-tokens 400] [--user-share 0.1] [--chats 3]
  *        [--out file.json] [--skip-cache]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -34,6 +36,7 @@ const { values: a } = parseArgs({
     turns: { type: 'string', default: '10' },
     'turn-tokens': { type: 'string', default: '400' },
     'user-share': { type: 'string', default: '0.1' },
+    chats: { type: 'string', default: '3' },
     'max-running': { type: 'string', default: '32' },
     out: { type: 'string' },
     'skip-cache': { type: 'boolean' },
@@ -222,34 +225,65 @@ interface Turn {
   promptTokens: number;
   cachedTokens: number;
   ttftMs: number;
+  uncachedTtftMs: number;
 }
 
-/** A chat growing by a user message (userShare of turnTokens, in words) and a reply (the rest) per turn. */
-async function chatTurns(url: string, turns: number, turnTokens: number, userShare: number): Promise<Turn[]> {
-  const messages: { role: string; content: string }[] = [{ role: 'system', content: 'You tell long stories.' }];
+/** One streamed chat turn: time to the first content chunk, the reply, the usage. */
+async function chatTurn(url: string, body: object): Promise<{ ttft: number; reply: string; usage: Usage }> {
+  const t0 = performance.now();
+  let ttft = NaN,
+    reply = '';
+  let usage: Usage = { prompt_tokens: 0, completion_tokens: 0 };
+  for await (const ev of events(`${url}/v1/chat/completions`, body)) {
+    if (ev.error) throw new Error(ev.error.message);
+    if (ev.usage) {
+      usage = ev.usage;
+      continue;
+    }
+    const piece = ev.choices[0]?.delta?.content ?? '';
+    if (Number.isNaN(ttft) && piece) ttft = performance.now() - t0;
+    reply += piece;
+  }
+  return { ttft, reply, usage };
+}
+
+/**
+ * A chat growing by a short user message (userShare of turnTokens, in words) and the model's reply (the
+ * rest, greedy) per turn. Each turn goes to the cached server, then the same messages to the uncached
+ * one; the history takes the cached server's reply (greedy: the uncached one gives the same text).
+ */
+async function chatTurns(
+  cachedUrl: string,
+  plainUrl: string,
+  chat: number,
+  turns: number,
+  turnTokens: number,
+  userShare: number,
+): Promise<Turn[]> {
+  const messages: { role: string; content: string }[] = [
+    { role: 'system', content: `You tell long stories. This is story number ${chat}.` },
+  ];
   const out: Turn[] = [];
   for (let t = 1; t <= turns; t++) {
-    messages.push({ role: 'user', content: text(t, Math.round(turnTokens * userShare)) });
-    const reply0 = Math.round(turnTokens * (1 - userShare));
-    const body = { model: MODEL_ID, messages, max_tokens: reply0, temperature: 0, ignore_eos: true };
-    const t0 = performance.now();
-    let ttft = NaN,
-      reply = '';
-    let usage: Usage = { prompt_tokens: 0, completion_tokens: 0 };
-    for await (const ev of events(`${url}/v1/chat/completions`, body)) {
-      if (ev.usage) {
-        usage = ev.usage;
-        continue;
-      }
-      if (Number.isNaN(ttft)) ttft = performance.now() - t0;
-      reply += ev.choices[0]?.delta?.content ?? '';
-    }
-    messages.push({ role: 'assistant', content: reply });
-    const cachedTokens = usage.prompt_tokens_details?.cached_tokens ?? 0;
-    out.push({ turn: t, promptTokens: usage.prompt_tokens, cachedTokens, ttftMs: r2(ttft) });
+    messages.push({ role: 'user', content: text(chat * 100 + t, Math.round(turnTokens * userShare)) });
+    const replyTokens = Math.round(turnTokens * (1 - userShare));
+    const body = { model: MODEL_ID, messages, max_tokens: replyTokens, temperature: 0, ignore_eos: true };
+    const c = await chatTurn(cachedUrl, body);
+    const u = await chatTurn(plainUrl, { ...body, max_tokens: 1 }); // only its first token is timed
+    messages.push({ role: 'assistant', content: c.reply });
+    const cachedTokens = c.usage.prompt_tokens_details?.cached_tokens ?? 0;
+    out.push({
+      turn: t,
+      promptTokens: c.usage.prompt_tokens,
+      cachedTokens,
+      ttftMs: r2(c.ttft),
+      uncachedTtftMs: r2(u.ttft),
+    });
   }
   return out;
 }
+
+const median = (xs: number[]): number => pct(xs, 50);
 
 const clients = a.clients!.split(',').map(Number);
 const requests = Number(a.requests),
@@ -278,6 +312,7 @@ const result: Record<string, unknown> = {
     turns: Number(a.turns),
     turnTokens: Number(a['turn-tokens']),
     userShare: Number(a['user-share']),
+    chats: Number(a.chats),
   },
 };
 {
@@ -297,11 +332,27 @@ if (!a['skip-cache']) {
   const cached = await startServer([]);
   const plain = await startServer(['--cache-mb', '0']);
   try {
-    const withCache = await chatTurns(cached.url, turns, turnTokens, userShare);
-    const without = await chatTurns(plain.url, turns, turnTokens, userShare);
-    result.promptCache = withCache.map((w, i) => {
-      const uncached = without[i].ttftMs;
-      return { ...w, uncachedTtftMs: uncached, speedup: r2(uncached / w.ttftMs) };
+    const warm = { model: MODEL_ID, messages: [{ role: 'user', content: 'warm up' }], max_tokens: 4 };
+    await chatTurn(cached.url, warm);
+    await chatTurn(plain.url, warm);
+    const chats: Turn[][] = [];
+    for (let c = 0; c < Number(a.chats); c++)
+      chats.push(await chatTurns(cached.url, plain.url, c, turns, turnTokens, userShare));
+    result.promptCacheRuns = chats;
+    // per turn: the median over the conversations of each figure
+    result.promptCache = chats[0].map((first, i) => {
+      const at = (f: (t: Turn) => number): number => r2(median(chats.map((ch) => f(ch[i]))));
+      const ttftMs = at((t) => t.ttftMs),
+        uncachedTtftMs = at((t) => t.uncachedTtftMs);
+      const speedup = at((t) => t.uncachedTtftMs / t.ttftMs);
+      return {
+        turn: first.turn,
+        promptTokens: at((t) => t.promptTokens),
+        cachedTokens: at((t) => t.cachedTokens),
+        ttftMs,
+        uncachedTtftMs,
+        speedup,
+      };
     });
     for (const row of result.promptCache as object[]) console.log(JSON.stringify(row));
   } finally {
@@ -318,8 +369,9 @@ console.log(`wrote ${out} and its .md tables`);
 
 /** The two tables of the README, from the result. */
 function markdown(r: Record<string, unknown>): string {
-  const m = r.machine as { cpu: string; cores: number; node: string };
-  const lines = [`${r.command}`, '', `${m.cpu}, ${m.cores} cores, Node ${m.node}, ${r.date}`, ''];
+  const m = r.machine as { cpu: string; cores: number; node: string; loadavgAtStart: number[] };
+  const load = `load average ${m.loadavgAtStart.map((x) => x.toFixed(2)).join(' ')} at the start`;
+  const lines = [`${r.command}`, '', `${m.cpu}, ${m.cores} cores, Node ${m.node}, ${r.date}, ${load}`, ''];
   lines.push('| clients | requests | tokens | tokens/s | TTFT p50 / p95 (ms) | inter-token p50 / p95 (ms) | errors |');
   lines.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const c of r.concurrency as Record<string, number>[]) {
@@ -335,7 +387,9 @@ function markdown(r: Record<string, unknown>): string {
     lines.push(`| ${cells.join(' | ')} |`);
   }
   if (r.promptCache) {
-    lines.push('', '| turn | prompt tokens | from the cache | TTFT cached (ms) | TTFT uncached (ms) | speed-up |');
+    const chats = (r.settings as { chats: number }).chats;
+    lines.push('', `Prompt cache: medians over ${chats} conversations (speed-up: the median of each one's ratio).`, '');
+    lines.push('| turn | prompt tokens | from the cache | TTFT cached (ms) | TTFT uncached (ms) | speed-up |');
     lines.push('| ---: | ---: | ---: | ---: | ---: | ---: |');
     for (const t of r.promptCache as Record<string, number>[]) {
       const cells = [t.turn, t.promptTokens, t.cachedTokens, t.ttftMs, t.uncachedTtftMs, `${t.speedup}x`];

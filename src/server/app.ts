@@ -6,6 +6,7 @@ import { ChatTemplate } from './chat-template.js';
 import { Engine } from './engine.js';
 import { ServerMetrics } from './metrics.js';
 import { modelFingerprint, PromptCache, type SnapshotStore } from './prompt-cache.js';
+import { PrefixTokenizer } from './prefix-tokenizer.js';
 import { chatPlan, completionPlan } from './requests.js';
 import { respond } from './respond.js';
 import { chatSchema, completionSchema, type ChatBody, type CompletionBody } from './schemas.js';
@@ -88,6 +89,9 @@ export async function createServer(o: ServerOptions): Promise<Server> {
   const V = model.lm.vocabSize;
   const suppress = Array.from({ length: Math.max(0, V - tk.vocabSize) }, (_, i) => tk.vocabSize + i);
   let closing = false;
+  // a chat's history is tokenized again every turn: from the last turns' ids where they agree
+  const prefixTokenizer = new PrefixTokenizer(tk);
+  const encode = (text: string): number[] => prefixTokenizer.encode(text);
 
   const app = Fastify({
     logger: o.logger ?? false,
@@ -143,12 +147,12 @@ export async function createServer(o: ServerOptions): Promise<Server> {
   };
   const completions = { schema: { body: completionSchema } };
   app.post<{ Body: CompletionBody }>('/v1/completions', completions, async (req, reply) => {
-    const plan = completionPlan(req.body, tk, limits);
+    const plan = completionPlan(req.body, tk, limits, encode);
     admit(plan.prompts.length);
     return respond(cx, plan, reply);
   });
   app.post<{ Body: ChatBody }>('/v1/chat/completions', { schema: { body: chatSchema } }, async (req, reply) => {
-    const plan = chatPlan(req.body, tk, template, limits);
+    const plan = chatPlan(req.body, tk, template, limits, encode);
     admit(1);
     return respond(cx, plan, reply);
   });

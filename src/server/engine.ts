@@ -17,6 +17,13 @@ import { TokenSampler, tokenLogprobs, type SequenceSampling, type TokenLogprob }
  * max tokens, stop string, client gone): the batch state is rebuilt from rows (states of an SSM's rows
  * never interact, so a row's numbers do not depend on its neighbours) only when membership changes.
  * Prompts start from the prompt cache's longest snapshot and leave snapshots at the marks they pass.
+ *
+ * Hybrid models (Granite 4.0-H, Bamba, Nemotron-H: attention layers beside the Mamba layers) keep a KV
+ * cache in their state, whose filled length is one per batch in the attention kernels: sequences that
+ * have seen different numbers of tokens cannot share a step. Their sequences keep states of their own
+ * (batch 1, KV cache included) and step one after another in the decode tick ("solo" rows): they still
+ * join and leave at any token, prefill in chunks between steps, and snapshot and restore through the
+ * prompt cache (a snapshot holds the KV cache; its bytes, spare capacity included, count in the LRU).
  */
 export interface EngineRequest {
   prompt: readonly number[];
@@ -35,6 +42,12 @@ export interface EngineRequest {
   onToken(choice: number, token: number, finish?: FinishReason, logprob?: TokenLogprob): void;
   /** Whether choice `choice` ended by itself (a stop string in its text). */
   isStopped?(choice: number): boolean;
+  /**
+   * The token ids the next turn's prompt will start with once choice `choice` has ended (a chat's
+   * history with this reply and its end-of-turn tokens, as the next request renders and tokenizes it);
+   * null: none. The engine then keeps a snapshot after exactly these ids (see `followUp`).
+   */
+  followUp?: ((choice: number) => readonly number[] | null) | undefined;
 }
 
 export interface EngineResult {
@@ -46,6 +59,8 @@ export interface EngineResult {
 /** What the metrics see. */
 export interface EngineObserver {
   prefilled?(tokens: number): void;
+  /** Tokens fed after a reply to keep the snapshot the next turn starts from (not a request's prefill). */
+  followUpFed?(tokens: number): void;
   cacheLookup?(hitTokens: number, tier: string | null): void;
   firstToken?(seconds: number): void;
   decodeStep?(rows: number, seconds: number): void;
@@ -61,6 +76,11 @@ export interface EngineOptions {
   prefillChunk: number;
   /** Snapshot every this many prompt tokens (0: only at the prompt end and message boundaries). */
   snapshotEvery: number;
+  /**
+   * Bytes of weights the backend may keep in its product's own layout (Backend.packWeights: the CPU
+   * gemm's panels, packed once instead of on every batched step); 0: none. Default 256 MiB.
+   */
+  packWeightsBytes?: number | undefined;
   cache?: PromptCache | undefined;
   observer?: EngineObserver | undefined;
 }
@@ -77,6 +97,14 @@ interface Job {
   left: number; // choices not finished
   /** The prompt cache's answer, asked at admission (a store's round trip must not hold up the batch). */
   lookup: { done: boolean; hit: CacheHit | null; error?: unknown } | null;
+  /** A follow-up job (no choices, no caller): feeds a finished reply's end-of-turn tokens, see `followUp`. */
+  followUp?: boolean;
+  /** Set once a follow-up job has fed its tokens (or given up). */
+  ended?: boolean;
+  /** A follow-up job whose snapshot this request's prompt extends: it looks the cache up after that one. */
+  after?: Job | null;
+  /** Requests waiting for this follow-up job. */
+  waiters?: Job[];
 }
 
 interface Seq {
@@ -90,6 +118,35 @@ interface Seq {
   finished: boolean;
   /** How it ended (a sequence cut off by the client or an error leaves no snapshot). */
   why?: FinishReason;
+  /** Its end was kept (snapshotEnd). */
+  snapshotted?: boolean;
+}
+
+/** What a follow-up job asks of the engine: its prompt only. */
+const FOLLOW_UP: EngineRequest = {
+  prompt: [],
+  n: 0,
+  maxTokens: 1,
+  sampling: {
+    temperature: 0,
+    topP: 1,
+    topK: 0,
+    minP: 0,
+    repetitionPenalty: 1,
+    presencePenalty: 0,
+    frequencyPenalty: 0,
+    seed: 0,
+  },
+  eos: [],
+  suppress: [],
+  onToken: () => {},
+};
+
+/** Whether `a` starts with all of `b`. */
+function extends_(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length < b.length) return false;
+  for (let i = 0; i < b.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 export class Engine {
@@ -109,24 +166,23 @@ export class Engine {
   private viewsWork = true;
   private running = false;
   private closed = false;
+  /** Each sequence steps with a state of its own (a hybrid's KV cache; see the class comment). */
+  private readonly solo: boolean;
+  /** Sequences that ended with a reply this tick, whose follow-up jobs start at the end of the tick. */
+  private followUps: Seq[] = [];
   private idle: (() => void)[] = [];
 
   constructor(
     readonly lm: LanguageModel<LmConfig>,
     readonly o: EngineOptions,
   ) {
-    // Rows join and leave the batch by copying recurrent states; a KV cache (the hybrids' attention
-    // layers) has per-sequence lengths that one batched state cannot hold yet.
+    // a KV cache (the hybrids' attention layers) has one length per batch: such rows step alone
     const probe = lm.initState(1);
-    const grows = probe.growsWithContext;
+    this.solo = probe.growsWithContext;
     probe.dispose();
-    if (grows) {
-      fail(
-        'UNSUPPORTED',
-        `serve: ${lm.config.arch} keeps a KV cache in its state (attention layers); the server batches ` +
-          'pure state space models only so far (mamba, falcon_mamba, mamba2, mamba3). Use generate or chat for it.',
-      );
-    }
+    // the served weights do not change: the batched step's products may skip repacking them
+    const pack = o.packWeightsBytes ?? 256 << 20;
+    if (pack > 0) lm.backend.packWeights?.([...lm.parameters().values(), lm.lmHead], pack);
   }
 
   /** Requests waiting for a row. */
@@ -192,6 +248,7 @@ export class Engine {
   /** Frees the batch's storage (after close: nothing runs). */
   dispose(): void {
     if (this.running) return;
+    this.lm.backend.unpackWeights?.();
     if (!this.rowsOf) this.batch?.dispose(); // a batch of its own (not batch-major states)
     this.rowsOf?.dispose();
     this.rowsOf = null;
@@ -206,6 +263,7 @@ export class Engine {
         this.admit();
         const prefilled = await this.prefillTick();
         const decoded = await this.decodeTick();
+        this.startFollowUps();
         this.report();
         // let requests in and responses out; with nothing to do but wait for the cache, wait a little
         if (prefilled || decoded) await new Promise<void>((r) => setImmediate(r));
@@ -215,6 +273,7 @@ export class Engine {
       // a failure of the shared step: every request in flight gets it (none is left hanging)
       const jobs = new Set([...this.prefilling, ...[...this.decoding, ...this.joining].map((s) => s.job)]);
       for (const j of jobs) j.failed(e);
+      for (const s of [...this.decoding, ...this.joining]) s.state?.dispose(); // (solo rows, joining rows)
       this.prefilling.length = 0;
       this.decoding = [];
       this.joining = [];
@@ -238,19 +297,77 @@ export class Engine {
         this.endJob(j, 'aborted');
         continue;
       }
-      if (this.o.cache) {
-        const l: NonNullable<Job['lookup']> = { done: false, hit: null };
-        j.lookup = l;
-        const answered = (hit: CacheHit | null, error?: unknown): void => {
-          Object.assign(l, { done: true, hit }, error === undefined ? {} : { error });
-        };
-        this.o.cache.lookup(j.req.prompt).then(
-          (h) => answered(h),
-          (e: unknown) => answered(null, e),
-        );
-      }
+      // a follow-up job still feeding the end of this conversation's last reply: look up after it
+      const before = this.prefilling.find((f) => f.followUp && !f.ended && extends_(j.req.prompt, f.req.prompt));
+      if (before) {
+        j.after = before;
+        (before.waiters ??= []).push(j);
+      } else this.startLookup(j);
       this.prefilling.push(j);
     }
+  }
+
+  /** Asks the prompt cache for the job's longest cached prefix (the answer comes in `j.lookup`). */
+  private startLookup(j: Job): void {
+    if (!this.o.cache) return;
+    const l: NonNullable<Job['lookup']> = { done: false, hit: null };
+    j.lookup = l;
+    const answered = (hit: CacheHit | null, error?: unknown): void => {
+      Object.assign(l, { done: true, hit }, error === undefined ? {} : { error });
+    };
+    this.o.cache.lookup(j.req.prompt).then(
+      (h) => answered(h),
+      (e: unknown) => answered(null, e),
+    );
+  }
+
+  /**
+   * Follow-up jobs: a chat reply's snapshot (the row's state after the prompt and the reply's tokens)
+   * is keyed by the ids generated, but the next turn's prompt holds the reply re-rendered by the chat
+   * template and tokenized again, with the template's end-of-turn text after it (and re-tokenizing may
+   * give other ids than those generated). So when a reply ends, the request says which ids the next
+   * prompt will start with, and a job with no choices feeds them from the longest cached prefix (the
+   * reply's own snapshot when the ids agree: a few tokens) and keeps the snapshot after them. A request
+   * arriving meanwhile whose prompt extends those ids waits for it instead of missing it.
+   */
+  private startFollowUps(): void {
+    for (const s of this.followUps.splice(0)) {
+      if (!this.o.cache || this.closed) return;
+      let ids: readonly number[] | null = null;
+      try {
+        ids = s.job.req.followUp!(s.choice);
+      } catch {
+        ids = null; // (a follow-up is an optimisation: a failure to render one costs only a cache miss)
+      }
+      if (!ids || ids.length < 2) continue;
+      const req: EngineRequest = { ...FOLLOW_UP, prompt: ids };
+      const noop = (): void => {};
+      const job: Job = {
+        req,
+        done: noop,
+        failed: noop,
+        submitted: performance.now(),
+        state: null,
+        fed: 0,
+        cached: 0,
+        marks: [],
+        left: 0,
+        lookup: null,
+        followUp: true,
+      };
+      this.startLookup(job);
+      this.prefilling.unshift(job); // before requests: the next turn is likely on its way
+    }
+  }
+
+  /** A follow-up job has ended: the requests waiting for it look the cache up now. */
+  private endFollowUp(j: Job): void {
+    j.ended = true;
+    for (const w of j.waiters ?? []) {
+      w.after = null;
+      this.startLookup(w);
+    }
+    j.waiters = [];
   }
 
   /**
@@ -258,7 +375,7 @@ export class Engine {
    * to the back of the line).
    */
   private async prefillTick(): Promise<boolean> {
-    const i = this.prefilling.findIndex((j) => !j.lookup || j.lookup.done);
+    const i = this.prefilling.findIndex((j) => !j.after && (!j.lookup || j.lookup.done));
     if (i < 0) return false;
     const j = this.prefilling.splice(i, 1)[0];
     try {
@@ -267,6 +384,7 @@ export class Engine {
       // this request's failure (a bad snapshot, a model error on its tokens) is its own
       j.state?.dispose();
       j.state = null;
+      if (j.followUp) this.endFollowUp(j);
       j.failed(e);
     }
     return true;
@@ -278,6 +396,7 @@ export class Engine {
       j.state?.dispose();
       j.lookup?.hit?.state.dispose();
       j.lookup = null;
+      if (j.followUp) this.endFollowUp(j);
       this.endJob(j, 'aborted');
       return;
     }
@@ -285,14 +404,14 @@ export class Engine {
       if (j.lookup?.error) throw j.lookup.error;
       const hit = j.lookup?.hit ?? null;
       j.lookup = null;
-      this.o.observer?.cacheLookup?.(hit?.length ?? 0, hit?.tier ?? null);
+      if (!j.followUp) this.o.observer?.cacheLookup?.(hit?.length ?? 0, hit?.tier ?? null);
       j.state = hit ? hit.state : this.lm.initState(1);
       j.fed = j.cached = hit?.length ?? 0;
       if (hit?.logits) {
         this.startDecoding(j, hit.logits);
         return;
       } // this very prompt was seen before
-      const every = this.o.snapshotEvery;
+      const every = j.followUp ? 0 : this.o.snapshotEvery;
       const marks = new Set(this.o.cache ? [...(j.req.snapshotAt ?? []), p.length] : []);
       if (this.o.cache && every > 0) for (let m = every; m < p.length; m += every) marks.add(m);
       j.marks = [...marks].filter((m) => m > j.fed && m <= p.length).sort((a, b) => a - b);
@@ -306,7 +425,8 @@ export class Engine {
     } finally {
       ids.dispose();
     }
-    this.o.observer?.prefilled?.(end - j.fed);
+    if (j.followUp) this.o.observer?.followUpFed?.(end - j.fed);
+    else this.o.observer?.prefilled?.(end - j.fed);
     j.fed = end;
     if (end < p.length) {
       logits.dispose();
@@ -314,17 +434,34 @@ export class Engine {
       this.prefilling.push(j);
       return;
     }
+    if (j.followUp) {
+      logits.dispose(); // the next turn's prompt goes on past these ids: its logits are not needed
+      this.o.cache?.put(p, end, j.state);
+      j.state.dispose();
+      j.state = null;
+      this.endFollowUp(j);
+      return;
+    }
     const last = await logits.readFloat();
     logits.dispose();
-    this.o.cache?.put(p, end, j.state, last);
-    this.startDecoding(j, last);
+    this.startDecoding(j, last, (state) => this.o.cache?.put(p, end, state, last));
   }
 
-  /** The prompt is in: each choice samples its first token from the last logits and waits to join. */
-  private startDecoding(j: Job, last: Float32Array): void {
+  /**
+   * The prompt is in: each choice samples its first token from the last logits and waits to join.
+   * `keep` takes the prompt's end snapshot once the first tokens are out (a copy not on their path).
+   */
+  private startDecoding(j: Job, last: Float32Array, keep?: (state: ModelState) => void): void {
     const p = j.req.prompt;
     const state = j.state!;
+    if (j.followUp) {
+      state.dispose(); // (these very ids were cached already)
+      j.state = null;
+      this.endFollowUp(j);
+      return;
+    }
     this.o.observer?.firstToken?.((performance.now() - j.submitted) / 1000);
+    const seqs: Seq[] = [];
     for (let c = 0; c < j.req.n; c++) {
       const seq: Seq = {
         job: j,
@@ -336,8 +473,14 @@ export class Engine {
         sampler: new TokenSampler(j.req.sampling, p, c, j.req.suppress),
       };
       this.sampleInto(seq, last, 0);
-      if (seq.finished) seq.state!.dispose();
-      else this.joining.push(seq);
+      seqs.push(seq);
+    }
+    keep?.(state); // (the last choice's state is `state` itself, unchanged until it joins the batch)
+    for (const seq of seqs) {
+      if (seq.finished) {
+        if (seq.why !== 'aborted' && j.req.followUp) this.followUps.push(seq); // (the prompt's end is cached)
+        seq.state!.dispose();
+      } else this.joining.push(seq);
     }
     j.state = null;
   }
@@ -347,6 +490,7 @@ export class Engine {
     for (const s of [...this.decoding, ...this.joining]) {
       if (!s.finished && (s.job.req.signal?.aborted || this.abortAll)) this.finish(s, -1, 'aborted');
     }
+    if (this.solo) return this.decodeSolo();
     const keep = this.decoding.filter((s) => !s.finished);
     const join = this.joining.filter((s) => !s.finished);
     for (const s of this.joining) if (s.finished) s.state?.dispose();
@@ -365,6 +509,33 @@ export class Engine {
     const off = cpu ? logits.offset : 0,
       ld = cpu ? logits.ld : V;
     this.decoding.forEach((s, r) => this.sampleInto(s, data, off + r * ld));
+    this.o.observer?.decodeStep?.(b, (performance.now() - t0) / 1000);
+    // the rows that ended hold their final states until the next regroup: keep those now, before the
+    // responses end (a follow-up request may come at once)
+    if (this.o.cache) this.decoding.forEach((s, r) => s.finished && this.snapshotEnd(s, this.batch!, r));
+    return true;
+  }
+
+  /** One step of each decoding sequence on its own state (hybrids: see the class comment). */
+  private async decodeSolo(): Promise<boolean> {
+    for (const s of [...this.decoding, ...this.joining]) {
+      if (s.finished) {
+        s.state?.dispose();
+        s.state = null;
+      }
+    }
+    this.decoding = [...this.decoding, ...this.joining].filter((s) => !s.finished);
+    this.joining = [];
+    const b = this.decoding.length;
+    if (!b) return false;
+    const t0 = performance.now();
+    for (const s of this.decoding) {
+      const logits = this.lm.stepIds([s.last], s.state!); // (1, V)
+      const cpu = logits.backend.name === 'cpu' && logits.dtype === 'f32';
+      const data = cpu ? (logits.storage as Float32Array) : await logits.readFloat();
+      this.sampleInto(s, data, cpu ? logits.offset : 0);
+      if (s.finished && this.o.cache) this.snapshotEnd(s, s.state!, 0);
+    }
     this.o.observer?.decodeStep?.(b, (performance.now() - t0) / 1000);
     return true;
   }
@@ -385,12 +556,6 @@ export class Engine {
       return;
     }
     const rows = this.decoding;
-    if (rows.length && this.o.cache) {
-      const now = this.view(rows.length);
-      rows.forEach((s, r) => {
-        if (s.finished) this.snapshotEnd(s, now, r);
-      });
-    }
     for (let r = 0; r < rows.length;) {
       if (!rows[r].finished) {
         r++;
@@ -433,10 +598,6 @@ export class Engine {
   private rebuild(keep: Seq[], join: Seq[]): void {
     const old = this.batch,
       oldRows = this.decoding;
-    if (old && this.o.cache)
-      oldRows.forEach((s, r) => {
-        if (s.finished) this.snapshotEnd(s, old, r);
-      });
     const all = [...keep, ...join];
     this.batch = all.length ? this.lm.initState(all.length) : null;
     keep.forEach((s, r) => copyRow(this.batch!, r, old!, oldRows.indexOf(s)));
@@ -455,12 +616,18 @@ export class Engine {
    * feeds only what comes after it.
    */
   private snapshotEnd(s: Seq, batch: ModelState, row: number): void {
-    if (s.why === 'aborted' || s.generated < 2) return;
+    if (s.why === 'aborted' || s.snapshotted) return;
+    s.snapshotted = true;
+    if (s.job.req.followUp) this.followUps.push(s);
+    if (s.generated < 2) return;
     const tokens = s.sampler.seen.slice(0, -1);
+    if (this.solo) {
+      this.o.cache!.put(tokens, tokens.length, batch); // (a sequence's own state: the cache copies it)
+      return;
+    }
     const one = this.lm.initState(1);
     copyRow(one, 0, batch, row);
-    this.o.cache!.put(tokens, tokens.length, one);
-    one.dispose();
+    this.o.cache!.put(tokens, tokens.length, one, undefined, true);
   }
 
   private sampleInto(s: Seq, logits: ArrayLike<number>, off: number): void {

@@ -16,6 +16,10 @@ export class ServerMetrics implements EngineObserver {
     'mamba_prefill_tokens_total',
     'Prompt tokens computed (fed through the model; the rest came from the prompt cache)',
   );
+  readonly followUpTokens = this.counter(
+    'mamba_followup_tokens_total',
+    'Tokens fed after a chat reply (its end-of-turn tokens) to keep the snapshot the next turn starts from',
+  );
   readonly completionTokens = this.counter('mamba_completion_tokens_total', 'Tokens generated');
   readonly cacheHits = this.counter(
     'mamba_prompt_cache_hits_total',
@@ -53,6 +57,9 @@ export class ServerMetrics implements EngineObserver {
 
   prefilled(tokens: number): void {
     this.prefillTokens.inc(tokens);
+  }
+  followUpFed(tokens: number): void {
+    this.followUpTokens.inc(tokens);
   }
   cacheLookup(hitTokens: number, tier: string | null): void {
     if (tier) {

@@ -110,19 +110,22 @@ export class PromptCache {
 
   /**
    * Keeps a copy of `state`, the state after tokens[0, length), and the logits that follow it when
-   * given (at a prompt's end). Writes through to the store.
+   * given (at a prompt's end). Writes through to the store. `take`: the cache takes `state` itself
+   * (the caller made it for the cache and lets go of it) instead of a copy.
    */
-  put(tokens: readonly number[], length: number, state: ModelState, logits?: Float32Array): void {
+  put(tokens: readonly number[], length: number, state: ModelState, logits?: Float32Array, take = false): void {
     const key = prefixKeys(tokens, length)[length - 1];
     const had = this.entries.get(key);
     if (had) {
       had.logits ??= logits?.slice();
+      if (take) state.dispose();
       return;
     }
-    this.remember(key, tokens, length, state.clone(), logits?.slice());
     const store = this.o.store;
-    if (!store) return;
-    const copy = state.clone(); // the caller goes on advancing `state` while this is encoded
+    // the caller goes on advancing `state` (or the memory tier may drop it) while this is encoded
+    const copy = store ? state.clone() : null;
+    this.remember(key, tokens, length, take ? state : state.clone(), logits?.slice());
+    if (!store || !copy) return;
     void this.toStore(tokens.slice(0, length), copy)
       .then((bytes) => store.set(this.storeKey(length, key), bytes))
       .catch((e: unknown) => this.o.log?.(`prompt cache: writing a snapshot failed (${(e as Error).message})`))

@@ -22,7 +22,15 @@ export interface Plan {
   ignoreEos: boolean;
   /** Alternatives to report with each token's log-probability; null: no log-probabilities. */
   logprobs: number | null;
+  /**
+   * Chat: the ids the next turn's prompt starts with, given this turn's reply (see the engine's
+   * follow-up jobs); null where the template does not render the history as a prefix of the next turn.
+   */
+  followUp?: ((reply: string) => number[] | null) | undefined;
 }
+
+/** Text to ids without added special tokens (a `PrefixTokenizer`'s encode: incremental for long prefixes). */
+export type Encode = (text: string) => number[];
 
 export interface Limits {
   modelId: string;
@@ -91,7 +99,7 @@ function checkRows(p: Plan, lim: Limits): Plan {
   return p;
 }
 
-export function completionPlan(b: CompletionBody, tk: TextTokenizer, lim: Limits): Plan {
+export function completionPlan(b: CompletionBody, tk: TextTokenizer, lim: Limits, encode?: Encode): Plan {
   const c = common(b, lim, 16); // OpenAI's default max_tokens for completions
   if (b.echo) throw unsupported('echo');
   if (b.best_of != null && b.best_of !== 1) throw unsupported('best_of', 'best_of other than 1 is not supported');
@@ -100,14 +108,20 @@ export function completionPlan(b: CompletionBody, tk: TextTokenizer, lim: Limits
   const list: (string | number[])[] =
     typeof raw === 'string' ? [raw] : typeof raw[0] === 'number' ? [raw as number[]] : (raw as (string | number[])[]);
   const prompts = list.map((p) => {
-    const ids = typeof p === 'string' ? tk.encode(p, { addSpecialTokens: false }) : p;
+    const ids = typeof p === 'string' ? (encode ? encode(p) : tk.encode(p, { addSpecialTokens: false })) : p;
     checkPrompt(ids, 'prompt', lim);
     return { ids, marks: [] };
   });
   return checkRows({ kind: 'completion', prompts, ...c, logprobs: b.logprobs ?? null }, lim);
 }
 
-export function chatPlan(b: ChatBody, tk: TextTokenizer, template: ChatTemplate, lim: Limits): Plan {
+export function chatPlan(
+  b: ChatBody,
+  tk: TextTokenizer,
+  template: ChatTemplate,
+  lim: Limits,
+  encode: Encode = (t) => tk.encode(t, { addSpecialTokens: false }),
+): Plan {
   const c = common(b, lim, 256);
   if (b.top_logprobs != null && !b.logprobs) throw invalid('top_logprobs', 'top_logprobs needs logprobs: true');
   const messages: ChatMessage[] = b.messages.map((m) => ({
@@ -115,12 +129,60 @@ export function chatPlan(b: ChatBody, tk: TextTokenizer, template: ChatTemplate,
     content: typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join(''),
   }));
   const { text, messageEnds } = template.renderWithEnds(messages);
-  const ids = tk.encode(text, { addSpecialTokens: false });
+  const ids = encode(text);
   checkPrompt(ids, 'messages', lim);
   const logprobs = b.logprobs ? (b.top_logprobs ?? 0) : null;
   const stops = [...c.stops, ...template.stops];
   const marks = messageMarks(tk, ids, messageEnds);
-  return checkRows({ kind: 'chat', prompts: [{ ids, marks }], ...c, stops, logprobs }, lim);
+  const followUp = (reply: string): number[] | null => nextTurnIds(tk, template, encode, messages, reply);
+  return checkRows({ kind: 'chat', prompts: [{ ids, marks }], ...c, stops, logprobs, followUp }, lim);
+}
+
+/**
+ * The ids the next turn's prompt will start with: the history with this reply, up to the end of the
+ * reply's turn (its end-of-turn text included), as the next request will render and tokenize it. The
+ * next message is not known yet, so a stand-in user message follows the reply (tokens at the end of
+ * the turn may merge with the text after it: only those ending at or before the turn's end are kept).
+ * Null where the template renders the history differently once a message follows (one that rewrites
+ * earlier turns): then no snapshot can be a prefix of the next prompt.
+ */
+function nextTurnIds(
+  tk: TextTokenizer,
+  template: ChatTemplate,
+  encode: Encode,
+  messages: readonly ChatMessage[],
+  reply: string,
+): number[] | null {
+  const done: ChatMessage[] = [...messages, { role: 'assistant', content: reply }];
+  const head = template.render(done, false);
+  const next = template.render([...done, { role: 'user', content: 'Go on.' }]);
+  if (!next.startsWith(head)) return null;
+  const ids = encode(next);
+  const t = tokensWithin(tk, ids, head.length);
+  return t > 0 ? ids.slice(0, t) : null;
+}
+
+/** How many of the first tokens of `ids` end at or before text offset `end` (by their texts' lengths). */
+function tokensWithin(tk: TextTokenizer, ids: readonly number[], end: number): number {
+  const lengths = lengthsOf(tk);
+  let at = 0;
+  for (let t = 0; t < ids.length; t++) {
+    at += tokenLength(tk, lengths, ids[t]);
+    if (at > end) return t;
+  }
+  return ids.length;
+}
+
+function lengthsOf(tk: TextTokenizer): Map<number, number> {
+  let lengths = tokenLengths.get(tk);
+  if (!lengths) tokenLengths.set(tk, (lengths = new Map()));
+  return lengths;
+}
+
+function tokenLength(tk: TextTokenizer, lengths: Map<number, number>, id: number): number {
+  let n = lengths.get(id);
+  if (n === undefined) lengths.set(id, (n = tk.decode([id]).length));
+  return n;
 }
 
 const tokenLengths = new WeakMap<TextTokenizer, Map<number, number>>();
@@ -133,16 +195,12 @@ const tokenLengths = new WeakMap<TextTokenizer, Map<number, number>>();
  * since a snapshot is keyed by the exact ids it consumed.
  */
 function messageMarks(tk: TextTokenizer, ids: readonly number[], messageEnds: readonly number[]): number[] {
-  let lengths = tokenLengths.get(tk);
-  if (!lengths) tokenLengths.set(tk, (lengths = new Map()));
+  const lengths = lengthsOf(tk);
   const marks: number[] = [];
   let at = 0,
     next = 0;
   for (let t = 0; t < ids.length - 1 && next < messageEnds.length; t++) {
-    const id = ids[t];
-    let n = lengths.get(id);
-    if (n === undefined) lengths.set(id, (n = tk.decode([id]).length));
-    at += n;
+    at += tokenLength(tk, lengths, ids[t]);
     while (next < messageEnds.length && messageEnds[next] < at) next++;
     if (messageEnds[next] === at) {
       marks.push(t + 1);

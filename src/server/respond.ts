@@ -158,6 +158,8 @@ export async function respond(cx: RespondContext, plan: Plan, reply: FastifyRepl
             logprobs: plan.logprobs ?? undefined,
             onToken: (c, t, f, lp) => onToken(mine[c], t, f, lp),
             isStopped: (c) => mine[c].stop.done,
+            // a chat reply's end is kept where the next turn will look for it (one choice: one history)
+            followUp: plan.followUp && n === 1 ? () => plan.followUp!(mine[0].text) : undefined,
           })
           .then((r) => {
             results[pi] = r;

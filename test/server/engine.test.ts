@@ -2,12 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadModel, DEFAULT_MODEL_DIR } from '../../src/node/load.js';
 import { Engine, type EngineRequest } from '../../src/server/engine.js';
-import { isMambaError } from '../../src/errors.js';
 import { loadHybridModel } from '../../src/models/node/load-checkpoint.js';
 import { FAMILY } from '../helpers/fixtures.js';
 import { join } from 'node:path';
 import { makeTinyModel } from '../helpers/tiny-model.js';
 import { startServer } from './helpers.js';
+import { Model } from '../../src/model.js';
 
 // The batching engine on its own: a long prompt arriving while another sequence decodes is prefilled
 // in chunks between that sequence's steps (its decode is never held up by more than one chunk), and
@@ -105,10 +105,47 @@ test('a request whose logits turn NaN fails alone; the others finish', async () 
   }
 });
 
-test('a model with a KV cache in its state (a hybrid) is refused by the batching engine, naming why', async () => {
-  const hybrid = await loadHybridModel(join(FAMILY, 'granite-hybrid-nope'));
-  assert.throws(
-    () => new Engine(hybrid, { maxRunning: 2, maxQueued: 2, prefillChunk: 16, snapshotEvery: 0 }),
-    (e: unknown) => isMambaError(e, 'UNSUPPORTED') && /KV cache/.test(e.message),
-  );
+test('a hybrid (KV cache in its state): concurrent greedy requests, cached and not, equal model.generate', async () => {
+  // granite-hybrid-nope: mamba, attention, mamba layers; vocabulary 101 (ids only: the default
+  // model's tokenizer turns them into text, the same for the server and for the reference)
+  const lm = await loadHybridModel(join(FAMILY, 'granite-hybrid-nope'));
+  const hybrid = new Model(lm, model.tokenizer, 'granite-hybrid-nope');
+  const s = await startServer(hybrid, { maxRunning: 4, prefillChunk: 8, snapshotEvery: 16 });
+  try {
+    const ids = (n: number, seed: number) => Array.from({ length: n }, (_, i) => 3 + ((i * 37 + seed * 11) % 97));
+    const run = (prompt: number[], n: number) =>
+      s.post('/v1/completions', { model: s.modelId, prompt, max_tokens: n, temperature: 0, ignore_eos: true });
+    const expect = async (prompt: number[], n: number) => {
+      const [ref] = await hybrid.generateAll(prompt, { greedy: true, maxNewTokens: n, ignoreEos: true });
+      return { text: ref!.text, tokens: ref!.newTokens };
+    };
+    // rows join and leave at different tokens; prompts of several chunks (KV caches that grow)
+    const prompts = [ids(5, 1), ids(29, 2), ids(12, 3)];
+    const lens = [20, 9, 31];
+    const replies = await Promise.all(prompts.map((p, i) => run(p, lens[i])));
+    for (const [i, p] of prompts.entries()) {
+      assert.equal(replies[i].status, 200, JSON.stringify(replies[i].json));
+      assert.equal(replies[i].json.choices[0].text, (await expect(p, lens[i])).text, `prompt ${i}`);
+    }
+    // a follow-up that extends prompt 1 and its reply starts from the reply's snapshot (KV cache and
+    // all), batched with a fresh request; both equal the library
+    const ref1 = await expect(prompts[1], lens[1]);
+    const follow = [...prompts[1], ...ref1.tokens, 7, 8, 9];
+    const before = await s.metric('mamba_prefill_tokens_total');
+    const [f, fresh] = await Promise.all([run(follow, 14), run(ids(21, 4), 17)]);
+    const fed = (await s.metric('mamba_prefill_tokens_total')) - before;
+    const hit = f.json.usage.prompt_tokens_details.cached_tokens;
+    assert.ok(hit >= prompts[1].length + lens[1] - 1, `cached ${hit} of ${follow.length}`);
+    assert.equal(fed, follow.length - hit + 21, 'only the uncached tokens are fed');
+    assert.equal(f.json.choices[0].text, (await expect(follow, 14)).text);
+    assert.equal(fresh.json.choices[0].text, (await expect(ids(21, 4), 17)).text);
+    // snapshots hold the KV caches: their bytes (grown past the first capacity) count in the LRU
+    const cache = s.server.cache!;
+    const fresh1 = lm.initState(1);
+    assert.ok(fresh1.bytesPerToken > 0);
+    assert.ok(cache.bytes > cache.size * fresh1.bytes, `${cache.size} snapshots, ${cache.bytes} bytes`);
+    fresh1.dispose();
+  } finally {
+    await s.stop();
+  }
 });

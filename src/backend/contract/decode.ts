@@ -27,6 +27,15 @@ export interface DecodeKernels {
   mambaStep?(a: MambaStepArgs): boolean;
 
   /**
+   * Declares weights that will not change from now on (a model served for inference), so products
+   * with them as the Linear-layout B may keep them in a faster layout (the CPU's gemm packs B per call
+   * otherwise: at a batched decode step's few rows, a large part of the product) within maxBytes.
+   * `unpackWeights` releases that and must come before any such weight is written.
+   */
+  packWeights?(weights: readonly Tensor[], maxBytes: number): void;
+  unpackWeights?(): void;
+
+  /**
    * Runs `fn` once (its kernels are queued as usual) and records the kernels it launches, so that
    * `replay()` launches them again, on the same tensors with the same parameters, with no host work
    * in between (CUDA graphs' idea). Only GPU work repeats: host-side effects of `fn` (counters such

@@ -430,6 +430,12 @@ export class CpuBackend implements Backend {
     }
     const d = this.view(dst),
       s = this.view(src);
+    if (src.dtype === dst.dtype && s.ld === src.cols && d.ld === src.cols) {
+      // contiguous rows (a state's (b, e, n) tensors: e rows of n): one copy, not one per row
+      const n = src.rows * src.cols;
+      (d.data as Float32Array).set((s.data as Float32Array).subarray(s.off, s.off + n), d.off);
+      return;
+    }
     for (let r = 0; r < src.rows; r++) {
       const seg = s.data.subarray(s.off + r * s.ld, s.off + r * s.ld + src.cols);
       if (src.dtype === dst.dtype) (d.data as Float32Array).set(seg as Float32Array, d.off + r * d.ld);
@@ -452,6 +458,18 @@ export class CpuBackend implements Backend {
   }
 
   // ---- kernels ---------------------------------------------------------------------------------
+
+  /** (DecodeKernels.packWeights) The WebAssembly gemm's panels of constant weights, packed once. */
+  packWeights(weights: readonly Tensor[], maxBytes: number): void {
+    this.wasm?.packWeights(weights, maxBytes);
+  }
+  unpackWeights(): void {
+    this.wasm?.unpackWeights();
+  }
+  /** Bytes of weights held packed (packWeights). */
+  get packedWeightBytes(): number {
+    return this.wasm?.packedBytes ?? 0;
+  }
 
   matmul(out: Tensor, a: Tensor, b: Tensor, o: MatmulOptions = {}): void {
     const [m, q, p] = checkMatmul(out, a, b, o, QUANTIZED);

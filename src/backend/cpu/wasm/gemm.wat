@@ -9,6 +9,10 @@
 ;; slower: V8 hoists the five broadcasts and spills three accumulators). The pack buffer
 ;; (KC * NC * 4 = 128 KiB) stays in L2, a panel (8 KiB) in L1. A pool splits [j0, j1) by NC blocks.
 ;; Scratch at $pack: 128 KiB of panels, then a 4 x 8 tile for the ragged right edge.
+;; With $pre (not 0), B was packed once beforehand by pack_b_all (weights that do not change, packed
+;; when a server loads its model): no pack per call. Packing is a pass over all of B per call, which
+;; the product amortises over m rows: at a batched decode step's m (8 to 32) it is a third to a half
+;; of the work.
 
 ;; Element (r, c) of a stored 2-D float, q8 or q4 matrix, as f32 (row stride ld elements; q8, q4: nb = ld/32).
 (func $bget (param $b i32) (param $bs i32) (param $ld i32) (param $kind i32) (param $r i32) (param $c i32) (result f32)
@@ -156,6 +160,8 @@
   (param $out i32) (param $ldo i32) (param $a i32) (param $rsa i32) (param $csa i32)
   (param $b i32) (param $bs i32) (param $ldb i32) (param $kind i32) (param $transB i32)
   (param $bias i32) (param $m i32) (param $q i32) (param $j0 i32) (param $j1 i32) (param $acc i32) (param $pack i32)
+  (param $pre i32) (param $ldpre i32)
+  (local $bpb i32)
   (local $i i32) (local $j i32) (local $o i32) (local $v f32) (local $jc i32) (local $nc i32) (local $np i32)
   (local $k0 i32) (local $kc i32) (local $p i32) (local $cols i32) (local $bp i32) (local $ap i32) (local $tile i32)
   (local $r i32) (local $cc i32) (local $ldc i32) (local $rows i32)
@@ -182,7 +188,11 @@
     (loop $kl (if (i32.lt_s (local.get $k0) (local.get $q)) (then
       (local.set $kc (i32.sub (local.get $q) (local.get $k0)))
       (if (i32.gt_s (local.get $kc) (i32.const 256)) (then (local.set $kc (i32.const 256))))
-      (call $pack_b (local.get $pack) (local.get $b) (local.get $bs) (local.get $ldb) (local.get $kind) (local.get $transB) (local.get $k0) (local.get $kc) (local.get $jc) (local.get $nc))
+      (if (local.get $pre)
+        (then (local.set $bpb (call $packed_at (local.get $pre) (local.get $ldpre) (local.get $k0) (local.get $kc) (local.get $jc))))
+        (else
+          (call $pack_b (local.get $pack) (local.get $b) (local.get $bs) (local.get $ldb) (local.get $kind) (local.get $transB) (local.get $k0) (local.get $kc) (local.get $jc) (local.get $nc))
+          (local.set $bpb (local.get $pack))))
       (local.set $i (i32.const 0))
       (loop $il (if (i32.lt_s (local.get $i) (local.get $m)) (then
         (local.set $rows (i32.sub (local.get $m) (local.get $i)))
@@ -191,7 +201,7 @@
         (local.set $p (i32.const 0))
         (loop $pl (if (i32.lt_s (local.get $p) (local.get $np)) (then
           (local.set $cols (i32.sub (local.get $nc) (i32.shl (local.get $p) (i32.const 3))))
-          (local.set $bp (i32.add (local.get $pack) (i32.mul (local.get $p) (i32.shl (local.get $kc) (i32.const 5)))))
+          (local.set $bp (i32.add (local.get $bpb) (i32.mul (local.get $p) (i32.shl (local.get $kc) (i32.const 5)))))
           (local.set $o (i32.add (local.get $out) (i32.shl (i32.add (i32.mul (local.get $i) (local.get $ldo)) (i32.add (local.get $jc) (i32.shl (local.get $p) (i32.const 3)))) (i32.const 2))))
           (if (i32.and (i32.ge_s (local.get $cols) (i32.const 8)) (i32.eq (local.get $rows) (i32.const 4)))
             (then (call $micro4x8 (local.get $o) (local.get $ldc) (local.get $ap) (local.get $rsa) (local.get $csa) (local.get $bp) (local.get $kc)))
@@ -219,3 +229,24 @@
       (br $kl))))
     (local.set $jc (i32.add (local.get $jc) (i32.const 128)))
     (br $jcl)))))
+
+;; B packed whole, once: for each block of KC depths (k0 = 0, 256, ...), the panels of all p columns
+;; (ceil(p/8) panels of kc x 8 f32, zeros past p), as pack_b lays out one block. ldpre = p rounded up
+;; to 8; the block of depth k0 starts at pre + 4 k0 ldpre, panel jc/8 of it kc * 32 bytes further on.
+;; Bytes: 4 q ldpre.
+(func $pack_b_all (export "pack_b_all") (param $dst i32) (param $b i32) (param $bs i32) (param $ldb i32) (param $kind i32)
+  (param $transB i32) (param $q i32) (param $p i32)
+  (local $k0 i32) (local $kc i32) (local $ldpre i32)
+  (local.set $ldpre (i32.and (i32.add (local.get $p) (i32.const 7)) (i32.const -8)))
+  (block $done (loop $kl
+    (br_if $done (i32.ge_s (local.get $k0) (local.get $q)))
+    (local.set $kc (i32.sub (local.get $q) (local.get $k0)))
+    (if (i32.gt_s (local.get $kc) (i32.const 256)) (then (local.set $kc (i32.const 256))))
+    (call $pack_b (call $packed_at (local.get $dst) (local.get $ldpre) (local.get $k0) (local.get $kc) (i32.const 0))
+      (local.get $b) (local.get $bs) (local.get $ldb) (local.get $kind) (local.get $transB) (local.get $k0) (local.get $kc) (i32.const 0) (local.get $p))
+    (local.set $k0 (i32.add (local.get $k0) (i32.const 256)))
+    (br $kl))))
+
+;; Address of the panels of columns jc.. (jc a multiple of 8) at depth block k0 (kc deep) of a B packed by pack_b_all.
+(func $packed_at (param $pre i32) (param $ldpre i32) (param $k0 i32) (param $kc i32) (param $jc i32) (result i32)
+  (i32.add (local.get $pre) (i32.shl (i32.add (i32.mul (local.get $k0) (local.get $ldpre)) (i32.mul (local.get $jc) (local.get $kc))) (i32.const 2))))

@@ -119,7 +119,12 @@ export interface WasmKernels {
     j1: number,
     acc: number,
     pack: number,
+    /** B packed by pack_b_all (0: pack per call), and its ldpre (p rounded up to 8). */
+    pre: number,
+    ldpre: number,
   ): void;
+  /** Packs all of B once for gemm's `pre` (gemm.wat): 4 q ceil8(p) bytes at dst. */
+  pack_b_all(dst: number, b: number, bs: number, ldb: number, kind: number, transB: number, q: number, p: number): void;
   selective_scan(
     y: number,
     ldy: number,

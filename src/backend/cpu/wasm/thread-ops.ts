@@ -111,6 +111,8 @@ export const GM = {
   acc: 14,
   scratch: 15,
   stride: 16,
+  pre: 17,
+  ldpre: 18,
 } as const;
 export const SC = {
   arena: 0,
@@ -389,6 +391,8 @@ export function runChunk(ctx: ThreadContext, op: number, I: Int32Array, F: Float
         j1,
         a(GM.acc),
         a(GM.scratch) + ctx.tid * a(GM.stride),
+        a(GM.pre),
+        a(GM.ldpre),
       );
       return;
     }
