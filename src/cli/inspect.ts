@@ -17,9 +17,10 @@ export const INSPECT = {
     ...HELP_OPTION,
   },
   footer:
-    'Writes, for every Mamba-1 layer, Δ per token and channel, the effective memory length per channel\n' +
-    "(tokens whose input still weighs >= 1/e in the channel's slowest state, from exp(Σ Δ·A)), the state's\n" +
-    "norm over time and |B|, |C| per token (.json); or one layer's Δ as a heatmap (.svg).",
+    "Writes, for every layer (Mamba-1, Mamba-2: one Δ per head, or a task model's S6 / S4D), Δ per token and\n" +
+    'channel, the effective memory length per channel (tokens whose input still weighs >= 1/e in the\n' +
+    "channel's slowest state, from exp(Σ Δ·A)), the state's norm over time and |B|, |C| per token (.json);\n" +
+    "or one layer's Δ as a heatmap (.svg).",
 } as const satisfies CommandSpec;
 
 export async function inspectCommand(argv: string[]): Promise<void> {
