@@ -17,9 +17,19 @@ import {
   formatBytes,
   type HeatmapStats,
 } from './views.js';
+import type { SelectionExample } from './protocol.js';
+import {
+  drawAnswers,
+  drawSelectionChart,
+  drawSelectionHeatmap,
+  drawTokens,
+  MODEL_NAMES,
+  selectionStats,
+  type SelectionStats,
+} from './selection-view.js';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string): T => document.getElementById(id) as T;
-const VIEWS = ['playground', 'delta', 'memory', 'cost'] as const;
+const VIEWS = ['playground', 'delta', 'memory', 'cost', 'selection'] as const;
 type View = (typeof VIEWS)[number];
 const NUMERIC = ['max_new_tokens', 'temperature', 'top_k', 'top_p', 'min_p', 'repetition_penalty', 'seed'] as const;
 
@@ -33,10 +43,13 @@ const app = {
   traces: 0,
   maxLagMs: 0,
   error: '',
+  /** The Selection view: the example's seed, the layer drawn, and what each model's trace shows. */
+  selection: undefined as undefined | { seed: number; layer: number; models: SelectionStats[]; ms: number },
 };
 (globalThis as unknown as { mambaApp: typeof app }).mambaApp = app;
 
 let worker: Worker;
+let workerStarted = false;
 let trace: ModelTrace | undefined;
 let autoRun = false;
 let defaultModel = new URL('./models/default/', location.href).href;
@@ -90,6 +103,7 @@ function readUrl(): void {
   const v = q.get('view');
   selectView(VIEWS.includes(v as View) ? (v as View) : 'playground', false);
   if (q.has('layer')) pendingLayer = Number(q.get('layer'));
+  if (q.has('example')) $<HTMLInputElement>('selection-seed').value = q.get('example')!;
 }
 let pendingLayer = 0;
 
@@ -102,6 +116,7 @@ function currentUrl(): string {
   q.set('backend', $<HTMLSelectElement>('backend').value);
   q.set('view', currentView);
   q.set('layer', $<HTMLSelectElement>('layer').value || '0');
+  if (currentView === 'selection') q.set('example', $<HTMLInputElement>('selection-seed').value);
   return `${location.origin}${location.pathname}?${q}`;
 }
 
@@ -135,6 +150,7 @@ function setupTabs(): void {
 
 function startWorker(): void {
   worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+  workerStarted = true;
   worker.onmessage = (e: MessageEvent<FromWorker>) => onWorker(e.data);
   worker.onerror = (e) => {
     app.state = 'error';
@@ -244,8 +260,19 @@ function onWorker(m: FromWorker): void {
       app.traces++;
       drawViews();
       break;
+    case 'selection':
+      selection = m.example;
+      selectionMs = m.ms;
+      $<HTMLButtonElement>('selection-run').disabled = false;
+      $('selection-status').textContent = `ran both models in ${(m.ms / 1000).toFixed(2)} s (WebAssembly CPU)`;
+      drawViews();
+      break;
     case 'error':
-      if (m.during === 'load') {
+      if (m.during === 'selection') {
+        $<HTMLButtonElement>('selection-run').disabled = false;
+        $('selection-status').textContent = '';
+        showError(`Could not run the task models: ${m.message}`);
+      } else if (m.during === 'load') {
         app.state = 'error';
         $('progress').hidden = true;
         status('No model loaded.');
@@ -295,7 +322,54 @@ function compareMemory(tokens: number): void {
 
 let cost: ContextCost | undefined;
 
+let selection: SelectionExample | undefined;
+let selectionMs = 0;
+let selectionAsked = -1;
+
+/** Asks the worker for the example of the seed in the box (the models run there). */
+function runSelection(): void {
+  if (!workerStarted) return; // before start(): asked again once the worker runs
+  const seed = Math.max(0, Math.round(Number($<HTMLInputElement>('selection-seed').value) || 0));
+  selectionAsked = seed;
+  $<HTMLButtonElement>('selection-run').disabled = true;
+  $('selection-status').textContent = 'running both models…';
+  history.replaceState(null, '', currentUrl());
+  worker.postMessage({ type: 'selection', seed });
+}
+
+function drawSelection(): void {
+  if (!selection) {
+    if (selectionAsked < 0) runSelection();
+    return;
+  }
+  const ex = selection;
+  const layer = Math.min(
+    Number($<HTMLSelectElement>('selection-layer').value || 0),
+    ex.models[0].trace.layers.length - 1,
+  );
+  const stats = ex.models.map((m) => selectionStats(ex, m, layer));
+  app.selection = { seed: ex.seed, layer, models: stats, ms: selectionMs };
+  drawTokens($('selection-tokens'), ex);
+  drawAnswers($('selection-answers'), ex, stats);
+  drawSelectionChart($('selection-chart'), ex, layer);
+  for (const m of ex.models) drawSelectionHeatmap($<HTMLCanvasElement>(`selection-${m.key}`), m, layer);
+  $('selection-facts').textContent =
+    `On this example, layer ${layer}: ` +
+    stats
+      .map(
+        (s) =>
+          `${MODEL_NAMES[s.key] ?? s.key}: mean Δ ${s.deltaData.toPrecision(3)} on data tokens, ` +
+          `${s.deltaNoise.toPrecision(3)} on noise (×${(s.deltaData / s.deltaNoise).toFixed(2)})`,
+      )
+      .join('; ') +
+    '.';
+}
+
 function drawViews(): void {
+  if (currentView === 'selection') {
+    drawSelection();
+    return;
+  }
   if (currentView === 'cost') {
     if (cost) drawCost($('cost-chart'), $('bytes-chart'), cost);
     return;
@@ -307,7 +381,7 @@ function drawViews(): void {
     app.heatmap = drawDelta($<HTMLCanvasElement>('delta-canvas'), $('tokens'), trace, layer, mode);
     const h = app.heatmap;
     $('delta-scale').textContent =
-      `${trace.length} tokens × ${trace.channels} channels; Δ from ${h.min.toPrecision(2)} to ${h.max.toPrecision(2)} ` +
+      `${trace.length} tokens × ${trace.channels} ${trace.unit}s${trace.unit === 'head' ? ' (Mamba-2: one Δ per head)' : ''}; Δ from ${h.min.toPrecision(2)} to ${h.max.toPrecision(2)} ` +
       `(mean ${h.mean.toPrecision(2)})`;
   } else if (currentView === 'memory') {
     const l2 = Math.min(Number($<HTMLSelectElement>('layer2').value || 0), trace.layers.length - 1);
@@ -343,6 +417,16 @@ function setup(): void {
     }
   });
   $('colour').addEventListener('change', () => drawViews());
+  $('selection-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    runSelection();
+  });
+  $('selection-new').addEventListener('click', () => {
+    const box = $<HTMLInputElement>('selection-seed');
+    box.value = String((Number(box.value) || 0) + 1);
+    runSelection();
+  });
+  $('selection-layer').addEventListener('change', () => drawViews());
   for (const id of ['layer', 'layer2'])
     $(id).addEventListener('change', (e) => {
       const v = (e.target as HTMLSelectElement).value;
@@ -389,6 +473,7 @@ async function start(): Promise<void> {
     .catch(() => ($('cost-source').textContent = 'The measurements (context-cost.json) could not be loaded.'));
   startWorker();
   load();
+  if (currentView === 'selection') drawViews();
 }
 
 void start();
