@@ -87,8 +87,8 @@ test(
       // a shareable link opens the view on its example (the playground's model on the CPU: not needed here)
       await page.goto(`${url}?${new URLSearchParams({ view: 'selection', example: '3', backend: 'cpu' })}`);
       let a = await waitSelection(page, 3);
-    mkdirSync(SHOTS, { recursive: true });
-    await page.screenshot({ path: join(SHOTS, 'selection.png'), fullPage: true });
+      mkdirSync(SHOTS, { recursive: true });
+      await page.screenshot({ path: join(SHOTS, 'selection.png'), fullPage: true });
       assert.equal(a.error, '', 'no error message on the page');
       const sel = a.selection!;
       assert.deepEqual(
