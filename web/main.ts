@@ -4,6 +4,7 @@
  * URL carries the model, prompt, sampling settings, backend, layer and view: opening it runs them.
  */
 import type { ModelTrace } from '../src/inspect/trace.js';
+import { HUB, modelFolderUrl } from './model-spec.js';
 import { CACHE_NAME, type BackendChoice, type FromWorker, type LoadedInfo, type SamplingOptions } from './protocol.js';
 import {
   CELL,
@@ -54,13 +55,11 @@ let trace: ModelTrace | undefined;
 let autoRun = false;
 let defaultModel = new URL('./models/default/', location.href).href;
 
-/** `default`, `org/name` (the Hugging Face hub) or a URL (relative to the page) -> the folder's URL. */
+let hub = HUB;
+
+/** `default`, `org/name[@revision]` (the Hugging Face hub) or a URL (relative to the page) -> the folder's URL. */
 function modelUrl(spec: string): string {
-  const s = spec.trim();
-  if (s === '' || s === 'default') return defaultModel;
-  if (/^[\w.-]+\/[\w.-]+$/.test(s) && !s.startsWith('.')) return `https://huggingface.co/${s}/resolve/main/`;
-  const u = new URL(s, location.href).href;
-  return u.endsWith('/') ? u : `${u}/`;
+  return modelFolderUrl(spec, defaultModel, location.href, hub);
 }
 
 function showError(m: string): void {
@@ -457,8 +456,9 @@ async function start(): Promise<void> {
   setup();
   readUrl();
   try {
-    const cfg = (await (await fetch('./app-config.json')).json()) as { defaultModel?: string };
+    const cfg = (await (await fetch('./app-config.json')).json()) as { defaultModel?: string; hubEndpoint?: string };
     if (cfg.defaultModel) defaultModel = new URL(cfg.defaultModel, location.href).href;
+    if (cfg.hubEndpoint) hub = cfg.hubEndpoint; // HF_ENDPOINT of `mamba-ts web`: a mirror
   } catch {
     /* no app-config.json: a static build, the shipped model */
   }
