@@ -353,14 +353,16 @@ function drawSelection(): void {
   drawSelectionChart($('selection-chart'), ex, layer);
   for (const m of ex.models) drawSelectionHeatmap($<HTMLCanvasElement>(`selection-${m.key}`), m, layer);
   $('selection-facts').textContent =
-    `On this example, layer ${layer}: ` +
+    `Measured on this example, layer ${layer} (geometric means over the channels): ` +
     stats
       .map(
         (s) =>
-          `${MODEL_NAMES[s.key] ?? s.key}: mean Δ ${s.deltaData.toPrecision(3)} on data tokens, ` +
-          `${s.deltaNoise.toPrecision(3)} on noise (×${(s.deltaData / s.deltaNoise).toFixed(2)})`,
+          `${MODEL_NAMES[s.key] ?? s.key}: typical Δ ${s.deltaData.toPrecision(3)} on data tokens, ` +
+          `${s.deltaNoise.toPrecision(3)} on noise (×${(s.deltaData / s.deltaNoise).toFixed(2)}); ` +
+          `${s.channelsOpening} of ${s.channels} channels open more than 2× wider on data tokens, ` +
+          `${s.channelsClosing} less than half as wide`,
       )
-      .join('; ') +
+      .join('. ') +
     '.';
 }
 

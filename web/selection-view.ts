@@ -17,62 +17,95 @@ export interface SelectionStats {
   key: string;
   correct: number;
   total: number;
-  /** Mean Δ (over channels) on the data tokens and on the noise of the data region, the chosen layer. */
+  /**
+   * The typical Δ on the data tokens and on the noise of the data region, the chosen layer: geometric
+   * means over those tokens and every channel (Δ spans orders of magnitude across channels; an
+   * arithmetic mean would be a few large channels' value).
+   */
   deltaData: number;
   deltaNoise: number;
+  /** Channels whose Δ is on average more than 2× larger on data tokens than on noise, and less than half. */
+  channelsOpening: number;
+  channelsClosing: number;
+  channels: number;
   /** Largest relative spread of one channel's Δ along the sequence: 0 for a time-invariant model. */
   maxChannelSpread: number;
 }
 
-/** Per token, the mean over channels of one layer's Δ. */
-function channelMean(m: SelectionModel, layer: number): number[] {
+/**
+ * Per token, the geometric mean over channels of Δ relative to the channel's own geometric mean over
+ * the sequence: 1 where the token leaves the gates at their usual level, above 1 where it opens them.
+ */
+function relativeGate(m: SelectionModel, layer: number): number[] {
   const { length: l, channels: e } = m.trace;
   const d = m.trace.layers[layer].delta;
+  const logs = Float64Array.from(d, (v) => Math.log(Math.max(v, 1e-30)));
+  for (let c = 0; c < e; c++) {
+    let mean = 0;
+    for (let t = 0; t < l; t++) mean += logs[t * e + c];
+    mean /= l;
+    for (let t = 0; t < l; t++) logs[t * e + c] -= mean;
+  }
   const out: number[] = [];
   for (let t = 0; t < l; t++) {
     let s = 0;
-    for (let c = 0; c < e; c++) s += d[t * e + c];
-    out.push(s / e);
+    for (let c = 0; c < e; c++) s += logs[t * e + c];
+    out.push(Math.exp(s / e));
   }
   return out;
 }
 
 export function selectionStats(ex: SelectionExample, m: SelectionModel, layer: number): SelectionStats {
   const marker = ex.vocabSize - 1;
-  const mean = channelMean(m, layer);
-  let sd = 0,
-    nd = 0,
-    sn = 0,
-    nn = 0;
-  ex.tokens.forEach((tok, t) => {
-    if (tok === marker) return;
-    if (tok === 0) {
-      sn += mean[t];
-      nn++;
-    } else {
-      sd += mean[t];
-      nd++;
-    }
-  });
-  const want = ex.targets.filter((y) => y >= 0);
   const { length: l, channels: e } = m.trace;
   const d = m.trace.layers[layer].delta;
-  let spread = 0;
+  const isData = (t: number) => ex.tokens[t] !== 0 && ex.tokens[t] !== marker;
+  const isNoise = (t: number) => ex.tokens[t] === 0;
+  let ld = 0,
+    nd = 0,
+    ln = 0,
+    nn = 0,
+    opening = 0,
+    closing = 0,
+    spread = 0;
   for (let c = 0; c < e; c++) {
-    let lo = Infinity,
+    let cd = 0,
+      cdn = 0,
+      cn = 0,
+      cnn = 0,
+      lo = Infinity,
       hi = -Infinity;
     for (let t = 0; t < l; t++) {
-      lo = Math.min(lo, d[t * e + c]);
-      hi = Math.max(hi, d[t * e + c]);
+      const v = d[t * e + c];
+      lo = Math.min(lo, v);
+      hi = Math.max(hi, v);
+      if (isData(t)) {
+        cd += v;
+        cdn++;
+        ld += Math.log(Math.max(v, 1e-30));
+        nd++;
+      } else if (isNoise(t)) {
+        cn += v;
+        cnn++;
+        ln += Math.log(Math.max(v, 1e-30));
+        nn++;
+      }
     }
+    const ratio = cd / cdn / (cn / cnn);
+    if (ratio > 2) opening++;
+    if (ratio < 0.5) closing++;
     spread = Math.max(spread, (hi - lo) / Math.max(hi, 1e-30));
   }
+  const want = ex.targets.filter((y) => y >= 0);
   return {
     key: m.key,
     correct: m.answers.filter((a, i) => a === want[i]).length,
     total: want.length,
-    deltaData: nd ? sd / nd : 0,
-    deltaNoise: nn ? sn / nn : 0,
+    deltaData: nd ? Math.exp(ld / nd) : 0,
+    deltaNoise: nn ? Math.exp(ln / nn) : 0,
+    channelsOpening: opening,
+    channelsClosing: closing,
+    channels: e,
     maxChannelSpread: spread,
   };
 }
@@ -150,22 +183,18 @@ export function drawSelectionHeatmap(canvas: HTMLCanvasElement, m: SelectionMode
   return colours.size;
 }
 
-/** Both models' channel-mean Δ per token (each divided by its own mean), data tokens marked. */
+/** Both models' gate per token (relativeGate: 1 = the channels' usual level), data tokens marked. */
 export function drawSelectionChart(el: HTMLElement, ex: SelectionExample, layer: number): void {
   const xs = ex.tokens.map((_, t) => t);
   const marker = ex.vocabSize - 1;
-  const series = ex.models.map((m) => {
-    const mean = channelMean(m, layer);
-    const avg = mean.reduce((s, v) => s + v, 0) / mean.length;
-    return mean.map((v) => v / avg);
-  });
+  const series = ex.models.map((m) => relativeGate(m, layer));
   const top = Math.max(...series.flat());
   plot(
     el,
     {
-      title: `Layer ${layer}: mean Δ over channels per token, relative to the model's average`,
-      scales: { x: { time: false } },
-      axes: [{ label: 'position' }, { label: 'Δ / mean Δ' }],
+      title: `Layer ${layer}: Δ per token relative to each channel's usual Δ (geometric mean over channels)`,
+      scales: { x: { time: false }, y: { distr: 3 } },
+      axes: [{ label: 'position' }, { label: 'Δ / channel mean (log)' }],
       series: [
         { label: 'position' },
         { label: 'S6', stroke: '#2a6f97', width: 2 },

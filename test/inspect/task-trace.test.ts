@@ -150,17 +150,35 @@ test("shipped task models: S6's Δ is higher on data tokens than on noise; S4D's
     const ids = Array.from(ex.inputs);
     const tr = await traceModel(s6.model, ids);
     const e = tr.channels;
-    // layer 0: where the tokens are read into the state
-    const mean = (t: number) => {
-      let m = 0;
-      for (let c = 0; c < e; c++) m += tr.layers[0].delta[t * e + c];
-      return m / e;
+    // layer 0, where the tokens are first written into a state: the typical (geometric mean over
+    // channels and tokens) Δ on data tokens against noise, and the channels that open on data tokens
+    const D = tr.layers[0].delta;
+    const isData = (t: number) => ids[t] !== 0 && ids[t] !== s.vocabSize - 1;
+    const geo = (keep: (t: number) => boolean) => {
+      let sum = 0,
+        n = 0;
+      for (let t = 0; t < tr.length; t++)
+        if (keep(t))
+          for (let c = 0; c < e; c++) {
+            sum += Math.log(D[t * e + c]);
+            n++;
+          }
+      return Math.exp(sum / n);
     };
-    const data = ids.flatMap((tok, t) => (tok !== 0 && tok !== s.vocabSize - 1 ? [mean(t)] : []));
-    const noise = ids.flatMap((tok, t) => (tok === 0 ? [mean(t)] : []));
-    const avg = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
-    assert.equal(data.length, s.count);
-    assert.ok(avg(data) > 1.5 * avg(noise), `seed ${seed}: Δ on data ${avg(data)} vs noise ${avg(noise)}`);
+    const data = geo(isData),
+      noise = geo((t) => ids[t] === 0);
+    assert.ok(data > 1.5 * noise, `seed ${seed}: typical Δ on data ${data} vs noise ${noise}`);
+    let opening = 0;
+    for (let c = 0; c < e; c++) {
+      let sd = 0,
+        sn = 0;
+      for (let t = 0; t < tr.length; t++) {
+        if (isData(t)) sd += D[t * e + c] / s.count;
+        else if (ids[t] === 0) sn += D[t * e + c] / (tr.length - 2 * s.count);
+      }
+      if (sd > 2 * sn) opening++;
+    }
+    assert.ok(opening >= e / 4, `seed ${seed}: ${opening} of ${e} channels open more than 2× wider on data tokens`);
     const lt = await traceModel(s4d.model, ids);
     for (const L of lt.layers)
       for (let c = 0; c < lt.channels; c++)

@@ -43,6 +43,9 @@ interface Stats {
   total: number;
   deltaData: number;
   deltaNoise: number;
+  channelsOpening: number;
+  channelsClosing: number;
+  channels: number;
   maxChannelSpread: number;
 }
 interface AppState {
@@ -87,8 +90,6 @@ test(
       // a shareable link opens the view on its example (the playground's model on the CPU: not needed here)
       await page.goto(`${url}?${new URLSearchParams({ view: 'selection', example: '3', backend: 'cpu' })}`);
       let a = await waitSelection(page, 3);
-      mkdirSync(SHOTS, { recursive: true });
-      await page.screenshot({ path: join(SHOTS, 'selection.png'), fullPage: true });
       assert.equal(a.error, '', 'no error message on the page');
       const sel = a.selection!;
       assert.deepEqual(
@@ -113,6 +114,8 @@ test(
         s6.deltaData > s6.deltaNoise,
         `S6: mean Δ on data tokens ${s6.deltaData} > on noise ${s6.deltaNoise} (layer ${sel.layer})`,
       );
+      assert.ok(s6.channelsOpening > 0, `S6: ${s6.channelsOpening} channels open wider on data tokens`);
+      assert.equal(s4d.channelsOpening + s4d.channelsClosing, 0, 'S4D: no channel treats data and noise apart');
       assert.ok(s4d.maxChannelSpread < 1e-6, `S4D: Δ constant per channel (spread ${s4d.maxChannelSpread})`);
       assert.ok(s6.maxChannelSpread > 0.1, `S6: Δ varies along the sequence (spread ${s6.maxChannelSpread})`);
       assert.equal(await page.locator('#selection-tokens .tok').count(), 128, 'the example is shown token by token');
@@ -127,7 +130,8 @@ test(
       });
       assert.ok(heat.w === 128 && heat.distinct > 8, `S6 heatmap: ${JSON.stringify(heat)}`);
       t.diagnostic(
-        `seed 3, layer ${sel.layer}: S6 ${s6.correct}/4 right, Δ data/noise ${(s6.deltaData / s6.deltaNoise).toFixed(2)}; ` +
+        `seed 3, layer ${sel.layer}: S6 ${s6.correct}/4 right, Δ data/noise ${(s6.deltaData / s6.deltaNoise).toFixed(2)}, ` +
+          `${s6.channelsOpening}/${s6.channels} channels opening; ` +
           `S4D ${s4d.correct}/4 right, Δ data/noise ${(s4d.deltaData / s4d.deltaNoise).toFixed(2)}; ${sel.ms.toFixed(0)} ms`,
       );
       mkdirSync(SHOTS, { recursive: true });
