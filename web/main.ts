@@ -255,6 +255,7 @@ function onWorker(m: FromWorker): void {
     }
     case 'trace':
       trace = m.trace;
+      showTracedLayers(trace);
       app.traceLength = trace.length;
       app.traces++;
       drawViews();
@@ -320,6 +321,21 @@ function compareMemory(tokens: number): void {
 // ---- the views ----
 
 let cost: ContextCost | undefined;
+
+/**
+ * The layer pickers list the traced layers, by the block's index in the model: all of them for a
+ * Mamba model, the Mamba-2 blocks of a hybrid (its attention and MLP blocks have no Δ).
+ */
+function showTracedLayers(tr: ModelTrace): void {
+  const options = tr.layers.map((L, k) => `<option value="${k}">${L.layer}</option>`).join('');
+  for (const id of ['layer', 'layer2']) {
+    const sel = $<HTMLSelectElement>(id);
+    if (sel.innerHTML === options) continue;
+    const keep = Number(sel.value || 0);
+    sel.innerHTML = options;
+    sel.value = String(Math.min(keep, tr.layers.length - 1));
+  }
+}
 
 let selection: SelectionExample | undefined;
 let selectionMs = 0;

@@ -116,7 +116,7 @@ export function drawMemory(el: HTMLElement, tr: ModelTrace, layer: number): void
   plot(
     el,
     {
-      title: `Layer ${layer}: tokens remembered (weight ≥ 1/e)`,
+      title: `Layer ${L.layer}: tokens remembered (weight ≥ 1/e)`,
       scales: { x: { time: false } },
       axes: [{ label: 'token' }, { label: 'tokens back' }],
       series: [
@@ -157,7 +157,7 @@ export function drawBC(el: HTMLElement, tr: ModelTrace, layer: number): void {
   plot(
     el,
     {
-      title: `Layer ${layer}: ‖B_t‖ (write) and ‖C_t‖ (read)`,
+      title: `Layer ${L.layer}: ‖B_t‖ (write) and ‖C_t‖ (read)`,
       scales: { x: { time: false } },
       axes: [{ label: 'token' }, {}],
       series: [{ label: 'token' }, { label: '‖B‖', stroke: '#3a9d23' }, { label: '‖C‖', stroke: '#8e44ad' }],

@@ -6,6 +6,7 @@
 import { softplus } from '../backend/cpu/reference/math.js';
 
 export interface LayerTrace {
+  /** The block's index in the model (a hybrid's attention and MLP blocks are not traced). */
   readonly layer: number;
   /** (l, channels) row-major: Δ after bias and softplus (channels: e, or heads for Mamba-2). */
   readonly delta: Float32Array;

@@ -39,23 +39,27 @@ export interface ModelTrace {
   readonly layers: readonly LayerTrace[];
 }
 
-/** Runs `ids` (one sequence) through the model and returns every SSM layer's trace. */
+/**
+ * Runs `ids` (one sequence) through the model and returns every SSM layer's trace. In a hybrid
+ * (Granite 4.0-H, Bamba, Nemotron-H, ...) the Mamba-2 blocks are traced and the attention and MLP
+ * blocks left out: `layers[k].layer` is the block's index in the model.
+ */
 export async function traceModel(
   lm: LanguageModel<LmConfig>,
   ids: readonly number[],
   pieces: readonly string[] = [],
 ): Promise<ModelTrace> {
   if (ids.length === 0) fail('EMPTY_INPUT', 'trace: the prompt has no tokens');
-  const taps = lm.blocks.map(
-    (b, i) =>
-      tapOf(b.mixer) ??
-      fail(
-        'UNSUPPORTED',
-        `trace: layer ${i} is a "${b.mixer.kind}" mixer; tracing reads Mamba-1, Mamba-2, S6 and S4D layers only`,
-      ),
-  );
-  const kinds = new Set(taps.map((t) => t.kind));
-  if (kinds.size > 1) fail('UNSUPPORTED', `trace: the layers mix kinds (${[...kinds].join(', ')}); expected one kind`);
+  // the SSM blocks; a hybrid's attention and MLP blocks are left out (their index stays each trace's `layer`)
+  const found = lm.blocks.map((b) => tapOf(b.mixer));
+  const traced = found.flatMap((tap, i) => (tap ? [{ tap, block: i }] : []));
+  if (traced.length === 0)
+    fail(
+      'UNSUPPORTED',
+      `trace: layer 0 is a "${lm.blocks[0]?.mixer.kind}" mixer and no layer is one the tracer reads ` +
+        '(Mamba-1, Mamba-2, S6 and S4D layers only)',
+    );
+  const taps = traced.map((x) => x.tap);
   const kept = new Set<Tensor>(); // activations kept past the pass until read (their bases, for views)
   const grab = (t: Tensor): Promise<Float32Array> => {
     const base = t.base ?? t;
@@ -67,7 +71,7 @@ export async function traceModel(
     for (const tap of taps) tap.attach(grab);
     const idT = lm.backend.upload(Int32Array.from(ids), [1, ids.length], 'i32');
     const last = lm.forward(idT, { lastOnly: true });
-    layers = await Promise.all(taps.map((tap, i) => tap.result(i, ids.length)));
+    layers = await Promise.all(traced.map(({ tap, block }) => tap.result(block, ids.length)));
     last.dispose();
     idT.dispose();
   } finally {
