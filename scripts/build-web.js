@@ -5,7 +5,8 @@
 //    plain <script type="module"> imports it with no import map. Beside it, the CPU backend's thread
 //    host and pool worker, which the bundle starts by relative URL in cross-origin-isolated pages.
 //  - dist/web/: the web app (web/), static files a server can host under any base path (every URL in
-//    it is relative), with the shipped default model and the context-cost measurements inside.
+//    it is relative), with the shipped default model, the task models of the Selection view and the
+//    context-cost measurements inside.
 import { build } from 'esbuild';
 import { cpSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -49,6 +50,10 @@ async function main() {
     recursive: true,
     filter: (f) => !/\.(svg|md)$/.test(f),
   });
+  // the Selection view's task models (models/tasks/: S6 and S4D trained on selective copying)
+  mkdirSync(join(app, 'models/tasks'), { recursive: true });
+  for (const f of ['s6.safetensors', 's4d.safetensors'])
+    if (existsSync(join(ROOT, 'models/tasks', f))) cpSync(join(ROOT, 'models/tasks', f), join(app, 'models/tasks', f));
   cpSync(join(ROOT, 'bench/results/context-cost.json'), join(app, 'context-cost.json'));
   // the page's settings; `mamba-ts web --model` serves its own in place of this one
   writeFileSync(join(app, 'app-config.json'), '{}\n');

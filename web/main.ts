@@ -4,6 +4,7 @@
  * URL carries the model, prompt, sampling settings, backend, layer and view: opening it runs them.
  */
 import type { ModelTrace } from '../src/inspect/trace.js';
+import { HUB, modelFolderUrl } from './model-spec.js';
 import { CACHE_NAME, type BackendChoice, type FromWorker, type LoadedInfo, type SamplingOptions } from './protocol.js';
 import {
   CELL,
@@ -17,9 +18,19 @@ import {
   formatBytes,
   type HeatmapStats,
 } from './views.js';
+import type { SelectionExample } from './protocol.js';
+import {
+  drawAnswers,
+  drawSelectionChart,
+  drawSelectionHeatmap,
+  drawTokens,
+  MODEL_NAMES,
+  selectionStats,
+  type SelectionStats,
+} from './selection-view.js';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string): T => document.getElementById(id) as T;
-const VIEWS = ['playground', 'delta', 'memory', 'cost'] as const;
+const VIEWS = ['playground', 'delta', 'memory', 'cost', 'selection'] as const;
 type View = (typeof VIEWS)[number];
 const NUMERIC = ['max_new_tokens', 'temperature', 'top_k', 'top_p', 'min_p', 'repetition_penalty', 'seed'] as const;
 
@@ -33,21 +44,22 @@ const app = {
   traces: 0,
   maxLagMs: 0,
   error: '',
+  /** The Selection view: the example's seed, the layer drawn, and what each model's trace shows. */
+  selection: undefined as undefined | { seed: number; layer: number; models: SelectionStats[]; ms: number },
 };
 (globalThis as unknown as { mambaApp: typeof app }).mambaApp = app;
 
 let worker: Worker;
+let workerStarted = false;
 let trace: ModelTrace | undefined;
 let autoRun = false;
 let defaultModel = new URL('./models/default/', location.href).href;
 
-/** `default`, `org/name` (the Hugging Face hub) or a URL (relative to the page) -> the folder's URL. */
+let hub = HUB;
+
+/** `default`, `org/name[@revision]` (the Hugging Face hub) or a URL (relative to the page) -> the folder's URL. */
 function modelUrl(spec: string): string {
-  const s = spec.trim();
-  if (s === '' || s === 'default') return defaultModel;
-  if (/^[\w.-]+\/[\w.-]+$/.test(s) && !s.startsWith('.')) return `https://huggingface.co/${s}/resolve/main/`;
-  const u = new URL(s, location.href).href;
-  return u.endsWith('/') ? u : `${u}/`;
+  return modelFolderUrl(spec, defaultModel, location.href, hub);
 }
 
 function showError(m: string): void {
@@ -90,6 +102,7 @@ function readUrl(): void {
   const v = q.get('view');
   selectView(VIEWS.includes(v as View) ? (v as View) : 'playground', false);
   if (q.has('layer')) pendingLayer = Number(q.get('layer'));
+  if (q.has('example')) $<HTMLInputElement>('selection-seed').value = q.get('example')!;
 }
 let pendingLayer = 0;
 
@@ -102,6 +115,7 @@ function currentUrl(): string {
   q.set('backend', $<HTMLSelectElement>('backend').value);
   q.set('view', currentView);
   q.set('layer', $<HTMLSelectElement>('layer').value || '0');
+  if (currentView === 'selection') q.set('example', $<HTMLInputElement>('selection-seed').value);
   return `${location.origin}${location.pathname}?${q}`;
 }
 
@@ -135,6 +149,7 @@ function setupTabs(): void {
 
 function startWorker(): void {
   worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+  workerStarted = true;
   worker.onmessage = (e: MessageEvent<FromWorker>) => onWorker(e.data);
   worker.onerror = (e) => {
     app.state = 'error';
@@ -240,12 +255,24 @@ function onWorker(m: FromWorker): void {
     }
     case 'trace':
       trace = m.trace;
+      showTracedLayers(trace);
       app.traceLength = trace.length;
       app.traces++;
       drawViews();
       break;
+    case 'selection':
+      selection = m.example;
+      selectionMs = m.ms;
+      $<HTMLButtonElement>('selection-run').disabled = false;
+      $('selection-status').textContent = `ran both models in ${(m.ms / 1000).toFixed(2)} s (WebAssembly CPU)`;
+      drawViews();
+      break;
     case 'error':
-      if (m.during === 'load') {
+      if (m.during === 'selection') {
+        $<HTMLButtonElement>('selection-run').disabled = false;
+        $('selection-status').textContent = '';
+        showError(`Could not run the task models: ${m.message}`);
+      } else if (m.during === 'load') {
         app.state = 'error';
         $('progress').hidden = true;
         status('No model loaded.');
@@ -295,7 +322,71 @@ function compareMemory(tokens: number): void {
 
 let cost: ContextCost | undefined;
 
+/**
+ * The layer pickers list the traced layers, by the block's index in the model: all of them for a
+ * Mamba model, the Mamba-2 blocks of a hybrid (its attention and MLP blocks have no Δ).
+ */
+function showTracedLayers(tr: ModelTrace): void {
+  const options = tr.layers.map((L, k) => `<option value="${k}">${L.layer}</option>`).join('');
+  for (const id of ['layer', 'layer2']) {
+    const sel = $<HTMLSelectElement>(id);
+    if (sel.innerHTML === options) continue;
+    const keep = Number(sel.value || 0);
+    sel.innerHTML = options;
+    sel.value = String(Math.min(keep, tr.layers.length - 1));
+  }
+}
+
+let selection: SelectionExample | undefined;
+let selectionMs = 0;
+let selectionAsked = -1;
+
+/** Asks the worker for the example of the seed in the box (the models run there). */
+function runSelection(): void {
+  if (!workerStarted) return; // before start(): asked again once the worker runs
+  const seed = Math.max(0, Math.round(Number($<HTMLInputElement>('selection-seed').value) || 0));
+  selectionAsked = seed;
+  $<HTMLButtonElement>('selection-run').disabled = true;
+  $('selection-status').textContent = 'running both models…';
+  history.replaceState(null, '', currentUrl());
+  worker.postMessage({ type: 'selection', seed });
+}
+
+function drawSelection(): void {
+  if (!selection) {
+    if (selectionAsked < 0) runSelection();
+    return;
+  }
+  const ex = selection;
+  const layer = Math.min(
+    Number($<HTMLSelectElement>('selection-layer').value || 0),
+    ex.models[0].trace.layers.length - 1,
+  );
+  const stats = ex.models.map((m) => selectionStats(ex, m, layer));
+  app.selection = { seed: ex.seed, layer, models: stats, ms: selectionMs };
+  drawTokens($('selection-tokens'), ex);
+  drawAnswers($('selection-answers'), ex, stats);
+  drawSelectionChart($('selection-chart'), ex, layer);
+  for (const m of ex.models) drawSelectionHeatmap($<HTMLCanvasElement>(`selection-${m.key}`), m, layer);
+  $('selection-facts').textContent =
+    `Measured on this example, layer ${layer} (geometric means over the channels): ` +
+    stats
+      .map(
+        (s) =>
+          `${MODEL_NAMES[s.key] ?? s.key}: typical Δ ${s.deltaData.toPrecision(3)} on data tokens, ` +
+          `${s.deltaNoise.toPrecision(3)} on noise (×${(s.deltaData / s.deltaNoise).toFixed(2)}); ` +
+          `${s.channelsOpening} of ${s.channels} channels open more than 2× wider on data tokens, ` +
+          `${s.channelsClosing} less than half as wide`,
+      )
+      .join('. ') +
+    '.';
+}
+
 function drawViews(): void {
+  if (currentView === 'selection') {
+    drawSelection();
+    return;
+  }
   if (currentView === 'cost') {
     if (cost) drawCost($('cost-chart'), $('bytes-chart'), cost);
     return;
@@ -307,7 +398,7 @@ function drawViews(): void {
     app.heatmap = drawDelta($<HTMLCanvasElement>('delta-canvas'), $('tokens'), trace, layer, mode);
     const h = app.heatmap;
     $('delta-scale').textContent =
-      `${trace.length} tokens × ${trace.channels} channels; Δ from ${h.min.toPrecision(2)} to ${h.max.toPrecision(2)} ` +
+      `${trace.length} tokens × ${trace.channels} ${trace.unit}s${trace.unit === 'head' ? ' (Mamba-2: one Δ per head)' : ''}; Δ from ${h.min.toPrecision(2)} to ${h.max.toPrecision(2)} ` +
       `(mean ${h.mean.toPrecision(2)})`;
   } else if (currentView === 'memory') {
     const l2 = Math.min(Number($<HTMLSelectElement>('layer2').value || 0), trace.layers.length - 1);
@@ -343,6 +434,16 @@ function setup(): void {
     }
   });
   $('colour').addEventListener('change', () => drawViews());
+  $('selection-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    runSelection();
+  });
+  $('selection-new').addEventListener('click', () => {
+    const box = $<HTMLInputElement>('selection-seed');
+    box.value = String((Number(box.value) || 0) + 1);
+    runSelection();
+  });
+  $('selection-layer').addEventListener('change', () => drawViews());
   for (const id of ['layer', 'layer2'])
     $(id).addEventListener('change', (e) => {
       const v = (e.target as HTMLSelectElement).value;
@@ -373,8 +474,9 @@ async function start(): Promise<void> {
   setup();
   readUrl();
   try {
-    const cfg = (await (await fetch('./app-config.json')).json()) as { defaultModel?: string };
+    const cfg = (await (await fetch('./app-config.json')).json()) as { defaultModel?: string; hubEndpoint?: string };
     if (cfg.defaultModel) defaultModel = new URL(cfg.defaultModel, location.href).href;
+    if (cfg.hubEndpoint) hub = cfg.hubEndpoint; // HF_ENDPOINT of `mamba-ts web`: a mirror
   } catch {
     /* no app-config.json: a static build, the shipped model */
   }
@@ -389,6 +491,7 @@ async function start(): Promise<void> {
     .catch(() => ($('cost-source').textContent = 'The measurements (context-cost.json) could not be loaded.'));
   startWorker();
   load();
+  if (currentView === 'selection') drawViews();
 }
 
 void start();

@@ -18,7 +18,37 @@ export type ToWorker =
   | { type: 'load'; url: string; backend: BackendChoice }
   | { type: 'generate'; prompt: string; options: SamplingOptions }
   | { type: 'trace'; text: string }
+  | { type: 'selection'; seed: number }
   | { type: 'stop' };
+
+/** One shipped task model's run on the Selection view's example (selection-run.ts). */
+export interface SelectionModel {
+  key: 's6' | 's4d';
+  /** The task model's mixer ('s6' or 's4d', src/tasks/models.ts). */
+  mixer: string;
+  parameters: number;
+  dModel: number;
+  dState: number;
+  /** Training steps, and the held-out token accuracy measured when the model was saved. */
+  steps: number;
+  heldOutAccuracy: number;
+  heldOutExamples: number;
+  /** The model's answer (argmax) at each marker, in order. */
+  answers: number[];
+  trace: ModelTrace;
+}
+
+/** A selective-copying example and both models' answers and traces. */
+export interface SelectionExample {
+  seed: number;
+  /** 0 = noise, 1 .. V−2 = data tokens, V−1 = marker. */
+  tokens: number[];
+  /** The data token expected at each marker, −1 elsewhere. */
+  targets: number[];
+  vocabSize: number;
+  count: number;
+  models: SelectionModel[];
+}
 
 export interface LoadedInfo {
   url: string;
@@ -42,7 +72,8 @@ export type FromWorker =
   | { type: 'chunk'; text: string; tokens: number; promptTokens: number; ms: number }
   | { type: 'done'; tokens: number; ms: number; prefillMs: number; reason: string }
   | { type: 'trace'; trace: ModelTrace; ms: number }
-  | { type: 'error'; during: 'load' | 'generate' | 'trace'; message: string };
+  | { type: 'selection'; example: SelectionExample; ms: number }
+  | { type: 'error'; during: 'load' | 'generate' | 'trace' | 'selection'; message: string };
 
 /** The name of the browser cache holding downloaded model files. */
 export const CACHE_NAME = 'mamba-ts-models-v1';

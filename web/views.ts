@@ -82,7 +82,7 @@ export function drawDelta(
 /** The text under the pointer in the heatmap. */
 export function deltaAt(tr: ModelTrace, layer: number, t: number, c: number): string {
   const v = tr.layers[layer].delta[t * tr.channels + c];
-  return `token ${t} ${JSON.stringify(tr.pieces[t] ?? '')}, channel ${c}: Δ = ${v.toPrecision(3)}`;
+  return `token ${t} ${JSON.stringify(tr.pieces[t] ?? '')}, ${tr.unit} ${c}: Δ = ${v.toPrecision(3)}`;
 }
 
 function quantile(sorted: Float64Array, q: number): number {
@@ -91,7 +91,7 @@ function quantile(sorted: Float64Array, q: number): number {
 
 const charts = new Map<HTMLElement, uPlot>();
 
-function plot(el: HTMLElement, opts: Omit<uPlot.Options, 'width' | 'height'>, data: uPlot.AlignedData): uPlot {
+export function plot(el: HTMLElement, opts: Omit<uPlot.Options, 'width' | 'height'>, data: uPlot.AlignedData): uPlot {
   charts.get(el)?.destroy();
   const width = Math.max(300, Math.min(el.clientWidth || 900, 1000));
   const u = new uPlot({ ...opts, width, height: 260 }, data, el);
@@ -116,13 +116,13 @@ export function drawMemory(el: HTMLElement, tr: ModelTrace, layer: number): void
   plot(
     el,
     {
-      title: `Layer ${layer}: tokens remembered (weight ≥ 1/e)`,
+      title: `Layer ${L.layer}: tokens remembered (weight ≥ 1/e)`,
       scales: { x: { time: false } },
       axes: [{ label: 'token' }, { label: 'tokens back' }],
       series: [
         { label: 'token' },
         { label: 'whole text so far', stroke: '#999', dash: [4, 4] },
-        { label: 'median channel', stroke: '#2a6f97', width: 2 },
+        { label: `median ${tr.unit}`, stroke: '#2a6f97', width: 2 },
         { label: '90th percentile', stroke: '#e07a1f', width: 2 },
         { label: '10th percentile', stroke: '#3a9d23', width: 2 },
       ],
@@ -157,7 +157,7 @@ export function drawBC(el: HTMLElement, tr: ModelTrace, layer: number): void {
   plot(
     el,
     {
-      title: `Layer ${layer}: ‖B_t‖ (write) and ‖C_t‖ (read)`,
+      title: `Layer ${L.layer}: ‖B_t‖ (write) and ‖C_t‖ (read)`,
       scales: { x: { time: false } },
       axes: [{ label: 'token' }, {}],
       series: [{ label: 'token' }, { label: '‖B‖', stroke: '#3a9d23' }, { label: '‖C‖', stroke: '#8e44ad' }],

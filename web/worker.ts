@@ -14,6 +14,7 @@ import {
 import { CpuBackend } from '../src/backend/cpu/cpu-backend.js';
 import { traceModel } from '../src/inspect/trace.js';
 import { cachedFetch } from './cached-fetch.js';
+import { runSelection } from './selection-run.js';
 import type { BackendChoice, FromWorker, LoadedInfo, SamplingOptions, ToWorker } from './protocol.js';
 
 /** Tokens traced at most (the views draw one column per token). */
@@ -109,7 +110,9 @@ async function generate(prompt: string, o: SamplingOptions): Promise<void> {
   let n = 0;
   let reason = 'length';
   let text = '';
-  const promptTokens = model.encode(prompt).length;
+  const promptIds = model.encode(prompt);
+  const promptTokens = promptIds.length;
+  const generated: number[] = [];
   const opts = {
     maxNewTokens: o.maxNewTokens,
     seed: o.seed,
@@ -126,6 +129,7 @@ async function generate(prompt: string, o: SamplingOptions): Promise<void> {
       lastYield = performance.now();
     }
     if (c.token >= 0) {
+      generated.push(c.token);
       n++;
       if (n === 1) first = performance.now();
     }
@@ -135,11 +139,12 @@ async function generate(prompt: string, o: SamplingOptions): Promise<void> {
   }
   const ms = performance.now() - t0;
   post({ type: 'done', tokens: n, ms, prefillMs: first ? first - t0 : ms, reason });
-  await trace(prompt + text);
+  // the tokens the model read and wrote (re-encoding the text could split it differently)
+  await trace(prompt + text, [...promptIds, ...generated]);
 }
 
 /** Traces the text on the CPU backend (the GPU model's checkpoint again, from the browser cache). */
-async function trace(text: string): Promise<void> {
+async function trace(text: string, tokenIds?: readonly number[]): Promise<void> {
   if (!model) return;
   const t0 = performance.now();
   try {
@@ -151,7 +156,7 @@ async function trace(text: string): Promise<void> {
           : cpuBackend().then((bk) => loadModelFromUrl(url, { backend: bk, fetch: fetchFn }));
     }
     const cpuModel = await tracer;
-    const ids = cpuModel.encode(text).slice(-TRACE_MAX_TOKENS);
+    const ids = (tokenIds ? [...tokenIds] : cpuModel.encode(text)).slice(-TRACE_MAX_TOKENS);
     const tr = await traceModel(
       cpuModel.lm,
       ids,
@@ -170,8 +175,26 @@ async function trace(text: string): Promise<void> {
   }
 }
 
+/** The Selection view's example, on the CPU backend (models of 16k parameters: a GPU dispatch costs more). */
+let selectionCpu: Promise<CpuBackend> | undefined;
+async function selection(seed: number): Promise<void> {
+  const t0 = performance.now();
+  try {
+    selectionCpu ??= cpuBackend();
+    const base = new URL('./models/tasks/', self.location.href).href;
+    const example = await runSelection(base, await selectionCpu, fetch, seed);
+    post({ type: 'selection', example, ms: performance.now() - t0 });
+  } catch (e) {
+    post({ type: 'error', during: 'selection', message: message(e) });
+  }
+}
+
 ctx.onmessage = (e) => {
   const m = e.data;
+  if (m.type === 'selection') {
+    void selection(m.seed);
+    return;
+  }
   if (m.type === 'stop') {
     abort?.abort();
     return;

@@ -22,6 +22,7 @@ import {
 import { buildReport } from '../tasks/report.js';
 import { isTaskRunResult, type TaskRunResult } from '../tasks/results.js';
 import { loadTaskCheckpoint, saveTaskCheckpoint } from '../tasks/checkpoint.js';
+import { saveTaskModel } from '../tasks/task-model-save.js';
 import {
   evaluate,
   evaluateLengths,
@@ -122,6 +123,12 @@ export const TASKS_RUN = {
       help:
         'stop training after this long in this call (saving --checkpoint); rerun the same command to continue. ' +
         'The results JSON is written once all steps are done',
+    },
+    'save-model': {
+      type: 'string',
+      arg: '<file.safetensors>',
+      nonEmpty: true,
+      help: 'also write the trained model (parameters, config, task, accuracy; no optimiser state) for shipping',
     },
     quiet: { type: 'boolean', help: 'no progress lines' },
     backend: {
@@ -342,6 +349,20 @@ async function runCommand(argv: string[], print: Print): Promise<void> {
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, JSON.stringify(result, null, 1) + '\n');
   print(`${out}\n`);
+  const saveTo = v['save-model'];
+  if (saveTo !== undefined) {
+    mkdirSync(dirname(saveTo), { recursive: true });
+    await saveTaskModel(saveTo, lm, {
+      task,
+      settings,
+      model,
+      accuracy,
+      steps: trainLog.steps,
+      seed: train.seed,
+      command: result.command,
+    });
+    print(`${saveTo}\n`);
+  }
 }
 
 async function reportCommand(argv: string[], print: Print): Promise<void> {

@@ -9,12 +9,12 @@ import { HELP_OPTION, helpText, parse, type CommandSpec } from './args.js';
 export const WEB = {
   name: 'web',
   summary: "serve the web app (playground and the model's inside) on 127.0.0.1",
-  usage: ['mamba-ts web [--model <dir|org/name>] [--port N]'],
+  usage: ['mamba-ts web [--model <dir|org/name[@rev]>] [--port N]'],
   options: {
     model: {
       type: 'string',
       short: 'm',
-      arg: '<dir|org/name>',
+      arg: '<dir|org/name[@rev]>',
       nonEmpty: true,
       defaultText: 'the model shipped with mamba-ts',
       help: 'the model the page starts with (a hub id is downloaded first)',
@@ -107,6 +107,9 @@ export async function webCommand(argv: string[]): Promise<void> {
     mounts.push(['/models/custom/', dir]);
     config = JSON.stringify({ defaultModel: './models/custom/', name: v.model });
   }
+  // the page's hub ids go where the CLI's do: a mirror named by HF_ENDPOINT
+  const hubEndpoint = process.env.HF_ENDPOINT?.trim();
+  if (hubEndpoint) config = JSON.stringify({ ...(config ? JSON.parse(config) : {}), hubEndpoint });
   mounts.push(['/', APP_DIR]);
   const server = createServer((req, res) => {
     try {

@@ -63,7 +63,7 @@ export function deltaHeatmapSvg(tr: ModelTrace, layer: number): string {
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif">`,
     `<rect width="100%" height="100%" fill="white"/>`,
-    `<text x="${left}" y="18" font-size="13">layer ${layer}: Δ per token (across) and channel (down, ${e}); ` +
+    `<text x="${left}" y="18" font-size="13">layer ${L.layer}: Δ per token (across) and ${tr.unit} (down, ${e}); ` +
       `log colour ${Math.exp(lo).toPrecision(2)} (dark) to ${Math.exp(hi).toPrecision(2)} (bright)</text>`,
     ...cells,
     ...labels,

@@ -68,8 +68,19 @@ interface StepWorkspace {
   gate: Tensor | null; // (b, e) silu(z), without a norm
 }
 
+/** What Mamba-2's parallel pass hands a tracer (src/inspect/): the SSD scan's inputs. */
+export interface Mamba2Activations {
+  x: Tensor; // (b, l, e) = (b, l, h·p) the scan's input, after conv + SiLU
+  dt: Tensor; // (b, l, h) one Δ per head, before dt_bias, softplus and time_step_limit
+  B: Tensor; // (b, l, g·n)
+  C: Tensor; // (b, l, g·n)
+  A: Tensor; // (h) one scalar per head
+}
+
 export class Mamba2Mixer implements Mixer {
   readonly kind = 'mamba2';
+  /** Set only while tracing (as MambaMixer.onActivations): one null check on the parallel path otherwise. */
+  onActivations: ((a: Mamba2Activations) => void) | null = null;
   private A: Tensor | undefined; // (h) = -exp(A_log), derived
   private readonly workspaces = new Map<number, StepWorkspace>();
   /** e = h·p. */
@@ -111,6 +122,14 @@ export class Mamba2Mixer implements Mixer {
     const zxbcdt = F.linear(x, this.w.inProj, this.w.inProjBias); // (b, l, W)
     const z = zxbcdt.narrow(0, e);
     const xBC = F.causalConv1d(zxbcdt.narrow(e, c), this.w.convWeight, this.w.convBias, true, state?.conv ?? null); // (b, l, c)
+    if (this.onActivations)
+      this.onActivations({
+        x: xBC.narrow(0, e),
+        dt: zxbcdt.narrow(e + c, h),
+        B: xBC.narrow(e, g * n),
+        C: xBC.narrow(e + g * n, g * n),
+        A: this.getA(),
+      });
     const y = SSD.ssdScan({
       x: xBC.narrow(0, e),
       dt: zxbcdt.narrow(e + c, h),

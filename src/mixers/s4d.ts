@@ -63,6 +63,11 @@ export class S4DCore implements SequenceCore {
   private derived: S.SsmTensors | undefined; // dt, A, C with zeros for the real variant (inference)
   private zeros: Tensor | undefined;
   private kernelCache: Tensor | undefined; // K of the last length used (inference)
+  /**
+   * Set only while tracing (src/inspect/): handed the core's input u (b, l, e) on every forward. The
+   * rest of what a tracer needs (dt, A, C) are weights: S4D's step does not depend on the input.
+   */
+  onInput: ((u: Tensor) => void) | null = null;
 
   constructor(
     readonly backend: Backend,
@@ -116,6 +121,7 @@ export class S4DCore implements SequenceCore {
   }
 
   forward(u: Tensor, state?: MixerState): Tensor {
+    this.onInput?.(u);
     const st = state?.ssm;
     if (st) {
       // Recurrent mode over the whole chunk, continuing from the state (not differentiated).

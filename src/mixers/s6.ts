@@ -38,6 +38,15 @@ export function initS6(bk: Backend, rng: Rng, e: number, n: number, r: number): 
   };
 }
 
+/** What S6's parallel pass hands a tracer (src/inspect/): the selection's inputs, before the scan. */
+export interface S6Activations {
+  u: Tensor; // (b, l, e) the scan's input
+  delta: Tensor; // (b, l, e) dt_proj · dt_low, before its bias and softplus
+  B: Tensor; // (b, l, n)
+  C: Tensor; // (b, l, n)
+  A: Tensor; // (e, n)
+}
+
 interface StepWorkspace {
   dbc: Tensor;
   delta: Tensor;
@@ -48,6 +57,8 @@ export class S6Core implements SequenceCore {
   readonly channels: number;
   readonly n: number;
   readonly r: number;
+  /** Set only while tracing (as MambaMixer.onActivations): one null check on the parallel path otherwise. */
+  onActivations: ((a: S6Activations) => void) | null = null;
   private A: Tensor | undefined;
   private readonly workspaces = new Map<number, StepWorkspace>();
 
@@ -70,6 +81,8 @@ export class S6Core implements SequenceCore {
     const { n, r } = this;
     const dbc = F.linear(u, this.w.xProj);
     const delta = F.linear(dbc.narrow(0, r), this.w.dtProj);
+    if (this.onActivations)
+      this.onActivations({ u, delta, B: dbc.narrow(r, n), C: dbc.narrow(r + n, n), A: this.getA() });
     return F.selectiveScan({
       u,
       delta,
