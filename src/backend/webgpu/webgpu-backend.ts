@@ -32,12 +32,14 @@ import {
   checkReduceRows,
   checkRmsnormBackward,
   checkScanBackward,
+  checkSsdScanBackward,
   checkUnaryBackward,
   type AdamWStepOptions,
   type CausalConv1dBackwardArgs,
   type LossReduction,
   type ReduceOp,
   type SelectiveScanBackwardArgs,
+  type SsdScanBackwardArgs,
   type TrainingKernels,
 } from '../contract/training.js';
 import { checkFloat } from '../contract/checks.js';
@@ -78,6 +80,7 @@ import { rmsnorm } from './kernels/rmsnorm.js';
 import { sample } from './kernels/sample.js';
 import { selectiveScan } from './kernels/scan.js';
 import { selectiveScanBackward } from './kernels/scan-backward.js';
+import { ssdScanBackward } from './kernels/ssd-scan-backward.js';
 import { ssdScan } from './kernels/ssd-scan.js';
 import { mamba3Scan } from './kernels/mamba3-scan.js';
 import type { KernelHost, KernelOptions } from './kernel-host.js';
@@ -511,6 +514,11 @@ export class WebGpuBackend implements Backend, KernelHost, TrainingKernels {
   selectiveScanBackward(s: SelectiveScanBackwardArgs): void {
     const dims = checkScanBackward(s);
     selectiveScanBackward(this, s, dims);
+  }
+
+  ssdScanBackward(s: SsdScanBackwardArgs): void {
+    const dims = checkSsdScanBackward(s);
+    ssdScanBackward(this, s, dims);
   }
 
   /** A target id >= V gives a NaN loss here (the CPU throws TOKEN_OUT_OF_RANGE): checking needs a read back. */

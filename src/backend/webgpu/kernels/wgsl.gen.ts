@@ -2051,6 +2051,167 @@ export const scan = {
   },
 } as const satisfies WgslModule;
 
+const ssdScanBackward_P = {
+  struct: 'P',
+  size: 104,
+  fields: [
+    { name: 'b', type: 'u32', offset: 0 },
+    { name: 'l', type: 'u32', offset: 4 },
+    { name: 'h', type: 'u32', offset: 8 },
+    { name: 'p', type: 'u32', offset: 12 },
+    { name: 'g', type: 'u32', offset: 16 },
+    { name: 'n', type: 'u32', offset: 20 },
+    { name: 'e', type: 'u32', offset: 24 },
+    { name: 'eg', type: 'u32', offset: 28 },
+    { name: 'R', type: 'u32', offset: 32 },
+    { name: 'flags', type: 'u32', offset: 36 },
+    { name: 'dtoff', type: 'u32', offset: 40 },
+    { name: 'dtld', type: 'u32', offset: 44 },
+    { name: 'biasoff', type: 'u32', offset: 48 },
+    { name: 'aoff', type: 'u32', offset: 52 },
+    { name: 'Doff', type: 'u32', offset: 56 },
+    { name: 'h0off', type: 'u32', offset: 60 },
+    { name: 'h0ld', type: 'u32', offset: 64 },
+    { name: 'dDtoff', type: 'u32', offset: 68 },
+    { name: 'dDtld', type: 'u32', offset: 72 },
+    { name: 'dAoff', type: 'u32', offset: 76 },
+    { name: 'dDoff', type: 'u32', offset: 80 },
+    { name: 'dboff', type: 'u32', offset: 84 },
+    { name: 'dh0off', type: 'u32', offset: 88 },
+    { name: 'dh0ld', type: 'u32', offset: 92 },
+    { name: 'dtlo', type: 'f32', offset: 96 },
+    { name: 'dthi', type: 'f32', offset: 100 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.b !== 'number' || typeof v.l !== 'number' || typeof v.h !== 'number' ||
+      typeof v.p !== 'number' || typeof v.g !== 'number' || typeof v.n !== 'number' ||
+      typeof v.e !== 'number' || typeof v.eg !== 'number' || typeof v.R !== 'number' ||
+      typeof v.flags !== 'number' || typeof v.dtoff !== 'number' || typeof v.dtld !== 'number' ||
+      typeof v.biasoff !== 'number' || typeof v.aoff !== 'number' || typeof v.Doff !== 'number' ||
+      typeof v.h0off !== 'number' || typeof v.h0ld !== 'number' || typeof v.dDtoff !== 'number' ||
+      typeof v.dDtld !== 'number' || typeof v.dAoff !== 'number' || typeof v.dDoff !== 'number' ||
+      typeof v.dboff !== 'number' || typeof v.dh0off !== 'number' || typeof v.dh0ld !== 'number' ||
+      typeof v.dtlo !== 'number' || typeof v.dthi !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.b;
+    w.u32[at + 1] = v.l;
+    w.u32[at + 2] = v.h;
+    w.u32[at + 3] = v.p;
+    w.u32[at + 4] = v.g;
+    w.u32[at + 5] = v.n;
+    w.u32[at + 6] = v.e;
+    w.u32[at + 7] = v.eg;
+    w.u32[at + 8] = v.R;
+    w.u32[at + 9] = v.flags;
+    w.u32[at + 10] = v.dtoff;
+    w.u32[at + 11] = v.dtld;
+    w.u32[at + 12] = v.biasoff;
+    w.u32[at + 13] = v.aoff;
+    w.u32[at + 14] = v.Doff;
+    w.u32[at + 15] = v.h0off;
+    w.u32[at + 16] = v.h0ld;
+    w.u32[at + 17] = v.dDtoff;
+    w.u32[at + 18] = v.dDtld;
+    w.u32[at + 19] = v.dAoff;
+    w.u32[at + 20] = v.dDoff;
+    w.u32[at + 21] = v.dboff;
+    w.u32[at + 22] = v.dh0off;
+    w.u32[at + 23] = v.dh0ld;
+    w.f32[at + 24] = v.dtlo;
+    w.f32[at + 25] = v.dthi;
+    return true;
+  },
+} as const;
+export const ssdScanBackward = {
+  name: 'ssd-scan-backward',
+  code: "// The pieces around the selective scan's backward (scan-backward.wgsl) that make it Mamba-2's SSD\n// backward (the math: cpu/reference/ssd-scan-backward.ts). Per group of heads, the SSD scan is a\n// selective scan over the group's e_g = (h/g)·p channels (channel c = head·p + q) whose\n//   delta[row, c] = dt[row, head] (discretised: bias, softplus, clamp),  A[c, k] = A[head] for every k,\n//   D[c] = D[head],  B, C = the group's columns,  no z,\n// so the launcher runs that kernel once per group on these broadcast inputs and then adds up the\n// per-channel gradients per head here:\n//   ssb_dt     (b*l, e) threads: DTE = the discretised dt, broadcast over each head's p channels\n//   ssb_chan   e threads:        AE (e, n) = A[head] in every column; DE (e) = D[head]\n//   ssb_h0in   (b, e, n) threads: h0 (b, h, p, n) regrouped as (g, b, e_g, n): each group's a plain view\n//   ssb_h0out  the inverse, for dh0\n//   ssb_dtgrad (b*l, h) threads: dDt[row, head] = sum_q dDelta[row, c] · [lo <= dt <= hi] · softplus'\n//   ssb_heads  h threads:        dA = sum over the head's (c, k) of dA(e, n); dD = sum_q dD(e);\n//                                dBias = sum over rows of dDt (fixed orders: deterministic)\n// Scalar functions with the numerics of the CPU reference (src/backend/cpu/reference/math.ts), in f32.\n\n// log(1 + y) without the cancellation of log(1 + y) for small y (Goldberg's trick: exact to a few ulp).\nfn log1p_f(y: f32) -> f32 {\n  let u = 1.0 + y;\n  if (u == 1.0) { return y; }\n  return log(u) * (y / (u - 1.0));\n}\n\n// softplus(x) = log(1 + e^x), and x itself above 20 (PyTorch's threshold).\nfn softplus_f(x: f32) -> f32 {\n  if (x > 20.0) { return x; }\n  return log1p_f(exp(x));\n}\n\nfn sigmoid_f(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }\n\nfn silu_f(x: f32) -> f32 { return x / (1.0 + exp(-x)); }\n\n// erf from erfc (Numerical Recipes' erfcc, fractional error < 1.2e-7).\nfn erf_f(x: f32) -> f32 {\n  let z = abs(x);\n  let t = 1.0 / (1.0 + 0.5 * z);\n  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +\n          t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));\n  return select(r - 1.0, 1.0 - r, x >= 0.0);\n}\n\n// gelu(x) = x * Phi(x), the exact (erf) form.\nfn gelu_f(x: f32) -> f32 { return 0.5 * x * (1.0 + erf_f(x * 0.70710678118654752)); }\n\nconst HAS_D: u32 = 1u;\nconst HAS_BIAS: u32 = 2u;\nconst SOFTPLUS: u32 = 4u;\n\nstruct P {\n  b: u32, l: u32, h: u32, p: u32, g: u32, n: u32, e: u32, eg: u32, R: u32, flags: u32,\n  dtoff: u32, dtld: u32, biasoff: u32, aoff: u32, Doff: u32, h0off: u32, h0ld: u32,\n  dDtoff: u32, dDtld: u32, dAoff: u32, dDoff: u32, dboff: u32, dh0off: u32, dh0ld: u32,\n  dtlo: f32, dthi: f32,\n}\n@group(0) @binding(0) var<uniform> u: P;\n@group(0) @binding(1) var<storage, read> DT: array<f32>;           // raw dt (b*l, h) view\n@group(0) @binding(2) var<storage, read> biasv: array<f32>;        // dtBias (h)\n@group(0) @binding(3) var<storage, read> Av: array<f32>;           // A (h)\n@group(0) @binding(4) var<storage, read> Dv: array<f32>;           // D (h)\n@group(0) @binding(5) var<storage, read> h0: array<f32>;           // (b*h*p, n) view\n@group(0) @binding(6) var<storage, read_write> DTE: array<f32>;    // (b*l, e) discretised dt per channel\n@group(0) @binding(7) var<storage, read_write> AE: array<f32>;     // (e, n)\n@group(0) @binding(8) var<storage, read_write> DE: array<f32>;     // (e)\n@group(0) @binding(9) var<storage, read_write> H0G: array<f32>;    // (g, b, e_g, n)\n@group(0) @binding(10) var<storage, read> DH0G: array<f32>;        // (g, b, e_g, n): dh0 per group\n@group(0) @binding(11) var<storage, read_write> dh0: array<f32>;   // (b*h*p, n) view\n@group(0) @binding(12) var<storage, read> DDE: array<f32>;         // (b*l, e) dDelta per channel\n@group(0) @binding(13) var<storage, read_write> dDt: array<f32>;   // (b*l, h) view\n@group(0) @binding(14) var<storage, read> DAE: array<f32>;         // (e, n) dA per channel\n@group(0) @binding(15) var<storage, read> DDC: array<f32>;         // (e) dD per channel\n@group(0) @binding(16) var<storage, read> dDtr: array<f32>;        // dDt, as written by ssb_dtgrad\n@group(0) @binding(17) var<storage, read_write> dA: array<f32>;    // (h)\n@group(0) @binding(18) var<storage, read_write> dD: array<f32>;    // (h)\n@group(0) @binding(19) var<storage, read_write> dbias: array<f32>; // (h)\n\nfn has(f: u32) -> bool { return (u.flags & f) != 0u; }\nfn flat(wid: vec3u, nwg: vec3u, li: u32) -> u32 { return (wid.y * nwg.x + wid.x) * 64u + li; }\n\n// dt before the clamp (raw + bias, through softplus), as the forward's dt_of.\nfn dt_pre(raw: f32, hd: u32) -> f32 {\n  var v = raw;\n  if (has(HAS_BIAS)) { v += biasv[u.biasoff + hd]; }\n  if (has(SOFTPLUS)) { v = softplus_f(v); }\n  return v;\n}\n\n@compute @workgroup_size(64)\nfn ssb_dt(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = flat(wid, nwg, li);\n  if (i >= u.R * u.e) { return; }\n  let row = i / u.e;\n  let hd = (i - row * u.e) / u.p;\n  DTE[i] = min(max(dt_pre(DT[u.dtoff + row * u.dtld + hd], hd), u.dtlo), u.dthi);\n}\n\n@compute @workgroup_size(64)\nfn ssb_chan(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let c = flat(wid, nwg, li);\n  if (c >= u.e) { return; }\n  let hd = c / u.p;\n  let a = Av[u.aoff + hd];\n  for (var k = 0u; k < u.n; k++) { AE[c * u.n + k] = a; }\n  var dv = 0.0;\n  if (has(HAS_D)) { dv = Dv[u.Doff + hd]; }\n  DE[c] = dv;\n}\n\n// (bi, c, k) of h0 (b, e, n) <-> its place in the group-major copy (g, b, e_g, n)\nfn grouped(i: u32) -> u32 {\n  let k = i % u.n;\n  let r = i / u.n;\n  let c = r % u.e;\n  let bi = r / u.e;\n  let gi = c / u.eg;\n  return ((gi * u.b + bi) * u.eg + (c - gi * u.eg)) * u.n + k;\n}\n\n@compute @workgroup_size(64)\nfn ssb_h0in(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = flat(wid, nwg, li);\n  if (i >= u.b * u.e * u.n) { return; }\n  let r = i / u.n;\n  H0G[grouped(i)] = h0[u.h0off + r * u.h0ld + (i - r * u.n)];\n}\n\n@compute @workgroup_size(64)\nfn ssb_h0out(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = flat(wid, nwg, li);\n  if (i >= u.b * u.e * u.n) { return; }\n  let r = i / u.n;\n  dh0[u.dh0off + r * u.dh0ld + (i - r * u.n)] = DH0G[grouped(i)];\n}\n\n@compute @workgroup_size(64)\nfn ssb_dtgrad(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = flat(wid, nwg, li);\n  if (i >= u.R * u.h) { return; }\n  let row = i / u.h;\n  let hd = i - row * u.h;\n  var s = 0.0;\n  for (var q = 0u; q < u.p; q++) { s += DDE[row * u.e + hd * u.p + q]; }\n  var v = DT[u.dtoff + row * u.dtld + hd];\n  if (has(HAS_BIAS)) { v += biasv[u.biasoff + hd]; }\n  let sp = dt_pre(DT[u.dtoff + row * u.dtld + hd], hd);\n  if (sp < u.dtlo || sp > u.dthi) { s = 0.0; }  // clamped: no gradient (PyTorch's clamp)\n  if (has(SOFTPLUS)) { s *= select(sigmoid_f(v), 1.0, v > 20.0); }\n  dDt[u.dDtoff + row * u.dDtld + hd] = s;\n}\n\n@compute @workgroup_size(64)\nfn ssb_heads(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let hd = flat(wid, nwg, li);\n  if (hd >= u.h) { return; }\n  var sa = 0.0;\n  var sd = 0.0;\n  for (var q = 0u; q < u.p; q++) {\n    let c = hd * u.p + q;\n    for (var k = 0u; k < u.n; k++) { sa += DAE[c * u.n + k]; }\n    sd += DDC[c];\n  }\n  dA[u.dAoff + hd] = sa;\n  if (has(HAS_D)) { dD[u.dDoff + hd] = sd; }\n  if (has(HAS_BIAS)) {\n    var sb = 0.0;\n    for (var r = 0u; r < u.R; r++) { sb += dDtr[u.dDtoff + r * u.dDtld + hd]; }\n    dbias[u.dboff + hd] = sb;\n  }\n}\n",
+  entries: {
+    ssb_dt: {
+      bindings: [
+        { name: 'u', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'DT', group: 0, binding: 1, access: 'read', type: 'f32', note: 'raw dt (b*l, h) view' },
+        { name: 'biasv', group: 0, binding: 2, access: 'read', type: 'f32', note: 'dtBias (h)' },
+        { name: 'DTE', group: 0, binding: 6, access: 'read_write', type: 'f32',
+          note: '(b*l, e) discretised dt per channel' },
+      ],
+      uniform: ssdScanBackward_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.DT || !b.biasv || !b.DTE) return null;
+        return [b.DT, b.biasv, b.DTE];
+      },
+    },
+    ssb_chan: {
+      bindings: [
+        { name: 'u', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'Av', group: 0, binding: 3, access: 'read', type: 'f32', note: 'A (h)' },
+        { name: 'Dv', group: 0, binding: 4, access: 'read', type: 'f32', note: 'D (h)' },
+        { name: 'AE', group: 0, binding: 7, access: 'read_write', type: 'f32', note: '(e, n)' },
+        { name: 'DE', group: 0, binding: 8, access: 'read_write', type: 'f32', note: '(e)' },
+      ],
+      uniform: ssdScanBackward_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.Av || !b.Dv || !b.AE || !b.DE) return null;
+        return [b.Av, b.Dv, b.AE, b.DE];
+      },
+    },
+    ssb_h0in: {
+      bindings: [
+        { name: 'u', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'h0', group: 0, binding: 5, access: 'read', type: 'f32', note: '(b*h*p, n) view' },
+        { name: 'H0G', group: 0, binding: 9, access: 'read_write', type: 'f32', note: '(g, b, e_g, n)' },
+      ],
+      uniform: ssdScanBackward_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.h0 || !b.H0G) return null;
+        return [b.h0, b.H0G];
+      },
+    },
+    ssb_h0out: {
+      bindings: [
+        { name: 'u', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'DH0G', group: 0, binding: 10, access: 'read', type: 'f32', note: '(g, b, e_g, n): dh0 per group' },
+        { name: 'dh0', group: 0, binding: 11, access: 'read_write', type: 'f32', note: '(b*h*p, n) view' },
+      ],
+      uniform: ssdScanBackward_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.DH0G || !b.dh0) return null;
+        return [b.DH0G, b.dh0];
+      },
+    },
+    ssb_dtgrad: {
+      bindings: [
+        { name: 'u', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'DT', group: 0, binding: 1, access: 'read', type: 'f32', note: 'raw dt (b*l, h) view' },
+        { name: 'biasv', group: 0, binding: 2, access: 'read', type: 'f32', note: 'dtBias (h)' },
+        { name: 'DDE', group: 0, binding: 12, access: 'read', type: 'f32', note: '(b*l, e) dDelta per channel' },
+        { name: 'dDt', group: 0, binding: 13, access: 'read_write', type: 'f32', note: '(b*l, h) view' },
+      ],
+      uniform: ssdScanBackward_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.DT || !b.biasv || !b.DDE || !b.dDt) return null;
+        return [b.DT, b.biasv, b.DDE, b.dDt];
+      },
+    },
+    ssb_heads: {
+      bindings: [
+        { name: 'u', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'DAE', group: 0, binding: 14, access: 'read', type: 'f32', note: '(e, n) dA per channel' },
+        { name: 'DDC', group: 0, binding: 15, access: 'read', type: 'f32', note: '(e) dD per channel' },
+        { name: 'dDtr', group: 0, binding: 16, access: 'read', type: 'f32', note: 'dDt, as written by ssb_dtgrad' },
+        { name: 'dA', group: 0, binding: 17, access: 'read_write', type: 'f32', note: '(h)' },
+        { name: 'dD', group: 0, binding: 18, access: 'read_write', type: 'f32', note: '(h)' },
+        { name: 'dbias', group: 0, binding: 19, access: 'read_write', type: 'f32', note: '(h)' },
+      ],
+      uniform: ssdScanBackward_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.DAE || !b.DDC || !b.dDtr || !b.dA || !b.dD || !b.dbias) return null;
+        return [b.DAE, b.DDC, b.dDtr, b.dA, b.dD, b.dbias];
+      },
+    },
+  },
+} as const satisfies WgslModule;
+
 const ssdScan_P = {
   struct: 'P',
   size: 128,
