@@ -18,8 +18,10 @@
 #                     (or IH_STEPS), tested at 2^6..2^12; then ih-mamba-L13-16 (2^13..2^16), ih-mamba-L17
 #                     .. ih-mamba-L20, one length range per run, from the same checkpoint (evaluation only)
 #   ih-attention      the same for attention (RoPE), tested to 2^ATTN_MAX_LOG (its evaluation is quadratic)
-# Mixers WebGPU lacks kernels for (s4d, h3, hyena, mamba-s4d, mamba-hyena) can be added as sc-<mixer>
-# or ih-<mixer>: such a run stops at once with UNSUPPORTED naming the kernel, and the script goes on.
+#   sc-<mixer>, ih-<mixer> for any other mixer WebGPU trains (every one but mamba3 and mamba3-mimo):
+#                     RUNS="sc-s4d sc-h3 sc-hyena sc-mamba-s4d sc-mamba-hyena ih-h3 ih-hyena" gives the
+#                     rest of Table 1 and Table 2's H3 and Hyena rows (Hyena evaluates in one parallel
+#                     pass: its FFT scratch, b·e·n complex numbers at n = 2 × the length, bounds the length)
 #
 # Environment: BUDGET (seconds of this call, default 500), EVAL_RESERVE (seconds kept for a run's
 # final evaluation, default 60), SC_STEPS (400000), SC_BATCH (64), IH_STEPS (5000), IH_BATCH (16),

@@ -196,7 +196,7 @@ test('mamba-ts tasks run --backend webgpu: the same training losses and accuraci
       c.lengths.map((x) => x.accuracy),
     );
   }
-  const s4d = run('webgpu', 's4d', join(root, 's4d.json'));
-  assert.notEqual(s4d.status, 0);
-  assert.match(s4d.stderr, /UNSUPPORTED.*webgpu backend has no \w+ kernel/);
+  const m3 = run('webgpu', 'mamba3', join(root, 'mamba3.json'));
+  assert.notEqual(m3.status, 0);
+  assert.match(m3.stderr, /UNSUPPORTED.*webgpu backend has no \w+ kernel/);
 });
