@@ -39,9 +39,12 @@ export function ssdScanBackward(bk: KernelHost & TensorOwner, s: SsdScanBackward
     eg = e / g,
     R = b * l;
   if (e * n === 0) return;
-  for (const t of [s.A, s.D, s.dtBias, s.B, s.C, s.h0])
+  for (const t of [s.x, s.dt, s.dy, s.A, s.D, s.dtBias, s.B, s.C, s.h0])
     if (t && t.dtype !== 'f32')
-      fail('UNSUPPORTED', 'ssdScanBackward on WebGPU needs f32 A, B, C, D, dtBias and h0 (training uses f32)');
+      fail(
+        'UNSUPPORTED',
+        'ssdScanBackward on WebGPU needs f32 inputs: x, dt, dy, A, B, C, D, dtBias, h0 (training uses f32)',
+      );
   for (const t of [s.x, s.dy, s.dt, s.B, s.C, s.dx, s.dDt, s.dB, s.dC, s.h0, s.dh0])
     if (t && t.size > 0) checkIndex('ssdScanBackward', t.offset + (t.rows - 1) * t.ld + t.cols);
   checkIndex('ssdScanBackward', R * e);
@@ -52,9 +55,12 @@ export function ssdScanBackward(bk: KernelHost & TensorOwner, s: SsdScanBackward
     owned.push(st);
     return new Tensor(bk, st, shape, 'f32', offset);
   };
-  /** A view of `base`'s storage: `shape` from element `offset`. */
-  const at = (base: Tensor, shape: number[], offset: number): Tensor =>
-    new Tensor(bk, base.storage, shape, 'f32', offset, undefined, base);
+  /** A view of `base`'s storage: `shape` from element `offset` (rows `ld` apart; default: contiguous). */
+  const at = (base: Tensor, shape: number[], offset: number, ld?: number): Tensor =>
+    new Tensor(bk, base.storage, shape, base.dtype, offset, ld, base.base ?? base);
+  /** Columns [start, start + len) of `t`, without recording a `narrow` for autograd. */
+  const narrow = (t: Tensor, start: number, len: number): Tensor =>
+    at(t, [...t.shape.slice(0, -1), len], t.offset + start, t.ld);
   const DTE = scratch([b, l, e]),
     DDE = scratch([b, l, e]),
     AE = scratch([e, n]),
@@ -112,7 +118,7 @@ export function ssdScanBackward(bk: KernelHost & TensorOwner, s: SsdScanBackward
     d.run(d.pipe('ssdScanBackward.h0in', H0IN), { h0: bk.buf(s.h0), H0G: bk.buf(H0G) }, params, ...grid(b * e * n, 64));
 
   for (let gi = 0; gi < g; gi++) {
-    const cols = (t: Tensor) => t.narrow(gi * eg, eg); // the group's channels of a (b, l, e) tensor
+    const cols = (t: Tensor) => narrow(t, gi * eg, eg); // the group's channels of a (b, l, e) tensor
     const state = (t: Tensor | null) => (t ? at(t, [b, eg, n], gi * b * eg * n) : null);
     selectiveScanBackward(
       bk,
@@ -120,8 +126,8 @@ export function ssdScanBackward(bk: KernelHost & TensorOwner, s: SsdScanBackward
         u: cols(s.x),
         delta: cols(DTE),
         A: at(AE, [eg, n], gi * eg * n),
-        B: s.B.narrow(gi * n, n),
-        C: s.C.narrow(gi * n, n),
+        B: narrow(s.B, gi * n, n),
+        C: narrow(s.C, gi * n, n),
         D: s.D ? at(DE, [eg], gi * eg) : null,
         z: null,
         deltaBias: null,
@@ -131,8 +137,8 @@ export function ssdScanBackward(bk: KernelHost & TensorOwner, s: SsdScanBackward
         du: cols(s.dx),
         dDelta: cols(DDE),
         dA: at(DAE, [eg, n], gi * eg * n),
-        dB: s.dB.narrow(gi * n, n),
-        dC: s.dC.narrow(gi * n, n),
+        dB: narrow(s.dB, gi * n, n),
+        dC: narrow(s.dC, gi * n, n),
         dD: s.D ? at(DDC, [eg], gi * eg) : null,
         dz: null,
         dDeltaBias: null,
