@@ -11,20 +11,21 @@
 # files came back in as `previous-out` (copied into OUT first). A run whose JSON is in OUT is done and
 # skipped; the script stops starting runs when its time budget is spent and says which are pending.
 #
-# Runs (RUNS, in order; default all of these):
+# Runs (RUNS, in order; default all of these, each call giving every unfinished run a share of its time):
 #   sc-s6, sc-mamba   selective copying, Table 1: length 4096, 16 data tokens, vocab 16, 2 layers,
 #                     d_model 64 (--paper), batch 64, lr 1e-4 (docs/experiments.md), SC_STEPS steps
 #   ih-mamba          induction heads, Table 2: trained at 256 (--paper) until a held-out check is exact
 #                     (or IH_STEPS), tested at 2^6..2^12; then ih-mamba-L13-16 (2^13..2^16), ih-mamba-L17
 #                     .. ih-mamba-L20, one length range per run, from the same checkpoint (evaluation only)
 #   ih-attention      the same for attention (RoPE), tested to 2^ATTN_MAX_LOG (its evaluation is quadratic)
-#   sc-<mixer>, ih-<mixer> for any other mixer WebGPU trains (every one but mamba3 and mamba3-mimo):
-#                     RUNS="sc-s4d sc-h3 sc-hyena sc-mamba-s4d sc-mamba-hyena ih-h3 ih-hyena" gives the
-#                     rest of Table 1 and Table 2's H3 and Hyena rows (Hyena evaluates in one parallel
-#                     pass: its FFT scratch, b·e·n complex numbers at n = 2 × the length, bounds the length)
+#   sc-s4d, sc-h3, sc-hyena, sc-mamba-s4d, sc-mamba-hyena   the rest of Table 1
+#   ih-h3, ih-hyena   Table 2's H3 and Hyena rows (Hyena evaluates in one parallel pass: its FFT scratch,
+#                     b·e·n complex numbers at n = 2 × the length, bounds the length it reaches)
+#   sc-<mixer>, ih-<mixer> for any other mixer WebGPU trains (every one but mamba3 and mamba3-mimo)
 #
 # Environment: BUDGET (seconds of this call, default 500), EVAL_RESERVE (seconds kept for a run's
-# final evaluation, default 60), SC_STEPS (400000), SC_BATCH (64), IH_STEPS (5000), IH_BATCH (16),
+# final evaluation, default 60), SLICE (most training seconds per run and call; default: the budget
+# shared among the unfinished runs, at least 60), SC_STEPS (400000), SC_BATCH (64), IH_STEPS (5000), IH_BATCH (16),
 # ATTN_MAX_LOG (14), SIZE=tiny (a few steps of a tiny model: checks the script end to end; its numbers
 # mean nothing), BACKEND (webgpu).
 set -o pipefail
@@ -61,6 +62,20 @@ else
   attn_max=${ATTN_MAX_LOG:-14}
 fi
 
+runs=${RUNS:-sc-s6 sc-mamba sc-s4d sc-h3 sc-hyena sc-mamba-s4d sc-mamba-hyena ih-mamba ih-attention ih-h3 ih-hyena}
+# Round robin: each unfinished run trains for at most its share of this call (SLICE seconds, default
+# the budget over the unfinished runs, at least 60), and each call starts one run further down the list
+# (the count of calls is kept in OUT/calls), so every curve advances.
+calls=$(cat "$out/calls" 2> /dev/null || echo 0)
+echo $((calls + 1)) > "$out/calls"
+read -r -a list <<< "$runs"
+shift_by=$((calls % ${#list[@]}))
+runs="${list[*]:shift_by} ${list[*]:0:shift_by}"
+unfinished=0
+for r in $runs; do [ -f "$out/$r.json" ] || unfinished=$((unfinished + 1)); done
+slice=${SLICE:-$(((budget - reserve) / (unfinished > 0 ? unfinished : 1)))}
+((slice < 60)) && [ -z "${SLICE:-}" ] && slice=60
+
 pending=()
 done_runs=()
 failed=()
@@ -80,6 +95,7 @@ run() {
     pending+=("$name")
     return
   fi
+  ((left > slice)) && left=$slice
   echo "== $name ($(date -u +%H:%M:%S), ${left}s of training time left in this call)" | tee -a "$out/$name.log"
   timeout --signal=INT $((deadline - now)) node "$main" tasks run "$@" --backend "$backend" \
     --checkpoint "$out/ckpt/$ck.safetensors" --time-limit "$left" --out "$json" 2>&1 |
@@ -100,7 +116,7 @@ exponents() {
   if [[ $r == *..* ]]; then seq "${r%..*}" "${r#*..}"; else echo "$r"; fi
 }
 
-for r in ${RUNS:-sc-s6 sc-mamba ih-mamba ih-attention}; do
+for r in $runs; do
   task=${r%%-*}
   mixer=${r#*-}
   case $task in
