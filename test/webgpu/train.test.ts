@@ -14,14 +14,15 @@ import { PARITY, ROOT } from '../helpers/fixtures.js';
 import { smallText, tempDir, TINY_CONFIG } from '../train/helpers.js';
 import { disposeGpu, requireAdapter } from '../helpers/webgpu.js';
 
-// Training on WebGPU: the PyTorch gradient fixture (as test/autograd/mamba-grad.test.ts on the CPU),
-// and one full optimiser step against the CPU backend.
+// Training on WebGPU: the PyTorch gradient fixtures of Mamba and Mamba-2 (as test/autograd/mamba-grad.test.ts
+// on the CPU), and one full optimiser step of each against the CPU backend.
 
 after(disposeGpu);
-const DIR = join(PARITY, 'mamba1-grad');
+const FIXTURES = ['mamba1-grad', 'mamba2-grad'];
 const MAIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 
-async function fixture(): Promise<{
+async function fixture(DIR: string): Promise<{
+  dir: string;
   ids: Int32Array;
   targets: Int32Array;
   b: number;
@@ -39,12 +40,12 @@ async function fixture(): Promise<{
   const [b, l] = exp.entries.get('input_ids')!.shape as [number, number];
   const targets = new Int32Array(b * l);
   for (let i = 0; i < b; i++) for (let t = 0; t < l; t++) targets[i * l + t] = t + 1 < l ? ids[i * l + t + 1] : -1;
-  return { ids, targets, b, l, f32, close: () => exp.close() };
+  return { dir: DIR, ids, targets, b, l, f32, close: () => exp.close() };
 }
 
 /** Loss and gradients of the fixture's model on `bk` (parameters by name, read back). */
 async function gradients(bk: Backend, fx: Awaited<ReturnType<typeof fixture>>) {
-  const model = await loadLanguageModel(DIR, { backend: bk, dtype: 'f32' });
+  const model = await loadLanguageModel(fx.dir, { backend: bk, dtype: 'f32' });
   const params = model.parameters();
   for (const p of params.values()) p.requiresGrad = true;
   const logits = model.forward(bk.upload(fx.ids, [fx.b, fx.l], 'i32'));
@@ -54,66 +55,68 @@ async function gradients(bk: Backend, fx: Awaited<ReturnType<typeof fixture>>) {
   return { model, params, loss: lossValue };
 }
 
-test('mamba1-grad on WebGPU: loss and every parameter gradient match PyTorch within 1e-4', async (t) => {
-  const g = await requireAdapter(t);
-  if (!g) return;
-  const fx = await fixture();
-  const { params, loss } = await gradients(g, fx);
-  const lossWant = (await fx.f32('loss'))[0];
-  assert.ok(Math.abs(loss - lossWant) < 1e-5, `loss ${loss} vs PyTorch ${lossWant}`);
-  let worst = 0,
-    worstName = '';
-  for (const [name, p] of params) {
-    const want = await fx.f32(`grad.${name}`);
-    assert.ok(p.grad, `${name}: no gradient`);
-    const got = await p.grad.readFloat();
-    assert.equal(got.length, want.length, name);
-    let err = 0;
-    for (let i = 0; i < got.length; i++) err = Math.max(err, Math.abs(got[i] - want[i]));
-    if (err > worst) [worst, worstName] = [err, name];
-    assert.ok(err < 1e-4, `${name}: max abs error ${err}`);
-  }
-  t.diagnostic(
-    `mamba1-grad on WebGPU: loss |diff| ${Math.abs(loss - lossWant).toExponential(2)}; worst gradient error ${worst.toExponential(2)} (${worstName})`,
-  );
-  await fx.close();
-});
+for (const name of FIXTURES)
+  test(`${name} on WebGPU: loss and every parameter gradient match PyTorch within 1e-4`, async (t) => {
+    const g = await requireAdapter(t);
+    if (!g) return;
+    const fx = await fixture(join(PARITY, name));
+    const { params, loss } = await gradients(g, fx);
+    const lossWant = (await fx.f32('loss'))[0];
+    assert.ok(Math.abs(loss - lossWant) < 1e-5, `loss ${loss} vs PyTorch ${lossWant}`);
+    let worst = 0,
+      worstName = '';
+    for (const [name, p] of params) {
+      const want = await fx.f32(`grad.${name}`);
+      assert.ok(p.grad, `${name}: no gradient`);
+      const got = await p.grad.readFloat();
+      assert.equal(got.length, want.length, name);
+      let err = 0;
+      for (let i = 0; i < got.length; i++) err = Math.max(err, Math.abs(got[i] - want[i]));
+      if (err > worst) [worst, worstName] = [err, name];
+      assert.ok(err < 1e-4, `${name}: max abs error ${err}`);
+    }
+    t.diagnostic(
+      `${name} on WebGPU: loss |diff| ${Math.abs(loss - lossWant).toExponential(2)}; worst gradient error ${worst.toExponential(2)} (${worstName})`,
+    );
+    await fx.close();
+  });
 
-test('one training step on WebGPU matches the CPU: gradients within 1e-4, norm, updated weights', async (t) => {
-  const g = await requireAdapter(t);
-  if (!g) return;
-  const fx = await fixture();
-  const sides = [];
-  for (const bk of [cpu(), g] as Backend[]) {
-    const r = await gradients(bk, fx);
-    const grads = new Map<string, Float32Array>();
-    for (const [name, p] of r.params) grads.set(name, await p.grad!.readFloat());
-    const opt = new AdamW(r.params, bk);
-    const norm = await optimizerStep(r.model, opt, 1e-2, 0.5); // clipped: the norm is above 0.5
-    const weights = new Map<string, Float32Array>();
-    for (const [name, p] of r.params) weights.set(name, await p.readFloat());
-    sides.push({ loss: r.loss, grads, norm, weights });
-  }
-  const [c, w] = sides;
-  assert.ok(Math.abs(c.loss - w.loss) < 1e-5, `loss ${w.loss} vs cpu ${c.loss}`);
-  assert.ok(c.norm > 0.5, `the fixture's gradient norm ${c.norm} is clipped`);
-  assert.ok(Math.abs(c.norm - w.norm) < 1e-4 * c.norm, `gradient norm ${w.norm} vs cpu ${c.norm}`);
-  let worstG = 0,
-    worstW = 0;
-  for (const [name, gc] of c.grads) {
-    const gw = w.grads.get(name)!;
-    for (let i = 0; i < gc.length; i++) worstG = Math.max(worstG, Math.abs(gc[i] - gw[i]));
-    const pc = c.weights.get(name)!,
-      pw = w.weights.get(name)!;
-    for (let i = 0; i < pc.length; i++) worstW = Math.max(worstW, Math.abs(pc[i] - pw[i]));
-  }
-  t.diagnostic(
-    `one step: worst gradient difference ${worstG.toExponential(2)}, worst weight difference ${worstW.toExponential(2)}`,
-  );
-  assert.ok(worstG < 1e-4, `gradients differ by up to ${worstG}`);
-  assert.ok(worstW < 1e-4, `updated weights differ by up to ${worstW}`);
-  await fx.close();
-});
+for (const name of FIXTURES)
+  test(`one training step of ${name}'s model on WebGPU matches the CPU: gradients within 1e-4, norm, updated weights`, async (t) => {
+    const g = await requireAdapter(t);
+    if (!g) return;
+    const fx = await fixture(join(PARITY, name));
+    const sides = [];
+    for (const bk of [cpu(), g] as Backend[]) {
+      const r = await gradients(bk, fx);
+      const grads = new Map<string, Float32Array>();
+      for (const [name, p] of r.params) grads.set(name, await p.grad!.readFloat());
+      const opt = new AdamW(r.params, bk);
+      const norm = await optimizerStep(r.model, opt, 1e-2, 0.5); // clipped: the norm is above 0.5
+      const weights = new Map<string, Float32Array>();
+      for (const [name, p] of r.params) weights.set(name, await p.readFloat());
+      sides.push({ loss: r.loss, grads, norm, weights });
+    }
+    const [c, w] = sides;
+    assert.ok(Math.abs(c.loss - w.loss) < 1e-5, `loss ${w.loss} vs cpu ${c.loss}`);
+    assert.ok(c.norm > 0.5, `the fixture's gradient norm ${c.norm} is clipped`);
+    assert.ok(Math.abs(c.norm - w.norm) < 1e-4 * c.norm, `gradient norm ${w.norm} vs cpu ${c.norm}`);
+    let worstG = 0,
+      worstW = 0;
+    for (const [name, gc] of c.grads) {
+      const gw = w.grads.get(name)!;
+      for (let i = 0; i < gc.length; i++) worstG = Math.max(worstG, Math.abs(gc[i] - gw[i]));
+      const pc = c.weights.get(name)!,
+        pw = w.weights.get(name)!;
+      for (let i = 0; i < pc.length; i++) worstW = Math.max(worstW, Math.abs(pc[i] - pw[i]));
+    }
+    t.diagnostic(
+      `one step: worst gradient difference ${worstG.toExponential(2)}, worst weight difference ${worstW.toExponential(2)}`,
+    );
+    assert.ok(worstG < 1e-4, `gradients differ by up to ${worstG}`);
+    assert.ok(worstW < 1e-4, `updated weights differ by up to ${worstW}`);
+    await fx.close();
+  });
 
 test('mamba-ts train --backend webgpu: the same losses and gradient norms as the CPU run', async (t) => {
   const g = await requireAdapter(t); // (sets VK_ICD_FILENAMES for SwiftShader where needed: the child inherits it)
@@ -193,7 +196,7 @@ test('mamba-ts tasks run --backend webgpu: the same training losses and accuraci
       c.lengths.map((x) => x.accuracy),
     );
   }
-  const s4d = run('webgpu', 's4d', join(root, 's4d.json'));
-  assert.notEqual(s4d.status, 0);
-  assert.match(s4d.stderr, /UNSUPPORTED.*webgpu backend has no \w+ kernel/);
+  const m3 = run('webgpu', 'mamba3', join(root, 'mamba3.json'));
+  assert.notEqual(m3.status, 0);
+  assert.match(m3.stderr, /UNSUPPORTED.*webgpu backend has no \w+ kernel/);
 });

@@ -30,10 +30,10 @@ function ids(n: number, V: number, seed: number, ignore = false): Int32Array {
   return a;
 }
 
-test('webgpu has every training kernel but the SSD scan backward (Mamba-2)', async (t) => {
+test('webgpu has every training kernel', async (t) => {
   const g = await requireAdapter(t);
   if (!g) return;
-  assert.deepEqual(missingTrainingKernels(g), ['ssdScanBackward']);
+  assert.deepEqual(missingTrainingKernels(g), []);
 });
 
 test('unaryBackward: every op, strided views', async (t) => {

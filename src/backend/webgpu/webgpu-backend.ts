@@ -32,23 +32,33 @@ import {
   checkReduceRows,
   checkRmsnormBackward,
   checkScanBackward,
+  checkSsdScanBackward,
   checkUnaryBackward,
   type AdamWStepOptions,
   type CausalConv1dBackwardArgs,
   type LossReduction,
   type ReduceOp,
   type SelectiveScanBackwardArgs,
+  type SsdScanBackwardArgs,
   type TrainingKernels,
 } from '../contract/training.js';
 import { checkFloat } from '../contract/checks.js';
 import {
   checkAttention,
   checkAttentionBackward,
+  checkFftConv,
+  checkFftConvBackward,
+  checkSsmConvKernel,
+  checkSsmConvKernelBackward,
+  checkDiagonalSsmScan,
   checkMoeAccumulate,
   checkMoeRoute,
   checkRotary,
   type AttentionArgs,
   type AttentionBackwardArgs,
+  type SsmConvKernelArgs,
+  type SsmConvKernelBackwardArgs,
+  type DiagonalSsmScanArgs,
   type MoeRouteOptions,
   type RotaryOptions,
 } from '../contract/mixers.js';
@@ -78,6 +88,9 @@ import { rmsnorm } from './kernels/rmsnorm.js';
 import { sample } from './kernels/sample.js';
 import { selectiveScan } from './kernels/scan.js';
 import { selectiveScanBackward } from './kernels/scan-backward.js';
+import { ssdScanBackward } from './kernels/ssd-scan-backward.js';
+import { fftConv, fftConvBackward } from './kernels/fft-conv.js';
+import { diagonalSsmScan, ssmConvKernel, ssmConvKernelBackward } from './kernels/ssm-conv-kernel.js';
 import { ssdScan } from './kernels/ssd-scan.js';
 import { mamba3Scan } from './kernels/mamba3-scan.js';
 import type { KernelHost, KernelOptions } from './kernel-host.js';
@@ -513,6 +526,11 @@ export class WebGpuBackend implements Backend, KernelHost, TrainingKernels {
     selectiveScanBackward(this, s, dims);
   }
 
+  ssdScanBackward(s: SsdScanBackwardArgs): void {
+    const dims = checkSsdScanBackward(s);
+    ssdScanBackward(this, s, dims);
+  }
+
   /** A target id >= V gives a NaN loss here (the CPU throws TOKEN_OUT_OF_RANGE): checking needs a read back. */
   crossEntropy(out: Tensor, logits: Tensor, targets: Tensor, reduction: LossReduction): void {
     const { m, V } = checkCrossEntropy('crossEntropy', out, logits, targets, 'scalar');
@@ -538,6 +556,31 @@ export class WebGpuBackend implements Backend, KernelHost, TrainingKernels {
 
   attentionBackward(a: AttentionBackwardArgs): void {
     attentionBackward(this, a, checkAttentionBackward(a));
+  }
+
+  fftConv(y: Tensor, u: Tensor, K: Tensor): void {
+    const { b, l, e } = checkFftConv('fftConv', y, u, K);
+    fftConv(this, y, u, K, b, l, e);
+  }
+
+  fftConvBackward(du: Tensor, dK: Tensor, g: Tensor, u: Tensor, K: Tensor): void {
+    const { b, l, e, lk } = checkFftConvBackward(du, dK, g, u, K);
+    fftConvBackward(this, du, dK, g, u, K, b, l, e, lk);
+  }
+
+  ssmConvKernel(a: SsmConvKernelArgs): void {
+    const { L, e, N } = checkSsmConvKernel(a);
+    ssmConvKernel(this, a, L, e, N);
+  }
+
+  ssmConvKernelBackward(a: SsmConvKernelBackwardArgs): void {
+    const { L, e, N } = checkSsmConvKernelBackward(a);
+    ssmConvKernelBackward(this, a, L, e, N);
+  }
+
+  diagonalSsmScan(a: DiagonalSsmScanArgs): void {
+    const { b, l, e, N } = checkDiagonalSsmScan(a);
+    diagonalSsmScan(this, a, b, l, e, N);
   }
 
   rotary(out: Tensor, x: Tensor, o: RotaryOptions): void {

@@ -805,6 +805,114 @@ export const embedding = {
   },
 } as const satisfies WgslModule;
 
+const fftConv_P = {
+  struct: 'P',
+  size: 48,
+  fields: [
+    { name: 'n', type: 'u32', offset: 0 },
+    { name: 'rows', type: 'u32', offset: 4 },
+    { name: 'e', type: 'u32', offset: 8 },
+    { name: 'nb', type: 'u32', offset: 12 },
+    { name: 'l', type: 'u32', offset: 16 },
+    { name: 'lz', type: 'u32', offset: 20 },
+    { name: 'Ns', type: 'u32', offset: 24 },
+    { name: 'inverse', type: 'u32', offset: 28 },
+    { name: 'conjK', type: 'u32', offset: 32 },
+    { name: 'off', type: 'u32', offset: 36 },
+    { name: 'ld', type: 'u32', offset: 40 },
+    { name: 'scale', type: 'f32', offset: 44 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.n !== 'number' || typeof v.rows !== 'number' || typeof v.e !== 'number' ||
+      typeof v.nb !== 'number' || typeof v.l !== 'number' || typeof v.lz !== 'number' ||
+      typeof v.Ns !== 'number' || typeof v.inverse !== 'number' || typeof v.conjK !== 'number' ||
+      typeof v.off !== 'number' || typeof v.ld !== 'number' || typeof v.scale !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.n;
+    w.u32[at + 1] = v.rows;
+    w.u32[at + 2] = v.e;
+    w.u32[at + 3] = v.nb;
+    w.u32[at + 4] = v.l;
+    w.u32[at + 5] = v.lz;
+    w.u32[at + 6] = v.Ns;
+    w.u32[at + 7] = v.inverse;
+    w.u32[at + 8] = v.conjK;
+    w.u32[at + 9] = v.off;
+    w.u32[at + 10] = v.ld;
+    w.f32[at + 11] = v.scale;
+    return true;
+  },
+} as const;
+export const fftConv = {
+  name: 'fft-conv',
+  code: "// Causal long convolution by FFT and its gradient (the math: cpu/reference/fft-conv.ts and\n// fft-conv-backward.ts), in f32, on rows of n complex numbers (n = the power of two >= 2l, so the\n// circular convolution equals the linear one on [0, l)):\n//   fc_pack    one thread per (row, t): a (nb, l, e) view's column c of sequence bi -> row bi·e + c,\n//              zero-padded from t = l to n, as complex numbers with a zero imaginary part\n//   fc_stage   one radix-2 Stockham pass (natural order in and out; log2 n passes make a transform):\n//              for j < n/2, k = j mod Ns: v1 = x[j + n/2]·w^k (w = e^{∓iπ/Ns}),\n//              out[(j/Ns)·2Ns + k] = x[j] + v1, out[... + Ns] = x[j] − v1\n//   fc_mul     rows · (the filter's spectrum, or its conjugate) in place\n//   fc_mulsum  dK's spectrum: sum over the sequences of G_b · conj(U_b), per channel\n//   fc_unpack  real parts / n back to a (nb, l, e) view, rows [l, lz) zero (dK's taps past l)\n// Twiddles from an accurate sine and cosine (WGSL's builtins promise only 2^-11 absolute error).\n\nstruct P {\n  n: u32, rows: u32, e: u32, nb: u32, l: u32, lz: u32, Ns: u32, inverse: u32, conjK: u32,\n  off: u32, ld: u32, scale: f32,\n}\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> src: array<f32>;               // (nb, l, e) view\n@group(0) @binding(2) var<storage, read_write> X: array<vec2<f32>>;     // (rows, n) complex\n@group(0) @binding(3) var<storage, read> Xr: array<vec2<f32>>;          // (rows, n): a pass's input\n@group(0) @binding(4) var<storage, read> KF: array<vec2<f32>>;          // (e, n): the filter's spectrum\n@group(0) @binding(5) var<storage, read> Ur: array<vec2<f32>>;          // (nb·e, n): the inputs' spectra\n@group(0) @binding(6) var<storage, read_write> dst: array<f32>;         // (nb, lz, e) view\n\nfn flat(wid: vec3u, nwg: vec3u, li: u32) -> u32 { return (wid.y * nwg.x + wid.x) * 64u + li; }\n\n// (sin a, cos a) to a few ulp (as mamba3-scan.wgsl's sincos_acc).\nfn sincos_acc(a: f32) -> vec2<f32> {\n  let k = round(a * 0.636619772367581);\n  let r = (a - k * 1.5707963705062866) + k * 4.371139000186243e-8;\n  let r2 = r * r;\n  let s = r * (1.0 + r2 * (-1.0 / 6.0 + r2 * (1.0 / 120.0 + r2 * (-1.0 / 5040.0 + r2 * (1.0 / 362880.0)))));\n  let c = 1.0 + r2 * (-0.5 + r2 * (1.0 / 24.0 + r2 * (-1.0 / 720.0 + r2 * (1.0 / 40320.0 + r2 * (-1.0 / 3628800.0)))));\n  let q = i32(k) & 3;\n  if (q == 0) { return vec2<f32>(s, c); }\n  if (q == 1) { return vec2<f32>(c, -s); }\n  if (q == 2) { return vec2<f32>(-s, -c); }\n  return vec2<f32>(-c, s);\n}\n\nfn cmul(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> { return vec2<f32>(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x); }\n\n@compute @workgroup_size(64)\nfn fc_pack(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = flat(wid, nwg, li);\n  if (i >= p.rows * p.n) { return; }\n  let row = i / p.n;\n  let t = i - row * p.n;\n  let bi = row / p.e;\n  let c = row - bi * p.e;\n  var v = 0.0;\n  if (t < p.l) { v = src[p.off + (bi * p.l + t) * p.ld + c]; }\n  X[i] = vec2<f32>(v, 0.0);\n}\n\n@compute @workgroup_size(64)\nfn fc_stage(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = flat(wid, nwg, li);\n  let half = p.n / 2u;\n  if (i >= p.rows * half) { return; }\n  let row = i / half;\n  let j = i - row * half;\n  let base = row * p.n;\n  let k = j % p.Ns;\n  // w^k = e^{∓iπk/Ns}: the angle as a fraction of a half turn, exact for powers of two\n  var ang = -3.14159265358979 * (f32(k) / f32(p.Ns));\n  if (p.inverse != 0u) { ang = -ang; }\n  let sc = sincos_acc(ang);\n  let v0 = Xr[base + j];\n  let v1 = cmul(Xr[base + j + half], vec2<f32>(sc.y, sc.x));\n  let o = base + (j / p.Ns) * 2u * p.Ns + k;\n  X[o] = v0 + v1;\n  X[o + p.Ns] = v0 - v1;\n}\n\n@compute @workgroup_size(64)\nfn fc_mul(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = flat(wid, nwg, li);\n  if (i >= p.rows * p.n) { return; }\n  let row = i / p.n;\n  let k = i - row * p.n;\n  var f = KF[(row % p.e) * p.n + k];\n  if (p.conjK != 0u) { f.y = -f.y; }\n  X[i] = cmul(X[i], f);\n}\n\n@compute @workgroup_size(64)\nfn fc_mulsum(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = flat(wid, nwg, li);\n  if (i >= p.e * p.n) { return; }\n  var s = vec2<f32>(0.0, 0.0);\n  for (var bi = 0u; bi < p.nb; bi++) {\n    let u = Ur[bi * p.e * p.n + i];\n    s += cmul(Xr[bi * p.e * p.n + i], vec2<f32>(u.x, -u.y));\n  }\n  X[i] = s;\n}\n\n@compute @workgroup_size(64)\nfn fc_unpack(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = flat(wid, nwg, li);\n  if (i >= p.nb * p.lz * p.e) { return; }\n  let c = i % p.e;\n  let r = i / p.e; // bi * lz + t\n  let bi = r / p.lz;\n  let t = r - bi * p.lz;\n  var v = 0.0;\n  if (t < p.l) { v = Xr[(bi * p.e + c) * p.n + t].x * p.scale; }\n  dst[p.off + r * p.ld + c] = v;\n}\n",
+  entries: {
+    fc_pack: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'src', group: 0, binding: 1, access: 'read', type: 'f32', note: '(nb, l, e) view' },
+        { name: 'X', group: 0, binding: 2, access: 'read_write', type: 'vec2<f32>', note: '(rows, n) complex' },
+      ],
+      uniform: fftConv_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.src || !b.X) return null;
+        return [b.src, b.X];
+      },
+    },
+    fc_stage: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'X', group: 0, binding: 2, access: 'read_write', type: 'vec2<f32>', note: '(rows, n) complex' },
+        { name: 'Xr', group: 0, binding: 3, access: 'read', type: 'vec2<f32>', note: '(rows, n): a pass\'s input' },
+      ],
+      uniform: fftConv_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.X || !b.Xr) return null;
+        return [b.X, b.Xr];
+      },
+    },
+    fc_mul: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'X', group: 0, binding: 2, access: 'read_write', type: 'vec2<f32>', note: '(rows, n) complex' },
+        { name: 'KF', group: 0, binding: 4, access: 'read', type: 'vec2<f32>', note: '(e, n): the filter\'s spectrum' },
+      ],
+      uniform: fftConv_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.X || !b.KF) return null;
+        return [b.X, b.KF];
+      },
+    },
+    fc_mulsum: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'X', group: 0, binding: 2, access: 'read_write', type: 'vec2<f32>', note: '(rows, n) complex' },
+        { name: 'Xr', group: 0, binding: 3, access: 'read', type: 'vec2<f32>', note: '(rows, n): a pass\'s input' },
+        { name: 'Ur', group: 0, binding: 5, access: 'read', type: 'vec2<f32>',
+          note: '(nb·e, n): the inputs\' spectra' },
+      ],
+      uniform: fftConv_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.X || !b.Xr || !b.Ur) return null;
+        return [b.X, b.Xr, b.Ur];
+      },
+    },
+    fc_unpack: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'Xr', group: 0, binding: 3, access: 'read', type: 'vec2<f32>', note: '(rows, n): a pass\'s input' },
+        { name: 'dst', group: 0, binding: 6, access: 'read_write', type: 'f32', note: '(nb, lz, e) view' },
+      ],
+      uniform: fftConv_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.Xr || !b.dst) return null;
+        return [b.Xr, b.dst];
+      },
+    },
+  },
+} as const satisfies WgslModule;
+
 const fill_P = {
   struct: 'P',
   size: 28,
@@ -2051,6 +2159,167 @@ export const scan = {
   },
 } as const satisfies WgslModule;
 
+const ssdScanBackward_P = {
+  struct: 'P',
+  size: 104,
+  fields: [
+    { name: 'b', type: 'u32', offset: 0 },
+    { name: 'l', type: 'u32', offset: 4 },
+    { name: 'h', type: 'u32', offset: 8 },
+    { name: 'p', type: 'u32', offset: 12 },
+    { name: 'g', type: 'u32', offset: 16 },
+    { name: 'n', type: 'u32', offset: 20 },
+    { name: 'e', type: 'u32', offset: 24 },
+    { name: 'eg', type: 'u32', offset: 28 },
+    { name: 'R', type: 'u32', offset: 32 },
+    { name: 'flags', type: 'u32', offset: 36 },
+    { name: 'dtoff', type: 'u32', offset: 40 },
+    { name: 'dtld', type: 'u32', offset: 44 },
+    { name: 'biasoff', type: 'u32', offset: 48 },
+    { name: 'aoff', type: 'u32', offset: 52 },
+    { name: 'Doff', type: 'u32', offset: 56 },
+    { name: 'h0off', type: 'u32', offset: 60 },
+    { name: 'h0ld', type: 'u32', offset: 64 },
+    { name: 'dDtoff', type: 'u32', offset: 68 },
+    { name: 'dDtld', type: 'u32', offset: 72 },
+    { name: 'dAoff', type: 'u32', offset: 76 },
+    { name: 'dDoff', type: 'u32', offset: 80 },
+    { name: 'dboff', type: 'u32', offset: 84 },
+    { name: 'dh0off', type: 'u32', offset: 88 },
+    { name: 'dh0ld', type: 'u32', offset: 92 },
+    { name: 'dtlo', type: 'f32', offset: 96 },
+    { name: 'dthi', type: 'f32', offset: 100 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.b !== 'number' || typeof v.l !== 'number' || typeof v.h !== 'number' ||
+      typeof v.p !== 'number' || typeof v.g !== 'number' || typeof v.n !== 'number' ||
+      typeof v.e !== 'number' || typeof v.eg !== 'number' || typeof v.R !== 'number' ||
+      typeof v.flags !== 'number' || typeof v.dtoff !== 'number' || typeof v.dtld !== 'number' ||
+      typeof v.biasoff !== 'number' || typeof v.aoff !== 'number' || typeof v.Doff !== 'number' ||
+      typeof v.h0off !== 'number' || typeof v.h0ld !== 'number' || typeof v.dDtoff !== 'number' ||
+      typeof v.dDtld !== 'number' || typeof v.dAoff !== 'number' || typeof v.dDoff !== 'number' ||
+      typeof v.dboff !== 'number' || typeof v.dh0off !== 'number' || typeof v.dh0ld !== 'number' ||
+      typeof v.dtlo !== 'number' || typeof v.dthi !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.b;
+    w.u32[at + 1] = v.l;
+    w.u32[at + 2] = v.h;
+    w.u32[at + 3] = v.p;
+    w.u32[at + 4] = v.g;
+    w.u32[at + 5] = v.n;
+    w.u32[at + 6] = v.e;
+    w.u32[at + 7] = v.eg;
+    w.u32[at + 8] = v.R;
+    w.u32[at + 9] = v.flags;
+    w.u32[at + 10] = v.dtoff;
+    w.u32[at + 11] = v.dtld;
+    w.u32[at + 12] = v.biasoff;
+    w.u32[at + 13] = v.aoff;
+    w.u32[at + 14] = v.Doff;
+    w.u32[at + 15] = v.h0off;
+    w.u32[at + 16] = v.h0ld;
+    w.u32[at + 17] = v.dDtoff;
+    w.u32[at + 18] = v.dDtld;
+    w.u32[at + 19] = v.dAoff;
+    w.u32[at + 20] = v.dDoff;
+    w.u32[at + 21] = v.dboff;
+    w.u32[at + 22] = v.dh0off;
+    w.u32[at + 23] = v.dh0ld;
+    w.f32[at + 24] = v.dtlo;
+    w.f32[at + 25] = v.dthi;
+    return true;
+  },
+} as const;
+export const ssdScanBackward = {
+  name: 'ssd-scan-backward',
+  code: "// The pieces around the selective scan's backward (scan-backward.wgsl) that make it Mamba-2's SSD\n// backward (the math: cpu/reference/ssd-scan-backward.ts). Per group of heads, the SSD scan is a\n// selective scan over the group's e_g = (h/g)·p channels (channel c = head·p + q) whose\n//   delta[row, c] = dt[row, head] (discretised: bias, softplus, clamp),  A[c, k] = A[head] for every k,\n//   D[c] = D[head],  B, C = the group's columns,  no z,\n// so the launcher runs that kernel once per group on these broadcast inputs and then adds up the\n// per-channel gradients per head here:\n//   ssb_dt     (b*l, e) threads: DTE = the discretised dt, broadcast over each head's p channels\n//   ssb_chan   e threads:        AE (e, n) = A[head] in every column; DE (e) = D[head]\n//   ssb_h0in   (b, e, n) threads: h0 (b, h, p, n) regrouped as (g, b, e_g, n): each group's a plain view\n//   ssb_h0out  the inverse, for dh0\n//   ssb_dtgrad (b*l, h) threads: dDt[row, head] = sum_q dDelta[row, c] · [lo <= dt <= hi] · softplus'\n//   ssb_heads  h threads:        dA = sum over the head's (c, k) of dA(e, n); dD = sum_q dD(e);\n//                                dBias = sum over rows of dDt (fixed orders: deterministic)\n// Scalar functions with the numerics of the CPU reference (src/backend/cpu/reference/math.ts), in f32.\n\n// log(1 + y) without the cancellation of log(1 + y) for small y (Goldberg's trick: exact to a few ulp).\nfn log1p_f(y: f32) -> f32 {\n  let u = 1.0 + y;\n  if (u == 1.0) { return y; }\n  return log(u) * (y / (u - 1.0));\n}\n\n// softplus(x) = log(1 + e^x), and x itself above 20 (PyTorch's threshold).\nfn softplus_f(x: f32) -> f32 {\n  if (x > 20.0) { return x; }\n  return log1p_f(exp(x));\n}\n\nfn sigmoid_f(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }\n\nfn silu_f(x: f32) -> f32 { return x / (1.0 + exp(-x)); }\n\n// erf from erfc (Numerical Recipes' erfcc, fractional error < 1.2e-7).\nfn erf_f(x: f32) -> f32 {\n  let z = abs(x);\n  let t = 1.0 / (1.0 + 0.5 * z);\n  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +\n          t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));\n  return select(r - 1.0, 1.0 - r, x >= 0.0);\n}\n\n// gelu(x) = x * Phi(x), the exact (erf) form.\nfn gelu_f(x: f32) -> f32 { return 0.5 * x * (1.0 + erf_f(x * 0.70710678118654752)); }\n\nconst HAS_D: u32 = 1u;\nconst HAS_BIAS: u32 = 2u;\nconst SOFTPLUS: u32 = 4u;\n\nstruct P {\n  b: u32, l: u32, h: u32, p: u32, g: u32, n: u32, e: u32, eg: u32, R: u32, flags: u32,\n  dtoff: u32, dtld: u32, biasoff: u32, aoff: u32, Doff: u32, h0off: u32, h0ld: u32,\n  dDtoff: u32, dDtld: u32, dAoff: u32, dDoff: u32, dboff: u32, dh0off: u32, dh0ld: u32,\n  dtlo: f32, dthi: f32,\n}\n@group(0) @binding(0) var<uniform> u: P;\n@group(0) @binding(1) var<storage, read> DT: array<f32>;           // raw dt (b*l, h) view\n@group(0) @binding(2) var<storage, read> biasv: array<f32>;        // dtBias (h)\n@group(0) @binding(3) var<storage, read> Av: array<f32>;           // A (h)\n@group(0) @binding(4) var<storage, read> Dv: array<f32>;           // D (h)\n@group(0) @binding(5) var<storage, read> h0: array<f32>;           // (b*h*p, n) view\n@group(0) @binding(6) var<storage, read_write> DTE: array<f32>;    // (b*l, e) discretised dt per channel\n@group(0) @binding(7) var<storage, read_write> AE: array<f32>;     // (e, n)\n@group(0) @binding(8) var<storage, read_write> DE: array<f32>;     // (e)\n@group(0) @binding(9) var<storage, read_write> H0G: array<f32>;    // (g, b, e_g, n)\n@group(0) @binding(10) var<storage, read> DH0G: array<f32>;        // (g, b, e_g, n): dh0 per group\n@group(0) @binding(11) var<storage, read_write> dh0: array<f32>;   // (b*h*p, n) view\n@group(0) @binding(12) var<storage, read> DDE: array<f32>;         // (b*l, e) dDelta per channel\n@group(0) @binding(13) var<storage, read_write> dDt: array<f32>;   // (b*l, h) view\n@group(0) @binding(14) var<storage, read> DAE: array<f32>;         // (e, n) dA per channel\n@group(0) @binding(15) var<storage, read> DDC: array<f32>;         // (e) dD per channel\n@group(0) @binding(16) var<storage, read> dDtr: array<f32>;        // dDt, as written by ssb_dtgrad\n@group(0) @binding(17) var<storage, read_write> dA: array<f32>;    // (h)\n@group(0) @binding(18) var<storage, read_write> dD: array<f32>;    // (h)\n@group(0) @binding(19) var<storage, read_write> dbias: array<f32>; // (h)\n\nfn has(f: u32) -> bool { return (u.flags & f) != 0u; }\nfn flat(wid: vec3u, nwg: vec3u, li: u32) -> u32 { return (wid.y * nwg.x + wid.x) * 64u + li; }\n\n// dt before the clamp (raw + bias, through softplus), as the forward's dt_of.\nfn dt_pre(raw: f32, hd: u32) -> f32 {\n  var v = raw;\n  if (has(HAS_BIAS)) { v += biasv[u.biasoff + hd]; }\n  if (has(SOFTPLUS)) { v = softplus_f(v); }\n  return v;\n}\n\n@compute @workgroup_size(64)\nfn ssb_dt(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = flat(wid, nwg, li);\n  if (i >= u.R * u.e) { return; }\n  let row = i / u.e;\n  let hd = (i - row * u.e) / u.p;\n  DTE[i] = min(max(dt_pre(DT[u.dtoff + row * u.dtld + hd], hd), u.dtlo), u.dthi);\n}\n\n@compute @workgroup_size(64)\nfn ssb_chan(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let c = flat(wid, nwg, li);\n  if (c >= u.e) { return; }\n  let hd = c / u.p;\n  let a = Av[u.aoff + hd];\n  for (var k = 0u; k < u.n; k++) { AE[c * u.n + k] = a; }\n  var dv = 0.0;\n  if (has(HAS_D)) { dv = Dv[u.Doff + hd]; }\n  DE[c] = dv;\n}\n\n// (bi, c, k) of h0 (b, e, n) <-> its place in the group-major copy (g, b, e_g, n)\nfn grouped(i: u32) -> u32 {\n  let k = i % u.n;\n  let r = i / u.n;\n  let c = r % u.e;\n  let bi = r / u.e;\n  let gi = c / u.eg;\n  return ((gi * u.b + bi) * u.eg + (c - gi * u.eg)) * u.n + k;\n}\n\n@compute @workgroup_size(64)\nfn ssb_h0in(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = flat(wid, nwg, li);\n  if (i >= u.b * u.e * u.n) { return; }\n  let r = i / u.n;\n  H0G[grouped(i)] = h0[u.h0off + r * u.h0ld + (i - r * u.n)];\n}\n\n@compute @workgroup_size(64)\nfn ssb_h0out(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = flat(wid, nwg, li);\n  if (i >= u.b * u.e * u.n) { return; }\n  let r = i / u.n;\n  dh0[u.dh0off + r * u.dh0ld + (i - r * u.n)] = DH0G[grouped(i)];\n}\n\n@compute @workgroup_size(64)\nfn ssb_dtgrad(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = flat(wid, nwg, li);\n  if (i >= u.R * u.h) { return; }\n  let row = i / u.h;\n  let hd = i - row * u.h;\n  var s = 0.0;\n  for (var q = 0u; q < u.p; q++) { s += DDE[row * u.e + hd * u.p + q]; }\n  var v = DT[u.dtoff + row * u.dtld + hd];\n  if (has(HAS_BIAS)) { v += biasv[u.biasoff + hd]; }\n  let sp = dt_pre(DT[u.dtoff + row * u.dtld + hd], hd);\n  if (sp < u.dtlo || sp > u.dthi) { s = 0.0; }  // clamped: no gradient (PyTorch's clamp)\n  if (has(SOFTPLUS)) { s *= select(sigmoid_f(v), 1.0, v > 20.0); }\n  dDt[u.dDtoff + row * u.dDtld + hd] = s;\n}\n\n@compute @workgroup_size(64)\nfn ssb_heads(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let hd = flat(wid, nwg, li);\n  if (hd >= u.h) { return; }\n  var sa = 0.0;\n  var sd = 0.0;\n  for (var q = 0u; q < u.p; q++) {\n    let c = hd * u.p + q;\n    for (var k = 0u; k < u.n; k++) { sa += DAE[c * u.n + k]; }\n    sd += DDC[c];\n  }\n  dA[u.dAoff + hd] = sa;\n  if (has(HAS_D)) { dD[u.dDoff + hd] = sd; }\n  if (has(HAS_BIAS)) {\n    var sb = 0.0;\n    for (var r = 0u; r < u.R; r++) { sb += dDtr[u.dDtoff + r * u.dDtld + hd]; }\n    dbias[u.dboff + hd] = sb;\n  }\n}\n",
+  entries: {
+    ssb_dt: {
+      bindings: [
+        { name: 'u', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'DT', group: 0, binding: 1, access: 'read', type: 'f32', note: 'raw dt (b*l, h) view' },
+        { name: 'biasv', group: 0, binding: 2, access: 'read', type: 'f32', note: 'dtBias (h)' },
+        { name: 'DTE', group: 0, binding: 6, access: 'read_write', type: 'f32',
+          note: '(b*l, e) discretised dt per channel' },
+      ],
+      uniform: ssdScanBackward_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.DT || !b.biasv || !b.DTE) return null;
+        return [b.DT, b.biasv, b.DTE];
+      },
+    },
+    ssb_chan: {
+      bindings: [
+        { name: 'u', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'Av', group: 0, binding: 3, access: 'read', type: 'f32', note: 'A (h)' },
+        { name: 'Dv', group: 0, binding: 4, access: 'read', type: 'f32', note: 'D (h)' },
+        { name: 'AE', group: 0, binding: 7, access: 'read_write', type: 'f32', note: '(e, n)' },
+        { name: 'DE', group: 0, binding: 8, access: 'read_write', type: 'f32', note: '(e)' },
+      ],
+      uniform: ssdScanBackward_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.Av || !b.Dv || !b.AE || !b.DE) return null;
+        return [b.Av, b.Dv, b.AE, b.DE];
+      },
+    },
+    ssb_h0in: {
+      bindings: [
+        { name: 'u', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'h0', group: 0, binding: 5, access: 'read', type: 'f32', note: '(b*h*p, n) view' },
+        { name: 'H0G', group: 0, binding: 9, access: 'read_write', type: 'f32', note: '(g, b, e_g, n)' },
+      ],
+      uniform: ssdScanBackward_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.h0 || !b.H0G) return null;
+        return [b.h0, b.H0G];
+      },
+    },
+    ssb_h0out: {
+      bindings: [
+        { name: 'u', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'DH0G', group: 0, binding: 10, access: 'read', type: 'f32', note: '(g, b, e_g, n): dh0 per group' },
+        { name: 'dh0', group: 0, binding: 11, access: 'read_write', type: 'f32', note: '(b*h*p, n) view' },
+      ],
+      uniform: ssdScanBackward_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.DH0G || !b.dh0) return null;
+        return [b.DH0G, b.dh0];
+      },
+    },
+    ssb_dtgrad: {
+      bindings: [
+        { name: 'u', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'DT', group: 0, binding: 1, access: 'read', type: 'f32', note: 'raw dt (b*l, h) view' },
+        { name: 'biasv', group: 0, binding: 2, access: 'read', type: 'f32', note: 'dtBias (h)' },
+        { name: 'DDE', group: 0, binding: 12, access: 'read', type: 'f32', note: '(b*l, e) dDelta per channel' },
+        { name: 'dDt', group: 0, binding: 13, access: 'read_write', type: 'f32', note: '(b*l, h) view' },
+      ],
+      uniform: ssdScanBackward_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.DT || !b.biasv || !b.DDE || !b.dDt) return null;
+        return [b.DT, b.biasv, b.DDE, b.dDt];
+      },
+    },
+    ssb_heads: {
+      bindings: [
+        { name: 'u', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'DAE', group: 0, binding: 14, access: 'read', type: 'f32', note: '(e, n) dA per channel' },
+        { name: 'DDC', group: 0, binding: 15, access: 'read', type: 'f32', note: '(e) dD per channel' },
+        { name: 'dDtr', group: 0, binding: 16, access: 'read', type: 'f32', note: 'dDt, as written by ssb_dtgrad' },
+        { name: 'dA', group: 0, binding: 17, access: 'read_write', type: 'f32', note: '(h)' },
+        { name: 'dD', group: 0, binding: 18, access: 'read_write', type: 'f32', note: '(h)' },
+        { name: 'dbias', group: 0, binding: 19, access: 'read_write', type: 'f32', note: '(h)' },
+      ],
+      uniform: ssdScanBackward_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.DAE || !b.DDC || !b.dDtr || !b.dA || !b.dD || !b.dbias) return null;
+        return [b.DAE, b.DDC, b.dDtr, b.dA, b.dD, b.dbias];
+      },
+    },
+  },
+} as const satisfies WgslModule;
+
 const ssdScan_P = {
   struct: 'P',
   size: 128,
@@ -2229,6 +2498,191 @@ export const ssdScan = {
       bind(b: NamedBuffers): GpuStorage[] | null {
         if (!b.X || !b.Cm || !b.Dv || !b.Y || !b.S) return null;
         return [b.X, b.Cm, b.Dv, b.Y, b.S];
+      },
+    },
+  },
+} as const satisfies WgslModule;
+
+const ssmConvKernel_P = {
+  struct: 'P',
+  size: 144,
+  fields: [
+    { name: 'L', type: 'u32', offset: 0 },
+    { name: 'e', type: 'u32', offset: 4 },
+    { name: 'N', type: 'u32', offset: 8 },
+    { name: 'scale', type: 'f32', offset: 12 },
+    { name: 'Koff', type: 'u32', offset: 16 },
+    { name: 'Kld', type: 'u32', offset: 20 },
+    { name: 'dtoff', type: 'u32', offset: 24 },
+    { name: 'aroff', type: 'u32', offset: 28 },
+    { name: 'arld', type: 'u32', offset: 32 },
+    { name: 'aioff', type: 'u32', offset: 36 },
+    { name: 'aild', type: 'u32', offset: 40 },
+    { name: 'croff', type: 'u32', offset: 44 },
+    { name: 'crld', type: 'u32', offset: 48 },
+    { name: 'cioff', type: 'u32', offset: 52 },
+    { name: 'cild', type: 'u32', offset: 56 },
+    { name: 'goff', type: 'u32', offset: 60 },
+    { name: 'gld', type: 'u32', offset: 64 },
+    { name: 'ddtoff', type: 'u32', offset: 68 },
+    { name: 'daroff', type: 'u32', offset: 72 },
+    { name: 'darld', type: 'u32', offset: 76 },
+    { name: 'daioff', type: 'u32', offset: 80 },
+    { name: 'daild', type: 'u32', offset: 84 },
+    { name: 'dcroff', type: 'u32', offset: 88 },
+    { name: 'dcrld', type: 'u32', offset: 92 },
+    { name: 'dcioff', type: 'u32', offset: 96 },
+    { name: 'dcild', type: 'u32', offset: 100 },
+    { name: 'b', type: 'u32', offset: 104 },
+    { name: 'l', type: 'u32', offset: 108 },
+    { name: 'uoff', type: 'u32', offset: 112 },
+    { name: 'uld', type: 'u32', offset: 116 },
+    { name: 'yoff', type: 'u32', offset: 120 },
+    { name: 'yld', type: 'u32', offset: 124 },
+    { name: 'Doff', type: 'u32', offset: 128 },
+    { name: 'soff', type: 'u32', offset: 132 },
+    { name: 'sld', type: 'u32', offset: 136 },
+    { name: 'flags', type: 'u32', offset: 140 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.L !== 'number' || typeof v.e !== 'number' || typeof v.N !== 'number' ||
+      typeof v.scale !== 'number' || typeof v.Koff !== 'number' || typeof v.Kld !== 'number' ||
+      typeof v.dtoff !== 'number' || typeof v.aroff !== 'number' || typeof v.arld !== 'number' ||
+      typeof v.aioff !== 'number' || typeof v.aild !== 'number' || typeof v.croff !== 'number' ||
+      typeof v.crld !== 'number' || typeof v.cioff !== 'number' || typeof v.cild !== 'number' ||
+      typeof v.goff !== 'number' || typeof v.gld !== 'number' || typeof v.ddtoff !== 'number' ||
+      typeof v.daroff !== 'number' || typeof v.darld !== 'number' || typeof v.daioff !== 'number' ||
+      typeof v.daild !== 'number' || typeof v.dcroff !== 'number' || typeof v.dcrld !== 'number' ||
+      typeof v.dcioff !== 'number' || typeof v.dcild !== 'number' || typeof v.b !== 'number' ||
+      typeof v.l !== 'number' || typeof v.uoff !== 'number' || typeof v.uld !== 'number' ||
+      typeof v.yoff !== 'number' || typeof v.yld !== 'number' || typeof v.Doff !== 'number' ||
+      typeof v.soff !== 'number' || typeof v.sld !== 'number' || typeof v.flags !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.L;
+    w.u32[at + 1] = v.e;
+    w.u32[at + 2] = v.N;
+    w.f32[at + 3] = v.scale;
+    w.u32[at + 4] = v.Koff;
+    w.u32[at + 5] = v.Kld;
+    w.u32[at + 6] = v.dtoff;
+    w.u32[at + 7] = v.aroff;
+    w.u32[at + 8] = v.arld;
+    w.u32[at + 9] = v.aioff;
+    w.u32[at + 10] = v.aild;
+    w.u32[at + 11] = v.croff;
+    w.u32[at + 12] = v.crld;
+    w.u32[at + 13] = v.cioff;
+    w.u32[at + 14] = v.cild;
+    w.u32[at + 15] = v.goff;
+    w.u32[at + 16] = v.gld;
+    w.u32[at + 17] = v.ddtoff;
+    w.u32[at + 18] = v.daroff;
+    w.u32[at + 19] = v.darld;
+    w.u32[at + 20] = v.daioff;
+    w.u32[at + 21] = v.daild;
+    w.u32[at + 22] = v.dcroff;
+    w.u32[at + 23] = v.dcrld;
+    w.u32[at + 24] = v.dcioff;
+    w.u32[at + 25] = v.dcild;
+    w.u32[at + 26] = v.b;
+    w.u32[at + 27] = v.l;
+    w.u32[at + 28] = v.uoff;
+    w.u32[at + 29] = v.uld;
+    w.u32[at + 30] = v.yoff;
+    w.u32[at + 31] = v.yld;
+    w.u32[at + 32] = v.Doff;
+    w.u32[at + 33] = v.soff;
+    w.u32[at + 34] = v.sld;
+    w.u32[at + 35] = v.flags;
+    return true;
+  },
+} as const;
+export const ssmConvKernel = {
+  name: 'ssm-conv-kernel',
+  code: "// S4D's convolution kernel and its gradient (the math: cpu/reference/ssm-conv-kernel.ts and\n// ssm-conv-kernel-backward.ts), in f32:\n//   Λ = dt·A,  E = exp(Λ),  Q = (E − 1)/A,  W = C·Q,   K[l, c] = scale · Re( sum_n W_n · E_n^l )\n//   sk_fwd  one thread per (l, c): E^l = exp(l·Re Λ)·(cos, sin)(l·Im Λ) directly (no sequential powers:\n//           every l in parallel), with an accurate sine and cosine (WGSL's builtins promise 2^-11)\n//   sk_bwd  one thread per (c, n): walks l with z = E^l by repeated products (as the CPU does),\n//           S0 = sum g_l z, S1 = sum g_l l z, then the chain rule to dA, dC and dt's share of this mode,\n//           into GO (e, N, 5) (one output buffer: a dispatch binds at most 8 storage buffers)\n//   sk_out  one thread per c: GO to dARe, dAIm, dCRe, dCIm; dDt = the sum of the modes' shares (fixed order)\n//   ds_modes, ds_scan  the same SSM as a recurrence (diagonalSsmScan, the recurrent mode; inference):\n//           per (c, n) the discretised Ē, Q, C into MODE, then one thread per (sequence, channel) walks\n//           the steps, h_t = Ē ⊙ h_{t−1} + Q u_t, y_t = scale·Re(sum_n C_n h_t,n) + D u_t, with h in H\n//           (b, e, 2N) (from and back to the state when given)\n// Both sides round E^l to f32, so K and the gradients agree with the CPU to about l·2^-24 relative.\n\nstruct P {\n  L: u32, e: u32, N: u32, scale: f32,\n  Koff: u32, Kld: u32, dtoff: u32, aroff: u32, arld: u32, aioff: u32, aild: u32,\n  croff: u32, crld: u32, cioff: u32, cild: u32,\n  goff: u32, gld: u32, ddtoff: u32, daroff: u32, darld: u32, daioff: u32, daild: u32,\n  dcroff: u32, dcrld: u32, dcioff: u32, dcild: u32,\n  b: u32, l: u32, uoff: u32, uld: u32, yoff: u32, yld: u32, Doff: u32, soff: u32, sld: u32, flags: u32,\n}\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> dt: array<f32>;          // (e)\n@group(0) @binding(2) var<storage, read> ARe: array<f32>;         // (e, N) view\n@group(0) @binding(3) var<storage, read> AIm: array<f32>;         // (e, N) view\n@group(0) @binding(4) var<storage, read> CRe: array<f32>;         // (e, N) view\n@group(0) @binding(5) var<storage, read> CIm: array<f32>;         // (e, N) view\n@group(0) @binding(6) var<storage, read_write> K: array<f32>;     // (L, e) view\n@group(0) @binding(7) var<storage, read> g: array<f32>;           // dL/dK (L, e) view\n@group(0) @binding(8) var<storage, read_write> dARe: array<f32>;  // (e, N) view\n@group(0) @binding(9) var<storage, read_write> dAIm: array<f32>;  // (e, N) view\n@group(0) @binding(10) var<storage, read_write> dCRe: array<f32>; // (e, N) view\n@group(0) @binding(11) var<storage, read_write> dCIm: array<f32>; // (e, N) view\n@group(0) @binding(12) var<storage, read_write> GO: array<f32>;   // (e, N, 5): dARe, dAIm, dCRe, dCIm, dt's share\n@group(0) @binding(13) var<storage, read> GOr: array<f32>;        // GO, read by sk_out\n@group(0) @binding(14) var<storage, read_write> dDt: array<f32>;  // (e)\n@group(0) @binding(15) var<storage, read_write> MODE: array<f32>; // (e, N, 6): Ē, Q, C (re, im each)\n@group(0) @binding(16) var<storage, read> MODEr: array<f32>;      // MODE, read by ds_scan\n@group(0) @binding(17) var<storage, read> u: array<f32>;          // (b*l, e) view\n@group(0) @binding(18) var<storage, read> D: array<f32>;          // (e)\n@group(0) @binding(19) var<storage, read_write> state: array<f32>; // (b*e, 2N) view\n@group(0) @binding(20) var<storage, read_write> y: array<f32>;    // (b*l, e) view\n@group(0) @binding(21) var<storage, read_write> H: array<f32>;    // (b*e, 2N) work state\n\nconst HAS_D: u32 = 1u;\nconst HAS_STATE: u32 = 2u;\n\nfn flat(wid: vec3u, nwg: vec3u, li: u32) -> u32 { return (wid.y * nwg.x + wid.x) * 64u + li; }\n\n// (sin a, cos a) to a few ulp: a reduced by the nearest multiple of π/2 (in two parts), Taylor series on\n// [-π/4, π/4] (as mamba3-scan.wgsl's sincos_acc).\nfn sincos_acc(a: f32) -> vec2<f32> {\n  let k = round(a * 0.636619772367581);\n  let r = (a - k * 1.5707963705062866) + k * 4.371139000186243e-8;\n  let r2 = r * r;\n  let s = r * (1.0 + r2 * (-1.0 / 6.0 + r2 * (1.0 / 120.0 + r2 * (-1.0 / 5040.0 + r2 * (1.0 / 362880.0)))));\n  let c = 1.0 + r2 * (-0.5 + r2 * (1.0 / 24.0 + r2 * (-1.0 / 720.0 + r2 * (1.0 / 40320.0 + r2 * (-1.0 / 3628800.0)))));\n  let q = i32(k) & 3;\n  if (q == 0) { return vec2<f32>(s, c); }\n  if (q == 1) { return vec2<f32>(c, -s); }\n  if (q == 2) { return vec2<f32>(-s, -c); }\n  return vec2<f32>(-c, s);\n}\n\nfn cmul(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> { return vec2<f32>(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x); }\nfn cdiv(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {\n  let den = b.x * b.x + b.y * b.y;\n  return vec2<f32>((a.x * b.x + a.y * b.y) / den, (a.y * b.x - a.x * b.y) / den);\n}\nfn conj(a: vec2<f32>) -> vec2<f32> { return vec2<f32>(a.x, -a.y); }\n\nstruct Mode { A: vec2<f32>, C: vec2<f32>, lam: vec2<f32>, E: vec2<f32>, Q: vec2<f32>, W: vec2<f32>, dt: f32 }\n\nfn mode(c: u32, n: u32) -> Mode {\n  var m: Mode;\n  m.dt = dt[p.dtoff + c];\n  m.A = vec2<f32>(ARe[p.aroff + c * p.arld + n], AIm[p.aioff + c * p.aild + n]);\n  m.C = vec2<f32>(CRe[p.croff + c * p.crld + n], CIm[p.cioff + c * p.cild + n]);\n  m.lam = m.dt * m.A;\n  let sc = sincos_acc(m.lam.y);\n  m.E = exp(m.lam.x) * vec2<f32>(sc.y, sc.x);\n  m.Q = cdiv(m.E - vec2<f32>(1.0, 0.0), m.A);\n  m.W = cmul(m.C, m.Q);\n  return m;\n}\n\n@compute @workgroup_size(64)\nfn sk_fwd(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = flat(wid, nwg, li);\n  if (i >= p.L * p.e) { return; }\n  let l = i / p.e;\n  let c = i - l * p.e;\n  let fl = f32(l);\n  var acc = 0.0;\n  for (var n = 0u; n < p.N; n++) {\n    let m = mode(c, n);\n    let sc = sincos_acc(fl * m.lam.y);\n    let z = exp(fl * m.lam.x) * vec2<f32>(sc.y, sc.x); // E^l\n    acc += m.W.x * z.x - m.W.y * z.y;\n  }\n  K[p.Koff + l * p.Kld + c] = p.scale * acc;\n}\n\n@compute @workgroup_size(64)\nfn sk_bwd(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = flat(wid, nwg, li);\n  if (i >= p.e * p.N) { return; }\n  let c = i / p.N;\n  let n = i - c * p.N;\n  let m = mode(c, n);\n  var s0 = vec2<f32>(0.0, 0.0);\n  var s1 = vec2<f32>(0.0, 0.0);\n  var z = vec2<f32>(1.0, 0.0);\n  for (var l = 0u; l < p.L; l++) {\n    let gl = g[p.goff + l * p.gld + c];\n    s0 += gl * z;\n    s1 += (gl * f32(l)) * z;\n    z = cmul(z, m.E);\n  }\n  let gW = p.scale * conj(s0);                         // ∇W = s·conj(S0)\n  var gL = p.scale * conj(cmul(m.W, s1));              // ∇Λ = s·conj(W·S1)\n  let gC = cmul(conj(m.Q), gW);                        // ∇C = conj(Q)·∇W\n  let gE = cmul(conj(cdiv(m.C, m.A)), gW);             // ∇E = conj(C/A)·∇W\n  gL += cmul(conj(m.E), gE);                           // ∇Λ += conj(E)·∇E\n  let gA = -cmul(conj(cdiv(m.W, m.A)), gW) + m.dt * gL; // ∇A = conj(−W/A)·∇W + dt·∇Λ\n  GO[i * 5u] = gA.x;\n  GO[i * 5u + 1u] = gA.y;\n  GO[i * 5u + 2u] = gC.x;\n  GO[i * 5u + 3u] = gC.y;\n  GO[i * 5u + 4u] = gL.x * m.A.x + gL.y * m.A.y;       // Re(conj(∇Λ)·A)\n}\n\n@compute @workgroup_size(64)\nfn sk_out(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let c = flat(wid, nwg, li);\n  if (c >= p.e) { return; }\n  var s = 0.0;\n  for (var n = 0u; n < p.N; n++) {\n    let o = (c * p.N + n) * 5u;\n    dARe[p.daroff + c * p.darld + n] = GOr[o];\n    dAIm[p.daioff + c * p.daild + n] = GOr[o + 1u];\n    dCRe[p.dcroff + c * p.dcrld + n] = GOr[o + 2u];\n    dCIm[p.dcioff + c * p.dcild + n] = GOr[o + 3u];\n    s += GOr[o + 4u];\n  }\n  dDt[p.ddtoff + c] = s;\n}\n\n@compute @workgroup_size(64)\nfn ds_modes(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = flat(wid, nwg, li);\n  if (i >= p.e * p.N) { return; }\n  let c = i / p.N;\n  let m = mode(c, i - c * p.N);\n  MODE[i * 6u] = m.E.x;\n  MODE[i * 6u + 1u] = m.E.y;\n  MODE[i * 6u + 2u] = m.Q.x;\n  MODE[i * 6u + 3u] = m.Q.y;\n  MODE[i * 6u + 4u] = m.C.x;\n  MODE[i * 6u + 5u] = m.C.y;\n}\n\n@compute @workgroup_size(64)\nfn ds_scan(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = flat(wid, nwg, li);\n  if (i >= p.b * p.e) { return; }\n  let bi = i / p.e;\n  let c = i - bi * p.e;\n  let ho = i * 2u * p.N;\n  for (var n = 0u; n < p.N; n++) {\n    var hr = 0.0;\n    var hi = 0.0;\n    if ((p.flags & HAS_STATE) != 0u) {\n      hr = state[p.soff + i * p.sld + n];\n      hi = state[p.soff + i * p.sld + p.N + n];\n    }\n    H[ho + n] = hr;\n    H[ho + p.N + n] = hi;\n  }\n  var dv = 0.0;\n  if ((p.flags & HAS_D) != 0u) { dv = D[p.Doff + c]; }\n  for (var t = 0u; t < p.l; t++) {\n    let row = bi * p.l + t;\n    let x = u[p.uoff + row * p.uld + c];\n    var acc = 0.0;\n    for (var n = 0u; n < p.N; n++) {\n      let o = (c * p.N + n) * 6u;\n      let hr = H[ho + n];\n      let hi = H[ho + p.N + n];\n      let r = MODEr[o] * hr - MODEr[o + 1u] * hi + MODEr[o + 2u] * x;\n      let im = MODEr[o] * hi + MODEr[o + 1u] * hr + MODEr[o + 3u] * x;\n      H[ho + n] = r;\n      H[ho + p.N + n] = im;\n      acc += MODEr[o + 4u] * r - MODEr[o + 5u] * im;\n    }\n    y[p.yoff + row * p.yld + c] = p.scale * acc + dv * x;\n  }\n  if ((p.flags & HAS_STATE) != 0u) {\n    for (var n = 0u; n < 2u * p.N; n++) { state[p.soff + i * p.sld + n] = H[ho + n]; }\n  }\n}\n",
+  entries: {
+    sk_fwd: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'dt', group: 0, binding: 1, access: 'read', type: 'f32', note: '(e)' },
+        { name: 'ARe', group: 0, binding: 2, access: 'read', type: 'f32', note: '(e, N) view' },
+        { name: 'AIm', group: 0, binding: 3, access: 'read', type: 'f32', note: '(e, N) view' },
+        { name: 'CRe', group: 0, binding: 4, access: 'read', type: 'f32', note: '(e, N) view' },
+        { name: 'CIm', group: 0, binding: 5, access: 'read', type: 'f32', note: '(e, N) view' },
+        { name: 'K', group: 0, binding: 6, access: 'read_write', type: 'f32', note: '(L, e) view' },
+      ],
+      uniform: ssmConvKernel_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.dt || !b.ARe || !b.AIm || !b.CRe || !b.CIm || !b.K) return null;
+        return [b.dt, b.ARe, b.AIm, b.CRe, b.CIm, b.K];
+      },
+    },
+    sk_bwd: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'dt', group: 0, binding: 1, access: 'read', type: 'f32', note: '(e)' },
+        { name: 'ARe', group: 0, binding: 2, access: 'read', type: 'f32', note: '(e, N) view' },
+        { name: 'AIm', group: 0, binding: 3, access: 'read', type: 'f32', note: '(e, N) view' },
+        { name: 'CRe', group: 0, binding: 4, access: 'read', type: 'f32', note: '(e, N) view' },
+        { name: 'CIm', group: 0, binding: 5, access: 'read', type: 'f32', note: '(e, N) view' },
+        { name: 'g', group: 0, binding: 7, access: 'read', type: 'f32', note: 'dL/dK (L, e) view' },
+        { name: 'GO', group: 0, binding: 12, access: 'read_write', type: 'f32',
+          note: '(e, N, 5): dARe, dAIm, dCRe, dCIm, dt\'s share' },
+      ],
+      uniform: ssmConvKernel_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.dt || !b.ARe || !b.AIm || !b.CRe || !b.CIm || !b.g || !b.GO) return null;
+        return [b.dt, b.ARe, b.AIm, b.CRe, b.CIm, b.g, b.GO];
+      },
+    },
+    sk_out: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'dARe', group: 0, binding: 8, access: 'read_write', type: 'f32', note: '(e, N) view' },
+        { name: 'dAIm', group: 0, binding: 9, access: 'read_write', type: 'f32', note: '(e, N) view' },
+        { name: 'dCRe', group: 0, binding: 10, access: 'read_write', type: 'f32', note: '(e, N) view' },
+        { name: 'dCIm', group: 0, binding: 11, access: 'read_write', type: 'f32', note: '(e, N) view' },
+        { name: 'GOr', group: 0, binding: 13, access: 'read', type: 'f32', note: 'GO, read by sk_out' },
+        { name: 'dDt', group: 0, binding: 14, access: 'read_write', type: 'f32', note: '(e)' },
+      ],
+      uniform: ssmConvKernel_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.dARe || !b.dAIm || !b.dCRe || !b.dCIm || !b.GOr || !b.dDt) return null;
+        return [b.dARe, b.dAIm, b.dCRe, b.dCIm, b.GOr, b.dDt];
+      },
+    },
+    ds_modes: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'dt', group: 0, binding: 1, access: 'read', type: 'f32', note: '(e)' },
+        { name: 'ARe', group: 0, binding: 2, access: 'read', type: 'f32', note: '(e, N) view' },
+        { name: 'AIm', group: 0, binding: 3, access: 'read', type: 'f32', note: '(e, N) view' },
+        { name: 'CRe', group: 0, binding: 4, access: 'read', type: 'f32', note: '(e, N) view' },
+        { name: 'CIm', group: 0, binding: 5, access: 'read', type: 'f32', note: '(e, N) view' },
+        { name: 'MODE', group: 0, binding: 15, access: 'read_write', type: 'f32',
+          note: '(e, N, 6): Ē, Q, C (re, im each)' },
+      ],
+      uniform: ssmConvKernel_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.dt || !b.ARe || !b.AIm || !b.CRe || !b.CIm || !b.MODE) return null;
+        return [b.dt, b.ARe, b.AIm, b.CRe, b.CIm, b.MODE];
+      },
+    },
+    ds_scan: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'MODEr', group: 0, binding: 16, access: 'read', type: 'f32', note: 'MODE, read by ds_scan' },
+        { name: 'u', group: 0, binding: 17, access: 'read', type: 'f32', note: '(b*l, e) view' },
+        { name: 'D', group: 0, binding: 18, access: 'read', type: 'f32', note: '(e)' },
+        { name: 'state', group: 0, binding: 19, access: 'read_write', type: 'f32', note: '(b*e, 2N) view' },
+        { name: 'y', group: 0, binding: 20, access: 'read_write', type: 'f32', note: '(b*l, e) view' },
+        { name: 'H', group: 0, binding: 21, access: 'read_write', type: 'f32', note: '(b*e, 2N) work state' },
+      ],
+      uniform: ssmConvKernel_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.MODEr || !b.u || !b.D || !b.state || !b.y || !b.H) return null;
+        return [b.MODEr, b.u, b.D, b.state, b.y, b.H];
       },
     },
   },
