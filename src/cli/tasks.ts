@@ -20,6 +20,7 @@ import {
   type TaskModelConfig,
 } from '../tasks/models.js';
 import { buildReport } from '../tasks/report.js';
+import { stateSizeSection, stateTrackingSection } from '../tasks/report-state.js';
 import { isTaskRunResult, type TaskRunResult } from '../tasks/results.js';
 import { loadTaskCheckpoint, saveTaskCheckpoint } from '../tasks/checkpoint.js';
 import {
@@ -376,7 +377,7 @@ async function reportCommand(argv: string[], print: Print): Promise<void> {
     if (isTaskRunResult(j)) runs.push(j);
   }
   if (!runs.length) fail('EMPTY_INPUT', `tasks report: no task results (format mamba-ts-task-run/1) in ${dir}`);
-  const r = buildReport(runs);
+  const r = buildReport(runs, [stateTrackingSection(runs), stateSizeSection(runs)]);
   const out = v.out;
   if (out === undefined) {
     print(r.markdown + '\n');
