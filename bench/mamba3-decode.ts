@@ -1,7 +1,6 @@
 import { cpus, hostname, loadavg, totalmem } from 'node:os';
 import type { Backend } from '../src/backend/backend.js';
-import { cpu } from '../src/backend/cpu/cpu-backend.js';
-import type { CpuBackend } from '../src/backend/cpu/cpu-backend.js';
+import { CpuBackend, type CpuKernels } from '../src/backend/cpu/cpu-backend.js';
 import { GREEDY } from '../src/backend/sampling.js';
 import type { WebGpuBackend } from '../src/backend/webgpu/webgpu-backend.js';
 import { benchArgs } from '../src/cli/bench-suites.js';
@@ -28,7 +27,9 @@ import { backend as webgpuBackend, table, writeResult } from './webgpu-common.js
  * The variants are timed in turn, `rounds` times (round 1: every variant, then round 2 ...), so a change
  * in the machine's load reaches all of them alike; the table gives each variant's median tokens/s and
  * the median over rounds of its ratio to the first variant of the same round. CPU: the argmax of each
- * step's logits is read back and fed as the next token (as generation does). WebGPU: the device loop
+ * step's logits is read back and fed as the next token (as generation does); the Mamba-3 scan has only
+ * its TypeScript reference kernel on the CPU, so `--kernels ts` (every kernel the TypeScript one) is
+ * the like-for-like comparison, and the default (WebAssembly where it exists) the fastest. WebGPU: the device loop
  * (step, sampling on the GPU, ids read back with two tokens in flight), as bench/webgpu-decode.ts.
  *
  * MIMO's point (docs/mamba3.md): R outer products per token on the same (p, n) state, so a decode step
@@ -59,7 +60,8 @@ function parseVariant(s: string): Variant {
 }
 const variants = a.variants.split(',').map(parseVariant);
 
-const bk: Backend = a.backend === 'webgpu' ? await webgpuBackend() : cpu();
+const bk: Backend =
+  a.backend === 'webgpu' ? await webgpuBackend() : new CpuBackend({ kernels: a.kernels as CpuKernels });
 const config: LmConfig = { arch: 'mamba3-decode-bench', normEps: 1e-5 };
 const rng = new Rng(1234);
 // One embedding (and tied lm_head) for every variant: the same bytes per token outside the mixers.
@@ -212,7 +214,9 @@ const machine = {
   memoryGiB: Math.round(totalmem() / 2 ** 30),
   node: process.version,
   backend: bk.name,
-  ...(a.backend === 'webgpu' ? { gpu: (bk as WebGpuBackend).describe() } : { cpuThreads: (bk as CpuBackend).threads }),
+  ...(a.backend === 'webgpu'
+    ? { gpu: (bk as WebGpuBackend).describe() }
+    : { cpuThreads: (bk as CpuBackend).threads, cpuKernels: a.kernels }),
   loadAverageAtEachRound: load,
   date: new Date().toISOString(),
   command: `node ${process.argv

@@ -198,6 +198,12 @@ export const BENCH_SUITES = {
     'mamba-ts bench mamba3-decode [options]',
     {
       backend: { type: 'enum', values: ['cpu', 'webgpu'], default: 'cpu', help: 'where to compute' },
+      kernels: {
+        type: 'enum',
+        values: ['wasm', 'ts'],
+        default: 'wasm',
+        help: 'CPU kernel kind (Mamba-3 has only TypeScript kernels: ts compares like with like)',
+      },
       variants: {
         type: 'string',
         arg: '<list>',
