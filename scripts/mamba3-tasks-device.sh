@@ -4,7 +4,7 @@
 # longer state-tracking runs, one run per CPU core (the engine trains on the CPU; the GPU is not used).
 # Resumable: each run keeps a checkpoint in out/mamba3-tasks/ and stops after <seconds> of training in
 # this call; call the script again until it prints "all done" (the slowest, Mamba-3 MQAR at d_state 64,
-# ran at 0.9 steps/s on one core of the 2-core development machine: 2000 steps are about 4 calls of the
+# ran at 0.9 steps/s on one core of the 2-core development machine: 2000 steps are 4-5 calls of the
 # default 520 s on a similar core). Results: <results>/*.json, then
 #   node dist/src/cli/main.js tasks report --in <results> --out docs/experiments/mamba3/device.md
 #
