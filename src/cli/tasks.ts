@@ -20,6 +20,7 @@ import {
   type TaskModelConfig,
 } from '../tasks/models.js';
 import { buildReport } from '../tasks/report.js';
+import { stateSizeSection, stateTrackingSection } from '../tasks/report-state.js';
 import { isTaskRunResult, type TaskRunResult } from '../tasks/results.js';
 import { loadTaskCheckpoint, saveTaskCheckpoint } from '../tasks/checkpoint.js';
 import { saveTaskModel } from '../tasks/task-model-save.js';
@@ -65,13 +66,13 @@ export const TASKS_RUN = {
       type: 'int',
       min: 1,
       defaultText: `${fmtSettings('count')}; paper ${fmtPaper('count')}`,
-      help: 'selective-copying: tokens to memorise; mqar: key-value pairs',
+      help: 'selective-copying: tokens to memorise; mqar: key-value pairs; modular-addition: the modulus',
     },
     'd-model': { type: 'int', min: 1, default: M.dModel, help: 'model width' },
     layers: { type: 'int', min: 1, default: M.nLayer, help: 'blocks' },
     'd-state': { type: 'int', min: 1, default: M.dState, help: 'SSM state size' },
     expand: { type: 'int', min: 1, default: M.expand, help: 'channel expansion' },
-    heads: { type: 'int', min: 1, default: M.heads, help: 'attention heads' },
+    heads: { type: 'int', min: 1, default: M.heads, help: 'heads of attention, Mamba-2 and Mamba-3' },
     'd-conv': { type: 'int', min: 1, default: M.dConv, help: 'Mamba conv width' },
     'max-context': {
       type: 'int',
@@ -263,8 +264,11 @@ async function runCommand(argv: string[], print: Print): Promise<void> {
     ...(stop !== undefined ? { stopAccuracy: stop } : {}),
   };
   const lengths = v['eval-lengths'] !== undefined ? parseLengths(v['eval-lengths']) : [];
-  if (lengths.length && task !== 'induction-heads' && task !== 'parity')
-    fail('BAD_ARGUMENT', '--eval-lengths is for induction-heads and parity (scored at the last position)');
+  if (lengths.length && task !== 'induction-heads' && task !== 'parity' && task !== 'modular-addition')
+    fail(
+      'BAD_ARGUMENT',
+      '--eval-lengths is for induction-heads, parity and modular-addition (scored at the last position)',
+    );
   const perLength = v['length-examples'];
   const quiet = v.quiet;
   const log = quiet
@@ -394,7 +398,7 @@ async function reportCommand(argv: string[], print: Print): Promise<void> {
     if (isTaskRunResult(j)) runs.push(j);
   }
   if (!runs.length) fail('EMPTY_INPUT', `tasks report: no task results (format mamba-ts-task-run/1) in ${dir}`);
-  const r = buildReport(runs);
+  const r = buildReport(runs, [stateTrackingSection(runs), stateSizeSection(runs)]);
   const out = v.out;
   if (out === undefined) {
     print(r.markdown + '\n');

@@ -14,14 +14,14 @@ export interface Batch {
   length: number;
 }
 
-export const TASKS = ['selective-copying', 'induction-heads', 'mqar', 'parity'] as const;
+export const TASKS = ['selective-copying', 'induction-heads', 'mqar', 'parity', 'modular-addition'] as const;
 export type TaskName = (typeof TASKS)[number];
 
 export interface TaskSettings {
   /** Total input length of a training example. */
   seqLen: number;
   vocabSize: number;
-  /** Selective copying: tokens to memorise. MQAR: key-value pairs. Unused by induction heads. */
+  /** Selective copying: tokens to memorise. MQAR: key-value pairs. Modular addition: the modulus. Unused otherwise. */
   count: number;
 }
 
@@ -31,12 +31,14 @@ export const PAPER_SETTINGS: Record<TaskName, TaskSettings> = {
   'induction-heads': { seqLen: 256, vocabSize: 16, count: 1 }, // Mamba §4.1.2 (tested at 2^6 .. 2^20)
   mqar: { seqLen: 256, vocabSize: 8192, count: 16 }, // Zoology: (64,4) (128,8) (256,16) (512,64)
   parity: { seqLen: 256, vocabSize: 2, count: 1 }, // state tracking (Mamba-3 §5); length: this engine's choice
+  'modular-addition': { seqLen: 256, vocabSize: 5, count: 5 }, // the cyclic group Z_5; this engine's choice too
 };
 export const SMALL_SETTINGS: Record<TaskName, TaskSettings> = {
   'selective-copying': { seqLen: 256, vocabSize: 16, count: 16 },
   'induction-heads': { seqLen: 64, vocabSize: 16, count: 1 },
   mqar: { seqLen: 64, vocabSize: 128, count: 4 },
   parity: { seqLen: 64, vocabSize: 2, count: 1 },
+  'modular-addition': { seqLen: 32, vocabSize: 5, count: 5 },
 };
 
 export const TASK_DESCRIPTIONS: Record<TaskName, string> = {
@@ -45,6 +47,7 @@ export const TASK_DESCRIPTIONS: Record<TaskName, string> = {
     'after "special, key" somewhere, the final special token must be followed by the key (Mamba §4.1.2)',
   mqar: 'multi-query associative recall: key-value pairs, then queries of the keys (Zoology)',
   parity: 'running parity of a bit string, scored at every position (state tracking; Mamba-3)',
+  'modular-addition': 'running sum modulo --count of digits 0 .. count-1, scored at every position (state tracking)',
 };
 
 /**
@@ -64,6 +67,32 @@ export function parity(rng: Rng, batch: number, s: TaskSettings): Batch {
       const bit = rng.int(2);
       acc ^= bit;
       inputs[b * l + t] = bit;
+      targets[b * l + t] = acc;
+    }
+  }
+  return { inputs, targets, batch, length: l };
+}
+
+/**
+ * Modular addition, state tracking in the cyclic group Z_m (m = `count`; parity is m = 2): inputs are
+ * digits 0 .. m−1 drawn uniformly (a larger vocabulary's other tokens are never drawn), the target at
+ * every position is the sum of the digits so far modulo m. A state that solves it exactly turns by
+ * 2π·digit/m per token: a rotation whose angle depends on the input, which Mamba-3's data-dependent
+ * rotary state can express and a real decay cannot.
+ */
+export function modularAddition(rng: Rng, batch: number, s: TaskSettings): Batch {
+  const { seqLen: l, vocabSize: V, count: m } = s;
+  if (m < 2) fail('BAD_ARGUMENT', `modular addition needs a modulus (--count) of at least 2, got ${m}`);
+  if (V < m)
+    fail('BAD_ARGUMENT', `modular addition modulo ${m} needs a vocabulary of at least ${m} (the digits), got ${V}`);
+  const inputs = new Int32Array(batch * l),
+    targets = new Int32Array(batch * l);
+  for (let b = 0; b < batch; b++) {
+    let acc = 0;
+    for (let t = 0; t < l; t++) {
+      const digit = rng.int(m);
+      acc = (acc + digit) % m;
+      inputs[b * l + t] = digit;
       targets[b * l + t] = acc;
     }
   }
@@ -222,5 +251,7 @@ export function generate(task: TaskName, rng: Rng, batch: number, s: TaskSetting
       return mqar(rng, batch, s);
     case 'parity':
       return parity(rng, batch, s);
+    case 'modular-addition':
+      return modularAddition(rng, batch, s);
   }
 }

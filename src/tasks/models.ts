@@ -7,6 +7,8 @@ import { H3Mixer } from '../mixers/h3.js';
 import { HyenaFilterCore, HyenaMixer, initHyenaFilter } from '../mixers/hyena.js';
 import { convWeight, filled, linearBias, linearWeight, Rng } from '../mixers/init.js';
 import { MambaMixer } from '../mixers/mamba.js';
+import { Mamba2Mixer, type Mamba2Dims } from '../mixers/mamba2.js';
+import { initMamba2Mixer } from '../mixers/mamba2-init.js';
 import { Mamba3Mixer } from '../mixers/mamba3.js';
 import { initMamba3Mixer } from '../mixers/mamba3-init.js';
 import { initMambaMixer } from '../mixers/mamba-init.js';
@@ -30,6 +32,7 @@ import { LanguageModel, type Block } from '../models/lm.js';
  *   h3           H3 (shift SSM + diagonal SSM, multiplicative gates)
  *   hyena        Hyena operator, order 2
  *   attention    causal multi-head attention with rotary positions
+ *   mamba2       Mamba-2 (SSD: scalar decay per head, --heads heads, ngroups 1)   (Mamba2Mixer)
  *   mamba3       Mamba-3, SISO (--heads heads, rope_fraction 0.5)   (Mamba3Mixer; docs/mamba3.md)
  *   mamba3-mimo  Mamba-3, MIMO rank 4
  */
@@ -43,6 +46,7 @@ export const MIXERS = [
   'h3',
   'hyena',
   'attention',
+  'mamba2',
   'mamba3',
   'mamba3-mimo',
 ] as const;
@@ -58,6 +62,7 @@ export const MIXER_DESCRIPTIONS: Record<MixerName, string> = {
   h3: 'H3: shift SSM and S4D-Lin with multiplicative gates',
   hyena: 'Hyena operator (order 2, implicit long filters, gates)',
   attention: 'causal multi-head softmax attention with rotary positions and a KV cache',
+  mamba2: 'Mamba-2 (SSD): scalar decay per head, short conv, gated norm, --heads heads',
   mamba3: 'Mamba-3 SISO: trapezoidal update, data-dependent rotations (complex state), --heads heads',
   'mamba3-mimo': 'Mamba-3 MIMO of rank 4 (four times the arithmetic on the same state)',
 };
@@ -129,6 +134,8 @@ export function checkTaskModelConfig(c: TaskModelConfig): void {
     fail('BAD_ARGUMENT', `attention: --heads ${c.heads} must divide --d-model ${c.dModel} into even head widths`);
   if ((c.mixer === 's4d' || c.mixer === 'mamba-s4d' || c.mixer === 'h3') && c.dState % 2 !== 0)
     fail('BAD_ARGUMENT', `${c.mixer}: S4D-Lin needs an even --d-state, got ${c.dState}`);
+  if (c.mixer === 'mamba2' && (c.expand * c.dModel) % c.heads !== 0)
+    fail('BAD_ARGUMENT', `mamba2: --heads ${c.heads} must divide d_inner ${c.expand * c.dModel}`);
   if (c.mixer === 'mamba3' || c.mixer === 'mamba3-mimo') {
     if ((c.expand * c.dModel) % c.heads !== 0)
       fail('BAD_ARGUMENT', `${c.mixer}: --heads ${c.heads} must divide d_inner ${c.expand * c.dModel}`);
@@ -157,6 +164,24 @@ export function taskMamba3Dims(c: TaskModelConfig): Mamba3Dims & { d: number } {
     aFloor: 1e-4,
     rotateHalves: mimo,
     eps: c.normEps,
+  };
+}
+
+/** Mamba-2's dims in a task model: h = --heads, ngroups 1, mamba_ssm's defaults otherwise (dt limit (0, ∞), norm after the gate). */
+export function taskMamba2Dims(c: TaskModelConfig): Mamba2Dims {
+  const e = c.expand * c.dModel;
+  return {
+    d: c.dModel,
+    h: c.heads,
+    p: e / c.heads,
+    g: 1,
+    n: c.dState,
+    k: c.dConv,
+    chunkSize: 64,
+    timeStepLimit: [0, Infinity],
+    normEps: c.normEps,
+    normGroupSize: e,
+    normBeforeGate: false,
   };
 }
 
@@ -241,6 +266,10 @@ function buildMixer(c: TaskModelConfig, bk: Backend, rng: Rng): Mixer {
         },
         hyenaCore(d),
       );
+    case 'mamba2': {
+      const dims = taskMamba2Dims(c);
+      return new Mamba2Mixer(bk, initMamba2Mixer(bk, rng, dims, c.nLayer), dims);
+    }
     case 'mamba3':
     case 'mamba3-mimo': {
       const dims = taskMamba3Dims(c);

@@ -28,6 +28,7 @@ const ORDER: MixerName[] = [
   'mamba-s4d',
   'mamba-hyena',
   'mamba',
+  'mamba2',
   'mamba3',
   'mamba3-mimo',
   'attention',
@@ -41,7 +42,11 @@ export interface Report {
   plots: { name: string; svg: string }[];
 }
 
-export function buildReport(runs: TaskRunResult[]): Report {
+/** `extra`: sections made elsewhere (src/tasks/report-state.ts), placed before the list of runs. */
+export function buildReport(
+  runs: TaskRunResult[],
+  extra: { markdown: string[]; plots: { name: string; svg: string }[] }[] = [],
+): Report {
   const md: string[] = [];
   const plots: { name: string; svg: string }[] = [];
   const sc = runs.filter((r) => r.task === 'selective-copying').sort(byMixer);
@@ -114,6 +119,7 @@ export function buildReport(runs: TaskRunResult[]): Report {
       groups.set(k, [...(groups.get(k) ?? []), r]);
     }
     for (const [k, rs] of groups) {
+      if (new Set(rs.map((r) => r.model.dState)).size > 1) continue; // by state size: report-state.ts
       const [L, D, V] = k.split('/');
       const widths = [...new Set(rs.map((r) => r.model.dModel))].sort((a, b) => a - b);
       const mixers = [...new Set(rs.map((r) => r.mixer))].sort((a, b) => ORDER.indexOf(a) - ORDER.indexOf(b));
@@ -149,6 +155,10 @@ export function buildReport(runs: TaskRunResult[]): Report {
         ),
       });
     }
+  }
+  for (const x of extra) {
+    md.push(...x.markdown);
+    plots.push(...x.plots);
   }
   if (runs.length) {
     md.push('### Runs', '', '| task | mixer | what it is | command |', '| --- | --- | --- | --- |');

@@ -2,7 +2,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isMambaError } from '../../src/errors.js';
 import { Rng } from '../../src/mixers/init.js';
-import { generate, inductionHeads, mqar, parity, selectiveCopying, TASKS } from '../../src/tasks/generators.js';
+import {
+  generate,
+  inductionHeads,
+  modularAddition,
+  mqar,
+  parity,
+  selectiveCopying,
+  TASKS,
+} from '../../src/tasks/generators.js';
 
 /** The task generators: deterministic from a seed, and every example has the structure its task defines. */
 
@@ -115,6 +123,37 @@ test('parity: random bits, every position scored with the parity of the bits so 
   assert.ok(ones > 0.4 * batch * length && ones < 0.6 * batch * length, `${ones} ones`);
   assert.throws(
     () => parity(new Rng(1), 1, { seqLen: 8, vocabSize: 1, count: 1 }),
+    (e: unknown) => isMambaError(e, 'BAD_ARGUMENT') && /at least 2/.test((e as Error).message),
+  );
+});
+
+test('modular addition: digits 0 .. m-1, every position scored with their running sum modulo m', () => {
+  const m = 5;
+  const { inputs, targets, batch, length } = modularAddition(new Rng(4), 24, { seqLen: 31, vocabSize: 7, count: m });
+  const seen = new Array<number>(m).fill(0);
+  for (let b = 0; b < batch; b++) {
+    let acc = 0;
+    for (let t = 0; t < length; t++) {
+      const x = inputs[b * length + t];
+      assert.ok(Number.isInteger(x) && x >= 0 && x < m, `digit ${x}`);
+      seen[x]++;
+      acc = (acc + x) % m;
+      assert.equal(targets[b * length + t], acc);
+    }
+  }
+  // 744 uniform digits: each of the 5 about 149 times
+  for (const c of seen) assert.ok(c > 100 && c < 200, `digit counts ${seen}`);
+  assert.deepEqual(
+    modularAddition(new Rng(4), 24, { seqLen: 31, vocabSize: 7, count: m }).inputs,
+    inputs,
+    'the same seed gives the same examples',
+  );
+  assert.throws(
+    () => modularAddition(new Rng(1), 1, { seqLen: 8, vocabSize: 4, count: 5 }),
+    (e: unknown) => isMambaError(e, 'BAD_ARGUMENT') && /vocabulary of at least 5/.test((e as Error).message),
+  );
+  assert.throws(
+    () => modularAddition(new Rng(1), 1, { seqLen: 8, vocabSize: 4, count: 1 }),
     (e: unknown) => isMambaError(e, 'BAD_ARGUMENT') && /at least 2/.test((e as Error).message),
   );
 });
