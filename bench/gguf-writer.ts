@@ -146,10 +146,9 @@ export function encodeTensor(values: Float32Array | Uint16Array, type: GgmlType)
   if (values instanceof Uint16Array) {
     if (type === 'F16') return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
     const table = f16ToF32Table();
-    return encodeTensor(
-      Float32Array.from(values, (h) => table[h]),
-      type,
-    );
+    const wide = new Float32Array(values.length); // (a loop: TypedArray.from with a map builds a JS array first)
+    for (let i = 0; i < values.length; i++) wide[i] = table[values[i]];
+    return encodeTensor(wide, type);
   }
   const x = values;
   if (type === 'F32') return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);

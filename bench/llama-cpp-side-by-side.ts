@@ -104,6 +104,8 @@ interface Measure {
   loadS: number;
   /** Set instead of the figures when this program cannot run the model. */
   unsupported?: string;
+  /** Set when the run crashed (out of memory, a signal): counted as a failure, asked again next round. */
+  failed?: string;
 }
 
 interface Settings {
@@ -471,7 +473,7 @@ function runChild(args: string[]): Measure {
   if (r.status !== 0 || !last.startsWith('{'))
     return {
       loadS: 0,
-      unsupported: `child ${args.slice(0, 2).join(' ')} exited with status ${r.status}${r.signal ? ` (${r.signal})` : ''}`,
+      failed: `child ${args.slice(0, 2).join(' ')} exited with status ${r.status}${r.signal ? ` (${r.signal})` : ''}`,
     };
   return JSON.parse(last) as Measure;
 }
@@ -491,18 +493,27 @@ interface Row {
   dtype: string;
   llamaCppType: string;
   rounds: Array<{ mambaTs: Measure; llamaCpp: Measure }>;
-  mambaTs: { decode?: number; prefill?: number; unsupported?: string };
-  llamaCpp: { decode?: number; prefill?: number; unsupported?: string };
+  mambaTs: Summary;
+  llamaCpp: Summary;
   decodeRatio?: number;
   prefillRatio?: number;
   /** How many of the first greedy tokens agree (round 1), of how many compared. */
   sameTokens?: string;
 }
 
-function summarise(ms: Measure[]): Row['mambaTs'] {
+interface Summary {
+  decode?: number;
+  prefill?: number;
+  unsupported?: string;
+  /** Runs that crashed, with the first one's message. */
+  failed?: string;
+}
+
+function summarise(ms: Measure[]): Summary {
   const bad = ms.find((m) => m.unsupported);
   if (bad?.unsupported) return { unsupported: bad.unsupported };
-  const out: Row['mambaTs'] = {};
+  const crashed = ms.filter((m) => m.failed);
+  const out: Summary = crashed.length ? { failed: `${crashed.length} of ${ms.length} runs: ${crashed[0].failed}` } : {};
   const d = median(ms.flatMap((m) => (m.decode === undefined ? [] : [m.decode])));
   const p = median(ms.flatMap((m) => (m.prefill === undefined ? [] : [m.prefill])));
   if (d !== undefined) out.decode = d;
@@ -585,7 +596,7 @@ async function main(): Promise<void> {
           ]);
         row.rounds.push({ mambaTs: a, llamaCpp: b });
         const show = (x: Measure): string =>
-          x.unsupported ?? `decode ${fmt(x.decode, 2)} tok/s, prefill ${fmt(x.prefill)} tok/s`;
+          x.unsupported ?? x.failed ?? `decode ${fmt(x.decode, 2)} tok/s, prefill ${fmt(x.prefill)} tok/s`;
         process.stderr.write(`  ${name} ${dtype} round ${r + 1}: mamba-ts ${show(a)} | llama.cpp ${show(b)}\n`);
         if (a.unsupported && b.unsupported) break;
       }
@@ -644,15 +655,16 @@ async function main(): Promise<void> {
     '| --- | --- | --- | --- | --- | --- | --- |',
     ...rows.map((r) => {
       const side = (x: Row['mambaTs'], k: 'decode' | 'prefill'): string =>
-        x.unsupported ? 'n/a' : fmt(x[k], k === 'decode' ? 2 : 1);
+        x.unsupported ? 'n/a' : x.failed && x[k] === undefined ? 'failed' : fmt(x[k], k === 'decode' ? 2 : 1);
       return `| ${r.model} | ${r.dtype} / ${r.llamaCppType} | ${side(r.mambaTs, 'decode')} / ${side(r.llamaCpp, 'decode')} | ${fmt(r.decodeRatio, 2)} | ${side(r.mambaTs, 'prefill')} / ${side(r.llamaCpp, 'prefill')} | ${fmt(r.prefillRatio, 2)} | ${r.sameTokens ?? '-'} |`;
     }),
   ];
-  const notes = rows.flatMap((r) =>
-    [r.mambaTs.unsupported, r.llamaCpp.unsupported]
+  const notes = rows.flatMap((r) => [
+    ...[r.mambaTs.unsupported, r.llamaCpp.unsupported]
       .filter((x) => x)
       .map((x) => `- ${r.model} ${r.dtype}: not supported by this build: ${x}`),
-  );
+    ...[r.mambaTs.failed, r.llamaCpp.failed].filter((x) => x).map((x) => `- ${r.model} ${r.dtype}: failed: ${x}`),
+  ]);
   process.stdout.write(`${[...lines, ...(notes.length ? ['', ...new Set(notes)] : [])].join('\n')}\n\nwrote ${out}\n`);
 }
 
