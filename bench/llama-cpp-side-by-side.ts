@@ -55,7 +55,7 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** The newest node-llama-cpp whose bundled llama.cpp has both granitehybrid and falcon-h1 (checked 2026-12-07). */
 const NODE_LLAMA_CPP = '3.22.1';
 /** Bumped when the files written for a model change, so a scratch directory is rewritten. */
-const FILES_VERSION = 1;
+const FILES_VERSION = 2;
 
 const OPTIONS = {
   models: { type: 'string', default: 'granite-4.0-h-1b,falcon-h1-0.5b,130m' },
