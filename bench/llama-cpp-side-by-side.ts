@@ -420,7 +420,7 @@ async function llamaChild(npmDir: string, gguf: string, vocab: number, s: Settin
     return { loadS: 0, unsupported: `llama.cpp: ${(e as Error).message}` };
   }
   const loadS = (performance.now() - t0) / 1000;
-  const contextSize = Math.max(s.prefill, s.prompt + s.decode + 8, 64);
+  const contextSize = Math.max(s.prefill, s.prompt + s.decode) + 16; // room beyond the longest sequence
   const ctx = await model.createContext({
     contextSize,
     batchSize: Math.max(s.prefill, s.prompt, 8),
