@@ -87,7 +87,9 @@ export function expectedHybridTensors(c: HybridConfig, wdtype: WeightDType = 'f3
   const d = c.dModel,
     V = c.vocabSize;
   const a = c.attention;
-  const out: ExpectedTensor[] = [{ name: L.embeddings, shape: [V, d], matrix: true, why: `vocab_size ${V} x hidden_size ${d}` }];
+  const out: ExpectedTensor[] = [
+    { name: L.embeddings, shape: [V, d], matrix: true, why: `vocab_size ${V} x hidden_size ${d}` },
+  ];
   const vec = (name: string, n: number, why: string, optional = false): ExpectedTensor => ({
     name,
     shape: [n],
@@ -95,7 +97,12 @@ export function expectedHybridTensors(c: HybridConfig, wdtype: WeightDType = 'f3
     why,
     ...(optional ? { optional } : {}),
   });
-  const mat = (name: string, r: number, k: number, why: string): ExpectedTensor => ({ name, shape: [r, k], matrix: true, why });
+  const mat = (name: string, r: number, k: number, why: string): ExpectedTensor => ({
+    name,
+    shape: [r, k],
+    matrix: true,
+    why,
+  });
   const mlp = (p: string, I: number, act: string, fused: boolean, bias: boolean): void => {
     const n = mlpNames(c);
     const gated = act === 'swiglu';
@@ -113,7 +120,10 @@ export function expectedHybridTensors(c: HybridConfig, wdtype: WeightDType = 'f3
     const I = e.intermediate;
     if (c.arch === 'granitemoehybrid') {
       // routers stay f32 (like llama.cpp's): a rounded score can flip a near tie between experts
-      out.push({ ...mat(`${p}router.layer.weight`, e.experts, d, `num_local_experts ${e.experts}, hidden_size ${d}`), matrix: false });
+      out.push({
+        ...mat(`${p}router.layer.weight`, e.experts, d, `num_local_experts ${e.experts}, hidden_size ${d}`),
+        matrix: false,
+      });
       // stacked experts: held as one matrix whose row blocks are the experts (views; q8 keeps them f32)
       out.push(
         {
@@ -132,10 +142,16 @@ export function expectedHybridTensors(c: HybridConfig, wdtype: WeightDType = 'f3
         },
       );
     } else if (c.arch === 'jamba') {
-      out.push({ ...mat(`${p}router.weight`, e.experts, d, `num_experts ${e.experts}, hidden_size ${d}`), matrix: false });
+      out.push({
+        ...mat(`${p}router.weight`, e.experts, d, `num_experts ${e.experts}, hidden_size ${d}`),
+        matrix: false,
+      });
       for (let j = 0; j < e.experts; j++) mlp(`${p}experts.${j}.`, I, e.activation, false, false);
     } else {
-      out.push({ ...mat(`${p}gate.weight`, e.experts, d, `n_routed_experts ${e.experts}, hidden_size ${d}`), matrix: false });
+      out.push({
+        ...mat(`${p}gate.weight`, e.experts, d, `n_routed_experts ${e.experts}, hidden_size ${d}`),
+        matrix: false,
+      });
       out.push(vec(`${p}gate.e_score_correction_bias`, e.experts, `n_routed_experts ${e.experts}`));
       for (let j = 0; j < e.experts; j++) mlp(`${p}experts.${j}.`, I, e.activation, false, false);
       if (e.sharedIntermediate > 0) mlp(`${p}shared_experts.`, e.sharedIntermediate, e.activation, false, false);
@@ -151,7 +167,12 @@ export function expectedHybridTensors(c: HybridConfig, wdtype: WeightDType = 'f3
         const W = 2 * m.dInner + 2 * m.nGroups * m.dState + m.nHeads;
         const h = m.nHeads;
         out.push(
-          mat(`${p}in_proj.weight`, W, d, `2 x d_inner ${m.dInner} + 2 x n_groups ${m.nGroups} x d_state ${m.dState} + heads ${h}`),
+          mat(
+            `${p}in_proj.weight`,
+            W,
+            d,
+            `2 x d_inner ${m.dInner} + 2 x n_groups ${m.nGroups} x d_state ${m.dState} + heads ${h}`,
+          ),
           {
             name: `${p}conv1d.weight`,
             shape: [conv, 1, m.dConv],
@@ -166,7 +187,8 @@ export function expectedHybridTensors(c: HybridConfig, wdtype: WeightDType = 'f3
           mat(`${p}out_proj.weight`, d, m.dInner, `hidden_size ${d}, d_inner ${m.dInner}`),
         );
         if (m.useConvBias) out.push(vec(`${p}conv1d.bias`, conv, `conv channels ${conv}`));
-        if (m.useBias) out.push(vec(`${p}in_proj.bias`, W, 'mamba_proj_bias'), vec(`${p}out_proj.bias`, d, 'mamba_proj_bias'));
+        if (m.useBias)
+          out.push(vec(`${p}in_proj.bias`, W, 'mamba_proj_bias'), vec(`${p}out_proj.bias`, d, 'mamba_proj_bias'));
         break;
       }
       case 'mamba1':
@@ -182,7 +204,8 @@ export function expectedHybridTensors(c: HybridConfig, wdtype: WeightDType = 'f3
           mat(`${p}v_proj.weight`, kv, d, why),
           mat(`${p}o_proj.weight`, d, q, why),
         );
-        if (a.bias) out.push(vec(`${p}q_proj.bias`, q, why), vec(`${p}k_proj.bias`, kv, why), vec(`${p}v_proj.bias`, kv, why));
+        if (a.bias)
+          out.push(vec(`${p}q_proj.bias`, q, why), vec(`${p}k_proj.bias`, kv, why), vec(`${p}v_proj.bias`, kv, why));
         if (a.outBias) out.push(vec(`${p}o_proj.bias`, d, why));
         break;
       }
@@ -213,8 +236,19 @@ function expectedMamba1Tensors(c: HybridConfig, p: string): ExpectedTensor[] {
   const vec = (name: string, len: number, why: string): ExpectedTensor => ({ name, shape: [len], matrix: false, why });
   const out: ExpectedTensor[] = [
     { name: `${p}in_proj.weight`, shape: [2 * e, d], matrix: true, why: `2 x d_inner ${e}, hidden_size ${d}` },
-    { name: `${p}conv1d.weight`, shape: [e, 1, k], holdShape: [e, k], matrix: false, why: `d_inner ${e}, mamba_d_conv ${k}` },
-    { name: `${p}x_proj.weight`, shape: [r + 2 * n, e], matrix: true, why: `mamba_dt_rank ${r} + 2 x mamba_d_state ${n}, d_inner ${e}` },
+    {
+      name: `${p}conv1d.weight`,
+      shape: [e, 1, k],
+      holdShape: [e, k],
+      matrix: false,
+      why: `d_inner ${e}, mamba_d_conv ${k}`,
+    },
+    {
+      name: `${p}x_proj.weight`,
+      shape: [r + 2 * n, e],
+      matrix: true,
+      why: `mamba_dt_rank ${r} + 2 x mamba_d_state ${n}, d_inner ${e}`,
+    },
     { name: `${p}dt_proj.weight`, shape: [e, r], matrix: true, why: `d_inner ${e}, mamba_dt_rank ${r}` },
     vec(`${p}dt_proj.bias`, e, `d_inner ${e}`),
     { name: `${p}A_log`, shape: [e, n], matrix: false, why: `d_inner ${e}, mamba_d_state ${n}` },
@@ -225,7 +259,8 @@ function expectedMamba1Tensors(c: HybridConfig, p: string): ExpectedTensor[] {
     vec(`${p}c_layernorm.weight`, n, `mamba_d_state ${n}`),
   ];
   if (useConvBias) out.push(vec(`${p}conv1d.bias`, e, `mamba_conv_bias, d_inner ${e}`));
-  if (useBias) out.push(vec(`${p}in_proj.bias`, 2 * e, 'mamba_proj_bias'), vec(`${p}out_proj.bias`, d, 'mamba_proj_bias'));
+  if (useBias)
+    out.push(vec(`${p}in_proj.bias`, 2 * e, 'mamba_proj_bias'), vec(`${p}out_proj.bias`, d, 'mamba_proj_bias'));
   return out;
 }
 
@@ -306,7 +341,14 @@ export async function buildHybrid(
         (_, j) =>
           new Mlp(
             backend,
-            { up: rowBlock(up, j * 2 * I, 2 * I), gate: null, down: rowBlock(down, j * d, d), upBias: null, gateBias: null, downBias: null },
+            {
+              up: rowBlock(up, j * 2 * I, 2 * I),
+              gate: null,
+              down: rowBlock(down, j * d, d),
+              upBias: null,
+              gateBias: null,
+              downBias: null,
+            },
             'swiglu',
           ),
       );
@@ -407,7 +449,11 @@ export async function buildHybrid(
             D: g(`${p}D`),
             outProj: g(`${p}out_proj.weight`),
             outProjBias: o(`${p}out_proj.bias`),
-            dtBCNormWeights: { dt: g(`${p}dt_layernorm.weight`), b: g(`${p}b_layernorm.weight`), c: g(`${p}c_layernorm.weight`) },
+            dtBCNormWeights: {
+              dt: g(`${p}dt_layernorm.weight`),
+              b: g(`${p}b_layernorm.weight`),
+              c: g(`${p}c_layernorm.weight`),
+            },
           },
           { d: c.dModel, e: m1.dInner, n: m1.dState, k: m1.dConv, r: m1.dtRank, dtBCNormEps: m1.dtBCNormEps },
         );
@@ -444,7 +490,10 @@ export async function buildHybrid(
         mixer = moeOf(p, null, '', '');
         break;
       case 'mamba2+attention':
-        return fail('CONFIG_MISMATCH', `${c.arch}: a parallel mamba2+attention layer belongs to falcon_h1 (internal error)`);
+        return fail(
+          'CONFIG_MISMATCH',
+          `${c.arch}: a parallel mamba2+attention layer belongs to falcon_h1 (internal error)`,
+        );
     }
     blocks.push({ norm: g(L.norm(i)), mixer, scale, names: { norm: L.norm(i), mixer: p } });
     if (layer.ffn) {
@@ -453,7 +502,9 @@ export async function buildHybrid(
       // Granite: moe(x) + shared_mlp(x); the block's names are relative to the layer
       const layerPrefix = `model.layers.${i}.`;
       const ffn: Mixer =
-        layer.ffn === 'moe' ? moeOf(f.moe, shared, f.moe.slice(layerPrefix.length), f.mlp.slice(layerPrefix.length, -1)) : shared!;
+        layer.ffn === 'moe'
+          ? moeOf(f.moe, shared, f.moe.slice(layerPrefix.length), f.mlp.slice(layerPrefix.length, -1))
+          : shared!;
       const prefix = layer.ffn === 'moe' ? layerPrefix : f.mlp;
       blocks.push({ norm: g(L.ffnNorm(i)), mixer: ffn, scale, names: { norm: L.ffnNorm(i), mixer: prefix } });
     }

@@ -17,9 +17,25 @@ export function expectedMambaTensors(c: MambaConfig): ExpectedTensor[] {
     const m = `${p}mixer.`;
     out.push(
       { name: `${p}norm.weight`, shape: [d], matrix: false, why: `hidden_size ${d}` },
-      { name: `${m}in_proj.weight`, shape: [2 * e, d], matrix: true, why: `2 x intermediate_size ${e}, hidden_size ${d}` },
-      { name: `${m}conv1d.weight`, shape: [e, 1, k], holdShape: [e, k], matrix: false, why: `intermediate_size ${e}, conv_kernel ${k}` },
-      { name: `${m}x_proj.weight`, shape: [r + 2 * n, e], matrix: true, why: `time_step_rank ${r} + 2 x state_size ${n}, intermediate_size ${e}` },
+      {
+        name: `${m}in_proj.weight`,
+        shape: [2 * e, d],
+        matrix: true,
+        why: `2 x intermediate_size ${e}, hidden_size ${d}`,
+      },
+      {
+        name: `${m}conv1d.weight`,
+        shape: [e, 1, k],
+        holdShape: [e, k],
+        matrix: false,
+        why: `intermediate_size ${e}, conv_kernel ${k}`,
+      },
+      {
+        name: `${m}x_proj.weight`,
+        shape: [r + 2 * n, e],
+        matrix: true,
+        why: `time_step_rank ${r} + 2 x state_size ${n}, intermediate_size ${e}`,
+      },
       { name: `${m}dt_proj.weight`, shape: [e, r], matrix: true, why: `intermediate_size ${e}, time_step_rank ${r}` },
       { name: `${m}dt_proj.bias`, shape: [e], matrix: false, why: `intermediate_size ${e}` },
       { name: `${m}A_log`, shape: [e, n], matrix: false, why: `intermediate_size ${e}, state_size ${n}` },
@@ -32,10 +48,17 @@ export function expectedMambaTensors(c: MambaConfig): ExpectedTensor[] {
         { name: `${m}out_proj.bias`, shape: [d], matrix: false, why: `use_bias, hidden_size ${d}` },
       );
     }
-    if (c.useConvBias) out.push({ name: `${m}conv1d.bias`, shape: [e], matrix: false, why: `use_conv_bias, intermediate_size ${e}` });
+    if (c.useConvBias)
+      out.push({ name: `${m}conv1d.bias`, shape: [e], matrix: false, why: `use_conv_bias, intermediate_size ${e}` });
   }
   out.push({ name: 'backbone.norm_f.weight', shape: [d], matrix: false, why: `hidden_size ${d}` });
-  out.push({ name: 'lm_head.weight', shape: [V, d], matrix: true, why: `vocab_size ${V} x hidden_size ${d}`, optional: c.tieEmbeddings });
+  out.push({
+    name: 'lm_head.weight',
+    shape: [V, d],
+    matrix: true,
+    why: `vocab_size ${V} x hidden_size ${d}`,
+    optional: c.tieEmbeddings,
+  });
   return out;
 }
 
@@ -46,7 +69,12 @@ export function mambaAliases(name: string): string[] {
 }
 
 /** Builds a Mamba-1 LanguageModel from checkpoint tensors. */
-export async function buildMamba(c: MambaConfig, src: TensorSource, backend: Backend, wdtype: WeightDType = 'f32'): Promise<LanguageModel> {
+export async function buildMamba(
+  c: MambaConfig,
+  src: TensorSource,
+  backend: Backend,
+  wdtype: WeightDType = 'f32',
+): Promise<LanguageModel> {
   const got = await loadExpectedTensors(src, expectedMambaTensors(c), c, mambaAliases, backend, wdtype);
   const g = (name: string): Tensor => got.get(name)!;
   const o = (name: string): Tensor | null => got.get(name) ?? null;
@@ -56,13 +84,23 @@ export async function buildMamba(c: MambaConfig, src: TensorSource, backend: Bac
     const m = `backbone.layers.${i}.mixer.`;
     blocks.push({
       norm: g(`backbone.layers.${i}.norm.weight`),
-      mixer: new MambaMixer(backend, {
-        inProj: g(`${m}in_proj.weight`), inProjBias: o(`${m}in_proj.bias`),
-        convWeight: g(`${m}conv1d.weight`), convBias: o(`${m}conv1d.bias`),
-        xProj: g(`${m}x_proj.weight`), dtProj: g(`${m}dt_proj.weight`), dtProjBias: g(`${m}dt_proj.bias`),
-        ALog: g(`${m}A_log`), D: g(`${m}D`),
-        outProj: g(`${m}out_proj.weight`), outProjBias: o(`${m}out_proj.bias`),
-      }, dims),
+      mixer: new MambaMixer(
+        backend,
+        {
+          inProj: g(`${m}in_proj.weight`),
+          inProjBias: o(`${m}in_proj.bias`),
+          convWeight: g(`${m}conv1d.weight`),
+          convBias: o(`${m}conv1d.bias`),
+          xProj: g(`${m}x_proj.weight`),
+          dtProj: g(`${m}dt_proj.weight`),
+          dtProjBias: g(`${m}dt_proj.bias`),
+          ALog: g(`${m}A_log`),
+          D: g(`${m}D`),
+          outProj: g(`${m}out_proj.weight`),
+          outProjBias: o(`${m}out_proj.bias`),
+        },
+        dims,
+      ),
     });
   }
   const emb = g('backbone.embeddings.weight');

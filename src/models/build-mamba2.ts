@@ -33,8 +33,19 @@ export function expectedMamba2Tensors(c: Mamba2Config): ExpectedTensor[] {
     const m = `${p}mixer.`;
     out.push(
       { name: `${p}norm.weight`, shape: [d], matrix: false, why: dims.d },
-      { name: `${m}in_proj.weight`, shape: [W, d], matrix: true, why: `2 x ${dims.e} + 2 x ${key('n_groups', 'ngroups')} ${g} x ${key('state_size', 'd_state')} ${n} + ${dims.h} = ${W}, ${dims.d}` },
-      { name: `${m}conv1d.weight`, shape: [conv, 1, k], holdShape: [conv, k], matrix: false, why: `${dims.conv} = ${conv}, ${key('conv_kernel', 'd_conv')} ${k}` },
+      {
+        name: `${m}in_proj.weight`,
+        shape: [W, d],
+        matrix: true,
+        why: `2 x ${dims.e} + 2 x ${key('n_groups', 'ngroups')} ${g} x ${key('state_size', 'd_state')} ${n} + ${dims.h} = ${W}, ${dims.d}`,
+      },
+      {
+        name: `${m}conv1d.weight`,
+        shape: [conv, 1, k],
+        holdShape: [conv, k],
+        matrix: false,
+        why: `${dims.conv} = ${conv}, ${key('conv_kernel', 'd_conv')} ${k}`,
+      },
       { name: `${m}dt_bias`, shape: [h], matrix: false, why: dims.h },
       { name: `${m}A_log`, shape: [h], matrix: false, why: dims.h },
       { name: `${m}D`, shape: [h], matrix: false, why: dims.h },
@@ -47,33 +58,69 @@ export function expectedMamba2Tensors(c: Mamba2Config): ExpectedTensor[] {
         { name: `${m}out_proj.bias`, shape: [d], matrix: false, why: `${key('use_bias', 'bias')}, ${dims.d}` },
       );
     }
-    if (c.useConvBias) out.push({ name: `${m}conv1d.bias`, shape: [conv], matrix: false, why: `${key('use_conv_bias', 'conv_bias')}, ${dims.conv}` });
+    if (c.useConvBias)
+      out.push({
+        name: `${m}conv1d.bias`,
+        shape: [conv],
+        matrix: false,
+        why: `${key('use_conv_bias', 'conv_bias')}, ${dims.conv}`,
+      });
   }
   out.push({ name: 'backbone.norm_f.weight', shape: [d], matrix: false, why: dims.d });
-  out.push({ name: 'lm_head.weight', shape: [V, d], matrix: true, why: `${dims.V} x ${dims.d}`, optional: c.tieEmbeddings });
+  out.push({
+    name: 'lm_head.weight',
+    shape: [V, d],
+    matrix: true,
+    why: `${dims.V} x ${dims.d}`,
+    optional: c.tieEmbeddings,
+  });
   return out;
 }
 
 /** Builds a Mamba-2 LanguageModel from checkpoint tensors. */
-export async function buildMamba2(c: Mamba2Config, src: TensorSource, backend: Backend, wdtype: WeightDType = 'f32'): Promise<LanguageModel> {
+export async function buildMamba2(
+  c: Mamba2Config,
+  src: TensorSource,
+  backend: Backend,
+  wdtype: WeightDType = 'f32',
+): Promise<LanguageModel> {
   const got = await loadExpectedTensors(src, expectedMamba2Tensors(c), c, mambaAliases, backend, wdtype);
   const g = (name: string): Tensor => got.get(name)!;
   const o = (name: string): Tensor | null => got.get(name) ?? null;
   const dims = {
-    d: c.dModel, h: c.nHeads, p: c.headDim, g: c.nGroups, n: c.dState, k: c.dConv,
-    chunkSize: c.chunkSize, timeStepLimit: c.timeStepLimit, normEps: c.normEps, normGroupSize: c.normGroupSize, normBeforeGate: c.normBeforeGate,
+    d: c.dModel,
+    h: c.nHeads,
+    p: c.headDim,
+    g: c.nGroups,
+    n: c.dState,
+    k: c.dConv,
+    chunkSize: c.chunkSize,
+    timeStepLimit: c.timeStepLimit,
+    normEps: c.normEps,
+    normGroupSize: c.normGroupSize,
+    normBeforeGate: c.normBeforeGate,
   };
   const blocks: Block[] = [];
   for (let i = 0; i < c.nLayer; i++) {
     const m = `backbone.layers.${i}.mixer.`;
     blocks.push({
       norm: g(`backbone.layers.${i}.norm.weight`),
-      mixer: new Mamba2Mixer(backend, {
-        inProj: g(`${m}in_proj.weight`), inProjBias: o(`${m}in_proj.bias`),
-        convWeight: g(`${m}conv1d.weight`), convBias: o(`${m}conv1d.bias`),
-        dtBias: g(`${m}dt_bias`), ALog: g(`${m}A_log`), D: g(`${m}D`), normWeight: g(`${m}norm.weight`),
-        outProj: g(`${m}out_proj.weight`), outProjBias: o(`${m}out_proj.bias`),
-      }, dims),
+      mixer: new Mamba2Mixer(
+        backend,
+        {
+          inProj: g(`${m}in_proj.weight`),
+          inProjBias: o(`${m}in_proj.bias`),
+          convWeight: g(`${m}conv1d.weight`),
+          convBias: o(`${m}conv1d.bias`),
+          dtBias: g(`${m}dt_bias`),
+          ALog: g(`${m}A_log`),
+          D: g(`${m}D`),
+          normWeight: g(`${m}norm.weight`),
+          outProj: g(`${m}out_proj.weight`),
+          outProjBias: o(`${m}out_proj.bias`),
+        },
+        dims,
+      ),
     });
   }
   const emb = g('backbone.embeddings.weight');

@@ -49,7 +49,8 @@ export function expectedMamba3Tensors(c: Mamba3Config): ExpectedTensor[] {
       for (const k of ['mimo_x', 'mimo_z', 'mimo_o'])
         out.push({ name: `${m}${k}`, shape: [h, R, p], matrix: false, why: `is_mimo: ${dims.hRp}` });
     }
-    if (c.isOutprojNorm) out.push({ name: `${m}norm.weight`, shape: [e], matrix: false, why: `is_outproj_norm: ${dims.e}` });
+    if (c.isOutprojNorm)
+      out.push({ name: `${m}norm.weight`, shape: [e], matrix: false, why: `is_outproj_norm: ${dims.e}` });
   }
   out.push({ name: 'backbone.norm_f.weight', shape: [d], matrix: false, why: dims.d });
   out.push({

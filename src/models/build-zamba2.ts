@@ -30,7 +30,10 @@ const NORM_F = 'model.final_layernorm.weight';
 /** Where layer i's Mamba-2 decoder lives. */
 function mambaPrefix(c: HybridConfig, i: number): { norm: string; mixer: string } {
   return c.layers[i].shared
-    ? { norm: `model.layers.${i}.mamba_decoder.input_layernorm.weight`, mixer: `model.layers.${i}.mamba_decoder.mamba.` }
+    ? {
+        norm: `model.layers.${i}.mamba_decoder.input_layernorm.weight`,
+        mixer: `model.layers.${i}.mamba_decoder.mamba.`,
+      }
     : { norm: `model.layers.${i}.input_layernorm.weight`, mixer: `model.layers.${i}.mamba.` };
 }
 
@@ -79,8 +82,19 @@ export function expectedZamba2Tensors(c: HybridConfig): ExpectedTensor[] {
     const { norm, mixer: p } = mambaPrefix(c, i);
     out.push(
       vec(norm, d, `hidden_size ${d}`),
-      mat(`${p}in_proj.weight`, W, d, `2 x d_inner ${m.dInner} + 2 x mamba_ngroups ${m.nGroups} x mamba_d_state ${m.dState} + n_mamba_heads ${m.nHeads}`),
-      { name: `${p}conv1d.weight`, shape: [conv, 1, m.dConv], holdShape: [conv, m.dConv], matrix: false, why: `conv channels ${conv}, mamba_d_conv ${m.dConv}` },
+      mat(
+        `${p}in_proj.weight`,
+        W,
+        d,
+        `2 x d_inner ${m.dInner} + 2 x mamba_ngroups ${m.nGroups} x mamba_d_state ${m.dState} + n_mamba_heads ${m.nHeads}`,
+      ),
+      {
+        name: `${p}conv1d.weight`,
+        shape: [conv, 1, m.dConv],
+        holdShape: [conv, m.dConv],
+        matrix: false,
+        why: `conv channels ${conv}, mamba_d_conv ${m.dConv}`,
+      },
       vec(`${p}conv1d.bias`, conv, `conv channels ${conv}`),
       vec(`${p}dt_bias`, m.nHeads, `n_mamba_heads ${m.nHeads}`),
       vec(`${p}A_log`, m.nHeads, `n_mamba_heads ${m.nHeads}`),
@@ -88,7 +102,8 @@ export function expectedZamba2Tensors(c: HybridConfig): ExpectedTensor[] {
       vec(`${p}norm.weight`, m.dInner, `d_inner ${m.dInner}`),
       mat(`${p}out_proj.weight`, d, m.dInner, `hidden_size ${d}, d_inner ${m.dInner}`),
     );
-    if (m.useBias) out.push(vec(`${p}in_proj.bias`, W, 'add_bias_linear'), vec(`${p}out_proj.bias`, d, 'add_bias_linear'));
+    if (m.useBias)
+      out.push(vec(`${p}in_proj.bias`, W, 'add_bias_linear'), vec(`${p}out_proj.bias`, d, 'add_bias_linear'));
     const call = layer.shared;
     if (!call) return;
     out.push(mat(`model.layers.${i}.linear.weight`, d, d, `hidden_size ${d}`));
@@ -133,7 +148,8 @@ export function expectedZamba2Tensors(c: HybridConfig): ExpectedTensor[] {
  */
 function withoutTiedCopies(c: HybridConfig, src: TensorSource): TensorSource {
   const copies = new Map<string, string>(); // the copy's prefix -> the owner's
-  for (const [i, l] of c.layers.entries()) if (l.shared && l.shared.owner !== i) copies.set(shared(i), shared(l.shared.owner));
+  for (const [i, l] of c.layers.entries())
+    if (l.shared && l.shared.owner !== i) copies.set(shared(i), shared(l.shared.owner));
   if (copies.size === 0) return src;
   const entries = new Map(src.entries);
   for (const [name, e] of src.entries) {
@@ -166,7 +182,14 @@ export async function buildZamba2(
   wdtype: WeightDType = 'f32',
 ): Promise<Zamba2LanguageModel> {
   const z = zamba2Of(c);
-  const got = await loadExpectedTensors(withoutTiedCopies(c, src), expectedZamba2Tensors(c), c, () => [], backend, wdtype);
+  const got = await loadExpectedTensors(
+    withoutTiedCopies(c, src),
+    expectedZamba2Tensors(c),
+    c,
+    () => [],
+    backend,
+    wdtype,
+  );
   const g = (name: string): Tensor => {
     const t = got.get(name);
     if (!t) fail('CONFIG_MISMATCH', `zamba2 builder: tensor ${name} was not loaded (internal error)`);
@@ -254,7 +277,8 @@ export async function buildZamba2(
     const params = new Map<string, Tensor>([[linear, g(linear)]]);
     for (const [k, t] of mamba.parameters()) params.set(`${p}${k}`, t);
     const owned = [...(z.attentionAdapters ? [...n.q, ...n.k, ...n.v] : []), ...n.gateUp];
-    if (call.owner === i) owned.push(...[...got.keys()].filter((k) => k.startsWith(s) && !k.includes('_adapter_list.')));
+    if (call.owner === i)
+      owned.push(...[...got.keys()].filter((k) => k.startsWith(s) && !k.includes('_adapter_list.')));
     for (const k of owned) params.set(k, g(k));
     const rel = new Map([...params].map(([k, t]) => [k.slice('model.'.length), t] as const));
     return { norm: g(norm), mixer: new Zamba2HybridLayer(blockCall, mamba, rel), names: { norm, mixer: 'model.' } };

@@ -28,16 +28,27 @@ export function checkParameterBytes(config: ModelConfig, tensors: TensorSource):
   if (need > have) {
     const c = config;
     const dims = `d_model ${c.dModel}, ${c.nLayer} layers, d_inner ${c.dInner}, vocab ${c.vocabSize}`;
-    fail('CONFIG_MISMATCH', `${tensors.description} holds ${have} bytes, but the config (${dims}) implies ${params} ` +
-      `parameters, at least ${need} bytes at ${MIN_BYTES_PER_PARAMETER} bytes each: config.json does not describe ` +
-      'these weights', {
-      parameters: params, expected: need, actual: have,
-    });
+    fail(
+      'CONFIG_MISMATCH',
+      `${tensors.description} holds ${have} bytes, but the config (${dims}) implies ${params} ` +
+        `parameters, at least ${need} bytes at ${MIN_BYTES_PER_PARAMETER} bytes each: config.json does not describe ` +
+        'these weights',
+      {
+        parameters: params,
+        expected: need,
+        actual: have,
+      },
+    );
   }
 }
 
 /** Builds the model a config describes from checkpoint tensors, on a backend. */
-export async function buildModel(config: ModelConfig, tensors: TensorSource, backend: Backend, dtype: WeightDType = 'f32'): Promise<LanguageModel> {
+export async function buildModel(
+  config: ModelConfig,
+  tensors: TensorSource,
+  backend: Backend,
+  dtype: WeightDType = 'f32',
+): Promise<LanguageModel> {
   checkParameterBytes(config, tensors);
   switch (config.arch) {
     case 'mamba':

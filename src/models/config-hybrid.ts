@@ -151,7 +151,8 @@ const MAX_SIZE = 1 << 20;
 
 /** The Mamba-2 sizes of a hybrid built on Mamba-2 (every one but Jamba, whose SSM layers are Mamba-1). */
 export function mamba2Of(c: HybridConfig): HybridMamba2 {
-  if (!c.mamba) fail('CONFIG_MISMATCH', `${c.arch} has no Mamba-2 layers (internal error: a Mamba-2 builder was called)`);
+  if (!c.mamba)
+    fail('CONFIG_MISMATCH', `${c.arch} has no Mamba-2 layers (internal error: a Mamba-2 builder was called)`);
   return c.mamba;
 }
 
@@ -163,7 +164,8 @@ export function isHybridConfig(json: unknown): boolean {
 
 /** Parses the config.json of a hybrid; anything else (or an unsupported option) is a clear error. */
 export function parseHybridConfig(json: unknown, where = 'config.json'): HybridConfig {
-  if (!json || typeof json !== 'object' || Array.isArray(json)) fail('CORRUPT_FILE', `${where}: expected a JSON object`);
+  if (!json || typeof json !== 'object' || Array.isArray(json))
+    fail('CORRUPT_FILE', `${where}: expected a JSON object`);
   const raw = reviveFloats(json) as Record<string, unknown>;
   const r = new ConfigReader(raw, where);
   const mt = raw.model_type;
@@ -203,7 +205,11 @@ function unsupported(r: ConfigReader, what: string, supported: string): never {
 }
 
 function tokenIds(r: ConfigReader): Pick<HybridConfig, 'eosTokenId' | 'bosTokenId' | 'padTokenId'> {
-  return { eosTokenId: r.tokenId('eos_token_id'), bosTokenId: r.tokenId('bos_token_id'), padTokenId: r.tokenId('pad_token_id') };
+  return {
+    eosTokenId: r.tokenId('eos_token_id'),
+    bosTokenId: r.tokenId('bos_token_id'),
+    padTokenId: r.tokenId('pad_token_id'),
+  };
 }
 
 /** rope_parameters (transformers 5) or rope_theta / rope_scaling (older configs): default RoPE only. */
@@ -223,12 +229,21 @@ function rope(r: ConfigReader, dflt: number): { theta: number; partial: number |
  * rotate (cos.shape[-1]). Where dim is odd (Bamba's head_dim 10 · 0.5 = 5: 6 dims rotate, exponents
  * over 5) the base is rescaled so the kernel's base'^(-2i/width) equals base^(-2i/dim).
  */
-function partialRotary(r: ConfigReader, headDim: number, factor: number, theta: number): { dim: number; theta: number } {
-  if (!(factor > 0 && factor <= 1)) fail('CORRUPT_FILE', `${r.where}: partial_rotary_factor must be in (0, 1], got ${factor}`);
+function partialRotary(
+  r: ConfigReader,
+  headDim: number,
+  factor: number,
+  theta: number,
+): { dim: number; theta: number } {
+  if (!(factor > 0 && factor <= 1))
+    fail('CORRUPT_FILE', `${r.where}: partial_rotary_factor must be in (0, 1], got ${factor}`);
   const dim = Math.floor(headDim * factor);
   const width = 2 * Math.ceil(dim / 2);
   if (dim < 1 || width > headDim)
-    fail('CORRUPT_FILE', `${r.where}: head_dim ${headDim} x partial_rotary_factor ${factor} leaves no valid rotary width`);
+    fail(
+      'CORRUPT_FILE',
+      `${r.where}: head_dim ${headDim} x partial_rotary_factor ${factor} leaves no valid rotary width`,
+    );
   return { dim: width, theta: width === dim ? theta : theta ** (width / dim) };
 }
 
@@ -242,9 +257,13 @@ function mambaKeys(r: ConfigReader, dModel: number): HybridMamba2 {
   const expand = r.num('mamba_expand', 2);
   const dInner = Math.floor(expand * dModel);
   const nHeads = r.int('mamba_n_heads', 128);
-  const dHead = r.raw.mamba_d_head === 'auto' || r.raw.mamba_d_head === undefined ? dInner / nHeads : r.int('mamba_d_head');
+  const dHead =
+    r.raw.mamba_d_head === 'auto' || r.raw.mamba_d_head === undefined ? dInner / nHeads : r.int('mamba_d_head');
   if (!Number.isInteger(dHead) || dHead * nHeads !== dInner)
-    fail('CORRUPT_FILE', `${r.where}: mamba_n_heads ${nHeads} x mamba_d_head ${dHead} must equal mamba_expand x hidden_size = ${dInner}`);
+    fail(
+      'CORRUPT_FILE',
+      `${r.where}: mamba_n_heads ${nHeads} x mamba_d_head ${dHead} must equal mamba_expand x hidden_size = ${dInner}`,
+    );
   const nGroups = r.int('mamba_n_groups', 1);
   return {
     nHeads,
@@ -261,11 +280,17 @@ function mambaKeys(r: ConfigReader, dModel: number): HybridMamba2 {
   };
 }
 
-function attentionKeys(r: ConfigReader, dModel: number, headDimKey: string | null): Omit<HybridAttention, 'rotaryDim' | 'ropeTheta' | 'scale'> {
+function attentionKeys(
+  r: ConfigReader,
+  dModel: number,
+  headDimKey: string | null,
+): Omit<HybridAttention, 'rotaryDim' | 'ropeTheta' | 'scale'> {
   const heads = r.int('num_attention_heads', 32);
-  const kvHeads = r.has('num_key_value_heads') && r.raw.num_key_value_heads !== null ? r.int('num_key_value_heads') : heads;
+  const kvHeads =
+    r.has('num_key_value_heads') && r.raw.num_key_value_heads !== null ? r.int('num_key_value_heads') : heads;
   const headDim = headDimKey && r.has(headDimKey) && r.raw[headDimKey] !== null ? r.int(headDimKey) : dModel / heads;
-  if (!Number.isInteger(headDim)) fail('CORRUPT_FILE', `${r.where}: num_attention_heads ${heads} must divide hidden_size ${dModel}`);
+  if (!Number.isInteger(headDim))
+    fail('CORRUPT_FILE', `${r.where}: num_attention_heads ${heads} must divide hidden_size ${dModel}`);
   const bias = r.bool('attention_bias', false);
   return { heads, kvHeads, headDim, bias, outBias: bias };
 }
@@ -282,10 +307,15 @@ function parseGranite(r: ConfigReader): HybridConfig {
   const layers: HybridLayer[] = types.map((t, i) => {
     if (t === 'mamba' || t === 'linear_attention') return { mixer: 'mamba2', ffn };
     if (t === 'attention' || t === 'full_attention') return { mixer: 'attention', ffn };
-    return unsupported(r, `layer_types[${i}] ${JSON.stringify(t)}`, 'mamba, attention, linear_attention, full_attention');
+    return unsupported(
+      r,
+      `layer_types[${i}] ${JSON.stringify(t)}`,
+      'mamba, attention, linear_attention, full_attention',
+    );
   });
   const pos = r.raw.position_embedding_type ?? 'nope';
-  if (pos !== 'nope' && pos !== 'rope') unsupported(r, `position_embedding_type ${JSON.stringify(pos)}`, '"nope", "rope"');
+  if (pos !== 'nope' && pos !== 'rope')
+    unsupported(r, `position_embedding_type ${JSON.stringify(pos)}`, '"nope", "rope"');
   const att = attentionKeys(r, dModel, null);
   const { theta } = rope(r, 10000);
   const shared = r.int('shared_intermediate_size', 1024);
@@ -298,7 +328,12 @@ function parseGranite(r: ConfigReader): HybridConfig {
     tieEmbeddings: r.bool('tie_word_embeddings', true),
     layers,
     mamba: mambaKeys(r, dModel),
-    attention: { ...att, rotaryDim: pos === 'rope' ? att.headDim : 0, ropeTheta: theta, scale: r.num('attention_multiplier', 1) },
+    attention: {
+      ...att,
+      rotaryDim: pos === 'rope' ? att.headDim : 0,
+      ropeTheta: theta,
+      scale: r.num('attention_multiplier', 1),
+    },
     // the shared MLP is in every layer (alone when there are no experts)
     mlp: { activation: 'swiglu', intermediate: shared, bias: false },
     moe:
@@ -359,7 +394,12 @@ function parseBamba(r: ConfigReader): HybridConfig {
 }
 
 const NEMOTRON_PATTERN: Record<string, HybridMixerKind> = { M: 'mamba2', '*': 'attention', '-': 'mlp', E: 'moe' };
-const NEMOTRON_TYPES: Record<string, HybridMixerKind> = { mamba: 'mamba2', attention: 'attention', mlp: 'mlp', moe: 'moe' };
+const NEMOTRON_TYPES: Record<string, HybridMixerKind> = {
+  mamba: 'mamba2',
+  attention: 'attention',
+  mlp: 'mlp',
+  moe: 'moe',
+};
 
 function parseNemotronH(r: ConfigReader): HybridConfig {
   const dModel = r.int('hidden_size', 4096);
@@ -419,7 +459,9 @@ function parseNemotronH(r: ConfigReader): HybridConfig {
       normGroupSize: dInner / nGroups,
     },
     attention: { ...att, rotaryDim: 0, ropeTheta: 10000, scale: 1 / Math.sqrt(att.headDim) },
-    mlp: kinds.includes('mlp') ? { activation: 'relu2', intermediate: r.int('intermediate_size', 21504), bias: r.bool('mlp_bias', false) } : null,
+    mlp: kinds.includes('mlp')
+      ? { activation: 'relu2', intermediate: r.int('intermediate_size', 21504), bias: r.bool('mlp_bias', false) }
+      : null,
     moe: hasMoe
       ? {
           experts: r.int('n_routed_experts', 8),
@@ -461,7 +503,13 @@ function validate(c: HybridConfig, where: string): void {
       ['chunk_size', c.mamba.chunkSize],
     );
   const m1 = c.mamba1;
-  if (m1) sizes.push(['mamba d_inner', m1.dInner], ['mamba_d_state', m1.dState], ['mamba_d_conv', m1.dConv], ['mamba_dt_rank', m1.dtRank]);
+  if (m1)
+    sizes.push(
+      ['mamba d_inner', m1.dInner],
+      ['mamba_d_state', m1.dState],
+      ['mamba_d_conv', m1.dConv],
+      ['mamba_dt_rank', m1.dtRank],
+    );
   if (m1 && !(Number.isFinite(m1.dtBCNormEps) && m1.dtBCNormEps > 0))
     fail('CORRUPT_FILE', `${where}: the Δ/B/C norms' eps must be a positive finite number, got ${m1.dtBCNormEps}`);
   if (c.layers.some((l) => l.mixer === 'mamba2') && !c.mamba)
@@ -476,7 +524,10 @@ function validate(c: HybridConfig, where: string): void {
   if (c.mamba && c.mamba.nHeads % c.mamba.nGroups !== 0)
     fail('CORRUPT_FILE', `${where}: the ${c.mamba.nHeads} Mamba heads cannot be split into ${c.mamba.nGroups} groups`);
   if (c.attention.heads % c.attention.kvHeads !== 0)
-    fail('CORRUPT_FILE', `${where}: num_key_value_heads ${c.attention.kvHeads} must divide num_attention_heads ${c.attention.heads}`);
+    fail(
+      'CORRUPT_FILE',
+      `${where}: num_key_value_heads ${c.attention.kvHeads} must divide num_attention_heads ${c.attention.heads}`,
+    );
   for (const [k, v] of [
     ['eps', c.normEps],
     ['attention scale', c.attention.scale],
@@ -485,7 +536,8 @@ function validate(c: HybridConfig, where: string): void {
     ['logits_scaling', c.logitsScaling],
     ['rope theta', c.attention.ropeTheta],
   ] as const)
-    if (!(Number.isFinite(v) && v > 0)) fail('CORRUPT_FILE', `${where}: ${k} must be a positive finite number, got ${v}`);
+    if (!(Number.isFinite(v) && v > 0))
+      fail('CORRUPT_FILE', `${where}: ${k} must be a positive finite number, got ${v}`);
   if (c.moe && !(c.moe.topK >= 1 && c.moe.topK <= c.moe.experts))
     fail('CORRUPT_FILE', `${where}: num_experts_per_tok ${c.moe.topK} must be in [1, ${c.moe.experts}]`);
 }

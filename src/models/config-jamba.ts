@@ -20,7 +20,13 @@ function unsupported(r: ConfigReader, what: string, supported: string): never {
 }
 
 /** A period/offset pair: offset in [0, period), as JambaConfig.validate_architecture requires. */
-function periodic(r: ConfigReader, periodKey: string, offsetKey: string, period: number, offset: number): [number, number] {
+function periodic(
+  r: ConfigReader,
+  periodKey: string,
+  offsetKey: string,
+  period: number,
+  offset: number,
+): [number, number] {
   const p = r.int(periodKey, period);
   const o = r.int(offsetKey, offset);
   if (!(p >= 1 && o >= 0 && o < p))
@@ -67,7 +73,8 @@ export function parseJamba(r: ConfigReader) {
   // JambaConfig: 8 when absent, num_attention_heads when null
   const kvHeads = r.raw.num_key_value_heads === null ? heads : r.int('num_key_value_heads', 8);
   // JambaAttention: getattr(config, "head_dim", hidden_size // num_attention_heads)
-  const headDim = r.raw.head_dim === undefined || r.raw.head_dim === null ? Math.floor(dModel / heads) : r.int('head_dim');
+  const headDim =
+    r.raw.head_dim === undefined || r.raw.head_dim === null ? Math.floor(dModel / heads) : r.int('head_dim');
   const expand = r.int('mamba_expand', 2);
   const normEps = r.num('rms_norm_eps', 1e-6);
   return {

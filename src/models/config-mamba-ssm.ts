@@ -15,10 +15,31 @@ import {
 // (mamba2.py) or "Mamba3" (mamba3.py). mamba_ssm builds its modules with `**config` / `**ssm_cfg`, so it rejects keys it does
 // not know; so does this parser, instead of ignoring something that might change the computation.
 
-const ORIGINAL_KEYS = ['d_model', 'd_intermediate', 'n_layer', 'vocab_size', 'ssm_cfg', 'attn_layer_idx', 'attn_cfg', 'rms_norm', 'residual_in_fp32', 'fused_add_norm', 'pad_vocab_size_multiple', 'tie_embeddings'];
+const ORIGINAL_KEYS = [
+  'd_model',
+  'd_intermediate',
+  'n_layer',
+  'vocab_size',
+  'ssm_cfg',
+  'attn_layer_idx',
+  'attn_cfg',
+  'rms_norm',
+  'residual_in_fp32',
+  'fused_add_norm',
+  'pad_vocab_size_multiple',
+  'tie_embeddings',
+];
 /** Keys of mamba_simple.Mamba / mamba2.Mamba2 that only affect initialisation or the choice of kernel. */
 const INIT_ONLY_MAMBA1 = ['layer', 'dt_min', 'dt_max', 'dt_init', 'dt_scale', 'dt_init_floor', 'use_fast_path'];
-const INIT_ONLY_MAMBA2 = ['layer', 'conv_init', 'A_init_range', 'dt_min', 'dt_max', 'dt_init_floor', 'use_mem_eff_path'];
+const INIT_ONLY_MAMBA2 = [
+  'layer',
+  'conv_init',
+  'A_init_range',
+  'dt_min',
+  'dt_max',
+  'dt_init_floor',
+  'use_mem_eff_path',
+];
 /**
  * Keys of mamba3.Mamba3 that only affect initialisation or the choice of kernel (fuse_pregate_headwise_norm
  * fuses the same output norm into the MIMO kernel; dropout is accepted and unused by the module).
@@ -48,10 +69,7 @@ export function parseOriginalConfig(r: ConfigReader): MambaConfig | Mamba2Config
   }
   const attn = r.raw.attn_layer_idx ?? [];
   if (!Array.isArray(attn)) {
-    fail(
-      'CORRUPT_FILE',
-      `${r.where}: "attn_layer_idx" must be a list of layer indices, got ${JSON.stringify(attn)}`,
-    );
+    fail('CORRUPT_FILE', `${r.where}: "attn_layer_idx" must be a list of layer indices, got ${JSON.stringify(attn)}`);
   }
   if (attn.length > 0) {
     fail(
@@ -77,10 +95,7 @@ export function parseOriginalConfig(r: ConfigReader): MambaConfig | Mamba2Config
   const vocabSize = vocab % pad === 0 ? vocab : vocab + pad - (vocab % pad);
   const rawSsm = r.raw.ssm_cfg ?? {};
   if (typeof rawSsm !== 'object' || Array.isArray(rawSsm) || rawSsm === null) {
-    fail(
-      'CORRUPT_FILE',
-      `${r.where}: "ssm_cfg" must be an object, got ${JSON.stringify(rawSsm)}`,
-    );
+    fail('CORRUPT_FILE', `${r.where}: "ssm_cfg" must be an object, got ${JSON.stringify(rawSsm)}`);
   }
   const ssm = new ConfigReader(rawSsm as Record<string, unknown>, `${r.where} (ssm_cfg)`);
   const layer = ssm.str('layer', 'Mamba1');
@@ -116,7 +131,22 @@ export function parseOriginalConfig(r: ConfigReader): MambaConfig | Mamba2Config
     return cfg;
   }
   if (layer === 'Mamba2') {
-    const allowed = ['d_state', 'd_conv', 'expand', 'headdim', 'd_ssm', 'ngroups', 'D_has_hdim', 'rmsnorm', 'norm_before_gate', 'dt_limit', 'bias', 'conv_bias', 'chunk_size', ...INIT_ONLY_MAMBA2];
+    const allowed = [
+      'd_state',
+      'd_conv',
+      'expand',
+      'headdim',
+      'd_ssm',
+      'ngroups',
+      'D_has_hdim',
+      'rmsnorm',
+      'norm_before_gate',
+      'dt_limit',
+      'bias',
+      'conv_bias',
+      'chunk_size',
+      ...INIT_ONLY_MAMBA2,
+    ];
     checkKnownKeys(ssm, allowed, 'mamba2.Mamba2');
     const expand = ssm.num('expand', 2);
     const dInner = Math.floor(expand * dModel);
@@ -137,11 +167,9 @@ export function parseOriginalConfig(r: ConfigReader): MambaConfig | Mamba2Config
       );
     }
     if (!ssm.bool('rmsnorm', true)) {
-      fail(
-        'UNSUPPORTED',
-        `${ssm.where}: rmsnorm false (y * silu(z) without the gated RMSNorm) is not supported`,
-        { key: 'rmsnorm' },
-      );
+      fail('UNSUPPORTED', `${ssm.where}: rmsnorm false (y * silu(z) without the gated RMSNorm) is not supported`, {
+        key: 'rmsnorm',
+      });
     }
     if (dInner % headDim !== 0) {
       fail(
@@ -152,10 +180,7 @@ export function parseOriginalConfig(r: ConfigReader): MambaConfig | Mamba2Config
     }
     const nGroups = ssm.int('ngroups', 1);
     if (nGroups < 1 || dInner % nGroups !== 0) {
-      fail(
-        'CORRUPT_FILE',
-        `${ssm.where}: ngroups ${nGroups} must divide d_inner ${dInner}`,
-      );
+      fail('CORRUPT_FILE', `${ssm.where}: ngroups ${nGroups} must divide d_inner ${dInner}`);
     }
     const cfg: Mamba2Config = {
       ...common,
@@ -206,7 +231,19 @@ function checkKnownKeys(r: ConfigReader, allowed: readonly string[], module: str
  * as for the other layers, rather than ignore one that a later version computes with.
  */
 function parseMamba3(ssm: ConfigReader, common: Omit<Mamba3Config, keyof Mamba3Only>): Mamba3Config {
-  const allowed = ['d_state', 'expand', 'headdim', 'ngroups', 'rope_fraction', 'A_floor', 'is_outproj_norm', 'is_mimo', 'mimo_rank', 'chunk_size', ...INIT_ONLY_MAMBA3];
+  const allowed = [
+    'd_state',
+    'expand',
+    'headdim',
+    'ngroups',
+    'rope_fraction',
+    'A_floor',
+    'is_outproj_norm',
+    'is_mimo',
+    'mimo_rank',
+    'chunk_size',
+    ...INIT_ONLY_MAMBA3,
+  ];
   checkKnownKeys(ssm, allowed, 'mamba3.Mamba3');
   const dModel = common.dModel;
   const expand = ssm.num('expand', 2);
@@ -221,7 +258,10 @@ function parseMamba3(ssm: ConfigReader, common: Omit<Mamba3Config, keyof Mamba3O
   const dState = ssm.int('d_state', 128);
   const ropeFraction = ssm.num('rope_fraction', 0.5);
   if (ropeFraction !== 0.5 && ropeFraction !== 1) {
-    fail('CORRUPT_FILE', `${ssm.where}: rope_fraction must be 0.5 or 1.0 (as mamba3.Mamba3 asserts), got ${ropeFraction}`);
+    fail(
+      'CORRUPT_FILE',
+      `${ssm.where}: rope_fraction must be 0.5 or 1.0 (as mamba3.Mamba3 asserts), got ${ropeFraction}`,
+    );
   }
   // Mamba3: split = int(d_state * rope_fraction), made even; one angle per pair.
   let split = Math.floor(dState * ropeFraction);
@@ -254,4 +294,15 @@ function parseMamba3(ssm: ConfigReader, common: Omit<Mamba3Config, keyof Mamba3O
 }
 
 /** The fields parseMamba3 fills; the rest come from the common part of the config. */
-type Mamba3Only = Omit<Mamba3Config, 'dModel' | 'nLayer' | 'vocabSize' | 'residualInFp32' | 'tieEmbeddings' | 'eosTokenId' | 'bosTokenId' | 'padTokenId' | 'layout'>;
+type Mamba3Only = Omit<
+  Mamba3Config,
+  | 'dModel'
+  | 'nLayer'
+  | 'vocabSize'
+  | 'residualInFp32'
+  | 'tieEmbeddings'
+  | 'eosTokenId'
+  | 'bosTokenId'
+  | 'padTokenId'
+  | 'layout'
+>;

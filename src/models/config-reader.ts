@@ -39,7 +39,10 @@ export function reviveFloats(v: unknown, depth = 0): unknown {
 
 /** Reads config fields with type checks that name the key and the file. */
 export class ConfigReader {
-  constructor(readonly raw: Record<string, unknown>, readonly where: string) {}
+  constructor(
+    readonly raw: Record<string, unknown>,
+    readonly where: string,
+  ) {}
 
   has(key: string): boolean {
     return this.raw[key] !== undefined && this.raw[key] !== null;
@@ -49,10 +52,7 @@ export class ConfigReader {
     const v = this.raw[key] ?? dflt;
     if (v === undefined) fail('CORRUPT_FILE', `${this.where}: missing required key "${key}" (an integer)`);
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) {
-      fail(
-        'CORRUPT_FILE',
-        `${this.where}: "${key}" must be a non-negative integer, got ${JSON.stringify(v)}`,
-      );
+      fail('CORRUPT_FILE', `${this.where}: "${key}" must be a non-negative integer, got ${JSON.stringify(v)}`);
     }
     return v;
   }
@@ -61,10 +61,7 @@ export class ConfigReader {
     const v = this.raw[key] ?? dflt;
     if (v === undefined) fail('CORRUPT_FILE', `${this.where}: missing required key "${key}" (a number)`);
     if (typeof v !== 'number') {
-      fail(
-        'CORRUPT_FILE',
-        `${this.where}: "${key}" must be a number, got ${JSON.stringify(v)}`,
-      );
+      fail('CORRUPT_FILE', `${this.where}: "${key}" must be a number, got ${JSON.stringify(v)}`);
     }
     return v;
   }
@@ -72,10 +69,7 @@ export class ConfigReader {
   bool(key: string, dflt: boolean): boolean {
     const v = this.raw[key] ?? dflt;
     if (typeof v !== 'boolean') {
-      fail(
-        'CORRUPT_FILE',
-        `${this.where}: "${key}" must be true or false, got ${JSON.stringify(v)}`,
-      );
+      fail('CORRUPT_FILE', `${this.where}: "${key}" must be true or false, got ${JSON.stringify(v)}`);
     }
     return v;
   }
@@ -83,10 +77,7 @@ export class ConfigReader {
   str(key: string, dflt?: string): string {
     const v = this.raw[key] ?? dflt;
     if (typeof v !== 'string') {
-      fail(
-        'CORRUPT_FILE',
-        `${this.where}: "${key}" must be a string, got ${JSON.stringify(v)}`,
-      );
+      fail('CORRUPT_FILE', `${this.where}: "${key}" must be a string, got ${JSON.stringify(v)}`);
     }
     return v;
   }
@@ -97,10 +88,7 @@ export class ConfigReader {
     if (v === undefined || v === null) return undefined;
     const id = Array.isArray(v) ? v[0] : v;
     if (typeof id !== 'number' || !Number.isInteger(id)) {
-      fail(
-        'CORRUPT_FILE',
-        `${this.where}: "${key}" must be a token id, got ${JSON.stringify(v)}`,
-      );
+      fail('CORRUPT_FILE', `${this.where}: "${key}" must be a token id, got ${JSON.stringify(v)}`);
     }
     return id;
   }
@@ -115,7 +103,14 @@ export function parseDtRank(r: ConfigReader, key: string, dModel: number): numbe
 /** A `[min, max]` pair of numbers (infinity arrives through reviveFloats). */
 export function limitPair(r: ConfigReader, key: string, dflt: [number, number]): [number, number] {
   const v = r.raw[key] ?? dflt;
-  if (!Array.isArray(v) || v.length !== 2 || typeof v[0] !== 'number' || typeof v[1] !== 'number' || Number.isNaN(v[0]) || Number.isNaN(v[1])) {
+  if (
+    !Array.isArray(v) ||
+    v.length !== 2 ||
+    typeof v[0] !== 'number' ||
+    typeof v[1] !== 'number' ||
+    Number.isNaN(v[0]) ||
+    Number.isNaN(v[1])
+  ) {
     return fail(
       'CORRUPT_FILE',
       `${r.where}: "${key}" must be [min, max] (two numbers), got ${JSON.stringify(r.raw[key])}`,

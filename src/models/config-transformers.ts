@@ -1,7 +1,11 @@
 import { fail } from '../errors.js';
 import { type ConfigReader, limitPair, parseDtRank } from './config-reader.js';
 import {
-  validateMamba, validateMamba2, type LmConfigCommon, type Mamba2Config, type MambaConfig,
+  validateMamba,
+  validateMamba2,
+  type LmConfigCommon,
+  type Mamba2Config,
+  type MambaConfig,
 } from './model-config.js';
 
 /**
@@ -13,16 +17,17 @@ import {
 function requireSilu(r: ConfigReader): void {
   const act = r.str('hidden_act', 'silu');
   if (act !== 'silu') {
-    fail(
-      'UNSUPPORTED',
-      `${r.where}: hidden_act "${act}" is not supported (Mamba and Mamba-2 use "silu")`,
-    );
+    fail('UNSUPPORTED', `${r.where}: hidden_act "${act}" is not supported (Mamba and Mamba-2 use "silu")`);
   }
 }
 
 /** The special token ids of a transformers config. */
 function hfTokenIds(r: ConfigReader): Pick<LmConfigCommon, 'eosTokenId' | 'bosTokenId' | 'padTokenId'> {
-  return { eosTokenId: r.tokenId('eos_token_id'), bosTokenId: r.tokenId('bos_token_id'), padTokenId: r.tokenId('pad_token_id') };
+  return {
+    eosTokenId: r.tokenId('eos_token_id'),
+    bosTokenId: r.tokenId('bos_token_id'),
+    padTokenId: r.tokenId('pad_token_id'),
+  };
 }
 /** transformers' `MambaConfig` (model_type "mamba"); defaults are that class's defaults. */
 export function parseHfMambaConfig(r: ConfigReader): MambaConfig {
@@ -78,7 +83,9 @@ export function parseHfMamba2Config(r: ConfigReader): Mamba2Config {
   const dModel = r.int('hidden_size', 4096);
   const expand = r.num('expand', 2);
   requireSilu(r);
-  const nHeads = r.int('num_heads', 128), headDim = r.int('head_dim', 64), nGroups = r.int('n_groups', 8);
+  const nHeads = r.int('num_heads', 128),
+    headDim = r.int('head_dim', 64),
+    nGroups = r.int('n_groups', 8);
   // Mamba2Mixer uses intermediate_size = int(expand * hidden_size) and views x as (num_heads, head_dim);
   // Mamba2Config.validate_architecture requires the two to agree.
   const dInner = Math.floor(expand * dModel);

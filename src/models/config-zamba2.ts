@@ -68,7 +68,8 @@ function zamba2Layers(
   let call = 0;
   const layers = types.map((t, i) => {
     if (MAMBA_NAMES.includes(t as string)) return { mixer: 'mamba2' as const, ffn: null };
-    if (t !== 'hybrid') unsupported(r, `layers_block_type[${i}] ${JSON.stringify(t)}`, 'mamba, linear_attention, hybrid');
+    if (t !== 'hybrid')
+      unsupported(r, `layers_block_type[${i}] ${JSON.stringify(t)}`, 'mamba, linear_attention, hybrid');
     const block = call % blocks;
     if (owners[block] === undefined) owners[block] = i;
     return { mixer: 'mamba2' as const, ffn: null, shared: { block, call: call++, owner: owners[block] } };
@@ -95,7 +96,8 @@ export function parseZamba2(r: ConfigReader) {
   const blocks = r.int('num_mem_blocks', 1);
   if (!(blocks >= 1)) fail('CORRUPT_FILE', `${r.where}: num_mem_blocks must be at least 1, got ${blocks}`);
   const layers = zamba2Layers(r, nLayer, blocks);
-  if (!layers.some((l) => l.shared)) fail('CORRUPT_FILE', `${r.where}: zamba2 with no "hybrid" layer in layers_block_type`);
+  if (!layers.some((l) => l.shared))
+    fail('CORRUPT_FILE', `${r.where}: zamba2 with no "hybrid" layer in layers_block_type`);
 
   // Mamba-2
   const dInner = Math.floor(r.num('mamba_expand', 2) * dModel);
@@ -109,7 +111,8 @@ export function parseZamba2(r: ConfigReader) {
   // the shared attention: on 2·hidden, head_dim 2·hidden / heads, softmax scale 1/sqrt(head_dim / 2)
   const width = 2 * dModel;
   const heads = r.int('num_attention_heads', 32);
-  const kvHeads = r.has('num_key_value_heads') && r.raw.num_key_value_heads !== null ? r.int('num_key_value_heads') : heads;
+  const kvHeads =
+    r.has('num_key_value_heads') && r.raw.num_key_value_heads !== null ? r.int('num_key_value_heads') : heads;
   if (width % heads !== 0)
     fail('CORRUPT_FILE', `${r.where}: num_attention_heads ${heads} must divide 2 x hidden_size = ${width}`);
   const attHeadDim = derived(r, 'attention_head_dim', width / heads, '2 x hidden_size / num_attention_heads');
@@ -137,7 +140,8 @@ export function parseZamba2(r: ConfigReader) {
     adapterRank,
     attentionAdapters,
     inputWidth: width,
-    mlpIntermediate: r.has('intermediate_size') && r.raw.intermediate_size !== null ? r.int('intermediate_size') : 4 * dModel,
+    mlpIntermediate:
+      r.has('intermediate_size') && r.raw.intermediate_size !== null ? r.int('intermediate_size') : 4 * dModel,
     mlpActivation: act,
     mlpBias: bias,
     mambaNormEps: 1e-5,

@@ -21,18 +21,35 @@ export { parseHfFalconMambaConfig, parseHfMamba2Config, parseHfMambaConfig } fro
  * `ssm_cfg.layer`) for the original mamba_ssm layout. Anything else is a clear UNSUPPORTED.
  */
 export function parseConfig(json: unknown, where = 'config.json'): ModelConfig {
-  if (!json || typeof json !== 'object' || Array.isArray(json)) fail('CORRUPT_FILE', `${where}: expected a JSON object`);
+  if (!json || typeof json !== 'object' || Array.isArray(json))
+    fail('CORRUPT_FILE', `${where}: expected a JSON object`);
   const raw = reviveFloats(json) as Record<string, unknown>;
   const r = new ConfigReader(raw, where);
   const modelType = typeof raw.model_type === 'string' ? raw.model_type : undefined;
-  const archs = Array.isArray(raw.architectures) ? raw.architectures.filter((a): a is string => typeof a === 'string') : [];
-  if (modelType === 'mamba' || archs.includes('MambaForCausalLM') || archs.includes('MambaModel')) return parseHfMambaConfig(r);
+  const archs = Array.isArray(raw.architectures)
+    ? raw.architectures.filter((a): a is string => typeof a === 'string')
+    : [];
+  if (modelType === 'mamba' || archs.includes('MambaForCausalLM') || archs.includes('MambaModel'))
+    return parseHfMambaConfig(r);
   if (modelType === 'falcon_mamba' || archs.includes('FalconMambaForCausalLM') || archs.includes('FalconMambaModel'))
     return parseHfFalconMambaConfig(r);
-  if (modelType === 'mamba2' || archs.includes('Mamba2ForCausalLM') || archs.includes('Mamba2Model')) return parseHfMamba2Config(r);
+  if (modelType === 'mamba2' || archs.includes('Mamba2ForCausalLM') || archs.includes('Mamba2Model'))
+    return parseHfMamba2Config(r);
   if (modelType === undefined && r.has('d_model') && r.has('n_layer')) return parseOriginalConfig(r);
-  const what = modelType ? `model_type "${modelType}"` : archs.length ? `architectures ${JSON.stringify(archs)}` : 'no model_type or architectures key (nor d_model and n_layer of the mamba_ssm layout)';
+  const what = modelType
+    ? `model_type "${modelType}"`
+    : archs.length
+      ? `architectures ${JSON.stringify(archs)}`
+      : 'no model_type or architectures key (nor d_model and n_layer of the mamba_ssm layout)';
   if (isHybridConfig(raw))
-    fail('UNSUPPORTED', `${where}: ${what} is a Mamba + attention hybrid: load it with loadModel or loadHybridModel (parseHybridConfig reads its config)`, { modelType, archs });
-  return fail('UNSUPPORTED', `${where}: ${what} is not supported; mamba-ts runs Mamba (model_type "mamba"), Falcon-Mamba (model_type "falcon_mamba"), Mamba-2 (model_type "mamba2"), the original mamba_ssm layout, and the hybrids ${HYBRID_ARCHS.join(', ')}`, { modelType, archs });
+    fail(
+      'UNSUPPORTED',
+      `${where}: ${what} is a Mamba + attention hybrid: load it with loadModel or loadHybridModel (parseHybridConfig reads its config)`,
+      { modelType, archs },
+    );
+  return fail(
+    'UNSUPPORTED',
+    `${where}: ${what} is not supported; mamba-ts runs Mamba (model_type "mamba"), Falcon-Mamba (model_type "falcon_mamba"), Mamba-2 (model_type "mamba2"), the original mamba_ssm layout, and the hybrids ${HYBRID_ARCHS.join(', ')}`,
+    { modelType, archs },
+  );
 }

@@ -70,9 +70,15 @@ export class LanguageModel<C extends LmConfig = ModelConfig> {
     readonly options: LmOptions = {},
   ) {}
 
-  get vocabSize(): number { return this.embeddings.rows; }
-  get dModel(): number { return this.embeddings.cols; }
-  get eps(): number { return this.config.normEps; }
+  get vocabSize(): number {
+    return this.embeddings.rows;
+  }
+  get dModel(): number {
+    return this.embeddings.cols;
+  }
+  get eps(): number {
+    return this.config.normEps;
+  }
 
   /** Identifies which states fit this model. */
   get signature(): string {
@@ -85,7 +91,11 @@ export class LanguageModel<C extends LmConfig = ModelConfig> {
       });
       return `${this.config.arch}:${parts.join(';')}`;
     }
-    const shapes = this.blocks[0] ? Object.entries(this.blocks[0].mixer.stateShapes()).map(([k, s]) => `${k}${fmtShape(s)}`).join(',') : '';
+    const shapes = this.blocks[0]
+      ? Object.entries(this.blocks[0].mixer.stateShapes())
+          .map(([k, s]) => `${k}${fmtShape(s)}`)
+          .join(',')
+      : '';
     return `${this.config.arch}:${this.blocks.length}x[${shapes}]`;
   }
 
@@ -95,7 +105,11 @@ export class LanguageModel<C extends LmConfig = ModelConfig> {
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i];
       if (!Number.isInteger(id) || id < 0 || id >= V) {
-        fail('TOKEN_OUT_OF_RANGE', `token id ${id} at position ${i} is out of range: the model's vocabulary has ${V} ids (0..${V - 1})`, { id, position: i, vocabSize: V });
+        fail(
+          'TOKEN_OUT_OF_RANGE',
+          `token id ${id} at position ${i} is out of range: the model's vocabulary has ${V} ids (0..${V - 1})`,
+          { id, position: i, vocabSize: V },
+        );
       }
     }
   }
@@ -106,13 +120,15 @@ export class LanguageModel<C extends LmConfig = ModelConfig> {
    * With a state, continues from it and leaves the state after the sequence in it.
    */
   forward(ids: Tensor, opts: { state?: ModelState; lastOnly?: boolean } = {}): Tensor {
-    if (ids.rank !== 2 || ids.dtype !== 'i32') fail('SHAPE_MISMATCH', `forward: ids must be (b, l) i32, got ${fmtShape(ids.shape)} ${ids.dtype}`);
+    if (ids.rank !== 2 || ids.dtype !== 'i32')
+      fail('SHAPE_MISMATCH', `forward: ids must be (b, l) i32, got ${fmtShape(ids.shape)} ${ids.dtype}`);
     const [b, l] = ids.shape as [number, number];
     if (l === 0) fail('EMPTY_INPUT', 'forward: the sequence is empty (length 0)');
     const st = opts.state;
     if (st) {
       if (st.batch !== b) fail('STATE_MISMATCH', `forward: state has batch ${st.batch}, ids have batch ${b}`);
-      if (st.signature !== this.signature) fail('STATE_MISMATCH', `forward: state belongs to ${st.signature}, this model is ${this.signature}`);
+      if (st.signature !== this.signature)
+        fail('STATE_MISMATCH', `forward: state belongs to ${st.signature}, this model is ${this.signature}`);
     }
     return scope(() => {
       let residual = F.embedding(ids, this.embeddings); // (b, l, d)
@@ -131,7 +147,15 @@ export class LanguageModel<C extends LmConfig = ModelConfig> {
       if (!opts.lastOnly) return scaled(F.linear(normed, this.lmHead)); // (b, l, V)
       // Row l-1 of each sequence: a view with stride l*d over the (b*l, d) rows.
       const d = this.dModel;
-      const last = new Tensor(normed.backend, normed.storage, [b, d], 'f32', normed.offset + (l - 1) * d, l * d, normed);
+      const last = new Tensor(
+        normed.backend,
+        normed.storage,
+        [b, d],
+        'f32',
+        normed.offset + (l - 1) * d,
+        l * d,
+        normed,
+      );
       return scaled(F.linear(last, this.lmHead)); // (b, V)
     });
   }

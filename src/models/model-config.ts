@@ -148,21 +148,17 @@ type BoundedKey = keyof typeof CONFIG_BOUNDS;
 function validateCommon(c: ModelConfig, keys: readonly BoundedKey[], where: string): void {
   const fields = c as unknown as Record<BoundedKey, number>;
   if (!(Number.isFinite(c.expand) && c.expand > 0 && c.expand <= MAX_EXPAND)) {
-    fail(
-      'CORRUPT_FILE',
-      `${where}: expand must be a finite number in (0, ${MAX_EXPAND}], got ${c.expand}`,
-      { key: 'expand', value: c.expand, limit: MAX_EXPAND },
-    );
+    fail('CORRUPT_FILE', `${where}: expand must be a finite number in (0, ${MAX_EXPAND}], got ${c.expand}`, {
+      key: 'expand',
+      value: c.expand,
+      limit: MAX_EXPAND,
+    });
   }
   for (const k of keys) {
     const v = fields[k];
     const { max, keys: names } = CONFIG_BOUNDS[k];
     if (!(Number.isSafeInteger(v) && v > 0)) {
-      fail(
-        'CORRUPT_FILE',
-        `${where}: ${k} (${names}) must be a positive integer, got ${v}`,
-        { key: k, value: v },
-      );
+      fail('CORRUPT_FILE', `${where}: ${k} (${names}) must be a positive integer, got ${v}`, { key: k, value: v });
     }
     if (v > max) {
       fail(
@@ -173,11 +169,10 @@ function validateCommon(c: ModelConfig, keys: readonly BoundedKey[], where: stri
     }
   }
   if (!(Number.isFinite(c.normEps) && c.normEps > 0 && c.normEps <= 1)) {
-    fail(
-      'CORRUPT_FILE',
-      `${where}: layer_norm_epsilon must be a finite number in (0, 1], got ${c.normEps}`,
-      { key: 'layer_norm_epsilon', value: c.normEps },
-    );
+    fail('CORRUPT_FILE', `${where}: layer_norm_epsilon must be a finite number in (0, 1], got ${c.normEps}`, {
+      key: 'layer_norm_epsilon',
+      value: c.normEps,
+    });
   }
 }
 
@@ -209,10 +204,7 @@ export function validateMamba2(c: Mamba2Config, where: string): void {
   }
   const [lo, hi] = c.timeStepLimit;
   if (Number.isNaN(lo) || Number.isNaN(hi) || !(lo <= hi)) {
-    fail(
-      'CORRUPT_FILE',
-      `${where}: time_step_limit must be [min, max] with min <= max, got [${lo}, ${hi}]`,
-    );
+    fail('CORRUPT_FILE', `${where}: time_step_limit must be [min, max] with min <= max, got [${lo}, ${hi}]`);
   }
 }
 
@@ -229,11 +221,11 @@ export function validateMamba3(c: Mamba3Config, where: string): void {
     );
   }
   if (!(Number.isSafeInteger(c.mimoRank) && c.mimoRank >= 1 && c.mimoRank <= MAX_MIMO_RANK)) {
-    fail(
-      'CORRUPT_FILE',
-      `${where}: mimo_rank must be an integer in [1, ${MAX_MIMO_RANK}], got ${c.mimoRank}`,
-      { key: 'mimo_rank', value: c.mimoRank, limit: MAX_MIMO_RANK },
-    );
+    fail('CORRUPT_FILE', `${where}: mimo_rank must be an integer in [1, ${MAX_MIMO_RANK}], got ${c.mimoRank}`, {
+      key: 'mimo_rank',
+      value: c.mimoRank,
+      limit: MAX_MIMO_RANK,
+    });
   }
   if (!(c.numRopeAngles >= 1 && 2 * c.numRopeAngles <= c.dState)) {
     fail(
@@ -242,7 +234,10 @@ export function validateMamba3(c: Mamba3Config, where: string): void {
     );
   }
   if (c.isMimo && c.dState % 2 !== 0) {
-    fail('CORRUPT_FILE', `${where}: MIMO rotates the pairs (i, i + d_state/2), so d_state must be even, got ${c.dState}`);
+    fail(
+      'CORRUPT_FILE',
+      `${where}: MIMO rotates the pairs (i, i + d_state/2), so d_state must be even, got ${c.dState}`,
+    );
   }
   if (!(Number.isFinite(c.aFloor) && c.aFloor >= 0)) {
     fail('CORRUPT_FILE', `${where}: A_floor must be a finite number >= 0, got ${c.aFloor}`, { key: 'A_floor' });
@@ -264,13 +259,17 @@ export function parameterCount(c: ModelConfig): number {
     if (c.useBias) layer += 2 * e + d;
     if (c.useConvBias) layer += e;
   } else if (c.arch === 'mamba3') {
-    const h = c.nHeads, R = c.mimoRank, p = c.headDim;
+    const h = c.nHeads,
+      R = c.mimoRank,
+      p = c.headDim;
     // norm, in_proj, dt_bias, B_bias, C_bias, B_norm, C_norm, D, mimo_x/z/o, output norm, out_proj
     layer = d + mamba3InProjRows(c) * d + h + 2 * h * R * n + 2 * n + h + d * e;
     if (c.isMimo) layer += 3 * h * R * p;
     if (c.isOutprojNorm) layer += e;
   } else {
-    const h = c.nHeads, conv = mamba2ConvDim(c), W = 2 * e + 2 * c.nGroups * n + h;
+    const h = c.nHeads,
+      conv = mamba2ConvDim(c),
+      W = 2 * e + 2 * c.nGroups * n + h;
     // norm, in_proj, conv1d, dt_bias, A_log, D, gated norm, out_proj
     layer = d + W * d + conv * k + 3 * h + e + d * e;
     if (c.useBias) layer += W + d;

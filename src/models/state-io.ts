@@ -60,16 +60,27 @@ export async function decodeState(model: LanguageModel<LmConfig>, bytes: Uint8Ar
           `it cannot be checked against this model; save it again (${FORMAT})`,
       );
     }
-    if (meta.format !== FORMAT) fail('STATE_MISMATCH', `not a mamba-ts state (format ${JSON.stringify(meta.format)}, expected ${FORMAT})`);
-    if (meta.signature !== model.signature) fail('STATE_MISMATCH', `the state was saved from a model of shape ${meta.signature}; this model is ${model.signature}`);
+    if (meta.format !== FORMAT)
+      fail('STATE_MISMATCH', `not a mamba-ts state (format ${JSON.stringify(meta.format)}, expected ${FORMAT})`);
+    if (meta.signature !== model.signature)
+      fail(
+        'STATE_MISMATCH',
+        `the state was saved from a model of shape ${meta.signature}; this model is ${model.signature}`,
+      );
     const fingerprint = await modelFingerprint(model);
     if (meta.model !== fingerprint) {
-      fail('STATE_MISMATCH', `the state was saved from another model of the same shape (fingerprint ${meta.model}, ` +
-        `this model's is ${fingerprint}); a state only fits the weights that made it`, {
-        expected: fingerprint, actual: meta.model,
-      });
+      fail(
+        'STATE_MISMATCH',
+        `the state was saved from another model of the same shape (fingerprint ${meta.model}, ` +
+          `this model's is ${fingerprint}); a state only fits the weights that made it`,
+        {
+          expected: fingerprint,
+          actual: meta.model,
+        },
+      );
     }
-    const batch = strictInt(meta.batch), position = strictInt(meta.position);
+    const batch = strictInt(meta.batch),
+      position = strictInt(meta.position);
     if (batch === undefined || batch < 1 || position === undefined) {
       fail(
         'CORRUPT_FILE',
@@ -77,16 +88,16 @@ export async function decodeState(model: LanguageModel<LmConfig>, bytes: Uint8Ar
       );
     }
     if (batch > MAX_STATE_BATCH) {
-      fail(
-        'STATE_MISMATCH',
-        `saved state: batch ${batch} is above the limit of ${MAX_STATE_BATCH} sequences`,
-        { batch, limit: MAX_STATE_BATCH },
-      );
+      fail('STATE_MISMATCH', `saved state: batch ${batch} is above the limit of ${MAX_STATE_BATCH} sequences`, {
+        batch,
+        limit: MAX_STATE_BATCH,
+      });
     }
 
     // Every tensor checked against the shapes the model's state has at this batch, before the state is allocated.
     const want = expectedStateShapes(model, batch);
-    for (const name of src.entries.keys()) if (!want.has(name)) fail('STATE_MISMATCH', `saved state holds an unknown tensor ${name}`);
+    for (const name of src.entries.keys())
+      if (!want.has(name)) fail('STATE_MISMATCH', `saved state holds an unknown tensor ${name}`);
     const entries = new Map<string, TensorEntry>();
     for (const [name, shape] of want) {
       const e = src.entries.get(name);
@@ -107,11 +118,10 @@ export async function decodeState(model: LanguageModel<LmConfig>, bytes: Uint8Ar
       for (let i = 0; i < data.length; i++) {
         const v = data[i];
         if (v - v !== 0) {
-          fail(
-            'NON_FINITE',
-            `saved state tensor ${name} holds ${v} at flat index ${i}; a state must be finite`,
-            { tensor: name, index: i },
-          );
+          fail('NON_FINITE', `saved state tensor ${name} holds ${v} at flat index ${i}; a state must be finite`, {
+            tensor: name,
+            index: i,
+          });
         }
       }
       values.set(name, data);
@@ -160,16 +170,58 @@ function expectedStateShapes(model: LanguageModel<LmConfig>, batch: number): Map
 /** The model fingerprint of the header comment, as 16 hex digits. */
 export async function modelFingerprint(model: LanguageModel<LmConfig>): Promise<string> {
   const c = model.config as unknown as Record<string, unknown> & ModelConfig;
-  const arch = c.arch === 'mamba'
-    ? [c.arch, c.dModel, c.nLayer, c.vocabSize, c.dState, c.dConv, c.dInner, c.dtRank, c.normEps, c.useBias,
-      c.useConvBias, ...(c.dtBCNormEps === undefined ? [] : [c.dtBCNormEps])]
-    : c.arch === 'mamba2'
-      ? [c.arch, c.dModel, c.nLayer, c.vocabSize, c.dState, c.dConv, c.dInner, c.nHeads, c.headDim, c.nGroups,
-        c.normEps, c.useBias, c.useConvBias, c.normBeforeGate, c.normGroupSize]
-      : c.arch === 'mamba3'
-        ? [c.arch, c.dModel, c.nLayer, c.vocabSize, c.dState, c.dInner, c.nHeads, c.headDim, c.nGroups, c.mimoRank,
-          c.numRopeAngles, c.aFloor, c.isOutprojNorm, c.normEps]
-        : c; // the hybrids' configs are plain data: all of it
+  const arch =
+    c.arch === 'mamba'
+      ? [
+          c.arch,
+          c.dModel,
+          c.nLayer,
+          c.vocabSize,
+          c.dState,
+          c.dConv,
+          c.dInner,
+          c.dtRank,
+          c.normEps,
+          c.useBias,
+          c.useConvBias,
+          ...(c.dtBCNormEps === undefined ? [] : [c.dtBCNormEps]),
+        ]
+      : c.arch === 'mamba2'
+        ? [
+            c.arch,
+            c.dModel,
+            c.nLayer,
+            c.vocabSize,
+            c.dState,
+            c.dConv,
+            c.dInner,
+            c.nHeads,
+            c.headDim,
+            c.nGroups,
+            c.normEps,
+            c.useBias,
+            c.useConvBias,
+            c.normBeforeGate,
+            c.normGroupSize,
+          ]
+        : c.arch === 'mamba3'
+          ? [
+              c.arch,
+              c.dModel,
+              c.nLayer,
+              c.vocabSize,
+              c.dState,
+              c.dInner,
+              c.nHeads,
+              c.headDim,
+              c.nGroups,
+              c.mimoRank,
+              c.numRopeAngles,
+              c.aFloor,
+              c.isOutprojNorm,
+              c.normEps,
+            ]
+          : c; // the hybrids' configs are plain data: all of it
   let h = fnv1a64(FNV_OFFSET, new TextEncoder().encode(JSON.stringify(arch)));
   // the first and last blocks and the final norm (by identity, whatever the checkpoint calls them)
   const last = model.blocks.length - 1;
@@ -180,7 +232,8 @@ export async function modelFingerprint(model: LanguageModel<LmConfig>): Promise<
     for (const t of b.mixer.parameters().values()) scoped.add(t);
   }
   for (const [name, t] of model.parameters()) {
-    const inScope = scoped.has(t) || name.startsWith('backbone.layers.0.') || name.startsWith(`backbone.layers.${last}.`);
+    const inScope =
+      scoped.has(t) || name.startsWith('backbone.layers.0.') || name.startsWith(`backbone.layers.${last}.`);
     if (!inScope || t.shape.length !== 1 || t.dtype !== 'f32') continue;
     h = fnv1a64(h, new TextEncoder().encode(name));
     const v = await t.readFloat();

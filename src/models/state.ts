@@ -58,7 +58,8 @@ export class ModelState {
   }
 
   assertCompatible(other: ModelState): void {
-    if (other.signature !== this.signature) fail('STATE_MISMATCH', `state belongs to another model (${other.signature}), expected ${this.signature}`);
+    if (other.signature !== this.signature)
+      fail('STATE_MISMATCH', `state belongs to another model (${other.signature}), expected ${this.signature}`);
     if (other.batch !== this.batch) fail('STATE_MISMATCH', `state has batch ${other.batch}, expected ${this.batch}`);
   }
 
@@ -109,7 +110,11 @@ export class ModelState {
     this.layers.forEach((l, i) => {
       for (const [k, t] of Object.entries(l)) {
         const shape = this.shapes?.[i]?.[k] ?? [1, ...t.shape.slice(1)];
-        f(t, shape, shape.some((d) => d < 0));
+        f(
+          t,
+          shape,
+          shape.some((d) => d < 0),
+        );
       }
     });
   }
@@ -120,6 +125,7 @@ export class ModelState {
 
   /** Checks that a tensor loaded for `name` has the shape this state expects. */
   static checkTensor(name: string, expected: readonly number[], actual: readonly number[]): void {
-    if (!sameShape(expected, actual)) fail('STATE_MISMATCH', `state tensor ${name} has shape ${fmtShape(actual)}, expected ${fmtShape(expected)}`);
+    if (!sameShape(expected, actual))
+      fail('STATE_MISMATCH', `state tensor ${name} has shape ${fmtShape(actual)}, expected ${fmtShape(expected)}`);
   }
 }

@@ -33,7 +33,11 @@ export interface ExpectedTensor {
 }
 
 /** Finds `name` in the source under its own name or one of its aliases (other layouts' names). */
-export function findEntry(src: TensorSource, name: string, aliases: (name: string) => string[]): TensorEntry | undefined {
+export function findEntry(
+  src: TensorSource,
+  name: string,
+  aliases: (name: string) => string[],
+): TensorEntry | undefined {
   for (const n of [name, ...aliases(name)]) {
     const e = src.entries.get(n);
     if (e) return e;
@@ -41,15 +45,36 @@ export function findEntry(src: TensorSource, name: string, aliases: (name: strin
   return undefined;
 }
 
-export async function loadTensor(src: TensorSource, entry: TensorEntry, exp: ExpectedTensor, backend: Backend, wdtype: WeightDType): Promise<Tensor> {
+export async function loadTensor(
+  src: TensorSource,
+  entry: TensorEntry,
+  exp: ExpectedTensor,
+  backend: Backend,
+  wdtype: WeightDType,
+): Promise<Tensor> {
   if (!sameShape(entry.shape, exp.shape)) {
-    fail('CONFIG_MISMATCH', `${src.description}: tensor ${entry.name} has shape ${fmtShape(entry.shape)}, but the config implies ${fmtShape(exp.shape)} (${exp.why})`, {
-      tensor: entry.name, actual: entry.shape, expected: exp.shape,
-    });
+    fail(
+      'CONFIG_MISMATCH',
+      `${src.description}: tensor ${entry.name} has shape ${fmtShape(entry.shape)}, but the config implies ${fmtShape(exp.shape)} (${exp.why})`,
+      {
+        tensor: entry.name,
+        actual: entry.shape,
+        expected: exp.shape,
+      },
+    );
   }
   const bytes = await src.read(entry.name);
   const hold = exp.holdShape ?? exp.shape;
-  const target: DType = !exp.matrix || wdtype === 'f32' ? 'f32' : wdtype === 'auto' ? (entry.dtype === 'F16' ? 'f16' : entry.dtype === 'BF16' ? 'bf16' : 'f32') : wdtype;
+  const target: DType =
+    !exp.matrix || wdtype === 'f32'
+      ? 'f32'
+      : wdtype === 'auto'
+        ? entry.dtype === 'F16'
+          ? 'f16'
+          : entry.dtype === 'BF16'
+            ? 'bf16'
+            : 'f32'
+        : wdtype;
   const data = decode(entry, bytes, target, src.description);
   const t = backend.upload(data, hold, target).keep();
   t.name = exp.name;
@@ -65,12 +90,24 @@ function decode(entry: TensorEntry, bytes: Uint8Array, target: DType, where: str
     if (bytes.byteOffset % k === 0 && bytes.buffer instanceof ArrayBuffer) return bytes.buffer;
     return bytes.slice().buffer;
   };
-  const off = (k: number): number => (bytes.byteOffset % k === 0 && bytes.buffer instanceof ArrayBuffer ? bytes.byteOffset : 0);
+  const off = (k: number): number =>
+    bytes.byteOffset % k === 0 && bytes.buffer instanceof ArrayBuffer ? bytes.byteOffset : 0;
   switch (entry.dtype as StoredDType) {
-    case 'F32': f32 = new Float32Array(aligned(4), off(4), n); break;
-    case 'F64': f32 = Float32Array.from(new Float64Array(aligned(8), off(8), n)); break;
-    case 'F16': case 'BF16': half = new Uint16Array(aligned(2), off(2), n); break;
-    default: fail('UNSUPPORTED', `${where}: tensor ${entry.name} has dtype ${entry.dtype}; weights must be F32, F16, BF16 or F64`);
+    case 'F32':
+      f32 = new Float32Array(aligned(4), off(4), n);
+      break;
+    case 'F64':
+      f32 = Float32Array.from(new Float64Array(aligned(8), off(8), n));
+      break;
+    case 'F16':
+    case 'BF16':
+      half = new Uint16Array(aligned(2), off(2), n);
+      break;
+    default:
+      fail(
+        'UNSUPPORTED',
+        `${where}: tensor ${entry.name} has dtype ${entry.dtype}; weights must be F32, F16, BF16 or F64`,
+      );
   }
   if (half) {
     const src16 = entry.dtype === 'F16' ? 'f16' : 'bf16';
@@ -87,7 +124,11 @@ function decode(entry: TensorEntry, bytes: Uint8Array, target: DType, where: str
 export function checkFinite(a: Float32Array, name: string, where: string): void {
   for (let i = 0; i < a.length; i++) {
     const v = a[i];
-    if (v - v !== 0) fail('NON_FINITE', `${where}: tensor ${name} holds ${v} at flat index ${i}; weights must be finite`, { tensor: name, index: i });
+    if (v - v !== 0)
+      fail('NON_FINITE', `${where}: tensor ${name} holds ${v} at flat index ${i}; weights must be finite`, {
+        tensor: name,
+        index: i,
+      });
   }
 }
 
@@ -95,7 +136,11 @@ export function checkFinite(a: Float32Array, name: string, where: string): void 
 export function checkNoUnexpected(src: TensorSource, used: Set<string>): void {
   const extra = [...src.entries.keys()].filter((k) => !used.has(k));
   if (extra.length) {
-    fail('CONFIG_MISMATCH', `${src.description}: ${extra.length} tensor(s) do not belong to this model's config: ${extra.slice(0, 5).join(', ')}${extra.length > 5 ? ', ...' : ''}`, { extra });
+    fail(
+      'CONFIG_MISMATCH',
+      `${src.description}: ${extra.length} tensor(s) do not belong to this model's config: ${extra.slice(0, 5).join(', ')}${extra.length > 5 ? ', ...' : ''}`,
+      { extra },
+    );
   }
 }
 
@@ -106,8 +151,12 @@ export function checkNoUnexpected(src: TensorSource, used: Set<string>): void {
  * exporters write it) but not loaded.
  */
 export async function loadExpectedTensors(
-  src: TensorSource, expected: readonly ExpectedTensor[], c: { tieEmbeddings: boolean; layout: 'hf' | 'mamba_ssm' },
-  aliases: (name: string) => string[], backend: Backend, wdtype: WeightDType,
+  src: TensorSource,
+  expected: readonly ExpectedTensor[],
+  c: { tieEmbeddings: boolean; layout: 'hf' | 'mamba_ssm' },
+  aliases: (name: string) => string[],
+  backend: Backend,
+  wdtype: WeightDType,
 ): Promise<Map<string, Tensor>> {
   const got = new Map<string, Tensor>();
   const used = new Set<string>();
@@ -120,8 +169,15 @@ export async function loadExpectedTensors(
     if (!entry) {
       if (exp.optional) continue;
       const tie = c.layout === 'mamba_ssm' ? 'tie_embeddings' : 'tie_word_embeddings';
-      const hint = exp.name === 'lm_head.weight' ? ` (config.json has ${tie} false, so the checkpoint must hold lm_head.weight)` : '';
-      fail('CONFIG_MISMATCH', `${src.description}: tensor ${exp.name} is missing; expected shape (${exp.shape.join(', ')}) from ${exp.why}${hint}`, { tensor: exp.name });
+      const hint =
+        exp.name === 'lm_head.weight'
+          ? ` (config.json has ${tie} false, so the checkpoint must hold lm_head.weight)`
+          : '';
+      fail(
+        'CONFIG_MISMATCH',
+        `${src.description}: tensor ${exp.name} is missing; expected shape (${exp.shape.join(', ')}) from ${exp.why}${hint}`,
+        { tensor: exp.name },
+      );
     }
     used.add(entry.name);
     got.set(exp.name, await loadTensor(src, entry, exp, backend, wdtype));

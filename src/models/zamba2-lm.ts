@@ -57,7 +57,15 @@ export class Zamba2LanguageModel extends LanguageModel<HybridConfig> {
       if (!opts.lastOnly) return F.linear(normed, this.lmHead); // (b, l, V)
       // row l-1 of each sequence: a view with stride l·d over the (b·l, d) rows
       const d = this.dModel;
-      const last = new Tensor(normed.backend, normed.storage, [b, d], 'f32', normed.offset + (l - 1) * d, l * d, normed);
+      const last = new Tensor(
+        normed.backend,
+        normed.storage,
+        [b, d],
+        'f32',
+        normed.offset + (l - 1) * d,
+        l * d,
+        normed,
+      );
       return F.linear(last, this.lmHead); // (b, V)
     });
   }

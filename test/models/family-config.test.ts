@@ -94,7 +94,10 @@ test('an unknown model_type or an unsupported option is a clear error naming wha
 test('a backend without the kernels a hybrid needs is refused before loading, naming them', () => {
   const c = parseHybridConfig(raw('granite-hybrid-rope-dense'));
   const bare = { name: 'bare' } as unknown as Backend;
-  assert.throws(() => checkHybridBackend(c, bare), code('UNSUPPORTED', /bare backend: it lacks the attention, rotary kernels/));
+  assert.throws(
+    () => checkHybridBackend(c, bare),
+    code('UNSUPPORTED', /bare backend: it lacks the attention, rotary kernels/),
+  );
   const moe = parseHybridConfig(raw('nemotron-h'));
   assert.throws(() => checkHybridBackend(moe, bare), code('UNSUPPORTED', /attention, moeRoute, moeAccumulate/));
 });

@@ -60,7 +60,15 @@ test('jamba: the layer pattern, Mamba-1 sizes, NoPE GQA attention and the softma
     ['mamba1+mlp', 'attention+moe', 'mamba1+mlp', 'mamba1+moe'],
   );
   assert.equal(c.mamba, null);
-  assert.deepEqual(c.mamba1, { dInner: 80, dState: 8, dConv: 4, dtRank: 6, useBias: false, useConvBias: true, dtBCNormEps: 1e-6 });
+  assert.deepEqual(c.mamba1, {
+    dInner: 80,
+    dState: 8,
+    dConv: 4,
+    dtRank: 6,
+    useBias: false,
+    useConvBias: true,
+    dtBCNormEps: 1e-6,
+  });
   assert.deepEqual([c.attention.heads, c.attention.kvHeads, c.attention.headDim, c.attention.rotaryDim], [4, 2, 10, 0]);
   assert.equal(c.attention.scale, 1 / Math.sqrt(10));
   assert.deepEqual(
@@ -89,12 +97,21 @@ test("jamba: JambaConfig's defaults (Jamba v0.1's shape), dt_rank auto, one expe
   const { num_experts: _, ...rest } = raw();
   assert.equal(parseHybridConfig({ ...rest, num_local_experts: 4 }).moe?.experts, 4);
   // the implementation switches change nothing in the math
-  assert.deepEqual(parseHybridConfig({ ...raw(), use_mamba_kernels: true, use_mambapy: true }), parseHybridConfig(raw()));
+  assert.deepEqual(
+    parseHybridConfig({ ...raw(), use_mamba_kernels: true, use_mambapy: true }),
+    parseHybridConfig(raw()),
+  );
 });
 
 test('jamba: an unsupported option is an UNSUPPORTED error naming it and what is supported', () => {
-  assert.throws(() => parseHybridConfig({ ...raw(), hidden_act: 'gelu' }), code('UNSUPPORTED', /hidden_act "gelu".*"silu"/));
-  assert.throws(() => parseHybridConfig({ ...raw(), sliding_window: 4096 }), code('UNSUPPORTED', /sliding_window 4096.*null/));
+  assert.throws(
+    () => parseHybridConfig({ ...raw(), hidden_act: 'gelu' }),
+    code('UNSUPPORTED', /hidden_act "gelu".*"silu"/),
+  );
+  assert.throws(
+    () => parseHybridConfig({ ...raw(), sliding_window: 4096 }),
+    code('UNSUPPORTED', /sliding_window 4096.*null/),
+  );
   assert.throws(
     () => parseHybridConfig({ ...raw(), rope_parameters: { rope_type: 'default', rope_theta: 1e4 } }),
     code('UNSUPPORTED', /rope_parameters.*no positional encoding/),
@@ -104,7 +121,10 @@ test('jamba: an unsupported option is an UNSUPPORTED error naming it and what is
     () => parseHybridConfig({ ...raw(), attn_layer_offset: 3, attn_layer_period: 3 }),
     code('CORRUPT_FILE', /attn_layer_offset 3 must be in \[0, attn_layer_period 3\)/),
   );
-  assert.throws(() => parseHybridConfig({ ...raw(), num_experts_per_tok: 5 }), code('CORRUPT_FILE', /num_experts_per_tok 5/));
+  assert.throws(
+    () => parseHybridConfig({ ...raw(), num_experts_per_tok: 5 }),
+    code('CORRUPT_FILE', /num_experts_per_tok 5/),
+  );
   assert.throws(() => parseHybridConfig({ ...raw(), mamba_dt_rank: 'big' }), code('CORRUPT_FILE', /mamba_dt_rank/));
 });
 

@@ -36,7 +36,7 @@ test('falcon-mamba loads as Mamba-1 with the Δ/B/C norms (mixer_rms_eps), no pr
   assert.deepEqual([c.dModel, c.dState, c.dtRank, c.tieEmbeddings], [44, 12, 5, false]);
 });
 
-test('a falcon_mamba config takes FalconMambaConfig\'s defaults; a bad mixer_rms_eps is refused by name', () => {
+test("a falcon_mamba config takes FalconMambaConfig's defaults; a bad mixer_rms_eps is refused by name", () => {
   const c = parseConfig({ model_type: 'falcon_mamba' }) as MambaConfig;
   assert.deepEqual(
     [c.arch, c.dtBCNormEps, c.useBias, c.tieEmbeddings, c.eosTokenId, c.bosTokenId, c.padTokenId, c.dModel, c.dtRank],
@@ -46,7 +46,8 @@ test('a falcon_mamba config takes FalconMambaConfig\'s defaults; a bad mixer_rms
   assert.equal((parseConfig({ model_type: 'mamba' }) as MambaConfig).dtBCNormEps, undefined);
   assert.throws(
     () => parseConfig({ model_type: 'falcon_mamba', mixer_rms_eps: 0 }),
-    (e: unknown) => isMambaError(e, 'CORRUPT_FILE') && /mixer_rms_eps must be a finite number in \(0, 1\]/.test(e.message),
+    (e: unknown) =>
+      isMambaError(e, 'CORRUPT_FILE') && /mixer_rms_eps must be a finite number in \(0, 1\]/.test(e.message),
   );
   assert.throws(
     () => parseConfig({ model_type: 'falcon_h9' }),
@@ -55,9 +56,13 @@ test('a falcon_mamba config takes FalconMambaConfig\'s defaults; a bad mixer_rms
 });
 
 test('`info` names the falcon_mamba norms', () => {
-  const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'mamba-ts.js'), 'info', '--model', join(FAMILY, 'falcon-mamba')], {
-    encoding: 'utf8',
-  });
+  const r = spawnSync(
+    process.execPath,
+    [join(ROOT, 'bin', 'mamba-ts.js'), 'info', '--model', join(FAMILY, 'falcon-mamba')],
+    {
+      encoding: 'utf8',
+    },
+  );
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /architecture\s+mamba \(hf layout; falcon_mamba: RMS norms on Δ, B, C, eps 0.000001\)/);
 });
@@ -89,8 +94,10 @@ for (const name of FIXTURES) {
       st.dispose();
       const errS = maxAbsDiff(got, want);
       assert.ok(errS < 1e-4, `step logits vs the reference's step: max abs error ${errS}`);
-      console.log(`${name} ${file}: parallel ${err.toExponential(2)}, step-vs-parallel ${worst.toExponential(2)}, `
-        + `step vs reference step ${errS.toExponential(2)}`);
+      console.log(
+        `${name} ${file}: parallel ${err.toExponential(2)}, step-vs-parallel ${worst.toExponential(2)}, ` +
+          `step vs reference step ${errS.toExponential(2)}`,
+      );
     });
   }
 }
@@ -105,19 +112,29 @@ test("the Δ/B/C norms with weights (Jamba's form): w_dt folds into dt_proj, w_B
   const cw = bw.map((v) => 1 / v);
   const dtProj = await base.w.dtProj.readFloat(); // (e, r)
   const folded = dtProj.map((v, i) => v * dtw[i % r]);
-  const weighted = new MambaMixer(bk, {
-    ...base.w,
-    dtBCNormWeights: { dt: bk.upload(dtw, [r]), b: bk.upload(bw, [n]), c: bk.upload(cw, [n]) },
-  }, base.dims);
+  const weighted = new MambaMixer(
+    bk,
+    {
+      ...base.w,
+      dtBCNormWeights: { dt: bk.upload(dtw, [r]), b: bk.upload(bw, [n]), c: bk.upload(cw, [n]) },
+    },
+    base.dims,
+  );
   const plain = new MambaMixer(bk, { ...base.w, dtProj: bk.upload(folded, [e, r]) }, base.dims);
-  const x = bk.upload(Float32Array.from({ length: 2 * 7 * base.dims.d }, (_, i) => Math.sin(i * 0.37)), [2, 7, base.dims.d]);
+  const x = bk.upload(
+    Float32Array.from({ length: 2 * 7 * base.dims.d }, (_, i) => Math.sin(i * 0.37)),
+    [2, 7, base.dims.d],
+  );
   const err = maxAbsDiff(await weighted.forward(x).readFloat(), await plain.forward(x).readFloat());
   assert.ok(err < 1e-5, `parallel: ${err}`);
   const sw = weighted.initState(2),
     sp = plain.initState(2);
   const ow = bk.alloc([2, base.dims.d]),
     op = bk.alloc([2, base.dims.d]);
-  const x0 = bk.upload(Float32Array.from({ length: 2 * base.dims.d }, (_, i) => Math.cos(i)), [2, base.dims.d]);
+  const x0 = bk.upload(
+    Float32Array.from({ length: 2 * base.dims.d }, (_, i) => Math.cos(i)),
+    [2, base.dims.d],
+  );
   weighted.step(x0, ow, sw);
   plain.step(x0, op, sp);
   assert.ok(maxAbsDiff(await ow.readFloat(), await op.readFloat()) < 1e-5);

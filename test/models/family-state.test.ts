@@ -104,9 +104,18 @@ test(`${NAME}: hybridStateBytes (what info reports) agrees with a state of one s
 
 test('prompts of different lengths in one batch of a hybrid: a clear UNSUPPORTED, not a wrong result', async () => {
   const model = await loadHybridModel(join(FAMILY, 'bamba'));
-  await assert.rejects(prefill(model, [[1, 2, 3], [4, 5]]), (e: Error & { code?: string }) => e.code === 'UNSUPPORTED');
+  await assert.rejects(
+    prefill(model, [
+      [1, 2, 3],
+      [4, 5],
+    ]),
+    (e: Error & { code?: string }) => e.code === 'UNSUPPORTED',
+  );
   // equal lengths batch: each row as if alone
-  const { last } = await prefill(model, [[1, 2, 3], [4, 5, 6]]);
+  const { last } = await prefill(model, [
+    [1, 2, 3],
+    [4, 5, 6],
+  ]);
   const alone = await prefill(model, [[4, 5, 6]]);
   assert.ok(maxAbsDiff(last[1], alone.last[0]) < 1e-5);
 });

@@ -33,7 +33,8 @@ familyParity(NAME, 'f32', 1e-4, 1e-4);
 /** The reference kernels (f64 accumulation), where the two forms must agree to 1e-5. */
 const reference = new CpuBackend({ kernels: 'ts' });
 
-const raw = (): Record<string, unknown> => JSON.parse(readFileSync(join(DIR, 'config.json'), 'utf8')) as Record<string, unknown>;
+const raw = (): Record<string, unknown> =>
+  JSON.parse(readFileSync(join(DIR, 'config.json'), 'utf8')) as Record<string, unknown>;
 const code =
   (c: string, re: RegExp) =>
   (e: Error & { code?: string }): boolean =>
@@ -48,7 +49,10 @@ test('zamba2 config: hybrid layers call the shared blocks in turn; derived sizes
   );
   assert.ok(c.layers.every((l) => l.mixer === 'mamba2'));
   // attention on 2·hidden = 56: head_dim 56 / 4 = 14, RoPE on all of it, scale 1/sqrt(14 / 2)
-  assert.deepEqual([c.attention.heads, c.attention.kvHeads, c.attention.headDim, c.attention.rotaryDim], [4, 4, 14, 14]);
+  assert.deepEqual(
+    [c.attention.heads, c.attention.kvHeads, c.attention.headDim, c.attention.rotaryDim],
+    [4, 4, 14, 14],
+  );
   assert.equal(c.attention.scale, 1 / Math.sqrt(7));
   assert.deepEqual([c.mamba!.nHeads, c.mamba!.headDim, c.mamba!.nGroups, c.mamba!.normGroupSize], [8, 7, 2, 28]);
   assert.deepEqual(c.zamba2, {
@@ -72,13 +76,22 @@ test('zamba2 config: unsupported or inconsistent options are clear errors naming
     [{ hidden_act: 'gelu_pytorch_tanh' }, 'UNSUPPORTED', /hidden_act "gelu_pytorch_tanh".*"gelu" \(exact\), "silu"/],
     [{ rope_parameters: { rope_type: 'yarn', rope_theta: 1e4 } }, 'UNSUPPORTED', /rope_type "yarn"/],
     [{ num_key_value_heads: 2 }, 'UNSUPPORTED', /num_key_value_heads 2 with use_shared_attention_adapter/],
-    [{ layers_block_type: ['hybrid', 'mamba', 'attention', 'hybrid'] }, 'UNSUPPORTED', /layers_block_type\[2\] "attention"/],
+    [
+      { layers_block_type: ['hybrid', 'mamba', 'attention', 'hybrid'] },
+      'UNSUPPORTED',
+      /layers_block_type\[2\] "attention"/,
+    ],
     [{ hybrid_layer_ids: [0, 3] }, 'CORRUPT_FILE', /hybrid_layer_ids \[0,3\] disagrees/],
     [{ attention_head_dim: 7 }, 'CORRUPT_FILE', /attention_head_dim 7 disagrees with 2 x hidden_size/],
     [{ num_attention_heads: 5 }, 'CORRUPT_FILE', /num_attention_heads 5 must divide 2 x hidden_size = 56/],
-    [{ layers_block_type: ['mamba', 'mamba', 'mamba', 'mamba'], hybrid_layer_ids: [] }, 'CORRUPT_FILE', /no "hybrid" layer/],
+    [
+      { layers_block_type: ['mamba', 'mamba', 'mamba', 'mamba'], hybrid_layer_ids: [] },
+      'CORRUPT_FILE',
+      /no "hybrid" layer/,
+    ],
   ];
-  for (const [patch, c, re] of bad) assert.throws(() => parseHybridConfig({ ...raw(), ...patch }), code(c, re), JSON.stringify(patch));
+  for (const [patch, c, re] of bad)
+    assert.throws(() => parseHybridConfig({ ...raw(), ...patch }), code(c, re), JSON.stringify(patch));
   const noTypes = raw();
   delete noTypes.layers_block_type;
   assert.throws(() => parseHybridConfig(noTypes), code('CORRUPT_FILE', /zamba2 needs layers_block_type/));
@@ -86,7 +99,10 @@ test('zamba2 config: unsupported or inconsistent options are clear errors naming
 
 test('zamba2 needs the attention and rotary kernels: a backend without them is refused before loading', () => {
   const bare = { name: 'bare' } as unknown as Backend;
-  assert.throws(() => checkHybridBackend(parseHybridConfig(raw()), bare), code('UNSUPPORTED', /zamba2 .*lacks the attention, rotary kernels/));
+  assert.throws(
+    () => checkHybridBackend(parseHybridConfig(raw()), bare),
+    code('UNSUPPORTED', /zamba2 .*lacks the attention, rotary kernels/),
+  );
 });
 
 /** The fixture's tensors plus copies of block 0 (its weights and adapters) under its later caller, layer 3. */
@@ -114,7 +130,10 @@ test('zamba2: copies of a shared block stored under a later caller are checked a
   const bad = await withCopies((e) => (e.name.endsWith('q_proj.weight') ? [e.shape[0], e.shape[1] + 1] : e.shape));
   await assert.rejects(
     buildHybrid(c, bad, reference),
-    code('CONFIG_MISMATCH', /model\.layers\.3\.shared_transformer\.self_attn\.q_proj\.weight .*stored under model\.layers\.0\.shared_transformer\./),
+    code(
+      'CONFIG_MISMATCH',
+      /model\.layers\.3\.shared_transformer\.self_attn\.q_proj\.weight .*stored under model\.layers\.0\.shared_transformer\./,
+    ),
   );
   await bad.close();
 });
@@ -135,7 +154,10 @@ test('zamba2: each shared block is loaded once and referenced by every call; par
   await src.close();
   assert.deepEqual([...model.parameters().keys()].sort(), stored.map((e) => e.name).sort());
   // the tied lm_head is the embedding matrix; every stored tensor is counted once
-  assert.equal(model.parameterCount(), stored.reduce((n, e) => n + e.shape.reduce((a, b) => a * b, 1), 0));
+  assert.equal(
+    model.parameterCount(),
+    stored.reduce((n, e) => n + e.shape.reduce((a, b) => a * b, 1), 0),
+  );
 });
 
 test('zamba2 (reference kernels): the cached step equals the parallel form at every position within 1e-5', async () => {
@@ -220,13 +242,20 @@ test('loadModel runs zamba2: logits and greedy tokens of transformers, info name
   const [logits] = await model.logits([prompt]);
   assert.ok(maxAbsDiff(logits!, exp.logits.subarray(0, prompt.length * exp.V)) < 1e-4);
   const out: number[] = [];
-  for await (const ch of model.generate([prompt], { greedy: true, ignoreEos: true, maxNewTokens: exp.greedy[0].length - prompt.length }))
+  for await (const ch of model.generate([prompt], {
+    greedy: true,
+    ignoreEos: true,
+    maxNewTokens: exp.greedy[0].length - prompt.length,
+  }))
     out.push(ch.token);
   assert.deepEqual([...prompt, ...out], exp.greedy[0]);
   const info = model.info();
   assert.equal(info.architecture, 'zamba2');
-  assert.deepEqual([info.stateBytesPerSequence, info.stateBytesPerToken], [
-    hybridStateBytes(model.config as Parameters<typeof hybridStateBytes>[0]).constantBytes,
-    hybridStateBytes(model.config as Parameters<typeof hybridStateBytes>[0]).bytesPerToken,
-  ]);
+  assert.deepEqual(
+    [info.stateBytesPerSequence, info.stateBytesPerToken],
+    [
+      hybridStateBytes(model.config as Parameters<typeof hybridStateBytes>[0]).constantBytes,
+      hybridStateBytes(model.config as Parameters<typeof hybridStateBytes>[0]).bytesPerToken,
+    ],
+  );
 });

@@ -20,7 +20,6 @@ const FIXTURES: [string, WeightDType][] = [
   ['mamba1-bf16-sharded', 'auto'],
 ];
 
-
 for (const [name, dtype] of FIXTURES) {
   test(`${name} (${dtype}): batch logits match transformers within 1e-4`, async () => {
     const model = await loadLanguageModel(join(PARITY, name), { dtype });
@@ -46,11 +45,12 @@ test('mamba1-tied: recurrent steps equal the parallel form within 1e-5 at every 
   assert.equal(state.position, l);
 });
 
-test('mamba1-tied: the state after the prompt equals transformers\' cache (conv and ssm, every layer)', async () => {
+test("mamba1-tied: the state after the prompt equals transformers' cache (conv and ssm, every layer)", async () => {
   const model = await loadLanguageModel(join(PARITY, 'mamba1-tied'));
   const exp = await readExpected('mamba1-tied');
   assert.ok(exp.states.size > 0, 'fixture holds no states');
-  const b = exp.ids.length, l = exp.ids[0].length;
+  const b = exp.ids.length,
+    l = exp.ids[0].length;
   const state = model.initState(b);
   model.forward(cpu().upload(Int32Array.from(exp.ids.flat()), [b, l], 'i32'), { state, lastOnly: true });
   for (const [name, want] of exp.states) {
@@ -70,12 +70,19 @@ test('feeding a prompt in pieces gives the same logits as all at once', async ()
   const state = model.initState(1);
   const V = exp.V;
   const parts: Float32Array[] = [];
-  for (const [a, z] of [[0, 2], [2, 7], [7, ids.length]] as const) {
+  for (const [a, z] of [
+    [0, 2],
+    [2, 7],
+    [7, ids.length],
+  ] as const) {
     const t = cpu().upload(Int32Array.from(ids.slice(a, z)), [1, z - a], 'i32');
     parts.push(await model.forward(t, { state }).readFloat());
   }
   const joined = new Float32Array(ids.length * V);
   let o = 0;
-  for (const p of parts) { joined.set(p, o); o += p.length; }
+  for (const p of parts) {
+    joined.set(p, o);
+    o += p.length;
+  }
   assert.ok(maxAbsDiff(joined, whole) < 1e-5);
 });

@@ -16,7 +16,6 @@ import { greedyRows, logitsOf, stepVsParallel } from '../helpers/parity.js';
  */
 const FIXTURES = ['mamba2-g1-tied', 'mamba2-g2-untied'];
 
-
 for (const name of FIXTURES) {
   test(`${name}: loads as Mamba-2 with the fixture's sizes`, async () => {
     const model = await loadLanguageModel(join(PARITY, name));
@@ -57,7 +56,8 @@ for (const name of FIXTURES) {
       const bounds = [0, ...cuts, l];
       const parts: Float32Array[] = [];
       for (let i = 0; i + 1 < bounds.length; i++) {
-        const a = bounds[i], z = bounds[i + 1];
+        const a = bounds[i],
+          z = bounds[i + 1];
         const piece = exp.ids.map((r) => r.slice(a, z));
         const t = cpu().upload(Int32Array.from(piece.flat()), [piece.length, z - a], 'i32');
         parts.push(await model.forward(t, { state }).readFloat());
@@ -66,7 +66,8 @@ for (const name of FIXTURES) {
       const joined = new Float32Array(whole.length);
       for (let row = 0; row < exp.ids.length; row++) {
         for (let i = 0; i + 1 < bounds.length; i++) {
-          const a = bounds[i], len = bounds[i + 1] - a;
+          const a = bounds[i],
+            len = bounds[i + 1] - a;
           joined.set(parts[i].subarray(row * len * V, (row + 1) * len * V), (row * l + a) * V);
         }
       }

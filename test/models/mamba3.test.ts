@@ -104,18 +104,52 @@ for (const name of NAMES) {
 // ---- config parsing -------------------------------------------------------------------------------
 
 const BASE = {
-  d_model: 768, d_intermediate: 0, n_layer: 24, vocab_size: 50277, attn_layer_idx: [], attn_cfg: {}, rms_norm: true,
-  residual_in_fp32: true, fused_add_norm: true, pad_vocab_size_multiple: 16, tie_embeddings: true,
+  d_model: 768,
+  d_intermediate: 0,
+  n_layer: 24,
+  vocab_size: 50277,
+  attn_layer_idx: [],
+  attn_cfg: {},
+  rms_norm: true,
+  residual_in_fp32: true,
+  fused_add_norm: true,
+  pad_vocab_size_multiple: 16,
+  tie_embeddings: true,
 };
 
 test('a Mamba3 ssm_cfg takes mamba3.Mamba3 defaults: d_state 128, headdim 64, rope_fraction 0.5, SISO', () => {
   const c = parseConfig({ ...BASE, ssm_cfg: { layer: 'Mamba3' } }) as Mamba3Config;
   assert.deepEqual(
     {
-      arch: c.arch, e: c.dInner, h: c.nHeads, p: c.headDim, g: c.nGroups, n: c.dState, S: c.numRopeAngles, R: c.mimoRank,
-      mimo: c.isMimo, norm: c.isOutprojNorm, floor: c.aFloor, Q: c.chunkSize, k: c.dConv,
+      arch: c.arch,
+      e: c.dInner,
+      h: c.nHeads,
+      p: c.headDim,
+      g: c.nGroups,
+      n: c.dState,
+      S: c.numRopeAngles,
+      R: c.mimoRank,
+      mimo: c.isMimo,
+      norm: c.isOutprojNorm,
+      floor: c.aFloor,
+      Q: c.chunkSize,
+      k: c.dConv,
     },
-    { arch: 'mamba3', e: 1536, h: 24, p: 64, g: 1, n: 128, S: 32, R: 1, mimo: false, norm: false, floor: 1e-4, Q: 64, k: 0 },
+    {
+      arch: 'mamba3',
+      e: 1536,
+      h: 24,
+      p: 64,
+      g: 1,
+      n: 128,
+      S: 32,
+      R: 1,
+      mimo: false,
+      norm: false,
+      floor: 1e-4,
+      Q: 64,
+      k: 0,
+    },
   );
   const m = parseConfig({
     ...BASE,
@@ -128,9 +162,18 @@ test('a Mamba3 ssm_cfg takes mamba3.Mamba3 defaults: d_state 128, headdim 64, ro
 });
 
 test('Mamba-3 parameter count equals the tensors the checkpoint must hold; state bytes per layer', () => {
-  for (const ssm of [{ d_state: 16 }, { d_state: 16, is_mimo: true, mimo_rank: 2, is_outproj_norm: true, ngroups: 2 }]) {
+  for (const ssm of [
+    { d_state: 16 },
+    { d_state: 16, is_mimo: true, mimo_rank: 2, is_outproj_norm: true, ngroups: 2 },
+  ]) {
     for (const tie of [true, false]) {
-      const c = parseConfig({ ...BASE, d_model: 64, n_layer: 3, tie_embeddings: tie, ssm_cfg: { layer: 'Mamba3', headdim: 16, ...ssm } }) as Mamba3Config;
+      const c = parseConfig({
+        ...BASE,
+        d_model: 64,
+        n_layer: 3,
+        tie_embeddings: tie,
+        ssm_cfg: { layer: 'Mamba3', headdim: 16, ...ssm },
+      }) as Mamba3Config;
       const sum = expectedMamba3Tensors(c)
         .filter((e) => !e.optional)
         .reduce((s, e) => s + e.shape.reduce((a, b) => a * b, 1), 0);

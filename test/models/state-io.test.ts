@@ -58,19 +58,28 @@ test('a saved state loads back into its model: same values and position', async 
 
 test('a state from another model of identical shapes is STATE_MISMATCH (fingerprint)', async () => {
   const { b, saved } = await setup();
-  await rejectsWith(b.loadState(saved), 'STATE_MISMATCH',
-    /saved from another model of the same shape \(fingerprint [0-9a-f]{16}, this model's is [0-9a-f]{16}\)/);
+  await rejectsWith(
+    b.loadState(saved),
+    'STATE_MISMATCH',
+    /saved from another model of the same shape \(fingerprint [0-9a-f]{16}, this model's is [0-9a-f]{16}\)/,
+  );
 });
 
 test('a claimed batch above the limit, or one the tensors lack, fails before the state is allocated', async () => {
   const { a, saved } = await setup();
   const { tensors, meta } = await unpack(saved);
   const t0 = performance.now();
-  await rejectsWith(a.loadState(encodeSafetensors(tensors, { ...meta, batch: '100000' })), 'STATE_MISMATCH',
-    new RegExp(`batch 100000 is above the limit of ${MAX_STATE_BATCH} sequences`));
+  await rejectsWith(
+    a.loadState(encodeSafetensors(tensors, { ...meta, batch: '100000' })),
+    'STATE_MISMATCH',
+    new RegExp(`batch 100000 is above the limit of ${MAX_STATE_BATCH} sequences`),
+  );
   const atLimit = encodeSafetensors(tensors, { ...meta, batch: String(MAX_STATE_BATCH) });
-  await rejectsWith(a.loadState(atLimit), 'STATE_MISMATCH',
-    new RegExp(`tensor layers\\.0\\.conv has shape \\(1, 32, 4\\), expected \\(${MAX_STATE_BATCH}, 32, 4\\)`));
+  await rejectsWith(
+    a.loadState(atLimit),
+    'STATE_MISMATCH',
+    new RegExp(`tensor layers\\.0\\.conv has shape \\(1, 32, 4\\), expected \\(${MAX_STATE_BATCH}, 32, 4\\)`),
+  );
   assert.ok(performance.now() - t0 < 1000);
   for (const bad of ['1e3', ' 1', '-1', '0', '1.5', 'x']) {
     await rejectsWith(

@@ -27,8 +27,11 @@ const hf = (over: Record<string, unknown>) => ({ ...TINY_CONFIG, ...over });
 
 test('sizes beyond the bounds are refused at once, naming the key and the limit', () => {
   const t0 = performance.now();
-  throwsWith(() => parseConfig(hf({ num_hidden_layers: 1e8 })), 'CORRUPT_FILE',
-    new RegExp(`nLayer \\(num_hidden_layers / n_layer\\) is 100000000, above the limit ${CONFIG_BOUNDS.nLayer.max}`));
+  throwsWith(
+    () => parseConfig(hf({ num_hidden_layers: 1e8 })),
+    'CORRUPT_FILE',
+    new RegExp(`nLayer \\(num_hidden_layers / n_layer\\) is 100000000, above the limit ${CONFIG_BOUNDS.nLayer.max}`),
+  );
   assert.ok(performance.now() - t0 < 100);
   throwsWith(
     () => parseConfig(hf({ hidden_size: 1e300 })),
@@ -51,13 +54,19 @@ test('sizes beyond the bounds are refused at once, naming the key and the limit'
     /nLayer .* is 1000000, above the limit 4096/,
   );
   const chunky = { model_type: 'mamba2', hidden_size: 64, num_heads: 2, head_dim: 64, n_groups: 1, chunk_size: 1e9 };
-  throwsWith(() => parseConfig(chunky), 'CORRUPT_FILE',
-    /chunkSize \(chunk_size\) is 1000000000, above the limit 65536/);
+  throwsWith(
+    () => parseConfig(chunky),
+    'CORRUPT_FILE',
+    /chunkSize \(chunk_size\) is 1000000000, above the limit 65536/,
+  );
 });
 
 test('floats must be finite and in range: layer_norm_epsilon Infinity, NaN, negative; expand Infinity', () => {
   const cases = [
-    [{ __float__: 'Infinity' }, 'Infinity'], [{ __float__: 'NaN' }, 'NaN'], [-1e-5, '-0.00001'], [2, '2'],
+    [{ __float__: 'Infinity' }, 'Infinity'],
+    [{ __float__: 'NaN' }, 'NaN'],
+    [-1e-5, '-0.00001'],
+    [2, '2'],
   ] as const;
   for (const [eps, shown] of cases) {
     throwsWith(
@@ -83,12 +92,27 @@ test('parameterCount is the element count of the tensors a checkpoint must hold'
     parseConfig(hf({})),
     parseConfig(hf({ use_bias: true, use_conv_bias: false, tie_word_embeddings: false, time_step_rank: 3 })),
     parseConfig({
-      model_type: 'mamba2', hidden_size: 32, num_heads: 4, head_dim: 16, n_groups: 2, state_size: 8,
-      num_hidden_layers: 3, vocab_size: 50, use_bias: true,
+      model_type: 'mamba2',
+      hidden_size: 32,
+      num_heads: 4,
+      head_dim: 16,
+      n_groups: 2,
+      state_size: 8,
+      num_hidden_layers: 3,
+      vocab_size: 50,
+      use_bias: true,
     }),
     parseConfig({
-      model_type: 'mamba2', hidden_size: 32, num_heads: 4, head_dim: 16, n_groups: 1, state_size: 8,
-      num_hidden_layers: 2, vocab_size: 50, tie_word_embeddings: true, use_conv_bias: false,
+      model_type: 'mamba2',
+      hidden_size: 32,
+      num_heads: 4,
+      head_dim: 16,
+      n_groups: 1,
+      state_size: 8,
+      num_hidden_layers: 2,
+      vocab_size: 50,
+      tie_word_embeddings: true,
+      use_conv_bias: false,
     }),
   ];
   for (const c of configs) {
@@ -111,8 +135,10 @@ test('a config implying more parameters than the checkpoint holds is CONFIG_MISM
     assert.ok(isMambaError(e, 'CONFIG_MISMATCH'), String(e));
     assert.match(
       e.message,
-      new RegExp('model\\.safetensors holds \\d+ bytes, but the config \\(d_model 65536, 4096 layers, d_inner 131072, ' +
-        'vocab 50280\\) implies \\d+ parameters, at least \\d+ bytes at 2 bytes each'),
+      new RegExp(
+        'model\\.safetensors holds \\d+ bytes, but the config \\(d_model 65536, 4096 layers, d_inner 131072, ' +
+          'vocab 50280\\) implies \\d+ parameters, at least \\d+ bytes at 2 bytes each',
+      ),
     );
     assert.ok((e.details['parameters'] as number) > 1e14);
     return true;
@@ -136,11 +162,17 @@ test('train --config with huge dimensions is BAD_ARGUMENT naming the key or the 
     'BAD_ARGUMENT',
     /largest matrix would take \d+ bytes, above the 2147483648-byte limit for one tensor/,
   );
-  throwsWith(() => parseTrainSettings({ model: { d_model: 8192, n_layer: 4096 } }, 'run.json'), 'BAD_ARGUMENT',
-    /the model has \d+ parameters, which need \d+ bytes to train .* above the 34359738368-byte limit/);
+  throwsWith(
+    () => parseTrainSettings({ model: { d_model: 8192, n_layer: 4096 } }, 'run.json'),
+    'BAD_ARGUMENT',
+    /the model has \d+ parameters, which need \d+ bytes to train .* above the 34359738368-byte limit/,
+  );
   assert.equal(parseTrainSettings({ model: { d_model: 512, n_layer: 8 } }, 'run.json').model.dModel, 512);
   // a value nested 5000 deep is described, not stringified (JSON.stringify would overflow the stack)
   const deep = JSON.parse('['.repeat(5000) + ']'.repeat(5000)) as unknown;
-  throwsWith(() => parseTrainSettings({ model: { d_model: deep } }, 'run.json'), 'BAD_ARGUMENT',
-    /"model\.d_model" must be a positive integer, got a deeply nested array/);
+  throwsWith(
+    () => parseTrainSettings({ model: { d_model: deep } }, 'run.json'),
+    'BAD_ARGUMENT',
+    /"model\.d_model" must be a positive integer, got a deeply nested array/,
+  );
 });

@@ -34,16 +34,21 @@ export async function readConfigJson(dir: string): Promise<{ json: unknown; path
     // a multi-GB file would be read whole before the JSON reader's size check
     const { size } = await stat(path);
     if (size > MAX_CONFIG_JSON_BYTES) {
-      fail('CORRUPT_FILE', `${path} has ${size} bytes, more than the ${MAX_CONFIG_JSON_BYTES}-byte limit for config.json`, {
-        path,
-        size,
-      });
+      fail(
+        'CORRUPT_FILE',
+        `${path} has ${size} bytes, more than the ${MAX_CONFIG_JSON_BYTES}-byte limit for config.json`,
+        {
+          path,
+          size,
+        },
+      );
     }
     text = await readFile(path, 'utf8');
   } catch (e) {
     if (isMambaError(e)) throw e;
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') fail('FILE_NOT_FOUND', `no config.json in ${dir}: a model directory needs config.json and its weights`, { path });
+    if (code === 'ENOENT')
+      fail('FILE_NOT_FOUND', `no config.json in ${dir}: a model directory needs config.json and its weights`, { path });
     if (code === 'ENOTDIR') fail('BAD_ARGUMENT', `${dir} is not a directory`, { path });
     throw e;
   }
@@ -60,7 +65,11 @@ export async function openWeights(dir: string): Promise<TensorSource> {
     // The original mamba_ssm checkpoints are torch.save'd state dicts.
     const bin = join(dir, 'pytorch_model.bin');
     if (await exists(bin)) return openTorchCheckpointFile(bin);
-    return fail('FILE_NOT_FOUND', `no weights in ${dir}: looked for model.safetensors, model.safetensors.index.json and pytorch_model.bin`, { path: dir });
+    return fail(
+      'FILE_NOT_FOUND',
+      `no weights in ${dir}: looked for model.safetensors, model.safetensors.index.json and pytorch_model.bin`,
+      { path: dir },
+    );
   }
 }
 
@@ -129,7 +138,11 @@ async function buildFrom(dir: string, config: ModelConfig, o: LoadLmOptions): Pr
   }
 }
 
-async function buildHybridFrom(dir: string, config: HybridConfig, o: LoadLmOptions): Promise<LanguageModel<HybridConfig>> {
+async function buildHybridFrom(
+  dir: string,
+  config: HybridConfig,
+  o: LoadLmOptions,
+): Promise<LanguageModel<HybridConfig>> {
   const backend = o.backend ?? cpu();
   checkHybridBackend(config, backend);
   const tensors = await openWeights(dir);
