@@ -1,16 +1,14 @@
 import type { Backend } from '../backend/backend.js';
 import { fail } from '../errors.js';
 import type { TensorSource } from '../io/tensor-source.js';
-import { CausalSelfAttention } from '../mixers/causal-attention.js';
-import { Mamba2Mixer } from '../mixers/mamba2.js';
 import { Mlp } from '../mixers/mlp.js';
 import { ParallelMixers } from '../mixers/parallel.js';
-import type { Tensor } from '../tensor/tensor.js';
 import type { FalconH1Multipliers } from './config-falcon-h1.js';
 import { type HybridConfig, mamba2Of } from './config-hybrid.js';
 import { LanguageModel, type Block } from './lm.js';
 import { scaledSource, type TensorScale } from './scaled-source.js';
 import { loadExpectedTensors, type ExpectedTensor, type WeightDType } from './weights.js';
+import { attentionAt, loadedTensors, mamba2At } from './hybrid-parts.js';
 
 /**
  * Builds Falcon-H1 (`falcon_h1`, config-falcon-h1.ts) from checkpoint tensors under the Hub's names,
@@ -159,8 +157,7 @@ export async function buildFalconH1(
   const mu = c.muP;
   if (c.arch !== 'falcon_h1' || !mu)
     fail('CONFIG_MISMATCH', `falcon_h1 builder: given a ${c.arch} config (internal error)`);
-  const m = mamba2Of(c),
-    a = c.attention;
+  const m = mamba2Of(c);
   if (m.rmsNorm === false && src.entries.has(`${layer(0)}mamba.norm.weight`))
     fail(
       'CONFIG_MISMATCH',
@@ -169,68 +166,20 @@ export async function buildFalconH1(
     );
   const folded = scaledSource(src, falconH1WeightScales(c, mu), wdtype === 'auto');
   const got = await loadExpectedTensors(folded, expectedFalconH1Tensors(c), c, () => [], backend, wdtype);
-  const g = (name: string): Tensor => {
-    const t = got.get(name);
-    if (!t) fail('CONFIG_MISMATCH', `falcon_h1 builder: tensor ${name} was not loaded (internal error)`);
-    return t;
-  };
-  const o = (name: string): Tensor | null => got.get(name) ?? null;
+  const t = loadedTensors(got, 'falcon_h1');
+  const { g, o } = t;
   const blocks: Block[] = [];
   for (let i = 0; i < c.nLayer; i++) {
     const p = layer(i);
     const mp = `${p}mamba.`,
       ap = `${p}self_attn.`,
       fp = `${p}feed_forward.`;
-    const mamba = new Mamba2Mixer(
-      backend,
-      {
-        inProj: g(`${mp}in_proj.weight`),
-        inProjBias: o(`${mp}in_proj.bias`),
-        convWeight: g(`${mp}conv1d.weight`),
-        convBias: o(`${mp}conv1d.bias`),
-        dtBias: g(`${mp}dt_bias`),
-        ALog: g(`${mp}A_log`),
-        D: g(`${mp}D`),
-        normWeight: m.rmsNorm === false ? null : g(`${mp}norm.weight`),
-        outProj: g(`${mp}out_proj.weight`),
-        outProjBias: o(`${mp}out_proj.bias`),
-      },
-      {
-        d: c.dModel,
-        h: m.nHeads,
-        p: m.headDim,
-        g: m.nGroups,
-        n: m.dState,
-        k: m.dConv,
-        chunkSize: m.chunkSize,
-        timeStepLimit: m.timeStepLimit,
-        normEps: c.normEps,
-        normGroupSize: m.normGroupSize,
-        normBeforeGate: m.normBeforeGate ?? false,
-      },
-    );
-    const attention = new CausalSelfAttention(
-      backend,
-      {
-        q: g(`${ap}q_proj.weight`),
-        k: g(`${ap}k_proj.weight`),
-        v: g(`${ap}v_proj.weight`),
-        o: g(`${ap}o_proj.weight`),
-        qBias: o(`${ap}q_proj.bias`),
-        kBias: o(`${ap}k_proj.bias`),
-        vBias: o(`${ap}v_proj.bias`),
-        oBias: o(`${ap}o_proj.bias`),
-      },
-      {
-        d: c.dModel,
-        heads: a.heads,
-        kvHeads: a.kvHeads,
-        headDim: a.headDim,
-        rotaryDim: a.rotaryDim,
-        ropeTheta: a.ropeTheta,
-        scale: a.scale,
-      },
-    );
+    const mamba = mamba2At(backend, c, t, mp, {
+      normEps: c.normEps,
+      gatedNorm: m.rmsNorm !== false,
+      normBeforeGate: m.normBeforeGate ?? false,
+    });
+    const attention = attentionAt(backend, c, t, ap);
     const mlp = new Mlp(
       backend,
       {

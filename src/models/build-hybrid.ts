@@ -1,9 +1,7 @@
 import type { Backend } from '../backend/backend.js';
 import { fail } from '../errors.js';
 import type { TensorSource } from '../io/tensor-source.js';
-import { CausalSelfAttention } from '../mixers/causal-attention.js';
 import { MambaMixer } from '../mixers/mamba.js';
-import { Mamba2Mixer } from '../mixers/mamba2.js';
 import type { Mixer } from '../mixers/mixer.js';
 import { Mlp, type MlpNames } from '../mixers/mlp.js';
 import { MixtureOfExperts } from '../mixers/moe.js';
@@ -11,6 +9,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { buildFalconH1, expectedFalconH1Tensors } from './build-falcon-h1.js';
 import { buildZamba2, expectedZamba2Tensors } from './build-zamba2.js';
 import type { HybridArch, HybridConfig, HybridMixerKind } from './config-hybrid.js';
+import { attentionAt, loadedTensors, mamba2At } from './hybrid-parts.js';
 import { LanguageModel, type Block } from './lm.js';
 import { loadExpectedTensors, type ExpectedTensor, type WeightDType } from './weights.js';
 
@@ -298,12 +297,8 @@ export async function buildHybrid(
   if (c.arch === 'falcon_h1') return buildFalconH1(c, src, backend, wdtype);
   if (c.arch === 'zamba2') return buildZamba2(c, src, backend, wdtype);
   const got = await loadExpectedTensors(src, expectedHybridTensors(c, wdtype), c, () => [], backend, wdtype);
-  const g = (name: string): Tensor => {
-    const t = got.get(name);
-    if (!t) fail('CONFIG_MISMATCH', `hybrid builder: tensor ${name} was not loaded (internal error)`);
-    return t;
-  };
-  const o = (name: string): Tensor | null => got.get(name) ?? null;
+  const t = loadedTensors(got, c.arch);
+  const { g, o } = t;
   const L = LAYOUTS[c.arch];
   const names = mlpNames(c);
   const mlpOf = (p: string, act: NonNullable<HybridConfig['mlp']>['activation']): Mlp =>
@@ -394,45 +389,15 @@ export async function buildHybrid(
       },
     );
   };
-  const a = c.attention;
   const scale = c.residualMultiplier;
   const blocks: Block[] = [];
   c.layers.forEach((layer, i) => {
     const p = L.mixer(i, layer.mixer);
     let mixer: Mixer;
     switch (layer.mixer) {
-      case 'mamba2': {
-        const m = c.mamba!;
-        mixer = new Mamba2Mixer(
-          backend,
-          {
-            inProj: g(`${p}in_proj.weight`),
-            inProjBias: o(`${p}in_proj.bias`),
-            convWeight: g(`${p}conv1d.weight`),
-            convBias: o(`${p}conv1d.bias`),
-            dtBias: g(`${p}dt_bias`),
-            ALog: g(`${p}A_log`),
-            D: g(`${p}D`),
-            normWeight: g(`${p}norm.weight`),
-            outProj: g(`${p}out_proj.weight`),
-            outProjBias: o(`${p}out_proj.bias`),
-          },
-          {
-            d: c.dModel,
-            h: m.nHeads,
-            p: m.headDim,
-            g: m.nGroups,
-            n: m.dState,
-            k: m.dConv,
-            chunkSize: m.chunkSize,
-            timeStepLimit: m.timeStepLimit,
-            normEps: c.normEps,
-            normGroupSize: m.normGroupSize,
-            normBeforeGate: false,
-          },
-        );
+      case 'mamba2':
+        mixer = mamba2At(backend, c, t, p, { normEps: c.normEps });
         break;
-      }
       case 'mamba1': {
         const m1 = c.mamba1!;
         mixer = new MambaMixer(
@@ -460,28 +425,7 @@ export async function buildHybrid(
         break;
       }
       case 'attention':
-        mixer = new CausalSelfAttention(
-          backend,
-          {
-            q: g(`${p}q_proj.weight`),
-            k: g(`${p}k_proj.weight`),
-            v: g(`${p}v_proj.weight`),
-            o: g(`${p}o_proj.weight`),
-            qBias: o(`${p}q_proj.bias`),
-            kBias: o(`${p}k_proj.bias`),
-            vBias: o(`${p}v_proj.bias`),
-            oBias: o(`${p}o_proj.bias`),
-          },
-          {
-            d: c.dModel,
-            heads: a.heads,
-            kvHeads: a.kvHeads,
-            headDim: a.headDim,
-            rotaryDim: a.rotaryDim,
-            ropeTheta: a.ropeTheta,
-            scale: a.scale,
-          },
-        );
+        mixer = attentionAt(backend, c, t, p);
         break;
       case 'mlp':
         mixer = mlpOf(p, c.mlp!.activation);

@@ -2,7 +2,6 @@ import type { Backend } from '../backend/backend.js';
 import { fail, fmtShape } from '../errors.js';
 import type { TensorSource } from '../io/tensor-source.js';
 import { LowRankAdapter } from '../mixers/lora.js';
-import { Mamba2Mixer } from '../mixers/mamba2.js';
 import { Zamba2HybridLayer } from '../mixers/zamba2-layer.js';
 import { SharedBlockCall, type SharedBlockWeights } from '../mixers/zamba2-shared-block.js';
 import { sameShape } from '../tensor/shape.js';
@@ -12,6 +11,7 @@ import type { Zamba2Shared } from './config-zamba2.js';
 import type { Block } from './lm.js';
 import { loadExpectedTensors, type ExpectedTensor, type WeightDType } from './weights.js';
 import { Zamba2LanguageModel } from './zamba2-lm.js';
+import { loadedTensors, mamba2At } from './hybrid-parts.js';
 
 /**
  * Builds Zamba2 (config-zamba2.ts) from checkpoint tensors under transformers' names, every shape checked
@@ -190,45 +190,13 @@ export async function buildZamba2(
     backend,
     wdtype,
   );
-  const g = (name: string): Tensor => {
-    const t = got.get(name);
-    if (!t) fail('CONFIG_MISMATCH', `zamba2 builder: tensor ${name} was not loaded (internal error)`);
-    return t;
-  };
-  const o = (name: string): Tensor | null => got.get(name) ?? null;
-  const m = mamba2Of(c),
-    a = c.attention;
+  const t = loadedTensors(got, 'zamba2');
+  const { g, o } = t;
+  const a = c.attention;
   const sharedWeights = new Map<number, SharedBlockWeights>(); // by block
   const blocks: Block[] = c.layers.map((layer, i) => {
     const { norm, mixer: p } = mambaPrefix(c, i);
-    const mamba = new Mamba2Mixer(
-      backend,
-      {
-        inProj: g(`${p}in_proj.weight`),
-        inProjBias: o(`${p}in_proj.bias`),
-        convWeight: g(`${p}conv1d.weight`),
-        convBias: g(`${p}conv1d.bias`),
-        dtBias: g(`${p}dt_bias`),
-        ALog: g(`${p}A_log`),
-        D: g(`${p}D`),
-        normWeight: g(`${p}norm.weight`),
-        outProj: g(`${p}out_proj.weight`),
-        outProjBias: o(`${p}out_proj.bias`),
-      },
-      {
-        d: c.dModel,
-        h: m.nHeads,
-        p: m.headDim,
-        g: m.nGroups,
-        n: m.dState,
-        k: m.dConv,
-        chunkSize: m.chunkSize,
-        timeStepLimit: m.timeStepLimit,
-        normEps: z.mambaNormEps,
-        normGroupSize: m.normGroupSize,
-        normBeforeGate: false,
-      },
-    );
+    const mamba = mamba2At(backend, c, t, p, { normEps: z.mambaNormEps });
     const call = layer.shared;
     if (!call) return { norm: g(norm), mixer: mamba, names: { norm, mixer: p } };
     const s = shared(call.owner);
