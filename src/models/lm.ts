@@ -145,18 +145,7 @@ export class LanguageModel<C extends LmConfig = ModelConfig> {
       const scaled = (logits: Tensor): Tensor =>
         div === undefined || div === 1 ? logits : F.binary('div', logits, this.constant(div, this.vocabSize));
       if (!opts.lastOnly) return scaled(F.linear(normed, this.lmHead)); // (b, l, V)
-      // Row l-1 of each sequence: a view with stride l*d over the (b*l, d) rows.
-      const d = this.dModel;
-      const last = new Tensor(
-        normed.backend,
-        normed.storage,
-        [b, d],
-        'f32',
-        normed.offset + (l - 1) * d,
-        l * d,
-        normed,
-      );
-      return scaled(F.linear(last, this.lmHead)); // (b, V)
+      return scaled(F.linear(this.lastRows(normed, b, l), this.lmHead)); // (b, V)
     });
   }
 
@@ -200,8 +189,14 @@ export class LanguageModel<C extends LmConfig = ModelConfig> {
     return this.step(ws.ids, state);
   }
 
+  /** Row l-1 of each sequence of x (b·l, d): a view with stride l·d, no copy. */
+  protected lastRows(x: Tensor, b: number, l: number): Tensor {
+    const d = this.dModel;
+    return new Tensor(x.backend, x.storage, [b, d], 'f32', x.offset + (l - 1) * d, l * d, x);
+  }
+
   /** Writes host ids into an i32 tensor (in place in host memory, `hostView`; else through upload + copy). */
-  private uploadIds(dst: Tensor, ids: ArrayLike<number>): void {
+  protected uploadIds(dst: Tensor, ids: ArrayLike<number>): void {
     const arr = Int32Array.from(ids);
     const host = this.backend.hostView?.(dst);
     if (host) host.data.set(arr, host.off);

@@ -2,7 +2,7 @@ import { fail, fmtShape } from '../errors.js';
 import { Zamba2HybridLayer } from '../mixers/zamba2-layer.js';
 import * as F from '../ops/ops.js';
 import { scope } from '../tensor/scope.js';
-import { Tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../tensor/tensor.js';
 import type { HybridConfig } from './config-hybrid.js';
 import { LanguageModel } from './lm.js';
 import type { ModelState } from './state.js';
@@ -55,18 +55,7 @@ export class Zamba2LanguageModel extends LanguageModel<HybridConfig> {
       if (st) st.position += l;
       const normed = F.rmsnorm(h, this.normF, this.eps); // (b, l, d)
       if (!opts.lastOnly) return F.linear(normed, this.lmHead); // (b, l, V)
-      // row l-1 of each sequence: a view with stride l·d over the (b·l, d) rows
-      const d = this.dModel;
-      const last = new Tensor(
-        normed.backend,
-        normed.storage,
-        [b, d],
-        'f32',
-        normed.offset + (l - 1) * d,
-        l * d,
-        normed,
-      );
-      return F.linear(last, this.lmHead); // (b, V)
+      return F.linear(this.lastRows(normed, b, l), this.lmHead); // (b, V)
     });
   }
 
@@ -101,14 +90,7 @@ export class Zamba2LanguageModel extends LanguageModel<HybridConfig> {
   override stepIds(ids: ArrayLike<number>, state: ModelState): Tensor {
     this.checkIds(ids);
     const ws = this.stepWorkspace(ids.length);
-    const arr = Int32Array.from(ids);
-    const host = this.backend.hostView?.(ws.ids);
-    if (host) host.data.set(arr, host.off);
-    else {
-      const t = this.backend.upload(arr, [arr.length], 'i32');
-      this.backend.copy(ws.ids, t);
-      t.dispose();
-    }
+    this.uploadIds(ws.ids, ids);
     return this.step(ws.ids, state);
   }
 
