@@ -25,7 +25,6 @@ import { dirname } from 'node:path';
 import { numberList } from '../src/cli/args.js';
 import { benchArgs, resultFile } from '../src/cli/bench-suites.js';
 import { backward } from '../src/autograd/backward.js';
-import { noGrad } from '../src/tensor/grad-mode.js';
 import { cpu } from '../src/backend/cpu/cpu-backend.js';
 import { Rng } from '../src/mixers/init.js';
 import * as F from '../src/ops/ops.js';
@@ -38,6 +37,7 @@ import {
 import { taskOptimizer } from '../src/tasks/train.js';
 import { optimizerStep } from '../src/train/optimizer.js';
 import { scope } from '../src/tensor/scope.js';
+import { timeSteps } from './step-timing.js';
 
 const a = benchArgs('context-cost');
 const d = a['d-model'],
@@ -87,22 +87,11 @@ function decodeAt(m: TaskLanguageModel, context: number): DecodePoint {
     bytes = st.bytes; // conv + ssm: independent of the context
   }
   st.position = context;
-  const times: number[] = [],
-    cpuTimes: number[] = [];
-  noGrad(() => {
-    for (let i = 0; i < steps + 2; i++) {
-      const t0 = performance.now(),
-        c0 = process.cpuUsage();
-      m.stepIds([i % V], st);
-      const c = process.cpuUsage(c0);
-      if (i >= 2) {
-        times.push(performance.now() - t0);
-        cpuTimes.push((c.user + c.system) / 1000);
-      }
-    }
+  const t = timeSteps(steps, (i) => {
+    m.stepIds([i % V], st);
   });
   st.dispose();
-  return { context, msPerToken: median(times), cpuMsPerToken: median(cpuTimes), stateBytes: bytes };
+  return { context, ...t, stateBytes: bytes };
 }
 
 interface TrainPoint {

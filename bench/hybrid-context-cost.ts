@@ -29,7 +29,7 @@ import { Rng } from '../src/mixers/init.js';
 import { buildHybrid, expectedHybridTensors } from '../src/models/build-hybrid.js';
 import { type HybridConfig, parseHybridConfig } from '../src/models/config-hybrid.js';
 import type { LanguageModel } from '../src/models/lm.js';
-import { noGrad } from '../src/tensor/grad-mode.js';
+import { timeSteps } from './step-timing.js';
 
 const a = benchArgs('hybrid-context-cost');
 const d = a['d-model'],
@@ -112,11 +112,6 @@ function randomSource(c: HybridConfig): TensorSource {
   };
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((x, y) => x - y);
-  return s[Math.floor(s.length / 2)];
-}
-
 interface DecodePoint {
   context: number;
   msPerToken: number;
@@ -144,22 +139,11 @@ function decodeAt(m: LanguageModel<HybridConfig>, context: number): DecodePoint 
   }
   st.position = context;
   const stateBytes = st.constantBytes + st.bytesPerToken * context;
-  const times: number[] = [],
-    cpuTimes: number[] = [];
-  noGrad(() => {
-    for (let i = 0; i < steps + 2; i++) {
-      const t0 = performance.now(),
-        c0 = process.cpuUsage();
-      m.stepIds([i % a.vocab], st);
-      const c = process.cpuUsage(c0);
-      if (i >= 2) {
-        times.push(performance.now() - t0);
-        cpuTimes.push((c.user + c.system) / 1000);
-      }
-    }
+  const t = timeSteps(steps, (i) => {
+    m.stepIds([i % a.vocab], st);
   });
   st.dispose();
-  return { context, msPerToken: median(times), cpuMsPerToken: median(cpuTimes), stateBytes };
+  return { context, ...t, stateBytes };
 }
 
 const models = new Map<Kind, LanguageModel<HybridConfig>>();
