@@ -36,10 +36,6 @@ export interface FalconH1Multipliers {
   lmHead: number;
 }
 
-function unsupported(r: ConfigReader, what: string, supported: string): never {
-  return fail('UNSUPPORTED', `${r.where}: ${what} is not supported for falcon_h1 (supported: ${supported})`);
-}
-
 /** A list of `n` finite numbers (null or absent: all 1). */
 function multipliers(r: ConfigReader, key: string, n: number): number[] {
   const v = r.raw[key];
@@ -54,11 +50,11 @@ function ropeTheta(r: ConfigReader): number {
   const p = r.raw.rope_parameters as Record<string, unknown> | null | undefined;
   const scaling = r.raw.rope_scaling as Record<string, unknown> | null | undefined;
   const type = p?.rope_type ?? scaling?.rope_type ?? scaling?.type ?? 'default';
-  if (type !== 'default') unsupported(r, `rope_type ${JSON.stringify(type)}`, '"default" RoPE');
+  if (type !== 'default') r.unsupported(`rope_type ${JSON.stringify(type)}`, '"default" RoPE');
   // FalconH1RotaryEmbedding rotates all of head_dim; a partial factor would be ignored there, so refuse it here
   const partial = p?.partial_rotary_factor ?? r.raw.partial_rotary_factor;
   if (partial !== undefined && partial !== null && partial !== 1)
-    unsupported(r, `partial_rotary_factor ${JSON.stringify(partial)}`, 'RoPE over the whole head (1 or absent)');
+    r.unsupported(`partial_rotary_factor ${JSON.stringify(partial)}`, 'RoPE over the whole head (1 or absent)');
   if (typeof p?.rope_theta === 'number') return p.rope_theta;
   return r.num('rope_theta', 10000);
 }
@@ -68,7 +64,7 @@ export function parseFalconH1(r: ConfigReader) {
   const dModel = r.int('hidden_size', 4096);
   const nLayer = r.int('num_hidden_layers', 32);
   const act = r.str('hidden_act', 'silu');
-  if (act !== 'silu') unsupported(r, `hidden_act "${act}"`, '"silu"');
+  if (act !== 'silu') r.unsupported(`hidden_act "${act}"`, '"silu"');
   // every layer is "hybrid" (FalconH1Config.layers_block_type); a config listing other kinds is not this model
   const kinds = r.raw.layers_block_type ?? r.raw.layer_types;
   if (kinds !== undefined && kinds !== null) {
@@ -76,8 +72,7 @@ export function parseFalconH1(r: ConfigReader) {
       fail('CORRUPT_FILE', `${r.where}: layers_block_type must list the ${nLayer} layers' types`);
     kinds.forEach((k, i) => {
       if (k !== 'hybrid')
-        unsupported(
-          r,
+        r.unsupported(
           `layers_block_type[${i}] ${JSON.stringify(k)}`,
           '"hybrid" (attention and Mamba-2 in every layer)',
         );
@@ -122,7 +117,7 @@ export function parseFalconH1(r: ConfigReader) {
     if (typeof v === 'number' && !Number.isFinite(v))
       fail('CORRUPT_FILE', `${r.where}: the ${k} multiplier must be finite, got ${v}`);
   // the logits are divided by logitsScaling (Granite's form): 1 / lm_head_multiplier
-  if (!(muP.lmHead > 0)) unsupported(r, `lm_head_multiplier ${muP.lmHead}`, 'a positive multiplier');
+  if (!(muP.lmHead > 0)) r.unsupported(`lm_head_multiplier ${muP.lmHead}`, 'a positive multiplier');
 
   return {
     arch: 'falcon_h1' as const,

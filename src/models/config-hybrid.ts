@@ -200,10 +200,6 @@ export function parseHybridConfig(json: unknown, where = 'config.json'): HybridC
   return c;
 }
 
-function unsupported(r: ConfigReader, what: string, supported: string): never {
-  return fail('UNSUPPORTED', `${r.where}: ${what} is not supported (supported: ${supported})`);
-}
-
 function tokenIds(r: ConfigReader): Pick<HybridConfig, 'eosTokenId' | 'bosTokenId' | 'padTokenId'> {
   return {
     eosTokenId: r.tokenId('eos_token_id'),
@@ -217,7 +213,7 @@ function rope(r: ConfigReader, dflt: number): { theta: number; partial: number |
   const p = r.raw.rope_parameters as Record<string, unknown> | undefined;
   const scaling = r.raw.rope_scaling as Record<string, unknown> | null | undefined;
   const type = (p?.rope_type ?? scaling?.rope_type ?? scaling?.type ?? 'default') as unknown;
-  if (type !== 'default') unsupported(r, `rope_type ${JSON.stringify(type)}`, '"default" RoPE');
+  if (type !== 'default') r.unsupported(`rope_type ${JSON.stringify(type)}`, '"default" RoPE');
   const theta = typeof p?.rope_theta === 'number' ? p.rope_theta : r.num('rope_theta', dflt);
   const partial = typeof p?.partial_rotary_factor === 'number' ? p.partial_rotary_factor : undefined;
   return { theta, partial };
@@ -249,7 +245,7 @@ function partialRotary(
 
 function requireSilu(r: ConfigReader, key: string): void {
   const act = r.str(key, 'silu');
-  if (act !== 'silu') unsupported(r, `${key} "${act}"`, '"silu"');
+  if (act !== 'silu') r.unsupported(`${key} "${act}"`, '"silu"');
 }
 
 /** The Mamba-2 part of Granite and Bamba (`mamba_*` keys). */
@@ -307,15 +303,14 @@ function parseGranite(r: ConfigReader): HybridConfig {
   const layers: HybridLayer[] = types.map((t, i) => {
     if (t === 'mamba' || t === 'linear_attention') return { mixer: 'mamba2', ffn };
     if (t === 'attention' || t === 'full_attention') return { mixer: 'attention', ffn };
-    return unsupported(
-      r,
+    return r.unsupported(
       `layer_types[${i}] ${JSON.stringify(t)}`,
       'mamba, attention, linear_attention, full_attention',
     );
   });
   const pos = r.raw.position_embedding_type ?? 'nope';
   if (pos !== 'nope' && pos !== 'rope')
-    unsupported(r, `position_embedding_type ${JSON.stringify(pos)}`, '"nope", "rope"');
+    r.unsupported(`position_embedding_type ${JSON.stringify(pos)}`, '"nope", "rope"');
   const att = attentionKeys(r, dModel, null);
   const { theta } = rope(r, 10000);
   const shared = r.int('shared_intermediate_size', 1024);
@@ -406,13 +401,13 @@ function parseNemotronH(r: ConfigReader): HybridConfig {
   let kinds: HybridMixerKind[];
   if (typeof r.raw.hybrid_override_pattern === 'string') {
     kinds = [...r.raw.hybrid_override_pattern].map(
-      (ch, i) => NEMOTRON_PATTERN[ch] ?? unsupported(r, `hybrid_override_pattern[${i}] "${ch}"`, 'M, *, -, E'),
+      (ch, i) => NEMOTRON_PATTERN[ch] ?? r.unsupported(`hybrid_override_pattern[${i}] "${ch}"`, 'M, *, -, E'),
     );
   } else if (Array.isArray(r.raw.layers_block_type)) {
     kinds = r.raw.layers_block_type.map(
       (t, i) =>
         NEMOTRON_TYPES[String(t)] ??
-        unsupported(r, `layers_block_type[${i}] ${JSON.stringify(t)}`, 'mamba, attention, mlp, moe'),
+        r.unsupported(`layers_block_type[${i}] ${JSON.stringify(t)}`, 'mamba, attention, mlp, moe'),
     );
   } else {
     return fail('CORRUPT_FILE', `${r.where}: nemotron_h needs hybrid_override_pattern or layers_block_type`);
@@ -421,12 +416,12 @@ function parseNemotronH(r: ConfigReader): HybridConfig {
   if (kinds.length !== nLayer)
     fail('CORRUPT_FILE', `${r.where}: the layer pattern has ${kinds.length} layers, num_hidden_layers says ${nLayer}`);
   const act = r.str('mlp_hidden_act', 'relu2');
-  if (act !== 'relu2') unsupported(r, `mlp_hidden_act "${act}"`, '"relu2"');
+  if (act !== 'relu2') r.unsupported(`mlp_hidden_act "${act}"`, '"relu2"');
   requireSilu(r, 'mamba_hidden_act');
   if (r.raw.moe_latent_size !== undefined && r.raw.moe_latent_size !== null)
-    unsupported(r, `moe_latent_size ${JSON.stringify(r.raw.moe_latent_size)}`, 'null (no latent projection)');
+    r.unsupported(`moe_latent_size ${JSON.stringify(r.raw.moe_latent_size)}`, 'null (no latent projection)');
   if (r.raw.sliding_window !== undefined && r.raw.sliding_window !== null)
-    unsupported(r, `sliding_window ${JSON.stringify(r.raw.sliding_window)}`, 'null (full causal attention)');
+    r.unsupported(`sliding_window ${JSON.stringify(r.raw.sliding_window)}`, 'null (full causal attention)');
   const nHeads = r.int('mamba_num_heads', 128);
   const headDim = r.int('mamba_head_dim', 64);
   const nGroups = r.int('n_groups', 8);
@@ -434,7 +429,7 @@ function parseNemotronH(r: ConfigReader): HybridConfig {
   const att = attentionKeys(r, dModel, 'head_dim');
   const hasMoe = kinds.includes('moe');
   const shared = r.int('n_shared_experts', 1);
-  if (hasMoe && shared > 1) unsupported(r, `n_shared_experts ${shared}`, '0 or 1');
+  if (hasMoe && shared > 1) r.unsupported(`n_shared_experts ${shared}`, '0 or 1');
   return {
     arch: 'nemotron_h',
     dModel,

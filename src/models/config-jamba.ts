@@ -15,10 +15,6 @@ import { type ConfigReader, parseDtRank } from './config-reader.js';
  * inferred, and config-hybrid.ts checks it is a HybridConfig where it assigns it.
  */
 
-function unsupported(r: ConfigReader, what: string, supported: string): never {
-  return fail('UNSUPPORTED', `${r.where}: ${what} is not supported for jamba (supported: ${supported})`);
-}
-
 /** A period/offset pair: offset in [0, period), as JambaConfig.validate_architecture requires. */
 function periodic(
   r: ConfigReader,
@@ -43,15 +39,15 @@ function periodic(
  */
 function refuseUnsupported(r: ConfigReader): void {
   const act = r.str('hidden_act', 'silu');
-  if (act !== 'silu') unsupported(r, `hidden_act "${act}"`, '"silu" (the Mamba-1 layers and the SwiGLU MLPs use it)');
+  if (act !== 'silu') r.unsupported(`hidden_act "${act}"`, '"silu" (the Mamba-1 layers and the SwiGLU MLPs use it)');
   // transformers 4.x declared a sliding window (flash-attention only); 5.x attends to the whole context
   if (r.raw.sliding_window !== undefined && r.raw.sliding_window !== null)
-    unsupported(r, `sliding_window ${JSON.stringify(r.raw.sliding_window)}`, 'null (full causal attention)');
+    r.unsupported(`sliding_window ${JSON.stringify(r.raw.sliding_window)}`, 'null (full causal attention)');
   for (const key of ['rope_scaling', 'rope_parameters', 'rope_theta'])
     if (r.raw[key] !== undefined && r.raw[key] !== null)
-      unsupported(r, `${key} ${JSON.stringify(r.raw[key])}`, 'none: Jamba attention has no positional encoding');
-  if (r.raw.attention_bias === true) unsupported(r, 'attention_bias true', 'false');
-  if (r.raw.mlp_bias === true) unsupported(r, 'mlp_bias true', 'false');
+      r.unsupported(`${key} ${JSON.stringify(r.raw[key])}`, 'none: Jamba attention has no positional encoding');
+  if (r.raw.attention_bias === true) r.unsupported('attention_bias true', 'false');
+  if (r.raw.mlp_bias === true) r.unsupported('mlp_bias true', 'false');
 }
 
 /** Parses a jamba config.json (ConfigReader over the revived JSON) with JambaConfig's defaults. */

@@ -44,6 +44,12 @@ export class ConfigReader {
     readonly where: string,
   ) {}
 
+  /** An option this model type has that mamba-ts does not implement: an error naming it and what is supported. */
+  unsupported(what: string, supported: string): never {
+    const mt = typeof this.raw.model_type === 'string' ? ` for ${this.raw.model_type}` : '';
+    return fail('UNSUPPORTED', `${this.where}: ${what} is not supported${mt} (supported: ${supported})`);
+  }
+
   has(key: string): boolean {
     return this.raw[key] !== undefined && this.raw[key] !== null;
   }

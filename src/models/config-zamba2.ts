@@ -48,10 +48,6 @@ export interface Zamba2Shared {
 /** Layer kinds: the Hub writes "mamba"/"hybrid", transformers 5 "linear_attention"/"hybrid". */
 const MAMBA_NAMES = ['mamba', 'linear_attention'];
 
-function unsupported(r: ConfigReader, what: string, supported: string): never {
-  return fail('UNSUPPORTED', `${r.where}: ${what} is not supported for zamba2 (supported: ${supported})`);
-}
-
 /** The layer list: each layer Mamba-2, and the hybrid ones with their shared-block call. */
 function zamba2Layers(
   r: ConfigReader,
@@ -69,7 +65,7 @@ function zamba2Layers(
   const layers = types.map((t, i) => {
     if (MAMBA_NAMES.includes(t as string)) return { mixer: 'mamba2' as const, ffn: null };
     if (t !== 'hybrid')
-      unsupported(r, `layers_block_type[${i}] ${JSON.stringify(t)}`, 'mamba, linear_attention, hybrid');
+      r.unsupported(`layers_block_type[${i}] ${JSON.stringify(t)}`, 'mamba, linear_attention, hybrid');
     const block = call % blocks;
     if (owners[block] === undefined) owners[block] = i;
     return { mixer: 'mamba2' as const, ffn: null, shared: { block, call: call++, owner: owners[block] } };
@@ -119,21 +115,20 @@ export function parseZamba2(r: ConfigReader) {
   derived(r, 'attention_hidden_size', width, '2 x hidden_size');
   const attentionAdapters = r.bool('use_shared_attention_adapter', false);
   if (attentionAdapters && kvHeads !== heads)
-    unsupported(
-      r,
+    r.unsupported(
       `num_key_value_heads ${kvHeads} with use_shared_attention_adapter (the k/v adapters are 2 x hidden_size wide, as transformers builds them)`,
       `num_key_value_heads = num_attention_heads ${heads}`,
     );
   if (r.bool('use_long_context', false))
-    unsupported(r, 'use_long_context true (its RoPE rescaling differs between transformers versions)', 'false');
+    r.unsupported('use_long_context true (its RoPE rescaling differs between transformers versions)', 'false');
   const p = r.raw.rope_parameters as Record<string, unknown> | undefined;
   const scaling = r.raw.rope_scaling as Record<string, unknown> | null | undefined;
   const ropeType = (p?.rope_type ?? scaling?.rope_type ?? scaling?.type ?? 'default') as unknown;
-  if (ropeType !== 'default') unsupported(r, `rope_type ${JSON.stringify(ropeType)}`, '"default" RoPE');
+  if (ropeType !== 'default') r.unsupported(`rope_type ${JSON.stringify(ropeType)}`, '"default" RoPE');
   const ropeTheta = typeof p?.rope_theta === 'number' ? p.rope_theta : r.num('rope_theta', 10000);
 
   const act = r.str('hidden_act', 'gelu');
-  if (act !== 'gelu' && act !== 'silu') unsupported(r, `hidden_act "${act}"`, '"gelu" (exact), "silu"');
+  if (act !== 'gelu' && act !== 'silu') r.unsupported(`hidden_act "${act}"`, '"gelu" (exact), "silu"');
   const adapterRank = r.int('adapter_rank', 128);
   const shared: Zamba2Shared = {
     blocks,
