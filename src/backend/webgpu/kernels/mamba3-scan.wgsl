@@ -34,21 +34,9 @@ var<workgroup> rs: array<f32, 16>;    // rstd of B_r (0..R) and C_r (R..2R)
 
 fn heavy_tail(u: f32) -> f32 { return select(1.0 / (1.0 - u), 1.0 + u, u >= 0.0); }
 
-// WGSL's sin and cos may be off by 2^-11 absolute and tanh by more: these are good to a few ulp.
-// (sin a, cos a): a reduced by the nearest multiple of π/2 (in two parts), Taylor series on [-π/4, π/4].
-fn sincos_acc(a: f32) -> vec2<f32> {
-  let k = round(a * 0.636619772367581);
-  let r = (a - k * 1.5707963705062866) + k * 4.371139000186243e-8;
-  let r2 = r * r;
-  let s = r * (1.0 + r2 * (-1.0 / 6.0 + r2 * (1.0 / 120.0 + r2 * (-1.0 / 5040.0 + r2 * (1.0 / 362880.0)))));
-  let c = 1.0 + r2 * (-0.5 + r2 * (1.0 / 24.0 + r2 * (-1.0 / 720.0 + r2 * (1.0 / 40320.0 + r2 * (-1.0 / 3628800.0)))));
-  let q = i32(k) & 3;
-  if (q == 0) { return vec2<f32>(s, c); }
-  if (q == 1) { return vec2<f32>(c, -s); }
-  if (q == 2) { return vec2<f32>(-s, -c); }
-  return vec2<f32>(-c, s);
-}
+//#include complex.wgsl
 
+// tanh to a few ulp (WGSL's tanh may be further off than its sin and cos).
 fn tanh_acc(x: f32) -> f32 {
   let t = 1.0 - 2.0 / (exp(2.0 * abs(x)) + 1.0);
   return select(-t, t, x >= 0.0);
