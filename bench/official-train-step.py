@@ -2,7 +2,8 @@
 
 Times full training steps (forward, mean cross-entropy, backward, AdamW) of mamba_ssm's MambaLMHeadModel
 in float32 (TF32 off) on random tokens, in the shape given (default mamba-130m / mamba2-130m at length
-2048, batch 1), for Mamba-1 (needs the selective_scan_cuda extension) and Mamba-2 (Triton SSD; the
+2048, batch 1), for Mamba-1 (needs the selective_scan_cuda extension: built here for float32
+by scripts/device/build_selective_scan.py when missing) and Mamba-2 (Triton SSD; the
 plain Conv1d path when causal_conv1d is not installed). mamba_ssm is not a dependency of mamba-ts: point
 --mamba-src at a checkout of state-spaces/mamba. A layer kind whose kernels are missing is reported as
 such, not skipped silently. Prints a table and writes JSON (GPU, versions, command, figures).
@@ -12,6 +13,7 @@ such, not skipped silently. Prints a table and writes JSON (GPU, versions, comma
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -53,8 +55,20 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--kinds", default="Mamba1,Mamba2")
+    ap.add_argument("--build-dir", default="/tmp/selective_scan_build",
+                    help="where scripts/device/build_selective_scan.py builds selective_scan_cuda if it is missing")
     args = ap.parse_args()
     sys.path.insert(0, args.mamba_src)
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts", "device"))
+    try:
+        import selective_scan_cuda  # noqa: F401
+    except ImportError:
+        try:
+            import build_selective_scan
+
+            build_selective_scan.load(args.mamba_src, args.build_dir)
+        except Exception as e:  # Mamba1 then reports the missing extension in its row
+            print(f"could not build selective_scan_cuda: {type(e).__name__}: {e}"[:500], flush=True)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     from mamba_ssm.models.config_mamba import MambaConfig
