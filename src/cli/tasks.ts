@@ -34,6 +34,7 @@ import {
 } from '../tasks/train.js';
 import { HELP_OPTION, helpText, oneOf, parse, type CommandSpec } from './args.js';
 import { BACKEND_OPTIONS, backendFromArgs } from './common.js';
+import { lmCommand, TASKS_LM_HELP } from './tasks-lm.js';
 
 const RESULTS_DIR = 'bench/results/tasks';
 
@@ -168,6 +169,7 @@ const HELP = `mamba-ts tasks: the synthetic tasks of the Mamba paper and Zoology
 Usage:
   mamba-ts tasks run <task> --mixer <mixer> [options]   train, evaluate, write a results JSON
   mamba-ts tasks report [--in <dir>] [--out <file.md>]  results -> markdown tables + SVG plots
+  mamba-ts tasks lm --mixers <list> --seconds <s>       mixers on byte-level Brown corpus modelling, equal time
 
 Tasks:
 ${TASKS.map((t) => `  ${t.padEnd(18)} ${TASK_DESCRIPTIONS[t]}`).join('\n')}
@@ -176,7 +178,8 @@ Mixers:
 ${MIXERS.map((m) => `  ${m.padEnd(12)} ${MIXER_DESCRIPTIONS[m]}`).join('\n')}
 
 ${helpText(TASKS_RUN)}
-${helpText(TASKS_REPORT)}`;
+${helpText(TASKS_REPORT)}
+${TASKS_LM_HELP}`;
 
 /** Where the command's results go (stdout; tests pass their own). Progress lines go to stderr. */
 export type Print = (text: string) => void;
@@ -192,7 +195,8 @@ export async function tasksCommand(argv: string[], print: Print = stdout): Promi
   }
   if (sub === 'run') return runCommand(rest, print);
   if (sub === 'report') return reportCommand(rest, print);
-  fail('BAD_ARGUMENT', `tasks: unknown subcommand "${sub}"; use run or report (see mamba-ts tasks --help)`);
+  if (sub === 'lm') return lmCommand(rest, print, HELP);
+  fail('BAD_ARGUMENT', `tasks: unknown subcommand "${sub}"; use run, report or lm (see mamba-ts tasks --help)`);
 }
 
 /** "64,128" or "2^6..2^14" (every power of two in between) -> lengths. */

@@ -11,6 +11,7 @@ import { GENERATE } from '../../src/cli/generate.js';
 import { INFO } from '../../src/cli/info.js';
 import { LOGITS } from '../../src/cli/logits.js';
 import { TASKS_REPORT, TASKS_RUN } from '../../src/cli/tasks.js';
+import { TASKS_LM } from '../../src/cli/tasks-lm.js';
 import { TRAIN } from '../../src/cli/train.js';
 import { isMambaError } from '../../src/errors.js';
 
@@ -29,6 +30,7 @@ const SPECS: CommandSpec[] = [
   TRAIN,
   TASKS_RUN,
   TASKS_REPORT,
+  TASKS_LM,
   ...Object.values(BENCH_SUITES),
 ];
 const RUNS = 400;
