@@ -12,7 +12,7 @@ import { rand } from '../helpers/random.js';
  * counts, head_dim and d_state, groups, rotation of a quarter or all of the state (neighbour pairs, or
  * halves for MIMO), the output norm on and off, batch 2, lengths 1, 7 and 77, from no state or from a
  * random one (angles up to ±200 rad); the decode step (l = 1, token by token) against the sequence form;
- * 1 and 2 threads bit for bit. Then the kernel's f64 exp, log1p, tanh, sin and cos against Math.
+ * 1 and 2 threads bit for bit. Then the kernel's exp, log1p, tanh (f64), sin and cos (f32) against Math.
  * mamba3-simd128.test.ts reruns this file on the plain SIMD128 build.
  */
 const ts = new CpuBackend({ kernels: 'ts' });
@@ -202,7 +202,7 @@ test('mamba3 scan: 2 threads give exactly the results of one thread (sequence an
   }
 });
 
-test("mamba3 scan: the kernel's f64 exp, log1p, tanh, sin and cos match Math's", () => {
+test("mamba3 scan: the kernel's exp, log1p, tanh (f64), sin and cos (f32) match Math's", () => {
   const K = instantiateKernels(new WebAssembly.Memory({ initial: 1, maximum: 65536, shared: true }), true);
   const rel = (a: number, b: number): number => Math.abs(a - b) / Math.max(Math.abs(b), 1e-300);
   let e = 0,
@@ -216,7 +216,7 @@ test("mamba3 scan: the kernel's f64 exp, log1p, tanh, sin and cos match Math's",
     lg = Math.max(lg, rel(K.mamba3_math(1, y), Math.log1p(y)));
     const u = -25 + (50 * i) / 20000;
     th = Math.max(th, Math.abs(K.mamba3_math(2, u) - Math.tanh(u)));
-    // the angles reach sin and cos reduced to [0, 2π) (the reference's θ mod 2π), as f32 values
+    // the angles reach sin and cos reduced to [0, 2π) (the reference's θ mod 2π, in f64), as f32 values
     const a = Math.fround((2 * Math.PI * i) / 20000);
     sc = Math.max(sc, Math.abs(K.mamba3_math(3, a) - Math.sin(a)), Math.abs(K.mamba3_math(4, a) - Math.cos(a)));
   }
@@ -228,5 +228,5 @@ test("mamba3 scan: the kernel's f64 exp, log1p, tanh, sin and cos match Math's",
   assert.ok(e < 1e-14, `exp relative error ${e}`);
   assert.ok(lg < 1e-14, `log1p relative error ${lg}`);
   assert.ok(th < 1e-15, `tanh absolute error ${th}`);
-  assert.ok(sc < 1e-15, `sin/cos absolute error ${sc}`);
+  assert.ok(sc < 2.5e-7, `sin/cos absolute error ${sc}`); // f32: 2 ulp of 1
 });

@@ -83,9 +83,9 @@ function ssdStateCols(p: number): number {
 /** Bytes of per-thread scratch of the Mamba-3 scan (layout in mamba3.wat). */
 export function mamba3ScratchBytes(n: number, p: number, R: number, S: number): number {
   const blk = (cnt: number, size: number): number => (cnt * size + 15) & ~15;
-  const nn = (n + 3) & ~3,
+  const nn = ((n + 3) & ~3) + 4,
     pp = (p + 3) & ~3;
-  const bytes = 3 * blk(S, 8) + blk(n, 8) + 3 * blk(R * nn, 4) + 3 * blk(R * pp, 4) + 2 * blk(pp, 4) + 32 * R;
+  const bytes = blk(S + 3, 4) + 2 * blk(nn + 4, 4) + 3 * blk(R * nn, 4) + 3 * blk(R * pp, 4) + 2 * blk(pp, 4) + 32 * R;
   return Math.ceil(bytes / 64) * 64;
 }
 
@@ -750,6 +750,7 @@ export class WasmOps {
       R,
       S,
       a.dims.rotateHalves ? 1 : 0,
+      this.bump(8 * b * l * S), // π tanh(angles), filled by mamba3_angles
     ];
     // written after every address is taken (staging may grow the memory)
     const pb = this.bump(MAMBA3_PARAM_BYTES);
@@ -757,6 +758,7 @@ export class WasmOps {
     const F = new Float64Array(this.tgt.buffer(), pb + 128, 2);
     F[0] = a.dims.aFloor;
     F[1] = a.dims.eps;
+    this.K.mamba3_angles(pb, 0, b * l);
     const units = b * h;
     const pool = this.pool && units > 1 && b * l * h * p * n * R >= 1 << 13 ? this.pool : undefined;
     const per = mamba3ScratchBytes(n, p, R, S);

@@ -10,24 +10,25 @@
 ;; H (p x n) updated in place in the state tensor (the launcher passes a zeroed state when there is none),
 ;; so the decode step reads and writes H once per token.
 ;;
-;; Precision: the per-token scalars (dt, α, λ and the angles, with tanh, softplus, exp, sin and cos) and
-;; the B/C norms and rotations are computed in f64 like the reference, so θ, which the reference rounds to
-;; f32 after every token and carries for the whole sequence, comes out the same float; sin and cos are
-;; range-reduced by π/2 in two parts and evaluated by their Taylor series to r^17 / r^18 (|r| <= π/4,
-;; error < 1e-16). The products over the state (H's update, H q_r) and the gated output are f32 SIMD
-;; (silu by common.wat's exp4), the reference's are f64 rounded to f32 per token.
+;; Precision: the per-token scalars (dt, α, λ) and the angles θ are computed in f64 like the reference
+;; (exp, log1p and tanh written out below, errors < 1e-15), so θ, which the reference rounds to f32 after
+;; every token and carries for the whole sequence, comes out the same float. The rest is f32 SIMD: sin
+;; and cos of θ (cephes' polynomials, about 1 ulp), the B/C norms, biases and rotations, the products
+;; over the state (H's update, H q_r) and the gated output (silu by common.wat's exp4); the reference's
+;; are f64, rounded to f32 in the state per token.
 ;;
 ;; Arguments come in a block of 144 bytes at $pb (mamba3Params in launch.ts), pointers as byte addresses,
 ;; ld* as row strides in elements, 0 for an absent tensor:
 ;;   0 y  4 ldy  8 proj  12 ldp  16 dt_bias  20 B_norm  24 C_norm  28 B_bias  32 C_bias  36 D
 ;;   40 mimo_x  44 mimo_z  48 mimo_o  52 norm weight  56 theta  60 ldth  64 ssm  68 ldss  72 k  76 ldk
-;;   80 x  84 ldxs  88 b  92 l  96 h  100 p  104 n  108 g  112 R  116 S  120 rotateHalves  (128 A_floor f64,
-;;   136 eps f64). The small tensors (dt_bias .. norm weight) are dense.
-;; Per-thread scratch at $scr (bytes, each block rounded up to 16; nn = n, pp = p rounded up to 4):
+;;   80 x  84 ldxs  88 b  92 l  96 h  100 p  104 n  108 g  112 R  116 S  120 rotateHalves  124 the table of
+;;   π tanh(angles) (b l S f64, filled by mamba3_angles before the units run)  128 A_floor f64  136 eps f64.
+;;   The small tensors (dt_bias .. norm weight) are dense.
+;; Per-thread scratch at $scr (bytes, each block rounded up to 16; pp = p rounded up to 4):
 ;; mamba3ScratchBytes in launch.ts.
-;;   th, cs, sn   S f64 each     the unit's angles, their cosines and sines
-;;   kd           n f64          one rank's k or q before rounding to f32
-;;   K, Q, KP     R x nn f32     k_r, q_r and the previous token's k_r (zero-padded)
+;;   TH           S f32          the unit's angles (zero-padded to 4)
+;;   CC, SS       nn + 4 f32     the rotation's coefficient rows for the token (m3_prep)
+;;   K, Q, KP     R x nn f32     k_r, q_r and the previous token's k_r (zero-padded; nn = n to 4, plus 4)
 ;;   VC, VO       R x pp f32     v_r and v'_r
 ;;   XP           pp f32         the previous token's x
 ;;   YR           R x pp f32     H q_r + D v_r
@@ -98,99 +99,229 @@
   (local.set $e (call $exp64 (f64.add (f64.abs (local.get $x)) (f64.abs (local.get $x)))))
   (f64.copysign (f64.div (f64.sub (local.get $e) (f64.const 1)) (f64.add (local.get $e) (f64.const 1))) (local.get $x)))
 
-;; (sin θ, cos θ) in f64 for the reduced angles (θ in [0, 2π]): θ = k π/2 + r, π/2 in two parts (the
-;; first 33 bits exact in k π/2), Taylor series of sin and cos of r, then the quadrant k mod 4.
-(func $sincos64 (param $th f64) (result f64 f64)
-  (local $k f64) (local $r f64) (local $z f64) (local $s f64) (local $c f64) (local $q i32)
-  (local.set $k (f64.nearest (f64.mul (local.get $th) (f64.const 0.6366197723675814))))
-  (local.set $r (f64.sub (f64.sub (local.get $th) (f64.mul (local.get $k) (f64.const 1.57079632673412561417e+00)))
-    (f64.mul (local.get $k) (f64.const 6.07710050650619224932e-11))))
-  (local.set $q (i32.and (i32.trunc_sat_f64_s (local.get $k)) (i32.const 3)))
-  (local.set $z (f64.mul (local.get $r) (local.get $r)))
-  ;; sin r = r (1 - z/(2·3) (1 - z/(4·5) (... (1 - z/(16·17)))))
-  (local.set $s (f64.sub (f64.const 1) (f64.mul (local.get $z) (f64.const 0.003676470588235294))))
-  (local.set $s (f64.sub (f64.const 1) (f64.mul (f64.mul (local.get $z) (local.get $s)) (f64.const 0.004761904761904762))))
-  (local.set $s (f64.sub (f64.const 1) (f64.mul (f64.mul (local.get $z) (local.get $s)) (f64.const 0.00641025641025641))))
-  (local.set $s (f64.sub (f64.const 1) (f64.mul (f64.mul (local.get $z) (local.get $s)) (f64.const 0.00909090909090909))))
-  (local.set $s (f64.sub (f64.const 1) (f64.mul (f64.mul (local.get $z) (local.get $s)) (f64.const 0.013888888888888888))))
-  (local.set $s (f64.sub (f64.const 1) (f64.mul (f64.mul (local.get $z) (local.get $s)) (f64.const 0.023809523809523808))))
-  (local.set $s (f64.sub (f64.const 1) (f64.mul (f64.mul (local.get $z) (local.get $s)) (f64.const 0.05))))
-  (local.set $s (f64.sub (f64.const 1) (f64.mul (f64.mul (local.get $z) (local.get $s)) (f64.const 0.16666666666666666))))
-  (local.set $s (f64.mul (local.get $r) (local.get $s)))
-  ;; cos r = 1 - z/(1·2) (1 - z/(3·4) (... (1 - z/(17·18))))
-  (local.set $c (f64.sub (f64.const 1) (f64.mul (local.get $z) (f64.const 0.0032679738562091504))))
-  (local.set $c (f64.sub (f64.const 1) (f64.mul (f64.mul (local.get $z) (local.get $c)) (f64.const 0.004166666666666667))))
-  (local.set $c (f64.sub (f64.const 1) (f64.mul (f64.mul (local.get $z) (local.get $c)) (f64.const 0.005494505494505495))))
-  (local.set $c (f64.sub (f64.const 1) (f64.mul (f64.mul (local.get $z) (local.get $c)) (f64.const 0.007575757575757576))))
-  (local.set $c (f64.sub (f64.const 1) (f64.mul (f64.mul (local.get $z) (local.get $c)) (f64.const 0.011111111111111112))))
-  (local.set $c (f64.sub (f64.const 1) (f64.mul (f64.mul (local.get $z) (local.get $c)) (f64.const 0.017857142857142856))))
-  (local.set $c (f64.sub (f64.const 1) (f64.mul (f64.mul (local.get $z) (local.get $c)) (f64.const 0.03333333333333333))))
-  (local.set $c (f64.sub (f64.const 1) (f64.mul (f64.mul (local.get $z) (local.get $c)) (f64.const 0.08333333333333333))))
-  (local.set $c (f64.sub (f64.const 1) (f64.mul (f64.mul (local.get $z) (local.get $c)) (f64.const 0.5))))
-  (if (i32.eq (local.get $q) (i32.const 1)) (then (return (local.get $c) (f64.neg (local.get $s)))))
-  (if (i32.eq (local.get $q) (i32.const 2)) (then (return (f64.neg (local.get $s)) (f64.neg (local.get $c)))))
-  (if (i32.eq (local.get $q) (i32.const 3)) (then (return (f64.neg (local.get $c)) (local.get $s))))
-  (local.get $s) (local.get $c))
+;; (sin θ, cos θ) lanewise in f32 (the rotation's angles, already reduced to [0, 2π] by the caller in f64 as
+;; the reference does): θ = k π/2 + r with π/2 in three parts (cephes' DP1..DP3, the first two exact in
+;; k π/2 for k <= 4), cephes' sinf / cosf polynomials on |r| <= π/4 (error about 1 ulp), then the quadrant:
+;; k mod 4 = 1 swaps sin and cos, and the sign bits come from bit 1 of k (sin) and of k + 1 (cos).
+(func $sincos4 (param $x v128) (result v128 v128)
+  (local $k v128) (local $q v128) (local $r v128) (local $z v128) (local $s v128) (local $c v128) (local $m v128)
+  (local.set $k (f32x4.nearest (f32x4.mul (local.get $x) (v128.const f32x4 0.63661977236 0.63661977236 0.63661977236 0.63661977236))))
+  (local.set $q (i32x4.trunc_sat_f32x4_s (local.get $k)))
+  (local.set $r (f32x4.sub (local.get $x) (f32x4.mul (local.get $k) (v128.const f32x4 1.5703125 1.5703125 1.5703125 1.5703125))))
+  (local.set $r (f32x4.sub (local.get $r) (f32x4.mul (local.get $k)
+    (v128.const f32x4 4.837512969970703125e-4 4.837512969970703125e-4 4.837512969970703125e-4 4.837512969970703125e-4))))
+  (local.set $r (f32x4.sub (local.get $r) (f32x4.mul (local.get $k)
+    (v128.const f32x4 7.54978995489188216e-8 7.54978995489188216e-8 7.54978995489188216e-8 7.54978995489188216e-8))))
+  (local.set $z (f32x4.mul (local.get $r) (local.get $r)))
+  (local.set $s (@madd (f32x4.mul (local.get $r) (local.get $z))
+    (@madd (@madd (v128.const f32x4 -1.9515295891e-4 -1.9515295891e-4 -1.9515295891e-4 -1.9515295891e-4) (local.get $z)
+      (v128.const f32x4 8.3321608736e-3 8.3321608736e-3 8.3321608736e-3 8.3321608736e-3)) (local.get $z)
+      (v128.const f32x4 -1.6666654611e-1 -1.6666654611e-1 -1.6666654611e-1 -1.6666654611e-1))
+    (local.get $r)))
+  (local.set $c (@madd (f32x4.mul (local.get $z) (local.get $z))
+    (@madd (@madd (v128.const f32x4 2.443315711809948e-5 2.443315711809948e-5 2.443315711809948e-5 2.443315711809948e-5) (local.get $z)
+      (v128.const f32x4 -1.388731625493765e-3 -1.388731625493765e-3 -1.388731625493765e-3 -1.388731625493765e-3)) (local.get $z)
+      (v128.const f32x4 4.166664568298827e-2 4.166664568298827e-2 4.166664568298827e-2 4.166664568298827e-2))
+    (f32x4.sub (v128.const f32x4 1 1 1 1) (f32x4.mul (local.get $z) (v128.const f32x4 0.5 0.5 0.5 0.5)))))
+  (local.set $m (i32x4.eq (v128.and (local.get $q) (v128.const i32x4 1 1 1 1)) (v128.const i32x4 1 1 1 1)))
+  (v128.xor (v128.bitselect (local.get $c) (local.get $s) (local.get $m))
+    (i32x4.shl (v128.and (local.get $q) (v128.const i32x4 2 2 2 2)) (i32.const 30)))
+  (v128.xor (v128.bitselect (local.get $s) (local.get $c) (local.get $m))
+    (i32x4.shl (v128.and (i32x4.add (local.get $q) (v128.const i32x4 1 1 1 1)) (v128.const i32x4 2 2 2 2)) (i32.const 30))))
 
-;; Exported for the tests of the f64 math above (test/wasm/mamba3.test.ts): op 0 exp, 1 log1p, 2 tanh,
-;; 3 sin, 4 cos.
+;; Exported for the tests of the math above (test/wasm/mamba3.test.ts): op 0 exp, 1 log1p, 2 tanh (f64),
+;; 3 sin, 4 cos (f32, of x rounded to f32).
 (func (export "mamba3_math") (param $op i32) (param $x f64) (result f64)
-  (local $s f64) (local $c f64)
+  (local $s v128) (local $c v128)
   (if (i32.eqz (local.get $op)) (then (return (call $exp64 (local.get $x)))))
   (if (i32.eq (local.get $op) (i32.const 1)) (then (return (call $log1p64 (local.get $x)))))
   (if (i32.eq (local.get $op) (i32.const 2)) (then (return (call $tanh64 (local.get $x)))))
-  (call $sincos64 (local.get $x))
+  (call $sincos4 (f32x4.splat (f32.demote_f64 (local.get $x))))
   (local.set $c)
   (local.set $s)
-  (select (local.get $s) (local.get $c) (i32.eq (local.get $op) (i32.const 3))))
+  (f64.promote_f32 (f32x4.extract_lane 0 (select (local.get $s) (local.get $c) (i32.eq (local.get $op) (i32.const 3))))))
 
-;; One rank's k or q: rmsnorm over n of the row at $src (f32) times the weight $w, plus the head's bias
-;; row $bias, in f64 at $kd; the S pairs rotated by the angles (cos at $cs, sin at $sn); rounded to f32 at $dst.
+;; One rank's k or q at $dst (f32, zero-padded): rmsnorm over n of the row at $src times the weight $w, plus
+;; the head's bias row $bias, then rotated. The rotation is elementwise with the token's coefficient rows
+;; cc and ss (the angles' cosines and sines laid out for it): neighbour pairs (2i, 2i + 1) as
+;; k cc + swap(k) ss (cc = c0 c0 c1 c1 .., ss = -s0 s0 -s1 s1 ..), halves (i, i + n/2) as
+;; (a, b) <- (a c - b s, a s + b c) four angles at a time; lanes past S have c = 1, s = 0 (unchanged).
+;; $dst has room for n + 7 floats (the halves' last group may reach past n).
 (func $m3_prep (param $src i32) (param $w i32) (param $bias i32) (param $n i32) (param $eps f64) (param $S i32)
-  (param $halves i32) (param $cs i32) (param $sn i32) (param $kd i32) (param $dst i32)
-  (local $j i32) (local $ss f64) (local $x f64) (local $rstd f64) (local $i0 i32) (local $i1 i32) (local $a f64)
-  (local $bb f64) (local $c f64) (local $s f64)
+  (param $halves i32) (param $cc i32) (param $ss i32) (param $dst i32)
+  (local $j i32) (local $cnt i32) (local $hb i32) (local $acc v128) (local $v v128) (local $rs v128) (local $a v128)
+  (local $b v128) (local $c v128) (local $s v128)
   (loop $sq (if (i32.lt_s (local.get $j) (local.get $n)) (then
-    (local.set $x (f64.promote_f32 (f32.load (i32.add (local.get $src) (i32.shl (local.get $j) (i32.const 2))))))
-    (local.set $ss (f64.add (local.get $ss) (f64.mul (local.get $x) (local.get $x))))
-    (local.set $j (i32.add (local.get $j) (i32.const 1)))
+    (local.set $cnt (select (i32.const 4) (i32.sub (local.get $n) (local.get $j))
+      (i32.ge_s (i32.sub (local.get $n) (local.get $j)) (i32.const 4))))
+    (local.set $v (@ldc (i32.add (local.get $src) (i32.shl (local.get $j) (i32.const 2)))))
+    (local.set $acc (@madd (local.get $v) (local.get $v) (local.get $acc)))
+    (local.set $j (i32.add (local.get $j) (i32.const 4)))
     (br $sq))))
-  (local.set $rstd (f64.div (f64.const 1) (f64.sqrt (f64.add (f64.div (local.get $ss) (f64.convert_i32_s (local.get $n)))
-    (local.get $eps)))))
+  (local.set $rs (f32x4.splat (f32.demote_f64 (f64.div (f64.const 1) (f64.sqrt (f64.add (f64.div (f64.promote_f32 (@hsum $acc))
+    (f64.convert_i32_s (local.get $n))) (local.get $eps)))))))
   (local.set $j (i32.const 0))
   (loop $nm (if (i32.lt_s (local.get $j) (local.get $n)) (then
-    (f64.store (i32.add (local.get $kd) (i32.shl (local.get $j) (i32.const 3)))
-      (f64.add
-        (f64.mul (f64.promote_f32 (f32.load (i32.add (local.get $src) (i32.shl (local.get $j) (i32.const 2)))))
-          (f64.mul (local.get $rstd) (f64.promote_f32 (f32.load (i32.add (local.get $w) (i32.shl (local.get $j) (i32.const 2)))))))
-        (f64.promote_f32 (f32.load (i32.add (local.get $bias) (i32.shl (local.get $j) (i32.const 2)))))))
-    (local.set $j (i32.add (local.get $j) (i32.const 1)))
+    (local.set $cnt (select (i32.const 4) (i32.sub (local.get $n) (local.get $j))
+      (i32.ge_s (i32.sub (local.get $n) (local.get $j)) (i32.const 4))))
+    (v128.store (i32.add (local.get $dst) (i32.shl (local.get $j) (i32.const 2)))
+      (@madd (@ldc (i32.add (local.get $src) (i32.shl (local.get $j) (i32.const 2))))
+        (f32x4.mul (local.get $rs) (@ldc (i32.add (local.get $w) (i32.shl (local.get $j) (i32.const 2)))))
+        (@ldc (i32.add (local.get $bias) (i32.shl (local.get $j) (i32.const 2))))))
+    (local.set $j (i32.add (local.get $j) (i32.const 4)))
     (br $nm))))
   (local.set $j (i32.const 0))
-  (loop $rot (if (i32.lt_s (local.get $j) (local.get $S)) (then
-    (local.set $i0 (select (local.get $j) (i32.shl (local.get $j) (i32.const 1)) (local.get $halves)))
-    (local.set $i1 (select (i32.add (local.get $j) (i32.shr_u (local.get $n) (i32.const 1)))
-      (i32.add (i32.shl (local.get $j) (i32.const 1)) (i32.const 1)) (local.get $halves)))
-    (local.set $i0 (i32.add (local.get $kd) (i32.shl (local.get $i0) (i32.const 3))))
-    (local.set $i1 (i32.add (local.get $kd) (i32.shl (local.get $i1) (i32.const 3))))
-    (local.set $c (f64.load (i32.add (local.get $cs) (i32.shl (local.get $j) (i32.const 3)))))
-    (local.set $s (f64.load (i32.add (local.get $sn) (i32.shl (local.get $j) (i32.const 3)))))
-    (local.set $a (f64.load (local.get $i0)))
-    (local.set $bb (f64.load (local.get $i1)))
-    (f64.store (local.get $i0) (f64.sub (f64.mul (local.get $a) (local.get $c)) (f64.mul (local.get $bb) (local.get $s))))
-    (f64.store (local.get $i1) (f64.add (f64.mul (local.get $a) (local.get $s)) (f64.mul (local.get $bb) (local.get $c))))
-    (local.set $j (i32.add (local.get $j) (i32.const 1)))
-    (br $rot))))
-  (local.set $j (i32.const 0))
-  (loop $out (if (i32.lt_s (local.get $j) (local.get $n)) (then
-    (f32.store (i32.add (local.get $dst) (i32.shl (local.get $j) (i32.const 2)))
-      (f32.demote_f64 (f64.load (i32.add (local.get $kd) (i32.shl (local.get $j) (i32.const 3))))))
-    (local.set $j (i32.add (local.get $j) (i32.const 1)))
-    (br $out)))))
+  (if (local.get $halves)
+    (then
+      (local.set $hb (i32.add (local.get $dst) (i32.shl (i32.shr_u (local.get $n) (i32.const 1)) (i32.const 2))))
+      (loop $rot (if (i32.lt_s (local.get $j) (local.get $S)) (then
+        (local.set $a (v128.load (i32.add (local.get $dst) (i32.shl (local.get $j) (i32.const 2)))))
+        (local.set $b (v128.load align=4 (i32.add (local.get $hb) (i32.shl (local.get $j) (i32.const 2)))))
+        (local.set $c (v128.load (i32.add (local.get $cc) (i32.shl (local.get $j) (i32.const 2)))))
+        (local.set $s (v128.load (i32.add (local.get $ss) (i32.shl (local.get $j) (i32.const 2)))))
+        (v128.store (i32.add (local.get $dst) (i32.shl (local.get $j) (i32.const 2)))
+          (f32x4.sub (f32x4.mul (local.get $a) (local.get $c)) (f32x4.mul (local.get $b) (local.get $s))))
+        (v128.store align=4 (i32.add (local.get $hb) (i32.shl (local.get $j) (i32.const 2)))
+          (f32x4.add (f32x4.mul (local.get $a) (local.get $s)) (f32x4.mul (local.get $b) (local.get $c))))
+        (local.set $j (i32.add (local.get $j) (i32.const 4)))
+        (br $rot)))))
+    (else
+      (loop $rot (if (i32.lt_s (local.get $j) (i32.shl (local.get $S) (i32.const 1))) (then
+        (local.set $v (v128.load (i32.add (local.get $dst) (i32.shl (local.get $j) (i32.const 2)))))
+        (v128.store (i32.add (local.get $dst) (i32.shl (local.get $j) (i32.const 2)))
+          (f32x4.add (f32x4.mul (local.get $v) (v128.load (i32.add (local.get $cc) (i32.shl (local.get $j) (i32.const 2)))))
+            (f32x4.mul (i8x16.shuffle 4 5 6 7 0 1 2 3 12 13 14 15 8 9 10 11 (local.get $v) (local.get $v))
+              (v128.load (i32.add (local.get $ss) (i32.shl (local.get $j) (i32.const 2)))))))
+        (local.set $j (i32.add (local.get $j) (i32.const 4)))
+        (br $rot)))))))
+
+;; π tanh(angles) of rows [r0, r1) of proj (f64, S per row) at the address in the argument block's slot 124:
+;; what every head of the row adds to its angles (times its dt). Run once per call, before the units.
+(func (export "mamba3_angles") (param $pb i32) (param $r0 i32) (param $r1 i32)
+  (local $proj i32) (local $ldp i32) (local $S i32) (local $tab i32) (local $oAng i32) (local $i i32) (local $src i32)
+  (local.set $proj (i32.load offset=8 (local.get $pb)))
+  (local.set $ldp (i32.load offset=12 (local.get $pb)))
+  (local.set $S (i32.load offset=116 (local.get $pb)))
+  (local.set $tab (i32.load offset=124 (local.get $pb)))
+  ;; angles: the last S columns, after 2 e + 2 R g n + 3 h
+  (local.set $oAng (i32.add (i32.add (i32.shl (i32.mul (i32.load offset=96 (local.get $pb)) (i32.load offset=100 (local.get $pb)))
+    (i32.const 1)) (i32.shl (i32.mul (i32.mul (i32.load offset=112 (local.get $pb)) (i32.load offset=108 (local.get $pb)))
+    (i32.load offset=104 (local.get $pb))) (i32.const 1))) (i32.mul (i32.load offset=96 (local.get $pb)) (i32.const 3))))
+  (loop $rows (if (i32.lt_s (local.get $r0) (local.get $r1)) (then
+    (local.set $src (i32.add (local.get $proj) (i32.shl (i32.add (i32.mul (local.get $r0) (local.get $ldp)) (local.get $oAng))
+      (i32.const 2))))
+    (local.set $i (i32.const 0))
+    (loop $ang (if (i32.lt_s (local.get $i) (local.get $S)) (then
+      (f64.store (i32.add (local.get $tab) (i32.shl (i32.add (i32.mul (local.get $r0) (local.get $S)) (local.get $i)) (i32.const 3)))
+        (f64.mul (f64.const 3.141592653589793)
+          (call $tanh64 (f64.promote_f32 (f32.load (i32.add (local.get $src) (i32.shl (local.get $i) (i32.const 2))))))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $ang))))
+    (local.set $r0 (i32.add (local.get $r0) (i32.const 1)))
+    (br $rows)))))
 
 ;; Bytes of a block of `cnt` elements of `size` bytes, rounded up to 16.
 (func $blk (param $cnt i32) (param $size i32) (result i32)
   (i32.and (i32.add (i32.mul (local.get $cnt) (local.get $size)) (i32.const 15)) (i32.const -16)))
+
+;; The rows of H for MIMO rank 4 (the common case, unrolled: the 8 update coefficients and the 4 sums of
+;; H q_r in registers, one pass over each row): H[c] <- α H[c] + Σ_r a_r k'_r + b_r k_r, y_r[c] = H[c] . q_r + D v_r[c],
+;; with a_r = (1 - λ) dt α v'_r[c], b_r = λ dt v_r[c]. Layouts as in mamba3_scan (rows of K, Q, KP nnb bytes apart).
+(;@macro m3coef c v;)
+(f32x4.splat (f32.demote_f64 (f64.mul {c} (f64.promote_f32 (f32.load {v})))))
+(;@end;)
+(;@macro m3tail a kp k;)
+(local.set $hs (f32.add (local.get $hs) (f32.add (f32.mul (f32x4.extract_lane 0 (local.get {a})) (f32.load (i32.add {kp} (local.get $j))))
+  (f32.mul (f32x4.extract_lane 0 (local.get {k})) (f32.load (i32.add {kp} (i32.add (local.get $dk) (local.get $j))))))))
+(;@end;)
+(func $m3_rows4 (param $hS i32) (param $ldss i32) (param $p i32) (param $n i32) (param $nnb i32) (param $ppb i32)
+  (param $al f32) (param $cprev f64) (param $ccur f64) (param $dd f32) (param $VO i32) (param $VC i32) (param $KP i32)
+  (param $K i32) (param $Q i32) (param $YR i32)
+  (local $c i32) (local $j i32) (local $n4 i32) (local $nb i32) (local $hrow i32) (local $vo i32) (local $vc i32) (local $dk i32)
+  (local $av v128) (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128) (local $b0 v128) (local $b1 v128)
+  (local $b2 v128) (local $b3 v128) (local $hv v128) (local $s0 v128) (local $s1 v128) (local $s2 v128) (local $s3 v128)
+  (local $hs f32) (local $y0 f32) (local $y1 f32) (local $y2 f32) (local $y3 f32)
+  (local.set $n4 (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2)))
+  (local.set $nb (i32.shl (local.get $n) (i32.const 2)))
+  (local.set $dk (i32.sub (local.get $K) (local.get $KP)))
+  (local.set $av (f32x4.splat (local.get $al)))
+  (loop $rows (if (i32.lt_s (local.get $c) (local.get $p)) (then
+    (local.set $vo (i32.add (local.get $VO) (i32.shl (local.get $c) (i32.const 2))))
+    (local.set $vc (i32.add (local.get $VC) (i32.shl (local.get $c) (i32.const 2))))
+    (local.set $a0 (@m3coef (local.get $cprev) (local.get $vo)))
+    (local.set $a1 (@m3coef (local.get $cprev) (i32.add (local.get $vo) (local.get $ppb))))
+    (local.set $a2 (@m3coef (local.get $cprev) (i32.add (local.get $vo) (i32.shl (local.get $ppb) (i32.const 1)))))
+    (local.set $a3 (@m3coef (local.get $cprev) (i32.add (local.get $vo) (i32.mul (local.get $ppb) (i32.const 3)))))
+    (local.set $b0 (@m3coef (local.get $ccur) (local.get $vc)))
+    (local.set $b1 (@m3coef (local.get $ccur) (i32.add (local.get $vc) (local.get $ppb))))
+    (local.set $b2 (@m3coef (local.get $ccur) (i32.add (local.get $vc) (i32.shl (local.get $ppb) (i32.const 1)))))
+    (local.set $b3 (@m3coef (local.get $ccur) (i32.add (local.get $vc) (i32.mul (local.get $ppb) (i32.const 3)))))
+    (local.set $hrow (i32.add (local.get $hS) (i32.shl (i32.mul (local.get $c) (local.get $ldss)) (i32.const 2))))
+    (local.set $s0 (v128.const i32x4 0 0 0 0))
+    (local.set $s1 (v128.const i32x4 0 0 0 0))
+    (local.set $s2 (v128.const i32x4 0 0 0 0))
+    (local.set $s3 (v128.const i32x4 0 0 0 0))
+    (local.set $j (i32.const 0))
+    (loop $upd (if (i32.lt_u (local.get $j) (local.get $n4)) (then
+      (local.set $hv (f32x4.mul (local.get $av) (v128.load align=4 (i32.add (local.get $hrow) (local.get $j)))))
+      (local.set $hv (@madd (local.get $a0) (v128.load (i32.add (local.get $KP) (local.get $j))) (local.get $hv)))
+      (local.set $hv (@madd (local.get $b0) (v128.load (i32.add (local.get $K) (local.get $j))) (local.get $hv)))
+      (local.set $hv (@madd (local.get $a1) (v128.load (i32.add (i32.add (local.get $KP) (local.get $nnb)) (local.get $j)))
+        (local.get $hv)))
+      (local.set $hv (@madd (local.get $b1) (v128.load (i32.add (i32.add (local.get $K) (local.get $nnb)) (local.get $j)))
+        (local.get $hv)))
+      (local.set $hv (@madd (local.get $a2) (v128.load (i32.add (i32.add (local.get $KP) (i32.shl (local.get $nnb)
+        (i32.const 1))) (local.get $j))) (local.get $hv)))
+      (local.set $hv (@madd (local.get $b2) (v128.load (i32.add (i32.add (local.get $K) (i32.shl (local.get $nnb)
+        (i32.const 1))) (local.get $j))) (local.get $hv)))
+      (local.set $hv (@madd (local.get $a3) (v128.load (i32.add (i32.add (local.get $KP) (i32.mul (local.get $nnb)
+        (i32.const 3))) (local.get $j))) (local.get $hv)))
+      (local.set $hv (@madd (local.get $b3) (v128.load (i32.add (i32.add (local.get $K) (i32.mul (local.get $nnb)
+        (i32.const 3))) (local.get $j))) (local.get $hv)))
+      (v128.store align=4 (i32.add (local.get $hrow) (local.get $j)) (local.get $hv))
+      (local.set $s0 (@madd (local.get $hv) (v128.load (i32.add (local.get $Q) (local.get $j))) (local.get $s0)))
+      (local.set $s1 (@madd (local.get $hv) (v128.load (i32.add (i32.add (local.get $Q) (local.get $nnb)) (local.get $j)))
+        (local.get $s1)))
+      (local.set $s2 (@madd (local.get $hv) (v128.load (i32.add (i32.add (local.get $Q) (i32.shl (local.get $nnb)
+        (i32.const 1))) (local.get $j))) (local.get $s2)))
+      (local.set $s3 (@madd (local.get $hv) (v128.load (i32.add (i32.add (local.get $Q) (i32.mul (local.get $nnb)
+        (i32.const 3))) (local.get $j))) (local.get $s3)))
+      (local.set $j (i32.add (local.get $j) (i32.const 16)))
+      (br $upd))))
+    (local.set $y0 (@hsum $s0))
+    (local.set $y1 (@hsum $s1))
+    (local.set $y2 (@hsum $s2))
+    (local.set $y3 (@hsum $s3))
+    (loop $tail (if (i32.lt_u (local.get $j) (local.get $nb)) (then
+      (local.set $hs (f32.mul (local.get $al) (f32.load (i32.add (local.get $hrow) (local.get $j)))))
+      (@m3tail $a0 (local.get $KP) $b0)
+      (@m3tail $a1 (i32.add (local.get $KP) (local.get $nnb)) $b1)
+      (@m3tail $a2 (i32.add (local.get $KP) (i32.shl (local.get $nnb) (i32.const 1))) $b2)
+      (@m3tail $a3 (i32.add (local.get $KP) (i32.mul (local.get $nnb) (i32.const 3))) $b3)
+      (f32.store (i32.add (local.get $hrow) (local.get $j)) (local.get $hs))
+      (local.set $y0 (f32.add (local.get $y0) (f32.mul (local.get $hs) (f32.load (i32.add (local.get $Q) (local.get $j))))))
+      (local.set $y1 (f32.add (local.get $y1) (f32.mul (local.get $hs) (f32.load (i32.add (i32.add (local.get $Q)
+        (local.get $nnb)) (local.get $j))))))
+      (local.set $y2 (f32.add (local.get $y2) (f32.mul (local.get $hs) (f32.load (i32.add (i32.add (local.get $Q)
+        (i32.shl (local.get $nnb) (i32.const 1))) (local.get $j))))))
+      (local.set $y3 (f32.add (local.get $y3) (f32.mul (local.get $hs) (f32.load (i32.add (i32.add (local.get $Q)
+        (i32.mul (local.get $nnb) (i32.const 3))) (local.get $j))))))
+      (local.set $j (i32.add (local.get $j) (i32.const 4)))
+      (br $tail))))
+    (local.set $j (i32.shl (local.get $c) (i32.const 2)))
+    (f32.store (i32.add (local.get $YR) (local.get $j))
+      (f32.add (local.get $y0) (f32.mul (local.get $dd) (f32.load (i32.add (local.get $VC) (local.get $j))))))
+    (local.set $j (i32.add (local.get $j) (local.get $ppb)))
+    (f32.store (i32.add (local.get $YR) (local.get $j))
+      (f32.add (local.get $y1) (f32.mul (local.get $dd) (f32.load (i32.add (local.get $VC) (local.get $j))))))
+    (local.set $j (i32.add (local.get $j) (local.get $ppb)))
+    (f32.store (i32.add (local.get $YR) (local.get $j))
+      (f32.add (local.get $y2) (f32.mul (local.get $dd) (f32.load (i32.add (local.get $VC) (local.get $j))))))
+    (local.set $j (i32.add (local.get $j) (local.get $ppb)))
+    (f32.store (i32.add (local.get $YR) (local.get $j))
+      (f32.add (local.get $y3) (f32.mul (local.get $dd) (f32.load (i32.add (local.get $VC) (local.get $j))))))
+    (local.set $c (i32.add (local.get $c) (i32.const 1)))
+    (br $rows)))))
 
 ;; The scan for units [j0, j1) (see the header), each over all l tokens from (and back into) its state.
 (func $mamba3_scan (export "mamba3_scan") (param $pb i32) (param $j0 i32) (param $j1 i32) (param $scr i32)
@@ -201,7 +332,7 @@
   (local $S i32) (local $halves i32) (local $afloor f64) (local $eps f64)
   (local $e i32) (local $oB i32) (local $oC i32) (local $oDt i32) (local $oA i32) (local $oTr i32) (local $oAng i32)
   (local $nn i32) (local $pp i32)
-  (local $sTh i32) (local $sCs i32) (local $sSn i32) (local $sKd i32) (local $sK i32) (local $sQ i32) (local $sKP i32)
+  (local $sTh i32) (local $sCC i32) (local $sSS i32) (local $tab i32) (local $sK i32) (local $sQ i32) (local $sKP i32)
   (local $sVC i32) (local $sVO i32) (local $sXP i32) (local $sYR i32) (local $sOut i32) (local $sCo i32) (local $sEnd i32)
   (local $u i32) (local $bi i32) (local $hh i32) (local $grp i32) (local $t i32) (local $row i32) (local $prow i32)
   (local $i i32) (local $r i32) (local $c i32) (local $j i32) (local $n4 i32) (local $nb i32) (local $cnt i32)
@@ -209,7 +340,7 @@
   (local $dt f64) (local $alpha f64) (local $lam f64) (local $cprev f64) (local $ccur f64) (local $x f64) (local $ss f64)
   (local $rstd f64) (local $dd f32) (local $hs f32) (local $ys f32) (local $a0 f32) (local $b0 f32) (local $al f32)
   (local $av v128) (local $a0v v128) (local $b0v v128) (local $hv v128) (local $acc v128) (local $yv v128) (local $zv v128)
-  (local $ex_x v128) (local $ex_t v128) (local $ex_r v128) (local $sl_z v128)
+  (local $ex_x v128) (local $ex_t v128) (local $ex_r v128) (local $sl_z v128) (local $sv v128) (local $cv v128)
   (local.set $y (i32.load (local.get $pb)))
   (local.set $ldy (i32.load offset=4 (local.get $pb)))
   (local.set $proj (i32.load offset=8 (local.get $pb)))
@@ -243,6 +374,7 @@
   (local.set $halves (i32.load offset=120 (local.get $pb)))
   (local.set $afloor (f64.load offset=128 (local.get $pb)))
   (local.set $eps (f64.load offset=136 (local.get $pb)))
+  (local.set $tab (i32.load offset=124 (local.get $pb)))
   ;; in_proj columns: z (e), x (e), B (R, g, n), C (R, g, n), dd_dt (h), dd_A (h), trap (h), angles (S)
   (local.set $e (i32.mul (local.get $h) (local.get $p)))
   (local.set $oB (i32.shl (local.get $e) (i32.const 1)))
@@ -251,16 +383,16 @@
   (local.set $oA (i32.add (local.get $oDt) (local.get $h)))
   (local.set $oTr (i32.add (local.get $oA) (local.get $h)))
   (local.set $oAng (i32.add (local.get $oTr) (local.get $h)))
-  (local.set $nn (i32.and (i32.add (local.get $n) (i32.const 3)) (i32.const -4)))
+  ;; rows of K, Q, KP: n rounded up to 4, plus 4 (m3_prep's halves may write up to n + 7)
+  (local.set $nn (i32.add (i32.and (i32.add (local.get $n) (i32.const 3)) (i32.const -4)) (i32.const 4)))
   (local.set $pp (i32.and (i32.add (local.get $p) (i32.const 3)) (i32.const -4)))
   (local.set $n4 (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2)))
   (local.set $nb (i32.shl (local.get $n) (i32.const 2)))
   ;; scratch layout (header; mamba3ScratchBytes in launch.ts)
   (local.set $sTh (local.get $scr))
-  (local.set $sCs (i32.add (local.get $sTh) (call $blk (local.get $S) (i32.const 8))))
-  (local.set $sSn (i32.add (local.get $sCs) (call $blk (local.get $S) (i32.const 8))))
-  (local.set $sKd (i32.add (local.get $sSn) (call $blk (local.get $S) (i32.const 8))))
-  (local.set $sK (i32.add (local.get $sKd) (call $blk (local.get $n) (i32.const 8))))
+  (local.set $sCC (i32.add (local.get $sTh) (call $blk (i32.add (local.get $S) (i32.const 3)) (i32.const 4))))
+  (local.set $sSS (i32.add (local.get $sCC) (call $blk (i32.add (local.get $nn) (i32.const 4)) (i32.const 4))))
+  (local.set $sK (i32.add (local.get $sSS) (call $blk (i32.add (local.get $nn) (i32.const 4)) (i32.const 4))))
   (local.set $sQ (i32.add (local.get $sK) (call $blk (i32.mul (local.get $R) (local.get $nn)) (i32.const 4))))
   (local.set $sKP (i32.add (local.get $sQ) (call $blk (i32.mul (local.get $R) (local.get $nn)) (i32.const 4))))
   (local.set $sVC (i32.add (local.get $sKP) (call $blk (i32.mul (local.get $R) (local.get $nn)) (i32.const 4))))
@@ -283,18 +415,8 @@
     (local.set $hS (i32.add (local.get $ssm) (i32.shl (i32.mul (i32.mul (local.get $u) (local.get $p)) (local.get $ldss))
       (i32.const 2))))
     (local.set $xS (i32.add (local.get $xst) (i32.shl (i32.mul (local.get $u) (local.get $ldxs)) (i32.const 2))))
-    (local.set $i (i32.const 0))
-    (loop $ld (if (i32.lt_s (local.get $i) (local.get $S)) (then
-      (f64.store (i32.add (local.get $sTh) (i32.shl (local.get $i) (i32.const 3)))
-        (f64.promote_f32 (f32.load (i32.add (local.get $thS) (i32.shl (local.get $i) (i32.const 2))))))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br $ld))))
-    (local.set $i (i32.const 0))
-    (loop $ld (if (i32.lt_s (local.get $i) (local.get $p)) (then
-      (f32.store (i32.add (local.get $sXP) (i32.shl (local.get $i) (i32.const 2)))
-        (f32.load (i32.add (local.get $xS) (i32.shl (local.get $i) (i32.const 2)))))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br $ld))))
+    (memory.copy (local.get $sTh) (local.get $thS) (i32.shl (local.get $S) (i32.const 2)))
+    (memory.copy (local.get $sXP) (local.get $xS) (i32.shl (local.get $p) (i32.const 2)))
     (local.set $r (i32.const 0))
     (loop $ldr (if (i32.lt_s (local.get $r) (local.get $R)) (then
       (local.set $kS (i32.add (local.get $kst) (i32.shl (i32.mul (i32.add (i32.mul (i32.add (i32.mul (local.get $bi)
@@ -329,23 +451,39 @@
         (i32.add (local.get $prow) (i32.shl (i32.add (local.get $oTr) (local.get $hh)) (i32.const 2))))))))))
       (local.set $cprev (f64.mul (f64.mul (f64.sub (f64.const 1) (local.get $lam)) (local.get $dt)) (local.get $alpha)))
       (local.set $ccur (f64.mul (local.get $lam) (local.get $dt)))
-      ;; θ <- (θ + π tanh(angle) dt) mod 2π, rounded to f32 as the reference's state; cos, sin
+      ;; θ <- (θ + π tanh(angle) dt) mod 2π in f64, rounded to f32 as the reference's state
       (local.set $i (i32.const 0))
       (loop $ang (if (i32.lt_s (local.get $i) (local.get $S)) (then
-        (local.set $x (f64.add (f64.load (i32.add (local.get $sTh) (i32.shl (local.get $i) (i32.const 3))))
-          (f64.mul (f64.mul (f64.const 3.141592653589793) (call $tanh64 (f64.promote_f32 (f32.load (i32.add (local.get $prow)
-            (i32.shl (i32.add (local.get $oAng) (local.get $i)) (i32.const 2)))))))
-            (local.get $dt))))
+        (local.set $o (i32.add (local.get $sTh) (i32.shl (local.get $i) (i32.const 2))))
+        (local.set $x (f64.add (f64.promote_f32 (f32.load (local.get $o)))
+          (f64.mul (f64.load (i32.add (local.get $tab) (i32.shl (i32.add (i32.mul (local.get $row) (local.get $S)) (local.get $i))
+            (i32.const 3)))) (local.get $dt))))
         (local.set $x (f64.sub (local.get $x) (f64.mul (f64.const 6.283185307179586)
           (f64.floor (f64.div (local.get $x) (f64.const 6.283185307179586))))))
-        (local.set $x (f64.promote_f32 (f32.demote_f64 (local.get $x))))
-        (f64.store (i32.add (local.get $sTh) (i32.shl (local.get $i) (i32.const 3))) (local.get $x))
-        (call $sincos64 (local.get $x))
-        (local.set $x)
-        (f64.store (i32.add (local.get $sCs) (i32.shl (local.get $i) (i32.const 3))) (local.get $x))
-        (local.set $x)
-        (f64.store (i32.add (local.get $sSn) (i32.shl (local.get $i) (i32.const 3))) (local.get $x))
+        (f32.store (local.get $o) (f32.demote_f64 (local.get $x)))
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $ang))))
+      ;; the rotation's coefficient rows (m3_prep), four angles at a time (lanes past S: θ = 0)
+      (local.set $i (i32.const 0))
+      (loop $ang (if (i32.lt_s (local.get $i) (local.get $S)) (then
+        (call $sincos4 (v128.load (i32.add (local.get $sTh) (i32.shl (local.get $i) (i32.const 2)))))
+        (local.set $cv)
+        (local.set $sv)
+        (if (local.get $halves)
+          (then
+            (v128.store (i32.add (local.get $sCC) (i32.shl (local.get $i) (i32.const 2))) (local.get $cv))
+            (v128.store (i32.add (local.get $sSS) (i32.shl (local.get $i) (i32.const 2))) (local.get $sv)))
+          (else
+            (local.set $o (i32.shl (local.get $i) (i32.const 3)))
+            (v128.store (i32.add (local.get $sCC) (local.get $o))
+              (i8x16.shuffle 0 1 2 3 0 1 2 3 4 5 6 7 4 5 6 7 (local.get $cv) (local.get $cv)))
+            (v128.store offset=16 (i32.add (local.get $sCC) (local.get $o))
+              (i8x16.shuffle 8 9 10 11 8 9 10 11 12 13 14 15 12 13 14 15 (local.get $cv) (local.get $cv)))
+            (v128.store (i32.add (local.get $sSS) (local.get $o))
+              (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (f32x4.neg (local.get $sv)) (local.get $sv)))
+            (v128.store offset=16 (i32.add (local.get $sSS) (local.get $o))
+              (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (f32x4.neg (local.get $sv)) (local.get $sv)))))
+        (local.set $i (i32.add (local.get $i) (i32.const 4)))
         (br $ang))))
       ;; k_r, q_r (normed, biased, rotated) and v_r, v'_r
       (local.set $r (i32.const 0))
@@ -355,13 +493,13 @@
           (local.get $bnw)
           (i32.add (local.get $bbias) (i32.shl (i32.mul (i32.add (i32.mul (local.get $hh) (local.get $R)) (local.get $r))
             (local.get $n)) (i32.const 2)))
-          (local.get $n) (local.get $eps) (local.get $S) (local.get $halves) (local.get $sCs) (local.get $sSn) (local.get $sKd)
+          (local.get $n) (local.get $eps) (local.get $S) (local.get $halves) (local.get $sCC) (local.get $sSS)
           (i32.add (local.get $sK) (i32.shl (i32.mul (local.get $r) (local.get $nn)) (i32.const 2))))
         (call $m3_prep (i32.add (local.get $prow) (i32.shl (i32.add (local.get $oC) (local.get $o)) (i32.const 2)))
           (local.get $cnw)
           (i32.add (local.get $cbias) (i32.shl (i32.mul (i32.add (i32.mul (local.get $hh) (local.get $R)) (local.get $r))
             (local.get $n)) (i32.const 2)))
-          (local.get $n) (local.get $eps) (local.get $S) (local.get $halves) (local.get $sCs) (local.get $sSn) (local.get $sKd)
+          (local.get $n) (local.get $eps) (local.get $S) (local.get $halves) (local.get $sCC) (local.get $sSS)
           (i32.add (local.get $sQ) (i32.shl (i32.mul (local.get $r) (local.get $nn)) (i32.const 2))))
         (local.set $c (i32.const 0))
         (loop $vs (if (i32.lt_s (local.get $c) (local.get $p)) (then
@@ -381,6 +519,11 @@
       ;; H <- α H + Σ_r a_r[c] k'_r + b_r[c] k_r, row by row, and y_r[c] = H[c] . q_r + D v_r[c]
       (local.set $al (f32.demote_f64 (local.get $alpha)))
       (local.set $av (f32x4.splat (local.get $al)))
+      (if (i32.eq (local.get $R) (i32.const 4))
+        (then (call $m3_rows4 (local.get $hS) (local.get $ldss) (local.get $p) (local.get $n) (i32.shl (local.get $nn) (i32.const 2))
+          (i32.shl (local.get $pp) (i32.const 2)) (local.get $al) (local.get $cprev) (local.get $ccur) (local.get $dd)
+          (local.get $sVO) (local.get $sVC) (local.get $sKP) (local.get $sK) (local.get $sQ) (local.get $sYR)))
+      (else
       (local.set $c (i32.const 0))
       (loop $rows (if (i32.lt_s (local.get $c) (local.get $p)) (then
         (local.set $r (i32.const 0))
@@ -460,7 +603,7 @@
           (local.set $r (i32.add (local.get $r) (i32.const 1)))
           (br $dots))))
         (local.set $c (i32.add (local.get $c) (i32.const 1)))
-        (br $rows))))
+        (br $rows))))))
       ;; y = Σ_r mimo_o_r ⊙ [rmsnorm_p(y_r) w] ⊙ silu(z ⊙ mimo_z_r), four head_dim columns at a time
       (local.set $r (i32.const 0))
       (loop $outs (if (i32.lt_s (local.get $r) (local.get $R)) (then
@@ -516,12 +659,7 @@
       (br $tokens))))
 
     ;; the state back: θ, k, x (H was updated in place)
-    (local.set $i (i32.const 0))
-    (loop $sv (if (i32.lt_s (local.get $i) (local.get $S)) (then
-      (f32.store (i32.add (local.get $thS) (i32.shl (local.get $i) (i32.const 2)))
-        (f32.demote_f64 (f64.load (i32.add (local.get $sTh) (i32.shl (local.get $i) (i32.const 3))))))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br $sv))))
+    (memory.copy (local.get $thS) (local.get $sTh) (i32.shl (local.get $S) (i32.const 2)))
     (memory.copy (local.get $xS) (local.get $sXP) (i32.shl (local.get $p) (i32.const 2)))
     (local.set $r (i32.const 0))
     (loop $svr (if (i32.lt_s (local.get $r) (local.get $R)) (then
