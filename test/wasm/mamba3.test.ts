@@ -10,7 +10,7 @@ import { rand } from '../helpers/random.js';
  * Mamba-3's scan in WebAssembly (mamba3.wat) against the TypeScript reference (reference/mamba3-scan.ts,
  * f64 arithmetic, the state rounded to f32 per token) on odd sizes: SISO and MIMO (rank 2, 4), odd head
  * counts, head_dim and d_state, groups, rotation of a quarter or all of the state (neighbour pairs, or
- * halves for MIMO), the output norm on and off, batch 2, lengths 1, 7 and 77, from no state or from a
+ * halves), the output norm on and off, batch 2, lengths 1, 7 and 77 (one or two blocks of tokens), from no state or from a
  * random one (angles up to ±200 rad); the decode step (l = 1, token by token) against the sequence form;
  * 1 and 2 threads bit for bit. Then the kernel's exp, log1p, tanh (f64), sin and cos (f32) against Math.
  * mamba3-simd128.test.ts reruns this file on the plain SIMD128 build.
@@ -50,6 +50,10 @@ const CASES: Case[] = [
   { name: 'MIMO R 2 h 3 p 7 n 6 g 3, halves 1, norm', dims: dims(3, 7, 6, 3, 2, 3, true), norm: true },
   { name: 'MIMO R 4 h 3 p 5 n 14, halves 0.5, norm', dims: dims(3, 5, 14, 1, 4, 3, true), norm: true },
   { name: 'MIMO R 4 h 4 p 9 n 12 g 2, halves 1', dims: dims(4, 9, 12, 2, 4, 6, true), norm: false },
+  { name: 'MIMO R 2 h 3 p 5 n 9, pairs 1, norm', dims: dims(3, 5, 9, 1, 2, 4, false), norm: true },
+  { name: 'SISO h 3 p 6 n 10, halves 0.5', dims: dims(3, 6, 10, 1, 1, 2, true), norm: false },
+  // proj rows of 867 floats: the launcher runs 77 tokens in two blocks of tokens (75 + 2)
+  { name: 'MIMO R 4 h 9 p 32 n 32, halves 0.5, norm', dims: dims(9, 32, 32, 1, 4, 8, true), norm: true },
 ];
 
 interface Problem {
@@ -192,6 +196,7 @@ test('mamba3 scan: 2 threads give exactly the results of one thread (sequence an
   for (const [c, l] of [
     [CASES[2], 77],
     [CASES[7], 33],
+    [CASES[10], 77],
     [{ name: 'SISO h 9 p 16 n 32, step', dims: dims(9, 16, 32, 1, 1, 8, false), norm: true }, 1],
     [{ name: 'MIMO R 4 h 5 p 16 n 32, step', dims: dims(5, 16, 32, 1, 4, 8, true), norm: false }, 1],
   ] as const) {

@@ -763,13 +763,20 @@ export class WasmOps {
     const pool = this.pool && units > 1 && b * l * h * p * n * R >= 1 << 13 ? this.pool : undefined;
     const per = mamba3ScratchBytes(n, p, R, S);
     const scratch = this.bump((pool ? pool.threads : 1) * per);
-    if (pool) {
-      pool.setI(M3.arena, this.tgt.id);
-      pool.setI(M3.params, pb);
-      pool.setI(M3.scratch, scratch);
-      pool.setI(M3.stride, per);
-      pool.run(OP_MAMBA3, units);
-    } else this.K.mamba3_scan(pb, 0, units, scratch);
+    // blocks of tokens whose rows of proj (~256 KiB) stay in cache while every head reads them
+    const T = Math.max(1, Math.floor((256 << 10) / (4 * a.proj.ld)));
+    for (let t0 = 0; t0 < l; t0 += T) {
+      const t1 = Math.min(l, t0 + T);
+      if (pool) {
+        pool.setI(M3.arena, this.tgt.id);
+        pool.setI(M3.params, pb);
+        pool.setI(M3.scratch, scratch);
+        pool.setI(M3.stride, per);
+        pool.setI(M3.t0, t0);
+        pool.setI(M3.t1, t1);
+        pool.run(OP_MAMBA3, units);
+      } else this.K.mamba3_scan(pb, 0, units, scratch, t0, t1);
+    }
     this.end();
     return true;
   }

@@ -323,8 +323,12 @@
     (local.set $c (i32.add (local.get $c) (i32.const 1)))
     (br $rows)))))
 
-;; The scan for units [j0, j1) (see the header), each over all l tokens from (and back into) its state.
+;; The scan for units [j0, j1) (see the header), each over tokens [t0, t1) from (and back into) its state. The
+;; launcher runs a long sequence in blocks of tokens, all units per block, so that the block's rows of proj
+;; stay in cache while every head reads them (one unit at a time over 512 tokens read them from memory,
+;; 29 strided cache lines per token and head: twice the time per token of a 64-token sequence).
 (func $mamba3_scan (export "mamba3_scan") (param $pb i32) (param $j0 i32) (param $j1 i32) (param $scr i32)
+  (param $t0 i32) (param $t1 i32)
   (local $y i32) (local $ldy i32) (local $proj i32) (local $ldp i32) (local $dtb i32) (local $bnw i32) (local $cnw i32)
   (local $bbias i32) (local $cbias i32) (local $Dp i32) (local $mx i32) (local $mz i32) (local $mo i32) (local $nw i32)
   (local $thp i32) (local $ldth i32) (local $ssm i32) (local $ldss i32) (local $kst i32) (local $ldk i32) (local $xst i32)
@@ -427,8 +431,8 @@
       (br $ldr))))
     (local.set $dd (f32.load (i32.add (local.get $Dp) (i32.shl (local.get $hh) (i32.const 2)))))
 
-    (local.set $t (i32.const 0))
-    (loop $tokens (if (i32.lt_s (local.get $t) (local.get $l)) (then
+    (local.set $t (local.get $t0))
+    (loop $tokens (if (i32.lt_s (local.get $t) (local.get $t1)) (then
       (local.set $row (i32.add (i32.mul (local.get $bi) (local.get $l)) (local.get $t)))
       (local.set $prow (i32.add (local.get $proj) (i32.shl (i32.mul (local.get $row) (local.get $ldp)) (i32.const 2))))
       (local.set $xrow (i32.add (local.get $prow) (i32.shl (i32.add (local.get $e) (i32.mul (local.get $hh) (local.get $p)))

@@ -285,7 +285,7 @@ export const AT = {
   scratch: 17,
   stride: 18,
 } as const;
-export const M3 = { arena: 0, params: 1, scratch: 2, stride: 3 } as const;
+export const M3 = { arena: 0, params: 1, scratch: 2, stride: 3, t0: 4, t1: 5 } as const;
 /** A TypeScript-mode view: 4 slots (arena or -1 for none, first element's index in the arena's array of that dtype (q8: byte offset), ld, dtype). */
 export const VIEW_SLOTS = 4;
 export const TM = {
@@ -597,7 +597,14 @@ export function runChunk(ctx: ThreadContext, op: number, I: Int32Array, F: Float
       return;
     }
     case OP_MAMBA3: {
-      ctx.kernels[a(M3.arena)]!.mamba3_scan(a(M3.params), j0, j1, a(M3.scratch) + ctx.tid * a(M3.stride));
+      ctx.kernels[a(M3.arena)]!.mamba3_scan(
+        a(M3.params),
+        j0,
+        j1,
+        a(M3.scratch) + ctx.tid * a(M3.stride),
+        a(M3.t0),
+        a(M3.t1),
+      );
       return;
     }
     case OP_ATTN: {
