@@ -27,9 +27,9 @@ import { backend as webgpuBackend, table, writeResult } from './webgpu-common.js
  * The variants are timed in turn, `rounds` times (round 1: every variant, then round 2 ...), so a change
  * in the machine's load reaches all of them alike; the table gives each variant's median tokens/s and
  * the median over rounds of its ratio to the first variant of the same round. CPU: the argmax of each
- * step's logits is read back and fed as the next token (as generation does); the Mamba-3 scan has only
- * its TypeScript reference kernel on the CPU, so `--kernels ts` (every kernel the TypeScript one) is
- * the like-for-like comparison, and the default (WebAssembly where it exists) the fastest. WebGPU: the device loop
+ * step's logits is read back and fed as the next token (as generation does); with the default kernels
+ * both layers' scans run in WebAssembly (ssd.wat, mamba3.wat), `--kernels ts` runs every kernel's
+ * TypeScript reference. WebGPU: the device loop
  * (step, sampling on the GPU, ids read back with two tokens in flight), as bench/webgpu-decode.ts.
  *
  * MIMO's point (docs/mamba3.md): R outer products per token on the same (p, n) state, so a decode step

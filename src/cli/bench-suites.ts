@@ -202,7 +202,7 @@ export const BENCH_SUITES = {
         type: 'enum',
         values: ['wasm', 'ts'],
         default: 'wasm',
-        help: 'CPU kernel kind (Mamba-3 has only TypeScript kernels: ts compares like with like)',
+        help: 'CPU kernel kind (wasm: WebAssembly where it exists, both scans included; ts: the references)',
       },
       variants: {
         type: 'string',

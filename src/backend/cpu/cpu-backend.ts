@@ -920,6 +920,7 @@ export class CpuBackend implements Backend {
 
   mamba3Scan(a: Mamba3ScanArgs): void {
     const { b, l } = checkMamba3Scan(a);
+    if (this.wasm?.mamba3Scan(a, b, l)) return;
     mamba3Scan(this.mamba3Views(a, a.y, a.state), b, l, a.dims);
   }
 

@@ -5,6 +5,7 @@
 
 import type { BinaryOp, SelectiveScanArgs, SsdDims, SsdScanArgs } from '../../contract/inference.js';
 import type { AttentionArgs } from '../../contract/mixers.js';
+import type { Mamba3ScanArgs } from '../../contract/mamba3.js';
 import type { AttentionDims } from '../reference/attention.js';
 import type { CausalConv1dBackwardArgs, LossReduction, SelectiveScanBackwardArgs } from '../../contract/training.js';
 import { targetOf } from '../reference/cross-entropy.js';
@@ -20,11 +21,13 @@ import {
   DT_Q4,
   DT_Q8,
   GM,
+  M3,
   MV,
   OP_ATTN,
   OP_CONV,
   OP_CONV_BWD,
   OP_GEMM,
+  OP_MAMBA3,
   OP_MATVEC,
   OP_SCAN,
   OP_SCAN_BWD,
@@ -76,6 +79,18 @@ export function ssdScratchBytes(Q: number, n: number, p: number): number {
 function ssdStateCols(p: number): number {
   return (p + 7) & ~7;
 }
+
+/** Bytes of per-thread scratch of the Mamba-3 scan (layout in mamba3.wat). */
+export function mamba3ScratchBytes(n: number, p: number, R: number, S: number): number {
+  const blk = (cnt: number, size: number): number => (cnt * size + 15) & ~15;
+  const nn = ((n + 3) & ~3) + 4,
+    pp = (p + 3) & ~3;
+  const bytes = blk(S + 3, 4) + 2 * blk(nn + 4, 4) + 3 * blk(R * nn, 4) + 3 * blk(R * pp, 4) + 2 * blk(pp, 4) + 32 * R;
+  return Math.ceil(bytes / 64) * 64;
+}
+
+/** Bytes of the Mamba-3 scan's argument block (layout in mamba3.wat). */
+const MAMBA3_PARAM_BYTES = 144;
 
 /** Byte address of a q8 or q4 matrix's scales (after its quants: rows x ld bytes, or rows x ld / 2); 0 otherwise. */
 function scalesAt(kind: number, at: number, t: Tensor): number {
@@ -670,6 +685,97 @@ export class WasmOps {
         state,
         scratch,
       );
+    }
+    this.end();
+    return true;
+  }
+
+  /**
+   * Mamba-3's scan (mamba3.wat): each (batch row, head) walks its tokens from its state, so the decode
+   * step is l = 1; split over the pool by those units. All f32, the small parameter tensors dense.
+   * Without a state the scan starts from a zeroed one in scratch (and discards it).
+   */
+  mamba3Scan(a: Mamba3ScanArgs, b: number, l: number): boolean {
+    const { h, p, n, g, R, S } = a.dims;
+    const st = a.state;
+    const small = [a.dtBias, a.BNorm, a.CNorm, a.BBias, a.CBias, a.D, a.mimoX, a.mimoZ, a.mimoO, a.normWeight];
+    const all = [a.y, a.proj, ...small, st?.theta, st?.ssm, st?.k, st?.x];
+    if (all.some((t) => t && t.dtype !== 'f32') || small.some((t) => t && !t.isContiguous)) return false;
+    if (l === 0 || b === 0) return true;
+    this.begin(a.proj.size >= a.y.size ? a.proj : a.y);
+    const opt = (t: Tensor | null): number => (t ? this.at(t, false) : 0);
+    // (address, ld) of the state tensors: the caller's, or zeros in scratch
+    let theta: [number, number], ssm: [number, number], k: [number, number], x: [number, number];
+    if (st) {
+      theta = [this.at(st.theta, true), st.theta.ld];
+      ssm = [this.at(st.ssm, true), st.ssm.ld];
+      k = [this.at(st.k, true), st.k.ld];
+      x = [this.at(st.x, true), st.x.ld];
+    } else {
+      const sizes = [b * h * S, b * h * p * n, b * R * h * n, b * h * p];
+      const at = sizes.map((c) => this.bump(4 * c));
+      sizes.forEach((c, i) => new Uint8Array(this.tgt.buffer(), at[i], 4 * c).fill(0));
+      [theta, ssm, k, x] = [
+        [at[0], S],
+        [at[1], n],
+        [at[2], n],
+        [at[3], p],
+      ];
+    }
+    const params = [
+      this.at(a.y, true),
+      a.y.ld,
+      this.at(a.proj, false),
+      a.proj.ld,
+      this.at(a.dtBias, false),
+      this.at(a.BNorm, false),
+      this.at(a.CNorm, false),
+      this.at(a.BBias, false),
+      this.at(a.CBias, false),
+      this.at(a.D, false),
+      opt(a.mimoX),
+      opt(a.mimoZ),
+      opt(a.mimoO),
+      opt(a.normWeight),
+      ...theta,
+      ...ssm,
+      ...k,
+      ...x,
+      b,
+      l,
+      h,
+      p,
+      n,
+      g,
+      R,
+      S,
+      a.dims.rotateHalves ? 1 : 0,
+      this.bump(8 * b * l * S), // π tanh(angles), filled by mamba3_angles
+    ];
+    // written after every address is taken (staging may grow the memory)
+    const pb = this.bump(MAMBA3_PARAM_BYTES);
+    new Int32Array(this.tgt.buffer(), pb, params.length).set(params);
+    const F = new Float64Array(this.tgt.buffer(), pb + 128, 2);
+    F[0] = a.dims.aFloor;
+    F[1] = a.dims.eps;
+    this.K.mamba3_angles(pb, 0, b * l);
+    const units = b * h;
+    const pool = this.pool && units > 1 && b * l * h * p * n * R >= 1 << 13 ? this.pool : undefined;
+    const per = mamba3ScratchBytes(n, p, R, S);
+    const scratch = this.bump((pool ? pool.threads : 1) * per);
+    // blocks of tokens whose rows of proj (~256 KiB) stay in cache while every head reads them
+    const T = Math.max(1, Math.floor((256 << 10) / (4 * a.proj.ld)));
+    for (let t0 = 0; t0 < l; t0 += T) {
+      const t1 = Math.min(l, t0 + T);
+      if (pool) {
+        pool.setI(M3.arena, this.tgt.id);
+        pool.setI(M3.params, pb);
+        pool.setI(M3.scratch, scratch);
+        pool.setI(M3.stride, per);
+        pool.setI(M3.t0, t0);
+        pool.setI(M3.t1, t1);
+        pool.run(OP_MAMBA3, units);
+      } else this.K.mamba3_scan(pb, 0, units, scratch, t0, t1);
     }
     this.end();
     return true;

@@ -282,6 +282,12 @@ export interface WasmKernels {
     u0: number,
     u1: number,
   ): void;
+  /** Mamba-3's scan (mamba3.wat) for units (batch row, head) [j0, j1), tokens [t0, t1); arguments in the block at pb. */
+  mamba3_scan(pb: number, j0: number, j1: number, scratch: number, t0: number, t1: number): void;
+  /** The table of π tanh(angles) of proj's rows [r0, r1) that mamba3_scan reads (run first). */
+  mamba3_angles(pb: number, r0: number, r1: number): void;
+  /** mamba3.wat's math, for its tests: op 0 exp, 1 log1p, 2 tanh (f64), 3 sin, 4 cos (f32). */
+  mamba3_math(op: number, x: number): number;
   row_max_sumexp(x: number, ldx: number, rows: number, cols: number, st: number): void;
   softmax_rows(
     dx: number,

@@ -25,6 +25,8 @@ export const OP_CONV_BWD = 16;
 export const OP_SSD = 17;
 /** WebAssembly causal attention (attention_rows), split by query rows (batch row, head, position). */
 export const OP_ATTN = 18;
+/** WebAssembly Mamba-3 scan (mamba3.wat), split by (batch row, head). */
+export const OP_MAMBA3 = 19;
 /** TypeScript reference product (matmulCols / matmulQ8Cols / matmulQ4Cols), split by output columns. */
 export const OP_TS_MATMUL = 20;
 /** TypeScript reference scan, split by channels. */
@@ -283,6 +285,7 @@ export const AT = {
   scratch: 17,
   stride: 18,
 } as const;
+export const M3 = { arena: 0, params: 1, scratch: 2, stride: 3, t0: 4, t1: 5 } as const;
 /** A TypeScript-mode view: 4 slots (arena or -1 for none, first element's index in the arena's array of that dtype (q8: byte offset), ld, dtype). */
 export const VIEW_SLOTS = 4;
 export const TM = {
@@ -591,6 +594,17 @@ export function runChunk(ctx: ThreadContext, op: number, I: Int32Array, F: Float
           a(SD.state),
           a(SD.scratch) + ctx.tid * a(SD.stride),
         );
+      return;
+    }
+    case OP_MAMBA3: {
+      ctx.kernels[a(M3.arena)]!.mamba3_scan(
+        a(M3.params),
+        j0,
+        j1,
+        a(M3.scratch) + ctx.tid * a(M3.stride),
+        a(M3.t0),
+        a(M3.t1),
+      );
       return;
     }
     case OP_ATTN: {
