@@ -92,7 +92,7 @@ load.push(loadavg().map((x) => +x.toFixed(2)));
 // one profiled step per variant: GPU time by kernel
 const profiles: { kernel: string; ms: number; share: number; dispatches: number }[][] = [];
 const gpu = a.backend === 'webgpu' ? (bk as WebGpuBackend) : null;
-if (gpu && gpu.g.features.has('timestamp-query'))
+if (gpu?.g.features.has('timestamp-query'))
   for (const t of trainers) {
     gpu.startProfile();
     await step(t);
