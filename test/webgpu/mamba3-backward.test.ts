@@ -1,6 +1,9 @@
 import { after, test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
 import type { Mamba3Dims, Mamba3ScanBackwardArgs } from '../../src/backend/contract/mamba3.js';
+import { missingMixerKernels } from '../../src/backend/contract/mixers.js';
 import { cpu } from '../../src/backend/cpu/cpu-backend.js';
+import { mamba3BackwardScratch } from '../../src/backend/webgpu/kernels/mamba3-scan-backward.js';
 import type { Backend } from '../../src/backend/backend.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { assertClose } from '../helpers/compare.js';
@@ -17,6 +20,12 @@ import { rand, type Pair } from './pair.js';
  */
 after(disposeGpu);
 
+test('webgpu has every mixer kernel, mamba3ScanBackward included', async (t: TestContext) => {
+  const gb = await requireAdapter(t);
+  if (!gb) return;
+  assert.deepEqual(missingMixerKernels(gb), []);
+});
+
 /** rope fraction f of d_state n: S = ⌊n·f⌋ made even, halved (mamba3.py). */
 const angles = (n: number, f: number): number => Math.floor(Math.floor(n * f) / 2);
 
@@ -32,14 +41,15 @@ const dims = (h: number, p: number, n: number, g: number, R: number, rope: numbe
   eps: 1e-5,
 });
 
-const CASES: [string, Mamba3Dims, number, number, boolean][] = [
-  // label, dims, b, l, output norm
+const CASES: [string, Mamba3Dims, number, number, boolean, boolean?][] = [
+  // label, dims, b, l, output norm, sequences in slices of one (a storage binding that holds one sequence's scratch)
   ['SISO, n 6, rope 0.5, 4 heads in 2 groups, l 7', dims(4, 5, 6, 2, 1, 0.5), 2, 7, false],
   ['SISO, n 10, rope 1, norm, p 70, l 77', dims(3, 70, 10, 1, 1, 1), 2, 77, true],
   ['SISO, n 12, rope 0.5, norm, l 1', dims(2, 4, 12, 1, 1, 0.5), 2, 1, true],
   ['MIMO 2, n 10, rope 1, norm, 4 heads in 2 groups, l 77', dims(4, 6, 10, 2, 2, 1), 2, 77, true],
   ['MIMO 4, n 14, rope 0.5, 3 heads, l 7', dims(3, 9, 14, 1, 4, 0.5), 2, 7, false],
   ['MIMO 4, n 128, p 64, rope 0.5 (the official size), norm, l 5', dims(2, 64, 128, 1, 4, 0.5), 1, 5, true],
+  ['MIMO 2, n 8, 2 groups, batch 3 in slices of one sequence, l 9', dims(4, 3, 8, 2, 2, 1), 3, 9, true, true],
 ];
 
 /**
@@ -53,7 +63,7 @@ const CASES: [string, Mamba3Dims, number, number, boolean][] = [
 const RTOL = 1e-5,
   ATOL = 1e-5;
 
-for (const [label, d, b, l, norm] of CASES) {
+for (const [label, d, b, l, norm, sliced] of CASES) {
   test(`mamba3ScanBackward on WebGPU matches the CPU reference: ${label}`, async (t: TestContext) => {
     const gb = await requireAdapter(t);
     if (!gb) return;
@@ -106,7 +116,14 @@ for (const [label, d, b, l, norm] of CASES) {
     const c = args(cpu(), 'c'),
       x = args(gb, 'g');
     cpu().mamba3ScanBackward(c);
-    gb.mamba3ScanBackward(x);
+    const limits = gb.g.limits as { maxStorageBufferBindingSize: number };
+    const was = limits.maxStorageBufferBindingSize;
+    if (sliced) limits.maxStorageBufferBindingSize = 4 * mamba3BackwardScratch(d, l).perSequence;
+    try {
+      gb.mamba3ScanBackward(x);
+    } finally {
+      limits.maxStorageBufferBindingSize = was;
+    }
     const names = [
       'dProj',
       'dDtBias',

@@ -1,6 +1,6 @@
 import { fail } from '../../../errors.js';
 import type { Tensor } from '../../../tensor/tensor.js';
-import type { Mamba3ScanBackwardArgs } from '../../contract/mamba3.js';
+import type { Mamba3Dims, Mamba3ScanBackwardArgs } from '../../contract/mamba3.js';
 import { kernel } from '../bindings.js';
 import type { GpuStorage } from '../gpu-buffers.js';
 import type { KernelHost } from '../kernel-host.js';
@@ -17,6 +17,24 @@ const MAX_RN = 512,
   MAX_RP = 1024,
   MAX_S = 128,
   MAX_R = 8;
+
+/**
+ * The backward's scratch layout for sequences of length l: the chunk length T ≈ √l (it minimises the
+ * l/T chunk-start states plus the T + 1 recomputed ones), nch chunks, kw floats of work slots per
+ * (sequence, head), kpk floats of partials per (token, head), and the larger of a sequence's work slots
+ * and partials (floats; each goes in one storage binding).
+ */
+export function mamba3BackwardScratch(
+  d: Mamba3Dims,
+  l: number,
+): { T: number; nch: number; kw: number; kpk: number; perSequence: number } {
+  const { h, p, n, R, S } = d;
+  const T = Math.max(1, Math.ceil(Math.sqrt(l)));
+  const nch = Math.ceil(l / T);
+  const kw = (nch + T + 2) * p * n + (nch + T + 1) * S + 2 * R * p + R * n;
+  const kpk = 2 * R * n + S;
+  return { T, nch, kw, kpk, perSequence: Math.max(h * kw, l * h * kpk) };
+}
 
 /**
  * Mamba-3's scan backward (mamba3-scan-backward.wgsl): one workgroup per (sequence, head) recomputes
@@ -89,17 +107,12 @@ export function mamba3ScanBackward(bk: KernelHost, a: Mamba3ScanBackwardArgs, b:
     at += t.size;
   }
 
-  // chunk length T ≈ √l: l/T chunk-start states and T + 1 recomputed ones per (sequence, head)
-  const T = Math.max(1, Math.ceil(Math.sqrt(l)));
-  const nch = Math.ceil(l / T);
-  const pn = p * n;
-  const kw = (nch + T + 2) * pn + (nch + T + 1) * S + 2 * R * p + R * n;
-  const kpk = 2 * R * n + S;
+  const { T, nch, kw, kpk, perSequence } = mamba3BackwardScratch(a.dims, l);
   const ka = 2 * R * n + 3 * R * p + p + 2;
   const nrows = b * l * R * g;
   // sequences per slice: the work slots and the partials each within one storage binding
   const maxBytes = Math.min(bk.d.g.limits.maxStorageBufferBindingSize, bk.d.g.limits.maxBufferSize);
-  const perSeq = Math.max(h * kw, l * h * kpk) * 4;
+  const perSeq = perSequence * 4;
   const nbMax = Math.min(b, Math.floor(maxBytes / perSeq));
   if (nbMax < 1)
     fail(
