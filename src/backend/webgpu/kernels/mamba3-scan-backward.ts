@@ -4,19 +4,14 @@ import type { Mamba3Dims, Mamba3ScanBackwardArgs } from '../../contract/mamba3.j
 import { kernel } from '../bindings.js';
 import type { GpuStorage } from '../gpu-buffers.js';
 import type { KernelHost } from '../kernel-host.js';
-import { copyInto, fill } from './copy.js';
+import { fill } from './copy.js';
+import { checkMamba3Limits, packMamba3Params } from './mamba3-scan.js';
 import { checkIndex, grid } from './launch.js';
 import * as W from './wgsl.gen.js';
 
 const MAIN = kernel(W.mamba3ScanBackward, 'm3b_main', { name: 'mamba3ScanBackward.main' });
 const ROWS = kernel(W.mamba3ScanBackward, 'm3b_rows', { name: 'mamba3ScanBackward.rows' });
 const SUM = kernel(W.mamba3ScanBackward, 'm3b_sum', { name: 'mamba3ScanBackward.sum' });
-
-/** The kernel's workgroup arrays (mamba3-scan-backward.wgsl), as the forward's. */
-const MAX_RN = 512,
-  MAX_RP = 1024,
-  MAX_S = 128,
-  MAX_R = 8;
 
 /**
  * The backward's scratch layout for sequences of length l: the chunk length T ≈ √l (it minimises the
@@ -46,12 +41,7 @@ export function mamba3BackwardScratch(
  */
 export function mamba3ScanBackward(bk: KernelHost, a: Mamba3ScanBackwardArgs, b: number, l: number): void {
   const { h, p, n, g, R, S } = a.dims;
-  if (R * n > MAX_RN || R * p > MAX_RP || S > MAX_S || R > MAX_R)
-    fail(
-      'UNSUPPORTED',
-      `mamba3ScanBackward on WebGPU: mimo_rank x d_state ${R * n} (at most ${MAX_RN}), mimo_rank x headdim ${R * p} ` +
-        `(at most ${MAX_RP}), ${S} angles (at most ${MAX_S}), rank ${R} (at most ${MAX_R}); use the cpu backend`,
-    );
+  checkMamba3Limits('mamba3ScanBackward', a.dims);
   const inputs = [
     a.proj,
     a.g,
@@ -76,36 +66,14 @@ export function mamba3ScanBackward(bk: KernelHost, a: Mamba3ScanBackwardArgs, b:
   }
   for (const t of [a.proj, a.g, a.dProj]) checkIndex('mamba3ScanBackward', t.offset + (t.rows - 1) * t.ld + t.cols);
 
-  // pack the parameters as the forward does: [dt_bias, B_norm, C_norm, B_bias, C_bias, D, mimo_x, mimo_z, mimo_o, norm]
-  const parts: [string, Tensor | null][] = [
-    ['odt', a.dtBias],
-    ['obn', a.BNorm],
-    ['ocn', a.CNorm],
-    ['obb', a.BBias],
-    ['ocb', a.CBias],
-    ['od', a.D],
-    ['omx', a.mimoX],
-    ['omz', a.mimoZ],
-    ['omo', a.mimoO],
-    ['onw', a.normWeight],
-  ];
   const scratch: GpuStorage[] = [];
   const take = (floats: number): GpuStorage => {
     const s = bk.scratch(Math.max(floats, 1) * 4);
     scratch.push(s);
     return s;
   };
-  let total = 0;
-  for (const [, t] of parts) total += t ? t.size : 0;
-  const prm = take(total);
-  const offs: Record<string, number> = {};
-  let at = 0;
-  for (const [k, t] of parts) {
-    offs[k] = at;
-    if (!t) continue;
-    copyInto(bk, t, prm, at, t.cols, 'f32');
-    at += t.size;
-  }
+  const { prm, offs } = packMamba3Params(bk, a);
+  scratch.push(prm);
 
   const { T, nch, kw, kpk, perSequence } = mamba3BackwardScratch(a.dims, l);
   const ka = 2 * R * n + 3 * R * p + p + 2;
