@@ -6,13 +6,8 @@ import type { WebGpuBackend } from '../src/backend/webgpu/webgpu-backend.js';
 import { benchArgs } from '../src/cli/bench-suites.js';
 import { deviceTokens } from '../src/generate/device-loop.js';
 import { filled, Rng } from '../src/mixers/init.js';
-import { Mamba2Mixer } from '../src/mixers/mamba2.js';
-import { initMamba2Mixer } from '../src/mixers/mamba2-init.js';
-import { Mamba3Mixer } from '../src/mixers/mamba3.js';
-import { initMamba3Mixer } from '../src/mixers/mamba3-init.js';
-import type { Mixer } from '../src/mixers/mixer.js';
-import { LanguageModel, type Block, type LmConfig } from '../src/models/lm.js';
-import type { Tensor } from '../src/tensor/tensor.js';
+import type { LanguageModel, LmConfig } from '../src/models/lm.js';
+import { parseVariant, variantModel, type Variant } from './mamba3-variants.js';
 import { backend as webgpuBackend, table, writeResult } from './webgpu-common.js';
 
 /**
@@ -42,61 +37,15 @@ const d = a['d-model'],
 if (e % P !== 0) throw new Error(`--headdim ${P} must divide d_inner ${e} (2 x --d-model)`);
 const h = e / P;
 
-interface Variant {
-  name: string;
-  layer: 'mamba2' | 'mamba3';
-  n: number;
-  R: number;
-}
-
-function parseVariant(s: string): Variant {
-  const m = /^(mamba2|mamba3|mimo(\d+))-(\d+)$/.exec(s.trim());
-  if (!m) throw new Error(`--variants: "${s}" is not mamba2-<d_state>, mamba3-<d_state> or mimo<rank>-<d_state>`);
-  const n = Number(m[3]);
-  if (m[1] === 'mamba2') return { name: s.trim(), layer: 'mamba2', n, R: 1 };
-  const R = m[2] === undefined ? 1 : Number(m[2]);
-  if (n < 4 || n % 2 !== 0) throw new Error(`--variants: Mamba-3's d_state must be even and >= 4, got ${n}`);
-  return { name: s.trim(), layer: 'mamba3', n, R };
-}
 const variants = a.variants.split(',').map(parseVariant);
 
 const bk: Backend =
   a.backend === 'webgpu' ? await webgpuBackend() : new CpuBackend({ kernels: a.kernels as CpuKernels });
-const config: LmConfig = { arch: 'mamba3-decode-bench', normEps: 1e-5 };
 const rng = new Rng(1234);
 // One embedding (and tied lm_head) for every variant: the same bytes per token outside the mixers.
 const emb = filled(bk, [a.vocab, d], () => 0.02 * rng.normal());
-const ones = (): Tensor => filled(bk, [d], () => 1);
-
-function mixer(v: Variant, layerRng: Rng): Mixer {
-  if (v.layer === 'mamba2') {
-    const dims = {
-      d,
-      h,
-      p: P,
-      g: 1,
-      n: v.n,
-      k: 4,
-      chunkSize: 256,
-      timeStepLimit: [0, Infinity] as const,
-      normEps: 1e-5,
-      normGroupSize: e,
-      normBeforeGate: false,
-    };
-    return new Mamba2Mixer(bk, initMamba2Mixer(bk, layerRng, dims, a.layers), dims);
-  }
-  const mimo = v.R > 1;
-  let split = Math.floor(v.n / 2); // rope_fraction 0.5, as the official default
-  if (split % 2 !== 0) split -= 1;
-  const dims = { d, h, p: P, n: v.n, g: 1, R: v.R, S: split / 2, aFloor: 1e-4, rotateHalves: mimo, eps: 1e-5 };
-  return new Mamba3Mixer(bk, initMamba3Mixer(bk, layerRng, dims, { nLayer: a.layers, outprojNorm: false, mimo }), dims);
-}
-
-function build(v: Variant, seed: number): LanguageModel<LmConfig> {
-  const blocks: Block[] = [];
-  for (let i = 0; i < a.layers; i++) blocks.push({ norm: ones(), mixer: mixer(v, new Rng(seed).fork(i + 1)) });
-  return new LanguageModel(config, bk, emb, blocks, ones(), emb);
-}
+const build = (v: Variant, seed: number): LanguageModel<LmConfig> =>
+  variantModel(bk, v, { d, P, layers: a.layers }, emb, seed);
 
 /** f32 numbers of one layer's decode state (per sequence), by the mixer's own state shapes. */
 function stateFloats(m: LanguageModel<LmConfig>): { total: number; parts: Record<string, number> } {

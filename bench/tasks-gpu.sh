@@ -21,7 +21,7 @@
 #   sc-s4d, sc-h3, sc-hyena, sc-mamba-s4d, sc-mamba-hyena   the rest of Table 1
 #   ih-h3, ih-hyena   Table 2's H3 and Hyena rows (Hyena evaluates in one parallel pass: its FFT scratch,
 #                     b·e·n complex numbers at n = 2 × the length, bounds the length it reaches)
-#   sc-<mixer>, ih-<mixer> for any other mixer WebGPU trains (every one but mamba3 and mamba3-mimo)
+#   sc-<mixer>, ih-<mixer> for any other mixer WebGPU trains (every task mixer, mamba3 and mamba3-mimo included)
 #
 # Environment: BUDGET (seconds of this call, default 500), EVAL_RESERVE (seconds kept for a run's
 # final evaluation, default 60), SLICE (most training seconds per run and call; default: the budget

@@ -135,7 +135,7 @@ export const TASKS_RUN = {
     quiet: { type: 'boolean', help: 'no progress lines' },
     backend: {
       ...BACKEND_OPTIONS.backend,
-      help: 'where to compute (webgpu: every mixer but mamba3 and mamba3-mimo, which name the kernel it lacks)',
+      help: 'where to compute (webgpu: every mixer, through WGSL kernels)',
     },
     ...HELP_OPTION,
   },

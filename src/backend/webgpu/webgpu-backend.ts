@@ -62,7 +62,12 @@ import {
   type MoeRouteOptions,
   type RotaryOptions,
 } from '../contract/mixers.js';
-import { checkMamba3Scan, type Mamba3ScanArgs } from '../contract/mamba3.js';
+import {
+  checkMamba3Scan,
+  checkMamba3ScanBackward,
+  type Mamba3ScanArgs,
+  type Mamba3ScanBackwardArgs,
+} from '../contract/mamba3.js';
 import type { GpuDevice } from './device.js';
 import { Dispatcher } from './dispatcher.js';
 import { BufferPool, bucketBytes, MAP_READ, newStorage, USAGE, type GpuStorage } from './gpu-buffers.js';
@@ -93,6 +98,7 @@ import { fftConv, fftConvBackward } from './kernels/fft-conv.js';
 import { diagonalSsmScan, ssmConvKernel, ssmConvKernelBackward } from './kernels/ssm-conv-kernel.js';
 import { ssdScan } from './kernels/ssd-scan.js';
 import { mamba3Scan } from './kernels/mamba3-scan.js';
+import { mamba3ScanBackward } from './kernels/mamba3-scan-backward.js';
 import type { KernelHost, KernelOptions } from './kernel-host.js';
 import { dequantizeQ4Row, q4Layout, q4View, quantizeQ4 } from '../cpu/reference/q4.js';
 
@@ -474,6 +480,11 @@ export class WebGpuBackend implements Backend, KernelHost, TrainingKernels {
   mamba3Scan(a: Mamba3ScanArgs): void {
     const { b, l } = checkMamba3Scan(a);
     mamba3Scan(this, a, b, l);
+  }
+
+  mamba3ScanBackward(a: Mamba3ScanBackwardArgs): void {
+    const { b, l } = checkMamba3ScanBackward(a);
+    mamba3ScanBackward(this, a, b, l);
   }
 
   ssdScan(s: SsdScanArgs): void {

@@ -1,35 +1,44 @@
 import { fail } from '../../../errors.js';
 import type { Tensor } from '../../../tensor/tensor.js';
-import type { Mamba3ScanArgs } from '../../contract/mamba3.js';
+import type { Mamba3Dims, Mamba3ScanArgs } from '../../contract/mamba3.js';
 import { kernel } from '../bindings.js';
+import type { GpuStorage } from '../gpu-buffers.js';
 import type { KernelHost } from '../kernel-host.js';
 import { copyInto } from './copy.js';
 import * as W from './wgsl.gen.js';
 
 const MAMBA3_SCAN = kernel(W.mamba3Scan, 'main', { name: 'mamba3Scan' });
 
-/** The kernel's workgroup arrays (mamba3-scan.wgsl). */
+/** The kernels' workgroup arrays (mamba3-scan.wgsl, mamba3-scan-backward.wgsl). */
 const MAX_RN = 512,
   MAX_RP = 1024,
   MAX_S = 128,
   MAX_R = 8;
 
-/**
- * Mamba-3's scan (mamba3-scan.wgsl): one workgroup per (sequence, head), token by token. The small
- * parameters are packed into one scratch buffer first (the kernel has 8 storage bindings). Without a state
- * the state lives in scratch buffers and is dropped.
- */
-export function mamba3Scan(bk: KernelHost, a: Mamba3ScanArgs, b: number, l: number): void {
-  const { h, p, n, g, R, S } = a.dims;
+/** UNSUPPORTED beyond the workgroup arrays of the scan's kernels (forward and backward share them). */
+export function checkMamba3Limits(op: string, d: Mamba3Dims): void {
+  const { n, p, R, S } = d;
   if (R * n > MAX_RN || R * p > MAX_RP || S > MAX_S || R > MAX_R)
     fail(
       'UNSUPPORTED',
-      `mamba3Scan on WebGPU: mimo_rank x d_state ${R * n} (at most ${MAX_RN}), mimo_rank x headdim ${R * p} ` +
+      `${op} on WebGPU: mimo_rank x d_state ${R * n} (at most ${MAX_RN}), mimo_rank x headdim ${R * p} ` +
         `(at most ${MAX_RP}), ${S} angles (at most ${MAX_S}), rank ${R} (at most ${MAX_R}); use the cpu backend`,
     );
-  if (b * l === 0) return;
-  // pack the parameters: [dt_bias, B_norm, C_norm, B_bias, C_bias, D, mimo_x, mimo_z, mimo_o, norm]
-  const parts: [string, Tensor | null][] = [
+}
+
+/**
+ * The small parameters of the scan packed into one scratch buffer (a kernel has 8 storage bindings), as
+ * mamba3-scan.wgsl and mamba3-scan-backward.wgsl read them: [dt_bias, B_norm, C_norm, B_bias, C_bias, D,
+ * mimo_x, mimo_z, mimo_o, norm weight], each at its offset (absent ones take no room). Release `prm` after.
+ */
+export function packMamba3Params(
+  bk: KernelHost,
+  a: Omit<Mamba3ScanArgs, 'y' | 'state'>,
+): {
+  prm: GpuStorage;
+  offs: Record<'odt' | 'obn' | 'ocn' | 'obb' | 'ocb' | 'od' | 'omx' | 'omz' | 'omo' | 'onw', number>;
+} {
+  const parts = [
     ['odt', a.dtBias],
     ['obn', a.BNorm],
     ['ocn', a.CNorm],
@@ -40,11 +49,11 @@ export function mamba3Scan(bk: KernelHost, a: Mamba3ScanArgs, b: number, l: numb
     ['omz', a.mimoZ],
     ['omo', a.mimoO],
     ['onw', a.normWeight],
-  ];
+  ] as const;
   let total = 0;
   for (const [, t] of parts) total += t ? t.size : 0;
   const prm = bk.scratch(Math.max(total, 1) * 4);
-  const offs: Record<string, number> = {};
+  const offs = {} as Record<(typeof parts)[number][0], number>;
   let at = 0;
   for (const [k, t] of parts) {
     offs[k] = at;
@@ -52,6 +61,19 @@ export function mamba3Scan(bk: KernelHost, a: Mamba3ScanArgs, b: number, l: numb
     copyInto(bk, t, prm, at, t.cols, 'f32');
     at += t.size;
   }
+  return { prm, offs };
+}
+
+/**
+ * Mamba-3's scan (mamba3-scan.wgsl): one workgroup per (sequence, head), token by token. The small
+ * parameters are packed into one scratch buffer first (the kernel has 8 storage bindings). Without a state
+ * the state lives in scratch buffers and is dropped.
+ */
+export function mamba3Scan(bk: KernelHost, a: Mamba3ScanArgs, b: number, l: number): void {
+  const { h, p, n, g, R, S } = a.dims;
+  checkMamba3Limits('mamba3Scan', a.dims);
+  if (b * l === 0) return;
+  const { prm, offs } = packMamba3Params(bk, a);
   const st = a.state;
   if (st)
     for (const [k, t] of Object.entries(st) as [string, Tensor][])

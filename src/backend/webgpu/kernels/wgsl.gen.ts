@@ -1098,6 +1098,169 @@ export const mambaStep = {
   },
 } as const satisfies WgslModule;
 
+const mamba3ScanBackward_P = {
+  struct: 'P',
+  size: 168,
+  fields: [
+    { name: 'l', type: 'u32', offset: 0 },
+    { name: 'h', type: 'u32', offset: 4 },
+    { name: 'pd', type: 'u32', offset: 8 },
+    { name: 'n', type: 'u32', offset: 12 },
+    { name: 'g', type: 'u32', offset: 16 },
+    { name: 'R', type: 'u32', offset: 20 },
+    { name: 'S', type: 'u32', offset: 24 },
+    { name: 'T', type: 'u32', offset: 28 },
+    { name: 'nch', type: 'u32', offset: 32 },
+    { name: 'b0', type: 'u32', offset: 36 },
+    { name: 'nb', type: 'u32', offset: 40 },
+    { name: 'poff', type: 'u32', offset: 44 },
+    { name: 'pld', type: 'u32', offset: 48 },
+    { name: 'goff', type: 'u32', offset: 52 },
+    { name: 'gld', type: 'u32', offset: 56 },
+    { name: 'doff', type: 'u32', offset: 60 },
+    { name: 'dld', type: 'u32', offset: 64 },
+    { name: 'odt', type: 'u32', offset: 68 },
+    { name: 'obn', type: 'u32', offset: 72 },
+    { name: 'ocn', type: 'u32', offset: 76 },
+    { name: 'obb', type: 'u32', offset: 80 },
+    { name: 'ocb', type: 'u32', offset: 84 },
+    { name: 'od', type: 'u32', offset: 88 },
+    { name: 'omx', type: 'u32', offset: 92 },
+    { name: 'omz', type: 'u32', offset: 96 },
+    { name: 'omo', type: 'u32', offset: 100 },
+    { name: 'onw', type: 'u32', offset: 104 },
+    { name: 'kw', type: 'u32', offset: 108 },
+    { name: 'kpk', type: 'u32', offset: 112 },
+    { name: 'ka', type: 'u32', offset: 116 },
+    { name: 'nrows', type: 'u32', offset: 120 },
+    { name: 'cnt', type: 'u32', offset: 124 },
+    { name: 'sstride', type: 'u32', offset: 128 },
+    { name: 'outer', type: 'u32', offset: 132 },
+    { name: 'ostride', type: 'u32', offset: 136 },
+    { name: 'len', type: 'u32', offset: 140 },
+    { name: 'soff', type: 'u32', offset: 144 },
+    { name: 'dstoff', type: 'u32', offset: 148 },
+    { name: 'dcols', type: 'u32', offset: 152 },
+    { name: 'dld2', type: 'u32', offset: 156 },
+    { name: 'afloor', type: 'f32', offset: 160 },
+    { name: 'eps', type: 'f32', offset: 164 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.l !== 'number' || typeof v.h !== 'number' || typeof v.pd !== 'number' ||
+      typeof v.n !== 'number' || typeof v.g !== 'number' || typeof v.R !== 'number' ||
+      typeof v.S !== 'number' || typeof v.T !== 'number' || typeof v.nch !== 'number' ||
+      typeof v.b0 !== 'number' || typeof v.nb !== 'number' || typeof v.poff !== 'number' ||
+      typeof v.pld !== 'number' || typeof v.goff !== 'number' || typeof v.gld !== 'number' ||
+      typeof v.doff !== 'number' || typeof v.dld !== 'number' || typeof v.odt !== 'number' ||
+      typeof v.obn !== 'number' || typeof v.ocn !== 'number' || typeof v.obb !== 'number' ||
+      typeof v.ocb !== 'number' || typeof v.od !== 'number' || typeof v.omx !== 'number' ||
+      typeof v.omz !== 'number' || typeof v.omo !== 'number' || typeof v.onw !== 'number' ||
+      typeof v.kw !== 'number' || typeof v.kpk !== 'number' || typeof v.ka !== 'number' ||
+      typeof v.nrows !== 'number' || typeof v.cnt !== 'number' || typeof v.sstride !== 'number' ||
+      typeof v.outer !== 'number' || typeof v.ostride !== 'number' || typeof v.len !== 'number' ||
+      typeof v.soff !== 'number' || typeof v.dstoff !== 'number' || typeof v.dcols !== 'number' ||
+      typeof v.dld2 !== 'number' || typeof v.afloor !== 'number' || typeof v.eps !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.l;
+    w.u32[at + 1] = v.h;
+    w.u32[at + 2] = v.pd;
+    w.u32[at + 3] = v.n;
+    w.u32[at + 4] = v.g;
+    w.u32[at + 5] = v.R;
+    w.u32[at + 6] = v.S;
+    w.u32[at + 7] = v.T;
+    w.u32[at + 8] = v.nch;
+    w.u32[at + 9] = v.b0;
+    w.u32[at + 10] = v.nb;
+    w.u32[at + 11] = v.poff;
+    w.u32[at + 12] = v.pld;
+    w.u32[at + 13] = v.goff;
+    w.u32[at + 14] = v.gld;
+    w.u32[at + 15] = v.doff;
+    w.u32[at + 16] = v.dld;
+    w.u32[at + 17] = v.odt;
+    w.u32[at + 18] = v.obn;
+    w.u32[at + 19] = v.ocn;
+    w.u32[at + 20] = v.obb;
+    w.u32[at + 21] = v.ocb;
+    w.u32[at + 22] = v.od;
+    w.u32[at + 23] = v.omx;
+    w.u32[at + 24] = v.omz;
+    w.u32[at + 25] = v.omo;
+    w.u32[at + 26] = v.onw;
+    w.u32[at + 27] = v.kw;
+    w.u32[at + 28] = v.kpk;
+    w.u32[at + 29] = v.ka;
+    w.u32[at + 30] = v.nrows;
+    w.u32[at + 31] = v.cnt;
+    w.u32[at + 32] = v.sstride;
+    w.u32[at + 33] = v.outer;
+    w.u32[at + 34] = v.ostride;
+    w.u32[at + 35] = v.len;
+    w.u32[at + 36] = v.soff;
+    w.u32[at + 37] = v.dstoff;
+    w.u32[at + 38] = v.dcols;
+    w.u32[at + 39] = v.dld2;
+    w.f32[at + 40] = v.afloor;
+    w.f32[at + 41] = v.eps;
+    return true;
+  },
+} as const;
+export const mamba3ScanBackward = {
+  name: 'mamba3-scan-backward',
+  code: "// The gradient of Mamba-3's scan (contract: backend/contract/mamba3.ts; the math: the CPU reference\n// cpu/reference/mamba3-scan-backward.ts), with the states recomputed chunk by chunk, never all stored.\n//   m3b_main  one workgroup of 64 threads per (sequence, head), as the forward (mamba3-scan.wgsl):\n//     pass 1 runs the recurrence forwards and keeps H and θ before every chunk of T tokens (in WK);\n//     pass 2 takes the chunks last to first, recomputes the chunk's T + 1 states H and angles θ (in WK)\n//     and walks it backwards, carrying dH (p, n), dθ (S) and what token t + 1's (1 − λ) Δ α v_t k_tᵀ\n//     term sends back to token t's k and v. Thread c owns column c of H, dH and the per-column sums\n//     (o_r, dv_r, dx, dz, the mimo and norm weights' gradients); the sums over c (dq, dk, and the\n//     scalars' dot products) run one thread per (r, j) of the keys. Per-head columns of dProj (z, x,\n//     dd_dt, dd_A, trap) are written here; what several heads share goes to partials: PK per (token,\n//     head) the gradients of the normalised-and-biased B and C (before rotation) and of π tanh(angles),\n//     ACC per (sequence, head) the parameters' gradients.\n//   m3b_rows  one thread per (token, B or C row (r, group)) or (token, angle): sums PK over the heads\n//     that share it, then B and C through their RMSNorm (DW: the norm weights' per-row products) and\n//     the angles through π tanh.\n//   m3b_sum   one thread per output element: a sum of strided segments of ACC or DW (over sequences,\n//     or over rows), written into a gradient tensor's view (fixed order: deterministic).\n// Layouts (per (sequence, head) in WK, element (c, j) of a (p, n) matrix at j·p + c, so the threads\n// of a workgroup read neighbours): HCK (nch, p, n) H before each chunk | HW (T + 1, p, n) the chunk's\n// states, H_{t0−1} first | DH (p, n) | TCK (nch, S) θ before each chunk | TW (T + 1, S) | DVN (R, p)\n// dv sent back to the previous token | OW (R, p) the output before the norm | DKN (R, n) dk sent back.\n// Limits (checked by the launcher): R·n <= 512, R·p <= 1024, S <= 128, R <= 8.\n// Scalar functions with the numerics of the CPU reference (src/backend/cpu/reference/math.ts), in f32.\n\n// log(1 + y) without the cancellation of log(1 + y) for small y (Goldberg's trick: exact to a few ulp).\nfn log1p_f(y: f32) -> f32 {\n  let u = 1.0 + y;\n  if (u == 1.0) { return y; }\n  return log(u) * (y / (u - 1.0));\n}\n\n// softplus(x) = log(1 + e^x), and x itself above 20 (PyTorch's threshold).\nfn softplus_f(x: f32) -> f32 {\n  if (x > 20.0) { return x; }\n  return log1p_f(exp(x));\n}\n\nfn sigmoid_f(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }\n\nfn silu_f(x: f32) -> f32 { return x / (1.0 + exp(-x)); }\n\n// erf from erfc (Numerical Recipes' erfcc, fractional error < 1.2e-7).\nfn erf_f(x: f32) -> f32 {\n  let z = abs(x);\n  let t = 1.0 / (1.0 + 0.5 * z);\n  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +\n          t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));\n  return select(r - 1.0, 1.0 - r, x >= 0.0);\n}\n\n// gelu(x) = x * Phi(x), the exact (erf) form.\nfn gelu_f(x: f32) -> f32 { return 0.5 * x * (1.0 + erf_f(x * 0.70710678118654752)); }\n\noverride MIMO: bool = false;\noverride NORM: bool = false;\noverride HALVES: bool = false;\n\nstruct P {\n  l: u32, h: u32, pd: u32, n: u32, g: u32, R: u32, S: u32, T: u32, nch: u32, b0: u32, nb: u32,\n  poff: u32, pld: u32, goff: u32, gld: u32, doff: u32, dld: u32,\n  odt: u32, obn: u32, ocn: u32, obb: u32, ocb: u32, od: u32, omx: u32, omz: u32, omo: u32, onw: u32,\n  kw: u32, kpk: u32, ka: u32, nrows: u32,\n  cnt: u32, sstride: u32, outer: u32, ostride: u32, len: u32, soff: u32, dstoff: u32, dcols: u32, dld2: u32,\n  afloor: f32, eps: f32,\n}\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> proj: array<f32>;        // (b, l, W) view\n@group(0) @binding(2) var<storage, read> prm: array<f32>;         // the packed parameters (as the forward's)\n@group(0) @binding(3) var<storage, read> gy: array<f32>;          // dL/dy (b, l, e) view\n@group(0) @binding(4) var<storage, read_write> dproj: array<f32>; // (b, l, W) view\n@group(0) @binding(5) var<storage, read_write> WK: array<f32>;    // (nb, h, kw) work slots\n@group(0) @binding(6) var<storage, read_write> PK: array<f32>;    // (nb, l, h, 2Rn + S) partials\n@group(0) @binding(7) var<storage, read_write> ACC: array<f32>;   // (b, h, ka) parameter partials\n@group(0) @binding(8) var<storage, read> PKr: array<f32>;         // PK, read by m3b_rows\n@group(0) @binding(9) var<storage, read_write> DW: array<f32>;    // (2, b·l·R·g, n) norm weight products\n@group(0) @binding(10) var<storage, read> SRC: array<f32>;        // ACC or DW, read by m3b_sum\n@group(0) @binding(11) var<storage, read_write> DST: array<f32>;  // a gradient tensor's view\n\nconst WG: u32 = 64u;\nconst PI: f32 = 3.14159265358979;\nconst TWO_PI: f32 = 6.28318530717959;\n// kq: the keys and queries of the token in hand, four (R, n) blocks\nconst KK: u32 = 0u;     // k_t, rotated\nconst QQ: u32 = 512u;   // q_t, rotated\nconst KP: u32 = 1024u;  // k_{t−1}, rotated; in the reverse sweep then dk_t (rotated, then rotated back)\nconst DQ: u32 = 1536u;  // dq_t\nvar<workgroup> kq: array<f32, 2048>;\nvar<workgroup> ro: array<f32, 1024>;  // o_r = H q_r + D v_r (R, p), then dO_r\nvar<workgroup> red: array<f32, 512>;  // per-thread partial sums\nvar<workgroup> dth: array<f32, 128>;  // dθ_t, carried back (S)\nvar<workgroup> rs: array<f32, 48>;    // rstd of B_t, C_t, B_{t−1} (R each), the output norm's rstd and dot (R each)\n\nfn heavy_tail(u: f32) -> f32 { return select(1.0 / (1.0 - u), 1.0 + u, u >= 0.0); }\n\n// Accurate sine and cosine, and complex products (vec2: re, im), for the kernels that rotate or\n// transform (fft-conv, ssm-conv-kernel, mamba3-scan). WGSL's sin and cos may be off by 2^-11 absolute.\n\n// (sin a, cos a) to a few ulp: a reduced by the nearest multiple of π/2 (in two parts), Taylor series on\n// [-π/4, π/4].\nfn sincos_acc(a: f32) -> vec2<f32> {\n  let k = round(a * 0.636619772367581);\n  let r = (a - k * 1.5707963705062866) + k * 4.371139000186243e-8;\n  let r2 = r * r;\n  let s = r * (1.0 + r2 * (-1.0 / 6.0 + r2 * (1.0 / 120.0 + r2 * (-1.0 / 5040.0 + r2 * (1.0 / 362880.0)))));\n  let c = 1.0 + r2 * (-0.5 + r2 * (1.0 / 24.0 + r2 * (-1.0 / 720.0 + r2 * (1.0 / 40320.0 + r2 * (-1.0 / 3628800.0)))));\n  let q = i32(k) & 3;\n  if (q == 0) { return vec2<f32>(s, c); }\n  if (q == 1) { return vec2<f32>(c, -s); }\n  if (q == 2) { return vec2<f32>(-s, -c); }\n  return vec2<f32>(-c, s);\n}\n\nfn cmul(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> { return vec2<f32>(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x); }\n\n// tanh to a few ulp, as the forward's\nfn tanh_acc(x: f32) -> f32 {\n  let t = 1.0 - 2.0 / (exp(2.0 * abs(x)) + 1.0);\n  return select(-t, t, x >= 0.0);\n}\n\nfn mxv(hh: u32, r: u32, c: u32) -> f32 { if (MIMO) { return prm[p.omx + (hh * p.R + r) * p.pd + c]; } return 1.0; }\nfn mzv(hh: u32, r: u32, c: u32) -> f32 { if (MIMO) { return prm[p.omz + (hh * p.R + r) * p.pd + c]; } return 1.0; }\nfn mov(hh: u32, r: u32, c: u32) -> f32 { if (MIMO) { return prm[p.omo + (hh * p.R + r) * p.pd + c]; } return 1.0; }\n\nfn pair(i: u32) -> vec2<u32> {\n  if (HALVES) { return vec2<u32>(i, i + p.n / 2u); }\n  return vec2<u32>(2u * i, 2u * i + 1u);\n}\n\n// H, θ and the partials are in storage memory, written by one thread and read by others\nfn sync() {\n  storageBarrier();\n  workgroupBarrier();\n}\n\n// Column offsets in a proj row.\nstruct Cols { B: u32, C: u32, dt: u32, A: u32, trap: u32, ang: u32 }\nfn cols() -> Cols {\n  let e = p.h * p.pd;\n  var o: Cols;\n  o.B = 2u * e;\n  o.C = o.B + p.R * p.g * p.n;\n  o.dt = o.C + p.R * p.g * p.n;\n  o.A = o.dt + p.h;\n  o.trap = o.A + p.h;\n  o.ang = o.trap + p.h;\n  return o;\n}\n\n// The head's scalars of one token: Δ, A, α, λ, and whether A sits on its floor (no gradient).\nstruct Sc { dt: f32, A: f32, al: f32, lam: f32, clamped: bool }\nfn scalars(row: u32, hh: u32) -> Sc {\n  let o = cols();\n  var s: Sc;\n  s.dt = softplus_f(proj[row + o.dt + hh] + prm[p.odt + hh]);\n  let negf = -heavy_tail(proj[row + o.A + hh]);\n  s.A = min(negf, -p.afloor);\n  s.clamped = negf > -p.afloor;\n  s.al = exp(s.dt * s.A);\n  s.lam = sigmoid_f(proj[row + o.trap + hh]);\n  return s;\n}\n\n// The rotated key (and, with `withq`, query) of the token at proj offset `row` into kq[dst..] (and\n// kq[QQ..]), turned by the angles at WK[tho..]; rstd slots rs[rso..]. Called by the whole workgroup.\nfn build(li: u32, row: u32, hh: u32, tho: u32, dst: u32, withq: bool, rso: u32) {\n  let o = cols();\n  let n = p.n;\n  let R = p.R;\n  let grp = hh / (p.h / p.g);\n  let nr = select(R, 2u * R, withq);\n  if (li < nr) {\n    let r = li % R;\n    let col = select(o.B, o.C, li >= R) + (r * p.g + grp) * n;\n    var ss = 0.0;\n    for (var j = 0u; j < n; j++) { let v = proj[row + col + j]; ss += v * v; }\n    rs[rso + li] = 1.0 / sqrt(ss / f32(n) + p.eps);\n  }\n  workgroupBarrier();\n  for (var i = li; i < R * n; i += WG) {\n    let r = i / n;\n    let j = i % n;\n    kq[dst + i] = proj[row + o.B + (r * p.g + grp) * n + j] * rs[rso + r] * prm[p.obn + j] + prm[p.obb + (hh * R + r) * n + j];\n    if (withq) {\n      kq[QQ + i] = proj[row + o.C + (r * p.g + grp) * n + j] * rs[rso + R + r] * prm[p.ocn + j] + prm[p.ocb + (hh * R + r) * n + j];\n    }\n  }\n  sync();\n  for (var i = li; i < R * p.S; i += WG) {\n    let r = i / p.S;\n    let a = i % p.S;\n    let ij = pair(a);\n    let sc = sincos_acc(WK[tho + a]);\n    let o0 = r * n + ij.x;\n    let o1 = r * n + ij.y;\n    let k0 = kq[dst + o0];\n    let k1 = kq[dst + o1];\n    kq[dst + o0] = k0 * sc.y - k1 * sc.x;\n    kq[dst + o1] = k0 * sc.x + k1 * sc.y;\n    if (withq) {\n      let q0 = kq[QQ + o0];\n      let q1 = kq[QQ + o1];\n      kq[QQ + o0] = q0 * sc.y - q1 * sc.x;\n      kq[QQ + o1] = q0 * sc.x + q1 * sc.y;\n    }\n  }\n  workgroupBarrier();\n}\n\n// One forward token: θ at WK[thn..] from WK[thp..]; k_t into KK; H at WK[hn..] from WK[hp..] (each\n// thread its columns; hn may be hp); then k_t becomes the next token's k_{t−1} in KP.\nfn forward_token(li: u32, bs: u32, hh: u32, t: u32, thp: u32, thn: u32, hp: u32, hn: u32) {\n  let o = cols();\n  let e = p.h * p.pd;\n  let row = p.poff + (bs * p.l + t) * p.pld;\n  let s = scalars(row, hh);\n  for (var i = li; i < p.S; i += WG) {\n    var a = WK[thp + i] + PI * tanh_acc(proj[row + o.ang + i]) * s.dt;\n    a -= TWO_PI * floor(a / TWO_PI);\n    WK[thn + i] = a;\n  }\n  sync();\n  build(li, row, hh, thn, KK, false, 0u);\n  let cP = (1.0 - s.lam) * s.dt * s.al;\n  let cC = s.lam * s.dt;\n  let pd = p.pd;\n  for (var c = li; c < pd; c += WG) {\n    let x = proj[row + e + hh * pd + c];\n    var xp = 0.0;\n    if (t > 0u) { xp = proj[row - p.pld + e + hh * pd + c]; }\n    for (var j = 0u; j < p.n; j++) {\n      var acc = s.al * WK[hp + j * pd + c];\n      for (var r = 0u; r < p.R; r++) {\n        let m = mxv(hh, r, c);\n        acc += cP * xp * m * kq[KP + r * p.n + j] + cC * x * m * kq[KK + r * p.n + j];\n      }\n      WK[hn + j * pd + c] = acc;\n    }\n  }\n  workgroupBarrier();\n  for (var i = li; i < p.R * p.n; i += WG) { kq[KP + i] = kq[KK + i]; }\n  workgroupBarrier();\n}\n\n@compute @workgroup_size(64)\nfn m3b_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {\n  let hh = wid.x;\n  let bl = wid.y;        // sequence within the slice\n  let bs = p.b0 + bl;    // sequence within the batch\n  let n = p.n;\n  let pd = p.pd;\n  let R = p.R;\n  let S = p.S;\n  let T = p.T;\n  let e = p.h * pd;\n  let pn = pd * n;\n  let o = cols();\n  // WK regions of this (sequence, head)\n  let wb = (bl * p.h + hh) * p.kw;\n  let HCK = wb;\n  let HW = HCK + p.nch * pn;\n  let DH = HW + (T + 1u) * pn;\n  let TCK = DH + pn;\n  let TW = TCK + p.nch * S;\n  let DVN = TW + (T + 1u) * S;\n  let OW = DVN + R * pd;\n  let DKN = OW + R * pd;\n  // ACC regions of this (sequence, head): dB_bias, dC_bias (R, n), dmimo_x, _z, _o (R, p), dnorm (p), dD, ddt_bias\n  let ab = (bs * p.h + hh) * p.ka;\n  let ABB = ab;\n  let ACB = ABB + R * n;\n  let AMX = ACB + R * n;\n  let AMZ = AMX + R * pd;\n  let AMO = AMZ + R * pd;\n  let ANW = AMO + R * pd;\n  let AD = ANW + pd;\n\n  // ---- pass 1: forwards from the zero state, H (in DH's slots) and θ (in TW's first row) kept per chunk ----\n  for (var c = li; c < pd; c += WG) {\n    for (var j = 0u; j < n; j++) { WK[DH + j * pd + c] = 0.0; }\n    for (var r = 0u; r < R; r++) {\n      WK[DVN + r * pd + c] = 0.0;\n      ACC[AMX + r * pd + c] = 0.0;\n      ACC[AMZ + r * pd + c] = 0.0;\n      ACC[AMO + r * pd + c] = 0.0;\n    }\n    ACC[ANW + c] = 0.0;\n  }\n  for (var i = li; i < S; i += WG) {\n    WK[TW + i] = 0.0;\n    dth[i] = 0.0;\n  }\n  for (var i = li; i < R * n; i += WG) {\n    kq[KP + i] = 0.0;\n    WK[DKN + i] = 0.0;\n    ACC[ABB + i] = 0.0;\n    ACC[ACB + i] = 0.0;\n  }\n  sync();\n  for (var t = 0u; t < p.l; t++) {\n    if (t % T == 0u) {\n      let ci = t / T;\n      for (var c = li; c < pd; c += WG) {\n        for (var j = 0u; j < n; j++) { WK[HCK + ci * pn + j * pd + c] = WK[DH + j * pd + c]; }\n      }\n      for (var i = li; i < S; i += WG) { WK[TCK + ci * S + i] = WK[TW + i]; }\n    }\n    forward_token(li, bs, hh, t, TW, TW, DH, DH);\n  }\n  for (var c = li; c < pd; c += WG) {\n    for (var j = 0u; j < n; j++) { WK[DH + j * pd + c] = 0.0; }\n  }\n  sync();\n\n  // ---- pass 2: the chunks last to first ----\n  let Dh = prm[p.od + hh];\n  var alNext = 0.0;   // α_{t+1}: dH is kept before this factor\n  var dDtBias = 0.0;  // thread 0's sum over the tokens\n  var dDacc = 0.0;    // each thread's share of dD\n  for (var cc = 0u; cc < p.nch; cc++) {\n    let ci = p.nch - 1u - cc;\n    let t0 = ci * T;\n    let t1 = min(t0 + T, p.l);\n    // recompute the chunk: HW[0] = H_{t0−1}, TW[0] = θ_{t0−1}, KP = k_{t0−1}; then HW[s], TW[s] for t0 − 1 + s\n    for (var c = li; c < pd; c += WG) {\n      for (var j = 0u; j < n; j++) { WK[HW + j * pd + c] = WK[HCK + ci * pn + j * pd + c]; }\n    }\n    for (var i = li; i < S; i += WG) { WK[TW + i] = WK[TCK + ci * S + i]; }\n    sync();\n    if (t0 > 0u) {\n      build(li, p.poff + (bs * p.l + t0 - 1u) * p.pld, hh, TW, KP, false, 0u);\n    } else {\n      for (var i = li; i < R * n; i += WG) { kq[KP + i] = 0.0; }\n    }\n    workgroupBarrier();\n    for (var t = t0; t < t1; t++) {\n      let s = t - t0;\n      forward_token(li, bs, hh, t, TW + s * S, TW + (s + 1u) * S, HW + s * pn, HW + (s + 1u) * pn);\n    }\n    sync();\n    // walk the chunk backwards\n    for (var tt = t1; tt > t0; tt--) {\n      let t = tt - 1u;\n      let s = t - t0 + 1u;   // H_t = HW[s], H_{t−1} = HW[s − 1]\n      let row = p.poff + (bs * p.l + t) * p.pld;\n      let grow = p.goff + (bs * p.l + t) * p.gld;\n      let drow = p.doff + (bs * p.l + t) * p.dld;\n      let sc = scalars(row, hh);\n      let cP = (1.0 - sc.lam) * sc.dt * sc.al;\n      let cC = sc.lam * sc.dt;\n      build(li, row, hh, TW + s * S, KK, true, 0u);\n      if (t > 0u) {\n        build(li, row - p.pld, hh, TW + (s - 1u) * S, KP, false, 2u * R);\n      } else {\n        for (var i = li; i < R * n; i += WG) { kq[KP + i] = 0.0; }\n        workgroupBarrier();\n      }\n      // o_r = H_t q_r + D v_r\n      for (var c = li; c < pd; c += WG) {\n        let x = proj[row + e + hh * pd + c];\n        var ov: array<f32, 8>;\n        for (var r = 0u; r < R; r++) { ov[r] = Dh * x * mxv(hh, r, c); }\n        for (var j = 0u; j < n; j++) {\n          let hv = WK[HW + s * pn + j * pd + c];\n          for (var r = 0u; r < R; r++) { ov[r] += hv * kq[QQ + r * n + j]; }\n        }\n        for (var r = 0u; r < R; r++) { ro[r * pd + c] = ov[r]; }\n      }\n      workgroupBarrier();\n      if (NORM && li < R) {\n        var ss = 0.0;\n        for (var c = 0u; c < pd; c++) { let v = ro[li * pd + c]; ss += v * v; }\n        rs[3u * R + li] = 1.0 / sqrt(ss / f32(pd) + p.eps);\n      }\n      workgroupBarrier();\n      // y = Σ_r mo_r ⊙ ŷ_r ⊙ silu(z ⊙ mz_r), ŷ_r = o_r or rmsnorm_p(o_r)·w: dz, dmimo_o, dmimo_z, dnorm, dŷ\n      for (var r = 0u; r < R; r++) { red[r * WG + li] = 0.0; }\n      for (var c = li; c < pd; c += WG) {\n        let gv = gy[grow + hh * pd + c];\n        let z = proj[row + hh * pd + c];\n        var wN = 1.0;\n        if (NORM) { wN = prm[p.onw + hh * pd + c]; }\n        var dz = 0.0;\n        for (var r = 0u; r < R; r++) {\n          let mz = mzv(hh, r, c);\n          let zz = z * mz;\n          let sg = sigmoid_f(zz);\n          let gate = zz * sg;\n          let ov = ro[r * pd + c];\n          var rstd = 1.0;\n          if (NORM) { rstd = rs[3u * R + r]; }\n          let yh = ov * rstd * wN;\n          let dyh = gv * mov(hh, r, c) * gate;\n          let dzz = gv * mov(hh, r, c) * yh * (sg * (1.0 + zz * (1.0 - sg)));\n          dz += dzz * mz;\n          if (MIMO) {\n            ACC[AMO + r * pd + c] += gv * yh * gate;\n            ACC[AMZ + r * pd + c] += dzz * z;\n          }\n          if (NORM) {\n            ACC[ANW + c] += dyh * ov * rstd;\n            WK[OW + r * pd + c] = ov;\n            red[r * WG + li] += dyh * wN * ov;\n            ro[r * pd + c] = dyh * wN;\n          } else {\n            ro[r * pd + c] = dyh;\n          }\n        }\n        dproj[drow + hh * pd + c] = dz;\n      }\n      if (NORM) {\n        workgroupBarrier();\n        if (li < R) {\n          var dot = 0.0;\n          for (var w = 0u; w < WG; w++) { dot += red[li * WG + w]; }\n          rs[4u * R + li] = dot;\n        }\n        workgroupBarrier();\n        for (var c = li; c < pd; c += WG) {\n          for (var r = 0u; r < R; r++) {\n            let rstd = rs[3u * R + r];\n            ro[r * pd + c] = rstd * ro[r * pd + c] - WK[OW + r * pd + c] * rstd * rstd * rstd * rs[4u * R + r] / f32(pd);\n          }\n        }\n      }\n      workgroupBarrier();\n      // dH_t = α_{t+1} dH_{t+1} + Σ_r dO_r q_rᵀ; the sums over j: dα, dv_r (this token's and the one sent back)\n      var pal = 0.0;\n      for (var c = li; c < pd; c += WG) {\n        let x = proj[row + e + hh * pd + c];\n        var dO: array<f32, 8>;\n        var sk: array<f32, 8>;\n        var skp: array<f32, 8>;\n        for (var r = 0u; r < R; r++) {\n          dO[r] = ro[r * pd + c];\n          dDacc += dO[r] * x * mxv(hh, r, c);\n          sk[r] = 0.0;\n          skp[r] = 0.0;\n        }\n        for (var j = 0u; j < n; j++) {\n          var hv = alNext * WK[DH + j * pd + c];\n          for (var r = 0u; r < R; r++) { hv += dO[r] * kq[QQ + r * n + j]; }\n          WK[DH + j * pd + c] = hv;\n          pal += hv * WK[HW + (s - 1u) * pn + j * pd + c];\n          for (var r = 0u; r < R; r++) {\n            sk[r] += hv * kq[KK + r * n + j];\n            skp[r] += hv * kq[KP + r * n + j];\n          }\n        }\n        var dx = 0.0;\n        for (var r = 0u; r < R; r++) {\n          let m = mxv(hh, r, c);\n          let dv = WK[DVN + r * pd + c] + Dh * dO[r] + cC * sk[r];\n          WK[DVN + r * pd + c] = cP * skp[r];\n          dx += dv * m;\n          if (MIMO) { ACC[AMX + r * pd + c] += dv * x; }\n        }\n        dproj[drow + e + hh * pd + c] = dx;\n      }\n      red[li] = pal;\n      sync();\n      // the sums over c, one thread per (r, j): dq, dk (and the one sent back), dcC, dcP\n      var pcC = 0.0;\n      var pcP = 0.0;\n      for (var i = li; i < R * n; i += WG) {\n        let r = i / n;\n        let j = i % n;\n        var dqv = 0.0;\n        var u = 0.0;\n        var uP = 0.0;\n        for (var c = 0u; c < pd; c++) {\n          let m = mxv(hh, r, c);\n          let hv = WK[DH + j * pd + c];\n          dqv += WK[HW + s * pn + j * pd + c] * ro[r * pd + c];\n          u += hv * proj[row + e + hh * pd + c] * m;\n          if (t > 0u) { uP += hv * proj[row - p.pld + e + hh * pd + c] * m; }\n        }\n        pcC += u * kq[KK + i];\n        pcP += uP * kq[KP + i];\n        kq[KP + i] = WK[DKN + i] + cC * u;  // dk_t\n        WK[DKN + i] = cP * uP;\n        kq[DQ + i] = dqv;\n      }\n      red[WG + li] = pcC;\n      red[2u * WG + li] = pcP;\n      workgroupBarrier();\n      // rotations: dθ from k and q, then dk and dq turned back by −θ_t; θ_t's gradient reaches every\n      // earlier angle unchanged (dθ carried), Δ_t's through θ_t = θ_{t−1} + π tanh(angles) Δ_t\n      var pdt = 0.0;\n      let pkb = ((bl * p.l + t) * p.h + hh) * p.kpk;\n      for (var a = li; a < S; a += WG) {\n        let ij = pair(a);\n        let scs = sincos_acc(WK[TW + s * S + a]);\n        var dl = 0.0;\n        for (var r = 0u; r < R; r++) {\n          let o0 = r * n + ij.x;\n          let o1 = r * n + ij.y;\n          let dk0 = kq[KP + o0];\n          let dk1 = kq[KP + o1];\n          let dq0 = kq[DQ + o0];\n          let dq1 = kq[DQ + o1];\n          dl += -dk0 * kq[KK + o1] + dk1 * kq[KK + o0] - dq0 * kq[QQ + o1] + dq1 * kq[QQ + o0];\n          kq[KP + o0] = dk0 * scs.y + dk1 * scs.x;\n          kq[KP + o1] = -dk0 * scs.x + dk1 * scs.y;\n          kq[DQ + o0] = dq0 * scs.y + dq1 * scs.x;\n          kq[DQ + o1] = -dq0 * scs.x + dq1 * scs.y;\n        }\n        let d = dth[a] + dl;\n        dth[a] = d;\n        pdt += d * PI * tanh_acc(proj[row + o.ang + a]);\n        PK[pkb + 2u * R * n + a] = d * sc.dt;\n      }\n      red[3u * WG + li] = pdt;\n      workgroupBarrier();\n      for (var i = li; i < R * n; i += WG) {\n        PK[pkb + i] = kq[KP + i];\n        PK[pkb + R * n + i] = kq[DQ + i];\n        ACC[ABB + i] += kq[KP + i];\n        ACC[ACB + i] += kq[DQ + i];\n      }\n      // the scalars: cP = (1 − λ) Δ α, cC = λ Δ, α = exp(Δ A)\n      if (li == 0u) {\n        var dal = 0.0;\n        var dcC = 0.0;\n        var dcP = 0.0;\n        var ddt = 0.0;\n        for (var w = 0u; w < WG; w++) {\n          dal += red[w];\n          dcC += red[WG + w];\n          dcP += red[2u * WG + w];\n          ddt += red[3u * WG + w];\n        }\n        dal += (1.0 - sc.lam) * sc.dt * dcP;\n        ddt += (1.0 - sc.lam) * sc.al * dcP + sc.lam * dcC + sc.al * sc.A * dal;\n        let dlam = -sc.dt * sc.al * dcP + sc.dt * dcC;\n        let dA = sc.al * sc.dt * dal;\n        let u = proj[row + o.A + hh];\n        var dAin = 0.0;\n        if (!sc.clamped) { dAin = -dA * select(1.0 / ((1.0 - u) * (1.0 - u)), 1.0, u >= 0.0); }\n        dproj[drow + o.A + hh] = dAin;\n        dproj[drow + o.trap + hh] = dlam * sc.lam * (1.0 - sc.lam);\n        let a = proj[row + o.dt + hh] + prm[p.odt + hh];\n        let da = ddt * select(sigmoid_f(a), 1.0, a > 20.0);\n        dproj[drow + o.dt + hh] = da;\n        dDtBias += da;\n      }\n      alNext = sc.al;\n      sync();\n    }\n  }\n  red[li] = dDacc;\n  workgroupBarrier();\n  if (li == 0u) {\n    var d = 0.0;\n    for (var w = 0u; w < WG; w++) { d += red[w]; }\n    ACC[AD] = d;\n    ACC[AD + 1u] = dDtBias;\n  }\n}\n\nfn flat(wid: vec3u, nwg: vec3u, li: u32) -> u32 { return (wid.y * nwg.x + wid.x) * 64u + li; }\n\n// One thread per (token of the slice, k): k < 2Rg a row (B or C, r, group) through its RMSNorm, else an angle.\n@compute @workgroup_size(64)\nfn m3b_rows(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = flat(wid, nwg, li);\n  let R = p.R;\n  let n = p.n;\n  let rg2 = 2u * R * p.g;\n  let per = rg2 + p.S;\n  if (i >= p.nb * p.l * per) { return; }\n  let rl = i / per;          // row of the slice\n  let k = i - rl * per;\n  let rb = p.b0 * p.l + rl;  // row of the batch\n  let row = p.poff + rb * p.pld;\n  let drow = p.doff + rb * p.dld;\n  let o = cols();\n  let hg = p.h / p.g;\n  if (k < rg2) {\n    let which = k / (R * p.g);     // 0: B, 1: C\n    let rgi = k - which * R * p.g; // r·g + group\n    let r = rgi / p.g;\n    let gi = rgi - r * p.g;\n    let col = select(o.B, o.C, which == 1u) + rgi * n;\n    let wo = select(p.obn, p.ocn, which == 1u);\n    var ss = 0.0;\n    for (var j = 0u; j < n; j++) { let v = proj[row + col + j]; ss += v * v; }\n    let rstd = 1.0 / sqrt(ss / f32(n) + p.eps);\n    var dot = 0.0;\n    for (var j = 0u; j < n; j++) {\n      var dn = 0.0;\n      for (var hh = gi * hg; hh < (gi + 1u) * hg; hh++) { dn += PKr[(rl * p.h + hh) * p.kpk + which * R * n + r * n + j]; }\n      dot += dn * prm[wo + j] * proj[row + col + j];\n    }\n    let dwb = (which * p.nrows + rb * R * p.g + rgi) * n;\n    for (var j = 0u; j < n; j++) {\n      var dn = 0.0;\n      for (var hh = gi * hg; hh < (gi + 1u) * hg; hh++) { dn += PKr[(rl * p.h + hh) * p.kpk + which * R * n + r * n + j]; }\n      let x = proj[row + col + j];\n      dproj[drow + col + j] = rstd * dn * prm[wo + j] - x * rstd * rstd * rstd * dot / f32(n);\n      DW[dwb + j] = dn * x * rstd;\n    }\n  } else {\n    let a = k - rg2;\n    var d = 0.0;\n    for (var hh = 0u; hh < p.h; hh++) { d += PKr[(rl * p.h + hh) * p.kpk + 2u * R * n + a]; }\n    let th = tanh_acc(proj[row + o.ang + a]);\n    dproj[drow + o.ang + a] = d * PI * (1.0 - th * th);\n  }\n}\n\n// DST[view element f] = Σ_{s < cnt} SRC[soff + s·sstride + (f / len)·ostride + f % len], f < outer·len;\n// the view has dcols columns, rows dld2 apart.\n@compute @workgroup_size(64)\nfn m3b_sum(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let f = flat(wid, nwg, li);\n  if (f >= p.outer * p.len) { return; }\n  let oi = f / p.len;\n  let k = f - oi * p.len;\n  var s = 0.0;\n  for (var c = 0u; c < p.cnt; c++) { s += SRC[p.soff + c * p.sstride + oi * p.ostride + k]; }\n  let dr = f / p.dcols;\n  DST[p.dstoff + dr * p.dld2 + (f - dr * p.dcols)] = s;\n}\n",
+  entries: {
+    m3b_main: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'proj', group: 0, binding: 1, access: 'read', type: 'f32', note: '(b, l, W) view' },
+        { name: 'prm', group: 0, binding: 2, access: 'read', type: 'f32',
+          note: 'the packed parameters (as the forward\'s)' },
+        { name: 'gy', group: 0, binding: 3, access: 'read', type: 'f32', note: 'dL/dy (b, l, e) view' },
+        { name: 'dproj', group: 0, binding: 4, access: 'read_write', type: 'f32', note: '(b, l, W) view' },
+        { name: 'WK', group: 0, binding: 5, access: 'read_write', type: 'f32', note: '(nb, h, kw) work slots' },
+        { name: 'PK', group: 0, binding: 6, access: 'read_write', type: 'f32', note: '(nb, l, h, 2Rn + S) partials' },
+        { name: 'ACC', group: 0, binding: 7, access: 'read_write', type: 'f32', note: '(b, h, ka) parameter partials' },
+      ],
+      uniform: mamba3ScanBackward_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.proj || !b.prm || !b.gy || !b.dproj || !b.WK || !b.PK || !b.ACC) return null;
+        return [b.proj, b.prm, b.gy, b.dproj, b.WK, b.PK, b.ACC];
+      },
+    },
+    m3b_rows: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'proj', group: 0, binding: 1, access: 'read', type: 'f32', note: '(b, l, W) view' },
+        { name: 'prm', group: 0, binding: 2, access: 'read', type: 'f32',
+          note: 'the packed parameters (as the forward\'s)' },
+        { name: 'dproj', group: 0, binding: 4, access: 'read_write', type: 'f32', note: '(b, l, W) view' },
+        { name: 'PKr', group: 0, binding: 8, access: 'read', type: 'f32', note: 'PK, read by m3b_rows' },
+        { name: 'DW', group: 0, binding: 9, access: 'read_write', type: 'f32',
+          note: '(2, b·l·R·g, n) norm weight products' },
+      ],
+      uniform: mamba3ScanBackward_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.proj || !b.prm || !b.dproj || !b.PKr || !b.DW) return null;
+        return [b.proj, b.prm, b.dproj, b.PKr, b.DW];
+      },
+    },
+    m3b_sum: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'SRC', group: 0, binding: 10, access: 'read', type: 'f32', note: 'ACC or DW, read by m3b_sum' },
+        { name: 'DST', group: 0, binding: 11, access: 'read_write', type: 'f32', note: 'a gradient tensor\'s view' },
+      ],
+      uniform: mamba3ScanBackward_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.SRC || !b.DST) return null;
+        return [b.SRC, b.DST];
+      },
+    },
+  },
+} as const satisfies WgslModule;
+
 const mamba3Scan_P = {
   struct: 'P',
   size: 108,
