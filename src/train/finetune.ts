@@ -22,7 +22,8 @@ import {
  * Fine-tuning: a run that starts from a pretrained checkpoint (any architecture the trainer has backward
  * kernels for) instead of a fresh model. It keeps the checkpoint's config and tokenizer: their files
  * are copied to the output unchanged (a config in the original mamba_ssm layout is rewritten in
- * transformers' layout, so transformers loads the result), the text is tokenised with the checkpoint's
+ * transformers' layout, so transformers loads the result; Mamba-3's stays in mamba_ssm's, transformers
+ * having no Mamba-3), the text is tokenised with the checkpoint's
  * tokenizer, and the weights are trained by the same loop as a new run (`train`), optionally with the
  * embeddings frozen (and a head tied to them: the same matrix). Only the "train" settings apply.
  * The run resumes like any other (`resumeRun`): the state records where it came from.
@@ -58,7 +59,7 @@ export async function startFineTune(o: FineTuneOptions): Promise<TrainRun> {
       `${o.fromDir}: the tokenizer has ${tokenizer.vocabSize} tokens, more than the model's vocabulary of ${lm.vocabSize}`,
     );
   const files: Record<string, unknown> = await readFixedFiles(o.fromDir);
-  if (lm.config.layout !== 'hf') {
+  if (lm.config.layout !== 'hf' && lm.config.arch !== 'mamba3') {
     files['config.json'] = configJsonOf(lm.config);
     log(`config: ${o.fromDir} is in the mamba_ssm layout; the output's config.json is in transformers' layout`);
   }

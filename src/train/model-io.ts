@@ -3,12 +3,16 @@ import type { TensorToWrite } from '../io/safetensors-writer.js';
 import { fail } from '../errors.js';
 import { expectedMambaTensors } from '../models/build-mamba.js';
 import { expectedMamba2Tensors } from '../models/build-mamba2.js';
+import { expectedMamba3Tensors } from '../models/build-mamba3.js';
+import { missingMixerKernels, type MixerKernel } from '../backend/contract/mixers.js';
 import { missingTrainingKernels, type TrainingKernel } from '../backend/contract/training.js';
 import { parseConfig, validateMamba, type MambaConfig, type ModelConfig } from '../models/config.js';
 import type { LanguageModel } from '../models/lm.js';
 import { hfConfigText, hfMamba2ConfigJson, hfMambaConfigJson } from './hf-config.js';
 import { initMambaModel, type InitOptions } from './init.js';
 import { initMamba2Model } from './init-mamba2.js';
+import { initMamba3Model } from './init-mamba3.js';
+import { mambaSsmMamba3ConfigJson } from './mamba-ssm-config.js';
 import { settingsModelConfig, type ModelSettings, type TokenRoles } from './settings.js';
 
 /**
@@ -30,7 +34,7 @@ export function settingsConfigFor(s: ModelSettings, tokenizerVocab: number, role
     validateMamba(c, 'model settings');
     return c;
   }
-  if (c.arch !== 'mamba2') return untrainable(c.arch, 'the trainer builds Mamba and Mamba-2 models');
+  if (c.arch === 'mamba3') return c; // read back through mamba_ssm's config.json already (settingsModelConfig)
   return parseConfig(JSON.parse(hfConfigText(hfMamba2ConfigJson(c))), 'model settings');
 }
 
@@ -57,10 +61,7 @@ export async function createModel(
     case 'mamba2':
       return initMamba2Model(c, initOptions(s, seed), backend);
     case 'mamba3':
-      return untrainable(
-        c.arch,
-        'Mamba-3 layers train in `mamba-ts tasks` only so far (mamba3Scan has a CPU backward; the language-model trainer does not build them yet)',
-      );
+      return initMamba3Model(c, initOptions(s, seed), backend);
   }
 }
 
@@ -73,10 +74,8 @@ export function configJsonOf(c: ModelConfig, s?: ModelSettings): string {
     case 'mamba2':
       return hfConfigText(hfMamba2ConfigJson(c, init));
     case 'mamba3':
-      return untrainable(
-        c.arch,
-        'Mamba-3 layers train in `mamba-ts tasks` only so far (mamba3Scan has a CPU backward; the language-model trainer does not build them yet)',
-      );
+      // transformers has no Mamba-3: mamba_ssm's layout (init-only keys are not part of it)
+      return JSON.stringify(mambaSsmMamba3ConfigJson(c), null, 2) + '\n';
   }
 }
 
@@ -84,15 +83,16 @@ export function configJsonOf(c: ModelConfig, s?: ModelSettings): string {
 export function untrainable(arch: string, missing: string): never {
   return fail(
     'UNSUPPORTED',
-    `training supports Mamba (arch "mamba") and Mamba-2 ("mamba2") models; this model is ${arch}: ${missing}`,
+    `training supports Mamba (arch "mamba"), Mamba-2 ("mamba2") and Mamba-3 ("mamba3") models; this model is ${arch}: ${missing}`,
     { arch },
   );
 }
 
 /** The backward kernel of each mixer kind the trainer can train (a new mixer adds its line). */
-const MIXER_BACKWARD: Record<string, TrainingKernel> = {
+const MIXER_BACKWARD: Record<string, TrainingKernel | MixerKernel> = {
   mamba: 'selectiveScanBackward',
   mamba2: 'ssdScanBackward',
+  mamba3: 'mamba3ScanBackward',
 };
 
 /**
@@ -104,9 +104,12 @@ export function checkTrainable(lm: LanguageModel): void {
   const kinds = [...new Set(lm.blocks.map((b) => b.mixer.kind))];
   const unknown = kinds.filter((k) => !(k in MIXER_BACKWARD));
   if (unknown.length) untrainable(arch, `its ${unknown.join(', ')} mixers have no backward kernels yet`);
-  const needed = new Set(kinds.map((k) => MIXER_BACKWARD[k]));
-  const scans = new Set(Object.values(MIXER_BACKWARD));
-  const missing = missingTrainingKernels(lm.backend).filter((k) => needed.has(k) || !scans.has(k));
+  const needed = new Set<string>(kinds.map((k) => MIXER_BACKWARD[k]));
+  const scans = new Set<string>(Object.values(MIXER_BACKWARD));
+  const missing = [
+    ...missingTrainingKernels(lm.backend).filter((k) => needed.has(k) || !scans.has(k)),
+    ...missingMixerKernels(lm.backend).filter((k) => needed.has(k)),
+  ];
   if (missing.length)
     fail(
       'UNSUPPORTED',
@@ -128,7 +131,7 @@ export async function modelTensors(lm: LanguageModel): Promise<TensorToWrite[]> 
       ? expectedMambaTensors(c)
       : c.arch === 'mamba2'
         ? expectedMamba2Tensors(c)
-        : untrainable(c.arch, 'no checkpoint writer for this architecture');
+        : expectedMamba3Tensors(c);
   const shapes = new Map(expected.map((t) => [t.name, t.shape]));
   const out: TensorToWrite[] = [];
   for (const [name, t] of lm.parameters()) {

@@ -1,5 +1,6 @@
 import { fail } from '../errors.js';
 import { showJson } from '../io/json.js';
+import { mamba3InProjRows, parseConfig } from '../models/config.js';
 import { CONFIG_BOUNDS, parameterCount, type ModelConfig } from '../models/model-config.js';
 
 /**
@@ -11,8 +12,11 @@ import { CONFIG_BOUNDS, parameterCount, type ModelConfig } from '../models/model
  *     "model":     { "arch": "mamba", "d_model": 256, "n_layer": 4, "d_state": 16, "d_conv": 4, "expand": 2,
  *                    "dt_rank": "auto", "tie_embeddings": true, "use_bias": false, "use_conv_bias": true,
  *                    "norm_eps": 1e-5, "pad_vocab_multiple": 8, "initializer_range": 0.02, "rescale_prenorm_residual": true,
- *                    "head_dim": 64, "n_groups": 1, "chunk_size": 256 },      (the last three: arch "mamba2" only;
- *                                                                               dt_rank: "mamba" only)
+ *                    "head_dim": 64, "n_groups": 1, "chunk_size": 256,
+ *                    "rope_fraction": 0.5, "mimo_rank": 0, "outproj_norm": false },
+ *                  (head_dim, n_groups, chunk_size: arch "mamba2" and "mamba3"; rope_fraction, mimo_rank,
+ *                   outproj_norm: "mamba3" only, which ignores d_conv, use_bias, use_conv_bias and norm_eps
+ *                   as mamba_ssm's Mamba3 has no conv and biases and fixes eps at 1e-5; dt_rank: "mamba" only)
  *     "tokenizer": { "type": "bpe", "vocab_size": 4096 },            (or { "type": "byte" })
  *     "train":     { "seq_len": 256, "batch_size": 8, "grad_accum": 1, "lr": 3e-3, "min_lr": 3e-4,
  *                    "warmup_steps": 100, "weight_decay": 0.1, "beta1": 0.9, "beta2": 0.95, "eps": 1e-8,
@@ -21,7 +25,7 @@ import { CONFIG_BOUNDS, parameterCount, type ModelConfig } from '../models/model
  *   }
  */
 export interface ModelSettings {
-  arch: 'mamba' | 'mamba2';
+  arch: 'mamba' | 'mamba2' | 'mamba3';
   dModel: number;
   nLayer: number;
   dState: number;
@@ -41,8 +45,14 @@ export interface ModelSettings {
   headDim: number;
   /** Mamba-2: g, groups of heads sharing B and C. */
   nGroups: number;
-  /** Mamba-2: Q, the chunk length of the SSD scan (changes rounding only). */
+  /** Mamba-2: Q, the chunk length of the SSD scan (changes rounding only). Mamba-3: mamba_ssm's chunk_size. */
   chunkSize: number;
+  /** Mamba-3: the share of the state dims rotated (0.5 or 1, mamba_ssm's rope_fraction). */
+  ropeFraction: number;
+  /** Mamba-3: 0 for SISO, else the MIMO rank R (mamba_ssm's is_mimo and mimo_rank). */
+  mimoRank: number;
+  /** Mamba-3: RMSNorm before out_proj (mamba_ssm's is_outproj_norm). */
+  outprojNorm: boolean;
 }
 
 export interface TokenizerSettings {
@@ -99,6 +109,9 @@ export const DEFAULT_SETTINGS: TrainSettings = {
     headDim: 64,
     nGroups: 1,
     chunkSize: 256,
+    ropeFraction: 0.5,
+    mimoRank: 0,
+    outprojNorm: false,
   },
   tokenizer: { type: 'bpe', vocabSize: 4096 },
   train: {
@@ -125,7 +138,7 @@ export const DEFAULT_SETTINGS: TrainSettings = {
 type Kind = 'int+' | 'int0' | 'num+' | 'num0' | 'bool' | 'frac';
 const SPEC: { [S in keyof TrainSettings]: Record<string, [keyof TrainSettings[S], Kind | readonly string[]]> } = {
   model: {
-    arch: ['arch', ['mamba', 'mamba2']],
+    arch: ['arch', ['mamba', 'mamba2', 'mamba3']],
     d_model: ['dModel', 'int+'],
     n_layer: ['nLayer', 'int+'],
     d_state: ['dState', 'int+'],
@@ -142,6 +155,9 @@ const SPEC: { [S in keyof TrainSettings]: Record<string, [keyof TrainSettings[S]
     head_dim: ['headDim', 'int+'],
     n_groups: ['nGroups', 'int+'],
     chunk_size: ['chunkSize', 'int+'],
+    rope_fraction: ['ropeFraction', 'num+'],
+    mimo_rank: ['mimoRank', 'int0'],
+    outproj_norm: ['outprojNorm', 'bool'],
   },
   tokenizer: { type: ['type', ['bpe', 'byte']], vocab_size: ['vocabSize', 'int+'] },
   train: {
@@ -284,7 +300,15 @@ function validateModelSize(s: TrainSettings, where: string): void {
       fail('BAD_ARGUMENT', `${where}: "${key}" is ${v}, above the limit ${max}`, { key, value: v, limit: max });
     }
   }
-  if (m.arch === 'mamba2') {
+  if (m.arch === 'mamba3') {
+    if (m.ropeFraction !== 0.5 && m.ropeFraction !== 1)
+      fail(
+        'BAD_ARGUMENT',
+        `${where}: "model.rope_fraction" must be 0.5 or 1 (as mamba_ssm's Mamba3), got ${m.ropeFraction}`,
+      );
+    if (m.mimoRank > 8) fail('BAD_ARGUMENT', `${where}: "model.mimo_rank" must be 0 (SISO) to 8, got ${m.mimoRank}`);
+  }
+  if (m.arch === 'mamba2' || m.arch === 'mamba3') {
     if (dInner % m.headDim !== 0)
       fail(
         'BAD_ARGUMENT',
@@ -297,7 +321,12 @@ function validateModelSize(s: TrainSettings, where: string): void {
       );
   }
   const c = settingsModelConfig(m, vocabSize, { eos: undefined, bos: undefined, pad: undefined });
-  const inRows = c.arch === 'mamba2' ? 2 * dInner + 2 * c.nGroups * m.dState + c.nHeads : 2 * dInner;
+  const inRows =
+    c.arch === 'mamba2'
+      ? 2 * dInner + 2 * c.nGroups * m.dState + c.nHeads
+      : c.arch === 'mamba3'
+        ? mamba3InProjRows(c)
+        : 2 * dInner;
   const largest = Math.max(vocabSize * m.dModel, inRows * m.dModel, dInner * (dtRank + 2 * m.dState)) * 4;
   if (largest > MAX_TRAIN_TENSOR_BYTES) {
     fail(
@@ -357,6 +386,30 @@ export function settingsModelConfig(m: ModelSettings, vocabSize: number, roles: 
     padTokenId: roles.pad ?? roles.eos,
     layout: 'hf' as const,
   };
+  if (m.arch === 'mamba3') {
+    // through mamba_ssm's config.json and the loader's parser: the model trained is the one loaded back
+    const json = {
+      d_model: m.dModel,
+      n_layer: m.nLayer,
+      vocab_size: vocabSize,
+      ssm_cfg: {
+        layer: 'Mamba3',
+        d_state: m.dState,
+        expand: m.expand,
+        headdim: m.headDim,
+        ngroups: m.nGroups,
+        rope_fraction: m.ropeFraction,
+        is_mimo: m.mimoRank > 0,
+        mimo_rank: m.mimoRank > 0 ? m.mimoRank : 4,
+        is_outproj_norm: m.outprojNorm,
+        chunk_size: m.chunkSize,
+      },
+      pad_vocab_size_multiple: 1,
+      tie_embeddings: m.tieEmbeddings,
+    };
+    const c = parseConfig(json, 'model settings (as a mamba_ssm config.json)');
+    return { ...c, eosTokenId: roles.eos, bosTokenId: roles.bos ?? roles.eos, padTokenId: roles.pad ?? roles.eos };
+  }
   if (m.arch === 'mamba2')
     return {
       ...common,
