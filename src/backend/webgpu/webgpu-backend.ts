@@ -79,6 +79,8 @@ import { attention, rotary } from './kernels/attention.js';
 import { attentionBackward } from './kernels/attention-backward.js';
 import { argmax, binary, unary } from './kernels/elementwise.js';
 import { moeAccumulate, moeRoute } from './kernels/moe.js';
+import { moeExperts } from './kernels/moe-experts.js';
+import { checkMoeExperts, type MoeExpertsArgs } from '../contract/moe-experts.js';
 import { embedding } from './kernels/embedding.js';
 import { gatedRmsnorm } from './kernels/gated-rmsnorm.js';
 import { mambaStep } from './kernels/mamba-step.js';
@@ -595,6 +597,11 @@ export class WebGpuBackend implements Backend, KernelHost, TrainingKernels {
   moeAccumulate(out: Tensor, y: Tensor, weights: Tensor, expert: number): void {
     const { m, d } = checkMoeAccumulate(out, y, weights, expert);
     moeAccumulate(this, out, y, weights, expert, m, d);
+  }
+
+  moeExperts(a: MoeExpertsArgs): void {
+    const { m, d, E, I, U } = checkMoeExperts(a);
+    moeExperts(this, a, m, d, E, I, U);
   }
 }
 
