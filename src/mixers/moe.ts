@@ -21,8 +21,9 @@ import { Mlp } from './mlp.js';
  * weights on the device and runs the chosen experts' products over (token, slot) pairs
  * (contract/moe-experts.ts); it needs each projection of the E experts stacked in one tensor, which
  * Granite's checkpoints are and per-expert checkpoints (Jamba, Nemotron-H) are made at construction
- * (the experts become views of the stacks: no memory beyond the copy). Where that is not possible
- * (q4 per-expert tensors, biases, a backend without the kernel) every expert runs on every row and
+ * (the experts become views of the stacks, their own tensors freed: no memory beyond the copy). Where
+ * that is not possible (biases, q4 whose scales fill no whole words, a backend without the kernel)
+ * every expert runs on every row and
  * `moeAccumulate` adds it weighted, the unchosen with 0.
  */
 export type { MoeRouting } from '../backend/contract/mixers.js';
@@ -83,8 +84,6 @@ export class MixtureOfExperts implements Mixer {
       e.activation === activation && !e.w.upBias && !e.w.gateBias && !e.w.downBias && !e.w.gate === !w0.gate;
     if (!ex.every(plain)) return null;
     const parts = ['up', 'gate', 'down'] as const;
-    if (parts.some((k) => ex.some((e) => e.w[k] && e.w[k].dtype === 'q4') && !viewsOfOne(ex.map((e) => e.w[k]!))))
-      return null;
     const stacks = parts.map((k) =>
       w0[k]
         ? stackRows(
@@ -93,6 +92,10 @@ export class MixtureOfExperts implements Mixer {
           )
         : null,
     );
+    if (parts.some((k, i) => w0[k] && !stacks[i])) {
+      for (const s of stacks) if (s?.copied) s.t.dispose();
+      return null;
+    }
     const [up, gate, down] = stacks;
     if (stacks.some((s) => s?.copied))
       ex.forEach((e, i) => {
@@ -231,10 +234,18 @@ function viewsOfOne(ts: Tensor[]): boolean {
   );
 }
 
-/** The tensors' rows stacked in one tensor: their base where they are its blocks, else a device copy (kept). */
-function stackRows(bk: Backend, ts: Tensor[]): { t: Tensor; copied: boolean } {
+/**
+ * The tensors' rows stacked in one tensor: their base where they are its blocks, else a device copy
+ * (kept); null where the backend cannot stack their format (q4 without `stackExperts`).
+ */
+function stackRows(bk: Backend, ts: Tensor[]): { t: Tensor; copied: boolean } | null {
   if (viewsOfOne(ts)) return { t: ts[0].base!, copied: false };
+  if (bk.stackExperts) {
+    const s = bk.stackExperts(ts);
+    return s && { t: s.keep(), copied: true };
+  }
   const [t0] = ts;
+  if (t0.dtype === 'q4') return null;
   const s = bk.alloc([ts.length * t0.rows, t0.cols], t0.dtype).keep();
   ts.forEach((t, i) => bk.copy(rowBlock(s, i * t0.rows, t0.rows), t));
   return { t: s, copied: true };

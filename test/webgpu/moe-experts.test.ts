@@ -196,19 +196,22 @@ for (const dtype of ['f32', 'f16', 'bf16'] as const)
     await check(g, { kind: 'granite', E: 6, topK: 3, d: 40, I: 24, dtype }, [1, 3, 37]);
   });
 
-test('moeExperts on WebGPU with q4 stacked experts (Granite) equals the CPU mixer on the same values', async (t) => {
+test('moeExperts on WebGPU with q4 experts (stacked, and per-expert stacked on the device) equals the CPU mixer', async (t) => {
   const g = await requireAdapter(t);
   if (!g) return;
   await check(g, { kind: 'granite', E: 5, topK: 2, d: 45, I: 19, dtype: 'q4' }, MS);
   await check(g, { kind: 'granite', E: 7, topK: 3, d: 64, I: 32, dtype: 'q4' }, [1, 3, 37]);
+  // per-expert tensors whose q4 scales fill whole words (rows x blocks even): stacked by buffer copies
+  await check(g, { kind: 'jamba', E: 5, topK: 2, d: 34, I: 20, dtype: 'q4' }, MS);
+  await check(g, { kind: 'nemotron', E: 6, topK: 3, d: 40, I: 9, dtype: 'q4' }, MS);
 });
 
-test('per-expert q4 experts (Jamba, Nemotron-H) keep the all-experts path on WebGPU and equal the CPU mixer', async (t) => {
+test('per-expert q4 experts whose scales end mid-word keep the all-experts path and equal the CPU mixer', async (t) => {
   const g = await requireAdapter(t);
   if (!g) return;
   for (const c of [
-    { kind: 'jamba', E: 5, topK: 2, d: 33, I: 20, dtype: 'q4' },
-    { kind: 'nemotron', E: 6, topK: 3, d: 40, I: 9, dtype: 'q4' },
+    { kind: 'jamba', E: 5, topK: 2, d: 33, I: 19, dtype: 'q4' }, // down (33, 19): 33 rows x 1 block of scales
+    { kind: 'nemotron', E: 6, topK: 3, d: 35, I: 9, dtype: 'q4' }, // down (35, 9): 35 x 1
   ] as const) {
     const w = weights(c, 7);
     for (const k of ['gate', 'up', 'down']) w.get(`${NEVER}.${k}`)?.data.fill(0.5); // all experts run here

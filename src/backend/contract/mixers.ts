@@ -98,6 +98,12 @@ export interface MixerKernels {
    */
   moeExperts?(a: MoeExpertsArgs): void;
 
+  /**
+   * One (n·rows, cols) tensor holding the rows of the n tensors (one shape and dtype, q4 included) in
+   * order: the experts' stack `moeExperts` reads. Null where this backend cannot stack that format.
+   */
+  stackExperts?(ts: readonly Tensor[]): Tensor | null;
+
   /** Mamba-3's SSM from its in_proj output to the gated output (contract/mamba3.ts); l = 1 is the step. */
   mamba3Scan?(a: Mamba3ScanArgs): void;
 

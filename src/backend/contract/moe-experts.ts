@@ -66,3 +66,20 @@ export function checkMoeExperts(a: MoeExpertsArgs): { m: number; d: number; E: n
   want('down', down, E * d, I);
   return { m, d, E, I, U };
 }
+
+/** Checks a `stackExperts` call: n >= 1 tensors of one shape and dtype on one backend; returns them. */
+export function checkStackExperts(ts: readonly Tensor[]): readonly Tensor[] {
+  const op = 'stackExperts';
+  if (ts.length === 0) fail('BAD_ARGUMENT', `${op}: no tensors to stack`);
+  checkSameBackend(op, ...ts);
+  const [t0] = ts;
+  for (const t of ts) {
+    checkFloat(op, 'a tensor', t, true, ['q4']);
+    if (t.rows !== t0.rows || t.cols !== t0.cols || t.dtype !== t0.dtype)
+      fail(
+        'SHAPE_MISMATCH',
+        `${op}: ${t.toString()} differs from the first, ${t0.toString()}: expected one shape and dtype`,
+      );
+  }
+  return ts;
+}

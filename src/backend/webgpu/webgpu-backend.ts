@@ -79,8 +79,8 @@ import { attention, rotary } from './kernels/attention.js';
 import { attentionBackward } from './kernels/attention-backward.js';
 import { argmax, binary, unary } from './kernels/elementwise.js';
 import { moeAccumulate, moeRoute } from './kernels/moe.js';
-import { moeExperts } from './kernels/moe-experts.js';
-import { checkMoeExperts, type MoeExpertsArgs } from '../contract/moe-experts.js';
+import { moeExperts, stackInto } from './kernels/moe-experts.js';
+import { checkMoeExperts, checkStackExperts, type MoeExpertsArgs } from '../contract/moe-experts.js';
 import { embedding } from './kernels/embedding.js';
 import { gatedRmsnorm } from './kernels/gated-rmsnorm.js';
 import { mambaStep } from './kernels/mamba-step.js';
@@ -602,6 +602,14 @@ export class WebGpuBackend implements Backend, KernelHost, TrainingKernels {
   moeExperts(a: MoeExpertsArgs): void {
     const { m, d, E, I, U } = checkMoeExperts(a);
     moeExperts(this, a, m, d, E, I, U);
+  }
+
+  stackExperts(ts: readonly Tensor[]): Tensor | null {
+    const [t0] = checkStackExperts(ts);
+    const dst = this.alloc([ts.length * t0.rows, t0.cols], t0.dtype);
+    if (stackInto(this, dst, ts)) return dst;
+    dst.dispose();
+    return null;
   }
 }
 

@@ -1,8 +1,10 @@
 import type { MoeExpertActivation, MoeExpertsArgs } from '../../contract/moe-experts.js';
-import type { Tensor } from '../../../tensor/tensor.js';
+import { Tensor } from '../../../tensor/tensor.js';
 import { kernel } from '../bindings.js';
 import type { GpuStorage } from '../gpu-buffers.js';
 import type { KernelHost } from '../kernel-host.js';
+import { q4Layout } from '../../cpu/reference/q4.js';
+import { copy } from './copy.js';
 import { dcode, grid, q4Scales, wholeQ4 } from './launch.js';
 import * as W from './wgsl.gen.js';
 
@@ -154,6 +156,38 @@ export function moeExperts(
     );
   }
   for (const s of [ids, wts, g, h, y, count, list]) if (s) bk.release(s);
+}
+
+/**
+ * dst (n·rows, cols) <- the rows of the n tensors ts (rows, cols) in order, the experts' stack: float
+ * tensors through the copy kernel (any views), q4 (whole tensors) as two buffer copies each, its quants
+ * into the stack's quants and its scales into the stack's scales. False (nothing copied) where a q4
+ * tensor's scales do not fill whole 4-byte words (rows x blocks odd), which buffer copies cannot place.
+ */
+export function stackInto(bk: KernelHost, dst: Tensor, ts: readonly Tensor[]): boolean {
+  if (dst.dtype !== 'q4') {
+    const rows = ts[0].rows;
+    ts.forEach((t, i) =>
+      copy(
+        bk,
+        new Tensor(dst.backend, dst.storage, [rows, t.cols], dst.dtype, dst.offset + i * rows * dst.ld, dst.ld, dst),
+        t,
+      ),
+    );
+    return true;
+  }
+  const l = q4Layout(ts[0].rows, ts[0].cols);
+  const scaleBytes = l.rows * l.nb * 2;
+  if (scaleBytes % 4 !== 0) return false;
+  for (const t of ts) wholeQ4(t);
+  const s = bk.buf(dst);
+  const stackScales = ts.length * l.scaleOffset;
+  ts.forEach((t, i) => {
+    const b = bk.buf(t).buffer;
+    bk.d.copy(b, 0, s.buffer, i * l.scaleOffset, l.scaleOffset);
+    bk.d.copy(b, l.scaleOffset, s.buffer, stackScales + i * scaleBytes, scaleBytes);
+  });
+  return true;
 }
 
 /** An f32 operand of a product: a buffer and a row window. */
