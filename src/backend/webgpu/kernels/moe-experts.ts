@@ -183,10 +183,14 @@ export function stackInto(bk: KernelHost, dst: Tensor, ts: readonly Tensor[]): b
   const s = bk.buf(dst);
   const stackScales = ts.length * l.scaleOffset;
   ts.forEach((t, i) => {
-    const b = bk.buf(t).buffer;
-    bk.d.copy(b, 0, s.buffer, i * l.scaleOffset, l.scaleOffset);
-    bk.d.copy(b, l.scaleOffset, s.buffer, stackScales + i * scaleBytes, scaleBytes);
+    const b = bk.buf(t);
+    bk.d.copy(b.buffer, 0, s.buffer, i * l.scaleOffset, l.scaleOffset);
+    bk.d.copy(b.buffer, l.scaleOffset, s.buffer, stackScales + i * scaleBytes, scaleBytes);
+    // used by the open batch: a write into it (after the caller frees it and the pool hands it out
+    // again) must wait for the submit, or the copy would read the new contents
+    b.batch = bk.d.batch;
   });
+  s.batch = bk.d.batch;
   return true;
 }
 
