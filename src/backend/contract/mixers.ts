@@ -100,7 +100,8 @@ export interface MixerKernels {
 
   /**
    * One (n·rows, cols) tensor holding the rows of the n tensors (one shape and dtype, q4 included) in
-   * order: the experts' stack `moeExperts` reads. Null where this backend cannot stack that format.
+   * order: the experts' stack `moeExperts` reads. Null where this backend cannot stack that format
+   * or the stack would not fit one buffer.
    */
   stackExperts?(ts: readonly Tensor[]): Tensor | null;
 

@@ -79,7 +79,7 @@ import { attention, rotary } from './kernels/attention.js';
 import { attentionBackward } from './kernels/attention-backward.js';
 import { argmax, binary, unary } from './kernels/elementwise.js';
 import { moeAccumulate, moeRoute } from './kernels/moe.js';
-import { moeExperts, stackInto } from './kernels/moe-experts.js';
+import { moeExperts, stackFits, stackInto } from './kernels/moe-experts.js';
 import { checkMoeExperts, checkStackExperts, type MoeExpertsArgs } from '../contract/moe-experts.js';
 import { embedding } from './kernels/embedding.js';
 import { gatedRmsnorm } from './kernels/gated-rmsnorm.js';
@@ -606,6 +606,7 @@ export class WebGpuBackend implements Backend, KernelHost, TrainingKernels {
 
   stackExperts(ts: readonly Tensor[]): Tensor | null {
     const [t0] = checkStackExperts(ts);
+    if (!stackFits(this, ts.length * t0.rows, t0.cols, t0.dtype)) return null;
     const dst = this.alloc([ts.length * t0.rows, t0.cols], t0.dtype);
     if (stackInto(this, dst, ts)) return dst;
     dst.dispose();

@@ -1,4 +1,5 @@
 import type { MoeExpertActivation, MoeExpertsArgs } from '../../contract/moe-experts.js';
+import { dtypeBytes, type DType } from '../../../tensor/dtype.js';
 import { Tensor } from '../../../tensor/tensor.js';
 import { kernel } from '../bindings.js';
 import type { GpuStorage } from '../gpu-buffers.js';
@@ -25,6 +26,8 @@ const ACT_CODE: Record<MoeExpertActivation, number> = { swiglu: 0, relu2: 1, gel
 export const MOE_GATHER_MAX_M = 8;
 /** Rows per pass: bounds the pair buffers (pairs x max(2I, d) floats) whatever the prompt length. */
 const CHUNK = 1024;
+/** Largest pair buffer (bytes) a pass may need; fewer rows per pass for wide experts. */
+const SCRATCH_BYTES = 256 << 20;
 /** Row tile of moe-expert-matmul.wgsl (BM = BN). */
 const TILE = 64;
 
@@ -52,7 +55,10 @@ export function moeExperts(
   const K = a.topK;
   // g holds the up projection of each pair: [gate; up] (2I) for swiglu, fused or not
   const G = a.activation === 'swiglu' ? 2 * I : I;
-  const rows = Math.min(m, CHUNK);
+  // rows per pass: at most CHUNK, and few enough that each pair buffer stays within SCRATCH_BYTES
+  const L = bk.d.g.limits;
+  const cap = Math.min(SCRATCH_BYTES, L.maxBufferSize, L.maxStorageBufferBindingSize);
+  const rows = Math.max(1, Math.min(m, CHUNK, Math.floor(cap / (K * Math.max(G, d) * 4))));
   const np = rows * K;
   const gather = m <= MOE_GATHER_MAX_M;
   const ids = bk.scratch(np * 4),
@@ -62,8 +68,8 @@ export function moeExperts(
     y = bk.scratch(np * d * 4);
   const count = gather ? null : bk.scratch(E * 4),
     list = gather ? null : bk.scratch(E * rows * 4);
-  for (let r0 = 0; r0 < m; r0 += CHUNK) {
-    const mr = Math.min(CHUNK, m - r0);
+  for (let r0 = 0; r0 < m; r0 += rows) {
+    const mr = Math.min(rows, m - r0);
     const n = mr * K;
     const x = { buf: bk.buf(a.x), off: a.x.offset + r0 * a.x.ld, ld: a.x.ld };
     const [sx, sy] = grid(mr, 64);
@@ -156,6 +162,18 @@ export function moeExperts(
     );
   }
   for (const s of [ids, wts, g, h, y, count, list]) if (s) bk.release(s);
+}
+
+/**
+ * Whether a stack of `rows` x `cols` in `dtype` fits one binding of this device with u32 element
+ * indices; where not (a large model's experts in f32), the experts stay separate tensors.
+ */
+export function stackFits(bk: KernelHost, rows: number, cols: number, dtype: DType): boolean {
+  const L = bk.d.g.limits;
+  const q4 = dtype === 'q4' ? q4Layout(rows, cols) : null;
+  const bytes = q4 ? q4.bytes : rows * cols * dtypeBytes(dtype);
+  const elements = rows * (q4 ? q4.ld : cols);
+  return bytes <= Math.min(L.maxBufferSize, L.maxStorageBufferBindingSize) && elements < 2 ** 32;
 }
 
 /**
