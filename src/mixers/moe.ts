@@ -22,9 +22,8 @@ import { Mlp } from './mlp.js';
  * (contract/moe-experts.ts); it needs each projection of the E experts stacked in one tensor, which
  * Granite's checkpoints are and per-expert checkpoints (Jamba, Nemotron-H) are made at construction
  * (the experts become views of the stacks, their own tensors freed: no memory beyond the copy). Where
- * that is not possible (biases, q4 whose scales fill no whole words, a backend without the kernel)
- * every expert runs on every row and
- * `moeAccumulate` adds it weighted, the unchosen with 0.
+ * that is not possible (biases, a stack the backend cannot make, a backend without the kernel) every
+ * expert runs on every row and `moeAccumulate` adds it weighted, the unchosen with 0.
  */
 export type { MoeRouting } from '../backend/contract/mixers.js';
 export type MoeOptions = MoeRouteOptions;
@@ -75,7 +74,8 @@ export class MixtureOfExperts implements Mixer {
    * The experts' up, gate and down projections each as one (E·rows, cols) tensor: the tensor they are
    * views of (Granite's input_linear / output_linear), or a stack copied on the device, the experts
    * then rebuilt as views of it and their own tensors freed. Null where the experts differ in kind or
-   * have biases, or a projection is per-expert q4 (q4 is not copied on the device).
+   * have biases, or the backend cannot stack a projection (`stackExperts`: q4 whose scales end
+   * mid-word, a stack past the device's buffer size).
    */
   private stack(): MixtureOfExperts['stacked'] {
     const ex = this.experts;
@@ -228,6 +228,8 @@ function viewsOfOne(ts: Tensor[]): boolean {
   return ts.every(
     (t, i) =>
       t.storage === base.storage &&
+      t.rows === t0.rows &&
+      t.cols === t0.cols &&
       t.dtype === base.dtype &&
       t.ld === base.ld &&
       t.offset === base.offset + i * t0.rows * base.ld,
