@@ -16,7 +16,7 @@ import { disposeGpu, requireAdapter } from '../helpers/webgpu.js';
  * matrix-vector products for decode, per-expert tiled products over the routed rows for prefill) and
  * equals the CPU mixer (the specification), for the three routings and their expert MLPs (Granite:
  * stacked fused SwiGLU experts + shared expert; Jamba: per-expert gate/up/down; Nemotron-H: per-expert
- * relu² with a sigmoid router, groups, bias and scaling), odd sizes, each weight format, and rows
+ * relu² with a sigmoid router, bias, scaling and groups), odd sizes, each weight format, and rows
  * m = 1, 3 (decode), 37 and 300 (prefill: several row tiles and list blocks). Expert 0 is chosen by
  * every token and expert 1 by none; expert 1's weights are NaN, which any read of them would spread.
  */
@@ -31,6 +31,8 @@ interface Case {
   d: number;
   I: number;
   dtype: DType;
+  /** Sigmoid routing in this many groups, the best one kept (expert ALWAYS's group wins by its bias). */
+  groups?: number;
 }
 
 const ROUTING: Record<Kind, MoeRouting> = { granite: 'topk-softmax', jamba: 'softmax-topk', nemotron: 'sigmoid' };
@@ -51,6 +53,8 @@ function weights(c: Case, seed: number): Map<string, { data: Float32Array; shape
   const r = w.get('router')!.data;
   for (let e = 0; e < E; e++) r[e * d] = e === ALWAYS ? 10 : e === NEVER ? -10 : 0;
   put('bias', [E], 2, 0.2);
+  w.get('bias')!.data[NEVER] = -1; // the sigmoid router's choice key of NEVER stays below every other
+  if (c.groups) w.get('bias')!.data[ALWAYS] = 2; // its group ranks first for every token
   const poison = (data: Float32Array, e: number, per: number): void => {
     data.fill(NaN, e * per, (e + 1) * per);
   };
@@ -106,7 +110,7 @@ function mixer(bk: Backend, c: Case, w: ReturnType<typeof weights>, dtype: DType
     routing: ROUTING[c.kind],
     normTopk: c.kind !== 'jamba',
     scaling: c.kind === 'nemotron' ? 2.5 : 1,
-    nGroup: c.kind === 'nemotron' ? 2 : 1,
+    nGroup: c.groups ?? 1,
     topkGroup: 1,
   };
   const names = { router: 'router', correctionBias: 'bias', expert: null, shared: 'shared' };
@@ -170,6 +174,11 @@ async function check(g: WebGpuBackend, c: Case, ms: number[]): Promise<void> {
   for (const m of ms) {
     const x = input(m, c.d, m + c.E);
     const want = await ref.forward(C.upload(x, [m, c.d])).readFloat();
+    const chosen = await ref.route(C.upload(x, [m, c.d])).readFloat(); // (m, E)
+    for (let r = 0; r < m; r++) {
+      assert.notEqual(chosen[r * c.E + ALWAYS], 0, `${c.kind} row ${r}: expert ${ALWAYS} is chosen by every token`);
+      assert.equal(chosen[r * c.E + NEVER], 0, `${c.kind} row ${r}: expert ${NEVER} is chosen by none`);
+    }
     // count the dense products: the router and the shared expert only, whatever E (no expert runs on all rows)
     let products = 0;
     const matmul = g.matmul.bind(g);
@@ -180,7 +189,7 @@ async function check(g: WebGpuBackend, c: Case, ms: number[]): Promise<void> {
     const out = gpu.forward(g.upload(x, [m, c.d]));
     g.matmul = matmul;
     const got = await out.readFloat();
-    const what = `${c.kind} ${c.dtype} E ${c.E} top-${c.topK} d ${c.d} I ${c.I} m ${m}`;
+    const what = `${c.kind}${c.groups ? ` in ${c.groups} groups` : ''} ${c.dtype} E ${c.E} top-${c.topK} d ${c.d} I ${c.I} m ${m}`;
     assert.ok(
       got.every((v: number) => Number.isFinite(v)),
       `${what}: an unchosen expert's NaN weights reached the output`,
@@ -204,6 +213,7 @@ for (const dtype of ['f32', 'f16', 'bf16'] as const)
     await check(g, { kind: 'granite', E: 5, topK: 2, d: 13, I: 7, dtype }, MS);
     await check(g, { kind: 'jamba', E: 7, topK: 3, d: 11, I: 9, dtype }, MS);
     await check(g, { kind: 'nemotron', E: 6, topK: 2, d: 19, I: 5, dtype }, MS);
+    await check(g, { kind: 'nemotron', E: 6, topK: 2, d: 19, I: 5, dtype, groups: 2 }, [1, 37]);
     // aligned widths: the 16-byte reads of the decode product
     await check(g, { kind: 'granite', E: 6, topK: 3, d: 40, I: 24, dtype }, [1, 3, 37]);
   });
@@ -233,6 +243,11 @@ test('per-expert q4 experts whose scales end mid-word keep the all-experts path 
     for (const m of [1, 37]) {
       const x = input(m, c.d, m);
       const want = await ref.forward(C.upload(x, [m, c.d])).readFloat();
+      const chosen = await ref.route(C.upload(x, [m, c.d])).readFloat(); // (m, E)
+      for (let r = 0; r < m; r++) {
+        assert.notEqual(chosen[r * c.E + ALWAYS], 0, `${c.kind} row ${r}: expert ${ALWAYS} is chosen by every token`);
+        assert.equal(chosen[r * c.E + NEVER], 0, `${c.kind} row ${r}: expert ${NEVER} is chosen by none`);
+      }
       const got = await gpu.forward(g.upload(x, [m, c.d])).readFloat();
       assertClose(got, want, `${c.kind} q4 m ${m}`, 1e-4, 2e-5);
     }
