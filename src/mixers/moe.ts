@@ -1,10 +1,11 @@
 import type { Backend } from '../backend/backend.js';
 import { requireMixerKernel, type MoeRouteOptions } from '../backend/contract/mixers.js';
+import type { MoeExpertsArgs } from '../backend/contract/moe-experts.js';
 import { fail } from '../errors.js';
 import { scope } from '../tensor/scope.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { Tensor } from '../tensor/tensor.js';
 import type { Mixer, MixerState } from './mixer.js';
-import type { Mlp } from './mlp.js';
+import { Mlp } from './mlp.js';
 
 /**
  * A mixture of experts (sparse MoE feed-forward), a stateless mixer:
@@ -13,10 +14,16 @@ import type { Mlp } from './mlp.js';
  * The routing (top-k then softmax for Granite, softmax then top-k for Jamba, sigmoid with a correction
  * bias, groups and scaling for Nemotron-H) is the backend's `moeRoute` kernel, which writes dense
  * weights (m, E), zero for the experts a token did not choose.
- * Where the host addresses the backend's memory (the CPU), only each token's chosen experts run: the
- * rows routed to expert e are gathered (the embedding kernel as a row gather), pushed through that
- * expert's MLP, and added back weighted. Elsewhere (WebGPU, where reading the choice back would stall
- * the queue) every expert runs on every row and `moeAccumulate` adds it weighted, the unchosen with 0.
+ * Only each token's chosen experts run. Where the host addresses the backend's memory (the CPU, the
+ * specification) the rows routed to expert e are gathered (the embedding kernel as a row gather),
+ * pushed through that expert's MLP, and added back weighted. Elsewhere (WebGPU, where reading the
+ * choice back would stall the queue) the backend's `moeExperts` kernel takes the choice from the dense
+ * weights on the device and runs the chosen experts' products over (token, slot) pairs
+ * (contract/moe-experts.ts); it needs each projection of the E experts stacked in one tensor, which
+ * Granite's checkpoints are and per-expert checkpoints (Jamba, Nemotron-H) are made at construction
+ * (the experts become views of the stacks, their own tensors freed: no memory beyond the copy). Where
+ * that is not possible (biases, a stack the backend cannot make, a backend without the kernel) every
+ * expert runs on every row and `moeAccumulate` adds it weighted, the unchosen with 0.
  */
 export type { MoeRouting } from '../backend/contract/mixers.js';
 export type MoeOptions = MoeRouteOptions;
@@ -39,6 +46,8 @@ export interface MoeNames {
 export class MixtureOfExperts implements Mixer {
   readonly kind = 'moe';
   readonly nExperts: number;
+  /** The experts' projections stacked for `moeExperts` (null: the host path, or every expert on every row). */
+  readonly stacked: Omit<MoeExpertsArgs, 'out' | 'x' | 'weights' | 'topK'> | null;
 
   constructor(
     readonly backend: Backend,
@@ -58,6 +67,53 @@ export class MixtureOfExperts implements Mixer {
       fail('BAD_ARGUMENT', `moe: num_experts_per_tok ${topK} must be in [1, ${E}]`);
     if (!(Number.isInteger(nGroup) && nGroup >= 1 && E % nGroup === 0 && topkGroup >= 1 && topkGroup <= nGroup))
       fail('BAD_ARGUMENT', `moe: n_group ${nGroup} must divide the ${E} experts and topk_group ${topkGroup} <= it`);
+    this.stacked = backend.hostView || !backend.moeExperts ? null : this.stack();
+  }
+
+  /**
+   * The experts' up, gate and down projections each as one (E·rows, cols) tensor: the tensor they are
+   * views of (Granite's input_linear / output_linear), or a stack copied on the device, the experts
+   * then rebuilt as views of it and their own tensors freed. Null where the experts differ in kind or
+   * have biases, or the backend cannot stack a projection (`stackExperts`: q4 whose scales end
+   * mid-word, a stack past the device's buffer size).
+   */
+  private stack(): MixtureOfExperts['stacked'] {
+    const ex = this.experts;
+    const { activation, w: w0 } = ex[0];
+    const plain = (e: Mlp): boolean =>
+      e.activation === activation && !e.w.upBias && !e.w.gateBias && !e.w.downBias && !e.w.gate === !w0.gate;
+    if (!ex.every(plain)) return null;
+    const parts = ['up', 'gate', 'down'] as const;
+    const stacks = parts.map((k) =>
+      w0[k]
+        ? stackRows(
+            this.backend,
+            ex.map((e) => e.w[k]!),
+          )
+        : null,
+    );
+    if (parts.some((k, i) => w0[k] && !stacks[i])) {
+      for (const s of stacks) if (s?.copied) s.t.dispose();
+      return null;
+    }
+    const [up, gate, down] = stacks;
+    if (stacks.some((s) => s?.copied))
+      ex.forEach((e, i) => {
+        const view = (k: number, t: Tensor): Tensor => {
+          const s = stacks[k]!;
+          if (!s.copied) return t;
+          t.dispose();
+          return rowBlock(s.t, i * t.rows, t.rows);
+        };
+        const w = e.w;
+        ex[i] = new Mlp(
+          this.backend,
+          { ...w, up: view(0, w.up), gate: w.gate && view(1, w.gate), down: view(2, w.down) },
+          e.activation,
+          e.names,
+        );
+      });
+    return { up: up!.t, gate: gate?.t ?? null, down: down!.t, activation };
   }
 
   /** Dense routing weights (m, E) of the rows of x (m, d): zero where a token did not choose the expert. */
@@ -83,6 +139,10 @@ export class MixtureOfExperts implements Mixer {
       else bk.fill(out, 0);
       const w = bk.hostView?.(weights);
       const o = bk.hostView?.(out);
+      if ((!w || !o) && this.stacked && bk.moeExperts) {
+        bk.moeExperts({ out, x, weights, topK: this.opts.topK, ...this.stacked });
+        return;
+      }
       if (!w || !o) {
         // every expert on every row, added with its (mostly zero) weight
         const accumulate = requireMixerKernel(bk, 'moeAccumulate');
@@ -158,6 +218,44 @@ export class MixtureOfExperts implements Mixer {
   }
 
   parametersChanged(): void {}
+}
+
+/** Whether the tensors are consecutive row blocks of one tensor, filling it (Granite's stacked experts). */
+function viewsOfOne(ts: Tensor[]): boolean {
+  const [t0] = ts;
+  const base = t0.base;
+  if (!base || base.rows !== ts.length * t0.rows || base.cols !== t0.cols || t0.offset !== base.offset) return false;
+  return ts.every(
+    (t, i) =>
+      t.storage === base.storage &&
+      t.rows === t0.rows &&
+      t.cols === t0.cols &&
+      t.dtype === base.dtype &&
+      t.ld === base.ld &&
+      t.offset === base.offset + i * t0.rows * base.ld,
+  );
+}
+
+/**
+ * The tensors' rows stacked in one tensor: their base where they are its blocks, else a device copy
+ * (kept); null where the backend cannot stack their format (q4 without `stackExperts`).
+ */
+function stackRows(bk: Backend, ts: Tensor[]): { t: Tensor; copied: boolean } | null {
+  if (viewsOfOne(ts)) return { t: ts[0].base!, copied: false };
+  if (bk.stackExperts) {
+    const s = bk.stackExperts(ts);
+    return s && { t: s.keep(), copied: true };
+  }
+  const [t0] = ts;
+  if (t0.dtype === 'q4') return null;
+  const s = bk.alloc([ts.length * t0.rows, t0.cols], t0.dtype).keep();
+  ts.forEach((t, i) => bk.copy(rowBlock(s, i * t0.rows, t0.rows), t));
+  return { t: s, copied: true };
+}
+
+/** Rows [start, start + count) of a matrix, as a view. */
+function rowBlock(t: Tensor, start: number, count: number): Tensor {
+  return new Tensor(t.backend, t.storage, [count, t.cols], t.dtype, t.offset + start * t.ld, t.ld, t.base ?? t);
 }
 
 function contiguousCopy(bk: Backend, x: Tensor): Tensor {

@@ -3,6 +3,7 @@ import { checkShape } from '../../tensor/shape.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { checkFloat, checkSameBackend } from './checks.js';
 import type { Mamba3ScanArgs, Mamba3ScanBackwardArgs } from './mamba3.js';
+import type { MoeExpertsArgs } from './moe-experts.js';
 
 /**
  * Other sequence mixers: S4D, H3, Hyena, attention (src/mixers/, docs/mixers.md).
@@ -89,6 +90,20 @@ export interface MixerKernels {
 
   /** out (m, d) <- out + weights[:, expert] ⊙ y: each row of y scaled by its row's weight for `expert`. */
   moeAccumulate?(out: Tensor, y: Tensor, weights: Tensor, expert: number): void;
+
+  /**
+   * The experts of a mixture of experts, each token's chosen ones only, added into out
+   * (contract/moe-experts.ts). For backends whose host cannot read the choice (WebGPU); not in
+   * MIXER_KERNELS: the mixer needs it nowhere (the CPU reads the choice, others fall back to moeAccumulate).
+   */
+  moeExperts?(a: MoeExpertsArgs): void;
+
+  /**
+   * One (n·rows, cols) tensor holding the rows of the n tensors (one shape and dtype, q4 included) in
+   * order: the experts' stack `moeExperts` reads. Null where this backend cannot stack that format
+   * or the stack would not fit one buffer.
+   */
+  stackExperts?(ts: readonly Tensor[]): Tensor | null;
 
   /** Mamba-3's SSM from its in_proj output to the gated output (contract/mamba3.ts); l = 1 is the step. */
   mamba3Scan?(a: Mamba3ScanArgs): void;

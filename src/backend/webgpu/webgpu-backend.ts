@@ -84,6 +84,8 @@ import { attention, rotary } from './kernels/attention.js';
 import { attentionBackward } from './kernels/attention-backward.js';
 import { argmax, binary, unary } from './kernels/elementwise.js';
 import { moeAccumulate, moeRoute } from './kernels/moe.js';
+import { moeExperts, stackFits, stackInto } from './kernels/moe-experts.js';
+import { checkMoeExperts, checkStackExperts, type MoeExpertsArgs } from '../contract/moe-experts.js';
 import { embedding } from './kernels/embedding.js';
 import { gatedRmsnorm } from './kernels/gated-rmsnorm.js';
 import { mambaStep } from './kernels/mamba-step.js';
@@ -606,6 +608,20 @@ export class WebGpuBackend implements Backend, KernelHost, TrainingKernels {
   moeAccumulate(out: Tensor, y: Tensor, weights: Tensor, expert: number): void {
     const { m, d } = checkMoeAccumulate(out, y, weights, expert);
     moeAccumulate(this, out, y, weights, expert, m, d);
+  }
+
+  moeExperts(a: MoeExpertsArgs): void {
+    const { m, d, E, I, U } = checkMoeExperts(a);
+    moeExperts(this, a, m, d, E, I, U);
+  }
+
+  stackExperts(ts: readonly Tensor[]): Tensor | null {
+    const [t0] = checkStackExperts(ts);
+    if (!stackFits(this, ts.length * t0.rows, t0.cols, t0.dtype)) return null;
+    const dst = this.alloc([ts.length * t0.rows, t0.cols], t0.dtype);
+    if (stackInto(this, dst, ts)) return dst;
+    dst.dispose();
+    return null;
   }
 }
 

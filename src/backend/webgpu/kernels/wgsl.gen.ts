@@ -1561,6 +1561,190 @@ export const moeAccumulate = {
   },
 } as const satisfies WgslModule;
 
+const moeCombine_P = {
+  struct: 'P',
+  size: 32,
+  fields: [
+    { name: 'n', type: 'u32', offset: 0 },
+    { name: 'I', type: 'u32', offset: 4 },
+    { name: 'U', type: 'u32', offset: 8 },
+    { name: 'K', type: 'u32', offset: 12 },
+    { name: 'E', type: 'u32', offset: 16 },
+    { name: 'd', type: 'u32', offset: 20 },
+    { name: 'ooff', type: 'u32', offset: 24 },
+    { name: 'old', type: 'u32', offset: 28 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.n !== 'number' || typeof v.I !== 'number' || typeof v.U !== 'number' ||
+      typeof v.K !== 'number' || typeof v.E !== 'number' || typeof v.d !== 'number' ||
+      typeof v.ooff !== 'number' || typeof v.old !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.n;
+    w.u32[at + 1] = v.I;
+    w.u32[at + 2] = v.U;
+    w.u32[at + 3] = v.K;
+    w.u32[at + 4] = v.E;
+    w.u32[at + 5] = v.d;
+    w.u32[at + 6] = v.ooff;
+    w.u32[at + 7] = v.old;
+    return true;
+  },
+} as const;
+export const moeCombine = {
+  name: 'moe-combine',
+  code: "// The two elementwise steps of a mixture of experts' expert MLPs over the (row, slot) pairs\n// (launcher kernels/moe-experts.ts; pair i = r·K + s runs expert ids[i], E: none):\n// act: h[i, j] = act of the up projection g (pairs, U), j < I: ACT 0 swiglu silu(g[i, j]) · g[i, I + j]\n//   (g holds [gate; up]), 1 relu(g)², 2 gelu, 3 relu, 4 silu; one thread per element.\n// combine: out[r, c] += Σ_s wts[r·K + s] · y[r·K + s, c] over the slots that hold an expert, in slot\n//   order (increasing expert, the CPU mixer's order); an empty slot's y is never read. One thread per\n//   element of out.\n\n// Scalar functions with the numerics of the CPU reference (src/backend/cpu/reference/math.ts), in f32.\n\n// log(1 + y) without the cancellation of log(1 + y) for small y (Goldberg's trick: exact to a few ulp).\nfn log1p_f(y: f32) -> f32 {\n  let u = 1.0 + y;\n  if (u == 1.0) { return y; }\n  return log(u) * (y / (u - 1.0));\n}\n\n// softplus(x) = log(1 + e^x), and x itself above 20 (PyTorch's threshold).\nfn softplus_f(x: f32) -> f32 {\n  if (x > 20.0) { return x; }\n  return log1p_f(exp(x));\n}\n\nfn sigmoid_f(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }\n\nfn silu_f(x: f32) -> f32 { return x / (1.0 + exp(-x)); }\n\n// erf from erfc (Numerical Recipes' erfcc, fractional error < 1.2e-7).\nfn erf_f(x: f32) -> f32 {\n  let z = abs(x);\n  let t = 1.0 / (1.0 + 0.5 * z);\n  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +\n          t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));\n  return select(r - 1.0, 1.0 - r, x >= 0.0);\n}\n\n// gelu(x) = x * Phi(x), the exact (erf) form.\nfn gelu_f(x: f32) -> f32 { return 0.5 * x * (1.0 + erf_f(x * 0.70710678118654752)); }\n\noverride ACT: u32 = 0u;\n\nstruct P { n: u32, I: u32, U: u32, K: u32, E: u32, d: u32, ooff: u32, old: u32 }\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> ids: array<u32>;        // (pairs)\n@group(0) @binding(2) var<storage, read> g: array<f32>;          // act: (pairs, U)\n@group(0) @binding(3) var<storage, read_write> h: array<f32>;    // act: (pairs, I)\n@group(0) @binding(4) var<storage, read> wts: array<f32>;        // combine: (pairs)\n@group(0) @binding(5) var<storage, read> y: array<f32>;          // combine: (pairs, d)\n@group(0) @binding(6) var<storage, read_write> o: array<f32>;    // combine: out (n / K, d) view\n\n@compute @workgroup_size(256)\nfn act(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {\n  let id = gid.y * nwg.x * 256u + gid.x;\n  if (id >= p.n * p.I) { return; }\n  let i = id / p.I;\n  let j = id - i * p.I;\n  if (ids[i] >= p.E) { return; }\n  let v = g[i * p.U + j];\n  var r: f32;\n  switch (ACT) {\n    case 0u: { r = silu_f(v) * g[i * p.U + p.I + j]; }\n    case 1u: { let t = max(v, 0.0); r = t * t; }\n    case 2u: { r = gelu_f(v); }\n    case 3u: { r = max(v, 0.0); }\n    default: { r = silu_f(v); }\n  }\n  h[id] = r;\n}\n\n@compute @workgroup_size(256)\nfn combine(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {\n  let id = gid.y * nwg.x * 256u + gid.x;\n  let rows = p.n / p.K;\n  if (id >= rows * p.d) { return; }\n  let r = id / p.d;\n  let c = id - r * p.d;\n  let oi = p.ooff + r * p.old + c;\n  var v = o[oi];\n  for (var s = 0u; s < p.K; s++) {\n    let i = r * p.K + s;\n    if (ids[i] < p.E) { v += wts[i] * y[i * p.d + c]; }\n  }\n  o[oi] = v;\n}\n",
+  entries: {
+    act: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'ids', group: 0, binding: 1, access: 'read', type: 'u32', note: '(pairs)' },
+        { name: 'g', group: 0, binding: 2, access: 'read', type: 'f32', note: 'act: (pairs, U)' },
+        { name: 'h', group: 0, binding: 3, access: 'read_write', type: 'f32', note: 'act: (pairs, I)' },
+      ],
+      uniform: moeCombine_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.ids || !b.g || !b.h) return null;
+        return [b.ids, b.g, b.h];
+      },
+    },
+    combine: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'ids', group: 0, binding: 1, access: 'read', type: 'u32', note: '(pairs)' },
+        { name: 'wts', group: 0, binding: 4, access: 'read', type: 'f32', note: 'combine: (pairs)' },
+        { name: 'y', group: 0, binding: 5, access: 'read', type: 'f32', note: 'combine: (pairs, d)' },
+        { name: 'o', group: 0, binding: 6, access: 'read_write', type: 'f32', note: 'combine: out (n / K, d) view' },
+      ],
+      uniform: moeCombine_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.ids || !b.wts || !b.y || !b.o) return null;
+        return [b.ids, b.wts, b.y, b.o];
+      },
+    },
+  },
+} as const satisfies WgslModule;
+
+const moeExpertMatmul_P = {
+  struct: 'P',
+  size: 48,
+  fields: [
+    { name: 'm', type: 'u32', offset: 0 },
+    { name: 'K', type: 'u32', offset: 4 },
+    { name: 'q', type: 'u32', offset: 8 },
+    { name: 'p', type: 'u32', offset: 12 },
+    { name: 'tiles', type: 'u32', offset: 16 },
+    { name: 'aoff', type: 'u32', offset: 20 },
+    { name: 'ald', type: 'u32', offset: 24 },
+    { name: 'woff', type: 'u32', offset: 28 },
+    { name: 'wld', type: 'u32', offset: 32 },
+    { name: 'wsoff', type: 'u32', offset: 36 },
+    { name: 'ooff', type: 'u32', offset: 40 },
+    { name: 'old', type: 'u32', offset: 44 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.m !== 'number' || typeof v.K !== 'number' || typeof v.q !== 'number' ||
+      typeof v.p !== 'number' || typeof v.tiles !== 'number' || typeof v.aoff !== 'number' ||
+      typeof v.ald !== 'number' || typeof v.woff !== 'number' || typeof v.wld !== 'number' ||
+      typeof v.wsoff !== 'number' || typeof v.ooff !== 'number' || typeof v.old !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.m;
+    w.u32[at + 1] = v.K;
+    w.u32[at + 2] = v.q;
+    w.u32[at + 3] = v.p;
+    w.u32[at + 4] = v.tiles;
+    w.u32[at + 5] = v.aoff;
+    w.u32[at + 6] = v.ald;
+    w.u32[at + 7] = v.woff;
+    w.u32[at + 8] = v.wld;
+    w.u32[at + 9] = v.wsoff;
+    w.u32[at + 10] = v.ooff;
+    w.u32[at + 11] = v.old;
+    return true;
+  },
+} as const;
+export const moeExpertMatmul = {
+  name: 'moe-expert-matmul',
+  code: "// A mixture of experts' expert product for many rows (prefill), per expert over only the rows routed\n// to it (launcher kernels/moe-experts.ts): expert e = the workgroup's y / tiles, its rows the pairs\n// list[e·m + j], j < count[e] (moe-slots.wgsl), pair i = r·K + s:\n//   o[i, n] = W[e·p + n, :] · a[arow, :]      n < p,  arow = r (XGATHER: the token's row) or i\n// Tiled as matmul.wgsl's 64 x 64 blocks of 4 x 4 per thread, slices of 16 through workgroup memory;\n// the dispatch is sized for the worst case (every row to one expert) and a tile past its expert's\n// count exits at once, so the work is ~ m·k rows, not m·E. a f32, W any weight format (weights.wgsl).\n\n// Element i of a buffer of 16-bit floats, two to a u32 word: `w` is the word holding it (index\n// i >> 1, the half i & 1), `t` its dtype (1 f16, 2 bf16), as f32.\nfn half_f32(w: u32, i: u32, t: u32) -> f32 {\n  let h = (w >> ((i & 1u) * 16u)) & 0xffffu;\n  if (t == 2u) { return bitcast<f32>(h << 16u); }\n  return unpack2x16float(h).x;\n}\n// The q4 weight format (backend/cpu/reference/q4.ts, docs/weights.md) read from u32 words: rows of a\n// matrix padded to ld elements (a multiple of 32), blocks of 32 in 16 bytes (byte i of a block holds\n// element i in its low nibble and element i + 16 in its high one: one u32 word holds 8 nibbles), then\n// f16 scales, one a block, from half index `soff` of the same buffer. Element i (flat, in padded\n// units) is (nibble - 8) * scale[soff + i / 32].\n\n// Byte index of the quant of element i.\nfn q4_byte(i: u32) -> u32 { return ((i & ~31u) >> 1u) + (i & 15u); }\n\n// The quant of element i less 8, as f32, from the word holding its byte.\nfn q4_quant(word: u32, i: u32) -> f32 {\n  return f32((word >> ((q4_byte(i) & 3u) * 8u + ((i >> 2u) & 4u))) & 15u) - 8.0;\n}\n\n// The 8 quants of one word of a block (less 8): elements 4k..4k+3 (lo) and 16+4k..16+4k+3 (hi).\nfn q4_lo(w: u32) -> vec4<f32> {\n  return vec4<f32>((vec4<u32>(w, w >> 8u, w >> 16u, w >> 24u) & vec4<u32>(15u))) - vec4<f32>(8.0);\n}\nfn q4_hi(w: u32) -> vec4<f32> {\n  return vec4<f32>((vec4<u32>(w >> 4u, w >> 12u, w >> 20u, w >> 28u) & vec4<u32>(15u))) - vec4<f32>(8.0);\n}\n// Elements of a weight matrix in any of the formats the products read (WT: 0 f32, 1 f16, 2 bf16, 3 q4),\n// from a buffer bound as `W: array<vec4<u32>>` (16-byte words). The including kernel declares W and\n// `override WT`, and includes half.wgsl and q4.wgsl before this file (their unpacking is used here).\n// `soff`: q4 only, the half index of the scales in the buffer (launch.ts `q4Scales`).\n\nfn w_word(i: u32) -> u32 { return W[i >> 2u][i & 3u]; }\n\n// Element i (flat, in the buffer's element units) as f32.\nfn w_el(i: u32, soff: u32) -> f32 {\n  if (WT == 0u) { return bitcast<f32>(w_word(i)); }\n  if (WT == 3u) {\n    let h = soff + (i >> 5u);\n    return q4_quant(w_word(q4_byte(i) >> 2u), i) * half_f32(w_word(h >> 1u), h, 1u);\n  }\n  return half_f32(w_word(i >> 1u), i, WT);\n}\n\n// Elements i..i+3 as f32, i a multiple of 4: one 16-byte word (f32), half of one (f16, bf16), or one\n// word of a q4 block's nibbles (elements 4k..4k+3 are the low nibbles of its word k, 16+4k.. the high).\nfn w_el4(i: u32, soff: u32) -> vec4<f32> {\n  if (WT == 0u) { return bitcast<vec4<f32>>(W[i >> 2u]); }\n  if (WT == 3u) {\n    let o = i & 31u;\n    let wd = w_word(((i & ~31u) >> 3u) + ((o & 15u) >> 2u));\n    let h = soff + (i >> 5u);\n    let s = half_f32(w_word(h >> 1u), h, 1u);\n    return select(q4_lo(wd), q4_hi(wd), o >= 16u) * s;\n  }\n  let q = W[i >> 3u];\n  let hw = select(q.xy, q.zw, (i & 4u) != 0u);\n  if (WT == 2u) {\n    return vec4<f32>(bitcast<f32>(hw.x << 16u), bitcast<f32>(hw.x & 0xffff0000u), bitcast<f32>(hw.y << 16u),\n                     bitcast<f32>(hw.y & 0xffff0000u));\n  }\n  return vec4<f32>(unpack2x16float(hw.x), unpack2x16float(hw.y));\n}\n\noverride WT: u32 = 0u;        // W dtype: 0 f32, 1 f16, 2 bf16, 3 q4\noverride XGATHER: bool = false;\n\nstruct P {\n  m: u32, K: u32, q: u32, p: u32,\n  tiles: u32,                 // row tiles per expert (ceil(m / 64))\n  aoff: u32, ald: u32,        // a view: (m, q) with XGATHER, else (pairs, q)\n  woff: u32, wld: u32,        // W (E·p, q) view\n  wsoff: u32,                 // q4: half index of W's scales\n  ooff: u32, old: u32,        // o (pairs, ≥ p) view\n}\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> W: array<vec4<u32>>;   // stacked experts, dtype WT\n@group(0) @binding(2) var<storage, read> a: array<f32>;\n@group(0) @binding(3) var<storage, read> count: array<u32>;     // (E)\n@group(0) @binding(4) var<storage, read> list: array<u32>;      // (E, m) pairs per expert\n@group(0) @binding(5) var<storage, read_write> o: array<f32>;\n\nconst BM: u32 = 64u;\nconst BN: u32 = 64u;\nconst BK: u32 = 16u;\nconst TM: u32 = 4u;\nconst TN: u32 = 4u;\n\nvar<workgroup> As: array<vec4<f32>, BK * BM / 4u>; // [kk][mm / 4]\nvar<workgroup> Bs: array<vec4<f32>, BK * BN / 4u>; // [kk][nn / 4]\nvar<workgroup> pairs: array<u32, BM>;              // the tile's pairs (valid below rows)\nvar<workgroup> rowsLeft: u32;\n\n@compute @workgroup_size(256)\nfn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {\n  let e = wid.y / p.tiles;\n  let m0 = (wid.y - e * p.tiles) * BM;\n  if (li == 0u) { rowsLeft = select(0u, count[e] - m0, count[e] > m0); }\n  let rows = min(workgroupUniformLoad(&rowsLeft), BM);\n  if (rows == 0u) { return; }\n  if (li < rows) { pairs[li] = list[e * p.m + m0 + li]; }\n  workgroupBarrier();\n  let n0 = wid.x * BN;\n  let tx = li % (BN / TN);\n  let ty = li / (BN / TN);\n  let wbase = p.woff + e * p.p * p.wld;\n  var acc: array<vec4<f32>, TM>;\n  for (var i = 0u; i < TM; i++) { acc[i] = vec4<f32>(0.0); }\n  for (var k0 = 0u; k0 < p.q; k0 += BK) {\n    for (var r = 0u; r < BM * BK / 256u; r++) {\n      let idx = li + 256u * r;\n      let kk = idx % BK;\n      let mm = idx / BK;\n      var av = 0.0;\n      if (mm < rows && k0 + kk < p.q) {\n        let pr = pairs[mm];\n        av = a[p.aoff + select(pr, pr / p.K, XGATHER) * p.ald + k0 + kk];\n      }\n      As[kk * (BM / 4u) + (mm >> 2u)][mm & 3u] = av;\n    }\n    for (var r = 0u; r < BN * BK / 256u; r++) {\n      let idx = li + 256u * r;\n      let kk = idx % BK;\n      let nn = idx / BK;\n      var bv = 0.0;\n      if (n0 + nn < p.p && k0 + kk < p.q) { bv = w_el(wbase + (n0 + nn) * p.wld + k0 + kk, p.wsoff); }\n      Bs[kk * (BN / 4u) + (nn >> 2u)][nn & 3u] = bv;\n    }\n    workgroupBarrier();\n    for (var kk = 0u; kk < BK; kk++) {\n      let bv = Bs[kk * (BN / 4u) + tx];\n      let av = As[kk * (BM / 4u) + ty];\n      acc[0] += av.x * bv;\n      acc[1] += av.y * bv;\n      acc[2] += av.z * bv;\n      acc[3] += av.w * bv;\n    }\n    workgroupBarrier();\n  }\n  for (var i = 0u; i < TM; i++) {\n    let mm = ty * TM + i;\n    if (mm >= rows) { break; }\n    let ob = p.ooff + pairs[mm] * p.old;\n    for (var j = 0u; j < TN; j++) {\n      let n = n0 + tx * TN + j;\n      if (n < p.p) { o[ob + n] = acc[i][j]; }\n    }\n  }\n}\n",
+  entries: {
+    main: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'W', group: 0, binding: 1, access: 'read', type: 'vec4<u32>', note: 'stacked experts, dtype WT' },
+        { name: 'a', group: 0, binding: 2, access: 'read', type: 'f32' },
+        { name: 'count', group: 0, binding: 3, access: 'read', type: 'u32', note: '(E)' },
+        { name: 'list', group: 0, binding: 4, access: 'read', type: 'u32', note: '(E, m) pairs per expert' },
+        { name: 'o', group: 0, binding: 5, access: 'read_write', type: 'f32' },
+      ],
+      uniform: moeExpertMatmul_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.W || !b.a || !b.count || !b.list || !b.o) return null;
+        return [b.W, b.a, b.count, b.list, b.o];
+      },
+    },
+  },
+} as const satisfies WgslModule;
+
+const moeGatherMatvec_P = {
+  struct: 'P',
+  size: 44,
+  fields: [
+    { name: 'K', type: 'u32', offset: 0 },
+    { name: 'E', type: 'u32', offset: 4 },
+    { name: 'q', type: 'u32', offset: 8 },
+    { name: 'p', type: 'u32', offset: 12 },
+    { name: 'xoff', type: 'u32', offset: 16 },
+    { name: 'xld', type: 'u32', offset: 20 },
+    { name: 'woff', type: 'u32', offset: 24 },
+    { name: 'wld', type: 'u32', offset: 28 },
+    { name: 'wsoff', type: 'u32', offset: 32 },
+    { name: 'ooff', type: 'u32', offset: 36 },
+    { name: 'old', type: 'u32', offset: 40 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.K !== 'number' || typeof v.E !== 'number' || typeof v.q !== 'number' ||
+      typeof v.p !== 'number' || typeof v.xoff !== 'number' || typeof v.xld !== 'number' ||
+      typeof v.woff !== 'number' || typeof v.wld !== 'number' || typeof v.wsoff !== 'number' ||
+      typeof v.ooff !== 'number' || typeof v.old !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.K;
+    w.u32[at + 1] = v.E;
+    w.u32[at + 2] = v.q;
+    w.u32[at + 3] = v.p;
+    w.u32[at + 4] = v.xoff;
+    w.u32[at + 5] = v.xld;
+    w.u32[at + 6] = v.woff;
+    w.u32[at + 7] = v.wld;
+    w.u32[at + 8] = v.wsoff;
+    w.u32[at + 9] = v.ooff;
+    w.u32[at + 10] = v.old;
+    return true;
+  },
+} as const;
+export const moeGatherMatvec = {
+  name: 'moe-gather-matvec',
+  code: "// A mixture of experts' expert product for few rows (decode), one \"gathered\" matrix-vector product\n// over the (row, slot) pairs (launcher kernels/moe-experts.ts): pair i = r·K + s uses expert\n// e = ids[i] (chosen on the GPU, moe-slots.wgsl) and computes\n//   o[i, j] = W[e·p + j, :] · x[xrow, :]      j < p,  xrow = r (XGATHER: the token's row) or i\n// so only the chosen experts' rows of W are read. A workgroup of 256 threads computes R outputs of one\n// pair: the 256 / R threads of a W row read it 4 elements at a time (VEC) and a tree in workgroup\n// memory sums their partial dot products, as in matvec.wgsl. Pairs with no expert (id E) exit at once.\n\n// Element i of a buffer of 16-bit floats, two to a u32 word: `w` is the word holding it (index\n// i >> 1, the half i & 1), `t` its dtype (1 f16, 2 bf16), as f32.\nfn half_f32(w: u32, i: u32, t: u32) -> f32 {\n  let h = (w >> ((i & 1u) * 16u)) & 0xffffu;\n  if (t == 2u) { return bitcast<f32>(h << 16u); }\n  return unpack2x16float(h).x;\n}\n// The q4 weight format (backend/cpu/reference/q4.ts, docs/weights.md) read from u32 words: rows of a\n// matrix padded to ld elements (a multiple of 32), blocks of 32 in 16 bytes (byte i of a block holds\n// element i in its low nibble and element i + 16 in its high one: one u32 word holds 8 nibbles), then\n// f16 scales, one a block, from half index `soff` of the same buffer. Element i (flat, in padded\n// units) is (nibble - 8) * scale[soff + i / 32].\n\n// Byte index of the quant of element i.\nfn q4_byte(i: u32) -> u32 { return ((i & ~31u) >> 1u) + (i & 15u); }\n\n// The quant of element i less 8, as f32, from the word holding its byte.\nfn q4_quant(word: u32, i: u32) -> f32 {\n  return f32((word >> ((q4_byte(i) & 3u) * 8u + ((i >> 2u) & 4u))) & 15u) - 8.0;\n}\n\n// The 8 quants of one word of a block (less 8): elements 4k..4k+3 (lo) and 16+4k..16+4k+3 (hi).\nfn q4_lo(w: u32) -> vec4<f32> {\n  return vec4<f32>((vec4<u32>(w, w >> 8u, w >> 16u, w >> 24u) & vec4<u32>(15u))) - vec4<f32>(8.0);\n}\nfn q4_hi(w: u32) -> vec4<f32> {\n  return vec4<f32>((vec4<u32>(w >> 4u, w >> 12u, w >> 20u, w >> 28u) & vec4<u32>(15u))) - vec4<f32>(8.0);\n}\n// Elements of a weight matrix in any of the formats the products read (WT: 0 f32, 1 f16, 2 bf16, 3 q4),\n// from a buffer bound as `W: array<vec4<u32>>` (16-byte words). The including kernel declares W and\n// `override WT`, and includes half.wgsl and q4.wgsl before this file (their unpacking is used here).\n// `soff`: q4 only, the half index of the scales in the buffer (launch.ts `q4Scales`).\n\nfn w_word(i: u32) -> u32 { return W[i >> 2u][i & 3u]; }\n\n// Element i (flat, in the buffer's element units) as f32.\nfn w_el(i: u32, soff: u32) -> f32 {\n  if (WT == 0u) { return bitcast<f32>(w_word(i)); }\n  if (WT == 3u) {\n    let h = soff + (i >> 5u);\n    return q4_quant(w_word(q4_byte(i) >> 2u), i) * half_f32(w_word(h >> 1u), h, 1u);\n  }\n  return half_f32(w_word(i >> 1u), i, WT);\n}\n\n// Elements i..i+3 as f32, i a multiple of 4: one 16-byte word (f32), half of one (f16, bf16), or one\n// word of a q4 block's nibbles (elements 4k..4k+3 are the low nibbles of its word k, 16+4k.. the high).\nfn w_el4(i: u32, soff: u32) -> vec4<f32> {\n  if (WT == 0u) { return bitcast<vec4<f32>>(W[i >> 2u]); }\n  if (WT == 3u) {\n    let o = i & 31u;\n    let wd = w_word(((i & ~31u) >> 3u) + ((o & 15u) >> 2u));\n    let h = soff + (i >> 5u);\n    let s = half_f32(w_word(h >> 1u), h, 1u);\n    return select(q4_lo(wd), q4_hi(wd), o >= 16u) * s;\n  }\n  let q = W[i >> 3u];\n  let hw = select(q.xy, q.zw, (i & 4u) != 0u);\n  if (WT == 2u) {\n    return vec4<f32>(bitcast<f32>(hw.x << 16u), bitcast<f32>(hw.x & 0xffff0000u), bitcast<f32>(hw.y << 16u),\n                     bitcast<f32>(hw.y & 0xffff0000u));\n  }\n  return vec4<f32>(unpack2x16float(hw.x), unpack2x16float(hw.y));\n}\n\noverride WT: u32 = 0u;        // W dtype: 0 f32, 1 f16, 2 bf16, 3 q4\noverride VEC: bool = false;   // q, the W row starts and the x row starts are multiples of 4 elements\noverride XGATHER: bool = false;\noverride R: u32 = 8u;         // W rows per workgroup (1, 2, 4 or 8)\n\nstruct P {\n  K: u32, E: u32, q: u32, p: u32,\n  xoff: u32, xld: u32,        // x view: (m, q) with XGATHER, else (pairs, q)\n  woff: u32, wld: u32,        // W (E·p, q) view\n  wsoff: u32,                 // q4: half index of W's scales\n  ooff: u32, old: u32,        // o (pairs, ≥ p) view\n}\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> W: array<vec4<u32>>;     // stacked experts, dtype WT\n@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;\n@group(0) @binding(3) var<storage, read> ids: array<u32>;         // (pairs) expert of each pair, E: none\n@group(0) @binding(4) var<storage, read_write> o: array<f32>;\n\nvar<workgroup> red: array<f32, 256>;\nvar<workgroup> expert: u32;\n\nfn xs(i: u32) -> f32 { return x[i >> 2u][i & 3u]; }\n\n@compute @workgroup_size(256)\nfn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {\n  let pair = wid.y;\n  if (li == 0u) { expert = ids[pair]; }\n  let e = workgroupUniformLoad(&expert);\n  if (e >= p.E) { return; }\n  let tpr = 256u / R;\n  let g = li / tpr;\n  let lane = li - g * tpr;\n  let j = wid.x * R + g;\n  let jj = min(j, p.p - 1u);\n  let wrow = p.woff + (e * p.p + jj) * p.wld;\n  let xrow = p.xoff + select(pair, pair / p.K, XGATHER) * p.xld;\n  var acc = 0.0;\n  if (VEC) {\n    for (var c = 4u * lane; c < p.q; c += 4u * tpr) {\n      acc += dot(w_el4(wrow + c, p.wsoff), x[(xrow + c) >> 2u]);\n    }\n  } else {\n    for (var c = lane; c < p.q; c += tpr) { acc += w_el(wrow + c, p.wsoff) * xs(xrow + c); }\n  }\n  red[li] = acc;\n  for (var s = tpr >> 1u; s > 0u; s >>= 1u) {\n    workgroupBarrier();\n    if (lane < s) { red[li] += red[li + s]; }\n  }\n  if (lane == 0u && j < p.p) { o[p.ooff + pair * p.old + j] = red[li]; }\n}\n",
+  entries: {
+    main: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'W', group: 0, binding: 1, access: 'read', type: 'vec4<u32>', note: 'stacked experts, dtype WT' },
+        { name: 'x', group: 0, binding: 2, access: 'read', type: 'vec4<f32>' },
+        { name: 'ids', group: 0, binding: 3, access: 'read', type: 'u32',
+          note: '(pairs) expert of each pair, E: none' },
+        { name: 'o', group: 0, binding: 4, access: 'read_write', type: 'f32' },
+      ],
+      uniform: moeGatherMatvec_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.W || !b.x || !b.ids || !b.o) return null;
+        return [b.W, b.x, b.ids, b.o];
+      },
+    },
+  },
+} as const satisfies WgslModule;
+
 const moeRoute_P = {
   struct: 'P',
   size: 48,
@@ -1615,6 +1799,62 @@ export const moeRoute = {
       bind(b: NamedBuffers): GpuStorage[] | null {
         if (!b.logits || !b.bias || !b.w) return null;
         return [b.logits, b.bias, b.w];
+      },
+    },
+  },
+} as const satisfies WgslModule;
+
+const moeSlots_P = {
+  struct: 'P',
+  size: 20,
+  fields: [
+    { name: 'm', type: 'u32', offset: 0 },
+    { name: 'E', type: 'u32', offset: 4 },
+    { name: 'K', type: 'u32', offset: 8 },
+    { name: 'woff', type: 'u32', offset: 12 },
+    { name: 'wld', type: 'u32', offset: 16 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.m !== 'number' || typeof v.E !== 'number' || typeof v.K !== 'number' ||
+      typeof v.woff !== 'number' || typeof v.wld !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.m;
+    w.u32[at + 1] = v.E;
+    w.u32[at + 2] = v.K;
+    w.u32[at + 3] = v.woff;
+    w.u32[at + 4] = v.wld;
+    return true;
+  },
+} as const;
+export const moeSlots = {
+  name: 'moe-slots',
+  code: "// A mixture of experts' choice, from the router's dense weights (m, E) to what the expert products\n// index by (launcher kernels/moe-experts.ts, contract contract/moe-experts.ts), on the GPU: no read-back.\n// slots: one thread per row r writes its chosen experts in increasing order into the K slots of the\n//   row, ids[r·K + s] and wts[r·K + s]; slots past the row's choices get the id E (none) and weight 0.\n// lists: one workgroup per expert e lists the (row, slot) pairs that chose it, in increasing row order,\n//   list[e·m + j] = r·K + s for j < count[e] (a prefix sum over each block of 256 rows): the rows the\n//   prefill product runs for expert e.\n\nstruct P { m: u32, E: u32, K: u32, woff: u32, wld: u32 }\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> weights: array<f32>;      // slots: (m, E) view\n@group(0) @binding(2) var<storage, read_write> ids: array<u32>;    // slots: (m, K) out\n@group(0) @binding(3) var<storage, read_write> wts: array<f32>;    // slots: (m, K) out\n@group(0) @binding(4) var<storage, read> chosen: array<u32>;       // lists: ids (m, K)\n@group(0) @binding(5) var<storage, read_write> count: array<u32>;  // lists: (E) out\n@group(0) @binding(6) var<storage, read_write> list: array<u32>;   // lists: (E, m) out\n\n@compute @workgroup_size(64)\nfn slots(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {\n  let r = gid.y * nwg.x * 64u + gid.x;\n  if (r >= p.m) { return; }\n  var c = 0u;\n  let wo = p.woff + r * p.wld;\n  for (var e = 0u; e < p.E && c < p.K; e++) {\n    let v = weights[wo + e];\n    if (v != 0.0) {\n      ids[r * p.K + c] = e;\n      wts[r * p.K + c] = v;\n      c++;\n    }\n  }\n  for (; c < p.K; c++) {\n    ids[r * p.K + c] = p.E;\n    wts[r * p.K + c] = 0.0;\n  }\n}\n\nvar<workgroup> sums: array<u32, 256>;\n\n@compute @workgroup_size(256)\nfn lists(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {\n  let e = wid.x;\n  var base = 0u;\n  for (var r0 = 0u; r0 < p.m; r0 += 256u) {\n    let r = r0 + li;\n    var slot = p.K;\n    if (r < p.m) {\n      for (var s = 0u; s < p.K; s++) { if (chosen[r * p.K + s] == e) { slot = s; } }\n    }\n    let f = select(0u, 1u, slot < p.K);\n    sums[li] = f;\n    // inclusive prefix sum over the block (Hillis-Steele)\n    for (var o = 1u; o < 256u; o <<= 1u) {\n      workgroupBarrier();\n      let v = select(0u, sums[li - o], li >= o);\n      workgroupBarrier();\n      sums[li] += v;\n    }\n    workgroupBarrier();\n    if (f == 1u) { list[e * p.m + base + sums[li] - 1u] = r * p.K + slot; }\n    base += sums[255];\n    workgroupBarrier();\n  }\n  if (li == 0u) { count[e] = base; }\n}\n",
+  entries: {
+    slots: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'weights', group: 0, binding: 1, access: 'read', type: 'f32', note: 'slots: (m, E) view' },
+        { name: 'ids', group: 0, binding: 2, access: 'read_write', type: 'u32', note: 'slots: (m, K) out' },
+        { name: 'wts', group: 0, binding: 3, access: 'read_write', type: 'f32', note: 'slots: (m, K) out' },
+      ],
+      uniform: moeSlots_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.weights || !b.ids || !b.wts) return null;
+        return [b.weights, b.ids, b.wts];
+      },
+    },
+    lists: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'chosen', group: 0, binding: 4, access: 'read', type: 'u32', note: 'lists: ids (m, K)' },
+        { name: 'count', group: 0, binding: 5, access: 'read_write', type: 'u32', note: 'lists: (E) out' },
+        { name: 'list', group: 0, binding: 6, access: 'read_write', type: 'u32', note: 'lists: (E, m) out' },
+      ],
+      uniform: moeSlots_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.chosen || !b.count || !b.list) return null;
+        return [b.chosen, b.count, b.list];
       },
     },
   },
