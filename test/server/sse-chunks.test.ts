@@ -24,10 +24,13 @@ async function rawEvents(url: string, body: object): Promise<string[]> {
     .map((e) => e.slice(6));
 }
 
+interface Chunk {
+  choices: { index: number; finish_reason: string | null; text?: string; delta: { role?: string; content?: string } }[];
+}
+
 /** Checks a payload is the canonical JSON of its object with these keys in this order, and returns it. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- chunks are read freely
-function canonical(line: string, keys: string[], choiceKeys: string[]): any {
-  const o = JSON.parse(line) as { choices: object[] };
+function canonical(line: string, keys: string[], choiceKeys: string[]): Chunk {
+  const o = JSON.parse(line) as Chunk;
   assert.equal(JSON.stringify(o), line);
   assert.deepEqual(Object.keys(o), keys);
   for (const c of o.choices) assert.deepEqual(Object.keys(c), choiceKeys);
