@@ -113,11 +113,21 @@ export class Sampler {
     const T = p.temperature;
     let mx = -Infinity,
       nan = false;
-    for (let i = 0; i < V; i++) {
-      const v = logits[off + i] / T;
-      x[i] = v;
-      if (v > mx) mx = v;
-      else if (Number.isNaN(v)) nan = true;
+    if (T === 1) {
+      // (x / 1 is x: OpenAI's default temperature skips V divisions)
+      for (let i = 0; i < V; i++) {
+        const v = logits[off + i];
+        x[i] = v;
+        if (v > mx) mx = v;
+        else if (Number.isNaN(v)) nan = true;
+      }
+    } else {
+      for (let i = 0; i < V; i++) {
+        const v = logits[off + i] / T;
+        x[i] = v;
+        if (v > mx) mx = v;
+        else if (Number.isNaN(v)) nan = true;
+      }
     }
     if (penalty) {
       // the reference divides the penalised logit by T: the same two roundings here
