@@ -6,7 +6,8 @@
  *  - the batched decode step (`LanguageModel.stepIds`, as the engine calls it) at batch 1 and 32: per row;
  *  - the prefill of one of serve-load's prompts (`forward`, lastOnly, batch 1, as the engine's prefill
  *    tick): per prompt, and per generated token (one prompt per --max-tokens generated tokens);
- *  - the sampler (`TokenSampler.next`, serve-load's settings: temperature 0.8, the rest off) per row.
+ *  - the sampler (`TokenSampler.next`, serve-load's settings: temperature 0.8, the rest off) per row, and
+ *    beside it the step-by-step ReferenceSampler that the fused one replaced.
  * The model compute and the sampler of a token are costs of each row: they do not shrink with the batch.
  * The floor of 32 clients' time per token is step(32)/32 + sampler + prefill per token (HTTP, JSON,
  * detokenising, the event loop: none); a single client pays step(1) + sampler + prefill per token +
@@ -24,6 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createBackend } from '../src/node/backends.js';
 import { loadModel } from '../src/node/load.js';
+import { ReferenceSampler } from '../src/backend/sampling-reference.js';
 import { TokenSampler } from '../src/server/token-sampler.js';
 import { noGrad } from '../src/tensor/grad-mode.js';
 
@@ -72,13 +74,14 @@ noGrad(() => {
   for (const b of [1, 32]) {
     const st = lm.initState(b);
     const ids = Array.from({ length: b }, (_, i) => (i * 37 + 5) % V);
-    // 10 steps per sample: a step at batch 1 is shorter than the CPU clock's resolution allows
-    const t = time(30, 5, () => {
-      for (let k = 0; k < 10; k++) lm.stepIds(ids, st);
+    // several steps per sample: a step at batch 1 is short for the CPU clock's resolution
+    const k = b === 1 ? 40 : 4;
+    const t = time(40, 5, () => {
+      for (let j = 0; j < k; j++) lm.stepIds(ids, st);
     });
     st.dispose();
-    parts[`step${b}`] = { us: t.us / 10 / b, cpuUs: t.cpuUs / 10 / b };
-    rows.push({ part: `decode step, batch ${b}, per row`, us: r1(t.us / 10 / b), cpuUs: r1(t.cpuUs / 10 / b) });
+    parts[`step${b}`] = { us: t.us / k / b, cpuUs: t.cpuUs / k / b };
+    rows.push({ part: `decode step, batch ${b}, per row`, us: r1(t.us / k / b), cpuUs: r1(t.cpuUs / k / b) });
   }
   // one of serve-load's prompts ("Story c.i: " + 24 words from its word list)
   const prompt =
@@ -123,6 +126,12 @@ noGrad(() => {
   });
   parts.sampler = { us: t.us / 32, cpuUs: t.cpuUs / 32 };
   rows.push({ part: 'sampler (T 0.8), per row', us: r1(t.us / 32), cpuUs: r1(t.cpuUs / 32) });
+  // beside it, the step-by-step reference the fused passes replace (not part of the bound)
+  const ref = new ReferenceSampler();
+  const tr = time(200, 50, (i) => {
+    for (let r = 0; r < 32; r++) ref.sample(logits, r * V, V, sampling, null, r, i);
+  });
+  rows.push({ part: '  reference sampler (one pass per step)', us: r1(tr.us / 32), cpuUs: r1(tr.cpuUs / 32) });
 }
 
 const c = (k: string): number => parts[k].cpuUs;
