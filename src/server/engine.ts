@@ -487,34 +487,44 @@ export class Engine {
 
   /** One batched step for every decoding sequence. */
   private async decodeTick(): Promise<boolean> {
-    for (const s of [...this.decoding, ...this.joining]) {
-      if (!s.finished && (s.job.req.signal?.aborted || this.abortAll)) this.finish(s, -1, 'aborted');
+    // (plain loops, and arrays only when membership changes: this runs once per generated token of the batch)
+    let ended = false;
+    for (const rows of [this.decoding, this.joining]) {
+      for (const s of rows) {
+        if (!s.finished && (s.job.req.signal?.aborted || this.abortAll)) this.finish(s, -1, 'aborted');
+        ended ||= s.finished;
+      }
     }
     if (this.solo) return this.decodeSolo();
-    const keep = this.decoding.filter((s) => !s.finished);
-    const join = this.joining.filter((s) => !s.finished);
-    for (const s of this.joining) if (s.finished) s.state?.dispose();
-    if (keep.length !== this.decoding.length || join.length) this.regroup(keep, join);
-    this.joining = [];
+    if (ended || this.joining.length) {
+      const keep = this.decoding.filter((s) => !s.finished);
+      const join = this.joining.filter((s) => !s.finished);
+      for (const s of this.joining) if (s.finished) s.state?.dispose();
+      if (keep.length !== this.decoding.length || join.length) this.regroup(keep, join);
+      this.joining = [];
+    }
     const b = this.decoding.length;
     if (!b || !this.batch) return false;
     const t0 = performance.now();
-    const logits = this.lm.stepIds(
-      this.decoding.map((s) => s.last),
-      this.batch,
-    ); // (b, V)
+    const ids = this.stepInput;
+    ids.length = b;
+    for (let r = 0; r < b; r++) ids[r] = this.decoding[r].last;
+    const logits = this.lm.stepIds(ids, this.batch); // (b, V)
     const V = this.lm.vocabSize;
     const cpu = logits.backend.name === 'cpu' && logits.dtype === 'f32';
     const data = cpu ? (logits.storage as Float32Array) : await logits.readFloat();
     const off = cpu ? logits.offset : 0,
       ld = cpu ? logits.ld : V;
-    this.decoding.forEach((s, r) => this.sampleInto(s, data, off + r * ld));
+    for (let r = 0; r < b; r++) this.sampleInto(this.decoding[r], data, off + r * ld);
     this.o.observer?.decodeStep?.(b, (performance.now() - t0) / 1000);
     // the rows that ended hold their final states until the next regroup: keep those now, before the
     // responses end (a follow-up request may come at once)
     if (this.o.cache) this.decoding.forEach((s, r) => s.finished && this.snapshotEnd(s, this.batch!, r));
     return true;
   }
+
+  /** The ids fed to the batched step (reused: one array for every step). */
+  private readonly stepInput: number[] = [];
 
   /** One step of each decoding sequence on its own state (hybrids: see the class comment). */
   private async decodeSolo(): Promise<boolean> {

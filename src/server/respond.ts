@@ -109,6 +109,24 @@ export async function respond(cx: RespondContext, plan: Plan, reply: FastifyRepl
     const delta = ch.sentRole ? (text ? { content: text } : {}) : { role: 'assistant', content: text };
     return { ...head, system_fingerprint: null, choices: [{ ...c, delta }] };
   };
+  // Most chunks are a choice's next text and nothing else: their JSON is that of `chunk` with '' as the
+  // text, the text's own JSON in place of the "" (the last one: only closing brackets follow it), so
+  // each token costs one JSON.stringify of its text instead of building and serialising the chunk.
+  const around = new Map<number, [string, string]>();
+  const sendText = (ch: Choice, text: string): void => {
+    if (withLogprobs || ch.finish !== null || (kind === 'chat' && !(ch.sentRole && text))) {
+      send(chunk(ch, text));
+      return;
+    }
+    let parts = around.get(ch.index);
+    if (!parts) {
+      const empty = `data: ${JSON.stringify(kind === 'chat' ? chunk(ch, '-') : chunk(ch, ''))}\n\n`;
+      const at = empty.lastIndexOf(kind === 'chat' ? '"-"' : '""');
+      parts = [empty.slice(0, at), empty.slice(at + (kind === 'chat' ? 3 : 2))];
+      around.set(ch.index, parts);
+    }
+    if (!reply.raw.destroyed) reply.raw.write(parts[0] + JSON.stringify(text) + parts[1]);
+  };
   if (stream) {
     reply.hijack();
     reply.raw.writeHead(200, {
@@ -135,7 +153,7 @@ export async function respond(cx: RespondContext, plan: Plan, reply: FastifyRepl
     ch.text += text;
     if (finish) ch.finish = finish === 'length' ? 'length' : 'stop';
     if (stream && (text || finish) && finish !== 'aborted') {
-      send(chunk(ch, text));
+      sendText(ch, text);
       ch.sentRole = true;
     }
   };

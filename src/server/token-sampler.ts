@@ -47,8 +47,10 @@ export class TokenSampler {
       data = x;
       o = 0;
     }
-    for (let i = 0; i < V; i++) if (Number.isNaN(data[o + i])) return -1;
-    const tok = this.sampler.sample(data, o, V, p, p.repetitionPenalty !== 1 ? this.seen : null, this.row, this.step);
+    // (-1 on a NaN logit: the sampler's first pass looks at every value anyway)
+    const seen = p.repetitionPenalty !== 1 ? this.seen : null;
+    const tok = this.sampler.sampleFinite(data, o, V, p, seen, this.row, this.step);
+    if (tok < 0) return -1;
     this.step++;
     this.seen.push(tok);
     this.counts.set(tok, (this.counts.get(tok) ?? 0) + 1);
