@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The GPU measurements still owed by issues 14, 17 and 18, in one call of at most ~9 minutes on the GPU
+# machine, most important first; each step has its own time limit and the later ones run only while time
+# is left, so a short call still brings back the first results. From a directory holding .device/ (bash
+# ../shared/device/pack.sh), dist/ (npm run build) and a copy of state-spaces/mamba's Python sources and
+# csrc/selective_scan as .msrc/ (with einops importable: PYTHONPATH):
+#   source .device/setup.sh && bash scripts/device/gpu-session.sh "$OUT" [.msrc]
+# Writes every result JSON and log into the given folder; `summary.txt` lists what ran and what did not.
+set -uo pipefail
+out=${1:?usage: bash scripts/device/gpu-session.sh <out-dir> [mamba-src]}
+msrc=${2:-.msrc}
+mkdir -p "$out"
+budget=${BUDGET:-520}
+left() { echo $((budget - SECONDS)); }
+step() { # name, seconds, command...: runs it if that many seconds are left, with that limit
+  local name=$1 need=$2
+  shift 2
+  if [ "$(left)" -lt "$need" ]; then echo "$name: not run (time)" >> "$out/summary.txt"; return; fi
+  timeout "$need" "$@" > "$out/$name.log" 2>&1
+  echo "$name: rc $? after ${SECONDS}s" >> "$out/summary.txt"
+}
+nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader > "$out/gpu.txt" 2>&1
+{ command -v nvcc || ls /usr/local/cuda*/bin/nvcc; python3 -c "import torch, triton; print(torch.__version__, torch.version.cuda, triton.__version__)"; } > "$out/env.txt" 2>&1
+export PATH=$PATH:/usr/local/cuda/bin
+# the official float32 selective scan builds on the CPU while the GPU runs our kernels
+(timeout 360 python3 scripts/device/build_selective_scan.py --mamba-src "$msrc" --build-dir /tmp/ssb > "$out/build.log" 2>&1
+  echo "rc $?" >> "$out/build.log") &
+build=$!
+step mamba3-official 120 python3 scripts/fixtures/check_mamba3_official.py --mamba-src "$msrc" --out "$out/mamba3-official.json"
+step scan-backward 80 node dist/bench/webgpu-scan-backward.js --reps 10 --out "$out"
+step hybrid 100 node dist/bench/webgpu-hybrid.js --models granite-4.0-h-1b,falcon-h1-0.5b --dtypes f32,q4 --out "$out"
+step moe 60 node dist/bench/webgpu-moe.js --dtypes f32,q4 --m 1,512 --reps 20 --out "$out"
+wait $build
+step official-scan 60 python3 bench/official-scan.py --mamba-src "$msrc" --build-dir /tmp/ssb --out "$out/official-scan.json"
+step train-webgpu 70 node dist/bench/train.js --backend webgpu --d-model 768 --layers 24 --seq-len 2048 --batch 1 --vocab 50280 --steps 3 --out "$out/train-webgpu.json"
+step official-train 90 python3 bench/official-train-step.py --mamba-src "$msrc" --build-dir /tmp/ssb --out "$out/official-train.json" --steps 5
+step mamba3-decode 60 node dist/bench/mamba3-decode.js --backend webgpu --out "$out"
+step mamba3-train 60 node dist/bench/mamba3-train.js --backend webgpu --out "$out"
+cat "$out/summary.txt"
