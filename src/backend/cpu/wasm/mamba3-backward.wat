@@ -158,20 +158,95 @@
           (else (f64.const 0))))))))
 
 ;; H_new = α H_old + Σ_r cP v'_r k'_r^T + cC v_r k_r^T (p x n f64; $ho may be $hn).
+;; The products over the state, two f64 lanes at a time (rows of n, any n: a scalar tail when n is odd).
+(;@macro m3b_v2 a i;)
+(v128.load (i32.add {a} (i32.shl {i} (i32.const 3))))
+(;@end;)
+(;@macro m3b_sv2 a i v;)
+(v128.store (i32.add {a} (i32.shl {i} (i32.const 3))) {v})
+(;@end;)
+(;@macro m3b_hsum v;)
+(f64.add (f64x2.extract_lane 0 {v}) (f64x2.extract_lane 1 {v}))
+(;@end;)
+
+;; Σ_j a[j] b[j] over n f64.
+(func $m3b_dot (param $a i32) (param $b i32) (param $n i32) (result f64)
+  (local $j i32) (local $acc v128) (local $s f64)
+  (block (loop
+    (br_if 1 (i32.gt_s (i32.add (local.get $j) (i32.const 2)) (local.get $n)))
+    (local.set $acc (f64x2.add (local.get $acc) (f64x2.mul (@m3b_v2 (local.get $a) (local.get $j)) (@m3b_v2 (local.get $b) (local.get $j)))))
+    (local.set $j (i32.add (local.get $j) (i32.const 2)))
+    (br 0)))
+  (local.set $s (@m3b_hsum (local.get $acc)))
+  (if (i32.lt_s (local.get $j) (local.get $n)) (then
+    (local.set $s (f64.add (local.get $s) (f64.mul (@m3b_ld (local.get $a) (local.get $j)) (@m3b_ld (local.get $b) (local.get $j)))))))
+  (local.get $s))
+
+;; y[j] += a x[j] over n f64.
+(func $m3b_axpy (param $y i32) (param $a f64) (param $x i32) (param $n i32)
+  (local $j i32) (local $av v128)
+  (local.set $av (f64x2.splat (local.get $a)))
+  (block (loop
+    (br_if 1 (i32.gt_s (i32.add (local.get $j) (i32.const 2)) (local.get $n)))
+    (@m3b_sv2 (local.get $y) (local.get $j) (f64x2.add (@m3b_v2 (local.get $y) (local.get $j))
+      (f64x2.mul (local.get $av) (@m3b_v2 (local.get $x) (local.get $j)))))
+    (local.set $j (i32.add (local.get $j) (i32.const 2)))
+    (br 0)))
+  (if (i32.lt_s (local.get $j) (local.get $n)) (then
+    (@m3b_acc (local.get $y) (local.get $j) (f64.mul (local.get $a) (@m3b_ld (local.get $x) (local.get $j)))))))
+
+;; y[j] = a x[j] over n f64 ($y may be $x).
+(func $m3b_scale (param $y i32) (param $a f64) (param $x i32) (param $n i32)
+  (local $j i32) (local $av v128)
+  (local.set $av (f64x2.splat (local.get $a)))
+  (block (loop
+    (br_if 1 (i32.gt_s (i32.add (local.get $j) (i32.const 2)) (local.get $n)))
+    (@m3b_sv2 (local.get $y) (local.get $j) (f64x2.mul (local.get $av) (@m3b_v2 (local.get $x) (local.get $j))))
+    (local.set $j (i32.add (local.get $j) (i32.const 2)))
+    (br 0)))
+  (if (i32.lt_s (local.get $j) (local.get $n)) (then
+    (@m3b_st (local.get $y) (local.get $j) (f64.mul (local.get $a) (@m3b_ld (local.get $x) (local.get $j)))))))
+
+;; One row c and rank r of the state's gradient (g = dH row c, n f64): returns (Σ_j g k_r, Σ_j g k'_r)
+;; and adds ac g to dk_r and ap g to dk'_r (ac = cC v_r[c], ap = cP v'_r[c]).
+(func $m3b_sgrad (param $g i32) (param $k i32) (param $kp i32) (param $dk i32) (param $dkp i32) (param $ac f64) (param $ap f64)
+  (param $n i32) (result f64 f64)
+  (local $j i32) (local $gv v128) (local $sc v128) (local $sp v128) (local $acv v128) (local $apv v128) (local $x f64) (local $c f64)
+  (local $q f64)
+  (local.set $acv (f64x2.splat (local.get $ac)))
+  (local.set $apv (f64x2.splat (local.get $ap)))
+  (block (loop
+    (br_if 1 (i32.gt_s (i32.add (local.get $j) (i32.const 2)) (local.get $n)))
+    (local.set $gv (@m3b_v2 (local.get $g) (local.get $j)))
+    (local.set $sc (f64x2.add (local.get $sc) (f64x2.mul (local.get $gv) (@m3b_v2 (local.get $k) (local.get $j)))))
+    (local.set $sp (f64x2.add (local.get $sp) (f64x2.mul (local.get $gv) (@m3b_v2 (local.get $kp) (local.get $j)))))
+    (@m3b_sv2 (local.get $dk) (local.get $j) (f64x2.add (@m3b_v2 (local.get $dk) (local.get $j)) (f64x2.mul (local.get $acv) (local.get $gv))))
+    (@m3b_sv2 (local.get $dkp) (local.get $j) (f64x2.add (@m3b_v2 (local.get $dkp) (local.get $j)) (f64x2.mul (local.get $apv) (local.get $gv))))
+    (local.set $j (i32.add (local.get $j) (i32.const 2)))
+    (br 0)))
+  (local.set $c (@m3b_hsum (local.get $sc)))
+  (local.set $q (@m3b_hsum (local.get $sp)))
+  (if (i32.lt_s (local.get $j) (local.get $n)) (then
+    (local.set $x (@m3b_ld (local.get $g) (local.get $j)))
+    (local.set $c (f64.add (local.get $c) (f64.mul (local.get $x) (@m3b_ld (local.get $k) (local.get $j)))))
+    (local.set $q (f64.add (local.get $q) (f64.mul (local.get $x) (@m3b_ld (local.get $kp) (local.get $j)))))
+    (@m3b_acc (local.get $dk) (local.get $j) (f64.mul (local.get $ac) (local.get $x)))
+    (@m3b_acc (local.get $dkp) (local.get $j) (f64.mul (local.get $ap) (local.get $x)))))
+  (local.get $c) (local.get $q))
+
+;; H_new = α H_old + Σ_r cP v'_r k'_r^T + cC v_r k_r^T (p x n f64; $ho may be $hn), row by row.
 (func $m3b_step (param $ho i32) (param $hn i32) (param $p i32) (param $n i32) (param $R i32) (param $al f64) (param $cP f64)
   (param $cC f64) (param $VP i32) (param $VC i32) (param $KP i32) (param $K i32)
-  (local $c i32) (local $j i32) (local $r i32) (local $i i32) (local $acc f64) (local $a f64) (local $b f64) (local $kp i32) (local $k i32)
+  (local $c i32) (local $r i32) (local $i i32) (local $row i32)
   (@m3b_for $c (i32.const 0) (local.get $p) (block
-    (@m3b_for $j (i32.const 0) (local.get $n) (block
-      (local.set $i (i32.add (i32.mul (local.get $c) (local.get $n)) (local.get $j)))
-      (local.set $acc (f64.mul (local.get $al) (@m3b_ld (local.get $ho) (local.get $i))))
-      (@m3b_for $r (i32.const 0) (local.get $R) (block
-        (local.set $a (f64.mul (local.get $cP) (@m3b_ld (local.get $VP) (i32.add (i32.mul (local.get $r) (local.get $p)) (local.get $c)))))
-        (local.set $b (f64.mul (local.get $cC) (@m3b_ld (local.get $VC) (i32.add (i32.mul (local.get $r) (local.get $p)) (local.get $c)))))
-        (local.set $k (i32.add (i32.mul (local.get $r) (local.get $n)) (local.get $j)))
-        (local.set $acc (f64.add (local.get $acc) (f64.add (f64.mul (local.get $a) (@m3b_ld (local.get $KP) (local.get $k)))
-          (f64.mul (local.get $b) (@m3b_ld (local.get $K) (local.get $k))))))))
-      (@m3b_st (local.get $hn) (local.get $i) (local.get $acc)))))))
+    (local.set $row (i32.shl (i32.mul (local.get $c) (local.get $n)) (i32.const 3)))
+    (call $m3b_scale (i32.add (local.get $hn) (local.get $row)) (local.get $al) (i32.add (local.get $ho) (local.get $row)) (local.get $n))
+    (@m3b_for $r (i32.const 0) (local.get $R) (block
+      (local.set $i (i32.add (i32.mul (local.get $r) (local.get $p)) (local.get $c)))
+      (call $m3b_axpy (i32.add (local.get $hn) (local.get $row)) (f64.mul (local.get $cP) (@m3b_ld (local.get $VP) (local.get $i)))
+        (i32.add (local.get $KP) (i32.shl (i32.mul (local.get $r) (local.get $n)) (i32.const 3))) (local.get $n))
+      (call $m3b_axpy (i32.add (local.get $hn) (local.get $row)) (f64.mul (local.get $cC) (@m3b_ld (local.get $VC) (local.get $i)))
+        (i32.add (local.get $K) (i32.shl (i32.mul (local.get $r) (local.get $n)) (i32.const 3))) (local.get $n)))))))
 
 (func $m3b_blk (param $cnt i32) (result i32)
   (i32.and (i32.add (i32.shl (local.get $cnt) (i32.const 3)) (i32.const 15)) (i32.const -16)))
@@ -447,10 +522,9 @@
         (@m3b_for $r (i32.const 0) (local.get $R) (block
           (local.set $ss (f64.const 0))
           (@m3b_for $c (i32.const 0) (local.get $p) (block
-            (local.set $acc (f64.mul (local.get $Dh) (@m3b_ld (local.get $sVC) (i32.add (i32.mul (local.get $r) (local.get $p)) (local.get $c)))))
-            (@m3b_for $j (i32.const 0) (local.get $n)
-              (local.set $acc (f64.add (local.get $acc) (f64.mul (@m3b_ld (local.get $H1) (i32.add (i32.mul (local.get $c) (local.get $n))
-                (local.get $j))) (@m3b_ld (local.get $Qt) (i32.add (i32.mul (local.get $r) (local.get $n)) (local.get $j)))))))
+            (local.set $acc (f64.add (f64.mul (local.get $Dh) (@m3b_ld (local.get $sVC) (i32.add (i32.mul (local.get $r) (local.get $p))
+              (local.get $c)))) (call $m3b_dot (i32.add (local.get $H1) (i32.shl (i32.mul (local.get $c) (local.get $n)) (i32.const 3)))
+              (i32.add (local.get $Qt) (i32.shl (i32.mul (local.get $r) (local.get $n)) (i32.const 3))) (local.get $n))))
             (@m3b_st (local.get $sOR) (local.get $c) (local.get $acc))
             (local.set $ss (f64.add (local.get $ss) (f64.mul (local.get $acc) (local.get $acc))))))
           (local.set $rstd (if (result f64) (local.get $nw)
@@ -493,11 +567,10 @@
             (local.set $q (@m3b_ld (local.get $sDO) (local.get $c)))
             (local.set $dDh (f64.add (local.get $dDh) (f64.mul (local.get $q) (@m3b_ld (local.get $sVC) (local.get $i)))))
             (@m3b_acc (local.get $sDV) (local.get $i) (f64.mul (local.get $Dh) (local.get $q)))
-            (@m3b_for $j (i32.const 0) (local.get $n) (block
-              (local.set $k (i32.add (i32.mul (local.get $c) (local.get $n)) (local.get $j)))
-              (local.set $o (i32.add (i32.mul (local.get $r) (local.get $n)) (local.get $j)))
-              (@m3b_acc (local.get $sDH) (local.get $k) (f64.mul (local.get $q) (@m3b_ld (local.get $Qt) (local.get $o))))
-              (@m3b_acc (local.get $sDQ) (local.get $o) (f64.mul (@m3b_ld (local.get $H1) (local.get $k)) (local.get $q)))))))))
+            (local.set $k (i32.shl (i32.mul (local.get $c) (local.get $n)) (i32.const 3)))
+            (local.set $o (i32.shl (i32.mul (local.get $r) (local.get $n)) (i32.const 3)))
+            (call $m3b_axpy (i32.add (local.get $sDH) (local.get $k)) (local.get $q) (i32.add (local.get $Qt) (local.get $o)) (local.get $n))
+            (call $m3b_axpy (i32.add (local.get $sDQ) (local.get $o)) (local.get $q) (i32.add (local.get $H1) (local.get $k)) (local.get $n))))))
         ;; state: H_t = α H_{t-1} + cP Σ_r v'_r k'_r^T + cC Σ_r v_r k_r^T
         (local.set $cP (f64.mul (f64.mul (f64.sub (f64.const 1) (local.get $lam)) (local.get $dt)) (local.get $al)))
         (local.set $cC (f64.mul (local.get $lam) (local.get $dt)))
@@ -506,27 +579,25 @@
         (local.set $dcC (f64.const 0))
         (memory.fill (local.get $sDKN) (i32.const 0) (i32.shl (local.get $Rn) (i32.const 3)))
         (memory.fill (local.get $sDVN) (i32.const 0) (i32.shl (local.get $Rp) (i32.const 3)))
-        (@m3b_for $c (i32.const 0) (local.get $p)
-          (@m3b_for $j (i32.const 0) (local.get $n) (block
-            (local.set $k (i32.add (i32.mul (local.get $c) (local.get $n)) (local.get $j)))
-            (local.set $gH (@m3b_ld (local.get $sDH) (local.get $k)))
-            (local.set $dal (f64.add (local.get $dal) (f64.mul (local.get $gH) (@m3b_ld (local.get $H0) (local.get $k)))))
-            (@m3b_for $r (i32.const 0) (local.get $R) (block
-              (local.set $i (i32.add (i32.mul (local.get $r) (local.get $p)) (local.get $c)))
-              (local.set $o (i32.add (i32.mul (local.get $r) (local.get $n)) (local.get $j)))
-              (local.set $kc (@m3b_ld (local.get $Kt) (local.get $o)))
-              (local.set $vc (@m3b_ld (local.get $sVC) (local.get $i)))
-              (local.set $dcC (f64.add (local.get $dcC) (f64.mul (f64.mul (local.get $gH) (local.get $vc)) (local.get $kc))))
-              (@m3b_acc (local.get $sDV) (local.get $i) (f64.mul (f64.mul (local.get $cC) (local.get $gH)) (local.get $kc)))
-              (@m3b_acc (local.get $sDK) (local.get $o) (f64.mul (f64.mul (local.get $cC) (local.get $gH)) (local.get $vc)))
-              ;; v', k' are zeros at t = 0 (slot 0 zeroed, VP zeros): their terms vanish
-              (local.set $kc (@m3b_ld (local.get $Kp) (local.get $o)))
-              (local.set $vp (@m3b_ld (local.get $sVP) (local.get $i)))
-              (local.set $dcP (f64.add (local.get $dcP) (f64.mul (f64.mul (local.get $gH) (local.get $vp)) (local.get $kc))))
-              (@m3b_acc (local.get $sDVN) (local.get $i) (f64.mul (f64.mul (local.get $cP) (local.get $gH)) (local.get $kc)))
-              (@m3b_acc (local.get $sDKN) (local.get $o) (f64.mul (f64.mul (local.get $cP) (local.get $gH)) (local.get $vp))))))))
-        (@m3b_for $k (i32.const 0) (local.get $pn)
-          (@m3b_st (local.get $sDH) (local.get $k) (f64.mul (@m3b_ld (local.get $sDH) (local.get $k)) (local.get $al))))
+        (local.set $dal (call $m3b_dot (local.get $sDH) (local.get $H0) (local.get $pn)))
+        (@m3b_for $r (i32.const 0) (local.get $R)
+          (@m3b_for $c (i32.const 0) (local.get $p) (block
+            (local.set $i (i32.add (i32.mul (local.get $r) (local.get $p)) (local.get $c)))
+            (local.set $o (i32.shl (i32.mul (local.get $r) (local.get $n)) (i32.const 3)))
+            (local.set $vc (@m3b_ld (local.get $sVC) (local.get $i)))
+            (local.set $vp (@m3b_ld (local.get $sVP) (local.get $i)))
+            ;; v', k' are zeros at t = 0 (slot 0 zeroed, VP zeros): their terms vanish
+            (call $m3b_sgrad (i32.add (local.get $sDH) (i32.shl (i32.mul (local.get $c) (local.get $n)) (i32.const 3)))
+              (i32.add (local.get $Kt) (local.get $o)) (i32.add (local.get $Kp) (local.get $o)) (i32.add (local.get $sDK) (local.get $o))
+              (i32.add (local.get $sDKN) (local.get $o)) (f64.mul (local.get $cC) (local.get $vc)) (f64.mul (local.get $cP) (local.get $vp))
+              (local.get $n))
+            (local.set $gH) ;; Σ_j dH k'
+            (local.set $kc) ;; Σ_j dH k
+            (local.set $dcC (f64.add (local.get $dcC) (f64.mul (local.get $vc) (local.get $kc))))
+            (@m3b_acc (local.get $sDV) (local.get $i) (f64.mul (local.get $cC) (local.get $kc)))
+            (local.set $dcP (f64.add (local.get $dcP) (f64.mul (local.get $vp) (local.get $gH))))
+            (@m3b_acc (local.get $sDVN) (local.get $i) (f64.mul (local.get $cP) (local.get $gH))))))
+        (call $m3b_scale (local.get $sDH) (local.get $al) (local.get $sDH) (local.get $pn))
         ;; v_r = x ⊙ mx_r
         (@m3b_for $r (i32.const 0) (local.get $R)
           (@m3b_for $c (i32.const 0) (local.get $p) (block
