@@ -11,7 +11,8 @@ import { rand } from '../helpers/random.js';
  * TypeScript reference (reference/mamba3-scan-backward.ts, f64) on odd sizes: SISO and MIMO (rank 2, 4),
  * odd head counts, head_dim and d_state, groups 1-3, rotation of part or all of the state (pairs or
  * halves), the output norm on and off, batch 2, lengths 1, 7, 77 (9 chunks of 9 recomputed states) and
- * 150 (13 chunks); every gradient of the contract, which overwrites (the outputs start as garbage).
+ * 150 (13 chunks), and a batch of 3 x 1000 tokens that the launcher splits into blocks of rows; every
+ * gradient of the contract, which overwrites (the outputs start as garbage).
  * Then 1 and 2 threads bit for bit, and the kernel's f64 sin and cos against Math's.
  * mamba3-backward-simd128.test.ts reruns this file on the plain SIMD128 build.
  */
@@ -125,7 +126,8 @@ function backward(bk: CpuBackend, c: Case, b: number, l: number, seed: number): 
  * the differences are the reference's: it adds the sums over tokens and batch rows (B/C biases and norm
  * weights, mimo_*, D, dt_bias) into f32 outputs term by term, and those sums cancel (elements ~0.1 from terms
  * ~100 over 150 tokens), so their small elements carry ~1e-6 of the gradient's scale of rounding (the kernel
- * keeps them in f64 until stored). Measured worst: 1.5e-6 of the scale; elsewhere the f32 rounding (6e-8).
+ * keeps them in f64 until stored). Measured worst: 1.5e-6 of the scale at 2 x 150 tokens, 3.8e-6 (dB_bias)
+ * at 3 x 1000; elsewhere the f32 rounding of the stored gradient.
  */
 const REL = 1e-5,
   ABS = 5e-6;
@@ -168,6 +170,17 @@ test('mamba3 scan backward: WebAssembly equals the TypeScript reference (SISO, M
   console.log(
     `worst error: ${rel.toExponential(2)} relative (elements above 1e-3 of the scale), ${abs.toExponential(2)} of the scale`,
   );
+});
+
+test('mamba3 scan backward: a long batch runs in blocks of batch rows (partials over 64 MiB) with the same result', () => {
+  // 3 rows x 6 heads of partials of 2 l R n f64 (l 1000, R 4, n 64): 4 MiB a unit, so blocks of 2 rows and 1
+  const c: Case = {
+    name: 'MIMO R 4 h 6 p 4 n 64 g 3, halves 0.5, l 1000',
+    dims: dims(6, 4, 64, 3, 4, 16, true),
+    norm: true,
+  };
+  const e = compare(backward(wa, c, 3, 1000, 5), backward(ts, c, 3, 1000, 5), c.name);
+  console.log(`${c.name}: ${e.rel.toExponential(2)} relative, ${e.abs.toExponential(2)} of the scale`);
 });
 
 test('mamba3 scan backward: 2 threads give exactly the results of one thread', async () => {

@@ -11,6 +11,8 @@ import {
   mamba3BwdPartialElems,
   mamba3BwdReduce,
   mamba3BwdScratchBytes,
+  mamba3BwdStore,
+  mamba3BwdSums,
 } from './mamba3-backward-reduce.js';
 import type { AttentionDims } from '../reference/attention.js';
 import type { CausalConv1dBackwardArgs, LossReduction, SelectiveScanBackwardArgs } from '../../contract/training.js';
@@ -816,8 +818,9 @@ export class WasmOps {
     if (l === 0 || b === 0) return true;
     this.begin(a.proj);
     const opt = (t: Tensor | null, out = false): number => (t ? this.at(t, out) : 0);
-    const C = mamba3BwdChunk(l);
-    const units = b * h;
+    // the batch in blocks of rows whose partials (l (2 R n + S) + ... f64 per unit) fit in 64 MiB
+    const PU = mamba3BwdPartialElems(l, a.dims);
+    const rows = Math.max(1, Math.min(b, Math.floor((64 << 20) / (8 * h * PU))));
     const params = [
       this.at(a.g, false),
       a.g.ld,
@@ -835,8 +838,8 @@ export class WasmOps {
       opt(a.normWeight),
       this.at(a.dProj, true),
       a.dProj.ld,
-      this.bump(8 * units * mamba3BwdPartialElems(l, a.dims)),
-      C,
+      this.bump(8 * rows * h * PU),
+      mamba3BwdChunk(l),
       b,
       l,
       h,
@@ -846,52 +849,55 @@ export class WasmOps {
       R,
       S,
       a.dims.rotateHalves ? 1 : 0,
+      0, // u0, per block
     ];
     const dOut = dSmall.map((t) => opt(t, true));
-    const pool = this.pool && units > 1 && b * l * h * p * n * R >= 1 << 12 ? this.pool : undefined;
+    const pool = this.pool && rows * h > 1 && rows * l * h * p * n * R >= 1 << 12 ? this.pool : undefined;
     const per = mamba3BwdScratchBytes(l, a.dims);
     const scratch = this.bump((pool ? pool.threads : 1) * per);
     // written after every address is taken (staging may grow the memory)
     const pb = this.bump(128);
-    new Int32Array(this.tgt.buffer(), pb, params.length).set(params);
+    const I = new Int32Array(this.tgt.buffer(), pb, params.length);
+    I.set(params);
     const F = new Float64Array(this.tgt.buffer(), pb + 112, 2);
     F[0] = a.dims.aFloor;
     F[1] = a.dims.eps;
-    if (pool) {
-      pool.setI(M3B.arena, this.tgt.id);
-      pool.setI(M3B.params, pb);
-      pool.setI(M3B.scratch, scratch);
-      pool.setI(M3B.stride, per);
-      pool.run(OP_MAMBA3_BWD, units);
-    } else this.K.mamba3_bwd(pb, 0, units, scratch);
-    const buf = this.tgt.buffer();
     const w = (i: number): number => (dOut[i] ? dOut[i] >>> 2 : -1);
-    mamba3BwdReduce(
-      new Float32Array(buf),
-      new Float64Array(buf),
-      params[16] >>> 3,
-      {
-        proj: params[2] >>> 2,
-        ldp: a.proj.ld,
-        dProj: params[14] >>> 2,
-        lddp: a.dProj.ld,
-        BNorm: params[5] >>> 2,
-        CNorm: params[6] >>> 2,
-        dDtBias: w(0),
-        dBNorm: w(1),
-        dCNorm: w(2),
-        dBBias: w(3),
-        dCBias: w(4),
-        dD: w(5),
-        dMimoX: w(6),
-        dMimoZ: w(7),
-        dMimoO: w(8),
-        dNormWeight: w(9),
-      },
-      b,
-      l,
-      a.dims,
-    );
+    const out = {
+      proj: params[2] >>> 2,
+      ldp: a.proj.ld,
+      dProj: params[14] >>> 2,
+      lddp: a.dProj.ld,
+      BNorm: params[5] >>> 2,
+      CNorm: params[6] >>> 2,
+      dDtBias: w(0),
+      dBNorm: w(1),
+      dCNorm: w(2),
+      dBBias: w(3),
+      dCBias: w(4),
+      dD: w(5),
+      dMimoX: w(6),
+      dMimoZ: w(7),
+      dMimoO: w(8),
+      dNormWeight: w(9),
+    };
+    const sums = mamba3BwdSums(a.dims);
+    const buf = this.tgt.buffer();
+    const F32 = new Float32Array(buf),
+      F64 = new Float64Array(buf);
+    for (let b0 = 0; b0 < b; b0 += rows) {
+      const b1 = Math.min(b, b0 + rows);
+      I[27] = b0 * h;
+      if (pool) {
+        pool.setI(M3B.arena, this.tgt.id);
+        pool.setI(M3B.params, pb);
+        pool.setI(M3B.scratch, scratch);
+        pool.setI(M3B.stride, per);
+        pool.run(OP_MAMBA3_BWD, (b1 - b0) * h);
+      } else this.K.mamba3_bwd(pb, 0, (b1 - b0) * h, scratch);
+      mamba3BwdReduce(F32, F64, params[16] >>> 3, out, sums, b0, b1, l, a.dims);
+    }
+    mamba3BwdStore(F32, out, sums, a.dims);
     this.end();
     return true;
   }

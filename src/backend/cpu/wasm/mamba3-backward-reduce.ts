@@ -65,20 +65,40 @@ export interface Mamba3BwdOutputs {
   dNormWeight: number;
 }
 
+/** Running sums of the reduction over blocks of batch rows (f64; stored by mamba3BwdStore). */
+export interface Mamba3BwdSums {
+  dBNorm: Float64Array; // (n)
+  dCNorm: Float64Array; // (n)
+  /** Per head: B_bias, C_bias (R n each), mimo_x, mimo_z, mimo_o (R p each), norm weight (p), D, dt_bias. */
+  heads: Float64Array;
+}
+
+export function mamba3BwdSums(d: Mamba3Dims): Mamba3BwdSums {
+  const { h, p, n, R } = d;
+  return {
+    dBNorm: new Float64Array(n),
+    dCNorm: new Float64Array(n),
+    heads: new Float64Array(h * (2 * R * n + 3 * R * p + p + 2)),
+  };
+}
+
 /**
- * What mamba3-backward.wat leaves per unit (batch row, head) in `part` (f64 index of its first element),
- * added up in a fixed order, heads of a group then batch rows, whatever the split over threads was:
- * the gradients of the normed, biased B and C rows go back through the group's RMSNorm into proj's B and C
- * columns (and the norm weights), that of π tanh(angles) into proj's angle columns; the per-head sums
- * (biases, mimo_*, the output norm's weight, D, dt_bias) are added over the batch. As the reference
- * (reference/mamba3-scan-backward.ts), f64 until each gradient is stored.
+ * What mamba3-backward.wat leaves per unit (batch row, head) for the batch rows [b0, b1) in `part` (f64
+ * index of its first element; unit (bi, hh) at (bi - b0) h + hh), added up in a fixed order, heads of a
+ * group then batch rows, whatever the split over threads was: the gradients of the normed, biased B and C
+ * rows go back through the group's RMSNorm into proj's B and C columns (and the norm weights' sums), that of
+ * π tanh(angles) into proj's angle columns; the per-head sums (biases, mimo_*, the output norm's weight, D,
+ * dt_bias) are added to `sums` in batch order. As the reference (reference/mamba3-scan-backward.ts), f64
+ * until each gradient is stored.
  */
 export function mamba3BwdReduce(
   F32: Float32Array,
   F64: Float64Array,
   part: number,
   o: Mamba3BwdOutputs,
-  b: number,
+  sums: Mamba3BwdSums,
+  b0: number,
+  b1: number,
   l: number,
   d: Mamba3Dims,
 ): void {
@@ -92,8 +112,7 @@ export function mamba3BwdReduce(
     oAng = oC + R * G * n + 3 * h;
   const PU = mamba3BwdPartialElems(l, d);
   const dN = new Float64Array(n);
-  const dBw = new Float64Array(n),
-    dCw = new Float64Array(n);
+  const unit = (bi: number, hh: number): number => part + ((bi - b0) * h + hh) * PU;
   const norm = (
     pOff: number,
     col0: number,
@@ -106,7 +125,7 @@ export function mamba3BwdReduce(
   ): void => {
     dN.fill(0);
     for (let k = 0; k < hg; k++) {
-      const src = part + (bi * h + grp * hg + k) * PU + pOff + t * Rn + r * n;
+      const src = unit(bi, grp * hg + k) + pOff + t * Rn + r * n;
       for (let j = 0; j < n; j++) dN[j] += F64[src + j];
     }
     const row = bi * l + t;
@@ -126,40 +145,49 @@ export function mamba3BwdReduce(
       F32[d0 + j] = rstd * dN[j] * F32[wAt + j] - (x * rstd * rstd * rstd * dot) / n;
     }
   };
-  for (let bi = 0; bi < b; bi++) {
+  const K = 2 * Rn + 3 * Rp + p + 2,
+    base = 2 * l * Rn + l * S;
+  for (let bi = b0; bi < b1; bi++) {
     for (let t = 0; t < l; t++) {
-      for (let r = 0; r < R; r++) for (let grp = 0; grp < G; grp++) norm(0, oB, o.BNorm, dBw, bi, t, r, grp);
-      for (let r = 0; r < R; r++) for (let grp = 0; grp < G; grp++) norm(l * Rn, oC, o.CNorm, dCw, bi, t, r, grp);
+      for (let r = 0; r < R; r++) for (let grp = 0; grp < G; grp++) norm(0, oB, o.BNorm, sums.dBNorm, bi, t, r, grp);
+      for (let r = 0; r < R; r++)
+        for (let grp = 0; grp < G; grp++) norm(l * Rn, oC, o.CNorm, sums.dCNorm, bi, t, r, grp);
       const row = bi * l + t;
       for (let i = 0; i < S; i++) {
         let acc = 0;
-        for (let hh = 0; hh < h; hh++) acc += F64[part + (bi * h + hh) * PU + 2 * l * Rn + t * S + i];
+        for (let hh = 0; hh < h; hh++) acc += F64[unit(bi, hh) + 2 * l * Rn + t * S + i];
         const th = Math.tanh(F32[o.proj + row * o.ldp + oAng + i]);
         F32[o.dProj + row * o.lddp + oAng + i] = acc * Math.PI * (1 - th * th);
       }
     }
+    for (let hh = 0; hh < h; hh++) {
+      const src = unit(bi, hh) + base;
+      for (let k = 0; k < K; k++) sums.heads[hh * K + k] += F64[src + k];
+    }
   }
+}
+
+/** Stores the sums of every block (mamba3BwdReduce) into the gradients, the absent ones skipped. */
+export function mamba3BwdStore(F32: Float32Array, o: Mamba3BwdOutputs, sums: Mamba3BwdSums, d: Mamba3Dims): void {
+  const { h, p, n, R } = d;
+  const Rn = R * n,
+    Rp = R * p,
+    K = 2 * Rn + 3 * Rp + p + 2;
   for (let j = 0; j < n; j++) {
-    F32[o.dBNorm + j] = dBw[j];
-    F32[o.dCNorm + j] = dCw[j];
+    F32[o.dBNorm + j] = sums.dBNorm[j];
+    F32[o.dCNorm + j] = sums.dCNorm[j];
   }
-  // per head: the batch rows' sums (offsets after dB, dC, dangles: B_bias, C_bias, mimo_x/z/o, norm w, D, dt_bias)
-  const base = 2 * l * Rn + l * S;
-  const sumHeads = (dst: number, off: number, width: number): void => {
+  const put = (dst: number, off: number, width: number): void => {
     if (dst < 0) return;
     for (let hh = 0; hh < h; hh++)
-      for (let k = 0; k < width; k++) {
-        let acc = 0;
-        for (let bi = 0; bi < b; bi++) acc += F64[part + (bi * h + hh) * PU + base + off + k];
-        F32[dst + hh * width + k] = acc;
-      }
+      for (let k = 0; k < width; k++) F32[dst + hh * width + k] = sums.heads[hh * K + off + k];
   };
-  sumHeads(o.dBBias, 0, Rn);
-  sumHeads(o.dCBias, Rn, Rn);
-  sumHeads(o.dMimoX, 2 * Rn, Rp);
-  sumHeads(o.dMimoZ, 2 * Rn + Rp, Rp);
-  sumHeads(o.dMimoO, 2 * Rn + 2 * Rp, Rp);
-  sumHeads(o.dNormWeight, 2 * Rn + 3 * Rp, p);
-  sumHeads(o.dD, 2 * Rn + 3 * Rp + p, 1);
-  sumHeads(o.dDtBias, 2 * Rn + 3 * Rp + p + 1, 1);
+  put(o.dBBias, 0, Rn);
+  put(o.dCBias, Rn, Rn);
+  put(o.dMimoX, 2 * Rn, Rp);
+  put(o.dMimoZ, 2 * Rn + Rp, Rp);
+  put(o.dMimoO, 2 * Rn + 2 * Rp, Rp);
+  put(o.dNormWeight, 2 * Rn + 3 * Rp, p);
+  put(o.dD, 2 * Rn + 3 * Rp + p, 1);
+  put(o.dDtBias, 2 * Rn + 3 * Rp + p + 1, 1);
 }

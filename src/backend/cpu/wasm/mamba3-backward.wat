@@ -22,8 +22,10 @@
 ;; ld* as row strides in elements, 0 for an absent tensor:
 ;;   0 g  4 ldg  8 proj  12 ldp  16 dt_bias  20 B_norm  24 C_norm  28 B_bias  32 C_bias  36 D  40 mimo_x
 ;;   44 mimo_z  48 mimo_o  52 norm weight  56 dproj  60 lddp  64 partials  68 C (chunk)  72 b  76 l  80 h
-;;   84 p  88 n  92 g  96 R  100 S  104 rotateHalves  112 A_floor f64  120 eps f64.
-;; Partials per unit u at partials + 8 u PU (f64; PU = 2 l R n + l S + 2 R n + 3 R p + p + 2):
+;;   84 p  88 n  92 g  96 R  100 S  104 rotateHalves  108 u0  112 A_floor f64  120 eps f64.
+;; Unit j of a call is (batch row, head) u = u0 + j: the launcher runs the batch in blocks of rows, so that
+;; the partials of one block (which grow as l) stay within a memory budget.
+;; Partials per unit at partials + 8 j PU (f64; PU = 2 l R n + l S + 2 R n + 3 R p + p + 2):
 ;;   dB (l, R, n)  dC (l, R, n)  dπtanh(angles) (l, S)  dB_bias (R, n)  dC_bias (R, n)  dmimo_x, dmimo_z,
 ;;   dmimo_o (R, p) each  dnorm_w (p)  dD  ddt_bias.
 ;; Scratch per thread (f64 blocks, each rounded up to 16 bytes; mamba3BwdScratchBytes in launch.ts; nc
@@ -270,7 +272,7 @@
   (local $sCSA i32)
   (local $pDB i32) (local $pDC i32) (local $pDA i32) (local $pBB i32) (local $pCB i32) (local $pMX i32) (local $pMZ i32)
   (local $pMO i32) (local $pNW i32) (local $pD i32)
-  (local $u i32) (local $bi i32) (local $hh i32) (local $grp i32) (local $t i32) (local $t0 i32) (local $t1 i32) (local $ci i32)
+  (local $u0 i32) (local $u i32) (local $bi i32) (local $hh i32) (local $grp i32) (local $t i32) (local $t0 i32) (local $t1 i32) (local $ci i32)
   (local $row i32) (local $prow i32) (local $xrow i32) (local $xprev i32) (local $grow i32) (local $drow i32) (local $i i32)
   (local $r i32) (local $c i32) (local $j i32) (local $k i32) (local $i0 i32) (local $i1 i32) (local $hmx i32) (local $hmz i32)
   (local $hmo i32) (local $hbb i32) (local $hcb i32) (local $slot i32) (local $H0 i32) (local $H1 i32) (local $Kt i32) (local $Kp i32)
@@ -306,6 +308,7 @@
   (local.set $R (i32.load offset=96 (local.get $pb)))
   (local.set $S (i32.load offset=100 (local.get $pb)))
   (local.set $halves (i32.load offset=104 (local.get $pb)))
+  (local.set $u0 (i32.load offset=108 (local.get $pb)))
   (local.set $afloor (f64.load offset=112 (local.get $pb)))
   (local.set $eps (f64.load offset=120 (local.get $pb)))
   ;; in_proj columns: z (e), x (e), B (R, g, n), C (R, g, n), dd_dt (h), dd_A (h), trap (h), angles (S)
@@ -356,8 +359,8 @@
   (local.set $sCSA (i32.add (local.get $sKA) (call $m3b_blk (i32.shl (local.get $Rn) (i32.const 1)))))
 
   (@m3b_for $u (local.get $j0) (local.get $j1) (block
-    (local.set $bi (i32.div_u (local.get $u) (local.get $h)))
-    (local.set $hh (i32.sub (local.get $u) (i32.mul (local.get $bi) (local.get $h))))
+    (local.set $bi (i32.div_u (i32.add (local.get $u0) (local.get $u)) (local.get $h)))
+    (local.set $hh (i32.sub (i32.add (local.get $u0) (local.get $u)) (i32.mul (local.get $bi) (local.get $h))))
     (local.set $grp (i32.div_u (local.get $hh) (i32.div_u (local.get $h) (local.get $G))))
     ;; the head's rows of the small tensors (0 where absent)
     (local.set $hmx (if (result i32) (local.get $mx) (then (i32.add (local.get $mx) (i32.shl (i32.mul (local.get $hh)
