@@ -32,10 +32,13 @@ export function mamba3BwdScratchBytes(l: number, d: Mamba3Dims): number {
     2 * blk(S) +
     2 * blk(Rn) +
     blk(Rp) +
-    4 * blk(p) +
+    3 * blk(p) +
+    blk(Rp) +
     blk(S) +
     blk(2 * Rn) +
-    blk(2 * S);
+    blk(2 * S) +
+    blk(2 * R) +
+    blk(4 * R);
   return Math.ceil(bytes / 64) * 64;
 }
 

@@ -32,8 +32,8 @@
 ;; chunks, pn = p n): dt, A, α, λ, clamped (l each)  θ (l S)  π tanh (l S)  H at chunk starts (nc pn)
 ;; H of the chunk (C + 1) pn  k, q of the chunk and the token before it (C + 1) R n each  cos, sin of the
 ;; chunk (C + 1) 2S  v, v' (R p each)  dH (pn)  dk carried (R n)  dv carried (R p)  dθ cumulative (S)
-;; dθ of the token (S)  dk, dq (R n each)  dv (R p)  o, do, dz, dx (p each)  θ running (S)  k of pass 1
-;; (2 R n)  cos, sin of pass 1 (2 S).
+;; dθ of the token (S)  dk, dq (R n each)  dv (R p)  o (p)  do (R p)  dz, dx (p each)  θ running (S)  k of
+;; pass 1 (2 R n)  cos, sin of pass 1 (2 S)  m3b_row's coefficients (2 R) and sums (4 R).
 
 (;@macro m3b_ld a i;)
 (f64.load (i32.add {a} (i32.shl {i} (i32.const 3))))
@@ -159,7 +159,6 @@
             (else (@m3b_ldf (local.get $x) (local.get $c)))))
           (else (f64.const 0))))))))
 
-;; H_new = α H_old + Σ_r cP v'_r k'_r^T + cC v_r k_r^T (p x n f64; $ho may be $hn).
 ;; The products over the state, two f64 lanes at a time (rows of n, any n: a scalar tail when n is odd).
 (;@macro m3b_v2 a i;)
 (v128.load (i32.add {a} (i32.shl {i} (i32.const 3))))
@@ -184,71 +183,104 @@
     (local.set $s (f64.add (local.get $s) (f64.mul (@m3b_ld (local.get $a) (local.get $j)) (@m3b_ld (local.get $b) (local.get $j)))))))
   (local.get $s))
 
-;; y[j] += a x[j] over n f64.
-(func $m3b_axpy (param $y i32) (param $a f64) (param $x i32) (param $n i32)
-  (local $j i32) (local $av v128)
-  (local.set $av (f64x2.splat (local.get $a)))
-  (block (loop
-    (br_if 1 (i32.gt_s (i32.add (local.get $j) (i32.const 2)) (local.get $n)))
-    (@m3b_sv2 (local.get $y) (local.get $j) (f64x2.add (@m3b_v2 (local.get $y) (local.get $j))
-      (f64x2.mul (local.get $av) (@m3b_v2 (local.get $x) (local.get $j)))))
-    (local.set $j (i32.add (local.get $j) (i32.const 2)))
-    (br 0)))
-  (if (i32.lt_s (local.get $j) (local.get $n)) (then
-    (@m3b_acc (local.get $y) (local.get $j) (f64.mul (local.get $a) (@m3b_ld (local.get $x) (local.get $j)))))))
+;; H_new = α H_old + Σ_r cP v'_r k'_r^T + cC v_r k_r^T (p x n f64; $ho may be $hn), row by row: the row's 2R
+;; coefficients (cP v'_r[c], cC v_r[c]) in $co, then one pass over the row.
+(func $m3b_step (param $ho i32) (param $hn i32) (param $p i32) (param $n i32) (param $R i32) (param $al f64) (param $cP f64)
+  (param $cC f64) (param $VP i32) (param $VC i32) (param $KP i32) (param $K i32) (param $co i32)
+  (local $c i32) (local $r i32) (local $i i32) (local $j i32) (local $o i32) (local $ro i32) (local $rn i32) (local $acc v128)
+  (local $alv v128) (local $x f64)
+  (local.set $alv (f64x2.splat (local.get $al)))
+  (@m3b_for $c (i32.const 0) (local.get $p) (block
+    (@m3b_for $r (i32.const 0) (local.get $R) (block
+      (local.set $i (i32.add (i32.mul (local.get $r) (local.get $p)) (local.get $c)))
+      (@m3b_st (local.get $co) (i32.shl (local.get $r) (i32.const 1)) (f64.mul (local.get $cP) (@m3b_ld (local.get $VP) (local.get $i))))
+      (@m3b_st (local.get $co) (i32.add (i32.shl (local.get $r) (i32.const 1)) (i32.const 1))
+        (f64.mul (local.get $cC) (@m3b_ld (local.get $VC) (local.get $i))))))
+    (local.set $ro (i32.mul (local.get $c) (local.get $n)))
+    (local.set $j (i32.const 0))
+    (block (loop
+      (br_if 1 (i32.gt_s (i32.add (local.get $j) (i32.const 2)) (local.get $n)))
+      (local.set $acc (f64x2.mul (local.get $alv) (@m3b_v2 (local.get $ho) (i32.add (local.get $ro) (local.get $j)))))
+      (local.set $rn (local.get $j))
+      (@m3b_for $r (i32.const 0) (local.get $R) (block
+        (local.set $o (i32.add (local.get $co) (i32.shl (local.get $r) (i32.const 4))))
+        (local.set $acc (f64x2.add (f64x2.add (local.get $acc) (f64x2.mul (v128.load64_splat (local.get $o))
+          (@m3b_v2 (local.get $KP) (local.get $rn)))) (f64x2.mul (v128.load64_splat offset=8 (local.get $o)) (@m3b_v2 (local.get $K) (local.get $rn)))))
+        (local.set $rn (i32.add (local.get $rn) (local.get $n)))))
+      (@m3b_sv2 (local.get $hn) (i32.add (local.get $ro) (local.get $j)) (local.get $acc))
+      (local.set $j (i32.add (local.get $j) (i32.const 2)))
+      (br 0)))
+    (if (i32.lt_s (local.get $j) (local.get $n)) (then
+      (local.set $x (f64.mul (local.get $al) (@m3b_ld (local.get $ho) (i32.add (local.get $ro) (local.get $j)))))
+      (local.set $rn (local.get $j))
+      (@m3b_for $r (i32.const 0) (local.get $R) (block
+        (local.set $o (i32.add (local.get $co) (i32.shl (local.get $r) (i32.const 4))))
+        (local.set $x (f64.add (f64.add (local.get $x) (f64.mul (f64.load (local.get $o)) (@m3b_ld (local.get $KP) (local.get $rn))))
+          (f64.mul (f64.load offset=8 (local.get $o)) (@m3b_ld (local.get $K) (local.get $rn)))))
+        (local.set $rn (i32.add (local.get $rn) (local.get $n)))))
+      (@m3b_st (local.get $hn) (i32.add (local.get $ro) (local.get $j)) (local.get $x)))))))
 
-;; y[j] = a x[j] over n f64 ($y may be $x).
-(func $m3b_scale (param $y i32) (param $a f64) (param $x i32) (param $n i32)
-  (local $j i32) (local $av v128)
-  (local.set $av (f64x2.splat (local.get $a)))
-  (block (loop
-    (br_if 1 (i32.gt_s (i32.add (local.get $j) (i32.const 2)) (local.get $n)))
-    (@m3b_sv2 (local.get $y) (local.get $j) (f64x2.mul (local.get $av) (@m3b_v2 (local.get $x) (local.get $j))))
-    (local.set $j (i32.add (local.get $j) (i32.const 2)))
-    (br 0)))
-  (if (i32.lt_s (local.get $j) (local.get $n)) (then
-    (@m3b_st (local.get $y) (local.get $j) (f64.mul (local.get $a) (@m3b_ld (local.get $x) (local.get $j)))))))
-
-;; One row c and rank r of the state's gradient (g = dH row c, n f64): returns (Σ_j g k_r, Σ_j g k'_r)
-;; and adds ac g to dk_r and ap g to dk'_r (ac = cC v_r[c], ap = cP v'_r[c]).
-(func $m3b_sgrad (param $g i32) (param $k i32) (param $kp i32) (param $dk i32) (param $dkp i32) (param $ac f64) (param $ap f64)
-  (param $n i32) (result f64 f64)
-  (local $j i32) (local $gv v128) (local $sc v128) (local $sp v128) (local $acv v128) (local $apv v128) (local $x f64) (local $c f64)
-  (local $q f64)
-  (local.set $acv (f64x2.splat (local.get $ac)))
-  (local.set $apv (f64x2.splat (local.get $ap)))
+;; One row c of the state's gradient in the reverse sweep, n f64 wide ($g: dH's row, $h1, $h0: H_t's and
+;; H_{t-1}'s rows; $q, $k, $kp, $dq, $dk, $dkp: R rows of n; $do: do_r[c] at $do + 8 r p; $co: cC v_r[c],
+;; cP v'_r[c] per r): g += Σ_r do_r[c] q_r, dq_r += do_r[c] h1, then dk_r += cC v_r[c] g, dk'_r += cP v'_r[c] g,
+;; the sums Σ_j g k_r and Σ_j g k'_r as two lanes each at $acc + 32 r (lanes 0, 1 and 2, 3), g <- α g.
+;; Returns Σ_j g h0 (α's gradient from the row).
+(func $m3b_row (param $g i32) (param $h1 i32) (param $h0 i32) (param $q i32) (param $k i32) (param $kp i32) (param $dq i32)
+  (param $dk i32) (param $dkp i32) (param $do i32) (param $co i32) (param $acc i32) (param $R i32) (param $n i32) (param $p i32)
+  (param $al f64) (result f64)
+  (local $j i32) (local $r i32) (local $rn i32) (local $o i32) (local $gv v128) (local $hv v128) (local $dv v128) (local $dal v128)
+  (local $alv v128) (local $x f64) (local $h f64) (local $d f64) (local $s f64)
+  (local.set $alv (f64x2.splat (local.get $al)))
+  (memory.fill (local.get $acc) (i32.const 0) (i32.shl (local.get $R) (i32.const 5)))
   (block (loop
     (br_if 1 (i32.gt_s (i32.add (local.get $j) (i32.const 2)) (local.get $n)))
     (local.set $gv (@m3b_v2 (local.get $g) (local.get $j)))
-    (local.set $sc (f64x2.add (local.get $sc) (f64x2.mul (local.get $gv) (@m3b_v2 (local.get $k) (local.get $j)))))
-    (local.set $sp (f64x2.add (local.get $sp) (f64x2.mul (local.get $gv) (@m3b_v2 (local.get $kp) (local.get $j)))))
-    (@m3b_sv2 (local.get $dk) (local.get $j) (f64x2.add (@m3b_v2 (local.get $dk) (local.get $j)) (f64x2.mul (local.get $acv) (local.get $gv))))
-    (@m3b_sv2 (local.get $dkp) (local.get $j) (f64x2.add (@m3b_v2 (local.get $dkp) (local.get $j)) (f64x2.mul (local.get $apv) (local.get $gv))))
+    (local.set $hv (@m3b_v2 (local.get $h1) (local.get $j)))
+    (local.set $rn (local.get $j))
+    (@m3b_for $r (i32.const 0) (local.get $R) (block
+      (local.set $dv (v128.load64_splat (i32.add (local.get $do) (i32.shl (i32.mul (local.get $r) (local.get $p)) (i32.const 3)))))
+      (local.set $gv (f64x2.add (local.get $gv) (f64x2.mul (local.get $dv) (@m3b_v2 (local.get $q) (local.get $rn)))))
+      (@m3b_sv2 (local.get $dq) (local.get $rn) (f64x2.add (@m3b_v2 (local.get $dq) (local.get $rn)) (f64x2.mul (local.get $dv) (local.get $hv))))
+      (local.set $rn (i32.add (local.get $rn) (local.get $n)))))
+    (local.set $dal (f64x2.add (local.get $dal) (f64x2.mul (local.get $gv) (@m3b_v2 (local.get $h0) (local.get $j)))))
+    (local.set $rn (local.get $j))
+    (@m3b_for $r (i32.const 0) (local.get $R) (block
+      (local.set $o (i32.add (local.get $acc) (i32.shl (local.get $r) (i32.const 5))))
+      (v128.store (local.get $o) (f64x2.add (v128.load (local.get $o)) (f64x2.mul (local.get $gv) (@m3b_v2 (local.get $k) (local.get $rn)))))
+      (v128.store offset=16 (local.get $o) (f64x2.add (v128.load offset=16 (local.get $o))
+        (f64x2.mul (local.get $gv) (@m3b_v2 (local.get $kp) (local.get $rn)))))
+      (local.set $o (i32.add (local.get $co) (i32.shl (local.get $r) (i32.const 4))))
+      (@m3b_sv2 (local.get $dk) (local.get $rn) (f64x2.add (@m3b_v2 (local.get $dk) (local.get $rn))
+        (f64x2.mul (v128.load64_splat (local.get $o)) (local.get $gv))))
+      (@m3b_sv2 (local.get $dkp) (local.get $rn) (f64x2.add (@m3b_v2 (local.get $dkp) (local.get $rn))
+        (f64x2.mul (v128.load64_splat offset=8 (local.get $o)) (local.get $gv))))
+      (local.set $rn (i32.add (local.get $rn) (local.get $n)))))
+    (@m3b_sv2 (local.get $g) (local.get $j) (f64x2.mul (local.get $alv) (local.get $gv)))
     (local.set $j (i32.add (local.get $j) (i32.const 2)))
     (br 0)))
-  (local.set $c (@m3b_hsum (local.get $sc)))
-  (local.set $q (@m3b_hsum (local.get $sp)))
+  (local.set $s (@m3b_hsum (local.get $dal)))
   (if (i32.lt_s (local.get $j) (local.get $n)) (then
     (local.set $x (@m3b_ld (local.get $g) (local.get $j)))
-    (local.set $c (f64.add (local.get $c) (f64.mul (local.get $x) (@m3b_ld (local.get $k) (local.get $j)))))
-    (local.set $q (f64.add (local.get $q) (f64.mul (local.get $x) (@m3b_ld (local.get $kp) (local.get $j)))))
-    (@m3b_acc (local.get $dk) (local.get $j) (f64.mul (local.get $ac) (local.get $x)))
-    (@m3b_acc (local.get $dkp) (local.get $j) (f64.mul (local.get $ap) (local.get $x)))))
-  (local.get $c) (local.get $q))
-
-;; H_new = α H_old + Σ_r cP v'_r k'_r^T + cC v_r k_r^T (p x n f64; $ho may be $hn), row by row.
-(func $m3b_step (param $ho i32) (param $hn i32) (param $p i32) (param $n i32) (param $R i32) (param $al f64) (param $cP f64)
-  (param $cC f64) (param $VP i32) (param $VC i32) (param $KP i32) (param $K i32)
-  (local $c i32) (local $r i32) (local $i i32) (local $row i32)
-  (@m3b_for $c (i32.const 0) (local.get $p) (block
-    (local.set $row (i32.shl (i32.mul (local.get $c) (local.get $n)) (i32.const 3)))
-    (call $m3b_scale (i32.add (local.get $hn) (local.get $row)) (local.get $al) (i32.add (local.get $ho) (local.get $row)) (local.get $n))
+    (local.set $h (@m3b_ld (local.get $h1) (local.get $j)))
+    (local.set $rn (local.get $j))
     (@m3b_for $r (i32.const 0) (local.get $R) (block
-      (local.set $i (i32.add (i32.mul (local.get $r) (local.get $p)) (local.get $c)))
-      (call $m3b_axpy (i32.add (local.get $hn) (local.get $row)) (f64.mul (local.get $cP) (@m3b_ld (local.get $VP) (local.get $i)))
-        (i32.add (local.get $KP) (i32.shl (i32.mul (local.get $r) (local.get $n)) (i32.const 3))) (local.get $n))
-      (call $m3b_axpy (i32.add (local.get $hn) (local.get $row)) (f64.mul (local.get $cC) (@m3b_ld (local.get $VC) (local.get $i)))
-        (i32.add (local.get $K) (i32.shl (i32.mul (local.get $r) (local.get $n)) (i32.const 3))) (local.get $n)))))))
+      (local.set $d (f64.load (i32.add (local.get $do) (i32.shl (i32.mul (local.get $r) (local.get $p)) (i32.const 3)))))
+      (local.set $x (f64.add (local.get $x) (f64.mul (local.get $d) (@m3b_ld (local.get $q) (local.get $rn)))))
+      (@m3b_acc (local.get $dq) (local.get $rn) (f64.mul (local.get $d) (local.get $h)))
+      (local.set $rn (i32.add (local.get $rn) (local.get $n)))))
+    (local.set $s (f64.add (local.get $s) (f64.mul (local.get $x) (@m3b_ld (local.get $h0) (local.get $j)))))
+    (local.set $rn (local.get $j))
+    (@m3b_for $r (i32.const 0) (local.get $R) (block
+      (local.set $o (i32.add (local.get $acc) (i32.shl (local.get $r) (i32.const 5))))
+      (f64.store (local.get $o) (f64.add (f64.load (local.get $o)) (f64.mul (local.get $x) (@m3b_ld (local.get $k) (local.get $rn)))))
+      (f64.store offset=16 (local.get $o) (f64.add (f64.load offset=16 (local.get $o))
+        (f64.mul (local.get $x) (@m3b_ld (local.get $kp) (local.get $rn)))))
+      (local.set $o (i32.add (local.get $co) (i32.shl (local.get $r) (i32.const 4))))
+      (@m3b_acc (local.get $dk) (local.get $rn) (f64.mul (f64.load (local.get $o)) (local.get $x)))
+      (@m3b_acc (local.get $dkp) (local.get $rn) (f64.mul (f64.load offset=8 (local.get $o)) (local.get $x)))
+      (local.set $rn (i32.add (local.get $rn) (local.get $n)))))
+    (@m3b_st (local.get $g) (local.get $j) (f64.mul (local.get $al) (local.get $x)))))
+  (local.get $s))
 
 (func $m3b_blk (param $cnt i32) (result i32)
   (i32.and (i32.add (i32.shl (local.get $cnt) (i32.const 3)) (i32.const 15)) (i32.const -16)))
@@ -269,7 +301,7 @@
   (local $sCK i32) (local $sHS i32) (local $sKS i32) (local $sQS i32) (local $sCS i32) (local $sVC i32) (local $sVP i32)
   (local $sDH i32) (local $sDKN i32) (local $sDVN i32) (local $sDTHC i32) (local $sDTHL i32) (local $sDK i32) (local $sDQ i32)
   (local $sDV i32) (local $sOR i32) (local $sDO i32) (local $sDZ i32) (local $sDX i32) (local $sTHR i32) (local $sKA i32)
-  (local $sCSA i32)
+  (local $sCSA i32) (local $sCO i32) (local $sACC i32) (local $dor i32)
   (local $pDB i32) (local $pDC i32) (local $pDA i32) (local $pBB i32) (local $pCB i32) (local $pMX i32) (local $pMZ i32)
   (local $pMO i32) (local $pNW i32) (local $pD i32)
   (local $u0 i32) (local $u i32) (local $bi i32) (local $hh i32) (local $grp i32) (local $t i32) (local $t0 i32) (local $t1 i32) (local $ci i32)
@@ -352,11 +384,13 @@
   (local.set $sDV (i32.add (local.get $sDQ) (call $m3b_blk (local.get $Rn))))
   (local.set $sOR (i32.add (local.get $sDV) (call $m3b_blk (local.get $Rp))))
   (local.set $sDO (i32.add (local.get $sOR) (call $m3b_blk (local.get $p))))
-  (local.set $sDZ (i32.add (local.get $sDO) (call $m3b_blk (local.get $p))))
+  (local.set $sDZ (i32.add (local.get $sDO) (call $m3b_blk (local.get $Rp))))
   (local.set $sDX (i32.add (local.get $sDZ) (call $m3b_blk (local.get $p))))
   (local.set $sTHR (i32.add (local.get $sDX) (call $m3b_blk (local.get $p))))
   (local.set $sKA (i32.add (local.get $sTHR) (call $m3b_blk (local.get $S))))
   (local.set $sCSA (i32.add (local.get $sKA) (call $m3b_blk (i32.shl (local.get $Rn) (i32.const 1)))))
+  (local.set $sCO (i32.add (local.get $sCSA) (call $m3b_blk (i32.shl (local.get $S) (i32.const 1)))))
+  (local.set $sACC (i32.add (local.get $sCO) (call $m3b_blk (i32.shl (local.get $R) (i32.const 1)))))
 
   (@m3b_for $u (local.get $j0) (local.get $j1) (block
     (local.set $bi (i32.div_u (i32.add (local.get $u0) (local.get $u)) (local.get $h)))
@@ -435,7 +469,7 @@
         (else (i32.const 0))) (local.get $hmx) (local.get $R) (local.get $p) (local.get $sVP))
       (call $m3b_step (local.get $sDH) (local.get $sDH) (local.get $p) (local.get $n) (local.get $R) (local.get $al)
         (f64.mul (f64.mul (f64.sub (f64.const 1) (local.get $lam)) (local.get $dt)) (local.get $al))
-        (f64.mul (local.get $lam) (local.get $dt)) (local.get $sVP) (local.get $sVC) (local.get $Kp) (local.get $Kt))))
+        (f64.mul (local.get $lam) (local.get $dt)) (local.get $sVP) (local.get $sVC) (local.get $Kp) (local.get $Kt) (local.get $sCO))))
 
     ;; ---- pass 2: the chunks last to first ----
     (memory.fill (local.get $sDH) (i32.const 0) (i32.shl (local.get $pn) (i32.const 3)))
@@ -490,7 +524,7 @@
           (local.get $p) (local.get $n) (local.get $R) (local.get $al)
           (f64.mul (f64.mul (f64.sub (f64.const 1) (local.get $lam)) (local.get $dt)) (local.get $al))
           (f64.mul (local.get $lam) (local.get $dt)) (local.get $sVP) (local.get $sVC)
-          (i32.sub (local.get $Kt) (i32.shl (local.get $Rn) (i32.const 3))) (local.get $Kt))))
+          (i32.sub (local.get $Kt) (i32.shl (local.get $Rn) (i32.const 3))) (local.get $Kt) (local.get $sCO))))
 
       ;; the reverse sweep over the chunk
       (local.set $t (local.get $t1))
@@ -533,6 +567,7 @@
           (local.set $rstd (if (result f64) (local.get $nw)
             (then (f64.div (f64.const 1) (f64.sqrt (f64.add (f64.div (local.get $ss) (f64.convert_i32_s (local.get $p))) (local.get $eps)))))
             (else (f64.const 1))))
+          (local.set $dor (i32.add (local.get $sDO) (i32.shl (i32.mul (local.get $r) (local.get $p)) (i32.const 3))))
           (local.set $dot (f64.const 0))
           (@m3b_for $c (i32.const 0) (local.get $p) (block
             (local.set $i (i32.add (i32.mul (local.get $r) (local.get $p)) (local.get $c)))
@@ -556,24 +591,20 @@
               (then
                 (@m3b_acc (local.get $pNW) (local.get $c) (f64.mul (f64.mul (local.get $dyh) (@m3b_ld (local.get $sOR) (local.get $c)))
                   (local.get $rstd)))
-                (@m3b_st (local.get $sDO) (local.get $c) (f64.mul (local.get $dyh) (local.get $wN)))
+                (@m3b_st (local.get $dor) (local.get $c) (f64.mul (local.get $dyh) (local.get $wN)))
                 (local.set $dot (f64.add (local.get $dot) (f64.mul (f64.mul (local.get $dyh) (local.get $wN))
                   (@m3b_ld (local.get $sOR) (local.get $c))))))
-              (else (@m3b_st (local.get $sDO) (local.get $c) (local.get $dyh))))))
+              (else (@m3b_st (local.get $dor) (local.get $c) (local.get $dyh))))))
           (if (local.get $nw) (then
             (@m3b_for $c (i32.const 0) (local.get $p)
-              (@m3b_st (local.get $sDO) (local.get $c) (f64.sub (f64.mul (local.get $rstd) (@m3b_ld (local.get $sDO) (local.get $c)))
+              (@m3b_st (local.get $dor) (local.get $c) (f64.sub (f64.mul (local.get $rstd) (@m3b_ld (local.get $dor) (local.get $c)))
                 (f64.div (f64.mul (f64.mul (f64.mul (f64.mul (@m3b_ld (local.get $sOR) (local.get $c)) (local.get $rstd)) (local.get $rstd))
                   (local.get $rstd)) (local.get $dot)) (f64.convert_i32_s (local.get $p))))))))
           (@m3b_for $c (i32.const 0) (local.get $p) (block
             (local.set $i (i32.add (i32.mul (local.get $r) (local.get $p)) (local.get $c)))
-            (local.set $q (@m3b_ld (local.get $sDO) (local.get $c)))
+            (local.set $q (@m3b_ld (local.get $dor) (local.get $c)))
             (local.set $dDh (f64.add (local.get $dDh) (f64.mul (local.get $q) (@m3b_ld (local.get $sVC) (local.get $i)))))
-            (@m3b_acc (local.get $sDV) (local.get $i) (f64.mul (local.get $Dh) (local.get $q)))
-            (local.set $k (i32.shl (i32.mul (local.get $c) (local.get $n)) (i32.const 3)))
-            (local.set $o (i32.shl (i32.mul (local.get $r) (local.get $n)) (i32.const 3)))
-            (call $m3b_axpy (i32.add (local.get $sDH) (local.get $k)) (local.get $q) (i32.add (local.get $Qt) (local.get $o)) (local.get $n))
-            (call $m3b_axpy (i32.add (local.get $sDQ) (local.get $o)) (local.get $q) (i32.add (local.get $H1) (local.get $k)) (local.get $n))))))
+            (@m3b_acc (local.get $sDV) (local.get $i) (f64.mul (local.get $Dh) (local.get $q)))))))
         ;; state: H_t = α H_{t-1} + cP Σ_r v'_r k'_r^T + cC Σ_r v_r k_r^T
         (local.set $cP (f64.mul (f64.mul (f64.sub (f64.const 1) (local.get $lam)) (local.get $dt)) (local.get $al)))
         (local.set $cC (f64.mul (local.get $lam) (local.get $dt)))
@@ -582,25 +613,30 @@
         (local.set $dcC (f64.const 0))
         (memory.fill (local.get $sDKN) (i32.const 0) (i32.shl (local.get $Rn) (i32.const 3)))
         (memory.fill (local.get $sDVN) (i32.const 0) (i32.shl (local.get $Rp) (i32.const 3)))
-        (local.set $dal (call $m3b_dot (local.get $sDH) (local.get $H0) (local.get $pn)))
-        (@m3b_for $r (i32.const 0) (local.get $R)
-          (@m3b_for $c (i32.const 0) (local.get $p) (block
+        ;; row by row (m3b_row): dH += Σ_r do_r q_r^T (the output's share, complete before the state's), then
+        ;; the state's gradients, and dH_{t-1} = α dH
+        (@m3b_for $c (i32.const 0) (local.get $p) (block
+          (@m3b_for $r (i32.const 0) (local.get $R) (block
             (local.set $i (i32.add (i32.mul (local.get $r) (local.get $p)) (local.get $c)))
-            (local.set $o (i32.shl (i32.mul (local.get $r) (local.get $n)) (i32.const 3)))
-            (local.set $vc (@m3b_ld (local.get $sVC) (local.get $i)))
-            (local.set $vp (@m3b_ld (local.get $sVP) (local.get $i)))
-            ;; v', k' are zeros at t = 0 (slot 0 zeroed, VP zeros): their terms vanish
-            (call $m3b_sgrad (i32.add (local.get $sDH) (i32.shl (i32.mul (local.get $c) (local.get $n)) (i32.const 3)))
-              (i32.add (local.get $Kt) (local.get $o)) (i32.add (local.get $Kp) (local.get $o)) (i32.add (local.get $sDK) (local.get $o))
-              (i32.add (local.get $sDKN) (local.get $o)) (f64.mul (local.get $cC) (local.get $vc)) (f64.mul (local.get $cP) (local.get $vp))
-              (local.get $n))
-            (local.set $gH) ;; Σ_j dH k'
-            (local.set $kc) ;; Σ_j dH k
-            (local.set $dcC (f64.add (local.get $dcC) (f64.mul (local.get $vc) (local.get $kc))))
+            (@m3b_st (local.get $sCO) (i32.shl (local.get $r) (i32.const 1)) (f64.mul (local.get $cC) (@m3b_ld (local.get $sVC) (local.get $i))))
+            (@m3b_st (local.get $sCO) (i32.add (i32.shl (local.get $r) (i32.const 1)) (i32.const 1))
+              (f64.mul (local.get $cP) (@m3b_ld (local.get $sVP) (local.get $i))))))
+          (local.set $k (i32.shl (i32.mul (local.get $c) (local.get $n)) (i32.const 3)))
+          (local.set $dal (f64.add (local.get $dal) (call $m3b_row (i32.add (local.get $sDH) (local.get $k)) (i32.add (local.get $H1) (local.get $k))
+            (i32.add (local.get $H0) (local.get $k)) (local.get $Qt) (local.get $Kt) (local.get $Kp) (local.get $sDQ) (local.get $sDK)
+            (local.get $sDKN) (i32.add (local.get $sDO) (i32.shl (local.get $c) (i32.const 3))) (local.get $sCO) (local.get $sACC)
+            (local.get $R) (local.get $n) (local.get $p) (local.get $al))))
+          ;; v', k' are zeros at t = 0 (slot 0 zeroed, VP zeros): their terms vanish
+          (@m3b_for $r (i32.const 0) (local.get $R) (block
+            (local.set $i (i32.add (i32.mul (local.get $r) (local.get $p)) (local.get $c)))
+            (local.set $kc (f64.add (@m3b_ld (local.get $sACC) (i32.shl (local.get $r) (i32.const 2)))
+              (@m3b_ld (local.get $sACC) (i32.add (i32.shl (local.get $r) (i32.const 2)) (i32.const 1))))) ;; Σ_j dH k
+            (local.set $gH (f64.add (@m3b_ld (local.get $sACC) (i32.add (i32.shl (local.get $r) (i32.const 2)) (i32.const 2)))
+              (@m3b_ld (local.get $sACC) (i32.add (i32.shl (local.get $r) (i32.const 2)) (i32.const 3))))) ;; Σ_j dH k'
+            (local.set $dcC (f64.add (local.get $dcC) (f64.mul (@m3b_ld (local.get $sVC) (local.get $i)) (local.get $kc))))
             (@m3b_acc (local.get $sDV) (local.get $i) (f64.mul (local.get $cC) (local.get $kc)))
-            (local.set $dcP (f64.add (local.get $dcP) (f64.mul (local.get $vp) (local.get $gH))))
-            (@m3b_acc (local.get $sDVN) (local.get $i) (f64.mul (local.get $cP) (local.get $gH))))))
-        (call $m3b_scale (local.get $sDH) (local.get $al) (local.get $sDH) (local.get $pn))
+            (local.set $dcP (f64.add (local.get $dcP) (f64.mul (@m3b_ld (local.get $sVP) (local.get $i)) (local.get $gH))))
+            (@m3b_acc (local.get $sDVN) (local.get $i) (f64.mul (local.get $cP) (local.get $gH)))))))
         ;; v_r = x ⊙ mx_r
         (@m3b_for $r (i32.const 0) (local.get $R)
           (@m3b_for $c (i32.const 0) (local.get $p) (block
