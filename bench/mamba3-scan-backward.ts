@@ -3,8 +3,9 @@
  *  1. the kernel alone: the TypeScript reference (reference/mamba3-scan-backward.ts, what training ran
  *     before) against the WebAssembly kernel on one thread and on two, per shape;
  *  2. a whole training step (forward, cross-entropy, backward, AdamW) of a small Mamba-3 language model
- *     (the `tasks lm` scale of docs/experiments.md §8 by default), one thread, with the scan's backward in
- *     TypeScript (the launcher's kernel turned off on that backend) or in WebAssembly.
+ *     (about docs/experiments.md §8's scale: d_model 64, 2 layers, 8 heads of 16, d_state 16, vocabulary
+ *     256, batch 16 x 128), SISO and MIMO rank 4, one thread, with the scan's backward in TypeScript (the
+ *     launcher's kernel turned off on that backend) or in WebAssembly.
  * Everything alternates within one command, `--rounds` times (each round times every variant once), so a
  * change in the machine's load reaches all of them alike; the table gives medians and the median of the
  * per-round ratios, and the JSON has every run, the load averages at each round and the command.
