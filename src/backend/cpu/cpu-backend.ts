@@ -926,6 +926,7 @@ export class CpuBackend implements Backend {
 
   mamba3ScanBackward(a: Mamba3ScanBackwardArgs): void {
     const { b, l } = checkMamba3ScanBackward(a);
+    if (this.wasm?.mamba3ScanBackward(a, b, l)) return;
     const grads = {
       dProj: this.view(a.dProj),
       dDtBias: this.view(a.dDtBias),

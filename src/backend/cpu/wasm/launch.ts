@@ -5,7 +5,15 @@
 
 import type { BinaryOp, SelectiveScanArgs, SsdDims, SsdScanArgs } from '../../contract/inference.js';
 import type { AttentionArgs } from '../../contract/mixers.js';
-import type { Mamba3ScanArgs } from '../../contract/mamba3.js';
+import type { Mamba3ScanArgs, Mamba3ScanBackwardArgs } from '../../contract/mamba3.js';
+import {
+  mamba3BwdChunk,
+  mamba3BwdPartialElems,
+  mamba3BwdReduce,
+  mamba3BwdScratchBytes,
+  mamba3BwdStore,
+  mamba3BwdSums,
+} from './mamba3-backward-reduce.js';
 import type { AttentionDims } from '../reference/attention.js';
 import type { CausalConv1dBackwardArgs, LossReduction, SelectiveScanBackwardArgs } from '../../contract/training.js';
 import { targetOf } from '../reference/cross-entropy.js';
@@ -22,12 +30,14 @@ import {
   DT_Q8,
   GM,
   M3,
+  M3B,
   MV,
   OP_ATTN,
   OP_CONV,
   OP_CONV_BWD,
   OP_GEMM,
   OP_MAMBA3,
+  OP_MAMBA3_BWD,
   OP_MATVEC,
   OP_SCAN,
   OP_SCAN_BWD,
@@ -777,6 +787,117 @@ export class WasmOps {
         pool.run(OP_MAMBA3, units);
       } else this.K.mamba3_scan(pb, 0, units, scratch, t0, t1);
     }
+    this.end();
+    return true;
+  }
+
+  /**
+   * Mamba-3's scan backward (mamba3-backward.wat), split over the pool by (batch row, head): each unit
+   * recomputes its states chunk by chunk and leaves what heads share as f64 partials, which
+   * mamba3BwdReduce adds up in a fixed order (the result does not depend on the number of threads).
+   * All f32, the small tensors and their gradients dense.
+   */
+  mamba3ScanBackward(a: Mamba3ScanBackwardArgs, b: number, l: number): boolean {
+    const { h, p, n, g, R, S } = a.dims;
+    const small = [a.dtBias, a.BNorm, a.CNorm, a.BBias, a.CBias, a.D, a.mimoX, a.mimoZ, a.mimoO, a.normWeight];
+    const dSmall = [
+      a.dDtBias,
+      a.dBNorm,
+      a.dCNorm,
+      a.dBBias,
+      a.dCBias,
+      a.dD,
+      a.dMimoX,
+      a.dMimoZ,
+      a.dMimoO,
+      a.dNormWeight,
+    ];
+    const all = [a.g, a.proj, a.dProj, ...small, ...dSmall];
+    if (all.some((t) => t && t.dtype !== 'f32') || [...small, ...dSmall].some((t) => t && !t.isContiguous))
+      return false;
+    if (l === 0 || b === 0) return true;
+    this.begin(a.proj);
+    const opt = (t: Tensor | null, out = false): number => (t ? this.at(t, out) : 0);
+    // the batch in blocks of rows whose partials (l (2 R n + S) + ... f64 per unit) fit in 64 MiB
+    const PU = mamba3BwdPartialElems(l, a.dims);
+    const rows = Math.max(1, Math.min(b, Math.floor((64 << 20) / (8 * h * PU))));
+    const params = [
+      this.at(a.g, false),
+      a.g.ld,
+      this.at(a.proj, false),
+      a.proj.ld,
+      this.at(a.dtBias, false),
+      this.at(a.BNorm, false),
+      this.at(a.CNorm, false),
+      this.at(a.BBias, false),
+      this.at(a.CBias, false),
+      this.at(a.D, false),
+      opt(a.mimoX),
+      opt(a.mimoZ),
+      opt(a.mimoO),
+      opt(a.normWeight),
+      this.at(a.dProj, true),
+      a.dProj.ld,
+      this.bump(8 * rows * h * PU),
+      mamba3BwdChunk(l),
+      b,
+      l,
+      h,
+      p,
+      n,
+      g,
+      R,
+      S,
+      a.dims.rotateHalves ? 1 : 0,
+      0, // u0, per block
+    ];
+    const dOut = dSmall.map((t) => opt(t, true));
+    const pool = this.pool && rows * h > 1 && rows * l * h * p * n * R >= 1 << 12 ? this.pool : undefined;
+    const per = mamba3BwdScratchBytes(l, a.dims);
+    const scratch = this.bump((pool ? pool.threads : 1) * per);
+    // written after every address is taken (staging may grow the memory)
+    const pb = this.bump(128);
+    const I = new Int32Array(this.tgt.buffer(), pb, params.length);
+    I.set(params);
+    const F = new Float64Array(this.tgt.buffer(), pb + 112, 2);
+    F[0] = a.dims.aFloor;
+    F[1] = a.dims.eps;
+    const w = (i: number): number => (dOut[i] ? dOut[i] >>> 2 : -1);
+    const out = {
+      proj: params[2] >>> 2,
+      ldp: a.proj.ld,
+      dProj: params[14] >>> 2,
+      lddp: a.dProj.ld,
+      BNorm: params[5] >>> 2,
+      CNorm: params[6] >>> 2,
+      dDtBias: w(0),
+      dBNorm: w(1),
+      dCNorm: w(2),
+      dBBias: w(3),
+      dCBias: w(4),
+      dD: w(5),
+      dMimoX: w(6),
+      dMimoZ: w(7),
+      dMimoO: w(8),
+      dNormWeight: w(9),
+    };
+    const sums = mamba3BwdSums(a.dims);
+    const buf = this.tgt.buffer();
+    const F32 = new Float32Array(buf),
+      F64 = new Float64Array(buf);
+    for (let b0 = 0; b0 < b; b0 += rows) {
+      const b1 = Math.min(b, b0 + rows);
+      I[27] = b0 * h;
+      if (pool) {
+        pool.setI(M3B.arena, this.tgt.id);
+        pool.setI(M3B.params, pb);
+        pool.setI(M3B.scratch, scratch);
+        pool.setI(M3B.stride, per);
+        pool.run(OP_MAMBA3_BWD, (b1 - b0) * h);
+      } else this.K.mamba3_bwd(pb, 0, (b1 - b0) * h, scratch);
+      mamba3BwdReduce(F32, F64, params[16] >>> 3, out, sums, b0, b1, l, a.dims);
+    }
+    mamba3BwdStore(F32, out, sums, a.dims);
     this.end();
     return true;
   }

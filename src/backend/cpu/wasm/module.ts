@@ -288,6 +288,10 @@ export interface WasmKernels {
   mamba3_angles(pb: number, r0: number, r1: number): void;
   /** mamba3.wat's math, for its tests: op 0 exp, 1 log1p, 2 tanh (f64), 3 sin, 4 cos (f32). */
   mamba3_math(op: number, x: number): number;
+  /** Mamba-3's scan backward (mamba3-backward.wat) for units (batch row, head) [j0, j1); arguments in the block at pb. */
+  mamba3_bwd(pb: number, j0: number, j1: number, scratch: number): void;
+  /** mamba3-backward.wat's sin (op 0) or cos (op 1) in f64 of x in [0, 2π], for its tests. */
+  mamba3_bwd_math(op: number, x: number): number;
   row_max_sumexp(x: number, ldx: number, rows: number, cols: number, st: number): void;
   softmax_rows(
     dx: number,

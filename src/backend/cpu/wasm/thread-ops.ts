@@ -31,6 +31,8 @@ export const OP_MAMBA3 = 19;
 export const OP_TS_MATMUL = 20;
 /** TypeScript reference scan, split by channels. */
 export const OP_TS_SCAN = 21;
+/** WebAssembly Mamba-3 scan backward (mamba3-backward.wat), split by (batch row, head). */
+export const OP_MAMBA3_BWD = 22;
 
 /** Dtype codes in arguments. */
 export const DT_F32 = 0;
@@ -286,6 +288,7 @@ export const AT = {
   stride: 18,
 } as const;
 export const M3 = { arena: 0, params: 1, scratch: 2, stride: 3, t0: 4, t1: 5 } as const;
+export const M3B = { arena: 0, params: 1, scratch: 2, stride: 3 } as const;
 /** A TypeScript-mode view: 4 slots (arena or -1 for none, first element's index in the arena's array of that dtype (q8: byte offset), ld, dtype). */
 export const VIEW_SLOTS = 4;
 export const TM = {
@@ -605,6 +608,10 @@ export function runChunk(ctx: ThreadContext, op: number, I: Int32Array, F: Float
         a(M3.t0),
         a(M3.t1),
       );
+      return;
+    }
+    case OP_MAMBA3_BWD: {
+      ctx.kernels[a(M3B.arena)]!.mamba3_bwd(a(M3B.params), j0, j1, a(M3B.scratch) + ctx.tid * a(M3B.stride));
       return;
     }
     case OP_ATTN: {
