@@ -1,11 +1,8 @@
 import type { Backend } from '../backend/backend.js';
-import { memorySource } from '../io/byte-source.js';
-import { openSafetensors } from '../io/safetensors.js';
-import { encodeSafetensors } from '../io/safetensors-writer.js';
 import { buildMamba2, expectedMamba2Tensors } from '../models/build-mamba2.js';
 import type { Mamba2Config } from '../models/config.js';
 import type { LanguageModel } from '../models/lm.js';
-import { INIT_DEFAULTS, type InitOptions } from './init.js';
+import { buildFromParameters, INIT_DEFAULTS, type InitOptions } from './init.js';
 import { Rng } from './rng.js';
 
 /**
@@ -68,14 +65,5 @@ export function initMamba2Parameters(
 
 /** A new Mamba-2 model on `backend` with the reference initialisation. */
 export async function initMamba2Model(c: Mamba2Config, o: InitOptions, backend: Backend): Promise<LanguageModel> {
-  const params = initMamba2Parameters(c, o);
-  const bytes = encodeSafetensors(
-    [...params].map(([name, p]) => ({ name, dtype: 'F32' as const, shape: p.shape, data: p.data })),
-  );
-  const src = await openSafetensors(memorySource(bytes, 'freshly initialised parameters'));
-  try {
-    return await buildMamba2(c, src, backend, 'f32');
-  } finally {
-    await src.close();
-  }
+  return buildFromParameters(initMamba2Parameters(c, o), (src) => buildMamba2(c, src, backend, 'f32'));
 }

@@ -1,11 +1,8 @@
 import type { Backend } from '../backend/backend.js';
-import { memorySource } from '../io/byte-source.js';
-import { openSafetensors } from '../io/safetensors.js';
-import { encodeSafetensors } from '../io/safetensors-writer.js';
 import { buildMamba3, expectedMamba3Tensors } from '../models/build-mamba3.js';
 import type { Mamba3Config } from '../models/config.js';
 import type { LanguageModel } from '../models/lm.js';
-import { INIT_DEFAULTS, type InitOptions } from './init.js';
+import { buildFromParameters, INIT_DEFAULTS, type InitOptions } from './init.js';
 import { Rng } from './rng.js';
 
 /**
@@ -65,14 +62,5 @@ export function initMamba3Parameters(
 
 /** A new Mamba-3 model on `backend` with the reference initialisation. */
 export async function initMamba3Model(c: Mamba3Config, o: InitOptions, backend: Backend): Promise<LanguageModel> {
-  const params = initMamba3Parameters(c, o);
-  const bytes = encodeSafetensors(
-    [...params].map(([name, p]) => ({ name, dtype: 'F32' as const, shape: p.shape, data: p.data })),
-  );
-  const src = await openSafetensors(memorySource(bytes, 'freshly initialised parameters'));
-  try {
-    return await buildMamba3(c, src, backend, 'f32');
-  } finally {
-    await src.close();
-  }
+  return buildFromParameters(initMamba3Parameters(c, o), (src) => buildMamba3(c, src, backend, 'f32'));
 }

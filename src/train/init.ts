@@ -1,4 +1,5 @@
 import type { Backend } from '../backend/backend.js';
+import type { TensorSource } from '../io/tensor-source.js';
 import { memorySource } from '../io/byte-source.js';
 import { openSafetensors } from '../io/safetensors.js';
 import { encodeSafetensors } from '../io/safetensors-writer.js';
@@ -83,13 +84,24 @@ export function initMambaParameters(
 
 /** A new model on `backend` with the reference initialisation. */
 export async function initMambaModel(c: MambaConfig, o: InitOptions, backend: Backend): Promise<LanguageModel> {
-  const params = initMambaParameters(c, o);
+  return buildFromParameters(initMambaParameters(c, o), (src) => buildMamba(c, src, backend, 'f32'));
+}
+
+/**
+ * A model from freshly initialised parameters (by checkpoint name, in the checkpoint's shapes), built by
+ * the architecture's checkpoint loader from them as an in-memory safetensors file: a new model is made
+ * the way a saved one is read back.
+ */
+export async function buildFromParameters(
+  params: Map<string, { shape: readonly number[]; data: Float32Array }>,
+  build: (src: TensorSource) => Promise<LanguageModel>,
+): Promise<LanguageModel> {
   const bytes = encodeSafetensors(
     [...params].map(([name, p]) => ({ name, dtype: 'F32' as const, shape: p.shape, data: p.data })),
   );
   const src = await openSafetensors(memorySource(bytes, 'freshly initialised parameters'));
   try {
-    return await buildMamba(c, src, backend, 'f32');
+    return await build(src);
   } finally {
     await src.close();
   }

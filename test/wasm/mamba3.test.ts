@@ -1,10 +1,11 @@
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mamba3ProjWidth, type Mamba3Dims, type Mamba3ScanArgs } from '../../src/backend/contract/mamba3.js';
-import { CpuBackend } from '../../src/backend/cpu/cpu-backend.js';
+import { mamba3ProjWidth, type Mamba3ScanArgs } from '../../src/backend/contract/mamba3.js';
 import { instantiateKernels } from '../../src/backend/cpu/wasm/module.js';
 import { maxAbsDiff } from '../helpers/fixtures.js';
 import { rand } from '../helpers/random.js';
+import { CpuBackend } from '../../src/backend/cpu/cpu-backend.js';
+import { dims, pools, ts, wa, type Case } from './mamba3-setup.js';
 
 /**
  * Mamba-3's scan in WebAssembly (mamba3.wat) against the TypeScript reference (reference/mamba3-scan.ts,
@@ -15,32 +16,6 @@ import { rand } from '../helpers/random.js';
  * 1 and 2 threads bit for bit. Then the kernel's exp, log1p, tanh (f64), sin and cos (f32) against Math.
  * mamba3-simd128.test.ts reruns this file on the plain SIMD128 build.
  */
-const ts = new CpuBackend({ kernels: 'ts' });
-const wa = new CpuBackend({ kernels: 'wasm' });
-assert.equal(wa.kernels, 'wasm', 'this engine runs the WebAssembly kernels');
-const pools: CpuBackend[] = [];
-after(() => {
-  for (const b of pools) b.dispose();
-});
-
-interface Case {
-  name: string;
-  dims: Mamba3Dims;
-  norm: boolean;
-}
-
-const dims = (h: number, p: number, n: number, g: number, R: number, S: number, rotateHalves: boolean): Mamba3Dims => ({
-  h,
-  p,
-  n,
-  g,
-  R,
-  S,
-  aFloor: 1e-4,
-  rotateHalves,
-  eps: 1e-5,
-});
-
 const CASES: Case[] = [
   { name: 'SISO h 3 p 5 n 7, rope 0.5', dims: dims(3, 5, 7, 1, 1, 1, false), norm: false },
   { name: 'SISO h 3 p 5 n 7 g 3, rope 1, norm', dims: dims(3, 5, 7, 3, 1, 3, false), norm: true },
