@@ -26,7 +26,7 @@ export PATH=$PATH:/usr/local/cuda/bin
 (timeout 360 python3 scripts/device/build_selective_scan.py --mamba-src "$msrc" --build-dir /tmp/ssb > "$out/build.log" 2>&1
   echo "rc $?" >> "$out/build.log") &
 build=$!
-step mamba3-official 120 python3 scripts/fixtures/check_mamba3_official.py --mamba-src "$msrc" --out "$out/mamba3-official.json"
+step mamba3-official 150 python3 scripts/fixtures/check_mamba3_official.py --mamba-src "$msrc" --triton-f32 ieee --cases siso-n64-p32,mimo-r4-n64-p32 --out "$out/mamba3-official.json"
 step scan-backward 80 node dist/bench/webgpu-scan-backward.js --reps 10 --out "$out"
 step hybrid 100 node dist/bench/webgpu-hybrid.js --models granite-4.0-h-1b,falcon-h1-0.5b --dtypes f32,q4 --out "$out"
 step moe 60 node dist/bench/webgpu-moe.js --dtypes f32,q4 --m 1,512 --reps 20 --out "$out"
