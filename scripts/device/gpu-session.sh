@@ -6,6 +6,8 @@
 # csrc/selective_scan as .msrc/ (with einops importable: PYTHONPATH):
 #   source .device/setup.sh && bash scripts/device/gpu-session.sh "$OUT" [.msrc]
 # Writes every result JSON and log into the given folder; `summary.txt` lists what ran and what did not.
+# The device returns at most eight files a call, so at the end everything is packed into one
+# `results.tar.gz` beside `summary.txt` (unpack with `tar xzf`).
 set -uo pipefail
 out=${1:?usage: bash scripts/device/gpu-session.sh <out-dir> [mamba-src]}
 msrc=${2:-.msrc}
@@ -37,3 +39,7 @@ step official-train 90 python3 bench/official-train-step.py --mamba-src "$msrc" 
 step mamba3-decode 60 node dist/bench/mamba3-decode.js --backend webgpu --out "$out"
 step mamba3-train 60 node dist/bench/mamba3-train.js --backend webgpu --out "$out"
 cat "$out/summary.txt"
+# one archive instead of many files (the device's return limit); the summary stays readable beside it
+(cd "$out" && tar czf /tmp/gpu-session-results.tar.gz --exclude=summary.txt . && find . -mindepth 1 ! -name summary.txt -delete &&
+  mv /tmp/gpu-session-results.tar.gz results.tar.gz)
+ls -la "$out"
