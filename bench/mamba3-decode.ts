@@ -1,4 +1,4 @@
-import { cpus, hostname, loadavg, totalmem } from 'node:os';
+import { loadavg } from 'node:os';
 import type { Backend } from '../src/backend/backend.js';
 import { CpuBackend, type CpuKernels } from '../src/backend/cpu/cpu-backend.js';
 import { GREEDY } from '../src/backend/sampling.js';
@@ -9,6 +9,7 @@ import { filled, Rng } from '../src/mixers/init.js';
 import type { LanguageModel, LmConfig } from '../src/models/lm.js';
 import { parseVariant, variantModel, type Variant } from './mamba3-variants.js';
 import { backend as webgpuBackend, table, writeResult } from './webgpu-common.js';
+import { commandLine, hostMachine } from './machine.js';
 
 /**
  * Decode speed of Mamba-3 against Mamba-2 at the same width (issue 18, item 4): batch-1 tokens/s of a
@@ -157,21 +158,14 @@ console.log(
 );
 
 const machine = {
-  host: hostname(),
-  cpu: cpus()[0]?.model,
-  cores: cpus().length,
-  memoryGiB: Math.round(totalmem() / 2 ** 30),
-  node: process.version,
+  ...hostMachine(),
   backend: bk.name,
   ...(a.backend === 'webgpu'
     ? { gpu: (bk as WebGpuBackend).describe() }
     : { cpuThreads: (bk as CpuBackend).threads, cpuKernels: a.kernels }),
   loadAverageAtEachRound: load,
   date: new Date().toISOString(),
-  command: `node ${process.argv
-    .slice(1)
-    .map((x) => x.replace(/^.*\/dist\//, 'dist/'))
-    .join(' ')}`,
+  command: commandLine(),
 };
 const settings = {
   dModel: d,

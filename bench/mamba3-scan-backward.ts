@@ -14,7 +14,7 @@
  *     [--kernel-shapes task,wide] [--train true]
  */
 import { writeFileSync } from 'node:fs';
-import { cpus, hostname, loadavg, totalmem } from 'node:os';
+import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { backward } from '../src/autograd/backward.js';
 import { mamba3ProjWidth, type Mamba3Dims, type Mamba3ScanBackwardArgs } from '../src/backend/contract/mamba3.js';
@@ -27,6 +27,7 @@ import { scope } from '../src/tensor/scope.js';
 import { AdamW } from '../src/train/optimizer.js';
 import { parseVariant, variantModel } from './mamba3-variants.js';
 import { table } from './webgpu-common.js';
+import { commandLine, hostMachine } from './machine.js';
 
 const { values: o } = parseArgs({
   options: {
@@ -278,18 +279,11 @@ writeFileSync(
   `${JSON.stringify(
     {
       machine: {
-        host: hostname(),
-        cpu: cpus()[0]?.model,
-        cores: cpus().length,
-        memoryGiB: Math.round(totalmem() / 2 ** 30),
-        node: process.version,
+        ...hostMachine(),
         simd: simdLevel(),
         loadAverageAtEachRound: load,
         date: new Date().toISOString(),
-        command: `node ${process.argv
-          .slice(1)
-          .map((x) => x.replace(/^.*\/dist\//, 'dist/'))
-          .join(' ')}`,
+        command: commandLine(),
       },
       kernel: kernelRows,
       train: trainRows,

@@ -1,4 +1,4 @@
-import { cpus, hostname, loadavg, totalmem } from 'node:os';
+import { loadavg } from 'node:os';
 import { backward } from '../src/autograd/backward.js';
 import type { Backend } from '../src/backend/backend.js';
 import { CpuBackend, type CpuKernels } from '../src/backend/cpu/cpu-backend.js';
@@ -11,6 +11,7 @@ import { scope } from '../src/tensor/scope.js';
 import { AdamW } from '../src/train/optimizer.js';
 import { parseVariant, variantModel } from './mamba3-variants.js';
 import { backend as webgpuBackend, byKernel, table, writeResult } from './webgpu-common.js';
+import { commandLine, hostMachine } from './machine.js';
 
 /**
  * Training step time of Mamba-3 against Mamba-2 at the same width: full steps (forward, mean
@@ -144,19 +145,12 @@ for (const [i, p] of profiles.entries())
   );
 
 const machine = {
-  host: hostname(),
-  cpu: cpus()[0]?.model,
-  cores: cpus().length,
-  memoryGiB: Math.round(totalmem() / 2 ** 30),
-  node: process.version,
+  ...hostMachine(),
   backend: bk.name,
   ...(gpu ? { gpu: gpu.describe() } : { cpuThreads: (bk as CpuBackend).threads, cpuKernels: a.kernels }),
   loadAverageAtEachRound: load,
   date: new Date().toISOString(),
-  command: `node ${process.argv
-    .slice(1)
-    .map((x) => x.replace(/^.*\/dist\//, 'dist/'))
-    .join(' ')}`,
+  command: commandLine(),
 };
 const settings = {
   dModel: d,

@@ -24,6 +24,7 @@ import { cpus, loadavg, totalmem, type as osType, release } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { commandLine } from './machine.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -290,10 +291,7 @@ const requests = Number(a.requests),
   maxTokens = Number(a['max-tokens']);
 const result: Record<string, unknown> = {
   date: new Date().toISOString(),
-  command: `node ${process.argv
-    .slice(1)
-    .map((x) => x.replace(ROOT + '/', ''))
-    .join(' ')}`,
+  command: commandLine(),
   machine: {
     cpu: cpus()[0]?.model,
     cores: cpus().length,

@@ -28,6 +28,7 @@ import { loadModel } from '../src/node/load.js';
 import { ReferenceSampler } from '../src/backend/sampling-reference.js';
 import { TokenSampler } from '../src/server/token-sampler.js';
 import { noGrad } from '../src/tensor/grad-mode.js';
+import { commandLine } from './machine.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -151,10 +152,7 @@ console.log(JSON.stringify(bound));
 
 const result = {
   date: new Date().toISOString(),
-  command: `node ${process.argv
-    .slice(1)
-    .map((x) => x.replace(ROOT + '/', ''))
-    .join(' ')}`,
+  command: commandLine(),
   machine: { cpu: cpus()[0]?.model, cores: cpus().length, node: process.version, loadavgAtStart: loadavg() },
   settings: { model: a.model ?? 'models/default', maxTokens, threads: 1 },
   rows,

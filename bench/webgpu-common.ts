@@ -1,6 +1,5 @@
 import { writeFileSync } from 'node:fs';
 import { resultFile } from '../src/cli/bench-suites.js';
-import { cpus, hostname, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { Backend } from '../src/backend/backend.js';
 import { createNodeWebGpuBackend } from '../src/backend/webgpu/node.js';
@@ -10,6 +9,7 @@ import type { MambaConfig } from '../src/models/config.js';
 import { LanguageModel, type Block } from '../src/models/lm.js';
 import { f32ToHalf } from '../src/tensor/dtype.js';
 import type { Tensor } from '../src/tensor/tensor.js';
+import { commandLine, hostMachine } from './machine.js';
 
 /** Shared pieces of the WebGPU benchmarks: the backend, random models of real shapes, result files. */
 
@@ -114,17 +114,10 @@ export function randomModel(bk: Backend, c: MambaConfig, wdtype: BenchWeights): 
 
 export function machine(bk: WebGpuBackend): Record<string, unknown> {
   return {
-    host: hostname(),
-    cpu: cpus()[0]?.model,
-    cores: cpus().length,
-    memoryGiB: Math.round(totalmem() / 2 ** 30),
-    node: process.version,
+    ...hostMachine(),
     gpu: bk.describe(),
     date: new Date().toISOString(),
-    command: `node ${process.argv
-      .slice(1)
-      .map((a) => a.replace(/^.*\/dist\//, 'dist/'))
-      .join(' ')}`,
+    command: commandLine(),
   };
 }
 

@@ -33,7 +33,8 @@ export interface LmOptions {
 const NAMES = { embeddings: 'backbone.embeddings.weight', normF: 'backbone.norm_f.weight', lmHead: 'lm_head.weight' };
 
 /** Buffers of the recurrent step for one batch size, made once. */
-interface StepWorkspace {
+/** The buffers of a recurrent step at one batch size, made once and kept. */
+export interface StepWorkspace {
   ids: Tensor; // (b) i32
   residual: Tensor; // (b, d) f32 residual stream
   normed: Tensor; // (b, d)
@@ -207,7 +208,7 @@ export class LanguageModel<C extends LmConfig = ModelConfig> {
     }
   }
 
-  private workspace(b: number): StepWorkspace {
+  protected workspace(b: number): StepWorkspace {
     let ws = this.workspaces.get(b);
     if (!ws) {
       const bk = this.backend;

@@ -18,19 +18,15 @@ import type { ModelState } from './state.js';
  * The blocks are the generic model's (norm = the Mamba decoder's input_layernorm, mixer = Mamba2Mixer
  * or Zamba2HybridLayer), so states, parameters, save and restore are the generic ones.
  */
-interface StepWorkspace {
-  ids: Tensor; // (b) i32
-  residual: Tensor; // (b, d)
+/** Zamba2's step buffers beside the generic ones (LanguageModel's StepWorkspace), per batch size. */
+interface SharedBlockWorkspace {
   e0: Tensor; // (b, d) the token's embedding, kept for the shared blocks
   t: Tensor; // (b, d) a shared block's output
   x: Tensor; // (b, d) h + t
-  normed: Tensor; // (b, d)
-  hidden: Tensor; // (b, d)
-  logits: Tensor; // (b, V)
 }
 
 export class Zamba2LanguageModel extends LanguageModel<HybridConfig> {
-  private readonly zamba2Workspaces = new Map<number, StepWorkspace>();
+  private readonly sharedWorkspaces = new Map<number, SharedBlockWorkspace>();
 
   override forward(ids: Tensor, opts: { state?: ModelState; lastOnly?: boolean } = {}): Tensor {
     if (ids.rank !== 2 || ids.dtype !== 'i32')
@@ -62,19 +58,20 @@ export class Zamba2LanguageModel extends LanguageModel<HybridConfig> {
   override step(ids: Tensor, state: ModelState): Tensor {
     const b = ids.size;
     if (state.batch !== b) fail('STATE_MISMATCH', `step: state has batch ${state.batch}, got ${b} ids`);
-    const ws = this.stepWorkspace(b);
+    const ws = this.workspace(b);
+    const sw = this.sharedWorkspace(b);
     const bk = this.backend;
     bk.embedding(ws.residual, ids, this.embeddings);
-    bk.copy(ws.e0, ws.residual);
+    bk.copy(sw.e0, ws.residual);
     let pending = false; // ws.hidden holds a block's output not yet added into the residual
     this.blocks.forEach((blk, i) => {
       const st = state.layers[i];
       if (blk.mixer instanceof Zamba2HybridLayer) {
         if (pending) bk.binary('add', ws.residual, ws.residual, ws.hidden);
-        blk.mixer.sharedStep(ws.residual, ws.e0, ws.t, st, state.position);
+        blk.mixer.sharedStep(ws.residual, sw.e0, sw.t, st, state.position);
         // normed = rmsnorm(h + t), leaving h as it is
-        bk.copy(ws.x, ws.residual);
-        bk.addRmsnorm(ws.normed, ws.x, ws.t, blk.norm, this.eps);
+        bk.copy(sw.x, ws.residual);
+        bk.addRmsnorm(ws.normed, sw.x, sw.t, blk.norm, this.eps);
       } else {
         bk.addRmsnorm(ws.normed, ws.residual, pending ? ws.hidden : null, blk.norm, this.eps);
       }
@@ -87,29 +84,13 @@ export class Zamba2LanguageModel extends LanguageModel<HybridConfig> {
     return ws.logits;
   }
 
-  override stepIds(ids: ArrayLike<number>, state: ModelState): Tensor {
-    this.checkIds(ids);
-    const ws = this.stepWorkspace(ids.length);
-    this.uploadIds(ws.ids, ids);
-    return this.step(ws.ids, state);
-  }
-
-  private stepWorkspace(b: number): StepWorkspace {
-    let ws = this.zamba2Workspaces.get(b);
+  private sharedWorkspace(b: number): SharedBlockWorkspace {
+    let ws = this.sharedWorkspaces.get(b);
     if (!ws) {
       const bk = this.backend;
       const d = this.dModel;
-      ws = {
-        ids: bk.zeros([b], 'i32').keep(),
-        residual: bk.alloc([b, d]).keep(),
-        e0: bk.alloc([b, d]).keep(),
-        t: bk.alloc([b, d]).keep(),
-        x: bk.alloc([b, d]).keep(),
-        normed: bk.alloc([b, d]).keep(),
-        hidden: bk.alloc([b, d]).keep(),
-        logits: bk.alloc([b, this.vocabSize]).keep(),
-      };
-      this.zamba2Workspaces.set(b, ws);
+      ws = { e0: bk.alloc([b, d]).keep(), t: bk.alloc([b, d]).keep(), x: bk.alloc([b, d]).keep() };
+      this.sharedWorkspaces.set(b, ws);
     }
     return ws;
   }
