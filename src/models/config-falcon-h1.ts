@@ -1,5 +1,6 @@
 import { fail } from '../errors.js';
-import { type ConfigReader, limitPair } from './config-reader.js';
+import { type ConfigReader } from './config-reader.js';
+import { mamba2Keys } from './config-mamba2-keys.js';
 
 /**
  * config.json of TII's Falcon-H1 (`model_type: falcon_h1`), as transformers 5.17 reads it
@@ -81,15 +82,11 @@ export function parseFalconH1(r: ConfigReader) {
 
   // Mamba-2: e = mamba_d_ssm, or mamba_expand · hidden_size when it is null
   const dInner = r.has('mamba_d_ssm') ? r.int('mamba_d_ssm') : Math.floor(r.num('mamba_expand', 2) * dModel);
-  const nHeads = r.int('mamba_n_heads', 128);
-  const dHead = r.raw.mamba_d_head === 'auto' || !r.has('mamba_d_head') ? dInner / nHeads : r.int('mamba_d_head');
-  if (!Number.isInteger(dHead) || dHead * nHeads !== dInner)
-    fail(
-      'CORRUPT_FILE',
-      `${r.where}: mamba_n_heads ${nHeads} x mamba_d_head ${dHead} must equal the Mamba width ${dInner} ` +
-        `(mamba_d_ssm, or mamba_expand x hidden_size when it is null)`,
-    );
-  const nGroups = r.int('mamba_n_groups', 1);
+  const mamba = mamba2Keys(
+    r,
+    dInner,
+    `the Mamba width ${dInner} (mamba_d_ssm, or mamba_expand x hidden_size when it is null)`,
+  );
   const rmsNorm = r.bool('mamba_rms_norm', false);
 
   // attention: explicit head_dim (default hidden_size / heads), full RoPE, scale 1/sqrt(head_dim)
@@ -128,20 +125,10 @@ export function parseFalconH1(r: ConfigReader) {
     tieEmbeddings: r.bool('tie_word_embeddings', false),
     layers: Array.from({ length: nLayer }, () => ({ mixer: 'mamba2+attention' as const, ffn: 'mlp' as const })),
     mamba: {
-      nHeads,
-      headDim: dHead,
-      nGroups,
-      dState: r.int('mamba_d_state', 256),
-      dConv: r.int('mamba_d_conv', 4),
-      chunkSize: r.int('mamba_chunk_size', 256),
-      dInner,
-      // in_proj's bias is mamba_proj_bias, out_proj's is projectors_bias (FalconH1Mixer)
-      useBias: r.bool('mamba_proj_bias', false),
+      ...mamba,
+      // in_proj's bias is mamba_proj_bias (useBias), out_proj's is projectors_bias (FalconH1Mixer)
       outBias: r.bool('projectors_bias', false),
-      useConvBias: r.bool('mamba_conv_bias', true),
-      timeStepLimit: limitPair(r, 'time_step_limit', [0, Infinity]),
-      // FalconH1RMSNormGated normalises each group of e / n_groups columns
-      normGroupSize: dInner / nGroups,
+      // FalconH1RMSNormGated normalises each group of e / n_groups columns (normGroupSize)
       rmsNorm,
       normBeforeGate: r.bool('mamba_norm_before_gate', true),
     },

@@ -3,6 +3,7 @@ import type { MlpActivation } from '../mixers/mlp.js';
 import type { MoeRouting } from '../mixers/moe.js';
 import { type FalconH1Multipliers, parseFalconH1 } from './config-falcon-h1.js';
 import { ConfigReader, limitPair, reviveFloats } from './config-reader.js';
+import { mamba2Keys } from './config-mamba2-keys.js';
 import { parseZamba2, type SharedBlockCall, type Zamba2Shared } from './config-zamba2.js';
 import { parseJamba } from './config-jamba.js';
 
@@ -248,32 +249,10 @@ function requireSilu(r: ConfigReader, key: string): void {
   if (act !== 'silu') r.unsupported(`${key} "${act}"`, '"silu"');
 }
 
-/** The Mamba-2 part of Granite and Bamba (`mamba_*` keys). */
+/** The Mamba-2 part of Granite and Bamba (`mamba_*` keys), e = mamba_expand · hidden_size. */
 function mambaKeys(r: ConfigReader, dModel: number): HybridMamba2 {
-  const expand = r.num('mamba_expand', 2);
-  const dInner = Math.floor(expand * dModel);
-  const nHeads = r.int('mamba_n_heads', 128);
-  const dHead =
-    r.raw.mamba_d_head === 'auto' || r.raw.mamba_d_head === undefined ? dInner / nHeads : r.int('mamba_d_head');
-  if (!Number.isInteger(dHead) || dHead * nHeads !== dInner)
-    fail(
-      'CORRUPT_FILE',
-      `${r.where}: mamba_n_heads ${nHeads} x mamba_d_head ${dHead} must equal mamba_expand x hidden_size = ${dInner}`,
-    );
-  const nGroups = r.int('mamba_n_groups', 1);
-  return {
-    nHeads,
-    headDim: dHead,
-    nGroups,
-    dState: r.int('mamba_d_state', 256),
-    dConv: r.int('mamba_d_conv', 4),
-    chunkSize: r.int('mamba_chunk_size', 256),
-    dInner,
-    useBias: r.bool('mamba_proj_bias', false),
-    useConvBias: r.bool('mamba_conv_bias', true),
-    timeStepLimit: limitPair(r, 'time_step_limit', [0, Infinity]),
-    normGroupSize: dInner / nGroups,
-  };
+  const dInner = Math.floor(r.num('mamba_expand', 2) * dModel);
+  return mamba2Keys(r, dInner, `mamba_expand x hidden_size = ${dInner}`);
 }
 
 function attentionKeys(
