@@ -2,7 +2,7 @@ import type { Backend } from '../backend/backend.js';
 import { buildMamba2, expectedMamba2Tensors } from '../models/build-mamba2.js';
 import type { Mamba2Config } from '../models/config.js';
 import type { LanguageModel } from '../models/lm.js';
-import { buildFromParameters, INIT_DEFAULTS, type InitOptions } from './init.js';
+import { buildFromParameters, INIT_DEFAULTS, initDraws, type InitOptions } from './init.js';
 import { Rng } from './rng.js';
 
 /**
@@ -29,9 +29,7 @@ export function initMamba2Parameters(
   const opt = { ...INIT_DEFAULTS, ...o };
   const rng = new Rng(opt.seed);
   const out = new Map<string, { shape: readonly number[]; data: Float32Array }>();
-  const uniform = (n: number, bound: number): Float32Array =>
-    Float32Array.from({ length: n }, () => (2 * rng.uniform() - 1) * bound);
-  const normal = (n: number, std: number): Float32Array => Float32Array.from({ length: n }, () => rng.normal() * std);
+  const { uniform, normal, dtBias } = initDraws(rng, opt);
   for (const t of expectedMamba2Tensors(c)) {
     if (t.name === 'lm_head.weight' && c.tieEmbeddings) continue;
     const size = t.shape.reduce((a, b) => a * b, 1);
@@ -46,14 +44,8 @@ export function initMamba2Parameters(
       data = uniform(size, 1 / Math.sqrt(c.dInner) / (opt.rescalePrenormResidual ? Math.sqrt(c.nLayer) : 1));
     else if (leaf === 'in_proj.bias' || leaf === 'out_proj.bias') data = new Float32Array(size);
     else if (leaf === 'conv1d.weight' || leaf === 'conv1d.bias') data = uniform(size, 1 / Math.sqrt(c.dConv));
-    else if (leaf === 'dt_bias') {
-      const lo = Math.log(opt.timeStepMin),
-        hi = Math.log(opt.timeStepMax);
-      data = Float32Array.from({ length: size }, () => {
-        const dt = Math.max(Math.exp(rng.uniform() * (hi - lo) + lo), opt.timeStepFloor);
-        return dt + Math.log(-Math.expm1(-dt));
-      });
-    } else if (leaf === 'A_log') {
+    else if (leaf === 'dt_bias') data = dtBias(size);
+    else if (leaf === 'A_log') {
       const [a0, a1] = A_INIT_RANGE;
       data = Float32Array.from({ length: size }, () => Math.log(a0 + (a1 - a0) * rng.uniform()));
     } else if (leaf === 'D') data = new Float32Array(size).fill(1);

@@ -2,7 +2,7 @@ import type { Backend } from '../backend/backend.js';
 import { buildMamba3, expectedMamba3Tensors } from '../models/build-mamba3.js';
 import type { Mamba3Config } from '../models/config.js';
 import type { LanguageModel } from '../models/lm.js';
-import { buildFromParameters, INIT_DEFAULTS, type InitOptions } from './init.js';
+import { buildFromParameters, INIT_DEFAULTS, initDraws, type InitOptions } from './init.js';
 import { Rng } from './rng.js';
 
 /**
@@ -12,6 +12,7 @@ import { Rng } from './rng.js';
  *   in_proj                              PyTorch's Linear default: U(±1/√d_model)
  *   out_proj                             the same (fan-in d_inner), divided by √n_layer (rescale_prenorm_residual)
  *   dt_bias                              softplus⁻¹(dt), dt log-uniform in [dt_min 0.001, dt_max 0.1], floored at 1e-4
+ *                                        (INIT_DEFAULTS' time-step range, mamba_ssm's Mamba3 defaults)
  *   B_bias = C_bias = 1; the B, C, output and block norms' weights = 1; D = 1
  *   MIMO: mimo_x = mimo_o = 1/R, mimo_z = 1
  * (the mixer-level rules are those of src/mixers/mamba3-init.ts, which the task models use).
@@ -21,13 +22,9 @@ export function initMamba3Parameters(
   o: InitOptions,
 ): Map<string, { shape: readonly number[]; data: Float32Array }> {
   const opt = { ...INIT_DEFAULTS, ...o };
-  const rng = new Rng(opt.seed);
   const out = new Map<string, { shape: readonly number[]; data: Float32Array }>();
-  const uniform = (n: number, bound: number): Float32Array =>
-    Float32Array.from({ length: n }, () => (2 * rng.uniform() - 1) * bound);
-  const normal = (n: number, std: number): Float32Array => Float32Array.from({ length: n }, () => rng.normal() * std);
+  const { uniform, normal, dtBias } = initDraws(new Rng(opt.seed), opt);
   const fill = (n: number, v: number): Float32Array => new Float32Array(n).fill(v);
-  const [dtMin, dtMax, dtFloor] = [0.001, 0.1, 1e-4];
   for (const t of expectedMamba3Tensors(c)) {
     if (t.name === 'lm_head.weight' && c.tieEmbeddings) continue;
     const size = t.shape.reduce((a, b) => a * b, 1);
@@ -39,11 +36,7 @@ export function initMamba3Parameters(
     else if (leaf === 'in_proj.weight') data = uniform(size, 1 / Math.sqrt(c.dModel));
     else if (leaf === 'out_proj.weight')
       data = uniform(size, 1 / Math.sqrt(c.dInner) / (opt.rescalePrenormResidual ? Math.sqrt(c.nLayer) : 1));
-    else if (leaf === 'dt_bias')
-      data = Float32Array.from({ length: size }, () => {
-        const dt = Math.max(dtFloor, Math.exp(Math.log(dtMin) + rng.uniform() * (Math.log(dtMax) - Math.log(dtMin))));
-        return dt + Math.log(-Math.expm1(-dt)); // softplus(dt_bias) = dt
-      });
+    else if (leaf === 'dt_bias') data = dtBias(size);
     else if (leaf === 'mimo_x' || leaf === 'mimo_o') data = fill(size, 1 / c.mimoRank);
     else if (
       leaf === 'B_bias' ||

@@ -41,17 +41,40 @@ export const INIT_DEFAULTS = {
   rescalePrenormResidual: true,
 } as const;
 
+/**
+ * The random draws of the reference initialisations, all from one seeded stream in the order they are
+ * asked for: PyTorch's uniform U(±bound), normal N(0, std²), and the SSMs' dt bias softplus⁻¹(dt) with dt
+ * log-uniform in [timeStepMin, timeStepMax], floored at timeStepFloor (softplus(bias) = dt).
+ */
+export function initDraws(
+  rng: Rng,
+  o: { timeStepMin: number; timeStepMax: number; timeStepFloor: number },
+): {
+  uniform: (n: number, bound: number) => Float32Array;
+  normal: (n: number, std: number) => Float32Array;
+  dtBias: (n: number) => Float32Array;
+} {
+  const lo = Math.log(o.timeStepMin),
+    hi = Math.log(o.timeStepMax);
+  return {
+    uniform: (n, bound) => Float32Array.from({ length: n }, () => (2 * rng.uniform() - 1) * bound),
+    normal: (n, std) => Float32Array.from({ length: n }, () => rng.normal() * std),
+    dtBias: (n) =>
+      Float32Array.from({ length: n }, () => {
+        const dt = Math.max(Math.exp(rng.uniform() * (hi - lo) + lo), o.timeStepFloor);
+        return dt + Math.log(-Math.expm1(-dt));
+      }),
+  };
+}
+
 /** Freshly initialised parameters by Hugging Face name, in the checkpoint's shapes (conv1d.weight (e, 1, k)). */
 export function initMambaParameters(
   c: MambaConfig,
   o: InitOptions,
 ): Map<string, { shape: readonly number[]; data: Float32Array }> {
   const opt = { ...INIT_DEFAULTS, ...o };
-  const rng = new Rng(opt.seed);
   const out = new Map<string, { shape: readonly number[]; data: Float32Array }>();
-  const uniform = (n: number, bound: number): Float32Array =>
-    Float32Array.from({ length: n }, () => (2 * rng.uniform() - 1) * bound);
-  const normal = (n: number, std: number): Float32Array => Float32Array.from({ length: n }, () => rng.normal() * std);
+  const { uniform, normal, dtBias } = initDraws(new Rng(opt.seed), opt);
   const { e, n, k, r } = { e: c.dInner, n: c.dState, k: c.dConv, r: c.dtRank };
   for (const t of expectedMambaTensors(c)) {
     if (t.name === 'lm_head.weight' && c.tieEmbeddings) continue;
@@ -67,14 +90,8 @@ export function initMambaParameters(
     else if (leaf === 'in_proj.bias' || leaf === 'out_proj.bias') data = new Float32Array(size);
     else if (leaf === 'conv1d.weight' || leaf === 'conv1d.bias') data = uniform(size, 1 / Math.sqrt(k));
     else if (leaf === 'dt_proj.weight') data = uniform(size, r ** -0.5 * opt.timeStepScale);
-    else if (leaf === 'dt_proj.bias') {
-      const lo = Math.log(opt.timeStepMin),
-        hi = Math.log(opt.timeStepMax);
-      data = Float32Array.from({ length: e }, () => {
-        const dt = Math.max(Math.exp(rng.uniform() * (hi - lo) + lo), opt.timeStepFloor);
-        return dt + Math.log(-Math.expm1(-dt));
-      });
-    } else if (leaf === 'A_log') data = Float32Array.from({ length: e * n }, (_, i) => Math.log((i % n) + 1));
+    else if (leaf === 'dt_proj.bias') data = dtBias(e);
+    else if (leaf === 'A_log') data = Float32Array.from({ length: e * n }, (_, i) => Math.log((i % n) + 1));
     else if (leaf === 'D') data = new Float32Array(e).fill(1);
     else throw new Error(`init: no rule for ${t.name}`);
     out.set(t.name, { shape: t.shape, data });
