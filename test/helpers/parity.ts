@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { generateTokens } from '../../src/generate/generate.js';
 import type { LanguageModel, LmConfig } from '../../src/models/lm.js';
 import type { ModelState } from '../../src/models/state.js';
@@ -53,4 +54,31 @@ export async function greedyRows(
   for await (const ev of generateTokens(model, prompts, { greedy: true, maxNewTokens: n, ignoreEos: true }))
     rows[ev.row].push(ev.token);
   return rows;
+}
+
+/**
+ * A prompt fed in pieces through one state gives the logits of feeding it at once, for each way of
+ * cutting it (`cuts`: the positions where a piece ends): asserts each piece's logits within `tol` and the
+ * state's position at the end.
+ */
+export async function checkPiecesMatchWhole(
+  model: LanguageModel<LmConfig>,
+  ids: number[],
+  cuts: number[][] = [[5, 12], [1, 2, 3, 16], [9]],
+  tol = 1e-5,
+): Promise<void> {
+  const V = model.vocabSize;
+  const whole = await logitsOf(model, [ids]);
+  for (const cut of cuts) {
+    const state = model.initState(1);
+    const bounds = [0, ...cut, ids.length];
+    for (let i = 0; i + 1 < bounds.length; i++) {
+      const a = bounds[i],
+        z = bounds[i + 1];
+      const t = model.backend.upload(Int32Array.from(ids.slice(a, z)), [1, z - a], 'i32');
+      const err = maxAbsDiff(await model.forward(t, { state }).readFloat(), whole.subarray(a * V, z * V));
+      assert.ok(err < tol, `cuts ${cut}, piece [${a}, ${z}): max abs difference ${err}`);
+    }
+    assert.equal(state.position, ids.length, `cuts ${cut}: the state's position`);
+  }
 }

@@ -16,7 +16,7 @@ import { loadModel } from '../../src/node/load.js';
 import { f32ToHalf, halfToF32 } from '../../src/tensor/dtype.js';
 import { familyParity } from '../helpers/family.js';
 import { FAMILY, maxAbsDiff, readExpected } from '../helpers/fixtures.js';
-import { logitsOf } from '../helpers/parity.js';
+import { checkPiecesMatchWhole, logitsOf } from '../helpers/parity.js';
 
 /**
  * Falcon-H1 (falcon_h1) against transformers 5.17 (fixtures/family/falcon-h1, -nonorm): attention and
@@ -281,20 +281,7 @@ test(`${NAME}: a prompt fed in pieces through the state gives the logits of all 
   const model = await loadHybridModel(join(FAMILY, NAME));
   const exp = await readExpected(NAME, FAMILY, 'expected-long.safetensors');
   const ids = exp.ids[0];
-  const V = model.vocabSize;
-  const whole = await logitsOf(model, [ids]);
-  for (const cuts of [[5, 12], [1, 2, 3, 16], [9]]) {
-    const state = model.initState(1);
-    const bounds = [0, ...cuts, ids.length];
-    for (let i = 0; i + 1 < bounds.length; i++) {
-      const a = bounds[i],
-        z = bounds[i + 1];
-      const t = model.backend.upload(Int32Array.from(ids.slice(a, z)), [1, z - a], 'i32');
-      const err = maxAbsDiff(await model.forward(t, { state }).readFloat(), whole.subarray(a * V, z * V));
-      assert.ok(err < 1e-5, `cuts ${cuts}, piece [${a}, ${z}): max abs difference ${err}`);
-    }
-    assert.equal(state.position, ids.length);
-  }
+  await checkPiecesMatchWhole(model, ids);
 });
 
 test(`${NAME}: a saved and restored state, and a clone, continue exactly like the original, past the cache's growth`, async () => {
