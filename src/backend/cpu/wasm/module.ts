@@ -369,6 +369,22 @@ export interface WasmKernels {
     d: number,
   ): void;
   stream_read(p: number, n: number): number;
+  silu_rows(out: number, ldo: number, x: number, ldx: number, r0: number, r1: number, cols: number): void;
+  gated_rmsnorm(
+    out: number,
+    ldo: number,
+    x: number,
+    ldx: number,
+    z: number,
+    ldz: number,
+    w: number,
+    r0: number,
+    r1: number,
+    e: number,
+    gs: number,
+    eps: number,
+    nbg: number,
+  ): void;
   binary(
     kind: number,
     out: number,
