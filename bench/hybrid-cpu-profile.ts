@@ -145,7 +145,8 @@ for (const t of bm.tensors) {
   const short = t.hf
     .replace(/^model\.layers\.\d+\./, '')
     .replace(/\.weight$/, '')
-    .replace(/^model\.embed_tokens$/, 'lm_head (tied)');
+    .replace(/^model\.embed_tokens$/, 'lm_head (tied to embed_tokens)');
+  if (short.endsWith('embed_tokens)') && bm.config.tie_word_embeddings !== true) continue; // a gather, not a product
   const key = `${t.shape[0]}x${t.shape[1]}`;
   if (!weightNames.has(key)) weightNames.set(key, new Set());
   weightNames.get(key)!.add(short);

@@ -34,6 +34,7 @@ import {
   M3B,
   MV,
   OP_ATTN,
+  OP_ATTN4,
   OP_GATED,
   OP_CONV,
   OP_CONV_BWD,
@@ -912,14 +913,16 @@ export class WasmOps {
   attention(a: AttentionArgs, d: AttentionDims): boolean {
     if ([a.out, a.q, a.k, a.v].some((t) => t.dtype !== 'f32')) return false;
     const { b, lq, lk, H, G, dk, dv, keys } = d;
-    const units = b * H * lq;
-    if (units === 0) return true;
+    if (b * H * lq === 0) return true;
+    // prefill: four query rows a unit (attention-prefill.wat), each key and value row loaded once for four
+    const rows4 = lq >= 4;
+    const units = rows4 ? b * H * Math.ceil(lq / 4) : b * H * lq;
     this.begin(a.k.size >= a.q.size ? a.k : a.q);
     const out = this.at(a.out, true),
       q = this.at(a.q, false),
       k = this.at(a.k, false),
       v = this.at(a.v, false);
-    const per = (((keys + 3) & ~3) + ((dv + 3) & ~3)) * 4 + 64;
+    const per = rows4 ? 16 * ((keys + 3) & ~3) + 64 : (((keys + 3) & ~3) + ((dv + 3) & ~3)) * 4 + 64;
     const pool = this.pool && units > 1 && units * keys * (dk + dv) >= 1 << 16 ? this.pool : undefined;
     const scratch = this.bump((pool ? pool.threads : 1) * per);
     if (pool) {
@@ -945,9 +948,9 @@ export class WasmOps {
       ];
       for (const [key, val] of args) pool.setI(key, val);
       pool.setF(AT.scale, a.scale);
-      pool.run(OP_ATTN, units);
+      pool.run(rows4 ? OP_ATTN4 : OP_ATTN, units);
     } else {
-      this.K.attention_rows(
+      (rows4 ? this.K.attention_rows4 : this.K.attention_rows)(
         out,
         a.out.ld,
         q,

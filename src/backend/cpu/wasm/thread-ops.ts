@@ -37,6 +37,9 @@ export const OP_MAMBA3_BWD = 22;
 /** WebAssembly row kernels of the hybrids' gates (gated.wat: silu_rows, gated_rmsnorm), split by rows. */
 export const OP_GATED = 23;
 
+/** WebAssembly causal attention for prefill (attention_rows4, four query rows a unit), split by units; AT's slots. */
+export const OP_ATTN4 = 24;
+
 /** Dtype codes in arguments. */
 export const DT_F32 = 0;
 export const DT_F16 = 1;
@@ -632,8 +635,10 @@ export function runChunk(ctx: ThreadContext, op: number, I: Int32Array, F: Float
       ctx.kernels[a(M3B.arena)]!.mamba3_bwd(a(M3B.params), j0, j1, a(M3B.scratch) + ctx.tid * a(M3B.stride));
       return;
     }
-    case OP_ATTN: {
-      ctx.kernels[a(AT.arena)]!.attention_rows(
+    case OP_ATTN:
+    case OP_ATTN4: {
+      const K = ctx.kernels[a(AT.arena)]!;
+      (op === OP_ATTN ? K.attention_rows : K.attention_rows4)(
         a(AT.out),
         a(AT.ldo),
         a(AT.q),
