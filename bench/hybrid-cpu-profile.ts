@@ -268,7 +268,10 @@ if (o['json-only']) {
 }
 
 const date = new Date().toISOString();
-const layerKinds = config.layers.map((l) => (l.mixer === 'attention' ? 'A' : 'M')).join('');
+// A attention, M Mamba-2, P both side by side (Falcon-H1)
+const layerKinds = config.layers
+  .map((l) => (l.mixer === 'attention' ? 'A' : l.mixer === 'mamba2' ? 'M' : 'P'))
+  .join('');
 const report = {
   format: 'mamba-ts-hybrid-cpu-profile/1',
   date,
