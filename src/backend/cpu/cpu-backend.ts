@@ -572,6 +572,7 @@ export class CpuBackend implements Backend {
 
   gatedRmsnorm(out: Tensor, x: Tensor, z: Tensor | null, weight: Tensor, o: GatedRmsnormOptions): void {
     const { m, e } = checkGatedRmsnorm(out, x, z, weight, o);
+    if (this.wasm?.gatedRmsnorm(out, x, z, weight, m, e, o.groupSize, o.eps, o.normBeforeGate)) return;
     gatedRmsnorm(
       this.view(out),
       this.view(x),
@@ -587,6 +588,7 @@ export class CpuBackend implements Backend {
 
   unary(op: UnaryOp, out: Tensor, x: Tensor): void {
     checkElementwise(op, out, x);
+    if (this.wasm?.unary(op, out, x)) return;
     unary(op, this.view(out), this.view(x), x.rows, x.cols);
   }
 

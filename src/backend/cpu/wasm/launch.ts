@@ -3,7 +3,7 @@
 // with the hosts that start them. May import reference/ (fallbacks, the TypeScript ops on the pool),
 // runtime/, the backend contract, tensor/ and errors.ts; never the CpuBackend assembly above it.
 
-import type { BinaryOp, SelectiveScanArgs, SsdDims, SsdScanArgs } from '../../contract/inference.js';
+import type { BinaryOp, SelectiveScanArgs, SsdDims, SsdScanArgs, UnaryOp } from '../../contract/inference.js';
 import type { AttentionArgs } from '../../contract/mixers.js';
 import type { Mamba3ScanArgs, Mamba3ScanBackwardArgs } from '../../contract/mamba3.js';
 import {
@@ -21,6 +21,7 @@ import type { Arena, ArenaSet } from '../runtime/arena.js';
 import type { MatmulGeom } from '../reference/matmul.js';
 import {
   AT,
+  GT,
   CB,
   CV,
   DT_BF16,
@@ -33,6 +34,8 @@ import {
   M3B,
   MV,
   OP_ATTN,
+  OP_ATTN4,
+  OP_GATED,
   OP_CONV,
   OP_CONV_BWD,
   OP_GEMM,
@@ -910,14 +913,16 @@ export class WasmOps {
   attention(a: AttentionArgs, d: AttentionDims): boolean {
     if ([a.out, a.q, a.k, a.v].some((t) => t.dtype !== 'f32')) return false;
     const { b, lq, lk, H, G, dk, dv, keys } = d;
-    const units = b * H * lq;
-    if (units === 0) return true;
+    if (b * H * lq === 0) return true;
+    // prefill: four query rows a unit (attention-prefill.wat), each key and value row loaded once for four
+    const rows4 = lq >= 4;
+    const units = rows4 ? b * H * Math.ceil(lq / 4) : b * H * lq;
     this.begin(a.k.size >= a.q.size ? a.k : a.q);
     const out = this.at(a.out, true),
       q = this.at(a.q, false),
       k = this.at(a.k, false),
       v = this.at(a.v, false);
-    const per = (((keys + 3) & ~3) + ((dv + 3) & ~3)) * 4 + 64;
+    const per = rows4 ? 16 * ((keys + 3) & ~3) + 64 : (((keys + 3) & ~3) + ((dv + 3) & ~3)) * 4 + 64;
     const pool = this.pool && units > 1 && units * keys * (dk + dv) >= 1 << 16 ? this.pool : undefined;
     const scratch = this.bump((pool ? pool.threads : 1) * per);
     if (pool) {
@@ -943,9 +948,9 @@ export class WasmOps {
       ];
       for (const [key, val] of args) pool.setI(key, val);
       pool.setF(AT.scale, a.scale);
-      pool.run(OP_ATTN, units);
+      pool.run(rows4 ? OP_ATTN4 : OP_ATTN, units);
     } else {
-      this.K.attention_rows(
+      (rows4 ? this.K.attention_rows4 : this.K.attention_rows)(
         out,
         a.out.ld,
         q,
@@ -1284,6 +1289,79 @@ export class WasmOps {
       a.cols,
       broadcast ? 1 : 0,
     );
+    this.end();
+    return true;
+  }
+
+  /** Elements from which a gating kernel (gated.wat) is split over the pool by rows. */
+  private gatedOnPool(rows: number, cols: number): ThreadPool | undefined {
+    return this.pool && rows > 1 && rows * cols >= 1 << 15 ? this.pool : undefined;
+  }
+
+  /** out <- silu(x) (gated.wat); false for other ops and dtypes (the reference runs them). */
+  unary(op: UnaryOp, out: Tensor, x: Tensor): boolean {
+    if (op !== 'silu' || out.dtype !== 'f32' || x.dtype !== 'f32') return false;
+    const rows = x.rows,
+      cols = x.cols;
+    if (rows * cols === 0) return true;
+    this.begin(x);
+    const o = this.at(out, true),
+      xp = this.at(x, false);
+    const pool = this.gatedOnPool(rows, cols);
+    if (pool) {
+      pool.setI(GT.arena, this.tgt.id);
+      pool.setI(GT.kind, 0);
+      pool.setI(GT.out, o);
+      pool.setI(GT.ldo, out.ld);
+      pool.setI(GT.x, xp);
+      pool.setI(GT.ldx, x.ld);
+      pool.setI(GT.cols, cols);
+      pool.run(OP_GATED, rows);
+    } else this.K.silu_rows(o, out.ld, xp, x.ld, 0, rows, cols);
+    this.end();
+    return true;
+  }
+
+  /** Mamba-2's gated RMSNorm (gated.wat), m rows of width e; all f32. */
+  gatedRmsnorm(
+    out: Tensor,
+    x: Tensor,
+    z: Tensor | null,
+    weight: Tensor,
+    m: number,
+    e: number,
+    groupSize: number,
+    eps: number,
+    normBeforeGate: boolean,
+  ): boolean {
+    if ([out, x, z ?? x, weight].some((t) => t.dtype !== 'f32')) return false;
+    if (m * e === 0) return true;
+    this.begin(x);
+    const o = this.at(out, true),
+      xp = this.at(x, false),
+      zp = z ? this.at(z, false) : 0,
+      w = this.at(weight, false);
+    const pool = this.gatedOnPool(m, e);
+    if (pool) {
+      const args: [number, number][] = [
+        [GT.arena, this.tgt.id],
+        [GT.kind, 1],
+        [GT.out, o],
+        [GT.ldo, out.ld],
+        [GT.x, xp],
+        [GT.ldx, x.ld],
+        [GT.z, zp],
+        [GT.ldz, z ? z.ld : 0],
+        [GT.w, w],
+        [GT.cols, e],
+        [GT.gs, groupSize],
+        [GT.nbg, normBeforeGate ? 1 : 0],
+      ];
+      for (const [key, val] of args) pool.setI(key, val);
+      pool.setF(GT.eps, eps);
+      pool.run(OP_GATED, m);
+    } else
+      this.K.gated_rmsnorm(o, out.ld, xp, x.ld, zp, z ? z.ld : 0, w, 0, m, e, groupSize, eps, normBeforeGate ? 1 : 0);
     this.end();
     return true;
   }

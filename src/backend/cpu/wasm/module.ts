@@ -282,6 +282,8 @@ export interface WasmKernels {
     u0: number,
     u1: number,
   ): void;
+  /** attention_rows for prefill, four query rows a unit (attention-prefill.wat); the same arguments. */
+  attention_rows4: WasmKernels['attention_rows'];
   /** Mamba-3's scan (mamba3.wat) for units (batch row, head) [j0, j1), tokens [t0, t1); arguments in the block at pb. */
   mamba3_scan(pb: number, j0: number, j1: number, scratch: number, t0: number, t1: number): void;
   /** The table of π tanh(angles) of proj's rows [r0, r1) that mamba3_scan reads (run first). */
@@ -369,6 +371,22 @@ export interface WasmKernels {
     d: number,
   ): void;
   stream_read(p: number, n: number): number;
+  silu_rows(out: number, ldo: number, x: number, ldx: number, r0: number, r1: number, cols: number): void;
+  gated_rmsnorm(
+    out: number,
+    ldo: number,
+    x: number,
+    ldx: number,
+    z: number,
+    ldz: number,
+    w: number,
+    r0: number,
+    r1: number,
+    e: number,
+    gs: number,
+    eps: number,
+    nbg: number,
+  ): void;
   binary(
     kind: number,
     out: number,

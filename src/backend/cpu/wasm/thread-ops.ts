@@ -34,6 +34,12 @@ export const OP_TS_SCAN = 21;
 /** WebAssembly Mamba-3 scan backward (mamba3-backward.wat), split by (batch row, head). */
 export const OP_MAMBA3_BWD = 22;
 
+/** WebAssembly row kernels of the hybrids' gates (gated.wat: silu_rows, gated_rmsnorm), split by rows. */
+export const OP_GATED = 23;
+
+/** WebAssembly causal attention for prefill (attention_rows4, four query rows a unit), split by units; AT's slots. */
+export const OP_ATTN4 = 24;
+
 /** Dtype codes in arguments. */
 export const DT_F32 = 0;
 export const DT_F16 = 1;
@@ -286,6 +292,21 @@ export const AT = {
   scale: 16, // f32
   scratch: 17,
   stride: 18,
+} as const;
+export const GT = {
+  arena: 0,
+  kind: 1, // 0 silu_rows, 1 gated_rmsnorm
+  out: 2,
+  ldo: 3,
+  x: 4,
+  ldx: 5,
+  z: 6,
+  ldz: 7,
+  w: 8,
+  cols: 9,
+  gs: 10,
+  eps: 11, // f32
+  nbg: 12,
 } as const;
 export const M3 = { arena: 0, params: 1, scratch: 2, stride: 3, t0: 4, t1: 5 } as const;
 export const M3B = { arena: 0, params: 1, scratch: 2, stride: 3 } as const;
@@ -614,8 +635,10 @@ export function runChunk(ctx: ThreadContext, op: number, I: Int32Array, F: Float
       ctx.kernels[a(M3B.arena)]!.mamba3_bwd(a(M3B.params), j0, j1, a(M3B.scratch) + ctx.tid * a(M3B.stride));
       return;
     }
-    case OP_ATTN: {
-      ctx.kernels[a(AT.arena)]!.attention_rows(
+    case OP_ATTN:
+    case OP_ATTN4: {
+      const K = ctx.kernels[a(AT.arena)]!;
+      (op === OP_ATTN ? K.attention_rows : K.attention_rows4)(
         a(AT.out),
         a(AT.ldo),
         a(AT.q),
@@ -636,6 +659,27 @@ export function runChunk(ctx: ThreadContext, op: number, I: Int32Array, F: Float
         j0,
         j1,
       );
+      return;
+    }
+    case OP_GATED: {
+      const K = ctx.kernels[a(GT.arena)]!;
+      if (a(GT.kind) === 0) K.silu_rows(a(GT.out), a(GT.ldo), a(GT.x), a(GT.ldx), j0, j1, a(GT.cols));
+      else
+        K.gated_rmsnorm(
+          a(GT.out),
+          a(GT.ldo),
+          a(GT.x),
+          a(GT.ldx),
+          a(GT.z),
+          a(GT.ldz),
+          a(GT.w),
+          j0,
+          j1,
+          a(GT.cols),
+          a(GT.gs),
+          F[ARGS + GT.eps],
+          a(GT.nbg),
+        );
       return;
     }
     case OP_STREAM: {
