@@ -1,19 +1,40 @@
 import type { SelectiveScanBackwardArgs } from '../../contract/training.js';
 import { fail } from '../../../errors.js';
 import { kernel, type EntryTable, type Kernel } from '../bindings.js';
-import type { GpuStorage } from '../gpu-buffers.js';
 import type { KernelHost } from '../kernel-host.js';
 import { checkIndex, grid, withConsts } from './launch.js';
 import * as W from './wgsl.gen.js';
 
-/** Largest state size: the per-thread state arrays live in registers, and WG * 2n floats in workgroup memory. */
+/** Largest state size (S = n / 16 states per lane, each with T steps of history in registers). */
 const MAX_N = 256;
+/** Longest chunk: a lane keeps the chunk's states and decays (2 T S floats) in registers. */
+const MAX_CHUNK = 16;
+/** Floats of workgroup memory bs_main may use (16 KiB: every adapter's minimum). */
+const SHARED_FLOATS = 4096;
+/** Threads per workgroup of bs_chunk and bs_main (the WGSL's WG). */
+const WG = 64;
+/** Channels whose dB, dC partial sums one bs_main workgroup adds up before writing them (about). */
+const BLOCK_CHANNELS = 64;
+
+/** Lanes per channel (a power of two up to 16), states per lane, and the chunk length. */
+export function scanBackwardShape(n: number, chunk: number): { NL: number; S: number; T: number } {
+  let NL = 1;
+  while (NL < Math.min(n, 16)) NL *= 2;
+  const S = Math.ceil(n / NL);
+  // workgroup memory of bs_main: (2 + S) T WG + 2 T NL S + (WG / NL) T floats; registers: 2 T S <= 32
+  const perStep = (2 + S) * WG + 2 * NL * S + WG / NL;
+  const T = Math.max(1, Math.min(chunk, MAX_CHUNK, Math.floor(SHARED_FLOATS / perStep), Math.floor(32 / S)));
+  return { NL, S, T };
+}
 
 /**
- * The selective scan's gradient (scan-backward.wgsl): pack the inputs, one thread per (sequence,
- * channel) walks its sequence (chunked recompute, as the CPU reference), unpack the outputs and add up the dB, dC
- * partials. Scratch: the packed copies (about 7 b·l·e + 2 b·l·n floats), per (sequence, channel)
- * (l/T + 2T)·n floats of work slots, and b·l·2n floats of partials per workgroup of channels.
+ * The selective scan's gradient (scan-backward.wgsl), chunked like the forward: pack the channel
+ * constants and B, C (bs_pack); each chunk's local state, local adjoint and total dt (bs_chunk, in
+ * parallel over sequences, chunks, channels and states); the carries across chunks both ways
+ * (bs_carry); each chunk recomputed from its carries and walked backwards (bs_main), writing du, dDelta,
+ * dz and partial sums; the partials added up in a fixed order (bs_sum). Five dispatches for any length.
+ * Scratch (f32): e (n + 2) + 2 b l n (packed), 2 b K e n + 3 b K e (per chunk; K = ceil(l / T)) and
+ * ceil(e / 64) b l 2n (the dB, dC partials). `s.chunk` caps the chunk length (default and most 16).
  */
 export function selectiveScanBackward(
   bk: KernelHost,
@@ -25,47 +46,55 @@ export function selectiveScanBackward(
   for (const t of [s.A, s.D, s.deltaBias, s.B, s.C])
     if (t && t.dtype !== 'f32')
       fail('UNSUPPORTED', 'selectiveScanBackward on WebGPU needs f32 A, B, C, D and deltaBias (training uses f32)');
-  let WG = 64;
-  while (WG > 1 && WG * 2 * n > 4096) WG /= 2;
-  const code = withConsts('scanBackward', W.scanBackward.code, { N: n, WG });
+  const { NL, S, T } = scanBackwardShape(n, s.chunk ?? MAX_CHUNK);
+  const CW = WG / NL;
+  const code = withConsts('scanBackward', W.scanBackward.code, { NL, S, T });
   const M = W.scanBackward;
-  const at = `:${n}:${WG}`;
+  const at = `:${NL}:${S}:${T}`;
   const pipe = <E extends EntryTable>(k: Kernel<E>) => bk.d.pipe(`${k.name}${at}`, k);
   const o = (entry: string) => ({ code, name: `scanBackward.${entry}` });
 
   const R = b * l;
-  const T = Math.max(1, Math.min(s.chunk ?? 64, l));
-  const nch = Math.ceil(l / T);
-  const G = Math.ceil(e / WG);
-  const E = G * WG;
-  const slots = nch * n + (2 * T + 1) * n + 3 * T;
-  const part = slots * b * E;
-  checkIndex('selectiveScanBackward', part + G * R * 2 * n);
-  const goSize = 3 * R * e + b * e * (n + 2) + b * e * n;
-  const scratch: GpuStorage[] = [];
-  const take = (floats: number): GpuStorage => {
-    const x = bk.scratch(Math.max(floats, 1) * 4);
-    scratch.push(x);
-    return x;
-  };
-  const IN = take(4 * R * e),
-    BC = take(R * 2 * n),
-    chan = take(e * (n + 2)),
-    GO = take(goSize),
-    WK = take(part + G * R * 2 * n);
+  const K = l === 0 ? 0 : Math.ceil(l / T);
+  const blocks = Math.ceil(e / CW); // channel blocks of bs_chunk
+  const cpb = Math.min(Math.max(1, Math.round(BLOCK_CHANNELS / CW)), blocks); // channel blocks per bs_main workgroup
+  const NSB = Math.ceil(blocks / cpb);
+  // WK: CH (e, n + 2) | BCO (R, 2n) | SH, SG (b, K, e, n) | SS (b, K, e) | SP (b, K, e, 2) | PB (NSB, R, 2n)
+  const CH = 0,
+    BCO = CH + e * (n + 2),
+    SH = BCO + R * 2 * n,
+    SG = SH + b * K * e * n,
+    SS = SG + b * K * e * n,
+    SP = SS + b * K * e,
+    PB = SP + b * K * e * 2,
+    total = PB + NSB * R * 2 * n;
+  checkIndex('selectiveScanBackward', total);
+  const WK = bk.scratch(Math.max(total, 1) * 4);
 
-  const flags = (s.z ? 1 : 0) | (s.D ? 2 : 0) | (s.deltaBias ? 4 : 0) | (s.deltaSoftplus ? 8 : 0) | (s.h0 ? 16 : 0);
+  const flags =
+    (s.z ? 1 : 0) |
+    (s.D ? 2 : 0) |
+    (s.deltaBias ? 4 : 0) |
+    (s.deltaSoftplus ? 8 : 0) |
+    (s.h0 ? 16 : 0) |
+    (s.dh0 ? 32 : 0);
   const params = {
     b,
     l,
     e,
-    T,
-    nch,
-    G,
-    E,
+    n,
+    K,
+    NSB,
+    cpb,
     R,
     flags,
-    part,
+    CH,
+    BCO,
+    SH,
+    SG,
+    SS,
+    SP,
+    PB,
     uoff: s.u.offset,
     uld: s.u.ld,
     doff: s.delta.offset,
@@ -101,55 +130,46 @@ export function selectiveScanBackward(
     dh0off: s.dh0?.offset ?? 0,
     dh0ld: s.dh0?.ld ?? 0,
   };
-  const g64 = (threads: number) => grid(threads, 64);
   const opt = (t: typeof s.z) => (t ? bk.buf(t) : bk.dummyR);
   const d = bk.d;
-  if (R > 0) {
-    const z = opt(s.z);
-    d.run(
-      pipe(kernel(M, 'sb_pack', o('sb_pack'))),
-      { U: bk.buf(s.u), dl: bk.buf(s.delta), z, dy: bk.buf(s.dy), IN },
-      params,
-      ...g64(R * e),
-    );
-    d.run(
-      pipe(kernel(M, 'sb_packbc', o('sb_packbc'))),
-      { Bm: bk.buf(s.B), Cm: bk.buf(s.C), BC },
-      params,
-      ...g64(R * n),
-    );
-  }
+  const U = bk.buf(s.u),
+    DL = bk.buf(s.delta),
+    Z = opt(s.z),
+    DY = bk.buf(s.dy);
   d.run(
-    pipe(kernel(M, 'sb_chan', o('sb_chan'))),
-    { A: bk.buf(s.A), D: opt(s.D), bias: opt(s.deltaBias), chan },
+    pipe(kernel(M, 'bs_pack', o('bs_pack'))),
+    { Ain: bk.buf(s.A), Dv: opt(s.D), Bias: opt(s.deltaBias), Bm: bk.buf(s.B), Cm: bk.buf(s.C), WK },
     params,
-    ...g64(e),
+    ...grid(e * (n + 2) + R * 2 * n, 64),
   );
+  if (K > 0) d.run(pipe(kernel(M, 'bs_chunk', o('bs_chunk'))), { U, DL, Z, DY, WK }, params, blocks, K, b);
   d.run(
-    pipe(kernel(M, 'sb_main', o('sb_main'))),
-    { h0: opt(s.h0), INr: IN, BCr: BC, chanr: chan, GO, WK },
+    pipe(kernel(M, 'bs_carry', o('bs_carry'))),
+    { WK, h0: opt(s.h0), dh0: s.dh0 ? bk.buf(s.dh0) : bk.dummyW },
     params,
-    G,
-    b,
+    ...grid(b * e * n, 64),
   );
-  if (R > 0) {
-    const dz = s.dz ? bk.buf(s.dz) : bk.dummyW;
+  if (K > 0)
     d.run(
-      pipe(kernel(M, 'sb_rows', o('sb_rows'))),
-      { GOr: GO, du: bk.buf(s.du), dd: bk.buf(s.dDelta), dz },
+      pipe(kernel(M, 'bs_main', o('bs_main'))),
+      { U, DL, Z, DY, WK, du: bk.buf(s.du), dd: bk.buf(s.dDelta), dz: s.dz ? bk.buf(s.dz) : bk.dummyW },
       params,
-      ...g64(R * e),
+      NSB,
+      K,
+      b,
     );
-    d.run(
-      pipe(kernel(M, 'sb_sum', o('sb_sum'))),
-      { WKr: WK, dB: bk.buf(s.dB), dC: bk.buf(s.dC) },
-      params,
-      ...g64(R * 2 * n),
-    );
-  }
-  const dD = s.dD ? bk.buf(s.dD) : bk.dummyW,
-    dbias = s.dDeltaBias ? bk.buf(s.dDeltaBias) : bk.dummyW2;
-  d.run(pipe(kernel(M, 'sb_chans', o('sb_chans'))), { GOr: GO, dA: bk.buf(s.dA), dD, dbias }, params, ...g64(e));
-  if (s.dh0) d.run(pipe(kernel(M, 'sb_h0', o('sb_h0'))), { GOr: GO, dh0: bk.buf(s.dh0) }, params, ...g64(b * e * n));
-  for (const x of scratch) bk.release(x);
+  d.run(
+    pipe(kernel(M, 'bs_sum', o('bs_sum'))),
+    {
+      WK,
+      dB: bk.buf(s.dB),
+      dC: bk.buf(s.dC),
+      dA: bk.buf(s.dA),
+      dD: s.dD ? bk.buf(s.dD) : bk.dummyW,
+      dbias: s.dDeltaBias ? bk.buf(s.dDeltaBias) : bk.dummyW2,
+    },
+    params,
+    ...grid(R * 2 * n + e * n + e, 64),
+  );
+  bk.release(WK);
 }
