@@ -21,8 +21,8 @@ export function scanBackwardShape(n: number, chunk: number): { NL: number; S: nu
   let NL = 1;
   while (NL < Math.min(n, 16)) NL *= 2;
   const S = Math.ceil(n / NL);
-  // workgroup memory of bs_main: (2 + S) T WG + 2 T NL S + (WG / NL) T floats; registers: 2 T S <= 32
-  const perStep = (2 + S) * WG + 2 * NL * S + WG / NL;
+  // workgroup memory of bs_main: (2 + S) T (WG + 1) + 2 T NL S + 6 (WG / NL) T floats; registers: 2 T S <= 32
+  const perStep = (2 + S) * (WG + 1) + 2 * NL * S + (6 * WG) / NL;
   const T = Math.max(1, Math.min(chunk, MAX_CHUNK, Math.floor(SHARED_FLOATS / perStep), Math.floor(32 / S)));
   return { NL, S, T };
 }

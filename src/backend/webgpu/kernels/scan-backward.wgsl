@@ -63,9 +63,14 @@ struct P {
 @group(0) @binding(19) var<storage, read_write> dD: array<f32>;  // (e)
 @group(0) @binding(20) var<storage, read_write> dbias: array<f32>; // (e)
 
-// bs_main: per-step values of every thread (up to 2 + S per step), then the dB, dC sums of the
-// workgroup's channel blocks per (step, state), then dDelta per (channel, step) for dBias
-var<workgroup> red: array<f32, (2u + S) * T * WG>;
+// Per (channel, step) of the chunk: dt, u, g', softplus'(x) (1 without softplus), dy silu'(z) (the
+// dz factor). Computed once per channel (the channel's lanes take a step each) instead of once per lane.
+var<workgroup> stp: array<f32, 5u * CW * T>;
+// bs_main: per-step values of every thread (up to 2 + S per step; rows of WG + 1 so that the sums over
+// a channel's lanes at consecutive steps fall in different banks), then the dB, dC sums of the
+// workgroup's rounds of channels per (step, state), then dDelta per (channel, step) for dBias
+const RW: u32 = WG + 1u;
+var<workgroup> red: array<f32, (2u + S) * T * RW>;
 var<workgroup> acc: array<f32, 2u * T * NL * S>;
 var<workgroup> sdd: array<f32, CW * T>;
 
@@ -95,6 +100,26 @@ fn step_in(bi: u32, t: u32, c: u32, bias: f32, live: bool) -> Step {
 
 // WK row of B_t (then C_t at + n) for step t of sequence bi (the last row for steps past the end).
 fn bc_row(bi: u32, t: u32) -> u32 { return p.BCO + (bi * p.l + min(t, p.l - 1u)) * 2u * p.n; }
+
+// Fills stp for the workgroup's channel c (lane ln of it) over steps t0 .. t0 + T (zeros past the end).
+fn prep_steps(bi: u32, t0: u32, c: u32, ln: u32, cl: u32, bias: f32, live: bool) {
+  for (var i = ln; i < T; i += NL) {
+    let st = step_in(bi, t0 + i, c, bias, live);
+    let o = (cl * T + i) * 5u;
+    stp[o] = st.dt;
+    stp[o + 1u] = st.u;
+    stp[o + 2u] = st.g;
+    var spd = 1.0;
+    if (has(F_SOFTPLUS)) { spd = select(sigmoid_f(st.x), 1.0, st.x > 20.0); }
+    stp[o + 3u] = spd;
+    var dzf = 0.0;
+    if (has(F_Z)) {
+      let sg = sigmoid_f(st.z);
+      dzf = st.gy * sg * (1.0 + st.z * (1.0 - sg));
+    }
+    stp[o + 4u] = dzf;
+  }
+}
 
 @compute @workgroup_size(64)
 fn bs_pack(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
@@ -132,24 +157,32 @@ fn bs_chunk(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) 
   let c = wid.x * CW + cl;
   let k = wid.y;
   let bi = wid.z;
-  if (c >= p.e) { return; }
-  let cb = p.CH + c * (p.n + 2u);
-  let bias = WK[cb + p.n + 1u];
+  let live = c < p.e;
+  let cc = min(c, p.e - 1u);
+  let cb = p.CH + cc * (p.n + 2u);
+  let t0 = k * T;
+  prep_steps(bi, t0, cc, ln, cl, WK[cb + p.n + 1u], live);
+  workgroupBarrier();
+  if (!live) { return; }
   var A: array<f32, S>;
   var h: array<f32, S>;
   var dec: array<f32, S>;
   var gl: array<f32, S>;
   for (var s = 0u; s < S; s++) {
     let j = ln + NL * s;
+    A[s] = 0.0;
     if (j < p.n) { A[s] = WK[cb + j]; }
+    h[s] = 0.0;
     dec[s] = 1.0;
+    gl[s] = 0.0;
   }
   var sdt = 0.0;
-  let t0 = k * T;
   for (var i = 0u; i < T; i++) {
-    let st = step_in(bi, t0 + i, c, bias, true);
-    sdt += st.dt;
-    let dtu = st.dt * st.u;
+    let o = (cl * T + i) * 5u;
+    let dt = stp[o];
+    let dtu = dt * stp[o + 1u];
+    let g = stp[o + 2u];
+    sdt += dt;
     let r = bc_row(bi, t0 + i);
     for (var s = 0u; s < S; s++) {
       let j = ln + NL * s;
@@ -159,10 +192,10 @@ fn bs_chunk(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) 
         bv = WK[r + j];
         cv = WK[r + p.n + j];
       }
-      let a = exp(st.dt * A[s]);
+      let a = exp(dt * A[s]);
       h[s] = a * h[s] + dtu * bv;
       dec[s] *= a;
-      gl[s] += dec[s] * st.g * cv;
+      gl[s] += dec[s] * g * cv;
     }
   }
   let slot = ((bi * p.K + k) * p.e + c) * p.n;
@@ -234,7 +267,7 @@ fn bs_carry(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
 fn bs_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {
   let cl = li / NL;
   let ln = li - cl * NL;
-  let sb = wid.x; // block of cpb * CW channels
+  let sb = wid.x; // block of cpb rounds of CW channels
   let k = wid.y;
   let bi = wid.z;
   let t0 = k * T;
@@ -246,7 +279,7 @@ fn bs_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
     let live = c < p.e;
     let cc = min(c, p.e - 1u);
     let cb = p.CH + cc * (p.n + 2u);
-    let bias = WK[cb + p.n + 1u];
+    prep_steps(bi, t0, cc, ln, cl, WK[cb + p.n + 1u], live);
     let slot = ((bi * p.K + k) * p.e + cc) * p.n;
     var A: array<f32, S>;
     var h: array<f32, S>;  // the state, from the chunk's incoming one
@@ -267,17 +300,15 @@ fn bs_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
     }
     var hp: array<f32, T * S>; // h_{t-1} of the chunk's steps
     var ap: array<f32, T * S>; // a_t
-    var dts: array<f32, T>;
-    var dtus: array<f32, T>;
-    var gs: array<f32, T>;
     var dDs = 0.0;
+    workgroupBarrier(); // stp
     // forwards through the chunk: per step, this lane's share of y' = sum_j h_j C_j, and g' h_j (dC)
     for (var i = 0u; i < T; i++) {
-      let st = step_in(bi, t0 + i, cc, bias, live);
-      dts[i] = st.dt;
-      dtus[i] = st.dt * st.u;
-      gs[i] = st.g;
-      dDs += st.g * st.u;
+      let o = (cl * T + i) * 5u;
+      let dt = stp[o];
+      let dtu = dt * stp[o + 1u];
+      let g = stp[o + 2u];
+      dDs += g * stp[o + 1u];
       let r = bc_row(bi, t0 + i);
       var y = 0.0;
       for (var s = 0u; s < S; s++) {
@@ -288,17 +319,17 @@ fn bs_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
           bv = WK[r + j];
           cv = WK[r + p.n + j];
         }
-        let a = exp(st.dt * A[s]);
+        let a = exp(dt * A[s]);
         hp[i * S + s] = h[s];
         ap[i * S + s] = a;
-        h[s] = a * h[s] + dtus[i] * bv;
+        h[s] = a * h[s] + dtu * bv;
         y += h[s] * cv;
-        red[((1u + s) * T + i) * WG + li] = st.g * h[s];
+        red[((1u + s) * T + i) * RW + li] = g * h[s];
       }
-      red[i * WG + li] = y;
+      red[i * RW + li] = y;
     }
     workgroupBarrier();
-    // per (channel, step): dz = dy y' silu'(z), y' = sum over the lanes + D u
+    // per (channel, step): dz = dy silu'(z) y', y' = the lanes' sum + D u
     if (has(F_Z)) {
       for (var q = li; q < CW * T; q += WG) {
         let qc = q / T;
@@ -306,13 +337,11 @@ fn bs_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
         let c2 = c0 + qc;
         if (c2 < p.e && t0 + i < p.l) {
           var y = 0.0;
-          for (var m = 0u; m < NL; m++) { y += red[i * WG + qc * NL + m]; }
+          for (var m = 0u; m < NL; m++) { y += red[i * RW + qc * NL + m]; }
+          let o = q * 5u;
+          y += WK[p.CH + c2 * (p.n + 2u) + p.n] * stp[o + 1u];
           let row = bi * p.l + t0 + i;
-          y += WK[p.CH + c2 * (p.n + 2u) + p.n] * U[p.uoff + row * p.uld + c2];
-          let gy = DY[p.yoff + row * p.yld + c2];
-          let zt = Z[p.zoff + row * p.zld + c2];
-          let sg = sigmoid_f(zt);
-          dz[p.dzoff + row * p.dzld + c2] = gy * y * sg * (1.0 + zt * (1.0 - sg));
+          dz[p.dzoff + row * p.dzld + c2] = stp[o + 4u] * y;
         }
       }
     }
@@ -323,7 +352,7 @@ fn bs_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
       let s = j / NL;
       let m = j - s * NL;
       var sum = 0.0;
-      for (var w = 0u; w < CW; w++) { sum += red[((1u + s) * T + i) * WG + w * NL + m]; }
+      for (var w = 0u; w < CW; w++) { sum += red[((1u + s) * T + i) * RW + w * NL + m]; }
       acc[T * NS + q] += sum;
     }
     workgroupBarrier();
@@ -331,6 +360,10 @@ fn bs_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
     // sum_j G_j h_{t-1,j} a_j A_j (du, dDelta), and G_j dt u (dB)
     for (var ii = 0u; ii < T; ii++) {
       let i = T - 1u - ii;
+      let o = (cl * T + i) * 5u;
+      let dt = stp[o];
+      let dtu = dt * stp[o + 1u];
+      let g = stp[o + 2u];
       let r = bc_row(bi, t0 + i);
       var sgb = 0.0;
       var sgha = 0.0;
@@ -342,17 +375,17 @@ fn bs_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
           bv = WK[r + j];
           cv = WK[r + p.n + j];
         }
-        let G = gs[i] * cv + gc[s];
+        let G = g * cv + gc[s];
         let a = ap[i * S + s];
         let gha = G * hp[i * S + s] * a;
-        dAs[s] += gha * dts[i];
+        dAs[s] += gha * dt;
         sgb += G * bv;
         sgha += gha * A[s];
-        red[((2u + s) * T + i) * WG + li] = G * dtus[i];
+        red[((2u + s) * T + i) * RW + li] = G * dtu;
         gc[s] = G * a;
       }
-      red[i * WG + li] = sgb;
-      red[(T + i) * WG + li] = sgha;
+      red[i * RW + li] = sgb;
+      red[(T + i) * RW + li] = sgha;
     }
     workgroupBarrier();
     // per (channel, step): du = g' D + dt sum G B, dDelta = (sum G h a A + u sum G B) softplus'(x)
@@ -365,15 +398,13 @@ fn bs_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
         var sgb = 0.0;
         var sgha = 0.0;
         for (var m = 0u; m < NL; m++) {
-          sgb += red[i * WG + qc * NL + m];
-          sgha += red[(T + i) * WG + qc * NL + m];
+          sgb += red[i * RW + qc * NL + m];
+          sgha += red[(T + i) * RW + qc * NL + m];
         }
-        let cb2 = p.CH + c2 * (p.n + 2u);
-        let st = step_in(bi, t0 + i, c2, WK[cb2 + p.n + 1u], true);
+        let o = q * 5u;
         let row = bi * p.l + t0 + i;
-        du[p.duoff + row * p.duld + c2] = st.g * WK[cb2 + p.n] + st.dt * sgb;
-        ddelta = sgha + st.u * sgb;
-        if (has(F_SOFTPLUS)) { ddelta *= select(sigmoid_f(st.x), 1.0, st.x > 20.0); }
+        du[p.duoff + row * p.duld + c2] = stp[o + 2u] * WK[p.CH + c2 * (p.n + 2u) + p.n] + stp[o] * sgb;
+        ddelta = (sgha + stp[o + 1u] * sgb) * stp[o + 3u];
         dd[p.ddoff + row * p.ddld + c2] = ddelta;
       }
       sdd[q] = ddelta;
@@ -385,7 +416,7 @@ fn bs_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
       let s = j / NL;
       let m = j - s * NL;
       var sum = 0.0;
-      for (var w = 0u; w < CW; w++) { sum += red[((2u + s) * T + i) * WG + w * NL + m]; }
+      for (var w = 0u; w < CW; w++) { sum += red[((2u + s) * T + i) * RW + w * NL + m]; }
       acc[q] += sum;
     }
     workgroupBarrier();
