@@ -9,7 +9,8 @@ import { both, rand, type Pair } from './pair.js';
 // recomputed and walked backwards. Against the CPU reference (f64 sums there, f32 here), the cases
 // that stress that: lengths just above, just below and at a multiple of the chunk, many chunks
 // (chunks of 1), state sizes that are not a multiple of the lanes per channel (5 of 8 lanes) or take
-// several states per lane (20, 40: chunks of 11 and 9), channels past one workgroup's block (70),
+// several states per lane (20, 40: chunks of 11 and 9), chunks of 32 (where the
+// adapter's workgroup memory allows; else 16), channels past one workgroup's block (70),
 // h0 and dh0 across chunks. Tolerance as training.test.ts: 1e-5 relative, 1e-5 absolute.
 
 after(disposeGpu);
@@ -36,6 +37,7 @@ test('selectiveScanBackward across chunks: lengths around chunk multiples, many 
     [2, 40, 9, 5, 8, true],
     [1, 19, 3, 40, undefined, true],
     [1, 66, 3, 16, 1, true],
+    [2, 66, 9, 16, 32, true],
   ] as const) {
     const r = (shape: number[], o: { pad?: number; lo?: number; hi?: number } = {}) => rand(g, shape, seed++, o);
     const u = r([b, l, e], { pad: 1 });

@@ -7,23 +7,23 @@ import * as W from './wgsl.gen.js';
 
 /** Largest state size (S = n / 16 states per lane, each with T steps of history in registers). */
 const MAX_N = 256;
-/** Longest chunk: a lane keeps the chunk's states and decays (2 T S floats) in registers. */
-const MAX_CHUNK = 16;
-/** Floats of workgroup memory bs_main may use (16 KiB: every adapter's minimum). */
-const SHARED_FLOATS = 4096;
+/** Chunk length unless the call asks for another. */
+const DEFAULT_CHUNK = 16;
+/** Longest chunk: a lane keeps the chunk's states and decays (2 T S floats, at most 64) in registers. */
+const MAX_CHUNK = 32;
 /** Threads per workgroup of bs_chunk and bs_main (the WGSL's WG). */
 const WG = 64;
 /** Channels whose dB, dC partial sums one bs_main workgroup adds up before writing them (about). */
 const BLOCK_CHANNELS = 64;
 
 /** Lanes per channel (a power of two up to 16), states per lane, and the chunk length. */
-export function scanBackwardShape(n: number, chunk: number): { NL: number; S: number; T: number } {
+export function scanBackwardShape(n: number, chunk: number, sharedBytes: number): { NL: number; S: number; T: number } {
   let NL = 1;
   while (NL < Math.min(n, 16)) NL *= 2;
   const S = Math.ceil(n / NL);
-  // workgroup memory of bs_main: (2 + S) T (WG + 1) + 2 T NL S + 6 (WG / NL) T floats; registers: 2 T S <= 32
+  // workgroup memory of bs_main: (2 + S) T (WG + 1) + 2 T NL S + 6 (WG / NL) T floats; registers: 2 T S <= 64
   const perStep = (2 + S) * (WG + 1) + 2 * NL * S + (6 * WG) / NL;
-  const T = Math.max(1, Math.min(chunk, MAX_CHUNK, Math.floor(SHARED_FLOATS / perStep), Math.floor(32 / S)));
+  const T = Math.max(1, Math.min(chunk, MAX_CHUNK, Math.floor(sharedBytes / 4 / perStep), Math.floor(32 / S)));
   return { NL, S, T };
 }
 
@@ -34,7 +34,8 @@ export function scanBackwardShape(n: number, chunk: number): { NL: number; S: nu
  * (bs_carry); each chunk recomputed from its carries and walked backwards (bs_main), writing du, dDelta,
  * dz and partial sums; the partials added up in a fixed order (bs_sum). Five dispatches for any length.
  * Scratch (f32): e (n + 2) + 2 b l n (packed), 2 b K e n + 3 b K e (per chunk; K = ceil(l / T)) and
- * ceil(e / 64) b l 2n (the dB, dC partials). `s.chunk` caps the chunk length (default and most 16).
+ * ceil(e / 64) b l 2n (the dB, dC partials). `s.chunk` is the chunk length (default 16; at most 32, and
+ * what the lane's registers (2 T S <= 64 floats) and the workgroup memory allow).
  */
 export function selectiveScanBackward(
   bk: KernelHost,
@@ -46,7 +47,8 @@ export function selectiveScanBackward(
   for (const t of [s.A, s.D, s.deltaBias, s.B, s.C])
     if (t && t.dtype !== 'f32')
       fail('UNSUPPORTED', 'selectiveScanBackward on WebGPU needs f32 A, B, C, D and deltaBias (training uses f32)');
-  const { NL, S, T } = scanBackwardShape(n, s.chunk ?? MAX_CHUNK);
+  const shared = Math.max(16384, bk.d.g.limits.maxComputeWorkgroupStorageSize);
+  const { NL, S, T } = scanBackwardShape(n, s.chunk ?? DEFAULT_CHUNK, shared);
   const CW = WG / NL;
   const code = withConsts('scanBackward', W.scanBackward.code, { NL, S, T });
   const M = W.scanBackward;

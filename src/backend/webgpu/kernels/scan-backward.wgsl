@@ -25,6 +25,7 @@ const S: u32 = 1u;   // states per lane: ceil(n / NL)
 const T: u32 = 16u;  // chunk length: the steps whose states a lane keeps in registers
 const WG: u32 = 64u; // threads per workgroup of bs_chunk and bs_main
 const CW: u32 = WG / NL; // channels per workgroup
+const CB: u32 = 8u;      // bs_carry: chunks per block of loads
 
 const F_Z: u32 = 1u;
 const F_D: u32 = 2u;
@@ -222,18 +223,18 @@ fn bs_carry(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
   let base = (bi * p.K * p.e + c) * p.n + j; // chunk 0's slot
   let sbase = p.SS + bi * p.K * p.e + c;
   // forwards: SH[k] <- the state entering chunk k (in place of chunk k's local end state); chunks in
-  // blocks of 4 whose decays and local states are loaded before the 4 updates
+  // blocks of CB whose decays and local states are loaded before the CB updates (the loads overlap)
   var H = 0.0;
   if (has(F_H0)) { H = h0[p.h0off + bc * p.h0ld + j]; }
-  for (var k0 = 0u; k0 < p.K; k0 += 4u) {
-    var dec: vec4<f32>;
-    var loc: vec4<f32>;
-    for (var q = 0u; q < 4u; q++) {
+  for (var k0 = 0u; k0 < p.K; k0 += CB) {
+    var dec: array<f32, CB>;
+    var loc: array<f32, CB>;
+    for (var q = 0u; q < CB; q++) {
       let k = min(k0 + q, p.K - 1u);
       dec[q] = exp(Aj * WK[sbase + k * p.e]);
       loc[q] = WK[p.SH + base + k * stride];
     }
-    for (var q = 0u; q < 4u; q++) {
+    for (var q = 0u; q < CB; q++) {
       let k = k0 + q;
       if (k < p.K) {
         WK[p.SH + base + k * stride] = H;
@@ -244,15 +245,15 @@ fn bs_carry(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
   // backwards: SG[k] <- the adjoint entering chunk k from its end (a_{t1} G_{t1}, t1 the next chunk's
   // first step); what leaves chunk 0 is dh0
   var G = 0.0;
-  for (var k0 = 0u; k0 < p.K; k0 += 4u) {
-    var dec: vec4<f32>;
-    var loc: vec4<f32>;
-    for (var q = 0u; q < 4u; q++) {
+  for (var k0 = 0u; k0 < p.K; k0 += CB) {
+    var dec: array<f32, CB>;
+    var loc: array<f32, CB>;
+    for (var q = 0u; q < CB; q++) {
       let k = p.K - 1u - min(k0 + q, p.K - 1u);
       dec[q] = exp(Aj * WK[sbase + k * p.e]);
       loc[q] = WK[p.SG + base + k * stride];
     }
-    for (var q = 0u; q < 4u; q++) {
+    for (var q = 0u; q < CB; q++) {
       if (k0 + q < p.K) {
         let k = p.K - 1u - (k0 + q);
         WK[p.SG + base + k * stride] = G;
