@@ -17,10 +17,11 @@
 // Threads: NL lanes per channel (lane ln holds states ln, ln + NL, ...: S of them), CW = 64 / NL
 // channels per workgroup. Sums over states (y', du, dDelta) and over channels (dB, dC) go through
 // workgroup memory once per chunk and phase (all T steps written, one barrier, then reduced).
-// Every entry point binds at most 8 storage buffers (every adapter's minimum).
+// Every entry point binds at most 8 storage buffers (every adapter's minimum). The launcher runs the
+// channels in slices when the scratch would pass its cap (h0, dh0 rows: hbs rows per sequence).
 //#include math.wgsl
 
-const NL: u32 = 16u; // lanes per channel (a power of two up to 16; specialised by the launcher)
+const NL: u32 = 16u; // lanes per channel (a power of two up to WG; specialised by the launcher)
 const S: u32 = 1u;   // states per lane: ceil(n / NL)
 const T: u32 = 16u;  // chunk length: the steps whose states a lane keeps in registers
 const WG: u32 = 64u; // threads per workgroup of bs_chunk and bs_main
@@ -33,10 +34,12 @@ const F_BIAS: u32 = 4u;
 const F_SOFTPLUS: u32 = 8u;
 const F_H0: u32 = 16u;
 const F_DH0: u32 = 32u;
+const F_ACC: u32 = 64u; // bs_sum adds dB, dC to what is there (a later slice of channels)
 
 struct P {
   b: u32, l: u32, e: u32, n: u32, K: u32, NSB: u32, cpb: u32, R: u32, flags: u32,
   CH: u32, BCO: u32, SH: u32, SG: u32, SS: u32, SP: u32, PB: u32,
+  hbs: u32,
   uoff: u32, uld: u32, doff: u32, dld: u32, zoff: u32, zld: u32, yoff: u32, yld: u32,
   aoff: u32, ald: u32, boff: u32, bld: u32, coff: u32, cld: u32, Doff: u32, biasoff: u32, h0off: u32, h0ld: u32,
   duoff: u32, duld: u32, ddoff: u32, ddld: u32, dzoff: u32, dzld: u32, dAoff: u32, dAld: u32,
@@ -52,12 +55,12 @@ struct P {
 @group(0) @binding(7) var<storage, read> Bias: array<f32>;       // deltaBias (e)
 @group(0) @binding(8) var<storage, read> Bm: array<f32>;         // B (b*l, n) view
 @group(0) @binding(9) var<storage, read> Cm: array<f32>;         // C (b*l, n) view
-@group(0) @binding(10) var<storage, read> h0: array<f32>;        // (b*e, n) view
+@group(0) @binding(10) var<storage, read> h0: array<f32>;        // (b, hbs, n) view
 @group(0) @binding(11) var<storage, read_write> WK: array<f32>;  // CH, BCO, SH, SG, SS, SP, PB (see the launcher)
 @group(0) @binding(12) var<storage, read_write> du: array<f32>;  // (b*l, e) view
 @group(0) @binding(13) var<storage, read_write> dd: array<f32>;  // dDelta (b*l, e) view
 @group(0) @binding(14) var<storage, read_write> dz: array<f32>;  // (b*l, e) view
-@group(0) @binding(15) var<storage, read_write> dh0: array<f32>; // (b*e, n) view
+@group(0) @binding(15) var<storage, read_write> dh0: array<f32>; // (b, hbs, n) view
 @group(0) @binding(16) var<storage, read_write> dB: array<f32>;  // (b*l, n) view
 @group(0) @binding(17) var<storage, read_write> dC: array<f32>;  // (b*l, n) view
 @group(0) @binding(18) var<storage, read_write> dA: array<f32>;  // (e, n) view
@@ -225,7 +228,7 @@ fn bs_carry(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
   // forwards: SH[k] <- the state entering chunk k (in place of chunk k's local end state); chunks in
   // blocks of CB whose decays and local states are loaded before the CB updates (the loads overlap)
   var H = 0.0;
-  if (has(F_H0)) { H = h0[p.h0off + bc * p.h0ld + j]; }
+  if (has(F_H0)) { H = h0[p.h0off + (bi * p.hbs + c) * p.h0ld + j]; }
   for (var k0 = 0u; k0 < p.K; k0 += CB) {
     var dec: array<f32, CB>;
     var loc: array<f32, CB>;
@@ -261,7 +264,7 @@ fn bs_carry(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
       }
     }
   }
-  if (has(F_DH0)) { dh0[p.dh0off + bc * p.dh0ld + j] = G; }
+  if (has(F_DH0)) { dh0[p.dh0off + (bi * p.hbs + c) * p.dh0ld + j] = G; }
 }
 
 @compute @workgroup_size(WG)
@@ -459,9 +462,13 @@ fn bs_sum(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
     var s = 0.0;
     for (var g = 0u; g < p.NSB; g++) { s += WK[p.PB + (g * p.R + row) * 2u * p.n + q]; }
     if (q < p.n) {
-      dB[p.dBoff + row * p.dBld + q] = s;
+      let o = p.dBoff + row * p.dBld + q;
+      if (has(F_ACC)) { s += dB[o]; }
+      dB[o] = s;
     } else {
-      dC[p.dCoff + row * p.dCld + q - p.n] = s;
+      let o = p.dCoff + row * p.dCld + q - p.n;
+      if (has(F_ACC)) { s += dC[o]; }
+      dC[o] = s;
     }
     return;
   }
