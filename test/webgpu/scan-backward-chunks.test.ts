@@ -11,9 +11,9 @@ import { both, rand, type Pair } from './pair.js';
 // each chunk's local state and adjoint, the carries across chunks both ways, then every chunk
 // recomputed and walked backwards. Against the CPU reference (f64 sums there, f32 here), the cases
 // that stress that: lengths just above, just below and at a multiple of the chunk, many chunks
-// (chunks of 1), state sizes that are not a multiple of the lanes per channel (5 of 8 lanes) or take
-// several states per lane (20, 40: chunks of 11 and 9), chunks of 32 (where the
-// adapter's workgroup memory allows; else 16), channels past one workgroup's block (70),
+// (chunks of 1), state sizes that leave lanes idle (5 of 8 lanes per channel, 20 of 32, 40 of 64) or
+// put several states on a lane (130: 3 on each of 64 lanes, chunks of 10 or 11), chunks of 32 (where
+// the adapter's workgroup memory allows; else 16), channels past one workgroup's block (70),
 // h0 and dh0 across chunks. Tolerance as training.test.ts: 1e-5 relative, 1e-5 absolute.
 
 after(disposeGpu);
@@ -102,6 +102,7 @@ test('selectiveScanBackward across chunks: lengths around chunk multiples, many 
     [1, 19, 3, 40, undefined, true],
     [1, 66, 3, 16, 1, true],
     [2, 66, 9, 16, 32, true],
+    [1, 23, 3, 130, undefined, true],
   ];
   for (const c of cases) {
     await runCase(t, g, c, seed, (a) => g.selectiveScanBackward(a));
