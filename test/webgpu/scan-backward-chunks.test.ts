@@ -12,7 +12,7 @@ import { both, rand, type Pair } from './pair.js';
 // recomputed and walked backwards. Against the CPU reference (f64 sums there, f32 here), the cases
 // that stress that: lengths just above, just below and at a multiple of the chunk, many chunks
 // (chunks of 1), state sizes that leave lanes idle (5 of 8 lanes per channel, 20 of 32, 40 of 64) or
-// put several states on a lane (130: 3 on each of 64 lanes, chunks of 10 or 11), chunks of 32 (where
+// put several states on a lane (130: 3 on each of 64 lanes, chunks of 10), chunks of 32 (where
 // the adapter's workgroup memory allows; else 16), channels past one workgroup's block (70),
 // h0 and dh0 across chunks. Tolerance as training.test.ts: 1e-5 relative, 1e-5 absolute.
 

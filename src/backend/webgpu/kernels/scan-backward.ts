@@ -16,6 +16,8 @@ const WG = 64;
 /** Channels whose dB, dC partial sums one bs_main workgroup adds up before writing them (about). */
 const BLOCK_CHANNELS = 64;
 
+/** Threads bs_part aims for (enough loads in flight to keep a large GPU's memory busy). */
+const PART_THREADS = 1 << 18;
 /** Largest scratch (bytes) of one slice of channels: past it the channels run in slices. */
 const MAX_SCRATCH = 1 << 30;
 
@@ -35,7 +37,7 @@ export function scanBackwardShape(n: number, chunk: number, sharedBytes: number)
  * constants and B, C (bs_pack); each chunk's local state, local adjoint and total dt (bs_chunk, in
  * parallel over sequences, chunks, channels and states); the carries across chunks both ways
  * (bs_carry); each chunk recomputed from its carries and walked backwards (bs_main), writing du, dDelta,
- * dz and partial sums; the partials added up in a fixed order (bs_sum). Five dispatches for any length.
+ * dz and partial sums; the partials added up in a fixed order (bs_part, bs_sum). Six dispatches for any length.
  * Scratch (f32): e (n + 2) + 2 b l n (packed), 2 b K e n + 3 b K e (per chunk; K = ceil(l / T)) and
  * ceil(e / 64) b l 2n (the dB, dC partials); past `maxScratch` bytes (or the binding limit) the
  * channels run in slices of a multiple of 64, the later ones adding to dB and dC. `s.chunk` is the
@@ -86,22 +88,24 @@ export function selectiveScanBackward(
     const blocks = Math.ceil(es / CW); // channel blocks of bs_chunk
     const cpb = Math.min(Math.max(1, Math.round(BLOCK_CHANNELS / CW)), blocks); // channel blocks per bs_main workgroup
     const NSB = Math.ceil(blocks / cpb);
+    // bs_part's ranges per output (parts (n + 2) e floats) go where SG was (b K e n floats, at least that)
+    const parts = Math.max(1, Math.min(Math.ceil(PART_THREADS / (es * n)), Math.floor((b * K * n) / (n + 2))));
     // WK: CH (e, n + 2) | BCO (R, 2n) | SH, SG (b, K, e, n) | SS (b, K, e) | SP (b, K, e, 2) | PB (NSB, R, 2n)
     const CH = 0,
       BCO = CH + es * (n + 2),
       SH = BCO + R * 2 * n,
       SG = SH + b * K * es * n,
-      SS = SG + b * K * es * n,
+      SS = SG + Math.max(b * K * es * n, parts * es * (n + 2)),
       SP = SS + b * K * es,
       PB = SP + b * K * es * 2,
       total = PB + NSB * R * 2 * n;
     checkIndex('selectiveScanBackward', total);
-    return { blocks, cpb, NSB, CH, BCO, SH, SG, SS, SP, PB, total };
+    return { blocks, cpb, NSB, parts, CH, BCO, SH, SG, SS, SP, PB, total };
   }
 
   /** Channels [c0, c0 + es). */
   function run(c0: number, es: number): void {
-    const { blocks, cpb, NSB, CH, BCO, SH, SG, SS, SP, PB } = wkLayout(es);
+    const { blocks, cpb, NSB, parts, CH, BCO, SH, SG, SS, SP, PB } = wkLayout(es);
     const flags =
       (s.z ? 1 : 0) |
       (s.D ? 2 : 0) |
@@ -120,6 +124,7 @@ export function selectiveScanBackward(
       cpb,
       R,
       flags,
+      parts,
       CH,
       BCO,
       SH,
@@ -191,6 +196,7 @@ export function selectiveScanBackward(
         K,
         b,
       );
+    d.run(pipe(kernel(M, 'bs_part', o('bs_part'))), { WK }, params, ...grid(parts * es * (n + 1), 64));
     d.run(
       pipe(kernel(M, 'bs_sum', o('bs_sum'))),
       {

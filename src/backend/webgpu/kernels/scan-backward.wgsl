@@ -13,7 +13,10 @@
 //             T per lane), walks it backwards from SG, writes du, dDelta, dz, and partial sums: dA per
 //             (sequence, chunk, channel, state) over SH, dD and dBias per (sequence, chunk, channel)
 //             -> SP, dB and dC per (channel block, row) -> PB
-//   bs_sum    adds the partials up in a fixed order (deterministic, no atomics): dB, dC, dA, dD, dBias
+//   bs_part   dA, dD, dBias: `parts` threads per output each add a range of the (sequence, chunk)
+//             partials (enough threads to keep the memory busy) -> SG (dead after bs_main)
+//   bs_sum    adds the partials up in a fixed order (deterministic, no atomics): dB, dC over the
+//             channel blocks, dA, dD, dBias over bs_part's ranges
 // Threads: NL lanes per channel (lane ln holds states ln, ln + NL, ...: S of them), CW = 64 / NL
 // channels per workgroup. Sums over states (y', du, dDelta) and over channels (dB, dC) go through
 // workgroup memory once per chunk and phase (all T steps written, one barrier, then reduced).
@@ -37,7 +40,7 @@ const F_DH0: u32 = 32u;
 const F_ACC: u32 = 64u; // bs_sum adds dB, dC to what is there (a later slice of channels)
 
 struct P {
-  b: u32, l: u32, e: u32, n: u32, K: u32, NSB: u32, cpb: u32, R: u32, flags: u32,
+  b: u32, l: u32, e: u32, n: u32, K: u32, NSB: u32, cpb: u32, R: u32, flags: u32, parts: u32,
   CH: u32, BCO: u32, SH: u32, SG: u32, SS: u32, SP: u32, PB: u32,
   hbs: u32,
   uoff: u32, uld: u32, doff: u32, dld: u32, zoff: u32, zld: u32, yoff: u32, yld: u32,
@@ -452,6 +455,36 @@ fn bs_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
 }
 
 @compute @workgroup_size(64)
+fn bs_part(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let i = flat(wid, nwg, li);
+  let bk = p.b * p.K;
+  let per = (bk + p.parts - 1u) / p.parts; // (sequence, chunk) partials per range
+  let en = p.e * p.n;
+  if (i < p.parts * en) {
+    let q = i / en; // range
+    let r = i - q * en; // (channel, state)
+    let g1 = min(q * per + per, bk);
+    var s = 0.0;
+    for (var g = q * per; g < g1; g++) { s += WK[p.SH + g * en + r]; }
+    WK[p.SG + i] = s;
+    return;
+  }
+  let i2 = i - p.parts * en;
+  if (i2 >= p.parts * p.e) { return; }
+  let q = i2 / p.e;
+  let c = i2 - q * p.e;
+  let g1 = min(q * per + per, bk);
+  var sD = 0.0;
+  var sB = 0.0;
+  for (var g = q * per; g < g1; g++) {
+    sD += WK[p.SP + (g * p.e + c) * 2u];
+    sB += WK[p.SP + (g * p.e + c) * 2u + 1u];
+  }
+  WK[p.SG + p.parts * en + i2 * 2u] = sD;
+  WK[p.SG + p.parts * en + i2 * 2u + 1u] = sB;
+}
+
+@compute @workgroup_size(64)
 fn bs_sum(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
   let i = flat(wid, nwg, li);
   let nbc = p.R * 2u * p.n;
@@ -473,23 +506,22 @@ fn bs_sum(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
     return;
   }
   let i2 = i - nbc;
-  let bk = p.b * p.K;
-  if (i2 < p.e * p.n) {
-    // dA: the (sequence, chunk) partials, in order
-    let c = i2 / p.n;
-    let j = i2 - c * p.n;
+  let en = p.e * p.n;
+  if (i2 < en) {
+    // dA: bs_part's ranges, in order
     var s = 0.0;
-    for (var g = 0u; g < bk; g++) { s += WK[p.SH + (g * p.e + c) * p.n + j]; }
-    dA[p.dAoff + c * p.dAld + j] = s;
+    for (var q = 0u; q < p.parts; q++) { s += WK[p.SG + q * en + i2]; }
+    let c = i2 / p.n;
+    dA[p.dAoff + c * p.dAld + i2 - c * p.n] = s;
     return;
   }
-  let c = i2 - p.e * p.n;
+  let c = i2 - en;
   if (c >= p.e) { return; }
   var sD = 0.0;
   var sB = 0.0;
-  for (var g = 0u; g < bk; g++) {
-    sD += WK[p.SP + (g * p.e + c) * 2u];
-    sB += WK[p.SP + (g * p.e + c) * 2u + 1u];
+  for (var q = 0u; q < p.parts; q++) {
+    sD += WK[p.SG + p.parts * en + (q * p.e + c) * 2u];
+    sB += WK[p.SG + p.parts * en + (q * p.e + c) * 2u + 1u];
   }
   if (has(F_D)) { dD[p.dDoff + c] = sD; }
   if (has(F_BIAS)) { dbias[p.dbsoff + c] = sB; }
