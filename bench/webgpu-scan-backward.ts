@@ -17,8 +17,12 @@ import { backend, machine, random, table, timeCalls, warmUp, writeResult } from 
  * Time: GPU time from timestamp queries (sum of each call's dispatches, median over reps) of the
  * forward and the backward timed apart; fwd+bwd is their sum. Differences from the official figure:
  * its forward under autograd also stores chunk states for its backward, and its backward recomputes
- * the forward in the same kernel; ours recomputes the states chunk by chunk (--chunk) from the
- * inputs alone, so the forward timed here is the inference one.
+ * the forward in the same kernel; ours (kernels/scan-backward.wgsl: five dispatches, chunked like the
+ * forward) recomputes each chunk's states from the carries at chunk starts (--chunk: the chunk length,
+ * default 16, at most 32 where the workgroup memory allows), so the forward timed here is the
+ * inference one. The backward before the chunked rewrite (one thread per (sequence, channel) walking
+ * the whole sequence) took fwd+bwd 10.0 / 25.3 / 31.0 ms on the three default shapes (H100,
+ * 2026-12-07, bench/results/gpu-h100-2026-12-07b/README.md).
  */
 const a = benchArgs('webgpu-scan-backward');
 const shapes = a.shapes.split(',').map((s) => s.split('x').map(Number) as [number, number, number, number]);

@@ -127,7 +127,7 @@ export const BENCH_SUITES = {
         default: '1x1536x2048x16,4x2048x4096x16,8x5120x2048x16',
         help: 'scan shapes',
       },
-      chunk: { type: 'int', min: 1, default: 64, help: "the backward's recompute chunk length" },
+      chunk: { type: 'int', min: 1, default: 16, help: "the backward's chunk length (at most 32)" },
       reps: { type: 'int', min: 1, default: 10, help: 'repetitions' },
       name: { type: 'string', nonEmpty: true, default: 'webgpu-scan-backward', help: 'result file name' },
       out: OUT_DIR,

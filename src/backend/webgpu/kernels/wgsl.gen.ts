@@ -2186,231 +2186,234 @@ export const sample = {
 
 const scanBackward_P = {
   struct: 'P',
-  size: 176,
+  size: 208,
   fields: [
     { name: 'b', type: 'u32', offset: 0 },
     { name: 'l', type: 'u32', offset: 4 },
     { name: 'e', type: 'u32', offset: 8 },
-    { name: 'T', type: 'u32', offset: 12 },
-    { name: 'nch', type: 'u32', offset: 16 },
-    { name: 'G', type: 'u32', offset: 20 },
-    { name: 'E', type: 'u32', offset: 24 },
+    { name: 'n', type: 'u32', offset: 12 },
+    { name: 'K', type: 'u32', offset: 16 },
+    { name: 'NSB', type: 'u32', offset: 20 },
+    { name: 'cpb', type: 'u32', offset: 24 },
     { name: 'R', type: 'u32', offset: 28 },
     { name: 'flags', type: 'u32', offset: 32 },
-    { name: 'part', type: 'u32', offset: 36 },
-    { name: 'uoff', type: 'u32', offset: 40 },
-    { name: 'uld', type: 'u32', offset: 44 },
-    { name: 'doff', type: 'u32', offset: 48 },
-    { name: 'dld', type: 'u32', offset: 52 },
-    { name: 'zoff', type: 'u32', offset: 56 },
-    { name: 'zld', type: 'u32', offset: 60 },
-    { name: 'yoff', type: 'u32', offset: 64 },
-    { name: 'yld', type: 'u32', offset: 68 },
-    { name: 'aoff', type: 'u32', offset: 72 },
-    { name: 'ald', type: 'u32', offset: 76 },
-    { name: 'boff', type: 'u32', offset: 80 },
-    { name: 'bld', type: 'u32', offset: 84 },
-    { name: 'coff', type: 'u32', offset: 88 },
-    { name: 'cld', type: 'u32', offset: 92 },
-    { name: 'Doff', type: 'u32', offset: 96 },
-    { name: 'biasoff', type: 'u32', offset: 100 },
-    { name: 'h0off', type: 'u32', offset: 104 },
-    { name: 'h0ld', type: 'u32', offset: 108 },
-    { name: 'duoff', type: 'u32', offset: 112 },
-    { name: 'duld', type: 'u32', offset: 116 },
-    { name: 'ddoff', type: 'u32', offset: 120 },
-    { name: 'ddld', type: 'u32', offset: 124 },
-    { name: 'dzoff', type: 'u32', offset: 128 },
-    { name: 'dzld', type: 'u32', offset: 132 },
-    { name: 'dAoff', type: 'u32', offset: 136 },
-    { name: 'dAld', type: 'u32', offset: 140 },
-    { name: 'dBoff', type: 'u32', offset: 144 },
-    { name: 'dBld', type: 'u32', offset: 148 },
-    { name: 'dCoff', type: 'u32', offset: 152 },
-    { name: 'dCld', type: 'u32', offset: 156 },
-    { name: 'dDoff', type: 'u32', offset: 160 },
-    { name: 'dbsoff', type: 'u32', offset: 164 },
-    { name: 'dh0off', type: 'u32', offset: 168 },
-    { name: 'dh0ld', type: 'u32', offset: 172 },
+    { name: 'parts', type: 'u32', offset: 36 },
+    { name: 'CH', type: 'u32', offset: 40 },
+    { name: 'BCO', type: 'u32', offset: 44 },
+    { name: 'SH', type: 'u32', offset: 48 },
+    { name: 'SG', type: 'u32', offset: 52 },
+    { name: 'SS', type: 'u32', offset: 56 },
+    { name: 'SP', type: 'u32', offset: 60 },
+    { name: 'PB', type: 'u32', offset: 64 },
+    { name: 'hbs', type: 'u32', offset: 68 },
+    { name: 'uoff', type: 'u32', offset: 72 },
+    { name: 'uld', type: 'u32', offset: 76 },
+    { name: 'doff', type: 'u32', offset: 80 },
+    { name: 'dld', type: 'u32', offset: 84 },
+    { name: 'zoff', type: 'u32', offset: 88 },
+    { name: 'zld', type: 'u32', offset: 92 },
+    { name: 'yoff', type: 'u32', offset: 96 },
+    { name: 'yld', type: 'u32', offset: 100 },
+    { name: 'aoff', type: 'u32', offset: 104 },
+    { name: 'ald', type: 'u32', offset: 108 },
+    { name: 'boff', type: 'u32', offset: 112 },
+    { name: 'bld', type: 'u32', offset: 116 },
+    { name: 'coff', type: 'u32', offset: 120 },
+    { name: 'cld', type: 'u32', offset: 124 },
+    { name: 'Doff', type: 'u32', offset: 128 },
+    { name: 'biasoff', type: 'u32', offset: 132 },
+    { name: 'h0off', type: 'u32', offset: 136 },
+    { name: 'h0ld', type: 'u32', offset: 140 },
+    { name: 'duoff', type: 'u32', offset: 144 },
+    { name: 'duld', type: 'u32', offset: 148 },
+    { name: 'ddoff', type: 'u32', offset: 152 },
+    { name: 'ddld', type: 'u32', offset: 156 },
+    { name: 'dzoff', type: 'u32', offset: 160 },
+    { name: 'dzld', type: 'u32', offset: 164 },
+    { name: 'dAoff', type: 'u32', offset: 168 },
+    { name: 'dAld', type: 'u32', offset: 172 },
+    { name: 'dBoff', type: 'u32', offset: 176 },
+    { name: 'dBld', type: 'u32', offset: 180 },
+    { name: 'dCoff', type: 'u32', offset: 184 },
+    { name: 'dCld', type: 'u32', offset: 188 },
+    { name: 'dDoff', type: 'u32', offset: 192 },
+    { name: 'dbsoff', type: 'u32', offset: 196 },
+    { name: 'dh0off', type: 'u32', offset: 200 },
+    { name: 'dh0ld', type: 'u32', offset: 204 },
   ],
   write(v: ParamValues, w: ParamWords, at: number): boolean {
     if (
       typeof v.b !== 'number' || typeof v.l !== 'number' || typeof v.e !== 'number' ||
-      typeof v.T !== 'number' || typeof v.nch !== 'number' || typeof v.G !== 'number' ||
-      typeof v.E !== 'number' || typeof v.R !== 'number' || typeof v.flags !== 'number' ||
-      typeof v.part !== 'number' || typeof v.uoff !== 'number' || typeof v.uld !== 'number' ||
-      typeof v.doff !== 'number' || typeof v.dld !== 'number' || typeof v.zoff !== 'number' ||
-      typeof v.zld !== 'number' || typeof v.yoff !== 'number' || typeof v.yld !== 'number' ||
-      typeof v.aoff !== 'number' || typeof v.ald !== 'number' || typeof v.boff !== 'number' ||
-      typeof v.bld !== 'number' || typeof v.coff !== 'number' || typeof v.cld !== 'number' ||
-      typeof v.Doff !== 'number' || typeof v.biasoff !== 'number' || typeof v.h0off !== 'number' ||
-      typeof v.h0ld !== 'number' || typeof v.duoff !== 'number' || typeof v.duld !== 'number' ||
-      typeof v.ddoff !== 'number' || typeof v.ddld !== 'number' || typeof v.dzoff !== 'number' ||
-      typeof v.dzld !== 'number' || typeof v.dAoff !== 'number' || typeof v.dAld !== 'number' ||
-      typeof v.dBoff !== 'number' || typeof v.dBld !== 'number' || typeof v.dCoff !== 'number' ||
-      typeof v.dCld !== 'number' || typeof v.dDoff !== 'number' || typeof v.dbsoff !== 'number' ||
-      typeof v.dh0off !== 'number' || typeof v.dh0ld !== 'number'
+      typeof v.n !== 'number' || typeof v.K !== 'number' || typeof v.NSB !== 'number' ||
+      typeof v.cpb !== 'number' || typeof v.R !== 'number' || typeof v.flags !== 'number' ||
+      typeof v.parts !== 'number' || typeof v.CH !== 'number' || typeof v.BCO !== 'number' ||
+      typeof v.SH !== 'number' || typeof v.SG !== 'number' || typeof v.SS !== 'number' ||
+      typeof v.SP !== 'number' || typeof v.PB !== 'number' || typeof v.hbs !== 'number' ||
+      typeof v.uoff !== 'number' || typeof v.uld !== 'number' || typeof v.doff !== 'number' ||
+      typeof v.dld !== 'number' || typeof v.zoff !== 'number' || typeof v.zld !== 'number' ||
+      typeof v.yoff !== 'number' || typeof v.yld !== 'number' || typeof v.aoff !== 'number' ||
+      typeof v.ald !== 'number' || typeof v.boff !== 'number' || typeof v.bld !== 'number' ||
+      typeof v.coff !== 'number' || typeof v.cld !== 'number' || typeof v.Doff !== 'number' ||
+      typeof v.biasoff !== 'number' || typeof v.h0off !== 'number' || typeof v.h0ld !== 'number' ||
+      typeof v.duoff !== 'number' || typeof v.duld !== 'number' || typeof v.ddoff !== 'number' ||
+      typeof v.ddld !== 'number' || typeof v.dzoff !== 'number' || typeof v.dzld !== 'number' ||
+      typeof v.dAoff !== 'number' || typeof v.dAld !== 'number' || typeof v.dBoff !== 'number' ||
+      typeof v.dBld !== 'number' || typeof v.dCoff !== 'number' || typeof v.dCld !== 'number' ||
+      typeof v.dDoff !== 'number' || typeof v.dbsoff !== 'number' || typeof v.dh0off !== 'number' ||
+      typeof v.dh0ld !== 'number'
     ) return false;
     w.u32[at + 0] = v.b;
     w.u32[at + 1] = v.l;
     w.u32[at + 2] = v.e;
-    w.u32[at + 3] = v.T;
-    w.u32[at + 4] = v.nch;
-    w.u32[at + 5] = v.G;
-    w.u32[at + 6] = v.E;
+    w.u32[at + 3] = v.n;
+    w.u32[at + 4] = v.K;
+    w.u32[at + 5] = v.NSB;
+    w.u32[at + 6] = v.cpb;
     w.u32[at + 7] = v.R;
     w.u32[at + 8] = v.flags;
-    w.u32[at + 9] = v.part;
-    w.u32[at + 10] = v.uoff;
-    w.u32[at + 11] = v.uld;
-    w.u32[at + 12] = v.doff;
-    w.u32[at + 13] = v.dld;
-    w.u32[at + 14] = v.zoff;
-    w.u32[at + 15] = v.zld;
-    w.u32[at + 16] = v.yoff;
-    w.u32[at + 17] = v.yld;
-    w.u32[at + 18] = v.aoff;
-    w.u32[at + 19] = v.ald;
-    w.u32[at + 20] = v.boff;
-    w.u32[at + 21] = v.bld;
-    w.u32[at + 22] = v.coff;
-    w.u32[at + 23] = v.cld;
-    w.u32[at + 24] = v.Doff;
-    w.u32[at + 25] = v.biasoff;
-    w.u32[at + 26] = v.h0off;
-    w.u32[at + 27] = v.h0ld;
-    w.u32[at + 28] = v.duoff;
-    w.u32[at + 29] = v.duld;
-    w.u32[at + 30] = v.ddoff;
-    w.u32[at + 31] = v.ddld;
-    w.u32[at + 32] = v.dzoff;
-    w.u32[at + 33] = v.dzld;
-    w.u32[at + 34] = v.dAoff;
-    w.u32[at + 35] = v.dAld;
-    w.u32[at + 36] = v.dBoff;
-    w.u32[at + 37] = v.dBld;
-    w.u32[at + 38] = v.dCoff;
-    w.u32[at + 39] = v.dCld;
-    w.u32[at + 40] = v.dDoff;
-    w.u32[at + 41] = v.dbsoff;
-    w.u32[at + 42] = v.dh0off;
-    w.u32[at + 43] = v.dh0ld;
+    w.u32[at + 9] = v.parts;
+    w.u32[at + 10] = v.CH;
+    w.u32[at + 11] = v.BCO;
+    w.u32[at + 12] = v.SH;
+    w.u32[at + 13] = v.SG;
+    w.u32[at + 14] = v.SS;
+    w.u32[at + 15] = v.SP;
+    w.u32[at + 16] = v.PB;
+    w.u32[at + 17] = v.hbs;
+    w.u32[at + 18] = v.uoff;
+    w.u32[at + 19] = v.uld;
+    w.u32[at + 20] = v.doff;
+    w.u32[at + 21] = v.dld;
+    w.u32[at + 22] = v.zoff;
+    w.u32[at + 23] = v.zld;
+    w.u32[at + 24] = v.yoff;
+    w.u32[at + 25] = v.yld;
+    w.u32[at + 26] = v.aoff;
+    w.u32[at + 27] = v.ald;
+    w.u32[at + 28] = v.boff;
+    w.u32[at + 29] = v.bld;
+    w.u32[at + 30] = v.coff;
+    w.u32[at + 31] = v.cld;
+    w.u32[at + 32] = v.Doff;
+    w.u32[at + 33] = v.biasoff;
+    w.u32[at + 34] = v.h0off;
+    w.u32[at + 35] = v.h0ld;
+    w.u32[at + 36] = v.duoff;
+    w.u32[at + 37] = v.duld;
+    w.u32[at + 38] = v.ddoff;
+    w.u32[at + 39] = v.ddld;
+    w.u32[at + 40] = v.dzoff;
+    w.u32[at + 41] = v.dzld;
+    w.u32[at + 42] = v.dAoff;
+    w.u32[at + 43] = v.dAld;
+    w.u32[at + 44] = v.dBoff;
+    w.u32[at + 45] = v.dBld;
+    w.u32[at + 46] = v.dCoff;
+    w.u32[at + 47] = v.dCld;
+    w.u32[at + 48] = v.dDoff;
+    w.u32[at + 49] = v.dbsoff;
+    w.u32[at + 50] = v.dh0off;
+    w.u32[at + 51] = v.dh0ld;
     return true;
   },
 } as const;
 export const scanBackward = {
   name: 'scan-backward',
-  code: "// The gradient of the selective scan (the math: cpu/reference/selective-scan-backward.ts), with the\n// states recomputed chunk by chunk, never all stored. Any adapter binds at least 8 storage buffers per\n// dispatch, so the inputs are first packed into three buffers and the outputs come back through one:\n//   sb_pack   (b*l, e) threads: IN planes u, delta, z, dy   (plane k at k*R*e, element row*e + c)\n//   sb_packbc (b*l, n) threads: BC rows [B_t | C_t]          (row*2n + j)\n//   sb_chan   e threads:        chan rows [A_c | D_c | bias_c] (c*(n+2) + j)\n//   sb_main   one thread per (sequence, channel) (WG channels of one sequence a workgroup; grid y: the\n//     sequence): pass 1 runs the recurrence forwards and keeps h at chunk starts (in WK); pass 2 takes\n//     the chunks last to first, recomputes the chunk's states, decays, dt, u and y' (in WK) and walks\n//     it backwards. dA, dD, dBias of the (sequence, channel) add up in registers; dB and dC sum over\n//     channels: per step the workgroup adds its WG channels in workgroup memory and writes one partial\n//     (per workgroup) to WK. Results go to GO: planes du, dDelta, dz (as IN), then per (sequence,\n//     channel) [dA | dD | dBias], then dh0.\n//   sb_rows, sb_h0: GO to the output tensors; sb_chans: dA, dD, dBias summed over the sequences;\n//   sb_sum: the dB, dC partials added up (fixed orders: deterministic).\n// WK per thread (slot s at s*b*E + thread, coalesced): h at chunk starts (nch*N), the chunk's states\n// ((T+1)*N), decays (T*N), dt, u, y' (T each); then the partials (G*R*2N) from `part`.\n// Scalar functions with the numerics of the CPU reference (src/backend/cpu/reference/math.ts), in f32.\n\n// log(1 + y) without the cancellation of log(1 + y) for small y (Goldberg's trick: exact to a few ulp).\nfn log1p_f(y: f32) -> f32 {\n  let u = 1.0 + y;\n  if (u == 1.0) { return y; }\n  return log(u) * (y / (u - 1.0));\n}\n\n// softplus(x) = log(1 + e^x), and x itself above 20 (PyTorch's threshold).\nfn softplus_f(x: f32) -> f32 {\n  if (x > 20.0) { return x; }\n  return log1p_f(exp(x));\n}\n\nfn sigmoid_f(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }\n\nfn silu_f(x: f32) -> f32 { return x / (1.0 + exp(-x)); }\n\n// erf from erfc (Numerical Recipes' erfcc, fractional error < 1.2e-7).\nfn erf_f(x: f32) -> f32 {\n  let z = abs(x);\n  let t = 1.0 / (1.0 + 0.5 * z);\n  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +\n          t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));\n  return select(r - 1.0, 1.0 - r, x >= 0.0);\n}\n\n// gelu(x) = x * Phi(x), the exact (erf) form.\nfn gelu_f(x: f32) -> f32 { return 0.5 * x * (1.0 + erf_f(x * 0.70710678118654752)); }\n\nconst N: u32 = 16u;   // state size n (specialised by the launcher)\nconst WG: u32 = 64u;  // channels per workgroup of sb_main (WG * 2N <= 4096: the partials' workgroup memory)\n\nconst F_Z: u32 = 1u;\nconst F_D: u32 = 2u;\nconst F_BIAS: u32 = 4u;\nconst F_SOFTPLUS: u32 = 8u;\nconst F_H0: u32 = 16u;\n\nstruct P {\n  b: u32, l: u32, e: u32, T: u32, nch: u32, G: u32, E: u32, R: u32, flags: u32, part: u32,\n  uoff: u32, uld: u32, doff: u32, dld: u32, zoff: u32, zld: u32, yoff: u32, yld: u32,\n  aoff: u32, ald: u32, boff: u32, bld: u32, coff: u32, cld: u32, Doff: u32, biasoff: u32, h0off: u32, h0ld: u32,\n  duoff: u32, duld: u32, ddoff: u32, ddld: u32, dzoff: u32, dzld: u32, dAoff: u32, dAld: u32,\n  dBoff: u32, dBld: u32, dCoff: u32, dCld: u32, dDoff: u32, dbsoff: u32, dh0off: u32, dh0ld: u32,\n}\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> U: array<f32>;          // u (b*l, e) view\n@group(0) @binding(2) var<storage, read> dl: array<f32>;         // delta (b*l, e) view\n@group(0) @binding(3) var<storage, read> z: array<f32>;          // (b*l, e) view (without F_Z: unused)\n@group(0) @binding(4) var<storage, read> dy: array<f32>;         // (b*l, e) view\n@group(0) @binding(5) var<storage, read> Bm: array<f32>;         // B (b*l, n) view\n@group(0) @binding(6) var<storage, read> Cm: array<f32>;         // C (b*l, n) view\n@group(0) @binding(7) var<storage, read> A: array<f32>;          // (e, n) view\n@group(0) @binding(8) var<storage, read> D: array<f32>;          // (e)\n@group(0) @binding(9) var<storage, read> bias: array<f32>;       // deltaBias (e)\n@group(0) @binding(10) var<storage, read> h0: array<f32>;        // (b*e, n) view\n@group(0) @binding(11) var<storage, read_write> IN: array<f32>;  // packed inputs (4, b*l, e)\n@group(0) @binding(12) var<storage, read_write> BC: array<f32>;  // packed (b*l, 2n)\n@group(0) @binding(13) var<storage, read_write> chan: array<f32>; // packed (e, n + 2)\n@group(0) @binding(14) var<storage, read_write> GO: array<f32>;  // packed outputs\n@group(0) @binding(15) var<storage, read_write> WK: array<f32>;  // work slots and partials\n@group(0) @binding(16) var<storage, read> INr: array<f32>;       // IN, read by sb_main\n@group(0) @binding(17) var<storage, read> BCr: array<f32>;       // BC, read by sb_main\n@group(0) @binding(18) var<storage, read> chanr: array<f32>;     // chan, read by sb_main\n@group(0) @binding(19) var<storage, read> GOr: array<f32>;       // GO, read by the unpacking entries\n@group(0) @binding(20) var<storage, read> WKr: array<f32>;       // WK, read by sb_sum\n@group(0) @binding(21) var<storage, read_write> du: array<f32>;  // (b*l, e) view\n@group(0) @binding(22) var<storage, read_write> dd: array<f32>;  // dDelta (b*l, e) view\n@group(0) @binding(23) var<storage, read_write> dz: array<f32>;  // (b*l, e) view\n@group(0) @binding(24) var<storage, read_write> dA: array<f32>;  // (e, n) view\n@group(0) @binding(25) var<storage, read_write> dD: array<f32>;  // (e)\n@group(0) @binding(26) var<storage, read_write> dbias: array<f32>; // (e)\n@group(0) @binding(27) var<storage, read_write> dh0: array<f32>; // (b*e, n) view\n@group(0) @binding(28) var<storage, read_write> dB: array<f32>;  // (b*l, n) view\n@group(0) @binding(29) var<storage, read_write> dC: array<f32>;  // (b*l, n) view\n\nvar<workgroup> red: array<f32, WG * 2u * N>;\n\nfn has(f: u32) -> bool { return (p.flags & f) != 0u; }\nfn flat(wid: vec3u, nwg: vec3u, li: u32) -> u32 { return (wid.y * nwg.x + wid.x) * 64u + li; }\n\n@compute @workgroup_size(64)\nfn sb_pack(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = flat(wid, nwg, li);\n  let re = p.R * p.e;\n  if (i >= re) { return; }\n  let row = i / p.e;\n  let c = i - row * p.e;\n  IN[i] = U[p.uoff + row * p.uld + c];\n  IN[re + i] = dl[p.doff + row * p.dld + c];\n  if (has(F_Z)) { IN[2u * re + i] = z[p.zoff + row * p.zld + c]; }\n  IN[3u * re + i] = dy[p.yoff + row * p.yld + c];\n}\n\n@compute @workgroup_size(64)\nfn sb_packbc(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = flat(wid, nwg, li);\n  if (i >= p.R * N) { return; }\n  let row = i / N;\n  let j = i - row * N;\n  BC[row * 2u * N + j] = Bm[p.boff + row * p.bld + j];\n  BC[row * 2u * N + N + j] = Cm[p.coff + row * p.cld + j];\n}\n\n@compute @workgroup_size(64)\nfn sb_chan(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let c = flat(wid, nwg, li);\n  if (c >= p.e) { return; }\n  for (var j = 0u; j < N; j++) { chan[c * (N + 2u) + j] = A[p.aoff + c * p.ald + j]; }\n  var dv = 0.0;\n  var bv = 0.0;\n  if (has(F_D)) { dv = D[p.Doff + c]; }\n  if (has(F_BIAS)) { bv = bias[p.biasoff + c]; }\n  chan[c * (N + 2u) + N] = dv;\n  chan[c * (N + 2u) + N + 1u] = bv;\n}\n\nfn dt_of(x: f32) -> f32 {\n  if (has(F_SOFTPLUS)) { return softplus_f(x); }\n  return x;\n}\n\n@compute @workgroup_size(WG)\nfn sb_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {\n  let c = wid.x * WG + li;\n  let bi = wid.y;\n  let th = bi * p.E + c; // this thread's work slots\n  let live = c < p.e;\n  let cc = min(c, p.e - 1u); // inactive threads read a valid channel and write nothing\n  let E = p.E * p.b;\n  let re = p.R * p.e;\n  let T = p.T;\n  // work slots of this thread\n  let HC = p.nch * N;\n  let AC = HC + (T + 1u) * N;\n  let DTC = AC + T * N;\n  let UC = DTC + T;\n  let YC = UC + T;\n  var a: array<f32, N>;\n  var h: array<f32, N>;\n  var gh: array<f32, N>;\n  var dAc: array<f32, N>;\n  for (var j = 0u; j < N; j++) { a[j] = chanr[cc * (N + 2u) + j]; dAc[j] = 0.0; }\n  let dv = chanr[cc * (N + 2u) + N];\n  let bv = chanr[cc * (N + 2u) + N + 1u];\n  var dDs = 0.0;\n  var dBs = 0.0;\n  {\n    for (var j = 0u; j < N; j++) {\n      h[j] = 0.0;\n      if (has(F_H0)) { h[j] = h0[p.h0off + (bi * p.e + cc) * p.h0ld + j]; }\n    }\n    // pass 1: h at the start of every chunk\n    for (var k = 0u; k < p.nch; k++) {\n      for (var j = 0u; j < N; j++) { WK[(k * N + j) * E + th] = h[j]; }\n      if (k + 1u == p.nch) { break; }\n      for (var t = k * T; t < (k + 1u) * T; t++) {\n        let row = bi * p.l + t;\n        let dt = dt_of(INr[re + row * p.e + cc] + bv);\n        let dtu = dt * INr[row * p.e + cc];\n        for (var j = 0u; j < N; j++) { h[j] = exp(dt * a[j]) * h[j] + dtu * BCr[row * 2u * N + j]; }\n      }\n    }\n    // pass 2: chunks last to first; gh carries dL/dh_t (times a_{t+1}) across chunk boundaries\n    for (var j = 0u; j < N; j++) { gh[j] = 0.0; }\n    for (var kk = 0u; kk < p.nch; kk++) {\n      let k = p.nch - 1u - kk;\n      let t0 = k * T;\n      let t1 = min(p.l, t0 + T);\n      for (var j = 0u; j < N; j++) { h[j] = WK[(k * N + j) * E + th]; WK[(HC + j) * E + th] = h[j]; }\n      for (var t = t0; t < t1; t++) {\n        let row = bi * p.l + t;\n        let i = t - t0;\n        let dt = dt_of(INr[re + row * p.e + cc] + bv);\n        let uu = INr[row * p.e + cc];\n        WK[(DTC + i) * E + th] = dt;\n        WK[(UC + i) * E + th] = uu;\n        let dtu = dt * uu;\n        var y = 0.0;\n        for (var j = 0u; j < N; j++) {\n          let at = exp(dt * a[j]);\n          h[j] = at * h[j] + dtu * BCr[row * 2u * N + j];\n          WK[(AC + i * N + j) * E + th] = at;\n          WK[(HC + (i + 1u) * N + j) * E + th] = h[j];\n          y += h[j] * BCr[row * 2u * N + N + j];\n        }\n        WK[(YC + i) * E + th] = y + dv * uu;\n      }\n      for (var tt = t0; tt < t1; tt++) {\n        let t = t1 - 1u - (tt - t0);\n        let row = bi * p.l + t;\n        let i = t - t0;\n        let uu = WK[(UC + i) * E + th];\n        let dt = WK[(DTC + i) * E + th];\n        var gy = INr[3u * re + row * p.e + cc];\n        if (has(F_Z)) {\n          let zt = INr[2u * re + row * p.e + cc];\n          let sg = sigmoid_f(zt);\n          if (live) { GO[2u * re + row * p.e + c] = gy * WK[(YC + i) * E + th] * sg * (1.0 + zt * (1.0 - sg)); }\n          gy *= zt * sg;\n        }\n        dDs += gy * uu;\n        var dus = gy * dv;\n        var ddt = 0.0;\n        let dtu = dt * uu;\n        for (var j = 0u; j < N; j++) {\n          let bj = BCr[row * 2u * N + j];\n          let at = WK[(AC + i * N + j) * E + th];\n          let hp = WK[(HC + i * N + j) * E + th];\n          let g = gh[j] + gy * BCr[row * 2u * N + N + j];\n          red[li * 2u * N + N + j] = select(0.0, gy * WK[(HC + (i + 1u) * N + j) * E + th], live);\n          let gha = g * hp * at;\n          ddt += gha * a[j] + g * bj * uu;\n          dAc[j] += gha * dt;\n          red[li * 2u * N + j] = select(0.0, g * dtu, live);\n          dus += g * dt * bj;\n          gh[j] = g * at;\n        }\n        let x = INr[re + row * p.e + cc] + bv;\n        var ddelta = ddt;\n        if (has(F_SOFTPLUS)) { ddelta = ddt * select(sigmoid_f(x), 1.0, x > 20.0); }\n        dBs += ddelta;\n        if (live) {\n          GO[row * p.e + c] = dus;\n          GO[re + row * p.e + c] = ddelta;\n        }\n        // this workgroup's channels' share of dB and dC at this step\n        workgroupBarrier();\n        for (var q = li; q < 2u * N; q += WG) {\n          var s = 0.0;\n          for (var w = 0u; w < WG; w++) { s += red[w * 2u * N + q]; }\n          WK[p.part + (wid.x * p.R + row) * 2u * N + q] = s;\n        }\n        workgroupBarrier();\n      }\n    }\n    if (live) {\n      for (var j = 0u; j < N; j++) { GO[3u * re + p.b * p.e * (N + 2u) + (bi * p.e + c) * N + j] = gh[j]; }\n    }\n  }\n  if (live) {\n    let o = 3u * re + (bi * p.e + c) * (N + 2u);\n    for (var j = 0u; j < N; j++) { GO[o + j] = dAc[j]; }\n    GO[o + N] = dDs;\n    GO[o + N + 1u] = dBs;\n  }\n}\n\n@compute @workgroup_size(64)\nfn sb_rows(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = flat(wid, nwg, li);\n  let re = p.R * p.e;\n  if (i >= re) { return; }\n  let row = i / p.e;\n  let c = i - row * p.e;\n  du[p.duoff + row * p.duld + c] = GOr[i];\n  dd[p.ddoff + row * p.ddld + c] = GOr[re + i];\n  if (has(F_Z)) { dz[p.dzoff + row * p.dzld + c] = GOr[2u * re + i]; }\n}\n\n@compute @workgroup_size(64)\nfn sb_chans(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let c = flat(wid, nwg, li);\n  if (c >= p.e) { return; }\n  let o = 3u * p.R * p.e + c * (N + 2u);\n  let stride = p.e * (N + 2u); // from one sequence's results to the next's\n  for (var j = 0u; j <= N + 1u; j++) {\n    var s = 0.0;\n    for (var bi = 0u; bi < p.b; bi++) { s += GOr[o + bi * stride + j]; }\n    if (j < N) { dA[p.dAoff + c * p.dAld + j] = s; }\n    if (j == N && has(F_D)) { dD[p.dDoff + c] = s; }\n    if (j == N + 1u && has(F_BIAS)) { dbias[p.dbsoff + c] = s; }\n  }\n}\n\n@compute @workgroup_size(64)\nfn sb_h0(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = flat(wid, nwg, li);\n  if (i >= p.b * p.e * N) { return; }\n  let r = i / N;\n  let j = i - r * N;\n  dh0[p.dh0off + r * p.dh0ld + j] = GOr[3u * p.R * p.e + p.b * p.e * (N + 2u) + i];\n}\n\n@compute @workgroup_size(64)\nfn sb_sum(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = flat(wid, nwg, li);\n  if (i >= p.R * 2u * N) { return; }\n  let row = i / (2u * N);\n  let q = i - row * 2u * N;\n  var s = 0.0;\n  for (var g = 0u; g < p.G; g++) { s += WKr[p.part + (g * p.R + row) * 2u * N + q]; }\n  if (q < N) { dB[p.dBoff + row * p.dBld + q] = s; } else { dC[p.dCoff + row * p.dCld + q - N] = s; }\n}\n",
+  code: "// The gradient of the selective scan (the math: cpu/reference/selective-scan-backward.ts), chunked as\n// the forward (scan.wgsl) so that it runs in parallel over (sequence, chunk, channel, state). Per\n// (sequence, channel, state j), with a_t = exp(dt_t A_j), g'_t = dy_t silu(z_t) and chunks of T steps:\n//   forward   h_t = a_t h_{t-1} + dt_t u_t B_t             (the chunk's effect: h_end = P h_start + hl)\n//   adjoint   G_t = g'_t C_t + a_{t+1} G_{t+1}             (carried backwards: c_{k-1} = P_k c_k + gl_k)\n// where P_k = exp(A sum_k dt) is chunk k's total decay, hl its state from zero, gl = sum_t (prod_{s<=t}\n// a_s) g'_t C_t its adjoint from zero (both linear in the carry, so the carries can run apart):\n//   bs_pack   A, D, deltaBias -> CH; B, C -> BCO (rows [B_t | C_t]); both into WK\n//   bs_chunk  per (sequence, chunk, channel, state): hl, gl, sum(dt) -> SH, SG, SS\n//   bs_carry  per (sequence, channel, state): walks the chunks forwards (SH <- the state entering each\n//             chunk) and backwards (SG <- the adjoint entering each chunk from its end); dh0\n//   bs_main   per (sequence, chunk, channels): recomputes the chunk's states from SH (kept in registers,\n//             T per lane), walks it backwards from SG, writes du, dDelta, dz, and partial sums: dA per\n//             (sequence, chunk, channel, state) over SH, dD and dBias per (sequence, chunk, channel)\n//             -> SP, dB and dC per (channel block, row) -> PB\n//   bs_part   dA, dD, dBias: `parts` threads per output each add a range of the (sequence, chunk)\n//             partials (enough threads to keep the memory busy) -> SG (dead after bs_main)\n//   bs_sum    adds the partials up in a fixed order (deterministic, no atomics): dB, dC over the\n//             channel blocks, dA, dD, dBias over bs_part's ranges\n// Threads: NL lanes per channel (lane ln holds states ln, ln + NL, ...: S of them), CW = 64 / NL\n// channels per workgroup. Sums over states (y', du, dDelta) and over channels (dB, dC) go through\n// workgroup memory once per chunk and phase (all T steps written, one barrier, then reduced).\n// Every entry point binds at most 8 storage buffers (every adapter's minimum). The launcher runs the\n// channels in slices when the scratch would pass its cap (h0, dh0 rows: hbs rows per sequence).\n// Scalar functions with the numerics of the CPU reference (src/backend/cpu/reference/math.ts), in f32.\n\n// log(1 + y) without the cancellation of log(1 + y) for small y (Goldberg's trick: exact to a few ulp).\nfn log1p_f(y: f32) -> f32 {\n  let u = 1.0 + y;\n  if (u == 1.0) { return y; }\n  return log(u) * (y / (u - 1.0));\n}\n\n// softplus(x) = log(1 + e^x), and x itself above 20 (PyTorch's threshold).\nfn softplus_f(x: f32) -> f32 {\n  if (x > 20.0) { return x; }\n  return log1p_f(exp(x));\n}\n\nfn sigmoid_f(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }\n\nfn silu_f(x: f32) -> f32 { return x / (1.0 + exp(-x)); }\n\n// erf from erfc (Numerical Recipes' erfcc, fractional error < 1.2e-7).\nfn erf_f(x: f32) -> f32 {\n  let z = abs(x);\n  let t = 1.0 / (1.0 + 0.5 * z);\n  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +\n          t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));\n  return select(r - 1.0, 1.0 - r, x >= 0.0);\n}\n\n// gelu(x) = x * Phi(x), the exact (erf) form.\nfn gelu_f(x: f32) -> f32 { return 0.5 * x * (1.0 + erf_f(x * 0.70710678118654752)); }\n\nconst NL: u32 = 16u; // lanes per channel (a power of two up to WG; specialised by the launcher)\nconst S: u32 = 1u;   // states per lane: ceil(n / NL)\nconst T: u32 = 16u;  // chunk length: the steps whose states a lane keeps in registers\nconst WG: u32 = 64u; // threads per workgroup of bs_chunk and bs_main\nconst CW: u32 = WG / NL; // channels per workgroup\nconst CB: u32 = 8u;      // bs_carry: chunks per block of loads\n\nconst F_Z: u32 = 1u;\nconst F_D: u32 = 2u;\nconst F_BIAS: u32 = 4u;\nconst F_SOFTPLUS: u32 = 8u;\nconst F_H0: u32 = 16u;\nconst F_DH0: u32 = 32u;\nconst F_ACC: u32 = 64u; // bs_sum adds dB, dC to what is there (a later slice of channels)\n\nstruct P {\n  b: u32, l: u32, e: u32, n: u32, K: u32, NSB: u32, cpb: u32, R: u32, flags: u32, parts: u32,\n  CH: u32, BCO: u32, SH: u32, SG: u32, SS: u32, SP: u32, PB: u32,\n  hbs: u32,\n  uoff: u32, uld: u32, doff: u32, dld: u32, zoff: u32, zld: u32, yoff: u32, yld: u32,\n  aoff: u32, ald: u32, boff: u32, bld: u32, coff: u32, cld: u32, Doff: u32, biasoff: u32, h0off: u32, h0ld: u32,\n  duoff: u32, duld: u32, ddoff: u32, ddld: u32, dzoff: u32, dzld: u32, dAoff: u32, dAld: u32,\n  dBoff: u32, dBld: u32, dCoff: u32, dCld: u32, dDoff: u32, dbsoff: u32, dh0off: u32, dh0ld: u32,\n}\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> U: array<f32>;          // u (b*l, e) view\n@group(0) @binding(2) var<storage, read> DL: array<f32>;         // delta (b*l, e) view\n@group(0) @binding(3) var<storage, read> Z: array<f32>;          // z (b*l, e) view (without F_Z: unused)\n@group(0) @binding(4) var<storage, read> DY: array<f32>;         // dy (b*l, e) view\n@group(0) @binding(5) var<storage, read> Ain: array<f32>;        // A (e, n) view\n@group(0) @binding(6) var<storage, read> Dv: array<f32>;         // D (e)\n@group(0) @binding(7) var<storage, read> Bias: array<f32>;       // deltaBias (e)\n@group(0) @binding(8) var<storage, read> Bm: array<f32>;         // B (b*l, n) view\n@group(0) @binding(9) var<storage, read> Cm: array<f32>;         // C (b*l, n) view\n@group(0) @binding(10) var<storage, read> h0: array<f32>;        // (b, hbs, n) view\n@group(0) @binding(11) var<storage, read_write> WK: array<f32>;  // CH, BCO, SH, SG, SS, SP, PB (see the launcher)\n@group(0) @binding(12) var<storage, read_write> du: array<f32>;  // (b*l, e) view\n@group(0) @binding(13) var<storage, read_write> dd: array<f32>;  // dDelta (b*l, e) view\n@group(0) @binding(14) var<storage, read_write> dz: array<f32>;  // (b*l, e) view\n@group(0) @binding(15) var<storage, read_write> dh0: array<f32>; // (b, hbs, n) view\n@group(0) @binding(16) var<storage, read_write> dB: array<f32>;  // (b*l, n) view\n@group(0) @binding(17) var<storage, read_write> dC: array<f32>;  // (b*l, n) view\n@group(0) @binding(18) var<storage, read_write> dA: array<f32>;  // (e, n) view\n@group(0) @binding(19) var<storage, read_write> dD: array<f32>;  // (e)\n@group(0) @binding(20) var<storage, read_write> dbias: array<f32>; // (e)\n\n// Per (channel, step) of the chunk: dt, u, g', softplus'(x) (1 without softplus), dy silu'(z) (the\n// dz factor). Computed once per channel (the channel's lanes take a step each) instead of once per lane.\nvar<workgroup> stp: array<f32, 5u * CW * T>;\n// bs_main: per-step values of every thread (up to 2 + S per step; rows of WG + 1 so that the sums over\n// a channel's lanes at consecutive steps fall in different banks), then the dB, dC sums of the\n// workgroup's rounds of channels per (step, state), then dDelta per (channel, step) for dBias\nconst RW: u32 = WG + 1u;\nvar<workgroup> red: array<f32, (2u + S) * T * RW>;\nvar<workgroup> acc: array<f32, 2u * T * NL * S>;\nvar<workgroup> sdd: array<f32, CW * T>;\n\nfn has(f: u32) -> bool { return (p.flags & f) != 0u; }\nfn flat(wid: vec3u, nwg: vec3u, li: u32) -> u32 { return (wid.y * nwg.x + wid.x) * 64u + li; }\n\n// One (channel, step)'s inputs: x = delta + bias, dt, u, dy and g' = dy silu(z); zeros for a step\n// past the sequence's end or a channel past e (a = 1 and no input: the carries pass through unchanged).\nstruct Step { x: f32, dt: f32, u: f32, gy: f32, z: f32, g: f32 }\n\nfn step_in(bi: u32, t: u32, c: u32, bias: f32, live: bool) -> Step {\n  var s: Step;\n  if (!live || t >= p.l) { return s; }\n  let row = bi * p.l + t;\n  s.x = DL[p.doff + row * p.dld + c] + bias;\n  s.dt = s.x;\n  if (has(F_SOFTPLUS)) { s.dt = softplus_f(s.x); }\n  s.u = U[p.uoff + row * p.uld + c];\n  s.gy = DY[p.yoff + row * p.yld + c];\n  s.g = s.gy;\n  if (has(F_Z)) {\n    s.z = Z[p.zoff + row * p.zld + c];\n    s.g = s.gy * silu_f(s.z);\n  }\n  return s;\n}\n\n// WK row of B_t (then C_t at + n) for step t of sequence bi (the last row for steps past the end).\nfn bc_row(bi: u32, t: u32) -> u32 { return p.BCO + (bi * p.l + min(t, p.l - 1u)) * 2u * p.n; }\n\n// Fills stp for the workgroup's channel c (lane ln of it) over steps t0 .. t0 + T (zeros past the end).\nfn prep_steps(bi: u32, t0: u32, c: u32, ln: u32, cl: u32, bias: f32, live: bool) {\n  for (var i = ln; i < T; i += NL) {\n    let st = step_in(bi, t0 + i, c, bias, live);\n    let o = (cl * T + i) * 5u;\n    stp[o] = st.dt;\n    stp[o + 1u] = st.u;\n    stp[o + 2u] = st.g;\n    var spd = 1.0;\n    if (has(F_SOFTPLUS)) { spd = select(sigmoid_f(st.x), 1.0, st.x > 20.0); }\n    stp[o + 3u] = spd;\n    var dzf = 0.0;\n    if (has(F_Z)) {\n      let sg = sigmoid_f(st.z);\n      dzf = st.gy * sg * (1.0 + st.z * (1.0 - sg));\n    }\n    stp[o + 4u] = dzf;\n  }\n}\n\n@compute @workgroup_size(64)\nfn bs_pack(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = flat(wid, nwg, li);\n  let nc = p.e * (p.n + 2u);\n  if (i < nc) {\n    let c = i / (p.n + 2u);\n    let j = i - c * (p.n + 2u);\n    var v = 0.0;\n    if (j < p.n) {\n      v = Ain[p.aoff + c * p.ald + j];\n    } else if (j == p.n) {\n      if (has(F_D)) { v = Dv[p.Doff + c]; }\n    } else if (has(F_BIAS)) {\n      v = Bias[p.biasoff + c];\n    }\n    WK[p.CH + i] = v;\n    return;\n  }\n  let i2 = i - nc;\n  if (i2 >= p.R * 2u * p.n) { return; }\n  let row = i2 / (2u * p.n);\n  let q = i2 - row * 2u * p.n;\n  if (q < p.n) {\n    WK[p.BCO + i2] = Bm[p.boff + row * p.bld + q];\n  } else {\n    WK[p.BCO + i2] = Cm[p.coff + row * p.cld + q - p.n];\n  }\n}\n\n@compute @workgroup_size(WG)\nfn bs_chunk(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {\n  let cl = li / NL;\n  let ln = li - cl * NL;\n  let c = wid.x * CW + cl;\n  let k = wid.y;\n  let bi = wid.z;\n  let live = c < p.e;\n  let cc = min(c, p.e - 1u);\n  let cb = p.CH + cc * (p.n + 2u);\n  let t0 = k * T;\n  prep_steps(bi, t0, cc, ln, cl, WK[cb + p.n + 1u], live);\n  workgroupBarrier();\n  if (!live) { return; }\n  var A: array<f32, S>;\n  var h: array<f32, S>;\n  var dec: array<f32, S>;\n  var gl: array<f32, S>;\n  for (var s = 0u; s < S; s++) {\n    let j = ln + NL * s;\n    A[s] = 0.0;\n    if (j < p.n) { A[s] = WK[cb + j]; }\n    h[s] = 0.0;\n    dec[s] = 1.0;\n    gl[s] = 0.0;\n  }\n  var sdt = 0.0;\n  for (var i = 0u; i < T; i++) {\n    let o = (cl * T + i) * 5u;\n    let dt = stp[o];\n    let dtu = dt * stp[o + 1u];\n    let g = stp[o + 2u];\n    sdt += dt;\n    let r = bc_row(bi, t0 + i);\n    for (var s = 0u; s < S; s++) {\n      let j = ln + NL * s;\n      var bv = 0.0;\n      var cv = 0.0;\n      if (j < p.n) {\n        bv = WK[r + j];\n        cv = WK[r + p.n + j];\n      }\n      let a = exp(dt * A[s]);\n      h[s] = a * h[s] + dtu * bv;\n      dec[s] *= a;\n      gl[s] += dec[s] * g * cv;\n    }\n  }\n  let slot = ((bi * p.K + k) * p.e + c) * p.n;\n  for (var s = 0u; s < S; s++) {\n    let j = ln + NL * s;\n    if (j < p.n) {\n      WK[p.SH + slot + j] = h[s];\n      WK[p.SG + slot + j] = gl[s];\n    }\n  }\n  if (ln == 0u) { WK[p.SS + (bi * p.K + k) * p.e + c] = sdt; }\n}\n\n@compute @workgroup_size(64)\nfn bs_carry(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = flat(wid, nwg, li);\n  if (i >= p.b * p.e * p.n) { return; }\n  let bc = i / p.n; // (sequence, channel)\n  let j = i - bc * p.n;\n  let bi = bc / p.e;\n  let c = bc - bi * p.e;\n  let Aj = WK[p.CH + c * (p.n + 2u) + j];\n  let stride = p.e * p.n;                    // from one chunk's slot to the next\n  let base = (bi * p.K * p.e + c) * p.n + j; // chunk 0's slot\n  let sbase = p.SS + bi * p.K * p.e + c;\n  // forwards: SH[k] <- the state entering chunk k (in place of chunk k's local end state); chunks in\n  // blocks of CB whose decays and local states are loaded before the CB updates (the loads overlap)\n  var H = 0.0;\n  if (has(F_H0)) { H = h0[p.h0off + (bi * p.hbs + c) * p.h0ld + j]; }\n  for (var k0 = 0u; k0 < p.K; k0 += CB) {\n    var dec: array<f32, CB>;\n    var loc: array<f32, CB>;\n    for (var q = 0u; q < CB; q++) {\n      let k = min(k0 + q, p.K - 1u);\n      dec[q] = exp(Aj * WK[sbase + k * p.e]);\n      loc[q] = WK[p.SH + base + k * stride];\n    }\n    for (var q = 0u; q < CB; q++) {\n      let k = k0 + q;\n      if (k < p.K) {\n        WK[p.SH + base + k * stride] = H;\n        H = dec[q] * H + loc[q];\n      }\n    }\n  }\n  // backwards: SG[k] <- the adjoint entering chunk k from its end (a_{t1} G_{t1}, t1 the next chunk's\n  // first step); what leaves chunk 0 is dh0\n  var G = 0.0;\n  for (var k0 = 0u; k0 < p.K; k0 += CB) {\n    var dec: array<f32, CB>;\n    var loc: array<f32, CB>;\n    for (var q = 0u; q < CB; q++) {\n      let k = p.K - 1u - min(k0 + q, p.K - 1u);\n      dec[q] = exp(Aj * WK[sbase + k * p.e]);\n      loc[q] = WK[p.SG + base + k * stride];\n    }\n    for (var q = 0u; q < CB; q++) {\n      if (k0 + q < p.K) {\n        let k = p.K - 1u - (k0 + q);\n        WK[p.SG + base + k * stride] = G;\n        G = dec[q] * G + loc[q];\n      }\n    }\n  }\n  if (has(F_DH0)) { dh0[p.dh0off + (bi * p.hbs + c) * p.dh0ld + j] = G; }\n}\n\n@compute @workgroup_size(WG)\nfn bs_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {\n  let cl = li / NL;\n  let ln = li - cl * NL;\n  let sb = wid.x; // block of cpb rounds of CW channels\n  let k = wid.y;\n  let bi = wid.z;\n  let t0 = k * T;\n  let NS = NL * S;\n  for (var q = li; q < 2u * T * NS; q += WG) { acc[q] = 0.0; }\n  for (var cbi = 0u; cbi < p.cpb; cbi++) {\n    let c0 = (sb * p.cpb + cbi) * CW; // the workgroup's first channel this round\n    let c = c0 + cl;\n    let live = c < p.e;\n    let cc = min(c, p.e - 1u);\n    let cb = p.CH + cc * (p.n + 2u);\n    prep_steps(bi, t0, cc, ln, cl, WK[cb + p.n + 1u], live);\n    let slot = ((bi * p.K + k) * p.e + cc) * p.n;\n    var A: array<f32, S>;\n    var h: array<f32, S>;  // the state, from the chunk's incoming one\n    var gc: array<f32, S>; // the adjoint carried backwards, from the chunk's incoming one\n    var dAs: array<f32, S>;\n    for (var s = 0u; s < S; s++) {\n      // set every entry: a declaration in a loop is not reliably zeroed again each round\n      A[s] = 0.0;\n      h[s] = 0.0;\n      gc[s] = 0.0;\n      dAs[s] = 0.0;\n      let j = ln + NL * s;\n      if (live && j < p.n) {\n        A[s] = WK[cb + j];\n        h[s] = WK[p.SH + slot + j];\n        gc[s] = WK[p.SG + slot + j];\n      }\n    }\n    var hp: array<f32, T * S>; // h_{t-1} of the chunk's steps\n    var ap: array<f32, T * S>; // a_t\n    var dDs = 0.0;\n    workgroupBarrier(); // stp\n    // forwards through the chunk: per step, this lane's share of y' = sum_j h_j C_j, and g' h_j (dC)\n    for (var i = 0u; i < T; i++) {\n      let o = (cl * T + i) * 5u;\n      let dt = stp[o];\n      let dtu = dt * stp[o + 1u];\n      let g = stp[o + 2u];\n      dDs += g * stp[o + 1u];\n      let r = bc_row(bi, t0 + i);\n      var y = 0.0;\n      for (var s = 0u; s < S; s++) {\n        let j = ln + NL * s;\n        var bv = 0.0;\n        var cv = 0.0;\n        if (j < p.n) {\n          bv = WK[r + j];\n          cv = WK[r + p.n + j];\n        }\n        let a = exp(dt * A[s]);\n        hp[i * S + s] = h[s];\n        ap[i * S + s] = a;\n        h[s] = a * h[s] + dtu * bv;\n        y += h[s] * cv;\n        red[((1u + s) * T + i) * RW + li] = g * h[s];\n      }\n      red[i * RW + li] = y;\n    }\n    workgroupBarrier();\n    // per (channel, step): dz = dy silu'(z) y', y' = the lanes' sum + D u\n    if (has(F_Z)) {\n      for (var q = li; q < CW * T; q += WG) {\n        let qc = q / T;\n        let i = q - qc * T;\n        let c2 = c0 + qc;\n        if (c2 < p.e && t0 + i < p.l) {\n          var y = 0.0;\n          for (var m = 0u; m < NL; m++) { y += red[i * RW + qc * NL + m]; }\n          let o = q * 5u;\n          y += WK[p.CH + c2 * (p.n + 2u) + p.n] * stp[o + 1u];\n          let row = bi * p.l + t0 + i;\n          dz[p.dzoff + row * p.dzld + c2] = stp[o + 4u] * y;\n        }\n      }\n    }\n    // per (step, state): dC over this round's channels\n    for (var q = li; q < T * NS; q += WG) {\n      let i = q / NS;\n      let j = q - i * NS;\n      let s = j / NL;\n      let m = j - s * NL;\n      var sum = 0.0;\n      for (var w = 0u; w < CW; w++) { sum += red[((1u + s) * T + i) * RW + w * NL + m]; }\n      acc[T * NS + q] += sum;\n    }\n    workgroupBarrier();\n    // backwards through the chunk: G = g' C + (carry); per step this lane's share of sum_j G_j B_j and\n    // sum_j G_j h_{t-1,j} a_j A_j (du, dDelta), and G_j dt u (dB)\n    for (var ii = 0u; ii < T; ii++) {\n      let i = T - 1u - ii;\n      let o = (cl * T + i) * 5u;\n      let dt = stp[o];\n      let dtu = dt * stp[o + 1u];\n      let g = stp[o + 2u];\n      let r = bc_row(bi, t0 + i);\n      var sgb = 0.0;\n      var sgha = 0.0;\n      for (var s = 0u; s < S; s++) {\n        let j = ln + NL * s;\n        var bv = 0.0;\n        var cv = 0.0;\n        if (j < p.n) {\n          bv = WK[r + j];\n          cv = WK[r + p.n + j];\n        }\n        let G = g * cv + gc[s];\n        let a = ap[i * S + s];\n        let gha = G * hp[i * S + s] * a;\n        dAs[s] += gha * dt;\n        sgb += G * bv;\n        sgha += gha * A[s];\n        red[((2u + s) * T + i) * RW + li] = G * dtu;\n        gc[s] = G * a;\n      }\n      red[i * RW + li] = sgb;\n      red[(T + i) * RW + li] = sgha;\n    }\n    workgroupBarrier();\n    // per (channel, step): du = g' D + dt sum G B, dDelta = (sum G h a A + u sum G B) softplus'(x)\n    for (var q = li; q < CW * T; q += WG) {\n      let qc = q / T;\n      let i = q - qc * T;\n      let c2 = c0 + qc;\n      var ddelta = 0.0;\n      if (c2 < p.e && t0 + i < p.l) {\n        var sgb = 0.0;\n        var sgha = 0.0;\n        for (var m = 0u; m < NL; m++) {\n          sgb += red[i * RW + qc * NL + m];\n          sgha += red[(T + i) * RW + qc * NL + m];\n        }\n        let o = q * 5u;\n        let row = bi * p.l + t0 + i;\n        du[p.duoff + row * p.duld + c2] = stp[o + 2u] * WK[p.CH + c2 * (p.n + 2u) + p.n] + stp[o] * sgb;\n        ddelta = (sgha + stp[o + 1u] * sgb) * stp[o + 3u];\n        dd[p.ddoff + row * p.ddld + c2] = ddelta;\n      }\n      sdd[q] = ddelta;\n    }\n    // per (step, state): dB over this round's channels\n    for (var q = li; q < T * NS; q += WG) {\n      let i = q / NS;\n      let j = q - i * NS;\n      let s = j / NL;\n      let m = j - s * NL;\n      var sum = 0.0;\n      for (var w = 0u; w < CW; w++) { sum += red[((2u + s) * T + i) * RW + w * NL + m]; }\n      acc[q] += sum;\n    }\n    workgroupBarrier();\n    // this (sequence, chunk, channel)'s dA (in place of its incoming state, read above), dD and dBias\n    if (live) {\n      for (var s = 0u; s < S; s++) {\n        let j = ln + NL * s;\n        if (j < p.n) { WK[p.SH + slot + j] = dAs[s]; }\n      }\n      if (ln == 0u) {\n        var db = 0.0;\n        for (var i = 0u; i < T; i++) { db += sdd[cl * T + i]; }\n        let o = p.SP + ((bi * p.K + k) * p.e + c) * 2u;\n        WK[o] = dDs;\n        WK[o + 1u] = db;\n      }\n    }\n  }\n  // this block of channels' dB, dC rows of the chunk (each acc entry was summed by this same thread)\n  for (var q = li; q < T * NS; q += WG) {\n    let i = q / NS;\n    let j = q - i * NS;\n    if (t0 + i < p.l && j < p.n) {\n      let o = p.PB + (sb * p.R + bi * p.l + t0 + i) * 2u * p.n;\n      WK[o + j] = acc[q];\n      WK[o + p.n + j] = acc[T * NS + q];\n    }\n  }\n}\n\n@compute @workgroup_size(64)\nfn bs_part(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = flat(wid, nwg, li);\n  let bk = p.b * p.K;\n  let per = (bk + p.parts - 1u) / p.parts; // (sequence, chunk) partials per range\n  let en = p.e * p.n;\n  if (i < p.parts * en) {\n    let q = i / en; // range\n    let r = i - q * en; // (channel, state)\n    let g1 = min(q * per + per, bk);\n    var s = 0.0;\n    for (var g = q * per; g < g1; g++) { s += WK[p.SH + g * en + r]; }\n    WK[p.SG + i] = s;\n    return;\n  }\n  let i2 = i - p.parts * en;\n  if (i2 >= p.parts * p.e) { return; }\n  let q = i2 / p.e;\n  let c = i2 - q * p.e;\n  let g1 = min(q * per + per, bk);\n  var sD = 0.0;\n  var sB = 0.0;\n  for (var g = q * per; g < g1; g++) {\n    sD += WK[p.SP + (g * p.e + c) * 2u];\n    sB += WK[p.SP + (g * p.e + c) * 2u + 1u];\n  }\n  WK[p.SG + p.parts * en + i2 * 2u] = sD;\n  WK[p.SG + p.parts * en + i2 * 2u + 1u] = sB;\n}\n\n@compute @workgroup_size(64)\nfn bs_sum(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = flat(wid, nwg, li);\n  let nbc = p.R * 2u * p.n;\n  if (i < nbc) {\n    // dB, dC: the channel blocks' partials, in block order\n    let row = i / (2u * p.n);\n    let q = i - row * 2u * p.n;\n    var s = 0.0;\n    for (var g = 0u; g < p.NSB; g++) { s += WK[p.PB + (g * p.R + row) * 2u * p.n + q]; }\n    if (q < p.n) {\n      let o = p.dBoff + row * p.dBld + q;\n      if (has(F_ACC)) { s += dB[o]; }\n      dB[o] = s;\n    } else {\n      let o = p.dCoff + row * p.dCld + q - p.n;\n      if (has(F_ACC)) { s += dC[o]; }\n      dC[o] = s;\n    }\n    return;\n  }\n  let i2 = i - nbc;\n  let en = p.e * p.n;\n  if (i2 < en) {\n    // dA: bs_part's ranges, in order\n    var s = 0.0;\n    for (var q = 0u; q < p.parts; q++) { s += WK[p.SG + q * en + i2]; }\n    let c = i2 / p.n;\n    dA[p.dAoff + c * p.dAld + i2 - c * p.n] = s;\n    return;\n  }\n  let c = i2 - en;\n  if (c >= p.e) { return; }\n  var sD = 0.0;\n  var sB = 0.0;\n  for (var q = 0u; q < p.parts; q++) {\n    sD += WK[p.SG + p.parts * en + (q * p.e + c) * 2u];\n    sB += WK[p.SG + p.parts * en + (q * p.e + c) * 2u + 1u];\n  }\n  if (has(F_D)) { dD[p.dDoff + c] = sD; }\n  if (has(F_BIAS)) { dbias[p.dbsoff + c] = sB; }\n}\n",
   entries: {
-    sb_pack: {
+    bs_pack: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'Ain', group: 0, binding: 5, access: 'read', type: 'f32', note: 'A (e, n) view' },
+        { name: 'Dv', group: 0, binding: 6, access: 'read', type: 'f32', note: 'D (e)' },
+        { name: 'Bias', group: 0, binding: 7, access: 'read', type: 'f32', note: 'deltaBias (e)' },
+        { name: 'Bm', group: 0, binding: 8, access: 'read', type: 'f32', note: 'B (b*l, n) view' },
+        { name: 'Cm', group: 0, binding: 9, access: 'read', type: 'f32', note: 'C (b*l, n) view' },
+        { name: 'WK', group: 0, binding: 11, access: 'read_write', type: 'f32',
+          note: 'CH, BCO, SH, SG, SS, SP, PB (see the launcher)' },
+      ],
+      uniform: scanBackward_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.Ain || !b.Dv || !b.Bias || !b.Bm || !b.Cm || !b.WK) return null;
+        return [b.Ain, b.Dv, b.Bias, b.Bm, b.Cm, b.WK];
+      },
+    },
+    bs_chunk: {
       bindings: [
         { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
         { name: 'U', group: 0, binding: 1, access: 'read', type: 'f32', note: 'u (b*l, e) view' },
-        { name: 'dl', group: 0, binding: 2, access: 'read', type: 'f32', note: 'delta (b*l, e) view' },
-        { name: 'z', group: 0, binding: 3, access: 'read', type: 'f32', note: '(b*l, e) view (without F_Z: unused)' },
-        { name: 'dy', group: 0, binding: 4, access: 'read', type: 'f32', note: '(b*l, e) view' },
-        { name: 'IN', group: 0, binding: 11, access: 'read_write', type: 'f32', note: 'packed inputs (4, b*l, e)' },
+        { name: 'DL', group: 0, binding: 2, access: 'read', type: 'f32', note: 'delta (b*l, e) view' },
+        { name: 'Z', group: 0, binding: 3, access: 'read', type: 'f32', note: 'z (b*l, e) view (without F_Z: unused)' },
+        { name: 'DY', group: 0, binding: 4, access: 'read', type: 'f32', note: 'dy (b*l, e) view' },
+        { name: 'WK', group: 0, binding: 11, access: 'read_write', type: 'f32',
+          note: 'CH, BCO, SH, SG, SS, SP, PB (see the launcher)' },
       ],
       uniform: scanBackward_P,
       bind(b: NamedBuffers): GpuStorage[] | null {
-        if (!b.U || !b.dl || !b.z || !b.dy || !b.IN) return null;
-        return [b.U, b.dl, b.z, b.dy, b.IN];
+        if (!b.U || !b.DL || !b.Z || !b.DY || !b.WK) return null;
+        return [b.U, b.DL, b.Z, b.DY, b.WK];
       },
     },
-    sb_packbc: {
+    bs_carry: {
       bindings: [
         { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
-        { name: 'Bm', group: 0, binding: 5, access: 'read', type: 'f32', note: 'B (b*l, n) view' },
-        { name: 'Cm', group: 0, binding: 6, access: 'read', type: 'f32', note: 'C (b*l, n) view' },
-        { name: 'BC', group: 0, binding: 12, access: 'read_write', type: 'f32', note: 'packed (b*l, 2n)' },
+        { name: 'h0', group: 0, binding: 10, access: 'read', type: 'f32', note: '(b, hbs, n) view' },
+        { name: 'WK', group: 0, binding: 11, access: 'read_write', type: 'f32',
+          note: 'CH, BCO, SH, SG, SS, SP, PB (see the launcher)' },
+        { name: 'dh0', group: 0, binding: 15, access: 'read_write', type: 'f32', note: '(b, hbs, n) view' },
       ],
       uniform: scanBackward_P,
       bind(b: NamedBuffers): GpuStorage[] | null {
-        if (!b.Bm || !b.Cm || !b.BC) return null;
-        return [b.Bm, b.Cm, b.BC];
+        if (!b.h0 || !b.WK || !b.dh0) return null;
+        return [b.h0, b.WK, b.dh0];
       },
     },
-    sb_chan: {
+    bs_main: {
       bindings: [
         { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
-        { name: 'A', group: 0, binding: 7, access: 'read', type: 'f32', note: '(e, n) view' },
-        { name: 'D', group: 0, binding: 8, access: 'read', type: 'f32', note: '(e)' },
-        { name: 'bias', group: 0, binding: 9, access: 'read', type: 'f32', note: 'deltaBias (e)' },
-        { name: 'chan', group: 0, binding: 13, access: 'read_write', type: 'f32', note: 'packed (e, n + 2)' },
+        { name: 'U', group: 0, binding: 1, access: 'read', type: 'f32', note: 'u (b*l, e) view' },
+        { name: 'DL', group: 0, binding: 2, access: 'read', type: 'f32', note: 'delta (b*l, e) view' },
+        { name: 'Z', group: 0, binding: 3, access: 'read', type: 'f32', note: 'z (b*l, e) view (without F_Z: unused)' },
+        { name: 'DY', group: 0, binding: 4, access: 'read', type: 'f32', note: 'dy (b*l, e) view' },
+        { name: 'WK', group: 0, binding: 11, access: 'read_write', type: 'f32',
+          note: 'CH, BCO, SH, SG, SS, SP, PB (see the launcher)' },
+        { name: 'du', group: 0, binding: 12, access: 'read_write', type: 'f32', note: '(b*l, e) view' },
+        { name: 'dd', group: 0, binding: 13, access: 'read_write', type: 'f32', note: 'dDelta (b*l, e) view' },
+        { name: 'dz', group: 0, binding: 14, access: 'read_write', type: 'f32', note: '(b*l, e) view' },
       ],
       uniform: scanBackward_P,
       bind(b: NamedBuffers): GpuStorage[] | null {
-        if (!b.A || !b.D || !b.bias || !b.chan) return null;
-        return [b.A, b.D, b.bias, b.chan];
+        if (!b.U || !b.DL || !b.Z || !b.DY || !b.WK || !b.du || !b.dd || !b.dz) return null;
+        return [b.U, b.DL, b.Z, b.DY, b.WK, b.du, b.dd, b.dz];
       },
     },
-    sb_main: {
+    bs_part: {
       bindings: [
         { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
-        { name: 'h0', group: 0, binding: 10, access: 'read', type: 'f32', note: '(b*e, n) view' },
-        { name: 'GO', group: 0, binding: 14, access: 'read_write', type: 'f32', note: 'packed outputs' },
-        { name: 'WK', group: 0, binding: 15, access: 'read_write', type: 'f32', note: 'work slots and partials' },
-        { name: 'INr', group: 0, binding: 16, access: 'read', type: 'f32', note: 'IN, read by sb_main' },
-        { name: 'BCr', group: 0, binding: 17, access: 'read', type: 'f32', note: 'BC, read by sb_main' },
-        { name: 'chanr', group: 0, binding: 18, access: 'read', type: 'f32', note: 'chan, read by sb_main' },
+        { name: 'WK', group: 0, binding: 11, access: 'read_write', type: 'f32',
+          note: 'CH, BCO, SH, SG, SS, SP, PB (see the launcher)' },
       ],
       uniform: scanBackward_P,
       bind(b: NamedBuffers): GpuStorage[] | null {
-        if (!b.h0 || !b.GO || !b.WK || !b.INr || !b.BCr || !b.chanr) return null;
-        return [b.h0, b.GO, b.WK, b.INr, b.BCr, b.chanr];
+        if (!b.WK) return null;
+        return [b.WK];
       },
     },
-    sb_rows: {
+    bs_sum: {
       bindings: [
         { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
-        { name: 'GOr', group: 0, binding: 19, access: 'read', type: 'f32', note: 'GO, read by the unpacking entries' },
-        { name: 'du', group: 0, binding: 21, access: 'read_write', type: 'f32', note: '(b*l, e) view' },
-        { name: 'dd', group: 0, binding: 22, access: 'read_write', type: 'f32', note: 'dDelta (b*l, e) view' },
-        { name: 'dz', group: 0, binding: 23, access: 'read_write', type: 'f32', note: '(b*l, e) view' },
+        { name: 'WK', group: 0, binding: 11, access: 'read_write', type: 'f32',
+          note: 'CH, BCO, SH, SG, SS, SP, PB (see the launcher)' },
+        { name: 'dB', group: 0, binding: 16, access: 'read_write', type: 'f32', note: '(b*l, n) view' },
+        { name: 'dC', group: 0, binding: 17, access: 'read_write', type: 'f32', note: '(b*l, n) view' },
+        { name: 'dA', group: 0, binding: 18, access: 'read_write', type: 'f32', note: '(e, n) view' },
+        { name: 'dD', group: 0, binding: 19, access: 'read_write', type: 'f32', note: '(e)' },
+        { name: 'dbias', group: 0, binding: 20, access: 'read_write', type: 'f32', note: '(e)' },
       ],
       uniform: scanBackward_P,
       bind(b: NamedBuffers): GpuStorage[] | null {
-        if (!b.GOr || !b.du || !b.dd || !b.dz) return null;
-        return [b.GOr, b.du, b.dd, b.dz];
-      },
-    },
-    sb_chans: {
-      bindings: [
-        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
-        { name: 'GOr', group: 0, binding: 19, access: 'read', type: 'f32', note: 'GO, read by the unpacking entries' },
-        { name: 'dA', group: 0, binding: 24, access: 'read_write', type: 'f32', note: '(e, n) view' },
-        { name: 'dD', group: 0, binding: 25, access: 'read_write', type: 'f32', note: '(e)' },
-        { name: 'dbias', group: 0, binding: 26, access: 'read_write', type: 'f32', note: '(e)' },
-      ],
-      uniform: scanBackward_P,
-      bind(b: NamedBuffers): GpuStorage[] | null {
-        if (!b.GOr || !b.dA || !b.dD || !b.dbias) return null;
-        return [b.GOr, b.dA, b.dD, b.dbias];
-      },
-    },
-    sb_h0: {
-      bindings: [
-        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
-        { name: 'GOr', group: 0, binding: 19, access: 'read', type: 'f32', note: 'GO, read by the unpacking entries' },
-        { name: 'dh0', group: 0, binding: 27, access: 'read_write', type: 'f32', note: '(b*e, n) view' },
-      ],
-      uniform: scanBackward_P,
-      bind(b: NamedBuffers): GpuStorage[] | null {
-        if (!b.GOr || !b.dh0) return null;
-        return [b.GOr, b.dh0];
-      },
-    },
-    sb_sum: {
-      bindings: [
-        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
-        { name: 'WKr', group: 0, binding: 20, access: 'read', type: 'f32', note: 'WK, read by sb_sum' },
-        { name: 'dB', group: 0, binding: 28, access: 'read_write', type: 'f32', note: '(b*l, n) view' },
-        { name: 'dC', group: 0, binding: 29, access: 'read_write', type: 'f32', note: '(b*l, n) view' },
-      ],
-      uniform: scanBackward_P,
-      bind(b: NamedBuffers): GpuStorage[] | null {
-        if (!b.WKr || !b.dB || !b.dC) return null;
-        return [b.WKr, b.dB, b.dC];
+        if (!b.WK || !b.dB || !b.dC || !b.dA || !b.dD || !b.dbias) return null;
+        return [b.WK, b.dB, b.dC, b.dA, b.dD, b.dbias];
       },
     },
   },
