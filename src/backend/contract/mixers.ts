@@ -300,6 +300,12 @@ export interface AttentionArgs {
   keys?: number;
   /** Heads of k and v (grouped-query attention); default `heads`. */
   kvHeads?: number;
+  /**
+   * Key rows in use per sequence, (b) f32 holding integers in [lq, lk] (a batch of sequences at different
+   * context lengths: the server's decode batch of a hybrid model); replaces `keys` row by row, and row bi
+   * reads no key past its own count (query i sits at position rowKeys[bi] - lq + i). `keys` then bounds them.
+   */
+  rowKeys?: Tensor;
 }
 
 export interface AttentionBackwardArgs {
@@ -345,6 +351,11 @@ export function checkAttention(
       `${op}: keys must be an integer in [${lq}, ${lk}] (at least one key per query, at most the rows of k), got ${keys}`,
     );
   if (!Number.isFinite(a.scale)) fail('BAD_ARGUMENT', `${op}: scale must be a finite number, got ${a.scale}`);
+  if (a.rowKeys) {
+    checkSameBackend(op, a.out, a.rowKeys);
+    checkFloat(op, 'rowKeys', a.rowKeys);
+    checkShape(op, 'rowKeys', a.rowKeys.shape, [b]);
+  }
   return { b, lq, lk, H, G, dk: qc / H, dv, keys };
 }
 

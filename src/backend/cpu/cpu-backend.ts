@@ -71,7 +71,7 @@ import { simdLevel, wasmKernelsSupported } from './wasm/module.js';
 import { defaultThreadHost } from './wasm/default-thread-host.js';
 import { KernelThreadOps, type ThreadOpsSetup } from './wasm/thread-ops.js';
 import { ArenaSet, canShareMemory, type Arena, type ArenaOptions } from './runtime/arena.js';
-import { attention } from './reference/attention.js';
+import { attention, type AttentionDims } from './reference/attention.js';
 import { attentionBackward } from './reference/attention-backward.js';
 import { diagonalSsmScan } from './reference/diagonal-ssm-scan.js';
 import { fftConv } from './reference/fft-conv.js';
@@ -861,9 +861,26 @@ export class CpuBackend implements Backend {
   }
 
   attention(a: AttentionArgs): void {
-    const d = checkAttention('attention', a);
+    const d: AttentionDims = checkAttention('attention', a);
+    if (a.rowKeys) d.rowKeys = this.rowKeys(a.rowKeys, d);
     if (this.wasm && this.wasm.attention(a, d)) return;
     attention(this.view(a.out), this.view(a.q), this.view(a.k), this.view(a.v), d, a.scale);
+  }
+
+  /** Attention's per-sequence key counts, checked to lie in [lq, keys]; `d.keys` becomes their maximum. */
+  private rowKeys(t: Tensor, d: AttentionDims): Int32Array {
+    const h = this.hostView(t);
+    const out = new Int32Array(d.b);
+    let most = d.lq;
+    for (let bi = 0; bi < d.b; bi++) {
+      const n = h.data[h.off + bi];
+      if (!(Number.isInteger(n) && n >= d.lq && n <= d.keys))
+        fail('BAD_ARGUMENT', `attention: rowKeys[${bi}] is ${n}, expected an integer in [${d.lq}, ${d.keys}]`);
+      out[bi] = n;
+      most = Math.max(most, n);
+    }
+    d.keys = most;
+    return out;
   }
 
   attentionBackward(a: AttentionBackwardArgs): void {

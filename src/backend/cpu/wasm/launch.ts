@@ -920,6 +920,12 @@ export class WasmOps {
     const per = (((keys + 3) & ~3) + ((dv + 3) & ~3)) * 4 + 64;
     const pool = this.pool && units > 1 && units * keys * (dk + dv) >= 1 << 16 ? this.pool : undefined;
     const scratch = this.bump((pool ? pool.threads : 1) * per);
+    // a key count per sequence (d.keys is their maximum): attention_rows_lens reads them from the arena
+    let lens = 0;
+    if (d.rowKeys) {
+      lens = this.bump(4 * b);
+      new Int32Array(this.tgt.buffer(), lens, b).set(d.rowKeys);
+    }
     if (pool) {
       const args: [number, number][] = [
         [AT.arena, this.tgt.id],
@@ -940,12 +946,13 @@ export class WasmOps {
         [AT.keys, keys],
         [AT.scratch, scratch],
         [AT.stride, per],
+        [AT.lens, lens],
       ];
       for (const [key, val] of args) pool.setI(key, val);
       pool.setF(AT.scale, a.scale);
       pool.run(OP_ATTN, units);
     } else {
-      this.K.attention_rows(
+      (lens ? this.K.attention_rows_lens : this.K.attention_rows)(
         out,
         a.out.ld,
         q,
@@ -960,7 +967,7 @@ export class WasmOps {
         G,
         dk,
         dv,
-        keys,
+        lens || keys,
         a.scale,
         scratch,
         0,

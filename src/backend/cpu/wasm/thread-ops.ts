@@ -286,6 +286,8 @@ export const AT = {
   scale: 16, // f32
   scratch: 17,
   stride: 18,
+  /** Address of the per-sequence key counts (attention_rows_lens), 0 for none (keys for all). */
+  lens: 19,
 } as const;
 export const M3 = { arena: 0, params: 1, scratch: 2, stride: 3, t0: 4, t1: 5 } as const;
 export const M3B = { arena: 0, params: 1, scratch: 2, stride: 3 } as const;
@@ -615,7 +617,8 @@ export function runChunk(ctx: ThreadContext, op: number, I: Int32Array, F: Float
       return;
     }
     case OP_ATTN: {
-      ctx.kernels[a(AT.arena)]!.attention_rows(
+      const K = ctx.kernels[a(AT.arena)]!;
+      (a(AT.lens) ? K.attention_rows_lens : K.attention_rows)(
         a(AT.out),
         a(AT.ldo),
         a(AT.q),
@@ -630,7 +633,7 @@ export function runChunk(ctx: ThreadContext, op: number, I: Int32Array, F: Float
         a(AT.G),
         a(AT.dk),
         a(AT.dv),
-        a(AT.keys),
+        a(AT.lens) || a(AT.keys),
         F[ARGS + AT.scale],
         a(AT.scratch) + ctx.tid * a(AT.stride),
         j0,
