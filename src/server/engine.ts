@@ -280,7 +280,7 @@ export class Engine {
       // a failure of the shared step: every request in flight gets it (none is left hanging)
       const jobs = new Set([...this.prefilling, ...[...this.decoding, ...this.joining].map((s) => s.job)]);
       for (const j of jobs) j.failed(e);
-      for (const s of [...this.decoding, ...this.joining]) s.state?.dispose(); // (solo rows, joining rows)
+      for (const s of [...this.decoding, ...this.joining]) s.state?.dispose(); // (joining rows)
       this.prefilling.length = 0;
       this.decoding = [];
       this.joining = [];
