@@ -65,6 +65,8 @@ interface StepWorkspace {
   k: Tensor; // (b, 1, G·dh)
   v: Tensor; // (b, 1, G·dh)
   o: Tensor; // (b, 1, H·dh)
+  /** Each row's position, for a step with a position per row (rotary's rowStarts). */
+  starts: Tensor; // (b)
 }
 
 export class CausalSelfAttention implements Mixer {
@@ -97,19 +99,23 @@ export class CausalSelfAttention implements Mixer {
         fail('SHAPE_MISMATCH', `attention: ${name} must be (${r}, ${c}), got (${t.shape.join(', ')})`);
   }
 
-  /** RoPE in place on the first rotaryDim dims of each of `heads` heads of x (b, l, heads·dh). */
-  private rope(x: Tensor, heads: number, start: number): void {
+  /**
+   * RoPE in place on the first rotaryDim dims of each of `heads` heads of x (b, l, heads·dh), from
+   * position `start`, or from each sequence's own (`rowStarts` (b)).
+   */
+  private rope(x: Tensor, heads: number, start: number, rowStarts?: Tensor): void {
     const { headDim: dh, rotaryDim, ropeTheta } = this.dims;
     if (rotaryDim === 0) return;
     const rotary = requireMixerKernel(this.backend, 'rotary');
+    const o = { start, base: ropeTheta, ...(rowStarts ? { rowStarts } : {}) };
     if (rotaryDim === dh) {
-      rotary(x, x, { headDim: dh, start, base: ropeTheta });
+      rotary(x, x, { headDim: dh, ...o });
       return;
     }
     // Partial rotary: each head's leading rotaryDim columns are a (b, l, rotaryDim) view of their own.
     for (let h = 0; h < heads; h++) {
       const part = x.narrow(h * dh, rotaryDim);
-      rotary(part, part, { headDim: rotaryDim, start, base: ropeTheta });
+      rotary(part, part, { headDim: rotaryDim, ...o });
     }
   }
 
@@ -165,6 +171,7 @@ export class CausalSelfAttention implements Mixer {
         k: bk.alloc([b, 1, this.kvWidth]).keep(),
         v: bk.alloc([b, 1, this.kvWidth]).keep(),
         o: bk.alloc([b, 1, this.qWidth]).keep(),
+        starts: bk.alloc([b]).keep(),
       };
       this.workspaces.set(b, ws);
     }
@@ -186,11 +193,14 @@ export class CausalSelfAttention implements Mixer {
       attention({ out: ws.o, q: ws.q, k: state.k, v: state.v, heads, kvHeads, scale, keys: t + 1 });
       this.setLengths(state.length, t + 1);
     } else {
-      // row r: rotated by its own position, its key and value written there, its own keys attended
+      // each row rotated by its own position, its key and value written there, its own keys attended
+      if (this.dims.rotaryDim > 0) {
+        this.setLengths(ws.starts, rows);
+        this.rope(ws.q, heads, 0, ws.starts);
+        this.rope(ws.k, kvHeads, 0, ws.starts);
+      }
       for (let r = 0; r < b; r++) {
         const p = rows[r];
-        this.rope(rowsOf(ws.q, r, 0, 1), heads, p);
-        this.rope(rowsOf(ws.k, r, 0, 1), kvHeads, p);
         bk.copy(rowsOf(state.k, r, p, 1), rowsOf(ws.k, r, 0, 1));
         bk.copy(rowsOf(state.v, r, p, 1), rowsOf(ws.v, r, 0, 1));
       }
@@ -239,7 +249,7 @@ export class CausalSelfAttention implements Mixer {
     return most;
   }
 
-  /** Writes the filled positions of every row: one count for all, or one per row. */
+  /** Writes the filled positions of every row (or the rows' positions): one count for all, or one per row. */
   private setLengths(length: Tensor, n: number | readonly number[]): void {
     const b = length.size;
     const host = this.backend.hostView?.(length);
@@ -321,7 +331,7 @@ export class CausalSelfAttention implements Mixer {
   parametersChanged(): void {}
 
   dispose(): void {
-    for (const ws of this.workspaces.values()) for (const t of [ws.q, ws.k, ws.v, ws.o]) t.dispose();
+    for (const ws of this.workspaces.values()) for (const t of [ws.q, ws.k, ws.v, ws.o, ws.starts]) t.dispose();
     this.workspaces.clear();
   }
 }

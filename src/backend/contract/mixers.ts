@@ -392,6 +392,11 @@ export interface RotaryOptions {
   /** Frequency base (10000 in RoFormer, GPT-NeoX, Llama). */
   base: number;
   inverse?: boolean;
+  /**
+   * A start per sequence, (b) f32 holding integers (a decode batch of sequences at different positions):
+   * row t of sequence bi sits at rowStarts[bi] + t; `start` is then unused.
+   */
+  rowStarts?: Tensor;
 }
 
 export function checkRotary(out: Tensor, x: Tensor, o: RotaryOptions): { b: number; l: number; H: number; dh: number } {
@@ -406,6 +411,11 @@ export function checkRotary(out: Tensor, x: Tensor, o: RotaryOptions): { b: numb
   if (!(Number.isInteger(o.start) && o.start >= 0))
     fail('BAD_ARGUMENT', `${op}: start must be a non-negative integer, got ${o.start}`);
   if (!(o.base > 1)) fail('BAD_ARGUMENT', `${op}: base must be > 1, got ${o.base}`);
+  if (o.rowStarts) {
+    checkSameBackend(op, x, o.rowStarts);
+    checkFloat(op, 'rowStarts', o.rowStarts);
+    checkShape(op, 'rowStarts', o.rowStarts.shape, [b]);
+  }
   return { b, l, H: w / dh, dh };
 }
 

@@ -904,7 +904,14 @@ export class CpuBackend implements Backend {
 
   rotary(out: Tensor, x: Tensor, o: RotaryOptions): void {
     const { b, l, H, dh } = checkRotary(out, x, o);
-    rotary(this.view(out), this.view(x), b, l, H, dh, o.start, o.base, !!o.inverse);
+    let starts: number[] | undefined;
+    if (o.rowStarts) {
+      const h = this.hostView(o.rowStarts);
+      starts = Array.from({ length: b }, (_, bi) => h.data[h.off + bi]);
+      const bad = starts.findIndex((s) => !(Number.isInteger(s) && s >= 0));
+      if (bad >= 0) fail('BAD_ARGUMENT', `rotary: rowStarts[${bad}] is ${starts[bad]}, expected an integer >= 0`);
+    }
+    rotary(this.view(out), this.view(x), b, l, H, dh, o.start, o.base, !!o.inverse, starts);
   }
 
   moeRoute(weights: Tensor, logits: Tensor, bias: Tensor | null, o: MoeRouteOptions): void {

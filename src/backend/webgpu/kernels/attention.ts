@@ -67,6 +67,7 @@ export function rotary(
   const n = rows * d.H * (d.dh / 2);
   if (n === 0) return;
   const inverse = !!o.inverse;
+  const perRow = o.rowStarts ? 1 : 0;
   const [gx, gy] = grid(n);
   const params = {
     rows,
@@ -79,15 +80,20 @@ export function rotary(
     xld: x.ld,
     ooff: out.offset,
     old: out.ld,
+    soff: o.rowStarts?.offset ?? 0,
   };
+  const starts = o.rowStarts ? bk.buf(o.rowStarts) : bk.dummyR;
   if (out.storage === x.storage) {
     // in place (the same elements: the contract's "out may be x")
     if (out.offset !== x.offset || out.ld !== x.ld)
       fail('BAD_ARGUMENT', 'rotary on WebGPU: out and x share a buffer but are different views');
-    const pipe = bk.d.pipe(`rotary:inplace:${inverse}`, ROTARY_INPLACE, { INVERSE: inverse ? 1 : 0 });
-    bk.d.run(pipe, { o: bk.buf(out) }, params, gx, gy);
+    const pipe = bk.d.pipe(`rotary:inplace:${inverse}:${perRow}`, ROTARY_INPLACE, {
+      INVERSE: inverse ? 1 : 0,
+      ROWS: perRow,
+    });
+    bk.d.run(pipe, { o: bk.buf(out), starts }, params, gx, gy);
     return;
   }
-  const pipe = bk.d.pipe(`rotary:${inverse}`, ROTARY, { INVERSE: inverse ? 1 : 0 });
-  bk.d.run(pipe, { x: bk.buf(x), o: bk.buf(out) }, params, gx, gy);
+  const pipe = bk.d.pipe(`rotary:${inverse}:${perRow}`, ROTARY, { INVERSE: inverse ? 1 : 0, ROWS: perRow });
+  bk.d.run(pipe, { x: bk.buf(x), o: bk.buf(out), starts }, params, gx, gy);
 }

@@ -2052,7 +2052,7 @@ export const rmsnorm = {
 
 const rotary_P = {
   struct: 'P',
-  size: 40,
+  size: 44,
   fields: [
     { name: 'rows', type: 'u32', offset: 0 },
     { name: 'l', type: 'u32', offset: 4 },
@@ -2064,13 +2064,14 @@ const rotary_P = {
     { name: 'xld', type: 'u32', offset: 28 },
     { name: 'ooff', type: 'u32', offset: 32 },
     { name: 'old', type: 'u32', offset: 36 },
+    { name: 'soff', type: 'u32', offset: 40 },
   ],
   write(v: ParamValues, w: ParamWords, at: number): boolean {
     if (
       typeof v.rows !== 'number' || typeof v.l !== 'number' || typeof v.H !== 'number' ||
       typeof v.dh !== 'number' || typeof v.start !== 'number' || typeof v.log2base !== 'number' ||
       typeof v.xoff !== 'number' || typeof v.xld !== 'number' || typeof v.ooff !== 'number' ||
-      typeof v.old !== 'number'
+      typeof v.old !== 'number' || typeof v.soff !== 'number'
     ) return false;
     w.u32[at + 0] = v.rows;
     w.u32[at + 1] = v.l;
@@ -2082,34 +2083,39 @@ const rotary_P = {
     w.u32[at + 7] = v.xld;
     w.u32[at + 8] = v.ooff;
     w.u32[at + 9] = v.old;
+    w.u32[at + 10] = v.soff;
     return true;
   },
 } as const;
 export const rotary = {
   name: 'rotary',
-  code: "// Rotary position embedding, GPT-NeoX half-split layout (contract in contract/mixers.ts; CPU reference\n// cpu/reference/rotary.ts): in each head of width dh, the pair (x_i, x_{i+dh/2}) of row t (position\n// start + t % l) is rotated by the angle pos · base^(-2i/dh) (by minus it when INVERSE). The frequency\n// and the angle are f32, as transformers computes them. One thread per (row, head, pair); out may be x.\n\noverride INVERSE: bool = false;\n\nstruct P { rows: u32, l: u32, H: u32, dh: u32, start: u32, log2base: f32, xoff: u32, xld: u32, ooff: u32, old: u32 }\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> x: array<f32>;        // (b, l, H·dh) view\n@group(0) @binding(2) var<storage, read_write> o: array<f32>;  // (b, l, H·dh) view\n\nstruct Pair { a: u32, r: u32, cs: f32, sn: f32 }\n\n// (cos, sin) of an angle to about 1e-7: WGSL's builtins promise only 2^-11 absolute error (SwiftShader's are off\n// by 2e-5), too coarse for parity. The angle is reduced by quarter turns (pi/2 in three parts, Cody-Waite) to\n// r in [-pi/4, pi/4], where Taylor polynomials of degree 9 and 10 are exact to f32 rounding.\nfn cos_sin(ang: f32) -> vec2<f32> {\n  let k = round(ang * 0.6366197723675814);\n  let r = ((ang - k * 1.5703125) - k * 4.837512969970703e-4) - k * 7.549789948768648e-8;\n  let r2 = r * r;\n  let s = r * (1.0 + r2 * (-1.0 / 6.0 + r2 * (1.0 / 120.0 + r2 * (-1.0 / 5040.0 + r2 * (1.0 / 362880.0)))));\n  let c = 1.0 + r2 * (-0.5 + r2 * (1.0 / 24.0 + r2 * (-1.0 / 720.0 + r2 * (1.0 / 40320.0 + r2 * (-1.0 / 3628800.0)))));\n  let q = i32(k) & 3;\n  if (q == 0) { return vec2<f32>(c, s); }\n  if (q == 1) { return vec2<f32>(-s, c); }\n  if (q == 2) { return vec2<f32>(-c, -s); }\n  return vec2<f32>(s, -c);\n}\n\n// thread id's pair: the column of x1 in its row, the row, and the rotation\nfn pair(id: u32) -> Pair {\n  let half = p.dh / 2u;\n  let i = id % half;\n  let h = (id / half) % p.H;\n  let r = id / (half * p.H);\n  let pos = f32(p.start + r % p.l);\n  let inv_freq = exp2(-f32(2u * i) / f32(p.dh) * p.log2base);\n  var th = pos * inv_freq;\n  if (INVERSE) { th = -th; }\n  let cs = cos_sin(th);\n  return Pair(h * p.dh + i, r, cs.x, cs.y);\n}\n\n@compute @workgroup_size(256)\nfn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {\n  let id = gid.y * nwg.x * 256u + gid.x;\n  if (id >= p.rows * p.H * (p.dh / 2u)) { return; }\n  let w = pair(id);\n  let a = w.a;\n  let r = w.r;\n  let x1 = x[p.xoff + r * p.xld + a];\n  let x2 = x[p.xoff + r * p.xld + a + p.dh / 2u];\n  o[p.ooff + r * p.old + a] = x1 * w.cs - x2 * w.sn;\n  o[p.ooff + r * p.old + a + p.dh / 2u] = x1 * w.sn + x2 * w.cs;\n}\n\n// out = x (one buffer: WebGPU binds a buffer once per dispatch when it is written)\n@compute @workgroup_size(256)\nfn inplace(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {\n  let id = gid.y * nwg.x * 256u + gid.x;\n  if (id >= p.rows * p.H * (p.dh / 2u)) { return; }\n  let w = pair(id);\n  let a = w.a;\n  let r = w.r;\n  let x1 = o[p.ooff + r * p.old + a];\n  let x2 = o[p.ooff + r * p.old + a + p.dh / 2u];\n  o[p.ooff + r * p.old + a] = x1 * w.cs - x2 * w.sn;\n  o[p.ooff + r * p.old + a + p.dh / 2u] = x1 * w.sn + x2 * w.cs;\n}\n",
+  code: "// Rotary position embedding, GPT-NeoX half-split layout (contract in contract/mixers.ts; CPU reference\n// cpu/reference/rotary.ts): in each head of width dh, the pair (x_i, x_{i+dh/2}) of row t (position\n// start + t % l) is rotated by the angle pos · base^(-2i/dh) (by minus it when INVERSE). The frequency\n// and the angle are f32, as transformers computes them. One thread per (row, head, pair); out may be x.\n// ROWS: a start per sequence (starts (b) f32 at soff: a decode batch of sequences at different positions)\n// in place of p.start.\n\noverride INVERSE: bool = false;\noverride ROWS: bool = false;\n\nstruct P { rows: u32, l: u32, H: u32, dh: u32, start: u32, log2base: f32, xoff: u32, xld: u32, ooff: u32, old: u32,\n           soff: u32 }\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> x: array<f32>;        // (b, l, H·dh) view\n@group(0) @binding(2) var<storage, read_write> o: array<f32>;  // (b, l, H·dh) view\n@group(0) @binding(3) var<storage, read> starts: array<f32>;   // (b) view at soff (ROWS), else unused\n\nstruct Pair { a: u32, r: u32, cs: f32, sn: f32 }\n\n// (cos, sin) of an angle to about 1e-7: WGSL's builtins promise only 2^-11 absolute error (SwiftShader's are off\n// by 2e-5), too coarse for parity. The angle is reduced by quarter turns (pi/2 in three parts, Cody-Waite) to\n// r in [-pi/4, pi/4], where Taylor polynomials of degree 9 and 10 are exact to f32 rounding.\nfn cos_sin(ang: f32) -> vec2<f32> {\n  let k = round(ang * 0.6366197723675814);\n  let r = ((ang - k * 1.5703125) - k * 4.837512969970703e-4) - k * 7.549789948768648e-8;\n  let r2 = r * r;\n  let s = r * (1.0 + r2 * (-1.0 / 6.0 + r2 * (1.0 / 120.0 + r2 * (-1.0 / 5040.0 + r2 * (1.0 / 362880.0)))));\n  let c = 1.0 + r2 * (-0.5 + r2 * (1.0 / 24.0 + r2 * (-1.0 / 720.0 + r2 * (1.0 / 40320.0 + r2 * (-1.0 / 3628800.0)))));\n  let q = i32(k) & 3;\n  if (q == 0) { return vec2<f32>(c, s); }\n  if (q == 1) { return vec2<f32>(-s, c); }\n  if (q == 2) { return vec2<f32>(-c, -s); }\n  return vec2<f32>(s, -c);\n}\n\n// thread id's pair: the column of x1 in its row, the row, and the rotation\nfn pair(id: u32) -> Pair {\n  let half = p.dh / 2u;\n  let i = id % half;\n  let h = (id / half) % p.H;\n  let r = id / (half * p.H);\n  var start = p.start;\n  if (ROWS) { start = u32(starts[p.soff + r / p.l]); }\n  let pos = f32(start + r % p.l);\n  let inv_freq = exp2(-f32(2u * i) / f32(p.dh) * p.log2base);\n  var th = pos * inv_freq;\n  if (INVERSE) { th = -th; }\n  let cs = cos_sin(th);\n  return Pair(h * p.dh + i, r, cs.x, cs.y);\n}\n\n@compute @workgroup_size(256)\nfn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {\n  let id = gid.y * nwg.x * 256u + gid.x;\n  if (id >= p.rows * p.H * (p.dh / 2u)) { return; }\n  let w = pair(id);\n  let a = w.a;\n  let r = w.r;\n  let x1 = x[p.xoff + r * p.xld + a];\n  let x2 = x[p.xoff + r * p.xld + a + p.dh / 2u];\n  o[p.ooff + r * p.old + a] = x1 * w.cs - x2 * w.sn;\n  o[p.ooff + r * p.old + a + p.dh / 2u] = x1 * w.sn + x2 * w.cs;\n}\n\n// out = x (one buffer: WebGPU binds a buffer once per dispatch when it is written)\n@compute @workgroup_size(256)\nfn inplace(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {\n  let id = gid.y * nwg.x * 256u + gid.x;\n  if (id >= p.rows * p.H * (p.dh / 2u)) { return; }\n  let w = pair(id);\n  let a = w.a;\n  let r = w.r;\n  let x1 = o[p.ooff + r * p.old + a];\n  let x2 = o[p.ooff + r * p.old + a + p.dh / 2u];\n  o[p.ooff + r * p.old + a] = x1 * w.cs - x2 * w.sn;\n  o[p.ooff + r * p.old + a + p.dh / 2u] = x1 * w.sn + x2 * w.cs;\n}\n",
   entries: {
     main: {
       bindings: [
         { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
         { name: 'x', group: 0, binding: 1, access: 'read', type: 'f32', note: '(b, l, H·dh) view' },
         { name: 'o', group: 0, binding: 2, access: 'read_write', type: 'f32', note: '(b, l, H·dh) view' },
+        { name: 'starts', group: 0, binding: 3, access: 'read', type: 'f32',
+          note: '(b) view at soff (ROWS), else unused' },
       ],
       uniform: rotary_P,
       bind(b: NamedBuffers): GpuStorage[] | null {
-        if (!b.x || !b.o) return null;
-        return [b.x, b.o];
+        if (!b.x || !b.o || !b.starts) return null;
+        return [b.x, b.o, b.starts];
       },
     },
     inplace: {
       bindings: [
         { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
         { name: 'o', group: 0, binding: 2, access: 'read_write', type: 'f32', note: '(b, l, H·dh) view' },
+        { name: 'starts', group: 0, binding: 3, access: 'read', type: 'f32',
+          note: '(b) view at soff (ROWS), else unused' },
       ],
       uniform: rotary_P,
       bind(b: NamedBuffers): GpuStorage[] | null {
-        if (!b.o) return null;
-        return [b.o];
+        if (!b.o || !b.starts) return null;
+        return [b.o, b.starts];
       },
     },
   },
