@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { join } from 'node:path';
 import { CpuBackend } from '../../src/backend/cpu/cpu-backend.js';
 import { loadHybridModel } from '../../src/models/node/load-checkpoint.js';
+import { encodeState } from '../../src/models/state-io.js';
 import { batchedVsAlone } from '../helpers/batched-rows.js';
 import { FAMILY } from '../helpers/fixtures.js';
 
@@ -65,6 +66,13 @@ test('a state whose rows are at different positions refuses forward', async () =
     () => model.forward(ids, { state: s }),
     (e: Error & { code?: string }) => e.code === 'UNSUPPORTED',
   );
+});
+
+test('a state whose rows are at different positions is not saved as one position', async () => {
+  const model = await loadHybridModel(join(FAMILY, 'granite-hybrid-nope'));
+  const s = model.initState(2);
+  s.rowPositions = [0, 0];
+  await assert.rejects(encodeState(model, s), (e: Error & { code?: string }) => e.code === 'UNSUPPORTED');
 });
 
 test('a step with a position per row checks them against the cache counters', async () => {
