@@ -5,8 +5,8 @@ import * as F from '../ops/ops.js';
 import { noGrad } from '../tensor/grad-mode.js';
 import { needsGrad, type Tensor } from '../tensor/tensor.js';
 import type { LowRankAdapter } from './lora.js';
-import { parameterMap, type Mixer, type MixerState } from './mixer.js';
-import { readCounter, rowOfEach, rowsOf, writeCounter } from './rows.js';
+import { parameterMap, type Mixer, type MixerState, type StepPosition } from './mixer.js';
+import { readCounter, rowOfEach, rowsOf } from './rows.js';
 
 /**
  * The causal self-attention of hybrid language models (Granite 4.0-H, Bamba, Nemotron-H, ...), as
@@ -18,10 +18,13 @@ import { readCounter, rowOfEach, rowsOf, writeCounter } from './rows.js';
  * Optional low-rank adapters add to q, k, v before RoPE (Zamba2's shared block: q = q_proj(x) + B(A x)), and
  * `outWidth` lets o_proj map to another width than the input's (Zamba2: input 2·hidden, output hidden).
  *
- * State: the KV cache, `k` and `v` (b, capacity, G·dh) and `length` (1), the filled positions (an f32
- * holding an integer, exact to 2^24, so the state stays all-float and serialises like Mamba's). The
- * model passes the position it tracks on the host, so no device read is needed (WebGPU); where the
- * host addresses the memory, the counter is checked against it (a loaded state is untrusted). Unlike
+ * State: the KV cache, `k` and `v` (b, capacity, G·dh) and `length` (b), each sequence's filled positions
+ * (an f32 holding an integer, exact to 2^24, so the state stays all-float and serialises like Mamba's).
+ * The model passes the position it tracks on the host, so no device read is needed (WebGPU); where the
+ * host addresses the memory, the counter is checked against it (a loaded state is untrusted). A step may
+ * take a position per row (a batch of sequences at different context lengths, the server's decode
+ * batch): each row then writes its key and value at its own position, rotates by it, and attends over
+ * its own filled rows only (the attention kernel's `rowKeys`, read from `length`). Unlike
  * a Mamba layer's, it grows with the context: 2·G·dh floats per token per sequence. The capacity doubles
  * when a token does not fit (amortised: a step allocates only when it crosses a power of two), so no
  * maximum context is fixed when the model is built; `stateShapes` marks the growing dimension with -1.
@@ -62,6 +65,8 @@ interface StepWorkspace {
   k: Tensor; // (b, 1, G·dh)
   v: Tensor; // (b, 1, G·dh)
   o: Tensor; // (b, 1, H·dh)
+  /** Each row's position, for a step with a position per row (rotary's rowStarts). */
+  starts: Tensor; // (b)
 }
 
 export class CausalSelfAttention implements Mixer {
@@ -94,19 +99,23 @@ export class CausalSelfAttention implements Mixer {
         fail('SHAPE_MISMATCH', `attention: ${name} must be (${r}, ${c}), got (${t.shape.join(', ')})`);
   }
 
-  /** RoPE in place on the first rotaryDim dims of each of `heads` heads of x (b, l, heads·dh). */
-  private rope(x: Tensor, heads: number, start: number): void {
+  /**
+   * RoPE in place on the first rotaryDim dims of each of `heads` heads of x (b, l, heads·dh), from
+   * position `start`, or from each sequence's own (`rowStarts` (b)).
+   */
+  private rope(x: Tensor, heads: number, start: number, rowStarts?: Tensor): void {
     const { headDim: dh, rotaryDim, ropeTheta } = this.dims;
     if (rotaryDim === 0) return;
     const rotary = requireMixerKernel(this.backend, 'rotary');
+    const o = { start, base: ropeTheta, ...(rowStarts ? { rowStarts } : {}) };
     if (rotaryDim === dh) {
-      rotary(x, x, { headDim: dh, start, base: ropeTheta });
+      rotary(x, x, { headDim: dh, ...o });
       return;
     }
     // Partial rotary: each head's leading rotaryDim columns are a (b, l, rotaryDim) view of their own.
     for (let h = 0; h < heads; h++) {
       const part = x.narrow(h * dh, rotaryDim);
-      rotary(part, part, { headDim: rotaryDim, start, base: ropeTheta });
+      rotary(part, part, { headDim: rotaryDim, ...o });
     }
   }
 
@@ -142,17 +151,18 @@ export class CausalSelfAttention implements Mixer {
           bk.copy(rowsOf(vc, bi, t0, l), rowsOf(v, bi, 0, l));
         }
         attention({ out: o, q, k: kc, v: vc, heads, kvHeads, scale, keys: t0 + l });
-        writeCounter(state.length, t0 + l);
+        this.setLengths(state.length, t0 + l);
       }
       return F.linear(o, this.w.o, this.w.oBias); // (b, l, out)
     });
   }
 
-  step(x: Tensor, out: Tensor, state: MixerState, position?: number): void {
+  step(x: Tensor, out: Tensor, state: MixerState, position?: StepPosition): void {
     const { heads, kvHeads, scale } = this.dims;
     const bk = this.backend;
     const b = x.rows;
-    const t = this.length(state, position);
+    const rows = typeof position === 'object' ? position : undefined; // a position per row
+    const t = rows ? this.rowLengths(state, rows, b) : this.length(state, position as number | undefined); // (the largest)
     this.reserve(state, t, t + 1);
     let ws = this.workspaces.get(b);
     if (!ws) {
@@ -161,6 +171,7 @@ export class CausalSelfAttention implements Mixer {
         k: bk.alloc([b, 1, this.kvWidth]).keep(),
         v: bk.alloc([b, 1, this.kvWidth]).keep(),
         o: bk.alloc([b, 1, this.qWidth]).keep(),
+        starts: bk.alloc([b]).keep(),
       };
       this.workspaces.set(b, ws);
     }
@@ -173,25 +184,83 @@ export class CausalSelfAttention implements Mixer {
       ad.k.stepAddTo(ws.k, x);
       ad.v.stepAddTo(ws.v, x);
     }
-    this.rope(ws.q, heads, t);
-    this.rope(ws.k, kvHeads, t);
-    bk.copy(rowOfEach(state.k, t), ws.k.reshape([b, this.kvWidth]));
-    bk.copy(rowOfEach(state.v, t), ws.v.reshape([b, this.kvWidth]));
-    requireMixerKernel(
-      bk,
-      'attention',
-    )({
-      out: ws.o,
-      q: ws.q,
-      k: state.k,
-      v: state.v,
-      heads,
-      kvHeads,
-      scale,
-      keys: t + 1,
-    });
+    const attention = requireMixerKernel(bk, 'attention');
+    if (!rows) {
+      this.rope(ws.q, heads, t);
+      this.rope(ws.k, kvHeads, t);
+      bk.copy(rowOfEach(state.k, t), ws.k.reshape([b, this.kvWidth]));
+      bk.copy(rowOfEach(state.v, t), ws.v.reshape([b, this.kvWidth]));
+      attention({ out: ws.o, q: ws.q, k: state.k, v: state.v, heads, kvHeads, scale, keys: t + 1 });
+      this.setLengths(state.length, t + 1);
+    } else {
+      // each row rotated by its own position, its key and value written there, its own keys attended
+      if (this.dims.rotaryDim > 0) {
+        this.setLengths(ws.starts, rows);
+        this.rope(ws.q, heads, 0, ws.starts);
+        this.rope(ws.k, kvHeads, 0, ws.starts);
+      }
+      for (let r = 0; r < b; r++) {
+        const p = rows[r];
+        bk.copy(rowsOf(state.k, r, p, 1), rowsOf(ws.k, r, 0, 1));
+        bk.copy(rowsOf(state.v, r, p, 1), rowsOf(ws.v, r, 0, 1));
+      }
+      this.setLengths(
+        state.length,
+        Array.from(rows, (p) => p + 1),
+      );
+      attention({
+        out: ws.o,
+        q: ws.q,
+        k: state.k,
+        v: state.v,
+        heads,
+        kvHeads,
+        scale,
+        keys: t + 1,
+        rowKeys: state.length,
+      });
+    }
     bk.matmul(out, ws.o, this.w.o, { transB: true, bias: this.w.oBias });
-    writeCounter(state.length, t + 1);
+  }
+
+  /**
+   * The filled positions of each row (a step with a position per row), checked like `length` (against
+   * the counters where the host reads them); returns the largest.
+   */
+  private rowLengths(state: MixerState, rows: readonly number[], b: number): number {
+    const { k, v, length } = state;
+    if (!k || !v || !length)
+      fail('STATE_MISMATCH', 'attention: state must hold "k", "v" and "length" (a KV cache from initState)');
+    if (rows.length !== b || length.size !== b)
+      fail('STATE_MISMATCH', `attention: ${rows.length} row positions and ${length.size} counters for a batch of ${b}`);
+    const host = this.backend.hostView?.(length);
+    let most = 0;
+    for (let r = 0; r < b; r++) {
+      const t = rows[r];
+      if (host && host.data[host.off + r] !== t)
+        fail(
+          'STATE_MISMATCH',
+          `attention: the KV cache of row ${r} holds ${host.data[host.off + r]} positions, the state says ${t} tokens were seen`,
+        );
+      if (!(Number.isInteger(t) && t >= 0 && t <= k.dim(1) && k.dim(1) === v.dim(1)))
+        fail('STATE_MISMATCH', `attention: the KV cache of row ${r} says ${t} positions are filled of its ${k.dim(1)}`);
+      most = Math.max(most, t);
+    }
+    return most;
+  }
+
+  /** Writes the filled positions of every row (or the rows' positions): one count for all, or one per row. */
+  private setLengths(length: Tensor, n: number | readonly number[]): void {
+    const b = length.size;
+    const host = this.backend.hostView?.(length);
+    if (host) {
+      for (let r = 0; r < b; r++) host.data[host.off + r] = typeof n === 'number' ? n : n[r];
+      return;
+    }
+    const values = typeof n === 'number' ? new Float32Array(b).fill(n) : Float32Array.from(n);
+    const up = this.backend.upload(values, [b]);
+    this.backend.copy(length, up);
+    up.dispose();
   }
 
   /**
@@ -236,7 +305,7 @@ export class CausalSelfAttention implements Mixer {
     return {
       k: bk.zeros([batch, FIRST_CAPACITY, this.kvWidth]).keep(),
       v: bk.zeros([batch, FIRST_CAPACITY, this.kvWidth]).keep(),
-      length: bk.zeros([1]).keep(),
+      length: bk.zeros([batch]).keep(),
     };
   }
 
@@ -262,7 +331,7 @@ export class CausalSelfAttention implements Mixer {
   parametersChanged(): void {}
 
   dispose(): void {
-    for (const ws of this.workspaces.values()) for (const t of [ws.q, ws.k, ws.v, ws.o]) t.dispose();
+    for (const ws of this.workspaces.values()) for (const t of [ws.q, ws.k, ws.v, ws.o, ws.starts]) t.dispose();
     this.workspaces.clear();
   }
 }

@@ -9,6 +9,12 @@ import type { Tensor } from '../tensor/tensor.js';
  */
 export type MixerState = Record<string, Tensor>;
 
+/**
+ * The tokens a state has consumed, as `step` takes it: one count for every row, or one per row (a batch
+ * of sequences at different context lengths: the server's decode batch; ModelState.rowPositions).
+ */
+export type StepPosition = number | readonly number[];
+
 export interface Mixer {
   /** Name of the architecture, for messages and `info`. */
   readonly kind: string;
@@ -22,7 +28,7 @@ export interface Mixer {
    * `position` (forward and step): the tokens the state has consumed, as the model knows them on the host
    * (ModelState.position), so a KV cache needs no device read to know its length.
    */
-  step(x: Tensor, out: Tensor, state: MixerState, position?: number): void;
+  step(x: Tensor, out: Tensor, state: MixerState, position?: StepPosition): void;
   /**
    * The recurrent form of the whole pre-norm residual block, where the backend fuses it:
    *   residual <- residual + step(rmsnorm(residual) · norm)     residual (b, d) f32, norm (d)

@@ -2,7 +2,7 @@ import type { Backend } from '../backend/backend.js';
 import { fail } from '../errors.js';
 import * as F from '../ops/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { parameterMap, type Mixer, type MixerState } from './mixer.js';
+import { parameterMap, type Mixer, type MixerState, type StepPosition } from './mixer.js';
 
 /**
  * Mixers side by side on the same input, their outputs summed (Falcon-H1's decoder layer: Mamba-2 and
@@ -44,7 +44,7 @@ export class ParallelMixers implements Mixer {
     return sum as Tensor;
   }
 
-  step(x: Tensor, out: Tensor, state: MixerState, position?: number): void {
+  step(x: Tensor, out: Tensor, state: MixerState, position?: StepPosition): void {
     const bk = this.backend;
     const mixers = Object.values(this.parts);
     let scratch = this.scratch.get(x.rows);

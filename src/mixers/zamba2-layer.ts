@@ -1,6 +1,6 @@
 import type { Tensor } from '../tensor/tensor.js';
 import type { Mamba2Mixer } from './mamba2.js';
-import type { Mixer, MixerState } from './mixer.js';
+import type { Mixer, MixerState, StepPosition } from './mixer.js';
 import type { SharedBlockCall } from './zamba2-shared-block.js';
 
 /**
@@ -27,7 +27,7 @@ export class Zamba2HybridLayer implements Mixer {
     return this.call.forward(h, e0, state, position);
   }
 
-  sharedStep(h: Tensor, e0: Tensor, out: Tensor, state: MixerState, position?: number): void {
+  sharedStep(h: Tensor, e0: Tensor, out: Tensor, state: MixerState, position?: StepPosition): void {
     this.call.step(h, e0, out, state, position);
   }
 

@@ -4,7 +4,7 @@ import * as F from '../ops/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { CausalSelfAttention } from './causal-attention.js';
 import type { LowRankAdapter } from './lora.js';
-import type { MixerState } from './mixer.js';
+import type { MixerState, StepPosition } from './mixer.js';
 
 /**
  * One call of a Zamba2 shared transformer block (Glorioso et al. 2024, "Zamba2"; transformers'
@@ -123,7 +123,7 @@ export class SharedBlockCall {
   }
 
   /** Recurrent form: h, e0 (b, d) -> out (b, d); advances this call's KV cache. */
-  step(h: Tensor, e0: Tensor, out: Tensor, state: MixerState, position?: number): void {
+  step(h: Tensor, e0: Tensor, out: Tensor, state: MixerState, position?: StepPosition): void {
     const bk = this.backend;
     const { d, intermediate: I, eps } = this.dims;
     const s = this.shared;

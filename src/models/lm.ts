@@ -130,6 +130,11 @@ export class LanguageModel<C extends LmConfig = ModelConfig> {
       if (st.batch !== b) fail('STATE_MISMATCH', `forward: state has batch ${st.batch}, ids have batch ${b}`);
       if (st.signature !== this.signature)
         fail('STATE_MISMATCH', `forward: state belongs to ${st.signature}, this model is ${this.signature}`);
+      if (st.rowPositions)
+        fail(
+          'UNSUPPORTED',
+          'forward: the rows of this state are at different positions; step them one token at a time',
+        );
     }
     return scope(() => {
       let residual = F.embedding(ids, this.embeddings); // (b, l, d)
@@ -170,7 +175,7 @@ export class LanguageModel<C extends LmConfig = ModelConfig> {
       if (!pending && !scaled && blk.mixer.blockStep?.(ws.residual, blk.norm, this.eps, st)) return;
       // residual += previous hidden (if any), normed = rmsnorm(residual)
       bk.addRmsnorm(ws.normed, ws.residual, pending ? ws.hidden : null, blk.norm, this.eps);
-      blk.mixer.step(ws.normed, ws.hidden, st, state.position);
+      blk.mixer.step(ws.normed, ws.hidden, st, state.stepPosition);
       if (scaled) bk.binary('mul', ws.hidden, ws.hidden, this.constant(blk.scale as number, this.dModel));
       pending = true;
     });
@@ -178,7 +183,7 @@ export class LanguageModel<C extends LmConfig = ModelConfig> {
     bk.matmul(ws.logits, ws.normed, this.lmHead, { transB: true });
     const div = this.options.logitsDivisor;
     if (div !== undefined && div !== 1) bk.binary('div', ws.logits, ws.logits, this.constant(div, this.vocabSize));
-    state.position += 1;
+    state.advance();
     return ws.logits;
   }
 

@@ -36,6 +36,8 @@ export async function encodeState(model: LanguageModel<LmConfig>, state: ModelSt
       `the state belongs to a model of shape ${state.signature}; this model is ${model.signature}`,
     );
   }
+  if (state.rowPositions)
+    fail('UNSUPPORTED', 'the rows of this state are at different positions; save each row as a state of its own');
   const tensors = [];
   for (const [name, t] of state.tensors()) {
     tensors.push({ name, dtype: 'F32' as const, shape: [...t.shape], data: await t.readFloat() });

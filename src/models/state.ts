@@ -1,6 +1,6 @@
 import { fail, fmtShape } from '../errors.js';
 import type { Backend } from '../backend/backend.js';
-import type { MixerState } from '../mixers/mixer.js';
+import type { MixerState, StepPosition } from '../mixers/mixer.js';
 import { sameShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 
@@ -24,6 +24,25 @@ export class ModelState {
     readonly shapes?: readonly Record<string, readonly number[]>[],
   ) {}
 
+  /**
+   * Tokens each row has consumed, where the rows differ (a batch of sequences at different context
+   * lengths, gathered row by row: the server's decode batch of a hybrid model, whose KV caches then hold
+   * a length per row); null: every row is at `position`. Such a state only steps (`forward` refuses it).
+   */
+  rowPositions: number[] | null = null;
+
+  /** What the mixers' step takes as the tokens consumed: per row where they differ. */
+  get stepPosition(): StepPosition {
+    return this.rowPositions ?? this.position;
+  }
+
+  /** Counts `tokens` more consumed by every row (after a step). */
+  advance(tokens = 1): void {
+    this.position += tokens;
+    const r = this.rowPositions;
+    if (r) for (let i = 0; i < r.length; i++) r[i] += tokens;
+  }
+
   /** An independent copy. */
   clone(): ModelState {
     const layers = this.layers.map((l) => {
@@ -35,7 +54,9 @@ export class ModelState {
       }
       return o;
     });
-    return new ModelState(this.backend, layers, this.batch, this.position, this.signature, this.shapes);
+    const c = new ModelState(this.backend, layers, this.batch, this.position, this.signature, this.shapes);
+    c.rowPositions = this.rowPositions && [...this.rowPositions];
+    return c;
   }
 
   /** Copies another state's values into this one (same model and batch). */
@@ -55,6 +76,7 @@ export class ModelState {
       }
     });
     this.position = other.position;
+    this.rowPositions = other.rowPositions && [...other.rowPositions];
   }
 
   assertCompatible(other: ModelState): void {
@@ -98,8 +120,8 @@ export class ModelState {
   }
 
   /**
-   * Whether some layer keeps a KV cache (its size grows with the context, and its rows share one length:
-   * the sequences of the batch must have seen the same number of tokens).
+   * Whether some layer keeps a KV cache (its size grows with the context; a batch's rows share one
+   * capacity, and `forward` needs them at one position: ModelState.rowPositions).
    */
   get growsWithContext(): boolean {
     return this.shapes?.some((l) => Object.values(l).some((s) => s.some((d) => d < 0))) ?? false;

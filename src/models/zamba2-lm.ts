@@ -68,19 +68,19 @@ export class Zamba2LanguageModel extends LanguageModel<HybridConfig> {
       const st = state.layers[i];
       if (blk.mixer instanceof Zamba2HybridLayer) {
         if (pending) bk.binary('add', ws.residual, ws.residual, ws.hidden);
-        blk.mixer.sharedStep(ws.residual, sw.e0, sw.t, st, state.position);
+        blk.mixer.sharedStep(ws.residual, sw.e0, sw.t, st, state.stepPosition);
         // normed = rmsnorm(h + t), leaving h as it is
         bk.copy(sw.x, ws.residual);
         bk.addRmsnorm(ws.normed, sw.x, sw.t, blk.norm, this.eps);
       } else {
         bk.addRmsnorm(ws.normed, ws.residual, pending ? ws.hidden : null, blk.norm, this.eps);
       }
-      blk.mixer.step(ws.normed, ws.hidden, st, state.position);
+      blk.mixer.step(ws.normed, ws.hidden, st, state.stepPosition);
       pending = true;
     });
     bk.addRmsnorm(ws.normed, ws.residual, pending ? ws.hidden : null, this.normF, this.eps);
     bk.matmul(ws.logits, ws.normed, this.lmHead, { transB: true });
-    state.position += 1;
+    state.advance();
     return ws.logits;
   }
 

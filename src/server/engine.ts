@@ -3,6 +3,7 @@ import type { FinishReason } from '../generate/generate.js';
 import { copyRow } from '../generate/generate.js';
 import type { LanguageModel, LmConfig } from '../models/lm.js';
 import { ModelState } from '../models/state.js';
+import { copyStateRow, reserveContext } from '../models/state-rows.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { CacheHit, PromptCache } from './prompt-cache.js';
 import { TokenSampler, tokenLogprobs, type SequenceSampling, type TokenLogprob } from './token-sampler.js';
@@ -18,12 +19,16 @@ import { TokenSampler, tokenLogprobs, type SequenceSampling, type TokenLogprob }
  * never interact, so a row's numbers do not depend on its neighbours) only when membership changes.
  * Prompts start from the prompt cache's longest snapshot and leave snapshots at the marks they pass.
  *
- * Hybrid models (Granite 4.0-H, Bamba, Nemotron-H: attention layers beside the Mamba layers) keep a KV
- * cache in their state, whose filled length is one per batch in the attention kernels: sequences that
- * have seen different numbers of tokens cannot share a step. Their sequences keep states of their own
- * (batch 1, KV cache included) and step one after another in the decode tick ("solo" rows): they still
- * join and leave at any token, prefill in chunks between steps, and snapshot and restore through the
- * prompt cache (a snapshot holds the KV cache; its bytes, spare capacity included, count in the LRU).
+ * Hybrid models (Granite 4.0-H, Falcon-H1, Bamba, Nemotron-H, Jamba, Zamba2: attention layers beside
+ * the Mamba layers) keep a KV cache in their state, and their sequences have seen different numbers of
+ * tokens. They batch the same way: the batch's KV caches have one capacity (at least the longest row's
+ * length, grown by doubling before a step that needs it), each row keeps its own filled length (the
+ * cache's per-row `length` counter, and `ModelState.rowPositions` on the host), and the batched step
+ * writes, rotates and attends each row at its own position (the attention kernel's per-row key counts):
+ * a row's numbers do not depend on its neighbours either. A row joins by copying its filled positions in
+ * and leaves by moving the last row into its place (the whole capacity of that row). Snapshots for the
+ * prompt cache are a row's filled positions (a state of its own; its bytes, spare capacity included,
+ * count in the LRU).
  */
 export interface EngineRequest {
   prompt: readonly number[];
@@ -113,6 +118,8 @@ interface Seq {
   sampler: TokenSampler;
   /** Own state until it joins the batch. */
   state: ModelState | null;
+  /** Tokens its state has consumed (its row's position in a hybrid's batch). */
+  pos: number;
   last: number;
   generated: number;
   finished: boolean;
@@ -166,8 +173,8 @@ export class Engine {
   private viewsWork = true;
   private running = false;
   private closed = false;
-  /** Each sequence steps with a state of its own (a hybrid's KV cache; see the class comment). */
-  private readonly solo: boolean;
+  /** The state has tensors that grow with the context (a hybrid's KV caches; see the class comment). */
+  private readonly growing: boolean;
   /** Sequences that ended with a reply this tick, whose follow-up jobs start at the end of the tick. */
   private followUps: Seq[] = [];
   private idle: (() => void)[] = [];
@@ -176,9 +183,9 @@ export class Engine {
     readonly lm: LanguageModel<LmConfig>,
     readonly o: EngineOptions,
   ) {
-    // a KV cache (the hybrids' attention layers) has one length per batch: such rows step alone
+    // a KV cache (the hybrids' attention layers): rows at their own positions, one capacity for all
     const probe = lm.initState(1);
-    this.solo = probe.growsWithContext;
+    this.growing = probe.growsWithContext;
     probe.dispose();
     // the served weights do not change: the batched step's products may skip repacking them
     const pack = o.packWeightsBytes ?? 256 << 20;
@@ -273,7 +280,7 @@ export class Engine {
       // a failure of the shared step: every request in flight gets it (none is left hanging)
       const jobs = new Set([...this.prefilling, ...[...this.decoding, ...this.joining].map((s) => s.job)]);
       for (const j of jobs) j.failed(e);
-      for (const s of [...this.decoding, ...this.joining]) s.state?.dispose(); // (solo rows, joining rows)
+      for (const s of [...this.decoding, ...this.joining]) s.state?.dispose(); // (joining rows)
       this.prefilling.length = 0;
       this.decoding = [];
       this.joining = [];
@@ -470,6 +477,7 @@ export class Engine {
         generated: 0,
         last: -1,
         state: c === j.req.n - 1 ? state : state.clone(),
+        pos: state.position,
         sampler: new TokenSampler(j.req.sampling, p, c, j.req.suppress),
       };
       this.sampleInto(seq, last, 0);
@@ -495,7 +503,6 @@ export class Engine {
         ended ||= s.finished;
       }
     }
-    if (this.solo) return this.decodeSolo();
     if (ended || this.joining.length) {
       const keep = this.decoding.filter((s) => !s.finished);
       const join = this.joining.filter((s) => !s.finished);
@@ -509,7 +516,9 @@ export class Engine {
     const ids = this.stepInput;
     ids.length = b;
     for (let r = 0; r < b; r++) ids[r] = this.decoding[r].last;
+    if (this.growing) this.placeRows();
     const logits = this.lm.stepIds(ids, this.batch); // (b, V)
+    for (let r = 0; r < b; r++) this.decoding[r].pos++;
     const V = this.lm.vocabSize;
     const cpu = logits.backend.name === 'cpu' && logits.dtype === 'f32';
     const data = cpu ? (logits.storage as Float32Array) : await logits.readFloat();
@@ -526,28 +535,24 @@ export class Engine {
   /** The ids fed to the batched step (reused: one array for every step). */
   private readonly stepInput: number[] = [];
 
-  /** One step of each decoding sequence on its own state (hybrids: see the class comment). */
-  private async decodeSolo(): Promise<boolean> {
-    for (const s of [...this.decoding, ...this.joining]) {
-      if (s.finished) {
-        s.state?.dispose();
-        s.state = null;
-      }
-    }
-    this.decoding = [...this.decoding, ...this.joining].filter((s) => !s.finished);
-    this.joining = [];
-    const b = this.decoding.length;
-    if (!b) return false;
-    const t0 = performance.now();
-    for (const s of this.decoding) {
-      const logits = this.lm.stepIds([s.last], s.state!); // (1, V)
-      const cpu = logits.backend.name === 'cpu' && logits.dtype === 'f32';
-      const data = cpu ? (logits.storage as Float32Array) : await logits.readFloat();
-      this.sampleInto(s, data, cpu ? logits.offset : 0);
-      if (s.finished && this.o.cache) this.snapshotEnd(s, s.state!, 0);
-    }
-    this.o.observer?.decodeStep?.(b, (performance.now() - t0) / 1000);
-    return true;
+  /**
+   * A hybrid's batch before its step: each row's position (ModelState.rowPositions: the model advances
+   * them), and KV caches that hold one more token of the longest row (grown by doubling: rare).
+   */
+  private placeRows(): void {
+    const rows = this.decoding;
+    let most = 0;
+    for (const s of rows) most = Math.max(most, s.pos);
+    if (this.rowsOf) this.reserveRows(most + 1, rows.length);
+    else reserveContext(this.batch!, most + 1);
+    this.batch!.rowPositions = rows.map((s) => s.pos);
+  }
+
+  /** Grows the KV caches of `rowsOf` (the first `rows` rows kept) to hold `need` positions; views are remade. */
+  private reserveRows(need: number, rows: number): void {
+    if (!reserveContext(this.rowsOf!, need, rows)) return;
+    this.views.clear();
+    this.batch = rows ? this.view(rows) : null;
   }
 
   /** Takes the finished sequences out of the batch and the joining ones in. */
@@ -577,7 +582,8 @@ export class Engine {
       rows.pop();
     }
     for (const s of join) {
-      copyRow(this.view(rows.length + 1), rows.length, s.state!, 0);
+      if (this.growing) this.reserveRows(s.pos + 1, rows.length);
+      copyStateRow(this.view(rows.length + 1), rows.length, s.state!, 0, s.pos);
       s.state!.dispose();
       s.state = null;
       rows.push(s);
@@ -598,7 +604,7 @@ export class Engine {
           ]),
         ),
       );
-      v = new ModelState(all.backend, layers, k, 0, all.signature);
+      v = new ModelState(all.backend, layers, k, 0, all.signature, all.shapes);
       this.views.set(k, v);
     }
     return v;
@@ -610,9 +616,10 @@ export class Engine {
       oldRows = this.decoding;
     const all = [...keep, ...join];
     this.batch = all.length ? this.lm.initState(all.length) : null;
-    keep.forEach((s, r) => copyRow(this.batch!, r, old!, oldRows.indexOf(s)));
+    if (this.growing && this.batch) reserveContext(this.batch, Math.max(...all.map((s) => s.pos + 1)));
+    keep.forEach((s, r) => copyStateRow(this.batch!, r, old!, oldRows.indexOf(s), s.pos));
     join.forEach((s, i) => {
-      copyRow(this.batch!, keep.length + i, s.state!, 0);
+      copyStateRow(this.batch!, keep.length + i, s.state!, 0, s.pos);
       s.state!.dispose();
       s.state = null;
     });
@@ -631,12 +638,10 @@ export class Engine {
     if (s.job.req.followUp) this.followUps.push(s);
     if (s.generated < 2) return;
     const tokens = s.sampler.seen.slice(0, -1);
-    if (this.solo) {
-      this.o.cache!.put(tokens, tokens.length, batch); // (a sequence's own state: the cache copies it)
-      return;
-    }
     const one = this.lm.initState(1);
-    copyRow(one, 0, batch, row);
+    reserveContext(one, s.pos); // (a hybrid's KV caches: the row's filled positions)
+    copyStateRow(one, 0, batch, row, s.pos);
+    one.position = s.pos;
     this.o.cache!.put(tokens, tokens.length, one, undefined, true);
   }
 

@@ -323,12 +323,11 @@ test(`${NAME}: state bytes split into a constant part and bytes per token, as in
   const constant = c.nLayer * (4 * (conv * m.dConv + m.nHeads * m.headDim * m.dState) + 4);
   const perToken = c.nLayer * 4 * 2 * c.attention.kvHeads * c.attention.headDim;
   assert.deepEqual(hybridStateBytes(c), { constantBytes: constant, bytesPerToken: perToken });
-  // two sequences: twice the states and caches, one length counter per layer (a batch shares one length)
+  // two sequences: twice the states, caches and length counters (each row keeps its own length)
   const state = model.initState(2);
-  const counters = 4 * c.nLayer;
-  assert.equal(state.constantBytes, 2 * (constant - counters) + counters);
+  assert.equal(state.constantBytes, 2 * constant);
   assert.equal(state.bytesPerToken, 2 * perToken);
-  assert.equal(state.bytes, 2 * (constant - counters) + counters + state.layers[0].k.dim(1) * 2 * perToken);
+  assert.equal(state.bytes, 2 * constant + state.layers[0].k.dim(1) * 2 * perToken);
   assert.ok(state.growsWithContext);
 });
 

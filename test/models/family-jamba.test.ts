@@ -222,8 +222,8 @@ test('jamba: the state holds Mamba-1 conv (e, k) and SSM (e, n) states and one K
   }
   const perToken = 4 * 2 * c.attention.kvHeads * c.attention.headDim; // one attention layer's k and v rows
   const mambaBytes = 4 * 3 * e * (k + n); // three Mamba-1 layers, per sequence
-  // the attention layer's length counter is one per state
-  assert.equal(state.constantBytes, 2 * mambaBytes + 4);
+  // the attention layer's length counter is one per sequence
+  assert.equal(state.constantBytes, 2 * (mambaBytes + 4));
   assert.equal(state.bytesPerToken, 2 * perToken);
   const constant = mambaBytes + 4;
   const one = model.initState(1);

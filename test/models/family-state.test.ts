@@ -62,13 +62,13 @@ test(`${NAME}: the state reports constant bytes and bytes per token of context s
   const conv = m.dInner + 2 * m.nGroups * m.dState;
   const nMamba = c.layers.filter((l) => l.mixer === 'mamba2').length;
   const nAttn = c.layers.filter((l) => l.mixer === 'attention').length;
-  // per sequence: conv (c, k) + ssm (h, p, n) per Mamba layer; one length counter per attention layer
+  // per sequence: conv (c, k) + ssm (h, p, n) per Mamba layer, and one length counter per attention layer
   const constant = 4 * nMamba * (conv * m.dConv + m.nHeads * m.headDim * m.dState);
   const perToken = 4 * nAttn * 2 * c.attention.kvHeads * c.attention.headDim;
-  assert.equal(state.constantBytes, 2 * constant + 4 * nAttn);
+  assert.equal(state.constantBytes, 2 * (constant + 4 * nAttn));
   assert.equal(state.bytesPerToken, 2 * perToken);
   // what is allocated: the constant part plus the caches' capacity
-  assert.equal(state.bytes, 2 * constant + 4 * nAttn + state.layers[0].k.dim(1) * 2 * perToken);
+  assert.equal(state.bytes, 2 * (constant + 4 * nAttn) + state.layers[0].k.dim(1) * 2 * perToken);
 });
 
 test('a state of one hybrid does not load into another', async () => {

@@ -213,12 +213,12 @@ test('zamba2: state bytes split into constant (4 Mamba states, 3 counters) and p
   const c = model.config;
   const m = c.mamba!;
   const conv = m.dInner + 2 * m.nGroups * m.dState;
-  // per sequence: every layer's conv (c, k) and ssm (h, p, n); one length counter per call (not per sequence)
+  // per sequence: every layer's conv (c, k) and ssm (h, p, n), and one length counter per call
   const mamba = 4 * 4 * (conv * m.dConv + m.nHeads * m.headDim * m.dState);
   const perToken = 4 * 3 * 2 * c.attention.kvHeads * c.attention.headDim;
   assert.deepEqual(hybridStateBytes(c), { constantBytes: mamba + 4 * 3, bytesPerToken: perToken });
   const s = model.initState(2);
-  assert.equal(s.constantBytes, 2 * mamba + 4 * 3);
+  assert.equal(s.constantBytes, 2 * (mamba + 4 * 3));
   assert.equal(s.bytesPerToken, 2 * perToken);
 });
 

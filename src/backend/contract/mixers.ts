@@ -300,6 +300,12 @@ export interface AttentionArgs {
   keys?: number;
   /** Heads of k and v (grouped-query attention); default `heads`. */
   kvHeads?: number;
+  /**
+   * Key rows in use per sequence, (b) f32 holding integers in [lq, lk] (a batch of sequences at different
+   * context lengths: the server's decode batch of a hybrid model); replaces `keys` row by row, and row bi
+   * reads no key past its own count (query i sits at position rowKeys[bi] - lq + i). `keys` then bounds them.
+   */
+  rowKeys?: Tensor;
 }
 
 export interface AttentionBackwardArgs {
@@ -345,6 +351,11 @@ export function checkAttention(
       `${op}: keys must be an integer in [${lq}, ${lk}] (at least one key per query, at most the rows of k), got ${keys}`,
     );
   if (!Number.isFinite(a.scale)) fail('BAD_ARGUMENT', `${op}: scale must be a finite number, got ${a.scale}`);
+  if (a.rowKeys) {
+    checkSameBackend(op, a.out, a.rowKeys);
+    checkFloat(op, 'rowKeys', a.rowKeys);
+    checkShape(op, 'rowKeys', a.rowKeys.shape, [b]);
+  }
   return { b, lq, lk, H, G, dk: qc / H, dv, keys };
 }
 
@@ -381,6 +392,11 @@ export interface RotaryOptions {
   /** Frequency base (10000 in RoFormer, GPT-NeoX, Llama). */
   base: number;
   inverse?: boolean;
+  /**
+   * A start per sequence, (b) f32 holding integers (a decode batch of sequences at different positions):
+   * row t of sequence bi sits at rowStarts[bi] + t; `start` is then unused.
+   */
+  rowStarts?: Tensor;
 }
 
 export function checkRotary(out: Tensor, x: Tensor, o: RotaryOptions): { b: number; l: number; H: number; dh: number } {
@@ -395,6 +411,11 @@ export function checkRotary(out: Tensor, x: Tensor, o: RotaryOptions): { b: numb
   if (!(Number.isInteger(o.start) && o.start >= 0))
     fail('BAD_ARGUMENT', `${op}: start must be a non-negative integer, got ${o.start}`);
   if (!(o.base > 1)) fail('BAD_ARGUMENT', `${op}: base must be > 1, got ${o.base}`);
+  if (o.rowStarts) {
+    checkSameBackend(op, x, o.rowStarts);
+    checkFloat(op, 'rowStarts', o.rowStarts);
+    checkShape(op, 'rowStarts', o.rowStarts.shape, [b]);
+  }
   return { b, l, H: w / dh, dh };
 }
 

@@ -71,7 +71,7 @@ import { simdLevel, wasmKernelsSupported } from './wasm/module.js';
 import { defaultThreadHost } from './wasm/default-thread-host.js';
 import { KernelThreadOps, type ThreadOpsSetup } from './wasm/thread-ops.js';
 import { ArenaSet, canShareMemory, type Arena, type ArenaOptions } from './runtime/arena.js';
-import { attention } from './reference/attention.js';
+import { attention, type AttentionDims } from './reference/attention.js';
 import { attentionBackward } from './reference/attention-backward.js';
 import { diagonalSsmScan } from './reference/diagonal-ssm-scan.js';
 import { fftConv } from './reference/fft-conv.js';
@@ -863,9 +863,26 @@ export class CpuBackend implements Backend {
   }
 
   attention(a: AttentionArgs): void {
-    const d = checkAttention('attention', a);
+    const d: AttentionDims = checkAttention('attention', a);
+    if (a.rowKeys) d.rowKeys = this.rowKeys(a.rowKeys, d);
     if (this.wasm && this.wasm.attention(a, d)) return;
     attention(this.view(a.out), this.view(a.q), this.view(a.k), this.view(a.v), d, a.scale);
+  }
+
+  /** Attention's per-sequence key counts, checked to lie in [lq, keys]; `d.keys` becomes their maximum. */
+  private rowKeys(t: Tensor, d: AttentionDims): Int32Array {
+    const h = this.hostView(t);
+    const out = new Int32Array(d.b);
+    let most = d.lq;
+    for (let bi = 0; bi < d.b; bi++) {
+      const n = h.data[h.off + bi];
+      if (!(Number.isInteger(n) && n >= d.lq && n <= d.keys))
+        fail('BAD_ARGUMENT', `attention: rowKeys[${bi}] is ${n}, expected an integer in [${d.lq}, ${d.keys}]`);
+      out[bi] = n;
+      most = Math.max(most, n);
+    }
+    d.keys = most;
+    return out;
   }
 
   attentionBackward(a: AttentionBackwardArgs): void {
@@ -889,7 +906,14 @@ export class CpuBackend implements Backend {
 
   rotary(out: Tensor, x: Tensor, o: RotaryOptions): void {
     const { b, l, H, dh } = checkRotary(out, x, o);
-    rotary(this.view(out), this.view(x), b, l, H, dh, o.start, o.base, !!o.inverse);
+    let starts: number[] | undefined;
+    if (o.rowStarts) {
+      const h = this.hostView(o.rowStarts);
+      starts = Array.from({ length: b }, (_, bi) => h.data[h.off + bi]);
+      const bad = starts.findIndex((s) => !(Number.isInteger(s) && s >= 0));
+      if (bad >= 0) fail('BAD_ARGUMENT', `rotary: rowStarts[${bad}] is ${starts[bad]}, expected an integer >= 0`);
+    }
+    rotary(this.view(out), this.view(x), b, l, H, dh, o.start, o.base, !!o.inverse, starts);
   }
 
   moeRoute(weights: Tensor, logits: Tensor, bias: Tensor | null, o: MoeRouteOptions): void {

@@ -7,6 +7,8 @@ import type { FView } from './view.js';
  * in f64. Memory O(keys); time O(b·H·lq·keys·(dk + dv)).
  * q (b, lq, H·dk), k (b, lk, G·dk), v (b, lk, G·dv), out (b, lq, H·dv); rows of k, v past `keys` unused.
  * G key/value heads (grouped-query attention): query head h reads k/v head floor(h / (H/G)).
+ * `rowKeys` (per sequence, each in [lq, keys]): sequence bi uses rowKeys[bi] key rows instead of `keys`
+ * (a decode batch of sequences at different context lengths), so its query i sits at rowKeys[bi] - lq + i.
  */
 export interface AttentionDims {
   b: number;
@@ -18,6 +20,8 @@ export interface AttentionDims {
   dk: number;
   dv: number;
   keys: number;
+  /** Key rows in use per sequence (absent: `keys` for all). */
+  rowKeys?: ArrayLike<number>;
 }
 
 export function attention(out: FView, q: FView, k: FView, v: FView, d: AttentionDims, scale: number): void {
@@ -25,15 +29,16 @@ export function attention(out: FView, q: FView, k: FView, v: FView, d: Attention
     Q = q.data as Float32Array,
     K = k.data as Float32Array,
     V = v.data as Float32Array;
-  const { b, lq, lk, H, G, dk, dv, keys } = d;
+  const { b, lq, lk, H, G, dk, dv, keys, rowKeys } = d;
   const perKv = H / G;
   const s = new Float64Array(keys);
   const acc = new Float64Array(dv);
   for (let bi = 0; bi < b; bi++) {
+    const used = rowKeys ? rowKeys[bi] : keys;
     for (let h = 0; h < H; h++) {
       const kh = Math.floor(h / perKv);
       for (let i = 0; i < lq; i++) {
-        const pos = keys - lq + i;
+        const pos = used - lq + i;
         const qo = q.off + (bi * lq + i) * q.ld + h * dk;
         let mx = -Infinity;
         for (let j = 0; j <= pos; j++) {

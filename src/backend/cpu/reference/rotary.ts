@@ -3,7 +3,8 @@ import type { FView } from './view.js';
 /**
  * Rotary position embedding, GPT-NeoX half-split layout (contract in backend/contract/): in each head the
  * pair (x_i, x_{i+dh/2}) at position p = start + t is rotated by θ = p · base^(−2i/dh) (by −θ when
- * `inverse`). Angles in f64. out may be x (each pair is read before it is written).
+ * `inverse`). Angles in f64. out may be x (each pair is read before it is written). With `rowStarts`,
+ * sequence bi starts at rowStarts[bi] instead (a decode batch of sequences at different positions).
  * x, out (b, l, H·dh).
  */
 export function rotary(
@@ -16,6 +17,7 @@ export function rotary(
   start: number,
   base: number,
   inverse: boolean,
+  rowStarts?: ArrayLike<number>,
 ): void {
   const O = out.data as Float32Array,
     X = x.data as Float32Array;
@@ -24,7 +26,7 @@ export function rotary(
   for (let i = 0; i < half; i++) invFreq[i] = Math.pow(base, (-2 * i) / dh);
   const sign = inverse ? -1 : 1;
   for (let r = 0; r < b * l; r++) {
-    const pos = start + (r % l);
+    const pos = (rowStarts ? rowStarts[Math.floor(r / l)] : start) + (r % l);
     const xo = x.off + r * x.ld,
       oo = out.off + r * out.ld;
     for (let i = 0; i < half; i++) {

@@ -122,3 +122,37 @@
       (br $w))))
     (local.set $u (i32.add (local.get $u) (i32.const 1)))
     (br $units)))))
+
+;; attention_rows with a key count per sequence (a decode batch of sequences at different context
+;; lengths): lens (b) i32 at $lens, each in [lq, lk], replaces $keys for sequence bi. Units [u0, u1) are
+;; cut at sequence boundaries and each run is attention_rows on that one sequence (pointers moved to it,
+;; keys = lens[bi]), so a row's numbers are bit for bit those of stepping it alone, and it reads no key
+;; past its own count. $s as attention_rows's, sized for the largest count.
+(func $attention_rows_lens (export "attention_rows_lens")
+  (param $out i32) (param $ldo i32) (param $q i32) (param $ldq i32) (param $k i32) (param $ldk i32)
+  (param $v i32) (param $ldv i32) (param $lq i32) (param $lk i32) (param $H i32) (param $G i32)
+  (param $dk i32) (param $dv i32) (param $lens i32) (param $scale f32) (param $s i32) (param $u0 i32) (param $u1 i32)
+  (local $per i32) (local $u i32) (local $bi i32) (local $e i32) (local $base i32)
+  (local.set $per (i32.mul (local.get $lq) (local.get $H)))
+  (local.set $u (local.get $u0))
+  (loop $runs (if (i32.lt_s (local.get $u) (local.get $u1)) (then
+    (local.set $bi (i32.div_u (local.get $u) (local.get $per)))
+    (local.set $base (i32.mul (local.get $bi) (local.get $per)))
+    (local.set $e (i32.add (local.get $base) (local.get $per)))
+    (if (i32.gt_s (local.get $e) (local.get $u1)) (then (local.set $e (local.get $u1))))
+    (call $attention_rows
+      (i32.add (local.get $out) (i32.shl (i32.mul (i32.mul (local.get $bi) (local.get $lq)) (local.get $ldo)) (i32.const 2)))
+      (local.get $ldo)
+      (i32.add (local.get $q) (i32.shl (i32.mul (i32.mul (local.get $bi) (local.get $lq)) (local.get $ldq)) (i32.const 2)))
+      (local.get $ldq)
+      (i32.add (local.get $k) (i32.shl (i32.mul (i32.mul (local.get $bi) (local.get $lk)) (local.get $ldk)) (i32.const 2)))
+      (local.get $ldk)
+      (i32.add (local.get $v) (i32.shl (i32.mul (i32.mul (local.get $bi) (local.get $lk)) (local.get $ldv)) (i32.const 2)))
+      (local.get $ldv)
+      (local.get $lq) (local.get $lk) (local.get $H) (local.get $G) (local.get $dk) (local.get $dv)
+      (i32.load (i32.add (local.get $lens) (i32.shl (local.get $bi) (i32.const 2))))
+      (local.get $scale) (local.get $s)
+      (i32.sub (local.get $u) (local.get $base))
+      (i32.sub (local.get $e) (local.get $base)))
+    (local.set $u (local.get $e))
+    (br $runs)))))

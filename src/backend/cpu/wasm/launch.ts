@@ -914,8 +914,9 @@ export class WasmOps {
     if ([a.out, a.q, a.k, a.v].some((t) => t.dtype !== 'f32')) return false;
     const { b, lq, lk, H, G, dk, dv, keys } = d;
     if (b * H * lq === 0) return true;
-    // prefill: four query rows a unit (attention-prefill.wat), each key and value row loaded once for four
-    const rows4 = lq >= 4;
+    // prefill: four query rows a unit (attention-prefill.wat), each key and value row loaded once for
+    // four; key counts per sequence (rowKeys) go through attention_rows_lens, one query row a unit
+    const rows4 = lq >= 4 && !d.rowKeys;
     const units = rows4 ? b * H * Math.ceil(lq / 4) : b * H * lq;
     this.begin(a.k.size >= a.q.size ? a.k : a.q);
     const out = this.at(a.out, true),
@@ -925,6 +926,12 @@ export class WasmOps {
     const per = rows4 ? 16 * ((keys + 3) & ~3) + 64 : (((keys + 3) & ~3) + ((dv + 3) & ~3)) * 4 + 64;
     const pool = this.pool && units > 1 && units * keys * (dk + dv) >= 1 << 16 ? this.pool : undefined;
     const scratch = this.bump((pool ? pool.threads : 1) * per);
+    // a key count per sequence (d.keys is their maximum): attention_rows_lens reads them from the arena
+    let lens = 0;
+    if (d.rowKeys) {
+      lens = this.bump(4 * b);
+      new Int32Array(this.tgt.buffer(), lens, b).set(d.rowKeys);
+    }
     if (pool) {
       const args: [number, number][] = [
         [AT.arena, this.tgt.id],
@@ -945,12 +952,13 @@ export class WasmOps {
         [AT.keys, keys],
         [AT.scratch, scratch],
         [AT.stride, per],
+        [AT.lens, lens],
       ];
       for (const [key, val] of args) pool.setI(key, val);
       pool.setF(AT.scale, a.scale);
       pool.run(rows4 ? OP_ATTN4 : OP_ATTN, units);
     } else {
-      (rows4 ? this.K.attention_rows4 : this.K.attention_rows)(
+      (lens ? this.K.attention_rows_lens : rows4 ? this.K.attention_rows4 : this.K.attention_rows)(
         out,
         a.out.ld,
         q,
@@ -965,7 +973,7 @@ export class WasmOps {
         G,
         dk,
         dv,
-        keys,
+        lens || keys,
         a.scale,
         scratch,
         0,

@@ -292,6 +292,8 @@ export const AT = {
   scale: 16, // f32
   scratch: 17,
   stride: 18,
+  /** Address of the per-sequence key counts (attention_rows_lens), 0 for none (keys for all). */
+  lens: 19,
 } as const;
 export const GT = {
   arena: 0,
@@ -638,7 +640,7 @@ export function runChunk(ctx: ThreadContext, op: number, I: Int32Array, F: Float
     case OP_ATTN:
     case OP_ATTN4: {
       const K = ctx.kernels[a(AT.arena)]!;
-      (op === OP_ATTN ? K.attention_rows : K.attention_rows4)(
+      (a(AT.lens) ? K.attention_rows_lens : op === OP_ATTN ? K.attention_rows : K.attention_rows4)(
         a(AT.out),
         a(AT.ldo),
         a(AT.q),
@@ -653,7 +655,7 @@ export function runChunk(ctx: ThreadContext, op: number, I: Int32Array, F: Float
         a(AT.G),
         a(AT.dk),
         a(AT.dv),
-        a(AT.keys),
+        a(AT.lens) || a(AT.keys),
         F[ARGS + AT.scale],
         a(AT.scratch) + ctx.tid * a(AT.stride),
         j0,

@@ -7,6 +7,7 @@ import { grid } from './launch.js';
 import * as W from './wgsl.gen.js';
 
 const ATTENTION = kernel(W.attention, 'main', { name: 'attention' });
+const ATTENTION_ROWS = kernel(W.attention, 'rows', { name: 'attention' });
 const ROTARY = kernel(W.rotary, 'main', { name: 'rotary' });
 const ROTARY_INPLACE = kernel(W.rotary, 'inplace', { name: 'rotary' });
 
@@ -23,33 +24,35 @@ export function attention(
     fail('UNSUPPORTED', `attention on WebGPU: value heads of width ${d.dv} exceed the kernel's ${MAX_DV}`);
   const n = d.b * d.lq * d.H;
   if (n === 0) return;
-  const pipe = bk.d.pipe('attention', ATTENTION, {});
   const [gx, gy] = grid(n, 1);
-  bk.d.run(
-    pipe,
-    { q: bk.buf(a.q), k: bk.buf(a.k), v: bk.buf(a.v), o: bk.buf(a.out) },
-    {
-      b: d.b,
-      lq: d.lq,
-      lk: d.lk,
-      H: d.H,
-      G: d.G,
-      dk: d.dk,
-      dv: d.dv,
-      keys: d.keys,
-      scale: a.scale,
-      qoff: a.q.offset,
-      qld: a.q.ld,
-      koff: a.k.offset,
-      kld: a.k.ld,
-      voff: a.v.offset,
-      vld: a.v.ld,
-      ooff: a.out.offset,
-      old: a.out.ld,
-    },
-    gx,
-    gy,
-  );
+  const params = {
+    b: d.b,
+    lq: d.lq,
+    lk: d.lk,
+    H: d.H,
+    G: d.G,
+    dk: d.dk,
+    dv: d.dv,
+    keys: d.keys,
+    scale: a.scale,
+    qoff: a.q.offset,
+    qld: a.q.ld,
+    koff: a.k.offset,
+    kld: a.k.ld,
+    voff: a.v.offset,
+    vld: a.v.ld,
+    ooff: a.out.offset,
+    old: a.out.ld,
+    loff: 0,
+  };
+  const bufs = { q: bk.buf(a.q), k: bk.buf(a.k), v: bk.buf(a.v), o: bk.buf(a.out) };
+  if (a.rowKeys) {
+    // a key count per sequence: the `rows` entry reads them (contiguous (b): checkAttention's shape)
+    const rows = { ...params, loff: a.rowKeys.offset };
+    bk.d.run(bk.d.pipe('attention:rows', ATTENTION_ROWS, {}), { ...bufs, lens: bk.buf(a.rowKeys) }, rows, gx, gy);
+    return;
+  }
+  bk.d.run(bk.d.pipe('attention', ATTENTION, {}), bufs, params, gx, gy);
 }
 
 /** Rotary position embedding (rotary.wgsl): one thread per (row, head, pair); out may be x. */
@@ -64,6 +67,7 @@ export function rotary(
   const n = rows * d.H * (d.dh / 2);
   if (n === 0) return;
   const inverse = !!o.inverse;
+  const perRow = o.rowStarts ? 1 : 0;
   const [gx, gy] = grid(n);
   const params = {
     rows,
@@ -76,15 +80,20 @@ export function rotary(
     xld: x.ld,
     ooff: out.offset,
     old: out.ld,
+    soff: o.rowStarts?.offset ?? 0,
   };
+  const starts = o.rowStarts ? bk.buf(o.rowStarts) : bk.dummyR;
   if (out.storage === x.storage) {
     // in place (the same elements: the contract's "out may be x")
     if (out.offset !== x.offset || out.ld !== x.ld)
       fail('BAD_ARGUMENT', 'rotary on WebGPU: out and x share a buffer but are different views');
-    const pipe = bk.d.pipe(`rotary:inplace:${inverse}`, ROTARY_INPLACE, { INVERSE: inverse ? 1 : 0 });
-    bk.d.run(pipe, { o: bk.buf(out) }, params, gx, gy);
+    const pipe = bk.d.pipe(`rotary:inplace:${inverse}:${perRow}`, ROTARY_INPLACE, {
+      INVERSE: inverse ? 1 : 0,
+      ROWS: perRow,
+    });
+    bk.d.run(pipe, { o: bk.buf(out), starts }, params, gx, gy);
     return;
   }
-  const pipe = bk.d.pipe(`rotary:${inverse}`, ROTARY, { INVERSE: inverse ? 1 : 0 });
-  bk.d.run(pipe, { x: bk.buf(x), o: bk.buf(out) }, params, gx, gy);
+  const pipe = bk.d.pipe(`rotary:${inverse}:${perRow}`, ROTARY, { INVERSE: inverse ? 1 : 0, ROWS: perRow });
+  bk.d.run(pipe, { x: bk.buf(x), o: bk.buf(out), starts }, params, gx, gy);
 }

@@ -2,13 +2,18 @@
 // cpu/reference/rotary.ts): in each head of width dh, the pair (x_i, x_{i+dh/2}) of row t (position
 // start + t % l) is rotated by the angle pos · base^(-2i/dh) (by minus it when INVERSE). The frequency
 // and the angle are f32, as transformers computes them. One thread per (row, head, pair); out may be x.
+// ROWS: a start per sequence (starts (b) f32 at soff: a decode batch of sequences at different positions)
+// in place of p.start.
 
 override INVERSE: bool = false;
+override ROWS: bool = false;
 
-struct P { rows: u32, l: u32, H: u32, dh: u32, start: u32, log2base: f32, xoff: u32, xld: u32, ooff: u32, old: u32 }
+struct P { rows: u32, l: u32, H: u32, dh: u32, start: u32, log2base: f32, xoff: u32, xld: u32, ooff: u32, old: u32,
+           soff: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> x: array<f32>;        // (b, l, H·dh) view
 @group(0) @binding(2) var<storage, read_write> o: array<f32>;  // (b, l, H·dh) view
+@group(0) @binding(3) var<storage, read> starts: array<f32>;   // (b) view at soff (ROWS), else unused
 
 struct Pair { a: u32, r: u32, cs: f32, sn: f32 }
 
@@ -34,7 +39,9 @@ fn pair(id: u32) -> Pair {
   let i = id % half;
   let h = (id / half) % p.H;
   let r = id / (half * p.H);
-  let pos = f32(p.start + r % p.l);
+  var start = p.start;
+  if (ROWS) { start = u32(starts[p.soff + r / p.l]); }
+  let pos = f32(start + r % p.l);
   let inv_freq = exp2(-f32(2u * i) / f32(p.dh) * p.log2base);
   var th = pos * inv_freq;
   if (INVERSE) { th = -th; }

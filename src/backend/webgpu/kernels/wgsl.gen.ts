@@ -245,7 +245,7 @@ export const attentionBackward = {
 
 const attention_P = {
   struct: 'P',
-  size: 68,
+  size: 72,
   fields: [
     { name: 'b', type: 'u32', offset: 0 },
     { name: 'lq', type: 'u32', offset: 4 },
@@ -264,6 +264,7 @@ const attention_P = {
     { name: 'vld', type: 'u32', offset: 56 },
     { name: 'ooff', type: 'u32', offset: 60 },
     { name: 'old', type: 'u32', offset: 64 },
+    { name: 'loff', type: 'u32', offset: 68 },
   ],
   write(v: ParamValues, w: ParamWords, at: number): boolean {
     if (
@@ -272,7 +273,7 @@ const attention_P = {
       typeof v.dv !== 'number' || typeof v.keys !== 'number' || typeof v.scale !== 'number' ||
       typeof v.qoff !== 'number' || typeof v.qld !== 'number' || typeof v.koff !== 'number' ||
       typeof v.kld !== 'number' || typeof v.voff !== 'number' || typeof v.vld !== 'number' ||
-      typeof v.ooff !== 'number' || typeof v.old !== 'number'
+      typeof v.ooff !== 'number' || typeof v.old !== 'number' || typeof v.loff !== 'number'
     ) return false;
     w.u32[at + 0] = v.b;
     w.u32[at + 1] = v.lq;
@@ -291,12 +292,13 @@ const attention_P = {
     w.u32[at + 14] = v.vld;
     w.u32[at + 15] = v.ooff;
     w.u32[at + 16] = v.old;
+    w.u32[at + 17] = v.loff;
     return true;
   },
 } as const;
 export const attention = {
   name: 'attention',
-  code: "// Causal multi-head softmax attention with grouped-query heads (contract in contract/mixers.ts; CPU\n// reference cpu/reference/attention.ts), over a KV cache: query i of a sequence sits at position\n// keys - lq + i and attends to keys j <= that position; query head h reads key/value head h / (H/G).\n// One workgroup of 64 threads per (sequence, query, head): keys in tiles of 64, one score per thread,\n// an online softmax (running maximum and sum, f32) across tiles; thread t accumulates the output\n// columns t, t + 64, ... (dv <= 256).\n\nstruct P { b: u32, lq: u32, lk: u32, H: u32, G: u32, dk: u32, dv: u32, keys: u32, scale: f32,\n           qoff: u32, qld: u32, koff: u32, kld: u32, voff: u32, vld: u32, ooff: u32, old: u32 }\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> q: array<f32>;        // (b, lq, H·dk) view\n@group(0) @binding(2) var<storage, read> k: array<f32>;        // (b, lk, G·dk) view\n@group(0) @binding(3) var<storage, read> v: array<f32>;        // (b, lk, G·dv) view\n@group(0) @binding(4) var<storage, read_write> o: array<f32>;  // (b, lq, H·dv) view\n\nvar<workgroup> s: array<f32, 64>;\n\n@compute @workgroup_size(64)\nfn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let id = wid.y * nwg.x + wid.x;\n  if (id >= p.b * p.lq * p.H) { return; }\n  let h = id % p.H;\n  let i = (id / p.H) % p.lq;\n  let bi = id / (p.H * p.lq);\n  let kh = h / (p.H / p.G);\n  let pos = p.keys - p.lq + i;\n  let qo = p.qoff + (bi * p.lq + i) * p.qld + h * p.dk;\n  var acc = array<f32, 4>(0.0, 0.0, 0.0, 0.0);\n  var mx = -3.0e38;\n  var sum = 0.0;\n  for (var t0 = 0u; t0 <= pos; t0 += 64u) {\n    let j = t0 + li;\n    var sj = -3.0e38;\n    if (j <= pos) {\n      let ko = p.koff + (bi * p.lk + j) * p.kld + kh * p.dk;\n      var dot = 0.0;\n      for (var c = 0u; c < p.dk; c++) { dot += q[qo + c] * k[ko + c]; }\n      sj = p.scale * dot;\n    }\n    s[li] = sj;\n    workgroupBarrier();\n    let n = min(64u, pos + 1u - t0);\n    var tmx = mx;\n    for (var u = 0u; u < n; u++) { tmx = max(tmx, s[u]); }\n    let corr = exp(mx - tmx);\n    sum *= corr;\n    for (var r = 0u; r < 4u; r++) { acc[r] *= corr; }\n    for (var u = 0u; u < n; u++) {\n      let e = exp(s[u] - tmx);\n      sum += e;\n      let vo = p.voff + (bi * p.lk + t0 + u) * p.vld + kh * p.dv;\n      for (var r = 0u; r < 4u; r++) {\n        let c = li + r * 64u;\n        if (c < p.dv) { acc[r] += e * v[vo + c]; }\n      }\n    }\n    mx = tmx;\n    workgroupBarrier();\n  }\n  let oo = p.ooff + (bi * p.lq + i) * p.old + h * p.dv;\n  for (var r = 0u; r < 4u; r++) {\n    let c = li + r * 64u;\n    if (c < p.dv) { o[oo + c] = acc[r] / sum; }\n  }\n}\n",
+  code: "// Causal multi-head softmax attention with grouped-query heads (contract in contract/mixers.ts; CPU\n// reference cpu/reference/attention.ts), over a KV cache: query i of a sequence sits at position\n// keys - lq + i and attends to keys j <= that position; query head h reads key/value head h / (H/G).\n// One workgroup of 64 threads per (sequence, query, head): keys in tiles of 64, one score per thread,\n// an online softmax (running maximum and sum, f32) across tiles; thread t accumulates the output\n// columns t, t + 64, ... (dv <= 256).\n\nstruct P { b: u32, lq: u32, lk: u32, H: u32, G: u32, dk: u32, dv: u32, keys: u32, scale: f32,\n           qoff: u32, qld: u32, koff: u32, kld: u32, voff: u32, vld: u32, ooff: u32, old: u32, loff: u32 }\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> q: array<f32>;        // (b, lq, H·dk) view\n@group(0) @binding(2) var<storage, read> k: array<f32>;        // (b, lk, G·dk) view\n@group(0) @binding(3) var<storage, read> v: array<f32>;        // (b, lk, G·dv) view\n@group(0) @binding(4) var<storage, read_write> o: array<f32>;  // (b, lq, H·dv) view\n\n// Entry `rows`: a key count per sequence, lens (b) f32 (a decode batch of sequences at different context\n// lengths), in place of p.keys; a count is clamped to [lq, lk], so no row reads past its own keys or the cache.\n@group(0) @binding(5) var<storage, read> lens: array<f32>;     // (b) view at loff\n\nvar<workgroup> s: array<f32, 64>;\n\n@compute @workgroup_size(64)\nfn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let id = wid.y * nwg.x + wid.x;\n  if (id >= p.b * p.lq * p.H) { return; }\n  attend(id, li, p.keys);\n}\n\n@compute @workgroup_size(64)\nfn rows(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let id = wid.y * nwg.x + wid.x;\n  if (id >= p.b * p.lq * p.H) { return; }\n  let bi = id / (p.H * p.lq);\n  attend(id, li, clamp(u32(lens[p.loff + bi]), p.lq, p.lk));\n}\n\n// Query row `id` = (bi, i, h) over the first `keys` key rows of its sequence.\nfn attend(id: u32, li: u32, keys: u32) {\n  let h = id % p.H;\n  let i = (id / p.H) % p.lq;\n  let bi = id / (p.H * p.lq);\n  let kh = h / (p.H / p.G);\n  let pos = keys - p.lq + i;\n  let qo = p.qoff + (bi * p.lq + i) * p.qld + h * p.dk;\n  var acc = array<f32, 4>(0.0, 0.0, 0.0, 0.0);\n  var mx = -3.0e38;\n  var sum = 0.0;\n  for (var t0 = 0u; t0 <= pos; t0 += 64u) {\n    let j = t0 + li;\n    var sj = -3.0e38;\n    if (j <= pos) {\n      let ko = p.koff + (bi * p.lk + j) * p.kld + kh * p.dk;\n      var dot = 0.0;\n      for (var c = 0u; c < p.dk; c++) { dot += q[qo + c] * k[ko + c]; }\n      sj = p.scale * dot;\n    }\n    s[li] = sj;\n    workgroupBarrier();\n    let n = min(64u, pos + 1u - t0);\n    var tmx = mx;\n    for (var u = 0u; u < n; u++) { tmx = max(tmx, s[u]); }\n    let corr = exp(mx - tmx);\n    sum *= corr;\n    for (var r = 0u; r < 4u; r++) { acc[r] *= corr; }\n    for (var u = 0u; u < n; u++) {\n      let e = exp(s[u] - tmx);\n      sum += e;\n      let vo = p.voff + (bi * p.lk + t0 + u) * p.vld + kh * p.dv;\n      for (var r = 0u; r < 4u; r++) {\n        let c = li + r * 64u;\n        if (c < p.dv) { acc[r] += e * v[vo + c]; }\n      }\n    }\n    mx = tmx;\n    workgroupBarrier();\n  }\n  let oo = p.ooff + (bi * p.lq + i) * p.old + h * p.dv;\n  for (var r = 0u; r < 4u; r++) {\n    let c = li + r * 64u;\n    if (c < p.dv) { o[oo + c] = acc[r] / sum; }\n  }\n}\n",
   entries: {
     main: {
       bindings: [
@@ -310,6 +312,21 @@ export const attention = {
       bind(b: NamedBuffers): GpuStorage[] | null {
         if (!b.q || !b.k || !b.v || !b.o) return null;
         return [b.q, b.k, b.v, b.o];
+      },
+    },
+    rows: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'q', group: 0, binding: 1, access: 'read', type: 'f32', note: '(b, lq, H·dk) view' },
+        { name: 'k', group: 0, binding: 2, access: 'read', type: 'f32', note: '(b, lk, G·dk) view' },
+        { name: 'v', group: 0, binding: 3, access: 'read', type: 'f32', note: '(b, lk, G·dv) view' },
+        { name: 'o', group: 0, binding: 4, access: 'read_write', type: 'f32', note: '(b, lq, H·dv) view' },
+        { name: 'lens', group: 0, binding: 5, access: 'read', type: 'f32', note: '(b) view at loff' },
+      ],
+      uniform: attention_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.q || !b.k || !b.v || !b.o || !b.lens) return null;
+        return [b.q, b.k, b.v, b.o, b.lens];
       },
     },
   },
@@ -2035,7 +2052,7 @@ export const rmsnorm = {
 
 const rotary_P = {
   struct: 'P',
-  size: 40,
+  size: 44,
   fields: [
     { name: 'rows', type: 'u32', offset: 0 },
     { name: 'l', type: 'u32', offset: 4 },
@@ -2047,13 +2064,14 @@ const rotary_P = {
     { name: 'xld', type: 'u32', offset: 28 },
     { name: 'ooff', type: 'u32', offset: 32 },
     { name: 'old', type: 'u32', offset: 36 },
+    { name: 'soff', type: 'u32', offset: 40 },
   ],
   write(v: ParamValues, w: ParamWords, at: number): boolean {
     if (
       typeof v.rows !== 'number' || typeof v.l !== 'number' || typeof v.H !== 'number' ||
       typeof v.dh !== 'number' || typeof v.start !== 'number' || typeof v.log2base !== 'number' ||
       typeof v.xoff !== 'number' || typeof v.xld !== 'number' || typeof v.ooff !== 'number' ||
-      typeof v.old !== 'number'
+      typeof v.old !== 'number' || typeof v.soff !== 'number'
     ) return false;
     w.u32[at + 0] = v.rows;
     w.u32[at + 1] = v.l;
@@ -2065,34 +2083,39 @@ const rotary_P = {
     w.u32[at + 7] = v.xld;
     w.u32[at + 8] = v.ooff;
     w.u32[at + 9] = v.old;
+    w.u32[at + 10] = v.soff;
     return true;
   },
 } as const;
 export const rotary = {
   name: 'rotary',
-  code: "// Rotary position embedding, GPT-NeoX half-split layout (contract in contract/mixers.ts; CPU reference\n// cpu/reference/rotary.ts): in each head of width dh, the pair (x_i, x_{i+dh/2}) of row t (position\n// start + t % l) is rotated by the angle pos · base^(-2i/dh) (by minus it when INVERSE). The frequency\n// and the angle are f32, as transformers computes them. One thread per (row, head, pair); out may be x.\n\noverride INVERSE: bool = false;\n\nstruct P { rows: u32, l: u32, H: u32, dh: u32, start: u32, log2base: f32, xoff: u32, xld: u32, ooff: u32, old: u32 }\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> x: array<f32>;        // (b, l, H·dh) view\n@group(0) @binding(2) var<storage, read_write> o: array<f32>;  // (b, l, H·dh) view\n\nstruct Pair { a: u32, r: u32, cs: f32, sn: f32 }\n\n// (cos, sin) of an angle to about 1e-7: WGSL's builtins promise only 2^-11 absolute error (SwiftShader's are off\n// by 2e-5), too coarse for parity. The angle is reduced by quarter turns (pi/2 in three parts, Cody-Waite) to\n// r in [-pi/4, pi/4], where Taylor polynomials of degree 9 and 10 are exact to f32 rounding.\nfn cos_sin(ang: f32) -> vec2<f32> {\n  let k = round(ang * 0.6366197723675814);\n  let r = ((ang - k * 1.5703125) - k * 4.837512969970703e-4) - k * 7.549789948768648e-8;\n  let r2 = r * r;\n  let s = r * (1.0 + r2 * (-1.0 / 6.0 + r2 * (1.0 / 120.0 + r2 * (-1.0 / 5040.0 + r2 * (1.0 / 362880.0)))));\n  let c = 1.0 + r2 * (-0.5 + r2 * (1.0 / 24.0 + r2 * (-1.0 / 720.0 + r2 * (1.0 / 40320.0 + r2 * (-1.0 / 3628800.0)))));\n  let q = i32(k) & 3;\n  if (q == 0) { return vec2<f32>(c, s); }\n  if (q == 1) { return vec2<f32>(-s, c); }\n  if (q == 2) { return vec2<f32>(-c, -s); }\n  return vec2<f32>(s, -c);\n}\n\n// thread id's pair: the column of x1 in its row, the row, and the rotation\nfn pair(id: u32) -> Pair {\n  let half = p.dh / 2u;\n  let i = id % half;\n  let h = (id / half) % p.H;\n  let r = id / (half * p.H);\n  let pos = f32(p.start + r % p.l);\n  let inv_freq = exp2(-f32(2u * i) / f32(p.dh) * p.log2base);\n  var th = pos * inv_freq;\n  if (INVERSE) { th = -th; }\n  let cs = cos_sin(th);\n  return Pair(h * p.dh + i, r, cs.x, cs.y);\n}\n\n@compute @workgroup_size(256)\nfn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {\n  let id = gid.y * nwg.x * 256u + gid.x;\n  if (id >= p.rows * p.H * (p.dh / 2u)) { return; }\n  let w = pair(id);\n  let a = w.a;\n  let r = w.r;\n  let x1 = x[p.xoff + r * p.xld + a];\n  let x2 = x[p.xoff + r * p.xld + a + p.dh / 2u];\n  o[p.ooff + r * p.old + a] = x1 * w.cs - x2 * w.sn;\n  o[p.ooff + r * p.old + a + p.dh / 2u] = x1 * w.sn + x2 * w.cs;\n}\n\n// out = x (one buffer: WebGPU binds a buffer once per dispatch when it is written)\n@compute @workgroup_size(256)\nfn inplace(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {\n  let id = gid.y * nwg.x * 256u + gid.x;\n  if (id >= p.rows * p.H * (p.dh / 2u)) { return; }\n  let w = pair(id);\n  let a = w.a;\n  let r = w.r;\n  let x1 = o[p.ooff + r * p.old + a];\n  let x2 = o[p.ooff + r * p.old + a + p.dh / 2u];\n  o[p.ooff + r * p.old + a] = x1 * w.cs - x2 * w.sn;\n  o[p.ooff + r * p.old + a + p.dh / 2u] = x1 * w.sn + x2 * w.cs;\n}\n",
+  code: "// Rotary position embedding, GPT-NeoX half-split layout (contract in contract/mixers.ts; CPU reference\n// cpu/reference/rotary.ts): in each head of width dh, the pair (x_i, x_{i+dh/2}) of row t (position\n// start + t % l) is rotated by the angle pos · base^(-2i/dh) (by minus it when INVERSE). The frequency\n// and the angle are f32, as transformers computes them. One thread per (row, head, pair); out may be x.\n// ROWS: a start per sequence (starts (b) f32 at soff: a decode batch of sequences at different positions)\n// in place of p.start.\n\noverride INVERSE: bool = false;\noverride ROWS: bool = false;\n\nstruct P { rows: u32, l: u32, H: u32, dh: u32, start: u32, log2base: f32, xoff: u32, xld: u32, ooff: u32, old: u32,\n           soff: u32 }\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> x: array<f32>;        // (b, l, H·dh) view\n@group(0) @binding(2) var<storage, read_write> o: array<f32>;  // (b, l, H·dh) view\n@group(0) @binding(3) var<storage, read> starts: array<f32>;   // (b) view at soff (ROWS), else unused\n\nstruct Pair { a: u32, r: u32, cs: f32, sn: f32 }\n\n// (cos, sin) of an angle to about 1e-7: WGSL's builtins promise only 2^-11 absolute error (SwiftShader's are off\n// by 2e-5), too coarse for parity. The angle is reduced by quarter turns (pi/2 in three parts, Cody-Waite) to\n// r in [-pi/4, pi/4], where Taylor polynomials of degree 9 and 10 are exact to f32 rounding.\nfn cos_sin(ang: f32) -> vec2<f32> {\n  let k = round(ang * 0.6366197723675814);\n  let r = ((ang - k * 1.5703125) - k * 4.837512969970703e-4) - k * 7.549789948768648e-8;\n  let r2 = r * r;\n  let s = r * (1.0 + r2 * (-1.0 / 6.0 + r2 * (1.0 / 120.0 + r2 * (-1.0 / 5040.0 + r2 * (1.0 / 362880.0)))));\n  let c = 1.0 + r2 * (-0.5 + r2 * (1.0 / 24.0 + r2 * (-1.0 / 720.0 + r2 * (1.0 / 40320.0 + r2 * (-1.0 / 3628800.0)))));\n  let q = i32(k) & 3;\n  if (q == 0) { return vec2<f32>(c, s); }\n  if (q == 1) { return vec2<f32>(-s, c); }\n  if (q == 2) { return vec2<f32>(-c, -s); }\n  return vec2<f32>(s, -c);\n}\n\n// thread id's pair: the column of x1 in its row, the row, and the rotation\nfn pair(id: u32) -> Pair {\n  let half = p.dh / 2u;\n  let i = id % half;\n  let h = (id / half) % p.H;\n  let r = id / (half * p.H);\n  var start = p.start;\n  if (ROWS) { start = u32(starts[p.soff + r / p.l]); }\n  let pos = f32(start + r % p.l);\n  let inv_freq = exp2(-f32(2u * i) / f32(p.dh) * p.log2base);\n  var th = pos * inv_freq;\n  if (INVERSE) { th = -th; }\n  let cs = cos_sin(th);\n  return Pair(h * p.dh + i, r, cs.x, cs.y);\n}\n\n@compute @workgroup_size(256)\nfn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {\n  let id = gid.y * nwg.x * 256u + gid.x;\n  if (id >= p.rows * p.H * (p.dh / 2u)) { return; }\n  let w = pair(id);\n  let a = w.a;\n  let r = w.r;\n  let x1 = x[p.xoff + r * p.xld + a];\n  let x2 = x[p.xoff + r * p.xld + a + p.dh / 2u];\n  o[p.ooff + r * p.old + a] = x1 * w.cs - x2 * w.sn;\n  o[p.ooff + r * p.old + a + p.dh / 2u] = x1 * w.sn + x2 * w.cs;\n}\n\n// out = x (one buffer: WebGPU binds a buffer once per dispatch when it is written)\n@compute @workgroup_size(256)\nfn inplace(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {\n  let id = gid.y * nwg.x * 256u + gid.x;\n  if (id >= p.rows * p.H * (p.dh / 2u)) { return; }\n  let w = pair(id);\n  let a = w.a;\n  let r = w.r;\n  let x1 = o[p.ooff + r * p.old + a];\n  let x2 = o[p.ooff + r * p.old + a + p.dh / 2u];\n  o[p.ooff + r * p.old + a] = x1 * w.cs - x2 * w.sn;\n  o[p.ooff + r * p.old + a + p.dh / 2u] = x1 * w.sn + x2 * w.cs;\n}\n",
   entries: {
     main: {
       bindings: [
         { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
         { name: 'x', group: 0, binding: 1, access: 'read', type: 'f32', note: '(b, l, H·dh) view' },
         { name: 'o', group: 0, binding: 2, access: 'read_write', type: 'f32', note: '(b, l, H·dh) view' },
+        { name: 'starts', group: 0, binding: 3, access: 'read', type: 'f32',
+          note: '(b) view at soff (ROWS), else unused' },
       ],
       uniform: rotary_P,
       bind(b: NamedBuffers): GpuStorage[] | null {
-        if (!b.x || !b.o) return null;
-        return [b.x, b.o];
+        if (!b.x || !b.o || !b.starts) return null;
+        return [b.x, b.o, b.starts];
       },
     },
     inplace: {
       bindings: [
         { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
         { name: 'o', group: 0, binding: 2, access: 'read_write', type: 'f32', note: '(b, l, H·dh) view' },
+        { name: 'starts', group: 0, binding: 3, access: 'read', type: 'f32',
+          note: '(b) view at soff (ROWS), else unused' },
       ],
       uniform: rotary_P,
       bind(b: NamedBuffers): GpuStorage[] | null {
-        if (!b.o) return null;
-        return [b.o];
+        if (!b.o || !b.starts) return null;
+        return [b.o, b.starts];
       },
     },
   },
