@@ -1,5 +1,5 @@
 import { fail } from '../errors.js';
-import { type ConfigReader } from './config-reader.js';
+import type { ConfigReader } from './config-reader.js';
 import { mamba2Keys } from './config-mamba2-keys.js';
 
 /**
