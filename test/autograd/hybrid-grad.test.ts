@@ -3,11 +3,11 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { backward } from '../../src/autograd/backward.js';
 import { cpu } from '../../src/backend/cpu/cpu-backend.js';
-import { openSafetensorsFile } from '../../src/io/node/safetensors-file.js';
 import { loadAnyLanguageModel } from '../../src/models/node/load-checkpoint.js';
 import * as F from '../../src/ops/ops.js';
 import { checkTrainable } from '../../src/train/model-io.js';
-import { FAMILY, ROOT } from '../helpers/fixtures.js';
+import { FAMILY } from '../helpers/fixtures.js';
+import { gradFixture, TRAINED_HYBRIDS } from '../helpers/hybrid-grad.js';
 
 /**
  * PyTorch gradient parity of the hybrids (fixtures/hybrid-grad, made by
@@ -19,24 +19,6 @@ import { FAMILY, ROOT } from '../helpers/fixtures.js';
  * absolute); the worst errors are printed. A parameter with no gradient in PyTorch is a buffer there
  * (Nemotron-H's e_score_correction_bias, which moves the choice of experts only): it must get none here.
  */
-export const HYBRID_GRAD = join(ROOT, 'fixtures', 'hybrid-grad');
-
-export async function gradFixture(name: string) {
-  const exp = await openSafetensorsFile(join(HYBRID_GRAD, `${name}.safetensors`));
-  const f32 = async (n: string): Promise<Float32Array> => {
-    const b = await exp.read(n);
-    return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
-  };
-  const idsBytes = await exp.read('input_ids');
-  const ids = new Int32Array(idsBytes.buffer.slice(idsBytes.byteOffset, idsBytes.byteOffset + idsBytes.byteLength));
-  const [b, l] = exp.entries.get('input_ids')!.shape as [number, number];
-  const targets = new Int32Array(b * l);
-  for (let i = 0; i < b; i++) for (let t = 0; t < l; t++) targets[i * l + t] = t + 1 < l ? ids[i * l + t + 1] : -1;
-  return { exp, f32, ids, targets, b, l, has: (n: string) => exp.entries.has(n) };
-}
-
-export const TRAINED_HYBRIDS = ['granite-hybrid-nope', 'granite-hybrid-rope-dense', 'bamba', 'nemotron-h'];
-
 for (const name of TRAINED_HYBRIDS)
   test(`${name}: loss and every parameter gradient match PyTorch (transformers) within 1e-4`, async () => {
     const fx = await gradFixture(name);
