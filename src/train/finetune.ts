@@ -7,6 +7,7 @@ import { loadDocuments } from './corpus.js';
 import { splitDocuments } from './data.js';
 import { checkTrainable, configJsonOf, generationConfigOf } from './model-io.js';
 import type { TrainSettings } from './settings.js';
+import { unfoldMultipliers } from './unfold-multipliers.js';
 import {
   assemble,
   checkFreshOutDir,
@@ -52,6 +53,7 @@ export async function startFineTune(o: FineTuneOptions): Promise<TrainRun> {
   await checkCheckpointDirWritable(o.outDir);
   const lm = await loadAnyLanguageModel(o.fromDir, { backend: o.backend, dtype: 'f32' });
   checkTrainable(lm);
+  unfoldMultipliers(lm);
   const tokenizer = await loadTokenizer(o.fromDir);
   if (tokenizer.vocabSize > lm.vocabSize)
     fail(

@@ -6,6 +6,7 @@ import type { Backend } from '../backend/backend.js';
 import { fail } from '../errors.js';
 import { encodeSafetensors } from '../io/safetensors-writer.js';
 import { loadAnyLanguageModel } from '../models/node/load-checkpoint.js';
+import { unfoldMultipliers } from './unfold-multipliers.js';
 import * as F from '../ops/ops.js';
 import { scope } from '../tensor/scope.js';
 import { loadTokenizer } from '../tokenizer/node.js';
@@ -201,6 +202,7 @@ export async function resumeRun(o: ResumeOptions): Promise<TrainRun> {
     );
   }
   const lm = await loadAnyLanguageModel(o.outDir, { backend: o.backend, dtype: 'f32' });
+  unfoldMultipliers(lm);
   if (o.steps !== undefined) {
     if (o.steps < state.step) fail('BAD_ARGUMENT', `--steps ${o.steps} is below the ${state.step} steps already done`);
     state.totalSteps = o.steps;

@@ -6,6 +6,7 @@ import { cpu } from '../../src/backend/cpu/cpu-backend.js';
 import { loadAnyLanguageModel } from '../../src/models/node/load-checkpoint.js';
 import * as F from '../../src/ops/ops.js';
 import { checkTrainable } from '../../src/train/model-io.js';
+import { unfoldMultipliers } from '../../src/train/unfold-multipliers.js';
 import { FAMILY } from '../helpers/fixtures.js';
 import { gradFixture, TRAINED_HYBRIDS } from '../helpers/hybrid-grad.js';
 
@@ -25,6 +26,7 @@ for (const name of TRAINED_HYBRIDS)
     const bk = cpu();
     const model = await loadAnyLanguageModel(join(FAMILY, name), { backend: bk, dtype: 'f32' });
     checkTrainable(model);
+    unfoldMultipliers(model);
     const params = model.parameters();
     for (const p of params.values()) p.requiresGrad = true;
     const logits = model.forward(bk.upload(fx.ids, [fx.b, fx.l], 'i32'));

@@ -10,7 +10,16 @@ import { ROOT } from './fixtures.js';
 export const HYBRID_GRAD = join(ROOT, 'fixtures', 'hybrid-grad');
 
 /** The families the trainer trains, by their fixture names. */
-export const TRAINED_HYBRIDS = ['granite-hybrid-nope', 'granite-hybrid-rope-dense', 'bamba', 'nemotron-h'];
+export const TRAINED_HYBRIDS = [
+  'granite-hybrid-nope',
+  'granite-hybrid-rope-dense',
+  'bamba',
+  'nemotron-h',
+  'jamba',
+  'falcon-h1',
+  'falcon-h1-biases',
+  'falcon-h1-nonorm',
+];
 
 export async function gradFixture(name: string) {
   const exp = await openSafetensorsFile(join(HYBRID_GRAD, `${name}.safetensors`));

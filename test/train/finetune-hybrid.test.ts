@@ -98,6 +98,19 @@ const MOVES: Record<string, string[]> = {
   ],
   bamba: ['model.layers.1.self_attn.v_proj.weight', 'model.layers.0.feed_forward.gate_proj.weight'],
   'nemotron-h': ['backbone.layers.3.mixer.o_proj.weight', 'backbone.layers.4.mixer.gate.weight'],
+  jamba: [
+    'model.layers.0.mamba.dt_layernorm.weight',
+    'model.layers.0.mamba.x_proj.weight',
+    'model.layers.1.feed_forward.router.weight',
+    'model.layers.1.self_attn.q_proj.weight',
+  ],
+  // the multiplied weights (muP) and the others
+  'falcon-h1': [
+    'model.layers.0.mamba.in_proj.weight',
+    'model.layers.0.self_attn.k_proj.weight',
+    'model.layers.0.feed_forward.down_proj.weight',
+    'model.layers.0.mamba.dt_bias',
+  ],
 };
 
 for (const name of Object.keys(MOVES))

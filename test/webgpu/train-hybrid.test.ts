@@ -7,6 +7,7 @@ import { cpu } from '../../src/backend/cpu/cpu-backend.js';
 import { loadAnyLanguageModel } from '../../src/models/node/load-checkpoint.js';
 import * as F from '../../src/ops/ops.js';
 import { checkTrainable } from '../../src/train/model-io.js';
+import { unfoldMultipliers } from '../../src/train/unfold-multipliers.js';
 import { AdamW, ADAMW_DEFAULTS, optimizerStep } from '../../src/train/optimizer.js';
 import { gradFixture, TRAINED_HYBRIDS } from '../helpers/hybrid-grad.js';
 import { FAMILY } from '../helpers/fixtures.js';
@@ -22,6 +23,7 @@ after(disposeGpu);
 async function gradients(bk: Backend, name: string, fx: Awaited<ReturnType<typeof gradFixture>>) {
   const model = await loadAnyLanguageModel(join(FAMILY, name), { backend: bk, dtype: 'f32' });
   checkTrainable(model);
+  unfoldMultipliers(model);
   const params = model.parameters();
   for (const p of params.values()) p.requiresGrad = true;
   const logits = model.forward(bk.upload(fx.ids, [fx.b, fx.l], 'i32'));
