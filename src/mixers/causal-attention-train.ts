@@ -13,6 +13,13 @@ export interface AttentionParts {
   kBias: Tensor | null;
   vBias: Tensor | null;
   oBias: Tensor | null;
+  /** Low-rank adapters added to q, k, v before RoPE (Zamba2's shared block). */
+  adapters?: { q: Adapter; k: Adapter; v: Adapter } | null;
+}
+
+interface Adapter {
+  /** up(down(x)), recorded. */
+  apply(x: Tensor): Tensor;
 }
 export interface AttentionShape {
   heads: number;
@@ -26,7 +33,7 @@ export interface AttentionShape {
 /**
  * The differentiable form of the hybrids' causal self-attention (CausalSelfAttention), for training on
  * whole sequences from position 0, built from recorded ops:
- *   q = q_proj(x), k = k_proj(x), v = v_proj(x)            (b, l, H·dh), (b, l, G·dh)
+ *   q = q_proj(x), k = k_proj(x), v = v_proj(x)            (b, l, H·dh), (b, l, G·dh)  [+ LoRA adapters]
  *   q, k = RoPE on the first rotaryDim dims of each head    (none for NoPE)
  *   k, v = each kv head repeated H/G times                  (b, l, H·dh)  (GQA; transformers' repeat_kv)
  *   o = softmax(scale · q kᵀ + causal mask) v;  out = o_proj(o)
@@ -35,9 +42,12 @@ export interface AttentionShape {
  */
 export function attentionForward(w: AttentionParts, dims: AttentionShape, x: Tensor): Tensor {
   const { heads: H, kvHeads: G, headDim: dh, rotaryDim, ropeTheta, scale } = dims;
-  const q = rotaryHeads(F.linear(x, w.q, w.qBias), dh, rotaryDim, 0, ropeTheta); // (b, l, H·dh)
-  const k = rotaryHeads(F.linear(x, w.k, w.kBias), dh, rotaryDim, 0, ropeTheta); // (b, l, G·dh)
-  const v = F.linear(x, w.v, w.vBias); // (b, l, G·dh)
+  const ad = w.adapters;
+  const proj = (m: Tensor, bias: Tensor | null, a: Adapter | undefined): Tensor =>
+    a ? F.add(F.linear(x, m, bias), a.apply(x)) : F.linear(x, m, bias);
+  const q = rotaryHeads(proj(w.q, w.qBias, ad?.q), dh, rotaryDim, 0, ropeTheta); // (b, l, H·dh)
+  const k = rotaryHeads(proj(w.k, w.kBias, ad?.k), dh, rotaryDim, 0, ropeTheta); // (b, l, G·dh)
+  const v = proj(w.v, w.vBias, ad?.v); // (b, l, G·dh)
   const o = S.attention(q, repeatHeads(k, dh, H / G), repeatHeads(v, dh, H / G), H, scale); // (b, l, H·dh)
   return F.linear(o, w.o, w.oBias); // (b, l, out)
 }

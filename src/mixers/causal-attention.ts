@@ -113,12 +113,13 @@ export class CausalSelfAttention implements Mixer {
 
   forward(x: Tensor, state?: MixerState, position?: number): Tensor {
     const w = this.w;
-    if (needsGrad(x, w.q, w.k, w.v, w.o, w.qBias, w.kBias, w.vBias, w.oBias)) {
-      // training: whole sequences from position 0, without LoRA adapters (Zamba2's shared block)
-      if (state || w.adapters)
+    const ad = w.adapters ? [w.adapters.q, w.adapters.k, w.adapters.v].flatMap((a) => [a.down, a.up]) : [];
+    if (needsGrad(x, w.q, w.k, w.v, w.o, w.qBias, w.kBias, w.vBias, w.oBias, ...ad)) {
+      // training: whole sequences from position 0
+      if (state)
         fail(
           'UNSUPPORTED',
-          `attention of hybrid models: gradients ${state ? 'through a KV cache' : 'through LoRA adapters'} are not supported; train on whole sequences without a state (or run under noGrad)`,
+          'attention of hybrid models: gradients through a KV cache are not supported; train on whole sequences without a state (or run under noGrad)',
         );
       return attentionForward(w, this.dims, x);
     }

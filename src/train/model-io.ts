@@ -106,6 +106,8 @@ const MIXER_BACKWARD: Record<string, readonly (TrainingKernel | MixerKernel)[]> 
   'mlp-relu': [],
   'mlp-silu': [],
   moe: ['moeRoute'],
+  // Zamba2's layer: a shared attention block's call, then Mamba-2 (mixers/zamba2-layer.ts)
+  'zamba2-hybrid': ['ssdScanBackward', 'attention', 'attentionBackward', 'rotary'],
 };
 
 /** The scans' backward kernels, needed only by the models that have those mixers. */

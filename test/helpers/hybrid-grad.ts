@@ -19,6 +19,7 @@ export const TRAINED_HYBRIDS = [
   'falcon-h1',
   'falcon-h1-biases',
   'falcon-h1-nonorm',
+  'zamba2',
 ];
 
 export async function gradFixture(name: string) {

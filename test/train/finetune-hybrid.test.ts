@@ -19,7 +19,7 @@ import { FAMILY, ROOT } from '../helpers/fixtures.js';
 import { smallText, tempDir } from './helpers.js';
 
 /**
- * Fine-tuning the hybrids (`train --from` a Granite 4.0-H, Bamba or Nemotron-H checkpoint): tiny random
+ * Fine-tuning the hybrids (`train --from` a Granite 4.0-H, Bamba, Nemotron-H, Jamba, Falcon-H1 or Zamba2 checkpoint): tiny random
  * checkpoints of fixtures/family, their vocabulary widened to a byte-level tokenizer's 257 ids, train a few
  * steps; every kind of parameter moves (attention, Mamba-2, MLP, router and experts), the checkpoint
  * written loads back with the logits it was saved with, under the source's tensor names and shapes, frozen
@@ -110,6 +110,14 @@ const MOVES: Record<string, string[]> = {
     'model.layers.0.self_attn.k_proj.weight',
     'model.layers.0.feed_forward.down_proj.weight',
     'model.layers.0.mamba.dt_bias',
+  ],
+  // the shared block (held once, trained by every call), a call's adapters and linear, the Mamba-2 layers
+  zamba2: [
+    'model.layers.0.shared_transformer.self_attn.q_proj.weight',
+    'model.layers.0.shared_transformer.feed_forward.gate_up_proj.weight',
+    'model.layers.0.shared_transformer.self_attn.linear_q_adapter_list.0.1.weight',
+    'model.layers.0.linear.weight',
+    'model.layers.1.mamba.in_proj.weight',
   ],
 };
 
