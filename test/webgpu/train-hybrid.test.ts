@@ -67,23 +67,32 @@ for (const name of TRAINED_HYBRIDS)
     await fx.exp.close();
   });
 
+/**
+ * One optimiser step on each backend. Gradients agree within 2e-4 of each tensor's largest (each backend is
+ * within 1e-4 of PyTorch, above: Zamba2's small dt_bias gradients come within 8e-5 of it on both, from
+ * either side). Adam's first step moves a weight by lr·g/(|g| + eps): for an element whose gradient is
+ * about as small as the backends' difference in it (1e-9 against gradients of 1), that ratio, so the
+ * step, is not determined by the gradient; the updated weights are compared where |g| is at least 1e-3 of
+ * its tensor's largest (within 1e-4), and everywhere they must have moved by at most lr (Adam's bound), plus the weight decay's lr·wd·|w|.
+ */
 for (const name of TRAINED_HYBRIDS)
-  test(`one training step of ${name} on WebGPU matches the CPU: gradients within 1e-4, norm, updated weights`, async (t) => {
+  test(`one training step of ${name} on WebGPU matches the CPU: gradients within 2e-4, norm, updated weights`, async (t) => {
     const g = await requireAdapter(t);
     if (!g) return;
     const fx = await gradFixture(name);
+    const lr = 1e-2;
     const sides = [];
     for (const bk of [cpu(), g] as Backend[]) {
       const r = await gradients(bk, name, fx);
       const grads = new Map<string, Float32Array>();
       for (const [pname, p] of r.params) if (p.grad) grads.set(pname, await p.grad.readFloat());
-      // eps 1e-6, not 1e-8: Adam's first step moves a weight by lr·g/(|g| + eps), so gradients of ~1e-9 (these
-      // models have some) that agree to 1e-9 across backends would move weights by up to 1e-2 differently
-      const opt = new AdamW(r.params, bk, { ...ADAMW_DEFAULTS, eps: 1e-6 });
-      const norm = await optimizerStep(r.model, opt, 1e-2, 0.5); // clipped: the norm is above 0.5
+      const before = new Map<string, Float32Array>();
+      for (const [pname, p] of r.params) before.set(pname, await p.readFloat());
+      const opt = new AdamW(r.params, bk);
+      const norm = await optimizerStep(r.model, opt, lr, 0.5); // clipped: the norm is above 0.5
       const weights = new Map<string, Float32Array>();
       for (const [pname, p] of r.params) weights.set(pname, await p.readFloat());
-      sides.push({ loss: r.loss, grads, norm, weights });
+      sides.push({ loss: r.loss, grads, norm, before, weights });
     }
     const [c, w] = sides;
     assert.ok(Math.abs(c.loss - w.loss) < 1e-5, `loss ${w.loss} vs cpu ${c.loss}`);
@@ -91,19 +100,27 @@ for (const name of TRAINED_HYBRIDS)
     assert.ok(Math.abs(c.norm - w.norm) < 1e-4 * c.norm, `gradient norm ${w.norm} vs cpu ${c.norm}`);
     assert.deepEqual([...w.grads.keys()], [...c.grads.keys()]);
     let worstG = 0,
-      worstW = 0;
+      worstW = 0,
+      compared = 0;
     for (const [pname, gc] of c.grads) {
       const gw = w.grads.get(pname)!;
-      for (let i = 0; i < gc.length; i++) worstG = Math.max(worstG, Math.abs(gc[i] - gw[i]));
-    }
-    for (const [pname, pc] of c.weights) {
-      const pw = w.weights.get(pname)!;
-      for (let i = 0; i < pc.length; i++) worstW = Math.max(worstW, Math.abs(pc[i] - pw[i]));
+      const scale = Math.max(1e-2, ...gc.map(Math.abs));
+      const pc = c.weights.get(pname)!,
+        pw = w.weights.get(pname)!,
+        p0 = c.before.get(pname)!;
+      for (let i = 0; i < gc.length; i++) {
+        worstG = Math.max(worstG, Math.abs(gc[i] - gw[i]) / scale);
+        const bound = lr * (1 + ADAMW_DEFAULTS.weightDecay * Math.abs(p0[i])) * 1.001 + 1e-6;
+        assert.ok(Math.abs(pw[i] - p0[i]) <= bound, `${pname}[${i}] moved by ${pw[i] - p0[i]}`);
+        if (Math.abs(gc[i]) < 1e-3 * scale) continue;
+        worstW = Math.max(worstW, Math.abs(pc[i] - pw[i]));
+        compared++;
+      }
     }
     t.diagnostic(
-      `${name}, one step: worst gradient difference ${worstG.toExponential(2)}, worst weight difference ${worstW.toExponential(2)}`,
+      `${name}, one step: worst gradient difference relative to its tensor's largest ${worstG.toExponential(2)}, worst weight difference ${worstW.toExponential(2)} (${compared} weights compared)`,
     );
-    assert.ok(worstG < 1e-4, `gradients differ by up to ${worstG}`);
+    assert.ok(worstG < 2e-4, `gradients differ by up to ${worstG} of their tensor's largest`);
     assert.ok(worstW < 1e-4, `updated weights differ by up to ${worstW}`);
     await fx.exp.close();
   });
