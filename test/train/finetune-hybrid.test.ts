@@ -14,7 +14,7 @@ import { ByteLevelTokenizer } from '../../src/tokenizer/byte-level.js';
 import { readF32Tensors } from '../../src/train/checkpoint.js';
 import { startFineTune } from '../../src/train/finetune.js';
 import { parseTrainSettings } from '../../src/train/settings.js';
-import { train, type TrainerState } from '../../src/train/trainer.js';
+import { resumeRun, train, type TrainerState } from '../../src/train/trainer.js';
 import { FAMILY, ROOT } from '../helpers/fixtures.js';
 import { smallText, tempDir } from './helpers.js';
 
@@ -23,7 +23,7 @@ import { smallText, tempDir } from './helpers.js';
  * checkpoints of fixtures/family, their vocabulary widened to a byte-level tokenizer's 257 ids, train a few
  * steps; every kind of parameter moves (attention, Mamba-2, MLP, router and experts), the checkpoint
  * written loads back with the logits it was saved with, under the source's tensor names and shapes, frozen
- * embeddings stay bit-identical, and transformers loads it with mamba-ts's logits within 1e-4
+ * embeddings stay bit-identical (also after resuming), and transformers loads it with mamba-ts's logits within 1e-4
  * (scripts/fixtures/check_hf_load.py --family-patches: transformers patched as for the family fixtures'
  * references, per-group gated norm and no chunked-only dt clamp; run where a Python with transformers is at
  * hand: MAMBA_TS_PYTHON, default /work/venv/bin/python).
@@ -164,6 +164,14 @@ for (const name of Object.keys(MOVES))
       const ids = Int32Array.from({ length: 20 }, (_, i) => (i * 37) % 257);
       const before = noGrad(() => bk.readSync(run.lm.forward(bk.upload(ids, [2, 10], 'i32'))));
       assert.deepEqual(bk.readSync(lm.forward(bk.upload(ids, [2, 10], 'i32'))), before);
+      if (freeze) {
+        // resumed for one more step: the checkpoint's model trains on, embeddings still frozen
+        await train(await resumeRun({ outDir: out, backend: bk, steps: 4 }));
+        assert.equal(state(out).step, 4);
+        const w2 = await readF32Tensors(join(out, 'model.safetensors'));
+        assert.deepEqual(w2.get(emb), source.get(emb));
+        assert.ok(!w2.get(MOVES[name][0])!.every((v, i) => v === w.get(MOVES[name][0])![i]), 'trained on');
+      }
     }
     if (!existsSync(PYTHON)) {
       t.skip(`no Python with transformers at ${PYTHON} (set MAMBA_TS_PYTHON): transformers' load not checked`);
