@@ -36,7 +36,8 @@ tokenizer_config.json, generation_config.json) that mamba-ts and transformers (M
 Mamba2ForCausalLM: model.arch "mamba" or "mamba2") load (model.arch "mamba3": mamba_ssm's layout, which
 transformers does not load), plus optimizer.safetensors and
 trainer_state.json to resume, loss_curve.svg and check.safetensors (ids and logits for
-scripts/fixtures/check_hf_load.py). --from fine-tunes a checkpoint, keeping its config and tokenizer.
+scripts/fixtures/check_hf_load.py). --from fine-tunes a checkpoint (Mamba-1/2/3 or a hybrid), keeping its
+config and tokenizer.
 Checkpoints are written atomically every train.save_every steps and at the end; Ctrl-C saves after
 the current step and stops (twice: stop at once, the last checkpoint stays intact).`,
   options: {

@@ -4,13 +4,14 @@ import { fail } from '../errors.js';
 import * as F from '../ops/ops.js';
 import { noGrad } from '../tensor/grad-mode.js';
 import { needsGrad, type Tensor } from '../tensor/tensor.js';
+import { attentionForward } from './causal-attention-train.js';
 import type { LowRankAdapter } from './lora.js';
 import { parameterMap, type Mixer, type MixerState, type StepPosition } from './mixer.js';
 import { readCounter, rowOfEach, rowsOf } from './rows.js';
 
 /**
  * The causal self-attention of hybrid language models (Granite 4.0-H, Bamba, Nemotron-H, ...), as
- * transformers' Llama-style attention computes it (inference only):
+ * transformers' Llama-style attention computes it (training: causal-attention-train.ts):
  *   q = q_proj(x) (b, l, H·dh);  k = k_proj(x), v = v_proj(x) (b, l, G·dh)   G kv heads (GQA), G | H
  *   q, k = rotary(q, k) on the first `rotaryDim` dims of each head (0: NoPE; dh: full; partial rotary)
  *   o = softmax(scale · q kᵀ + causal mask) v, query head h reading kv head floor(h / (H/G));  out = o_proj(o)
@@ -120,8 +121,17 @@ export class CausalSelfAttention implements Mixer {
   }
 
   forward(x: Tensor, state?: MixerState, position?: number): Tensor {
-    if (needsGrad(x, this.w.q, this.w.k, this.w.v, this.w.o))
-      fail('UNSUPPORTED', 'attention of hybrid models: inference only (run under noGrad)');
+    const w = this.w;
+    const ad = w.adapters ? [w.adapters.q, w.adapters.k, w.adapters.v].flatMap((a) => [a.down, a.up]) : [];
+    if (needsGrad(x, w.q, w.k, w.v, w.o, w.qBias, w.kBias, w.vBias, w.oBias, ...ad)) {
+      // training: whole sequences from position 0
+      if (state)
+        fail(
+          'UNSUPPORTED',
+          'attention of hybrid models: gradients through a KV cache are not supported; train on whole sequences without a state (or run under noGrad)',
+        );
+      return attentionForward(w, this.dims, x);
+    }
     const { heads, kvHeads, scale } = this.dims;
     return noGrad(() => {
       const bk = this.backend;

@@ -8,8 +8,8 @@ import type { Tensor } from '../tensor/tensor.js';
  * projection W x it adds up(down(x)), so a weight shared by several call sites gets a rank-r correction
  * of each site's own without a copy of W:
  *   y = W x + B (A x)      A = down (r, k), B = up (p, r), x (m, k), y (m, p)
- * Inference only (the hybrids' attention runs under noGrad). The step's (m, r) buffer is made once per
- * row count.
+ * `apply` is the differentiable form (training); `addTo` and `stepAddTo` add in place (inference). The
+ * step's (m, r) buffer is made once per row count.
  */
 export class LowRankAdapter {
   private readonly hidden = new Map<number, Tensor>();
@@ -25,6 +25,11 @@ export class LowRankAdapter {
 
   get rank(): number {
     return this.down.rows;
+  }
+
+  /** up(down(x (..., k))) -> (..., p), recorded for autograd (training). */
+  apply(x: Tensor): Tensor {
+    return F.linear(F.linear(x, this.down), this.up);
   }
 
   /** y (..., p) += up(down(x (..., k))), in place; the parallel form's rows. */

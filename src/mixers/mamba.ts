@@ -109,26 +109,30 @@ export class MambaMixer implements Mixer {
     const u = xz.narrow(0, e);
     const z = xz.narrow(e, e);
     const uc = F.causalConv1d(u, this.w.convWeight, this.w.convBias, true, state?.conv ?? null); // (b, l, e)
-    let dbc = F.linear(uc, this.w.xProj); // (b, l, r + 2n)
+    const dbc = F.linear(uc, this.w.xProj); // (b, l, r + 2n)
+    let dtLow = dbc.narrow(0, r),
+      B = dbc.narrow(r, n),
+      C = dbc.narrow(r + n, n);
     if (this.dims.dtBCNormEps !== undefined) {
-      if (needsGrad(dbc))
-        fail(
-          'UNSUPPORTED',
-          'mamba mixer: training through the Δ/B/C norms (Falcon-Mamba, Jamba) is not supported (no backward kernel)',
-        );
-      const normed = this.backend.alloc(dbc.shape); // (b, l, r + 2n)
-      this.normDtBC(normed, dbc);
-      dbc = normed;
+      if (needsGrad(dbc)) {
+        // training: each part through a recorded RMSNorm (the same as normDtBC's kernel)
+        const w = this.dtBCNormWeights(),
+          eps = this.dims.dtBCNormEps;
+        [dtLow, B, C] = [F.rmsnorm(dtLow, w.dt, eps), F.rmsnorm(B, w.b, eps), F.rmsnorm(C, w.c, eps)];
+      } else {
+        const normed = this.backend.alloc(dbc.shape); // (b, l, r + 2n)
+        this.normDtBC(normed, dbc);
+        [dtLow, B, C] = [normed.narrow(0, r), normed.narrow(r, n), normed.narrow(r + n, n)];
+      }
     }
-    const delta = F.linear(dbc.narrow(0, r), this.w.dtProj); // (b, l, e)
-    if (this.onActivations)
-      this.onActivations({ u: uc, delta, B: dbc.narrow(r, n), C: dbc.narrow(r + n, n), A: this.getA() });
+    const delta = F.linear(dtLow, this.w.dtProj); // (b, l, e)
+    if (this.onActivations) this.onActivations({ u: uc, delta, B, C, A: this.getA() });
     const y = F.selectiveScan({
       u: uc,
       delta,
       A: this.getA(),
-      B: dbc.narrow(r, n),
-      C: dbc.narrow(r + n, n),
+      B,
+      C,
       D: this.w.D,
       z,
       deltaBias: this.w.dtProjBias,

@@ -1,6 +1,7 @@
 import type { Backend } from '../backend/backend.js';
 import { fail } from '../errors.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { needsGrad, type Tensor } from '../tensor/tensor.js';
+import { mlpForward } from './mlp-train.js';
 import { parameterMap, type Mixer, type MixerState } from './mixer.js';
 
 /**
@@ -105,6 +106,8 @@ export class Mlp implements Mixer {
   }
 
   forward(x: Tensor): Tensor {
+    const w = this.w;
+    if (needsGrad(x, w.up, w.gate, w.down, w.upBias, w.gateBias, w.downBias)) return mlpForward(w, this.activation, x); // training
     const m = x.rows;
     const out = this.backend.alloc(x.shape);
     this.apply(x.reshape([m, x.cols]), out.reshape([m, x.cols]), this.workspace(m, false));

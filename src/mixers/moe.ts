@@ -3,9 +3,10 @@ import { requireMixerKernel, type MoeRouteOptions } from '../backend/contract/mi
 import type { MoeExpertsArgs } from '../backend/contract/moe-experts.js';
 import { fail } from '../errors.js';
 import { scope } from '../tensor/scope.js';
-import { Tensor } from '../tensor/tensor.js';
+import { needsGrad, Tensor } from '../tensor/tensor.js';
 import type { Mixer, MixerState } from './mixer.js';
 import { Mlp } from './mlp.js';
+import { moeForward } from './moe-train.js';
 
 /**
  * A mixture of experts (sparse MoE feed-forward), a stateless mixer:
@@ -185,6 +186,7 @@ export class MixtureOfExperts implements Mixer {
   }
 
   forward(x: Tensor): Tensor {
+    if (needsGrad(x, ...this.parameters().values())) return moeForward(this, x); // training
     const m = x.rows;
     const out = this.backend.alloc(x.shape);
     this.apply(x.reshape([m, x.cols]), out.reshape([m, x.cols]));

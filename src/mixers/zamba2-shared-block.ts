@@ -1,7 +1,8 @@
 import type { Backend } from '../backend/backend.js';
 import { fail } from '../errors.js';
 import * as F from '../ops/ops.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { concatLast } from '../ops/concat.js';
+import { needsGrad, type Tensor } from '../tensor/tensor.js';
 import { CausalSelfAttention } from './causal-attention.js';
 import type { LowRankAdapter } from './lora.js';
 import type { MixerState, StepPosition } from './mixer.js';
@@ -110,6 +111,7 @@ export class SharedBlockCall {
   forward(h: Tensor, e0: Tensor, state?: MixerState, position?: number): Tensor {
     const { d, intermediate: I, eps } = this.dims;
     const s = this.shared;
+    if (needsGrad(h, e0, ...this.parameters())) return this.trainingForward(h, e0);
     const cat = this.backend.alloc([...h.shape.slice(0, -1), 2 * d]); // (b, l, 2d)
     this.backend.copy(cat.narrow(0, d), h);
     this.backend.copy(cat.narrow(d, d), e0);
@@ -120,6 +122,37 @@ export class SharedBlockCall {
     this.own.gateUp.addTo(gu, an);
     const act = F.binary('mul', F.unary(this.dims.activation, gu.narrow(0, I)), gu.narrow(I, I)); // (b, l, I)
     return F.linear(F.linear(act, s.down, s.downBias), this.own.linear); // (b, l, d)
+  }
+
+  /** The parallel form recorded for autograd (training, from position 0): the concat and adapters as ops. */
+  private trainingForward(h: Tensor, e0: Tensor): Tensor {
+    const { intermediate: I, eps } = this.dims;
+    const s = this.shared;
+    const x = F.rmsnorm(concatLast(h, e0), s.inputNorm, eps); // (b, l, 2d)
+    const an = F.rmsnorm(this.attention.forward(x), s.preFfNorm, eps); // (b, l, d)
+    const gu = F.add(F.linear(an, s.gateUp, s.gateUpBias), this.own.gateUp.apply(an)); // (b, l, 2I)
+    const act = F.mul(F.unary(this.dims.activation, gu.narrow(0, I)), gu.narrow(I, I)); // (b, l, I)
+    return F.linear(F.linear(act, s.down, s.downBias), this.own.linear); // (b, l, d)
+  }
+
+  /** Every tensor this call reads: the shared block's and its own. */
+  private parameters(): Tensor[] {
+    const s = this.shared,
+      o = this.own;
+    const adapters = [o.gateUp, ...(o.attention ? Object.values(o.attention) : [])];
+    return [
+      s.inputNorm,
+      s.q,
+      s.k,
+      s.v,
+      s.o,
+      s.preFfNorm,
+      s.gateUp,
+      s.down,
+      o.linear,
+      ...adapters.flatMap((a) => [a.down, a.up]),
+      ...[s.gateUpBias, s.downBias].filter((t): t is Tensor => t !== null),
+    ];
   }
 
   /** Recurrent form: h, e0 (b, d) -> out (b, d); advances this call's KV cache. */

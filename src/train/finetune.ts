@@ -1,12 +1,13 @@
 import type { Backend } from '../backend/backend.js';
 import { fail } from '../errors.js';
-import { loadLanguageModel } from '../models/node/load-checkpoint.js';
+import { loadAnyLanguageModel } from '../models/node/load-checkpoint.js';
 import { loadTokenizer } from '../tokenizer/node.js';
 import { checkCheckpointDirWritable } from './checkpoint.js';
 import { loadDocuments } from './corpus.js';
 import { splitDocuments } from './data.js';
 import { checkTrainable, configJsonOf, generationConfigOf } from './model-io.js';
 import type { TrainSettings } from './settings.js';
+import { unfoldMultipliers } from './unfold-multipliers.js';
 import {
   assemble,
   checkFreshOutDir,
@@ -50,8 +51,9 @@ export async function startFineTune(o: FineTuneOptions): Promise<TrainRun> {
   const log = o.log ?? (() => undefined);
   await checkFreshOutDir(o.outDir);
   await checkCheckpointDirWritable(o.outDir);
-  const lm = await loadLanguageModel(o.fromDir, { backend: o.backend, dtype: 'f32' });
+  const lm = await loadAnyLanguageModel(o.fromDir, { backend: o.backend, dtype: 'f32' });
   checkTrainable(lm);
+  unfoldMultipliers(lm);
   const tokenizer = await loadTokenizer(o.fromDir);
   if (tokenizer.vocabSize > lm.vocabSize)
     fail(
@@ -59,8 +61,9 @@ export async function startFineTune(o: FineTuneOptions): Promise<TrainRun> {
       `${o.fromDir}: the tokenizer has ${tokenizer.vocabSize} tokens, more than the model's vocabulary of ${lm.vocabSize}`,
     );
   const files: Record<string, unknown> = await readFixedFiles(o.fromDir);
-  if (lm.config.layout !== 'hf' && lm.config.arch !== 'mamba3') {
-    files['config.json'] = configJsonOf(lm.config);
+  const c = lm.config;
+  if (c.layout !== 'hf' && c.arch !== 'mamba3') {
+    files['config.json'] = configJsonOf(c);
     log(`config: ${o.fromDir} is in the mamba_ssm layout; the output's config.json is in transformers' layout`);
   }
   files['generation_config.json'] ??= generationConfigOf(lm.config);

@@ -4,6 +4,8 @@ import { fail } from '../errors.js';
 import { expectedMambaTensors } from '../models/build-mamba.js';
 import { expectedMamba2Tensors } from '../models/build-mamba2.js';
 import { expectedMamba3Tensors } from '../models/build-mamba3.js';
+import { expectedHybridTensors } from '../models/build-hybrid.js';
+import type { HybridConfig } from '../models/config-hybrid.js';
 import { missingMixerKernels, type MixerKernel } from '../backend/contract/mixers.js';
 import { missingTrainingKernels, type TrainingKernel } from '../backend/contract/training.js';
 import { parseConfig, validateMamba, type MambaConfig, type ModelConfig } from '../models/config.js';
@@ -21,6 +23,9 @@ import { settingsModelConfig, type ModelSettings, type TokenRoles } from './sett
  * architecture: a new mixer adds its case here.
  */
 export type { TokenRoles } from './settings.js';
+
+/** A model the trainer trains: a Mamba-1/2/3 or a hybrid (fine-tuning). */
+export type TrainLm = LanguageModel<ModelConfig | HybridConfig>;
 
 /**
  * The model config for settings and a tokenizer of `tokenizerVocab` ids (padded up to padVocabMultiple).
@@ -83,31 +88,44 @@ export function configJsonOf(c: ModelConfig, s?: ModelSettings): string {
 export function untrainable(arch: string, missing: string): never {
   return fail(
     'UNSUPPORTED',
-    `training supports Mamba (arch "mamba"), Mamba-2 ("mamba2") and Mamba-3 ("mamba3") models; this model is ${arch}: ${missing}`,
+    `training supports Mamba (arch "mamba"), Mamba-2 ("mamba2"), Mamba-3 ("mamba3") and the hybrids' Mamba-2, attention, MLP and MoE layers; this model is ${arch}: ${missing}`,
     { arch },
   );
 }
 
-/** The backward kernel of each mixer kind the trainer can train (a new mixer adds its line). */
-const MIXER_BACKWARD: Record<string, TrainingKernel | MixerKernel> = {
-  mamba: 'selectiveScanBackward',
-  mamba2: 'ssdScanBackward',
-  mamba3: 'mamba3ScanBackward',
+/** The backward kernels of each mixer kind the trainer can train, beyond the basic ones (a new mixer adds its line). */
+const MIXER_BACKWARD: Record<string, readonly (TrainingKernel | MixerKernel)[]> = {
+  mamba: ['selectiveScanBackward'],
+  mamba2: ['ssdScanBackward'],
+  mamba3: ['mamba3ScanBackward'],
+  // the hybrids' (mixers/causal-attention-train.ts, mlp-train.ts, moe-train.ts)
+  attention: ['attention', 'attentionBackward', 'rotary'],
+  'mlp-swiglu': [],
+  'mlp-relu2': [],
+  'mlp-gelu': [],
+  'mlp-relu': [],
+  'mlp-silu': [],
+  moe: ['moeRoute'],
+  // Zamba2's layer: a shared attention block's call, then Mamba-2 (mixers/zamba2-layer.ts)
+  'zamba2-hybrid': ['ssdScanBackward', 'attention', 'attentionBackward', 'rotary'],
 };
 
+/** The scans' backward kernels, needed only by the models that have those mixers. */
+const SCANS = new Set<string>(['selectiveScanBackward', 'ssdScanBackward', 'mamba3ScanBackward']);
+
 /**
- * The training kernels the model's backward needs, by the kinds of its blocks' mixers: UNSUPPORTED
- * naming a mixer the trainer has no backward for, or the backend's missing kernels, before anything runs.
+ * The training kernels the model's backward needs, by the kinds of its blocks' mixers (a parallel
+ * layer's `mamba2+attention` by each part): UNSUPPORTED naming a mixer the trainer has no backward
+ * for, or the backend's missing kernels, before anything runs.
  */
-export function checkTrainable(lm: LanguageModel): void {
+export function checkTrainable(lm: TrainLm): void {
   const arch: string = lm.config.arch;
-  const kinds = [...new Set(lm.blocks.map((b) => b.mixer.kind))];
+  const kinds = [...new Set(lm.blocks.flatMap((b) => b.mixer.kind.split('+')))];
   const unknown = kinds.filter((k) => !(k in MIXER_BACKWARD));
   if (unknown.length) untrainable(arch, `its ${unknown.join(', ')} mixers have no backward kernels yet`);
-  const needed = new Set<string>(kinds.map((k) => MIXER_BACKWARD[k]));
-  const scans = new Set<string>(Object.values(MIXER_BACKWARD));
+  const needed = new Set<string>(kinds.flatMap((k) => MIXER_BACKWARD[k]));
   const missing = [
-    ...missingTrainingKernels(lm.backend).filter((k) => needed.has(k) || !scans.has(k)),
+    ...missingTrainingKernels(lm.backend).filter((k) => needed.has(k) || !SCANS.has(k)),
     ...missingMixerKernels(lm.backend).filter((k) => needed.has(k)),
   ];
   if (missing.length)
@@ -119,19 +137,21 @@ export function checkTrainable(lm: LanguageModel): void {
 }
 
 /** generation_config.json, as transformers writes it for a model with these token ids. */
-export function generationConfigOf(c: ModelConfig): Record<string, unknown> {
+export function generationConfigOf(c: ModelConfig | HybridConfig): Record<string, unknown> {
   return { bos_token_id: c.bosTokenId ?? null, eos_token_id: c.eosTokenId ?? null, pad_token_id: c.padTokenId ?? null };
 }
 
 /** The parameters as model.safetensors tensors: Hugging Face names, the checkpoint's shapes (conv1d.weight (e, 1, k)), F32. */
-export async function modelTensors(lm: LanguageModel): Promise<TensorToWrite[]> {
+export async function modelTensors(lm: TrainLm): Promise<TensorToWrite[]> {
   const c = lm.config;
   const expected =
     c.arch === 'mamba'
       ? expectedMambaTensors(c)
       : c.arch === 'mamba2'
         ? expectedMamba2Tensors(c)
-        : expectedMamba3Tensors(c);
+        : c.arch === 'mamba3'
+          ? expectedMamba3Tensors(c)
+          : expectedHybridTensors(c);
   const shapes = new Map(expected.map((t) => [t.name, t.shape]));
   const out: TensorToWrite[] = [];
   for (const [name, t] of lm.parameters()) {

@@ -5,8 +5,8 @@ import { noGrad } from '../tensor/grad-mode.js';
 import type { Backend } from '../backend/backend.js';
 import { fail } from '../errors.js';
 import { encodeSafetensors } from '../io/safetensors-writer.js';
-import type { LanguageModel } from '../models/lm.js';
-import { loadLanguageModel } from '../models/node/load-checkpoint.js';
+import { loadAnyLanguageModel } from '../models/node/load-checkpoint.js';
+import { unfoldMultipliers } from './unfold-multipliers.js';
 import * as F from '../ops/ops.js';
 import { scope } from '../tensor/scope.js';
 import { loadTokenizer } from '../tokenizer/node.js';
@@ -32,6 +32,7 @@ import {
   generationConfigOf,
   settingsConfigFor,
   modelTensors,
+  type TrainLm,
   checkTrainable,
 } from './model-io.js';
 import { AdamW, optimizerStep } from './optimizer.js';
@@ -70,7 +71,7 @@ export interface TrainerState {
 
 export interface TrainRun {
   outDir: string;
-  lm: LanguageModel;
+  lm: TrainLm;
   settings: TrainSettings;
   tokenizer: TextTokenizer;
   /**
@@ -200,7 +201,8 @@ export async function resumeRun(o: ResumeOptions): Promise<TrainRun> {
       `the data ${source} now gives ${data.train.length} training / ${data.val.length} validation tokens, the run had ${state.data.trainTokens} / ${state.data.valTokens}: the text changed`,
     );
   }
-  const lm = await loadLanguageModel(o.outDir, { backend: o.backend, dtype: 'f32' });
+  const lm = await loadAnyLanguageModel(o.outDir, { backend: o.backend, dtype: 'f32' });
+  unfoldMultipliers(lm);
   if (o.steps !== undefined) {
     if (o.steps < state.step) fail('BAD_ARGUMENT', `--steps ${o.steps} is below the ${state.step} steps already done`);
     state.totalSteps = o.steps;
@@ -240,7 +242,7 @@ export async function readFixedFiles(dir: string): Promise<Record<string, string
  */
 export function assemble(
   outDir: string,
-  lm: LanguageModel,
+  lm: TrainLm,
   s: TrainSettings,
   tokenizer: TextTokenizer,
   fixedFiles: Record<string, unknown>,
@@ -250,7 +252,7 @@ export function assemble(
 ): TrainRun {
   checkTrainable(lm);
   const params = lm.parameters();
-  if (state.from?.freezeEmbeddings) params.delete('backbone.embeddings.weight');
+  if (state.from?.freezeEmbeddings) for (const [name, t] of params) if (t === lm.embeddings) params.delete(name);
   for (const p of params.values()) p.requiresGrad = true;
   const optimizer = new AdamW(params, lm.backend, {
     beta1: s.train.beta1,

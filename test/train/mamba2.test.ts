@@ -86,14 +86,14 @@ test('Mamba-2 settings: head_dim must divide d_inner and n_groups the heads', ()
     );
 });
 
-test('a model with a mixer the trainer has no backward for (a hybrid) is UNSUPPORTED naming that mixer', async () => {
+test('a model with a mixer the trainer has no backward for (Hyena) is UNSUPPORTED naming that mixer', async () => {
   const root = tempDir();
   const settings = parseTrainSettings(MAMBA2, 'mamba2 config');
   const run = await startRun({ data: smallText(root, 1), settings, steps: 1, outDir: join(root, 'o'), backend: bk });
-  Object.assign(run.lm.blocks[1].mixer, { kind: 'attention' }); // as a hybrid's attention block would be
+  Object.assign(run.lm.blocks[1].mixer, { kind: 'hyena' }); // as a Hyena block would be
   assert.throws(
     () => checkTrainable(run.lm),
     (e: unknown) =>
-      isMambaError(e, 'UNSUPPORTED') && /this model is mamba2: its attention mixers have no backward/.test(String(e)),
+      isMambaError(e, 'UNSUPPORTED') && /this model is mamba2: its hyena mixers have no backward/.test(String(e)),
   );
 });
