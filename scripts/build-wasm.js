@@ -32,6 +32,9 @@
 // builds' sums agree.
 // A and B appear twice in the simd128 expansion: pass locals (local.get).
 //   (@relaxed)     = i32.const 1 in the relaxed build, 0 in the plain one (a kernel picks its layout)
+//   (@dot4 A B)    = i32x4 lane k: the sum of the products of int8 lanes 4k..4k+3 of A and B (B in
+//                    0..127), relaxed build only; the plain build's expansion traps (unreachable): use
+//                    it only on paths that (@relaxed) guards
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -46,6 +49,12 @@ const outFile = join(srcDir, 'kernels.generated.ts');
 export const VARIANTS = {
   simd128: '(f32x4.add (f32x4.mul {a} {b}) {c})',
   relaxed: '(f32x4.relaxed_madd {a} {b} {c})',
+};
+
+/** The variants' expansion of the built-in macro dot4 (see the header). */
+const DOT4 = {
+  simd128: '(unreachable)',
+  relaxed: '(i32x4.extadd_pairwise_i16x8_s (i16x8.relaxed_dot_i8x16_i7x16_s {a} {b}))',
 };
 
 /** The variants' expansion of the built-in macro idot (see the header). */
@@ -65,6 +74,7 @@ function readSources(variant) {
     ['madd', { params: ['a', 'b', 'c'], body: VARIANTS[variant], file: '(built in)' }],
     ['idot', { params: ['a', 'b', 'c'], body: IDOT[variant], file: '(built in)' }],
     ['relaxed', { params: [], body: variant === 'relaxed' ? '(i32.const 1)' : '(i32.const 0)', file: '(built in)' }],
+    ['dot4', { params: ['a', 'b'], body: DOT4[variant], file: '(built in)' }],
   ]);
   const parts = [];
   for (const f of files) {

@@ -266,9 +266,13 @@ export class WasmOps {
       return null;
     }
     if (e) return e.arena === this.tgt ? e : null;
-    // f32 panels (4 bytes a weight) or, for q8/q4, gemm_q's int16 panels with scales (17 bytes per depth and 8 rows)
+    // f32 panels (4 bytes a weight) or, for q8/q4, gemm_q's panels with scales (17 bytes per depth and 8
+    // rows; q4 in the relaxed build: 9)
     const ldpre = (p + 7) & ~7,
-      bytes = kind === DT_Q8 || kind === DT_Q4 ? (17 * b.ld * ldpre) / 8 : 4 * q * ldpre;
+      bytes =
+        kind === DT_Q8 || kind === DT_Q4
+          ? ((kind === DT_Q4 && !this.K.q4_x_wide() ? 9 : 17) * b.ld * ldpre) / 8
+          : 4 * q * ldpre;
     if (bytes > this.packBudget || b.rows !== p || b.cols !== q) return null;
     const at = this.tgt.alloc(bytes, false);
     if (at < 0) return null; // (no room: pack per call as before)
@@ -352,16 +356,18 @@ export class WasmOps {
           acc,
         );
     } else {
-      let rsa = g.transA ? 4 : a.ld * 4,
+      const rsa = g.transA ? 4 : a.ld * 4,
         csa = g.transA ? a.ld * 4 : 4;
       if (g.transB && (kind === DT_Q8 || kind === DT_Q4)) {
-        // int8 x (reference/int8-activations.ts) held as int16 rows of b.ld for gemm_q, then its scales
-        const ldq = b.ld;
-        const xq = this.bump(m * ldq * 2 + m * (ldq >> 5) * 4);
-        K.quant_x(xq, xq + m * ldq * 2, 0, x, rsa, csa, m, q, ldq, 1);
+        // int8 x (reference/int8-activations.ts) for gemm_q: rows of b.ld int16 (q4 in the relaxed build:
+        // int8), then its scales and (int8) its blocks' -8 sums
+        const ldq = b.ld,
+          wide = kind === DT_Q8 ? 1 : K.q4_x_wide(),
+          nb = ldq >> 5;
+        const xq = this.bump(m * ldq * (1 + wide) + m * nb * 8);
+        const xs = xq + m * ldq * (1 + wide);
+        K.quant_x(xq, xs, wide ? 0 : xs + m * nb * 4, x, rsa, csa, m, q, ldq, wide);
         x = xq;
-        rsa = ldq * 2;
-        csa = 2;
       }
       const scratch = this.threadScratch();
       const pre = g.transB && !g.transA ? this.packedB(b, kind, q, p) : null;
