@@ -102,9 +102,6 @@ for (const [dtype, bound] of FORMAT_BOUNDS) {
       `wasm vs ts prefill ${maxAbsDiff(wasm.parallel, ref.parallel)}`,
     );
     // q8 and q4: the same int8 activations in both (reference/int8-activations.ts)
-    assert.ok(
-      maxAbsDiff(wasm.steps, ref.steps) < 1e-4,
-      `wasm vs ts decode ${maxAbsDiff(wasm.steps, ref.steps)}`,
-    );
+    assert.ok(maxAbsDiff(wasm.steps, ref.steps) < 1e-4, `wasm vs ts decode ${maxAbsDiff(wasm.steps, ref.steps)}`);
   });
 }
