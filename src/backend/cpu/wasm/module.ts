@@ -115,6 +115,7 @@ export interface WasmKernels {
     ldq: number,
     wide: number,
   ): void;
+  /** The blocked product (gemm.wat); for q8/q4 with transB, `a` is x as quant_x wrote it (gemm-int8.wat). */
   gemm(
     out: number,
     ldo: number,
@@ -137,7 +138,7 @@ export interface WasmKernels {
     pre: number,
     ldpre: number,
   ): void;
-  /** Packs all of B once for gemm's `pre` (gemm.wat): 4 q ceil8(p) bytes at dst. */
+  /** Packs all of B once for gemm's `pre` (gemm.wat): 4 q ceil8(p) bytes at dst (q8/q4 with transB: gemm-int8.wat's panels). */
   pack_b_all(dst: number, b: number, bs: number, ldb: number, kind: number, transB: number, q: number, p: number): void;
   selective_scan(
     y: number,
