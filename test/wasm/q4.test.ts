@@ -170,3 +170,35 @@ test('kernels that cannot take q4 refuse it with DTYPE_MISMATCH; views of q4 are
     assert.throws(view, (e) => isMambaError(e, 'UNSUPPORTED') && /views \(narrow\) of q4/.test(e.message), 'q4 view');
   }
 });
+
+test('activations rounded half away from zero, in the WebAssembly kernels as in the reference (ties, just below ties)', async () => {
+  const wa = new CpuBackend({ kernels: 'wasm' });
+  backends.push(wa);
+  // block max 127: dx = 1, so x * (1 / dx) is x itself; ties at .5 and the float just below 0.5
+  const below = Math.fround(0.5 - 2 ** -25);
+  const row = [127, 2.5, -2.5, below, -below, 1.5, -1.5, 126.5, -126.5, 0.5, -0.5, 3.5, -3.5, 0, 64.5, -64.5];
+  for (const [m, q] of [
+    [1, 64],
+    [3, 64],
+    [9, 96], // gemm
+    [2, 77], // a partial block (the scalar path)
+  ] as const) {
+    const X = new Float32Array(m * q);
+    for (let i = 0; i < m * q; i++) X[i] = row[i % row.length] * (i % 3 === 2 ? -1 : 1);
+    for (let i = 0; i < m; i++) for (let c = 0; c < q; c += 32) X[i * q + c] = 127; // every block's max
+    const p = 5,
+      W = rand(p * q, 9);
+    const run = (b: CpuBackend): Float32Array => {
+      const o = b.alloc([m, p]);
+      b.matmul(o, b.upload(X, [m, q]), b.upload(W, [p, q], 'q4'), { transB: true });
+      return b.readSync(o) as Float32Array;
+    };
+    const want = run(bk);
+    assert.deepEqual(run(wa), want, `m${m} q${q}`);
+    // and the reference is the rounding the test writes out (ties away from zero)
+    const Xr = roundActivationsInt8(X, m, q);
+    assert.equal(Xr[1], 3);
+    assert.equal(Xr[2], Math.sign(X[2]) * 3);
+    assert.equal(Xr[3], 0);
+  }
+});

@@ -364,6 +364,16 @@
 (func $q4_x_wide (export "q4_x_wide") (result i32)
   (i32.eqz (@relaxed)))
 
+;; Four elements of a whole, contiguous block (quant_x's vector path): {v} = x * (1 / dx) rounded half
+;; away from zero, exactly (t = trunc(v); v - t is exact; one step away from zero when |v - t| >= 0.5),
+;; as i32x4.
+(;@macro qround v;)
+(local.set $tq (f32x4.trunc (local.get {v})))
+(i32x4.trunc_sat_f32x4_s (f32x4.add (local.get $tq)
+  (v128.and (f32x4.ge (f32x4.abs (f32x4.sub (local.get {v}) (local.get $tq))) (v128.const f32x4 0.5 0.5 0.5 0.5))
+            (v128.or (v128.and (local.get {v}) (v128.const i32x4 0x80000000 0x80000000 0x80000000 0x80000000)) (v128.const f32x4 1 1 1 1)))))
+(;@end;)
+
 ;; Quantises x for the q8/q4 products (reference/int8-activations.ts): per row i of op(x) (element
 ;; (i, c) at x + i*rsa + c*csa, bytes) and block b of 32 columns, dx = max|x| / 127 and xq =
 ;; round(x * (1 / dx)) half away from zero (0 when the block is 0, and past q), written as int8
@@ -372,7 +382,9 @@
 (func $quant_x (export "quant_x") (param $xq i32) (param $xs i32) (param $xsum i32) (param $x i32) (param $rsa i32) (param $csa i32)
   (param $m i32) (param $q i32) (param $ldq i32) (param $wide i32)
   (local $i i32) (local $b i32) (local $c i32) (local $c1 i32) (local $nb i32) (local $xp i32) (local $mx f32) (local $d f32) (local $inv f32)
-  (local $v f64) (local $k i32) (local $sum i32) (local $dst i32)
+  (local $v f64) (local $k i32) (local $sum i32) (local $dst i32) (local $bp i32) (local $iv v128) (local $mv v128)
+  (local $v0 v128) (local $v1 v128) (local $v2 v128) (local $v3 v128) (local $tq v128) (local $s4 v128) (local $n0 v128) (local $n1 v128)
+  (local $r0 v128) (local $r1 v128) (local $r2 v128) (local $r3 v128) (local $dp i32) (local $g i32)
   (local.set $nb (i32.shr_u (local.get $ldq) (i32.const 5)))
   (loop $rows (if (i32.lt_s (local.get $i) (local.get $m)) (then
     (local.set $xp (i32.add (local.get $x) (i32.mul (local.get $i) (local.get $rsa))))
@@ -381,6 +393,45 @@
       (local.set $c (i32.shl (local.get $b) (i32.const 5)))
       (local.set $c1 (i32.add (local.get $c) (i32.const 32)))
       (if (i32.gt_s (local.get $c1) (local.get $q)) (then (local.set $c1 (local.get $q))))
+      (if (i32.and (i32.eq (local.get $csa) (i32.const 4)) (i32.eq (i32.sub (local.get $c1) (local.get $c)) (i32.const 32)))
+        (then
+          ;; a whole block of contiguous x: the same arithmetic four lanes at a time
+          (local.set $bp (i32.add (local.get $xp) (i32.shl (local.get $c) (i32.const 2))))
+          (local.set $mv (f32x4.max (f32x4.max (f32x4.max (f32x4.abs (v128.load (local.get $bp))) (f32x4.abs (v128.load offset=16 (local.get $bp))))
+                                               (f32x4.max (f32x4.abs (v128.load offset=32 (local.get $bp))) (f32x4.abs (v128.load offset=48 (local.get $bp)))))
+                                    (f32x4.max (f32x4.max (f32x4.abs (v128.load offset=64 (local.get $bp))) (f32x4.abs (v128.load offset=80 (local.get $bp))))
+                                               (f32x4.max (f32x4.abs (v128.load offset=96 (local.get $bp))) (f32x4.abs (v128.load offset=112 (local.get $bp)))))))
+          (local.set $mx (f32.max (f32.max (f32x4.extract_lane 0 (local.get $mv)) (f32x4.extract_lane 1 (local.get $mv)))
+                                  (f32.max (f32x4.extract_lane 2 (local.get $mv)) (f32x4.extract_lane 3 (local.get $mv)))))
+          (local.set $d (f32.div (local.get $mx) (f32.const 127)))
+          (f32.store (i32.add (local.get $xs) (i32.shl (i32.add (i32.mul (local.get $i) (local.get $nb)) (local.get $b)) (i32.const 2))) (local.get $d))
+          (local.set $iv (f32x4.splat (select (f32.div (f32.const 1) (local.get $d)) (f32.const 0) (f32.gt (local.get $d) (f32.const 0)))))
+          (local.set $s4 (v128.const i32x4 0 0 0 0))
+          (local.set $dst (i32.add (i32.mul (local.get $i) (local.get $ldq)) (local.get $c)))
+          ;; two groups of 16 elements
+          (local.set $g (i32.const 0))
+          (loop $grp
+            (local.set $v0 (f32x4.mul (v128.load (local.get $bp)) (local.get $iv)))
+            (local.set $v1 (f32x4.mul (v128.load offset=16 (local.get $bp)) (local.get $iv)))
+            (local.set $v2 (f32x4.mul (v128.load offset=32 (local.get $bp)) (local.get $iv)))
+            (local.set $v3 (f32x4.mul (v128.load offset=48 (local.get $bp)) (local.get $iv)))
+            (local.set $r0 (@qround $v0)) (local.set $r1 (@qround $v1)) (local.set $r2 (@qround $v2)) (local.set $r3 (@qround $v3))
+            (local.set $s4 (i32x4.add (local.get $s4) (i32x4.add (i32x4.add (local.get $r0) (local.get $r1)) (i32x4.add (local.get $r2) (local.get $r3)))))
+            (local.set $n0 (i16x8.narrow_i32x4_s (local.get $r0) (local.get $r1)))
+            (local.set $n1 (i16x8.narrow_i32x4_s (local.get $r2) (local.get $r3)))
+            (if (local.get $wide)
+              (then
+                (local.set $dp (i32.add (local.get $xq) (i32.shl (local.get $dst) (i32.const 1))))
+                (v128.store (local.get $dp) (local.get $n0))
+                (v128.store offset=16 (local.get $dp) (local.get $n1)))
+              (else (v128.store (i32.add (local.get $xq) (local.get $dst)) (i8x16.narrow_i16x8_s (local.get $n0) (local.get $n1)))))
+            (local.set $bp (i32.add (local.get $bp) (i32.const 64)))
+            (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
+            (local.set $g (i32.add (local.get $g) (i32.const 1)))
+            (br_if $grp (i32.lt_u (local.get $g) (i32.const 2))))
+          (local.set $sum (i32.add (i32.add (i32x4.extract_lane 0 (local.get $s4)) (i32x4.extract_lane 1 (local.get $s4)))
+                                   (i32.add (i32x4.extract_lane 2 (local.get $s4)) (i32x4.extract_lane 3 (local.get $s4))))))
+        (else
       (local.set $mx (f32.const 0))
       (loop $mxl (if (i32.lt_s (local.get $c) (local.get $c1)) (then
         (local.set $mx (f32.max (local.get $mx) (f32.abs (f32.load (i32.add (local.get $xp) (i32.mul (local.get $c) (local.get $csa)))))))
@@ -403,7 +454,7 @@
           (then (i32.store16 (i32.add (local.get $xq) (i32.shl (local.get $dst) (i32.const 1))) (local.get $k)))
           (else (i32.store8 (i32.add (local.get $xq) (local.get $dst)) (local.get $k))))
         (local.set $c (i32.add (local.get $c) (i32.const 1)))
-        (br $ql))))
+        (br $ql))))))
       (if (local.get $xsum) (then
         (i32.store (i32.add (local.get $xsum) (i32.shl (i32.add (i32.mul (local.get $i) (local.get $nb)) (local.get $b)) (i32.const 2)))
           (i32.mul (local.get $sum) (i32.const -8)))))
