@@ -233,7 +233,7 @@ export class WasmOps {
    * as B in the Linear layout (transB) skip the gemm's per-call pack, which at small m (a batched
    * decode step: 8 to 32 rows) is a third to a half of the product's time. Each is packed on its first
    * such product, into 4 * cols * ceil8(rows) bytes of its arena (f32 panels; q8 and q4: gemm_q's
-   * int16 panels, 17 * ld * ceil8(rows) / 8 bytes), while the
+   * integer panels, 17 * ld * ceil8(rows) / 8 bytes, 9 for q4 in the relaxed build), while the
    * packed bytes stay within maxBytes. Writing a declared weight afterwards would leave its packed
    * copy stale: call `unpackWeights` first.
    */

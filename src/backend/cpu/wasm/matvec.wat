@@ -169,7 +169,8 @@
 ;; ---- q8 and q4 weights: int8 activations (reference/int8-activations.ts, the specification) ----
 ;; x is quantised once per call by quant_x: per row and block of 32, dx = max|x| / 127 and xq =
 ;; round(x / dx) in int8; each block's product is an exact integer dot product, and the f32 part is
-;; the reference's: v = [out] [+ bias], then per block in order v += f32(isum) * (dx * dw). Four
+;; the reference's (matvec_q4; matvec_q8 sums in its lanes instead, see there): v = [out] [+ bias],
+;; then per block in order v += f32(isum) * (dx * dw). Four
 ;; blocks' integer partials (i32x4 each, whose lanes differ between the builds but whose sum does not)
 ;; are reduced to one i32x4 of four block totals (i32x4 shuffles and adds, exact), so the scales are
 ;; applied four blocks at a time; the four products are then added to v one by one, in order. No fused
