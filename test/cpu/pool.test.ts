@@ -40,6 +40,7 @@ function workload(bk: CpuBackend): Float32Array[] {
     [1, 1536, 80],
     [40, 256, 300],
     [17, 96, 1000],
+    [21, 333, 131], // gemm with a depth that is not a multiple of 32 (q8/q4: a padded block), odd m and p
   ] as const) {
     for (const dt of ['f32', 'f16', 'q8', 'q4'] as const) {
       const x = up(bk, rand(m * q, m + q), [m, q]);

@@ -4,6 +4,7 @@ import { CpuBackend } from '../../src/backend/cpu/cpu-backend.js';
 import { q4Layout, q4Quant, q4View, quantizeQ4 } from '../../src/backend/cpu/reference/q4.js';
 import { isMambaError } from '../../src/errors.js';
 import { f16ToF32Table } from '../../src/tensor/dtype.js';
+import { roundActivationsInt8 } from '../helpers/int8-activations.js';
 import { rand } from '../helpers/random.js';
 
 /**
@@ -82,24 +83,34 @@ test('nibble order: byte i holds element i (low) and i + 16 (high); w* is exactl
   assert.equal((bk.readSync(bk.upload(W, [1, 64], 'q4')) as Float32Array)[0], -16);
 });
 
-test('the q4 reference product equals the f32 product of the dequantised weights', () => {
+test('the q4 reference product: int8 activations in the Linear layout, else the f32 product of the dequantised weights', () => {
   for (const [m, q, p] of [
     [1, 45, 7],
     [6, 70, 3],
+    [3, 96, 5],
   ] as const) {
     for (const transB of [true, false]) {
       const X = rand(m * q, 3),
         W = rand(q * p, 4);
       const wq = bk.upload(W, transB ? [p, q] : [q, p], 'q4');
-      const wf = bk.upload(bk.readSync(wq) as Float32Array, transB ? [p, q] : [q, p]);
-      const x = bk.upload(X, [m, q]);
-      const o1 = bk.alloc([m, p]),
-        o2 = bk.alloc([m, p]);
-      bk.matmul(o1, x, wq, { transB });
-      bk.matmul(o2, x, wf, { transB });
-      const a = bk.readSync(o1),
-        b = bk.readSync(o2);
-      for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) < 1e-5, `m${m} q${q} p${p} transB ${transB}`);
+      const Wd = bk.readSync(wq) as Float32Array; // the dequantised weights
+      const o1 = bk.alloc([m, p]);
+      bk.matmul(o1, bk.upload(X, [m, q]), wq, { transB });
+      const got = bk.readSync(o1);
+      // transB: x rounded to int8 per block of 32 (llama.cpp's Q8_0 activations); f64 sums of the exact values
+      const Xr = transB ? roundActivationsInt8(X, m, q) : Float64Array.from(X);
+      for (let i = 0; i < m; i++)
+        for (let j = 0; j < p; j++) {
+          let s = 0;
+          for (let c = 0; c < q; c++) s += Xr[i * q + c] * (transB ? Wd[j * q + c] : Wd[c * p + j]);
+          assert.ok(Math.abs(got[i * p + j] - s) < 1e-5, `m${m} q${q} p${p} transB ${transB} (${i}, ${j})`);
+        }
+      if (transB) {
+        // and the rounding did happen: the product of unrounded x differs
+        const o2 = bk.alloc([m, p]);
+        bk.matmul(o2, bk.upload(X, [m, q]), bk.upload(Wd, [p, q]), { transB });
+        assert.notDeepEqual(bk.readSync(o2), got);
+      }
     }
   }
 });
@@ -122,12 +133,8 @@ test('WebAssembly kernels on 2 threads equal the reference: decode, prefill, odd
       b.matmul(o, b.upload(X, [m, q]), b.upload(W, [p, q], 'q4'), { transB: true, bias: b.upload(B, [p]) });
       return b.readSync(o) as Float32Array;
     };
-    const got = run(wa),
-      want = run(bk);
-    // decode rounds x to int16 per block (matvec_q4): relative 2^-15 of the sums of |w x|
-    let err = 0;
-    for (let i = 0; i < got.length; i++) err = Math.max(err, Math.abs(got[i] - want[i]));
-    assert.ok(err < (m < 8 ? 2e-3 : 1e-4) * Math.sqrt(q), `m${m} q${q} p${p}: ${err}`);
+    // int8 activations in both (reference/int8-activations.ts): the same bits, decode and prefill
+    assert.deepEqual(run(wa), run(bk), `m${m} q${q} p${p}`);
   }
   const T = rand(50 * 77, 9);
   const ids = Int32Array.of(49, 0, 3, 3);
@@ -161,5 +168,37 @@ test('kernels that cannot take q4 refuse it with DTYPE_MISMATCH; views of q4 are
     dm(() => b.upload(new Uint16Array(32), [4, 8], 'q4'), 'upload of non-f32 data');
     const view = (): void => b.matmul(b.alloc([1, 4]), b.alloc([1, 2]), w.narrow(0, 2), { transB: true });
     assert.throws(view, (e) => isMambaError(e, 'UNSUPPORTED') && /views \(narrow\) of q4/.test(e.message), 'q4 view');
+  }
+});
+
+test('activations rounded half away from zero, in the WebAssembly kernels as in the reference (ties, just below ties)', async () => {
+  const wa = new CpuBackend({ kernels: 'wasm' });
+  backends.push(wa);
+  // block max 127: dx = 1, so x * (1 / dx) is x itself; ties at .5 and the float just below 0.5
+  const below = Math.fround(0.5 - 2 ** -25);
+  const row = [127, 2.5, -2.5, below, -below, 1.5, -1.5, 126.5, -126.5, 0.5, -0.5, 3.5, -3.5, 0, 64.5, -64.5];
+  for (const [m, q] of [
+    [1, 64],
+    [3, 64],
+    [9, 96], // gemm
+    [2, 77], // a partial block (the scalar path)
+  ] as const) {
+    const X = new Float32Array(m * q);
+    for (let i = 0; i < m * q; i++) X[i] = row[i % row.length] * (i % 3 === 2 ? -1 : 1);
+    for (let i = 0; i < m; i++) for (let c = 0; c < q; c += 32) X[i * q + c] = 127; // every block's max
+    const p = 5,
+      W = rand(p * q, 9);
+    const run = (b: CpuBackend): Float32Array => {
+      const o = b.alloc([m, p]);
+      b.matmul(o, b.upload(X, [m, q]), b.upload(W, [p, q], 'q4'), { transB: true });
+      return b.readSync(o) as Float32Array;
+    };
+    const want = run(bk);
+    assert.deepEqual(run(wa), want, `m${m} q${q}`);
+    // and the reference is the rounding the test writes out (ties away from zero)
+    const Xr = roundActivationsInt8(X, m, q);
+    assert.equal(Xr[1], 3);
+    assert.equal(Xr[2], Math.sign(X[2]) * 3);
+    assert.equal(Xr[3], 0);
   }
 });

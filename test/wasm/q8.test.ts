@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { CpuBackend } from '../../src/backend/cpu/cpu-backend.js';
 import { q8Layout, q8View, quantizeQ8 } from '../../src/backend/cpu/reference/q8.js';
 import { isMambaError } from '../../src/errors.js';
+import { roundActivationsInt8 } from '../helpers/int8-activations.js';
 import { rand } from '../helpers/random.js';
 
 /**
@@ -68,24 +69,34 @@ test('values on the grid survive exactly; an all-zero block has scale 0; roundin
   assert.deepEqual([dh[0], dh[1], dh[2]], [127, 3, -3]);
 });
 
-test('the q8 reference product equals the f32 product of the dequantised weights', () => {
+test('the q8 reference product: int8 activations in the Linear layout, else the f32 product of the dequantised weights', () => {
   for (const [m, q, p] of [
     [1, 45, 7],
     [6, 70, 3],
+    [3, 96, 5],
   ] as const) {
     for (const transB of [true, false]) {
       const X = rand(m * q, 3),
         W = rand(q * p, 4);
       const wq = bk.upload(W, transB ? [p, q] : [q, p], 'q8');
-      const wf = bk.upload(bk.readSync(wq) as Float32Array, transB ? [p, q] : [q, p]);
-      const x = bk.upload(X, [m, q]);
-      const o1 = bk.alloc([m, p]),
-        o2 = bk.alloc([m, p]);
-      bk.matmul(o1, x, wq, { transB });
-      bk.matmul(o2, x, wf, { transB });
-      const a = bk.readSync(o1),
-        b = bk.readSync(o2);
-      for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) < 1e-5, `m${m} q${q} p${p} transB ${transB}`);
+      const Wd = bk.readSync(wq) as Float32Array; // the dequantised weights
+      const o1 = bk.alloc([m, p]);
+      bk.matmul(o1, bk.upload(X, [m, q]), wq, { transB });
+      const got = bk.readSync(o1);
+      // transB: x rounded to int8 per block of 32 (llama.cpp's Q8_0 activations); f64 sums of the exact values
+      const Xr = transB ? roundActivationsInt8(X, m, q) : Float64Array.from(X);
+      for (let i = 0; i < m; i++)
+        for (let j = 0; j < p; j++) {
+          let s = 0;
+          for (let c = 0; c < q; c++) s += Xr[i * q + c] * (transB ? Wd[j * q + c] : Wd[c * p + j]);
+          assert.ok(Math.abs(got[i * p + j] - s) < 1e-5, `m${m} q${q} p${p} transB ${transB} (${i}, ${j})`);
+        }
+      if (transB) {
+        // and the rounding did happen: the product of unrounded x differs
+        const o2 = bk.alloc([m, p]);
+        bk.matmul(o2, bk.upload(X, [m, q]), bk.upload(Wd, [p, q]), { transB });
+        assert.notDeepEqual(bk.readSync(o2), got);
+      }
     }
   }
 });

@@ -9,16 +9,20 @@ import { assertClose } from '../helpers/compare.js';
 import { join } from 'node:path';
 import { loadLanguageModel } from '../../src/models/node/load-checkpoint.js';
 import { fixtureExpected, fixtureModel, ROOT } from '../helpers/fixture-model.js';
+import { floatActivationProducts } from '../helpers/float-activations.js';
 import { rand } from '../helpers/random.js';
 import { disposeGpu, requireAdapter } from '../helpers/webgpu.js';
 
 /**
  * q4 weights on WebGPU (matvec.wgsl's block path and its scalar path, matmul.wgsl's tiles, the
- * embedding gather, all through lib/q4.wgsl) against the CPU reference kernels (backend/cpu/reference/q4.ts),
+ * embedding gather, all through lib/q4.wgsl) against the CPU reference kernels (backend/cpu/reference/q4.ts;
+ * the products through floatActivationProducts: WebGPU multiplies f32 activations, the CPU int8 ones),
  * on sizes that are not multiples of the block, the vector width or the tiles; then whole models.
  */
 after(disposeGpu);
 const ref = new CpuBackend({ kernels: 'ts' });
+// the reference for WebGPU's q4 products, which multiply f32 activations (the CPU's round them to int8)
+const refF = floatActivationProducts(ref);
 
 test('q4 upload and read-back: the values the CPU reference holds', async (t) => {
   const g = await requireAdapter(t);
@@ -60,7 +64,7 @@ test('q4 matmul on WebGPU equals the CPU reference: decode (aligned or not), pre
         W = rand(q * p, p),
         B = rand(p, 3),
         O = rand(m * p, 4);
-      const run = async (bk: typeof ref | NonNullable<typeof g>): Promise<Float32Array> => {
+      const run = async (bk: Backend): Promise<Float32Array> => {
         const o = bk.upload(O, [m, p]);
         const bias = transA ? null : bk.upload(B, [p]);
         const a: Tensor = bk.upload(X, transA ? [q, m] : [m, q]);
@@ -72,7 +76,13 @@ test('q4 matmul on WebGPU equals the CPU reference: decode (aligned or not), pre
         });
         return o.readFloat();
       };
-      assertClose(await run(g), await run(ref), `m${m} q${q} p${p} tA${transA} tB${transB}`, 1e-4, 1e-5 * Math.sqrt(q));
+      assertClose(
+        await run(g),
+        await run(refF),
+        `m${m} q${q} p${p} tA${transA} tB${transB}`,
+        1e-4,
+        1e-5 * Math.sqrt(q),
+      );
     }
   }
 });
@@ -125,7 +135,7 @@ for (const name of ['mamba1-tied', 'mamba2-g1-tied']) {
     if (!g) return;
     const exp = await fixtureExpected(name);
     const gm = await fixtureModel(name, g, 'q4');
-    const cm = await fixtureModel(name, ref, 'q4');
+    const cm = await fixtureModel(name, refF, 'q4');
     const gl = await logits(gm, exp.ids, exp.b, exp.l),
       cl = await logits(cm, exp.ids, exp.b, exp.l);
     assertClose(gl.parallel, cl.parallel, `${name}: parallel`, 0, 1e-4);
@@ -154,7 +164,7 @@ test('models/default in q4: WebGPU equals the CPU reference', async (t) => {
   const [b, l] = [2, 6];
   const ids = Int32Array.from({ length: b * l }, (_, i) => (i * 337 + 11) % 2048);
   const gl = await logits(await loadLanguageModel(dir, { backend: g, dtype: 'q4' }), ids, b, l);
-  const cl = await logits(await loadLanguageModel(dir, { backend: ref, dtype: 'q4' }), ids, b, l);
+  const cl = await logits(await loadLanguageModel(dir, { backend: refF, dtype: 'q4' }), ids, b, l);
   assertClose(gl.parallel, cl.parallel, 'default: parallel', 1e-4, 1e-4);
   assertClose(gl.steps, cl.steps, 'default: recurrent (fused step)', 1e-4, 1e-4);
 });

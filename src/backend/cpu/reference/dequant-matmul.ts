@@ -77,6 +77,13 @@ export function embeddingDequant(
   }
 }
 
+/** The data of an f32 bias (quantised products take f32 biases only), or null. */
+export function readF32Bias(bias: FView | null, format: string): Float32Array | null {
+  if (!bias) return null;
+  readF32(bias, 0, format);
+  return bias.data as Float32Array;
+}
+
 /** Element j of a 1-D f32 view (quantised products take f32 biases only). */
 function readF32(v: FView, j: number, format: string): number {
   if (v.dtype !== 'f32')

@@ -1,6 +1,7 @@
 import { fail } from '../../../errors.js';
 import { f16ToF32Table, f32ToF16Bits } from '../../../tensor/dtype.js';
-import { embeddingDequant, matmulDequantCols } from './dequant-matmul.js';
+import { embeddingDequant, matmulDequantCols, readF32Bias } from './dequant-matmul.js';
+import { matmulInt8Cols } from './int8-activations.js';
 import type { FView } from './view.js';
 
 /**
@@ -125,7 +126,11 @@ export function dequantizeQ4Row(v: Q4View, r: number, out: Float32Array, c0 = 0,
   return out;
 }
 
-/** matmulDequantCols (dequant-matmul.ts) over a q4 matrix: out (m, p) <- [out +] op(a) · B [+ bias]. */
+/**
+ * out (m, p) <- [out +] op(a) · B [+ bias] over a q4 matrix. In the Linear layout (transB: blocks run
+ * along the depth) with int8 activations (int8-activations.ts, the q4 product's specification: the
+ * weights' integers are nibble − 8); otherwise (B = W as stored) matmulDequantCols (dequant-matmul.ts).
+ */
 export function matmulQ4Cols(
   out: FView,
   a: FView,
@@ -135,6 +140,15 @@ export function matmulQ4Cols(
   j0: number,
   j1: number,
 ): void {
+  if (g.transB) {
+    const t16 = f16ToF32Table();
+    const row = (j: number, ints: Int8Array, scales: Float32Array): void => {
+      for (let c = 0; c < b.ld; c++) ints[c] = q4Quant(b, j, c) - 8;
+      for (let k = 0; k < b.nb; k++) scales[k] = t16[b.s[j * b.nb + k]];
+    };
+    matmulInt8Cols(out, a, row, readF32Bias(bias, 'q4'), bias ? bias.off : 0, g, j0, j1);
+    return;
+  }
   matmulDequantCols(out, a, (r, o, c0, n) => dequantizeQ4Row(b, r, o, c0, n), bias, g, j0, j1, 'q4');
 }
 

@@ -1,5 +1,6 @@
 import { fail } from '../../../errors.js';
-import { embeddingDequant, matmulDequantCols } from './dequant-matmul.js';
+import { embeddingDequant, matmulDequantCols, readF32Bias } from './dequant-matmul.js';
+import { matmulInt8Cols } from './int8-activations.js';
 import type { FView } from './view.js';
 
 /**
@@ -92,7 +93,11 @@ export function dequantizeQ8Row(v: Q8View, r: number, out: Float32Array, c0 = 0,
   return out;
 }
 
-/** matmulDequantCols (dequant-matmul.ts) over a q8 matrix: out (m, p) <- [out +] op(a) · B [+ bias]. */
+/**
+ * out (m, p) <- [out +] op(a) · B [+ bias] over a q8 matrix. In the Linear layout (transB: blocks run
+ * along the depth) with int8 activations (int8-activations.ts, the q8 product's specification);
+ * otherwise (B = W as stored, blocks across the output columns) matmulDequantCols (dequant-matmul.ts).
+ */
 export function matmulQ8Cols(
   out: FView,
   a: FView,
@@ -102,6 +107,14 @@ export function matmulQ8Cols(
   j0: number,
   j1: number,
 ): void {
+  if (g.transB) {
+    const row = (j: number, ints: Int8Array, scales: Float32Array): void => {
+      ints.set(b.q.subarray(j * b.ld, (j + 1) * b.ld));
+      scales.set(b.s.subarray(j * b.nb, (j + 1) * b.nb));
+    };
+    matmulInt8Cols(out, a, row, readF32Bias(bias, 'q8'), bias ? bias.off : 0, g, j0, j1);
+    return;
+  }
   matmulDequantCols(out, a, (r, o, c0, n) => dequantizeQ8Row(b, r, o, c0, n), bias, g, j0, j1, 'q8');
 }
 

@@ -2,7 +2,9 @@
 ;;   out[i, j] = [out[i, j] +] sum_k A(i, k) B(k, j) [+ bias[j]]      i in [0, m), j in [j0, j1)
 ;; A(i, k) at a + i*rsa + k*csa (bytes): a as stored (rsa = 4 lda, csa = 4) or transposed (rsa = 4,
 ;; csa = 4 lda); A is f32. B is W^T (transB, the Linear layout: B(k, j) = W[j, k]) or as stored
-;; (B(k, j) = b[k, j]), in f32, f16, bf16 or q8 (kind 0..3; q8 as in matvec_q8, scales at bs).
+;; (B(k, j) = b[k, j]), in f32, f16, bf16, q8 or q4 (kind 0..3, 5; q8 as in matvec_q8, scales at bs).
+;; q8 and q4 in the Linear layout go to gemm_q (gemm-int8.wat: int8 activations; a is then x as
+;; quant_x wrote it); B as stored (blocks across the columns) is dequantised here.
 ;; For each block of NC columns and KC depths, B is packed (converted to f32) into panels of 8
 ;; columns, [k][8] contiguous; then a 4 x 8 register tile (8 accumulators) walks the rows of A
 ;; (each step: two panel loads, four broadcast loads of A, eight multiply-adds; a 5 x 8 tile was
@@ -165,6 +167,11 @@
   (local $i i32) (local $j i32) (local $o i32) (local $v f32) (local $jc i32) (local $nc i32) (local $np i32)
   (local $k0 i32) (local $kc i32) (local $p i32) (local $cols i32) (local $bp i32) (local $ap i32) (local $tile i32)
   (local $r i32) (local $cc i32) (local $ldc i32) (local $rows i32)
+  ;; q8, q4 in the Linear layout: int8 activations (gemm-int8.wat); a is x as quant_x quantised it
+  (if (i32.and (local.get $transB) (i32.or (i32.eq (local.get $kind) (i32.const 3)) (i32.eq (local.get $kind) (i32.const 5)))) (then
+    (call $gemm_q (local.get $out) (local.get $ldo) (local.get $a) (local.get $b) (local.get $bs) (local.get $ldb) (local.get $kind)
+      (local.get $bias) (local.get $m) (local.get $j0) (local.get $j1) (local.get $acc) (local.get $pack) (local.get $pre) (local.get $ldpre))
+    (return)))
   (local.set $tile (i32.add (local.get $pack) (i32.const 131072)))
   (local.set $ldc (i32.shl (local.get $ldo) (i32.const 2)))
   ;; out <- [out] [+ bias] on this block of columns
@@ -237,6 +244,9 @@
 (func $pack_b_all (export "pack_b_all") (param $dst i32) (param $b i32) (param $bs i32) (param $ldb i32) (param $kind i32)
   (param $transB i32) (param $q i32) (param $p i32)
   (local $k0 i32) (local $kc i32) (local $ldpre i32)
+  (if (i32.and (local.get $transB) (i32.or (i32.eq (local.get $kind) (i32.const 3)) (i32.eq (local.get $kind) (i32.const 5)))) (then
+    (call $pack_bq_all (local.get $dst) (local.get $b) (local.get $bs) (local.get $ldb) (local.get $kind) (local.get $p))
+    (return)))
   (local.set $ldpre (i32.and (i32.add (local.get $p) (i32.const 7)) (i32.const -8)))
   (block $done (loop $kl
     (br_if $done (i32.ge_s (local.get $k0) (local.get $q)))

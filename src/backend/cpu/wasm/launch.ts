@@ -138,7 +138,7 @@ export class WasmOps {
    * Weights the caller promised not to change (`packWeights`): each is packed into the gemm's panel
    * layout the first time it is B of a gemm, then used as packed (no pack per call). Null: not yet.
    */
-  private readonly constantB = new Map<Tensor, { arena: Arena; at: number; ldpre: number; q: number } | null>();
+  private readonly constantB = new Map<Tensor, { arena: Arena; at: number; ldpre: number; bytes: number } | null>();
   private packBudget = 0;
 
   constructor(private readonly arenas: ArenaSet) {}
@@ -235,7 +235,8 @@ export class WasmOps {
    * Declares weights that will not change (a model served for inference): products with one of them
    * as B in the Linear layout (transB) skip the gemm's per-call pack, which at small m (a batched
    * decode step: 8 to 32 rows) is a third to a half of the product's time. Each is packed on its first
-   * such product, into 4 * cols * ceil8(rows) bytes of its arena (f32 whatever its dtype), while the
+   * such product, into 4 * cols * ceil8(rows) bytes of its arena (f32 panels; q8 and q4: gemm_q's
+   * integer panels, 17 * ld * ceil8(rows) / 8 bytes, 9 for q4 in the relaxed build), while the
    * packed bytes stay within maxBytes. Writing a declared weight afterwards would leave its packed
    * copy stale: call `unpackWeights` first.
    */
@@ -247,7 +248,7 @@ export class WasmOps {
   /** Bytes of packed weights held. */
   get packedBytes(): number {
     let n = 0;
-    for (const e of this.constantB.values()) if (e) n += 4 * e.q * e.ldpre;
+    for (const e of this.constantB.values()) if (e) n += e.bytes;
     return n;
   }
 
@@ -268,15 +269,20 @@ export class WasmOps {
       return null;
     }
     if (e) return e.arena === this.tgt ? e : null;
+    // f32 panels (4 bytes a weight) or, for q8/q4, gemm_q's panels with scales (17 bytes per depth and 8
+    // rows; q4 in the relaxed build: 9)
     const ldpre = (p + 7) & ~7,
-      bytes = 4 * q * ldpre;
+      bytes =
+        kind === DT_Q8 || kind === DT_Q4
+          ? ((kind === DT_Q4 && !this.K.q4_x_wide() ? 9 : 17) * b.ld * ldpre) / 8
+          : 4 * q * ldpre;
     if (bytes > this.packBudget || b.rows !== p || b.cols !== q) return null;
     const at = this.tgt.alloc(bytes, false);
     if (at < 0) return null; // (no room: pack per call as before)
     const w = this.at(b, false);
     this.K.pack_b_all(at, w, scalesAt(kind, w, b), b.ld, kind, 1, q, p);
     this.packBudget -= bytes;
-    e = { arena: this.tgt, at, ldpre, q };
+    e = { arena: this.tgt, at, ldpre, bytes };
     this.constantB.set(b, e);
     return e;
   }
@@ -288,9 +294,9 @@ export class WasmOps {
     const { m, q, p } = g;
     this.begin(b);
     const K = this.K;
-    const o = this.at(out, true),
-      x = this.at(a, false),
-      w = this.at(b, false),
+    const o = this.at(out, true);
+    let x = this.at(a, false);
+    const w = this.at(b, false),
       bi = bias ? this.at(bias, false) : 0;
     const ws = scalesAt(kind, w, b); // q8, q4: the scales follow the quants
     const acc = g.accumulate ? 1 : 0;
@@ -309,9 +315,13 @@ export class WasmOps {
         K.prep_bf16x(xp, x, a.ld, m, q);
         ldx = q;
       } else if (kind === DT_Q8 || kind === DT_Q4) {
-        xp = this.bump(m * b.ld * 2);
-        xsc = this.bump(m * (b.ld >> 5) * 4);
-        K.prep_q8x(xp, xsc, x, a.ld, m, q, b.ld);
+        // int8 x (reference/int8-activations.ts), held as int16 for matvec_q8 and the plain build's
+        // matvec_q4 (rows of b.ld), then m x nb scales and m x nb block sums (times -8: q4's offset)
+        const nb = b.ld >> 5,
+          wide = kind === DT_Q8 ? 1 : K.q4_x_wide();
+        xp = this.bump(m * b.ld * (1 + wide));
+        xsc = this.bump(m * nb * 8);
+        K.quant_x(xp, xsc, xsc + m * nb * 4, x, a.ld * 4, 4, m, q, b.ld, wide);
       }
       if (pool) {
         pool.setI(MV.arena, this.tgt.id);
@@ -351,6 +361,17 @@ export class WasmOps {
     } else {
       const rsa = g.transA ? 4 : a.ld * 4,
         csa = g.transA ? a.ld * 4 : 4;
+      if (g.transB && (kind === DT_Q8 || kind === DT_Q4)) {
+        // int8 x (reference/int8-activations.ts) for gemm_q: rows of b.ld int16 (q4 in the relaxed build:
+        // int8), then its scales and (int8) its blocks' -8 sums
+        const ldq = b.ld,
+          wide = kind === DT_Q8 ? 1 : K.q4_x_wide(),
+          nb = ldq >> 5;
+        const xq = this.bump(m * ldq * (1 + wide) + m * nb * 8);
+        const xs = xq + m * ldq * (1 + wide);
+        K.quant_x(xq, xs, wide ? 0 : xs + m * nb * 4, x, rsa, csa, m, q, ldq, wide);
+        x = xq;
+      }
       const scratch = this.threadScratch();
       const pre = g.transB && !g.transA ? this.packedB(b, kind, q, p) : null;
       if (pool) {

@@ -166,8 +166,131 @@
 (func $prep_bf16x (export "prep_bf16x") (param $dst i32) (param $x i32) (param $ldx i32) (param $m i32) (param $q i32)
   (call $prep_deinterleave (local.get $dst) (local.get $x) (local.get $ldx) (local.get $m) (local.get $q) (f32.const 1)))
 
+;; ---- q8 and q4 weights: int8 activations (reference/int8-activations.ts, the specification) ----
+;; x is quantised once per call by quant_x: per row and block of 32, dx = max|x| / 127 and xq =
+;; round(x / dx) in int8; each block's product is an exact integer dot product, and the f32 part is
+;; the reference's (matvec_q4; matvec_q8 sums in its lanes instead, see there): v = [out] [+ bias],
+;; then per block in order v += f32(isum) * (dx * dw). Four
+;; blocks' integer partials (i32x4 each, whose lanes differ between the builds but whose sum does not)
+;; are reduced to one i32x4 of four block totals (i32x4 shuffles and adds, exact), so the scales are
+;; applied four blocks at a time; the four products are then added to v one by one, in order. No fused
+;; multiply-add (@madd) here: both builds give the same bits.
+
+;; i32x4 totals of four blocks into {t} from their partials v0..v3 (t lane k = the lanes of vk summed).
+(;@macro blocktotals v0 v1 v2 v3 t;)
+(local.set {v0} (i32x4.add (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get {v0}) (local.get {v1}))
+                          (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get {v0}) (local.get {v1}))))
+(local.set {v2} (i32x4.add (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get {v2}) (local.get {v3}))
+                          (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get {v2}) (local.get {v3}))))
+(local.set {t} (i32x4.add (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get {v0}) (local.get {v2}))
+                         (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get {v0}) (local.get {v2}))))
+(;@end;)
+
+;; v += the four lanes of the f32x4 {f}, in lane order.
+(;@macro addlanes f;)
+(local.set $v (f32.add (f32.add (f32.add (f32.add (local.get $v) (f32x4.extract_lane 0 (local.get {f})))
+  (f32x4.extract_lane 1 (local.get {f}))) (f32x4.extract_lane 2 (local.get {f}))) (f32x4.extract_lane 3 (local.get {f}))))
+(;@end;)
+
+;; Four f16 scales at address {a} -> f32x4 (exact for finite values, as @f16).
+(;@macro f16x4 a;)
+(f32x4.mul (v128.or (i32x4.shl (v128.and (v128.load16x4_u {a}) (v128.const i32x4 0x8000 0x8000 0x8000 0x8000)) (i32.const 16))
+                    (i32x4.shl (v128.and (v128.load16x4_u {a}) (v128.const i32x4 0x7fff 0x7fff 0x7fff 0x7fff)) (i32.const 13)))
+           (v128.const f32x4 0x1p112 0x1p112 0x1p112 0x1p112))
+(;@end;)
+
+;; One q4 block in the plain build (16 bytes of nibbles at $wp, 32 int16 of x at $xp): the nibbles
+;; less 8, widened to int16, i32x4.dot_i16x8_s; both advance ($xsum too, unused here).
+(;@macro q4part16 v;)
+(local.set $cv (v128.load (local.get $wp)))
+(local.set $lo (i8x16.sub (v128.and (local.get $cv) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15)) (v128.const i8x16 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8)))
+(local.set $hi (i8x16.sub (i8x16.shr_u (local.get $cv) (i32.const 4)) (v128.const i8x16 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8)))
+(local.set {v} (i32x4.add
+  (i32x4.add (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.get $lo)) (v128.load (local.get $xp)))
+             (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $lo)) (v128.load offset=16 (local.get $xp))))
+  (i32x4.add (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.get $hi)) (v128.load offset=32 (local.get $xp)))
+             (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $hi)) (v128.load offset=48 (local.get $xp))))))
+(local.set $wp (i32.add (local.get $wp) (i32.const 16)))
+(local.set $xp (i32.add (local.get $xp) (i32.const 64)))
+(local.set $xsum (i32.add (local.get $xsum) (i32.const 4)))
+(;@end;)
+
+;; One q4 block (16 bytes of nibbles at $wp, 32 int8 of x at $xp, the block's -8 sum(x) at $xsum):
+;; i32x4 partials of x . (nibble - 8) = x . nibble - 8 sum(x) into {v}; the three advance. The nibbles
+;; (0..15) are the dot's 7-bit operand (@idot, scripts/build-wasm.js: the relaxed build's
+;; i16x8.relaxed_dot_i8x16_i7x16_s, deterministic for that operand in 0..127; the plain build's exact
+;; int16 equivalent).
+(;@macro q4part v;)
+(local.set $cv (v128.load (local.get $wp)))
+(local.set $xa (v128.load (local.get $xp)))
+(local.set $xb (v128.load offset=16 (local.get $xp)))
+(local.set $lo (v128.and (local.get $cv) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15)))
+(local.set $hi (i8x16.shr_u (local.get $cv) (i32.const 4)))
+(local.set {v} (@idot (local.get $xb) (local.get $hi) (@idot (local.get $xa) (local.get $lo) (v128.load32_zero (local.get $xsum)))))
+(local.set $xsum (i32.add (local.get $xsum) (i32.const 4)))
+(local.set $wp (i32.add (local.get $wp) (i32.const 16)))
+(local.set $xp (i32.add (local.get $xp) (i32.const 32)))
+(;@end;)
+
+;; The body of matvec_q8 / matvec_q4: part = q8part / q4part, wrow = bytes of a weight row (from
+;; $ldw), sh = log2 bytes of a scale, scale4 = an f32x4 of four scales at $sp, scale1 = one at $sp,
+;; xsh = log2 bytes of an element of x (0: int8, 1: int16). One row of W at a time, front to back (see matvec_body).
+(;@macro matvec_int_locals;)
+  (local $j i32) (local $i i32) (local $nb i32) (local $nb4 i32) (local $b i32) (local $xp i32) (local $xsp i32) (local $xsum i32)
+  (local $wp i32) (local $sp i32) (local $w0 i32) (local $s0 i32) (local $o i32) (local $t i32)
+  (local $v0 v128) (local $v1 v128) (local $v2 v128) (local $v3 v128) (local $tv v128) (local $cv v128) (local $xa v128) (local $xb v128)
+  (local $lo v128) (local $hi v128) (local $v f32)
+(;@end;)
+(;@macro matvec_int part wrow sh scale4 scale1 xsh;)
+  (local.set $nb (i32.shr_u (local.get $ldw) (i32.const 5)))
+  (local.set $nb4 (i32.and (local.get $nb) (i32.const -4)))
+  (local.set $j (local.get $j0))
+  (block $rdone (loop $r
+    (br_if $rdone (i32.ge_s (local.get $j) (local.get $j1)))
+    (local.set $w0 (i32.add (local.get $w) (i32.mul (local.get $j) {wrow})))
+    (local.set $s0 (i32.add (local.get $ws) (i32.shl (i32.mul (local.get $j) (local.get $nb)) (i32.const {sh}))))
+    (local.set $i (i32.const 0))
+    (block $idone (loop $il
+      (br_if $idone (i32.ge_s (local.get $i) (local.get $m)))
+      (local.set $wp (local.get $w0))
+      (local.set $sp (local.get $s0))
+      (local.set $xp (i32.add (local.get $xq) (i32.shl (i32.mul (local.get $i) (local.get $ldw)) (i32.const {xsh}))))
+      (local.set $xsp (i32.add (local.get $xsc) (i32.shl (i32.mul (local.get $i) (local.get $nb)) (i32.const 2))))
+      (local.set $xsum (i32.add (local.get $xsp) (i32.shl (i32.mul (local.get $m) (local.get $nb)) (i32.const 2))))
+      (local.set $o (i32.add (local.get $out) (i32.shl (i32.add (i32.mul (local.get $i) (local.get $ldo)) (local.get $j)) (i32.const 2))))
+      (local.set $v (select (f32.load (local.get $o)) (f32.const 0) (local.get $acc)))
+      (if (local.get $bias) (then (local.set $v (f32.add (local.get $v) (f32.load (i32.add (local.get $bias) (i32.shl (local.get $j) (i32.const 2))))))))
+      (local.set $b (i32.const 0))
+      (block $bdone (loop $bl
+        (br_if $bdone (i32.ge_s (local.get $b) (local.get $nb4)))
+        (@{part} $v0) (@{part} $v1) (@{part} $v2) (@{part} $v3)
+        (@blocktotals $v0 $v1 $v2 $v3 $tv)
+        (local.set $tv (f32x4.mul (f32x4.convert_i32x4_s (local.get $tv)) (f32x4.mul (v128.load (local.get $xsp)) {scale4})))
+        (@addlanes $tv)
+        (local.set $sp (i32.add (local.get $sp) (i32.shl (i32.const 4) (i32.const {sh}))))
+        (local.set $xsp (i32.add (local.get $xsp) (i32.const 16)))
+        (local.set $b (i32.add (local.get $b) (i32.const 4)))
+        (br $bl)))
+      ;; the last nb % 4 blocks one at a time
+      (block $tdone (loop $tl
+        (br_if $tdone (i32.ge_s (local.get $b) (local.get $nb)))
+        (@{part} $v0)
+        (local.set $t (i32.add (i32.add (i32x4.extract_lane 0 (local.get $v0)) (i32x4.extract_lane 1 (local.get $v0)))
+                               (i32.add (i32x4.extract_lane 2 (local.get $v0)) (i32x4.extract_lane 3 (local.get $v0)))))
+        (local.set $v (f32.add (local.get $v) (f32.mul (f32.convert_i32_s (local.get $t)) (f32.mul (f32.load (local.get $xsp)) {scale1}))))
+        (local.set $sp (i32.add (local.get $sp) (i32.shl (i32.const 1) (i32.const {sh}))))
+        (local.set $xsp (i32.add (local.get $xsp) (i32.const 4)))
+        (local.set $b (i32.add (local.get $b) (i32.const 1)))
+        (br $tl)))
+      (f32.store (local.get $o) (local.get $v))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $il)))
+    (local.set $j (i32.add (local.get $j) (i32.const 1)))
+    (br $r)))
+(;@end;)
+
 ;; One block (32 weights at {w}, scale at {s}) of a q8 row against the block of x in $x0..$x3:
-;; an exact integer dot product (|sum| < 32 * 127 * 32767 < 2^31), converted and scaled once.
+;; an exact integer dot product (|sum| <= 32 * 127 * 127), converted and scaled once.
 (;@macro q8block w s a;)
 (local.set {a} (f32x4.add (local.get {a}) (f32x4.mul (f32x4.splat (f32.mul (local.get $xsb) (f32.load (local.get {s}))))
   (f32x4.convert_i32x4_s (i32x4.add
@@ -178,10 +301,14 @@
 (;@end;)
 
 ;; q8 weights: row j holds nb = ldw / 32 blocks of 32 int8 (zero-padded past q) at w + j*ldw, and
-;; their f32 scales at ws + 4 (j*nb + b); W[j, c] = q * scale. x must be prepared by prep_q8x:
-;; per block of 32, x ~= xq (int16) * xsc, rows of nb*32 int16 at xq and nb f32 at xsc. The int16
-;; rounding of x (relative 2^-16 of the block's largest |x|) is the only difference from the
-;; reference's f64 sum of x * q * scale, about 1% of the q8 format's own rounding.
+;; their f32 scales at ws + 4 (j*nb + b); W[j, c] = q * scale. x quantised by quant_x (int8 values
+;; held as int16, wide 1, ldq = ldw; scales dx at xsc). The integers and each block's f32 product
+;; f32(isum) * (dx * dw) are the reference's (reference/int8-activations.ts), but the products are
+;; summed in the four lanes of i32x4.dot_i16x8_s (the same lanes in both builds: no relaxed op here),
+;; then across the lanes, then bias and out added: a different order of f32 additions than the
+;; reference's and gemm_q's block by block, kept because it is the fastest found (a block of 32 int8
+;; weights in about 4.5 cycles, one row at a time; reducing four blocks to their totals first, to sum
+;; them in the reference's order as matvec_q4 does, made this product 1.2x slower).
 (func $matvec_q8 (export "matvec_q8")
   (param $out i32) (param $ldo i32) (param $xq i32) (param $xsc i32) (param $w i32) (param $ws i32) (param $ldw i32)
   (param $bias i32) (param $m i32) (param $j0 i32) (param $j1 i32) (param $acc i32)
@@ -220,92 +347,118 @@
     (local.set $j (i32.add (local.get $j) (i32.const 1)))
     (br $r))))
 
-;; One block (32 weights, 16 bytes at {w}, f16 scale at {s}) of a q4 row against the block of x in
-;; $x0..$x3: the nibbles unpacked (low: elements 0..15, high: 16..31), less 8, widened to int16; an
-;; exact integer dot product (|sum| <= 32 * 8 * 32767 < 2^31), converted and scaled once.
-(;@macro q4block w s a;)
-(local.set $cv (v128.load (local.get {w})))
-(local.set $lo (i8x16.sub (v128.and (local.get $cv) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15)) (v128.const i8x16 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8)))
-(local.set $hi (i8x16.sub (i8x16.shr_u (local.get $cv) (i32.const 4)) (v128.const i8x16 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8)))
-(local.set $h (i32.load16_u (local.get {s})))
-(local.set {a} (f32x4.add (local.get {a}) (f32x4.mul (f32x4.splat (f32.mul (local.get $xsb) (@f16 (local.get $h))))
-  (f32x4.convert_i32x4_s (i32x4.add
-    (i32x4.add (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.get $lo)) (local.get $x0)) (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $lo)) (local.get $x1)))
-    (i32x4.add (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.get $hi)) (local.get $x2)) (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $hi)) (local.get $x3))))))))
-(local.set {w} (i32.add (local.get {w}) (i32.const 16)))
-(local.set {s} (i32.add (local.get {s}) (i32.const 2)))
-(;@end;)
-
 ;; q4 weights (reference/q4.ts): row j holds nb = ldw / 32 blocks of 16 bytes at w + j*ldw/2 (ldw in
-;; elements, zero-padded past q), their f16 scales at ws + 2 (j*nb + b). x prepared by prep_q8x with
-;; ldq = ldw, as for q8 (the same int16 rounding of x, the only difference from the reference).
-;; One row of W at a time, front to back, as every decode product here.
+;; elements, zero-padded past q: nibble 8), their f16 scales at ws + 2 (j*nb + b). x quantised by
+;; quant_x, in the relaxed build as int8 with the blocks' -8 sum(x) after the scales (a block is
+;; x . (nibble - 8) = x . nibble - 8 sum(x), with the nibbles as the relaxed dot's 7-bit operand), in
+;; the plain build as int16 (q8's layout: nibble - 8 widened, as i32x4.dot_i16x8_s wants); q4_x_wide
+;; says which. The integers, and so the results, are the same.
 (func $matvec_q4 (export "matvec_q4")
   (param $out i32) (param $ldo i32) (param $xq i32) (param $xsc i32) (param $w i32) (param $ws i32) (param $ldw i32)
   (param $bias i32) (param $m i32) (param $j0 i32) (param $j1 i32) (param $acc i32)
-  (local $j i32) (local $i i32) (local $nb i32) (local $b i32) (local $xp i32) (local $xsp i32) (local $w0 i32) (local $s0p i32) (local $h i32)
-  (local $x0 v128) (local $x1 v128) (local $x2 v128) (local $x3 v128) (local $a0 v128) (local $cv v128) (local $lo v128) (local $hi v128) (local $xsb f32)
-  (local.set $nb (i32.shr_u (local.get $ldw) (i32.const 5)))
-  (local.set $j (local.get $j0))
-  (block $rdone (loop $r
-    (br_if $rdone (i32.ge_s (local.get $j) (local.get $j1)))
-    (local.set $i (i32.const 0))
-    (block $idone (loop $il
-      (br_if $idone (i32.ge_s (local.get $i) (local.get $m)))
-      (local.set $w0 (i32.add (local.get $w) (i32.mul (local.get $j) (i32.shr_u (local.get $ldw) (i32.const 1)))))
-      (local.set $s0p (i32.add (local.get $ws) (i32.shl (i32.mul (local.get $j) (local.get $nb)) (i32.const 1))))
-      (local.set $xp (i32.add (local.get $xq) (i32.shl (i32.mul (local.get $i) (local.get $ldw)) (i32.const 1))))
-      (local.set $xsp (i32.add (local.get $xsc) (i32.shl (i32.mul (local.get $i) (local.get $nb)) (i32.const 2))))
-      (local.set $a0 (v128.const i32x4 0 0 0 0))
-      (local.set $b (i32.const 0))
-      (block $bdone (loop $bl
-        (br_if $bdone (i32.ge_s (local.get $b) (local.get $nb)))
-        (local.set $x0 (v128.load (local.get $xp)))
-        (local.set $x1 (v128.load offset=16 (local.get $xp)))
-        (local.set $x2 (v128.load offset=32 (local.get $xp)))
-        (local.set $x3 (v128.load offset=48 (local.get $xp)))
-        (local.set $xsb (f32.load (local.get $xsp)))
-        (@q4block $w0 $s0p $a0)
-        (local.set $xp (i32.add (local.get $xp) (i32.const 64)))
-        (local.set $xsp (i32.add (local.get $xsp) (i32.const 4)))
-        (local.set $b (i32.add (local.get $b) (i32.const 1)))
-        (br $bl)))
-      (call $put (i32.add (local.get $out) (i32.shl (i32.add (i32.mul (local.get $i) (local.get $ldo)) (local.get $j)) (i32.const 2)))
-        (@hsum $a0) (local.get $bias) (local.get $j) (local.get $acc))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br $il)))
-    (local.set $j (i32.add (local.get $j) (i32.const 1)))
-    (br $r))))
+  (@matvec_int_locals)
+  (if (@relaxed)
+    (then (@matvec_int q4part (i32.shr_u (local.get $ldw) (i32.const 1)) 1 (@f16x4 (local.get $sp)) (@f16 (i32.load16_u (local.get $sp))) 0))
+    (else (@matvec_int q4part16 (i32.shr_u (local.get $ldw) (i32.const 1)) 1 (@f16x4 (local.get $sp)) (@f16 (i32.load16_u (local.get $sp))) 1))))
 
-;; Prepares x for matvec_q8: per row i and block b of 32 columns, xsc = max|x| / 32767 and
-;; xq = round(x / xsc) as int16 (0 past q; all 0 when the block is 0). ldq = nb * 32.
-(func $prep_q8x (export "prep_q8x") (param $xq i32) (param $xsc i32) (param $x i32) (param $ldx i32) (param $m i32) (param $q i32) (param $ldq i32)
-  (local $i i32) (local $b i32) (local $c i32) (local $c1 i32) (local $nb i32) (local $xp i32) (local $mx f32) (local $inv f32) (local $v f32)
+;; How matvec_q4 wants x from quant_x: 0 int8 (relaxed build), 1 int16 (plain build).
+(func $q4_x_wide (export "q4_x_wide") (result i32)
+  (i32.eqz (@relaxed)))
+
+;; Four elements of a whole, contiguous block (quant_x's vector path): {v} = x * (1 / dx) rounded half
+;; away from zero, exactly (t = trunc(v); v - t is exact; one step away from zero when |v - t| >= 0.5),
+;; as i32x4.
+(;@macro qround v;)
+(local.set $tq (f32x4.trunc (local.get {v})))
+(i32x4.trunc_sat_f32x4_s (f32x4.add (local.get $tq)
+  (v128.and (f32x4.ge (f32x4.abs (f32x4.sub (local.get {v}) (local.get $tq))) (v128.const f32x4 0.5 0.5 0.5 0.5))
+            (v128.or (v128.and (local.get {v}) (v128.const i32x4 0x80000000 0x80000000 0x80000000 0x80000000)) (v128.const f32x4 1 1 1 1)))))
+(;@end;)
+
+;; Quantises x for the q8/q4 products (reference/int8-activations.ts): per row i of op(x) (element
+;; (i, c) at x + i*rsa + c*csa, bytes) and block b of 32 columns, dx = max|x| / 127 and xq =
+;; round(x * (1 / dx)) half away from zero (0 when the block is 0, and past q), written as int8
+;; (wide 0) or int16 (wide 1) in rows of ldq = nb * 32 at xq; dx at xs (m x nb f32); with xsum (not 0),
+;; -8 times the blocks' sums of xq (m x nb i32: q4's offset, matvec_q4) there.
+(func $quant_x (export "quant_x") (param $xq i32) (param $xs i32) (param $xsum i32) (param $x i32) (param $rsa i32) (param $csa i32)
+  (param $m i32) (param $q i32) (param $ldq i32) (param $wide i32)
+  (local $i i32) (local $b i32) (local $c i32) (local $c1 i32) (local $nb i32) (local $xp i32) (local $mx f32) (local $d f32) (local $inv f32)
+  (local $v f64) (local $k i32) (local $sum i32) (local $dst i32) (local $bp i32) (local $iv v128) (local $mv v128)
+  (local $v0 v128) (local $v1 v128) (local $v2 v128) (local $v3 v128) (local $tq v128) (local $s4 v128) (local $n0 v128) (local $n1 v128)
+  (local $r0 v128) (local $r1 v128) (local $r2 v128) (local $r3 v128) (local $dp i32) (local $g i32)
   (local.set $nb (i32.shr_u (local.get $ldq) (i32.const 5)))
   (loop $rows (if (i32.lt_s (local.get $i) (local.get $m)) (then
-    (local.set $xp (i32.add (local.get $x) (i32.shl (i32.mul (local.get $i) (local.get $ldx)) (i32.const 2))))
+    (local.set $xp (i32.add (local.get $x) (i32.mul (local.get $i) (local.get $rsa))))
     (local.set $b (i32.const 0))
     (loop $blocks (if (i32.lt_s (local.get $b) (local.get $nb)) (then
       (local.set $c (i32.shl (local.get $b) (i32.const 5)))
       (local.set $c1 (i32.add (local.get $c) (i32.const 32)))
       (if (i32.gt_s (local.get $c1) (local.get $q)) (then (local.set $c1 (local.get $q))))
+      (if (i32.and (i32.eq (local.get $csa) (i32.const 4)) (i32.eq (i32.sub (local.get $c1) (local.get $c)) (i32.const 32)))
+        (then
+          ;; a whole block of contiguous x: the same arithmetic four lanes at a time
+          (local.set $bp (i32.add (local.get $xp) (i32.shl (local.get $c) (i32.const 2))))
+          (local.set $mv (f32x4.max (f32x4.max (f32x4.max (f32x4.abs (v128.load (local.get $bp))) (f32x4.abs (v128.load offset=16 (local.get $bp))))
+                                               (f32x4.max (f32x4.abs (v128.load offset=32 (local.get $bp))) (f32x4.abs (v128.load offset=48 (local.get $bp)))))
+                                    (f32x4.max (f32x4.max (f32x4.abs (v128.load offset=64 (local.get $bp))) (f32x4.abs (v128.load offset=80 (local.get $bp))))
+                                               (f32x4.max (f32x4.abs (v128.load offset=96 (local.get $bp))) (f32x4.abs (v128.load offset=112 (local.get $bp)))))))
+          (local.set $mx (f32.max (f32.max (f32x4.extract_lane 0 (local.get $mv)) (f32x4.extract_lane 1 (local.get $mv)))
+                                  (f32.max (f32x4.extract_lane 2 (local.get $mv)) (f32x4.extract_lane 3 (local.get $mv)))))
+          (local.set $d (f32.div (local.get $mx) (f32.const 127)))
+          (f32.store (i32.add (local.get $xs) (i32.shl (i32.add (i32.mul (local.get $i) (local.get $nb)) (local.get $b)) (i32.const 2))) (local.get $d))
+          (local.set $iv (f32x4.splat (select (f32.div (f32.const 1) (local.get $d)) (f32.const 0) (f32.gt (local.get $d) (f32.const 0)))))
+          (local.set $s4 (v128.const i32x4 0 0 0 0))
+          (local.set $dst (i32.add (i32.mul (local.get $i) (local.get $ldq)) (local.get $c)))
+          ;; two groups of 16 elements
+          (local.set $g (i32.const 0))
+          (loop $grp
+            (local.set $v0 (f32x4.mul (v128.load (local.get $bp)) (local.get $iv)))
+            (local.set $v1 (f32x4.mul (v128.load offset=16 (local.get $bp)) (local.get $iv)))
+            (local.set $v2 (f32x4.mul (v128.load offset=32 (local.get $bp)) (local.get $iv)))
+            (local.set $v3 (f32x4.mul (v128.load offset=48 (local.get $bp)) (local.get $iv)))
+            (local.set $r0 (@qround $v0)) (local.set $r1 (@qround $v1)) (local.set $r2 (@qround $v2)) (local.set $r3 (@qround $v3))
+            (local.set $s4 (i32x4.add (local.get $s4) (i32x4.add (i32x4.add (local.get $r0) (local.get $r1)) (i32x4.add (local.get $r2) (local.get $r3)))))
+            (local.set $n0 (i16x8.narrow_i32x4_s (local.get $r0) (local.get $r1)))
+            (local.set $n1 (i16x8.narrow_i32x4_s (local.get $r2) (local.get $r3)))
+            (if (local.get $wide)
+              (then
+                (local.set $dp (i32.add (local.get $xq) (i32.shl (local.get $dst) (i32.const 1))))
+                (v128.store (local.get $dp) (local.get $n0))
+                (v128.store offset=16 (local.get $dp) (local.get $n1)))
+              (else (v128.store (i32.add (local.get $xq) (local.get $dst)) (i8x16.narrow_i16x8_s (local.get $n0) (local.get $n1)))))
+            (local.set $bp (i32.add (local.get $bp) (i32.const 64)))
+            (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
+            (local.set $g (i32.add (local.get $g) (i32.const 1)))
+            (br_if $grp (i32.lt_u (local.get $g) (i32.const 2))))
+          (local.set $sum (i32.add (i32.add (i32x4.extract_lane 0 (local.get $s4)) (i32x4.extract_lane 1 (local.get $s4)))
+                                   (i32.add (i32x4.extract_lane 2 (local.get $s4)) (i32x4.extract_lane 3 (local.get $s4))))))
+        (else
       (local.set $mx (f32.const 0))
       (loop $mxl (if (i32.lt_s (local.get $c) (local.get $c1)) (then
-        (local.set $mx (f32.max (local.get $mx) (f32.abs (f32.load (i32.add (local.get $xp) (i32.shl (local.get $c) (i32.const 2)))))))
+        (local.set $mx (f32.max (local.get $mx) (f32.abs (f32.load (i32.add (local.get $xp) (i32.mul (local.get $c) (local.get $csa)))))))
         (local.set $c (i32.add (local.get $c) (i32.const 1)))
         (br $mxl))))
-      (f32.store (i32.add (local.get $xsc) (i32.shl (i32.add (i32.mul (local.get $i) (local.get $nb)) (local.get $b)) (i32.const 2)))
-        (f32.div (local.get $mx) (f32.const 32767)))
-      (local.set $inv (select (f32.div (f32.const 32767) (local.get $mx)) (f32.const 0) (f32.gt (local.get $mx) (f32.const 0))))
+      (local.set $d (f32.div (local.get $mx) (f32.const 127)))
+      (f32.store (i32.add (local.get $xs) (i32.shl (i32.add (i32.mul (local.get $i) (local.get $nb)) (local.get $b)) (i32.const 2))) (local.get $d))
+      (local.set $inv (select (f32.div (f32.const 1) (local.get $d)) (f32.const 0) (f32.gt (local.get $d) (f32.const 0))))
+      (local.set $sum (i32.const 0))
       (local.set $c (i32.shl (local.get $b) (i32.const 5)))
       (loop $ql (if (i32.lt_s (local.get $c) (i32.shl (i32.add (local.get $b) (i32.const 1)) (i32.const 5))) (then
-        (local.set $v (f32.const 0))
+        (local.set $k (i32.const 0))
         (if (i32.lt_s (local.get $c) (local.get $q)) (then
-          (local.set $v (f32.nearest (f32.mul (f32.load (i32.add (local.get $xp) (i32.shl (local.get $c) (i32.const 2)))) (local.get $inv))))))
-        (i32.store16 (i32.add (local.get $xq) (i32.shl (i32.add (i32.mul (local.get $i) (local.get $ldq)) (local.get $c)) (i32.const 1)))
-          (i32.trunc_sat_f32_s (local.get $v)))
+          ;; half away from zero: in f64, v + 0.5 sign(v) is exact for the f32 v, then truncated
+          (local.set $v (f64.promote_f32 (f32.mul (f32.load (i32.add (local.get $xp) (i32.mul (local.get $c) (local.get $csa)))) (local.get $inv))))
+          (local.set $k (i32.trunc_sat_f64_s (f64.add (local.get $v) (f64.copysign (f64.const 0.5) (local.get $v)))))))
+        (local.set $sum (i32.add (local.get $sum) (local.get $k)))
+        (local.set $dst (i32.add (i32.mul (local.get $i) (local.get $ldq)) (local.get $c)))
+        (if (local.get $wide)
+          (then (i32.store16 (i32.add (local.get $xq) (i32.shl (local.get $dst) (i32.const 1))) (local.get $k)))
+          (else (i32.store8 (i32.add (local.get $xq) (local.get $dst)) (local.get $k))))
         (local.set $c (i32.add (local.get $c) (i32.const 1)))
-        (br $ql))))
+        (br $ql))))))
+      (if (local.get $xsum) (then
+        (i32.store (i32.add (local.get $xsum) (i32.shl (i32.add (i32.mul (local.get $i) (local.get $nb)) (local.get $b)) (i32.const 2)))
+          (i32.mul (local.get $sum) (i32.const -8)))))
       (local.set $b (i32.add (local.get $b) (i32.const 1)))
       (br $blocks))))
     (local.set $i (i32.add (local.get $i) (i32.const 1)))

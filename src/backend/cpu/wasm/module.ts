@@ -83,7 +83,7 @@ export interface WasmKernels {
     j1: number,
     acc: number,
   ): void;
-  /** q4 weights (ldw: the padded row length in elements); x prepared by prep_q8x with ldq = ldw. */
+  /** q4 weights (ldw: the padded row length in elements); x quantised by quant_x (int8) with ldq = ldw. */
   matvec_q4(
     out: number,
     ldo: number,
@@ -100,7 +100,22 @@ export interface WasmKernels {
   ): void;
   prep_f16x(dst: number, x: number, ldx: number, m: number, q: number): number;
   prep_bf16x(dst: number, x: number, ldx: number, m: number, q: number): void;
-  prep_q8x(xq: number, xsc: number, x: number, ldx: number, m: number, q: number, ldq: number): void;
+  /** 1 where matvec_q4 takes x from quant_x as int16 (the plain build), 0 as int8 (relaxed). */
+  q4_x_wide(): number;
+  /** x quantised for the q8/q4 products (matvec.wat): int8 (wide 0) or int16 rows of ldq, scales, block sums. */
+  quant_x(
+    xq: number,
+    xs: number,
+    xsum: number,
+    x: number,
+    rsa: number,
+    csa: number,
+    m: number,
+    q: number,
+    ldq: number,
+    wide: number,
+  ): void;
+  /** The blocked product (gemm.wat); for q8/q4 with transB, `a` is x as quant_x wrote it (gemm-int8.wat). */
   gemm(
     out: number,
     ldo: number,
@@ -123,7 +138,7 @@ export interface WasmKernels {
     pre: number,
     ldpre: number,
   ): void;
-  /** Packs all of B once for gemm's `pre` (gemm.wat): 4 q ceil8(p) bytes at dst. */
+  /** Packs all of B once for gemm's `pre` (gemm.wat): 4 q ceil8(p) bytes at dst (q8/q4 with transB: gemm-int8.wat's panels). */
   pack_b_all(dst: number, b: number, bs: number, ldb: number, kind: number, transB: number, q: number, p: number): void;
   selective_scan(
     y: number,
