@@ -5,7 +5,8 @@ import { selectiveScanBackward } from '../../src/backend/webgpu/kernels/scan-bac
 import type { WebGpuBackend } from '../../src/backend/webgpu/webgpu-backend.js';
 import { assertClose } from '../helpers/compare.js';
 import { disposeGpu, requireAdapter } from '../helpers/webgpu.js';
-import { both, rand, type Pair } from './pair.js';
+import { both, type Pair } from './pair.js';
+import { scanBackwardCase } from './scan-backward-case.js';
 
 // The selective scan's gradient on WebGPU runs chunk by chunk in parallel (kernels/scan-backward.wgsl):
 // each chunk's local state and adjoint, the carries across chunks both ways, then every chunk
@@ -37,55 +38,11 @@ async function runCase(
   seed: number,
   run: (a: SelectiveScanBackwardArgs) => void,
 ): Promise<void> {
-  const r = (shape: number[], o: { pad?: number; lo?: number; hi?: number } = {}) => rand(g, shape, seed++, o);
-  const u = r([b, l, e], { pad: 1 });
-  // without softplus, dt = delta must be positive (a stable recurrence)
-  const delta = full ? r([b, l, e], { lo: -2, hi: 1 }) : r([b, l, e], { lo: 0.01, hi: 0.5 });
-  const A = r([e, n], { lo: -2, hi: -0.1 });
-  const B = r([b, l, n], { pad: 2 });
-  const Cm = r([b, l, n]);
-  const D = full ? r([e]) : null;
-  const z = full ? r([b, l, e], { pad: 1 }) : null;
-  const bias = full ? r([e], { lo: -0.5, hi: 0.5 }) : null;
-  const h0 = full ? r([b, e, n]) : null;
-  const dy = r([b, l, e], { pad: 1 });
-  const du = r([b, l, e], { pad: 1 }),
-    dDelta = r([b, l, e]),
-    dA = r([e, n]),
-    dB = r([b, l, n], { pad: 1 }),
-    dC = r([b, l, n]);
-  const dD = D ? r([e]) : null,
-    dz = z ? r([b, l, e]) : null,
-    dBias = bias ? r([e]) : null,
-    dh0 = h0 ? r([b, e, n]) : null;
-  const args = (s: 'c' | 'g') => ({
-    u: u[s],
-    delta: delta[s],
-    A: A[s],
-    B: B[s],
-    C: Cm[s],
-    D: D?.[s] ?? null,
-    z: z?.[s] ?? null,
-    deltaBias: bias?.[s] ?? null,
-    deltaSoftplus: full,
-    h0: h0?.[s] ?? null,
-    dy: dy[s],
-    du: du[s],
-    dDelta: dDelta[s],
-    dA: dA[s],
-    dB: dB[s],
-    dC: dC[s],
-    dD: dD?.[s] ?? null,
-    dz: dz?.[s] ?? null,
-    dDeltaBias: dBias?.[s] ?? null,
-    dh0: dh0?.[s] ?? null,
-    ...(chunk ? { chunk } : {}),
-  });
+  const { args, grads } = scanBackwardCase(g, { b, l, e, n, chunk, full, softplus: full }, seed);
   C.selectiveScanBackward(args('c'));
   run(args('g'));
   const what = `selectiveScanBackward b=${b} l=${l} e=${e} n=${n} chunk=${chunk ?? 'default'}`;
-  for (const [name, p] of Object.entries({ du, dDelta, dA, dB, dC, dD, dz, dBias, dh0 }))
-    if (p) await check(t, p, `${what} ${name}`);
+  for (const [name, p] of Object.entries(grads)) if (p) await check(t, p, `${what} ${name}`);
 }
 
 test('selectiveScanBackward across chunks: lengths around chunk multiples, many chunks, odd state sizes', async (t) => {

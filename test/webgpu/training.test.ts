@@ -6,6 +6,7 @@ import { cpu } from '../../src/backend/cpu/cpu-backend.js';
 import { assertClose } from '../helpers/compare.js';
 import { disposeGpu, requireAdapter } from '../helpers/webgpu.js';
 import { both, rand, upload, type Pair } from './pair.js';
+import { scanBackwardCase } from './scan-backward-case.js';
 
 // The training kernels of the WebGPU backend against the CPU reference (f64 accumulation there, f32
 // here), on odd sizes and strided views. Tolerance: 1e-5 relative (plus 1e-6 absolute near zero).
@@ -244,55 +245,13 @@ test('selectiveScanBackward: every optional input, chunked recompute, odd sizes,
     [1, 20, 3, 3, 7, false],
     [3, 13, 6, 5, 64, false],
   ] as const) {
-    const r = (shape: number[], o: { pad?: number; lo?: number; hi?: number } = {}) => rand(g, shape, seed++, o);
-    const u = r([b, l, e], { pad: 1 });
-    const softplus = full || n === 3; // without softplus, dt = delta must be positive (a stable recurrence)
-    const delta = softplus ? r([b, l, e], { lo: -2, hi: 1 }) : r([b, l, e], { lo: 0.01, hi: 0.5 });
-    const A = r([e, n], { lo: -2, hi: -0.1 });
-    const B = r([b, l, n], { pad: 2 });
-    const Cm = r([b, l, n]);
-    const D = full ? r([e]) : null;
-    const z = full ? r([b, l, e], { pad: 1 }) : null;
-    const bias = full ? r([e], { lo: -0.5, hi: 0.5 }) : null;
-    const h0 = full ? r([b, e, n]) : null;
-    const dy = r([b, l, e], { pad: 1 });
-    const du = r([b, l, e], { pad: 1 }),
-      dDelta = r([b, l, e]),
-      dA = r([e, n]),
-      dB = r([b, l, n], { pad: 1 }),
-      dC = r([b, l, n]);
-    const dD = D ? r([e]) : null,
-      dz = z ? r([b, l, e]) : null,
-      dBias = bias ? r([e]) : null,
-      dh0 = h0 ? r([b, e, n]) : null;
-    const args = (s: 'c' | 'g') => ({
-      u: u[s],
-      delta: delta[s],
-      A: A[s],
-      B: B[s],
-      C: Cm[s],
-      D: D?.[s] ?? null,
-      z: z?.[s] ?? null,
-      deltaBias: bias?.[s] ?? null,
-      deltaSoftplus: softplus,
-      h0: h0?.[s] ?? null,
-      dy: dy[s],
-      du: du[s],
-      dDelta: dDelta[s],
-      dA: dA[s],
-      dB: dB[s],
-      dC: dC[s],
-      dD: dD?.[s] ?? null,
-      dz: dz?.[s] ?? null,
-      dDeltaBias: dBias?.[s] ?? null,
-      dh0: dh0?.[s] ?? null,
-      chunk,
-    });
+    // without softplus, dt = delta must be positive (a stable recurrence)
+    const { args, grads } = scanBackwardCase(g, { b, l, e, n, chunk, full, softplus: full || n === 3 }, seed);
+    seed += 30;
     C.selectiveScanBackward(args('c'));
     g.selectiveScanBackward(args('g'));
     const what = `selectiveScanBackward b=${b} l=${l} e=${e} n=${n} chunk=${chunk}`;
-    for (const [name, p] of Object.entries({ du, dDelta, dA, dB, dC, dD, dz, dBias, dh0 }))
-      if (p) await check(t, p, `${what} ${name}`, 1e-5, 1e-5);
+    for (const [name, p] of Object.entries(grads)) if (p) await check(t, p, `${what} ${name}`, 1e-5, 1e-5);
   }
 });
 
