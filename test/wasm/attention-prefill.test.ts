@@ -1,10 +1,11 @@
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CpuBackend } from '../../src/backend/cpu/cpu-backend.js';
 import type { AttentionArgs } from '../../src/backend/contract/mixers.js';
 import { rowsOf } from '../../src/mixers/rows.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { rand } from '../helpers/random.js';
+import { wasmOnThreads } from '../helpers/wasm-backends.js';
 
 /**
  * The prefill attention kernel (attention-prefill.wat: four query rows a unit, lq >= 4) computes each
@@ -14,10 +15,6 @@ import { rand } from '../helpers/random.js';
  * keys before the queries, and on 1, 2 and 3 threads. (test/wasm/attention.test.ts checks both against the
  * TypeScript reference.)
  */
-const pools: CpuBackend[] = [];
-after(() => {
-  for (const b of pools) b.dispose();
-});
 
 interface Case {
   b: number;
@@ -88,9 +85,7 @@ function rowByRow(bk: CpuBackend, c: Case, seed: number): Float32Array {
 
 test('prefill attention: every query row equals that row asked alone, bit for bit (1, 2, 3 threads)', async () => {
   for (const threads of [1, 2, 3]) {
-    const bk = new CpuBackend({ kernels: 'wasm' });
-    await bk.useThreads(threads);
-    pools.push(bk);
+    const bk = await wasmOnThreads(threads);
     CASES.forEach((c, n) => {
       const want = rowByRow(bk, c, 7 * n);
       const got = prefill(bk, c, 7 * n);

@@ -1,9 +1,10 @@
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AttentionArgs } from '../../src/backend/contract/mixers.js';
 import { CpuBackend } from '../../src/backend/cpu/cpu-backend.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { rand } from '../helpers/random.js';
+import { ts, wa, wasmOnThreads } from '../helpers/wasm-backends.js';
 
 /**
  * Attention with a key count per sequence (rowKeys: a decode batch of sequences at different context
@@ -12,13 +13,6 @@ import { rand } from '../helpers/random.js';
  * two kernels within 1e-4 of each other, on 1 to 3 threads alike. The cache rows past a sequence's count
  * hold NaN: a row that read past its own length would show it.
  */
-const ts = new CpuBackend({ kernels: 'ts' });
-const wa = new CpuBackend({ kernels: 'wasm' });
-assert.equal(wa.kernels, 'wasm', 'this engine runs the WebAssembly kernels');
-const pools: CpuBackend[] = [];
-after(() => {
-  for (const b of pools) b.dispose();
-});
 
 interface Case {
   lq: number;
@@ -113,9 +107,7 @@ test('attention with rowKeys: each kernel equals each sequence alone bit for bit
 test('attention with rowKeys: 2 and 3 threads give exactly the results of one thread', async () => {
   const one = CASES.map((c, i) => batched(wa, c, 10 * i));
   for (const threads of [2, 3]) {
-    const bk = new CpuBackend({ kernels: 'wasm' });
-    await bk.useThreads(threads);
-    pools.push(bk);
+    const bk = await wasmOnThreads(threads);
     CASES.forEach((c, i) => assert.deepEqual(batched(bk, c, 10 * i), one[i], `${threads} threads, case ${i}`));
   }
 });

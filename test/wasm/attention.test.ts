@@ -1,8 +1,9 @@
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AttentionArgs } from '../../src/backend/contract/mixers.js';
 import { CpuBackend } from '../../src/backend/cpu/cpu-backend.js';
 import { rand } from '../helpers/random.js';
+import { ts, wa, wasmOnThreads } from '../helpers/wasm-backends.js';
 
 /**
  * Causal attention in WebAssembly (attention.wat) against the TypeScript reference
@@ -11,13 +12,6 @@ import { rand } from '../helpers/random.js';
  * over a cache with spare capacity (keys < lk, lq = 1 and lq > 1), q and k/v as column windows of
  * wider tensors. Then the same on 2 and 3 threads, bit for bit equal to one thread.
  */
-const ts = new CpuBackend({ kernels: 'ts' });
-const wa = new CpuBackend({ kernels: 'wasm' });
-assert.equal(wa.kernels, 'wasm', 'this engine runs the WebAssembly kernels');
-const pools: CpuBackend[] = [];
-after(() => {
-  for (const b of pools) b.dispose();
-});
 
 interface Case {
   b: number;
@@ -86,9 +80,7 @@ test('attention: large scores stay finite (the max is subtracted before exp)', (
 test('attention: 2 and 3 threads give exactly the results of one thread', async () => {
   const one = CASES.map((c, i) => run(wa, c, 10 * i));
   for (const threads of [2, 3]) {
-    const bk = new CpuBackend({ kernels: 'wasm' });
-    await bk.useThreads(threads);
-    pools.push(bk);
+    const bk = await wasmOnThreads(threads);
     CASES.forEach((c, i) => assert.deepEqual(run(bk, c, 10 * i), one[i], `${threads} threads, case ${i}`));
   }
 });

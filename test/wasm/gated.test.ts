@@ -1,9 +1,10 @@
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CpuBackend } from '../../src/backend/cpu/cpu-backend.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { maxAbsDiff } from '../helpers/fixtures.js';
 import { rand } from '../helpers/random.js';
+import { ts, wa, wasmOnThreads } from '../helpers/wasm-backends.js';
 
 /**
  * The hybrids' gating kernels in WebAssembly (gated.wat: unary 'silu', Mamba-2's gated RMSNorm) against
@@ -11,13 +12,6 @@ import { rand } from '../helpers/random.js';
  * single rows, views (ld > cols), in place, both norm orders, with and without the gate; and the pool
  * (rows split over threads) giving exactly the one-thread result.
  */
-const ts = new CpuBackend({ kernels: 'ts' });
-const wa = new CpuBackend({ kernels: 'wasm' });
-assert.equal(wa.kernels, 'wasm', 'this engine runs the WebAssembly kernels');
-const pools: CpuBackend[] = [];
-after(() => {
-  for (const b of pools) b.dispose();
-});
 
 /** Columns [c0, c0 + n) of a (rows, width) tensor of seeded values on `bk`. */
 function viewOn(bk: CpuBackend, rows: number, width: number, c0: number, n: number, seed: number, scale = 4): Tensor {
@@ -105,9 +99,7 @@ test('silu and gated RMSNorm: 2 and 3 threads give exactly the results of one th
   const oneSilu = SILU_SHAPES.map(([r, c], i) => siluOn(wa, r, c, 20 + i, false));
   const oneNorm = NORM_CASES.map((c, i) => normOn(wa, c, 200 + i));
   for (const threads of [2, 3]) {
-    const bk = new CpuBackend({ kernels: 'wasm' });
-    await bk.useThreads(threads);
-    pools.push(bk);
+    const bk = await wasmOnThreads(threads);
     SILU_SHAPES.forEach(([r, c], i) =>
       assert.deepEqual(siluOn(bk, r, c, 20 + i, false), oneSilu[i], `silu ${r}x${c}, ${threads} threads`),
     );

@@ -5,7 +5,7 @@ import { instantiateKernels } from '../../src/backend/cpu/wasm/module.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { rand } from '../helpers/random.js';
 import { CpuBackend } from '../../src/backend/cpu/cpu-backend.js';
-import { dims, pools, ts, wa, type Case } from './mamba3-setup.js';
+import { dims, ts, wa, wasmOnThreads, type Case } from './mamba3-setup.js';
 
 /**
  * Mamba-3's scan backward in WebAssembly (mamba3-backward.wat + the launcher's reduction) against the
@@ -159,9 +159,7 @@ test('mamba3 scan backward: a long batch runs in blocks of batch rows (partials 
 });
 
 test('mamba3 scan backward: 2 threads give exactly the results of one thread', async () => {
-  const bk = new CpuBackend({ kernels: 'wasm' });
-  await bk.useThreads(2);
-  pools.push(bk);
+  const bk = await wasmOnThreads(2);
   for (const [c, l] of [
     [CASES[2], 77],
     [CASES[7], 33],

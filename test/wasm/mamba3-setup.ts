@@ -1,20 +1,10 @@
-import { after } from 'node:test';
-import assert from 'node:assert/strict';
 import type { Mamba3Dims } from '../../src/backend/contract/mamba3.js';
-import { CpuBackend } from '../../src/backend/cpu/cpu-backend.js';
 
 /**
  * What the WebAssembly Mamba-3 tests (forward: mamba3.test.ts, backward: mamba3-backward.test.ts) share:
- * the TypeScript reference backend and the WebAssembly one, a list that disposes the thread pools the
- * tests make, and the cases' dimensions.
+ * the backends (test/helpers/wasm-backends.ts) and the cases' dimensions.
  */
-export const ts = new CpuBackend({ kernels: 'ts' });
-export const wa = new CpuBackend({ kernels: 'wasm' });
-assert.equal(wa.kernels, 'wasm', 'this engine runs the WebAssembly kernels');
-export const pools: CpuBackend[] = [];
-after(() => {
-  for (const b of pools) b.dispose();
-});
+export { ts, wa, wasmOnThreads } from '../helpers/wasm-backends.js';
 
 export interface Case {
   name: string;

@@ -5,7 +5,7 @@ import { instantiateKernels } from '../../src/backend/cpu/wasm/module.js';
 import { maxAbsDiff } from '../helpers/fixtures.js';
 import { rand } from '../helpers/random.js';
 import { CpuBackend } from '../../src/backend/cpu/cpu-backend.js';
-import { dims, pools, ts, wa, type Case } from './mamba3-setup.js';
+import { dims, ts, wa, wasmOnThreads, type Case } from './mamba3-setup.js';
 
 /**
  * Mamba-3's scan in WebAssembly (mamba3.wat) against the TypeScript reference (reference/mamba3-scan.ts,
@@ -165,9 +165,7 @@ test('mamba3 scan: the decode step (l = 1, token by token) gives the sequence fo
 });
 
 test('mamba3 scan: 2 threads give exactly the results of one thread (sequence and step)', async () => {
-  const bk = new CpuBackend({ kernels: 'wasm' });
-  await bk.useThreads(2);
-  pools.push(bk);
+  const bk = await wasmOnThreads(2);
   for (const [c, l] of [
     [CASES[2], 77],
     [CASES[7], 33],

@@ -1,10 +1,11 @@
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { SsdScanArgs } from '../../src/backend/contract/inference.js';
 import { CpuBackend } from '../../src/backend/cpu/cpu-backend.js';
 import { SSD_MAX_CHUNK } from '../../src/backend/cpu/wasm/launch.js';
 import { maxAbsDiff } from '../helpers/fixtures.js';
 import { rand } from '../helpers/random.js';
+import { ts, wa, wasmOnThreads } from '../helpers/wasm-backends.js';
 
 /**
  * Mamba-2's SSD scan in WebAssembly (ssd.wat: the chunked form for l > 1, the recurrent step for
@@ -15,13 +16,6 @@ import { rand } from '../helpers/random.js';
  * same on 2 and 3 threads, bit for bit equal to one thread. ssd-simd128.test.ts reruns this file on
  * the plain SIMD128 build.
  */
-const ts = new CpuBackend({ kernels: 'ts' });
-const wa = new CpuBackend({ kernels: 'wasm' });
-assert.equal(wa.kernels, 'wasm', 'this engine runs the WebAssembly kernels');
-const pools: CpuBackend[] = [];
-after(() => {
-  for (const b of pools) b.dispose();
-});
 
 interface Sizes {
   b: number;
@@ -157,9 +151,7 @@ test('ssd scan: 2 and 3 threads give exactly the results of one thread (prefill 
   ];
   const one = work.map(([z, d], i) => run(wa, z, { ...base, ...d }, 50 + i));
   for (const threads of [2, 3]) {
-    const bk = new CpuBackend({ kernels: 'wasm' });
-    await bk.useThreads(threads);
-    pools.push(bk);
+    const bk = await wasmOnThreads(threads);
     work.forEach(([z, d], i) => {
       const got = run(bk, z, { ...base, ...d }, 50 + i);
       got.forEach((g, k) => assert.deepEqual(g, one[i][k], `${threads} threads, case ${i}, output ${k}`));
