@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AttentionArgs } from '../../src/backend/contract/mixers.js';
-import { CpuBackend } from '../../src/backend/cpu/cpu-backend.js';
+import type { CpuBackend } from '../../src/backend/cpu/cpu-backend.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { rand } from '../helpers/random.js';
 import { ts, wa, wasmOnThreads } from '../helpers/wasm-backends.js';

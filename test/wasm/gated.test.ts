@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CpuBackend } from '../../src/backend/cpu/cpu-backend.js';
+import type { CpuBackend } from '../../src/backend/cpu/cpu-backend.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { maxAbsDiff } from '../helpers/fixtures.js';
 import { rand } from '../helpers/random.js';

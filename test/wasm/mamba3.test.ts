@@ -4,7 +4,7 @@ import { mamba3ProjWidth, type Mamba3ScanArgs } from '../../src/backend/contract
 import { instantiateKernels } from '../../src/backend/cpu/wasm/module.js';
 import { maxAbsDiff } from '../helpers/fixtures.js';
 import { rand } from '../helpers/random.js';
-import { CpuBackend } from '../../src/backend/cpu/cpu-backend.js';
+import type { CpuBackend } from '../../src/backend/cpu/cpu-backend.js';
 import { dims, ts, wa, wasmOnThreads, type Case } from './mamba3-setup.js';
 
 /**

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { SsdScanArgs } from '../../src/backend/contract/inference.js';
-import { CpuBackend } from '../../src/backend/cpu/cpu-backend.js';
+import type { CpuBackend } from '../../src/backend/cpu/cpu-backend.js';
 import { SSD_MAX_CHUNK } from '../../src/backend/cpu/wasm/launch.js';
 import { maxAbsDiff } from '../helpers/fixtures.js';
 import { rand } from '../helpers/random.js';
