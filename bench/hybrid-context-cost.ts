@@ -30,6 +30,7 @@ import { buildHybrid, expectedHybridTensors } from '../src/models/build-hybrid.j
 import { type HybridConfig, parseHybridConfig } from '../src/models/config-hybrid.js';
 import type { LanguageModel } from '../src/models/lm.js';
 import { timeSteps } from './step-timing.js';
+import { graniteConfigJson, randomHybridValues } from './granite-random.js';
 
 const a = benchArgs('hybrid-context-cost');
 const d = a['d-model'],
@@ -47,39 +48,9 @@ function configOf(kind: Kind): HybridConfig {
   const types = Array.from({ length: nLayer }, (_, i) =>
     kind === 'attention' || (kind === 'hybrid' && i % every === every - 1) ? 'full_attention' : 'linear_attention',
   );
-  const headDim = 64;
-  return parseHybridConfig({
-    model_type: 'granitemoehybrid',
-    hidden_size: d,
-    num_hidden_layers: nLayer,
-    layer_types: types,
-    vocab_size: a.vocab,
-    num_attention_heads: d / headDim,
-    num_key_value_heads: a['kv-heads'],
-    position_embedding_type: 'rope',
-    rope_parameters: { rope_theta: 10000, rope_type: 'default' },
-    mamba_n_heads: (2 * d) / headDim,
-    mamba_d_head: headDim,
-    mamba_d_state: a['d-state'],
-    mamba_n_groups: 1,
-    mamba_d_conv: 4,
-    mamba_expand: 2,
-    mamba_chunk_size: 64,
-    mamba_conv_bias: true,
-    mamba_proj_bias: false,
-    num_local_experts: 0,
-    num_experts_per_tok: 0,
-    shared_intermediate_size: 2 * d,
-    intermediate_size: 2 * d,
-    hidden_act: 'silu',
-    rms_norm_eps: 1e-5,
-    attention_bias: false,
-    embedding_multiplier: 1,
-    residual_multiplier: 1,
-    attention_multiplier: 1 / Math.sqrt(headDim),
-    logits_scaling: 1,
-    tie_word_embeddings: true,
-  });
+  return parseHybridConfig(
+    graniteConfigJson({ dModel: d, layerTypes: types, vocab: a.vocab, kvHeads: a['kv-heads'], dState: a['d-state'] }),
+  );
 }
 
 /** Random weights of the expected shapes (A_log and norms near their usual values). */
@@ -98,14 +69,7 @@ function randomSource(c: HybridConfig): TensorSource {
     async read(name: string): Promise<Uint8Array> {
       const e = entries.get(name);
       if (!e) throw new Error(`no tensor ${name}`);
-      const v = new Float32Array(e.byteLength / 4);
-      if (name.endsWith('A_log')) v.fill(0.5);
-      else if (name.endsWith('norm.weight') || name.endsWith('.D')) v.fill(1);
-      else if (name.endsWith('dt_bias')) v.fill(-4.6);
-      else {
-        const s = 1 / Math.sqrt(e.shape[e.shape.length - 1]);
-        for (let i = 0; i < v.length; i++) v[i] = rng.normal() * s;
-      }
+      const v = randomHybridValues(name, e.shape, rng);
       return new Uint8Array(v.buffer);
     },
     async close(): Promise<void> {},
