@@ -3,7 +3,10 @@ import assert from 'node:assert/strict';
 import { cpu } from '../../src/backend/cpu/cpu-backend.js';
 import type { Mamba3Dims, Mamba3ScanArgs } from '../../src/backend/contract/mamba3.js';
 import type { WebGpuBackend } from '../../src/backend/webgpu/webgpu-backend.js';
-import { maxAbsDiff } from '../helpers/fixtures.js';
+import { join } from 'node:path';
+import { loadLanguageModel } from '../../src/models/node/load-checkpoint.js';
+import { maxAbsDiff, readExpected, ROOT } from '../helpers/fixtures.js';
+import { logitsOf, stepVsParallel } from '../helpers/parity.js';
 import { disposeGpu, requireAdapter } from '../helpers/webgpu.js';
 import { rand, type Pair } from './pair.js';
 
@@ -13,7 +16,7 @@ import { rand, type Pair } from './pair.js';
  * not a multiple of the chunk, several chunks, with and without a carried state (its final θ, H, k and x
  * too, so decode goes on from it), odd head dims and d_state, fewer angles than pairs (rope fraction < 1),
  * both rotation layouts, groups, the output norm; then a prompt in two calls (chunked, then the token
- * scan) against the CPU in one.
+ * scan) against the CPU in one; and the SISO fixtures' models with every prompt chunked.
  */
 after(disposeGpu);
 
@@ -163,3 +166,18 @@ test("mamba3Scan on WebGPU: a chunked prefill then token steps equal the CPU's o
     assert.ok(e2 < 2e-4, `state ${k} max abs error ${e2}`);
   }
 });
+
+for (const name of ['siso', 'siso-norm']) {
+  test(`mamba3 ${name} on WebGPU with the chunked form (chunk 3): logits within 1e-4 of the reference, steps equal the parallel form`, async (t: TestContext) => {
+    const g = await requireAdapter(t);
+    if (!g) return;
+    const mg = await loadLanguageModel(join(ROOT, 'fixtures', 'mamba3', name), { backend: g });
+    const exp = await readExpected(join('..', 'mamba3', name));
+    await withOptions(g, { ssdPath: 'chunked', ssdChunk: 3 }, async () => {
+      const err = maxAbsDiff(await logitsOf(mg, exp.ids), exp.logits);
+      assert.ok(err < 1e-4, `logits max abs error vs the reference ${err}`);
+      const { worst } = await stepVsParallel(mg, exp.ids);
+      assert.ok(worst < 1e-4, `step vs parallel ${worst}`);
+    });
+  });
+}
