@@ -28,6 +28,14 @@ const CASES: [string, Omit<Mamba3Dims, keyof typeof base>, number, number, numbe
   ['l 11, chunk 3, halves, norm', { h: 3, p: 7, n: 12, g: 1, S: 4, rotateHalves: true }, 1, 11, 3],
   ['l 20, chunk 8, p 70, norm', { h: 2, p: 70, n: 16, g: 1, S: 5, rotateHalves: false }, 1, 20, 8],
   ['l 9, chunk 16 (one chunk)', { h: 2, p: 3, n: 10, g: 2, S: 2, rotateHalves: false }, 3, 9, 16],
+  [
+    'l 40, 70 angles (the angle walk in blocks of 29 tokens), chunk 16',
+    { h: 2, p: 3, n: 142, g: 1, S: 70, rotateHalves: false },
+    1,
+    40,
+    16,
+  ],
+  ['l 70, the default chunk (64)', { h: 2, p: 4, n: 8, g: 1, S: 2, rotateHalves: true }, 2, 70, 0],
 ];
 
 interface Inputs {

@@ -5,11 +5,18 @@ import { kernel } from '../bindings.js';
 import type { KernelHost } from '../kernel-host.js';
 import { checkIndex, grid, rowsGrid } from './launch.js';
 import { checkMamba3Limits, packMamba3Params } from './mamba3-scan.js';
-import { ssdScan } from './ssd-scan.js';
+import { chunked } from './ssd-scan.js';
 import * as W from './wgsl.gen.js';
 
 /** Longest prompt `auto` (bk.options.ssdPath) scans token by token: the chunked form costs ~9 dispatches. */
 export const MAMBA3_SCAN_MAX = 32;
+/**
+ * Chunk length by default (`ssdChunk` 0). Each head is its own group here (B' and q are per head), so the
+ * intra-chunk products, l Q (n + p) per head, are not shared over heads as Mamba-2's C Bᵀ is; at Q = 64
+ * they cost about what the chunk states do (2 l p n at p = n = 64), and the Q² scratch per chunk and
+ * head is 16 KiB instead of 256 KiB.
+ */
+const DEFAULT_CHUNK = 64;
 
 const entry = <K extends 'm3_angles' | 'm3_fold' | 'm3_prep' | 'm3_post'>(e: K) =>
   kernel(W.mamba3Chunked, e, { name: `mamba3Chunked.${e.slice(3)}` });
@@ -54,6 +61,7 @@ export function mamba3Chunked(bk: TensorHost, a: Mamba3ScanArgs, b: number, l: n
   const sdc = rows * h * S;
   checkIndex('mamba3Scan (scratch)', sdc + rows * h);
   checkIndex("mamba3Scan (B')", rows * h * n);
+  const Q = Math.max(1, Math.min(bk.options.ssdChunk || DEFAULT_CHUNK, l));
   const { prm, offs } = packMamba3Params(bk, a);
   const sc = bk.scratch((sdc + rows * h) * 4); // TH (b, l, h, S), DC (b, l, h)
   const dtp = bk.alloc([b, l, h]),
@@ -91,8 +99,12 @@ export function mamba3Chunked(bk: TensorHost, a: Mamba3ScanArgs, b: number, l: n
     eps: a.dims.eps,
   };
   const proj = bk.buf(a.proj);
-  const [ax, ay] = grid(b * h * S, 64);
-  bk.d.run(bk.d.pipe(ANGLES.entry, ANGLES), { proj, prm, sc, th: st ? bk.buf(st.theta) : bk.dummyW }, u, ax, ay);
+  bk.d.run(
+    bk.d.pipe(ANGLES.entry, ANGLES),
+    { proj, prm, sc, th: st ? bk.buf(st.theta) : bk.dummyW },
+    u,
+    ...grid(b * h, 1),
+  );
   if (st) {
     const [fx, fy] = grid(b * h * p * n, 64);
     const fold = { proj, prm, ssm: bk.buf(st.ssm), ks: bk.buf(st.k), xs: bk.buf(st.x) };
@@ -112,7 +124,7 @@ export function mamba3Chunked(bk: TensorHost, a: Mamba3ScanArgs, b: number, l: n
   bk.d.run(bk.d.pipe(PREP.entry, PREP), prep, u, h, ry, rz);
   // x: a view of proj's x columns (no autograd record: this is the kernel, below the ops)
   const x = new Tensor(a.proj.backend, a.proj.storage, [b, l, e], a.proj.dtype, a.proj.offset + e, a.proj.ld);
-  ssdScan(
+  chunked(
     bk,
     {
       y: y1,
@@ -126,11 +138,12 @@ export function mamba3Chunked(bk: TensorHost, a: Mamba3ScanArgs, b: number, l: n
       dtSoftplus: false,
       dtLimit: [-Infinity, Infinity],
       nGroups: h,
-      chunkSize: bk.options.ssdChunk || 256,
+      chunkSize: Q,
       h0: st ? st.ssm : null,
       hOut: st ? st.ssm : null,
     },
     { b, l, h, p, g: h, n },
+    Q,
   );
   bk.d.run(bk.d.pipe(POST.entry, POST), { proj, prm, sc, y1: bk.buf(y1), yout: bk.buf(a.y) }, u, h, ry, rz);
   for (const t of [dtp, kb, qc, y1, A]) t.dispose();

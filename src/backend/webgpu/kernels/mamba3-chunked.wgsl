@@ -10,7 +10,7 @@
 // and the last state is exact (δ = 0). The previous token of a carried state enters the initial state:
 //   Hbar_{-1} = H_{-1} + (1 − λ_0) dt_0 x' k'ᵀ   (β_0 / α_0; m3_fold, in place in the state's ssm).
 // Entry points, in launch order:
-//   m3_angles  per (b, head, angle): θ_t, the cumulative rotation angles, token by token (as the scan,
+//   m3_angles  per (b, head): θ_t, the cumulative rotation angles, token by token (as the scan,
 //              wrapped to [0, 2π) each token) -> scratch TH (b, l, h, S); the last into the state
 //   m3_fold    per (b, head, state element), with a state: the previous token into the initial state
 //   m3_prep    per (token, head): dt', B' and q (rotated; k itself into the state at the last token),
@@ -41,6 +41,7 @@ struct P { l: u32, h: u32, pd: u32, n: u32, g: u32, S: u32, rows: u32, flags: u3
 var<workgroup> kk: array<f32, 512>;
 var<workgroup> qq: array<f32, 512>;
 var<workgroup> red: array<f32, 128>;
+var<workgroup> inc: array<f32, 2048>; // m3_angles: a block of tokens' angle increments (tokens, S)
 
 fn has(f: u32) -> bool { return (u.flags & f) != 0u; }
 fn heavy_tail(v: f32) -> f32 { return select(1.0 / (1.0 - v), 1.0 + v, v >= 0.0); }
@@ -72,26 +73,48 @@ fn reduce2(li: u32) {
   }
 }
 
+// Per (b, head): blocks of tokens' increments π tanh(angles) dt staged in workgroup memory by all threads
+// (the loads in parallel), then one thread per angle walks the block (the chain of adds is all that is
+// sequential; the same f32 adds and wraps as the scan).
 @compute @workgroup_size(64)
-fn m3_angles(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.y * nwg.x * 64u + gid.x;
-  let nb = u.rows / u.l;
-  if (i >= nb * u.h * u.S) { return; }
-  let a = i % u.S;
-  let hh = (i / u.S) % u.h;
-  let bi = i / (u.S * u.h);
+fn m3_angles(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let bh = wid.x + wid.y * nwg.x;           // bi h + hh
+  if (bh >= (u.rows / u.l) * u.h) { return; }
+  let hh = bh % u.h;
+  let bi = bh / u.h;
+  let S = u.S;
   let oAng = o_dt() + 3u * u.h;
-  let si = u.oth + (bi * u.h + hh) * u.S + a;
+  let TB = max(1u, 2048u / S);              // tokens per block
   var ang = 0.0;
-  if (has(HAS_STATE)) { ang = th[si]; }
-  for (var t = 0u; t < u.l; t++) {
-    let r = bi * u.l + t;
-    let row = u.poff + r * u.pld;
-    ang += 3.14159265358979 * tanh_acc(proj[row + oAng + a]) * dt_at(row, hh);
-    ang -= 6.28318530717959 * floor(ang / 6.28318530717959);
-    sc[(r * u.h + hh) * u.S + a] = ang;
+  if (li < S && has(HAS_STATE)) { ang = th[u.oth + bh * S + li]; }
+  var ang2 = 0.0;                           // angle li + 64 (S <= 128)
+  if (li + 64u < S && has(HAS_STATE)) { ang2 = th[u.oth + bh * S + li + 64u]; }
+  for (var t0 = 0u; t0 < u.l; t0 += TB) {
+    let nt = min(TB, u.l - t0);
+    for (var i = li; i < nt * S; i += 64u) {
+      let row = u.poff + (bi * u.l + t0 + i / S) * u.pld;
+      inc[i] = 3.14159265358979 * tanh_acc(proj[row + oAng + i % S]) * dt_at(row, hh);
+    }
+    workgroupBarrier();
+    for (var t = 0u; t < nt; t++) {
+      let o = ((bi * u.l + t0 + t) * u.h + hh) * S;
+      if (li < S) {
+        ang += inc[t * S + li];
+        ang -= 6.28318530717959 * floor(ang / 6.28318530717959);
+        sc[o + li] = ang;
+      }
+      if (li + 64u < S) {
+        ang2 += inc[t * S + li + 64u];
+        ang2 -= 6.28318530717959 * floor(ang2 / 6.28318530717959);
+        sc[o + li + 64u] = ang2;
+      }
+    }
+    workgroupBarrier();
   }
-  if (has(HAS_STATE)) { th[si] = ang; }
+  if (has(HAS_STATE)) {
+    if (li < S) { th[u.oth + bh * S + li] = ang; }
+    if (li + 64u < S) { th[u.oth + bh * S + li + 64u] = ang2; }
+  }
 }
 
 @compute @workgroup_size(64)
