@@ -15,27 +15,30 @@ import { rand, type Pair } from './pair.js';
  * against the CPU reference (the token scan, the specification) on odd sizes: one token, lengths that are
  * not a multiple of the chunk, several chunks, with and without a carried state (its final θ, H, k and x
  * too, so decode goes on from it), odd head dims and d_state, fewer angles than pairs (rope fraction < 1),
- * both rotation layouts, groups, the output norm; then a prompt in two calls (chunked, then the token
- * scan) against the CPU in one; and the SISO fixtures' models with every prompt chunked.
+ * both rotation layouts, groups, the output norm, MIMO ranks 2 to 4; then a prompt in two calls (chunked, then the token
+ * scan) against the CPU in one; and the fixtures' models (SISO and MIMO) with every prompt chunked.
  */
 after(disposeGpu);
 
-const base = { aFloor: 1e-4, eps: 1e-5, R: 1 };
+const base = { aFloor: 1e-4, eps: 1e-5 };
 const CASES: [string, Omit<Mamba3Dims, keyof typeof base>, number, number, number][] = [
   // label, dims, b, l, chunk
-  ['one token', { h: 2, p: 5, n: 12, g: 1, S: 3, rotateHalves: false }, 2, 1, 4],
-  ['l 7, chunk 4, odd p and n, 2 groups', { h: 4, p: 5, n: 13, g: 2, S: 3, rotateHalves: false }, 2, 7, 4],
-  ['l 11, chunk 3, halves, norm', { h: 3, p: 7, n: 12, g: 1, S: 4, rotateHalves: true }, 1, 11, 3],
-  ['l 20, chunk 8, p 70, norm', { h: 2, p: 70, n: 16, g: 1, S: 5, rotateHalves: false }, 1, 20, 8],
-  ['l 9, chunk 16 (one chunk)', { h: 2, p: 3, n: 10, g: 2, S: 2, rotateHalves: false }, 3, 9, 16],
+  ['one token', { h: 2, p: 5, n: 12, g: 1, R: 1, S: 3, rotateHalves: false }, 2, 1, 4],
+  ['l 7, chunk 4, odd p and n, 2 groups', { h: 4, p: 5, n: 13, g: 2, R: 1, S: 3, rotateHalves: false }, 2, 7, 4],
+  ['l 11, chunk 3, halves, norm', { h: 3, p: 7, n: 12, g: 1, R: 1, S: 4, rotateHalves: true }, 1, 11, 3],
+  ['l 20, chunk 8, p 70, norm', { h: 2, p: 70, n: 16, g: 1, R: 1, S: 5, rotateHalves: false }, 1, 20, 8],
+  ['l 9, chunk 16 (one chunk)', { h: 2, p: 3, n: 10, g: 2, R: 1, S: 2, rotateHalves: false }, 3, 9, 16],
   [
     'l 40, 70 angles (the angle walk in blocks of 29 tokens), chunk 16',
-    { h: 2, p: 3, n: 142, g: 1, S: 70, rotateHalves: false },
+    { h: 2, p: 3, n: 142, g: 1, R: 1, S: 70, rotateHalves: false },
     1,
     40,
     16,
   ],
-  ['l 70, the default chunk (64)', { h: 2, p: 4, n: 8, g: 1, S: 2, rotateHalves: true }, 2, 70, 0],
+  ['l 70, the default chunk (64)', { h: 2, p: 4, n: 8, g: 1, R: 1, S: 2, rotateHalves: true }, 2, 70, 0],
+  ['MIMO 2, one token', { h: 2, p: 5, n: 12, g: 1, R: 2, S: 3, rotateHalves: true }, 2, 1, 4],
+  ['MIMO 3, l 9, chunk 4, 2 groups, norm', { h: 4, p: 7, n: 10, g: 2, R: 3, S: 2, rotateHalves: true }, 2, 9, 4],
+  ['MIMO 4, l 13, chunk 16, neighbour pairs', { h: 2, p: 6, n: 16, g: 1, R: 4, S: 4, rotateHalves: false }, 1, 13, 16],
 ];
 
 interface Inputs {
@@ -45,8 +48,8 @@ interface Inputs {
 }
 
 function inputs(g: WebGpuBackend, dims: Mamba3Dims, b: number, l: number, norm: boolean): Inputs {
-  const { h, p, n, g: G, S } = dims;
-  const W = 2 * h * p + 2 * G * n + 3 * h + S;
+  const { h, p, n, g: G, R, S } = dims;
+  const W = 2 * h * p + 2 * R * G * n + 3 * h + S;
   let seed = 300;
   const pair = (shape: number[], scale = 1, offset = 0, pad = 0): Pair =>
     rand(g, shape, seed++, { lo: offset - scale, hi: offset + scale, pad });
@@ -56,15 +59,15 @@ function inputs(g: WebGpuBackend, dims: Mamba3Dims, b: number, l: number, norm: 
       dtBias: pair([h], 0.5, -0.5),
       BNorm: pair([n], 0.3, 1),
       CNorm: pair([n], 0.3, 1),
-      BBias: pair([h, 1, n], 0.3, 1),
-      CBias: pair([h, 1, n], 0.3, 1),
+      BBias: pair([h, R, n], 0.3, 1),
+      CBias: pair([h, R, n], 0.3, 1),
       D: pair([h], 0.5, 1),
-      mimoX: null,
-      mimoZ: null,
-      mimoO: null,
+      mimoX: R > 1 ? pair([h, R, p], 0.3, 0.5) : null,
+      mimoZ: R > 1 ? pair([h, R, p], 0.3, 1) : null,
+      mimoO: R > 1 ? pair([h, R, p], 0.3, 0.5) : null,
       normWeight: norm ? pair([h * p], 0.3, 1) : null,
     },
-    state: [pair([b, h, S], 3, 3), pair([b, h, p, n], 0.5), pair([b, 1, h, n]), pair([b, h, p])],
+    state: [pair([b, h, S], 3, 3), pair([b, h, p, n], 0.5), pair([b, R, h, n]), pair([b, h, p])],
   };
 }
 
@@ -115,7 +118,7 @@ for (const [label, d, b, l, chunk] of CASES) {
 test("mamba3Scan on WebGPU: a chunked prefill then token steps equal the CPU's one scan", async (t: TestContext) => {
   const g = await requireAdapter(t);
   if (!g) return;
-  const dims: Mamba3Dims = { ...base, h: 2, p: 6, n: 14, g: 1, S: 5, rotateHalves: false };
+  const dims: Mamba3Dims = { ...base, h: 2, p: 6, n: 14, g: 1, R: 1, S: 5, rotateHalves: false };
   const { h, p, n, S } = dims;
   const b = 2,
     l = 13,
@@ -175,7 +178,7 @@ test("mamba3Scan on WebGPU: a chunked prefill then token steps equal the CPU's o
   }
 });
 
-for (const name of ['siso', 'siso-norm']) {
+for (const name of ['siso', 'siso-norm', 'mimo', 'mimo-norm']) {
   test(`mamba3 ${name} on WebGPU with the chunked form (chunk 3): logits within 1e-4 of the reference, steps equal the parallel form`, async (t: TestContext) => {
     const g = await requireAdapter(t);
     if (!g) return;

@@ -18,12 +18,14 @@ export const MAMBA3_SCAN_MAX = 32;
  */
 const DEFAULT_CHUNK = 64;
 
-const entry = <K extends 'm3_angles' | 'm3_fold' | 'm3_prep' | 'm3_post'>(e: K) =>
+const entry = <K extends 'm3_angles' | 'm3_fold' | 'm3_prep' | 'm3_post' | 'm3_prep_mimo' | 'm3_post_mimo'>(e: K) =>
   kernel(W.mamba3Chunked, e, { name: `mamba3Chunked.${e.slice(3)}` });
 const ANGLES = entry('m3_angles');
 const FOLD = entry('m3_fold');
 const PREP = entry('m3_prep');
 const POST = entry('m3_post');
+const PREP_MIMO = entry('m3_prep_mimo');
+const POST_MIMO = entry('m3_post_mimo');
 
 /** What the chunked form needs beyond the launchers' host: temporary tensors for the SSD scan's inputs. */
 export interface TensorHost extends KernelHost {
@@ -31,24 +33,26 @@ export interface TensorHost extends KernelHost {
   fill(t: Tensor, value: number): void;
 }
 
+/** MIMO's A' = −EPS_A (mamba3-chunked.wgsl, the same constant): exp(−EPS_A) rounds to 1 in f32. */
+const EPS_A = 2 ** -30;
+
 /**
- * Whether Mamba-3's forward takes the chunked form: SISO only (MIMO scans token by token), and by
- * `ssdPath` as Mamba-2's SSD scan: 'sequential' never, 'chunked' always, 'auto' past MAMBA3_SCAN_MAX tokens.
+ * Whether Mamba-3's forward takes the chunked form, by `ssdPath` as Mamba-2's SSD scan: 'sequential'
+ * never, 'chunked' always, 'auto' past MAMBA3_SCAN_MAX tokens.
  */
-export function mamba3TakesChunked(bk: KernelHost, d: Mamba3Dims, l: number): boolean {
-  if (d.R !== 1) return false;
+export function mamba3TakesChunked(bk: KernelHost, _d: Mamba3Dims, l: number): boolean {
   const path = bk.options.ssdPath;
   return path === 'chunked' || (path === 'auto' && l > MAMBA3_SCAN_MAX);
 }
 
 /**
  * Mamba-3's forward in the chunked form (mamba3-chunked.wgsl says how): m3_angles, m3_fold (with a
- * state), m3_prep, Mamba-2's chunked SSD scan on (dt', A' = −1, x, B', q) with g = h groups, m3_post.
- * Same contract as the token scan (mamba3-scan.ts), state included; SISO only.
+ * state), m3_prep, Mamba-2's chunked SSD scan with each head its own group, m3_post. SISO feeds the SSD
+ * (dt', A' = −1, x, B', q); MIMO (rank R) feeds it 2R + 1 sub-tokens per token (m3_prep_mimo, m3_post_mimo).
+ * Same contract as the token scan (mamba3-scan.ts), state included.
  */
 export function mamba3Chunked(bk: TensorHost, a: Mamba3ScanArgs, b: number, l: number): void {
   const { h, p, n, g, R, S } = a.dims;
-  if (R !== 1) fail('UNSUPPORTED', `mamba3Scan's chunked form on WebGPU is SISO only, got rank ${R}`);
   checkMamba3Limits('mamba3Scan', a.dims);
   if (b * l === 0) return;
   const st = a.state;
@@ -56,20 +60,28 @@ export function mamba3Chunked(bk: TensorHost, a: Mamba3ScanArgs, b: number, l: n
     for (const [k, t] of Object.entries(st) as [string, Tensor][])
       if (t.ld !== t.cols)
         fail('UNSUPPORTED', `mamba3Scan on WebGPU: the state tensor ${k} must be contiguous (a fresh tensor)`);
+  const mimo = a.mimoX !== null;
+  const U = mimo ? 2 * R + 1 : 1; // SSD steps per token
   const e = h * p,
-    rows = b * l;
+    rows = b * l,
+    L = l * U;
   const sdc = rows * h * S;
-  checkIndex('mamba3Scan (scratch)', sdc + rows * h);
-  checkIndex("mamba3Scan (B')", rows * h * n);
-  const Q = Math.max(1, Math.min(bk.options.ssdChunk || DEFAULT_CHUNK, l));
+  const dcw = mimo ? 1 + R * R : 1; // DC floats per (token, head)
+  checkIndex('mamba3Scan (scratch)', sdc + rows * h * dcw);
+  checkIndex("mamba3Scan (B')", b * L * h * (2 * n + p + 1));
+  const Q = Math.max(1, Math.min(bk.options.ssdChunk || DEFAULT_CHUNK, L));
   const { prm, offs } = packMamba3Params(bk, a);
-  const sc = bk.scratch((sdc + rows * h) * 4); // TH (b, l, h, S), DC (b, l, h)
-  const dtp = bk.alloc([b, l, h]),
-    kb = bk.alloc([b, l, h * n]),
-    qc = bk.alloc([b, l, h * n]),
-    y1 = bk.alloc([b, l, e]),
+  const sc = bk.scratch((sdc + rows * h * dcw) * 4); // TH (b, l, h, S), DC (b, l, h, dcw)
+  // the SSD's inputs: dt' (b, L, h), X (b, L, e) (SISO: a view of proj), B' and C (b, L, h n), in one tensor
+  const wdt = 0,
+    wx = b * L * h,
+    wb = wx + (mimo ? b * L * e : 0),
+    wc = wb + b * L * h * n;
+  const wk = bk.alloc([wc + b * L * h * n]);
+  const view = (off: number, cols: number): Tensor => new Tensor(wk.backend, wk.storage, [b, L, cols], 'f32', off);
+  const y1 = bk.alloc([b, L, e]),
     A = bk.alloc([h]);
-  bk.fill(A, -1);
+  bk.fill(A, mimo ? -EPS_A : -1);
   const u = {
     l,
     h,
@@ -78,7 +90,7 @@ export function mamba3Chunked(bk: TensorHost, a: Mamba3ScanArgs, b: number, l: n
     g,
     S,
     rows,
-    flags: (st ? 1 : 0) | (a.dims.rotateHalves ? 2 : 0) | (a.normWeight ? 4 : 0),
+    flags: (st ? 1 : 0) | (a.dims.rotateHalves ? 2 : 0) | (a.normWeight ? 4 : 0) | (mimo ? 8 : 0),
     poff: a.proj.offset,
     pld: a.proj.ld,
     yoff: a.y.offset,
@@ -97,56 +109,53 @@ export function mamba3Chunked(bk: TensorHost, a: Mamba3ScanArgs, b: number, l: n
     sdc,
     afloor: a.dims.aFloor,
     eps: a.dims.eps,
+    R,
+    omx: offs.omx,
+    omz: offs.omz,
+    omo: offs.omo,
+    wdt,
+    wx,
+    wb,
+    wc,
   };
   const proj = bk.buf(a.proj);
-  bk.d.run(
-    bk.d.pipe(ANGLES.entry, ANGLES),
-    { proj, prm, sc, th: st ? bk.buf(st.theta) : bk.dummyW },
-    u,
-    ...grid(b * h, 1),
-  );
+  const th = st ? bk.buf(st.theta) : bk.dummyW;
+  bk.d.run(bk.d.pipe(ANGLES.entry, ANGLES), { proj, prm, sc, th }, u, ...grid(b * h, 1));
   if (st) {
     const [fx, fy] = grid(b * h * p * n, 64);
     const fold = { proj, prm, ssm: bk.buf(st.ssm), ks: bk.buf(st.k), xs: bk.buf(st.x) };
     bk.d.run(bk.d.pipe(FOLD.entry, FOLD), fold, u, fx, fy);
   }
   const [ry, rz] = rowsGrid(rows);
-  const prep = {
-    proj,
-    prm,
-    sc,
-    ks: st ? bk.buf(st.k) : bk.dummyW,
-    xs: st ? bk.buf(st.x) : bk.dummyW2,
-    dtp: bk.buf(dtp),
-    kb: bk.buf(kb),
-    qc: bk.buf(qc),
+  const ks = st ? bk.buf(st.k) : bk.dummyW,
+    xs = st ? bk.buf(st.x) : bk.dummyW2;
+  if (mimo) bk.d.run(bk.d.pipe(PREP_MIMO.entry, PREP_MIMO), { proj, prm, sc, ks, xs, wk: bk.buf(wk) }, u, h, ry, rz);
+  else bk.d.run(bk.d.pipe(PREP.entry, PREP), { proj, prm, sc, ks, xs, wk: bk.buf(wk) }, u, h, ry, rz);
+  // SISO's x: a view of proj's x columns (no autograd record: this is the kernel, below the ops)
+  const x = mimo
+    ? view(wx, e)
+    : new Tensor(a.proj.backend, a.proj.storage, [b, l, e], a.proj.dtype, a.proj.offset + e, a.proj.ld);
+  const ssd = {
+    y: y1,
+    x,
+    dt: view(wdt, h),
+    A,
+    B: view(wb, h * n),
+    C: view(wc, h * n),
+    D: null,
+    dtBias: null,
+    dtSoftplus: false,
+    dtLimit: [-Infinity, Infinity] as const,
+    nGroups: h,
+    chunkSize: Q,
+    h0: st ? st.ssm : null,
+    hOut: st ? st.ssm : null,
   };
-  bk.d.run(bk.d.pipe(PREP.entry, PREP), prep, u, h, ry, rz);
-  // x: a view of proj's x columns (no autograd record: this is the kernel, below the ops)
-  const x = new Tensor(a.proj.backend, a.proj.storage, [b, l, e], a.proj.dtype, a.proj.offset + e, a.proj.ld);
-  chunked(
-    bk,
-    {
-      y: y1,
-      x,
-      dt: dtp,
-      A,
-      B: kb,
-      C: qc,
-      D: null,
-      dtBias: null,
-      dtSoftplus: false,
-      dtLimit: [-Infinity, Infinity],
-      nGroups: h,
-      chunkSize: Q,
-      h0: st ? st.ssm : null,
-      hOut: st ? st.ssm : null,
-    },
-    { b, l, h, p, g: h, n },
-    Q,
-  );
-  bk.d.run(bk.d.pipe(POST.entry, POST), { proj, prm, sc, y1: bk.buf(y1), yout: bk.buf(a.y) }, u, h, ry, rz);
-  for (const t of [dtp, kb, qc, y1, A]) t.dispose();
+  chunked(bk, ssd, { b, l: L, h, p, g: h, n }, Q);
+  const post = { proj, prm, sc, y1: bk.buf(y1), yout: bk.buf(a.y) };
+  if (mimo) bk.d.run(bk.d.pipe(POST_MIMO.entry, POST_MIMO), post, u, h, ry, rz);
+  else bk.d.run(bk.d.pipe(POST.entry, POST), post, u, h, ry, rz);
+  for (const t of [wk, y1, A]) t.dispose();
   bk.release(sc);
   bk.release(prm);
 }
