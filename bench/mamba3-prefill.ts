@@ -11,19 +11,22 @@ import { backend, byKernel, machine, random, table, timeCalls, warmUp, writeResu
 /**
  * Mamba-3's prefill on WebGPU: the token scan (mamba3-scan.wgsl, one workgroup per (sequence, head)
  * walking the tokens) against the chunked form (mamba3-chunked.wgsl around Mamba-2's chunked SSD kernels),
- * SISO. The path is `ssdPath` ('sequential': the token scan; 'chunked') with chunk `ssdChunk`.
+ * SISO and MIMO. The path is `ssdPath` ('sequential': the token scan; 'chunked') with chunk `ssdChunk`.
  *   npx tsc -p . && node dist/bench/mamba3-prefill.js [--shapes 1x2048x24x64x64,...] [--chunks 256,128,64]
  *     [--reps 10] [--model true] [--lengths 512,2048,8192] [--layers 24] [--d-model 768] [--out DIR]
- * Shapes are b x l x heads x head_dim x d_state (rope_fraction 0.5: S = d_state / 4), the scan with a
+ * Shapes are b x l x heads x head_dim x d_state [x MIMO rank] (rope_fraction 0.5: S = d_state / 4), the scan with a
  * decode state (as a prompt before generation). Time: GPU time from timestamp queries (every dispatch of
  * one call, the parameter packing included; median over reps) and wall clock per call with calls queued
- * back to back. With --model, a language model of `--layers` Mamba-3 SISO layers (mamba2-130m's width by
- * default; bench/mamba3-variants.ts) times forward(ids, lastOnly) per path, and Mamba-2 (d_state 128) at
+ * back to back. With --model, language models of `--layers` Mamba-3 layers, SISO and MIMO rank 4 at d_state
+ * 64 (mamba2-130m's width by default; bench/mamba3-variants.ts) time forward(ids, lastOnly) per path, and Mamba-2 (d_state 128) at
  * the same width for scale. First checks both paths against the CPU reference on a small scan.
  */
 const { values: o } = parseArgs({
   options: {
-    shapes: { type: 'string', default: '1x512x24x64x64,1x2048x24x64x64,4x2048x24x64x64,1x8192x24x64x128' },
+    shapes: {
+      type: 'string',
+      default: '1x512x24x64x64,1x2048x24x64x64,4x2048x24x64x64,1x8192x24x64x128,1x2048x24x64x64x4',
+    },
     chunks: { type: 'string', default: '256,128,64' },
     reps: { type: 'string', default: '10' },
     model: { type: 'string', default: 'true' },
@@ -38,30 +41,31 @@ const reps = Number(o.reps);
 const chunks = o.chunks.split(',').map(Number);
 const configs: [SsdPath, number][] = [['sequential', 0], ...chunks.map((q) => ['chunked', q] as [SsdPath, number])];
 
-function dimsOf(h: number, p: number, n: number): Mamba3Dims {
-  return { h, p, n, g: 1, R: 1, S: n / 4, aFloor: 1e-4, rotateHalves: false, eps: 1e-5 };
+function dimsOf(h: number, p: number, n: number, R = 1): Mamba3Dims {
+  return { h, p, n, g: 1, R, S: n / 4, aFloor: 1e-4, rotateHalves: R > 1, eps: 1e-5 };
 }
 
 /** The scan's arguments with a decode state: proj of (b, l) tokens and random parameters. */
 function inputs(bk: WebGpuBackend, b: number, l: number, d: Mamba3Dims): Mamba3ScanArgs {
-  const { h, p, n, S } = d;
+  const { h, p, n, R, S } = d;
+  const mimo = (seed: number): Tensor | null => (R > 1 ? random(bk, [h, R, p], 0.5, 1.5, seed) : null);
   return {
     y: bk.alloc([b, l, h * p]),
     proj: random(bk, [b, l, mamba3ProjWidth(d)], -1, 1, 1),
     dtBias: random(bk, [h], -3, -1, 2),
     BNorm: random(bk, [n], 0.8, 1.2, 3),
     CNorm: random(bk, [n], 0.8, 1.2, 4),
-    BBias: random(bk, [h, 1, n], 0.5, 1.5, 5),
-    CBias: random(bk, [h, 1, n], 0.5, 1.5, 6),
+    BBias: random(bk, [h, R, n], 0.5, 1.5, 5),
+    CBias: random(bk, [h, R, n], 0.5, 1.5, 6),
     D: random(bk, [h], 0.5, 1.5, 7),
-    mimoX: null,
-    mimoZ: null,
-    mimoO: null,
+    mimoX: mimo(12),
+    mimoZ: mimo(13),
+    mimoO: mimo(14),
     normWeight: null,
     state: {
       theta: random(bk, [b, h, S], 0, 6, 8),
       ssm: random(bk, [b, h, p, n], -0.5, 0.5, 9),
-      k: random(bk, [b, 1, h, n], -1, 1, 10),
+      k: random(bk, [b, R, h, n], -1, 1, 10),
       x: random(bk, [b, h, p], -1, 1, 11),
     },
     dims: d,
@@ -69,8 +73,9 @@ function inputs(bk: WebGpuBackend, b: number, l: number, d: Mamba3Dims): Mamba3S
 }
 
 function dispose(s: Mamba3ScanArgs): void {
-  for (const t of [s.y, s.proj, s.dtBias, s.BNorm, s.CNorm, s.BBias, s.CBias, s.D, ...Object.values(s.state!)])
-    t.dispose();
+  for (const t of [s.y, s.proj, s.dtBias, s.BNorm, s.CNorm, s.BBias, s.CBias, s.D, s.mimoX, s.mimoZ, s.mimoO])
+    t?.dispose();
+  for (const t of Object.values(s.state!)) t.dispose();
 }
 
 const bk = await backend();
@@ -79,14 +84,19 @@ try {
   // correctness on the device: each path against the CPU reference (y and the state it leaves)
   {
     const [b, l] = [2, 300];
-    const d = dimsOf(4, 16, 32);
     const c = cpu();
     const up = async (t: Tensor): Promise<Tensor> => c.upload(await t.readFloat(), [...t.shape]);
-    for (const [path, chunk] of [configs[0], ['chunked', 64] as [SsdPath, number]]) {
+    for (const [path, chunk, R] of [
+      ['sequential', 0, 1],
+      ['chunked', 64, 1],
+      ['chunked', 64, 4],
+    ] as [SsdPath, number, number][]) {
+      const d = dimsOf(4, 16, 32, R);
       const g = inputs(bk, b, l, d);
       const st = g.state!;
       const ref: Mamba3ScanArgs = { ...g, y: c.alloc([b, l, d.h * d.p]), proj: await up(g.proj), state: null };
       for (const k of ['dtBias', 'BNorm', 'CNorm', 'BBias', 'CBias', 'D'] as const) ref[k] = await up(g[k]);
+      for (const k of ['mimoX', 'mimoZ', 'mimoO'] as const) ref[k] = g[k] ? await up(g[k]) : null;
       ref.state = { theta: await up(st.theta), ssm: await up(st.ssm), k: await up(st.k), x: await up(st.x) };
       Object.assign(bk.options, { ssdPath: path, ssdChunk: chunk });
       bk.mamba3Scan(g);
@@ -104,18 +114,18 @@ try {
         }
       }
       console.log(
-        `check ${path} ${chunk || ''} (b ${b}, l ${l}): y and H max abs error ${err.toExponential(2)} (max ${scale.toFixed(2)})`,
+        `check ${path} ${chunk || ''} rank ${R} (b ${b}, l ${l}): y and H max abs error ${err.toExponential(2)} (max ${scale.toFixed(2)})`,
       );
       if (!(err < 1e-4 * Math.max(1, scale))) throw new Error(`mamba3 check failed (${path}): ${err}`);
       dispose(g);
     }
   }
   const rows: (string | number)[][] = [
-    ['shape (b,l,h,p,n)', 'path', 'chunk', 'GPU ms', 'wall ms', 'vs scan', 'dispatches'],
+    ['shape (b,l,h,p,n,R)', 'path', 'chunk', 'GPU ms', 'wall ms', 'vs scan', 'dispatches'],
   ];
   for (const s of o.shapes.split(',')) {
-    const [b, l, h, p, n] = s.split('x').map(Number);
-    const args = inputs(bk, b, l, dimsOf(h, p, n));
+    const [b, l, h, p, n, R = 1] = s.split('x').map(Number);
+    const args = inputs(bk, b, l, dimsOf(h, p, n, R));
     let scanMs = NaN;
     for (const [path, chunk] of configs) {
       Object.assign(bk.options, { ssdPath: path, ssdChunk: chunk });
@@ -130,9 +140,9 @@ try {
         reps,
       );
       if (path === 'sequential') scanMs = t.best;
-      results.push({ kind: 'scan', shape: { b, l, h, p, n }, path, chunk, ...t });
+      results.push({ kind: 'scan', shape: { b, l, h, p, n, R }, path, chunk, ...t });
       rows.push([
-        `(${b},${l},${h},${p},${n})`,
+        `(${b},${l},${h},${p},${n},${R})`,
         path,
         chunk || '-',
         t.gpuMs.toFixed(3),
@@ -152,7 +162,7 @@ try {
     const rng = new Rng(1234);
     const emb = filled(bk, [V, d], () => 0.02 * rng.normal());
     const mrows: (string | number)[][] = [['model', 'tokens', 'path', 'chunk', 'ms', 'tok/s', 'GPU ms', 'scan share']];
-    for (const variant of ['mamba3-64', 'mamba2-128']) {
+    for (const variant of ['mamba3-64', 'mimo4-64', 'mamba2-128']) {
       const m = variantModel(bk, parseVariant(variant), { d, P: 64, layers }, emb, 7);
       for (const tokens of o.lengths.split(',').map(Number)) {
         const ids = new Int32Array(tokens);
