@@ -482,7 +482,7 @@ export class WebGpuBackend implements Backend, KernelHost, TrainingKernels {
 
   mamba3Scan(a: Mamba3ScanArgs): void {
     const { b, l } = checkMamba3Scan(a);
-    if (mamba3TakesChunked(this, a.dims, l)) mamba3Chunked(this, a, b, l);
+    if (mamba3TakesChunked(this, a.dims, b, l)) mamba3Chunked(this, a, b, l);
     else mamba3Scan(this, a, b, l);
   }
 

@@ -36,13 +36,25 @@ export interface TensorHost extends KernelHost {
 /** MIMO's A' = −EPS_A (mamba3-chunked.wgsl, the same constant): exp(−EPS_A) rounds to 1 in f32. */
 const EPS_A = 2 ** -30;
 
+/** `auto` scans token by token where a buffer of the chunked form would exceed this (long MIMO prompts). */
+const AUTO_MAX_BYTES = 2 ** 30;
+
 /**
  * Whether Mamba-3's forward takes the chunked form, by `ssdPath` as Mamba-2's SSD scan: 'sequential'
- * never, 'chunked' always, 'auto' past MAMBA3_SCAN_MAX tokens.
+ * never, 'chunked' always, 'auto' past MAMBA3_SCAN_MAX tokens while its largest buffers (the SSD's
+ * inputs, its scratch, its output) stay within AUTO_MAX_BYTES.
  */
-export function mamba3TakesChunked(bk: KernelHost, _d: Mamba3Dims, l: number): boolean {
+export function mamba3TakesChunked(bk: KernelHost, d: Mamba3Dims, b: number, l: number): boolean {
   const path = bk.options.ssdPath;
-  return path === 'chunked' || (path === 'auto' && l > MAMBA3_SCAN_MAX);
+  if (path !== 'auto') return path === 'chunked';
+  if (l <= MAMBA3_SCAN_MAX) return false;
+  const { h, p, n, R } = d;
+  const L = R > 1 ? l * (2 * R + 1) : l;
+  const Q = Math.min(bk.options.ssdChunk || DEFAULT_CHUNK, L),
+    nc = Math.ceil(L / Q);
+  const inputs = b * L * (h + (R > 1 ? h * p : 0) + 2 * h * n);
+  const scratch = 2 * b * h * L + b * h * nc * (Q * Q + p * n);
+  return 4 * Math.max(inputs, scratch, b * L * h * p) <= AUTO_MAX_BYTES;
 }
 
 /**

@@ -1,4 +1,4 @@
-// Mamba-3's chunked (SSD-style) forward, SISO (contract in backend/contract/mamba3.ts; CPU reference
+// Mamba-3's chunked (SSD-style) forward, SISO here and MIMO at the end (contract in backend/contract/mamba3.ts; CPU reference
 // cpu/reference/mamba3-scan.ts; the launcher, mamba3-chunked.ts, runs these around Mamba-2's chunked SSD
 // kernels, ssd-scan.wgsl). Per head, with v_t = x_t, k_t and q_t the rotated keys and queries:
 //   H_t = α_t H_{t-1} + β_t v_{t-1} k_{t-1}ᵀ + γ_t v_t k_tᵀ,   β_t = (1 − λ_t) dt_t α_t,  γ_t = λ_t dt_t
