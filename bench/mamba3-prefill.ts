@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { mamba3ProjWidth, type Mamba3Dims, type Mamba3ScanArgs } from '../src/backend/contract/mamba3.js';
 import { cpu } from '../src/backend/cpu/cpu-backend.js';
+import { isMambaError } from '../src/errors.js';
 import type { SsdPath } from '../src/backend/webgpu/kernel-host.js';
 import type { WebGpuBackend } from '../src/backend/webgpu/webgpu-backend.js';
 import { filled, Rng } from '../src/mixers/init.js';
@@ -78,6 +79,17 @@ function dispose(s: Mamba3ScanArgs): void {
   for (const t of Object.values(s.state!)) t.dispose();
 }
 
+/** Runs `fn`; a MambaError (a buffer beyond the device's limits) comes back as its message, to skip the row. */
+async function tryRun(fn: () => Promise<void>): Promise<string | null> {
+  try {
+    await fn();
+    return null;
+  } catch (e) {
+    if (!isMambaError(e)) throw e;
+    return e.message;
+  }
+}
+
 const bk = await backend();
 const results: Record<string, unknown>[] = [];
 try {
@@ -129,10 +141,17 @@ try {
     let scanMs = NaN;
     for (const [path, chunk] of configs) {
       Object.assign(bk.options, { ssdPath: path, ssdChunk: chunk });
-      await warmUp(1, async () => {
-        bk.mamba3Scan(args);
-        await bk.sync();
+      const skipped = await tryRun(async () => {
+        await warmUp(1, async () => {
+          bk.mamba3Scan(args);
+          await bk.sync();
+        });
       });
+      if (skipped) {
+        results.push({ kind: 'scan', shape: { b, l, h, p, n, R }, path, chunk, skipped });
+        console.log(`(${b},${l},${h},${p},${n},${R}) ${path} ${chunk}: skipped (${skipped})`);
+        continue;
+      }
       const t = await timeCalls(
         bk,
         () => bk.mamba3Scan(args),
@@ -178,7 +197,14 @@ try {
             m.forward(idT, { lastOnly: true }).dispose();
             await bk.sync();
           };
-          await warmUp(1, once);
+          const skipped = await tryRun(async () => {
+            await warmUp(1, once);
+          });
+          if (skipped) {
+            results.push({ kind: 'model', variant, tokens, path, chunk, skipped });
+            console.log(`${variant} ${tokens} ${path} ${chunk}: skipped (${skipped})`);
+            continue;
+          }
           const times: number[] = [];
           for (let r = 0; r < Math.min(reps, 5); r++) {
             const t0 = performance.now();
