@@ -100,6 +100,7 @@ import { fftConv, fftConvBackward } from './kernels/fft-conv.js';
 import { diagonalSsmScan, ssmConvKernel, ssmConvKernelBackward } from './kernels/ssm-conv-kernel.js';
 import { ssdScan } from './kernels/ssd-scan.js';
 import { mamba3Scan } from './kernels/mamba3-scan.js';
+import { mamba3Chunked, mamba3TakesChunked } from './kernels/mamba3-chunked.js';
 import { mamba3ScanBackward } from './kernels/mamba3-scan-backward.js';
 import type { KernelHost, KernelOptions } from './kernel-host.js';
 import { dequantizeQ4Row, q4Layout, q4View, quantizeQ4 } from '../cpu/reference/q4.js';
@@ -481,7 +482,8 @@ export class WebGpuBackend implements Backend, KernelHost, TrainingKernels {
 
   mamba3Scan(a: Mamba3ScanArgs): void {
     const { b, l } = checkMamba3Scan(a);
-    mamba3Scan(this, a, b, l);
+    if (mamba3TakesChunked(this, a.dims, b, l)) mamba3Chunked(this, a, b, l);
+    else mamba3Scan(this, a, b, l);
   }
 
   mamba3ScanBackward(a: Mamba3ScanBackwardArgs): void {

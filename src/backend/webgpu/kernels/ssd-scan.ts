@@ -139,7 +139,7 @@ const OUT = chunkKernel('ssd_out');
  * but the last, the last too for hOut), ssd_pass (when a chunk starts from a nonzero state or for
  * hOut), ssd_out. Scratch: dt and cum (2 b h l), G (b g nc Q^2), slots (b h nc p n) floats.
  */
-function chunked(bk: KernelHost, s: SsdScanArgs, d: SsdDims, Q: number): void {
+export function chunked(bk: KernelHost, s: SsdScanArgs, d: SsdDims, Q: number): void {
   const { b, l, h, p, g, n } = d;
   const nc = Math.ceil(l / Q);
   const { hin, h0 } = initialState(bk, s.h0, s.hOut);

@@ -1115,6 +1115,208 @@ export const mambaStep = {
   },
 } as const satisfies WgslModule;
 
+const mamba3Chunked_P = {
+  struct: 'P',
+  size: 136,
+  fields: [
+    { name: 'l', type: 'u32', offset: 0 },
+    { name: 'h', type: 'u32', offset: 4 },
+    { name: 'pd', type: 'u32', offset: 8 },
+    { name: 'n', type: 'u32', offset: 12 },
+    { name: 'g', type: 'u32', offset: 16 },
+    { name: 'S', type: 'u32', offset: 20 },
+    { name: 'rows', type: 'u32', offset: 24 },
+    { name: 'flags', type: 'u32', offset: 28 },
+    { name: 'poff', type: 'u32', offset: 32 },
+    { name: 'pld', type: 'u32', offset: 36 },
+    { name: 'yoff', type: 'u32', offset: 40 },
+    { name: 'yld', type: 'u32', offset: 44 },
+    { name: 'odt', type: 'u32', offset: 48 },
+    { name: 'obn', type: 'u32', offset: 52 },
+    { name: 'ocn', type: 'u32', offset: 56 },
+    { name: 'obb', type: 'u32', offset: 60 },
+    { name: 'ocb', type: 'u32', offset: 64 },
+    { name: 'od', type: 'u32', offset: 68 },
+    { name: 'onw', type: 'u32', offset: 72 },
+    { name: 'oth', type: 'u32', offset: 76 },
+    { name: 'oss', type: 'u32', offset: 80 },
+    { name: 'oks', type: 'u32', offset: 84 },
+    { name: 'oxs', type: 'u32', offset: 88 },
+    { name: 'sdc', type: 'u32', offset: 92 },
+    { name: 'afloor', type: 'f32', offset: 96 },
+    { name: 'eps', type: 'f32', offset: 100 },
+    { name: 'R', type: 'u32', offset: 104 },
+    { name: 'omx', type: 'u32', offset: 108 },
+    { name: 'omz', type: 'u32', offset: 112 },
+    { name: 'omo', type: 'u32', offset: 116 },
+    { name: 'wdt', type: 'u32', offset: 120 },
+    { name: 'wx', type: 'u32', offset: 124 },
+    { name: 'wb', type: 'u32', offset: 128 },
+    { name: 'wc', type: 'u32', offset: 132 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.l !== 'number' || typeof v.h !== 'number' || typeof v.pd !== 'number' ||
+      typeof v.n !== 'number' || typeof v.g !== 'number' || typeof v.S !== 'number' ||
+      typeof v.rows !== 'number' || typeof v.flags !== 'number' || typeof v.poff !== 'number' ||
+      typeof v.pld !== 'number' || typeof v.yoff !== 'number' || typeof v.yld !== 'number' ||
+      typeof v.odt !== 'number' || typeof v.obn !== 'number' || typeof v.ocn !== 'number' ||
+      typeof v.obb !== 'number' || typeof v.ocb !== 'number' || typeof v.od !== 'number' ||
+      typeof v.onw !== 'number' || typeof v.oth !== 'number' || typeof v.oss !== 'number' ||
+      typeof v.oks !== 'number' || typeof v.oxs !== 'number' || typeof v.sdc !== 'number' ||
+      typeof v.afloor !== 'number' || typeof v.eps !== 'number' || typeof v.R !== 'number' ||
+      typeof v.omx !== 'number' || typeof v.omz !== 'number' || typeof v.omo !== 'number' ||
+      typeof v.wdt !== 'number' || typeof v.wx !== 'number' || typeof v.wb !== 'number' ||
+      typeof v.wc !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.l;
+    w.u32[at + 1] = v.h;
+    w.u32[at + 2] = v.pd;
+    w.u32[at + 3] = v.n;
+    w.u32[at + 4] = v.g;
+    w.u32[at + 5] = v.S;
+    w.u32[at + 6] = v.rows;
+    w.u32[at + 7] = v.flags;
+    w.u32[at + 8] = v.poff;
+    w.u32[at + 9] = v.pld;
+    w.u32[at + 10] = v.yoff;
+    w.u32[at + 11] = v.yld;
+    w.u32[at + 12] = v.odt;
+    w.u32[at + 13] = v.obn;
+    w.u32[at + 14] = v.ocn;
+    w.u32[at + 15] = v.obb;
+    w.u32[at + 16] = v.ocb;
+    w.u32[at + 17] = v.od;
+    w.u32[at + 18] = v.onw;
+    w.u32[at + 19] = v.oth;
+    w.u32[at + 20] = v.oss;
+    w.u32[at + 21] = v.oks;
+    w.u32[at + 22] = v.oxs;
+    w.u32[at + 23] = v.sdc;
+    w.f32[at + 24] = v.afloor;
+    w.f32[at + 25] = v.eps;
+    w.u32[at + 26] = v.R;
+    w.u32[at + 27] = v.omx;
+    w.u32[at + 28] = v.omz;
+    w.u32[at + 29] = v.omo;
+    w.u32[at + 30] = v.wdt;
+    w.u32[at + 31] = v.wx;
+    w.u32[at + 32] = v.wb;
+    w.u32[at + 33] = v.wc;
+    return true;
+  },
+} as const;
+export const mamba3Chunked = {
+  name: 'mamba3-chunked',
+  code: "// Mamba-3's chunked (SSD-style) forward, SISO here and MIMO at the end (contract in backend/contract/mamba3.ts; CPU reference\n// cpu/reference/mamba3-scan.ts; the launcher, mamba3-chunked.ts, runs these around Mamba-2's chunked SSD\n// kernels, ssd-scan.wgsl). Per head, with v_t = x_t, k_t and q_t the rotated keys and queries:\n//   H_t = α_t H_{t-1} + β_t v_{t-1} k_{t-1}ᵀ + γ_t v_t k_tᵀ,   β_t = (1 − λ_t) dt_t α_t,  γ_t = λ_t dt_t\n// Every v_s k_sᵀ (s < t) reaches H_t as α_{s+1..t} (γ_s + β_{s+1} / α_{s+1}) = α_{s+1..t} w_s with\n//   w_s = λ_s dt_s + δ_s,  δ_s = (1 − λ_{s+1}) dt_{s+1}   (δ of the last token 0: it has no successor),\n// and v_t k_tᵀ reaches H_t with γ_t = w_t − δ_t. So with the one-term recurrence\n//   Hbar_t = α_t Hbar_{t-1} + w_t v_t k_tᵀ   (Mamba-2's SSD with dt' = −dt A, A' = −1, B' = k w / dt', C = q)\n//   H_t = Hbar_t − δ_t v_t k_tᵀ,   H q_t + D v_t = Hbar_t q_t + (D − δ_t k_t·q_t) v_t\n// and the last state is exact (δ = 0). The previous token of a carried state enters the initial state:\n//   Hbar_{-1} = H_{-1} + (1 − λ_0) dt_0 x' k'ᵀ   (β_0 / α_0; m3_fold, in place in the state's ssm).\n// Entry points, in launch order:\n//   m3_angles  per (b, head): θ_t, the cumulative rotation angles, token by token (as the scan,\n//              wrapped to [0, 2π) each token) -> scratch TH (b, l, h, S); the last into the state\n//   m3_fold    per (b, head, state element), with a state: the previous token into the initial state\n//   m3_prep    per (token, head): dt', B' and q into wk (rotated; k itself into the state at the last token),\n//              and the skip coefficient D − δ k·q -> scratch DC (b, l, h)\n//   (Mamba-2's ssd_* kernels: y1 = Hbar q, the last Hbar into the state)\n//   m3_post    per (token, head): y = norm?(y1 + DC x) · silu(z)\n// Scalar functions with the numerics of the CPU reference (src/backend/cpu/reference/math.ts), in f32.\n\n// log(1 + y) without the cancellation of log(1 + y) for small y (Goldberg's trick: exact to a few ulp).\nfn log1p_f(y: f32) -> f32 {\n  let u = 1.0 + y;\n  if (u == 1.0) { return y; }\n  return log(u) * (y / (u - 1.0));\n}\n\n// softplus(x) = log(1 + e^x), and x itself above 20 (PyTorch's threshold).\nfn softplus_f(x: f32) -> f32 {\n  if (x > 20.0) { return x; }\n  return log1p_f(exp(x));\n}\n\nfn sigmoid_f(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }\n\nfn silu_f(x: f32) -> f32 { return x / (1.0 + exp(-x)); }\n\n// erf from erfc (Numerical Recipes' erfcc, fractional error < 1.2e-7).\nfn erf_f(x: f32) -> f32 {\n  let z = abs(x);\n  let t = 1.0 / (1.0 + 0.5 * z);\n  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +\n          t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));\n  return select(r - 1.0, 1.0 - r, x >= 0.0);\n}\n\n// gelu(x) = x * Phi(x), the exact (erf) form.\nfn gelu_f(x: f32) -> f32 { return 0.5 * x * (1.0 + erf_f(x * 0.70710678118654752)); }\n\nconst HAS_STATE = 1u;\nconst HALVES = 2u;\nconst NORM = 4u;\nconst MIMO = 8u;\nconst EPS_A = 9.313225746154785e-10;   // 2^-30: MIMO's A' = −EPS_A, so that exp(A') rounds to 1\n\nstruct P { l: u32, h: u32, pd: u32, n: u32, g: u32, S: u32, rows: u32, flags: u32, poff: u32, pld: u32, yoff: u32, yld: u32, odt: u32, obn: u32, ocn: u32, obb: u32, ocb: u32, od: u32, onw: u32, oth: u32, oss: u32, oks: u32, oxs: u32, sdc: u32, afloor: f32, eps: f32, R: u32, omx: u32, omz: u32, omo: u32, wdt: u32, wx: u32, wb: u32, wc: u32 }\n@group(0) @binding(0) var<uniform> u: P;\n@group(0) @binding(1) var<storage, read> proj: array<f32>;        // (b, l, W) view\n@group(0) @binding(2) var<storage, read> prm: array<f32>;         // the packed parameters (packMamba3Params)\n@group(0) @binding(3) var<storage, read_write> sc: array<f32>;    // TH (b, l, h, S) at 0, DC (b, l, h) at sdc\n@group(0) @binding(4) var<storage, read_write> th: array<f32>;    // state θ (b, h, S)\n@group(0) @binding(5) var<storage, read_write> ssm: array<f32>;   // state H (b, h, p, n)\n@group(0) @binding(6) var<storage, read_write> ks: array<f32>;    // state k (b, R, h, n)\n@group(0) @binding(7) var<storage, read_write> xs: array<f32>;    // state x (b, h, p)\n@group(0) @binding(8) var<storage, read> y1: array<f32>;         // Hbar q (b, l, e)\n@group(0) @binding(9) var<storage, read_write> yout: array<f32>; // (b, l, e) view\n@group(0) @binding(10) var<storage, read_write> wk: array<f32>;   // the SSD's dt', X (MIMO), B', C at wdt, wx, wb, wc\n\nvar<workgroup> kk: array<f32, 512>;\nvar<workgroup> qq: array<f32, 512>;\nvar<workgroup> red: array<f32, 128>;\nvar<workgroup> inc: array<f32, 2048>;\nvar<workgroup> rsd: array<f32, 16>;    // MIMO: rstd of B_r (0..R) and C_r (R..2R) // m3_angles: a block of tokens' angle increments (tokens, S)\n\nfn has(f: u32) -> bool { return (u.flags & f) != 0u; }\nfn heavy_tail(v: f32) -> f32 { return select(1.0 / (1.0 - v), 1.0 + v, v >= 0.0); }\n\n// Accurate sine and cosine, and complex products (vec2: re, im), for the kernels that rotate or\n// transform (fft-conv, ssm-conv-kernel, mamba3-scan). WGSL's sin and cos may be off by 2^-11 absolute.\n\n// (sin a, cos a) to a few ulp: a reduced by the nearest multiple of π/2 (in two parts), Taylor series on\n// [-π/4, π/4].\nfn sincos_acc(a: f32) -> vec2<f32> {\n  let k = round(a * 0.636619772367581);\n  let r = (a - k * 1.5707963705062866) + k * 4.371139000186243e-8;\n  let r2 = r * r;\n  let s = r * (1.0 + r2 * (-1.0 / 6.0 + r2 * (1.0 / 120.0 + r2 * (-1.0 / 5040.0 + r2 * (1.0 / 362880.0)))));\n  let c = 1.0 + r2 * (-0.5 + r2 * (1.0 / 24.0 + r2 * (-1.0 / 720.0 + r2 * (1.0 / 40320.0 + r2 * (-1.0 / 3628800.0)))));\n  let q = i32(k) & 3;\n  if (q == 0) { return vec2<f32>(s, c); }\n  if (q == 1) { return vec2<f32>(c, -s); }\n  if (q == 2) { return vec2<f32>(-s, -c); }\n  return vec2<f32>(-c, s);\n}\n\nfn cmul(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> { return vec2<f32>(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x); }\n\n// tanh to a few ulp (as mamba3-scan.wgsl).\nfn tanh_acc(x: f32) -> f32 {\n  let t = 1.0 - 2.0 / (exp(2.0 * abs(x)) + 1.0);\n  return select(-t, t, x >= 0.0);\n}\n\n// column offsets of a proj row\nfn o_b() -> u32 { return 2u * u.h * u.pd; }\nfn o_c() -> u32 { return o_b() + u.R * u.g * u.n; }\nfn o_dt() -> u32 { return o_c() + u.R * u.g * u.n; }\nfn dt_at(row: u32, hh: u32) -> f32 { return softplus_f(proj[row + o_dt() + hh] + prm[u.odt + hh]); }\nfn lam_at(row: u32, hh: u32) -> f32 { return sigmoid_f(proj[row + o_dt() + 2u * u.h + hh]); }\n\n// red[0] <- Σ red[0..64), red[64] <- Σ red[64..128) (all 64 threads, uniform control flow)\nfn reduce2(li: u32) {\n  workgroupBarrier();\n  for (var s = 32u; s > 0u; s >>= 1u) {\n    if (li < s) {\n      red[li] += red[li + s];\n      red[64u + li] += red[64u + li + s];\n    }\n    workgroupBarrier();\n  }\n}\n\n// Per (b, head): blocks of tokens' increments π tanh(angles) dt staged in workgroup memory by all threads\n// (the loads in parallel), then one thread per angle walks the block (the chain of adds is all that is\n// sequential; the same f32 adds and wraps as the scan).\n@compute @workgroup_size(64)\nfn m3_angles(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let bh = wid.x + wid.y * nwg.x;           // bi h + hh\n  if (bh >= (u.rows / u.l) * u.h) { return; }\n  let hh = bh % u.h;\n  let bi = bh / u.h;\n  let S = u.S;\n  let oAng = o_dt() + 3u * u.h;\n  let TB = max(1u, 2048u / S);              // tokens per block\n  var ang = 0.0;\n  if (li < S && has(HAS_STATE)) { ang = th[u.oth + bh * S + li]; }\n  var ang2 = 0.0;                           // angle li + 64 (S <= 128)\n  if (li + 64u < S && has(HAS_STATE)) { ang2 = th[u.oth + bh * S + li + 64u]; }\n  for (var t0 = 0u; t0 < u.l; t0 += TB) {\n    let nt = min(TB, u.l - t0);\n    for (var i = li; i < nt * S; i += 64u) {\n      let row = u.poff + (bi * u.l + t0 + i / S) * u.pld;\n      inc[i] = 3.14159265358979 * tanh_acc(proj[row + oAng + i % S]) * dt_at(row, hh);\n    }\n    workgroupBarrier();\n    for (var t = 0u; t < nt; t++) {\n      let o = ((bi * u.l + t0 + t) * u.h + hh) * S;\n      if (li < S) {\n        ang += inc[t * S + li];\n        ang -= 6.28318530717959 * floor(ang / 6.28318530717959);\n        sc[o + li] = ang;\n      }\n      if (li + 64u < S) {\n        ang2 += inc[t * S + li + 64u];\n        ang2 -= 6.28318530717959 * floor(ang2 / 6.28318530717959);\n        sc[o + li + 64u] = ang2;\n      }\n    }\n    workgroupBarrier();\n  }\n  if (has(HAS_STATE)) {\n    if (li < S) { th[u.oth + bh * S + li] = ang; }\n    if (li + 64u < S) { th[u.oth + bh * S + li + 64u] = ang2; }\n  }\n}\n\n@compute @workgroup_size(64)\nfn m3_fold(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {\n  let i = gid.y * nwg.x * 64u + gid.x;\n  let nb = u.rows / u.l;\n  let pn = u.pd * u.n;\n  if (i >= nb * u.h * pn) { return; }\n  let bh = i / pn;                          // bi h + hh\n  let hh = bh % u.h;\n  let bi = bh / u.h;\n  let c = (i % pn) / u.n;\n  let j = i % u.n;\n  let row = u.poff + bi * u.l * u.pld;      // the first token\n  let w = (1.0 - lam_at(row, hh)) * dt_at(row, hh);\n  let xv = xs[u.oxs + bh * u.pd + c];\n  var acc = 0.0;\n  for (var r = 0u; r < u.R; r++) {\n    var m = 1.0;\n    if (has(MIMO)) { m = prm[u.omx + (hh * u.R + r) * u.pd + c]; }\n    acc += xv * m * ks[u.oks + ((bi * u.R + r) * u.h + hh) * u.n + j];\n  }\n  ssm[u.oss + i] += w * acc;\n}\n\n@compute @workgroup_size(64)\nfn m3_prep(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let hh = wid.x;\n  let r = wid.y + wid.z * nwg.y;            // token row bi l + t\n  if (r >= u.rows) { return; }              // the same for the whole workgroup\n  let t = r % u.l;\n  let n = u.n;\n  let grp = hh / (u.h / u.g);\n  let row = u.poff + r * u.pld;\n  let bcol = row + o_b() + grp * n;\n  let ccol = row + o_c() + grp * n;\n  let dt = dt_at(row, hh);\n  let A = min(-heavy_tail(proj[row + o_dt() + u.h + hh]), -u.afloor);\n  var delta = 0.0;                          // (1 − λ_{t+1}) dt_{t+1}\n  if (t + 1u < u.l) { delta = (1.0 - lam_at(row + u.pld, hh)) * dt_at(row + u.pld, hh); }\n  let w = lam_at(row, hh) * dt + delta;\n  let d1 = max(-dt * A, 1e-30);             // dt' (> 0: B' = k w / dt' stays finite)\n  var sb = 0.0;\n  var scc = 0.0;\n  for (var j = li; j < n; j += 64u) {\n    let bv = proj[bcol + j];\n    let cv = proj[ccol + j];\n    sb += bv * bv;\n    scc += cv * cv;\n  }\n  red[li] = sb;\n  red[64u + li] = scc;\n  reduce2(li);\n  let rb = 1.0 / sqrt(red[0] / f32(n) + u.eps);\n  let rc = 1.0 / sqrt(red[64] / f32(n) + u.eps);\n  workgroupBarrier();\n  for (var j = li; j < n; j += 64u) {\n    kk[j] = proj[bcol + j] * rb * prm[u.obn + j] + prm[u.obb + hh * n + j];\n    qq[j] = proj[ccol + j] * rc * prm[u.ocn + j] + prm[u.ocb + hh * n + j];\n  }\n  workgroupBarrier();\n  for (var a = li; a < u.S; a += 64u) {\n    var o0 = 2u * a;\n    var o1 = 2u * a + 1u;\n    if (has(HALVES)) { o0 = a; o1 = a + n / 2u; }\n    let s = sincos_acc(sc[(r * u.h + hh) * u.S + a]);\n    let k0 = kk[o0];\n    let k1 = kk[o1];\n    kk[o0] = k0 * s.y - k1 * s.x;\n    kk[o1] = k0 * s.x + k1 * s.y;\n    let q0 = qq[o0];\n    let q1 = qq[o1];\n    qq[o0] = q0 * s.y - q1 * s.x;\n    qq[o1] = q0 * s.x + q1 * s.y;\n  }\n  workgroupBarrier();\n  var dot = 0.0;\n  let kscale = w / d1;\n  let kq = (r * u.h + hh) * n;\n  for (var j = li; j < n; j += 64u) {\n    dot += kk[j] * qq[j];\n    wk[u.wb + kq + j] = kk[j] * kscale;\n    wk[u.wc + kq + j] = qq[j];\n  }\n  red[li] = dot;\n  red[64u + li] = 0.0;\n  reduce2(li);\n  if (li == 0u) {\n    wk[u.wdt + r * u.h + hh] = d1;\n    sc[u.sdc + r * u.h + hh] = prm[u.od + hh] - delta * red[0];\n  }\n  if (has(HAS_STATE) && t + 1u == u.l) {\n    let bh = (r / u.l) * u.h + hh;\n    for (var j = li; j < n; j += 64u) { ks[u.oks + bh * n + j] = kk[j]; }\n    for (var c = li; c < u.pd; c += 64u) { xs[u.oxs + bh * u.pd + c] = proj[row + u.h * u.pd + hh * u.pd + c]; }\n  }\n}\n\n@compute @workgroup_size(64)\nfn m3_post(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let hh = wid.x;\n  let r = wid.y + wid.z * nwg.y;\n  if (r >= u.rows) { return; }\n  let pd = u.pd;\n  let e = u.h * pd;\n  let row = u.poff + r * u.pld;\n  let dc = sc[u.sdc + r * u.h + hh];\n  var rstd = 1.0;\n  if (has(NORM)) {\n    var ss = 0.0;\n    for (var c = li; c < pd; c += 64u) {\n      let v = y1[r * e + hh * pd + c] + dc * proj[row + e + hh * pd + c];\n      ss += v * v;\n    }\n    red[li] = ss;\n    red[64u + li] = 0.0;\n    reduce2(li);\n    rstd = 1.0 / sqrt(red[0] / f32(pd) + u.eps);\n  }\n  for (var c = li; c < pd; c += 64u) {\n    var v = y1[r * e + hh * pd + c] + dc * proj[row + e + hh * pd + c];\n    if (has(NORM)) { v = v * rstd * prm[u.onw + hh * pd + c]; }\n    yout[u.yoff + r * u.yld + hh * pd + c] = v * silu_f(proj[row + hh * pd + c]);\n  }\n}\n\n// ---- MIMO --------------------------------------------------------------------------------------------\n// Rank R: Hbar_t = α_t Hbar_{t-1} + w_t Σ_r v_r k_rᵀ needs R rank-1 inputs per token and R readouts, so each\n// token becomes U = 2R + 1 sub-tokens of the SSD sequence: the decay (dt' = −Δ A / EPS_A with A' = −EPS_A,\n// no input), R inputs (dt' = 1: exp(−EPS_A) = 1 in f32; X = v_r, B' = w k_r) and R readouts (no input,\n// C = q_r). With wk's regions dt' (b, lU, h) at wdt, X (b, lU, e) at wx, B' and C (b, lU, h n) at wb, wc.\n// DC holds per (token, head) δ and the R × R dots k_r · q_r' (1 + R² floats).\n\n@compute @workgroup_size(64)\nfn m3_prep_mimo(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let hh = wid.x;\n  let r0 = wid.y + wid.z * nwg.y;           // token row bi l + t\n  if (r0 >= u.rows) { return; }\n  let t = r0 % u.l;\n  let n = u.n;\n  let R = u.R;\n  let pd = u.pd;\n  let e = u.h * pd;\n  let U = 2u * R + 1u;\n  let grp = hh / (u.h / u.g);\n  let row = u.poff + r0 * u.pld;\n  let dt = dt_at(row, hh);\n  let A = min(-heavy_tail(proj[row + o_dt() + u.h + hh]), -u.afloor);\n  var delta = 0.0;\n  if (t + 1u < u.l) { delta = (1.0 - lam_at(row + u.pld, hh)) * dt_at(row + u.pld, hh); }\n  let w = lam_at(row, hh) * dt + delta;\n  if (li < 2u * R) {\n    let r = li % R;\n    var col = o_b();\n    if (li >= R) { col = o_c(); }\n    col += (r * u.g + grp) * n;\n    var ss = 0.0;\n    for (var j = 0u; j < n; j++) { let v = proj[row + col + j]; ss += v * v; }\n    rsd[li] = 1.0 / sqrt(ss / f32(n) + u.eps);\n  }\n  workgroupBarrier();\n  for (var i = li; i < R * n; i += 64u) {\n    let r = i / n;\n    let j = i % n;\n    kk[i] = proj[row + o_b() + (r * u.g + grp) * n + j] * rsd[r] * prm[u.obn + j] + prm[u.obb + (hh * R + r) * n + j];\n    qq[i] = proj[row + o_c() + (r * u.g + grp) * n + j] * rsd[R + r] * prm[u.ocn + j] + prm[u.ocb + (hh * R + r) * n + j];\n  }\n  workgroupBarrier();\n  for (var i = li; i < R * u.S; i += 64u) {\n    let r = i / u.S;\n    let a = i % u.S;\n    var o0 = r * n + 2u * a;\n    var o1 = o0 + 1u;\n    if (has(HALVES)) { o0 = r * n + a; o1 = o0 + n / 2u; }\n    let s = sincos_acc(sc[(r0 * u.h + hh) * u.S + a]);\n    let k0 = kk[o0];\n    let k1 = kk[o1];\n    kk[o0] = k0 * s.y - k1 * s.x;\n    kk[o1] = k0 * s.x + k1 * s.y;\n    let q0 = qq[o0];\n    let q1 = qq[o1];\n    qq[o0] = q0 * s.y - q1 * s.x;\n    qq[o1] = q0 * s.x + q1 * s.y;\n  }\n  workgroupBarrier();\n  let dcb = u.sdc + (r0 * u.h + hh) * (1u + R * R);\n  if (li == 0u) { sc[dcb] = delta; }\n  for (var i = li; i < R * R; i += 64u) {\n    let r = i / R;\n    let r2 = i % R;\n    var d = 0.0;\n    for (var j = 0u; j < n; j++) { d += kk[r * n + j] * qq[r2 * n + j]; }\n    sc[dcb + 1u + i] = d;                    // k_r · q_r2\n  }\n  let s0 = r0 * U;                           // the token's first sub-token row\n  for (var v = li; v < U; v += 64u) {\n    var d1 = 1.0;\n    if (v == 0u) { d1 = -dt * A / EPS_A; }\n    wk[u.wdt + (s0 + v) * u.h + hh] = d1;\n  }\n  for (var i = li; i < U * pd; i += 64u) {\n    let v = i / pd;\n    let c = i % pd;\n    var xv = 0.0;\n    if (v >= 1u && v <= R) { xv = proj[row + e + hh * pd + c] * prm[u.omx + (hh * R + v - 1u) * pd + c]; }\n    wk[u.wx + (s0 + v) * e + hh * pd + c] = xv;\n  }\n  for (var i = li; i < U * n; i += 64u) {\n    let v = i / n;\n    let j = i % n;\n    var bv = 0.0;\n    var cv = 0.0;\n    if (v >= 1u && v <= R) { bv = kk[(v - 1u) * n + j] * w; }\n    if (v > R) { cv = qq[(v - 1u - R) * n + j]; }\n    let o = (s0 + v) * u.h * n + hh * n + j;\n    wk[u.wb + o] = bv;\n    wk[u.wc + o] = cv;\n  }\n  if (has(HAS_STATE) && t + 1u == u.l) {\n    let bi = r0 / u.l;\n    for (var i = li; i < R * n; i += 64u) {\n      let r = i / n;\n      ks[u.oks + ((bi * R + r) * u.h + hh) * n + i % n] = kk[i];\n    }\n    for (var c = li; c < pd; c += 64u) { xs[u.oxs + (bi * u.h + hh) * pd + c] = proj[row + e + hh * pd + c]; }\n  }\n}\n\n// y_t = Σ_r' mo_r' ⊙ norm?(Hbar q_r' − δ Σ_r (k_r · q_r') v_r + D v_r') · silu(z ⊙ mz_r'); Hbar q_r' is the SSD's\n// output at the readout sub-token r' (y1: (b, lU, e)).\n@compute @workgroup_size(64)\nfn m3_post_mimo(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let hh = wid.x;\n  let r0 = wid.y + wid.z * nwg.y;\n  if (r0 >= u.rows) { return; }\n  let pd = u.pd;\n  let R = u.R;\n  let e = u.h * pd;\n  let U = 2u * R + 1u;\n  let row = u.poff + r0 * u.pld;\n  let dcb = u.sdc + (r0 * u.h + hh) * (1u + R * R);\n  let delta = sc[dcb];\n  let Dh = prm[u.od + hh];\n  var out: array<f32, 16>;                  // this thread's columns c = li + 64 m (p <= 1024)\n  for (var m = 0u; m < 16u; m++) { out[m] = 0.0; }\n  for (var r2 = 0u; r2 < R; r2++) {\n    let yrow = (r0 * U + 1u + R + r2) * e + hh * pd;\n    var ss = 0.0;\n    for (var c = li; c < pd; c += 64u) {\n      let x = proj[row + e + hh * pd + c];\n      var corr = 0.0;\n      for (var r = 0u; r < R; r++) { corr += sc[dcb + 1u + r * R + r2] * prm[u.omx + (hh * R + r) * pd + c]; }\n      let v = y1[yrow + c] + x * (Dh * prm[u.omx + (hh * R + r2) * pd + c] - delta * corr);\n      ss += v * v;\n    }\n    var rstd = 1.0;\n    if (has(NORM)) {\n      red[li] = ss;\n      red[64u + li] = 0.0;\n      reduce2(li);\n      rstd = 1.0 / sqrt(red[0] / f32(pd) + u.eps);\n      workgroupBarrier();\n    }\n    var m = 0u;\n    for (var c = li; c < pd; c += 64u) {\n      let x = proj[row + e + hh * pd + c];\n      var corr = 0.0;\n      for (var r = 0u; r < R; r++) { corr += sc[dcb + 1u + r * R + r2] * prm[u.omx + (hh * R + r) * pd + c]; }\n      var v = y1[yrow + c] + x * (Dh * prm[u.omx + (hh * R + r2) * pd + c] - delta * corr);\n      if (has(NORM)) { v = v * rstd * prm[u.onw + hh * pd + c]; }\n      let mi = (hh * R + r2) * pd + c;\n      out[m] += v * silu_f(proj[row + hh * pd + c] * prm[u.omz + mi]) * prm[u.omo + mi];\n      m++;\n    }\n  }\n  var m = 0u;\n  for (var c = li; c < pd; c += 64u) {\n    yout[u.yoff + r0 * u.yld + hh * pd + c] = out[m];\n    m++;\n  }\n}\n",
+  entries: {
+    m3_angles: {
+      bindings: [
+        { name: 'u', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'proj', group: 0, binding: 1, access: 'read', type: 'f32', note: '(b, l, W) view' },
+        { name: 'prm', group: 0, binding: 2, access: 'read', type: 'f32',
+          note: 'the packed parameters (packMamba3Params)' },
+        { name: 'sc', group: 0, binding: 3, access: 'read_write', type: 'f32',
+          note: 'TH (b, l, h, S) at 0, DC (b, l, h) at sdc' },
+        { name: 'th', group: 0, binding: 4, access: 'read_write', type: 'f32', note: 'state θ (b, h, S)' },
+      ],
+      uniform: mamba3Chunked_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.proj || !b.prm || !b.sc || !b.th) return null;
+        return [b.proj, b.prm, b.sc, b.th];
+      },
+    },
+    m3_fold: {
+      bindings: [
+        { name: 'u', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'proj', group: 0, binding: 1, access: 'read', type: 'f32', note: '(b, l, W) view' },
+        { name: 'prm', group: 0, binding: 2, access: 'read', type: 'f32',
+          note: 'the packed parameters (packMamba3Params)' },
+        { name: 'ssm', group: 0, binding: 5, access: 'read_write', type: 'f32', note: 'state H (b, h, p, n)' },
+        { name: 'ks', group: 0, binding: 6, access: 'read_write', type: 'f32', note: 'state k (b, R, h, n)' },
+        { name: 'xs', group: 0, binding: 7, access: 'read_write', type: 'f32', note: 'state x (b, h, p)' },
+      ],
+      uniform: mamba3Chunked_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.proj || !b.prm || !b.ssm || !b.ks || !b.xs) return null;
+        return [b.proj, b.prm, b.ssm, b.ks, b.xs];
+      },
+    },
+    m3_prep: {
+      bindings: [
+        { name: 'u', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'proj', group: 0, binding: 1, access: 'read', type: 'f32', note: '(b, l, W) view' },
+        { name: 'prm', group: 0, binding: 2, access: 'read', type: 'f32',
+          note: 'the packed parameters (packMamba3Params)' },
+        { name: 'sc', group: 0, binding: 3, access: 'read_write', type: 'f32',
+          note: 'TH (b, l, h, S) at 0, DC (b, l, h) at sdc' },
+        { name: 'ks', group: 0, binding: 6, access: 'read_write', type: 'f32', note: 'state k (b, R, h, n)' },
+        { name: 'xs', group: 0, binding: 7, access: 'read_write', type: 'f32', note: 'state x (b, h, p)' },
+        { name: 'wk', group: 0, binding: 10, access: 'read_write', type: 'f32',
+          note: 'the SSD\'s dt\', X (MIMO), B\', C at wdt, wx, wb, wc' },
+      ],
+      uniform: mamba3Chunked_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.proj || !b.prm || !b.sc || !b.ks || !b.xs || !b.wk) return null;
+        return [b.proj, b.prm, b.sc, b.ks, b.xs, b.wk];
+      },
+    },
+    m3_post: {
+      bindings: [
+        { name: 'u', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'proj', group: 0, binding: 1, access: 'read', type: 'f32', note: '(b, l, W) view' },
+        { name: 'prm', group: 0, binding: 2, access: 'read', type: 'f32',
+          note: 'the packed parameters (packMamba3Params)' },
+        { name: 'sc', group: 0, binding: 3, access: 'read_write', type: 'f32',
+          note: 'TH (b, l, h, S) at 0, DC (b, l, h) at sdc' },
+        { name: 'y1', group: 0, binding: 8, access: 'read', type: 'f32', note: 'Hbar q (b, l, e)' },
+        { name: 'yout', group: 0, binding: 9, access: 'read_write', type: 'f32', note: '(b, l, e) view' },
+      ],
+      uniform: mamba3Chunked_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.proj || !b.prm || !b.sc || !b.y1 || !b.yout) return null;
+        return [b.proj, b.prm, b.sc, b.y1, b.yout];
+      },
+    },
+    m3_prep_mimo: {
+      bindings: [
+        { name: 'u', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'proj', group: 0, binding: 1, access: 'read', type: 'f32', note: '(b, l, W) view' },
+        { name: 'prm', group: 0, binding: 2, access: 'read', type: 'f32',
+          note: 'the packed parameters (packMamba3Params)' },
+        { name: 'sc', group: 0, binding: 3, access: 'read_write', type: 'f32',
+          note: 'TH (b, l, h, S) at 0, DC (b, l, h) at sdc' },
+        { name: 'ks', group: 0, binding: 6, access: 'read_write', type: 'f32', note: 'state k (b, R, h, n)' },
+        { name: 'xs', group: 0, binding: 7, access: 'read_write', type: 'f32', note: 'state x (b, h, p)' },
+        { name: 'wk', group: 0, binding: 10, access: 'read_write', type: 'f32',
+          note: 'the SSD\'s dt\', X (MIMO), B\', C at wdt, wx, wb, wc' },
+      ],
+      uniform: mamba3Chunked_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.proj || !b.prm || !b.sc || !b.ks || !b.xs || !b.wk) return null;
+        return [b.proj, b.prm, b.sc, b.ks, b.xs, b.wk];
+      },
+    },
+    m3_post_mimo: {
+      bindings: [
+        { name: 'u', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'proj', group: 0, binding: 1, access: 'read', type: 'f32', note: '(b, l, W) view' },
+        { name: 'prm', group: 0, binding: 2, access: 'read', type: 'f32',
+          note: 'the packed parameters (packMamba3Params)' },
+        { name: 'sc', group: 0, binding: 3, access: 'read_write', type: 'f32',
+          note: 'TH (b, l, h, S) at 0, DC (b, l, h) at sdc' },
+        { name: 'y1', group: 0, binding: 8, access: 'read', type: 'f32', note: 'Hbar q (b, l, e)' },
+        { name: 'yout', group: 0, binding: 9, access: 'read_write', type: 'f32', note: '(b, l, e) view' },
+      ],
+      uniform: mamba3Chunked_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.proj || !b.prm || !b.sc || !b.y1 || !b.yout) return null;
+        return [b.proj, b.prm, b.sc, b.y1, b.yout];
+      },
+    },
+  },
+} as const satisfies WgslModule;
+
 const mamba3ScanBackward_P = {
   struct: 'P',
   size: 168,
