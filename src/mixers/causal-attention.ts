@@ -168,6 +168,15 @@ export class CausalSelfAttention implements Mixer {
   }
 
   step(x: Tensor, out: Tensor, state: MixerState, position?: StepPosition): void {
+    this.stepInto(x, out, state, position, false);
+  }
+
+  /** `step`, its output added into `out` by o_proj itself (Falcon-H1's parallel sum: no separate add). */
+  stepAdd(x: Tensor, out: Tensor, state: MixerState, position?: StepPosition): void {
+    this.stepInto(x, out, state, position, true);
+  }
+
+  private stepInto(x: Tensor, out: Tensor, state: MixerState, position: StepPosition | undefined, add: boolean): void {
     const { heads, kvHeads, scale } = this.dims;
     const bk = this.backend;
     const b = x.rows;
@@ -195,7 +204,41 @@ export class CausalSelfAttention implements Mixer {
       ad.v.stepAddTo(ws.v, x);
     }
     const attention = requireMixerKernel(bk, 'attention');
-    if (!rows) {
+    // where the backend fuses them, the keys' rotary, the cache writes and the counters are one kernel
+    const { rotaryDim, headDim, ropeTheta } = this.dims;
+    const append = bk.kvAppend
+      ? (start: number, rowStarts?: Tensor): void =>
+          bk.kvAppend!({
+            k: ws.k,
+            v: ws.v,
+            kCache: state.k,
+            vCache: state.v,
+            length: state.length,
+            start,
+            ...(rowStarts ? { rowStarts } : {}),
+            ...(rotaryDim > 0 ? { rotary: { dim: rotaryDim, headDim, base: ropeTheta } } : {}),
+          })
+      : undefined;
+    if (!rows && append) {
+      this.rope(ws.q, heads, t);
+      append(t);
+      attention({ out: ws.o, q: ws.q, k: state.k, v: state.v, heads, kvHeads, scale, keys: t + 1 });
+    } else if (append) {
+      this.setLengths(ws.starts, rows!);
+      this.rope(ws.q, heads, 0, ws.starts);
+      append(0, ws.starts);
+      attention({
+        out: ws.o,
+        q: ws.q,
+        k: state.k,
+        v: state.v,
+        heads,
+        kvHeads,
+        scale,
+        keys: t + 1,
+        rowKeys: state.length,
+      });
+    } else if (!rows) {
       this.rope(ws.q, heads, t);
       this.rope(ws.k, kvHeads, t);
       bk.copy(rowOfEach(state.k, t), ws.k.reshape([b, this.kvWidth]));
@@ -230,7 +273,7 @@ export class CausalSelfAttention implements Mixer {
         rowKeys: state.length,
       });
     }
-    bk.matmul(out, ws.o, this.w.o, { transB: true, bias: this.w.oBias });
+    bk.matmul(out, ws.o, this.w.o, { transB: true, bias: this.w.oBias, accumulate: add });
   }
 
   /**
@@ -267,7 +310,13 @@ export class CausalSelfAttention implements Mixer {
       for (let r = 0; r < b; r++) host.data[host.off + r] = typeof n === 'number' ? n : n[r];
       return;
     }
-    const values = typeof n === 'number' ? new Float32Array(b).fill(n) : Float32Array.from(n);
+    // one count for all: a fill kernel (an upload would be a queue write into a pooled buffer, which
+    // submits the pending work when the previous layer's upload used that buffer: a submit per layer)
+    if (typeof n === 'number') {
+      this.backend.fill(length, n);
+      return;
+    }
+    const values = Float32Array.from(n);
     const up = this.backend.upload(values, [b]);
     this.backend.copy(length, up);
     up.dispose();

@@ -54,7 +54,13 @@ export class ParallelMixers implements Mixer {
     }
     mixers[0].step(x, out, state, position);
     for (let i = 1; i < mixers.length; i++) {
-      mixers[i].step(x, scratch[i - 1], state, position);
+      // a part that can add its output into `out` itself saves the add (a dispatch per layer at decode)
+      const m = mixers[i] as Mixer & { stepAdd?: Mixer['step'] };
+      if (m.stepAdd) {
+        m.stepAdd(x, out, state, position);
+        continue;
+      }
+      m.step(x, scratch[i - 1], state, position);
       bk.binary('add', out, out, scratch[i - 1]);
     }
   }

@@ -2,6 +2,7 @@ import { fail, fmtShape } from '../../errors.js';
 import { checkShape } from '../../tensor/shape.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { checkFloat, checkSameBackend } from './checks.js';
+import type { KvAppendArgs } from './kv-append.js';
 import type { Mamba3ScanArgs, Mamba3ScanBackwardArgs } from './mamba3.js';
 import type { MoeExpertsArgs } from './moe-experts.js';
 
@@ -59,6 +60,9 @@ export interface MixerKernels {
    * row maximum subtracted. q, k, v may be views (columns of one qkv projection).
    */
   attention?(a: AttentionArgs): void;
+
+  /** A decode token's keys (rotated) and values into the KV cache and its counters, fused (contract/kv-append.ts). */
+  kvAppend?(a: KvAppendArgs): void;
 
   /**
    * Gradient of `attention` with keys = lk = lq (training), recomputing the probabilities row by row

@@ -81,6 +81,8 @@ import { unaryBackward } from './kernels/unary-backward.js';
 import { conv1d } from './kernels/conv1d.js';
 import { conv1dBackward } from './kernels/conv1d-backward.js';
 import { attention, rotary } from './kernels/attention.js';
+import { kvAppend } from './kernels/kv-append.js';
+import { checkKvAppend, type KvAppendArgs } from '../contract/kv-append.js';
 import { attentionBackward } from './kernels/attention-backward.js';
 import { argmax, binary, unary } from './kernels/elementwise.js';
 import { moeAccumulate, moeRoute } from './kernels/moe.js';
@@ -567,6 +569,10 @@ export class WebGpuBackend implements Backend, KernelHost, TrainingKernels {
 
   attention(a: AttentionArgs): void {
     attention(this, a, checkAttention('attention', a));
+  }
+
+  kvAppend(a: KvAppendArgs): void {
+    kvAppend(this, a, checkKvAppend(a));
   }
 
   attentionBackward(a: AttentionBackwardArgs): void {

@@ -2,12 +2,16 @@ import type { AttentionArgs, RotaryOptions } from '../../contract/mixers.js';
 import type { Tensor } from '../../../tensor/tensor.js';
 import { fail } from '../../../errors.js';
 import { kernel } from '../bindings.js';
+import type { GpuStorage } from '../gpu-buffers.js';
 import type { KernelHost } from '../kernel-host.js';
 import { grid } from './launch.js';
 import * as W from './wgsl.gen.js';
 
 const ATTENTION = kernel(W.attention, 'main', { name: 'attention' });
 const ATTENTION_ROWS = kernel(W.attention, 'rows', { name: 'attention' });
+const SPLIT = kernel(W.attentionSplit, 'split', { name: 'attention-split' });
+const SPLIT_ROWS = kernel(W.attentionSplit, 'splitRows', { name: 'attention-split' });
+const SPLIT_COMBINE = kernel(W.attentionSplit, 'combine', { name: 'attention-split' });
 const ROTARY = kernel(W.rotary, 'main', { name: 'rotary' });
 const ROTARY_INPLACE = kernel(W.rotary, 'inplace', { name: 'rotary' });
 
@@ -46,6 +50,11 @@ export function attention(
     loff: 0,
   };
   const bufs = { q: bk.buf(a.q), k: bk.buf(a.k), v: bk.buf(a.v), o: bk.buf(a.out) };
+  const spans = splitSpans(n, d.keys);
+  if (spans) {
+    attentionSplit(bk, a, params, bufs, n, spans);
+    return;
+  }
   if (a.rowKeys) {
     // a key count per sequence: the `rows` entry reads them (contiguous (b): checkAttention's shape)
     const rows = { ...params, loff: a.rowKeys.offset };
@@ -53,6 +62,52 @@ export function attention(
     return;
   }
   bk.d.run(bk.d.pipe('attention', ATTENTION, {}), bufs, params, gx, gy);
+}
+
+/** The uniform block of attention.wgsl (attention-split.wgsl adds S and chunk). */
+type AttentionParams = Record<
+  'b' | 'lq' | 'lk' | 'H' | 'G' | 'dk' | 'dv' | 'keys' | 'scale' | 'qoff' | 'qld' | 'koff' | 'kld' | 'voff' | 'vld',
+  number
+> &
+  Record<'ooff' | 'old' | 'loff', number>;
+
+/** Workgroups a split-K launch aims for: enough to spread over the cores of a large GPU. */
+const SPLIT_TARGET = 256;
+
+/**
+ * The key spans of a split-K launch (attention-split.wgsl), or undefined for the one-pass kernel: split
+ * where the (sequence, query, head) rows are too few to fill the GPU (decode: b·H rows) and their keys
+ * span more than one tile of 64. `keys` is the largest count (a per-sequence count is at most it).
+ */
+export function splitSpans(rows: number, keys: number): { S: number; chunk: number } | undefined {
+  const tiles = Math.ceil(keys / 64);
+  if (rows >= SPLIT_TARGET / 4 || tiles < 2) return undefined;
+  const want = Math.min(tiles, Math.ceil(SPLIT_TARGET / rows));
+  const chunk = 64 * Math.ceil(tiles / want); // whole tiles per span
+  return { S: Math.ceil(keys / chunk), chunk };
+}
+
+/** Split-K attention: each (row, span) a workgroup writing a partial, then one combine per row. */
+function attentionSplit(
+  bk: KernelHost,
+  a: AttentionArgs,
+  params: AttentionParams,
+  bufs: { q: GpuStorage; k: GpuStorage; v: GpuStorage; o: GpuStorage },
+  n: number,
+  { S, chunk }: { S: number; chunk: number },
+): void {
+  const dv = params.dv;
+  const part = bk.scratch(4 * n * S * (dv + 2));
+  const p = { ...params, S, chunk, loff: a.rowKeys ? a.rowKeys.offset : 0 };
+  const [sx, sy] = grid(n * S, 1);
+  const { q, k, v } = bufs;
+  if (a.rowKeys) {
+    const pipe = bk.d.pipe('attention-split:rows', SPLIT_ROWS, {});
+    bk.d.run(pipe, { q, k, v, lens: bk.buf(a.rowKeys), part }, p, sx, sy);
+  } else bk.d.run(bk.d.pipe('attention-split', SPLIT, {}), { q, k, v, part }, p, sx, sy);
+  const [cx, cy] = grid(n, 1);
+  bk.d.run(bk.d.pipe('attention-split:combine', SPLIT_COMBINE, {}), { parts: part, o: bufs.o }, p, cx, cy);
+  bk.release(part);
 }
 
 /** Rotary position embedding (rotary.wgsl): one thread per (row, head, pair); out may be x. */

@@ -243,6 +243,112 @@ export const attentionBackward = {
   },
 } as const satisfies WgslModule;
 
+const attentionSplit_P = {
+  struct: 'P',
+  size: 80,
+  fields: [
+    { name: 'b', type: 'u32', offset: 0 },
+    { name: 'lq', type: 'u32', offset: 4 },
+    { name: 'lk', type: 'u32', offset: 8 },
+    { name: 'H', type: 'u32', offset: 12 },
+    { name: 'G', type: 'u32', offset: 16 },
+    { name: 'dk', type: 'u32', offset: 20 },
+    { name: 'dv', type: 'u32', offset: 24 },
+    { name: 'keys', type: 'u32', offset: 28 },
+    { name: 'scale', type: 'f32', offset: 32 },
+    { name: 'qoff', type: 'u32', offset: 36 },
+    { name: 'qld', type: 'u32', offset: 40 },
+    { name: 'koff', type: 'u32', offset: 44 },
+    { name: 'kld', type: 'u32', offset: 48 },
+    { name: 'voff', type: 'u32', offset: 52 },
+    { name: 'vld', type: 'u32', offset: 56 },
+    { name: 'ooff', type: 'u32', offset: 60 },
+    { name: 'old', type: 'u32', offset: 64 },
+    { name: 'loff', type: 'u32', offset: 68 },
+    { name: 'S', type: 'u32', offset: 72 },
+    { name: 'chunk', type: 'u32', offset: 76 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.b !== 'number' || typeof v.lq !== 'number' || typeof v.lk !== 'number' ||
+      typeof v.H !== 'number' || typeof v.G !== 'number' || typeof v.dk !== 'number' ||
+      typeof v.dv !== 'number' || typeof v.keys !== 'number' || typeof v.scale !== 'number' ||
+      typeof v.qoff !== 'number' || typeof v.qld !== 'number' || typeof v.koff !== 'number' ||
+      typeof v.kld !== 'number' || typeof v.voff !== 'number' || typeof v.vld !== 'number' ||
+      typeof v.ooff !== 'number' || typeof v.old !== 'number' || typeof v.loff !== 'number' ||
+      typeof v.S !== 'number' || typeof v.chunk !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.b;
+    w.u32[at + 1] = v.lq;
+    w.u32[at + 2] = v.lk;
+    w.u32[at + 3] = v.H;
+    w.u32[at + 4] = v.G;
+    w.u32[at + 5] = v.dk;
+    w.u32[at + 6] = v.dv;
+    w.u32[at + 7] = v.keys;
+    w.f32[at + 8] = v.scale;
+    w.u32[at + 9] = v.qoff;
+    w.u32[at + 10] = v.qld;
+    w.u32[at + 11] = v.koff;
+    w.u32[at + 12] = v.kld;
+    w.u32[at + 13] = v.voff;
+    w.u32[at + 14] = v.vld;
+    w.u32[at + 15] = v.ooff;
+    w.u32[at + 16] = v.old;
+    w.u32[at + 17] = v.loff;
+    w.u32[at + 18] = v.S;
+    w.u32[at + 19] = v.chunk;
+    return true;
+  },
+} as const;
+export const attentionSplit = {
+  name: 'attention-split',
+  code: "// Split-K (\"flash-decoding\") causal GQA attention for few queries over a long KV cache (contract in\n// contract/mixers.ts; CPU reference cpu/reference/attention.ts; the one-pass kernel is attention.wgsl).\n// At decode a (sequence, query, head) row is one workgroup there, walking all its keys alone: 8 query\n// heads are 8 workgroups on a GPU of a hundred cores. Here the keys of a row are cut into S spans of\n// `chunk` keys; entry `split` (or `splitRows`, a key count per sequence as attention.wgsl's `rows`) gives\n// each (row, span) a workgroup of 64 threads, which runs the same online softmax over its span and writes\n// its partial (running maximum m, sum l, unnormalised weighted values acc (dv)); entry `combine` merges a\n// row's S partials: M = max m_s, o = Σ_s acc_s·exp(m_s - M) / Σ_s l_s·exp(m_s - M). A span past the\n// row's keys writes m = -3e38, l = 0 (weight 0); span 0 always holds key 0, so M is finite.\n\nstruct P { b: u32, lq: u32, lk: u32, H: u32, G: u32, dk: u32, dv: u32, keys: u32, scale: f32,\n           qoff: u32, qld: u32, koff: u32, kld: u32, voff: u32, vld: u32, ooff: u32, old: u32, loff: u32,\n           S: u32, chunk: u32 }\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> q: array<f32>;        // (b, lq, H·dk) view\n@group(0) @binding(2) var<storage, read> k: array<f32>;        // (b, lk, G·dk) view\n@group(0) @binding(3) var<storage, read> v: array<f32>;        // (b, lk, G·dv) view\n@group(0) @binding(4) var<storage, read_write> o: array<f32>;  // (b, lq, H·dv) view\n@group(0) @binding(5) var<storage, read> lens: array<f32>;     // (b) view at loff (entry splitRows)\n@group(0) @binding(6) var<storage, read_write> part: array<f32>; // (b·lq·H, S, 2 + dv) partials\n@group(0) @binding(7) var<storage, read> parts: array<f32>;    // the same, read by `combine`\n\nvar<workgroup> s: array<f32, 64>;\n\n@compute @workgroup_size(64)\nfn split(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let g = wid.y * nwg.x + wid.x;\n  if (g >= p.b * p.lq * p.H * p.S) { return; }\n  attendSpan(g / p.S, g % p.S, li, p.keys);\n}\n\n@compute @workgroup_size(64)\nfn splitRows(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let g = wid.y * nwg.x + wid.x;\n  if (g >= p.b * p.lq * p.H * p.S) { return; }\n  let id = g / p.S;\n  let bi = id / (p.H * p.lq);\n  attendSpan(id, g % p.S, li, clamp(u32(lens[p.loff + bi]), p.lq, p.lk));\n}\n\n// Span `sp` of query row `id` = (bi, i, h) over the first `keys` key rows of its sequence.\nfn attendSpan(id: u32, sp: u32, li: u32, keys: u32) {\n  let h = id % p.H;\n  let i = (id / p.H) % p.lq;\n  let bi = id / (p.H * p.lq);\n  let kh = h / (p.H / p.G);\n  let pos = keys - p.lq + i;\n  let j0 = sp * p.chunk;\n  let j1 = min(j0 + p.chunk, pos + 1u); // this span's keys: [j0, j1)\n  let qo = p.qoff + (bi * p.lq + i) * p.qld + h * p.dk;\n  var acc = array<f32, 4>(0.0, 0.0, 0.0, 0.0);\n  var mx = -3.0e38;\n  var sum = 0.0;\n  for (var t0 = j0; t0 < j1; t0 += 64u) {\n    let j = t0 + li;\n    var sj = -3.0e38;\n    if (j < j1) {\n      let ko = p.koff + (bi * p.lk + j) * p.kld + kh * p.dk;\n      var dot = 0.0;\n      for (var c = 0u; c < p.dk; c++) { dot += q[qo + c] * k[ko + c]; }\n      sj = p.scale * dot;\n    }\n    s[li] = sj;\n    workgroupBarrier();\n    let n = min(64u, j1 - t0);\n    var tmx = mx;\n    for (var u = 0u; u < n; u++) { tmx = max(tmx, s[u]); }\n    let corr = exp(mx - tmx);\n    sum *= corr;\n    for (var r = 0u; r < 4u; r++) { acc[r] *= corr; }\n    for (var u = 0u; u < n; u++) {\n      let e = exp(s[u] - tmx);\n      sum += e;\n      let vo = p.voff + (bi * p.lk + t0 + u) * p.vld + kh * p.dv;\n      for (var r = 0u; r < 4u; r++) {\n        let c = li + r * 64u;\n        if (c < p.dv) { acc[r] += e * v[vo + c]; }\n      }\n    }\n    mx = tmx;\n    workgroupBarrier();\n  }\n  let po = (id * p.S + sp) * (p.dv + 2u);\n  if (li == 0u) {\n    part[po] = mx;\n    part[po + 1u] = sum;\n  }\n  for (var r = 0u; r < 4u; r++) {\n    let c = li + r * 64u;\n    if (c < p.dv) { part[po + 2u + c] = acc[r]; }\n  }\n}\n\n@compute @workgroup_size(64)\nfn combine(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let id = wid.y * nwg.x + wid.x;\n  if (id >= p.b * p.lq * p.H) { return; }\n  let w = p.dv + 2u;\n  let base = id * p.S * w;\n  var m = -3.0e38;\n  for (var sp = 0u; sp < p.S; sp++) { m = max(m, parts[base + sp * w]); }\n  var l = 0.0;\n  var acc = array<f32, 4>(0.0, 0.0, 0.0, 0.0);\n  for (var sp = 0u; sp < p.S; sp++) {\n    let po = base + sp * w;\n    let e = exp(parts[po] - m);\n    l += parts[po + 1u] * e;\n    for (var r = 0u; r < 4u; r++) {\n      let c = li + r * 64u;\n      if (c < p.dv) { acc[r] += parts[po + 2u + c] * e; }\n    }\n  }\n  let h = id % p.H;\n  let i = (id / p.H) % p.lq;\n  let bi = id / (p.H * p.lq);\n  let oo = p.ooff + (bi * p.lq + i) * p.old + h * p.dv;\n  for (var r = 0u; r < 4u; r++) {\n    let c = li + r * 64u;\n    if (c < p.dv) { o[oo + c] = acc[r] / l; }\n  }\n}\n",
+  entries: {
+    split: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'q', group: 0, binding: 1, access: 'read', type: 'f32', note: '(b, lq, H·dk) view' },
+        { name: 'k', group: 0, binding: 2, access: 'read', type: 'f32', note: '(b, lk, G·dk) view' },
+        { name: 'v', group: 0, binding: 3, access: 'read', type: 'f32', note: '(b, lk, G·dv) view' },
+        { name: 'part', group: 0, binding: 6, access: 'read_write', type: 'f32', note: '(b·lq·H, S, 2 + dv) partials' },
+      ],
+      uniform: attentionSplit_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.q || !b.k || !b.v || !b.part) return null;
+        return [b.q, b.k, b.v, b.part];
+      },
+    },
+    splitRows: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'q', group: 0, binding: 1, access: 'read', type: 'f32', note: '(b, lq, H·dk) view' },
+        { name: 'k', group: 0, binding: 2, access: 'read', type: 'f32', note: '(b, lk, G·dk) view' },
+        { name: 'v', group: 0, binding: 3, access: 'read', type: 'f32', note: '(b, lk, G·dv) view' },
+        { name: 'lens', group: 0, binding: 5, access: 'read', type: 'f32', note: '(b) view at loff (entry splitRows)' },
+        { name: 'part', group: 0, binding: 6, access: 'read_write', type: 'f32', note: '(b·lq·H, S, 2 + dv) partials' },
+      ],
+      uniform: attentionSplit_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.q || !b.k || !b.v || !b.lens || !b.part) return null;
+        return [b.q, b.k, b.v, b.lens, b.part];
+      },
+    },
+    combine: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'o', group: 0, binding: 4, access: 'read_write', type: 'f32', note: '(b, lq, H·dv) view' },
+        { name: 'parts', group: 0, binding: 7, access: 'read', type: 'f32', note: 'the same, read by `combine`' },
+      ],
+      uniform: attentionSplit_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.o || !b.parts) return null;
+        return [b.o, b.parts];
+      },
+    },
+  },
+} as const satisfies WgslModule;
+
 const attention_P = {
   struct: 'P',
   size: 72,
@@ -1029,6 +1135,72 @@ export const gatedRmsnorm = {
       bind(b: NamedBuffers): GpuStorage[] | null {
         if (!b.x || !b.z || !b.w || !b.o) return null;
         return [b.x, b.z, b.w, b.o];
+      },
+    },
+  },
+} as const satisfies WgslModule;
+
+const kvAppend_P = {
+  struct: 'P',
+  size: 52,
+  fields: [
+    { name: 'b', type: 'u32', offset: 0 },
+    { name: 'w', type: 'u32', offset: 4 },
+    { name: 'dh', type: 'u32', offset: 8 },
+    { name: 'rot', type: 'u32', offset: 12 },
+    { name: 'start', type: 'u32', offset: 16 },
+    { name: 'log2base', type: 'f32', offset: 20 },
+    { name: 'koff', type: 'u32', offset: 24 },
+    { name: 'kld', type: 'u32', offset: 28 },
+    { name: 'voff', type: 'u32', offset: 32 },
+    { name: 'vld', type: 'u32', offset: 36 },
+    { name: 'cap', type: 'u32', offset: 40 },
+    { name: 'soff', type: 'u32', offset: 44 },
+    { name: 'loff', type: 'u32', offset: 48 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.b !== 'number' || typeof v.w !== 'number' || typeof v.dh !== 'number' ||
+      typeof v.rot !== 'number' || typeof v.start !== 'number' || typeof v.log2base !== 'number' ||
+      typeof v.koff !== 'number' || typeof v.kld !== 'number' || typeof v.voff !== 'number' ||
+      typeof v.vld !== 'number' || typeof v.cap !== 'number' || typeof v.soff !== 'number' ||
+      typeof v.loff !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.b;
+    w.u32[at + 1] = v.w;
+    w.u32[at + 2] = v.dh;
+    w.u32[at + 3] = v.rot;
+    w.u32[at + 4] = v.start;
+    w.f32[at + 5] = v.log2base;
+    w.u32[at + 6] = v.koff;
+    w.u32[at + 7] = v.kld;
+    w.u32[at + 8] = v.voff;
+    w.u32[at + 9] = v.vld;
+    w.u32[at + 10] = v.cap;
+    w.u32[at + 11] = v.soff;
+    w.u32[at + 12] = v.loff;
+    return true;
+  },
+} as const;
+export const kvAppend = {
+  name: 'kv-append',
+  code: "// A decode token's keys and values into the KV cache (contract in contract/kv-append.ts; the reference is\n// the CPU's rotary + copies): for each sequence r at position pos = start (or starts[r], ROWS)\n//   kc[r, pos, c] = rotary(k[r, :], pos)[c]    vc[r, pos, c] = v[r, c]    len[r] = pos + 1\n// in one dispatch, one thread per (r, c). Rotary as rotary.wgsl (GPT-NeoX half split, f32 frequency and\n// angle, the same cos/sin) on the first `rot` columns of each head of `dh` (rot = 0: none).\n\noverride ROWS: bool = false;\n\nstruct P { b: u32, w: u32, dh: u32, rot: u32, start: u32, log2base: f32, koff: u32, kld: u32, voff: u32, vld: u32,\n           cap: u32, soff: u32, loff: u32 }\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> k: array<f32>;         // (b, w) view\n@group(0) @binding(2) var<storage, read> v: array<f32>;         // (b, w) view\n@group(0) @binding(3) var<storage, read_write> kc: array<f32>;  // (b, cap, w) contiguous\n@group(0) @binding(4) var<storage, read_write> vc: array<f32>;  // (b, cap, w) contiguous\n@group(0) @binding(5) var<storage, read> starts: array<f32>;    // (b) view at soff (ROWS), else unused\n@group(0) @binding(6) var<storage, read_write> len: array<f32>; // (b) view at loff\n\n// (cos, sin) of an angle to about 1e-7: the same reduction and polynomials as rotary.wgsl.\nfn cos_sin(ang: f32) -> vec2<f32> {\n  let k = round(ang * 0.6366197723675814);\n  let r = ((ang - k * 1.5703125) - k * 4.837512969970703e-4) - k * 7.549789948768648e-8;\n  let r2 = r * r;\n  let s = r * (1.0 + r2 * (-1.0 / 6.0 + r2 * (1.0 / 120.0 + r2 * (-1.0 / 5040.0 + r2 * (1.0 / 362880.0)))));\n  let c = 1.0 + r2 * (-0.5 + r2 * (1.0 / 24.0 + r2 * (-1.0 / 720.0 + r2 * (1.0 / 40320.0 + r2 * (-1.0 / 3628800.0)))));\n  let q = i32(k) & 3;\n  if (q == 0) { return vec2<f32>(c, s); }\n  if (q == 1) { return vec2<f32>(-s, c); }\n  if (q == 2) { return vec2<f32>(-c, -s); }\n  return vec2<f32>(s, -c);\n}\n\n@compute @workgroup_size(256)\nfn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {\n  let id = gid.y * nwg.x * 256u + gid.x;\n  if (id >= p.b * p.w) { return; }\n  let r = id / p.w;\n  let c = id % p.w;\n  var pos = p.start;\n  if (ROWS) { pos = u32(starts[p.soff + r]); }\n  if (pos >= p.cap) { return; } // a position past the cache (the caller grew it: never for a checked one)\n  let ko = p.koff + r * p.kld;\n  var x = k[ko + c];\n  let e = c % p.dh; // column within its head\n  if (e < p.rot) {\n    let half = p.rot / 2u;\n    let i = e % half;\n    let c1 = c - e + i; // the pair (x1, x2) = columns (i, i + half) of the head\n    let x1 = k[ko + c1];\n    let x2 = k[ko + c1 + half];\n    let inv_freq = exp2(-f32(2u * i) / f32(p.rot) * p.log2base);\n    let cs = cos_sin(f32(pos) * inv_freq);\n    if (e < half) { x = x1 * cs.x - x2 * cs.y; } else { x = x1 * cs.y + x2 * cs.x; }\n  }\n  let dst = (r * p.cap + pos) * p.w + c;\n  kc[dst] = x;\n  vc[dst] = v[p.voff + r * p.vld + c];\n  if (c == 0u) { len[p.loff + r] = f32(pos + 1u); }\n}\n",
+  entries: {
+    main: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'k', group: 0, binding: 1, access: 'read', type: 'f32', note: '(b, w) view' },
+        { name: 'v', group: 0, binding: 2, access: 'read', type: 'f32', note: '(b, w) view' },
+        { name: 'kc', group: 0, binding: 3, access: 'read_write', type: 'f32', note: '(b, cap, w) contiguous' },
+        { name: 'vc', group: 0, binding: 4, access: 'read_write', type: 'f32', note: '(b, cap, w) contiguous' },
+        { name: 'starts', group: 0, binding: 5, access: 'read', type: 'f32',
+          note: '(b) view at soff (ROWS), else unused' },
+        { name: 'len', group: 0, binding: 6, access: 'read_write', type: 'f32', note: '(b) view at loff' },
+      ],
+      uniform: kvAppend_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.k || !b.v || !b.kc || !b.vc || !b.starts || !b.len) return null;
+        return [b.k, b.v, b.kc, b.vc, b.starts, b.len];
       },
     },
   },
