@@ -28,16 +28,22 @@ export PATH=$PATH:/usr/local/cuda/bin
 (timeout 360 python3 scripts/device/build_selective_scan.py --mamba-src "$msrc" --build-dir /tmp/ssb > "$out/build.log" 2>&1
   echo "rc $?" >> "$out/build.log") &
 build=$!
-step mamba3-official 150 python3 scripts/fixtures/check_mamba3_official.py --mamba-src "$msrc" --triton-f32 ieee --cases siso-n64-p32,mimo-r4-n64-p32 --out "$out/mamba3-official.json"
+# issue 17: the rewritten scan backward against the official kernel built above, then training
 step scan-backward 80 node dist/bench/webgpu-scan-backward.js --reps 10 --out "$out"
-step hybrid 100 node dist/bench/webgpu-hybrid.js --models granite-4.0-h-1b,falcon-h1-0.5b --dtypes f32,q4 --out "$out"
-step moe 60 node dist/bench/webgpu-moe.js --dtypes f32,q4 --m 1,512 --reps 20 --out "$out"
 wait $build
 step official-scan 60 python3 bench/official-scan.py --mamba-src "$msrc" --build-dir /tmp/ssb --out "$out/official-scan.json"
 step train-webgpu 70 node dist/bench/train.js --backend webgpu --d-model 768 --layers 24 --seq-len 2048 --batch 1 --vocab 50280 --steps 3 --out "$out/train-webgpu.json"
 step official-train 90 python3 bench/official-train-step.py --mamba-src "$msrc" --build-dir /tmp/ssb --out "$out/official-train.json" --steps 5
+# issue 14: decode after the dispatch cuts, read beside the census (dispatches per token)
+step hybrid 100 node dist/bench/webgpu-hybrid.js --models granite-4.0-h-1b,falcon-h1-0.5b --dtypes f32,q4 --out "$out"
+step census 40 node dist/bench/webgpu-decode-census.js --prompt 512 --tokens 8 --out "$out/webgpu-decode-census.json"
+# issue 18: chunked vs token-scan prefill, decode, training, the official module
+step mamba3-prefill 180 node dist/bench/mamba3-prefill.js --reps 10 --out "$out"
+step moe-train 60 node dist/bench/webgpu-moe.js --train --out "$out"
+step moe 60 node dist/bench/webgpu-moe.js --dtypes f32,q4 --m 1,512 --reps 20 --out "$out"
 step mamba3-decode 60 node dist/bench/mamba3-decode.js --backend webgpu --out "$out"
 step mamba3-train 60 node dist/bench/mamba3-train.js --backend webgpu --out "$out"
+step mamba3-official 150 python3 scripts/fixtures/check_mamba3_official.py --mamba-src "$msrc" --triton-f32 ieee --cases siso-n64-p32,mimo-r4-n64-p32 --out "$out/mamba3-official.json"
 cat "$out/summary.txt"
 # one archive instead of many files (the device's return limit); the summary stays readable beside it
 (cd "$out" && tar czf /tmp/gpu-session-results.tar.gz --exclude=summary.txt . && find . -mindepth 1 ! -name summary.txt -delete &&
