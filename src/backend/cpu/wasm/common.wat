@@ -71,12 +71,15 @@
          (f32.add (f32x4.extract_lane 2 (local.get {v})) (f32x4.extract_lane 3 (local.get {v}))))
 (;@end;)
 
-;; f16 bits (low 16 bits of an i32) -> f32, exact for finite values (weights are checked finite at
-;; load): sign to bit 31, exponent and mantissa shifted into place, then scaled by 2^112 to rebias.
+;; f16 bits (low 16 bits of an i32) -> f32, exact: sign to bit 31, exponent and mantissa shifted into
+;; place, then scaled by 2^112 to rebias (subnormal halves come out exact); exponent 31 (inf, NaN),
+;; which that makes 2^16 times 1.m, gets the f32 exponent's bits all set.
 (;@macro f16 h;)
-(f32.mul (f32.reinterpret_i32 (i32.or (i32.shl (i32.and {h} (i32.const 0x8000)) (i32.const 16))
-                                       (i32.shl (i32.and {h} (i32.const 0x7fff)) (i32.const 13))))
-         (f32.const 0x1p112))
+(f32.reinterpret_i32 (i32.or
+  (i32.reinterpret_f32 (f32.mul (f32.reinterpret_i32 (i32.or (i32.shl (i32.and {h} (i32.const 0x8000)) (i32.const 16))
+                                                              (i32.shl (i32.and {h} (i32.const 0x7fff)) (i32.const 13))))
+                                (f32.const 0x1p112)))
+  (select (i32.const 0x7f800000) (i32.const 0) (i32.ge_u (i32.and {h} (i32.const 0x7fff)) (i32.const 0x7c00)))))
 (;@end;)
 
 ;; Eight f16 at address a (16 bytes) -> two f32x4 of w * 2^-112 (the caller scales x by 2^112):

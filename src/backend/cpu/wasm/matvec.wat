@@ -102,10 +102,120 @@
   (@matvec_body mv_f32 tail_f32 2))
 
 ;; x: prepared by prep_f16x (rows of q at stride ldx = q); post: its return value.
+;; One row's 8 columns at {w} + $cw into {a} (x deinterleaved in {xa} {xb}), and the row's running
+;; i16x8 maxima of the raw halves, signed ($hs) and unsigned ($hu): a half with exponent 31 (inf or
+;; NaN) is >= 0x7c00 signed when positive and >= 0xfc00 unsigned when negative, so the maxima tell at
+;; the row's end whether it holds one (two cheap ops per 8 weights instead of a select per 4).
+(;@macro mv_f16x w a xa xb;)
+(local.set $cv (v128.load align=2 (i32.add (local.get {w}) (local.get $cw))))
+(local.set $hs (i16x8.max_s (local.get $hs) (local.get $cv)))
+(local.set $hu (i16x8.max_u (local.get $hu) (local.get $cv)))
+(local.set {a} (@madd (v128.and (i32x4.shr_s (i32x4.shl (local.get $cv) (i32.const 16)) (i32.const 3)) (local.get $mk)) {xa}
+  (@madd (v128.and (i32x4.shr_s (local.get $cv) (i32.const 3)) (local.get $mk)) {xb} (local.get {a}))))
+(;@end;)
+
+;; x: prepared by prep_f16x (rows of q at stride ldx = q); post: its return value. One row of W at a
+;; time (one stream: two rows side by side, sharing the x loads, ran at half the speed from memory),
+;; 32 columns per step in four accumulators: each accumulator's multiply-adds form a chain whose
+;; latency (two fused multiply-adds per 16 columns with two accumulators) bounded the previous
+;; kernel; four chains reach ~1.2x that (the lanes' sums now differ by f32 rounding from the
+;; two-accumulator order, as from the reference's f64 sums). Rows holding a half of exponent 31
+;; (inf, NaN; weights loaded from files are finite) get those columns' products added exactly.
 (func $matvec_f16 (export "matvec_f16")
   (param $out i32) (param $ldo i32) (param $x i32) (param $ldx i32) (param $w i32) (param $ldw i32) (param $post f32)
   (param $bias i32) (param $m i32) (param $q i32) (param $j0 i32) (param $j1 i32) (param $acc i32)
-  (@matvec_body mv_f16 tail_f16 1))
+  (local $j i32) (local $i i32) (local $xp i32) (local $c i32) (local $q8 i32) (local $q16 i32) (local $q32 i32) (local $cw i32)
+  (local $rs i32) (local $w0 i32) (local $w8 i32) (local $w16 i32) (local $w24 i32) (local $h i32) (local $k i32)
+  (local $mk v128) (local $cv v128) (local $hs v128) (local $hu v128) (local $x0 v128) (local $x1 v128)
+  (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128) (local $s0 f32)
+  (local.set $mk (v128.const i32x4 0x8fffe000 0x8fffe000 0x8fffe000 0x8fffe000))
+  (local.set $q8 (i32.and (local.get $q) (i32.const -8)))
+  (local.set $q16 (i32.and (local.get $q) (i32.const -16)))
+  (local.set $q32 (i32.and (local.get $q) (i32.const -32)))
+  (local.set $rs (i32.shl (local.get $ldw) (i32.const 1)))
+  (local.set $j (local.get $j0))
+  (block $rdone (loop $r
+    (br_if $rdone (i32.ge_s (local.get $j) (local.get $j1)))
+    (local.set $w0 (i32.add (local.get $w) (i32.mul (local.get $j) (local.get $rs))))
+    (local.set $w8 (i32.add (local.get $w0) (i32.const 16)))
+    (local.set $w16 (i32.add (local.get $w0) (i32.const 32)))
+    (local.set $w24 (i32.add (local.get $w0) (i32.const 48)))
+    (local.set $i (i32.const 0))
+    (block $idone (loop $il
+      (br_if $idone (i32.ge_s (local.get $i) (local.get $m)))
+      (local.set $xp (i32.add (local.get $x) (i32.shl (i32.mul (local.get $i) (local.get $ldx)) (i32.const 2))))
+      (local.set $a0 (v128.const i32x4 0 0 0 0)) (local.set $a1 (v128.const i32x4 0 0 0 0))
+      (local.set $a2 (v128.const i32x4 0 0 0 0)) (local.set $a3 (v128.const i32x4 0 0 0 0))
+      (local.set $hs (v128.const i32x4 0 0 0 0)) (local.set $hu (v128.const i32x4 0 0 0 0))
+      (local.set $c (i32.const 0))
+      (block $c32done (loop $c32
+        (br_if $c32done (i32.ge_s (local.get $c) (local.get $q32)))
+        (local.set $cw (i32.shl (local.get $c) (i32.const 1)))
+        (local.set $k (i32.add (local.get $xp) (i32.shl (local.get $c) (i32.const 2))))
+        (@mv_f16x $w0 $a0 (v128.load align=4 (local.get $k)) (v128.load offset=16 align=4 (local.get $k)))
+        (@mv_f16x $w8 $a1 (v128.load offset=32 align=4 (local.get $k)) (v128.load offset=48 align=4 (local.get $k)))
+        (@mv_f16x $w16 $a2 (v128.load offset=64 align=4 (local.get $k)) (v128.load offset=80 align=4 (local.get $k)))
+        (@mv_f16x $w24 $a3 (v128.load offset=96 align=4 (local.get $k)) (v128.load offset=112 align=4 (local.get $k)))
+        (local.set $c (i32.add (local.get $c) (i32.const 32)))
+        (br $c32)))
+      ;; the last q % 32 columns: 8 at a time into a0, a1, a2
+      (if (i32.lt_s (local.get $c) (local.get $q8)) (then
+        (local.set $cw (i32.shl (local.get $c) (i32.const 1)))
+        (local.set $k (i32.add (local.get $xp) (i32.shl (local.get $c) (i32.const 2))))
+        (@mv_f16x $w0 $a0 (v128.load align=4 (local.get $k)) (v128.load offset=16 align=4 (local.get $k)))
+        (local.set $c (i32.add (local.get $c) (i32.const 8)))))
+      (if (i32.lt_s (local.get $c) (local.get $q8)) (then
+        (local.set $cw (i32.shl (local.get $c) (i32.const 1)))
+        (local.set $k (i32.add (local.get $xp) (i32.shl (local.get $c) (i32.const 2))))
+        (@mv_f16x $w0 $a1 (v128.load align=4 (local.get $k)) (v128.load offset=16 align=4 (local.get $k)))
+        (local.set $c (i32.add (local.get $c) (i32.const 8)))))
+      (if (i32.lt_s (local.get $c) (local.get $q8)) (then
+        (local.set $cw (i32.shl (local.get $c) (i32.const 1)))
+        (local.set $k (i32.add (local.get $xp) (i32.shl (local.get $c) (i32.const 2))))
+        (@mv_f16x $w0 $a2 (v128.load align=4 (local.get $k)) (v128.load offset=16 align=4 (local.get $k)))
+        (local.set $c (i32.add (local.get $c) (i32.const 8)))))
+      (local.set $a0 (f32x4.add (f32x4.add (local.get $a0) (local.get $a2)) (f32x4.add (local.get $a1) (local.get $a3))))
+      (local.set $s0 (@hsum $a0))
+      ;; the last q % 8 columns, x in natural order there
+      (block $tdone (loop $t
+        (br_if $tdone (i32.ge_s (local.get $c) (local.get $q)))
+        (local.set $h (i32.load16_u (i32.add (local.get $w0) (i32.shl (local.get $c) (i32.const 1)))))
+        (local.set $hs (i16x8.max_s (local.get $hs) (i16x8.splat (local.get $h))))
+        (local.set $hu (i16x8.max_u (local.get $hu) (i16x8.splat (local.get $h))))
+        (local.set $s0 (f32.add (local.get $s0) (f32.mul (f32.load (i32.add (local.get $xp) (i32.shl (local.get $c) (i32.const 2))))
+          (@f16raw (i32.add (local.get $w0) (i32.shl (local.get $c) (i32.const 1)))))))
+        (local.set $c (i32.add (local.get $c) (i32.const 1)))
+        (br $t)))
+      (if (v128.any_true (v128.or (i16x8.gt_s (local.get $hs) (v128.const i16x8 0x7bff 0x7bff 0x7bff 0x7bff 0x7bff 0x7bff 0x7bff 0x7bff))
+                                  (i16x8.ge_u (local.get $hu) (v128.const i16x8 0xfc00 0xfc00 0xfc00 0xfc00 0xfc00 0xfc00 0xfc00 0xfc00))))
+        (then (local.set $s0 (f32.add (local.get $s0) (call $f16_nonfinite (local.get $w0) (local.get $xp) (local.get $q))))))
+      (call $put (i32.add (local.get $out) (i32.shl (i32.add (i32.mul (local.get $i) (local.get $ldo)) (local.get $j)) (i32.const 2)))
+        (f32.mul (local.get $s0) (local.get $post)) (local.get $bias) (local.get $j) (local.get $acc))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $il)))
+    (local.set $j (i32.add (local.get $j) (i32.const 1)))
+    (br $r))))
+
+;; The sum of x * w over the columns of one f16 row whose weight is inf or NaN (exponent 31), x as
+;; prep_f16x left it (deinterleaved in groups of eight, the q % 8 tail in order): +-inf or NaN, which
+;; the row's finite sum (where such halves were read as large finite numbers) then cannot change.
+(func $f16_nonfinite (param $w0 i32) (param $xp i32) (param $q i32) (result f32)
+  (local $c i32) (local $h i32) (local $xi i32) (local $s f32) (local $q8 i32)
+  (local.set $q8 (i32.and (local.get $q) (i32.const -8)))
+  (loop $cols (if (i32.lt_s (local.get $c) (local.get $q)) (then
+    (local.set $h (i32.load16_u (i32.add (local.get $w0) (i32.shl (local.get $c) (i32.const 1)))))
+    (if (i32.eq (i32.and (local.get $h) (i32.const 0x7c00)) (i32.const 0x7c00)) (then
+      ;; x's position: column g + k of a group of eight sits at g + k / 2 (even k) or g + 4 + k / 2 (odd)
+      (local.set $xi (select
+        (i32.add (i32.and (local.get $c) (i32.const -8))
+          (i32.add (i32.shr_u (i32.and (local.get $c) (i32.const 7)) (i32.const 1)) (i32.shl (i32.and (local.get $c) (i32.const 1)) (i32.const 2))))
+        (local.get $c) (i32.lt_s (local.get $c) (local.get $q8))))
+      (local.set $s (f32.add (local.get $s) (f32.mul (f32.load (i32.add (local.get $xp) (i32.shl (local.get $xi) (i32.const 2))))
+        (f32.reinterpret_i32 (i32.or (i32.shl (i32.and (local.get $h) (i32.const 0x8000)) (i32.const 16))
+                                     (i32.or (i32.const 0x7f800000) (i32.shl (i32.and (local.get $h) (i32.const 0x3ff)) (i32.const 13))))))))))
+    (local.set $c (i32.add (local.get $c) (i32.const 1)))
+    (br $cols))))
+  (local.get $s))
 
 ;; x: prepared by prep_bf16x; post 1.
 (func $matvec_bf16 (export "matvec_bf16")
