@@ -8,7 +8,8 @@
  *           src/mixers/moe-train.ts before the sparse one, and still its fallback for unstacked experts)
  *   sparse: the mixer's training form as it is (ops/moe-sparse.ts: each expert over its routed pairs)
  *   node dist/bench/webgpu-moe-train.js [--m 512,2048] [--reps 5] [--experts 64] [--check] [--out DIR]
- * (--experts fewer than 64: a smaller layer for a smoke run on a software adapter.)
+ * (--experts fewer than 64, --hidden and --inter below 1536 and 512: a smaller layer for a smoke run on
+ * a software adapter.)
  * Per case: the work counted, not timed: the products' FLOPs (dense 18·m·E·d·I: the up and down
  * products forward, their input and weight gradients; sparse the same over the routed rows, m·K ideal,
  * and as executed: a forward or input-gradient tile runs 64 of an expert's rows, a weight-gradient
@@ -35,7 +36,7 @@ function arg(name: string, fallback: string): string {
   if (v === undefined || v.startsWith('--')) throw new Error(`--${name} needs a value`);
   return v;
 }
-const known = new Set(['m', 'reps', 'experts', 'check', 'out', 'train']);
+const known = new Set(['m', 'reps', 'experts', 'hidden', 'inter', 'check', 'out', 'train']);
 for (const a of process.argv.slice(2))
   if (a.startsWith('--') && !known.has(a.slice(2)))
     throw new Error(`unknown option ${a}; options: ${[...known].map((k) => `--${k}`).join(' ')}`);
@@ -45,7 +46,9 @@ const [experts] = numberList(arg('experts', '64'), 'experts', { int: true, min: 
 const check = process.argv.includes('--check');
 const out = process.argv.includes('--out') ? arg('out', '') : undefined;
 
-const SHAPE = { d: 1536, E: experts, topK: 6, I: 512 };
+const [hidden] = numberList(arg('hidden', '1536'), 'hidden', { int: true, min: 1 });
+const [inter] = numberList(arg('inter', '512'), 'inter', { int: true, min: 1 });
+const SHAPE = { d: hidden, E: experts, topK: 6, I: inter };
 
 let seed = 1;
 function random(n: number, scale: number): Float32Array {
@@ -129,6 +132,7 @@ try {
     const x = gpu.upload(random(m * d, 1), [m, d]).keep();
     x.requiresGrad = true;
     const G = gpu.upload(random(m * d, 1 / Math.sqrt(m * d)), [m, d]).keep();
+    console.error(`m ${m}: counting`);
     const step = (sparse: boolean): Tensor => {
       const y = sparse ? moe.forward(x) : moeForward(dense, x);
       backward(y, G);
@@ -199,6 +203,7 @@ try {
         dispatches: n,
       };
     };
+    console.error(`m ${m}: timing`);
     const tDense = await time(false);
     const tSparse = await time(true);
     const r = {

@@ -49,11 +49,6 @@ export function moeForward(moe: MoeParts, x: Tensor): Tensor {
   const E = moe.nExperts;
   const x2 = x.reshape([m, d]);
   const W = routeWeights(F.linear(x2, moe.w.router), moe.w.correctionBias, moe.opts); // (m, E)
-  const weights = expertWeights(moe);
-  const onesRow = bk.alloc([1, d]);
-  bk.fill(onesRow, 1);
-  /** Column e of W over the rows of y, as (rows, d): each row's weight repeated. */
-  const spread = (col: Tensor): Tensor => F.matmul(col, onesRow); // (n, 1) -> (n, d)
   let out: Tensor | null = moe.shared ? mlpForward(moe.shared.w, moe.shared.activation, x2) : null;
   const addTo = (y: Tensor): void => {
     out = out ? F.add(out, y) : y;
@@ -64,6 +59,11 @@ export function moeForward(moe: MoeParts, x: Tensor): Tensor {
     addTo(sparseForward(moe, sparse, x2, W));
     return out!.reshape(x.shape);
   }
+  const weights = expertWeights(moe);
+  const onesRow = bk.alloc([1, d]);
+  bk.fill(onesRow, 1);
+  /** Column e of W over the rows of y, as (rows, d): each row's weight repeated. */
+  const spread = (col: Tensor): Tensor => F.matmul(col, onesRow); // (n, 1) -> (n, d)
   for (let e = 0; e < E; e++) {
     const col = F.contiguous(W.narrow(e, 1)); // (m, 1)
     const act = moe.experts[e].activation;
