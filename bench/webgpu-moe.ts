@@ -7,6 +7,7 @@
  *        src/mixers/moe.ts ran on WebGPU before moeExperts (and still runs where it cannot stack)
  *   new: the mixer as it is (moeExperts: each token's chosen experts only)
  *   node dist/bench/webgpu-moe.js [--dtypes f32,f16,q4] [--m 1,512] [--reps 30] [--experts 64] [--out DIR]
+ *   node dist/bench/webgpu-moe.js --train [...]   training instead: bench/webgpu-moe-train.ts
  * (--experts fewer than 64: a smaller layer for a smoke run on a software adapter.)
  * Per case: GPU time from timestamp queries (sum over the call's dispatches, median; NaN without the
  * feature), wall clock per call with the calls queued eagerly, and for m = 1 the wall clock of a
@@ -22,6 +23,12 @@ import { f32ToHalf } from '../src/tensor/dtype.js';
 import { scope } from '../src/tensor/scope.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { backend, machine, table, timeCalls, writeResult } from './webgpu-common.js';
+
+// --train: training, forward and backward, dense form vs sparse (bench/webgpu-moe-train.ts, its own options)
+if (process.argv.includes('--train')) {
+  await import('./webgpu-moe-train.js');
+  process.exit(0);
+}
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);

@@ -3,6 +3,7 @@ import type { DecodeKernels } from './contract/decode.js';
 import type { InferenceKernels } from './contract/inference.js';
 import type { BackendMemory } from './contract/memory.js';
 import type { MixerKernels } from './contract/mixers.js';
+import type { MoeTrainKernels } from './contract/moe-train.js';
 import type { TrainingKernels } from './contract/training.js';
 
 /**
@@ -26,7 +27,8 @@ import type { TrainingKernels } from './contract/training.js';
  * m/n/p generic matrix sizes; for Mamba-2 (SSD) also h heads, p head_dim (e = h·p), g n_groups,
  * Q chunk length.
  */
-export interface Backend extends BackendMemory, InferenceKernels, DecodeKernels, TrainingKernels, MixerKernels {}
+export interface Backend
+  extends BackendMemory, InferenceKernels, DecodeKernels, TrainingKernels, MixerKernels, MoeTrainKernels {}
 
 /**
  * The backend that owns `t`, with all its kernels. A Tensor knows its owner only as a `TensorOwner`

@@ -14,8 +14,8 @@ import { FAMILY } from '../helpers/fixtures.js';
 import { disposeGpu, requireAdapter } from '../helpers/webgpu.js';
 
 // Training the hybrids on WebGPU: the PyTorch gradient fixtures of fixtures/hybrid-grad (as
-// test/autograd/hybrid-grad.test.ts on the CPU; the MoE runs its dense form here, every expert on every row
-// weighted by its routing column), and one full optimiser step of each against the CPU backend.
+// test/autograd/hybrid-grad.test.ts on the CPU; the MoE runs its sparse form here, each expert's products over
+// its routed (token, slot) pairs only, ops/moe-sparse.ts), and one full optimiser step of each against the CPU backend.
 
 after(disposeGpu);
 

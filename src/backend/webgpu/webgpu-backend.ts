@@ -88,6 +88,8 @@ import { argmax, binary, unary } from './kernels/elementwise.js';
 import { moeAccumulate, moeRoute } from './kernels/moe.js';
 import { moeExperts, stackFits, stackInto } from './kernels/moe-experts.js';
 import { checkMoeExperts, checkStackExperts, type MoeExpertsArgs } from '../contract/moe-experts.js';
+import * as moeTrain from './kernels/moe-train.js';
+import * as MT from '../contract/moe-train.js';
 import { embedding } from './kernels/embedding.js';
 import { gatedRmsnorm } from './kernels/gated-rmsnorm.js';
 import { mambaStep } from './kernels/mamba-step.js';
@@ -621,6 +623,46 @@ export class WebGpuBackend implements Backend, KernelHost, TrainingKernels {
   moeExperts(a: MoeExpertsArgs): void {
     const { m, d, E, I, U } = checkMoeExperts(a);
     moeExperts(this, a, m, d, E, I, U);
+  }
+
+  moePairs(weights: Tensor, K: number): MT.MoePairs {
+    checkFloat('moePairs', 'weights', weights);
+    const [m, E] = [weights.rows, weights.cols];
+    const pr = { m, E, K, ids: this.alloc([m * K], 'i32'), wts: this.alloc([m * K]) };
+    const pairs = { ...pr, count: this.alloc([E], 'i32'), list: this.alloc([E * m], 'i32') };
+    moeTrain.moePairs(this, weights, pairs);
+    return pairs;
+  }
+
+  moeExpertProduct(a: MT.MoeExpertProductArgs): void {
+    const { P, Q } = MT.checkMoeExpertProduct('moeExpertProduct', a.a, a.w, a.pairs, a.gather, a.out);
+    moeTrain.moeExpertProduct(this, a, P, Q);
+  }
+
+  moeExpertProductBackward(a: MT.MoeExpertProductBackwardArgs): void {
+    const { P, Q } = MT.checkMoeExpertProduct('moeExpertProductBackward', a.a, a.w, a.pairs, a.gather, a.g);
+    const perPair = a.dA && a.gather ? this.alloc([a.pairs.m * a.pairs.K, Q]) : null;
+    moeTrain.moeExpertProductBackward(this, a, P, Q, perPair);
+    perPair?.dispose();
+  }
+
+  moeCombine(out: Tensor, y: Tensor, pairs: MT.MoePairs): void {
+    const d = MT.checkMoeCombine('moeCombine', y, pairs, out);
+    const packed = y.offset === 0 && y.ld === d ? y : this.contiguousCopy(y);
+    moeTrain.moeCombine(this, out, packed, pairs, d);
+    if (packed !== y) packed.dispose();
+  }
+
+  moeCombineBackward(dY: Tensor | null, dWeights: Tensor | null, g: Tensor, y: Tensor, pairs: MT.MoePairs): void {
+    const d = MT.checkMoeCombine('moeCombineBackward', y, pairs, dY, dWeights, g);
+    moeTrain.moeCombineBackward(this, dY, dWeights, g, y, pairs, d);
+  }
+
+  /** A packed copy of t (offset 0, ld = cols). */
+  private contiguousCopy(t: Tensor): Tensor {
+    const c = this.alloc(t.shape);
+    copy(this, c, t);
+    return c;
   }
 
   stackExperts(ts: readonly Tensor[]): Tensor | null {

@@ -2251,6 +2251,130 @@ export const moeSlots = {
   },
 } as const satisfies WgslModule;
 
+const moeTrain_P = {
+  struct: 'P',
+  size: 56,
+  fields: [
+    { name: 'm', type: 'u32', offset: 0 },
+    { name: 'K', type: 'u32', offset: 4 },
+    { name: 'E', type: 'u32', offset: 8 },
+    { name: 'P', type: 'u32', offset: 12 },
+    { name: 'Q', type: 'u32', offset: 16 },
+    { name: 'tiles', type: 'u32', offset: 20 },
+    { name: 'aoff', type: 'u32', offset: 24 },
+    { name: 'ald', type: 'u32', offset: 28 },
+    { name: 'woff', type: 'u32', offset: 32 },
+    { name: 'wld', type: 'u32', offset: 36 },
+    { name: 'goff', type: 'u32', offset: 40 },
+    { name: 'gld', type: 'u32', offset: 44 },
+    { name: 'ooff', type: 'u32', offset: 48 },
+    { name: 'old', type: 'u32', offset: 52 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.m !== 'number' || typeof v.K !== 'number' || typeof v.E !== 'number' ||
+      typeof v.P !== 'number' || typeof v.Q !== 'number' || typeof v.tiles !== 'number' ||
+      typeof v.aoff !== 'number' || typeof v.ald !== 'number' || typeof v.woff !== 'number' ||
+      typeof v.wld !== 'number' || typeof v.goff !== 'number' || typeof v.gld !== 'number' ||
+      typeof v.ooff !== 'number' || typeof v.old !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.m;
+    w.u32[at + 1] = v.K;
+    w.u32[at + 2] = v.E;
+    w.u32[at + 3] = v.P;
+    w.u32[at + 4] = v.Q;
+    w.u32[at + 5] = v.tiles;
+    w.u32[at + 6] = v.aoff;
+    w.u32[at + 7] = v.ald;
+    w.u32[at + 8] = v.woff;
+    w.u32[at + 9] = v.wld;
+    w.u32[at + 10] = v.goff;
+    w.u32[at + 11] = v.gld;
+    w.u32[at + 12] = v.ooff;
+    w.u32[at + 13] = v.old;
+    return true;
+  },
+} as const;
+export const moeTrain = {
+  name: 'moe-train',
+  code: "// The gradients of a mixture of experts' sparse training form (launcher kernels/moe-train.ts, contract\n// contract/moe-train.ts), over the (row, slot) pairs of moe-slots.wgsl: pair i = r·K + s runs expert\n// ids[i] (E: none), and list[e·m + j], j < count[e], are expert e's pairs in increasing row order.\n// The forward is moe-expert-matmul.wgsl (o[i] = W_e a[row(i)]) and moe-combine.wgsl's combine.\n// dx: o[i, n] = Σ_k a[i, k] · W[e·P + k, n] over expert e's listed pairs i: the product's gradient in\n//   its input, dA_e = dY_e W_e (W_e (P, Q) not transposed), the tiles of moe-expert-matmul.wgsl.\n// dw: o[e·P + n, q] = Σ_j g[list_j, n] · a[row(list_j), q]: dW_e = dY_e^T X_e over expert e's listed\n//   pairs only, summed in list (row) order; an expert no row chose gets zeros. Tiles of 64 x 64 of\n//   dW_e, the pairs 16 at a time through workgroup memory.\n// slotSum: o[r, c] = Σ_s a[r·K + s, c] in slot order: a gathered input's gradient (the token's row\n//   gets its K pairs' rows), no atomics.\n// combineDy: o[i, c] = wts[i] · g[r, c] (0 for an empty slot): the combine's gradient in y.\n// combineDw: o[r, ids[i]] = Σ_c g[r, c] · a[i, c]: its gradient in the dense routing weights (each\n//   (r, e) is one pair's, so no two threads write one element; the rest is zeroed by the launcher).\n// XGATHER: a's row of pair i is the token's, i / K (a is (m, ·)); else i (a is (pairs, ·)).\n\noverride XGATHER: bool = false;\n\nstruct P {\n  m: u32, K: u32, E: u32,\n  P: u32, Q: u32,             // dx: a (pairs, P), W_e (P, Q), o (pairs, Q); dw: g (pairs, P), a (·, Q), o (E·P, Q)\n  tiles: u32,                 // dx: row tiles per expert (ceil(m / 64)); dw: tiles of P per expert\n  aoff: u32, ald: u32,\n  woff: u32, wld: u32,\n  goff: u32, gld: u32,\n  ooff: u32, old: u32,\n}\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> W: array<f32>;          // dx: stacked experts (E·P, Q) f32\n@group(0) @binding(2) var<storage, read> a: array<f32>;          // dx: dY; dw, slotSum, combineDw: x / y\n@group(0) @binding(3) var<storage, read> g: array<f32>;          // dw: dY (pairs, P); combine*: dOut (m, d)\n@group(0) @binding(4) var<storage, read> count: array<u32>;      // (E)\n@group(0) @binding(5) var<storage, read> list: array<u32>;       // (E, m) pairs per expert\n@group(0) @binding(6) var<storage, read> ids: array<u32>;        // (pairs)\n@group(0) @binding(7) var<storage, read> wts: array<f32>;        // (pairs)\n@group(0) @binding(8) var<storage, read_write> o: array<f32>;\n\nconst BM: u32 = 64u;\nconst BN: u32 = 64u;\nconst BK: u32 = 16u;\nconst TM: u32 = 4u;\nconst TN: u32 = 4u;\n\nvar<workgroup> As: array<vec4<f32>, BK * BM / 4u>; // [kk][mm / 4]\nvar<workgroup> Bs: array<vec4<f32>, BK * BN / 4u>; // [kk][nn / 4]\nvar<workgroup> pairs: array<u32, BM>;\nvar<workgroup> rowsLeft: u32;\n\nfn arow(pr: u32) -> u32 { return select(pr, pr / p.K, XGATHER); }\n\nfn mac(tx: u32, ty: u32, acc: ptr<function, array<vec4<f32>, TM>>) {\n  for (var kk = 0u; kk < BK; kk++) {\n    let bv = Bs[kk * (BN / 4u) + tx];\n    let av = As[kk * (BM / 4u) + ty];\n    (*acc)[0] += av.x * bv;\n    (*acc)[1] += av.y * bv;\n    (*acc)[2] += av.z * bv;\n    (*acc)[3] += av.w * bv;\n  }\n}\n\n@compute @workgroup_size(256)\nfn dx(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {\n  let e = wid.y / p.tiles;\n  let m0 = (wid.y - e * p.tiles) * BM;\n  if (li == 0u) { rowsLeft = select(0u, count[e] - m0, count[e] > m0); }\n  let rows = min(workgroupUniformLoad(&rowsLeft), BM);\n  if (rows == 0u) { return; }\n  if (li < rows) { pairs[li] = list[e * p.m + m0 + li]; }\n  workgroupBarrier();\n  let n0 = wid.x * BN;\n  let tx = li % (BN / TN);\n  let ty = li / (BN / TN);\n  let wbase = p.woff + e * p.P * p.wld;\n  var acc: array<vec4<f32>, TM>;\n  for (var i = 0u; i < TM; i++) { acc[i] = vec4<f32>(0.0); }\n  for (var k0 = 0u; k0 < p.P; k0 += BK) {\n    for (var r = 0u; r < BM * BK / 256u; r++) {\n      let idx = li + 256u * r;\n      let kk = idx % BK;\n      let mm = idx / BK;\n      var av = 0.0;\n      if (mm < rows && k0 + kk < p.P) { av = a[p.aoff + pairs[mm] * p.ald + k0 + kk]; }\n      As[kk * (BM / 4u) + (mm >> 2u)][mm & 3u] = av;\n    }\n    for (var r = 0u; r < BN * BK / 256u; r++) {\n      let idx = li + 256u * r;\n      let nn = idx % BN;\n      let kk = idx / BN;\n      var bv = 0.0;\n      if (n0 + nn < p.Q && k0 + kk < p.P) { bv = W[wbase + (k0 + kk) * p.wld + n0 + nn]; }\n      Bs[kk * (BN / 4u) + (nn >> 2u)][nn & 3u] = bv;\n    }\n    workgroupBarrier();\n    mac(tx, ty, &acc);\n    workgroupBarrier();\n  }\n  for (var i = 0u; i < TM; i++) {\n    let mm = ty * TM + i;\n    if (mm >= rows) { break; }\n    let ob = p.ooff + pairs[mm] * p.old;\n    for (var j = 0u; j < TN; j++) {\n      let n = n0 + tx * TN + j;\n      if (n < p.Q) { o[ob + n] = acc[i][j]; }\n    }\n  }\n}\n\n@compute @workgroup_size(256)\nfn dw(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {\n  let e = wid.y / p.tiles;\n  let p0 = (wid.y - e * p.tiles) * BM;\n  let q0 = wid.x * BN;\n  if (li == 0u) { rowsLeft = count[e]; }\n  let n = workgroupUniformLoad(&rowsLeft);\n  let tx = li % (BN / TN);\n  let ty = li / (BN / TN);\n  var acc: array<vec4<f32>, TM>;\n  for (var i = 0u; i < TM; i++) { acc[i] = vec4<f32>(0.0); }\n  for (var j0 = 0u; j0 < n; j0 += BK) {\n    if (li < BK && j0 + li < n) { pairs[li] = list[e * p.m + j0 + li]; }\n    workgroupBarrier();\n    for (var r = 0u; r < BM * BK / 256u; r++) {\n      let idx = li + 256u * r;\n      let mm = idx % BM;\n      let kk = idx / BM;\n      var gv = 0.0;\n      if (j0 + kk < n && p0 + mm < p.P) { gv = g[p.goff + pairs[kk] * p.gld + p0 + mm]; }\n      As[kk * (BM / 4u) + (mm >> 2u)][mm & 3u] = gv;\n      var xv = 0.0;\n      if (j0 + kk < n && q0 + mm < p.Q) { xv = a[p.aoff + arow(pairs[kk]) * p.ald + q0 + mm]; }\n      Bs[kk * (BN / 4u) + (mm >> 2u)][mm & 3u] = xv;\n    }\n    workgroupBarrier();\n    mac(tx, ty, &acc);\n    workgroupBarrier();\n  }\n  for (var i = 0u; i < TM; i++) {\n    let pp = p0 + ty * TM + i;\n    if (pp >= p.P) { break; }\n    let ob = p.ooff + (e * p.P + pp) * p.old;\n    for (var j = 0u; j < TN; j++) {\n      let q = q0 + tx * TN + j;\n      if (q < p.Q) { o[ob + q] = acc[i][j]; }\n    }\n  }\n}\n\n@compute @workgroup_size(256)\nfn slotSum(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {\n  let id = gid.y * nwg.x * 256u + gid.x;\n  if (id >= p.m * p.Q) { return; }\n  let r = id / p.Q;\n  let c = id - r * p.Q;\n  var v = 0.0;\n  for (var s = 0u; s < p.K; s++) { v += a[p.aoff + (r * p.K + s) * p.ald + c]; }\n  o[p.ooff + r * p.old + c] = v;\n}\n\n@compute @workgroup_size(256)\nfn combineDy(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {\n  let id = gid.y * nwg.x * 256u + gid.x;\n  if (id >= p.m * p.K * p.Q) { return; }\n  let i = id / p.Q;\n  let c = id - i * p.Q;\n  var v = 0.0;\n  if (ids[i] < p.E) { v = wts[i] * g[p.goff + (i / p.K) * p.gld + c]; }\n  o[p.ooff + i * p.old + c] = v;\n}\n\n@compute @workgroup_size(64)\nfn combineDw(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {\n  let i = gid.y * nwg.x * 64u + gid.x;\n  if (i >= p.m * p.K) { return; }\n  let e = ids[i];\n  if (e >= p.E) { return; }\n  let r = i / p.K;\n  var v = 0.0;\n  for (var c = 0u; c < p.Q; c++) { v += g[p.goff + r * p.gld + c] * a[p.aoff + i * p.ald + c]; }\n  o[p.ooff + r * p.old + e] = v;\n}\n",
+  entries: {
+    dx: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'W', group: 0, binding: 1, access: 'read', type: 'f32', note: 'dx: stacked experts (E·P, Q) f32' },
+        { name: 'a', group: 0, binding: 2, access: 'read', type: 'f32', note: 'dx: dY; dw, slotSum, combineDw: x / y' },
+        { name: 'count', group: 0, binding: 4, access: 'read', type: 'u32', note: '(E)' },
+        { name: 'list', group: 0, binding: 5, access: 'read', type: 'u32', note: '(E, m) pairs per expert' },
+        { name: 'o', group: 0, binding: 8, access: 'read_write', type: 'f32' },
+      ],
+      uniform: moeTrain_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.W || !b.a || !b.count || !b.list || !b.o) return null;
+        return [b.W, b.a, b.count, b.list, b.o];
+      },
+    },
+    dw: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'a', group: 0, binding: 2, access: 'read', type: 'f32', note: 'dx: dY; dw, slotSum, combineDw: x / y' },
+        { name: 'g', group: 0, binding: 3, access: 'read', type: 'f32',
+          note: 'dw: dY (pairs, P); combine*: dOut (m, d)' },
+        { name: 'count', group: 0, binding: 4, access: 'read', type: 'u32', note: '(E)' },
+        { name: 'list', group: 0, binding: 5, access: 'read', type: 'u32', note: '(E, m) pairs per expert' },
+        { name: 'o', group: 0, binding: 8, access: 'read_write', type: 'f32' },
+      ],
+      uniform: moeTrain_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.a || !b.g || !b.count || !b.list || !b.o) return null;
+        return [b.a, b.g, b.count, b.list, b.o];
+      },
+    },
+    slotSum: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'a', group: 0, binding: 2, access: 'read', type: 'f32', note: 'dx: dY; dw, slotSum, combineDw: x / y' },
+        { name: 'o', group: 0, binding: 8, access: 'read_write', type: 'f32' },
+      ],
+      uniform: moeTrain_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.a || !b.o) return null;
+        return [b.a, b.o];
+      },
+    },
+    combineDy: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'g', group: 0, binding: 3, access: 'read', type: 'f32',
+          note: 'dw: dY (pairs, P); combine*: dOut (m, d)' },
+        { name: 'ids', group: 0, binding: 6, access: 'read', type: 'u32', note: '(pairs)' },
+        { name: 'wts', group: 0, binding: 7, access: 'read', type: 'f32', note: '(pairs)' },
+        { name: 'o', group: 0, binding: 8, access: 'read_write', type: 'f32' },
+      ],
+      uniform: moeTrain_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.g || !b.ids || !b.wts || !b.o) return null;
+        return [b.g, b.ids, b.wts, b.o];
+      },
+    },
+    combineDw: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'a', group: 0, binding: 2, access: 'read', type: 'f32', note: 'dx: dY; dw, slotSum, combineDw: x / y' },
+        { name: 'g', group: 0, binding: 3, access: 'read', type: 'f32',
+          note: 'dw: dY (pairs, P); combine*: dOut (m, d)' },
+        { name: 'ids', group: 0, binding: 6, access: 'read', type: 'u32', note: '(pairs)' },
+        { name: 'o', group: 0, binding: 8, access: 'read_write', type: 'f32' },
+      ],
+      uniform: moeTrain_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.a || !b.g || !b.ids || !b.o) return null;
+        return [b.a, b.g, b.ids, b.o];
+      },
+    },
+  },
+} as const satisfies WgslModule;
+
 const reduceRows_P = {
   struct: 'P',
   size: 24,
