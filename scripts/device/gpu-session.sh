@@ -39,7 +39,7 @@ step hybrid 100 node dist/bench/webgpu-hybrid.js --models granite-4.0-h-1b,falco
 step census 40 node dist/bench/webgpu-decode-census.js --prompt 512 --tokens 8 --out "$out/webgpu-decode-census.json"
 # issue 18: chunked vs token-scan prefill, decode, training, the official module
 step mamba3-prefill 180 node dist/bench/mamba3-prefill.js --reps 10 --out "$out"
-step moe-train 60 node dist/bench/webgpu-moe.js --train --out "$out"
+step moe-train 60 node dist/bench/webgpu-moe.js --train --m 512,2048 --reps 5 --check --out "$out"
 step moe 60 node dist/bench/webgpu-moe.js --dtypes f32,q4 --m 1,512 --reps 20 --out "$out"
 step mamba3-decode 60 node dist/bench/mamba3-decode.js --backend webgpu --out "$out"
 step mamba3-train 60 node dist/bench/mamba3-train.js --backend webgpu --out "$out"
