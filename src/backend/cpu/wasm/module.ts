@@ -299,28 +299,11 @@ export interface WasmKernels {
   ): void;
   /** attention_rows for prefill, four query rows a unit (attention-prefill.wat); the same arguments. */
   attention_rows4: WasmKernels['attention_rows'];
-  /** attention_rows with a key count per sequence: lens (b) i32 in place of keys (attention.wat). */
-  attention_rows_lens(
-    out: number,
-    ldo: number,
-    q: number,
-    ldq: number,
-    k: number,
-    ldk: number,
-    v: number,
-    ldv: number,
-    lq: number,
-    lk: number,
-    H: number,
-    G: number,
-    dk: number,
-    dv: number,
-    lens: number,
-    scale: number,
-    scratch: number,
-    u0: number,
-    u1: number,
-  ): void;
+  /**
+   * attention_rows with a key count per sequence: the address of lens (b) i32 in place of keys, the
+   * other arguments the same (attention.wat).
+   */
+  attention_rows_lens: WasmKernels['attention_rows'];
   /** Mamba-3's scan (mamba3.wat) for units (batch row, head) [j0, j1), tokens [t0, t1); arguments in the block at pb. */
   mamba3_scan(pb: number, j0: number, j1: number, scratch: number, t0: number, t1: number): void;
   /** The table of π tanh(angles) of proj's rows [r0, r1) that mamba3_scan reads (run first). */
