@@ -154,8 +154,15 @@ export async function timeCalls(
   run: () => void,
   mine: (kernel: string) => boolean,
   reps: number,
-): Promise<{ gpuMs: number; wallMs: number; best: number; gpuRuns: number[]; dispatches: number }> {
-  const per: number[] = [];
+): Promise<{
+  gpuMs: number;
+  wallMs: number;
+  best: number;
+  gpuRuns: number[];
+  dispatches: number;
+  kernels: ReturnType<typeof byKernel>;
+}> {
+  const runs: { ms: number; prof: [string, number][] }[] = [];
   let dispatches = 0;
   if (bk.g.features.has('timestamp-query')) {
     for (let r = 0; r < reps; r++) {
@@ -163,16 +170,21 @@ export async function timeCalls(
       run();
       const prof = (await bk.stopProfile()).filter(([k]) => mine(k));
       dispatches = prof.length;
-      per.push(prof.reduce((a, [, ns]) => a + ns, 0) / 1e6);
+      runs.push({ ms: prof.reduce((a, [, ns]) => a + ns, 0) / 1e6, prof });
     }
   }
-  per.sort((x, y) => x - y);
-  const gpuMs = per.length ? per[Math.floor(per.length / 2)] : NaN;
+  runs.sort((x, y) => x.ms - y.ms);
+  const per = runs.map((r) => r.ms);
+  // the median run, whole and by kernel (where the time of a several-dispatch call goes)
+  const median = runs.length ? runs[Math.floor(runs.length / 2)] : undefined;
+  const gpuMs = median ? median.ms : NaN;
+  const kernels = median ? byKernel(median.prof) : [];
   const t0 = performance.now();
   for (let r = 0; r < reps; r++) run();
   await bk.sync();
   const wallMs = (performance.now() - t0) / reps;
-  return { gpuMs, wallMs, best: Number.isFinite(gpuMs) ? Math.min(gpuMs, wallMs) : wallMs, gpuRuns: per, dispatches };
+  const best = Number.isFinite(gpuMs) ? Math.min(gpuMs, wallMs) : wallMs;
+  return { gpuMs, wallMs, best, gpuRuns: per, dispatches, kernels };
 }
 
 /** Sums profiled GPU time by kernel name: [name, total ms, share, dispatches]. */

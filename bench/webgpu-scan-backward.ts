@@ -189,6 +189,11 @@ try {
         official ?? '-',
         r.speedUp ? r.speedUp.toFixed(2) + 'x' : '-',
       ]);
+      // where the backward's time goes, entry point by entry point (the median run)
+      for (const k of bwd.kernels)
+        console.log(
+          `    ${k.kernel}: ${k.ms.toFixed(3)} ms (${(100 * k.share).toFixed(1)}%, ${k.dispatches} dispatches)`,
+        );
     } catch (err) {
       // a shape this device cannot hold (buffer limits) is reported, and the others still run
       if (!isMambaError(err)) throw err;

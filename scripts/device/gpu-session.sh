@@ -17,6 +17,8 @@ left() { echo $((budget - SECONDS)); }
 step() { # name, seconds, command...: runs it if that many seconds are left, with that limit
   local name=$1 need=$2
   shift 2
+  # ONLY="name name ...": run just those steps (a second call that picks up what the first left)
+  if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then return; fi
   if [ "$(left)" -lt "$need" ]; then echo "$name: not run (time)" >> "$out/summary.txt"; return; fi
   timeout "$need" "$@" > "$out/$name.log" 2>&1
   echo "$name: rc $? after ${SECONDS}s" >> "$out/summary.txt"
@@ -25,18 +27,20 @@ nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader >
 { command -v nvcc || ls /usr/local/cuda*/bin/nvcc; python3 -c "import torch, triton; print(torch.__version__, torch.version.cuda, triton.__version__)"; } > "$out/env.txt" 2>&1
 export PATH=$PATH:/usr/local/cuda/bin
 # the official float32 selective scan builds on the CPU while the GPU runs our kernels
-(timeout 360 python3 scripts/device/build_selective_scan.py --mamba-src "$msrc" --build-dir /tmp/ssb > "$out/build.log" 2>&1
+needs_build() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" official-"* ]]; }
+needs_build && (timeout 360 python3 scripts/device/build_selective_scan.py --mamba-src "$msrc" --build-dir /tmp/ssb > "$out/build.log" 2>&1
   echo "rc $?" >> "$out/build.log") &
-build=$!
 # issue 17: the rewritten scan backward against the official kernel built above, then training
 step scan-backward 80 node dist/bench/webgpu-scan-backward.js --reps 10 --out "$out"
-wait $build
+step scan-backward-32 60 node dist/bench/webgpu-scan-backward.js --reps 10 --chunk 32 --out "$out/chunk32"
+wait
 step official-scan 60 python3 bench/official-scan.py --mamba-src "$msrc" --build-dir /tmp/ssb --out "$out/official-scan.json"
 step train-webgpu 70 node dist/bench/train.js --backend webgpu --d-model 768 --layers 24 --seq-len 2048 --batch 1 --vocab 50280 --steps 3 --out "$out/train-webgpu.json"
 step official-train 90 python3 bench/official-train-step.py --mamba-src "$msrc" --build-dir /tmp/ssb --out "$out/official-train.json" --steps 5
 # issue 14: decode after the dispatch cuts, read beside the census (dispatches per token)
 step hybrid 100 node dist/bench/webgpu-hybrid.js --models granite-4.0-h-1b,falcon-h1-0.5b --dtypes f32,q4 --out "$out"
-step census 40 node dist/bench/webgpu-decode-census.js --prompt 512 --tokens 8 --out "$out/webgpu-decode-census.json"
+step hybrid-falcon-q4 60 node dist/bench/webgpu-hybrid.js --models falcon-h1-0.5b --dtypes q4 --out "$out/falcon-q4"
+step census 40 node dist/bench/webgpu-decode-census.js --prompt 512 --tokens 8 --out "$out"
 # issue 18: chunked vs token-scan prefill, decode, training, the official module
 step mamba3-prefill 180 node dist/bench/mamba3-prefill.js --reps 10 --out "$out"
 step moe-train 60 node dist/bench/webgpu-moe.js --train --m 512,2048 --reps 5 --check --out "$out"
