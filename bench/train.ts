@@ -18,6 +18,7 @@ import { benchArgs, resultFile } from '../src/cli/bench-suites.js';
 import { backward } from '../src/autograd/backward.js';
 import { CpuBackend } from '../src/backend/cpu/cpu-backend.js';
 import { missingTrainingKernels } from '../src/backend/contract/training.js';
+import { WebGpuBackend } from '../src/backend/webgpu/webgpu-backend.js';
 import { createBackend } from '../src/node/backends.js';
 import * as F from '../src/ops/ops.js';
 import { scope } from '../src/tensor/scope.js';
@@ -26,6 +27,7 @@ import { modelConfigFor } from '../src/train/model-io.js';
 import { AdamW } from '../src/train/optimizer.js';
 import { Rng } from '../src/train/rng.js';
 import { DEFAULT_SETTINGS } from '../src/train/settings.js';
+import { byKernel } from './webgpu-common.js';
 
 const a = benchArgs('train');
 const { steps, layers: nLayer, batch: b, vocab: V } = a;
@@ -66,6 +68,14 @@ interface Measured {
   parameters: number;
   vocab: number;
   backend: string;
+  /** WebGPU: one profiled step's GPU time (the sum of its dispatches) and the kernels that lead it. */
+  gpu?:
+    | {
+        msPerStep: number;
+        dispatchesPerStep: number;
+        top: { kernel: string; ms: number; share: number; dispatches: number }[];
+      }
+    | undefined;
 }
 
 /** One configuration, in this process: prints its JSON. */
@@ -119,6 +129,20 @@ async function measure(threads: number): Promise<Measured> {
   const seconds = (performance.now() - t0) / 1000;
   const known = [...kernelSeconds.values()].reduce((s, x) => s + x, 0);
   kernelSeconds.set('other (host code, allocation)', seconds - known);
+  // WebGPU: one more step with every dispatch timed (timestamp queries), to tell the GPU's share of the
+  // step from the host's (encoding, autograd, allocation) and to see which kernels lead
+  let gpu: Measured['gpu'];
+  if (bk instanceof WebGpuBackend && bk.g.features.has('timestamp-query')) {
+    bk.startProfile();
+    await step();
+    const prof = await bk.stopProfile();
+    const kernels = byKernel(prof);
+    gpu = {
+      msPerStep: +kernels.reduce((s, k) => s + k.ms, 0).toFixed(2),
+      dispatchesPerStep: prof.length,
+      top: kernels.slice(0, 15).map((k) => ({ ...k, ms: +k.ms.toFixed(3), share: +k.share.toFixed(4) })),
+    };
+  }
   const result: Measured = {
     threads,
     kernels: bk instanceof CpuBackend ? bk.kernels : '-',
@@ -132,6 +156,7 @@ async function measure(threads: number): Promise<Measured> {
     ),
     parameters: lm.parameterCount(),
     vocab: cfg.vocabSize,
+    gpu,
   };
   bk.dispose?.();
   return result;
@@ -207,6 +232,11 @@ for (const r of runs) {
         .map(([k, s]) => `${k} ${s.toFixed(2)}`)
         .join(', '),
   );
+  if (r.gpu)
+    console.log(
+      `GPU time of one profiled step: ${r.gpu.msPerStep} ms in ${r.gpu.dispatchesPerStep} dispatches; by kernel: ` +
+        r.gpu.top.map((k) => `${k.kernel} ${k.ms} ms (${k.dispatches})`).join(', '),
+    );
 }
 const file = resultFile(`train-${first.backend}${kernels === 'ts' && first.backend === 'cpu' ? '-ts' : ''}`, a.out);
 writeFileSync(file, JSON.stringify(result, null, 1) + '\n');

@@ -39,7 +39,7 @@ step train-webgpu 70 node dist/bench/train.js --backend webgpu --d-model 768 --l
 step official-train 90 python3 bench/official-train-step.py --mamba-src "$msrc" --build-dir /tmp/ssb --out "$out/official-train.json" --steps 5
 # issue 14: decode after the dispatch cuts, read beside the census (dispatches per token)
 step hybrid 100 node dist/bench/webgpu-hybrid.js --models granite-4.0-h-1b,falcon-h1-0.5b --dtypes f32,q4 --out "$out"
-step hybrid-falcon-q4 60 node dist/bench/webgpu-hybrid.js --models falcon-h1-0.5b --dtypes q4 --out "$out/falcon-q4"
+step hybrid-falcon-q4 90 node dist/bench/webgpu-hybrid.js --models falcon-h1-0.5b --dtypes q4 --out "$out/falcon-q4"
 step census 40 node dist/bench/webgpu-decode-census.js --prompt 512 --tokens 8 --out "$out"
 # issue 18: chunked vs token-scan prefill, decode, training, the official module
 step mamba3-prefill 180 node dist/bench/mamba3-prefill.js --reps 10 --out "$out"
