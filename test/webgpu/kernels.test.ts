@@ -87,37 +87,40 @@ test('matmul: every transposition, bias, accumulate, views, f16/bf16 operands, o
   }
 });
 
-test('matmul with 128 x 128 tiles (8 x 8 per thread): transpositions, 16-bit operands, edges', async (t) => {
-  const g = await openAdapter(t, { matmulTile: 128 });
-  if (!g) return;
-  try {
-    let seed = 500;
-    for (const [m, q, p] of [
-      [130, 9, 129],
-      [9, 40, 200],
-      [256, 24, 128],
-    ] as const) {
-      for (const [transA, transB, bdt] of [
-        [false, true, 'f32'],
-        [false, false, 'bf16'],
-        [true, true, 'f16'],
-        [true, false, 'f32'],
+for (const matmulRegisters of [true, false])
+  test(`matmul with 128 x 128 tiles (8 x 8 per thread, ${matmulRegisters ? 'named registers, prefetched slices' : 'loop form'}): transpositions, 16-bit operands, edges`, async (t) => {
+    const g = await openAdapter(t, { matmulTile: 128, matmulRegisters });
+    if (!g) return;
+    try {
+      let seed = 500;
+      for (const [m, q, p] of [
+        [130, 9, 129],
+        [9, 40, 200],
+        [256, 24, 128],
+        [131, 77, 257],
       ] as const) {
-        const a = transA ? rand(g, [q, m], seed++) : rand(g, [m, q], seed++, { pad: 1 });
-        const b = transB ? rand(g, [p, q], seed++, { dtype: bdt }) : rand(g, [q, p], seed++, { dtype: bdt });
-        const bias = rand(g, [p], seed++);
-        const out = rand(g, [m, p], seed++);
-        const o = { transA, transB, accumulate: transA };
-        C.matmul(out.c, a.c, b.c, { ...o, bias: bias.c });
-        g.matmul(out.g, a.g, b.g, { ...o, bias: bias.g });
-        const [x, y] = await both(out);
-        assertClose(x, y, `matmul 128-tile m=${m} q=${q} p=${p} transA=${transA} transB=${transB} ${bdt}`, 1e-4, 1e-5);
+        for (const [transA, transB, bdt] of [
+          [false, true, 'f32'],
+          [false, false, 'bf16'],
+          [true, true, 'f16'],
+          [true, false, 'f32'],
+        ] as const) {
+          const a = transA ? rand(g, [q, m], seed++) : rand(g, [m, q], seed++, { pad: 1 });
+          const b = transB ? rand(g, [p, q], seed++, { dtype: bdt }) : rand(g, [q, p], seed++, { dtype: bdt });
+          const bias = rand(g, [p], seed++);
+          const out = rand(g, [m, p], seed++);
+          const o = { transA, transB, accumulate: transA };
+          C.matmul(out.c, a.c, b.c, { ...o, bias: bias.c });
+          g.matmul(out.g, a.g, b.g, { ...o, bias: bias.g });
+          const [x, y] = await both(out);
+          const what = `matmul 128-tile (registers ${matmulRegisters}) m=${m} q=${q} p=${p} transA=${transA} transB=${transB} ${bdt}`;
+          assertClose(x, y, what, 1e-4, 1e-5);
+        }
       }
+    } finally {
+      g.dispose();
     }
-  } finally {
-    g.dispose();
-  }
-});
+  });
 
 test('matmul: the 16-byte decode path (aligned rows) matches, f32 and 16-bit weights, batch 1-8', async (t) => {
   const g = await requireAdapter(t);

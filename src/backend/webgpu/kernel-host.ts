@@ -38,6 +38,11 @@ export interface KernelOptions {
   matvecRows: number;
   /** Output tile of the matrix product (64 or 128); 0 chooses from the shape (default). */
   matmulTile: number;
+  /**
+   * The 128 x 128 tile's form: true (default) keeps each thread's 8 x 8 block in named registers and
+   * prefetches the next k slice (matmul.wgsl `wide`); false runs the loop form (`main`), for A/B runs.
+   */
+  matmulRegisters: boolean;
   /** Mamba-2's SSD scan: step by step, chunked, or chosen from the length (default 'auto': chunked past 16 steps). */
   ssdPath: SsdPath;
   /** Chunk length of the chunked SSD scan (any length >= 1; the result differs by rounding only); 0 = default (256). */

@@ -156,6 +156,7 @@ export class WebGpuBackend implements Backend, KernelHost, TrainingKernels {
       scanWorkgroup: o.scanWorkgroup ?? 0,
       matvecRows: o.matvecRows ?? 0,
       matmulTile: o.matmulTile ?? 0,
+      matmulRegisters: o.matmulRegisters ?? true,
       ssdPath: o.ssdPath ?? 'auto',
       ssdChunk: o.ssdChunk ?? 0,
       fuseNorm: o.fuseNorm ?? true,

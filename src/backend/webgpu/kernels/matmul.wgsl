@@ -110,3 +110,115 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
     }
   }
 }
+
+// ---- `wide`: the 128 x 128 tile with its 8 x 8 block per thread in named registers ---------------
+// The same product as `main` with BM = BN = 128, BK = 8, TM = TN = 8, written so that no array is
+// indexed by a loop counter (a private array indexed at run time can land in the GPU's local memory,
+// which made `main`'s large tiles run at a few TFLOP/s): sixteen vec4 accumulators, c_r (columns
+// 4 tx .. 4 tx + 3) and d_r (64 + 4 tx ..) for the thread's rows r = 4 ty .. 4 ty + 3 and 64 + 4 ty ..
+// (neighbouring threads read neighbouring vec4s of the tiles: no bank conflicts). The next k slice's
+// eight operand values are loaded into registers before the current slice is multiplied, so the
+// global loads' latency hides behind the arithmetic. Each output sums over k in increasing order, as
+// `main` does.
+const WK: u32 = 8u;    // k slice
+var<workgroup> Aw: array<vec4<f32>, 256>; // [kk][m / 4], 128 rows
+var<workgroup> Bw: array<vec4<f32>, 256>; // [kk][n / 4], 128 columns
+
+// The r-th (0..3) value thread li loads of a's 128 x 8 slice at (m0, k0), and where it goes in Aw.
+fn wa_idx(li: u32, r: u32) -> vec2u {
+  let idx = li + 256u * r;
+  if (TRANS_A) { return vec2u(idx % 128u, idx / 128u); } // (mm, kk): consecutive threads, consecutive m
+  return vec2u(idx / WK, idx % WK);                       // consecutive threads, consecutive k
+}
+fn wa(m0: u32, k0: u32, li: u32, r: u32) -> f32 {
+  let t = wa_idx(li, r);
+  let mm = m0 + t.x;
+  let kk = k0 + t.y;
+  if (mm >= p.m || kk >= p.q) { return 0.0; }
+  if (TRANS_A) { return la(p.aoff + kk * p.ald + mm); }
+  return la(p.aoff + mm * p.ald + kk);
+}
+fn wb_idx(li: u32, r: u32) -> vec2u {
+  let idx = li + 256u * r;
+  if (TRANS_B) { return vec2u(idx / WK, idx % WK); } // (nn, kk)
+  return vec2u(idx % 128u, idx / 128u);
+}
+fn wb(n0: u32, k0: u32, li: u32, r: u32) -> f32 {
+  let t = wb_idx(li, r);
+  let nn = n0 + t.x;
+  let kk = k0 + t.y;
+  if (nn >= p.p || kk >= p.q) { return 0.0; }
+  if (TRANS_B) { return lb(p.boff + nn * p.bld + kk); }
+  return lb(p.boff + kk * p.bld + nn);
+}
+fn wa_put(li: u32, r: u32, v: f32) {
+  let t = wa_idx(li, r);
+  Aw[t.y * 32u + (t.x >> 2u)][t.x & 3u] = v;
+}
+fn wb_put(li: u32, r: u32, v: f32) {
+  let t = wb_idx(li, r);
+  Bw[t.y * 32u + (t.x >> 2u)][t.x & 3u] = v;
+}
+// One output row's four columns from n on: bias and accumulate as `main`, bounds per column.
+fn w_store(mrow: u32, n: u32, v: vec4<f32>) {
+  if (mrow >= p.m) { return; }
+  let ob = p.ooff + mrow * p.old;
+  for (var j = 0u; j < 4u; j++) {
+    let c = n + j;
+    if (c < p.p) {
+      var y = v[j];
+      if (p.has_bias != 0u) { y += lbias(p.biasoff + c); }
+      if (p.acc != 0u) { y += o[ob + c]; }
+      o[ob + c] = y;
+    }
+  }
+}
+
+@compute @workgroup_size(256)
+fn wide(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {
+  let m0 = wid.y * 128u;
+  let n0 = wid.x * 128u;
+  let tx = li % 16u;
+  let ty = li / 16u;
+  let z = vec4<f32>(0.0);
+  var c0 = z; var c1 = z; var c2 = z; var c3 = z; var c4 = z; var c5 = z; var c6 = z; var c7 = z;
+  var d0 = z; var d1 = z; var d2 = z; var d3 = z; var d4 = z; var d5 = z; var d6 = z; var d7 = z;
+  var pa0 = wa(m0, 0u, li, 0u); var pa1 = wa(m0, 0u, li, 1u); var pa2 = wa(m0, 0u, li, 2u); var pa3 = wa(m0, 0u, li, 3u);
+  var pb0 = wb(n0, 0u, li, 0u); var pb1 = wb(n0, 0u, li, 1u); var pb2 = wb(n0, 0u, li, 2u); var pb3 = wb(n0, 0u, li, 3u);
+  for (var k0 = 0u; k0 < p.q; k0 += WK) {
+    wa_put(li, 0u, pa0); wa_put(li, 1u, pa1); wa_put(li, 2u, pa2); wa_put(li, 3u, pa3);
+    wb_put(li, 0u, pb0); wb_put(li, 1u, pb1); wb_put(li, 2u, pb2); wb_put(li, 3u, pb3);
+    workgroupBarrier();
+    let k1 = k0 + WK;
+    if (k1 < p.q) {
+      pa0 = wa(m0, k1, li, 0u); pa1 = wa(m0, k1, li, 1u); pa2 = wa(m0, k1, li, 2u); pa3 = wa(m0, k1, li, 3u);
+      pb0 = wb(n0, k1, li, 0u); pb1 = wb(n0, k1, li, 1u); pb2 = wb(n0, k1, li, 2u); pb3 = wb(n0, k1, li, 3u);
+    }
+    for (var kk = 0u; kk < WK; kk++) {
+      let a0 = Aw[kk * 32u + ty];
+      let a1 = Aw[kk * 32u + ty + 16u];
+      let b0 = Bw[kk * 32u + tx];
+      let b1 = Bw[kk * 32u + tx + 16u];
+      c0 += a0.x * b0; d0 += a0.x * b1;
+      c1 += a0.y * b0; d1 += a0.y * b1;
+      c2 += a0.z * b0; d2 += a0.z * b1;
+      c3 += a0.w * b0; d3 += a0.w * b1;
+      c4 += a1.x * b0; d4 += a1.x * b1;
+      c5 += a1.y * b0; d5 += a1.y * b1;
+      c6 += a1.z * b0; d6 += a1.z * b1;
+      c7 += a1.w * b0; d7 += a1.w * b1;
+    }
+    workgroupBarrier();
+  }
+  let r0 = m0 + 4u * ty;
+  let r1 = m0 + 64u + 4u * ty;
+  let n = n0 + 4u * tx;
+  w_store(r0, n, c0); w_store(r0, n + 64u, d0);
+  w_store(r0 + 1u, n, c1); w_store(r0 + 1u, n + 64u, d1);
+  w_store(r0 + 2u, n, c2); w_store(r0 + 2u, n + 64u, d2);
+  w_store(r0 + 3u, n, c3); w_store(r0 + 3u, n + 64u, d3);
+  w_store(r1, n, c4); w_store(r1, n + 64u, d4);
+  w_store(r1 + 1u, n, c5); w_store(r1 + 1u, n + 64u, d5);
+  w_store(r1 + 2u, n, c6); w_store(r1 + 2u, n + 64u, d6);
+  w_store(r1 + 3u, n, c7); w_store(r1 + 3u, n + 64u, d7);
+}

@@ -1,0 +1,113 @@
+/**
+ * The tiled f32 matrix product on WebGPU, by form: the 128 x 128 tile in its loop form (matmul.wgsl
+ * `main`, `matmulRegisters: false`) against the named-register form with prefetched k slices (`wide`,
+ * the default), on the products of training and prefilling a mamba-130m-shaped model at length 2048
+ * (m = 2048 tokens): in_proj, out_proj and lm_head forward (x W^T), their input gradients (dY W) and
+ * weight gradients (dY^T X). GPU time from timestamp queries (median of --reps), TFLOP/s = 2 m q p / t,
+ * and the largest difference between the two forms' outputs.
+ *   node dist/bench/webgpu-matmul.js [--reps 10] [--out DIR] [--divide 1 (every dimension divided by it)]
+ * Writes webgpu-matmul.json (machine, command, rows) into --out (default bench/results).
+ */
+import type { Tensor } from '../src/tensor/tensor.js';
+import { backend, machine, random, table, timeCalls, writeResult } from './webgpu-common.js';
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i < 0) return fallback;
+  const v = process.argv[i + 1];
+  if (v === undefined || v.startsWith('--')) throw new Error(`--${name} needs a value`);
+  return v;
+}
+for (const a of process.argv.slice(2))
+  if (a.startsWith('--') && !['reps', 'out', 'divide'].includes(a.slice(2)))
+    throw new Error(`unknown option ${a}; options: --reps --out --divide`);
+const reps = Number(arg('reps', '10'));
+/** Every dimension divided by this (a quick run on a CPU adapter). */
+const divide = Number(arg('divide', '1'));
+const out = process.argv.includes('--out') ? arg('out', '') : undefined;
+
+/** [name, m, q, p, transA, transB]: out (m, p) = op(a) (m, q) · op(b) (q, p). */
+const PRODUCTS: [string, number, number, number, boolean, boolean][] = [
+  ['in_proj x W^T', 2048, 768, 3072, false, true],
+  ['out_proj x W^T', 2048, 1536, 768, false, true],
+  ['lm_head x E^T', 2048, 768, 50280, false, true],
+  ['in_proj dY W', 2048, 3072, 768, false, false],
+  ['in_proj dW = dY^T X', 3072, 2048, 768, true, false],
+  ['lm_head dW = dY^T X', 50280, 2048, 768, true, false],
+];
+
+const forms = [
+  { name: 'loop form', bk: await backend({ matmulTile: 128, matmulRegisters: false }) },
+  { name: 'registers', bk: await backend({ matmulTile: 128, matmulRegisters: true }) },
+];
+const rows: (string | number)[][] = [
+  [
+    'product',
+    '(m, q, p)',
+    ...forms.map((f) => `${f.name} ms`),
+    ...forms.map((f) => `${f.name} TFLOP/s`),
+    'speed-up',
+    'max |diff|',
+  ],
+];
+const results: Record<string, unknown>[] = [];
+try {
+  for (const [name, m0, q0, p0, transA, transB] of PRODUCTS) {
+    const [m, q, p] = [m0, q0, p0].map((x) => Math.ceil(x / divide));
+    const ms: number[] = [];
+    const outs: Float32Array[] = [];
+    for (const { bk } of forms) {
+      const a = random(bk, transA ? [q, m] : [m, q], -1, 1, 1);
+      const b = random(bk, transB ? [p, q] : [q, p], -1, 1, 2);
+      const o: Tensor = bk.alloc([m, p]);
+      bk.matmul(o, a, b, { transA, transB });
+      const t = await timeCalls(
+        bk,
+        () => bk.matmul(o, a, b, { transA, transB }),
+        (k) => k.startsWith('matmul'),
+        reps,
+      );
+      ms.push(Number.isFinite(t.gpuMs) ? t.gpuMs : t.wallMs);
+      outs.push((await o.read()) as Float32Array);
+      for (const x of [a, b, o]) x.dispose();
+    }
+    let diff = 0;
+    for (let i = 0; i < outs[0].length; i++) diff = Math.max(diff, Math.abs(outs[0][i] - outs[1][i]));
+    const tf = ms.map((x) => (2 * m * q * p) / (x * 1e9));
+    results.push({
+      product: name,
+      m,
+      q,
+      p,
+      transA,
+      transB,
+      ms: Object.fromEntries(forms.map((f, i) => [f.name, ms[i]])),
+      tflops: tf,
+      maxDiff: diff,
+    });
+    rows.push([
+      name,
+      `(${m}, ${q}, ${p})`,
+      ...ms.map((x) => x.toFixed(3)),
+      ...tf.map((x) => x.toFixed(2)),
+      (ms[0] / ms[1]).toFixed(2) + 'x',
+      diff.toExponential(1),
+    ]);
+    console.log(rows[rows.length - 1].join('  '));
+  }
+  console.log(table(rows));
+  console.log(
+    'wrote',
+    writeResult(
+      'webgpu-matmul',
+      {
+        machine: machine(forms[0].bk),
+        command: `node dist/bench/webgpu-matmul.js ${process.argv.slice(2).join(' ')}`.trim(),
+        results,
+      },
+      out,
+    ),
+  );
+} finally {
+  for (const f of forms) f.bk.dispose();
+}
