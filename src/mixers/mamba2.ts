@@ -175,6 +175,8 @@ export class Mamba2Mixer implements Mixer {
       hOut: ssm,
     });
     if (this.w.normWeight) bk.gatedRmsnorm(ws.yn, ws.y2, ws.z, this.w.normWeight, this.normOpts);
+    else if (bk.unaryMul)
+      bk.unaryMul('silu', ws.yn, ws.z, ws.y2); // y ⊙ silu(z) in one pass
     else if (ws.gate) {
       bk.unary('silu', ws.gate, ws.z);
       bk.binary('mul', ws.yn, ws.y2, ws.gate);
@@ -205,7 +207,7 @@ export class Mamba2Mixer implements Mixer {
         B3: xBCc.narrow(e, g * n),
         C3: xBCc.narrow(e + g * n, g * n),
         y2: y.reshape([b, e]),
-        gate: this.w.normWeight ? null : bk.alloc([b, e]).keep(),
+        gate: this.w.normWeight || bk.unaryMul ? null : bk.alloc([b, e]).keep(),
       };
       this.workspaces.set(b, ws);
     }

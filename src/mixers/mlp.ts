@@ -76,8 +76,12 @@ export class Mlp implements Mixer {
           gate = ws.up.narrow(0, I);
           up = ws.up.narrow(I, I);
         }
-        bk.unary('silu', ws.act, gate);
-        bk.binary('mul', ws.act, ws.act, up);
+        if (bk.unaryMul)
+          bk.unaryMul('silu', ws.act, gate, up); // one pass where the backend fuses it
+        else {
+          bk.unary('silu', ws.act, gate);
+          bk.binary('mul', ws.act, ws.act, up);
+        }
         break;
       }
       case 'relu2':

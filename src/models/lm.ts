@@ -168,18 +168,19 @@ export class LanguageModel<C extends LmConfig = ModelConfig> {
     const es = this.options.embeddingScale;
     if (es !== undefined && es !== 1) bk.binary('mul', ws.residual, ws.residual, this.constant(es, this.dModel));
     let pending = false; // ws.hidden holds a block's output not yet added into the residual
+    let pendingScale = 1; // ... times this (its block's scale, taken into the add)
     this.blocks.forEach((blk, i) => {
       const st = state.layers[i];
       // where the backend fuses the whole block (norm, mixer, residual add), one call does it
       const scaled = blk.scale !== undefined && blk.scale !== 1;
       if (!pending && !scaled && blk.mixer.blockStep?.(ws.residual, blk.norm, this.eps, st)) return;
-      // residual += previous hidden (if any), normed = rmsnorm(residual)
-      bk.addRmsnorm(ws.normed, ws.residual, pending ? ws.hidden : null, blk.norm, this.eps);
+      // residual += scale · previous hidden (if any), normed = rmsnorm(residual)
+      bk.addRmsnorm(ws.normed, ws.residual, pending ? ws.hidden : null, blk.norm, this.eps, pendingScale);
       blk.mixer.step(ws.normed, ws.hidden, st, state.stepPosition);
-      if (scaled) bk.binary('mul', ws.hidden, ws.hidden, this.constant(blk.scale as number, this.dModel));
       pending = true;
+      pendingScale = blk.scale ?? 1;
     });
-    bk.addRmsnorm(ws.normed, ws.residual, pending ? ws.hidden : null, this.normF, this.eps);
+    bk.addRmsnorm(ws.normed, ws.residual, pending ? ws.hidden : null, this.normF, this.eps, pendingScale);
     bk.matmul(ws.logits, ws.normed, this.lmHead, { transB: true });
     const div = this.options.logitsDivisor;
     if (div !== undefined && div !== 1) bk.binary('div', ws.logits, ws.logits, this.constant(div, this.vocabSize));

@@ -22,11 +22,12 @@ export interface InferenceKernels {
 
   /**
    * Fused residual add + RMSNorm over rows of width d:
-   *   if x: residual <- residual + x   (in place; the residual stream)
+   *   if x: residual <- residual + xScale · x   (in place; the residual stream)
    *   out <- residual * rsqrt(mean(residual^2) + eps) * weight
-   * residual, x, out (m, d); weight (d).
+   * residual, x, out (m, d); weight (d). `xScale` (default 1) is a branch's output multiplier (Granite's
+   * residual_multiplier) taken into the add instead of a separate elementwise pass over x.
    */
-  addRmsnorm(out: Tensor, residual: Tensor, x: Tensor | null, weight: Tensor, eps: number): void;
+  addRmsnorm(out: Tensor, residual: Tensor, x: Tensor | null, weight: Tensor, eps: number, xScale?: number): void;
 
   /**
    * Causal depthwise conv1d along l with optional SiLU, carrying a state:
@@ -61,6 +62,13 @@ export interface InferenceKernels {
 
   /** Elementwise `out <- a (op) b`; b the same shape as a, or one row (cols) broadcast over a's rows. */
   binary(op: BinaryOp, out: Tensor, a: Tensor, b: Tensor): void;
+
+  /**
+   * Optional: elementwise `out <- f(x) ⊙ y` in one pass (a gated activation: SwiGLU's silu(gate) ⊙ up),
+   * the same result as `unary(op, t, x)` then `binary('mul', out, t, y)`, which callers run where it
+   * is absent. x, y, out the same shape; out must not share storage with x or y.
+   */
+  unaryMul?(op: UnaryOp, out: Tensor, x: Tensor, y: Tensor): void;
 
   /** out (b) i32 <- index of the largest element of each row of x (b, V); the first one on ties. */
   argmax(out: Tensor, x: Tensor): void;
@@ -400,6 +408,12 @@ export function checkElementwise(op: string, out: Tensor, a: Tensor, b?: Tensor)
       fail('SHAPE_MISMATCH', `${op}: b has shape ${fmtShape(b.shape)}, expected ${fmtShape(a.shape)} or (${a.cols})`);
     }
   }
+}
+
+export function checkUnaryMul(op: UnaryOp, out: Tensor, x: Tensor, y: Tensor): void {
+  checkElementwise(`unaryMul(${op})`, out, x, y);
+  if (y.rows !== x.rows || y.cols !== x.cols)
+    fail('SHAPE_MISMATCH', `unaryMul(${op}): y has shape ${fmtShape(y.shape)}, expected ${fmtShape(x.shape)}`);
 }
 
 export function checkArgmax(out: Tensor, x: Tensor): void {

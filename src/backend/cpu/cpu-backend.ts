@@ -511,10 +511,10 @@ export class CpuBackend implements Backend {
     else embedding(this.view(out), this.view(ids) as View, this.view(table), m, d);
   }
 
-  addRmsnorm(out: Tensor, residual: Tensor, x: Tensor | null, weight: Tensor, eps: number): void {
+  addRmsnorm(out: Tensor, residual: Tensor, x: Tensor | null, weight: Tensor, eps: number, xScale = 1): void {
     const { m, d } = checkRmsnorm(out, residual, x, weight);
-    if (this.wasm && this.wasm.addRmsnorm(out, residual, x, weight, m, d, eps)) return;
-    addRmsnorm(this.view(out), this.view(residual), this.opt(x), this.view(weight), m, d, eps);
+    if (this.wasm && this.wasm.addRmsnorm(out, residual, x, weight, m, d, eps, xScale)) return;
+    addRmsnorm(this.view(out), this.view(residual), this.opt(x), this.view(weight), m, d, eps, xScale);
   }
 
   causalConv1d(out: Tensor, x: Tensor, weight: Tensor, bias: Tensor | null, state: Tensor | null, silu: boolean): void {

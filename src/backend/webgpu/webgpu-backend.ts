@@ -14,6 +14,7 @@ import {
   checkGatedRmsnorm,
   checkMatmul,
   checkRmsnorm,
+  checkUnaryMul,
   checkScan,
   checkSsdScan,
   type BinaryOp,
@@ -93,6 +94,7 @@ import * as MT from '../contract/moe-train.js';
 import { embedding } from './kernels/embedding.js';
 import { gatedRmsnorm } from './kernels/gated-rmsnorm.js';
 import { mambaStep } from './kernels/mamba-step.js';
+import { unaryMul } from './kernels/unary-mul.js';
 import { matmul } from './kernels/matmul.js';
 import { wholeQ4 } from './kernels/launch.js';
 import { rmsnorm } from './kernels/rmsnorm.js';
@@ -455,9 +457,9 @@ export class WebGpuBackend implements Backend, KernelHost, TrainingKernels {
     embedding(this, out, ids, table, m, d);
   }
 
-  addRmsnorm(out: Tensor, residual: Tensor, x: Tensor | null, weight: Tensor, eps: number): void {
+  addRmsnorm(out: Tensor, residual: Tensor, x: Tensor | null, weight: Tensor, eps: number, xScale = 1): void {
     const { m, d } = checkRmsnorm(out, residual, x, weight);
-    rmsnorm(this, out, residual, x, weight, eps, m, d);
+    rmsnorm(this, out, residual, x, weight, eps, m, d, xScale);
   }
 
   causalConv1d(out: Tensor, x: Tensor, weight: Tensor, bias: Tensor | null, state: Tensor | null, silu: boolean): void {
@@ -478,6 +480,11 @@ export class WebGpuBackend implements Backend, KernelHost, TrainingKernels {
   binary(op: BinaryOp, out: Tensor, a: Tensor, b: Tensor): void {
     checkElementwise(op, out, a, b);
     binary(this, op, out, a, b);
+  }
+
+  unaryMul(op: UnaryOp, out: Tensor, x: Tensor, y: Tensor): void {
+    checkUnaryMul(op, out, x, y);
+    unaryMul(this, op, out, x, y);
   }
 
   argmax(out: Tensor, x: Tensor): void {

@@ -3,7 +3,7 @@ import type { FView } from './view.js';
 
 /**
  * Fused residual add + RMSNorm (REFERENCE.md §1), rows of width d:
- *   residual <- residual + x            (when x is given; the f32 residual stream)
+ *   residual <- residual + xScale · x   (when x is given; the f32 residual stream)
  *   out      <- residual * rsqrt(mean(residual^2) + eps) * weight
  * The mean is accumulated in f64; PyTorch accumulates in f32 (differences ~1e-7 relative).
  */
@@ -15,7 +15,9 @@ export function addRmsnorm(
   m: number,
   d: number,
   eps: number,
+  xScale = 1,
 ): void {
+  const s = Math.fround(xScale); // an f32 multiplier, as a constant row of it would be
   const O = out.data as Float32Array;
   const R = residual.data as Float32Array;
   const w =
@@ -27,7 +29,8 @@ export function addRmsnorm(
     if (x) {
       const X = x.data as Float32Array;
       const xo = x.off + i * x.ld;
-      for (let c = 0; c < d; c++) R[r + c] = R[r + c] + X[xo + c];
+      if (xScale === 1) for (let c = 0; c < d; c++) R[r + c] = R[r + c] + X[xo + c];
+      else for (let c = 0; c < d; c++) R[r + c] = R[r + c] + Math.fround(X[xo + c] * s);
     }
     let ss = 0;
     for (let c = 0; c < d; c++) ss += R[r + c] * R[r + c];

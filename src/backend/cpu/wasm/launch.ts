@@ -416,7 +416,7 @@ export class WasmOps {
     return true;
   }
 
-  /** Fused residual add + RMSNorm; weight f32. */
+  /** Fused residual add (x scaled by xScale) + RMSNorm; weight f32. */
   addRmsnorm(
     out: Tensor,
     residual: Tensor,
@@ -425,6 +425,7 @@ export class WasmOps {
     m: number,
     d: number,
     eps: number,
+    xScale = 1,
   ): boolean {
     if (weight.dtype !== 'f32') return false;
     this.begin(residual);
@@ -439,6 +440,7 @@ export class WasmOps {
       m,
       d,
       eps,
+      xScale,
     );
     this.end();
     return true;

@@ -377,6 +377,7 @@ export interface WasmKernels {
     m: number,
     d: number,
     eps: number,
+    xs: number,
   ): void;
   argmax(out: number, x: number, ldx: number, rows: number, cols: number): void;
   gather_rows(

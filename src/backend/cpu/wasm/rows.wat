@@ -1,13 +1,14 @@
 ;; Row-wise kernels: fused residual add + RMSNorm, argmax, embedding gather, elementwise binary ops.
 
 ;; Fused residual add + RMSNorm over m rows of width d (REFERENCE.md section 1):
-;;   residual <- residual + x  (x address 0: no add);  out <- residual * rsqrt(mean(residual^2) + eps) * w
+;;   residual <- residual + xs * x  (x address 0: no add; xs = 1 adds x exactly);  out <- residual * rsqrt(mean(residual^2) + eps) * w
 ;; The sum of squares is f32 in four lanes (the reference sums in f64). w is f32.
 (func $rmsnorm (export "rmsnorm")
   (param $out i32) (param $ldo i32) (param $res i32) (param $ldr i32) (param $x i32) (param $ldx i32)
-  (param $w i32) (param $m i32) (param $d i32) (param $eps f32)
+  (param $w i32) (param $m i32) (param $d i32) (param $eps f32) (param $xs f32)
   (local $i i32) (local $c i32) (local $d4 i32) (local $rp i32) (local $xp i32) (local $op i32)
-  (local $acc v128) (local $v v128) (local $ss f32) (local $s f32) (local $inv f32) (local $invv v128)
+  (local $acc v128) (local $v v128) (local $ss f32) (local $s f32) (local $inv f32) (local $invv v128) (local $xsv v128)
+  (local.set $xsv (f32x4.splat (local.get $xs)))
   (local.set $d4 (i32.and (local.get $d) (i32.const -4)))
   (loop $rows (if (i32.lt_s (local.get $i) (local.get $m)) (then
     (local.set $rp (i32.add (local.get $res) (i32.shl (i32.mul (local.get $i) (local.get $ldr)) (i32.const 2))))
@@ -20,14 +21,16 @@
         (local.set $xp (i32.add (local.get $x) (i32.shl (i32.mul (local.get $i) (local.get $ldx)) (i32.const 2))))
         (loop $add4 (if (i32.lt_s (local.get $c) (local.get $d4)) (then
           (local.set $v (f32x4.add (v128.load align=4 (i32.add (local.get $rp) (i32.shl (local.get $c) (i32.const 2))))
-                                   (v128.load align=4 (i32.add (local.get $xp) (i32.shl (local.get $c) (i32.const 2))))))
+                                   (f32x4.mul (v128.load align=4 (i32.add (local.get $xp) (i32.shl (local.get $c) (i32.const 2))))
+                                              (local.get $xsv))))
           (v128.store align=4 (i32.add (local.get $rp) (i32.shl (local.get $c) (i32.const 2))) (local.get $v))
           (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (local.get $v) (local.get $v))))
           (local.set $c (i32.add (local.get $c) (i32.const 4)))
           (br $add4))))
         (loop $add1 (if (i32.lt_s (local.get $c) (local.get $d)) (then
           (local.set $s (f32.add (f32.load (i32.add (local.get $rp) (i32.shl (local.get $c) (i32.const 2))))
-                                 (f32.load (i32.add (local.get $xp) (i32.shl (local.get $c) (i32.const 2))))))
+                                 (f32.mul (f32.load (i32.add (local.get $xp) (i32.shl (local.get $c) (i32.const 2))))
+                                          (local.get $xs))))
           (f32.store (i32.add (local.get $rp) (i32.shl (local.get $c) (i32.const 2))) (local.get $s))
           (local.set $ss (f32.add (local.get $ss) (f32.mul (local.get $s) (local.get $s))))
           (local.set $c (i32.add (local.get $c) (i32.const 1)))

@@ -6,7 +6,7 @@ import * as W from './wgsl.gen.js';
 
 const RMSNORM = kernel(W.rmsnorm, 'main');
 
-/** residual <- residual + x (if x); out <- rmsnorm(residual) * weight. One workgroup per row. */
+/** residual <- residual + xScale · x (if x); out <- rmsnorm(residual) * weight. One workgroup per row. */
 export function rmsnorm(
   bk: KernelHost,
   out: Tensor,
@@ -16,6 +16,7 @@ export function rmsnorm(
   eps: number,
   m: number,
   d: number,
+  xScale = 1,
 ): void {
   if (m === 0) return;
   const wt = dcode(weight.dtype);
@@ -35,6 +36,7 @@ export function rmsnorm(
       old: out.ld,
       woff: weight.offset,
       eps,
+      xs: xScale,
     },
     gx,
     gy,

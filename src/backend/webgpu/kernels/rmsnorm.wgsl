@@ -1,5 +1,6 @@
 // Fused residual add + RMSNorm over rows of width d (one workgroup per row):
-//   if HAS_X: residual <- residual + x          (in place: the f32 residual stream)
+//   if HAS_X: residual <- residual + xs · x     (in place: the f32 residual stream; xs a branch's output
+//             multiplier, Granite's residual_multiplier; xs = 1 adds x exactly)
 //   out <- residual * inverseSqrt(mean(residual^2) + eps) * weight
 
 //#include half.wgsl
@@ -7,7 +8,7 @@
 override HAS_X: bool = true;
 override W_T: u32 = 0u; // weight dtype: 0 f32, 1 f16, 2 bf16
 
-struct P { m: u32, d: u32, roff: u32, rld: u32, xoff: u32, xld: u32, ooff: u32, old: u32, woff: u32, eps: f32 }
+struct P { m: u32, d: u32, roff: u32, rld: u32, xoff: u32, xld: u32, ooff: u32, old: u32, woff: u32, eps: f32, xs: f32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> x: array<f32>;              // (m, d) view (unused without HAS_X)
 @group(0) @binding(2) var<storage, read> w: array<u32>;              // (d), dtype W_T
@@ -31,7 +32,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   for (var c = li; c < p.d; c += 256u) {
     var v = res[rb + c];
     if (HAS_X) {
-      v += x[p.xoff + r * p.xld + c];
+      v += x[p.xoff + r * p.xld + c] * p.xs;
       res[rb + c] = v;
     }
     ss += v * v;

@@ -2510,7 +2510,7 @@ export const rmsnormBackward = {
 
 const rmsnorm_P = {
   struct: 'P',
-  size: 40,
+  size: 44,
   fields: [
     { name: 'm', type: 'u32', offset: 0 },
     { name: 'd', type: 'u32', offset: 4 },
@@ -2522,13 +2522,14 @@ const rmsnorm_P = {
     { name: 'old', type: 'u32', offset: 28 },
     { name: 'woff', type: 'u32', offset: 32 },
     { name: 'eps', type: 'f32', offset: 36 },
+    { name: 'xs', type: 'f32', offset: 40 },
   ],
   write(v: ParamValues, w: ParamWords, at: number): boolean {
     if (
       typeof v.m !== 'number' || typeof v.d !== 'number' || typeof v.roff !== 'number' ||
       typeof v.rld !== 'number' || typeof v.xoff !== 'number' || typeof v.xld !== 'number' ||
       typeof v.ooff !== 'number' || typeof v.old !== 'number' || typeof v.woff !== 'number' ||
-      typeof v.eps !== 'number'
+      typeof v.eps !== 'number' || typeof v.xs !== 'number'
     ) return false;
     w.u32[at + 0] = v.m;
     w.u32[at + 1] = v.d;
@@ -2540,12 +2541,13 @@ const rmsnorm_P = {
     w.u32[at + 7] = v.old;
     w.u32[at + 8] = v.woff;
     w.f32[at + 9] = v.eps;
+    w.f32[at + 10] = v.xs;
     return true;
   },
 } as const;
 export const rmsnorm = {
   name: 'rmsnorm',
-  code: "// Fused residual add + RMSNorm over rows of width d (one workgroup per row):\n//   if HAS_X: residual <- residual + x          (in place: the f32 residual stream)\n//   out <- residual * inverseSqrt(mean(residual^2) + eps) * weight\n\n// Element i of a buffer of 16-bit floats, two to a u32 word: `w` is the word holding it (index\n// i >> 1, the half i & 1), `t` its dtype (1 f16, 2 bf16), as f32.\nfn half_f32(w: u32, i: u32, t: u32) -> f32 {\n  let h = (w >> ((i & 1u) * 16u)) & 0xffffu;\n  if (t == 2u) { return bitcast<f32>(h << 16u); }\n  return unpack2x16float(h).x;\n}\n\noverride HAS_X: bool = true;\noverride W_T: u32 = 0u; // weight dtype: 0 f32, 1 f16, 2 bf16\n\nstruct P { m: u32, d: u32, roff: u32, rld: u32, xoff: u32, xld: u32, ooff: u32, old: u32, woff: u32, eps: f32 }\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> x: array<f32>;              // (m, d) view (unused without HAS_X)\n@group(0) @binding(2) var<storage, read> w: array<u32>;              // (d), dtype W_T\n@group(0) @binding(3) var<storage, read_write> res: array<f32>;      // (m, d) view, the residual\n@group(0) @binding(4) var<storage, read_write> o: array<f32>;        // (m, d) view\n\nvar<workgroup> part: array<vec4<f32>, 64>;\n\nfn weight(c: u32) -> f32 {\n  let e = p.woff + c;\n  if (W_T == 0u) { return bitcast<f32>(w[e]); }\n  return half_f32(w[e >> 1u], e, W_T);\n}\n\n@compute @workgroup_size(256)\nfn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let r = wid.y * nwg.x + wid.x;\n  if (r >= p.m) { return; }\n  let rb = p.roff + r * p.rld;\n  var ss = 0.0;\n  for (var c = li; c < p.d; c += 256u) {\n    var v = res[rb + c];\n    if (HAS_X) {\n      v += x[p.xoff + r * p.xld + c];\n      res[rb + c] = v;\n    }\n    ss += v * v;\n  }\n  part[li >> 2u][li & 3u] = ss;\n  workgroupBarrier();\n  // every thread sums the 256 partial sums in the same order (one barrier, identical results)\n  var tot = vec4<f32>(0.0);\n  for (var s = 0u; s < 64u; s++) { tot += part[s]; }\n  let inv = inverseSqrt((tot.x + tot.y + tot.z + tot.w) / f32(p.d) + p.eps);\n  let ob = p.ooff + r * p.old;\n  for (var c = li; c < p.d; c += 256u) {\n    o[ob + c] = res[rb + c] * inv * weight(c);\n  }\n}\n",
+  code: "// Fused residual add + RMSNorm over rows of width d (one workgroup per row):\n//   if HAS_X: residual <- residual + xs · x     (in place: the f32 residual stream; xs a branch's output\n//             multiplier, Granite's residual_multiplier; xs = 1 adds x exactly)\n//   out <- residual * inverseSqrt(mean(residual^2) + eps) * weight\n\n// Element i of a buffer of 16-bit floats, two to a u32 word: `w` is the word holding it (index\n// i >> 1, the half i & 1), `t` its dtype (1 f16, 2 bf16), as f32.\nfn half_f32(w: u32, i: u32, t: u32) -> f32 {\n  let h = (w >> ((i & 1u) * 16u)) & 0xffffu;\n  if (t == 2u) { return bitcast<f32>(h << 16u); }\n  return unpack2x16float(h).x;\n}\n\noverride HAS_X: bool = true;\noverride W_T: u32 = 0u; // weight dtype: 0 f32, 1 f16, 2 bf16\n\nstruct P { m: u32, d: u32, roff: u32, rld: u32, xoff: u32, xld: u32, ooff: u32, old: u32, woff: u32, eps: f32, xs: f32 }\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> x: array<f32>;              // (m, d) view (unused without HAS_X)\n@group(0) @binding(2) var<storage, read> w: array<u32>;              // (d), dtype W_T\n@group(0) @binding(3) var<storage, read_write> res: array<f32>;      // (m, d) view, the residual\n@group(0) @binding(4) var<storage, read_write> o: array<f32>;        // (m, d) view\n\nvar<workgroup> part: array<vec4<f32>, 64>;\n\nfn weight(c: u32) -> f32 {\n  let e = p.woff + c;\n  if (W_T == 0u) { return bitcast<f32>(w[e]); }\n  return half_f32(w[e >> 1u], e, W_T);\n}\n\n@compute @workgroup_size(256)\nfn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let r = wid.y * nwg.x + wid.x;\n  if (r >= p.m) { return; }\n  let rb = p.roff + r * p.rld;\n  var ss = 0.0;\n  for (var c = li; c < p.d; c += 256u) {\n    var v = res[rb + c];\n    if (HAS_X) {\n      v += x[p.xoff + r * p.xld + c] * p.xs;\n      res[rb + c] = v;\n    }\n    ss += v * v;\n  }\n  part[li >> 2u][li & 3u] = ss;\n  workgroupBarrier();\n  // every thread sums the 256 partial sums in the same order (one barrier, identical results)\n  var tot = vec4<f32>(0.0);\n  for (var s = 0u; s < 64u; s++) { tot += part[s]; }\n  let inv = inverseSqrt((tot.x + tot.y + tot.z + tot.w) / f32(p.d) + p.eps);\n  let ob = p.ooff + r * p.old;\n  for (var c = li; c < p.d; c += 256u) {\n    o[ob + c] = res[rb + c] * inv * weight(c);\n  }\n}\n",
   entries: {
     main: {
       bindings: [
@@ -3686,6 +3688,59 @@ export const unaryBackward = {
       bind(b: NamedBuffers): GpuStorage[] | null {
         if (!b.g || !b.x || !b.y || !b.dx) return null;
         return [b.g, b.x, b.y, b.dx];
+      },
+    },
+  },
+} as const satisfies WgslModule;
+
+const unaryMul_P = {
+  struct: 'P',
+  size: 36,
+  fields: [
+    { name: 'rows', type: 'u32', offset: 0 },
+    { name: 'cols', type: 'u32', offset: 4 },
+    { name: 'xoff', type: 'u32', offset: 8 },
+    { name: 'xld', type: 'u32', offset: 12 },
+    { name: 'yoff', type: 'u32', offset: 16 },
+    { name: 'yld', type: 'u32', offset: 20 },
+    { name: 'ooff', type: 'u32', offset: 24 },
+    { name: 'old', type: 'u32', offset: 28 },
+    { name: 'n', type: 'u32', offset: 32 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.rows !== 'number' || typeof v.cols !== 'number' || typeof v.xoff !== 'number' ||
+      typeof v.xld !== 'number' || typeof v.yoff !== 'number' || typeof v.yld !== 'number' ||
+      typeof v.ooff !== 'number' || typeof v.old !== 'number' || typeof v.n !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.rows;
+    w.u32[at + 1] = v.cols;
+    w.u32[at + 2] = v.xoff;
+    w.u32[at + 3] = v.xld;
+    w.u32[at + 4] = v.yoff;
+    w.u32[at + 5] = v.yld;
+    w.u32[at + 6] = v.ooff;
+    w.u32[at + 7] = v.old;
+    w.u32[at + 8] = v.n;
+    return true;
+  },
+} as const;
+export const unaryMul = {
+  name: 'unary-mul',
+  code: "// out <- f(x) ⊙ y elementwise over (rows, cols) views: a gated activation in one dispatch (SwiGLU's\n// silu(gate) ⊙ up, Mamba-2's y ⊙ silu(z) without its gated norm), where unary + binary took two.\n// f is chosen by OP (the order of UNARY_OPS in unary.ts); f(x) and the product are the same f32\n// operations as the unary and binary kernels', so the result is the same to the bit.\n// Scalar functions with the numerics of the CPU reference (src/backend/cpu/reference/math.ts), in f32.\n\n// log(1 + y) without the cancellation of log(1 + y) for small y (Goldberg's trick: exact to a few ulp).\nfn log1p_f(y: f32) -> f32 {\n  let u = 1.0 + y;\n  if (u == 1.0) { return y; }\n  return log(u) * (y / (u - 1.0));\n}\n\n// softplus(x) = log(1 + e^x), and x itself above 20 (PyTorch's threshold).\nfn softplus_f(x: f32) -> f32 {\n  if (x > 20.0) { return x; }\n  return log1p_f(exp(x));\n}\n\nfn sigmoid_f(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }\n\nfn silu_f(x: f32) -> f32 { return x / (1.0 + exp(-x)); }\n\n// erf from erfc (Numerical Recipes' erfcc, fractional error < 1.2e-7).\nfn erf_f(x: f32) -> f32 {\n  let z = abs(x);\n  let t = 1.0 / (1.0 + 0.5 * z);\n  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +\n          t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));\n  return select(r - 1.0, 1.0 - r, x >= 0.0);\n}\n\n// gelu(x) = x * Phi(x), the exact (erf) form.\nfn gelu_f(x: f32) -> f32 { return 0.5 * x * (1.0 + erf_f(x * 0.70710678118654752)); }\n\noverride OP: u32 = 0u;\n\nstruct P { rows: u32, cols: u32, xoff: u32, xld: u32, yoff: u32, yld: u32, ooff: u32, old: u32, n: u32 }\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> x: array<f32>;          // (rows, cols) view, f's argument\n@group(0) @binding(2) var<storage, read> y: array<f32>;          // (rows, cols) view, the multiplier\n@group(0) @binding(3) var<storage, read_write> o: array<f32>;    // (rows, cols) view, overlaps neither\n\nfn f(v: f32) -> f32 {\n  switch (OP) {\n    case 0u: { return silu_f(v); }\n    case 1u: { return softplus_f(v); }\n    case 2u: { return exp(v); }\n    case 3u: { return -v; }\n    case 4u: { return -exp(v); }\n    case 5u: { return max(v, 0.0); }\n    case 6u: { return gelu_f(v); }\n    case 7u: { return sigmoid_f(v); }\n    case 8u: { return tanh(clamp(v, -15.0, 15.0)); }\n    case 9u: { return v * v; }\n    case 10u: { return sqrt(v); }\n    default: { return log(v); }\n  }\n}\n\n@compute @workgroup_size(256)\nfn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = (wid.y * nwg.x + wid.x) * 256u + li;\n  if (i >= p.n) { return; }\n  let r = i / p.cols;\n  let c = i - r * p.cols;\n  o[p.ooff + r * p.old + c] = f(x[p.xoff + r * p.xld + c]) * y[p.yoff + r * p.yld + c];\n}\n",
+  entries: {
+    main: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'x', group: 0, binding: 1, access: 'read', type: 'f32', note: '(rows, cols) view, f\'s argument' },
+        { name: 'y', group: 0, binding: 2, access: 'read', type: 'f32', note: '(rows, cols) view, the multiplier' },
+        { name: 'o', group: 0, binding: 3, access: 'read_write', type: 'f32',
+          note: '(rows, cols) view, overlaps neither' },
+      ],
+      uniform: unaryMul_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.x || !b.y || !b.o) return null;
+        return [b.x, b.y, b.o];
       },
     },
   },
