@@ -5,6 +5,8 @@
 # ../shared/device/pack.sh), dist/ (npm run build) and a copy of state-spaces/mamba's Python sources and
 # csrc/selective_scan as .msrc/ (with einops importable: PYTHONPATH):
 #   source .device/setup.sh && bash scripts/device/gpu-session.sh "$OUT" [.msrc]
+# BASE=<dir>: a second build's dist (e.g. the commit before a change) whose runs of the A/B steps
+# (*-base) go beside this build's, in the same call on the same card.
 # Writes every result JSON and log into the given folder; `summary.txt` lists what ran and what did not.
 # The device returns at most eight files a call, so at the end everything is packed into one
 # `results.tar.gz` beside `summary.txt` (unpack with `tar xzf`).
@@ -31,14 +33,24 @@ needs_build() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" official-"* ]]; }
 needs_build && (timeout 360 python3 scripts/device/build_selective_scan.py --mamba-src "$msrc" --build-dir /tmp/ssb > "$out/build.log" 2>&1
   echo "rc $?" >> "$out/build.log") &
 # issue 17: the rewritten scan backward against the official kernel built above, then training
+base() { # name, seconds, bench script and arguments: the same bench from the BASE build, if given
+  local name=$1 need=$2 js=$3
+  shift 3
+  [ -n "${BASE:-}" ] && step "$name" "$need" node "$BASE/bench/$js" "$@"
+}
+step matmul 40 node dist/bench/webgpu-matmul.js --reps 10 --out "$out"
 step scan-backward 80 node dist/bench/webgpu-scan-backward.js --reps 10 --out "$out"
+base scan-backward-base 60 webgpu-scan-backward.js --reps 10 --out "$out/base"
 step scan-backward-32 60 node dist/bench/webgpu-scan-backward.js --reps 10 --chunk 32 --out "$out/chunk32"
 wait
 step official-scan 60 python3 bench/official-scan.py --mamba-src "$msrc" --build-dir /tmp/ssb --out "$out/official-scan.json"
 step train-webgpu 70 node dist/bench/train.js --backend webgpu --d-model 768 --layers 24 --seq-len 2048 --batch 1 --vocab 50280 --steps 3 --out "$out/train-webgpu.json"
+base train-webgpu-base 70 train.js --backend webgpu --d-model 768 --layers 24 --seq-len 2048 --batch 1 --vocab 50280 --steps 3 --out "$out/train-webgpu-base.json"
 step official-train 90 python3 bench/official-train-step.py --mamba-src "$msrc" --build-dir /tmp/ssb --out "$out/official-train.json" --steps 5
 # issue 14: decode after the dispatch cuts, read beside the census (dispatches per token)
 step hybrid 100 node dist/bench/webgpu-hybrid.js --models granite-4.0-h-1b,falcon-h1-0.5b --dtypes f32,q4 --out "$out"
+step hybrid-f32 70 node dist/bench/webgpu-hybrid.js --models granite-4.0-h-1b,falcon-h1-0.5b --dtypes f32 --out "$out/f32"
+base hybrid-f32-base 70 webgpu-hybrid.js --models granite-4.0-h-1b,falcon-h1-0.5b --dtypes f32 --out "$out/base-f32"
 step hybrid-falcon-q4 90 node dist/bench/webgpu-hybrid.js --models falcon-h1-0.5b --dtypes q4 --out "$out/falcon-q4"
 step census 40 node dist/bench/webgpu-decode-census.js --prompt 512 --tokens 8 --out "$out"
 # issue 18: chunked vs token-scan prefill, decode, training, the official module
