@@ -35,6 +35,8 @@
 //   (@dot4 A B)    = i32x4 lane k: the sum of the products of int8 lanes 4k..4k+3 of A and B (B in
 //                    0..127), relaxed build only; the plain build's expansion traps (unreachable): use
 //                    it only on paths that (@relaxed) guards
+//   (@dot2 A B)    = i16x8 lane k: the sum of the products of int8 lanes 2k, 2k+1 of A and B (B in 0..127),
+//                    relaxed build only, as dot4
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -57,6 +59,12 @@ const DOT4 = {
   relaxed: '(i32x4.extadd_pairwise_i16x8_s (i16x8.relaxed_dot_i8x16_i7x16_s {a} {b}))',
 };
 
+/** The variants' expansion of the built-in macro dot2 (see the header). */
+const DOT2 = {
+  simd128: '(unreachable)',
+  relaxed: '(i16x8.relaxed_dot_i8x16_i7x16_s {a} {b})',
+};
+
 /** The variants' expansion of the built-in macro idot (see the header). */
 const IDOT = {
   simd128:
@@ -75,6 +83,7 @@ function readSources(variant) {
     ['idot', { params: ['a', 'b', 'c'], body: IDOT[variant], file: '(built in)' }],
     ['relaxed', { params: [], body: variant === 'relaxed' ? '(i32.const 1)' : '(i32.const 0)', file: '(built in)' }],
     ['dot4', { params: ['a', 'b'], body: DOT4[variant], file: '(built in)' }],
+    ['dot2', { params: ['a', 'b'], body: DOT2[variant], file: '(built in)' }],
   ]);
   const parts = [];
   for (const f of files) {

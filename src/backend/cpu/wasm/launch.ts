@@ -305,7 +305,8 @@ export class WasmOps {
       let xp = x,
         ldx = a.ld,
         post = 1,
-        xsc = 0;
+        xsc = 0,
+        scr = 0;
       if (kind === DT_F16) {
         xp = this.bump(m * q * 4);
         post = K.prep_f16x(xp, x, a.ld, m, q);
@@ -322,6 +323,8 @@ export class WasmOps {
         xp = this.bump(m * b.ld * (1 + wide));
         xsc = this.bump(m * nb * 8);
         K.quant_x(xp, xsc, xsc + m * nb * 4, x, a.ld * 4, 4, m, q, b.ld, wide);
+        // matvec_q4's four rows at a time keep b.ld / 2 bytes of products per thread
+        if (kind === DT_Q4 && b.ld / 2 <= THREAD_SCRATCH_BYTES) scr = this.threadScratch();
       }
       if (pool) {
         pool.setI(MV.arena, this.tgt.id);
@@ -339,9 +342,12 @@ export class WasmOps {
         pool.setI(MV.acc, acc);
         pool.setI(MV.ws, ws);
         pool.setI(MV.xsc, xsc);
+        pool.setI(MV.scratch, scr);
+        pool.setI(MV.stride, THREAD_SCRATCH_BYTES);
         pool.run(OP_MATVEC, p, 8);
       } else if (kind === DT_Q8 || kind === DT_Q4)
-        (kind === DT_Q8 ? K.matvec_q8 : K.matvec_q4)(o, out.ld, xp, xsc, w, ws, b.ld, bi, m, 0, p, acc);
+        if (kind === DT_Q8) K.matvec_q8(o, out.ld, xp, xsc, w, ws, b.ld, bi, m, 0, p, acc);
+        else K.matvec_q4(o, out.ld, xp, xsc, w, ws, b.ld, bi, m, 0, p, acc, scr);
       else
         (kind === DT_F32 ? K.matvec_f32 : kind === DT_F16 ? K.matvec_f16 : K.matvec_bf16)(
           o,

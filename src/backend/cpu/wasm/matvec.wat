@@ -309,6 +309,81 @@
            (v128.const f32x4 0x1p112 0x1p112 0x1p112 0x1p112))
 (;@end;)
 
+;; Four f16 scales at address {a} -> f32x4, the same bits as @f16x4 in four operations instead of eight:
+;; the halves sign-extended to i32 and shifted left by 13 put the sign at bit 31 (and copies of it at
+;; 30..28, cleared by the mask) and exponent and mantissa at 27..13, as @f16x4's or of its two parts.
+(;@macro f16x4s a;)
+(f32x4.mul (v128.and (i32x4.shl (v128.load16x4_s {a}) (i32.const 13)) (v128.const i32x4 0x8fffffff 0x8fffffff 0x8fffffff 0x8fffffff))
+           (v128.const f32x4 0x1p112 0x1p112 0x1p112 0x1p112))
+(;@end;)
+
+;; Four q4 blocks in the relaxed build (64 bytes of nibbles at $wp, 128 int8 of x at $xp, the blocks'
+;; -8 sum(x) at $xsum) -> {t}: i32x4 of the four blocks' totals x . (nibble - 8), the integers q4part
+;; and blocktotals give. Per block the two halves' i8 . i7 dots (pmaddubsw: pairs of products, at most
+;; 2 * 127 * 15 in magnitude) are added as int16 (at most 7620), two blocks' halves folded into one
+;; vector (at most 15240: still exact in int16), widened pairwise to i32 once per two blocks; the
+;; four blocks' offsets are added as one vector. The nibbles' high halves by a 16-bit shift and the
+;; low-nibble mask (x86 has no 8-bit shift: V8 emulates i8x16.shr_u with five instructions).
+(;@macro q4block16 ow oa ob s;)
+(local.set $cv (v128.load offset={ow} (local.get $wp)))
+(local.set {s} (i16x8.add
+  (@dot2 (v128.load offset={oa} (local.get $xp)) (v128.and (local.get $cv) (local.get $m15)))
+  (@dot2 (v128.load offset={ob} (local.get $xp)) (v128.and (i16x8.shr_u (local.get $cv) (i32.const 4)) (local.get $m15)))))
+(;@end;)
+(;@macro q4group t;)
+(@q4block16 0 0 16 $v0) (@q4block16 16 32 48 $v1) (@q4block16 32 64 80 $v2) (@q4block16 48 96 112 $v3)
+(local.set $v0 (i32x4.extadd_pairwise_i16x8_s (i16x8.add (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $v0) (local.get $v1))
+                                                         (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $v0) (local.get $v1)))))
+(local.set $v2 (i32x4.extadd_pairwise_i16x8_s (i16x8.add (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $v2) (local.get $v3))
+                                                         (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $v2) (local.get $v3)))))
+(local.set {t} (i32x4.add (v128.load (local.get $xsum))
+  (i32x4.add (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $v0) (local.get $v2))
+             (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $v0) (local.get $v2)))))
+(local.set $xsum (i32.add (local.get $xsum) (i32.const 16)))
+(local.set $wp (i32.add (local.get $wp) (i32.const 64)))
+(local.set $xp (i32.add (local.get $xp) (i32.const 128)))
+(;@end;)
+
+;; q4group for the weights at address {w} (any row: the caller adds the row's offset), no pointer moved.
+(;@macro q4tot w t;)
+(@q4blockat {w} 0 0 16 $v0) (@q4blockat {w} 16 32 48 $v1) (@q4blockat {w} 32 64 80 $v2) (@q4blockat {w} 48 96 112 $v3)
+(local.set $v0 (i32x4.extadd_pairwise_i16x8_s (i16x8.add (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $v0) (local.get $v1))
+                                                         (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $v0) (local.get $v1)))))
+(local.set $v2 (i32x4.extadd_pairwise_i16x8_s (i16x8.add (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $v2) (local.get $v3))
+                                                         (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $v2) (local.get $v3)))))
+(local.set {t} (i32x4.add (v128.load (local.get $xsum))
+  (i32x4.add (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $v0) (local.get $v2))
+             (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $v0) (local.get $v2)))))
+(;@end;)
+(;@macro q4blockat w ow oa ob s;)
+(local.set $cv (v128.load offset={ow} {w}))
+(local.set {s} (i16x8.add
+  (@dot2 (v128.load offset={oa} (local.get $xp)) (v128.and (local.get $cv) (local.get $m15)))
+  (@dot2 (v128.load offset={ob} (local.get $xp)) (v128.and (i16x8.shr_u (local.get $cv) (i32.const 4)) (local.get $m15)))))
+(;@end;)
+
+;; The plain build's q4tot: x as int16 at $xp, the nibbles less 8 widened to int16.
+(;@macro q4tot16 w t;)
+(@q4blockat16 {w} 0 0 16 32 48 $v0) (@q4blockat16 {w} 16 64 80 96 112 $v1) (@q4blockat16 {w} 32 128 144 160 176 $v2) (@q4blockat16 {w} 48 192 208 224 240 $v3)
+(@blocktotals $v0 $v1 $v2 $v3 {t})
+(;@end;)
+(;@macro q4blockat16 w ow o0 o1 o2 o3 s;)
+(local.set $cv (v128.load offset={ow} {w}))
+(local.set $lo (i8x16.sub (v128.and (local.get $cv) (local.get $m15)) (v128.const i8x16 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8)))
+(local.set $hi (i8x16.sub (v128.and (i16x8.shr_u (local.get $cv) (i32.const 4)) (local.get $m15)) (v128.const i8x16 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8)))
+(local.set {s} (i32x4.add
+  (i32x4.add (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.get $lo)) (v128.load offset={o0} (local.get $xp)))
+             (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $lo)) (v128.load offset={o1} (local.get $xp))))
+  (i32x4.add (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.get $hi)) (v128.load offset={o2} (local.get $xp)))
+             (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $hi)) (v128.load offset={o3} (local.get $xp))))))
+(;@end;)
+
+;; Four blocks of the plain build: q4part16 four times, reduced to their totals.
+(;@macro q4group16 t;)
+(@q4part16 $v0) (@q4part16 $v1) (@q4part16 $v2) (@q4part16 $v3)
+(@blocktotals $v0 $v1 $v2 $v3 {t})
+(;@end;)
+
 ;; One q4 block in the plain build (16 bytes of nibbles at $wp, 32 int16 of x at $xp): the nibbles
 ;; less 8, widened to int16, i32x4.dot_i16x8_s; both advance ($xsum too, unused here).
 (;@macro q4part16 v;)
@@ -349,12 +424,87 @@
   (local $j i32) (local $i i32) (local $nb i32) (local $nb4 i32) (local $b i32) (local $xp i32) (local $xsp i32) (local $xsum i32)
   (local $wp i32) (local $sp i32) (local $w0 i32) (local $s0 i32) (local $o i32) (local $t i32)
   (local $v0 v128) (local $v1 v128) (local $v2 v128) (local $v3 v128) (local $tv v128) (local $cv v128) (local $xa v128) (local $xb v128)
-  (local $lo v128) (local $hi v128) (local $v f32)
+  (local $lo v128) (local $hi v128) (local $v f32) (local $m15 v128)
+  (local $rs i32) (local $ss i32) (local $p0 v128) (local $p1 v128) (local $p2 v128) (local $p3 v128) (local $v4 v128) (local $wr i32) (local $sr i32) (local $r i32)
 (;@end;)
-(;@macro matvec_int part wrow sh scale4 scale1 xsh;)
+(;@macro matvec_int tot group part wrow sh scale4 scale1 xsh;)
+  (local.set $m15 (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
   (local.set $nb (i32.shr_u (local.get $ldw) (i32.const 5)))
   (local.set $nb4 (i32.and (local.get $nb) (i32.const -4)))
   (local.set $j (local.get $j0))
+  ;; Four rows of W at a time while they last (given scratch of nb * 16 bytes, and rows of whole groups
+  ;; of four blocks), in two passes. Pass 1 reads the four rows one after the other (one stream: they
+  ;; are adjacent in memory; four rows read side by side streamed DRAM 2-3.5x slower here) and keeps
+  ;; each group's four scaled block products, an f32x4, in the scratch, the four rows' vectors of a
+  ;; group side by side. Pass 2 transposes each group's 4 x 4 so that lane r holds row r's product of
+  ;; one block, and adds it to the four outputs as one f32x4, block by block: each lane is the same
+  ;; chain of f32 additions, in the same order, as the one-row loop below (the reference's), but four
+  ;; chains run side by side. With one row the chain (four dependent additions a group) bounded the
+  ;; product (docs/cpu-performance.md).
+  (local.set $rs {wrow})
+  (local.set $ss (i32.shl (local.get $nb) (i32.const {sh})))
+  (if (i32.and (i32.ne (local.get $scr) (i32.const 0)) (i32.eq (local.get $nb4) (local.get $nb))) (then
+  (block $r4done (loop $r4
+    (br_if $r4done (i32.gt_s (i32.add (local.get $j) (i32.const 4)) (local.get $j1)))
+    (local.set $w0 (i32.add (local.get $w) (i32.mul (local.get $j) (local.get $rs))))
+    (local.set $s0 (i32.add (local.get $ws) (i32.mul (local.get $j) (local.get $ss))))
+    (local.set $i (i32.const 0))
+    (block $i4done (loop $i4
+      (br_if $i4done (i32.ge_s (local.get $i) (local.get $m)))
+      ;; pass 1
+      (local.set $wp (local.get $w0))
+      (local.set $sp (local.get $s0))
+      (local.set $r (i32.const 0))
+      (loop $rows4
+        (local.set $xp (i32.add (local.get $xq) (i32.shl (i32.mul (local.get $i) (local.get $ldw)) (i32.const {xsh}))))
+        (local.set $xsp (i32.add (local.get $xsc) (i32.shl (i32.mul (local.get $i) (local.get $nb)) (i32.const 2))))
+        (local.set $xsum (i32.add (local.get $xsp) (i32.shl (i32.mul (local.get $m) (local.get $nb)) (i32.const 2))))
+        (local.set $wr (i32.add (local.get $scr) (i32.shl (local.get $r) (i32.const 4))))
+        (local.set $b (i32.const 0))
+        (block $p1done (loop $p1
+          (br_if $p1done (i32.ge_s (local.get $b) (local.get $nb)))
+          (@{tot} (local.get $wp) $tv)
+          (v128.store (local.get $wr)
+            (f32x4.mul (f32x4.convert_i32x4_s (local.get $tv)) (f32x4.mul (v128.load (local.get $xsp)) (@f16x4s (local.get $sp)))))
+          (local.set $wp (i32.add (local.get $wp) (i32.const 64)))
+          (local.set $xp (i32.add (local.get $xp) (i32.shl (i32.const 128) (i32.const {xsh}))))
+          (local.set $xsum (i32.add (local.get $xsum) (i32.const 16)))
+          (local.set $xsp (i32.add (local.get $xsp) (i32.const 16)))
+          (local.set $sp (i32.add (local.get $sp) (i32.shl (i32.const 4) (i32.const {sh}))))
+          (local.set $wr (i32.add (local.get $wr) (i32.const 64)))
+          (local.set $b (i32.add (local.get $b) (i32.const 4)))
+          (br $p1)))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br_if $rows4 (i32.lt_u (local.get $r) (i32.const 4))))
+      ;; pass 2
+      (local.set $o (i32.add (local.get $out) (i32.shl (i32.add (i32.mul (local.get $i) (local.get $ldo)) (local.get $j)) (i32.const 2))))
+      (local.set $v4 (v128.const i32x4 0 0 0 0))
+      (if (local.get $acc) (then (local.set $v4 (v128.load (local.get $o)))))
+      (if (local.get $bias) (then (local.set $v4 (f32x4.add (local.get $v4) (v128.load (i32.add (local.get $bias) (i32.shl (local.get $j) (i32.const 2))))))))
+      (local.set $wr (local.get $scr))
+      (local.set $sr (i32.add (local.get $scr) (i32.shl (local.get $nb) (i32.const 4))))
+      (block $p2done (loop $p2
+        (br_if $p2done (i32.ge_u (local.get $wr) (local.get $sr)))
+        (local.set $p0 (v128.load (local.get $wr)))
+        (local.set $p1 (v128.load offset=16 (local.get $wr)))
+        (local.set $p2 (v128.load offset=32 (local.get $wr)))
+        (local.set $p3 (v128.load offset=48 (local.get $wr)))
+        ;; 4 x 4 transpose: lo/hi = rows 0,1 / 2,3 interleaved by lanes, then their halves paired
+        (local.set $lo (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $p0) (local.get $p1)))
+        (local.set $hi (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $p2) (local.get $p3)))
+        (local.set $xa (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $p0) (local.get $p1)))
+        (local.set $xb (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $p2) (local.get $p3)))
+        (local.set $v4 (f32x4.add (local.get $v4) (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $lo) (local.get $hi))))
+        (local.set $v4 (f32x4.add (local.get $v4) (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $lo) (local.get $hi))))
+        (local.set $v4 (f32x4.add (local.get $v4) (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $xa) (local.get $xb))))
+        (local.set $v4 (f32x4.add (local.get $v4) (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $xa) (local.get $xb))))
+        (local.set $wr (i32.add (local.get $wr) (i32.const 64)))
+        (br $p2)))
+      (v128.store (local.get $o) (local.get $v4))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $i4)))
+    (local.set $j (i32.add (local.get $j) (i32.const 4)))
+    (br $r4)))))
   (block $rdone (loop $r
     (br_if $rdone (i32.ge_s (local.get $j) (local.get $j1)))
     (local.set $w0 (i32.add (local.get $w) (i32.mul (local.get $j) {wrow})))
@@ -373,8 +523,7 @@
       (local.set $b (i32.const 0))
       (block $bdone (loop $bl
         (br_if $bdone (i32.ge_s (local.get $b) (local.get $nb4)))
-        (@{part} $v0) (@{part} $v1) (@{part} $v2) (@{part} $v3)
-        (@blocktotals $v0 $v1 $v2 $v3 $tv)
+        (@{group} $tv)
         (local.set $tv (f32x4.mul (f32x4.convert_i32x4_s (local.get $tv)) (f32x4.mul (v128.load (local.get $xsp)) {scale4})))
         (@addlanes $tv)
         (local.set $sp (i32.add (local.get $sp) (i32.shl (i32.const 4) (i32.const {sh}))))
@@ -465,11 +614,11 @@
 ;; says which. The integers, and so the results, are the same.
 (func $matvec_q4 (export "matvec_q4")
   (param $out i32) (param $ldo i32) (param $xq i32) (param $xsc i32) (param $w i32) (param $ws i32) (param $ldw i32)
-  (param $bias i32) (param $m i32) (param $j0 i32) (param $j1 i32) (param $acc i32)
+  (param $bias i32) (param $m i32) (param $j0 i32) (param $j1 i32) (param $acc i32) (param $scr i32)
   (@matvec_int_locals)
   (if (@relaxed)
-    (then (@matvec_int q4part (i32.shr_u (local.get $ldw) (i32.const 1)) 1 (@f16x4 (local.get $sp)) (@f16 (i32.load16_u (local.get $sp))) 0))
-    (else (@matvec_int q4part16 (i32.shr_u (local.get $ldw) (i32.const 1)) 1 (@f16x4 (local.get $sp)) (@f16 (i32.load16_u (local.get $sp))) 1))))
+    (then (@matvec_int q4tot q4group q4part (i32.shr_u (local.get $ldw) (i32.const 1)) 1 (@f16x4s (local.get $sp)) (@f16 (i32.load16_u (local.get $sp))) 0))
+    (else (@matvec_int q4tot16 q4group16 q4part16 (i32.shr_u (local.get $ldw) (i32.const 1)) 1 (@f16x4s (local.get $sp)) (@f16 (i32.load16_u (local.get $sp))) 1))))
 
 ;; How matvec_q4 wants x from quant_x: 0 int8 (relaxed build), 1 int16 (plain build).
 (func $q4_x_wide (export "q4_x_wide") (result i32)

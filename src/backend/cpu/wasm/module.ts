@@ -83,7 +83,10 @@ export interface WasmKernels {
     j1: number,
     acc: number,
   ): void;
-  /** q4 weights (ldw: the padded row length in elements); x quantised by quant_x (int8) with ldq = ldw. */
+  /**
+   * q4 weights (ldw: the padded row length in elements); x quantised by quant_x (int8) with ldq = ldw;
+   * scratch: ldw / 2 bytes of the thread's own (four rows at a time), or 0 (one row at a time).
+   */
   matvec_q4(
     out: number,
     ldo: number,
@@ -97,6 +100,7 @@ export interface WasmKernels {
     j0: number,
     j1: number,
     acc: number,
+    scratch: number,
   ): void;
   prep_f16x(dst: number, x: number, ldx: number, m: number, q: number): number;
   prep_bf16x(dst: number, x: number, ldx: number, m: number, q: number): void;

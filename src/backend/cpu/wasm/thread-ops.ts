@@ -102,6 +102,8 @@ export const MV = {
   acc: 12,
   ws: 13,
   xsc: 14,
+  scratch: 15,
+  stride: 16,
 } as const;
 export const GM = {
   arena: 0,
@@ -365,8 +367,24 @@ export function runChunk(ctx: ThreadContext, op: number, I: Int32Array, F: Float
     case OP_MATVEC: {
       const K = ctx.kernels[a(MV.arena)]!;
       const kind = a(MV.kind);
-      if (kind === DT_Q8 || kind === DT_Q4)
-        (kind === DT_Q8 ? K.matvec_q8 : K.matvec_q4)(
+      if (kind === DT_Q4)
+        K.matvec_q4(
+          a(MV.out),
+          a(MV.ldo),
+          a(MV.x),
+          a(MV.xsc),
+          a(MV.w),
+          a(MV.ws),
+          a(MV.ldw),
+          a(MV.bias),
+          a(MV.m),
+          j0,
+          j1,
+          a(MV.acc),
+          a(MV.scratch) && a(MV.scratch) + ctx.tid * a(MV.stride),
+        );
+      else if (kind === DT_Q8)
+        K.matvec_q8(
           a(MV.out),
           a(MV.ldo),
           a(MV.x),
