@@ -20,7 +20,7 @@ after(() => {
 
 async function make(kernels: CpuKernels, threads: number): Promise<CpuBackend> {
   const b = new CpuBackend({ kernels });
-  await b.useThreads(threads);
+  await b.useThreads(threads, { splitProductsFrom: 1 << 15 }); // (small products split too)
   backends.push(b);
   assert.equal(b.threads, threads);
   return b;
@@ -155,7 +155,7 @@ test('arenas opened after the workers started are attached to them', async () =>
   // 2 MiB arenas: the second product's weight opens new arenas while the pool runs
   const bk = new CpuBackend({ kernels: 'wasm', arenas: { arenaBytes: 2 << 20, reserveBytes: 512 << 10 } });
   backends.push(bk);
-  await bk.useThreads(2);
+  await bk.useThreads(2, { splitProductsFrom: 1 << 15 });
   const ref = new CpuBackend({ kernels: 'wasm' });
   for (const p of [64, 700]) {
     const q = 512;

@@ -49,7 +49,24 @@ import type { PoolThread, ThreadHost } from './thread-host.js';
 export interface PoolOptions {
   /** Polls of the command counter before a worker sleeps (default 200000, roughly 0.1-1 ms). */
   spin?: number;
+  /**
+   * Multiply-adds from which a product is split over the pool (default MIN_SPLIT_PRODUCT); smaller
+   * ones run on the calling thread alone. Tests lower it to split small products.
+   */
+  splitProductsFrom?: number;
 }
+
+/**
+ * The default of `splitProductsFrom`. A command costs a few microseconds of hand-off, and each one
+ * keeps the workers spinning (a core each) until the next: splitting even one small product per
+ * recurrent step keeps them busy through the whole step and the server's work between steps. The
+ * shipped model's step at batch 1 (products up to 128 x 2048 = 262144 multiply-adds, the LM head)
+ * took 280 us on 2 threads against 190 us on 1 at the old bound of 32768 (its in_proj, out_proj and
+ * LM head split), 316 against 276 with the LM head alone split (262144), and the same time and CPU
+ * time on both from 524288 (nothing split at batch 1; from batch 2 its LM head splits; at batch 32,
+ * 72 us a row against 94 on 1 thread). bench/step-threads.ts compares them.
+ */
+export const MIN_SPLIT_PRODUCT = 1 << 19;
 
 export class ThreadPool {
   readonly ctl: Int32Array;
@@ -64,6 +81,8 @@ export class ThreadPool {
   fallbacks = 0;
   /** The caller's claimed chunk [j0, j1). */
   private readonly span = new Int32Array(2);
+  /** Multiply-adds from which a product is split (PoolOptions.splitProductsFrom). */
+  readonly splitProductsFrom: number;
 
   private constructor(
     readonly threads: number,
@@ -73,7 +92,9 @@ export class ThreadPool {
     /** The calling thread's ops. */
     private readonly main: ThreadOps,
     private readonly canBlock: boolean,
+    splitProductsFrom: number,
   ) {
+    this.splitProductsFrom = splitProductsFrom;
     this.ctl = new Int32Array(sab);
     this.ctlF = new Float32Array(sab);
     this.errText = new Uint8Array(err);
@@ -123,7 +144,7 @@ export class ThreadPool {
       for (const w of workers) w.terminate();
       return fail('UNSUPPORTED', `could not start ${threads - 1} pool worker(s): ${(e as Error).message}`);
     }
-    return new ThreadPool(threads, workers, sab, err, main, host.canBlock);
+    return new ThreadPool(threads, workers, sab, err, main, host.canBlock, o.splitProductsFrom ?? MIN_SPLIT_PRODUCT);
   }
 
   /** Integer argument slot k of the command block. */
