@@ -15,7 +15,8 @@
  *
  * Usage: npm run build && node dist/bench/serve-load.js [--model dir] [--backend cpu] [--clients 1,8,32]
  *        [--requests 8] [--max-tokens 64] [--turns 10] [--turn-tokens 400] [--user-share 0.1] [--chats 3]
- *        [--out file.json] [--skip-cache]
+ *        [--out file.json] [--skip-cache] [--server-node-args="--cpu-prof --cpu-prof-dir=/tmp/prof"]
+ * (--server-node-args: node options for the server process, e.g. to profile it under load.)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -41,6 +42,7 @@ const { values: a } = parseArgs({
     'max-running': { type: 'string', default: '32' },
     out: { type: 'string' },
     'skip-cache': { type: 'boolean' },
+    'server-node-args': { type: 'string' },
   },
   strict: true,
 });
@@ -59,6 +61,7 @@ async function freePort(): Promise<number> {
 async function startServer(extra: string[]): Promise<{ url: string; proc: ChildProcess }> {
   const port = await freePort();
   const args = [
+    ...(a['server-node-args']?.split(' ').filter(Boolean) ?? []),
     CLI,
     'serve',
     '--port',

@@ -83,7 +83,11 @@ export class Tensor {
   }
   /** Product of all dimensions but the last. */
   get rows(): number {
-    return this.shape.length <= 1 ? 1 : numel(this.shape.slice(0, -1));
+    // (no slice: kernels ask for it on every call of the recurrent step)
+    const s = this.shape;
+    let n = 1;
+    for (let i = 0; i < s.length - 1; i++) n *= s[i];
+    return n;
   }
   get size(): number {
     return numel(this.shape);

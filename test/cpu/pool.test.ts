@@ -1,4 +1,5 @@
 import { LateWaits } from '../../src/backend/cpu/runtime/late-waits.js';
+import { MIN_SPLIT_PRODUCT, ThreadPool } from '../../src/backend/cpu/runtime/pool.js';
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { CpuBackend, type CpuKernels } from '../../src/backend/cpu/cpu-backend.js';
@@ -11,7 +12,8 @@ import { rand } from '../helpers/random.js';
  * The worker pool: results on 2 and 3 threads are identical, bit for bit, to one thread (every
  * output element is computed by the same code whichever thread takes its chunk), for the
  * WebAssembly kernels and for the TypeScript reference kernels; arenas opened after the workers
- * started reach them; bad thread counts are refused.
+ * started reach them; products below the pool's bound run on the calling thread; bad thread counts are
+ * refused.
  */
 const backends: CpuBackend[] = [];
 after(() => {
@@ -20,7 +22,7 @@ after(() => {
 
 async function make(kernels: CpuKernels, threads: number): Promise<CpuBackend> {
   const b = new CpuBackend({ kernels });
-  await b.useThreads(threads);
+  await b.useThreads(threads, { splitProductsFrom: 1 << 15 }); // (small products split too)
   backends.push(b);
   assert.equal(b.threads, threads);
   return b;
@@ -155,7 +157,7 @@ test('arenas opened after the workers started are attached to them', async () =>
   // 2 MiB arenas: the second product's weight opens new arenas while the pool runs
   const bk = new CpuBackend({ kernels: 'wasm', arenas: { arenaBytes: 2 << 20, reserveBytes: 512 << 10 } });
   backends.push(bk);
-  await bk.useThreads(2);
+  await bk.useThreads(2, { splitProductsFrom: 1 << 15 });
   const ref = new CpuBackend({ kernels: 'wasm' });
   for (const p of [64, 700]) {
     const q = 512;
@@ -168,6 +170,47 @@ test('arenas opened after the workers started are attached to them', async () =>
     assert.deepEqual(bk.readSync(o), ref.readSync(o2), `p ${p}`);
   }
   assert.ok(bk.arenas!.arenas.length > 1, 'several arenas were opened');
+});
+
+test('products below splitProductsFrom run on the calling thread alone, from it on the pool: same results', async () => {
+  const bk = new CpuBackend({ kernels: 'wasm' });
+  backends.push(bk);
+  await bk.useThreads(2); // the default bound, MIN_SPLIT_PRODUCT
+  const ref = new CpuBackend({ kernels: 'wasm' });
+  const commands: number[] = [];
+  const run = ThreadPool.prototype.run;
+  ThreadPool.prototype.run = function (
+    this: ThreadPool,
+    op: number,
+    total: number,
+    align?: number,
+    max?: number,
+  ): void {
+    commands.push(op);
+    run.call(this, op, total, align, max);
+  };
+  try {
+    // a batch-1 LM head of the shipped model (128 x 2048: below the bound), and 4 rows of it (above)
+    for (const [m, split] of [
+      [1, false],
+      [4, true],
+    ] as const) {
+      const q = 128,
+        p = 2048;
+      assert.equal(m * q * p >= MIN_SPLIT_PRODUCT, split);
+      const X = rand(m * q, 3),
+        W = rand(p * q, 4);
+      const o = bk.alloc([m, p]),
+        o2 = ref.alloc([m, p]);
+      commands.length = 0;
+      bk.matmul(o, bk.upload(X, [m, q]), bk.upload(W, [p, q]), { transB: true });
+      assert.equal(commands.length > 0, split, `m ${m}: ${commands.length} pool commands`);
+      ref.matmul(o2, ref.upload(X, [m, q]), ref.upload(W, [p, q]), { transB: true });
+      assert.deepEqual(bk.readSync(o), ref.readSync(o2), `m ${m}`);
+    }
+  } finally {
+    ThreadPool.prototype.run = run;
+  }
 });
 
 test('useThreads refuses bad counts; 1 stops the workers', async () => {

@@ -18,7 +18,7 @@ after(() => {
 /** A WebAssembly backend whose kernels split over `threads` threads. */
 export async function wasmOnThreads(threads: number): Promise<CpuBackend> {
   const bk = new CpuBackend({ kernels: 'wasm' });
-  await bk.useThreads(threads);
+  await bk.useThreads(threads, { splitProductsFrom: 1 << 15 }); // (small products split too)
   pools.push(bk);
   return bk;
 }

@@ -21,7 +21,7 @@ after(() => {
 async function load(name: string, o: CpuBackendOptions, threads: number, dtype: WeightDType): Promise<LanguageModel> {
   const bk = new CpuBackend(o);
   backends.push(bk);
-  if (threads > 1) await bk.useThreads(threads);
+  if (threads > 1) await bk.useThreads(threads, { splitProductsFrom: 1 << 15 }); // (small products split too)
   return fixtureModel(name, bk, dtype);
 }
 

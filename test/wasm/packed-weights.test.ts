@@ -41,8 +41,8 @@ const SHAPES: [number, number, number][] = [
 
 test('packed constant weights: the gemm gives what packing per call gives, and the reference', async () => {
   for (const threads of [1, 2]) {
-    await plain.useThreads(threads);
-    await packed.useThreads(threads);
+    await plain.useThreads(threads, { splitProductsFrom: 1 << 15 }); // (small products split too)
+    await packed.useThreads(threads, { splitProductsFrom: 1 << 15 });
     for (const [m, q, p] of SHAPES)
       for (const dt of ['f32', 'f16', 'bf16', 'q8', 'q4'] as const)
         for (const [withBias, accumulate] of [

@@ -118,7 +118,7 @@ test('the q4 reference product: int8 activations in the Linear layout, else the 
 test('WebAssembly kernels on 2 threads equal the reference: decode, prefill, odd sizes, bias, embedding', async () => {
   const wa = new CpuBackend({ kernels: 'wasm' });
   backends.push(wa);
-  await wa.useThreads(2);
+  await wa.useThreads(2, { splitProductsFrom: 1 << 15 }); // (small products split too)
   for (const [m, q, p] of [
     [1, 333, 517],
     [3, 1000, 129],

@@ -44,12 +44,41 @@ import type { PoolThread, ThreadHost } from './thread-host.js';
  * second's time, the pool runs the next 250 ms of commands on the calling thread alone, then
  * tries the workers again. A worker that was asleep when the command came is not late: its
  * wake-up is slow by nature, and counting it made the fallback feed itself (workers fall asleep
- * during the 250 ms alone, wake late when it ends, and trigger the next fallback).
+ * during the 250 ms alone, wake late when it ends, and trigger the next fallback); only a wake-up
+ * that took more than ASLEEP_LATE_MS counts (an overloaded machine, where wake-ups wait for a core).
  */
 export interface PoolOptions {
   /** Polls of the command counter before a worker sleeps (default 200000, roughly 0.1-1 ms). */
   spin?: number;
+  /**
+   * Multiply-adds from which a product is split over the pool (default MIN_SPLIT_PRODUCT); smaller
+   * ones run on the calling thread alone. Tests lower it to split small products.
+   */
+  splitProductsFrom?: number;
 }
+
+/**
+ * The default of `splitProductsFrom`. A command costs a few microseconds of hand-off, and each one
+ * keeps the workers spinning (a core each) until the next: splitting even one small product per
+ * recurrent step keeps them busy through the whole step and the server's work between steps. The
+ * shipped model's step at batch 1 (products up to 128 x 2048 = 262144 multiply-adds, the LM head)
+ * took 280 us on 2 threads against 190 us on 1 at the old bound of 32768 (its in_proj, out_proj and
+ * LM head split), 316 against 276 with the LM head alone split (262144), and the same time and CPU
+ * time on both from 524288 (nothing split at batch 1; from batch 2 its LM head splits; at batch 32,
+ * 72 us a row against 94 on 1 thread). bench/step-threads.ts compares them.
+ */
+export const MIN_SPLIT_PRODUCT = 1 << 19;
+
+/**
+ * A wait for a worker that was asleep when the command came counts as late only beyond this (ms). A
+ * wake-up takes tens of microseconds to a millisecond on a free core, so not counting wake-ups kept
+ * the fallback from feeding itself (see the class comment); but on a machine with more runnable
+ * threads than cores the workers fall asleep between most commands and each wake-up waits for a
+ * core: measured at batch 32 on 2 threads, load 5 on 2 cores, a third of the commands found the
+ * worker asleep, waits had a median of 2-5 ms, and 100 steps took 4-6 s with at most one fallback
+ * (1.5 ms a row against 0.1-0.2 ms on one thread).
+ */
+const ASLEEP_LATE_MS = 5;
 
 export class ThreadPool {
   readonly ctl: Int32Array;
@@ -64,6 +93,8 @@ export class ThreadPool {
   fallbacks = 0;
   /** The caller's claimed chunk [j0, j1). */
   private readonly span = new Int32Array(2);
+  /** Multiply-adds from which a product is split (PoolOptions.splitProductsFrom). */
+  readonly splitProductsFrom: number;
 
   private constructor(
     readonly threads: number,
@@ -73,7 +104,9 @@ export class ThreadPool {
     /** The calling thread's ops. */
     private readonly main: ThreadOps,
     private readonly canBlock: boolean,
+    splitProductsFrom: number,
   ) {
+    this.splitProductsFrom = splitProductsFrom;
     this.ctl = new Int32Array(sab);
     this.ctlF = new Float32Array(sab);
     this.errText = new Uint8Array(err);
@@ -123,7 +156,7 @@ export class ThreadPool {
       for (const w of workers) w.terminate();
       return fail('UNSUPPORTED', `could not start ${threads - 1} pool worker(s): ${(e as Error).message}`);
     }
-    return new ThreadPool(threads, workers, sab, err, main, host.canBlock);
+    return new ThreadPool(threads, workers, sab, err, main, host.canBlock, o.splitProductsFrom ?? MIN_SPLIT_PRODUCT);
   }
 
   /** Integer argument slot k of the command block. */
@@ -186,12 +219,9 @@ export class ThreadPool {
       const t1 = performance.now();
       this.waitDone(n);
       const waited = performance.now() - t1;
-      if (
-        compute &&
-        !asleep &&
-        waited > 1 + 3 * (ownChunks ? own / ownChunks : own) &&
-        this.lateWaits.add(t1, waited)
-      ) {
+      // (a sleeping worker's wake-up is late only beyond ASLEEP_LATE_MS: see the class comment)
+      const bound = (asleep ? ASLEEP_LATE_MS : 1) + 3 * (ownChunks ? own / ownChunks : own);
+      if (compute && waited > bound && this.lateWaits.add(t1, waited)) {
         this.serialUntil = t1 + LateWaits.SERIAL_MS;
         this.fallbacks++;
       }

@@ -300,7 +300,7 @@ export class WasmOps {
       bi = bias ? this.at(bias, false) : 0;
     const ws = scalesAt(kind, w, b); // q8, q4: the scales follow the quants
     const acc = g.accumulate ? 1 : 0;
-    const pool = this.pool && m * q * p >= 1 << 15 ? this.pool : undefined;
+    const pool = this.pool && m * q * p >= this.pool.splitProductsFrom ? this.pool : undefined;
     if (g.transB && !g.transA && m < MATVEC_MAX_M) {
       let xp = x,
         ldx = a.ld,
