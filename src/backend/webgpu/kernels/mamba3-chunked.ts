@@ -16,13 +16,13 @@ export const MAMBA3_SCAN_MAX = 32;
  * they cost about what the chunk states do (2 l p n at p = n = 64), and the Q² scratch per chunk and
  * head is 16 KiB instead of 256 KiB.
  */
-const DEFAULT_CHUNK = 64;
+export const DEFAULT_CHUNK = 64;
 
 const entry = <K extends 'm3_angles' | 'm3_fold' | 'm3_prep' | 'm3_post' | 'm3_prep_mimo' | 'm3_post_mimo'>(e: K) =>
   kernel(W.mamba3Chunked, e, { name: `mamba3Chunked.${e.slice(3)}` });
-const ANGLES = entry('m3_angles');
+export const ANGLES = entry('m3_angles');
 const FOLD = entry('m3_fold');
-const PREP = entry('m3_prep');
+export const PREP = entry('m3_prep');
 const POST = entry('m3_post');
 const PREP_MIMO = entry('m3_prep_mimo');
 const POST_MIMO = entry('m3_post_mimo');
