@@ -5,7 +5,10 @@ import { backward } from '../../src/autograd/backward.js';
 import type { Backend } from '../../src/backend/backend.js';
 import type { Mamba3Dims, Mamba3ScanBackwardArgs } from '../../src/backend/contract/mamba3.js';
 import { cpu } from '../../src/backend/cpu/cpu-backend.js';
-import { mamba3BackwardTakesChunked } from '../../src/backend/webgpu/kernels/mamba3-chunked-backward.js';
+import {
+  mamba3BackwardTakesChunked,
+  mamba3ChunkedBackwardScratch,
+} from '../../src/backend/webgpu/kernels/mamba3-chunked-backward.js';
 import type { WebGpuBackend } from '../../src/backend/webgpu/webgpu-backend.js';
 import { loadLanguageModel } from '../../src/models/node/load-checkpoint.js';
 import * as F from '../../src/ops/ops.js';
@@ -160,7 +163,7 @@ for (const [label, d, b, l, norm, chunk] of CASES) {
   });
 }
 
-test('auto takes the chunked backward past 32 tokens, SISO only', async (t: TestContext) => {
+test('auto takes the chunked backward past 32 tokens, SISO only, while its scratch fits a binding', async (t: TestContext) => {
   const gb = await requireAdapter(t);
   if (!gb) return;
   await withOptions(gb, { ssdPath: 'auto', ssdChunk: 0 }, async () => {
@@ -170,6 +173,20 @@ test('auto takes the chunked backward past 32 tokens, SISO only', async (t: Test
   });
   await withOptions(gb, { ssdPath: 'sequential' }, async () => {
     assert.equal(mamba3BackwardTakesChunked(gb, dims(2, 8, 16, 1, 1, 0.5), 1, 2048), false);
+  });
+  // a scratch larger than one storage binding: the token scan's backward (it slices the batch)
+  const d = dims(2, 8, 16, 1, 1, 0.5);
+  const limits = gb.g.limits as { maxStorageBufferBindingSize: number };
+  const was = limits.maxStorageBufferBindingSize;
+  await withOptions(gb, { ssdPath: 'chunked' }, async () => {
+    try {
+      limits.maxStorageBufferBindingSize = 4 * mamba3ChunkedBackwardScratch(d, 2, 64, true);
+      assert.equal(mamba3BackwardTakesChunked(gb, d, 2, 64, true), true);
+      limits.maxStorageBufferBindingSize -= 4;
+      assert.equal(mamba3BackwardTakesChunked(gb, d, 2, 64, true), false);
+    } finally {
+      limits.maxStorageBufferBindingSize = was;
+    }
   });
 });
 

@@ -493,7 +493,7 @@ export class WebGpuBackend implements Backend, KernelHost, TrainingKernels {
 
   mamba3ScanBackward(a: Mamba3ScanBackwardArgs): void {
     const { b, l } = checkMamba3ScanBackward(a);
-    if (mamba3BackwardTakesChunked(this, a.dims, b, l)) mamba3ChunkedBackward(this, a, b, l);
+    if (mamba3BackwardTakesChunked(this, a.dims, b, l, !!a.normWeight)) mamba3ChunkedBackward(this, a, b, l);
     else mamba3ScanBackward(this, a, b, l);
   }
 

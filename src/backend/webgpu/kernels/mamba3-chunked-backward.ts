@@ -24,12 +24,25 @@ const ROWS = kernel(W.mamba3ScanBackward, 'm3b_rows', { name: 'mamba3ScanBackwar
 const SUM = kernel(W.mamba3ScanBackward, 'm3b_sum', { name: 'mamba3ScanBackward.sum' });
 
 /**
- * Whether Mamba-3's backward takes the chunked form: as the forward chooses (mamba3TakesChunked: `ssdPath`,
- * auto past MAMBA3_SCAN_MAX tokens), SISO only. MIMO's chunked backward (the 2R + 1 sub-tokens of
- * m3_prep_mimo / m3_post_mimo) is not written yet: MIMO trains through the token scan's backward.
+ * Floats of the chunked backward's largest scratch binding (BW: per (token, head) the partials PK, dDC, dw,
+ * dδ, ddt' and the angles' dθ; per (token, channel) dy1 and, with the output norm, its weight's products).
  */
-export function mamba3BackwardTakesChunked(bk: KernelHost, d: Mamba3Dims, b: number, l: number): boolean {
-  return d.R === 1 && mamba3TakesChunked(bk, d, b, l);
+export function mamba3ChunkedBackwardScratch(d: Mamba3Dims, b: number, l: number, norm: boolean): number {
+  const { h, p, n, S } = d;
+  return b * l * (h * (2 * n + 2 * S + 5) + h * p * (norm ? 2 : 1));
+}
+
+/**
+ * Whether Mamba-3's backward takes the chunked form: as the forward chooses (mamba3TakesChunked: `ssdPath`,
+ * auto past MAMBA3_SCAN_MAX tokens), SISO only, while its scratch fits one storage binding (else the token
+ * scan's backward, which goes through the batch in slices). MIMO's chunked backward (the adjoints of
+ * m3_prep_mimo / m3_post_mimo around the SSD backward on the 2R + 1 sub-tokens) is not written yet: MIMO
+ * trains through the token scan's backward on every path.
+ */
+export function mamba3BackwardTakesChunked(bk: KernelHost, d: Mamba3Dims, b: number, l: number, norm = true): boolean {
+  if (d.R !== 1 || !mamba3TakesChunked(bk, d, b, l)) return false;
+  const maxBytes = Math.min(bk.d.g.limits.maxStorageBufferBindingSize, bk.d.g.limits.maxBufferSize);
+  return 4 * mamba3ChunkedBackwardScratch(d, b, l, norm) <= maxBytes;
 }
 
 /**
@@ -37,7 +50,8 @@ export function mamba3BackwardTakesChunked(bk: KernelHost, d: Mamba3Dims, b: num
  * m3_angles, m3_prep and chunked SSD scan recomputed (θ, dt', B', q, DC, y1 = Hbar q), m3cb_post, Mamba-2's
  * SSD backward (each head its own group), m3cb_prep, m3cb_theta, m3cb_scalars, then the token scan's
  * backward's m3b_rows and m3b_sum. Same contract as mamba3ScanBackward (the state starts at zero).
- * Scratch: (b·l)·h·(3n + 2S + 5) + 3 b·l·e floats beyond the forward's.
+ * Scratch beyond the recomputed forward's (b·l·h·(S + 2n + 2) + b·l·e): b·l·h·(2n + 2S + 5) + b·l·e·(1 or 2)
+ * floats in BW, b·l·(e + 2hn) for the SSD backward's dx, dB', dq, and that backward's own.
  */
 export function mamba3ChunkedBackward(
   bk: TensorHost & TensorOwner,
@@ -141,7 +155,7 @@ export function mamba3ChunkedBackward(
     ots = onp + (norm ? rows * e : 0),
     odl = ots + rows * h * 4,
     odd = odl + rows * h * S,
-    bwSize = odd + rows * h;
+    bwSize = odd + rows * h; // mamba3ChunkedBackwardScratch
   checkIndex('mamba3ScanBackward (scratch)', bwSize);
   const BW = bk.scratch(Math.max(bwSize, 1) * 4);
   // the SSD backward's outputs, a buffer each (one dispatch writes several of them); its ddt' goes in BW
