@@ -24,9 +24,9 @@ import { rand, type Pair } from './pair.js';
  * contract (proj's columns z, x, B, C, Δ, A, λ, angles; dt_bias, the B/C norms and biases, D, the output
  * norm's weight), with `ssdPath: 'chunked'` forced, on odd sizes: l = 1, l not a multiple of the chunk,
  * several chunks, rope fraction 0.5 and 1 (both rotation layouts), the output norm on and off, groups,
- * batch 2, proj and dL/dy as strided views. MIMO (ranks 2 and 4) has no chunked backward yet: with the
- * chunked path forced it must still train, through the token scan's backward, and match. Then one training
- * step of the Mamba-3 fixtures' models with every scan chunked.
+ * batch 2, proj and dL/dy as strided views; MIMO ranks 2 and 4 (mimo_x, _z, _o's gradients too), l = 1 and
+ * sub-token sequences that end mid-chunk. Then one training step of the Mamba-3 fixtures' models with every
+ * scan chunked.
  */
 after(disposeGpu);
 
@@ -64,8 +64,17 @@ const CASES: [string, Mamba3Dims, number, number, boolean, number][] = [
   ['SISO, l 77 (chunk 16: 5 chunks), n 10, rope 1, norm, p 70', dims(3, 70, 10, 1, 1, 1), 2, 77, true, 16],
   ['SISO, l 40 (default chunk), n 16, rope 0.25, halves, 2 groups', dims(4, 8, 16, 2, 1, 0.25, true), 1, 40, false, 0],
   ['SISO, l 33 (chunk 8), n 64, p 64, rope 0.5, norm', dims(2, 64, 64, 1, 1, 0.5), 1, 33, true, 8],
-  ['MIMO 2 (token scan backward), l 9, n 10, rope 1, norm', dims(4, 6, 10, 2, 2, 1), 2, 9, true, 4],
-  ['MIMO 4 (token scan backward), l 7, n 14, rope 0.5', dims(3, 9, 14, 1, 4, 0.5), 2, 7, false, 4],
+  [
+    'MIMO 2, l 9 (45 sub-tokens, chunk 4), n 10, rope 1, norm, 4 heads in 2 groups',
+    dims(4, 6, 10, 2, 2, 1),
+    2,
+    9,
+    true,
+    4,
+  ],
+  ['MIMO 4, l 7 (63 sub-tokens, chunk 16), n 14, rope 0.5', dims(3, 9, 14, 1, 4, 0.5), 2, 7, false, 16],
+  ['MIMO 2, l 1, n 8, rope 0.5, norm', dims(2, 5, 8, 1, 2, 0.5), 2, 1, true, 4],
+  ['MIMO 4, n 128, p 64, rope 0.5 (the official size), norm, l 5', dims(2, 64, 128, 1, 4, 0.5), 1, 5, true, 0],
 ];
 
 /** Each element within RTOL of the CPU's plus ATOL times the larger of the gradient's and dProj's largest magnitude. */
@@ -126,7 +135,7 @@ for (const [label, d, b, l, norm, chunk] of CASES) {
       x = args(gb, 'g');
     cpu().mamba3ScanBackward(c);
     await withOptions(gb, { ssdPath: 'chunked', ssdChunk: chunk }, async () => {
-      assert.equal(mamba3BackwardTakesChunked(gb, d, b, l), !mimo, 'SISO takes the chunked backward, MIMO the scan');
+      assert.equal(mamba3BackwardTakesChunked(gb, d, b, l, norm), true, 'the chunked backward is taken');
       gb.mamba3ScanBackward(x);
     });
     const names = [
@@ -163,13 +172,13 @@ for (const [label, d, b, l, norm, chunk] of CASES) {
   });
 }
 
-test('auto takes the chunked backward past 32 tokens, SISO only, while its scratch fits a binding', async (t: TestContext) => {
+test('auto takes the chunked backward past 32 tokens, while its scratch fits a binding', async (t: TestContext) => {
   const gb = await requireAdapter(t);
   if (!gb) return;
   await withOptions(gb, { ssdPath: 'auto', ssdChunk: 0 }, async () => {
     assert.equal(mamba3BackwardTakesChunked(gb, dims(2, 8, 16, 1, 1, 0.5), 1, 32), false);
     assert.equal(mamba3BackwardTakesChunked(gb, dims(2, 8, 16, 1, 1, 0.5), 1, 33), true);
-    assert.equal(mamba3BackwardTakesChunked(gb, dims(2, 8, 16, 1, 2, 0.5), 1, 2048), false);
+    assert.equal(mamba3BackwardTakesChunked(gb, dims(2, 8, 16, 1, 2, 0.5), 1, 2048), true);
   });
   await withOptions(gb, { ssdPath: 'sequential' }, async () => {
     assert.equal(mamba3BackwardTakesChunked(gb, dims(2, 8, 16, 1, 1, 0.5), 1, 2048), false);

@@ -26,13 +26,14 @@
 const HALVES = 2u;
 const NORM = 4u;
 const PI: f32 = 3.14159265358979;
+const EPS_A = 9.313225746154785e-10;   // 2^-30: MIMO's A' = −EPS_A (as mamba3-chunked.wgsl)
 
 struct P {
   l: u32, h: u32, pd: u32, n: u32, g: u32, S: u32, rows: u32, flags: u32,
   poff: u32, pld: u32, goff: u32, gld: u32, doff: u32, dld: u32,
   odt: u32, obn: u32, ocn: u32, obb: u32, ocb: u32, onw: u32,
   sdc: u32, wdt: u32, kpk: u32, ody: u32, onp: u32, ots: u32, odl: u32, odd: u32,
-  afloor: f32, eps: f32,
+  afloor: f32, eps: f32, R: u32, od: u32, omx: u32, omz: u32, omo: u32, okq: u32, ors: u32, opa: u32,
 }
 @group(0) @binding(0) var<uniform> u: P;
 @group(0) @binding(1) var<storage, read> proj: array<f32>;        // (b, l, W) view
@@ -65,10 +66,10 @@ fn tanh_acc(x: f32) -> f32 {
   return select(-t, t, x >= 0.0);
 }
 
-// column offsets of a proj row (SISO: R = 1)
+// column offsets of a proj row
 fn o_b() -> u32 { return 2u * u.h * u.pd; }
-fn o_c() -> u32 { return o_b() + u.g * u.n; }
-fn o_dt() -> u32 { return o_c() + u.g * u.n; }
+fn o_c() -> u32 { return o_b() + u.R * u.g * u.n; }
+fn o_dt() -> u32 { return o_c() + u.R * u.g * u.n; }
 fn o_ang() -> u32 { return o_dt() + 3u * u.h; }
 fn dt_at(row: u32, hh: u32) -> f32 { return softplus_f(proj[row + o_dt() + hh] + prm[u.odt + hh]); }
 fn lam_at(row: u32, hh: u32) -> f32 { return sigmoid_f(proj[row + o_dt() + 2u * u.h + hh]); }
@@ -277,7 +278,7 @@ fn m3cb_theta(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: v
     let o = (r * u.h + hh) * u.S + a;
     cum += BW[u.odl + o];
     BW[u.odl + o] = cum;
-    BW[(r * u.h + hh) * u.kpk + 2u * u.n + a] = cum * dt_at(u.poff + r * u.pld, hh);
+    BW[(r * u.h + hh) * u.kpk + 2u * u.R * u.n + a] = cum * dt_at(u.poff + r * u.pld, hh);
   }
 }
 
@@ -313,4 +314,309 @@ fn m3cb_scalars(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg:
   dproj[drow + o_dt() + u.h + hh] = dAin;
   dproj[drow + o_dt() + 2u * u.h + hh] = dlam * lam * (1.0 - lam);
   dproj[drow + o_dt() + hh] = ddt * select(sigmoid_f(a), 1.0, a > 20.0);
+}
+
+// ---- MIMO ----------------------------------------------------------------------------------------------
+// The forward's token is U = 2R + 1 SSD sub-tokens (mamba3-chunked.wgsl): the decay (dt' = −Δ A / EPS_A), R inputs
+// (X = x ⊙ mx_r, B' = w k_r) and R readouts (C = q_r'), and o_r' = y1_r' + x ⊙ (D mx_r' − δ Σ_r KQ[r, r'] mx_r) with
+// KQ[r, r'] = k_r · q_r' (the forward's DC: δ, then KQ). Extra BW regions: DKQ (b, l, h, R, R) at okq (the
+// gradient of KQ), RS (b, l, h, R) at ors (the output norm's rstd per readout), PAR at opa (dmimo_x, _z, _o
+// (h, R, p) each, then the norm weight (h p)). DY1 is (b, l U, e), zero but at the readouts.
+
+var<workgroup> pm: array<f32, 64>;   // P[r, r'] = Σ_c do_r' x mx_r
+var<workgroup> rsd: array<f32, 16>;  // rstd of k_r (0..R) and q_r (R..2R)
+
+fn mx_at(hh: u32, r: u32, c: u32) -> f32 { return prm[u.omx + (hh * u.R + r) * u.pd + c]; }
+fn mz_at(hh: u32, r: u32, c: u32) -> f32 { return prm[u.omz + (hh * u.R + r) * u.pd + c]; }
+fn mo_at(hh: u32, r: u32, c: u32) -> f32 { return prm[u.omo + (hh * u.R + r) * u.pd + c]; }
+
+// o_r2 at column c of token row r0 (before the norm)
+fn o_mimo(r0: u32, hh: u32, r2: u32, c: u32) -> f32 {
+  let R = u.R;
+  let e = u.h * u.pd;
+  let U = 2u * R + 1u;
+  let dcb = u.sdc + (r0 * u.h + hh) * (1u + R * R);
+  let x = proj[u.poff + r0 * u.pld + e + hh * u.pd + c];
+  var corr = 0.0;
+  for (var r = 0u; r < R; r++) { corr += sc[dcb + 1u + r * R + r2] * mx_at(hh, r, c); }
+  return y1[(r0 * U + 1u + R + r2) * e + hh * u.pd + c] + x * (prm[u.od + hh] * mx_at(hh, r2, c) - sc[dcb] * corr);
+}
+
+@compute @workgroup_size(64)
+fn m3cb_post_mimo(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let hh = wid.x;
+  let r0 = wid.y + wid.z * nwg.y;
+  if (r0 >= u.rows) { return; }
+  let pd = u.pd;
+  let R = u.R;
+  let e = u.h * pd;
+  let U = 2u * R + 1u;
+  let row = u.poff + r0 * u.pld;
+  let grow = u.goff + r0 * u.gld;
+  let drow = u.doff + r0 * u.dld;
+  let dcb = u.sdc + (r0 * u.h + hh) * (1u + R * R);
+  let delta = sc[dcb];
+  let Dh = prm[u.od + hh];
+  var dza: array<f32, 16>;                  // this thread's columns c = li + 64 m (p <= 1024)
+  var dxa: array<f32, 16>;
+  for (var m = 0u; m < 16u; m++) {
+    dza[m] = 0.0;
+    dxa[m] = 0.0;
+  }
+  for (var r2 = 0u; r2 < R; r2++) {
+    var rstd = 1.0;
+    if (has(NORM)) {
+      var ss = 0.0;
+      for (var c = li; c < pd; c += 64u) { let v = o_mimo(r0, hh, r2, c); ss += v * v; }
+      red[li] = ss;
+      red[64u + li] = 0.0;
+      reduce2(li);
+      rstd = 1.0 / sqrt(red[0] / f32(pd) + u.eps);
+      workgroupBarrier();
+    }
+    var dot = 0.0;
+    var m = 0u;
+    for (var c = li; c < pd; c += 64u) {
+      let o = o_mimo(r0, hh, r2, c);
+      let z = proj[row + hh * pd + c];
+      let mz = mz_at(hh, r2, c);
+      let zz = z * mz;
+      let sg = sigmoid_f(zz);
+      let gm = gy[grow + hh * pd + c] * mo_at(hh, r2, c);
+      var wN = 1.0;
+      if (has(NORM)) { wN = prm[u.onw + hh * pd + c]; }
+      let yh = o * rstd * wN;
+      dza[m] += gm * yh * (sg * (1.0 + zz * (1.0 - sg))) * mz;
+      dot += gm * zz * sg * wN * o;
+      m++;
+    }
+    red[li] = dot;
+    red[64u + li] = 0.0;
+    reduce2(li);
+    let sdot = red[0];
+    workgroupBarrier();
+    var pr: array<f32, 8>;
+    for (var r = 0u; r < R; r++) { pr[r] = 0.0; }
+    m = 0u;
+    for (var c = li; c < pd; c += 64u) {
+      let x = proj[row + e + hh * pd + c];
+      let z = proj[row + hh * pd + c];
+      let zz = z * mz_at(hh, r2, c);
+      let dyh = gy[grow + hh * pd + c] * mo_at(hh, r2, c) * zz * sigmoid_f(zz);
+      var dO = dyh;
+      if (has(NORM)) {
+        dO = rstd * dyh * prm[u.onw + hh * pd + c] - o_mimo(r0, hh, r2, c) * rstd * rstd * rstd * sdot / f32(pd);
+      }
+      BW[u.ody + (r0 * U + 1u + R + r2) * e + hh * pd + c] = dO;
+      var corr = 0.0;
+      for (var r = 0u; r < R; r++) {
+        let mx = mx_at(hh, r, c);
+        corr += sc[dcb + 1u + r * R + r2] * mx;
+        pr[r] += dO * x * mx;
+      }
+      dxa[m] += dO * (Dh * mx_at(hh, r2, c) - delta * corr);
+      m++;
+    }
+    for (var r = 0u; r < R; r += 2u) {
+      red[li] = pr[r];
+      red[64u + li] = select(0.0, pr[r + 1u], r + 1u < R);
+      reduce2(li);
+      if (li == 0u) {
+        pm[r * R + r2] = red[0];
+        if (r + 1u < R) { pm[(r + 1u) * R + r2] = red[64]; }
+      }
+      workgroupBarrier();
+    }
+    if (li == 0u) { BW[u.ors + (r0 * u.h + hh) * R + r2] = rstd; }
+  }
+  var m = 0u;
+  for (var c = li; c < pd; c += 64u) {
+    dproj[drow + hh * pd + c] = dza[m];
+    dproj[drow + e + hh * pd + c] = dxa[m];
+    m++;
+  }
+  for (var i = li; i < (R + 1u) * pd; i += 64u) { BW[u.ody + (r0 * U + i / pd) * e + hh * pd + i % pd] = 0.0; }
+  workgroupBarrier();
+  if (li == 0u) {
+    var dd = 0.0;
+    var ddel = 0.0;
+    for (var r = 0u; r < R; r++) {
+      dd += pm[r * R + r];
+      for (var r2 = 0u; r2 < R; r2++) {
+        ddel -= sc[dcb + 1u + r * R + r2] * pm[r * R + r2];
+        BW[u.okq + ((r0 * u.h + hh) * R + r) * R + r2] = -delta * pm[r * R + r2];
+      }
+    }
+    let ts = u.ots + (r0 * u.h + hh) * 4u;
+    BW[ts] = dd;
+    BW[ts + 2u] = ddel;
+  }
+}
+
+@compute @workgroup_size(64)
+fn m3cb_prep_mimo(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let hh = wid.x;
+  let r0 = wid.y + wid.z * nwg.y;
+  if (r0 >= u.rows) { return; }
+  let t = r0 % u.l;
+  let n = u.n;
+  let R = u.R;
+  let pd = u.pd;
+  let e = u.h * pd;
+  let U = 2u * R + 1u;
+  let grp = hh / (u.h / u.g);
+  let row = u.poff + r0 * u.pld;
+  let drow = u.doff + r0 * u.dld;
+  let dt = dt_at(row, hh);
+  var delta = 0.0;
+  if (t + 1u < u.l) { delta = (1.0 - lam_at(row + u.pld, hh)) * dt_at(row + u.pld, hh); }
+  let w = lam_at(row, hh) * dt + delta;
+  if (li < 2u * R) {
+    let r = li % R;
+    var col = o_b();
+    if (li >= R) { col = o_c(); }
+    col += (r * u.g + grp) * n;
+    var ss = 0.0;
+    for (var j = 0u; j < n; j++) { let v = proj[row + col + j]; ss += v * v; }
+    rsd[li] = 1.0 / sqrt(ss / f32(n) + u.eps);
+  }
+  workgroupBarrier();
+  for (var i = li; i < R * n; i += 64u) {
+    let r = i / n;
+    let j = i % n;
+    kk[i] = proj[row + o_b() + (r * u.g + grp) * n + j] * rsd[r] * prm[u.obn + j] + prm[u.obb + (hh * R + r) * n + j];
+    qq[i] = proj[row + o_c() + (r * u.g + grp) * n + j] * rsd[R + r] * prm[u.ocn + j] + prm[u.ocb + (hh * R + r) * n + j];
+  }
+  workgroupBarrier();
+  let tho = (r0 * u.h + hh) * u.S;
+  for (var i = li; i < R * u.S; i += 64u) {
+    let r = i / u.S;
+    let a = i % u.S;
+    var o0 = r * n + 2u * a;
+    var o1 = o0 + 1u;
+    if (has(HALVES)) { o0 = r * n + a; o1 = o0 + n / 2u; }
+    let s = sincos_acc(sc[tho + a]);
+    let k0 = kk[o0];
+    let k1 = kk[o1];
+    kk[o0] = k0 * s.y - k1 * s.x;
+    kk[o1] = k0 * s.x + k1 * s.y;
+    let q0 = qq[o0];
+    let q1 = qq[o1];
+    qq[o0] = q0 * s.y - q1 * s.x;
+    qq[o1] = q0 * s.x + q1 * s.y;
+  }
+  workgroupBarrier();
+  let s0 = r0 * U;
+  let kqb = u.okq + (r0 * u.h + hh) * R * R;
+  var pbk = 0.0;
+  for (var i = li; i < R * n; i += 64u) {
+    let r = i / n;
+    let j = i % n;
+    let db = DB[(s0 + 1u + r) * u.h * n + hh * n + j];
+    pbk += db * kk[i];
+    var a = w * db;
+    var b = DQ[(s0 + 1u + R + r) * u.h * n + hh * n + j];
+    for (var r2 = 0u; r2 < R; r2++) {
+      a += BW[kqb + r * R + r2] * qq[r2 * n + j];   // dKQ[r, r2] q_r2
+      b += BW[kqb + r2 * R + r] * kk[r2 * n + j];   // dKQ[r2, r] k_r2 (this i is q_r)
+    }
+    dk[i] = a;
+    dq[i] = b;
+  }
+  red[li] = pbk;
+  red[64u + li] = 0.0;
+  reduce2(li);
+  let dw = red[0];
+  workgroupBarrier();
+  for (var a = li; a < u.S; a += 64u) {
+    let s = sincos_acc(sc[tho + a]);
+    var dl = 0.0;
+    for (var r = 0u; r < R; r++) {
+      var o0 = r * n + 2u * a;
+      var o1 = o0 + 1u;
+      if (has(HALVES)) { o0 = r * n + a; o1 = o0 + n / 2u; }
+      let dk0 = dk[o0];
+      let dk1 = dk[o1];
+      let dq0 = dq[o0];
+      let dq1 = dq[o1];
+      dl += -dk0 * kk[o1] + dk1 * kk[o0] - dq0 * qq[o1] + dq1 * qq[o0];
+      dk[o0] = dk0 * s.y + dk1 * s.x;
+      dk[o1] = -dk0 * s.x + dk1 * s.y;
+      dq[o0] = dq0 * s.y + dq1 * s.x;
+      dq[o1] = -dq0 * s.x + dq1 * s.y;
+    }
+    BW[u.odl + tho + a] = dl;
+  }
+  workgroupBarrier();
+  let pkb = (r0 * u.h + hh) * u.kpk;
+  for (var i = li; i < R * n; i += 64u) {
+    BW[pkb + i] = dk[i];
+    BW[pkb + R * n + i] = dq[i];
+  }
+  if (li == 0u) {
+    let ts = u.ots + (r0 * u.h + hh) * 4u;
+    BW[ts + 1u] = dw;
+    BW[ts + 2u] += dw;                                           // dδ = dw + the skip correction's share
+    BW[ts + 3u] = BW[u.odd + s0 * u.h + hh] / EPS_A;              // dt' = −Δ A / EPS_A
+  }
+  for (var c = li; c < pd; c += 64u) {
+    var s = 0.0;
+    for (var r = 0u; r < R; r++) { s += DX[(s0 + 1u + r) * e + hh * pd + c] * mx_at(hh, r, c); }
+    dproj[drow + e + hh * pd + c] += s;
+  }
+}
+
+// One thread per (head, r, column): mimo_x, _z, _o's gradients (and, at r = 0, the norm weight's), summed over
+// the tokens in order (deterministic), from the recomputed o_r, the kept rstd and do (DY1) and the SSD's dX.
+@compute @workgroup_size(64)
+fn m3cb_params_mimo(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let i = flat(wid, nwg, li);
+  let R = u.R;
+  let pd = u.pd;
+  if (i >= u.h * R * pd) { return; }
+  let c = i % pd;
+  let r = (i / pd) % R;
+  let hh = i / (pd * R);
+  let e = u.h * pd;
+  let U = 2u * R + 1u;
+  let Dh = prm[u.od + hh];
+  let mx = mx_at(hh, r, c);
+  let mz = mz_at(hh, r, c);
+  let mo = mo_at(hh, r, c);
+  var wN = 1.0;
+  if (has(NORM)) { wN = prm[u.onw + hh * pd + c]; }
+  var smx = 0.0;
+  var smz = 0.0;
+  var smo = 0.0;
+  var snw = 0.0;
+  for (var r0 = 0u; r0 < u.rows; r0++) {
+    let row = u.poff + r0 * u.pld;
+    let x = proj[row + e + hh * pd + c];
+    let z = proj[row + hh * pd + c];
+    let gv = gy[u.goff + r0 * u.gld + hh * pd + c];
+    let dcb = u.sdc + (r0 * u.h + hh) * (1u + R * R);
+    let zz = z * mz;
+    let sg = sigmoid_f(zz);
+    let yh = o_mimo(r0, hh, r, c) * BW[u.ors + (r0 * u.h + hh) * R + r] * wN;
+    smo += gv * yh * zz * sg;
+    smz += gv * mo * yh * (sg * (1.0 + zz * (1.0 - sg))) * z;
+    var corr = 0.0;
+    for (var r2 = 0u; r2 < R; r2++) {
+      corr += sc[dcb + 1u + r * R + r2] * BW[u.ody + (r0 * U + 1u + R + r2) * e + hh * pd + c];
+    }
+    smx += x * (Dh * BW[u.ody + (r0 * U + 1u + R + r) * e + hh * pd + c] - sc[dcb] * corr);
+    smx += x * DX[(r0 * U + 1u + r) * e + hh * pd + c];
+    if (has(NORM) && r == 0u) {
+      for (var r2 = 0u; r2 < R; r2++) {
+        let zz2 = z * mz_at(hh, r2, c);
+        let dyh = gv * mo_at(hh, r2, c) * zz2 * sigmoid_f(zz2);
+        snw += dyh * o_mimo(r0, hh, r2, c) * BW[u.ors + (r0 * u.h + hh) * R + r2];
+      }
+    }
+  }
+  let hrp = u.h * R * pd;
+  BW[u.opa + i] = smx;
+  BW[u.opa + hrp + i] = smz;
+  BW[u.opa + 2u * hrp + i] = smo;
+  if (has(NORM) && r == 0u) { BW[u.opa + 3u * hrp + hh * pd + c] = snw; }
 }
