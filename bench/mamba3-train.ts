@@ -26,10 +26,10 @@ import { commandLine, hostMachine } from './machine.js';
  * read back (the optimiser needs it), so the wall time covers the GPU's work. On WebGPU one more step per
  * variant is profiled (timestamp queries, where the adapter has them) and its GPU time listed by kernel.
  * Mamba-3's backward on WebGPU takes the path its forward takes (`ssdPath`: auto = chunked past 32 tokens):
- * the token scan's backward (one workgroup per (sequence, head) walking the sequence) or, SISO only, the
- * chunked backward (Mamba-2's SSD backward plus the mapping's adjoints, kernels/mamba3-chunked-backward.ts).
- * --ssd-paths sequential,chunked times every variant on each path (rows variant@path; MIMO's backward is the
- * token scan's on both, its forward not), so the GPU profile's rows split the backward from the forward.
+ * the token scan's backward (one workgroup per (sequence, head) walking the sequence) or the chunked backward
+ * (Mamba-2's SSD backward plus the mapping's adjoints, kernels/mamba3-chunked-backward.ts).
+ * --ssd-paths sequential,chunked times every variant on each path (rows variant@path; the forward's path
+ * changes with it), and the GPU profile's rows split the backward's kernels from the forward's.
  */
 const a = benchArgs('mamba3-train');
 const d = a['d-model'],

@@ -201,6 +201,8 @@ test('auto takes the chunked backward past 32 tokens, while its scratch fits a b
 
 // One training step of the Mamba-3 fixtures' models (as train-mamba3.test.ts) with every scan chunked
 // (chunk 4: the fixtures' prompts span several chunks): loss and every parameter's gradient against the CPU.
+// (Not the weights after AdamW: see docs/mamba3.md, "The chunked backward", on gradients that are zero by
+// structure on the CPU and f32 residues here.)
 const DIR = join(ROOT, 'fixtures', 'mamba3');
 for (const name of ['siso', 'mimo-norm'])
   test(`the Mamba-3 ${name} model's gradients on WebGPU with the chunked path forced match the CPU`, async (t) => {

@@ -1,6 +1,6 @@
-// The gradient of Mamba-3's chunked forward (mamba3-chunked.wgsl), SISO: the launcher
+// The gradient of Mamba-3's chunked forward (mamba3-chunked.wgsl), SISO here and MIMO at the end: the launcher
 // (mamba3-chunked-backward.ts) recomputes the forward's m3_angles, m3_prep and Mamba-2's chunked SSD scan
-// (y1 = Hbar q), then runs, in order:
+// (y1 = Hbar q), then runs, in order (SISO):
 //   m3cb_post    per (token, head): the adjoint of m3_post, y = norm?(y1 + DC x) · silu(z): dz (into dProj), dy1
 //                (the SSD's dL/dy, in BW), dDC (TS), dx's skip share DC dy1' (into dProj), the norm weight's
 //                per-token products (NWP)
@@ -17,7 +17,11 @@
 //   m3cb_scalars per (token, head): Δ, A, λ from w_t = λ_t Δ_t + δ_t, δ_{t−1} = (1 − λ_t) Δ_t, dt' = −Δ A, θ:
 //                  dλ = Δ (dw − dδ_{t−1}),   dΔ = λ dw + (1 − λ) dδ_{t−1} − A ddt' + Σ_a dθ_a π tanh(angle_a),
 //                  dA = −Δ ddt'   -> dProj's dt, A, trap columns (through softplus, the A floor, the sigmoid)
-// BW (one scratch): PK (b, l, h, kpk) at 0 (kpk = 2n + S: dk, dq before the rotation, dθ Δ), DY1 (b, l, e)
+// The chunked form computes δ's gradient as a difference, dw − dDC k·q, whose terms cancel exactly in exact
+// arithmetic where only the token's own output would reach δ (the skip correction cancels Hbar's diagonal term):
+// there f32 leaves a residue of the terms' rounding (~1e-7 of them) where the token scan gives exactly 0 (e.g. the
+// last token's Δ and λ when its own output has no gradient).
+// BW (one scratch): PK (b, l, h, kpk) at 0 (kpk = 2Rn + S: dk, dq before the rotation, dθ Δ), DY1 (b, l, e)
 // at ody, NWP (b, l, e) at onp, TS (b, l, h, 4) at ots (dDC, dw, dδ, ddt'), DL (b, l, h, S) at odl (local
 // dθ, then the running sums), DD1 (b, l, h) at odd (the SSD backward's ddt'). The SSD backward's other outputs
 // have a buffer each (a dispatch may not write two views of one buffer): DX, DB, DQ.
