@@ -75,6 +75,8 @@ const CASES: [string, Mamba3Dims, number, number, boolean, number][] = [
   ['MIMO 4, l 7 (63 sub-tokens, chunk 16), n 14, rope 0.5', dims(3, 9, 14, 1, 4, 0.5), 2, 7, false, 16],
   ['MIMO 2, l 1, n 8, rope 0.5, norm', dims(2, 5, 8, 1, 2, 0.5), 2, 1, true, 4],
   ['MIMO 4, n 128, p 64, rope 0.5 (the official size), norm, l 5', dims(2, 64, 128, 1, 4, 0.5), 1, 5, true, 0],
+  ['SISO, l 200 (default chunk: 4 chunks), n 16, rope 0.5, norm, batch 2', dims(2, 8, 16, 1, 1, 0.5), 2, 200, true, 0],
+  ['MIMO 2, l 40 (200 sub-tokens, default chunk), n 16, rope 1, norm', dims(2, 8, 16, 1, 2, 1), 2, 40, true, 0],
 ];
 
 /** Each element within RTOL of the CPU's plus ATOL times the larger of the gradient's and dProj's largest magnitude. */

@@ -261,7 +261,7 @@ export function mamba3ChunkedBackward(
   const prepB = mimo ? PREP_B_MIMO : PREP_B;
   const gbufs = { DX: bk.buf(DX), DB: bk.buf(DB), DQ: bk.buf(DQ) };
   d.run(d.pipe(prepB.entry, prepB), { proj, prm, sc, dproj, BW, ...gbufs }, u, h, ry, rz);
-  d.run(d.pipe(THETA.entry, THETA), { proj, prm, BW }, u, ...grid(b * h * S, 64));
+  if (S > 0) d.run(d.pipe(THETA.entry, THETA), { proj, prm, BW }, u, ...grid(b * h * S, 64));
   d.run(d.pipe(SCALARS.entry, SCALARS), { proj, prm, BW, dproj }, u, ...grid(rows * h, 64));
   if (mimo)
     d.run(
