@@ -9,7 +9,8 @@ import type { LanguageModel, LmConfig } from '../src/models/lm.js';
 import * as F from '../src/ops/ops.js';
 import { scope } from '../src/tensor/scope.js';
 import { AdamW } from '../src/train/optimizer.js';
-import { parseVariant, variantModel } from './mamba3-variants.js';
+import { parseVariant, type Variant, variantModel } from './mamba3-variants.js';
+import type { SsdPath } from '../src/backend/webgpu/kernel-host.js';
 import { backend as webgpuBackend, byKernel, table, writeResult } from './webgpu-common.js';
 import { commandLine, hostMachine } from './machine.js';
 
@@ -24,8 +25,11 @@ import { commandLine, hostMachine } from './machine.js';
  * rounds of its ratio to the first variant of the same round. A step ends when the gradient norm is
  * read back (the optimiser needs it), so the wall time covers the GPU's work. On WebGPU one more step per
  * variant is profiled (timestamp queries, where the adapter has them) and its GPU time listed by kernel.
- * Mamba-3's backward on WebGPU is one workgroup per (sequence, head) walking the sequence (docs/mamba3.md,
- * "Training on WebGPU"), Mamba-2's the chunked SSD: the ratio says what that costs at this shape.
+ * Mamba-3's backward on WebGPU takes the path its forward takes (`ssdPath`: auto = chunked past 32 tokens):
+ * the token scan's backward (one workgroup per (sequence, head) walking the sequence) or the chunked backward
+ * (Mamba-2's SSD backward plus the mapping's adjoints, kernels/mamba3-chunked-backward.ts).
+ * --ssd-paths sequential,chunked times every variant on each path (rows variant@path; the forward's path
+ * changes with it), and the GPU profile's rows split the backward's kernels from the forward's.
  */
 const a = benchArgs('mamba3-train');
 const d = a['d-model'],
@@ -33,12 +37,23 @@ const d = a['d-model'],
   b = a.batch,
   l = a['seq-len'],
   V = a.vocab;
-const variants = a.variants.split(',').map(parseVariant);
+const paths = a['ssd-paths'].split(',').map((s) => s.trim());
+for (const p of paths)
+  if (!['auto', 'sequential', 'chunked'].includes(p))
+    throw new Error(`--ssd-paths: "${p}" is not auto, sequential or chunked`);
+if (a.backend !== 'webgpu' && paths.some((p) => p !== 'auto'))
+  throw new Error("--ssd-paths: the scan paths are the WebGPU backend's (add --backend webgpu)");
+// each variant once per scan path (named variant@path when there are several)
+const variants: (Variant & { path: SsdPath })[] = a.variants.split(',').flatMap((s) => {
+  const v = parseVariant(s);
+  return paths.map((p) => ({ ...v, name: paths.length > 1 ? `${v.name}@${p}` : v.name, path: p as SsdPath }));
+});
 const bk: Backend =
   a.backend === 'webgpu' ? await webgpuBackend() : new CpuBackend({ kernels: a.kernels as CpuKernels });
 const shape = { d, P, layers: a.layers };
 
 interface Trainer {
+  path: SsdPath;
   model: LanguageModel<LmConfig>;
   opt: AdamW;
   rng: Rng;
@@ -50,11 +65,12 @@ function trainer(i: number): Trainer {
   const model = variantModel(bk, variants[i], shape, emb, 100 + i);
   const params = model.parameters();
   for (const p of params.values()) p.requiresGrad = true;
-  return { model, opt: new AdamW(params, bk), rng: new Rng(7) };
+  return { path: variants[i].path, model, opt: new AdamW(params, bk), rng: new Rng(7) };
 }
 
 /** One training step; resolves once the gradient norm is back on the host. */
 async function step(t: Trainer): Promise<number> {
+  if (a.backend === 'webgpu') (bk as WebGpuBackend).options.ssdPath = t.path;
   const ids = Int32Array.from({ length: b * l }, () => t.rng.int(V));
   const tg = Int32Array.from({ length: b * l }, () => t.rng.int(V));
   const loss = scope(() => {
@@ -110,6 +126,7 @@ const results = variants.map((v, i) => {
     layerParams += t.shape.reduce((x, y) => x * y, 1);
   return {
     variant: v.name,
+    ssdPath: v.path,
     layer: v.layer,
     dState: v.n,
     mimoRank: v.R,

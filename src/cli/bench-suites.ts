@@ -242,6 +242,12 @@ export const BENCH_SUITES = {
       'seq-len': { type: 'int', min: 1, default: 512, help: 'tokens per sequence' },
       steps: { type: 'int', min: 1, default: 3, help: 'timed steps per variant and round' },
       rounds: { type: 'int', min: 1, default: 3, help: 'rounds; each times every variant once, in turn' },
+      'ssd-paths': {
+        type: 'string',
+        arg: '<list>',
+        default: 'auto',
+        help: 'webgpu: scan paths (auto, sequential, chunked), each variant timed on each (rows variant@path)',
+      },
       name: { type: 'string', nonEmpty: true, default: 'mamba3-train', help: 'result file name' },
       out: OUT_DIR,
     },

@@ -108,6 +108,7 @@ import { ssdScan } from './kernels/ssd-scan.js';
 import { mamba3Scan } from './kernels/mamba3-scan.js';
 import { mamba3Chunked, mamba3TakesChunked } from './kernels/mamba3-chunked.js';
 import { mamba3ScanBackward } from './kernels/mamba3-scan-backward.js';
+import { mamba3BackwardTakesChunked, mamba3ChunkedBackward } from './kernels/mamba3-chunked-backward.js';
 import type { KernelHost, KernelOptions } from './kernel-host.js';
 import { dequantizeQ4Row, q4Layout, q4View, quantizeQ4 } from '../cpu/reference/q4.js';
 
@@ -500,7 +501,8 @@ export class WebGpuBackend implements Backend, KernelHost, TrainingKernels {
 
   mamba3ScanBackward(a: Mamba3ScanBackwardArgs): void {
     const { b, l } = checkMamba3ScanBackward(a);
-    mamba3ScanBackward(this, a, b, l);
+    if (mamba3BackwardTakesChunked(this, a.dims, b, l, !!a.normWeight)) mamba3ChunkedBackward(this, a, b, l);
+    else mamba3ScanBackward(this, a, b, l);
   }
 
   ssdScan(s: SsdScanArgs): void {

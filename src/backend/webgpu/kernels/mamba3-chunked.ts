@@ -16,15 +16,15 @@ export const MAMBA3_SCAN_MAX = 32;
  * they cost about what the chunk states do (2 l p n at p = n = 64), and the Q² scratch per chunk and
  * head is 16 KiB instead of 256 KiB.
  */
-const DEFAULT_CHUNK = 64;
+export const DEFAULT_CHUNK = 64;
 
 const entry = <K extends 'm3_angles' | 'm3_fold' | 'm3_prep' | 'm3_post' | 'm3_prep_mimo' | 'm3_post_mimo'>(e: K) =>
   kernel(W.mamba3Chunked, e, { name: `mamba3Chunked.${e.slice(3)}` });
-const ANGLES = entry('m3_angles');
+export const ANGLES = entry('m3_angles');
 const FOLD = entry('m3_fold');
-const PREP = entry('m3_prep');
+export const PREP = entry('m3_prep');
 const POST = entry('m3_post');
-const PREP_MIMO = entry('m3_prep_mimo');
+export const PREP_MIMO = entry('m3_prep_mimo');
 const POST_MIMO = entry('m3_post_mimo');
 
 /** What the chunked form needs beyond the launchers' host: temporary tensors for the SSD scan's inputs. */
@@ -34,7 +34,7 @@ export interface TensorHost extends KernelHost {
 }
 
 /** MIMO's A' = −EPS_A (mamba3-chunked.wgsl, the same constant): exp(−EPS_A) rounds to 1 in f32. */
-const EPS_A = 2 ** -30;
+export const EPS_A = 2 ** -30;
 
 /** `auto` scans token by token where a buffer of the chunked form would exceed this (long MIMO prompts). */
 const AUTO_MAX_BYTES = 2 ** 30;

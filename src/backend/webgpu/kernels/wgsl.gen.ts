@@ -1287,6 +1287,246 @@ export const mambaStep = {
   },
 } as const satisfies WgslModule;
 
+const mamba3ChunkedBackward_P = {
+  struct: 'P',
+  size: 152,
+  fields: [
+    { name: 'l', type: 'u32', offset: 0 },
+    { name: 'h', type: 'u32', offset: 4 },
+    { name: 'pd', type: 'u32', offset: 8 },
+    { name: 'n', type: 'u32', offset: 12 },
+    { name: 'g', type: 'u32', offset: 16 },
+    { name: 'S', type: 'u32', offset: 20 },
+    { name: 'rows', type: 'u32', offset: 24 },
+    { name: 'flags', type: 'u32', offset: 28 },
+    { name: 'poff', type: 'u32', offset: 32 },
+    { name: 'pld', type: 'u32', offset: 36 },
+    { name: 'goff', type: 'u32', offset: 40 },
+    { name: 'gld', type: 'u32', offset: 44 },
+    { name: 'doff', type: 'u32', offset: 48 },
+    { name: 'dld', type: 'u32', offset: 52 },
+    { name: 'odt', type: 'u32', offset: 56 },
+    { name: 'obn', type: 'u32', offset: 60 },
+    { name: 'ocn', type: 'u32', offset: 64 },
+    { name: 'obb', type: 'u32', offset: 68 },
+    { name: 'ocb', type: 'u32', offset: 72 },
+    { name: 'onw', type: 'u32', offset: 76 },
+    { name: 'sdc', type: 'u32', offset: 80 },
+    { name: 'wdt', type: 'u32', offset: 84 },
+    { name: 'kpk', type: 'u32', offset: 88 },
+    { name: 'ody', type: 'u32', offset: 92 },
+    { name: 'onp', type: 'u32', offset: 96 },
+    { name: 'ots', type: 'u32', offset: 100 },
+    { name: 'odl', type: 'u32', offset: 104 },
+    { name: 'odd', type: 'u32', offset: 108 },
+    { name: 'afloor', type: 'f32', offset: 112 },
+    { name: 'eps', type: 'f32', offset: 116 },
+    { name: 'R', type: 'u32', offset: 120 },
+    { name: 'od', type: 'u32', offset: 124 },
+    { name: 'omx', type: 'u32', offset: 128 },
+    { name: 'omz', type: 'u32', offset: 132 },
+    { name: 'omo', type: 'u32', offset: 136 },
+    { name: 'okq', type: 'u32', offset: 140 },
+    { name: 'ors', type: 'u32', offset: 144 },
+    { name: 'opa', type: 'u32', offset: 148 },
+  ],
+  write(v: ParamValues, w: ParamWords, at: number): boolean {
+    if (
+      typeof v.l !== 'number' || typeof v.h !== 'number' || typeof v.pd !== 'number' ||
+      typeof v.n !== 'number' || typeof v.g !== 'number' || typeof v.S !== 'number' ||
+      typeof v.rows !== 'number' || typeof v.flags !== 'number' || typeof v.poff !== 'number' ||
+      typeof v.pld !== 'number' || typeof v.goff !== 'number' || typeof v.gld !== 'number' ||
+      typeof v.doff !== 'number' || typeof v.dld !== 'number' || typeof v.odt !== 'number' ||
+      typeof v.obn !== 'number' || typeof v.ocn !== 'number' || typeof v.obb !== 'number' ||
+      typeof v.ocb !== 'number' || typeof v.onw !== 'number' || typeof v.sdc !== 'number' ||
+      typeof v.wdt !== 'number' || typeof v.kpk !== 'number' || typeof v.ody !== 'number' ||
+      typeof v.onp !== 'number' || typeof v.ots !== 'number' || typeof v.odl !== 'number' ||
+      typeof v.odd !== 'number' || typeof v.afloor !== 'number' || typeof v.eps !== 'number' ||
+      typeof v.R !== 'number' || typeof v.od !== 'number' || typeof v.omx !== 'number' ||
+      typeof v.omz !== 'number' || typeof v.omo !== 'number' || typeof v.okq !== 'number' ||
+      typeof v.ors !== 'number' || typeof v.opa !== 'number'
+    ) return false;
+    w.u32[at + 0] = v.l;
+    w.u32[at + 1] = v.h;
+    w.u32[at + 2] = v.pd;
+    w.u32[at + 3] = v.n;
+    w.u32[at + 4] = v.g;
+    w.u32[at + 5] = v.S;
+    w.u32[at + 6] = v.rows;
+    w.u32[at + 7] = v.flags;
+    w.u32[at + 8] = v.poff;
+    w.u32[at + 9] = v.pld;
+    w.u32[at + 10] = v.goff;
+    w.u32[at + 11] = v.gld;
+    w.u32[at + 12] = v.doff;
+    w.u32[at + 13] = v.dld;
+    w.u32[at + 14] = v.odt;
+    w.u32[at + 15] = v.obn;
+    w.u32[at + 16] = v.ocn;
+    w.u32[at + 17] = v.obb;
+    w.u32[at + 18] = v.ocb;
+    w.u32[at + 19] = v.onw;
+    w.u32[at + 20] = v.sdc;
+    w.u32[at + 21] = v.wdt;
+    w.u32[at + 22] = v.kpk;
+    w.u32[at + 23] = v.ody;
+    w.u32[at + 24] = v.onp;
+    w.u32[at + 25] = v.ots;
+    w.u32[at + 26] = v.odl;
+    w.u32[at + 27] = v.odd;
+    w.f32[at + 28] = v.afloor;
+    w.f32[at + 29] = v.eps;
+    w.u32[at + 30] = v.R;
+    w.u32[at + 31] = v.od;
+    w.u32[at + 32] = v.omx;
+    w.u32[at + 33] = v.omz;
+    w.u32[at + 34] = v.omo;
+    w.u32[at + 35] = v.okq;
+    w.u32[at + 36] = v.ors;
+    w.u32[at + 37] = v.opa;
+    return true;
+  },
+} as const;
+export const mamba3ChunkedBackward = {
+  name: 'mamba3-chunked-backward',
+  code: "// The gradient of Mamba-3's chunked forward (mamba3-chunked.wgsl), SISO here and MIMO at the end: the launcher\n// (mamba3-chunked-backward.ts) recomputes the forward's m3_angles, m3_prep and Mamba-2's chunked SSD scan\n// (y1 = Hbar q), then runs, in order (SISO):\n//   m3cb_post    per (token, head): the adjoint of m3_post, y = norm?(y1 + DC x) · silu(z): dz (into dProj), dy1\n//                (the SSD's dL/dy, in BW), dDC (TS), dx's skip share DC dy1' (into dProj), the norm weight's\n//                per-token products (NWP)\n//   (Mamba-2's SSD backward, ssd-scan-backward.ts, on (x, dt', A' = −1, B', q) with dy1: dx, ddt', dB', dq)\n//   m3cb_prep    per (token, head): the adjoint of m3_prep. With B' = k w / dt', C = q, DC = D − δ k·q:\n//                  dk = dB' w / dt' − dDC δ q,   dq = dC − dDC δ k,   dw = dB'·k / dt',\n//                  ddt' = ddt'(SSD) − (dB'·k) w / dt'²,   dδ = dw − dDC k·q,\n//                then through the rotation (dθ local, dk and dq turned back) into PK (as the token scan's\n//                backward lays it out, so its m3b_rows and m3b_sum finish B, C, the angles and the biases);\n//                and dx += the SSD's dx\n//   m3cb_theta   per (sequence, head, angle): θ_t = θ_{t−1} + π tanh(angles_t) Δ_t, so dθ_t is the sum of the\n//                local dθ over tokens s >= t (a reverse running sum: the one walk over the tokens left, one\n//                add per token); PK's angle slot = dθ_t Δ_t\n//   m3cb_scalars per (token, head): Δ, A, λ from w_t = λ_t Δ_t + δ_t, δ_{t−1} = (1 − λ_t) Δ_t, dt' = −Δ A, θ:\n//                  dλ = Δ (dw − dδ_{t−1}),   dΔ = λ dw + (1 − λ) dδ_{t−1} − A ddt' + Σ_a dθ_a π tanh(angle_a),\n//                  dA = −Δ ddt'   -> dProj's dt, A, trap columns (through softplus, the A floor, the sigmoid)\n// The chunked form computes δ's gradient as a difference, dw − dDC k·q, whose terms cancel exactly in exact\n// arithmetic where only the token's own output would reach δ (the skip correction cancels Hbar's diagonal term):\n// there f32 leaves a residue of the terms' rounding (~1e-7 of them) where the token scan gives exactly 0 (e.g. the\n// last token's Δ and λ when its own output has no gradient).\n// BW (one scratch): PK (b, l, h, kpk) at 0 (kpk = 2Rn + S: dk, dq before the rotation, dθ Δ), DY1 (b, l, e)\n// at ody, NWP (b, l, e) at onp, TS (b, l, h, 4) at ots (dDC, dw, dδ, ddt'), DL (b, l, h, S) at odl (local\n// dθ, then the running sums), DD1 (b, l, h) at odd (the SSD backward's ddt'). The SSD backward's other outputs\n// have a buffer each (a dispatch may not write two views of one buffer): DX, DB, DQ.\n// Scalar functions with the numerics of the CPU reference (src/backend/cpu/reference/math.ts), in f32.\n\n// log(1 + y) without the cancellation of log(1 + y) for small y (Goldberg's trick: exact to a few ulp).\nfn log1p_f(y: f32) -> f32 {\n  let u = 1.0 + y;\n  if (u == 1.0) { return y; }\n  return log(u) * (y / (u - 1.0));\n}\n\n// softplus(x) = log(1 + e^x), and x itself above 20 (PyTorch's threshold).\nfn softplus_f(x: f32) -> f32 {\n  if (x > 20.0) { return x; }\n  return log1p_f(exp(x));\n}\n\nfn sigmoid_f(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }\n\nfn silu_f(x: f32) -> f32 { return x / (1.0 + exp(-x)); }\n\n// erf from erfc (Numerical Recipes' erfcc, fractional error < 1.2e-7).\nfn erf_f(x: f32) -> f32 {\n  let z = abs(x);\n  let t = 1.0 / (1.0 + 0.5 * z);\n  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +\n          t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));\n  return select(r - 1.0, 1.0 - r, x >= 0.0);\n}\n\n// gelu(x) = x * Phi(x), the exact (erf) form.\nfn gelu_f(x: f32) -> f32 { return 0.5 * x * (1.0 + erf_f(x * 0.70710678118654752)); }\n\nconst HALVES = 2u;\nconst NORM = 4u;\nconst PI: f32 = 3.14159265358979;\nconst EPS_A = 9.313225746154785e-10;   // 2^-30: MIMO's A' = −EPS_A (as mamba3-chunked.wgsl)\n\nstruct P {\n  l: u32, h: u32, pd: u32, n: u32, g: u32, S: u32, rows: u32, flags: u32,\n  poff: u32, pld: u32, goff: u32, gld: u32, doff: u32, dld: u32,\n  odt: u32, obn: u32, ocn: u32, obb: u32, ocb: u32, onw: u32,\n  sdc: u32, wdt: u32, kpk: u32, ody: u32, onp: u32, ots: u32, odl: u32, odd: u32,\n  afloor: f32, eps: f32, R: u32, od: u32, omx: u32, omz: u32, omo: u32, okq: u32, ors: u32, opa: u32,\n}\n@group(0) @binding(0) var<uniform> u: P;\n@group(0) @binding(1) var<storage, read> proj: array<f32>;        // (b, l, W) view\n@group(0) @binding(2) var<storage, read> prm: array<f32>;         // the packed parameters (packMamba3Params)\n@group(0) @binding(3) var<storage, read> gy: array<f32>;          // dL/dy (b, l, e) view\n@group(0) @binding(4) var<storage, read> sc: array<f32>;          // the forward's TH (b, l, h, S) at 0, DC (b, l, h) at sdc\n@group(0) @binding(5) var<storage, read> wk: array<f32>;          // the forward's SSD inputs: dt' (b, l, h) at wdt\n@group(0) @binding(6) var<storage, read> y1: array<f32>;          // Hbar q (b, l, e)\n@group(0) @binding(7) var<storage, read_write> dproj: array<f32>; // (b, l, W) view\n@group(0) @binding(8) var<storage, read_write> BW: array<f32>;    // PK, DY1, NWP, TS, DL, DD1 (above)\n@group(0) @binding(9) var<storage, read> DX: array<f32>;          // the SSD backward's dx (b, l, e)\n@group(0) @binding(10) var<storage, read> DB: array<f32>;         // its dB' (b, l, h n)\n@group(0) @binding(11) var<storage, read> DQ: array<f32>;         // its dC = dq (b, l, h n)\n\nvar<workgroup> kk: array<f32, 512>;   // k_t, normalised and biased, then rotated\nvar<workgroup> qq: array<f32, 512>;   // q_t, likewise\nvar<workgroup> dk: array<f32, 512>;\nvar<workgroup> dq: array<f32, 512>;\nvar<workgroup> red: array<f32, 128>;\n\nfn has(f: u32) -> bool { return (u.flags & f) != 0u; }\nfn heavy_tail(v: f32) -> f32 { return select(1.0 / (1.0 - v), 1.0 + v, v >= 0.0); }\nfn flat(wid: vec3u, nwg: vec3u, li: u32) -> u32 { return (wid.y * nwg.x + wid.x) * 64u + li; }\n\n// Accurate sine and cosine, and complex products (vec2: re, im), for the kernels that rotate or\n// transform (fft-conv, ssm-conv-kernel, mamba3-scan). WGSL's sin and cos may be off by 2^-11 absolute.\n\n// (sin a, cos a) to a few ulp: a reduced by the nearest multiple of π/2 (in two parts), Taylor series on\n// [-π/4, π/4].\nfn sincos_acc(a: f32) -> vec2<f32> {\n  let k = round(a * 0.636619772367581);\n  let r = (a - k * 1.5707963705062866) + k * 4.371139000186243e-8;\n  let r2 = r * r;\n  let s = r * (1.0 + r2 * (-1.0 / 6.0 + r2 * (1.0 / 120.0 + r2 * (-1.0 / 5040.0 + r2 * (1.0 / 362880.0)))));\n  let c = 1.0 + r2 * (-0.5 + r2 * (1.0 / 24.0 + r2 * (-1.0 / 720.0 + r2 * (1.0 / 40320.0 + r2 * (-1.0 / 3628800.0)))));\n  let q = i32(k) & 3;\n  if (q == 0) { return vec2<f32>(s, c); }\n  if (q == 1) { return vec2<f32>(c, -s); }\n  if (q == 2) { return vec2<f32>(-s, -c); }\n  return vec2<f32>(-c, s);\n}\n\nfn cmul(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> { return vec2<f32>(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x); }\n\n// tanh to a few ulp (as mamba3-chunked.wgsl).\nfn tanh_acc(x: f32) -> f32 {\n  let t = 1.0 - 2.0 / (exp(2.0 * abs(x)) + 1.0);\n  return select(-t, t, x >= 0.0);\n}\n\n// column offsets of a proj row\nfn o_b() -> u32 { return 2u * u.h * u.pd; }\nfn o_c() -> u32 { return o_b() + u.R * u.g * u.n; }\nfn o_dt() -> u32 { return o_c() + u.R * u.g * u.n; }\nfn o_ang() -> u32 { return o_dt() + 3u * u.h; }\nfn dt_at(row: u32, hh: u32) -> f32 { return softplus_f(proj[row + o_dt() + hh] + prm[u.odt + hh]); }\nfn lam_at(row: u32, hh: u32) -> f32 { return sigmoid_f(proj[row + o_dt() + 2u * u.h + hh]); }\n\n// red[0] <- Σ red[0..64), red[64] <- Σ red[64..128) (all 64 threads, uniform control flow)\nfn reduce2(li: u32) {\n  workgroupBarrier();\n  for (var s = 32u; s > 0u; s >>= 1u) {\n    if (li < s) {\n      red[li] += red[li + s];\n      red[64u + li] += red[64u + li + s];\n    }\n    workgroupBarrier();\n  }\n}\n\n@compute @workgroup_size(64)\nfn m3cb_post(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let hh = wid.x;\n  let r = wid.y + wid.z * nwg.y;            // token row bi l + t\n  if (r >= u.rows) { return; }              // the same for the whole workgroup\n  let pd = u.pd;\n  let e = u.h * pd;\n  let row = u.poff + r * u.pld;\n  let grow = u.goff + r * u.gld;\n  let drow = u.doff + r * u.dld;\n  let dc = sc[u.sdc + r * u.h + hh];\n  var rstd = 1.0;\n  if (has(NORM)) {\n    var ss = 0.0;\n    for (var c = li; c < pd; c += 64u) {\n      let v = y1[r * e + hh * pd + c] + dc * proj[row + e + hh * pd + c];\n      ss += v * v;\n    }\n    red[li] = ss;\n    red[64u + li] = 0.0;\n    reduce2(li);\n    rstd = 1.0 / sqrt(red[0] / f32(pd) + u.eps);\n    workgroupBarrier();\n  }\n  // dz, dŷ (the gradient of the normed output), the norm weight's products, the dot for the norm's adjoint\n  var dot = 0.0;\n  for (var c = li; c < pd; c += 64u) {\n    let v = y1[r * e + hh * pd + c] + dc * proj[row + e + hh * pd + c];\n    let z = proj[row + hh * pd + c];\n    let sg = sigmoid_f(z);\n    let gv = gy[grow + hh * pd + c];\n    var wN = 1.0;\n    if (has(NORM)) { wN = prm[u.onw + hh * pd + c]; }\n    let yh = v * rstd * wN;\n    dproj[drow + hh * pd + c] = gv * yh * (sg * (1.0 + z * (1.0 - sg)));\n    let dyh = gv * z * sg;\n    if (has(NORM)) { BW[u.onp + r * e + hh * pd + c] = dyh * v * rstd; }\n    dot += dyh * wN * v;\n  }\n  red[li] = dot;\n  red[64u + li] = 0.0;\n  reduce2(li);\n  let sdot = red[0];\n  workgroupBarrier();\n  // dv = dL/d(y1 + DC x): to the SSD (dy1), to x (DC dv), to DC (dv · x)\n  var ddc = 0.0;\n  for (var c = li; c < pd; c += 64u) {\n    let x = proj[row + e + hh * pd + c];\n    let z = proj[row + hh * pd + c];\n    let dyh = gy[grow + hh * pd + c] * z * sigmoid_f(z);\n    var dv = dyh;\n    if (has(NORM)) {\n      let v = y1[r * e + hh * pd + c] + dc * x;\n      dv = rstd * dyh * prm[u.onw + hh * pd + c] - v * rstd * rstd * rstd * sdot / f32(pd);\n    }\n    BW[u.ody + r * e + hh * pd + c] = dv;\n    dproj[drow + e + hh * pd + c] = dc * dv;\n    ddc += dv * x;\n  }\n  red[li] = ddc;\n  red[64u + li] = 0.0;\n  reduce2(li);\n  if (li == 0u) { BW[u.ots + (r * u.h + hh) * 4u] = red[0]; }\n}\n\n@compute @workgroup_size(64)\nfn m3cb_prep(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let hh = wid.x;\n  let r = wid.y + wid.z * nwg.y;            // token row bi l + t\n  if (r >= u.rows) { return; }\n  let t = r % u.l;\n  let n = u.n;\n  let pd = u.pd;\n  let e = u.h * pd;\n  let grp = hh / (u.h / u.g);\n  let row = u.poff + r * u.pld;\n  let drow = u.doff + r * u.dld;\n  let bcol = row + o_b() + grp * n;\n  let ccol = row + o_c() + grp * n;\n  // the forward's scalars (as m3_prep)\n  let dt = dt_at(row, hh);\n  let A = min(-heavy_tail(proj[row + o_dt() + u.h + hh]), -u.afloor);\n  var delta = 0.0;\n  if (t + 1u < u.l) { delta = (1.0 - lam_at(row + u.pld, hh)) * dt_at(row + u.pld, hh); }\n  let w = lam_at(row, hh) * dt + delta;\n  let d1raw = -dt * A;\n  let d1 = max(d1raw, 1e-30);\n  // k and q, normalised, biased, rotated (as m3_prep)\n  var sb = 0.0;\n  var scc = 0.0;\n  for (var j = li; j < n; j += 64u) {\n    let bv = proj[bcol + j];\n    let cv = proj[ccol + j];\n    sb += bv * bv;\n    scc += cv * cv;\n  }\n  red[li] = sb;\n  red[64u + li] = scc;\n  reduce2(li);\n  let rb = 1.0 / sqrt(red[0] / f32(n) + u.eps);\n  let rc = 1.0 / sqrt(red[64] / f32(n) + u.eps);\n  workgroupBarrier();\n  for (var j = li; j < n; j += 64u) {\n    kk[j] = proj[bcol + j] * rb * prm[u.obn + j] + prm[u.obb + hh * n + j];\n    qq[j] = proj[ccol + j] * rc * prm[u.ocn + j] + prm[u.ocb + hh * n + j];\n  }\n  workgroupBarrier();\n  let tho = (r * u.h + hh) * u.S;\n  for (var a = li; a < u.S; a += 64u) {\n    var o0 = 2u * a;\n    var o1 = 2u * a + 1u;\n    if (has(HALVES)) { o0 = a; o1 = a + n / 2u; }\n    let s = sincos_acc(sc[tho + a]);\n    let k0 = kk[o0];\n    let k1 = kk[o1];\n    kk[o0] = k0 * s.y - k1 * s.x;\n    kk[o1] = k0 * s.x + k1 * s.y;\n    let q0 = qq[o0];\n    let q1 = qq[o1];\n    qq[o0] = q0 * s.y - q1 * s.x;\n    qq[o1] = q0 * s.x + q1 * s.y;\n  }\n  workgroupBarrier();\n  // k·q and dB'·k\n  let kq = (r * u.h + hh) * n;\n  var pkq = 0.0;\n  var pbk = 0.0;\n  for (var j = li; j < n; j += 64u) {\n    pkq += kk[j] * qq[j];\n    pbk += DB[kq + j] * kk[j];\n  }\n  red[li] = pkq;\n  red[64u + li] = pbk;\n  reduce2(li);\n  let kdotq = red[0];\n  let bdotk = red[64];\n  let ts = u.ots + (r * u.h + hh) * 4u;\n  let ddc = BW[ts];\n  let kscale = w / d1;\n  for (var j = li; j < n; j += 64u) {\n    dk[j] = DB[kq + j] * kscale - ddc * delta * qq[j];\n    dq[j] = DQ[kq + j] - ddc * delta * kk[j];\n  }\n  workgroupBarrier();\n  // the rotation: local dθ, then dk and dq turned back by −θ\n  for (var a = li; a < u.S; a += 64u) {\n    var o0 = 2u * a;\n    var o1 = 2u * a + 1u;\n    if (has(HALVES)) { o0 = a; o1 = a + n / 2u; }\n    let s = sincos_acc(sc[tho + a]);\n    let dk0 = dk[o0];\n    let dk1 = dk[o1];\n    let dq0 = dq[o0];\n    let dq1 = dq[o1];\n    BW[u.odl + tho + a] = -dk0 * kk[o1] + dk1 * kk[o0] - dq0 * qq[o1] + dq1 * qq[o0];\n    dk[o0] = dk0 * s.y + dk1 * s.x;\n    dk[o1] = -dk0 * s.x + dk1 * s.y;\n    dq[o0] = dq0 * s.y + dq1 * s.x;\n    dq[o1] = -dq0 * s.x + dq1 * s.y;\n  }\n  workgroupBarrier();\n  let pkb = (r * u.h + hh) * u.kpk;\n  for (var j = li; j < n; j += 64u) {\n    BW[pkb + j] = dk[j];\n    BW[pkb + n + j] = dq[j];\n  }\n  if (li == 0u) {\n    let dw = bdotk / d1;\n    var dd1 = BW[u.odd + r * u.h + hh] - bdotk * w / (d1 * d1);\n    if (d1raw < 1e-30) { dd1 = 0.0; }        // dt' on its floor: no gradient\n    BW[ts + 1u] = dw;\n    BW[ts + 2u] = dw - ddc * kdotq;           // dδ\n    BW[ts + 3u] = dd1;\n  }\n  for (var c = li; c < pd; c += 64u) { dproj[drow + e + hh * pd + c] += DX[r * e + hh * pd + c]; }\n}\n\n@compute @workgroup_size(64)\nfn m3cb_theta(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = flat(wid, nwg, li);\n  let nb = u.rows / u.l;\n  if (i >= nb * u.h * u.S) { return; }\n  let a = i % u.S;\n  let bh = i / u.S;\n  let hh = bh % u.h;\n  let bi = bh / u.h;\n  var cum = 0.0;\n  for (var tt = u.l; tt > 0u; tt--) {\n    let r = bi * u.l + tt - 1u;\n    let o = (r * u.h + hh) * u.S + a;\n    cum += BW[u.odl + o];\n    BW[u.odl + o] = cum;\n    BW[(r * u.h + hh) * u.kpk + 2u * u.R * u.n + a] = cum * dt_at(u.poff + r * u.pld, hh);\n  }\n}\n\n@compute @workgroup_size(64)\nfn m3cb_scalars(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = flat(wid, nwg, li);\n  if (i >= u.rows * u.h) { return; }\n  let r = i / u.h;\n  let hh = i % u.h;\n  let t = r % u.l;\n  let row = u.poff + r * u.pld;\n  let drow = u.doff + r * u.dld;\n  let a = proj[row + o_dt() + hh] + prm[u.odt + hh];\n  let dt = softplus_f(a);\n  let ua = proj[row + o_dt() + u.h + hh];\n  let negf = -heavy_tail(ua);\n  let A = min(negf, -u.afloor);\n  let lam = lam_at(row, hh);\n  let ts = u.ots + (r * u.h + hh) * 4u;\n  let dw = BW[ts + 1u];\n  let dd1 = BW[ts + 3u];\n  var dprev = 0.0;                          // dδ_{t−1}: δ_{t−1} = (1 − λ_t) Δ_t\n  if (t > 0u) { dprev = BW[ts - 4u * u.h + 2u]; }\n  var pdt = 0.0;\n  for (var s = 0u; s < u.S; s++) {\n    pdt += BW[u.odl + (r * u.h + hh) * u.S + s] * PI * tanh_acc(proj[row + o_ang() + s]);\n  }\n  let dlam = dt * (dw - dprev);\n  let ddt = lam * dw + (1.0 - lam) * dprev - A * dd1 + pdt;\n  let dA = -dt * dd1;\n  var dAin = 0.0;\n  if (negf <= -u.afloor) { dAin = -dA * select(1.0 / ((1.0 - ua) * (1.0 - ua)), 1.0, ua >= 0.0); }\n  dproj[drow + o_dt() + u.h + hh] = dAin;\n  dproj[drow + o_dt() + 2u * u.h + hh] = dlam * lam * (1.0 - lam);\n  dproj[drow + o_dt() + hh] = ddt * select(sigmoid_f(a), 1.0, a > 20.0);\n}\n\n// ---- MIMO ----------------------------------------------------------------------------------------------\n// The forward's token is U = 2R + 1 SSD sub-tokens (mamba3-chunked.wgsl): the decay (dt' = −Δ A / EPS_A), R inputs\n// (X = x ⊙ mx_r, B' = w k_r) and R readouts (C = q_r'), and o_r' = y1_r' + x ⊙ (D mx_r' − δ Σ_r KQ[r, r'] mx_r) with\n// KQ[r, r'] = k_r · q_r' (the forward's DC: δ, then KQ). Extra BW regions: DKQ (b, l, h, R, R) at okq (the\n// gradient of KQ), RS (b, l, h, R) at ors (the output norm's rstd per readout), PAR at opa (dmimo_x, _z, _o\n// (h, R, p) each, then the norm weight (h p)). DY1 is (b, l U, e), zero but at the readouts.\n\nvar<workgroup> pm: array<f32, 64>;   // P[r, r'] = Σ_c do_r' x mx_r\nvar<workgroup> rsd: array<f32, 16>;  // rstd of k_r (0..R) and q_r (R..2R)\n\nfn mx_at(hh: u32, r: u32, c: u32) -> f32 { return prm[u.omx + (hh * u.R + r) * u.pd + c]; }\nfn mz_at(hh: u32, r: u32, c: u32) -> f32 { return prm[u.omz + (hh * u.R + r) * u.pd + c]; }\nfn mo_at(hh: u32, r: u32, c: u32) -> f32 { return prm[u.omo + (hh * u.R + r) * u.pd + c]; }\n\n// o_r2 at column c of token row r0 (before the norm)\nfn o_mimo(r0: u32, hh: u32, r2: u32, c: u32) -> f32 {\n  let R = u.R;\n  let e = u.h * u.pd;\n  let U = 2u * R + 1u;\n  let dcb = u.sdc + (r0 * u.h + hh) * (1u + R * R);\n  let x = proj[u.poff + r0 * u.pld + e + hh * u.pd + c];\n  var corr = 0.0;\n  for (var r = 0u; r < R; r++) { corr += sc[dcb + 1u + r * R + r2] * mx_at(hh, r, c); }\n  return y1[(r0 * U + 1u + R + r2) * e + hh * u.pd + c] + x * (prm[u.od + hh] * mx_at(hh, r2, c) - sc[dcb] * corr);\n}\n\n@compute @workgroup_size(64)\nfn m3cb_post_mimo(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let hh = wid.x;\n  let r0 = wid.y + wid.z * nwg.y;\n  if (r0 >= u.rows) { return; }\n  let pd = u.pd;\n  let R = u.R;\n  let e = u.h * pd;\n  let U = 2u * R + 1u;\n  let row = u.poff + r0 * u.pld;\n  let grow = u.goff + r0 * u.gld;\n  let drow = u.doff + r0 * u.dld;\n  let dcb = u.sdc + (r0 * u.h + hh) * (1u + R * R);\n  let delta = sc[dcb];\n  let Dh = prm[u.od + hh];\n  var dza: array<f32, 16>;                  // this thread's columns c = li + 64 m (p <= 1024)\n  var dxa: array<f32, 16>;\n  for (var m = 0u; m < 16u; m++) {\n    dza[m] = 0.0;\n    dxa[m] = 0.0;\n  }\n  for (var r2 = 0u; r2 < R; r2++) {\n    var rstd = 1.0;\n    if (has(NORM)) {\n      var ss = 0.0;\n      for (var c = li; c < pd; c += 64u) { let v = o_mimo(r0, hh, r2, c); ss += v * v; }\n      red[li] = ss;\n      red[64u + li] = 0.0;\n      reduce2(li);\n      rstd = 1.0 / sqrt(red[0] / f32(pd) + u.eps);\n      workgroupBarrier();\n    }\n    var dot = 0.0;\n    var m = 0u;\n    for (var c = li; c < pd; c += 64u) {\n      let o = o_mimo(r0, hh, r2, c);\n      let z = proj[row + hh * pd + c];\n      let mz = mz_at(hh, r2, c);\n      let zz = z * mz;\n      let sg = sigmoid_f(zz);\n      let gm = gy[grow + hh * pd + c] * mo_at(hh, r2, c);\n      var wN = 1.0;\n      if (has(NORM)) { wN = prm[u.onw + hh * pd + c]; }\n      let yh = o * rstd * wN;\n      dza[m] += gm * yh * (sg * (1.0 + zz * (1.0 - sg))) * mz;\n      dot += gm * zz * sg * wN * o;\n      m++;\n    }\n    red[li] = dot;\n    red[64u + li] = 0.0;\n    reduce2(li);\n    let sdot = red[0];\n    workgroupBarrier();\n    var pr: array<f32, 8>;\n    for (var r = 0u; r < R; r++) { pr[r] = 0.0; }\n    m = 0u;\n    for (var c = li; c < pd; c += 64u) {\n      let x = proj[row + e + hh * pd + c];\n      let z = proj[row + hh * pd + c];\n      let zz = z * mz_at(hh, r2, c);\n      let dyh = gy[grow + hh * pd + c] * mo_at(hh, r2, c) * zz * sigmoid_f(zz);\n      var dO = dyh;\n      if (has(NORM)) {\n        dO = rstd * dyh * prm[u.onw + hh * pd + c] - o_mimo(r0, hh, r2, c) * rstd * rstd * rstd * sdot / f32(pd);\n      }\n      BW[u.ody + (r0 * U + 1u + R + r2) * e + hh * pd + c] = dO;\n      var corr = 0.0;\n      for (var r = 0u; r < R; r++) {\n        let mx = mx_at(hh, r, c);\n        corr += sc[dcb + 1u + r * R + r2] * mx;\n        pr[r] += dO * x * mx;\n      }\n      dxa[m] += dO * (Dh * mx_at(hh, r2, c) - delta * corr);\n      m++;\n    }\n    for (var r = 0u; r < R; r += 2u) {\n      red[li] = pr[r];\n      red[64u + li] = select(0.0, pr[r + 1u], r + 1u < R);\n      reduce2(li);\n      if (li == 0u) {\n        pm[r * R + r2] = red[0];\n        if (r + 1u < R) { pm[(r + 1u) * R + r2] = red[64]; }\n      }\n      workgroupBarrier();\n    }\n    if (li == 0u) { BW[u.ors + (r0 * u.h + hh) * R + r2] = rstd; }\n  }\n  var m = 0u;\n  for (var c = li; c < pd; c += 64u) {\n    dproj[drow + hh * pd + c] = dza[m];\n    dproj[drow + e + hh * pd + c] = dxa[m];\n    m++;\n  }\n  for (var i = li; i < (R + 1u) * pd; i += 64u) { BW[u.ody + (r0 * U + i / pd) * e + hh * pd + i % pd] = 0.0; }\n  workgroupBarrier();\n  if (li == 0u) {\n    var dd = 0.0;\n    var ddel = 0.0;\n    for (var r = 0u; r < R; r++) {\n      dd += pm[r * R + r];\n      for (var r2 = 0u; r2 < R; r2++) {\n        ddel -= sc[dcb + 1u + r * R + r2] * pm[r * R + r2];\n        BW[u.okq + ((r0 * u.h + hh) * R + r) * R + r2] = -delta * pm[r * R + r2];\n      }\n    }\n    let ts = u.ots + (r0 * u.h + hh) * 4u;\n    BW[ts] = dd;\n    BW[ts + 2u] = ddel;\n  }\n}\n\n@compute @workgroup_size(64)\nfn m3cb_prep_mimo(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let hh = wid.x;\n  let r0 = wid.y + wid.z * nwg.y;\n  if (r0 >= u.rows) { return; }\n  let t = r0 % u.l;\n  let n = u.n;\n  let R = u.R;\n  let pd = u.pd;\n  let e = u.h * pd;\n  let U = 2u * R + 1u;\n  let grp = hh / (u.h / u.g);\n  let row = u.poff + r0 * u.pld;\n  let drow = u.doff + r0 * u.dld;\n  let dt = dt_at(row, hh);\n  var delta = 0.0;\n  if (t + 1u < u.l) { delta = (1.0 - lam_at(row + u.pld, hh)) * dt_at(row + u.pld, hh); }\n  let w = lam_at(row, hh) * dt + delta;\n  if (li < 2u * R) {\n    let r = li % R;\n    var col = o_b();\n    if (li >= R) { col = o_c(); }\n    col += (r * u.g + grp) * n;\n    var ss = 0.0;\n    for (var j = 0u; j < n; j++) { let v = proj[row + col + j]; ss += v * v; }\n    rsd[li] = 1.0 / sqrt(ss / f32(n) + u.eps);\n  }\n  workgroupBarrier();\n  for (var i = li; i < R * n; i += 64u) {\n    let r = i / n;\n    let j = i % n;\n    kk[i] = proj[row + o_b() + (r * u.g + grp) * n + j] * rsd[r] * prm[u.obn + j] + prm[u.obb + (hh * R + r) * n + j];\n    qq[i] = proj[row + o_c() + (r * u.g + grp) * n + j] * rsd[R + r] * prm[u.ocn + j] + prm[u.ocb + (hh * R + r) * n + j];\n  }\n  workgroupBarrier();\n  let tho = (r0 * u.h + hh) * u.S;\n  for (var i = li; i < R * u.S; i += 64u) {\n    let r = i / u.S;\n    let a = i % u.S;\n    var o0 = r * n + 2u * a;\n    var o1 = o0 + 1u;\n    if (has(HALVES)) { o0 = r * n + a; o1 = o0 + n / 2u; }\n    let s = sincos_acc(sc[tho + a]);\n    let k0 = kk[o0];\n    let k1 = kk[o1];\n    kk[o0] = k0 * s.y - k1 * s.x;\n    kk[o1] = k0 * s.x + k1 * s.y;\n    let q0 = qq[o0];\n    let q1 = qq[o1];\n    qq[o0] = q0 * s.y - q1 * s.x;\n    qq[o1] = q0 * s.x + q1 * s.y;\n  }\n  workgroupBarrier();\n  let s0 = r0 * U;\n  let kqb = u.okq + (r0 * u.h + hh) * R * R;\n  var pbk = 0.0;\n  for (var i = li; i < R * n; i += 64u) {\n    let r = i / n;\n    let j = i % n;\n    let db = DB[(s0 + 1u + r) * u.h * n + hh * n + j];\n    pbk += db * kk[i];\n    var a = w * db;\n    var b = DQ[(s0 + 1u + R + r) * u.h * n + hh * n + j];\n    for (var r2 = 0u; r2 < R; r2++) {\n      a += BW[kqb + r * R + r2] * qq[r2 * n + j];   // dKQ[r, r2] q_r2\n      b += BW[kqb + r2 * R + r] * kk[r2 * n + j];   // dKQ[r2, r] k_r2 (this i is q_r)\n    }\n    dk[i] = a;\n    dq[i] = b;\n  }\n  red[li] = pbk;\n  red[64u + li] = 0.0;\n  reduce2(li);\n  let dw = red[0];\n  workgroupBarrier();\n  for (var a = li; a < u.S; a += 64u) {\n    let s = sincos_acc(sc[tho + a]);\n    var dl = 0.0;\n    for (var r = 0u; r < R; r++) {\n      var o0 = r * n + 2u * a;\n      var o1 = o0 + 1u;\n      if (has(HALVES)) { o0 = r * n + a; o1 = o0 + n / 2u; }\n      let dk0 = dk[o0];\n      let dk1 = dk[o1];\n      let dq0 = dq[o0];\n      let dq1 = dq[o1];\n      dl += -dk0 * kk[o1] + dk1 * kk[o0] - dq0 * qq[o1] + dq1 * qq[o0];\n      dk[o0] = dk0 * s.y + dk1 * s.x;\n      dk[o1] = -dk0 * s.x + dk1 * s.y;\n      dq[o0] = dq0 * s.y + dq1 * s.x;\n      dq[o1] = -dq0 * s.x + dq1 * s.y;\n    }\n    BW[u.odl + tho + a] = dl;\n  }\n  workgroupBarrier();\n  let pkb = (r0 * u.h + hh) * u.kpk;\n  for (var i = li; i < R * n; i += 64u) {\n    BW[pkb + i] = dk[i];\n    BW[pkb + R * n + i] = dq[i];\n  }\n  if (li == 0u) {\n    let ts = u.ots + (r0 * u.h + hh) * 4u;\n    BW[ts + 1u] = dw;\n    BW[ts + 2u] += dw;                                           // dδ = dw + the skip correction's share\n    BW[ts + 3u] = BW[u.odd + s0 * u.h + hh] / EPS_A;              // dt' = −Δ A / EPS_A\n  }\n  for (var c = li; c < pd; c += 64u) {\n    var s = 0.0;\n    for (var r = 0u; r < R; r++) { s += DX[(s0 + 1u + r) * e + hh * pd + c] * mx_at(hh, r, c); }\n    dproj[drow + e + hh * pd + c] += s;\n  }\n}\n\n// One thread per (head, r, column): mimo_x, _z, _o's gradients (and, at r = 0, the norm weight's), summed over\n// the tokens in order (deterministic), from the recomputed o_r, the kept rstd and do (DY1) and the SSD's dX.\n@compute @workgroup_size(64)\nfn m3cb_params_mimo(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = flat(wid, nwg, li);\n  let R = u.R;\n  let pd = u.pd;\n  if (i >= u.h * R * pd) { return; }\n  let c = i % pd;\n  let r = (i / pd) % R;\n  let hh = i / (pd * R);\n  let e = u.h * pd;\n  let U = 2u * R + 1u;\n  let Dh = prm[u.od + hh];\n  let mx = mx_at(hh, r, c);\n  let mz = mz_at(hh, r, c);\n  let mo = mo_at(hh, r, c);\n  var wN = 1.0;\n  if (has(NORM)) { wN = prm[u.onw + hh * pd + c]; }\n  var smx = 0.0;\n  var smz = 0.0;\n  var smo = 0.0;\n  var snw = 0.0;\n  for (var r0 = 0u; r0 < u.rows; r0++) {\n    let row = u.poff + r0 * u.pld;\n    let x = proj[row + e + hh * pd + c];\n    let z = proj[row + hh * pd + c];\n    let gv = gy[u.goff + r0 * u.gld + hh * pd + c];\n    let dcb = u.sdc + (r0 * u.h + hh) * (1u + R * R);\n    let zz = z * mz;\n    let sg = sigmoid_f(zz);\n    let yh = o_mimo(r0, hh, r, c) * BW[u.ors + (r0 * u.h + hh) * R + r] * wN;\n    smo += gv * yh * zz * sg;\n    smz += gv * mo * yh * (sg * (1.0 + zz * (1.0 - sg))) * z;\n    var corr = 0.0;\n    for (var r2 = 0u; r2 < R; r2++) {\n      corr += sc[dcb + 1u + r * R + r2] * BW[u.ody + (r0 * U + 1u + R + r2) * e + hh * pd + c];\n    }\n    smx += x * (Dh * BW[u.ody + (r0 * U + 1u + R + r) * e + hh * pd + c] - sc[dcb] * corr);\n    smx += x * DX[(r0 * U + 1u + r) * e + hh * pd + c];\n    if (has(NORM) && r == 0u) {\n      for (var r2 = 0u; r2 < R; r2++) {\n        let zz2 = z * mz_at(hh, r2, c);\n        let dyh = gv * mo_at(hh, r2, c) * zz2 * sigmoid_f(zz2);\n        snw += dyh * o_mimo(r0, hh, r2, c) * BW[u.ors + (r0 * u.h + hh) * R + r2];\n      }\n    }\n  }\n  let hrp = u.h * R * pd;\n  BW[u.opa + i] = smx;\n  BW[u.opa + hrp + i] = smz;\n  BW[u.opa + 2u * hrp + i] = smo;\n  if (has(NORM) && r == 0u) { BW[u.opa + 3u * hrp + hh * pd + c] = snw; }\n}\n",
+  entries: {
+    m3cb_post: {
+      bindings: [
+        { name: 'u', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'proj', group: 0, binding: 1, access: 'read', type: 'f32', note: '(b, l, W) view' },
+        { name: 'prm', group: 0, binding: 2, access: 'read', type: 'f32',
+          note: 'the packed parameters (packMamba3Params)' },
+        { name: 'gy', group: 0, binding: 3, access: 'read', type: 'f32', note: 'dL/dy (b, l, e) view' },
+        { name: 'sc', group: 0, binding: 4, access: 'read', type: 'f32',
+          note: 'the forward\'s TH (b, l, h, S) at 0, DC (b, l, h) at sdc' },
+        { name: 'y1', group: 0, binding: 6, access: 'read', type: 'f32', note: 'Hbar q (b, l, e)' },
+        { name: 'dproj', group: 0, binding: 7, access: 'read_write', type: 'f32', note: '(b, l, W) view' },
+        { name: 'BW', group: 0, binding: 8, access: 'read_write', type: 'f32',
+          note: 'PK, DY1, NWP, TS, DL, DD1 (above)' },
+      ],
+      uniform: mamba3ChunkedBackward_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.proj || !b.prm || !b.gy || !b.sc || !b.y1 || !b.dproj || !b.BW) return null;
+        return [b.proj, b.prm, b.gy, b.sc, b.y1, b.dproj, b.BW];
+      },
+    },
+    m3cb_prep: {
+      bindings: [
+        { name: 'u', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'proj', group: 0, binding: 1, access: 'read', type: 'f32', note: '(b, l, W) view' },
+        { name: 'prm', group: 0, binding: 2, access: 'read', type: 'f32',
+          note: 'the packed parameters (packMamba3Params)' },
+        { name: 'sc', group: 0, binding: 4, access: 'read', type: 'f32',
+          note: 'the forward\'s TH (b, l, h, S) at 0, DC (b, l, h) at sdc' },
+        { name: 'dproj', group: 0, binding: 7, access: 'read_write', type: 'f32', note: '(b, l, W) view' },
+        { name: 'BW', group: 0, binding: 8, access: 'read_write', type: 'f32',
+          note: 'PK, DY1, NWP, TS, DL, DD1 (above)' },
+        { name: 'DX', group: 0, binding: 9, access: 'read', type: 'f32', note: 'the SSD backward\'s dx (b, l, e)' },
+        { name: 'DB', group: 0, binding: 10, access: 'read', type: 'f32', note: 'its dB\' (b, l, h n)' },
+        { name: 'DQ', group: 0, binding: 11, access: 'read', type: 'f32', note: 'its dC = dq (b, l, h n)' },
+      ],
+      uniform: mamba3ChunkedBackward_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.proj || !b.prm || !b.sc || !b.dproj || !b.BW || !b.DX || !b.DB || !b.DQ) return null;
+        return [b.proj, b.prm, b.sc, b.dproj, b.BW, b.DX, b.DB, b.DQ];
+      },
+    },
+    m3cb_theta: {
+      bindings: [
+        { name: 'u', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'proj', group: 0, binding: 1, access: 'read', type: 'f32', note: '(b, l, W) view' },
+        { name: 'prm', group: 0, binding: 2, access: 'read', type: 'f32',
+          note: 'the packed parameters (packMamba3Params)' },
+        { name: 'BW', group: 0, binding: 8, access: 'read_write', type: 'f32',
+          note: 'PK, DY1, NWP, TS, DL, DD1 (above)' },
+      ],
+      uniform: mamba3ChunkedBackward_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.proj || !b.prm || !b.BW) return null;
+        return [b.proj, b.prm, b.BW];
+      },
+    },
+    m3cb_scalars: {
+      bindings: [
+        { name: 'u', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'proj', group: 0, binding: 1, access: 'read', type: 'f32', note: '(b, l, W) view' },
+        { name: 'prm', group: 0, binding: 2, access: 'read', type: 'f32',
+          note: 'the packed parameters (packMamba3Params)' },
+        { name: 'dproj', group: 0, binding: 7, access: 'read_write', type: 'f32', note: '(b, l, W) view' },
+        { name: 'BW', group: 0, binding: 8, access: 'read_write', type: 'f32',
+          note: 'PK, DY1, NWP, TS, DL, DD1 (above)' },
+      ],
+      uniform: mamba3ChunkedBackward_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.proj || !b.prm || !b.dproj || !b.BW) return null;
+        return [b.proj, b.prm, b.dproj, b.BW];
+      },
+    },
+    m3cb_post_mimo: {
+      bindings: [
+        { name: 'u', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'proj', group: 0, binding: 1, access: 'read', type: 'f32', note: '(b, l, W) view' },
+        { name: 'prm', group: 0, binding: 2, access: 'read', type: 'f32',
+          note: 'the packed parameters (packMamba3Params)' },
+        { name: 'gy', group: 0, binding: 3, access: 'read', type: 'f32', note: 'dL/dy (b, l, e) view' },
+        { name: 'sc', group: 0, binding: 4, access: 'read', type: 'f32',
+          note: 'the forward\'s TH (b, l, h, S) at 0, DC (b, l, h) at sdc' },
+        { name: 'y1', group: 0, binding: 6, access: 'read', type: 'f32', note: 'Hbar q (b, l, e)' },
+        { name: 'dproj', group: 0, binding: 7, access: 'read_write', type: 'f32', note: '(b, l, W) view' },
+        { name: 'BW', group: 0, binding: 8, access: 'read_write', type: 'f32',
+          note: 'PK, DY1, NWP, TS, DL, DD1 (above)' },
+      ],
+      uniform: mamba3ChunkedBackward_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.proj || !b.prm || !b.gy || !b.sc || !b.y1 || !b.dproj || !b.BW) return null;
+        return [b.proj, b.prm, b.gy, b.sc, b.y1, b.dproj, b.BW];
+      },
+    },
+    m3cb_prep_mimo: {
+      bindings: [
+        { name: 'u', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'proj', group: 0, binding: 1, access: 'read', type: 'f32', note: '(b, l, W) view' },
+        { name: 'prm', group: 0, binding: 2, access: 'read', type: 'f32',
+          note: 'the packed parameters (packMamba3Params)' },
+        { name: 'sc', group: 0, binding: 4, access: 'read', type: 'f32',
+          note: 'the forward\'s TH (b, l, h, S) at 0, DC (b, l, h) at sdc' },
+        { name: 'dproj', group: 0, binding: 7, access: 'read_write', type: 'f32', note: '(b, l, W) view' },
+        { name: 'BW', group: 0, binding: 8, access: 'read_write', type: 'f32',
+          note: 'PK, DY1, NWP, TS, DL, DD1 (above)' },
+        { name: 'DX', group: 0, binding: 9, access: 'read', type: 'f32', note: 'the SSD backward\'s dx (b, l, e)' },
+        { name: 'DB', group: 0, binding: 10, access: 'read', type: 'f32', note: 'its dB\' (b, l, h n)' },
+        { name: 'DQ', group: 0, binding: 11, access: 'read', type: 'f32', note: 'its dC = dq (b, l, h n)' },
+      ],
+      uniform: mamba3ChunkedBackward_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.proj || !b.prm || !b.sc || !b.dproj || !b.BW || !b.DX || !b.DB || !b.DQ) return null;
+        return [b.proj, b.prm, b.sc, b.dproj, b.BW, b.DX, b.DB, b.DQ];
+      },
+    },
+    m3cb_params_mimo: {
+      bindings: [
+        { name: 'u', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'proj', group: 0, binding: 1, access: 'read', type: 'f32', note: '(b, l, W) view' },
+        { name: 'prm', group: 0, binding: 2, access: 'read', type: 'f32',
+          note: 'the packed parameters (packMamba3Params)' },
+        { name: 'gy', group: 0, binding: 3, access: 'read', type: 'f32', note: 'dL/dy (b, l, e) view' },
+        { name: 'sc', group: 0, binding: 4, access: 'read', type: 'f32',
+          note: 'the forward\'s TH (b, l, h, S) at 0, DC (b, l, h) at sdc' },
+        { name: 'y1', group: 0, binding: 6, access: 'read', type: 'f32', note: 'Hbar q (b, l, e)' },
+        { name: 'BW', group: 0, binding: 8, access: 'read_write', type: 'f32',
+          note: 'PK, DY1, NWP, TS, DL, DD1 (above)' },
+        { name: 'DX', group: 0, binding: 9, access: 'read', type: 'f32', note: 'the SSD backward\'s dx (b, l, e)' },
+      ],
+      uniform: mamba3ChunkedBackward_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.proj || !b.prm || !b.gy || !b.sc || !b.y1 || !b.BW || !b.DX) return null;
+        return [b.proj, b.prm, b.gy, b.sc, b.y1, b.BW, b.DX];
+      },
+    },
+  },
+} as const satisfies WgslModule;
+
 const mamba3Chunked_P = {
   struct: 'P',
   size: 136,

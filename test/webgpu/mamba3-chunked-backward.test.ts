@@ -1,0 +1,251 @@
+import { after, test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { backward } from '../../src/autograd/backward.js';
+import type { Backend } from '../../src/backend/backend.js';
+import type { Mamba3Dims, Mamba3ScanBackwardArgs } from '../../src/backend/contract/mamba3.js';
+import { cpu } from '../../src/backend/cpu/cpu-backend.js';
+import {
+  mamba3BackwardTakesChunked,
+  mamba3ChunkedBackwardScratch,
+} from '../../src/backend/webgpu/kernels/mamba3-chunked-backward.js';
+import type { WebGpuBackend } from '../../src/backend/webgpu/webgpu-backend.js';
+import { loadLanguageModel } from '../../src/models/node/load-checkpoint.js';
+import * as F from '../../src/ops/ops.js';
+import type { Tensor } from '../../src/tensor/tensor.js';
+import { assertClose } from '../helpers/compare.js';
+import { readExpected, ROOT } from '../helpers/fixtures.js';
+import { disposeGpu, requireAdapter } from '../helpers/webgpu.js';
+import { rand, type Pair } from './pair.js';
+
+/**
+ * Mamba-3's chunked backward on WebGPU (kernels/mamba3-chunked-backward.wgsl around Mamba-2's SSD backward)
+ * against the CPU reference backward (cpu/reference/mamba3-scan-backward.ts), every gradient of the
+ * contract (proj's columns z, x, B, C, Δ, A, λ, angles; dt_bias, the B/C norms and biases, D, the output
+ * norm's weight), with `ssdPath: 'chunked'` forced, on odd sizes: l = 1, l not a multiple of the chunk,
+ * several chunks, rope fraction 0.5 and 1 (both rotation layouts), the output norm on and off, groups,
+ * batch 2, proj and dL/dy as strided views; MIMO ranks 2 and 4 (mimo_x, _z, _o's gradients too), l = 1 and
+ * sub-token sequences that end mid-chunk. Then one training step of the Mamba-3 fixtures' models with every
+ * scan chunked.
+ */
+after(disposeGpu);
+
+const angles = (n: number, f: number): number => Math.floor(Math.floor(n * f) / 2);
+const dims = (h: number, p: number, n: number, g: number, R: number, rope: number, halves = R > 1): Mamba3Dims => ({
+  h,
+  p,
+  n,
+  g,
+  R,
+  S: angles(n, rope),
+  aFloor: 1e-4,
+  rotateHalves: halves,
+  eps: 1e-5,
+});
+
+async function withOptions<T>(
+  g: WebGpuBackend,
+  o: Partial<WebGpuBackend['options']>,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const old = { ssdPath: g.options.ssdPath, ssdChunk: g.options.ssdChunk };
+  Object.assign(g.options, o);
+  try {
+    return await fn();
+  } finally {
+    Object.assign(g.options, old);
+  }
+}
+
+const CASES: [string, Mamba3Dims, number, number, boolean, number][] = [
+  // label, dims, b, l, output norm, chunk
+  ['SISO, l 1, n 12, rope 0.5, norm', dims(2, 4, 12, 1, 1, 0.5), 2, 1, true, 4],
+  ['SISO, l 7 (chunk 4), n 6, rope 0.5, 4 heads in 2 groups', dims(4, 5, 6, 2, 1, 0.5), 2, 7, false, 4],
+  ['SISO, l 77 (chunk 16: 5 chunks), n 10, rope 1, norm, p 70', dims(3, 70, 10, 1, 1, 1), 2, 77, true, 16],
+  ['SISO, l 40 (default chunk), n 16, rope 0.25, halves, 2 groups', dims(4, 8, 16, 2, 1, 0.25, true), 1, 40, false, 0],
+  ['SISO, l 33 (chunk 8), n 64, p 64, rope 0.5, norm', dims(2, 64, 64, 1, 1, 0.5), 1, 33, true, 8],
+  [
+    'MIMO 2, l 9 (45 sub-tokens, chunk 4), n 10, rope 1, norm, 4 heads in 2 groups',
+    dims(4, 6, 10, 2, 2, 1),
+    2,
+    9,
+    true,
+    4,
+  ],
+  ['MIMO 4, l 7 (63 sub-tokens, chunk 16), n 14, rope 0.5', dims(3, 9, 14, 1, 4, 0.5), 2, 7, false, 16],
+  ['MIMO 2, l 1, n 8, rope 0.5, norm', dims(2, 5, 8, 1, 2, 0.5), 2, 1, true, 4],
+  ['MIMO 4, n 128, p 64, rope 0.5 (the official size), norm, l 5', dims(2, 64, 128, 1, 4, 0.5), 1, 5, true, 0],
+  ['SISO, l 200 (default chunk: 4 chunks), n 16, rope 0.5, norm, batch 2', dims(2, 8, 16, 1, 1, 0.5), 2, 200, true, 0],
+  ['MIMO 2, l 40 (200 sub-tokens, default chunk), n 16, rope 1, norm', dims(2, 8, 16, 1, 2, 1), 2, 40, true, 0],
+];
+
+/** Each element within RTOL of the CPU's plus ATOL times the larger of the gradient's and dProj's largest magnitude. */
+const RTOL = 1e-4,
+  ATOL = 1e-4;
+
+for (const [label, d, b, l, norm, chunk] of CASES) {
+  test(`mamba3ScanBackward on WebGPU, chunked path forced, matches the CPU reference: ${label}`, async (t: TestContext) => {
+    const gb = await requireAdapter(t);
+    if (!gb) return;
+    const { h, p, n, g, R } = d;
+    const W = 2 * h * p + 2 * R * g * n + 3 * h + d.S;
+    const mimo = R > 1;
+    let seed = 700;
+    const pair = (shape: number[], scale = 1, offset = 0, pad = 0): Pair =>
+      rand(gb, shape, seed++, { lo: offset - scale, hi: offset + scale, pad });
+    const w = {
+      proj: pair([b, l, W], 1.5, 0, 3),
+      g: pair([b, l, h * p], 1, 0, 2),
+      dtBias: pair([h], 0.5, -0.5),
+      BNorm: pair([n], 0.3, 1),
+      CNorm: pair([n], 0.3, 1),
+      BBias: pair([h, R, n], 0.3, 1),
+      CBias: pair([h, R, n], 0.3, 1),
+      D: pair([h], 0.5, 1),
+      mimoX: mimo ? pair([h, R, p], 0.3, 0.5) : null,
+      mimoZ: mimo ? pair([h, R, p], 0.3, 1) : null,
+      mimoO: mimo ? pair([h, R, p], 0.3, 0.5) : null,
+      normWeight: norm ? pair([h * p], 0.3, 1) : null,
+    };
+    const args = (bk: Backend, i: 'c' | 'g'): Mamba3ScanBackwardArgs => {
+      const v = Object.fromEntries(Object.entries(w).map(([k, x]) => [k, x ? x[i] : null])) as Record<
+        keyof typeof w,
+        Tensor
+      >;
+      const like = (x: Tensor | null): Tensor | null => (x ? bk.zeros(x.shape) : null);
+      return {
+        ...v,
+        mimoX: v.mimoX ?? null,
+        mimoZ: v.mimoZ ?? null,
+        mimoO: v.mimoO ?? null,
+        normWeight: v.normWeight ?? null,
+        dims: d,
+        dProj: bk.zeros(v.proj.shape),
+        dDtBias: bk.zeros([h]),
+        dBNorm: bk.zeros([n]),
+        dCNorm: bk.zeros([n]),
+        dBBias: bk.zeros([h, R, n]),
+        dCBias: bk.zeros([h, R, n]),
+        dD: bk.zeros([h]),
+        dMimoX: like(v.mimoX),
+        dMimoZ: like(v.mimoZ),
+        dMimoO: like(v.mimoO),
+        dNormWeight: like(v.normWeight),
+      };
+    };
+    const c = args(cpu(), 'c'),
+      x = args(gb, 'g');
+    cpu().mamba3ScanBackward(c);
+    await withOptions(gb, { ssdPath: 'chunked', ssdChunk: chunk }, async () => {
+      assert.equal(mamba3BackwardTakesChunked(gb, d, b, l, norm), true, 'the chunked backward is taken');
+      gb.mamba3ScanBackward(x);
+    });
+    const names = [
+      'dProj',
+      'dDtBias',
+      'dBNorm',
+      'dCNorm',
+      'dBBias',
+      'dCBias',
+      'dD',
+      'dMimoX',
+      'dMimoZ',
+      'dMimoO',
+      'dNormWeight',
+    ] as const;
+    const report: string[] = [];
+    let bigProj = 0;
+    for (const v of await c.dProj.readFloat()) bigProj = Math.max(bigProj, Math.abs(v));
+    for (const k of names) {
+      const tc = c[k],
+        tg = x[k];
+      if (!tc || !tg) continue;
+      const want = await tc.readFloat(),
+        got = await tg.readFloat();
+      let big = 0;
+      for (const v of want) big = Math.max(big, Math.abs(v));
+      const scale = Math.max(big, bigProj);
+      let rel = 0;
+      for (let i = 0; i < want.length; i++) rel = Math.max(rel, Math.abs(got[i] - want[i]) / scale);
+      report.push(`${k} ${rel.toExponential(1)}`);
+      assertClose(got, want, `${label}: ${k}`, RTOL, ATOL * scale);
+    }
+    t.diagnostic(`${label}: max |error| / scale: ${report.join(', ')}`);
+  });
+}
+
+test('auto takes the chunked backward past 32 tokens, while its scratch fits a binding', async (t: TestContext) => {
+  const gb = await requireAdapter(t);
+  if (!gb) return;
+  await withOptions(gb, { ssdPath: 'auto', ssdChunk: 0 }, async () => {
+    assert.equal(mamba3BackwardTakesChunked(gb, dims(2, 8, 16, 1, 1, 0.5), 1, 32), false);
+    assert.equal(mamba3BackwardTakesChunked(gb, dims(2, 8, 16, 1, 1, 0.5), 1, 33), true);
+    assert.equal(mamba3BackwardTakesChunked(gb, dims(2, 8, 16, 1, 2, 0.5), 1, 2048), true);
+  });
+  await withOptions(gb, { ssdPath: 'sequential' }, async () => {
+    assert.equal(mamba3BackwardTakesChunked(gb, dims(2, 8, 16, 1, 1, 0.5), 1, 2048), false);
+  });
+  // a scratch larger than one storage binding: the token scan's backward (it slices the batch)
+  const d = dims(2, 8, 16, 1, 1, 0.5);
+  const limits = gb.g.limits as { maxStorageBufferBindingSize: number };
+  const was = limits.maxStorageBufferBindingSize;
+  await withOptions(gb, { ssdPath: 'chunked' }, async () => {
+    try {
+      limits.maxStorageBufferBindingSize = 4 * mamba3ChunkedBackwardScratch(d, 2, 64, true);
+      assert.equal(mamba3BackwardTakesChunked(gb, d, 2, 64, true), true);
+      limits.maxStorageBufferBindingSize -= 4;
+      assert.equal(mamba3BackwardTakesChunked(gb, d, 2, 64, true), false);
+    } finally {
+      limits.maxStorageBufferBindingSize = was;
+    }
+  });
+});
+
+// One training step of the Mamba-3 fixtures' models (as train-mamba3.test.ts) with every scan chunked
+// (chunk 4: the fixtures' prompts span several chunks): loss and every parameter's gradient against the CPU.
+// (Not the weights after AdamW: see docs/mamba3.md, "The chunked backward", on gradients that are zero by
+// structure on the CPU and f32 residues here.)
+const DIR = join(ROOT, 'fixtures', 'mamba3');
+for (const name of ['siso', 'mimo-norm'])
+  test(`the Mamba-3 ${name} model's gradients on WebGPU with the chunked path forced match the CPU`, async (t) => {
+    const gpu = await requireAdapter(t);
+    if (!gpu) return;
+    const exp = await readExpected(join('..', 'mamba3', name));
+    const [b, l] = [exp.ids.length, exp.ids[0].length];
+    const ids = Int32Array.from(exp.ids.flat());
+    const targets = new Int32Array(b * l);
+    for (let i = 0; i < b; i++) for (let s = 0; s < l; s++) targets[i * l + s] = s + 1 < l ? ids[i * l + s + 1] : -1;
+    const sides: { loss: number; grads: Map<string, Float32Array> }[] = [];
+    for (const bk of [cpu(), gpu] as Backend[]) {
+      const run = async () => {
+        const model = await loadLanguageModel(join(DIR, name), { backend: bk, dtype: 'f32' });
+        const params = model.parameters();
+        for (const p of params.values()) p.requiresGrad = true;
+        const loss = F.crossEntropy(model.forward(bk.upload(ids, [b, l], 'i32')), bk.upload(targets, [b, l], 'i32'));
+        backward(loss);
+        const grads = new Map<string, Float32Array>();
+        for (const [k, p] of params) {
+          assert.ok(p.grad, `${name} on ${bk.name}: ${k} has no gradient`);
+          grads.set(k, await p.grad.readFloat());
+        }
+        sides.push({ loss: (await loss.readFloat())[0], grads });
+      };
+      if (bk === gpu) await withOptions(gpu, { ssdPath: 'chunked', ssdChunk: 4 }, run);
+      else await run();
+    }
+    const [c, w] = sides;
+    assert.ok(Math.abs(c.loss - w.loss) < 1e-5, `loss ${w.loss} vs cpu ${c.loss}`);
+    let worst = 0,
+      worstName = '';
+    for (const [k, gc] of c.grads) {
+      const gw = w.grads.get(k)!;
+      assert.equal(gw.length, gc.length, k);
+      for (let i = 0; i < gc.length; i++) {
+        const e = Math.abs(gc[i] - gw[i]);
+        if (e > worst) [worst, worstName] = [e, k];
+      }
+    }
+    t.diagnostic(`${name} (l ${l}, chunked): worst gradient difference ${worst.toExponential(2)} (${worstName})`);
+    assert.ok(c.grads.size > 0);
+    assert.ok(worst < 1e-4, `gradients differ by up to ${worst} (${worstName})`);
+  });
