@@ -58,7 +58,7 @@ step mamba3-prefill 180 node dist/bench/mamba3-prefill.js --reps 10 --out "$out"
 step moe-train 60 node dist/bench/webgpu-moe.js --train --m 512,2048 --reps 5 --check --out "$out"
 step moe 60 node dist/bench/webgpu-moe.js --dtypes f32,q4 --m 1,512 --reps 20 --out "$out"
 step mamba3-decode 60 node dist/bench/mamba3-decode.js --backend webgpu --out "$out"
-step mamba3-train 60 node dist/bench/mamba3-train.js --backend webgpu --out "$out"
+step mamba3-train 90 node dist/bench/mamba3-train.js --backend webgpu --variants mamba2-128,mamba3-128,mamba3-64,mimo4-64 --ssd-paths sequential,chunked --seq-len 2048 --batch 2 --out "$out"
 step mamba3-official 150 python3 scripts/fixtures/check_mamba3_official.py --mamba-src "$msrc" --triton-f32 ieee --cases siso-n64-p32,mimo-r4-n64-p32 --out "$out/mamba3-official.json"
 cat "$out/summary.txt"
 # one archive instead of many files (the device's return limit); the summary stays readable beside it
