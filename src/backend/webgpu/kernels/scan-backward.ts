@@ -5,11 +5,11 @@ import type { KernelHost } from '../kernel-host.js';
 import { checkIndex, grid, withConsts } from './launch.js';
 import * as W from './wgsl.gen.js';
 
-/** Largest state size (S = n / 16 states per lane, each with T steps of history in workgroup memory). */
+/** Largest state size (S = n / 16 states per lane, each with T steps of history in registers). */
 const MAX_N = 256;
 /** Chunk length unless the call asks for another. */
 const DEFAULT_CHUNK = 16;
-/** Longest chunk (a lane keeps the chunk's states and decays, 2 T S floats, in workgroup memory). */
+/** Longest chunk: a lane keeps the chunk's states and decays (2 T S floats, at most 64) in registers. */
 const MAX_CHUNK = 32;
 /** Threads per workgroup of bs_chunk and bs_main (the WGSL's WG). */
 const WG = 64;
@@ -26,8 +26,8 @@ export function scanBackwardShape(n: number, chunk: number, sharedBytes: number)
   let NL = 1;
   while (NL < Math.min(n, WG)) NL *= 2;
   const S = Math.ceil(n / NL);
-  // workgroup memory of bs_main: (2 + S) T (WG + 1) + 2 T NL S + 6 (WG / NL) T + 2 T S WG floats
-  const perStep = (2 + S) * (WG + 1) + 2 * NL * S + (6 * WG) / NL + 2 * S * WG;
+  // workgroup memory of bs_main: (2 + S) T (WG + 1) + 2 T NL S + 6 (WG / NL) T floats; registers: 2 T S <= 64
+  const perStep = (2 + S) * (WG + 1) + 2 * NL * S + (6 * WG) / NL;
   const T = Math.max(1, Math.min(chunk, MAX_CHUNK, Math.floor(sharedBytes / 4 / perStep), Math.floor(32 / S)));
   return { NL, S, T };
 }
@@ -41,7 +41,7 @@ export function scanBackwardShape(n: number, chunk: number, sharedBytes: number)
  * Scratch (f32): e (n + 2) + 2 b l n (packed), 2 b K e n + 3 b K e (per chunk; K = ceil(l / T)) and
  * ceil(e / 64) b l 2n (the dB, dC partials); past `maxScratch` bytes (or the binding limit) the
  * channels run in slices of a multiple of 64, the later ones adding to dB and dC. `s.chunk` is the
- * chunk length (default 16; at most 32, and what the lane's registers (S states) and the
+ * chunk length (default 16; at most 32, and what the lane's registers (2 T S <= 64 floats) and the
  * workgroup memory allow).
  */
 export function selectiveScanBackward(

@@ -9,8 +9,8 @@
 //   bs_chunk  per (sequence, chunk, channel, state): hl, gl, sum(dt) -> SH, SG, SS
 //   bs_carry  per (sequence, channel, state): walks the chunks forwards (SH <- the state entering each
 //             chunk) and backwards (SG <- the adjoint entering each chunk from its end); dh0
-//   bs_main   per (sequence, chunk, channels): recomputes the chunk's states from SH (kept in workgroup
-//             memory, T per lane), walks it backwards from SG, writes du, dDelta, dz, and partial sums: dA per
+//   bs_main   per (sequence, chunk, channels): recomputes the chunk's states from SH (kept in registers,
+//             T per lane), walks it backwards from SG, writes du, dDelta, dz, and partial sums: dA per
 //             (sequence, chunk, channel, state) over SH, dD and dBias per (sequence, chunk, channel)
 //             -> SP, dB and dC per (channel block, row) -> PB
 //   bs_part   dA, dD, dBias: `parts` threads per output each add a range of the (sequence, chunk)
@@ -26,7 +26,7 @@
 
 const NL: u32 = 16u; // lanes per channel (a power of two up to WG; specialised by the launcher)
 const S: u32 = 1u;   // states per lane: ceil(n / NL)
-const T: u32 = 16u;  // chunk length: the steps whose states a lane keeps (in workgroup memory)
+const T: u32 = 16u;  // chunk length: the steps whose states a lane keeps in registers
 const WG: u32 = 64u; // threads per workgroup of bs_chunk and bs_main
 const CW: u32 = WG / NL; // channels per workgroup
 const CB: u32 = 8u;      // bs_carry: chunks per block of loads
@@ -78,11 +78,6 @@ var<workgroup> stp: array<f32, 5u * CW * T>;
 // workgroup's rounds of channels per (step, state), then dDelta per (channel, step) for dBias
 const RW: u32 = WG + 1u;
 var<workgroup> red: array<f32, (2u + S) * T * RW>;
-// bs_main: each thread's h_{t-1} and a_t of the chunk's steps ([step][state][thread]: neighbouring
-// threads, neighbouring words), kept here rather than in per-thread arrays indexed by the step, which a
-// GPU compiler may place in slow local memory when it does not unroll the loop
-var<workgroup> hpw: array<f32, T * S * WG>;
-var<workgroup> apw: array<f32, T * S * WG>;
 var<workgroup> acc: array<f32, 2u * T * NL * S>;
 var<workgroup> sdd: array<f32, CW * T>;
 
@@ -310,6 +305,8 @@ fn bs_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
         gc[s] = WK[p.SG + slot + j];
       }
     }
+    var hp: array<f32, T * S>; // h_{t-1} of the chunk's steps
+    var ap: array<f32, T * S>; // a_t
     var dDs = 0.0;
     workgroupBarrier(); // stp
     // forwards through the chunk: per step, this lane's share of y' = sum_j h_j C_j, and g' h_j (dC)
@@ -330,8 +327,8 @@ fn bs_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
           cv = WK[r + p.n + j];
         }
         let a = exp(dt * A[s]);
-        hpw[(i * S + s) * WG + li] = h[s];
-        apw[(i * S + s) * WG + li] = a;
+        hp[i * S + s] = h[s];
+        ap[i * S + s] = a;
         h[s] = a * h[s] + dtu * bv;
         y += h[s] * cv;
         red[((1u + s) * T + i) * RW + li] = g * h[s];
@@ -386,8 +383,8 @@ fn bs_main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
           cv = WK[r + p.n + j];
         }
         let G = g * cv + gc[s];
-        let a = apw[(i * S + s) * WG + li];
-        let gha = G * hpw[(i * S + s) * WG + li] * a;
+        let a = ap[i * S + s];
+        let gha = G * hp[i * S + s] * a;
         dAs[s] += gha * dt;
         sgb += G * bv;
         sgha += gha * A[s];
