@@ -13,7 +13,10 @@ import { TokenSampler, tokenLogprobs, type SequenceSampling, type TokenLogprob }
  * Continuous batching over the model's recurrent step. One loop, one tick at a time:
  *   1. admit waiting requests while batch rows are free;
  *   2. prefill: one chunk (at most `prefillChunk` tokens) of one prefilling request (round robin), so a
- *      long prompt delays the others' next token by at most one chunk's forward pass;
+ *      long prompt delays the others' next token by at most one chunk's forward pass; other requests
+ *      whose next chunk has the same length share that forward as rows of one batch, while the rows'
+ *      tokens stay within `prefillChunk` (prefill-rows.ts: which rows, and why their numbers are those
+ *      of a prefill alone);
  *   3. decode: one batched `LanguageModel.step` for every decoding sequence, then each row samples.
  * A sequence joins the batch at the next tick after its prompt, and leaves it as soon as it ends (EOS,
  * max tokens, stop string, client gone): the batch state is rebuilt from rows (states of an SSM's rows
@@ -523,7 +526,7 @@ export class Engine {
     }
     rows.forEach((j, r) => {
       try {
-        this.afterChunk(j, end[r], all && all.slice(r * V, (r + 1) * V));
+        this.afterChunk(j, end[r], all?.slice(r * V, (r + 1) * V) ?? null);
       } catch (e) {
         // (a snapshot that failed to keep) this request's own failure: the other rows go on
         j.state?.dispose();

@@ -3,6 +3,9 @@ import assert from 'node:assert/strict';
 import { loadModel, DEFAULT_MODEL_DIR } from '../../src/node/load.js';
 import { Engine, type EngineRequest } from '../../src/server/engine.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
+import { loadLanguageModel } from '../../src/models/node/load-checkpoint.js';
+import { PARITY } from '../helpers/fixtures.js';
+import { join } from 'node:path';
 import { startServer } from './helpers.js';
 
 // Batched prefill: the engine feeds several prefilling requests' chunks in one forward (rows whose next
@@ -29,14 +32,13 @@ const ids = (n: number, seed: number): number[] =>
  * Submits a one-token request first: the engine's loop starts on it and runs its forward at once, so
  * every request after it waits for the next tick and is admitted with the others.
  */
-function withBlocker(engine: Engine, f: () => Promise<unknown>[]): Promise<unknown> {
-  const blocker = engine.submit(request(ids(40, 0), 1, []));
+function withBlocker(engine: Engine, f: () => Promise<unknown>[], blockerIds = ids(40, 0)): Promise<unknown> {
+  const blocker = engine.submit(request(blockerIds, 1, []));
   return Promise.all([blocker, ...f()]);
 }
 
 /** Counts the model's forwards (and their ids' shapes) while `f` runs. */
-async function countForwards<T>(f: () => Promise<T>): Promise<{ result: T; shapes: number[][] }> {
-  const lm = model.lm;
+async function countForwards<T>(f: () => Promise<T>, lm = model.lm): Promise<{ result: T; shapes: number[][] }> {
   const shapes: number[][] = [];
   const forward = lm.forward.bind(lm);
   lm.forward = (x: Tensor, o?: Parameters<typeof forward>[1]) => {
@@ -146,4 +148,32 @@ test('concurrent requests of different prompt lengths equal the same requests on
       await s.stop();
     }
   }
+});
+
+test('Mamba-2 (SSD chunks of 4): one forward for three prompts, the tokens of each served alone', async () => {
+  const lm = await loadLanguageModel(join(PARITY, 'mamba2-g1-tied')); // vocabulary 67
+  const small = (n: number, seed: number): number[] =>
+    Array.from({ length: n }, (_, i) => 1 + ((i * 7 + seed * 13) % 60));
+  const prompts = [small(14, 1), small(14, 2), small(14, 3)];
+  const options = { maxRunning: 8, maxQueued: 8, prefillChunk: 64, snapshotEvery: 0 };
+  const alone: number[][] = [];
+  for (const p of prompts) {
+    const e = new Engine(lm, options);
+    const out: number[] = [];
+    await e.submit(request(p, 8, out));
+    e.dispose();
+    alone.push(out);
+  }
+  const engine = new Engine(lm, options);
+  const outs = prompts.map(() => [] as number[]);
+  const { shapes } = await countForwards(
+    () => withBlocker(engine, () => prompts.map((p, i) => engine.submit(request(p, 8, outs[i]))), small(20, 0)),
+    lm,
+  );
+  engine.dispose();
+  assert.deepEqual(shapes, [
+    [1, 20],
+    [3, 14],
+  ]);
+  assert.deepEqual(outs, alone);
 });
