@@ -16,7 +16,9 @@
  * Usage: npm run build && node dist/bench/serve-load.js [--model dir] [--backend cpu] [--clients 1,8,32]
  *        [--requests 8] [--max-tokens 64] [--turns 10] [--turn-tokens 400] [--user-share 0.1] [--chats 3]
  *        [--out file.json] [--skip-cache] [--server-node-args="--cpu-prof --cpu-prof-dir=/tmp/prof"]
- * (--server-node-args: node options for the server process, e.g. to profile it under load.)
+ *        [--prefill-chunk n]
+ * (--server-node-args: node options for the server process, e.g. to profile it under load;
+ * --prefill-chunk: the server's --prefill-chunk, its default when absent.)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -43,6 +45,7 @@ const { values: a } = parseArgs({
     out: { type: 'string' },
     'skip-cache': { type: 'boolean' },
     'server-node-args': { type: 'string' },
+    'prefill-chunk': { type: 'string' },
   },
   strict: true,
 });
@@ -78,6 +81,7 @@ async function startServer(extra: string[]): Promise<{ url: string; proc: ChildP
   ];
   if (a.model) args.push('--model', a.model);
   if (a.threads) args.push('--threads', a.threads);
+  if (a['prefill-chunk']) args.push('--prefill-chunk', a['prefill-chunk']);
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   proc.stderr!.on('data', (d: Buffer) => {
@@ -310,6 +314,7 @@ const result: Record<string, unknown> = {
     requestsPerClient: requests,
     maxTokens,
     maxRunning: Number(a['max-running']),
+    prefillChunk: a['prefill-chunk'] ? Number(a['prefill-chunk']) : 'default',
     turns: Number(a.turns),
     turnTokens: Number(a['turn-tokens']),
     userShare: Number(a['user-share']),

@@ -6,13 +6,17 @@ import { ModelState } from '../models/state.js';
 import { copyStateRow, reserveContext } from '../models/state-rows.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { CacheHit, PromptCache } from './prompt-cache.js';
+import { canShare, pickCompanions, type PrefillCandidate } from './prefill-rows.js';
 import { TokenSampler, tokenLogprobs, type SequenceSampling, type TokenLogprob } from './token-sampler.js';
 
 /**
  * Continuous batching over the model's recurrent step. One loop, one tick at a time:
  *   1. admit waiting requests while batch rows are free;
  *   2. prefill: one chunk (at most `prefillChunk` tokens) of one prefilling request (round robin), so a
- *      long prompt delays the others' next token by at most one chunk's forward pass;
+ *      long prompt delays the others' next token by at most one chunk's forward pass; other requests
+ *      whose next chunk has the same length share that forward as rows of one batch, while the rows'
+ *      tokens stay within `prefillChunk` (prefill-rows.ts: which rows, and why their numbers are those
+ *      of a prefill alone);
  *   3. decode: one batched `LanguageModel.step` for every decoding sequence, then each row samples.
  * A sequence joins the batch at the next tick after its prompt, and leaves it as soon as it ends (EOS,
  * max tokens, stop string, client gone): the batch state is rebuilt from rows (states of an SSM's rows
@@ -259,6 +263,8 @@ export class Engine {
     if (!this.rowsOf) this.batch?.dispose(); // a batch of its own (not batch-major states)
     this.rowsOf?.dispose();
     this.rowsOf = null;
+    for (const s of this.prefillStates.values()) s.dispose();
+    this.prefillStates.clear();
     this.views.clear();
     this.batch = null;
   }
@@ -378,26 +384,74 @@ export class Engine {
   }
 
   /**
-   * One prefill chunk of the first prefilling request whose cache lookup has answered (then it goes
-   * to the back of the line).
+   * One prefill forward: the next chunk of the first prefilling request whose cache lookup has answered
+   * (round robin: then it goes to the back of the line), and in the same forward the next chunks of
+   * other requests that fit beside it (`companions`, see prefill-rows.ts for which ones and why).
    */
   private async prefillTick(): Promise<boolean> {
-    const i = this.prefilling.findIndex((j) => !j.after && (!j.lookup || j.lookup.done));
+    const i = this.prefilling.findIndex((j) => this.isReady(j));
     if (i < 0) return false;
-    const j = this.prefilling.splice(i, 1)[0];
+    const head = this.prefilling.splice(i, 1)[0];
+    if (!this.prepare(head)) return true;
+    const rows = [head];
+    // hybrids stay on the one-request path: rows of one forward share one position (LanguageModel.forward)
+    // and their KV caches would have to be gathered at their filled lengths (not done)
+    const L = this.chunkEnd(head) - head.fed;
+    if (!this.growing && canShare(L, this.o.prefillChunk)) {
+      const candidates: PrefillCandidate<Job>[] = [];
+      for (const j of [...this.prefilling]) {
+        if (!this.isReady(j)) continue;
+        if (!this.prepare(j)) {
+          this.prefilling.splice(this.prefilling.indexOf(j), 1); // (aborted, failed, or all cached)
+          continue;
+        }
+        const end = this.chunkEnd(j);
+        candidates.push({ job: j, length: end - j.fed, ends: end === j.req.prompt.length && !j.followUp });
+      }
+      const ends = head.fed + L === head.req.prompt.length && !head.followUp;
+      for (const j of pickCompanions({ length: L, ends }, this.o.prefillChunk, candidates)) {
+        this.prefilling.splice(this.prefilling.indexOf(j), 1);
+        rows.push(j);
+      }
+    }
     try {
-      await this.prefillChunkOf(j);
+      await this.prefillRows(rows);
     } catch (e) {
-      // this request's failure (a bad snapshot, a model error on its tokens) is its own
-      j.state?.dispose();
-      j.state = null;
-      if (j.followUp) this.endFollowUp(j);
-      j.failed(e);
+      // a failure of this forward (a model error on these tokens) is these requests' own
+      for (const j of rows) {
+        j.state?.dispose();
+        j.state = null;
+        if (j.followUp) this.endFollowUp(j);
+        j.failed(e);
+      }
     }
     return true;
   }
 
-  private async prefillChunkOf(j: Job): Promise<void> {
+  /** Whether a prefilling job can take a step (its cache lookup answered, no follow-up job ahead of it). */
+  private isReady(j: Job): boolean {
+    return !j.after && (!j.lookup || j.lookup.done);
+  }
+
+  /**
+   * Readies a job for its next chunk: its state (the cache's snapshot or a fresh one) and snapshot marks
+   * on its first chunk. False when the job needs no forward (it was aborted, or its whole prompt was
+   * cached with its logits, or its cached snapshot failed): it has left the prefill line then.
+   */
+  private prepare(j: Job): boolean {
+    try {
+      return this.prepareOrThrow(j);
+    } catch (e) {
+      // this request's failure (a bad snapshot) is its own
+      j.state?.dispose();
+      j.state = null;
+      if (j.followUp) this.endFollowUp(j);
+      j.failed(e);
+      return false;
+    }
+  }
+
+  private prepareOrThrow(j: Job): boolean {
     const p = j.req.prompt;
     if (j.req.signal?.aborted || this.abortAll) {
       j.state?.dispose();
@@ -405,53 +459,120 @@ export class Engine {
       j.lookup = null;
       if (j.followUp) this.endFollowUp(j);
       this.endJob(j, 'aborted');
-      return;
+      return false;
     }
-    if (!j.state) {
-      if (j.lookup?.error) throw j.lookup.error;
-      const hit = j.lookup?.hit ?? null;
-      j.lookup = null;
-      if (!j.followUp) this.o.observer?.cacheLookup?.(hit?.length ?? 0, hit?.tier ?? null);
-      j.state = hit ? hit.state : this.lm.initState(1);
-      j.fed = j.cached = hit?.length ?? 0;
-      if (hit?.logits) {
-        this.startDecoding(j, hit.logits);
-        return;
-      } // this very prompt was seen before
-      const every = j.followUp ? 0 : this.o.snapshotEvery;
-      const marks = new Set(this.o.cache ? [...(j.req.snapshotAt ?? []), p.length] : []);
-      if (this.o.cache && every > 0) for (let m = every; m < p.length; m += every) marks.add(m);
-      j.marks = [...marks].filter((m) => m > j.fed && m <= p.length).sort((a, b) => a - b);
+    if (j.state) return true;
+    if (j.lookup?.error) throw j.lookup.error;
+    const hit = j.lookup?.hit ?? null;
+    j.lookup = null;
+    if (!j.followUp) this.o.observer?.cacheLookup?.(hit?.length ?? 0, hit?.tier ?? null);
+    j.state = hit ? hit.state : this.lm.initState(1);
+    j.fed = j.cached = hit?.length ?? 0;
+    if (hit?.logits) {
+      this.startDecoding(j, hit.logits); // this very prompt was seen before
+      return false;
     }
+    const every = j.followUp ? 0 : this.o.snapshotEvery;
+    const marks = new Set(this.o.cache ? [...(j.req.snapshotAt ?? []), p.length] : []);
+    if (this.o.cache && every > 0) for (let m = every; m < p.length; m += every) marks.add(m);
+    j.marks = [...marks].filter((m) => m > j.fed && m <= p.length).sort((a, b) => a - b);
+    return true;
+  }
+
+  /** Where the job's next chunk ends when it is prefilled alone: the chunk size, its next mark, its prompt's end. */
+  private chunkEnd(j: Job): number {
+    const p = j.req.prompt;
     const mark = j.marks.find((m) => m > j.fed) ?? p.length;
-    const end = Math.min(p.length, j.fed + this.o.prefillChunk, mark);
-    const ids = this.lm.backend.upload(Int32Array.from(p.slice(j.fed, end)), [1, end - j.fed], 'i32');
+    return Math.min(p.length, j.fed + this.o.prefillChunk, mark);
+  }
+
+  /**
+   * One forward over the next chunk of each job (chunks of one length, see pickCompanions): one job
+   * continues its own state; several are gathered into a state of as many rows (each row a copy of its
+   * job's state: rows of an SSM's state never interact), and each row's state is copied back after.
+   */
+  private async prefillRows(rows: Job[]): Promise<void> {
+    const c = rows.length;
+    const from = rows.map((j) => j.fed);
+    const end = rows.map((j) => this.chunkEnd(j));
+    const L = end[0] - from[0];
+    const flat = new Int32Array(c * L);
+    rows.forEach((j, r) => flat.set(j.req.prompt.slice(from[r], end[r]), r * L));
+    const ids = this.lm.backend.upload(flat, [c, L], 'i32');
     let logits: Tensor;
+    let batch: ModelState | null = null;
     try {
-      logits = this.lm.forward(ids, { state: j.state, lastOnly: true }); // (1, V)
+      if (c === 1)
+        logits = this.lm.forward(ids, { state: rows[0].state!, lastOnly: true }); // (1, V)
+      else {
+        batch = this.prefillState(c);
+        rows.forEach((j, r) => copyStateRow(batch!, r, j.state!, 0, 0));
+        logits = this.lm.forward(ids, { state: batch, lastOnly: true }); // (c, V)
+        rows.forEach((j, r) => {
+          copyStateRow(j.state!, 0, batch!, r, 0);
+          j.state!.position += L;
+        });
+      }
     } finally {
       ids.dispose();
     }
+    // every row's last logits once (one read for the rows whose prompt ends here)
+    const V = this.lm.vocabSize;
+    let all: Float32Array | null = null;
+    try {
+      if (end.some((e, r) => e === rows[r].req.prompt.length && !rows[r].followUp)) all = await logits.readFloat();
+    } finally {
+      logits.dispose();
+    }
+    rows.forEach((j, r) => {
+      try {
+        this.afterChunk(j, end[r], all?.slice(r * V, (r + 1) * V) ?? null);
+      } catch (e) {
+        // (a snapshot that failed to keep) this request's own failure: the other rows go on
+        j.state?.dispose();
+        j.state = null;
+        if (j.followUp) this.endFollowUp(j);
+        j.failed(e);
+      }
+    });
+  }
+
+  /**
+   * The state of `c` rows a batched prefill forward runs on: allocated once per row count and reused
+   * (every row is overwritten by its job's state before the forward).
+   */
+  private prefillState(c: number): ModelState {
+    let s = this.prefillStates.get(c);
+    if (!s) {
+      s = this.lm.initState(c);
+      this.prefillStates.set(c, s);
+    }
+    s.position = 0; // (an SSM's mixers do not read it; each job's own state counts its tokens)
+    return s;
+  }
+
+  private readonly prefillStates = new Map<number, ModelState>();
+
+  /** The job's state has consumed its prompt up to `end`: a snapshot at a mark, the next chunk, or decoding. */
+  private afterChunk(j: Job, end: number, last: Float32Array | null): void {
+    const p = j.req.prompt;
     if (j.followUp) this.o.observer?.followUpFed?.(end - j.fed);
     else this.o.observer?.prefilled?.(end - j.fed);
     j.fed = end;
     if (end < p.length) {
-      logits.dispose();
-      if (this.o.cache && j.marks.includes(end)) this.o.cache.put(p, end, j.state);
+      if (this.o.cache && j.marks.includes(end)) this.o.cache.put(p, end, j.state!);
       this.prefilling.push(j);
       return;
     }
     if (j.followUp) {
-      logits.dispose(); // the next turn's prompt goes on past these ids: its logits are not needed
-      this.o.cache?.put(p, end, j.state);
-      j.state.dispose();
+      // (the next turn's prompt goes on past these ids: their logits are not needed)
+      this.o.cache?.put(p, end, j.state!);
+      j.state!.dispose();
       j.state = null;
       this.endFollowUp(j);
       return;
     }
-    const last = await logits.readFloat();
-    logits.dispose();
-    this.startDecoding(j, last, (state) => this.o.cache?.put(p, end, state, last));
+    this.startDecoding(j, last!, (state) => this.o.cache?.put(p, end, state, last!));
   }
 
   /**
