@@ -138,14 +138,22 @@ const bk = new CpuBackend({ kernels: 'wasm' });
 const lm = await buildHybrid(config, randomSource(bm), bk, o.dtype as WeightDType);
 const V = lm.vocabSize;
 
-/** A product is named by the weight it multiplies: the Hub names of the matrices of that shape. */
-const weightNames = new Map<string, Set<string>>();
-for (const t of bm.tensors) {
-  if (t.shape.length !== 2) continue;
-  const short = t.hf
+/** A Hub tensor name without its layer prefix and `.weight`. */
+function shortName(hf: string): string {
+  return hf
     .replace(/^model\.layers\.\d+\./, '')
     .replace(/\.weight$/, '')
     .replace(/^model\.embed_tokens$/, 'lm_head (tied to embed_tokens)');
+}
+
+/**
+ * A product is named by the weight it multiplies: the Hub names of the matrices of that shape, or, for
+ * projections stacked at load (models/stack-rows.ts, named `a + b + c`), the names of its parts.
+ */
+const weightNames = new Map<string, Set<string>>();
+for (const t of bm.tensors) {
+  if (t.shape.length !== 2) continue;
+  const short = shortName(t.hf);
   if (short.endsWith('embed_tokens)') && bm.config.tie_word_embeddings !== true) continue; // a gather, not a product
   const key = `${t.shape[0]}x${t.shape[1]}`;
   if (!weightNames.has(key)) weightNames.set(key, new Set());
@@ -154,6 +162,7 @@ for (const t of bm.tensors) {
 const label = (name: string, args: unknown[]): string => {
   if (name === 'matmul') {
     const w = args[2] as Tensor;
+    if (w.name?.includes(' + ')) return `matmul ${w.name.split(' + ').map(shortName).join(' + ')}`;
     const names = weightNames.get(`${w.rows}x${w.cols}`);
     return `matmul ${names ? [...names].join(' / ') : `${w.rows}x${w.cols}`}`;
   }

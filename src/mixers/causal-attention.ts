@@ -39,6 +39,13 @@ export interface CausalAttentionWeights {
   kBias: Tensor | null; // (G·dh)
   vBias: Tensor | null; // (G·dh)
   oBias: Tensor | null; // (out)
+  /**
+   * q, k, v stacked in one storage, rows [q; k; v] (H·dh + 2·G·dh, d), of which q, k, v are row views
+   * (models/stack-rows.ts): inference takes this one product and splits its output by columns.
+   */
+  qkv?: Tensor | null;
+  /** [qBias; kBias; vBias] (H·dh + 2·G·dh), of which the three biases are windows; with `qkv` when biased. */
+  qkvBias?: Tensor | null;
   /** Per-call LoRA adapters on q, k, v (Zamba2), added to the projections before RoPE. */
   adapters?: { q: LowRankAdapter; k: LowRankAdapter; v: LowRankAdapter } | null;
 }
@@ -62,6 +69,8 @@ export interface CausalAttentionDims {
 const FIRST_CAPACITY = 16;
 
 interface StepWorkspace {
+  /** The stacked product's output (weights' `qkv`), of which q, k, v are column views; else null. */
+  qkv: Tensor | null; // (b, 1, H·dh + 2·G·dh)
   q: Tensor; // (b, 1, H·dh)
   k: Tensor; // (b, 1, G·dh)
   v: Tensor; // (b, 1, G·dh)
@@ -94,6 +103,7 @@ export class CausalSelfAttention implements Mixer {
       ['k_proj', w.k, this.kvWidth, d],
       ['v_proj', w.v, this.kvWidth, d],
       ['o_proj', w.o, dims.outWidth ?? d, this.qWidth],
+      ...(w.qkv ? [['[q; k; v]', w.qkv, this.qWidth + 2 * this.kvWidth, d] as [string, Tensor, number, number]] : []),
     ];
     for (const [name, t, r, c] of want)
       if (t.rows !== r || t.cols !== c)
@@ -136,9 +146,7 @@ export class CausalSelfAttention implements Mixer {
     return noGrad(() => {
       const bk = this.backend;
       const [b, l] = x.shape as [number, number, number];
-      const q = F.linear(x, this.w.q, this.w.qBias); // (b, l, H·dh)
-      const k = F.linear(x, this.w.k, this.w.kBias); // (b, l, G·dh)
-      const v = F.linear(x, this.w.v, this.w.vBias); // (b, l, G·dh)
+      const [q, k, v] = this.project(x); // (b, l, H·dh), (b, l, G·dh), (b, l, G·dh)
       const ad = this.w.adapters;
       if (ad) {
         ad.q.addTo(q, x);
@@ -185,18 +193,24 @@ export class CausalSelfAttention implements Mixer {
     this.reserve(state, t, t + 1);
     let ws = this.workspaces.get(b);
     if (!ws) {
+      const { qWidth: qw, kvWidth: kw } = this;
+      const qkv = this.w.qkv ? bk.alloc([b, 1, qw + 2 * kw]).keep() : null;
       ws = {
-        q: bk.alloc([b, 1, this.qWidth]).keep(),
-        k: bk.alloc([b, 1, this.kvWidth]).keep(),
-        v: bk.alloc([b, 1, this.kvWidth]).keep(),
-        o: bk.alloc([b, 1, this.qWidth]).keep(),
+        qkv,
+        q: qkv ? qkv.narrow(0, qw) : bk.alloc([b, 1, qw]).keep(),
+        k: qkv ? qkv.narrow(qw, kw) : bk.alloc([b, 1, kw]).keep(),
+        v: qkv ? qkv.narrow(qw + kw, kw) : bk.alloc([b, 1, kw]).keep(),
+        o: bk.alloc([b, 1, qw]).keep(),
         starts: bk.alloc([b]).keep(),
       };
       this.workspaces.set(b, ws);
     }
-    bk.matmul(ws.q, x, this.w.q, { transB: true, bias: this.w.qBias });
-    bk.matmul(ws.k, x, this.w.k, { transB: true, bias: this.w.kBias });
-    bk.matmul(ws.v, x, this.w.v, { transB: true, bias: this.w.vBias });
+    if (ws.qkv) bk.matmul(ws.qkv, x, this.w.qkv!, { transB: true, bias: this.w.qkvBias ?? null });
+    else {
+      bk.matmul(ws.q, x, this.w.q, { transB: true, bias: this.w.qBias });
+      bk.matmul(ws.k, x, this.w.k, { transB: true, bias: this.w.kBias });
+      bk.matmul(ws.v, x, this.w.v, { transB: true, bias: this.w.vBias });
+    }
     const ad = this.w.adapters;
     if (ad) {
       ad.q.stepAddTo(ws.q, x);
@@ -274,6 +288,15 @@ export class CausalSelfAttention implements Mixer {
       });
     }
     bk.matmul(out, ws.o, this.w.o, { transB: true, bias: this.w.oBias, accumulate: add });
+  }
+
+  /** q, k, v of x (b, l, d): one product over the stack and its column views, or three products. */
+  private project(x: Tensor): [Tensor, Tensor, Tensor] {
+    const w = this.w;
+    if (!w.qkv) return [F.linear(x, w.q, w.qBias), F.linear(x, w.k, w.kBias), F.linear(x, w.v, w.vBias)];
+    const { qWidth: qw, kvWidth: kw } = this;
+    const qkv = F.linear(x, w.qkv, w.qkvBias ?? null); // (b, l, H·dh + 2·G·dh)
+    return [qkv.narrow(0, qw), qkv.narrow(qw, kw), qkv.narrow(qw + kw, kw)];
   }
 
   /**
@@ -390,7 +413,8 @@ export class CausalSelfAttention implements Mixer {
   parametersChanged(): void {}
 
   dispose(): void {
-    for (const ws of this.workspaces.values()) for (const t of [ws.q, ws.k, ws.v, ws.o, ws.starts]) t.dispose();
+    for (const ws of this.workspaces.values())
+      for (const t of [ws.qkv ?? ws.q, ws.k, ws.v, ws.o, ws.starts]) t.dispose(); // (views: no-ops)
     this.workspaces.clear();
   }
 }

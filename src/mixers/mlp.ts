@@ -24,6 +24,13 @@ export interface MlpWeights {
   upBias: Tensor | null;
   gateBias: Tensor | null;
   downBias: Tensor | null;
+  /**
+   * A separate gate and up stacked in one storage, rows [gate; up] (2I, d), of which `gate` and `up` are
+   * row views (models/stack-rows.ts): inference takes this one product, as the fused form does.
+   */
+  gateUp?: Tensor | null;
+  /** [gateBias; upBias] (2I), of which the two biases are windows; with `gateUp` when biased. */
+  gateUpBias?: Tensor | null;
 }
 
 export interface MlpNames {
@@ -33,8 +40,8 @@ export interface MlpNames {
 }
 
 interface Workspace {
-  up: Tensor; // (m, 2I) fused or (m, I)
-  gate: Tensor | null; // (m, I) separate gate
+  up: Tensor; // (m, 2I) fused or stacked, or (m, I)
+  gate: Tensor | null; // (m, I) separate gate, not stacked
   act: Tensor; // (m, I)
 }
 
@@ -58,13 +65,17 @@ export class Mlp implements Mixer {
       fail('SHAPE_MISMATCH', `mlp: up ${w.up.shape}, gate ${w.gate?.shape ?? '-'}, down ${w.down.shape} do not fit`);
     if (w.gate && activation !== 'swiglu')
       fail('BAD_ARGUMENT', `mlp: a gate projection needs swiglu, not ${activation}`);
+    if (w.gateUp && (!w.gate || w.gateUp.rows !== 2 * I || w.gateUp.cols !== w.up.cols))
+      fail('SHAPE_MISMATCH', `mlp: the stacked [gate; up] ${w.gateUp.shape} does not fit a gate of ${I} rows`);
   }
 
   /** out (m, d) <- mlp(x (m, d)); x and out 2-D views of the same row count. */
   apply(x: Tensor, out: Tensor, ws: Workspace): void {
     const bk = this.backend;
     const I = this.hidden;
-    bk.matmul(ws.up, x, this.w.up, { transB: true, bias: this.w.upBias });
+    const stacked = this.w.gateUp; // [gate; up] in one product, as the fused form
+    if (stacked) bk.matmul(ws.up, x, stacked, { transB: true, bias: this.w.gateUpBias ?? null });
+    else bk.matmul(ws.up, x, this.w.up, { transB: true, bias: this.w.upBias });
     switch (this.activation) {
       case 'swiglu': {
         let gate: Tensor, up: Tensor;
@@ -101,8 +112,8 @@ export class Mlp implements Mixer {
     const bk = this.backend;
     const k = (t: Tensor): Tensor => (keep ? t.keep() : t);
     const ws: Workspace = {
-      up: k(bk.alloc([m, this.w.up.rows])),
-      gate: this.w.gate ? k(bk.alloc([m, this.hidden])) : null,
+      up: k(bk.alloc([m, (this.w.gateUp ?? this.w.up).rows])),
+      gate: this.w.gate && !this.w.gateUp ? k(bk.alloc([m, this.hidden])) : null,
       act: k(bk.alloc([m, this.hidden])),
     };
     if (keep) this.workspaces.set(m, ws);

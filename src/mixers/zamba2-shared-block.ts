@@ -23,6 +23,8 @@ export interface SharedBlockWeights {
   q: Tensor; // (H·dh, 2d)
   k: Tensor; // (G·dh, 2d)
   v: Tensor; // (G·dh, 2d)
+  /** q, k, v stacked, of which they are row views (CausalAttentionWeights.qkv), or null. */
+  qkv?: Tensor | null; // (H·dh + 2·G·dh, 2d)
   o: Tensor; // (d, H·dh)
   preFfNorm: Tensor; // (d)
   gateUp: Tensor; // (2I, d) rows [gate; up]
@@ -87,6 +89,7 @@ export class SharedBlockCall {
         q: shared.q,
         k: shared.k,
         v: shared.v,
+        qkv: shared.qkv ?? null,
         o: shared.o,
         qBias: null,
         kBias: null,

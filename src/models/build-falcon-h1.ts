@@ -9,6 +9,7 @@ import { LanguageModel, type Block } from './lm.js';
 import { scaledSource, type TensorScale } from './scaled-source.js';
 import { loadExpectedTensors, type ExpectedTensor, type WeightDType } from './weights.js';
 import { attentionAt, loadedTensors, mamba2At } from './hybrid-parts.js';
+import { stackGateUp } from './stack-rows.js';
 
 /**
  * Builds Falcon-H1 (`falcon_h1`, config-falcon-h1.ts) from checkpoint tensors under the Hub's names,
@@ -182,14 +183,15 @@ export async function buildFalconH1(
     const attention = attentionAt(backend, c, t, ap);
     const mlp = new Mlp(
       backend,
-      {
+      // gate and up in one storage, one product per token where the dtype allows (stack-rows.ts)
+      stackGateUp(backend, {
         up: g(`${fp}up_proj.weight`),
         gate: g(`${fp}gate_proj.weight`),
         down: g(`${fp}down_proj.weight`),
         upBias: o(`${fp}up_proj.bias`),
         gateBias: o(`${fp}gate_proj.bias`),
         downBias: o(`${fp}down_proj.bias`),
-      },
+      }),
       'swiglu',
     );
     const norm = `${p}input_layernorm.weight`,

@@ -11,6 +11,7 @@ import { buildZamba2, expectedZamba2Tensors } from './build-zamba2.js';
 import type { HybridArch, HybridConfig, HybridMixerKind } from './config-hybrid.js';
 import { attentionAt, loadedTensors, mamba2At } from './hybrid-parts.js';
 import { LanguageModel, type Block } from './lm.js';
+import { stackGateUp } from './stack-rows.js';
 import { loadExpectedTensors, type ExpectedTensor, type WeightDType } from './weights.js';
 
 /**
@@ -304,14 +305,15 @@ export async function buildHybrid(
   const mlpOf = (p: string, act: NonNullable<HybridConfig['mlp']>['activation']): Mlp =>
     new Mlp(
       backend,
-      {
+      // a separate gate and up in one storage, one product per token where the dtype allows (stack-rows.ts)
+      stackGateUp(backend, {
         up: g(`${p}${names.up}.weight`),
         gate: act === 'swiglu' && !names.fused ? g(`${p}${names.gate}.weight`) : null,
         down: g(`${p}${names.down}.weight`),
         upBias: o(`${p}${names.up}.bias`),
         gateBias: o(`${p}${names.gate}.bias`),
         downBias: o(`${p}${names.down}.bias`),
-      },
+      }),
       act,
       names,
     );

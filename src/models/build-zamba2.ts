@@ -12,6 +12,7 @@ import type { Block } from './lm.js';
 import { loadExpectedTensors, type ExpectedTensor, type WeightDType } from './weights.js';
 import { Zamba2LanguageModel } from './zamba2-lm.js';
 import { loadedTensors, mamba2At } from './hybrid-parts.js';
+import { stackRows } from './stack-rows.js';
 
 /**
  * Builds Zamba2 (config-zamba2.ts) from checkpoint tensors under transformers' names, every shape checked
@@ -202,11 +203,17 @@ export async function buildZamba2(
     const s = shared(call.owner);
     let w = sharedWeights.get(call.block);
     if (!w) {
+      // q, k, v in one storage, one product per token where the dtype allows (stack-rows.ts)
+      const names = ['q_proj', 'k_proj', 'v_proj'].map((n) => `${s}self_attn.${n}.weight`);
+      const stacked = stackRows(backend, names.map(g));
+      if (stacked) stacked.views.forEach((view, j) => got.set(names[j], view)); // the parameters from here on
+      const [q, k, v] = names.map(g);
       w = {
         inputNorm: g(`${s}input_layernorm.weight`),
-        q: g(`${s}self_attn.q_proj.weight`),
-        k: g(`${s}self_attn.k_proj.weight`),
-        v: g(`${s}self_attn.v_proj.weight`),
+        q,
+        k,
+        v,
+        qkv: stacked?.stack ?? null,
         o: g(`${s}self_attn.o_proj.weight`),
         preFfNorm: g(`${s}pre_ff_layernorm.weight`),
         gateUp: g(`${s}feed_forward.gate_up_proj.weight`),

@@ -4,6 +4,7 @@ import { CausalSelfAttention } from '../mixers/causal-attention.js';
 import { Mamba2Mixer } from '../mixers/mamba2.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { type HybridConfig, mamba2Of } from './config-hybrid.js';
+import { stackAttention } from './stack-rows.js';
 
 /**
  * The pieces every hybrid builder makes the same way (build-hybrid, build-falcon-h1, build-zamba2):
@@ -68,12 +69,13 @@ export function mamba2At(
   );
 }
 
-/** The causal self-attention whose q/k/v/o projections sit under `p` (`…self_attn.`). */
+/** The causal self-attention whose q/k/v/o projections sit under `p` (`…self_attn.`), q/k/v stacked. */
 export function attentionAt(backend: Backend, c: HybridConfig, t: LoadedTensors, p: string): CausalSelfAttention {
   const a = c.attention;
   return new CausalSelfAttention(
     backend,
-    {
+    // q, k, v in one storage, one product per token where the backend and dtype allow (stack-rows.ts)
+    stackAttention(backend, {
       q: t.g(`${p}q_proj.weight`),
       k: t.g(`${p}k_proj.weight`),
       v: t.g(`${p}v_proj.weight`),
@@ -82,7 +84,7 @@ export function attentionAt(backend: Backend, c: HybridConfig, t: LoadedTensors,
       kBias: t.o(`${p}k_proj.bias`),
       vBias: t.o(`${p}v_proj.bias`),
       oBias: t.o(`${p}o_proj.bias`),
-    },
+    }),
     {
       d: c.dModel,
       heads: a.heads,

@@ -193,7 +193,9 @@ export class Engine {
     probe.dispose();
     // the served weights do not change: the batched step's products may skip repacking them
     const pack = o.packWeightsBytes ?? 256 << 20;
-    if (pack > 0) lm.backend.packWeights?.([...lm.parameters().values(), lm.lmHead], pack);
+    // (with the storage of parameters that are views: the hybrids' stacked q/k/v and gate/up are one product)
+    const weights = [...lm.parameters().values(), lm.lmHead];
+    if (pack > 0) lm.backend.packWeights?.([...weights, ...weights.flatMap((t) => (t.base ? [t.base] : []))], pack);
   }
 
   /** Requests waiting for a row. */

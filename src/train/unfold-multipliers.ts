@@ -92,7 +92,9 @@ function refold(s: Slot): void {
   const bk = s.raw.backend as Backend;
   const hr = bk.hostView?.(s.raw),
     hf = bk.hostView?.(s.folded);
-  if (hr && hf && s.raw.isContiguous && s.folded.isContiguous) {
+  // (dense: its elements consecutive from its offset, as a row view of a stacked matrix, stack-rows.ts)
+  const dense = (t: Tensor): boolean => t.isContiguous || t.ld === t.cols;
+  if (hr && hf && dense(s.raw) && dense(s.folded)) {
     const n = s.raw.size,
       f = s.factors;
     const per = typeof f === 'number' ? 0 : n / f.length; // elements per factor
