@@ -9,22 +9,7 @@ struct P { rows: u32, cols: u32, xoff: u32, xld: u32, ooff: u32, old: u32, n: u3
 @group(0) @binding(1) var<storage, read> x: array<f32>;          // (rows, cols) view
 @group(0) @binding(2) var<storage, read_write> o: array<f32>;    // (rows, cols) view
 
-fn f(v: f32) -> f32 {
-  switch (OP) {
-    case 0u: { return silu_f(v); }
-    case 1u: { return softplus_f(v); }
-    case 2u: { return exp(v); }
-    case 3u: { return -v; }
-    case 4u: { return -exp(v); }
-    case 5u: { return max(v, 0.0); }
-    case 6u: { return gelu_f(v); }
-    case 7u: { return sigmoid_f(v); }
-    case 8u: { return tanh(clamp(v, -15.0, 15.0)); }
-    case 9u: { return v * v; }
-    case 10u: { return sqrt(v); }
-    default: { return log(v); }
-  }
-}
+//#include unary-ops.wgsl
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
