@@ -7,22 +7,14 @@ import { loadLanguageModel } from '../../src/models/node/load-checkpoint.js';
 import { PARITY } from '../helpers/fixtures.js';
 import { join } from 'node:path';
 import { startServer } from './helpers.js';
+import { GREEDY } from '../../src/backend/sampling.js';
 
 // Batched prefill: the engine feeds several prefilling requests' chunks in one forward (rows whose next
 // chunk has the same length, src/server/prefill-rows.ts); each request's tokens are those it gets when
 // prefilled alone.
 
 const model = await loadModel(DEFAULT_MODEL_DIR);
-const greedy = {
-  temperature: 0,
-  topK: 0,
-  topP: 1,
-  minP: 0,
-  repetitionPenalty: 1,
-  presencePenalty: 0,
-  frequencyPenalty: 0,
-  seed: 0,
-};
+const greedy = { ...GREEDY, presencePenalty: 0, frequencyPenalty: 0 };
 
 /** n token ids (no tokenizer round trip: the lengths are exact). */
 const ids = (n: number, seed: number): number[] =>

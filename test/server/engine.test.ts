@@ -8,22 +8,14 @@ import { join } from 'node:path';
 import { makeTinyModel } from '../helpers/tiny-model.js';
 import { startServer } from './helpers.js';
 import { Model } from '../../src/model.js';
+import { GREEDY } from '../../src/backend/sampling.js';
 
 // The batching engine on its own: a long prompt arriving while another sequence decodes is prefilled
 // in chunks between that sequence's steps (its decode is never held up by more than one chunk), and
 // neither sequence's tokens change.
 
 const model = await loadModel(DEFAULT_MODEL_DIR);
-const greedy = {
-  temperature: 0,
-  topK: 0,
-  topP: 1,
-  minP: 0,
-  repetitionPenalty: 1,
-  presencePenalty: 0,
-  frequencyPenalty: 0,
-  seed: 0,
-};
+const greedy = { ...GREEDY, presencePenalty: 0, frequencyPenalty: 0 };
 
 function request(prompt: number[], maxTokens: number, out: number[], onToken?: () => void): EngineRequest {
   return {
