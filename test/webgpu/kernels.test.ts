@@ -187,7 +187,7 @@ test('addRmsnorm: with and without x, 16-bit weight, views', async (t) => {
   }
 });
 
-test('causalConv1d: with and without state and bias, l = 1 step, long l, k = 3 and 4', async (t) => {
+test('causalConv1d: with and without state and bias, l = 1 step, long l, k = 1 to 8', async (t) => {
   const g = await requireAdapter(t);
   if (!g) return;
   let seed = 40;
@@ -198,6 +198,11 @@ test('causalConv1d: with and without state and bias, l = 1 step, long l, k = 3 a
     [2, 13, 37, 4],
     [3, 40, 6, 3],
     [1, 300, 70, 4],
+    // the one-thread-per-channel form (l <= 8): the widest window, the narrowest, l < k
+    [2, 3, 5, 8],
+    [1, 1, 7, 8],
+    [1, 8, 7, 1],
+    [2, 5, 9, 2],
   ] as const) {
     for (const withState of [false, true]) {
       for (const withBias of [false, true]) {
