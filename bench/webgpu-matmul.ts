@@ -1,11 +1,12 @@
 /**
- * The tiled f32 matrix product on WebGPU, by form: the 128 x 128 tile in its loop form (matmul.wgsl
- * `main`, `matmulRegisters: false`) against the named-register form with prefetched k slices (`wide`,
- * the default), on the products of training and prefilling a mamba-130m-shaped model at length 2048
+ * The tiled f32 matrix product on WebGPU, by form: the 128 x 128 tile (or with --tile 64 the 64 x 64
+ * tile) in its loop form (matmul.wgsl `main`, `matmulRegisters: false`) against the named-register
+ * form with prefetched k slices (`wide` / `narrow`, the default), on the products of training and prefilling a mamba-130m-shaped model at length 2048
  * (m = 2048 tokens): in_proj, out_proj and lm_head forward (x W^T), their input gradients (dY W) and
  * weight gradients (dY^T X). GPU time from timestamp queries (median of --reps), TFLOP/s = 2 m q p / t,
  * and the largest difference between the two forms' outputs.
  *   node dist/bench/webgpu-matmul.js [--reps 10] [--out DIR] [--divide 1 (every dimension divided by it)]
+ *     [--tile 128 (or 64)] [--rounds 1 (the forms alternate, loop form first; medians over rounds)]
  * Writes webgpu-matmul.json (machine, command, rows) into --out (default bench/results).
  */
 import type { Tensor } from '../src/tensor/tensor.js';
@@ -19,12 +20,20 @@ function arg(name: string, fallback: string): string {
   return v;
 }
 for (const a of process.argv.slice(2))
-  if (a.startsWith('--') && !['reps', 'out', 'divide'].includes(a.slice(2)))
-    throw new Error(`unknown option ${a}; options: --reps --out --divide`);
+  if (a.startsWith('--') && !['reps', 'out', 'divide', 'tile', 'rounds'].includes(a.slice(2)))
+    throw new Error(`unknown option ${a}; options: --reps --out --divide --tile --rounds`);
 const reps = Number(arg('reps', '10'));
 /** Every dimension divided by this (a quick run on a CPU adapter). */
 const divide = Number(arg('divide', '1'));
 const out = process.argv.includes('--out') ? arg('out', '') : undefined;
+const tile = Number(arg('tile', '128'));
+if (tile !== 64 && tile !== 128) throw new Error(`--tile must be 64 or 128, got ${tile}`);
+/** Times each form is measured per product, alternating (A B A B ...), so that drift falls on both. */
+const rounds = Number(arg('rounds', '1'));
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((x, y) => x - y);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
 
 /** [name, m, q, p, transA, transB]: out (m, p) = op(a) (m, q) · op(b) (q, p). */
 const PRODUCTS: [string, number, number, number, boolean, boolean][] = [
@@ -37,8 +46,8 @@ const PRODUCTS: [string, number, number, number, boolean, boolean][] = [
 ];
 
 const forms = [
-  { name: 'loop form', bk: await backend({ matmulTile: 128, matmulRegisters: false }) },
-  { name: 'registers', bk: await backend({ matmulTile: 128, matmulRegisters: true }) },
+  { name: 'loop form', bk: await backend({ matmulTile: tile, matmulRegisters: false }) },
+  { name: 'registers', bk: await backend({ matmulTile: tile, matmulRegisters: true }) },
 ];
 const rows: (string | number)[][] = [
   [
@@ -54,20 +63,29 @@ const results: Record<string, unknown>[] = [];
 try {
   for (const [name, m0, q0, p0, transA, transB] of PRODUCTS) {
     const [m, q, p] = [m0, q0, p0].map((x) => Math.ceil(x / divide));
-    const ms: number[] = [];
     const outs: Float32Array[] = [];
-    for (const { bk } of forms) {
+    const operands = forms.map(({ bk }) => {
       const a = random(bk, transA ? [q, m] : [m, q], -1, 1, 1);
       const b = random(bk, transB ? [p, q] : [q, p], -1, 1, 2);
       const o: Tensor = bk.alloc([m, p]);
       bk.matmul(o, a, b, { transA, transB });
-      const t = await timeCalls(
-        bk,
-        () => bk.matmul(o, a, b, { transA, transB }),
-        (k) => k.startsWith('matmul'),
-        reps,
-      );
-      ms.push(Number.isFinite(t.gpuMs) ? t.gpuMs : t.wallMs);
+      return { a, b, o };
+    });
+    const times: number[][] = forms.map(() => []);
+    for (let round = 0; round < rounds; round++)
+      for (let f = 0; f < forms.length; f++) {
+        const bk = forms[f].bk;
+        const { a, b, o } = operands[f];
+        const t = await timeCalls(
+          bk,
+          () => bk.matmul(o, a, b, { transA, transB }),
+          (k) => k.startsWith('matmul'),
+          reps,
+        );
+        times[f].push(Number.isFinite(t.gpuMs) ? t.gpuMs : t.wallMs);
+      }
+    const ms = times.map(median);
+    for (const { a, b, o } of operands) {
       outs.push((await o.read()) as Float32Array);
       for (const x of [a, b, o]) x.dispose();
     }
@@ -76,6 +94,7 @@ try {
     const tf = ms.map((x) => (2 * m * q * p) / (x * 1e9));
     results.push({
       product: name,
+      tile,
       m,
       q,
       p,

@@ -87,9 +87,14 @@ test('matmul: every transposition, bias, accumulate, views, f16/bf16 operands, o
   }
 });
 
-for (const matmulRegisters of [true, false])
-  test(`matmul with 128 x 128 tiles (8 x 8 per thread, ${matmulRegisters ? 'named registers, prefetched slices' : 'loop form'}): transpositions, 16-bit operands, edges`, async (t) => {
-    const g = await openAdapter(t, { matmulTile: 128, matmulRegisters });
+for (const [matmulTile, matmulRegisters] of [
+  [128, true],
+  [128, false],
+  [64, true],
+  [64, false],
+] as const)
+  test(`matmul with ${matmulTile} x ${matmulTile} tiles (${matmulTile / 16} x ${matmulTile / 16} per thread, ${matmulRegisters ? 'named registers, prefetched slices' : 'loop form'}): transpositions, 16-bit operands, edges`, async (t) => {
+    const g = await openAdapter(t, { matmulTile, matmulRegisters });
     if (!g) return;
     try {
       let seed = 500;
@@ -98,6 +103,7 @@ for (const matmulRegisters of [true, false])
         [9, 40, 200],
         [256, 24, 128],
         [131, 77, 257],
+        [65, 17, 63], // one row and one k past a 64 tile and a 16 slice, one column short
       ] as const) {
         for (const [transA, transB, bdt] of [
           [false, true, 'f32'],
@@ -113,7 +119,7 @@ for (const matmulRegisters of [true, false])
           C.matmul(out.c, a.c, b.c, { ...o, bias: bias.c });
           g.matmul(out.g, a.g, b.g, { ...o, bias: bias.g });
           const [x, y] = await both(out);
-          const what = `matmul 128-tile (registers ${matmulRegisters}) m=${m} q=${q} p=${p} transA=${transA} transB=${transB} ${bdt}`;
+          const what = `matmul ${matmulTile}-tile (registers ${matmulRegisters}) m=${m} q=${q} p=${p} transA=${transA} transB=${transB} ${bdt}`;
           assertClose(x, y, what, 1e-4, 1e-5);
         }
       }
@@ -181,7 +187,7 @@ test('addRmsnorm: with and without x, 16-bit weight, views', async (t) => {
   }
 });
 
-test('causalConv1d: with and without state and bias, l = 1 step, long l, k = 3 and 4', async (t) => {
+test('causalConv1d: with and without state and bias, l = 1 step, long l, k = 1 to 8', async (t) => {
   const g = await requireAdapter(t);
   if (!g) return;
   let seed = 40;
@@ -192,6 +198,11 @@ test('causalConv1d: with and without state and bias, l = 1 step, long l, k = 3 a
     [2, 13, 37, 4],
     [3, 40, 6, 3],
     [1, 300, 70, 4],
+    // the one-thread-per-channel form (l <= 8): the widest window, the narrowest, l < k
+    [2, 3, 5, 8],
+    [1, 1, 7, 8],
+    [1, 8, 7, 1],
+    [2, 5, 9, 2],
   ] as const) {
     for (const withState of [false, true]) {
       for (const withBias of [false, true]) {

@@ -39,6 +39,8 @@ const CASES: [string, Omit<Mamba3Dims, keyof typeof base>, number, number, numbe
   ['MIMO 2, one token', { h: 2, p: 5, n: 12, g: 1, R: 2, S: 3, rotateHalves: true }, 2, 1, 4],
   ['MIMO 3, l 9, chunk 4, 2 groups, norm', { h: 4, p: 7, n: 10, g: 2, R: 3, S: 2, rotateHalves: true }, 2, 9, 4],
   ['MIMO 4, l 13, chunk 16, neighbour pairs', { h: 2, p: 6, n: 16, g: 1, R: 4, S: 4, rotateHalves: false }, 1, 13, 16],
+  // p 130: three columns a thread of the MIMO readout (64 threads), the last of them on two threads only
+  ['MIMO 2, l 10, chunk 4, p 130, norm', { h: 1, p: 130, n: 8, g: 1, R: 2, S: 2, rotateHalves: false }, 1, 10, 4],
 ];
 
 interface Inputs {

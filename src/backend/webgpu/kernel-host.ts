@@ -39,8 +39,9 @@ export interface KernelOptions {
   /** Output tile of the matrix product (64 or 128); 0 chooses from the shape (default). */
   matmulTile: number;
   /**
-   * The 128 x 128 tile's form: true (default) keeps each thread's 8 x 8 block in named registers and
-   * prefetches the next k slice (matmul.wgsl `wide`); false runs the loop form (`main`), for A/B runs.
+   * The matrix product tiles' form: true (default) keeps each thread's 8 x 8 (128 x 128 tile) or 4 x 4
+   * (64 x 64 tile) block in named registers and prefetches the next k slice (matmul.wgsl `wide`,
+   * `narrow`); false runs the loop form (`main`), for A/B runs.
    */
   matmulRegisters: boolean;
   /** Mamba-2's SSD scan: step by step, chunked, or chosen from the length (default 'auto': chunked past 16 steps). */

@@ -71,31 +71,58 @@ fn conv_state(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: v
 
 const KMAX: u32 = 8u;
 
+// conv_seq keeps the window of the last k inputs (k <= KMAX = 8) and the k weights right-aligned in
+// two vec4 registers each, slots 0..7 (window position j, oldest first, in slot 8 - k + j; the newest
+// in slot 7), so that nothing is a private array indexed at run time (which a GPU compiler may place
+// in local memory): every slot is named by a constant, a slot left of the window is skipped.
+fn cs_slot(k: u32, s: u32) -> bool { return s + k >= KMAX; }
+fn cs_state(sb: u32, k: u32, s: u32) -> f32 {
+  if (!HAS_STATE || !cs_slot(k, s)) { return 0.0; }
+  return state[sb + s + k - KMAX];
+}
+fn cs_weight(c: u32, k: u32, s: u32) -> f32 {
+  if (!cs_slot(k, s)) { return 0.0; }
+  return w[p.woff + c * p.wld + s + k - KMAX];
+}
+fn cs_put(sb: u32, k: u32, s: u32, v: f32) {
+  if (cs_slot(k, s)) { state[sb + s + k - KMAX] = v; }
+}
+// b0 + Σ_j wt[j] · win[j] over the window, oldest first (the order of the CPU reference)
+fn cs_dot(b0: f32, k: u32, wa: vec4<f32>, wb: vec4<f32>, xa: vec4<f32>, xb: vec4<f32>) -> f32 {
+  var s = b0;
+  if (cs_slot(k, 0u)) { s += wa.x * xa.x; }
+  if (cs_slot(k, 1u)) { s += wa.y * xa.y; }
+  if (cs_slot(k, 2u)) { s += wa.z * xa.z; }
+  if (cs_slot(k, 3u)) { s += wa.w * xa.w; }
+  if (cs_slot(k, 4u)) { s += wb.x * xb.x; }
+  if (cs_slot(k, 5u)) { s += wb.y * xb.y; }
+  if (cs_slot(k, 6u)) { s += wb.z * xb.z; }
+  s += wb.w * xb.w;
+  return s;
+}
+
 @compute @workgroup_size(256)
 fn conv_seq(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
   let i = (wid.y * nwg.x + wid.x) * 256u + li;
   if (i >= p.b * p.e) { return; }
   let bi = i / p.e;
   let c = i - bi * p.e;
-  // The window of the last k inputs (oldest first), k <= KMAX.
-  var win: array<f32, KMAX>;
-  var wt: array<f32, KMAX>;
+  let k = p.k;
   let sb = p.soff + i * p.sld;
-  for (var j = 0u; j < p.k; j++) {
-    if (HAS_STATE) { win[j] = state[sb + j]; } else { win[j] = 0.0; }
-    wt[j] = w[p.woff + c * p.wld + j];
-  }
+  var xa = vec4<f32>(cs_state(sb, k, 0u), cs_state(sb, k, 1u), cs_state(sb, k, 2u), cs_state(sb, k, 3u));
+  var xb = vec4<f32>(cs_state(sb, k, 4u), cs_state(sb, k, 5u), cs_state(sb, k, 6u), cs_state(sb, k, 7u));
+  let wa = vec4<f32>(cs_weight(c, k, 0u), cs_weight(c, k, 1u), cs_weight(c, k, 2u), cs_weight(c, k, 3u));
+  let wb = vec4<f32>(cs_weight(c, k, 4u), cs_weight(c, k, 5u), cs_weight(c, k, 6u), cs_weight(c, k, 7u));
   var b0 = 0.0;
   if (HAS_BIAS) { b0 = bias[p.boff + c]; }
   for (var t = 0u; t < p.l; t++) {
-    for (var j = 0u; j + 1u < p.k; j++) { win[j] = win[j + 1u]; }
     let row = bi * p.l + t;
-    win[p.k - 1u] = x[p.xoff + row * p.xld + c];
-    var s = b0;
-    for (var j = 0u; j < p.k; j++) { s += wt[j] * win[j]; }
-    o[p.ooff + row * p.old + c] = act(s);
+    xa = vec4<f32>(xa.yzw, xb.x);
+    xb = vec4<f32>(xb.yzw, x[p.xoff + row * p.xld + c]);
+    o[p.ooff + row * p.old + c] = act(cs_dot(b0, k, wa, wb, xa, xb));
   }
   if (HAS_STATE) {
-    for (var j = 0u; j < p.k; j++) { state[sb + j] = win[j]; }
+    cs_put(sb, k, 0u, xa.x); cs_put(sb, k, 1u, xa.y); cs_put(sb, k, 2u, xa.z); cs_put(sb, k, 3u, xa.w);
+    cs_put(sb, k, 4u, xb.x); cs_put(sb, k, 5u, xb.y); cs_put(sb, k, 6u, xb.z); cs_put(sb, k, 7u, xb.w);
   }
 }

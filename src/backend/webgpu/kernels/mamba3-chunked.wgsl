@@ -346,6 +346,8 @@ fn m3_prep_mimo(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg:
 
 // y_t = Σ_r' mo_r' ⊙ norm?(Hbar q_r' − δ Σ_r (k_r · q_r') v_r + D v_r') · silu(z ⊙ mz_r'); Hbar q_r' is the SSD's
 // output at the readout sub-token r' (y1: (b, lU, e)).
+var<workgroup> mimo_out: array<f32, 1024>; // m3_post_mimo: per thread, its columns (p <= 1024)
+
 @compute @workgroup_size(64)
 fn m3_post_mimo(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
   let hh = wid.x;
@@ -359,8 +361,10 @@ fn m3_post_mimo(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg:
   let dcb = u.sdc + (r0 * u.h + hh) * (1u + R * R);
   let delta = sc[dcb];
   let Dh = prm[u.od + hh];
-  var out: array<f32, 16>;                  // this thread's columns c = li + 64 m (p <= 1024)
-  for (var m = 0u; m < 16u; m++) { out[m] = 0.0; }
+  // the sums over r' of this thread's columns c = li + 64 m in workgroup memory at c ([m][thread]), not
+  // a private array indexed by m (which a GPU compiler may place in local memory); only thread li
+  // touches them, so no barrier
+  for (var c = li; c < pd; c += 64u) { mimo_out[c] = 0.0; }
   for (var r2 = 0u; r2 < R; r2++) {
     let yrow = (r0 * U + 1u + R + r2) * e + hh * pd;
     var ss = 0.0;
@@ -379,7 +383,6 @@ fn m3_post_mimo(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg:
       rstd = 1.0 / sqrt(red[0] / f32(pd) + u.eps);
       workgroupBarrier();
     }
-    var m = 0u;
     for (var c = li; c < pd; c += 64u) {
       let x = proj[row + e + hh * pd + c];
       var corr = 0.0;
@@ -387,13 +390,8 @@ fn m3_post_mimo(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg:
       var v = y1[yrow + c] + x * (Dh * prm[u.omx + (hh * R + r2) * pd + c] - delta * corr);
       if (has(NORM)) { v = v * rstd * prm[u.onw + hh * pd + c]; }
       let mi = (hh * R + r2) * pd + c;
-      out[m] += v * silu_f(proj[row + hh * pd + c] * prm[u.omz + mi]) * prm[u.omo + mi];
-      m++;
+      mimo_out[c] += v * silu_f(proj[row + hh * pd + c] * prm[u.omz + mi]) * prm[u.omo + mi];
     }
   }
-  var m = 0u;
-  for (var c = li; c < pd; c += 64u) {
-    yout[u.yoff + r0 * u.yld + hh * pd + c] = out[m];
-    m++;
-  }
+  for (var c = li; c < pd; c += 64u) { yout[u.yoff + r0 * u.yld + hh * pd + c] = mimo_out[c]; }
 }

@@ -17,6 +17,8 @@ const SMALL = tiled(64, 64, 16, 4, 4);
 const BIG = tiled(128, 128, 8, 8, 8);
 /** The 128 x 128 tile with its 8 x 8 blocks in named registers and the next k slice prefetched. */
 const WIDE = { kernel: kernel(W.matmul, 'wide'), bm: 128, bn: 128 };
+/** The 64 x 64 tile with its 4 x 4 blocks in named registers and the next k slice prefetched. */
+const NARROW = { kernel: kernel(W.matmul, 'narrow'), bm: 64, bn: 64 };
 /** Workgroups the 128 x 128 tiling must still give (a large GPU has 100+ SMs) to be chosen. */
 const BIG_TILE_MIN_GROUPS = 192;
 const MATVEC = kernel(W.matvec, 'main');
@@ -60,8 +62,9 @@ export function matmul(
   const forced = bk.options.matmulTile;
   const groups128 = Math.ceil(m / 128) * Math.ceil(p / 128);
   const big = forced ? forced === 128 : !bk.d.g.cpuAdapter && groups128 >= BIG_TILE_MIN_GROUPS;
-  const tile = big ? (bk.options.matmulRegisters ? WIDE : BIG) : SMALL;
-  const key = `matmul:${big}:${tile === WIDE}:${ta}:${tb}:${bt}:${!!o.transA}:${!!o.transB}`;
+  const regs = bk.options.matmulRegisters;
+  const tile = big ? (regs ? WIDE : BIG) : regs ? NARROW : SMALL;
+  const key = `matmul:${big}:${regs}:${ta}:${tb}:${bt}:${!!o.transA}:${!!o.transB}`;
   const consts = { TA: ta, TB: tb, BT: bt, TRANS_A: o.transA ? 1 : 0, TRANS_B: o.transB ? 1 : 0 };
   const pipe = bk.d.pipe(key, tile.kernel, consts);
   bk.d.run(

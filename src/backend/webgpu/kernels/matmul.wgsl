@@ -222,3 +222,87 @@ fn wide(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
   w_store(r1 + 2u, n, c6); w_store(r1 + 2u, n + 64u, d6);
   w_store(r1 + 3u, n, c7); w_store(r1 + 3u, n + 64u, d7);
 }
+
+// ---- `narrow`: the 64 x 64 tile with its 4 x 4 block per thread in named registers ----------------
+// `main` with BM = BN = 64, BK = 16, TM = TN = 4 (the tile of smaller products and of CPU adapters),
+// written as `wide` is: four vec4 accumulators c_r, the thread's rows 4 ty + r (r = 0..3) by columns
+// 4 tx .. 4 tx + 3, nothing indexed by a loop counter, and the next k slice's eight operand values
+// (four of a, four of b) loaded into registers before the current slice is multiplied. The threads
+// load and read the tiles as `main` does, and each output sums over k in increasing order with the
+// same operations: the same bits as `main`.
+const NK: u32 = 16u;   // k slice
+var<workgroup> An: array<vec4<f32>, 256>; // [kk][m / 4], 64 rows
+var<workgroup> Bn: array<vec4<f32>, 256>; // [kk][n / 4], 64 columns
+
+// The r-th (0..3) value thread li loads of a's 64 x 16 slice at (m0, k0), and where it goes in An.
+fn na_idx(li: u32, r: u32) -> vec2u {
+  let idx = li + 256u * r;
+  if (TRANS_A) { return vec2u(idx % 64u, idx / 64u); } // (mm, kk): consecutive threads, consecutive m
+  return vec2u(idx / NK, idx % NK);                     // consecutive threads, consecutive k
+}
+fn na(m0: u32, k0: u32, li: u32, r: u32) -> f32 {
+  let t = na_idx(li, r);
+  let mm = m0 + t.x;
+  let kk = k0 + t.y;
+  if (mm >= p.m || kk >= p.q) { return 0.0; }
+  if (TRANS_A) { return la(p.aoff + kk * p.ald + mm); }
+  return la(p.aoff + mm * p.ald + kk);
+}
+fn nb_idx(li: u32, r: u32) -> vec2u {
+  let idx = li + 256u * r;
+  if (TRANS_B) { return vec2u(idx / NK, idx % NK); } // (nn, kk)
+  return vec2u(idx % 64u, idx / 64u);
+}
+fn nb(n0: u32, k0: u32, li: u32, r: u32) -> f32 {
+  let t = nb_idx(li, r);
+  let nn = n0 + t.x;
+  let kk = k0 + t.y;
+  if (nn >= p.p || kk >= p.q) { return 0.0; }
+  if (TRANS_B) { return lb(p.boff + nn * p.bld + kk); }
+  return lb(p.boff + kk * p.bld + nn);
+}
+fn na_put(li: u32, r: u32, v: f32) {
+  let t = na_idx(li, r);
+  An[t.y * 16u + (t.x >> 2u)][t.x & 3u] = v;
+}
+fn nb_put(li: u32, r: u32, v: f32) {
+  let t = nb_idx(li, r);
+  Bn[t.y * 16u + (t.x >> 2u)][t.x & 3u] = v;
+}
+
+@compute @workgroup_size(256)
+fn narrow(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {
+  let m0 = wid.y * 64u;
+  let n0 = wid.x * 64u;
+  let tx = li % 16u;
+  let ty = li / 16u;
+  let z = vec4<f32>(0.0);
+  var c0 = z; var c1 = z; var c2 = z; var c3 = z;
+  var pa0 = na(m0, 0u, li, 0u); var pa1 = na(m0, 0u, li, 1u); var pa2 = na(m0, 0u, li, 2u); var pa3 = na(m0, 0u, li, 3u);
+  var pb0 = nb(n0, 0u, li, 0u); var pb1 = nb(n0, 0u, li, 1u); var pb2 = nb(n0, 0u, li, 2u); var pb3 = nb(n0, 0u, li, 3u);
+  for (var k0 = 0u; k0 < p.q; k0 += NK) {
+    na_put(li, 0u, pa0); na_put(li, 1u, pa1); na_put(li, 2u, pa2); na_put(li, 3u, pa3);
+    nb_put(li, 0u, pb0); nb_put(li, 1u, pb1); nb_put(li, 2u, pb2); nb_put(li, 3u, pb3);
+    workgroupBarrier();
+    let k1 = k0 + NK;
+    if (k1 < p.q) {
+      pa0 = na(m0, k1, li, 0u); pa1 = na(m0, k1, li, 1u); pa2 = na(m0, k1, li, 2u); pa3 = na(m0, k1, li, 3u);
+      pb0 = nb(n0, k1, li, 0u); pb1 = nb(n0, k1, li, 1u); pb2 = nb(n0, k1, li, 2u); pb3 = nb(n0, k1, li, 3u);
+    }
+    for (var kk = 0u; kk < NK; kk++) {
+      let av = An[kk * 16u + ty];
+      let bv = Bn[kk * 16u + tx];
+      c0 += av.x * bv;
+      c1 += av.y * bv;
+      c2 += av.z * bv;
+      c3 += av.w * bv;
+    }
+    workgroupBarrier();
+  }
+  let r0 = m0 + 4u * ty;
+  let n = n0 + 4u * tx;
+  w_store(r0, n, c0);
+  w_store(r0 + 1u, n, c1);
+  w_store(r0 + 2u, n, c2);
+  w_store(r0 + 3u, n, c3);
+}

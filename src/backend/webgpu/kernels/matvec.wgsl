@@ -81,6 +81,38 @@ fn nel(c: u32) -> f32 {
   return half_f32(w, i, NT);
 }
 
+// Step k of a q4 block bi: its word k's 8 quants (lo: values 4 k .. 4 k + 3 of the block, hi: 16 + 4 k ..)
+// against the x rows' vec4s at xs + k and xs + k + 4 (xs: each row's first vec4 of the block), into s
+// (and sq, NORM: the rows' sums of squares); rows past the first only with mr > 1.
+fn q4_step(xs: vec4<u32>, k: u32, mr: u32, lo0: vec4<f32>, hi0: vec4<f32>, bi: u32, s: ptr<function, vec4<f32>>, sq: ptr<function, vec4<f32>>) {
+  var lo = lo0;
+  var hi = hi0;
+  if (NORM) {
+    lo *= nel4(32u * bi + 4u * k);
+    hi *= nel4(32u * bi + 16u + 4u * k);
+  }
+  let v0 = xs.x + k;
+  let a0 = x[v0]; let a1 = x[v0 + 4u];
+  (*s).x += dot(lo, a0) + dot(hi, a1);
+  if (NORM) { (*sq).x += dot(a0, a0) + dot(a1, a1); }
+  if (mr > 1u) {
+    let v1 = xs.y + k;
+    let v2 = xs.z + k;
+    let v3 = xs.w + k;
+    let b0 = x[v1]; let b1 = x[v1 + 4u];
+    let c0 = x[v2]; let c1 = x[v2 + 4u];
+    let d0 = x[v3]; let d1 = x[v3 + 4u];
+    (*s).y += dot(lo, b0) + dot(hi, b1);
+    (*s).z += dot(lo, c0) + dot(hi, c1);
+    (*s).w += dot(lo, d0) + dot(hi, d1);
+    if (NORM) {
+      (*sq).y += dot(b0, b0) + dot(b1, b1);
+      (*sq).z += dot(c0, c0) + dot(c1, c1);
+      (*sq).w += dot(d0, d0) + dot(d1, d1);
+    }
+  }
+}
+
 // NORM: norm weights c..c+3 as f32 (nwoff + c a multiple of 4: one 16-byte word or half of one).
 fn nel4(c: u32) -> vec4<f32> {
   let i = p.nwoff + c;
@@ -127,40 +159,15 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
     for (var bi = lane; bi < nbq; bi += tpr) {
       let wq = W[jj * nb + bi];
       let d = wscale(jj * nb + bi);
-      var lo: array<vec4<f32>, 4>;
-      var hi: array<vec4<f32>, 4>;
-      lo[0] = q4_lo(wq.x); lo[1] = q4_lo(wq.y); lo[2] = q4_lo(wq.z); lo[3] = q4_lo(wq.w);
-      hi[0] = q4_hi(wq.x); hi[1] = q4_hi(wq.y); hi[2] = q4_hi(wq.z); hi[3] = q4_hi(wq.w);
-      if (NORM) {
-        for (var k = 0u; k < 4u; k++) {
-          lo[k] *= nel4(32u * bi + 4u * k);
-          hi[k] *= nel4(32u * bi + 16u + 4u * k);
-        }
-      }
+      // the block's quants by word k (0..3) as named vec4s, not private arrays indexed by k (which a
+      // GPU compiler may place in local memory); the steps k in increasing order as before
       var s = vec4<f32>(0.0);
       var sq = vec4<f32>(0.0);
-      for (var k = 0u; k < 4u; k++) {
-        let v0 = (x0 >> 2u) + 8u * bi + k;
-        let a0 = x[v0]; let a1 = x[v0 + 4u];
-        s.x += dot(lo[k], a0) + dot(hi[k], a1);
-        if (NORM) { sq.x += dot(a0, a0) + dot(a1, a1); }
-        if (mr > 1u) {
-          let v1 = (x1 >> 2u) + 8u * bi + k;
-          let v2 = (x2 >> 2u) + 8u * bi + k;
-          let v3 = (x3 >> 2u) + 8u * bi + k;
-          let b0 = x[v1]; let b1 = x[v1 + 4u];
-          let c0 = x[v2]; let c1 = x[v2 + 4u];
-          let d0 = x[v3]; let d1 = x[v3 + 4u];
-          s.y += dot(lo[k], b0) + dot(hi[k], b1);
-          s.z += dot(lo[k], c0) + dot(hi[k], c1);
-          s.w += dot(lo[k], d0) + dot(hi[k], d1);
-          if (NORM) {
-            sq.y += dot(b0, b0) + dot(b1, b1);
-            sq.z += dot(c0, c0) + dot(c1, c1);
-            sq.w += dot(d0, d0) + dot(d1, d1);
-          }
-        }
-      }
+      let xs = vec4<u32>(x0 >> 2u, x1 >> 2u, x2 >> 2u, x3 >> 2u) + 8u * bi;
+      q4_step(xs, 0u, mr, q4_lo(wq.x), q4_hi(wq.x), bi, &s, &sq);
+      q4_step(xs, 1u, mr, q4_lo(wq.y), q4_hi(wq.y), bi, &s, &sq);
+      q4_step(xs, 2u, mr, q4_lo(wq.z), q4_hi(wq.z), bi, &s, &sq);
+      q4_step(xs, 3u, mr, q4_lo(wq.w), q4_hi(wq.w), bi, &s, &sq);
       acc += d * s;
       if (NORM) { ss += sq; }
     }

@@ -95,3 +95,86 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
     }
   }
 }
+
+// ---- `regs`: the same tiles with each thread's 4 x 4 block in named registers --------------------
+// As matmul.wgsl `narrow`: four vec4 accumulators c_r (the thread's row 4 ty + r, columns 4 tx ..),
+// nothing indexed by a loop counter (a private array indexed at run time can land in a GPU's local
+// memory), and the next k slice's four values of a and four of W loaded into registers before the
+// current slice is multiplied. Loads, tile layout and the order of each output's sum are `main`'s:
+// the same bits.
+
+// The r-th (0..3) value thread li loads of the a and W slices at k0, at (kk, mm) = (idx % 16, idx / 16).
+fn ra(rows: u32, k0: u32, li: u32, r: u32) -> f32 {
+  let idx = li + 256u * r;
+  let kk = idx % BK;
+  let mm = idx / BK;
+  if (mm >= rows || k0 + kk >= p.q) { return 0.0; }
+  let pr = pairs[mm];
+  return a[p.aoff + select(pr, pr / p.K, XGATHER) * p.ald + k0 + kk];
+}
+fn rb(n0: u32, wbase: u32, k0: u32, li: u32, r: u32) -> f32 {
+  let idx = li + 256u * r;
+  let kk = idx % BK;
+  let nn = idx / BK;
+  if (n0 + nn >= p.p || k0 + kk >= p.q) { return 0.0; }
+  return w_el(wbase + (n0 + nn) * p.wld + k0 + kk, p.wsoff);
+}
+fn r_put(li: u32, r: u32, av: f32, bv: f32) {
+  let idx = li + 256u * r;
+  let kk = idx % BK;
+  let mn = idx / BK;
+  As[kk * (BM / 4u) + (mn >> 2u)][mn & 3u] = av;
+  Bs[kk * (BN / 4u) + (mn >> 2u)][mn & 3u] = bv;
+}
+// Tile row mm's four columns from n on (bounds per column).
+fn r_store(mm: u32, rows: u32, n: u32, v: vec4<f32>) {
+  if (mm >= rows) { return; }
+  let ob = p.ooff + pairs[mm] * p.old;
+  for (var j = 0u; j < 4u; j++) {
+    if (n + j < p.p) { o[ob + n + j] = v[j]; }
+  }
+}
+
+@compute @workgroup_size(256)
+fn regs(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {
+  let e = wid.y / p.tiles;
+  let m0 = (wid.y - e * p.tiles) * BM;
+  if (li == 0u) { rowsLeft = select(0u, count[e] - m0, count[e] > m0); }
+  let rows = min(workgroupUniformLoad(&rowsLeft), BM);
+  if (rows == 0u) { return; }
+  if (li < rows) { pairs[li] = list[e * p.m + m0 + li]; }
+  workgroupBarrier();
+  let n0 = wid.x * BN;
+  let tx = li % 16u;
+  let ty = li / 16u;
+  let wbase = p.woff + e * p.p * p.wld;
+  let z = vec4<f32>(0.0);
+  var c0 = z; var c1 = z; var c2 = z; var c3 = z;
+  var pa0 = ra(rows, 0u, li, 0u); var pa1 = ra(rows, 0u, li, 1u); var pa2 = ra(rows, 0u, li, 2u); var pa3 = ra(rows, 0u, li, 3u);
+  var pb0 = rb(n0, wbase, 0u, li, 0u); var pb1 = rb(n0, wbase, 0u, li, 1u);
+  var pb2 = rb(n0, wbase, 0u, li, 2u); var pb3 = rb(n0, wbase, 0u, li, 3u);
+  for (var k0 = 0u; k0 < p.q; k0 += BK) {
+    r_put(li, 0u, pa0, pb0); r_put(li, 1u, pa1, pb1); r_put(li, 2u, pa2, pb2); r_put(li, 3u, pa3, pb3);
+    workgroupBarrier();
+    let k1 = k0 + BK;
+    if (k1 < p.q) {
+      pa0 = ra(rows, k1, li, 0u); pa1 = ra(rows, k1, li, 1u); pa2 = ra(rows, k1, li, 2u); pa3 = ra(rows, k1, li, 3u);
+      pb0 = rb(n0, wbase, k1, li, 0u); pb1 = rb(n0, wbase, k1, li, 1u);
+      pb2 = rb(n0, wbase, k1, li, 2u); pb3 = rb(n0, wbase, k1, li, 3u);
+    }
+    for (var kk = 0u; kk < BK; kk++) {
+      let bv = Bs[kk * (BN / 4u) + tx];
+      let av = As[kk * (BM / 4u) + ty];
+      c0 += av.x * bv;
+      c1 += av.y * bv;
+      c2 += av.z * bv;
+      c3 += av.w * bv;
+    }
+    workgroupBarrier();
+  }
+  let n = n0 + 4u * tx;
+  r_store(4u * ty, rows, n, c0);
+  r_store(4u * ty + 1u, rows, n, c1);
+  r_store(4u * ty + 2u, rows, n, c2);
+  r_store(4u * ty + 3u, rows, n, c3);
+}

@@ -179,3 +179,131 @@ fn combineDw(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups)
   for (var c = 0u; c < p.Q; c++) { v += g[p.goff + r * p.gld + c] * a[p.aoff + i * p.ald + c]; }
   o[p.ooff + r * p.old + e] = v;
 }
+
+// ---- `dxRegs`, `dwRegs`: `dx` and `dw` with each thread's 4 x 4 block in named registers ---------
+// As matmul.wgsl `narrow`: four vec4 accumulators c_r (the thread's tile row 4 ty + r, columns 4 tx ..),
+// nothing indexed by a loop counter (a private array indexed at run time can land in a GPU's local
+// memory). dxRegs also loads the next k slice's four values of a and four of W into registers before
+// the current slice is multiplied; dwRegs reloads its slice's pairs each step, so it loads in place.
+// Loads, tile layout and the order of each output's sum are `dx`'s and `dw`'s: the same bits.
+
+// The r-th (0..3) value thread li loads of the a slice ((kk, mm) = (idx % 16, idx / 16)) and of the W
+// slice ((nn, kk) = (idx % 64, idx / 64)) at k0, idx = li + 256 r.
+fn dxa(rows: u32, k0: u32, li: u32, r: u32) -> f32 {
+  let idx = li + 256u * r;
+  let kk = idx % BK;
+  let mm = idx / BK;
+  if (mm >= rows || k0 + kk >= p.P) { return 0.0; }
+  return a[p.aoff + pairs[mm] * p.ald + k0 + kk];
+}
+fn dxw(n0: u32, wbase: u32, k0: u32, li: u32, r: u32) -> f32 {
+  let idx = li + 256u * r;
+  let nn = idx % BN;
+  let kk = idx / BN;
+  if (n0 + nn >= p.Q || k0 + kk >= p.P) { return 0.0; }
+  return W[wbase + (k0 + kk) * p.wld + n0 + nn];
+}
+fn dx_put(li: u32, r: u32, av: f32, bv: f32) {
+  let idx = li + 256u * r;
+  let mm = idx / BK;
+  As[(idx % BK) * (BM / 4u) + (mm >> 2u)][mm & 3u] = av;
+  let nn = idx % BN;
+  Bs[(idx / BN) * (BN / 4u) + (nn >> 2u)][nn & 3u] = bv;
+}
+// One output row's four columns from q on, bounds per column.
+fn t_store(ob: u32, q: u32, v: vec4<f32>) {
+  for (var j = 0u; j < 4u; j++) {
+    if (q + j < p.Q) { o[ob + q + j] = v[j]; }
+  }
+}
+
+@compute @workgroup_size(256)
+fn dxRegs(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {
+  let e = wid.y / p.tiles;
+  let m0 = (wid.y - e * p.tiles) * BM;
+  if (li == 0u) { rowsLeft = select(0u, count[e] - m0, count[e] > m0); }
+  let rows = min(workgroupUniformLoad(&rowsLeft), BM);
+  if (rows == 0u) { return; }
+  if (li < rows) { pairs[li] = list[e * p.m + m0 + li]; }
+  workgroupBarrier();
+  let n0 = wid.x * BN;
+  let tx = li % 16u;
+  let ty = li / 16u;
+  let wbase = p.woff + e * p.P * p.wld;
+  let z = vec4<f32>(0.0);
+  var c0 = z; var c1 = z; var c2 = z; var c3 = z;
+  var pa0 = dxa(rows, 0u, li, 0u); var pa1 = dxa(rows, 0u, li, 1u); var pa2 = dxa(rows, 0u, li, 2u); var pa3 = dxa(rows, 0u, li, 3u);
+  var pb0 = dxw(n0, wbase, 0u, li, 0u); var pb1 = dxw(n0, wbase, 0u, li, 1u);
+  var pb2 = dxw(n0, wbase, 0u, li, 2u); var pb3 = dxw(n0, wbase, 0u, li, 3u);
+  for (var k0 = 0u; k0 < p.P; k0 += BK) {
+    dx_put(li, 0u, pa0, pb0); dx_put(li, 1u, pa1, pb1); dx_put(li, 2u, pa2, pb2); dx_put(li, 3u, pa3, pb3);
+    workgroupBarrier();
+    let k1 = k0 + BK;
+    if (k1 < p.P) {
+      pa0 = dxa(rows, k1, li, 0u); pa1 = dxa(rows, k1, li, 1u); pa2 = dxa(rows, k1, li, 2u); pa3 = dxa(rows, k1, li, 3u);
+      pb0 = dxw(n0, wbase, k1, li, 0u); pb1 = dxw(n0, wbase, k1, li, 1u);
+      pb2 = dxw(n0, wbase, k1, li, 2u); pb3 = dxw(n0, wbase, k1, li, 3u);
+    }
+    for (var kk = 0u; kk < BK; kk++) {
+      let bv = Bs[kk * (BN / 4u) + tx];
+      let av = As[kk * (BM / 4u) + ty];
+      c0 += av.x * bv;
+      c1 += av.y * bv;
+      c2 += av.z * bv;
+      c3 += av.w * bv;
+    }
+    workgroupBarrier();
+  }
+  let n = n0 + 4u * tx;
+  let mm = 4u * ty;
+  if (mm < rows) { t_store(p.ooff + pairs[mm] * p.old, n, c0); }
+  if (mm + 1u < rows) { t_store(p.ooff + pairs[mm + 1u] * p.old, n, c1); }
+  if (mm + 2u < rows) { t_store(p.ooff + pairs[mm + 2u] * p.old, n, c2); }
+  if (mm + 3u < rows) { t_store(p.ooff + pairs[mm + 3u] * p.old, n, c3); }
+}
+
+@compute @workgroup_size(256)
+fn dwRegs(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {
+  let e = wid.y / p.tiles;
+  let p0 = (wid.y - e * p.tiles) * BM;
+  let q0 = wid.x * BN;
+  if (li == 0u) { rowsLeft = count[e]; }
+  let n = workgroupUniformLoad(&rowsLeft);
+  let tx = li % 16u;
+  let ty = li / 16u;
+  let z = vec4<f32>(0.0);
+  var c0 = z; var c1 = z; var c2 = z; var c3 = z;
+  // each thread loads (mm, kk) = (li % 64, li / 64 + 4 r), r = 0..3: BM * BK / 256 = 4 values of each
+  let mm = li % BM;
+  for (var j0 = 0u; j0 < n; j0 += BK) {
+    if (li < BK && j0 + li < n) { pairs[li] = list[e * p.m + j0 + li]; }
+    workgroupBarrier();
+    for (var r = 0u; r < BM * BK / 256u; r++) {
+      let kk = li / BM + 4u * r;
+      var gv = 0.0;
+      var xv = 0.0;
+      if (j0 + kk < n) {
+        if (p0 + mm < p.P) { gv = g[p.goff + pairs[kk] * p.gld + p0 + mm]; }
+        if (q0 + mm < p.Q) { xv = a[p.aoff + arow(pairs[kk]) * p.ald + q0 + mm]; }
+      }
+      As[kk * (BM / 4u) + (mm >> 2u)][mm & 3u] = gv;
+      Bs[kk * (BN / 4u) + (mm >> 2u)][mm & 3u] = xv;
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < BK; kk++) {
+      let bv = Bs[kk * (BN / 4u) + tx];
+      let av = As[kk * (BM / 4u) + ty];
+      c0 += av.x * bv;
+      c1 += av.y * bv;
+      c2 += av.z * bv;
+      c3 += av.w * bv;
+    }
+    workgroupBarrier();
+  }
+  let pp = p0 + 4u * ty;
+  let q = q0 + 4u * tx;
+  if (pp < p.P) { t_store(p.ooff + (e * p.P + pp) * p.old, q, c0); }
+  if (pp + 1u < p.P) { t_store(p.ooff + (e * p.P + pp + 1u) * p.old, q, c1); }
+  if (pp + 2u < p.P) { t_store(p.ooff + (e * p.P + pp + 2u) * p.old, q, c2); }
+  if (pp + 3u < p.P) { t_store(p.ooff + (e * p.P + pp + 3u) * p.old, q, c3); }
+}

@@ -91,12 +91,25 @@ fn h_init(row: u32, k: u32) -> f32 {
   return 0.0;
 }
 
-// acc[i][j] += sum_kk tA[ty + 16 i][kk] * tB[kk][tx + 16 j]
-fn mma(acc: ptr<function, array<vec4<f32>, 4>>, tx: u32, ty: u32) {
+// A thread's 4 x 4 block of a 64 x 64 product tile: rows ty + 16 i, columns tx + 16 j (i, j < 4).
+// Four named vec4s, not an array: only constant indices, so that no private array is indexed at run
+// time (which a GPU compiler may place in local memory).
+struct Acc { r0: vec4<f32>, r1: vec4<f32>, r2: vec4<f32>, r3: vec4<f32> }
+
+// acc.r_i[j] += sum_kk tA[ty + 16 i][kk] * tB[kk][tx + 16 j], kk in increasing order
+fn mma(acc: ptr<function, Acc>, tx: u32, ty: u32) {
+  var c0 = (*acc).r0; var c1 = (*acc).r1; var c2 = (*acc).r2; var c3 = (*acc).r3;
   for (var kk = 0u; kk < KD; kk++) {
     let bv = vec4<f32>(tB[kk * T + tx], tB[kk * T + tx + 16u], tB[kk * T + tx + 32u], tB[kk * T + tx + 48u]);
-    for (var i = 0u; i < 4u; i++) { (*acc)[i] += tA[(ty + 16u * i) * KD + kk] * bv; }
+    c0 += tA[ty * KD + kk] * bv;
+    c1 += tA[(ty + 16u) * KD + kk] * bv;
+    c2 += tA[(ty + 32u) * KD + kk] * bv;
+    c3 += tA[(ty + 48u) * KD + kk] * bv;
   }
+  (*acc).r0 = c0; (*acc).r1 = c1; (*acc).r2 = c2; (*acc).r3 = c3;
+}
+fn acc_row(acc: Acc, i: u32) -> vec4<f32> {
+  return select(select(select(acc.r3, acc.r2, i == 2u), acc.r1, i == 1u), acc.r0, i == 0u);
 }
 
 // ---- step by step ----------------------------------------------------------------------------------
@@ -192,7 +205,7 @@ fn ssd_cb(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li
   let L = min(u.Q, u.l - t0);
   let tx = li % 16u;
   let ty = li / 16u;
-  var acc: array<vec4<f32>, 4>;
+  var acc = Acc(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
   for (var k0 = 0u; k0 < u.n; k0 += KD) {
     for (var e = li; e < T * KD; e += 256u) {
       let r = e / KD;
@@ -216,7 +229,7 @@ fn ssd_cb(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li
     let t = ti * T + ty + 16u * i;
     for (var jj = 0u; jj < 4u; jj++) {
       let s = si * T + tx + 16u * jj;
-      if (t < L && s <= t) { S[gb + t * u.Q + s] = acc[i][jj]; }
+      if (t < L && s <= t) { S[gb + t * u.Q + s] = acc_row(acc, i)[jj]; }
     }
   }
 }
@@ -238,7 +251,7 @@ fn ssd_state(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index)
   let last = S[cb + L - 1u];
   let tx = li % 16u;
   let ty = li / 16u;
-  var acc: array<vec4<f32>, 4>;
+  var acc = Acc(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
   for (var s0 = 0u; s0 < L; s0 += KD) {
     for (var e = li; e < T * KD; e += 256u) {
       let ss = e / T;
@@ -265,7 +278,7 @@ fn ssd_state(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index)
     let q = qi * T + ty + 16u * i;
     for (var jj = 0u; jj < 4u; jj++) {
       let k = ki * T + tx + 16u * jj;
-      if (q < u.p && k < u.n) { S[sb + q * u.n + k] = acc[i][jj]; }
+      if (q < u.p && k < u.n) { S[sb + q * u.n + k] = acc_row(acc, i)[jj]; }
     }
   }
 }
@@ -309,7 +322,7 @@ fn ssd_out(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
   let cb = u.b * u.h * u.l + db;
   let tx = li % 16u;
   let ty = li / 16u;
-  var acc: array<vec4<f32>, 4>;
+  var acc = Acc(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
   // the state entering the chunk, read out with C: (T x n)(n x T), then scaled by exp(cum_t)
   if (has(HAS_CARRY)) {
     let sb = u.sS + (bh * u.nc + c) * u.p * u.n;
@@ -331,10 +344,11 @@ fn ssd_out(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
       mma(&acc, tx, ty);
       workgroupBarrier();
     }
-    for (var i = 0u; i < 4u; i++) {
-      let t = min(ti * T + ty + 16u * i, L - 1u);
-      acc[i] *= exp(S[cb + t]);
-    }
+    let tr = ti * T + ty;
+    acc.r0 *= exp(S[cb + min(tr, L - 1u)]);
+    acc.r1 *= exp(S[cb + min(tr + 16u, L - 1u)]);
+    acc.r2 *= exp(S[cb + min(tr + 32u, L - 1u)]);
+    acc.r3 *= exp(S[cb + min(tr + 48u, L - 1u)]);
   }
   // inside the chunk: (G o decay o dt, lower triangle) X, over the steps s <= the tile's last t
   let gb = u.sG + ((bi * u.g + gi) * u.nc + c) * u.Q * u.Q;
@@ -369,7 +383,7 @@ fn ssd_out(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
       let q = qi * T + tx + 16u * jj;
       if (q < u.p) {
         let xo = u.xoff + r * u.xld + hd * u.p + q;
-        Y[u.yoff + r * u.yld + hd * u.p + q] = acc[i][jj] + dv * X[xo];
+        Y[u.yoff + r * u.yld + hd * u.p + q] = acc_row(acc, i)[jj] + dv * X[xo];
       }
     }
   }
