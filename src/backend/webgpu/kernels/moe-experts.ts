@@ -13,8 +13,6 @@ const SLOTS = kernel(W.moeSlots, 'slots', { name: 'moeSlots' });
 const LISTS = kernel(W.moeSlots, 'lists', { name: 'moeLists' });
 const GATHER = kernel(W.moeGatherMatvec, 'main', { name: 'moeGatherMatvec' });
 const EXPERT_MATMUL = kernel(W.moeExpertMatmul, 'main', { name: 'moeExpertMatmul' });
-/** The same tiles in named registers, the next k slice prefetched (`matmulRegisters`, the default). */
-const EXPERT_MATMUL_REGS = kernel(W.moeExpertMatmul, 'regs', { name: 'moeExpertMatmul' });
 const ACT = kernel(W.moeCombine, 'act', { name: 'moeAct' });
 const COMBINE = kernel(W.moeCombine, 'combine', { name: 'moeCombine' });
 
@@ -90,11 +88,7 @@ export function moeExperts(
       if (count && list) {
         const tiles = Math.ceil(mr / TILE);
         bk.d.run(
-          bk.d.pipe(
-            `moeExpertMatmul:${wt}:${xgather}:${bk.options.matmulRegisters}`,
-            bk.options.matmulRegisters ? EXPERT_MATMUL_REGS : EXPERT_MATMUL,
-            { WT: wt, XGATHER: xgather ? 1 : 0 },
-          ),
+          bk.d.pipe(`moeExpertMatmul:${wt}:${xgather}`, EXPERT_MATMUL, { WT: wt, XGATHER: xgather ? 1 : 0 }),
           { W: bk.buf(w), a: src.buf, count, list, o: out.buf },
           {
             m: mr,

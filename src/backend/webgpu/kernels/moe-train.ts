@@ -10,13 +10,9 @@ import * as W from './wgsl.gen.js';
 const SLOTS = kernel(W.moeSlots, 'slots', { name: 'moeSlots' });
 const LISTS = kernel(W.moeSlots, 'lists', { name: 'moeLists' });
 const EXPERT_MATMUL = kernel(W.moeExpertMatmul, 'main', { name: 'moeExpertMatmul' });
-const EXPERT_MATMUL_REGS = kernel(W.moeExpertMatmul, 'regs', { name: 'moeExpertMatmul' });
 const COMBINE = kernel(W.moeCombine, 'combine', { name: 'moeCombine' });
 const DX = kernel(W.moeTrain, 'dx', { name: 'moeTrainDx' });
 const DW = kernel(W.moeTrain, 'dw', { name: 'moeTrainDw' });
-/** dx and dw with each thread's block in named registers (`matmulRegisters`, the default). */
-const DX_REGS = kernel(W.moeTrain, 'dxRegs', { name: 'moeTrainDx' });
-const DW_REGS = kernel(W.moeTrain, 'dwRegs', { name: 'moeTrainDw' });
 const SLOT_SUM = kernel(W.moeTrain, 'slotSum', { name: 'moeTrainSlotSum' });
 const COMBINE_DY = kernel(W.moeTrain, 'combineDy', { name: 'moeTrainCombineDy' });
 const COMBINE_DW = kernel(W.moeTrain, 'combineDw', { name: 'moeTrainCombineDw' });
@@ -60,11 +56,7 @@ export function moeExpertProduct(bk: KernelHost, x: MoeExpertProductArgs, P: num
   if (m === 0) return;
   const tiles = Math.ceil(m / TILE);
   bk.d.run(
-    bk.d.pipe(
-      `moeExpertMatmul:0:${x.gather}:${bk.options.matmulRegisters}`,
-      bk.options.matmulRegisters ? EXPERT_MATMUL_REGS : EXPERT_MATMUL,
-      { WT: 0, XGATHER: x.gather ? 1 : 0 },
-    ),
+    bk.d.pipe(`moeExpertMatmul:0:${x.gather}`, EXPERT_MATMUL, { WT: 0, XGATHER: x.gather ? 1 : 0 }),
     { W: bk.buf(w), a: bk.buf(a), count: bk.buf(pr.count), list: bk.buf(pr.list), o: bk.buf(out) },
     {
       m,
@@ -113,7 +105,7 @@ export function moeExpertProductBackward(
     if (m > 0) {
       const tiles = Math.ceil(m / TILE);
       bk.d.run(
-        bk.d.pipe(`moeTrainDx:${bk.options.matmulRegisters}`, bk.options.matmulRegisters ? DX_REGS : DX, {}),
+        bk.d.pipe('moeTrainDx', DX, {}),
         { W: bk.buf(w), a: bk.buf(g), ...lists, o: bk.buf(tgt) },
         params(pr, {
           P,
@@ -144,9 +136,7 @@ export function moeExpertProductBackward(
   if (dW) {
     const tiles = Math.ceil(P / TILE);
     bk.d.run(
-      bk.d.pipe(`moeTrainDw:${x.gather}:${bk.options.matmulRegisters}`, bk.options.matmulRegisters ? DW_REGS : DW, {
-        XGATHER: x.gather ? 1 : 0,
-      }),
+      bk.d.pipe(`moeTrainDw:${x.gather}`, DW, { XGATHER: x.gather ? 1 : 0 }),
       { a: bk.buf(a), g: bk.buf(g), ...lists, o: bk.buf(dW) },
       params(pr, {
         P,
