@@ -65,7 +65,7 @@ test('binding tables: the uniform struct layout has every field at its byte offs
   assert.equal(u.size, 128);
   assert.deepEqual(
     W.rmsnorm.entries.main.uniform.fields.map((f) => f.name),
-    ['m', 'd', 'roff', 'rld', 'xoff', 'xld', 'ooff', 'old', 'woff', 'eps'],
+    ['m', 'd', 'roff', 'rld', 'xoff', 'xld', 'ooff', 'old', 'woff', 'eps', 'xs'],
   );
   // every entry point of a module shares the one struct
   assert.equal(W.scan.entries.scan_pack.uniform, W.scan.entries.scan_out.uniform);
@@ -106,10 +106,11 @@ test('bindBuffers: a misnamed, missing or extra binding is an error naming it an
 test('writeParams: every field written at its offset, f32 fields as floats', () => {
   const k = kernel(W.rmsnorm, 'main');
   const w = block();
-  const params = { m: 2, d: 768, roff: 3, rld: 768, xoff: 0, xld: 768, ooff: 5, old: 770, woff: 9, eps: 1e-5 };
+  const params = { m: 2, d: 768, roff: 3, rld: 768, xoff: 0, xld: 768, ooff: 5, old: 770, woff: 9, eps: 1e-5, xs: 0.3 };
   writeParams(k.name, k.table, params, w, 64 - 16);
   assert.deepEqual([...w.u32.subarray(48, 57)], [2, 768, 3, 768, 0, 768, 5, 770, 9]);
   assert.equal(w.f32[57], Math.fround(1e-5));
+  assert.equal(w.f32[58], Math.fround(0.3));
 });
 
 test('writeParams: a missing, misnamed or extra parameter is an error naming it and listing the struct fields', () => {
