@@ -8,6 +8,7 @@ import { loadLanguageModel } from '../../src/models/node/load-checkpoint.js';
 import { maxAbsDiff, readExpected, ROOT } from '../helpers/fixtures.js';
 import { logitsOf, stepVsParallel } from '../helpers/parity.js';
 import { disposeGpu, requireAdapter } from '../helpers/webgpu.js';
+import { withOptions } from './mamba3-case.js';
 import { rand, type Pair } from './pair.js';
 
 /**
@@ -74,20 +75,6 @@ function inputs(g: WebGpuBackend, dims: Mamba3Dims, b: number, l: number, norm: 
 type Weights = Omit<Mamba3ScanArgs, 'y' | 'proj' | 'state' | 'dims'>;
 const pick = (w: Inputs['w'], i: 'c' | 'g') =>
   Object.fromEntries(Object.entries(w).map(([k, v]) => [k, v ? v[i] : null])) as unknown as Weights;
-
-async function withOptions<T>(
-  g: WebGpuBackend,
-  o: Partial<WebGpuBackend['options']>,
-  fn: () => Promise<T>,
-): Promise<T> {
-  const old = { ssdPath: g.options.ssdPath, ssdChunk: g.options.ssdChunk };
-  Object.assign(g.options, o);
-  try {
-    return await fn();
-  } finally {
-    Object.assign(g.options, old);
-  }
-}
 
 for (const [label, d, b, l, chunk] of CASES) {
   test(`mamba3Scan's chunked form on WebGPU matches the CPU reference: ${label}`, async (t: TestContext) => {
