@@ -1,7 +1,9 @@
+import type { TestContext } from 'node:test';
 import type { Backend } from '../../src/backend/backend.js';
 import type { Mamba3Dims, Mamba3ScanBackwardArgs } from '../../src/backend/contract/mamba3.js';
 import type { WebGpuBackend } from '../../src/backend/webgpu/webgpu-backend.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
+import { assertClose } from '../helpers/compare.js';
 import { rand, type Pair } from './pair.js';
 
 // The Mamba-3 WebGPU tests' shared case builders: dims, the backward's random inputs, the scan path options.
@@ -102,4 +104,49 @@ export async function withOptions<T>(
   } finally {
     Object.assign(g.options, old);
   }
+}
+
+/**
+ * Asserts each gradient of `x` (the GPU's) within rtol of `c`'s (the CPU reference's) plus atol times a scale:
+ * the larger of the gradient's own largest magnitude and dProj's; reports each max |error| / scale.
+ */
+export async function assertGradientsClose(
+  t: TestContext,
+  label: string,
+  c: Mamba3ScanBackwardArgs,
+  x: Mamba3ScanBackwardArgs,
+  rtol: number,
+  atol: number,
+): Promise<void> {
+  const names = [
+    'dProj',
+    'dDtBias',
+    'dBNorm',
+    'dCNorm',
+    'dBBias',
+    'dCBias',
+    'dD',
+    'dMimoX',
+    'dMimoZ',
+    'dMimoO',
+    'dNormWeight',
+  ] as const;
+  const report: string[] = [];
+  let bigProj = 0;
+  for (const v of await c.dProj.readFloat()) bigProj = Math.max(bigProj, Math.abs(v));
+  for (const k of names) {
+    const tc = c[k],
+      tg = x[k];
+    if (!tc || !tg) continue;
+    const want = await tc.readFloat(),
+      got = await tg.readFloat();
+    let big = 0;
+    for (const v of want) big = Math.max(big, Math.abs(v));
+    const scale = Math.max(big, bigProj);
+    let rel = 0;
+    for (let i = 0; i < want.length; i++) rel = Math.max(rel, Math.abs(got[i] - want[i]) / scale);
+    report.push(`${k} ${rel.toExponential(1)}`);
+    assertClose(got, want, `${label}: ${k}`, rtol, atol * scale);
+  }
+  t.diagnostic(`${label}: max |error| / scale: ${report.join(', ')}`);
 }

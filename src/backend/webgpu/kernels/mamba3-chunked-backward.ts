@@ -16,7 +16,7 @@ import {
   mamba3TakesChunked,
 } from './mamba3-chunked.js';
 import { checkMamba3Limits, mamba3Uniforms, packMamba3Params } from './mamba3-scan.js';
-import { ROWS, m3bPipe, sumInto } from './mamba3-scan-backward.js';
+import { ROWS, m3bPipe, m3bUniforms, sumInto } from './mamba3-scan-backward.js';
 import { ssdScanBackward } from './ssd-scan-backward.js';
 import { chunked } from './ssd-scan.js';
 import * as W from './wgsl.gen.js';
@@ -192,30 +192,7 @@ export function mamba3ChunkedBackward(
   // ---- B, C, the angles and the parameters: the token scan's backward's kernels on PK ----
   const nrows = rows * R * g;
   const DW = bk.scratch(Math.max(2 * nrows * n, 1) * 4);
-  const base = {
-    ...mamba3Uniforms(a, offs, l),
-    T: 1,
-    nch: 1,
-    b0: 0,
-    nb: b,
-    goff: a.g.offset,
-    gld: a.g.ld,
-    doff: a.dProj.offset,
-    dld: a.dProj.ld,
-    kw: 0,
-    kpk,
-    ka: 0,
-    nrows,
-    cnt: 0,
-    sstride: 0,
-    outer: 0,
-    ostride: 0,
-    len: 0,
-    soff: 0,
-    dstoff: 0,
-    dcols: 1,
-    dld2: 1,
-  };
+  const base = m3bUniforms(a, offs, l, { T: 1, nch: 1, b0: 0, nb: b, kw: 0, kpk, ka: 0, nrows });
   d.run(m3bPipe(bk, ROWS, a), { proj, prm, PKr: BW, dproj, DW }, base, ...grid(rows * (2 * R * g + S), 64));
   // DST[f] = Σ_{s < cnt} SRC[soff + s·sstride + (f / len)·ostride + f % len]
   const add = (dst: Tensor | null, src: GpuStorage, ...at: [number, number, number, number, number, number]) =>

@@ -61,6 +61,8 @@ fn flat(wid: vec3u, nwg: vec3u, li: u32) -> u32 { return (wid.y * nwg.x + wid.x)
 // the forward's per-token prep (kk, qq, red, rsd, has, heavy_tail, tanh_acc, o_b, o_c, o_dt, dt_at, lam_at,
 // m3_delta, reduce2, m3_keys, m3_keys_mimo)
 //#include mamba3-keys.wgsl
+// o before the norm and the gate, its rstd (o_siso, o_mimo, o_rstd, o_rstd_mimo, mx_at)
+//#include mamba3-out.wgsl
 
 fn o_ang() -> u32 { return o_dt() + 3u * u.h; }
 
@@ -75,23 +77,12 @@ fn m3cb_post(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: ve
   let grow = u.goff + r * u.gld;
   let drow = u.doff + r * u.dld;
   let dc = sc[u.sdc + r * u.h + hh];
-  var rstd = 1.0;
-  if (has(NORM)) {
-    var ss = 0.0;
-    for (var c = li; c < pd; c += 64u) {
-      let v = y1[r * e + hh * pd + c] + dc * proj[row + e + hh * pd + c];
-      ss += v * v;
-    }
-    red[li] = ss;
-    red[64u + li] = 0.0;
-    reduce2(li);
-    rstd = 1.0 / sqrt(red[0] / f32(pd) + u.eps);
-    workgroupBarrier();
-  }
+  let rstd = o_rstd(li, r, hh, dc);
+  if (has(NORM)) { workgroupBarrier(); }
   // dz, dŷ (the gradient of the normed output), the norm weight's products, the dot for the norm's adjoint
   var dot = 0.0;
   for (var c = li; c < pd; c += 64u) {
-    let v = y1[r * e + hh * pd + c] + dc * proj[row + e + hh * pd + c];
+    let v = o_siso(r, hh, c, dc);
     let z = proj[row + hh * pd + c];
     let sg = sigmoid_f(z);
     let gv = gy[grow + hh * pd + c];
@@ -265,21 +256,8 @@ fn m3cb_scalars(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg:
 
 var<workgroup> pm: array<f32, 64>;   // P[r, r'] = Σ_c do_r' x mx_r
 
-fn mx_at(hh: u32, r: u32, c: u32) -> f32 { return prm[u.omx + (hh * u.R + r) * u.pd + c]; }
 fn mz_at(hh: u32, r: u32, c: u32) -> f32 { return prm[u.omz + (hh * u.R + r) * u.pd + c]; }
 fn mo_at(hh: u32, r: u32, c: u32) -> f32 { return prm[u.omo + (hh * u.R + r) * u.pd + c]; }
-
-// o_r2 at column c of token row r0 (before the norm)
-fn o_mimo(r0: u32, hh: u32, r2: u32, c: u32) -> f32 {
-  let R = u.R;
-  let e = u.h * u.pd;
-  let U = 2u * R + 1u;
-  let dcb = u.sdc + (r0 * u.h + hh) * (1u + R * R);
-  let x = proj[u.poff + r0 * u.pld + e + hh * u.pd + c];
-  var corr = 0.0;
-  for (var r = 0u; r < R; r++) { corr += sc[dcb + 1u + r * R + r2] * mx_at(hh, r, c); }
-  return y1[(r0 * U + 1u + R + r2) * e + hh * u.pd + c] + x * (prm[u.od + hh] * mx_at(hh, r2, c) - sc[dcb] * corr);
-}
 
 @compute @workgroup_size(64)
 fn m3cb_post_mimo(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
@@ -303,16 +281,7 @@ fn m3cb_post_mimo(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nw
     dxa[m] = 0.0;
   }
   for (var r2 = 0u; r2 < R; r2++) {
-    var rstd = 1.0;
-    if (has(NORM)) {
-      var ss = 0.0;
-      for (var c = li; c < pd; c += 64u) { let v = o_mimo(r0, hh, r2, c); ss += v * v; }
-      red[li] = ss;
-      red[64u + li] = 0.0;
-      reduce2(li);
-      rstd = 1.0 / sqrt(red[0] / f32(pd) + u.eps);
-      workgroupBarrier();
-    }
+    let rstd = o_rstd_mimo(li, r0, hh, r2);
     var dot = 0.0;
     var m = 0u;
     for (var c = li; c < pd; c += 64u) {

@@ -42,6 +42,7 @@ var<workgroup> inc: array<f32, 2048>;  // m3_angles: a block of tokens' angle in
 
 //#include complex.wgsl
 //#include mamba3-keys.wgsl
+//#include mamba3-out.wgsl
 
 // Per (b, head): blocks of tokens' increments π tanh(angles) dt staged in workgroup memory by all threads
 // (the loads in parallel), then one thread per angle walks the block (the chain of adds is all that is
@@ -152,23 +153,11 @@ fn m3_post(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
   let r = wid.y + wid.z * nwg.y;
   if (r >= u.rows) { return; }
   let pd = u.pd;
-  let e = u.h * pd;
   let row = u.poff + r * u.pld;
   let dc = sc[u.sdc + r * u.h + hh];
-  var rstd = 1.0;
-  if (has(NORM)) {
-    var ss = 0.0;
-    for (var c = li; c < pd; c += 64u) {
-      let v = y1[r * e + hh * pd + c] + dc * proj[row + e + hh * pd + c];
-      ss += v * v;
-    }
-    red[li] = ss;
-    red[64u + li] = 0.0;
-    reduce2(li);
-    rstd = 1.0 / sqrt(red[0] / f32(pd) + u.eps);
-  }
+  let rstd = o_rstd(li, r, hh, dc);
   for (var c = li; c < pd; c += 64u) {
-    var v = y1[r * e + hh * pd + c] + dc * proj[row + e + hh * pd + c];
+    var v = o_siso(r, hh, c, dc);
     if (has(NORM)) { v = v * rstd * prm[u.onw + hh * pd + c]; }
     yout[u.yoff + r * u.yld + hh * pd + c] = v * silu_f(proj[row + hh * pd + c]);
   }
@@ -250,38 +239,14 @@ fn m3_post_mimo(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg:
   if (r0 >= u.rows) { return; }
   let pd = u.pd;
   let R = u.R;
-  let e = u.h * pd;
-  let U = 2u * R + 1u;
   let row = u.poff + r0 * u.pld;
-  let dcb = u.sdc + (r0 * u.h + hh) * (1u + R * R);
-  let delta = sc[dcb];
-  let Dh = prm[u.od + hh];
   var out: array<f32, 16>;                  // this thread's columns c = li + 64 m (p <= 1024)
   for (var m = 0u; m < 16u; m++) { out[m] = 0.0; }
   for (var r2 = 0u; r2 < R; r2++) {
-    let yrow = (r0 * U + 1u + R + r2) * e + hh * pd;
-    var ss = 0.0;
-    for (var c = li; c < pd; c += 64u) {
-      let x = proj[row + e + hh * pd + c];
-      var corr = 0.0;
-      for (var r = 0u; r < R; r++) { corr += sc[dcb + 1u + r * R + r2] * prm[u.omx + (hh * R + r) * pd + c]; }
-      let v = y1[yrow + c] + x * (Dh * prm[u.omx + (hh * R + r2) * pd + c] - delta * corr);
-      ss += v * v;
-    }
-    var rstd = 1.0;
-    if (has(NORM)) {
-      red[li] = ss;
-      red[64u + li] = 0.0;
-      reduce2(li);
-      rstd = 1.0 / sqrt(red[0] / f32(pd) + u.eps);
-      workgroupBarrier();
-    }
+    let rstd = o_rstd_mimo(li, r0, hh, r2);
     var m = 0u;
     for (var c = li; c < pd; c += 64u) {
-      let x = proj[row + e + hh * pd + c];
-      var corr = 0.0;
-      for (var r = 0u; r < R; r++) { corr += sc[dcb + 1u + r * R + r2] * prm[u.omx + (hh * R + r) * pd + c]; }
-      var v = y1[yrow + c] + x * (Dh * prm[u.omx + (hh * R + r2) * pd + c] - delta * corr);
+      var v = o_mimo(r0, hh, r2, c);
       if (has(NORM)) { v = v * rstd * prm[u.onw + hh * pd + c]; }
       let mi = (hh * R + r2) * pd + c;
       out[m] += v * silu_f(proj[row + hh * pd + c] * prm[u.omz + mi]) * prm[u.omo + mi];

@@ -5,7 +5,7 @@ import { type EntryTable, type Kernel, type ParamsOf, kernel } from '../bindings
 import type { GpuStorage } from '../gpu-buffers.js';
 import type { KernelHost } from '../kernel-host.js';
 import { fill } from './copy.js';
-import { checkMamba3Limits, mamba3Uniforms, packMamba3Params } from './mamba3-scan.js';
+import { type Mamba3ParamOffsets, checkMamba3Limits, mamba3Uniforms, packMamba3Params } from './mamba3-scan.js';
 import { checkIndex, grid } from './launch.js';
 import * as W from './wgsl.gen.js';
 
@@ -22,6 +22,36 @@ export function m3bPipe<E extends EntryTable>(bk: KernelHost, k: Kernel<E>, a: M
 
 /** The uniforms of the m3b_* kernels (struct P of mamba3-scan-backward.wgsl). */
 export type M3bParams = ParamsOf<typeof SUM extends Kernel<infer E> ? E : never>;
+
+/**
+ * The m3b_* kernels' uniforms for `a` but the launcher's layout `at` (chunk length T, nch chunks, the b0 and nb
+ * sequences of a slice, kw, kpk, ka floats of work slots, partials, sums, nrows rows of DW); m3b_sum's own
+ * (cnt ... dld2) zero until sumInto sets them.
+ */
+export function m3bUniforms(
+  a: Mamba3ScanBackwardArgs,
+  offs: Mamba3ParamOffsets,
+  l: number,
+  at: { T: number; nch: number; b0: number; nb: number; kw: number; kpk: number; ka: number; nrows: number },
+): M3bParams {
+  return {
+    ...mamba3Uniforms(a, offs, l),
+    ...at,
+    goff: a.g.offset,
+    gld: a.g.ld,
+    doff: a.dProj.offset,
+    dld: a.dProj.ld,
+    cnt: 0,
+    sstride: 0,
+    outer: 0,
+    ostride: 0,
+    len: 0,
+    soff: 0,
+    dstoff: 0,
+    dcols: 1,
+    dld2: 1,
+  };
+}
 
 /**
  * m3b_sum into `dst` (nothing where null): DST[f] = Σ_{s < cnt} SRC[soff + s·sstride + (f / len)·ostride + f % len]
@@ -129,30 +159,7 @@ export function mamba3ScanBackward(bk: KernelHost, a: Mamba3ScanBackwardArgs, b:
     ACC = take(b * h * ka),
     DW = take(2 * nrows * n);
 
-  const base = {
-    ...mamba3Uniforms(a, offs, l),
-    T,
-    nch,
-    b0: 0,
-    nb: 0,
-    goff: a.g.offset,
-    gld: a.g.ld,
-    doff: a.dProj.offset,
-    dld: a.dProj.ld,
-    kw,
-    kpk,
-    ka,
-    nrows,
-    cnt: 0,
-    sstride: 0,
-    outer: 0,
-    ostride: 0,
-    len: 0,
-    soff: 0,
-    dstoff: 0,
-    dcols: 1,
-    dld2: 1,
-  };
+  const base = m3bUniforms(a, offs, l, { T, nch, b0: 0, nb: 0, kw, kpk, ka, nrows });
   const d = bk.d;
   const main = m3bPipe(bk, MAIN, a);
   const rows = m3bPipe(bk, ROWS, a);
