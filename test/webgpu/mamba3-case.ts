@@ -31,6 +31,29 @@ export const mamba3Dims = (
   eps: 1e-5,
 });
 
+/** Random pairs (CPU, GPU), each from the next seed counted up from `seed`, uniform in offset ± scale. */
+export function pairMaker(gb: WebGpuBackend, seed: number) {
+  return (shape: number[], scale = 1, offset = 0, pad = 0): Pair =>
+    rand(gb, shape, seed++, { lo: offset - scale, hi: offset + scale, pad });
+}
+
+/** Mamba-3's parameters (MIMO's where R > 1, the output norm's with `norm`), drawn in this order from `pair`. */
+export function mamba3Weights(pair: ReturnType<typeof pairMaker>, d: Mamba3Dims, norm: boolean) {
+  const { h, p, n, R } = d;
+  return {
+    dtBias: pair([h], 0.5, -0.5),
+    BNorm: pair([n], 0.3, 1),
+    CNorm: pair([n], 0.3, 1),
+    BBias: pair([h, R, n], 0.3, 1),
+    CBias: pair([h, R, n], 0.3, 1),
+    D: pair([h], 0.5, 1),
+    mimoX: R > 1 ? pair([h, R, p], 0.3, 0.5) : null,
+    mimoZ: R > 1 ? pair([h, R, p], 0.3, 1) : null,
+    mimoO: R > 1 ? pair([h, R, p], 0.3, 0.5) : null,
+    normWeight: norm ? pair([h * p], 0.3, 1) : null,
+  };
+}
+
 /**
  * One mamba3ScanBackward case of b sequences of l tokens on both backends: random inputs (proj and dL/dy as
  * column views, the parameters, MIMO's and the output norm's where there are), from seeds counted up from
@@ -46,22 +69,11 @@ export function mamba3BackwardCase(
 ): (bk: Backend, i: 'c' | 'g') => Mamba3ScanBackwardArgs {
   const { h, p, n, g, R } = d;
   const W = 2 * h * p + 2 * R * g * n + 3 * h + d.S;
-  const mimo = R > 1;
-  const pair = (shape: number[], scale = 1, offset = 0, pad = 0): Pair =>
-    rand(gb, shape, seed++, { lo: offset - scale, hi: offset + scale, pad });
+  const pair = pairMaker(gb, seed);
   const w = {
     proj: pair([b, l, W], 1.5, 0, 3), // a column view, as the mixer's in_proj output is not
     g: pair([b, l, h * p], 1, 0, 2),
-    dtBias: pair([h], 0.5, -0.5),
-    BNorm: pair([n], 0.3, 1),
-    CNorm: pair([n], 0.3, 1),
-    BBias: pair([h, R, n], 0.3, 1),
-    CBias: pair([h, R, n], 0.3, 1),
-    D: pair([h], 0.5, 1),
-    mimoX: mimo ? pair([h, R, p], 0.3, 0.5) : null,
-    mimoZ: mimo ? pair([h, R, p], 0.3, 1) : null,
-    mimoO: mimo ? pair([h, R, p], 0.3, 0.5) : null,
-    normWeight: norm ? pair([h * p], 0.3, 1) : null,
+    ...mamba3Weights(pair, d, norm),
   };
   return (bk: Backend, i: 'c' | 'g'): Mamba3ScanBackwardArgs => {
     const v = Object.fromEntries(Object.entries(w).map(([k, x]) => [k, x ? x[i] : null])) as Record<
