@@ -1,14 +1,11 @@
 import { after, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Mamba3Dims, Mamba3ScanBackwardArgs } from '../../src/backend/contract/mamba3.js';
+import type { Mamba3Dims } from '../../src/backend/contract/mamba3.js';
 import { missingMixerKernels } from '../../src/backend/contract/mixers.js';
 import { cpu } from '../../src/backend/cpu/cpu-backend.js';
 import { mamba3BackwardScratch } from '../../src/backend/webgpu/kernels/mamba3-scan-backward.js';
-import type { Backend } from '../../src/backend/backend.js';
-import type { Tensor } from '../../src/tensor/tensor.js';
-import { assertClose } from '../helpers/compare.js';
 import { disposeGpu, requireAdapter } from '../helpers/webgpu.js';
-import { rand, type Pair } from './pair.js';
+import { assertGradientsClose, mamba3BackwardCase, mamba3Dims } from './mamba3-case.js';
 
 /**
  * Mamba-3's WebGPU backward (kernels/mamba3-scan-backward.wgsl) against the CPU reference
@@ -27,19 +24,7 @@ test('webgpu has every mixer kernel, mamba3ScanBackward included', async (t: Tes
 });
 
 /** rope fraction f of d_state n: S = ⌊n·f⌋ made even, halved (mamba3.py). */
-const angles = (n: number, f: number): number => Math.floor(Math.floor(n * f) / 2);
-
-const dims = (h: number, p: number, n: number, g: number, R: number, rope: number): Mamba3Dims => ({
-  h,
-  p,
-  n,
-  g,
-  R,
-  S: angles(n, rope),
-  aFloor: 1e-4,
-  rotateHalves: R > 1,
-  eps: 1e-5,
-});
+const dims = mamba3Dims;
 
 const CASES: [string, Mamba3Dims, number, number, boolean, boolean?][] = [
   // label, dims, b, l, output norm, sequences in slices of one (a storage binding that holds one sequence's scratch)
@@ -67,52 +52,7 @@ for (const [label, d, b, l, norm, sliced] of CASES) {
   test(`mamba3ScanBackward on WebGPU matches the CPU reference: ${label}`, async (t: TestContext) => {
     const gb = await requireAdapter(t);
     if (!gb) return;
-    const { h, p, n, g, R } = d;
-    const W = 2 * h * p + 2 * R * g * n + 3 * h + d.S;
-    const mimo = R > 1;
-    let seed = 300;
-    const pair = (shape: number[], scale = 1, offset = 0, pad = 0): Pair =>
-      rand(gb, shape, seed++, { lo: offset - scale, hi: offset + scale, pad });
-    const w = {
-      proj: pair([b, l, W], 1.5, 0, 3), // a column view, as the mixer's in_proj output is not
-      g: pair([b, l, h * p], 1, 0, 2),
-      dtBias: pair([h], 0.5, -0.5),
-      BNorm: pair([n], 0.3, 1),
-      CNorm: pair([n], 0.3, 1),
-      BBias: pair([h, R, n], 0.3, 1),
-      CBias: pair([h, R, n], 0.3, 1),
-      D: pair([h], 0.5, 1),
-      mimoX: mimo ? pair([h, R, p], 0.3, 0.5) : null,
-      mimoZ: mimo ? pair([h, R, p], 0.3, 1) : null,
-      mimoO: mimo ? pair([h, R, p], 0.3, 0.5) : null,
-      normWeight: norm ? pair([h * p], 0.3, 1) : null,
-    };
-    const args = (bk: Backend, i: 'c' | 'g'): Mamba3ScanBackwardArgs => {
-      const v = Object.fromEntries(Object.entries(w).map(([k, x]) => [k, x ? x[i] : null])) as Record<
-        keyof typeof w,
-        Tensor
-      >;
-      const like = (x: Tensor | null): Tensor | null => (x ? bk.zeros(x.shape) : null);
-      return {
-        ...v,
-        mimoX: v.mimoX ?? null,
-        mimoZ: v.mimoZ ?? null,
-        mimoO: v.mimoO ?? null,
-        normWeight: v.normWeight ?? null,
-        dims: d,
-        dProj: bk.zeros(v.proj.shape),
-        dDtBias: bk.zeros([h]),
-        dBNorm: bk.zeros([n]),
-        dCNorm: bk.zeros([n]),
-        dBBias: bk.zeros([h, R, n]),
-        dCBias: bk.zeros([h, R, n]),
-        dD: bk.zeros([h]),
-        dMimoX: like(v.mimoX),
-        dMimoZ: like(v.mimoZ),
-        dMimoO: like(v.mimoO),
-        dNormWeight: like(v.normWeight),
-      };
-    };
+    const args = mamba3BackwardCase(gb, d, b, l, norm, 300);
     const c = args(cpu(), 'c'),
       x = args(gb, 'g');
     cpu().mamba3ScanBackward(c);
@@ -124,36 +64,6 @@ for (const [label, d, b, l, norm, sliced] of CASES) {
     } finally {
       limits.maxStorageBufferBindingSize = was;
     }
-    const names = [
-      'dProj',
-      'dDtBias',
-      'dBNorm',
-      'dCNorm',
-      'dBBias',
-      'dCBias',
-      'dD',
-      'dMimoX',
-      'dMimoZ',
-      'dMimoO',
-      'dNormWeight',
-    ] as const;
-    const report: string[] = [];
-    let bigProj = 0;
-    for (const v of await c.dProj.readFloat()) bigProj = Math.max(bigProj, Math.abs(v));
-    for (const k of names) {
-      const tc = c[k],
-        tg = x[k];
-      if (!tc || !tg) continue;
-      const want = await tc.readFloat(),
-        got = await tg.readFloat();
-      let big = 0;
-      for (const v of want) big = Math.max(big, Math.abs(v));
-      const scale = Math.max(big, bigProj);
-      let rel = 0;
-      for (let i = 0; i < want.length; i++) rel = Math.max(rel, Math.abs(got[i] - want[i]) / scale);
-      report.push(`${k} ${rel.toExponential(1)}`);
-      assertClose(got, want, `${label}: ${k}`, RTOL, ATOL * scale);
-    }
-    t.diagnostic(`${label}: max |error| / scale: ${report.join(', ')}`);
+    await assertGradientsClose(t, label, c, x, RTOL, ATOL);
   });
 }

@@ -8,7 +8,8 @@ import { loadLanguageModel } from '../../src/models/node/load-checkpoint.js';
 import { maxAbsDiff, readExpected, ROOT } from '../helpers/fixtures.js';
 import { logitsOf, stepVsParallel } from '../helpers/parity.js';
 import { disposeGpu, requireAdapter } from '../helpers/webgpu.js';
-import { rand, type Pair } from './pair.js';
+import { mamba3Weights, pairMaker, withOptions } from './mamba3-case.js';
+import type { Pair } from './pair.js';
 
 /**
  * Mamba-3's chunked forward on WebGPU (kernels/mamba3-chunked.wgsl around Mamba-2's chunked SSD kernels)
@@ -52,23 +53,10 @@ interface Inputs {
 function inputs(g: WebGpuBackend, dims: Mamba3Dims, b: number, l: number, norm: boolean): Inputs {
   const { h, p, n, g: G, R, S } = dims;
   const W = 2 * h * p + 2 * R * G * n + 3 * h + S;
-  let seed = 300;
-  const pair = (shape: number[], scale = 1, offset = 0, pad = 0): Pair =>
-    rand(g, shape, seed++, { lo: offset - scale, hi: offset + scale, pad });
+  const pair = pairMaker(g, 300);
   return {
     proj: pair([b, l, W], 1.5, 0, 3), // a column view, as the mixer's in_proj output
-    w: {
-      dtBias: pair([h], 0.5, -0.5),
-      BNorm: pair([n], 0.3, 1),
-      CNorm: pair([n], 0.3, 1),
-      BBias: pair([h, R, n], 0.3, 1),
-      CBias: pair([h, R, n], 0.3, 1),
-      D: pair([h], 0.5, 1),
-      mimoX: R > 1 ? pair([h, R, p], 0.3, 0.5) : null,
-      mimoZ: R > 1 ? pair([h, R, p], 0.3, 1) : null,
-      mimoO: R > 1 ? pair([h, R, p], 0.3, 0.5) : null,
-      normWeight: norm ? pair([h * p], 0.3, 1) : null,
-    },
+    w: mamba3Weights(pair, dims, norm),
     state: [pair([b, h, S], 3, 3), pair([b, h, p, n], 0.5), pair([b, R, h, n]), pair([b, h, p])],
   };
 }
@@ -76,20 +64,6 @@ function inputs(g: WebGpuBackend, dims: Mamba3Dims, b: number, l: number, norm: 
 type Weights = Omit<Mamba3ScanArgs, 'y' | 'proj' | 'state' | 'dims'>;
 const pick = (w: Inputs['w'], i: 'c' | 'g') =>
   Object.fromEntries(Object.entries(w).map(([k, v]) => [k, v ? v[i] : null])) as unknown as Weights;
-
-async function withOptions<T>(
-  g: WebGpuBackend,
-  o: Partial<WebGpuBackend['options']>,
-  fn: () => Promise<T>,
-): Promise<T> {
-  const old = { ssdPath: g.options.ssdPath, ssdChunk: g.options.ssdChunk };
-  Object.assign(g.options, o);
-  try {
-    return await fn();
-  } finally {
-    Object.assign(g.options, old);
-  }
-}
 
 for (const [label, d, b, l, chunk] of CASES) {
   test(`mamba3Scan's chunked form on WebGPU matches the CPU reference: ${label}`, async (t: TestContext) => {

@@ -7,7 +7,7 @@ import { loadLanguageModel } from '../../src/models/node/load-checkpoint.js';
 import { maxAbsDiff, readExpected, ROOT } from '../helpers/fixtures.js';
 import { greedyRows, logitsOf, stepVsParallel } from '../helpers/parity.js';
 import { disposeGpu, requireAdapter } from '../helpers/webgpu.js';
-import { rand, type Pair } from './pair.js';
+import { mamba3Weights, pairMaker } from './mamba3-case.js';
 
 /**
  * Mamba-3's WebGPU kernel (kernels/mamba3-scan.wgsl) against the CPU reference kernel on odd sizes
@@ -35,22 +35,9 @@ for (const [label, dims, b, l] of CASES) {
     const { h, p, n, g: G, R, S } = dims;
     const W = 2 * h * p + 2 * R * G * n + 3 * h + S;
     const norm = label.includes('norm');
-    let seed = 100;
-    const pair = (shape: number[], scale = 1, offset = 0, pad = 0): Pair =>
-      rand(g, shape, seed++, { lo: offset - scale, hi: offset + scale, pad });
+    const pair = pairMaker(g, 100);
     const proj = pair([b, l, W], 1.5, 0, 3); // a column view, as the mixer's in_proj output is not
-    const w = {
-      dtBias: pair([h], 0.5, -0.5),
-      BNorm: pair([n], 0.3, 1),
-      CNorm: pair([n], 0.3, 1),
-      BBias: pair([h, R, n], 0.3, 1),
-      CBias: pair([h, R, n], 0.3, 1),
-      D: pair([h], 0.5, 1),
-      mimoX: R > 1 ? pair([h, R, p], 0.3, 0.5) : null,
-      mimoZ: R > 1 ? pair([h, R, p], 0.3, 1) : null,
-      mimoO: R > 1 ? pair([h, R, p], 0.3, 0.5) : null,
-      normWeight: norm ? pair([h * p], 0.3, 1) : null,
-    };
+    const w = mamba3Weights(pair, dims, norm);
     const pick = (i: 'c' | 'g') =>
       Object.fromEntries(Object.entries(w).map(([k, v]) => [k, v ? v[i] : null])) as Record<keyof typeof w, never>;
     const state = [pair([b, h, S], 3, 3), pair([b, h, p, n], 0.5), pair([b, R, h, n]), pair([b, h, p])];

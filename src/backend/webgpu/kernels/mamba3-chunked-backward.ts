@@ -8,14 +8,15 @@ import { fill } from './copy.js';
 import { checkIndex, grid, rowsGrid } from './launch.js';
 import {
   ANGLES,
-  DEFAULT_CHUNK,
-  EPS_A,
   PREP,
   PREP_MIMO,
   type TensorHost,
+  chunkedSsdInputs,
+  chunkedUniforms,
   mamba3TakesChunked,
 } from './mamba3-chunked.js';
-import { checkMamba3Limits, packMamba3Params } from './mamba3-scan.js';
+import { checkMamba3Limits, mamba3Uniforms, packMamba3Params } from './mamba3-scan.js';
+import { ROWS, m3bPipe, m3bUniforms, sumInto } from './mamba3-scan-backward.js';
 import { ssdScanBackward } from './ssd-scan-backward.js';
 import { chunked } from './ssd-scan.js';
 import * as W from './wgsl.gen.js';
@@ -39,10 +40,8 @@ const SCALARS = entry('m3cb_scalars');
 const POST_MIMO = entry('m3cb_post_mimo');
 const PREP_B_MIMO = entry('m3cb_prep_mimo');
 const PARAMS_MIMO = entry('m3cb_params_mimo');
-// the token scan's backward's last two steps, shared: B, C and the angles through their norms and π tanh
-// (m3b_rows), the sums of partials into the parameters' gradients (m3b_sum)
-const ROWS = kernel(W.mamba3ScanBackward, 'm3b_rows', { name: 'mamba3ScanBackward.rows' });
-const SUM = kernel(W.mamba3ScanBackward, 'm3b_sum', { name: 'mamba3ScanBackward.sum' });
+// the token scan's backward's last two steps are shared (mamba3-scan-backward.ts): B, C and the angles through
+// their norms and π tanh (m3b_rows), the sums of partials into the parameters' gradients (m3b_sum, sumInto)
 
 /**
  * Floats of the chunked backward's largest scratch binding (BW: per (token, head) the partials PK, dDC, dw,
@@ -99,59 +98,16 @@ export function mamba3ChunkedBackward(
     dcw = mimo ? 1 + R * R : 1;
   const norm = !!a.normWeight;
   for (const t of [a.proj, a.g, a.dProj]) checkIndex('mamba3ScanBackward', t.offset + (t.rows - 1) * t.ld + t.cols);
-  const Q = Math.max(1, Math.min(bk.options.ssdChunk || DEFAULT_CHUNK, L));
   const { prm, offs } = packMamba3Params(bk, a);
 
   // ---- the forward, recomputed: θ and DC (sc), dt', X, B', q (wk), y1 ----
   checkIndex('mamba3ScanBackward (sc)', sdc + rows * h * dcw);
   const sc = bk.scratch((sdc + rows * h * dcw) * 4); // TH (b, l, h, S), DC (b, l, h, dcw)
-  const wdt = 0,
-    wx = b * L * h,
-    wb = wx + (mimo ? b * L * e : 0),
-    wc = wb + b * L * h * n;
-  checkIndex('mamba3ScanBackward (wk)', wc + b * L * h * n);
-  const wk = bk.alloc([wc + b * L * h * n]);
-  const view = (base: Tensor, off: number, cols: number): Tensor =>
-    new Tensor(base.backend, base.storage, [b, L, cols], 'f32', off);
-  const y1 = bk.alloc([b, L, e]),
-    A = bk.alloc([h]);
-  bk.fill(A, mimo ? -EPS_A : -1);
-  const fu = {
-    l,
-    h,
-    pd: p,
-    n,
-    g,
-    S,
-    rows,
-    flags: (a.dims.rotateHalves ? 2 : 0) | (mimo ? 8 : 0),
-    poff: a.proj.offset,
-    pld: a.proj.ld,
-    yoff: 0,
-    yld: 0,
-    odt: offs.odt,
-    obn: offs.obn,
-    ocn: offs.ocn,
-    obb: offs.obb,
-    ocb: offs.ocb,
-    od: offs.od,
-    onw: offs.onw,
-    oth: 0,
-    oss: 0,
-    oks: 0,
-    oxs: 0,
-    sdc,
-    afloor: a.dims.aFloor,
-    eps: a.dims.eps,
-    R,
-    omx: offs.omx,
-    omz: offs.omz,
-    omo: offs.omo,
-    wdt,
-    wx,
-    wb,
-    wc,
-  };
+  checkIndex('mamba3ScanBackward (wk)', b * L * h * (1 + (mimo ? p : 0) + 2 * n)); // chunkedSsdInputs' wk
+  const inp = chunkedSsdInputs(bk, a, b, l, U);
+  const { wk, wdt, y1, A, ssd, Q } = inp;
+  const flags = (a.dims.rotateHalves ? 2 : 0) | (mimo ? 8 : 0);
+  const fu = chunkedUniforms(a, offs, l, rows, sdc, inp, flags, null, null);
   const d = bk.d;
   const proj = bk.buf(a.proj),
     dproj = bk.buf(a.dProj);
@@ -159,26 +115,8 @@ export function mamba3ChunkedBackward(
   d.run(d.pipe(ANGLES.entry, ANGLES), { proj, prm, sc, th: bk.dummyW }, fu, ...grid(b * h, 1));
   const prep = mimo ? PREP_MIMO : PREP;
   d.run(d.pipe(prep.entry, prep), { proj, prm, sc, ks: bk.dummyW, xs: bk.dummyW2, wk: bk.buf(wk) }, fu, h, ry, rz);
-  // SISO's x: a view of proj's x columns (no autograd record: this is the kernel, below the ops)
-  const x = mimo
-    ? view(wk, wx, e)
-    : new Tensor(a.proj.backend, a.proj.storage, [b, l, e], a.proj.dtype, a.proj.offset + e, a.proj.ld);
-  const ssd = {
-    x,
-    dt: view(wk, wdt, h),
-    A,
-    B: view(wk, wb, h * n),
-    C: view(wk, wc, h * n),
-    D: null,
-    dtBias: null,
-    dtSoftplus: false,
-    dtLimit: [-Infinity, Infinity] as const,
-    nGroups: h,
-    chunkSize: Q,
-    h0: null,
-  };
   const dims = { b, l: L, h, p, g: h, n };
-  chunked(bk, { ...ssd, y: y1, hOut: null }, dims, Q);
+  chunked(bk, { ...ssd, y: y1, h0: null, hOut: null }, dims, Q);
 
   // ---- the backward ----
   const hrp = h * R * p;
@@ -200,26 +138,13 @@ export function mamba3ChunkedBackward(
     DQ = bk.alloc([b, L, h * n]),
     dA = bk.alloc([h]);
   const u = {
-    l,
-    h,
-    pd: p,
-    n,
-    g,
-    S,
+    ...mamba3Uniforms(a, offs, l),
     rows,
     flags: (a.dims.rotateHalves ? 2 : 0) | (norm ? 4 : 0),
-    poff: a.proj.offset,
-    pld: a.proj.ld,
     goff: a.g.offset,
     gld: a.g.ld,
     doff: a.dProj.offset,
     dld: a.dProj.ld,
-    odt: offs.odt,
-    obn: offs.obn,
-    ocn: offs.ocn,
-    obb: offs.obb,
-    ocb: offs.ocb,
-    onw: offs.onw,
     sdc,
     wdt,
     kpk,
@@ -228,13 +153,6 @@ export function mamba3ChunkedBackward(
     ots,
     odl,
     odd,
-    afloor: a.dims.aFloor,
-    eps: a.dims.eps,
-    R,
-    od: offs.od,
-    omx: offs.omx,
-    omz: offs.omz,
-    omo: offs.omo,
     okq,
     ors,
     opa,
@@ -246,6 +164,7 @@ export function mamba3ChunkedBackward(
     bk,
     {
       ...ssd,
+      h0: null,
       dy: new Tensor(bk, BW, [b, L, e], 'f32', ody),
       dx: DX,
       dDt: new Tensor(bk, BW, [b, L, h], 'f32', odd),
@@ -273,74 +192,11 @@ export function mamba3ChunkedBackward(
   // ---- B, C, the angles and the parameters: the token scan's backward's kernels on PK ----
   const nrows = rows * R * g;
   const DW = bk.scratch(Math.max(2 * nrows * n, 1) * 4);
-  const base = {
-    l,
-    h,
-    pd: p,
-    n,
-    g,
-    R,
-    S,
-    T: 1,
-    nch: 1,
-    b0: 0,
-    nb: b,
-    poff: a.proj.offset,
-    pld: a.proj.ld,
-    goff: a.g.offset,
-    gld: a.g.ld,
-    doff: a.dProj.offset,
-    dld: a.dProj.ld,
-    odt: offs.odt,
-    obn: offs.obn,
-    ocn: offs.ocn,
-    obb: offs.obb,
-    ocb: offs.ocb,
-    od: offs.od,
-    omx: offs.omx,
-    omz: offs.omz,
-    omo: offs.omo,
-    onw: offs.onw,
-    kw: 0,
-    kpk,
-    ka: 0,
-    nrows,
-    cnt: 0,
-    sstride: 0,
-    outer: 0,
-    ostride: 0,
-    len: 0,
-    soff: 0,
-    dstoff: 0,
-    dcols: 1,
-    dld2: 1,
-    afloor: a.dims.aFloor,
-    eps: a.dims.eps,
-  };
-  const key = `${mimo}:${norm}:${a.dims.rotateHalves}`;
-  const consts = { MIMO: mimo ? 1 : 0, NORM: norm ? 1 : 0, HALVES: a.dims.rotateHalves ? 1 : 0 };
-  const rowsPipe = d.pipe(`mamba3ScanBackward.rows:${key}`, ROWS, consts);
-  d.run(rowsPipe, { proj, prm, PKr: BW, dproj, DW }, base, ...grid(rows * (2 * R * g + S), 64));
-  const sum = d.pipe('mamba3ScanBackward.sum', SUM);
+  const base = m3bUniforms(a, offs, l, { T: 1, nch: 1, b0: 0, nb: b, kw: 0, kpk, ka: 0, nrows });
+  d.run(m3bPipe(bk, ROWS, a), { proj, prm, PKr: BW, dproj, DW }, base, ...grid(rows * (2 * R * g + S), 64));
   // DST[f] = Σ_{s < cnt} SRC[soff + s·sstride + (f / len)·ostride + f % len]
-  const add = (
-    dst: Tensor | null,
-    src: GpuStorage,
-    soff: number,
-    cnt: number,
-    sstride: number,
-    outer: number,
-    len: number,
-    ostride: number,
-  ) => {
-    if (!dst) return;
-    d.run(
-      sum,
-      { SRC: src, DST: bk.buf(dst) },
-      { ...base, cnt, sstride, outer, ostride, len, soff, dstoff: dst.offset, dcols: dst.cols, dld2: dst.ld },
-      ...grid(outer * len, 64),
-    );
-  };
+  const add = (dst: Tensor | null, src: GpuStorage, ...at: [number, number, number, number, number, number]) =>
+    sumInto(bk, base, dst, src, ...at);
   add(a.dBBias, BW, pk, rows, h * kpk, h, R * n, kpk);
   add(a.dCBias, BW, pk + R * n, rows, h * kpk, h, R * n, kpk);
   if (mimo) {

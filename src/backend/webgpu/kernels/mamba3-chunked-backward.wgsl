@@ -52,43 +52,19 @@ struct P {
 @group(0) @binding(10) var<storage, read> DB: array<f32>;         // its dB' (b, l, h n)
 @group(0) @binding(11) var<storage, read> DQ: array<f32>;         // its dC = dq (b, l, h n)
 
-var<workgroup> kk: array<f32, 512>;   // k_t, normalised and biased, then rotated
-var<workgroup> qq: array<f32, 512>;   // q_t, likewise
 var<workgroup> dk: array<f32, 512>;
 var<workgroup> dq: array<f32, 512>;
-var<workgroup> red: array<f32, 128>;
 
-fn has(f: u32) -> bool { return (u.flags & f) != 0u; }
-fn heavy_tail(v: f32) -> f32 { return select(1.0 / (1.0 - v), 1.0 + v, v >= 0.0); }
 fn flat(wid: vec3u, nwg: vec3u, li: u32) -> u32 { return (wid.y * nwg.x + wid.x) * 64u + li; }
 
 //#include complex.wgsl
+// the forward's per-token prep (kk, qq, red, rsd, has, heavy_tail, tanh_acc, o_b, o_c, o_dt, dt_at, lam_at,
+// m3_delta, reduce2, m3_keys, m3_keys_mimo)
+//#include mamba3-keys.wgsl
+// o before the norm and the gate, its rstd (o_siso, o_mimo, o_rstd, o_rstd_mimo, mx_at)
+//#include mamba3-out.wgsl
 
-// tanh to a few ulp (as mamba3-chunked.wgsl).
-fn tanh_acc(x: f32) -> f32 {
-  let t = 1.0 - 2.0 / (exp(2.0 * abs(x)) + 1.0);
-  return select(-t, t, x >= 0.0);
-}
-
-// column offsets of a proj row
-fn o_b() -> u32 { return 2u * u.h * u.pd; }
-fn o_c() -> u32 { return o_b() + u.R * u.g * u.n; }
-fn o_dt() -> u32 { return o_c() + u.R * u.g * u.n; }
 fn o_ang() -> u32 { return o_dt() + 3u * u.h; }
-fn dt_at(row: u32, hh: u32) -> f32 { return softplus_f(proj[row + o_dt() + hh] + prm[u.odt + hh]); }
-fn lam_at(row: u32, hh: u32) -> f32 { return sigmoid_f(proj[row + o_dt() + 2u * u.h + hh]); }
-
-// red[0] <- Σ red[0..64), red[64] <- Σ red[64..128) (all 64 threads, uniform control flow)
-fn reduce2(li: u32) {
-  workgroupBarrier();
-  for (var s = 32u; s > 0u; s >>= 1u) {
-    if (li < s) {
-      red[li] += red[li + s];
-      red[64u + li] += red[64u + li + s];
-    }
-    workgroupBarrier();
-  }
-}
 
 @compute @workgroup_size(64)
 fn m3cb_post(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
@@ -101,23 +77,12 @@ fn m3cb_post(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: ve
   let grow = u.goff + r * u.gld;
   let drow = u.doff + r * u.dld;
   let dc = sc[u.sdc + r * u.h + hh];
-  var rstd = 1.0;
-  if (has(NORM)) {
-    var ss = 0.0;
-    for (var c = li; c < pd; c += 64u) {
-      let v = y1[r * e + hh * pd + c] + dc * proj[row + e + hh * pd + c];
-      ss += v * v;
-    }
-    red[li] = ss;
-    red[64u + li] = 0.0;
-    reduce2(li);
-    rstd = 1.0 / sqrt(red[0] / f32(pd) + u.eps);
-    workgroupBarrier();
-  }
+  let rstd = o_rstd(li, r, hh, dc);
+  if (has(NORM)) { workgroupBarrier(); }
   // dz, dŷ (the gradient of the normed output), the norm weight's products, the dot for the norm's adjoint
   var dot = 0.0;
   for (var c = li; c < pd; c += 64u) {
-    let v = y1[r * e + hh * pd + c] + dc * proj[row + e + hh * pd + c];
+    let v = o_siso(r, hh, c, dc);
     let z = proj[row + hh * pd + c];
     let sg = sigmoid_f(z);
     let gv = gy[grow + hh * pd + c];
@@ -164,55 +129,17 @@ fn m3cb_prep(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: ve
   let n = u.n;
   let pd = u.pd;
   let e = u.h * pd;
-  let grp = hh / (u.h / u.g);
   let row = u.poff + r * u.pld;
   let drow = u.doff + r * u.dld;
-  let bcol = row + o_b() + grp * n;
-  let ccol = row + o_c() + grp * n;
-  // the forward's scalars (as m3_prep)
+  // the forward's scalars, k and q (normalised, biased, rotated), as m3_prep
   let dt = dt_at(row, hh);
   let A = min(-heavy_tail(proj[row + o_dt() + u.h + hh]), -u.afloor);
-  var delta = 0.0;
-  if (t + 1u < u.l) { delta = (1.0 - lam_at(row + u.pld, hh)) * dt_at(row + u.pld, hh); }
+  let delta = m3_delta(row, t, hh);
   let w = lam_at(row, hh) * dt + delta;
   let d1raw = -dt * A;
   let d1 = max(d1raw, 1e-30);
-  // k and q, normalised, biased, rotated (as m3_prep)
-  var sb = 0.0;
-  var scc = 0.0;
-  for (var j = li; j < n; j += 64u) {
-    let bv = proj[bcol + j];
-    let cv = proj[ccol + j];
-    sb += bv * bv;
-    scc += cv * cv;
-  }
-  red[li] = sb;
-  red[64u + li] = scc;
-  reduce2(li);
-  let rb = 1.0 / sqrt(red[0] / f32(n) + u.eps);
-  let rc = 1.0 / sqrt(red[64] / f32(n) + u.eps);
-  workgroupBarrier();
-  for (var j = li; j < n; j += 64u) {
-    kk[j] = proj[bcol + j] * rb * prm[u.obn + j] + prm[u.obb + hh * n + j];
-    qq[j] = proj[ccol + j] * rc * prm[u.ocn + j] + prm[u.ocb + hh * n + j];
-  }
-  workgroupBarrier();
+  m3_keys(li, r, row, hh);
   let tho = (r * u.h + hh) * u.S;
-  for (var a = li; a < u.S; a += 64u) {
-    var o0 = 2u * a;
-    var o1 = 2u * a + 1u;
-    if (has(HALVES)) { o0 = a; o1 = a + n / 2u; }
-    let s = sincos_acc(sc[tho + a]);
-    let k0 = kk[o0];
-    let k1 = kk[o1];
-    kk[o0] = k0 * s.y - k1 * s.x;
-    kk[o1] = k0 * s.x + k1 * s.y;
-    let q0 = qq[o0];
-    let q1 = qq[o1];
-    qq[o0] = q0 * s.y - q1 * s.x;
-    qq[o1] = q0 * s.x + q1 * s.y;
-  }
-  workgroupBarrier();
   // k·q and dB'·k
   let kq = (r * u.h + hh) * n;
   var pkq = 0.0;
@@ -328,23 +255,9 @@ fn m3cb_scalars(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg:
 // (h, R, p) each, then the norm weight (h p)). DY1 is (b, l U, e), zero but at the readouts.
 
 var<workgroup> pm: array<f32, 64>;   // P[r, r'] = Σ_c do_r' x mx_r
-var<workgroup> rsd: array<f32, 16>;  // rstd of k_r (0..R) and q_r (R..2R)
 
-fn mx_at(hh: u32, r: u32, c: u32) -> f32 { return prm[u.omx + (hh * u.R + r) * u.pd + c]; }
 fn mz_at(hh: u32, r: u32, c: u32) -> f32 { return prm[u.omz + (hh * u.R + r) * u.pd + c]; }
 fn mo_at(hh: u32, r: u32, c: u32) -> f32 { return prm[u.omo + (hh * u.R + r) * u.pd + c]; }
-
-// o_r2 at column c of token row r0 (before the norm)
-fn o_mimo(r0: u32, hh: u32, r2: u32, c: u32) -> f32 {
-  let R = u.R;
-  let e = u.h * u.pd;
-  let U = 2u * R + 1u;
-  let dcb = u.sdc + (r0 * u.h + hh) * (1u + R * R);
-  let x = proj[u.poff + r0 * u.pld + e + hh * u.pd + c];
-  var corr = 0.0;
-  for (var r = 0u; r < R; r++) { corr += sc[dcb + 1u + r * R + r2] * mx_at(hh, r, c); }
-  return y1[(r0 * U + 1u + R + r2) * e + hh * u.pd + c] + x * (prm[u.od + hh] * mx_at(hh, r2, c) - sc[dcb] * corr);
-}
 
 @compute @workgroup_size(64)
 fn m3cb_post_mimo(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
@@ -368,16 +281,7 @@ fn m3cb_post_mimo(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nw
     dxa[m] = 0.0;
   }
   for (var r2 = 0u; r2 < R; r2++) {
-    var rstd = 1.0;
-    if (has(NORM)) {
-      var ss = 0.0;
-      for (var c = li; c < pd; c += 64u) { let v = o_mimo(r0, hh, r2, c); ss += v * v; }
-      red[li] = ss;
-      red[64u + li] = 0.0;
-      reduce2(li);
-      rstd = 1.0 / sqrt(red[0] / f32(pd) + u.eps);
-      workgroupBarrier();
-    }
+    let rstd = o_rstd_mimo(li, r0, hh, r2);
     var dot = 0.0;
     var m = 0u;
     for (var c = li; c < pd; c += 64u) {
@@ -468,48 +372,13 @@ fn m3cb_prep_mimo(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nw
   let pd = u.pd;
   let e = u.h * pd;
   let U = 2u * R + 1u;
-  let grp = hh / (u.h / u.g);
   let row = u.poff + r0 * u.pld;
   let drow = u.doff + r0 * u.dld;
   let dt = dt_at(row, hh);
-  var delta = 0.0;
-  if (t + 1u < u.l) { delta = (1.0 - lam_at(row + u.pld, hh)) * dt_at(row + u.pld, hh); }
+  let delta = m3_delta(row, t, hh);
   let w = lam_at(row, hh) * dt + delta;
-  if (li < 2u * R) {
-    let r = li % R;
-    var col = o_b();
-    if (li >= R) { col = o_c(); }
-    col += (r * u.g + grp) * n;
-    var ss = 0.0;
-    for (var j = 0u; j < n; j++) { let v = proj[row + col + j]; ss += v * v; }
-    rsd[li] = 1.0 / sqrt(ss / f32(n) + u.eps);
-  }
-  workgroupBarrier();
-  for (var i = li; i < R * n; i += 64u) {
-    let r = i / n;
-    let j = i % n;
-    kk[i] = proj[row + o_b() + (r * u.g + grp) * n + j] * rsd[r] * prm[u.obn + j] + prm[u.obb + (hh * R + r) * n + j];
-    qq[i] = proj[row + o_c() + (r * u.g + grp) * n + j] * rsd[R + r] * prm[u.ocn + j] + prm[u.ocb + (hh * R + r) * n + j];
-  }
-  workgroupBarrier();
+  m3_keys_mimo(li, r0, row, hh);
   let tho = (r0 * u.h + hh) * u.S;
-  for (var i = li; i < R * u.S; i += 64u) {
-    let r = i / u.S;
-    let a = i % u.S;
-    var o0 = r * n + 2u * a;
-    var o1 = o0 + 1u;
-    if (has(HALVES)) { o0 = r * n + a; o1 = o0 + n / 2u; }
-    let s = sincos_acc(sc[tho + a]);
-    let k0 = kk[o0];
-    let k1 = kk[o1];
-    kk[o0] = k0 * s.y - k1 * s.x;
-    kk[o1] = k0 * s.x + k1 * s.y;
-    let q0 = qq[o0];
-    let q1 = qq[o1];
-    qq[o0] = q0 * s.y - q1 * s.x;
-    qq[o1] = q0 * s.x + q1 * s.y;
-  }
-  workgroupBarrier();
   let s0 = r0 * U;
   let kqb = u.okq + (r0 * u.h + hh) * R * R;
   var pbk = 0.0;

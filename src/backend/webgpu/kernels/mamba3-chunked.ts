@@ -1,10 +1,10 @@
 import { fail } from '../../../errors.js';
 import { Tensor } from '../../../tensor/tensor.js';
-import type { Mamba3Dims, Mamba3ScanArgs } from '../../contract/mamba3.js';
+import type { Mamba3Dims, Mamba3ScanArgs, Mamba3State } from '../../contract/mamba3.js';
 import { kernel } from '../bindings.js';
 import type { KernelHost } from '../kernel-host.js';
 import { checkIndex, grid, rowsGrid } from './launch.js';
-import { checkMamba3Limits, packMamba3Params } from './mamba3-scan.js';
+import { type Mamba3ParamOffsets, checkMamba3Limits, mamba3Uniforms, packMamba3Params } from './mamba3-scan.js';
 import { chunked } from './ssd-scan.js';
 import * as W from './wgsl.gen.js';
 
@@ -58,33 +58,22 @@ export function mamba3TakesChunked(bk: KernelHost, d: Mamba3Dims, b: number, l: 
 }
 
 /**
- * Mamba-3's forward in the chunked form (mamba3-chunked.wgsl says how): m3_angles, m3_fold (with a
- * state), m3_prep, Mamba-2's chunked SSD scan with each head its own group, m3_post. SISO feeds the SSD
- * (dt', A' = −1, x, B', q); MIMO (rank R) feeds it 2R + 1 sub-tokens per token (m3_prep_mimo, m3_post_mimo).
- * Same contract as the token scan (mamba3-scan.ts), state included.
+ * The SSD scan's inputs of the chunked form for b sequences of l tokens, U SSD steps a token (MIMO: 2R + 1), in
+ * one tensor `wk`: dt' (b, L, h) at wdt, X (b, L, e) at wx (MIMO; SISO's x is a view of proj's x columns), B'
+ * and C (b, L, h n) at wb and wc (L = l U); `ssd` the scan's arguments on them but its y, h0 and hOut; its A
+ * (h) filled (−EPS_A for MIMO, else −1); y1 (b, L, e) for its output. Dispose wk, y1 and A after.
  */
-export function mamba3Chunked(bk: TensorHost, a: Mamba3ScanArgs, b: number, l: number): void {
-  const { h, p, n, g, R, S } = a.dims;
-  checkMamba3Limits('mamba3Scan', a.dims);
-  if (b * l === 0) return;
-  const st = a.state;
-  if (st)
-    for (const [k, t] of Object.entries(st) as [string, Tensor][])
-      if (t.ld !== t.cols)
-        fail('UNSUPPORTED', `mamba3Scan on WebGPU: the state tensor ${k} must be contiguous (a fresh tensor)`);
-  const mimo = a.mimoX !== null;
-  const U = mimo ? 2 * R + 1 : 1; // SSD steps per token
+export function chunkedSsdInputs(
+  bk: TensorHost,
+  a: Pick<Mamba3ScanArgs, 'dims' | 'proj'>,
+  b: number,
+  l: number,
+  U: number,
+) {
+  const { h, p, n } = a.dims;
+  const mimo = U > 1;
   const e = h * p,
-    rows = b * l,
     L = l * U;
-  const sdc = rows * h * S;
-  const dcw = mimo ? 1 + R * R : 1; // DC floats per (token, head)
-  checkIndex('mamba3Scan (scratch)', sdc + rows * h * dcw);
-  checkIndex("mamba3Scan (B')", b * L * h * (2 * n + p + 1));
-  const Q = Math.max(1, Math.min(bk.options.ssdChunk || DEFAULT_CHUNK, L));
-  const { prm, offs } = packMamba3Params(bk, a);
-  const sc = bk.scratch((sdc + rows * h * dcw) * 4); // TH (b, l, h, S), DC (b, l, h, dcw)
-  // the SSD's inputs: dt' (b, L, h), X (b, L, e) (SISO: a view of proj), B' and C (b, L, h n), in one tensor
   const wdt = 0,
     wx = b * L * h,
     wb = wx + (mimo ? b * L * e : 0),
@@ -94,42 +83,90 @@ export function mamba3Chunked(bk: TensorHost, a: Mamba3ScanArgs, b: number, l: n
   const y1 = bk.alloc([b, L, e]),
     A = bk.alloc([h]);
   bk.fill(A, mimo ? -EPS_A : -1);
-  const u = {
-    l,
-    h,
-    pd: p,
-    n,
-    g,
-    S,
+  // SISO's x: a view of proj's x columns (no autograd record: this is the kernel, below the ops)
+  const x = mimo
+    ? view(wx, e)
+    : new Tensor(a.proj.backend, a.proj.storage, [b, l, e], a.proj.dtype, a.proj.offset + e, a.proj.ld);
+  const Q = Math.max(1, Math.min(bk.options.ssdChunk || DEFAULT_CHUNK, L));
+  const ssd = {
+    x,
+    dt: view(wdt, h),
+    A,
+    B: view(wb, h * n),
+    C: view(wc, h * n),
+    D: null,
+    dtBias: null,
+    dtSoftplus: false,
+    dtLimit: [-Infinity, Infinity] as const,
+    nGroups: h,
+    chunkSize: Q,
+  };
+  return { wk, wdt, wx, wb, wc, y1, A, ssd, Q };
+}
+
+/**
+ * The m3_* kernels' uniforms (struct P of mamba3-chunked.wgsl): sc's DC at sdc, wk's regions (chunkedSsdInputs),
+ * the flags; the output `y` and the state `st` where there are (the backward's recomputation has neither).
+ */
+export function chunkedUniforms(
+  a: Pick<Mamba3ScanArgs, 'dims' | 'proj'>,
+  offs: Mamba3ParamOffsets,
+  l: number,
+  rows: number,
+  sdc: number,
+  w: { wdt: number; wx: number; wb: number; wc: number },
+  flags: number,
+  y: Tensor | null,
+  st: Mamba3State | null,
+) {
+  const { wdt, wx, wb, wc } = w;
+  return {
+    ...mamba3Uniforms(a, offs, l),
     rows,
-    flags: (st ? 1 : 0) | (a.dims.rotateHalves ? 2 : 0) | (a.normWeight ? 4 : 0) | (mimo ? 8 : 0),
-    poff: a.proj.offset,
-    pld: a.proj.ld,
-    yoff: a.y.offset,
-    yld: a.y.ld,
-    odt: offs.odt,
-    obn: offs.obn,
-    ocn: offs.ocn,
-    obb: offs.obb,
-    ocb: offs.ocb,
-    od: offs.od,
-    onw: offs.onw,
+    flags,
+    yoff: y ? y.offset : 0,
+    yld: y ? y.ld : 0,
     oth: st ? st.theta.offset : 0,
     oss: st ? st.ssm.offset : 0,
     oks: st ? st.k.offset : 0,
     oxs: st ? st.x.offset : 0,
     sdc,
-    afloor: a.dims.aFloor,
-    eps: a.dims.eps,
-    R,
-    omx: offs.omx,
-    omz: offs.omz,
-    omo: offs.omo,
     wdt,
     wx,
     wb,
     wc,
   };
+}
+
+/**
+ * Mamba-3's forward in the chunked form (mamba3-chunked.wgsl says how): m3_angles, m3_fold (with a
+ * state), m3_prep, Mamba-2's chunked SSD scan with each head its own group, m3_post. SISO feeds the SSD
+ * (dt', A' = −1, x, B', q); MIMO (rank R) feeds it 2R + 1 sub-tokens per token (m3_prep_mimo, m3_post_mimo).
+ * Same contract as the token scan (mamba3-scan.ts), state included.
+ */
+export function mamba3Chunked(bk: TensorHost, a: Mamba3ScanArgs, b: number, l: number): void {
+  const { h, p, n, R, S } = a.dims;
+  checkMamba3Limits('mamba3Scan', a.dims);
+  if (b * l === 0) return;
+  const st = a.state;
+  if (st)
+    for (const [k, t] of Object.entries(st) as [string, Tensor][])
+      if (t.ld !== t.cols)
+        fail('UNSUPPORTED', `mamba3Scan on WebGPU: the state tensor ${k} must be contiguous (a fresh tensor)`);
+  const mimo = a.mimoX !== null;
+  const U = mimo ? 2 * R + 1 : 1; // SSD steps per token
+  const rows = b * l,
+    L = l * U;
+  const sdc = rows * h * S;
+  const dcw = mimo ? 1 + R * R : 1; // DC floats per (token, head)
+  checkIndex('mamba3Scan (scratch)', sdc + rows * h * dcw);
+  checkIndex("mamba3Scan (B')", b * L * h * (2 * n + p + 1));
+  const { prm, offs } = packMamba3Params(bk, a);
+  const sc = bk.scratch((sdc + rows * h * dcw) * 4); // TH (b, l, h, S), DC (b, l, h, dcw)
+  const inp = chunkedSsdInputs(bk, a, b, l, U);
+  const { wk, y1, A, Q } = inp;
+  const flags = (st ? 1 : 0) | (a.dims.rotateHalves ? 2 : 0) | (a.normWeight ? 4 : 0) | (mimo ? 8 : 0);
+  const u = chunkedUniforms(a, offs, l, rows, sdc, inp, flags, a.y, st);
   const proj = bk.buf(a.proj);
   const th = st ? bk.buf(st.theta) : bk.dummyW;
   bk.d.run(bk.d.pipe(ANGLES.entry, ANGLES), { proj, prm, sc, th }, u, ...grid(b * h, 1));
@@ -143,26 +180,7 @@ export function mamba3Chunked(bk: TensorHost, a: Mamba3ScanArgs, b: number, l: n
     xs = st ? bk.buf(st.x) : bk.dummyW2;
   if (mimo) bk.d.run(bk.d.pipe(PREP_MIMO.entry, PREP_MIMO), { proj, prm, sc, ks, xs, wk: bk.buf(wk) }, u, h, ry, rz);
   else bk.d.run(bk.d.pipe(PREP.entry, PREP), { proj, prm, sc, ks, xs, wk: bk.buf(wk) }, u, h, ry, rz);
-  // SISO's x: a view of proj's x columns (no autograd record: this is the kernel, below the ops)
-  const x = mimo
-    ? view(wx, e)
-    : new Tensor(a.proj.backend, a.proj.storage, [b, l, e], a.proj.dtype, a.proj.offset + e, a.proj.ld);
-  const ssd = {
-    y: y1,
-    x,
-    dt: view(wdt, h),
-    A,
-    B: view(wb, h * n),
-    C: view(wc, h * n),
-    D: null,
-    dtBias: null,
-    dtSoftplus: false,
-    dtLimit: [-Infinity, Infinity] as const,
-    nGroups: h,
-    chunkSize: Q,
-    h0: st ? st.ssm : null,
-    hOut: st ? st.ssm : null,
-  };
+  const ssd = { ...inp.ssd, y: y1, h0: st ? st.ssm : null, hOut: st ? st.ssm : null };
   chunked(bk, ssd, { b, l: L, h, p, g: h, n }, Q);
   const post = { proj, prm, sc, y1: bk.buf(y1), yout: bk.buf(a.y) };
   if (mimo) bk.d.run(bk.d.pipe(POST_MIMO.entry, POST_MIMO), post, u, h, ry, rz);

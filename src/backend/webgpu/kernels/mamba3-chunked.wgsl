@@ -38,41 +38,11 @@ struct P { l: u32, h: u32, pd: u32, n: u32, g: u32, S: u32, rows: u32, flags: u3
 @group(0) @binding(9) var<storage, read_write> yout: array<f32>; // (b, l, e) view
 @group(0) @binding(10) var<storage, read_write> wk: array<f32>;   // the SSD's dt', X (MIMO), B', C at wdt, wx, wb, wc
 
-var<workgroup> kk: array<f32, 512>;
-var<workgroup> qq: array<f32, 512>;
-var<workgroup> red: array<f32, 128>;
-var<workgroup> inc: array<f32, 2048>;
-var<workgroup> rsd: array<f32, 16>;    // MIMO: rstd of B_r (0..R) and C_r (R..2R) // m3_angles: a block of tokens' angle increments (tokens, S)
-
-fn has(f: u32) -> bool { return (u.flags & f) != 0u; }
-fn heavy_tail(v: f32) -> f32 { return select(1.0 / (1.0 - v), 1.0 + v, v >= 0.0); }
+var<workgroup> inc: array<f32, 2048>;  // m3_angles: a block of tokens' angle increments (tokens, S)
 
 //#include complex.wgsl
-
-// tanh to a few ulp (as mamba3-scan.wgsl).
-fn tanh_acc(x: f32) -> f32 {
-  let t = 1.0 - 2.0 / (exp(2.0 * abs(x)) + 1.0);
-  return select(-t, t, x >= 0.0);
-}
-
-// column offsets of a proj row
-fn o_b() -> u32 { return 2u * u.h * u.pd; }
-fn o_c() -> u32 { return o_b() + u.R * u.g * u.n; }
-fn o_dt() -> u32 { return o_c() + u.R * u.g * u.n; }
-fn dt_at(row: u32, hh: u32) -> f32 { return softplus_f(proj[row + o_dt() + hh] + prm[u.odt + hh]); }
-fn lam_at(row: u32, hh: u32) -> f32 { return sigmoid_f(proj[row + o_dt() + 2u * u.h + hh]); }
-
-// red[0] <- Σ red[0..64), red[64] <- Σ red[64..128) (all 64 threads, uniform control flow)
-fn reduce2(li: u32) {
-  workgroupBarrier();
-  for (var s = 32u; s > 0u; s >>= 1u) {
-    if (li < s) {
-      red[li] += red[li + s];
-      red[64u + li] += red[64u + li + s];
-    }
-    workgroupBarrier();
-  }
-}
+//#include mamba3-keys.wgsl
+//#include mamba3-out.wgsl
 
 // Per (b, head): blocks of tokens' increments π tanh(angles) dt staged in workgroup memory by all threads
 // (the loads in parallel), then one thread per angle walks the block (the chain of adds is all that is
@@ -148,50 +118,13 @@ fn m3_prep(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
   if (r >= u.rows) { return; }              // the same for the whole workgroup
   let t = r % u.l;
   let n = u.n;
-  let grp = hh / (u.h / u.g);
   let row = u.poff + r * u.pld;
-  let bcol = row + o_b() + grp * n;
-  let ccol = row + o_c() + grp * n;
   let dt = dt_at(row, hh);
   let A = min(-heavy_tail(proj[row + o_dt() + u.h + hh]), -u.afloor);
-  var delta = 0.0;                          // (1 − λ_{t+1}) dt_{t+1}
-  if (t + 1u < u.l) { delta = (1.0 - lam_at(row + u.pld, hh)) * dt_at(row + u.pld, hh); }
+  let delta = m3_delta(row, t, hh);         // (1 − λ_{t+1}) dt_{t+1}
   let w = lam_at(row, hh) * dt + delta;
   let d1 = max(-dt * A, 1e-30);             // dt' (> 0: B' = k w / dt' stays finite)
-  var sb = 0.0;
-  var scc = 0.0;
-  for (var j = li; j < n; j += 64u) {
-    let bv = proj[bcol + j];
-    let cv = proj[ccol + j];
-    sb += bv * bv;
-    scc += cv * cv;
-  }
-  red[li] = sb;
-  red[64u + li] = scc;
-  reduce2(li);
-  let rb = 1.0 / sqrt(red[0] / f32(n) + u.eps);
-  let rc = 1.0 / sqrt(red[64] / f32(n) + u.eps);
-  workgroupBarrier();
-  for (var j = li; j < n; j += 64u) {
-    kk[j] = proj[bcol + j] * rb * prm[u.obn + j] + prm[u.obb + hh * n + j];
-    qq[j] = proj[ccol + j] * rc * prm[u.ocn + j] + prm[u.ocb + hh * n + j];
-  }
-  workgroupBarrier();
-  for (var a = li; a < u.S; a += 64u) {
-    var o0 = 2u * a;
-    var o1 = 2u * a + 1u;
-    if (has(HALVES)) { o0 = a; o1 = a + n / 2u; }
-    let s = sincos_acc(sc[(r * u.h + hh) * u.S + a]);
-    let k0 = kk[o0];
-    let k1 = kk[o1];
-    kk[o0] = k0 * s.y - k1 * s.x;
-    kk[o1] = k0 * s.x + k1 * s.y;
-    let q0 = qq[o0];
-    let q1 = qq[o1];
-    qq[o0] = q0 * s.y - q1 * s.x;
-    qq[o1] = q0 * s.x + q1 * s.y;
-  }
-  workgroupBarrier();
+  m3_keys(li, r, row, hh);
   var dot = 0.0;
   let kscale = w / d1;
   let kq = (r * u.h + hh) * n;
@@ -220,23 +153,11 @@ fn m3_post(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
   let r = wid.y + wid.z * nwg.y;
   if (r >= u.rows) { return; }
   let pd = u.pd;
-  let e = u.h * pd;
   let row = u.poff + r * u.pld;
   let dc = sc[u.sdc + r * u.h + hh];
-  var rstd = 1.0;
-  if (has(NORM)) {
-    var ss = 0.0;
-    for (var c = li; c < pd; c += 64u) {
-      let v = y1[r * e + hh * pd + c] + dc * proj[row + e + hh * pd + c];
-      ss += v * v;
-    }
-    red[li] = ss;
-    red[64u + li] = 0.0;
-    reduce2(li);
-    rstd = 1.0 / sqrt(red[0] / f32(pd) + u.eps);
-  }
+  let rstd = o_rstd(li, r, hh, dc);
   for (var c = li; c < pd; c += 64u) {
-    var v = y1[r * e + hh * pd + c] + dc * proj[row + e + hh * pd + c];
+    var v = o_siso(r, hh, c, dc);
     if (has(NORM)) { v = v * rstd * prm[u.onw + hh * pd + c]; }
     yout[u.yoff + r * u.yld + hh * pd + c] = v * silu_f(proj[row + hh * pd + c]);
   }
@@ -260,47 +181,12 @@ fn m3_prep_mimo(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg:
   let pd = u.pd;
   let e = u.h * pd;
   let U = 2u * R + 1u;
-  let grp = hh / (u.h / u.g);
   let row = u.poff + r0 * u.pld;
   let dt = dt_at(row, hh);
   let A = min(-heavy_tail(proj[row + o_dt() + u.h + hh]), -u.afloor);
-  var delta = 0.0;
-  if (t + 1u < u.l) { delta = (1.0 - lam_at(row + u.pld, hh)) * dt_at(row + u.pld, hh); }
+  let delta = m3_delta(row, t, hh);
   let w = lam_at(row, hh) * dt + delta;
-  if (li < 2u * R) {
-    let r = li % R;
-    var col = o_b();
-    if (li >= R) { col = o_c(); }
-    col += (r * u.g + grp) * n;
-    var ss = 0.0;
-    for (var j = 0u; j < n; j++) { let v = proj[row + col + j]; ss += v * v; }
-    rsd[li] = 1.0 / sqrt(ss / f32(n) + u.eps);
-  }
-  workgroupBarrier();
-  for (var i = li; i < R * n; i += 64u) {
-    let r = i / n;
-    let j = i % n;
-    kk[i] = proj[row + o_b() + (r * u.g + grp) * n + j] * rsd[r] * prm[u.obn + j] + prm[u.obb + (hh * R + r) * n + j];
-    qq[i] = proj[row + o_c() + (r * u.g + grp) * n + j] * rsd[R + r] * prm[u.ocn + j] + prm[u.ocb + (hh * R + r) * n + j];
-  }
-  workgroupBarrier();
-  for (var i = li; i < R * u.S; i += 64u) {
-    let r = i / u.S;
-    let a = i % u.S;
-    var o0 = r * n + 2u * a;
-    var o1 = o0 + 1u;
-    if (has(HALVES)) { o0 = r * n + a; o1 = o0 + n / 2u; }
-    let s = sincos_acc(sc[(r0 * u.h + hh) * u.S + a]);
-    let k0 = kk[o0];
-    let k1 = kk[o1];
-    kk[o0] = k0 * s.y - k1 * s.x;
-    kk[o1] = k0 * s.x + k1 * s.y;
-    let q0 = qq[o0];
-    let q1 = qq[o1];
-    qq[o0] = q0 * s.y - q1 * s.x;
-    qq[o1] = q0 * s.x + q1 * s.y;
-  }
-  workgroupBarrier();
+  m3_keys_mimo(li, r0, row, hh);
   let dcb = u.sdc + (r0 * u.h + hh) * (1u + R * R);
   if (li == 0u) { sc[dcb] = delta; }
   for (var i = li; i < R * R; i += 64u) {
@@ -355,39 +241,15 @@ fn m3_post_mimo(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg:
   if (r0 >= u.rows) { return; }
   let pd = u.pd;
   let R = u.R;
-  let e = u.h * pd;
-  let U = 2u * R + 1u;
   let row = u.poff + r0 * u.pld;
-  let dcb = u.sdc + (r0 * u.h + hh) * (1u + R * R);
-  let delta = sc[dcb];
-  let Dh = prm[u.od + hh];
   // the sums over r' of this thread's columns c = li + 64 m in workgroup memory at c ([m][thread]), not
   // a private array indexed by m (which a GPU compiler may place in local memory); only thread li
   // touches them, so no barrier
   for (var c = li; c < pd; c += 64u) { mimo_out[c] = 0.0; }
   for (var r2 = 0u; r2 < R; r2++) {
-    let yrow = (r0 * U + 1u + R + r2) * e + hh * pd;
-    var ss = 0.0;
+    let rstd = o_rstd_mimo(li, r0, hh, r2);
     for (var c = li; c < pd; c += 64u) {
-      let x = proj[row + e + hh * pd + c];
-      var corr = 0.0;
-      for (var r = 0u; r < R; r++) { corr += sc[dcb + 1u + r * R + r2] * prm[u.omx + (hh * R + r) * pd + c]; }
-      let v = y1[yrow + c] + x * (Dh * prm[u.omx + (hh * R + r2) * pd + c] - delta * corr);
-      ss += v * v;
-    }
-    var rstd = 1.0;
-    if (has(NORM)) {
-      red[li] = ss;
-      red[64u + li] = 0.0;
-      reduce2(li);
-      rstd = 1.0 / sqrt(red[0] / f32(pd) + u.eps);
-      workgroupBarrier();
-    }
-    for (var c = li; c < pd; c += 64u) {
-      let x = proj[row + e + hh * pd + c];
-      var corr = 0.0;
-      for (var r = 0u; r < R; r++) { corr += sc[dcb + 1u + r * R + r2] * prm[u.omx + (hh * R + r) * pd + c]; }
-      var v = y1[yrow + c] + x * (Dh * prm[u.omx + (hh * R + r2) * pd + c] - delta * corr);
+      var v = o_mimo(r0, hh, r2, c);
       if (has(NORM)) { v = v * rstd * prm[u.onw + hh * pd + c]; }
       let mi = (hh * R + r2) * pd + c;
       mimo_out[c] += v * silu_f(proj[row + hh * pd + c] * prm[u.omz + mi]) * prm[u.omo + mi];

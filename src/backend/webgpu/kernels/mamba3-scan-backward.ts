@@ -1,17 +1,82 @@
 import { fail } from '../../../errors.js';
 import type { Tensor } from '../../../tensor/tensor.js';
 import type { Mamba3Dims, Mamba3ScanBackwardArgs } from '../../contract/mamba3.js';
-import { kernel } from '../bindings.js';
+import { type EntryTable, type Kernel, type ParamsOf, kernel } from '../bindings.js';
 import type { GpuStorage } from '../gpu-buffers.js';
 import type { KernelHost } from '../kernel-host.js';
 import { fill } from './copy.js';
-import { checkMamba3Limits, packMamba3Params } from './mamba3-scan.js';
+import { type Mamba3ParamOffsets, checkMamba3Limits, mamba3Uniforms, packMamba3Params } from './mamba3-scan.js';
 import { checkIndex, grid } from './launch.js';
 import * as W from './wgsl.gen.js';
 
 const MAIN = kernel(W.mamba3ScanBackward, 'm3b_main', { name: 'mamba3ScanBackward.main' });
-const ROWS = kernel(W.mamba3ScanBackward, 'm3b_rows', { name: 'mamba3ScanBackward.rows' });
+export const ROWS = kernel(W.mamba3ScanBackward, 'm3b_rows', { name: 'mamba3ScanBackward.rows' });
 const SUM = kernel(W.mamba3ScanBackward, 'm3b_sum', { name: 'mamba3ScanBackward.sum' });
+
+/** Kernel `k` of mamba3-scan-backward.wgsl specialised for `a` (MIMO, the output norm, the rotation's pairing). */
+export function m3bPipe<E extends EntryTable>(bk: KernelHost, k: Kernel<E>, a: Mamba3ScanBackwardArgs) {
+  const key = `${!!a.mimoX}:${!!a.normWeight}:${a.dims.rotateHalves}`;
+  const consts = { MIMO: a.mimoX ? 1 : 0, NORM: a.normWeight ? 1 : 0, HALVES: a.dims.rotateHalves ? 1 : 0 };
+  return bk.d.pipe(`${k.name}:${key}`, k, consts);
+}
+
+/** The uniforms of the m3b_* kernels (struct P of mamba3-scan-backward.wgsl). */
+export type M3bParams = ParamsOf<typeof SUM extends Kernel<infer E> ? E : never>;
+
+/**
+ * The m3b_* kernels' uniforms for `a` but the launcher's layout `at` (chunk length T, nch chunks, the b0 and nb
+ * sequences of a slice, kw, kpk, ka floats of work slots, partials, sums, nrows rows of DW); m3b_sum's own
+ * (cnt ... dld2) zero until sumInto sets them.
+ */
+export function m3bUniforms(
+  a: Mamba3ScanBackwardArgs,
+  offs: Mamba3ParamOffsets,
+  l: number,
+  at: { T: number; nch: number; b0: number; nb: number; kw: number; kpk: number; ka: number; nrows: number },
+): M3bParams {
+  return {
+    ...mamba3Uniforms(a, offs, l),
+    ...at,
+    goff: a.g.offset,
+    gld: a.g.ld,
+    doff: a.dProj.offset,
+    dld: a.dProj.ld,
+    cnt: 0,
+    sstride: 0,
+    outer: 0,
+    ostride: 0,
+    len: 0,
+    soff: 0,
+    dstoff: 0,
+    dcols: 1,
+    dld2: 1,
+  };
+}
+
+/**
+ * m3b_sum into `dst` (nothing where null): DST[f] = Σ_{s < cnt} SRC[soff + s·sstride + (f / len)·ostride + f % len]
+ * for f < outer·len; `base` the launcher's other uniforms.
+ */
+export function sumInto(
+  bk: KernelHost,
+  base: M3bParams,
+  dst: Tensor | null,
+  src: GpuStorage,
+  soff: number,
+  cnt: number,
+  sstride: number,
+  outer: number,
+  len: number,
+  ostride: number,
+): void {
+  if (!dst) return;
+  bk.d.run(
+    bk.d.pipe('mamba3ScanBackward.sum', SUM),
+    { SRC: src, DST: bk.buf(dst) },
+    { ...base, cnt, sstride, outer, ostride, len, soff, dstoff: dst.offset, dcols: dst.cols, dld2: dst.ld },
+    ...grid(outer * len, 64),
+  );
+}
 
 /**
  * The backward's scratch layout for sequences of length l: the chunk length T ≈ √l (it minimises the
@@ -94,55 +159,10 @@ export function mamba3ScanBackward(bk: KernelHost, a: Mamba3ScanBackwardArgs, b:
     ACC = take(b * h * ka),
     DW = take(2 * nrows * n);
 
-  const base = {
-    l,
-    h,
-    pd: p,
-    n,
-    g,
-    R,
-    S,
-    T,
-    nch,
-    b0: 0,
-    nb: 0,
-    poff: a.proj.offset,
-    pld: a.proj.ld,
-    goff: a.g.offset,
-    gld: a.g.ld,
-    doff: a.dProj.offset,
-    dld: a.dProj.ld,
-    odt: offs.odt,
-    obn: offs.obn,
-    ocn: offs.ocn,
-    obb: offs.obb,
-    ocb: offs.ocb,
-    od: offs.od,
-    omx: offs.omx,
-    omz: offs.omz,
-    omo: offs.omo,
-    onw: offs.onw,
-    kw,
-    kpk,
-    ka,
-    nrows,
-    cnt: 0,
-    sstride: 0,
-    outer: 0,
-    ostride: 0,
-    len: 0,
-    soff: 0,
-    dstoff: 0,
-    dcols: 1,
-    dld2: 1,
-    afloor: a.dims.aFloor,
-    eps: a.dims.eps,
-  };
+  const base = m3bUniforms(a, offs, l, { T, nch, b0: 0, nb: 0, kw, kpk, ka, nrows });
   const d = bk.d;
-  const key = `${!!a.mimoX}:${!!a.normWeight}:${a.dims.rotateHalves}`;
-  const consts = { MIMO: a.mimoX ? 1 : 0, NORM: a.normWeight ? 1 : 0, HALVES: a.dims.rotateHalves ? 1 : 0 };
-  const main = d.pipe(`mamba3ScanBackward.main:${key}`, MAIN, consts);
-  const rows = d.pipe(`mamba3ScanBackward.rows:${key}`, ROWS, consts);
+  const main = m3bPipe(bk, MAIN, a);
+  const rows = m3bPipe(bk, ROWS, a);
   const proj = bk.buf(a.proj),
     dproj = bk.buf(a.dProj);
   for (let b0 = 0; b0 < b; b0 += nbMax) {
@@ -153,25 +173,8 @@ export function mamba3ScanBackward(bk: KernelHost, a: Mamba3ScanBackwardArgs, b:
   }
 
   // the shared gradients: sums over the sequences (ACC) or over the rows (DW)
-  const sum = d.pipe('mamba3ScanBackward.sum', SUM);
-  const add = (
-    dst: Tensor | null,
-    src: GpuStorage,
-    soff: number,
-    cnt: number,
-    sstride: number,
-    outer: number,
-    len: number,
-    ostride: number,
-  ) => {
-    if (!dst) return;
-    d.run(
-      sum,
-      { SRC: src, DST: bk.buf(dst) },
-      { ...base, cnt, sstride, outer, ostride, len, soff, dstoff: dst.offset, dcols: dst.cols, dld2: dst.ld },
-      ...grid(outer * len, 64),
-    );
-  };
+  const add = (dst: Tensor | null, src: GpuStorage, ...at: [number, number, number, number, number, number]) =>
+    sumInto(bk, base, dst, src, ...at);
   const perB = h * ka;
   add(a.dBBias, ACC, 0, b, perB, h, R * n, ka);
   add(a.dCBias, ACC, R * n, b, perB, h, R * n, ka);

@@ -34,10 +34,7 @@ export function checkMamba3Limits(op: string, d: Mamba3Dims): void {
 export function packMamba3Params(
   bk: KernelHost,
   a: Omit<Mamba3ScanArgs, 'y' | 'state'>,
-): {
-  prm: GpuStorage;
-  offs: Record<'odt' | 'obn' | 'ocn' | 'obb' | 'ocb' | 'od' | 'omx' | 'omz' | 'omo' | 'onw', number>;
-} {
+): { prm: GpuStorage; offs: Mamba3ParamOffsets } {
   const parts = [
     ['odt', a.dtBias],
     ['obn', a.BNorm],
@@ -64,13 +61,41 @@ export function packMamba3Params(
   return { prm, offs };
 }
 
+/** Where packMamba3Params put each parameter in `prm` (floats; an absent one at the next one's offset). */
+export type Mamba3ParamOffsets = Record<
+  'odt' | 'obn' | 'ocn' | 'obb' | 'ocb' | 'od' | 'omx' | 'omz' | 'omo' | 'onw',
+  number
+>;
+
+/**
+ * The uniforms all the Mamba-3 kernels read, for l tokens a sequence: the dims, proj's view, the packed
+ * parameters' offsets (packMamba3Params), the A floor and the norms' eps. Each launcher spreads it into its own.
+ */
+export function mamba3Uniforms(a: { dims: Mamba3Dims; proj: Tensor }, offs: Mamba3ParamOffsets, l: number) {
+  const { h, p, n, g, R, S } = a.dims;
+  return {
+    l,
+    h,
+    pd: p,
+    n,
+    g,
+    R,
+    S,
+    poff: a.proj.offset,
+    pld: a.proj.ld,
+    ...offs,
+    afloor: a.dims.aFloor,
+    eps: a.dims.eps,
+  };
+}
+
 /**
  * Mamba-3's scan (mamba3-scan.wgsl): one workgroup per (sequence, head), token by token. The small
  * parameters are packed into one scratch buffer first (the kernel has 8 storage bindings). Without a state
  * the state lives in scratch buffers and is dropped.
  */
 export function mamba3Scan(bk: KernelHost, a: Mamba3ScanArgs, b: number, l: number): void {
-  const { h, p, n, g, R, S } = a.dims;
+  const { h, p, n, R, S } = a.dims;
   checkMamba3Limits('mamba3Scan', a.dims);
   if (b * l === 0) return;
   const { prm, offs } = packMamba3Params(bk, a);
@@ -98,33 +123,13 @@ export function mamba3Scan(bk: KernelHost, a: Mamba3ScanArgs, b: number, l: numb
       xs: st ? bk.buf(st.x) : own![3],
     },
     {
-      l,
-      h,
-      pd: p,
-      n,
-      g,
-      R,
-      S,
-      poff: a.proj.offset,
-      pld: a.proj.ld,
+      ...mamba3Uniforms(a, offs, l),
       yoff: a.y.offset,
       yld: a.y.ld,
-      odt: offs.odt,
-      obn: offs.obn,
-      ocn: offs.ocn,
-      obb: offs.obb,
-      ocb: offs.ocb,
-      od: offs.od,
-      omx: offs.omx,
-      omz: offs.omz,
-      omo: offs.omo,
-      onw: offs.onw,
       oth: st ? st.theta.offset : 0,
       oss: st ? st.ssm.offset : 0,
       oks: st ? st.k.offset : 0,
       oxs: st ? st.x.offset : 0,
-      afloor: a.dims.aFloor,
-      eps: a.dims.eps,
     },
     h,
     b,
