@@ -5,6 +5,8 @@
 # ../shared/device/pack.sh), dist/ (npm run build) and a copy of state-spaces/mamba's Python sources and
 # csrc/selective_scan as .msrc/ (with einops importable: PYTHONPATH):
 #   source .device/setup.sh && bash scripts/device/gpu-session.sh "$OUT" [.msrc]
+# The carry limit is 64 MiB: scripts/device/pack-builds.sh slims .device's node_modules and packs the
+# build(s) into .dpack/ (its header has the command that unpacks them on the device).
 # BASE=<dir>: a second build's dist (e.g. the commit before a change) whose runs of the A/B steps
 # (*-base) go beside this build's, in the same call on the same card.
 # Writes every result JSON and log into the given folder; `summary.txt` lists what ran and what did not.
