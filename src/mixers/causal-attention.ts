@@ -218,6 +218,19 @@ export class CausalSelfAttention implements Mixer {
       ad.v.stepAddTo(ws.v, x);
     }
     const attention = requireMixerKernel(bk, 'attention');
+    // every path attends the same way; batched rows each read their own number of keys (state.length)
+    const attend = (perRow: boolean): void =>
+      attention({
+        out: ws.o,
+        q: ws.q,
+        k: state.k,
+        v: state.v,
+        heads,
+        kvHeads,
+        scale,
+        keys: t + 1,
+        ...(perRow ? { rowKeys: state.length } : {}),
+      });
     // where the backend fuses them, the keys' rotary, the cache writes and the counters are one kernel
     const { rotaryDim, headDim, ropeTheta } = this.dims;
     const append = bk.kvAppend
@@ -236,28 +249,18 @@ export class CausalSelfAttention implements Mixer {
     if (!rows && append) {
       this.rope(ws.q, heads, t);
       append(t);
-      attention({ out: ws.o, q: ws.q, k: state.k, v: state.v, heads, kvHeads, scale, keys: t + 1 });
+      attend(false);
     } else if (append) {
       this.setLengths(ws.starts, rows!);
       this.rope(ws.q, heads, 0, ws.starts);
       append(0, ws.starts);
-      attention({
-        out: ws.o,
-        q: ws.q,
-        k: state.k,
-        v: state.v,
-        heads,
-        kvHeads,
-        scale,
-        keys: t + 1,
-        rowKeys: state.length,
-      });
+      attend(true);
     } else if (!rows) {
       this.rope(ws.q, heads, t);
       this.rope(ws.k, kvHeads, t);
       bk.copy(rowOfEach(state.k, t), ws.k.reshape([b, this.kvWidth]));
       bk.copy(rowOfEach(state.v, t), ws.v.reshape([b, this.kvWidth]));
-      attention({ out: ws.o, q: ws.q, k: state.k, v: state.v, heads, kvHeads, scale, keys: t + 1 });
+      attend(false);
       this.setLengths(state.length, t + 1);
     } else {
       // each row rotated by its own position, its key and value written there, its own keys attended
@@ -275,17 +278,7 @@ export class CausalSelfAttention implements Mixer {
         state.length,
         Array.from(rows, (p) => p + 1),
       );
-      attention({
-        out: ws.o,
-        q: ws.q,
-        k: state.k,
-        v: state.v,
-        heads,
-        kvHeads,
-        scale,
-        keys: t + 1,
-        rowKeys: state.length,
-      });
+      attend(true);
     }
     bk.matmul(out, ws.o, this.w.o, { transB: true, bias: this.w.oBias, accumulate: add });
   }
