@@ -23,18 +23,9 @@ import { isHybridConfig, parseHybridConfig } from '../src/models/config-hybrid.j
 import type { Tensor } from '../src/tensor/tensor.js';
 import { BENCH_MODELS, type BenchModel } from './llama-cpp-models.js';
 import { backend, machine, table, writeResult } from './webgpu-common.js';
+import { argvOptions } from './argv.js';
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return fallback;
-  const v = process.argv[i + 1];
-  if (v === undefined || v.startsWith('--')) throw new Error(`--${name} needs a value`);
-  return v;
-}
-const known = new Set(['models', 'prompt', 'tokens', 'vocab', 'out']);
-for (const a of process.argv.slice(2))
-  if (a.startsWith('--') && !known.has(a.slice(2)))
-    throw new Error(`unknown option ${a}; options: ${[...known].map((k) => `--${k}`).join(' ')}`);
+const arg = argvOptions(['models', 'prompt', 'tokens', 'vocab', 'out']);
 const models = choiceList(arg('models', 'granite-4.0-h-1b,falcon-h1-0.5b'), 'models', Object.keys(BENCH_MODELS));
 const [promptLen] = numberList(arg('prompt', '8'), 'prompt', { int: true, min: 1 });
 const [tokens] = numberList(arg('tokens', '2'), 'tokens', { int: true, min: 1 });

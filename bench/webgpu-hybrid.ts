@@ -23,18 +23,9 @@ import type { LanguageModel, LmConfig } from '../src/models/lm.js';
 import type { WeightDType } from '../src/models/weights.js';
 import { BENCH_MODELS, type BenchModel } from './llama-cpp-models.js';
 import { backend, machine, table, warmUp, writeResult } from './webgpu-common.js';
+import { argvOptions } from './argv.js';
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return fallback;
-  const v = process.argv[i + 1];
-  if (v === undefined || v.startsWith('--')) throw new Error(`--${name} needs a value`);
-  return v;
-}
-const known = new Set(['models', 'dtypes', 'prompt', 'seconds', 'out', 'backend']);
-for (const a of process.argv.slice(2))
-  if (a.startsWith('--') && !known.has(a.slice(2)))
-    throw new Error(`unknown option ${a}; options: ${[...known].map((k) => `--${k}`).join(' ')}`);
+const arg = argvOptions(['models', 'dtypes', 'prompt', 'seconds', 'out', 'backend']);
 const models = choiceList(arg('models', 'granite-4.0-h-1b,falcon-h1-0.5b'), 'models', Object.keys(BENCH_MODELS));
 const dtypes = choiceList(arg('dtypes', 'f32,f16,q4'), 'dtypes', ['f32', 'f16', 'bf16', 'q4'] as const);
 const [promptLen] = numberList(arg('prompt', '512'), 'prompt', { int: true, min: 1 });

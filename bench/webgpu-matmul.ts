@@ -11,17 +11,9 @@
  */
 import type { Tensor } from '../src/tensor/tensor.js';
 import { backend, machine, random, table, timeCalls, writeResult } from './webgpu-common.js';
+import { argvOptions } from './argv.js';
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return fallback;
-  const v = process.argv[i + 1];
-  if (v === undefined || v.startsWith('--')) throw new Error(`--${name} needs a value`);
-  return v;
-}
-for (const a of process.argv.slice(2))
-  if (a.startsWith('--') && !['reps', 'out', 'divide', 'tile', 'rounds'].includes(a.slice(2)))
-    throw new Error(`unknown option ${a}; options: --reps --out --divide --tile --rounds`);
+const arg = argvOptions(['reps', 'out', 'divide', 'tile', 'rounds']);
 const reps = Number(arg('reps', '10'));
 /** Every dimension divided by this (a quick run on a CPU adapter). */
 const divide = Number(arg('divide', '1'));

@@ -28,18 +28,9 @@ import { Mlp } from '../src/mixers/mlp.js';
 import { scope } from '../src/tensor/scope.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { backend, machine, table, writeResult } from './webgpu-common.js';
+import { argvOptions } from './argv.js';
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return fallback;
-  const v = process.argv[i + 1];
-  if (v === undefined || v.startsWith('--')) throw new Error(`--${name} needs a value`);
-  return v;
-}
-const known = new Set(['m', 'reps', 'experts', 'hidden', 'inter', 'check', 'out', 'train']);
-for (const a of process.argv.slice(2))
-  if (a.startsWith('--') && !known.has(a.slice(2)))
-    throw new Error(`unknown option ${a}; options: ${[...known].map((k) => `--${k}`).join(' ')}`);
+const arg = argvOptions(['m', 'reps', 'experts', 'hidden', 'inter', 'check', 'out', 'train']);
 const ms = numberList(arg('m', '512,2048'), 'm', { int: true, min: 1 });
 const [reps] = numberList(arg('reps', '5'), 'reps', { int: true, min: 1 });
 const [experts] = numberList(arg('experts', '64'), 'experts', { int: true, min: 6 });

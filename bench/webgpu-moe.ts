@@ -23,6 +23,7 @@ import { f32ToHalf } from '../src/tensor/dtype.js';
 import { scope } from '../src/tensor/scope.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { backend, machine, table, timeCalls, writeResult } from './webgpu-common.js';
+import { argvOptions } from './argv.js';
 
 // --train: training, forward and backward, dense form vs sparse (bench/webgpu-moe-train.ts, its own options)
 if (process.argv.includes('--train')) {
@@ -30,17 +31,7 @@ if (process.argv.includes('--train')) {
   process.exit(0);
 }
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return fallback;
-  const v = process.argv[i + 1];
-  if (v === undefined || v.startsWith('--')) throw new Error(`--${name} needs a value`);
-  return v;
-}
-const known = new Set(['dtypes', 'm', 'reps', 'experts', 'out']);
-for (const a of process.argv.slice(2))
-  if (a.startsWith('--') && !known.has(a.slice(2)))
-    throw new Error(`unknown option ${a}; options: ${[...known].map((k) => `--${k}`).join(' ')}`);
+const arg = argvOptions(['dtypes', 'm', 'reps', 'experts', 'out']);
 const dtypes = choiceList(arg('dtypes', 'f32,f16,q4'), 'dtypes', ['f32', 'f16', 'bf16', 'q4'] as const);
 const ms = numberList(arg('m', '1,512'), 'm', { int: true, min: 1 });
 const [reps] = numberList(arg('reps', '30'), 'reps', { int: true, min: 1 });
