@@ -16,19 +16,7 @@ struct P { b: u32, w: u32, dh: u32, rot: u32, start: u32, log2base: f32, koff: u
 @group(0) @binding(5) var<storage, read> starts: array<f32>;    // (b) view at soff (ROWS), else unused
 @group(0) @binding(6) var<storage, read_write> len: array<f32>; // (b) view at loff
 
-// (cos, sin) of an angle to about 1e-7: the same reduction and polynomials as rotary.wgsl.
-fn cos_sin(ang: f32) -> vec2<f32> {
-  let k = round(ang * 0.6366197723675814);
-  let r = ((ang - k * 1.5703125) - k * 4.837512969970703e-4) - k * 7.549789948768648e-8;
-  let r2 = r * r;
-  let s = r * (1.0 + r2 * (-1.0 / 6.0 + r2 * (1.0 / 120.0 + r2 * (-1.0 / 5040.0 + r2 * (1.0 / 362880.0)))));
-  let c = 1.0 + r2 * (-0.5 + r2 * (1.0 / 24.0 + r2 * (-1.0 / 720.0 + r2 * (1.0 / 40320.0 + r2 * (-1.0 / 3628800.0)))));
-  let q = i32(k) & 3;
-  if (q == 0) { return vec2<f32>(c, s); }
-  if (q == 1) { return vec2<f32>(-s, c); }
-  if (q == 2) { return vec2<f32>(-c, -s); }
-  return vec2<f32>(s, -c);
-}
+//#include cos-sin.wgsl
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
