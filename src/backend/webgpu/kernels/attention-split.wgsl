@@ -21,6 +21,7 @@ struct P { b: u32, lq: u32, lk: u32, H: u32, G: u32, dk: u32, dv: u32, keys: u32
 @group(0) @binding(7) var<storage, read> parts: array<f32>;    // the same, read by `combine`
 
 var<workgroup> s: array<f32, 64>;
+//#include softmax-tile.wgsl
 
 @compute @workgroup_size(64)
 fn split(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
@@ -62,22 +63,7 @@ fn attendSpan(id: u32, sp: u32, li: u32, keys: u32) {
     }
     s[li] = sj;
     workgroupBarrier();
-    let n = min(64u, j1 - t0);
-    var tmx = mx;
-    for (var u = 0u; u < n; u++) { tmx = max(tmx, s[u]); }
-    let corr = exp(mx - tmx);
-    sum *= corr;
-    for (var r = 0u; r < 4u; r++) { acc[r] *= corr; }
-    for (var u = 0u; u < n; u++) {
-      let e = exp(s[u] - tmx);
-      sum += e;
-      let vo = p.voff + (bi * p.lk + t0 + u) * p.vld + kh * p.dv;
-      for (var r = 0u; r < 4u; r++) {
-        let c = li + r * 64u;
-        if (c < p.dv) { acc[r] += e * v[vo + c]; }
-      }
-    }
-    mx = tmx;
+    softmax_tile(&mx, &sum, &acc, min(64u, j1 - t0), li, p.voff + (bi * p.lk + t0) * p.vld + kh * p.dv);
     workgroupBarrier();
   }
   let po = (id * p.S + sp) * (p.dv + 2u);

@@ -18,6 +18,7 @@ struct P { b: u32, lq: u32, lk: u32, H: u32, G: u32, dk: u32, dv: u32, keys: u32
 @group(0) @binding(5) var<storage, read> lens: array<f32>;     // (b) view at loff
 
 var<workgroup> s: array<f32, 64>;
+//#include softmax-tile.wgsl
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
@@ -56,22 +57,7 @@ fn attend(id: u32, li: u32, keys: u32) {
     }
     s[li] = sj;
     workgroupBarrier();
-    let n = min(64u, pos + 1u - t0);
-    var tmx = mx;
-    for (var u = 0u; u < n; u++) { tmx = max(tmx, s[u]); }
-    let corr = exp(mx - tmx);
-    sum *= corr;
-    for (var r = 0u; r < 4u; r++) { acc[r] *= corr; }
-    for (var u = 0u; u < n; u++) {
-      let e = exp(s[u] - tmx);
-      sum += e;
-      let vo = p.voff + (bi * p.lk + t0 + u) * p.vld + kh * p.dv;
-      for (var r = 0u; r < 4u; r++) {
-        let c = li + r * 64u;
-        if (c < p.dv) { acc[r] += e * v[vo + c]; }
-      }
-    }
-    mx = tmx;
+    softmax_tile(&mx, &sum, &acc, min(64u, pos + 1u - t0), li, p.voff + (bi * p.lk + t0) * p.vld + kh * p.dv);
     workgroupBarrier();
   }
   let oo = p.ooff + (bi * p.lq + i) * p.old + h * p.dv;
