@@ -28,6 +28,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { commandLine } from './machine.js';
+import { promptText } from './serve-prompts.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -178,20 +179,6 @@ function pct(xs: number[], p: number): number {
 }
 const r2 = (x: number): number => Math.round(x * 100) / 100;
 
-const WORDS = (
-  'the little dog ran to the park and saw a big red ball under a tree near the river where children ' +
-  'played every day'
-).split(' ');
-/** Words drawn by an LCG from `seed`: prompts differ between requests, the same on every run. */
-function text(seed: number, words: number): string {
-  let s = seed >>> 0;
-  const next = (): string => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return WORDS[s % WORDS.length];
-  };
-  return Array.from({ length: words }, next).join(' ');
-}
-
 async function concurrency(url: string, clients: number, requests: number, maxTokens: number): Promise<object> {
   const t0 = performance.now();
   const all: Timing[] = [];
@@ -199,7 +186,7 @@ async function concurrency(url: string, clients: number, requests: number, maxTo
     Array.from({ length: clients }, async (_, c) => {
       for (let i = 0; i < requests; i++) {
         const seed = c * 1000 + i;
-        const prompt = `Story ${c}.${i}: ${text(seed, 24)}`;
+        const prompt = `Story ${c}.${i}: ${promptText(seed, 24)}`;
         const body = { model: MODEL_ID, prompt, max_tokens: maxTokens, temperature: 0.8, seed, ignore_eos: true };
         all.push(await timed(url, body));
       }
@@ -273,7 +260,7 @@ async function chatTurns(
   ];
   const out: Turn[] = [];
   for (let t = 1; t <= turns; t++) {
-    messages.push({ role: 'user', content: text(chat * 100 + t, Math.round(turnTokens * userShare)) });
+    messages.push({ role: 'user', content: promptText(chat * 100 + t, Math.round(turnTokens * userShare)) });
     const replyTokens = Math.round(turnTokens * (1 - userShare));
     const body = { model: MODEL_ID, messages, max_tokens: replyTokens, temperature: 0, ignore_eos: true };
     const c = await chatTurn(cachedUrl, body);

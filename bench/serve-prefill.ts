@@ -22,6 +22,8 @@ import { DEFAULT_MODEL_DIR, loadModel } from '../src/node/load.js';
 import { Engine, type EngineOptions, type EngineRequest } from '../src/server/engine.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { commandLine, hostMachine } from './machine.js';
+import { promptText } from './serve-prompts.js';
+import { GREEDY } from '../src/backend/sampling.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -49,36 +51,14 @@ builds.push({ name: 'this', Engine });
 const model = await loadModel(a.model ?? DEFAULT_MODEL_DIR);
 const lm = model.lm;
 
-// serve-load's prompt words and generator (bench/serve-load.ts), so the waves are its first requests
-const WORDS = (
-  'the little dog ran to the park and saw a big red ball under a tree near the river where children ' +
-  'played every day'
-).split(' ');
-function text(seed: number, words: number): string {
-  let s = seed >>> 0;
-  const next = (): string => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return WORDS[s % WORDS.length];
-  };
-  return Array.from({ length: words }, next).join(' ');
-}
 function prompts(n: number): number[][] {
   if (a.prompts === 'load')
-    return Array.from({ length: n }, (_, c) => model.encode(`Story ${c}.0: ${text(c * 1000, 24)}`));
+    return Array.from({ length: n }, (_, c) => model.encode(`Story ${c}.0: ${promptText(c * 1000, 24)}`));
   const len = Number(a.prompts);
   return Array.from({ length: n }, (_, c) => Array.from({ length: len }, (_, i) => 3 + ((i * 37 + c * 101) % 1900)));
 }
 
-const sampling = {
-  temperature: 0.8,
-  topK: 0,
-  topP: 1,
-  minP: 0,
-  repetitionPenalty: 1,
-  presencePenalty: 0,
-  frequencyPenalty: 0,
-  seed: 0,
-};
+const sampling = { ...GREEDY, temperature: 0.8, presencePenalty: 0, frequencyPenalty: 0 };
 const cpuNow = (): number => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000; // ms

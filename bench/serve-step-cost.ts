@@ -29,6 +29,7 @@ import { ReferenceSampler } from '../src/backend/sampling-reference.js';
 import { TokenSampler } from '../src/server/token-sampler.js';
 import { noGrad } from '../src/tensor/grad-mode.js';
 import { commandLine } from './machine.js';
+import { GREEDY } from '../src/backend/sampling.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -105,16 +106,7 @@ noGrad(() => {
 });
 
 {
-  const sampling = {
-    temperature: 0.8,
-    topK: 0,
-    topP: 1,
-    minP: 0,
-    repetitionPenalty: 1,
-    presencePenalty: 0,
-    frequencyPenalty: 0,
-    seed: 7,
-  };
+  const sampling = { ...GREEDY, temperature: 0.8, presencePenalty: 0, frequencyPenalty: 0, seed: 7 };
   const logits = new Float32Array(32 * V);
   let s = 1;
   for (let i = 0; i < logits.length; i++) {
