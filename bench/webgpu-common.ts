@@ -1,6 +1,6 @@
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { resultFile } from '../src/cli/bench-suites.js';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Backend } from '../src/backend/backend.js';
 import { createNodeWebGpuBackend } from '../src/backend/webgpu/node.js';
 import type { WebGpuBackend, WebGpuBackendOptions } from '../src/backend/webgpu/webgpu-backend.js';
@@ -124,6 +124,7 @@ export function machine(bk: WebGpuBackend): Record<string, unknown> {
 /** Writes `<outDir>/<name>.json` with --out DIR, else a new `bench/results/<name>-<date>.json`. */
 export function writeResult(name: string, data: unknown, outDir: string | undefined): string {
   const file = resultFile(name, outDir === undefined ? undefined : join(outDir, `${name}.json`));
+  mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, JSON.stringify(data, null, 2) + '\n');
   return file;
 }

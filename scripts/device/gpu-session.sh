@@ -40,7 +40,12 @@ base() { # name, seconds, bench script and arguments: the same bench from the BA
   shift 3
   [ -n "${BASE:-}" ] && step "$name" "$need" node "$BASE/bench/$js" "$@"
 }
+# the training step's host side: a CPU profile of one measuring child (what the 400 ms outside the GPU are)
+step train-host-prof 60 node --cpu-prof --cpu-prof-dir="$out/train-prof" dist/bench/train.js --child --threads 1 --backend webgpu --d-model 768 --layers 24 --seq-len 2048 --batch 1 --vocab 50280 --steps 3
 step matmul 40 node dist/bench/webgpu-matmul.js --reps 10 --out "$out"
+step matmul-64 40 node dist/bench/webgpu-matmul.js --tile 64 --rounds 3 --out "$out/m64"
+# where the 64 x 64 / 128 x 128 tile threshold should sit: every product of the training step, both tiles
+step matmul-tiles 90 node dist/bench/webgpu-matmul.js --compare tiles --products train --rounds 2 --reps 5 --out "$out/tiles"
 step scan-backward 80 node dist/bench/webgpu-scan-backward.js --reps 10 --out "$out"
 base scan-backward-base 60 webgpu-scan-backward.js --reps 10 --out "$out/base"
 step scan-backward-32 60 node dist/bench/webgpu-scan-backward.js --reps 10 --chunk 32 --out "$out/chunk32"
@@ -51,6 +56,7 @@ base train-webgpu-base 70 train.js --backend webgpu --d-model 768 --layers 24 --
 step official-train 90 python3 bench/official-train-step.py --mamba-src "$msrc" --build-dir /tmp/ssb --out "$out/official-train.json" --steps 5
 # issue 14: decode after the dispatch cuts, read beside the census (dispatches per token)
 step hybrid 100 node dist/bench/webgpu-hybrid.js --models granite-4.0-h-1b,falcon-h1-0.5b --dtypes f32,q4 --out "$out"
+base hybrid-base 100 webgpu-hybrid.js --models granite-4.0-h-1b,falcon-h1-0.5b --dtypes f32,q4 --out "$out/base"
 step hybrid-f32 70 node dist/bench/webgpu-hybrid.js --models granite-4.0-h-1b,falcon-h1-0.5b --dtypes f32 --out "$out/f32"
 base hybrid-f32-base 70 webgpu-hybrid.js --models granite-4.0-h-1b,falcon-h1-0.5b --dtypes f32 --out "$out/base-f32"
 step hybrid-falcon-q4 90 node dist/bench/webgpu-hybrid.js --models falcon-h1-0.5b --dtypes q4 --out "$out/falcon-q4"

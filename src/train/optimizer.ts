@@ -47,6 +47,22 @@ export function clipScale(norm: number, maxNorm: number): number {
   return maxNorm > 0 && norm > maxNorm ? maxNorm / (norm + 1e-6) : 1;
 }
 
+/** Columns a gradient's sum of squares is spread over (a reduction's parallel width). */
+const NORM_COLUMNS = 65536;
+
+/**
+ * A contiguous gradient (r, c) viewed as (r / k, c k) for the largest k dividing r with c k at most
+ * NORM_COLUMNS: the column reduction then runs over many columns and few rows, which spreads it over
+ * the whole GPU (a (50280, 768) embedding gradient as 768 columns gives 12 workgroups of long loops).
+ */
+function wideRows(g: Tensor): Tensor {
+  const { rows, cols } = g;
+  if (g.ld !== cols || rows === 1) return g;
+  let k = Math.min(rows, Math.floor(NORM_COLUMNS / cols));
+  while (k > 1 && rows % k !== 0) k--;
+  return k > 1 ? g.reshape([rows / k, cols * k]) : g;
+}
+
 export class AdamW {
   /** Steps taken (the next step is step + 1). */
   step = 0;
@@ -79,14 +95,29 @@ export class AdamW {
   async gradNorm(): Promise<number> {
     const bk = this.backend;
     const reduce = requireKernel(bk, 'reduceRows');
-    const total = bk.zeros([1]);
+    // each gradient's column sums of squares go into its own window of one vector, which is then
+    // summed once: one dispatch per gradient plus three, instead of two per gradient
+    const views: Tensor[] = [];
+    let n = 0;
     for (const p of this.params.values()) {
       if (!p.grad) continue;
-      const cols = bk.alloc([p.grad.cols]);
-      reduce('sumSquares', cols, p.grad);
-      reduce('sum', total, cols.reshape([p.grad.cols, 1]), true);
-      cols.dispose();
+      const g = wideRows(p.grad);
+      views.push(g);
+      n += g.cols;
     }
+    const width = 256;
+    const parts = bk.zeros([Math.max(1, Math.ceil(n / width)) * width]);
+    let at = 0;
+    for (const g of views) {
+      reduce('sumSquares', parts.narrow(at, g.cols), g);
+      at += g.cols;
+    }
+    const cols = bk.alloc([width]);
+    reduce('sum', cols, parts.reshape([parts.size / width, width]));
+    const total = bk.alloc([1]);
+    reduce('sum', total, cols.reshape([width, 1]));
+    parts.dispose();
+    cols.dispose();
     const sum = (await total.readFloat())[0];
     total.dispose();
     return Math.sqrt(sum);

@@ -194,15 +194,18 @@ test('adamwStep: in place over several steps, decay and gradient scale, strided 
   }
 });
 
-test('causalConv1dBackward: with and without SiLU and bias, odd widths, strided views', async (t) => {
+test('causalConv1dBackward: with and without SiLU and bias, odd widths, strided views, rows in slices', async (t) => {
   const g = await requireAdapter(t);
   if (!g) return;
   let seed = 400;
+  // the last two run the weight gradient in row slices (2 of 65 rows; 9 of 67, the last one short)
   for (const [b, l, e, k] of [
     [1, 1, 3, 4],
     [2, 9, 5, 4],
     [3, 17, 70, 3],
     [1, 40, 7, 2],
+    [1, 130, 5, 3],
+    [2, 300, 70, 4],
   ] as const) {
     for (const silu of [false, true]) {
       for (const hasBias of [false, true]) {
@@ -227,8 +230,11 @@ test('causalConv1dBackward: with and without SiLU and bias, odd widths, strided 
         g.causalConv1dBackward(args('g'));
         const what = `causalConv1dBackward b=${b} l=${l} e=${e} k=${k} silu=${silu} bias=${hasBias}`;
         await check(t, dx, `${what} dx`);
-        await check(t, dw, `${what} dWeight`);
-        if (db) await check(t, db, `${what} dBias`);
+        // dWeight and dBias are sums over b * l rows, which the GPU adds in another order (slices of
+        // rows): the rounding grows with the row count (a wrong slice or index is off by O(0.1))
+        const sumTol = ATOL * Math.max(1, (b * l) / 16);
+        await check(t, dw, `${what} dWeight`, RTOL, sumTol);
+        if (db) await check(t, db, `${what} dBias`, RTOL, sumTol);
       }
     }
   }

@@ -114,7 +114,11 @@ import { dequantizeQ4Row, q4Layout, q4View, quantizeQ4 } from '../cpu/reference/
 
 /** The backend's options: the launchers' (`KernelOptions`) and those of memory and batching. */
 export interface WebGpuBackendOptions extends Partial<KernelOptions> {
-  /** Idle bytes the buffer pool keeps for reuse before destroying buffers (default 1 GiB). */
+  /**
+   * Idle bytes the buffer pool keeps for reuse before destroying buffers (default 1 GiB), or more
+   * while the program has already needed more at once (a training loop reuses its step's buffers;
+   * `releaseIdleMemory()` gives them back).
+   */
   maxIdleBytes?: number;
   /** Dispatches recorded before a submit is forced (default 2000). */
   maxBatch?: number;
@@ -210,7 +214,24 @@ export class WebGpuBackend implements Backend, KernelHost, TrainingKernels {
         if (e) this.g.error ??= `out of GPU memory allocating ${mb(bytes)} for ${label} (${e.message})`;
       });
     }
-    return newStorage(buffer, bytes, pooled);
+    const st = newStorage(buffer, bytes, pooled);
+    if (pooled) this.pool.created(st);
+    return st;
+  }
+
+  /**
+   * Destroys every idle pooled buffer and forgets the peak demand the pool has been keeping memory
+   * for (see `BufferPool`): after a large job, before a smaller one, to give the GPU memory back.
+   */
+  releaseIdleMemory(): void {
+    this.checkAlive();
+    for (const x of this.pool.drain(0)) this.d.destroyLater(x);
+    this.pool.resetPeak();
+  }
+
+  /** The buffer pool's bytes: idle (kept for reuse), in use, and the most in use at once so far. */
+  poolBytes(): { idle: number; inUse: number; peakInUse: number } {
+    return { idle: this.pool.idleBytes, inUse: this.pool.inUseBytes, peakInUse: this.pool.peakInUseBytes };
   }
 
   private checkAlive(): void {

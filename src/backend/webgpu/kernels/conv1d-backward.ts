@@ -8,6 +8,11 @@ import * as W from './wgsl.gen.js';
 const GS = kernel(W.conv1dBackward, 'conv_gs');
 const DX = kernel(W.conv1dBackward, 'conv_dx');
 const DW = kernel(W.conv1dBackward, 'conv_dw');
+const DW_SUM = kernel(W.conv1dBackward, 'conv_dw_sum');
+/** Workgroups the weight gradient should spread over; rows are split into slices until it does. */
+const DW_MIN_GROUPS = 1024;
+/** Rows a slice keeps at least (16 per lane). */
+const DW_MIN_SLICE_ROWS = 64;
 
 /**
  * The causal conv1d's gradient in three dispatches: gs = g * silu'(s) into scratch (s recomputed),
@@ -26,7 +31,13 @@ export function conv1dBackward(
   const gs = bk.scratch(Math.max(n, 1) * 4);
   const consts = { SILU: a.silu ? 1 : 0, HAS_BIAS: a.bias ? 1 : 0 };
   const key = `${a.silu}:${!!a.bias}`;
+  const rows = b * l;
+  const groups = Math.ceil(e / 64) * (k + 1);
+  const slices = Math.max(1, Math.min(Math.ceil(DW_MIN_GROUPS / groups), Math.floor(rows / DW_MIN_SLICE_ROWS)));
+  const srows = Math.ceil(rows / slices);
   const params = {
+    slices,
+    srows,
     b,
     l,
     e,
@@ -53,7 +64,16 @@ export function conv1dBackward(
     bk.d.run(bk.d.pipe(`conv1dBackward.dx:${key}`, DX, consts), { gs, w, dx: bk.buf(a.dx) }, params, gx, gy);
   }
   const dbias = a.dBias ? bk.buf(a.dBias) : bk.dummyW;
+  const dw = bk.buf(a.dWeight);
   const pipe = bk.d.pipe(`conv1dBackward.dw:${key}`, DW, consts);
-  bk.d.run(pipe, { x, gs, dw: bk.buf(a.dWeight), dbias }, params, Math.ceil(e / 64), k + 1);
+  if (slices === 1) {
+    bk.d.run(pipe, { x, gs, dw, dbias, dwp: bk.dummyW2 }, params, Math.ceil(e / 64), k + 1);
+  } else {
+    const dwp = bk.scratch(slices * (k + 1) * e * 4);
+    bk.d.run(pipe, { x, gs, dw, dbias, dwp }, params, Math.ceil(e / 64), k + 1, slices);
+    const [sx, sy] = grid((k + 1) * e);
+    bk.d.run(bk.d.pipe(`conv1dBackward.dwSum:${key}`, DW_SUM, consts), { dwp, dw, dbias }, params, sx, sy);
+    bk.release(dwp);
+  }
   bk.release(gs);
 }

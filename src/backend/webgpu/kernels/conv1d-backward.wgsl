@@ -3,7 +3,9 @@
 //   dx_t = sum_j gs_{t+k-1-j} w_j;  dw_j = sum_{b,t} gs_t x_{t-k+1+j};  dbias = sum_{b,t} gs_t
 // conv_gs: one thread per (b, t, c) writes gs into scratch (b*l, e); conv_dx: one thread per element
 // of dx; conv_dw: 64 channels a workgroup, 4 lanes of rows each (added in a fixed order), grid y
-// picks the tap j (j = k: the bias).
+// picks the tap j (j = k: the bias), grid z a slice of srows rows; with one slice it writes dw and
+// dbias, with several each slice's sums go to scratch dwp (slices, k + 1, e) and conv_dw_sum adds
+// them in slice order (a long sequence then spreads over many workgroups instead of e / 64 (k + 1)).
 //#include math.wgsl
 
 override SILU: bool = true;
@@ -13,6 +15,7 @@ struct P {
   b: u32, l: u32, e: u32, k: u32,
   xoff: u32, xld: u32, goff: u32, gld: u32, doff: u32, dld: u32,
   woff: u32, wld: u32, boff: u32, dwoff: u32, dwld: u32, dboff: u32,
+  slices: u32, srows: u32,
 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> x: array<f32>;             // (b*l, e) view
@@ -23,6 +26,7 @@ struct P {
 @group(0) @binding(6) var<storage, read_write> dx: array<f32>;      // (b*l, e) view
 @group(0) @binding(7) var<storage, read_write> dw: array<f32>;      // (e, k) view
 @group(0) @binding(8) var<storage, read_write> dbias: array<f32>;   // (e) (unused without HAS_BIAS)
+@group(0) @binding(9) var<storage, read_write> dwp: array<f32>;     // (slices, k + 1, e) scratch
 
 var<workgroup> part: array<f32, 256>;
 
@@ -69,10 +73,11 @@ fn conv_dw(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
   let lane = li >> 6u;
   let c = wid.x * 64u + cx;
   let j = wid.y; // tap j, or the bias (j = k)
-  let rows = p.b * p.l;
+  let r0 = wid.z * p.srows;
+  let r1 = min(r0 + p.srows, p.b * p.l);
   var s = 0.0;
   if (c < p.e) {
-    for (var r = lane; r < rows; r += 4u) {
+    for (var r = r0 + lane; r < r1; r += 4u) {
       if (j == p.k) { s += gs[r * p.e + c]; } else {
         let t = r % p.l;
         if (t + j + 1u >= p.k) { s += gs[r * p.e + c] * x[p.xoff + (r + j + 1u - p.k) * p.xld + c]; }
@@ -83,7 +88,27 @@ fn conv_dw(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
   workgroupBarrier();
   if (lane != 0u || c >= p.e) { return; }
   let tot = part[cx] + part[64u + cx] + part[128u + cx] + part[192u + cx];
+  if (p.slices > 1u) {
+    dwp[(wid.z * (p.k + 1u) + j) * p.e + c] = tot;
+  } else {
+    store_dw(j, c, tot);
+  }
+}
+
+fn store_dw(j: u32, c: u32, v: f32) {
   if (j == p.k) {
-    if (HAS_BIAS) { dbias[p.dboff + c] = tot; }
-  } else { dw[p.dwoff + c * p.dwld + j] = tot; }
+    if (HAS_BIAS) { dbias[p.dboff + c] = v; }
+  } else { dw[p.dwoff + c * p.dwld + j] = v; }
+}
+
+// One thread per (j, c): the slices' partial sums of conv_dw, added in slice order.
+@compute @workgroup_size(256)
+fn conv_dw_sum(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let i = index(wid, nwg, li);
+  if (i >= (p.k + 1u) * p.e) { return; }
+  let j = i / p.e;
+  let c = i - j * p.e;
+  var s = 0.0;
+  for (var z = 0u; z < p.slices; z++) { s += dwp[(z * (p.k + 1u) + j) * p.e + c]; }
+  store_dw(j, c, s);
 }

@@ -20,7 +20,7 @@ const WIDE = { kernel: kernel(W.matmul, 'wide'), bm: 128, bn: 128 };
 /** The 64 x 64 tile with its 4 x 4 blocks in named registers and the next k slice prefetched. */
 const NARROW = { kernel: kernel(W.matmul, 'narrow'), bm: 64, bn: 64 };
 /** Workgroups the 128 x 128 tiling must still give (a large GPU has 100+ SMs) to be chosen. */
-const BIG_TILE_MIN_GROUPS = 192;
+const BIG_TILE_MIN_GROUPS = 48;
 const MATVEC = kernel(W.matvec, 'main');
 /** The same kernel with the pre-norm prologue, under its own name in profiles. */
 const MATVEC_NORM = kernel(W.matvec, 'main', { name: 'matvec+rmsnorm' });

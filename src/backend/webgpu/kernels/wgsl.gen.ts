@@ -493,7 +493,7 @@ export const binary = {
 
 const conv1dBackward_P = {
   struct: 'P',
-  size: 64,
+  size: 72,
   fields: [
     { name: 'b', type: 'u32', offset: 0 },
     { name: 'l', type: 'u32', offset: 4 },
@@ -511,6 +511,8 @@ const conv1dBackward_P = {
     { name: 'dwoff', type: 'u32', offset: 52 },
     { name: 'dwld', type: 'u32', offset: 56 },
     { name: 'dboff', type: 'u32', offset: 60 },
+    { name: 'slices', type: 'u32', offset: 64 },
+    { name: 'srows', type: 'u32', offset: 68 },
   ],
   write(v: ParamValues, w: ParamWords, at: number): boolean {
     if (
@@ -519,7 +521,7 @@ const conv1dBackward_P = {
       typeof v.goff !== 'number' || typeof v.gld !== 'number' || typeof v.doff !== 'number' ||
       typeof v.dld !== 'number' || typeof v.woff !== 'number' || typeof v.wld !== 'number' ||
       typeof v.boff !== 'number' || typeof v.dwoff !== 'number' || typeof v.dwld !== 'number' ||
-      typeof v.dboff !== 'number'
+      typeof v.dboff !== 'number' || typeof v.slices !== 'number' || typeof v.srows !== 'number'
     ) return false;
     w.u32[at + 0] = v.b;
     w.u32[at + 1] = v.l;
@@ -537,12 +539,14 @@ const conv1dBackward_P = {
     w.u32[at + 13] = v.dwoff;
     w.u32[at + 14] = v.dwld;
     w.u32[at + 15] = v.dboff;
+    w.u32[at + 16] = v.slices;
+    w.u32[at + 17] = v.srows;
     return true;
   },
 } as const;
 export const conv1dBackward = {
   name: 'conv1d-backward',
-  code: "// The gradient of the causal depthwise conv1d without a state (cpu/reference/conv1d-backward.ts):\n//   s_t = bias + sum_j w_j x_{t-k+1+j} (recomputed), gs_t = g_t silu'(s_t) (or g_t without SILU)\n//   dx_t = sum_j gs_{t+k-1-j} w_j;  dw_j = sum_{b,t} gs_t x_{t-k+1+j};  dbias = sum_{b,t} gs_t\n// conv_gs: one thread per (b, t, c) writes gs into scratch (b*l, e); conv_dx: one thread per element\n// of dx; conv_dw: 64 channels a workgroup, 4 lanes of rows each (added in a fixed order), grid y\n// picks the tap j (j = k: the bias).\n// Scalar functions with the numerics of the CPU reference (src/backend/cpu/reference/math.ts), in f32.\n\n// log(1 + y) without the cancellation of log(1 + y) for small y (Goldberg's trick: exact to a few ulp).\nfn log1p_f(y: f32) -> f32 {\n  let u = 1.0 + y;\n  if (u == 1.0) { return y; }\n  return log(u) * (y / (u - 1.0));\n}\n\n// softplus(x) = log(1 + e^x), and x itself above 20 (PyTorch's threshold).\nfn softplus_f(x: f32) -> f32 {\n  if (x > 20.0) { return x; }\n  return log1p_f(exp(x));\n}\n\nfn sigmoid_f(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }\n\nfn silu_f(x: f32) -> f32 { return x / (1.0 + exp(-x)); }\n\n// erf from erfc (Numerical Recipes' erfcc, fractional error < 1.2e-7).\nfn erf_f(x: f32) -> f32 {\n  let z = abs(x);\n  let t = 1.0 / (1.0 + 0.5 * z);\n  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +\n          t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));\n  return select(r - 1.0, 1.0 - r, x >= 0.0);\n}\n\n// gelu(x) = x * Phi(x), the exact (erf) form.\nfn gelu_f(x: f32) -> f32 { return 0.5 * x * (1.0 + erf_f(x * 0.70710678118654752)); }\n\noverride SILU: bool = true;\noverride HAS_BIAS: bool = true;\n\nstruct P {\n  b: u32, l: u32, e: u32, k: u32,\n  xoff: u32, xld: u32, goff: u32, gld: u32, doff: u32, dld: u32,\n  woff: u32, wld: u32, boff: u32, dwoff: u32, dwld: u32, dboff: u32,\n}\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> x: array<f32>;             // (b*l, e) view\n@group(0) @binding(2) var<storage, read> g: array<f32>;             // (b*l, e) view, dL/d(out)\n@group(0) @binding(3) var<storage, read> w: array<f32>;             // (e, k) view\n@group(0) @binding(4) var<storage, read> bias: array<f32>;          // (e) (unused without HAS_BIAS)\n@group(0) @binding(5) var<storage, read_write> gs: array<f32>;      // (b*l, e) scratch, contiguous\n@group(0) @binding(6) var<storage, read_write> dx: array<f32>;      // (b*l, e) view\n@group(0) @binding(7) var<storage, read_write> dw: array<f32>;      // (e, k) view\n@group(0) @binding(8) var<storage, read_write> dbias: array<f32>;   // (e) (unused without HAS_BIAS)\n\nvar<workgroup> part: array<f32, 256>;\n\nfn index(wid: vec3u, nwg: vec3u, li: u32) -> u32 { return (wid.y * nwg.x + wid.x) * 256u + li; }\n\n@compute @workgroup_size(256)\nfn conv_gs(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = index(wid, nwg, li);\n  if (i >= p.b * p.l * p.e) { return; }\n  let row = i / p.e;\n  let c = i - row * p.e;\n  var v = g[p.goff + row * p.gld + c];\n  if (SILU) {\n    let t = row % p.l;\n    var s = 0.0;\n    if (HAS_BIAS) { s = bias[p.boff + c]; }\n    for (var j = 0u; j < p.k; j++) {\n      if (t + j + 1u >= p.k) { s += w[p.woff + c * p.wld + j] * x[p.xoff + (row + j + 1u - p.k) * p.xld + c]; }\n    }\n    let sg = sigmoid_f(s);\n    v *= sg * (1.0 + s * (1.0 - sg));\n  }\n  gs[i] = v;\n}\n\n@compute @workgroup_size(256)\nfn conv_dx(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = index(wid, nwg, li);\n  if (i >= p.b * p.l * p.e) { return; }\n  let row = i / p.e;\n  let c = i - row * p.e;\n  let t = row % p.l;\n  var s = 0.0;\n  for (var j = 0u; j < p.k; j++) {\n    let to = t + p.k - 1u - j;\n    if (to < p.l) { s += gs[(row + p.k - 1u - j) * p.e + c] * w[p.woff + c * p.wld + j]; }\n  }\n  dx[p.doff + row * p.dld + c] = s;\n}\n\n@compute @workgroup_size(256)\nfn conv_dw(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {\n  let cx = li & 63u;\n  let lane = li >> 6u;\n  let c = wid.x * 64u + cx;\n  let j = wid.y; // tap j, or the bias (j = k)\n  let rows = p.b * p.l;\n  var s = 0.0;\n  if (c < p.e) {\n    for (var r = lane; r < rows; r += 4u) {\n      if (j == p.k) { s += gs[r * p.e + c]; } else {\n        let t = r % p.l;\n        if (t + j + 1u >= p.k) { s += gs[r * p.e + c] * x[p.xoff + (r + j + 1u - p.k) * p.xld + c]; }\n      }\n    }\n  }\n  part[li] = s;\n  workgroupBarrier();\n  if (lane != 0u || c >= p.e) { return; }\n  let tot = part[cx] + part[64u + cx] + part[128u + cx] + part[192u + cx];\n  if (j == p.k) {\n    if (HAS_BIAS) { dbias[p.dboff + c] = tot; }\n  } else { dw[p.dwoff + c * p.dwld + j] = tot; }\n}\n",
+  code: "// The gradient of the causal depthwise conv1d without a state (cpu/reference/conv1d-backward.ts):\n//   s_t = bias + sum_j w_j x_{t-k+1+j} (recomputed), gs_t = g_t silu'(s_t) (or g_t without SILU)\n//   dx_t = sum_j gs_{t+k-1-j} w_j;  dw_j = sum_{b,t} gs_t x_{t-k+1+j};  dbias = sum_{b,t} gs_t\n// conv_gs: one thread per (b, t, c) writes gs into scratch (b*l, e); conv_dx: one thread per element\n// of dx; conv_dw: 64 channels a workgroup, 4 lanes of rows each (added in a fixed order), grid y\n// picks the tap j (j = k: the bias), grid z a slice of srows rows; with one slice it writes dw and\n// dbias, with several each slice's sums go to scratch dwp (slices, k + 1, e) and conv_dw_sum adds\n// them in slice order (a long sequence then spreads over many workgroups instead of e / 64 (k + 1)).\n// Scalar functions with the numerics of the CPU reference (src/backend/cpu/reference/math.ts), in f32.\n\n// log(1 + y) without the cancellation of log(1 + y) for small y (Goldberg's trick: exact to a few ulp).\nfn log1p_f(y: f32) -> f32 {\n  let u = 1.0 + y;\n  if (u == 1.0) { return y; }\n  return log(u) * (y / (u - 1.0));\n}\n\n// softplus(x) = log(1 + e^x), and x itself above 20 (PyTorch's threshold).\nfn softplus_f(x: f32) -> f32 {\n  if (x > 20.0) { return x; }\n  return log1p_f(exp(x));\n}\n\nfn sigmoid_f(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }\n\nfn silu_f(x: f32) -> f32 { return x / (1.0 + exp(-x)); }\n\n// erf from erfc (Numerical Recipes' erfcc, fractional error < 1.2e-7).\nfn erf_f(x: f32) -> f32 {\n  let z = abs(x);\n  let t = 1.0 / (1.0 + 0.5 * z);\n  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +\n          t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));\n  return select(r - 1.0, 1.0 - r, x >= 0.0);\n}\n\n// gelu(x) = x * Phi(x), the exact (erf) form.\nfn gelu_f(x: f32) -> f32 { return 0.5 * x * (1.0 + erf_f(x * 0.70710678118654752)); }\n\noverride SILU: bool = true;\noverride HAS_BIAS: bool = true;\n\nstruct P {\n  b: u32, l: u32, e: u32, k: u32,\n  xoff: u32, xld: u32, goff: u32, gld: u32, doff: u32, dld: u32,\n  woff: u32, wld: u32, boff: u32, dwoff: u32, dwld: u32, dboff: u32,\n  slices: u32, srows: u32,\n}\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> x: array<f32>;             // (b*l, e) view\n@group(0) @binding(2) var<storage, read> g: array<f32>;             // (b*l, e) view, dL/d(out)\n@group(0) @binding(3) var<storage, read> w: array<f32>;             // (e, k) view\n@group(0) @binding(4) var<storage, read> bias: array<f32>;          // (e) (unused without HAS_BIAS)\n@group(0) @binding(5) var<storage, read_write> gs: array<f32>;      // (b*l, e) scratch, contiguous\n@group(0) @binding(6) var<storage, read_write> dx: array<f32>;      // (b*l, e) view\n@group(0) @binding(7) var<storage, read_write> dw: array<f32>;      // (e, k) view\n@group(0) @binding(8) var<storage, read_write> dbias: array<f32>;   // (e) (unused without HAS_BIAS)\n@group(0) @binding(9) var<storage, read_write> dwp: array<f32>;     // (slices, k + 1, e) scratch\n\nvar<workgroup> part: array<f32, 256>;\n\nfn index(wid: vec3u, nwg: vec3u, li: u32) -> u32 { return (wid.y * nwg.x + wid.x) * 256u + li; }\n\n@compute @workgroup_size(256)\nfn conv_gs(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = index(wid, nwg, li);\n  if (i >= p.b * p.l * p.e) { return; }\n  let row = i / p.e;\n  let c = i - row * p.e;\n  var v = g[p.goff + row * p.gld + c];\n  if (SILU) {\n    let t = row % p.l;\n    var s = 0.0;\n    if (HAS_BIAS) { s = bias[p.boff + c]; }\n    for (var j = 0u; j < p.k; j++) {\n      if (t + j + 1u >= p.k) { s += w[p.woff + c * p.wld + j] * x[p.xoff + (row + j + 1u - p.k) * p.xld + c]; }\n    }\n    let sg = sigmoid_f(s);\n    v *= sg * (1.0 + s * (1.0 - sg));\n  }\n  gs[i] = v;\n}\n\n@compute @workgroup_size(256)\nfn conv_dx(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = index(wid, nwg, li);\n  if (i >= p.b * p.l * p.e) { return; }\n  let row = i / p.e;\n  let c = i - row * p.e;\n  let t = row % p.l;\n  var s = 0.0;\n  for (var j = 0u; j < p.k; j++) {\n    let to = t + p.k - 1u - j;\n    if (to < p.l) { s += gs[(row + p.k - 1u - j) * p.e + c] * w[p.woff + c * p.wld + j]; }\n  }\n  dx[p.doff + row * p.dld + c] = s;\n}\n\n@compute @workgroup_size(256)\nfn conv_dw(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {\n  let cx = li & 63u;\n  let lane = li >> 6u;\n  let c = wid.x * 64u + cx;\n  let j = wid.y; // tap j, or the bias (j = k)\n  let r0 = wid.z * p.srows;\n  let r1 = min(r0 + p.srows, p.b * p.l);\n  var s = 0.0;\n  if (c < p.e) {\n    for (var r = r0 + lane; r < r1; r += 4u) {\n      if (j == p.k) { s += gs[r * p.e + c]; } else {\n        let t = r % p.l;\n        if (t + j + 1u >= p.k) { s += gs[r * p.e + c] * x[p.xoff + (r + j + 1u - p.k) * p.xld + c]; }\n      }\n    }\n  }\n  part[li] = s;\n  workgroupBarrier();\n  if (lane != 0u || c >= p.e) { return; }\n  let tot = part[cx] + part[64u + cx] + part[128u + cx] + part[192u + cx];\n  if (p.slices > 1u) {\n    dwp[(wid.z * (p.k + 1u) + j) * p.e + c] = tot;\n  } else {\n    store_dw(j, c, tot);\n  }\n}\n\nfn store_dw(j: u32, c: u32, v: f32) {\n  if (j == p.k) {\n    if (HAS_BIAS) { dbias[p.dboff + c] = v; }\n  } else { dw[p.dwoff + c * p.dwld + j] = v; }\n}\n\n// One thread per (j, c): the slices' partial sums of conv_dw, added in slice order.\n@compute @workgroup_size(256)\nfn conv_dw_sum(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {\n  let i = index(wid, nwg, li);\n  if (i >= (p.k + 1u) * p.e) { return; }\n  let j = i / p.e;\n  let c = i - j * p.e;\n  var s = 0.0;\n  for (var z = 0u; z < p.slices; z++) { s += dwp[(z * (p.k + 1u) + j) * p.e + c]; }\n  store_dw(j, c, s);\n}\n",
   entries: {
     conv_gs: {
       bindings: [
@@ -580,11 +584,26 @@ export const conv1dBackward = {
         { name: 'dw', group: 0, binding: 7, access: 'read_write', type: 'f32', note: '(e, k) view' },
         { name: 'dbias', group: 0, binding: 8, access: 'read_write', type: 'f32',
           note: '(e) (unused without HAS_BIAS)' },
+        { name: 'dwp', group: 0, binding: 9, access: 'read_write', type: 'f32', note: '(slices, k + 1, e) scratch' },
       ],
       uniform: conv1dBackward_P,
       bind(b: NamedBuffers): GpuStorage[] | null {
-        if (!b.x || !b.gs || !b.dw || !b.dbias) return null;
-        return [b.x, b.gs, b.dw, b.dbias];
+        if (!b.x || !b.gs || !b.dw || !b.dbias || !b.dwp) return null;
+        return [b.x, b.gs, b.dw, b.dbias, b.dwp];
+      },
+    },
+    conv_dw_sum: {
+      bindings: [
+        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
+        { name: 'dw', group: 0, binding: 7, access: 'read_write', type: 'f32', note: '(e, k) view' },
+        { name: 'dbias', group: 0, binding: 8, access: 'read_write', type: 'f32',
+          note: '(e) (unused without HAS_BIAS)' },
+        { name: 'dwp', group: 0, binding: 9, access: 'read_write', type: 'f32', note: '(slices, k + 1, e) scratch' },
+      ],
+      uniform: conv1dBackward_P,
+      bind(b: NamedBuffers): GpuStorage[] | null {
+        if (!b.dw || !b.dbias || !b.dwp) return null;
+        return [b.dw, b.dbias, b.dwp];
       },
     },
   },
