@@ -29,7 +29,8 @@ const rounds = Number(arg('rounds', '1'));
 const compare = arg('compare', 'forms');
 if (compare !== 'forms' && compare !== 'tiles') throw new Error(`--compare must be forms or tiles, got ${compare}`);
 const productSet = arg('products', 'core');
-if (productSet !== 'core' && productSet !== 'train') throw new Error(`--products must be core or train, got ${productSet}`);
+if (productSet !== 'core' && productSet !== 'train')
+  throw new Error(`--products must be core or train, got ${productSet}`);
 const median = (xs: number[]): number => {
   const s = [...xs].sort((x, y) => x - y);
   return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -120,7 +121,12 @@ try {
       const a = random(auto, transA ? [q, m] : [m, q], -1, 1, 1);
       const b = random(auto, transB ? [p, q] : [q, p], -1, 1, 2);
       const o = auto.alloc([m, p]);
-      const t = await timeCalls(auto, () => auto.matmul(o, a, b, { transA, transB }), (k) => k.startsWith('matmul'), 1);
+      const t = await timeCalls(
+        auto,
+        () => auto.matmul(o, a, b, { transA, transB }),
+        (k) => k.startsWith('matmul'),
+        1,
+      );
       picked = t.kernels.map((k) => k.kernel).join(' ') || '?';
       for (const x of [a, b, o]) x.dispose();
     }

@@ -49,7 +49,10 @@ test('a repeated step reuses its buffers: nothing is created or destroyed after 
   for (let i = 0; i < 5; i++) step();
   assert.equal(n.created, created, 'buffers created after the first step');
   assert.equal(n.destroyed, 0);
-  assert.equal(pool.inUseBytes, weights.reduce((s, w) => s + w.bytes, 0));
+  assert.equal(
+    pool.inUseBytes,
+    weights.reduce((s, w) => s + w.bytes, 0),
+  );
   assert.ok(pool.ownedBytes <= pool.peakInUseBytes + 64 * MiB, 'owned within the peak plus the cap');
 });
 
