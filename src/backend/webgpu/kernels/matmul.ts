@@ -19,8 +19,16 @@ const BIG = tiled(128, 128, 8, 8, 8);
 const WIDE = { kernel: kernel(W.matmul, 'wide'), bm: 128, bn: 128 };
 /** The 64 x 64 tile with its 4 x 4 blocks in named registers and the next k slice prefetched. */
 const NARROW = { kernel: kernel(W.matmul, 'narrow'), bm: 64, bn: 64 };
-/** Workgroups the 128 x 128 tiling must still give (a large GPU has 100+ SMs) to be chosen. */
+/**
+ * Workgroups the 128 x 128 tiling must still give (a large GPU has 100+ SMs) to be chosen: 48, or 192
+ * for products with a transposed a (the weight gradients dY^T X), which read a down its columns. On
+ * the H100, every product of a mamba-130m training step, both tiles in one call
+ * (bench/results/gpu-h100-2026-12-07d, `webgpu-matmul.js --compare tiles --products train`): the 128
+ * tile wins from ~96 workgroups for x W^T and dY W (5.4 vs 25.2 ms on lm_head), while the 64 tile
+ * still wins the weight gradients at 72 and 144 (0.74 vs 0.98, 0.38 vs 0.52 ms).
+ */
 const BIG_TILE_MIN_GROUPS = 48;
+const BIG_TILE_MIN_GROUPS_TRANS_A = 192;
 const MATVEC = kernel(W.matvec, 'main');
 /** The same kernel with the pre-norm prologue, under its own name in profiles. */
 const MATVEC_NORM = kernel(W.matvec, 'main', { name: 'matvec+rmsnorm' });
@@ -61,7 +69,8 @@ export function matmul(
   // 128 x 128 tiles (8 x 8 per thread) when the product still spreads over enough workgroups
   const forced = bk.options.matmulTile;
   const groups128 = Math.ceil(m / 128) * Math.ceil(p / 128);
-  const big = forced ? forced === 128 : !bk.d.g.cpuAdapter && groups128 >= BIG_TILE_MIN_GROUPS;
+  const minGroups = o.transA ? BIG_TILE_MIN_GROUPS_TRANS_A : BIG_TILE_MIN_GROUPS;
+  const big = forced ? forced === 128 : !bk.d.g.cpuAdapter && groups128 >= minGroups;
   const regs = bk.options.matmulRegisters;
   const tile = big ? (regs ? WIDE : BIG) : regs ? NARROW : SMALL;
   const key = `matmul:${big}:${regs}:${ta}:${tb}:${bt}:${!!o.transA}:${!!o.transB}`;
