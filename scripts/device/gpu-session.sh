@@ -53,9 +53,9 @@ wait
 step official-scan 60 python3 bench/official-scan.py --mamba-src "$msrc" --build-dir /tmp/ssb --out "$out/official-scan.json"
 step train-webgpu 70 node dist/bench/train.js --backend webgpu --d-model 768 --layers 24 --seq-len 2048 --batch 1 --vocab 50280 --steps 3 --out "$out/train-webgpu.json"
 base train-webgpu-base 70 train.js --backend webgpu --d-model 768 --layers 24 --seq-len 2048 --batch 1 --vocab 50280 --steps 3 --out "$out/train-webgpu-base.json"
-step official-train 90 python3 bench/official-train-step.py --mamba-src "$msrc" --build-dir /tmp/ssb --out "$out/official-train.json" --steps 5
+step official-train 90 python3 bench/official-train-step.py --mamba-src "$msrc" --build-dir /tmp/ssb --out "$out/official-train.json" --steps 5 --kinds "${OFFICIAL_KINDS:-Mamba1,Mamba2}"
 # issue 14: decode after the dispatch cuts, read beside the census (dispatches per token)
-step hybrid 100 node dist/bench/webgpu-hybrid.js --models granite-4.0-h-1b,falcon-h1-0.5b --dtypes f32,q4 --out "$out"
+step hybrid 200 node dist/bench/webgpu-hybrid.js --models granite-4.0-h-1b,falcon-h1-0.5b --dtypes f32,q4 --out "$out"
 base hybrid-base 100 webgpu-hybrid.js --models granite-4.0-h-1b,falcon-h1-0.5b --dtypes f32,q4 --out "$out/base"
 step hybrid-f32 70 node dist/bench/webgpu-hybrid.js --models granite-4.0-h-1b,falcon-h1-0.5b --dtypes f32 --out "$out/f32"
 base hybrid-f32-base 70 webgpu-hybrid.js --models granite-4.0-h-1b,falcon-h1-0.5b --dtypes f32 --out "$out/base-f32"
