@@ -131,22 +131,25 @@ export interface Mamba3ScanBackwardArgs extends Omit<Mamba3ScanArgs, 'y' | 'stat
   dNormWeight: Tensor | null;
 }
 
+/** Each gradient output of `mamba3ScanBackward` with the input it is the gradient of (same shape). */
+export const MAMBA3_GRADIENTS = [
+  ['dProj', 'proj'],
+  ['dDtBias', 'dtBias'],
+  ['dBNorm', 'BNorm'],
+  ['dCNorm', 'CNorm'],
+  ['dBBias', 'BBias'],
+  ['dCBias', 'CBias'],
+  ['dD', 'D'],
+  ['dMimoX', 'mimoX'],
+  ['dMimoZ', 'mimoZ'],
+  ['dMimoO', 'mimoO'],
+  ['dNormWeight', 'normWeight'],
+] as const satisfies readonly (readonly [keyof Mamba3ScanBackwardArgs, keyof Mamba3ScanBackwardArgs])[];
+
 export function checkMamba3ScanBackward(a: Mamba3ScanBackwardArgs): { b: number; l: number } {
   const op = 'mamba3ScanBackward';
   const dims = checkMamba3Scan({ ...a, y: a.g, state: null });
-  const pairs: [string, Tensor | null, Tensor | null][] = [
-    ['dProj', a.dProj, a.proj],
-    ['dDtBias', a.dDtBias, a.dtBias],
-    ['dBNorm', a.dBNorm, a.BNorm],
-    ['dCNorm', a.dCNorm, a.CNorm],
-    ['dBBias', a.dBBias, a.BBias],
-    ['dCBias', a.dCBias, a.CBias],
-    ['dD', a.dD, a.D],
-    ['dMimoX', a.dMimoX, a.mimoX],
-    ['dMimoZ', a.dMimoZ, a.mimoZ],
-    ['dMimoO', a.dMimoO, a.mimoO],
-    ['dNormWeight', a.dNormWeight, a.normWeight],
-  ];
+  const pairs = MAMBA3_GRADIENTS.map(([g, x]) => [g, a[g], a[x] as Tensor | null] as const);
   for (const [what, grad, input] of pairs) {
     if (!grad !== !input) fail('BAD_ARGUMENT', `${op}: ${what} must be given exactly when its input is`);
     if (!grad || !input) continue;
