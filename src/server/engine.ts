@@ -420,14 +420,17 @@ export class Engine {
       await this.prefillRows(rows);
     } catch (e) {
       // a failure of this forward (a model error on these tokens) is these requests' own
-      for (const j of rows) {
-        j.state?.dispose();
-        j.state = null;
-        if (j.followUp) this.endFollowUp(j);
-        j.failed(e);
-      }
+      for (const j of rows) this.failPrefill(j, e);
     }
     return true;
+  }
+
+  /** Ends a prefilling job with its own error: its state is dropped and its follow-up job ended. */
+  private failPrefill(j: Job, e: unknown): void {
+    j.state?.dispose();
+    j.state = null;
+    if (j.followUp) this.endFollowUp(j);
+    j.failed(e);
   }
 
   /** Whether a prefilling job can take a step (its cache lookup answered, no follow-up job ahead of it). */
@@ -444,11 +447,7 @@ export class Engine {
     try {
       return this.prepareOrThrow(j);
     } catch (e) {
-      // this request's failure (a bad snapshot) is its own
-      j.state?.dispose();
-      j.state = null;
-      if (j.followUp) this.endFollowUp(j);
-      j.failed(e);
+      this.failPrefill(j, e); // this request's failure (a bad snapshot) is its own
       return false;
     }
   }
@@ -530,11 +529,7 @@ export class Engine {
       try {
         this.afterChunk(j, end[r], all?.slice(r * V, (r + 1) * V) ?? null);
       } catch (e) {
-        // (a snapshot that failed to keep) this request's own failure: the other rows go on
-        j.state?.dispose();
-        j.state = null;
-        if (j.followUp) this.endFollowUp(j);
-        j.failed(e);
+        this.failPrefill(j, e); // (a snapshot that failed to keep) this request's own: the other rows go on
       }
     });
   }
