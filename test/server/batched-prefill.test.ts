@@ -1,20 +1,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadModel, DEFAULT_MODEL_DIR } from '../../src/node/load.js';
-import { Engine, type EngineRequest } from '../../src/server/engine.js';
+import { Engine } from '../../src/server/engine.js';
+import { greedyRequest as request } from '../helpers/engine-request.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { loadLanguageModel } from '../../src/models/node/load-checkpoint.js';
 import { PARITY } from '../helpers/fixtures.js';
 import { join } from 'node:path';
 import { startServer } from './helpers.js';
-import { GREEDY } from '../../src/backend/sampling.js';
 
 // Batched prefill: the engine feeds several prefilling requests' chunks in one forward (rows whose next
 // chunk has the same length, src/server/prefill-rows.ts); each request's tokens are those it gets when
 // prefilled alone.
 
 const model = await loadModel(DEFAULT_MODEL_DIR);
-const greedy = { ...GREEDY, presencePenalty: 0, frequencyPenalty: 0 };
 
 /** n token ids (no tokenizer round trip: the lengths are exact). */
 const ids = (n: number, seed: number): number[] =>
@@ -42,20 +41,6 @@ async function countForwards<T>(f: () => Promise<T>, lm = model.lm): Promise<{ r
   } finally {
     lm.forward = forward;
   }
-}
-
-function request(prompt: number[], maxTokens: number, out: number[]): EngineRequest {
-  return {
-    prompt,
-    n: 1,
-    maxTokens,
-    sampling: greedy,
-    eos: [],
-    suppress: [],
-    onToken: (_c, t) => {
-      if (t >= 0) out.push(t);
-    },
-  };
 }
 
 test('a tick with several prefilling requests of one chunk length runs one forward', async () => {

@@ -1,36 +1,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadModel, DEFAULT_MODEL_DIR } from '../../src/node/load.js';
-import { Engine, type EngineRequest } from '../../src/server/engine.js';
+import { Engine } from '../../src/server/engine.js';
+import { greedyRequest as request } from '../helpers/engine-request.js';
 import { loadHybridModel } from '../../src/models/node/load-checkpoint.js';
 import { FAMILY } from '../helpers/fixtures.js';
 import { join } from 'node:path';
 import { makeTinyModel } from '../helpers/tiny-model.js';
 import { startServer } from './helpers.js';
 import { Model } from '../../src/model.js';
-import { GREEDY } from '../../src/backend/sampling.js';
 
 // The batching engine on its own: a long prompt arriving while another sequence decodes is prefilled
 // in chunks between that sequence's steps (its decode is never held up by more than one chunk), and
 // neither sequence's tokens change.
 
 const model = await loadModel(DEFAULT_MODEL_DIR);
-const greedy = { ...GREEDY, presencePenalty: 0, frequencyPenalty: 0 };
-
-function request(prompt: number[], maxTokens: number, out: number[], onToken?: () => void): EngineRequest {
-  return {
-    prompt,
-    n: 1,
-    maxTokens,
-    sampling: greedy,
-    eos: [],
-    suppress: [],
-    onToken: (_c, t) => {
-      if (t >= 0) out.push(t);
-      onToken?.();
-    },
-  };
-}
 
 test('a long prompt is prefilled in chunks between the steps of a running sequence', async () => {
   const chunk = 16;
