@@ -122,8 +122,13 @@ export class BufferPool {
     return out;
   }
 
-  /** Forgets the peak (after `drain(0)`: the program's demand starts again from what is in use). */
-  resetPeak(): void {
+  /**
+   * Hands over every idle buffer (the caller's to destroy) and forgets the peak: the program's demand
+   * starts again from what is in use.
+   */
+  releaseIdle(): GpuStorage[] {
+    const out = this.drain(0);
     this.peakInUseBytes = this.inUseBytes;
+    return out;
   }
 }

@@ -225,13 +225,7 @@ export class WebGpuBackend implements Backend, KernelHost, TrainingKernels {
    */
   releaseIdleMemory(): void {
     this.checkAlive();
-    for (const x of this.pool.drain(0)) this.d.destroyLater(x);
-    this.pool.resetPeak();
-  }
-
-  /** The buffer pool's bytes: idle (kept for reuse), in use, and the most in use at once so far. */
-  poolBytes(): { idle: number; inUse: number; peakInUse: number } {
-    return { idle: this.pool.idleBytes, inUse: this.pool.inUseBytes, peakInUse: this.pool.peakInUseBytes };
+    for (const x of this.pool.releaseIdle()) this.d.destroyLater(x);
   }
 
   private checkAlive(): void {
