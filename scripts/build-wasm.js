@@ -17,26 +17,22 @@
 // Expansion is textual and recursive. Bodies may use locals; each macro's comment names the locals
 // that a function using it must declare.
 //
-// Two variants of the module are built from the same sources, differing in two built-in macros:
+// Two variants of the module are built from the same sources, differing in their built-in macros:
 //   (@madd A B C)  = A * B + C, lanewise on f32x4
 // 'simd128' expands it to f32x4.mul then f32x4.add (plain SIMD128, every engine with SIMD);
 // 'relaxed' to f32x4.relaxed_madd (relaxed SIMD: a fused multiply-add where the CPU has one;
 // Chrome 114+, Firefox 120+, Node 20 behind a V8 flag that the loader sets, module.ts).
-//   (@idot A B C)  = C + products of the int8 lanes of A and B (B in 0..127), i32x4 whose lanes
-//                    summed equal C's plus the 16 products (the lanes themselves differ by build)
-// 'relaxed': i16x8.relaxed_dot_i8x16_i7x16_s (x86 pmaddubsw; deterministic with B's top bits clear,
-// since a pair's sum, at most 2 * 128 * 127, cannot saturate int16), widened pairwise to i32 and added
-// to C. (Not i32x4.relaxed_dot_i8x16_i7x16_add_s: in Node 20's V8 it gave wrong sums once several
-// values were live across it, apparently a clobbered temporary register; its single-dot uses were
-// right.) 'simd128': both widened to int16 and multiplied by i32x4.dot_i16x8_s, exact: the two
-// builds' sums agree.
-// A and B appear twice in the simd128 expansion: pass locals (local.get).
 //   (@relaxed)     = i32.const 1 in the relaxed build, 0 in the plain one (a kernel picks its layout)
-//   (@dot4 A B)    = i32x4 lane k: the sum of the products of int8 lanes 4k..4k+3 of A and B (B in
+//   (@dot2 A B)    = i16x8 lane k: the sum of the products of int8 lanes 2k, 2k+1 of A and B (B in
 //                    0..127), relaxed build only; the plain build's expansion traps (unreachable): use
 //                    it only on paths that (@relaxed) guards
-//   (@dot2 A B)    = i16x8 lane k: the sum of the products of int8 lanes 2k, 2k+1 of A and B (B in 0..127),
-//                    relaxed build only, as dot4
+// 'relaxed': i16x8.relaxed_dot_i8x16_i7x16_s (x86 pmaddubsw; deterministic with B's top bits clear,
+// since a pair's sum, at most 2 * 128 * 127, cannot saturate int16). The q4 kernels add its int16
+// pairs as int16 while the bound allows (a block of 32 depths) and widen them pairwise to i32 once
+// (i32x4.extadd_pairwise_i16x8_s, x86 pmaddwd by ones). (Not i32x4.relaxed_dot_i8x16_i7x16_add_s: in
+// Node 20's V8 it gave wrong sums once several values were live across it, apparently a clobbered
+// temporary register; its single-dot uses were right.) The plain build's q4 kernels take their own
+// int16 path (i32x4.dot_i16x8_s, exact): the two builds' integers, and so their results, agree.
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -53,24 +49,10 @@ export const VARIANTS = {
   relaxed: '(f32x4.relaxed_madd {a} {b} {c})',
 };
 
-/** The variants' expansion of the built-in macro dot4 (see the header). */
-const DOT4 = {
-  simd128: '(unreachable)',
-  relaxed: '(i32x4.extadd_pairwise_i16x8_s (i16x8.relaxed_dot_i8x16_i7x16_s {a} {b}))',
-};
-
 /** The variants' expansion of the built-in macro dot2 (see the header). */
 const DOT2 = {
   simd128: '(unreachable)',
   relaxed: '(i16x8.relaxed_dot_i8x16_i7x16_s {a} {b})',
-};
-
-/** The variants' expansion of the built-in macro idot (see the header). */
-const IDOT = {
-  simd128:
-    '(i32x4.add (i32x4.add (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s {a}) (i16x8.extend_low_i8x16_u {b}))' +
-    ' (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s {a}) (i16x8.extend_high_i8x16_u {b}))) {c})',
-  relaxed: '(i32x4.add (i32x4.extadd_pairwise_i16x8_s (i16x8.relaxed_dot_i8x16_i7x16_s {a} {b})) {c})',
 };
 
 /** Reads every .wat file (sorted by name): macro definitions are collected, the rest concatenated. */
@@ -80,9 +62,7 @@ function readSources(variant) {
     .sort();
   const macros = new Map([
     ['madd', { params: ['a', 'b', 'c'], body: VARIANTS[variant], file: '(built in)' }],
-    ['idot', { params: ['a', 'b', 'c'], body: IDOT[variant], file: '(built in)' }],
     ['relaxed', { params: [], body: variant === 'relaxed' ? '(i32.const 1)' : '(i32.const 0)', file: '(built in)' }],
-    ['dot4', { params: ['a', 'b'], body: DOT4[variant], file: '(built in)' }],
     ['dot2', { params: ['a', 'b'], body: DOT2[variant], file: '(built in)' }],
   ]);
   const parts = [];

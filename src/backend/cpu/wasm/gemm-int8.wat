@@ -278,8 +278,9 @@
 ;; ---- q4 in the relaxed build: int8 activations times the nibbles by the relaxed dot ----
 ;; The same product and the same bits as gemm_q (the integers are equal), with x as int8 (quant_x
 ;; wide 0, with the blocks' -8 sum(x) after the scales) and the nibbles (0..15) as
-;; i16x8.relaxed_dot_i8x16_i7x16_s's 7-bit operand: four depths per lane, 16 multiply-adds per dot
-;; against the int16 path's 8. Panels per block of 32 depths: 8 depth quads of 32 bytes (columns 0..3
+;; i16x8.relaxed_dot_i8x16_i7x16_s's 7-bit operand: four depths per column (two int16 lanes of depth
+;; pairs), 16 multiply-adds per dot against the int16 path's 8; a block's dots summed in int16 (qrow4).
+;; Panels per block of 32 depths: 8 depth quads of 32 bytes (columns 0..3
 ;; then 4..7, four nibbles each), then the 8 columns' f32 scales: 288 bytes a block, 9 per depth. The
 ;; plain build keeps gemm_q: its int16 equivalent would not keep the columns in the lanes.
 
@@ -326,19 +327,25 @@
     (local.set $p (i32.add (local.get $p) (i32.const 1)))
     (br $panels)))))
 
-;; One row's depth quad into {c0} {c1}: x at {a} (int8, advancing 4 bytes per quad).
+;; One row's depth quad into {c0} {c1} (i16x8: lanes 2c, 2c + 1 hold column c's two depth pairs): x at
+;; {a} (int8, advancing 4 bytes per quad). The relaxed dot's pairs (pmaddubsw) are added as int16 and
+;; widened once per block (qflush4), not per quad: a lane gains at most 2 * 128 * 15 = 3840 in
+;; magnitude per quad (x in -128..127, nibbles 0..15), and a block's 8 quads at most 30720 < 32767,
+;; so the int16 sums are exact. One multiply (pmaddubsw) and one add per dot instead of a second
+;; multiply (the widening pmaddwd by ones) and an add. The sums must be flushed every 8 quads.
 (;@macro qrow4 a c0 c1;)
 (local.set $av (v128.load32_splat (local.get {a})))
-(local.set {c0} (i32x4.add (local.get {c0}) (@dot4 (local.get $av) (local.get $b0))))
-(local.set {c1} (i32x4.add (local.get {c1}) (@dot4 (local.get $av) (local.get $b1))))
+(local.set {c0} (i16x8.add (local.get {c0}) (@dot2 (local.get $av) (local.get $b0))))
+(local.set {c1} (i16x8.add (local.get {c1}) (@dot2 (local.get $av) (local.get $b1))))
 (local.set {a} (i32.add (local.get {a}) (i32.const 4)))
 (;@end;)
 
-;; End of a block for one row: C += f32(sums - 8 sum(x)) * (dx * dw); -8 sum(x) at {s} + $corr.
+;; End of a block for one row: the int16 sums widened pairwise to i32 (a column's lanes), then C +=
+;; f32(sums - 8 sum(x)) * (dx * dw); -8 sum(x) at {s} + $corr.
 (;@macro qflush4 c s c0 c1;)
 (local.set $av (i32x4.splat (i32.load (i32.add (local.get {s}) (local.get $corr)))))
-(local.set {c0} (i32x4.add (local.get {c0}) (local.get $av)))
-(local.set {c1} (i32x4.add (local.get {c1}) (local.get $av)))
+(local.set {c0} (i32x4.add (i32x4.extadd_pairwise_i16x8_s (local.get {c0})) (local.get $av)))
+(local.set {c1} (i32x4.add (i32x4.extadd_pairwise_i16x8_s (local.get {c1})) (local.get $av)))
 (@qflush {c} {s} {c0} {c1})
 (;@end;)
 

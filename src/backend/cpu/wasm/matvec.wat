@@ -400,18 +400,19 @@
 (local.set $xsum (i32.add (local.get $xsum) (i32.const 4)))
 (;@end;)
 
-;; One q4 block (16 bytes of nibbles at $wp, 32 int8 of x at $xp, the block's -8 sum(x) at $xsum):
-;; i32x4 partials of x . (nibble - 8) = x . nibble - 8 sum(x) into {v}; the three advance. The nibbles
-;; (0..15) are the dot's 7-bit operand (@idot, scripts/build-wasm.js: the relaxed build's
-;; i16x8.relaxed_dot_i8x16_i7x16_s, deterministic for that operand in 0..127; the plain build's exact
-;; int16 equivalent).
+;; One q4 block in the relaxed build (16 bytes of nibbles at $wp, 32 int8 of x at $xp, the block's
+;; -8 sum(x) at $xsum): i32x4 partials of x . (nibble - 8) = x . nibble - 8 sum(x) into {v}; the three
+;; advance. The nibbles (0..15) are the dot's 7-bit operand (@dot2: i16x8.relaxed_dot_i8x16_i7x16_s,
+;; deterministic for that operand in 0..127); the two halves' int16 pairs added as int16 (at most
+;; 2 * 2 * 128 * 15 = 7680, exact) and widened once, as q4block16.
 (;@macro q4part v;)
 (local.set $cv (v128.load (local.get $wp)))
 (local.set $xa (v128.load (local.get $xp)))
 (local.set $xb (v128.load offset=16 (local.get $xp)))
 (local.set $lo (v128.and (local.get $cv) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15)))
 (local.set $hi (i8x16.shr_u (local.get $cv) (i32.const 4)))
-(local.set {v} (@idot (local.get $xb) (local.get $hi) (@idot (local.get $xa) (local.get $lo) (v128.load32_zero (local.get $xsum)))))
+(local.set {v} (i32x4.add (i32x4.extadd_pairwise_i16x8_s (i16x8.add (@dot2 (local.get $xa) (local.get $lo)) (@dot2 (local.get $xb) (local.get $hi))))
+  (v128.load32_zero (local.get $xsum))))
 (local.set $xsum (i32.add (local.get $xsum) (i32.const 4)))
 (local.set $wp (i32.add (local.get $wp) (i32.const 16)))
 (local.set $xp (i32.add (local.get $xp) (i32.const 32)))
