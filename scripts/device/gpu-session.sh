@@ -57,6 +57,11 @@ step official-train 90 python3 bench/official-train-step.py --mamba-src "$msrc" 
 # issue 14: decode after the dispatch cuts, read beside the census (dispatches per token)
 step hybrid 200 node dist/bench/webgpu-hybrid.js --models granite-4.0-h-1b,falcon-h1-0.5b --dtypes f32,q4 --out "$out"
 base hybrid-base 100 webgpu-hybrid.js --models granite-4.0-h-1b,falcon-h1-0.5b --dtypes f32,q4 --out "$out/base"
+# issue 14: the fused decode blocks (Backend.fusedLinear), Granite 4.0-H 1B f32 against the BASE build, then
+# where a decode token's time goes (host, GPU by kernel) in 10 of each model's layers
+step hybrid-g1b 110 node dist/bench/webgpu-hybrid.js --models granite-4.0-h-1b --dtypes f32 --out "$out/g1b"
+base hybrid-g1b-base 110 webgpu-hybrid.js --models granite-4.0-h-1b --dtypes f32 --out "$out/g1b-base"
+step hybrid-profile 200 node dist/bench/webgpu-hybrid.js --models granite-4.0-h-1b,falcon-h1-0.5b --dtypes f32,q4 --layers 10 --profile 8 --out "$out/profile"
 step hybrid-f32 70 node dist/bench/webgpu-hybrid.js --models granite-4.0-h-1b,falcon-h1-0.5b --dtypes f32 --out "$out/f32"
 base hybrid-f32-base 70 webgpu-hybrid.js --models granite-4.0-h-1b,falcon-h1-0.5b --dtypes f32 --out "$out/base-f32"
 step hybrid-falcon-q4 90 node dist/bench/webgpu-hybrid.js --models falcon-h1-0.5b --dtypes q4 --out "$out/falcon-q4"

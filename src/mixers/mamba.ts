@@ -173,10 +173,10 @@ export class MambaMixer implements Mixer {
   }
 
   /** The block's norm and residual add fused into the backend's step, where it does that (Mixer.blockStep). */
-  blockStep(residual: Tensor, norm: Tensor, eps: number, state: MixerState): boolean {
+  blockStep(residual: Tensor, norm: Tensor, eps: number, state: MixerState, scale = 1): boolean {
     const bk = this.backend;
     const { conv, ssm } = state;
-    if (!bk.mambaStep || !conv || !ssm) return false;
+    if (!bk.mambaStep || !conv || !ssm || scale !== 1) return false;
     return bk.mambaStep(
       this.fusedArgs(residual, residual, conv, ssm, this.workspace(residual.rows), { weight: norm, eps }),
     );

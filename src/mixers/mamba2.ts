@@ -184,6 +184,59 @@ export class Mamba2Mixer implements Mixer {
     bk.matmul(out, ws.yn, this.w.outProj, { transB: true, bias: this.w.outProjBias });
   }
 
+  /**
+   * The residual block in three launches where the backend fuses products (Mixer.blockStep): in_proj of
+   * rmsnorm(residual) with the conv step on its xBC columns (in place: zxbcdt then holds [z, silu(conv(xBC)),
+   * dt]), the SSD step, and out_proj of the gated norm (one group) added into the residual, scaled.
+   */
+  blockStep(residual: Tensor, norm: Tensor, eps: number, state: MixerState, scale = 1): boolean {
+    const bk = this.backend;
+    const { conv, ssm } = state;
+    const b = residual.rows;
+    const nw = this.w.normWeight;
+    const opts = this.normOpts;
+    const oneGroup = !nw || opts.groupSize === this.e;
+    if (!conv || !ssm || !oneGroup || !bk.fusedLinear || !bk.fusesLinear?.(b, [this.w.inProj, this.w.outProj]))
+      return false;
+    const ws = this.workspace(b);
+    const { g, n } = this.dims;
+    const e = this.e;
+    bk.fusedLinear({
+      out: ws.zxbcdt,
+      x: residual,
+      weight: this.w.inProj,
+      bias: this.w.inProjBias,
+      norm: { weight: norm, eps },
+      conv: { from: e, weight: this.w.convWeight, bias: this.w.convBias, state: conv },
+    });
+    const at = (from: number, width: number): Tensor => ws.zxbcdt.narrow(from, width).reshape([b, 1, width]);
+    bk.ssdScan({
+      y: ws.y,
+      x: at(e, e),
+      dt: ws.dt3,
+      A: this.getA(),
+      B: at(2 * e, g * n),
+      C: at(2 * e + g * n, g * n),
+      D: this.w.D,
+      dtBias: this.w.dtBias,
+      dtSoftplus: true,
+      dtLimit: NO_LIMIT,
+      nGroups: g,
+      chunkSize: 1,
+      h0: ssm,
+      hOut: ssm,
+    });
+    bk.fusedLinear({
+      out: residual,
+      x: ws.y2,
+      weight: this.w.outProj,
+      bias: this.w.outProjBias,
+      gate: { z: ws.z, weight: nw, eps: opts.eps, normBeforeGate: opts.normBeforeGate },
+      accumulate: scale,
+    });
+    return true;
+  }
+
   private workspace(b: number): StepWorkspace {
     let ws = this.workspaces.get(b);
     if (!ws) {

@@ -133,6 +133,25 @@ export class Mlp implements Mixer {
     this.apply(x, out, this.workspace(x.rows, true));
   }
 
+  /**
+   * The residual block in two fused products where the backend has them (Mixer.blockStep): [gate; up] of
+   * rmsnorm(residual), then residual += scale · down(silu(gate) ⊙ up). SwiGLU with [gate; up] in one
+   * matrix (fused or stacked) only.
+   */
+  blockStep(residual: Tensor, norm: Tensor, eps: number, _state: MixerState, scale = 1): boolean {
+    const bk = this.backend;
+    const w = this.w;
+    const gateUp = w.gateUp ?? (w.gate ? null : w.up);
+    const b = residual.rows;
+    if (this.activation !== 'swiglu' || !gateUp || !bk.fusedLinear || !bk.fusesLinear?.(b, [gateUp, w.down]))
+      return false;
+    const ws = this.workspace(b, true);
+    const upBias = w.gateUp ? (w.gateUpBias ?? null) : w.upBias;
+    bk.fusedLinear({ out: ws.up, x: residual, weight: gateUp, bias: upBias, norm: { weight: norm, eps } }); // (b, 2I)
+    bk.fusedLinear({ out: residual, x: ws.up, weight: w.down, bias: w.downBias, glu: true, accumulate: scale });
+    return true;
+  }
+
   initState(): MixerState {
     return {};
   }

@@ -171,17 +171,32 @@ export class LanguageModel<C extends LmConfig = ModelConfig> {
     let pendingScale = 1; // ... times this (its block's scale, taken into the add)
     this.blocks.forEach((blk, i) => {
       const st = state.layers[i];
+      // residual += scale · previous hidden (if any), normed = rmsnorm(residual): one kernel, done first
+      // when a block's output is pending, so that a fused block below reads the whole residual
+      let normed = false;
+      if (pending) {
+        bk.addRmsnorm(ws.normed, ws.residual, ws.hidden, blk.norm, this.eps, pendingScale);
+        pending = false;
+        normed = true;
+      }
       // where the backend fuses the whole block (norm, mixer, residual add), one call does it
-      const scaled = blk.scale !== undefined && blk.scale !== 1;
-      if (!pending && !scaled && blk.mixer.blockStep?.(ws.residual, blk.norm, this.eps, st)) return;
-      // residual += scale · previous hidden (if any), normed = rmsnorm(residual)
-      bk.addRmsnorm(ws.normed, ws.residual, pending ? ws.hidden : null, blk.norm, this.eps, pendingScale);
+      if (blk.mixer.blockStep?.(ws.residual, blk.norm, this.eps, st, blk.scale ?? 1)) return;
+      if (!normed) bk.addRmsnorm(ws.normed, ws.residual, null, blk.norm, this.eps);
       blk.mixer.step(ws.normed, ws.hidden, st, state.stepPosition);
       pending = true;
       pendingScale = blk.scale ?? 1;
     });
-    bk.addRmsnorm(ws.normed, ws.residual, pending ? ws.hidden : null, this.normF, this.eps, pendingScale);
-    bk.matmul(ws.logits, ws.normed, this.lmHead, { transB: true });
+    if (!pending && bk.fusedLinear && bk.fusesLinear?.(b, [this.lmHead]))
+      bk.fusedLinear({
+        out: ws.logits,
+        x: ws.residual,
+        weight: this.lmHead,
+        norm: { weight: this.normF, eps: this.eps },
+      });
+    else {
+      bk.addRmsnorm(ws.normed, ws.residual, pending ? ws.hidden : null, this.normF, this.eps, pendingScale);
+      bk.matmul(ws.logits, ws.normed, this.lmHead, { transB: true });
+    }
     const div = this.options.logitsDivisor;
     if (div !== undefined && div !== 1) bk.binary('div', ws.logits, ws.logits, this.constant(div, this.vocabSize));
     state.advance();

@@ -42,6 +42,121 @@ export interface DecodeKernels {
    * as `ModelState.position`) do not. The tensors `fn` uses must outlive the recording.
    */
   record?(fn: () => void): RecordedWork;
+
+  /**
+   * Whether `fusedLinear` takes products of `rows` rows with these weights (their dtypes and layouts):
+   * a mixer asks once, before its fused step, and otherwise runs its separate kernels (the reference).
+   */
+  fusesLinear?(rows: number, weights: readonly Tensor[]): boolean;
+
+  /**
+   * One decode product with the elementwise work around it in the same kernel (`FusedLinearArgs`), so a
+   * residual block costs a few launches a token; only for what `fusesLinear` accepted. The result equals
+   * the composition of the inference kernels it replaces, up to f32 rounding (the order of the sums).
+   */
+  fusedLinear?(a: FusedLinearArgs): void;
+}
+
+/**
+ * Arguments of `Backend.fusedLinear` (m rows, weight (p, q) in the Linear layout):
+ *   x' = x (m, q), or one prologue: `norm` rmsnorm(x) · weight; `glu` silu(x[:, :q]) ⊙ x[:, q:] with x
+ *        (m, 2q) (SwiGLU's [gate; up] product); `gate` Mamba-2's gated RMSNorm of x by z over one group
+ *        (`gatedRmsnorm` with groupSize q), or with a null weight x ⊙ silu(z) (no norm)
+ *   v  = x' · weightᵀ [+ bias]
+ *   out (m, p) = v, or out + accumulate · v (a residual add with its multiplier)
+ *   `conv`: the columns [from, from + channels) of v pass through the causal conv step and SiLU
+ *   (`causalConv1d`'s step: the state (m, channels, k) advanced) before they are stored.
+ */
+export interface FusedLinearArgs {
+  out: Tensor;
+  x: Tensor;
+  weight: Tensor;
+  bias?: Tensor | null;
+  norm?: { weight: Tensor; eps: number } | null;
+  glu?: boolean;
+  gate?: { z: Tensor; weight: Tensor | null; eps: number; normBeforeGate: boolean } | null;
+  accumulate?: number;
+  conv?: { from: number; weight: Tensor; bias: Tensor | null; state: Tensor } | null;
+}
+
+/** Checks `fusedLinear`'s arguments; returns (m, q, p). */
+export function checkFusedLinear(a: FusedLinearArgs): { m: number; q: number; p: number } {
+  const op = 'fusedLinear';
+  const { out, x, weight: w } = a;
+  checkSameBackend(
+    op,
+    out,
+    x,
+    w,
+    a.bias,
+    a.norm?.weight,
+    a.gate?.z,
+    a.gate?.weight,
+    a.conv?.weight,
+    a.conv?.bias,
+    a.conv?.state,
+  );
+  for (const [what, t] of [
+    ['out', out],
+    ['x', x],
+  ] as const)
+    if (t.rank !== 2 || t.dtype !== 'f32')
+      fail('SHAPE_MISMATCH', `${op}: ${what} must be a 2-D f32 tensor, got ${t.toString()}`);
+  const prologues = [a.norm, a.glu, a.gate].filter(Boolean).length;
+  if (prologues > 1) fail('BAD_ARGUMENT', `${op}: norm, glu and gate are alternatives; ${prologues} were given`);
+  const m = x.rows,
+    p = w.rows,
+    q = w.cols;
+  const xCols = a.glu ? 2 * q : q;
+  if (x.cols !== xCols)
+    fail(
+      'SHAPE_MISMATCH',
+      `${op}: x has ${x.cols} columns, expected ${xCols} for a weight of ${fmtShape(w.shape)}${a.glu ? ' (glu: [gate | up])' : ''}`,
+    );
+  if (out.rows !== m || out.cols !== p)
+    fail('SHAPE_MISMATCH', `${op}: out has shape ${fmtShape(out.shape)}, expected (${m}, ${p})`);
+  checkFloat(op, 'weight', w, true, ['q4']);
+  if (a.bias) {
+    checkFloat(op, 'bias', a.bias, true);
+    checkShape(op, 'bias', a.bias.shape, [p]);
+  }
+  const eps = (e: number): void => {
+    if (!Number.isFinite(e) || e < 0) fail('BAD_ARGUMENT', `${op}: eps must be a finite number >= 0, got ${e}`);
+  };
+  if (a.norm) {
+    checkFloat(op, 'norm weight', a.norm.weight, true);
+    checkShape(op, 'norm weight', a.norm.weight.shape, [q]);
+    eps(a.norm.eps);
+  }
+  if (a.gate) {
+    if (a.gate.weight) {
+      checkFloat(op, 'gate norm weight', a.gate.weight, true);
+      checkShape(op, 'gate norm weight', a.gate.weight.shape, [q]);
+    }
+    if (a.gate.z.dtype !== 'f32' || a.gate.z.rows !== m || a.gate.z.cols !== q)
+      fail('SHAPE_MISMATCH', `${op}: z must be (${m}, ${q}) f32, got ${a.gate.z.toString()}`);
+    eps(a.gate.eps);
+  }
+  if (a.accumulate !== undefined && !Number.isFinite(a.accumulate))
+    fail('BAD_ARGUMENT', `${op}: accumulate must be a finite multiplier, got ${a.accumulate}`);
+  const c = a.conv;
+  if (c) {
+    if (a.accumulate !== undefined) fail('BAD_ARGUMENT', `${op}: conv and accumulate are alternatives`);
+    const ch = c.weight.rows,
+      k = c.weight.cols;
+    if (!Number.isInteger(c.from) || c.from < 0 || c.from + ch > p)
+      fail('BAD_ARGUMENT', `${op}: conv columns [${c.from}, ${c.from + ch}) do not lie in the product's ${p}`);
+    for (const [what, t] of [
+      ['conv weight', c.weight],
+      ['conv bias', c.bias],
+      ['conv state', c.state],
+    ] as const)
+      if (t && t.dtype !== 'f32') fail('DTYPE_MISMATCH', `${op}: the ${what} must be f32, got ${t.dtype}`);
+    if (c.bias) checkShape(op, 'conv bias', c.bias.shape, [ch]);
+    if (c.state.size !== m * ch * k || c.state.shape.at(-1) !== k)
+      fail('SHAPE_MISMATCH', `${op}: conv state has shape ${fmtShape(c.state.shape)}, expected (${m}, ${ch}, ${k})`);
+  }
+  return { m, q, p };
 }
 
 /** Arguments of `Backend.sample`. */

@@ -5,7 +5,7 @@ import { track } from '../../tensor/scope.js';
 import { numel } from '../../tensor/shape.js';
 import { Tensor } from '../../tensor/tensor.js';
 import type { Backend } from '../backend.js';
-import type { MambaStepArgs, RecordedWork, SampleArgs } from '../contract/decode.js';
+import type { FusedLinearArgs, MambaStepArgs, RecordedWork, SampleArgs } from '../contract/decode.js';
 import {
   checkArgmax,
   checkConv,
@@ -94,6 +94,7 @@ import * as MT from '../contract/moe-train.js';
 import { embedding } from './kernels/embedding.js';
 import { gatedRmsnorm } from './kernels/gated-rmsnorm.js';
 import { mambaStep } from './kernels/mamba-step.js';
+import { fusedLinear, fusesLinear } from './kernels/fused-linear.js';
 import { unaryMul } from './kernels/unary-mul.js';
 import { matmul } from './kernels/matmul.js';
 import { wholeQ4 } from './kernels/launch.js';
@@ -536,6 +537,14 @@ export class WebGpuBackend implements Backend, KernelHost, TrainingKernels {
 
   mambaStep(a: MambaStepArgs): boolean {
     return mambaStep(this, a);
+  }
+
+  fusesLinear(rows: number, weights: readonly Tensor[]): boolean {
+    return this.options.fuseNorm && fusesLinear(rows, weights);
+  }
+
+  fusedLinear(a: FusedLinearArgs): void {
+    fusedLinear(this, a);
   }
 
   // ---- training (docs/autograd.md; in f32, where the CPU reference accumulates in f64) -----------

@@ -19,9 +19,13 @@ export function q4Scales(t: Tensor): number {
 
 /** The q4 kernels read whole tensors (offset 0, the padded ld): views (narrow) of q4 are refused. */
 export function wholeQ4(t: Tensor): void {
+  if (!isWholeQ4(t)) fail('UNSUPPORTED', `${t.toString()}: views (narrow) of q4 tensors are not supported`);
+}
+
+/** Whether a q4 tensor is whole (not a view), as the q4 kernels need. */
+export function isWholeQ4(t: Tensor): boolean {
   const whole = !t.base || (t.base.rows === t.rows && t.base.cols === t.cols);
-  if (t.offset !== 0 || !whole || t.ld !== q4Layout(t.rows, t.cols).ld)
-    fail('UNSUPPORTED', `${t.toString()}: views (narrow) of q4 tensors are not supported`);
+  return t.offset === 0 && whole && t.ld === q4Layout(t.rows, t.cols).ld;
 }
 
 /** Workgroups for `n` threads in groups of `wg`, folded into two dimensions past 65535. */

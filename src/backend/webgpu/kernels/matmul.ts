@@ -32,9 +32,12 @@ const BIG_TILE_MIN_GROUPS_TRANS_A = 192;
 const MATVEC = kernel(W.matvec, 'main');
 /** The same kernel with the pre-norm prologue, under its own name in profiles. */
 const MATVEC_NORM = kernel(W.matvec, 'main', { name: 'matvec+rmsnorm' });
+/** With the SwiGLU prologue, and with Mamba-2's gated norm: their own names in profiles. */
+const MATVEC_GLU = kernel(W.matvec, 'main', { name: 'matvec+swiglu' });
+const MATVEC_GATE = kernel(W.matvec, 'main', { name: 'matvec+gated-norm' });
 
 /** Rows of x up to which the Linear layout runs as matrix-vector products (weights read once per 4 rows). */
-const MATVEC_MAX_M = 8;
+export const MATVEC_MAX_M = 8;
 /** Workgroups a matrix-vector product should at least spread over (two per SM of a large GPU). */
 const MATVEC_MIN_GROUPS = 256;
 
@@ -117,6 +120,18 @@ export interface NormPrologue {
 }
 
 /**
+ * The rest of `matvec`'s fusions (fusedLinear): `alpha` scales the product added into out (ACC); `convFrom`
+ * is the first output column of the conv epilogue's channels (EPI 1; default 0); `prologue` replaces x by
+ * silu(gate) · up ('glu': x (m, 2q) = [gate | up]) or by x · silu(z) ('gate', with the norm prologue:
+ * Mamba-2's gated RMSNorm of one group, the norm after the gate or, `normBeforeGate`, of x alone).
+ */
+export interface MatvecFusion {
+  alpha?: number;
+  convFrom?: number;
+  prologue?: { kind: 'glu' } | { kind: 'gate'; z: Tensor; normBeforeGate: boolean } | null;
+}
+
+/**
  * out (m, p) <- [out +] x (m, q) · W (p, q)^T [+ bias]. The 16-byte path needs W rows and x rows on
  * 16-byte boundaries (4 f32 or 8 halves; q4: 32 quants), q a multiple of that and the norm weight (if any) starting
  * on a multiple of 4 elements; otherwise a scalar path runs.
@@ -133,7 +148,11 @@ export function matvec(
   p: number,
   conv: ConvEpilogue | null,
   norm: NormPrologue | null,
+  f: MatvecFusion = {},
 ): void {
+  const pro = f.prologue ?? null;
+  const proCode = !pro ? 0 : pro.kind === 'glu' ? 1 : pro.normBeforeGate ? 3 : 2;
+  const z = pro?.kind === 'gate' ? pro.z : null;
   const t = dcode(w.dtype),
     bt = bias ? dcode(bias.dtype) : 0,
     nt = norm ? dcode(norm.weight.dtype) : 0;
@@ -145,6 +164,7 @@ export function matvec(
     x.offset % 4 === 0 &&
     (x.ld % 4 === 0 || m === 1) &&
     (!norm || norm.weight.offset % 4 === 0);
+  // (the gate's z is read as scalars: any offset)
   const epi = conv ? 1 : 0;
   // W rows per workgroup: 8 (32 threads per row) unless that leaves fewer than ~2 workgroups per SM
   let R = bk.options.matvecRows;
@@ -152,8 +172,9 @@ export function matvec(
     R = 8;
     while (!bk.d.g.cpuAdapter && R > 1 && Math.ceil(p / R) < MATVEC_MIN_GROUPS) R >>= 1;
   }
-  const key = `matvec:${t}:${bt}:${vec}:${!!bias}:${acc}:${epi}:${!!conv?.bias}:${R}:${norm ? nt : '-'}`;
-  const pipe = bk.d.pipe(key, norm ? MATVEC_NORM : MATVEC, {
+  const key = `matvec:${t}:${bt}:${vec}:${!!bias}:${acc}:${epi}:${!!conv?.bias}:${R}:${norm ? nt : '-'}:${proCode}`;
+  const k = proCode === 1 ? MATVEC_GLU : proCode ? MATVEC_GATE : norm ? MATVEC_NORM : MATVEC;
+  const pipe = bk.d.pipe(key, k, {
     T: t,
     BT: bt,
     VEC: vec ? 1 : 0,
@@ -164,10 +185,12 @@ export function matvec(
     R,
     NORM: norm ? 1 : 0,
     NT: nt,
+    PRO: proCode,
   });
   let cw: GpuStorage = bk.dummyR,
     cb: GpuStorage = bk.dummyR,
     cs: GpuStorage = bk.dummyW;
+  if (z) cw = bk.buf(z);
   if (conv) {
     cw = bk.buf(conv.weight);
     if (conv.bias) cb = bk.buf(conv.bias);
@@ -206,6 +229,10 @@ export function matvec(
       nwoff: norm?.weight.offset ?? 0,
       eps: norm?.eps ?? 0,
       wsoff: q4Scales(w),
+      alpha: f.alpha ?? 1,
+      c0: f.convFrom ?? 0,
+      zoff: z?.offset ?? 0,
+      zld: z?.ld ?? 0,
     },
     Math.ceil(p / R),
     Math.ceil(m / 4),

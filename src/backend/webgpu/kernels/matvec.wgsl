@@ -16,6 +16,14 @@
 // The threads of a W row read all of x anyway, so they sum its squares on the way and the workgroup
 // reduces them with the dot products; nw is folded into W (dot(W ⊙ nw, x) · inv per row) so no
 // normalised copy of x is ever stored.
+//
+// PRO replaces x by a function of it before the product (decode's elementwise steps fused away):
+//   1 (SwiGLU): x (m, 2q) holds [gate | up]; the operand is silu(gate) · up;
+//   2 / 3 (Mamba-2's gated RMSNorm, one group, with NORM): the operand is x · silu(z) (z (m, q), bound in
+//     the conv weight's slot, unused then); 2 normalises that product (norm after the gate), 3 x alone
+//     (norm before the gate: rmsnorm(x) · nw · silu(z)).
+// ACC adds alpha times the product (a residual add with its multiplier); EPI 1 applies the conv step to
+// the output columns [c0, c0 + e) (Mamba-1: c0 = 0; Mamba-2's in_proj: the xBC columns after z).
 
 //#include math.wgsl
 //#include half.wgsl
@@ -31,6 +39,7 @@ override CONV_BIAS: bool = false;
 override R: u32 = 8u;        // W rows per workgroup (1, 2, 4 or 8)
 override NORM: bool = false; // x <- rmsnorm(x) · nw before the product
 override NT: u32 = 0u;       // NORM: norm weight dtype
+override PRO: u32 = 0u;      // x prologue: 0 none, 1 SwiGLU, 2 gated norm after the gate, 3 before it
 
 struct P {
   m: u32, q: u32, p: u32,
@@ -44,13 +53,16 @@ struct P {
   soff: u32, sld: u32,     // EPI 1: conv state rows (m*e), width k
   nwoff: u32, eps: f32,    // NORM: norm weight offset, epsilon
   wsoff: u32,              // q4: half index of W's scales in its buffer
+  alpha: f32,              // ACC: out += alpha · product
+  c0: u32,                 // EPI 1: first output column of the conv channels
+  zoff: u32, zld: u32,     // PRO 2, 3: z (m, q) view
 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> W: array<vec4<u32>>;      // (p, q) view, dtype T (f32 bits or packed halves)
 @group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;      // (m, q) view, f32
 @group(0) @binding(3) var<storage, read> bias: array<vec4<u32>>;   // (p), dtype BT, or unused
 @group(0) @binding(4) var<storage, read_write> o: array<f32>;      // (m, p) view
-@group(0) @binding(5) var<storage, read> cw: array<f32>;           // EPI 1: conv weight (e, k)
+@group(0) @binding(5) var<storage, read> cw: array<f32>;           // EPI 1: conv weight (e, k); PRO 2, 3: z
 @group(0) @binding(6) var<storage, read> cb: array<f32>;           // EPI 1: conv bias (e)
 @group(0) @binding(7) var<storage, read_write> cs: array<f32>;     // EPI 1: conv state (m, e, k)
 @group(0) @binding(8) var<storage, read> nw: array<vec4<u32>>;     // NORM: norm weight (q), dtype NT
@@ -58,8 +70,40 @@ struct P {
 var<workgroup> red: array<vec4<f32>, 256>;
 var<workgroup> red2: array<vec4<f32>, 256>; // NORM: sums of squares of the x rows
 
+// First element of each x row of the block (rows past the last repeat the first), and of z's rows.
+var<private> xb: vec4<u32>;
+var<private> zb: vec4<u32>;
+
 fn word(i: u32) -> u32 { return W[i >> 2u][i & 3u]; }
 fn xs(i: u32) -> f32 { return x[i >> 2u][i & 3u]; }
+fn silu4(v: vec4<f32>) -> vec4<f32> { return v / (vec4<f32>(1.0) + exp(-v)); }
+
+// The product's operand: columns 4v .. 4v + 3 of block row r, after the prologue (16-byte paths).
+fn xd(r: u32, v: u32) -> vec4<f32> {
+  let a = x[(xb[r] >> 2u) + v];
+  if (PRO == 1u) { return silu4(a) * x[(xb[r] >> 2u) + (p.q >> 2u) + v]; }
+  if (PRO >= 2u) {
+    let zi = zb[r] + 4u * v;
+    return a * silu4(vec4<f32>(cw[zi], cw[zi + 1u], cw[zi + 2u], cw[zi + 3u]));
+  }
+  return a;
+}
+// What NORM squares: the operand, or x itself (PRO 3: the norm comes before the gate).
+fn xn(r: u32, v: u32) -> vec4<f32> {
+  if (PRO == 3u) { return x[(xb[r] >> 2u) + v]; }
+  return xd(r, v);
+}
+// The same for one column c (scalar path).
+fn xd1(r: u32, c: u32) -> f32 {
+  let a = xs(xb[r] + c);
+  if (PRO == 1u) { return silu_f(a) * xs(xb[r] + p.q + c); }
+  if (PRO >= 2u) { return a * silu_f(cw[zb[r] + c]); }
+  return a;
+}
+fn xn1(r: u32, c: u32) -> f32 {
+  if (PRO == 3u) { return xs(xb[r] + c); }
+  return xd1(r, c);
+}
 
 // Element i of a float buffer viewed as vec4<u32> words, with dtype t.
 fn wel(i: u32) -> f32 {
@@ -84,31 +128,31 @@ fn nel(c: u32) -> f32 {
 // Step k of a q4 block bi: its word k's 8 quants (lo: values 4 k .. 4 k + 3 of the block, hi: 16 + 4 k ..)
 // against the x rows' vec4s at xs + k and xs + k + 4 (xs: each row's first vec4 of the block), into s
 // (and sq, NORM: the rows' sums of squares); rows past the first only with mr > 1.
-fn q4_step(xs: vec4<u32>, k: u32, mr: u32, lo0: vec4<f32>, hi0: vec4<f32>, bi: u32, s: ptr<function, vec4<f32>>, sq: ptr<function, vec4<f32>>) {
+fn q4_step(k: u32, mr: u32, lo0: vec4<f32>, hi0: vec4<f32>, bi: u32, s: ptr<function, vec4<f32>>, sq: ptr<function, vec4<f32>>) {
   var lo = lo0;
   var hi = hi0;
   if (NORM) {
     lo *= nel4(32u * bi + 4u * k);
     hi *= nel4(32u * bi + 16u + 4u * k);
   }
-  let v0 = xs.x + k;
-  let a0 = x[v0]; let a1 = x[v0 + 4u];
+  let v0 = 8u * bi + k;
+  let a0 = xd(0u, v0); let a1 = xd(0u, v0 + 4u);
   (*s).x += dot(lo, a0) + dot(hi, a1);
-  if (NORM) { (*sq).x += dot(a0, a0) + dot(a1, a1); }
+  if (NORM) { let n0 = xn(0u, v0); let n1 = xn(0u, v0 + 4u); (*sq).x += dot(n0, n0) + dot(n1, n1); }
   if (mr > 1u) {
-    let v1 = xs.y + k;
-    let v2 = xs.z + k;
-    let v3 = xs.w + k;
-    let b0 = x[v1]; let b1 = x[v1 + 4u];
-    let c0 = x[v2]; let c1 = x[v2 + 4u];
-    let d0 = x[v3]; let d1 = x[v3 + 4u];
+    let b0 = xd(1u, v0); let b1 = xd(1u, v0 + 4u);
+    let c0 = xd(2u, v0); let c1 = xd(2u, v0 + 4u);
+    let d0 = xd(3u, v0); let d1 = xd(3u, v0 + 4u);
     (*s).y += dot(lo, b0) + dot(hi, b1);
     (*s).z += dot(lo, c0) + dot(hi, c1);
     (*s).w += dot(lo, d0) + dot(hi, d1);
     if (NORM) {
-      (*sq).y += dot(b0, b0) + dot(b1, b1);
-      (*sq).z += dot(c0, c0) + dot(c1, c1);
-      (*sq).w += dot(d0, d0) + dot(d1, d1);
+      let nb0 = xn(1u, v0); let nb1 = xn(1u, v0 + 4u);
+      let nc0 = xn(2u, v0); let nc1 = xn(2u, v0 + 4u);
+      let nd0 = xn(3u, v0); let nd1 = xn(3u, v0 + 4u);
+      (*sq).y += dot(nb0, nb0) + dot(nb1, nb1);
+      (*sq).z += dot(nc0, nc0) + dot(nc1, nc1);
+      (*sq).w += dot(nd0, nd0) + dot(nd1, nd1);
     }
   }
 }
@@ -149,6 +193,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
   let x1 = select(x0, x0 + p.xld, mr > 1u);
   let x2 = select(x0, x0 + 2u * p.xld, mr > 2u);
   let x3 = select(x0, x0 + 3u * p.xld, mr > 3u);
+  xb = vec4<u32>(x0, x1, x2, x3);
+  if (PRO >= 2u) {
+    let z0 = p.zoff + i0 * p.zld;
+    zb = vec4<u32>(z0, select(z0, z0 + p.zld, mr > 1u), select(z0, z0 + 2u * p.zld, mr > 2u), select(z0, z0 + 3u * p.zld, mr > 3u));
+  }
   var acc = vec4<f32>(0.0);
   var ss = vec4<f32>(0.0); // NORM: sum of x² per row
   let wrow = p.woff + jj * p.wld;
@@ -163,11 +212,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
       // GPU compiler may place in local memory); the steps k in increasing order as before
       var s = vec4<f32>(0.0);
       var sq = vec4<f32>(0.0);
-      let xs = vec4<u32>(x0 >> 2u, x1 >> 2u, x2 >> 2u, x3 >> 2u) + 8u * bi;
-      q4_step(xs, 0u, mr, q4_lo(wq.x), q4_hi(wq.x), bi, &s, &sq);
-      q4_step(xs, 1u, mr, q4_lo(wq.y), q4_hi(wq.y), bi, &s, &sq);
-      q4_step(xs, 2u, mr, q4_lo(wq.z), q4_hi(wq.z), bi, &s, &sq);
-      q4_step(xs, 3u, mr, q4_lo(wq.w), q4_hi(wq.w), bi, &s, &sq);
+      q4_step(0u, mr, q4_lo(wq.x), q4_hi(wq.x), bi, &s, &sq);
+      q4_step(1u, mr, q4_lo(wq.y), q4_hi(wq.y), bi, &s, &sq);
+      q4_step(2u, mr, q4_lo(wq.z), q4_hi(wq.z), bi, &s, &sq);
+      q4_step(3u, mr, q4_lo(wq.w), q4_hi(wq.w), bi, &s, &sq);
       acc += d * s;
       if (NORM) { ss += sq; }
     }
@@ -176,17 +224,20 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
     let q4 = p.q >> 2u;
     for (var v = lane; v < q4; v += tpr) {
       var w4 = bitcast<vec4<f32>>(W[wb + v]);
-      let a = x[(x0 >> 2u) + v];
-      if (NORM) { w4 *= nel4(4u * v); ss.x += dot(a, a); }
+      let a = xd(0u, v);
+      if (NORM) { w4 *= nel4(4u * v); let na = xn(0u, v); ss.x += dot(na, na); }
       acc.x += dot(w4, a);
       if (mr > 1u) {
-        let b = x[(x1 >> 2u) + v];
-        let c = x[(x2 >> 2u) + v];
-        let d = x[(x3 >> 2u) + v];
+        let b = xd(1u, v);
+        let c = xd(2u, v);
+        let d = xd(3u, v);
         acc.y += dot(w4, b);
         acc.z += dot(w4, c);
         acc.w += dot(w4, d);
-        if (NORM) { ss.y += dot(b, b); ss.z += dot(c, c); ss.w += dot(d, d); }
+        if (NORM) {
+          let nb = xn(1u, v); let nc = xn(2u, v); let nd = xn(3u, v);
+          ss.y += dot(nb, nb); ss.z += dot(nc, nc); ss.w += dot(nd, nd);
+        }
       }
     }
   } else if (VEC) {
@@ -197,28 +248,37 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
       var lo = vec4<f32>(pair(wq.x), pair(wq.y));
       var hi = vec4<f32>(pair(wq.z), pair(wq.w));
       if (NORM) { lo *= nel4(8u * v); hi *= nel4(8u * v + 4u); }
-      let a0 = x[(x0 >> 2u) + 2u * v];
-      let a1 = x[(x0 >> 2u) + 2u * v + 1u];
+      let a0 = xd(0u, 2u * v);
+      let a1 = xd(0u, 2u * v + 1u);
       acc.x += dot(lo, a0) + dot(hi, a1);
-      if (NORM) { ss.x += dot(a0, a0) + dot(a1, a1); }
+      if (NORM) { let n0 = xn(0u, 2u * v); let n1 = xn(0u, 2u * v + 1u); ss.x += dot(n0, n0) + dot(n1, n1); }
       if (mr > 1u) {
-        let b0 = x[(x1 >> 2u) + 2u * v];
-        let b1 = x[(x1 >> 2u) + 2u * v + 1u];
-        let c0 = x[(x2 >> 2u) + 2u * v];
-        let c1 = x[(x2 >> 2u) + 2u * v + 1u];
-        let d0 = x[(x3 >> 2u) + 2u * v];
-        let d1 = x[(x3 >> 2u) + 2u * v + 1u];
+        let b0 = xd(1u, 2u * v);
+        let b1 = xd(1u, 2u * v + 1u);
+        let c0 = xd(2u, 2u * v);
+        let c1 = xd(2u, 2u * v + 1u);
+        let d0 = xd(3u, 2u * v);
+        let d1 = xd(3u, 2u * v + 1u);
         acc.y += dot(lo, b0) + dot(hi, b1);
         acc.z += dot(lo, c0) + dot(hi, c1);
         acc.w += dot(lo, d0) + dot(hi, d1);
-        if (NORM) { ss.y += dot(b0, b0) + dot(b1, b1); ss.z += dot(c0, c0) + dot(c1, c1); ss.w += dot(d0, d0) + dot(d1, d1); }
+        if (NORM) {
+          let nb0 = xn(1u, 2u * v); let nb1 = xn(1u, 2u * v + 1u);
+          let nc0 = xn(2u, 2u * v); let nc1 = xn(2u, 2u * v + 1u);
+          let nd0 = xn(3u, 2u * v); let nd1 = xn(3u, 2u * v + 1u);
+          ss.y += dot(nb0, nb0) + dot(nb1, nb1); ss.z += dot(nc0, nc0) + dot(nc1, nc1); ss.w += dot(nd0, nd0) + dot(nd1, nd1);
+        }
       }
     }
   } else {
     for (var c = lane; c < p.q; c += tpr) {
       var wv = wel(wrow + c);
-      let xv = vec4<f32>(xs(x0 + c), xs(x1 + c), xs(x2 + c), xs(x3 + c));
-      if (NORM) { wv *= nel(c); ss += xv * xv; }
+      let xv = vec4<f32>(xd1(0u, c), xd1(1u, c), xd1(2u, c), xd1(3u, c));
+      if (NORM) {
+        wv *= nel(c);
+        let xq = vec4<f32>(xn1(0u, c), xn1(1u, c), xn1(2u, c), xn1(3u, c));
+        ss += xq * xq;
+      }
       acc += wv * xv;
     }
   }
@@ -239,12 +299,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
   if (NORM) { v *= inverseSqrt(red2[g * tpr][lane] / f32(p.q) + p.eps); }
   if (HAS_BIAS) { v += bel(p.boff + j); }
   let oi = p.ooff + i * p.old + j;
-  if (EPI == 1u && j < p.e) {
-    // Conv step of channel j for sequence i: window = [state[1..k), v]; state <- window.
-    let sb = p.soff + (i * p.e + j) * p.sld;
-    let wb = p.cwoff + j * p.cwld;
+  if (EPI == 1u && j >= p.c0 && j < p.c0 + p.e) {
+    // Conv step of channel ch for sequence i: window = [state[1..k), v]; state <- window.
+    let ch = j - p.c0;
+    let sb = p.soff + (i * p.e + ch) * p.sld;
+    let wb = p.cwoff + ch * p.cwld;
     var s = 0.0;
-    if (CONV_BIAS) { s = cb[p.cboff + j]; }
+    if (CONV_BIAS) { s = cb[p.cboff + ch]; }
     for (var t = 0u; t + 1u < p.k; t++) {
       let old = cs[sb + t + 1u];
       s += cw[wb + t] * old;
@@ -255,6 +316,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
     o[oi] = silu_f(s);
     return;
   }
-  if (ACC) { v += o[oi]; }
+  if (ACC) { v = o[oi] + p.alpha * v; }
   o[oi] = v;
 }
