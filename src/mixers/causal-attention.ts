@@ -184,7 +184,33 @@ export class CausalSelfAttention implements Mixer {
     this.stepInto(x, out, state, position, true);
   }
 
-  private stepInto(x: Tensor, out: Tensor, state: MixerState, position: StepPosition | undefined, add: boolean): void {
+  /**
+   * The residual block fused where the backend does it (Mixer.blockStep): [q; k; v] of rmsnorm(residual) in
+   * one product, o_proj added into the residual times `scale`. Stacked projections without adapters only.
+   */
+  blockStep(
+    residual: Tensor,
+    norm: Tensor,
+    eps: number,
+    state: MixerState,
+    scale = 1,
+    position?: StepPosition,
+  ): boolean {
+    const bk = this.backend;
+    const w = this.w;
+    if (!w.qkv || w.adapters || !bk.fusedLinear || !bk.fusesLinear?.(residual.rows, [w.qkv, w.o])) return false;
+    this.stepInto(residual, residual, state, position, false, { norm: { weight: norm, eps }, scale });
+    return true;
+  }
+
+  private stepInto(
+    x: Tensor,
+    out: Tensor,
+    state: MixerState,
+    position: StepPosition | undefined,
+    add: boolean,
+    fused?: { norm: { weight: Tensor; eps: number }; scale: number },
+  ): void {
     const { heads, kvHeads, scale } = this.dims;
     const bk = this.backend;
     const b = x.rows;
@@ -205,7 +231,10 @@ export class CausalSelfAttention implements Mixer {
       };
       this.workspaces.set(b, ws);
     }
-    if (ws.qkv) bk.matmul(ws.qkv, x, this.w.qkv!, { transB: true, bias: this.w.qkvBias ?? null });
+    if (fused && ws.qkv) {
+      const flat = ws.qkv.reshape([b, ws.qkv.cols]);
+      bk.fusedLinear!({ out: flat, x, weight: this.w.qkv!, bias: this.w.qkvBias ?? null, norm: fused.norm });
+    } else if (ws.qkv) bk.matmul(ws.qkv, x, this.w.qkv!, { transB: true, bias: this.w.qkvBias ?? null });
     else {
       bk.matmul(ws.q, x, this.w.q, { transB: true, bias: this.w.qBias });
       bk.matmul(ws.k, x, this.w.k, { transB: true, bias: this.w.kBias });
@@ -280,7 +309,10 @@ export class CausalSelfAttention implements Mixer {
       );
       attend(true);
     }
-    bk.matmul(out, ws.o, this.w.o, { transB: true, bias: this.w.oBias, accumulate: add });
+    if (fused) {
+      const o = ws.o.reshape([b, ws.o.cols]);
+      bk.fusedLinear!({ out, x: o, weight: this.w.o, bias: this.w.oBias, accumulate: fused.scale });
+    } else bk.matmul(out, ws.o, this.w.o, { transB: true, bias: this.w.oBias, accumulate: add });
   }
 
   /** q, k, v of x (b, l, d): one product over the stack and its column views, or three products. */

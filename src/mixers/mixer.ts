@@ -32,10 +32,17 @@ export interface Mixer {
   /**
    * The recurrent form of the whole pre-norm residual block, where the backend fuses it:
    *   residual <- residual + scale · step(rmsnorm(residual) · norm)     residual (b, d) f32, norm (d)
-   * (`scale`: the block's residual multiplier, default 1). Returns false, having done nothing, where it is
-   * not fused; the caller then runs addRmsnorm + `step`.
+   * (`scale`: the block's residual multiplier, default 1; `position` as `step` takes it). Returns false,
+   * having done nothing, where it is not fused; the caller then runs addRmsnorm + `step`.
    */
-  blockStep?(residual: Tensor, norm: Tensor, eps: number, state: MixerState, scale?: number): boolean;
+  blockStep?(
+    residual: Tensor,
+    norm: Tensor,
+    eps: number,
+    state: MixerState,
+    scale?: number,
+    position?: StepPosition,
+  ): boolean;
   /** A zero state for `batch` sequences. */
   initState(batch: number): MixerState;
   /** Shapes of the state tensors for one sequence (batch dimension first, set to 1). */

@@ -180,7 +180,7 @@ export class LanguageModel<C extends LmConfig = ModelConfig> {
         normed = true;
       }
       // where the backend fuses the whole block (norm, mixer, residual add), one call does it
-      if (blk.mixer.blockStep?.(ws.residual, blk.norm, this.eps, st, blk.scale ?? 1)) return;
+      if (blk.mixer.blockStep?.(ws.residual, blk.norm, this.eps, st, blk.scale ?? 1, state.stepPosition)) return;
       if (!normed) bk.addRmsnorm(ws.normed, ws.residual, null, blk.norm, this.eps);
       blk.mixer.step(ws.normed, ws.hidden, st, state.stepPosition);
       pending = true;

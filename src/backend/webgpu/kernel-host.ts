@@ -50,8 +50,9 @@ export interface KernelOptions {
   ssdChunk: number;
   /**
    * Mamba-1's recurrent step takes the block's RMSNorm into in_proj and its residual add into out_proj
-   * (`MambaStepArgs.preNorm`: 4 dispatches per layer instead of 5); default true. false keeps the
-   * separate addRmsnorm dispatch (for A/B measurements).
+   * (`MambaStepArgs.preNorm`: 4 dispatches per layer instead of 5), and the hybrids' decode blocks their
+   * fused products (`fusedLinear`: Mamba-2 in 3 dispatches, the SwiGLU MLP in 2, the final norm in
+   * lm_head); default true. false keeps the separate kernels (for A/B measurements).
    */
   fuseNorm: boolean;
 }
