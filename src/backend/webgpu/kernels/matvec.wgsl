@@ -136,25 +136,25 @@ fn q4_step(k: u32, mr: u32, lo0: vec4<f32>, hi0: vec4<f32>, bi: u32, s: ptr<func
     hi *= nel4(32u * bi + 16u + 4u * k);
   }
   let v0 = 8u * bi + k;
-  let a0 = xd(0u, v0); let a1 = xd(0u, v0 + 4u);
-  (*s).x += dot(lo, a0) + dot(hi, a1);
-  if (NORM) { let n0 = xn(0u, v0); let n1 = xn(0u, v0 + 4u); (*sq).x += dot(n0, n0) + dot(n1, n1); }
+  (*s).x += dot2(0u, v0, 4u, lo, hi);
+  if (NORM) { (*sq).x += sq2(0u, v0, 4u); }
   if (mr > 1u) {
-    let b0 = xd(1u, v0); let b1 = xd(1u, v0 + 4u);
-    let c0 = xd(2u, v0); let c1 = xd(2u, v0 + 4u);
-    let d0 = xd(3u, v0); let d1 = xd(3u, v0 + 4u);
-    (*s).y += dot(lo, b0) + dot(hi, b1);
-    (*s).z += dot(lo, c0) + dot(hi, c1);
-    (*s).w += dot(lo, d0) + dot(hi, d1);
-    if (NORM) {
-      let nb0 = xn(1u, v0); let nb1 = xn(1u, v0 + 4u);
-      let nc0 = xn(2u, v0); let nc1 = xn(2u, v0 + 4u);
-      let nd0 = xn(3u, v0); let nd1 = xn(3u, v0 + 4u);
-      (*sq).y += dot(nb0, nb0) + dot(nb1, nb1);
-      (*sq).z += dot(nc0, nc0) + dot(nc1, nc1);
-      (*sq).w += dot(nd0, nd0) + dot(nd1, nd1);
-    }
+    (*s).y += dot2(1u, v0, 4u, lo, hi);
+    (*s).z += dot2(2u, v0, 4u, lo, hi);
+    (*s).w += dot2(3u, v0, 4u, lo, hi);
+    if (NORM) { (*sq) += vec4<f32>(0.0, sq2(1u, v0, 4u), sq2(2u, v0, 4u), sq2(3u, v0, 4u)); }
   }
+}
+
+// Row r's product with two weight vec4s: lo at operand vec4 v, hi at v + d.
+fn dot2(r: u32, v: u32, d: u32, lo: vec4<f32>, hi: vec4<f32>) -> f32 {
+  return dot(lo, xd(r, v)) + dot(hi, xd(r, v + d));
+}
+// NORM: row r's sum of squares over the same two vec4s (of what the norm squares).
+fn sq2(r: u32, v: u32, d: u32) -> f32 {
+  let a = xn(r, v);
+  let b = xn(r, v + d);
+  return dot(a, a) + dot(b, b);
 }
 
 // NORM: norm weights c..c+3 as f32 (nwoff + c a multiple of 4: one 16-byte word or half of one).
@@ -248,26 +248,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
       var lo = vec4<f32>(pair(wq.x), pair(wq.y));
       var hi = vec4<f32>(pair(wq.z), pair(wq.w));
       if (NORM) { lo *= nel4(8u * v); hi *= nel4(8u * v + 4u); }
-      let a0 = xd(0u, 2u * v);
-      let a1 = xd(0u, 2u * v + 1u);
-      acc.x += dot(lo, a0) + dot(hi, a1);
-      if (NORM) { let n0 = xn(0u, 2u * v); let n1 = xn(0u, 2u * v + 1u); ss.x += dot(n0, n0) + dot(n1, n1); }
+      let v2 = 2u * v;
+      acc.x += dot2(0u, v2, 1u, lo, hi);
+      if (NORM) { ss.x += sq2(0u, v2, 1u); }
       if (mr > 1u) {
-        let b0 = xd(1u, 2u * v);
-        let b1 = xd(1u, 2u * v + 1u);
-        let c0 = xd(2u, 2u * v);
-        let c1 = xd(2u, 2u * v + 1u);
-        let d0 = xd(3u, 2u * v);
-        let d1 = xd(3u, 2u * v + 1u);
-        acc.y += dot(lo, b0) + dot(hi, b1);
-        acc.z += dot(lo, c0) + dot(hi, c1);
-        acc.w += dot(lo, d0) + dot(hi, d1);
-        if (NORM) {
-          let nb0 = xn(1u, 2u * v); let nb1 = xn(1u, 2u * v + 1u);
-          let nc0 = xn(2u, 2u * v); let nc1 = xn(2u, 2u * v + 1u);
-          let nd0 = xn(3u, 2u * v); let nd1 = xn(3u, 2u * v + 1u);
-          ss.y += dot(nb0, nb0) + dot(nb1, nb1); ss.z += dot(nc0, nc0) + dot(nc1, nc1); ss.w += dot(nd0, nd0) + dot(nd1, nd1);
-        }
+        acc.y += dot2(1u, v2, 1u, lo, hi);
+        acc.z += dot2(2u, v2, 1u, lo, hi);
+        acc.w += dot2(3u, v2, 1u, lo, hi);
+        if (NORM) { ss += vec4<f32>(0.0, sq2(1u, v2, 1u), sq2(2u, v2, 1u), sq2(3u, v2, 1u)); }
       }
     }
   } else {
