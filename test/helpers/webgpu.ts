@@ -50,6 +50,16 @@ export async function openAdapter(t: TestContext, o: WebGpuBackendOptions): Prom
   return r;
 }
 
+/** Runs `fn` with the backend's decode fusions off (`fuseNorm`: the separate kernels, for A/B checks), then on again. */
+export async function unfused<T>(g: WebGpuBackend, fn: () => Promise<T>): Promise<T> {
+  g.options.fuseNorm = false;
+  try {
+    return await fn();
+  } finally {
+    g.options.fuseNorm = true;
+  }
+}
+
 export async function disposeGpu(): Promise<void> {
   const r = await shared;
   shared = undefined;

@@ -6,7 +6,7 @@ import { deviceTokens } from '../../src/generate/device-loop.js';
 import { loadLanguageModel } from '../../src/models/node/load-checkpoint.js';
 import { FAMILY, maxAbsDiff, readExpected } from '../helpers/fixtures.js';
 import { greedyRows, logitsOf, stepVsParallel } from '../helpers/parity.js';
-import { disposeGpu, requireAdapter } from '../helpers/webgpu.js';
+import { disposeGpu, requireAdapter, unfused } from '../helpers/webgpu.js';
 
 /**
  * The pure-SSM family fixtures on WebGPU (SwiftShader in CI): falcon-mamba (Mamba-1 with weightless Δ/B/C norms,
@@ -64,13 +64,7 @@ test("falcon-mamba's step on WebGPU is the fused one plus the three Δ/B/C norm 
     return { dispatches, logits };
   };
   const fused = await run();
-  g.options.fuseNorm = false;
-  let plain;
-  try {
-    plain = await run();
-  } finally {
-    g.options.fuseNorm = true;
-  }
+  const plain = await unfused(g, run);
   // embedding + layers (4 of the fused step + 3 norms; without the fused block norm, + 1) + final norm + lm_head
   assert.equal(fused.dispatches, 1 + 7 * L + 1, 'fused dispatches (the final norm taken into lm_head)');
   assert.equal(plain.dispatches, 1 + 8 * L + 2, 'unfused block norm dispatches');

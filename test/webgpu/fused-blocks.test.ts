@@ -10,7 +10,7 @@ import type { LanguageModel, LmConfig } from '../../src/models/lm.js';
 import type { WeightDType } from '../../src/models/weights.js';
 import { graniteConfigJson } from '../../bench/granite-random.js';
 import { assertClose } from '../helpers/compare.js';
-import { disposeGpu, requireAdapter } from '../helpers/webgpu.js';
+import { disposeGpu, requireAdapter, unfused } from '../helpers/webgpu.js';
 
 /**
  * A Granite 4.0-H-layout hybrid's decode step on WebGPU with its blocks fused (Mixer.blockStep over
@@ -104,13 +104,7 @@ for (const dtype of ['f32', 'q4'] as WeightDType[])
     if (!g) return;
     const model = await buildHybrid(config, source(config), g, dtype);
     const fused = await steps(model, g, TOKENS);
-    g.options.fuseNorm = false;
-    let plain;
-    try {
-      plain = await steps(model, g, TOKENS);
-    } finally {
-      g.options.fuseNorm = true;
-    }
+    const plain = await unfused(g, () => steps(model, g, TOKENS));
     // blocks: Mamba-2 (fused: 3 launches of 6), MLP (2 of 4), attention (its norm in [q; k; v]: 1 fewer),
     // MLP, Mamba-2, MLP; the final norm in lm_head (1 of 2): 3 + 2 + 1 + 2 + 3 + 2 + 1 = 14 fewer (from the
     // second token: the first one also makes the step's buffers). In q4 the attention block stays unfused

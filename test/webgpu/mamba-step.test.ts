@@ -11,7 +11,7 @@ import type { DType } from '../../src/tensor/dtype.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { assertClose } from '../helpers/compare.js';
 import { fixtureModel } from '../helpers/fixture-model.js';
-import { disposeGpu, requireAdapter } from '../helpers/webgpu.js';
+import { disposeGpu, requireAdapter, unfused } from '../helpers/webgpu.js';
 import { rand, type Pair } from './pair.js';
 
 after(disposeGpu);
@@ -104,13 +104,10 @@ test('mambaStep with preNorm (norm in in_proj, residual add in out_proj) equals 
     for (let step = 0; step < 3; step++) {
       composedBlock(mx.c, res.c, norm.c, sc);
       assert.equal(mx.g.blockStep(res.g, norm.g, EPS, sg), true, `${what}: WebGPU fuses the block`);
-      g.options.fuseNorm = false;
-      try {
+      await unfused(g, async () => {
         assert.equal(mx.g.blockStep(res2, norm.g, EPS, sg2), false, `${what}: fuseNorm off declines`);
         composedBlock(mx.g, res2, norm.g, sg2);
-      } finally {
-        g.options.fuseNorm = true;
-      }
+      });
       const ref = await res.c.readFloat();
       assertClose(await res.g.readFloat(), ref, `${what}, step ${step}: fused residual vs CPU composition`, 1e-4, 1e-5);
       assertClose(
@@ -172,13 +169,7 @@ test('model step on WebGPU: 4 dispatches per Mamba layer with the fused norm (5 
   const L = model.blocks.length;
   for (const b of [1, 3]) {
     const fused = await stepDispatches(g, model, b);
-    g.options.fuseNorm = false;
-    let plain;
-    try {
-      plain = await stepDispatches(g, model, b);
-    } finally {
-      g.options.fuseNorm = true;
-    }
+    const plain: { dispatches: number; logits: Float32Array } = await unfused(g, () => stepDispatches(g, model, b));
     // embedding + layers + final norm + lm_head (fused: the final norm taken into lm_head, Backend.fusedLinear)
     assert.equal(fused.dispatches, 1 + 4 * L + 1, `batch ${b}: fused dispatches`);
     assert.equal(plain.dispatches, 1 + 5 * L + 2, `batch ${b}: unfused dispatches`);
