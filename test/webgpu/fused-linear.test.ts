@@ -183,8 +183,13 @@ test('fusedLinear refuses what it does not fuse, naming it', async (t) => {
   const x = g.upload(randomArray(64, 3), [1, 64]);
   const out = g.alloc([1, 8]);
   assert.throws(
-    () => g.fusedLinear({ out, x: g.upload(randomArray(9 * 64, 4), [9, 64]), weight: w }),
-    (e: unknown) => isMambaError(e, 'SHAPE_MISMATCH') || isMambaError(e, 'UNSUPPORTED'),
+    () => g.fusedLinear({ out: g.alloc([9, 8]), x: g.upload(randomArray(9 * 64, 4), [9, 64]), weight: w }),
+    (e: unknown) => isMambaError(e, 'UNSUPPORTED') && /at most 8 rows/.test((e as Error).message),
+  );
+  assert.throws(
+    () =>
+      g.fusedLinear({ out: g.alloc([1, 16]), x: g.upload(randomArray(32, 7), [1, 32]), weight: wide.narrow(0, 32) }),
+    (e: unknown) => isMambaError(e, 'UNSUPPORTED') && /not fused/.test((e as Error).message),
   );
   assert.throws(
     () => g.fusedLinear({ out, x, weight: w, glu: true }),
