@@ -88,10 +88,10 @@ fn xd(r: u32, v: u32) -> vec4<f32> {
   }
   return a;
 }
-// What NORM squares: the operand, or x itself (PRO 3: the norm comes before the gate).
-fn xn(r: u32, v: u32) -> vec4<f32> {
+// What NORM squares at operand vec4 v: the operand a itself, or x (PRO 3: the norm comes before the gate).
+fn xn(r: u32, v: u32, a: vec4<f32>) -> vec4<f32> {
   if (PRO == 3u) { return x[(xb[r] >> 2u) + v]; }
-  return xd(r, v);
+  return a;
 }
 // The same for one column c (scalar path).
 fn xd1(r: u32, c: u32) -> f32 {
@@ -100,9 +100,9 @@ fn xd1(r: u32, c: u32) -> f32 {
   if (PRO >= 2u) { return a * silu_f(cw[zb[r] + c]); }
   return a;
 }
-fn xn1(r: u32, c: u32) -> f32 {
+fn xn1(r: u32, c: u32, a: f32) -> f32 {
   if (PRO == 3u) { return xs(xb[r] + c); }
-  return xd1(r, c);
+  return a;
 }
 
 // Element i of a float buffer viewed as vec4<u32> words, with dtype t.
@@ -136,25 +136,28 @@ fn q4_step(k: u32, mr: u32, lo0: vec4<f32>, hi0: vec4<f32>, bi: u32, s: ptr<func
     hi *= nel4(32u * bi + 16u + 4u * k);
   }
   let v0 = 8u * bi + k;
-  (*s).x += dot2(0u, v0, 4u, lo, hi);
-  if (NORM) { (*sq).x += sq2(0u, v0, 4u); }
+  let t0 = dot2(0u, v0, 4u, lo, hi);
+  (*s).x += t0.x;
+  if (NORM) { (*sq).x += t0.y; }
   if (mr > 1u) {
-    (*s).y += dot2(1u, v0, 4u, lo, hi);
-    (*s).z += dot2(2u, v0, 4u, lo, hi);
-    (*s).w += dot2(3u, v0, 4u, lo, hi);
-    if (NORM) { (*sq) += vec4<f32>(0.0, sq2(1u, v0, 4u), sq2(2u, v0, 4u), sq2(3u, v0, 4u)); }
+    let t1 = dot2(1u, v0, 4u, lo, hi);
+    let t2 = dot2(2u, v0, 4u, lo, hi);
+    let t3 = dot2(3u, v0, 4u, lo, hi);
+    (*s).y += t1.x;
+    (*s).z += t2.x;
+    (*s).w += t3.x;
+    if (NORM) { (*sq).y += t1.y; (*sq).z += t2.y; (*sq).w += t3.y; }
   }
 }
 
-// Row r's product with two weight vec4s: lo at operand vec4 v, hi at v + d.
-fn dot2(r: u32, v: u32, d: u32, lo: vec4<f32>, hi: vec4<f32>) -> f32 {
-  return dot(lo, xd(r, v)) + dot(hi, xd(r, v + d));
-}
-// NORM: row r's sum of squares over the same two vec4s (of what the norm squares).
-fn sq2(r: u32, v: u32, d: u32) -> f32 {
-  let a = xn(r, v);
-  let b = xn(r, v + d);
-  return dot(a, a) + dot(b, b);
+// Row r's product with two weight vec4s (lo at operand vec4 v, hi at v + d), and what NORM sums there:
+// (dot, sum of squares); the squares are dead code without NORM.
+fn dot2(r: u32, v: u32, d: u32, lo: vec4<f32>, hi: vec4<f32>) -> vec2<f32> {
+  let a = xd(r, v);
+  let b = xd(r, v + d);
+  let na = xn(r, v, a);
+  let nb = xn(r, v + d, b);
+  return vec2<f32>(dot(lo, a) + dot(hi, b), dot(na, na) + dot(nb, nb));
 }
 
 // NORM: norm weights c..c+3 as f32 (nwoff + c a multiple of 4: one 16-byte word or half of one).
@@ -225,7 +228,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
     for (var v = lane; v < q4; v += tpr) {
       var w4 = bitcast<vec4<f32>>(W[wb + v]);
       let a = xd(0u, v);
-      if (NORM) { w4 *= nel4(4u * v); let na = xn(0u, v); ss.x += dot(na, na); }
+      if (NORM) { w4 *= nel4(4u * v); let na = xn(0u, v, a); ss.x += dot(na, na); }
       acc.x += dot(w4, a);
       if (mr > 1u) {
         let b = xd(1u, v);
@@ -235,7 +238,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
         acc.z += dot(w4, c);
         acc.w += dot(w4, d);
         if (NORM) {
-          let nb = xn(1u, v); let nc = xn(2u, v); let nd = xn(3u, v);
+          let nb = xn(1u, v, b); let nc = xn(2u, v, c); let nd = xn(3u, v, d);
           ss.y += dot(nb, nb); ss.z += dot(nc, nc); ss.w += dot(nd, nd);
         }
       }
@@ -249,13 +252,17 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
       var hi = vec4<f32>(pair(wq.z), pair(wq.w));
       if (NORM) { lo *= nel4(8u * v); hi *= nel4(8u * v + 4u); }
       let v2 = 2u * v;
-      acc.x += dot2(0u, v2, 1u, lo, hi);
-      if (NORM) { ss.x += sq2(0u, v2, 1u); }
+      let t0 = dot2(0u, v2, 1u, lo, hi);
+      acc.x += t0.x;
+      if (NORM) { ss.x += t0.y; }
       if (mr > 1u) {
-        acc.y += dot2(1u, v2, 1u, lo, hi);
-        acc.z += dot2(2u, v2, 1u, lo, hi);
-        acc.w += dot2(3u, v2, 1u, lo, hi);
-        if (NORM) { ss += vec4<f32>(0.0, sq2(1u, v2, 1u), sq2(2u, v2, 1u), sq2(3u, v2, 1u)); }
+        let t1 = dot2(1u, v2, 1u, lo, hi);
+        let t2 = dot2(2u, v2, 1u, lo, hi);
+        let t3 = dot2(3u, v2, 1u, lo, hi);
+        acc.y += t1.x;
+        acc.z += t2.x;
+        acc.w += t3.x;
+        if (NORM) { ss.y += t1.y; ss.z += t2.y; ss.w += t3.y; }
       }
     }
   } else {
@@ -264,7 +271,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
       let xv = vec4<f32>(xd1(0u, c), xd1(1u, c), xd1(2u, c), xd1(3u, c));
       if (NORM) {
         wv *= nel(c);
-        let xq = vec4<f32>(xn1(0u, c), xn1(1u, c), xn1(2u, c), xn1(3u, c));
+        let xq = vec4<f32>(xn1(0u, c, xv.x), xn1(1u, c, xv.y), xn1(2u, c, xv.z), xn1(3u, c, xv.w));
         ss += xq * xq;
       }
       acc += wv * xv;
