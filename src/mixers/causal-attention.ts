@@ -231,10 +231,9 @@ export class CausalSelfAttention implements Mixer {
       };
       this.workspaces.set(b, ws);
     }
-    if (fused && ws.qkv) {
-      const flat = ws.qkv.reshape([b, ws.qkv.cols]);
-      bk.fusedLinear!({ out: flat, x, weight: this.w.qkv!, bias: this.w.qkvBias ?? null, norm: fused.norm });
-    } else if (ws.qkv) bk.matmul(ws.qkv, x, this.w.qkv!, { transB: true, bias: this.w.qkvBias ?? null });
+    if (fused && ws.qkv)
+      bk.fusedLinear!({ out: ws.qkv, x, weight: this.w.qkv!, bias: this.w.qkvBias ?? null, norm: fused.norm });
+    else if (ws.qkv) bk.matmul(ws.qkv, x, this.w.qkv!, { transB: true, bias: this.w.qkvBias ?? null });
     else {
       bk.matmul(ws.q, x, this.w.q, { transB: true, bias: this.w.qBias });
       bk.matmul(ws.k, x, this.w.k, { transB: true, bias: this.w.kBias });
@@ -309,10 +308,8 @@ export class CausalSelfAttention implements Mixer {
       );
       attend(true);
     }
-    if (fused) {
-      const o = ws.o.reshape([b, ws.o.cols]);
-      bk.fusedLinear!({ out, x: o, weight: this.w.o, bias: this.w.oBias, accumulate: fused.scale });
-    } else bk.matmul(out, ws.o, this.w.o, { transB: true, bias: this.w.oBias, accumulate: add });
+    if (fused) bk.fusedLinear!({ out, x: ws.o, weight: this.w.o, bias: this.w.oBias, accumulate: fused.scale });
+    else bk.matmul(out, ws.o, this.w.o, { transB: true, bias: this.w.oBias, accumulate: add });
   }
 
   /** q, k, v of x (b, l, d): one product over the stack and its column views, or three products. */

@@ -66,6 +66,8 @@ interface StepWorkspace {
   y2: Tensor; // (b, e) view
   yn: Tensor; // (b, e) gated norm's output
   gate: Tensor | null; // (b, e) silu(z), without a norm
+  /** The conv output where blockStep's fused in_proj leaves it, in place in zxbcdt: x, B, C (b, 1, ·) views. */
+  inPlace: { x3: Tensor; B3: Tensor; C3: Tensor };
 }
 
 /** What Mamba-2's parallel pass hands a tracer (src/inspect/): the SSD scan's inputs. */
@@ -158,22 +160,7 @@ export class Mamba2Mixer implements Mixer {
     if (!conv || !ssm) fail('STATE_MISMATCH', 'mamba2 mixer: state must hold "conv" and "ssm"');
     bk.matmul(ws.zxbcdt, x, this.w.inProj, { transB: true, bias: this.w.inProjBias });
     bk.causalConv1d(ws.xBCc, ws.xBC3, this.w.convWeight, this.w.convBias, conv, true);
-    bk.ssdScan({
-      y: ws.y,
-      x: ws.x3,
-      dt: ws.dt3,
-      A: this.getA(),
-      B: ws.B3,
-      C: ws.C3,
-      D: this.w.D,
-      dtBias: this.w.dtBias,
-      dtSoftplus: true,
-      dtLimit: NO_LIMIT,
-      nGroups: this.dims.g,
-      chunkSize: 1,
-      h0: ssm,
-      hOut: ssm,
-    });
+    this.ssdStep(ws, ws.x3, ws.B3, ws.C3, ssm);
     if (this.w.normWeight) bk.gatedRmsnorm(ws.yn, ws.y2, ws.z, this.w.normWeight, this.normOpts);
     else if (bk.unaryMul)
       bk.unaryMul('silu', ws.yn, ws.z, ws.y2); // y ⊙ silu(z) in one pass
@@ -199,33 +186,15 @@ export class Mamba2Mixer implements Mixer {
     if (!conv || !ssm || !oneGroup || !bk.fusedLinear || !bk.fusesLinear?.(b, [this.w.inProj, this.w.outProj]))
       return false;
     const ws = this.workspace(b);
-    const { g, n } = this.dims;
-    const e = this.e;
     bk.fusedLinear({
       out: ws.zxbcdt,
       x: residual,
       weight: this.w.inProj,
       bias: this.w.inProjBias,
       norm: { weight: norm, eps },
-      conv: { from: e, weight: this.w.convWeight, bias: this.w.convBias, state: conv },
+      conv: { from: this.e, weight: this.w.convWeight, bias: this.w.convBias, state: conv },
     });
-    const at = (from: number, width: number): Tensor => ws.zxbcdt.narrow(from, width).reshape([b, 1, width]);
-    bk.ssdScan({
-      y: ws.y,
-      x: at(e, e),
-      dt: ws.dt3,
-      A: this.getA(),
-      B: at(2 * e, g * n),
-      C: at(2 * e + g * n, g * n),
-      D: this.w.D,
-      dtBias: this.w.dtBias,
-      dtSoftplus: true,
-      dtLimit: NO_LIMIT,
-      nGroups: g,
-      chunkSize: 1,
-      h0: ssm,
-      hOut: ssm,
-    });
+    this.ssdStep(ws, ws.inPlace.x3, ws.inPlace.B3, ws.inPlace.C3, ssm);
     bk.fusedLinear({
       out: residual,
       x: ws.y2,
@@ -235,6 +204,26 @@ export class Mamba2Mixer implements Mixer {
       accumulate: scale,
     });
     return true;
+  }
+
+  /** One token of the SSD recurrence: y <- the scan step of x, dt, B, C (b, 1, ·) from the state ssm (advanced in place). */
+  private ssdStep(ws: StepWorkspace, x: Tensor, B: Tensor, C: Tensor, ssm: Tensor): void {
+    this.backend.ssdScan({
+      y: ws.y,
+      x,
+      dt: ws.dt3,
+      A: this.getA(),
+      B,
+      C,
+      D: this.w.D,
+      dtBias: this.w.dtBias,
+      dtSoftplus: true,
+      dtLimit: NO_LIMIT,
+      nGroups: this.dims.g,
+      chunkSize: 1,
+      h0: ssm,
+      hOut: ssm,
+    });
   }
 
   private workspace(b: number): StepWorkspace {
@@ -248,19 +237,21 @@ export class Mamba2Mixer implements Mixer {
       const xBCc = bk.alloc([b, 1, c]).keep();
       const y = bk.alloc([b, 1, e]).keep();
       const yn = bk.alloc([b, e]).keep();
+      const xBC3 = zxbcdt.narrow(e, c).reshape([b, 1, c]);
       ws = {
         zxbcdt,
         xBCc,
         y,
         yn,
         z: zxbcdt.narrow(0, e),
-        xBC3: zxbcdt.narrow(e, c).reshape([b, 1, c]),
+        xBC3,
         dt3: zxbcdt.narrow(e + c, h).reshape([b, 1, h]),
         x3: xBCc.narrow(0, e),
         B3: xBCc.narrow(e, g * n),
         C3: xBCc.narrow(e + g * n, g * n),
         y2: y.reshape([b, e]),
         gate: this.w.normWeight || bk.unaryMul ? null : bk.alloc([b, e]).keep(),
+        inPlace: { x3: xBC3.narrow(0, e), B3: xBC3.narrow(e, g * n), C3: xBC3.narrow(e + g * n, g * n) },
       };
       this.workspaces.set(b, ws);
     }

@@ -58,7 +58,8 @@ export interface DecodeKernels {
 }
 
 /**
- * Arguments of `Backend.fusedLinear` (m rows, weight (p, q) in the Linear layout):
+ * Arguments of `Backend.fusedLinear` (m rows, weight (p, q) in the Linear layout; out and x may have more
+ * dimensions, read as rows × last dimension, as `matmul` reads them):
  *   x' = x (m, q), or one prologue: `norm` rmsnorm(x) · weight; `glu` silu(x[:, :q]) ⊙ x[:, q:] with x
  *        (m, 2q) (SwiGLU's [gate; up] product); `gate` Mamba-2's gated RMSNorm of x by z over one group
  *        (`gatedRmsnorm` with groupSize q), or with a null weight x ⊙ silu(z) (no norm)
@@ -100,8 +101,7 @@ export function checkFusedLinear(a: FusedLinearArgs): { m: number; q: number; p:
     ['out', out],
     ['x', x],
   ] as const)
-    if (t.rank !== 2 || t.dtype !== 'f32')
-      fail('SHAPE_MISMATCH', `${op}: ${what} must be a 2-D f32 tensor, got ${t.toString()}`);
+    if (t.dtype !== 'f32') fail('DTYPE_MISMATCH', `${op}: ${what} must be f32, got ${t.toString()}`);
   const prologues = [a.norm, a.glu, a.gate].filter(Boolean).length;
   if (prologues > 1) fail('BAD_ARGUMENT', `${op}: norm, glu and gate are alternatives; ${prologues} were given`);
   const m = x.rows,
