@@ -4,7 +4,7 @@ import * as F from '../ops/ops.js';
 import { scope } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { HybridConfig } from './config-hybrid.js';
-import { LanguageModel } from './lm.js';
+import { blockScope, LanguageModel } from './lm.js';
 import type { ModelState } from './state.js';
 
 /**
@@ -44,9 +44,16 @@ export class Zamba2LanguageModel extends LanguageModel<HybridConfig> {
       let h = e0;
       this.blocks.forEach((blk, i) => {
         const layer = st?.layers[i];
-        let x = h;
-        if (blk.mixer instanceof Zamba2HybridLayer) x = F.add(h, blk.mixer.shared(h, e0, layer, st?.position));
-        h = F.add(h, blk.mixer.forward(F.rmsnorm(x, blk.norm, this.eps), layer, st?.position)); // (b, l, d)
+        // e0 is read by every shared block: the first block keeps it
+        h = blockScope(
+          h,
+          (r) => {
+            let x = r;
+            if (blk.mixer instanceof Zamba2HybridLayer) x = F.add(r, blk.mixer.shared(r, e0, layer, st?.position));
+            return F.add(r, blk.mixer.forward(F.rmsnorm(x, blk.norm, this.eps), layer, st?.position)); // (b, l, d)
+          },
+          h === e0,
+        );
       });
       if (st) st.position += l;
       const normed = F.rmsnorm(h, this.normF, this.eps); // (b, l, d)
