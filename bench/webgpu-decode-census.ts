@@ -142,7 +142,8 @@ try {
           try {
             return f.apply(blk.mixer, a);
           } finally {
-            scope = `${label} (glue after)`;
+            // after the last block comes the model's closing work (norm_f, lm_head, sampling, read-back)
+            scope = i === model.blocks.length - 1 ? 'model' : `${label} (glue after)`;
           }
         };
       }

@@ -69,8 +69,10 @@ export interface CausalAttentionDims {
 const FIRST_CAPACITY = 16;
 
 interface StepWorkspace {
-  /** The stacked product's output (weights' `qkv`), of which q, k, v are column views; else null. */
-  qkv: Tensor | null; // (b, 1, H·dh + 2·G·dh)
+  /** q, k and v side by side, of which they are column views (kvAppend rotates q in it, kv-append.ts). */
+  all: Tensor; // (b, 1, H·dh + 2·G·dh)
+  /** `all` where the weights are stacked (`qkv`: one product writes it), else null (three products). */
+  qkv: Tensor | null;
   q: Tensor; // (b, 1, H·dh)
   k: Tensor; // (b, 1, G·dh)
   v: Tensor; // (b, 1, G·dh)
@@ -176,17 +178,20 @@ export class CausalSelfAttention implements Mixer {
   }
 
   step(x: Tensor, out: Tensor, state: MixerState, position?: StepPosition): void {
-    this.stepInto(x, out, state, position, false);
+    const o = this.attendStep(x, state, position);
+    this.backend.matmul(out, o, this.w.o, { transB: true, bias: this.w.oBias });
   }
 
   /** `step`, its output added into `out` by o_proj itself (Falcon-H1's parallel sum: no separate add). */
   stepAdd(x: Tensor, out: Tensor, state: MixerState, position?: StepPosition): void {
-    this.stepInto(x, out, state, position, true);
+    const o = this.attendStep(x, state, position);
+    this.backend.matmul(out, o, this.w.o, { transB: true, bias: this.w.oBias, accumulate: true });
   }
 
   /**
-   * The residual block fused where the backend does it (Mixer.blockStep): [q; k; v] of rmsnorm(residual) in
-   * one product, o_proj added into the residual times `scale`. Stacked projections without adapters only.
+   * The residual block fused where the backend does it (Mixer.blockStep): q, k and v of rmsnorm(residual)
+   * with the norm in their product (one product over the stack [q; k; v], or three), o_proj added into the
+   * residual times `scale`. Not with adapters (Zamba2's LoRA reads the normed input).
    */
   blockStep(
     residual: Tensor,
@@ -196,21 +201,42 @@ export class CausalSelfAttention implements Mixer {
     scale = 1,
     position?: StepPosition,
   ): boolean {
-    const bk = this.backend;
-    const w = this.w;
-    if (!w.qkv || w.adapters || !bk.fusedLinear || !bk.fusesLinear?.(residual.rows, [w.qkv, w.o])) return false;
-    this.stepInto(residual, residual, state, position, false, { norm: { weight: norm, eps }, scale });
+    if (!this.fusesBlock(residual.rows)) return false;
+    this.blockRead(residual, norm, eps, state, position)(scale);
     return true;
   }
 
-  private stepInto(
+  fusesBlock(rows: number): boolean {
+    const bk = this.backend;
+    const w = this.w;
+    const products = w.qkv ? [w.qkv, w.o] : [w.q, w.k, w.v, w.o];
+    return !w.adapters && !!bk.fusedLinear && !!bk.fusesLinear?.(rows, products);
+  }
+
+  /** blockStep up to the attention output (everything that reads the residual); returns o_proj's add. */
+  blockRead(
+    residual: Tensor,
+    norm: Tensor,
+    eps: number,
+    state: MixerState,
+    position?: StepPosition,
+  ): (scale: number) => void {
+    const o = this.attendStep(residual, state, position, { weight: norm, eps });
+    return (scale) =>
+      this.backend.fusedLinear!({ out: residual, x: o, weight: this.w.o, bias: this.w.oBias, accumulate: scale });
+  }
+
+  /**
+   * One token's attention up to o_proj: q, k, v of x (of rmsnorm(x) · norm.weight with `norm`, in the
+   * products), the rotary, the cache write and the attention; returns the attention output (b, 1, H·dh),
+   * a workspace buffer.
+   */
+  private attendStep(
     x: Tensor,
-    out: Tensor,
     state: MixerState,
     position: StepPosition | undefined,
-    add: boolean,
-    fused?: { norm: { weight: Tensor; eps: number }; scale: number },
-  ): void {
+    norm?: { weight: Tensor; eps: number },
+  ): Tensor {
     const { heads, kvHeads, scale } = this.dims;
     const bk = this.backend;
     const b = x.rows;
@@ -220,20 +246,24 @@ export class CausalSelfAttention implements Mixer {
     let ws = this.workspaces.get(b);
     if (!ws) {
       const { qWidth: qw, kvWidth: kw } = this;
-      const qkv = this.w.qkv ? bk.alloc([b, 1, qw + 2 * kw]).keep() : null;
+      const all = bk.alloc([b, 1, qw + 2 * kw]).keep();
       ws = {
-        qkv,
-        q: qkv ? qkv.narrow(0, qw) : bk.alloc([b, 1, qw]).keep(),
-        k: qkv ? qkv.narrow(qw, kw) : bk.alloc([b, 1, kw]).keep(),
-        v: qkv ? qkv.narrow(qw + kw, kw) : bk.alloc([b, 1, kw]).keep(),
+        all,
+        qkv: this.w.qkv ? all : null,
+        q: all.narrow(0, qw),
+        k: all.narrow(qw, kw),
+        v: all.narrow(qw + kw, kw),
         o: bk.alloc([b, 1, qw]).keep(),
         starts: bk.alloc([b]).keep(),
       };
       this.workspaces.set(b, ws);
     }
-    if (fused && ws.qkv)
-      bk.fusedLinear!({ out: ws.qkv, x, weight: this.w.qkv!, bias: this.w.qkvBias ?? null, norm: fused.norm });
-    else if (ws.qkv) bk.matmul(ws.qkv, x, this.w.qkv!, { transB: true, bias: this.w.qkvBias ?? null });
+    if (norm && ws.qkv) bk.fusedLinear!({ out: ws.qkv, x, weight: this.w.qkv!, bias: this.w.qkvBias ?? null, norm });
+    else if (norm) {
+      bk.fusedLinear!({ out: ws.q, x, weight: this.w.q, bias: this.w.qBias, norm });
+      bk.fusedLinear!({ out: ws.k, x, weight: this.w.k, bias: this.w.kBias, norm });
+      bk.fusedLinear!({ out: ws.v, x, weight: this.w.v, bias: this.w.vBias, norm });
+    } else if (ws.qkv) bk.matmul(ws.qkv, x, this.w.qkv!, { transB: true, bias: this.w.qkvBias ?? null });
     else {
       bk.matmul(ws.q, x, this.w.q, { transB: true, bias: this.w.qBias });
       bk.matmul(ws.k, x, this.w.k, { transB: true, bias: this.w.kBias });
@@ -261,6 +291,7 @@ export class CausalSelfAttention implements Mixer {
       });
     // where the backend fuses them, the keys' rotary, the cache writes and the counters are one kernel
     const { rotaryDim, headDim, ropeTheta } = this.dims;
+    // (and the queries' rotary too)
     const append = bk.kvAppend
       ? (start: number, rowStarts?: Tensor): void =>
           bk.kvAppend!({
@@ -271,16 +302,14 @@ export class CausalSelfAttention implements Mixer {
             length: state.length,
             start,
             ...(rowStarts ? { rowStarts } : {}),
-            ...(rotaryDim > 0 ? { rotary: { dim: rotaryDim, headDim, base: ropeTheta } } : {}),
+            ...(rotaryDim > 0 ? { rotary: { dim: rotaryDim, headDim, base: ropeTheta }, q: ws.q } : {}),
           })
       : undefined;
     if (!rows && append) {
-      this.rope(ws.q, heads, t);
       append(t);
       attend(false);
     } else if (append) {
       this.setLengths(ws.starts, rows!);
-      this.rope(ws.q, heads, 0, ws.starts);
       append(0, ws.starts);
       attend(true);
     } else if (!rows) {
@@ -308,8 +337,7 @@ export class CausalSelfAttention implements Mixer {
       );
       attend(true);
     }
-    if (fused) bk.fusedLinear!({ out, x: ws.o, weight: this.w.o, bias: this.w.oBias, accumulate: fused.scale });
-    else bk.matmul(out, ws.o, this.w.o, { transB: true, bias: this.w.oBias, accumulate: add });
+    return ws.o;
   }
 
   /** q, k, v of x (b, l, d): one product over the stack and its column views, or three products. */
@@ -435,8 +463,7 @@ export class CausalSelfAttention implements Mixer {
   parametersChanged(): void {}
 
   dispose(): void {
-    for (const ws of this.workspaces.values())
-      for (const t of [ws.qkv ?? ws.q, ws.k, ws.v, ws.o, ws.starts]) t.dispose(); // (views: no-ops)
+    for (const ws of this.workspaces.values()) for (const t of [ws.all, ws.o, ws.starts]) t.dispose();
     this.workspaces.clear();
   }
 }

@@ -177,33 +177,49 @@ export class Mamba2Mixer implements Mixer {
    * dt]), the SSD step, and out_proj of the gated norm (one group) added into the residual, scaled.
    */
   blockStep(residual: Tensor, norm: Tensor, eps: number, state: MixerState, scale = 1): boolean {
+    if (!this.fusesBlock(residual.rows, state)) return false;
+    this.blockRead(residual, norm, eps, state)(scale);
+    return true;
+  }
+
+  /** Whether blockStep / blockRead fuse (the gated norm in one group, the backend fusing both products). */
+  fusesBlock(rows: number, state: MixerState): boolean {
     const bk = this.backend;
-    const { conv, ssm } = state;
-    const b = residual.rows;
     const nw = this.w.normWeight;
-    const opts = this.normOpts;
-    const oneGroup = !nw || opts.groupSize === this.e;
-    if (!conv || !ssm || !oneGroup || !bk.fusedLinear || !bk.fusesLinear?.(b, [this.w.inProj, this.w.outProj]))
-      return false;
-    const ws = this.workspace(b);
-    bk.fusedLinear({
+    const oneGroup = !nw || this.normOpts.groupSize === this.e;
+    return (
+      !!state.conv &&
+      !!state.ssm &&
+      oneGroup &&
+      !!bk.fusedLinear &&
+      !!bk.fusesLinear?.(rows, [this.w.inProj, this.w.outProj])
+    );
+  }
+
+  /** blockStep's first two launches (they read the residual); returns its third (the write). */
+  blockRead(residual: Tensor, norm: Tensor, eps: number, state: MixerState): (scale: number) => void {
+    const bk = this.backend;
+    const ws = this.workspace(residual.rows);
+    bk.fusedLinear!({
       out: ws.zxbcdt,
       x: residual,
       weight: this.w.inProj,
       bias: this.w.inProjBias,
       norm: { weight: norm, eps },
-      conv: { from: this.e, weight: this.w.convWeight, bias: this.w.convBias, state: conv },
+      conv: { from: this.e, weight: this.w.convWeight, bias: this.w.convBias, state: state.conv },
     });
-    this.ssdStep(ws, ws.inPlace.x3, ws.inPlace.B3, ws.inPlace.C3, ssm);
-    bk.fusedLinear({
-      out: residual,
-      x: ws.y2,
-      weight: this.w.outProj,
-      bias: this.w.outProjBias,
-      gate: { z: ws.z, weight: nw, eps: opts.eps, normBeforeGate: opts.normBeforeGate },
-      accumulate: scale,
-    });
-    return true;
+    this.ssdStep(ws, ws.inPlace.x3, ws.inPlace.B3, ws.inPlace.C3, state.ssm);
+    const nw = this.w.normWeight;
+    const opts = this.normOpts;
+    return (scale) =>
+      bk.fusedLinear!({
+        out: residual,
+        x: ws.y2,
+        weight: this.w.outProj,
+        bias: this.w.outProjBias,
+        gate: { z: ws.z, weight: nw, eps: opts.eps, normBeforeGate: opts.normBeforeGate },
+        accumulate: scale,
+      });
   }
 
   /** One token of the SSD recurrence: y <- the scan step of x, dt, B, C (b, 1, ·) from the state ssm (advanced in place). */

@@ -43,6 +43,21 @@ export interface Mixer {
     scale?: number,
     position?: StepPosition,
   ): boolean;
+  /**
+   * `blockStep` in two halves, for mixers that share one residual side by side (ParallelMixers: Falcon-H1's
+   * attention and Mamba-2 both read rmsnorm(residual), and the residual takes both outputs): `blockRead`
+   * does every launch that reads the residual (and the mixer's own work after them) and returns the write
+   * that adds its output × scale into the residual. It is called only where `fusesBlock` said yes, which
+   * asks before anything is done (a part half-fused cannot fall back: its state has advanced).
+   */
+  fusesBlock?(rows: number, state: MixerState): boolean;
+  blockRead?(
+    residual: Tensor,
+    norm: Tensor,
+    eps: number,
+    state: MixerState,
+    position?: StepPosition,
+  ): (scale: number) => void;
   /** A zero state for `batch` sequences. */
   initState(batch: number): MixerState;
   /** Shapes of the state tensors for one sequence (batch dimension first, set to 1). */

@@ -50,6 +50,8 @@ export class Mlp implements Mixer {
   /** I: the hidden width. */
   readonly hidden: number;
   private readonly workspaces = new Map<number, Workspace>();
+  /** blockStep's [gate | up] (b, 2I) and its halves, where gate and up are separate matrices. */
+  private readonly splitWorkspaces = new Map<number, { gu: Tensor; gate: Tensor; up: Tensor }>();
 
   constructor(
     readonly backend: Backend,
@@ -134,21 +136,36 @@ export class Mlp implements Mixer {
   }
 
   /**
-   * The residual block in two fused products where the backend has them (Mixer.blockStep): [gate; up] of
-   * rmsnorm(residual), then residual += scale · down(silu(gate) ⊙ up). SwiGLU with [gate; up] in one
-   * matrix (fused or stacked) only.
+   * The residual block in fused products where the backend has them (Mixer.blockStep): [gate; up] of
+   * rmsnorm(residual) (one product where they are one matrix, fused or stacked; else two, each with the
+   * norm, into the halves of one buffer: q8/q4 weights are not stacked), then residual += scale ·
+   * down(silu(gate) ⊙ up). SwiGLU only.
    */
   blockStep(residual: Tensor, norm: Tensor, eps: number, _state: MixerState, scale = 1): boolean {
     const bk = this.backend;
     const w = this.w;
     const gateUp = w.gateUp ?? (w.gate ? null : w.up);
     const b = residual.rows;
-    if (this.activation !== 'swiglu' || !gateUp || !bk.fusedLinear || !bk.fusesLinear?.(b, [gateUp, w.down]))
-      return false;
-    const ws = this.workspace(b, true);
-    const upBias = w.gateUp ? (w.gateUpBias ?? null) : w.upBias;
-    bk.fusedLinear({ out: ws.up, x: residual, weight: gateUp, bias: upBias, norm: { weight: norm, eps } }); // (b, 2I)
-    bk.fusedLinear({ out: residual, x: ws.up, weight: w.down, bias: w.downBias, glu: true, accumulate: scale });
+    const products = gateUp ? [gateUp, w.down] : [w.gate!, w.up, w.down];
+    if (this.activation !== 'swiglu' || !bk.fusedLinear || !bk.fusesLinear?.(b, products)) return false;
+    const nrm = { weight: norm, eps };
+    let gu: Tensor;
+    if (gateUp) {
+      gu = this.workspace(b, true).up; // (b, 2I)
+      const upBias = w.gateUp ? (w.gateUpBias ?? null) : w.upBias;
+      bk.fusedLinear({ out: gu, x: residual, weight: gateUp, bias: upBias, norm: nrm });
+    } else {
+      let ws = this.splitWorkspaces.get(b);
+      if (!ws) {
+        const t = bk.alloc([b, 2 * this.hidden]).keep();
+        ws = { gu: t, gate: t.narrow(0, this.hidden), up: t.narrow(this.hidden, this.hidden) };
+        this.splitWorkspaces.set(b, ws);
+      }
+      gu = ws.gu;
+      bk.fusedLinear({ out: ws.gate, x: residual, weight: w.gate!, bias: w.gateBias, norm: nrm });
+      bk.fusedLinear({ out: ws.up, x: residual, weight: w.up, bias: w.upBias, norm: nrm });
+    }
+    bk.fusedLinear({ out: residual, x: gu, weight: w.down, bias: w.downBias, glu: true, accumulate: scale });
     return true;
   }
 
@@ -177,5 +194,7 @@ export class Mlp implements Mixer {
   dispose(): void {
     for (const ws of this.workspaces.values()) for (const t of [ws.up, ws.gate, ws.act]) t?.dispose();
     this.workspaces.clear();
+    for (const ws of this.splitWorkspaces.values()) ws.gu.dispose();
+    this.splitWorkspaces.clear();
   }
 }

@@ -65,6 +65,26 @@ export class ParallelMixers implements Mixer {
     }
   }
 
+  /**
+   * The whole block fused where every part fuses (Mixer.blockRead): each part's launches that read
+   * rmsnorm(residual) first, then each part's output added into the residual × scale (Falcon-H1 in f32:
+   * 1 + 3 + 2 launches for attention and Mamba-2 where the unfused step takes 1 + 2·(its norm) + 9).
+   */
+  blockStep(
+    residual: Tensor,
+    norm: Tensor,
+    eps: number,
+    state: MixerState,
+    scale = 1,
+    position?: StepPosition,
+  ): boolean {
+    const parts = Object.values(this.parts);
+    if (!parts.every((m) => m.blockRead && m.fusesBlock?.(residual.rows, state))) return false;
+    const writes = parts.map((m) => m.blockRead!(residual, norm, eps, state, position));
+    for (const write of writes) write(scale);
+    return true;
+  }
+
   initState(batch: number): MixerState {
     return Object.assign({}, ...Object.values(this.parts).map((m) => m.initState(batch))) as MixerState;
   }

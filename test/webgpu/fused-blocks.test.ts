@@ -105,11 +105,11 @@ for (const dtype of ['f32', 'q4'] as WeightDType[])
     const model = await buildHybrid(config, source(config), g, dtype);
     const fused = await steps(model, g, TOKENS);
     const plain = await unfused(g, () => steps(model, g, TOKENS));
-    // blocks: Mamba-2 (fused: 3 launches of 6), MLP (2 of 4), attention (its norm in [q; k; v]: 1 fewer),
-    // MLP, Mamba-2, MLP; the final norm in lm_head (1 of 2): 3 + 2 + 1 + 2 + 3 + 2 + 1 = 14 fewer (from the
-    // second token: the first one also makes the step's buffers). In q4 the attention block stays unfused
-    // (q, k and v are not stacked in q4) and the MLP after it adds its pending output first (1 fewer): 3 + 2 + 0 + 1 + 3 + 2 + 1 = 12.
-    const fewer = dtype === 'q4' ? 12 : 14;
+    // blocks: Mamba-2 (fused: 3 launches of 6), MLP (2 of 4), attention (its norm in [q; k; v], or in q, k
+    // and v each in q4, where they are not stacked: 1 fewer), MLP, Mamba-2, MLP; the final norm in lm_head
+    // (1 of 2): 3 + 2 + 1 + 2 + 3 + 2 + 1 = 14 fewer (from the second token: the first one also makes the
+    // step's buffers)
+    const fewer = 14;
     fused.dispatches.forEach((n, i) => {
       if (i > 0) assert.equal(plain.dispatches[i] - n, fewer, `token ${i}: ${n} vs ${plain.dispatches[i]} launches`);
     });
@@ -123,3 +123,82 @@ for (const dtype of ['f32', 'q4'] as WeightDType[])
     }
     for (const p of model.parameters().values()) p.dispose();
   });
+
+/**
+ * Falcon-H1's parallel block (attention and Mamba-2 reading one rmsnorm(residual), both added into it)
+ * fused as ParallelMixers.blockStep does it: every part's reading launches before any part's write. One
+ * group (Falcon-H1 0.5B's layout), muP multipliers folded into the weights as the loader does, with and
+ * without Mamba-2's gated norm weight (`mamba_rms_norm`), RoPE.
+ */
+function falconConfig(rmsNorm: boolean): HybridConfig {
+  return parseHybridConfig({
+    model_type: 'falcon_h1',
+    hidden_size: 64,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    head_dim: 16,
+    intermediate_size: 96,
+    mamba_d_ssm: 64,
+    mamba_n_heads: 4,
+    mamba_d_head: 16,
+    mamba_d_state: 16,
+    mamba_n_groups: 1,
+    mamba_d_conv: 4,
+    mamba_expand: 2,
+    mamba_chunk_size: 4,
+    mamba_conv_bias: true,
+    mamba_proj_bias: false,
+    mamba_rms_norm: rmsNorm,
+    mamba_norm_before_gate: false,
+    attention_bias: false,
+    mlp_bias: false,
+    projectors_bias: false,
+    hidden_act: 'silu',
+    rms_norm_eps: 1e-5,
+    rope_theta: 10000,
+    embedding_multiplier: 1.5,
+    lm_head_multiplier: 0.5,
+    attention_in_multiplier: 1.2,
+    attention_out_multiplier: 0.8,
+    key_multiplier: 0.7,
+    ssm_in_multiplier: 1.1,
+    ssm_out_multiplier: 0.9,
+    ssm_multipliers: [0.9, 1.1, 1.2, 0.8, 1.05],
+    mlp_multipliers: [1.1, 0.9],
+    vocab_size: 67,
+    tie_word_embeddings: false,
+    max_position_embeddings: 256,
+  });
+}
+
+for (const rmsNorm of [false, true])
+  for (const dtype of ['f32', 'q4'] as WeightDType[])
+    test(`Falcon-H1 parallel block (${dtype}, mamba_rms_norm ${rmsNorm}) on WebGPU: fused decode equals the unfused step, with fewer launches`, async (t) => {
+      const g = await requireAdapter(t);
+      if (!g) return;
+      const c = falconConfig(rmsNorm);
+      const model = await buildHybrid(c, source(c), g, dtype);
+      const fused = await steps(model, g, TOKENS);
+      const plain = await unfused(g, () => steps(model, g, TOKENS));
+      // per layer: the parallel block's norm in in_proj and in [q; k; v] (or q, k and v each in q4), the conv
+      // step in in_proj, the gate (and gated norm) in out_proj: 3 fewer (of 11, 13 in q4; o_proj adds into
+      // the residual in both); the MLP's norm in [gate; up] (or gate and up each), silu(gate)·up in down_proj,
+      // the residual add in down_proj: 2 fewer (of 4, 5 in q4); then the final norm in lm_head: 2 × 5 + 1
+      const fewer = 11;
+      fused.dispatches.forEach((n, i) => {
+        if (i > 0) assert.equal(plain.dispatches[i] - n, fewer, `token ${i}: ${n} vs ${plain.dispatches[i]} launches`);
+      });
+      t.diagnostic(`${dtype}: ${fused.dispatches[1]} launches a token fused, ${plain.dispatches[1]} unfused`);
+      fused.logits.forEach((l, i) =>
+        assertClose(l, plain.logits[i], `token ${i}: fused vs unfused logits`, 1e-4, 2e-5),
+      );
+      if (dtype === 'f32') {
+        const cm = await buildHybrid(c, source(c), ref, dtype);
+        const cs = await steps(cm, ref, TOKENS);
+        fused.logits.forEach((l, i) =>
+          assertClose(l, cs.logits[i], `token ${i}: fused WebGPU vs CPU reference`, 1e-4, 1e-5),
+        );
+      }
+      for (const p of model.parameters().values()) p.dispose();
+    });

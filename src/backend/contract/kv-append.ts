@@ -10,6 +10,9 @@ import { checkFloat, checkSameBackend } from './checks.js';
  * positions). rotary: GPT-NeoX half-split RoPE on the first `dim` columns of each head of `headDim`
  * (as `rotary` with headDim = dim on each head's leading columns); absent for no positional encoding.
  * k, v (b, w) (views, e.g. (b, 1, w)); kCache, vCache (b, cap, w) contiguous; length, rowStarts (b) f32.
+ * `q` (b, qw), qw a multiple of headDim, with rotary: the token's queries, rotated in place at the same
+ * positions in the same kernel (the attention step's other rotary launch); q, k and v are then views of
+ * one tensor (the step's [q; k; v] workspace: a kernel that writes q cannot also bind it apart).
  * Optional: a backend without it runs the separate kernels (the CPU writes its cache in place anyway).
  */
 export interface KvAppendArgs {
@@ -21,6 +24,7 @@ export interface KvAppendArgs {
   start: number;
   rowStarts?: Tensor;
   rotary?: { dim: number; headDim: number; base: number };
+  q?: Tensor;
 }
 
 /** Checks the arguments; returns b, the cache's capacity and the row width w. */
@@ -55,5 +59,15 @@ export function checkKvAppend(a: KvAppendArgs): { b: number; cap: number; w: num
   const r = a.rotary;
   if (r && !(r.dim > 0 && r.dim % 2 === 0 && r.dim <= r.headDim && w % r.headDim === 0))
     fail('BAD_ARGUMENT', `${op}: rotary on ${r.dim} of each ${r.headDim} columns does not fit rows of ${w}`);
+  if (a.q) {
+    checkSameBackend(op, a.q, a.k);
+    checkFloat(op, 'q', a.q);
+    if (!r) fail('BAD_ARGUMENT', `${op}: q is rotated with the keys' rotary, and none was given`);
+    if (a.q.rows !== b || a.q.cols % r.headDim !== 0)
+      fail('SHAPE_MISMATCH', `${op}: q must hold ${b} rows of whole heads of ${r.headDim}, got ${fmtShape(a.q.shape)}`);
+    const owner = (t: Tensor): Tensor => t.base ?? t;
+    if (owner(a.k) !== owner(a.q) || owner(a.v) !== owner(a.q))
+      fail('BAD_ARGUMENT', `${op}: with q, q, k and v must be views of one tensor (the step's [q; k; v])`);
+  }
   return { b, cap, w };
 }
