@@ -75,8 +75,18 @@ export async function loadTensor(
             ? 'bf16'
             : 'f32'
         : wdtype;
-  const data = decode(entry, bytes, target, src.description);
-  const t = backend.upload(data, hold, target).keep();
+  const half = entry.dtype === 'F16' ? 'f16' : entry.dtype === 'BF16' ? 'bf16' : null;
+  let t: Tensor;
+  if (half && (target === 'f32' || isQuantized(target)) && backend.uploadFromHalf) {
+    // converted or quantised from the stored halves, checked on their bits: no f32 copy of the checkpoint
+    const n = entry.shape.reduce((a, b) => a * b, 1);
+    const bits =
+      bytes.byteOffset % 2 === 0
+        ? new Uint16Array(bytes.buffer, bytes.byteOffset, n)
+        : new Uint16Array(bytes.slice().buffer);
+    checkFiniteHalf(bits, half, entry.name, src.description);
+    t = backend.uploadFromHalf(bits, half, hold, target).keep();
+  } else t = backend.upload(decode(entry, bytes, target, src.description), hold, target).keep();
   t.name = exp.name;
   return t;
 }
@@ -111,9 +121,13 @@ function decode(entry: TensorEntry, bytes: Uint8Array, target: DType, where: str
   }
   if (half) {
     const src16 = entry.dtype === 'F16' ? 'f16' : 'bf16';
+    if (target === src16) {
+      // kept as stored: checked on the bits, never converted (a 7B checkpoint is 14 GB of halves)
+      checkFiniteHalf(half, src16, entry.name, where);
+      return half;
+    }
+    checkFiniteHalf(half, src16, entry.name, where);
     const asF32 = halfToF32(half, src16);
-    checkFinite(asF32, entry.name, where);
-    if (target === src16) return half;
     return target === 'f32' || isQuantized(target) ? asF32 : f32ToHalf(asF32, target as 'f16' | 'bf16');
   }
   checkFinite(f32!, entry.name, where);
@@ -130,6 +144,39 @@ export function checkFinite(a: Float32Array, name: string, where: string): void 
         index: i,
       });
   }
+}
+
+/**
+ * checkFinite on 16-bit storage, by the bits: a half is inf or NaN exactly when its exponent bits are all
+ * ones (f16 0x7c00, bf16 0x7f80). Two halves per 32-bit word: with x = w & (mask | mask << 16), each half of
+ * x is at most the mask, and adding its lowest exponent bit sets bit 15 of that half only where it equals
+ * the mask (no carry crosses into the other half), so one add and one test cover both.
+ */
+export function checkFiniteHalf(h: Uint16Array, dtype: 'f16' | 'bf16', name: string, where: string): void {
+  const mask = dtype === 'f16' ? 0x7c00 : 0x7f80;
+  const low = dtype === 'f16' ? 0x0400 : 0x0080;
+  const refuse = (i: number): never => {
+    const v = halfToF32(h.subarray(i, i + 1), dtype)[0];
+    return fail('NON_FINITE', `${where}: tensor ${name} holds ${v} at flat index ${i}; weights must be finite`, {
+      tensor: name,
+      index: i,
+    });
+  };
+  // a first half off 4-byte alignment alone, then whole words, then a last half alone
+  const start = h.byteOffset % 4 === 0 ? 0 : Math.min(1, h.length);
+  if (start && (h[0] & mask) === mask) refuse(0);
+  const words = (h.length - start) >> 1;
+  const w = new Uint32Array(h.buffer, h.byteOffset + 2 * start, words);
+  const m2 = mask | (mask << 16),
+    l2 = low | (low << 16),
+    top = 0x80008000 | 0;
+  for (let k = 0; k < words; k++)
+    if ((((w[k] & m2) + l2) & top) !== 0) {
+      const i = start + 2 * k;
+      refuse((h[i] & mask) === mask ? i : i + 1);
+    }
+  const last = start + 2 * words;
+  if (last < h.length && (h[last] & mask) === mask) refuse(last);
 }
 
 /** Every tensor of the source that no expectation claimed: an error. */

@@ -5,6 +5,7 @@ import { writeSafetensorsFile } from '../../src/io/node/safetensors-file.js';
 import type { TensorToWrite } from '../../src/io/safetensors-writer.js';
 import { parseHfMambaConfig, ConfigReader } from '../../src/models/config.js';
 import { expectedMambaTensors } from '../../src/models/build-mamba.js';
+import { f32ToHalf } from '../../src/tensor/dtype.js';
 import { ROOT } from './fixtures.js';
 
 /**
@@ -24,6 +25,8 @@ export interface TinyModelOptions {
   /** Add a tensor the model does not have. */
   extra?: string;
   seed?: number;
+  /** Store the matrices in this 16-bit format (default F32). */
+  half?: 'F16' | 'BF16';
 }
 
 export const TINY_CONFIG = {
@@ -67,7 +70,9 @@ export async function makeTinyModel(o: TinyModelOptions = {}): Promise<string> {
         : (e.name.includes('norm') ? 1 : 0) + rnd() * 2 * scale,
     );
     if (o.poison?.name === e.name) data[n >> 1] = o.poison.value;
-    tensors.push({ name: e.name, dtype: 'F32', shape, data });
+    if (o.half && e.matrix)
+      tensors.push({ name: e.name, dtype: o.half, shape, data: f32ToHalf(data, o.half === 'F16' ? 'f16' : 'bf16') });
+    else tensors.push({ name: e.name, dtype: 'F32', shape, data });
   }
   if (o.extra) tensors.push({ name: o.extra, dtype: 'F32', shape: [2], data: new Float32Array(2) });
   await writeSafetensorsFile(join(dir, 'model.safetensors'), tensors, { format: 'pt' });

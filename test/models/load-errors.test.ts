@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { isMambaError, type ErrorCode } from '../../src/errors.js';
 import { loadLanguageModel } from '../../src/models/node/load-checkpoint.js';
 import { loadModel } from '../../src/node/load.js';
+import { checkFiniteHalf } from '../../src/models/weights.js';
+import { halfToF32 } from '../../src/tensor/dtype.js';
 import { makeTinyModel } from '../helpers/tiny-model.js';
 
 /** Every way a checkpoint can be wrong gives a MambaError with a code and a message naming the problem. */
@@ -108,6 +110,59 @@ test('NaN or Inf in the weights is refused, naming the tensor', async () => {
     'NON_FINITE',
     /norm_f\.weight holds Infinity/,
   );
+});
+
+test('NaN or Inf in 16-bit weights is refused, kept 16-bit (checked on the bits) or converted', async () => {
+  const W = 'backbone.layers.0.mixer.in_proj.weight';
+  for (const half of ['F16', 'BF16'] as const)
+    for (const [value, shown] of [
+      [Infinity, 'Infinity'],
+      [-Infinity, '-Infinity'],
+      [NaN, 'NaN'],
+    ] as const) {
+      const dir = await makeTinyModel({ half, poison: { name: W, value } });
+      for (const dtype of ['auto', 'f32', 'q4'] as const)
+        await rejects(
+          loadLanguageModel(dir, { dtype }),
+          'NON_FINITE',
+          new RegExp(`in_proj\\.weight holds ${shown.replace('-', '\\-')} at flat index \\d+`),
+        );
+    }
+  // and a finite 16-bit checkpoint loads
+  for (const half of ['F16', 'BF16'] as const)
+    await loadLanguageModel(await makeTinyModel({ half }), { dtype: 'auto' });
+});
+
+test('checkFiniteHalf agrees with checkFinite on the converted values for every 16-bit pattern', () => {
+  for (const dtype of ['f16', 'bf16'] as const) {
+    const all = new Uint16Array(65536).map((_, i) => i);
+    const values = halfToF32(all, dtype);
+    let nonFinite = 0;
+    for (let p = 0; p < 65536; p++) {
+      // the pattern at an even and an odd index, in an array whose start is and is not 4-byte aligned
+      for (const at of [4, 5])
+        for (const shift of [0, 1]) {
+          const buf = new Uint16Array(9).fill(dtype === 'f16' ? 0x3c00 : 0x3f80); // ones
+          const h = buf.subarray(shift, shift + 8);
+          h[at] = p;
+          const finite = Number.isFinite(values[p]);
+          let threw: unknown;
+          try {
+            checkFiniteHalf(h, dtype, 'w', 'test');
+          } catch (e) {
+            threw = e;
+          }
+          if (finite) assert.equal(threw, undefined, `${dtype} 0x${p.toString(16)} is finite`);
+          else {
+            assert.ok(isMambaError(threw, 'NON_FINITE'), `${dtype} 0x${p.toString(16)} is refused`);
+            assert.match((threw as Error).message, new RegExp(`at flat index ${at};`));
+          }
+        }
+      if (!Number.isFinite(values[p])) nonFinite++;
+    }
+    // f16: 2 infinities + 2·1023 NaNs; bf16: 2 + 2·127
+    assert.equal(nonFinite, dtype === 'f16' ? 2048 : 256);
+  }
 });
 
 test('token ids out of range and empty prompts', async () => {

@@ -18,6 +18,17 @@ export interface BackendMemory extends TensorOwner {
    * f32 and quantised).
    */
   upload(data: Float32Array | Uint16Array | Int32Array, shape: readonly number[], dtype?: DType): Tensor;
+  /**
+   * Where a backend converts 16-bit values itself (the CPU): a new f32, q8 or q4 tensor from f16/bf16 bit
+   * patterns, the same as upload(their f32 values, shape, dtype) without an f32 copy on the host (a
+   * checkpoint's loader uses it; absent: convert, then upload).
+   */
+  uploadFromHalf?(
+    bits: Uint16Array,
+    from: 'f16' | 'bf16',
+    shape: readonly number[],
+    dtype: 'f32' | 'q8' | 'q4',
+  ): Tensor;
   /** All elements, contiguous; floats as f32 whatever the storage. */
   read(t: Tensor): Promise<Float32Array | Int32Array>;
   /** Releases the storage of an owning tensor (no-op on the CPU). */

@@ -105,25 +105,10 @@ import { gatedRmsnorm } from './reference/gated-rmsnorm.js';
 import { matmulCols, type MatmulGeom } from './reference/matmul.js';
 import { ThreadPool, type PoolOptions } from './runtime/pool.js';
 import { TsParallel, type CpuParallel } from './ts-parallel.js';
-import {
-  dequantizeQ8Row,
-  embeddingQ8,
-  matmulQ8Cols,
-  q8Layout,
-  q8View,
-  quantizeQ8,
-  type Q8View,
-} from './reference/q8.js';
-import {
-  dequantizeQ4Row,
-  embeddingQ4,
-  matmulQ4Cols,
-  q4Layout,
-  q4View,
-  quantizeQ4,
-  type Q4View,
-} from './reference/q4.js';
+import { dequantizeQ8Row, embeddingQ8, matmulQ8Cols, q8Layout, q8View, type Q8View } from './reference/q8.js';
+import { dequantizeQ4Row, embeddingQ4, matmulQ4Cols, q4Layout, q4View, type Q4View } from './reference/q4.js';
 import { matmulRepacked } from './reference/matmul-repack.js';
+import { quantizeQ4Fast, quantizeQ8Fast } from './reference/quantize-fast.js';
 import { addRmsnorm } from './reference/rmsnorm.js';
 import { selectiveScan, type ScanViews } from './reference/selective-scan.js';
 import { ssdChunkScan, type SsdViews } from './reference/ssd-scan.js';
@@ -301,10 +286,46 @@ export class CpuBackend implements Backend {
           (isQuantized(dt) ? ` (${dt} takes f32 data and quantises it)` : ''),
       );
     const t = this.alloc(shape, dt);
-    if (dt === 'q8') quantizeQ8(data as Float32Array, t.rows, t.cols, t.storage as Int8Array);
-    else if (dt === 'q4') quantizeQ4(data as Float32Array, t.rows, t.cols, t.storage as Int8Array);
+    if (isQuantized(dt)) this.quantizeInto(t, data as Float32Array, 'f32');
     else (t.storage as Float32Array | Uint16Array | Int32Array).set(data);
     return t;
+  }
+
+  uploadFromHalf(
+    bits: Uint16Array,
+    from: 'f16' | 'bf16',
+    shape: readonly number[],
+    dtype: 'f32' | 'q8' | 'q4',
+  ): Tensor {
+    const n = numel(shape);
+    if (bits.length !== n)
+      fail('SHAPE_MISMATCH', `uploadFromHalf: ${bits.length} elements for shape (${shape.join(', ')}), expected ${n}`);
+    if (dtype !== 'f32' && !isQuantized(dtype))
+      fail('BAD_ARGUMENT', `uploadFromHalf: dtype must be f32, q8 or q4, got ${dtype as string}`);
+    const t = this.alloc(shape, dtype);
+    if (dtype === 'f32') halfToF32(bits, from, t.storage as Float32Array);
+    else this.quantizeInto(t, bits, from);
+    return t;
+  }
+
+  /**
+   * t (q8 / q4) <- the quantised values: the WebAssembly kernel over a copy of them in t's memory
+   * (quantize.wat, split over the threads), else, and for values it leaves (inf, NaN, a q4 weight past
+   * the f16 scale's range), the TypeScript quantiser (reference/quantize-fast.ts: the references' bytes and errors).
+   */
+  private quantizeInto(t: Tensor, data: Float32Array | Uint16Array, from: 'f32' | 'f16' | 'bf16'): void {
+    if (this.wasm && t.size > 0) {
+      const src = this.alloc(t.shape, from);
+      try {
+        (src.storage as Float32Array | Uint16Array).set(data);
+        if (this.wasm.quantize(t, src)) return;
+      } finally {
+        src.dispose();
+      }
+    }
+    const f32 = data instanceof Float32Array ? data : halfToF32(data, from as 'f16' | 'bf16');
+    if (t.dtype === 'q8') quantizeQ8Fast(f32, t.rows, t.cols, t.storage as Int8Array);
+    else quantizeQ4Fast(f32, t.rows, t.cols, t.storage as Int8Array);
   }
 
   async read(t: Tensor): Promise<Float32Array | Int32Array> {

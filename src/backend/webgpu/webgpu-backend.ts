@@ -111,7 +111,8 @@ import { mamba3Chunked, mamba3TakesChunked } from './kernels/mamba3-chunked.js';
 import { mamba3ScanBackward } from './kernels/mamba3-scan-backward.js';
 import { mamba3BackwardTakesChunked, mamba3ChunkedBackward } from './kernels/mamba3-chunked-backward.js';
 import type { KernelHost, KernelOptions } from './kernel-host.js';
-import { dequantizeQ4Row, q4Layout, q4View, quantizeQ4 } from '../cpu/reference/q4.js';
+import { dequantizeQ4Row, q4Layout, q4View } from '../cpu/reference/q4.js';
+import { quantizeQ4Fast } from '../cpu/reference/quantize-fast.js';
 
 /** The backend's options: the launchers' (`KernelOptions`) and those of memory and batching. */
 export interface WebGpuBackendOptions extends Partial<KernelOptions> {
@@ -284,7 +285,7 @@ export class WebGpuBackend implements Backend, KernelHost, TrainingKernels {
     let src: ArrayBufferView = data;
     if (q4) {
       src = new Uint8Array(q4.bytes);
-      quantizeQ4(data as Float32Array, q4.rows, q4.cols, src as Uint8Array);
+      quantizeQ4Fast(data as Float32Array, q4.rows, q4.cols, src as Uint8Array);
     }
     const bytes = round16(q4 ? q4.bytes : Math.max(n, 1) * dtypeBytes(dt));
     let s: GpuStorage;

@@ -17,6 +17,9 @@ import {
 import type { AttentionDims } from '../reference/attention.js';
 import type { CausalConv1dBackwardArgs, LossReduction, SelectiveScanBackwardArgs } from '../../contract/training.js';
 import { targetOf } from '../reference/cross-entropy.js';
+import { q4Layout } from '../reference/q4.js';
+import { q8Layout } from '../reference/q8.js';
+import { fail } from '../../../errors.js';
 import type { Arena, ArenaSet } from '../runtime/arena.js';
 import type { MatmulGeom } from '../reference/matmul.js';
 import {
@@ -1401,6 +1404,63 @@ export class WasmOps {
       this.K.gated_rmsnorm(o, out.ld, xp, x.ld, zp, z ? z.ld : 0, w, 0, m, e, groupSize, eps, normBeforeGate ? 1 : 0);
     this.end();
     return true;
+  }
+
+  /**
+   * Quantises src (rows x cols: f32, f16 or bf16, contiguous) into the q4 / q8 tensor dst of the same
+   * shape (quantize.wat: the references' bytes), split over the pool by rows. Returns false, having
+   * written every block, when a block held inf or NaN or (q4) a weight past the f16 scale's range: the
+   * caller then runs the reference on the values, for its error or its handling of them.
+   */
+  quantize(dst: Tensor, src: Tensor): boolean {
+    const rows = dst.rows,
+      cols = dst.cols;
+    const kind = src.dtype === 'f32' ? 0 : src.dtype === 'f16' ? 1 : src.dtype === 'bf16' ? 2 : -1;
+    if (kind < 0 || !src.isContiguous || src.rows !== rows || src.cols !== cols || !isQuantized(dst.dtype))
+      fail('BAD_ARGUMENT', `quantize: ${src.toString()} into ${dst.toString()}`);
+    if (rows * cols === 0) return true;
+    const q4 = dst.dtype === 'q4';
+    const L = q4 ? q4Layout(rows, cols) : q8Layout(rows, cols);
+    this.begin(dst);
+    const qd = this.at(dst, true),
+      sp = this.at(src, false);
+    const sd = qd + L.scaleOffset;
+    const pool = this.gatedOnPool(rows, cols);
+    if (pool) {
+      const args: [number, number][] = [
+        [GT.arena, this.tgt.id],
+        [GT.kind, q4 ? 2 : 3],
+        [GT.out, qd],
+        [GT.z, sd],
+        [GT.x, sp],
+        [GT.ldx, kind],
+        [GT.cols, cols],
+      ];
+      for (const [key, val] of args) pool.setI(key, val);
+      pool.run(OP_GATED, rows);
+    } else if (q4) this.K.quantize_q4(qd, sd, sp, kind, cols, 0, rows);
+    else this.K.quantize_q8(qd, sd, sp, kind, cols, 0, rows);
+    // the marker scales of blocks the kernel did not quantise (never those of finite weights in range)
+    const mem = this.tgt.buffer();
+    const nScales = rows * L.nb;
+    let ok = true;
+    if (q4) {
+      const sc = new Uint16Array(mem, sd, nScales);
+      for (let i = 0; i < nScales; i++)
+        if ((sc[i] & 0x7c00) === 0x7c00) {
+          ok = false;
+          break;
+        }
+    } else {
+      const sc = new Float32Array(mem, sd, nScales);
+      for (let i = 0; i < nScales; i++)
+        if (sc[i] === Infinity) {
+          ok = false;
+          break;
+        }
+    }
+    this.end();
+    return ok;
   }
 
   /** Reads all of t (f32, a whole number of MiB) on every thread; returns the seconds it took. */

@@ -397,6 +397,13 @@ export interface WasmKernels {
   ): void;
   stream_read(p: number, n: number): number;
   silu_rows(out: number, ldo: number, x: number, ldx: number, r0: number, r1: number, cols: number): void;
+  /**
+   * quantize.wat: rows [r0, r1) of src (rows x cols contiguous; kind 0 f32, 1 f16, 2 bf16) into q4 / q8
+   * storage (quants at qd, scales at sd: q4Layout, q8Layout), the references' bytes; a block holding inf or
+   * NaN (or, q4, past the f16 scale's range) gets a marker scale (q4 0x7c00, q8 +inf).
+   */
+  quantize_q4(qd: number, sd: number, src: number, kind: number, cols: number, r0: number, r1: number): void;
+  quantize_q8(qd: number, sd: number, src: number, kind: number, cols: number, r0: number, r1: number): void;
   gated_rmsnorm(
     out: number,
     ldo: number,

@@ -299,7 +299,7 @@ export const AT = {
 } as const;
 export const GT = {
   arena: 0,
-  kind: 1, // 0 silu_rows, 1 gated_rmsnorm
+  kind: 1, // 0 silu_rows, 1 gated_rmsnorm, 2 quantize_q4, 3 quantize_q8 (quants at out, scales at z, source at x of dtype code ldx)
   out: 2,
   ldo: 3,
   x: 4,
@@ -683,7 +683,10 @@ export function runChunk(ctx: ThreadContext, op: number, I: Int32Array, F: Float
     }
     case OP_GATED: {
       const K = ctx.kernels[a(GT.arena)]!;
-      if (a(GT.kind) === 0) K.silu_rows(a(GT.out), a(GT.ldo), a(GT.x), a(GT.ldx), j0, j1, a(GT.cols));
+      const kind = a(GT.kind);
+      if (kind === 0) K.silu_rows(a(GT.out), a(GT.ldo), a(GT.x), a(GT.ldx), j0, j1, a(GT.cols));
+      else if (kind === 2) K.quantize_q4(a(GT.out), a(GT.z), a(GT.x), a(GT.ldx), a(GT.cols), j0, j1);
+      else if (kind === 3) K.quantize_q8(a(GT.out), a(GT.z), a(GT.x), a(GT.ldx), a(GT.cols), j0, j1);
       else
         K.gated_rmsnorm(
           a(GT.out),
