@@ -14,9 +14,10 @@
  *    in a fresh process on the same settings: --threads threads, a prompt of --prompt random token
  *    ids, then --decode greedy tokens (decode tokens/s over the tokens after the first), then a
  *    prefill of --prefill random ids (prefill tokens/s). Both sides warm up (a short prompt and two
- *    tokens) before timing. mamba-ts's prefill runs twice and the second is the figure (the first
- *    grows its WebAssembly memory and makes the 512-row buffers, which llama.cpp does for its batch
- *    size when it creates its context, before its timing); the first is kept in the JSON (prefillCold).
+ *    tokens) before timing. mamba-ts's prefill runs twice and the second is the figure (llama.cpp makes
+ *    its buffers for its batch size when it creates its context, before its timing); the first is kept in
+ *    the JSON (prefillCold). Until e4a2a38 the first was 1.4-2.3x slower (a forward held every block's
+ *    activations, so it grew and faulted in gigabytes of fresh memory); now the two agree within noise.
  * 4. Prints a table of the medians and the ratio mamba-ts / llama.cpp, and writes JSON (machine,
  *    command, versions, every round) to bench/results/cpu-vs-llama-cpp-<time>.json.
  *
