@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { CpuBackend } from '../../src/backend/cpu/cpu-backend.js';
+import { QUANTIZE_CHUNK, type CpuBackend } from '../../src/backend/cpu/cpu-backend.js';
 import { q4Layout, quantizeQ4 } from '../../src/backend/cpu/reference/q4.js';
 import { q8Layout, quantizeQ8 } from '../../src/backend/cpu/reference/q8.js';
 import { isMambaError } from '../../src/errors.js';
@@ -23,11 +23,11 @@ const SHAPES: [number, number][] = [...QUANT_SHAPES, [64, 1030]]; // (the last o
 
 /** Counts the kernel's calls on `bk` that quantised every block (none left to the TypeScript quantiser). */
 function countKernel(bk: CpuBackend): { n: number } {
-  const ops = (bk as unknown as { wasm: { quantize: (d: Tensor, s: Tensor) => boolean } }).wasm;
+  const ops = (bk as unknown as { wasm: { quantize: (d: Tensor, s: Tensor, r0?: number) => boolean } }).wasm;
   const c = { n: 0 };
   const f = ops.quantize.bind(ops);
-  ops.quantize = (d, s) => {
-    const ok = f(d, s);
+  ops.quantize = (d, s, r0) => {
+    const ok = f(d, s, r0);
     if (ok) c.n++;
     return ok;
   };
@@ -126,4 +126,32 @@ test('uploadFromHalf to f32 holds the halves’ values (as halfToF32 then upload
     () => wa.uploadFromHalf(new Uint16Array(4), 'f16', [2, 2], 'f16' as 'f32'),
     /dtype must be f32, q8 or q4, got f16/,
   );
+});
+
+test('a tensor of more source bytes than one piece (QUANTIZE_CHUNK) is quantised piece by piece, the same bytes', async () => {
+  const pooled = await wasmOnThreads(2);
+  const cols = 4100;
+  const rows = Math.floor(QUANTIZE_CHUNK / (2 * cols)) + 9; // f16: one whole piece, then 9 rows
+  const v = randomArray(rows * cols, 12, -2, 2);
+  const bits = f32ToHalf(v, 'f16');
+  const values = halfToF32(bits, 'f16');
+  for (const dtype of ['q4', 'q8'] as const) {
+    const n = dtype === 'q4' ? q4Layout(rows, cols).bytes : q8Layout(rows, cols).bytes;
+    const expect = want(dtype, values, rows, cols);
+    const calls = countKernel(pooled);
+    const t = pooled.uploadFromHalf(bits, 'f16', [rows, cols], dtype);
+    assert.equal(calls.n, 2, `${dtype}: two pieces`);
+    assert.deepEqual(bytesOf(t, n), expect, `${dtype} in two pieces`);
+    t.dispose();
+  }
+  // a NaN in the last piece: the whole tensor goes to the TypeScript quantiser (q8 takes NaN its way)
+  const withNaN = new Float32Array(values);
+  withNaN[(rows - 2) * cols + 5] = NaN;
+  const t = pooled.upload(withNaN, [rows, cols], 'q8');
+  assert.deepEqual(
+    bytesOf(t, q8Layout(rows, cols).bytes),
+    want('q8', withNaN, rows, cols),
+    'q8 with a NaN in the last piece',
+  );
+  t.dispose();
 });

@@ -109,6 +109,9 @@ import { dequantizeQ8Row, embeddingQ8, matmulQ8Cols, q8Layout, q8View, type Q8Vi
 import { dequantizeQ4Row, embeddingQ4, matmulQ4Cols, q4Layout, q4View, type Q4View } from './reference/q4.js';
 import { matmulRepacked } from './reference/matmul-repack.js';
 import { quantizeQ4Fast, quantizeQ8Fast } from './reference/quantize-fast.js';
+
+/** Bytes of source values load-time quantisation copies into WebAssembly memory at a time (CpuBackend.quantizeInto). */
+export const QUANTIZE_CHUNK = 32 << 20;
 import { addRmsnorm } from './reference/rmsnorm.js';
 import { selectiveScan, type ScanViews } from './reference/selective-scan.js';
 import { ssdChunkScan, type SsdViews } from './reference/ssd-scan.js';
@@ -315,13 +318,24 @@ export class CpuBackend implements Backend {
    */
   private quantizeInto(t: Tensor, data: Float32Array | Uint16Array, from: 'f32' | 'f16' | 'bf16'): void {
     if (this.wasm && t.size > 0) {
-      const src = this.alloc(t.shape, from);
+      // in pieces of at most QUANTIZE_CHUNK bytes of source: a bounded copy in WebAssembly memory, whatever the tensor
+      const cols = t.cols;
+      const rowBytes = cols * (from === 'f32' ? 4 : 2);
+      const chunk = Math.max(1, Math.min(t.rows, Math.floor(QUANTIZE_CHUNK / rowBytes)));
+      const src = this.alloc([chunk, cols], from);
+      let ok = true;
       try {
-        (src.storage as Float32Array | Uint16Array).set(data);
-        if (this.wasm.quantize(t, src)) return;
+        for (let r0 = 0; r0 < t.rows && ok; r0 += chunk) {
+          const n = Math.min(chunk, t.rows - r0);
+          const part = n === chunk ? src : this.alloc([n, cols], from); // (the last, shorter piece)
+          (part.storage as Float32Array | Uint16Array).set(data.subarray(r0 * cols, (r0 + n) * cols));
+          ok = this.wasm.quantize(t, part, r0);
+          if (part !== src) part.dispose();
+        }
       } finally {
         src.dispose();
       }
+      if (ok) return;
     }
     const f32 = data instanceof Float32Array ? data : halfToF32(data, from as 'f16' | 'bf16');
     if (t.dtype === 'q8') quantizeQ8Fast(f32, t.rows, t.cols, t.storage as Int8Array);

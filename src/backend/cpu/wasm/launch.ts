@@ -1407,24 +1407,26 @@ export class WasmOps {
   }
 
   /**
-   * Quantises src (rows x cols: f32, f16 or bf16, contiguous) into the q4 / q8 tensor dst of the same
-   * shape (quantize.wat: the references' bytes), split over the pool by rows. Returns false, having
-   * written every block, when a block held inf or NaN or (q4) a weight past the f16 scale's range: the
-   * caller then runs the reference on the values, for its error or its handling of them.
+   * Quantises src (n x cols: f32, f16 or bf16, contiguous) into rows [r0, r0 + n) of the q4 / q8 tensor
+   * dst (quantize.wat: the references' bytes), split over the pool by rows. Returns false, having written
+   * every block, when a block held inf or NaN or (q4) a weight past the f16 scale's range: the caller
+   * then runs the reference on the values, for its error or its handling of them.
    */
-  quantize(dst: Tensor, src: Tensor): boolean {
-    const rows = dst.rows,
+  quantize(dst: Tensor, src: Tensor, r0 = 0): boolean {
+    const rows = src.rows,
       cols = dst.cols;
     const kind = src.dtype === 'f32' ? 0 : src.dtype === 'f16' ? 1 : src.dtype === 'bf16' ? 2 : -1;
-    if (kind < 0 || !src.isContiguous || src.rows !== rows || src.cols !== cols || !isQuantized(dst.dtype))
-      fail('BAD_ARGUMENT', `quantize: ${src.toString()} into ${dst.toString()}`);
+    if (kind < 0 || !src.isContiguous || src.cols !== cols || r0 < 0 || r0 + rows > dst.rows || !isQuantized(dst.dtype))
+      fail('BAD_ARGUMENT', `quantize: ${src.toString()} into rows from ${r0} of ${dst.toString()}`);
     if (rows * cols === 0) return true;
     const q4 = dst.dtype === 'q4';
-    const L = q4 ? q4Layout(rows, cols) : q8Layout(rows, cols);
+    const L = q4 ? q4Layout(dst.rows, cols) : q8Layout(dst.rows, cols);
     this.begin(dst);
-    const qd = this.at(dst, true),
+    const base = this.at(dst, true),
       sp = this.at(src, false);
-    const sd = qd + L.scaleOffset;
+    // rows r0.. of the quants and of the scales (q4: ld / 2 bytes and nb f16 a row; q8: ld and nb f32)
+    const qd = base + (q4 ? (r0 * L.ld) >> 1 : r0 * L.ld),
+      sd = base + L.scaleOffset + r0 * L.nb * (q4 ? 2 : 4);
     const pool = this.gatedOnPool(rows, cols);
     if (pool) {
       const args: [number, number][] = [
