@@ -69,10 +69,11 @@ export interface CausalAttentionDims {
 const FIRST_CAPACITY = 16;
 
 interface StepWorkspace {
-  /** q, k and v side by side, of which they are column views (kvAppend rotates q in it, kv-append.ts). */
+  /**
+   * q, k and v side by side, of which they are column views (kvAppend rotates q in it, kv-append.ts); with
+   * stacked weights (`qkv`) one product writes it whole, else three products write its views.
+   */
   all: Tensor; // (b, 1, H·dh + 2·G·dh)
-  /** `all` where the weights are stacked (`qkv`: one product writes it), else null (three products). */
-  qkv: Tensor | null;
   q: Tensor; // (b, 1, H·dh)
   k: Tensor; // (b, 1, G·dh)
   v: Tensor; // (b, 1, G·dh)
@@ -249,7 +250,6 @@ export class CausalSelfAttention implements Mixer {
       const all = bk.alloc([b, 1, qw + 2 * kw]).keep();
       ws = {
         all,
-        qkv: this.w.qkv ? all : null,
         q: all.narrow(0, qw),
         k: all.narrow(qw, kw),
         v: all.narrow(qw + kw, kw),
@@ -258,12 +258,13 @@ export class CausalSelfAttention implements Mixer {
       };
       this.workspaces.set(b, ws);
     }
-    if (norm && ws.qkv) bk.fusedLinear!({ out: ws.qkv, x, weight: this.w.qkv!, bias: this.w.qkvBias ?? null, norm });
+    const qkv = this.w.qkv;
+    if (norm && qkv) bk.fusedLinear!({ out: ws.all, x, weight: qkv, bias: this.w.qkvBias ?? null, norm });
     else if (norm) {
       bk.fusedLinear!({ out: ws.q, x, weight: this.w.q, bias: this.w.qBias, norm });
       bk.fusedLinear!({ out: ws.k, x, weight: this.w.k, bias: this.w.kBias, norm });
       bk.fusedLinear!({ out: ws.v, x, weight: this.w.v, bias: this.w.vBias, norm });
-    } else if (ws.qkv) bk.matmul(ws.qkv, x, this.w.qkv!, { transB: true, bias: this.w.qkvBias ?? null });
+    } else if (qkv) bk.matmul(ws.all, x, qkv, { transB: true, bias: this.w.qkvBias ?? null });
     else {
       bk.matmul(ws.q, x, this.w.q, { transB: true, bias: this.w.qBias });
       bk.matmul(ws.k, x, this.w.k, { transB: true, bias: this.w.kBias });

@@ -75,64 +75,60 @@ export async function loadTensor(
             ? 'bf16'
             : 'f32'
         : wdtype;
-  const half = entry.dtype === 'F16' ? 'f16' : entry.dtype === 'BF16' ? 'bf16' : null;
-  let t: Tensor;
-  if (half && (target === 'f32' || isQuantized(target)) && backend.uploadFromHalf) {
-    // converted or quantised from the stored halves, checked on their bits: no f32 copy of the checkpoint
-    const n = entry.shape.reduce((a, b) => a * b, 1);
-    const bits =
-      bytes.byteOffset % 2 === 0
-        ? new Uint16Array(bytes.buffer, bytes.byteOffset, n)
-        : new Uint16Array(bytes.slice().buffer);
-    checkFiniteHalf(bits, half, entry.name, src.description);
-    t = backend.uploadFromHalf(bits, half, hold, target).keep();
-  } else t = backend.upload(decode(entry, bytes, target, src.description), hold, target).keep();
+  const t = place(entry, bytes, hold, target, backend, src.description).keep();
   t.name = exp.name;
   return t;
 }
 
-/** Stored bytes -> the array `upload` takes for `target`; checks every value is finite. */
-function decode(entry: TensorEntry, bytes: Uint8Array, target: DType, where: string): Float32Array | Uint16Array {
+/**
+ * Stored bytes -> a tensor of `target` on the backend; checks every value is finite. 16-bit values are
+ * checked on their bits and, where the backend converts or quantises them itself (`uploadFromHalf`),
+ * handed over as stored: no f32 copy of the checkpoint on the host.
+ */
+function place(
+  entry: TensorEntry,
+  bytes: Uint8Array,
+  hold: readonly number[],
+  target: DType,
+  backend: Backend,
+  where: string,
+): Tensor {
   const n = entry.shape.reduce((a, b) => a * b, 1);
-  let f32: Float32Array | undefined;
-  let half: Uint16Array | undefined;
   const aligned = (k: number): ArrayBuffer => {
     if (bytes.byteOffset % k === 0 && bytes.buffer instanceof ArrayBuffer) return bytes.buffer;
     return bytes.slice().buffer;
   };
   const off = (k: number): number =>
     bytes.byteOffset % k === 0 && bytes.buffer instanceof ArrayBuffer ? bytes.byteOffset : 0;
+  const widen = target === 'f32' || isQuantized(target); // f32 values, as upload takes them for these
   switch (entry.dtype as StoredDType) {
     case 'F32':
-      f32 = new Float32Array(aligned(4), off(4), n);
-      break;
-    case 'F64':
-      f32 = Float32Array.from(new Float64Array(aligned(8), off(8), n));
-      break;
+    case 'F64': {
+      const f32 =
+        entry.dtype === 'F32'
+          ? new Float32Array(aligned(4), off(4), n)
+          : Float32Array.from(new Float64Array(aligned(8), off(8), n));
+      checkFinite(f32, entry.name, where);
+      // q8, q4: the backend's upload quantises the f32 values
+      return backend.upload(widen ? f32 : f32ToHalf(f32, target as 'f16' | 'bf16'), hold, target);
+    }
     case 'F16':
-    case 'BF16':
-      half = new Uint16Array(aligned(2), off(2), n);
-      break;
+    case 'BF16': {
+      const src16 = entry.dtype === 'F16' ? 'f16' : 'bf16';
+      const half = new Uint16Array(aligned(2), off(2), n);
+      checkFiniteHalf(half, src16, entry.name, where);
+      if (target === src16) return backend.upload(half, hold, target); // kept as stored, never converted
+      if (widen && backend.uploadFromHalf)
+        return backend.uploadFromHalf(half, src16, hold, target as 'f32' | 'q8' | 'q4');
+      const asF32 = halfToF32(half, src16);
+      return backend.upload(widen ? asF32 : f32ToHalf(asF32, target as 'f16' | 'bf16'), hold, target);
+    }
     default:
-      fail(
+      return fail(
         'UNSUPPORTED',
         `${where}: tensor ${entry.name} has dtype ${entry.dtype}; weights must be F32, F16, BF16 or F64`,
       );
   }
-  if (half) {
-    const src16 = entry.dtype === 'F16' ? 'f16' : 'bf16';
-    if (target === src16) {
-      // kept as stored: checked on the bits, never converted (a 7B checkpoint is 14 GB of halves)
-      checkFiniteHalf(half, src16, entry.name, where);
-      return half;
-    }
-    checkFiniteHalf(half, src16, entry.name, where);
-    const asF32 = halfToF32(half, src16);
-    return target === 'f32' || isQuantized(target) ? asF32 : f32ToHalf(asF32, target as 'f16' | 'bf16');
-  }
-  checkFinite(f32!, entry.name, where);
-  // q8, q4: the backend's upload quantises the f32 values
-  return target === 'f32' || isQuantized(target) ? f32! : f32ToHalf(f32!, target as 'f16' | 'bf16');
 }
 
 export function checkFinite(a: Float32Array, name: string, where: string): void {

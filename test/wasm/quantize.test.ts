@@ -23,15 +23,20 @@ const SHAPES: [number, number][] = [...QUANT_SHAPES, [64, 1030]]; // (the last o
 
 /** Counts the kernel's calls on `bk` that quantised every block (none left to the TypeScript quantiser). */
 function countKernel(bk: CpuBackend): { n: number } {
-  const ops = (bk as unknown as { wasm: { quantize: (d: Tensor, s: Tensor, r0?: number) => boolean } }).wasm;
+  const ops = (bk as unknown as { wasm: { quantize: (d: Tensor, s: Tensor, r0?: number, n?: number) => boolean } })
+    .wasm;
   const c = { n: 0 };
   const f = ops.quantize.bind(ops);
-  ops.quantize = (d, s, r0) => {
-    const ok = f(d, s, r0);
+  ops.quantize = (...a) => {
+    const ok = f(...a);
     if (ok) c.n++;
     return ok;
   };
   return c;
+}
+
+function refuses(f: () => unknown, re: RegExp): void {
+  assert.throws(f, (e: unknown) => isMambaError(e, 'UNSUPPORTED') && re.test((e as Error).message));
 }
 
 function bytesOf(t: Tensor, n: number): Uint8Array {
@@ -103,14 +108,33 @@ test("values the kernel leaves (inf, NaN, past q4 range) get the references' byt
     const w = randomArray(6 * 70, 6, -1, 1);
     w[300] = -Infinity;
     assert.deepEqual(got(bk, 'q8', 'f32', w, 6, 70).bytes, want('q8', w, 6, 70), 'q8 with -inf');
-    const refuses = (f: () => unknown, re: RegExp): void => {
-      assert.throws(f, (e: unknown) => isMambaError(e, 'UNSUPPORTED') && re.test((e as Error).message));
-    };
     refuses(() => bk.upload(w, [6, 70], 'q4'), /q4: row 4 holds -Infinity/);
     const big = randomArray(4 * 64, 7, -1, 1);
     big[150] = 6e5;
     refuses(() => bk.upload(big, [4, 64], 'q4'), /q4: row 2 holds 600000/);
     refuses(() => bk.uploadFromHalf(f32ToHalf(big, 'bf16'), 'bf16', [4, 64], 'q4'), /q4: row 2 holds 598016/);
+  }
+  // f16 inf and NaN bits handed to the kernel (the loader refuses them first; upload takes what it is given):
+  // the halves' values, quantised by the reference
+  for (const bk of [wa, pooled]) {
+    const bits = f32ToHalf(randomArray(4 * 64, 9, -1, 1), 'f16');
+    bits[70] = 0x7e00; // NaN
+    const values = halfToF32(bits, 'f16');
+    for (const dtype of ['q4', 'q8'] as const) {
+      const L = dtype === 'q4' ? q4Layout(4, 64) : q8Layout(4, 64);
+      const t = bk.uploadFromHalf(bits, 'f16', [4, 64], dtype);
+      assert.deepEqual(bytesOf(t, L.bytes), want(dtype, values, 4, 64), `${dtype} from f16 with a NaN`);
+      t.dispose();
+    }
+    bits[200] = 0xfc00; // -inf: q8 quantises it, q4 refuses it
+    const t = bk.uploadFromHalf(bits, 'f16', [4, 64], 'q8');
+    assert.deepEqual(
+      bytesOf(t, q8Layout(4, 64).bytes),
+      want('q8', halfToF32(bits, 'f16'), 4, 64),
+      'q8 from f16 with -inf',
+    );
+    t.dispose();
+    refuses(() => bk.uploadFromHalf(bits, 'f16', [4, 64], 'q4'), /q4: row 3 holds -Infinity/);
   }
   assert.throws(() => wa.uploadFromHalf(new Uint16Array(5), 'f16', [2, 3], 'q4'), /5 elements for shape \(2, 3\)/);
 });

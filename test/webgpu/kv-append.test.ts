@@ -10,7 +10,7 @@ import { both, rand, upload } from './pair.js';
  * kvAppend on WebGPU (kv-append.wgsl: a decode token's rotated keys, values and counters in one kernel)
  * against the CPU reference doing it the unfused way: rotary on each head's leading columns, a copy of
  * each row's key and value at its position, the counters set. Odd widths; full, partial and no rotary;
- * one position for all and one per row; k and v as views; the rest of the cache untouched.
+ * one position for all and one per row; k and v as views of one buffer; the rest of the cache untouched.
  */
 after(disposeGpu);
 const C = cpu();
@@ -26,8 +26,10 @@ test('kvAppend on WebGPU equals rotary + row copies + counters on the CPU', asyn
     const w = G * dh,
       base = 5000;
     const perRow = new Set(positions).size > 1;
-    const k = rand(g, [b, 1, w], 1, { pad: 2 });
-    const v = rand(g, [b, 1, w], 2, { pad: 1 });
+    // k and v as views of one buffer (columns 2.. and w + 3.. of it), as the attention step's [q; k; v] has them
+    const kv = rand(g, [b, 1, 2 * w + 4], 1);
+    const k = { c: kv.c.narrow(2, w), g: kv.g.narrow(2, w) };
+    const v = { c: kv.c.narrow(w + 3, w), g: kv.g.narrow(w + 3, w) };
     const kc = rand(g, [b, cap, w], 3),
       vc = rand(g, [b, cap, w], 4),
       len = rand(g, [b], 5);
@@ -164,6 +166,6 @@ test('kvAppend: q without rotary, q not whole heads, or q apart from k and v is 
   );
   assert.throws(
     () => g.kvAppend!({ ...base, rotary: { dim: 4, headDim: 4, base: 10000 }, q: g.zeros([1, 1, 8]) }),
-    /q, k and v must be views of one tensor/,
+    /k, v and q must be views of one tensor/,
   );
 });

@@ -9,10 +9,11 @@ import { checkFloat, checkSameBackend } from './checks.js';
  * for each sequence r of b, at p_r = start, or rowStarts[r] (a decode batch of sequences at different
  * positions). rotary: GPT-NeoX half-split RoPE on the first `dim` columns of each head of `headDim`
  * (as `rotary` with headDim = dim on each head's leading columns); absent for no positional encoding.
- * k, v (b, w) (views, e.g. (b, 1, w)); kCache, vCache (b, cap, w) contiguous; length, rowStarts (b) f32.
- * `q` (b, qw), qw a multiple of headDim, with rotary: the token's queries, rotated in place at the same
- * positions in the same kernel (the attention step's other rotary launch); q, k and v are then views of
- * one tensor (the step's [q; k; v] workspace: a kernel that writes q cannot also bind it apart).
+ * k, v (b, w): views of one tensor (e.g. (b, 1, w) columns of the attention step's [q; k; v]: a kernel that
+ * writes one of them in place cannot also bind the others apart); kCache, vCache (b, cap, w) contiguous;
+ * length, rowStarts (b) f32. `q` (b, qw), qw a multiple of headDim, with rotary, a view of the same tensor:
+ * the token's queries, rotated in place at the same positions in the same kernel (the attention step's
+ * other rotary launch).
  * Optional: a backend without it runs the separate kernels (the CPU writes its cache in place anyway).
  */
 export interface KvAppendArgs {
@@ -65,9 +66,9 @@ export function checkKvAppend(a: KvAppendArgs): { b: number; cap: number; w: num
     if (!r) fail('BAD_ARGUMENT', `${op}: q is rotated with the keys' rotary, and none was given`);
     if (a.q.rows !== b || a.q.cols % r.headDim !== 0)
       fail('SHAPE_MISMATCH', `${op}: q must hold ${b} rows of whole heads of ${r.headDim}, got ${fmtShape(a.q.shape)}`);
-    const owner = (t: Tensor): Tensor => t.base ?? t;
-    if (owner(a.k) !== owner(a.q) || owner(a.v) !== owner(a.q))
-      fail('BAD_ARGUMENT', `${op}: with q, q, k and v must be views of one tensor (the step's [q; k; v])`);
   }
+  const owner = (t: Tensor): Tensor => t.base ?? t;
+  if (owner(a.v) !== owner(a.k) || (a.q && owner(a.q) !== owner(a.k)))
+    fail('BAD_ARGUMENT', `${op}: k, v${a.q ? ' and q' : ''} must be views of one tensor (the step's [q; k; v])`);
   return { b, cap, w };
 }

@@ -109,14 +109,14 @@ import { dequantizeQ8Row, embeddingQ8, matmulQ8Cols, q8Layout, q8View, type Q8Vi
 import { dequantizeQ4Row, embeddingQ4, matmulQ4Cols, q4Layout, q4View, type Q4View } from './reference/q4.js';
 import { matmulRepacked } from './reference/matmul-repack.js';
 import { quantizeQ4Fast, quantizeQ8Fast } from './reference/quantize-fast.js';
-
-/** Bytes of source values load-time quantisation copies into WebAssembly memory at a time (CpuBackend.quantizeInto). */
-export const QUANTIZE_CHUNK = 32 << 20;
 import { addRmsnorm } from './reference/rmsnorm.js';
 import { selectiveScan, type ScanViews } from './reference/selective-scan.js';
 import { ssdChunkScan, type SsdViews } from './reference/ssd-scan.js';
 import type { ThreadHost } from './runtime/thread-host.js';
 import type { FView, View } from './reference/view.js';
+
+/** Bytes of source values load-time quantisation copies into WebAssembly memory at a time (CpuBackend.quantizeInto). */
+export const QUANTIZE_CHUNK = 32 << 20;
 
 export type CpuStorage = Float32Array | Uint16Array | Int32Array | Int8Array;
 
@@ -327,10 +327,8 @@ export class CpuBackend implements Backend {
       try {
         for (let r0 = 0; r0 < t.rows && ok; r0 += chunk) {
           const n = Math.min(chunk, t.rows - r0);
-          const part = n === chunk ? src : this.alloc([n, cols], from); // (the last, shorter piece)
-          (part.storage as Float32Array | Uint16Array).set(data.subarray(r0 * cols, (r0 + n) * cols));
-          ok = this.wasm.quantize(t, part, r0);
-          if (part !== src) part.dispose();
+          (src.storage as Float32Array | Uint16Array).set(data.subarray(r0 * cols, (r0 + n) * cols));
+          ok = this.wasm.quantize(t, src, r0, n);
         }
       } finally {
         src.dispose();

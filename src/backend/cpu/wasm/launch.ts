@@ -1407,16 +1407,24 @@ export class WasmOps {
   }
 
   /**
-   * Quantises src (n x cols: f32, f16 or bf16, contiguous) into rows [r0, r0 + n) of the q4 / q8 tensor
+   * Quantises the first n rows of src (f32, f16 or bf16, contiguous; n = all of them by default) into
+   * rows [r0, r0 + n) of the q4 / q8 tensor
    * dst (quantize.wat: the references' bytes), split over the pool by rows. Returns false, having written
    * every block, when a block held inf or NaN or (q4) a weight past the f16 scale's range: the caller
    * then runs the reference on the values, for its error or its handling of them.
    */
-  quantize(dst: Tensor, src: Tensor, r0 = 0): boolean {
-    const rows = src.rows,
-      cols = dst.cols;
+  quantize(dst: Tensor, src: Tensor, r0 = 0, rows = src.rows): boolean {
+    const cols = dst.cols;
     const kind = src.dtype === 'f32' ? 0 : src.dtype === 'f16' ? 1 : src.dtype === 'bf16' ? 2 : -1;
-    if (kind < 0 || !src.isContiguous || src.cols !== cols || r0 < 0 || r0 + rows > dst.rows || !isQuantized(dst.dtype))
+    if (
+      kind < 0 ||
+      !src.isContiguous ||
+      src.cols !== cols ||
+      rows > src.rows ||
+      r0 < 0 ||
+      r0 + rows > dst.rows ||
+      !isQuantized(dst.dtype)
+    )
       fail('BAD_ARGUMENT', `quantize: ${src.toString()} into rows from ${r0} of ${dst.toString()}`);
     if (rows * cols === 0) return true;
     const q4 = dst.dtype === 'q4';

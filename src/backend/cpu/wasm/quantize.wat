@@ -9,7 +9,7 @@
 ;; reference on the tensor, which refuses it or quantises it its own way (reference/quantize-fast.ts).
 
 ;; Four elements at byte address a of a source of kind k, as f32 (halves exact; f16 infinities and NaNs
-;; come out finite, but the block's finiteness is tested on the bits for halves, see $q_nonfinite4).
+;; come out finite, at 2^16 or more: @qblock tests for them so).
 (;@macro qel4 a k;)
 (if (result v128) (i32.eqz {k}) (then (v128.load align=1 {a}))
   (else (if (result v128) (i32.eq {k} (i32.const 1))
@@ -32,16 +32,10 @@
           (v128.const i32x4 0x7f800000 0x7f800000 0x7f800000 0x7f800000))
 (;@end;)
 
-;; Whether four source elements at a are inf or NaN, tested on the stored bits (f16's exponent 31 does not
-;; survive @qel4's conversion); as a v128 mask.
-(func $q_nonfinite4 (param $a i32) (param $k i32) (result v128)
-  (if (result v128) (i32.eq (local.get $k) (i32.const 1))
-    (then (i32x4.eq (v128.and (v128.load16x4_u (local.get $a)) (v128.const i32x4 0x7c00 0x7c00 0x7c00 0x7c00))
-                    (v128.const i32x4 0x7c00 0x7c00 0x7c00 0x7c00)))
-    (else (@nonfinite4 (@qel4 (local.get $a) (local.get $k))))))
-
-;; A whole block of 32 at $a into $v0..$v7 (as f32), $bad (1 where one is inf or NaN) and $amax (the
-;; largest |w|: lanes, then across them). Locals: $i $nf $m.
+;; A whole block of 32 at $a into $v0..$v7 (as f32), $amax (the largest |w|: lanes, then across them;
+;; f32x4.max and f32.max carry a NaN through) and $bad: 1 where one is inf or NaN, i.e. where amax is not
+;; at most the source's largest finite value (f16's inf and NaN come out of @qel4 at 2^16 or more, past
+;; its 65504). Local: $m.
 (;@macro qblock;)
 (local.set $v0 (@qel4 (local.get $a) (local.get $k)))
 (local.set $v1 (@qel4 (i32.add (local.get $a) (i32.shl (i32.const 4) (local.get $esh))) (local.get $k)))
@@ -51,19 +45,14 @@
 (local.set $v5 (@qel4 (i32.add (local.get $a) (i32.shl (i32.const 20) (local.get $esh))) (local.get $k)))
 (local.set $v6 (@qel4 (i32.add (local.get $a) (i32.shl (i32.const 24) (local.get $esh))) (local.get $k)))
 (local.set $v7 (@qel4 (i32.add (local.get $a) (i32.shl (i32.const 28) (local.get $esh))) (local.get $k)))
-(local.set $nf (v128.const i32x4 0 0 0 0))
-(local.set $i (i32.const 0))
-(loop $nfl (if (i32.lt_s (local.get $i) (i32.const 32)) (then
-  (local.set $nf (v128.or (local.get $nf) (call $q_nonfinite4 (i32.add (local.get $a) (i32.shl (local.get $i) (local.get $esh))) (local.get $k))))
-  (local.set $i (i32.add (local.get $i) (i32.const 4)))
-  (br $nfl))))
-(local.set $bad (v128.any_true (local.get $nf)))
 (local.set $m (f32x4.max (f32x4.max (f32x4.max (f32x4.abs (local.get $v0)) (f32x4.abs (local.get $v1)))
       (f32x4.max (f32x4.abs (local.get $v2)) (f32x4.abs (local.get $v3))))
      (f32x4.max (f32x4.max (f32x4.abs (local.get $v4)) (f32x4.abs (local.get $v5)))
       (f32x4.max (f32x4.abs (local.get $v6)) (f32x4.abs (local.get $v7))))))
 (local.set $amax (f32.max (f32.max (f32x4.extract_lane 0 (local.get $m)) (f32x4.extract_lane 1 (local.get $m)))
       (f32.max (f32x4.extract_lane 2 (local.get $m)) (f32x4.extract_lane 3 (local.get $m)))))
+(local.set $bad (i32.eqz (f32.le (local.get $amax)
+  (select (f32.const 65504) (f32.const 0x1.fffffep127) (i32.eq (local.get $k) (i32.const 1))))))
 (;@end;)
 
 ;; f32 -> f16 bits, round to nearest even, as dtype.ts's f32ToF16Bits (finite inputs of |v| <= 65504 here).
@@ -119,7 +108,7 @@
   (local $nb i32) (local $ld i32) (local $esh i32) (local $r i32) (local $b i32) (local $n i32) (local $a i32) (local $i i32)
   (local $t i32) (local $P i32) (local $N i32) (local $first i32) (local $bad i32) (local $dbits i32) (local $o i32)
   (local $v0 v128) (local $v1 v128) (local $v2 v128) (local $v3 v128) (local $v4 v128) (local $v5 v128) (local $v6 v128) (local $v7 v128)
-  (local $m v128) (local $ab v128) (local $nf v128) (local $idv v128) (local $pos v128) (local $neg v128)
+  (local $m v128) (local $idv v128) (local $pos v128) (local $neg v128)
   (local $amax f32) (local $max f32) (local $w f32) (local $d f32) (local $id f32)
   (local.set $nb (i32.shr_u (i32.add (local.get $cols) (i32.const 31)) (i32.const 5)))
   (local.set $ld (i32.shl (local.get $nb) (i32.const 5)))
@@ -235,7 +224,7 @@
   (local $nb i32) (local $ld i32) (local $esh i32) (local $r i32) (local $b i32) (local $n i32) (local $a i32) (local $i i32)
   (local $o i32) (local $bad i32)
   (local $v0 v128) (local $v1 v128) (local $v2 v128) (local $v3 v128) (local $v4 v128) (local $v5 v128) (local $v6 v128) (local $v7 v128)
-  (local $m v128) (local $nf v128) (local $idv v128) (local $x v128) (local $ax v128) (local $fl v128) (local $qi v128)
+  (local $m v128) (local $idv v128) (local $x v128) (local $ax v128) (local $fl v128) (local $qi v128)
   (local $amax f32) (local $w f32) (local $d f32) (local $id f32)
   (local.set $nb (i32.shr_u (i32.add (local.get $cols) (i32.const 31)) (i32.const 5)))
   (local.set $ld (i32.shl (local.get $nb) (i32.const 5)))

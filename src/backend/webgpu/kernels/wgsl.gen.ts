@@ -1159,7 +1159,7 @@ export const gatedRmsnorm = {
   },
 } as const satisfies WgslModule;
 
-const kvAppendQ_P = {
+const kvAppend_P = {
   struct: 'P',
   size: 64,
   fields: [
@@ -1208,91 +1208,25 @@ const kvAppendQ_P = {
     return true;
   },
 } as const;
-export const kvAppendQ = {
-  name: 'kv-append-q',
-  code: "// kv-append.wgsl with the token's queries rotated in the same dispatch (contract in contract/kv-append.ts,\n// `q`): q, k and v are views of one [q; k; v] buffer, the step's workspace, bound once as `x` (WebGPU\n// allows no second binding of a buffer that a dispatch writes, and q is rotated in place). For each\n// sequence r at position pos = start (or starts[r], ROWS)\n//   kc[r, pos, c] = rotary(k[r, :], pos)[c]    vc[r, pos, c] = v[r, c]    len[r] = pos + 1\n//   q[r, :] = rotary(q[r, :], pos)\n// threads [0, b·w) one per (r, c) as kv-append.wgsl, then one per (r, query head, pair) of q's rotary\n// columns. Rotary as rotary.wgsl (GPT-NeoX half split, f32 frequency and angle, the same cos/sin) on the\n// first `rot` columns of each head of `dh`.\n\noverride ROWS: bool = false;\n\nstruct P { b: u32, w: u32, dh: u32, rot: u32, start: u32, log2base: f32, koff: u32, kld: u32, voff: u32, vld: u32,\n           cap: u32, soff: u32, loff: u32, qoff: u32, qld: u32, qheads: u32 }\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read_write> x: array<f32>;   // q (b, qheads·dh) at qoff, k and v (b, w) at koff, voff\n@group(0) @binding(2) var<storage, read_write> kc: array<f32>;  // (b, cap, w) contiguous\n@group(0) @binding(3) var<storage, read_write> vc: array<f32>;  // (b, cap, w) contiguous\n@group(0) @binding(4) var<storage, read> starts: array<f32>;    // (b) view at soff (ROWS), else unused\n@group(0) @binding(5) var<storage, read_write> len: array<f32>; // (b) view at loff\n\n// (cos, sin) of an angle to about 1e-7: WGSL's builtins promise only 2^-11 absolute error (SwiftShader's are off\n// by 2e-5), too coarse for parity. The angle is reduced by quarter turns (pi/2 in three parts, Cody-Waite) to\n// r in [-pi/4, pi/4], where Taylor polynomials of degree 9 and 10 are exact to f32 rounding. Shared by the rotary\n// kernel and the fused KV append (kv-append.wgsl), so both rotate keys to the same bits.\nfn cos_sin(ang: f32) -> vec2<f32> {\n  let k = round(ang * 0.6366197723675814);\n  let r = ((ang - k * 1.5703125) - k * 4.837512969970703e-4) - k * 7.549789948768648e-8;\n  let r2 = r * r;\n  let s = r * (1.0 + r2 * (-1.0 / 6.0 + r2 * (1.0 / 120.0 + r2 * (-1.0 / 5040.0 + r2 * (1.0 / 362880.0)))));\n  let c = 1.0 + r2 * (-0.5 + r2 * (1.0 / 24.0 + r2 * (-1.0 / 720.0 + r2 * (1.0 / 40320.0 + r2 * (-1.0 / 3628800.0)))));\n  let q = i32(k) & 3;\n  if (q == 0) { return vec2<f32>(c, s); }\n  if (q == 1) { return vec2<f32>(-s, c); }\n  if (q == 2) { return vec2<f32>(-c, -s); }\n  return vec2<f32>(s, -c);\n}\n\nfn position(r: u32) -> u32 {\n  if (ROWS) { return u32(starts[p.soff + r]); }\n  return p.start;\n}\n\n// the rotation of column i (< rot / 2) of a head, at pos\nfn angle(i: u32, pos: u32) -> vec2f {\n  let inv_freq = exp2(-f32(2u * i) / f32(p.rot) * p.log2base);\n  return cos_sin(f32(pos) * inv_freq);\n}\n\n@compute @workgroup_size(256)\nfn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {\n  let id = gid.y * nwg.x * 256u + gid.x;\n  let half = p.rot / 2u;\n  if (id >= p.b * p.w) {\n    // a query pair (i, i + half) of head h of row r, rotated in place\n    let j = id - p.b * p.w;\n    if (j >= p.b * p.qheads * half) { return; }\n    let i = j % half;\n    let h = (j / half) % p.qheads;\n    let r = j / (half * p.qheads);\n    let a = p.qoff + r * p.qld + h * p.dh + i;\n    let x1 = x[a];\n    let x2 = x[a + half];\n    let cs = angle(i, position(r));\n    x[a] = x1 * cs.x - x2 * cs.y;\n    x[a + half] = x1 * cs.y + x2 * cs.x;\n    return;\n  }\n  let r = id / p.w;\n  let c = id % p.w;\n  let pos = position(r);\n  if (pos >= p.cap) { return; } // a position past the cache (the caller grew it: never for a checked one)\n  let ko = p.koff + r * p.kld;\n  var y = x[ko + c];\n  let e = c % p.dh; // column within its head\n  if (e < p.rot) {\n    let i = e % half;\n    let c1 = c - e + i; // the pair (x1, x2) = columns (i, i + half) of the head\n    let x1 = x[ko + c1];\n    let x2 = x[ko + c1 + half];\n    let cs = angle(i, pos);\n    if (e < half) { y = x1 * cs.x - x2 * cs.y; } else { y = x1 * cs.y + x2 * cs.x; }\n  }\n  let dst = (r * p.cap + pos) * p.w + c;\n  kc[dst] = y;\n  vc[dst] = x[p.voff + r * p.vld + c];\n  if (c == 0u) { len[p.loff + r] = f32(pos + 1u); }\n}\n",
+export const kvAppend = {
+  name: 'kv-append',
+  code: "// A decode token's keys and values into the KV cache (contract in contract/kv-append.ts; the reference is\n// the CPU's rotary + copies): for each sequence r at position pos = start (or starts[r], ROWS)\n//   kc[r, pos, c] = rotary(k[r, :], pos)[c]    vc[r, pos, c] = v[r, c]    len[r] = pos + 1\n// and with QROT the token's queries q[r, :] = rotary(q[r, :], pos), in place, in one dispatch: threads\n// [0, b·w) one per (r, c), then one per (r, query head, pair) of q's rotary columns. k, v (and q) are views\n// of one buffer (the attention step's [q; k; v]), bound once as `x`: WebGPU allows no second binding of a\n// buffer that a dispatch writes. Rotary as rotary.wgsl (GPT-NeoX half split, f32 frequency and angle, the\n// same cos/sin) on the first `rot` columns of each head of `dh` (rot = 0: none).\n\noverride ROWS: bool = false;\noverride QROT: bool = false;\n\nstruct P { b: u32, w: u32, dh: u32, rot: u32, start: u32, log2base: f32, koff: u32, kld: u32, voff: u32, vld: u32,\n           cap: u32, soff: u32, loff: u32, qoff: u32, qld: u32, qheads: u32 }\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read_write> x: array<f32>;   // k, v (b, w) at koff, voff; q (b, qheads·dh) at qoff\n@group(0) @binding(2) var<storage, read_write> kc: array<f32>;  // (b, cap, w) contiguous\n@group(0) @binding(3) var<storage, read_write> vc: array<f32>;  // (b, cap, w) contiguous\n@group(0) @binding(4) var<storage, read> starts: array<f32>;    // (b) view at soff (ROWS), else unused\n@group(0) @binding(5) var<storage, read_write> len: array<f32>; // (b) view at loff\n\n// (cos, sin) of an angle to about 1e-7: WGSL's builtins promise only 2^-11 absolute error (SwiftShader's are off\n// by 2e-5), too coarse for parity. The angle is reduced by quarter turns (pi/2 in three parts, Cody-Waite) to\n// r in [-pi/4, pi/4], where Taylor polynomials of degree 9 and 10 are exact to f32 rounding. Shared by the rotary\n// kernel and the fused KV append (kv-append.wgsl), so both rotate keys to the same bits.\nfn cos_sin(ang: f32) -> vec2<f32> {\n  let k = round(ang * 0.6366197723675814);\n  let r = ((ang - k * 1.5703125) - k * 4.837512969970703e-4) - k * 7.549789948768648e-8;\n  let r2 = r * r;\n  let s = r * (1.0 + r2 * (-1.0 / 6.0 + r2 * (1.0 / 120.0 + r2 * (-1.0 / 5040.0 + r2 * (1.0 / 362880.0)))));\n  let c = 1.0 + r2 * (-0.5 + r2 * (1.0 / 24.0 + r2 * (-1.0 / 720.0 + r2 * (1.0 / 40320.0 + r2 * (-1.0 / 3628800.0)))));\n  let q = i32(k) & 3;\n  if (q == 0) { return vec2<f32>(c, s); }\n  if (q == 1) { return vec2<f32>(-s, c); }\n  if (q == 2) { return vec2<f32>(-c, -s); }\n  return vec2<f32>(s, -c);\n}\n\nfn position(r: u32) -> u32 {\n  if (ROWS) { return u32(starts[p.soff + r]); }\n  return p.start;\n}\n\n// the rotation of column i (< rot / 2) of a head, at pos\nfn angle(i: u32, pos: u32) -> vec2f {\n  let inv_freq = exp2(-f32(2u * i) / f32(p.rot) * p.log2base);\n  return cos_sin(f32(pos) * inv_freq);\n}\n\n@compute @workgroup_size(256)\nfn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {\n  let id = gid.y * nwg.x * 256u + gid.x;\n  let half = p.rot / 2u;\n  if (id >= p.b * p.w) {\n    if (!QROT) { return; }\n    // a query pair (i, i + half) of head h of row r, rotated in place\n    let j = id - p.b * p.w;\n    if (j >= p.b * p.qheads * half) { return; }\n    let i = j % half;\n    let h = (j / half) % p.qheads;\n    let r = j / (half * p.qheads);\n    let a = p.qoff + r * p.qld + h * p.dh + i;\n    let x1 = x[a];\n    let x2 = x[a + half];\n    let cs = angle(i, position(r));\n    x[a] = x1 * cs.x - x2 * cs.y;\n    x[a + half] = x1 * cs.y + x2 * cs.x;\n    return;\n  }\n  let r = id / p.w;\n  let c = id % p.w;\n  let pos = position(r);\n  if (pos >= p.cap) { return; } // a position past the cache (the caller grew it: never for a checked one)\n  let ko = p.koff + r * p.kld;\n  var y = x[ko + c];\n  let e = c % p.dh; // column within its head\n  if (e < p.rot) {\n    let i = e % half;\n    let c1 = c - e + i; // the pair (x1, x2) = columns (i, i + half) of the head\n    let x1 = x[ko + c1];\n    let x2 = x[ko + c1 + half];\n    let cs = angle(i, pos);\n    if (e < half) { y = x1 * cs.x - x2 * cs.y; } else { y = x1 * cs.y + x2 * cs.x; }\n  }\n  let dst = (r * p.cap + pos) * p.w + c;\n  kc[dst] = y;\n  vc[dst] = x[p.voff + r * p.vld + c];\n  if (c == 0u) { len[p.loff + r] = f32(pos + 1u); }\n}\n",
   entries: {
     main: {
       bindings: [
         { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
         { name: 'x', group: 0, binding: 1, access: 'read_write', type: 'f32',
-          note: 'q (b, qheads·dh) at qoff, k and v (b, w) at koff, voff' },
+          note: 'k, v (b, w) at koff, voff; q (b, qheads·dh) at qoff' },
         { name: 'kc', group: 0, binding: 2, access: 'read_write', type: 'f32', note: '(b, cap, w) contiguous' },
         { name: 'vc', group: 0, binding: 3, access: 'read_write', type: 'f32', note: '(b, cap, w) contiguous' },
         { name: 'starts', group: 0, binding: 4, access: 'read', type: 'f32',
           note: '(b) view at soff (ROWS), else unused' },
         { name: 'len', group: 0, binding: 5, access: 'read_write', type: 'f32', note: '(b) view at loff' },
       ],
-      uniform: kvAppendQ_P,
+      uniform: kvAppend_P,
       bind(b: NamedBuffers): GpuStorage[] | null {
         if (!b.x || !b.kc || !b.vc || !b.starts || !b.len) return null;
         return [b.x, b.kc, b.vc, b.starts, b.len];
-      },
-    },
-  },
-} as const satisfies WgslModule;
-
-const kvAppend_P = {
-  struct: 'P',
-  size: 52,
-  fields: [
-    { name: 'b', type: 'u32', offset: 0 },
-    { name: 'w', type: 'u32', offset: 4 },
-    { name: 'dh', type: 'u32', offset: 8 },
-    { name: 'rot', type: 'u32', offset: 12 },
-    { name: 'start', type: 'u32', offset: 16 },
-    { name: 'log2base', type: 'f32', offset: 20 },
-    { name: 'koff', type: 'u32', offset: 24 },
-    { name: 'kld', type: 'u32', offset: 28 },
-    { name: 'voff', type: 'u32', offset: 32 },
-    { name: 'vld', type: 'u32', offset: 36 },
-    { name: 'cap', type: 'u32', offset: 40 },
-    { name: 'soff', type: 'u32', offset: 44 },
-    { name: 'loff', type: 'u32', offset: 48 },
-  ],
-  write(v: ParamValues, w: ParamWords, at: number): boolean {
-    if (
-      typeof v.b !== 'number' || typeof v.w !== 'number' || typeof v.dh !== 'number' ||
-      typeof v.rot !== 'number' || typeof v.start !== 'number' || typeof v.log2base !== 'number' ||
-      typeof v.koff !== 'number' || typeof v.kld !== 'number' || typeof v.voff !== 'number' ||
-      typeof v.vld !== 'number' || typeof v.cap !== 'number' || typeof v.soff !== 'number' ||
-      typeof v.loff !== 'number'
-    ) return false;
-    w.u32[at + 0] = v.b;
-    w.u32[at + 1] = v.w;
-    w.u32[at + 2] = v.dh;
-    w.u32[at + 3] = v.rot;
-    w.u32[at + 4] = v.start;
-    w.f32[at + 5] = v.log2base;
-    w.u32[at + 6] = v.koff;
-    w.u32[at + 7] = v.kld;
-    w.u32[at + 8] = v.voff;
-    w.u32[at + 9] = v.vld;
-    w.u32[at + 10] = v.cap;
-    w.u32[at + 11] = v.soff;
-    w.u32[at + 12] = v.loff;
-    return true;
-  },
-} as const;
-export const kvAppend = {
-  name: 'kv-append',
-  code: "// A decode token's keys and values into the KV cache (contract in contract/kv-append.ts; the reference is\n// the CPU's rotary + copies): for each sequence r at position pos = start (or starts[r], ROWS)\n//   kc[r, pos, c] = rotary(k[r, :], pos)[c]    vc[r, pos, c] = v[r, c]    len[r] = pos + 1\n// in one dispatch, one thread per (r, c). Rotary as rotary.wgsl (GPT-NeoX half split, f32 frequency and\n// angle, the same cos/sin) on the first `rot` columns of each head of `dh` (rot = 0: none).\n\noverride ROWS: bool = false;\n\nstruct P { b: u32, w: u32, dh: u32, rot: u32, start: u32, log2base: f32, koff: u32, kld: u32, voff: u32, vld: u32,\n           cap: u32, soff: u32, loff: u32 }\n@group(0) @binding(0) var<uniform> p: P;\n@group(0) @binding(1) var<storage, read> k: array<f32>;         // (b, w) view\n@group(0) @binding(2) var<storage, read> v: array<f32>;         // (b, w) view\n@group(0) @binding(3) var<storage, read_write> kc: array<f32>;  // (b, cap, w) contiguous\n@group(0) @binding(4) var<storage, read_write> vc: array<f32>;  // (b, cap, w) contiguous\n@group(0) @binding(5) var<storage, read> starts: array<f32>;    // (b) view at soff (ROWS), else unused\n@group(0) @binding(6) var<storage, read_write> len: array<f32>; // (b) view at loff\n\n// (cos, sin) of an angle to about 1e-7: WGSL's builtins promise only 2^-11 absolute error (SwiftShader's are off\n// by 2e-5), too coarse for parity. The angle is reduced by quarter turns (pi/2 in three parts, Cody-Waite) to\n// r in [-pi/4, pi/4], where Taylor polynomials of degree 9 and 10 are exact to f32 rounding. Shared by the rotary\n// kernel and the fused KV append (kv-append.wgsl), so both rotate keys to the same bits.\nfn cos_sin(ang: f32) -> vec2<f32> {\n  let k = round(ang * 0.6366197723675814);\n  let r = ((ang - k * 1.5703125) - k * 4.837512969970703e-4) - k * 7.549789948768648e-8;\n  let r2 = r * r;\n  let s = r * (1.0 + r2 * (-1.0 / 6.0 + r2 * (1.0 / 120.0 + r2 * (-1.0 / 5040.0 + r2 * (1.0 / 362880.0)))));\n  let c = 1.0 + r2 * (-0.5 + r2 * (1.0 / 24.0 + r2 * (-1.0 / 720.0 + r2 * (1.0 / 40320.0 + r2 * (-1.0 / 3628800.0)))));\n  let q = i32(k) & 3;\n  if (q == 0) { return vec2<f32>(c, s); }\n  if (q == 1) { return vec2<f32>(-s, c); }\n  if (q == 2) { return vec2<f32>(-c, -s); }\n  return vec2<f32>(s, -c);\n}\n\n@compute @workgroup_size(256)\nfn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {\n  let id = gid.y * nwg.x * 256u + gid.x;\n  if (id >= p.b * p.w) { return; }\n  let r = id / p.w;\n  let c = id % p.w;\n  var pos = p.start;\n  if (ROWS) { pos = u32(starts[p.soff + r]); }\n  if (pos >= p.cap) { return; } // a position past the cache (the caller grew it: never for a checked one)\n  let ko = p.koff + r * p.kld;\n  var x = k[ko + c];\n  let e = c % p.dh; // column within its head\n  if (e < p.rot) {\n    let half = p.rot / 2u;\n    let i = e % half;\n    let c1 = c - e + i; // the pair (x1, x2) = columns (i, i + half) of the head\n    let x1 = k[ko + c1];\n    let x2 = k[ko + c1 + half];\n    let inv_freq = exp2(-f32(2u * i) / f32(p.rot) * p.log2base);\n    let cs = cos_sin(f32(pos) * inv_freq);\n    if (e < half) { x = x1 * cs.x - x2 * cs.y; } else { x = x1 * cs.y + x2 * cs.x; }\n  }\n  let dst = (r * p.cap + pos) * p.w + c;\n  kc[dst] = x;\n  vc[dst] = v[p.voff + r * p.vld + c];\n  if (c == 0u) { len[p.loff + r] = f32(pos + 1u); }\n}\n",
-  entries: {
-    main: {
-      bindings: [
-        { name: 'p', group: 0, binding: 0, access: 'uniform', type: 'P' },
-        { name: 'k', group: 0, binding: 1, access: 'read', type: 'f32', note: '(b, w) view' },
-        { name: 'v', group: 0, binding: 2, access: 'read', type: 'f32', note: '(b, w) view' },
-        { name: 'kc', group: 0, binding: 3, access: 'read_write', type: 'f32', note: '(b, cap, w) contiguous' },
-        { name: 'vc', group: 0, binding: 4, access: 'read_write', type: 'f32', note: '(b, cap, w) contiguous' },
-        { name: 'starts', group: 0, binding: 5, access: 'read', type: 'f32',
-          note: '(b) view at soff (ROWS), else unused' },
-        { name: 'len', group: 0, binding: 6, access: 'read_write', type: 'f32', note: '(b) view at loff' },
-      ],
-      uniform: kvAppend_P,
-      bind(b: NamedBuffers): GpuStorage[] | null {
-        if (!b.k || !b.v || !b.kc || !b.vc || !b.starts || !b.len) return null;
-        return [b.k, b.v, b.kc, b.vc, b.starts, b.len];
       },
     },
   },
