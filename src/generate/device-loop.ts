@@ -14,8 +14,10 @@ import { checkSamplingParams, type SamplingParams } from '../backend/sampling.js
  * Pipelined: up to `lookahead` tokens are recorded and submitted before the host waits for the oldest
  * one's ids, so the GPU never idles while the host maps a buffer. Where the backend can record
  * (`Backend.record`), the step + sampling kernels are recorded once and replayed for every later
- * token with no host work but the submit (the sampling step counter lives on the GPU too); not for a
- * state with a KV cache (hybrids), whose step depends on the position on the host. The price: when the loop stops
+ * token with no host work but the submit (the sampling step counter lives on the GPU too). A state with a
+ * KV cache (hybrids) keeps its positions on the device for the loop (ModelState.holdPositionsOnDevice), so
+ * that its step does not depend on the position either; the step that grows a cache (its capacity
+ * doubles at 16, 32, 64, ... tokens) runs unrecorded and the next one is recorded anew. The price: when the loop stops
  * early (every row reached EOS, or the caller breaks out after a stop string), the state has consumed
  * up to `lookahead` tokens beyond the last one yielded (`state.position` counts them).
  */
@@ -82,17 +84,37 @@ export async function* deviceTokens(
   const sampleFrom = (lg: Tensor): void =>
     bk.sample!({ out: ids, logits: lg, params: o.sampling, step: 0, stepCounter: counter, seen, suppress });
   const stepAndSample = (): void => sampleFrom(model.step(ids, state));
+  // A growing state (KV caches) records only with its positions on the device, where the backend's
+  // attention step reads them (kvAppend); its recording is valid while the caches keep their buffers.
+  const growing = state.growsWithContext;
+  const records = !!bk.record && (!growing || !!bk.kvAppend);
+  if (records && growing) state.holdPositionsOnDevice();
   let recorded: RecordedWork | undefined;
+  let bound: Tensor[] = []; // a growing state's tensors when recorded (a grown cache is a new tensor)
+  const stale = (): boolean => {
+    if (!growing) return false;
+    if (!state.nextStepFits) return true;
+    const now = [...state.tensors().values()];
+    return now.length !== bound.length || now.some((t, i) => t !== bound[i]);
+  };
   const pending: Promise<Int32Array>[] = [];
   const done = new Array<boolean>(b).fill(false);
   let queued = 0;
   const enqueue = (): void => {
     if (queued === 0) sampleFrom(logits);
-    else if (recorded) {
+    else if (recorded && !stale()) {
       recorded.replay();
-      state.position += 1; // what model.step does on the host
-    } else if (bk.record && !state.growsWithContext) recorded = bk.record(stepAndSample);
-    else stepAndSample();
+      state.count(1); // what model.step does on the host (the device's positions advance in the recording)
+    } else if (records && state.nextStepFits) {
+      recorded?.dispose(); // (kept by the GPU's queue until the work that used it is done)
+      recorded = bk.record!(stepAndSample);
+      if (growing) bound = [...state.tensors().values()];
+    } else {
+      // a step that grows a KV cache (it copies the old cache into the new) is never recorded: the next one is
+      recorded?.dispose();
+      recorded = undefined;
+      stepAndSample();
+    }
     // `read` records the copy and submits now; only the mapping is awaited later.
     const p = bk.read(ids) as Promise<Int32Array>;
     p.catch(() => {}); // awaited below, or dropped when the loop ends early
@@ -114,6 +136,7 @@ export async function* deviceTokens(
   } finally {
     await Promise.allSettled(pending);
     recorded?.dispose();
+    if (records && growing) state.releasePositionsOnDevice();
     counter.dispose();
     ids.dispose();
     seen?.dispose();

@@ -6,7 +6,14 @@ import { noGrad } from '../tensor/grad-mode.js';
 import { needsGrad, type Tensor } from '../tensor/tensor.js';
 import { attentionForward } from './causal-attention-train.js';
 import type { LowRankAdapter } from './lora.js';
-import { parameterMap, type Mixer, type MixerState, type StepPosition } from './mixer.js';
+import {
+  isDevicePositions,
+  parameterMap,
+  type DevicePositions,
+  type Mixer,
+  type MixerState,
+  type StepPosition,
+} from './mixer.js';
 import { readCounter, rowOfEach, rowsOf } from './rows.js';
 
 /**
@@ -25,7 +32,9 @@ import { readCounter, rowOfEach, rowsOf } from './rows.js';
  * host addresses the memory, the counter is checked against it (a loaded state is untrusted). A step may
  * take a position per row (a batch of sequences at different context lengths, the server's decode
  * batch): each row then writes its key and value at its own position, rotates by it, and attends over
- * its own filled rows only (the attention kernel's `rowKeys`, read from `length`). Unlike
+ * its own filled rows only (the attention kernel's `rowKeys`, read from `length`). Or the positions live on
+ * the device (DevicePositions: the device loop's recorded step), where kvAppend reads them and the
+ * attention spans the whole capacity, each row bounded by its own count: no launch depends on them. Unlike
  * a Mamba layer's, it grows with the context: 2·G·dh floats per token per sequence. The capacity doubles
  * when a token does not fit (amortised: a step allocates only when it crosses a power of two), so no
  * maximum context is fixed when the model is built; `stateShapes` marks the growing dimension with -1.
@@ -241,8 +250,13 @@ export class CausalSelfAttention implements Mixer {
     const { heads, kvHeads, scale } = this.dims;
     const bk = this.backend;
     const b = x.rows;
-    const rows = typeof position === 'object' ? position : undefined; // a position per row
-    const t = rows ? this.rowLengths(state, rows, b) : this.length(state, position as number | undefined); // (the largest)
+    const device = isDevicePositions(position) ? position : undefined; // positions the kernels read
+    const rows = typeof position === 'object' && !device ? (position as readonly number[]) : undefined; // one per row
+    const t = device
+      ? this.deviceLength(state, device, b)
+      : rows
+        ? this.rowLengths(state, rows, b)
+        : this.length(state, position as number | undefined); // (the largest)
     this.reserve(state, t, t + 1);
     let ws = this.workspaces.get(b);
     if (!ws) {
@@ -278,7 +292,7 @@ export class CausalSelfAttention implements Mixer {
     }
     const attention = requireMixerKernel(bk, 'attention');
     // every path attends the same way; batched rows each read their own number of keys (state.length)
-    const attend = (perRow: boolean): void =>
+    const attend = (perRow: boolean, keys = t + 1): void =>
       attention({
         out: ws.o,
         q: ws.q,
@@ -287,7 +301,7 @@ export class CausalSelfAttention implements Mixer {
         heads,
         kvHeads,
         scale,
-        keys: t + 1,
+        keys,
         ...(perRow ? { rowKeys: state.length } : {}),
       });
     // where the backend fuses them, the keys' rotary, the cache writes and the counters are one kernel
@@ -306,7 +320,13 @@ export class CausalSelfAttention implements Mixer {
             ...(rotaryDim > 0 ? { rotary: { dim: rotaryDim, headDim, base: ropeTheta }, q: ws.q } : {}),
           })
       : undefined;
-    if (!rows && append) {
+    if (device) {
+      // nothing here depends on the position: each row's key goes where rows[r] says, and the attention
+      // spans the whole capacity, each row bounded by its count (which the append just advanced)
+      if (!append) fail('UNSUPPORTED', `attention: the ${bk.name} backend cannot step at positions held on the device`);
+      append(0, device.rows);
+      attend(true, state.k.dim(1));
+    } else if (!rows && append) {
       append(t);
       attend(false);
     } else if (append) {
@@ -374,6 +394,22 @@ export class CausalSelfAttention implements Mixer {
       most = Math.max(most, t);
     }
     return most;
+  }
+
+  /**
+   * Positions on the device: the largest as the host tracks it (checked against the cache like `length`;
+   * the rows' own counts the host cannot read, and the kernels bound each row by its own).
+   */
+  private deviceLength(state: MixerState, device: DevicePositions, b: number): number {
+    if (device.rows.size !== b || device.rows.rank !== 1)
+      fail('SHAPE_MISMATCH', `attention: device positions must be (${b}), got (${device.rows.shape.join(', ')})`);
+    const { k, v, length } = state;
+    if (!k || !v || !length)
+      fail('STATE_MISMATCH', 'attention: state must hold "k", "v" and "length" (a KV cache from initState)');
+    const t = device.most;
+    if (!(Number.isInteger(t) && t >= 0 && t <= k.dim(1) && k.dim(1) === v.dim(1)))
+      fail('STATE_MISMATCH', `attention: the KV cache says ${t} positions are filled of its ${k.dim(1)}`);
+    return t;
   }
 
   /** Writes the filled positions of every row (or the rows' positions): one count for all, or one per row. */

@@ -11,9 +11,27 @@ export type MixerState = Record<string, Tensor>;
 
 /**
  * The tokens a state has consumed, as `step` takes it: one count for every row, or one per row (a batch
- * of sequences at different context lengths: the server's decode batch; ModelState.rowPositions).
+ * of sequences at different context lengths: the server's decode batch; ModelState.rowPositions), or
+ * held on the device (`DevicePositions`).
  */
-export type StepPosition = number | readonly number[];
+export type StepPosition = number | readonly number[] | DevicePositions;
+
+/**
+ * Positions read by the kernels from device memory instead of passed by the host, so that a step's
+ * launches do not depend on the position and one recording replays every token (Backend.record; the
+ * device loop of a hybrid, generate/device-loop.ts): `rows` (b) f32, each row's tokens consumed, advanced
+ * on the device by the model's step; `most`, the largest of them as the host tracks it, which only sizes
+ * the caches (a position-dependent mixer grows its cache on the host to hold `most` + 1 and launches
+ * over the whole capacity, each row bounded by its own count).
+ */
+export interface DevicePositions {
+  readonly rows: Tensor;
+  readonly most: number;
+}
+
+export function isDevicePositions(p: StepPosition | undefined): p is DevicePositions {
+  return typeof p === 'object' && 'rows' in p;
+}
 
 export interface Mixer {
   /** Name of the architecture, for messages and `info`. */

@@ -31,16 +31,69 @@ export class ModelState {
    */
   rowPositions: number[] | null = null;
 
-  /** What the mixers' step takes as the tokens consumed: per row where they differ. */
+  /** The rows' positions held on the device too, and a vector of ones to advance them (holdPositionsOnDevice). */
+  private device: { rows: Tensor; ones: Tensor } | null = null;
+
+  /** What the mixers' step takes as the tokens consumed: per row where they differ; on the device while held. */
   get stepPosition(): StepPosition {
+    if (this.device) return { rows: this.device.rows, most: this.mostPosition };
     return this.rowPositions ?? this.position;
   }
 
-  /** Counts `tokens` more consumed by every row (after a step). */
+  /** The largest position of any row. */
+  get mostPosition(): number {
+    return this.rowPositions ? Math.max(this.position, ...this.rowPositions) : this.position;
+  }
+
+  /**
+   * Keeps the rows' positions in device memory as well, where the steps read them and advance them
+   * (DevicePositions), until `releasePositionsOnDevice`: the steps' launches then do not depend on the
+   * position, so one recording of a step replays for every token (the device loop of a hybrid model).
+   */
+  holdPositionsOnDevice(): void {
+    if (this.device) return;
+    const b = this.batch;
+    const rows = Float32Array.from({ length: b }, (_, r) => this.rowPositions?.[r] ?? this.position);
+    this.device = {
+      rows: this.backend.upload(rows, [b]).keep(),
+      ones: this.backend.upload(new Float32Array(b).fill(1), [b]).keep(),
+    };
+  }
+
+  releasePositionsOnDevice(): void {
+    this.device?.rows.dispose();
+    this.device?.ones.dispose();
+    this.device = null;
+  }
+
+  /** Counts `tokens` more consumed by every row (after a step), on the device too while its positions are held there. */
   advance(tokens = 1): void {
+    this.count(tokens);
+    const d = this.device;
+    if (d) for (let i = 0; i < tokens; i++) this.backend.binary('add', d.rows, d.rows, d.ones); // (a step's worth: 1)
+  }
+
+  /**
+   * Counts `tokens` more consumed by every row on the host only: after a replayed step, whose recording
+   * advanced the device's positions itself.
+   */
+  count(tokens = 1): void {
     this.position += tokens;
     const r = this.rowPositions;
     if (r) for (let i = 0; i < r.length; i++) r[i] += tokens;
+  }
+
+  /**
+   * Whether one more step fits every growing tensor (each KV cache's capacity) without reallocating it:
+   * a recorded step replays only while it does (a step that grows a cache binds new buffers).
+   */
+  get nextStepFits(): boolean {
+    const most = this.mostPosition;
+    let fits = true;
+    this.forEachShape((t, shape, isGrowing) => {
+      if (isGrowing && t.dim(shape.indexOf(-1)) <= most) fits = false;
+    });
+    return fits;
   }
 
   /** An independent copy. */
@@ -142,6 +195,7 @@ export class ModelState {
   }
 
   dispose(): void {
+    this.releasePositionsOnDevice();
     for (const t of this.tensors().values()) t.dispose();
   }
 

@@ -10,7 +10,7 @@ import { disposeGpu, requireAdapter } from '../helpers/webgpu.js';
 /**
  * The Mamba + attention hybrids on WebGPU (SwiftShader in CI) against transformers 5.17's fixtures:
  * logits within 1e-4 for both prompts, greedy generation identical through the device loop (sampling on
- * the GPU, not recorded: the KV cache's step depends on the position), and the cached step equal to the
+ * the GPU, the step recorded with the positions on the device: device-loop-hybrid.test.ts), and the cached step equal to the
  * parallel form at every position. The MoE layers run each token's chosen experts (moeExperts).
  */
 after(disposeGpu);
