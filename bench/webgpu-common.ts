@@ -80,7 +80,8 @@ function blockFor(dtype: BenchWeights, scale: number, offset: number): Float32Ar
   return b;
 }
 
-function randomTensor(bk: Backend, shape: number[], dtype: BenchWeights, scale: number, offset = 0): Tensor {
+/** A tensor of `shape` in `dtype` from a repeating block of random values (scale, offset), kept. */
+export function randomTensor(bk: Backend, shape: number[], dtype: BenchWeights, scale: number, offset = 0): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
   const blk = blockFor(dtype, scale, offset);
   const data = dtype === 'f32' || dtype === 'q4' ? new Float32Array(n) : new Uint16Array(n);

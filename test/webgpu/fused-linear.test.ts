@@ -47,14 +47,18 @@ function inputs(c: Case, seed: number) {
 }
 type Inputs = ReturnType<typeof inputs>;
 
-/** The case's tensors on `bk` (x as a view with a column offset, to test offsets). */
-function tensors(bk: Backend, c: Case, v: Inputs) {
+/**
+ * The case's tensors on `bk`: x as a view with a column offset, to test offsets (which takes the kernel's
+ * scalar path), or `aligned`, starting on a 16-byte boundary (its 16-byte paths where q allows).
+ */
+function tensors(bk: Backend, c: Case, v: Inputs, aligned = false) {
   const xCols = c.pro === 'glu' ? 2 * c.q : c.q;
   const wide = new Float32Array(c.m * (xCols + 3));
   for (let i = 0; i < c.m; i++) wide.set(v.x.subarray(i * xCols, (i + 1) * xCols), i * (xCols + 3) + 1);
+  const half = c.dtype === 'f16' || c.dtype === 'bf16';
   return {
-    x: bk.upload(wide, [c.m, xCols + 3]).narrow(1, xCols),
-    w: bk.upload(c.dtype === 'f16' ? f32ToHalf(v.w, 'f16') : v.w, [c.p, c.q], c.dtype),
+    x: aligned ? bk.upload(v.x, [c.m, xCols]) : bk.upload(wide, [c.m, xCols + 3]).narrow(1, xCols),
+    w: bk.upload(half ? f32ToHalf(v.w, c.dtype as 'f16' | 'bf16') : v.w, [c.p, c.q], c.dtype),
     bias: c.bias ? bk.upload(v.bias, [c.p]) : null,
     nw: bk.upload(v.nw, [c.q]),
     z: bk.upload(v.z, [c.m, c.q]),
@@ -169,6 +173,58 @@ test('fusedLinear on WebGPU equals its unfused kernels (and the CPU reference fo
       unfused(ref, c, r);
       assertClose(out, ref.readSync(r.out) as Float32Array, `${what(c)}: out vs CPU reference`, 2e-5, 2e-5);
     }
+  }
+});
+
+test('the matrix-vector kernel loading four W words ahead (matvecUnroll 4) gives the sums of one a step (1), bit for bit', async (t) => {
+  const g = await requireAdapter(t);
+  if (!g) return;
+  const keys: string[] = [];
+  const pipe = g.d.pipe.bind(g.d);
+  g.d.pipe = ((key: string, ...rest: unknown[]) => {
+    keys.push(key);
+    return (pipe as (...a: unknown[]) => unknown)(key, ...rest);
+  }) as typeof g.d.pipe;
+  // 8 W rows a workgroup, 32 threads a row: q = 4192 (131 blocks of 32) gives every thread some words in
+  // the loop that loads four ahead and some in the one-word loop after it, in every dtype
+  g.options.matvecRows = 8;
+  try {
+    let seed = 700;
+    for (const dtype of ['f32', 'f16', 'bf16', 'q4'] as DType[])
+      for (const m of [1, 3])
+        for (const c of [
+          { m, q: 4192, p: 37, dtype, pro: 'norm', acc: 1, bias: true },
+          { m, q: 4192, p: 37, dtype, pro: 'glu', acc: 0.5 },
+          { m, q: 4192, p: 37, dtype, pro: 'gate' },
+          { m, q: 4192, p: 37, dtype, pro: 'none', bias: true },
+        ] as Case[]) {
+          const v = inputs(c, (seed += 11));
+          const run = async (U: 1 | 4): Promise<Float32Array> => {
+            g.options.matvecUnroll = U;
+            keys.length = 0;
+            const tt = tensors(g, c, v, true);
+            g.fusedLinear(args(c, tt));
+            const out = (await g.read(tt.out)) as Float32Array;
+            const k = keys.find((s) => s.startsWith('matvec:'));
+            assert.ok(
+              k?.split(':')[3] === 'true' && k.endsWith(`:${U}`),
+              `${what(c)}: the 16-byte path, U ${U} (${k})`,
+            );
+            return out;
+          };
+          const four = await run(4);
+          const one = await run(1);
+          assert.deepEqual(four, one, `${what(c)}: U 4 vs U 1`);
+          if (dtype === 'f32') {
+            const r = tensors(ref, c, v, true);
+            unfused(ref, c, r);
+            assertClose(four, ref.readSync(r.out) as Float32Array, `${what(c)}: vs CPU reference`, 2e-5, 2e-5);
+          }
+        }
+  } finally {
+    g.d.pipe = pipe;
+    g.options.matvecRows = 0;
+    g.options.matvecUnroll = 4;
   }
 });
 

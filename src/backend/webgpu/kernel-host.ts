@@ -36,6 +36,12 @@ export interface KernelOptions {
   scanWorkgroup: number;
   /** W rows per workgroup of the matrix-vector kernel (1, 2, 4, 8); 0 chooses from the shape (default). */
   matvecRows: number;
+  /**
+   * W words each thread of the matrix-vector kernel loads ahead on its 16-byte paths (matvec.wgsl `U`):
+   * 4 (default) keeps four loads in flight per thread, 1 one at a time (the kernel before, for A/B runs).
+   * The sums are the same either way.
+   */
+  matvecUnroll: 1 | 4;
   /** Output tile of the matrix product (64 or 128); 0 chooses from the shape (default). */
   matmulTile: number;
   /**

@@ -164,12 +164,16 @@ export class WebGpuBackend implements Backend, KernelHost, TrainingKernels {
       scanThreads: o.scanThreads ?? 0,
       scanWorkgroup: o.scanWorkgroup ?? 0,
       matvecRows: o.matvecRows ?? 0,
+      matvecUnroll: o.matvecUnroll ?? 4,
       matmulTile: o.matmulTile ?? 0,
       matmulRegisters: o.matmulRegisters ?? true,
       ssdPath: o.ssdPath ?? 'auto',
       ssdChunk: o.ssdChunk ?? 0,
       fuseNorm: o.fuseNorm ?? true,
     };
+    const { matvecRows: R, matvecUnroll: U } = this.options;
+    if (![0, 1, 2, 4, 8].includes(R)) fail('BAD_ARGUMENT', `matvecRows must be 0 (by shape), 1, 2, 4 or 8, got ${R}`);
+    if (U !== 1 && U !== 4) fail('BAD_ARGUMENT', `matvecUnroll must be 1 or 4, got ${String(U)}`);
     this.d = new Dispatcher(g, this.options.maxBatch);
     this.pool = new BufferPool(this.options.maxIdleBytes);
     this.dummyR = this.createStorage(256, 'dummy (read)', false);

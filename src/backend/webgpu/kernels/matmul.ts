@@ -172,7 +172,8 @@ export function matvec(
     R = 8;
     while (!bk.d.g.cpuAdapter && R > 1 && Math.ceil(p / R) < MATVEC_MIN_GROUPS) R >>= 1;
   }
-  const key = `matvec:${t}:${bt}:${vec}:${!!bias}:${acc}:${epi}:${!!conv?.bias}:${R}:${norm ? nt : '-'}:${proCode}`;
+  const U = bk.options.matvecUnroll;
+  const key = `matvec:${t}:${bt}:${vec}:${!!bias}:${acc}:${epi}:${!!conv?.bias}:${R}:${norm ? nt : '-'}:${proCode}:${U}`;
   const k = proCode === 1 ? MATVEC_GLU : proCode ? MATVEC_GATE : norm ? MATVEC_NORM : MATVEC;
   const pipe = bk.d.pipe(key, k, {
     T: t,
@@ -186,6 +187,7 @@ export function matvec(
     NORM: norm ? 1 : 0,
     NT: nt,
     PRO: proCode,
+    U,
   });
   let cw: GpuStorage = bk.dummyR,
     cb: GpuStorage = bk.dummyR,

@@ -40,6 +40,7 @@ override R: u32 = 8u;        // W rows per workgroup (1, 2, 4 or 8)
 override NORM: bool = false; // x <- rmsnorm(x) · nw before the product
 override NT: u32 = 0u;       // NORM: norm weight dtype
 override PRO: u32 = 0u;      // x prologue: 0 none, 1 SwiGLU, 2 gated norm after the gate, 3 before it
+override U: u32 = 4u;        // 16-byte paths: W words loaded ahead per thread (1 or 4)
 
 struct P {
   m: u32, q: u32, p: u32,
@@ -182,6 +183,60 @@ fn pair(w: u32) -> vec2<f32> {
 }
 
 
+// One q4 block bi of a W row (its 16 bytes wq, its scale d) against the x rows: into acc (and ss, NORM).
+fn q4_block(bi: u32, wq: vec4<u32>, d: f32, mr: u32, acc: ptr<function, vec4<f32>>, ss: ptr<function, vec4<f32>>) {
+  // the block's quants by word k (0..3) as named vec4s, not private arrays indexed by k (which a
+  // GPU compiler may place in local memory); the steps k in increasing order
+  var s = vec4<f32>(0.0);
+  var sq = vec4<f32>(0.0);
+  q4_step(0u, mr, q4_lo(wq.x), q4_hi(wq.x), bi, &s, &sq);
+  q4_step(1u, mr, q4_lo(wq.y), q4_hi(wq.y), bi, &s, &sq);
+  q4_step(2u, mr, q4_lo(wq.z), q4_hi(wq.z), bi, &s, &sq);
+  q4_step(3u, mr, q4_lo(wq.w), q4_hi(wq.w), bi, &s, &sq);
+  *acc += d * s;
+  if (NORM) { *ss += sq; }
+}
+
+// One f32 word (4 weights, operand vec4 v) of a W row against the x rows.
+fn f32_word(v: u32, wq: vec4<u32>, mr: u32, acc: ptr<function, vec4<f32>>, ss: ptr<function, vec4<f32>>) {
+  var w4 = bitcast<vec4<f32>>(wq);
+  let a = xd(0u, v);
+  if (NORM) { w4 *= nel4(4u * v); let na = xn(0u, v, a); (*ss).x += dot(na, na); }
+  (*acc).x += dot(w4, a);
+  if (mr > 1u) {
+    let b = xd(1u, v);
+    let c = xd(2u, v);
+    let d = xd(3u, v);
+    (*acc).y += dot(w4, b);
+    (*acc).z += dot(w4, c);
+    (*acc).w += dot(w4, d);
+    if (NORM) {
+      let nb = xn(1u, v, b); let nc = xn(2u, v, c); let nd = xn(3u, v, d);
+      (*ss).y += dot(nb, nb); (*ss).z += dot(nc, nc); (*ss).w += dot(nd, nd);
+    }
+  }
+}
+
+// One word of 16-bit weights (8 of them, word v) of a W row against the x rows.
+fn half_word(v: u32, wq: vec4<u32>, mr: u32, acc: ptr<function, vec4<f32>>, ss: ptr<function, vec4<f32>>) {
+  var lo = vec4<f32>(pair(wq.x), pair(wq.y));
+  var hi = vec4<f32>(pair(wq.z), pair(wq.w));
+  if (NORM) { lo *= nel4(8u * v); hi *= nel4(8u * v + 4u); }
+  let v2 = 2u * v;
+  let t0 = dot2(0u, v2, 1u, lo, hi);
+  (*acc).x += t0.x;
+  if (NORM) { (*ss).x += t0.y; }
+  if (mr > 1u) {
+    let t1 = dot2(1u, v2, 1u, lo, hi);
+    let t2 = dot2(2u, v2, 1u, lo, hi);
+    let t3 = dot2(3u, v2, 1u, lo, hi);
+    (*acc).y += t1.x;
+    (*acc).z += t2.x;
+    (*acc).w += t3.x;
+    if (NORM) { (*ss).y += t1.y; (*ss).z += t2.y; (*ss).w += t3.y; }
+  }
+}
+
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {
   let tpr = 256u / R;        // threads per W row
@@ -204,66 +259,72 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
   var acc = vec4<f32>(0.0);
   var ss = vec4<f32>(0.0); // NORM: sum of x² per row
   let wrow = p.woff + jj * p.wld;
+  // The 16-byte paths: with U = 4 each thread issues the loads of four W words (v, v + tpr, v + 2 tpr,
+  // v + 3 tpr) before it uses the first, so four are in flight at once (memory-level parallelism: a thread
+  // that waits on one load at a time leaves a small matrix far from the bandwidth); then one word a step
+  // for the rest. The words are used in increasing order either way: the same sums, bit for bit.
   if (VEC && T == 3u) {
     // one block of 32 a step: its 16 bytes in one vec4<u32> load, x from 8 vec4 loads per row
     let nb = p.wld >> 5u;
     let nbq = p.q >> 5u;
-    for (var bi = lane; bi < nbq; bi += tpr) {
-      let wq = W[jj * nb + bi];
-      let d = wscale(jj * nb + bi);
-      // the block's quants by word k (0..3) as named vec4s, not private arrays indexed by k (which a
-      // GPU compiler may place in local memory); the steps k in increasing order as before
-      var s = vec4<f32>(0.0);
-      var sq = vec4<f32>(0.0);
-      q4_step(0u, mr, q4_lo(wq.x), q4_hi(wq.x), bi, &s, &sq);
-      q4_step(1u, mr, q4_lo(wq.y), q4_hi(wq.y), bi, &s, &sq);
-      q4_step(2u, mr, q4_lo(wq.z), q4_hi(wq.z), bi, &s, &sq);
-      q4_step(3u, mr, q4_lo(wq.w), q4_hi(wq.w), bi, &s, &sq);
-      acc += d * s;
-      if (NORM) { ss += sq; }
+    let wb = jj * nb;
+    var bi = lane;
+    if (U == 4u) {
+      for (; bi + 3u * tpr < nbq; bi += 4u * tpr) {
+        let w0 = W[wb + bi];
+        let w1 = W[wb + bi + tpr];
+        let w2 = W[wb + bi + 2u * tpr];
+        let w3 = W[wb + bi + 3u * tpr];
+        let d0 = wscale(wb + bi);
+        let d1 = wscale(wb + bi + tpr);
+        let d2 = wscale(wb + bi + 2u * tpr);
+        let d3 = wscale(wb + bi + 3u * tpr);
+        q4_block(bi, w0, d0, mr, &acc, &ss);
+        q4_block(bi + tpr, w1, d1, mr, &acc, &ss);
+        q4_block(bi + 2u * tpr, w2, d2, mr, &acc, &ss);
+        q4_block(bi + 3u * tpr, w3, d3, mr, &acc, &ss);
+      }
+    }
+    for (; bi < nbq; bi += tpr) {
+      q4_block(bi, W[wb + bi], wscale(wb + bi), mr, &acc, &ss);
     }
   } else if (VEC && T == 0u) {
     let wb = wrow >> 2u;
     let q4 = p.q >> 2u;
-    for (var v = lane; v < q4; v += tpr) {
-      var w4 = bitcast<vec4<f32>>(W[wb + v]);
-      let a = xd(0u, v);
-      if (NORM) { w4 *= nel4(4u * v); let na = xn(0u, v, a); ss.x += dot(na, na); }
-      acc.x += dot(w4, a);
-      if (mr > 1u) {
-        let b = xd(1u, v);
-        let c = xd(2u, v);
-        let d = xd(3u, v);
-        acc.y += dot(w4, b);
-        acc.z += dot(w4, c);
-        acc.w += dot(w4, d);
-        if (NORM) {
-          let nb = xn(1u, v, b); let nc = xn(2u, v, c); let nd = xn(3u, v, d);
-          ss.y += dot(nb, nb); ss.z += dot(nc, nc); ss.w += dot(nd, nd);
-        }
+    var v = lane;
+    if (U == 4u) {
+      for (; v + 3u * tpr < q4; v += 4u * tpr) {
+        let w0 = W[wb + v];
+        let w1 = W[wb + v + tpr];
+        let w2 = W[wb + v + 2u * tpr];
+        let w3 = W[wb + v + 3u * tpr];
+        f32_word(v, w0, mr, &acc, &ss);
+        f32_word(v + tpr, w1, mr, &acc, &ss);
+        f32_word(v + 2u * tpr, w2, mr, &acc, &ss);
+        f32_word(v + 3u * tpr, w3, mr, &acc, &ss);
       }
+    }
+    for (; v < q4; v += tpr) {
+      f32_word(v, W[wb + v], mr, &acc, &ss);
     }
   } else if (VEC) {
     let wb = wrow >> 3u;
     let q8 = p.q >> 3u;
-    for (var v = lane; v < q8; v += tpr) {
-      let wq = W[wb + v];
-      var lo = vec4<f32>(pair(wq.x), pair(wq.y));
-      var hi = vec4<f32>(pair(wq.z), pair(wq.w));
-      if (NORM) { lo *= nel4(8u * v); hi *= nel4(8u * v + 4u); }
-      let v2 = 2u * v;
-      let t0 = dot2(0u, v2, 1u, lo, hi);
-      acc.x += t0.x;
-      if (NORM) { ss.x += t0.y; }
-      if (mr > 1u) {
-        let t1 = dot2(1u, v2, 1u, lo, hi);
-        let t2 = dot2(2u, v2, 1u, lo, hi);
-        let t3 = dot2(3u, v2, 1u, lo, hi);
-        acc.y += t1.x;
-        acc.z += t2.x;
-        acc.w += t3.x;
-        if (NORM) { ss.y += t1.y; ss.z += t2.y; ss.w += t3.y; }
+    var v = lane;
+    if (U == 4u) {
+      for (; v + 3u * tpr < q8; v += 4u * tpr) {
+        let w0 = W[wb + v];
+        let w1 = W[wb + v + tpr];
+        let w2 = W[wb + v + 2u * tpr];
+        let w3 = W[wb + v + 3u * tpr];
+        half_word(v, w0, mr, &acc, &ss);
+        half_word(v + tpr, w1, mr, &acc, &ss);
+        half_word(v + 2u * tpr, w2, mr, &acc, &ss);
+        half_word(v + 3u * tpr, w3, mr, &acc, &ss);
       }
+    }
+    for (; v < q8; v += tpr) {
+      half_word(v, W[wb + v], mr, &acc, &ss);
     }
   } else {
     for (var c = lane; c < p.q; c += tpr) {
