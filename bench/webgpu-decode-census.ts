@@ -10,7 +10,10 @@
  * counts per layer do not depend on how many layers follow or on the vocabulary, so the full model's
  * counts per token are extrapolated exactly: model-level work + Σ over layer types (count per layer ×
  * layers of that type in the full model). The decode loop is the device loop (generate/device-loop.ts:
- * step, GPU sampling, read-back of the id), without lookahead so that each token's work is counted apart.
+ * step, GPU sampling, read-back of the id), without lookahead so that each token's work is counted apart,
+ * and unrecorded (the backend's `record` hidden): a replay issues the recorded step's dispatches without
+ * running the code the census watches, so the census counts the step itself, every token. What a replay
+ * saves is host work (encoding, parameter writes), not dispatches.
  * Writes webgpu-decode-census.json (machine, command, counts) into --out (default bench/results).
  */
 import { GREEDY } from '../src/backend/sampling.js';
@@ -207,6 +210,8 @@ try {
       if (c) c.readBacks++;
       return read.call(gpu, t);
     };
+    // the loop unrecorded (see the header): an own property hides the backend's method until deleted
+    Object.defineProperty(gpu, 'record', { value: undefined, configurable: true, writable: true });
     try {
       const ids = Int32Array.from({ length: promptLen }, (_, i) => 1 + ((i * 7) % (vocab - 1)));
       const prompt = gpu.upload(ids, [1, promptLen], 'i32');
@@ -230,6 +235,7 @@ try {
       prompt.dispose();
       state.dispose();
     } finally {
+      delete (gpu as { record?: unknown }).record;
       Object.assign(d, { run, copy, pipe, flush });
       queue.writeBuffer = writeBuffer;
       gpu.read = read;

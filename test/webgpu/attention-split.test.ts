@@ -35,23 +35,41 @@ test('splitSpans: split only for few rows over more than one tile of keys; the s
 test('split-K attention on WebGPU equals the CPU reference (one count for all)', async (t) => {
   const g = await requireAdapter(t);
   if (!g) return;
-  for (const [b, lq, lk, keys, H, G, dk, dv] of [
-    [1, 1, 131, 129, 3, 1, 7, 5], // three spans of one tile, the last of one key
-    [1, 1, 1030, 1001, 13, 1, 9, 11], // spans of several tiles
-    [2, 3, 300, 299, 2, 2, 6, 256], // several queries, widest value heads
-    [3, 1, 77, 77, 5, 5, 3, 3],
-  ]) {
-    const n = b * lq * H;
-    assert.ok(splitSpans(n, keys), `case ${[b, lq, lk, keys, H]} takes the split path`);
-    const q = rand(g, [b, lq, H * dk], 11, { pad: 1 });
-    const k = rand(g, [b, lk, G * dk], 12, { pad: 2 });
-    const v = rand(g, [b, lk, G * dv], 13, { pad: 1 });
-    const out = rand(g, [b, lq, H * dv], 14, { pad: 2 });
-    const args = { heads: H, kvHeads: G, scale: 0.37, keys };
-    C.attention!({ out: out.c, q: q.c, k: k.c, v: v.c, ...args });
-    g.attention!({ out: out.g, q: q.g, k: k.g, v: v.g, ...args });
-    const [want, got] = await both(out);
-    assertClose(got, want, `split attention ${[b, lq, lk, keys, H, G, dk, dv]}`, 1e-5, 1e-6);
+  const keys4: string[] = [];
+  const pipe = g.d.pipe.bind(g.d);
+  g.d.pipe = ((key: string, ...rest: unknown[]) => {
+    keys4.push(key);
+    return (pipe as (...a: unknown[]) => unknown)(key, ...rest);
+  }) as typeof g.d.pipe;
+  try {
+    for (const [b, lq, lk, keys, H, G, dk, dv, aligned] of [
+      [1, 1, 131, 129, 3, 1, 7, 5, 0], // three spans of one tile, the last of one key
+      [1, 1, 1030, 1001, 13, 1, 9, 11, 0], // spans of several tiles
+      [2, 3, 300, 299, 2, 2, 6, 256, 0], // several queries, widest value heads
+      [3, 1, 77, 77, 5, 5, 3, 3, 0],
+      // q and k rows on 16-byte boundaries: the dot products in vec4s, four ahead (dk 64) and the rest (dk 20)
+      [1, 1, 600, 600, 8, 2, 64, 64, 1],
+      [2, 1, 300, 257, 4, 2, 20, 12, 1],
+    ]) {
+      const n = b * lq * H;
+      assert.ok(splitSpans(n, keys), `case ${[b, lq, lk, keys, H]} takes the split path`);
+      const q = rand(g, [b, lq, H * dk], 11, { pad: aligned ? 0 : 1 });
+      const k = rand(g, [b, lk, G * dk], 12, { pad: aligned ? 0 : 2 });
+      const v = rand(g, [b, lk, G * dv], 13, { pad: 1 });
+      const out = rand(g, [b, lq, H * dv], 14, { pad: 2 });
+      const args = { heads: H, kvHeads: G, scale: 0.37, keys };
+      C.attention!({ out: out.c, q: q.c, k: k.c, v: v.c, ...args });
+      g.attention!({ out: out.g, q: q.g, k: k.g, v: v.g, ...args });
+      const [want, got] = await both(out);
+      assertClose(got, want, `split attention ${[b, lq, lk, keys, H, G, dk, dv]}`, 1e-5, 1e-6);
+      assert.ok(
+        keys4.includes(`attention-split:${!!aligned}`),
+        `case ${[b, lq, lk, keys, H, G, dk]}: KV4 ${!!aligned}`,
+      );
+      keys4.length = 0;
+    }
+  } finally {
+    g.d.pipe = pipe;
   }
 });
 

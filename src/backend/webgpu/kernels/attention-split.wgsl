@@ -12,13 +12,47 @@ struct P { b: u32, lq: u32, lk: u32, H: u32, G: u32, dk: u32, dv: u32, keys: u32
            qoff: u32, qld: u32, koff: u32, kld: u32, voff: u32, vld: u32, ooff: u32, old: u32, loff: u32,
            S: u32, chunk: u32 }
 @group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> q: array<f32>;        // (b, lq, H·dk) view
-@group(0) @binding(2) var<storage, read> k: array<f32>;        // (b, lk, G·dk) view
+@group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;  // (b, lq, H·dk) view, f32 (qel: element i)
+@group(0) @binding(2) var<storage, read> k: array<vec4<f32>>;  // (b, lk, G·dk) view, f32 (kel: element i)
 @group(0) @binding(3) var<storage, read> v: array<f32>;        // (b, lk, G·dv) view
 @group(0) @binding(4) var<storage, read_write> o: array<f32>;  // (b, lq, H·dv) view
 @group(0) @binding(5) var<storage, read> lens: array<f32>;     // (b) view at loff (entry splitRows)
 @group(0) @binding(6) var<storage, read_write> part: array<f32>; // (b·lq·H, S, 2 + dv) partials
 @group(0) @binding(7) var<storage, read> parts: array<f32>;    // the same, read by `combine`
+
+// KV4: the rows of q and k start on 16-byte boundaries and dk is a multiple of 4 (the launcher checks the
+// views): a key's dot product reads both in vec4s, four of k's ahead (the loads in flight together),
+// instead of dk scalar loads one after another.
+override KV4: bool = false;
+
+fn qel(i: u32) -> f32 { return q[i >> 2u][i & 3u]; }
+fn kel(i: u32) -> f32 { return k[i >> 2u][i & 3u]; }
+
+// q (at qo) · k (at ko) over dk columns.
+fn qk(qo: u32, ko: u32) -> f32 {
+  if (KV4) {
+    let q4 = qo >> 2u;
+    let k4 = ko >> 2u;
+    let n4 = p.dk >> 2u;
+    var d = vec4<f32>(0.0);
+    var c = 0u;
+    for (; c + 4u <= n4; c += 4u) {
+      let a0 = k[k4 + c];
+      let a1 = k[k4 + c + 1u];
+      let a2 = k[k4 + c + 2u];
+      let a3 = k[k4 + c + 3u];
+      d += q[q4 + c] * a0;
+      d += q[q4 + c + 1u] * a1;
+      d += q[q4 + c + 2u] * a2;
+      d += q[q4 + c + 3u] * a3;
+    }
+    for (; c < n4; c++) { d += q[q4 + c] * k[k4 + c]; }
+    return (d.x + d.y) + (d.z + d.w);
+  }
+  var dot = 0.0;
+  for (var c = 0u; c < p.dk; c++) { dot += qel(qo + c) * kel(ko + c); }
+  return dot;
+}
 
 var<workgroup> s: array<f32, 64>;
 //#include softmax-tile.wgsl
@@ -57,9 +91,7 @@ fn attendSpan(id: u32, sp: u32, li: u32, keys: u32) {
     var sj = -3.0e38;
     if (j < j1) {
       let ko = p.koff + (bi * p.lk + j) * p.kld + kh * p.dk;
-      var dot = 0.0;
-      for (var c = 0u; c < p.dk; c++) { dot += q[qo + c] * k[ko + c]; }
-      sj = p.scale * dot;
+      sj = p.scale * qk(qo, ko);
     }
     s[li] = sj;
     workgroupBarrier();

@@ -101,10 +101,13 @@ function attentionSplit(
   const p = { ...params, S, chunk, loff: a.rowKeys ? a.rowKeys.offset : 0 };
   const [sx, sy] = grid(n * S, 1);
   const { q, k, v } = bufs;
+  // q and k rows on 16-byte boundaries: the dot products in vec4s
+  const kv4 = [params.dk, params.qoff, params.qld, params.koff, params.kld].every((x) => x % 4 === 0);
+  const o = { KV4: kv4 ? 1 : 0 };
   if (a.rowKeys) {
-    const pipe = bk.d.pipe('attention-split:rows', SPLIT_ROWS, {});
+    const pipe = bk.d.pipe(`attention-split:rows:${kv4}`, SPLIT_ROWS, o);
     bk.d.run(pipe, { q, k, v, lens: bk.buf(a.rowKeys), part }, p, sx, sy);
-  } else bk.d.run(bk.d.pipe('attention-split', SPLIT, {}), { q, k, v, part }, p, sx, sy);
+  } else bk.d.run(bk.d.pipe(`attention-split:${kv4}`, SPLIT, o), { q, k, v, part }, p, sx, sy);
   const [cx, cy] = grid(n, 1);
   bk.d.run(bk.d.pipe('attention-split:combine', SPLIT_COMBINE, {}), { parts: part, o: bufs.o }, p, cx, cy);
   bk.release(part);
