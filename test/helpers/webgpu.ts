@@ -65,3 +65,19 @@ export async function disposeGpu(): Promise<void> {
   shared = undefined;
   if (r && typeof r !== 'string') r.dispose();
 }
+
+/** Records the key of every pipeline `g` asks for (which variant a launch took) until `restore()`. */
+export function pipeKeys(g: WebGpuBackend): { keys: string[]; restore: () => void } {
+  const keys: string[] = [];
+  const pipe = g.d.pipe;
+  g.d.pipe = ((key: string, ...rest: unknown[]) => {
+    keys.push(key);
+    return (pipe as (...a: unknown[]) => unknown).call(g.d, key, ...rest);
+  }) as typeof pipe;
+  return {
+    keys,
+    restore: () => {
+      g.d.pipe = pipe;
+    },
+  };
+}

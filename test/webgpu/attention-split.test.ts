@@ -3,7 +3,7 @@ import { after, test } from 'node:test';
 import { cpu } from '../../src/backend/cpu/cpu-backend.js';
 import { splitSpans } from '../../src/backend/webgpu/kernels/attention.js';
 import { assertClose, randomArray } from '../helpers/compare.js';
-import { disposeGpu, requireAdapter } from '../helpers/webgpu.js';
+import { disposeGpu, pipeKeys, requireAdapter } from '../helpers/webgpu.js';
 import { both, rand, upload } from './pair.js';
 
 /**
@@ -35,12 +35,7 @@ test('splitSpans: split only for few rows over more than one tile of keys; the s
 test('split-K attention on WebGPU equals the CPU reference (one count for all)', async (t) => {
   const g = await requireAdapter(t);
   if (!g) return;
-  const keys4: string[] = [];
-  const pipe = g.d.pipe.bind(g.d);
-  g.d.pipe = ((key: string, ...rest: unknown[]) => {
-    keys4.push(key);
-    return (pipe as (...a: unknown[]) => unknown)(key, ...rest);
-  }) as typeof g.d.pipe;
+  const { keys: keys4, restore } = pipeKeys(g);
   try {
     for (const [b, lq, lk, keys, H, G, dk, dv, aligned] of [
       [1, 1, 131, 129, 3, 1, 7, 5, 0], // three spans of one tile, the last of one key
@@ -69,7 +64,7 @@ test('split-K attention on WebGPU equals the CPU reference (one count for all)',
       keys4.length = 0;
     }
   } finally {
-    g.d.pipe = pipe;
+    restore();
   }
 });
 

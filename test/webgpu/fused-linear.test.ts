@@ -7,7 +7,7 @@ import { isMambaError } from '../../src/errors.js';
 import { f32ToHalf, type DType } from '../../src/tensor/dtype.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { assertClose, randomArray } from '../helpers/compare.js';
-import { disposeGpu, requireAdapter } from '../helpers/webgpu.js';
+import { disposeGpu, pipeKeys, requireAdapter } from '../helpers/webgpu.js';
 
 /**
  * Backend.fusedLinear (issue 14: a hybrid decode block in a few launches) against the composition of the
@@ -179,12 +179,7 @@ test('fusedLinear on WebGPU equals its unfused kernels (and the CPU reference fo
 test('the matrix-vector kernel loading four W words ahead (matvecUnroll 4) gives the sums of one a step (1), bit for bit', async (t) => {
   const g = await requireAdapter(t);
   if (!g) return;
-  const keys: string[] = [];
-  const pipe = g.d.pipe.bind(g.d);
-  g.d.pipe = ((key: string, ...rest: unknown[]) => {
-    keys.push(key);
-    return (pipe as (...a: unknown[]) => unknown)(key, ...rest);
-  }) as typeof g.d.pipe;
+  const { keys, restore } = pipeKeys(g);
   // 8 W rows a workgroup, 32 threads a row: q = 4192 (131 blocks of 32) gives every thread some words in
   // the loop that loads four ahead and some in the one-word loop after it, in every dtype
   g.options.matvecRows = 8;
@@ -222,7 +217,7 @@ test('the matrix-vector kernel loading four W words ahead (matvecUnroll 4) gives
           }
         }
   } finally {
-    g.d.pipe = pipe;
+    restore();
     g.options.matvecRows = 0;
     g.options.matvecUnroll = 4;
   }

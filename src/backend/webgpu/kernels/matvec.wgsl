@@ -237,6 +237,11 @@ fn half_word(v: u32, wq: vec4<u32>, mr: u32, acc: ptr<function, vec4<f32>>, ss: 
   }
 }
 
+// One W word v of a row (f32 or 16-bit by T) against the x rows.
+fn word_step(v: u32, wq: vec4<u32>, mr: u32, acc: ptr<function, vec4<f32>>, ss: ptr<function, vec4<f32>>) {
+  if (T == 0u) { f32_word(v, wq, mr, acc, ss); } else { half_word(v, wq, mr, acc, ss); }
+}
+
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: u32) {
   let tpr = 256u / R;        // threads per W row
@@ -288,43 +293,26 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) li: 
     for (; bi < nbq; bi += tpr) {
       q4_block(bi, W[wb + bi], wscale(wb + bi), mr, &acc, &ss);
     }
-  } else if (VEC && T == 0u) {
-    let wb = wrow >> 2u;
-    let q4 = p.q >> 2u;
-    var v = lane;
-    if (U == 4u) {
-      for (; v + 3u * tpr < q4; v += 4u * tpr) {
-        let w0 = W[wb + v];
-        let w1 = W[wb + v + tpr];
-        let w2 = W[wb + v + 2u * tpr];
-        let w3 = W[wb + v + 3u * tpr];
-        f32_word(v, w0, mr, &acc, &ss);
-        f32_word(v + tpr, w1, mr, &acc, &ss);
-        f32_word(v + 2u * tpr, w2, mr, &acc, &ss);
-        f32_word(v + 3u * tpr, w3, mr, &acc, &ss);
-      }
-    }
-    for (; v < q4; v += tpr) {
-      f32_word(v, W[wb + v], mr, &acc, &ss);
-    }
   } else if (VEC) {
-    let wb = wrow >> 3u;
-    let q8 = p.q >> 3u;
+    // f32 words of 4 weights, or 16-bit ones of 8
+    let sh = select(3u, 2u, T == 0u);
+    let wb = wrow >> sh;
+    let nw = p.q >> sh;
     var v = lane;
     if (U == 4u) {
-      for (; v + 3u * tpr < q8; v += 4u * tpr) {
+      for (; v + 3u * tpr < nw; v += 4u * tpr) {
         let w0 = W[wb + v];
         let w1 = W[wb + v + tpr];
         let w2 = W[wb + v + 2u * tpr];
         let w3 = W[wb + v + 3u * tpr];
-        half_word(v, w0, mr, &acc, &ss);
-        half_word(v + tpr, w1, mr, &acc, &ss);
-        half_word(v + 2u * tpr, w2, mr, &acc, &ss);
-        half_word(v + 3u * tpr, w3, mr, &acc, &ss);
+        word_step(v, w0, mr, &acc, &ss);
+        word_step(v + tpr, w1, mr, &acc, &ss);
+        word_step(v + 2u * tpr, w2, mr, &acc, &ss);
+        word_step(v + 3u * tpr, w3, mr, &acc, &ss);
       }
     }
-    for (; v < q8; v += tpr) {
-      half_word(v, W[wb + v], mr, &acc, &ss);
+    for (; v < nw; v += tpr) {
+      word_step(v, W[wb + v], mr, &acc, &ss);
     }
   } else {
     for (var c = lane; c < p.q; c += tpr) {
