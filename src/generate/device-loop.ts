@@ -90,30 +90,24 @@ export async function* deviceTokens(
   const records = !!bk.record && (!growing || !!bk.kvAppend);
   if (records && growing) state.holdPositionsOnDevice();
   let recorded: RecordedWork | undefined;
-  let bound: Tensor[] = []; // a growing state's tensors when recorded (a grown cache is a new tensor)
-  const stale = (): boolean => {
-    if (!growing) return false;
-    if (!state.nextStepFits) return true;
-    const now = [...state.tensors().values()];
-    return now.length !== bound.length || now.some((t, i) => t !== bound[i]);
-  };
+  // the caches' capacity: a step below it binds the buffers the recording binds (the state is the loop's
+  // alone while it runs; only a step that grows a cache replaces them)
+  let capacity = 0; // (set where a step is recorded)
   const pending: Promise<Int32Array>[] = [];
   const done = new Array<boolean>(b).fill(false);
   let queued = 0;
   const enqueue = (): void => {
     if (queued === 0) sampleFrom(logits);
-    else if (recorded && !stale()) {
+    else if (recorded && state.mostPosition < capacity) {
       recorded.replay();
       state.count(1); // what model.step does on the host (the device's positions advance in the recording)
-    } else if (records && state.nextStepFits) {
-      recorded?.dispose(); // (kept by the GPU's queue until the work that used it is done)
-      recorded = bk.record!(stepAndSample);
-      if (growing) bound = [...state.tensors().values()];
     } else {
-      // a step that grows a KV cache (it copies the old cache into the new) is never recorded: the next one is
-      recorded?.dispose();
+      recorded?.dispose(); // (kept by the GPU's queue until the work that used it is done)
       recorded = undefined;
-      stepAndSample();
+      capacity = state.capacity;
+      // a step that grows a KV cache (it copies the old cache into the new) is never recorded: the next one is
+      if (records && state.mostPosition < capacity) recorded = bk.record!(stepAndSample);
+      else stepAndSample();
     }
     // `read` records the copy and submits now; only the mapping is awaited later.
     const p = bk.read(ids) as Promise<Int32Array>;

@@ -375,9 +375,7 @@ export class CausalSelfAttention implements Mixer {
    * the counters where the host reads them); returns the largest.
    */
   private rowLengths(state: MixerState, rows: readonly number[], b: number): number {
-    const { k, v, length } = state;
-    if (!k || !v || !length)
-      fail('STATE_MISMATCH', 'attention: state must hold "k", "v" and "length" (a KV cache from initState)');
+    const { length } = cacheOf(state);
     if (rows.length !== b || length.size !== b)
       fail('STATE_MISMATCH', `attention: ${rows.length} row positions and ${length.size} counters for a batch of ${b}`);
     const host = this.backend.hostView?.(length);
@@ -389,8 +387,7 @@ export class CausalSelfAttention implements Mixer {
           'STATE_MISMATCH',
           `attention: the KV cache of row ${r} holds ${host.data[host.off + r]} positions, the state says ${t} tokens were seen`,
         );
-      if (!(Number.isInteger(t) && t >= 0 && t <= k.dim(1) && k.dim(1) === v.dim(1)))
-        fail('STATE_MISMATCH', `attention: the KV cache of row ${r} says ${t} positions are filled of its ${k.dim(1)}`);
+      checkFilled(state, t, ` of row ${r}`);
       most = Math.max(most, t);
     }
     return most;
@@ -403,13 +400,8 @@ export class CausalSelfAttention implements Mixer {
   private deviceLength(state: MixerState, device: DevicePositions, b: number): number {
     if (device.rows.size !== b || device.rows.rank !== 1)
       fail('SHAPE_MISMATCH', `attention: device positions must be (${b}), got (${device.rows.shape.join(', ')})`);
-    const { k, v, length } = state;
-    if (!k || !v || !length)
-      fail('STATE_MISMATCH', 'attention: state must hold "k", "v" and "length" (a KV cache from initState)');
-    const t = device.most;
-    if (!(Number.isInteger(t) && t >= 0 && t <= k.dim(1) && k.dim(1) === v.dim(1)))
-      fail('STATE_MISMATCH', `attention: the KV cache says ${t} positions are filled of its ${k.dim(1)}`);
-    return t;
+    checkFilled(state, device.most);
+    return device.most;
   }
 
   /** Writes the filled positions of every row (or the rows' positions): one count for all, or one per row. */
@@ -437,9 +429,7 @@ export class CausalSelfAttention implements Mixer {
    * and, where the host can read it, the counter against the position (a loaded state is untrusted).
    */
   private length(state: MixerState, position: number | undefined): number {
-    const { k, v, length } = state;
-    if (!k || !v || !length)
-      fail('STATE_MISMATCH', 'attention: state must hold "k", "v" and "length" (a KV cache from initState)');
+    const { length } = cacheOf(state);
     const host = this.backend.hostView !== undefined;
     const t = position === undefined || host ? readCounter(length) : position;
     if (position !== undefined && t !== position)
@@ -447,8 +437,7 @@ export class CausalSelfAttention implements Mixer {
         'STATE_MISMATCH',
         `attention: the KV cache holds ${t} positions, the state says ${position} tokens were seen`,
       );
-    if (!(Number.isInteger(t) && t >= 0 && t <= k.dim(1) && k.dim(1) === v.dim(1)))
-      fail('STATE_MISMATCH', `attention: the KV cache says ${t} positions are filled of its ${k.dim(1)}`);
+    checkFilled(state, t);
     return t;
   }
 
@@ -503,4 +492,19 @@ export class CausalSelfAttention implements Mixer {
     for (const ws of this.workspaces.values()) for (const t of [ws.all, ws.o, ws.starts]) t.dispose();
     this.workspaces.clear();
   }
+}
+
+/** The KV cache of an attention state, checked to be one. */
+function cacheOf(state: MixerState): { k: Tensor; v: Tensor; length: Tensor } {
+  const { k, v, length } = state;
+  if (!k || !v || !length)
+    fail('STATE_MISMATCH', 'attention: state must hold "k", "v" and "length" (a KV cache from initState)');
+  return { k, v, length };
+}
+
+/** Checks that `t` filled positions fit the cache (`row`: which row, for the message). */
+function checkFilled(state: MixerState, t: number, row = ''): void {
+  const { k, v } = cacheOf(state);
+  if (!(Number.isInteger(t) && t >= 0 && t <= k.dim(1) && k.dim(1) === v.dim(1)))
+    fail('STATE_MISMATCH', `attention: the KV cache${row} says ${t} positions are filled of its ${k.dim(1)}`);
 }

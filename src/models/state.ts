@@ -66,11 +66,11 @@ export class ModelState {
     this.device = null;
   }
 
-  /** Counts `tokens` more consumed by every row (after a step), on the device too while its positions are held there. */
-  advance(tokens = 1): void {
-    this.count(tokens);
+  /** Counts one more token consumed by every row (after a step), on the device too while its positions are held there. */
+  advance(): void {
+    this.count(1);
     const d = this.device;
-    if (d) for (let i = 0; i < tokens; i++) this.backend.binary('add', d.rows, d.rows, d.ones); // (a step's worth: 1)
+    if (d) this.backend.binary('add', d.rows, d.rows, d.ones);
   }
 
   /**
@@ -84,16 +84,15 @@ export class ModelState {
   }
 
   /**
-   * Whether one more step fits every growing tensor (each KV cache's capacity) without reallocating it:
-   * a recorded step replays only while it does (a step that grows a cache binds new buffers).
+   * Positions every growing tensor (each KV cache) holds without reallocating, Infinity where none grows: a
+   * step at a position below it binds the same buffers, so a recording of one replays until then.
    */
-  get nextStepFits(): boolean {
-    const most = this.mostPosition;
-    let fits = true;
+  get capacity(): number {
+    let cap = Infinity;
     this.forEachShape((t, shape, isGrowing) => {
-      if (isGrowing && t.dim(shape.indexOf(-1)) <= most) fits = false;
+      if (isGrowing) cap = Math.min(cap, t.dim(shape.indexOf(-1)));
     });
-    return fits;
+    return cap;
   }
 
   /** An independent copy. */
